@@ -1,0 +1,17 @@
+//! Evidence for TWI (Trustworthy Workload Identity).
+//!
+//! * [`binding`]: the 64-byte REPORTDATA that binds a verifier's nonce and the workload's
+//!   P-384 public key into a hardware report.
+//! * [`snp`]: AMD SEV-SNP structures — the `ATTESTATION_REPORT` and the plaintext
+//!   `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest-message payloads.
+//!
+//! `no_std`, no allocation, no `unsafe`. Every parser takes `&[u8]`, checks lengths first and
+//! returns a `Result`; no input can make it panic.
+
+#![no_std]
+#![forbid(unsafe_code)]
+
+pub mod binding;
+pub mod snp;
+
+mod bytes;

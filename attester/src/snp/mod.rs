@@ -1,0 +1,6 @@
+//! AMD SEV-SNP structures from the *SEV Secure Nested Paging Firmware ABI Specification*
+//! (AMD publication 56860): the attestation report and the plaintext payloads of the
+//! `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest messages.
+
+pub mod msg;
+pub mod report;

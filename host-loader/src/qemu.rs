@@ -1,0 +1,135 @@
+//! Launching QEMU for the `sim` platform, and choosing its accelerator.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+pub const QEMU_BINARY: &str = "qemu-system-x86_64";
+/// q35 with 128 MiB: the runtime's layout needs 32 MiB; the rest is headroom.
+pub const MEMORY: &str = "128M";
+/// QEMU's exit status when the runtime writes ExitCode::Success (0x10) to isa-debug-exit.
+pub const GUEST_SUCCESS_STATUS: i32 = (0x10 << 1) | 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccelChoice {
+    /// Measure which is faster here (cached per machine).
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accel {
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Kvm => "kvm",
+            Self::Tcg => "tcg",
+        }
+    }
+
+    /// TCG needs `-cpu max` for RDRAND; under KVM `host` passes the real CPU through.
+    fn cpu(self) -> &'static str {
+        match self {
+            Self::Kvm => "host",
+            Self::Tcg => "max",
+        }
+    }
+}
+
+/// The QEMU binary on PATH, or a sentence saying how to install it.
+pub fn find_qemu() -> Result<PathBuf> {
+    if let Some(path) = std::env::var_os("TWI_QEMU") {
+        return Ok(PathBuf::from(path));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join(QEMU_BINARY);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "{QEMU_BINARY} is not installed: on Debian run `sudo apt-get install qemu-system-x86` (or `scripts/setup` from this repository), or set TWI_QEMU to its path"
+    )
+}
+
+/// The arguments for the `sim` platform: q35, the ROM as `-bios`, COM1 on stdout (console),
+/// COM2 on the unix socket `channel` (the CBOR channel), isa-debug-exit for the exit status.
+pub fn sim_args(accel: Accel, rom: &Path, channel: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-machine",
+        "q35",
+        "-accel",
+        accel.name(),
+        "-cpu",
+        accel.cpu(),
+        "-m",
+        MEMORY,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("-chardev".into());
+    args.push(format!("socket,id=channel,path={}", channel.display()));
+    args.push("-serial".into());
+    args.push("chardev:channel".into());
+    args.push("-bios".into());
+    args.push(rom.display().to_string());
+    args
+}
+
+/// Shell-quoted command line, for `--print-qemu` and error messages.
+pub fn command_line(qemu: &Path, args: &[String]) -> String {
+    let quote = |s: &str| {
+        if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=,".contains(c)) {
+            s.to_string()
+        } else {
+            format!("'{s}'")
+        }
+    };
+    std::iter::once(qemu.display().to_string()).chain(args.iter().map(|a| quote(a))).collect::<Vec<_>>().join(" ")
+}
+
+/// Runs `rom` in self-test mode (it exits right after key generation and a signature) under
+/// `accel`, and returns how long QEMU took, or `None` if it failed or exceeded `budget`.
+pub fn time_self_test(qemu: &Path, accel: Accel, rom: &Path, budget: Duration) -> Option<Duration> {
+    let mut args = sim_args(accel, rom, Path::new("/dev/null"));
+    // No channel in self-test mode: drop the COM2 chardev (its last four arguments before -bios).
+    let bios_at = args.iter().position(|a| a == "-bios")?;
+    args.drain(bios_at - 4..bios_at);
+    let start = Instant::now();
+    let mut child =
+        Command::new(qemu).args(&args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().ok()?;
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => {
+                return (status.code() == Some(GUEST_SUCCESS_STATUS)).then(|| start.elapsed());
+            }
+            Ok(None) if start.elapsed() < budget => std::thread::sleep(Duration::from_millis(5)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+        }
+    }
+}

@@ -1,0 +1,396 @@
+//! `twi run`: boot an image under QEMU, bridge its channel to the issuer, and collect the
+//! credential. The loader is untrusted plumbing: the issuer decides on the evidence alone, and
+//! the guest checks the credential against the anchor in its own measured manifest.
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use twi_issuer::{EvidenceBundle, Issued, Issuer};
+use twi_proto::msg::{
+    Challenge, Credential, DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Message, PROTOCOL_VERSION, Platform,
+};
+use twi_proto::{MessageReader, write_message};
+
+use crate::qemu::{self, GUEST_SUCCESS_STATUS};
+use crate::sim::snp::SimPsp;
+
+/// A hostile-host behaviour, for tests: the loader relays the channel, so it can do these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// Flip one byte of the evidence on its way to the issuer.
+    EvidenceByte(usize),
+    /// Give the guest a nonce the issuer never issued, and tell the issuer it was its own.
+    Nonce,
+}
+
+impl std::str::FromStr for Tamper {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "nonce" {
+            return Ok(Self::Nonce);
+        }
+        if let Some(offset) = s.strip_prefix("evidence-byte:") {
+            let offset = match offset.strip_prefix("0x") {
+                Some(hex) => usize::from_str_radix(hex, 16),
+                None => offset.parse(),
+            };
+            return offset.map(Self::EvidenceByte).map_err(|e| e.to_string());
+        }
+        Err("expected `nonce` or `evidence-byte:OFFSET`".into())
+    }
+}
+
+/// Everything a run needs, already resolved.
+pub struct Launch<'a> {
+    pub qemu: PathBuf,
+    pub accel: qemu::Accel,
+    pub rom: PathBuf,
+    pub out: PathBuf,
+    pub timeout: Duration,
+    pub issuer: &'a mut Issuer,
+    pub psp: &'a SimPsp,
+    pub tamper: Option<Tamper>,
+}
+
+/// What happened, for the caller to report.
+#[derive(Debug)]
+pub struct Success {
+    pub issued: Issued,
+    pub elapsed: Duration,
+}
+
+/// The state of the conversation with the guest.
+#[derive(Default)]
+struct Conversation {
+    nonce: Option<Vec<u8>>,
+    nonce_for_issuer: Option<Vec<u8>>,
+    issued: Option<Issued>,
+    /// The first reason the run cannot succeed, in words for the user.
+    failure: Option<String>,
+    credential_accepted: bool,
+}
+
+fn progress(what: impl std::fmt::Display) {
+    eprintln!("twi: {what}");
+}
+
+pub fn run(mut launch: Launch<'_>) -> Result<Success> {
+    let started = Instant::now();
+    let sockdir =
+        tempfile::Builder::new().prefix("twi-run-").tempdir().context("cannot create a temporary directory")?;
+    let socket = sockdir.path().join("channel.sock");
+    let listener = UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    listener.set_nonblocking(true)?;
+
+    let args = qemu::sim_args(launch.accel, &launch.rom, &socket);
+    let mut child = Command::new(&launch.qemu)
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", launch.qemu.display()))?;
+    let mut guard = KillOnDrop(Some(&mut child));
+    let console = spawn_console_reader(guard.child().stdout.take().expect("stdout is piped"), &launch.out)?;
+    let qemu_stderr = spawn_stderr_reader(guard.child().stderr.take().expect("stderr is piped"));
+    let deadline = started + launch.timeout;
+
+    let mut conversation = Conversation::default();
+    let mut stream = accept_until(&listener, &mut guard, deadline)?;
+    let mut exit_status = None;
+    if let Some(stream) = stream.as_mut() {
+        stream.set_read_timeout(Some(Duration::from_millis(20)))?;
+        exit_status = converse(stream, &mut guard, deadline, &mut launch, &mut conversation, &console)?;
+    }
+    if exit_status.is_none() {
+        exit_status = wait_until(&mut guard, deadline)?;
+    }
+    drain_console(&console);
+    let Some(status) = exit_status else {
+        bail!(
+            "the guest did not finish within {} s (accelerator {}); the console log is in {}",
+            launch.timeout.as_secs(),
+            launch.accel.name(),
+            launch.out.join("console.log").display()
+        );
+    };
+    guard.0 = None; // exited: nothing to kill
+    let fatal = console.fatal.lock().map(|f| f.clone()).unwrap_or_default();
+    if let Some(reason) = conversation.failure {
+        bail!("{reason}");
+    }
+    if status.code() != Some(GUEST_SUCCESS_STATUS) {
+        if let Some(fatal) = fatal {
+            bail!("the guest failed: {fatal}");
+        }
+        let stderr = qemu_stderr.join().unwrap_or_default();
+        bail!(
+            "QEMU exited with {status} before the guest finished{}",
+            if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
+        );
+    }
+    let issued = conversation.issued.ok_or_else(|| anyhow!("the guest exited successfully without a credential"))?;
+    if !conversation.credential_accepted {
+        bail!("the guest exited without confirming that it accepted the credential");
+    }
+    Ok(Success { issued, elapsed: started.elapsed() })
+}
+
+/// Kills QEMU if the run ends early.
+struct KillOnDrop<'a>(Option<&'a mut Child>);
+
+impl KillOnDrop<'_> {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("child present")
+    }
+}
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn accept_until(listener: &UnixListener, guard: &mut KillOnDrop<'_>, deadline: Instant) -> Result<Option<UnixStream>> {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false)?;
+                return Ok(Some(stream));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e).context("accepting QEMU's channel connection"),
+        }
+        if guard.child().try_wait()?.is_some() || Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn wait_until(guard: &mut KillOnDrop<'_>, deadline: Instant) -> Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = guard.child().try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Relays the channel until QEMU exits (returning its status) or the deadline passes.
+fn converse(
+    stream: &mut UnixStream,
+    guard: &mut KillOnDrop<'_>,
+    deadline: Instant,
+    launch: &mut Launch<'_>,
+    conversation: &mut Conversation,
+    console: &Console,
+) -> Result<Option<std::process::ExitStatus>> {
+    let mut reader = MessageReader::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        drain_console(console);
+        match stream.read(&mut buf) {
+            Ok(0) => return wait_until(guard, deadline),
+            Ok(n) => {
+                for &byte in &buf[..n] {
+                    if let Some(result) = reader.push(byte) {
+                        let reply = match result {
+                            Ok(msg) => handle(msg, launch, conversation)?,
+                            Err(e) => {
+                                progress(format_args!("malformed frame from the guest: {e}"));
+                                Some(Message::Error(ErrorMsg::new(e.code(), "malformed frame from the host's view")))
+                            }
+                        };
+                        if let Some(reply) = reply {
+                            let mut frame = Vec::new();
+                            write_message(&reply, &mut frame).map_err(|e| anyhow!("encoding a reply: {e}"))?;
+                            stream.write_all(&frame)?;
+                        }
+                    }
+                }
+            }
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e).context("reading the channel"),
+        }
+        if let Some(status) = guard.child().try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
+        }
+    }
+}
+
+/// Answers one message from the guest.
+fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation) -> Result<Option<Message>> {
+    let fail = |conversation: &mut Conversation, reason: String| {
+        conversation.failure.get_or_insert(reason);
+    };
+    Ok(match msg {
+        Message::Hello(hello) => {
+            progress(format_args!("booted: {} on platform {:?}", hello.runtime, hello.platform));
+            if hello.version != PROTOCOL_VERSION {
+                let text = format!(
+                    "protocol version {} is not supported (this loader speaks {PROTOCOL_VERSION})",
+                    hello.version
+                );
+                fail(conversation, format!("the guest speaks {text}"));
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnsupportedVersion, &text))));
+            }
+            if hello.platform != Platform::SimSnp {
+                let text = format!("platform {:?} cannot run under `--platform sim`", hello.platform);
+                fail(conversation, format!("the guest reports {text}"));
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
+            }
+            let nonce = launch.issuer.challenge().map_err(|e| anyhow!("issuer: {e}"))?;
+            let sent = if launch.tamper == Some(Tamper::Nonce) {
+                let mut other = vec![0u8; nonce.len()];
+                getrandom::fill(&mut other).map_err(|e| anyhow!("OS RNG: {e}"))?;
+                progress("tamper: sending the guest a nonce the issuer never issued");
+                other
+            } else {
+                nonce.clone()
+            };
+            conversation.nonce = Some(sent.clone());
+            conversation.nonce_for_issuer = Some(nonce);
+            Some(Message::Challenge(Challenge { nonce: sent }))
+        }
+        Message::DoorbellRequest(request) => match request.kind {
+            DoorbellKind::SnpGuestRequest => Some(Message::DoorbellResponse(DoorbellResponse {
+                kind: DoorbellKind::SnpGuestRequest,
+                status: 0,
+                response: launch.psp.handle_report_request(&request.request),
+            })),
+            DoorbellKind::TdxGetQuote => Some(Message::Error(ErrorMsg::new(
+                ErrorCode::DoorbellFailed,
+                "the simulated TDX module is not available under --platform sim",
+            ))),
+        },
+        Message::Evidence(evidence) => {
+            progress(format_args!(
+                "evidence received: {}-byte report, {:?}",
+                evidence.evidence.len(),
+                evidence.platform
+            ));
+            if conversation.nonce.as_deref() != Some(evidence.nonce.as_slice()) {
+                fail(conversation, "the guest echoed a nonce other than the challenge".into());
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, "nonce echo mismatch"))));
+            }
+            let mut report = evidence.evidence.clone();
+            if let Some(Tamper::EvidenceByte(offset)) = launch.tamper
+                && let Some(byte) = report.get_mut(offset)
+            {
+                *byte ^= 0x01;
+                progress(format_args!("tamper: flipped evidence byte {offset:#x} on its way to the issuer"));
+            }
+            let endorsements = launch.psp.endorsements()?;
+            let nonce = conversation.nonce_for_issuer.clone().unwrap_or_default();
+            let bundle = EvidenceBundle {
+                platform: evidence.platform,
+                evidence: &report,
+                public_key: &evidence.public_key,
+                nonce: &nonce,
+                endorsements: &endorsements,
+            };
+            match launch.issuer.issue(&bundle) {
+                Ok(issued) => {
+                    progress(format_args!(
+                        "verified: chip {}…, measurement {}…",
+                        &hex::encode(&issued.appraisal.chip_id)[..16],
+                        &hex::encode(&issued.appraisal.measurement)[..16]
+                    ));
+                    progress(format_args!("issued: {} (serial {})", issued.workload_id, issued.serial_hex));
+                    let reply = Message::Credential(Credential {
+                        certificate: issued.certificate_der.clone(),
+                        workload_id: issued.workload_id.clone(),
+                    });
+                    conversation.issued = Some(issued);
+                    Some(reply)
+                }
+                Err(rejection) => {
+                    fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string())))
+                }
+            }
+        }
+        Message::Done(done) => {
+            conversation.credential_accepted = done.credential_accepted;
+            if done.credential_accepted {
+                progress("the guest verified the credential against its built-in issuer anchor");
+            } else {
+                fail(conversation, "the guest rejected the credential".into());
+            }
+            None
+        }
+        Message::Error(error) => {
+            fail(conversation, format!("the guest reported an error ({:?}): {}", error.code, error.message));
+            None
+        }
+        Message::Log(line) => {
+            progress(format_args!("guest: {}", line.line));
+            None
+        }
+        other => {
+            let text = format!("{} is not a message a guest sends", other.name());
+            Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text)))
+        }
+    })
+}
+
+/// COM1: every line goes to `console.log`; lines are shown on stderr as they arrive.
+struct Console {
+    lines: mpsc::Receiver<String>,
+    fatal: std::sync::Arc<std::sync::Mutex<Option<String>>>,
+}
+
+fn spawn_console_reader(stdout: std::process::ChildStdout, out: &Path) -> Result<Console> {
+    let path = out.join("console.log");
+    let mut log = fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let (tx, rx) = mpsc::channel();
+    let fatal = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let fatal_writer = fatal.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).split(b'\n') {
+            let Ok(line) = line else { break };
+            let text = String::from_utf8_lossy(&line).trim_end_matches('\r').to_string();
+            let _ = writeln!(log, "{text}");
+            if let Some(reason) = text.strip_prefix("FATAL: ")
+                && let Ok(mut f) = fatal_writer.lock()
+            {
+                f.get_or_insert_with(|| reason.to_string());
+            }
+            if tx.send(text).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(Console { lines: rx, fatal })
+}
+
+fn drain_console(console: &Console) {
+    // Give the reader thread a moment after QEMU exits so the last lines are not lost.
+    while let Ok(line) = console.lines.recv_timeout(Duration::from_millis(1)) {
+        eprintln!("  guest | {line}");
+    }
+}
+
+fn spawn_stderr_reader(mut stderr: std::process::ChildStderr) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    })
+}

@@ -1,0 +1,267 @@
+//! A simulated AMD Secure Processor (PSP) for SEV-SNP guests.
+//!
+//! It keeps a simulated ARK → ASK → VCEK chain (ECDSA P-384 throughout: the real ARK and ASK
+//! are RSA-4096, which the issuer's AMD path verifies separately) and a chip id on disk, and
+//! answers MSG_REPORT_REQ with a MSG_REPORT_RSP whose 1184-byte report is laid out and signed
+//! exactly as the SEV-SNP Firmware ABI specifies.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use der::asn1::Uint;
+use der::{DecodePem, Encode, EncodePem};
+use p384::ecdsa::SigningKey;
+use p384::ecdsa::signature::Signer;
+use p384::elliptic_curve::Generate;
+use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use sha2::{Digest, Sha384};
+use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
+use twi_attester::snp::report::{
+    AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, REPORT_SIZE, SIGNED_LEN, TcbVersion,
+};
+use twi_issuer::oids;
+use twi_issuer::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
+use x509_cert::Certificate;
+use x509_cert::name::Name;
+
+/// The TCB the simulated chip reports: bootloader 3, TEE 0, SNP 8, microcode 115 (the
+/// Milan-layout byte positions of TCB_VERSION).
+const SIM_TCB: u64 = u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]);
+const CERT_LIFETIME: Duration = Duration::from_secs(25 * 365 * 24 * 3600);
+
+struct Identity {
+    key: SigningKey,
+    cert: Certificate,
+}
+
+/// The simulated PSP of one simulated chip.
+pub struct SimPsp {
+    ark: Identity,
+    ask: Identity,
+    vcek: Identity,
+    chip_id: [u8; 64],
+    report_id: [u8; 32],
+    launch_digest: [u8; 48],
+}
+
+impl std::fmt::Debug for SimPsp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimPsp").field("chip_id", &hex::encode(self.chip_id)).finish_non_exhaustive()
+    }
+}
+
+impl SimPsp {
+    /// Loads the simulated chip from `dir`, or creates one there.
+    pub fn load_or_create(dir: &Path) -> Result<Self> {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let chip_path = dir.join("chip_id.hex");
+        let chip_id: [u8; 64] = if chip_path.exists() {
+            let text = fs::read_to_string(&chip_path)?;
+            hex::decode(text.trim())?
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not 64 bytes", chip_path.display()))?
+        } else {
+            let mut id = [0u8; 64];
+            getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+            fs::write(&chip_path, hex::encode(id))?;
+            id
+        };
+        let ark = identity(dir, "ark", "CN=ARK-Sim,O=TWI simulated TEE", None, Kind::Ca { path_len: Some(1) }, vec![])?;
+        let ask =
+            identity(dir, "ask", "CN=SEV-Sim,O=TWI simulated TEE", Some(&ark), Kind::Ca { path_len: Some(0) }, vec![])?;
+        let vcek = identity(
+            dir,
+            "vcek",
+            "CN=SEV-VCEK-Sim,O=TWI simulated TEE",
+            Some(&ask),
+            Kind::Endorsement,
+            vcek_extensions(&chip_id)?,
+        )?;
+        let mut report_id = [0u8; 32];
+        getrandom::fill(&mut report_id).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+        Ok(Self { ark, ask, vcek, chip_id, report_id, launch_digest: [0; 48] })
+    }
+
+    /// The root an issuer must be told to trust to accept this chip's reports.
+    pub fn root(&self) -> &Certificate {
+        &self.ark.cert
+    }
+
+    /// `[VCEK, ASK]` as DER: what the host supplies with a report (as the extended guest
+    /// request's certificate table does on hardware).
+    pub fn endorsements(&self) -> Result<Vec<Vec<u8>>> {
+        Ok(vec![self.vcek.cert.to_der()?, self.ask.cert.to_der()?])
+    }
+
+    /// Records the launch measurement of the image this "chip" launched.
+    pub fn set_launch_digest(&mut self, digest: [u8; 48]) {
+        self.launch_digest = digest;
+    }
+
+    /// Answers a MSG_REPORT_REQ payload with a MSG_REPORT_RSP payload.
+    pub fn handle_report_request(&self, request: &[u8]) -> Vec<u8> {
+        let mut out = vec![0u8; 0x20 + REPORT_SIZE];
+        let (status, report) = match ReportRequest::parse(request) {
+            // The runtime runs at VMPL0; a request for a more privileged level than 3 is invalid.
+            Ok(req) if req.vmpl <= 3 => (STATUS_SUCCESS, self.sign_report(&req)),
+            _ => (STATUS_INVALID_PARAMETERS, Vec::new()),
+        };
+        match ReportResponse::encode(status, &report, &mut out) {
+            Ok(len) => out.truncate(len),
+            Err(_) => out.clear(),
+        }
+        out
+    }
+
+    fn sign_report(&self, request: &ReportRequest) -> Vec<u8> {
+        let tcb = TcbVersion(SIM_TCB);
+        let mut report = AttestationReport {
+            version: 3,
+            guest_svn: 0,
+            policy: GuestPolicy(GuestPolicy::QEMU_DEFAULT),
+            family_id: [0; 16],
+            image_id: [0; 16],
+            vmpl: request.vmpl,
+            signature_algo: twi_issuer::snp::SIG_ALGO_ECDSA_P384_SHA384,
+            current_tcb: tcb,
+            platform_info: 0,
+            key_info: KeyInfo(0), // signed by the VCEK, author key absent
+            report_data: request.report_data,
+            measurement: self.launch_digest,
+            host_data: [0; 32],
+            id_key_digest: [0; 48],
+            author_key_digest: [0; 48],
+            report_id: self.report_id,
+            report_id_ma: [0xFF; 32],
+            reported_tcb: tcb,
+            cpuid_fam_id: 0x19,
+            cpuid_mod_id: 0x01,
+            cpuid_step: 0x01,
+            chip_id: self.chip_id,
+            committed_tcb: tcb,
+            current_build: 21,
+            current_minor: 55,
+            current_major: 1,
+            committed_build: 21,
+            committed_minor: 55,
+            committed_major: 1,
+            launch_tcb: tcb,
+            launched_mit_vector: 0,
+            current_mit_vector: 0,
+            signature: EcdsaP384Signature { r: [0; 72], s: [0; 72] },
+        };
+        let unsigned = report.to_bytes();
+        let signature: p384::ecdsa::Signature = self.vcek.key.sign(&unsigned[..SIGNED_LEN]);
+        let rs: [u8; 96] = signature.to_bytes().into();
+        report.signature = EcdsaP384Signature::from_big_endian_rs(&rs);
+        report.to_bytes().to_vec()
+    }
+}
+
+/// The VCEK's AMD extensions: the TCB components and the chip id (hwID, raw 64 bytes), as in
+/// AMD's VCEK certificates, so the issuer checks the same claims on both paths.
+fn vcek_extensions(chip_id: &[u8; 64]) -> Result<Vec<ExtraExtension>> {
+    let tcb = TcbVersion(SIM_TCB);
+    let spl = |oid, value: u8| -> Result<ExtraExtension> {
+        Ok(ExtraExtension { oid, critical: false, value_der: Uint::new(&[value])?.to_der()? })
+    };
+    Ok(vec![
+        spl(oids::AMD_BL_SPL, tcb.bootloader())?,
+        spl(oids::AMD_TEE_SPL, tcb.tee())?,
+        spl(oids::AMD_SNP_SPL, tcb.snp())?,
+        spl(oids::AMD_UCODE_SPL, tcb.microcode())?,
+        ExtraExtension { oid: oids::AMD_HW_ID, critical: false, value_der: chip_id.to_vec() },
+    ])
+}
+
+/// Loads `<name>.key.pem` and `<name>.pem` from `dir`, or creates them, issued by `issuer`
+/// (self-signed when `None`).
+fn identity(
+    dir: &Path,
+    name: &str,
+    subject: &str,
+    issuer: Option<&Identity>,
+    kind: Kind,
+    extra: Vec<ExtraExtension>,
+) -> Result<Identity> {
+    let key_path = dir.join(format!("{name}.key.pem"));
+    let cert_path = dir.join(format!("{name}.pem"));
+    if key_path.exists() && cert_path.exists() {
+        let key = SigningKey::from_pkcs8_pem(&fs::read_to_string(&key_path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
+        let cert = Certificate::from_pem(fs::read(&cert_path)?)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
+        return Ok(Identity { key, cert });
+    }
+    let key = SigningKey::try_generate().map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+    let subject: Name = subject.parse()?;
+    let profile = Profile { subject, issuer: issuer.map(|i| i.cert.tbs_certificate().subject().clone()), kind, extra };
+    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())?;
+    let signer = issuer.map_or(&key, |i| &i.key);
+    let cert = issue(profile, random_serial()?, CERT_LIFETIME, spki, signer)?;
+    fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
+    fs::write(&cert_path, cert.to_pem(LineEnding::LF)?)?;
+    Ok(Identity { key, cert })
+}
+
+/// The SEV-SNP launch digest of the ROM pages alone: the PAGE_INFO chain (SEV-SNP Firmware
+/// ABI, SNP_LAUNCH_UPDATE) over each 4 KiB page of `rom` as a normal page at its GPA below
+/// 4 GiB. A real launch also measures the VMSA, the secrets and CPUID pages; the full
+/// calculator arrives with the images-and-measurements work, and replaces this one.
+pub fn rom_launch_digest(rom: &[u8]) -> [u8; 48] {
+    const PAGE_TYPE_NORMAL: u8 = 1;
+    let base = (1u64 << 32) - rom.len() as u64;
+    let mut digest = [0u8; 48];
+    for (i, page) in rom.chunks(4096).enumerate() {
+        let mut info = [0u8; 0x70];
+        info[..48].copy_from_slice(&digest);
+        info[48..96].copy_from_slice(&Sha384::digest(page));
+        info[0x60..0x62].copy_from_slice(&0x70u16.to_le_bytes());
+        info[0x62] = PAGE_TYPE_NORMAL;
+        info[0x68..0x70].copy_from_slice(&(base + 4096 * i as u64).to_le_bytes());
+        digest = Sha384::digest(info).into();
+    }
+    digest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    #[test]
+    fn reports_verify_under_the_simulated_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut psp = SimPsp::load_or_create(dir.path()).unwrap();
+        psp.set_launch_digest([7; 48]);
+        let request = ReportRequest { report_data: [0xAB; 64], vmpl: 0 };
+        let response = psp.handle_report_request(&request.to_bytes());
+        let parsed = ReportResponse::parse(&response).unwrap();
+        assert_eq!(parsed.status, STATUS_SUCCESS);
+        let endorsements: Vec<Certificate> =
+            psp.endorsements().unwrap().iter().map(|d| twi_issuer::chain::parse(d, "x").unwrap()).collect();
+        let report =
+            twi_issuer::snp::verify_report(parsed.report, &endorsements, psp.root(), SystemTime::now()).unwrap();
+        assert_eq!(report.report_data, [0xAB; 64]);
+        assert_eq!(report.measurement, [7; 48]);
+        assert_eq!(&report.chip_id, &psp.chip_id);
+
+        // The same chip comes back from disk.
+        let again = SimPsp::load_or_create(dir.path()).unwrap();
+        assert_eq!(&again.chip_id, &psp.chip_id);
+        assert_eq!(again.root(), psp.root());
+    }
+
+    #[test]
+    fn invalid_requests_get_a_failure_status() {
+        let dir = tempfile::tempdir().unwrap();
+        let psp = SimPsp::load_or_create(dir.path()).unwrap();
+        let response = psp.handle_report_request(&[0u8; 95]);
+        assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+        let bad_vmpl = ReportRequest { report_data: [0; 64], vmpl: 4 };
+        let response = psp.handle_report_request(&bad_vmpl.to_bytes());
+        assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+    }
+}

@@ -1,0 +1,27 @@
+//! Object identifiers the issuer puts in certificates.
+//!
+//! The project has no Private Enterprise Number yet, so its arc sits under 32473, the PEN
+//! that RFC 5612 reserves for documentation and examples. Everything hangs off [`TWI_ARC`]:
+//! registering a real PEN changes this one module.
+
+use der::asn1::ObjectIdentifier;
+
+/// 1.3.6.1.4.1.32473 (RFC 5612) . 7467 ("TW" on a phone keypad is 89: any number works).
+pub const TWI_ARC: &str = "1.3.6.1.4.1.32473.7467";
+
+/// Credential extension: the evidence came from the *simulated* TEE (UTF8String naming the
+/// simulated platform). A relying party must never treat such a credential as hardware-backed.
+pub const SIMULATED_TEE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.7467.1");
+/// Credential extension: SHA-384 of the evidence the issuance was decided on (OCTET STRING),
+/// linking the credential to its provenance.
+pub const EVIDENCE_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.7467.2");
+
+/// AMD VCEK/VLEK certificate extensions (AMD "Versioned Chip Endorsement Key" spec, Table 8).
+pub const AMD_BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+pub const AMD_TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+pub const AMD_SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+pub const AMD_UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+pub const AMD_HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
+
+/// ecdsa-with-SHA384 (RFC 5758).
+pub const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");

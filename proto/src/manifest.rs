@@ -1,0 +1,112 @@
+//! The launch manifest: configuration the image builder writes into the ROM, so that it is
+//! part of the measured launch. The runtime trusts it for exactly that reason (a host cannot
+//! change it without changing the measurement the issuer appraises).
+//!
+//! In the ROM it occupies a fixed 4 KiB slot (see `linker/runtime.ld`):
+//! `u32 little-endian length ‖ postcard(LaunchManifest) ‖ zero padding`.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when the manifest's fields change meaning.
+pub const MANIFEST_FORMAT: u16 = 1;
+/// The size of the ROM slot that holds the encoded manifest.
+pub const MANIFEST_SLOT_SIZE: usize = 4096;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchManifest {
+    pub format: u16,
+    /// SEC1 encoding of the issuer CA's P-384 public key: the only key whose credentials the
+    /// runtime accepts.
+    pub issuer_anchor: Vec<u8>,
+    /// The issuer CA's subject, for log lines.
+    pub issuer_name: String,
+    /// Boot, generate the key, sign once, exit: no channel. Used to time an accelerator.
+    pub self_test_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ManifestError {
+    /// The slot holds no manifest (an image that `twi build` did not finish).
+    Missing,
+    /// The length prefix points past the slot.
+    BadLength,
+    /// postcard could not decode it.
+    Malformed,
+    /// A manifest from a newer or older builder.
+    UnsupportedFormat(u16),
+}
+
+impl core::fmt::Display for ManifestError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Missing => f.write_str("the image carries no launch manifest (build it with `twi build`)"),
+            Self::BadLength => f.write_str("the launch manifest's length exceeds its slot"),
+            Self::Malformed => f.write_str("the launch manifest cannot be decoded"),
+            Self::UnsupportedFormat(v) => write!(f, "launch manifest format {v} is not supported"),
+        }
+    }
+}
+
+impl LaunchManifest {
+    /// The bytes of the ROM slot: length prefix, postcard body, zero padding.
+    pub fn to_slot(&self) -> Result<Vec<u8>, ManifestError> {
+        let body = postcard::to_allocvec(self).map_err(|_| ManifestError::Malformed)?;
+        if body.len() + 4 > MANIFEST_SLOT_SIZE {
+            return Err(ManifestError::BadLength);
+        }
+        let mut slot = Vec::with_capacity(MANIFEST_SLOT_SIZE);
+        slot.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        slot.extend_from_slice(&body);
+        slot.resize(MANIFEST_SLOT_SIZE, 0);
+        Ok(slot)
+    }
+
+    pub fn from_slot(slot: &[u8]) -> Result<Self, ManifestError> {
+        let (len, rest) = slot.split_first_chunk::<4>().ok_or(ManifestError::Missing)?;
+        let len = u32::from_le_bytes(*len) as usize;
+        if len == 0 {
+            return Err(ManifestError::Missing);
+        }
+        let body = rest.get(..len).ok_or(ManifestError::BadLength)?;
+        let manifest: Self = postcard::from_bytes(body).map_err(|_| ManifestError::Malformed)?;
+        if manifest.format != MANIFEST_FORMAT {
+            return Err(ManifestError::UnsupportedFormat(manifest.format));
+        }
+        Ok(manifest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> LaunchManifest {
+        LaunchManifest {
+            format: MANIFEST_FORMAT,
+            issuer_anchor: alloc::vec![4; 97],
+            issuer_name: "CN=test".into(),
+            self_test_only: false,
+        }
+    }
+
+    #[test]
+    fn slot_round_trip() {
+        let slot = sample().to_slot().unwrap();
+        assert_eq!(slot.len(), MANIFEST_SLOT_SIZE);
+        assert_eq!(LaunchManifest::from_slot(&slot).unwrap(), sample());
+    }
+
+    #[test]
+    fn empty_and_corrupt_slots_are_rejected() {
+        assert_eq!(LaunchManifest::from_slot(&[0; MANIFEST_SLOT_SIZE]), Err(ManifestError::Missing));
+        let mut slot = sample().to_slot().unwrap();
+        slot[..4].copy_from_slice(&5000u32.to_le_bytes());
+        assert_eq!(LaunchManifest::from_slot(&slot), Err(ManifestError::BadLength));
+        let mut slot = sample().to_slot().unwrap();
+        slot[4] = 9; // format = 9
+        assert_eq!(LaunchManifest::from_slot(&slot), Err(ManifestError::UnsupportedFormat(9)));
+    }
+}

@@ -1,0 +1,18 @@
+//! The TWI runtime: bare-metal firmware for a confidential VM that generates the workload's
+//! Credential Key in private memory, binds it into the hardware report, and obtains a
+//! credential for it over the CBOR channel.
+//!
+//! Machine-independent parts (the vault, the session protocol, the credential check) build
+//! and test on the host; `platform` (boot, ports, exceptions, allocators) only on the
+//! bare-metal target.
+#![cfg_attr(not(test), no_std)]
+
+extern crate alloc;
+
+pub mod credential;
+pub mod layout;
+pub mod session;
+pub mod vault;
+
+#[cfg(target_os = "none")]
+pub mod platform;

@@ -1,0 +1,158 @@
+//! The firmware entry: wires the platform to the session and reports the boot figures.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("twi-runtime is firmware for x86_64-unknown-none: build a bootable image with `twi build`");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod firmware {
+    extern crate alloc;
+
+    use twi_proto::manifest::LaunchManifest;
+    use twi_runtime::layout::{BOOT_SCRATCH, MIN_RAM_BYTES};
+    use twi_runtime::log;
+    use twi_runtime::platform::exit::{ExitCode, exit};
+    use twi_runtime::platform::serial::{COM2, Uart};
+    use twi_runtime::platform::{cmos, console, cpu, idt, memory, rng, time};
+    use twi_runtime::session::{self, Channel, Event, Link, Trust};
+    use twi_runtime::vault::Vault;
+
+    const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
+
+    /// The Credential Key's home: its own page-aligned section of private RAM.
+    #[unsafe(link_section = ".vault")]
+    static VAULT: Vault = Vault::new();
+
+    unsafe extern "C" {
+        static __manifest_start: u8;
+        static __manifest_end: u8;
+    }
+
+    /// COM2 as the channel's byte pipe.
+    struct SerialLink(Uart);
+
+    impl Link for SerialLink {
+        fn write_all(&mut self, bytes: &[u8]) {
+            self.0.write_bytes(bytes);
+        }
+        fn read_byte(&mut self) -> Option<u8> {
+            Some(self.0.read_byte())
+        }
+    }
+
+    fn fatal(what: core::fmt::Arguments<'_>) -> ! {
+        console::write_line_unlocked(format_args!("FATAL: {what}"));
+        exit(ExitCode::Failure)
+    }
+
+    /// The manifest slot of the ROM, copied once into private memory and decoded from the copy.
+    fn load_manifest() -> LaunchManifest {
+        // SAFETY: the linker script places the 4 KiB manifest slot at these ROM addresses,
+        // which the boot page tables map read-only-in-practice (ROM ignores writes); the ROM is
+        // immutable for the life of the VM, so a shared borrow for the copy below is sound.
+        let slot = unsafe {
+            let start = core::ptr::addr_of!(__manifest_start);
+            let len = core::ptr::addr_of!(__manifest_end) as usize - start as usize;
+            core::slice::from_raw_parts(start, len)
+        };
+        let copy = alloc::vec::Vec::from(slot);
+        LaunchManifest::from_slot(&copy).unwrap_or_else(|e| fatal(format_args!("{e}")))
+    }
+
+    fn reset_tsc() -> u64 {
+        // SAFETY: the boot stub wrote the reset-time TSC to this fixed, identity-mapped RAM
+        // address; nothing else uses the boot scratch page.
+        unsafe { core::ptr::read_volatile(BOOT_SCRATCH as usize as *const u64) }
+    }
+
+    #[unsafe(no_mangle)]
+    #[unsafe(link_section = ".text.rust_entry")]
+    pub extern "C" fn rust_entry() -> ! {
+        let entry_tsc = cpu::rdtsc();
+        console::init();
+        idt::init();
+        let tsc_hz = time::calibrate_tsc_hz();
+        log!("{RUNTIME_NAME} booted");
+        log!(
+            "boot: reset vector -> rust entry {} us (TSC {} MHz)",
+            time::micros(tsc_hz, reset_tsc(), entry_tsc),
+            tsc_hz / 1_000_000
+        );
+
+        match cmos::low_ram_bytes() {
+            Some(ram) if ram < MIN_RAM_BYTES => {
+                fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
+            }
+            _ => {}
+        }
+        memory::init();
+
+        let Some(mut rng) = rng::HwRng::new() else {
+            fatal(format_args!(
+                "the CPU has no RDRAND (under QEMU TCG use -cpu max): refusing to run without a hardware RNG"
+            ))
+        };
+        let manifest = load_manifest();
+        log!("issuer anchor: {}", manifest.issuer_name);
+
+        let t0 = cpu::rdtsc();
+        if let Err(e) = VAULT.generate(&mut rng) {
+            fatal(format_args!("Credential Key generation failed: {e:?}"))
+        }
+        let t1 = cpu::rdtsc();
+        // Pairwise consistency test (FIPS 140-3 IG 10.3.A): sign and verify once before use.
+        let public = VAULT.public_key().unwrap_or_else(|e| fatal(format_args!("{e:?}")));
+        let probe = b"twi pairwise consistency test";
+        let signature = VAULT.sign(probe).unwrap_or_else(|e| fatal(format_args!("{e:?}")));
+        let t2 = cpu::rdtsc();
+        if !verifies(&public, probe, signature.as_bytes()) {
+            fatal(format_args!("the Credential Key failed its pairwise consistency test"))
+        }
+        log!(
+            "key generated: P-384 keygen {} us, sign {} us",
+            time::micros(tsc_hz, t0, t1),
+            time::micros(tsc_hz, t1, t2)
+        );
+
+        if manifest.self_test_only {
+            log!("self-test image: done in {} us since reset", time::micros(tsc_hz, reset_tsc(), cpu::rdtsc()));
+            exit(ExitCode::Success)
+        }
+
+        let mut channel = Channel::new(SerialLink(Uart::init(COM2)));
+        let trust = Trust { issuer_anchor: &manifest.issuer_anchor };
+        let mut events = |event: Event<'_>| match event {
+            Event::ChallengeReceived => log!("challenge received"),
+            Event::ReportReceived => log!("report received"),
+            Event::EvidenceSent => log!("evidence sent"),
+            Event::MalformedFrame(e) => log!("malformed frame from the host: {e}"),
+            Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
+        };
+        let result = session::run(&mut channel, &VAULT, &trust, RUNTIME_NAME, &mut events);
+        let heap = memory::heap_usage();
+        log!("heap: {} of {} bytes in use", heap.used, heap.size);
+        match result {
+            Ok(_) => {
+                log!("done in {} us since reset", time::micros(tsc_hz, reset_tsc(), cpu::rdtsc()));
+                exit(ExitCode::Success)
+            }
+            Err(e) => fatal(format_args!("{e}")),
+        }
+    }
+
+    fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
+        use p384::ecdsa::signature::Verifier;
+        let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(public) else { return false };
+        let Ok(signature) = p384::ecdsa::Signature::from_der(der) else { return false };
+        key.verify(message, &signature).is_ok()
+    }
+
+    #[panic_handler]
+    fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+        console::write_line_unlocked(format_args!("FATAL: panic: {info}"));
+        exit(ExitCode::Failure)
+    }
+}

@@ -1,0 +1,22 @@
+//! CPU identification and timestamps.
+
+use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
+
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    // CPUID is available on every x86-64 CPU and has no side effects.
+    if subleaf == 0 { __cpuid(leaf) } else { __cpuid_count(leaf, subleaf) }
+}
+
+pub fn has_rdrand() -> bool {
+    cpuid(1, 0).ecx & (1 << 30) != 0
+}
+
+pub fn has_rdseed() -> bool {
+    cpuid(0, 0).eax >= 7 && cpuid(7, 0).ebx & (1 << 18) != 0
+}
+
+/// The time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC only reads the counter (CR4.TSD is clear: the runtime never sets it).
+    unsafe { core::arch::x86_64::_rdtsc() }
+}

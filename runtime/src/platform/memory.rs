@@ -1,0 +1,59 @@
+//! The two allocators: a byte heap for `alloc` and a page-frame pool, both on fixed regions of
+//! [`crate::layout`] that nothing else touches.
+
+use buddy_system_allocator::FrameAllocator;
+use linked_list_allocator::LockedHeap;
+use spin::Mutex;
+
+use crate::layout::{FRAMES, HEAP};
+
+#[global_allocator]
+static HEAP_ALLOCATOR: LockedHeap = LockedHeap::empty();
+
+pub const PAGE_SIZE: usize = 4096;
+
+static FRAME_POOL: Mutex<FrameAllocator<32>> = Mutex::new(FrameAllocator::new());
+
+/// Hands both regions to their allocators. Call once, after checking that RAM covers them.
+pub fn init() {
+    // SAFETY: HEAP is RAM reserved for the heap by the layout (below FRAMES, above the image),
+    // identity mapped writable by the boot page tables, and this is its only initialisation.
+    unsafe { HEAP_ALLOCATOR.lock().init(HEAP.start as *mut u8, HEAP.end - HEAP.start) };
+    FRAME_POOL.lock().add_frame(FRAMES.start / PAGE_SIZE, FRAMES.end / PAGE_SIZE);
+}
+
+/// A 4 KiB page frame from the pool, identity mapped, returned on drop.
+#[derive(Debug)]
+pub struct Frame {
+    number: usize,
+}
+
+impl Frame {
+    pub fn alloc() -> Option<Self> {
+        FRAME_POOL.lock().alloc(1).map(|number| Self { number })
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: the frame lies in FRAMES (identity mapped, writable RAM), the pool handed it
+        // out to this `Frame` alone, and the slice borrows `self` mutably.
+        unsafe { core::slice::from_raw_parts_mut((self.number * PAGE_SIZE) as *mut u8, PAGE_SIZE) }
+    }
+}
+
+impl Drop for Frame {
+    fn drop(&mut self) {
+        self.as_mut_slice().fill(0);
+        FRAME_POOL.lock().dealloc(self.number, 1);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HeapUsage {
+    pub used: usize,
+    pub size: usize,
+}
+
+pub fn heap_usage() -> HeapUsage {
+    let heap = HEAP_ALLOCATOR.lock();
+    HeapUsage { used: heap.used(), size: heap.size() }
+}
