@@ -55,16 +55,15 @@ pub fn decide(
     let decision = Decision {
         accel,
         reason: format!(
-            "auto: measured a self-test boot: tcg {}, kvm {} (budget {} ms); cached in {}",
+            "auto: measured a self-test boot: tcg {}, kvm {} (budget {} ms)",
             ms(tcg),
             ms(kvm),
-            budget.as_millis(),
-            cache_path.display()
+            budget.as_millis()
         ),
     };
     let _ = fs::create_dir_all(cache_dir);
     let _ = fs::write(&cache_path, json!({ "key": key, "accel": accel.name(), "reason": decision.reason }).to_string());
-    Ok(decision)
+    Ok(Decision { reason: format!("{}; remembered in {}", decision.reason, cache_path.display()), ..decision })
 }
 
 fn read_cache(path: &Path, key: &str) -> Option<Decision> {
@@ -77,5 +76,5 @@ fn read_cache(path: &Path, key: &str) -> Option<Decision> {
         "tcg" => Accel::Tcg,
         _ => return None,
     };
-    Some(Decision { accel, reason: format!("{} (cached)", value["reason"].as_str()?) })
+    Some(Decision { accel, reason: format!("{}, remembered in {}", value["reason"].as_str()?, path.display()) })
 }

@@ -1,11 +1,5 @@
 //! `twi`: build TWI images, run them under QEMU, and obtain a credential.
 
-mod accel;
-mod image;
-mod qemu;
-mod run;
-mod sim;
-
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -16,8 +10,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
 
-use crate::qemu::AccelChoice;
-use crate::sim::snp::SimPsp;
+use twi_host::qemu::AccelChoice;
+use twi_host::sim::snp::SimPsp;
+use twi_host::{accel, image, qemu, run, sim};
 
 #[derive(Parser, Debug)]
 #[command(name = "twi", version, about = "Trustworthy Workload Identity for confidential VMs")]

@@ -46,7 +46,11 @@ impl Accel {
 /// The QEMU binary on PATH, or a sentence saying how to install it.
 pub fn find_qemu() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("TWI_QEMU") {
-        return Ok(PathBuf::from(path));
+        let path = PathBuf::from(path);
+        if !path.is_file() {
+            bail!("TWI_QEMU names {}, which does not exist", path.display());
+        }
+        return Ok(path);
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for dir in std::env::split_paths(&path) {

@@ -47,6 +47,7 @@ impl std::str::FromStr for Tamper {
 }
 
 /// Everything a run needs, already resolved.
+#[derive(Debug)]
 pub struct Launch<'a> {
     pub qemu: PathBuf,
     pub accel: qemu::Accel,
@@ -289,6 +290,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, "the guest echoed a nonce other than the challenge".into());
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, "nonce echo mismatch"))));
             }
+            write_evidence(&launch.out, &evidence)?;
             let mut report = evidence.evidence.clone();
             if let Some(Tamper::EvidenceByte(offset)) = launch.tamper
                 && let Some(byte) = report.get_mut(offset)
@@ -335,6 +337,12 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             }
             None
         }
+        // The guest answers each malformed frame it skips with Error(Malformed) and carries on;
+        // only its other errors end the session.
+        Message::Error(error) if error.code == ErrorCode::Malformed => {
+            progress(format_args!("the guest skipped a malformed frame: {}", error.message));
+            None
+        }
         Message::Error(error) => {
             fail(conversation, format!("the guest reported an error ({:?}): {}", error.code, error.message));
             None
@@ -348,6 +356,21 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text)))
         }
     })
+}
+
+/// Keeps the evidence as received (before any tampering) for the user and for audits:
+/// `evidence.bin` is the raw report, `evidence.json` says what it binds.
+fn write_evidence(out: &Path, evidence: &twi_proto::msg::Evidence) -> Result<()> {
+    fs::write(out.join("evidence.bin"), &evidence.evidence)?;
+    let json = serde_json::json!({
+        "platform": format!("{:?}", evidence.platform),
+        "evidence": "evidence.bin",
+        "nonce": hex::encode(&evidence.nonce),
+        "public_key": hex::encode(&evidence.public_key),
+        "report_data_binding": "SHA-512(\"TWI-REPORTDATA-v1\\0\" || u16be(len nonce) || nonce || u16be(len key) || key)",
+    });
+    fs::write(out.join("evidence.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    Ok(())
 }
 
 /// COM1: every line goes to `console.log`; lines are shown on stderr as they arrive.

@@ -180,7 +180,11 @@ pub fn run<L: Link>(
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
     let report = match request_sim_snp_report(channel, &report_data, events) {
         Ok(report) => report,
-        Err(e) => return Err(channel.abort(ErrorCode::DoorbellFailed, e)),
+        Err(e @ SessionError::Firmware(_)) => return Err(channel.abort(ErrorCode::DoorbellFailed, e)),
+        Err(e @ SessionError::Unexpected(_)) => return Err(channel.abort(ErrorCode::UnexpectedMessage, e)),
+        // As in the other states: the host sent the Error itself, closed the link, or was
+        // already told about each malformed frame.
+        Err(e) => return Err(e),
     };
     events(Event::ReportReceived);
 

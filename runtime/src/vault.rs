@@ -94,29 +94,8 @@ impl Default for Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::TestRng;
     use p384::ecdsa::signature::Verifier;
-
-    /// A deterministic test RNG (xorshift); never used outside tests.
-    struct TestRng(u64);
-    impl rand_core::TryRng for TestRng {
-        type Error = core::convert::Infallible;
-        fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-            self.try_next_u64().map(|v| v as u32)
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            Ok(self.0)
-        }
-        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-            for b in dst {
-                *b = self.try_next_u64()? as u8;
-            }
-            Ok(())
-        }
-    }
-    impl rand_core::TryCryptoRng for TestRng {}
 
     struct FailingRng;
     #[derive(Debug)]

@@ -1,0 +1,8 @@
+//! The host side of TWI: building images, launching them under QEMU, bridging the channel
+//! to the issuer, and the simulated TEE firmware. The `twi` binary is its command line.
+
+pub mod accel;
+pub mod image;
+pub mod qemu;
+pub mod run;
+pub mod sim;
