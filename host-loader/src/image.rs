@@ -12,12 +12,7 @@ use object::{Object, ObjectSegment, ObjectSymbol};
 use sha2::{Digest, Sha384};
 use twi_proto::manifest::{LaunchManifest, MANIFEST_SLOT_SIZE};
 
-/// The ROM is 2 MiB: QEMU needs a multiple of 64 KiB, and the linker script's ROM region
-/// (0xFFE0_0000..4 GiB) is that big.
-pub const ROM_SIZE: usize = 2 * 1024 * 1024;
-pub const ROM_BASE: u64 = (1 << 32) - ROM_SIZE as u64;
-pub const MANIFEST_ADDR: u64 = 0xFFFF_E000;
-pub const RESET_VECTOR: u64 = 0xFFFF_FFF0;
+use twi_layout::{MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE};
 
 /// The repository root (where the runtime's sources are).
 pub fn workspace_root() -> PathBuf {

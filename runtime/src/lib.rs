@@ -10,7 +10,7 @@
 extern crate alloc;
 
 pub mod credential;
-pub mod layout;
+pub use twi_layout as layout;
 pub mod session;
 pub mod vault;
 

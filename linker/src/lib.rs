@@ -1,0 +1,63 @@
+//! The layout of the TWI ROM and of guest memory: one place for every fixed address, used by
+//! the runtime (where things are), the image builder (what to write where, what the launch
+//! must measure or pre-validate) and mirrored by `runtime.ld` (checked against the ELF's
+//! symbols at every build).
+//!
+//! Guest-physical memory (identity mapped, low 4 GiB):
+//!
+//! | range                      | what                                             |
+//! |----------------------------|--------------------------------------------------|
+//! | 0x0000_1000..0x0000_2000   | boot scratch: the TSC read at the reset vector   |
+//! | 0x0008_0000..0x0008_1000   | SEV-SNP secrets page (populated by the PSP at launch) |
+//! | 0x0008_1000..0x0008_2000   | SEV-SNP CPUID page (populated by the PSP at launch)   |
+//! | 0x0010_0000..0x0010_6000   | boot page tables (PML4, PDPT, 4 PDs)             |
+//! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack (`runtime.ld`) |
+//! | 0x0080_0000..0x0100_0000   | byte heap (`linked_list_allocator`)              |
+//! | 0x0100_0000..0x0200_0000   | page-frame pool (`buddy_system_allocator`)       |
+//! | 0xFFE0_0000..0x1_0000_0000 | the ROM                                          |
+//!
+//! The ROM's top 8 KiB (see `runtime.ld`): manifest slot, boot stub, GUID table, reset vector.
+#![no_std]
+
+use core::ops::Range;
+
+/// Where the reset vector stores the TSC (u64) before RAM has a stack. The boot stub uses it
+/// as a 32-bit immediate, hence `u32`.
+pub const BOOT_SCRATCH: u32 = 0x1000;
+/// PML4 at +0, PDPT at +0x1000, page directories at +0x2000..+0x6000.
+pub const PAGE_TABLES: u32 = 0x10_0000;
+pub const PAGE_TABLES_SIZE: u32 = 0x6000;
+/// The Rust image's run addresses (the linker script's RAM region).
+pub const IMAGE_RAM: Range<usize> = 0x20_0000..0x80_0000;
+/// The byte heap: allocations of the channel, CBOR and certificate parsing.
+pub const HEAP: Range<usize> = 0x80_0000..0x100_0000;
+/// Page frames handed out 4 KiB at a time (shared pages, DMA buffers).
+pub const FRAMES: Range<usize> = 0x100_0000..0x200_0000;
+/// The least guest RAM the layout needs.
+pub const MIN_RAM_BYTES: u64 = FRAMES.end as u64;
+
+/// SEV-SNP: the secrets page (VMPCKs) the PSP fills at launch (SEV metadata type 2).
+pub const SNP_SECRETS_PAGE: u64 = 0x8_0000;
+/// SEV-SNP: the CPUID page the PSP validates at launch (SEV metadata type 3).
+pub const SNP_CPUID_PAGE: u64 = 0x8_1000;
+
+/// The ROM: 2 MiB ending at 4 GiB (QEMU needs a multiple of 64 KiB for `-bios`).
+pub const ROM_SIZE: usize = 2 * 1024 * 1024;
+pub const ROM_BASE: u64 = (1 << 32) - ROM_SIZE as u64;
+/// The launch manifest's 4 KiB slot.
+pub const MANIFEST_ADDR: u64 = 0xFFFF_E000;
+pub const MANIFEST_SIZE: usize = 4096;
+/// The boot stub (16/32/64-bit code and its GDT).
+pub const BOOT_STUB: Range<u64> = 0xFFFF_F000..0xFFFF_FB00;
+/// The OVMF-style GUID table area; the table ends at `GUID_TABLE.end` (= 4 GiB − 0x20) and is
+/// read backwards from there.
+pub const GUID_TABLE: Range<u64> = 0xFFFF_FB00..0xFFFF_FFE0;
+/// The reset vector: 16 bytes at 4 GiB − 16.
+pub const RESET_VECTOR: u64 = 0xFFFF_FFF0;
+
+const _: () = assert!(HEAP.start >= IMAGE_RAM.end && HEAP.end <= FRAMES.start);
+const _: () = assert!((PAGE_TABLES + PAGE_TABLES_SIZE) as usize <= IMAGE_RAM.start);
+const _: () = assert!(SNP_CPUID_PAGE + 0x1000 <= PAGE_TABLES as u64 && SNP_SECRETS_PAGE > BOOT_SCRATCH as u64);
+const _: () = assert!(MANIFEST_ADDR + MANIFEST_SIZE as u64 == BOOT_STUB.start);
+const _: () = assert!(BOOT_STUB.end == GUID_TABLE.start && GUID_TABLE.end == (1 << 32) - 0x20);
+const _: () = assert!(ROM_SIZE % 0x10000 == 0);
