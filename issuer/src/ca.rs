@@ -38,7 +38,15 @@ impl IssuerCa {
     pub fn load_or_create(dir: &Path, trust_domain: &str) -> Result<Self, IssuerError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
-        if key_path.exists() && cert_path.exists() {
+        if key_path.exists() != cert_path.exists() {
+            // Half a CA: never replace a key that may anchor deployed images and credentials.
+            let (present, missing) = if key_path.exists() { (&key_path, &cert_path) } else { (&cert_path, &key_path) };
+            return Err(IssuerError::State(
+                missing.clone(),
+                format!("missing while {} exists; restore it or remove both to create a new CA", present.display()),
+            ));
+        }
+        if key_path.exists() {
             let key_pem = read(&key_path)?;
             let key = SigningKey::from_pkcs8_pem(&key_pem)
                 .map_err(|e| IssuerError::State(key_path.clone(), e.to_string()))?;
@@ -90,7 +98,7 @@ fn read(path: &Path) -> Result<String, IssuerError> {
 }
 
 /// Writes a secret file readable by its owner only.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IssuerError> {
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), IssuerError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let err = |e: std::io::Error| IssuerError::State(PathBuf::from(path), e.to_string());

@@ -164,6 +164,7 @@ impl Issuer {
             .collect::<Result<Vec<_>, _>>()
             .map_err(snp::SnpError::from)?;
         let report = snp::verify_report(bundle.evidence, &endorsements, root, (self.clock)())?;
+        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         if report.report_data != expected {
             return Err(Rejection::ReportDataMismatch {

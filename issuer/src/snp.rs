@@ -40,7 +40,7 @@ pub fn verify_report(
     ark: &Certificate,
     now: SystemTime,
 ) -> Result<AttestationReport, SnpError> {
-    let report = AttestationReport::parse(report_bytes).map_err(|e| SnpError::Malformed(format!("{e:?}")))?;
+    let report = AttestationReport::parse(report_bytes).map_err(|e| SnpError::Malformed(e.to_string()))?;
     let vcek = endorsements.first().ok_or(SnpError::MissingEndorsements)?;
     chain::verify_chain(endorsements, ark, now)?;
     // The hwID extension holds the 64-byte chip id raw in extnValue (AMD VCEK spec, Table 8).
@@ -62,7 +62,7 @@ pub fn verify_report(
 
 /// The signature over bytes 0x000..0x2A0 of the report as received (never a re-encoding).
 fn verify_signature(report_bytes: &[u8], report: &AttestationReport, vcek: &Certificate) -> Result<(), SnpError> {
-    let signed = signed_region(report_bytes).map_err(|e| SnpError::Malformed(format!("{e:?}")))?;
+    let signed = signed_region(report_bytes).map_err(|e| SnpError::Malformed(e.to_string()))?;
     let rs = report.signature.to_big_endian_rs().map_err(|_| SnpError::BadSignature)?;
     let signature = p384::ecdsa::Signature::from_slice(&rs).map_err(|_| SnpError::BadSignature)?;
     let key_bytes =

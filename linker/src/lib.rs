@@ -60,4 +60,4 @@ const _: () = assert!((PAGE_TABLES + PAGE_TABLES_SIZE) as usize <= IMAGE_RAM.sta
 const _: () = assert!(SNP_CPUID_PAGE + 0x1000 <= PAGE_TABLES as u64 && SNP_SECRETS_PAGE > BOOT_SCRATCH as u64);
 const _: () = assert!(MANIFEST_ADDR + MANIFEST_SIZE as u64 == BOOT_STUB.start);
 const _: () = assert!(BOOT_STUB.end == GUID_TABLE.start && GUID_TABLE.end == (1 << 32) - 0x20);
-const _: () = assert!(ROM_SIZE % 0x10000 == 0);
+const _: () = assert!(ROM_SIZE.is_multiple_of(0x10000));

@@ -2,5 +2,6 @@
 //! (AMD publication 56860): the attestation report and the plaintext payloads of the
 //! `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest messages.
 
+pub mod guest_msg;
 pub mod msg;
 pub mod report;

@@ -201,7 +201,7 @@ fn identity(
     let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())?;
     let signer = issuer.map_or(&key, |i| &i.key);
     let cert = issue(profile, random_serial()?, CERT_LIFETIME, spki, signer)?;
-    fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
+    twi_issuer::ca::write_private(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
     fs::write(&cert_path, cert.to_pem(LineEnding::LF)?)?;
     Ok(Identity { key, cert })
 }
