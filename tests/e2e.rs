@@ -92,6 +92,14 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
         assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
     }
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/demo");
+    let console = std::fs::read_to_string(first.join("console.log")).unwrap();
+    for line in [
+        "platform: simulated SEV-SNP",
+        "credential accepted for spiffe://example.org/demo",
+        "credential sealed to this launch",
+    ] {
+        assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
+    }
 
     // An independent verifier accepts the chain.
     let verify =
@@ -134,6 +142,20 @@ fn a_nonce_the_issuer_did_not_issue_is_rejected() {
     let log = stderr(&out);
     assert!(!out.status.success(), "evidence over a foreign nonce was accepted:\n{log}");
     assert!(log.contains("REPORTDATA does not bind this nonce and public key"), "unclear failure message:\n{log}");
+    assert!(!out_dir.path().join("credential.pem").exists());
+}
+
+#[test]
+fn a_firmware_answer_altered_by_the_host_is_refused_by_the_guest() {
+    let out_dir = tempfile::tempdir().unwrap();
+    // 0x70 lies in the ciphertext of the sealed MSG_REPORT_RSP.
+    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "firmware-answer-byte:0x70"]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "the guest used an altered firmware answer:\n{log}");
+    assert!(
+        log.contains("twi: error: the guest reported an error (DoorbellFailed): attestation firmware: the firmware's answer was refused: guest message authentication failed"),
+        "unclear failure message:\n{log}"
+    );
     assert!(!out_dir.path().join("credential.pem").exists());
 }
 
@@ -187,7 +209,9 @@ fn print_qemu_shows_the_exact_command_line() {
     let out = run_sim(dir.path(), &["--print-qemu"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let line = String::from_utf8_lossy(&out.stdout);
-    for part in ["-machine q35", "-bios ", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-cpu max"] {
+    for part in
+        ["-machine q35", "-bios ", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-cpu max", "loader,file=", "addr=0x80000"]
+    {
         assert!(line.contains(part), "{part:?} missing from {line}");
     }
 }

@@ -179,7 +179,12 @@ fn execute(cli: Cli) -> Result<()> {
                 None => build(&out, None, &issuer)?,
             };
             if print_qemu {
-                let args = qemu::sim_args(qemu::Accel::Tcg, &rom_path, Path::new("CHANNEL.sock"));
+                let args = qemu::sim_args(
+                    qemu::Accel::Tcg,
+                    &rom_path,
+                    Path::new("CHANNEL.sock"),
+                    Some(Path::new("SECRETS-PAGE.bin")),
+                );
                 println!("{}", qemu::command_line(&qemu_path, &args));
                 return Ok(());
             }
@@ -211,6 +216,7 @@ fn execute(cli: Cli) -> Result<()> {
                 timeout: Duration::from_secs(timeout),
                 issuer: &mut issuer,
                 psp: &psp,
+                sim: psp.launch()?,
                 tamper,
             })?;
             fs::write(&credential_path, &success.issued.certificate_pem)?;

@@ -65,8 +65,10 @@ pub fn find_qemu() -> Result<PathBuf> {
 }
 
 /// The arguments for the `sim` platform: q35, the ROM as `-bios`, COM1 on stdout (console),
-/// COM2 on the unix socket `channel` (the CBOR channel), isa-debug-exit for the exit status.
-pub fn sim_args(accel: Accel, rom: &Path, channel: &Path) -> Vec<String> {
+/// COM2 on the unix socket `channel` (the CBOR channel), isa-debug-exit for the exit status,
+/// and the simulated PSP's secrets page loaded at its guest-physical address (QEMU's generic
+/// loader writes the file into guest RAM before the first instruction, as the PSP would).
+pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&Path>) -> Vec<String> {
     let mut args: Vec<String> = [
         "-machine",
         "q35",
@@ -96,6 +98,10 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path) -> Vec<String> {
     args.push(format!("socket,id=channel,path={}", channel.display()));
     args.push("-serial".into());
     args.push("chardev:channel".into());
+    if let Some(page) = secrets_page {
+        args.push("-device".into());
+        args.push(format!("loader,file={},addr={:#x},force-raw=on", page.display(), twi_layout::SNP_SECRETS_PAGE));
+    }
     args.push("-bios".into());
     args.push(rom.display().to_string());
     args
@@ -116,7 +122,7 @@ pub fn command_line(qemu: &Path, args: &[String]) -> String {
 /// Runs `rom` in self-test mode (it exits right after key generation and a signature) under
 /// `accel`, and returns how long QEMU took, or `None` if it failed or exceeded `budget`.
 pub fn time_self_test(qemu: &Path, accel: Accel, rom: &Path, budget: Duration) -> Option<Duration> {
-    let mut args = sim_args(accel, rom, Path::new("/dev/null"));
+    let mut args = sim_args(accel, rom, Path::new("/dev/null"), None);
     // No channel in self-test mode: drop the COM2 chardev (its last four arguments before -bios).
     let bios_at = args.iter().position(|a| a == "-bios")?;
     args.drain(bios_at - 4..bios_at);

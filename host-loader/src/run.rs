@@ -18,7 +18,7 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, write_message};
 
 use crate::qemu::{self, GUEST_SUCCESS_STATUS};
-use crate::sim::snp::SimPsp;
+use crate::sim::snp::{SimLaunch, SimPsp};
 
 /// A hostile-host behaviour, for tests: the loader relays the channel, so it can do these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,6 +27,8 @@ pub enum Tamper {
     EvidenceByte(usize),
     /// Give the guest a nonce the issuer never issued, and tell the issuer it was its own.
     Nonce,
+    /// Flip one byte of the simulated PSP's first sealed answer on its way to the guest.
+    FirmwareAnswerByte(usize),
 }
 
 impl std::str::FromStr for Tamper {
@@ -35,14 +37,17 @@ impl std::str::FromStr for Tamper {
         if s == "nonce" {
             return Ok(Self::Nonce);
         }
-        if let Some(offset) = s.strip_prefix("evidence-byte:") {
-            let offset = match offset.strip_prefix("0x") {
-                Some(hex) => usize::from_str_radix(hex, 16),
-                None => offset.parse(),
-            };
-            return offset.map(Self::EvidenceByte).map_err(|e| e.to_string());
+        let offset = |text: &str| match text.strip_prefix("0x") {
+            Some(hex) => usize::from_str_radix(hex, 16).map_err(|e| e.to_string()),
+            None => text.parse().map_err(|e: std::num::ParseIntError| e.to_string()),
+        };
+        if let Some(at) = s.strip_prefix("evidence-byte:") {
+            return offset(at).map(Self::EvidenceByte);
         }
-        Err("expected `nonce` or `evidence-byte:OFFSET`".into())
+        if let Some(at) = s.strip_prefix("firmware-answer-byte:") {
+            return offset(at).map(Self::FirmwareAnswerByte);
+        }
+        Err("expected `nonce`, `evidence-byte:OFFSET` or `firmware-answer-byte:OFFSET`".into())
     }
 }
 
@@ -56,6 +61,8 @@ pub struct Launch<'a> {
     pub timeout: Duration,
     pub issuer: &'a mut Issuer,
     pub psp: &'a SimPsp,
+    /// This launch's simulated-PSP guest context (VMPCK0 and sequence numbers).
+    pub sim: SimLaunch,
     pub tamper: Option<Tamper>,
 }
 
@@ -75,6 +82,7 @@ struct Conversation {
     /// The first reason the run cannot succeed, in words for the user.
     failure: Option<String>,
     credential_accepted: bool,
+    tampered_firmware_answer: bool,
 }
 
 fn progress(what: impl std::fmt::Display) {
@@ -89,7 +97,11 @@ pub fn run(mut launch: Launch<'_>) -> Result<Success> {
     let listener = UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
     listener.set_nonblocking(true)?;
 
-    let args = qemu::sim_args(launch.accel, &launch.rom, &socket);
+    // The secrets page holds this launch's VMPCK0: it lives in the private temporary
+    // directory, removed with it when the run ends.
+    let secrets_page = sockdir.path().join("secrets-page.bin");
+    write_secret_file(&secrets_page, &launch.sim.secrets_page())?;
+    let args = qemu::sim_args(launch.accel, &launch.rom, &socket, Some(&secrets_page));
     let mut child = Command::new(&launch.qemu)
         .args(&args)
         .stdin(Stdio::null())
@@ -270,11 +282,25 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             Some(Message::Challenge(Challenge { nonce: sent }))
         }
         Message::DoorbellRequest(request) => match request.kind {
-            DoorbellKind::SnpGuestRequest => Some(Message::DoorbellResponse(DoorbellResponse {
-                kind: DoorbellKind::SnpGuestRequest,
-                status: 0,
-                response: launch.psp.handle_report_request(&request.request),
-            })),
+            DoorbellKind::SnpGuestRequest => {
+                let (status, mut response) = launch.sim.guest_request(launch.psp, &request.request);
+                if status != 0 {
+                    progress(format_args!("simulated PSP refused a guest request (status {status:#x})"));
+                }
+                if let Some(Tamper::FirmwareAnswerByte(offset)) = launch.tamper
+                    && !conversation.tampered_firmware_answer
+                    && let Some(byte) = response.get_mut(offset)
+                {
+                    *byte ^= 0x01;
+                    conversation.tampered_firmware_answer = true;
+                    progress(format_args!("tamper: flipped byte {offset:#x} of the PSP's sealed answer"));
+                }
+                Some(Message::DoorbellResponse(DoorbellResponse {
+                    kind: DoorbellKind::SnpGuestRequest,
+                    status,
+                    response,
+                }))
+            }
             DoorbellKind::TdxGetQuote => Some(Message::Error(ErrorMsg::new(
                 ErrorCode::DoorbellFailed,
                 "the simulated TDX module is not available under --platform sim",
@@ -356,6 +382,10 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text)))
         }
     })
+}
+
+fn write_secret_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    twi_issuer::ca::write_private(path, bytes).map_err(|e| anyhow!("{e}"))
 }
 
 /// Keeps the evidence as received (before any tampering) for the user and for audits:

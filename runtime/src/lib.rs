@@ -11,7 +11,9 @@ extern crate alloc;
 
 pub mod credential;
 pub use twi_layout as layout;
+pub mod sealing;
 pub mod session;
+pub mod snp;
 pub mod vault;
 
 #[cfg(target_os = "none")]

@@ -17,7 +17,9 @@ mod firmware {
     use twi_runtime::platform::exit::{ExitCode, exit};
     use twi_runtime::platform::serial::{COM2, Uart};
     use twi_runtime::platform::{cmos, console, cpu, idt, memory, rng, time};
-    use twi_runtime::session::{self, Channel, Event, Link, Trust};
+    use twi_runtime::layout::SNP_SECRETS_PAGE;
+    use twi_runtime::session::{self, Channel, Event, Link, Tee, Trust};
+    use twi_runtime::snp::SnpGuest;
     use twi_runtime::vault::Vault;
 
     const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
@@ -25,6 +27,10 @@ mod firmware {
     /// The Credential Key's home: its own page-aligned section of private RAM.
     #[unsafe(link_section = ".vault")]
     static VAULT: Vault = Vault::new();
+
+    /// The VMPCK's home (inside the SNP guest's requester): the vault's pages too.
+    #[unsafe(link_section = ".vault")]
+    static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
 
     unsafe extern "C" {
         static __manifest_start: u8;
@@ -60,6 +66,24 @@ mod firmware {
         };
         let copy = alloc::vec::Vec::from(slot);
         LaunchManifest::from_slot(&copy).unwrap_or_else(|e| fatal(format_args!("{e}")))
+    }
+
+    /// Takes VMPCK0 from the SEV-SNP secrets page: copies the page once into private memory,
+    /// wipes the VMPCKs in the original (nothing else in this VM may use them), and parses the
+    /// copy.
+    fn take_snp_guest() -> Result<SnpGuest, twi_runtime::snp::SnpError> {
+        let mut copy = alloc::boxed::Box::new([0u8; 4096]);
+        let page = SNP_SECRETS_PAGE as usize as *mut u8;
+        // SAFETY: the layout reserves this identity-mapped RAM page for the secrets page (the
+        // PSP, or the simulator's QEMU loader, fills it before the first instruction); nothing
+        // else in the runtime references it, and it is 4096 bytes long.
+        unsafe {
+            core::ptr::copy_nonoverlapping(page, copy.as_mut_ptr(), copy.len());
+            core::ptr::write_bytes(page.add(0x20), 0, 4 * 32);
+        }
+        let guest = SnpGuest::from_secrets_page(&copy);
+        zeroize::Zeroize::zeroize(copy.as_mut_slice());
+        guest
     }
 
     fn reset_tsc() -> u64 {
@@ -122,6 +146,19 @@ mod firmware {
             exit(ExitCode::Success)
         }
 
+        if cpu::snp_active() {
+            fatal(format_args!(
+                "this is a real SEV-SNP guest, and the runtime's GHCB guest-request doorbell is not built yet"
+            ))
+        }
+        match take_snp_guest() {
+            Ok(guest) => *SNP_GUEST.lock() = Some(guest),
+            Err(e) => fatal(format_args!(
+                "no TEE: not an SEV-SNP guest, and no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}); run under `twi run --platform sim`"
+            )),
+        }
+        log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
+
         let mut channel = Channel::new(SerialLink(Uart::init(COM2)));
         let trust = Trust { issuer_anchor: &manifest.issuer_anchor };
         let mut events = |event: Event<'_>| match event {
@@ -130,8 +167,12 @@ mod firmware {
             Event::EvidenceSent => log!("evidence sent"),
             Event::MalformedFrame(e) => log!("malformed frame from the host: {e}"),
             Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
+            Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
         };
-        let result = session::run(&mut channel, &VAULT, &trust, RUNTIME_NAME, &mut events);
+        let mut snp_guard = SNP_GUEST.lock();
+        let Some(snp) = snp_guard.as_mut() else { fatal(format_args!("the SNP guest vanished")) };
+        let result =
+            session::run(&mut channel, &VAULT, snp, &mut Tee::SimSnp, &mut rng, &trust, RUNTIME_NAME, &mut events);
         let heap = memory::heap_usage();
         log!("heap: {} of {} bytes in use", heap.used, heap.size);
         match result {

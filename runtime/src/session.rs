@@ -5,10 +5,12 @@
 //! guest                                   host (loader + issuer)
 //!   Hello {version, platform, caps}  ──▶
 //!                                    ◀──  Challenge {nonce}
-//!   DoorbellRequest {report request} ──▶   (sim TEE only: the simulated firmware)
-//!                                    ◀──  DoorbellResponse {report response}
+//!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP)
+//!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP}
 //!   Evidence {report, key, nonce}    ──▶
 //!                                    ◀──  Credential {certificate, workload id} | Error
+//!   DoorbellRequest {sealed MSG_KEY_REQ} ──▶   (sim only; the credential is sealed to
+//!                                    ◀──  DoorbellResponse             the launch-bound key)
 //!   Done {credential_accepted}       ──▶
 //! ```
 //!
@@ -18,8 +20,9 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use rand_core::TryCryptoRng;
 use twi_attester::binding;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_attester::snp::key::KeyRequest;
 use twi_attester::snp::report::AttestationReport;
 use twi_proto::msg::{
     Challenge, Credential, Done, DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, Message,
@@ -28,6 +31,8 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, ProtoError, write_message};
 
 use crate::credential::{CredentialError, check_credential};
+use crate::sealing::{SealError, SealingKey};
+use crate::snp::{Doorbell, SnpError, SnpGuest};
 use crate::vault::{Vault, VaultError};
 
 /// Malformed frames tolerated in one session before the runtime gives up on the host.
@@ -48,6 +53,8 @@ pub enum Event<'a> {
     EvidenceSent,
     MalformedFrame(&'a ProtoError),
     CredentialAccepted(&'a str),
+    /// The credential was sealed to the launch (its sealed size).
+    CredentialSealed(usize),
 }
 
 #[derive(Debug)]
@@ -61,7 +68,9 @@ pub enum SessionError {
     Vault(VaultError),
     Binding,
     /// The (simulated) firmware refused or returned something unusable.
-    Firmware(&'static str),
+    Firmware(SnpError),
+    /// Sealing the credential to the launch failed.
+    Seal(SealError),
     Credential(CredentialError),
     Encode,
 }
@@ -75,7 +84,8 @@ impl core::fmt::Display for SessionError {
             Self::HostError(code, message) => write!(f, "the host reported an error ({code:?}): {message}"),
             Self::Vault(e) => write!(f, "key vault: {e:?}"),
             Self::Binding => f.write_str("the challenge nonce cannot be bound into REPORTDATA"),
-            Self::Firmware(what) => write!(f, "attestation firmware: {what}"),
+            Self::Firmware(e) => write!(f, "attestation firmware: {e}"),
+            Self::Seal(e) => write!(f, "sealing the credential failed: {e:?}"),
             Self::Credential(e) => write!(f, "credential rejected: {e}"),
             Self::Encode => f.write_str("a message could not be encoded"),
         }
@@ -145,26 +155,63 @@ pub struct Trust<'a> {
     pub issuer_anchor: &'a [u8],
 }
 
-/// A successful session: the credential, checked.
+/// How firmware requests reach the firmware.
+pub enum Tee<'a> {
+    /// The host simulates the PSP: sealed requests travel over the channel as doorbell
+    /// messages (the same bytes hardware would get).
+    SimSnp,
+    /// Real SEV-SNP: the GHCB guest request (VMGEXIT).
+    Snp(&'a mut Doorbell<'a>),
+}
+
+impl core::fmt::Debug for Tee<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::SimSnp => "SimSnp",
+            Self::Snp(_) => "Snp",
+        })
+    }
+}
+
+impl Tee<'_> {
+    fn platform(&self) -> Platform {
+        match self {
+            Self::SimSnp => Platform::SimSnp,
+            Self::Snp(_) => Platform::Snp,
+        }
+    }
+}
+
+/// A successful session: the credential, checked, and sealed to this launch.
 #[derive(Debug)]
 pub struct Outcome {
     pub certificate: Vec<u8>,
     pub workload_id: String,
+    /// The credential sealed under the launch-bound key (see [`crate::sealing`]).
+    pub sealed_credential: Vec<u8>,
 }
 
+/// What sealing binds the credential to (authenticated as associated data).
+pub const SEALED_CREDENTIAL_CONTEXT: &[u8] = b"twi sealed credential v1";
+
 /// Runs the protocol above with the key already in `vault`.
-pub fn run<L: Link>(
+#[allow(clippy::too_many_arguments)]
+pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     channel: &mut Channel<L>,
     vault: &Vault,
+    snp: &mut SnpGuest,
+    tee: &mut Tee<'_>,
+    rng: &mut R,
     trust: &Trust<'_>,
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, SessionError> {
     let public_key = vault.public_key().map_err(SessionError::Vault)?;
+    let platform = tee.platform();
     channel.send(&Message::Hello(Hello {
         version: PROTOCOL_VERSION,
-        platform: Platform::SimSnp,
-        capabilities: twi_proto::msg::CAP_SIM_DOORBELL,
+        platform,
+        capabilities: if platform == Platform::SimSnp { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
         runtime: String::from(runtime_name),
     }))?;
 
@@ -178,22 +225,12 @@ pub fn run<L: Link>(
     events(Event::ChallengeReceived);
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
-    let report = match request_sim_snp_report(channel, &report_data, events) {
-        Ok(report) => report,
-        Err(e @ SessionError::Firmware(_)) => return Err(channel.abort(ErrorCode::DoorbellFailed, e)),
-        Err(e @ SessionError::Unexpected(_)) => return Err(channel.abort(ErrorCode::UnexpectedMessage, e)),
-        // As in the other states: the host sent the Error itself, closed the link, or was
-        // already told about each malformed frame.
-        Err(e) => return Err(e),
-    };
+    let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
     events(Event::ReportReceived);
+    // The report parsed inside `snp.report`; its TCB feeds the sealing key below.
+    let reported_tcb = AttestationReport::parse(&report).map(|r| r.reported_tcb.0).unwrap_or(0);
 
-    channel.send(&Message::Evidence(Evidence {
-        platform: Platform::SimSnp,
-        evidence: report,
-        public_key: public_key.to_vec(),
-        nonce,
-    }))?;
+    channel.send(&Message::Evidence(Evidence { platform, evidence: report, public_key: public_key.to_vec(), nonce }))?;
     events(Event::EvidenceSent);
 
     let Credential { certificate, workload_id } = match channel.recv(events)? {
@@ -209,39 +246,68 @@ pub fn run<L: Link>(
         return Err(error);
     }
     events(Event::CredentialAccepted(&workload_id));
+
+    let key = firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(reported_tcb), doorbell))?;
+    let sealing = SealingKey::new(key);
+    let sealed_credential = sealing.seal(SEALED_CREDENTIAL_CONTEXT, &certificate, rng).map_err(SessionError::Seal)?;
+    let unsealed = sealing.unseal(SEALED_CREDENTIAL_CONTEXT, &sealed_credential).map_err(SessionError::Seal)?;
+    if unsealed.as_slice() != certificate.as_slice() {
+        return Err(SessionError::Seal(SealError::Unseal));
+    }
+    events(Event::CredentialSealed(sealed_credential.len()));
+
     channel.send(&Message::Done(Done { credential_accepted: true }))?;
-    Ok(Outcome { certificate, workload_id })
+    Ok(Outcome { certificate, workload_id, sealed_credential })
 }
 
-/// The simulated SEV-SNP doorbell: the exact MSG_REPORT_REQ payload goes to the host's
-/// simulated PSP, and its MSG_REPORT_RSP comes back. The answer is checked as if the host
-/// were lying: status, size, version, and that it carries our REPORTDATA.
-fn request_sim_snp_report<L: Link>(
+/// Runs one firmware exchange `op` through the TEE's doorbell. Under the simulator the
+/// doorbell is a DoorbellRequest/DoorbellResponse pair on the channel; a channel failure
+/// inside it ends the session as any other would. Firmware failures are reported to the host
+/// with Error(DoorbellFailed).
+fn firmware<L: Link, T>(
     channel: &mut Channel<L>,
-    report_data: &[u8; 64],
+    tee: &mut Tee<'_>,
     events: &mut dyn FnMut(Event<'_>),
-) -> Result<Vec<u8>, SessionError> {
-    let request = ReportRequest { report_data: *report_data, vmpl: 0 };
+    op: impl FnOnce(&mut Doorbell<'_>) -> Result<T, SnpError>,
+) -> Result<T, SessionError> {
+    let mut channel_failure = None;
+    let result = match tee {
+        Tee::Snp(doorbell) => op(&mut **doorbell),
+        Tee::SimSnp => {
+            let mut sim = |sealed: &[u8]| match sim_doorbell(channel, sealed, events) {
+                Ok(answer) => answer,
+                Err(e) => {
+                    channel_failure = Some(e);
+                    Err(u64::MAX)
+                }
+            };
+            op(&mut sim)
+        }
+    };
+    if let Some(e) = channel_failure {
+        return Err(e);
+    }
+    result.map_err(|e| channel.abort(ErrorCode::DoorbellFailed, SessionError::Firmware(e)))
+}
+
+/// The simulated doorbell: the sealed request goes to the host's simulated PSP as a
+/// DoorbellRequest; its DoorbellResponse carries the firmware status and the sealed answer.
+/// The outer `Err` is a channel failure, the inner one the firmware's status.
+#[allow(clippy::type_complexity)]
+fn sim_doorbell<L: Link>(
+    channel: &mut Channel<L>,
+    sealed: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Result<Vec<u8>, u64>, SessionError> {
     channel.send(&Message::DoorbellRequest(DoorbellRequest {
         kind: DoorbellKind::SnpGuestRequest,
-        request: request.to_bytes().to_vec(),
+        request: sealed.to_vec(),
     }))?;
-    let response = match channel.recv(events)? {
-        Message::DoorbellResponse(r) if r.kind == DoorbellKind::SnpGuestRequest => r,
-        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
-        other => return Err(SessionError::Unexpected(other.name())),
-    };
-    if response.status != 0 {
-        return Err(SessionError::Firmware("the guest request failed"));
+    match channel.recv(events)? {
+        Message::DoorbellResponse(r) if r.kind == DoorbellKind::SnpGuestRequest => {
+            Ok(if r.status == 0 { Ok(r.response) } else { Err(r.status) })
+        }
+        Message::Error(e) => Err(SessionError::HostError(e.code, e.message)),
+        other => Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name()))),
     }
-    let parsed =
-        ReportResponse::parse(&response.response).map_err(|_| SessionError::Firmware("malformed MSG_REPORT_RSP"))?;
-    if parsed.status != 0 {
-        return Err(SessionError::Firmware("MSG_REPORT_RSP carries a failure status"));
-    }
-    let report = AttestationReport::parse(parsed.report).map_err(|_| SessionError::Firmware("malformed report"))?;
-    if report.report_data != *report_data {
-        return Err(SessionError::Firmware("the report does not carry the requested REPORTDATA"));
-    }
-    Ok(parsed.report.to_vec())
 }

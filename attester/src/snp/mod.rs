@@ -3,5 +3,7 @@
 //! `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest messages.
 
 pub mod guest_msg;
+pub mod key;
 pub mod msg;
 pub mod report;
+pub mod secrets;

@@ -17,14 +17,20 @@ use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sha2::{Digest, Sha384};
-use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
+use twi_attester::snp::guest_msg::{MAX_MESSAGE, Responder, Vmpck, msg_type};
+use twi_attester::snp::key::{KeyRequest, KeyResponse, field};
+use twi_attester::snp::msg::{
+    ReportRequest, ReportResponse, STATUS_INVALID_KEY_SELECTION, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS,
+};
 use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, REPORT_SIZE, SIGNED_LEN, TcbVersion,
 };
+use twi_attester::snp::secrets;
 use twi_issuer::oids;
 use twi_issuer::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
+use zeroize::Zeroizing;
 
 /// The TCB the simulated chip reports: bootloader 3, TEE 0, SNP 8, microcode 115 (the
 /// Milan-layout byte positions of TCB_VERSION).
@@ -42,6 +48,8 @@ pub struct SimPsp {
     ask: Identity,
     vcek: Identity,
     chip_id: [u8; 64],
+    /// The simulated chip's root secret, from which MSG_KEY_REQ keys are derived.
+    chip_secret: Zeroizing<[u8; 48]>,
     report_id: [u8; 32],
     launch_digest: [u8; 48],
 }
@@ -79,9 +87,23 @@ impl SimPsp {
             Kind::Endorsement,
             vcek_extensions(&chip_id)?,
         )?;
+        let secret_path = dir.join("chip_secret.hex");
+        let chip_secret: Zeroizing<[u8; 48]> = if secret_path.exists() {
+            let text = Zeroizing::new(fs::read_to_string(&secret_path)?);
+            Zeroizing::new(
+                hex::decode(text.trim())?
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("{} is not 48 bytes", secret_path.display()))?,
+            )
+        } else {
+            let mut secret = Zeroizing::new([0u8; 48]);
+            getrandom::fill(secret.as_mut()).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+            twi_issuer::ca::write_private(&secret_path, hex::encode(secret.as_ref()).as_bytes())?;
+            secret
+        };
         let mut report_id = [0u8; 32];
         getrandom::fill(&mut report_id).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
-        Ok(Self { ark, ask, vcek, chip_id, report_id, launch_digest: [0; 48] })
+        Ok(Self { ark, ask, vcek, chip_id, chip_secret, report_id, launch_digest: [0; 48] })
     }
 
     /// The root an issuer must be told to trust to accept this chip's reports.
@@ -113,6 +135,50 @@ impl SimPsp {
             Err(_) => out.clear(),
         }
         out
+    }
+
+    /// Answers a MSG_KEY_REQ payload with a MSG_KEY_RSP payload. The key is a deterministic
+    /// function of the chip secret and exactly the fields the request selects (as the PSP
+    /// derives it from the VCEK or VMRK root): SHA-384 over a label, the chip secret, the request
+    /// and the selected launch values, truncated to 32 bytes.
+    pub fn handle_key_request(&self, request: &[u8]) -> [u8; 64] {
+        let Ok(req) = KeyRequest::parse(request) else {
+            return KeyResponse::encode(STATUS_INVALID_PARAMETERS, &[0; 32]);
+        };
+        // No VMRK is installed, and a guest may not ask for a future SVN or TCB.
+        if req.root_key_select & 1 != 0 {
+            return KeyResponse::encode(STATUS_INVALID_KEY_SELECTION, &[0; 32]);
+        }
+        if req.vmpl > 3 || req.guest_svn > 0 || req.tcb_version > SIM_TCB || req.guest_field_select & !field::ALL != 0 {
+            return KeyResponse::encode(STATUS_INVALID_PARAMETERS, &[0; 32]);
+        }
+        let mut h = Sha384::new();
+        h.update(b"TWI simulated PSP derived key v1\0");
+        h.update(self.chip_secret.as_ref());
+        h.update(request);
+        let select = |bit: u64| req.guest_field_select & bit != 0;
+        if select(field::GUEST_POLICY) {
+            h.update(GuestPolicy::QEMU_DEFAULT.to_le_bytes());
+        }
+        if select(field::IMAGE_ID) || select(field::FAMILY_ID) {
+            h.update([0u8; 16]);
+        }
+        if select(field::MEASUREMENT) {
+            h.update(self.launch_digest);
+        }
+        let digest = Zeroizing::new(<[u8; 48]>::from(h.finalize()));
+        let mut key = Zeroizing::new([0u8; 32]);
+        key.copy_from_slice(&digest[..32]);
+        KeyResponse::encode(STATUS_SUCCESS, &key)
+    }
+
+    /// Starts a launch: a fresh VMPCK0 for the guest's secrets page and the PSP's side of the
+    /// guest-message channel.
+    pub fn launch(&self) -> Result<SimLaunch> {
+        let mut vmpck0 = Zeroizing::new([0u8; 32]);
+        getrandom::fill(vmpck0.as_mut()).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+        let responder = Responder::new(Vmpck::new(*vmpck0), 0);
+        Ok(SimLaunch { vmpck0, responder })
     }
 
     fn sign_report(&self, request: &ReportRequest) -> Vec<u8> {
@@ -157,6 +223,54 @@ impl SimPsp {
         let rs: [u8; 96] = signature.to_bytes().into();
         report.signature = EcdsaP384Signature::from_big_endian_rs(&rs);
         report.to_bytes().to_vec()
+    }
+}
+
+/// One launch of a guest on the simulated chip: its VMPCK0 and the sequence numbers of its
+/// guest-message channel.
+pub struct SimLaunch {
+    vmpck0: Zeroizing<[u8; 32]>,
+    responder: Responder,
+}
+
+impl std::fmt::Debug for SimLaunch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimLaunch").finish_non_exhaustive()
+    }
+}
+
+/// The status a firmware guest request returns (what SW_EXITINFO2 carries on hardware): 0, or
+/// the firmware error in the low 32 bits.
+pub type GuestRequestStatus = u64;
+
+impl SimLaunch {
+    /// The secrets page the PSP would populate for this launch (VERSION 3, VMPCK0).
+    pub fn secrets_page(&self) -> [u8; secrets::SECRETS_PAGE_SIZE] {
+        secrets::simulated_page(&self.vmpck0)
+    }
+
+    /// SNP_GUEST_REQUEST: opens the sealed request with VMPCK0 (sequence numbers enforced),
+    /// serves MSG_REPORT_REQ or MSG_KEY_REQ, and returns the sealed response. A request that
+    /// does not open (altered, replayed, wrong key) gets a failure status and no response,
+    /// as on hardware.
+    pub fn guest_request(&mut self, psp: &SimPsp, sealed: &[u8]) -> (GuestRequestStatus, Vec<u8>) {
+        let mut plain = Zeroizing::new([0u8; MAX_MESSAGE]);
+        let Ok((header, len)) = self.responder.open_request(sealed, plain.as_mut()) else {
+            return (u64::from(STATUS_INVALID_PARAMETERS), Vec::new());
+        };
+        let payload: Zeroizing<Vec<u8>> = Zeroizing::new(match header.msg_type {
+            msg_type::REPORT_REQ => psp.handle_report_request(&plain[..len]),
+            msg_type::KEY_REQ => psp.handle_key_request(&plain[..len]).to_vec(),
+            _ => return (u64::from(STATUS_INVALID_PARAMETERS), Vec::new()),
+        });
+        let mut out = vec![0u8; MAX_MESSAGE];
+        match self.responder.seal_response(&header, &payload, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                (0, out)
+            }
+            Err(_) => (u64::from(STATUS_INVALID_PARAMETERS), Vec::new()),
+        }
     }
 }
 
