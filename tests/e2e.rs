@@ -220,8 +220,9 @@ fn print_qemu_shows_the_exact_command_line() {
 fn the_rom_carries_the_manifest_and_reset_vector_where_the_layout_says() {
     let rom = std::fs::read(&fixture().rom).unwrap();
     assert_eq!(rom.len(), 2 * 1024 * 1024, "QEMU needs a multiple of 64 KiB; the layout says 2 MiB");
-    // The reset vector (top - 16) starts with CLI (0xFA).
-    assert_eq!(rom[rom.len() - 16], 0xFA);
+    // The reset vector (top - 16) tells real mode from protected mode (TDX) with bytes that
+    // decode alike in both: mov eax, cr0; test al, 1; jnz.
+    assert_eq!(&rom[rom.len() - 16..rom.len() - 9], &[0x0F, 0x20, 0xC0, 0xA8, 0x01, 0x75, 0x03]);
     let slot = &rom[rom.len() - 0x2000..rom.len() - 0x1000];
     let manifest = twi_proto::manifest::LaunchManifest::from_slot(slot).expect("manifest in its slot");
     assert!(!manifest.self_test_only);

@@ -14,6 +14,7 @@
 //! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack (`runtime.ld`) |
 //! | 0x0080_0000..0x0100_0000   | byte heap (`linked_list_allocator`)              |
 //! | 0x0100_0000..0x0200_0000   | page-frame pool (`buddy_system_allocator`)       |
+//! | 0x0200_0000..0x0220_0000   | SEV-SNP shared pages (GHCB, guest-request pages)  |
 //! | 0xFFE0_0000..0x1_0000_0000 | the ROM                                          |
 //!
 //! The ROM's top 8 KiB (see `runtime.ld`): manifest slot, boot stub, GUID table, reset vector.
@@ -33,8 +34,14 @@ pub const IMAGE_RAM: Range<usize> = 0x20_0000..0x80_0000;
 pub const HEAP: Range<usize> = 0x80_0000..0x100_0000;
 /// Page frames handed out 4 KiB at a time (shared pages, DMA buffers).
 pub const FRAMES: Range<usize> = 0x100_0000..0x200_0000;
+/// SEV-SNP: the pool of host-visible (shared) pages: the GHCB, the guest-request pages. One
+/// 2 MiB page, so the boot page tables clear its C-bit with a single directory entry; the
+/// runtime converts it to shared (page-state change) before use. Nothing secret is placed here.
+pub const SHARED_POOL: Range<usize> = 0x200_0000..0x220_0000;
 /// The least guest RAM the layout needs.
-pub const MIN_RAM_BYTES: u64 = FRAMES.end as u64;
+pub const MIN_RAM_BYTES: u64 = SHARED_POOL.end as u64;
+const _: () = assert!(SHARED_POOL.start >= FRAMES.end && SHARED_POOL.start.is_multiple_of(0x20_0000));
+const _: () = assert!(SHARED_POOL.end - SHARED_POOL.start == 0x20_0000);
 
 /// SEV-SNP: the secrets page (VMPCKs) the PSP fills at launch (SEV metadata type 2).
 pub const SNP_SECRETS_PAGE: u64 = 0x8_0000;

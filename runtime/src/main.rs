@@ -12,12 +12,14 @@ mod firmware {
     extern crate alloc;
 
     use twi_proto::manifest::LaunchManifest;
-    use twi_runtime::layout::{BOOT_SCRATCH, MIN_RAM_BYTES};
+    use twi_runtime::layout::MIN_RAM_BYTES;
+    use twi_runtime::layout::SNP_SECRETS_PAGE;
     use twi_runtime::log;
+    use twi_runtime::platform::boot::BootInfo;
     use twi_runtime::platform::exit::{ExitCode, exit};
     use twi_runtime::platform::serial::{COM2, Uart};
+    use twi_runtime::platform::snp::{self as snp_platform, TerminateReason};
     use twi_runtime::platform::{cmos, console, cpu, idt, memory, rng, time};
-    use twi_runtime::layout::SNP_SECRETS_PAGE;
     use twi_runtime::session::{self, Channel, Event, Link, Tee, Trust};
     use twi_runtime::snp::SnpGuest;
     use twi_runtime::vault::Vault;
@@ -86,23 +88,26 @@ mod firmware {
         guest
     }
 
-    fn reset_tsc() -> u64 {
-        // SAFETY: the boot stub wrote the reset-time TSC to this fixed, identity-mapped RAM
-        // address; nothing else uses the boot scratch page.
-        unsafe { core::ptr::read_volatile(BOOT_SCRATCH as usize as *const u64) }
-    }
-
     #[unsafe(no_mangle)]
     #[unsafe(link_section = ".text.rust_entry")]
     pub extern "C" fn rust_entry() -> ! {
         let entry_tsc = cpu::rdtsc();
-        console::init();
+        let boot = BootInfo::read();
         idt::init();
+        // Under SEV-SNP nothing may touch a port, CPUID or an MSR before the GHCB is up; a
+        // failure here can only be reported through the GHCB MSR protocol.
+        let snp_hardware = match snp_platform::init(&boot) {
+            Ok(active) => active,
+            Err(_) => snp_platform::terminate(TerminateReason::Fatal),
+        };
+        // TDX (boot.tdx) needs the #VE handler and TDVMCALL port I/O: not built yet, so the
+        // first port access below ends the TD.
+        console::init();
         let tsc_hz = time::calibrate_tsc_hz();
         log!("{RUNTIME_NAME} booted");
         log!(
             "boot: reset vector -> rust entry {} us (TSC {} MHz)",
-            time::micros(tsc_hz, reset_tsc(), entry_tsc),
+            time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
             tsc_hz / 1_000_000
         );
 
@@ -142,22 +147,21 @@ mod firmware {
         );
 
         if manifest.self_test_only {
-            log!("self-test image: done in {} us since reset", time::micros(tsc_hz, reset_tsc(), cpu::rdtsc()));
+            log!("self-test image: done in {} us since reset", time::micros(tsc_hz, boot.reset_tsc, cpu::rdtsc()));
             exit(ExitCode::Success)
         }
 
-        if cpu::snp_active() {
-            fatal(format_args!(
-                "this is a real SEV-SNP guest, and the runtime's GHCB guest-request doorbell is not built yet"
-            ))
-        }
         match take_snp_guest() {
             Ok(guest) => *SNP_GUEST.lock() = Some(guest),
             Err(e) => fatal(format_args!(
                 "no TEE: not an SEV-SNP guest, and no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}); run under `twi run --platform sim`"
             )),
         }
-        log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
+        if snp_hardware {
+            log!("platform: SEV-SNP (C-bit {}, GHCB up, VMPCK0 taken from the secrets page)", boot.c_bit);
+        } else {
+            log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
+        }
 
         let mut channel = Channel::new(SerialLink(Uart::init(COM2)));
         let trust = Trust { issuer_anchor: &manifest.issuer_anchor };
@@ -171,13 +175,14 @@ mod firmware {
         };
         let mut snp_guard = SNP_GUEST.lock();
         let Some(snp) = snp_guard.as_mut() else { fatal(format_args!("the SNP guest vanished")) };
-        let result =
-            session::run(&mut channel, &VAULT, snp, &mut Tee::SimSnp, &mut rng, &trust, RUNTIME_NAME, &mut events);
+        let mut ghcb_doorbell = |sealed: &[u8]| snp_platform::guest_request(sealed);
+        let mut tee = if snp_hardware { Tee::Snp(&mut ghcb_doorbell) } else { Tee::SimSnp };
+        let result = session::run(&mut channel, &VAULT, snp, &mut tee, &mut rng, &trust, RUNTIME_NAME, &mut events);
         let heap = memory::heap_usage();
         log!("heap: {} of {} bytes in use", heap.used, heap.size);
         match result {
             Ok(_) => {
-                log!("done in {} us since reset", time::micros(tsc_hz, reset_tsc(), cpu::rdtsc()));
+                log!("done in {} us since reset", time::micros(tsc_hz, boot.reset_tsc, cpu::rdtsc()));
                 exit(ExitCode::Success)
             }
             Err(e) => fatal(format_args!("{e}")),

@@ -41,7 +41,12 @@ impl SealingKey {
         Aes256Gcm::new(&(*self.0).into())
     }
 
-    pub fn seal<R: TryCryptoRng + ?Sized>(&self, context: &[u8], plaintext: &[u8], rng: &mut R) -> Result<Vec<u8>, SealError> {
+    pub fn seal<R: TryCryptoRng + ?Sized>(
+        &self,
+        context: &[u8],
+        plaintext: &[u8],
+        rng: &mut R,
+    ) -> Result<Vec<u8>, SealError> {
         let mut nonce = [0u8; NONCE_LEN];
         rng.try_fill_bytes(&mut nonce).map_err(|_| SealError::Rng)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + plaintext.len() + TAG_LEN);

@@ -230,7 +230,12 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     // The report parsed inside `snp.report`; its TCB feeds the sealing key below.
     let reported_tcb = AttestationReport::parse(&report).map(|r| r.reported_tcb.0).unwrap_or(0);
 
-    channel.send(&Message::Evidence(Evidence { platform, evidence: report, public_key: public_key.to_vec(), nonce }))?;
+    channel.send(&Message::Evidence(Evidence {
+        platform,
+        evidence: report,
+        public_key: public_key.to_vec(),
+        nonce,
+    }))?;
     events(Event::EvidenceSent);
 
     let Credential { certificate, workload_id } = match channel.recv(events)? {
@@ -247,7 +252,8 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     }
     events(Event::CredentialAccepted(&workload_id));
 
-    let key = firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(reported_tcb), doorbell))?;
+    let key =
+        firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(reported_tcb), doorbell))?;
     let sealing = SealingKey::new(key);
     let sealed_credential = sealing.seal(SEALED_CREDENTIAL_CONTEXT, &certificate, rng).map_err(SessionError::Seal)?;
     let unsealed = sealing.unseal(SEALED_CREDENTIAL_CONTEXT, &sealed_credential).map_err(SessionError::Seal)?;

@@ -17,7 +17,9 @@ use zeroize::Zeroizing;
 pub const VMPCK_ID: u8 = 0;
 const MSG_VERSION: u8 = 1;
 
-/// Why a firmware request failed. All but `Doorbell` leave the VMPCK wiped.
+/// Why a firmware request failed. `Doorbell`, and `Envelope` for an answer that did not open,
+/// leave the VMPCK wiped (the firmware may have consumed the sequence number); the others come
+/// from an answer that opened, with the sequence numbers still in step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SnpError {
     /// The secrets page holds no VMPCK0: this is not an SNP guest, or the host planted nothing.
@@ -70,9 +72,15 @@ impl SnpGuest {
     }
 
     /// One request/response exchange; returns the plaintext answer (private memory).
-    fn exchange(&mut self, req_type: u8, payload: &[u8], doorbell: &mut Doorbell<'_>) -> Result<Zeroizing<Vec<u8>>, SnpError> {
+    fn exchange(
+        &mut self,
+        req_type: u8,
+        payload: &[u8],
+        doorbell: &mut Doorbell<'_>,
+    ) -> Result<Zeroizing<Vec<u8>>, SnpError> {
         let mut sealed = vec![0u8; MAX_MESSAGE];
-        let len = self.requester.seal_request(req_type, MSG_VERSION, payload, &mut sealed).map_err(SnpError::Envelope)?;
+        let len =
+            self.requester.seal_request(req_type, MSG_VERSION, payload, &mut sealed).map_err(SnpError::Envelope)?;
         let answer = match doorbell(&sealed[..len]) {
             Ok(answer) => answer,
             Err(status) => {
@@ -95,7 +103,8 @@ impl SnpGuest {
         if response.status != STATUS_SUCCESS {
             return Err(SnpError::Firmware(response.status));
         }
-        let report = AttestationReport::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
+        let report =
+            AttestationReport::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
         if report.report_data != *report_data {
             return Err(SnpError::ReportDataMismatch);
         }
@@ -103,7 +112,11 @@ impl SnpGuest {
     }
 
     /// MSG_KEY_REQ: a 32-byte key derived by the firmware (zeroized on drop).
-    pub fn derive_key(&mut self, request: &KeyRequest, doorbell: &mut Doorbell<'_>) -> Result<Zeroizing<[u8; 32]>, SnpError> {
+    pub fn derive_key(
+        &mut self,
+        request: &KeyRequest,
+        doorbell: &mut Doorbell<'_>,
+    ) -> Result<Zeroizing<[u8; 32]>, SnpError> {
         let answer = self.exchange(msg_type::KEY_REQ, &request.to_bytes(), doorbell)?;
         let response = KeyResponse::parse(&answer).map_err(|_| SnpError::Malformed("MSG_KEY_RSP"))?;
         if response.status != STATUS_SUCCESS {

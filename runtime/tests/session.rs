@@ -1,9 +1,13 @@
 //! `session::run` end to end on the host. The guest side is the real runtime code; the host
 //! side is a fake loader + issuer behind an in-memory [`Link`]: whenever the guest waits for a
 //! byte and none is queued, the fake host reads what the guest wrote so far and answers it
-//! (honestly, with a real `twi_issuer::Issuer` and the simulated PSP, unless the test's script
-//! says otherwise). When the host has nothing more to say the link reports itself closed,
-//! so no test can hang.
+//! (honestly, with a real `twi_issuer::Issuer` and a launch on the simulated PSP, unless the
+//! test's script says otherwise). When the host has nothing more to say the link reports
+//! itself closed, so no test can hang.
+//!
+//! The guest's firmware requests are SEV-SNP guest messages sealed under the launch's VMPCK0;
+//! the tests know that key (they play the PSP that planted it) and so can open what the guest
+//! sent, and seal answers of their own.
 
 mod support;
 
@@ -13,31 +17,43 @@ use std::time::Duration;
 
 use der::Decode;
 use twi_attester::binding;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
+use twi_attester::snp::guest_msg::{self, GuestMsgError, HEADER_SIZE, Header, MAX_MESSAGE, Vmpck, msg_type};
+use twi_attester::snp::key::{KEY_REQ_SIZE, KeyRequest, KeyResponse, field};
+use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
 use twi_attester::snp::report::AttestationReport;
-use twi_host::sim::snp::SimPsp;
+use twi_attester::snp::secrets::VMPCK_OFFSETS;
+use twi_host::sim::snp::{SimLaunch, SimPsp};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
-    CAP_SIM_DOORBELL, Challenge, Credential, Done, DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Evidence,
-    Hello, Message, PROTOCOL_VERSION, Platform,
+    CAP_SIM_DOORBELL, Challenge, Credential, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode,
+    ErrorMsg, Evidence, Hello, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, encode_frame, write_message};
 use twi_runtime::credential::{CredentialError, check_credential};
-use twi_runtime::session::{self, Channel, Link, MAX_MALFORMED_FRAMES, Outcome, SessionError, Trust};
+use twi_runtime::sealing::{SealError, SealingKey};
+use twi_runtime::session::{
+    self, Channel, Link, MAX_MALFORMED_FRAMES, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Tee, Trust,
+};
+use twi_runtime::snp::{SnpError, SnpGuest};
 use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
+use zeroize::Zeroizing;
 
 use support::{TestCa, TestRng, key_from_seed, public_sec1};
 
 /// The seed of the Credential Key in every session: the tests can regenerate the key outside
 /// the vault and so know the secret scalar the guest must never send.
 const KEY_SEED: u64 = 0x7E57_C0DE_5EED_0001;
+/// The seed of the RNG the session draws the sealing nonce from.
+const SEAL_SEED: u64 = 0x5EA1_0000_5EED_0002;
 const RUNTIME_NAME: &str = "twi-runtime/test";
 const WORKLOAD_ID: &str = "spiffe://example.org/payroll";
+/// What the guest sends to an honest host.
+const HONEST_SEQUENCE: [&str; 5] = ["Hello", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"];
 
 /// The simulated chip (three P-384 keys and their chain), made once for all tests. Its state
-/// directory is not needed once it is loaded.
+/// directory is not needed once it is loaded. Each session is a fresh launch on it.
 static PSP: LazyLock<SimPsp> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("tempdir");
     SimPsp::load_or_create(dir.path()).expect("simulated PSP")
@@ -50,6 +66,8 @@ static PSP: LazyLock<SimPsp> = LazyLock::new(|| {
 struct Host {
     issuer: Issuer,
     psp: &'static SimPsp,
+    /// The guest's launch on the simulated chip: its VMPCK0 and the PSP's sequence numbers.
+    sim: SimLaunch,
     /// The nonce of the last Challenge the host sent.
     nonce: Option<Vec<u8>>,
     /// The last credential the issuer issued.
@@ -66,12 +84,18 @@ impl Host {
             sim_snp_root: accept_simulated_tee.then(|| PSP.root().clone()),
         };
         let issuer = Issuer::open(state.path(), config).expect("issuer");
-        Self { issuer, psp: &PSP, nonce: None, issued: None }
+        let sim = PSP.launch().expect("a launch on the simulated PSP");
+        Self { issuer, psp: &PSP, sim, nonce: None, issued: None }
     }
 
     /// The issuer anchor the launch manifest carries.
     fn anchor(&self) -> Vec<u8> {
         self.issuer.ca().public_key_sec1()
+    }
+
+    /// The VMPCK0 the PSP planted in this launch's secrets page.
+    fn vmpck(&self) -> [u8; 32] {
+        vmpck_of(&self.sim)
     }
 
     /// What the real loader and issuer answer to `msg` (`None`: nothing).
@@ -82,14 +106,10 @@ impl Host {
                 self.nonce = Some(nonce.clone());
                 Some(Challenge { nonce }.into())
             }
-            Message::DoorbellRequest(request) => Some(
-                DoorbellResponse {
-                    kind: request.kind,
-                    status: 0,
-                    response: self.psp.handle_report_request(&request.request),
-                }
-                .into(),
-            ),
+            Message::DoorbellRequest(request) => {
+                let (status, response) = self.sim.guest_request(self.psp, &request.request);
+                Some(DoorbellResponse { kind: request.kind, status, response }.into())
+            }
             Message::Evidence(evidence) => {
                 let endorsements = self.psp.endorsements().expect("endorsements");
                 let bundle = EvidenceBundle {
@@ -115,6 +135,12 @@ impl Host {
             other => panic!("the guest sent a host-to-guest message: {other:?}"),
         }
     }
+}
+
+/// VMPCK0 as `launch` plants it in the guest's secrets page.
+fn vmpck_of(launch: &SimLaunch) -> [u8; 32] {
+    let page = launch.secrets_page();
+    page[VMPCK_OFFSETS[0]..VMPCK_OFFSETS[0] + 32].try_into().expect("32 bytes")
 }
 
 /// A test's deviation from the honest host: `Some(bytes)` is sent instead of the honest
@@ -157,6 +183,21 @@ impl FakeLink {
         Self::new(Host::new(true), Box::new(move |msg, host| (msg.name() == name).then(|| script(msg, host))))
     }
 
+    /// An honest host, except that `script` answers the guest's DoorbellRequest of `stage`.
+    fn tampering_doorbell(stage: Stage, mut script: impl FnMut(&Message, &mut Host) -> Vec<u8> + 'static) -> Self {
+        let mut seen = 0;
+        Self::new(
+            Host::new(true),
+            Box::new(move |msg, host| {
+                if msg.name() != "DoorbellRequest" {
+                    return None;
+                }
+                seen += 1;
+                (seen - 1 == stage.index()).then(|| script(msg, host))
+            }),
+        )
+    }
+
     /// The host reads what the guest wrote since its last turn and answers each message.
     fn host_turn(&mut self) {
         while let Some(msg) = self.next_from_guest() {
@@ -188,6 +229,23 @@ impl FakeLink {
         }
         None
     }
+
+    /// Every firmware request the guest sent, with its header and plaintext: opened with the
+    /// launch's VMPCK0 as the PSP would (but without touching the PSP's sequence numbers).
+    fn firmware_requests(&self) -> Vec<(&DoorbellRequest, Header, Vec<u8>)> {
+        let key = Vmpck::new(self.host.vmpck());
+        self.sent
+            .iter()
+            .filter_map(|m| if let Message::DoorbellRequest(r) = m { Some(r) } else { None })
+            .map(|request| {
+                let mut plain = vec![0u8; MAX_MESSAGE];
+                let (header, len) = guest_msg::open(&key, &request.request, &mut plain)
+                    .expect("every firmware request is a guest message sealed under VMPCK0");
+                plain.truncate(len);
+                (request, header, plain)
+            })
+            .collect()
+    }
 }
 
 impl Link for &mut FakeLink {
@@ -210,6 +268,48 @@ fn frame(msg: &Message) -> Vec<u8> {
     out
 }
 
+/// The two firmware exchanges of a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// MSG_REPORT_REQ, after the Challenge.
+    Report,
+    /// MSG_KEY_REQ, after the credential was accepted.
+    Key,
+}
+
+impl Stage {
+    const ALL: [Stage; 2] = [Stage::Report, Stage::Key];
+
+    fn index(self) -> usize {
+        match self {
+            Self::Report => 0,
+            Self::Key => 1,
+        }
+    }
+
+    /// The sequence number of the firmware's response at this stage (requests take the odd
+    /// numbers from 1, responses the next even one).
+    fn response_seqno(self) -> u64 {
+        2 * self.index() as u64 + 2
+    }
+
+    /// The response's message type.
+    fn response_type(self) -> u8 {
+        match self {
+            Self::Report => msg_type::REPORT_RSP,
+            Self::Key => msg_type::KEY_RSP,
+        }
+    }
+
+    /// What an honest guest sends up to and including this stage's DoorbellRequest.
+    fn sent_until(self) -> Vec<&'static str> {
+        match self {
+            Self::Report => vec!["Hello", "DoorbellRequest"],
+            Self::Key => vec!["Hello", "DoorbellRequest", "Evidence", "DoorbellRequest"],
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Running a session
 
@@ -218,6 +318,8 @@ struct Session {
     /// `Debug` of every event the session reported.
     events: Vec<String>,
     vault: Vault,
+    /// The guest's end of the firmware channel, as the session left it.
+    snp: SnpGuest,
     link: FakeLink,
 }
 
@@ -234,24 +336,41 @@ impl Session {
     fn public_key(&self) -> Vec<u8> {
         self.vault.public_key().expect("a key").to_vec()
     }
+
+    /// The report the guest sent as Evidence.
+    fn evidence_report(&self) -> AttestationReport {
+        let evidence = self.link.sent.iter().find_map(|m| if let Message::Evidence(e) = m { Some(e) } else { None });
+        AttestationReport::parse(&evidence.expect("the guest sent Evidence").evidence).expect("a report")
+    }
 }
 
-/// Runs the guest's session against `link`, with the Credential Key from [`KEY_SEED`].
-/// Whatever the outcome, the guest must not have sent its private key.
+/// Runs the guest's session against `link`, with the Credential Key from [`KEY_SEED`] and the
+/// VMPCK0 of the host's launch. Whatever the outcome, the guest must not have sent its private
+/// key or its VMPCK, and must have sent every firmware request sealed.
 fn run(mut link: FakeLink) -> Session {
     let vault = Vault::new();
     vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let mut snp = SnpGuest::from_secrets_page(&link.host.sim.secrets_page()).expect("the launch planted VMPCK0");
     let anchor = link.host.anchor();
     let trust = Trust { issuer_anchor: &anchor };
     let mut events = Vec::new();
     let result = {
         let mut channel = Channel::new(&mut link);
-        session::run(&mut channel, &vault, &trust, RUNTIME_NAME, &mut |event| events.push(format!("{event:?}")))
+        session::run(
+            &mut channel,
+            &vault,
+            &mut snp,
+            &mut Tee::SimSnp,
+            &mut TestRng(SEAL_SEED),
+            &trust,
+            RUNTIME_NAME,
+            &mut |event| events.push(format!("{event:?}")),
+        )
     };
     link.drain();
     assert_eq!(link.read, link.wire.len(), "the guest left a partial frame on the wire");
-    assert_key_never_sent(&link.wire);
-    Session { result, events, vault, link }
+    assert_secrets_never_sent(&link);
+    Session { result, events, vault, snp, link }
 }
 
 /// The Credential Key's secret scalar (big-endian, 48 bytes), regenerated outside the vault.
@@ -259,20 +378,43 @@ fn secret_scalar() -> Vec<u8> {
     key_from_seed(KEY_SEED).to_bytes().to_vec()
 }
 
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Whether `needle` occurs in the guest's raw output or in any frame payload it sent (COBS
 /// rewrites zero bytes, so a secret could hide from a scan of the raw bytes alone).
 fn guest_output_contains(wire: &[u8], needle: &[u8]) -> bool {
-    let contains = |hay: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
-    contains(wire)
-        || wire.split(|&b| b == 0).filter(|f| !f.is_empty()).filter_map(|f| cobs_decode(f).ok()).any(|p| contains(&p))
+    contains(wire, needle)
+        || wire
+            .split(|&b| b == 0)
+            .filter(|f| !f.is_empty())
+            .filter_map(|f| cobs_decode(f).ok())
+            .any(|p| contains(&p, needle))
 }
 
-fn assert_key_never_sent(wire: &[u8]) {
-    let scalar = secret_scalar();
-    let mut reversed = scalar.clone();
+/// `secret` in either byte order does not occur in the guest's output.
+fn assert_never_sent(wire: &[u8], secret: &[u8], what: &str) {
+    let mut reversed = secret.to_vec();
     reversed.reverse();
-    assert!(!guest_output_contains(wire, &scalar), "the guest sent its private key");
-    assert!(!guest_output_contains(wire, &reversed), "the guest sent its private key (little-endian)");
+    assert!(!guest_output_contains(wire, secret), "the guest sent its {what}");
+    assert!(!guest_output_contains(wire, &reversed), "the guest sent its {what} (reversed)");
+}
+
+fn assert_secrets_never_sent(link: &FakeLink) {
+    assert_never_sent(&link.wire, &secret_scalar(), "private key");
+    assert_never_sent(&link.wire, &link.host.vmpck(), "VMPCK0");
+    // Every firmware request went out sealed, in sequence, its plaintext nowhere in it: the
+    // host never sees what the guest asks the firmware.
+    for (i, (request, header, plain)) in link.firmware_requests().into_iter().enumerate() {
+        assert_eq!(request.kind, DoorbellKind::SnpGuestRequest);
+        assert_eq!((header.seqno, header.vmpck_id), (2 * i as u64 + 1, 0), "request {i}");
+        assert!(!contains(&request.request, &plain), "request {i} carries its plaintext");
+        if header.msg_type == msg_type::REPORT_REQ {
+            let report_data = &plain[..64];
+            assert!(!guest_output_contains(&frame(&request.clone().into()), report_data), "REPORTDATA in the clear");
+        }
+    }
 }
 
 fn expect_err(session: &Session) -> &SessionError {
@@ -280,6 +422,18 @@ fn expect_err(session: &Session) -> &SessionError {
         Ok(outcome) => panic!("the session succeeded: {outcome:?}"),
         Err(e) => e,
     }
+}
+
+/// The guest's VMPCK is gone: asked for one more report, its SnpGuest refuses before the
+/// doorbell rings (nothing more can be sealed under a key whose sequence may be out of step).
+fn assert_vmpck_wiped(session: &mut Session) {
+    let mut rung = false;
+    let result = session.snp.report(&[0x11; 64], &mut |_: &[u8]| {
+        rung = true;
+        Err(u64::MAX)
+    });
+    assert_eq!(result, Err(SnpError::Envelope(GuestMsgError::KeyWiped)));
+    assert!(!rung, "the guest rang the doorbell again after a refused answer");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -331,8 +485,8 @@ fn session_obtains_a_credential_for_the_vault_key() {
     let outcome = session.result.as_ref().expect("the session succeeds");
     let public_key = session.public_key();
 
-    // The guest spoke the protocol in order, and accepted the credential.
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Done"]);
+    // The guest spoke the protocol in order, accepted the credential and sealed it.
+    assert_eq!(session.sent_names(), HONEST_SEQUENCE);
     assert_eq!(
         session.link.sent[0],
         Message::Hello(Hello {
@@ -342,10 +496,16 @@ fn session_obtains_a_credential_for_the_vault_key() {
             runtime: RUNTIME_NAME.into(),
         })
     );
-    assert_eq!(session.link.sent[3], Message::Done(Done { credential_accepted: true }));
+    assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: true }));
     assert_eq!(
         session.events,
-        ["ChallengeReceived", "ReportReceived", "EvidenceSent", &format!("CredentialAccepted({WORKLOAD_ID:?})")]
+        [
+            "ChallengeReceived",
+            "ReportReceived",
+            "EvidenceSent",
+            &format!("CredentialAccepted({WORKLOAD_ID:?})"),
+            &format!("CredentialSealed({})", outcome.sealed_credential.len()),
+        ]
     );
 
     // The Evidence binds the vault's key and the issuer's nonce into a report of the PSP.
@@ -356,9 +516,19 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(evidence.nonce, nonce);
     let report = AttestationReport::parse(&evidence.evidence).expect("a report");
     assert_eq!(report.report_data, binding::report_data(&nonce, &public_key).unwrap());
-    let Message::DoorbellRequest(request) = &session.link.sent[1] else { unreachable!() };
-    assert_eq!(request.kind, DoorbellKind::SnpGuestRequest);
-    assert_eq!(ReportRequest::parse(&request.request).unwrap().report_data, report.report_data);
+
+    // The report and then the launch-bound key were asked of the firmware in guest messages
+    // sealed under VMPCK0, never in plaintext.
+    let requests = session.link.firmware_requests();
+    assert_eq!(requests.len(), 2);
+    let (request, header, plain) = &requests[0];
+    assert_eq!((header.msg_type, header.seqno), (msg_type::REPORT_REQ, 1));
+    assert_eq!(ReportRequest::parse(plain), Ok(ReportRequest { report_data: report.report_data, vmpl: 0 }));
+    assert!(ReportRequest::parse(&request.request).is_err(), "MSG_REPORT_REQ went out in plaintext");
+    let (request, header, plain) = &requests[1];
+    assert_eq!((header.msg_type, header.seqno), (msg_type::KEY_REQ, 3));
+    assert_eq!(KeyRequest::parse(plain), Ok(KeyRequest::launch_bound(report.reported_tcb.0)));
+    assert!(KeyRequest::parse(&request.request).is_err(), "MSG_KEY_REQ went out in plaintext");
 
     // The outcome is the credential the issuer issued, for the vault's key.
     let issued = session.link.host.issued.as_ref().expect("the issuer issued a credential");
@@ -369,6 +539,52 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(spki.subject_public_key.as_bytes(), Some(public_key.as_slice()));
     assert_eq!(cert.tbs_certificate().issuer(), session.link.host.issuer.ca().subject());
     assert_eq!(check_credential(&outcome.certificate, &session.link.host.anchor(), &public_key, WORKLOAD_ID), Ok(()));
+}
+
+/// The key the simulated PSP `psp` derives for `request`, as raw bytes.
+fn derived_key(psp: &SimPsp, request: &KeyRequest) -> Zeroizing<[u8; 32]> {
+    let response = KeyResponse::parse(&psp.handle_key_request(&request.to_bytes())).expect("MSG_KEY_RSP");
+    assert_eq!(response.status, STATUS_SUCCESS, "{request:?}");
+    response.key
+}
+
+#[test]
+fn sealed_credential_unseals_only_under_the_launch_bound_key() {
+    let session = run(FakeLink::honest());
+    let outcome = session.result.as_ref().expect("the session succeeds");
+    let sealed = &outcome.sealed_credential;
+    let tcb = session.evidence_report().reported_tcb.0;
+
+    // The firmware's launch-bound key for the reported TCB unseals exactly the certificate.
+    let launch_bound = derived_key(&PSP, &KeyRequest::launch_bound(tcb));
+    let key = SealingKey::new(launch_bound.clone());
+    let unsealed = key.unseal(SEALED_CREDENTIAL_CONTEXT, sealed).expect("the sealed credential unseals");
+    assert_eq!(unsealed.as_slice(), outcome.certificate.as_slice());
+    assert_eq!(sealed.len(), 1 + 12 + outcome.certificate.len() + 16);
+    assert!(session.events.contains(&format!("CredentialSealed({})", sealed.len())));
+    // The blob does not show the credential in the clear.
+    assert!(!contains(sealed, WORKLOAD_ID.as_bytes()));
+    assert!(!contains(sealed, &session.public_key()));
+
+    // Nothing else unseals it: another context, a key for a lower TCB, a key bound to fewer
+    // launch fields, the same request on another chip.
+    assert_eq!(key.unseal(b"twi sealed something else v1", sealed).map(|_| ()), Err(SealError::Unseal));
+    let fewer_fields =
+        KeyRequest { guest_field_select: field::MEASUREMENT | field::GUEST_POLICY, ..KeyRequest::launch_bound(tcb) };
+    let other_chip_dir = tempfile::tempdir().expect("tempdir");
+    let other_chip = SimPsp::load_or_create(other_chip_dir.path()).expect("another simulated chip");
+    for (what, other) in [
+        ("a lower TCB", derived_key(&PSP, &KeyRequest::launch_bound(tcb - 1))),
+        ("fewer launch fields", derived_key(&PSP, &fewer_fields)),
+        ("another chip", derived_key(&other_chip, &KeyRequest::launch_bound(tcb))),
+    ] {
+        assert_ne!(*other, *launch_bound, "{what}");
+        let result = SealingKey::new(other).unseal(SEALED_CREDENTIAL_CONTEXT, sealed);
+        assert_eq!(result.map(|_| ()), Err(SealError::Unseal), "{what}");
+    }
+
+    // The guest kept the derived key to itself.
+    assert_never_sent(&session.link.wire, launch_bound.as_ref(), "sealing key");
 }
 
 #[test]
@@ -394,6 +610,36 @@ fn credential_key_never_leaves_the_vault() {
 }
 
 #[test]
+fn vmpck_and_report_request_never_leave_the_guest_in_plaintext() {
+    let session = run(FakeLink::honest());
+    assert!(session.result.is_ok(), "{:?}", session.result);
+    let wire = &session.link.wire;
+
+    // VMPCK0 (checked for every session by `run`), nor in any Debug output.
+    let vmpck = session.link.host.vmpck();
+    assert!(vmpck.iter().any(|&b| b != 0));
+    assert!(!guest_output_contains(wire, &vmpck));
+    let shown = format!("{:?} {:?} {:?} {:?}", session.snp, session.vault, session.result, session.events);
+    for text in [hex::encode(vmpck), hex::encode_upper(vmpck), format!("{vmpck:?}")] {
+        assert!(!shown.contains(&text), "Debug output shows VMPCK0");
+    }
+
+    // The scan does see the 64-byte REPORTDATA where the guest sends it: in the report, in
+    // the Evidence...
+    let report_data = session.evidence_report().report_data;
+    assert!(guest_output_contains(wire, &report_data));
+    // ...but never in a firmware request: those carry only the sealed MSG_REPORT_REQ.
+    let requests: Vec<&Message> = session.link.sent.iter().filter(|m| m.name() == "DoorbellRequest").collect();
+    assert_eq!(requests.len(), 2);
+    for request in requests {
+        assert!(!guest_output_contains(&frame(request), &report_data), "REPORTDATA in a DoorbellRequest");
+        let Message::DoorbellRequest(request) = request else { unreachable!() };
+        assert!(!contains(&request.request, &report_data));
+        assert!(!contains(&request.request, &ReportRequest { report_data, vmpl: 0 }.to_bytes()));
+    }
+}
+
+#[test]
 fn issuer_rejection_is_reported_as_a_host_error() {
     // An issuer that does not accept the simulated TEE refuses the Evidence.
     let session = run(FakeLink::new(Host::new(false), Box::new(|_, _| None)));
@@ -403,7 +649,7 @@ fn issuer_rejection_is_reported_as_a_host_error() {
         }
         other => panic!("{other:?}"),
     }
-    // The guest has nothing to say to an Error: no Done, no Error of its own.
+    // The guest has nothing to say to an Error: no Done, no Error of its own, no key request.
     assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence"]);
 }
 
@@ -419,18 +665,19 @@ fn malformed_frame_is_answered_with_an_error_and_skipped() {
     });
     let session = run(link);
     assert!(session.result.is_ok(), "{:?}", session.result);
-    assert_eq!(session.sent_names(), ["Hello", "Error", "DoorbellRequest", "Evidence", "Done"]);
+    assert_eq!(session.sent_names(), ["Hello", "Error", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"]);
     assert_eq!(session.errors_sent()[0].code, ErrorCode::Malformed);
-    assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: true }));
+    assert_eq!(session.link.sent[5], Message::Done(Done { credential_accepted: true }));
     assert!(session.events[0].starts_with("MalformedFrame("), "{:?}", session.events);
     assert_eq!(session.events[1], "ChallengeReceived");
 }
 
 #[test]
 fn malformed_frames_below_the_limit_are_tolerated_across_the_session() {
-    // MAX_MALFORMED_FRAMES - 1 bad frames of every kind, spread over the three host turns.
+    // MAX_MALFORMED_FRAMES - 1 bad frames of every kind, spread over the four host turns
+    // (Challenge, both DoorbellResponses, Credential).
     let budget = (MAX_MALFORMED_FRAMES - 1) as usize;
-    let turns = [budget / 3, budget / 3, budget - 2 * (budget / 3)];
+    let turns = [budget / 4, budget / 4, budget / 4, budget - 3 * (budget / 4)];
     let mut kinds = malformed_frames().into_iter().cycle();
     let mut codes = Vec::new();
     let mut garbage: VecDeque<Vec<u8>> = turns
@@ -448,7 +695,7 @@ fn malformed_frames_below_the_limit_are_tolerated_across_the_session() {
         Host::new(true),
         Box::new(move |msg, host| {
             let reply = host.honest_reply(msg)?;
-            let mut bytes = garbage.pop_front().unwrap_or_default();
+            let mut bytes = garbage.pop_front().expect("one batch of garbage per host turn");
             bytes.extend(frame(&reply));
             Some(bytes)
         }),
@@ -458,6 +705,7 @@ fn malformed_frames_below_the_limit_are_tolerated_across_the_session() {
     let sent_codes: Vec<ErrorCode> = session.errors_sent().iter().map(|e| e.code).collect();
     assert_eq!(sent_codes, codes);
     assert_eq!(session.events.iter().filter(|e| e.starts_with("MalformedFrame(")).count(), budget);
+    assert!(session.events.iter().any(|e| e.starts_with("CredentialSealed(")), "{:?}", session.events);
     assert_eq!(session.link.sent.last(), Some(&Message::Done(Done { credential_accepted: true })));
 }
 
@@ -498,25 +746,32 @@ fn unexpected_message_instead_of_challenge_is_refused() {
 
 #[test]
 fn unexpected_message_instead_of_doorbell_response_is_refused() {
-    // Another Challenge, and a response for the wrong doorbell.
+    // Another Challenge, and a response for the wrong doorbell, at either firmware exchange.
     let wrong_kind = |msg: &Message, host: &mut Host| {
         let Some(Message::DoorbellResponse(mut response)) = host.honest_reply(msg) else { unreachable!() };
         response.kind = DoorbellKind::TdxGetQuote;
         frame(&response.into())
     };
-    let cases: Vec<(&str, FakeLink)> = vec![
-        ("Challenge", FakeLink::tampering("DoorbellRequest", |_, _| frame(&Challenge { nonce: vec![1; 32] }.into()))),
-        ("DoorbellResponse", FakeLink::tampering("DoorbellRequest", wrong_kind)),
-    ];
-    for (what, link) in cases {
-        let session = run(link);
-        assert!(
-            matches!(expect_err(&session), SessionError::Unexpected(name) if *name == what),
-            "{:?}",
-            session.result
-        );
-        assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Error"], "{what}");
-        assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage, "{what}");
+    for stage in Stage::ALL {
+        let cases: Vec<(&str, FakeLink)> = vec![
+            ("Challenge", FakeLink::tampering_doorbell(stage, |_, _| frame(&Challenge { nonce: vec![1; 32] }.into()))),
+            ("DoorbellResponse", FakeLink::tampering_doorbell(stage, wrong_kind)),
+        ];
+        for (what, link) in cases {
+            let mut session = run(link);
+            assert!(
+                matches!(expect_err(&session), SessionError::Unexpected(name) if *name == what),
+                "{stage:?}: {:?}",
+                session.result
+            );
+            let mut expected = stage.sent_until();
+            expected.push("Error");
+            assert_eq!(session.sent_names(), expected, "{stage:?} {what}");
+            assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage, "{stage:?} {what}");
+            assert!(!session.events.iter().any(|e| e.starts_with("CredentialSealed(")));
+            // The request may have reached the firmware: its sequence number is spent.
+            assert_vmpck_wiped(&mut session);
+        }
     }
 }
 
@@ -530,61 +785,95 @@ fn unexpected_message_instead_of_credential_is_refused() {
 }
 
 // ---------------------------------------------------------------------------------------
-// The simulated doorbell
+// The simulated doorbell: a firmware that answers wrongly, through the genuine channel
 
-/// Answers the guest's DoorbellRequest with `response(request bytes, psp)` as MSG_REPORT_RSP.
-fn doorbell_answer(status: u64, response: fn(&[u8], &SimPsp) -> Vec<u8>) -> FakeLink {
-    FakeLink::tampering("DoorbellRequest", move |msg, host| {
+/// The firmware answers the guest's `stage` request with `answer(plaintext request, psp)`,
+/// sealed under the launch's VMPCK0 exactly as the PSP seals its answers, and the doorbell
+/// reports `status`.
+fn firmware_answer(stage: Stage, status: u64, answer: fn(&[u8], &SimPsp) -> Vec<u8>) -> FakeLink {
+    FakeLink::tampering_doorbell(stage, move |msg, host| {
         let Message::DoorbellRequest(request) = msg else { unreachable!() };
-        let response = response(&request.request, host.psp);
+        let psp = host.psp;
+        let (sealed_status, response) =
+            host.sim.guest_request_with(&request.request, |_, plain| Some(answer(plain, psp)));
+        assert_eq!(sealed_status, 0, "the simulated PSP opens the guest's request");
         frame(&DoorbellResponse { kind: request.kind, status, response }.into())
     })
 }
 
-fn assert_doorbell_refused(session: &Session, why: &str) {
+/// The session ended at `stage`'s firmware exchange with `Firmware(why)`, and told the host so.
+fn assert_doorbell_refused(session: &Session, stage: Stage, why: &SnpError) {
     assert!(
-        matches!(expect_err(session), SessionError::Firmware(what) if *what == why),
-        "expected Firmware({why:?}), got {:?}",
+        matches!(expect_err(session), SessionError::Firmware(what) if what == why),
+        "expected Firmware({why:?}) at {stage:?}, got {:?}",
         session.result
     );
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Error"], "{why}");
+    let mut expected = stage.sent_until();
+    expected.push("Error");
+    assert_eq!(session.sent_names(), expected, "{why:?}");
     let error = session.errors_sent()[0];
-    assert_eq!(error.code, ErrorCode::DoorbellFailed, "{why}");
-    assert!(error.message.contains(why), "{}", error.message);
-    assert!(!session.events.iter().any(|e| e == "ReportReceived"));
+    assert_eq!(error.code, ErrorCode::DoorbellFailed, "{why:?}");
+    assert!(error.message.contains(&why.to_string()), "{}", error.message);
+    match stage {
+        Stage::Report => assert!(!session.events.iter().any(|e| e == "ReportReceived")),
+        Stage::Key => assert!(session.events.iter().any(|e| e.starts_with("CredentialAccepted("))),
+    }
+    assert!(!session.events.iter().any(|e| e.starts_with("CredentialSealed(")));
 }
 
 #[test]
 fn report_for_other_report_data_is_refused() {
-    // A genuine report of the PSP, but for REPORTDATA the guest did not ask for.
-    let session = run(doorbell_answer(0, |request, psp| {
+    // A genuine report of the PSP, sealed correctly, but for REPORTDATA the guest did not ask for.
+    let session = run(firmware_answer(Stage::Report, 0, |request, psp| {
         let mut request = ReportRequest::parse(request).unwrap();
         request.report_data[0] ^= 0xFF;
         psp.handle_report_request(&request.to_bytes())
     }));
-    assert_doorbell_refused(&session, "the report does not carry the requested REPORTDATA");
+    assert_doorbell_refused(&session, Stage::Report, &SnpError::ReportDataMismatch);
 }
 
 #[test]
 fn failed_doorbell_status_is_refused() {
-    // The VMM reports failure, even though a valid report came with it.
-    let session = run(doorbell_answer(0x1_0000_0000, |request, psp| psp.handle_report_request(request)));
-    assert_doorbell_refused(&session, "the guest request failed");
+    // The VMM reports failure, even though a valid sealed answer came with it.
+    for stage in Stage::ALL {
+        let mut session = run(firmware_answer(stage, 0x1_0000_0000, |request, psp| {
+            if request.len() == KEY_REQ_SIZE {
+                psp.handle_key_request(request).to_vec()
+            } else {
+                psp.handle_report_request(request)
+            }
+        }));
+        assert_doorbell_refused(&session, stage, &SnpError::Doorbell(0x1_0000_0000));
+        assert_vmpck_wiped(&mut session);
+    }
+    // The PSP refuses a request it cannot open (here: it holds another launch's VMPCK0) with a
+    // status and no answer.
+    let link = FakeLink::tampering("DoorbellRequest", |msg, host| {
+        let Message::DoorbellRequest(request) = msg else { unreachable!() };
+        let mut other_launch = host.psp.launch().expect("another launch");
+        let (status, response) = other_launch.guest_request(host.psp, &request.request);
+        frame(&DoorbellResponse { kind: request.kind, status, response }.into())
+    });
+    let mut session = run(link);
+    assert_doorbell_refused(&session, Stage::Report, &SnpError::Doorbell(u64::from(STATUS_INVALID_PARAMETERS)));
+    assert_vmpck_wiped(&mut session);
 }
 
 #[test]
 fn unusable_report_responses_are_refused() {
     type Tamper = fn(&[u8], &SimPsp) -> Vec<u8>;
-    let cases: [(&str, Tamper); 4] = [
-        ("malformed MSG_REPORT_RSP", |_, _| Vec::new()),
-        ("malformed MSG_REPORT_RSP", |request, psp| psp.handle_report_request(request)[..0x20 + 100].to_vec()),
-        ("MSG_REPORT_RSP carries a failure status", |request, psp| {
+    let cases: [(SnpError, Tamper); 4] = [
+        (SnpError::Malformed("MSG_REPORT_RSP"), |_, _| Vec::new()),
+        (SnpError::Malformed("MSG_REPORT_RSP"), |request, psp| {
+            psp.handle_report_request(request)[..0x20 + 100].to_vec()
+        }),
+        (SnpError::Firmware(STATUS_INVALID_PARAMETERS), |request, psp| {
             // The PSP refuses a request for VMPL 4.
             let mut request = ReportRequest::parse(request).unwrap();
             request.vmpl = 4;
             psp.handle_report_request(&request.to_bytes())
         }),
-        ("malformed report", |request, psp| {
+        (SnpError::Malformed("attestation report"), |request, psp| {
             let response = psp.handle_report_request(request);
             let mut report = ReportResponse::parse(&response).unwrap().report.to_vec();
             report[..4].copy_from_slice(&1u32.to_le_bytes()); // report version 1 is not supported
@@ -594,23 +883,181 @@ fn unusable_report_responses_are_refused() {
         }),
     ];
     for (why, tamper) in cases {
-        assert_doorbell_refused(&run(doorbell_answer(0, tamper)), why);
+        assert_doorbell_refused(&run(firmware_answer(Stage::Report, 0, tamper)), Stage::Report, &why);
+    }
+}
+
+#[test]
+fn unusable_key_responses_are_refused() {
+    type Tamper = fn(&[u8], &SimPsp) -> Vec<u8>;
+    let cases: [(SnpError, Tamper); 3] = [
+        (SnpError::Malformed("MSG_KEY_RSP"), |_, _| Vec::new()),
+        (SnpError::Malformed("MSG_KEY_RSP"), |request, psp| psp.handle_key_request(request)[..63].to_vec()),
+        (SnpError::Firmware(STATUS_INVALID_PARAMETERS), |request, psp| {
+            // The PSP refuses a key for a TCB above the platform's.
+            let mut request = KeyRequest::parse(request).unwrap();
+            request.tcb_version = u64::MAX;
+            psp.handle_key_request(&request.to_bytes()).to_vec()
+        }),
+    ];
+    for (why, tamper) in cases {
+        let session = run(firmware_answer(Stage::Key, 0, tamper));
+        assert_doorbell_refused(&session, Stage::Key, &why);
+        // The credential was accepted but could not be sealed: no Done, no outcome.
+        assert!(!session.sent_names().contains(&"Done"));
     }
 }
 
 #[test]
 fn host_error_instead_of_doorbell_response_ends_the_session() {
-    let link = FakeLink::tampering("DoorbellRequest", |_, _| {
-        frame(&ErrorMsg::new(ErrorCode::DoorbellFailed, "no simulated TDX module").into())
-    });
-    let session = run(link);
-    assert!(
-        matches!(expect_err(&session), SessionError::HostError(ErrorCode::DoorbellFailed, m) if m == "no simulated TDX module"),
-        "{:?}",
-        session.result
+    for stage in Stage::ALL {
+        let link = FakeLink::tampering_doorbell(stage, |_, _| {
+            frame(&ErrorMsg::new(ErrorCode::DoorbellFailed, "no simulated TDX module").into())
+        });
+        let mut session = run(link);
+        assert!(
+            matches!(expect_err(&session), SessionError::HostError(ErrorCode::DoorbellFailed, m) if m == "no simulated TDX module"),
+            "{stage:?}: {:?}",
+            session.result
+        );
+        // The host said why it gave up; the guest does not answer an Error with an Error.
+        assert_eq!(session.sent_names(), stage.sent_until());
+        assert_vmpck_wiped(&mut session);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The guest-message envelope: the host cannot forge, alter or replay the firmware's answers
+
+/// An honest host, except that the DoorbellResponse at `stage` is passed through `alter`.
+fn altering_response(stage: Stage, alter: impl Fn(&mut DoorbellResponse, &Host) + 'static) -> FakeLink {
+    FakeLink::tampering_doorbell(stage, move |msg, host| {
+        let Some(Message::DoorbellResponse(mut response)) = host.honest_reply(msg) else { unreachable!() };
+        assert_eq!(response.status, 0, "the simulated PSP answers the guest's request");
+        alter(&mut response, host);
+        frame(&response.into())
+    })
+}
+
+/// The session ended at `stage` because the firmware's answer did not open (`why`), and the
+/// guest will never use its VMPCK again.
+fn assert_envelope_refused(mut session: Session, stage: Stage, why: GuestMsgError) {
+    assert_doorbell_refused(&session, stage, &SnpError::Envelope(why));
+    assert!(!session.sent_names().contains(&"Done"));
+    assert_vmpck_wiped(&mut session);
+}
+
+#[test]
+fn replayed_doorbell_response_is_refused() {
+    // The host answers the key request with the firmware's earlier, genuine answer to the
+    // report request.
+    let mut report_response: Option<Vec<u8>> = None;
+    let link = FakeLink::new(
+        Host::new(true),
+        Box::new(move |msg, host| {
+            if msg.name() != "DoorbellRequest" {
+                return None;
+            }
+            let bytes = match &report_response {
+                None => frame(&host.honest_reply(msg)?),
+                Some(earlier) => earlier.clone(),
+            };
+            report_response.get_or_insert_with(|| bytes.clone());
+            Some(bytes)
+        }),
     );
-    // The host said why it gave up; the guest does not answer an Error with an Error.
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest"]);
+    let session = run(link);
+    let why = GuestMsgError::Sequence { expected: Stage::Key.response_seqno(), actual: Stage::Report.response_seqno() };
+    assert_envelope_refused(session, Stage::Key, why);
+}
+
+#[test]
+fn doorbell_response_sealed_under_another_vmpck_is_refused() {
+    // The same answer, header and all, sealed under another launch's VMPCK0 on the same chip.
+    for stage in Stage::ALL {
+        let link = altering_response(stage, |response, host| {
+            let mut plain = vec![0u8; MAX_MESSAGE];
+            let (header, len) = guest_msg::open(&Vmpck::new(host.vmpck()), &response.response, &mut plain).unwrap();
+            let other = vmpck_of(&host.psp.launch().expect("another launch"));
+            assert_ne!(other, host.vmpck());
+            let mut out = vec![0u8; MAX_MESSAGE];
+            let n = guest_msg::seal(&Vmpck::new(other), &header, &plain[..len], &mut out).unwrap();
+            out.truncate(n);
+            response.response = out;
+        });
+        assert_envelope_refused(run(link), stage, GuestMsgError::Authentication);
+    }
+}
+
+#[test]
+fn altered_doorbell_response_is_refused() {
+    // One bit flipped at `offset(len)` of the sealed answer, and what the guest must say.
+    type Offset = fn(usize) -> usize;
+    let cases = |stage: Stage| -> Vec<(&'static str, Offset, GuestMsgError)> {
+        let seqno = stage.response_seqno();
+        let msg_type = stage.response_type();
+        vec![
+            ("first ciphertext byte", |_| HEADER_SIZE, GuestMsgError::Authentication),
+            ("middle ciphertext byte", |len| (HEADER_SIZE + len) / 2, GuestMsgError::Authentication),
+            ("last ciphertext byte", |len| len - 1, GuestMsgError::Authentication),
+            ("authentication tag", |_| 0x05, GuestMsgError::Authentication),
+            ("MSG_VERSION (authenticated)", |_| 0x35, GuestMsgError::Authentication),
+            ("reserved header byte (authenticated)", |_| 0x50, GuestMsgError::Authentication),
+            ("sequence number", |_| 0x20, GuestMsgError::Sequence { expected: seqno, actual: seqno ^ 1 }),
+            ("message type", |_| 0x34, GuestMsgError::WrongType { expected: msg_type, actual: msg_type ^ 1 }),
+            ("VMPCK id", |_| 0x3C, GuestMsgError::WrongKey),
+            ("MSG_SIZE", |_| 0x36, GuestMsgError::Truncated),
+            ("ALGO", |_| 0x30, GuestMsgError::UnsupportedHeader),
+        ]
+    };
+    for stage in Stage::ALL {
+        for (what, offset, why) in cases(stage) {
+            let link = altering_response(stage, move |response, _| {
+                let at = offset(response.response.len());
+                response.response[at] ^= 1;
+            });
+            let session = run(link);
+            assert!(
+                matches!(&session.result, Err(SessionError::Firmware(_))),
+                "{stage:?} {what}: {:?}",
+                session.result
+            );
+            assert_envelope_refused(session, stage, why);
+        }
+        // Cut short by one byte.
+        let link = altering_response(stage, |response, _| {
+            response.response.pop();
+        });
+        assert_envelope_refused(run(link), stage, GuestMsgError::Truncated);
+    }
+}
+
+#[test]
+fn after_a_refused_answer_the_guest_never_uses_its_vmpck_again() {
+    // The probe in `assert_vmpck_wiped` is not vacuous: after an honest session the guest's
+    // VMPCK still works, and the next request gets a report from its launch.
+    let mut session = run(FakeLink::honest());
+    assert!(session.result.is_ok(), "{:?}", session.result);
+    let Session { snp, link, .. } = &mut session;
+    let host = &mut link.host;
+    let mut rung = 0;
+    let report = snp
+        .report(&[0x11; 64], &mut |sealed: &[u8]| {
+            rung += 1;
+            match host.sim.guest_request(host.psp, sealed) {
+                (0, response) => Ok(response),
+                (status, _) => Err(status),
+            }
+        })
+        .expect("a third exchange, in sequence");
+    assert_eq!(rung, 1);
+    assert_eq!(AttestationReport::parse(&report).unwrap().report_data, [0x11; 64]);
+
+    // After a refused answer the session sends nothing more to the firmware, and the guest
+    // could not even if asked: its key is gone (see `assert_vmpck_wiped` in every case above).
+    let session = run(altering_response(Stage::Report, |response, _| response.response[HEADER_SIZE] ^= 1));
+    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Error"]);
+    assert_envelope_refused(session, Stage::Report, GuestMsgError::Authentication);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -630,25 +1077,24 @@ fn credential_from_another_ca_is_rejected_and_reported() {
         "{:?}",
         session.result
     );
+    // Rejected, reported, and not sealed: no key request follows.
     assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"]);
     let error = session.errors_sent()[0];
     assert_eq!(error.code, ErrorCode::CredentialRejected);
     assert!(error.message.contains(CredentialError::BadSignature.as_str()), "{}", error.message);
     assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: false }));
     assert!(!session.events.iter().any(|e| e.starts_with("CredentialAccepted")));
+    assert!(!session.events.iter().any(|e| e.starts_with("CredentialSealed")));
 }
 
 #[test]
 fn credential_for_another_workload_than_announced_is_rejected() {
     // The issuer's genuine credential, relayed with another workload id.
-    let link = FakeLink::new(
-        Host::new(true),
-        Box::new(|msg, host| {
-            let Some(Message::Credential(mut credential)) = host.honest_reply(msg) else { return None };
-            credential.workload_id = "spiffe://example.org/admin".into();
-            Some(frame(&credential.into()))
-        }),
-    );
+    let link = FakeLink::tampering("Evidence", |msg, host| {
+        let Some(Message::Credential(mut credential)) = host.honest_reply(msg) else { unreachable!() };
+        credential.workload_id = "spiffe://example.org/admin".into();
+        frame(&credential.into())
+    });
     let session = run(link);
     assert!(
         matches!(expect_err(&session), SessionError::Credential(CredentialError::WrongSubjectAltName)),
@@ -656,6 +1102,7 @@ fn credential_for_another_workload_than_announced_is_rejected() {
         session.result
     );
     assert_eq!(session.errors_sent()[0].code, ErrorCode::CredentialRejected);
+    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"]);
     assert_eq!(session.link.sent.last(), Some(&Message::Done(Done { credential_accepted: false })));
 }
 
@@ -687,14 +1134,19 @@ fn host_closing_the_link_ends_the_session() {
     let cases: Vec<(&str, FakeLink, Vec<&str>)> = vec![
         ("after Hello", FakeLink::tampering("Hello", |_, _| Vec::new()), vec!["Hello"]),
         (
-            "after DoorbellRequest",
-            FakeLink::tampering("DoorbellRequest", |_, _| Vec::new()),
-            vec!["Hello", "DoorbellRequest"],
+            "after the report DoorbellRequest",
+            FakeLink::tampering_doorbell(Stage::Report, |_, _| Vec::new()),
+            Stage::Report.sent_until(),
         ),
         (
             "mid-Credential",
             FakeLink::tampering("Evidence", half_a_credential),
             vec!["Hello", "DoorbellRequest", "Evidence"],
+        ),
+        (
+            "after the key DoorbellRequest",
+            FakeLink::tampering_doorbell(Stage::Key, |_, _| Vec::new()),
+            Stage::Key.sent_until(),
         ),
     ];
     for (when, link, sent) in cases {

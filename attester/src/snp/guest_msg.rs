@@ -252,9 +252,9 @@ impl Requester {
         self.key = None;
     }
 
-    /// Seals the next request. A request that was sealed but never answered is sealed again
-    /// with the same sequence number only through [`Requester::reseal_pending`]; a new request
-    /// with the next number is refused until the pending one is answered or the key wiped.
+    /// Seals the next request. While a sealed request is unanswered a new one is refused: its
+    /// sequence number may already be consumed by the firmware, so the only safe continuations
+    /// are the answer to the pending request or wiping the key.
     pub fn seal_request(
         &mut self,
         msg_type: u8,

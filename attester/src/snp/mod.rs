@@ -2,6 +2,8 @@
 //! (AMD publication 56860): the attestation report and the plaintext payloads of the
 //! `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest messages.
 
+pub mod cpuid_page;
+pub mod ghcb;
 pub mod guest_msg;
 pub mod key;
 pub mod msg;

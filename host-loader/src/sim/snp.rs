@@ -17,7 +17,7 @@ use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sha2::{Digest, Sha384};
-use twi_attester::snp::guest_msg::{MAX_MESSAGE, Responder, Vmpck, msg_type};
+use twi_attester::snp::guest_msg::{Header, MAX_MESSAGE, Responder, Vmpck, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{
     ReportRequest, ReportResponse, STATUS_INVALID_KEY_SELECTION, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS,
@@ -254,15 +254,29 @@ impl SimLaunch {
     /// does not open (altered, replayed, wrong key) gets a failure status and no response,
     /// as on hardware.
     pub fn guest_request(&mut self, psp: &SimPsp, sealed: &[u8]) -> (GuestRequestStatus, Vec<u8>) {
+        self.guest_request_with(sealed, |header, request| match header.msg_type {
+            msg_type::REPORT_REQ => Some(psp.handle_report_request(request)),
+            msg_type::KEY_REQ => Some(psp.handle_key_request(request).to_vec()),
+            _ => None,
+        })
+    }
+
+    /// [`SimLaunch::guest_request`] with the firmware's answer replaced: opens the sealed
+    /// request as the PSP would and seals whatever plaintext `answer` gives for its header and
+    /// payload (`None`: refuse it with a failure status). Lets tests play a firmware that
+    /// answers wrongly but through the genuine, correctly sealed channel.
+    pub fn guest_request_with(
+        &mut self,
+        sealed: &[u8],
+        answer: impl FnOnce(&Header, &[u8]) -> Option<Vec<u8>>,
+    ) -> (GuestRequestStatus, Vec<u8>) {
         let mut plain = Zeroizing::new([0u8; MAX_MESSAGE]);
         let Ok((header, len)) = self.responder.open_request(sealed, plain.as_mut()) else {
             return (u64::from(STATUS_INVALID_PARAMETERS), Vec::new());
         };
-        let payload: Zeroizing<Vec<u8>> = Zeroizing::new(match header.msg_type {
-            msg_type::REPORT_REQ => psp.handle_report_request(&plain[..len]),
-            msg_type::KEY_REQ => psp.handle_key_request(&plain[..len]).to_vec(),
-            _ => return (u64::from(STATUS_INVALID_PARAMETERS), Vec::new()),
-        });
+        let Some(payload) = answer(&header, &plain[..len]).map(Zeroizing::new) else {
+            return (u64::from(STATUS_INVALID_PARAMETERS), Vec::new());
+        };
         let mut out = vec![0u8; MAX_MESSAGE];
         match self.responder.seal_response(&header, &payload, &mut out) {
             Ok(n) => {

@@ -1,36 +1,70 @@
-//! The boot stub: reset vector (16-bit real mode) → 32-bit protected mode → long mode → Rust.
+//! The boot stub: reset vector → 32-bit protected mode → long mode → Rust.
 //!
-//! QEMU maps the ROM so that it ends at 4 GiB; the CPU starts at 0xFFFF_FFF0 in real mode
-//! with CS.base = 0xFFFF_0000. The stub
-//! 1. records the TSC at reset (for the boot-time figure) in the boot scratch page,
-//! 2. loads a flat GDT and switches to 32-bit protected mode,
-//! 3. copies the Rust image from its ROM load address to its RAM run address and zeroes .bss
-//!    (the linker script explains why Rust runs from RAM),
-//! 4. builds identity page tables for the low 4 GiB with 2 MiB pages,
-//! 5. enables PAE, long mode and paging, and calls `rust_entry` through a register.
+//! QEMU maps the ROM so that it ends at 4 GiB. A legacy VM and an SEV-SNP guest start at
+//! 0xFFFF_FFF0 in 16-bit real mode; a TDX guest starts there in 32-bit protected mode (TDX
+//! Module ABI, "TD vCPU initial state"). The reset vector tells them apart by CR0.PE with
+//! instructions that decode identically in both modes, then:
+//! 1. records the TSC at reset (for the boot-time figure),
+//! 2. loads a flat GDT (real mode: switches to 32-bit protected mode),
+//! 3. (not TDX) probes SEV_STATUS with RDMSR under an early #GP handler that makes the MSR
+//!    read as 0 on CPUs without it; under SEV-SNP takes the C-bit position from the CPUID page
+//!    the PSP validated (never from a CPUID exit the hypervisor answers),
+//! 4. copies the Rust image from its ROM load address to RAM and zeroes .bss (`runtime.ld`
+//!    explains why Rust runs from RAM),
+//! 5. builds identity page tables for the low 4 GiB with 2 MiB pages, the C-bit set on every
+//!    page but the shared pool's under SEV-SNP,
+//! 6. enables PAE, long mode and paging, and calls `rust_entry` through a register.
 //!
-//! Addresses come from the linker script (`linker/runtime.ld`) and [`crate::layout`].
+//! Everything the stub writes before Rust runs (the boot scratch page, the page tables, the
+//! image) is RAM the launch pre-validates (SEV metadata) or pre-accepts (TDVF TEMP_MEM): see
+//! `twi_layout::EARLY_RAM`. What it leaves for Rust is in [`BootInfo`].
 
 use core::arch::global_asm;
 
-use crate::layout::{BOOT_SCRATCH, PAGE_TABLES};
+use crate::layout::{BOOT_SCRATCH, PAGE_TABLES, SHARED_POOL, SNP_CPUID_PAGE};
+
+/// Offsets in the boot scratch page.
+mod scratch {
+    pub const RESET_TSC: u32 = 0x000;
+    pub const SEV_STATUS: u32 = 0x008;
+    pub const C_BIT: u32 = 0x010;
+    pub const FLAGS: u32 = 0x014;
+    pub const IDT_POINTER: u32 = 0x100;
+    pub const EARLY_IDT: u32 = 0x800;
+    /// The early stack grows down from the end of the page.
+    pub const STACK_TOP: u32 = 0x1000;
+}
+const FLAG_TDX: u32 = 1;
+/// Terminate reason codes (GHCB reason set 1) the stub can report before Rust runs.
+const TERMINATE_NO_CBIT: u32 = 0x01;
+
+/// The early IDT covers vectors 0..=29 (#GP is 13).
+const EARLY_IDT_ENTRIES: u32 = 30;
+
+/// The page directory entry (of 2048, 2 MiB each) that maps the shared pool without the C-bit.
+const SHARED_POOL_PDE: u32 = (SHARED_POOL.start >> 21) as u32;
 
 global_asm!(
     r#"
     .section .reset, "ax"
-    .code16
     .global reset_vector
 reset_vector:
-    cli
-    jmp boot16
-    .balign 16, 0xf4
+    /* These bytes decode the same in 16-bit and 32-bit mode. */
+    .byte 0x0F, 0x20, 0xC0        /* mov eax, cr0 */
+    .byte 0xA8, 0x01              /* test al, 1 (PE) */
+    .byte 0x75, 0x03              /* jnz +3: protected mode already (TDX) */
+    .byte 0xE9                    /* real mode: jmp rel16 boot16 */
+    .word boot16 - . - 2
+    .byte 0xE9                    /* protected mode: jmp rel32 boot32_tdx */
+    .long boot32_tdx - . - 4
+    .byte 0xF4
 
     .section .boot, "ax"
     .code16
 boot16:
     cli
     cld
-    /* TSC at reset, kept in EDI:EBP until RAM is usable. */
+    /* TSC at reset, kept in EDI:EBP until the GDT is loaded. */
     rdtsc
     movl %eax, %ebp
     movl %edx, %edi
@@ -39,19 +73,128 @@ boot16:
     movl %cr0, %eax
     orl $1, %eax
     movl %eax, %cr0
-    ljmpl $0x08, $boot32
+    ljmpl $0x08, $boot32_legacy
 
     .code32
-boot32:
+boot32_tdx:
+    /* TDX: every vCPU starts here; ESI is the vCPU index. Only vCPU 0 boots; the others
+       wait (PAUSE, not HLT: HLT would exit to the VMM). */
+    testl %esi, %esi
+    jz 1f
+2:
+    pause
+    jmp 2b
+1:
+    cli
+    cld
+    rdtsc
+    movl %eax, %ebp
+    movl %edx, %edi
+    lgdt gdt_ptr
+    ljmp $0x08, $3f
+3:
     movw $0x10, %ax
     movw %ax, %ds
     movw %ax, %es
     movw %ax, %ss
     movw %ax, %fs
     movw %ax, %gs
-    movl %ebp, ({scratch})
-    movl %edi, ({scratch} + 4)
+    movl $({scratch} + {o_stack}), %esp
+    movl %ebp, ({scratch} + {o_tsc})
+    movl %edi, ({scratch} + {o_tsc} + 4)
+    movl $0, ({scratch} + {o_sev})
+    movl $0, ({scratch} + {o_sev} + 4)
+    movl $0, ({scratch} + {o_cbit})
+    movl ${flag_tdx}, ({scratch} + {o_flags})
+    jmp boot32_common
 
+boot32_legacy:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movl $({scratch} + {o_stack}), %esp
+    movl %ebp, ({scratch} + {o_tsc})
+    movl %edi, ({scratch} + {o_tsc} + 4)
+    movl $0, ({scratch} + {o_cbit})
+    movl $0, ({scratch} + {o_flags})
+
+    /* Early IDT: only #GP, so that RDMSR of an MSR this CPU lacks reads as 0. */
+    movl $({scratch} + {o_idt}), %edi
+    movl $({idt_entries} * 2), %ecx
+    xorl %eax, %eax
+    rep stosl
+    movl $early_gp, %eax
+    movl $({scratch} + {o_idt} + 13 * 8), %edi
+    movw %ax, (%edi)
+    movw $0x08, 2(%edi)
+    movw $0x8E00, 4(%edi)
+    shrl $16, %eax
+    movw %ax, 6(%edi)
+    movw $({idt_entries} * 8 - 1), ({scratch} + {o_idtp})
+    movl $({scratch} + {o_idt}), ({scratch} + {o_idtp} + 2)
+    lidt ({scratch} + {o_idtp})
+
+    movl $0xC0010131, %ecx        /* SEV_STATUS */
+    rdmsr
+    movl %eax, ({scratch} + {o_sev})
+    movl %edx, ({scratch} + {o_sev} + 4)
+    testl $4, %eax                /* bit 2: SEV-SNP */
+    jz boot32_common
+
+    /* SEV-SNP: the C-bit is EBX[5:0] of CPUID 0x8000_001F in the PSP-checked CPUID page. */
+    movl ${cpuid_page}, %esi
+    movl (%esi), %ecx             /* COUNT */
+    cmpl $64, %ecx
+    ja terminate_no_cbit
+    addl $16, %esi
+4:
+    testl %ecx, %ecx
+    jz terminate_no_cbit
+    cmpl $0x8000001F, (%esi)
+    je 5f
+    addl $48, %esi
+    decl %ecx
+    jmp 4b
+5:
+    movl 28(%esi), %eax
+    andl $0x3F, %eax
+    cmpl $32, %eax
+    jb terminate_no_cbit
+    cmpl $51, %eax
+    ja terminate_no_cbit
+    movl %eax, ({scratch} + {o_cbit})
+    jmp boot32_common
+
+terminate_no_cbit:
+    /* GHCB MSR protocol: terminate, reason set 1 (TWI), code TERMINATE_NO_CBIT. */
+    movl $0xC0010130, %ecx
+    movl $(0x100 | (1 << 12) | ({no_cbit} << 16)), %eax
+    xorl %edx, %edx
+    wrmsr
+    .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
+6:
+    hlt
+    jmp 6b
+
+    /* The early #GP handler: skip a faulting RDMSR (0F 32) with EDX:EAX = 0; anything else
+       is fatal (a triple fault resets, and the VM is started with -no-reboot). */
+early_gp:
+    popl %eax                     /* error code */
+    popl %eax                     /* EIP */
+    cmpw $0x320F, (%eax)
+    jne 7f
+    addl $2, %eax
+    pushl %eax
+    xorl %eax, %eax
+    xorl %edx, %edx
+    iret
+7:
+    ud2
+
+boot32_common:
     /* Copy the Rust image from ROM to RAM. */
     movl $__image_lma_start, %esi
     movl $__image_vma_start, %edi
@@ -78,14 +221,26 @@ boot32:
     movl $({pt} + 0x3000 + 0x3), ({pt} + 0x1008)
     movl $({pt} + 0x4000 + 0x3), ({pt} + 0x1010)
     movl $({pt} + 0x5000 + 0x3), ({pt} + 0x1018)
+    /* Leaf entries: present | writable | 2 MiB, and the C-bit (high dword) under SEV-SNP. */
+    movl ({scratch} + {o_cbit}), %ecx
+    xorl %edx, %edx
+    testl %ecx, %ecx
+    jz 8f
+    subl $32, %ecx
+    movl $1, %edx
+    shll %cl, %edx
+8:
     movl $({pt} + 0x2000), %edi
-    movl $0x83, %eax            /* present | writable | 2 MiB page */
+    movl $0x83, %eax
     movl $2048, %ecx
-1:
+9:
     movl %eax, (%edi)
+    movl %edx, 4(%edi)
     addl $0x200000, %eax
     addl $8, %edi
-    loop 1b
+    loop 9b
+    /* The shared pool is host-visible: no C-bit. */
+    movl $0, ({pt} + 0x2000 + {shared_pde} * 8 + 4)
 
     /* PAE + OSFXSR + OSXMMEXCPT, then CR3, EFER.LME|NXE, CR0.PG. */
     movl %cr4, %eax
@@ -114,9 +269,9 @@ boot64:
     xorl %ebp, %ebp
     movabsq $rust_entry, %rax
     call *%rax
-2:
+10:
     hlt
-    jmp 2b
+    jmp 10b
 
     .balign 8
 gdt:
@@ -130,6 +285,46 @@ gdt_ptr:
     .long gdt
     "#,
     scratch = const BOOT_SCRATCH,
+    o_tsc = const scratch::RESET_TSC,
+    o_sev = const scratch::SEV_STATUS,
+    o_cbit = const scratch::C_BIT,
+    o_flags = const scratch::FLAGS,
+    o_idtp = const scratch::IDT_POINTER,
+    o_idt = const scratch::EARLY_IDT,
+    o_stack = const scratch::STACK_TOP,
+    idt_entries = const EARLY_IDT_ENTRIES,
+    flag_tdx = const FLAG_TDX,
+    no_cbit = const TERMINATE_NO_CBIT,
+    cpuid_page = const SNP_CPUID_PAGE,
+    shared_pde = const SHARED_POOL_PDE,
     pt = const PAGE_TABLES,
     options(att_syntax)
 );
+
+/// What the boot stub found, read once from the boot scratch page.
+#[derive(Clone, Copy, Debug)]
+pub struct BootInfo {
+    pub reset_tsc: u64,
+    /// SEV_STATUS as the CPU reported it (0 without SEV).
+    pub sev_status: u64,
+    /// The C-bit position under SEV-SNP, 0 otherwise.
+    pub c_bit: u32,
+    /// The CPU started in protected mode: a TDX guest.
+    pub tdx: bool,
+}
+
+impl BootInfo {
+    pub fn read() -> Self {
+        let at = |offset: u32| (BOOT_SCRATCH + offset) as usize;
+        // SAFETY: the boot stub wrote these fields of the boot scratch page (identity-mapped
+        // RAM reserved by the layout) before calling Rust; nothing writes the page since.
+        unsafe {
+            Self {
+                reset_tsc: core::ptr::read_volatile(at(scratch::RESET_TSC) as *const u64),
+                sev_status: core::ptr::read_volatile(at(scratch::SEV_STATUS) as *const u64),
+                c_bit: core::ptr::read_volatile(at(scratch::C_BIT) as *const u32),
+                tdx: core::ptr::read_volatile(at(scratch::FLAGS) as *const u32) & FLAG_TDX != 0,
+            }
+        }
+    }
+}

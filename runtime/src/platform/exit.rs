@@ -17,6 +17,14 @@ pub enum ExitCode {
 
 pub fn exit(code: ExitCode) -> ! {
     DEBUG_EXIT.write_u32(code as u32);
+    if super::snp::active() {
+        // No debug-exit device (or it was ignored): ask the hypervisor to end the VM.
+        let reason = match code {
+            ExitCode::Success => super::snp::TerminateReason::Success,
+            ExitCode::Failure => super::snp::TerminateReason::Fatal,
+        };
+        super::snp::terminate(reason)
+    }
     halt_forever()
 }
 

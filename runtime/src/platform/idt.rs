@@ -37,6 +37,7 @@ struct Gate {
 const _: () = assert!(core::mem::size_of::<Gate>() == 16);
 
 const CODE64_SELECTOR: u16 = 0x18; // the boot stub's GDT
+const VC_VECTOR: usize = 29;
 const INTERRUPT_GATE_PRESENT: u8 = 0x8E;
 
 impl Gate {
@@ -145,6 +146,8 @@ pub fn init() {
         for (vector, gate) in gates.iter_mut().enumerate() {
             *gate = Gate::interrupt(stubs + 16 * vector as u64);
         }
+        // #VC is not fatal: under SEV-SNP it is how emulated instructions reach the GHCB.
+        gates[VC_VECTOR] = Gate::interrupt(core::ptr::addr_of!(super::snp::vc::vc_entry) as u64);
         Idt(gates)
     });
     let pointer = DescriptorTablePointer {

@@ -11,6 +11,7 @@ pub mod memory;
 pub mod port;
 pub mod rng;
 pub mod serial;
+pub mod snp;
 pub mod time;
 
 /// p384's precomputed tables initialise lazily behind a critical section. The runtime runs

@@ -1,7 +1,8 @@
 //! Typed port I/O. The only place in the runtime that executes IN/OUT.
 //!
 //! A [`Port`] names a port the runtime owns by construction (the serial UARTs, the exit
-//! device, the CMOS, the PIT); callers never hand out raw port numbers.
+//! device, the CMOS, the PIT); callers never hand out raw port numbers. Under SEV-SNP the
+//! access goes through the GHCB directly (an IOIO exit) instead of trapping to #VC.
 
 use core::arch::asm;
 
@@ -15,6 +16,9 @@ impl Port {
     }
 
     pub fn read_u8(self) -> u8 {
+        if super::snp::active() {
+            return super::snp::io_read(self.0, 1) as u8;
+        }
         let value: u8;
         // SAFETY: IN from a legacy device port has no memory effects; the ports wrapped
         // here are the fixed ISA devices of the q35 machine (UART, CMOS, PIT, debug-exit).
@@ -23,11 +27,17 @@ impl Port {
     }
 
     pub fn write_u8(self, value: u8) {
+        if super::snp::active() {
+            return super::snp::io_write(self.0, 1, u32::from(value));
+        }
         // SAFETY: as for `read_u8`: OUT to a fixed ISA device port, no memory effects.
         unsafe { asm!("out dx, al", in("dx") self.0, in("al") value, options(nomem, nostack, preserves_flags)) };
     }
 
     pub fn write_u32(self, value: u32) {
+        if super::snp::active() {
+            return super::snp::io_write(self.0, 4, value);
+        }
         // SAFETY: as for `read_u8`; used for QEMU's isa-debug-exit, which takes a dword.
         unsafe { asm!("out dx, eax", in("dx") self.0, in("eax") value, options(nomem, nostack, preserves_flags)) };
     }

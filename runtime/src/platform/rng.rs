@@ -28,15 +28,14 @@ impl core::error::Error for RngError {}
 /// The CPU's RNG. Constructing one proves RDRAND exists.
 #[derive(Debug)]
 pub struct HwRng {
-    rdrand: x86_64::instructions::random::RdRand,
     has_rdseed: bool,
 }
 
 impl HwRng {
-    /// `None` when the CPU (as CPUID reports it) has no RDRAND: the runtime refuses to run.
+    /// `None` when the CPU (as CPUID reports it: under SEV-SNP, the CPUID page) has no RDRAND:
+    /// the runtime refuses to run.
     pub fn new() -> Option<Self> {
-        let rdrand = x86_64::instructions::random::RdRand::new()?;
-        Some(Self { rdrand, has_rdseed: super::cpu::has_rdseed() })
+        super::cpu::has_rdrand().then(|| Self { has_rdseed: super::cpu::has_rdseed() })
     }
 
     fn rdseed_u64(&self) -> Option<u64> {
@@ -59,7 +58,15 @@ impl HwRng {
     }
 
     fn rdrand_u64(&self) -> Option<u64> {
-        (0..RDRAND_RETRIES).find_map(|_| self.rdrand.get_u64())
+        (0..RDRAND_RETRIES).find_map(|_| {
+            let value: u64;
+            let ok: u8;
+            // SAFETY: `new` checked CPUID for RDRAND; it writes only the named registers.
+            unsafe {
+                asm!("rdrand {v}", "setc {ok}", v = out(reg) value, ok = out(reg_byte) ok, options(nomem, nostack))
+            };
+            (ok == 1).then_some(value)
+        })
     }
 }
 

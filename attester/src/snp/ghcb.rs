@@ -1,0 +1,205 @@
+//! The Guest-Hypervisor Communication Block (AMD "SEV-ES Guest-Hypervisor Communication Block
+//! Standardization", publication 56421, version 2.x): the page layout the guest fills before a
+//! VMGEXIT, the GHCB MSR protocol used before a GHCB exists, and the exit codes the runtime
+//! uses. Pure encoders and decoders; the runtime owns the page and the VMGEXIT.
+
+/// MSR_AMD64_SEV_ES_GHCB: the GHCB MSR.
+pub const GHCB_MSR: u32 = 0xC001_0130;
+/// MSR_AMD64_SEV: SEV_STATUS (bit 0 SEV, bit 1 SEV-ES, bit 2 SEV-SNP).
+pub const SEV_STATUS_MSR: u32 = 0xC001_0131;
+pub const SEV_STATUS_SNP: u64 = 1 << 2;
+
+/// The GHCB protocol version the runtime speaks (2: SEV-SNP support).
+pub const PROTOCOL_VERSION: u16 = 2;
+
+/// Offsets in the GHCB page (spec Table "GHCB Layout"; the save area follows the VMSA).
+pub mod offset {
+    pub const CPL: usize = 0x0CB;
+    pub const RAX: usize = 0x1F8;
+    pub const RCX: usize = 0x308;
+    pub const RDX: usize = 0x310;
+    pub const RBX: usize = 0x318;
+    pub const SW_EXIT_CODE: usize = 0x390;
+    pub const SW_EXIT_INFO_1: usize = 0x398;
+    pub const SW_EXIT_INFO_2: usize = 0x3A0;
+    pub const SW_SCRATCH: usize = 0x3A8;
+    pub const XCR0: usize = 0x3E8;
+    pub const VALID_BITMAP: usize = 0x3F0;
+    pub const SHARED_BUFFER: usize = 0x800;
+    pub const SHARED_BUFFER_SIZE: usize = 2032;
+    pub const PROTOCOL_VERSION: usize = 0xFFA;
+    pub const GHCB_USAGE: usize = 0xFFC;
+}
+pub const GHCB_SIZE: usize = 4096;
+const _: () = assert!(offset::SHARED_BUFFER + offset::SHARED_BUFFER_SIZE + 10 == offset::PROTOCOL_VERSION);
+const _: () = assert!(offset::PROTOCOL_VERSION + 2 == offset::GHCB_USAGE && offset::GHCB_USAGE + 4 == GHCB_SIZE);
+const _: () = assert!(offset::VALID_BITMAP + 16 == 0x400);
+
+/// The valid-bitmap bit of a save-area field: its quadword index.
+pub const fn valid_bit(field_offset: usize) -> usize {
+    field_offset / 8
+}
+
+/// SW_EXITCODE values (GHCB spec Table "Non-Automatic Exit (NAE) events" and the SEV-SNP
+/// additions).
+pub mod exit_code {
+    pub const CPUID: u64 = 0x72;
+    pub const IOIO: u64 = 0x7B;
+    pub const MSR: u64 = 0x7C;
+    pub const SNP_PAGE_STATE_CHANGE: u64 = 0x8000_0010;
+    pub const SNP_GUEST_REQUEST: u64 = 0x8000_0011;
+    pub const SNP_EXT_GUEST_REQUEST: u64 = 0x8000_0012;
+}
+
+/// SW_EXITINFO1 for an IOIO exit (GHCB spec, IOIO; same encoding as the SVM IOIO intercept's
+/// EXITINFO1): port in bits 31:16, operand size, direction.
+pub fn ioio_exit_info(port: u16, size_bytes: u8, is_in: bool) -> u64 {
+    let size_bit = match size_bytes {
+        1 => 1 << 4,
+        2 => 1 << 5,
+        _ => 1 << 6,
+    };
+    (u64::from(port) << 16) | size_bit | u64::from(is_in)
+}
+
+/// SW_EXITINFO2 after an SNP guest request: the firmware's status in bits 31:0, the
+/// hypervisor's in bits 63:32 (GHCB spec, "SNP Guest Request").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestRequestResult {
+    Success,
+    /// The certificate buffer of an extended request is too small (RBX holds the pages needed).
+    InvalidLength,
+    /// The firmware is busy: send the same request again.
+    Busy,
+    /// Any other hypervisor or firmware error.
+    Failed(u64),
+}
+
+impl GuestRequestResult {
+    pub fn from_exit_info_2(info: u64) -> Self {
+        match (info >> 32, info as u32) {
+            (0, 0) => Self::Success,
+            (1, _) => Self::InvalidLength,
+            (2, _) => Self::Busy,
+            _ => Self::Failed(info),
+        }
+    }
+}
+
+/// The GHCB MSR protocol (spec section "GHCB MSR Protocol"): requests and responses carried in
+/// the GHCB MSR itself, with the function in bits 11:0.
+pub mod msr_protocol {
+    pub const SEV_INFO_RESPONSE: u64 = 0x001;
+    pub const SEV_INFO_REQUEST: u64 = 0x002;
+    pub const CPUID_REQUEST: u64 = 0x004;
+    pub const CPUID_RESPONSE: u64 = 0x005;
+    pub const REGISTER_GHCB_REQUEST: u64 = 0x012;
+    pub const REGISTER_GHCB_RESPONSE: u64 = 0x013;
+    pub const PSC_REQUEST: u64 = 0x014;
+    pub const PSC_RESPONSE: u64 = 0x015;
+    pub const HV_FEATURES_REQUEST: u64 = 0x080;
+    pub const HV_FEATURES_RESPONSE: u64 = 0x081;
+    pub const TERMINATE: u64 = 0x100;
+    const FUNCTION_MASK: u64 = 0xFFF;
+
+    /// Page-state-change operations.
+    pub const PSC_PRIVATE: u64 = 1;
+    pub const PSC_SHARED: u64 = 2;
+
+    /// Hypervisor feature bit 0: SEV-SNP support.
+    pub const HV_FEATURE_SNP: u64 = 1 << 0;
+
+    /// Terminate reason set 0 (GHCB spec): general, protocol, SNP-unsupported.
+    pub const REASON_SET_GENERAL: u8 = 0;
+    pub const REASON_GENERAL: u8 = 0;
+    pub const REASON_PROTOCOL_UNSUPPORTED: u8 = 1;
+    pub const REASON_SNP_UNSUPPORTED: u8 = 2;
+    /// Reason set 1 is for the guest's own codes: the runtime's fatal errors.
+    pub const REASON_SET_TWI: u8 = 1;
+
+    pub fn function(value: u64) -> u64 {
+        value & FUNCTION_MASK
+    }
+
+    /// The hypervisor's supported protocol range and the C-bit position.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct SevInfo {
+        pub max_version: u16,
+        pub min_version: u16,
+        pub c_bit: u8,
+    }
+
+    pub fn parse_sev_info(value: u64) -> Option<SevInfo> {
+        (function(value) == SEV_INFO_RESPONSE).then_some(SevInfo {
+            max_version: (value >> 48) as u16,
+            min_version: (value >> 32) as u16,
+            c_bit: (value >> 24) as u8,
+        })
+    }
+
+    pub fn register_ghcb(gfn: u64) -> u64 {
+        (gfn << 12) | REGISTER_GHCB_REQUEST
+    }
+
+    /// True when the response confirms registration of exactly `gfn`.
+    pub fn ghcb_registered(value: u64, gfn: u64) -> bool {
+        function(value) == REGISTER_GHCB_RESPONSE && value >> 12 == gfn
+    }
+
+    pub fn page_state_change(gfn: u64, operation: u64) -> u64 {
+        ((operation & 0xF) << 52) | ((gfn & ((1 << 40) - 1)) << 12) | PSC_REQUEST
+    }
+
+    /// The error code of a page-state-change response (0: done), `None` if it is not one.
+    pub fn psc_error(value: u64) -> Option<u32> {
+        (function(value) == PSC_RESPONSE).then_some((value >> 32) as u32)
+    }
+
+    pub fn hv_features(value: u64) -> Option<u64> {
+        (function(value) == HV_FEATURES_RESPONSE).then_some(value >> 12)
+    }
+
+    pub fn terminate(reason_set: u8, reason_code: u8) -> u64 {
+        (u64::from(reason_code) << 16) | (u64::from(reason_set & 0xF) << 12) | TERMINATE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::msr_protocol::*;
+    use super::*;
+
+    #[test]
+    fn msr_protocol_encodings() {
+        // GHCB spec 2.x, section 2.3.1: GPA registration carries the GFN in bits 63:12.
+        assert_eq!(register_ghcb(0x1234), 0x0123_4012);
+        assert!(ghcb_registered(0x0123_4013, 0x1234));
+        assert!(!ghcb_registered(0x0123_5013, 0x1234));
+        // Page state change: GFN in 51:12, operation in 55:52.
+        assert_eq!(page_state_change(0x3000, PSC_SHARED), 0x0020_0000_0300_0014);
+        assert_eq!(psc_error(0x0000_0000_0000_0015), Some(0));
+        assert_eq!(psc_error(0x0000_0005_0000_0015), Some(5));
+        assert_eq!(psc_error(0x0000_0000_0000_0013), None);
+        // SEV_INFO: max 63:48, min 47:32, C-bit 31:24.
+        assert_eq!(
+            parse_sev_info(0x0002_0001_3300_0001),
+            Some(SevInfo { max_version: 2, min_version: 1, c_bit: 0x33 })
+        );
+        assert_eq!(terminate(REASON_SET_TWI, 7), 0x0007_1100);
+        assert_eq!(hv_features(0x0000_0000_0000_1081), Some(1));
+    }
+
+    #[test]
+    fn ioio_and_guest_request_results() {
+        // OUT dx, al to COM1: port 0x3F8 in 31:16, 8-bit operand (bit 4), OUT (bit 0 clear).
+        assert_eq!(ioio_exit_info(0x3F8, 1, false), 0x03F8_0010);
+        assert_eq!(ioio_exit_info(0x2FD, 1, true), 0x02FD_0011);
+        assert_eq!(ioio_exit_info(0xF4, 4, false), 0x00F4_0040);
+        assert_eq!(GuestRequestResult::from_exit_info_2(0), GuestRequestResult::Success);
+        assert_eq!(GuestRequestResult::from_exit_info_2(2 << 32), GuestRequestResult::Busy);
+        assert_eq!(GuestRequestResult::from_exit_info_2(1 << 32), GuestRequestResult::InvalidLength);
+        assert_eq!(GuestRequestResult::from_exit_info_2(0x16), GuestRequestResult::Failed(0x16));
+        assert_eq!(valid_bit(offset::RAX), 63);
+        assert_eq!(valid_bit(offset::SW_EXIT_CODE), 114);
+    }
+}

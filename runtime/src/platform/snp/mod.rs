@@ -1,0 +1,220 @@
+//! SEV-SNP: the runtime as the firmware of an SNP guest (TCB_L4: no OVMF, no paravisor).
+//!
+//! Start-up ([`init`], before anything performs I/O): negotiate the GHCB protocol with the MSR
+//! protocol, convert the shared pool to shared, register the GHCB, then validate the memory the
+//! launch did not pre-validate (heap and frame pool). From then on port I/O goes through the
+//! GHCB directly (`platform::port` asks [`active`]), CPUID is answered from a private copy of
+//! the CPUID page, and anything else that traps is served by the #VC handler ([`vc`]).
+//!
+//! Under the simulator (plain QEMU) none of this runs: SEV_STATUS reads 0.
+
+pub mod ghcb;
+pub mod instr;
+pub mod shared;
+pub mod vc;
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use spin::{Mutex, Once};
+use twi_attester::snp::cpuid_page::{self, CpuidResult};
+use twi_attester::snp::ghcb::{GuestRequestResult, SEV_STATUS_SNP, msr_protocol};
+
+use self::ghcb::{Ghcb, GhcbError};
+use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate};
+use self::shared::{PAGE, SharedPage};
+use super::boot::BootInfo;
+use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
+
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static GHCB: Mutex<Option<Ghcb>> = Mutex::new(None);
+/// A private copy of the PSP-checked CPUID page, taken once at start-up.
+static CPUID_PAGE: Once<[u8; cpuid_page::PAGE_SIZE]> = Once::new();
+/// The guest-request pages (request, response), allocated once.
+static REQUEST_PAGES: Mutex<Option<(SharedPage, SharedPage)>> = Mutex::new(None);
+
+/// True once the GHCB is up: port I/O, CPUID and MSRs go through it.
+pub fn active() -> bool {
+    ACTIVE.load(Ordering::Acquire)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnpInitError {
+    /// SEV_INFO: the hypervisor does not speak GHCB protocol version 2.
+    Protocol {
+        min: u16,
+        max: u16,
+    },
+    /// The hypervisor's C-bit position differs from the CPUID page's.
+    CBitMismatch {
+        hypervisor: u8,
+        cpuid_page: u32,
+    },
+    /// The hypervisor does not advertise SEV-SNP support.
+    NoSnpFeature,
+    /// A page-state change of the page at this address failed.
+    PageStateChange(u64),
+    /// The hypervisor did not register the GHCB.
+    GhcbRegistration,
+    /// PVALIDATE failed for the page at this address.
+    Pvalidate(u64),
+    Ghcb(GhcbError),
+}
+
+/// Brings up the GHCB and validates the runtime's memory. Returns `Ok(false)` when this is not
+/// an SNP guest (nothing to do).
+pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
+    if boot.sev_status & SEV_STATUS_SNP == 0 {
+        return Ok(false);
+    }
+    CPUID_PAGE.call_once(|| {
+        let mut copy = [0u8; cpuid_page::PAGE_SIZE];
+        // SAFETY: the layout reserves this identity-mapped page for the CPUID page, which the
+        // PSP validated and populated at launch (SEV metadata); it is private memory and 4 KiB.
+        unsafe { core::ptr::copy_nonoverlapping(SNP_CPUID_PAGE as usize as *const u8, copy.as_mut_ptr(), copy.len()) };
+        copy
+    });
+
+    let info = msr_protocol::parse_sev_info(exchange(msr_protocol::SEV_INFO_REQUEST))
+        .ok_or(SnpInitError::Protocol { min: 0, max: 0 })?;
+    if !(info.min_version..=info.max_version).contains(&twi_attester::snp::ghcb::PROTOCOL_VERSION) {
+        return Err(SnpInitError::Protocol { min: info.min_version, max: info.max_version });
+    }
+    if u32::from(info.c_bit) != boot.c_bit {
+        return Err(SnpInitError::CBitMismatch { hypervisor: info.c_bit, cpuid_page: boot.c_bit });
+    }
+    let features = msr_protocol::hv_features(exchange(msr_protocol::HV_FEATURES_REQUEST)).unwrap_or(0);
+    if features & msr_protocol::HV_FEATURE_SNP == 0 {
+        return Err(SnpInitError::NoSnpFeature);
+    }
+
+    // The shared pool: never validated (not in the launch's pre-validated ranges), so only a
+    // page-state change to shared is needed; the boot page tables map it without the C-bit.
+    for address in SHARED_POOL.step_by(PAGE) {
+        let gfn = address as u64 >> 12;
+        let response = exchange(msr_protocol::page_state_change(gfn, msr_protocol::PSC_SHARED));
+        if msr_protocol::psc_error(response) != Some(0) {
+            return Err(SnpInitError::PageStateChange(address as u64));
+        }
+    }
+    let page = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let gfn = page.gpa() >> 12;
+    if !msr_protocol::ghcb_registered(exchange(msr_protocol::register_ghcb(gfn)), gfn) {
+        return Err(SnpInitError::GhcbRegistration);
+    }
+    let mut ghcb = Ghcb::new(page);
+    instr::write_ghcb_msr(ghcb.gpa());
+
+    // Heap and frame pool: assign as private (2 MiB entries), then PVALIDATE.
+    let regions = [HEAP, FRAMES];
+    let mut entries = [(0u64, 0u64, false); 12];
+    let mut n = 0;
+    for region in regions.iter().cloned() {
+        for address in region.step_by(0x20_0000) {
+            if n < entries.len() {
+                entries[n] = (address as u64 >> 12, msr_protocol::PSC_PRIVATE, true);
+                n += 1;
+            }
+        }
+    }
+    ghcb.page_state_change(&entries[..n]).map_err(SnpInitError::Ghcb)?;
+    for region in regions {
+        for address in region.step_by(0x20_0000) {
+            validate_2m(address as u64)?;
+        }
+    }
+    let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    *REQUEST_PAGES.lock() = Some((request, response));
+    *GHCB.lock() = Some(ghcb);
+    ACTIVE.store(true, Ordering::Release);
+    Ok(true)
+}
+
+/// PVALIDATE a 2 MiB page, falling back to its 512 4 KiB pages when the RMP holds them as such.
+fn validate_2m(address: u64) -> Result<(), SnpInitError> {
+    match pvalidate(address, PageSize::Size2M, true) {
+        PvalidateResult::Changed => Ok(()),
+        PvalidateResult::SizeMismatch => {
+            for page in (address..address + 0x20_0000).step_by(PAGE) {
+                if pvalidate(page, PageSize::Size4K, true) != PvalidateResult::Changed {
+                    return Err(SnpInitError::Pvalidate(page));
+                }
+            }
+            Ok(())
+        }
+        // Already validated means the hypervisor or something before us validated it: the
+        // contents are not known to be ours. Refuse rather than trust it.
+        _ => Err(SnpInitError::Pvalidate(address)),
+    }
+}
+
+/// Runs `f` with the GHCB. Fails (instead of deadlocking) if the GHCB is already in use, which
+/// would mean a #VC inside GHCB code: a runtime bug.
+fn with_ghcb<T>(f: impl FnOnce(&mut Ghcb) -> Result<T, GhcbError>) -> Result<T, GhcbError> {
+    let mut guard = GHCB.try_lock().ok_or(GhcbError::Refused(u64::MAX))?;
+    let ghcb = guard.as_mut().ok_or(GhcbError::Refused(u64::MAX))?;
+    f(ghcb)
+}
+
+pub fn io_write(port: u16, size: u8, value: u32) {
+    if with_ghcb(|g| g.io_write(port, size, value)).is_err() {
+        terminate(TerminateReason::Ghcb);
+    }
+}
+
+pub fn io_read(port: u16, size: u8) -> u32 {
+    with_ghcb(|g| g.io_read(port, size)).unwrap_or_else(|_| terminate(TerminateReason::Ghcb))
+}
+
+/// CPUID from the private copy of the CPUID page; leaves it lacks read as zero (features
+/// absent), so a hypervisor cannot add features the PSP did not check.
+pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
+    CPUID_PAGE.get().and_then(|page| cpuid_page::lookup(page, leaf, subleaf)).unwrap_or(CpuidResult {
+        eax: 0,
+        ebx: 0,
+        ecx: 0,
+        edx: 0,
+    })
+}
+
+/// The SNP guest-request doorbell: copies the sealed request into the shared request page,
+/// asks the firmware through the GHCB (resending while it reports busy), and copies the whole
+/// response page once into private memory. `Err` carries SW_EXITINFO2.
+pub fn guest_request(sealed: &[u8]) -> Result<alloc::vec::Vec<u8>, u64> {
+    let mut pages = REQUEST_PAGES.lock();
+    let (request, response) = pages.as_mut().ok_or(u64::MAX)?;
+    request.write(sealed);
+    response.write(&[]);
+    for _ in 0..1000 {
+        match with_ghcb(|g| g.guest_request(request, response)) {
+            Ok(GuestRequestResult::Success) => {
+                let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
+                response.read(&mut copy);
+                return Ok(copy.to_vec());
+            }
+            Ok(GuestRequestResult::Busy) => core::hint::spin_loop(),
+            Ok(GuestRequestResult::InvalidLength) => return Err(1 << 32),
+            Ok(GuestRequestResult::Failed(info)) => return Err(info),
+            Err(_) => return Err(u64::MAX),
+        }
+    }
+    Err(2 << 32)
+}
+
+/// Why the runtime asks the hypervisor to end the VM (GHCB terminate, reason set 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum TerminateReason {
+    Success = 0,
+    Fatal = 1,
+    Ghcb = 2,
+}
+
+/// GHCB MSR-protocol termination: works even when the GHCB page is unusable.
+pub fn terminate(reason: TerminateReason) -> ! {
+    instr::write_ghcb_msr(msr_protocol::terminate(msr_protocol::REASON_SET_TWI, reason as u8));
+    loop {
+        instr::vmgexit();
+        core::hint::spin_loop();
+    }
+}
