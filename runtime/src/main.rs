@@ -98,7 +98,7 @@ mod firmware {
         // failure here can only be reported through the GHCB MSR protocol.
         let snp_hardware = match snp_platform::init(&boot) {
             Ok(active) => active,
-            Err(_) => snp_platform::terminate(TerminateReason::Fatal),
+            Err(e) => snp_platform::terminate(TerminateReason::from(e)),
         };
         // TDX (boot.tdx) needs the #VE handler and TDVMCALL port I/O: not built yet, so the
         // first port access below ends the TD.
@@ -151,6 +151,9 @@ mod firmware {
             exit(ExitCode::Success)
         }
 
+        if !snp_hardware && snp_platform::vc::VC_SEEN.load(core::sync::atomic::Ordering::Acquire) {
+            fatal(format_args!("a #VC was raised, yet SEV_STATUS said this is not an SEV-SNP guest"))
+        }
         match take_snp_guest() {
             Ok(guest) => *SNP_GUEST.lock() = Some(guest),
             Err(e) => fatal(format_args!(

@@ -227,8 +227,12 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
     let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
     events(Event::ReportReceived);
-    // The report parsed inside `snp.report`; its TCB feeds the sealing key below.
-    let reported_tcb = AttestationReport::parse(&report).map(|r| r.reported_tcb.0).unwrap_or(0);
+    // The report parsed inside `snp.report`. The sealing key binds the COMMITTED TCB: the
+    // hypervisor chooses REPORTED_TCB (it may set it below the committed one), while the
+    // firmware refuses key requests above the committed TCB.
+    let committed_tcb = AttestationReport::parse(&report)
+        .map(|r| r.committed_tcb.0)
+        .map_err(|_| SessionError::Firmware(SnpError::Malformed("attestation report")))?;
 
     channel.send(&Message::Evidence(Evidence {
         platform,
@@ -253,7 +257,7 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     events(Event::CredentialAccepted(&workload_id));
 
     let key =
-        firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(reported_tcb), doorbell))?;
+        firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(committed_tcb), doorbell))?;
     let sealing = SealingKey::new(key);
     let sealed_credential = sealing.seal(SEALED_CREDENTIAL_CONTEXT, &certificate, rng).map_err(SessionError::Seal)?;
     let unsealed = sealing.unseal(SEALED_CREDENTIAL_CONTEXT, &sealed_credential).map_err(SessionError::Seal)?;

@@ -64,6 +64,11 @@ impl SnpGuest {
     /// Takes VMPCK0 from a private copy of the secrets page.
     pub fn from_secrets_page(page: &[u8; SECRETS_PAGE_SIZE]) -> Result<Self, SnpError> {
         let mut secrets = SecretsPage::parse(page).ok_or(SnpError::NoSecrets)?;
+        // Versions 2 and 3 exist (SNP ABI, secrets page format); anything older is not a page
+        // the PSP wrote.
+        if secrets.version < 2 {
+            return Err(SnpError::NoSecrets);
+        }
         let vmpck = secrets.take_vmpck(usize::from(VMPCK_ID)).ok_or(SnpError::NoSecrets)?;
         if vmpck.is_zero() {
             return Err(SnpError::NoSecrets);

@@ -1001,7 +1001,7 @@ fn altered_doorbell_response_is_refused() {
             ("middle ciphertext byte", |len| (HEADER_SIZE + len) / 2, GuestMsgError::Authentication),
             ("last ciphertext byte", |len| len - 1, GuestMsgError::Authentication),
             ("authentication tag", |_| 0x05, GuestMsgError::Authentication),
-            ("MSG_VERSION (authenticated)", |_| 0x35, GuestMsgError::Authentication),
+            ("MSG_VERSION (must equal the request's)", |_| 0x35, GuestMsgError::UnsupportedHeader),
             ("reserved header byte (authenticated)", |_| 0x50, GuestMsgError::Authentication),
             ("sequence number", |_| 0x20, GuestMsgError::Sequence { expected: seqno, actual: seqno ^ 1 }),
             ("message type", |_| 0x34, GuestMsgError::WrongType { expected: msg_type, actual: msg_type ^ 1 }),

@@ -52,14 +52,16 @@ pub mod exit_code {
 }
 
 /// SW_EXITINFO1 for an IOIO exit (GHCB spec, IOIO; same encoding as the SVM IOIO intercept's
-/// EXITINFO1): port in bits 31:16, operand size, direction.
+/// EXITINFO1): port in bits 31:16, address size (bit 9: 64-bit, the runtime's mode), operand
+/// size (bits 6:4), direction (bit 0: IN).
 pub fn ioio_exit_info(port: u16, size_bytes: u8, is_in: bool) -> u64 {
+    const ADDRESS_SIZE_64: u64 = 1 << 9;
     let size_bit = match size_bytes {
         1 => 1 << 4,
         2 => 1 << 5,
         _ => 1 << 6,
     };
-    (u64::from(port) << 16) | size_bit | u64::from(is_in)
+    (u64::from(port) << 16) | ADDRESS_SIZE_64 | size_bit | u64::from(is_in)
 }
 
 /// SW_EXITINFO2 after an SNP guest request: the firmware's status in bits 31:0, the
@@ -191,10 +193,10 @@ mod tests {
 
     #[test]
     fn ioio_and_guest_request_results() {
-        // OUT dx, al to COM1: port 0x3F8 in 31:16, 8-bit operand (bit 4), OUT (bit 0 clear).
-        assert_eq!(ioio_exit_info(0x3F8, 1, false), 0x03F8_0010);
-        assert_eq!(ioio_exit_info(0x2FD, 1, true), 0x02FD_0011);
-        assert_eq!(ioio_exit_info(0xF4, 4, false), 0x00F4_0040);
+        // OUT dx, al to COM1: port 0x3F8 in 31:16, A64 (bit 9), 8-bit operand (bit 4), OUT.
+        assert_eq!(ioio_exit_info(0x3F8, 1, false), 0x03F8_0210);
+        assert_eq!(ioio_exit_info(0x2FD, 1, true), 0x02FD_0211);
+        assert_eq!(ioio_exit_info(0xF4, 4, false), 0x00F4_0240);
         assert_eq!(GuestRequestResult::from_exit_info_2(0), GuestRequestResult::Success);
         assert_eq!(GuestRequestResult::from_exit_info_2(2 << 32), GuestRequestResult::Busy);
         assert_eq!(GuestRequestResult::from_exit_info_2(1 << 32), GuestRequestResult::InvalidLength);

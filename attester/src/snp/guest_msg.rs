@@ -233,8 +233,8 @@ pub struct Requester {
     vmpck_id: u8,
     /// The sequence number of the last response (0 before the first request).
     last: u64,
-    /// The request sealed and not yet answered: (seqno, type).
-    pending: Option<(u64, u8)>,
+    /// The request sealed and not yet answered: (seqno, type, version).
+    pending: Option<(u64, u8, u8)>,
 }
 
 impl Requester {
@@ -271,7 +271,7 @@ impl Requester {
         let msg_size = u16::try_from(payload.len()).map_err(|_| GuestMsgError::TooLarge)?;
         let header = Header { seqno, msg_type, msg_version, msg_size, vmpck_id: self.vmpck_id };
         let len = seal(key, &header, payload, out)?;
-        self.pending = Some((seqno, msg_type));
+        self.pending = Some((seqno, msg_type, msg_version));
         Ok(len)
     }
 
@@ -288,7 +288,7 @@ impl Requester {
 
     fn try_open_response(&mut self, message: &[u8], out: &mut [u8]) -> Result<usize, GuestMsgError> {
         let key = self.key.as_ref().ok_or(GuestMsgError::KeyWiped)?;
-        let (seqno, req_type) = self.pending.ok_or(GuestMsgError::Sequence { expected: 0, actual: 0 })?;
+        let (seqno, req_type, req_version) = self.pending.ok_or(GuestMsgError::Sequence { expected: 0, actual: 0 })?;
         let header = Header::parse(message)?;
         if header.seqno != seqno + 1 {
             return Err(GuestMsgError::Sequence { expected: seqno + 1, actual: header.seqno });
@@ -298,6 +298,9 @@ impl Requester {
         }
         if header.vmpck_id != self.vmpck_id {
             return Err(GuestMsgError::WrongKey);
+        }
+        if header.msg_version != req_version {
+            return Err(GuestMsgError::UnsupportedHeader);
         }
         let (_, len) = open(key, message, out)?;
         self.last = seqno + 1;

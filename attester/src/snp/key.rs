@@ -70,8 +70,9 @@ pub struct KeyRequest {
 
 impl KeyRequest {
     /// What the runtime's sealing key binds: the launch measurement, the guest policy and the
-    /// platform TCB (so a firmware downgrade or another image cannot unseal), derived from the
-    /// chip-unique VCEK root at VMPL 0. GUEST_SVN and TCB_VERSION are the values the request
+    /// platform TCB (so a firmware downgrade or another image cannot unseal), derived at VMPL 0
+    /// from ROOT_KEY_SELECT 0 with KEY_SEL 0: the firmware's choice of VLEK (when one is
+    /// installed) or the chip-unique VCEK. GUEST_SVN and TCB_VERSION are the values the request
     /// carries (0 and the current TCB are the usual choices; the firmware refuses values above
     /// the current ones).
     pub fn launch_bound(tcb_version: u64) -> Self {

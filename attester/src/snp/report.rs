@@ -25,6 +25,7 @@
 //! byte for byte. Verify the signature over the *received* bytes ([`signed_region`]), never
 //! over a re-encoding. The version-dependent fields (CPUID_* for v3+, *_MIT_VECTOR for v5) are
 //! always read and written at their offsets; in older versions those bytes are reserved and zero.
+//! Version 4 has the version 3 layout (see [`SUPPORTED_VERSIONS`]).
 //!
 //! [`parse`]: AttestationReport::parse
 //! [`to_bytes`]: AttestationReport::to_bytes
@@ -37,7 +38,14 @@ pub const REPORT_SIZE: usize = 1184;
 /// Bytes `0..SIGNED_LEN` are signed.
 pub const SIGNED_LEN: usize = 0x2A0;
 /// Report versions this parser accepts.
-pub const SUPPORTED_VERSIONS: [u32; 3] = [2, 3, 5];
+///
+/// Version 4 is not in a public revision of the ABI spec, but real firmware emits it: AMD
+/// SEV firmware 1.55.31 (Milan, e.g. on Google Cloud) and some Turin firmware produce
+/// version 4 reports, which virtee/sev (PR #307), go-sev-guest (PR #158) and Trustee (PR #734)
+/// accept with the version 3 layout, as AMD's maintainers confirmed there that the change
+/// is internal. So does this parser: the CPUID fields are read, the mitigation vectors of
+/// version 5 are reserved (zero) in it as in version 3.
+pub const SUPPORTED_VERSIONS: [u32; 4] = [2, 3, 4, 5];
 
 /// Field offsets, as in the spec table.
 pub mod offset {
@@ -166,7 +174,7 @@ impl fmt::Display for ReportError {
                 write!(f, "attestation report is {actual} bytes, expected {expected}")
             }
             Self::UnsupportedVersion(v) => {
-                write!(f, "attestation report version {v} not supported (supported: 2, 3, 5)")
+                write!(f, "attestation report version {v} not supported (supported: 2, 3, 4, 5)")
             }
             Self::SignatureComponentTooLarge => f.write_str("signature R or S has nonzero bytes beyond 48"),
         }
@@ -729,7 +737,7 @@ mod tests {
             assert_eq!(AttestationReport::parse(input), Err(want));
             assert_eq!(signed_region(input), Err(want));
         }
-        for v in [0u32, 1, 4, 6, 0x0200_0000, u32::MAX] {
+        for v in [0u32, 1, 6, 0x0200_0000, u32::MAX] {
             r.version = v;
             assert_eq!(AttestationReport::parse(&r.to_bytes()), Err(ReportError::UnsupportedVersion(v)));
         }
@@ -813,7 +821,7 @@ mod tests {
                 chunk.copy_from_slice(&r[..chunk.len()]);
             }
             if round % 2 == 0 {
-                let v = SUPPORTED_VERSIONS[(round / 2) % 3];
+                let v = SUPPORTED_VERSIONS[(round / 2) % SUPPORTED_VERSIONS.len()];
                 buf[..4].copy_from_slice(&v.to_le_bytes());
             }
             let _ = signed_region(&buf);

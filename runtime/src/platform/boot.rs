@@ -8,7 +8,12 @@
 //! 2. loads a flat GDT (real mode: switches to 32-bit protected mode),
 //! 3. (not TDX) probes SEV_STATUS with RDMSR under an early #GP handler that makes the MSR
 //!    read as 0 on CPUs without it; under SEV-SNP takes the C-bit position from the CPUID page
-//!    the PSP validated (never from a CPUID exit the hypervisor answers),
+//!    the PSP validated (never from a CPUID exit the hypervisor answers); SEV or SEV-ES
+//!    without SNP is refused (terminate through the GHCB MSR protocol where one exists).
+//!    A host could inject a #GP at the RDMSR to make an SNP guest believe it is not one: the
+//!    runtime then takes the simulated path, whose reports no issuer accepts as hardware, and a
+//!    #VC raised later proves the lie and ends the VM. RDTSC is assumed not intercepted (KVM does
+//!    not); a host that intercepts it stops the boot, which is a denial of service only.
 //! 4. copies the Rust image from its ROM load address to RAM and zeroes .bss (`runtime.ld`
 //!    explains why Rust runs from RAM),
 //! 5. builds identity page tables for the low 4 GiB with 2 MiB pages, the C-bit set on every
@@ -142,7 +147,19 @@ boot32_legacy:
     movl %eax, ({scratch} + {o_sev})
     movl %edx, ({scratch} + {o_sev} + 4)
     testl $4, %eax                /* bit 2: SEV-SNP */
+    jnz snp_cbit
+    testl $3, %eax                /* SEV or SEV-ES without SNP: not supported */
     jz boot32_common
+    testl $2, %eax
+    jz halt_forever32             /* plain SEV has no GHCB to report through */
+    movl $0xC0010130, %ecx        /* SEV-ES: GHCB terminate, reason set 0, code 2 (SNP unsupported) */
+    movl $(0x100 | (2 << 16)), %eax
+    xorl %edx, %edx
+    wrmsr
+    .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
+    jmp halt_forever32
+
+snp_cbit:
 
     /* SEV-SNP: the C-bit is EBX[5:0] of CPUID 0x8000_001F in the PSP-checked CPUID page. */
     movl ${cpuid_page}, %esi
@@ -175,9 +192,9 @@ terminate_no_cbit:
     xorl %edx, %edx
     wrmsr
     .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
-6:
+halt_forever32:
     hlt
-    jmp 6b
+    jmp halt_forever32
 
     /* The early #GP handler: skip a faulting RDMSR (0F 32) with EDX:EAX = 0; anything else
        is fatal (a triple fault resets, and the VM is started with -no-reboot). */
@@ -241,6 +258,12 @@ boot32_common:
     loop 9b
     /* The shared pool is host-visible: no C-bit. */
     movl $0, ({pt} + 0x2000 + {shared_pde} * 8 + 4)
+
+    /* The early IDT holds 32-bit gates: retire it before long mode (an empty IDT until Rust
+       installs its own). */
+    movw $0, ({scratch} + {o_idtp})
+    movl $0, ({scratch} + {o_idtp} + 2)
+    lidt ({scratch} + {o_idtp})
 
     /* PAE + OSFXSR + OSXMMEXCPT, then CR3, EFER.LME|NXE, CR0.PG. */
     movl %cr4, %eax

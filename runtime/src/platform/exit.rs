@@ -16,6 +16,9 @@ pub enum ExitCode {
 }
 
 pub fn exit(code: ExitCode) -> ! {
+    if super::snp::early() {
+        super::snp::terminate(super::snp::TerminateReason::Fatal)
+    }
     DEBUG_EXIT.write_u32(code as u32);
     if super::snp::active() {
         // No debug-exit device (or it was ignored): ask the hypervisor to end the VM.

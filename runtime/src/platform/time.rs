@@ -10,8 +10,33 @@ const PORT_B: Port = Port::new(0x61);
 /// 5 ms of PIT ticks: long enough for a 1% estimate, short enough not to matter at boot.
 const CALIBRATION_TICKS: u16 = 5966;
 
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The calibrated TSC rate, for [`delay_ms`] (0 until calibrated).
+static TSC_HZ: AtomicU64 = AtomicU64::new(0);
+
+/// Busy-waits about `ms` milliseconds (TSC-timed once calibrated; before that, an assumed
+/// 3 GHz, which errs towards waiting longer on slower CPUs).
+pub fn delay_ms(ms: u64) {
+    let hz = match TSC_HZ.load(Ordering::Relaxed) {
+        0 => 3_000_000_000,
+        hz => hz,
+    };
+    let start = rdtsc();
+    let ticks = hz / 1000 * ms;
+    while rdtsc().wrapping_sub(start) < ticks {
+        core::hint::spin_loop();
+    }
+}
+
 /// TSC ticks per second, measured with PIT channel 2 in one-shot mode.
 pub fn calibrate_tsc_hz() -> u64 {
+    let hz = measure_tsc_hz();
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    hz
+}
+
+fn measure_tsc_hz() -> u64 {
     // Gate channel 2 on, speaker off.
     PORT_B.write_u8((PORT_B.read_u8() & !0x02) | 0x01);
     PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary

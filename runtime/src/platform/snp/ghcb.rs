@@ -8,8 +8,14 @@ use super::shared::SharedPage;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GhcbError {
-    /// SW_EXITINFO1[31:0] = 1: the hypervisor refused the exit (SW_EXITINFO2 says why).
-    Refused(u64),
+    /// SW_EXITINFO1[31:0] = 1: the hypervisor asks the guest to take the exception that
+    /// SW_EXITINFO2 describes (the runtime treats it as a failure of the exit).
+    Exception(u64),
+    /// SW_EXITINFO1[31:0] = 2: the hypervisor found the GHCB input invalid (SW_EXITINFO2 holds
+    /// the GHCB_ERR code).
+    InvalidInput(u64),
+    /// Any other SW_EXITINFO1 value, or the GHCB was unavailable.
+    Unexpected(u64),
     /// The hypervisor did not mark a field it had to return as valid.
     MissingField(usize),
     /// A page-state change was not completed.
@@ -71,15 +77,25 @@ impl Ghcb {
         self.set(offset::SW_EXIT_INFO_2, info2);
         write_ghcb_msr(self.gpa());
         vmgexit();
-        let result = self.page.read_u64(offset::SW_EXIT_INFO_1);
-        if result as u32 == 1 {
-            return Err(GhcbError::Refused(self.page.read_u64(offset::SW_EXIT_INFO_2)));
+        // GHCB spec: SW_EXITINFO1[31:0] is 0 on success, 1 for "inject SW_EXITINFO2's event",
+        // 2 for a GHCB input error; anything else is not defined.
+        let result = self.page.read_u64(offset::SW_EXIT_INFO_1) as u32;
+        let info2 = self.page.read_u64(offset::SW_EXIT_INFO_2);
+        match result {
+            0 => Ok(()),
+            1 => Err(GhcbError::Exception(info2)),
+            2 => Err(GhcbError::InvalidInput(info2)),
+            other => Err(GhcbError::Unexpected(u64::from(other))),
         }
-        Ok(())
     }
 
-    /// OUT of `size` bytes (1, 2 or 4) to `port`.
+    /// OUT of `size` bytes (1, 2 or 4) to `port`. Only those bytes of `value` reach the host.
     pub fn io_write(&mut self, port: u16, size: u8, value: u32) -> Result<(), GhcbError> {
+        let value = match size {
+            1 => value & 0xFF,
+            2 => value & 0xFFFF,
+            _ => value,
+        };
         self.begin();
         self.set(offset::RAX, u64::from(value));
         self.exit(exit_code::IOIO, ioio_exit_info(port, size, false), 0)
@@ -98,8 +114,8 @@ impl Ghcb {
         Ok((self.get(offset::RAX)? & mask) as u32)
     }
 
-    /// CPUID through the hypervisor: for leaves the CPUID page lacks. The answer is the
-    /// hypervisor's and untrusted: callers use it only where a lie cannot hurt.
+    /// CPUID through the hypervisor. The answer is the hypervisor's and untrusted; the runtime
+    /// does not use it (CPUID comes from the CPUID page), it exists for diagnostics.
     pub fn cpuid(&mut self, leaf: u32, subleaf: u32) -> Result<[u32; 4], GhcbError> {
         self.begin();
         self.set(offset::RAX, u64::from(leaf));
@@ -141,7 +157,9 @@ impl Ghcb {
     }
 
     /// Page-state change of `entries` (each: GFN, operation, 2 MiB or not), in batches of
-    /// [`PSC_MAX_ENTRIES`], each batch resubmitted until the hypervisor has processed it all.
+    /// [`PSC_MAX_ENTRIES`]. The hypervisor advances the descriptor's CUR_ENTRY (and entries'
+    /// CUR_PAGE) as it goes and may stop early; the same descriptor is then resubmitted as the
+    /// hypervisor left it (bounded), until CUR_ENTRY passes END_ENTRY.
     pub fn page_state_change(&mut self, entries: &[(u64, u64, bool)]) -> Result<(), GhcbError> {
         for batch in entries.chunks(PSC_MAX_ENTRIES) {
             let end = (batch.len() - 1) as u16;
@@ -151,26 +169,28 @@ impl Ghcb {
                 let entry = (u64::from(huge) << 56) | ((operation & 0xF) << 52) | ((gfn & ((1 << 40) - 1)) << 12);
                 buffer[8 + 8 * i..16 + 8 * i].copy_from_slice(&entry.to_le_bytes());
             }
-            let used = 8 + batch.len() * 8;
-            // The hypervisor advances CUR_ENTRY as it goes and may stop early: resubmit
-            // (bounded) until CUR_ENTRY passes END_ENTRY.
+            self.begin();
+            self.page.write_bytes_at(offset::SHARED_BUFFER, &buffer[..8 + batch.len() * 8]);
+            let mut last_cur = 0u16;
             let mut done = false;
             for _ in 0..64 {
-                self.begin();
-                self.page.write_bytes_at(offset::SHARED_BUFFER, &buffer[..used]);
+                // Only the exit fields are reset between submissions; the descriptor stays as
+                // the hypervisor left it.
+                self.page.write_u64(offset::VALID_BITMAP, 0);
+                self.page.write_u64(offset::VALID_BITMAP + 8, 0);
                 self.set(offset::SW_SCRATCH, self.gpa() + offset::SHARED_BUFFER as u64);
                 self.exit(exit_code::SNP_PAGE_STATE_CHANGE, 0, 0)?;
                 let status = self.page.read_u64(offset::SW_EXIT_INFO_2);
                 let header = self.page.read_u64(offset::SHARED_BUFFER);
-                let (cur, end_now) = (header as u16, (header >> 16) as u16);
-                if status != 0 || end_now != end {
-                    return Err(GhcbError::PageStateChange(status.max(header)));
+                let (cur, end_now, reserved) = (header as u16, (header >> 16) as u16, (header >> 32) as u32);
+                if status != 0 || end_now != end || reserved != 0 || cur < last_cur {
+                    return Err(GhcbError::PageStateChange(if status != 0 { status } else { header }));
                 }
                 if cur > end {
                     done = true;
                     break;
                 }
-                buffer[..2].copy_from_slice(&cur.to_le_bytes());
+                last_cur = cur;
             }
             if !done {
                 return Err(GhcbError::PageStateChange(0));

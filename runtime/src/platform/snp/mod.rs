@@ -25,6 +25,9 @@ use self::shared::{PAGE, SharedPage};
 use super::boot::BootInfo;
 use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
 
+/// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
+/// must terminate through the MSR protocol instead of printing (printing would trap again).
+static DETECTED: AtomicBool = AtomicBool::new(false);
 static ACTIVE: AtomicBool = AtomicBool::new(false);
 static GHCB: Mutex<Option<Ghcb>> = Mutex::new(None);
 /// A private copy of the PSP-checked CPUID page, taken once at start-up.
@@ -35,6 +38,12 @@ static REQUEST_PAGES: Mutex<Option<(SharedPage, SharedPage)>> = Mutex::new(None)
 /// True once the GHCB is up: port I/O, CPUID and MSRs go through it.
 pub fn active() -> bool {
     ACTIVE.load(Ordering::Acquire)
+}
+
+/// True when this is an SEV-SNP guest whose GHCB is not (yet) usable: fatal paths must call
+/// [`terminate`] directly, since console output would itself trap.
+pub fn early() -> bool {
+    DETECTED.load(Ordering::Acquire) && !active()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +75,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     if boot.sev_status & SEV_STATUS_SNP == 0 {
         return Ok(false);
     }
+    DETECTED.store(true, Ordering::Release);
     CPUID_PAGE.call_once(|| {
         let mut copy = [0u8; cpuid_page::PAGE_SIZE];
         // SAFETY: the layout reserves this identity-mapped page for the CPUID page, which the
@@ -105,22 +115,13 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     instr::write_ghcb_msr(ghcb.gpa());
 
     // Heap and frame pool: assign as private (2 MiB entries), then PVALIDATE.
-    let regions = [HEAP, FRAMES];
-    let mut entries = [(0u64, 0u64, false); 12];
-    let mut n = 0;
-    for region in regions.iter().cloned() {
-        for address in region.step_by(0x20_0000) {
-            if n < entries.len() {
-                entries[n] = (address as u64 >> 12, msr_protocol::PSC_PRIVATE, true);
-                n += 1;
-            }
-        }
+    let mut entries = [(0u64, 0u64, false); VALIDATED_2M_PAGES];
+    for (entry, address) in entries.iter_mut().zip(validated_2m_pages()) {
+        *entry = (address >> 12, msr_protocol::PSC_PRIVATE, true);
     }
-    ghcb.page_state_change(&entries[..n]).map_err(SnpInitError::Ghcb)?;
-    for region in regions {
-        for address in region.step_by(0x20_0000) {
-            validate_2m(address as u64)?;
-        }
+    ghcb.page_state_change(&entries).map_err(SnpInitError::Ghcb)?;
+    for address in validated_2m_pages() {
+        validate_2m(address)?;
     }
     let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
     let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
@@ -128,6 +129,15 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
     Ok(true)
+}
+
+/// The 2 MiB pages the runtime validates itself: the heap and the frame pool.
+const VALIDATED_2M_PAGES: usize = (HEAP.end - HEAP.start + FRAMES.end - FRAMES.start) / 0x20_0000;
+const _: () = assert!(HEAP.start.is_multiple_of(0x20_0000) && HEAP.end.is_multiple_of(0x20_0000));
+const _: () = assert!(FRAMES.start.is_multiple_of(0x20_0000) && FRAMES.end.is_multiple_of(0x20_0000));
+
+fn validated_2m_pages() -> impl Iterator<Item = u64> {
+    HEAP.step_by(0x20_0000).chain(FRAMES.step_by(0x20_0000)).map(|a| a as u64)
 }
 
 /// PVALIDATE a 2 MiB page, falling back to its 512 4 KiB pages when the RMP holds them as such.
@@ -151,8 +161,8 @@ fn validate_2m(address: u64) -> Result<(), SnpInitError> {
 /// Runs `f` with the GHCB. Fails (instead of deadlocking) if the GHCB is already in use, which
 /// would mean a #VC inside GHCB code: a runtime bug.
 fn with_ghcb<T>(f: impl FnOnce(&mut Ghcb) -> Result<T, GhcbError>) -> Result<T, GhcbError> {
-    let mut guard = GHCB.try_lock().ok_or(GhcbError::Refused(u64::MAX))?;
-    let ghcb = guard.as_mut().ok_or(GhcbError::Refused(u64::MAX))?;
+    let mut guard = GHCB.try_lock().ok_or(GhcbError::Unexpected(u64::MAX))?;
+    let ghcb = guard.as_mut().ok_or(GhcbError::Unexpected(u64::MAX))?;
     f(ghcb)
 }
 
@@ -177,6 +187,9 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     })
 }
 
+const BUSY_RETRY_DELAY_MS: u64 = 2_000;
+const BUSY_RETRIES: u32 = 30;
+
 /// The SNP guest-request doorbell: copies the sealed request into the shared request page,
 /// asks the firmware through the GHCB (resending while it reports busy), and copies the whole
 /// response page once into private memory. `Err` carries SW_EXITINFO2.
@@ -185,14 +198,16 @@ pub fn guest_request(sealed: &[u8]) -> Result<alloc::vec::Vec<u8>, u64> {
     let (request, response) = pages.as_mut().ok_or(u64::MAX)?;
     request.write(sealed);
     response.write(&[]);
-    for _ in 0..1000 {
+    // BUSY is the host's rate limit: resend the same ciphertext every 2 s for up to 60 s (as
+    // Linux's sev-guest driver does), never a re-sealed request.
+    for _ in 0..=BUSY_RETRIES {
         match with_ghcb(|g| g.guest_request(request, response)) {
             Ok(GuestRequestResult::Success) => {
                 let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
                 response.read(&mut copy);
                 return Ok(copy.to_vec());
             }
-            Ok(GuestRequestResult::Busy) => core::hint::spin_loop(),
+            Ok(GuestRequestResult::Busy) => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
             Ok(GuestRequestResult::InvalidLength) => return Err(1 << 32),
             Ok(GuestRequestResult::Failed(info)) => return Err(info),
             Err(_) => return Err(u64::MAX),
@@ -208,11 +223,44 @@ pub enum TerminateReason {
     Success = 0,
     Fatal = 1,
     Ghcb = 2,
+    /// SnpInitError::CBitMismatch
+    CBitMismatch = 3,
+    /// SnpInitError::PageStateChange / Ghcb (page-state change of the heap or frame pool)
+    PageStateChange = 4,
+    GhcbRegistration = 5,
+    Pvalidate = 6,
+    /// Reported with the GHCB spec's own codes (reason set 0) instead of ours.
+    ProtocolUnsupported = 0x80,
+    SnpUnsupported = 0x81,
 }
 
-/// GHCB MSR-protocol termination: works even when the GHCB page is unusable.
+impl From<SnpInitError> for TerminateReason {
+    fn from(e: SnpInitError) -> Self {
+        match e {
+            SnpInitError::Protocol { .. } => Self::ProtocolUnsupported,
+            SnpInitError::NoSnpFeature => Self::SnpUnsupported,
+            SnpInitError::CBitMismatch { .. } => Self::CBitMismatch,
+            SnpInitError::PageStateChange(_) | SnpInitError::Ghcb(_) => Self::PageStateChange,
+            SnpInitError::GhcbRegistration => Self::GhcbRegistration,
+            SnpInitError::Pvalidate(_) => Self::Pvalidate,
+        }
+    }
+}
+
+/// GHCB MSR-protocol termination: works even when the GHCB page is unusable. The GHCB spec's
+/// reason set 0 carries "protocol unsupported" and "SNP unsupported"; set 1 carries the
+/// runtime's own reasons.
 pub fn terminate(reason: TerminateReason) -> ! {
-    instr::write_ghcb_msr(msr_protocol::terminate(msr_protocol::REASON_SET_TWI, reason as u8));
+    let request = match reason {
+        TerminateReason::ProtocolUnsupported => {
+            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_PROTOCOL_UNSUPPORTED)
+        }
+        TerminateReason::SnpUnsupported => {
+            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED)
+        }
+        other => msr_protocol::terminate(msr_protocol::REASON_SET_TWI, other as u8),
+    };
+    instr::write_ghcb_msr(request);
     loop {
         instr::vmgexit();
         core::hint::spin_loop();

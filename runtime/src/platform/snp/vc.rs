@@ -10,6 +10,9 @@ use twi_attester::snp::ghcb::exit_code;
 
 use super::{TerminateReason, terminate, with_ghcb};
 
+/// Set by the first #VC: the simulated-TEE path refuses to run on a machine that raised one.
+pub static VC_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
 /// The interrupted context as the entry stub saves it (lowest address first).
 #[repr(C)]
 #[derive(Debug)]
@@ -103,6 +106,12 @@ fn instruction_bytes(rip: u64) -> [u8; 3] {
 }
 
 extern "C" fn vc_handler(frame: &mut VcFrame) {
+    // A #VC proves SEV-ES or later is active. Before the GHCB is up nothing can be served (and
+    // printing would trap again); without SNP detected at boot it is a lie about the platform.
+    VC_SEEN.store(true, core::sync::atomic::Ordering::Release);
+    if !super::active() {
+        terminate(TerminateReason::Fatal)
+    }
     let bytes = instruction_bytes(frame.rip);
     let handled = match frame.exit_code {
         exit_code::CPUID if bytes[..2] == [0x0F, 0xA2] => {
