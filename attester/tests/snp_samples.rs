@@ -167,11 +167,18 @@ fn s4_trustee_milan_vlek_v3() {
     assert_eq!(r.tcb_layout(), Some(TcbLayout::MilanGenoa));
 }
 
+/// Versions 0, 1 and 6 and above are refused; 4 (real firmware emits it, with the version 3
+/// layout) is read like 3.
 #[test]
-fn versions_1_and_4_rejected() {
-    let mut bytes = read("snp/s2_gosevguest_milan_v2/attestation.bin");
-    for v in [1u32, 4] {
+fn unknown_versions_rejected_and_4_read_as_3() {
+    let mut bytes = read("snp/s4_trustee_milan_vlek_v3/test-vlek-report.bin");
+    let v3 = AttestationReport::parse(&bytes).unwrap();
+    for v in [0u32, 1, 6, 7, 0x100, u32::MAX] {
         bytes[..4].copy_from_slice(&v.to_le_bytes());
         assert_eq!(AttestationReport::parse(&bytes), Err(ReportError::UnsupportedVersion(v)));
     }
+    bytes[..4].copy_from_slice(&4u32.to_le_bytes());
+    let v4 = AttestationReport::parse(&bytes).unwrap();
+    assert_eq!(AttestationReport { version: 3, ..v4 }, v3);
+    assert_eq!(v4.tcb_layout(), Some(TcbLayout::MilanGenoa));
 }
