@@ -111,6 +111,14 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let (report, nonce, key) = evidence(&first);
     assert_eq!(certified_key(&cert), key, "the credential certifies a key other than the one in the evidence");
     assert_eq!(report.report_data, binding::report_data(&nonce, &key).unwrap(), "REPORTDATA does not bind the key");
+    // The (simulated) hardware measured exactly the image the build described.
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().rom.with_file_name("reference-values.json")).unwrap()).unwrap();
+    assert_eq!(
+        hex::encode(report.measurement),
+        reference["snp"]["launch_digest"].as_str().unwrap(),
+        "the report's MEASUREMENT is not the build's SEV-SNP reference value"
+    );
 
     // A second boot generates a new key and gets a new serial.
     let second = dir.path().join("second");

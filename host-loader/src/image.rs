@@ -1,8 +1,13 @@
 //! Building the bootable ROM: compile the runtime for the bare-metal target, then place its
-//! ELF load segments at their ROM load addresses and write the launch manifest into its slot.
+//! ELF load segments at their ROM load addresses, write the launch manifest into its slot and
+//! the firmware metadata (GUID table, SEV metadata, TDVF descriptor: [`twi_layout::footer`])
+//! into the GUID table area.
 //!
 //! The ROM ends at 4 GiB (QEMU maps `-bios` there). Its fixed addresses are defined by
 //! `linker/runtime.ld` and checked here against the ELF's symbols, so the two cannot drift.
+//!
+//! The build is reproducible: the same sources, toolchain and manifest give the same bytes
+//! wherever they are checked out (see [`build_runtime_elf`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +17,14 @@ use object::{Object, ObjectSegment, ObjectSymbol};
 use sha2::{Digest, Sha384};
 use twi_proto::manifest::{LaunchManifest, MANIFEST_SLOT_SIZE};
 
-use twi_layout::{MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE};
+use crate::igvm;
+use crate::measure::{
+    self,
+    cpu::{CPU_TYPES, CpuType, DEFAULT_CPU_TYPE},
+    reference::{GitState, ReferenceValues},
+    snp::SnpLaunchParams,
+};
+use twi_layout::{GUID_TABLE, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
 
 /// The repository root (where the runtime's sources are).
 pub fn workspace_root() -> PathBuf {
@@ -22,6 +34,10 @@ pub fn workspace_root() -> PathBuf {
 /// Compiles the runtime (release, x86_64-unknown-none) and returns the ELF's path.
 ///
 /// It uses its own target directory so it neither waits for nor invalidates the host build.
+/// Paths that would otherwise end up in the image (panic locations in dependencies carry their
+/// absolute path under `$CARGO_HOME`) are remapped, so the ROM, and so its launch measurement,
+/// do not depend on where the sources or the registry live. The flags are appended to the
+/// target's `rustflags` in `.cargo/config.toml` (cargo joins `--config` arrays with the file's).
 pub fn build_runtime_elf() -> Result<PathBuf> {
     let root = workspace_root();
     let target_dir = root.join("target").join("firmware");
@@ -29,6 +45,8 @@ pub fn build_runtime_elf() -> Result<PathBuf> {
     let status = Command::new(&cargo)
         .current_dir(&root)
         .args(["build", "--quiet", "--release", "-p", "twi-runtime", "--target", "x86_64-unknown-none"])
+        .arg("--config")
+        .arg(remap_config(&root))
         .env("CARGO_TARGET_DIR", &target_dir)
         // Flags meant for the host build must not leak into the firmware build.
         .env_remove("RUSTFLAGS")
@@ -44,13 +62,34 @@ pub fn build_runtime_elf() -> Result<PathBuf> {
     Ok(target_dir.join("x86_64-unknown-none").join("release").join("twi-runtime"))
 }
 
+/// `--config` value that appends `--remap-path-prefix` for the workspace and `$CARGO_HOME` to
+/// the bare-metal target's rustflags.
+fn remap_config(root: &Path) -> String {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut flags = vec![format!("--remap-path-prefix={}=/twi", root.display())];
+    if let Some(home) = cargo_home {
+        flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
+    format!("target.x86_64-unknown-none.rustflags=[{}]", quoted.join(", "))
+}
+
 /// The bytes of a ROM for `elf` carrying `manifest`.
 pub fn assemble_rom(elf: &[u8], manifest: &LaunchManifest) -> Result<Vec<u8>> {
     let file = object::File::parse(elf).context("the runtime is not an ELF file")?;
     check_symbol(&file, "__manifest_start", MANIFEST_ADDR)?;
     check_symbol(&file, "__manifest_end", MANIFEST_ADDR + MANIFEST_SLOT_SIZE as u64)?;
+    check_symbol(&file, "__guid_table_start", GUID_TABLE.start)?;
+    check_symbol(&file, "__guid_table_end", GUID_TABLE.end)?;
     check_symbol(&file, "reset_vector", RESET_VECTOR)?;
     check_symbol(&file, "__image_lma_start", ROM_BASE)?;
+    // Areas the builder writes: no ELF byte may land there.
+    let reserved = [
+        ("the manifest slot", MANIFEST_ADDR..MANIFEST_ADDR + MANIFEST_SLOT_SIZE as u64),
+        ("the GUID table area", GUID_TABLE),
+    ];
 
     let mut rom = vec![0u8; ROM_SIZE];
     for segment in file.segments() {
@@ -65,16 +104,18 @@ pub fn assemble_rom(elf: &[u8], manifest: &LaunchManifest) -> Result<Vec<u8>> {
             bail!("ELF segment at load address {load:#x} (+{:#x}) lies outside the ROM", data.len());
         };
         let range = offset as usize..offset as usize + data.len();
-        if range.end > (MANIFEST_ADDR - ROM_BASE) as usize
-            && range.start < (MANIFEST_ADDR - ROM_BASE) as usize + MANIFEST_SLOT_SIZE
-        {
-            bail!("ELF segment at {load:#x} overlaps the manifest slot");
+        for (what, area) in &reserved {
+            if load < area.end && load + data.len() as u64 > area.start {
+                bail!("ELF segment at {load:#x} (+{:#x}) overlaps {what}", data.len());
+            }
         }
         rom[range].copy_from_slice(data);
     }
     let slot = manifest.to_slot().map_err(|e| anyhow::anyhow!("launch manifest: {e}"))?;
     let at = (MANIFEST_ADDR - ROM_BASE) as usize;
     rom[at..at + MANIFEST_SLOT_SIZE].copy_from_slice(&slot);
+    let at = (footer::AREA_ADDR - ROM_BASE) as usize;
+    rom[at..at + footer::AREA_LEN].copy_from_slice(&footer::AREA);
     Ok(rom)
 }
 
@@ -104,4 +145,72 @@ fn check_symbol(file: &object::File<'_>, name: &str, expected: u64) -> Result<()
 /// SHA-384 of the ROM, hex: the image hash shown to users.
 pub fn rom_sha384(rom: &[u8]) -> String {
     hex::encode(Sha384::digest(rom))
+}
+
+/// The launch parameters the reference values are computed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageParams {
+    pub vcpus: u32,
+    pub cpu_type: CpuType,
+    pub guest_features: u64,
+    pub policy: u64,
+}
+
+impl Default for ImageParams {
+    /// One EPYC-v4 vCPU, SNP_ACTIVE only, QEMU's default policy 0x30000.
+    fn default() -> Self {
+        let snp = SnpLaunchParams::default();
+        Self {
+            vcpus: snp.vcpus,
+            cpu_type: CpuType::by_name(DEFAULT_CPU_TYPE).unwrap_or(CPU_TYPES[0]),
+            guest_features: snp.guest_features,
+            policy: measure::snp::DEFAULT_POLICY,
+        }
+    }
+}
+
+impl ImageParams {
+    /// The SNP launch these parameters describe (QEMU/KVM, no kernel).
+    pub fn snp(&self) -> SnpLaunchParams {
+        SnpLaunchParams {
+            vcpus: self.vcpus,
+            vcpu_sig: self.cpu_type.sig(),
+            guest_features: self.guest_features,
+            ..SnpLaunchParams::default()
+        }
+    }
+}
+
+/// What `twi build` writes: the ROM, the IGVM file, and the reference values of both.
+#[derive(Debug, Clone)]
+pub struct Images {
+    pub rom: Vec<u8>,
+    pub igvm: Vec<u8>,
+    pub reference_values: serde_json::Value,
+}
+
+/// Builds the ROM and IGVM file of `elf` carrying `manifest`, and measures them for `params`.
+pub fn build_images(elf: &[u8], manifest: &LaunchManifest, params: &ImageParams) -> Result<Images> {
+    let rom = assemble_rom(elf, manifest)?;
+    let snp = params.snp();
+    let snp_launch_digest = measure::snp::launch_digest(&rom, &snp).context("measuring the ROM for SEV-SNP")?;
+    let mrtd = measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm).context("measuring the ROM for TDX")?;
+    let igvm_file = igvm::build(&rom, &igvm::IgvmParams { snp: snp.clone(), policy: params.policy })
+        .context("building the IGVM file")?;
+    let igvm_snp_launch_digest = igvm::snp_launch_digest(&igvm_file).context("measuring the IGVM file")?;
+    let igvm = igvm::to_bytes(&igvm_file).context("serializing the IGVM file")?;
+    let reference_values = ReferenceValues {
+        rom: &rom,
+        igvm: &igvm,
+        runtime_elf: elf,
+        snp: &snp,
+        cpu_type: params.cpu_type,
+        policy: params.policy,
+        snp_launch_digest,
+        igvm_snp_launch_digest,
+        mrtd,
+        git: GitState::of(&workspace_root()),
+    }
+    .to_json();
+    Ok(Images { rom, igvm, reference_values })
 }

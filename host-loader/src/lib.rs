@@ -2,7 +2,9 @@
 //! to the issuer, and the simulated TEE firmware. The `twi` binary is its command line.
 
 pub mod accel;
+pub mod igvm;
 pub mod image;
+pub mod measure;
 pub mod qemu;
 pub mod run;
 pub mod sim;

@@ -12,7 +12,7 @@ use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
 
 use twi_host::qemu::AccelChoice;
 use twi_host::sim::snp::SimPsp;
-use twi_host::{accel, image, qemu, run, sim};
+use twi_host::{accel, image, measure, qemu, run};
 
 #[derive(Parser, Debug)]
 #[command(name = "twi", version, about = "Trustworthy Workload Identity for confidential VMs")]
@@ -27,7 +27,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Commands {
-    /// Build the bootable ROM (DIR/twi.rom) with the issuer's trust anchor in its manifest.
+    /// Build the bootable ROM (DIR/twi.rom) with the issuer's trust anchor in its manifest, the
+    /// IGVM file (DIR/twi.igvm) and their reference values (DIR/reference-values.json).
     Build {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
@@ -36,6 +37,21 @@ enum Commands {
         runtime_elf: Option<PathBuf>,
         #[command(flatten)]
         identity: IdentityArgs,
+        #[command(flatten)]
+        launch: LaunchArgs,
+    },
+    /// Print the launch measurement of an image: the SEV-SNP launch digest (a ROM or an IGVM
+    /// file) or the TDX MRTD (a ROM).
+    Measure {
+        /// twi.rom (or any OVMF-style firmware image), or twi.igvm for --platform snp.
+        image: PathBuf,
+        #[arg(long, value_enum)]
+        platform: MeasurePlatform,
+        #[command(flatten)]
+        launch: LaunchArgs,
+        /// Print JSON (digest and the parameters it was computed for) instead of hex.
+        #[arg(long)]
+        json: bool,
     },
     /// Boot an image under QEMU and obtain a credential for its Credential Key.
     Run {
@@ -72,6 +88,55 @@ struct IdentityArgs {
     workload: String,
 }
 
+/// The SEV-SNP launch that measurements are computed for.
+#[derive(clap::Args, Debug)]
+struct LaunchArgs {
+    /// SEV-SNP vCPUs (one VMSA each in the launch digest).
+    #[arg(long, default_value_t = 1)]
+    vcpus: u32,
+    /// SEV-SNP QEMU vCPU model (its CPUID signature is in each VMSA), e.g. EPYC-v4,
+    /// EPYC-Milan, EPYC-Genoa.
+    #[arg(long, default_value = measure::cpu::DEFAULT_CPU_TYPE)]
+    vcpu_type: String,
+    /// SEV-SNP guest policy (reported beside the measurement, and carried by the IGVM file).
+    #[arg(long, default_value = "0x30000", value_parser = parse_u64)]
+    policy: u64,
+    /// SEV_FEATURES of each VMSA: 0x1 (SNP active) is what QEMU >= 9.1 launches with.
+    #[arg(long, default_value = "0x1", value_parser = parse_u64)]
+    guest_features: u64,
+}
+
+impl LaunchArgs {
+    fn params(&self) -> Result<image::ImageParams> {
+        let cpu_type = measure::cpu::CpuType::by_name(&self.vcpu_type)
+            .ok_or_else(|| measure::MeasureError::UnknownCpuType(self.vcpu_type.clone()))?;
+        if self.vcpus == 0 {
+            bail!("--vcpus must be at least 1");
+        }
+        // SEV-SNP Firmware ABI, guest policy: bit 17 is reserved and must be one.
+        if self.policy & (1 << 17) == 0 {
+            bail!("--policy {:#x}: SEV-SNP policy bit 17 must be set (QEMU's default is 0x30000)", self.policy);
+        }
+        Ok(image::ImageParams { vcpus: self.vcpus, cpu_type, guest_features: self.guest_features, policy: self.policy })
+    }
+}
+
+fn parse_u64(text: &str) -> Result<u64, String> {
+    match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    }
+    .map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MeasurePlatform {
+    /// The SEV-SNP launch digest (MEASUREMENT).
+    Snp,
+    /// The TDX MRTD (QEMU/KVM page order).
+    Tdx,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum PlatformArg {
     /// Plain QEMU with the simulated SEV-SNP firmware (development and tests).
@@ -80,6 +145,8 @@ enum PlatformArg {
     Snp,
     /// A real Intel TDX host.
     Tdx,
+    /// A real SEV-SNP host, loading DIR/twi.igvm with QEMU's IGVM loader.
+    Igvm,
 }
 
 fn main() -> ExitCode {
@@ -127,8 +194,8 @@ fn manifest_for(issuer: &Issuer, self_test_only: bool) -> LaunchManifest {
     }
 }
 
-/// Builds DIR/twi.rom and returns its path.
-fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer) -> Result<PathBuf> {
+/// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
+fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer, params: &image::ImageParams) -> Result<PathBuf> {
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let elf_path = match runtime_elf {
         Some(path) => path.to_path_buf(),
@@ -138,24 +205,51 @@ fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer) -> Result<Path
         }
     };
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let rom = image::assemble_rom(&elf, &manifest_for(issuer, false))?;
+    let images = image::build_images(&elf, &manifest_for(issuer, false), params)?;
     let rom_path = out.join("twi.rom");
-    fs::write(&rom_path, &rom).with_context(|| format!("cannot write {}", rom_path.display()))?;
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("twi.rom", &images.rom)?;
+    write("twi.igvm", &images.igvm)?;
+    let mut reference = serde_json::to_vec_pretty(&images.reference_values)?;
+    reference.push(b'\n');
+    write(measure::reference::FILE_NAME, &reference)?;
     // Kept beside the ROM: `twi run` times accelerators with a self-test image of the same code.
     fs::copy(&elf_path, out.join("twi-runtime.elf"))?;
-    eprintln!("twi: wrote {} ({} KiB, sha384 {})", rom_path.display(), rom.len() / 1024, image::rom_sha384(&rom));
+    let values = &images.reference_values;
+    eprintln!(
+        "twi: wrote {} ({} KiB, sha384 {})",
+        rom_path.display(),
+        images.rom.len() / 1024,
+        image::rom_sha384(&images.rom)
+    );
+    eprintln!("twi: wrote {} ({} KiB)", out.join("twi.igvm").display(), images.igvm.len() / 1024);
+    eprintln!(
+        "twi: SEV-SNP launch digest {} ({} x {}), TDX MRTD {}",
+        values["snp"]["launch_digest"].as_str().unwrap_or("?"),
+        params.vcpus,
+        params.cpu_type,
+        values["tdx"]["mrtd"].as_str().unwrap_or("?")
+    );
     Ok(rom_path)
 }
 
 fn execute(cli: Cli) -> Result<()> {
     let state = state_dir(cli.state)?;
     match cli.command {
-        Commands::Build { out, runtime_elf, identity } => {
+        Commands::Build { out, runtime_elf, identity, launch } => {
+            let params = launch.params()?;
             let issuer = open_issuer(&state, &identity, None)?;
-            build(&out, runtime_elf.as_deref(), &issuer)?;
+            build(&out, runtime_elf.as_deref(), &issuer, &params)?;
             Ok(())
         }
+        Commands::Measure { image, platform, launch, json } => measure_image(&image, platform, &launch, json),
         Commands::Run { image, platform, out, accel, timeout, print_qemu, identity, tamper } => {
+            if print_qemu && platform != PlatformArg::Sim {
+                return print_profile(platform, image.as_deref(), &out);
+            }
             match platform {
                 PlatformArg::Sim => {}
                 PlatformArg::Snp => bail!(
@@ -163,6 +257,9 @@ fn execute(cli: Cli) -> Result<()> {
                 ),
                 PlatformArg::Tdx => bail!(
                     "--platform tdx is not implemented yet: it needs a TDX host and the runtime's TDX quote path (in progress); use --platform sim"
+                ),
+                PlatformArg::Igvm => bail!(
+                    "--platform igvm is not implemented yet: it needs an SEV-SNP host, a QEMU built with IGVM support and the runtime's SNP guest-request path; use --platform sim"
                 ),
             }
             let qemu_path = qemu::find_qemu()?;
@@ -176,7 +273,7 @@ fn execute(cli: Cli) -> Result<()> {
             let mut issuer = open_issuer(&state, &identity, Some(psp.root().clone()))?;
             let rom_path = match image {
                 Some(path) => path,
-                None => build(&out, None, &issuer)?,
+                None => build(&out, None, &issuer, &image::ImageParams::default())?,
             };
             if print_qemu {
                 let args = qemu::sim_args(
@@ -189,7 +286,12 @@ fn execute(cli: Cli) -> Result<()> {
                 return Ok(());
             }
             let rom = fs::read(&rom_path).with_context(|| format!("cannot read {}", rom_path.display()))?;
-            psp.set_launch_digest(sim::snp::rom_launch_digest(&rom));
+            // The simulated PSP reports the launch digest a real SNP launch of these exact
+            // bytes would (the default `snp` profile: 1 x EPYC-v4), so the report's
+            // MEASUREMENT equals the build's reference value when the image is the one built.
+            let digest = measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
+                .context("computing the simulated launch digest of the image")?;
+            psp.set_launch_digest(digest);
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
             let probe_issuer = &issuer;
@@ -233,4 +335,79 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `twi measure`: one digest, hex or JSON, on stdout.
+fn measure_image(path: &Path, platform: MeasurePlatform, launch: &LaunchArgs, json: bool) -> Result<()> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let params = launch.params()?;
+    let is_igvm = bytes.starts_with(b"IGVM");
+    let (digest, kind) = match (platform, is_igvm) {
+        (MeasurePlatform::Snp, false) => (measure::snp::launch_digest(&bytes, &params.snp())?, "rom"),
+        (MeasurePlatform::Snp, true) => {
+            if launch.vcpus != 1 || launch.vcpu_type != measure::cpu::DEFAULT_CPU_TYPE {
+                eprintln!("twi: note: an IGVM file carries its own VMSAs; --vcpus and --vcpu-type do not apply");
+            }
+            (twi_host::igvm::snp_launch_digest(&twi_host::igvm::parse(&bytes)?)?, "igvm")
+        }
+        (MeasurePlatform::Tdx, false) => (measure::tdx::mrtd(&bytes, measure::tdx::MrtdOrder::Kvm)?, "rom"),
+        (MeasurePlatform::Tdx, true) => bail!("an IGVM file has no TDX platform here: measure twi.rom for TDX"),
+    };
+    if !json {
+        println!("{}", hex::encode(digest));
+        return Ok(());
+    }
+    let value = match platform {
+        MeasurePlatform::Snp if is_igvm => serde_json::json!({
+            "platform": "snp",
+            "image": path.display().to_string(),
+            "image_kind": kind,
+            "launch_digest": hex::encode(digest),
+            "note": "the IGVM file's own VMSAs and policy apply",
+        }),
+        MeasurePlatform::Snp => serde_json::json!({
+            "platform": "snp",
+            "image": path.display().to_string(),
+            "image_kind": kind,
+            "launch_digest": hex::encode(digest),
+            "vcpus": params.vcpus,
+            "vcpu_type": params.cpu_type.name,
+            "vcpu_sig": format!("{:#x}", params.cpu_type.sig()),
+            "guest_features": format!("{:#x}", params.guest_features),
+            "policy": format!("{:#x}", params.policy),
+        }),
+        MeasurePlatform::Tdx => serde_json::json!({
+            "platform": "tdx",
+            "image": path.display().to_string(),
+            "image_kind": kind,
+            "mrtd": hex::encode(digest),
+            "mrtd_order": measure::tdx::MrtdOrder::Kvm.name(),
+        }),
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
+    Ok(())
+}
+
+/// `twi run --platform snp|tdx|igvm --print-qemu`: the launch profile's command line, for the
+/// image given or the one `twi build --out DIR` wrote (defaults: 1 x EPYC-v4, policy 0x30000).
+fn print_profile(platform: PlatformArg, image: Option<&Path>, out: &Path) -> Result<()> {
+    let qemu_path = qemu::find_qemu().unwrap_or_else(|_| PathBuf::from(qemu::QEMU_BINARY));
+    let channel = Path::new("CHANNEL.sock");
+    let defaults = image::ImageParams::default();
+    let profile = qemu::SnpProfile {
+        vcpus: defaults.vcpus,
+        cpu_type: defaults.cpu_type.name.to_string(),
+        policy: defaults.policy,
+    };
+    let rom = || image.map_or_else(|| out.join("twi.rom"), Path::to_path_buf);
+    let args = match platform {
+        PlatformArg::Sim => bail!("the sim profile is printed by `twi run --platform sim --print-qemu` itself"),
+        PlatformArg::Snp => qemu::snp_args(&rom(), channel, &profile),
+        PlatformArg::Tdx => qemu::tdx_args(&rom(), channel),
+        PlatformArg::Igvm => {
+            qemu::igvm_args(&image.map_or_else(|| out.join("twi.igvm"), Path::to_path_buf), channel, &profile)
+        }
+    };
+    println!("{}", qemu::command_line(&qemu_path, &args));
+    Ok(())
 }

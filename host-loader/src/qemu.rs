@@ -143,3 +143,114 @@ pub fn time_self_test(qemu: &Path, accel: Accel, rom: &Path, budget: Duration) -
         }
     }
 }
+
+/// The SEV-SNP launch a profile describes (what the reference values were computed for).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnpProfile {
+    pub vcpus: u32,
+    /// QEMU `-cpu` model, e.g. "EPYC-v4".
+    pub cpu_type: String,
+    pub policy: u64,
+}
+
+/// The console, channel and exit device every profile shares with `sim`.
+fn common_devices(channel: &Path) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-m",
+        MEMORY,
+        "-display",
+        "none",
+        "-monitor",
+        "none",
+        "-nodefaults",
+        "-no-reboot",
+        "-device",
+        "isa-debug-exit,iobase=0xf4,iosize=0x04",
+        "-chardev",
+        "stdio,id=console,signal=off",
+        "-serial",
+        "chardev:console",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push("-chardev".into());
+    args.push(format!("socket,id=channel,path={}", channel.display()));
+    args.push("-serial".into());
+    args.push("chardev:channel".into());
+    args
+}
+
+/// `sev-snp-guest` with private memory (QEMU ≥ 9.1, an SEV-SNP host). `cbitpos=51` and
+/// `reduced-phys-bits=1` are those of EPYC Milan and Genoa hosts (CPUID 0x8000_001F EBX).
+fn snp_object(p: &SnpProfile) -> Vec<String> {
+    vec![
+        "-object".into(),
+        format!("memory-backend-memfd,id=ram1,size={MEMORY},share=true,prealloc=false"),
+        "-object".into(),
+        format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={:#x}", p.policy),
+    ]
+}
+
+/// The `snp` profile: the ROM as `-bios` of an SEV-SNP guest under KVM. The measurement of
+/// this launch is the `snp.launch_digest` of `reference-values.json` for the same vCPUs, model
+/// and policy (QEMU ≥ 9.1 launches with SEV_FEATURES = SNP_ACTIVE, guest features 0x1).
+pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-machine".into(),
+        "q35,confidential-guest-support=sev0,memory-backend=ram1".into(),
+        "-accel".into(),
+        "kvm".into(),
+        "-cpu".into(),
+        p.cpu_type.clone(),
+        "-smp".into(),
+        p.vcpus.to_string(),
+    ];
+    args.extend(snp_object(p));
+    args.extend(common_devices(channel));
+    args.push("-bios".into());
+    args.push(rom.display().to_string());
+    args
+}
+
+/// The `tdx` profile (QEMU ≥ 10.1, a TDX host, Linux ≥ 6.16): the ROM as `-bios` of a TD, with
+/// a quote-generation socket to the host's QGS on vsock port 4050. Its MRTD is `tdx.mrtd` of
+/// `reference-values.json`.
+pub fn tdx_args(rom: &Path, channel: &Path) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-machine".into(),
+        "q35,kernel-irqchip=split,confidential-guest-support=tdx0".into(),
+        "-accel".into(),
+        "kvm".into(),
+        "-cpu".into(),
+        "host".into(),
+        "-object".into(),
+        r#"{"qom-type":"tdx-guest","id":"tdx0","quote-generation-socket":{"type":"vsock","cid":"2","port":"4050"}}"#
+            .into(),
+    ];
+    args.extend(common_devices(channel));
+    args.push("-bios".into());
+    args.push(rom.display().to_string());
+    args
+}
+
+/// The `igvm` profile: `twi.igvm` loaded by QEMU's IGVM loader (QEMU ≥ 10.0 built with
+/// `--enable-igvm`) into an SEV-SNP guest; no `-bios`. Its measurement is
+/// `igvm.snp_launch_digest` of `reference-values.json`.
+pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-object".into(),
+        format!("igvm-cfg,id=igvm0,file={}", igvm.display()),
+        "-machine".into(),
+        "q35,confidential-guest-support=sev0,memory-backend=ram1,igvm-cfg=igvm0".into(),
+        "-accel".into(),
+        "kvm".into(),
+        "-cpu".into(),
+        p.cpu_type.clone(),
+        "-smp".into(),
+        p.vcpus.to_string(),
+    ];
+    args.extend(snp_object(p));
+    args.extend(common_devices(channel));
+    args
+}

@@ -34,8 +34,11 @@ impl std::fmt::Debug for IssuerCa {
 }
 
 impl IssuerCa {
-    /// Loads the CA from `dir`, or creates it there (key file mode 0600) when absent.
+    /// Loads the CA from `dir`, or creates it there (key file mode 0600) when absent. Several
+    /// processes may call this at once on a new directory: they agree on one CA.
     pub fn load_or_create(dir: &Path, trust_domain: &str) -> Result<Self, IssuerError> {
+        fs::create_dir_all(dir).map_err(|e| IssuerError::State(dir.to_path_buf(), e.to_string()))?;
+        let _lock = lock_state_dir(dir)?;
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
         if key_path.exists() != cert_path.exists() {
@@ -55,7 +58,6 @@ impl IssuerCa {
                 .map_err(|e| IssuerError::State(cert_path.clone(), e.to_string()))?;
             return Ok(Self { key, certificate, cert_pem });
         }
-        fs::create_dir_all(dir).map_err(|e| IssuerError::State(dir.to_path_buf(), e.to_string()))?;
         let key = SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
         let subject: Name = format!("CN=TWI issuer CA for {trust_domain},O=TWI")
             .parse()
@@ -91,6 +93,17 @@ impl IssuerCa {
     pub fn public_key_sec1(&self) -> Vec<u8> {
         self.key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
     }
+}
+
+/// An exclusive lock on a state directory (released on drop): creating keys and certificates
+/// is check-then-write, which two processes starting together on a fresh directory would
+/// otherwise interleave, leaving a key that does not match its certificate.
+pub fn lock_state_dir(dir: &Path) -> Result<fs::File, IssuerError> {
+    let path = dir.join(".twi-state.lock");
+    let err = |e: std::io::Error| IssuerError::State(path.clone(), e.to_string());
+    let file = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(err)?;
+    file.lock().map_err(err)?;
+    Ok(file)
 }
 
 fn read(path: &Path) -> Result<String, IssuerError> {

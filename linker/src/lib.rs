@@ -8,6 +8,7 @@
 //! | range                      | what                                             |
 //! |----------------------------|--------------------------------------------------|
 //! | 0x0000_1000..0x0000_2000   | boot scratch: the TSC read at the reset vector   |
+//! | 0x0000_2000..0x0000_4000   | TDX: the TD HOB list QEMU writes (TDVF TD_HOB section) |
 //! | 0x0008_0000..0x0008_1000   | SEV-SNP secrets page (populated by the PSP at launch) |
 //! | 0x0008_1000..0x0008_2000   | SEV-SNP CPUID page (populated by the PSP at launch)   |
 //! | 0x0010_0000..0x0010_6000   | boot page tables (PML4, PDPT, 4 PDs)             |
@@ -17,14 +18,25 @@
 //! | 0x0200_0000..0x0220_0000   | SEV-SNP shared pages (GHCB, guest-request pages)  |
 //! | 0xFFE0_0000..0x1_0000_0000 | the ROM                                          |
 //!
-//! The ROM's top 8 KiB (see `runtime.ld`): manifest slot, boot stub, GUID table, reset vector.
+//! The ROM's top 8 KiB (see `runtime.ld`): manifest slot, boot stub, GUID table area, reset
+//! vector. The GUID table area carries the firmware metadata that QEMU, the SEV-SNP firmware
+//! and the TDX module read before the first instruction: [`footer`] (the OVMF-style GUID
+//! table), [`sev`] (SEV metadata), [`tdvf`] (TDX metadata). All of it is computed here at
+//! compile time; `twi-host` copies [`footer::AREA`] into the ROM.
 #![no_std]
 
 use core::ops::Range;
 
+mod bytes;
+pub mod footer;
+pub mod guid;
+pub mod sev;
+pub mod tdvf;
+
 /// Where the reset vector stores the TSC (u64) before RAM has a stack. The boot stub uses it
 /// as a 32-bit immediate, hence `u32`.
 pub const BOOT_SCRATCH: u32 = 0x1000;
+pub const BOOT_SCRATCH_SIZE: u32 = 0x1000;
 /// PML4 at +0, PDPT at +0x1000, page directories at +0x2000..+0x6000.
 pub const PAGE_TABLES: u32 = 0x10_0000;
 pub const PAGE_TABLES_SIZE: u32 = 0x6000;
@@ -48,6 +60,28 @@ pub const SNP_SECRETS_PAGE: u64 = 0x8_0000;
 /// SEV-SNP: the CPUID page the PSP validates at launch (SEV metadata type 3).
 pub const SNP_CPUID_PAGE: u64 = 0x8_1000;
 
+/// The RAM the boot stub writes before the runtime could validate (SEV-SNP: PVALIDATE) or
+/// accept (TDX: TDG.MEM.PAGE.ACCEPT) memory itself: the boot scratch page, the page tables, and
+/// the Rust image with its .bss and stack. The launch prepares exactly these: SEV metadata
+/// SNP_SEC_MEM sections ([`sev::SECTIONS`]) and TDVF TEMP_MEM sections ([`tdvf::SECTIONS`]).
+pub const EARLY_RAM: [Range<u64>; 3] = [
+    BOOT_SCRATCH as u64..(BOOT_SCRATCH + BOOT_SCRATCH_SIZE) as u64,
+    PAGE_TABLES as u64..(PAGE_TABLES + PAGE_TABLES_SIZE) as u64,
+    IMAGE_RAM.start as u64..IMAGE_RAM.end as u64,
+];
+
+/// TDX: where QEMU writes the TD HOB list (PHIT + resource descriptors; `hw/i386/tdvf-hob.c`).
+/// Two pages, as OVMF reserves.
+pub const TD_HOB: Range<u64> = 0x2000..0x4000;
+
+/// SEV-ES/SNP: the AP reset address of the SEV-ES reset block. QEMU starts every AP's VMSA at
+/// CS.base = addr & 0xFFFF_0000, IP = addr & 0xFFFF (`target/i386/sev.c`
+/// `sev_es_set_reset_vector`) and refuses a zero address. The runtime runs one vCPU and never
+/// wakes an AP (SEV-ES APs wait for the BSP's AP-creation / SIPI), so APs are pointed at the
+/// architectural reset vector; the value still enters the AP VMSAs, hence the launch digest,
+/// when more than one vCPU is configured. SMP support will give APs their own entry here.
+pub const SEV_ES_AP_RESET: u32 = RESET_VECTOR as u32;
+
 /// The ROM: 2 MiB ending at 4 GiB (QEMU needs a multiple of 64 KiB for `-bios`).
 pub const ROM_SIZE: usize = 2 * 1024 * 1024;
 pub const ROM_BASE: u64 = (1 << 32) - ROM_SIZE as u64;
@@ -68,3 +102,8 @@ const _: () = assert!(SNP_CPUID_PAGE + 0x1000 <= PAGE_TABLES as u64 && SNP_SECRE
 const _: () = assert!(MANIFEST_ADDR + MANIFEST_SIZE as u64 == BOOT_STUB.start);
 const _: () = assert!(BOOT_STUB.end == GUID_TABLE.start && GUID_TABLE.end == (1 << 32) - 0x20);
 const _: () = assert!(ROM_SIZE.is_multiple_of(0x10000));
+const _: () = assert!(BOOT_SCRATCH as u64 + BOOT_SCRATCH_SIZE as u64 <= TD_HOB.start);
+const _: () =
+    assert!(TD_HOB.end <= SNP_SECRETS_PAGE && TD_HOB.start.is_multiple_of(0x1000) && TD_HOB.end.is_multiple_of(0x1000));
+const _: () = assert!(EARLY_RAM[0].end <= EARLY_RAM[1].start && EARLY_RAM[1].end <= EARLY_RAM[2].start);
+const _: () = assert!(RESET_VECTOR + 16 == 1 << 32);

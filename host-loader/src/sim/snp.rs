@@ -64,6 +64,8 @@ impl SimPsp {
     /// Loads the simulated chip from `dir`, or creates one there.
     pub fn load_or_create(dir: &Path) -> Result<Self> {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Concurrent runs on a fresh state directory must agree on one chip.
+        let _lock = twi_issuer::ca::lock_state_dir(dir)?;
         let chip_path = dir.join("chip_id.hex");
         let chip_id: [u8; 64] = if chip_path.exists() {
             let text = fs::read_to_string(&chip_path)?;
@@ -332,26 +334,6 @@ fn identity(
     twi_issuer::ca::write_private(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
     fs::write(&cert_path, cert.to_pem(LineEnding::LF)?)?;
     Ok(Identity { key, cert })
-}
-
-/// The SEV-SNP launch digest of the ROM pages alone: the PAGE_INFO chain (SEV-SNP Firmware
-/// ABI, SNP_LAUNCH_UPDATE) over each 4 KiB page of `rom` as a normal page at its GPA below
-/// 4 GiB. A real launch also measures the VMSA, the secrets and CPUID pages; the full
-/// calculator arrives with the images-and-measurements work, and replaces this one.
-pub fn rom_launch_digest(rom: &[u8]) -> [u8; 48] {
-    const PAGE_TYPE_NORMAL: u8 = 1;
-    let base = (1u64 << 32) - rom.len() as u64;
-    let mut digest = [0u8; 48];
-    for (i, page) in rom.chunks(4096).enumerate() {
-        let mut info = [0u8; 0x70];
-        info[..48].copy_from_slice(&digest);
-        info[48..96].copy_from_slice(&Sha384::digest(page));
-        info[0x60..0x62].copy_from_slice(&0x70u16.to_le_bytes());
-        info[0x62] = PAGE_TYPE_NORMAL;
-        info[0x68..0x70].copy_from_slice(&(base + 4096 * i as u64).to_le_bytes());
-        digest = Sha384::digest(info).into();
-    }
-    digest
 }
 
 #[cfg(test)]

@@ -1,0 +1,200 @@
+//! `twi build`, `twi measure` and `twi run --print-qemu` as a user runs them: the build writes
+//! the ROM, the IGVM file and the reference values, reproducibly; `measure` agrees with the
+//! reference values; every launch profile prints its QEMU line.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+const TWI: &str = env!("CARGO_BIN_EXE_twi");
+
+fn twi(args: &[&str]) -> Output {
+    Command::new(TWI).args(args).output().expect("cannot run twi")
+}
+
+fn ok(out: Output, what: &str) -> String {
+    assert!(out.status.success(), "{what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+struct Build {
+    _dir: tempfile::TempDir,
+    state: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+}
+
+/// Two builds with the same issuer state into two directories.
+fn builds() -> &'static Build {
+    static BUILD: OnceLock<Build> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        for out in [&a, &b] {
+            ok(twi(&["build", "--out", path(out), "--state", path(&state)]), "twi build");
+        }
+        Build { _dir: dir, state, a, b }
+    })
+}
+
+fn reference(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("reference-values.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn two_builds_give_identical_bytes() {
+    let b = builds();
+    for name in ["twi.rom", "twi.igvm", "twi-runtime.elf"] {
+        let (x, y) = (std::fs::read(b.a.join(name)).unwrap(), std::fs::read(b.b.join(name)).unwrap());
+        assert!(x == y, "{name} differs between two builds");
+    }
+    // The reference values too, but for the checkout's git state, which a concurrent edit of
+    // the working tree could change between the two builds.
+    let strip = |mut v: Value| {
+        v["build"].as_object_mut().unwrap().retain(|k, _| !k.starts_with("git_"));
+        v
+    };
+    assert_eq!(strip(reference(&b.a)), strip(reference(&b.b)));
+}
+
+#[test]
+fn reference_values_describe_the_images() {
+    let b = builds();
+    let values = reference(&b.a);
+    assert_eq!(values["format"], "twi-reference-values/1");
+    let rom = std::fs::read(b.a.join("twi.rom")).unwrap();
+    let igvm = std::fs::read(b.a.join("twi.igvm")).unwrap();
+    let sha384 = |d: &[u8]| {
+        use sha2::{Digest, Sha384};
+        hex::encode(Sha384::digest(d))
+    };
+    assert_eq!(values["images"]["rom"]["sha384"], sha384(&rom));
+    assert_eq!(values["images"]["igvm"]["sha384"], sha384(&igvm));
+    assert_eq!(values["build"]["runtime_elf_sha384"], sha384(&std::fs::read(b.a.join("twi-runtime.elf")).unwrap()));
+    assert_eq!(values["snp"]["vcpus"], 1);
+    assert_eq!(values["snp"]["vcpu_type"], "EPYC-v4");
+    assert_eq!(values["snp"]["policy"], "0x30000");
+    assert!(values["tdx"]["rtmr"].is_null(), "no RTMR expectation is stated yet");
+    assert!(values["tdx"]["rtmr_note"].as_str().unwrap().contains("extends no RTMR"));
+    if Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.git")).exists() {
+        assert_eq!(values["build"]["git_commit"].as_str().map(str::len), Some(40));
+    }
+}
+
+#[test]
+fn measure_agrees_with_the_reference_values() {
+    let b = builds();
+    let values = reference(&b.a);
+    let rom = b.a.join("twi.rom");
+    let snp = ok(twi(&["measure", path(&rom), "--platform", "snp"]), "twi measure snp");
+    assert_eq!(snp.trim(), values["snp"]["launch_digest"]);
+    let tdx = ok(twi(&["measure", path(&rom), "--platform", "tdx"]), "twi measure tdx");
+    assert_eq!(tdx.trim(), values["tdx"]["mrtd"]);
+    let igvm = ok(twi(&["measure", path(&b.a.join("twi.igvm")), "--platform", "snp"]), "twi measure igvm");
+    assert_eq!(igvm.trim(), values["igvm"]["snp_launch_digest"]);
+
+    let json: Value = serde_json::from_str(&ok(
+        twi(&["measure", path(&rom), "--platform", "snp", "--vcpus", "2", "--vcpu-type", "EPYC-Milan", "--json"]),
+        "twi measure --json",
+    ))
+    .unwrap();
+    assert_eq!(json["vcpus"], 2);
+    assert_eq!(json["vcpu_sig"], "0xa00f11");
+    assert_ne!(json["launch_digest"], values["snp"]["launch_digest"]);
+
+    // A build for those parameters records the same digest.
+    let out = b.a.parent().unwrap().join("milan");
+    ok(
+        twi(&[
+            "build",
+            "--out",
+            path(&out),
+            "--state",
+            path(&b.state),
+            "--vcpus",
+            "2",
+            "--vcpu-type",
+            "EPYC-Milan",
+            "--policy",
+            "0x30000",
+        ]),
+        "twi build --vcpus 2",
+    );
+    assert_eq!(reference(&out)["snp"]["launch_digest"], json["launch_digest"]);
+}
+
+#[test]
+fn measure_refuses_bad_input_in_one_sentence() {
+    let b = builds();
+    let rom = b.a.join("twi.rom");
+    let out = twi(&["measure", path(&rom), "--platform", "snp", "--vcpu-type", "Pentium"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown vCPU type \"Pentium\" (known: EPYC"));
+    let out = twi(&["measure", path(&rom), "--platform", "snp", "--policy", "0x10000"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bit 17 must be set"));
+    let elf = b.a.join("twi-runtime.elf");
+    let out = twi(&["measure", path(&elf), "--platform", "tdx"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with("twi: error: "));
+}
+
+#[test]
+fn every_launch_profile_prints_its_qemu_line() {
+    let b = builds();
+    let print = |platform: &str| {
+        let mut args =
+            vec!["run", "--platform", platform, "--out", path(&b.a), "--state", path(&b.state), "--print-qemu"];
+        let rom = b.a.join("twi.rom");
+        if platform == "sim" {
+            // With --image, `run` does not rebuild into DIR (other tests read it meanwhile).
+            args.extend(["--image", path(&rom)]);
+        }
+        ok(twi(&args), "twi run --print-qemu")
+    };
+    let snp = print("snp");
+    let rom = format!("-bios {}", b.a.join("twi.rom").display());
+    for part in
+        ["-accel kvm", "-cpu EPYC-v4", "-smp 1", "sev-snp-guest,id=sev0", "policy=0x30000", "memory-backend=ram1", &rom]
+    {
+        assert!(snp.contains(part), "snp profile lacks {part}: {snp}");
+    }
+    let tdx = print("tdx");
+    for part in ["kernel-irqchip=split,confidential-guest-support=tdx0", "tdx-guest", "quote-generation-socket", &rom] {
+        assert!(tdx.contains(part), "tdx profile lacks {part}: {tdx}");
+    }
+    let igvm = print("igvm");
+    let file = format!("igvm-cfg,id=igvm0,file={}", b.a.join("twi.igvm").display());
+    for part in [file.as_str(), "igvm-cfg=igvm0", "sev-snp-guest"] {
+        assert!(igvm.contains(part), "igvm profile lacks {part}: {igvm}");
+    }
+    assert!(!igvm.contains("-bios"));
+    let sim = print("sim");
+    assert!(sim.contains("-accel tcg") && sim.contains("-bios"), "{sim}");
+    // Without --print-qemu the hardware platforms still say they are not implemented.
+    let out = twi(&["run", "--platform", "igvm", "--out", path(&b.a), "--state", path(&b.state)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not implemented yet"));
+}
+
+/// Reproducible across checkouts: no absolute path of this machine in the runtime.
+#[test]
+fn the_runtime_carries_no_host_paths() {
+    let elf = std::fs::read(builds().a.join("twi-runtime.elf")).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_str().unwrap().to_string();
+    let mut needles = vec![root];
+    if let Some(home) = std::env::var_os("CARGO_HOME") {
+        needles.push(home.to_string_lossy().into_owned());
+    } else if let Some(home) = std::env::var_os("HOME") {
+        needles.push(format!("{}/.cargo", home.to_string_lossy()));
+    }
+    for needle in needles {
+        let found = elf.windows(needle.len()).any(|w| w == needle.as_bytes());
+        assert!(!found, "the runtime ELF contains the host path {needle}");
+    }
+}

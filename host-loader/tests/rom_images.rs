@@ -1,0 +1,455 @@
+//! The images `twi build` writes, checked from outside: the ROM's firmware metadata read back
+//! by a parser written here (not the generator in `twi-layout`), QEMU's own acceptance of it,
+//! virtee's `sev-snp-measure` on our ROM, the IGVM file through the `igvm` crate's parser and
+//! its independent SNP and TDX calculators, and measurements that follow the runtime's bytes.
+//!
+//! Needs `qemu-system-x86_64` and `sev-snp-measure` (`qemu/install-deps` installs both); the
+//! tests fail, never skip, without them.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use igvm::{IgvmDirectiveHeader, IgvmFile};
+use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
+use twi_host::igvm::{self as twi_igvm, IgvmParams, NATIVE_MASK, SNP_MASK};
+use twi_host::image::{self, ImageParams, Images};
+use twi_host::measure::snp::{self, SnpLaunchParams};
+use twi_host::measure::tdx::{self, MrtdOrder};
+use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
+
+const TOP: u64 = 1 << 32;
+
+fn manifest() -> LaunchManifest {
+    LaunchManifest {
+        format: MANIFEST_FORMAT,
+        issuer_anchor: vec![4; 97],
+        issuer_name: "CN=test".into(),
+        self_test_only: false,
+    }
+}
+
+/// The runtime ELF, built once per test binary (as `twi build` builds it).
+fn elf() -> &'static [u8] {
+    static ELF: OnceLock<Vec<u8>> = OnceLock::new();
+    ELF.get_or_init(|| {
+        let path = image::build_runtime_elf().expect("building the runtime");
+        std::fs::read(path).unwrap()
+    })
+}
+
+fn images() -> &'static Images {
+    static IMAGES: OnceLock<Images> = OnceLock::new();
+    IMAGES.get_or_init(|| image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap())
+}
+
+// ---------------------------------------------------------------------------------------------
+// An independent reader of the ROM's metadata (QEMU's and OVMF's rules, written from their
+// descriptions in FACTS.md, not from twi-layout).
+
+/// The in-memory bytes of a GUID written as text (EFI_GUID: first three fields little-endian).
+fn guid_le(text: &str) -> [u8; 16] {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    let b: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap()).collect();
+    let mut out = [0u8; 16];
+    out[..4].copy_from_slice(&[b[3], b[2], b[1], b[0]]);
+    out[4..6].copy_from_slice(&[b[5], b[4]]);
+    out[6..8].copy_from_slice(&[b[7], b[6]]);
+    out[8..].copy_from_slice(&b[8..]);
+    out
+}
+
+fn u16_at(rom: &[u8], at: usize) -> usize {
+    u16::from_le_bytes(rom[at..at + 2].try_into().unwrap()) as usize
+}
+fn u32_at(rom: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(rom[at..at + 4].try_into().unwrap())
+}
+fn u64_at(rom: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(rom[at..at + 8].try_into().unwrap())
+}
+
+/// A GUID table entry: GUID bytes and data.
+type Entry = ([u8; 16], Vec<u8>);
+
+/// Every table entry, top first; the offset of the table's start.
+fn guid_table(rom: &[u8]) -> (Vec<Entry>, usize) {
+    let footer = rom.len() - 0x20 - 18;
+    assert_eq!(rom[footer + 2..footer + 18], guid_le("96b582de-1fb2-45f7-baea-a366c55a082d"), "no footer GUID");
+    let total = u16_at(rom, footer);
+    let start = footer + 18 - total;
+    let mut end = footer;
+    let mut entries = Vec::new();
+    while end > start {
+        let size = u16_at(rom, end - 18);
+        let guid: [u8; 16] = rom[end - 16..end].try_into().unwrap();
+        entries.push((guid, rom[end - size..end - 18].to_vec()));
+        end -= size;
+    }
+    assert_eq!(end, start, "entries do not tile the table");
+    (entries, start)
+}
+
+fn entry<'a>(entries: &'a [Entry], guid: &str) -> &'a [u8] {
+    let g = guid_le(guid);
+    &entries.iter().find(|(e, _)| *e == g).unwrap_or_else(|| panic!("no entry {guid}")).1
+}
+
+#[test]
+fn independent_parser_reads_back_the_rom_metadata() {
+    let rom = &images().rom;
+    assert_eq!(rom.len(), 2 << 20);
+    let (entries, table_start) = guid_table(rom);
+    assert_eq!(entries.len(), 3);
+    assert!(table_start >= rom.len() - 0x500, "the table stays inside the GUID table area");
+
+    // SEV-ES reset block: APs at the reset vector.
+    assert_eq!(u32_at(entry(&entries, "00f771de-1a7e-4fcb-890e-68c77e2fb44e"), 0), 0xFFFF_FFF0);
+
+    // SEV metadata.
+    let off = u32_at(entry(&entries, "dc886566-984a-4798-a75e-5585a7bf67cc"), 0) as usize;
+    let asev = rom.len() - off;
+    assert_eq!(&rom[asev..asev + 4], b"ASEV");
+    let (len, version, count) = (u32_at(rom, asev + 4), u32_at(rom, asev + 8), u32_at(rom, asev + 12) as usize);
+    assert_eq!((version, len as usize), (1, 16 + 12 * count));
+    let sev: Vec<(u32, u32, u32)> = (0..count)
+        .map(|i| {
+            let d = asev + 16 + 12 * i;
+            (u32_at(rom, d), u32_at(rom, d + 4), u32_at(rom, d + 8))
+        })
+        .collect();
+    // What the brief asks for: pre-validated boot scratch, page tables and image RAM; the
+    // secrets page at 0x80000 and the CPUID page at 0x81000.
+    assert_eq!(
+        sev,
+        vec![
+            (0x1000, 0x1000, 1),
+            (0x8_0000, 0x1000, 2),
+            (0x8_1000, 0x1000, 3),
+            (0x10_0000, 0x6000, 1),
+            (0x20_0000, 0x60_0000, 1),
+        ]
+    );
+
+    // TDVF descriptor.
+    let off = u32_at(entry(&entries, "e47a6535-984a-4798-865e-4685a7bf8ec2"), 0) as usize;
+    let tdvf = rom.len() - off;
+    assert_eq!(&rom[tdvf..tdvf + 4], b"TDVF");
+    let (len, version, count) = (u32_at(rom, tdvf + 4), u32_at(rom, tdvf + 8), u32_at(rom, tdvf + 12) as usize);
+    assert_eq!((version, len as usize), (1, 16 + 32 * count));
+    let sections: Vec<(u32, u32, u64, u64, u32, u32)> = (0..count)
+        .map(|i| {
+            let s = tdvf + 16 + 32 * i;
+            (
+                u32_at(rom, s),
+                u32_at(rom, s + 4),
+                u64_at(rom, s + 8),
+                u64_at(rom, s + 16),
+                u32_at(rom, s + 24),
+                u32_at(rom, s + 28),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sections,
+        vec![
+            (0, 0x20_0000, 0xFFE0_0000, 0x20_0000, 0, 1), // BFV: the ROM, MR.EXTEND
+            (0, 0, 0x2000, 0x2000, 2, 0),                 // TD_HOB
+            (0, 0, 0x1000, 0x1000, 3, 0),                 // TEMP_MEM: boot scratch
+            (0, 0, 0x10_0000, 0x6000, 3, 0),              // TEMP_MEM: page tables
+            (0, 0, 0x20_0000, 0x60_0000, 3, 0),           // TEMP_MEM: image RAM
+        ]
+    );
+
+    // Both descriptors live in the GUID table area below the table, inside the ROM's top.
+    let area = rom.len() - (TOP - 0xFFFF_FB00) as usize;
+    assert!(asev >= area && tdvf >= asev + 16 + 12 * 5 && tdvf + 16 + 32 * 5 <= table_start);
+    // The reset vector is still the runtime's.
+    assert_ne!(&rom[rom.len() - 16..], &[0u8; 16]);
+}
+
+#[test]
+fn rom_is_the_elf_plus_manifest_and_metadata_only() {
+    let plain = image::assemble_rom(elf(), &manifest()).unwrap();
+    let rom = &images().rom;
+    assert_eq!(&plain, rom);
+    // Outside the GUID table area, the ROM does not depend on the metadata: clearing the area
+    // leaves what the ELF and the manifest put there, and the ELF put nothing in the area.
+    let area = rom.len() - (TOP - 0xFFFF_FB00) as usize..rom.len() - 0x20;
+    let object = object::File::parse(elf()).unwrap();
+    use object::{Object, ObjectSection};
+    for section in object.sections() {
+        let (addr, size) = (section.address(), section.size());
+        if addr >= 0xFFE0_0000 && size > 0 {
+            let start = (addr - 0xFFE0_0000) as usize;
+            assert!(start + size as usize <= area.start || start >= area.end, "{:?} overlaps the area", section.name());
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// QEMU's own acceptance. Without SEV hardware QEMU stops before an SNP launch reads the
+// firmware ("vm-type SEV-SNP not supported by KVM" / "KVM required"). One check does run
+// without hardware: with an SEV-ES policy under TCG, QEMU parses the GUID table and the SEV-ES
+// reset block at machine creation (`x86_firmware_configure` → `sev_es_save_reset_vector`) and
+// only then finds that TCG cannot run the guest.
+
+fn qemu_sev_es(rom: &[u8], dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, rom).unwrap();
+    let out = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-machine", "q35,confidential-guest-support=sev0", "-nodefaults", "-display", "none"])
+        .args(["-object", "sev-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy=0x5", "-bios"])
+        .arg(&path)
+        .output()
+        .expect("qemu-system-x86_64 is needed: run qemu/install-deps");
+    assert!(!out.status.success(), "QEMU cannot run an SEV guest under TCG");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn qemu_accepts_the_guid_table_and_rejects_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let rom = &images().rom;
+    let good = qemu_sev_es(rom, dir.path(), "good.rom");
+    assert!(
+        good.contains("accelerator does not support confidential guest"),
+        "QEMU should get past the firmware metadata, got: {good}"
+    );
+    assert!(!good.contains("reset vector") && !good.contains("GUID Table"), "{good}");
+
+    let mut broken = rom.clone();
+    let footer_guid = rom.len() - 0x20 - 16;
+    broken[footer_guid] ^= 0xff;
+    let err = qemu_sev_es(&broken, dir.path(), "broken.rom");
+    assert!(err.contains("SEV information block/Firmware GUID Table block not found"), "{err}");
+
+    let mut zero_reset = rom.clone();
+    let reset_data = rom.len() - 0x20 - 18 - 22;
+    zero_reset[reset_data..reset_data + 4].fill(0);
+    let err = qemu_sev_es(&zero_reset, dir.path(), "zero-reset.rom");
+    assert!(err.contains("SEV-ES reset address is zero"), "{err}");
+    // Our calculator refuses what QEMU refuses.
+    assert!(snp::launch_digest(&zero_reset, &SnpLaunchParams::default()).is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// virtee's sev-snp-measure on our ROM.
+
+fn sev_snp_measure(args: &[&str]) -> String {
+    let out = Command::new("sev-snp-measure")
+        .args(args)
+        .output()
+        .expect("sev-snp-measure is needed (pip install sev-snp-measure; qemu/install-deps does it)");
+    assert!(out.status.success(), "sev-snp-measure {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn sev_snp_measure_agrees_on_our_rom() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twi.rom");
+    let rom = &images().rom;
+    std::fs::write(&path, rom).unwrap();
+    let rom_arg = path.to_str().unwrap();
+
+    let ovmf_hash = sev_snp_measure(&["--mode", "snp:ovmf-hash", "--ovmf", rom_arg]);
+    assert_eq!(ovmf_hash, hex::encode(snp::rom_pages_digest(rom).unwrap()));
+
+    for (vcpus, cpu, features) in [
+        (1, "EPYC-v4", 0x1u64),
+        (1, "EPYC-v4", 0x21),
+        (2, "EPYC-Milan", 0x1),
+        (4, "EPYC-Genoa", 0x1),
+        (3, "EPYC-Rome", 0x21),
+    ] {
+        let theirs = sev_snp_measure(&[
+            "--mode",
+            "snp",
+            "--ovmf",
+            rom_arg,
+            "--vcpus",
+            &vcpus.to_string(),
+            "--vcpu-type",
+            cpu,
+            "--guest-features",
+            &format!("{features:#x}"),
+        ]);
+        let mut params = SnpLaunchParams::qemu(vcpus, cpu).unwrap();
+        params.guest_features = features;
+        let ours = hex::encode(snp::launch_digest(rom, &params).unwrap());
+        assert_eq!(ours, theirs, "{vcpus} x {cpu}, guest features {features:#x}");
+    }
+    // The default reference value is the default of both.
+    let theirs = sev_snp_measure(&["--mode", "snp", "--ovmf", rom_arg, "--vcpus", "1", "--vcpu-type", "EPYC-v4"]);
+    assert_eq!(images().reference_values["snp"]["launch_digest"], theirs);
+    // SEV-ES, for completeness.
+    let theirs = sev_snp_measure(&["--mode", "seves", "--ovmf", rom_arg, "--vcpus", "2", "--vcpu-type", "EPYC-v4"]);
+    let ours = twi_host::measure::sev::seves_launch_digest(rom, 2, 0x80_0F12, None, Default::default()).unwrap();
+    assert_eq!(hex::encode(ours), theirs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TDX.
+
+/// The launch as IGVM directives (pages in TDVF order; BFV pages carry data, the others are
+/// added unmeasured), for the igvm crate's independent MRTD calculator.
+fn tdvf_as_directives(rom: &[u8]) -> Vec<IgvmDirectiveHeader> {
+    let fw = twi_host::measure::firmware::Firmware::parse(rom).unwrap();
+    let mut directives = Vec::new();
+    for s in fw.tdvf_sections().unwrap() {
+        let measured = s.attributes & twi_layout::tdvf::ATTR_MR_EXTEND != 0;
+        for page in 0..s.memory_data_size / 4096 {
+            let at = (s.data_offset as u64 + page * 4096) as usize;
+            directives.push(IgvmDirectiveHeader::PageData {
+                gpa: s.memory_address + page * 4096,
+                compatibility_mask: 1,
+                flags: IgvmPageDataFlags::new().with_unmeasured(!measured),
+                data_type: IgvmPageDataType::NORMAL,
+                data: if measured { rom[at..at + 4096].to_vec() } else { Vec::new() },
+            });
+        }
+    }
+    directives
+}
+
+#[test]
+fn mrtd_agrees_with_the_igvm_crates_calculator() {
+    let rom = &images().rom;
+    let ours = tdx::mrtd(rom, MrtdOrder::Kvm).unwrap();
+    let theirs = igvm::measurement::generate_tdx_measurement(&tdvf_as_directives(rom), 1).unwrap();
+    assert_eq!(hex::encode(ours), hex::encode(theirs));
+    assert_eq!(images().reference_values["tdx"]["mrtd"], hex::encode(ours));
+    // td-shim's per-section order gives a different value for the same ROM: the choice matters.
+    assert_ne!(tdx::mrtd(rom, MrtdOrder::PerSection).unwrap(), ours);
+}
+
+/// Both orders agree when each measured section is a single page; computed here by hand from
+/// the record formats (MEM.PAGE.ADD / MR.EXTEND, 128-byte records).
+#[test]
+fn mrtd_of_a_one_page_section_from_first_principles() {
+    use sha2::{Digest, Sha384};
+    let rom = &images().rom;
+    let fw = twi_host::measure::firmware::Firmware::parse(rom).unwrap();
+    let bfv = fw.tdvf_sections().unwrap()[0];
+    let mut h = Sha384::new();
+    let record = |op: &[u8], gpa: u64| {
+        let mut r = [0u8; 128];
+        r[..op.len()].copy_from_slice(op);
+        r[16..24].copy_from_slice(&gpa.to_le_bytes());
+        r
+    };
+    // The top page of the BFV alone.
+    let gpa = bfv.memory_address + bfv.memory_data_size - 4096;
+    h.update(record(b"MEM.PAGE.ADD", gpa));
+    for chunk in 0..16u64 {
+        h.update(record(b"MR.EXTEND", gpa + chunk * 256));
+        let at = rom.len() - 4096 + chunk as usize * 256;
+        h.update(&rom[at..at + 256]);
+    }
+    let expected: [u8; 48] = h.finalize().into();
+    let mut m = tdx::Mrtd::new();
+    m.page_add(gpa);
+    m.extend_page(gpa, rom[rom.len() - 4096..].try_into().unwrap());
+    assert_eq!(m.finish(), expected);
+}
+
+// ---------------------------------------------------------------------------------------------
+// IGVM.
+
+#[test]
+fn igvm_round_trips_through_the_igvm_crates_parser() {
+    let images = images();
+    let built = twi_igvm::build(&images.rom, &IgvmParams::default()).unwrap();
+    let parsed = IgvmFile::new_from_binary(&images.igvm, None).expect("the igvm crate parses twi.igvm");
+    assert_eq!(parsed.platforms(), built.platforms());
+    assert_eq!(parsed.initializations(), built.initializations());
+    assert_eq!(parsed.directives(), built.directives());
+    // Serialising the parsed file gives the same bytes.
+    assert_eq!(twi_igvm::to_bytes(&parsed).unwrap(), images.igvm);
+
+    // The ROM pages are the ROM, for both platforms, in address order.
+    let rom_pages: Vec<_> = parsed
+        .directives()
+        .iter()
+        .filter_map(|d| match d {
+            IgvmDirectiveHeader::PageData { gpa, compatibility_mask, data, .. } if *gpa >= 0xFFE0_0000 => {
+                Some((*gpa, *compatibility_mask, data.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rom_pages.len(), images.rom.len() / 4096);
+    for (i, (gpa, mask, data)) in rom_pages.iter().enumerate() {
+        assert_eq!(*gpa, 0xFFE0_0000 + i as u64 * 4096);
+        assert_eq!(*mask, NATIVE_MASK | SNP_MASK);
+        assert_eq!(&data[..], &images.rom[i * 4096..(i + 1) * 4096]);
+    }
+    // Secrets and CPUID pages are IGVM directives of their own types, SNP only.
+    let typed = |t: IgvmPageDataType| {
+        parsed.directives().iter().find_map(|d| match d {
+            IgvmDirectiveHeader::PageData { gpa, compatibility_mask, data_type, .. } if *data_type == t => {
+                Some((*gpa, *compatibility_mask))
+            }
+            _ => None,
+        })
+    };
+    assert_eq!(typed(IgvmPageDataType::SECRETS), Some((0x8_0000, SNP_MASK)));
+    assert_eq!(typed(IgvmPageDataType::CPUID_DATA), Some((0x8_1000, SNP_MASK)));
+    // One VMSA, equal to the -bios launch's BSP VMSA, last.
+    match parsed.directives().last() {
+        Some(IgvmDirectiveHeader::SnpVpContext { vp_index: 0, compatibility_mask, .. }) => {
+            assert_eq!(*compatibility_mask, SNP_MASK)
+        }
+        other => panic!("last directive {other:?}"),
+    }
+    // The SNP-filtered view parses as well.
+    IgvmFile::new_from_binary(&images.igvm, Some(igvm::IsolationType::Snp)).unwrap();
+}
+
+#[test]
+fn igvm_launch_digest_agrees_with_the_igvm_crates_calculator() {
+    let images = images();
+    let parsed = IgvmFile::new_from_binary(&images.igvm, None).unwrap();
+    let ours = twi_igvm::snp_launch_digest(&parsed).unwrap();
+    let theirs =
+        igvm::measurement::generate_snp_measurement(parsed.initializations(), parsed.directives(), SNP_MASK).unwrap();
+    assert_eq!(hex::encode(ours), hex::encode(theirs));
+    assert_eq!(images.reference_values["igvm"]["snp_launch_digest"], hex::encode(ours));
+    // Multi-vCPU files too.
+    let params = IgvmParams { snp: SnpLaunchParams::qemu(4, "EPYC-Milan").unwrap(), policy: 0x30000 };
+    let file = twi_igvm::build(&images.rom, &params).unwrap();
+    let theirs =
+        igvm::measurement::generate_snp_measurement(file.initializations(), file.directives(), SNP_MASK).unwrap();
+    assert_eq!(twi_igvm::snp_launch_digest(&file).unwrap(), theirs);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measurements follow the runtime's bytes.
+
+#[test]
+fn one_byte_of_the_runtime_changes_every_measurement() {
+    let base = images();
+    let again = image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap();
+    assert_eq!(again.rom, base.rom);
+    assert_eq!(again.igvm, base.igvm);
+    assert_eq!(again.reference_values, base.reference_values);
+
+    // Flip one byte of the runtime's code (the first load segment, .text).
+    let mut elf = elf().to_vec();
+    let object = object::File::parse(&elf[..]).unwrap();
+    use object::{Object, ObjectSegment};
+    let (offset, _) = object.segments().next().unwrap().file_range();
+    elf[offset as usize + 0x100] ^= 1;
+    let changed = image::build_images(&elf, &manifest(), &ImageParams::default()).unwrap();
+    for key in [("snp", "launch_digest"), ("tdx", "mrtd"), ("igvm", "snp_launch_digest")] {
+        assert_ne!(changed.reference_values[key.0][key.1], base.reference_values[key.0][key.1], "{key:?}");
+    }
+    assert_eq!(changed.rom.iter().zip(&base.rom).filter(|(a, b)| a != b).count(), 1);
+
+    // And the launch parameters move the SNP digest but not the MRTD.
+    let two = ImageParams { vcpus: 2, ..ImageParams::default() };
+    let two = image::build_images(self::elf(), &manifest(), &two).unwrap();
+    assert_ne!(two.reference_values["snp"]["launch_digest"], base.reference_values["snp"]["launch_digest"]);
+    assert_eq!(two.reference_values["tdx"]["mrtd"], base.reference_values["tdx"]["mrtd"]);
+}
