@@ -233,8 +233,39 @@ fn the_rom_carries_the_manifest_and_reset_vector_where_the_layout_says() {
     assert_eq!(&rom[rom.len() - 16..rom.len() - 9], &[0x0F, 0x20, 0xC0, 0xA8, 0x01, 0x75, 0x03]);
     let slot = &rom[rom.len() - 0x2000..rom.len() - 0x1000];
     let manifest = twi_proto::manifest::LaunchManifest::from_slot(slot).expect("manifest in its slot");
-    assert!(!manifest.self_test_only);
+    assert_eq!(manifest.diagnostic, twi_proto::manifest::Diagnostic::None);
     let ca = std::fs::read(fixture().state.join("issuer/issuer-ca.pem")).unwrap();
     let ca = Certificate::from_pem(ca).unwrap();
     assert_eq!(manifest.issuer_anchor, certified_key(&ca), "the image must trust exactly the issuer CA's key");
+}
+
+#[test]
+fn a_cpu_exception_is_reported_and_ends_the_vm() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("fault-image");
+    let out = twi(&["build", "--out", path(&image), "--state", path(&f.state), "--diagnostic", "fault"]);
+    assert!(out.status.success(), "twi build --diagnostic fault: {}", stderr(&out));
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--image",
+        path(&image.join("twi.rom")),
+        "--state",
+        path(&f.state),
+        "--out",
+        path(&dir.path().join("out")),
+        "--accel",
+        "tcg",
+        "--timeout",
+        "60",
+    ]);
+    let log = stderr(&run);
+    assert!(!run.status.success(), "a faulting guest passed:\n{log}");
+    assert!(
+        log.contains("twi: error: the guest failed: CPU exception 6 (#UD invalid opcode) error_code=0x0 rip=0x"),
+        "the fault was not reported with its vector and RIP:\n{log}"
+    );
+    assert!(!dir.path().join("out/credential.pem").exists());
 }

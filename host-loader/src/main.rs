@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use twi_issuer::{Issuer, IssuerConfig};
-use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
+use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
 use twi_host::qemu::AccelChoice;
 use twi_host::sim::snp::SimPsp;
@@ -39,6 +39,11 @@ enum Commands {
         identity: IdentityArgs,
         #[command(flatten)]
         launch: LaunchArgs,
+        /// Build a diagnostic image instead of the product: `self-test` (boot, key generation,
+        /// one signature, exit) or `fault` (boot, then a deliberate #UD that the fault handler
+        /// reports).
+        #[arg(long, value_enum, default_value = "none")]
+        diagnostic: DiagnosticArg,
     },
     /// Print the launch measurement of an image: the SEV-SNP launch digest (a ROM or an IGVM
     /// file) or the TDX MRTD (a ROM).
@@ -130,6 +135,23 @@ fn parse_u64(text: &str) -> Result<u64, String> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum DiagnosticArg {
+    None,
+    SelfTest,
+    Fault,
+}
+
+impl From<DiagnosticArg> for Diagnostic {
+    fn from(arg: DiagnosticArg) -> Self {
+        match arg {
+            DiagnosticArg::None => Self::None,
+            DiagnosticArg::SelfTest => Self::SelfTest,
+            DiagnosticArg::Fault => Self::Fault,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum MeasurePlatform {
     /// The SEV-SNP launch digest (MEASUREMENT).
     Snp,
@@ -185,17 +207,23 @@ fn open_issuer(state: &Path, identity: &IdentityArgs, sim_root: Option<x509_cert
     Issuer::open(&state.join("issuer"), config).context("opening the issuer")
 }
 
-fn manifest_for(issuer: &Issuer, self_test_only: bool) -> LaunchManifest {
+fn manifest_for(issuer: &Issuer, diagnostic: Diagnostic) -> LaunchManifest {
     LaunchManifest {
         format: MANIFEST_FORMAT,
         issuer_anchor: issuer.ca().public_key_sec1(),
         issuer_name: issuer.ca().subject().to_string(),
-        self_test_only,
+        diagnostic,
     }
 }
 
 /// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
-fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer, params: &image::ImageParams) -> Result<PathBuf> {
+fn build(
+    out: &Path,
+    runtime_elf: Option<&Path>,
+    issuer: &Issuer,
+    params: &image::ImageParams,
+    diagnostic: Diagnostic,
+) -> Result<PathBuf> {
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let elf_path = match runtime_elf {
         Some(path) => path.to_path_buf(),
@@ -205,7 +233,7 @@ fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer, params: &image
         }
     };
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let images = image::build_images(&elf, &manifest_for(issuer, false), params)?;
+    let images = image::build_images(&elf, &manifest_for(issuer, diagnostic), params)?;
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);
@@ -239,10 +267,10 @@ fn build(out: &Path, runtime_elf: Option<&Path>, issuer: &Issuer, params: &image
 fn execute(cli: Cli) -> Result<()> {
     let state = state_dir(cli.state)?;
     match cli.command {
-        Commands::Build { out, runtime_elf, identity, launch } => {
+        Commands::Build { out, runtime_elf, identity, launch, diagnostic } => {
             let params = launch.params()?;
             let issuer = open_issuer(&state, &identity, None)?;
-            build(&out, runtime_elf.as_deref(), &issuer, &params)?;
+            build(&out, runtime_elf.as_deref(), &issuer, &params, diagnostic.into())?;
             Ok(())
         }
         Commands::Measure { image, platform, launch, json } => measure_image(&image, platform, &launch, json),
@@ -273,7 +301,7 @@ fn execute(cli: Cli) -> Result<()> {
             let mut issuer = open_issuer(&state, &identity, Some(psp.root().clone()))?;
             let rom_path = match image {
                 Some(path) => path,
-                None => build(&out, None, &issuer, &image::ImageParams::default())?,
+                None => build(&out, None, &issuer, &image::ImageParams::default(), Diagnostic::None)?,
             };
             if print_qemu {
                 let args = qemu::sim_args(
@@ -302,7 +330,7 @@ fn execute(cli: Cli) -> Result<()> {
                         elf_for_probe.display()
                     )
                 })?;
-                let rom = image::assemble_rom(&elf, &manifest_for(probe_issuer, true))?;
+                let rom = image::assemble_rom(&elf, &manifest_for(probe_issuer, Diagnostic::SelfTest))?;
                 let path = out.join("self-test.rom");
                 fs::write(&path, rom)?;
                 Ok(path)

@@ -69,35 +69,9 @@ pub fn find_qemu() -> Result<PathBuf> {
 /// and the simulated PSP's secrets page loaded at its guest-physical address (QEMU's generic
 /// loader writes the file into guest RAM before the first instruction, as the PSP would).
 pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&Path>) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-machine",
-        "q35",
-        "-accel",
-        accel.name(),
-        "-cpu",
-        accel.cpu(),
-        "-m",
-        MEMORY,
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-nodefaults",
-        "-no-reboot",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-chardev",
-        "stdio,id=console,signal=off",
-        "-serial",
-        "chardev:console",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    args.push("-chardev".into());
-    args.push(format!("socket,id=channel,path={}", channel.display()));
-    args.push("-serial".into());
-    args.push("chardev:channel".into());
+    let mut args: Vec<String> =
+        ["-machine", "q35", "-accel", accel.name(), "-cpu", accel.cpu()].iter().map(|s| s.to_string()).collect();
+    args.extend(common_devices(channel));
     if let Some(page) = secrets_page {
         args.push("-device".into());
         args.push(format!("loader,file={},addr={:#x},force-raw=on", page.display(), twi_layout::SNP_SECRETS_PAGE));

@@ -25,7 +25,7 @@ fn manifest() -> LaunchManifest {
         format: MANIFEST_FORMAT,
         issuer_anchor: vec![4; 97],
         issuer_name: "CN=test".into(),
-        self_test_only: false,
+        diagnostic: twi_proto::manifest::Diagnostic::None,
     }
 }
 

@@ -23,8 +23,22 @@ pub struct LaunchManifest {
     pub issuer_anchor: Vec<u8>,
     /// The issuer CA's subject, for log lines.
     pub issuer_name: String,
-    /// Boot, generate the key, sign once, exit: no channel. Used to time an accelerator.
-    pub self_test_only: bool,
+    /// What the image does: attest (the product), or a diagnostic run.
+    pub diagnostic: Diagnostic,
+}
+
+/// Diagnostic images: the same runtime, told by its measured manifest to do something else.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Diagnostic {
+    /// The product: attest and obtain a credential.
+    #[default]
+    None,
+    /// Boot, generate the key, sign once, exit with success: no channel. `twi run --accel auto`
+    /// times accelerators with it.
+    SelfTest,
+    /// Boot, then raise #UD: shows that a CPU exception is reported (vector, error code, RIP)
+    /// and ends the VM with the failure status instead of hanging.
+    Fault,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +102,7 @@ mod tests {
             format: MANIFEST_FORMAT,
             issuer_anchor: alloc::vec![4; 97],
             issuer_name: "CN=test".into(),
-            self_test_only: false,
+            diagnostic: Diagnostic::None,
         }
     }
 

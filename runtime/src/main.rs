@@ -11,7 +11,7 @@ fn main() {
 mod firmware {
     extern crate alloc;
 
-    use twi_proto::manifest::LaunchManifest;
+    use twi_proto::manifest::{Diagnostic, LaunchManifest};
     use twi_runtime::layout::MIN_RAM_BYTES;
     use twi_runtime::layout::SNP_SECRETS_PAGE;
     use twi_runtime::log;
@@ -125,6 +125,10 @@ mod firmware {
             ))
         };
         let manifest = load_manifest();
+        if manifest.diagnostic == Diagnostic::Fault {
+            log!("diagnostic image: raising #UD to exercise the fault handler");
+            cpu::raise_invalid_opcode();
+        }
         log!("issuer anchor: {}", manifest.issuer_name);
 
         let t0 = cpu::rdtsc();
@@ -146,7 +150,7 @@ mod firmware {
             time::micros(tsc_hz, t1, t2)
         );
 
-        if manifest.self_test_only {
+        if manifest.diagnostic == Diagnostic::SelfTest {
             log!("self-test image: done in {} us since reset", time::micros(tsc_hz, boot.reset_tsc, cpu::rdtsc()));
             exit(ExitCode::Success)
         }

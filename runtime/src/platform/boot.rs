@@ -51,6 +51,17 @@ const SHARED_POOL_PDE: u32 = (SHARED_POOL.start >> 21) as u32;
 
 global_asm!(
     r#"
+    /* Flat 32-bit data segments and the early stack (no CALL: there is no stack yet). */
+    .macro flat_data_segments_and_stack
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movw %ax, %fs
+    movw %ax, %gs
+    movl $({scratch} + {o_stack}), %esp
+    .endm
+
     .section .reset, "ax"
     .global reset_vector
 reset_vector:
@@ -98,13 +109,7 @@ boot32_tdx:
     lgdt gdt_ptr
     ljmp $0x08, $3f
 3:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    movl $({scratch} + {o_stack}), %esp
+    flat_data_segments_and_stack
     movl %ebp, ({scratch} + {o_tsc})
     movl %edi, ({scratch} + {o_tsc} + 4)
     movl $0, ({scratch} + {o_sev})
@@ -114,13 +119,7 @@ boot32_tdx:
     jmp boot32_common
 
 boot32_legacy:
-    movw $0x10, %ax
-    movw %ax, %ds
-    movw %ax, %es
-    movw %ax, %ss
-    movw %ax, %fs
-    movw %ax, %gs
-    movl $({scratch} + {o_stack}), %esp
+    flat_data_segments_and_stack
     movl %ebp, ({scratch} + {o_tsc})
     movl %edi, ({scratch} + {o_tsc} + 4)
     movl $0, ({scratch} + {o_cbit})

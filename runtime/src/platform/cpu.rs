@@ -26,3 +26,11 @@ pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC only reads the counter (CR4.TSD is clear: the runtime never sets it).
     unsafe { core::arch::x86_64::_rdtsc() }
 }
+
+/// Executes UD2 on purpose (diagnostic images): the CPU raises #UD, which the IDT reports and
+/// turns into the failure exit.
+pub fn raise_invalid_opcode() -> ! {
+    // SAFETY: UD2 touches no memory; the #UD it raises goes to the fatal handler, which never
+    // returns here (hence `noreturn`).
+    unsafe { core::arch::asm!("ud2", options(noreturn, nomem, nostack)) }
+}

@@ -32,9 +32,8 @@ impl SharedPage {
 
     /// Copies `bytes` to the start of the page and zeroes the rest.
     pub fn write(&mut self, bytes: &[u8]) {
-        let len = bytes.len().min(PAGE);
-        for i in 0..PAGE {
-            let value = if i < len { bytes[i] } else { 0 };
+        let data = bytes.iter().copied().chain(core::iter::repeat(0)).take(PAGE);
+        for (i, value) in data.enumerate() {
             // SAFETY: `address..address + PAGE` is one page of the shared pool, identity
             // mapped writable, handed out to this `SharedPage` alone; volatile because the
             // host reads it behind the compiler's back.
@@ -53,13 +52,13 @@ impl SharedPage {
 
     /// A u64 field of the page (the GHCB's), read volatile.
     pub fn read_u64(&self, offset: usize) -> u64 {
-        assert!(offset % 8 == 0 && offset + 8 <= PAGE, "GHCB field offsets are constants");
+        assert!(offset.is_multiple_of(8) && offset + 8 <= PAGE, "GHCB field offsets are constants");
         // SAFETY: in-bounds, aligned (checked above) read of this shared page.
         unsafe { core::ptr::read_volatile((self.address + offset) as *const u64) }
     }
 
     pub fn write_u64(&mut self, offset: usize, value: u64) {
-        assert!(offset % 8 == 0 && offset + 8 <= PAGE, "GHCB field offsets are constants");
+        assert!(offset.is_multiple_of(8) && offset + 8 <= PAGE, "GHCB field offsets are constants");
         // SAFETY: in-bounds, aligned (checked above) write to this shared page.
         unsafe { core::ptr::write_volatile((self.address + offset) as *mut u64, value) }
     }
