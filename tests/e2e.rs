@@ -269,3 +269,93 @@ fn a_cpu_exception_is_reported_and_ends_the_vm() {
     );
     assert!(!dir.path().join("out/credential.pem").exists());
 }
+
+/// `--platform sim-tdx`: the runtime takes its TDX path (TDG.MR.RTMR.EXTEND, TDG.MR.REPORT and
+/// the GHCI GetQuote buffer, all to the simulated TDX module over the channel); the issuer
+/// verifies the simulated DCAP quote v4 with the verifier of real Intel quotes, replays the
+/// runtime's event log to the quote's RTMRs, and the credential says "sim-tdx".
+#[test]
+fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
+    use sha2::Digest;
+    use twi_attester::tdx::quote::ParsedQuote;
+    use twi_attester::tdx::rtmr;
+
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim-tdx",
+        "--image",
+        path(&f.rom),
+        "--state",
+        path(&f.state),
+        "--out",
+        path(&out_dir),
+        "--accel",
+        "tcg",
+    ]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --platform sim-tdx failed:\n{log}");
+    assert!(log.contains("on platform SimTdx") && log.contains("verified"), "{log}");
+    let console = std::fs::read_to_string(out_dir.join("console.log")).unwrap();
+    assert!(console.contains("platform: simulated TDX"), "{console}");
+
+    // The quote binds the certified key and the nonce, and carries the build's MRTD.
+    let quote = std::fs::read(out_dir.join("evidence.bin")).unwrap();
+    let parsed = ParsedQuote::parse(&quote).expect("the evidence is a DCAP quote");
+    assert_eq!(parsed.quote.header.version, 4);
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("evidence.json")).unwrap()).unwrap();
+    let nonce = hex::decode(json["nonce"].as_str().unwrap()).unwrap();
+    let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
+    let cert = certificate(&out_dir);
+    assert_eq!(certified_key(&cert), key);
+    assert_eq!(parsed.quote.body.report_data, binding::report_data(&nonce, &key).unwrap());
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.rom.with_file_name("reference-values.json")).unwrap()).unwrap();
+    assert_eq!(hex::encode(parsed.quote.body.mr_td), reference["tdx"]["mrtd"].as_str().unwrap());
+
+    // RTMR2 = extend(0, SHA-384(issuer anchor)); RTMR1 holds the manifest; RTMR0 and 3 untouched.
+    let events = json["event_log"].as_array().expect("an event log");
+    assert_eq!(events.len(), 2);
+    let ca = Certificate::from_pem(std::fs::read(f.state.join("issuer/issuer-ca.pem")).unwrap()).unwrap();
+    let anchor_digest: [u8; 48] = sha2::Sha384::digest(certified_key(&ca)).into();
+    assert_eq!(parsed.quote.body.rtmr[2], rtmr::extend(&[0; 48], &anchor_digest));
+    assert_ne!(parsed.quote.body.rtmr[1], [0; 48]);
+    assert_eq!((parsed.quote.body.rtmr[0], parsed.quote.body.rtmr[3]), ([0; 48], [0; 48]));
+
+    // The credential says it came from the simulated TDX platform.
+    let der = der::Encode::to_der(&cert).unwrap();
+    assert!(der.windows(7).any(|w| w == b"sim-tdx"), "no sim-tdx marker in the credential");
+    let verify =
+        openssl(&["verify", "-CAfile", path(&out_dir.join("issuer-ca.pem")), path(&out_dir.join("credential.pem"))]);
+    assert!(verify.status.success());
+}
+
+#[test]
+fn sim_tdx_refuses_a_quote_altered_by_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture();
+    // 48 + 136 = 184: the first byte of MRTD in the quote body (signed by the attestation key).
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim-tdx",
+        "--image",
+        path(&f.rom),
+        "--state",
+        path(&f.state),
+        "--out",
+        path(dir.path()),
+        "--accel",
+        "tcg",
+        "--tamper",
+        "evidence-byte:184",
+    ]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a tampered quote was accepted:\n{log}");
+    assert!(log.contains("TDX quote rejected: the quote's signature does not verify"), "{log}");
+    assert!(!dir.path().join("credential.pem").exists());
+}

@@ -4,6 +4,8 @@
 //!   P-384 public key into a hardware report.
 //! * [`snp`]: AMD SEV-SNP structures — the `ATTESTATION_REPORT` and the plaintext
 //!   `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest-message payloads.
+//! * [`tdx`]: Intel TDX structures — `TDREPORT_STRUCT`, TD quote bodies 1.0/1.5, the QE
+//!   report, DCAP quotes v4/v5.
 //!
 //! `no_std`, no allocation, no `unsafe`. Every parser takes `&[u8]`, checks lengths first and
 //! returns a `Result`; no input can make it panic.
@@ -13,5 +15,6 @@
 
 pub mod binding;
 pub mod snp;
+pub mod tdx;
 
 mod bytes;

@@ -14,6 +14,8 @@ use twi_host::qemu::AccelChoice;
 use twi_host::sim::snp::SimPsp;
 use twi_host::{accel, image, measure, qemu, run};
 
+mod verify;
+
 #[derive(Parser, Debug)]
 #[command(name = "twi", version, about = "Trustworthy Workload Identity for confidential VMs")]
 struct Cli {
@@ -81,6 +83,10 @@ enum Commands {
         #[arg(long, hide = true)]
         tamper: Option<run::Tamper>,
     },
+    /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
+    /// verified, 1 rejected, 2 bad usage or unreadable input).
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -163,6 +169,8 @@ enum MeasurePlatform {
 enum PlatformArg {
     /// Plain QEMU with the simulated SEV-SNP firmware (development and tests).
     Sim,
+    /// Plain QEMU with the simulated TDX module and quoting enclave (development and tests).
+    SimTdx,
     /// A real AMD SEV-SNP host.
     Snp,
     /// A real Intel TDX host.
@@ -173,6 +181,9 @@ enum PlatformArg {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Commands::Verify(command) = &cli.command {
+        return verify::run(command);
+    }
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -267,6 +278,8 @@ fn build(
 fn execute(cli: Cli) -> Result<()> {
     let state = state_dir(cli.state)?;
     match cli.command {
+        // Handled in main(): it has its own exit statuses.
+        Commands::Verify(_) => Ok(()),
         Commands::Build { out, runtime_elf, identity, launch, diagnostic } => {
             let params = launch.params()?;
             let issuer = open_issuer(&state, &identity, None)?;
@@ -275,11 +288,11 @@ fn execute(cli: Cli) -> Result<()> {
         }
         Commands::Measure { image, platform, launch, json } => measure_image(&image, platform, &launch, json),
         Commands::Run { image, platform, out, accel, timeout, print_qemu, identity, tamper } => {
-            if print_qemu && platform != PlatformArg::Sim {
+            if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
             match platform {
-                PlatformArg::Sim => {}
+                PlatformArg::Sim | PlatformArg::SimTdx => {}
                 PlatformArg::Snp => bail!(
                     "--platform snp is not implemented yet: it needs an SEV-SNP host and the runtime's SNP guest-request path (in progress); use --platform sim"
                 ),
@@ -299,17 +312,28 @@ fn execute(cli: Cli) -> Result<()> {
             let mut psp =
                 SimPsp::load_or_create(&state.join("sim-snp")).context("opening the simulated SEV-SNP firmware")?;
             let mut issuer = open_issuer(&state, &identity, Some(psp.root().clone()))?;
+            let mut sim_tdx = match platform {
+                PlatformArg::SimTdx => {
+                    let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
+                        .context("opening the simulated TDX platform")?;
+                    issuer
+                        .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+                        .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+                    Some(tdx)
+                }
+                _ => None,
+            };
             let rom_path = match image {
                 Some(path) => path,
                 None => build(&out, None, &issuer, &image::ImageParams::default(), Diagnostic::None)?,
             };
             if print_qemu {
-                let args = qemu::sim_args(
-                    qemu::Accel::Tcg,
-                    &rom_path,
-                    Path::new("CHANNEL.sock"),
-                    Some(Path::new("SECRETS-PAGE.bin")),
-                );
+                let channel = Path::new("CHANNEL.sock");
+                let args = if sim_tdx.is_some() {
+                    qemu::sim_tdx_args(qemu::Accel::Tcg, &rom_path, channel, Path::new("SIM-TD-PAGE.bin"))
+                } else {
+                    qemu::sim_args(qemu::Accel::Tcg, &rom_path, channel, Some(Path::new("SECRETS-PAGE.bin")))
+                };
                 println!("{}", qemu::command_line(&qemu_path, &args));
                 return Ok(());
             }
@@ -320,6 +344,14 @@ fn execute(cli: Cli) -> Result<()> {
             let digest = measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
                 .context("computing the simulated launch digest of the image")?;
             psp.set_launch_digest(digest);
+            if let Some(tdx) = sim_tdx.as_mut() {
+                // The simulated TDX module reports the MRTD a TDX launch of these exact bytes
+                // would (QEMU/KVM page order): the build's `tdx.mrtd` reference value.
+                tdx.launch(
+                    measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm)
+                        .context("computing the simulated MRTD of the image")?,
+                );
+            }
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
             let probe_issuer = &issuer;
@@ -347,6 +379,7 @@ fn execute(cli: Cli) -> Result<()> {
                 issuer: &mut issuer,
                 psp: &psp,
                 sim: psp.launch()?,
+                tdx: sim_tdx.as_mut(),
                 tamper,
             })?;
             fs::write(&credential_path, &success.issued.certificate_pem)?;
@@ -429,7 +462,9 @@ fn print_profile(platform: PlatformArg, image: Option<&Path>, out: &Path) -> Res
     };
     let rom = || image.map_or_else(|| out.join("twi.rom"), Path::to_path_buf);
     let args = match platform {
-        PlatformArg::Sim => bail!("the sim profile is printed by `twi run --platform sim --print-qemu` itself"),
+        PlatformArg::Sim | PlatformArg::SimTdx => {
+            bail!("the sim profiles are printed by `twi run --platform sim|sim-tdx --print-qemu` themselves")
+        }
         PlatformArg::Snp => qemu::snp_args(&rom(), channel, &profile),
         PlatformArg::Tdx => qemu::tdx_args(&rom(), channel),
         PlatformArg::Igvm => {

@@ -81,6 +81,29 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&
     args
 }
 
+/// The `sim-tdx` platform: as [`sim_args`], but instead of the SEV-SNP secrets page QEMU's
+/// loader plants the simulated-TD page (`twi_layout::SIM_TD_PAGE`) that tells the runtime its
+/// TDX module is simulated over the channel.
+pub fn sim_tdx_args(accel: Accel, rom: &Path, channel: &Path, td_page: &Path) -> Vec<String> {
+    let mut args = sim_args(accel, rom, channel, None);
+    let bios_at = args.iter().position(|a| a == "-bios").unwrap_or(args.len());
+    args.splice(
+        bios_at..bios_at,
+        [
+            "-device".to_string(),
+            format!("loader,file={},addr={:#x},force-raw=on", td_page.display(), twi_layout::SIM_TD_PAGE),
+        ],
+    );
+    args
+}
+
+/// The simulated-TD page: [`twi_layout::SIM_TD_MAGIC`], then zeros.
+pub fn sim_td_page() -> Vec<u8> {
+    let mut page = vec![0u8; 4096];
+    page[..twi_layout::SIM_TD_MAGIC.len()].copy_from_slice(&twi_layout::SIM_TD_MAGIC);
+    page
+}
+
 /// Shell-quoted command line, for `--print-qemu` and error messages.
 pub fn command_line(qemu: &Path, args: &[String]) -> String {
     let quote = |s: &str| {

@@ -19,6 +19,7 @@ use twi_proto::{MessageReader, write_message};
 
 use crate::qemu::{self, GUEST_SUCCESS_STATUS};
 use crate::sim::snp::{SimLaunch, SimPsp};
+use crate::sim::tdx::SimTdx;
 
 /// A hostile-host behaviour, for tests: the loader relays the channel, so it can do these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +64,15 @@ pub struct Launch<'a> {
     pub psp: &'a SimPsp,
     /// This launch's simulated-PSP guest context (VMPCK0 and sequence numbers).
     pub sim: SimLaunch,
+    /// `--platform sim-tdx`: the simulated TDX module and quoting enclave play the TD's
+    /// firmware instead of the PSP (no secrets page; the simulated-TD page is planted).
+    pub tdx: Option<&'a mut SimTdx>,
     pub tamper: Option<Tamper>,
 }
+
+/// The guest's GetQuote buffer size (`twi_runtime::tdx::GET_QUOTE_BUFFER`): the runtime sends
+/// only its request part over the channel.
+const GET_QUOTE_CAPACITY: usize = twi_proto::msg::MAX_DOORBELL_RESPONSE;
 
 /// What happened, for the caller to report.
 #[derive(Debug)]
@@ -99,9 +107,15 @@ pub fn run(mut launch: Launch<'_>) -> Result<Success> {
 
     // The secrets page holds this launch's VMPCK0: it lives in the private temporary
     // directory, removed with it when the run ends.
-    let secrets_page = sockdir.path().join("secrets-page.bin");
-    write_secret_file(&secrets_page, &launch.sim.secrets_page())?;
-    let args = qemu::sim_args(launch.accel, &launch.rom, &socket, Some(&secrets_page));
+    let args = if launch.tdx.is_some() {
+        let page = sockdir.path().join("sim-td-page.bin");
+        fs::write(&page, qemu::sim_td_page())?;
+        qemu::sim_tdx_args(launch.accel, &launch.rom, &socket, &page)
+    } else {
+        let secrets_page = sockdir.path().join("secrets-page.bin");
+        write_secret_file(&secrets_page, &launch.sim.secrets_page())?;
+        qemu::sim_args(launch.accel, &launch.rom, &socket, Some(&secrets_page))
+    };
     let mut child = Command::new(&launch.qemu)
         .args(&args)
         .stdin(Stdio::null())
@@ -263,8 +277,10 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, format!("the guest speaks {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnsupportedVersion, &text))));
             }
-            if hello.platform != Platform::SimSnp {
-                let text = format!("platform {:?} cannot run under `--platform sim`", hello.platform);
+            let expected = if launch.tdx.is_some() { Platform::SimTdx } else { Platform::SimSnp };
+            if hello.platform != expected {
+                let option = if launch.tdx.is_some() { "sim-tdx" } else { "sim" };
+                let text = format!("platform {:?} cannot run under `--platform {option}`", hello.platform);
                 fail(conversation, format!("the guest reports {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
             }
@@ -301,10 +317,35 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     response,
                 }))
             }
-            DoorbellKind::TdxGetQuote => Some(Message::Error(ErrorMsg::new(
-                ErrorCode::DoorbellFailed,
-                "the simulated TDX module is not available under --platform sim",
-            ))),
+            DoorbellKind::TdxGetQuote | DoorbellKind::TdxReport | DoorbellKind::TdxRtmrExtend => {
+                let Some(tdx) = launch.tdx.as_deref_mut() else {
+                    return Ok(Some(Message::Error(ErrorMsg::new(
+                        ErrorCode::DoorbellFailed,
+                        "the simulated TDX module is only available under --platform sim-tdx",
+                    ))));
+                };
+                let (status, mut response) = match request.kind {
+                    DoorbellKind::TdxReport => match tdx.report(&request.request) {
+                        Ok(report) => (0, report),
+                        Err(status) => (status, Vec::new()),
+                    },
+                    DoorbellKind::TdxRtmrExtend => (tdx.extend(&request.request), Vec::new()),
+                    _ => (0, tdx.get_quote(&request.request, GET_QUOTE_CAPACITY)),
+                };
+                if status != 0 {
+                    progress(format_args!("simulated TDX module refused {:?} (status {status:#x})", request.kind));
+                }
+                if let Some(Tamper::FirmwareAnswerByte(offset)) = launch.tamper
+                    && request.kind == DoorbellKind::TdxReport
+                    && !conversation.tampered_firmware_answer
+                    && let Some(byte) = response.get_mut(offset)
+                {
+                    *byte ^= 0x01;
+                    conversation.tampered_firmware_answer = true;
+                    progress(format_args!("tamper: flipped byte {offset:#x} of the TDREPORT"));
+                }
+                Some(Message::DoorbellResponse(DoorbellResponse { kind: request.kind, status, response }))
+            }
         },
         Message::Evidence(evidence) => {
             progress(format_args!(
@@ -324,7 +365,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 *byte ^= 0x01;
                 progress(format_args!("tamper: flipped evidence byte {offset:#x} on its way to the issuer"));
             }
-            let endorsements = launch.psp.endorsements()?;
+            let endorsements = if launch.tdx.is_some() { Vec::new() } else { launch.psp.endorsements()? };
             let nonce = conversation.nonce_for_issuer.clone().unwrap_or_default();
             let bundle = EvidenceBundle {
                 platform: evidence.platform,
@@ -333,7 +374,8 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 nonce: &nonce,
                 endorsements: &endorsements,
             };
-            match launch.issuer.issue(&bundle) {
+            let events = evidence.event_log.as_deref().unwrap_or_default();
+            match launch.issuer.issue_with_events(&bundle, events) {
                 Ok(issued) => {
                     progress(format_args!(
                         "verified: chip {}…, measurement {}…",
@@ -398,6 +440,12 @@ fn write_evidence(out: &Path, evidence: &twi_proto::msg::Evidence) -> Result<()>
         "nonce": hex::encode(&evidence.nonce),
         "public_key": hex::encode(&evidence.public_key),
         "report_data_binding": "SHA-512(\"TWI-REPORTDATA-v1\\0\" || u16be(len nonce) || nonce || u16be(len key) || key)",
+        "event_log": evidence.event_log.as_ref().map(|events| events.iter().map(|e| serde_json::json!({
+            "rtmr": e.rtmr,
+            "event_type": format!("{:#x}", e.event_type),
+            "digest": hex::encode(&e.digest),
+            "data": hex::encode(&e.data),
+        })).collect::<Vec<_>>()),
     });
     fs::write(out.join("evidence.json"), serde_json::to_string_pretty(&json)? + "\n")?;
     Ok(())

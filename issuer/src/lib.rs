@@ -6,10 +6,19 @@
 //! issues an X.509 credential for exactly the attested public key. Policy, other credential
 //! formats, the Key Store and the provenance log build on these.
 
+pub mod amd;
 pub mod ca;
 pub mod chain;
+pub mod ear;
+pub mod freshness;
+pub mod jose;
 pub mod oids;
+pub mod policy;
+pub mod provenance;
 pub mod snp;
+pub mod tdx;
+pub mod time;
+pub mod wit;
 pub mod x509;
 
 use std::collections::HashSet;
@@ -52,6 +61,8 @@ pub enum Rejection {
     UnsupportedPlatform(Platform),
     #[error("SEV-SNP report rejected: {0}")]
     Snp(#[from] snp::SnpError),
+    #[error("TDX quote rejected: {0}")]
+    Tdx(#[from] tdx::TdxError),
     #[error(
         "the report's REPORTDATA does not bind this nonce and public key (expected {expected}, report has {actual})"
     )]
@@ -95,6 +106,11 @@ pub struct Appraisal {
     pub reported_tcb: u64,
     pub policy: u64,
     pub evidence_sha384: [u8; 48],
+    /// The Verifier's full, typed result for SEV-SNP evidence (real or simulated).
+    pub snp: Option<snp::SnpAppraisal>,
+    /// The Verifier's full, typed result for TDX evidence (then `measurement` is MRTD,
+    /// `chip_id` the PCK certificate's PPID, `policy` TDATTRIBUTES, `reported_tcb` zero).
+    pub tdx: Option<tdx::TdxAppraisal>,
 }
 
 /// A credential and what it was issued on.
@@ -114,6 +130,13 @@ pub struct Issuer {
     config: IssuerConfig,
     outstanding_nonces: HashSet<Vec<u8>>,
     clock: fn() -> SystemTime,
+    /// Roots and policy for real SEV-SNP evidence; `None`: not accepted.
+    hardware_snp: Option<snp::SnpConfig>,
+    /// Roots, policy and collateral for real TDX evidence; `None`: not accepted.
+    hardware_tdx: Option<(tdx::TdxConfig, Option<tdx::Collateral>)>,
+    /// The simulated TDX platform's root and collateral ([`Platform::SimTdx`]); `None`: not
+    /// accepted.
+    sim_tdx: Option<(tdx::TdxConfig, tdx::Collateral)>,
 }
 
 pub const NONCE_LEN: usize = 32;
@@ -122,7 +145,39 @@ impl Issuer {
     /// Opens (or creates) the issuer's CA under `state_dir`.
     pub fn open(state_dir: &Path, config: IssuerConfig) -> Result<Self, IssuerError> {
         let ca = IssuerCa::load_or_create(state_dir, &config.trust_domain)?;
-        Ok(Self { ca, config, outstanding_nonces: HashSet::new(), clock: SystemTime::now })
+        Ok(Self {
+            ca,
+            config,
+            outstanding_nonces: HashSet::new(),
+            clock: SystemTime::now,
+            hardware_snp: None,
+            hardware_tdx: None,
+            sim_tdx: None,
+        })
+    }
+
+    /// Accepts evidence from real AMD SEV-SNP hardware ([`Platform::Snp`]) under `config`
+    /// (`SnpConfig::default()`: AMD's built-in roots, the default policy).
+    pub fn accept_hardware_snp(&mut self, config: snp::SnpConfig) {
+        self.hardware_snp = Some(config);
+    }
+
+    /// Accepts evidence from real Intel TDX hardware ([`Platform::Tdx`]) under `config`,
+    /// judging the TCB with `collateral` (verified again at each issuance, so it must be
+    /// current); without collateral only if `config.policy.skip_tcb`.
+    pub fn accept_hardware_tdx(&mut self, config: tdx::TdxConfig, collateral: Option<tdx::Collateral>) {
+        self.hardware_tdx = Some((config, collateral));
+    }
+
+    /// Accepts evidence from the simulated TDX platform ([`Platform::SimTdx`], e.g. `twi run
+    /// --platform sim-tdx`): quotes whose PCK chain ends in `root`, judged with `collateral`
+    /// (signed under the same root) by the same verifier as Intel's. Credentials issued on
+    /// them say "sim-tdx".
+    pub fn accept_simulated_tdx(&mut self, root: &Certificate, collateral: tdx::Collateral) -> Result<(), Rejection> {
+        let root = chain::Cert::from_certificate(root).map_err(|e| Rejection::Tdx(tdx::TdxError::PckChain(e)))?;
+        let trust = tdx::TdxTrust::intel().with_simulated_root(&root);
+        self.sim_tdx = Some((tdx::TdxConfig { trust, policy: Default::default() }, collateral));
+        Ok(())
     }
 
     pub fn ca(&self) -> &IssuerCa {
@@ -144,27 +199,52 @@ impl Issuer {
 
     /// Appraises `bundle` and, if it holds, issues the workload's credential for its key.
     pub fn issue(&mut self, bundle: &EvidenceBundle<'_>) -> Result<Issued, Rejection> {
+        self.issue_with_events(bundle, &[])
+    }
+
+    /// [`Issuer::issue`] for evidence that comes with the TD's RTMR event log: the log must
+    /// replay to the quote's RTMRs (today checked for [`Platform::SimTdx`]).
+    pub fn issue_with_events(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<Issued, Rejection> {
         // The nonce is consumed whatever the outcome: evidence gets one try per challenge.
         if !self.outstanding_nonces.remove(bundle.nonce) {
             return Err(Rejection::UnknownNonce);
         }
-        let appraisal = self.appraise(bundle)?;
+        let appraisal = if bundle.platform == Platform::SimTdx {
+            self.appraise_sim_tdx(bundle, events)?
+        } else {
+            self.appraise(bundle)?
+        };
         self.issue_certificate(bundle.public_key, appraisal).map_err(|e| Rejection::Internal(e.to_string()))
     }
 
     fn appraise(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
-        let root = match bundle.platform {
-            Platform::SimSnp => self.config.sim_snp_root.as_ref().ok_or(Rejection::SimulationNotAccepted)?,
+        if bundle.platform == Platform::Tdx {
+            return self.appraise_tdx(bundle);
+        }
+        let config = match bundle.platform {
+            Platform::SimSnp => {
+                let root = self.config.sim_snp_root.as_ref().ok_or(Rejection::SimulationNotAccepted)?;
+                let root = chain::Cert::from_certificate(root).map_err(snp::SnpError::from)?;
+                snp::SnpConfig { trust: amd::SnpTrust::none().with_simulated_root(root), policy: Default::default() }
+            }
+            Platform::Snp => self.hardware_snp.clone().ok_or(Rejection::UnsupportedPlatform(Platform::Snp))?,
             other => return Err(Rejection::UnsupportedPlatform(other)),
         };
         let endorsements = bundle
             .endorsements
             .iter()
-            .map(|der| chain::parse(der, "endorsement"))
+            .map(|der| chain::Cert::from_der(der, "endorsement"))
             .collect::<Result<Vec<_>, _>>()
             .map_err(snp::SnpError::from)?;
-        let report = snp::verify_report(bundle.evidence, &endorsements, root, (self.clock)())?;
+        let appraisal = snp::appraise(bundle.evidence, &endorsements, &[], &config, (self.clock)())
+            .map_err(|rejection| Rejection::Snp(rejection.error))?;
+        // A key that is not a P-384 point gets no credential, whatever the report binds.
         p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let report = &appraisal.report;
         let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         if report.report_data != expected {
             return Err(Rejection::ReportDataMismatch {
@@ -179,6 +259,70 @@ impl Issuer {
             reported_tcb: report.reported_tcb.0,
             policy: report.policy.0,
             evidence_sha384: Sha384::digest(bundle.evidence).into(),
+            snp: Some(appraisal),
+            tdx: None,
+        })
+    }
+
+    fn appraise_tdx(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
+        let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
+        let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
+        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let body = &appraisal.body;
+        if body.report_data != expected {
+            return Err(Rejection::ReportDataMismatch {
+                expected: snp::hex(&expected),
+                actual: snp::hex(&body.report_data),
+            });
+        }
+        Ok(Appraisal {
+            platform: bundle.platform,
+            measurement: body.mr_td.to_vec(),
+            chip_id: appraisal.pck.ppid.to_vec(),
+            reported_tcb: 0,
+            policy: body.td_attributes_u64(),
+            evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
+            snp: None,
+            tdx: Some(appraisal),
+        })
+    }
+
+    /// The simulated TDX platform's quote, verified by the Intel verifier under the simulated
+    /// root only, then the event log replayed against its RTMRs.
+    fn appraise_sim_tdx(
+        &self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<Appraisal, Rejection> {
+        let (config, collateral) = self.sim_tdx.as_ref().ok_or(Rejection::SimulationNotAccepted)?;
+        let appraisal = tdx::verify::appraise_with(bundle.evidence, Some(collateral), config, (self.clock)())?;
+        if !matches!(appraisal.anchor, tdx::TdxAnchor::Simulated { .. }) {
+            return Err(Rejection::Internal(format!(
+                "evidence labelled {:?} is rooted in {}, not in the simulated TEE",
+                Platform::SimTdx,
+                appraisal.anchor
+            )));
+        }
+        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let body = &appraisal.body;
+        if body.report_data != expected {
+            return Err(Rejection::ReportDataMismatch {
+                expected: snp::hex(&expected),
+                actual: snp::hex(&body.report_data),
+            });
+        }
+        check_event_log(events, &body.rtmr)?;
+        Ok(Appraisal {
+            platform: bundle.platform,
+            measurement: body.mr_td.to_vec(),
+            chip_id: appraisal.pck.ppid.to_vec(),
+            reported_tcb: 0,
+            policy: body.td_attributes_u64(),
+            evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
+            snp: None,
+            tdx: Some(appraisal),
         })
     }
 
@@ -192,11 +336,16 @@ impl Issuer {
             critical: false,
             value_der: der_of(&OctetString::new(appraisal.evidence_sha384.to_vec()))?,
         }];
-        if appraisal.platform == Platform::SimSnp {
+        let simulated = match appraisal.platform {
+            Platform::SimSnp => Some("sim-snp"),
+            Platform::SimTdx => Some("sim-tdx"),
+            _ => None,
+        };
+        if let Some(name) = simulated {
             extra.push(x509::ExtraExtension {
                 oid: oids::SIMULATED_TEE,
                 critical: false,
-                value_der: der_of(&Utf8StringRef::new("sim-snp"))?,
+                value_der: der_of(&Utf8StringRef::new(name))?,
             });
         }
         let profile = x509::Profile {
@@ -214,6 +363,36 @@ impl Issuer {
             certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
         Ok(Issued { certificate_der, certificate_pem, workload_id, serial_hex, appraisal })
     }
+}
+
+/// Each event's digest is SHA-384 of its data, and the log replays (RTMR = SHA-384(RTMR ‖
+/// digest), from zero) to exactly the quote's RTMRs.
+fn check_event_log(events: &[twi_proto::msg::RtmrEvent], quoted: &[[u8; 48]; 4]) -> Result<(), Rejection> {
+    let mismatch = |what: &'static str, expected: &[u8], actual: &[u8]| {
+        Rejection::Tdx(tdx::TdxError::Mismatch { what, expected: hex::encode(expected), actual: hex::encode(actual) })
+    };
+    let mut digests = Vec::with_capacity(events.len());
+    for event in events {
+        let digest: [u8; 48] = Sha384::digest(&event.data).into();
+        if event.digest != digest {
+            return Err(mismatch("an event log digest (SHA-384 of its data)", &digest, &event.digest));
+        }
+        digests.push((u32::from(event.rtmr), digest));
+    }
+    let replayed = twi_attester::tdx::rtmr::replay(digests.iter().map(|(i, d)| (*i, d)))
+        .map_err(|e| Rejection::Tdx(tdx::TdxError::Malformed(e.to_string())))?;
+    const NAMES: [&str; 4] = [
+        "the quote's RTMR0 (expected: the event log's replay)",
+        "the quote's RTMR1 (expected: the event log's replay)",
+        "the quote's RTMR2 (expected: the event log's replay)",
+        "the quote's RTMR3 (expected: the event log's replay)",
+    ];
+    for ((name, quote), replay) in NAMES.iter().zip(quoted).zip(&replayed) {
+        if quote != replay {
+            return Err(mismatch(name, replay, quote));
+        }
+    }
+    Ok(())
 }
 
 fn der_of<T: Encode, E: std::fmt::Display>(value: &Result<T, E>) -> Result<Vec<u8>, IssuerError> {

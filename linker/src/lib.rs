@@ -11,6 +11,7 @@
 //! | 0x0000_2000..0x0000_4000   | TDX: the TD HOB list QEMU writes (TDVF TD_HOB section) |
 //! | 0x0008_0000..0x0008_1000   | SEV-SNP secrets page (populated by the PSP at launch) |
 //! | 0x0008_1000..0x0008_2000   | SEV-SNP CPUID page (populated by the PSP at launch)   |
+//! | 0x0008_2000..0x0008_3000   | simulated-TD page (planted by `twi run --platform sim-tdx`) |
 //! | 0x0010_0000..0x0010_6000   | boot page tables (PML4, PDPT, 4 PDs)             |
 //! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack (`runtime.ld`) |
 //! | 0x0080_0000..0x0100_0000   | byte heap (`linked_list_allocator`)              |
@@ -59,6 +60,14 @@ const _: () = assert!(SHARED_POOL.end - SHARED_POOL.start == 0x20_0000);
 pub const SNP_SECRETS_PAGE: u64 = 0x8_0000;
 /// SEV-SNP: the CPUID page the PSP validates at launch (SEV metadata type 3).
 pub const SNP_CPUID_PAGE: u64 = 0x8_1000;
+/// The TDX simulator (`twi run --platform sim-tdx`): the page the host loader plants with
+/// QEMU's generic loader to tell the runtime it plays a TD whose TDX module is simulated over
+/// the channel. It starts with [`SIM_TD_MAGIC`]; nothing secret is in it. Real TDX and SEV-SNP
+/// launches never read it.
+pub const SIM_TD_PAGE: u64 = 0x8_2000;
+/// The first bytes of [`SIM_TD_PAGE`]: "TWISIMTD", then u32 version 1 (little-endian).
+pub const SIM_TD_MAGIC: [u8; 12] = *b"TWISIMTD\x01\0\0\0";
+const _: () = assert!(SIM_TD_PAGE == SNP_CPUID_PAGE + 0x1000 && SIM_TD_PAGE + 0x1000 <= PAGE_TABLES as u64);
 
 /// The RAM the boot stub writes before the runtime could validate (SEV-SNP: PVALIDATE) or
 /// accept (TDX: TDG.MEM.PAGE.ACCEPT) memory itself: the boot scratch page, the page tables, and

@@ -69,9 +69,52 @@ pub enum DoorbellKind {
     /// SEV-SNP `SNP_GUEST_REQUEST` (e.g. `MSG_REPORT_REQ`).
     #[n(0)]
     SnpGuestRequest,
-    /// TDX `TDG.VP.VMCALL<GetQuote>`.
+    /// TDX `TDG.VP.VMCALL<GetQuote>`: request = the GHCI GetQuote buffer's header and
+    /// TDREPORT; response = the buffer's header and quote, as the VMM leaves them.
     #[n(1)]
     TdxGetQuote,
+    /// TDX `TDG.MR.REPORT`: request = the 64-byte REPORTDATA; response = the 1024-byte
+    /// TDREPORT_STRUCT.
+    #[n(2)]
+    TdxReport,
+    /// TDX `TDG.MR.RTMR.EXTEND`: request = u8 RTMR index (0..=3) ‖ 48-byte SHA-384 digest;
+    /// response empty.
+    #[n(3)]
+    TdxRtmrExtend,
+}
+
+/// Longest [`Evidence::event_log`], in events.
+pub const MAX_EVENTS: usize = 8;
+/// Longest [`RtmrEvent::data`], in bytes.
+pub const MAX_EVENT_DATA: usize = 256;
+
+/// One measurement the runtime extended into a TDX RTMR: a verifier replays
+/// `RTMR[rtmr] = SHA-384(RTMR[rtmr] ‖ digest)` over the log and compares with the quote.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(map)]
+pub struct RtmrEvent {
+    /// RTMR index, 0..=3.
+    #[n(0)]
+    pub rtmr: u8,
+    /// What was measured (the runtime's event types, `twi_proto::msg::event_type`).
+    #[n(1)]
+    pub event_type: u32,
+    /// SHA-384 of `data`: exactly 48 bytes.
+    #[n(2)]
+    #[cbor(with = "minicbor::bytes")]
+    pub digest: Vec<u8>,
+    /// The measured bytes, at most [`MAX_EVENT_DATA`].
+    #[n(3)]
+    #[cbor(with = "minicbor::bytes")]
+    pub data: Vec<u8>,
+}
+
+/// The runtime's RTMR event types.
+pub mod event_type {
+    /// RTMR1: the launch manifest the runtime loaded (its postcard body).
+    pub const LAUNCH_MANIFEST: u32 = 0x5457_0001;
+    /// RTMR2: the issuer anchor the runtime will trust (SEC1 P-384 public key).
+    pub const ISSUER_ANCHOR: u32 = 0x5457_0002;
 }
 
 /// Error codes of an [`ErrorMsg`]. The discriminants are the wire values.
@@ -182,6 +225,9 @@ pub struct Evidence {
     #[n(3)]
     #[cbor(with = "minicbor::bytes")]
     pub nonce: Vec<u8>,
+    /// TDX: the RTMR events the runtime extended, in order (at most [`MAX_EVENTS`]).
+    #[n(4)]
+    pub event_log: Option<Vec<RtmrEvent>>,
 }
 
 /// Host → guest: the issued workload credential.
@@ -331,7 +377,16 @@ impl Message {
                 if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
                     return Err(ProtoError::InvalidField("public_key"));
                 }
-                check_nonce(&m.nonce)
+                check_nonce(&m.nonce)?;
+                let events = m.event_log.as_deref().unwrap_or_default();
+                max_len("event_log", events.len(), MAX_EVENTS)?;
+                for event in events {
+                    max_len("event data", event.data.len(), MAX_EVENT_DATA)?;
+                    if event.rtmr > 3 || event.digest.len() != 48 {
+                        return Err(ProtoError::InvalidField("event_log"));
+                    }
+                }
+                Ok(())
             }
             Message::Credential(m) => {
                 max_len("certificate", m.certificate.len(), MAX_CERTIFICATE)?;

@@ -75,6 +75,16 @@ fn samples() -> Vec<Message> {
             evidence: (0..MAX_EVIDENCE).map(|i| i as u8).collect(),
             public_key: key(),
             nonce: vec![7; MAX_NONCE_LEN],
+            event_log: Some(
+                (0..MAX_EVENTS)
+                    .map(|i| RtmrEvent {
+                        rtmr: (i % 4) as u8,
+                        event_type: event_type::ISSUER_ANCHOR,
+                        digest: vec![i as u8; 48],
+                        data: vec![0xEE; MAX_EVENT_DATA],
+                    })
+                    .collect(),
+            ),
         }
         .into(),
         Credential {
@@ -139,7 +149,10 @@ fn enum_wire_values_are_stable() {
     assert_eq!(platform(Platform::Snp), [1]);
     assert_eq!(platform(Platform::Tdx), [2]);
     assert_eq!(platform(Platform::SimTdx), [3]);
+    assert_eq!(minicbor::to_vec(DoorbellKind::SnpGuestRequest).unwrap(), [0]);
     assert_eq!(minicbor::to_vec(DoorbellKind::TdxGetQuote).unwrap(), [1]);
+    assert_eq!(minicbor::to_vec(DoorbellKind::TdxReport).unwrap(), [2]);
+    assert_eq!(minicbor::to_vec(DoorbellKind::TdxRtmrExtend).unwrap(), [3]);
     assert_eq!(minicbor::to_vec(ErrorCode::Malformed).unwrap(), [1]);
     assert_eq!(minicbor::to_vec(ErrorCode::CredentialRejected).unwrap(), [8]);
     assert_eq!(ErrorCode::DoorbellFailed as u8, 7);
@@ -327,10 +340,19 @@ fn unknown_map_keys_are_skipped() {
     assert_eq!(decode(&buf), Ok(Message::Done(Done { credential_accepted: false })));
 }
 
+fn event(rtmr: u8) -> RtmrEvent {
+    RtmrEvent { rtmr, event_type: event_type::LAUNCH_MANIFEST, digest: vec![1; 48], data: vec![2; 16] }
+}
+
 #[test]
 fn field_limits_on_both_sides() {
-    let mut evidence =
-        Evidence { platform: Platform::Snp, evidence: vec![1; 100], public_key: key(), nonce: vec![2; 32] };
+    let mut evidence = Evidence {
+        platform: Platform::Snp,
+        evidence: vec![1; 100],
+        public_key: key(),
+        nonce: vec![2; 32],
+        event_log: None,
+    };
     let cases: Vec<(Message, ProtoError)> = vec![
         (
             Hello { version: 1, platform: Platform::Snp, capabilities: 0, runtime: "r".repeat(MAX_RUNTIME_LEN + 1) }
@@ -361,6 +383,27 @@ fn field_limits_on_both_sides() {
             ProtoError::InvalidField("public_key"),
         ),
         (Evidence { nonce: vec![], ..evidence.clone() }.into(), ProtoError::InvalidField("nonce")),
+        (
+            Evidence { event_log: Some(vec![event(0); MAX_EVENTS + 1]), ..evidence.clone() }.into(),
+            ProtoError::FieldTooLong("event_log"),
+        ),
+        (
+            Evidence {
+                event_log: Some(vec![RtmrEvent { data: vec![0; MAX_EVENT_DATA + 1], ..event(0) }]),
+                ..evidence.clone()
+            }
+            .into(),
+            ProtoError::FieldTooLong("event data"),
+        ),
+        (
+            Evidence { event_log: Some(vec![event(4)]), ..evidence.clone() }.into(),
+            ProtoError::InvalidField("event_log"),
+        ),
+        (
+            Evidence { event_log: Some(vec![RtmrEvent { digest: vec![0; 47], ..event(0) }]), ..evidence.clone() }
+                .into(),
+            ProtoError::InvalidField("event_log"),
+        ),
         (
             Credential { certificate: vec![0; MAX_CERTIFICATE + 1], workload_id: String::new() }.into(),
             ProtoError::FieldTooLong("certificate"),
@@ -412,7 +455,12 @@ fn errors_display() {
 
 fn random_message(rng: &mut Rng) -> Message {
     let platform = [Platform::SimSnp, Platform::Snp, Platform::Tdx, Platform::SimTdx][rng.below(4)];
-    let kind = [DoorbellKind::SnpGuestRequest, DoorbellKind::TdxGetQuote][rng.below(2)];
+    let kind = [
+        DoorbellKind::SnpGuestRequest,
+        DoorbellKind::TdxGetQuote,
+        DoorbellKind::TdxReport,
+        DoorbellKind::TdxRtmrExtend,
+    ][rng.below(4)];
     let nonce_len = MIN_NONCE_LEN + rng.below(MAX_NONCE_LEN - MIN_NONCE_LEN + 1);
     // Mostly small fields, sometimes up to the limit.
     let mut len = |max: usize| if rng.below(8) == 0 { max } else { max.min(64) };
@@ -432,7 +480,18 @@ fn random_message(rng: &mut Rng) -> Message {
         4 => {
             let mut public_key = rng.bytes(P384_PUBLIC_KEY_LEN);
             public_key[0] = 0x04;
-            Evidence { platform, evidence: rng.bytes_upto(ev), public_key, nonce: rng.bytes(nonce_len) }.into()
+            let event_log = (rng.below(2) == 0).then(|| {
+                (0..rng.below(MAX_EVENTS + 1))
+                    .map(|i| RtmrEvent {
+                        rtmr: (i % 4) as u8,
+                        event_type: rng.next() as u32,
+                        digest: rng.bytes(48),
+                        data: rng.bytes_upto(MAX_EVENT_DATA),
+                    })
+                    .collect()
+            });
+            Evidence { platform, evidence: rng.bytes_upto(ev), public_key, nonce: rng.bytes(nonce_len), event_log }
+                .into()
         }
         5 => Credential { certificate: rng.bytes_upto(cert), workload_id: rng.text(MAX_WORKLOAD_ID) }.into(),
         6 => ErrorMsg { code: ErrorCode::Malformed, message: rng.text(MAX_TEXT) }.into(),

@@ -14,6 +14,7 @@ pub use twi_layout as layout;
 pub mod sealing;
 pub mod session;
 pub mod snp;
+pub mod tdx;
 pub mod vault;
 
 #[cfg(target_os = "none")]

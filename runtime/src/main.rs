@@ -14,6 +14,7 @@ mod firmware {
     use twi_proto::manifest::{Diagnostic, LaunchManifest};
     use twi_runtime::layout::MIN_RAM_BYTES;
     use twi_runtime::layout::SNP_SECRETS_PAGE;
+    use twi_runtime::layout::{SIM_TD_MAGIC, SIM_TD_PAGE};
     use twi_runtime::log;
     use twi_runtime::platform::boot::BootInfo;
     use twi_runtime::platform::exit::{ExitCode, exit};
@@ -88,6 +89,23 @@ mod firmware {
         guest
     }
 
+    /// Whether the host loader planted the simulated-TD page (`twi run --platform sim-tdx`).
+    fn sim_td_page_present() -> bool {
+        let mut head = [0u8; SIM_TD_MAGIC.len()];
+        // SAFETY: the layout reserves this identity-mapped RAM page for the simulator's marker
+        // (QEMU's loader fills it before the first instruction, or it holds whatever RAM held);
+        // only called when this is neither a TD nor an SEV-SNP guest, so plain RAM reads are fine.
+        unsafe { core::ptr::copy_nonoverlapping(SIM_TD_PAGE as usize as *const u8, head.as_mut_ptr(), head.len()) };
+        head == SIM_TD_MAGIC
+    }
+
+    /// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures.
+    fn manifest_body(manifest: &LaunchManifest) -> alloc::vec::Vec<u8> {
+        let slot = manifest.to_slot().unwrap_or_else(|e| fatal(format_args!("{e}")));
+        let len = slot.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+        slot.get(4..4 + len).map(<[u8]>::to_vec).unwrap_or_default()
+    }
+
     #[unsafe(no_mangle)]
     #[unsafe(link_section = ".text.rust_entry")]
     pub extern "C" fn rust_entry() -> ! {
@@ -158,13 +176,22 @@ mod firmware {
         if !snp_hardware && snp_platform::vc::VC_SEEN.load(core::sync::atomic::Ordering::Acquire) {
             fatal(format_args!("a #VC was raised, yet SEV_STATUS said this is not an SEV-SNP guest"))
         }
-        match take_snp_guest() {
-            Ok(guest) => *SNP_GUEST.lock() = Some(guest),
-            Err(e) => fatal(format_args!(
-                "no TEE: not an SEV-SNP guest, and no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}); run under `twi run --platform sim`"
-            )),
+        if boot.tdx {
+            fatal(format_args!("this is an Intel TDX guest, and the runtime's TDCALL path is not built yet"))
         }
-        if snp_hardware {
+        let sim_tdx = match take_snp_guest() {
+            Ok(guest) => {
+                *SNP_GUEST.lock() = Some(guest);
+                false
+            }
+            Err(_) if !snp_hardware && sim_td_page_present() => true,
+            Err(e) => fatal(format_args!(
+                "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim` or `--platform sim-tdx`"
+            )),
+        };
+        if sim_tdx {
+            log!("platform: simulated TDX (TDX module and quoting service over the channel)");
+        } else if snp_hardware {
             log!("platform: SEV-SNP (C-bit {}, GHCB up, VMPCK0 taken from the secrets page)", boot.c_bit);
         } else {
             log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
@@ -180,16 +207,37 @@ mod firmware {
             Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
             Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
         };
+        if sim_tdx {
+            let body = manifest_body(&manifest);
+            let measurements = [
+                session::Measurement {
+                    rtmr: twi_runtime::tdx::RTMR_MANIFEST,
+                    event_type: twi_proto::msg::event_type::LAUNCH_MANIFEST,
+                    data: &body,
+                },
+                session::Measurement {
+                    rtmr: twi_runtime::tdx::RTMR_ISSUER_ANCHOR,
+                    event_type: twi_proto::msg::event_type::ISSUER_ANCHOR,
+                    data: &manifest.issuer_anchor,
+                },
+            ];
+            let result = session::run_tdx(&mut channel, &VAULT, &trust, &measurements, RUNTIME_NAME, &mut events);
+            finish(result, tsc_hz, boot.reset_tsc)
+        }
         let mut snp_guard = SNP_GUEST.lock();
         let Some(snp) = snp_guard.as_mut() else { fatal(format_args!("the SNP guest vanished")) };
         let mut ghcb_doorbell = |sealed: &[u8]| snp_platform::guest_request(sealed);
         let mut tee = if snp_hardware { Tee::Snp(&mut ghcb_doorbell) } else { Tee::SimSnp };
         let result = session::run(&mut channel, &VAULT, snp, &mut tee, &mut rng, &trust, RUNTIME_NAME, &mut events);
+        finish(result, tsc_hz, boot.reset_tsc)
+    }
+
+    fn finish(result: Result<session::Outcome, session::SessionError>, tsc_hz: u64, reset_tsc: u64) -> ! {
         let heap = memory::heap_usage();
         log!("heap: {} of {} bytes in use", heap.used, heap.size);
         match result {
             Ok(_) => {
-                log!("done in {} us since reset", time::micros(tsc_hz, boot.reset_tsc, cpu::rdtsc()));
+                log!("done in {} us since reset", time::micros(tsc_hz, reset_tsc, cpu::rdtsc()));
                 exit(ExitCode::Success)
             }
             Err(e) => fatal(format_args!("{e}")),

@@ -33,6 +33,7 @@ use twi_proto::{MessageReader, ProtoError, write_message};
 use crate::credential::{CredentialError, check_credential};
 use crate::sealing::{SealError, SealingKey};
 use crate::snp::{Doorbell, SnpError, SnpGuest};
+use crate::tdx::{self as tdx_guest, EventLog, TdxError};
 use crate::vault::{Vault, VaultError};
 
 /// Malformed frames tolerated in one session before the runtime gives up on the host.
@@ -69,6 +70,8 @@ pub enum SessionError {
     Binding,
     /// The (simulated) firmware refused or returned something unusable.
     Firmware(SnpError),
+    /// The (simulated) TDX module or quoting service refused or returned something unusable.
+    Tdx(TdxError),
     /// Sealing the credential to the launch failed.
     Seal(SealError),
     Credential(CredentialError),
@@ -85,6 +88,7 @@ impl core::fmt::Display for SessionError {
             Self::Vault(e) => write!(f, "key vault: {e:?}"),
             Self::Binding => f.write_str("the challenge nonce cannot be bound into REPORTDATA"),
             Self::Firmware(e) => write!(f, "attestation firmware: {e}"),
+            Self::Tdx(e) => write!(f, "TDX: {e}"),
             Self::Seal(e) => write!(f, "sealing the credential failed: {e:?}"),
             Self::Credential(e) => write!(f, "credential rejected: {e}"),
             Self::Encode => f.write_str("a message could not be encoded"),
@@ -162,6 +166,9 @@ pub enum Tee<'a> {
     SimSnp,
     /// Real SEV-SNP: the GHCB guest request (VMGEXIT).
     Snp(&'a mut Doorbell<'a>),
+    /// The host simulates the TDX module and the quoting service: TDG.MR.REPORT,
+    /// TDG.MR.RTMR.EXTEND and the GetQuote buffer travel over the channel ([`run_tdx`]).
+    SimTdx,
 }
 
 impl core::fmt::Debug for Tee<'_> {
@@ -169,6 +176,7 @@ impl core::fmt::Debug for Tee<'_> {
         f.write_str(match self {
             Self::SimSnp => "SimSnp",
             Self::Snp(_) => "Snp",
+            Self::SimTdx => "SimTdx",
         })
     }
 }
@@ -178,6 +186,7 @@ impl Tee<'_> {
         match self {
             Self::SimSnp => Platform::SimSnp,
             Self::Snp(_) => Platform::Snp,
+            Self::SimTdx => Platform::SimTdx,
         }
     }
 }
@@ -206,23 +215,12 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, SessionError> {
+    if matches!(tee, Tee::SimTdx) {
+        return Err(SessionError::Unexpected("a TDX session runs through session::run_tdx"));
+    }
     let public_key = vault.public_key().map_err(SessionError::Vault)?;
     let platform = tee.platform();
-    channel.send(&Message::Hello(Hello {
-        version: PROTOCOL_VERSION,
-        platform,
-        capabilities: if platform == Platform::SimSnp { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
-        runtime: String::from(runtime_name),
-    }))?;
-
-    let nonce = match channel.recv(events)? {
-        Message::Challenge(Challenge { nonce }) => nonce,
-        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
-        other => {
-            return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
-        }
-    };
-    events(Event::ChallengeReceived);
+    let nonce = hello_and_challenge(channel, platform, runtime_name, events)?;
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
     let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
@@ -239,22 +237,11 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
         evidence: report,
         public_key: public_key.to_vec(),
         nonce,
+        event_log: None,
     }))?;
     events(Event::EvidenceSent);
 
-    let Credential { certificate, workload_id } = match channel.recv(events)? {
-        Message::Credential(c) => c,
-        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
-        other => {
-            return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
-        }
-    };
-    if let Err(e) = check_credential(&certificate, trust.issuer_anchor, &public_key, &workload_id) {
-        let error = channel.abort(ErrorCode::CredentialRejected, SessionError::Credential(e));
-        channel.send(&Message::Done(Done { credential_accepted: false }))?;
-        return Err(error);
-    }
-    events(Event::CredentialAccepted(&workload_id));
+    let (certificate, workload_id) = receive_credential(channel, trust, &public_key, events)?;
 
     let key =
         firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(committed_tcb), doorbell))?;
@@ -270,6 +257,156 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     Ok(Outcome { certificate, workload_id, sealed_credential })
 }
 
+/// Hello, then the verifier's Challenge: returns the nonce.
+fn hello_and_challenge<L: Link>(
+    channel: &mut Channel<L>,
+    platform: Platform,
+    runtime_name: &str,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<u8>, SessionError> {
+    let simulated = matches!(platform, Platform::SimSnp | Platform::SimTdx);
+    channel.send(&Message::Hello(Hello {
+        version: PROTOCOL_VERSION,
+        platform,
+        capabilities: if simulated { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
+        runtime: String::from(runtime_name),
+    }))?;
+    let nonce = match channel.recv(events)? {
+        Message::Challenge(Challenge { nonce }) => nonce,
+        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
+        other => {
+            return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
+        }
+    };
+    events(Event::ChallengeReceived);
+    Ok(nonce)
+}
+
+/// The issuer's Credential, checked against the anchor of the measured manifest and our key.
+/// A refused credential is reported to the host (Error, then Done {false}).
+fn receive_credential<L: Link>(
+    channel: &mut Channel<L>,
+    trust: &Trust<'_>,
+    public_key: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<(Vec<u8>, String), SessionError> {
+    let Credential { certificate, workload_id } = match channel.recv(events)? {
+        Message::Credential(c) => c,
+        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
+        other => {
+            return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
+        }
+    };
+    if let Err(e) = check_credential(&certificate, trust.issuer_anchor, public_key, &workload_id) {
+        let error = channel.abort(ErrorCode::CredentialRejected, SessionError::Credential(e));
+        channel.send(&Message::Done(Done { credential_accepted: false }))?;
+        return Err(error);
+    }
+    events(Event::CredentialAccepted(&workload_id));
+    Ok((certificate, workload_id))
+}
+
+/// Something the runtime measures into an RTMR before it asks for a quote.
+#[derive(Debug, Clone, Copy)]
+pub struct Measurement<'a> {
+    pub rtmr: u8,
+    pub event_type: u32,
+    pub data: &'a [u8],
+}
+
+/// The TDX protocol under the simulator ([`Tee::SimTdx`]):
+///
+/// ```text
+///   Hello {platform SimTdx}                          ──▶
+///                                                    ◀──  Challenge {nonce}
+///   DoorbellRequest {TdxRtmrExtend: i ‖ digest}      ──▶   once per measurement
+///                                                    ◀──  DoorbellResponse {status}
+///   DoorbellRequest {TdxReport: REPORTDATA}          ──▶
+///                                                    ◀──  DoorbellResponse {TDREPORT}
+///   DoorbellRequest {TdxGetQuote: GHCI buffer}       ──▶   polled while in flight
+///                                                    ◀──  DoorbellResponse {GHCI buffer + quote}
+///   Evidence {quote, key, nonce, event log}          ──▶
+///                                                    ◀──  Credential | Error
+///   Done {credential_accepted}                       ──▶
+/// ```
+///
+/// The credential is not sealed: the TDX module offers no key derivation to a TD
+/// ([`Outcome::sealed_credential`] is empty).
+pub fn run_tdx<L: Link>(
+    channel: &mut Channel<L>,
+    vault: &Vault,
+    trust: &Trust<'_>,
+    measurements: &[Measurement<'_>],
+    runtime_name: &str,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Outcome, SessionError> {
+    let public_key = vault.public_key().map_err(SessionError::Vault)?;
+    let nonce = hello_and_challenge(channel, Platform::SimTdx, runtime_name, events)?;
+
+    let mut log = EventLog::default();
+    for m in measurements {
+        let digest = log
+            .record(m.rtmr, m.event_type, m.data)
+            .map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Tdx(e)))?;
+        tdx_call(channel, DoorbellKind::TdxRtmrExtend, &tdx_guest::rtmr_extend_request(m.rtmr, &digest), events)?;
+    }
+
+    let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
+    let answer = tdx_call(channel, DoorbellKind::TdxReport, &report_data, events)?;
+    let td_report = tdx_guest::check_td_report(&answer, &report_data).map_err(|e| tdx_abort(channel, e))?;
+    events(Event::ReportReceived);
+
+    let (mut buffer, request_len) = tdx_guest::get_quote_buffer(&td_report).map_err(|e| tdx_abort(channel, e))?;
+    let mut polls = 0;
+    let quote = loop {
+        let answer = tdx_call(channel, DoorbellKind::TdxGetQuote, &buffer[..request_len], events)?;
+        // The VMM's answer is the start of the shared buffer: copy it over our private buffer
+        // (bounded by it) and parse the copy.
+        let n = answer.len().min(buffer.len());
+        buffer[..n].copy_from_slice(&answer[..n]);
+        match tdx_guest::take_quote(&buffer[..n], &report_data, &log) {
+            Err(TdxError::GetQuote(twi_attester::tdx::getquote::GetQuoteError::InFlight))
+                if polls < tdx_guest::MAX_QUOTE_POLLS =>
+            {
+                polls += 1;
+            }
+            Err(e) => return Err(tdx_abort(channel, e)),
+            Ok(quote) => break quote,
+        }
+    };
+
+    channel.send(&Message::Evidence(Evidence {
+        platform: Platform::SimTdx,
+        evidence: quote,
+        public_key: public_key.to_vec(),
+        nonce,
+        event_log: Some(log.events().to_vec()),
+    }))?;
+    events(Event::EvidenceSent);
+
+    let (certificate, workload_id) = receive_credential(channel, trust, &public_key, events)?;
+    channel.send(&Message::Done(Done { credential_accepted: true }))?;
+    Ok(Outcome { certificate, workload_id, sealed_credential: Vec::new() })
+}
+
+fn tdx_abort<L: Link>(channel: &mut Channel<L>, e: TdxError) -> SessionError {
+    channel.abort(ErrorCode::DoorbellFailed, SessionError::Tdx(e))
+}
+
+/// One simulated TDX call: the request goes out as a DoorbellRequest of `kind`; a non-zero
+/// status ends the session.
+fn tdx_call<L: Link>(
+    channel: &mut Channel<L>,
+    kind: DoorbellKind,
+    request: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Vec<u8>, SessionError> {
+    match sim_doorbell_of(channel, kind, request, events)? {
+        Ok(answer) => Ok(answer),
+        Err(status) => Err(tdx_abort(channel, TdxError::Doorbell(status))),
+    }
+}
+
 /// Runs one firmware exchange `op` through the TEE's doorbell. Under the simulator the
 /// doorbell is a DoorbellRequest/DoorbellResponse pair on the channel; a channel failure
 /// inside it ends the session as any other would. Firmware failures are reported to the host
@@ -283,6 +420,7 @@ fn firmware<L: Link, T>(
     let mut channel_failure = None;
     let result = match tee {
         Tee::Snp(doorbell) => op(&mut **doorbell),
+        Tee::SimTdx => Err(SnpError::NoSecrets),
         Tee::SimSnp => {
             let mut sim = |sealed: &[u8]| match sim_doorbell(channel, sealed, events) {
                 Ok(answer) => answer,
@@ -309,12 +447,21 @@ fn sim_doorbell<L: Link>(
     sealed: &[u8],
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Result<Vec<u8>, u64>, SessionError> {
-    channel.send(&Message::DoorbellRequest(DoorbellRequest {
-        kind: DoorbellKind::SnpGuestRequest,
-        request: sealed.to_vec(),
-    }))?;
+    sim_doorbell_of(channel, DoorbellKind::SnpGuestRequest, sealed, events)
+}
+
+/// A simulated doorbell of `kind`: the outer `Err` is a channel failure, the inner one the
+/// status the (simulated) firmware returned.
+#[allow(clippy::type_complexity)]
+fn sim_doorbell_of<L: Link>(
+    channel: &mut Channel<L>,
+    kind: DoorbellKind,
+    request: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Result<Vec<u8>, u64>, SessionError> {
+    channel.send(&Message::DoorbellRequest(DoorbellRequest { kind, request: request.to_vec() }))?;
     match channel.recv(events)? {
-        Message::DoorbellResponse(r) if r.kind == DoorbellKind::SnpGuestRequest => {
+        Message::DoorbellResponse(r) if r.kind == kind => {
             Ok(if r.status == 0 { Ok(r.response) } else { Err(r.status) })
         }
         Message::Error(e) => Err(SessionError::HostError(e.code, e.message)),

@@ -4,3 +4,4 @@
 //! Their roots are a separate trust anchor that an issuer accepts only when told to.
 
 pub mod snp;
+pub mod tdx;

@@ -1,0 +1,12 @@
+//! The real samples the targets verify against, read once at start-up from ../../shared/samples.
+
+use std::path::PathBuf;
+
+pub fn read(rel: &str) -> Vec<u8> {
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/samples"));
+    std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("fuzz target needs the samples in {}: {e}", dir.display()))
+}
+
+pub fn at(text: &str) -> std::time::SystemTime {
+    twi_issuer::time::parse_rfc3339(text).expect("time")
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Checks the issuer's JOSE tokens with an independent, standard library (jwcrypto).
+
+Called by tests/jose_interop.rs. Reads one JSON document on standard input:
+
+    {
+      "wit":  {"token": "...", "issuer_key": {JWK}},
+      "wpt":  {"token": "...", "aud": "https://..."},
+      "ear":  {"token": "...", "verifier_key": {JWK}},
+      "must_fail": [{"name": "...", "token": "...", "key": {JWK}}, ...]
+    }
+
+and checks, with jwcrypto only (no code of the issuer's):
+
+- the WIT: ES384 signature under the issuer key, header typ "wit+jwt", exp/iat valid, sub,
+  jti, and cnf.jwk (EC P-384 with alg ES384);
+- the WPT: signed by the key in the WIT's cnf.jwk (proof of possession), typ "wpt+jwt",
+  aud, exp, jti, and wth = base64url(SHA-256(WIT));
+- the EAR JWT: ES384 under the Verifier key, eat_profile, the "twi" submod affirming, and its
+  key attestation (akpub, a DER SubjectPublicKeyInfo) naming the same key as the WIT's cnf;
+- every token in must_fail is rejected.
+
+Prints one line per check and exits 0 only if all hold.
+"""
+
+import base64
+import hashlib
+import json
+import sys
+
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from jwcrypto import jwk, jwt
+
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail and not ok else ""))
+    if not ok:
+        failures.append(name)
+
+
+def b64url_decode(text):
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def b64url(data):
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def verify(token, key_json, typ):
+    key = jwk.JWK(**key_json)
+    # algs pins ES384: jwcrypto refuses any other alg in the header.
+    parsed = jwt.JWT(jwt=token, key=key, algs=["ES384"], expected_type="JWS")
+    header = json.loads(parsed.header)
+    claims = json.loads(parsed.claims)
+    check(f"{typ} header alg ES384", header.get("alg") == "ES384", str(header))
+    check(f"{typ} header typ", header.get("typ") == typ, str(header))
+    return claims
+
+
+def main():
+    doc = json.load(sys.stdin)
+
+    wit_token = doc["wit"]["token"]
+    wit = verify(wit_token, doc["wit"]["issuer_key"], "wit+jwt")
+    for claim in ("iss", "sub", "exp", "iat", "jti", "cnf"):
+        check(f"WIT has {claim}", claim in wit, str(sorted(wit)))
+    cnf = wit.get("cnf", {}).get("jwk", {})
+    check("WIT cnf.jwk is EC P-384", cnf.get("kty") == "EC" and cnf.get("crv") == "P-384", str(cnf))
+    check("WIT cnf.jwk has alg ES384", cnf.get("alg") == "ES384", str(cnf))
+    for name, value in doc["wit"].get("claims", {}).items():
+        check(f"WIT business claim {name}", wit.get(name) == value, f"{wit.get(name)!r} != {value!r}")
+
+    wpt = verify(doc["wpt"]["token"], cnf, "wpt+jwt")
+    check("WPT aud", wpt.get("aud") == doc["wpt"]["aud"], str(wpt.get("aud")))
+    check("WPT has exp and jti", "exp" in wpt and "jti" in wpt, str(sorted(wpt)))
+    wth = b64url(hashlib.sha256(wit_token.encode("ascii")).digest())
+    check("WPT wth is the WIT's hash", wpt.get("wth") == wth, f"{wpt.get('wth')} != {wth}")
+
+    ear = verify(doc["ear"]["token"], doc["ear"]["verifier_key"], "JWT")
+    check("EAR profile", ear.get("eat_profile") == "tag:github.com,2023:veraison/ear", str(ear.get("eat_profile")))
+    check("EAR verifier-id", set(ear.get("ear.verifier-id", {})) == {"build", "developer"}, str(ear.get("ear.verifier-id")))
+    twi = ear.get("submods", {}).get("twi", {})
+    check("EAR status affirming", twi.get("ear.status") == "affirming", str(twi.get("ear.status")))
+    check("EAR trustworthiness vector", isinstance(twi.get("ear.trustworthiness-vector"), dict), str(twi))
+    akpub = twi.get("ear.veraison.key-attestation", {}).get("akpub", "")
+    try:
+        numbers = load_der_public_key(b64url_decode(akpub)).public_numbers()
+        same = b64url(numbers.x.to_bytes(48, "big")) == cnf.get("x") and b64url(numbers.y.to_bytes(48, "big")) == cnf.get("y")
+        check("EAR binds the WIT's key", same, "akpub differs from cnf.jwk")
+    except Exception as e:  # noqa: BLE001 - any decoding failure is a failed check
+        check("EAR binds the WIT's key", False, repr(e))
+
+    for case in doc.get("must_fail", []):
+        try:
+            jwt.JWT(jwt=case["token"], key=jwk.JWK(**case["key"]), algs=["ES384"], expected_type="JWS")
+            check(f"rejects {case['name']}", False, "accepted")
+        except Exception:  # noqa: BLE001 - rejection of any kind is what is expected
+            check(f"rejects {case['name']}", True)
+
+    if failures:
+        print(f"{len(failures)} check(s) failed: {', '.join(failures)}")
+        return 1
+    print("all checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+//! The WIT, its proof token and the EAR JWT verify with a standard JOSE library: Python's
+//! `jwcrypto` (installed from PyPI if missing), driven by `tests/jose_check.py`.
+//!
+//! This test fails, rather than skips, when python3 or jwcrypto cannot be had: interoperability
+//! is a requirement (issue 6), not a nicety.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use serde_json::{Map, json};
+use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId, claim};
+use twi_issuer::jose::{self, Jwk};
+use twi_issuer::wit::{Wit, sign_wpt};
+
+fn python_with_jwcrypto() -> &'static str {
+    let python = "python3";
+    let has = || {
+        Command::new(python)
+            .args(["-c", "import jwcrypto, cryptography"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+    };
+    match has() {
+        Err(e) => panic!(
+            "python3 is needed to check the tokens with a standard JOSE library, and it cannot be run ({e}): install it (Debian: apt-get install python3 python3-pip)"
+        ),
+        Ok(s) if s.success() => return python,
+        Ok(_) => {}
+    }
+    // Not installed yet: pip, then pip --user, then (Debian's externally managed Python) with
+    // --break-system-packages.
+    let attempts: [&[&str]; 3] = [&[], &["--user"], &["--user", "--break-system-packages"]];
+    let mut last = String::new();
+    for extra in attempts {
+        let out = Command::new(python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(extra)
+            .arg("jwcrypto")
+            .output();
+        match out {
+            Ok(o) if o.status.success() && has().is_ok_and(|s| s.success()) => return python,
+            Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    panic!(
+        "the Python package jwcrypto is needed and could not be installed with `python3 -m pip install jwcrypto` ({last}); install it (Debian: apt-get install python3-jwcrypto) and rerun"
+    );
+}
+
+fn public_jwk(key: &SigningKey) -> serde_json::Value {
+    let jwk = Jwk::from_p384(&p384::PublicKey::from(key.verifying_key()));
+    serde_json::to_value(jwk).unwrap()
+}
+
+#[test]
+fn wit_wpt_and_ear_verify_with_jwcrypto() {
+    let python = python_with_jwcrypto();
+    let ca = SigningKey::try_generate().unwrap();
+    let verifier = SigningKey::try_generate().unwrap();
+    let workload = SigningKey::try_generate().unwrap();
+    let workload_sec1 = workload.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let now = SystemTime::now();
+
+    let wit = Wit::new(
+        "https://issuer.example.org",
+        "spiffe://example.org/payroll-app",
+        &workload_sec1,
+        now,
+        Duration::from_secs(3600),
+    )
+    .unwrap()
+    .with_claim("location", "DE")
+    .unwrap()
+    .with_claim("handles-pii", true)
+    .unwrap()
+    .with_claim("clearance", 2)
+    .unwrap();
+    let wit_token = wit.sign(&ca, Some("ca-2026")).unwrap();
+    let aud = "https://payroll-db.example.org/records";
+    let wpt_token = sign_wpt(&workload, &wit_token, aud, now, Duration::from_secs(120)).unwrap();
+
+    let mut policy_claims = Map::new();
+    policy_claims.insert("workload-id".into(), "spiffe://example.org/payroll-app".into());
+    let appraisal = Appraisal {
+        status: Some(Status::Affirming),
+        trust_vector: TrustVector {
+            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
+            executables: Some(claim::APPROVED_RUNTIME),
+            hardware: Some(claim::GENUINE_HARDWARE),
+            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
+            ..TrustVector::default()
+        },
+        policy_id: Some("twi-policy:example.org@2026-11-23.1".into()),
+        key_spki_der: None,
+        policy_claims,
+    }
+    .bind_key(&workload_sec1)
+    .unwrap();
+    let mut ear = Ear::new(
+        VerifierId { build: "twi-issuer 0.1.0".into(), developer: "https://example.org/twi".into() },
+        now,
+        "twi",
+        appraisal,
+    );
+    ear.nonce = Some(vec![0x42; 32]);
+    ear.exp = Some(jose::unix_seconds(now) + 300);
+    let ear_token = ear.sign_jwt(&verifier, None).unwrap();
+
+    // Tokens jwcrypto must refuse: another key, a flipped payload, alg none.
+    let (head, rest) = wit_token.split_once('.').unwrap();
+    let (payload, sig) = rest.split_once('.').unwrap();
+    let mut flipped = payload.as_bytes().to_vec();
+    flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+    let flipped = format!("{head}.{}.{sig}", String::from_utf8(flipped).unwrap());
+    let none_header = jose::b64url(br#"{"alg":"none","typ":"wit+jwt"}"#);
+    let must_fail = json!([
+        { "name": "a WIT under another key", "token": wit_token, "key": public_jwk(&verifier) },
+        { "name": "a WIT with a changed payload", "token": flipped, "key": public_jwk(&ca) },
+        { "name": "a WIT with alg none", "token": format!("{none_header}.{payload}."), "key": public_jwk(&ca) },
+        { "name": "a WPT signed by the CA instead of the workload",
+          "token": sign_wpt(&ca, &wit_token, aud, now, Duration::from_secs(120)).unwrap(),
+          "key": public_jwk(&workload) },
+    ]);
+    let input = json!({
+        "wit": { "token": wit_token, "issuer_key": public_jwk(&ca),
+                 "claims": { "location": "DE", "handles-pii": true, "clearance": 2 } },
+        "wpt": { "token": wpt_token, "aud": aud },
+        "ear": { "token": ear_token, "verifier_key": public_jwk(&verifier) },
+        "must_fail": must_fail,
+    });
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("jose_check.py");
+    let mut child = Command::new(python)
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start jose_check.py");
+    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "jwcrypto did not accept the tokens:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("ok   EAR binds the WIT's key"), "{stdout}");
+    assert!(stdout.contains("ok   rejects a WIT with alg none"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("all checks passed"), "{stdout}");
+}

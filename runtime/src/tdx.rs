@@ -1,0 +1,139 @@
+//! The runtime's TDX guest, independent of the doorbell: it asks the TDX module for a
+//! TDREPORT over REPORTDATA (`TDG.MR.REPORT`), extends RTMRs (`TDG.MR.RTMR.EXTEND`) while
+//! keeping the event log a verifier replays, and obtains a quote through the GHCI GetQuote
+//! buffer (`TDG.VP.VMCALL<GetQuote>`). On hardware the doorbells are TDCALL/TDVMCALL; under
+//! `twi run --platform sim-tdx` they are DoorbellRequest/DoorbellResponse pairs on the channel
+//! carrying the same bytes ([`crate::session::run_tdx`]).
+//!
+//! What the runtime measures into which RTMR (RTMR0 is left to firmware configuration, RTMR3
+//! to the workload):
+//!
+//! | RTMR | event type (`twi_proto::msg::event_type`) | data (digest = SHA-384(data)) |
+//! |------|-------------------------------------------|-------------------------------|
+//! | 1    | `LAUNCH_MANIFEST`                         | the launch manifest's postcard body, as loaded from the ROM slot |
+//! | 2    | `ISSUER_ANCHOR`                           | the issuer anchor it trusts (SEC1 P-384 key) |
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use sha2::{Digest, Sha384};
+use twi_attester::tdx::getquote::{self, GetQuoteError};
+use twi_attester::tdx::quote::ParsedQuote;
+use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
+use twi_proto::msg::{MAX_DOORBELL_RESPONSE, MAX_EVENT_DATA, MAX_EVENTS, RtmrEvent};
+
+/// The GetQuote buffer the runtime hands the VMM: header + room for a quote that still fits
+/// one DoorbellResponse / Evidence.
+pub const GET_QUOTE_BUFFER: usize = MAX_DOORBELL_RESPONSE;
+/// How often an in-flight GetQuote is polled before the runtime gives up.
+pub const MAX_QUOTE_POLLS: u32 = 1000;
+
+/// The RTMR the runtime extends with its launch manifest.
+pub const RTMR_MANIFEST: u8 = 1;
+/// The RTMR the runtime extends with the issuer anchor it trusts.
+pub const RTMR_ISSUER_ANCHOR: u8 = 2;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TdxError {
+    /// The doorbell (TDCALL / TDVMCALL, or the simulator) failed with this status.
+    Doorbell(u64),
+    /// The answer is unusable.
+    Malformed(&'static str),
+    /// The TDREPORT or the quote does not carry the requested REPORTDATA.
+    ReportDataMismatch,
+    /// The quote's RTMRs are not those the event log replays to.
+    RtmrMismatch,
+    GetQuote(GetQuoteError),
+    /// More events than the evidence can carry, or an event too large.
+    EventLogFull,
+}
+
+impl core::fmt::Display for TdxError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Doorbell(status) => write!(f, "the TDX call failed with status {status:#x}"),
+            Self::Malformed(what) => write!(f, "the TDX module's answer is malformed: {what}"),
+            Self::ReportDataMismatch => f.write_str("the TD report does not carry the requested REPORTDATA"),
+            Self::RtmrMismatch => f.write_str("the quote's RTMRs do not match the runtime's event log"),
+            Self::GetQuote(e) => write!(f, "{e}"),
+            Self::EventLogFull => f.write_str("the RTMR event log is full"),
+        }
+    }
+}
+
+/// The measurements taken so far, and the RTMR values they imply.
+#[derive(Debug, Default)]
+pub struct EventLog {
+    events: Vec<RtmrEvent>,
+}
+
+impl EventLog {
+    /// The event for `data` in `rtmr`, and its digest (to hand to `TDG.MR.RTMR.EXTEND`).
+    pub fn record(&mut self, rtmr: u8, event_type: u32, data: &[u8]) -> Result<[u8; 48], TdxError> {
+        if self.events.len() >= MAX_EVENTS || data.len() > MAX_EVENT_DATA || rtmr > 3 {
+            return Err(TdxError::EventLogFull);
+        }
+        let digest: [u8; 48] = Sha384::digest(data).into();
+        self.events.push(RtmrEvent { rtmr, event_type, digest: digest.to_vec(), data: data.to_vec() });
+        Ok(digest)
+    }
+
+    pub fn events(&self) -> &[RtmrEvent] {
+        &self.events
+    }
+
+    /// The RTMR values the log replays to.
+    pub fn replay(&self) -> [[u8; 48]; 4] {
+        let mut rtmr = [[0u8; 48]; 4];
+        for event in &self.events {
+            if let (Some(slot), Ok(digest)) =
+                (rtmr.get_mut(usize::from(event.rtmr)), <[u8; 48]>::try_from(&event.digest[..]))
+            {
+                *slot = twi_attester::tdx::rtmr::extend(slot, &digest);
+            }
+        }
+        rtmr
+    }
+}
+
+/// The request of `TDG.MR.RTMR.EXTEND` on the simulated doorbell: index ‖ digest.
+pub fn rtmr_extend_request(rtmr: u8, digest: &[u8; 48]) -> Vec<u8> {
+    let mut request = vec![rtmr];
+    request.extend_from_slice(digest);
+    request
+}
+
+/// Checks a TDREPORT (a private copy) for `report_data`.
+pub fn check_td_report(answer: &[u8], report_data: &[u8; 64]) -> Result<[u8; TD_REPORT_SIZE], TdxError> {
+    let bytes: [u8; TD_REPORT_SIZE] = answer.try_into().map_err(|_| TdxError::Malformed("TDREPORT length"))?;
+    let report = TdReport::parse(&bytes);
+    if report.report_type[0] != REPORT_TYPE_TDX {
+        return Err(TdxError::Malformed("REPORTTYPE is not TDX"));
+    }
+    if report.report_data != *report_data {
+        return Err(TdxError::ReportDataMismatch);
+    }
+    Ok(bytes)
+}
+
+/// A fresh GetQuote buffer (private) for `td_report`, and the length of its request part.
+pub fn get_quote_buffer(td_report: &[u8; TD_REPORT_SIZE]) -> Result<(Vec<u8>, usize), TdxError> {
+    let mut buffer = vec![0u8; GET_QUOTE_BUFFER];
+    let len = getquote::encode_request(td_report, &mut buffer).map_err(TdxError::GetQuote)?;
+    Ok((buffer, len))
+}
+
+/// Takes the quote out of the VMM's answer (a private copy of the buffer), and checks that it
+/// quotes this TD: our REPORTDATA, and RTMRs that the event log replays to. The quote's
+/// signatures and certification data are the issuer's to verify; they are passed on untouched.
+pub fn take_quote(buffer: &[u8], report_data: &[u8; 64], log: &EventLog) -> Result<Vec<u8>, TdxError> {
+    let quote = getquote::parse_response(buffer).map_err(TdxError::GetQuote)?;
+    let parsed = ParsedQuote::parse(quote).map_err(|_| TdxError::Malformed("quote"))?;
+    if parsed.quote.body.report_data != *report_data {
+        return Err(TdxError::ReportDataMismatch);
+    }
+    if parsed.quote.body.rtmr != log.replay() {
+        return Err(TdxError::RtmrMismatch);
+    }
+    Ok(quote[..parsed.len].to_vec())
+}
