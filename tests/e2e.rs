@@ -359,3 +359,190 @@ fn sim_tdx_refuses_a_quote_altered_by_the_host() {
     assert!(log.contains("TDX quote rejected: the quote's signature does not verify"), "{log}");
     assert!(!dir.path().join("credential.pem").exists());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Appraisal policy (`twi run --policy`)
+
+const OLD_MEASUREMENT: &str =
+    "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+
+/// The fixture's simulated SEV-SNP launch measurement, from its reference-values.json (the
+/// simulated PSP reports the `snp` launch digest of the default launch profile).
+fn fixture_measurement() -> String {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture().rom.with_file_name("reference-values.json")).unwrap()).unwrap();
+    reference["snp"]["launch_digest"].as_str().unwrap().to_string()
+}
+
+/// Writes a policy for workload `payroll-app` admitting `measurements` (label, hex) on the
+/// simulated platform; `extra` is appended to the workload table (before its references).
+fn write_policy(dir: &Path, measurements: &[(&str, &str)], extra: &str) -> PathBuf {
+    let mut text = format!(
+        "version = \"e2e-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\
+         freshness = \"AF_L2\"\nstickiness = \"CS_L3\"\n{extra}\n[workload.claims]\nlocation = \"DE\"\nhandles-pii = true\n\n"
+    );
+    for (label, measurement) in measurements {
+        text.push_str(&format!(
+            "[[workload.reference]]\nlabel = \"{label}\"\nplatform = \"sim-snp\"\nmeasurement = \"{measurement}\"\n\n"
+        ));
+    }
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn python_with_jwcrypto() -> &'static str {
+    let ok = Command::new("python3").args(["-c", "import jwcrypto, cryptography"]).status();
+    if ok.is_ok_and(|s| s.success()) {
+        return "python3";
+    }
+    for extra in [&[][..], &["--user"][..], &["--user", "--break-system-packages"][..]] {
+        let _ = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(extra)
+            .arg("jwcrypto")
+            .output();
+        if Command::new("python3").args(["-c", "import jwcrypto, cryptography"]).status().is_ok_and(|s| s.success()) {
+            return "python3";
+        }
+    }
+    panic!(
+        "the Python package jwcrypto is needed (python3 -m pip install jwcrypto, or apt-get install python3-jwcrypto)"
+    );
+}
+
+#[test]
+fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let measurement = fixture_measurement();
+    let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT), ("v1.0 (sim)", &measurement)], "");
+    let out_dir = dir.path().join("out");
+    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy), "--workload", "ignored"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --policy failed:\n{log}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/payroll-app");
+    assert!(
+        log.contains("admitted as spiffe://example.org/payroll-app by policy e2e-1 (reference \"v1.0 (sim)\")"),
+        "{log}"
+    );
+
+    // The certificate's only SAN is the Stable identifier; the policy extension is there.
+    let cert = certificate(&out_dir);
+    let der = der::Encode::to_der(&cert).unwrap();
+    assert!(der.windows(32).any(|w| w == b"spiffe://example.org/payroll-app"), "SAN missing");
+    assert!(!der.windows(6).any(|w| w == b"ignore"), "--workload must not name a policy credential");
+    let policy_ext = twi_issuer::oids::POLICY_BINDING;
+    let exts = cert.tbs_certificate().extensions().unwrap();
+    assert!(exts.iter().any(|e| e.extn_id == policy_ext), "no policy-binding extension");
+    assert!(der.windows(5).any(|w| w == b"e2e-1"), "the policy version is not in the certificate");
+    let verify =
+        openssl(&["verify", "-CAfile", path(&out_dir.join("issuer-ca.pem")), path(&out_dir.join("credential.pem"))]);
+    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+
+    // The WIT and the EAR verify with jwcrypto under the published keys, and bind the key.
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("issuer-jwks.json")).unwrap()).unwrap();
+    let key = |kid: &str| jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
+    let wit = std::fs::read_to_string(out_dir.join("credential.wit")).unwrap();
+    let ear = std::fs::read_to_string(out_dir.join("attestation-result.jwt")).unwrap();
+    let doc = serde_json::json!({
+        "wit": { "token": wit, "issuer_key": key("twi-wit"),
+                 "claims": { "sub": "spiffe://example.org/payroll-app", "location": "DE", "handles-pii": true } },
+        "ear": { "token": ear, "verifier_key": key("twi-verifier") },
+        "must_fail": [ { "name": "the WIT under the Verifier's key", "token": wit, "key": key("twi-verifier") } ],
+    });
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../issuer/tests/jose_check.py");
+    let mut child = Command::new(python_with_jwcrypto())
+        .arg(script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), doc.to_string().as_bytes()).unwrap();
+    let checked = child.wait_with_output().unwrap();
+    assert!(checked.status.success(), "jwcrypto:\n{}", String::from_utf8_lossy(&checked.stdout));
+
+    // Provenance: one record per credential, each provable against the signed tree head.
+    let prov: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("provenance.json")).unwrap()).unwrap();
+    let records = prov["records"].as_array().unwrap();
+    let serial = hex::encode(cert.tbs_certificate().serial_number().as_bytes());
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["credential_id"], serial.as_str());
+    assert_eq!(records[0]["record"]["decision"]["criteria"]["reference"], "v1.0 (sim)");
+    let root: [u8; 32] = hex::decode(prov["tree_head"]["root"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let size = prov["tree_head"]["size"].as_u64().unwrap();
+    for r in records {
+        let proof: Vec<[u8; 32]> = r["inclusion_proof"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+            .collect();
+        let leaf = r["leaf"].as_str().unwrap().as_bytes();
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(leaf).unwrap(), r["record"]);
+        let leaf_hash = twi_issuer::provenance::leaf_hash(leaf);
+        assert_eq!(hex::encode(leaf_hash), r["leaf_hash"].as_str().unwrap());
+        twi_issuer::provenance::verify_inclusion(&leaf_hash, r["index"].as_u64().unwrap(), size, &proof, &root)
+            .unwrap();
+    }
+    assert!(fixture().state.join("issuer/provenance.sqlite").is_file());
+}
+
+#[test]
+fn an_unknown_measurement_is_refused_naming_the_closest_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT)], "");
+    let out_dir = dir.path().join("out");
+    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a measurement no workload admits got a credential:\n{log}");
+    assert!(
+        log.contains("the issuer rejected the evidence: the appraisal policy refused the evidence: no workload admits this sim-snp evidence")
+            && log.contains("closest: workload `payroll-app` reference #0 \"v0.9 (sim)\"")
+            && log.contains(&format!("measurement (expected {OLD_MEASUREMENT}, found ")),
+        "unclear refusal:\n{log}"
+    );
+    assert!(!out_dir.join("credential.pem").exists());
+}
+
+#[test]
+fn cf_l0_claims_not_signed_by_the_policy_key_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let measurement = fixture_measurement();
+    let policy = write_policy(
+        dir.path(),
+        &[("v1.0 (sim)", &measurement)],
+        "fidelity = \"CF_L0\"\n[workload.platform_claims]\ncountry = \"DE\"\n",
+    );
+    let (signer, other) = (dir.path().join("signer.pem"), dir.path().join("other.pem"));
+    for key in [&signer, &other] {
+        let made = openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(key)]);
+        assert!(made.status.success());
+    }
+    let other_pub = dir.path().join("other.pub.pem");
+    assert!(openssl(&["ec", "-in", path(&other), "-pubout", "-out", path(&other_pub)]).status.success());
+    let sig = dir.path().join("policy.toml.sig");
+    assert!(openssl(&["dgst", "-sha384", "-sign", path(&signer), "-out", path(&sig), path(&policy)]).status.success());
+    let out_dir = dir.path().join("out");
+    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy), "--policy-key", path(&other_pub)]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "CF_L0 claims signed by another key were used:\n{log}");
+    assert!(log.contains("the signature does not verify under the policy key"), "unclear refusal:\n{log}");
+    // Unsigned, and no policy key at all: refused too.
+    std::fs::remove_file(&sig).unwrap();
+    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
+    let log = stderr(&out);
+    assert!(!out.status.success());
+    assert!(log.contains("declares CF_L0 platform claims, which count only under the policy key's signature"), "{log}");
+    assert!(!out_dir.join("credential.pem").exists());
+}
+
+#[test]
+fn mechanisms_not_implemented_yet_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "d"]);
+    let log = stderr(&out);
+    assert!(!out.status.success());
+    assert!(log.contains("mechanism d") && log.contains("is not implemented yet"), "{log}");
+}

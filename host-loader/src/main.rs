@@ -82,6 +82,17 @@ enum Commands {
         /// Test hook: behave as a hostile host (`nonce`, `evidence-byte:OFFSET`).
         #[arg(long, hide = true)]
         tamper: Option<run::Tamper>,
+        /// The appraisal policy (TOML; see issuer/policy.example.toml): the credential's
+        /// identity and claims come from the workload it admits. Without it, a development
+        /// policy is made on the fly that admits exactly the image booted, as --workload.
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
+        #[arg(long, value_name = "PEM", requires = "policy")]
+        policy_key: Option<PathBuf>,
+        /// Credential acquisition mechanism (default: the policy's choice for the workload).
+        #[arg(long, value_enum)]
+        mechanism: Option<MechanismArg>,
     },
     /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
     /// verified, 1 rejected, 2 bad usage or unreadable input).
@@ -163,6 +174,81 @@ enum MeasurePlatform {
     Snp,
     /// The TDX MRTD (QEMU/KVM page order).
     Tdx,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum MechanismArg {
+    /// The Verifier asks the Credential Authority; the credential comes with the attestation result.
+    A,
+    /// The Verifier returns a signed EAR; the workload takes it to the Credential Authority.
+    B,
+    /// The workload sends evidence and key to the Credential Authority, which calls the Verifier.
+    C,
+    /// The Key Store releases a provisioned key after attestation.
+    D,
+}
+
+impl MechanismArg {
+    fn mechanism(self) -> twi_issuer::policy::Mechanism {
+        use twi_issuer::policy::Mechanism;
+        match self {
+            Self::A => Mechanism::A,
+            Self::B => Mechanism::B,
+            Self::C => Mechanism::C,
+            Self::D => Mechanism::D,
+        }
+    }
+}
+
+/// Fails for mechanisms `twi run` cannot carry out yet (never pretends).
+fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str) -> Result<()> {
+    use twi_issuer::policy::Mechanism;
+    match mechanism {
+        Mechanism::C => Ok(()),
+        Mechanism::A | Mechanism::B => bail!(
+            "mechanism {} ({source}) is not implemented yet in `twi run`: use --mechanism c (the workload sends evidence and key to the Credential Authority)",
+            mechanism.name()
+        ),
+        Mechanism::D => bail!(
+            "mechanism d ({source}: the Key Store releasing a provisioned key, HPKE-encrypted to an ephemeral key the evidence binds) is not implemented yet: use --mechanism c"
+        ),
+    }
+}
+
+/// The development policy `twi run` uses without --policy: one workload, `identity`, admitting
+/// exactly the launch measurements of the image it boots (simulated SEV-SNP and TDX).
+fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Option<&[u8; 48]>) -> String {
+    let quote = |s: &str| toml_quote(s);
+    let mut text = format!(
+        "# Development policy made by `twi run` (no --policy): admits exactly the image it boots.\n\
+         version = {}\ntrust_domain = {}\n\n[[workload]]\nid = {}\nmechanism = \"c\"\nfreshness = \"AF_L2\"\n\
+         fidelity = \"CF_L2\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"this image (simulated SEV-SNP)\"\n\
+         platform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+        quote(&format!("dev-{}", &hex::encode(snp_digest)[..16])),
+        quote(&identity.trust_domain),
+        quote(&identity.workload),
+        hex::encode(snp_digest)
+    );
+    if let Some(mrtd) = mrtd {
+        text.push_str(&format!(
+            "\n[[workload.reference]]\nlabel = \"this image (simulated TDX)\"\nplatform = \"sim-tdx\"\nmrtd = \"{}\"\n",
+            hex::encode(mrtd)
+        ));
+    }
+    text
+}
+
+fn toml_quote(s: &str) -> String {
+    let escaped: String = s
+        .chars()
+        .flat_map(|c| match c {
+            '"' => vec!['\\', '"'],
+            '\\' => vec!['\\', '\\'],
+            c if c.is_control() => format!("\\u{:04X}", c as u32).chars().collect(),
+            c => vec![c],
+        })
+        .collect();
+    format!("\"{escaped}\"")
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -287,7 +373,22 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Commands::Measure { image, platform, launch, json } => measure_image(&image, platform, &launch, json),
-        Commands::Run { image, platform, out, accel, timeout, print_qemu, identity, tamper } => {
+        Commands::Run {
+            image,
+            platform,
+            out,
+            accel,
+            timeout,
+            print_qemu,
+            identity,
+            tamper,
+            policy,
+            policy_key,
+            mechanism,
+        } => {
+            if let Some(m) = mechanism {
+                check_mechanism(m.mechanism(), "--mechanism")?;
+            }
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
@@ -344,13 +445,46 @@ fn execute(cli: Cli) -> Result<()> {
             let digest = measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
                 .context("computing the simulated launch digest of the image")?;
             psp.set_launch_digest(digest);
+            let mut measurement = digest.to_vec();
+            let mut mrtd = None;
             if let Some(tdx) = sim_tdx.as_mut() {
                 // The simulated TDX module reports the MRTD a TDX launch of these exact bytes
                 // would (QEMU/KVM page order): the build's `tdx.mrtd` reference value.
-                tdx.launch(
-                    measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm)
-                        .context("computing the simulated MRTD of the image")?,
-                );
+                let value = measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm)
+                    .context("computing the simulated MRTD of the image")?;
+                tdx.launch(value);
+                measurement = value.to_vec();
+                mrtd = Some(value);
+            }
+            let loaded = match &policy {
+                Some(path) => {
+                    let key = match &policy_key {
+                        Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
+                        None => None,
+                    };
+                    twi_issuer::policy::Policy::load_verified(path, key.as_ref())
+                        .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
+                }
+                None => {
+                    let text = development_policy(&identity, &digest, mrtd.as_ref());
+                    eprintln!(
+                        "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
+                        identity.trust_domain, identity.workload
+                    );
+                    twi_issuer::policy::Policy::from_toml(&text).map_err(|e| {
+                        anyhow::anyhow!("the development policy (check --trust-domain and --workload): {e}")
+                    })?
+                }
+            };
+            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+            use twi_proto::msg::Platform;
+            let sim_platform = if sim_tdx.is_some() { Platform::SimTdx } else { Platform::SimSnp };
+            if mechanism.is_none()
+                && let Some(mode) = issuer.policy_mode()
+                && let Some(workload) = mode.workload_for(sim_platform, &measurement)
+            {
+                let source = format!("the policy's choice for workload `{}`", workload.id);
+                check_mechanism(workload.mechanism, &source)?;
             }
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
@@ -381,8 +515,25 @@ fn execute(cli: Cli) -> Result<()> {
                 sim: psp.launch()?,
                 tdx: sim_tdx.as_mut(),
                 tamper,
+                measurement,
+                mechanism: mechanism.map(MechanismArg::mechanism),
             })?;
             fs::write(&credential_path, &success.issued.certificate_pem)?;
+            if let Some(credentials) = &success.issued.policy {
+                fs::write(out.join("credential.wit"), &credentials.wit)?;
+                fs::write(out.join("attestation-result.jwt"), &credentials.ear_jwt)?;
+                fs::write(out.join("provenance.json"), serde_json::to_string_pretty(&credentials.provenance)? + "\n")?;
+                if let Some(mode) = issuer.policy_mode() {
+                    let keys = serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] });
+                    fs::write(out.join("issuer-jwks.json"), serde_json::to_string_pretty(&keys)? + "\n")?;
+                }
+                eprintln!(
+                    "twi: admitted as {} by policy {} (reference \"{}\"); wrote credential.wit, attestation-result.jwt, provenance.json, issuer-jwks.json",
+                    credentials.admission.workload_id,
+                    credentials.admission.policy_version,
+                    credentials.admission.reference.label
+                );
+            }
             let ca_path = out.join("issuer-ca.pem");
             fs::write(&ca_path, issuer.ca().certificate_pem())?;
             eprintln!(

@@ -68,6 +68,12 @@ pub struct Launch<'a> {
     /// firmware instead of the PSP (no secrets page; the simulated-TD page is planted).
     pub tdx: Option<&'a mut SimTdx>,
     pub tamper: Option<Tamper>,
+    /// The launch measurement the simulated TEE will report (SNP MEASUREMENT or TDX MRTD):
+    /// the issuer's policy decides from it whether the Challenge carries an epoch id (AF_L1)
+    /// or a verifier nonce.
+    pub measurement: Vec<u8>,
+    /// The credential acquisition mechanism (`None`: the policy's choice for the workload).
+    pub mechanism: Option<twi_issuer::policy::Mechanism>,
 }
 
 /// The guest's GetQuote buffer size (`twi_runtime::tdx::GET_QUOTE_BUFFER`): the runtime sends
@@ -138,7 +144,12 @@ pub fn run(mut launch: Launch<'_>) -> Result<Success> {
     if exit_status.is_none() {
         exit_status = wait_until(&mut guard, deadline)?;
     }
-    drain_console(&console);
+    if exit_status.is_some() {
+        // QEMU has exited: read the console to its end, so a last FATAL line is not missed.
+        finish_console(&console);
+    } else {
+        drain_console(&console);
+    }
     let Some(status) = exit_status else {
         bail!(
             "the guest did not finish within {} s (accelerator {}); the console log is in {}",
@@ -284,7 +295,8 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, format!("the guest reports {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
             }
-            let nonce = launch.issuer.challenge().map_err(|e| anyhow!("issuer: {e}"))?;
+            let nonce =
+                launch.issuer.challenge_for(expected, &launch.measurement).map_err(|e| anyhow!("issuer: {e}"))?;
             let sent = if launch.tamper == Some(Tamper::Nonce) {
                 let mut other = vec![0u8; nonce.len()];
                 getrandom::fill(&mut other).map_err(|e| anyhow!("OS RNG: {e}"))?;
@@ -375,7 +387,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 endorsements: &endorsements,
             };
             let events = evidence.event_log.as_deref().unwrap_or_default();
-            match launch.issuer.issue_with_events(&bundle, events) {
+            match launch.issuer.issue_with_mechanism(&bundle, events, launch.mechanism) {
                 Ok(issued) => {
                     progress(format_args!(
                         "verified: chip {}…, measurement {}…",
@@ -485,6 +497,18 @@ fn drain_console(console: &Console) {
     // Give the reader thread a moment after QEMU exits so the last lines are not lost.
     while let Ok(line) = console.lines.recv_timeout(Duration::from_millis(1)) {
         eprintln!("  guest | {line}");
+    }
+}
+
+/// After QEMU exited: every remaining line, until the reader thread sees end of file (bounded,
+/// in case a grandchild still holds the pipe open).
+fn finish_console(console: &Console) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match console.lines.recv_timeout(left) {
+            Ok(line) => eprintln!("  guest | {line}"),
+            Err(_) => break,
+        }
     }
 }
 

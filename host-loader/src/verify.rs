@@ -19,6 +19,7 @@ use twi_issuer::amd::vek::describe_tcb;
 use twi_issuer::amd::{Product, SnpPolicy, SnpTrust, VekKind, kds};
 use twi_issuer::chain::{Cert, Crl, split_certificates};
 use twi_issuer::snp::{self, SnpAppraisal, SnpConfig};
+use twi_issuer::tdx::collateral::crl_from_any;
 use twi_issuer::tdx::pck::{PckExtensions, split_pck_chain};
 use twi_issuer::tdx::verify as tdx_verify;
 use twi_issuer::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
@@ -154,12 +155,6 @@ pub struct SnpArgs {
 /// Input that could not be read or used: exit 2.
 struct Unusable(String);
 
-impl<E: std::fmt::Display> From<E> for Unusable {
-    fn from(e: E) -> Self {
-        Unusable(e.to_string())
-    }
-}
-
 pub fn run(command: &VerifyCommand) -> ExitCode {
     let (code, out) = match command {
         VerifyCommand::SnpReport(args) => snp_report(args),
@@ -192,13 +187,9 @@ fn certificates(path: &Path, what: &str) -> Result<Vec<Cert>, Unusable> {
         .collect()
 }
 
+/// A CRL file: DER, PEM or hex.
 fn crl(path: &Path) -> Result<Crl, Unusable> {
-    let bytes = read(path, "CRL")?;
-    let der = match der::pem::decode_vec(&bytes) {
-        Ok((_, der)) => der,
-        Err(_) => bytes,
-    };
-    Crl::from_der(&der, &path.display().to_string()).map_err(|e| Unusable(e.to_string()))
+    crl_from_any(&read(path, "CRL")?, &path.display().to_string()).map_err(Unusable)
 }
 
 /// A hex argument of exactly `N` bytes.
@@ -347,12 +338,16 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
     for p in &products {
         let path = kds::vcek_path(dir, *p, &report.chip_id, report.reported_tcb);
         if path.exists() {
-            return certificates(&path, "cached VCEK")?.into_iter().next().ok_or_else(|| Unusable("empty".into()));
+            return certificates(&path, "cached VCEK")?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())));
         }
     }
     let p = products.first().copied().unwrap_or(Product::Milan);
     if args.fetch {
-        return Err(Unusable(kds::fetch_vcek(dir, p, &report.chip_id, report.reported_tcb).unwrap_err().to_string()));
+        let der = kds::fetch_vcek(dir, p, &report.chip_id, report.reported_tcb).map_err(|e| Unusable(e.to_string()))?;
+        return Cert::from_der(&der, "fetched VCEK").map_err(|e| Unusable(e.to_string()));
     }
     let wanted: Vec<String> = products
         .iter()

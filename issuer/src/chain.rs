@@ -484,6 +484,43 @@ pub fn check_revocation(path: &[&Cert], crls: &[Crl], now: SystemTime) -> Result
     Ok(())
 }
 
+/// Roots trusted by the SHA-384 of their SubjectPublicKeyInfo, each with why (`A`).
+#[derive(Clone, Debug)]
+pub struct Pins<A>(Vec<([u8; 48], A)>);
+
+impl<A> Pins<A> {
+    pub fn new(pins: Vec<([u8; 48], A)>) -> Self {
+        Self(pins)
+    }
+
+    /// Trusts `root`'s key, for `why`.
+    pub fn pin(&mut self, root: &Cert, why: A) {
+        self.0.push((root.spki_sha384(), why));
+    }
+
+    /// Why `root` is trusted, if it is.
+    pub fn anchor(&self, root: &Cert) -> Option<&A> {
+        let fp = root.spki_sha384();
+        self.0.iter().find(|(pin, _)| *pin == fp).map(|(_, why)| why)
+    }
+}
+
+/// The roots a deployment configures in a file (PEM or DER): at least one, each self-issued.
+pub fn self_signed_roots(pem_or_der: &[u8]) -> Result<Vec<Cert>, ChainError> {
+    let mut roots = Vec::new();
+    for der in split_certificates(pem_or_der)? {
+        let cert = Cert::from_der(&der, "trusted root")?;
+        if !cert.is_self_issued() {
+            return Err(ChainError::NotSelfSigned(cert.subject()));
+        }
+        roots.push(cert);
+    }
+    if roots.is_empty() {
+        return Err(ChainError::Empty("the trusted root file"));
+    }
+    Ok(roots)
+}
+
 /// The certificates in `bytes`: one DER certificate, or any number of PEM `CERTIFICATE`
 /// blocks (text around them, and a trailing NUL as in TDX quotes, is ignored). Returns the
 /// DER of each, in order.

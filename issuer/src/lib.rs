@@ -11,6 +11,7 @@ pub mod ca;
 pub mod chain;
 pub mod ear;
 pub mod freshness;
+pub mod issuance;
 pub mod jose;
 pub mod oids;
 pub mod policy;
@@ -69,6 +70,16 @@ pub enum Rejection {
     ReportDataMismatch { expected: String, actual: String },
     #[error("the public key is not a valid P-384 point")]
     BadPublicKey,
+    #[error("the appraisal policy refused the evidence: {0}")]
+    Policy(#[from] policy::PolicyRejection),
+    #[error("{workload} requires freshness {level}: {error}")]
+    Freshness { workload: String, level: &'static str, error: freshness::FreshnessError },
+    #[error("{0}")]
+    Renewal(#[from] policy::RenewalRefused),
+    #[error(
+        "credential {0} has no provenance record at this issuer: a renewal must name a credential this issuer issued (its X.509 serial in hex, or its WIT jti)"
+    )]
+    UnknownPreviousCredential(String),
     #[error("the issuer failed: {0}")]
     Internal(String),
 }
@@ -121,6 +132,8 @@ pub struct Issued {
     pub workload_id: String,
     pub serial_hex: String,
     pub appraisal: Appraisal,
+    /// Under an appraisal policy: the WIT, the attestation result, the provenance proofs.
+    pub policy: Option<issuance::PolicyCredentials>,
 }
 
 /// The issuer: Verifier + Credential Authority in one process.
@@ -137,6 +150,11 @@ pub struct Issuer {
     /// The simulated TDX platform's root and collateral ([`Platform::SimTdx`]); `None`: not
     /// accepted.
     sim_tdx: Option<(tdx::TdxConfig, tdx::Collateral)>,
+    /// The issuer state directory (CA, keys, provenance log).
+    state_dir: PathBuf,
+    /// The appraisal policy ([`Issuer::set_policy`]); `None`: every verified launch gets
+    /// `config.workload` (the behaviour before policies).
+    policy: Option<issuance::PolicyMode>,
 }
 
 pub const NONCE_LEN: usize = 32;
@@ -153,7 +171,34 @@ impl Issuer {
             hardware_snp: None,
             hardware_tdx: None,
             sim_tdx: None,
+            state_dir: state_dir.to_path_buf(),
+            policy: None,
         })
+    }
+
+    /// Issues under `policy` from now on (see [`issuance`]): the credential's identity and
+    /// claims come from the workload the policy admits, freshness is per workload, and every
+    /// credential is logged in `provenance.sqlite` in the state directory before it is returned.
+    pub fn set_policy(&mut self, policy: policy::Policy) -> Result<(), IssuerError> {
+        self.policy = Some(issuance::PolicyMode::open(&self.state_dir, policy)?);
+        Ok(())
+    }
+
+    /// The policy issuance state, when a policy is set.
+    pub fn policy_mode(&mut self) -> Option<&mut issuance::PolicyMode> {
+        self.policy.as_mut()
+    }
+
+    /// A challenge for a launch expected to have `measurement` on `platform`: the current
+    /// epoch's id if the policy gives that launch AF_L1, else a verifier nonce
+    /// ([`Issuer::challenge`]).
+    pub fn challenge_for(&mut self, platform: Platform, measurement: &[u8]) -> Result<Vec<u8>, IssuerError> {
+        if let Some(mode) = self.policy.as_mut()
+            && mode.freshness_for(platform, measurement) == Some(freshness::FreshnessLevel::Epoch)
+        {
+            return Ok(mode.epoch()?.id().to_vec());
+        }
+        self.challenge()
     }
 
     /// Accepts evidence from real AMD SEV-SNP hardware ([`Platform::Snp`]) under `config`
@@ -191,6 +236,9 @@ impl Issuer {
 
     /// A fresh single-use verifier nonce.
     pub fn challenge(&mut self) -> Result<Vec<u8>, IssuerError> {
+        if let Some(mode) = self.policy.as_mut() {
+            return mode.nonce();
+        }
         let mut nonce = vec![0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| IssuerError::Rng)?;
         self.outstanding_nonces.insert(nonce.clone());
@@ -209,6 +257,9 @@ impl Issuer {
         bundle: &EvidenceBundle<'_>,
         events: &[twi_proto::msg::RtmrEvent],
     ) -> Result<Issued, Rejection> {
+        if self.policy.is_some() {
+            return self.issue_under_policy(bundle, events, None, None);
+        }
         // The nonce is consumed whatever the outcome: evidence gets one try per challenge.
         if !self.outstanding_nonces.remove(bundle.nonce) {
             return Err(Rejection::UnknownNonce);
@@ -219,6 +270,85 @@ impl Issuer {
             self.appraise(bundle)?
         };
         self.issue_certificate(bundle.public_key, appraisal).map_err(|e| Rejection::Internal(e.to_string()))
+    }
+
+    /// A renewal under the policy: as [`Issuer::issue_with_events`], and refused unless the
+    /// launch keeps what credential `previous` (its X.509 serial in hex or its WIT jti) was
+    /// bound to (the workload's stickiness, e.g. CS_L3: the same chip).
+    pub fn renew_with_events(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+        previous: &str,
+    ) -> Result<Issued, Rejection> {
+        if self.policy.is_none() {
+            return Err(Rejection::Internal(
+                "renewals are checked against the appraisal policy's stickiness: configure a policy".into(),
+            ));
+        }
+        self.issue_under_policy(bundle, events, Some(previous), None)
+    }
+
+    /// Policy-driven issuance with an explicit mechanism (recorded in the provenance log;
+    /// `None`: the workload's own choice).
+    pub fn issue_with_mechanism(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+        mechanism: Option<policy::Mechanism>,
+    ) -> Result<Issued, Rejection> {
+        if self.policy.is_none() {
+            return self.issue_with_events(bundle, events);
+        }
+        self.issue_under_policy(bundle, events, None, mechanism)
+    }
+
+    fn issue_under_policy(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+        previous: Option<&str>,
+        mechanism: Option<policy::Mechanism>,
+    ) -> Result<Issued, Rejection> {
+        let no_policy = || Rejection::Internal("no appraisal policy".into());
+        // A verifier nonce is redeemed whatever the outcome (one try per challenge); an epoch
+        // id is recognised; any other nonce establishes nothing (enough for AF_L0 only).
+        let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
+        let appraisal = if bundle.platform == Platform::SimTdx {
+            self.appraise_sim_tdx(bundle, events)?
+        } else {
+            self.appraise(bundle)?
+        };
+        let mode = self.policy.as_ref().ok_or_else(no_policy)?;
+        let admission = mode.admit(&appraisal, &established, previous)?;
+        let extension =
+            issuance::PolicyMode::x509_extension(&admission).map_err(|e| Rejection::Internal(e.to_string()))?;
+        let mut issued = self
+            .issue_certificate_as(
+                bundle.public_key,
+                appraisal,
+                (
+                    &admission.workload_id,
+                    &admission.workload,
+                    &self.policy.as_ref().ok_or_else(no_policy)?.policy.trust_domain,
+                ),
+                admission.lifetime,
+                vec![extension],
+            )
+            .map_err(|e| Rejection::Internal(e.to_string()))?;
+        let now = (self.clock)();
+        let mode = self.policy.as_mut().ok_or_else(no_policy)?;
+        let credentials = mode.finish(
+            &admission,
+            &issued.appraisal,
+            bundle.public_key,
+            bundle.nonce,
+            &issued.serial_hex,
+            mechanism.unwrap_or(admission.mechanism),
+            now,
+        )?;
+        issued.policy = Some(credentials);
+        Ok(issued)
     }
 
     fn appraise(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
@@ -328,7 +458,21 @@ impl Issuer {
 
     fn issue_certificate(&self, public_key: &[u8], appraisal: Appraisal) -> Result<Issued, IssuerError> {
         let workload_id = self.workload_id();
-        let subject: Name = format!("CN={},O={}", self.config.workload, self.config.trust_domain)
+        let names = (workload_id.as_str(), self.config.workload.as_str(), self.config.trust_domain.as_str());
+        self.issue_certificate_as(public_key, appraisal, names, self.config.lifetime, Vec::new())
+    }
+
+    /// `names`: the SAN URI, the workload and the trust domain (for the subject).
+    fn issue_certificate_as(
+        &self,
+        public_key: &[u8],
+        appraisal: Appraisal,
+        (workload_id, workload, trust_domain): (&str, &str, &str),
+        lifetime: Duration,
+        more: Vec<x509::ExtraExtension>,
+    ) -> Result<Issued, IssuerError> {
+        let workload_id = workload_id.to_string();
+        let subject: Name = format!("CN={workload},O={trust_domain}")
             .parse()
             .map_err(|e: der::Error| IssuerError::Certificate(e.to_string()))?;
         let mut extra = vec![x509::ExtraExtension {
@@ -341,6 +485,7 @@ impl Issuer {
             Platform::SimTdx => Some("sim-tdx"),
             _ => None,
         };
+        extra.extend(more);
         if let Some(name) = simulated {
             extra.push(x509::ExtraExtension {
                 oid: oids::SIMULATED_TEE,
@@ -357,11 +502,11 @@ impl Issuer {
         let serial = x509::random_serial()?;
         let serial_hex = snp::hex(serial.as_bytes());
         let spki = x509::p384_spki(public_key)?;
-        let certificate = x509::issue(profile, serial, self.config.lifetime, spki, self.ca.key())?;
+        let certificate = x509::issue(profile, serial, lifetime, spki, self.ca.key())?;
         let certificate_der = certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?;
         let certificate_pem =
             certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
-        Ok(Issued { certificate_der, certificate_pem, workload_id, serial_hex, appraisal })
+        Ok(Issued { certificate_der, certificate_pem, workload_id, serial_hex, appraisal, policy: None })
     }
 }
 

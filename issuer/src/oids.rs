@@ -43,3 +43,7 @@ pub const ID_MGF1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.1135
 pub const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
 /// id-at-commonName (RFC 4519).
 pub const COMMON_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.3");
+/// Credential extension: the appraisal policy's decision (DER SEQUENCE { policyVersion
+/// UTF8String, stickiness UTF8String, bindingSha256 OCTET STRING (32) }): the policy version
+/// that admitted the workload and the SHA-256 of the stickiness binding it promises.
+pub const POLICY_BINDING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.32473.7467.3");

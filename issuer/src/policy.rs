@@ -576,7 +576,7 @@ impl Admission {
 
 /// What a credential is bound to (its stickiness level and the values it pins). Stored with
 /// the credential (provenance record, a WIT claim) so a renewal can be checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     pub stickiness: Stickiness,
     pub workload_id: String,

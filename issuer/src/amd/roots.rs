@@ -14,7 +14,7 @@
 use std::fmt;
 
 use crate::amd::product::Product;
-use crate::chain::{Cert, ChainError, split_certificates, unhex};
+use crate::chain::{Cert, ChainError, Pins, self_signed_roots, unhex};
 
 /// SHA-384 of the DER SubjectPublicKeyInfo of each product's ARK (RSA-4096).
 pub const AMD_ARK_SPKI_SHA384: [(Product, [u8; 48]); 3] = [
@@ -71,8 +71,8 @@ impl fmt::Display for Anchor {
 /// The roots an SNP verifier accepts.
 #[derive(Clone, Debug)]
 pub struct SnpTrust {
-    /// Trusted public keys (SHA-384 of the SPKI) and why.
-    pins: Vec<([u8; 48], Anchor)>,
+    /// Trusted public keys and why.
+    pins: Pins<Anchor>,
     /// Root certificates the verifier holds itself, so a chain may stop below them.
     certs: Vec<Cert>,
 }
@@ -86,30 +86,22 @@ impl Default for SnpTrust {
 impl SnpTrust {
     /// AMD's built-in roots for Milan, Genoa and Turin.
     pub fn amd() -> Self {
-        Self { pins: AMD_ARK_SPKI_SHA384.iter().map(|(p, fp)| (*fp, Anchor::Amd(*p))).collect(), certs: Vec::new() }
+        let pins = AMD_ARK_SPKI_SHA384.iter().map(|(p, fp)| (*fp, Anchor::Amd(*p))).collect();
+        Self { pins: Pins::new(pins), certs: Vec::new() }
     }
 
     /// No root at all (add some with the `with_*` methods).
     pub fn none() -> Self {
-        Self { pins: Vec::new(), certs: Vec::new() }
+        Self { pins: Pins::new(Vec::new()), certs: Vec::new() }
     }
 
     /// Exactly the root certificates in `pem_or_der` (self-signed ARKs), replacing the
     /// built-in ones.
     pub fn from_pem(pem_or_der: &[u8]) -> Result<Self, ChainError> {
-        let ders = split_certificates(pem_or_der)?;
-        if ders.is_empty() {
-            return Err(ChainError::Empty("the trusted root file"));
-        }
         let mut trust = Self::none();
-        for der in ders {
-            let cert = Cert::from_der(&der, "trusted root")?;
-            if !cert.is_self_issued() {
-                return Err(ChainError::NotSelfSigned(cert.subject()));
-            }
-            let anchor =
-                Anchor::Configured { subject: cert.common_name(), product: Product::from_name(&cert.common_name()) };
-            trust.pins.push((cert.spki_sha384(), anchor));
+        for cert in self_signed_roots(pem_or_der)? {
+            let name = cert.common_name();
+            trust.pins.pin(&cert, Anchor::Configured { product: Product::from_name(&name), subject: name });
             trust.certs.push(cert);
         }
         Ok(trust)
@@ -117,15 +109,14 @@ impl SnpTrust {
 
     /// Also accepts chains that end in the simulated TEE's root `root`.
     pub fn with_simulated_root(mut self, root: Cert) -> Self {
-        self.pins.push((root.spki_sha384(), Anchor::Simulated { subject: root.common_name() }));
+        self.pins.pin(&root, Anchor::Simulated { subject: root.common_name() });
         self.certs.push(root);
         self
     }
 
     /// Why `root` is trusted, if it is.
     pub fn anchor(&self, root: &Cert) -> Option<&Anchor> {
-        let fp = root.spki_sha384();
-        self.pins.iter().find(|(pin, _)| *pin == fp).map(|(_, anchor)| anchor)
+        self.pins.anchor(root)
     }
 
     /// A root certificate the verifier holds whose subject is `last`'s issuer: the root of a

@@ -9,7 +9,7 @@ pub mod pck;
 pub mod tcb;
 pub mod verify;
 
-use crate::chain::{Cert, ChainError, split_certificates, unhex};
+use crate::chain::{Cert, ChainError, Pins, self_signed_roots, unhex};
 
 pub use collateral::Collateral;
 pub use tcb::{TcbStatus, TcbVerdict};
@@ -46,7 +46,7 @@ impl std::fmt::Display for TdxAnchor {
 /// The roots a TDX verifier accepts, by public key.
 #[derive(Clone, Debug)]
 pub struct TdxTrust {
-    pins: Vec<([u8; 48], TdxAnchor)>,
+    pins: Pins<TdxAnchor>,
 }
 
 impl Default for TdxTrust {
@@ -58,35 +58,27 @@ impl Default for TdxTrust {
 impl TdxTrust {
     /// The Intel SGX Root CA.
     pub fn intel() -> Self {
-        Self { pins: vec![(INTEL_SGX_ROOT_CA_SPKI_SHA384, TdxAnchor::Intel)] }
+        Self { pins: Pins::new(vec![(INTEL_SGX_ROOT_CA_SPKI_SHA384, TdxAnchor::Intel)]) }
     }
 
     /// Exactly the self-signed roots in `pem_or_der`, replacing Intel's.
     pub fn from_pem(pem_or_der: &[u8]) -> Result<Self, ChainError> {
-        let mut pins = Vec::new();
-        for der in split_certificates(pem_or_der)? {
-            let cert = Cert::from_der(&der, "trusted root")?;
-            if !cert.is_self_issued() {
-                return Err(ChainError::NotSelfSigned(cert.subject()));
-            }
-            pins.push((cert.spki_sha384(), TdxAnchor::Configured { subject: cert.common_name() }));
-        }
-        if pins.is_empty() {
-            return Err(ChainError::Empty("the trusted root file"));
+        let mut pins = Pins::new(Vec::new());
+        for cert in self_signed_roots(pem_or_der)? {
+            pins.pin(&cert, TdxAnchor::Configured { subject: cert.common_name() });
         }
         Ok(Self { pins })
     }
 
     /// Also accepts the simulated TEE's root `root`.
     pub fn with_simulated_root(mut self, root: &Cert) -> Self {
-        self.pins.push((root.spki_sha384(), TdxAnchor::Simulated { subject: root.common_name() }));
+        self.pins.pin(root, TdxAnchor::Simulated { subject: root.common_name() });
         self
     }
 
     /// Why `root` is trusted, if it is.
     pub fn anchor(&self, root: &Cert) -> Option<&TdxAnchor> {
-        let fp = root.spki_sha384();
-        self.pins.iter().find(|(pin, _)| *pin == fp).map(|(_, a)| a)
+        self.pins.anchor(root)
     }
 
     /// Verifies `path` (leaf first, ending in a self-signed root) at `now` and returns the

@@ -1,0 +1,187 @@
+//! Policy-driven issuance through the `Issuer` API, on reports signed by simulated SEV-SNP
+//! chips (`SimPsp`): a replayed nonce, a CS_L3 renewal on another chip, AF_L0 and AF_L1.
+
+use std::path::Path;
+
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use twi_attester::binding;
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_host::sim::snp::SimPsp;
+use twi_issuer::freshness::FreshnessError;
+use twi_issuer::policy::{Policy, PolicyRejection};
+use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection};
+use twi_proto::msg::Platform;
+
+const MEASUREMENT: [u8; 48] = [0x5A; 48];
+
+fn policy(freshness: &str, stickiness: &str, measurement: &[u8; 48]) -> Policy {
+    Policy::from_toml(&format!(
+        r#"
+version = "test-1"
+trust_domain = "example.org"
+
+[[workload]]
+id = "payroll-app"
+mechanism = "c"
+freshness = "{freshness}"
+stickiness = "{stickiness}"
+
+[workload.claims]
+location = "DE"
+
+[[workload.reference]]
+label = "v1 (sim)"
+platform = "sim-snp"
+measurement = "{}"
+"#,
+        hex::encode(measurement)
+    ))
+    .unwrap()
+}
+
+/// A chip under `dir`; `root_from`: share the ARK and ASK of another chip (one simulated
+/// vendor, two chips with their own CHIP_ID and VCEK).
+fn chip(dir: &Path, root_from: Option<&Path>) -> SimPsp {
+    std::fs::create_dir_all(dir).unwrap();
+    if let Some(from) = root_from {
+        for name in ["ark.pem", "ark.key.pem", "ask.pem", "ask.key.pem"] {
+            std::fs::copy(from.join(name), dir.join(name)).unwrap();
+        }
+    }
+    let mut psp = SimPsp::load_or_create(dir).unwrap();
+    psp.set_launch_digest(MEASUREMENT);
+    psp
+}
+
+fn issuer(state: &Path, psp: &SimPsp, policy: Policy) -> Issuer {
+    let config = IssuerConfig {
+        trust_domain: "example.org".into(),
+        workload: "ignored-under-a-policy".into(),
+        lifetime: std::time::Duration::from_secs(3600),
+        sim_snp_root: Some(psp.root().clone()),
+    };
+    let mut issuer = Issuer::open(state, config).unwrap();
+    issuer.set_policy(policy).unwrap();
+    issuer
+}
+
+/// Evidence from `psp` for `key` over `nonce`, presented to `issuer`.
+fn present(
+    issuer: &mut Issuer,
+    psp: &SimPsp,
+    key: &[u8],
+    nonce: &[u8],
+    renewal_of: Option<&str>,
+) -> Result<Issued, Rejection> {
+    let request = ReportRequest { report_data: binding::report_data(nonce, key).unwrap(), vmpl: 0 };
+    let response = psp.handle_report_request(&request.to_bytes());
+    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
+    let endorsements = psp.endorsements().unwrap();
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: key,
+        nonce,
+        endorsements: &endorsements,
+    };
+    match renewal_of {
+        Some(previous) => issuer.renew_with_events(&bundle, &[], previous),
+        None => issuer.issue_with_events(&bundle, &[]),
+    }
+}
+
+fn workload_key() -> Vec<u8> {
+    let key = SigningKey::try_generate().unwrap();
+    key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+}
+
+#[test]
+fn a_replayed_nonce_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let key = workload_key();
+    let nonce = issuer.challenge().unwrap();
+    let issued = present(&mut issuer, &psp, &key, &nonce, None).unwrap();
+    assert_eq!(issued.workload_id, "spiffe://example.org/payroll-app");
+    let logged = issued.policy.as_ref().unwrap();
+    assert_eq!(logged.provenance["records"].as_array().unwrap().len(), 2, "one record per credential");
+    let refused = present(&mut issuer, &psp, &key, &nonce, None).unwrap_err();
+    assert_eq!(
+        refused,
+        Rejection::Freshness {
+            workload: "spiffe://example.org/payroll-app".into(),
+            level: "AF_L2",
+            error: FreshnessError::Replayed
+        }
+    );
+    assert!(refused.to_string().contains("the nonce was already used (replay)"), "{refused}");
+    // A nonce the issuer never issued establishes nothing: AF_L2 refuses it.
+    let refused = present(&mut issuer, &psp, &key, &[7; 32], None).unwrap_err();
+    assert!(refused.to_string().contains("requires freshness AF_L2"), "{refused}");
+}
+
+#[test]
+fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut any = issuer(&dir.path().join("issuer-l0"), &psp, policy("AF_L0", "CS_L1", &MEASUREMENT));
+    present(&mut any, &psp, &workload_key(), &[7; 32], None).unwrap();
+
+    let mut epochs = issuer(&dir.path().join("issuer-l1"), &psp, policy("AF_L1", "CS_L1", &MEASUREMENT));
+    let challenge = epochs.challenge_for(Platform::SimSnp, &MEASUREMENT).unwrap();
+    let epoch = epochs.policy_mode().unwrap().epoch().unwrap();
+    assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
+    present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    // The epoch is shared: another workload instance may bind it too.
+    present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    let refused = present(&mut epochs, &psp, &workload_key(), &[7; 32], None).unwrap_err();
+    assert!(refused.to_string().contains("requires freshness AF_L1"), "{refused}");
+}
+
+#[test]
+fn a_cs_l3_renewal_on_another_chip_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = chip(&dir.path().join("chip-a"), None);
+    let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
+    let mut issuer = issuer(&dir.path().join("issuer"), &first, policy("AF_L2", "CS_L3", &MEASUREMENT));
+    let key = workload_key();
+    let nonce = issuer.challenge().unwrap();
+    let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
+
+    // The same chip renews (by X.509 serial or by WIT jti).
+    let nonce = issuer.challenge().unwrap();
+    present(&mut issuer, &first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
+    let nonce = issuer.challenge().unwrap();
+    let jti = issued.policy.as_ref().unwrap().wit_jti.clone();
+    present(&mut issuer, &first, &key, &nonce, Some(&jti)).unwrap();
+
+    // Another chip does not.
+    let nonce = issuer.challenge().unwrap();
+    let refused = present(&mut issuer, &second, &key, &nonce, Some(&issued.serial_hex)).unwrap_err();
+    let Rejection::Renewal(renewal) = &refused else { panic!("expected a renewal refusal, got {refused}") };
+    assert_eq!(renewal.differences[0].field, "chip_id");
+    assert!(refused.to_string().starts_with("renewal of spiffe://example.org/payroll-app refused"), "{refused}");
+
+    // A first issuance on the second chip is fine: stickiness binds renewals only.
+    let nonce = issuer.challenge().unwrap();
+    present(&mut issuer, &second, &key, &nonce, None).unwrap();
+    // And a renewal of something this issuer never issued is refused as such.
+    let nonce = issuer.challenge().unwrap();
+    let refused = present(&mut issuer, &first, &key, &nonce, Some("00")).unwrap_err();
+    assert_eq!(refused, Rejection::UnknownPreviousCredential("00".into()));
+}
+
+#[test]
+fn an_unknown_measurement_names_the_closest_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &[0x11; 48]));
+    let nonce = issuer.challenge().unwrap();
+    let refused = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap_err();
+    assert!(matches!(refused, Rejection::Policy(PolicyRejection::NoMatch { .. })), "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("closest: workload `payroll-app` reference #0 \"v1 (sim)\""), "{text}");
+    assert!(text.contains("differs in 1 field"), "{text}");
+}
