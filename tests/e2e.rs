@@ -538,6 +538,87 @@ fn cf_l0_claims_not_signed_by_the_policy_key_are_refused() {
     assert!(!out_dir.join("credential.pem").exists());
 }
 
+/// The EAR `attestation-result.jwt`, verified under the Verifier's key of the fixture's state.
+fn verified_attestation_result(out: &Path) -> twi_issuer::ear::Ear {
+    use p384::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(fixture().state.join("issuer/verifier-key.pem")).unwrap();
+    let verifier = p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap();
+    let token = std::fs::read_to_string(out.join("attestation-result.jwt")).unwrap();
+    twi_issuer::ear::Ear::verify_jwt(token.trim(), verifier.verifying_key(), std::time::SystemTime::now()).unwrap()
+}
+
+fn assert_openssl_verifies(out: &Path) {
+    let verify = openssl(&["verify", "-CAfile", path(&out.join("issuer-ca.pem")), path(&out.join("credential.pem"))]);
+    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+}
+
+#[test]
+fn mechanism_a_returns_the_credential_inside_the_attestation_result() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "a"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --mechanism a failed:\n{log}");
+    assert!(log.contains("credential acquisition mechanism a"), "{log}");
+    assert_openssl_verifies(dir.path());
+    let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
+    for line in ["credential accepted for spiffe://example.org/demo", "mechanism A: an attestation result"] {
+        assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
+    }
+    // The attestation result names the credential and binds its key.
+    let cert = certificate(dir.path());
+    let ear = verified_attestation_result(dir.path());
+    let twi = &ear.submods["twi"];
+    let named = &twi.policy_claims["credential"];
+    let der = der::Encode::to_der(&cert).unwrap();
+    assert_eq!(named["x509-sha256"], hex::encode(sha2::Sha256::digest(&der)).as_str());
+    assert_eq!(named["x509-serial"], hex::encode(cert.tbs_certificate().serial_number().as_bytes()).as_str());
+    let bound = twi.bound_key().unwrap().unwrap();
+    assert_eq!(bound, p384::PublicKey::from_sec1_bytes(&certified_key(&cert)).unwrap());
+}
+
+#[test]
+fn mechanism_b_forwards_the_attestation_result_to_the_credential_authority() {
+    use p384::ecdsa::signature::Verifier;
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "b"]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --mechanism b failed:\n{log}");
+    for step in ["credential acquisition mechanism b", "attestation result for", "accepted the attestation result"] {
+        assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
+    }
+    assert_openssl_verifies(dir.path());
+    let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
+    for line in ["mechanism B: attestation result received", "credential accepted for spiffe://example.org/demo"] {
+        assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
+    }
+    // The guest's CredentialRequest: its proof of possession verifies under the certified key,
+    // over the documented input with the challenge nonce and the EAR it forwarded.
+    let cert = certificate(dir.path());
+    let (_, nonce, key) = evidence(dir.path());
+    assert_eq!(certified_key(&cert), key);
+    let request: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("credential-request.json")).unwrap()).unwrap();
+    let ear = request["ear"].as_str().unwrap();
+    assert_eq!(ear, std::fs::read_to_string(dir.path().join("attestation-result.jwt")).unwrap().trim());
+    assert_eq!(hex::decode(request["public_key"].as_str().unwrap()).unwrap(), key);
+    let proof = p384::ecdsa::Signature::from_der(&hex::decode(request["proof"].as_str().unwrap()).unwrap()).unwrap();
+    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
+    let signed = twi_proto::msg::credential_request_signed_bytes(&nonce, &key, &digest);
+    let verifying = p384::ecdsa::VerifyingKey::from_sec1_bytes(&key).unwrap();
+    verifying.verify(&signed, &proof).expect("the CredentialRequest's proof of possession does not verify");
+    let mut other_nonce = nonce.clone();
+    other_nonce[0] ^= 1;
+    let other = twi_proto::msg::credential_request_signed_bytes(&other_nonce, &key, &digest);
+    assert!(verifying.verify(&other, &proof).is_err());
+    // The EAR verifies under the Verifier's key and binds the certified key.
+    let result = verified_attestation_result(dir.path());
+    let bound = result.submods["twi"].bound_key().unwrap().unwrap();
+    assert_eq!(bound, p384::PublicKey::from_sec1_bytes(&key).unwrap());
+    assert_eq!(result.nonce.as_deref(), Some(nonce.as_slice()));
+}
+
 #[test]
 fn mechanisms_not_implemented_yet_say_so() {
     let dir = tempfile::tempdir().unwrap();

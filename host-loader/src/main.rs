@@ -204,13 +204,9 @@ impl MechanismArg {
 fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str) -> Result<()> {
     use twi_issuer::policy::Mechanism;
     match mechanism {
-        Mechanism::C => Ok(()),
-        Mechanism::A | Mechanism::B => bail!(
-            "mechanism {} ({source}) is not implemented yet in `twi run`: use --mechanism c (the workload sends evidence and key to the Credential Authority)",
-            mechanism.name()
-        ),
+        Mechanism::A | Mechanism::B | Mechanism::C => Ok(()),
         Mechanism::D => bail!(
-            "mechanism d ({source}: the Key Store releasing a provisioned key, HPKE-encrypted to an ephemeral key the evidence binds) is not implemented yet: use --mechanism c"
+            "mechanism d ({source}: the Key Store releasing a provisioned key, HPKE-encrypted to an ephemeral key the evidence binds) is not implemented yet: use --mechanism a, b or c"
         ),
     }
 }

@@ -11,9 +11,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use twi_issuer::{EvidenceBundle, Issued, Issuer};
+use twi_issuer::policy::Mechanism;
+use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issued, Issuer};
 use twi_proto::msg::{
-    Challenge, Credential, DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Message, PROTOCOL_VERSION, Platform,
+    AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
+    DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, write_message};
 
@@ -97,6 +99,21 @@ struct Conversation {
     failure: Option<String>,
     credential_accepted: bool,
     tampered_firmware_answer: bool,
+    /// The mechanism this run uses (decided at Hello: the option, else the policy's choice).
+    mechanism: Option<Mechanism>,
+    /// Mechanism B: the attestation result the Verifier returned, awaiting the guest's
+    /// CredentialRequest.
+    attestation_result: Option<String>,
+}
+
+/// The [`Hello::capabilities`](twi_proto::msg::Hello::capabilities) bit of a mechanism.
+pub fn mechanism_capability(mechanism: Mechanism) -> u32 {
+    match mechanism {
+        Mechanism::A => CAP_MECHANISM_A,
+        Mechanism::B => CAP_MECHANISM_B,
+        Mechanism::C => CAP_MECHANISM_C,
+        Mechanism::D => CAP_MECHANISM_D,
+    }
 }
 
 fn progress(what: impl std::fmt::Display) {
@@ -295,6 +312,24 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, format!("the guest reports {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
             }
+            let mechanism = launch
+                .mechanism
+                .or_else(|| {
+                    let mode = launch.issuer.policy_mode()?;
+                    mode.workload_for(expected, &launch.measurement).map(|w| w.mechanism)
+                })
+                .unwrap_or(Mechanism::C);
+            if hello.capabilities & mechanism_capability(mechanism) == 0 {
+                let text = format!(
+                    "the guest does not advertise credential acquisition mechanism {} (capabilities {:#x})",
+                    mechanism.name(),
+                    hello.capabilities
+                );
+                fail(conversation, text.clone());
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
+            }
+            progress(format_args!("credential acquisition mechanism {}", mechanism.name()));
+            conversation.mechanism = Some(mechanism);
             let nonce =
                 launch.issuer.challenge_for(expected, &launch.measurement).map_err(|e| anyhow!("issuer: {e}"))?;
             let sent = if launch.tamper == Some(Tamper::Nonce) {
@@ -387,7 +422,26 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 endorsements: &endorsements,
             };
             let events = evidence.event_log.as_deref().unwrap_or_default();
-            match launch.issuer.issue_with_mechanism(&bundle, events, launch.mechanism) {
+            if conversation.mechanism == Some(Mechanism::B) {
+                // Mechanism B: the Verifier answers with a signed attestation result binding the
+                // key; the workload takes it to the Credential Authority itself.
+                return Ok(Some(match launch.issuer.verify_for_credential_request(&bundle, events) {
+                    Ok(result) => {
+                        progress(format_args!(
+                            "verified: attestation result for {} ({}-byte EAR) sent to the guest",
+                            result.workload_id,
+                            result.ear_jwt.len()
+                        ));
+                        conversation.attestation_result = Some(result.ear_jwt.clone());
+                        Message::AttestationResult(AttestationResult { ear: result.ear_jwt })
+                    }
+                    Err(rejection) => {
+                        fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
+                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
+                    }
+                }));
+            }
+            match launch.issuer.issue_with_mechanism(&bundle, events, conversation.mechanism) {
                 Ok(issued) => {
                     progress(format_args!(
                         "verified: chip {}…, measurement {}…",
@@ -395,9 +449,14 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                         &hex::encode(&issued.appraisal.measurement)[..16]
                     ));
                     progress(format_args!("issued: {} (serial {})", issued.workload_id, issued.serial_hex));
+                    // Mechanism A: the credential comes inside the Verifier's attestation result.
+                    let attestation_result = (conversation.mechanism == Some(Mechanism::A))
+                        .then(|| issued.policy.as_ref().map(|p| p.ear_jwt.clone()))
+                        .flatten();
                     let reply = Message::Credential(Credential {
                         certificate: issued.certificate_der.clone(),
                         workload_id: issued.workload_id.clone(),
+                        attestation_result,
                     });
                     conversation.issued = Some(issued);
                     Some(reply)
@@ -405,6 +464,36 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 Err(rejection) => {
                     fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
                     Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string())))
+                }
+            }
+        }
+        Message::CredentialRequest(request) => {
+            let expected = conversation.attestation_result.take();
+            if conversation.mechanism != Some(Mechanism::B) || expected.is_none() {
+                let text = "a CredentialRequest answers an AttestationResult (mechanism B) only";
+                fail(conversation, format!("the guest sent {text}"));
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, text))));
+            }
+            write_credential_request(&launch.out, &request)?;
+            let request_in =
+                CredentialRequestIn { ear: &request.ear, public_key: &request.public_key, proof: &request.proof };
+            match launch.issuer.issue_for_credential_request(&request_in) {
+                Ok(issued) => {
+                    progress(format_args!(
+                        "the Credential Authority accepted the attestation result and proof of possession; issued: {} (serial {})",
+                        issued.workload_id, issued.serial_hex
+                    ));
+                    let reply = Message::Credential(Credential {
+                        certificate: issued.certificate_der.clone(),
+                        workload_id: issued.workload_id.clone(),
+                        attestation_result: None,
+                    });
+                    conversation.issued = Some(issued);
+                    Some(reply)
+                }
+                Err(rejection) => {
+                    fail(conversation, format!("the Credential Authority refused the request: {rejection}"));
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::PolicyRejected, &rejection.to_string())))
                 }
             }
         }
@@ -460,6 +549,19 @@ fn write_evidence(out: &Path, evidence: &twi_proto::msg::Evidence) -> Result<()>
         })).collect::<Vec<_>>()),
     });
     fs::write(out.join("evidence.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    Ok(())
+}
+
+/// Mechanism B: keeps the guest's CredentialRequest (`credential-request.json`) so that its
+/// proof of possession can be checked by anyone.
+fn write_credential_request(out: &Path, request: &twi_proto::msg::CredentialRequest) -> Result<()> {
+    let json = serde_json::json!({
+        "ear": request.ear,
+        "public_key": hex::encode(&request.public_key),
+        "proof": hex::encode(&request.proof),
+        "proof_signs": "ECDSA P-384/SHA-384 (DER) over \"TWI-CREDREQ-v1\\0\" || eat_nonce || public_key || SHA-256(ear)",
+    });
+    fs::write(out.join("credential-request.json"), serde_json::to_string_pretty(&json)? + "\n")?;
     Ok(())
 }
 

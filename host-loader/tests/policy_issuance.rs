@@ -185,3 +185,75 @@ fn an_unknown_measurement_names_the_closest_match() {
     assert!(text.contains("closest: workload `payroll-app` reference #0 \"v1 (sim)\""), "{text}");
     assert!(text.contains("differs in 1 field"), "{text}");
 }
+
+/// Mechanism B: the Credential Authority issues on the Verifier's attestation result only with
+/// a proof of possession by the bound key, and refuses a tampered result, another key's proof,
+/// a request for another key, and a replay.
+#[test]
+fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
+    use p384::ecdsa::signature::Signer;
+    use sha2::{Digest, Sha256};
+    use twi_issuer::CredentialRequestIn;
+    use twi_proto::msg::credential_request_signed_bytes;
+
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let signing = SigningKey::try_generate().unwrap();
+    let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let nonce = issuer.challenge().unwrap();
+    let request = ReportRequest { report_data: binding::report_data(&nonce, &key).unwrap(), vmpl: 0 };
+    let report = ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec();
+    let endorsements = psp.endorsements().unwrap();
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: &key,
+        nonce: &nonce,
+        endorsements: &endorsements,
+    };
+    let result = issuer.verify_for_credential_request(&bundle, &[]).unwrap();
+    assert_eq!(result.workload_id, "spiffe://example.org/payroll-app");
+    let ear = result.ear_jwt;
+    let prove = |by: &SigningKey, ear: &str, key: &[u8]| -> Vec<u8> {
+        let digest: [u8; 32] = Sha256::digest(ear.as_bytes()).into();
+        let signature: p384::ecdsa::Signature = by.sign(&credential_request_signed_bytes(&nonce, key, &digest));
+        signature.to_der().as_bytes().to_vec()
+    };
+    let refused = |issuer: &mut Issuer, ear: &str, key: &[u8], proof: &[u8]| {
+        let e = issuer.issue_for_credential_request(&CredentialRequestIn { ear, public_key: key, proof }).unwrap_err();
+        assert!(matches!(e, Rejection::CredentialRequest(_)), "{e}");
+        e.to_string()
+    };
+
+    // A tampered attestation result (one payload character changed): not the Verifier's.
+    let mut tampered = ear.clone().into_bytes();
+    let at = ear.find('.').unwrap() + 10;
+    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let why = refused(&mut issuer, &tampered, &key, &prove(&signing, &tampered, &key));
+    assert!(why.contains("the attestation result is not the Verifier's"), "{why}");
+
+    // A proof by another key.
+    let other = SigningKey::try_generate().unwrap();
+    let why = refused(&mut issuer, &ear, &key, &prove(&other, &ear, &key));
+    assert!(why.contains("the proof of possession does not verify"), "{why}");
+
+    // A request for another key (with that key's valid proof): the result binds ours.
+    let other_key = other.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let why = refused(&mut issuer, &ear, &other_key, &prove(&other, &ear, &other_key));
+    assert!(why.contains("binds another key"), "{why}");
+
+    // The real request is honoured (the refusals above did not consume the result) …
+    let proof = prove(&signing, &ear, &key);
+    let issued = issuer
+        .issue_for_credential_request(&CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof })
+        .unwrap();
+    assert_eq!(issued.workload_id, "spiffe://example.org/payroll-app");
+    let logged = issued.policy.as_ref().unwrap();
+    assert_eq!(logged.ear_jwt, ear);
+    assert_eq!(logged.provenance["records"][0]["record"]["decision"]["criteria"]["mechanism"], "b");
+    // … once.
+    let why = refused(&mut issuer, &ear, &key, &proof);
+    assert!(why.contains("already redeemed"), "{why}");
+}

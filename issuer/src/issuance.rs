@@ -278,6 +278,7 @@ impl PolicyMode {
         public_key: &[u8],
         nonce: &[u8],
         serial_hex: &str,
+        certificate_der: &[u8],
         mechanism: Mechanism,
         now: SystemTime,
     ) -> Result<PolicyCredentials, Rejection> {
@@ -292,7 +293,21 @@ impl PolicyMode {
             .and_then(|w| w.with_claim("twi-policy-version", admission.policy_version.clone()))
             .map_err(|e| internal(format!("WIT: {e}")))?;
         let wit_token = wit.sign(&self.wit_key, Some("twi-wit")).map_err(|e| internal(format!("WIT: {e}")))?;
-        let ear = self.attestation_result(admission, public_key, nonce, appraisal.platform, now)?;
+        let mut ear = self.attestation_result(admission, public_key, nonce, appraisal.platform, now)?;
+        if mechanism == Mechanism::A {
+            // Mechanism A: the Verifier obtained the credential from the Credential Authority and
+            // returns it inside the attestation result, which names it.
+            use sha2::{Digest, Sha256};
+            for submod in ear.submods.values_mut() {
+                submod.policy_claims.insert(
+                    "credential".into(),
+                    json!({
+                        "x509-sha256": hex::encode(Sha256::digest(certificate_der)),
+                        "x509-serial": serial_hex,
+                    }),
+                );
+            }
+        }
         let ear_jwt =
             ear.sign_jwt(&self.verifier_key, Some("twi-verifier")).map_err(|e| internal(format!("EAR: {e}")))?;
 

@@ -22,13 +22,13 @@ pub mod time;
 pub mod wit;
 pub mod x509;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{OctetString, Utf8StringRef};
 use der::{Encode, EncodePem};
-use sha2::{Digest, Sha384};
+use sha2::{Digest, Sha256, Sha384};
 use twi_attester::binding;
 use twi_proto::msg::Platform;
 use x509_cert::Certificate;
@@ -80,8 +80,44 @@ pub enum Rejection {
         "credential {0} has no provenance record at this issuer: a renewal must name a credential this issuer issued (its X.509 serial in hex, or its WIT jti)"
     )]
     UnknownPreviousCredential(String),
+    #[error("the Credential Authority refused the credential request: {0}")]
+    CredentialRequest(String),
     #[error("the issuer failed: {0}")]
     Internal(String),
+}
+
+/// How old (by its `iat`) an attestation result may be when the Credential Authority redeems
+/// it (mechanism B); its `exp` must also not have passed.
+pub const MAX_ATTESTATION_RESULT_AGE: Duration = Duration::from_secs(300);
+
+/// Mechanism B, what the Verifier returns: the signed attestation result binding the key.
+#[derive(Debug, Clone)]
+pub struct VerifierResult {
+    /// EAR JWT signed by the Verifier's key (`verifier-key.pem`), binding the workload key.
+    pub ear_jwt: String,
+    pub workload_id: String,
+}
+
+/// Mechanism B, what the workload sends the Credential Authority.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialRequestIn<'a> {
+    /// The EAR JWT as the Verifier returned it.
+    pub ear: &'a str,
+    /// SEC1 P-384 point the request is for.
+    pub public_key: &'a [u8],
+    /// DER ECDSA P-384/SHA-384 signature by that key over
+    /// [`twi_proto::msg::credential_request_signed_bytes`].
+    pub proof: &'a [u8],
+}
+
+/// What the Verifier concluded for an attestation result it signed, for the Credential
+/// Authority's certificate extension and provenance record (in-process handoff, keyed by the
+/// result's SHA-256 and redeemed once).
+#[derive(Debug, Clone)]
+struct VerifiedLaunch {
+    admission: policy::Admission,
+    appraisal: Appraisal,
+    nonce: Vec<u8>,
 }
 
 /// Issuer settings.
@@ -155,6 +191,9 @@ pub struct Issuer {
     /// The appraisal policy ([`Issuer::set_policy`]); `None`: every verified launch gets
     /// `config.workload` (the behaviour before policies).
     policy: Option<issuance::PolicyMode>,
+    /// Mechanism B: attestation results the Verifier signed and the Credential Authority has
+    /// not yet redeemed.
+    verified_launches: HashMap<[u8; 32], VerifiedLaunch>,
 }
 
 pub const NONCE_LEN: usize = 32;
@@ -173,6 +212,7 @@ impl Issuer {
             sim_tdx: None,
             state_dir: state_dir.to_path_buf(),
             policy: None,
+            verified_launches: HashMap::new(),
         })
     }
 
@@ -344,9 +384,124 @@ impl Issuer {
             bundle.public_key,
             bundle.nonce,
             &issued.serial_hex,
+            &issued.certificate_der,
             mechanism.unwrap_or(admission.mechanism),
             now,
         )?;
+        issued.policy = Some(credentials);
+        Ok(issued)
+    }
+
+    /// Mechanism B, the **Verifier** role: appraises `bundle` under the policy (freshness,
+    /// reference values, claims) and returns an attestation result (EAR JWT) signed by the
+    /// Verifier's key that binds the workload's key. No credential is issued here: the workload
+    /// takes the result to the Credential Authority ([`Issuer::issue_for_credential_request`]).
+    pub fn verify_for_credential_request(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<VerifierResult, Rejection> {
+        let no_policy = || Rejection::Internal("mechanism B needs an appraisal policy".into());
+        let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
+        let appraisal = if bundle.platform == Platform::SimTdx {
+            self.appraise_sim_tdx(bundle, events)?
+        } else {
+            self.appraise(bundle)?
+        };
+        let now = (self.clock)();
+        let mode = self.policy.as_ref().ok_or_else(no_policy)?;
+        let admission = mode.admit(&appraisal, &established, None)?;
+        let ear = mode.attestation_result(&admission, bundle.public_key, bundle.nonce, appraisal.platform, now)?;
+        let ear_jwt = ear
+            .sign_jwt(mode.verifier_key(), Some("twi-verifier"))
+            .map_err(|e| Rejection::Internal(format!("attestation result: {e}")))?;
+        let workload_id = admission.workload_id.clone();
+        let digest: [u8; 32] = Sha256::digest(ear_jwt.as_bytes()).into();
+        self.verified_launches.insert(digest, VerifiedLaunch { admission, appraisal, nonce: bundle.nonce.to_vec() });
+        Ok(VerifierResult { ear_jwt, workload_id })
+    }
+
+    /// Mechanism B, the **Credential Authority** role: issues for `request` only if its
+    /// attestation result verifies under the Verifier's *public* key (the CA holds no Verifier
+    /// secret), has not expired and is at most [`MAX_ATTESTATION_RESULT_AGE`] old, affirms the
+    /// launch, binds exactly the requested key, and the proof of possession (the key's signature
+    /// over `"TWI-CREDREQ-v1\0" ‖ eat_nonce ‖ key ‖ SHA-256(ear)`) verifies. Each attestation
+    /// result is redeemed once. The certificate is signed by the CA key, not the Verifier's.
+    pub fn issue_for_credential_request(&mut self, request: &CredentialRequestIn<'_>) -> Result<Issued, Rejection> {
+        use p384::ecdsa::signature::Verifier as _;
+        let refuse = |why: String| Rejection::CredentialRequest(why);
+        let now = (self.clock)();
+        let mode = self.policy.as_ref().ok_or_else(|| Rejection::Internal("mechanism B needs a policy".into()))?;
+        let verifier_public = *mode.verifier_key().verifying_key();
+        let ear = ear::Ear::verify_jwt(request.ear, &verifier_public, now)
+            .map_err(|e| refuse(format!("the attestation result is not the Verifier's: {e}")))?;
+        let now_s = jose::unix_seconds(now);
+        if ear.exp.is_none() {
+            return Err(refuse("the attestation result has no expiry".into()));
+        }
+        if ear.iat > now_s + 60 || now_s.saturating_sub(ear.iat) > MAX_ATTESTATION_RESULT_AGE.as_secs() {
+            return Err(refuse(format!(
+                "the attestation result was issued at {} (now {now_s}): older than {} s or in the future",
+                ear.iat,
+                MAX_ATTESTATION_RESULT_AGE.as_secs()
+            )));
+        }
+        let submod =
+            ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod".into()))?;
+        if submod.status != Some(ear::Status::Affirming) {
+            return Err(refuse(format!(
+                "the attestation result's status is {}, not affirming",
+                submod.status.unwrap_or(ear::Status::None).name()
+            )));
+        }
+        let requested = p384::PublicKey::from_sec1_bytes(request.public_key).map_err(|_| Rejection::BadPublicKey)?;
+        let bound = submod
+            .bound_key()
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| refuse("the attestation result binds no key".into()))?;
+        if bound != requested {
+            return Err(refuse("the attestation result binds another key than the one requested".into()));
+        }
+        let nonce = ear.nonce.as_deref().ok_or_else(|| refuse("the attestation result carries no nonce".into()))?;
+        let digest: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
+        let signed = twi_proto::msg::credential_request_signed_bytes(nonce, request.public_key, &digest);
+        let proof = p384::ecdsa::Signature::from_der(request.proof)
+            .map_err(|_| refuse("the proof of possession is not a DER ECDSA signature".into()))?;
+        p384::ecdsa::VerifyingKey::from(&requested)
+            .verify(&signed, &proof)
+            .map_err(|_| refuse("the proof of possession does not verify under the requested key".into()))?;
+        let launch = self.verified_launches.remove(&digest).ok_or_else(|| {
+            refuse("the attestation result was already redeemed (replay) or this Verifier did not issue it".into())
+        })?;
+        if launch.nonce != nonce {
+            return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for".into()));
+        }
+        let admission = launch.admission;
+        let extension =
+            issuance::PolicyMode::x509_extension(&admission).map_err(|e| Rejection::Internal(e.to_string()))?;
+        let trust_domain = mode.policy.trust_domain.clone();
+        let mut issued = self
+            .issue_certificate_as(
+                request.public_key,
+                launch.appraisal,
+                (&admission.workload_id, &admission.workload, &trust_domain),
+                admission.lifetime,
+                vec![extension],
+            )
+            .map_err(|e| Rejection::Internal(e.to_string()))?;
+        let mode = self.policy.as_mut().ok_or_else(|| Rejection::Internal("no appraisal policy".into()))?;
+        let mut credentials = mode.finish(
+            &admission,
+            &issued.appraisal,
+            request.public_key,
+            nonce,
+            &issued.serial_hex,
+            &issued.certificate_der,
+            policy::Mechanism::B,
+            now,
+        )?;
+        // The attestation result of record is the one the workload presented.
+        credentials.ear_jwt = request.ear.to_string();
         issued.policy = Some(credentials);
         Ok(issued)
     }

@@ -21,6 +21,17 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// [`Hello::capabilities`] bit: the runtime uses the simulated doorbell
 /// ([`DoorbellRequest`] / [`DoorbellResponse`]) instead of real TEE hardware.
 pub const CAP_SIM_DOORBELL: u32 = 1;
+/// [`Hello::capabilities`] bit: the runtime takes mechanism A (the Verifier obtains the
+/// credential and returns it with the attestation result: [`Credential::attestation_result`]).
+pub const CAP_MECHANISM_A: u32 = 1 << 1;
+/// [`Hello::capabilities`] bit: the runtime takes mechanism B ([`AttestationResult`], then it
+/// sends a [`CredentialRequest`] to the Credential Authority).
+pub const CAP_MECHANISM_B: u32 = 1 << 2;
+/// [`Hello::capabilities`] bit: the runtime takes mechanism C (Evidence with the key goes to the
+/// Credential Authority, which calls the Verifier; the [`Credential`] answers it).
+pub const CAP_MECHANISM_C: u32 = 1 << 3;
+/// [`Hello::capabilities`] bit: the runtime takes mechanism D (Key Store release; not yet).
+pub const CAP_MECHANISM_D: u32 = 1 << 4;
 
 /// Longest [`Hello::runtime`], in bytes.
 pub const MAX_RUNTIME_LEN: usize = 64;
@@ -41,6 +52,13 @@ pub const P384_PUBLIC_KEY_LEN: usize = 97;
 pub const MAX_CERTIFICATE: usize = 8 * 1024;
 /// Longest [`Credential::workload_id`], in bytes.
 pub const MAX_WORKLOAD_ID: usize = 256;
+/// Longest attestation result (an EAR JWT, compact JWS) in [`AttestationResult::ear`],
+/// [`CredentialRequest::ear`] and [`Credential::attestation_result`], in bytes.
+pub const MAX_ATTESTATION_RESULT: usize = 4 * 1024;
+/// Longest [`CredentialRequest::proof`]: a DER ECDSA P-384 signature is at most 104 bytes.
+pub const MAX_PROOF: usize = 112;
+/// Domain separation prefix of the [`CredentialRequest::proof`] input.
+pub const CREDENTIAL_REQUEST_CONTEXT: &[u8] = b"TWI-CREDREQ-v1\0";
 /// Longest [`ErrorMsg::message`] and [`LogLine::line`], in bytes.
 pub const MAX_TEXT: usize = 256;
 
@@ -241,6 +259,55 @@ pub struct Credential {
     /// Workload identity, e.g. a `spiffe://` URI, at most [`MAX_WORKLOAD_ID`] bytes.
     #[n(1)]
     pub workload_id: String,
+    /// Mechanism A: the Verifier's attestation result (EAR JWT, at most
+    /// [`MAX_ATTESTATION_RESULT`] bytes) that came with the credential and names it.
+    #[n(2)]
+    pub attestation_result: Option<String>,
+}
+
+/// Host → guest (mechanism B): the Verifier's signed attestation result (EAR JWT) binding the
+/// workload key; the guest forwards it to the Credential Authority in a [`CredentialRequest`].
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(map)]
+pub struct AttestationResult {
+    /// Compact JWS, at most [`MAX_ATTESTATION_RESULT`] bytes.
+    #[n(0)]
+    pub ear: String,
+}
+
+/// Guest → host (mechanism B): a request to the Credential Authority for a credential on the
+/// key the attestation result binds, with proof that the sender holds that key.
+///
+/// `proof` is the Credential Key's ECDSA P-384 / SHA-384 signature, DER-encoded, over
+/// [`credential_request_signed_bytes`]: `"TWI-CREDREQ-v1\0" ‖ nonce ‖ public_key ‖
+/// SHA-256(ear)`, where `nonce` is the verifier nonce of the [`Challenge`] (the EAR's
+/// `eat_nonce`), `public_key` the 97-byte SEC1 point and `ear` the JWT's ASCII bytes. The
+/// private key never leaves the guest's vault.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(map)]
+pub struct CredentialRequest {
+    /// The EAR JWT as received, at most [`MAX_ATTESTATION_RESULT`] bytes.
+    #[n(0)]
+    pub ear: String,
+    /// SEC1 uncompressed P-384 point, exactly [`P384_PUBLIC_KEY_LEN`] bytes.
+    #[n(1)]
+    #[cbor(with = "minicbor::bytes")]
+    pub public_key: Vec<u8>,
+    /// DER ECDSA signature, at most [`MAX_PROOF`] bytes.
+    #[n(2)]
+    #[cbor(with = "minicbor::bytes")]
+    pub proof: Vec<u8>,
+}
+
+/// The bytes a [`CredentialRequest::proof`] signs: `"TWI-CREDREQ-v1\0" ‖ nonce ‖ public_key ‖
+/// ear_sha256` (no length prefixes: the nonce length is the EAR's and the key is fixed-size).
+pub fn credential_request_signed_bytes(nonce: &[u8], public_key: &[u8], ear_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(CREDENTIAL_REQUEST_CONTEXT.len() + nonce.len() + public_key.len() + 32);
+    out.extend_from_slice(CREDENTIAL_REQUEST_CONTEXT);
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(public_key);
+    out.extend_from_slice(ear_sha256);
+    out
 }
 
 /// Either direction: the sender gives up.
@@ -319,12 +386,18 @@ pub enum Message {
     /// Guest → host.
     #[n(8)]
     Log(#[n(0)] LogLine),
+    /// Host → guest (mechanism B).
+    #[n(9)]
+    AttestationResult(#[n(0)] AttestationResult),
+    /// Guest → host (mechanism B).
+    #[n(10)]
+    CredentialRequest(#[n(0)] CredentialRequest),
 }
 
 /// Whether `index` is a [`Message`] variant index; keep in sync with the enum
 /// (the `every_variant_round_trips` test checks it).
 fn is_message_index(index: u64) -> bool {
-    index <= 8
+    index <= 10
 }
 
 macro_rules! impl_from {
@@ -347,6 +420,8 @@ impl_from!(
     Error(ErrorMsg),
     Done(Done),
     Log(LogLine),
+    AttestationResult(AttestationResult),
+    CredentialRequest(CredentialRequest),
 );
 
 impl Message {
@@ -362,6 +437,8 @@ impl Message {
             Message::Error(_) => "Error",
             Message::Done(_) => "Done",
             Message::Log(_) => "Log",
+            Message::AttestationResult(_) => "AttestationResult",
+            Message::CredentialRequest(_) => "CredentialRequest",
         }
     }
 
@@ -390,7 +467,20 @@ impl Message {
             }
             Message::Credential(m) => {
                 max_len("certificate", m.certificate.len(), MAX_CERTIFICATE)?;
-                max_len("workload_id", m.workload_id.len(), MAX_WORKLOAD_ID)
+                max_len("workload_id", m.workload_id.len(), MAX_WORKLOAD_ID)?;
+                max_len(
+                    "attestation_result",
+                    m.attestation_result.as_ref().map_or(0, String::len),
+                    MAX_ATTESTATION_RESULT,
+                )
+            }
+            Message::AttestationResult(m) => max_len("ear", m.ear.len(), MAX_ATTESTATION_RESULT),
+            Message::CredentialRequest(m) => {
+                max_len("ear", m.ear.len(), MAX_ATTESTATION_RESULT)?;
+                if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
+                    return Err(ProtoError::InvalidField("public_key"));
+                }
+                max_len("proof", m.proof.len(), MAX_PROOF)
             }
             Message::Error(m) => max_len("message", m.message.len(), MAX_TEXT),
             Message::Done(_) => Ok(()),

@@ -90,11 +90,19 @@ fn samples() -> Vec<Message> {
         Credential {
             certificate: vec![0x30; MAX_CERTIFICATE],
             workload_id: "spiffe://example.org/workload/abc".into(),
+            attestation_result: Some("e".repeat(MAX_ATTESTATION_RESULT)),
         }
         .into(),
         ErrorMsg::new(ErrorCode::PolicyRejected, "measurement not allowed").into(),
         Done { credential_accepted: true }.into(),
         LogLine::new("verifying evidence…").into(),
+        AttestationResult { ear: "e".repeat(MAX_ATTESTATION_RESULT) }.into(),
+        CredentialRequest {
+            ear: "e".repeat(MAX_ATTESTATION_RESULT),
+            public_key: evidence_key(),
+            proof: vec![0x30; MAX_PROOF],
+        }
+        .into(),
     ]
 }
 
@@ -138,7 +146,19 @@ fn every_variant_round_trips() {
     let names: Vec<&str> = got.iter().map(Message::name).collect();
     assert_eq!(
         names,
-        ["Hello", "Challenge", "DoorbellRequest", "DoorbellResponse", "Evidence", "Credential", "Error", "Done", "Log"]
+        [
+            "Hello",
+            "Challenge",
+            "DoorbellRequest",
+            "DoorbellResponse",
+            "Evidence",
+            "Credential",
+            "Error",
+            "Done",
+            "Log",
+            "AttestationResult",
+            "CredentialRequest"
+        ]
     );
 }
 
@@ -226,7 +246,7 @@ fn single_bit_flips_never_yield_a_message() {
 
 #[test]
 fn unknown_message_index() {
-    for index in [9, 100, u64::MAX] {
+    for index in [11, 100, u64::MAX] {
         let buf = raw(index, |e| {
             e.map(0).unwrap();
         });
@@ -405,12 +425,36 @@ fn field_limits_on_both_sides() {
             ProtoError::InvalidField("event_log"),
         ),
         (
-            Credential { certificate: vec![0; MAX_CERTIFICATE + 1], workload_id: String::new() }.into(),
+            Credential {
+                certificate: vec![0; MAX_CERTIFICATE + 1],
+                workload_id: String::new(),
+                attestation_result: None,
+            }
+            .into(),
             ProtoError::FieldTooLong("certificate"),
         ),
         (
-            Credential { certificate: vec![], workload_id: "w".repeat(MAX_WORKLOAD_ID + 1) }.into(),
+            Credential { certificate: vec![], workload_id: "w".repeat(MAX_WORKLOAD_ID + 1), attestation_result: None }
+                .into(),
             ProtoError::FieldTooLong("workload_id"),
+        ),
+        (
+            Credential {
+                certificate: vec![],
+                workload_id: String::new(),
+                attestation_result: Some("e".repeat(MAX_ATTESTATION_RESULT + 1)),
+            }
+            .into(),
+            ProtoError::FieldTooLong("attestation_result"),
+        ),
+        (AttestationResult { ear: "e".repeat(MAX_ATTESTATION_RESULT + 1) }.into(), ProtoError::FieldTooLong("ear")),
+        (
+            CredentialRequest { ear: String::new(), public_key: evidence_key(), proof: vec![0; MAX_PROOF + 1] }.into(),
+            ProtoError::FieldTooLong("proof"),
+        ),
+        (
+            CredentialRequest { ear: String::new(), public_key: vec![0x04; 96], proof: vec![] }.into(),
+            ProtoError::InvalidField("public_key"),
         ),
         (
             ErrorMsg { code: ErrorCode::Internal, message: "m".repeat(MAX_TEXT + 1) }.into(),
@@ -466,7 +510,7 @@ fn random_message(rng: &mut Rng) -> Message {
     let mut len = |max: usize| if rng.below(8) == 0 { max } else { max.min(64) };
     let (req, resp, ev, cert) =
         (len(MAX_DOORBELL_REQUEST), len(MAX_DOORBELL_RESPONSE), len(MAX_EVIDENCE), len(MAX_CERTIFICATE));
-    match rng.below(9) {
+    match rng.below(11) {
         0 => Hello {
             version: rng.next() as u16,
             platform,
@@ -493,7 +537,19 @@ fn random_message(rng: &mut Rng) -> Message {
             Evidence { platform, evidence: rng.bytes_upto(ev), public_key, nonce: rng.bytes(nonce_len), event_log }
                 .into()
         }
-        5 => Credential { certificate: rng.bytes_upto(cert), workload_id: rng.text(MAX_WORKLOAD_ID) }.into(),
+        5 => Credential {
+            certificate: rng.bytes_upto(cert),
+            workload_id: rng.text(MAX_WORKLOAD_ID),
+            attestation_result: (rng.below(2) == 0).then(|| rng.text(MAX_ATTESTATION_RESULT)),
+        }
+        .into(),
+        9 => AttestationResult { ear: rng.text(MAX_ATTESTATION_RESULT) }.into(),
+        10 => {
+            let mut public_key = rng.bytes(P384_PUBLIC_KEY_LEN);
+            public_key[0] = 0x04;
+            CredentialRequest { ear: rng.text(MAX_ATTESTATION_RESULT), public_key, proof: rng.bytes_upto(MAX_PROOF) }
+                .into()
+        }
         6 => ErrorMsg { code: ErrorCode::Malformed, message: rng.text(MAX_TEXT) }.into(),
         7 => Done { credential_accepted: rng.next() & 1 == 1 }.into(),
         _ => LogLine { line: rng.text(MAX_TEXT) }.into(),
@@ -564,4 +620,31 @@ fn property_hostile_input_never_panics() {
     }
     // Some mutations (e.g. in byte-string contents) keep a message valid.
     assert!(accepted > 100, "only {accepted} mutated inputs decoded");
+}
+
+fn evidence_key() -> Vec<u8> {
+    let mut k = vec![0x11; P384_PUBLIC_KEY_LEN];
+    k[0] = 0x04;
+    k
+}
+
+#[test]
+fn credential_request_proof_input_is_documented_layout() {
+    let bytes = credential_request_signed_bytes(&[1; 32], &evidence_key(), &[2; 32]);
+    assert_eq!(&bytes[..15], b"TWI-CREDREQ-v1\0");
+    assert_eq!(bytes.len(), 15 + 32 + P384_PUBLIC_KEY_LEN + 32);
+    assert_eq!(&bytes[15..47], &[1; 32]);
+    assert_eq!(&bytes[47..47 + P384_PUBLIC_KEY_LEN], evidence_key().as_slice());
+    assert_eq!(&bytes[bytes.len() - 32..], &[2; 32]);
+}
+
+#[test]
+fn mechanism_messages_round_trip() {
+    for m in [
+        Message::from(Credential { certificate: vec![0x30, 0], workload_id: "w".into(), attestation_result: None }),
+        AttestationResult { ear: "eyJhbGciOiJFUzM4NCJ9.e30.c2ln".into() }.into(),
+        CredentialRequest { ear: "a.b.c".into(), public_key: evidence_key(), proof: vec![0x30, 0x02] }.into(),
+    ] {
+        assert_eq!(decode(&encode(&m).unwrap()), Ok(m));
+    }
 }

@@ -206,6 +206,12 @@ mod firmware {
             Event::MalformedFrame(e) => log!("malformed frame from the host: {e}"),
             Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
             Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
+            Event::AttestationResultWithCredential(len) => {
+                log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
+            }
+            Event::AttestationResultReceived(len) => {
+                log!("mechanism B: attestation result received ({len}-byte EAR); requesting the credential")
+            }
         };
         if sim_tdx {
             let body = manifest_body(&manifest);

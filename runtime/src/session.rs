@@ -8,6 +8,9 @@
 //!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP)
 //!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP}
 //!   Evidence {report, key, nonce}    ──▶
+//!                                    ◀──  Credential {certificate, workload id, [EAR: mech. A]} | Error
+//!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
+//!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
 //!                                    ◀──  Credential {certificate, workload id} | Error
 //!   DoorbellRequest {sealed MSG_KEY_REQ} ──▶   (sim only; the credential is sealed to
 //!                                    ◀──  DoorbellResponse             the launch-bound key)
@@ -21,12 +24,14 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
+use sha2::{Digest, Sha256};
 use twi_attester::binding;
 use twi_attester::snp::key::KeyRequest;
 use twi_attester::snp::report::AttestationReport;
 use twi_proto::msg::{
-    Challenge, Credential, Done, DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, Message,
-    PROTOCOL_VERSION, Platform,
+    CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, Challenge, Credential, CredentialRequest, Done, DoorbellKind,
+    DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, Message, PROTOCOL_VERSION, Platform,
+    credential_request_signed_bytes,
 };
 use twi_proto::{MessageReader, ProtoError, write_message};
 
@@ -54,6 +59,11 @@ pub enum Event<'a> {
     EvidenceSent,
     MalformedFrame(&'a ProtoError),
     CredentialAccepted(&'a str),
+    /// Mechanism A: an attestation result (EAR JWT, its length) came with the credential.
+    AttestationResultWithCredential(usize),
+    /// Mechanism B: the Verifier's attestation result (its length) arrived; the runtime
+    /// forwards it to the Credential Authority with a proof of possession.
+    AttestationResultReceived(usize),
     /// The credential was sealed to the launch (its sealed size).
     CredentialSealed(usize),
 }
@@ -236,12 +246,12 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
         platform,
         evidence: report,
         public_key: public_key.to_vec(),
-        nonce,
+        nonce: nonce.clone(),
         event_log: None,
     }))?;
     events(Event::EvidenceSent);
 
-    let (certificate, workload_id) = receive_credential(channel, trust, &public_key, events)?;
+    let (certificate, workload_id) = receive_credential(channel, vault, trust, &public_key, &nonce, events)?;
 
     let key =
         firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(committed_tcb), doorbell))?;
@@ -257,6 +267,9 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     Ok(Outcome { certificate, workload_id, sealed_credential })
 }
 
+/// The credential acquisition mechanisms this runtime takes, as [`Hello::capabilities`] bits.
+pub const RUNTIME_MECHANISMS: u32 = CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C;
+
 /// Hello, then the verifier's Challenge: returns the nonce.
 fn hello_and_challenge<L: Link>(
     channel: &mut Channel<L>,
@@ -268,7 +281,7 @@ fn hello_and_challenge<L: Link>(
     channel.send(&Message::Hello(Hello {
         version: PROTOCOL_VERSION,
         platform,
-        capabilities: if simulated { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
+        capabilities: RUNTIME_MECHANISMS | if simulated { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
         runtime: String::from(runtime_name),
     }))?;
     let nonce = match channel.recv(events)? {
@@ -284,17 +297,41 @@ fn hello_and_challenge<L: Link>(
 
 /// The issuer's Credential, checked against the anchor of the measured manifest and our key.
 /// A refused credential is reported to the host (Error, then Done {false}).
+///
+/// Mechanisms A and C answer the Evidence with the Credential (under A it carries the
+/// Verifier's attestation result). Under mechanism B the Verifier answers with an
+/// AttestationResult: the runtime forwards it to the Credential Authority in a
+/// CredentialRequest, with the vault's signature over it as proof of possession
+/// ([`credential_request_signed_bytes`]), and then expects the Credential.
 fn receive_credential<L: Link>(
     channel: &mut Channel<L>,
+    vault: &Vault,
     trust: &Trust<'_>,
     public_key: &[u8],
+    nonce: &[u8],
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<(Vec<u8>, String), SessionError> {
-    let Credential { certificate, workload_id } = match channel.recv(events)? {
-        Message::Credential(c) => c,
-        Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
-        other => {
-            return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
+    let mut requested = false;
+    let Credential { certificate, workload_id, attestation_result } = loop {
+        match channel.recv(events)? {
+            Message::Credential(c) => break c,
+            Message::AttestationResult(result) if !requested => {
+                events(Event::AttestationResultReceived(result.ear.len()));
+                let ear_sha256: [u8; 32] = Sha256::digest(result.ear.as_bytes()).into();
+                let signed = credential_request_signed_bytes(nonce, public_key, &ear_sha256);
+                let proof =
+                    vault.sign(&signed).map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
+                channel.send(&Message::CredentialRequest(CredentialRequest {
+                    ear: result.ear,
+                    public_key: public_key.to_vec(),
+                    proof: proof.as_bytes().to_vec(),
+                }))?;
+                requested = true;
+            }
+            Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
+            other => {
+                return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
+            }
         }
     };
     if let Err(e) = check_credential(&certificate, trust.issuer_anchor, public_key, &workload_id) {
@@ -303,6 +340,9 @@ fn receive_credential<L: Link>(
         return Err(error);
     }
     events(Event::CredentialAccepted(&workload_id));
+    if let Some(result) = &attestation_result {
+        events(Event::AttestationResultWithCredential(result.len()));
+    }
     Ok((certificate, workload_id))
 }
 
@@ -379,12 +419,12 @@ pub fn run_tdx<L: Link>(
         platform: Platform::SimTdx,
         evidence: quote,
         public_key: public_key.to_vec(),
-        nonce,
+        nonce: nonce.clone(),
         event_log: Some(log.events().to_vec()),
     }))?;
     events(Event::EvidenceSent);
 
-    let (certificate, workload_id) = receive_credential(channel, trust, &public_key, events)?;
+    let (certificate, workload_id) = receive_credential(channel, vault, trust, &public_key, &nonce, events)?;
     channel.send(&Message::Done(Done { credential_accepted: true }))?;
     Ok(Outcome { certificate, workload_id, sealed_credential: Vec::new() })
 }

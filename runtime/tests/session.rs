@@ -26,8 +26,9 @@ use twi_host::sim::snp::{SimLaunch, SimPsp};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
-    CAP_SIM_DOORBELL, Challenge, Credential, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode,
-    ErrorMsg, Evidence, Hello, Message, PROTOCOL_VERSION, Platform,
+    AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_SIM_DOORBELL, Challenge, Credential,
+    Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello, Message,
+    PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, encode_frame, write_message};
 use twi_runtime::credential::{CredentialError, check_credential};
@@ -124,6 +125,7 @@ impl Host {
                         let reply = Credential {
                             certificate: issued.certificate_der.clone(),
                             workload_id: issued.workload_id.clone(),
+                            attestation_result: None,
                         };
                         self.issued = Some(issued);
                         reply.into()
@@ -492,7 +494,7 @@ fn session_obtains_a_credential_for_the_vault_key() {
         Message::Hello(Hello {
             version: PROTOCOL_VERSION,
             platform: Platform::SimSnp,
-            capabilities: CAP_SIM_DOORBELL,
+            capabilities: CAP_SIM_DOORBELL | session::RUNTIME_MECHANISMS,
             runtime: RUNTIME_NAME.into(),
         })
     );
@@ -736,7 +738,10 @@ fn too_many_malformed_frames_end_the_session() {
 #[test]
 fn unexpected_message_instead_of_challenge_is_refused() {
     let link = FakeLink::tampering("Hello", |_, _| {
-        frame(&Credential { certificate: vec![0x30, 0x00], workload_id: WORKLOAD_ID.into() }.into())
+        frame(
+            &Credential { certificate: vec![0x30, 0x00], workload_id: WORKLOAD_ID.into(), attestation_result: None }
+                .into(),
+        )
     });
     let session = run(link);
     assert!(matches!(expect_err(&session), SessionError::Unexpected("Credential")), "{:?}", session.result);
@@ -1069,7 +1074,7 @@ fn credential_from_another_ca_is_rejected_and_reported() {
         let Message::Evidence(Evidence { public_key, .. }) = msg else { unreachable!() };
         let impostor = TestCa::new(0xBAD, "CN=TWI issuer CA for example.org,O=TWI");
         let certificate = impostor.issue_workload(public_key, WORKLOAD_ID);
-        frame(&Credential { certificate, workload_id: WORKLOAD_ID.into() }.into())
+        frame(&Credential { certificate, workload_id: WORKLOAD_ID.into(), attestation_result: None }.into())
     });
     let session = run(link);
     assert!(
@@ -1154,4 +1159,109 @@ fn host_closing_the_link_ends_the_session() {
         assert!(matches!(expect_err(&session), SessionError::LinkClosed), "{when}: {:?}", session.result);
         assert_eq!(session.sent_names(), sent, "{when}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Mechanisms A and B
+
+/// A stand-in for the Verifier's EAR JWT (the guest forwards it without reading it).
+const TEST_EAR: &str = "eyJhbGciOiJFUzM4NCJ9.eyJ0d2kiOnRydWV9.c2lnbmF0dXJl";
+
+/// Under mechanism B the Verifier answers the Evidence with an attestation result; the guest
+/// forwards it to the Credential Authority with the vault's signature as proof of possession,
+/// never the key, and gets the credential.
+#[test]
+fn mechanism_b_forwards_the_attestation_result_with_a_proof_of_possession() {
+    use p384::ecdsa::signature::Verifier;
+    use sha2::{Digest, Sha256};
+    let link = FakeLink::new(
+        Host::new(true),
+        Box::new(|msg, host| match msg {
+            Message::Evidence(_) => {
+                // The honest issuer appraises and issues; the credential waits for the request.
+                assert!(matches!(host.honest_reply(msg), Some(Message::Credential(_))));
+                Some(frame(&AttestationResult { ear: TEST_EAR.into() }.into()))
+            }
+            Message::CredentialRequest(request) => {
+                let nonce = host.nonce.clone().expect("a challenge");
+                let digest: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
+                let signed = twi_proto::msg::credential_request_signed_bytes(&nonce, &request.public_key, &digest);
+                let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&request.public_key).expect("a P-384 key");
+                let proof = p384::ecdsa::Signature::from_der(&request.proof).expect("a DER signature");
+                if request.ear != TEST_EAR || key.verify(&signed, &proof).is_err() {
+                    return Some(frame(&ErrorMsg::new(ErrorCode::PolicyRejected, "bad credential request").into()));
+                }
+                let issued = host.issued.as_ref().expect("issued");
+                Some(frame(
+                    &Credential {
+                        certificate: issued.certificate_der.clone(),
+                        workload_id: issued.workload_id.clone(),
+                        attestation_result: None,
+                    }
+                    .into(),
+                ))
+            }
+            _ => None,
+        }),
+    );
+    let session = run(link);
+    let outcome = session.result.as_ref().expect("the session succeeds");
+    assert_eq!(
+        session.sent_names(),
+        ["Hello", "DoorbellRequest", "Evidence", "CredentialRequest", "DoorbellRequest", "Done"]
+    );
+    let Message::Hello(hello) = &session.link.sent[0] else { unreachable!() };
+    assert_eq!(hello.capabilities & (CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C), session::RUNTIME_MECHANISMS);
+    assert!(session.events.contains(&format!("AttestationResultReceived({})", TEST_EAR.len())), "{:?}", session.events);
+    let Message::CredentialRequest(request) = &session.link.sent[3] else { unreachable!() };
+    assert_eq!(request.public_key, session.public_key());
+    // The proof is the vault key's signature over the documented input, and binds the nonce.
+    let nonce = session.link.host.nonce.clone().unwrap();
+    let digest: [u8; 32] = Sha256::digest(TEST_EAR.as_bytes()).into();
+    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&request.public_key).unwrap();
+    let proof = p384::ecdsa::Signature::from_der(&request.proof).unwrap();
+    key.verify(&twi_proto::msg::credential_request_signed_bytes(&nonce, &request.public_key, &digest), &proof).unwrap();
+    let mut other = nonce.clone();
+    other[0] ^= 1;
+    assert!(
+        key.verify(&twi_proto::msg::credential_request_signed_bytes(&other, &request.public_key, &digest), &proof)
+            .is_err()
+    );
+    assert_eq!(outcome.workload_id, WORKLOAD_ID);
+}
+
+/// A second attestation result instead of the credential is refused (one request per session).
+#[test]
+fn mechanism_b_a_second_attestation_result_is_refused() {
+    let link = FakeLink::new(
+        Host::new(true),
+        Box::new(|msg, host| match msg {
+            Message::Evidence(_) => {
+                host.honest_reply(msg);
+                Some(frame(&AttestationResult { ear: TEST_EAR.into() }.into()))
+            }
+            Message::CredentialRequest(_) => Some(frame(&AttestationResult { ear: TEST_EAR.into() }.into())),
+            _ => None,
+        }),
+    );
+    let session = run(link);
+    assert!(matches!(expect_err(&session), SessionError::Unexpected("AttestationResult")), "{:?}", session.result);
+}
+
+/// Under mechanism A the credential comes with the attestation result: the guest checks the
+/// credential as always and records that a result came with it.
+#[test]
+fn mechanism_a_credential_with_an_attestation_result_is_accepted_and_recorded() {
+    let link = FakeLink::tampering("Evidence", |msg, host| {
+        let Some(Message::Credential(mut credential)) = host.honest_reply(msg) else { panic!("no credential") };
+        credential.attestation_result = Some(TEST_EAR.into());
+        frame(&credential.into())
+    });
+    let session = run(link);
+    assert!(session.result.is_ok(), "{:?}", session.result);
+    assert!(
+        session.events.contains(&format!("AttestationResultWithCredential({})", TEST_EAR.len())),
+        "{:?}",
+        session.events
+    );
 }
