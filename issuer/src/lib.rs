@@ -304,11 +304,7 @@ impl Issuer {
         if !self.outstanding_nonces.remove(bundle.nonce) {
             return Err(Rejection::UnknownNonce);
         }
-        let appraisal = if bundle.platform == Platform::SimTdx {
-            self.appraise_sim_tdx(bundle, events)?
-        } else {
-            self.appraise(bundle)?
-        };
+        let appraisal = self.appraise_any(bundle, events)?;
         self.issue_certificate(bundle.public_key, appraisal).map_err(|e| Rejection::Internal(e.to_string()))
     }
 
@@ -343,6 +339,16 @@ impl Issuer {
         self.issue_under_policy(bundle, events, None, mechanism)
     }
 
+    /// The Verifier: appraises the evidence of whichever platform the bundle names (a TDX
+    /// event log is replayed against the quote's RTMRs; other platforms carry none).
+    fn appraise_any(
+        &self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<Appraisal, Rejection> {
+        if bundle.platform == Platform::SimTdx { self.appraise_sim_tdx(bundle, events) } else { self.appraise(bundle) }
+    }
+
     fn issue_under_policy(
         &mut self,
         bundle: &EvidenceBundle<'_>,
@@ -354,11 +360,7 @@ impl Issuer {
         // A verifier nonce is redeemed whatever the outcome (one try per challenge); an epoch
         // id is recognised; any other nonce establishes nothing (enough for AF_L0 only).
         let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
-        let appraisal = if bundle.platform == Platform::SimTdx {
-            self.appraise_sim_tdx(bundle, events)?
-        } else {
-            self.appraise(bundle)?
-        };
+        let appraisal = self.appraise_any(bundle, events)?;
         let mode = self.policy.as_ref().ok_or_else(no_policy)?;
         let admission = mode.admit(&appraisal, &established, previous)?;
         let extension =
@@ -403,11 +405,7 @@ impl Issuer {
     ) -> Result<VerifierResult, Rejection> {
         let no_policy = || Rejection::Internal("mechanism B needs an appraisal policy".into());
         let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
-        let appraisal = if bundle.platform == Platform::SimTdx {
-            self.appraise_sim_tdx(bundle, events)?
-        } else {
-            self.appraise(bundle)?
-        };
+        let appraisal = self.appraise_any(bundle, events)?;
         let now = (self.clock)();
         let mode = self.policy.as_ref().ok_or_else(no_policy)?;
         let admission = mode.admit(&appraisal, &established, None)?;
