@@ -59,6 +59,13 @@ enum Commands {
         /// Print JSON (digest and the parameters it was computed for) instead of hex.
         #[arg(long)]
         json: bool,
+        /// TDX: the TD's XFAM; with it, --json adds the TEE info hash (SHA-384 of TDINFO_STRUCT,
+        /// td-shim's tee-info-hash) for these launch choices.
+        #[arg(long, value_parser = parse_u64)]
+        xfam: Option<u64>,
+        /// TDX: the TD's ATTRIBUTES (0x10000000 = SEPT_VE_DISABLE).
+        #[arg(long, value_parser = parse_u64, default_value = "0x10000000")]
+        td_attributes: u64,
     },
     /// Boot an image under QEMU and obtain a credential for its Credential Key.
     Run {
@@ -368,7 +375,11 @@ fn execute(cli: Cli) -> Result<()> {
             build(&out, runtime_elf.as_deref(), &issuer, &params, diagnostic.into())?;
             Ok(())
         }
-        Commands::Measure { image, platform, launch, json } => measure_image(&image, platform, &launch, json),
+        Commands::Measure { image, platform, launch, json, xfam, td_attributes } => {
+            let td_info =
+                xfam.map(|xfam| measure::tdx::TdInfoInputs { attributes: td_attributes, xfam, ..Default::default() });
+            measure_image(&image, platform, &launch, json, td_info)
+        }
         Commands::Run {
             image,
             platform,
@@ -546,7 +557,13 @@ fn execute(cli: Cli) -> Result<()> {
 }
 
 /// `twi measure`: one digest, hex or JSON, on stdout.
-fn measure_image(path: &Path, platform: MeasurePlatform, launch: &LaunchArgs, json: bool) -> Result<()> {
+fn measure_image(
+    path: &Path,
+    platform: MeasurePlatform,
+    launch: &LaunchArgs,
+    json: bool,
+    td_info: Option<measure::tdx::TdInfoInputs>,
+) -> Result<()> {
     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let params = launch.params()?;
     let is_igvm = bytes.starts_with(b"IGVM");
@@ -584,13 +601,23 @@ fn measure_image(path: &Path, platform: MeasurePlatform, launch: &LaunchArgs, js
             "guest_features": format!("{:#x}", params.guest_features),
             "policy": format!("{:#x}", params.policy),
         }),
-        MeasurePlatform::Tdx => serde_json::json!({
-            "platform": "tdx",
-            "image": path.display().to_string(),
-            "image_kind": kind,
-            "mrtd": hex::encode(digest),
-            "mrtd_order": measure::tdx::MrtdOrder::Kvm.name(),
-        }),
+        MeasurePlatform::Tdx => {
+            let mut value = serde_json::json!({
+                "platform": "tdx",
+                "image": path.display().to_string(),
+                "image_kind": kind,
+                "mrtd": hex::encode(digest),
+                "mrtd_order": measure::tdx::MrtdOrder::Kvm.name(),
+            });
+            if let Some(inputs) = td_info {
+                value["tee_info_hash"] = hex::encode(measure::tdx::tee_info_hash(&digest, &inputs)).into();
+                value["td_attributes"] = format!("{:#x}", inputs.attributes).into();
+                value["xfam"] = format!("{:#x}", inputs.xfam).into();
+                value["tee_info_hash_note"] =
+                    "SHA-384 of TDINFO_STRUCT with zero MRCONFIGID/MROWNER/MROWNERCONFIG and RTMRs".into();
+            }
+            value
+        }
     };
     println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(())

@@ -198,3 +198,21 @@ fn the_runtime_carries_no_host_paths() {
         assert!(!found, "the runtime ELF contains the host path {needle}");
     }
 }
+
+#[test]
+fn measure_reports_the_tee_info_hash_for_the_launch_choices_given() {
+    let b = builds();
+    let rom = b.a.join("twi.rom");
+    let run = |xfam: &str| -> Value {
+        let out = twi(&["measure", path(&rom), "--platform", "tdx", "--json", "--xfam", xfam]);
+        serde_json::from_str(&ok(out, "twi measure --xfam")).expect("JSON")
+    };
+    let a = run("0xe7");
+    let hash = a["tee_info_hash"].as_str().expect("tee_info_hash with --xfam");
+    assert_eq!(hash.len(), 96);
+    assert_eq!(a["mrtd"], reference(&b.a)["tdx"]["mrtd"], "the TEE info hash covers the build's MRTD");
+    assert_ne!(run("0x61ae7")["tee_info_hash"], a["tee_info_hash"], "XFAM is part of TDINFO_STRUCT");
+    let plain = twi(&["measure", path(&rom), "--platform", "tdx", "--json"]);
+    let plain: Value = serde_json::from_str(&ok(plain, "twi measure")).unwrap();
+    assert!(plain.get("tee_info_hash").is_none(), "no TEE info hash without the launch's XFAM");
+}

@@ -99,6 +99,55 @@ impl Mrtd {
     }
 }
 
+/// The TD configuration that, with the MRTD, makes up `TDINFO_STRUCT` (TDX Module ABI,
+/// TDREPORT_STRUCT): what the VMM and the TD's owner choose at launch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TdInfoInputs {
+    pub attributes: u64,
+    pub xfam: u64,
+    pub mrconfigid: [u8; DIGEST_LEN],
+    pub mrowner: [u8; DIGEST_LEN],
+    pub mrownerconfig: [u8; DIGEST_LEN],
+    /// RTMR0..3 at report time (all zero before the TD extends any).
+    pub rtmrs: [[u8; DIGEST_LEN]; 4],
+}
+
+impl Default for TdInfoInputs {
+    /// Attributes and XFAM zero, no owner-defined IDs, RTMRs zero: td-shim's sample manifest
+    /// values apart from attributes and XFAM, which the launch chooses.
+    fn default() -> Self {
+        Self {
+            attributes: 0,
+            xfam: 0,
+            mrconfigid: [0; DIGEST_LEN],
+            mrowner: [0; DIGEST_LEN],
+            mrownerconfig: [0; DIGEST_LEN],
+            rtmrs: [[0; DIGEST_LEN]; 4],
+        }
+    }
+}
+
+/// `TDINFO_STRUCT` size: attributes, xfam, MRTD, MRCONFIGID, MROWNER, MROWNERCONFIG,
+/// RTMR0..3, then SERVTD_HASH (TDX 1.5) and reserved bytes, zero here.
+pub const TDINFO_SIZE: usize = 512;
+
+/// The TEE info hash a TDREPORT carries (REPORTMACSTRUCT.TEE_INFO_HASH): SHA-384 over the
+/// 512-byte `TDINFO_STRUCT`. With zero RTMRs and no service TD this is td-shim's
+/// `td-shim-tee-info-hash` value for the same MRTD and manifest.
+pub fn tee_info_hash(mrtd: &[u8; DIGEST_LEN], inputs: &TdInfoInputs) -> [u8; DIGEST_LEN] {
+    let mut info = [0u8; TDINFO_SIZE];
+    info[0..8].copy_from_slice(&inputs.attributes.to_le_bytes());
+    info[8..16].copy_from_slice(&inputs.xfam.to_le_bytes());
+    info[16..64].copy_from_slice(mrtd);
+    info[64..112].copy_from_slice(&inputs.mrconfigid);
+    info[112..160].copy_from_slice(&inputs.mrowner);
+    info[160..208].copy_from_slice(&inputs.mrownerconfig);
+    for (i, rtmr) in inputs.rtmrs.iter().enumerate() {
+        info[208 + 48 * i..256 + 48 * i].copy_from_slice(rtmr);
+    }
+    Sha384::digest(info).into()
+}
+
 /// The MRTD of `rom` launched as a TD.
 pub fn mrtd(rom: &[u8], order: MrtdOrder) -> Result<[u8; DIGEST_LEN], MeasureError> {
     let firmware = Firmware::parse(rom)?;
@@ -162,5 +211,54 @@ fn per_section(mrtd: &mut Mrtd, firmware: &Firmware<'_>, s: &TdvfSection) {
             block[..chunk.len()].copy_from_slice(chunk);
             mrtd.mr_extend(s.memory_address + (i * EXTEND_CHUNK) as u64, &block);
         }
+    }
+}
+
+#[cfg(test)]
+mod tee_info_hash_tests {
+    use super::*;
+    use twi_attester::tdx::td_report::{TdReport, report_offset::TDINFO};
+
+    /// The attester's TDREPORT layout (an independent encoding of TDINFO_STRUCT) hashed over its
+    /// TDINFO bytes must equal `tee_info_hash` for the same fields.
+    #[test]
+    fn agrees_with_the_tdreport_layout() {
+        let inputs = TdInfoInputs {
+            attributes: 0x0000_0000_1000_0000, // SEPT_VE_DISABLE
+            xfam: 0x0006_1AE7,
+            mrconfigid: [1; 48],
+            mrowner: [2; 48],
+            mrownerconfig: [3; 48],
+            rtmrs: [[4; 48], [5; 48], [6; 48], [7; 48]],
+        };
+        let mrtd = [9u8; 48];
+        let report = TdReport {
+            report_type: [0x81, 0, 0, 0],
+            cpu_svn: [0; 16],
+            tee_tcb_info_hash: [0; 48],
+            tee_info_hash: [0; 48],
+            report_data: [0; 64],
+            mac: [0; 32],
+            tee_tcb_info_valid: [0; 8],
+            tee_tcb_svn: [0; 16],
+            mr_seam: [0; 48],
+            mr_signer_seam: [0; 48],
+            seam_attributes: [0; 8],
+            tee_tcb_svn_2: [0; 16],
+            td_attributes: inputs.attributes.to_le_bytes(),
+            xfam: inputs.xfam.to_le_bytes(),
+            mr_td: mrtd,
+            mr_config_id: inputs.mrconfigid,
+            mr_owner: inputs.mrowner,
+            mr_owner_config: inputs.mrownerconfig,
+            rtmr: inputs.rtmrs,
+            servtd_hash: [0; 48],
+        };
+        let bytes = report.to_bytes();
+        let expected: [u8; 48] = Sha384::digest(&bytes[TDINFO..]).into();
+        assert_eq!(tee_info_hash(&mrtd, &inputs), expected);
+        // Any field matters.
+        let other = TdInfoInputs { xfam: 0xE7, ..inputs };
+        assert_ne!(tee_info_hash(&mrtd, &other), expected);
     }
 }
