@@ -83,3 +83,24 @@ pub fn pvalidate(address: u64, size: PageSize, validated: bool) -> PvalidateResu
         (other, _) => PvalidateResult::Other(other),
     }
 }
+
+/// RMPADJUST (AMD APM Vol. 3): set the permissions of a less privileged VMPL on the page at
+/// `address`. Used only as a probe: granting VMPL1 nothing on a page succeeds only when the
+/// caller runs at VMPL0. Returns RAX (0: success; 2: FAIL_PERMISSION, i.e. not VMPL0).
+pub fn rmpadjust_probe_vmpl1(address: u64) -> u32 {
+    const TARGET_VMPL1_NO_PERMISSIONS: u64 = 1;
+    let rax: u64;
+    // SAFETY: RMPADJUST changes only the RMP permissions that VMPL1 has on one of the caller's
+    // validated private pages; the runtime never runs code at VMPL1, so granting it nothing
+    // takes nothing away from the runtime itself.
+    unsafe {
+        asm!(
+            "rmpadjust",
+            inout("rax") address => rax,
+            in("rcx") PageSize::Size4K as u64,
+            in("rdx") TARGET_VMPL1_NO_PERMISSIONS,
+            options(nostack),
+        );
+    }
+    rax as u32
+}

@@ -66,6 +66,9 @@ pub enum SnpInitError {
     GhcbRegistration,
     /// PVALIDATE failed for the page at this address.
     Pvalidate(u64),
+    /// The runtime is not running at VMPL0 (an SVSM or paravisor sits below it), so VMPCK0
+    /// and VMPL0 reports are not its to use.
+    NotVmpl0,
     Ghcb(GhcbError),
 }
 
@@ -122,6 +125,11 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     ghcb.page_state_change(&entries).map_err(SnpInitError::Ghcb)?;
     for address in validated_2m_pages() {
         validate_2m(address)?;
+    }
+    // The secrets page's VMPCK0 and the report's VMPL assume the runtime is at VMPL0: check it
+    // (as Linux's snp_vmpl check does) on a freshly validated heap page.
+    if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
+        return Err(SnpInitError::NotVmpl0);
     }
     let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
     let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
@@ -229,6 +237,7 @@ pub enum TerminateReason {
     PageStateChange = 4,
     GhcbRegistration = 5,
     Pvalidate = 6,
+    NotVmpl0 = 7,
     /// Reported with the GHCB spec's own codes (reason set 0) instead of ours.
     ProtocolUnsupported = 0x80,
     SnpUnsupported = 0x81,
@@ -243,6 +252,7 @@ impl From<SnpInitError> for TerminateReason {
             SnpInitError::PageStateChange(_) | SnpInitError::Ghcb(_) => Self::PageStateChange,
             SnpInitError::GhcbRegistration => Self::GhcbRegistration,
             SnpInitError::Pvalidate(_) => Self::Pvalidate,
+            SnpInitError::NotVmpl0 => Self::NotVmpl0,
         }
     }
 }
