@@ -525,16 +525,8 @@ impl Issuer {
             .map_err(snp::SnpError::from)?;
         let appraisal = snp::appraise(bundle.evidence, &endorsements, &[], &config, (self.clock)())
             .map_err(|rejection| Rejection::Snp(rejection.error))?;
-        // A key that is not a P-384 point gets no credential, whatever the report binds.
-        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         let report = &appraisal.report;
-        let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
-        if report.report_data != expected {
-            return Err(Rejection::ReportDataMismatch {
-                expected: snp::hex(&expected),
-                actual: snp::hex(&report.report_data),
-            });
-        }
+        check_key_binding(bundle, &report.report_data)?;
         Ok(Appraisal {
             platform: bundle.platform,
             measurement: report.measurement.to_vec(),
@@ -550,15 +542,8 @@ impl Issuer {
     fn appraise_tdx(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
         let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
         let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
-        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
-        let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         let body = &appraisal.body;
-        if body.report_data != expected {
-            return Err(Rejection::ReportDataMismatch {
-                expected: snp::hex(&expected),
-                actual: snp::hex(&body.report_data),
-            });
-        }
+        check_key_binding(bundle, &body.report_data)?;
         Ok(Appraisal {
             platform: bundle.platform,
             measurement: body.mr_td.to_vec(),
@@ -587,15 +572,8 @@ impl Issuer {
                 appraisal.anchor
             )));
         }
-        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
-        let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
         let body = &appraisal.body;
-        if body.report_data != expected {
-            return Err(Rejection::ReportDataMismatch {
-                expected: snp::hex(&expected),
-                actual: snp::hex(&body.report_data),
-            });
-        }
+        check_key_binding(bundle, &body.report_data)?;
         check_event_log(events, &body.rtmr)?;
         Ok(Appraisal {
             platform: bundle.platform,
@@ -689,6 +667,17 @@ fn check_event_log(events: &[twi_proto::msg::RtmrEvent], quoted: &[[u8; 48]; 4])
         if quote != replay {
             return Err(mismatch(name, replay, quote));
         }
+    }
+    Ok(())
+}
+
+/// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,
+/// whatever the report binds) and REPORTDATA is exactly their binding (attester::binding).
+fn check_key_binding(bundle: &EvidenceBundle<'_>, report_data: &[u8; 64]) -> Result<(), Rejection> {
+    p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+    let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+    if *report_data != expected {
+        return Err(Rejection::ReportDataMismatch { expected: snp::hex(&expected), actual: snp::hex(report_data) });
     }
     Ok(())
 }
