@@ -4,6 +4,8 @@
 //!   P-384 public key into a hardware report.
 //! * [`snp`]: AMD SEV-SNP structures — the `ATTESTATION_REPORT` and the plaintext
 //!   `MSG_REPORT_REQ` / `MSG_REPORT_RSP` guest-message payloads.
+//! * [`hpke`]: RFC 9180 HPKE, base mode, DHKEM(P-384)/HKDF-SHA384/AES-256-GCM: the Key
+//!   Store's release of a provisioned Credential Key (mechanism D).
 //! * [`tdx`]: Intel TDX structures — `TDREPORT_STRUCT`, TD quote bodies 1.0/1.5, the QE
 //!   report, DCAP quotes v4/v5.
 //!
@@ -14,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod hpke;
 pub mod snp;
 pub mod tdx;
 
