@@ -207,17 +207,6 @@ impl MechanismArg {
     }
 }
 
-/// Fails for mechanisms `twi run` cannot carry out yet (never pretends).
-fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str) -> Result<()> {
-    use twi_issuer::policy::Mechanism;
-    match mechanism {
-        Mechanism::A | Mechanism::B | Mechanism::C => Ok(()),
-        Mechanism::D => bail!(
-            "mechanism d ({source}: the Key Store releasing a provisioned key, HPKE-encrypted to an ephemeral key the evidence binds) is not implemented yet: use --mechanism a, b or c"
-        ),
-    }
-}
-
 /// The development policy `twi run` uses without --policy: one workload, `identity`, admitting
 /// exactly the launch measurements of the image it boots (simulated SEV-SNP and TDX).
 fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Option<&[u8; 48]>) -> String {
@@ -393,9 +382,6 @@ fn execute(cli: Cli) -> Result<()> {
             policy_key,
             mechanism,
         } => {
-            if let Some(m) = mechanism {
-                check_mechanism(m.mechanism(), "--mechanism")?;
-            }
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
@@ -484,15 +470,6 @@ fn execute(cli: Cli) -> Result<()> {
                 }
             };
             issuer.set_policy(loaded).context("opening the issuer's policy state")?;
-            use twi_proto::msg::Platform;
-            let sim_platform = if sim_tdx.is_some() { Platform::SimTdx } else { Platform::SimSnp };
-            if mechanism.is_none()
-                && let Some(mode) = issuer.policy_mode()
-                && let Some(workload) = mode.workload_for(sim_platform, &measurement)
-            {
-                let source = format!("the policy's choice for workload `{}`", workload.id);
-                check_mechanism(workload.mechanism, &source)?;
-            }
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
             let probe_issuer = &issuer;

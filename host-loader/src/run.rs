@@ -15,7 +15,7 @@ use twi_issuer::policy::Mechanism;
 use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issued, Issuer};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
-    DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Message, PROTOCOL_VERSION, Platform,
+    DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, KeyRelease, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, write_message};
 
@@ -32,6 +32,8 @@ pub enum Tamper {
     Nonce,
     /// Flip one byte of the simulated PSP's first sealed answer on its way to the guest.
     FirmwareAnswerByte(usize),
+    /// Mechanism D: flip one byte of the Key Store's HPKE ciphertext on its way to the guest.
+    ReleaseByte(usize),
 }
 
 impl std::str::FromStr for Tamper {
@@ -50,7 +52,10 @@ impl std::str::FromStr for Tamper {
         if let Some(at) = s.strip_prefix("firmware-answer-byte:") {
             return offset(at).map(Self::FirmwareAnswerByte);
         }
-        Err("expected `nonce`, `evidence-byte:OFFSET` or `firmware-answer-byte:OFFSET`".into())
+        if let Some(at) = s.strip_prefix("release-byte:") {
+            return offset(at).map(Self::ReleaseByte);
+        }
+        Err("expected `nonce`, `evidence-byte:OFFSET`, `firmware-answer-byte:OFFSET` or `release-byte:OFFSET`".into())
     }
 }
 
@@ -330,6 +335,23 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             }
             progress(format_args!("credential acquisition mechanism {}", mechanism.name()));
             conversation.mechanism = Some(mechanism);
+            if mechanism == Mechanism::D {
+                // The workload owner's provisioning step, done here once for the demo.
+                match launch.issuer.provision_workload(expected, &launch.measurement) {
+                    Ok((provisioned, created)) => progress(format_args!(
+                        "Key Store: {} credential for {} (serial {}){}",
+                        if created { "provisioned a" } else { "holds the provisioned" },
+                        provisioned.workload_id,
+                        provisioned.serial_hex,
+                        if created { " and its key, as the workload owner would" } else { "" }
+                    )),
+                    Err(e) => {
+                        let text = format!("the Key Store cannot provision a credential: {e}");
+                        fail(conversation, text.clone());
+                        return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::Internal, &text))));
+                    }
+                }
+            }
             let nonce =
                 launch.issuer.challenge_for(expected, &launch.measurement).map_err(|e| anyhow!("issuer: {e}"))?;
             let sent = if launch.tamper == Some(Tamper::Nonce) {
@@ -342,7 +364,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             };
             conversation.nonce = Some(sent.clone());
             conversation.nonce_for_issuer = Some(nonce);
-            Some(Message::Challenge(Challenge { nonce: sent }))
+            Some(Message::Challenge(Challenge { nonce: sent, key_release: mechanism == Mechanism::D }))
         }
         Message::DoorbellRequest(request) => match request.kind {
             DoorbellKind::SnpGuestRequest => {
@@ -437,6 +459,39 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     }
                     Err(rejection) => {
                         fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
+                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
+                    }
+                }));
+            }
+            if conversation.mechanism == Some(Mechanism::D) {
+                // Mechanism D: the Verifier appraises; the Key Store releases the provisioned key
+                // encrypted to the ephemeral key the evidence binds.
+                return Ok(Some(match launch.issuer.release_key(&bundle, events) {
+                    Ok(released) => {
+                        let mut release = released.release;
+                        progress(format_args!(
+                            "verified; the Key Store released the key of {} (serial {}), HPKE-encrypted to the ephemeral key the evidence binds",
+                            released.issued.workload_id, released.issued.serial_hex
+                        ));
+                        let key_store_jwk = launch.issuer.key_store().map(|k| k.jwk()).unwrap_or_default();
+                        write_key_release(&launch.out, &release, &evidence.public_key, key_store_jwk)?;
+                        if let Some(Tamper::ReleaseByte(offset)) = launch.tamper
+                            && let Some(byte) = release.ciphertext.get_mut(offset)
+                        {
+                            *byte ^= 0x01;
+                            progress(format_args!("tamper: flipped byte {offset:#x} of the released ciphertext"));
+                        }
+                        let reply = Message::KeyRelease(KeyRelease {
+                            certificate: release.provisioned.certificate_der,
+                            workload_id: released.issued.workload_id.clone(),
+                            enc: release.enc,
+                            ciphertext: release.ciphertext,
+                        });
+                        conversation.issued = Some(released.issued);
+                        reply
+                    }
+                    Err(rejection) => {
+                        fail(conversation, format!("the issuer refused the key release: {rejection}"));
                         Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
                     }
                 }));
@@ -549,6 +604,32 @@ fn write_evidence(out: &Path, evidence: &twi_proto::msg::Evidence) -> Result<()>
         })).collect::<Vec<_>>()),
     });
     fs::write(out.join("evidence.json"), serde_json::to_string_pretty(&json)? + "\n")?;
+    Ok(())
+}
+
+/// Mechanism D: `key-release.json` records what the Key Store sent (the HPKE `enc` and
+/// ciphertext are safe to keep: only the guest's ephemeral key opens them) and its signed
+/// receipt, with the key that verifies it.
+fn write_key_release(
+    out: &Path,
+    release: &twi_issuer::keystore::Release,
+    ephemeral_public_key: &[u8],
+    key_store_jwk: serde_json::Value,
+) -> Result<()> {
+    let json = serde_json::json!({
+        "workload_id": release.provisioned.workload_id,
+        "x509_serial": release.provisioned.serial_hex,
+        "provisioned_public_key": hex::encode(&release.provisioned.public_key),
+        "ephemeral_public_key": hex::encode(ephemeral_public_key),
+        "hpke": "RFC 9180 base mode, DHKEM(P-384, HKDF-SHA384) / HKDF-SHA384 / AES-256-GCM",
+        "info": "\"TWI-KEY-RELEASE-v1\\0\" || u16be(len nonce) || nonce || ephemeral_public_key",
+        "aad": "\"TWI-KEY-RELEASE-CERT-v1\\0\" || SHA-256(certificate DER)",
+        "enc": hex::encode(&release.enc),
+        "ciphertext": hex::encode(&release.ciphertext),
+        "receipt": release.receipt,
+        "key_store_key": key_store_jwk,
+    });
+    fs::write(out.join("key-release.json"), serde_json::to_string_pretty(&json)? + "\n")?;
     Ok(())
 }
 

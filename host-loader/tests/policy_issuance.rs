@@ -5,6 +5,8 @@ use std::path::Path;
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
+use p384::pkcs8::DecodePrivateKey;
+use sha2::Digest;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_host::sim::snp::SimPsp;
@@ -256,4 +258,92 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
     // … once.
     let why = refused(&mut issuer, &ear, &key, &proof);
     assert!(why.contains("already redeemed"), "{why}");
+}
+
+/// Mechanism D: Evidence binding an ephemeral HPKE key for `nonce`, presented for a release.
+fn present_for_release(
+    issuer: &mut Issuer,
+    psp: &SimPsp,
+    ephemeral: &[u8],
+    nonce: &[u8],
+) -> Result<twi_issuer::KeyReleased, Rejection> {
+    let request = ReportRequest { report_data: binding::report_data(nonce, ephemeral).unwrap(), vmpl: 0 };
+    let response = psp.handle_report_request(&request.to_bytes());
+    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
+    let endorsements = psp.endorsements().unwrap();
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: ephemeral,
+        nonce,
+        endorsements: &endorsements,
+    };
+    issuer.release_key(&bundle, &[])
+}
+
+#[test]
+fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_bound_key() {
+    use std::os::unix::fs::PermissionsExt;
+    use twi_attester::hpke;
+    use twi_issuer::keystore::KeyStoreError;
+
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let state = dir.path().join("issuer");
+    // AF_L0, so that the Key Store's own one-release-per-nonce rule is what refuses a replay.
+    let mut issuer = issuer(&state, &psp, policy("AF_L0", "CS_L1", &MEASUREMENT));
+    let ephemeral = p384::SecretKey::try_generate().unwrap();
+    let ephemeral_public = hpke::serialize_public_key(&ephemeral.public_key());
+    let nonce = [0x42u8; 32];
+
+    // Nothing provisioned yet: refused, and says what to do.
+    let refused = present_for_release(&mut issuer, &psp, &ephemeral_public, &nonce).unwrap_err();
+    assert!(
+        matches!(&refused, Rejection::KeyStore(KeyStoreError::NotProvisioned(w)) if w == "spiffe://example.org/payroll-app"),
+        "{refused}"
+    );
+
+    let (provisioned, created) = issuer.provision_workload(Platform::SimSnp, &MEASUREMENT).unwrap();
+    assert!(created);
+    assert!(!issuer.provision_workload(Platform::SimSnp, &MEASUREMENT).unwrap().1, "provisioned once");
+    let slot = std::fs::read_dir(state.join("keystore"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("key.pem").exists())
+        .expect("a provisioned slot");
+    assert_eq!(std::fs::metadata(slot.join("key.pem")).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(std::fs::metadata(&slot).unwrap().permissions().mode() & 0o777, 0o700);
+    let provisioned_key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(slot.join("key.pem")).unwrap()).unwrap();
+
+    // Another nonce, since the refused attempt above consumed nothing at the Key Store, but
+    // use a fresh one anyway.
+    let nonce = [0x43u8; 32];
+    let released = present_for_release(&mut issuer, &psp, &ephemeral_public, &nonce).unwrap();
+    assert_eq!(released.issued.certificate_der, provisioned.certificate_der);
+    assert_eq!(released.issued.workload_id, "spiffe://example.org/payroll-app");
+    let cert_sha256: [u8; 32] = sha2::Sha256::digest(&provisioned.certificate_der).into();
+    let info = twi_proto::msg::key_release_info(&nonce, &ephemeral_public);
+    let aad = twi_proto::msg::key_release_aad(&cert_sha256);
+    let mut scalar = [0u8; 48];
+    hpke::open(&ephemeral, &released.release.enc, &info, &aad, &released.release.ciphertext, &mut scalar).unwrap();
+    assert_eq!(scalar, <[u8; 48]>::from(provisioned_key.to_bytes()), "the released key is the provisioned key");
+    // Encrypted to the bound key only: another key, or another nonce in `info`, does not open it.
+    let other = p384::SecretKey::try_generate().unwrap();
+    let ct = &released.release.ciphertext;
+    assert!(hpke::open(&other, &released.release.enc, &info, &aad, ct, &mut scalar).is_err());
+    let other_info = twi_proto::msg::key_release_info(&[0x44; 32], &ephemeral_public);
+    assert!(hpke::open(&ephemeral, &released.release.enc, &other_info, &aad, ct, &mut scalar).is_err());
+    // Logged, with the mechanism, and the receipt names the release.
+    let logged = released.issued.policy.as_ref().unwrap();
+    let records = logged.provenance["records"].as_array().unwrap();
+    assert_eq!(records[0]["record"]["decision"]["criteria"]["mechanism"], "d");
+    assert!(records[0]["credential_id"].as_str().unwrap().starts_with(&format!("{}.release.", provisioned.serial_hex)));
+    let receipt = twi_issuer::jose::decode_unverified(&released.release.receipt).unwrap();
+    assert_eq!(receipt.claims["x509-serial"], provisioned.serial_hex.as_str());
+    assert_eq!(receipt.header["kid"], "twi-keystore");
+
+    // The same nonce again (AF_L0 lets it through freshness): the Key Store refuses.
+    let refused = present_for_release(&mut issuer, &psp, &ephemeral_public, &nonce).unwrap_err();
+    assert_eq!(refused, Rejection::KeyStore(KeyStoreError::AlreadyReleased));
+    assert!(refused.to_string().contains("replay"), "{refused}");
 }

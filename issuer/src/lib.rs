@@ -4,7 +4,7 @@
 //! Roles (names from draft-novak-twi-attestation): the Verifier ([`snp`], [`chain`]) checks
 //! the hardware report and its endorsements; the Credential Authority ([`ca`], [`x509`])
 //! issues an X.509 credential for exactly the attested public key. Policy, other credential
-//! formats, the Key Store and the provenance log build on these.
+//! formats, the Key Store ([`keystore`], mechanism D) and the provenance log build on these.
 
 pub mod amd;
 pub mod ca;
@@ -13,6 +13,7 @@ pub mod ear;
 pub mod freshness;
 pub mod issuance;
 pub mod jose;
+pub mod keystore;
 pub mod oids;
 pub mod policy;
 pub mod provenance;
@@ -82,6 +83,8 @@ pub enum Rejection {
     UnknownPreviousCredential(String),
     #[error("the Credential Authority refused the credential request: {0}")]
     CredentialRequest(String),
+    #[error("the Key Store refused the release: {0}")]
+    KeyStore(#[from] keystore::KeyStoreError),
     #[error("the issuer failed: {0}")]
     Internal(String),
 }
@@ -118,6 +121,16 @@ struct VerifiedLaunch {
     admission: policy::Admission,
     appraisal: Appraisal,
     nonce: Vec<u8>,
+}
+
+/// Mechanism D: what the Key Store released after the Verifier appraised the Evidence.
+#[derive(Debug, Clone)]
+pub struct KeyReleased {
+    /// The provisioned credential as issued-of-record (its WIT, attestation result and
+    /// provenance under the policy; the attestation result binds the ephemeral key).
+    pub issued: Issued,
+    /// The HPKE-encrypted key and the Key Store's receipt.
+    pub release: keystore::Release,
 }
 
 /// Issuer settings.
@@ -194,6 +207,8 @@ pub struct Issuer {
     /// Mechanism B: attestation results the Verifier signed and the Credential Authority has
     /// not yet redeemed.
     verified_launches: HashMap<[u8; 32], VerifiedLaunch>,
+    /// Mechanism D: the Key Store, opened on first use.
+    key_store: Option<keystore::KeyStore>,
 }
 
 pub const NONCE_LEN: usize = 32;
@@ -213,6 +228,7 @@ impl Issuer {
             state_dir: state_dir.to_path_buf(),
             policy: None,
             verified_launches: HashMap::new(),
+            key_store: None,
         })
     }
 
@@ -502,6 +518,115 @@ impl Issuer {
         credentials.ear_jwt = request.ear.to_string();
         issued.policy = Some(credentials);
         Ok(issued)
+    }
+
+    /// Mechanism D: the Key Store (opened, and its signing key created, on first use).
+    pub fn key_store(&mut self) -> Result<&keystore::KeyStore, IssuerError> {
+        if self.key_store.is_none() {
+            self.key_store = Some(keystore::KeyStore::open(&self.state_dir)?);
+        }
+        self.key_store.as_ref().ok_or_else(|| IssuerError::State(self.state_dir.clone(), "no Key Store".into()))
+    }
+
+    /// Mechanism D, the **workload owner**'s step, as `twi run --mechanism d` does it for the
+    /// demo: makes sure the Key Store holds a credential for the workload that the policy
+    /// admits with `measurement` on `platform`. When none is provisioned yet, generates a P-384
+    /// key and has the Credential Authority certify it for the workload's Stable identifier (no
+    /// evidence: the owner asks for it, not the launch), and stores both. Returns the
+    /// provisioned credential and whether it was created now.
+    pub fn provision_workload(
+        &mut self,
+        platform: Platform,
+        measurement: &[u8],
+    ) -> Result<(keystore::Provisioned, bool), IssuerError> {
+        let unknown = || {
+            IssuerError::State(
+                self.state_dir.clone(),
+                "the policy admits no single workload for this launch, so there is nothing to provision".into(),
+            )
+        };
+        let mode = self.policy.as_ref().ok_or_else(unknown)?;
+        let workload = mode.workload_for(platform, measurement).ok_or_else(unknown)?;
+        let trust_domain = mode.policy.trust_domain.clone();
+        let (id, lifetime) = (workload.id.clone(), workload.lifetime);
+        let workload_id = format!("spiffe://{trust_domain}/{id}");
+        if let Some(existing) = self.key_store()?.provisioned(&workload_id)? {
+            return Ok((existing, false));
+        }
+        use p384::elliptic_curve::Generate;
+        let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
+        let subject: Name = format!("CN={id},O={trust_domain}")
+            .parse()
+            .map_err(|e: der::Error| IssuerError::Certificate(e.to_string()))?;
+        let profile = x509::Profile {
+            subject,
+            issuer: Some(self.ca.subject().clone()),
+            kind: x509::Kind::Workload { uri: workload_id.clone() },
+            extra: Vec::new(),
+        };
+        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())
+            .map_err(|e| IssuerError::Certificate(e.to_string()))?;
+        let certificate = x509::issue(profile, x509::random_serial()?, lifetime, spki, self.ca.key())?;
+        let der = certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?;
+        let provisioned = self.key_store()?.provision(&workload_id, &der, &key)?;
+        Ok((provisioned, true))
+    }
+
+    /// Mechanism D: the **Verifier** appraises `bundle` (whose key is the ephemeral HPKE key the
+    /// runtime generated for the release) under the policy and nonce as for the other
+    /// mechanisms; only then the **Key Store** releases the key provisioned for the admitted
+    /// workload, HPKE-encrypted to that ephemeral key, once per nonce. The release is logged in
+    /// the provenance log (records: the X.509 credential under id `<serial>.release.<first 16
+    /// hex digits of SHA-256(nonce)>`, since one provisioned certificate is released to many
+    /// launches, and a WIT bound to the released key), and the attestation result binds the
+    /// ephemeral key the Evidence attested.
+    pub fn release_key(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<KeyReleased, Rejection> {
+        let no_policy = || Rejection::Internal("mechanism D needs an appraisal policy".into());
+        let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
+        let appraisal = self.appraise_any(bundle, events)?;
+        let now = (self.clock)();
+        let mode = self.policy.as_ref().ok_or_else(no_policy)?;
+        let admission = mode.admit(&appraisal, &established, None)?;
+        let grant = keystore::ReleaseGrant {
+            workload_id: admission.workload_id.clone(),
+            nonce: bundle.nonce.to_vec(),
+            ephemeral_public_key: bundle.public_key.to_vec(),
+            evidence_sha384: appraisal.evidence_sha384,
+        };
+        let release = self.key_store().map_err(|e| Rejection::Internal(e.to_string()))?.release(&grant, now)?;
+        let provisioned = release.provisioned.clone();
+        let mode = self.policy.as_ref().ok_or_else(no_policy)?;
+        let ear = mode.attestation_result(&admission, bundle.public_key, bundle.nonce, appraisal.platform, now)?;
+        let ear_jwt = ear
+            .sign_jwt(mode.verifier_key(), Some("twi-verifier"))
+            .map_err(|e| Rejection::Internal(format!("attestation result: {e}")))?;
+        let record_id =
+            format!("{}.release.{}", provisioned.serial_hex, &hex::encode(Sha256::digest(bundle.nonce))[..16]);
+        let mode = self.policy.as_mut().ok_or_else(no_policy)?;
+        let mut credentials = mode.finish(
+            &admission,
+            &appraisal,
+            &provisioned.public_key,
+            bundle.nonce,
+            &record_id,
+            &provisioned.certificate_der,
+            policy::Mechanism::D,
+            now,
+        )?;
+        credentials.ear_jwt = ear_jwt;
+        let issued = Issued {
+            certificate_der: provisioned.certificate_der.clone(),
+            certificate_pem: provisioned.certificate_pem.clone(),
+            workload_id: provisioned.workload_id.clone(),
+            serial_hex: provisioned.serial_hex.clone(),
+            appraisal,
+            policy: Some(credentials),
+        };
+        Ok(KeyReleased { issued, release })
     }
 
     fn appraise(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {

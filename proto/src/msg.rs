@@ -30,7 +30,9 @@ pub const CAP_MECHANISM_B: u32 = 1 << 2;
 /// [`Hello::capabilities`] bit: the runtime takes mechanism C (Evidence with the key goes to the
 /// Credential Authority, which calls the Verifier; the [`Credential`] answers it).
 pub const CAP_MECHANISM_C: u32 = 1 << 3;
-/// [`Hello::capabilities`] bit: the runtime takes mechanism D (Key Store release; not yet).
+/// [`Hello::capabilities`] bit: the runtime takes mechanism D (the Key Store releases a
+/// provisioned Credential Key, HPKE-encrypted to an ephemeral key the Evidence binds:
+/// [`Challenge::key_release`], [`KeyRelease`]).
 pub const CAP_MECHANISM_D: u32 = 1 << 4;
 
 /// Longest [`Hello::runtime`], in bytes.
@@ -57,6 +59,15 @@ pub const MAX_WORKLOAD_ID: usize = 256;
 pub const MAX_ATTESTATION_RESULT: usize = 4 * 1024;
 /// Longest [`CredentialRequest::proof`]: a DER ECDSA P-384 signature is at most 104 bytes.
 pub const MAX_PROOF: usize = 112;
+/// Length of [`KeyRelease::enc`]: HPKE DHKEM(P-384) `enc`, an uncompressed P-384 point.
+pub const HPKE_ENC_LEN: usize = 97;
+/// Length of [`KeyRelease::ciphertext`]: a 48-byte P-384 scalar sealed with AES-256-GCM
+/// (16-byte tag).
+pub const KEY_RELEASE_CIPHERTEXT_LEN: usize = 48 + 16;
+/// Domain separation prefix of the HPKE `info` of a [`KeyRelease`] ([`key_release_info`]).
+pub const KEY_RELEASE_INFO_CONTEXT: &[u8] = b"TWI-KEY-RELEASE-v1\0";
+/// Domain separation prefix of the HPKE `aad` of a [`KeyRelease`] ([`key_release_aad`]).
+pub const KEY_RELEASE_AAD_CONTEXT: &[u8] = b"TWI-KEY-RELEASE-CERT-v1\0";
 /// Domain separation prefix of the [`CredentialRequest::proof`] input.
 pub const CREDENTIAL_REQUEST_CONTEXT: &[u8] = b"TWI-CREDREQ-v1\0";
 /// Longest [`ErrorMsg::message`] and [`LogLine::line`], in bytes.
@@ -192,6 +203,12 @@ pub struct Challenge {
     #[n(0)]
     #[cbor(with = "minicbor::bytes")]
     pub nonce: Vec<u8>,
+    /// Mechanism D: the host will answer the Evidence with a [`KeyRelease`], so the Evidence
+    /// must bind a fresh ephemeral HPKE public key (generated in the vault) instead of the
+    /// Credential Key. Absent on the wire means `false` (mechanisms A, B, C).
+    #[n(1)]
+    #[cbor(default)]
+    pub key_release: bool,
 }
 
 /// Guest → host: the exact bytes the guest would hand to the TEE hardware
@@ -310,6 +327,54 @@ pub fn credential_request_signed_bytes(nonce: &[u8], public_key: &[u8], ear_sha2
     out
 }
 
+/// Host → guest (mechanism D): the Key Store's release of the credential the workload owner
+/// provisioned, and of its private key, HPKE-encrypted (RFC 9180 base mode,
+/// DHKEM(P-384, HKDF-SHA384), HKDF-SHA384, AES-256-GCM) to the ephemeral public key that the
+/// Evidence bound (its [`Evidence::public_key`]).
+///
+/// The plaintext is the 48-byte big-endian P-384 scalar of the Credential Key;
+/// `info` = [`key_release_info`]`(nonce, ephemeral_public_key)` and `aad` =
+/// [`key_release_aad`]`(SHA-256(certificate))`, so a release opens only for the key and
+/// challenge it was made for, and only with the certificate it came with.
+#[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
+#[cbor(map)]
+pub struct KeyRelease {
+    /// The provisioned X.509 certificate (DER), at most [`MAX_CERTIFICATE`] bytes.
+    #[n(0)]
+    #[cbor(with = "minicbor::bytes")]
+    pub certificate: Vec<u8>,
+    /// Workload identity, at most [`MAX_WORKLOAD_ID`] bytes.
+    #[n(1)]
+    pub workload_id: String,
+    /// HPKE `enc`, exactly [`HPKE_ENC_LEN`] bytes starting with 0x04.
+    #[n(2)]
+    #[cbor(with = "minicbor::bytes")]
+    pub enc: Vec<u8>,
+    /// HPKE ciphertext of the private key, exactly [`KEY_RELEASE_CIPHERTEXT_LEN`] bytes.
+    #[n(3)]
+    #[cbor(with = "minicbor::bytes")]
+    pub ciphertext: Vec<u8>,
+}
+
+/// The HPKE `info` of a [`KeyRelease`]: `"TWI-KEY-RELEASE-v1\0" ‖ u16be(len(nonce)) ‖ nonce ‖
+/// ephemeral_public_key` (the 97-byte SEC1 point the Evidence bound).
+pub fn key_release_info(nonce: &[u8], ephemeral_public_key: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(KEY_RELEASE_INFO_CONTEXT.len() + 2 + nonce.len() + ephemeral_public_key.len());
+    out.extend_from_slice(KEY_RELEASE_INFO_CONTEXT);
+    out.extend_from_slice(&u16::try_from(nonce.len()).unwrap_or(u16::MAX).to_be_bytes());
+    out.extend_from_slice(nonce);
+    out.extend_from_slice(ephemeral_public_key);
+    out
+}
+
+/// The HPKE `aad` of a [`KeyRelease`]: `"TWI-KEY-RELEASE-CERT-v1\0" ‖ SHA-256(certificate)`.
+pub fn key_release_aad(certificate_sha256: &[u8; 32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(KEY_RELEASE_AAD_CONTEXT.len() + 32);
+    out.extend_from_slice(KEY_RELEASE_AAD_CONTEXT);
+    out.extend_from_slice(certificate_sha256);
+    out
+}
+
 /// Either direction: the sender gives up.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(map)]
@@ -392,12 +457,15 @@ pub enum Message {
     /// Guest → host (mechanism B).
     #[n(10)]
     CredentialRequest(#[n(0)] CredentialRequest),
+    /// Host → guest (mechanism D).
+    #[n(11)]
+    KeyRelease(#[n(0)] KeyRelease),
 }
 
 /// Whether `index` is a [`Message`] variant index; keep in sync with the enum
 /// (the `every_variant_round_trips` test checks it).
 fn is_message_index(index: u64) -> bool {
-    index <= 10
+    index <= 11
 }
 
 macro_rules! impl_from {
@@ -422,6 +490,7 @@ impl_from!(
     Log(LogLine),
     AttestationResult(AttestationResult),
     CredentialRequest(CredentialRequest),
+    KeyRelease(KeyRelease),
 );
 
 impl Message {
@@ -439,6 +508,7 @@ impl Message {
             Message::Log(_) => "Log",
             Message::AttestationResult(_) => "AttestationResult",
             Message::CredentialRequest(_) => "CredentialRequest",
+            Message::KeyRelease(_) => "KeyRelease",
         }
     }
 
@@ -481,6 +551,17 @@ impl Message {
                     return Err(ProtoError::InvalidField("public_key"));
                 }
                 max_len("proof", m.proof.len(), MAX_PROOF)
+            }
+            Message::KeyRelease(m) => {
+                max_len("certificate", m.certificate.len(), MAX_CERTIFICATE)?;
+                max_len("workload_id", m.workload_id.len(), MAX_WORKLOAD_ID)?;
+                if m.enc.len() != HPKE_ENC_LEN || m.enc.first() != Some(&0x04) {
+                    return Err(ProtoError::InvalidField("enc"));
+                }
+                if m.ciphertext.len() != KEY_RELEASE_CIPHERTEXT_LEN {
+                    return Err(ProtoError::InvalidField("ciphertext"));
+                }
+                Ok(())
             }
             Message::Error(m) => max_len("message", m.message.len(), MAX_TEXT),
             Message::Done(_) => Ok(()),

@@ -62,7 +62,7 @@ fn samples() -> Vec<Message> {
             runtime: "twi-runtime/0.1.0".into(),
         }
         .into(),
-        Challenge { nonce: vec![0xA5; 32] }.into(),
+        Challenge { nonce: vec![0xA5; 32], key_release: false }.into(),
         DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; MAX_DOORBELL_REQUEST] }.into(),
         DoorbellResponse {
             kind: DoorbellKind::TdxGetQuote,
@@ -101,6 +101,13 @@ fn samples() -> Vec<Message> {
             ear: "e".repeat(MAX_ATTESTATION_RESULT),
             public_key: evidence_key(),
             proof: vec![0x30; MAX_PROOF],
+        }
+        .into(),
+        KeyRelease {
+            certificate: vec![0x30; MAX_CERTIFICATE],
+            workload_id: "w".repeat(MAX_WORKLOAD_ID),
+            enc: evidence_key(),
+            ciphertext: vec![0xC7; KEY_RELEASE_CIPHERTEXT_LEN],
         }
         .into(),
     ]
@@ -157,7 +164,8 @@ fn every_variant_round_trips() {
             "Done",
             "Log",
             "AttestationResult",
-            "CredentialRequest"
+            "CredentialRequest",
+            "KeyRelease"
         ]
     );
 }
@@ -246,7 +254,7 @@ fn single_bit_flips_never_yield_a_message() {
 
 #[test]
 fn unknown_message_index() {
-    for index in [11, 100, u64::MAX] {
+    for index in [12, 100, u64::MAX] {
         let buf = raw(index, |e| {
             e.map(0).unwrap();
         });
@@ -379,8 +387,8 @@ fn field_limits_on_both_sides() {
                 .into(),
             ProtoError::FieldTooLong("runtime"),
         ),
-        (Challenge { nonce: vec![0; 15] }.into(), ProtoError::InvalidField("nonce")),
-        (Challenge { nonce: vec![0; 65] }.into(), ProtoError::InvalidField("nonce")),
+        (Challenge { nonce: vec![0; 15], key_release: false }.into(), ProtoError::InvalidField("nonce")),
+        (Challenge { nonce: vec![0; 65], key_release: true }.into(), ProtoError::InvalidField("nonce")),
         (
             DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; MAX_DOORBELL_REQUEST + 1] }.into(),
             ProtoError::FieldTooLong("request"),
@@ -461,6 +469,24 @@ fn field_limits_on_both_sides() {
             ProtoError::FieldTooLong("message"),
         ),
         (LogLine { line: "l".repeat(MAX_TEXT + 1) }.into(), ProtoError::FieldTooLong("line")),
+        (
+            KeyRelease { certificate: vec![0; MAX_CERTIFICATE + 1], ..key_release() }.into(),
+            ProtoError::FieldTooLong("certificate"),
+        ),
+        (
+            KeyRelease { workload_id: "w".repeat(MAX_WORKLOAD_ID + 1), ..key_release() }.into(),
+            ProtoError::FieldTooLong("workload_id"),
+        ),
+        (KeyRelease { enc: evidence_key()[..96].to_vec(), ..key_release() }.into(), ProtoError::InvalidField("enc")),
+        (KeyRelease { enc: vec![0x02; HPKE_ENC_LEN], ..key_release() }.into(), ProtoError::InvalidField("enc")),
+        (
+            KeyRelease { ciphertext: vec![0; KEY_RELEASE_CIPHERTEXT_LEN - 1], ..key_release() }.into(),
+            ProtoError::InvalidField("ciphertext"),
+        ),
+        (
+            KeyRelease { ciphertext: vec![0; KEY_RELEASE_CIPHERTEXT_LEN + 1], ..key_release() }.into(),
+            ProtoError::InvalidField("ciphertext"),
+        ),
     ];
     evidence.public_key[0] = 0x02; // compressed-point prefix
     let cases = cases.into_iter().chain([(Message::from(evidence), ProtoError::InvalidField("public_key"))]);
@@ -510,7 +536,7 @@ fn random_message(rng: &mut Rng) -> Message {
     let mut len = |max: usize| if rng.below(8) == 0 { max } else { max.min(64) };
     let (req, resp, ev, cert) =
         (len(MAX_DOORBELL_REQUEST), len(MAX_DOORBELL_RESPONSE), len(MAX_EVIDENCE), len(MAX_CERTIFICATE));
-    match rng.below(11) {
+    match rng.below(12) {
         0 => Hello {
             version: rng.next() as u16,
             platform,
@@ -518,7 +544,7 @@ fn random_message(rng: &mut Rng) -> Message {
             runtime: rng.text(MAX_RUNTIME_LEN),
         }
         .into(),
-        1 => Challenge { nonce: rng.bytes(nonce_len) }.into(),
+        1 => Challenge { nonce: rng.bytes(nonce_len), key_release: rng.below(2) == 0 }.into(),
         2 => DoorbellRequest { kind, request: rng.bytes_upto(req) }.into(),
         3 => DoorbellResponse { kind, status: rng.next(), response: rng.bytes_upto(resp) }.into(),
         4 => {
@@ -549,6 +575,17 @@ fn random_message(rng: &mut Rng) -> Message {
             public_key[0] = 0x04;
             CredentialRequest { ear: rng.text(MAX_ATTESTATION_RESULT), public_key, proof: rng.bytes_upto(MAX_PROOF) }
                 .into()
+        }
+        11 => {
+            let mut enc = rng.bytes(HPKE_ENC_LEN);
+            enc[0] = 0x04;
+            KeyRelease {
+                certificate: rng.bytes_upto(cert),
+                workload_id: rng.text(MAX_WORKLOAD_ID),
+                enc,
+                ciphertext: rng.bytes(KEY_RELEASE_CIPHERTEXT_LEN),
+            }
+            .into()
         }
         6 => ErrorMsg { code: ErrorCode::Malformed, message: rng.text(MAX_TEXT) }.into(),
         7 => Done { credential_accepted: rng.next() & 1 == 1 }.into(),
@@ -644,7 +681,59 @@ fn mechanism_messages_round_trip() {
         Message::from(Credential { certificate: vec![0x30, 0], workload_id: "w".into(), attestation_result: None }),
         AttestationResult { ear: "eyJhbGciOiJFUzM4NCJ9.e30.c2ln".into() }.into(),
         CredentialRequest { ear: "a.b.c".into(), public_key: evidence_key(), proof: vec![0x30, 0x02] }.into(),
+        key_release().into(),
+        Challenge { nonce: vec![3; 32], key_release: true }.into(),
     ] {
         assert_eq!(decode(&encode(&m).unwrap()), Ok(m));
+    }
+}
+
+fn key_release() -> KeyRelease {
+    KeyRelease {
+        certificate: vec![0x30, 0x03, 0x02, 0x01, 0x00],
+        workload_id: "spiffe://example.org/demo".into(),
+        enc: evidence_key(),
+        ciphertext: vec![0x11; KEY_RELEASE_CIPHERTEXT_LEN],
+    }
+}
+
+#[test]
+fn a_challenge_without_key_release_decodes_as_before() {
+    // What a loader before mechanism D sends: the map has only the nonce.
+    let payload = raw(1, |e| {
+        e.map(1).unwrap().u8(0).unwrap().bytes(&[9; 32]).unwrap();
+    });
+    assert_eq!(decode(&payload), Ok(Challenge { nonce: vec![9; 32], key_release: false }.into()));
+}
+
+#[test]
+fn key_release_info_and_aad_are_the_documented_layout() {
+    let info = key_release_info(&[1; 32], &evidence_key());
+    assert_eq!(&info[..19], b"TWI-KEY-RELEASE-v1\0");
+    assert_eq!(&info[19..21], &[0, 32]);
+    assert_eq!(&info[21..53], &[1; 32]);
+    assert_eq!(&info[53..], evidence_key().as_slice());
+    let aad = key_release_aad(&[2; 32]);
+    assert_eq!(&aad[..24], b"TWI-KEY-RELEASE-CERT-v1\0");
+    assert_eq!(&aad[24..], &[2; 32]);
+}
+
+#[test]
+fn hostile_key_release_bytes_never_panic() {
+    // Every truncation and every single-byte corruption of a valid KeyRelease payload decodes
+    // to a message or an error, never a panic.
+    let payload = encode(&key_release().into()).unwrap();
+    for end in 0..payload.len() {
+        let _ = decode(&payload[..end]);
+    }
+    for i in 0..payload.len() {
+        for flip in [0x01u8, 0x80, 0xFF] {
+            let mut bad = payload.clone();
+            bad[i] ^= flip;
+            if let Ok(Message::KeyRelease(m)) = decode(&bad) {
+                assert_eq!(m.enc.len(), HPKE_ENC_LEN);
+                assert_eq!(m.ciphertext.len(), KEY_RELEASE_CIPHERTEXT_LEN);
+            }
+        }
     }
 }

@@ -209,6 +209,14 @@ mod firmware {
             Event::AttestationResultWithCredential(len) => {
                 log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
             }
+            Event::ReleaseKeyBound => {
+                log!("mechanism D: the evidence binds an ephemeral HPKE key generated in the vault")
+            }
+            Event::KeyReleased => {
+                log!(
+                    "mechanism D: the Key Store's release opened in the vault; the provisioned key is the Credential Key"
+                )
+            }
             Event::AttestationResultReceived(len) => {
                 log!("mechanism B: attestation result received ({len}-byte EAR); requesting the credential")
             }
@@ -227,7 +235,8 @@ mod firmware {
                     data: &manifest.issuer_anchor,
                 },
             ];
-            let result = session::run_tdx(&mut channel, &VAULT, &trust, &measurements, RUNTIME_NAME, &mut events);
+            let result =
+                session::run_tdx(&mut channel, &VAULT, &mut rng, &trust, &measurements, RUNTIME_NAME, &mut events);
             finish(result, tsc_hz, boot.reset_tsc)
         }
         let mut snp_guard = SNP_GUEST.lock();

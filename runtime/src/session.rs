@@ -12,10 +12,19 @@
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
 //!                                    ◀──  Credential {certificate, workload id} | Error
+//!                                    ◀──  or (mechanism D) KeyRelease {certificate, enc, ct}
 //!   DoorbellRequest {sealed MSG_KEY_REQ} ──▶   (sim only; the credential is sealed to
 //!                                    ◀──  DoorbellResponse             the launch-bound key)
 //!   Done {credential_accepted}       ──▶
 //! ```
+//!
+//! Mechanism D: the Challenge says `key_release`; the runtime then generates an ephemeral HPKE
+//! key pair in the vault and the Evidence (REPORTDATA and `public_key`) binds that ephemeral
+//! public key instead of the Credential Key. The Key Store answers with a KeyRelease: the
+//! provisioned certificate and its private key, HPKE-encrypted to the ephemeral key with
+//! `info` = nonce ‖ ephemeral key and `aad` = SHA-256(certificate). The vault opens it and
+//! installs the key as the Credential Key; the certificate must then certify exactly that key
+//! under the manifest's issuer anchor, as for the other mechanisms.
 //!
 //! Every frame from the host is hostile: a malformed one is answered with an Error frame and
 //! skipped (up to a bound), an unexpected message ends the session with an Error frame.
@@ -29,9 +38,9 @@ use twi_attester::binding;
 use twi_attester::snp::key::KeyRequest;
 use twi_attester::snp::report::AttestationReport;
 use twi_proto::msg::{
-    CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, Challenge, Credential, CredentialRequest, Done, DoorbellKind,
-    DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, Message, PROTOCOL_VERSION, Platform,
-    credential_request_signed_bytes,
+    CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential, CredentialRequest, Done,
+    DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, Message, PROTOCOL_VERSION,
+    Platform, credential_request_signed_bytes, key_release_aad, key_release_info,
 };
 use twi_proto::{MessageReader, ProtoError, write_message};
 
@@ -66,6 +75,10 @@ pub enum Event<'a> {
     AttestationResultReceived(usize),
     /// The credential was sealed to the launch (its sealed size).
     CredentialSealed(usize),
+    /// Mechanism D: the Evidence binds an ephemeral HPKE key generated in the vault.
+    ReleaseKeyBound,
+    /// Mechanism D: the Key Store's release opened in the vault and is the Credential Key now.
+    KeyReleased,
 }
 
 #[derive(Debug)]
@@ -85,6 +98,8 @@ pub enum SessionError {
     /// Sealing the credential to the launch failed.
     Seal(SealError),
     Credential(CredentialError),
+    /// Mechanism D: the Key Store's release could not be opened or installed.
+    KeyRelease(VaultError),
     Encode,
 }
 
@@ -95,12 +110,13 @@ impl core::fmt::Display for SessionError {
             Self::TooManyMalformedFrames => f.write_str("the host sent too many malformed frames"),
             Self::Unexpected(what) => write!(f, "unexpected message from the host: {what}"),
             Self::HostError(code, message) => write!(f, "the host reported an error ({code:?}): {message}"),
-            Self::Vault(e) => write!(f, "key vault: {e:?}"),
+            Self::Vault(e) => write!(f, "key vault: {e}"),
             Self::Binding => f.write_str("the challenge nonce cannot be bound into REPORTDATA"),
             Self::Firmware(e) => write!(f, "attestation firmware: {e}"),
             Self::Tdx(e) => write!(f, "TDX: {e}"),
             Self::Seal(e) => write!(f, "sealing the credential failed: {e:?}"),
             Self::Credential(e) => write!(f, "credential rejected: {e}"),
+            Self::KeyRelease(e) => write!(f, "key release refused: {e}"),
             Self::Encode => f.write_str("a message could not be encoded"),
         }
     }
@@ -228,9 +244,9 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     if matches!(tee, Tee::SimTdx) {
         return Err(SessionError::Unexpected("a TDX session runs through session::run_tdx"));
     }
-    let public_key = vault.public_key().map_err(SessionError::Vault)?;
     let platform = tee.platform();
-    let nonce = hello_and_challenge(channel, platform, runtime_name, events)?;
+    let (nonce, key_release) = hello_and_challenge(channel, platform, runtime_name, events)?;
+    let public_key = bound_key(channel, vault, key_release, rng, events)?;
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
     let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
@@ -251,7 +267,8 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     }))?;
     events(Event::EvidenceSent);
 
-    let (certificate, workload_id) = receive_credential(channel, vault, trust, &public_key, &nonce, events)?;
+    let (certificate, workload_id) =
+        receive_credential(channel, vault, trust, &public_key, &nonce, key_release, events)?;
 
     let key =
         firmware(channel, tee, events, |doorbell| snp.derive_key(&KeyRequest::launch_bound(committed_tcb), doorbell))?;
@@ -268,15 +285,34 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
 }
 
 /// The credential acquisition mechanisms this runtime takes, as [`Hello::capabilities`] bits.
-pub const RUNTIME_MECHANISMS: u32 = CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C;
+pub const RUNTIME_MECHANISMS: u32 = CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C | CAP_MECHANISM_D;
 
-/// Hello, then the verifier's Challenge: returns the nonce.
+/// The key the Evidence binds: the Credential Key, or under mechanism D (`key_release`) a fresh
+/// ephemeral HPKE key generated in the vault for the Key Store to encrypt the release to.
+fn bound_key<L: Link, R: TryCryptoRng + ?Sized>(
+    channel: &mut Channel<L>,
+    vault: &Vault,
+    key_release: bool,
+    rng: &mut R,
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<crate::vault::PublicKeySec1, SessionError> {
+    if !key_release {
+        return vault.public_key().map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Vault(e)));
+    }
+    let key =
+        vault.generate_release_key(rng).map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
+    events(Event::ReleaseKeyBound);
+    Ok(key)
+}
+
+/// Hello, then the verifier's Challenge: returns the nonce and whether the host announced a key
+/// release (mechanism D).
 fn hello_and_challenge<L: Link>(
     channel: &mut Channel<L>,
     platform: Platform,
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
-) -> Result<Vec<u8>, SessionError> {
+) -> Result<(Vec<u8>, bool), SessionError> {
     let simulated = matches!(platform, Platform::SimSnp | Platform::SimTdx);
     channel.send(&Message::Hello(Hello {
         version: PROTOCOL_VERSION,
@@ -284,15 +320,15 @@ fn hello_and_challenge<L: Link>(
         capabilities: RUNTIME_MECHANISMS | if simulated { twi_proto::msg::CAP_SIM_DOORBELL } else { 0 },
         runtime: String::from(runtime_name),
     }))?;
-    let nonce = match channel.recv(events)? {
-        Message::Challenge(Challenge { nonce }) => nonce,
+    let (nonce, key_release) = match channel.recv(events)? {
+        Message::Challenge(Challenge { nonce, key_release }) => (nonce, key_release),
         Message::Error(e) => return Err(SessionError::HostError(e.code, e.message)),
         other => {
             return Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name())));
         }
     };
     events(Event::ChallengeReceived);
-    Ok(nonce)
+    Ok((nonce, key_release))
 }
 
 /// The issuer's Credential, checked against the anchor of the measured manifest and our key.
@@ -303,19 +339,41 @@ fn hello_and_challenge<L: Link>(
 /// AttestationResult: the runtime forwards it to the Credential Authority in a
 /// CredentialRequest, with the vault's signature over it as proof of possession
 /// ([`credential_request_signed_bytes`]), and then expects the Credential.
+///
+/// Under mechanism D (`key_release`; `public_key` is then the ephemeral key the Evidence bound)
+/// only a KeyRelease is accepted: the vault opens it and installs the released key, and the
+/// certificate must certify that key.
 fn receive_credential<L: Link>(
     channel: &mut Channel<L>,
     vault: &Vault,
     trust: &Trust<'_>,
     public_key: &[u8],
     nonce: &[u8],
+    key_release: bool,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<(Vec<u8>, String), SessionError> {
     let mut requested = false;
+    let mut credential_key = public_key.to_vec();
     let Credential { certificate, workload_id, attestation_result } = loop {
         match channel.recv(events)? {
-            Message::Credential(c) => break c,
-            Message::AttestationResult(result) if !requested => {
+            Message::Credential(c) if !key_release => break c,
+            Message::KeyRelease(release) if key_release => {
+                let KeyRelease { certificate, workload_id, enc, ciphertext } = release;
+                let certificate_sha256: [u8; 32] = Sha256::digest(&certificate).into();
+                let info = key_release_info(nonce, public_key);
+                let aad = key_release_aad(&certificate_sha256);
+                match vault.install_released_key(&enc, &info, &aad, &ciphertext) {
+                    Ok(installed) => credential_key = installed.to_vec(),
+                    Err(e) => {
+                        let error = channel.abort(ErrorCode::CredentialRejected, SessionError::KeyRelease(e));
+                        channel.send(&Message::Done(Done { credential_accepted: false }))?;
+                        return Err(error);
+                    }
+                }
+                events(Event::KeyReleased);
+                break Credential { certificate, workload_id, attestation_result: None };
+            }
+            Message::AttestationResult(result) if !requested && !key_release => {
                 events(Event::AttestationResultReceived(result.ear.len()));
                 let ear_sha256: [u8; 32] = Sha256::digest(result.ear.as_bytes()).into();
                 let signed = credential_request_signed_bytes(nonce, public_key, &ear_sha256);
@@ -334,7 +392,7 @@ fn receive_credential<L: Link>(
             }
         }
     };
-    if let Err(e) = check_credential(&certificate, trust.issuer_anchor, public_key, &workload_id) {
+    if let Err(e) = check_credential(&certificate, trust.issuer_anchor, &credential_key, &workload_id) {
         let error = channel.abort(ErrorCode::CredentialRejected, SessionError::Credential(e));
         channel.send(&Message::Done(Done { credential_accepted: false }))?;
         return Err(error);
@@ -372,16 +430,18 @@ pub struct Measurement<'a> {
 ///
 /// The credential is not sealed: the TDX module offers no key derivation to a TD
 /// ([`Outcome::sealed_credential`] is empty).
-pub fn run_tdx<L: Link>(
+#[allow(clippy::too_many_arguments)]
+pub fn run_tdx<L: Link, R: TryCryptoRng + ?Sized>(
     channel: &mut Channel<L>,
     vault: &Vault,
+    rng: &mut R,
     trust: &Trust<'_>,
     measurements: &[Measurement<'_>],
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, SessionError> {
-    let public_key = vault.public_key().map_err(SessionError::Vault)?;
-    let nonce = hello_and_challenge(channel, Platform::SimTdx, runtime_name, events)?;
+    let (nonce, key_release) = hello_and_challenge(channel, Platform::SimTdx, runtime_name, events)?;
+    let public_key = bound_key(channel, vault, key_release, rng, events)?;
 
     let mut log = EventLog::default();
     for m in measurements {
@@ -424,7 +484,8 @@ pub fn run_tdx<L: Link>(
     }))?;
     events(Event::EvidenceSent);
 
-    let (certificate, workload_id) = receive_credential(channel, vault, trust, &public_key, &nonce, events)?;
+    let (certificate, workload_id) =
+        receive_credential(channel, vault, trust, &public_key, &nonce, key_release, events)?;
     channel.send(&Message::Done(Done { credential_accepted: true }))?;
     Ok(Outcome { certificate, workload_id, sealed_credential: Vec::new() })
 }

@@ -105,7 +105,7 @@ impl Host {
             Message::Hello(_) => {
                 let nonce = self.issuer.challenge().expect("nonce");
                 self.nonce = Some(nonce.clone());
-                Some(Challenge { nonce }.into())
+                Some(Challenge { nonce, key_release: false }.into())
             }
             Message::DoorbellRequest(request) => {
                 let (status, response) = self.sim.guest_request(self.psp, &request.request);
@@ -443,7 +443,7 @@ fn assert_vmpck_wiped(session: &mut Session) {
 
 /// Frames a hostile or noisy host may send, each with the Error code the guest must answer.
 fn malformed_frames() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
-    let challenge = twi_proto::encode(&Challenge { nonce: vec![7; 32] }.into()).unwrap();
+    let challenge = twi_proto::encode(&Challenge { nonce: vec![7; 32], key_release: false }.into()).unwrap();
     let mut bad_crc = Vec::new();
     cobs_encode(challenge.iter().copied().chain((crc32(&challenge) ^ 1).to_le_bytes()), &mut bad_crc);
     bad_crc.push(0);
@@ -759,7 +759,12 @@ fn unexpected_message_instead_of_doorbell_response_is_refused() {
     };
     for stage in Stage::ALL {
         let cases: Vec<(&str, FakeLink)> = vec![
-            ("Challenge", FakeLink::tampering_doorbell(stage, |_, _| frame(&Challenge { nonce: vec![1; 32] }.into()))),
+            (
+                "Challenge",
+                FakeLink::tampering_doorbell(stage, |_, _| {
+                    frame(&Challenge { nonce: vec![1; 32], key_release: false }.into())
+                }),
+            ),
             ("DoorbellResponse", FakeLink::tampering_doorbell(stage, wrong_kind)),
         ];
         for (what, link) in cases {
@@ -782,7 +787,8 @@ fn unexpected_message_instead_of_doorbell_response_is_refused() {
 
 #[test]
 fn unexpected_message_instead_of_credential_is_refused() {
-    let link = FakeLink::tampering("Evidence", |_, _| frame(&Challenge { nonce: vec![1; 32] }.into()));
+    let link =
+        FakeLink::tampering("Evidence", |_, _| frame(&Challenge { nonce: vec![1; 32], key_release: false }.into()));
     let session = run(link);
     assert!(matches!(expect_err(&session), SessionError::Unexpected("Challenge")), "{:?}", session.result);
     assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error"]);

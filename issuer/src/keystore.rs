@@ -1,0 +1,247 @@
+//! The **Key Store** (mechanism D of draft-novak-twi-attestation): the workload owner
+//! provisions a credential and its private key; the Key Store releases the key only to a launch
+//! the Verifier appraised, HPKE-encrypted (RFC 9180, DHKEM(P-384, HKDF-SHA384), HKDF-SHA384,
+//! AES-256-GCM: [`twi_attester::hpke`]) to the ephemeral public key that launch's Evidence
+//! bound, and only once per challenge.
+//!
+//! State (under the issuer state directory):
+//!
+//! ```text
+//! keystore-key.pem                    the Key Store's own signing key (release receipts), 0600
+//! keystore/<slot>/credential.pem      the provisioned certificate
+//! keystore/<slot>/key.pem             its private key, PKCS#8, 0600 (directory 0700)
+//! keystore/released/<sha256(nonce)>   one file per release: a challenge is never served twice
+//! ```
+//!
+//! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier.
+//!
+//! [`KeyStore::release`] takes a [`ReleaseGrant`], which only [`crate::Issuer`] makes, after its
+//! Verifier appraised the Evidence under the policy and the nonce: the type system keeps the
+//! key from being released on anything else.
+
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use der::{Decode, DecodePem, Encode, EncodePem};
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use twi_attester::hpke;
+use twi_proto::msg::{key_release_aad, key_release_info};
+use x509_cert::Certificate;
+use zeroize::Zeroizing;
+
+use crate::IssuerError;
+
+/// The Key Store's `kid` in JWKS and release receipts.
+pub const KEY_STORE_KID: &str = "twi-keystore";
+/// `typ` of a release receipt (a JWS signed by the Key Store key).
+pub const RECEIPT_TYP: &str = "twi-key-release+jwt";
+
+/// A provisioned credential (the public half; the key stays in the store).
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub workload_id: String,
+    pub certificate_der: Vec<u8>,
+    pub certificate_pem: String,
+    pub serial_hex: String,
+    /// The certified SEC1 uncompressed P-384 public key.
+    pub public_key: Vec<u8>,
+}
+
+/// What the Verifier established, and the Key Store requires, for one release.
+#[derive(Debug, Clone)]
+pub struct ReleaseGrant {
+    pub(crate) workload_id: String,
+    pub(crate) nonce: Vec<u8>,
+    /// The ephemeral HPKE public key that the appraised Evidence bound in its REPORTDATA.
+    pub(crate) ephemeral_public_key: Vec<u8>,
+    pub(crate) evidence_sha384: [u8; 48],
+}
+
+/// A release: the provisioned credential and its key, encrypted to the ephemeral key.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub provisioned: Provisioned,
+    /// HPKE `enc` (97 bytes).
+    pub enc: Vec<u8>,
+    /// HPKE ciphertext of the 48-byte private scalar (64 bytes).
+    pub ciphertext: Vec<u8>,
+    /// The Key Store's signed receipt (compact JWS, ES384, `kid` [`KEY_STORE_KID`]).
+    pub receipt: String,
+}
+
+/// Why the Key Store refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error(
+        "no credential is provisioned for {0} in the Key Store (the workload owner provisions one first; `twi run --mechanism d` does so for the demo)"
+    )]
+    NotProvisioned(String),
+    #[error("the Key Store already released a key for this challenge (replay): one release per nonce")]
+    AlreadyReleased,
+    #[error("the ephemeral key the evidence binds is not a P-384 point")]
+    BadEphemeralKey,
+    #[error("the Key Store failed: {0}")]
+    Internal(String),
+}
+
+/// The Key Store role.
+pub struct KeyStore {
+    dir: PathBuf,
+    state_dir: PathBuf,
+    key: SigningKey,
+}
+
+impl std::fmt::Debug for KeyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyStore").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+fn state_err(path: &Path, e: impl std::fmt::Display) -> IssuerError {
+    IssuerError::State(path.to_path_buf(), e.to_string())
+}
+
+fn private_dir(path: &Path) -> Result<(), IssuerError> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| state_err(path, e))
+}
+
+impl KeyStore {
+    /// Opens (or creates) the Key Store under the issuer state directory `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Self, IssuerError> {
+        let key = crate::issuance::load_or_create_key(state_dir, "keystore-key.pem")?;
+        let dir = state_dir.join("keystore");
+        private_dir(&dir)?;
+        private_dir(&dir.join("released"))?;
+        Ok(Self { dir, state_dir: state_dir.to_path_buf(), key })
+    }
+
+    /// The public key release receipts verify under, as a JWK.
+    pub fn jwk(&self) -> Value {
+        let jwk = crate::jose::Jwk::from_p384(&p384::PublicKey::from(self.key.verifying_key()));
+        let mut value = serde_json::to_value(&jwk).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("kid".into(), KEY_STORE_KID.into());
+            map.insert("alg".into(), "ES384".into());
+            map.insert("use".into(), "sig".into());
+        }
+        value
+    }
+
+    fn slot(&self, workload_id: &str) -> PathBuf {
+        self.dir.join(&hex::encode(Sha256::digest(workload_id.as_bytes()))[..32])
+    }
+
+    /// The workload owner's step: stores `certificate_der` and its private `key` for
+    /// `workload_id`, replacing what was there. The certificate must certify exactly `key`.
+    pub fn provision(
+        &self,
+        workload_id: &str,
+        certificate_der: &[u8],
+        key: &SigningKey,
+    ) -> Result<Provisioned, IssuerError> {
+        let provisioned = parse_provisioned(workload_id, certificate_der)?;
+        let public = key.verifying_key().to_sec1_point(false);
+        if provisioned.public_key != public.as_bytes() {
+            return Err(IssuerError::Certificate(
+                "the provisioned certificate does not certify the provisioned key".into(),
+            ));
+        }
+        let slot = self.slot(workload_id);
+        private_dir(&slot)?;
+        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
+        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
+        crate::ca::write_private(&slot.join("key.pem"), pem.as_bytes())?;
+        let cert_path = slot.join("credential.pem");
+        fs::write(&cert_path, &provisioned.certificate_pem).map_err(|e| state_err(&cert_path, e))?;
+        Ok(provisioned)
+    }
+
+    /// The credential provisioned for `workload_id`, if any.
+    pub fn provisioned(&self, workload_id: &str) -> Result<Option<Provisioned>, IssuerError> {
+        let cert_path = self.slot(workload_id).join("credential.pem");
+        if !cert_path.exists() {
+            return Ok(None);
+        }
+        let pem = fs::read_to_string(&cert_path).map_err(|e| state_err(&cert_path, e))?;
+        let certificate = Certificate::from_pem(pem.as_bytes()).map_err(|e| state_err(&cert_path, e))?;
+        let der = certificate.to_der().map_err(|e| state_err(&cert_path, e))?;
+        parse_provisioned(workload_id, &der).map(Some)
+    }
+
+    /// Releases the key provisioned for the grant's workload: HPKE-sealed to the grant's
+    /// ephemeral key with `info` = [`key_release_info`]`(nonce, ephemeral key)` and `aad` =
+    /// [`key_release_aad`]`(SHA-256(certificate))`. Refused if nothing is provisioned, or if
+    /// this nonce was released before (recorded durably before anything is encrypted).
+    pub fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
+        let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
+        p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
+        let provisioned = self
+            .provisioned(&grant.workload_id)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| KeyStoreError::NotProvisioned(grant.workload_id.clone()))?;
+        let key_path = self.slot(&grant.workload_id).join("key.pem");
+        let pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(|e| internal(&e))?);
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| internal(&e))?;
+
+        // One release per challenge, whatever happens next.
+        let nonce_sha256 = hex::encode(Sha256::digest(&grant.nonce));
+        let marker = self.dir.join("released").join(&nonce_sha256);
+        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(KeyStoreError::AlreadyReleased),
+            Err(e) => return Err(internal(&e)),
+        }
+
+        let certificate_sha256: [u8; 32] = Sha256::digest(&provisioned.certificate_der).into();
+        let info = key_release_info(&grant.nonce, &grant.ephemeral_public_key);
+        let aad = key_release_aad(&certificate_sha256);
+        let scalar = Zeroizing::new(key.to_bytes());
+        let mut ciphertext = vec![0u8; scalar.len() + hpke::TAG_LEN];
+        let ephemeral = p384::SecretKey::try_generate().map_err(|_| internal(&"the OS RNG failed"))?;
+        let enc =
+            hpke::seal_with_ephemeral(&grant.ephemeral_public_key, &ephemeral, &info, &aad, &scalar, &mut ciphertext)
+                .map_err(|e| internal(&e))?;
+        drop(ephemeral);
+
+        let mut claims = Map::new();
+        claims.insert("iss".into(), "twi-keystore".into());
+        claims.insert("sub".into(), provisioned.workload_id.clone().into());
+        claims.insert("iat".into(), crate::jose::unix_seconds(now).into());
+        claims.insert("x509-serial".into(), provisioned.serial_hex.clone().into());
+        claims.insert("x509-sha256".into(), hex::encode(certificate_sha256).into());
+        claims.insert("nonce-sha256".into(), nonce_sha256.into());
+        claims.insert("ephemeral-key".into(), hex::encode(&grant.ephemeral_public_key).into());
+        claims.insert("evidence-sha384".into(), hex::encode(grant.evidence_sha384).into());
+        claims.insert("enc-sha256".into(), hex::encode(Sha256::digest(enc)).into());
+        claims.insert("ciphertext-sha256".into(), hex::encode(Sha256::digest(&ciphertext)).into());
+        claims.insert(
+            "hpke".into(),
+            json!({"mode": "base", "kem": hpke::KEM_ID, "kdf": hpke::KDF_ID, "aead": hpke::AEAD_ID}),
+        );
+        let receipt = crate::jose::sign_compact(&self.key, RECEIPT_TYP, Some(KEY_STORE_KID), &claims)
+            .map_err(|e| internal(&e))?;
+        Ok(Release { provisioned, enc: enc.to_vec(), ciphertext, receipt })
+    }
+}
+
+fn parse_provisioned(workload_id: &str, certificate_der: &[u8]) -> Result<Provisioned, IssuerError> {
+    let bad = |e: &dyn std::fmt::Display| IssuerError::Certificate(format!("the provisioned certificate: {e}"));
+    let certificate = Certificate::from_der(certificate_der).map_err(|e| bad(&e))?;
+    let tbs = certificate.tbs_certificate();
+    let public_key = tbs.subject_public_key_info().subject_public_key.raw_bytes().to_vec();
+    let serial_hex = hex::encode(tbs.serial_number().as_bytes());
+    let certificate_pem = certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| bad(&e))?;
+    Ok(Provisioned {
+        workload_id: workload_id.to_string(),
+        certificate_der: certificate_der.to_vec(),
+        certificate_pem,
+        serial_hex,
+        public_key,
+    })
+}
