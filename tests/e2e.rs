@@ -619,11 +619,76 @@ fn mechanism_b_forwards_the_attestation_result_to_the_credential_authority() {
     assert_eq!(result.nonce.as_deref(), Some(nonce.as_slice()));
 }
 
+/// Mechanism D: the credential the Key Store holds for `workload_id` in the fixture's state
+/// (`keystore/<first 32 hex digits of SHA-256(workload id)>/`): the certificate and the key.
+fn provisioned(workload_id: &str) -> (Certificate, Vec<u8>) {
+    use p384::pkcs8::DecodePrivateKey;
+    use sha2::Digest;
+    let slot =
+        fixture().state.join("issuer/keystore").join(&hex::encode(sha2::Sha256::digest(workload_id.as_bytes()))[..32]);
+    let cert = Certificate::from_pem(std::fs::read(slot.join("credential.pem")).unwrap()).unwrap();
+    let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&std::fs::read_to_string(slot.join("key.pem")).unwrap()).unwrap();
+    (cert, key.verifying_key().to_sec1_point(false).as_bytes().to_vec())
+}
+
 #[test]
-fn mechanisms_not_implemented_yet_say_so() {
+fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     let dir = tempfile::tempdir().unwrap();
     let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "d"]);
     let log = stderr(&out);
-    assert!(!out.status.success());
-    assert!(log.contains("mechanism d") && log.contains("is not implemented yet"), "{log}");
+    assert!(out.status.success(), "twi run --mechanism d failed:\n{log}");
+    for step in ["credential acquisition mechanism d", "Key Store: ", "the Key Store released the key of"] {
+        assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
+    }
+    let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
+    for line in [
+        "mechanism D: the evidence binds an ephemeral HPKE key",
+        "mechanism D: the Key Store's release opened in the vault",
+        "credential accepted for spiffe://example.org/demo",
+    ] {
+        assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
+    }
+    assert_openssl_verifies(dir.path());
+    // The credential is the provisioned one, and its key is the provisioned key, not the key
+    // the evidence bound (that was the ephemeral HPKE key).
+    let cert = certificate(dir.path());
+    let (provisioned_cert, provisioned_key) = provisioned("spiffe://example.org/demo");
+    assert_eq!(cert, provisioned_cert);
+    assert_eq!(certified_key(&cert), provisioned_key);
+    let (report, nonce, ephemeral) = evidence(dir.path());
+    assert_ne!(ephemeral, provisioned_key);
+    assert_eq!(report.report_data, binding::report_data(&nonce, &ephemeral).unwrap());
+    // The release as recorded: to the ephemeral key the evidence binds, with a receipt signed
+    // by the Key Store's own key.
+    let release: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("key-release.json")).unwrap()).unwrap();
+    assert_eq!(hex::decode(release["ephemeral_public_key"].as_str().unwrap()).unwrap(), ephemeral);
+    assert_eq!(hex::decode(release["provisioned_public_key"].as_str().unwrap()).unwrap(), provisioned_key);
+    let jwk: twi_issuer::jose::Jwk = serde_json::from_value(release["key_store_key"].clone()).unwrap();
+    let receipt = twi_issuer::jose::verify_compact(
+        release["receipt"].as_str().unwrap(),
+        &p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
+        "twi-key-release+jwt",
+    )
+    .expect("the release receipt verifies under the Key Store key");
+    assert_eq!(receipt.claims["ephemeral-key"], hex::encode(&ephemeral).as_str());
+    // The attestation result binds the ephemeral key the evidence attested.
+    let result = verified_attestation_result(dir.path());
+    assert_eq!(
+        result.submods["twi"].bound_key().unwrap().unwrap(),
+        p384::PublicKey::from_sec1_bytes(&ephemeral).unwrap()
+    );
+}
+
+#[test]
+fn mechanism_d_a_release_altered_by_the_host_is_refused_by_the_guest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "d", "--tamper", "release-byte:5"]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a tampered key release was accepted:\n{log}");
+    assert!(log.contains("tamper: flipped byte 0x5 of the released ciphertext"), "{log}");
+    assert!(log.contains("key release refused") && log.contains("does not open"), "{log}");
+    assert!(!dir.path().join("credential.pem").exists(), "a credential was written for a refused release");
+    let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
+    assert!(!console.contains("credential accepted"), "{console}");
 }

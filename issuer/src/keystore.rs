@@ -145,6 +145,32 @@ impl KeyStore {
         certificate_der: &[u8],
         key: &SigningKey,
     ) -> Result<Provisioned, IssuerError> {
+        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
+        self.provision_locked(workload_id, certificate_der, key)
+    }
+
+    /// Provisions for `workload_id` what `make` returns (certificate DER and key), unless a
+    /// credential is provisioned already; check and write happen under the state lock, so two
+    /// processes sharing the state agree on one credential. Returns it and whether it is new.
+    pub fn provision_if_absent(
+        &self,
+        workload_id: &str,
+        make: impl FnOnce() -> Result<(Vec<u8>, SigningKey), IssuerError>,
+    ) -> Result<(Provisioned, bool), IssuerError> {
+        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
+        if let Some(existing) = self.provisioned(workload_id)? {
+            return Ok((existing, false));
+        }
+        let (certificate_der, key) = make()?;
+        Ok((self.provision_locked(workload_id, &certificate_der, &key)?, true))
+    }
+
+    fn provision_locked(
+        &self,
+        workload_id: &str,
+        certificate_der: &[u8],
+        key: &SigningKey,
+    ) -> Result<Provisioned, IssuerError> {
         let provisioned = parse_provisioned(workload_id, certificate_der)?;
         let public = key.verifying_key().to_sec1_point(false);
         if provisioned.public_key != public.as_bytes() {
@@ -154,7 +180,6 @@ impl KeyStore {
         }
         let slot = self.slot(workload_id);
         private_dir(&slot)?;
-        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
         let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
         crate::ca::write_private(&slot.join("key.pem"), pem.as_bytes())?;
         let cert_path = slot.join("credential.pem");
@@ -181,6 +206,8 @@ impl KeyStore {
     pub fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
         let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
         p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
+        // Certificate and key are read under the state lock: never half of a re-provisioning.
+        let lock = crate::ca::lock_state_dir(&self.state_dir).map_err(|e| internal(&e))?;
         let provisioned = self
             .provisioned(&grant.workload_id)
             .map_err(|e| internal(&e))?
@@ -188,6 +215,7 @@ impl KeyStore {
         let key_path = self.slot(&grant.workload_id).join("key.pem");
         let pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(|e| internal(&e))?);
         let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| internal(&e))?;
+        drop(lock);
 
         // One release per challenge, whatever happens next.
         let nonce_sha256 = hex::encode(Sha256::digest(&grant.nonce));

@@ -550,26 +550,28 @@ impl Issuer {
         let trust_domain = mode.policy.trust_domain.clone();
         let (id, lifetime) = (workload.id.clone(), workload.lifetime);
         let workload_id = format!("spiffe://{trust_domain}/{id}");
-        if let Some(existing) = self.key_store()?.provisioned(&workload_id)? {
-            return Ok((existing, false));
-        }
-        use p384::elliptic_curve::Generate;
-        let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
-        let subject: Name = format!("CN={id},O={trust_domain}")
-            .parse()
-            .map_err(|e: der::Error| IssuerError::Certificate(e.to_string()))?;
-        let profile = x509::Profile {
-            subject,
-            issuer: Some(self.ca.subject().clone()),
-            kind: x509::Kind::Workload { uri: workload_id.clone() },
-            extra: Vec::new(),
+        let ca_subject = self.ca.subject().clone();
+        let ca_key = self.ca.key().clone();
+        let uri = workload_id.clone();
+        let make = move || {
+            use p384::elliptic_curve::Generate;
+            let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
+            let subject: Name = format!("CN={id},O={trust_domain}")
+                .parse()
+                .map_err(|e: der::Error| IssuerError::Certificate(e.to_string()))?;
+            let profile = x509::Profile {
+                subject,
+                issuer: Some(ca_subject),
+                kind: x509::Kind::Workload { uri },
+                extra: Vec::new(),
+            };
+            let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())
+                .map_err(|e| IssuerError::Certificate(e.to_string()))?;
+            let certificate = x509::issue(profile, x509::random_serial()?, lifetime, spki, &ca_key)?;
+            let der = certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?;
+            Ok((der, key))
         };
-        let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())
-            .map_err(|e| IssuerError::Certificate(e.to_string()))?;
-        let certificate = x509::issue(profile, x509::random_serial()?, lifetime, spki, self.ca.key())?;
-        let der = certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?;
-        let provisioned = self.key_store()?.provision(&workload_id, &der, &key)?;
-        Ok((provisioned, true))
+        self.key_store()?.provision_if_absent(&workload_id, make)
     }
 
     /// Mechanism D: the **Verifier** appraises `bundle` (whose key is the ephemeral HPKE key the

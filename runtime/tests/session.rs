@@ -27,7 +27,7 @@ use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_SIM_DOORBELL, Challenge, Credential,
-    Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello, Message,
+    Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, Message,
     PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, encode_frame, write_message};
@@ -1270,4 +1270,141 @@ fn mechanism_a_credential_with_an_attestation_result_is_accepted_and_recorded() 
         "{:?}",
         session.events
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Mechanism D: the Key Store's release, opened in the vault
+
+/// The seed of the key the workload owner provisioned in the Key Store.
+const PROVISIONED_SEED: u64 = 0x0D0D_0000_5EED_0003;
+
+/// A certificate for `key` under the host's issuer CA (what the owner provisioned).
+fn provisioned_certificate(host: &Host, key: &[u8]) -> Vec<u8> {
+    use der::Encode;
+    let ca = host.issuer.ca();
+    let profile = twi_issuer::x509::Profile {
+        subject: "CN=payroll,O=example.org".parse().unwrap(),
+        issuer: Some(ca.subject().clone()),
+        kind: twi_issuer::x509::Kind::Workload { uri: WORKLOAD_ID.into() },
+        extra: Vec::new(),
+    };
+    let spki = twi_issuer::x509::p384_spki(key).unwrap();
+    let serial = twi_issuer::x509::random_serial().unwrap();
+    twi_issuer::x509::issue(profile, serial, Duration::from_secs(3600), spki, ca.key()).unwrap().to_der().unwrap()
+}
+
+/// The Key Store's honest release for `evidence`: the provisioned key sealed to the ephemeral
+/// key the Evidence binds; `edit` may then alter it.
+fn key_release(evidence: &Evidence, host: &Host, edit: fn(&mut KeyRelease)) -> Vec<u8> {
+    use sha2::Digest;
+    use twi_attester::hpke;
+    let provisioned = key_from_seed(PROVISIONED_SEED);
+    let certificate = provisioned_certificate(host, &public_sec1(&provisioned));
+    let info = twi_proto::msg::key_release_info(&evidence.nonce, &evidence.public_key);
+    let aad = twi_proto::msg::key_release_aad(&sha2::Sha256::digest(&certificate).into());
+    let mut ciphertext = vec![0u8; 48 + hpke::TAG_LEN];
+    let scalar = provisioned.to_bytes();
+    let enc = hpke::seal(&evidence.public_key, &info, &aad, &scalar, &mut ciphertext, &mut TestRng(99)).unwrap();
+    let mut release = KeyRelease { certificate, workload_id: WORKLOAD_ID.into(), enc: enc.to_vec(), ciphertext };
+    edit(&mut release);
+    frame(&release.into())
+}
+
+/// A host that asks for mechanism D and answers the Evidence with `answer`.
+fn mechanism_d_link(answer: impl Fn(&Evidence, &Host) -> Vec<u8> + 'static) -> FakeLink {
+    FakeLink::new(
+        Host::new(true),
+        Box::new(move |msg, host| match msg {
+            Message::Hello(_) => {
+                let nonce = host.issuer.challenge().expect("nonce");
+                host.nonce = Some(nonce.clone());
+                Some(frame(&Challenge { nonce, key_release: true }.into()))
+            }
+            Message::Evidence(evidence) => Some(answer(evidence, host)),
+            _ => None,
+        }),
+    )
+}
+
+fn sent_evidence(session: &Session) -> &Evidence {
+    session.link.sent.iter().find_map(|m| if let Message::Evidence(e) = m { Some(e) } else { None }).unwrap()
+}
+
+#[test]
+fn mechanism_d_installs_the_released_key_as_the_credential_key() {
+    let session = run(mechanism_d_link(|evidence, host| key_release(evidence, host, |_| {})));
+    let outcome = session.result.as_ref().expect("the session succeeds");
+    assert_eq!(session.sent_names(), HONEST_SEQUENCE);
+    let provisioned = public_sec1(&key_from_seed(PROVISIONED_SEED));
+    let boot = public_sec1(&key_from_seed(KEY_SEED));
+    // The vault now holds the provisioned key, and the credential certifies it.
+    assert_eq!(session.public_key(), provisioned);
+    check_credential(&outcome.certificate, &session.link.host.anchor(), &provisioned, WORKLOAD_ID).unwrap();
+    // The Evidence bound a third key: the ephemeral HPKE key, generated for this release.
+    let evidence = sent_evidence(&session);
+    assert_ne!(evidence.public_key, provisioned);
+    assert_ne!(evidence.public_key, boot);
+    let report = session.evidence_report();
+    assert_eq!(report.report_data, binding::report_data(&evidence.nonce, &evidence.public_key).unwrap());
+    assert!(session.events.iter().any(|e| e == "ReleaseKeyBound"), "{:?}", session.events);
+    assert!(session.events.iter().any(|e| e == "KeyReleased"), "{:?}", session.events);
+    // Neither the released scalar nor anything of the ephemeral key's secret went back out.
+    assert_never_sent(&session.link.wire, &key_from_seed(PROVISIONED_SEED).to_bytes(), "released key");
+    assert_eq!(session.vault.release_public_key().unwrap_err(), twi_runtime::vault::VaultError::NoReleaseKey);
+}
+
+#[test]
+fn mechanism_d_refuses_an_altered_release_and_keeps_no_credential() {
+    for (what, edit) in [
+        ("ciphertext", (|r: &mut KeyRelease| r.ciphertext[7] ^= 1) as fn(&mut KeyRelease)),
+        ("tag", |r: &mut KeyRelease| r.ciphertext[63] ^= 0x80),
+        ("enc", |r: &mut KeyRelease| r.enc[40] ^= 1),
+        ("certificate (aad)", |r: &mut KeyRelease| {
+            let last = r.certificate.len() - 1;
+            r.certificate[last] ^= 1
+        }),
+    ] {
+        let session = run(mechanism_d_link(move |evidence, host| key_release(evidence, host, edit)));
+        let error = expect_err(&session);
+        assert!(
+            matches!(error, SessionError::KeyRelease(twi_runtime::vault::VaultError::ReleaseDidNotOpen)),
+            "{what}: {error}"
+        );
+        assert!(error.to_string().contains("key release refused"), "{error}");
+        assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"], "{what}");
+        assert_eq!(session.errors_sent()[0].code, ErrorCode::CredentialRejected);
+        assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: false }));
+        assert_eq!(session.public_key(), public_sec1(&key_from_seed(KEY_SEED)), "{what}: the boot key stays");
+    }
+}
+
+#[test]
+fn mechanism_d_refuses_a_plain_credential_and_a_certificate_for_another_key() {
+    // A Credential where the KeyRelease belongs: it could only certify the ephemeral key.
+    let session = run(mechanism_d_link(|evidence, host| {
+        frame(
+            &Credential {
+                certificate: provisioned_certificate(host, &evidence.public_key),
+                workload_id: WORKLOAD_ID.into(),
+                attestation_result: None,
+            }
+            .into(),
+        )
+    }));
+    assert!(matches!(expect_err(&session), SessionError::Unexpected("Credential")), "{}", expect_err(&session));
+    // A release whose certificate certifies another key than the one released.
+    let session = run(mechanism_d_link(|evidence, host| {
+        use sha2::Digest;
+        use twi_attester::hpke;
+        let other = public_sec1(&key_from_seed(0xBAD));
+        let certificate = provisioned_certificate(host, &other);
+        let info = twi_proto::msg::key_release_info(&evidence.nonce, &evidence.public_key);
+        let aad = twi_proto::msg::key_release_aad(&sha2::Sha256::digest(&certificate).into());
+        let mut ciphertext = vec![0u8; 64];
+        let scalar = key_from_seed(PROVISIONED_SEED).to_bytes();
+        let enc = hpke::seal(&evidence.public_key, &info, &aad, &scalar, &mut ciphertext, &mut TestRng(5)).unwrap();
+        frame(&KeyRelease { certificate, workload_id: WORKLOAD_ID.into(), enc: enc.to_vec(), ciphertext }.into())
+    }));
+    assert!(matches!(expect_err(&session), SessionError::Credential(_)), "{}", expect_err(&session));
+    assert_eq!(session.link.sent.last(), Some(&Message::Done(Done { credential_accepted: false })));
 }
