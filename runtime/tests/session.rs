@@ -26,9 +26,9 @@ use twi_host::sim::snp::{SimLaunch, SimPsp};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
-    AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_SIM_DOORBELL, Challenge, Credential,
-    Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, Message,
-    PROTOCOL_VERSION, Platform,
+    AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, CAP_SIM_DOORBELL, Challenge,
+    Credential, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello,
+    KeyRelease, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, encode_frame, write_message};
 use twi_runtime::credential::{CredentialError, check_credential};
@@ -1217,7 +1217,8 @@ fn mechanism_b_forwards_the_attestation_result_with_a_proof_of_possession() {
         ["Hello", "DoorbellRequest", "Evidence", "CredentialRequest", "DoorbellRequest", "Done"]
     );
     let Message::Hello(hello) = &session.link.sent[0] else { unreachable!() };
-    assert_eq!(hello.capabilities & (CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C), session::RUNTIME_MECHANISMS);
+    let mechanisms = CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C | CAP_MECHANISM_D;
+    assert_eq!(hello.capabilities & mechanisms, session::RUNTIME_MECHANISMS);
     assert!(session.events.contains(&format!("AttestationResultReceived({})", TEST_EAR.len())), "{:?}", session.events);
     let Message::CredentialRequest(request) = &session.link.sent[3] else { unreachable!() };
     assert_eq!(request.public_key, session.public_key());
