@@ -161,11 +161,17 @@ impl Vault {
         aad: &[u8],
         ciphertext: &[u8],
     ) -> Result<PublicKeySec1, VaultError> {
-        let release = self.release.lock().take().ok_or(VaultError::NoReleaseKey)?;
         let mut scalar = Zeroizing::new([0u8; hpke::SECRET_KEY_LEN]);
-        hpke::open(&release.secret, enc, info, aad, ciphertext, &mut scalar[..])
-            .map_err(|_| VaultError::ReleaseDidNotOpen)?;
-        drop(release);
+        let opened = {
+            let mut release = self.release.lock();
+            let key = release.as_ref().ok_or(VaultError::NoReleaseKey)?;
+            let opened = hpke::open(&key.secret, enc, info, aad, ciphertext, &mut scalar[..]);
+            // Dropped in place (not moved out with `take`), so the scalar is zeroized where it
+            // lived in the vault section.
+            *release = None;
+            opened
+        };
+        opened.map_err(|_| VaultError::ReleaseDidNotOpen)?;
         let signing = SigningKey::from_slice(&scalar[..]).map_err(|_| VaultError::ReleasedKeyInvalid)?;
         let point = signing.verifying_key().to_sec1_point(false);
         let mut public = [0u8; 97];
