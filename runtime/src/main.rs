@@ -206,6 +206,17 @@ mod firmware {
             Event::MalformedFrame(e) => log!("malformed frame from the host: {e}"),
             Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
             Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
+            Event::Certificates(session::Certificates::Forwarded { count, bytes }) => {
+                log!(
+                    "certificate table from the host: {count} certificates ({bytes} bytes), forwarded with the evidence"
+                )
+            }
+            Event::Certificates(session::Certificates::None) => {
+                log!("the host supplied no certificate table: the verifier uses its own VCEK")
+            }
+            Event::Certificates(session::Certificates::Dropped) => {
+                log!("the host's certificate table is malformed or too large: not forwarded")
+            }
             Event::AttestationResultWithCredential(len) => {
                 log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
             }
@@ -232,7 +243,7 @@ mod firmware {
         }
         let mut snp_guard = SNP_GUEST.lock();
         let Some(snp) = snp_guard.as_mut() else { fatal(format_args!("the SNP guest vanished")) };
-        let mut ghcb_doorbell = |sealed: &[u8]| snp_platform::guest_request(sealed);
+        let mut ghcb_doorbell = snp_platform::guest_request;
         let mut tee = if snp_hardware { Tee::Snp(&mut ghcb_doorbell) } else { Tee::SimSnp };
         let result = session::run(&mut channel, &VAULT, snp, &mut tee, &mut rng, &trust, RUNTIME_NAME, &mut events);
         finish(result, tsc_hz, boot.reset_tsc)

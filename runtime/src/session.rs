@@ -5,9 +5,10 @@
 //! guest                                   host (loader + issuer)
 //!   Hello {version, platform, caps}  ──▶
 //!                                    ◀──  Challenge {nonce}
-//!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP)
-//!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP}
-//!   Evidence {report, key, nonce}    ──▶
+//!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP; an
+//!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP,
+//!                                              certificate table}   extended guest request)
+//!   Evidence {report, key, nonce, certificate table} ──▶
 //!                                    ◀──  Credential {certificate, workload id, [EAR: mech. A]} | Error
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
@@ -26,18 +27,19 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use twi_attester::binding;
+use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::key::KeyRequest;
 use twi_attester::snp::report::AttestationReport;
 use twi_proto::msg::{
     CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, Challenge, Credential, CredentialRequest, Done, DoorbellKind,
-    DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, Message, PROTOCOL_VERSION, Platform,
+    DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, MAX_CERT_TABLE, Message, PROTOCOL_VERSION, Platform,
     credential_request_signed_bytes,
 };
 use twi_proto::{MessageReader, ProtoError, write_message};
 
 use crate::credential::{CredentialError, check_credential};
 use crate::sealing::{SealError, SealingKey};
-use crate::snp::{Doorbell, SnpError, SnpGuest};
+use crate::snp::{Answer, Doorbell, Exit, SnpError, SnpGuest};
 use crate::tdx::{self as tdx_guest, EventLog, TdxError};
 use crate::vault::{Vault, VaultError};
 
@@ -66,6 +68,19 @@ pub enum Event<'a> {
     AttestationResultReceived(usize),
     /// The credential was sealed to the launch (its sealed size).
     CredentialSealed(usize),
+    /// What became of the host's certificate table (extended guest request).
+    Certificates(Certificates),
+}
+
+/// The certificate table of the extended guest request, as the runtime found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certificates {
+    /// Forwarded with the evidence: this many certificates, this many bytes.
+    Forwarded { count: usize, bytes: usize },
+    /// The host supplied none (or an empty table): the verifier uses its own copies.
+    None,
+    /// The host's table is malformed or too large to forward; the verifier uses its own copies.
+    Dropped,
 }
 
 #[derive(Debug)]
@@ -233,8 +248,11 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     let nonce = hello_and_challenge(channel, platform, runtime_name, events)?;
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
-    let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
+    let (report, certificate_buffer) =
+        firmware(channel, tee, events, |doorbell| snp.report_with_certificates(&report_data, doorbell))?;
     events(Event::ReportReceived);
+    let (certificates, outcome) = forwardable_certificates(certificate_buffer.as_deref());
+    events(Event::Certificates(outcome));
     // The report parsed inside `snp.report`. The sealing key binds the COMMITTED TCB: the
     // hypervisor chooses REPORTED_TCB (it may set it below the committed one), while the
     // firmware refuses key requests above the committed TCB.
@@ -248,6 +266,7 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
         public_key: public_key.to_vec(),
         nonce: nonce.clone(),
         event_log: None,
+        certificates,
     }))?;
     events(Event::EvidenceSent);
 
@@ -265,6 +284,21 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
 
     channel.send(&Message::Done(Done { credential_accepted: true }))?;
     Ok(Outcome { certificate, workload_id, sealed_credential })
+}
+
+/// The part of the host's certificate buffer worth forwarding with the evidence: the table and
+/// its certificates, checked to lie within the buffer, without the buffer's unused tail. The
+/// certificates themselves are the verifier's to check, against its own roots.
+pub fn forwardable_certificates(buffer: Option<&[u8]>) -> (Option<Vec<u8>>, Certificates) {
+    let Some(buffer) = buffer else { return (None, Certificates::None) };
+    match CertTable::parse(buffer) {
+        Ok(table) if table.is_empty() => (None, Certificates::None),
+        Ok(table) if table.used_len() <= MAX_CERT_TABLE => {
+            let used = table.used_len();
+            (Some(buffer[..used].to_vec()), Certificates::Forwarded { count: table.len(), bytes: used })
+        }
+        _ => (None, Certificates::Dropped),
+    }
 }
 
 /// The credential acquisition mechanisms this runtime takes, as [`Hello::capabilities`] bits.
@@ -421,6 +455,7 @@ pub fn run_tdx<L: Link>(
         public_key: public_key.to_vec(),
         nonce: nonce.clone(),
         event_log: Some(log.events().to_vec()),
+        certificates: None,
     }))?;
     events(Event::EvidenceSent);
 
@@ -462,7 +497,7 @@ fn firmware<L: Link, T>(
         Tee::Snp(doorbell) => op(&mut **doorbell),
         Tee::SimTdx => Err(SnpError::NoSecrets),
         Tee::SimSnp => {
-            let mut sim = |sealed: &[u8]| match sim_doorbell(channel, sealed, events) {
+            let mut sim = |sealed: &[u8], exit: Exit| match sim_doorbell(channel, sealed, exit, events) {
                 Ok(answer) => answer,
                 Err(e) => {
                     channel_failure = Some(e);
@@ -479,15 +514,22 @@ fn firmware<L: Link, T>(
 }
 
 /// The simulated doorbell: the sealed request goes to the host's simulated PSP as a
-/// DoorbellRequest; its DoorbellResponse carries the firmware status and the sealed answer.
-/// The outer `Err` is a channel failure, the inner one the firmware's status.
+/// DoorbellRequest of the exit's kind; its DoorbellResponse carries the firmware status, the
+/// sealed answer and (extended request) the certificate table. The outer `Err` is a channel
+/// failure, the inner one the firmware's status.
 #[allow(clippy::type_complexity)]
 fn sim_doorbell<L: Link>(
     channel: &mut Channel<L>,
     sealed: &[u8],
+    exit: Exit,
     events: &mut dyn FnMut(Event<'_>),
-) -> Result<Result<Vec<u8>, u64>, SessionError> {
-    sim_doorbell_of(channel, DoorbellKind::SnpGuestRequest, sealed, events)
+) -> Result<Result<Answer, u64>, SessionError> {
+    let kind = match exit {
+        Exit::GuestRequest => DoorbellKind::SnpGuestRequest,
+        Exit::ExtGuestRequest => DoorbellKind::SnpExtGuestRequest,
+    };
+    Ok(sim_doorbell_answer(channel, kind, sealed, events)?
+        .map(|(sealed, certificates)| Answer { sealed, certificates }))
 }
 
 /// A simulated doorbell of `kind`: the outer `Err` is a channel failure, the inner one the
@@ -499,10 +541,21 @@ fn sim_doorbell_of<L: Link>(
     request: &[u8],
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Result<Vec<u8>, u64>, SessionError> {
+    Ok(sim_doorbell_answer(channel, kind, request, events)?.map(|(response, _)| response))
+}
+
+/// As [`sim_doorbell_of`], with the response's certificate table.
+#[allow(clippy::type_complexity)]
+fn sim_doorbell_answer<L: Link>(
+    channel: &mut Channel<L>,
+    kind: DoorbellKind,
+    request: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Result<(Vec<u8>, Option<Vec<u8>>), u64>, SessionError> {
     channel.send(&Message::DoorbellRequest(DoorbellRequest { kind, request: request.to_vec() }))?;
     match channel.recv(events)? {
         Message::DoorbellResponse(r) if r.kind == kind => {
-            Ok(if r.status == 0 { Ok(r.response) } else { Err(r.status) })
+            Ok(if r.status == 0 { Ok((r.response, r.certificates)) } else { Err(r.status) })
         }
         Message::Error(e) => Err(SessionError::HostError(e.code, e.message)),
         other => Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name()))),

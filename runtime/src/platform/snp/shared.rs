@@ -71,3 +71,49 @@ impl SharedPage {
         }
     }
 }
+
+/// Contiguous pages the host can see (the extended guest request's certificate buffer), with
+/// the same rules as [`SharedPage`]: bytes go in, a private copy comes out.
+#[derive(Debug)]
+pub struct SharedPages {
+    address: usize,
+    pages: usize,
+}
+
+impl SharedPages {
+    /// `pages` contiguous pages from the pool; `None` when it is exhausted.
+    pub fn alloc(pages: usize) -> Option<Self> {
+        let size = pages.checked_mul(PAGE)?;
+        let address = NEXT.fetch_add(size, Ordering::Relaxed);
+        (pages > 0 && address + size <= SHARED_POOL.end).then_some(Self { address, pages })
+    }
+
+    pub fn gpa(&self) -> u64 {
+        self.address as u64
+    }
+
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Zeroes every page (the host may write less than all of them).
+    pub fn zero(&mut self) {
+        for i in 0..self.pages * PAGE {
+            // SAFETY: `address..address + pages * PAGE` lies in the shared pool, identity mapped
+            // writable, handed out to this `SharedPages` alone; volatile because the host reads
+            // it behind the compiler's back.
+            unsafe { core::ptr::write_volatile((self.address + i) as *mut u8, 0) };
+        }
+    }
+
+    /// Copies all the pages, once, into private memory.
+    pub fn read(&self) -> alloc::vec::Vec<u8> {
+        (0..self.pages * PAGE)
+            .map(|i| {
+                // SAFETY: as for `zero`; volatile because the host may change the pages at any
+                // time (the copy is what the caller parses, never the pages themselves).
+                unsafe { core::ptr::read_volatile((self.address + i) as *const u8) }
+            })
+            .collect()
+    }
+}
