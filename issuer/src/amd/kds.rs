@@ -118,7 +118,7 @@ mod tests {
         );
         assert_eq!(chain_url(Product::Genoa, VekKind::Vlek), "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain");
         assert_eq!(
-            vcek_url_at("http://127.0.0.1:8080/", Product::Milan, &chip, tcb),
+            vcek_url_at("http://127.0.0.1:8080/", Product::Turin, &chip, turin),
             url.replace(KDS_BASE, "http://127.0.0.1:8080")
         );
     }
