@@ -227,7 +227,9 @@ mod firmware {
                     data: &manifest.issuer_anchor,
                 },
             ];
-            let result = session::run_tdx(&mut channel, &VAULT, &trust, &measurements, RUNTIME_NAME, &mut events);
+            let mut module = session::SimTdxModule::default();
+            let result =
+                session::run_tdx(&mut channel, &mut module, &VAULT, &trust, &measurements, RUNTIME_NAME, &mut events);
             finish(result, tsc_hz, boot.reset_tsc)
         }
         let mut snp_guard = SNP_GUEST.lock();

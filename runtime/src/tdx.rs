@@ -46,6 +46,8 @@ pub enum TdxError {
     GetQuote(GetQuoteError),
     /// More events than the evidence can carry, or an event too large.
     EventLogFull,
+    /// GetQuote was still in flight after this many polls.
+    QuoteTimeout(u32),
 }
 
 impl core::fmt::Display for TdxError {
@@ -57,6 +59,9 @@ impl core::fmt::Display for TdxError {
             Self::RtmrMismatch => f.write_str("the quote's RTMRs do not match the runtime's event log"),
             Self::GetQuote(e) => write!(f, "{e}"),
             Self::EventLogFull => f.write_str("the RTMR event log is full"),
+            Self::QuoteTimeout(polls) => {
+                write!(f, "GetQuote was still in flight after {polls} polls: the quoting service did not answer")
+            }
         }
     }
 }
