@@ -10,7 +10,6 @@
 
 pub mod ghcb;
 pub mod instr;
-pub mod shared;
 pub mod vc;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +20,8 @@ use twi_attester::snp::ghcb::{GuestRequestResult, SEV_STATUS_SNP, msr_protocol};
 
 use self::ghcb::{Ghcb, GhcbError};
 use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate};
-use self::shared::{PAGE, SharedPage};
 use super::boot::BootInfo;
+use super::shared::{PAGE, Shared};
 use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
 
 /// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
@@ -33,7 +32,7 @@ static GHCB: Mutex<Option<Ghcb>> = Mutex::new(None);
 /// A private copy of the PSP-checked CPUID page, taken once at start-up.
 static CPUID_PAGE: Once<[u8; cpuid_page::PAGE_SIZE]> = Once::new();
 /// The guest-request pages (request, response), allocated once.
-static REQUEST_PAGES: Mutex<Option<(SharedPage, SharedPage)>> = Mutex::new(None);
+static REQUEST_PAGES: Mutex<Option<(Shared, Shared)>> = Mutex::new(None);
 
 /// True once the GHCB is up: port I/O, CPUID and MSRs go through it.
 pub fn active() -> bool {
@@ -109,7 +108,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
             return Err(SnpInitError::PageStateChange(address as u64));
         }
     }
-    let page = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let page = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let gfn = page.gpa() >> 12;
     if !msr_protocol::ghcb_registered(exchange(msr_protocol::register_ghcb(gfn)), gfn) {
         return Err(SnpInitError::GhcbRegistration);
@@ -131,8 +130,8 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
         return Err(SnpInitError::NotVmpl0);
     }
-    let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
-    let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
+    let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     *REQUEST_PAGES.lock() = Some((request, response));
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
@@ -212,7 +211,7 @@ pub fn guest_request(sealed: &[u8]) -> Result<alloc::vec::Vec<u8>, u64> {
         match with_ghcb(|g| g.guest_request(request, response)) {
             Ok(GuestRequestResult::Success) => {
                 let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
-                response.read(&mut copy);
+                response.read(&mut copy[..]);
                 return Ok(copy.to_vec());
             }
             Ok(GuestRequestResult::Busy) => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
