@@ -1,9 +1,10 @@
 //! The runtime's TDX guest, independent of the doorbell: it asks the TDX module for a
 //! TDREPORT over REPORTDATA (`TDG.MR.REPORT`), extends RTMRs (`TDG.MR.RTMR.EXTEND`) while
 //! keeping the event log a verifier replays, and obtains a quote through the GHCI GetQuote
-//! buffer (`TDG.VP.VMCALL<GetQuote>`). On hardware the doorbells are TDCALL/TDVMCALL; under
-//! `twi run --platform sim-tdx` they are DoorbellRequest/DoorbellResponse pairs on the channel
-//! carrying the same bytes ([`crate::session::run_tdx`]).
+//! buffer (`TDG.VP.VMCALL<GetQuote>`). [`crate::session::run_tdx`] drives it over a
+//! [`crate::session::TdxModule`]: on hardware `platform::tdx::HwTdx` (TDCALL/TDVMCALL), under
+//! `twi run --platform sim-tdx` [`crate::session::SimTdxModule`] (DoorbellRequest/
+//! DoorbellResponse pairs on the channel carrying the same bytes).
 //!
 //! What the runtime measures into which RTMR (RTMR0 is left to firmware configuration, RTMR3
 //! to the workload):
