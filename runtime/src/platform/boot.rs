@@ -270,8 +270,9 @@ boot32_common:
     movl %eax, %cr4
     movl ${pt}, %eax
     movl %eax, %cr3
-    /* A TD starts with EFER.LME and NXE already set (TDX module: TD vCPU initial state) and
-       has no IDT yet to survive a #VE on the MSR write: leave EFER alone there. */
+    /* A TD starts with EFER = 0x901 (SCE, LME, NXE: the TDX module's initial TD VMCS) and may
+       change only SCE: leave EFER alone there. CR0 (0x21) and CR4 (0x2040: MCE, VMXE) keep
+       their TD bits, as the ORs above and below only add. */
     testl ${flag_tdx}, ({scratch} + {o_flags})
     jnz 11f
     movl $0xC0000080, %ecx
