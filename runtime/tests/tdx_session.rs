@@ -14,10 +14,12 @@ use twi_attester::tdx::getquote::{self, GetQuoteError, Header};
 use twi_attester::tdx::quote::ParsedQuote;
 use twi_attester::tdx::td_report::TD_REPORT_SIZE;
 use twi_host::sim::tdx::SimTdx;
-use twi_proto::msg::{Challenge, Credential, ErrorCode, Message, Platform, event_type};
+use twi_proto::msg::{
+    Challenge, Credential, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Message, Platform, event_type,
+};
 use twi_proto::{MessageReader, write_message};
 use twi_runtime::session::{
-    self, Channel, HostDoorbell, Link, Measurement, ModuleError, SessionError, TdxModule, Trust,
+    self, Channel, HostDoorbell, Link, Measurement, ModuleError, SessionError, SimTdxModule, TdxModule, Trust,
 };
 use twi_runtime::tdx::{MAX_QUOTE_POLLS, TdxError};
 use twi_runtime::vault::Vault;
@@ -306,4 +308,116 @@ fn a_quote_whose_rtmrs_disagree_with_the_log_is_refused() {
     assert_eq!(*outcome.tdx_error(), TdxError::RtmrMismatch);
     assert_eq!(outcome.names(), ["Hello", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
+}
+
+/// The host loader's side of `--platform sim-tdx`: answers each DoorbellRequest with the
+/// simulated TDX module (GetQuote "in flight" for the first `in_flight` polls), the Evidence
+/// with a credential.
+struct SimHostLink {
+    sim: SimTdx,
+    in_flight: u32,
+    certificate: Vec<u8>,
+    to_guest: VecDeque<u8>,
+    wire: Vec<u8>,
+    reader: MessageReader,
+    read: usize,
+    requests: Vec<DoorbellRequest>,
+}
+
+impl SimHostLink {
+    fn answer(&mut self, msg: Message) -> Option<Message> {
+        match msg {
+            Message::Hello(_) => Some(Message::Challenge(Challenge { nonce: NONCE.to_vec() })),
+            Message::DoorbellRequest(request) => {
+                self.requests.push(request.clone());
+                let (status, response) = match request.kind {
+                    DoorbellKind::TdxRtmrExtend => (self.sim.extend(&request.request), Vec::new()),
+                    DoorbellKind::TdxReport => match self.sim.report(&request.request) {
+                        Ok(report) => (0, report),
+                        Err(status) => (status, Vec::new()),
+                    },
+                    DoorbellKind::TdxGetQuote if self.in_flight > 0 => {
+                        self.in_flight -= 1;
+                        let header = Header {
+                            version: getquote::VERSION,
+                            status: getquote::status::IN_FLIGHT,
+                            in_len: TD_REPORT_SIZE as u32,
+                            out_len: 0,
+                        };
+                        (0, header.to_bytes().to_vec())
+                    }
+                    DoorbellKind::TdxGetQuote => {
+                        (0, self.sim.get_quote(&request.request, twi_runtime::tdx::GET_QUOTE_BUFFER))
+                    }
+                    other => panic!("unexpected doorbell {other:?}"),
+                };
+                Some(Message::DoorbellResponse(DoorbellResponse { kind: request.kind, status, response }))
+            }
+            Message::Evidence(_) => Some(Message::Credential(Credential {
+                certificate: self.certificate.clone(),
+                workload_id: WORKLOAD_ID.into(),
+                attestation_result: None,
+            })),
+            _ => None,
+        }
+    }
+}
+
+impl Link for &mut SimHostLink {
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.wire.extend_from_slice(bytes);
+    }
+    fn read_byte(&mut self) -> Option<u8> {
+        while self.to_guest.is_empty() && self.read < self.wire.len() {
+            let byte = self.wire[self.read];
+            self.read += 1;
+            if let Some(msg) = self.reader.push(byte) {
+                if let Some(reply) = self.answer(msg.expect("well-formed guest frame")) {
+                    self.to_guest.extend(frame(&reply));
+                }
+            }
+        }
+        self.to_guest.pop_front()
+    }
+}
+
+#[test]
+fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_while_in_flight() {
+    let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
+    let anchor = ca.anchor();
+    let vault = Vault::new();
+    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let mut link = SimHostLink {
+        sim: sim_tdx(),
+        in_flight: 2,
+        certificate: ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID),
+        to_guest: VecDeque::new(),
+        wire: Vec::new(),
+        reader: MessageReader::new(),
+        read: 0,
+        requests: Vec::new(),
+    };
+    let measurements = [
+        Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: MANIFEST },
+        Measurement { rtmr: 2, event_type: event_type::ISSUER_ANCHOR, data: &anchor },
+    ];
+    let result = {
+        let mut channel = Channel::new(&mut link);
+        let trust = Trust { issuer_anchor: &anchor };
+        let mut module = SimTdxModule::default();
+        session::run_tdx(&mut channel, &mut module, &vault, &trust, &measurements, "twi-runtime/test", &mut |_| {})
+    };
+    assert!(result.is_ok(), "{result:?}");
+    let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();
+    use DoorbellKind::{TdxGetQuote, TdxReport, TdxRtmrExtend};
+    assert_eq!(kinds, [TdxRtmrExtend, TdxRtmrExtend, TdxReport, TdxGetQuote, TdxGetQuote, TdxGetQuote]);
+    // The extend requests are index ‖ SHA-384(data), in the order measured.
+    assert_eq!(link.requests[0].request[0], 1);
+    assert_eq!(link.requests[0].request[1..], Sha384::digest(MANIFEST)[..]);
+    assert_eq!(link.requests[1].request[0], 2);
+    // Every poll re-sends the same GHCI request: header + the TDREPORT.
+    let quote_requests: Vec<_> = link.requests[3..].iter().map(|r| &r.request).collect();
+    assert!(quote_requests.iter().all(|r| *r == quote_requests[0]));
+    assert_eq!(quote_requests[0].len(), getquote::HEADER_SIZE + TD_REPORT_SIZE);
+    assert_eq!(link.sim.rtmrs()[2], twi_attester::tdx::rtmr::extend(&[0; 48], &Sha384::digest(&anchor).into()));
 }
