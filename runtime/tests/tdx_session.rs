@@ -371,10 +371,10 @@ impl Link for &mut SimHostLink {
         while self.to_guest.is_empty() && self.read < self.wire.len() {
             let byte = self.wire[self.read];
             self.read += 1;
-            if let Some(msg) = self.reader.push(byte) {
-                if let Some(reply) = self.answer(msg.expect("well-formed guest frame")) {
-                    self.to_guest.extend(frame(&reply));
-                }
+            if let Some(msg) = self.reader.push(byte)
+                && let Some(reply) = self.answer(msg.expect("well-formed guest frame"))
+            {
+                self.to_guest.extend(frame(&reply));
             }
         }
         self.to_guest.pop_front()
