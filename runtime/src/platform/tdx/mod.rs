@@ -23,7 +23,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Once;
-use twi_attester::tdx::abi::{PageLevel, TdInfo, TdcallStatus};
+use twi_attester::tdx::abi::{PageLevel, TdInfo, TdcallStatus, vmcall_status};
 use twi_attester::tdx::getquote;
 use twi_proto::msg::Platform;
 
@@ -181,6 +181,10 @@ pub fn fatal(code: u32) -> ! {
 /// `crate::tdx::MAX_QUOTE_POLLS` (1000) the runtime waits up to 20 s for the quoting service.
 pub const QUOTE_POLL_DELAY_MS: u64 = 20;
 
+/// How often, and how far apart, a GetQuote the VMM answers with RETRY is submitted again.
+const SUBMIT_RETRIES: u32 = 50;
+const SUBMIT_RETRY_DELAY_MS: u64 = 100;
+
 /// The shared pages of the GetQuote buffer: the whole private buffer, whole pages.
 const QUOTE_PAGES: usize = GET_QUOTE_BUFFER.div_ceil(PAGE);
 const _: () = assert!(QUOTE_PAGES * PAGE <= getquote::MAX_BUFFER && QUOTE_PAGES * PAGE >= GET_QUOTE_BUFFER);
@@ -214,7 +218,7 @@ fn retrying(mut call: impl FnMut() -> u64) -> Result<(), TdxError> {
     Err(TdxError::Doorbell(twi_attester::tdx::abi::status::OPERAND_BUSY))
 }
 
-fn vmcall_status(e: VmcallError) -> u64 {
+fn status_of(e: VmcallError) -> u64 {
     match e {
         VmcallError::Tdcall(status) | VmcallError::Vmm(status) => status,
     }
@@ -242,8 +246,15 @@ impl TdxModule for HwTdx {
         // The request is written once; the rest of the shared buffer is zeroed (room for the
         // quote).
         self.quote.write(request);
-        instr::get_quote(self.quote.gpa(), self.quote.len() as u64)
-            .map_err(|e| ModuleError::Tdx(TdxError::Doorbell(vmcall_status(e))))
+        // RETRY: the VMM has too many GetQuote requests in flight (QEMU allows 16): ask again
+        // later with the same buffer, a bounded number of times.
+        for _ in 0..SUBMIT_RETRIES {
+            match instr::get_quote(self.quote.gpa(), self.quote.len() as u64) {
+                Err(VmcallError::Vmm(vmcall_status::RETRY)) => super::time::delay_ms(SUBMIT_RETRY_DELAY_MS),
+                result => return result.map_err(|e| ModuleError::Tdx(TdxError::Doorbell(status_of(e)))),
+            }
+        }
+        Err(ModuleError::Tdx(TdxError::Doorbell(vmcall_status::RETRY)))
     }
 
     fn poll_quote(&mut self, _: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
