@@ -206,6 +206,10 @@ mod firmware {
                 info.map_or(0, |i| i.attributes),
                 info.map_or(0, |i| i.num_vcpus)
             );
+            if info.is_some_and(|i| i.attributes & twi_attester::tdx::abi::ATTRIBUTE_DEBUG != 0) {
+                // The quote says so too (TD_ATTRIBUTES), and an issuer's policy should refuse it.
+                log!("WARNING: a DEBUG TD: the host can read this TD's memory, the Credential Key included");
+            }
         } else if sim_tdx {
             log!("platform: simulated TDX (TDX module and quoting service over the channel)");
         } else if snp_hardware {
