@@ -42,6 +42,7 @@ use crate::sealing::{SealError, SealingKey};
 use crate::snp::{Answer, Doorbell, Exit, SnpError, SnpGuest};
 use crate::tdx::{self as tdx_guest, EventLog, TdxError};
 use crate::vault::{Vault, VaultError};
+use twi_attester::tdx::getquote::GetQuoteError;
 
 /// Malformed frames tolerated in one session before the runtime gives up on the host.
 pub const MAX_MALFORMED_FRAMES: u32 = 8;
@@ -388,61 +389,176 @@ pub struct Measurement<'a> {
     pub data: &'a [u8],
 }
 
-/// The TDX protocol under the simulator ([`Tee::SimTdx`]):
+/// Why a TDX module call failed: the module's (or the VMM's) answer, or the channel under a
+/// module that lives on the host (the simulator).
+#[derive(Debug)]
+pub enum ModuleError {
+    Tdx(TdxError),
+    Session(SessionError),
+}
+
+impl From<TdxError> for ModuleError {
+    fn from(e: TdxError) -> Self {
+        Self::Tdx(e)
+    }
+}
+
+/// The channel, as a module that lives on the host sees it: one DoorbellRequest of `kind`
+/// answered by its DoorbellResponse. The outer `Err` is a channel failure, the inner one the
+/// status the (simulated) module returned.
+pub trait HostDoorbell {
+    #[allow(clippy::type_complexity)]
+    fn call(&mut self, kind: DoorbellKind, request: &[u8]) -> Result<Result<Vec<u8>, u64>, SessionError>;
+}
+
+struct ChannelDoorbell<'c, L: Link> {
+    channel: &'c mut Channel<L>,
+    events: &'c mut (dyn FnMut(Event<'_>) + 'c),
+}
+
+impl<L: Link> HostDoorbell for ChannelDoorbell<'_, L> {
+    fn call(&mut self, kind: DoorbellKind, request: &[u8]) -> Result<Result<Vec<u8>, u64>, SessionError> {
+        sim_doorbell_of(self.channel, kind, request, &mut *self.events)
+    }
+}
+
+/// What the TDX protocol needs from the TDX module and the VMM's quoting service. On hardware
+/// (`twi_runtime::platform::tdx::HwTdx`) these are TDCALL / TDVMCALL and ignore `host`; under
+/// the simulator ([`SimTdxModule`]) they are DoorbellRequests on the channel carrying the same
+/// bytes.
+pub trait TdxModule {
+    /// What the Hello and the Evidence say this is.
+    fn platform(&self) -> Platform;
+    /// TDG.MR.RTMR.EXTEND of `digest` into RTMR `rtmr`.
+    fn rtmr_extend(&mut self, host: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError>;
+    /// TDG.MR.REPORT over `report_data`: the TDREPORT, a private copy (checked by the caller).
+    fn report(&mut self, host: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError>;
+    /// TDG.VP.VMCALL<GetQuote>: hands the request (`buffer[..request_len]`: GHCI header and
+    /// TDREPORT; `buffer.len()` is the whole buffer the VMM may fill) to the VMM, once.
+    fn submit_quote(
+        &mut self,
+        host: &mut dyn HostDoorbell,
+        buffer: &[u8],
+        request_len: usize,
+    ) -> Result<(), ModuleError>;
+    /// One look at the GetQuote buffer: copies what the VMM left there into `out` (private) and
+    /// returns how many bytes it copied. While the status is in flight that may be the header
+    /// only.
+    fn poll_quote(&mut self, host: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError>;
+    /// Waits between two polls of an in-flight GetQuote.
+    fn pause(&mut self);
+}
+
+/// The simulated TDX module and quoting service (`twi run --platform sim-tdx`): every call is
+/// a DoorbellRequest of its kind; GetQuote is polled by sending the request again, and the
+/// host's answer is the start of the buffer.
+#[derive(Debug, Default)]
+pub struct SimTdxModule {
+    quote_request: Vec<u8>,
+}
+
+fn doorbell_answer(answer: Result<Result<Vec<u8>, u64>, SessionError>) -> Result<Vec<u8>, ModuleError> {
+    match answer {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(status)) => Err(ModuleError::Tdx(TdxError::Doorbell(status))),
+        Err(e) => Err(ModuleError::Session(e)),
+    }
+}
+
+impl TdxModule for SimTdxModule {
+    fn platform(&self) -> Platform {
+        Platform::SimTdx
+    }
+
+    fn rtmr_extend(&mut self, host: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError> {
+        let request = tdx_guest::rtmr_extend_request(rtmr, digest);
+        doorbell_answer(host.call(DoorbellKind::TdxRtmrExtend, &request)).map(drop)
+    }
+
+    fn report(&mut self, host: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError> {
+        doorbell_answer(host.call(DoorbellKind::TdxReport, report_data))
+    }
+
+    fn submit_quote(
+        &mut self,
+        _host: &mut dyn HostDoorbell,
+        buffer: &[u8],
+        request_len: usize,
+    ) -> Result<(), ModuleError> {
+        self.quote_request = buffer.get(..request_len).ok_or(TdxError::Malformed("GetQuote request length"))?.to_vec();
+        Ok(())
+    }
+
+    fn poll_quote(&mut self, host: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
+        let answer = doorbell_answer(host.call(DoorbellKind::TdxGetQuote, &self.quote_request))?;
+        // The VMM's answer is the start of the shared buffer: copy it over our private buffer
+        // (bounded by it).
+        let n = answer.len().min(out.len());
+        out[..n].copy_from_slice(&answer[..n]);
+        Ok(n)
+    }
+
+    fn pause(&mut self) {}
+}
+
+/// The TDX protocol, over any [`TdxModule`]:
 ///
 /// ```text
-///   Hello {platform SimTdx}                          ──▶
+///   Hello {platform Tdx | SimTdx}                    ──▶
 ///                                                    ◀──  Challenge {nonce}
-///   DoorbellRequest {TdxRtmrExtend: i ‖ digest}      ──▶   once per measurement
-///                                                    ◀──  DoorbellResponse {status}
-///   DoorbellRequest {TdxReport: REPORTDATA}          ──▶
-///                                                    ◀──  DoorbellResponse {TDREPORT}
-///   DoorbellRequest {TdxGetQuote: GHCI buffer}       ──▶   polled while in flight
-///                                                    ◀──  DoorbellResponse {GHCI buffer + quote}
+///   TDG.MR.RTMR.EXTEND (i, digest)                         once per measurement
+///   TDG.MR.REPORT (REPORTDATA)                             → TDREPORT, checked
+///   TDG.VP.VMCALL<GetQuote> (GHCI buffer)                  polled while in flight (bounded)
 ///   Evidence {quote, key, nonce, event log}          ──▶
 ///                                                    ◀──  Credential | Error
 ///   Done {credential_accepted}                       ──▶
 /// ```
 ///
+/// Under the simulator each TDX call is a DoorbellRequest/DoorbellResponse pair on the channel
+/// ([`SimTdxModule`]). A failed call ends the session with an Error(DoorbellFailed) frame.
+///
 /// The credential is not sealed: the TDX module offers no key derivation to a TD
 /// ([`Outcome::sealed_credential`] is empty).
-pub fn run_tdx<L: Link>(
+pub fn run_tdx<L: Link, M: TdxModule + ?Sized>(
     channel: &mut Channel<L>,
+    module: &mut M,
     vault: &Vault,
     trust: &Trust<'_>,
     measurements: &[Measurement<'_>],
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, SessionError> {
+    let platform = module.platform();
     let public_key = vault.public_key().map_err(SessionError::Vault)?;
-    let nonce = hello_and_challenge(channel, Platform::SimTdx, runtime_name, events)?;
+    let nonce = hello_and_challenge(channel, platform, runtime_name, events)?;
 
     let mut log = EventLog::default();
     for m in measurements {
         let digest = log
             .record(m.rtmr, m.event_type, m.data)
             .map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Tdx(e)))?;
-        tdx_call(channel, DoorbellKind::TdxRtmrExtend, &tdx_guest::rtmr_extend_request(m.rtmr, &digest), events)?;
+        let result = module.rtmr_extend(&mut ChannelDoorbell { channel, events: &mut *events }, m.rtmr, &digest);
+        result.map_err(|e| module_abort(channel, e))?;
     }
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
-    let answer = tdx_call(channel, DoorbellKind::TdxReport, &report_data, events)?;
+    let answer = module.report(&mut ChannelDoorbell { channel, events: &mut *events }, &report_data);
+    let answer = answer.map_err(|e| module_abort(channel, e))?;
     let td_report = tdx_guest::check_td_report(&answer, &report_data).map_err(|e| tdx_abort(channel, e))?;
     events(Event::ReportReceived);
 
     let (mut buffer, request_len) = tdx_guest::get_quote_buffer(&td_report).map_err(|e| tdx_abort(channel, e))?;
+    let submitted = module.submit_quote(&mut ChannelDoorbell { channel, events: &mut *events }, &buffer, request_len);
+    submitted.map_err(|e| module_abort(channel, e))?;
     let mut polls = 0;
     let quote = loop {
-        let answer = tdx_call(channel, DoorbellKind::TdxGetQuote, &buffer[..request_len], events)?;
-        // The VMM's answer is the start of the shared buffer: copy it over our private buffer
-        // (bounded by it) and parse the copy.
-        let n = answer.len().min(buffer.len());
-        buffer[..n].copy_from_slice(&answer[..n]);
-        match tdx_guest::take_quote(&buffer[..n], &report_data, &log) {
-            Err(TdxError::GetQuote(twi_attester::tdx::getquote::GetQuoteError::InFlight))
-                if polls < tdx_guest::MAX_QUOTE_POLLS =>
-            {
-                polls += 1;
+        let n = module.poll_quote(&mut ChannelDoorbell { channel, events: &mut *events }, &mut buffer);
+        let n = n.map_err(|e| module_abort(channel, e))?;
+        polls += 1;
+        match tdx_guest::take_quote(&buffer[..n.min(buffer.len())], &report_data, &log) {
+            Err(TdxError::GetQuote(GetQuoteError::InFlight)) if polls < tdx_guest::MAX_QUOTE_POLLS => module.pause(),
+            Err(TdxError::GetQuote(GetQuoteError::InFlight)) => {
+                return Err(tdx_abort(channel, TdxError::QuoteTimeout(polls)));
             }
             Err(e) => return Err(tdx_abort(channel, e)),
             Ok(quote) => break quote,
@@ -450,7 +566,7 @@ pub fn run_tdx<L: Link>(
     };
 
     channel.send(&Message::Evidence(Evidence {
-        platform: Platform::SimTdx,
+        platform,
         evidence: quote,
         public_key: public_key.to_vec(),
         nonce: nonce.clone(),
@@ -468,17 +584,11 @@ fn tdx_abort<L: Link>(channel: &mut Channel<L>, e: TdxError) -> SessionError {
     channel.abort(ErrorCode::DoorbellFailed, SessionError::Tdx(e))
 }
 
-/// One simulated TDX call: the request goes out as a DoorbellRequest of `kind`; a non-zero
-/// status ends the session.
-fn tdx_call<L: Link>(
-    channel: &mut Channel<L>,
-    kind: DoorbellKind,
-    request: &[u8],
-    events: &mut dyn FnMut(Event<'_>),
-) -> Result<Vec<u8>, SessionError> {
-    match sim_doorbell_of(channel, kind, request, events)? {
-        Ok(answer) => Ok(answer),
-        Err(status) => Err(tdx_abort(channel, TdxError::Doorbell(status))),
+/// A module failure ends the session with an Error frame; a channel failure is already final.
+fn module_abort<L: Link>(channel: &mut Channel<L>, e: ModuleError) -> SessionError {
+    match e {
+        ModuleError::Tdx(e) => tdx_abort(channel, e),
+        ModuleError::Session(e) => e,
     }
 }
 

@@ -239,9 +239,9 @@ impl SimTdx {
         self.rtmr
     }
 
-    /// TDG.MR.RTMR.EXTEND: `index ‖ digest` (49 bytes, index 2 or 3 on hardware for a guest;
-    /// the simulator, like the runtime, which is the TD's firmware, allows 0..=3). Status 0, or
-    /// non-zero (TDX_OPERAND_INVALID) for a malformed request.
+    /// TDG.MR.RTMR.EXTEND: `index ‖ digest` (49 bytes, index 0..=3 as the TDX module allows:
+    /// `tdg_mr_rtmr_extend` refuses `index >= NUM_RTMRS`). Status 0, or non-zero
+    /// (TDX_OPERAND_INVALID) for a malformed request.
     pub fn extend(&mut self, request: &[u8]) -> u64 {
         const TDX_OPERAND_INVALID: u64 = 0xC000_0100_0000_0000;
         let Some((&index, digest)) = request.split_first() else { return TDX_OPERAND_INVALID };

@@ -10,7 +10,6 @@
 
 pub mod ghcb;
 pub mod instr;
-pub mod shared;
 pub mod vc;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -21,8 +20,8 @@ use twi_attester::snp::ghcb::{GuestRequestResult, SEV_STATUS_SNP, msr_protocol};
 
 use self::ghcb::{Ghcb, GhcbError};
 use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate};
-use self::shared::{PAGE, SharedPage, SharedPages};
 use super::boot::BootInfo;
+use super::shared::{PAGE, Shared};
 use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
 use crate::snp::{Answer, Exit};
 
@@ -38,9 +37,9 @@ static REQUEST_PAGES: Mutex<Option<RequestPages>> = Mutex::new(None);
 
 #[derive(Debug)]
 struct RequestPages {
-    request: SharedPage,
-    response: SharedPage,
-    certificates: SharedPages,
+    request: Shared,
+    response: Shared,
+    certificates: Shared,
 }
 
 /// The certificate buffer offered to the extended guest request: as much as the runtime can
@@ -121,7 +120,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
             return Err(SnpInitError::PageStateChange(address as u64));
         }
     }
-    let page = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let page = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let gfn = page.gpa() >> 12;
     if !msr_protocol::ghcb_registered(exchange(msr_protocol::register_ghcb(gfn)), gfn) {
         return Err(SnpInitError::GhcbRegistration);
@@ -143,9 +142,9 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
         return Err(SnpInitError::NotVmpl0);
     }
-    let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
-    let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
-    let certificates = SharedPages::alloc(CERTIFICATE_PAGES).ok_or(SnpInitError::GhcbRegistration)?;
+    let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
+    let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
+    let certificates = Shared::alloc(CERTIFICATE_PAGES).ok_or(SnpInitError::GhcbRegistration)?;
     *REQUEST_PAGES.lock() = Some(RequestPages { request, response, certificates });
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
@@ -221,7 +220,7 @@ pub fn guest_request(sealed: &[u8], exit: Exit) -> Result<Answer, u64> {
     request.write(sealed);
     response.write(&[]);
     if exit == Exit::ExtGuestRequest {
-        certificates.zero();
+        certificates.write(&[]);
     }
     let mut exit = exit;
     // BUSY is the host's rate limit: resend the same ciphertext every 2 s for up to 60 s (as
@@ -234,8 +233,12 @@ pub fn guest_request(sealed: &[u8], exit: Exit) -> Result<Answer, u64> {
         match result {
             Ok(GuestRequestResult::Success) => {
                 let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
-                response.read(&mut copy);
-                let table = (exit == Exit::ExtGuestRequest).then(|| certificates.read());
+                response.read(&mut copy[..]);
+                let table = (exit == Exit::ExtGuestRequest).then(|| {
+                    let mut buffer = alloc::vec![0u8; certificates.len()];
+                    certificates.read(&mut buffer);
+                    buffer
+                });
                 return Ok(Answer { sealed: copy.to_vec(), certificates: table });
             }
             Ok(GuestRequestResult::Busy) => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
