@@ -97,9 +97,12 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
         "platform: simulated SEV-SNP",
         "credential accepted for spiffe://example.org/demo",
         "credential sealed to this launch",
+        "certificate table from the host: 3 certificates",
     ] {
         assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
     }
+    // The VCEK and ASK the issuer checked came through the guest (extended guest request).
+    assert!(log.contains("endorsements: VCEK and ASK from the guest's certificate table"), "{log}");
 
     // An independent verifier accepts the chain.
     let verify =
@@ -141,6 +144,23 @@ fn a_flipped_report_byte_is_rejected_and_no_certificate_is_written() {
         "unclear failure message:\n{log}"
     );
     assert!(!out_dir.path().join("credential.pem").exists(), "a certificate was written for rejected evidence");
+}
+
+#[test]
+fn a_certificate_table_altered_by_the_host_is_rejected() {
+    let out_dir = tempfile::tempdir().unwrap();
+    // The table has four 24-byte entries (VCEK, ASK, ARK, terminator); the VCEK's DER starts at
+    // 0x60, and 0xA0 lies inside its signed part.
+    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "certificate-table-byte:0xA0"]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a report was accepted under an altered VCEK:\n{log}");
+    assert!(
+        log.contains(
+            "twi: error: the issuer rejected the evidence: SEV-SNP report rejected: the endorsement chain does not hold"
+        ),
+        "unclear failure message:\n{log}"
+    );
+    assert!(!out_dir.path().join("credential.pem").exists());
 }
 
 #[test]

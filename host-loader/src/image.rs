@@ -24,7 +24,7 @@ use crate::measure::{
     reference::{GitState, ReferenceValues},
     snp::SnpLaunchParams,
 };
-use twi_layout::{GUID_TABLE, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
+use twi_layout::{GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
 
 /// The repository root (where the runtime's sources are).
 pub fn workspace_root() -> PathBuf {
@@ -85,6 +85,14 @@ pub fn assemble_rom(elf: &[u8], manifest: &LaunchManifest) -> Result<Vec<u8>> {
     check_symbol(&file, "__guid_table_end", GUID_TABLE.end)?;
     check_symbol(&file, "reset_vector", RESET_VECTOR)?;
     check_symbol(&file, "__image_lma_start", ROM_BASE)?;
+    // What the boot stub writes in RAM before the runtime can accept or validate memory (the
+    // image copy, .bss, the boot stack) must lie in IMAGE_RAM: the launch pre-accepts exactly
+    // that range (TDVF TEMP_MEM, SEV SNP_SEC_MEM). Outside it a TD would take a #VE with no
+    // IDT, and an SNP guest a #VC.
+    let image_ram = IMAGE_RAM.start as u64..=IMAGE_RAM.end as u64;
+    for name in ["__image_vma_start", "__image_vma_end", "__bss_start", "__bss_end", "__stack_top"] {
+        check_symbol_within(&file, name, &image_ram)?;
+    }
     // Areas the builder writes: no ELF byte may land there.
     let reserved = [
         ("the manifest slot", MANIFEST_ADDR..MANIFEST_ADDR + MANIFEST_SLOT_SIZE as u64),
@@ -131,6 +139,19 @@ fn segment_load_address(file: &object::File<'_>, segment: &object::Segment<'_, '
         }
     }
     bail!("no program header for the segment at {:#x}", segment.address())
+}
+
+fn check_symbol_within(file: &object::File<'_>, name: &str, range: &std::ops::RangeInclusive<u64>) -> Result<()> {
+    let symbol = file.symbols().find(|s| s.name() == Ok(name));
+    match symbol.map(|s| s.address()) {
+        Some(addr) if range.contains(&addr) => Ok(()),
+        Some(addr) => bail!(
+            "linker/runtime.ld puts {name} at {addr:#x}, outside the RAM the launch pre-accepts ({:#x}..={:#x})",
+            range.start(),
+            range.end()
+        ),
+        None => bail!("the runtime ELF has no symbol {name}: was it linked with linker/runtime.ld?"),
+    }
 }
 
 fn check_symbol(file: &object::File<'_>, name: &str, expected: u64) -> Result<()> {

@@ -2,6 +2,7 @@
 //! to the issuer, and the simulated TEE firmware. The `twi` binary is its command line.
 
 pub mod accel;
+pub mod fetch;
 pub mod igvm;
 pub mod image;
 pub mod measure;

@@ -32,6 +32,9 @@ pub enum Tamper {
     Nonce,
     /// Flip one byte of the simulated PSP's first sealed answer on its way to the guest.
     FirmwareAnswerByte(usize),
+    /// Flip one byte of the certificate table the host hands the guest (extended guest
+    /// request).
+    CertificateTableByte(usize),
     /// Mechanism D: flip one byte of the Key Store's HPKE ciphertext on its way to the guest.
     ReleaseByte(usize),
 }
@@ -52,10 +55,14 @@ impl std::str::FromStr for Tamper {
         if let Some(at) = s.strip_prefix("firmware-answer-byte:") {
             return offset(at).map(Self::FirmwareAnswerByte);
         }
+        if let Some(at) = s.strip_prefix("certificate-table-byte:") {
+            return offset(at).map(Self::CertificateTableByte);
+        }
         if let Some(at) = s.strip_prefix("release-byte:") {
             return offset(at).map(Self::ReleaseByte);
         }
-        Err("expected `nonce`, `evidence-byte:OFFSET`, `firmware-answer-byte:OFFSET` or `release-byte:OFFSET`".into())
+        Err("expected `nonce`, `evidence-byte:OFFSET`, `firmware-answer-byte:OFFSET`, `certificate-table-byte:OFFSET` or `release-byte:OFFSET`"
+            .into())
     }
 }
 
@@ -367,7 +374,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             Some(Message::Challenge(Challenge { nonce: sent, key_release: mechanism == Mechanism::D }))
         }
         Message::DoorbellRequest(request) => match request.kind {
-            DoorbellKind::SnpGuestRequest => {
+            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => {
                 let (status, mut response) = launch.sim.guest_request(launch.psp, &request.request);
                 if status != 0 {
                     progress(format_args!("simulated PSP refused a guest request (status {status:#x})"));
@@ -380,11 +387,21 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     conversation.tampered_firmware_answer = true;
                     progress(format_args!("tamper: flipped byte {offset:#x} of the PSP's sealed answer"));
                 }
-                Some(Message::DoorbellResponse(DoorbellResponse {
-                    kind: DoorbellKind::SnpGuestRequest,
-                    status,
-                    response,
-                }))
+                // The extended request also returns the certificate table, as a hypervisor writes
+                // it into the guest's certificate pages.
+                let certificates = if request.kind == DoorbellKind::SnpExtGuestRequest && status == 0 {
+                    let mut table = launch.psp.certificate_table()?;
+                    if let Some(Tamper::CertificateTableByte(offset)) = launch.tamper
+                        && let Some(byte) = table.get_mut(offset)
+                    {
+                        *byte ^= 0x01;
+                        progress(format_args!("tamper: flipped byte {offset:#x} of the certificate table"));
+                    }
+                    Some(table)
+                } else {
+                    None
+                };
+                Some(Message::DoorbellResponse(DoorbellResponse { kind: request.kind, status, response, certificates }))
             }
             DoorbellKind::TdxGetQuote | DoorbellKind::TdxReport | DoorbellKind::TdxRtmrExtend => {
                 let Some(tdx) = launch.tdx.as_deref_mut() else {
@@ -413,7 +430,12 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     conversation.tampered_firmware_answer = true;
                     progress(format_args!("tamper: flipped byte {offset:#x} of the TDREPORT"));
                 }
-                Some(Message::DoorbellResponse(DoorbellResponse { kind: request.kind, status, response }))
+                Some(Message::DoorbellResponse(DoorbellResponse {
+                    kind: request.kind,
+                    status,
+                    response,
+                    certificates: None,
+                }))
             }
         },
         Message::Evidence(evidence) => {
@@ -434,7 +456,25 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 *byte ^= 0x01;
                 progress(format_args!("tamper: flipped evidence byte {offset:#x} on its way to the issuer"));
             }
-            let endorsements = if launch.tdx.is_some() { Vec::new() } else { launch.psp.endorsements()? };
+            // SEV-SNP endorsements: the certificate table the guest forwarded (extended guest
+            // request), else the host's own copies of the VCEK and ASK.
+            let endorsements = match (&evidence.certificates, launch.tdx.is_some()) {
+                (_, true) => Vec::new(),
+                (Some(table), false) => match twi_issuer::snp::endorsements_from_table(table) {
+                    Ok(endorsements) => {
+                        progress("endorsements: VCEK and ASK from the guest's certificate table");
+                        endorsements
+                    }
+                    Err(e) => {
+                        fail(conversation, format!("the issuer rejected the evidence: {e}"));
+                        return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &e.to_string()))));
+                    }
+                },
+                (None, false) => {
+                    progress("endorsements: the guest forwarded no certificate table; using the host's VCEK and ASK");
+                    launch.psp.endorsements()?
+                }
+            };
             let nonce = conversation.nonce_for_issuer.clone().unwrap_or_default();
             let bundle = EvidenceBundle {
                 platform: evidence.platform,

@@ -25,6 +25,8 @@ use twi_issuer::tdx::verify as tdx_verify;
 use twi_issuer::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
 use twi_issuer::time::{format_rfc3339, parse_rfc3339};
 
+use twi_host::fetch;
+
 #[derive(Subcommand, Debug)]
 pub enum VerifyCommand {
     /// Verify an AMD SEV-SNP attestation report (1184 bytes, raw or hex) against AMD's roots.
@@ -55,7 +57,9 @@ pub struct TdxArgs {
     /// TCB info, QE identity and CRLs: a dcap-qvl JSON file or a directory (layout above).
     #[arg(long, value_name = "PATH")]
     collateral: Option<PathBuf>,
-    /// Fetch the collateral from this PCCS (not implemented: the verifier is offline).
+    /// Fetch the collateral from this PCCS or from Intel PCS (https://api.trustedservices.intel.com;
+    /// API v4 paths), into --collateral DIR when given (kept for offline runs), else a
+    /// temporary directory.
     #[arg(long, value_name = "URL")]
     pccs: Option<String>,
     /// Trust exactly the self-signed roots in FILE instead of the built-in Intel SGX Root CA.
@@ -114,9 +118,14 @@ pub struct SnpArgs {
     /// Offline VCEK cache (layout above).
     #[arg(long, value_name = "DIR")]
     vcek_cache: Option<PathBuf>,
-    /// Fetch missing certificates from AMD KDS (not implemented: the verifier is offline).
+    /// Fetch the VCEK and its chain from AMD KDS when the cache lacks them, and keep them in
+    /// the cache (--vcek-cache, default $XDG_CACHE_HOME/twi/kds or ~/.cache/twi/kds) so the
+    /// next run is offline. VLEKs are not served by chip id: pass them with --vcek.
     #[arg(long)]
     fetch: bool,
+    /// KDS base URL for --fetch (a mirror or caching proxy).
+    #[arg(long, value_name = "URL", default_value = kds::KDS_BASE)]
+    kds_url: String,
     /// Trust exactly the self-signed ARKs in FILE instead of AMD's built-in roots.
     #[arg(long, value_name = "FILE")]
     ark: Option<PathBuf>,
@@ -287,7 +296,7 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
     match chain {
         Some(chain) => certs.extend(chain),
         None => {
-            if let (Some(dir), Some(report)) = (&args.vcek_cache, &parsed) {
+            if let (Some(dir), Some(report)) = (&vcek_cache(args), &parsed) {
                 let kind = if report.key_info.signing_key() == twi_attester::snp::report::SigningKey::Vlek {
                     VekKind::Vlek
                 } else {
@@ -296,7 +305,11 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
                 let product = product
                     .or_else(|| certs.first().and_then(product_of))
                     .ok_or_else(|| Unusable("cannot tell the product to pick the cached chain: pass --chain".into()))?;
-                let path = kds::chain_path(dir, product, kind);
+                let mut path = kds::chain_path(dir, product, kind);
+                if !path.exists() && args.fetch {
+                    path = fetch::kds_chain(&fetch::Fetcher::default(), &args.kds_url, dir, product, kind)
+                        .map_err(|e| Unusable(format!("--fetch: {e}")))?;
+                }
                 if !path.exists() {
                     return Err(Unusable(format!(
                         "no --chain, and the cache has no {} (download {})",
@@ -315,6 +328,16 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
     Ok((bytes, certs, crls, SnpConfig { trust, policy }, now))
 }
 
+/// The VCEK cache: --vcek-cache, or with --fetch the user's cache directory.
+fn vcek_cache(args: &SnpArgs) -> Option<PathBuf> {
+    args.vcek_cache.clone().or_else(|| {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
+        args.fetch.then(|| base.join("twi").join("kds"))
+    })
+}
+
 fn product_of(cert: &Cert) -> Option<Product> {
     twi_issuer::amd::VekExtensions::parse(cert).ok()?.product_name.as_deref().and_then(Product::from_name)
 }
@@ -327,7 +350,7 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
         ));
     }
     let products: Vec<Product> = product.map_or(Product::ALL.to_vec(), |p| vec![p]);
-    let Some(dir) = &args.vcek_cache else {
+    let Some(dir) = &vcek_cache(args) else {
         let urls: Vec<String> =
             products.iter().map(|p| kds::vcek_url(*p, &report.chip_id, report.reported_tcb)).collect();
         return Err(Unusable(format!(
@@ -344,10 +367,22 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
                 .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())));
         }
     }
-    let p = products.first().copied().unwrap_or(Product::Milan);
     if args.fetch {
-        let der = kds::fetch_vcek(dir, p, &report.chip_id, report.reported_tcb).map_err(|e| Unusable(e.to_string()))?;
-        return Cert::from_der(&der, "fetched VCEK").map_err(|e| Unusable(e.to_string()));
+        // A v2 report does not name its product: ask KDS for each until one knows the chip.
+        let fetcher = fetch::Fetcher::default();
+        let mut failures = Vec::new();
+        for p in &products {
+            match fetch::kds_vcek(&fetcher, &args.kds_url, dir, *p, &report.chip_id, report.reported_tcb) {
+                Ok(path) => {
+                    return certificates(&path, "fetched VCEK")?
+                        .into_iter()
+                        .next()
+                        .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())));
+                }
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+        return Err(Unusable(format!("--fetch: no VCEK from KDS: {}", failures.join("; "))));
     }
     let wanted: Vec<String> = products
         .iter()
@@ -467,8 +502,10 @@ fn quote_fmspc(bytes: &[u8]) -> Option<[u8; 6]> {
     PckExtensions::parse(&leaf).ok().map(|p| p.fmspc)
 }
 
+type TdxInputs = (Vec<u8>, Option<Collateral>, TdxConfig, SystemTime, Vec<String>);
+
 fn tdx_quote(args: &TdxArgs) -> (u8, Value) {
-    let inputs = || -> Result<(Vec<u8>, Option<Collateral>, TdxConfig, SystemTime), Unusable> {
+    let inputs = || -> Result<TdxInputs, Unusable> {
         let bytes = read(&args.quote, "quote")?;
         let now = now_arg(&args.now)?;
         let policy = tdx_policy(args)?;
@@ -478,27 +515,58 @@ fn tdx_quote(args: &TdxArgs) -> (u8, Value) {
             None => TdxTrust::intel(),
         };
         let fmspc = quote_fmspc(&bytes);
-        if let (Some(pccs), None) = (&args.pccs, &args.collateral) {
-            let base = pccs.trim_end_matches('/');
-            let fmspc = fmspc.map_or_else(|| "<fmspc>".to_string(), hex::encode);
-            return Err(Unusable(format!(
-                "fetching collateral from a PCCS is not implemented in this build (the verifier is offline): download \
-                 {base}/tdx/certification/v4/tcb?fmspc={fmspc} (and its TCB-Info-Issuer-Chain header), \
-                 {base}/tdx/certification/v4/qe/identity, {base}/sgx/certification/v4/pckcrl?ca=platform and the \
-                 root CA CRL into a directory and pass it with --collateral (layout: twi verify tdx-quote --help)"
-            )));
-        }
-        let collateral = args
-            .collateral
-            .as_ref()
-            .map(|path| Collateral::load(path, fmspc.as_ref()).map_err(|e| Unusable(e.to_string())))
-            .transpose()?;
-        Ok((bytes, collateral, TdxConfig { trust, policy }, now))
+        let mut notes = Vec::new();
+        let collateral = match &args.pccs {
+            Some(pccs) => {
+                let (collateral, fetch_notes) = fetched_collateral(pccs, args.collateral.as_deref(), &bytes)?;
+                notes = fetch_notes;
+                Some(collateral)
+            }
+            None => args
+                .collateral
+                .as_ref()
+                .map(|path| Collateral::load(path, fmspc.as_ref()).map_err(|e| Unusable(e.to_string())))
+                .transpose()?,
+        };
+        Ok((bytes, collateral, TdxConfig { trust, policy }, now, notes))
     };
     match inputs() {
-        Ok((bytes, collateral, config, now)) => tdx_verdict(&bytes, collateral.as_ref(), &config, now),
+        Ok((bytes, collateral, config, now, notes)) => {
+            let (code, mut out) = tdx_verdict(&bytes, collateral.as_ref(), &config, now);
+            if let Some(warnings) = out["warnings"].as_array_mut() {
+                warnings.extend(notes.into_iter().map(Value::from));
+            }
+            (code, out)
+        }
         Err(Unusable(reason)) => unusable("tdx", reason),
     }
+}
+
+/// `--pccs URL`: the collateral for the quote's platform, fetched into `keep` (or a temporary
+/// directory) and read back by the offline loader; and notes for the warnings.
+fn fetched_collateral(pccs: &str, keep: Option<&Path>, quote: &[u8]) -> Result<(Collateral, Vec<String>), Unusable> {
+    let fmspc = quote_fmspc(quote).ok_or_else(|| {
+        Unusable("--pccs: the quote carries no readable PCK certificate, so its FMSPC is unknown".into())
+    })?;
+    let ca = ParsedQuote::parse(quote)
+        .ok()
+        .and_then(|p| split_pck_chain(p.quote.pck_chain).ok())
+        .and_then(|chain| chain.get(1).and_then(|ca| fetch::PckCa::from_issuer_name(&ca.common_name())))
+        .ok_or_else(|| {
+            Unusable("--pccs: the quote's PCK chain names neither the Platform nor the Processor CA".into())
+        })?;
+    let temporary;
+    let dir = match keep {
+        Some(dir) => dir,
+        None => {
+            temporary = tempfile::tempdir().map_err(|e| Unusable(format!("temporary directory: {e}")))?;
+            temporary.path()
+        }
+    };
+    let notes = fetch::pcs_collateral(&fetch::Fetcher::default(), pccs, dir, &fmspc, ca)
+        .map_err(|e| Unusable(format!("--pccs: {e}")))?;
+    let collateral = Collateral::from_pcs_dir(dir).map_err(|e| Unusable(format!("--pccs: {e}")))?;
+    Ok((collateral, notes))
 }
 
 fn tdx_verdict(bytes: &[u8], collateral: Option<&Collateral>, config: &TdxConfig, now: SystemTime) -> (u8, Value) {

@@ -164,9 +164,6 @@ fn snp_report_from_the_vcek_cache() {
     let reason = out["reason"].as_str().unwrap();
     assert!(reason.contains(&format!("Milan/{chip}/{tcb}.der")), "{reason}");
     assert!(reason.contains("https://kdsintf.amd.com/vcek/v1/Milan/"), "{reason}");
-    let (code, out) = run_snp(&["--fetch"], cache_args.clone());
-    assert_eq!(code, 2);
-    assert!(out["reason"].as_str().unwrap().contains("not implemented"), "{out:#}");
 
     // Filled as documented: VCEK by chip and TCB, the product's chain beside it.
     let dir = cache.path().join("Milan").join(chip);
@@ -279,10 +276,14 @@ fn tdx_quote_rejected_with_a_reason() {
 #[test]
 fn tdx_bad_usage_and_unreadable_input() {
     let t8 = sample("tdx/t8_gcp_v4_ccel/cos-113-tdx-quote.dat");
-    let (code, out) = run_tdx(&[p(&t8), "--pccs", "https://pccs.example:8081"]);
+    // A PCCS that cannot be reached: exit 2, naming the request that failed.
+    let (code, out) = run_tdx(&[p(&t8), "--pccs", "http://127.0.0.1:1"]);
     assert_eq!(code, 2);
     let reason = out["reason"].as_str().unwrap();
-    assert!(reason.contains("not implemented") && reason.contains("tcb?fmspc=00806f050000"), "{reason}");
+    assert!(
+        reason.starts_with("--pccs: GET http://127.0.0.1:1/tdx/certification/v4/tcb?fmspc=00806f050000 failed"),
+        "{reason}"
+    );
     let (code, out) = run_tdx(&[p(&t8), "--collateral", "/nonexistent"]);
     assert_eq!(code, 2);
     assert!(out["reason"].as_str().unwrap().contains("/nonexistent"), "{out:#}");
@@ -295,4 +296,219 @@ fn tdx_bad_usage_and_unreadable_input() {
     let (code, out) = run_tdx(&[p(&sample("README.md")), "--skip-tcb"]);
     assert_eq!(code, 1);
     assert!(out["reason"].as_str().unwrap().starts_with("the quote is malformed"), "{out:#}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Explicit network fetches (--fetch, --pccs), against a local stand-in for AMD KDS and Intel
+// PCS that serves the real samples at the services' paths. The network beyond package
+// registries is closed here; the services' URL layouts are what the test pins.
+
+/// What a stand-in service answers: status, headers, body.
+type Reply = (u16, Vec<(String, String)>, Vec<u8>);
+
+/// A one-thread HTTP/1.1 server on 127.0.0.1 answering each request line's target through
+/// `route`, and recording the targets it was asked for.
+struct Service {
+    base: String,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Service {
+    fn start(route: impl Fn(&str) -> Reply + Send + 'static) -> Self {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Skip the request headers.
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let target = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                seen.lock().unwrap().push(target.clone());
+                let (status, headers, body) = route(&target);
+                let mut head =
+                    format!("HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+                for (name, value) in headers {
+                    head.push_str(&format!("{name}: {value}\r\n"));
+                }
+                head.push_str("\r\n");
+                let _ = stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(&body));
+            }
+        });
+        Self { base, requests }
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+fn not_found() -> Reply {
+    (404, vec![], b"not found".to_vec())
+}
+
+fn url_encoded(pem: &str) -> String {
+    pem.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn snp_report_fetches_from_kds_into_the_cache_then_runs_offline() {
+    let chip = "d49554ec717f4e5b0fe6b143bcf0405bd7ae304727edf46603f2a76aef6a3abc15d7af38db757039029f0efacfd08e244324884738c72b082e2f87a44d541eb6";
+    let vcek = std::fs::read(sample("snp/s1_virtee_milan_v2/vcek_milan.der")).unwrap();
+    let chain = std::fs::read(sample("snp/s1_virtee_milan_v2/cert_chain_milan")).unwrap();
+    let vcek_target = format!("/vcek/v1/Milan/{chip}?blSPL=03&teeSPL=00&snpSPL=08&ucodeSPL=115");
+    let kds = {
+        let vcek_target = vcek_target.clone();
+        Service::start(move |target| match target {
+            t if t == vcek_target => (200, vec![], vcek.clone()),
+            "/vcek/v1/Milan/cert_chain" => (200, vec![], chain.clone()),
+            _ => not_found(),
+        })
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let report = p(&sample("snp/s1_virtee_milan_v2/report_milan.bin")).to_string();
+    let args = vec![report, "--vcek-cache".into(), p(cache.path()).into(), "--now".into(), NOW.into()];
+
+    let (code, out) = run_snp(&["--fetch", "--kds-url", &kds.base], args.clone());
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["verified"], true);
+    // The v2 report does not name its product: Milan was asked first and answered.
+    assert_eq!(kds.requests(), [vcek_target.as_str(), "/vcek/v1/Milan/cert_chain"]);
+    assert!(cache.path().join(format!("Milan/{chip}/0300000000000873.der")).is_file());
+    assert!(cache.path().join("Milan/cert_chain.pem").is_file());
+
+    // The cache now holds what was fetched: the same verdict without the network.
+    let (code, offline) = run_snp(&[], args.clone());
+    assert_eq!(code, 0, "{offline:#}");
+    assert_eq!(offline["measurement"], out["measurement"]);
+
+    // A service that knows nothing: exit 2, naming what was asked and the answer.
+    let empty = Service::start(|_| not_found());
+    let fresh = tempfile::tempdir().unwrap();
+    let mut args = args;
+    args[2] = p(fresh.path()).into();
+    let (code, out) = run_snp(&["--fetch", "--kds-url", &empty.base], args.clone());
+    assert_eq!(code, 2, "{out:#}");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(reason.starts_with("--fetch: no VCEK from KDS: GET http://127.0.0.1:"), "{reason}");
+    assert!(reason.contains(&format!("/vcek/v1/Milan/{chip}?blSPL=03")) && reason.contains("HTTP 404"), "{reason}");
+    assert!(reason.contains("/vcek/v1/Turin/"), "every product was tried: {reason}");
+    // A service that answers garbage: nothing is cached.
+    let garbage = Service::start(|_| (200, vec![], b"<html>maintenance</html>".to_vec()));
+    let (code, out) = run_snp(&["--fetch", "--kds-url", &garbage.base], args);
+    assert_eq!(code, 2, "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("not a DER certificate"), "{out:#}");
+    assert_eq!(std::fs::read_dir(fresh.path()).unwrap().flatten().filter(|e| e.path().is_file()).count(), 0);
+}
+
+#[test]
+fn tdx_quote_fetches_collateral_from_a_pccs() {
+    let collateral: Value =
+        serde_json::from_slice(&std::fs::read(sample("tdx/t1_dcapqvl_v4/tdx_quote_collateral.json")).unwrap()).unwrap();
+    let field = |name: &str| collateral[name].as_str().unwrap().to_string();
+    // The PCS responses the collateral file was assembled from: signed JSON bodies, issuer
+    // chains in URL-encoded headers, CRLs.
+    let tcb_body = format!(r#"{{"tcbInfo":{},"signature":"{}"}}"#, field("tcb_info"), field("tcb_info_signature"));
+    let qe_body =
+        format!(r#"{{"enclaveIdentity":{},"signature":"{}"}}"#, field("qe_identity"), field("qe_identity_signature"));
+    let pcs = {
+        let (tcb_chain, qe_chain, crl_chain) = (
+            url_encoded(&field("tcb_info_issuer_chain")),
+            url_encoded(&field("qe_identity_issuer_chain")),
+            url_encoded(&field("pck_crl_issuer_chain")),
+        );
+        let (pck_crl, root_crl) = (field("pck_crl"), field("root_ca_crl"));
+        Service::start(move |target| match target {
+            "/tdx/certification/v4/tcb?fmspc=b0c06f000000" => {
+                (200, vec![("TCB-Info-Issuer-Chain".into(), tcb_chain.clone())], tcb_body.clone().into_bytes())
+            }
+            "/tdx/certification/v4/qe/identity" => (
+                200,
+                vec![("SGX-Enclave-Identity-Issuer-Chain".into(), qe_chain.clone())],
+                qe_body.clone().into_bytes(),
+            ),
+            "/sgx/certification/v4/pckcrl?ca=platform&encoding=der" => {
+                (200, vec![("SGX-PCK-CRL-Issuer-Chain".into(), crl_chain.clone())], pck_crl.clone().into_bytes())
+            }
+            "/sgx/certification/v4/rootcacrl" => (200, vec![], root_crl.clone().into_bytes()),
+            _ => not_found(),
+        })
+    };
+    let quote = sample("tdx/t1_dcapqvl_v4/tdx_quote");
+    let keep = tempfile::tempdir().unwrap();
+    let kept = keep.path().join("collateral");
+    let now = "2025-07-01T00:00:00Z";
+    let (code, out) = run_tdx(&[p(&quote), "--pccs", &pcs.base, "--collateral", p(&kept), "--now", now]);
+    assert_eq!(code, 0, "{out:#}");
+    assert_eq!(out["verified"], true);
+    assert_eq!(out["tcb"]["status"], "UpToDate");
+    assert_eq!(pcs.requests().len(), 4, "{:?}", pcs.requests());
+    // The same verdict as from the collateral file, and again offline from what was kept.
+    let (_, from_file) = run_tdx(&[p(&quote), "--collateral", p(&sample("tdx/t1_dcapqvl_v4")), "--now", now]);
+    assert_eq!(out["tcb"], from_file["tcb"]);
+    let (code, offline) = run_tdx(&[p(&quote), "--collateral", p(&kept), "--now", now]);
+    assert_eq!(code, 0, "{offline:#}");
+    assert_eq!(offline["tcb"], out["tcb"]);
+
+    // A PCS without the root CA CRL endpoint (Intel's own): verified, with a warning saying
+    // where to get it.
+    let without_root_crl = {
+        let inner = pcs.base.clone();
+        Service::start(move |target| {
+            if target == "/sgx/certification/v4/rootcacrl" {
+                return not_found();
+            }
+            // Relay everything else to the full stand-in.
+            let mut response = ureq_free_get(&format!("{inner}{target}"));
+            response.1.retain(|(name, _)| name.ends_with("Chain"));
+            response
+        })
+    };
+    let (code, out) = run_tdx(&[p(&quote), "--pccs", &without_root_crl.base, "--now", now]);
+    assert_eq!(code, 0, "{out:#}");
+    let warnings = out["warnings"].to_string();
+    assert!(warnings.contains("IntelSGXRootCA.der"), "{warnings}");
+
+    // A PCCS that does not know the platform: exit 2 with the URL and status.
+    let empty = Service::start(|_| not_found());
+    let (code, out) = run_tdx(&[p(&quote), "--pccs", &empty.base, "--now", now]);
+    assert_eq!(code, 2, "{out:#}");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(reason.contains("/tdx/certification/v4/tcb?fmspc=b0c06f000000 answered HTTP 404"), "{reason}");
+}
+
+/// A minimal HTTP GET over std (the relay in the test above), returning status, headers, body.
+fn ureq_free_get(url: &str) -> Reply {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, target) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap().parse().unwrap();
+    let headers =
+        lines.filter_map(|l| l.split_once(": ")).map(|(name, value)| (name.to_string(), value.to_string())).collect();
+    (status, headers, raw[split + 4..].to_vec())
 }

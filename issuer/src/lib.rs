@@ -356,13 +356,18 @@ impl Issuer {
     }
 
     /// The Verifier: appraises the evidence of whichever platform the bundle names (a TDX
-    /// event log is replayed against the quote's RTMRs; other platforms carry none).
+    /// event log, real or simulated, is replayed against the quote's RTMRs; other platforms
+    /// carry none).
     fn appraise_any(
         &self,
         bundle: &EvidenceBundle<'_>,
         events: &[twi_proto::msg::RtmrEvent],
     ) -> Result<Appraisal, Rejection> {
-        if bundle.platform == Platform::SimTdx { self.appraise_sim_tdx(bundle, events) } else { self.appraise(bundle) }
+        match bundle.platform {
+            Platform::SimTdx => self.appraise_sim_tdx(bundle, events),
+            Platform::Tdx => self.appraise_tdx(bundle, events),
+            _ => self.appraise(bundle),
+        }
     }
 
     fn issue_under_policy(
@@ -633,7 +638,7 @@ impl Issuer {
 
     fn appraise(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
         if bundle.platform == Platform::Tdx {
-            return self.appraise_tdx(bundle);
+            return self.appraise_tdx(bundle, &[]);
         }
         let config = match bundle.platform {
             Platform::SimSnp => {
@@ -666,11 +671,19 @@ impl Issuer {
         })
     }
 
-    fn appraise_tdx(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
+    /// A real TD's quote, then its event log replayed against the RTMRs. The runtime is the
+    /// TD's firmware: nothing but the runtime extends an RTMR before the quote, so every RTMR
+    /// must be exactly the log's replay (all zero for an RTMR the log does not touch).
+    fn appraise_tdx(
+        &self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[twi_proto::msg::RtmrEvent],
+    ) -> Result<Appraisal, Rejection> {
         let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
         let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
         let body = &appraisal.body;
         check_key_binding(bundle, &body.report_data)?;
+        check_event_log(events, &body.rtmr)?;
         Ok(Appraisal {
             platform: bundle.platform,
             measurement: body.mr_td.to_vec(),

@@ -76,6 +76,24 @@ pub enum SnpError {
     Policy(PolicyViolation),
     #[error("the key of {0} is not an ECDSA P-384 key, so it cannot have signed an SEV-SNP report")]
     VekNotP384(String),
+    #[error("the host's certificate table (extended guest request) is unusable: {0}")]
+    CertificateTable(String),
+}
+
+/// The endorsements an extended guest request's certificate table carries, leaf first:
+/// `[VCEK or VLEK, ASK (or ASVK), ARK if present]`, ready for
+/// [`crate::EvidenceBundle::endorsements`]. The host wrote the table, so nothing in it is
+/// trusted for being there: the ARK anchors the chain only if it is one of the verifier's own
+/// roots ([`verify_endorsements`] looks it up in its [`SnpTrust`]).
+pub fn endorsements_from_table(table: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
+    use twi_attester::snp::certs::{CertKind, CertTable};
+    let table = CertTable::parse(table).map_err(|e| SnpError::CertificateTable(e.to_string()))?;
+    let vek = table
+        .get(CertKind::Vcek)
+        .or_else(|| table.get(CertKind::Vlek))
+        .ok_or_else(|| SnpError::CertificateTable("it holds neither a VCEK nor a VLEK".into()))?;
+    let ask = table.get(CertKind::Ask).ok_or_else(|| SnpError::CertificateTable("it holds no ASK (or ASVK)".into()))?;
+    Ok([Some(vek), Some(ask), table.get(CertKind::Ark)].into_iter().flatten().map(<[u8]>::to_vec).collect())
 }
 
 impl From<PolicyViolation> for SnpError {

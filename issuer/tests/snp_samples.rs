@@ -500,3 +500,52 @@ fn same_verdicts_as_virtee_sev() {
         }
     }
 }
+
+/// Each sample's VEK, intermediate and ARK, packed into the extended guest request's
+/// certificate table as a hypervisor writes it (GHCB specification), come back out as the
+/// endorsements that verify the report: the VCEK or VLEK first, then the ASK or ASVK, then the
+/// ARK, which anchors the chain only because it is one of AMD's built-in roots.
+#[test]
+fn endorsements_from_a_certificate_table_verify_the_sample() {
+    use twi_attester::snp::certs::{CertKind, encode};
+    for s in samples() {
+        let vek = read(s.vek);
+        let chain = split_certificates(&read(s.chain)).unwrap();
+        let kind = if s.kind == VekKind::Vlek { CertKind::Vlek } else { CertKind::Vcek };
+        let mut table = vec![0u8; 16 * 1024];
+        let len =
+            encode(&[(kind, &vek[..]), (CertKind::Ask, &chain[0][..]), (CertKind::Ark, &chain[1][..])], &mut table)
+                .unwrap();
+        let endorsements = snp::endorsements_from_table(&table[..len]).unwrap();
+        assert_eq!(endorsements, vec![vek.clone(), chain[0].clone(), chain[1].clone()], "{}", s.key);
+        let certs: Vec<Cert> = endorsements.iter().map(|der| Cert::from_der(der, "table").unwrap()).collect();
+        let a = snp::appraise(&s.report(), &certs, &[], &s.config(), at(NOW))
+            .unwrap_or_else(|e| panic!("{}: rejected: {e}", s.key));
+        assert_eq!(a.signer, s.kind);
+
+        // A host that swaps in another root gets nowhere: the chain must verify up to it.
+        let forged_root = split_certificates(&read("snp/certs/ask_ark_genoa.pem")).unwrap().remove(1);
+        let len =
+            encode(&[(kind, &vek[..]), (CertKind::Ask, &chain[0][..]), (CertKind::Ark, &forged_root[..])], &mut table)
+                .unwrap();
+        let certs: Vec<Cert> = snp::endorsements_from_table(&table[..len])
+            .unwrap()
+            .iter()
+            .map(|der| Cert::from_der(der, "table").unwrap())
+            .collect();
+        assert!(snp::appraise(&s.report(), &certs, &[], &s.config(), at(NOW)).is_err(), "{}", s.key);
+
+        // A table without the leaf, or without the intermediate, is refused with a reason.
+        let len = encode(&[(CertKind::Ask, &chain[0][..])], &mut table).unwrap();
+        let e = snp::endorsements_from_table(&table[..len]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the host's certificate table (extended guest request) is unusable: it holds neither a VCEK nor a VLEK"
+        );
+        let len = encode(&[(kind, &vek[..])], &mut table).unwrap();
+        let e = snp::endorsements_from_table(&table[..len]).unwrap_err();
+        assert!(e.to_string().ends_with("it holds no ASK (or ASVK)"), "{e}");
+        let e = snp::endorsements_from_table(&[0xFF; 100]).unwrap_err();
+        assert!(e.to_string().contains("no terminating zero entry"), "{e}");
+    }
+}

@@ -535,11 +535,43 @@ fn issuer_issues_on_a_bound_tdx_quote() {
     );
 
     issuer.accept_hardware_tdx(w.config(TdxPolicy::default()), Some(w.collateral()));
+    // The runtime's event log (it is the TD's firmware: the RTMRs are exactly its replay).
+    let events: Vec<twi_proto::msg::RtmrEvent> = [(1u8, b"launch manifest".as_slice()), (2, b"issuer anchor")]
+        .iter()
+        .map(|&(rtmr, data)| twi_proto::msg::RtmrEvent {
+            rtmr,
+            event_type: rtmr.into(),
+            digest: sha2::Sha384::digest(data).to_vec(),
+            data: data.to_vec(),
+        })
+        .collect();
+    let digests: Vec<(u32, [u8; 48])> =
+        events.iter().map(|e| (u32::from(e.rtmr), e.digest.as_slice().try_into().unwrap())).collect();
+    let rtmrs = twi_attester::tdx::rtmr::replay(digests.iter().map(|(i, d)| (*i, d))).unwrap();
     let nonce = issuer.challenge().unwrap();
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
+    b.rtmr = rtmrs;
     let q = quote(&w.pki, 5, b, 6);
-    let issued = issuer.issue(&bundle(&nonce, &q, &public_key)).unwrap();
+    // Without the log, the RTMRs are unexplained: refused, naming the first that differs.
+    let e = issuer.issue(&bundle(&nonce, &q, &public_key)).unwrap_err();
+    assert!(e.to_string().contains("the quote's RTMR1 (expected: the event log's replay)"), "{e}");
+    // An event whose data does not match its digest.
+    let mut forged = events.clone();
+    forged[1].data = b"another anchor".to_vec();
+    let nonce = issuer.challenge().unwrap();
+    let mut b = body(TEE, Some(TEE));
+    b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
+    b.rtmr = rtmrs;
+    let q = quote(&w.pki, 5, b, 6);
+    let e = issuer.issue_with_events(&bundle(&nonce, &q, &public_key), &forged).unwrap_err();
+    assert!(e.to_string().contains("an event log digest"), "{e}");
+    let nonce = issuer.challenge().unwrap();
+    let mut b = body(TEE, Some(TEE));
+    b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
+    b.rtmr = rtmrs;
+    let q = quote(&w.pki, 5, b, 6);
+    let issued = issuer.issue_with_events(&bundle(&nonce, &q, &public_key), &events).unwrap();
     assert_eq!(issued.appraisal.measurement, [0x4D; 48]);
     assert_eq!(issued.appraisal.tdx.as_ref().unwrap().tcb.as_ref().unwrap().status, TcbStatus::UpToDate);
 

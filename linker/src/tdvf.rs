@@ -205,3 +205,50 @@ pub const fn encode() -> [u8; LEN] {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BOOT_SCRATCH, BOOT_SCRATCH_SIZE, FRAMES, HEAP, IMAGE_RAM, PAGE_TABLES, PAGE_TABLES_SIZE, SHARED_POOL};
+
+    fn temp_mem_covers(start: u64, end: u64) -> bool {
+        SECTIONS.iter().any(|s| {
+            s.kind == SectionType::TempMem as u32
+                && s.memory_address <= start
+                && end <= s.memory_address + s.memory_data_size
+        })
+    }
+
+    /// Everything the boot stub writes before the runtime can TDG.MEM.PAGE.ACCEPT: the boot
+    /// scratch page (with the early stack), the page tables, the Rust image with .bss and the
+    /// boot stack. A TD touching unaccepted memory there takes a #VE with no IDT: a dead TD.
+    #[test]
+    fn temp_mem_covers_what_the_boot_stub_writes() {
+        assert!(temp_mem_covers(u64::from(BOOT_SCRATCH), u64::from(BOOT_SCRATCH + BOOT_SCRATCH_SIZE)));
+        assert!(temp_mem_covers(u64::from(PAGE_TABLES), u64::from(PAGE_TABLES + PAGE_TABLES_SIZE)));
+        assert!(temp_mem_covers(IMAGE_RAM.start as u64, IMAGE_RAM.end as u64));
+        // The boot stub's six page-table pages (PML4, PDPT, four PDs).
+        assert_eq!(PAGE_TABLES_SIZE, 6 * 0x1000);
+    }
+
+    /// The runtime accepts the heap and the frame pool itself and maps the shared pool shared
+    /// with MapGPA: none of them may be added by the VMM (that would measure or pre-accept
+    /// memory the runtime expects pending).
+    #[test]
+    fn runtime_owned_ranges_are_not_in_the_metadata() {
+        for range in [&HEAP, &FRAMES, &SHARED_POOL] {
+            let (start, end) = (range.start as u64, range.end as u64);
+            assert!(
+                SECTIONS.iter().all(|s| end <= s.memory_address || s.memory_address + s.memory_data_size <= start),
+                "{start:#x}..{end:#x} overlaps a TDVF section"
+            );
+        }
+    }
+
+    #[test]
+    fn exactly_one_td_hob_at_the_layout_address() {
+        let mut hobs = SECTIONS.iter().filter(|s| s.kind == SectionType::TdHob as u32);
+        assert_eq!(hobs.next().map(|s| s.memory_address), Some(TD_HOB.start));
+        assert!(hobs.next().is_none());
+    }
+}

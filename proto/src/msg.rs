@@ -48,6 +48,10 @@ pub const MAX_DOORBELL_REQUEST: usize = 8 * 1024;
 pub const MAX_DOORBELL_RESPONSE: usize = 12 * 1024;
 /// Longest [`Evidence::evidence`] (an SNP report or a TDX quote).
 pub const MAX_EVIDENCE: usize = 12 * 1024;
+/// Longest SEV-SNP certificate table ([`DoorbellResponse::certificates`],
+/// [`Evidence::certificates`]): two pages, room for AMD's VCEK, ASK and ARK (about 4.7 KiB
+/// of DER) and the table.
+pub const MAX_CERT_TABLE: usize = 8 * 1024;
 /// Length of a SEC1 uncompressed P-384 point (`0x04 ‖ X ‖ Y`).
 pub const P384_PUBLIC_KEY_LEN: usize = 97;
 /// Longest [`Credential::certificate`] (X.509 DER).
@@ -110,6 +114,12 @@ pub enum DoorbellKind {
     /// response empty.
     #[n(3)]
     TdxRtmrExtend,
+    /// SEV-SNP `SNP_EXT_GUEST_REQUEST`: request = the sealed guest message, as for
+    /// [`DoorbellKind::SnpGuestRequest`]; response = the sealed answer, and
+    /// [`DoorbellResponse::certificates`] = the certificate table the host wrote into the
+    /// guest's certificate pages (GHCB specification, SNP Extended Guest Request).
+    #[n(4)]
+    SnpExtGuestRequest,
 }
 
 /// Longest [`Evidence::event_log`], in events.
@@ -239,6 +249,11 @@ pub struct DoorbellResponse {
     #[n(2)]
     #[cbor(with = "minicbor::bytes")]
     pub response: Vec<u8>,
+    /// [`DoorbellKind::SnpExtGuestRequest`]: the certificate table, at most
+    /// [`MAX_CERT_TABLE`] bytes (`None`: the host has no certificates).
+    #[n(3)]
+    #[cbor(with = "minicbor::bytes")]
+    pub certificates: Option<Vec<u8>>,
 }
 
 /// Guest → host: attestation evidence binding the workload key.
@@ -263,6 +278,12 @@ pub struct Evidence {
     /// TDX: the RTMR events the runtime extended, in order (at most [`MAX_EVENTS`]).
     #[n(4)]
     pub event_log: Option<Vec<RtmrEvent>>,
+    /// SEV-SNP: the certificate table of the extended guest request (VCEK or VLEK, ASK,
+    /// ARK), as the host gave it to the runtime, at most [`MAX_CERT_TABLE`] bytes. The
+    /// verifier checks the certificates as it would any others.
+    #[n(5)]
+    #[cbor(with = "minicbor::bytes")]
+    pub certificates: Option<Vec<u8>>,
 }
 
 /// Host → guest: the issued workload credential.
@@ -518,13 +539,17 @@ impl Message {
             Message::Hello(m) => max_len("runtime", m.runtime.len(), MAX_RUNTIME_LEN),
             Message::Challenge(m) => check_nonce(&m.nonce),
             Message::DoorbellRequest(m) => max_len("request", m.request.len(), MAX_DOORBELL_REQUEST),
-            Message::DoorbellResponse(m) => max_len("response", m.response.len(), MAX_DOORBELL_RESPONSE),
+            Message::DoorbellResponse(m) => {
+                max_len("response", m.response.len(), MAX_DOORBELL_RESPONSE)?;
+                max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)
+            }
             Message::Evidence(m) => {
                 max_len("evidence", m.evidence.len(), MAX_EVIDENCE)?;
                 if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
                     return Err(ProtoError::InvalidField("public_key"));
                 }
                 check_nonce(&m.nonce)?;
+                max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)?;
                 let events = m.event_log.as_deref().unwrap_or_default();
                 max_len("event_log", events.len(), MAX_EVENTS)?;
                 for event in events {

@@ -68,6 +68,7 @@ fn samples() -> Vec<Message> {
             kind: DoorbellKind::TdxGetQuote,
             status: u64::MAX,
             response: vec![0xFF; MAX_DOORBELL_RESPONSE],
+            certificates: None,
         }
         .into(),
         Evidence {
@@ -85,6 +86,7 @@ fn samples() -> Vec<Message> {
                     })
                     .collect(),
             ),
+            certificates: None,
         }
         .into(),
         Credential {
@@ -131,6 +133,35 @@ fn raw(index: u64, body: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
     e.array(2).unwrap().u64(index).unwrap();
     body(&mut e);
     buf
+}
+
+/// The SEV-SNP extended guest request's certificate table, at its limit, in both messages that
+/// carry it.
+#[test]
+fn certificate_tables_round_trip() {
+    let msgs: [Message; 2] = [
+        DoorbellResponse {
+            kind: DoorbellKind::SnpExtGuestRequest,
+            status: 0,
+            response: vec![0x11; 1184 + 0x60],
+            certificates: Some(vec![0x30; MAX_CERT_TABLE]),
+        }
+        .into(),
+        Evidence {
+            platform: Platform::Snp,
+            evidence: vec![0x5A; 1184],
+            public_key: key(),
+            nonce: vec![7; MAX_NONCE_LEN],
+            event_log: None,
+            certificates: Some(vec![0x30; MAX_CERT_TABLE]),
+        }
+        .into(),
+    ];
+    for m in msgs {
+        let payload = encode(&m).unwrap();
+        assert!(payload.len() <= MAX_PAYLOAD);
+        assert_eq!(decode(&payload), Ok(m));
+    }
 }
 
 #[test]
@@ -380,6 +411,7 @@ fn field_limits_on_both_sides() {
         public_key: key(),
         nonce: vec![2; 32],
         event_log: None,
+        certificates: None,
     };
     let cases: Vec<(Message, ProtoError)> = vec![
         (
@@ -398,9 +430,24 @@ fn field_limits_on_both_sides() {
                 kind: DoorbellKind::SnpGuestRequest,
                 status: 0,
                 response: vec![0; MAX_DOORBELL_RESPONSE + 1],
+                certificates: None,
             }
             .into(),
             ProtoError::FieldTooLong("response"),
+        ),
+        (
+            DoorbellResponse {
+                kind: DoorbellKind::SnpExtGuestRequest,
+                status: 0,
+                response: vec![],
+                certificates: Some(vec![0; MAX_CERT_TABLE + 1]),
+            }
+            .into(),
+            ProtoError::FieldTooLong("certificates"),
+        ),
+        (
+            Evidence { certificates: Some(vec![0; MAX_CERT_TABLE + 1]), ..evidence.clone() }.into(),
+            ProtoError::FieldTooLong("certificates"),
         ),
         (
             Evidence { evidence: vec![0; MAX_EVIDENCE + 1], ..evidence.clone() }.into(),
@@ -530,12 +577,18 @@ fn random_message(rng: &mut Rng) -> Message {
         DoorbellKind::TdxGetQuote,
         DoorbellKind::TdxReport,
         DoorbellKind::TdxRtmrExtend,
-    ][rng.below(4)];
+        DoorbellKind::SnpExtGuestRequest,
+    ][rng.below(5)];
     let nonce_len = MIN_NONCE_LEN + rng.below(MAX_NONCE_LEN - MIN_NONCE_LEN + 1);
     // Mostly small fields, sometimes up to the limit.
     let mut len = |max: usize| if rng.below(8) == 0 { max } else { max.min(64) };
-    let (req, resp, ev, cert) =
-        (len(MAX_DOORBELL_REQUEST), len(MAX_DOORBELL_RESPONSE), len(MAX_EVIDENCE), len(MAX_CERTIFICATE));
+    let (req, resp, ev, cert, table) = (
+        len(MAX_DOORBELL_REQUEST),
+        len(MAX_DOORBELL_RESPONSE),
+        len(MAX_EVIDENCE),
+        len(MAX_CERTIFICATE),
+        len(MAX_CERT_TABLE),
+    );
     match rng.below(12) {
         0 => Hello {
             version: rng.next() as u16,
@@ -546,7 +599,13 @@ fn random_message(rng: &mut Rng) -> Message {
         .into(),
         1 => Challenge { nonce: rng.bytes(nonce_len), key_release: rng.below(2) == 0 }.into(),
         2 => DoorbellRequest { kind, request: rng.bytes_upto(req) }.into(),
-        3 => DoorbellResponse { kind, status: rng.next(), response: rng.bytes_upto(resp) }.into(),
+        3 => DoorbellResponse {
+            kind,
+            status: rng.next(),
+            response: rng.bytes_upto(resp),
+            certificates: (rng.below(2) == 0).then(|| rng.bytes_upto(table)),
+        }
+        .into(),
         4 => {
             let mut public_key = rng.bytes(P384_PUBLIC_KEY_LEN);
             public_key[0] = 0x04;
@@ -560,8 +619,11 @@ fn random_message(rng: &mut Rng) -> Message {
                     })
                     .collect()
             });
-            Evidence { platform, evidence: rng.bytes_upto(ev), public_key, nonce: rng.bytes(nonce_len), event_log }
-                .into()
+            // A certificate table only without a large quote, as on hardware (SNP reports are
+            // 1184 bytes), so that the message fits a frame.
+            let evidence = rng.bytes_upto(ev);
+            let certificates = (evidence.len() <= 2048 && rng.below(2) == 0).then(|| rng.bytes_upto(table));
+            Evidence { platform, evidence, public_key, nonce: rng.bytes(nonce_len), event_log, certificates }.into()
         }
         5 => Credential {
             certificate: rng.bytes_upto(cert),

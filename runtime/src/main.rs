@@ -20,6 +20,7 @@ mod firmware {
     use twi_runtime::platform::exit::{ExitCode, exit};
     use twi_runtime::platform::serial::{COM2, Uart};
     use twi_runtime::platform::snp::{self as snp_platform, TerminateReason};
+    use twi_runtime::platform::tdx::{self as tdx_platform, HwTdx};
     use twi_runtime::platform::{cmos, console, cpu, idt, memory, rng, time};
     use twi_runtime::session::{self, Channel, Event, Link, Tee, Trust};
     use twi_runtime::snp::SnpGuest;
@@ -118,8 +119,13 @@ mod firmware {
             Ok(active) => active,
             Err(e) => snp_platform::terminate(TerminateReason::from(e)),
         };
-        // TDX (boot.tdx) needs the #VE handler and TDVMCALL port I/O: not built yet, so the
-        // first port access below ends the TD.
+        // In a TD the #VE handler is in the IDT already; TDG.VP.INFO, memory acceptance and the
+        // shared pool come before any port I/O (which then goes through TDVMCALL). A failure
+        // here can only be reported with ReportFatalError.
+        let tdx_hardware = match tdx_platform::init(&boot) {
+            Ok(active) => active,
+            Err(e) => tdx_platform::fatal(e.code()),
+        };
         console::init();
         let tsc_hz = time::calibrate_tsc_hz();
         log!("{RUNTIME_NAME} booted");
@@ -176,20 +182,35 @@ mod firmware {
         if !snp_hardware && snp_platform::vc::VC_SEEN.load(core::sync::atomic::Ordering::Acquire) {
             fatal(format_args!("a #VC was raised, yet SEV_STATUS said this is not an SEV-SNP guest"))
         }
-        if boot.tdx {
-            fatal(format_args!("this is an Intel TDX guest, and the runtime's TDCALL path is not built yet"))
-        }
-        let sim_tdx = match take_snp_guest() {
-            Ok(guest) => {
-                *SNP_GUEST.lock() = Some(guest);
-                false
+        let sim_tdx = if tdx_hardware {
+            // Neither the SEV-SNP secrets page nor the simulator's page exists in a TD: their
+            // addresses are private memory nobody accepted.
+            false
+        } else {
+            match take_snp_guest() {
+                Ok(guest) => {
+                    *SNP_GUEST.lock() = Some(guest);
+                    false
+                }
+                Err(_) if !snp_hardware && sim_td_page_present() => true,
+                Err(e) => fatal(format_args!(
+                    "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim` or `--platform sim-tdx`"
+                )),
             }
-            Err(_) if !snp_hardware && sim_td_page_present() => true,
-            Err(e) => fatal(format_args!(
-                "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim` or `--platform sim-tdx`"
-            )),
         };
-        if sim_tdx {
+        if tdx_hardware {
+            let info = tdx_platform::info();
+            log!(
+                "platform: Intel TDX (GPAW {}, attributes {:#x}, {} vCPUs; heap and frames accepted, shared pool mapped)",
+                info.map_or(0, |i| i.gpaw),
+                info.map_or(0, |i| i.attributes),
+                info.map_or(0, |i| i.num_vcpus)
+            );
+            if info.is_some_and(|i| i.attributes & twi_attester::tdx::abi::ATTRIBUTE_DEBUG != 0) {
+                // The quote says so too (TD_ATTRIBUTES), and an issuer's policy should refuse it.
+                log!("WARNING: a DEBUG TD: the host can read this TD's memory, the Credential Key included");
+            }
+        } else if sim_tdx {
             log!("platform: simulated TDX (TDX module and quoting service over the channel)");
         } else if snp_hardware {
             log!("platform: SEV-SNP (C-bit {}, GHCB up, VMPCK0 taken from the secrets page)", boot.c_bit);
@@ -206,6 +227,17 @@ mod firmware {
             Event::MalformedFrame(e) => log!("malformed frame from the host: {e}"),
             Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
             Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
+            Event::Certificates(session::Certificates::Forwarded { count, bytes }) => {
+                log!(
+                    "certificate table from the host: {count} certificates ({bytes} bytes), forwarded with the evidence"
+                )
+            }
+            Event::Certificates(session::Certificates::None) => {
+                log!("the host supplied no certificate table: the verifier uses its own VCEK")
+            }
+            Event::Certificates(session::Certificates::Dropped) => {
+                log!("the host's certificate table is malformed or too large: not forwarded")
+            }
             Event::AttestationResultWithCredential(len) => {
                 log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
             }
@@ -221,7 +253,7 @@ mod firmware {
                 log!("mechanism B: attestation result received ({len}-byte EAR); requesting the credential")
             }
         };
-        if sim_tdx {
+        if sim_tdx || tdx_hardware {
             let body = manifest_body(&manifest);
             let measurements = [
                 session::Measurement {
@@ -235,13 +267,38 @@ mod firmware {
                     data: &manifest.issuer_anchor,
                 },
             ];
-            let result =
-                session::run_tdx(&mut channel, &VAULT, &mut rng, &trust, &measurements, RUNTIME_NAME, &mut events);
+            let result = if tdx_hardware {
+                let Some(mut module) = HwTdx::new() else {
+                    fatal(format_args!("no room in the shared pool for the GetQuote buffer"))
+                };
+                session::run_tdx(
+                    &mut channel,
+                    &mut module,
+                    &VAULT,
+                    &mut rng,
+                    &trust,
+                    &measurements,
+                    RUNTIME_NAME,
+                    &mut events,
+                )
+            } else {
+                let mut module = session::SimTdxModule::default();
+                session::run_tdx(
+                    &mut channel,
+                    &mut module,
+                    &VAULT,
+                    &mut rng,
+                    &trust,
+                    &measurements,
+                    RUNTIME_NAME,
+                    &mut events,
+                )
+            };
             finish(result, tsc_hz, boot.reset_tsc)
         }
         let mut snp_guard = SNP_GUEST.lock();
         let Some(snp) = snp_guard.as_mut() else { fatal(format_args!("the SNP guest vanished")) };
-        let mut ghcb_doorbell = |sealed: &[u8]| snp_platform::guest_request(sealed);
+        let mut ghcb_doorbell = snp_platform::guest_request;
         let mut tee = if snp_hardware { Tee::Snp(&mut ghcb_doorbell) } else { Tee::SimSnp };
         let result = session::run(&mut channel, &VAULT, snp, &mut tee, &mut rng, &trust, RUNTIME_NAME, &mut events);
         finish(result, tsc_hz, boot.reset_tsc)

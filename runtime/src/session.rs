@@ -5,9 +5,10 @@
 //! guest                                   host (loader + issuer)
 //!   Hello {version, platform, caps}  ──▶
 //!                                    ◀──  Challenge {nonce}
-//!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP)
-//!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP}
-//!   Evidence {report, key, nonce}    ──▶
+//!   DoorbellRequest {sealed MSG_REPORT_REQ} ──▶   (sim TEE only: the simulated PSP; an
+//!                                    ◀──  DoorbellResponse {sealed MSG_REPORT_RSP,
+//!                                              certificate table}   extended guest request)
+//!   Evidence {report, key, nonce, certificate table} ──▶
 //!                                    ◀──  Credential {certificate, workload id, [EAR: mech. A]} | Error
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
@@ -35,20 +36,22 @@ use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
 use twi_attester::binding;
+use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::key::KeyRequest;
 use twi_attester::snp::report::AttestationReport;
 use twi_proto::msg::{
     CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential, CredentialRequest, Done,
-    DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, Message, PROTOCOL_VERSION,
-    Platform, credential_request_signed_bytes, key_release_aad, key_release_info,
+    DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, MAX_CERT_TABLE, Message,
+    PROTOCOL_VERSION, Platform, credential_request_signed_bytes, key_release_aad, key_release_info,
 };
 use twi_proto::{MessageReader, ProtoError, write_message};
 
 use crate::credential::{CredentialError, check_credential};
 use crate::sealing::{SealError, SealingKey};
-use crate::snp::{Doorbell, SnpError, SnpGuest};
+use crate::snp::{Answer, Doorbell, Exit, SnpError, SnpGuest};
 use crate::tdx::{self as tdx_guest, EventLog, TdxError};
 use crate::vault::{Vault, VaultError};
+use twi_attester::tdx::getquote::GetQuoteError;
 
 /// Malformed frames tolerated in one session before the runtime gives up on the host.
 pub const MAX_MALFORMED_FRAMES: u32 = 8;
@@ -79,6 +82,19 @@ pub enum Event<'a> {
     ReleaseKeyBound,
     /// Mechanism D: the Key Store's release opened in the vault and is the Credential Key now.
     KeyReleased,
+    /// What became of the host's certificate table (extended guest request).
+    Certificates(Certificates),
+}
+
+/// The certificate table of the extended guest request, as the runtime found it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certificates {
+    /// Forwarded with the evidence: this many certificates, this many bytes.
+    Forwarded { count: usize, bytes: usize },
+    /// The host supplied none (or an empty table): the verifier uses its own copies.
+    None,
+    /// The host's table is malformed or too large to forward; the verifier uses its own copies.
+    Dropped,
 }
 
 #[derive(Debug)]
@@ -249,8 +265,11 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     let public_key = bound_key(channel, vault, key_release, rng, events)?;
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
-    let report = firmware(channel, tee, events, |doorbell| snp.report(&report_data, doorbell))?;
+    let (report, certificate_buffer) =
+        firmware(channel, tee, events, |doorbell| snp.report_with_certificates(&report_data, doorbell))?;
     events(Event::ReportReceived);
+    let (certificates, outcome) = forwardable_certificates(certificate_buffer.as_deref());
+    events(Event::Certificates(outcome));
     // The report parsed inside `snp.report`. The sealing key binds the COMMITTED TCB: the
     // hypervisor chooses REPORTED_TCB (it may set it below the committed one), while the
     // firmware refuses key requests above the committed TCB.
@@ -264,6 +283,7 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
         public_key: public_key.to_vec(),
         nonce: nonce.clone(),
         event_log: None,
+        certificates,
     }))?;
     events(Event::EvidenceSent);
 
@@ -282,6 +302,21 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
 
     channel.send(&Message::Done(Done { credential_accepted: true }))?;
     Ok(Outcome { certificate, workload_id, sealed_credential })
+}
+
+/// The part of the host's certificate buffer worth forwarding with the evidence: the table and
+/// its certificates, checked to lie within the buffer, without the buffer's unused tail. The
+/// certificates themselves are the verifier's to check, against its own roots.
+pub fn forwardable_certificates(buffer: Option<&[u8]>) -> (Option<Vec<u8>>, Certificates) {
+    let Some(buffer) = buffer else { return (None, Certificates::None) };
+    match CertTable::parse(buffer) {
+        Ok(table) if table.is_empty() => (None, Certificates::None),
+        Ok(table) if table.used_len() <= MAX_CERT_TABLE => {
+            let used = table.used_len();
+            (Some(buffer[..used].to_vec()), Certificates::Forwarded { count: table.len(), bytes: used })
+        }
+        _ => (None, Certificates::Dropped),
+    }
 }
 
 /// The credential acquisition mechanisms this runtime takes, as [`Hello::capabilities`] bits.
@@ -412,27 +447,140 @@ pub struct Measurement<'a> {
     pub data: &'a [u8],
 }
 
-/// The TDX protocol under the simulator ([`Tee::SimTdx`]):
+/// Why a TDX module call failed: the module's (or the VMM's) answer, or the channel under a
+/// module that lives on the host (the simulator).
+#[derive(Debug)]
+pub enum ModuleError {
+    Tdx(TdxError),
+    Session(SessionError),
+}
+
+impl From<TdxError> for ModuleError {
+    fn from(e: TdxError) -> Self {
+        Self::Tdx(e)
+    }
+}
+
+/// The channel, as a module that lives on the host sees it: one DoorbellRequest of `kind`
+/// answered by its DoorbellResponse. The outer `Err` is a channel failure, the inner one the
+/// status the (simulated) module returned.
+pub trait HostDoorbell {
+    #[allow(clippy::type_complexity)]
+    fn call(&mut self, kind: DoorbellKind, request: &[u8]) -> Result<Result<Vec<u8>, u64>, SessionError>;
+}
+
+struct ChannelDoorbell<'c, L: Link> {
+    channel: &'c mut Channel<L>,
+    events: &'c mut (dyn FnMut(Event<'_>) + 'c),
+}
+
+impl<L: Link> HostDoorbell for ChannelDoorbell<'_, L> {
+    fn call(&mut self, kind: DoorbellKind, request: &[u8]) -> Result<Result<Vec<u8>, u64>, SessionError> {
+        sim_doorbell_of(self.channel, kind, request, &mut *self.events)
+    }
+}
+
+/// What the TDX protocol needs from the TDX module and the VMM's quoting service. On hardware
+/// (`twi_runtime::platform::tdx::HwTdx`) these are TDCALL / TDVMCALL and ignore `host`; under
+/// the simulator ([`SimTdxModule`]) they are DoorbellRequests on the channel carrying the same
+/// bytes.
+pub trait TdxModule {
+    /// What the Hello and the Evidence say this is.
+    fn platform(&self) -> Platform;
+    /// TDG.MR.RTMR.EXTEND of `digest` into RTMR `rtmr`.
+    fn rtmr_extend(&mut self, host: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError>;
+    /// TDG.MR.REPORT over `report_data`: the TDREPORT, a private copy (checked by the caller).
+    fn report(&mut self, host: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError>;
+    /// TDG.VP.VMCALL<GetQuote>: hands the request (`buffer[..request_len]`: GHCI header and
+    /// TDREPORT; `buffer.len()` is the whole buffer the VMM may fill) to the VMM, once.
+    fn submit_quote(
+        &mut self,
+        host: &mut dyn HostDoorbell,
+        buffer: &[u8],
+        request_len: usize,
+    ) -> Result<(), ModuleError>;
+    /// One look at the GetQuote buffer: copies what the VMM left there into `out` (private) and
+    /// returns how many bytes it copied. While the status is in flight that may be the header
+    /// only.
+    fn poll_quote(&mut self, host: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError>;
+    /// Waits between two polls of an in-flight GetQuote.
+    fn pause(&mut self);
+}
+
+/// The simulated TDX module and quoting service (`twi run --platform sim-tdx`): every call is
+/// a DoorbellRequest of its kind; GetQuote is polled by sending the request again, and the
+/// host's answer is the start of the buffer.
+#[derive(Debug, Default)]
+pub struct SimTdxModule {
+    quote_request: Vec<u8>,
+}
+
+fn doorbell_answer(answer: Result<Result<Vec<u8>, u64>, SessionError>) -> Result<Vec<u8>, ModuleError> {
+    match answer {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(status)) => Err(ModuleError::Tdx(TdxError::Doorbell(status))),
+        Err(e) => Err(ModuleError::Session(e)),
+    }
+}
+
+impl TdxModule for SimTdxModule {
+    fn platform(&self) -> Platform {
+        Platform::SimTdx
+    }
+
+    fn rtmr_extend(&mut self, host: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError> {
+        let request = tdx_guest::rtmr_extend_request(rtmr, digest);
+        doorbell_answer(host.call(DoorbellKind::TdxRtmrExtend, &request)).map(drop)
+    }
+
+    fn report(&mut self, host: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError> {
+        doorbell_answer(host.call(DoorbellKind::TdxReport, report_data))
+    }
+
+    fn submit_quote(
+        &mut self,
+        _host: &mut dyn HostDoorbell,
+        buffer: &[u8],
+        request_len: usize,
+    ) -> Result<(), ModuleError> {
+        self.quote_request = buffer.get(..request_len).ok_or(TdxError::Malformed("GetQuote request length"))?.to_vec();
+        Ok(())
+    }
+
+    fn poll_quote(&mut self, host: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
+        let answer = doorbell_answer(host.call(DoorbellKind::TdxGetQuote, &self.quote_request))?;
+        // The VMM's answer is the start of the shared buffer: copy it over our private buffer
+        // (bounded by it).
+        let n = answer.len().min(out.len());
+        out[..n].copy_from_slice(&answer[..n]);
+        Ok(n)
+    }
+
+    fn pause(&mut self) {}
+}
+
+/// The TDX protocol, over any [`TdxModule`]:
 ///
 /// ```text
-///   Hello {platform SimTdx}                          ──▶
+///   Hello {platform Tdx | SimTdx}                    ──▶
 ///                                                    ◀──  Challenge {nonce}
-///   DoorbellRequest {TdxRtmrExtend: i ‖ digest}      ──▶   once per measurement
-///                                                    ◀──  DoorbellResponse {status}
-///   DoorbellRequest {TdxReport: REPORTDATA}          ──▶
-///                                                    ◀──  DoorbellResponse {TDREPORT}
-///   DoorbellRequest {TdxGetQuote: GHCI buffer}       ──▶   polled while in flight
-///                                                    ◀──  DoorbellResponse {GHCI buffer + quote}
+///   TDG.MR.RTMR.EXTEND (i, digest)                         once per measurement
+///   TDG.MR.REPORT (REPORTDATA)                             → TDREPORT, checked
+///   TDG.VP.VMCALL<GetQuote> (GHCI buffer)                  polled while in flight (bounded)
 ///   Evidence {quote, key, nonce, event log}          ──▶
 ///                                                    ◀──  Credential | Error
 ///   Done {credential_accepted}                       ──▶
 /// ```
 ///
+/// Under the simulator each TDX call is a DoorbellRequest/DoorbellResponse pair on the channel
+/// ([`SimTdxModule`]). A failed call ends the session with an Error(DoorbellFailed) frame.
+///
 /// The credential is not sealed: the TDX module offers no key derivation to a TD
 /// ([`Outcome::sealed_credential`] is empty).
 #[allow(clippy::too_many_arguments)]
-pub fn run_tdx<L: Link, R: TryCryptoRng + ?Sized>(
+pub fn run_tdx<L: Link, M: TdxModule + ?Sized, R: TryCryptoRng + ?Sized>(
     channel: &mut Channel<L>,
+    module: &mut M,
     vault: &Vault,
     rng: &mut R,
     trust: &Trust<'_>,
@@ -440,7 +588,8 @@ pub fn run_tdx<L: Link, R: TryCryptoRng + ?Sized>(
     runtime_name: &str,
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Outcome, SessionError> {
-    let (nonce, key_release) = hello_and_challenge(channel, Platform::SimTdx, runtime_name, events)?;
+    let platform = module.platform();
+    let (nonce, key_release) = hello_and_challenge(channel, platform, runtime_name, events)?;
     let public_key = bound_key(channel, vault, key_release, rng, events)?;
 
     let mut log = EventLog::default();
@@ -448,27 +597,28 @@ pub fn run_tdx<L: Link, R: TryCryptoRng + ?Sized>(
         let digest = log
             .record(m.rtmr, m.event_type, m.data)
             .map_err(|e| channel.abort(ErrorCode::Internal, SessionError::Tdx(e)))?;
-        tdx_call(channel, DoorbellKind::TdxRtmrExtend, &tdx_guest::rtmr_extend_request(m.rtmr, &digest), events)?;
+        let result = module.rtmr_extend(&mut ChannelDoorbell { channel, events: &mut *events }, m.rtmr, &digest);
+        result.map_err(|e| module_abort(channel, e))?;
     }
 
     let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
-    let answer = tdx_call(channel, DoorbellKind::TdxReport, &report_data, events)?;
+    let answer = module.report(&mut ChannelDoorbell { channel, events: &mut *events }, &report_data);
+    let answer = answer.map_err(|e| module_abort(channel, e))?;
     let td_report = tdx_guest::check_td_report(&answer, &report_data).map_err(|e| tdx_abort(channel, e))?;
     events(Event::ReportReceived);
 
     let (mut buffer, request_len) = tdx_guest::get_quote_buffer(&td_report).map_err(|e| tdx_abort(channel, e))?;
+    let submitted = module.submit_quote(&mut ChannelDoorbell { channel, events: &mut *events }, &buffer, request_len);
+    submitted.map_err(|e| module_abort(channel, e))?;
     let mut polls = 0;
     let quote = loop {
-        let answer = tdx_call(channel, DoorbellKind::TdxGetQuote, &buffer[..request_len], events)?;
-        // The VMM's answer is the start of the shared buffer: copy it over our private buffer
-        // (bounded by it) and parse the copy.
-        let n = answer.len().min(buffer.len());
-        buffer[..n].copy_from_slice(&answer[..n]);
-        match tdx_guest::take_quote(&buffer[..n], &report_data, &log) {
-            Err(TdxError::GetQuote(twi_attester::tdx::getquote::GetQuoteError::InFlight))
-                if polls < tdx_guest::MAX_QUOTE_POLLS =>
-            {
-                polls += 1;
+        let n = module.poll_quote(&mut ChannelDoorbell { channel, events: &mut *events }, &mut buffer);
+        let n = n.map_err(|e| module_abort(channel, e))?;
+        polls += 1;
+        match tdx_guest::take_quote(&buffer[..n.min(buffer.len())], &report_data, &log) {
+            Err(TdxError::GetQuote(GetQuoteError::InFlight)) if polls < tdx_guest::MAX_QUOTE_POLLS => module.pause(),
+            Err(TdxError::GetQuote(GetQuoteError::InFlight)) => {
+                return Err(tdx_abort(channel, TdxError::QuoteTimeout(polls)));
             }
             Err(e) => return Err(tdx_abort(channel, e)),
             Ok(quote) => break quote,
@@ -476,11 +626,12 @@ pub fn run_tdx<L: Link, R: TryCryptoRng + ?Sized>(
     };
 
     channel.send(&Message::Evidence(Evidence {
-        platform: Platform::SimTdx,
+        platform,
         evidence: quote,
         public_key: public_key.to_vec(),
         nonce: nonce.clone(),
         event_log: Some(log.events().to_vec()),
+        certificates: None,
     }))?;
     events(Event::EvidenceSent);
 
@@ -494,17 +645,11 @@ fn tdx_abort<L: Link>(channel: &mut Channel<L>, e: TdxError) -> SessionError {
     channel.abort(ErrorCode::DoorbellFailed, SessionError::Tdx(e))
 }
 
-/// One simulated TDX call: the request goes out as a DoorbellRequest of `kind`; a non-zero
-/// status ends the session.
-fn tdx_call<L: Link>(
-    channel: &mut Channel<L>,
-    kind: DoorbellKind,
-    request: &[u8],
-    events: &mut dyn FnMut(Event<'_>),
-) -> Result<Vec<u8>, SessionError> {
-    match sim_doorbell_of(channel, kind, request, events)? {
-        Ok(answer) => Ok(answer),
-        Err(status) => Err(tdx_abort(channel, TdxError::Doorbell(status))),
+/// A module failure ends the session with an Error frame; a channel failure is already final.
+fn module_abort<L: Link>(channel: &mut Channel<L>, e: ModuleError) -> SessionError {
+    match e {
+        ModuleError::Tdx(e) => tdx_abort(channel, e),
+        ModuleError::Session(e) => e,
     }
 }
 
@@ -523,7 +668,7 @@ fn firmware<L: Link, T>(
         Tee::Snp(doorbell) => op(&mut **doorbell),
         Tee::SimTdx => Err(SnpError::NoSecrets),
         Tee::SimSnp => {
-            let mut sim = |sealed: &[u8]| match sim_doorbell(channel, sealed, events) {
+            let mut sim = |sealed: &[u8], exit: Exit| match sim_doorbell(channel, sealed, exit, events) {
                 Ok(answer) => answer,
                 Err(e) => {
                     channel_failure = Some(e);
@@ -540,15 +685,22 @@ fn firmware<L: Link, T>(
 }
 
 /// The simulated doorbell: the sealed request goes to the host's simulated PSP as a
-/// DoorbellRequest; its DoorbellResponse carries the firmware status and the sealed answer.
-/// The outer `Err` is a channel failure, the inner one the firmware's status.
+/// DoorbellRequest of the exit's kind; its DoorbellResponse carries the firmware status, the
+/// sealed answer and (extended request) the certificate table. The outer `Err` is a channel
+/// failure, the inner one the firmware's status.
 #[allow(clippy::type_complexity)]
 fn sim_doorbell<L: Link>(
     channel: &mut Channel<L>,
     sealed: &[u8],
+    exit: Exit,
     events: &mut dyn FnMut(Event<'_>),
-) -> Result<Result<Vec<u8>, u64>, SessionError> {
-    sim_doorbell_of(channel, DoorbellKind::SnpGuestRequest, sealed, events)
+) -> Result<Result<Answer, u64>, SessionError> {
+    let kind = match exit {
+        Exit::GuestRequest => DoorbellKind::SnpGuestRequest,
+        Exit::ExtGuestRequest => DoorbellKind::SnpExtGuestRequest,
+    };
+    Ok(sim_doorbell_answer(channel, kind, sealed, events)?
+        .map(|(sealed, certificates)| Answer { sealed, certificates }))
 }
 
 /// A simulated doorbell of `kind`: the outer `Err` is a channel failure, the inner one the
@@ -560,10 +712,21 @@ fn sim_doorbell_of<L: Link>(
     request: &[u8],
     events: &mut dyn FnMut(Event<'_>),
 ) -> Result<Result<Vec<u8>, u64>, SessionError> {
+    Ok(sim_doorbell_answer(channel, kind, request, events)?.map(|(response, _)| response))
+}
+
+/// As [`sim_doorbell_of`], with the response's certificate table.
+#[allow(clippy::type_complexity)]
+fn sim_doorbell_answer<L: Link>(
+    channel: &mut Channel<L>,
+    kind: DoorbellKind,
+    request: &[u8],
+    events: &mut dyn FnMut(Event<'_>),
+) -> Result<Result<(Vec<u8>, Option<Vec<u8>>), u64>, SessionError> {
     channel.send(&Message::DoorbellRequest(DoorbellRequest { kind, request: request.to_vec() }))?;
     match channel.recv(events)? {
         Message::DoorbellResponse(r) if r.kind == kind => {
-            Ok(if r.status == 0 { Ok(r.response) } else { Err(r.status) })
+            Ok(if r.status == 0 { Ok((r.response, r.certificates)) } else { Err(r.status) })
         }
         Message::Error(e) => Err(SessionError::HostError(e.code, e.message)),
         other => Err(channel.abort(ErrorCode::UnexpectedMessage, SessionError::Unexpected(other.name()))),

@@ -49,10 +49,39 @@ impl core::fmt::Display for SnpError {
     }
 }
 
-/// Rings the doorbell: hands `request` (a sealed guest message) to the firmware and returns
-/// its sealed answer, copied into private memory. `Err(status)` when the firmware or the
-/// transport refused.
-pub type Doorbell<'a> = dyn FnMut(&[u8]) -> Result<Vec<u8>, u64> + 'a;
+/// Which guest-request exit the doorbell takes (GHCB specification, NAE events).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// `SNP_GUEST_REQUEST`: the firmware's answer only.
+    GuestRequest,
+    /// `SNP_EXT_GUEST_REQUEST`: the firmware's answer, and the certificate table (VCEK or
+    /// VLEK, ASK, ARK) the host writes into the guest's certificate pages.
+    ExtGuestRequest,
+}
+
+/// What the doorbell brings back, copied into private memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The firmware's sealed answer.
+    pub sealed: Vec<u8>,
+    /// [`Exit::ExtGuestRequest`]: the host's certificate buffer (unparsed: see
+    /// `twi_attester::snp::certs`); `None` when the host supplied none.
+    pub certificates: Option<Vec<u8>>,
+}
+
+impl Answer {
+    pub fn sealed(sealed: Vec<u8>) -> Self {
+        Self { sealed, certificates: None }
+    }
+}
+
+/// Rings the doorbell: hands `request` (a sealed guest message) to the firmware through
+/// `exit` and returns its answer, copied into private memory. `Err(status)` when the
+/// firmware or the transport refused.
+pub type Doorbell<'a> = dyn FnMut(&[u8], Exit) -> Result<Answer, u64> + 'a;
+
+/// A firmware answer's plaintext, in private memory, zeroized on drop.
+type Plaintext = Zeroizing<Vec<u8>>;
 
 /// The guest's end of the firmware channel.
 #[derive(Debug)]
@@ -77,16 +106,19 @@ impl SnpGuest {
     }
 
     /// One request/response exchange; returns the plaintext answer (private memory).
+    /// The host's certificate table comes back untouched with the plaintext (`None` unless
+    /// `exit` is [`Exit::ExtGuestRequest`] and the host supplied one).
     fn exchange(
         &mut self,
         req_type: u8,
         payload: &[u8],
+        exit: Exit,
         doorbell: &mut Doorbell<'_>,
-    ) -> Result<Zeroizing<Vec<u8>>, SnpError> {
+    ) -> Result<(Plaintext, Option<Vec<u8>>), SnpError> {
         let mut sealed = vec![0u8; MAX_MESSAGE];
         let len =
             self.requester.seal_request(req_type, MSG_VERSION, payload, &mut sealed).map_err(SnpError::Envelope)?;
-        let answer = match doorbell(&sealed[..len]) {
+        let Answer { sealed: answer, certificates } = match doorbell(&sealed[..len], exit) {
             Ok(answer) => answer,
             Err(status) => {
                 // The firmware may have consumed the sequence number: never seal under it again.
@@ -97,13 +129,32 @@ impl SnpGuest {
         let mut plain = Zeroizing::new(vec![0u8; MAX_MESSAGE]);
         let n = self.requester.open_response(&answer, &mut plain).map_err(SnpError::Envelope)?;
         plain.truncate(n);
-        Ok(plain)
+        Ok((plain, certificates.filter(|_| exit == Exit::ExtGuestRequest)))
     }
 
     /// MSG_REPORT_REQ at VMPL0 with `report_data`: the 1184-byte report, checked to carry it.
     pub fn report(&mut self, report_data: &[u8; 64], doorbell: &mut Doorbell<'_>) -> Result<Vec<u8>, SnpError> {
+        self.report_through(report_data, Exit::GuestRequest, doorbell).map(|(report, _)| report)
+    }
+
+    /// MSG_REPORT_REQ through the extended guest request: the report, and the host's
+    /// certificate table (unparsed) when it supplied one.
+    pub fn report_with_certificates(
+        &mut self,
+        report_data: &[u8; 64],
+        doorbell: &mut Doorbell<'_>,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), SnpError> {
+        self.report_through(report_data, Exit::ExtGuestRequest, doorbell)
+    }
+
+    fn report_through(
+        &mut self,
+        report_data: &[u8; 64],
+        exit: Exit,
+        doorbell: &mut Doorbell<'_>,
+    ) -> Result<(Vec<u8>, Option<Vec<u8>>), SnpError> {
         let request = ReportRequest { report_data: *report_data, vmpl: 0 };
-        let answer = self.exchange(msg_type::REPORT_REQ, &request.to_bytes(), doorbell)?;
+        let (answer, certificates) = self.exchange(msg_type::REPORT_REQ, &request.to_bytes(), exit, doorbell)?;
         let response = ReportResponse::parse(&answer).map_err(|_| SnpError::Malformed("MSG_REPORT_RSP"))?;
         if response.status != STATUS_SUCCESS {
             return Err(SnpError::Firmware(response.status));
@@ -113,7 +164,7 @@ impl SnpGuest {
         if report.report_data != *report_data {
             return Err(SnpError::ReportDataMismatch);
         }
-        Ok(response.report.to_vec())
+        Ok((response.report.to_vec(), certificates))
     }
 
     /// MSG_KEY_REQ: a 32-byte key derived by the firmware (zeroized on drop).
@@ -122,7 +173,7 @@ impl SnpGuest {
         request: &KeyRequest,
         doorbell: &mut Doorbell<'_>,
     ) -> Result<Zeroizing<[u8; 32]>, SnpError> {
-        let answer = self.exchange(msg_type::KEY_REQ, &request.to_bytes(), doorbell)?;
+        let (answer, _) = self.exchange(msg_type::KEY_REQ, &request.to_bytes(), Exit::GuestRequest, doorbell)?;
         let response = KeyResponse::parse(&answer).map_err(|_| SnpError::Malformed("MSG_KEY_RSP"))?;
         if response.status != STATUS_SUCCESS {
             return Err(SnpError::Firmware(response.status));

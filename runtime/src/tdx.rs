@@ -1,9 +1,10 @@
 //! The runtime's TDX guest, independent of the doorbell: it asks the TDX module for a
 //! TDREPORT over REPORTDATA (`TDG.MR.REPORT`), extends RTMRs (`TDG.MR.RTMR.EXTEND`) while
 //! keeping the event log a verifier replays, and obtains a quote through the GHCI GetQuote
-//! buffer (`TDG.VP.VMCALL<GetQuote>`). On hardware the doorbells are TDCALL/TDVMCALL; under
-//! `twi run --platform sim-tdx` they are DoorbellRequest/DoorbellResponse pairs on the channel
-//! carrying the same bytes ([`crate::session::run_tdx`]).
+//! buffer (`TDG.VP.VMCALL<GetQuote>`). [`crate::session::run_tdx`] drives it over a
+//! [`crate::session::TdxModule`]: on hardware `platform::tdx::HwTdx` (TDCALL/TDVMCALL), under
+//! `twi run --platform sim-tdx` [`crate::session::SimTdxModule`] (DoorbellRequest/
+//! DoorbellResponse pairs on the channel carrying the same bytes).
 //!
 //! What the runtime measures into which RTMR (RTMR0 is left to firmware configuration, RTMR3
 //! to the workload):
@@ -46,6 +47,8 @@ pub enum TdxError {
     GetQuote(GetQuoteError),
     /// More events than the evidence can carry, or an event too large.
     EventLogFull,
+    /// GetQuote was still in flight after this many polls.
+    QuoteTimeout(u32),
 }
 
 impl core::fmt::Display for TdxError {
@@ -57,6 +60,9 @@ impl core::fmt::Display for TdxError {
             Self::RtmrMismatch => f.write_str("the quote's RTMRs do not match the runtime's event log"),
             Self::GetQuote(e) => write!(f, "{e}"),
             Self::EventLogFull => f.write_str("the RTMR event log is full"),
+            Self::QuoteTimeout(polls) => {
+                write!(f, "GetQuote was still in flight after {polls} polls: the quoting service did not answer")
+            }
         }
     }
 }

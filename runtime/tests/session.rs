@@ -36,7 +36,7 @@ use twi_runtime::sealing::{SealError, SealingKey};
 use twi_runtime::session::{
     self, Channel, Link, MAX_MALFORMED_FRAMES, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Tee, Trust,
 };
-use twi_runtime::snp::{SnpError, SnpGuest};
+use twi_runtime::snp::{Answer, SnpError, SnpGuest};
 use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
@@ -109,10 +109,17 @@ impl Host {
             }
             Message::DoorbellRequest(request) => {
                 let (status, response) = self.sim.guest_request(self.psp, &request.request);
-                Some(DoorbellResponse { kind: request.kind, status, response }.into())
+                // An extended guest request also gets the chip's certificate table.
+                let certificates = (request.kind == DoorbellKind::SnpExtGuestRequest && status == 0)
+                    .then(|| self.psp.certificate_table().expect("certificate table"));
+                Some(DoorbellResponse { kind: request.kind, status, response, certificates }.into())
             }
             Message::Evidence(evidence) => {
-                let endorsements = self.psp.endorsements().expect("endorsements");
+                // The guest's certificate table when it forwarded one, else the host's copies.
+                let endorsements = match &evidence.certificates {
+                    Some(table) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
+                    None => self.psp.endorsements().expect("endorsements"),
+                };
                 let bundle = EvidenceBundle {
                     platform: evidence.platform,
                     evidence: &evidence.evidence,
@@ -409,7 +416,14 @@ fn assert_secrets_never_sent(link: &FakeLink) {
     // Every firmware request went out sealed, in sequence, its plaintext nowhere in it: the
     // host never sees what the guest asks the firmware.
     for (i, (request, header, plain)) in link.firmware_requests().into_iter().enumerate() {
-        assert_eq!(request.kind, DoorbellKind::SnpGuestRequest);
+        // The report goes through the extended request (for the certificate table), the rest
+        // through the plain one.
+        let kind = if header.msg_type == msg_type::REPORT_REQ {
+            DoorbellKind::SnpExtGuestRequest
+        } else {
+            DoorbellKind::SnpGuestRequest
+        };
+        assert_eq!(request.kind, kind);
         assert_eq!((header.seqno, header.vmpck_id), (2 * i as u64 + 1, 0), "request {i}");
         assert!(!contains(&request.request, &plain), "request {i} carries its plaintext");
         if header.msg_type == msg_type::REPORT_REQ {
@@ -430,7 +444,7 @@ fn expect_err(session: &Session) -> &SessionError {
 /// doorbell rings (nothing more can be sealed under a key whose sequence may be out of step).
 fn assert_vmpck_wiped(session: &mut Session) {
     let mut rung = false;
-    let result = session.snp.report(&[0x11; 64], &mut |_: &[u8]| {
+    let result = session.snp.report(&[0x11; 64], &mut |_: &[u8], _| {
         rung = true;
         Err(u64::MAX)
     });
@@ -504,6 +518,10 @@ fn session_obtains_a_credential_for_the_vault_key() {
         [
             "ChallengeReceived",
             "ReportReceived",
+            &format!(
+                "Certificates(Forwarded {{ count: 3, bytes: {} }})",
+                session.link.host.psp.certificate_table().unwrap().len()
+            ),
             "EvidenceSent",
             &format!("CredentialAccepted({WORKLOAD_ID:?})"),
             &format!("CredentialSealed({})", outcome.sealed_credential.len()),
@@ -518,11 +536,16 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(evidence.nonce, nonce);
     let report = AttestationReport::parse(&evidence.evidence).expect("a report");
     assert_eq!(report.report_data, binding::report_data(&nonce, &public_key).unwrap());
+    // The report came through the extended guest request; its certificate table (VCEK, ASK,
+    // ARK) travels with the evidence, byte for byte as the host gave it.
+    assert_eq!(evidence.certificates, Some(session.link.host.psp.certificate_table().unwrap()));
 
     // The report and then the launch-bound key were asked of the firmware in guest messages
     // sealed under VMPCK0, never in plaintext.
     let requests = session.link.firmware_requests();
     assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].0.kind, DoorbellKind::SnpExtGuestRequest);
+    assert_eq!(requests[1].0.kind, DoorbellKind::SnpGuestRequest);
     let (request, header, plain) = &requests[0];
     assert_eq!((header.msg_type, header.seqno), (msg_type::REPORT_REQ, 1));
     assert_eq!(ReportRequest::parse(plain), Ok(ReportRequest { report_data: report.report_data, vmpl: 0 }));
@@ -541,6 +564,41 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(spki.subject_public_key.as_bytes(), Some(public_key.as_slice()));
     assert_eq!(cert.tbs_certificate().issuer(), session.link.host.issuer.ca().subject());
     assert_eq!(check_credential(&outcome.certificate, &session.link.host.anchor(), &public_key, WORKLOAD_ID), Ok(()));
+}
+
+/// The host's certificate table is the host's: with none, or with one the guest cannot read, the
+/// session still succeeds (the verifier uses its own copies of the VCEK and ASK), and nothing
+/// malformed is forwarded.
+#[test]
+fn certificate_table_is_forwarded_only_when_usable() {
+    let certificates = |table: Option<Vec<u8>>| {
+        FakeLink::tampering_doorbell(Stage::Report, move |msg, host| {
+            let Message::DoorbellRequest(request) = msg else { unreachable!() };
+            let (status, response) = host.sim.guest_request(host.psp, &request.request);
+            frame(&DoorbellResponse { kind: request.kind, status, response, certificates: table.clone() }.into())
+        })
+    };
+    let mut unterminated = vec![0xA5u8; 4096];
+    unterminated[..16].copy_from_slice(&twi_attester::snp::certs::GUID_VCEK);
+    for (table, event) in [
+        (None, "Certificates(None)"),
+        (Some(vec![0u8; 4096]), "Certificates(None)"),
+        (Some(unterminated), "Certificates(Dropped)"),
+    ] {
+        let session = run(certificates(table));
+        session.result.as_ref().expect("the session succeeds without certificates");
+        assert!(session.events.iter().any(|e| e == event), "{:?}", session.events);
+        let Message::Evidence(evidence) = &session.link.sent[2] else { unreachable!() };
+        assert_eq!(evidence.certificates, None);
+    }
+
+    // A table with room to spare is forwarded without the buffer's unused tail.
+    let mut padded = PSP.certificate_table().unwrap();
+    let used = padded.len();
+    padded.resize(2 * 4096, 0);
+    let (forwarded, outcome) = session::forwardable_certificates(Some(&padded));
+    assert_eq!(forwarded.as_deref(), Some(&padded[..used]));
+    assert_eq!(outcome, session::Certificates::Forwarded { count: 3, bytes: used });
 }
 
 /// The key the simulated PSP `psp` derives for `request`, as raw bytes.
@@ -808,7 +866,7 @@ fn firmware_answer(stage: Stage, status: u64, answer: fn(&[u8], &SimPsp) -> Vec<
         let (sealed_status, response) =
             host.sim.guest_request_with(&request.request, |_, plain| Some(answer(plain, psp)));
         assert_eq!(sealed_status, 0, "the simulated PSP opens the guest's request");
-        frame(&DoorbellResponse { kind: request.kind, status, response }.into())
+        frame(&DoorbellResponse { kind: request.kind, status, response, certificates: None }.into())
     })
 }
 
@@ -863,7 +921,7 @@ fn failed_doorbell_status_is_refused() {
         let Message::DoorbellRequest(request) = msg else { unreachable!() };
         let mut other_launch = host.psp.launch().expect("another launch");
         let (status, response) = other_launch.guest_request(host.psp, &request.request);
-        frame(&DoorbellResponse { kind: request.kind, status, response }.into())
+        frame(&DoorbellResponse { kind: request.kind, status, response, certificates: None }.into())
     });
     let mut session = run(link);
     assert_doorbell_refused(&session, Stage::Report, &SnpError::Doorbell(u64::from(STATUS_INVALID_PARAMETERS)));
@@ -961,20 +1019,23 @@ fn assert_envelope_refused(mut session: Session, stage: Stage, why: GuestMsgErro
 #[test]
 fn replayed_doorbell_response_is_refused() {
     // The host answers the key request with the firmware's earlier, genuine answer to the
-    // report request.
+    // report request (in a DoorbellResponse of the key request's kind).
     let mut report_response: Option<Vec<u8>> = None;
     let link = FakeLink::new(
         Host::new(true),
         Box::new(move |msg, host| {
-            if msg.name() != "DoorbellRequest" {
-                return None;
-            }
-            let bytes = match &report_response {
-                None => frame(&host.honest_reply(msg)?),
-                Some(earlier) => earlier.clone(),
+            let Message::DoorbellRequest(request) = msg else { return None };
+            let reply = match &report_response {
+                None => host.honest_reply(msg)?,
+                Some(earlier) => {
+                    DoorbellResponse { kind: request.kind, status: 0, response: earlier.clone(), certificates: None }
+                        .into()
+                }
             };
-            report_response.get_or_insert_with(|| bytes.clone());
-            Some(bytes)
+            if let Message::DoorbellResponse(r) = &reply {
+                report_response.get_or_insert_with(|| r.response.clone());
+            }
+            Some(frame(&reply))
         }),
     );
     let session = run(link);
@@ -1053,10 +1114,10 @@ fn after_a_refused_answer_the_guest_never_uses_its_vmpck_again() {
     let host = &mut link.host;
     let mut rung = 0;
     let report = snp
-        .report(&[0x11; 64], &mut |sealed: &[u8]| {
+        .report(&[0x11; 64], &mut |sealed: &[u8], _| {
             rung += 1;
             match host.sim.guest_request(host.psp, sealed) {
-                (0, response) => Ok(response),
+                (0, response) => Ok(Answer::sealed(response)),
                 (status, _) => Err(status),
             }
         })

@@ -17,6 +17,7 @@ use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sha2::{Digest, Sha384};
+use twi_attester::snp::certs::{self, CertKind};
 use twi_attester::snp::guest_msg::{Header, MAX_MESSAGE, Responder, Vmpck, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{
@@ -117,6 +118,17 @@ impl SimPsp {
     /// request's certificate table does on hardware).
     pub fn endorsements(&self) -> Result<Vec<Vec<u8>>> {
         Ok(vec![self.vcek.cert.to_der()?, self.ask.cert.to_der()?])
+    }
+
+    /// The certificate table of the extended guest request (GHCB specification): VCEK, ASK
+    /// and ARK as DER, laid out as a hypervisor writes them into the guest's certificate pages.
+    pub fn certificate_table(&self) -> Result<Vec<u8>> {
+        let (vcek, ask, ark) = (self.vcek.cert.to_der()?, self.ask.cert.to_der()?, self.ark.cert.to_der()?);
+        let certs = [(CertKind::Vcek, &vcek[..]), (CertKind::Ask, &ask[..]), (CertKind::Ark, &ark[..])];
+        let mut table = vec![0u8; (certs.len() + 1) * certs::ENTRY_LEN + vcek.len() + ask.len() + ark.len()];
+        let len = certs::encode(&certs, &mut table).map_err(|e| anyhow::anyhow!("certificate table: {e}"))?;
+        table.truncate(len);
+        Ok(table)
     }
 
     /// Records the launch measurement of the image this "chip" launched.

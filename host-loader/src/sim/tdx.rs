@@ -151,6 +151,33 @@ pub struct SimTdx {
     qe_auth_data: [u8; 32],
     mr_td: [u8; 48],
     rtmr: [[u8; 48]; 4],
+    format: QuoteFormat,
+}
+
+/// What the simulated platform produces: the quote version and the TD report/quote body
+/// generation (a TDX 1.5 module writes TDREPORT version 1, from which the quoting enclave
+/// derives a TD 1.5 body, which only a version 5 quote can carry).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum QuoteFormat {
+    /// DCAP quote v4 with a TD 1.0 body (TDX module 1.0).
+    #[default]
+    V4,
+    /// DCAP quote v5, body type 2 (TD 1.0).
+    V5Td10,
+    /// DCAP quote v5, body type 3 (TD 1.5: TEE_TCB_SVN_2 and MRSERVICETD).
+    V5Td15,
+}
+
+impl std::str::FromStr for QuoteFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "4" => Ok(Self::V4),
+            "5" | "5-td10" => Ok(Self::V5Td10),
+            "5-td15" => Ok(Self::V5Td15),
+            other => Err(format!("{other:?}: expected 4, 5 (TD 1.0 body) or 5-td15 (TD 1.5 body)")),
+        }
+    }
 }
 
 impl std::fmt::Debug for SimTdx {
@@ -220,7 +247,13 @@ impl SimTdx {
             qe_auth_data,
             mr_td: [0; 48],
             rtmr: [[0; 48]; 4],
+            format: QuoteFormat::V4,
         })
+    }
+
+    /// Makes the platform produce quotes (and TD reports) of `format` from now on.
+    pub fn set_quote_format(&mut self, format: QuoteFormat) {
+        self.format = format;
     }
 
     /// The root an issuer must be told to trust to accept this platform's quotes.
@@ -239,9 +272,9 @@ impl SimTdx {
         self.rtmr
     }
 
-    /// TDG.MR.RTMR.EXTEND: `index ‖ digest` (49 bytes, index 2 or 3 on hardware for a guest;
-    /// the simulator, like the runtime, which is the TD's firmware, allows 0..=3). Status 0, or
-    /// non-zero (TDX_OPERAND_INVALID) for a malformed request.
+    /// TDG.MR.RTMR.EXTEND: `index ‖ digest` (49 bytes, index 0..=3 as the TDX module allows:
+    /// `tdg_mr_rtmr_extend` refuses `index >= NUM_RTMRS`). Status 0, or non-zero
+    /// (TDX_OPERAND_INVALID) for a malformed request.
     pub fn extend(&mut self, request: &[u8]) -> u64 {
         const TDX_OPERAND_INVALID: u64 = 0xC000_0100_0000_0000;
         let Some((&index, digest)) = request.split_first() else { return TDX_OPERAND_INVALID };
@@ -269,8 +302,11 @@ impl SimTdx {
     pub fn report(&self, report_data: &[u8]) -> Result<Vec<u8>, u64> {
         const TDX_OPERAND_INVALID: u64 = 0xC000_0100_0000_0000;
         let report_data: [u8; 64] = report_data.try_into().map_err(|_| TDX_OPERAND_INVALID)?;
+        // TDREPORT version (REPORTTYPE.VERSION): 0 from a TDX 1.0 module, 1 from TDX 1.5,
+        // which also reports TEE_TCB_SVN_2 and the service-TD hash.
+        let td15 = self.format == QuoteFormat::V5Td15;
         let mut report = TdReport {
-            report_type: [REPORT_TYPE_TDX, 0, 0, 0],
+            report_type: [REPORT_TYPE_TDX, 0, u8::from(td15), 0],
             cpu_svn: CPU_SVN,
             tee_tcb_info_hash: [0; 48],
             tee_info_hash: [0; 48],
@@ -281,7 +317,7 @@ impl SimTdx {
             mr_seam: Sha384::digest(b"TWI simulated TDX module").into(),
             mr_signer_seam: [0; 48],
             seam_attributes: [0; 8],
-            tee_tcb_svn_2: [0; 16],
+            tee_tcb_svn_2: if td15 { TEE_TCB_SVN } else { [0; 16] },
             td_attributes: [0; 8],
             xfam: XFAM,
             mr_td: self.mr_td,
@@ -330,7 +366,7 @@ impl SimTdx {
         Ok(pem)
     }
 
-    /// The quoting enclave: a DCAP quote v4 for `td_report`.
+    /// The quoting enclave: a DCAP quote (v4, or v5 per [`QuoteFormat`]) for `td_report`.
     pub fn quote(&self, td_report: &[u8; TD_REPORT_SIZE]) -> Result<Vec<u8>> {
         let report = TdReport::parse(td_report);
         let point = self.attestation_key.verifying_key().to_sec1_point(false);
@@ -359,7 +395,7 @@ impl SimTdx {
         let pck_chain = self.pck_chain_pem()?;
         let mut quote = Quote {
             header: QuoteHeader {
-                version: 4,
+                version: if self.format == QuoteFormat::V4 { 4 } else { 5 },
                 att_key_type: ATT_KEY_TYPE_ECDSA_P256,
                 tee_type: TEE_TYPE_TDX,
                 reserved: [0; 4],
@@ -477,5 +513,37 @@ mod tests {
         // The same platform comes back from disk.
         let again = SimTdx::load_or_create(dir.path()).unwrap();
         assert_eq!(again.root(), tdx.root());
+    }
+
+    /// Quote v5 with either body: the header, the body type and the TD 1.5 fields are what the
+    /// format says, and the Intel verifier accepts each under the simulated root.
+    #[test]
+    fn version_5_quotes_carry_td10_or_td15_bodies() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tdx = SimTdx::load_or_create(dir.path()).unwrap();
+        tdx.launch([5; 48]);
+        let root = Cert::from_certificate(tdx.root()).unwrap();
+        let config = TdxConfig { trust: TdxTrust::intel().with_simulated_root(&root), policy: Default::default() };
+        let collateral = tdx.collateral().unwrap();
+        for (format, version, td15) in
+            [(QuoteFormat::V4, 4, false), (QuoteFormat::V5Td10, 5, false), (QuoteFormat::V5Td15, 5, true)]
+        {
+            tdx.set_quote_format(format);
+            let report: [u8; TD_REPORT_SIZE] = tdx.report(&[0xCD; 64]).unwrap().try_into().unwrap();
+            assert_eq!(TdReport::parse(&report).report_type[2], u8::from(td15), "{format:?}");
+            let quote = tdx.quote(&report).unwrap();
+            let parsed = ParsedQuote::parse(&quote).unwrap();
+            assert_eq!(parsed.quote.header.version, version, "{format:?}");
+            assert_eq!(parsed.quote.body.is_td15(), td15, "{format:?}");
+            assert_eq!(parsed.len, quote.len());
+            let appraisal =
+                twi_issuer::tdx::verify::appraise_with(&quote, Some(&collateral), &config, SystemTime::now())
+                    .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(appraisal.header.version, version);
+            assert_eq!(appraisal.body.report_data, [0xCD; 64]);
+            assert_eq!(appraisal.body.tee_tcb_svn_2, td15.then_some(TEE_TCB_SVN));
+        }
+        assert!("6".parse::<QuoteFormat>().is_err());
+        assert_eq!("5-td15".parse::<QuoteFormat>(), Ok(QuoteFormat::V5Td15));
     }
 }

@@ -1,5 +1,6 @@
 //! Where VCEKs come from: an offline cache laid out like AMD's Key Distribution Service (KDS),
-//! and — only on explicit request — KDS itself.
+//! and — only on explicit request (`twi verify snp-report --fetch`, in the host loader) — KDS
+//! itself, whose URLs this module names.
 //!
 //! # Cache layout
 //!
@@ -60,10 +61,16 @@ pub fn crl_path(dir: &Path, product: Product) -> PathBuf {
 
 /// The KDS URL of the VCEK for `chip_id` at `tcb` (what to download into [`vcek_path`]).
 pub fn vcek_url(product: Product, chip_id: &[u8; 64], tcb: TcbVersion) -> String {
+    vcek_url_at(KDS_BASE, product, chip_id, tcb)
+}
+
+/// [`vcek_url`] under another base URL (a KDS mirror or caching proxy).
+pub fn vcek_url_at(base: &str, product: Product, chip_id: &[u8; 64], tcb: TcbVersion) -> String {
     let p = tcb.parts(product.tcb_layout());
     let fmc = p.fmc.map(|f| format!("fmcSPL={f:02}&")).unwrap_or_default();
     format!(
-        "{KDS_BASE}/vcek/v1/{}/{}?{fmc}blSPL={:02}&teeSPL={:02}&snpSPL={:02}&ucodeSPL={:02}",
+        "{}/vcek/v1/{}/{}?{fmc}blSPL={:02}&teeSPL={:02}&snpSPL={:02}&ucodeSPL={:02}",
+        base.trim_end_matches('/'),
         product.name(),
         hw_id_hex(product, chip_id),
         p.bootloader,
@@ -75,35 +82,16 @@ pub fn vcek_url(product: Product, chip_id: &[u8; 64], tcb: TcbVersion) -> String
 
 /// The KDS URL of the intermediate + ARK chain for `kind` keys of `product`.
 pub fn chain_url(product: Product, kind: VekKind) -> String {
+    chain_url_at(KDS_BASE, product, kind)
+}
+
+/// [`chain_url`] under another base URL.
+pub fn chain_url_at(base: &str, product: Product, kind: VekKind) -> String {
     let path = match kind {
         VekKind::Vcek => "vcek",
         VekKind::Vlek => "vlek",
     };
-    format!("{KDS_BASE}/{path}/v1/{}/cert_chain", product.name())
-}
-
-/// Fetching from KDS over the network.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "fetching from AMD KDS is not implemented in this build: download {url} yourself and put it in the cache as {path} (see `twi verify snp-report --help` for the cache layout)"
-)]
-pub struct FetchNotImplemented {
-    pub url: String,
-    pub path: String,
-}
-
-/// Network fetch of a VCEK: not implemented (the verifier is offline by design); the error
-/// names the URL and the cache path to fill by hand.
-pub fn fetch_vcek(
-    dir: &Path,
-    product: Product,
-    chip_id: &[u8; 64],
-    tcb: TcbVersion,
-) -> Result<Vec<u8>, FetchNotImplemented> {
-    Err(FetchNotImplemented {
-        url: vcek_url(product, chip_id, tcb),
-        path: vcek_path(dir, product, chip_id, tcb).display().to_string(),
-    })
+    format!("{}/{path}/v1/{}/cert_chain", base.trim_end_matches('/'), product.name())
 }
 
 #[cfg(test)]
@@ -129,10 +117,9 @@ mod tests {
             "https://kdsintf.amd.com/vcek/v1/Turin/d400000000000000?fmcSPL=01&blSPL=02&teeSPL=03&snpSPL=04&ucodeSPL=09"
         );
         assert_eq!(chain_url(Product::Genoa, VekKind::Vlek), "https://kdsintf.amd.com/vlek/v1/Genoa/cert_chain");
-        let err = fetch_vcek(Path::new("/c"), Product::Turin, &chip, turin).unwrap_err();
-        assert!(
-            err.to_string().contains("not implemented")
-                && err.to_string().contains("Turin/d400000000000000/0102030400000009.der")
+        assert_eq!(
+            vcek_url_at("http://127.0.0.1:8080/", Product::Turin, &chip, turin),
+            url.replace(KDS_BASE, "http://127.0.0.1:8080")
         );
     }
 }

@@ -270,10 +270,16 @@ boot32_common:
     movl %eax, %cr4
     movl ${pt}, %eax
     movl %eax, %cr3
+    /* A TD starts with EFER = 0x901 (SCE, LME, NXE: the TDX module's initial TD VMCS) and may
+       change only SCE: leave EFER alone there. CR0 (0x21) and CR4 (0x2040: MCE, VMXE) keep
+       their TD bits, as the ORs above and below only add. */
+    testl ${flag_tdx}, ({scratch} + {o_flags})
+    jnz 11f
     movl $0xC0000080, %ecx
     rdmsr
     orl $((1 << 8) | (1 << 11)), %eax
     wrmsr
+11:
     movl %cr0, %eax
     orl $0x80000001, %eax
     movl %eax, %cr0
@@ -322,6 +328,24 @@ gdt_ptr:
     pt = const PAGE_TABLES,
     options(att_syntax)
 );
+
+/// TDX: sets `shared_bit` (1 << (GPAW − 1)) in the page-directory entry that maps the shared
+/// pool, so that its identity mapping reaches the shared alias, and reloads CR3 to drop the
+/// stale translation. Called once by `tdx::init`, after MapGPA converted the pool and before
+/// any [`crate::platform::shared::Shared`] exists.
+pub fn set_shared_pool_bit(shared_bit: u64) {
+    let pde = (PAGE_TABLES as usize + 0x2000 + SHARED_POOL_PDE as usize * 8) as *mut u64;
+    // SAFETY: the boot stub built the page directories at PAGE_TABLES (identity mapped, private
+    // RAM reserved by the layout); this entry maps only the shared pool, which nothing has
+    // touched yet, so changing its physical alias breaks no live reference. The CR3 reload
+    // flushes the old translation.
+    unsafe {
+        let entry = core::ptr::read_volatile(pde);
+        core::ptr::write_volatile(pde, entry | shared_bit);
+        let (frame, flags) = x86_64::registers::control::Cr3::read();
+        x86_64::registers::control::Cr3::write(frame, flags);
+    }
+}
 
 /// What the boot stub found, read once from the boot scratch page.
 #[derive(Clone, Copy, Debug)]

@@ -1,5 +1,6 @@
 //! Leaving the VM: QEMU's `isa-debug-exit` device (iobase 0xf4), which makes QEMU exit with
-//! status `(value << 1) | 1`. On hardware without the device the CPU halts for good.
+//! status `(value << 1) | 1`. On hardware without the device the CPU halts for good (a TD
+//! that fails first reports it with TDG.VP.VMCALL<ReportFatalError>).
 
 use super::port::Port;
 
@@ -19,6 +20,9 @@ pub fn exit(code: ExitCode) -> ! {
     if super::snp::early() {
         super::snp::terminate(super::snp::TerminateReason::Fatal)
     }
+    if super::tdx::early() {
+        super::tdx::fatal(super::tdx::FATAL_GENERAL)
+    }
     DEBUG_EXIT.write_u32(code as u32);
     if super::snp::active() {
         // No debug-exit device (or it was ignored): ask the hypervisor to end the VM.
@@ -28,11 +32,22 @@ pub fn exit(code: ExitCode) -> ! {
         };
         super::snp::terminate(reason)
     }
+    if super::tdx::active() && code == ExitCode::Failure {
+        // No debug-exit device: tell the VMM why the TD stops.
+        super::tdx::fatal(super::tdx::FATAL_GENERAL)
+    }
     halt_forever()
 }
 
 pub fn halt_forever() -> ! {
     x86_64::instructions::interrupts::disable();
+    if super::tdx::detected() {
+        // HLT in a TD raises #VE: ask the VMM to halt the vCPU instead.
+        loop {
+            let _ = super::tdx::instr::hlt();
+            core::hint::spin_loop();
+        }
+    }
     loop {
         x86_64::instructions::hlt();
     }

@@ -37,6 +37,7 @@ struct Gate {
 const _: () = assert!(core::mem::size_of::<Gate>() == 16);
 
 const CODE64_SELECTOR: u16 = 0x18; // the boot stub's GDT
+const VE_VECTOR: usize = 20;
 const VC_VECTOR: usize = 29;
 const INTERRUPT_GATE_PRESENT: u8 = 0x8E;
 
@@ -148,6 +149,8 @@ pub fn init() {
         }
         // #VC is not fatal: under SEV-SNP it is how emulated instructions reach the GHCB.
         gates[VC_VECTOR] = Gate::interrupt(core::ptr::addr_of!(super::snp::vc::vc_entry) as u64);
+        // #VE is not fatal either: in a TD it is how CPUID, port I/O and MSRs reach the VMM.
+        gates[VE_VECTOR] = Gate::interrupt(core::ptr::addr_of!(super::tdx::ve::ve_entry) as u64);
         Idt(gates)
     });
     let pointer = DescriptorTablePointer {

@@ -11,7 +11,9 @@ pub mod memory;
 pub mod port;
 pub mod rng;
 pub mod serial;
+pub mod shared;
 pub mod snp;
+pub mod tdx;
 pub mod time;
 
 /// p384's precomputed tables initialise lazily behind a critical section. The runtime runs

@@ -2,7 +2,8 @@
 //!
 //! A [`Port`] names a port the runtime owns by construction (the serial UARTs, the exit
 //! device, the CMOS, the PIT); callers never hand out raw port numbers. Under SEV-SNP the
-//! access goes through the GHCB directly (an IOIO exit) instead of trapping to #VC.
+//! access goes through the GHCB directly (an IOIO exit) instead of trapping to #VC; in a TD
+//! through TDG.VP.VMCALL<Instruction.IO> instead of trapping to #VE.
 
 use core::arch::asm;
 
@@ -19,6 +20,9 @@ impl Port {
         if super::snp::active() {
             return super::snp::io_read(self.0, 1) as u8;
         }
+        if super::tdx::active() {
+            return super::tdx::io_read(self.0, 1) as u8;
+        }
         let value: u8;
         // SAFETY: IN from a legacy device port has no memory effects; the ports wrapped
         // here are the fixed ISA devices of the q35 machine (UART, CMOS, PIT, debug-exit).
@@ -30,6 +34,9 @@ impl Port {
         if super::snp::active() {
             return super::snp::io_write(self.0, 1, u32::from(value));
         }
+        if super::tdx::active() {
+            return super::tdx::io_write(self.0, 1, u32::from(value));
+        }
         // SAFETY: as for `read_u8`: OUT to a fixed ISA device port, no memory effects.
         unsafe { asm!("out dx, al", in("dx") self.0, in("al") value, options(nomem, nostack, preserves_flags)) };
     }
@@ -37,6 +44,9 @@ impl Port {
     pub fn write_u32(self, value: u32) {
         if super::snp::active() {
             return super::snp::io_write(self.0, 4, value);
+        }
+        if super::tdx::active() {
+            return super::tdx::io_write(self.0, 4, value);
         }
         // SAFETY: as for `read_u8`; used for QEMU's isa-debug-exit, which takes a dword.
         unsafe { asm!("out dx, eax", in("dx") self.0, in("eax") value, options(nomem, nostack, preserves_flags)) };

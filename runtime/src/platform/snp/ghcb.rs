@@ -4,7 +4,7 @@
 use twi_attester::snp::ghcb::{GuestRequestResult, PROTOCOL_VERSION, exit_code, ioio_exit_info, offset, valid_bit};
 
 use super::instr::{vmgexit, write_ghcb_msr};
-use super::shared::SharedPage;
+use crate::platform::shared::Shared;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GhcbError {
@@ -25,7 +25,7 @@ pub enum GhcbError {
 /// The GHCB page and the protocol around it.
 #[derive(Debug)]
 pub struct Ghcb {
-    page: SharedPage,
+    page: Shared,
 }
 
 /// A page-state-change descriptor holds at most this many entries (GHCB spec: the shared
@@ -33,7 +33,7 @@ pub struct Ghcb {
 pub const PSC_MAX_ENTRIES: usize = 253;
 
 impl Ghcb {
-    pub fn new(page: SharedPage) -> Self {
+    pub fn new(page: Shared) -> Self {
         Self { page }
     }
 
@@ -146,14 +146,29 @@ impl Ghcb {
     }
 
     /// SNP_GUEST_REQUEST with the request and response pages; the result of SW_EXITINFO2.
-    pub fn guest_request(
-        &mut self,
-        request: &SharedPage,
-        response: &SharedPage,
-    ) -> Result<GuestRequestResult, GhcbError> {
+    pub fn guest_request(&mut self, request: &Shared, response: &Shared) -> Result<GuestRequestResult, GhcbError> {
         self.begin();
         self.exit(exit_code::SNP_GUEST_REQUEST, request.gpa(), response.gpa())?;
         Ok(GuestRequestResult::from_exit_info_2(self.page.read_u64(offset::SW_EXIT_INFO_2)))
+    }
+
+    /// SNP_EXT_GUEST_REQUEST (GHCB specification, SNP Extended Guest Request): as
+    /// [`Ghcb::guest_request`], with the certificate buffer in RAX (GPA) and RBX (pages). When
+    /// the buffer is too small the result is `InvalidLength` and the second value is the number
+    /// of pages the hypervisor asks for (RBX); otherwise it is 0.
+    pub fn ext_guest_request(
+        &mut self,
+        request: &Shared,
+        response: &Shared,
+        certificates: &Shared,
+    ) -> Result<(GuestRequestResult, u64), GhcbError> {
+        self.begin();
+        self.set(offset::RAX, certificates.gpa());
+        self.set(offset::RBX, certificates.len().div_ceil(crate::platform::shared::PAGE) as u64);
+        self.exit(exit_code::SNP_EXT_GUEST_REQUEST, request.gpa(), response.gpa())?;
+        let result = GuestRequestResult::from_exit_info_2(self.page.read_u64(offset::SW_EXIT_INFO_2));
+        let pages_needed = if result == GuestRequestResult::InvalidLength { self.get(offset::RBX)? } else { 0 };
+        Ok((result, pages_needed))
     }
 
     /// Page-state change of `entries` (each: GFN, operation, 2 MiB or not), in batches of

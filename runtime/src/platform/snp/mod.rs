@@ -10,7 +10,6 @@
 
 pub mod ghcb;
 pub mod instr;
-pub mod shared;
 pub mod vc;
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -21,9 +20,10 @@ use twi_attester::snp::ghcb::{GuestRequestResult, SEV_STATUS_SNP, msr_protocol};
 
 use self::ghcb::{Ghcb, GhcbError};
 use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate};
-use self::shared::{PAGE, SharedPage};
 use super::boot::BootInfo;
+use super::shared::{PAGE, Shared};
 use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
+use crate::snp::{Answer, Exit};
 
 /// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
 /// must terminate through the MSR protocol instead of printing (printing would trap again).
@@ -32,8 +32,19 @@ static ACTIVE: AtomicBool = AtomicBool::new(false);
 static GHCB: Mutex<Option<Ghcb>> = Mutex::new(None);
 /// A private copy of the PSP-checked CPUID page, taken once at start-up.
 static CPUID_PAGE: Once<[u8; cpuid_page::PAGE_SIZE]> = Once::new();
-/// The guest-request pages (request, response), allocated once.
-static REQUEST_PAGES: Mutex<Option<(SharedPage, SharedPage)>> = Mutex::new(None);
+/// The guest-request pages (request, response, certificate buffer), allocated once.
+static REQUEST_PAGES: Mutex<Option<RequestPages>> = Mutex::new(None);
+
+#[derive(Debug)]
+struct RequestPages {
+    request: Shared,
+    response: Shared,
+    certificates: Shared,
+}
+
+/// The certificate buffer offered to the extended guest request: as much as the runtime can
+/// forward with its evidence.
+const CERTIFICATE_PAGES: usize = twi_proto::msg::MAX_CERT_TABLE / PAGE;
 
 /// True once the GHCB is up: port I/O, CPUID and MSRs go through it.
 pub fn active() -> bool {
@@ -109,7 +120,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
             return Err(SnpInitError::PageStateChange(address as u64));
         }
     }
-    let page = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
+    let page = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let gfn = page.gpa() >> 12;
     if !msr_protocol::ghcb_registered(exchange(msr_protocol::register_ghcb(gfn)), gfn) {
         return Err(SnpInitError::GhcbRegistration);
@@ -131,9 +142,10 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
         return Err(SnpInitError::NotVmpl0);
     }
-    let request = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
-    let response = SharedPage::alloc().ok_or(SnpInitError::GhcbRegistration)?;
-    *REQUEST_PAGES.lock() = Some((request, response));
+    let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
+    let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
+    let certificates = Shared::alloc(CERTIFICATE_PAGES).ok_or(SnpInitError::GhcbRegistration)?;
+    *REQUEST_PAGES.lock() = Some(RequestPages { request, response, certificates });
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
     Ok(true)
@@ -200,22 +212,43 @@ const BUSY_RETRIES: u32 = 30;
 
 /// The SNP guest-request doorbell: copies the sealed request into the shared request page,
 /// asks the firmware through the GHCB (resending while it reports busy), and copies the whole
-/// response page once into private memory. `Err` carries SW_EXITINFO2.
-pub fn guest_request(sealed: &[u8]) -> Result<alloc::vec::Vec<u8>, u64> {
+/// response page (and, for the extended request, the certificate buffer) once into private
+/// memory. `Err` carries SW_EXITINFO2.
+pub fn guest_request(sealed: &[u8], exit: Exit) -> Result<Answer, u64> {
     let mut pages = REQUEST_PAGES.lock();
-    let (request, response) = pages.as_mut().ok_or(u64::MAX)?;
+    let RequestPages { request, response, certificates } = pages.as_mut().ok_or(u64::MAX)?;
     request.write(sealed);
     response.write(&[]);
+    if exit == Exit::ExtGuestRequest {
+        certificates.write(&[]);
+    }
+    let mut exit = exit;
     // BUSY is the host's rate limit: resend the same ciphertext every 2 s for up to 60 s (as
     // Linux's sev-guest driver does), never a re-sealed request.
     for _ in 0..=BUSY_RETRIES {
-        match with_ghcb(|g| g.guest_request(request, response)) {
+        let result = match exit {
+            Exit::GuestRequest => with_ghcb(|g| g.guest_request(request, response)),
+            Exit::ExtGuestRequest => with_ghcb(|g| g.ext_guest_request(request, response, certificates)).map(|r| r.0),
+        };
+        match result {
             Ok(GuestRequestResult::Success) => {
                 let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
-                response.read(&mut copy);
-                return Ok(copy.to_vec());
+                response.read(&mut copy[..]);
+                let table = (exit == Exit::ExtGuestRequest).then(|| {
+                    let mut buffer = alloc::vec![0u8; certificates.len()];
+                    certificates.read(&mut buffer);
+                    buffer
+                });
+                return Ok(Answer { sealed: copy.to_vec(), certificates: table });
             }
             Ok(GuestRequestResult::Busy) => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
+            Ok(GuestRequestResult::InvalidLength) if exit == Exit::ExtGuestRequest => {
+                // The host's certificates need more pages than the runtime can forward. The
+                // firmware has not seen this request, so the same ciphertext goes again as a
+                // plain guest request (as Linux's sev-guest driver does): its sequence number
+                // is used exactly once, and the verifier falls back to its own certificates.
+                exit = Exit::GuestRequest;
+            }
             Ok(GuestRequestResult::InvalidLength) => return Err(1 << 32),
             Ok(GuestRequestResult::Failed(info)) => return Err(info),
             Err(_) => return Err(u64::MAX),

@@ -1,0 +1,446 @@
+//! `session::run_tdx` through the `TdxModule` trait, on the host. The module is a fake that
+//! wraps the host loader's simulated TDX module and quoting enclave (`twi_host::sim::tdx`), so
+//! TDREPORTs and quotes are real-format; each test makes it misbehave in one way. The host
+//! side of the channel is a queue of frames prepared in advance (Challenge, then Credential);
+//! when it runs dry the link reports itself closed, so no test can hang.
+
+mod support;
+
+use std::collections::VecDeque;
+use std::sync::LazyLock;
+
+use sha2::{Digest, Sha384};
+use twi_attester::tdx::getquote::{self, GetQuoteError, Header};
+use twi_attester::tdx::quote::ParsedQuote;
+use twi_attester::tdx::td_report::TD_REPORT_SIZE;
+use twi_host::sim::tdx::SimTdx;
+use twi_proto::msg::{
+    Challenge, Credential, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Message, Platform, event_type,
+};
+use twi_proto::{MessageReader, write_message};
+use twi_runtime::session::{
+    self, Channel, HostDoorbell, Link, Measurement, ModuleError, SessionError, SimTdxModule, TdxModule, Trust,
+};
+use twi_runtime::tdx::{MAX_QUOTE_POLLS, TdxError};
+use twi_runtime::vault::Vault;
+
+use support::{TestCa, TestRng, WORKLOAD_ID, key_from_seed, public_sec1};
+
+const KEY_SEED: u64 = 0x7E57_C0DE_5EED_0101;
+const CA_SEED: u64 = 0xCA5E_ED00_0000_0101;
+const NONCE: [u8; 32] = [0x4E; 32];
+/// TDX_OPERAND_INVALID with the operand id of RDX (Module ABI completion status).
+const OPERAND_INVALID_RDX: u64 = 0xC000_0100_0000_0002;
+
+/// The simulated platform's state directory: its keys are made once and loaded by each test.
+static SIM_DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("tempdir");
+    SimTdx::load_or_create(dir.path()).expect("simulated TDX platform");
+    dir
+});
+
+fn sim_tdx() -> SimTdx {
+    let mut sim = SimTdx::load_or_create(SIM_DIR.path()).expect("simulated TDX platform");
+    sim.launch(Sha384::digest(b"test TD").into());
+    sim
+}
+
+/// How the fake module misbehaves.
+#[derive(Clone, Copy, Debug, Default)]
+struct Faults {
+    /// GetQuote reports "in flight" for this many polls before it answers.
+    in_flight_polls: u32,
+    /// GetQuote ends with this failure status instead of a quote.
+    quote_status: Option<u64>,
+    /// TDG.MR.RTMR.EXTEND fails with this status.
+    extend_status: Option<u64>,
+    /// The module acknowledges the extend of this measurement (by position) without applying
+    /// it, so the quote's RTMRs disagree with the guest's log.
+    drop_extend: Option<usize>,
+}
+
+/// A TDX module over the simulator, recording what reached it.
+struct FakeModule {
+    sim: SimTdx,
+    faults: Faults,
+    calls: Vec<String>,
+    request: Vec<u8>,
+    capacity: usize,
+    polls: u32,
+    pauses: u32,
+    extends: usize,
+}
+
+impl FakeModule {
+    fn new(faults: Faults) -> Self {
+        Self {
+            sim: sim_tdx(),
+            faults,
+            calls: Vec::new(),
+            request: Vec::new(),
+            capacity: 0,
+            polls: 0,
+            pauses: 0,
+            extends: 0,
+        }
+    }
+}
+
+impl TdxModule for FakeModule {
+    fn platform(&self) -> Platform {
+        Platform::Tdx
+    }
+
+    fn rtmr_extend(&mut self, _: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError> {
+        self.calls.push(format!("extend {rtmr} {}", hex::encode(&digest[..4])));
+        if let Some(status) = self.faults.extend_status {
+            return Err(ModuleError::Tdx(TdxError::Doorbell(status)));
+        }
+        let position = self.extends;
+        self.extends += 1;
+        if self.faults.drop_extend != Some(position) {
+            let mut request = vec![rtmr];
+            request.extend_from_slice(digest);
+            assert_eq!(self.sim.extend(&request), 0);
+        }
+        Ok(())
+    }
+
+    fn report(&mut self, _: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError> {
+        self.calls.push("report".into());
+        self.sim.report(report_data).map_err(|status| ModuleError::Tdx(TdxError::Doorbell(status)))
+    }
+
+    fn submit_quote(&mut self, _: &mut dyn HostDoorbell, buffer: &[u8], request_len: usize) -> Result<(), ModuleError> {
+        self.calls.push("submit".into());
+        self.request = buffer[..request_len].to_vec();
+        self.capacity = buffer.len();
+        Ok(())
+    }
+
+    fn poll_quote(&mut self, _: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
+        self.polls += 1;
+        let answer = if self.polls <= self.faults.in_flight_polls {
+            let header = Header {
+                version: getquote::VERSION,
+                status: getquote::status::IN_FLIGHT,
+                in_len: TD_REPORT_SIZE as u32,
+                out_len: 0,
+            };
+            header.to_bytes().to_vec()
+        } else if let Some(status) = self.faults.quote_status {
+            // The VMM answers in the guest's buffer, over its request.
+            let mut buffer = vec![0u8; self.capacity];
+            buffer[..self.request.len()].copy_from_slice(&self.request);
+            let len = getquote::encode_response(Err(status), &mut buffer).expect("room for a header");
+            buffer.truncate(len);
+            buffer
+        } else {
+            self.sim.get_quote(&self.request, self.capacity)
+        };
+        let n = answer.len().min(out.len());
+        out[..n].copy_from_slice(&answer[..n]);
+        Ok(n)
+    }
+
+    fn pause(&mut self) {
+        self.pauses += 1;
+    }
+}
+
+/// The host: frames queued in advance; what the guest writes is kept.
+struct ScriptedLink {
+    to_guest: VecDeque<u8>,
+    wire: Vec<u8>,
+}
+
+impl Link for &mut ScriptedLink {
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.wire.extend_from_slice(bytes);
+    }
+    fn read_byte(&mut self) -> Option<u8> {
+        self.to_guest.pop_front()
+    }
+}
+
+fn frame(msg: &Message) -> Vec<u8> {
+    let mut out = Vec::new();
+    write_message(msg, &mut out).expect("encodable");
+    out
+}
+
+struct Outcome {
+    result: Result<session::Outcome, SessionError>,
+    module: FakeModule,
+    sent: Vec<Message>,
+}
+
+impl Outcome {
+    fn names(&self) -> Vec<&'static str> {
+        self.sent.iter().map(Message::name).collect()
+    }
+
+    fn error_codes(&self) -> Vec<ErrorCode> {
+        self.sent.iter().filter_map(|m| if let Message::Error(e) = m { Some(e.code) } else { None }).collect()
+    }
+
+    fn tdx_error(&self) -> &TdxError {
+        match &self.result {
+            Err(SessionError::Tdx(e)) => e,
+            other => panic!("expected a TDX error, got {other:?}"),
+        }
+    }
+}
+
+const MANIFEST: &[u8] = b"the launch manifest's postcard body";
+const SECOND_MANIFEST_EVENT: &[u8] = b"a later RTMR1 event";
+
+/// One session against `faults`; the host answers Hello with a Challenge and the Evidence with
+/// a credential for the vault's key.
+fn run(faults: Faults) -> Outcome {
+    let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
+    let anchor = ca.anchor();
+    let vault = Vault::new();
+    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let certificate = ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID);
+    let mut to_guest = frame(&Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false }));
+    to_guest.extend(frame(&Message::Credential(Credential {
+        certificate,
+        workload_id: WORKLOAD_ID.into(),
+        attestation_result: None,
+    })));
+    let mut link = ScriptedLink { to_guest: to_guest.into(), wire: Vec::new() };
+    let measurements = [
+        Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: MANIFEST },
+        Measurement { rtmr: 2, event_type: event_type::ISSUER_ANCHOR, data: &anchor },
+        Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: SECOND_MANIFEST_EVENT },
+    ];
+    let mut module = FakeModule::new(faults);
+    let result = {
+        let mut channel = Channel::new(&mut link);
+        let trust = Trust { issuer_anchor: &anchor };
+        session::run_tdx(
+            &mut channel,
+            &mut module,
+            &vault,
+            &mut TestRng(0x5EED),
+            &trust,
+            &measurements,
+            "twi-runtime/test",
+            &mut |_| {},
+        )
+    };
+    let mut reader = MessageReader::new();
+    let sent = link.wire.iter().filter_map(|&b| reader.push(b)).map(|m| m.expect("well-formed guest frame")).collect();
+    Outcome { result, module, sent }
+}
+
+fn digest_prefix(data: &[u8]) -> String {
+    hex::encode(&Sha384::digest(data)[..4])
+}
+
+#[test]
+fn extends_reach_the_module_in_order_and_the_quote_matches_the_log() {
+    let outcome = run(Faults::default());
+    let anchor = TestCa::new(CA_SEED, "CN=Test TDX issuer").anchor();
+    assert_eq!(
+        outcome.module.calls,
+        [
+            format!("extend 1 {}", digest_prefix(MANIFEST)),
+            format!("extend 2 {}", digest_prefix(&anchor)),
+            format!("extend 1 {}", digest_prefix(SECOND_MANIFEST_EVENT)),
+            "report".into(),
+            "submit".into(),
+        ]
+    );
+    assert_eq!(outcome.module.polls, 1);
+    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
+    let Some(Message::Evidence(evidence)) = outcome.sent.get(1) else { panic!("no Evidence") };
+    // The hardware module's platform is what the Hello and the Evidence carry.
+    assert_eq!(evidence.platform, Platform::Tdx);
+    let Some(Message::Hello(hello)) = outcome.sent.first() else { panic!("no Hello") };
+    assert_eq!(hello.platform, Platform::Tdx);
+    assert_eq!(hello.capabilities & twi_proto::msg::CAP_SIM_DOORBELL, 0, "hardware asks for no sim doorbell");
+    let log = evidence.event_log.as_ref().expect("an event log");
+    assert_eq!(log.iter().map(|e| e.rtmr).collect::<Vec<_>>(), [1, 2, 1]);
+    let quote = ParsedQuote::parse(&evidence.evidence).expect("a quote");
+    assert_eq!(quote.quote.body.rtmr, outcome.module.sim.rtmrs());
+    assert_ne!(quote.quote.body.rtmr[1], [0; 48]);
+    assert_eq!(quote.len, evidence.evidence.len(), "the quote is passed on whole and alone");
+    let done = outcome.result.expect("the session succeeds");
+    assert_eq!(done.workload_id, WORKLOAD_ID);
+}
+
+#[test]
+fn an_in_flight_quote_is_polled_with_a_pause_until_it_is_ready() {
+    let outcome = run(Faults { in_flight_polls: 3, ..Faults::default() });
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!((outcome.module.polls, outcome.module.pauses), (4, 3));
+    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
+}
+
+#[test]
+fn in_flight_polling_stops_at_its_bound_with_a_clear_error() {
+    // The quote would be ready one poll after the bound: a runtime that kept polling would
+    // succeed, and fail this test.
+    let outcome = run(Faults { in_flight_polls: MAX_QUOTE_POLLS, ..Faults::default() });
+    assert_eq!(*outcome.tdx_error(), TdxError::QuoteTimeout(MAX_QUOTE_POLLS));
+    assert_eq!(outcome.module.polls, MAX_QUOTE_POLLS);
+    assert_eq!(outcome.module.pauses, MAX_QUOTE_POLLS - 1);
+    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
+    let Some(Message::Error(e)) = outcome.sent.last() else { unreachable!() };
+    assert!(e.message.contains("still in flight"), "{}", e.message);
+}
+
+#[test]
+fn a_get_quote_error_status_ends_the_session_with_an_error_frame() {
+    let outcome = run(Faults { quote_status: Some(getquote::status::QGS_UNAVAILABLE), ..Faults::default() });
+    assert_eq!(*outcome.tdx_error(), TdxError::GetQuote(GetQuoteError::Failed(getquote::status::QGS_UNAVAILABLE)));
+    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
+}
+
+#[test]
+fn a_failed_extend_ends_the_session_before_any_report() {
+    let outcome = run(Faults { extend_status: Some(OPERAND_INVALID_RDX), ..Faults::default() });
+    assert_eq!(*outcome.tdx_error(), TdxError::Doorbell(OPERAND_INVALID_RDX));
+    assert_eq!(outcome.module.calls.len(), 1, "{:?}", outcome.module.calls);
+    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
+}
+
+#[test]
+fn a_quote_whose_rtmrs_disagree_with_the_log_is_refused() {
+    // The module acknowledges the issuer-anchor extend but never applies it.
+    let outcome = run(Faults { drop_extend: Some(1), ..Faults::default() });
+    assert_eq!(*outcome.tdx_error(), TdxError::RtmrMismatch);
+    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
+}
+
+/// The host loader's side of `--platform sim-tdx`: answers each DoorbellRequest with the
+/// simulated TDX module (GetQuote "in flight" for the first `in_flight` polls), the Evidence
+/// with a credential.
+struct SimHostLink {
+    sim: SimTdx,
+    in_flight: u32,
+    certificate: Vec<u8>,
+    to_guest: VecDeque<u8>,
+    wire: Vec<u8>,
+    reader: MessageReader,
+    read: usize,
+    requests: Vec<DoorbellRequest>,
+}
+
+impl SimHostLink {
+    fn answer(&mut self, msg: Message) -> Option<Message> {
+        match msg {
+            Message::Hello(_) => Some(Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false })),
+            Message::DoorbellRequest(request) => {
+                self.requests.push(request.clone());
+                let (status, response) = match request.kind {
+                    DoorbellKind::TdxRtmrExtend => (self.sim.extend(&request.request), Vec::new()),
+                    DoorbellKind::TdxReport => match self.sim.report(&request.request) {
+                        Ok(report) => (0, report),
+                        Err(status) => (status, Vec::new()),
+                    },
+                    DoorbellKind::TdxGetQuote if self.in_flight > 0 => {
+                        self.in_flight -= 1;
+                        let header = Header {
+                            version: getquote::VERSION,
+                            status: getquote::status::IN_FLIGHT,
+                            in_len: TD_REPORT_SIZE as u32,
+                            out_len: 0,
+                        };
+                        (0, header.to_bytes().to_vec())
+                    }
+                    DoorbellKind::TdxGetQuote => {
+                        (0, self.sim.get_quote(&request.request, twi_runtime::tdx::GET_QUOTE_BUFFER))
+                    }
+                    other => panic!("unexpected doorbell {other:?}"),
+                };
+                Some(Message::DoorbellResponse(DoorbellResponse {
+                    kind: request.kind,
+                    status,
+                    response,
+                    certificates: None,
+                }))
+            }
+            Message::Evidence(_) => Some(Message::Credential(Credential {
+                certificate: self.certificate.clone(),
+                workload_id: WORKLOAD_ID.into(),
+                attestation_result: None,
+            })),
+            _ => None,
+        }
+    }
+}
+
+impl Link for &mut SimHostLink {
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.wire.extend_from_slice(bytes);
+    }
+    fn read_byte(&mut self) -> Option<u8> {
+        while self.to_guest.is_empty() && self.read < self.wire.len() {
+            let byte = self.wire[self.read];
+            self.read += 1;
+            if let Some(msg) = self.reader.push(byte)
+                && let Some(reply) = self.answer(msg.expect("well-formed guest frame"))
+            {
+                self.to_guest.extend(frame(&reply));
+            }
+        }
+        self.to_guest.pop_front()
+    }
+}
+
+#[test]
+fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_while_in_flight() {
+    let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
+    let anchor = ca.anchor();
+    let vault = Vault::new();
+    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let mut link = SimHostLink {
+        sim: sim_tdx(),
+        in_flight: 2,
+        certificate: ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID),
+        to_guest: VecDeque::new(),
+        wire: Vec::new(),
+        reader: MessageReader::new(),
+        read: 0,
+        requests: Vec::new(),
+    };
+    let measurements = [
+        Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: MANIFEST },
+        Measurement { rtmr: 2, event_type: event_type::ISSUER_ANCHOR, data: &anchor },
+    ];
+    let result = {
+        let mut channel = Channel::new(&mut link);
+        let trust = Trust { issuer_anchor: &anchor };
+        let mut module = SimTdxModule::default();
+        session::run_tdx(
+            &mut channel,
+            &mut module,
+            &vault,
+            &mut TestRng(0x5EED),
+            &trust,
+            &measurements,
+            "twi-runtime/test",
+            &mut |_| {},
+        )
+    };
+    assert!(result.is_ok(), "{result:?}");
+    let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();
+    use DoorbellKind::{TdxGetQuote, TdxReport, TdxRtmrExtend};
+    assert_eq!(kinds, [TdxRtmrExtend, TdxRtmrExtend, TdxReport, TdxGetQuote, TdxGetQuote, TdxGetQuote]);
+    // The extend requests are index ‖ SHA-384(data), in the order measured.
+    assert_eq!(link.requests[0].request[0], 1);
+    assert_eq!(link.requests[0].request[1..], Sha384::digest(MANIFEST)[..]);
+    assert_eq!(link.requests[1].request[0], 2);
+    // Every poll re-sends the same GHCI request: header + the TDREPORT.
+    let quote_requests: Vec<_> = link.requests[3..].iter().map(|r| &r.request).collect();
+    assert!(quote_requests.iter().all(|r| *r == quote_requests[0]));
+    assert_eq!(quote_requests[0].len(), getquote::HEADER_SIZE + TD_REPORT_SIZE);
+    assert_eq!(link.sim.rtmrs()[2], twi_attester::tdx::rtmr::extend(&[0; 48], &Sha384::digest(&anchor).into()));
+}
