@@ -712,3 +712,32 @@ fn mechanism_d_a_release_altered_by_the_host_is_refused_by_the_guest() {
     let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
     assert!(!console.contains("credential accepted"), "{console}");
 }
+
+#[test]
+fn mechanism_d_under_simulated_tdx_releases_the_provisioned_key() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim-tdx",
+        "--image",
+        path(&f.rom),
+        "--state",
+        path(&f.state),
+        "--out",
+        path(dir.path()),
+        "--accel",
+        "tcg",
+        "--mechanism",
+        "d",
+    ]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --platform sim-tdx --mechanism d failed:\n{log}");
+    assert!(log.contains("on platform SimTdx") && log.contains("the Key Store released the key of"), "{log}");
+    let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
+    assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
+    let (_, provisioned_key) = provisioned("spiffe://example.org/demo");
+    assert_eq!(certified_key(&certificate(dir.path())), provisioned_key);
+    assert_openssl_verifies(dir.path());
+}
