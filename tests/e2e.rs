@@ -163,6 +163,34 @@ fn a_certificate_table_altered_by_the_host_is_rejected() {
     assert!(!out_dir.path().join("credential.pem").exists());
 }
 
+/// `--platform snp|tdx|igvm` launch the image as a confidential VM; on a machine that is not
+/// such a host QEMU refuses, and the user learns what QEMU said and what the host must offer.
+#[test]
+fn hardware_platforms_say_what_the_host_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (platform, extra, needs) in [
+        ("snp", &[][..], "--platform snp needs an AMD SEV-SNP host"),
+        ("igvm", &[][..], "--platform igvm needs an AMD SEV-SNP host and a QEMU built with IGVM support"),
+        ("tdx", &["--pccs", "http://127.0.0.1:1"][..], "--platform tdx needs an Intel TDX host"),
+    ] {
+        let out_dir = dir.path().join(platform);
+        let state = dir.path().join("state");
+        let mut args = vec!["run", "--platform", platform, "--state", path(&state), "--out", path(&out_dir)];
+        args.extend(extra);
+        let out = twi(&args);
+        let log = stderr(&out);
+        assert!(!out.status.success(), "{platform}: {log}");
+        assert!(log.contains("twi: accelerator kvm (a confidential VM runs only under KVM)"), "{log}");
+        assert!(log.contains("twi: error: QEMU exited with exit status: 1 before the guest finished: "), "{log}");
+        assert!(log.contains(needs), "{platform}: {log}");
+        assert!(!out_dir.join("credential.pem").exists());
+    }
+    // TDX needs Intel's collateral to judge the TCB: said before anything is built.
+    let out = twi(&["run", "--platform", "tdx", "--out", path(&dir.path().join("tdx-no-collateral"))]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pass --collateral PATH or --pccs URL"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_nonce_the_issuer_did_not_issue_is_rejected() {
     let out_dir = tempfile::tempdir().unwrap();

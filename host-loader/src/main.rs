@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
@@ -100,6 +100,8 @@ enum Commands {
         /// Credential acquisition mechanism (default: the policy's choice for the workload).
         #[arg(long, value_enum)]
         mechanism: Option<MechanismArg>,
+        #[command(flatten)]
+        hardware: HardwareArgs,
     },
     /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
     /// verified, 1 rejected, 2 bad usage or unreadable input).
@@ -220,7 +222,13 @@ fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str) -> Re
 
 /// The development policy `twi run` uses without --policy: one workload, `identity`, admitting
 /// exactly the launch measurements of the image it boots (simulated SEV-SNP and TDX).
-fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Option<&[u8; 48]>) -> String {
+/// `hardware`: also admit the image on real SEV-SNP / TDX (the same measurement).
+fn development_policy(
+    identity: &IdentityArgs,
+    snp_digest: &[u8; 48],
+    mrtd: Option<&[u8; 48]>,
+    hardware: bool,
+) -> String {
     let quote = |s: &str| toml_quote(s);
     let mut text = format!(
         "# Development policy made by `twi run` (no --policy): admits exactly the image it boots.\n\
@@ -238,6 +246,18 @@ fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Opti
             hex::encode(mrtd)
         ));
     }
+    if hardware {
+        text.push_str(&format!(
+            "\n[[workload.reference]]\nlabel = \"this image (SEV-SNP)\"\nplatform = \"snp\"\nmeasurement = \"{}\"\n",
+            hex::encode(snp_digest)
+        ));
+        if let Some(mrtd) = mrtd {
+            text.push_str(&format!(
+                "\n[[workload.reference]]\nlabel = \"this image (TDX)\"\nplatform = \"tdx\"\nmrtd = \"{}\"\n",
+                hex::encode(mrtd)
+            ));
+        }
+    }
     text
 }
 
@@ -252,6 +272,29 @@ fn toml_quote(s: &str) -> String {
         })
         .collect();
     format!("\"{escaped}\"")
+}
+
+/// Collateral for real hardware (`--platform snp|igvm|tdx`).
+#[derive(Args, Debug, Clone)]
+struct HardwareArgs {
+    /// SEV-SNP: the VCEK cache (layout: `twi verify snp-report --help`), used when the host's
+    /// extended guest request supplies no certificate table.
+    #[arg(long, value_name = "DIR")]
+    vcek_cache: Option<PathBuf>,
+    /// SEV-SNP: fetch a missing VCEK and its chain from AMD KDS into --vcek-cache.
+    #[arg(long, requires = "vcek_cache")]
+    fetch: bool,
+    /// KDS base URL for --fetch.
+    #[arg(long, value_name = "URL", default_value = twi_issuer::amd::kds::KDS_BASE)]
+    kds_url: String,
+    /// TDX: TCB info, QE identity and CRLs (a dcap-qvl JSON file or a PCS directory, as for
+    /// `twi verify tdx-quote --collateral`).
+    #[arg(long, value_name = "PATH", conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// TDX: fetch the collateral for the quote's platform from this PCCS (or Intel PCS) into
+    /// OUT/collateral.
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -392,6 +435,7 @@ fn execute(cli: Cli) -> Result<()> {
             policy,
             policy_key,
             mechanism,
+            hardware,
         } => {
             if let Some(m) = mechanism {
                 check_mechanism(m.mechanism(), "--mechanism")?;
@@ -399,18 +443,25 @@ fn execute(cli: Cli) -> Result<()> {
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
-            match platform {
-                PlatformArg::Sim | PlatformArg::SimTdx => {}
-                PlatformArg::Snp => bail!(
-                    "--platform snp is not implemented yet: it needs an SEV-SNP host and the runtime's SNP guest-request path (in progress); use --platform sim"
-                ),
-                PlatformArg::Tdx => bail!(
-                    "--platform tdx is not implemented yet: it needs a TDX host and the runtime's TDX quote path (in progress); use --platform sim"
-                ),
-                PlatformArg::Igvm => bail!(
-                    "--platform igvm is not implemented yet: it needs an SEV-SNP host, a QEMU built with IGVM support and the runtime's SNP guest-request path; use --platform sim"
-                ),
+            if platform == PlatformArg::Tdx && hardware.collateral.is_none() && hardware.pccs.is_none() {
+                bail!(
+                    "--platform tdx: the issuer judges the quote's TCB against Intel's collateral: pass --collateral PATH or --pccs URL"
+                );
             }
+            let launch_profile = {
+                let defaults = image::ImageParams::default();
+                qemu::SnpProfile {
+                    vcpus: defaults.vcpus,
+                    cpu_type: defaults.cpu_type.name.to_string(),
+                    policy: defaults.policy,
+                }
+            };
+            let hardware_profile = match platform {
+                PlatformArg::Sim | PlatformArg::SimTdx => None,
+                PlatformArg::Snp => Some(run::HardwareProfile::Snp(launch_profile)),
+                PlatformArg::Igvm => Some(run::HardwareProfile::Igvm(launch_profile)),
+                PlatformArg::Tdx => Some(run::HardwareProfile::Tdx),
+            };
             let qemu_path = qemu::find_qemu()?;
             fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             // A credential from an earlier run must never pass for this run's.
@@ -419,7 +470,9 @@ fn execute(cli: Cli) -> Result<()> {
 
             let mut psp =
                 SimPsp::load_or_create(&state.join("sim-snp")).context("opening the simulated SEV-SNP firmware")?;
-            let mut issuer = open_issuer(&state, &identity, Some(psp.root().clone()))?;
+            // Simulated evidence is accepted only on a simulated run.
+            let sim_root = matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx).then(|| psp.root().clone());
+            let mut issuer = open_issuer(&state, &identity, sim_root)?;
             let mut sim_tdx = match platform {
                 PlatformArg::SimTdx => {
                     let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
@@ -431,9 +484,14 @@ fn execute(cli: Cli) -> Result<()> {
                 }
                 _ => None,
             };
-            let rom_path = match image {
+            let rom_path = match image.clone() {
                 Some(path) => path,
                 None => build(&out, None, &issuer, &image::ImageParams::default(), Diagnostic::None)?,
+            };
+            // The image QEMU loads: the ROM, or for --platform igvm the IGVM file beside it.
+            let launch_path = match (platform, &image) {
+                (PlatformArg::Igvm, None) => rom_path.with_file_name("twi.igvm"),
+                _ => rom_path.clone(),
             };
             if print_qemu {
                 let channel = Path::new("CHANNEL.sock");
@@ -445,15 +503,30 @@ fn execute(cli: Cli) -> Result<()> {
                 println!("{}", qemu::command_line(&qemu_path, &args));
                 return Ok(());
             }
-            let rom = fs::read(&rom_path).with_context(|| format!("cannot read {}", rom_path.display()))?;
+            let rom = match platform {
+                PlatformArg::Igvm => Vec::new(),
+                _ => fs::read(&rom_path).with_context(|| format!("cannot read {}", rom_path.display()))?,
+            };
             // The simulated PSP reports the launch digest a real SNP launch of these exact
             // bytes would (the default `snp` profile: 1 x EPYC-v4), so the report's
             // MEASUREMENT equals the build's reference value when the image is the one built.
-            let digest = measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
-                .context("computing the simulated launch digest of the image")?;
+            let digest = if platform == PlatformArg::Igvm {
+                let bytes = fs::read(&launch_path).with_context(|| format!("cannot read {}", launch_path.display()))?;
+                let file = twi_host::igvm::parse(&bytes).context("reading the IGVM file")?;
+                twi_host::igvm::snp_launch_digest(&file).context("computing the IGVM launch digest")?
+            } else {
+                measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
+                    .context("computing the simulated launch digest of the image")?
+            };
             psp.set_launch_digest(digest);
             let mut measurement = digest.to_vec();
             let mut mrtd = None;
+            if platform == PlatformArg::Tdx {
+                let value = measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm)
+                    .context("computing the MRTD of the image")?;
+                measurement = value.to_vec();
+                mrtd = Some(value);
+            }
             if let Some(tdx) = sim_tdx.as_mut() {
                 // The simulated TDX module reports the MRTD a TDX launch of these exact bytes
                 // would (QEMU/KVM page order): the build's `tdx.mrtd` reference value.
@@ -473,7 +546,7 @@ fn execute(cli: Cli) -> Result<()> {
                         .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
                 }
                 None => {
-                    let text = development_policy(&identity, &digest, mrtd.as_ref());
+                    let text = development_policy(&identity, &digest, mrtd.as_ref(), hardware_profile.is_some());
                     eprintln!(
                         "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
                         identity.trust_domain, identity.workload
@@ -485,7 +558,26 @@ fn execute(cli: Cli) -> Result<()> {
             };
             issuer.set_policy(loaded).context("opening the issuer's policy state")?;
             use twi_proto::msg::Platform;
-            let sim_platform = if sim_tdx.is_some() { Platform::SimTdx } else { Platform::SimSnp };
+            let sim_platform = match platform {
+                PlatformArg::Snp | PlatformArg::Igvm => Platform::Snp,
+                PlatformArg::Tdx => Platform::Tdx,
+                PlatformArg::SimTdx => Platform::SimTdx,
+                PlatformArg::Sim => Platform::SimSnp,
+            };
+            match platform {
+                PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
+                    trust: twi_issuer::amd::SnpTrust::amd(),
+                    policy: Default::default(),
+                }),
+                PlatformArg::Tdx => {
+                    if let Some(path) = &hardware.collateral {
+                        let collateral = twi_issuer::tdx::Collateral::load(path, None)
+                            .map_err(|e| anyhow::anyhow!("--collateral: {e}"))?;
+                        issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+                    }
+                }
+                PlatformArg::Sim | PlatformArg::SimTdx => {}
+            }
             if mechanism.is_none()
                 && let Some(mode) = issuer.policy_mode()
                 && let Some(workload) = mode.workload_for(sim_platform, &measurement)
@@ -508,13 +600,18 @@ fn execute(cli: Cli) -> Result<()> {
                 fs::write(&path, rom)?;
                 Ok(path)
             };
-            let decision = accel::decide(accel, &qemu_path, &self_test_rom, &state)?;
+            let decision = if hardware_profile.is_some() {
+                // A confidential VM runs only under KVM on its TEE host: nothing to measure.
+                accel::Decision { accel: qemu::Accel::Kvm, reason: "a confidential VM runs only under KVM".into() }
+            } else {
+                accel::decide(accel, &qemu_path, &self_test_rom, &state)?
+            };
             eprintln!("twi: accelerator {} ({})", decision.accel.name(), decision.reason);
 
             let success = run::run(run::Launch {
                 qemu: qemu_path,
                 accel: decision.accel,
-                rom: rom_path,
+                rom: launch_path,
                 out: out.clone(),
                 timeout: Duration::from_secs(timeout),
                 issuer: &mut issuer,
@@ -524,6 +621,12 @@ fn execute(cli: Cli) -> Result<()> {
                 tamper,
                 measurement,
                 mechanism: mechanism.map(MechanismArg::mechanism),
+                hardware: hardware_profile.map(|profile| run::Hardware {
+                    profile,
+                    vcek_cache: hardware.vcek_cache.clone(),
+                    kds: hardware.fetch.then(|| hardware.kds_url.clone()),
+                    pccs: hardware.pccs.clone(),
+                }),
             })?;
             fs::write(&credential_path, &success.issued.certificate_pem)?;
             if let Some(credentials) = &success.issued.policy {
