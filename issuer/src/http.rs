@@ -498,7 +498,7 @@ async fn verifier_evidence(
             }
             let issued = with_issuer(&state, move |issuer| {
                 let issued = issuer.issue_with_mechanism(&evidence.bundle(), &evidence.events, Some(Mechanism::A));
-                Ok(issued.map_err(|r| logged("verifier (mechanism a)", r))?)
+                issued.map_err(|r| logged("verifier (mechanism a)", r))
             })
             .await?;
             Ok(Json(CredentialResponse::new(&issued)).into_response())
@@ -506,7 +506,7 @@ async fn verifier_evidence(
         Mechanism::B => {
             let result = with_issuer(&state, move |issuer| {
                 let result = issuer.verify_for_credential_request(&evidence.bundle(), &evidence.events);
-                Ok(result.map_err(|r| logged("verifier (mechanism b)", r))?)
+                result.map_err(|r| logged("verifier (mechanism b)", r))
             })
             .await?;
             Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })
@@ -535,7 +535,7 @@ async fn ca_credential(
             let evidence = evidence.decode()?;
             with_issuer(&state, move |issuer| {
                 let issued = issuer.issue_with_mechanism(&evidence.bundle(), &evidence.events, Some(Mechanism::C));
-                Ok(issued.map_err(|r| logged("credential authority (mechanism c)", r))?)
+                issued.map_err(|r| logged("credential authority (mechanism c)", r))
             })
             .await?
         }
@@ -557,9 +557,9 @@ async fn ca_credential(
             let proof = unhex("proof", proof)?;
             with_issuer(&state, move |issuer| {
                 let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
-                Ok(issuer
+                issuer
                     .issue_for_credential_request(&request)
-                    .map_err(|r| logged("credential authority (mechanism b)", r))?)
+                    .map_err(|r| logged("credential authority (mechanism b)", r))
             })
             .await?
         }
