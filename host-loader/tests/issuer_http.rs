@@ -183,6 +183,28 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
     assert_eq!(status, StatusCode::OK);
     let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
     assert_eq!(kids, ["twi-verifier", "twi-wit", "twi-log"]);
+    // Each role its own key: the Verifier's EAR key, the CA's WIT key, the log key and the
+    // CA's X.509 key are four different keys, and the EAR verifies under the Verifier's only.
+    let ca = <x509_cert::Certificate as der::DecodePem>::from_pem(&ca_pem).unwrap();
+    let ca_key =
+        p384::PublicKey::from_sec1_bytes(ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes())
+            .unwrap();
+    let published: Vec<p384::PublicKey> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| serde_json::from_value::<twi_issuer::jose::Jwk>(k.clone()).unwrap().to_p384().unwrap())
+        .collect();
+    let mut all = published.clone();
+    all.push(ca_key);
+    for (i, a) in all.iter().enumerate() {
+        assert!(all[i + 1..].iter().all(|b| b != a), "a signing key is shared between roles");
+    }
+    let now = std::time::SystemTime::now();
+    twi_issuer::ear::Ear::verify_jwt(&ear, &published[0].into(), now).expect("the EAR is the Verifier's");
+    for other in [published[1], published[2], ca_key] {
+        assert!(twi_issuer::ear::Ear::verify_jwt(&ear, &other.into(), now).is_err());
+    }
 
     let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
     let signed = twi_proto::msg::credential_request_signed_bytes(&nonce, &key, &digest);
