@@ -670,7 +670,7 @@ impl Drop for Served {
 }
 
 #[test]
-fn http_roles_issue_over_mechanisms_a_b_and_c() {
+fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let (server_state, loader_state, image) =
@@ -683,6 +683,12 @@ fn http_roles_issue_over_mechanisms_a_b_and_c() {
         serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
     let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
     let policy = write_policy(dir.path(), &[("served image", measurement)], "");
+    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&format!(
+        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+    ));
+    std::fs::write(&policy, text).unwrap();
     let served = Served::start(&[
         "--state",
         path(&server_state),
@@ -692,12 +698,14 @@ fn http_roles_issue_over_mechanisms_a_b_and_c() {
         path(&loader_state),
     ]);
     let served_ca = server_state.join("issuer/issuer-ca.pem");
-    for mechanism in ["a", "b", "c"] {
-        let out = dir.path().join(format!("run-{mechanism}"));
+    // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
+    // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
+    for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
+        let out = dir.path().join(format!("run-{platform}-{mechanism}"));
         let run = twi(&[
             "run",
             "--platform",
-            "sim",
+            platform,
             "--image",
             path(&image.join("twi.rom")),
             "--state",
@@ -712,7 +720,10 @@ fn http_roles_issue_over_mechanisms_a_b_and_c() {
             &served.url,
         ]);
         let log = stderr(&run);
-        assert!(run.status.success(), "twi run --mechanism {mechanism} --issuer-url failed:\n{log}");
+        assert!(
+            run.status.success(),
+            "twi run --platform {platform} --mechanism {mechanism} --issuer-url failed:\n{log}"
+        );
         for line in [
             format!("using the Verifier and Credential Authority at {}", served.url),
             format!("credential acquisition mechanism {mechanism}"),
@@ -725,7 +736,9 @@ fn http_roles_issue_over_mechanisms_a_b_and_c() {
         let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
         let san = String::from_utf8_lossy(&text.stdout);
         assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
-        let (_, _, key) = evidence(&out);
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+        let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
         assert_eq!(certified_key(&certificate(&out)), key, "the credential certifies the attested key");
         assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(&served_ca).unwrap());
         let console = std::fs::read_to_string(out.join("console.log")).unwrap();
