@@ -739,6 +739,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
         let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
+        assert_eq!(json["platform"], if platform == "sim" { "SimSnp" } else { "SimTdx" });
         assert_eq!(certified_key(&certificate(&out)), key, "the credential certifies the attested key");
         assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(&served_ca).unwrap());
         let console = std::fs::read_to_string(out.join("console.log")).unwrap();
