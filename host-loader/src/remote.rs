@@ -52,14 +52,6 @@ pub enum IssuerLink<'a> {
 }
 
 impl IssuerLink<'_> {
-    /// Where the roles are, for messages.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Embedded(_) => "the embedded issuer".into(),
-            Self::Remote(remote) => format!("the issuer at {}", remote.base),
-        }
-    }
-
     /// The Verifier's challenge for a launch expected to measure `measurement`, and the
     /// policy's mechanism for that workload (if the policy names one).
     pub fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Vec<u8>, Option<Mechanism>)> {

@@ -297,3 +297,43 @@ fn a_verifier_only_process_serves_no_credential_authority() {
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "only the Verifier's key: {jwks}");
 }
+
+#[test]
+fn a_body_sent_too_slowly_is_cut_off_with_408() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = IssuerConfig {
+        trust_domain: "example.org".into(),
+        workload: "demo".into(),
+        lifetime: std::time::Duration::from_secs(3600),
+        sim_snp_root: None,
+    };
+    let issuer = Issuer::open(dir.path(), config).unwrap();
+    let app = twi_issuer::http::router_with_timeout(issuer, Roles::ALL, std::time::Duration::from_millis(300));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    // Ten bytes announced, one sent, then silence.
+    stream
+        .write_all(
+            b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{",
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"}") {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("not received and answered within 300 ms"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

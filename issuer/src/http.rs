@@ -5,7 +5,8 @@
 //! Format: JSON bodies; byte strings (evidence, keys, nonces, proofs, DER certificates) are
 //! lowercase hex, as in the loader's `evidence.json`. Every refusal is a 4xx with
 //! `{"error": "<reason>"}` saying what to fix; the issuer's own failures are 5xx with the same
-//! shape. Request bodies are limited to [`MAX_BODY`] bytes (413 beyond).
+//! shape. Request bodies are limited to [`MAX_BODY`] bytes (413 beyond), and a request must be
+//! received and answered within [`REQUEST_TIMEOUT`] (408 beyond: a body sent too slowly).
 //!
 //! | method and path | role | body → answer |
 //! | --- | --- | --- |
@@ -26,12 +27,14 @@
 //! process's handoff. `--roles` chooses which roles' endpoints a process exposes.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
@@ -43,6 +46,9 @@ use crate::{CredentialRequestIn, EvidenceBundle, Issued, Issuer, Rejection};
 /// The largest request body accepted (evidence is at most 12 KiB, 24 KiB as hex, plus
 /// endorsement certificates and an event log).
 pub const MAX_BODY: usize = 128 * 1024;
+
+/// How long one request may take, from its headers to the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which roles a process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -368,6 +374,11 @@ struct AppState {
 
 /// The HTTP service for `issuer`'s `roles` (serve it with [`serve`], or drive it with tower).
 pub fn router(issuer: Issuer, roles: Roles) -> Router {
+    router_with_timeout(issuer, roles, REQUEST_TIMEOUT)
+}
+
+/// [`router`] with another per-request time limit.
+pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> Router {
     let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     if roles.verifier {
@@ -381,6 +392,7 @@ pub fn router(issuer: Issuer, roles: Roles) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| within(timeout, request, next)))
         .with_state(state)
 }
 
@@ -391,6 +403,21 @@ pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
+}
+
+/// Answers 408 when `request` (reading its body included) takes longer than `timeout`.
+async fn within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request was not received and answered within {} ms: send the whole body at once",
+                timeout.as_millis()
+            ),
+        }
+        .into_response(),
+    }
 }
 
 async fn not_found(uri: Uri) -> ApiError {
