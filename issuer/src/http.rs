@@ -396,11 +396,21 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until Ctrl-C / SIGINT.
+/// Serves `router` on `listener` until SIGINT (Ctrl-C) or SIGTERM, then finishes the requests
+/// under way.
 pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+        .with_graceful_shutdown(async move {
+            let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+            std::future::poll_fn(|cx| {
+                if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
         })
         .await
 }
