@@ -745,6 +745,27 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         let console = std::fs::read_to_string(out.join("console.log")).unwrap();
         assert!(console.contains("credential accepted for spiffe://example.org/payroll-app"), "{console}");
     }
+    // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
+    // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
+    let out = dir.path().join("run-built");
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--state",
+        path(&loader_state),
+        "--out",
+        path(&out),
+        "--accel",
+        "tcg",
+        "--issuer-url",
+        &served.url,
+    ]);
+    assert!(run.status.success(), "twi run --issuer-url without --image failed:\n{}", stderr(&run));
+    assert!(
+        std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
+        "the image built against the served CA differs from the operator's"
+    );
     assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
 }
 
