@@ -675,3 +675,155 @@ fn mechanisms_not_implemented_yet_say_so() {
     assert!(!out.status.success());
     assert!(log.contains("mechanism d") && log.contains("is not implemented yet"), "{log}");
 }
+
+/// `twi serve` on an ephemeral port, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(TWI)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("cannot start twi serve");
+        // Ready when it prints its URL (it has bound the port by then).
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut served = Self { child, url: String::new() };
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_default();
+        assert!(line.starts_with("http://127.0.0.1:"), "twi serve did not print its URL (got {line:?})");
+        served.url = line.trim().to_string();
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (server_state, loader_state, image) =
+        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
+    // The issuer operator builds the image: it embeds the service's CA as its anchor.
+    let elf = f.rom.with_file_name("twi-runtime.elf");
+    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+    let policy = write_policy(dir.path(), &[("served image", measurement)], "");
+    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&format!(
+        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+    ));
+    std::fs::write(&policy, text).unwrap();
+    let served = Served::start(&[
+        "--state",
+        path(&server_state),
+        "--policy",
+        path(&policy),
+        "--simulated-tee",
+        path(&loader_state),
+    ]);
+    let served_ca = server_state.join("issuer/issuer-ca.pem");
+    // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
+    // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
+    for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
+        let out = dir.path().join(format!("run-{platform}-{mechanism}"));
+        let run = twi(&[
+            "run",
+            "--platform",
+            platform,
+            "--image",
+            path(&image.join("twi.rom")),
+            "--state",
+            path(&loader_state),
+            "--out",
+            path(&out),
+            "--accel",
+            "tcg",
+            "--mechanism",
+            mechanism,
+            "--issuer-url",
+            &served.url,
+        ]);
+        let log = stderr(&run);
+        assert!(
+            run.status.success(),
+            "twi run --platform {platform} --mechanism {mechanism} --issuer-url failed:\n{log}"
+        );
+        for line in [
+            format!("using the Verifier and Credential Authority at {}", served.url),
+            format!("credential acquisition mechanism {mechanism}"),
+            "admitted as spiffe://example.org/payroll-app".to_string(),
+        ] {
+            assert!(log.contains(&line), "{line:?} missing from:\n{log}");
+        }
+        let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
+        assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+        let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
+        let san = String::from_utf8_lossy(&text.stdout);
+        assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+        let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
+        assert_eq!(json["platform"], if platform == "sim" { "SimSnp" } else { "SimTdx" });
+        assert_eq!(certified_key(&certificate(&out)), key, "the credential certifies the attested key");
+        assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(&served_ca).unwrap());
+        let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+        assert!(console.contains("credential accepted for spiffe://example.org/payroll-app"), "{console}");
+    }
+    // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
+    // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
+    let out = dir.path().join("run-built");
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--state",
+        path(&loader_state),
+        "--out",
+        path(&out),
+        "--accel",
+        "tcg",
+        "--issuer-url",
+        &served.url,
+    ]);
+    assert!(run.status.success(), "twi run --issuer-url without --image failed:\n{}", stderr(&run));
+    assert!(
+        std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
+        "the image built against the served CA differs from the operator's"
+    );
+    assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
+}
+
+#[test]
+fn http_an_unreachable_issuer_is_reported_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens there.
+    let run = run_sim(dir.path(), &["--accel", "tcg", "--issuer-url", "http://127.0.0.1:9"]);
+    let log = stderr(&run);
+    assert!(!run.status.success());
+    assert!(log.contains("the issuer at http://127.0.0.1:9 cannot be reached"), "{log}");
+    assert!(!dir.path().join("console.log").exists(), "QEMU was started: {log}");
+}

@@ -11,6 +11,7 @@ use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
 use twi_host::qemu::AccelChoice;
+use twi_host::remote::{IssuerLink, RemoteIssuer};
 use twi_host::sim::snp::SimPsp;
 use twi_host::{accel, image, measure, qemu, run};
 
@@ -100,8 +101,37 @@ enum Commands {
         /// Credential acquisition mechanism (default: the policy's choice for the workload).
         #[arg(long, value_enum)]
         mechanism: Option<MechanismArg>,
+        /// Use the Verifier and Credential Authority of `twi serve` at this URL
+        /// (http://HOST:PORT) instead of the embedded issuer; the image must embed that
+        /// issuer's CA (built without --image, it does).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["policy", "policy_key"])]
+        issuer_url: Option<String>,
         #[command(flatten)]
         hardware: HardwareArgs,
+    },
+    /// Serve the issuer's roles (Verifier, Credential Authority) over HTTP for
+    /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
+    Serve {
+        /// Address to listen on (port 0: any free port; the URL is printed on stdout).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8740")]
+        listen: String,
+        /// The appraisal policy (TOML; see issuer/policy.example.toml). Without it every
+        /// verified launch gets --workload, with no WIT, attestation result or provenance
+        /// record (and mechanism b is refused).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
+        #[arg(long, value_name = "PEM", requires = "policy")]
+        policy_key: Option<PathBuf>,
+        /// The roles whose endpoints this process serves: verifier, ca (comma-separated).
+        #[arg(long, default_value = "verifier,ca", value_parser = twi_issuer::http::Roles::parse)]
+        roles: twi_issuer::http::Roles,
+        /// Development only: accept evidence from the simulated TEE whose keys are in DIR (the
+        /// `--state` of the `twi run` that launches the guests: DIR/sim-snp, DIR/sim-tdx).
+        #[arg(long, value_name = "DIR")]
+        simulated_tee: Option<PathBuf>,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
     /// verified, 1 rejected, 2 bad usage or unreadable input).
@@ -350,11 +380,32 @@ fn open_issuer(state: &Path, identity: &IdentityArgs, sim_root: Option<x509_cert
     Issuer::open(&state.join("issuer"), config).context("opening the issuer")
 }
 
-fn manifest_for(issuer: &Issuer, diagnostic: Diagnostic) -> LaunchManifest {
+/// The issuer an image trusts: its CA's public key (SEC1) and name.
+struct Anchor {
+    public_key: Vec<u8>,
+    name: String,
+}
+
+impl Anchor {
+    fn of(issuer: &Issuer) -> Self {
+        Self { public_key: issuer.ca().public_key_sec1(), name: issuer.ca().subject().to_string() }
+    }
+
+    /// A remote issuer's, from its CA certificate.
+    fn of_certificate(certificate: &x509_cert::Certificate) -> Self {
+        let tbs = certificate.tbs_certificate();
+        Self {
+            public_key: tbs.subject_public_key_info().subject_public_key.raw_bytes().to_vec(),
+            name: tbs.subject().to_string(),
+        }
+    }
+}
+
+fn manifest_for(anchor: &Anchor, diagnostic: Diagnostic) -> LaunchManifest {
     LaunchManifest {
         format: MANIFEST_FORMAT,
-        issuer_anchor: issuer.ca().public_key_sec1(),
-        issuer_name: issuer.ca().subject().to_string(),
+        issuer_anchor: anchor.public_key.clone(),
+        issuer_name: anchor.name.clone(),
         diagnostic,
     }
 }
@@ -363,7 +414,7 @@ fn manifest_for(issuer: &Issuer, diagnostic: Diagnostic) -> LaunchManifest {
 fn build(
     out: &Path,
     runtime_elf: Option<&Path>,
-    issuer: &Issuer,
+    anchor: &Anchor,
     params: &image::ImageParams,
     diagnostic: Diagnostic,
 ) -> Result<PathBuf> {
@@ -376,7 +427,7 @@ fn build(
         }
     };
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let images = image::build_images(&elf, &manifest_for(issuer, diagnostic), params)?;
+    let images = image::build_images(&elf, &manifest_for(anchor, diagnostic), params)?;
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);
@@ -415,7 +466,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Build { out, runtime_elf, identity, launch, diagnostic } => {
             let params = launch.params()?;
             let issuer = open_issuer(&state, &identity, None)?;
-            build(&out, runtime_elf.as_deref(), &issuer, &params, diagnostic.into())?;
+            build(&out, runtime_elf.as_deref(), &Anchor::of(&issuer), &params, diagnostic.into())?;
             Ok(())
         }
         Commands::Measure { image, platform, launch, json, xfam, td_attributes } => {
@@ -435,6 +486,7 @@ fn execute(cli: Cli) -> Result<()> {
             policy,
             policy_key,
             mechanism,
+            issuer_url,
             hardware,
         } => {
             if let Some(m) = mechanism {
@@ -442,6 +494,12 @@ fn execute(cli: Cli) -> Result<()> {
             }
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
+            }
+            let hardware_platform = !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx);
+            if hardware_platform && issuer_url.is_some() {
+                bail!(
+                    "--issuer-url runs only the simulated platforms yet: the service's hardware roots are its own configuration"
+                );
             }
             if platform == PlatformArg::Tdx && hardware.collateral.is_none() && hardware.pccs.is_none() {
                 bail!(
@@ -470,23 +528,41 @@ fn execute(cli: Cli) -> Result<()> {
 
             let mut psp =
                 SimPsp::load_or_create(&state.join("sim-snp")).context("opening the simulated SEV-SNP firmware")?;
-            // Simulated evidence is accepted only on a simulated run.
-            let sim_root = matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx).then(|| psp.root().clone());
-            let mut issuer = open_issuer(&state, &identity, sim_root)?;
+            // The roles: embedded (this process, state under --state) or `twi serve` at a URL,
+            // whose CA the image must embed.
+            let remote = issuer_url.as_deref().map(RemoteIssuer::new).transpose()?;
+            let (mut embedded, anchor, remote_ca) = match &remote {
+                None => {
+                    // Simulated evidence is accepted only on a simulated run.
+                    let sim_root = (!hardware_platform).then(|| psp.root().clone());
+                    let issuer = open_issuer(&state, &identity, sim_root)?;
+                    let anchor = Anchor::of(&issuer);
+                    (Some(issuer), anchor, None)
+                }
+                Some(remote) => {
+                    let (pem, certificate) = remote.ca_certificate()?;
+                    eprintln!("twi: using the Verifier and Credential Authority at {}", remote.url());
+                    (None, Anchor::of_certificate(&certificate), Some(pem))
+                }
+            };
             let mut sim_tdx = match platform {
                 PlatformArg::SimTdx => {
                     let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
                         .context("opening the simulated TDX platform")?;
-                    issuer
-                        .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
-                        .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+                    // A remote issuer accepts the simulated root by its own configuration
+                    // (`twi serve --simulated-tee`).
+                    if let Some(issuer) = embedded.as_mut() {
+                        issuer
+                            .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+                            .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+                    }
                     Some(tdx)
                 }
                 _ => None,
             };
             let rom_path = match image.clone() {
                 Some(path) => path,
-                None => build(&out, None, &issuer, &image::ImageParams::default(), Diagnostic::None)?,
+                None => build(&out, None, &anchor, &image::ImageParams::default(), Diagnostic::None)?,
             };
             // The image QEMU loads: the ROM, or for --platform igvm the IGVM file beside it.
             let launch_path = match (platform, &image) {
@@ -536,58 +612,60 @@ fn execute(cli: Cli) -> Result<()> {
                 measurement = value.to_vec();
                 mrtd = Some(value);
             }
-            let loaded = match &policy {
-                Some(path) => {
-                    let key = match &policy_key {
-                        Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
-                        None => None,
-                    };
-                    twi_issuer::policy::Policy::load_verified(path, key.as_ref())
-                        .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
-                }
-                None => {
-                    let text = development_policy(&identity, &digest, mrtd.as_ref(), hardware_profile.is_some());
-                    eprintln!(
-                        "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
-                        identity.trust_domain, identity.workload
-                    );
-                    twi_issuer::policy::Policy::from_toml(&text).map_err(|e| {
-                        anyhow::anyhow!("the development policy (check --trust-domain and --workload): {e}")
-                    })?
-                }
-            };
-            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
-            use twi_proto::msg::Platform;
-            let sim_platform = match platform {
-                PlatformArg::Snp | PlatformArg::Igvm => Platform::Snp,
-                PlatformArg::Tdx => Platform::Tdx,
-                PlatformArg::SimTdx => Platform::SimTdx,
-                PlatformArg::Sim => Platform::SimSnp,
-            };
-            match platform {
-                PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
-                    trust: twi_issuer::amd::SnpTrust::amd(),
-                    policy: Default::default(),
-                }),
-                PlatformArg::Tdx => {
-                    if let Some(path) = &hardware.collateral {
-                        let collateral = twi_issuer::tdx::Collateral::load(path, None)
-                            .map_err(|e| anyhow::anyhow!("--collateral: {e}"))?;
-                        issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+            if let Some(issuer) = embedded.as_mut() {
+                let loaded = match &policy {
+                    Some(path) => {
+                        let key = match &policy_key {
+                            Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
+                            None => None,
+                        };
+                        twi_issuer::policy::Policy::load_verified(path, key.as_ref())
+                            .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
                     }
+                    None => {
+                        let text = development_policy(&identity, &digest, mrtd.as_ref(), hardware_platform);
+                        eprintln!(
+                            "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
+                            identity.trust_domain, identity.workload
+                        );
+                        twi_issuer::policy::Policy::from_toml(&text).map_err(|e| {
+                            anyhow::anyhow!("the development policy (check --trust-domain and --workload): {e}")
+                        })?
+                    }
+                };
+                issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+                use twi_proto::msg::Platform;
+                let sim_platform = match platform {
+                    PlatformArg::Snp | PlatformArg::Igvm => Platform::Snp,
+                    PlatformArg::Tdx => Platform::Tdx,
+                    PlatformArg::SimTdx => Platform::SimTdx,
+                    PlatformArg::Sim => Platform::SimSnp,
+                };
+                match platform {
+                    PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
+                        trust: twi_issuer::amd::SnpTrust::amd(),
+                        policy: Default::default(),
+                    }),
+                    PlatformArg::Tdx => {
+                        if let Some(path) = &hardware.collateral {
+                            let collateral = twi_issuer::tdx::Collateral::load(path, None)
+                                .map_err(|e| anyhow::anyhow!("--collateral: {e}"))?;
+                            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+                        }
+                    }
+                    PlatformArg::Sim | PlatformArg::SimTdx => {}
                 }
-                PlatformArg::Sim | PlatformArg::SimTdx => {}
-            }
-            if mechanism.is_none()
-                && let Some(mode) = issuer.policy_mode()
-                && let Some(workload) = mode.workload_for(sim_platform, &measurement)
-            {
-                let source = format!("the policy's choice for workload `{}`", workload.id);
-                check_mechanism(workload.mechanism, &source)?;
+                if mechanism.is_none()
+                    && let Some(mode) = issuer.policy_mode()
+                    && let Some(workload) = mode.workload_for(sim_platform, &measurement)
+                {
+                    let source = format!("the policy's choice for workload `{}`", workload.id);
+                    check_mechanism(workload.mechanism, &source)?;
+                }
             }
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
-            let probe_issuer = &issuer;
+            let probe_anchor = &anchor;
             let self_test_rom = || -> Result<PathBuf> {
                 let elf = fs::read(&elf_for_probe).with_context(|| {
                     format!(
@@ -595,7 +673,7 @@ fn execute(cli: Cli) -> Result<()> {
                         elf_for_probe.display()
                     )
                 })?;
-                let rom = image::assemble_rom(&elf, &manifest_for(probe_issuer, Diagnostic::SelfTest))?;
+                let rom = image::assemble_rom(&elf, &manifest_for(probe_anchor, Diagnostic::SelfTest))?;
                 let path = out.join("self-test.rom");
                 fs::write(&path, rom)?;
                 Ok(path)
@@ -614,7 +692,11 @@ fn execute(cli: Cli) -> Result<()> {
                 rom: launch_path,
                 out: out.clone(),
                 timeout: Duration::from_secs(timeout),
-                issuer: &mut issuer,
+                issuer: match (embedded.as_mut(), remote.as_ref()) {
+                    (Some(issuer), _) => IssuerLink::Embedded(issuer),
+                    (None, Some(remote)) => IssuerLink::Remote(remote),
+                    (None, None) => bail!("no issuer"),
+                },
                 psp: &psp,
                 sim: psp.launch()?,
                 tdx: sim_tdx.as_mut(),
@@ -628,24 +710,33 @@ fn execute(cli: Cli) -> Result<()> {
                     pccs: hardware.pccs.clone(),
                 }),
             })?;
-            fs::write(&credential_path, &success.issued.certificate_pem)?;
-            if let Some(credentials) = &success.issued.policy {
-                fs::write(out.join("credential.wit"), &credentials.wit)?;
-                fs::write(out.join("attestation-result.jwt"), &credentials.ear_jwt)?;
-                fs::write(out.join("provenance.json"), serde_json::to_string_pretty(&credentials.provenance)? + "\n")?;
-                if let Some(mode) = issuer.policy_mode() {
-                    let keys = serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] });
-                    fs::write(out.join("issuer-jwks.json"), serde_json::to_string_pretty(&keys)? + "\n")?;
-                }
+            let credential = &success.issued.credential;
+            fs::write(&credential_path, &credential.certificate_pem)?;
+            if let (Some(wit), Some(ear), Some(provenance), Some(admission)) =
+                (&credential.wit, &credential.attestation_result, &credential.provenance, &credential.admission)
+            {
+                fs::write(out.join("credential.wit"), wit)?;
+                fs::write(out.join("attestation-result.jwt"), ear)?;
+                fs::write(out.join("provenance.json"), serde_json::to_string_pretty(provenance)? + "\n")?;
+                let keys = match (embedded.as_mut().and_then(|issuer| issuer.policy_mode()), &remote) {
+                    (Some(mode), _) => {
+                        serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] })
+                    }
+                    (None, Some(remote)) => remote.keys()?,
+                    (None, None) => serde_json::json!({ "keys": [] }),
+                };
+                fs::write(out.join("issuer-jwks.json"), serde_json::to_string_pretty(&keys)? + "\n")?;
                 eprintln!(
                     "twi: admitted as {} by policy {} (reference \"{}\"); wrote credential.wit, attestation-result.jwt, provenance.json, issuer-jwks.json",
-                    credentials.admission.workload_id,
-                    credentials.admission.policy_version,
-                    credentials.admission.reference.label
+                    admission.workload_id, admission.policy_version, admission.reference
                 );
             }
             let ca_path = out.join("issuer-ca.pem");
-            fs::write(&ca_path, issuer.ca().certificate_pem())?;
+            match (&embedded, &remote_ca) {
+                (Some(issuer), _) => fs::write(&ca_path, issuer.ca().certificate_pem())?,
+                (None, Some(pem)) => fs::write(&ca_path, pem)?,
+                (None, None) => {}
+            }
             eprintln!(
                 "twi: wrote {} and {} in {} ms under {}",
                 credential_path.display(),
@@ -653,10 +744,81 @@ fn execute(cli: Cli) -> Result<()> {
                 success.elapsed.as_millis(),
                 decision.accel.name()
             );
-            println!("{}", success.issued.workload_id);
+            println!("{}", credential.workload_id);
             Ok(())
         }
+        Commands::Serve { listen, policy, policy_key, roles, simulated_tee, identity } => {
+            serve(&state, &listen, policy.as_deref(), policy_key.as_deref(), roles, simulated_tee.as_deref(), &identity)
+        }
     }
+}
+
+/// `twi serve`: the issuer's roles over HTTP (`twi_issuer::http`) until Ctrl-C.
+fn serve(
+    state: &Path,
+    listen: &str,
+    policy: Option<&Path>,
+    policy_key: Option<&Path>,
+    roles: twi_issuer::http::Roles,
+    simulated_tee: Option<&Path>,
+    identity: &IdentityArgs,
+) -> Result<()> {
+    let sim_root = match simulated_tee {
+        Some(dir) => Some(
+            SimPsp::load_or_create(&dir.join("sim-snp"))
+                .context("--simulated-tee: opening the simulated SEV-SNP firmware")?
+                .root()
+                .clone(),
+        ),
+        None => None,
+    };
+    let mut issuer = open_issuer(state, identity, sim_root)?;
+    if let Some(dir) = simulated_tee {
+        let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&dir.join("sim-tdx"))
+            .context("--simulated-tee: opening the simulated TDX platform")?;
+        issuer
+            .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+            .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+    }
+    match policy {
+        Some(path) => {
+            let key = match policy_key {
+                Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
+                None => None,
+            };
+            let loaded = twi_issuer::policy::Policy::load_verified(path, key.as_ref())
+                .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?;
+            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+        }
+        None => eprintln!(
+            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanism b is refused",
+            identity.trust_domain, identity.workload
+        ),
+    }
+    let router = twi_issuer::http::router(issuer, roles);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        eprintln!(
+            "twi: serving the {} role(s) on http://{address} (state {}); Ctrl-C stops",
+            roles.names().join(", "),
+            state.display()
+        );
+        // The URL on stdout, alone on its line: scripts (and the tests) wait for it.
+        {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "http://{address}")?;
+            stdout.flush()?;
+        }
+        twi_issuer::http::serve(listener, router).await.context("serving HTTP")
+    })
 }
 
 /// `twi measure`: one digest, hex or JSON, on stdout.

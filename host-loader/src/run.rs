@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use twi_issuer::policy::Mechanism;
-use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issued, Issuer};
+use twi_issuer::{CredentialRequestIn, EvidenceBundle};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
     DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, Message, PROTOCOL_VERSION, Platform,
@@ -20,6 +20,7 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, write_message};
 
 use crate::qemu::{self, GUEST_SUCCESS_STATUS};
+use crate::remote::{IssuerLink, Obtained};
 use crate::sim::snp::{SimLaunch, SimPsp};
 use crate::sim::tdx::SimTdx;
 
@@ -69,7 +70,8 @@ pub struct Launch<'a> {
     pub rom: PathBuf,
     pub out: PathBuf,
     pub timeout: Duration,
-    pub issuer: &'a mut Issuer,
+    /// The Verifier and Credential Authority: in-process or over HTTP.
+    pub issuer: IssuerLink<'a>,
     pub psp: &'a SimPsp,
     /// This launch's simulated-PSP guest context (VMPCK0 and sequence numbers).
     pub sim: SimLaunch,
@@ -162,7 +164,7 @@ const GET_QUOTE_CAPACITY: usize = twi_proto::msg::MAX_DOORBELL_RESPONSE;
 /// What happened, for the caller to report.
 #[derive(Debug)]
 pub struct Success {
-    pub issued: Issued,
+    pub issued: Obtained,
     pub elapsed: Duration,
 }
 
@@ -171,7 +173,7 @@ pub struct Success {
 struct Conversation {
     nonce: Option<Vec<u8>>,
     nonce_for_issuer: Option<Vec<u8>>,
-    issued: Option<Issued>,
+    issued: Option<Obtained>,
     /// The first reason the run cannot succeed, in words for the user.
     failure: Option<String>,
     credential_accepted: bool,
@@ -274,7 +276,12 @@ fn hardware_tdx_collateral(launch: &mut Launch<'_>, quote: &[u8]) -> Result<()> 
         progress(format_args!("warning: {note}"));
     }
     progress(format_args!("collateral: fetched from {pccs} into {}", dir.display()));
-    launch.issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+    match &mut launch.issuer {
+        IssuerLink::Embedded(issuer) => {
+            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+        }
+        IssuerLink::Remote(_) => bail!("a remote issuer judges TDX quotes with its own collateral"),
+    }
     Ok(())
 }
 
@@ -484,13 +491,15 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, format!("the guest reports {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
             }
-            let mechanism = launch
-                .mechanism
-                .or_else(|| {
-                    let mode = launch.issuer.policy_mode()?;
-                    mode.workload_for(expected, &launch.measurement).map(|w| w.mechanism)
-                })
-                .unwrap_or(Mechanism::C);
+            // The Verifier's challenge; it also says which mechanism the policy chose for the
+            // workload this measurement belongs to.
+            let (nonce, policy_mechanism) = launch.issuer.challenge(expected, &launch.measurement)?;
+            let mechanism = launch.mechanism.or(policy_mechanism).unwrap_or(Mechanism::C);
+            if mechanism == Mechanism::D {
+                let text = "credential acquisition mechanism d (the Key Store releasing a provisioned key) is not implemented yet: use a, b or c".to_string();
+                fail(conversation, text.clone());
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
+            }
             if hello.capabilities & mechanism_capability(mechanism) == 0 {
                 let text = format!(
                     "the guest does not advertise credential acquisition mechanism {} (capabilities {:#x})",
@@ -502,8 +511,6 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             }
             progress(format_args!("credential acquisition mechanism {}", mechanism.name()));
             conversation.mechanism = Some(mechanism);
-            let nonce =
-                launch.issuer.challenge_for(expected, &launch.measurement).map_err(|e| anyhow!("issuer: {e}"))?;
             let sent = if launch.tamper == Some(Tamper::Nonce) {
                 let mut other = vec![0u8; nonce.len()];
                 getrandom::fill(&mut other).map_err(|e| anyhow!("OS RNG: {e}"))?;
@@ -666,37 +673,38 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             if conversation.mechanism == Some(Mechanism::B) {
                 // Mechanism B: the Verifier answers with a signed attestation result binding the
                 // key; the workload takes it to the Credential Authority itself.
-                return Ok(Some(match launch.issuer.verify_for_credential_request(&bundle, events) {
-                    Ok(result) => {
+                return Ok(Some(match launch.issuer.attestation_result(&bundle, events) {
+                    Ok((ear_jwt, workload_id)) => {
                         progress(format_args!(
                             "verified: attestation result for {} ({}-byte EAR) sent to the guest",
-                            result.workload_id,
-                            result.ear_jwt.len()
+                            workload_id,
+                            ear_jwt.len()
                         ));
-                        conversation.attestation_result = Some(result.ear_jwt.clone());
-                        Message::AttestationResult(AttestationResult { ear: result.ear_jwt })
+                        conversation.attestation_result = Some(ear_jwt.clone());
+                        Message::AttestationResult(AttestationResult { ear: ear_jwt })
                     }
                     Err(rejection) => {
                         fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
-                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
+                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection))
                     }
                 }));
             }
-            match launch.issuer.issue_with_mechanism(&bundle, events, conversation.mechanism) {
+            match launch.issuer.issue(&bundle, events, conversation.mechanism) {
                 Ok(issued) => {
+                    let credential = &issued.credential;
                     progress(format_args!(
                         "verified: chip {}…, measurement {}…",
-                        &hex::encode(&issued.appraisal.chip_id)[..16],
-                        &hex::encode(&issued.appraisal.measurement)[..16]
+                        credential.chip_id.get(..16).unwrap_or(&credential.chip_id),
+                        credential.measurement.get(..16).unwrap_or(&credential.measurement)
                     ));
-                    progress(format_args!("issued: {} (serial {})", issued.workload_id, issued.serial_hex));
+                    progress(format_args!("issued: {} (serial {})", credential.workload_id, credential.serial));
                     // Mechanism A: the credential comes inside the Verifier's attestation result.
                     let attestation_result = (conversation.mechanism == Some(Mechanism::A))
-                        .then(|| issued.policy.as_ref().map(|p| p.ear_jwt.clone()))
+                        .then(|| credential.attestation_result.clone())
                         .flatten();
                     let reply = Message::Credential(Credential {
                         certificate: issued.certificate_der.clone(),
-                        workload_id: issued.workload_id.clone(),
+                        workload_id: credential.workload_id.clone(),
                         attestation_result,
                     });
                     conversation.issued = Some(issued);
@@ -704,7 +712,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 }
                 Err(rejection) => {
                     fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
-                    Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string())))
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection)))
                 }
             }
         }
@@ -718,15 +726,15 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             write_credential_request(&launch.out, &request)?;
             let request_in =
                 CredentialRequestIn { ear: &request.ear, public_key: &request.public_key, proof: &request.proof };
-            match launch.issuer.issue_for_credential_request(&request_in) {
+            match launch.issuer.redeem(&request_in) {
                 Ok(issued) => {
                     progress(format_args!(
                         "the Credential Authority accepted the attestation result and proof of possession; issued: {} (serial {})",
-                        issued.workload_id, issued.serial_hex
+                        issued.credential.workload_id, issued.credential.serial
                     ));
                     let reply = Message::Credential(Credential {
                         certificate: issued.certificate_der.clone(),
-                        workload_id: issued.workload_id.clone(),
+                        workload_id: issued.credential.workload_id.clone(),
                         attestation_result: None,
                     });
                     conversation.issued = Some(issued);
@@ -734,7 +742,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 }
                 Err(rejection) => {
                     fail(conversation, format!("the Credential Authority refused the request: {rejection}"));
-                    Some(Message::Error(ErrorMsg::new(ErrorCode::PolicyRejected, &rejection.to_string())))
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::PolicyRejected, &rejection)))
                 }
             }
         }
