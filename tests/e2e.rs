@@ -537,6 +537,42 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     assert!(fixture().state.join("issuer/provenance.sqlite").is_file());
 }
 
+/// `twi run --renew SERIAL` under a CS_L3 policy: on another (simulated) chip the renewal is
+/// refused with the reason; on the chip the credential was issued on, it is granted anew.
+#[test]
+fn a_cs_l3_renewal_is_refused_on_another_chip_and_granted_on_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("v1.0 (sim)", &fixture_measurement())], "");
+    let first = dir.path().join("first");
+    let out = run_sim(&first, &["--accel", "tcg", "--policy", path(&policy)]);
+    assert!(out.status.success(), "first issuance failed:\n{}", stderr(&out));
+    let serial = hex::encode(certificate(&first).tbs_certificate().serial_number().as_bytes());
+
+    let other_chip = dir.path().join("another-chip");
+    let elsewhere = dir.path().join("elsewhere");
+    let out = run_sim(
+        &elsewhere,
+        &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial, "--sim-chip", path(&other_chip)],
+    );
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a CS_L3 credential was renewed on another chip:\n{log}");
+    assert!(
+        log.contains(&format!("twi: renewal of credential {serial}"))
+            && log.contains("renewal of spiffe://example.org/payroll-app refused: its credential is bound (CS_L3) to the chip it was issued on"),
+        "unclear refusal:\n{log}"
+    );
+    assert!(!elsewhere.join("credential.pem").exists());
+
+    let again = dir.path().join("again");
+    let out = run_sim(&again, &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial]);
+    assert!(out.status.success(), "the renewal on the same chip failed:\n{}", stderr(&out));
+    let renewed = hex::encode(certificate(&again).tbs_certificate().serial_number().as_bytes());
+    assert_ne!(renewed, serial, "a renewal is a new credential");
+    // Renewing a credential this issuer never issued is refused, naming what to pass.
+    let out = run_sim(&dir.path().join("unknown"), &["--accel", "tcg", "--policy", path(&policy), "--renew", "00ff"]);
+    assert!(stderr(&out).contains("credential 00ff has no provenance record at this issuer"), "{}", stderr(&out));
+}
+
 #[test]
 fn an_unknown_measurement_is_refused_naming_the_closest_match() {
     let dir = tempfile::tempdir().unwrap();

@@ -108,6 +108,15 @@ enum Commands {
         issuer_url: Option<String>,
         #[command(flatten)]
         hardware: HardwareArgs,
+        /// Renew the credential with this X.509 serial (hex) or WIT jti, issued by this issuer:
+        /// refused unless the launch keeps what the policy's stickiness binds (CS_L1 the TCB,
+        /// CS_L2 the declared claims, CS_L3 the chip). Mechanism c.
+        #[arg(long, value_name = "SERIAL", conflicts_with = "issuer_url")]
+        renew: Option<String>,
+        /// The simulated TEE's machine: its chip identity and keys (default STATE/sim-snp).
+        /// Another directory is another simulated chip.
+        #[arg(long, value_name = "DIR")]
+        sim_chip: Option<PathBuf>,
     },
     /// Serve the issuer's roles (Verifier, Credential Authority) over HTTP for
     /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
@@ -488,7 +497,14 @@ fn execute(cli: Cli) -> Result<()> {
             mechanism,
             issuer_url,
             hardware,
+            renew,
+            sim_chip,
         } => {
+            if renew.is_some() && mechanism.is_some_and(|m| m != MechanismArg::C) {
+                bail!("--renew runs under mechanism c (evidence to the Credential Authority)");
+            }
+            // A renewal is a Credential Authority request, whatever the workload's usual mechanism.
+            let mechanism = if renew.is_some() { Some(MechanismArg::C) } else { mechanism };
             if let Some(m) = mechanism {
                 check_mechanism(m.mechanism(), "--mechanism")?;
             }
@@ -526,8 +542,8 @@ fn execute(cli: Cli) -> Result<()> {
             let credential_path = out.join("credential.pem");
             let _ = fs::remove_file(&credential_path);
 
-            let mut psp =
-                SimPsp::load_or_create(&state.join("sim-snp")).context("opening the simulated SEV-SNP firmware")?;
+            let chip_dir = sim_chip.unwrap_or_else(|| state.join("sim-snp"));
+            let mut psp = SimPsp::load_or_create(&chip_dir).context("opening the simulated SEV-SNP firmware")?;
             // The roles: embedded (this process, state under --state) or `twi serve` at a URL,
             // whose CA the image must embed.
             let remote = issuer_url.as_deref().map(RemoteIssuer::new).transpose()?;
@@ -709,6 +725,7 @@ fn execute(cli: Cli) -> Result<()> {
                     kds: hardware.fetch.then(|| hardware.kds_url.clone()),
                     pccs: hardware.pccs.clone(),
                 }),
+                renew,
             })?;
             let credential = &success.issued.credential;
             fs::write(&credential_path, &credential.certificate_pem)?;

@@ -108,6 +108,26 @@ impl IssuerLink<'_> {
         }
     }
 
+    /// A renewal of credential `previous` (X.509 serial in hex, or WIT jti) under the policy's
+    /// stickiness (mechanism C: evidence to the Credential Authority). `Err`: the reason.
+    pub fn renew(
+        &mut self,
+        bundle: &EvidenceBundle<'_>,
+        events: &[RtmrEvent],
+        previous: &str,
+    ) -> std::result::Result<Obtained, String> {
+        match self {
+            Self::Embedded(issuer) => issuer
+                .renew_with_events(bundle, events, previous)
+                .map(|issued| Obtained::from_issued(&issued))
+                .map_err(|rejection| rejection.to_string()),
+            Self::Remote(remote) => Err(format!(
+                "renewals are not offered over HTTP yet: run the renewal against the embedded issuer, not {}",
+                remote.base
+            )),
+        }
+    }
+
     /// Mechanism B, the Verifier: the signed attestation result and the workload identifier.
     pub fn attestation_result(
         &mut self,

@@ -87,6 +87,9 @@ pub struct Launch<'a> {
     pub mechanism: Option<twi_issuer::policy::Mechanism>,
     /// A launch on real TEE hardware (`--platform snp|igvm|tdx`); `None`: the simulators.
     pub hardware: Option<Hardware>,
+    /// `--renew SERIAL`: renew this credential (X.509 serial in hex, or WIT jti) instead of
+    /// issuing a first one; the policy's stickiness decides whether this launch may.
+    pub renew: Option<String>,
 }
 
 /// Real TEE hardware: QEMU runs the image as a confidential VM under KVM, the runtime asks
@@ -689,7 +692,14 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     }
                 }));
             }
-            match launch.issuer.issue(&bundle, events, conversation.mechanism) {
+            let result = match &launch.renew {
+                Some(previous) => {
+                    progress(format_args!("renewal of credential {previous}"));
+                    launch.issuer.renew(&bundle, events, previous)
+                }
+                None => launch.issuer.issue(&bundle, events, conversation.mechanism),
+            };
+            match result {
                 Ok(issued) => {
                     let credential = &issued.credential;
                     progress(format_args!(
