@@ -382,6 +382,43 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     assert!(verify.status.success());
 }
 
+/// The simulated quoting enclave in the other formats the verifier takes: a DCAP quote v5 with
+/// a TD 1.0 body, and v5 with a TD 1.5 body (TDX 1.5 module); the runtime parses each, and
+/// the issuer verifies each with the code that verifies Intel's.
+#[test]
+fn sim_tdx_quotes_v5_with_td10_and_td15_bodies() {
+    use twi_attester::tdx::quote::ParsedQuote;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    for (format, td15) in [("5", false), ("5-td15", true)] {
+        let out_dir = dir.path().join(format);
+        let out = twi(&[
+            "run",
+            "--platform",
+            "sim-tdx",
+            "--tdx-quote",
+            format,
+            "--image",
+            path(&f.rom),
+            "--state",
+            path(&f.state),
+            "--out",
+            path(&out_dir),
+            "--accel",
+            "tcg",
+        ]);
+        assert!(out.status.success(), "--tdx-quote {format}:\n{}", stderr(&out));
+        let quote = std::fs::read(out_dir.join("evidence.bin")).unwrap();
+        let parsed = ParsedQuote::parse(&quote).expect("a DCAP quote");
+        assert_eq!(parsed.quote.header.version, 5, "{format}");
+        assert_eq!(parsed.quote.body.is_td15(), td15, "{format}");
+        let key = certified_key(&certificate(&out_dir));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("evidence.json")).unwrap()).unwrap();
+        assert_eq!(hex::encode(&key), json["public_key"].as_str().unwrap());
+    }
+}
+
 #[test]
 fn sim_tdx_refuses_a_quote_altered_by_the_host() {
     let dir = tempfile::tempdir().unwrap();

@@ -117,6 +117,10 @@ enum Commands {
         /// Another directory is another simulated chip.
         #[arg(long, value_name = "DIR")]
         sim_chip: Option<PathBuf>,
+        /// --platform sim-tdx: the quote format of the simulated quoting enclave: 4, 5 (TD 1.0
+        /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
+        #[arg(long, value_name = "FORMAT", default_value = "4")]
+        tdx_quote: twi_host::sim::tdx::QuoteFormat,
     },
     /// Serve the issuer's roles (Verifier, Credential Authority) over HTTP for
     /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
@@ -499,6 +503,7 @@ fn execute(cli: Cli) -> Result<()> {
             hardware,
             renew,
             sim_chip,
+            tdx_quote,
         } => {
             if renew.is_some() && mechanism.is_some_and(|m| m != MechanismArg::C) {
                 bail!("--renew runs under mechanism c (evidence to the Credential Authority)");
@@ -563,8 +568,9 @@ fn execute(cli: Cli) -> Result<()> {
             };
             let mut sim_tdx = match platform {
                 PlatformArg::SimTdx => {
-                    let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
+                    let mut tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
                         .context("opening the simulated TDX platform")?;
+                    tdx.set_quote_format(tdx_quote);
                     // A remote issuer accepts the simulated root by its own configuration
                     // (`twi serve --simulated-tee`).
                     if let Some(issuer) = embedded.as_mut() {
