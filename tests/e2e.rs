@@ -163,6 +163,34 @@ fn a_certificate_table_altered_by_the_host_is_rejected() {
     assert!(!out_dir.path().join("credential.pem").exists());
 }
 
+/// `--platform snp|tdx|igvm` launch the image as a confidential VM; on a machine that is not
+/// such a host QEMU refuses, and the user learns what QEMU said and what the host must offer.
+#[test]
+fn hardware_platforms_say_what_the_host_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    for (platform, extra, needs) in [
+        ("snp", &[][..], "--platform snp needs an AMD SEV-SNP host"),
+        ("igvm", &[][..], "--platform igvm needs an AMD SEV-SNP host and a QEMU built with IGVM support"),
+        ("tdx", &["--pccs", "http://127.0.0.1:1"][..], "--platform tdx needs an Intel TDX host"),
+    ] {
+        let out_dir = dir.path().join(platform);
+        let state = dir.path().join("state");
+        let mut args = vec!["run", "--platform", platform, "--state", path(&state), "--out", path(&out_dir)];
+        args.extend(extra);
+        let out = twi(&args);
+        let log = stderr(&out);
+        assert!(!out.status.success(), "{platform}: {log}");
+        assert!(log.contains("twi: accelerator kvm (a confidential VM runs only under KVM)"), "{log}");
+        assert!(log.contains("twi: error: QEMU exited with exit status: 1 before the guest finished: "), "{log}");
+        assert!(log.contains(needs), "{platform}: {log}");
+        assert!(!out_dir.join("credential.pem").exists());
+    }
+    // TDX needs Intel's collateral to judge the TCB: said before anything is built.
+    let out = twi(&["run", "--platform", "tdx", "--out", path(&dir.path().join("tdx-no-collateral"))]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("pass --collateral PATH or --pccs URL"), "{}", stderr(&out));
+}
+
 #[test]
 fn a_nonce_the_issuer_did_not_issue_is_rejected() {
     let out_dir = tempfile::tempdir().unwrap();
@@ -354,6 +382,43 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     assert!(verify.status.success());
 }
 
+/// The simulated quoting enclave in the other formats the verifier takes: a DCAP quote v5 with
+/// a TD 1.0 body, and v5 with a TD 1.5 body (TDX 1.5 module); the runtime parses each, and
+/// the issuer verifies each with the code that verifies Intel's.
+#[test]
+fn sim_tdx_quotes_v5_with_td10_and_td15_bodies() {
+    use twi_attester::tdx::quote::ParsedQuote;
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    for (format, td15) in [("5", false), ("5-td15", true)] {
+        let out_dir = dir.path().join(format);
+        let out = twi(&[
+            "run",
+            "--platform",
+            "sim-tdx",
+            "--tdx-quote",
+            format,
+            "--image",
+            path(&f.rom),
+            "--state",
+            path(&f.state),
+            "--out",
+            path(&out_dir),
+            "--accel",
+            "tcg",
+        ]);
+        assert!(out.status.success(), "--tdx-quote {format}:\n{}", stderr(&out));
+        let quote = std::fs::read(out_dir.join("evidence.bin")).unwrap();
+        let parsed = ParsedQuote::parse(&quote).expect("a DCAP quote");
+        assert_eq!(parsed.quote.header.version, 5, "{format}");
+        assert_eq!(parsed.quote.body.is_td15(), td15, "{format}");
+        let key = certified_key(&certificate(&out_dir));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out_dir.join("evidence.json")).unwrap()).unwrap();
+        assert_eq!(hex::encode(&key), json["public_key"].as_str().unwrap());
+    }
+}
+
 #[test]
 fn sim_tdx_refuses_a_quote_altered_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,6 +572,42 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
             .unwrap();
     }
     assert!(fixture().state.join("issuer/provenance.sqlite").is_file());
+}
+
+/// `twi run --renew SERIAL` under a CS_L3 policy: on another (simulated) chip the renewal is
+/// refused with the reason; on the chip the credential was issued on, it is granted anew.
+#[test]
+fn a_cs_l3_renewal_is_refused_on_another_chip_and_granted_on_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("v1.0 (sim)", &fixture_measurement())], "");
+    let first = dir.path().join("first");
+    let out = run_sim(&first, &["--accel", "tcg", "--policy", path(&policy)]);
+    assert!(out.status.success(), "first issuance failed:\n{}", stderr(&out));
+    let serial = hex::encode(certificate(&first).tbs_certificate().serial_number().as_bytes());
+
+    let other_chip = dir.path().join("another-chip");
+    let elsewhere = dir.path().join("elsewhere");
+    let out = run_sim(
+        &elsewhere,
+        &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial, "--sim-chip", path(&other_chip)],
+    );
+    let log = stderr(&out);
+    assert!(!out.status.success(), "a CS_L3 credential was renewed on another chip:\n{log}");
+    assert!(
+        log.contains(&format!("twi: renewal of credential {serial}"))
+            && log.contains("renewal of spiffe://example.org/payroll-app refused: its credential is bound (CS_L3) to the chip it was issued on"),
+        "unclear refusal:\n{log}"
+    );
+    assert!(!elsewhere.join("credential.pem").exists());
+
+    let again = dir.path().join("again");
+    let out = run_sim(&again, &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial]);
+    assert!(out.status.success(), "the renewal on the same chip failed:\n{}", stderr(&out));
+    let renewed = hex::encode(certificate(&again).tbs_certificate().serial_number().as_bytes());
+    assert_ne!(renewed, serial, "a renewal is a new credential");
+    // Renewing a credential this issuer never issued is refused, naming what to pass.
+    let out = run_sim(&dir.path().join("unknown"), &["--accel", "tcg", "--policy", path(&policy), "--renew", "00ff"]);
+    assert!(stderr(&out).contains("credential 00ff has no provenance record at this issuer"), "{}", stderr(&out));
 }
 
 #[test]
@@ -740,4 +841,156 @@ fn mechanism_d_under_simulated_tdx_releases_the_provisioned_key() {
     let (_, provisioned_key) = provisioned("spiffe://example.org/demo");
     assert_eq!(certified_key(&certificate(dir.path())), provisioned_key);
     assert_openssl_verifies(dir.path());
+}
+
+/// `twi serve` on an ephemeral port, killed when dropped.
+struct Served {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Served {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(TWI)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("cannot start twi serve");
+        // Ready when it prints its URL (it has bound the port by then).
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let mut served = Self { child, url: String::new() };
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_default();
+        assert!(line.starts_with("http://127.0.0.1:"), "twi serve did not print its URL (got {line:?})");
+        served.url = line.trim().to_string();
+        served
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (server_state, loader_state, image) =
+        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
+    // The issuer operator builds the image: it embeds the service's CA as its anchor.
+    let elf = f.rom.with_file_name("twi-runtime.elf");
+    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+    let policy = write_policy(dir.path(), &[("served image", measurement)], "");
+    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&format!(
+        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+    ));
+    std::fs::write(&policy, text).unwrap();
+    let served = Served::start(&[
+        "--state",
+        path(&server_state),
+        "--policy",
+        path(&policy),
+        "--simulated-tee",
+        path(&loader_state),
+    ]);
+    let served_ca = server_state.join("issuer/issuer-ca.pem");
+    // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
+    // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
+    for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
+        let out = dir.path().join(format!("run-{platform}-{mechanism}"));
+        let run = twi(&[
+            "run",
+            "--platform",
+            platform,
+            "--image",
+            path(&image.join("twi.rom")),
+            "--state",
+            path(&loader_state),
+            "--out",
+            path(&out),
+            "--accel",
+            "tcg",
+            "--mechanism",
+            mechanism,
+            "--issuer-url",
+            &served.url,
+        ]);
+        let log = stderr(&run);
+        assert!(
+            run.status.success(),
+            "twi run --platform {platform} --mechanism {mechanism} --issuer-url failed:\n{log}"
+        );
+        for line in [
+            format!("using the Verifier and Credential Authority at {}", served.url),
+            format!("credential acquisition mechanism {mechanism}"),
+            "admitted as spiffe://example.org/payroll-app".to_string(),
+        ] {
+            assert!(log.contains(&line), "{line:?} missing from:\n{log}");
+        }
+        let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
+        assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+        let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
+        let san = String::from_utf8_lossy(&text.stdout);
+        assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+        let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
+        assert_eq!(json["platform"], if platform == "sim" { "SimSnp" } else { "SimTdx" });
+        assert_eq!(certified_key(&certificate(&out)), key, "the credential certifies the attested key");
+        assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(&served_ca).unwrap());
+        let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+        assert!(console.contains("credential accepted for spiffe://example.org/payroll-app"), "{console}");
+    }
+    // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
+    // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
+    let out = dir.path().join("run-built");
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--state",
+        path(&loader_state),
+        "--out",
+        path(&out),
+        "--accel",
+        "tcg",
+        "--issuer-url",
+        &served.url,
+    ]);
+    assert!(run.status.success(), "twi run --issuer-url without --image failed:\n{}", stderr(&run));
+    assert!(
+        std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
+        "the image built against the served CA differs from the operator's"
+    );
+    assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
+}
+
+#[test]
+fn http_an_unreachable_issuer_is_reported_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: nothing listens there.
+    let run = run_sim(dir.path(), &["--accel", "tcg", "--issuer-url", "http://127.0.0.1:9"]);
+    let log = stderr(&run);
+    assert!(!run.status.success());
+    assert!(log.contains("the issuer at http://127.0.0.1:9 cannot be reached"), "{log}");
+    assert!(!dir.path().join("console.log").exists(), "QEMU was started: {log}");
 }

@@ -12,8 +12,11 @@ use std::time::Duration;
 
 use percent_encoding::percent_decode_str;
 use twi_attester::snp::report::TcbVersion;
+use twi_attester::tdx::quote::ParsedQuote;
 use twi_issuer::amd::{Product, VekKind, kds};
 use twi_issuer::chain::{Cert, split_certificates};
+use twi_issuer::tdx::Collateral;
+use twi_issuer::tdx::pck::{PckExtensions, split_pck_chain};
 
 /// Longest response body accepted (collateral is a few KiB; a CRL a few hundred KiB at most).
 const MAX_BODY: u64 = 4 << 20;
@@ -211,4 +214,27 @@ pub fn pcs_collateral(
         )),
     }
     Ok(notes)
+}
+
+/// The collateral for `quote`'s platform (its FMSPC and PCK CA, read from the quote's PCK
+/// chain), fetched from the PCCS or PCS at `base` into `dir` and read back by the offline
+/// loader; and notes for the verdict's warnings.
+pub fn collateral_for_quote(base: &str, dir: &Path, quote: &[u8]) -> Result<(Collateral, Vec<String>), FetchError> {
+    let unusable = |reason: &str| FetchError::Unusable { url: base.to_string(), reason: reason.to_string() };
+    let chain = ParsedQuote::parse(quote)
+        .ok()
+        .and_then(|p| split_pck_chain(p.quote.pck_chain).ok())
+        .ok_or_else(|| unusable("the quote carries no readable PCK certificate chain, so its platform is unknown"))?;
+    let fmspc = chain
+        .first()
+        .and_then(|leaf| PckExtensions::parse(leaf).ok())
+        .map(|p| p.fmspc)
+        .ok_or_else(|| unusable("the quote's PCK certificate has no readable FMSPC"))?;
+    let ca = chain
+        .get(1)
+        .and_then(|ca| PckCa::from_issuer_name(&ca.common_name()))
+        .ok_or_else(|| unusable("the quote's PCK chain names neither the Platform nor the Processor CA"))?;
+    let notes = pcs_collateral(&Fetcher::default(), base, dir, &fmspc, ca)?;
+    let collateral = Collateral::from_pcs_dir(dir).map_err(|e| unusable(&e.to_string()))?;
+    Ok((collateral, notes))
 }

@@ -7,5 +7,6 @@ pub mod igvm;
 pub mod image;
 pub mod measure;
 pub mod qemu;
+pub mod remote;
 pub mod run;
 pub mod sim;

@@ -6,11 +6,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
 use twi_host::qemu::AccelChoice;
+use twi_host::remote::{IssuerLink, RemoteIssuer};
 use twi_host::sim::snp::SimPsp;
 use twi_host::{accel, image, measure, qemu, run};
 
@@ -100,6 +101,50 @@ enum Commands {
         /// Credential acquisition mechanism (default: the policy's choice for the workload).
         #[arg(long, value_enum)]
         mechanism: Option<MechanismArg>,
+        /// Use the Verifier and Credential Authority of `twi serve` at this URL
+        /// (http://HOST:PORT) instead of the embedded issuer; the image must embed that
+        /// issuer's CA (built without --image, it does).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["policy", "policy_key"])]
+        issuer_url: Option<String>,
+        #[command(flatten)]
+        hardware: HardwareArgs,
+        /// Renew the credential with this X.509 serial (hex) or WIT jti, issued by this issuer:
+        /// refused unless the launch keeps what the policy's stickiness binds (CS_L1 the TCB,
+        /// CS_L2 the declared claims, CS_L3 the chip). Mechanism c.
+        #[arg(long, value_name = "SERIAL", conflicts_with = "issuer_url")]
+        renew: Option<String>,
+        /// The simulated TEE's machine: its chip identity and keys (default STATE/sim-snp).
+        /// Another directory is another simulated chip.
+        #[arg(long, value_name = "DIR")]
+        sim_chip: Option<PathBuf>,
+        /// --platform sim-tdx: the quote format of the simulated quoting enclave: 4, 5 (TD 1.0
+        /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
+        #[arg(long, value_name = "FORMAT", default_value = "4")]
+        tdx_quote: twi_host::sim::tdx::QuoteFormat,
+    },
+    /// Serve the issuer's roles (Verifier, Credential Authority) over HTTP for
+    /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
+    Serve {
+        /// Address to listen on (port 0: any free port; the URL is printed on stdout).
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8740")]
+        listen: String,
+        /// The appraisal policy (TOML; see issuer/policy.example.toml). Without it every
+        /// verified launch gets --workload, with no WIT, attestation result or provenance
+        /// record (and mechanism b is refused).
+        #[arg(long, value_name = "FILE")]
+        policy: Option<PathBuf>,
+        /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
+        #[arg(long, value_name = "PEM", requires = "policy")]
+        policy_key: Option<PathBuf>,
+        /// The roles whose endpoints this process serves: verifier, ca (comma-separated).
+        #[arg(long, default_value = "verifier,ca", value_parser = twi_issuer::http::Roles::parse)]
+        roles: twi_issuer::http::Roles,
+        /// Development only: accept evidence from the simulated TEE whose keys are in DIR (the
+        /// `--state` of the `twi run` that launches the guests: DIR/sim-snp, DIR/sim-tdx).
+        #[arg(long, value_name = "DIR")]
+        simulated_tee: Option<PathBuf>,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
     /// verified, 1 rejected, 2 bad usage or unreadable input).
@@ -209,7 +254,13 @@ impl MechanismArg {
 
 /// The development policy `twi run` uses without --policy: one workload, `identity`, admitting
 /// exactly the launch measurements of the image it boots (simulated SEV-SNP and TDX).
-fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Option<&[u8; 48]>) -> String {
+/// `hardware`: also admit the image on real SEV-SNP / TDX (the same measurement).
+fn development_policy(
+    identity: &IdentityArgs,
+    snp_digest: &[u8; 48],
+    mrtd: Option<&[u8; 48]>,
+    hardware: bool,
+) -> String {
     let quote = |s: &str| toml_quote(s);
     let mut text = format!(
         "# Development policy made by `twi run` (no --policy): admits exactly the image it boots.\n\
@@ -227,6 +278,18 @@ fn development_policy(identity: &IdentityArgs, snp_digest: &[u8; 48], mrtd: Opti
             hex::encode(mrtd)
         ));
     }
+    if hardware {
+        text.push_str(&format!(
+            "\n[[workload.reference]]\nlabel = \"this image (SEV-SNP)\"\nplatform = \"snp\"\nmeasurement = \"{}\"\n",
+            hex::encode(snp_digest)
+        ));
+        if let Some(mrtd) = mrtd {
+            text.push_str(&format!(
+                "\n[[workload.reference]]\nlabel = \"this image (TDX)\"\nplatform = \"tdx\"\nmrtd = \"{}\"\n",
+                hex::encode(mrtd)
+            ));
+        }
+    }
     text
 }
 
@@ -241,6 +304,29 @@ fn toml_quote(s: &str) -> String {
         })
         .collect();
     format!("\"{escaped}\"")
+}
+
+/// Collateral for real hardware (`--platform snp|igvm|tdx`).
+#[derive(Args, Debug, Clone)]
+struct HardwareArgs {
+    /// SEV-SNP: the VCEK cache (layout: `twi verify snp-report --help`), used when the host's
+    /// extended guest request supplies no certificate table.
+    #[arg(long, value_name = "DIR")]
+    vcek_cache: Option<PathBuf>,
+    /// SEV-SNP: fetch a missing VCEK and its chain from AMD KDS into --vcek-cache.
+    #[arg(long, requires = "vcek_cache")]
+    fetch: bool,
+    /// KDS base URL for --fetch.
+    #[arg(long, value_name = "URL", default_value = twi_issuer::amd::kds::KDS_BASE)]
+    kds_url: String,
+    /// TDX: TCB info, QE identity and CRLs (a dcap-qvl JSON file or a PCS directory, as for
+    /// `twi verify tdx-quote --collateral`).
+    #[arg(long, value_name = "PATH", conflicts_with = "pccs")]
+    collateral: Option<PathBuf>,
+    /// TDX: fetch the collateral for the quote's platform from this PCCS (or Intel PCS) into
+    /// OUT/collateral.
+    #[arg(long, value_name = "URL")]
+    pccs: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -296,11 +382,32 @@ fn open_issuer(state: &Path, identity: &IdentityArgs, sim_root: Option<x509_cert
     Issuer::open(&state.join("issuer"), config).context("opening the issuer")
 }
 
-fn manifest_for(issuer: &Issuer, diagnostic: Diagnostic) -> LaunchManifest {
+/// The issuer an image trusts: its CA's public key (SEC1) and name.
+struct Anchor {
+    public_key: Vec<u8>,
+    name: String,
+}
+
+impl Anchor {
+    fn of(issuer: &Issuer) -> Self {
+        Self { public_key: issuer.ca().public_key_sec1(), name: issuer.ca().subject().to_string() }
+    }
+
+    /// A remote issuer's, from its CA certificate.
+    fn of_certificate(certificate: &x509_cert::Certificate) -> Self {
+        let tbs = certificate.tbs_certificate();
+        Self {
+            public_key: tbs.subject_public_key_info().subject_public_key.raw_bytes().to_vec(),
+            name: tbs.subject().to_string(),
+        }
+    }
+}
+
+fn manifest_for(anchor: &Anchor, diagnostic: Diagnostic) -> LaunchManifest {
     LaunchManifest {
         format: MANIFEST_FORMAT,
-        issuer_anchor: issuer.ca().public_key_sec1(),
-        issuer_name: issuer.ca().subject().to_string(),
+        issuer_anchor: anchor.public_key.clone(),
+        issuer_name: anchor.name.clone(),
         diagnostic,
     }
 }
@@ -309,7 +416,7 @@ fn manifest_for(issuer: &Issuer, diagnostic: Diagnostic) -> LaunchManifest {
 fn build(
     out: &Path,
     runtime_elf: Option<&Path>,
-    issuer: &Issuer,
+    anchor: &Anchor,
     params: &image::ImageParams,
     diagnostic: Diagnostic,
 ) -> Result<PathBuf> {
@@ -322,7 +429,7 @@ fn build(
         }
     };
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let images = image::build_images(&elf, &manifest_for(issuer, diagnostic), params)?;
+    let images = image::build_images(&elf, &manifest_for(anchor, diagnostic), params)?;
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);
@@ -361,7 +468,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Build { out, runtime_elf, identity, launch, diagnostic } => {
             let params = launch.params()?;
             let issuer = open_issuer(&state, &identity, None)?;
-            build(&out, runtime_elf.as_deref(), &issuer, &params, diagnostic.into())?;
+            build(&out, runtime_elf.as_deref(), &Anchor::of(&issuer), &params, diagnostic.into())?;
             Ok(())
         }
         Commands::Measure { image, platform, launch, json, xfam, td_attributes } => {
@@ -381,45 +488,97 @@ fn execute(cli: Cli) -> Result<()> {
             policy,
             policy_key,
             mechanism,
+            issuer_url,
+            hardware,
+            renew,
+            sim_chip,
+            tdx_quote,
         } => {
+            if renew.is_some() && mechanism.is_some_and(|m| m != MechanismArg::C) {
+                bail!("--renew runs under mechanism c (evidence to the Credential Authority)");
+            }
+            // A renewal is a Credential Authority request, whatever the workload's usual mechanism.
+            let mechanism = if renew.is_some() { Some(MechanismArg::C) } else { mechanism };
+            if let Some(m) = mechanism {
+                check_mechanism(m.mechanism(), "--mechanism", issuer_url.is_some())?;
+            }
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
-            match platform {
-                PlatformArg::Sim | PlatformArg::SimTdx => {}
-                PlatformArg::Snp => bail!(
-                    "--platform snp is not implemented yet: it needs an SEV-SNP host and the runtime's SNP guest-request path (in progress); use --platform sim"
-                ),
-                PlatformArg::Tdx => bail!(
-                    "--platform tdx is not implemented yet: it needs a TDX host and the runtime's TDX quote path (in progress); use --platform sim"
-                ),
-                PlatformArg::Igvm => bail!(
-                    "--platform igvm is not implemented yet: it needs an SEV-SNP host, a QEMU built with IGVM support and the runtime's SNP guest-request path; use --platform sim"
-                ),
+            let hardware_platform = !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx);
+            if hardware_platform && issuer_url.is_some() {
+                bail!(
+                    "--issuer-url runs only the simulated platforms yet: the service's hardware roots are its own configuration"
+                );
             }
+            if platform == PlatformArg::Tdx && hardware.collateral.is_none() && hardware.pccs.is_none() {
+                bail!(
+                    "--platform tdx: the issuer judges the quote's TCB against Intel's collateral: pass --collateral PATH or --pccs URL"
+                );
+            }
+            let launch_profile = {
+                let defaults = image::ImageParams::default();
+                qemu::SnpProfile {
+                    vcpus: defaults.vcpus,
+                    cpu_type: defaults.cpu_type.name.to_string(),
+                    policy: defaults.policy,
+                }
+            };
+            let hardware_profile = match platform {
+                PlatformArg::Sim | PlatformArg::SimTdx => None,
+                PlatformArg::Snp => Some(run::HardwareProfile::Snp(launch_profile)),
+                PlatformArg::Igvm => Some(run::HardwareProfile::Igvm(launch_profile)),
+                PlatformArg::Tdx => Some(run::HardwareProfile::Tdx),
+            };
             let qemu_path = qemu::find_qemu()?;
             fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             // A credential from an earlier run must never pass for this run's.
             let credential_path = out.join("credential.pem");
             let _ = fs::remove_file(&credential_path);
 
-            let mut psp =
-                SimPsp::load_or_create(&state.join("sim-snp")).context("opening the simulated SEV-SNP firmware")?;
-            let mut issuer = open_issuer(&state, &identity, Some(psp.root().clone()))?;
+            let chip_dir = sim_chip.unwrap_or_else(|| state.join("sim-snp"));
+            let mut psp = SimPsp::load_or_create(&chip_dir).context("opening the simulated SEV-SNP firmware")?;
+            // The roles: embedded (this process, state under --state) or `twi serve` at a URL,
+            // whose CA the image must embed.
+            let remote = issuer_url.as_deref().map(RemoteIssuer::new).transpose()?;
+            let (mut embedded, anchor, remote_ca) = match &remote {
+                None => {
+                    // Simulated evidence is accepted only on a simulated run.
+                    let sim_root = (!hardware_platform).then(|| psp.root().clone());
+                    let issuer = open_issuer(&state, &identity, sim_root)?;
+                    let anchor = Anchor::of(&issuer);
+                    (Some(issuer), anchor, None)
+                }
+                Some(remote) => {
+                    let (pem, certificate) = remote.ca_certificate()?;
+                    eprintln!("twi: using the Verifier and Credential Authority at {}", remote.url());
+                    (None, Anchor::of_certificate(&certificate), Some(pem))
+                }
+            };
             let mut sim_tdx = match platform {
                 PlatformArg::SimTdx => {
-                    let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
+                    let mut tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
                         .context("opening the simulated TDX platform")?;
-                    issuer
-                        .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
-                        .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+                    tdx.set_quote_format(tdx_quote);
+                    // A remote issuer accepts the simulated root by its own configuration
+                    // (`twi serve --simulated-tee`).
+                    if let Some(issuer) = embedded.as_mut() {
+                        issuer
+                            .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+                            .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+                    }
                     Some(tdx)
                 }
                 _ => None,
             };
-            let rom_path = match image {
+            let rom_path = match image.clone() {
                 Some(path) => path,
-                None => build(&out, None, &issuer, &image::ImageParams::default(), Diagnostic::None)?,
+                None => build(&out, None, &anchor, &image::ImageParams::default(), Diagnostic::None)?,
+            };
+            // The image QEMU loads: the ROM, or for --platform igvm the IGVM file beside it.
+            let launch_path = match (platform, &image) {
+                (PlatformArg::Igvm, None) => rom_path.with_file_name("twi.igvm"),
+                _ => rom_path.clone(),
             };
             if print_qemu {
                 let channel = Path::new("CHANNEL.sock");
@@ -431,15 +590,30 @@ fn execute(cli: Cli) -> Result<()> {
                 println!("{}", qemu::command_line(&qemu_path, &args));
                 return Ok(());
             }
-            let rom = fs::read(&rom_path).with_context(|| format!("cannot read {}", rom_path.display()))?;
+            let rom = match platform {
+                PlatformArg::Igvm => Vec::new(),
+                _ => fs::read(&rom_path).with_context(|| format!("cannot read {}", rom_path.display()))?,
+            };
             // The simulated PSP reports the launch digest a real SNP launch of these exact
             // bytes would (the default `snp` profile: 1 x EPYC-v4), so the report's
             // MEASUREMENT equals the build's reference value when the image is the one built.
-            let digest = measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
-                .context("computing the simulated launch digest of the image")?;
+            let digest = if platform == PlatformArg::Igvm {
+                let bytes = fs::read(&launch_path).with_context(|| format!("cannot read {}", launch_path.display()))?;
+                let file = twi_host::igvm::parse(&bytes).context("reading the IGVM file")?;
+                twi_host::igvm::snp_launch_digest(&file).context("computing the IGVM launch digest")?
+            } else {
+                measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
+                    .context("computing the simulated launch digest of the image")?
+            };
             psp.set_launch_digest(digest);
             let mut measurement = digest.to_vec();
             let mut mrtd = None;
+            if platform == PlatformArg::Tdx {
+                let value = measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm)
+                    .context("computing the MRTD of the image")?;
+                measurement = value.to_vec();
+                mrtd = Some(value);
+            }
             if let Some(tdx) = sim_tdx.as_mut() {
                 // The simulated TDX module reports the MRTD a TDX launch of these exact bytes
                 // would (QEMU/KVM page order): the build's `tdx.mrtd` reference value.
@@ -449,30 +623,60 @@ fn execute(cli: Cli) -> Result<()> {
                 measurement = value.to_vec();
                 mrtd = Some(value);
             }
-            let loaded = match &policy {
-                Some(path) => {
-                    let key = match &policy_key {
-                        Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
-                        None => None,
-                    };
-                    twi_issuer::policy::Policy::load_verified(path, key.as_ref())
-                        .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
+            if let Some(issuer) = embedded.as_mut() {
+                let loaded = match &policy {
+                    Some(path) => {
+                        let key = match &policy_key {
+                            Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
+                            None => None,
+                        };
+                        twi_issuer::policy::Policy::load_verified(path, key.as_ref())
+                            .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?
+                    }
+                    None => {
+                        let text = development_policy(&identity, &digest, mrtd.as_ref(), hardware_platform);
+                        eprintln!(
+                            "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
+                            identity.trust_domain, identity.workload
+                        );
+                        twi_issuer::policy::Policy::from_toml(&text).map_err(|e| {
+                            anyhow::anyhow!("the development policy (check --trust-domain and --workload): {e}")
+                        })?
+                    }
+                };
+                issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+                use twi_proto::msg::Platform;
+                let sim_platform = match platform {
+                    PlatformArg::Snp | PlatformArg::Igvm => Platform::Snp,
+                    PlatformArg::Tdx => Platform::Tdx,
+                    PlatformArg::SimTdx => Platform::SimTdx,
+                    PlatformArg::Sim => Platform::SimSnp,
+                };
+                match platform {
+                    PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
+                        trust: twi_issuer::amd::SnpTrust::amd(),
+                        policy: Default::default(),
+                    }),
+                    PlatformArg::Tdx => {
+                        if let Some(path) = &hardware.collateral {
+                            let collateral = twi_issuer::tdx::Collateral::load(path, None)
+                                .map_err(|e| anyhow::anyhow!("--collateral: {e}"))?;
+                            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+                        }
+                    }
+                    PlatformArg::Sim | PlatformArg::SimTdx => {}
                 }
-                None => {
-                    let text = development_policy(&identity, &digest, mrtd.as_ref());
-                    eprintln!(
-                        "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
-                        identity.trust_domain, identity.workload
-                    );
-                    twi_issuer::policy::Policy::from_toml(&text).map_err(|e| {
-                        anyhow::anyhow!("the development policy (check --trust-domain and --workload): {e}")
-                    })?
+                if mechanism.is_none()
+                    && let Some(mode) = issuer.policy_mode()
+                    && let Some(workload) = mode.workload_for(sim_platform, &measurement)
+                {
+                    let source = format!("the policy's choice for workload `{}`", workload.id);
+                    check_mechanism(workload.mechanism, &source, false)?;
                 }
-            };
-            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+            }
 
             let elf_for_probe = rom_path.with_file_name("twi-runtime.elf");
-            let probe_issuer = &issuer;
+            let probe_anchor = &anchor;
             let self_test_rom = || -> Result<PathBuf> {
                 let elf = fs::read(&elf_for_probe).with_context(|| {
                     format!(
@@ -480,46 +684,71 @@ fn execute(cli: Cli) -> Result<()> {
                         elf_for_probe.display()
                     )
                 })?;
-                let rom = image::assemble_rom(&elf, &manifest_for(probe_issuer, Diagnostic::SelfTest))?;
+                let rom = image::assemble_rom(&elf, &manifest_for(probe_anchor, Diagnostic::SelfTest))?;
                 let path = out.join("self-test.rom");
                 fs::write(&path, rom)?;
                 Ok(path)
             };
-            let decision = accel::decide(accel, &qemu_path, &self_test_rom, &state)?;
+            let decision = if hardware_profile.is_some() {
+                // A confidential VM runs only under KVM on its TEE host: nothing to measure.
+                accel::Decision { accel: qemu::Accel::Kvm, reason: "a confidential VM runs only under KVM".into() }
+            } else {
+                accel::decide(accel, &qemu_path, &self_test_rom, &state)?
+            };
             eprintln!("twi: accelerator {} ({})", decision.accel.name(), decision.reason);
 
             let success = run::run(run::Launch {
                 qemu: qemu_path,
                 accel: decision.accel,
-                rom: rom_path,
+                rom: launch_path,
                 out: out.clone(),
                 timeout: Duration::from_secs(timeout),
-                issuer: &mut issuer,
+                issuer: match (embedded.as_mut(), remote.as_ref()) {
+                    (Some(issuer), _) => IssuerLink::Embedded(issuer),
+                    (None, Some(remote)) => IssuerLink::Remote(remote),
+                    (None, None) => bail!("no issuer"),
+                },
                 psp: &psp,
                 sim: psp.launch()?,
                 tdx: sim_tdx.as_mut(),
                 tamper,
                 measurement,
                 mechanism: mechanism.map(MechanismArg::mechanism),
+                hardware: hardware_profile.map(|profile| run::Hardware {
+                    profile,
+                    vcek_cache: hardware.vcek_cache.clone(),
+                    kds: hardware.fetch.then(|| hardware.kds_url.clone()),
+                    pccs: hardware.pccs.clone(),
+                }),
+                renew,
             })?;
-            fs::write(&credential_path, &success.issued.certificate_pem)?;
-            if let Some(credentials) = &success.issued.policy {
-                fs::write(out.join("credential.wit"), &credentials.wit)?;
-                fs::write(out.join("attestation-result.jwt"), &credentials.ear_jwt)?;
-                fs::write(out.join("provenance.json"), serde_json::to_string_pretty(&credentials.provenance)? + "\n")?;
-                if let Some(mode) = issuer.policy_mode() {
-                    let keys = serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] });
-                    fs::write(out.join("issuer-jwks.json"), serde_json::to_string_pretty(&keys)? + "\n")?;
-                }
+            let credential = &success.issued.credential;
+            fs::write(&credential_path, &credential.certificate_pem)?;
+            if let (Some(wit), Some(ear), Some(provenance), Some(admission)) =
+                (&credential.wit, &credential.attestation_result, &credential.provenance, &credential.admission)
+            {
+                fs::write(out.join("credential.wit"), wit)?;
+                fs::write(out.join("attestation-result.jwt"), ear)?;
+                fs::write(out.join("provenance.json"), serde_json::to_string_pretty(provenance)? + "\n")?;
+                let keys = match (embedded.as_mut().and_then(|issuer| issuer.policy_mode()), &remote) {
+                    (Some(mode), _) => {
+                        serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] })
+                    }
+                    (None, Some(remote)) => remote.keys()?,
+                    (None, None) => serde_json::json!({ "keys": [] }),
+                };
+                fs::write(out.join("issuer-jwks.json"), serde_json::to_string_pretty(&keys)? + "\n")?;
                 eprintln!(
                     "twi: admitted as {} by policy {} (reference \"{}\"); wrote credential.wit, attestation-result.jwt, provenance.json, issuer-jwks.json",
-                    credentials.admission.workload_id,
-                    credentials.admission.policy_version,
-                    credentials.admission.reference.label
+                    admission.workload_id, admission.policy_version, admission.reference
                 );
             }
             let ca_path = out.join("issuer-ca.pem");
-            fs::write(&ca_path, issuer.ca().certificate_pem())?;
+            match (&embedded, &remote_ca) {
+                (Some(issuer), _) => fs::write(&ca_path, issuer.ca().certificate_pem())?,
+                (None, Some(pem)) => fs::write(&ca_path, pem)?,
+                (None, None) => {}
+            }
             eprintln!(
                 "twi: wrote {} and {} in {} ms under {}",
                 credential_path.display(),
@@ -527,10 +756,92 @@ fn execute(cli: Cli) -> Result<()> {
                 success.elapsed.as_millis(),
                 decision.accel.name()
             );
-            println!("{}", success.issued.workload_id);
+            println!("{}", credential.workload_id);
             Ok(())
         }
+        Commands::Serve { listen, policy, policy_key, roles, simulated_tee, identity } => {
+            serve(&state, &listen, policy.as_deref(), policy_key.as_deref(), roles, simulated_tee.as_deref(), &identity)
+        }
     }
+}
+
+/// `twi serve`: the issuer's roles over HTTP (`twi_issuer::http`) until Ctrl-C.
+fn serve(
+    state: &Path,
+    listen: &str,
+    policy: Option<&Path>,
+    policy_key: Option<&Path>,
+    roles: twi_issuer::http::Roles,
+    simulated_tee: Option<&Path>,
+    identity: &IdentityArgs,
+) -> Result<()> {
+    let sim_root = match simulated_tee {
+        Some(dir) => Some(
+            SimPsp::load_or_create(&dir.join("sim-snp"))
+                .context("--simulated-tee: opening the simulated SEV-SNP firmware")?
+                .root()
+                .clone(),
+        ),
+        None => None,
+    };
+    let mut issuer = open_issuer(state, identity, sim_root)?;
+    if let Some(dir) = simulated_tee {
+        let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&dir.join("sim-tdx"))
+            .context("--simulated-tee: opening the simulated TDX platform")?;
+        issuer
+            .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+            .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
+    }
+    match policy {
+        Some(path) => {
+            let key = match policy_key {
+                Some(k) => Some(twi_issuer::policy::PolicyKey::load(k).context("--policy-key")?),
+                None => None,
+            };
+            let loaded = twi_issuer::policy::Policy::load_verified(path, key.as_ref())
+                .map_err(|e| anyhow::anyhow!("the appraisal policy: {e}"))?;
+            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
+        }
+        None => eprintln!(
+            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanism b is refused",
+            identity.trust_domain, identity.workload
+        ),
+    }
+    let router = twi_issuer::http::router(issuer, roles);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    runtime.block_on(async {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+        let address = listener.local_addr()?;
+        eprintln!(
+            "twi: serving the {} role(s) on http://{address} (state {}); Ctrl-C stops",
+            roles.names().join(", "),
+            state.display()
+        );
+        // The URL on stdout, alone on its line: scripts (and the tests) wait for it.
+        {
+            use std::io::Write as _;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "http://{address}")?;
+            stdout.flush()?;
+        }
+        twi_issuer::http::serve(listener, router).await.context("serving HTTP")
+    })
+}
+
+/// Fails for mechanisms `twi run` cannot carry out (never pretends): all four run against the
+/// embedded issuer; the Key Store (mechanism d) is not served over HTTP yet.
+fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str, remote: bool) -> Result<()> {
+    if remote && mechanism == twi_issuer::policy::Mechanism::D {
+        bail!(
+            "mechanism d ({source}: the Key Store releasing a provisioned key) is not served over HTTP yet: run it without --issuer-url"
+        );
+    }
+    Ok(())
 }
 
 /// `twi measure`: one digest, hex or JSON, on stdout.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 use twi_issuer::policy::Mechanism;
-use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issued, Issuer};
+use twi_issuer::{CredentialRequestIn, EvidenceBundle};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
     DoorbellKind, DoorbellResponse, ErrorCode, ErrorMsg, KeyRelease, Message, PROTOCOL_VERSION, Platform,
@@ -20,6 +20,7 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, write_message};
 
 use crate::qemu::{self, GUEST_SUCCESS_STATUS};
+use crate::remote::{IssuerLink, Obtained};
 use crate::sim::snp::{SimLaunch, SimPsp};
 use crate::sim::tdx::SimTdx;
 
@@ -74,7 +75,8 @@ pub struct Launch<'a> {
     pub rom: PathBuf,
     pub out: PathBuf,
     pub timeout: Duration,
-    pub issuer: &'a mut Issuer,
+    /// The Verifier and Credential Authority: in-process or over HTTP.
+    pub issuer: IssuerLink<'a>,
     pub psp: &'a SimPsp,
     /// This launch's simulated-PSP guest context (VMPCK0 and sequence numbers).
     pub sim: SimLaunch,
@@ -88,6 +90,79 @@ pub struct Launch<'a> {
     pub measurement: Vec<u8>,
     /// The credential acquisition mechanism (`None`: the policy's choice for the workload).
     pub mechanism: Option<twi_issuer::policy::Mechanism>,
+    /// A launch on real TEE hardware (`--platform snp|igvm|tdx`); `None`: the simulators.
+    pub hardware: Option<Hardware>,
+    /// `--renew SERIAL`: renew this credential (X.509 serial in hex, or WIT jti) instead of
+    /// issuing a first one; the policy's stickiness decides whether this launch may.
+    pub renew: Option<String>,
+}
+
+/// Real TEE hardware: QEMU runs the image as a confidential VM under KVM, the runtime asks
+/// the PSP or the TDX module itself, and no simulated doorbell exists.
+#[derive(Debug, Clone)]
+pub struct Hardware {
+    pub profile: HardwareProfile,
+    /// SEV-SNP: where to find the VCEK and its chain when the guest forwards no certificate
+    /// table (the VCEK cache layout of `twi verify snp-report`).
+    pub vcek_cache: Option<PathBuf>,
+    /// SEV-SNP: fetch a missing VCEK and chain from KDS at this base URL into `vcek_cache`.
+    pub kds: Option<String>,
+    /// TDX: fetch the TCB collateral for the quote's platform from this PCCS (or Intel PCS)
+    /// into the run's output directory, when no collateral was given.
+    pub pccs: Option<String>,
+}
+
+/// Which hardware launch line (`qemu.rs`) the run uses.
+#[derive(Debug, Clone)]
+pub enum HardwareProfile {
+    /// The ROM on an SEV-SNP host.
+    Snp(qemu::SnpProfile),
+    /// The IGVM file (in [`Launch::rom`]) on an SEV-SNP host.
+    Igvm(qemu::SnpProfile),
+    /// The ROM on a TDX host.
+    Tdx,
+}
+
+impl Hardware {
+    /// The platform the guest must report.
+    pub fn platform(&self) -> Platform {
+        match self.profile {
+            HardwareProfile::Snp(_) | HardwareProfile::Igvm(_) => Platform::Snp,
+            HardwareProfile::Tdx => Platform::Tdx,
+        }
+    }
+
+    fn qemu_args(&self, image: &Path, channel: &Path) -> Vec<String> {
+        match &self.profile {
+            HardwareProfile::Snp(profile) => qemu::snp_args(image, channel, profile),
+            HardwareProfile::Igvm(profile) => qemu::igvm_args(image, channel, profile),
+            HardwareProfile::Tdx => qemu::tdx_args(image, channel),
+        }
+    }
+
+    /// What the host must offer, for the message when QEMU cannot start the VM.
+    fn host_requirement(&self) -> &'static str {
+        match self.profile {
+            HardwareProfile::Snp(_) => {
+                "--platform snp needs an AMD SEV-SNP host: KVM with SEV-SNP enabled and QEMU >= 9.1; see qemu/README.md"
+            }
+            HardwareProfile::Igvm(_) => {
+                "--platform igvm needs an AMD SEV-SNP host and a QEMU built with IGVM support (>= 9.2); see qemu/README.md"
+            }
+            HardwareProfile::Tdx => {
+                "--platform tdx needs an Intel TDX host: KVM with TDX, QEMU >= 10.1 with tdx-guest and a quote generation service; see qemu/README.md"
+            }
+        }
+    }
+
+    /// The `--platform` value, for messages.
+    fn option(&self) -> &'static str {
+        match self.profile {
+            HardwareProfile::Snp(_) => "snp",
+            HardwareProfile::Igvm(_) => "igvm",
+            HardwareProfile::Tdx => "tdx",
+        }
+    }
 }
 
 /// The guest's GetQuote buffer size (`twi_runtime::tdx::GET_QUOTE_BUFFER`): the runtime sends
@@ -97,7 +172,7 @@ const GET_QUOTE_CAPACITY: usize = twi_proto::msg::MAX_DOORBELL_RESPONSE;
 /// What happened, for the caller to report.
 #[derive(Debug)]
 pub struct Success {
-    pub issued: Issued,
+    pub issued: Obtained,
     pub elapsed: Duration,
 }
 
@@ -106,7 +181,7 @@ pub struct Success {
 struct Conversation {
     nonce: Option<Vec<u8>>,
     nonce_for_issuer: Option<Vec<u8>>,
-    issued: Option<Issued>,
+    issued: Option<Obtained>,
     /// The first reason the run cannot succeed, in words for the user.
     failure: Option<String>,
     credential_accepted: bool,
@@ -128,6 +203,96 @@ pub fn mechanism_capability(mechanism: Mechanism) -> u32 {
     }
 }
 
+impl Launch<'_> {
+    /// The platform the guest must report in its Hello.
+    fn expected_platform(&self) -> Platform {
+        match &self.hardware {
+            Some(hardware) => hardware.platform(),
+            None if self.tdx.is_some() => Platform::SimTdx,
+            None => Platform::SimSnp,
+        }
+    }
+}
+
+/// Real SEV-SNP without a certificate table from the guest: the VCEK for the report's chip and
+/// TCB, and its chain, from the VCEK cache (fetched from KDS first when `--fetch` allows).
+fn cached_endorsements(launch: &Launch<'_>, report: &[u8]) -> Result<Vec<Vec<u8>>> {
+    use twi_attester::snp::report::{AttestationReport, SigningKey};
+    use twi_issuer::amd::{Product, VekKind, kds};
+    let hardware = launch.hardware.as_ref().ok_or_else(|| anyhow!("not a hardware launch"))?;
+    let parsed = AttestationReport::parse(report).map_err(|e| anyhow!("the report is malformed: {e:?}"))?;
+    if parsed.signing_key() == SigningKey::Vlek {
+        bail!(
+            "the report is signed with a VLEK and the guest forwarded no certificate table: the host must supply the VLEK through the extended guest request"
+        );
+    }
+    let Some(dir) = &hardware.vcek_cache else {
+        bail!(
+            "the guest forwarded no certificate table (the host offers none through the extended guest request): pass --vcek-cache DIR, and --fetch to fill it from AMD KDS"
+        );
+    };
+    let products = parsed
+        .tcb_layout()
+        .and_then(|_| Product::from_cpuid(parsed.cpuid_fam_id, parsed.cpuid_mod_id))
+        .map_or(Product::ALL.to_vec(), |p| vec![p]);
+    let fetcher = crate::fetch::Fetcher::default();
+    for product in products {
+        let mut vcek = kds::vcek_path(dir, product, &parsed.chip_id, parsed.reported_tcb);
+        if !vcek.exists()
+            && let Some(base) = &hardware.kds
+        {
+            match crate::fetch::kds_vcek(&fetcher, base, dir, product, &parsed.chip_id, parsed.reported_tcb) {
+                Ok(path) => vcek = path,
+                Err(e) => {
+                    progress(format_args!("KDS: {e}"));
+                    continue;
+                }
+            }
+        }
+        if !vcek.exists() {
+            continue;
+        }
+        let mut chain = kds::chain_path(dir, product, VekKind::Vcek);
+        if !chain.exists()
+            && let Some(base) = &hardware.kds
+        {
+            chain = crate::fetch::kds_chain(&fetcher, base, dir, product, VekKind::Vcek)?;
+        }
+        let mut endorsements = vec![fs::read(&vcek).with_context(|| format!("cannot read {}", vcek.display()))?];
+        let pem = fs::read(&chain).with_context(|| format!("no chain at {}", chain.display()))?;
+        endorsements
+            .extend(twi_issuer::chain::split_certificates(&pem).map_err(|e| anyhow!("{}: {e}", chain.display()))?);
+        progress(format_args!("endorsements: VCEK and chain from {}", dir.display()));
+        return Ok(endorsements);
+    }
+    bail!(
+        "no VCEK for chip {} at TCB {} in {}: add --fetch, or download {}",
+        hex::encode(parsed.chip_id),
+        kds::tcb_hex(parsed.reported_tcb),
+        dir.display(),
+        kds::vcek_url(Product::Milan, &parsed.chip_id, parsed.reported_tcb)
+    )
+}
+
+/// Real TDX: unless collateral was configured up front, fetch it for the quote's platform from
+/// the PCCS into the output directory and hand it to the issuer's verifier.
+fn hardware_tdx_collateral(launch: &mut Launch<'_>, quote: &[u8]) -> Result<()> {
+    let Some(pccs) = launch.hardware.as_ref().and_then(|h| h.pccs.clone()) else { return Ok(()) };
+    let dir = launch.out.join("collateral");
+    let (collateral, notes) = crate::fetch::collateral_for_quote(&pccs, &dir, quote)?;
+    for note in notes {
+        progress(format_args!("warning: {note}"));
+    }
+    progress(format_args!("collateral: fetched from {pccs} into {}", dir.display()));
+    match &mut launch.issuer {
+        IssuerLink::Embedded(issuer) => {
+            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+        }
+        IssuerLink::Remote(_) => bail!("a remote issuer judges TDX quotes with its own collateral"),
+    }
+    Ok(())
+}
+
 fn progress(what: impl std::fmt::Display) {
     eprintln!("twi: {what}");
 }
@@ -142,7 +307,9 @@ pub fn run(mut launch: Launch<'_>) -> Result<Success> {
 
     // The secrets page holds this launch's VMPCK0: it lives in the private temporary
     // directory, removed with it when the run ends.
-    let args = if launch.tdx.is_some() {
+    let args = if let Some(hardware) = &launch.hardware {
+        hardware.qemu_args(&launch.rom, &socket)
+    } else if launch.tdx.is_some() {
         let page = sockdir.path().join("sim-td-page.bin");
         fs::write(&page, qemu::sim_td_page())?;
         qemu::sim_tdx_args(launch.accel, &launch.rom, &socket, &page)
@@ -197,8 +364,12 @@ pub fn run(mut launch: Launch<'_>) -> Result<Success> {
             bail!("the guest failed: {fatal}");
         }
         let stderr = qemu_stderr.join().unwrap_or_default();
+        let hint = match (&launch.hardware, conversation.nonce.is_none()) {
+            (Some(hardware), true) => format!(" ({})", hardware.host_requirement()),
+            _ => String::new(),
+        };
         bail!(
-            "QEMU exited with {status} before the guest finished{}",
+            "QEMU exited with {status} before the guest finished{}{hint}",
             if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) }
         );
     }
@@ -317,20 +488,21 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 fail(conversation, format!("the guest speaks {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnsupportedVersion, &text))));
             }
-            let expected = if launch.tdx.is_some() { Platform::SimTdx } else { Platform::SimSnp };
+            let expected = launch.expected_platform();
             if hello.platform != expected {
-                let option = if launch.tdx.is_some() { "sim-tdx" } else { "sim" };
+                let option = match &launch.hardware {
+                    Some(hardware) => hardware.option(),
+                    None if launch.tdx.is_some() => "sim-tdx",
+                    None => "sim",
+                };
                 let text = format!("platform {:?} cannot run under `--platform {option}`", hello.platform);
                 fail(conversation, format!("the guest reports {text}"));
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, &text))));
             }
-            let mechanism = launch
-                .mechanism
-                .or_else(|| {
-                    let mode = launch.issuer.policy_mode()?;
-                    mode.workload_for(expected, &launch.measurement).map(|w| w.mechanism)
-                })
-                .unwrap_or(Mechanism::C);
+            // The Verifier's challenge; it also says which mechanism the policy chose for the
+            // workload this measurement belongs to.
+            let (nonce, policy_mechanism) = launch.issuer.challenge(expected, &launch.measurement)?;
+            let mechanism = launch.mechanism.or(policy_mechanism).unwrap_or(Mechanism::C);
             if hello.capabilities & mechanism_capability(mechanism) == 0 {
                 let text = format!(
                     "the guest does not advertise credential acquisition mechanism {} (capabilities {:#x})",
@@ -344,7 +516,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             conversation.mechanism = Some(mechanism);
             if mechanism == Mechanism::D {
                 // The workload owner's provisioning step, done here once for the demo.
-                match launch.issuer.provision_workload(expected, &launch.measurement) {
+                match launch.issuer.provision(expected, &launch.measurement) {
                     Ok((provisioned, created)) => progress(format_args!(
                         "Key Store: {} credential for {} (serial {}){}",
                         if created { "provisioned a" } else { "holds the provisioned" },
@@ -359,8 +531,6 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                     }
                 }
             }
-            let nonce =
-                launch.issuer.challenge_for(expected, &launch.measurement).map_err(|e| anyhow!("issuer: {e}"))?;
             let sent = if launch.tamper == Some(Tamper::Nonce) {
                 let mut other = vec![0u8; nonce.len()];
                 getrandom::fill(&mut other).map_err(|e| anyhow!("OS RNG: {e}"))?;
@@ -372,6 +542,11 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             conversation.nonce = Some(sent.clone());
             conversation.nonce_for_issuer = Some(nonce);
             Some(Message::Challenge(Challenge { nonce: sent, key_release: mechanism == Mechanism::D }))
+        }
+        Message::DoorbellRequest(_) if launch.hardware.is_some() => {
+            let text = "a guest on real hardware asked for the simulated doorbell";
+            fail(conversation, format!("the guest misbehaved: {text}"));
+            Some(Message::Error(ErrorMsg::new(ErrorCode::UnexpectedMessage, text)))
         }
         Message::DoorbellRequest(request) => match request.kind {
             DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => {
@@ -444,6 +619,15 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 evidence.evidence.len(),
                 evidence.platform
             ));
+            if evidence.platform != launch.expected_platform() {
+                let text = format!(
+                    "evidence of platform {:?} on a {:?} launch",
+                    evidence.platform,
+                    launch.expected_platform()
+                );
+                fail(conversation, format!("the guest sent {text}"));
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &text))));
+            }
             if conversation.nonce.as_deref() != Some(evidence.nonce.as_slice()) {
                 fail(conversation, "the guest echoed a nonce other than the challenge".into());
                 return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, "nonce echo mismatch"))));
@@ -458,23 +642,45 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             }
             // SEV-SNP endorsements: the certificate table the guest forwarded (extended guest
             // request), else the host's own copies of the VCEK and ASK.
-            let endorsements = match (&evidence.certificates, launch.tdx.is_some()) {
-                (_, true) => Vec::new(),
-                (Some(table), false) => match twi_issuer::snp::endorsements_from_table(table) {
-                    Ok(endorsements) => {
-                        progress("endorsements: VCEK and ASK from the guest's certificate table");
-                        endorsements
+            if evidence.platform == Platform::Tdx
+                && let Err(e) = hardware_tdx_collateral(launch, &report)
+            {
+                fail(conversation, format!("the issuer cannot judge the quote's TCB: {e}"));
+                return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &e.to_string()))));
+            }
+            let endorsements =
+                match (&evidence.certificates, launch.tdx.is_some() || evidence.platform == Platform::Tdx) {
+                    (_, true) => Vec::new(),
+                    (Some(table), false) => match twi_issuer::snp::endorsements_from_table(table) {
+                        Ok(endorsements) => {
+                            progress("endorsements: VCEK and ASK from the guest's certificate table");
+                            endorsements
+                        }
+                        Err(e) => {
+                            fail(conversation, format!("the issuer rejected the evidence: {e}"));
+                            return Ok(Some(Message::Error(ErrorMsg::new(
+                                ErrorCode::VerificationFailed,
+                                &e.to_string(),
+                            ))));
+                        }
+                    },
+                    (None, false) if launch.hardware.is_some() => match cached_endorsements(launch, &report) {
+                        Ok(endorsements) => endorsements,
+                        Err(e) => {
+                            fail(conversation, format!("the issuer rejected the evidence: {e}"));
+                            return Ok(Some(Message::Error(ErrorMsg::new(
+                                ErrorCode::VerificationFailed,
+                                &e.to_string(),
+                            ))));
+                        }
+                    },
+                    (None, false) => {
+                        progress(
+                            "endorsements: the guest forwarded no certificate table; using the host's VCEK and ASK",
+                        );
+                        launch.psp.endorsements()?
                     }
-                    Err(e) => {
-                        fail(conversation, format!("the issuer rejected the evidence: {e}"));
-                        return Ok(Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &e.to_string()))));
-                    }
-                },
-                (None, false) => {
-                    progress("endorsements: the guest forwarded no certificate table; using the host's VCEK and ASK");
-                    launch.psp.endorsements()?
-                }
-            };
+                };
             let nonce = conversation.nonce_for_issuer.clone().unwrap_or_default();
             let bundle = EvidenceBundle {
                 platform: evidence.platform,
@@ -487,33 +693,31 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             if conversation.mechanism == Some(Mechanism::B) {
                 // Mechanism B: the Verifier answers with a signed attestation result binding the
                 // key; the workload takes it to the Credential Authority itself.
-                return Ok(Some(match launch.issuer.verify_for_credential_request(&bundle, events) {
-                    Ok(result) => {
+                return Ok(Some(match launch.issuer.attestation_result(&bundle, events) {
+                    Ok((ear_jwt, workload_id)) => {
                         progress(format_args!(
                             "verified: attestation result for {} ({}-byte EAR) sent to the guest",
-                            result.workload_id,
-                            result.ear_jwt.len()
+                            workload_id,
+                            ear_jwt.len()
                         ));
-                        conversation.attestation_result = Some(result.ear_jwt.clone());
-                        Message::AttestationResult(AttestationResult { ear: result.ear_jwt })
+                        conversation.attestation_result = Some(ear_jwt.clone());
+                        Message::AttestationResult(AttestationResult { ear: ear_jwt })
                     }
                     Err(rejection) => {
                         fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
-                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
+                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection))
                     }
                 }));
             }
             if conversation.mechanism == Some(Mechanism::D) {
                 // Mechanism D: the Verifier appraises; the Key Store releases the provisioned key
                 // encrypted to the ephemeral key the evidence binds.
-                return Ok(Some(match launch.issuer.release_key(&bundle, events) {
-                    Ok(released) => {
-                        let mut release = released.release;
+                return Ok(Some(match launch.issuer.release(&bundle, events) {
+                    Ok((issued, mut release, key_store_jwk)) => {
                         progress(format_args!(
                             "verified; the Key Store released the key of {} (serial {}), HPKE-encrypted to the ephemeral key the evidence binds",
-                            released.issued.workload_id, released.issued.serial_hex
+                            issued.credential.workload_id, issued.credential.serial
                         ));
-                        let key_store_jwk = launch.issuer.key_store().map(|k| k.jwk()).unwrap_or_default();
                         write_key_release(&launch.out, &release, &evidence.public_key, key_store_jwk)?;
                         if let Some(Tamper::ReleaseByte(offset)) = launch.tamper
                             && let Some(byte) = release.ciphertext.get_mut(offset)
@@ -523,34 +727,42 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                         }
                         let reply = Message::KeyRelease(KeyRelease {
                             certificate: release.provisioned.certificate_der,
-                            workload_id: released.issued.workload_id.clone(),
+                            workload_id: issued.credential.workload_id.clone(),
                             enc: release.enc,
                             ciphertext: release.ciphertext,
                         });
-                        conversation.issued = Some(released.issued);
+                        conversation.issued = Some(issued);
                         reply
                     }
                     Err(rejection) => {
                         fail(conversation, format!("the issuer refused the key release: {rejection}"));
-                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()))
+                        Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection))
                     }
                 }));
             }
-            match launch.issuer.issue_with_mechanism(&bundle, events, conversation.mechanism) {
+            let result = match &launch.renew {
+                Some(previous) => {
+                    progress(format_args!("renewal of credential {previous}"));
+                    launch.issuer.renew(&bundle, events, previous)
+                }
+                None => launch.issuer.issue(&bundle, events, conversation.mechanism),
+            };
+            match result {
                 Ok(issued) => {
+                    let credential = &issued.credential;
                     progress(format_args!(
                         "verified: chip {}…, measurement {}…",
-                        &hex::encode(&issued.appraisal.chip_id)[..16],
-                        &hex::encode(&issued.appraisal.measurement)[..16]
+                        credential.chip_id.get(..16).unwrap_or(&credential.chip_id),
+                        credential.measurement.get(..16).unwrap_or(&credential.measurement)
                     ));
-                    progress(format_args!("issued: {} (serial {})", issued.workload_id, issued.serial_hex));
+                    progress(format_args!("issued: {} (serial {})", credential.workload_id, credential.serial));
                     // Mechanism A: the credential comes inside the Verifier's attestation result.
                     let attestation_result = (conversation.mechanism == Some(Mechanism::A))
-                        .then(|| issued.policy.as_ref().map(|p| p.ear_jwt.clone()))
+                        .then(|| credential.attestation_result.clone())
                         .flatten();
                     let reply = Message::Credential(Credential {
                         certificate: issued.certificate_der.clone(),
-                        workload_id: issued.workload_id.clone(),
+                        workload_id: credential.workload_id.clone(),
                         attestation_result,
                     });
                     conversation.issued = Some(issued);
@@ -558,7 +770,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 }
                 Err(rejection) => {
                     fail(conversation, format!("the issuer rejected the evidence: {rejection}"));
-                    Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string())))
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::VerificationFailed, &rejection)))
                 }
             }
         }
@@ -572,15 +784,15 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             write_credential_request(&launch.out, &request)?;
             let request_in =
                 CredentialRequestIn { ear: &request.ear, public_key: &request.public_key, proof: &request.proof };
-            match launch.issuer.issue_for_credential_request(&request_in) {
+            match launch.issuer.redeem(&request_in) {
                 Ok(issued) => {
                     progress(format_args!(
                         "the Credential Authority accepted the attestation result and proof of possession; issued: {} (serial {})",
-                        issued.workload_id, issued.serial_hex
+                        issued.credential.workload_id, issued.credential.serial
                     ));
                     let reply = Message::Credential(Credential {
                         certificate: issued.certificate_der.clone(),
-                        workload_id: issued.workload_id.clone(),
+                        workload_id: issued.credential.workload_id.clone(),
                         attestation_result: None,
                     });
                     conversation.issued = Some(issued);
@@ -588,7 +800,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
                 }
                 Err(rejection) => {
                     fail(conversation, format!("the Credential Authority refused the request: {rejection}"));
-                    Some(Message::Error(ErrorMsg::new(ErrorCode::PolicyRejected, &rejection.to_string())))
+                    Some(Message::Error(ErrorMsg::new(ErrorCode::PolicyRejected, &rejection)))
                 }
             }
         }

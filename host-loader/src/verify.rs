@@ -545,16 +545,6 @@ fn tdx_quote(args: &TdxArgs) -> (u8, Value) {
 /// `--pccs URL`: the collateral for the quote's platform, fetched into `keep` (or a temporary
 /// directory) and read back by the offline loader; and notes for the warnings.
 fn fetched_collateral(pccs: &str, keep: Option<&Path>, quote: &[u8]) -> Result<(Collateral, Vec<String>), Unusable> {
-    let fmspc = quote_fmspc(quote).ok_or_else(|| {
-        Unusable("--pccs: the quote carries no readable PCK certificate, so its FMSPC is unknown".into())
-    })?;
-    let ca = ParsedQuote::parse(quote)
-        .ok()
-        .and_then(|p| split_pck_chain(p.quote.pck_chain).ok())
-        .and_then(|chain| chain.get(1).and_then(|ca| fetch::PckCa::from_issuer_name(&ca.common_name())))
-        .ok_or_else(|| {
-            Unusable("--pccs: the quote's PCK chain names neither the Platform nor the Processor CA".into())
-        })?;
     let temporary;
     let dir = match keep {
         Some(dir) => dir,
@@ -563,10 +553,7 @@ fn fetched_collateral(pccs: &str, keep: Option<&Path>, quote: &[u8]) -> Result<(
             temporary.path()
         }
     };
-    let notes = fetch::pcs_collateral(&fetch::Fetcher::default(), pccs, dir, &fmspc, ca)
-        .map_err(|e| Unusable(format!("--pccs: {e}")))?;
-    let collateral = Collateral::from_pcs_dir(dir).map_err(|e| Unusable(format!("--pccs: {e}")))?;
-    Ok((collateral, notes))
+    fetch::collateral_for_quote(pccs, dir, quote).map_err(|e| Unusable(format!("--pccs: {e}")))
 }
 
 fn tdx_verdict(bytes: &[u8], collateral: Option<&Collateral>, config: &TdxConfig, now: SystemTime) -> (u8, Value) {

@@ -11,6 +11,7 @@ pub mod ca;
 pub mod chain;
 pub mod ear;
 pub mod freshness;
+pub mod http;
 pub mod issuance;
 pub mod jose;
 pub mod keystore;

@@ -1,0 +1,339 @@
+//! The issuer's HTTP service (`twi_issuer::http`, what `twi serve` runs), driven in-process
+//! with tower's `oneshot` on reports signed by a simulated SEV-SNP chip (`SimPsp`): every
+//! mechanism over HTTP, and each refusal a 4xx whose `error` says why.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use p384::ecdsa::SigningKey;
+use p384::ecdsa::signature::Signer;
+use p384::elliptic_curve::Generate;
+use sha2::Digest;
+use tower::ServiceExt;
+use twi_attester::binding;
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_host::sim::snp::SimPsp;
+use twi_issuer::http::{MAX_BODY, Roles, router};
+use twi_issuer::policy::Policy;
+use twi_issuer::{Issuer, IssuerConfig};
+
+const MEASUREMENT: [u8; 48] = [0x5A; 48];
+const WORKLOAD_ID: &str = "spiffe://example.org/payroll-app";
+
+struct Service {
+    _dir: tempfile::TempDir,
+    psp: SimPsp,
+    router: Router,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn service(roles: Roles) -> Service {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("chip")).unwrap();
+    let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
+    psp.set_launch_digest(MEASUREMENT);
+    let config = IssuerConfig {
+        trust_domain: "example.org".into(),
+        workload: "ignored-under-a-policy".into(),
+        lifetime: std::time::Duration::from_secs(3600),
+        sim_snp_root: Some(psp.root().clone()),
+    };
+    let mut issuer = Issuer::open(&dir.path().join("issuer"), config).unwrap();
+    issuer.set_policy(policy(&MEASUREMENT)).unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    Service { router: router(issuer, roles), psp, _dir: dir, runtime }
+}
+
+fn policy(measurement: &[u8; 48]) -> Policy {
+    Policy::from_toml(&format!(
+        "version = \"http-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\
+         freshness = \"AF_L2\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"v1 (sim)\"\n\
+         platform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+        hex::encode(measurement)
+    ))
+    .unwrap()
+}
+
+impl Service {
+    /// One request; the answer's status and JSON body (`null` when not JSON).
+    fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, serde_json::Value) {
+        let (status, bytes) = self.call_raw(method, path, body);
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    }
+
+    fn call_raw(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> (StatusCode, Vec<u8>) {
+        let mut request = Request::builder().method(method).uri(path);
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+        self.runtime.block_on(async {
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, bytes.to_vec())
+        })
+    }
+
+    fn post(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        self.call(Method::POST, path, Some(serde_json::to_vec(&body).unwrap()))
+    }
+
+    fn nonce(&self) -> Vec<u8> {
+        let (status, answer) = self.post(
+            "/v1/challenge",
+            serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) }),
+        );
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["mechanism"], "c", "the policy's mechanism for the workload");
+        hex::decode(answer["nonce"].as_str().unwrap()).unwrap()
+    }
+
+    /// Evidence JSON from the chip, binding `key` and `nonce`.
+    fn evidence(&self, key: &[u8], nonce: &[u8]) -> serde_json::Value {
+        let request = ReportRequest { report_data: binding::report_data(nonce, key).unwrap(), vmpl: 0 };
+        let response = self.psp.handle_report_request(&request.to_bytes());
+        let report = ReportResponse::parse(&response).unwrap().report.to_vec();
+        let endorsements: Vec<String> = self.psp.endorsements().unwrap().iter().map(hex::encode).collect();
+        serde_json::json!({
+            "platform": "sim-snp",
+            "evidence": hex::encode(report),
+            "public_key": hex::encode(key),
+            "nonce": hex::encode(nonce),
+            "endorsements": endorsements,
+        })
+    }
+}
+
+fn workload_key() -> (SigningKey, Vec<u8>) {
+    let key = SigningKey::try_generate().unwrap();
+    let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    (key, public)
+}
+
+fn error(answer: &serde_json::Value) -> &str {
+    answer["error"].as_str().unwrap_or_else(|| panic!("no `error` reason in {answer}"))
+}
+
+fn assert_credential(answer: &serde_json::Value, key: &[u8], ca_pem: &[u8]) {
+    use der::DecodePem;
+    assert_eq!(answer["workload_id"], WORKLOAD_ID, "{answer}");
+    let cert = x509_cert::Certificate::from_pem(answer["certificate_pem"].as_str().unwrap().as_bytes()).unwrap();
+    let spki = cert.tbs_certificate().subject_public_key_info();
+    assert_eq!(spki.subject_public_key.raw_bytes(), key, "the credential certifies the attested key");
+    let ca = x509_cert::Certificate::from_pem(ca_pem).unwrap();
+    assert_eq!(cert.tbs_certificate().issuer(), ca.tbs_certificate().subject());
+    assert!(answer["wit"].as_str().is_some_and(|w| w.split('.').count() == 3), "{answer}");
+    assert!(answer["attestation_result"].is_string() && answer["provenance"].is_object(), "{answer}");
+}
+
+#[test]
+fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
+    let service = service(Roles::ALL);
+    let (status, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
+    assert_eq!(status, StatusCode::OK);
+    let (_, key) = workload_key();
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request.clone());
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_credential(&answer, &key, &ca_pem);
+
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("the nonce was already used (replay)"), "{answer}");
+
+    // A nonce the Verifier never issued establishes no AF_L2 freshness.
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &[7; 32]) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("requires freshness AF_L2"), "{answer}");
+}
+
+#[test]
+fn mechanism_a_returns_the_credential_from_the_verifier() {
+    let service = service(Roles::ALL);
+    let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
+    let (_, key) = workload_key();
+    let nonce = service.nonce();
+    let (status, answer) = service.post(
+        "/v1/verifier/evidence",
+        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&key, &nonce) }),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_credential(&answer, &key, &ca_pem);
+}
+
+#[test]
+fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
+    let service = service(Roles::ALL);
+    let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
+    let (signing, key) = workload_key();
+    let nonce = service.nonce();
+    let (status, answer) = service.post(
+        "/v1/verifier/evidence",
+        serde_json::json!({ "mechanism": "b", "evidence": service.evidence(&key, &nonce) }),
+    );
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["workload_id"], WORKLOAD_ID);
+    let ear = answer["attestation_result"].as_str().unwrap().to_string();
+
+    // The EAR verifies under the Verifier's published key, which is not the CA's.
+    let (status, jwks) = service.call(Method::GET, "/v1/keys", None);
+    assert_eq!(status, StatusCode::OK);
+    let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, ["twi-verifier", "twi-wit", "twi-log"]);
+    // Each role its own key: the Verifier's EAR key, the CA's WIT key, the log key and the
+    // CA's X.509 key are four different keys, and the EAR verifies under the Verifier's only.
+    let ca = <x509_cert::Certificate as der::DecodePem>::from_pem(&ca_pem).unwrap();
+    let ca_key =
+        p384::PublicKey::from_sec1_bytes(ca.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes())
+            .unwrap();
+    let published: Vec<p384::PublicKey> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| serde_json::from_value::<twi_issuer::jose::Jwk>(k.clone()).unwrap().to_p384().unwrap())
+        .collect();
+    let mut all = published.clone();
+    all.push(ca_key);
+    for (i, a) in all.iter().enumerate() {
+        assert!(all[i + 1..].iter().all(|b| b != a), "a signing key is shared between roles");
+    }
+    let now = std::time::SystemTime::now();
+    twi_issuer::ear::Ear::verify_jwt(&ear, &published[0].into(), now).expect("the EAR is the Verifier's");
+    for other in [published[1], published[2], ca_key] {
+        assert!(twi_issuer::ear::Ear::verify_jwt(&ear, &other.into(), now).is_err());
+    }
+
+    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
+    let signed = twi_proto::msg::credential_request_signed_bytes(&nonce, &key, &digest);
+    let proof: p384::ecdsa::DerSignature = signing.sign(&signed);
+    let request = serde_json::json!({
+        "mechanism": "b",
+        "attestation_result": ear,
+        "public_key": hex::encode(&key),
+        "proof": hex::encode(proof.as_bytes()),
+    });
+    // A proof by another key is refused, with the reason.
+    let (other, _) = workload_key();
+    let forged: p384::ecdsa::DerSignature = other.sign(&signed);
+    let mut bad = request.clone();
+    bad["proof"] = hex::encode(forged.as_bytes()).into();
+    let (status, answer) = service.post("/v1/ca/credential", bad);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("proof of possession does not verify"), "{answer}");
+
+    let (status, answer) = service.post("/v1/ca/credential", request.clone());
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_credential(&answer, &key, &ca_pem);
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("already redeemed (replay)"), "{answer}");
+}
+
+#[test]
+fn malformed_bodies_are_400_with_a_reason() {
+    let service = service(Roles::ALL);
+    let cases: [(&str, &[u8], &str); 6] = [
+        ("/v1/challenge", b"{not json", "not a valid request"),
+        ("/v1/challenge", br#"{"platform": 5}"#, "platform"),
+        ("/v1/challenge", br#"{"platform": "sev"}"#, "unknown platform \"sev\""),
+        ("/v1/challenge", br#"{"platform": "sim-snp", "colour": "red"}"#, "unknown field `colour`"),
+        (
+            "/v1/ca/credential",
+            br#"{"mechanism": "c", "evidence": {"platform": "sim-snp", "evidence": "zz", "public_key": "", "nonce": ""}}"#,
+            "`evidence.evidence` is not hex",
+        ),
+        ("/v1/ca/credential", br#"{"mechanism": "b", "public_key": "00"}"#, "mechanism b needs `attestation_result`"),
+    ];
+    for (path, body, reason) in cases {
+        let (status, answer) = service.call(Method::POST, path, Some(body.to_vec()));
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {}: {answer}", String::from_utf8_lossy(body));
+        assert!(error(&answer).contains(reason), "{reason:?} not in {answer}");
+    }
+    // Without a JSON content type.
+    let request = Request::builder().method(Method::POST).uri("/v1/challenge").body(Body::from("{}")).unwrap();
+    let status = service.runtime.block_on(async { service.router.clone().oneshot(request).await.unwrap().status() });
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+}
+
+#[test]
+fn an_oversized_body_is_refused_before_it_is_parsed() {
+    let service = service(Roles::ALL);
+    let mut body = br#"{"platform": "sim-snp", "measurement": ""#.to_vec();
+    body.resize(MAX_BODY + 1, b'a');
+    let (status, answer) = service.call(Method::POST, "/v1/challenge", Some(body));
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(error(&answer).contains(&format!("larger than the limit of {MAX_BODY} bytes")), "{answer}");
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
+    let service = service(Roles::ALL);
+    let (status, answer) = service.call(Method::GET, "/v1/nothing-here", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error(&answer).contains("no endpoint /v1/nothing-here"), "{answer}");
+    let (status, answer) = service.call(Method::GET, "/v1/challenge", None);
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(error(&answer).contains("does not take this method"), "{answer}");
+    let (status, answer) = service.call(Method::GET, "/v1/health", None);
+    assert_eq!((status, answer["roles"].clone()), (StatusCode::OK, serde_json::json!(["verifier", "ca"])));
+}
+
+#[test]
+fn a_verifier_only_process_serves_no_credential_authority() {
+    let service = service(Roles::parse("verifier").unwrap());
+    let (status, _) = service.call(Method::GET, "/v1/ca/certificate", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, key) = workload_key();
+    let nonce = service.nonce();
+    let (status, answer) = service.post(
+        "/v1/verifier/evidence",
+        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&key, &nonce) }),
+    );
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert!(error(&answer).contains("does not serve the Credential Authority role"), "{answer}");
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "only the Verifier's key: {jwks}");
+}
+
+#[test]
+fn a_body_sent_too_slowly_is_cut_off_with_408() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let config = IssuerConfig {
+        trust_domain: "example.org".into(),
+        workload: "demo".into(),
+        lifetime: std::time::Duration::from_secs(3600),
+        sim_snp_root: None,
+    };
+    let issuer = Issuer::open(dir.path(), config).unwrap();
+    let app = twi_issuer::http::router_with_timeout(issuer, Roles::ALL, std::time::Duration::from_millis(300));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await });
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    // Ten bytes announced, one sent, then silence.
+    stream
+        .write_all(
+            b"POST /v1/challenge HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{",
+        )
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(b"}") {
+        let n = stream.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("not received and answered within 300 ms"), "{text}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
