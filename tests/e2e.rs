@@ -994,3 +994,22 @@ fn http_an_unreachable_issuer_is_reported_before_booting() {
     assert!(log.contains("the issuer at http://127.0.0.1:9 cannot be reached"), "{log}");
     assert!(!dir.path().join("console.log").exists(), "QEMU was started: {log}");
 }
+
+#[test]
+fn mechanism_d_over_http_says_the_key_store_is_not_served_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--out",
+        path(dir.path()),
+        "--issuer-url",
+        "http://127.0.0.1:9",
+        "--mechanism",
+        "d",
+    ]);
+    assert!(!out.status.success());
+    let log = stderr(&out);
+    assert!(log.contains("mechanism d") && log.contains("not served over HTTP yet"), "{log}");
+}
