@@ -778,7 +778,11 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(dir.path());
     assert_ne!(ephemeral, provisioned_key);
-    assert_eq!(report.report_data, binding::report_data(&nonce, &ephemeral).unwrap());
+    assert_eq!(
+        report.report_data,
+        binding::report_data_for(binding::Purpose::KeyRelease, &nonce, &ephemeral).unwrap(),
+        "REPORTDATA binds the ephemeral key for a key release"
+    );
     // The release as recorded: to the ephemeral key the evidence binds, with a receipt signed
     // by the Key Store's own key.
     let release: serde_json::Value =

@@ -24,6 +24,15 @@
 //! The length prefixes make the encoding injective: moving bytes between the nonce and the key
 //! always changes the hashed input.
 //!
+//! # Purposes
+//!
+//! The key in REPORTDATA is bound for one purpose, named by the label ([`Purpose`]):
+//! `TWI-REPORTDATA-v1\0` for a credential's key (mechanisms A, B, C: the Credential Key the
+//! credential certifies), `TWI-KEYRELEASE-v1\0` for the ephemeral HPKE key a Key Store
+//! encrypts a provisioned key to (mechanism D). Evidence made for one purpose never verifies
+//! for the other: a host cannot take release evidence to a Credential Authority and get a
+//! certificate for a key the runtime only ever decrypts with.
+//!
 //! Python equivalent:
 //!
 //! ```text
@@ -34,8 +43,28 @@
 use core::fmt;
 use sha2::{Digest, Sha512};
 
-/// Domain-separation label, NUL-terminated.
+/// Domain-separation label of [`Purpose::Credential`], NUL-terminated.
 pub const REPORT_DATA_LABEL: &[u8] = b"TWI-REPORTDATA-v1\0";
+/// Domain-separation label of [`Purpose::KeyRelease`], NUL-terminated.
+pub const KEY_RELEASE_LABEL: &[u8] = b"TWI-KEYRELEASE-v1\0";
+
+/// What the key in REPORTDATA is bound for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The Credential Key a credential will certify (mechanisms A, B, C).
+    Credential,
+    /// The ephemeral HPKE key a Key Store releases a provisioned key to (mechanism D).
+    KeyRelease,
+}
+
+impl Purpose {
+    pub const fn label(self) -> &'static [u8] {
+        match self {
+            Self::Credential => REPORT_DATA_LABEL,
+            Self::KeyRelease => KEY_RELEASE_LABEL,
+        }
+    }
+}
 /// Shortest nonce accepted (bytes).
 pub const NONCE_MIN_LEN: usize = 16;
 /// Longest nonce accepted (bytes).
@@ -72,9 +101,14 @@ impl fmt::Display for BindingError {
 
 impl core::error::Error for BindingError {}
 
-/// Computes REPORTDATA for `nonce` and `public_key_sec1` as specified in the
-/// [module documentation](self).
+/// Computes REPORTDATA for `nonce` and the Credential Key `public_key_sec1` as specified in
+/// the [module documentation](self) ([`Purpose::Credential`]).
 pub fn report_data(nonce: &[u8], public_key_sec1: &[u8]) -> Result<[u8; 64], BindingError> {
+    report_data_for(Purpose::Credential, nonce, public_key_sec1)
+}
+
+/// Computes REPORTDATA binding `public_key_sec1` for `purpose`.
+pub fn report_data_for(purpose: Purpose, nonce: &[u8], public_key_sec1: &[u8]) -> Result<[u8; 64], BindingError> {
     if !(NONCE_MIN_LEN..=NONCE_MAX_LEN).contains(&nonce.len()) {
         return Err(BindingError::NonceLength(nonce.len()));
     }
@@ -86,14 +120,14 @@ pub fn report_data(nonce: &[u8], public_key_sec1: &[u8]) -> Result<[u8; 64], Bin
         Some(&tag) => return Err(BindingError::PublicKeyNotUncompressed(tag)),
         None => return Err(BindingError::PublicKeyLength(0)),
     }
-    Ok(digest(nonce, public_key_sec1))
+    Ok(digest(purpose.label(), nonce, public_key_sec1))
 }
 
 /// The hash itself, on already-validated inputs (both lengths are at most 97, so the `as u16`
 /// casts are exact).
-fn digest(nonce: &[u8], public_key: &[u8]) -> [u8; 64] {
+fn digest(label: &[u8], nonce: &[u8], public_key: &[u8]) -> [u8; 64] {
     let mut h = Sha512::new();
-    h.update(REPORT_DATA_LABEL);
+    h.update(label);
     h.update((nonce.len() as u16).to_be_bytes());
     h.update(nonce);
     h.update((public_key.len() as u16).to_be_bytes());
@@ -142,6 +176,21 @@ mod tests {
         assert_eq!(report_data(&nonce(), &key()).unwrap().as_slice(), want);
     }
 
+    /// The key-release purpose, computed independently (the same Python line with
+    /// `b'TWI-KEYRELEASE-v1\0'`): different from the credential purpose for the same inputs.
+    #[test]
+    fn known_answer_key_release() {
+        let want = hex::decode(
+            "2faabc3c0ec4ee2e071b1159501409472fc2b97fc70c735d361b9c12d8426825\
+             4db60a67ba1d95a7c7f8b270d26ce9e5b482ed3f54980a3258af47161d28ebbc",
+        )
+        .unwrap();
+        assert_eq!(report_data_for(Purpose::KeyRelease, &nonce(), &key()).unwrap().as_slice(), want);
+        assert_ne!(report_data_for(Purpose::KeyRelease, &nonce(), &key()), report_data(&nonce(), &key()));
+        assert_eq!(KEY_RELEASE_LABEL.len(), REPORT_DATA_LABEL.len());
+        assert_eq!(report_data_for(Purpose::KeyRelease, &[0; 15], &key()), Err(BindingError::NonceLength(15)));
+    }
+
     #[test]
     fn label_is_hashed_first() {
         let n = nonce();
@@ -172,8 +221,8 @@ mod tests {
         // Same bytes end to end...
         assert_eq!([&n[..], &k[..]].concat(), [n_short, &k_long[..]].concat());
         // ...different REPORTDATA.
-        assert_ne!(digest(&n, &k), digest(n_short, &k_long));
-        assert_eq!(report_data(&n, &k).unwrap(), digest(&n, &k));
+        assert_ne!(digest(REPORT_DATA_LABEL, &n, &k), digest(REPORT_DATA_LABEL, n_short, &k_long));
+        assert_eq!(report_data(&n, &k).unwrap(), digest(REPORT_DATA_LABEL, &n, &k));
         // The public API refuses the shifted split outright.
         assert_eq!(report_data(n_short, &k_long), Err(BindingError::PublicKeyLength(98)));
         // Any one-byte change in either input changes the output.

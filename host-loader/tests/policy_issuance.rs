@@ -267,7 +267,8 @@ fn present_for_release(
     ephemeral: &[u8],
     nonce: &[u8],
 ) -> Result<twi_issuer::KeyReleased, Rejection> {
-    let request = ReportRequest { report_data: binding::report_data(nonce, ephemeral).unwrap(), vmpl: 0 };
+    let report_data = binding::report_data_for(binding::Purpose::KeyRelease, nonce, ephemeral).unwrap();
+    let request = ReportRequest { report_data, vmpl: 0 };
     let response = psp.handle_report_request(&request.to_bytes());
     let report = ReportResponse::parse(&response).unwrap().report.to_vec();
     let endorsements = psp.endorsements().unwrap();
@@ -346,4 +347,28 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     let refused = present_for_release(&mut issuer, &psp, &ephemeral_public, &nonce).unwrap_err();
     assert_eq!(refused, Rejection::KeyStore(KeyStoreError::AlreadyReleased));
     assert!(refused.to_string().contains("replay"), "{refused}");
+
+    // Evidence binds its key for one purpose only. Release evidence taken to the Credential
+    // Authority gets no certificate for the ephemeral key, and evidence made for a credential
+    // gets no key release.
+    let evidence_for = |purpose: binding::Purpose, nonce: &[u8]| {
+        let report_data = binding::report_data_for(purpose, nonce, &ephemeral_public).unwrap();
+        let request = ReportRequest { report_data, vmpl: 0 };
+        ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec()
+    };
+    let endorsements = psp.endorsements().unwrap();
+    let nonce = [0x45u8; 32];
+    let report = evidence_for(binding::Purpose::KeyRelease, &nonce);
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: &ephemeral_public,
+        nonce: &nonce,
+        endorsements: &endorsements,
+    };
+    assert!(matches!(issuer.issue(&bundle), Err(Rejection::ReportDataMismatch { .. })));
+    let nonce = [0x46u8; 32];
+    let report = evidence_for(binding::Purpose::Credential, &nonce);
+    let bundle = EvidenceBundle { evidence: &report, nonce: &nonce, ..bundle };
+    assert!(matches!(issuer.release_key(&bundle, &[]), Err(Rejection::ReportDataMismatch { .. })));
 }

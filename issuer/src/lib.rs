@@ -321,7 +321,7 @@ impl Issuer {
         if !self.outstanding_nonces.remove(bundle.nonce) {
             return Err(Rejection::UnknownNonce);
         }
-        let appraisal = self.appraise_any(bundle, events)?;
+        let appraisal = self.appraise_any(bundle, events, binding::Purpose::Credential)?;
         self.issue_certificate(bundle.public_key, appraisal).map_err(|e| Rejection::Internal(e.to_string()))
     }
 
@@ -359,15 +359,19 @@ impl Issuer {
     /// The Verifier: appraises the evidence of whichever platform the bundle names (a TDX
     /// event log, real or simulated, is replayed against the quote's RTMRs; other platforms
     /// carry none).
+    ///
+    /// `purpose`: what the evidence must bind its key for (`attester::binding::Purpose`): a
+    /// credential's key, or (mechanism D) the ephemeral key of a key release.
     fn appraise_any(
         &self,
         bundle: &EvidenceBundle<'_>,
         events: &[twi_proto::msg::RtmrEvent],
+        purpose: binding::Purpose,
     ) -> Result<Appraisal, Rejection> {
         match bundle.platform {
-            Platform::SimTdx => self.appraise_sim_tdx(bundle, events),
-            Platform::Tdx => self.appraise_tdx(bundle, events),
-            _ => self.appraise(bundle),
+            Platform::SimTdx => self.appraise_sim_tdx(bundle, events, purpose),
+            Platform::Tdx => self.appraise_tdx(bundle, events, purpose),
+            _ => self.appraise(bundle, purpose),
         }
     }
 
@@ -382,7 +386,7 @@ impl Issuer {
         // A verifier nonce is redeemed whatever the outcome (one try per challenge); an epoch
         // id is recognised; any other nonce establishes nothing (enough for AF_L0 only).
         let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
-        let appraisal = self.appraise_any(bundle, events)?;
+        let appraisal = self.appraise_any(bundle, events, binding::Purpose::Credential)?;
         let mode = self.policy.as_ref().ok_or_else(no_policy)?;
         let admission = mode.admit(&appraisal, &established, previous)?;
         let extension =
@@ -427,7 +431,7 @@ impl Issuer {
     ) -> Result<VerifierResult, Rejection> {
         let no_policy = || Rejection::Internal("mechanism B needs an appraisal policy".into());
         let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
-        let appraisal = self.appraise_any(bundle, events)?;
+        let appraisal = self.appraise_any(bundle, events, binding::Purpose::Credential)?;
         let now = (self.clock)();
         let mode = self.policy.as_ref().ok_or_else(no_policy)?;
         let admission = mode.admit(&appraisal, &established, None)?;
@@ -595,7 +599,7 @@ impl Issuer {
     ) -> Result<KeyReleased, Rejection> {
         let no_policy = || Rejection::Internal("mechanism D needs an appraisal policy".into());
         let established = self.policy.as_mut().ok_or_else(no_policy)?.freshness.establish(bundle.nonce);
-        let appraisal = self.appraise_any(bundle, events)?;
+        let appraisal = self.appraise_any(bundle, events, binding::Purpose::KeyRelease)?;
         let now = (self.clock)();
         let mode = self.policy.as_ref().ok_or_else(no_policy)?;
         let admission = mode.admit(&appraisal, &established, None)?;
@@ -637,9 +641,9 @@ impl Issuer {
         Ok(KeyReleased { issued, release })
     }
 
-    fn appraise(&self, bundle: &EvidenceBundle<'_>) -> Result<Appraisal, Rejection> {
+    fn appraise(&self, bundle: &EvidenceBundle<'_>, purpose: binding::Purpose) -> Result<Appraisal, Rejection> {
         if bundle.platform == Platform::Tdx {
-            return self.appraise_tdx(bundle, &[]);
+            return self.appraise_tdx(bundle, &[], purpose);
         }
         let config = match bundle.platform {
             Platform::SimSnp => {
@@ -659,7 +663,7 @@ impl Issuer {
         let appraisal = snp::appraise(bundle.evidence, &endorsements, &[], &config, (self.clock)())
             .map_err(|rejection| Rejection::Snp(rejection.error))?;
         let report = &appraisal.report;
-        check_key_binding(bundle, &report.report_data)?;
+        check_key_binding(bundle, &report.report_data, purpose)?;
         Ok(Appraisal {
             platform: bundle.platform,
             measurement: report.measurement.to_vec(),
@@ -679,11 +683,12 @@ impl Issuer {
         &self,
         bundle: &EvidenceBundle<'_>,
         events: &[twi_proto::msg::RtmrEvent],
+        purpose: binding::Purpose,
     ) -> Result<Appraisal, Rejection> {
         let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
         let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
         let body = &appraisal.body;
-        check_key_binding(bundle, &body.report_data)?;
+        check_key_binding(bundle, &body.report_data, purpose)?;
         check_event_log(events, &body.rtmr)?;
         Ok(Appraisal {
             platform: bundle.platform,
@@ -703,6 +708,7 @@ impl Issuer {
         &self,
         bundle: &EvidenceBundle<'_>,
         events: &[twi_proto::msg::RtmrEvent],
+        purpose: binding::Purpose,
     ) -> Result<Appraisal, Rejection> {
         let (config, collateral) = self.sim_tdx.as_ref().ok_or(Rejection::SimulationNotAccepted)?;
         let appraisal = tdx::verify::appraise_with(bundle.evidence, Some(collateral), config, (self.clock)())?;
@@ -714,7 +720,7 @@ impl Issuer {
             )));
         }
         let body = &appraisal.body;
-        check_key_binding(bundle, &body.report_data)?;
+        check_key_binding(bundle, &body.report_data, purpose)?;
         check_event_log(events, &body.rtmr)?;
         Ok(Appraisal {
             platform: bundle.platform,
@@ -814,9 +820,16 @@ fn check_event_log(events: &[twi_proto::msg::RtmrEvent], quoted: &[[u8; 48]; 4])
 
 /// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,
 /// whatever the report binds) and REPORTDATA is exactly their binding (attester::binding).
-fn check_key_binding(bundle: &EvidenceBundle<'_>, report_data: &[u8; 64]) -> Result<(), Rejection> {
+/// `purpose` picks the label: evidence bound for a key release never passes for a credential,
+/// nor the reverse.
+fn check_key_binding(
+    bundle: &EvidenceBundle<'_>,
+    report_data: &[u8; 64],
+    purpose: binding::Purpose,
+) -> Result<(), Rejection> {
     p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
-    let expected = binding::report_data(bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
+    let expected =
+        binding::report_data_for(purpose, bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
     if *report_data != expected {
         return Err(Rejection::ReportDataMismatch { expected: snp::hex(&expected), actual: snp::hex(report_data) });
     }

@@ -264,7 +264,8 @@ pub fn run<L: Link, R: TryCryptoRng + ?Sized>(
     let (nonce, key_release) = hello_and_challenge(channel, platform, runtime_name, events)?;
     let public_key = bound_key(channel, vault, key_release, rng, events)?;
 
-    let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
+    let report_data = binding::report_data_for(binding_purpose(key_release), &nonce, &public_key)
+        .map_err(|_| SessionError::Binding)?;
     let (report, certificate_buffer) =
         firmware(channel, tee, events, |doorbell| snp.report_with_certificates(&report_data, doorbell))?;
     events(Event::ReportReceived);
@@ -317,6 +318,12 @@ pub fn forwardable_certificates(buffer: Option<&[u8]>) -> (Option<Vec<u8>>, Cert
         }
         _ => (None, Certificates::Dropped),
     }
+}
+
+/// What the evidence binds its key for: the ephemeral release key under mechanism D, else the
+/// Credential Key.
+fn binding_purpose(key_release: bool) -> binding::Purpose {
+    if key_release { binding::Purpose::KeyRelease } else { binding::Purpose::Credential }
 }
 
 /// The credential acquisition mechanisms this runtime takes, as [`Hello::capabilities`] bits.
@@ -601,7 +608,8 @@ pub fn run_tdx<L: Link, M: TdxModule + ?Sized, R: TryCryptoRng + ?Sized>(
         result.map_err(|e| module_abort(channel, e))?;
     }
 
-    let report_data = binding::report_data(&nonce, &public_key).map_err(|_| SessionError::Binding)?;
+    let report_data = binding::report_data_for(binding_purpose(key_release), &nonce, &public_key)
+        .map_err(|_| SessionError::Binding)?;
     let answer = module.report(&mut ChannelDoorbell { channel, events: &mut *events }, &report_data);
     let answer = answer.map_err(|e| module_abort(channel, e))?;
     let td_report = tdx_guest::check_td_report(&answer, &report_data).map_err(|e| tdx_abort(channel, e))?;

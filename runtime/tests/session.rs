@@ -1407,7 +1407,10 @@ fn mechanism_d_installs_the_released_key_as_the_credential_key() {
     assert_ne!(evidence.public_key, provisioned);
     assert_ne!(evidence.public_key, boot);
     let report = session.evidence_report();
-    assert_eq!(report.report_data, binding::report_data(&evidence.nonce, &evidence.public_key).unwrap());
+    assert_eq!(
+        report.report_data,
+        binding::report_data_for(binding::Purpose::KeyRelease, &evidence.nonce, &evidence.public_key).unwrap()
+    );
     assert!(session.events.iter().any(|e| e == "ReleaseKeyBound"), "{:?}", session.events);
     assert!(session.events.iter().any(|e| e == "KeyReleased"), "{:?}", session.events);
     // Neither the released scalar nor anything of the ephemeral key's secret went back out.
