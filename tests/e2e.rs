@@ -752,6 +752,87 @@ fn provisioned(workload_id: &str) -> (Certificate, Vec<u8>) {
     (cert, key.verifying_key().to_sec1_point(false).as_bytes().to_vec())
 }
 
+/// The workload owner provisions its own key (`twi keystore provision`), and mechanism D
+/// releases exactly that key into the vault; a certificate from another CA is refused at
+/// provisioning, since no runtime built for this issuer would accept it.
+#[test]
+fn mechanism_d_releases_the_key_the_owner_provisioned() {
+    use p384::pkcs8::{EncodePrivateKey, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let owner = p384::ecdsa::SigningKey::from_slice(&[0x5A; 48]).unwrap();
+    let key_path = dir.path().join("owner-key.pem");
+    std::fs::write(&key_path, owner.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let owner_public = owner.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+
+    // A self-signed certificate for the key: not this issuer's, refused with the reason.
+    let foreign = dir.path().join("foreign.pem");
+    let made = openssl(&[
+        "req",
+        "-x509",
+        "-new",
+        "-key",
+        path(&key_path),
+        "-subj",
+        "/CN=demo",
+        "-days",
+        "1",
+        "-addext",
+        "subjectAltName=URI:spiffe://example.org/demo",
+        "-out",
+        path(&foreign),
+    ]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let out = twi(&[
+        "keystore",
+        "provision",
+        "--state",
+        path(&state),
+        "--workload-id",
+        "spiffe://example.org/demo",
+        "--key",
+        path(&key_path),
+        "--certificate",
+        path(&foreign),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("the owner's certificate is not one this issuer's CA"), "{}", stderr(&out));
+
+    let out = twi(&[
+        "keystore",
+        "provision",
+        "--state",
+        path(&state),
+        "--workload-id",
+        "spiffe://example.org/demo",
+        "--key",
+        path(&key_path),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    let run_dir = dir.path().join("run");
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--state",
+        path(&state),
+        "--out",
+        path(&run_dir),
+        "--accel",
+        "tcg",
+        "--mechanism",
+        "d",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let cert = certificate(&run_dir);
+    assert_eq!(certified_key(&cert), owner_public, "the released credential is not the owner's");
+    assert_eq!(hex::encode(cert.tbs_certificate().serial_number().as_bytes()), serial);
+    let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
+    assert!(console.contains("credential accepted for spiffe://example.org/demo"), "{console}");
+}
+
 #[test]
 fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     let dir = tempfile::tempdir().unwrap();

@@ -150,6 +150,34 @@ enum Commands {
     /// verified, 1 rejected, 2 bad usage or unreadable input).
     #[command(subcommand)]
     Verify(verify::VerifyCommand),
+    /// Mechanism D's Key Store, on the workload owner's side.
+    #[command(subcommand)]
+    Keystore(KeystoreCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeystoreCommand {
+    /// Provision the owner's credential and key for a workload: the Key Store releases the key
+    /// (HPKE-encrypted to a key the evidence binds) only to launches the policy admits as that
+    /// workload (`twi run --mechanism d`).
+    Provision {
+        /// The workload's identifier, e.g. spiffe://example.org/payroll-app (what the policy
+        /// names the workload).
+        #[arg(long, value_name = "URI")]
+        workload_id: String,
+        /// The owner's P-384 private key (PKCS#8 PEM).
+        #[arg(long, value_name = "PEM")]
+        key: PathBuf,
+        /// The owner's certificate for the key (PEM or DER), issued by this issuer's CA (the
+        /// anchor runtimes check); without it the CA certifies the key now.
+        #[arg(long, value_name = "FILE")]
+        certificate: Option<PathBuf>,
+        /// Lifetime of a certificate the CA issues here, in hours.
+        #[arg(long, default_value_t = 24)]
+        lifetime_hours: u64,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -757,6 +785,40 @@ fn execute(cli: Cli) -> Result<()> {
                 decision.accel.name()
             );
             println!("{}", credential.workload_id);
+            Ok(())
+        }
+        Commands::Keystore(KeystoreCommand::Provision { workload_id, key, certificate, lifetime_hours, identity }) => {
+            use p384::pkcs8::DecodePrivateKey;
+            let pem = zeroize::Zeroizing::new(
+                fs::read_to_string(&key).with_context(|| format!("cannot read {}", key.display()))?,
+            );
+            let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&pem)
+                .map_err(|e| anyhow::anyhow!("{} is not a P-384 PKCS#8 PEM private key: {e}", key.display()))?;
+            let certificate = match &certificate {
+                Some(path) => {
+                    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                    let ders = twi_issuer::chain::split_certificates(&bytes)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+                    let [der] = <[Vec<u8>; 1]>::try_from(ders)
+                        .map_err(|_| anyhow::anyhow!("{} must hold exactly one certificate", path.display()))?;
+                    Some(der)
+                }
+                None => None,
+            };
+            let mut issuer = open_issuer(&state, &identity, None)?;
+            let provisioned = issuer
+                .provision_owner(
+                    &workload_id,
+                    &key,
+                    certificate.as_deref(),
+                    Duration::from_secs(lifetime_hours.saturating_mul(3600)),
+                )
+                .context("provisioning the Key Store")?;
+            eprintln!(
+                "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
+                provisioned.serial_hex, provisioned.workload_id
+            );
+            println!("{}", provisioned.serial_hex);
             Ok(())
         }
         Commands::Serve { listen, policy, policy_key, roles, simulated_tee, identity } => {

@@ -584,6 +584,61 @@ impl Issuer {
         self.key_store()?.provision_if_absent(&workload_id, make)
     }
 
+    /// Mechanism D, the workload owner's step (`twi keystore provision`): puts the owner's
+    /// P-384 `key` and a credential for `workload_id` into the Key Store, replacing what was
+    /// there. With `certificate` (DER), it must certify `key` and be issued by this issuer's
+    /// CA, the anchor a runtime checks a released credential against; without, the CA
+    /// certifies `key` now, valid for `lifetime`.
+    pub fn provision_owner(
+        &mut self,
+        workload_id: &str,
+        key: &p384::ecdsa::SigningKey,
+        certificate: Option<&[u8]>,
+        lifetime: Duration,
+    ) -> Result<keystore::Provisioned, IssuerError> {
+        let der = match certificate {
+            Some(der) => {
+                let cert = <Certificate as der::Decode>::from_der(der)
+                    .map_err(|e| IssuerError::Certificate(format!("the owner's certificate is not DER: {e}")))?;
+                chain::verify_chain(std::slice::from_ref(&cert), self.ca.certificate(), (self.clock)()).map_err(|e| {
+                    IssuerError::Certificate(format!(
+                        "the owner's certificate is not one this issuer's CA ({}) issued and a runtime would accept: {e}",
+                        self.ca.subject()
+                    ))
+                })?;
+                if !certificate_names(&cert, workload_id) {
+                    return Err(IssuerError::Certificate(format!(
+                        "the owner's certificate does not name {workload_id} as its URI subject alternative name"
+                    )));
+                }
+                der.to_vec()
+            }
+            None => {
+                let (common_name, organisation) = match workload_id.strip_prefix("spiffe://") {
+                    Some(rest) => {
+                        let (domain, path) = rest.split_once('/').unwrap_or((rest, ""));
+                        (path.rsplit('/').next().filter(|p| !p.is_empty()).unwrap_or(domain).to_string(), domain)
+                    }
+                    None => (workload_id.to_string(), "TWI workload"),
+                };
+                let subject: Name = format!("CN={common_name},O={organisation}")
+                    .parse()
+                    .map_err(|e: der::Error| IssuerError::Certificate(format!("workload id {workload_id:?}: {e}")))?;
+                let profile = x509::Profile {
+                    subject,
+                    issuer: Some(self.ca.subject().clone()),
+                    kind: x509::Kind::Workload { uri: workload_id.to_string() },
+                    extra: Vec::new(),
+                };
+                let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())
+                    .map_err(|e| IssuerError::Certificate(e.to_string()))?;
+                let certificate = x509::issue(profile, x509::random_serial()?, lifetime, spki, self.ca.key())?;
+                certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?
+            }
+        };
+        self.key_store()?.provision(workload_id, &der, key)
+    }
+
     /// Mechanism D: the **Verifier** appraises `bundle` (whose key is the ephemeral HPKE key the
     /// runtime generated for the release) under the policy and nonce as for the other
     /// mechanisms; only then the **Key Store** releases the key provisioned for the admitted
@@ -786,6 +841,14 @@ impl Issuer {
             certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
         Ok(Issued { certificate_der, certificate_pem, workload_id, serial_hex, appraisal, policy: None })
     }
+}
+
+/// Whether `cert` carries `uri` as a URI subject alternative name.
+fn certificate_names(cert: &Certificate, uri: &str) -> bool {
+    use x509_cert::ext::pkix::SubjectAltName;
+    use x509_cert::ext::pkix::name::GeneralName;
+    let Ok(Some(san)) = cert.tbs_certificate().get_extension::<SubjectAltName>() else { return false };
+    san.1.0.iter().any(|name| matches!(name, GeneralName::UniformResourceIdentifier(u) if u.as_str() == uri))
 }
 
 /// Each event's digest is SHA-384 of its data, and the log replays (RTMR = SHA-384(RTMR ‖
