@@ -130,7 +130,7 @@ enum Commands {
         listen: String,
         /// The appraisal policy (TOML; see issuer/policy.example.toml). Without it every
         /// verified launch gets --workload, with no WIT, attestation result or provenance
-        /// record (and mechanism b is refused).
+        /// record (and mechanisms b and d are refused).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
@@ -788,7 +788,7 @@ fn serve(
             issuer.set_policy(loaded).context("opening the issuer's policy state")?;
         }
         None => eprintln!(
-            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanism b is refused",
+            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanisms b and d are refused",
             identity.trust_domain, identity.workload
         ),
     }

@@ -174,6 +174,7 @@ impl IssuerLink<'_> {
     /// Mechanism D, the workload owner's step as `twi run --mechanism d` does it for the demo:
     /// a credential and its key in the Key Store for the workload this launch belongs to.
     /// Returns it and whether it was provisioned now.
+    /// Remote: `POST /v1/key-store/provision`; the certified key is read from the certificate.
     pub fn provision(
         &mut self,
         platform: Platform,
@@ -200,6 +201,7 @@ impl IssuerLink<'_> {
     /// key), then the Key Store releases the provisioned key encrypted to it. Returns the
     /// credential of record, the release, and the Key Store's public key (JWK) that verifies
     /// the release receipt.
+    /// Remote: `POST /v1/key-store/release`, answered the same way.
     pub fn release(
         &mut self,
         bundle: &EvidenceBundle<'_>,
