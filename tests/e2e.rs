@@ -1016,6 +1016,12 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
         serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
     let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
     let policy = write_policy(dir.path(), &[("served image", measurement)], "");
+    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&format!(
+        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+    ));
+    std::fs::write(&policy, text).unwrap();
     // The default roles: verifier, ca and key-store.
     let served = Served::start(&[
         "--state",
@@ -1091,4 +1097,33 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
         twi_issuer::jose::verify_compact(release["receipt"].as_str().unwrap(), &key_store_key, "twi-key-release+jwt")
             .expect("the release receipt verifies under the served Key Store's key");
     assert_eq!(receipt.claims["ephemeral-key"], hex::encode(&ephemeral).as_str());
+
+    // The simulated TDX platform, same workload: the Key Store holds its credential already and
+    // releases the same key to this launch's ephemeral key.
+    let out = dir.path().join("run-d-tdx");
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim-tdx",
+        "--image",
+        path(&image.join("twi.rom")),
+        "--state",
+        path(&loader_state),
+        "--out",
+        path(&out),
+        "--accel",
+        "tcg",
+        "--mechanism",
+        "d",
+        "--issuer-url",
+        &served.url,
+    ]);
+    let log = stderr(&run);
+    assert!(run.status.success(), "twi run --platform sim-tdx --mechanism d --issuer-url failed:\n{log}");
+    assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
+    assert_eq!(certificate(&out), provisioned_cert);
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
+    let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
+    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
 }
