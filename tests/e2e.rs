@@ -743,10 +743,14 @@ fn mechanism_b_forwards_the_attestation_result_to_the_credential_authority() {
 /// Mechanism D: the credential the Key Store holds for `workload_id` in the fixture's state
 /// (`keystore/<first 32 hex digits of SHA-256(workload id)>/`): the certificate and the key.
 fn provisioned(workload_id: &str) -> (Certificate, Vec<u8>) {
+    provisioned_in(&fixture().state, workload_id)
+}
+
+/// [`provisioned`] in the issuer state `state`.
+fn provisioned_in(state: &Path, workload_id: &str) -> (Certificate, Vec<u8>) {
     use p384::pkcs8::DecodePrivateKey;
     use sha2::Digest;
-    let slot =
-        fixture().state.join("issuer/keystore").join(&hex::encode(sha2::Sha256::digest(workload_id.as_bytes()))[..32]);
+    let slot = state.join("issuer/keystore").join(&hex::encode(sha2::Sha256::digest(workload_id.as_bytes()))[..32]);
     let cert = Certificate::from_pem(std::fs::read(slot.join("credential.pem")).unwrap()).unwrap();
     let key = p384::ecdsa::SigningKey::from_pkcs8_pem(&std::fs::read_to_string(slot.join("key.pem")).unwrap()).unwrap();
     (cert, key.verifying_key().to_sec1_point(false).as_bytes().to_vec())
@@ -1025,7 +1029,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
             "twi run --platform {platform} --mechanism {mechanism} --issuer-url failed:\n{log}"
         );
         for line in [
-            format!("using the Verifier and Credential Authority at {}", served.url),
+            format!("using the Verifier, Credential Authority and Key Store at {}", served.url),
             format!("credential acquisition mechanism {mechanism}"),
             "admitted as spiffe://example.org/payroll-app".to_string(),
         ] {
@@ -1081,20 +1085,126 @@ fn http_an_unreachable_issuer_is_reported_before_booting() {
 }
 
 #[test]
-fn mechanism_d_over_http_says_the_key_store_is_not_served_yet() {
+fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
+    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let out = twi(&[
+    let (server_state, loader_state, image) =
+        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
+    let elf = f.rom.with_file_name("twi-runtime.elf");
+    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+    let policy = write_policy(dir.path(), &[("served image", measurement)], "");
+    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+    let mut text = std::fs::read_to_string(&policy).unwrap();
+    text.push_str(&format!(
+        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+    ));
+    std::fs::write(&policy, text).unwrap();
+    // The default roles: verifier, ca and key-store.
+    let served = Served::start(&[
+        "--state",
+        path(&server_state),
+        "--policy",
+        path(&policy),
+        "--simulated-tee",
+        path(&loader_state),
+    ]);
+    let served_ca = server_state.join("issuer/issuer-ca.pem");
+    let out = dir.path().join("run-d");
+    let run = twi(&[
         "run",
         "--platform",
         "sim",
+        "--image",
+        path(&image.join("twi.rom")),
+        "--state",
+        path(&loader_state),
         "--out",
-        path(dir.path()),
-        "--issuer-url",
-        "http://127.0.0.1:9",
+        path(&out),
+        "--accel",
+        "tcg",
         "--mechanism",
         "d",
+        "--issuer-url",
+        &served.url,
     ]);
-    assert!(!out.status.success());
-    let log = stderr(&out);
-    assert!(log.contains("mechanism d") && log.contains("not served over HTTP yet"), "{log}");
+    let log = stderr(&run);
+    assert!(run.status.success(), "twi run --mechanism d --issuer-url failed:\n{log}");
+    for step in [
+        format!("using the Verifier, Credential Authority and Key Store at {}", served.url),
+        "credential acquisition mechanism d".to_string(),
+        "Key Store: provisioned a credential for spiffe://example.org/payroll-app".to_string(),
+        "the Key Store released the key of spiffe://example.org/payroll-app".to_string(),
+    ] {
+        assert!(log.contains(&step), "progress line {step:?} missing from:\n{log}");
+    }
+    assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    for line in [
+        "mechanism D: the evidence binds an ephemeral HPKE key",
+        "mechanism D: the Key Store's release opened in the vault",
+        "credential accepted for spiffe://example.org/payroll-app",
+    ] {
+        assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
+    }
+    // The credential is the one provisioned in the served Key Store, its key the provisioned
+    // key (not the ephemeral key the evidence bound), and it chains to the served CA.
+    let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
+    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    let cert = certificate(&out);
+    let (provisioned_cert, provisioned_key) = provisioned_in(&server_state, "spiffe://example.org/payroll-app");
+    assert_eq!(cert, provisioned_cert);
+    assert_eq!(certified_key(&cert), provisioned_key);
+    let (report, nonce, ephemeral) = evidence(&out);
+    assert_ne!(ephemeral, provisioned_key);
+    assert_eq!(report.report_data, binding::report_data_for(binding::Purpose::KeyRelease, &nonce, &ephemeral).unwrap());
+    // key-release.json as on the embedded path; the receipt verifies under the served Key
+    // Store's own key.
+    let release: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("key-release.json")).unwrap()).unwrap();
+    assert_eq!(hex::decode(release["ephemeral_public_key"].as_str().unwrap()).unwrap(), ephemeral);
+    assert_eq!(hex::decode(release["provisioned_public_key"].as_str().unwrap()).unwrap(), provisioned_key);
+    let key_store_key = {
+        use p384::pkcs8::DecodePrivateKey;
+        let pem = std::fs::read_to_string(server_state.join("issuer/keystore-key.pem")).unwrap();
+        *p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key()
+    };
+    let jwk: twi_issuer::jose::Jwk = serde_json::from_value(release["key_store_key"].clone()).unwrap();
+    assert_eq!(p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()), key_store_key);
+    let receipt =
+        twi_issuer::jose::verify_compact(release["receipt"].as_str().unwrap(), &key_store_key, "twi-key-release+jwt")
+            .expect("the release receipt verifies under the served Key Store's key");
+    assert_eq!(receipt.claims["ephemeral-key"], hex::encode(&ephemeral).as_str());
+
+    // The simulated TDX platform, same workload: the Key Store holds its credential already and
+    // releases the same key to this launch's ephemeral key.
+    let out = dir.path().join("run-d-tdx");
+    let run = twi(&[
+        "run",
+        "--platform",
+        "sim-tdx",
+        "--image",
+        path(&image.join("twi.rom")),
+        "--state",
+        path(&loader_state),
+        "--out",
+        path(&out),
+        "--accel",
+        "tcg",
+        "--mechanism",
+        "d",
+        "--issuer-url",
+        &served.url,
+    ]);
+    let log = stderr(&run);
+    assert!(run.status.success(), "twi run --platform sim-tdx --mechanism d --issuer-url failed:\n{log}");
+    assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
+    assert_eq!(certificate(&out), provisioned_cert);
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
+    let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
+    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
 }

@@ -101,7 +101,7 @@ enum Commands {
         /// Credential acquisition mechanism (default: the policy's choice for the workload).
         #[arg(long, value_enum)]
         mechanism: Option<MechanismArg>,
-        /// Use the Verifier and Credential Authority of `twi serve` at this URL
+        /// Use the Verifier, Credential Authority and Key Store of `twi serve` at this URL
         /// (http://HOST:PORT) instead of the embedded issuer; the image must embed that
         /// issuer's CA (built without --image, it does).
         #[arg(long, value_name = "URL", conflicts_with_all = ["policy", "policy_key"])]
@@ -122,7 +122,7 @@ enum Commands {
         #[arg(long, value_name = "FORMAT", default_value = "4")]
         tdx_quote: twi_host::sim::tdx::QuoteFormat,
     },
-    /// Serve the issuer's roles (Verifier, Credential Authority) over HTTP for
+    /// Serve the issuer's roles (Verifier, Credential Authority, Key Store) over HTTP for
     /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
     Serve {
         /// Address to listen on (port 0: any free port; the URL is printed on stdout).
@@ -130,14 +130,16 @@ enum Commands {
         listen: String,
         /// The appraisal policy (TOML; see issuer/policy.example.toml). Without it every
         /// verified launch gets --workload, with no WIT, attestation result or provenance
-        /// record (and mechanism b is refused).
+        /// record (and mechanisms b and d are refused).
         #[arg(long, value_name = "FILE")]
         policy: Option<PathBuf>,
         /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
         #[arg(long, value_name = "PEM", requires = "policy")]
         policy_key: Option<PathBuf>,
-        /// The roles whose endpoints this process serves: verifier, ca (comma-separated).
-        #[arg(long, default_value = "verifier,ca", value_parser = twi_issuer::http::Roles::parse)]
+        /// The roles whose endpoints this process serves: verifier, ca, key-store
+        /// (comma-separated). The Key Store (mechanism d) releases on the appraisal of the
+        /// Verifier in the same process, and provisions credentials its CA certifies.
+        #[arg(long, default_value = "verifier,ca,key-store", value_parser = twi_issuer::http::Roles::parse)]
         roles: twi_issuer::http::Roles,
         /// Development only: accept evidence from the simulated TEE whose keys are in DIR (the
         /// `--state` of the `twi run` that launches the guests: DIR/sim-snp, DIR/sim-tdx).
@@ -527,9 +529,6 @@ fn execute(cli: Cli) -> Result<()> {
             }
             // A renewal is a Credential Authority request, whatever the workload's usual mechanism.
             let mechanism = if renew.is_some() { Some(MechanismArg::C) } else { mechanism };
-            if let Some(m) = mechanism {
-                check_mechanism(m.mechanism(), "--mechanism", issuer_url.is_some())?;
-            }
             if print_qemu && !matches!(platform, PlatformArg::Sim | PlatformArg::SimTdx) {
                 return print_profile(platform, image.as_deref(), &out);
             }
@@ -579,7 +578,7 @@ fn execute(cli: Cli) -> Result<()> {
                 }
                 Some(remote) => {
                     let (pem, certificate) = remote.ca_certificate()?;
-                    eprintln!("twi: using the Verifier and Credential Authority at {}", remote.url());
+                    eprintln!("twi: using the Verifier, Credential Authority and Key Store at {}", remote.url());
                     (None, Anchor::of_certificate(&certificate), Some(pem))
                 }
             };
@@ -673,13 +672,6 @@ fn execute(cli: Cli) -> Result<()> {
                     }
                 };
                 issuer.set_policy(loaded).context("opening the issuer's policy state")?;
-                use twi_proto::msg::Platform;
-                let sim_platform = match platform {
-                    PlatformArg::Snp | PlatformArg::Igvm => Platform::Snp,
-                    PlatformArg::Tdx => Platform::Tdx,
-                    PlatformArg::SimTdx => Platform::SimTdx,
-                    PlatformArg::Sim => Platform::SimSnp,
-                };
                 match platform {
                     PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
                         trust: twi_issuer::amd::SnpTrust::amd(),
@@ -693,13 +685,6 @@ fn execute(cli: Cli) -> Result<()> {
                         }
                     }
                     PlatformArg::Sim | PlatformArg::SimTdx => {}
-                }
-                if mechanism.is_none()
-                    && let Some(mode) = issuer.policy_mode()
-                    && let Some(workload) = mode.workload_for(sim_platform, &measurement)
-                {
-                    let source = format!("the policy's choice for workload `{}`", workload.id);
-                    check_mechanism(workload.mechanism, &source, false)?;
                 }
             }
 
@@ -865,7 +850,7 @@ fn serve(
             issuer.set_policy(loaded).context("opening the issuer's policy state")?;
         }
         None => eprintln!(
-            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanism b is refused",
+            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanisms b and d are refused",
             identity.trust_domain, identity.workload
         ),
     }
@@ -893,17 +878,6 @@ fn serve(
         }
         twi_issuer::http::serve(listener, router).await.context("serving HTTP")
     })
-}
-
-/// Fails for mechanisms `twi run` cannot carry out (never pretends): all four run against the
-/// embedded issuer; the Key Store (mechanism d) is not served over HTTP yet.
-fn check_mechanism(mechanism: twi_issuer::policy::Mechanism, source: &str, remote: bool) -> Result<()> {
-    if remote && mechanism == twi_issuer::policy::Mechanism::D {
-        bail!(
-            "mechanism d ({source}: the Key Store releasing a provisioned key) is not served over HTTP yet: run it without --issuer-url"
-        );
-    }
-    Ok(())
 }
 
 /// `twi measure`: one digest, hex or JSON, on stdout.

@@ -9,8 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use twi_issuer::http::{
     AttestationResultResponse, ChallengeRequest, ChallengeResponse, CredentialAuthorityRequest, CredentialResponse,
-    ErrorResponse, EvidenceJson, VerifierRequest,
+    ErrorResponse, EvidenceJson, KeyReleaseRequest, KeyReleaseResponse, ProvisionRequest, ProvisionResponse,
+    VerifierRequest,
 };
+use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issued, Issuer};
 use twi_proto::msg::{Platform, RtmrEvent};
@@ -172,14 +174,26 @@ impl IssuerLink<'_> {
     /// Mechanism D, the workload owner's step as `twi run --mechanism d` does it for the demo:
     /// a credential and its key in the Key Store for the workload this launch belongs to.
     /// Returns it and whether it was provisioned now.
+    /// Remote: `POST /v1/key-store/provision`; the certified key is read from the certificate.
     pub fn provision(
         &mut self,
         platform: Platform,
         measurement: &[u8],
-    ) -> std::result::Result<(twi_issuer::keystore::Provisioned, bool), String> {
+    ) -> std::result::Result<(Provisioned, bool), String> {
         match self {
             Self::Embedded(issuer) => issuer.provision_workload(platform, measurement).map_err(|e| e.to_string()),
-            Self::Remote(remote) => Err(key_store_not_served(remote)),
+            Self::Remote(remote) => {
+                let request = ProvisionRequest {
+                    platform: platform_name(platform).to_string(),
+                    measurement: hex::encode(measurement),
+                };
+                let answer: ProvisionResponse = remote.post("/v1/key-store/provision", &request)?;
+                let der = hex::decode(&answer.certificate)
+                    .map_err(|e| format!("the Key Store at {} sent a certificate that is not hex: {e}", remote.base))?;
+                let provisioned = Provisioned::from_certificate(&answer.workload_id, &der)
+                    .map_err(|e| format!("the Key Store at {} sent {e}", remote.base))?;
+                Ok((provisioned, answer.created))
+            }
         }
     }
 
@@ -187,27 +201,42 @@ impl IssuerLink<'_> {
     /// key), then the Key Store releases the provisioned key encrypted to it. Returns the
     /// credential of record, the release, and the Key Store's public key (JWK) that verifies
     /// the release receipt.
+    /// Remote: `POST /v1/key-store/release`, answered the same way.
     pub fn release(
         &mut self,
         bundle: &EvidenceBundle<'_>,
         events: &[RtmrEvent],
-    ) -> std::result::Result<(Obtained, twi_issuer::keystore::Release, serde_json::Value), String> {
+    ) -> std::result::Result<(Obtained, Release, serde_json::Value), String> {
         match self {
             Self::Embedded(issuer) => {
                 let released = issuer.release_key(bundle, events).map_err(|rejection| rejection.to_string())?;
                 let jwk = issuer.key_store().map(|k| k.jwk()).map_err(|e| e.to_string())?;
                 Ok((Obtained::from_issued(&released.issued), released.release, jwk))
             }
-            Self::Remote(remote) => Err(key_store_not_served(remote)),
+            Self::Remote(remote) => {
+                let request = KeyReleaseRequest { evidence: EvidenceJson::new(bundle, events) };
+                let answer: KeyReleaseResponse = remote.post("/v1/key-store/release", &request)?;
+                let bad = |what: &str, e: &dyn std::fmt::Display| {
+                    format!("the Key Store at {} sent {what} that is not hex: {e}", remote.base)
+                };
+                let der = hex::decode(&answer.certificate).map_err(|e| bad("a certificate", &e))?;
+                let enc = hex::decode(&answer.enc).map_err(|e| bad("an `enc`", &e))?;
+                let ciphertext = hex::decode(&answer.ciphertext).map_err(|e| bad("a ciphertext", &e))?;
+                // The certified key is read from the certificate, not taken on the service's word.
+                let provisioned = Provisioned::from_certificate(&answer.credential.workload_id, &der)
+                    .map_err(|e| format!("the Key Store at {} sent {e}", remote.base))?;
+                let obtained = Obtained::from_response(answer.credential)?;
+                if obtained.certificate_der != der {
+                    return Err(format!(
+                        "the Key Store at {} sent two different certificates (PEM and DER) in one release",
+                        remote.base
+                    ));
+                }
+                let release = Release { provisioned, enc, ciphertext, receipt: answer.receipt };
+                Ok((obtained, release, answer.key_store_key))
+            }
         }
     }
-}
-
-fn key_store_not_served(remote: &RemoteIssuer) -> String {
-    format!(
-        "the Key Store (mechanism d) is not served over HTTP yet ({} offers the Verifier and the Credential Authority): run mechanism d against the embedded issuer",
-        remote.base
-    )
 }
 
 /// A blocking client for `twi serve`.

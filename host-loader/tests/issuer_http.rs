@@ -1,6 +1,7 @@
 //! The issuer's HTTP service (`twi_issuer::http`, what `twi serve` runs), driven in-process
 //! with tower's `oneshot` on reports signed by a simulated SEV-SNP chip (`SimPsp`): every
-//! mechanism over HTTP, and each refusal a 4xx whose `error` says why.
+//! mechanism over HTTP (D: the Key Store's provisioning and release), and each refusal a 4xx
+//! whose `error` says why.
 
 use axum::Router;
 use axum::body::Body;
@@ -28,6 +29,11 @@ struct Service {
 }
 
 fn service(roles: Roles) -> Service {
+    service_with(roles, "AF_L2")
+}
+
+/// A service whose policy asks `freshness` of the workload.
+fn service_with(roles: Roles, freshness: &str) -> Service {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("chip")).unwrap();
     let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
@@ -39,15 +45,15 @@ fn service(roles: Roles) -> Service {
         sim_snp_root: Some(psp.root().clone()),
     };
     let mut issuer = Issuer::open(&dir.path().join("issuer"), config).unwrap();
-    issuer.set_policy(policy(&MEASUREMENT)).unwrap();
+    issuer.set_policy(policy(&MEASUREMENT, freshness)).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     Service { router: router(issuer, roles), psp, _dir: dir, runtime }
 }
 
-fn policy(measurement: &[u8; 48]) -> Policy {
+fn policy(measurement: &[u8; 48], freshness: &str) -> Policy {
     Policy::from_toml(&format!(
         "version = \"http-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\
-         freshness = \"AF_L2\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"v1 (sim)\"\n\
+         freshness = \"{freshness}\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"v1 (sim)\"\n\
          platform = \"sim-snp\"\nmeasurement = \"{}\"\n",
         hex::encode(measurement)
     ))
@@ -91,7 +97,13 @@ impl Service {
 
     /// Evidence JSON from the chip, binding `key` and `nonce`.
     fn evidence(&self, key: &[u8], nonce: &[u8]) -> serde_json::Value {
-        let request = ReportRequest { report_data: binding::report_data(nonce, key).unwrap(), vmpl: 0 };
+        self.evidence_for(binding::Purpose::Credential, key, nonce)
+    }
+
+    /// Evidence JSON from the chip, binding `key` and `nonce` for `purpose`.
+    fn evidence_for(&self, purpose: binding::Purpose, key: &[u8], nonce: &[u8]) -> serde_json::Value {
+        let report_data = binding::report_data_for(purpose, nonce, key).unwrap();
+        let request = ReportRequest { report_data, vmpl: 0 };
         let response = self.psp.handle_report_request(&request.to_bytes());
         let report = ReportResponse::parse(&response).unwrap().report.to_vec();
         let endorsements: Vec<String> = self.psp.endorsements().unwrap().iter().map(hex::encode).collect();
@@ -182,7 +194,7 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
     let (status, jwks) = service.call(Method::GET, "/v1/keys", None);
     assert_eq!(status, StatusCode::OK);
     let kids: Vec<&str> = jwks["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap()).collect();
-    assert_eq!(kids, ["twi-verifier", "twi-wit", "twi-log"]);
+    assert_eq!(kids, ["twi-verifier", "twi-wit", "twi-log", "twi-keystore"]);
     // Each role its own key: the Verifier's EAR key, the CA's WIT key, the log key and the
     // CA's X.509 key are four different keys, and the EAR verifies under the Verifier's only.
     let ca = <x509_cert::Certificate as der::DecodePem>::from_pem(&ca_pem).unwrap();
@@ -202,7 +214,7 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
     }
     let now = std::time::SystemTime::now();
     twi_issuer::ear::Ear::verify_jwt(&ear, &published[0].into(), now).expect("the EAR is the Verifier's");
-    for other in [published[1], published[2], ca_key] {
+    for other in [published[1], published[2], published[3], ca_key] {
         assert!(twi_issuer::ear::Ear::verify_jwt(&ear, &other.into(), now).is_err());
     }
 
@@ -278,7 +290,7 @@ fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(error(&answer).contains("does not take this method"), "{answer}");
     let (status, answer) = service.call(Method::GET, "/v1/health", None);
-    assert_eq!((status, answer["roles"].clone()), (StatusCode::OK, serde_json::json!(["verifier", "ca"])));
+    assert_eq!((status, answer["roles"].clone()), (StatusCode::OK, serde_json::json!(["verifier", "ca", "key-store"])));
 }
 
 #[test]
@@ -336,4 +348,149 @@ fn a_body_sent_too_slowly_is_cut_off_with_408() {
     assert!(text.starts_with("HTTP/1.1 408"), "{text}");
     assert!(text.contains("not received and answered within 300 ms"), "{text}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+/// The HPKE `info` and `aad` of a release of `certificate_der` for `nonce` to `ephemeral`.
+fn release_context(nonce: &[u8], ephemeral: &[u8], certificate_der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let certificate_sha256: [u8; 32] = sha2::Sha256::digest(certificate_der).into();
+    (twi_proto::msg::key_release_info(nonce, ephemeral), twi_proto::msg::key_release_aad(&certificate_sha256).to_vec())
+}
+
+fn unhex(answer: &serde_json::Value, field: &str) -> Vec<u8> {
+    hex::decode(answer[field].as_str().unwrap_or_else(|| panic!("no `{field}` in {answer}"))).unwrap()
+}
+
+#[test]
+fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemeral_key_only() {
+    use twi_attester::hpke;
+    // AF_L0: the Key Store's own one-release-per-nonce rule is what refuses a replay.
+    let service = service_with(Roles::ALL, "AF_L0");
+    let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
+    let ephemeral = p384::SecretKey::try_generate().unwrap();
+    let ephemeral_public = hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
+    let release = |nonce: &[u8]| {
+        let evidence = service.evidence_for(binding::Purpose::KeyRelease, &ephemeral_public, nonce);
+        service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }))
+    };
+
+    // Nothing provisioned yet: refused, saying what to do.
+    let (status, answer) = release(&[0x41; 32]);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(
+        error(&answer).contains(&format!("no credential is provisioned for {WORKLOAD_ID} in the Key Store")),
+        "{answer}"
+    );
+
+    // The workload owner's step: provisioned once, then held.
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
+    let (status, provisioned) = service.post("/v1/key-store/provision", provision.clone());
+    assert_eq!(status, StatusCode::OK, "{provisioned}");
+    assert_eq!(
+        (provisioned["workload_id"].as_str(), provisioned["created"].as_bool()),
+        (Some(WORKLOAD_ID), Some(true))
+    );
+    let (status, again) = service.post("/v1/key-store/provision", provision);
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["created"], false, "{again}");
+    assert_eq!(again["certificate"], provisioned["certificate"], "the same credential is held");
+    let provisioned_key = unhex(&provisioned, "public_key");
+    let provisioned_der = unhex(&provisioned, "certificate");
+    let cert = <x509_cert::Certificate as der::Decode>::from_der(&provisioned_der).unwrap();
+    assert_eq!(cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes(), provisioned_key);
+
+    // The release: the provisioned credential, its key sealed to the ephemeral key the evidence
+    // binds, a receipt under the Key Store's published key.
+    let nonce = [0x42u8; 32];
+    let (status, released) = release(&nonce);
+    assert_eq!(status, StatusCode::OK, "{released}");
+    assert_eq!(unhex(&released, "certificate"), provisioned_der);
+    assert_credential(&released, &provisioned_key, &ca_pem);
+    let (info, aad) = release_context(&nonce, &ephemeral_public, &provisioned_der);
+    let (enc, ciphertext) = (unhex(&released, "enc"), unhex(&released, "ciphertext"));
+    let mut scalar = [0u8; 48];
+    hpke::open(&ephemeral, &enc, &info, &aad, &ciphertext, &mut scalar).expect("the bound ephemeral key opens it");
+    let opened = p384::SecretKey::from_slice(&scalar).unwrap();
+    assert_eq!(
+        hpke::serialize_public_key(&opened.public_key()).as_slice(),
+        provisioned_key.as_slice(),
+        "the released key is the provisioned key"
+    );
+    // Only the bound key opens it, and only for this nonce.
+    let other = p384::SecretKey::try_generate().unwrap();
+    assert!(hpke::open(&other, &enc, &info, &aad, &ciphertext, &mut scalar).is_err());
+    let (other_info, _) = release_context(&[0x43; 32], &ephemeral_public, &provisioned_der);
+    assert!(hpke::open(&ephemeral, &enc, &other_info, &aad, &ciphertext, &mut scalar).is_err());
+    // The receipt verifies under the key /v1/keys publishes for the Key Store.
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    let published = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-keystore").unwrap().clone();
+    assert_eq!(published, released["key_store_key"]);
+    let jwk: twi_issuer::jose::Jwk = serde_json::from_value(published).unwrap();
+    let receipt = twi_issuer::jose::verify_compact(
+        released["receipt"].as_str().unwrap(),
+        &p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
+        "twi-key-release+jwt",
+    )
+    .expect("the receipt verifies under the Key Store's key");
+    assert_eq!(receipt.claims["ephemeral-key"], hex::encode(&ephemeral_public).as_str());
+
+    // The same nonce again: the Key Store refuses, with its reason.
+    let (status, answer) = release(&nonce);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("already released a key for this challenge (replay)"), "{answer}");
+
+    // Evidence that binds its key for a credential gets no key release.
+    let evidence = service.evidence_for(binding::Purpose::Credential, &ephemeral_public, &[0x44; 32]);
+    let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("REPORTDATA does not bind"), "{answer}");
+}
+
+#[test]
+fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
+    let service = service(Roles::ALL);
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
+    assert_eq!(service.post("/v1/key-store/provision", provision).0, StatusCode::OK);
+    let ephemeral = p384::SecretKey::try_generate().unwrap();
+    let ephemeral_public = twi_attester::hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
+    let nonce = service.nonce();
+    let evidence = service.evidence_for(binding::Purpose::KeyRelease, &ephemeral_public, &nonce);
+    let request = serde_json::json!({ "evidence": evidence });
+    let (status, answer) = service.post("/v1/key-store/release", request.clone());
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, answer) = service.post("/v1/key-store/release", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("the nonce was already used (replay)"), "{answer}");
+    // A measurement no workload admits has nothing to provision.
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode([0x11; 48]) });
+    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("the policy admits no workload with measurement 1111"), "{answer}");
+    // Mechanism d's evidence does not go to the Verifier's endpoint.
+    let (status, answer) = service.post(
+        "/v1/verifier/evidence",
+        serde_json::json!({ "mechanism": "d", "evidence": service.evidence(&ephemeral_public, &[0; 32]) }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(error(&answer).contains("POST /v1/key-store/release"), "{answer}");
+}
+
+#[test]
+fn a_process_without_the_key_store_role_answers_501() {
+    let service = service(Roles::parse("verifier,ca").unwrap());
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
+    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
+    let (_, key) = workload_key();
+    let evidence = service.evidence_for(binding::Purpose::KeyRelease, &key, &[0x42; 32]);
+    let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    assert!(jwks["keys"].as_array().unwrap().iter().all(|k| k["kid"] != "twi-keystore"), "{jwks}");
+    // A Key Store without the Verifier in its process releases nothing.
+    let service = service_with(Roles::parse("key-store,ca").unwrap(), "AF_L0");
+    let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert!(error(&answer).contains("does not serve the Verifier role"), "{answer}");
 }

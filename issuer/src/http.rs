@@ -1,6 +1,6 @@
 //! The issuer's roles over HTTP (`twi serve`): the same [`Issuer`] calls the loader makes
-//! in-process, as JSON endpoints, so that the Verifier and the Credential Authority can run as
-//! a service that `twi run --issuer-url` talks to.
+//! in-process, as JSON endpoints, so that the Verifier, the Credential Authority and the Key
+//! Store can run as a service that `twi run --issuer-url` talks to.
 //!
 //! Format: JSON bodies; byte strings (evidence, keys, nonces, proofs, DER certificates) are
 //! lowercase hex, as in the loader's `evidence.json`. Every refusal is a 4xx with
@@ -11,20 +11,29 @@
 //! | method and path | role | body → answer |
 //! | --- | --- | --- |
 //! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
-//! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log) |
+//! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
 //! | `POST /v1/challenge` | Verifier | [`ChallengeRequest`] → [`ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`VerifierRequest`]: mechanism `a` → [`CredentialResponse`] (the Verifier asked the CA); `b` → [`AttestationResultResponse`] (signed EAR binding the key) |
 //! | `POST /v1/ca/credential` | CA | [`CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`CredentialResponse`] |
+//! | `POST /v1/key-store/provision` | Key Store (+ CA) | [`ProvisionRequest`] → [`ProvisionResponse`]: mechanism D's workload-owner step (the CA certifies a fresh key for the workload the policy admits; kept if one is provisioned already) |
+//! | `POST /v1/key-store/release` | Key Store (+ Verifier) | [`KeyReleaseRequest`] (evidence binding the ephemeral HPKE key under `Purpose::KeyRelease`) → [`KeyReleaseResponse`] (the provisioned credential, the key HPKE-sealed to that ephemeral key, the signed receipt) |
 //!
 //! Each role signs with its own key, as in-process: the CA's X.509 key (`issuer-ca.key.pem`)
 //! and WIT key (`wit-key.pem`), the Verifier's EAR key (`verifier-key.pem`) and AF_L1 epoch
-//! key (`epoch-key.pem`), the provenance log's key (`log-key.pem`); the CA checks an EAR
-//! under the Verifier's public key only.
+//! key (`epoch-key.pem`), the provenance log's key (`log-key.pem`), the Key Store's receipt
+//! key (`keystore-key.pem`); the CA checks an EAR under the Verifier's public key only.
 //!
-//! Both roles live in one process today: mechanism A's Verifier calls the CA, and C's CA
-//! calls the Verifier, in-process; and B's CA redeems the Verifier's result from the same
-//! process's handoff. `--roles` chooses which roles' endpoints a process exposes.
+//! The roles live in one process today: mechanism A's Verifier calls the CA, and C's CA
+//! calls the Verifier, in-process; B's CA redeems the Verifier's result from the same
+//! process's handoff; D's Key Store releases only on the appraisal of the Verifier in the same
+//! process (so `/v1/key-store/release` needs the `verifier` role too, and provisioning the
+//! `ca` role). `--roles` chooses which roles' endpoints a process exposes; a Key Store endpoint
+//! in a process without the `key-store` role answers 501.
+//!
+//! Provisioning is the workload owner's step and is not authenticated here (it never reveals a
+//! key: it makes sure one is provisioned); put the service behind an authenticating proxy
+//! before exposing it beyond a development host.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -40,6 +49,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use twi_proto::msg::{Platform, RtmrEvent};
 
+use crate::keystore::Provisioned;
 use crate::policy::{Mechanism, platform_name};
 use crate::{CredentialRequestIn, EvidenceBundle, Issued, Issuer, Rejection};
 
@@ -55,26 +65,28 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Roles {
     pub verifier: bool,
     pub credential_authority: bool,
+    /// Mechanism D's Key Store.
+    pub key_store: bool,
 }
 
 impl Roles {
-    pub const ALL: Self = Self { verifier: true, credential_authority: true };
+    /// Every role: `verifier,ca,key-store`, what `twi serve` serves by default.
+    pub const ALL: Self = Self { verifier: true, credential_authority: true, key_store: true };
 
-    /// `verifier`, `ca` (or `credential-authority`), comma-separated.
+    /// `verifier`, `ca` (or `credential-authority`), `key-store` (or `keystore`),
+    /// comma-separated.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut roles = Self { verifier: false, credential_authority: false };
+        let mut roles = Self { verifier: false, credential_authority: false, key_store: false };
         for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match name {
                 "verifier" => roles.verifier = true,
                 "ca" | "credential-authority" => roles.credential_authority = true,
-                "key-store" | "keystore" => {
-                    return Err("the Key Store (mechanism D) is not served over HTTP yet: use verifier,ca".into());
-                }
-                other => return Err(format!("unknown role {other:?}: expected verifier and/or ca")),
+                "key-store" | "keystore" => roles.key_store = true,
+                other => return Err(format!("unknown role {other:?}: expected verifier, ca and/or key-store")),
             }
         }
-        if !roles.verifier && !roles.credential_authority {
-            return Err("name at least one role: verifier, ca".into());
+        if !roles.verifier && !roles.credential_authority && !roles.key_store {
+            return Err("name at least one role: verifier, ca, key-store".into());
         }
         Ok(roles)
     }
@@ -86,6 +98,9 @@ impl Roles {
         }
         if self.credential_authority {
             names.push("ca");
+        }
+        if self.key_store {
+            names.push("key-store");
         }
         names
     }
@@ -366,6 +381,74 @@ impl CredentialResponse {
     }
 }
 
+/// `POST /v1/key-store/provision`: mechanism D, the workload owner's step.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// `sim-snp`, `snp`, `tdx` or `sim-tdx`.
+    pub platform: String,
+    /// The launch measurement (hex) of the workload's launches: the policy's workload that
+    /// admits it is the one provisioned for.
+    pub measurement: String,
+}
+
+/// The credential the Key Store holds for the workload (its key never leaves but in a release).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvisionResponse {
+    pub workload_id: String,
+    /// The X.509 serial (hex).
+    pub serial: String,
+    pub certificate_pem: String,
+    /// The same certificate, DER (hex).
+    pub certificate: String,
+    /// The certified SEC1 P-384 public key (hex): the key a release hands over.
+    pub public_key: String,
+    /// Whether it was provisioned by this request (`false`: it was held already).
+    pub created: bool,
+}
+
+impl ProvisionResponse {
+    pub fn new(provisioned: &Provisioned, created: bool) -> Self {
+        Self {
+            workload_id: provisioned.workload_id.clone(),
+            serial: provisioned.serial_hex.clone(),
+            certificate_pem: provisioned.certificate_pem.clone(),
+            certificate: hex::encode(&provisioned.certificate_der),
+            public_key: hex::encode(&provisioned.public_key),
+            created,
+        }
+    }
+}
+
+/// `POST /v1/key-store/release`: the launch's evidence, whose key is the ephemeral HPKE key
+/// the runtime generated for the release (REPORTDATA under `Purpose::KeyRelease`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyReleaseRequest {
+    pub evidence: EvidenceJson,
+}
+
+/// Mechanism D, the Key Store's answer: the provisioned credential of record (certificate,
+/// workload id, and under the policy its WIT, attestation result and provenance) and the
+/// provisioned key HPKE-sealed to the ephemeral key (RFC 9180 base mode, DHKEM(P-384,
+/// HKDF-SHA384), HKDF-SHA384, AES-256-GCM; `info` = `key_release_info(nonce, ephemeral
+/// key)`, `aad` = `key_release_aad(SHA-256(certificate DER))`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyReleaseResponse {
+    #[serde(flatten)]
+    pub credential: CredentialResponse,
+    /// The provisioned certificate, DER (hex).
+    pub certificate: String,
+    /// HPKE `enc` (hex, 97 bytes).
+    pub enc: String,
+    /// HPKE ciphertext of the 48-byte private scalar (hex, 64 bytes).
+    pub ciphertext: String,
+    /// The Key Store's receipt (compact JWS, ES384, `typ` `twi-key-release+jwt`).
+    pub receipt: String,
+    /// The Key Store's public key (JWK, `kid` `twi-keystore`) the receipt verifies under.
+    pub key_store_key: serde_json::Value,
+}
+
 #[derive(Clone)]
 struct AppState {
     issuer: Arc<Mutex<Issuer>>,
@@ -388,6 +471,10 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
         router =
             router.route("/v1/ca/certificate", get(ca_certificate)).route("/v1/ca/credential", post(ca_credential));
     }
+    // Always routed: without the role they answer 501 and say so.
+    router = router
+        .route("/v1/key-store/provision", post(key_store_provision))
+        .route("/v1/key-store/release", post(key_store_release));
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -434,7 +521,7 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate and /v1/ca/credential (those of its roles)",
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
     }
@@ -487,6 +574,10 @@ async fn keys(State(state): State<AppState>) -> Result<Json<serde_json::Value>, 
                 keys.push(mode.wit_jwk());
                 keys.push(mode.log_jwk());
             }
+        }
+        if roles.key_store {
+            let store = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?;
+            keys.push(store.jwk());
         }
         Ok(Json(serde_json::json!({ "keys": keys })))
     })
@@ -551,7 +642,7 @@ async fn verifier_evidence(
         }
         other => Err(ApiError::bad_request(format!(
             "mechanism {other} does not send evidence to the Verifier: mechanism c sends it to the Credential Authority (POST /v1/ca/credential){}",
-            if other == Mechanism::D { "; mechanism d (Key Store) is not served over HTTP yet" } else { "" }
+            if other == Mechanism::D { ", mechanism d to the Key Store (POST /v1/key-store/release)" } else { "" }
         ))),
     }
 }
@@ -614,6 +705,96 @@ async fn ca_credential(
     Ok(Json(CredentialResponse::new(&issued)))
 }
 
+/// The Key Store's endpoints in a process without the role.
+fn key_store_served(state: &AppState) -> Result<(), ApiError> {
+    if state.roles.key_store {
+        Ok(())
+    } else {
+        Err(ApiError::role_missing("Key Store", "mechanism d: start it with `--roles` including key-store"))
+    }
+}
+
+/// Mechanism D needs the policy's workload for the launch: say so when there is none.
+fn provisioning_target(issuer: &mut Issuer, platform: Platform, measurement: &[u8]) -> Result<(), ApiError> {
+    let forbidden = |message: String| ApiError { status: StatusCode::FORBIDDEN, message };
+    let Some(mode) = issuer.policy_mode() else {
+        return Err(forbidden(
+            "mechanism d needs an appraisal policy: the Key Store provisions for a workload of `twi serve --policy`"
+                .into(),
+        ));
+    };
+    if mode.workload_for(platform, measurement).is_none() {
+        return Err(forbidden(format!(
+            "the policy admits no workload with measurement {} on {}: nothing to provision",
+            hex::encode(measurement),
+            platform_name(platform)
+        )));
+    }
+    Ok(())
+}
+
+async fn key_store_provision(
+    State(state): State<AppState>,
+    json: Result<Json<ProvisionRequest>, JsonRejection>,
+) -> Result<Json<ProvisionResponse>, ApiError> {
+    key_store_served(&state)?;
+    if !state.roles.credential_authority {
+        return Err(ApiError::role_missing("Credential Authority", "it certifies the credential the Key Store holds"));
+    }
+    let request = body(json)?;
+    let platform = parse_platform(&request.platform)?;
+    let measurement = unhex("measurement", &request.measurement)?;
+    with_issuer(&state, move |issuer| {
+        provisioning_target(issuer, platform, &measurement)?;
+        let (provisioned, created) = issuer
+            .provision_workload(platform, &measurement)
+            .map_err(|e| ApiError::internal(format!("the Key Store cannot provision a credential: {e}")))?;
+        if created {
+            eprintln!(
+                "twi serve: key store provisioned a credential for {} (serial {})",
+                provisioned.workload_id, provisioned.serial_hex
+            );
+        }
+        Ok(Json(ProvisionResponse::new(&provisioned, created)))
+    })
+    .await
+}
+
+async fn key_store_release(
+    State(state): State<AppState>,
+    json: Result<Json<KeyReleaseRequest>, JsonRejection>,
+) -> Result<Json<KeyReleaseResponse>, ApiError> {
+    key_store_served(&state)?;
+    if !state.roles.verifier {
+        return Err(ApiError::role_missing("Verifier", "the Key Store releases a key only on its appraisal"));
+    }
+    let request = body(json)?;
+    let evidence = request.evidence.decode()?;
+    with_issuer(&state, move |issuer| {
+        if issuer.policy_mode().is_none() {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                message: "mechanism d needs an appraisal policy: the Key Store releases to a workload of `twi serve --policy`".into(),
+            });
+        }
+        let released = issuer
+            .release_key(&evidence.bundle(), &evidence.events)
+            .map_err(|r| logged("key store (mechanism d)", r))?;
+        let key_store_key =
+            issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?.jwk();
+        let release = released.release;
+        Ok(Json(KeyReleaseResponse {
+            credential: CredentialResponse::new(&released.issued),
+            certificate: hex::encode(&release.provisioned.certificate_der),
+            enc: hex::encode(&release.enc),
+            ciphertext: hex::encode(&release.ciphertext),
+            receipt: release.receipt,
+            key_store_key,
+        }))
+    })
+    .await
+}
+
 /// Keeps a line in the service's log for each refusal.
 fn logged(role: &str, rejection: Rejection) -> ApiError {
     eprintln!("twi serve: {role} refused: {rejection}");
@@ -639,9 +820,10 @@ mod tests {
 
     #[test]
     fn roles_parse_and_refuse_with_a_reason() {
-        assert_eq!(Roles::parse("verifier,ca"), Ok(Roles::ALL));
+        assert_eq!(Roles::parse("verifier,ca,key-store"), Ok(Roles::ALL));
         assert_eq!(Roles::parse("ca").unwrap().names(), ["ca"]);
-        assert!(Roles::parse("key-store").unwrap_err().contains("mechanism D"));
+        assert_eq!(Roles::parse("keystore, verifier").unwrap().names(), ["verifier", "key-store"]);
+        assert!(!Roles::parse("verifier,ca").unwrap().key_store);
         assert!(Roles::parse("").unwrap_err().contains("at least one"));
         assert!(Roles::parse("verifer").unwrap_err().contains("unknown role"));
     }

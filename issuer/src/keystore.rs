@@ -53,6 +53,14 @@ pub struct Provisioned {
     pub public_key: Vec<u8>,
 }
 
+impl Provisioned {
+    /// The provisioned credential `certificate_der` of `workload_id`, as the Key Store reports
+    /// it (its serial and certified key read from the certificate itself).
+    pub fn from_certificate(workload_id: &str, certificate_der: &[u8]) -> Result<Self, IssuerError> {
+        parse_provisioned(workload_id, certificate_der)
+    }
+}
+
 /// What the Verifier established, and the Key Store requires, for one release.
 #[derive(Debug, Clone)]
 pub struct ReleaseGrant {
