@@ -139,6 +139,59 @@ pub fn kds_chain(
     Ok(path)
 }
 
+/// Why [`vcek_from_cache`] found no VCEK.
+#[derive(Debug)]
+pub enum VcekMissing {
+    /// Not in the cache, and no KDS to ask: the files expected, each with its KDS URL.
+    NotCached(Vec<(PathBuf, String)>),
+    /// Not in the cache, and KDS did not serve it: each product's failure.
+    NotFetched(Vec<FetchError>),
+}
+
+/// The VCEK for `chip_id` at `tcb` from the cache `dir`, trying each of `products` (a v2
+/// report does not name its CPU); when the cache has none and `kds` is given, fetched from
+/// KDS at that base into the cache. Returns its path and product.
+pub fn vcek_from_cache(
+    dir: &Path,
+    products: &[Product],
+    chip_id: &[u8; 64],
+    tcb: TcbVersion,
+    kds: Option<&str>,
+) -> Result<(PathBuf, Product), VcekMissing> {
+    for &product in products {
+        let path = kds::vcek_path(dir, product, chip_id, tcb);
+        if path.exists() {
+            return Ok((path, product));
+        }
+    }
+    let Some(base) = kds else {
+        return Err(VcekMissing::NotCached(
+            products.iter().map(|&p| (kds::vcek_path(dir, p, chip_id, tcb), kds::vcek_url(p, chip_id, tcb))).collect(),
+        ));
+    };
+    let fetcher = Fetcher::default();
+    let mut failures = Vec::new();
+    for &product in products {
+        match kds_vcek(&fetcher, base, dir, product, chip_id, tcb) {
+            Ok(path) => return Ok((path, product)),
+            Err(e) => failures.push(e),
+        }
+    }
+    Err(VcekMissing::NotFetched(failures))
+}
+
+/// The intermediate + ARK chain for `kind` keys of `product` from the cache `dir`, fetched
+/// from KDS at `kds` into the cache first when it is missing and `kds` is given. `Ok` may name
+/// a file that does not exist (nothing cached, nothing to fetch from): the caller says what to
+/// put there.
+pub fn chain_from_cache(dir: &Path, product: Product, kind: VekKind, kds: Option<&str>) -> Result<PathBuf, FetchError> {
+    let path = kds::chain_path(dir, product, kind);
+    match kds {
+        Some(base) if !path.exists() => kds_chain(&Fetcher::default(), base, dir, product, kind),
+        _ => Ok(path),
+    }
+}
+
 /// Which PCK CA issued the platform's PCK certificate (the PCK CRL to fetch).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PckCa {

@@ -218,7 +218,7 @@ impl Launch<'_> {
 /// TCB, and its chain, from the VCEK cache (fetched from KDS first when `--fetch` allows).
 fn cached_endorsements(launch: &Launch<'_>, report: &[u8]) -> Result<Vec<Vec<u8>>> {
     use twi_attester::snp::report::{AttestationReport, SigningKey};
-    use twi_issuer::amd::{Product, VekKind, kds};
+    use twi_issuer::amd::{Product, VekKind};
     let hardware = launch.hardware.as_ref().ok_or_else(|| anyhow!("not a hardware launch"))?;
     let parsed = AttestationReport::parse(report).map_err(|e| anyhow!("the report is malformed: {e:?}"))?;
     if parsed.signing_key() == SigningKey::Vlek {
@@ -235,43 +235,24 @@ fn cached_endorsements(launch: &Launch<'_>, report: &[u8]) -> Result<Vec<Vec<u8>
         .tcb_layout()
         .and_then(|_| Product::from_cpuid(parsed.cpuid_fam_id, parsed.cpuid_mod_id))
         .map_or(Product::ALL.to_vec(), |p| vec![p]);
-    let fetcher = crate::fetch::Fetcher::default();
-    for product in products {
-        let mut vcek = kds::vcek_path(dir, product, &parsed.chip_id, parsed.reported_tcb);
-        if !vcek.exists()
-            && let Some(base) = &hardware.kds
-        {
-            match crate::fetch::kds_vcek(&fetcher, base, dir, product, &parsed.chip_id, parsed.reported_tcb) {
-                Ok(path) => vcek = path,
-                Err(e) => {
-                    progress(format_args!("KDS: {e}"));
-                    continue;
-                }
+    let kds = hardware.kds.as_deref();
+    let (vcek, product) = crate::fetch::vcek_from_cache(dir, &products, &parsed.chip_id, parsed.reported_tcb, kds)
+        .map_err(|missing| match missing {
+            crate::fetch::VcekMissing::NotCached(wanted) => anyhow!(
+                "no VCEK for this chip and TCB in {}: add --fetch, or download {}",
+                dir.display(),
+                wanted.iter().map(|(_, url)| url.as_str()).collect::<Vec<_>>().join(" or ")
+            ),
+            crate::fetch::VcekMissing::NotFetched(failures) => {
+                anyhow!("no VCEK from KDS: {}", failures.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
             }
-        }
-        if !vcek.exists() {
-            continue;
-        }
-        let mut chain = kds::chain_path(dir, product, VekKind::Vcek);
-        if !chain.exists()
-            && let Some(base) = &hardware.kds
-        {
-            chain = crate::fetch::kds_chain(&fetcher, base, dir, product, VekKind::Vcek)?;
-        }
-        let mut endorsements = vec![fs::read(&vcek).with_context(|| format!("cannot read {}", vcek.display()))?];
-        let pem = fs::read(&chain).with_context(|| format!("no chain at {}", chain.display()))?;
-        endorsements
-            .extend(twi_issuer::chain::split_certificates(&pem).map_err(|e| anyhow!("{}: {e}", chain.display()))?);
-        progress(format_args!("endorsements: VCEK and chain from {}", dir.display()));
-        return Ok(endorsements);
-    }
-    bail!(
-        "no VCEK for chip {} at TCB {} in {}: add --fetch, or download {}",
-        hex::encode(parsed.chip_id),
-        kds::tcb_hex(parsed.reported_tcb),
-        dir.display(),
-        kds::vcek_url(Product::Milan, &parsed.chip_id, parsed.reported_tcb)
-    )
+        })?;
+    let chain = crate::fetch::chain_from_cache(dir, product, VekKind::Vcek, kds)?;
+    let mut endorsements = vec![fs::read(&vcek).with_context(|| format!("cannot read {}", vcek.display()))?];
+    let pem = fs::read(&chain).with_context(|| format!("no chain at {}", chain.display()))?;
+    endorsements.extend(twi_issuer::chain::split_certificates(&pem).map_err(|e| anyhow!("{}: {e}", chain.display()))?);
+    progress(format_args!("endorsements: VCEK and chain from {}", dir.display()));
+    Ok(endorsements)
 }
 
 /// Real TDX: unless collateral was configured up front, fetch it for the quote's platform from

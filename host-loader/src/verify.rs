@@ -305,11 +305,8 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
                 let product = product
                     .or_else(|| certs.first().and_then(product_of))
                     .ok_or_else(|| Unusable("cannot tell the product to pick the cached chain: pass --chain".into()))?;
-                let mut path = kds::chain_path(dir, product, kind);
-                if !path.exists() && args.fetch {
-                    path = fetch::kds_chain(&fetch::Fetcher::default(), &args.kds_url, dir, product, kind)
-                        .map_err(|e| Unusable(format!("--fetch: {e}")))?;
-                }
+                let path = fetch::chain_from_cache(dir, product, kind, args.fetch.then_some(args.kds_url.as_str()))
+                    .map_err(|e| Unusable(format!("--fetch: {e}")))?;
                 if !path.exists() {
                     return Err(Unusable(format!(
                         "no --chain, and the cache has no {} (download {})",
@@ -358,43 +355,25 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
             urls.join(" or ")
         )));
     };
-    for p in &products {
-        let path = kds::vcek_path(dir, *p, &report.chip_id, report.reported_tcb);
-        if path.exists() {
-            return certificates(&path, "cached VCEK")?
-                .into_iter()
-                .next()
-                .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())));
+    let kds = args.fetch.then_some(args.kds_url.as_str());
+    match fetch::vcek_from_cache(dir, &products, &report.chip_id, report.reported_tcb, kds) {
+        Ok((path, _)) => certificates(&path, "cached VCEK")?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display()))),
+        Err(fetch::VcekMissing::NotFetched(failures)) => {
+            let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
+            Err(Unusable(format!("--fetch: no VCEK from KDS: {}", failures.join("; "))))
+        }
+        Err(fetch::VcekMissing::NotCached(wanted)) => {
+            let wanted: Vec<String> =
+                wanted.iter().map(|(path, url)| format!("{} (from {url})", path.display())).collect();
+            Err(Unusable(format!(
+                "the VCEK cache has no certificate for this chip and TCB: expected {}",
+                wanted.join(" or ")
+            )))
         }
     }
-    if args.fetch {
-        // A v2 report does not name its product: ask KDS for each until one knows the chip.
-        let fetcher = fetch::Fetcher::default();
-        let mut failures = Vec::new();
-        for p in &products {
-            match fetch::kds_vcek(&fetcher, &args.kds_url, dir, *p, &report.chip_id, report.reported_tcb) {
-                Ok(path) => {
-                    return certificates(&path, "fetched VCEK")?
-                        .into_iter()
-                        .next()
-                        .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())));
-                }
-                Err(e) => failures.push(e.to_string()),
-            }
-        }
-        return Err(Unusable(format!("--fetch: no VCEK from KDS: {}", failures.join("; "))));
-    }
-    let wanted: Vec<String> = products
-        .iter()
-        .map(|p| {
-            format!(
-                "{} (from {})",
-                kds::vcek_path(dir, *p, &report.chip_id, report.reported_tcb).display(),
-                kds::vcek_url(*p, &report.chip_id, report.reported_tcb)
-            )
-        })
-        .collect();
-    Err(Unusable(format!("the VCEK cache has no certificate for this chip and TCB: expected {}", wanted.join(" or "))))
 }
 
 fn snp_verdict(bytes: &[u8], certs: &[Cert], crls: &[Crl], config: &SnpConfig, now: SystemTime) -> (u8, Value) {
