@@ -742,19 +742,7 @@ impl Issuer {
     ) -> Result<Appraisal, Rejection> {
         let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
         let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
-        let body = &appraisal.body;
-        check_key_binding(bundle, &body.report_data, purpose)?;
-        check_event_log(events, &body.rtmr)?;
-        Ok(Appraisal {
-            platform: bundle.platform,
-            measurement: body.mr_td.to_vec(),
-            chip_id: appraisal.pck.ppid.to_vec(),
-            reported_tcb: 0,
-            policy: body.td_attributes_u64(),
-            evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
-            snp: None,
-            tdx: Some(appraisal),
-        })
+        td_appraisal(bundle, events, purpose, appraisal)
     }
 
     /// The simulated TDX platform's quote, verified by the Intel verifier under the simulated
@@ -774,19 +762,7 @@ impl Issuer {
                 appraisal.anchor
             )));
         }
-        let body = &appraisal.body;
-        check_key_binding(bundle, &body.report_data, purpose)?;
-        check_event_log(events, &body.rtmr)?;
-        Ok(Appraisal {
-            platform: bundle.platform,
-            measurement: body.mr_td.to_vec(),
-            chip_id: appraisal.pck.ppid.to_vec(),
-            reported_tcb: 0,
-            policy: body.td_attributes_u64(),
-            evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
-            snp: None,
-            tdx: Some(appraisal),
-        })
+        td_appraisal(bundle, events, purpose, appraisal)
     }
 
     fn issue_certificate(&self, public_key: &[u8], appraisal: Appraisal) -> Result<Issued, IssuerError> {
@@ -841,6 +817,29 @@ impl Issuer {
             certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
         Ok(Issued { certificate_der, certificate_pem, workload_id, serial_hex, appraisal, policy: None })
     }
+}
+
+/// A verified TD quote (real or simulated) as the Verifier's appraisal: the quote binds the
+/// bundle's key for `purpose`, and the event log replays to its RTMRs.
+fn td_appraisal(
+    bundle: &EvidenceBundle<'_>,
+    events: &[twi_proto::msg::RtmrEvent],
+    purpose: binding::Purpose,
+    appraisal: tdx::TdxAppraisal,
+) -> Result<Appraisal, Rejection> {
+    let body = &appraisal.body;
+    check_key_binding(bundle, &body.report_data, purpose)?;
+    check_event_log(events, &body.rtmr)?;
+    Ok(Appraisal {
+        platform: bundle.platform,
+        measurement: body.mr_td.to_vec(),
+        chip_id: appraisal.pck.ppid.to_vec(),
+        reported_tcb: 0,
+        policy: body.td_attributes_u64(),
+        evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
+        snp: None,
+        tdx: Some(appraisal),
+    })
 }
 
 /// Whether `cert` carries `uri` as a URI subject alternative name.
