@@ -1,5 +1,5 @@
 //! HPKE (RFC 9180, DHKEM(P-384, HKDF-SHA384), HKDF-SHA384, AES-256-GCM) interoperability with
-//! an independent implementation: Python's `pyhpke` (installed from PyPI if missing), driven by
+//! an independent implementation: Python's `pyhpke` (`qemu/install-deps` installs it), driven by
 //! `tests/hpke_check.py`. Rust seals, Python opens; Python seals, Rust opens; both derive the
 //! same key pair from the same ikm (DeriveKeyPair, §7.1.3), and both refuse tampered messages.
 //!
@@ -13,28 +13,13 @@ use std::process::{Command, Stdio};
 use twi_attester::hpke;
 
 fn python_with_pyhpke() -> &'static str {
-    let ok = || Command::new("python3").args(["-c", "import pyhpke, cryptography"]).status().is_ok_and(|s| s.success());
-    if ok() {
-        return "python3";
-    }
-    let mut last = String::new();
-    for extra in [&[][..], &["--user"][..], &["--user", "--break-system-packages"][..]] {
-        let out = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(extra)
-            .arg("pyhpke")
-            .output();
-        if ok() {
-            return "python3";
-        }
-        last = match out {
-            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            Err(e) => e.to_string(),
-        };
-    }
-    panic!(
-        "the Python package pyhpke is needed and could not be installed with `python3 -m pip install pyhpke` ({last}); install it and rerun"
+    let ok = Command::new("python3").args(["-c", "import pyhpke, cryptography"]).status().is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with the packages pyhpke and cryptography is needed: run ./qemu/install-deps \
+         (or `python3 -m pip install pyhpke cryptography`)"
     );
+    "python3"
 }
 
 struct Rng(u64);

@@ -1,8 +1,7 @@
 //! Known-answer tests against attestation reports that real AMD hardware produced.
 //!
-//! The reports are read at run time from the shared samples folder beside the checkout
-//! (`../shared/samples` from the workspace root, i.e. `/work/shared/samples`); they are never
-//! copied into this repository. A missing folder fails the test.
+//! The reports are read at run time from `tests/data` in the repository (`PROVENANCE.md`
+//! there names each file's source, commit and licence). A missing folder fails the test.
 //!
 //! Sources (see `provenance.json` there for the commits):
 //! * s1 — `virtee/sev`, `tests/certs_data/report_milan.hex` (Milan, report v2, VCEK); the
@@ -19,14 +18,14 @@ use twi_attester::snp::report::{
     AttestationReport, REPORT_SIZE, ReportError, SIGNED_LEN, SigningKey, TcbLayout, signed_region,
 };
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 
 fn samples() -> PathBuf {
     let dir = Path::new(SAMPLES);
     assert!(
         dir.join("expected.json").is_file(),
         "real vendor samples are missing: looked for {} (expected.json inside it). \
-         They live outside the repository in ../shared/samples next to the checkout.",
+         They are part of the repository (tests/data).",
         dir.display()
     );
     dir.to_path_buf()

@@ -1,5 +1,5 @@
 //! Known-answer tests of the TDX quote layout against quotes that real Intel TDX hardware
-//! produced. Read at run time from `../shared/samples` (never copied here; a missing folder
+//! produced. Read at run time from `tests/data` (a missing folder
 //! fails the test). Sources (`provenance.json` there pins each file):
 //! * t1 — Phala-Network/dcap-qvl `sample/tdx_quote` (v4; 70 zero bytes after the quote);
 //! * t3 — google/go-tdx-guest `testing/testdata/tdx_prod_quote_SPR_E4.dat` (v4; 39 ASCII bytes
@@ -14,13 +14,13 @@ use std::path::Path;
 use serde_json::Value;
 use twi_attester::tdx::quote::{INTEL_QE_VENDOR_ID, ParsedQuote, Quote};
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 
 fn read(rel: &str) -> Vec<u8> {
     let dir = Path::new(SAMPLES);
     assert!(
         dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it); they live outside the repository",
+        "real vendor samples are missing: looked for {} (expected.json inside it); they are part of the repository (tests/data)",
         dir.display()
     );
     std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read sample {rel}: {e}"))

@@ -1,4 +1,4 @@
-//! Boot-to-credential figures: `cargo bench -p twi-host --bench boot`.
+//! Boot-to-credential figures: `cargo bench -p twi-host-loader --bench boot`.
 //!
 //! Builds the image once, then boots it `TWI_BENCH_RUNS` times (default 10) under each
 //! accelerator in `TWI_BENCH_ACCELS` (default `tcg`; add `kvm` on a host where KVM is fast) and

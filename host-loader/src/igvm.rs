@@ -37,7 +37,7 @@ use crate::measure::sha384;
 use crate::measure::snp::{SnpLaunchParams, reset_eip};
 use crate::measure::vmsa::{self, VmsaParams};
 use crate::measure::{MeasureError, snp};
-use twi_layout::sev::SectionType;
+use twi_linker::sev::SectionType;
 
 /// The NATIVE platform's compatibility mask.
 pub const NATIVE_MASK: u32 = 0x1;

@@ -1,6 +1,6 @@
 //! Building the bootable ROM: compile the runtime for the bare-metal target, then place its
 //! ELF load segments at their ROM load addresses, write the launch manifest into its slot and
-//! the firmware metadata (GUID table, SEV metadata, TDVF descriptor: [`twi_layout::footer`])
+//! the firmware metadata (GUID table, SEV metadata, TDVF descriptor: [`twi_linker::footer`])
 //! into the GUID table area.
 //!
 //! The ROM ends at 4 GiB (QEMU maps `-bios` there). Its fixed addresses are defined by
@@ -24,7 +24,7 @@ use crate::measure::{
     reference::{GitState, ReferenceValues},
     snp::SnpLaunchParams,
 };
-use twi_layout::{GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
+use twi_linker::{GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
 
 /// The repository root (where the runtime's sources are).
 pub fn workspace_root() -> PathBuf {

@@ -10,10 +10,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
-use twi_host::qemu::AccelChoice;
-use twi_host::remote::{IssuerLink, RemoteIssuer};
-use twi_host::sim::snp::SimPsp;
-use twi_host::{accel, image, measure, qemu, run};
+use twi_host_loader::qemu::AccelChoice;
+use twi_host_loader::remote::{IssuerLink, RemoteIssuer};
+use twi_host_loader::sim::snp::SimPsp;
+use twi_host_loader::{accel, image, measure, qemu, run};
 
 mod verify;
 
@@ -120,7 +120,7 @@ enum Commands {
         /// --platform sim-tdx: the quote format of the simulated quoting enclave: 4, 5 (TD 1.0
         /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
         #[arg(long, value_name = "FORMAT", default_value = "4")]
-        tdx_quote: twi_host::sim::tdx::QuoteFormat,
+        tdx_quote: twi_host_loader::sim::tdx::QuoteFormat,
     },
     /// Serve the issuer's roles (Verifier, Credential Authority, Key Store) over HTTP for
     /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
@@ -584,7 +584,7 @@ fn execute(cli: Cli) -> Result<()> {
             };
             let mut sim_tdx = match platform {
                 PlatformArg::SimTdx => {
-                    let mut tdx = twi_host::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
+                    let mut tdx = twi_host_loader::sim::tdx::SimTdx::load_or_create(&state.join("sim-tdx"))
                         .context("opening the simulated TDX platform")?;
                     tdx.set_quote_format(tdx_quote);
                     // A remote issuer accepts the simulated root by its own configuration
@@ -626,8 +626,8 @@ fn execute(cli: Cli) -> Result<()> {
             // MEASUREMENT equals the build's reference value when the image is the one built.
             let digest = if platform == PlatformArg::Igvm {
                 let bytes = fs::read(&launch_path).with_context(|| format!("cannot read {}", launch_path.display()))?;
-                let file = twi_host::igvm::parse(&bytes).context("reading the IGVM file")?;
-                twi_host::igvm::snp_launch_digest(&file).context("computing the IGVM launch digest")?
+                let file = twi_host_loader::igvm::parse(&bytes).context("reading the IGVM file")?;
+                twi_host_loader::igvm::snp_launch_digest(&file).context("computing the IGVM launch digest")?
             } else {
                 measure::snp::launch_digest(&rom, &measure::snp::SnpLaunchParams::default())
                     .context("computing the simulated launch digest of the image")?
@@ -833,7 +833,7 @@ fn serve(
     };
     let mut issuer = open_issuer(state, identity, sim_root)?;
     if let Some(dir) = simulated_tee {
-        let tdx = twi_host::sim::tdx::SimTdx::load_or_create(&dir.join("sim-tdx"))
+        let tdx = twi_host_loader::sim::tdx::SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;
         issuer
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
@@ -897,7 +897,7 @@ fn measure_image(
             if launch.vcpus != 1 || launch.vcpu_type != measure::cpu::DEFAULT_CPU_TYPE {
                 eprintln!("twi: note: an IGVM file carries its own VMSAs; --vcpus and --vcpu-type do not apply");
             }
-            (twi_host::igvm::snp_launch_digest(&twi_host::igvm::parse(&bytes)?)?, "igvm")
+            (twi_host_loader::igvm::snp_launch_digest(&twi_host_loader::igvm::parse(&bytes)?)?, "igvm")
         }
         (MeasurePlatform::Tdx, false) => (measure::tdx::mrtd(&bytes, measure::tdx::MrtdOrder::Kvm)?, "rom"),
         (MeasurePlatform::Tdx, true) => bail!("an IGVM file has no TDX platform here: measure twi.rom for TDX"),

@@ -74,7 +74,7 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&
     args.extend(common_devices(channel));
     if let Some(page) = secrets_page {
         args.push("-device".into());
-        args.push(format!("loader,file={},addr={:#x},force-raw=on", page.display(), twi_layout::SNP_SECRETS_PAGE));
+        args.push(format!("loader,file={},addr={:#x},force-raw=on", page.display(), twi_linker::SNP_SECRETS_PAGE));
     }
     args.push("-bios".into());
     args.push(rom.display().to_string());
@@ -82,7 +82,7 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&
 }
 
 /// The `sim-tdx` platform: as [`sim_args`], but instead of the SEV-SNP secrets page QEMU's
-/// loader plants the simulated-TD page (`twi_layout::SIM_TD_PAGE`) that tells the runtime its
+/// loader plants the simulated-TD page (`twi_linker::SIM_TD_PAGE`) that tells the runtime its
 /// TDX module is simulated over the channel.
 pub fn sim_tdx_args(accel: Accel, rom: &Path, channel: &Path, td_page: &Path) -> Vec<String> {
     let mut args = sim_args(accel, rom, channel, None);
@@ -91,16 +91,16 @@ pub fn sim_tdx_args(accel: Accel, rom: &Path, channel: &Path, td_page: &Path) ->
         bios_at..bios_at,
         [
             "-device".to_string(),
-            format!("loader,file={},addr={:#x},force-raw=on", td_page.display(), twi_layout::SIM_TD_PAGE),
+            format!("loader,file={},addr={:#x},force-raw=on", td_page.display(), twi_linker::SIM_TD_PAGE),
         ],
     );
     args
 }
 
-/// The simulated-TD page: [`twi_layout::SIM_TD_MAGIC`], then zeros.
+/// The simulated-TD page: [`twi_linker::SIM_TD_MAGIC`], then zeros.
 pub fn sim_td_page() -> Vec<u8> {
     let mut page = vec![0u8; 4096];
-    page[..twi_layout::SIM_TD_MAGIC.len()].copy_from_slice(&twi_layout::SIM_TD_MAGIC);
+    page[..twi_linker::SIM_TD_MAGIC.len()].copy_from_slice(&twi_linker::SIM_TD_MAGIC);
     page
 }
 

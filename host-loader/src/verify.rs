@@ -25,7 +25,7 @@ use twi_issuer::tdx::verify as tdx_verify;
 use twi_issuer::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
 use twi_issuer::time::{format_rfc3339, parse_rfc3339};
 
-use twi_host::fetch;
+use twi_host_loader::fetch;
 
 #[derive(Subcommand, Debug)]
 pub enum VerifyCommand {

@@ -13,7 +13,7 @@ use sha2::Digest;
 use tower::ServiceExt;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_host::sim::snp::SimPsp;
+use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::http::{MAX_BODY, Roles, router};
 use twi_issuer::policy::Policy;
 use twi_issuer::{Issuer, IssuerConfig};

@@ -21,7 +21,7 @@ use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
 use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, REPORT_SIZE, SIGNED_LEN, SUPPORTED_VERSIONS, offset,
 };
-use twi_host::sim::snp::SimPsp;
+use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::chain::ChainError;
 use twi_issuer::snp::{SnpError, verify_report};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection, oids};

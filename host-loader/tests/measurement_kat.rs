@@ -1,6 +1,6 @@
 //! Known answers for the launch-measurement calculators: every vector of virtee's
 //! `sev-snp-measure` test suite (`tests/test_guest.py` at 8f2b337e, transcribed with its OVMF
-//! fixtures into `../shared/samples/measurement/snp`, see the samples' `provenance.json`), and
+//! fixtures into `tests/data/measurement/snp`, see `tests/data/PROVENANCE.md`), and
 //! the OVMF fixtures' own metadata as a check of our GUID encoding and metadata reader.
 //!
 //! The samples are read at run time; a missing samples folder fails the tests.
@@ -8,20 +8,20 @@
 use std::path::PathBuf;
 
 use serde_json::Value;
-use twi_host::measure::firmware::Firmware;
-use twi_host::measure::sev::{sev_launch_digest, seves_launch_digest};
-use twi_host::measure::sev_hashes::SevHashes;
-use twi_host::measure::snp::{self, SnpLaunchParams};
-use twi_host::measure::vmsa::VmmType;
-use twi_host::measure::{MeasureError, cpu::CpuType};
-use twi_layout::guid::{self, Guid};
-use twi_layout::sev::SectionType;
+use twi_host_loader::measure::firmware::Firmware;
+use twi_host_loader::measure::sev::{sev_launch_digest, seves_launch_digest};
+use twi_host_loader::measure::sev_hashes::SevHashes;
+use twi_host_loader::measure::snp::{self, SnpLaunchParams};
+use twi_host_loader::measure::vmsa::VmmType;
+use twi_host_loader::measure::{MeasureError, cpu::CpuType};
+use twi_linker::guid::{self, Guid};
+use twi_linker::sev::SectionType;
 
 fn samples() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples/measurement/snp"));
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/measurement/snp"));
     assert!(
         dir.join("snp_launch_digest_vectors.json").is_file(),
-        "the SEV-SNP measurement samples are missing: expected {} (the shared samples folder beside the checkout)",
+        "the SEV-SNP measurement samples are missing: expected {} (tests/data in the repository)",
         dir.display()
     );
     dir
@@ -197,7 +197,7 @@ fn malformed_metadata_is_an_error_not_a_panic() {
             let mut image = good.clone();
             image[at] ^= flip;
             let _ = snp::launch_digest(&image, &SnpLaunchParams::default());
-            let _ = twi_host::measure::tdx::mrtd(&image, Default::default());
+            let _ = twi_host_loader::measure::tdx::mrtd(&image, Default::default());
             let _ = sev_launch_digest(&image, None);
         }
     }

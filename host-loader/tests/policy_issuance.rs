@@ -9,7 +9,7 @@ use p384::pkcs8::DecodePrivateKey;
 use sha2::Digest;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_host::sim::snp::SimPsp;
+use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::freshness::FreshnessError;
 use twi_issuer::policy::{Policy, PolicyRejection};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection};

@@ -1,5 +1,5 @@
 //! The images `twi build` writes, checked from outside: the ROM's firmware metadata read back
-//! by a parser written here (not the generator in `twi-layout`), QEMU's own acceptance of it,
+//! by a parser written here (not the generator in `twi-linker`), QEMU's own acceptance of it,
 //! virtee's `sev-snp-measure` on our ROM, the IGVM file through the `igvm` crate's parser and
 //! its independent SNP and TDX calculators, and measurements that follow the runtime's bytes.
 //!
@@ -12,10 +12,10 @@ use std::sync::OnceLock;
 
 use igvm::{IgvmDirectiveHeader, IgvmFile};
 use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
-use twi_host::igvm::{self as twi_igvm, IgvmParams, NATIVE_MASK, SNP_MASK};
-use twi_host::image::{self, ImageParams, Images};
-use twi_host::measure::snp::{self, SnpLaunchParams};
-use twi_host::measure::tdx::{self, MrtdOrder};
+use twi_host_loader::igvm::{self as twi_igvm, IgvmParams, NATIVE_MASK, SNP_MASK};
+use twi_host_loader::image::{self, ImageParams, Images};
+use twi_host_loader::measure::snp::{self, SnpLaunchParams};
+use twi_host_loader::measure::tdx::{self, MrtdOrder};
 use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
 
 const TOP: u64 = 1 << 32;
@@ -45,7 +45,7 @@ fn images() -> &'static Images {
 
 // ---------------------------------------------------------------------------------------------
 // An independent reader of the ROM's metadata (QEMU's and OVMF's rules, written from their
-// descriptions in FACTS.md, not from twi-layout).
+// descriptions in FACTS.md, not from twi-linker).
 
 /// The in-memory bytes of a GUID written as text (EFI_GUID: first three fields little-endian).
 fn guid_le(text: &str) -> [u8; 16] {
@@ -285,7 +285,7 @@ fn sev_snp_measure_agrees_on_our_rom() {
     assert_eq!(images().reference_values["snp"]["launch_digest"], theirs);
     // SEV-ES, for completeness.
     let theirs = sev_snp_measure(&["--mode", "seves", "--ovmf", rom_arg, "--vcpus", "2", "--vcpu-type", "EPYC-v4"]);
-    let ours = twi_host::measure::sev::seves_launch_digest(rom, 2, 0x80_0F12, None, Default::default()).unwrap();
+    let ours = twi_host_loader::measure::sev::seves_launch_digest(rom, 2, 0x80_0F12, None, Default::default()).unwrap();
     assert_eq!(hex::encode(ours), theirs);
 }
 
@@ -295,10 +295,10 @@ fn sev_snp_measure_agrees_on_our_rom() {
 /// The launch as IGVM directives (pages in TDVF order; BFV pages carry data, the others are
 /// added unmeasured), for the igvm crate's independent MRTD calculator.
 fn tdvf_as_directives(rom: &[u8]) -> Vec<IgvmDirectiveHeader> {
-    let fw = twi_host::measure::firmware::Firmware::parse(rom).unwrap();
+    let fw = twi_host_loader::measure::firmware::Firmware::parse(rom).unwrap();
     let mut directives = Vec::new();
     for s in fw.tdvf_sections().unwrap() {
-        let measured = s.attributes & twi_layout::tdvf::ATTR_MR_EXTEND != 0;
+        let measured = s.attributes & twi_linker::tdvf::ATTR_MR_EXTEND != 0;
         for page in 0..s.memory_data_size / 4096 {
             let at = (s.data_offset as u64 + page * 4096) as usize;
             directives.push(IgvmDirectiveHeader::PageData {
@@ -330,7 +330,7 @@ fn mrtd_agrees_with_the_igvm_crates_calculator() {
 fn mrtd_of_a_one_page_section_from_first_principles() {
     use sha2::{Digest, Sha384};
     let rom = &images().rom;
-    let fw = twi_host::measure::firmware::Firmware::parse(rom).unwrap();
+    let fw = twi_host_loader::measure::firmware::Firmware::parse(rom).unwrap();
     let bfv = fw.tdvf_sections().unwrap()[0];
     let mut h = Sha384::new();
     let record = |op: &[u8], gpa: u64| {

@@ -1,8 +1,8 @@
 //! `twi verify` as a user runs it: one JSON object on stdout, exit 0 verified, 1 rejected,
 //! 2 bad usage or unreadable input.
 //!
-//! It reads the real vendor samples from `../shared/samples` (never copied into the
-//! repository; see `provenance.json` there): SEV-SNP reports from virtee/sev (s1),
+//! It reads the real vendor samples from `tests/data` (`PROVENANCE.md` there names each
+//! file's source, commit and licence): SEV-SNP reports from virtee/sev (s1),
 //! google/go-sev-guest (s2) and confidential-containers/trustee (s4), with AMD's chains as
 //! google/go-sev-guest publishes them.
 
@@ -11,14 +11,14 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 const NOW: &str = "2025-06-01T00:00:00Z";
 
 fn sample(rel: &str) -> PathBuf {
     let dir = Path::new(SAMPLES);
     assert!(
         dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it); they live outside the repository",
+        "real vendor samples are missing: looked for {} (expected.json inside it); they are part of the repository (tests/data)",
         dir.display()
     );
     dir.join(rel)

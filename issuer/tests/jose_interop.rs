@@ -1,5 +1,5 @@
 //! The WIT, its proof token and the EAR JWT verify with a standard JOSE library: Python's
-//! `jwcrypto` (installed from PyPI if missing), driven by `tests/jose_check.py`.
+//! `jwcrypto` (`qemu/install-deps` installs it), driven by `tests/jose_check.py`.
 //!
 //! This test fails, rather than skips, when python3 or jwcrypto cannot be had: interoperability
 //! is a requirement (issue 6), not a nicety.
@@ -17,40 +17,18 @@ use twi_issuer::jose::{self, Jwk};
 use twi_issuer::wit::{Wit, sign_wpt};
 
 fn python_with_jwcrypto() -> &'static str {
-    let python = "python3";
-    let has = || {
-        Command::new(python)
-            .args(["-c", "import jwcrypto, cryptography"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-    };
-    match has() {
-        Err(e) => panic!(
-            "python3 is needed to check the tokens with a standard JOSE library, and it cannot be run ({e}): install it (Debian: apt-get install python3 python3-pip)"
-        ),
-        Ok(s) if s.success() => return python,
-        Ok(_) => {}
-    }
-    // Not installed yet: pip, then pip --user, then (Debian's externally managed Python) with
-    // --break-system-packages.
-    let attempts: [&[&str]; 3] = [&[], &["--user"], &["--user", "--break-system-packages"]];
-    let mut last = String::new();
-    for extra in attempts {
-        let out = Command::new(python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(extra)
-            .arg("jwcrypto")
-            .output();
-        match out {
-            Ok(o) if o.status.success() && has().is_ok_and(|s| s.success()) => return python,
-            Ok(o) => last = String::from_utf8_lossy(&o.stderr).trim().to_string(),
-            Err(e) => last = e.to_string(),
-        }
-    }
-    panic!(
-        "the Python package jwcrypto is needed and could not be installed with `python3 -m pip install jwcrypto` ({last}); install it (Debian: apt-get install python3-jwcrypto) and rerun"
+    let ok = Command::new("python3")
+        .args(["-c", "import jwcrypto, cryptography"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "python3 with the package jwcrypto is needed: run ./qemu/install-deps \
+         (or `python3 -m pip install jwcrypto`)"
     );
+    "python3"
 }
 
 fn public_jwk(key: &SigningKey) -> serde_json::Value {

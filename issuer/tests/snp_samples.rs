@@ -1,7 +1,7 @@
 //! The SEV-SNP verifier against attestation reports that real AMD hardware produced, with the
 //! certificates AMD's KDS issued for them.
 //!
-//! Samples (read at run time from `../shared/samples`, never copied here; `provenance.json`
+//! Samples (read at run time from `tests/data`; `provenance.json`
 //! there pins each file's sha256, checked below):
 //! * s1 — virtee/sev `tests/certs_data/report_milan.hex` (+ `vcek_milan.der`,
 //!   `cert_chain_milan`): Milan, report v2, VCEK.

@@ -1,7 +1,7 @@
 //! The TDX verifier against quotes that real Intel TDX hardware produced, with Intel's
 //! collateral for them.
 //!
-//! Samples (read at run time from `../shared/samples`, never copied here; `provenance.json`
+//! Samples (read at run time from `tests/data`; `provenance.json`
 //! there pins each file's sha256, checked below):
 //! * t1 — Phala-Network/dcap-qvl `sample/tdx_quote` with `sample/tdx_quote_collateral.json`
 //!   (dcap-qvl's JSON collateral, 2025): verifies, TCB UpToDate;

@@ -23,7 +23,7 @@
 //! vector. The GUID table area carries the firmware metadata that QEMU, the SEV-SNP firmware
 //! and the TDX module read before the first instruction: [`footer`] (the OVMF-style GUID
 //! table), [`sev`] (SEV metadata), [`tdvf`] (TDX metadata). All of it is computed here at
-//! compile time; `twi-host` copies [`footer::AREA`] into the ROM.
+//! compile time; `twi-host-loader` copies [`footer::AREA`] into the ROM.
 #![no_std]
 
 use core::ops::Range;

@@ -22,7 +22,7 @@
 //! list there); page-aligned addresses and sizes; RawDataSize 0 for TD_HOB/TEMP_MEM and > 0
 //! for BFV/CFV. It adds every section with `KVM_TDX_INIT_MEM_REGION` in descriptor order
 //! (`tdx_finalize_vm`), measuring the contents only where Attributes has MR.EXTEND; see
-//! `twi-host`'s `measure::tdx` for what that makes MRTD.
+//! `twi-host-loader`'s `measure::tdx` for what that makes MRTD.
 
 use core::mem::{offset_of, size_of};
 

@@ -10,7 +10,7 @@
 extern crate alloc;
 
 pub mod credential;
-pub use twi_layout as layout;
+pub use twi_linker as layout;
 pub mod sealing;
 pub mod session;
 pub mod snp;

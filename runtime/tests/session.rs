@@ -22,7 +22,7 @@ use twi_attester::snp::key::{KEY_REQ_SIZE, KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
 use twi_attester::snp::report::AttestationReport;
 use twi_attester::snp::secrets::VMPCK_OFFSETS;
-use twi_host::sim::snp::{SimLaunch, SimPsp};
+use twi_host_loader::sim::snp::{SimLaunch, SimPsp};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{

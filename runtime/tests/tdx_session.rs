@@ -1,5 +1,5 @@
 //! `session::run_tdx` through the `TdxModule` trait, on the host. The module is a fake that
-//! wraps the host loader's simulated TDX module and quoting enclave (`twi_host::sim::tdx`), so
+//! wraps the host loader's simulated TDX module and quoting enclave (`twi_host_loader::sim::tdx`), so
 //! TDREPORTs and quotes are real-format; each test makes it misbehave in one way. The host
 //! side of the channel is a queue of frames prepared in advance (Challenge, then Credential);
 //! when it runs dry the link reports itself closed, so no test can hang.
@@ -13,7 +13,7 @@ use sha2::{Digest, Sha384};
 use twi_attester::tdx::getquote::{self, GetQuoteError, Header};
 use twi_attester::tdx::quote::ParsedQuote;
 use twi_attester::tdx::td_report::TD_REPORT_SIZE;
-use twi_host::sim::tdx::SimTdx;
+use twi_host_loader::sim::tdx::SimTdx;
 use twi_proto::msg::{
     Challenge, Credential, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Message, Platform, event_type,
 };

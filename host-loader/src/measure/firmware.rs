@@ -7,10 +7,10 @@
 //! Where the two consumers differ, the stricter reading wins (a duplicated GUID, say, which
 //! QEMU resolves top-down and `sev-snp-measure` bottom-up, is rejected).
 
-use twi_layout::guid::{
+use twi_linker::guid::{
     GUID_LEN, Guid, SEV_ES_RESET_BLOCK, SEV_HASH_TABLE_RV, SEV_METADATA_OFFSET, TDX_METADATA_OFFSET,
 };
-use twi_layout::{footer, sev, tdvf};
+use twi_linker::{footer, sev, tdvf};
 
 /// Why an image's metadata cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +83,7 @@ impl<'a> Firmware<'a> {
             return Ok(Self { data, table });
         };
         let (size, guid) = read_trailer(data, footer_at).ok_or(FirmwareError::ImageSize(data.len()))?;
-        if guid != twi_layout::guid::OVMF_TABLE_FOOTER || size < trailer {
+        if guid != twi_linker::guid::OVMF_TABLE_FOOTER || size < trailer {
             return Ok(Self { data, table });
         }
         let body_len = size - trailer;

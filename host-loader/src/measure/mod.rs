@@ -33,7 +33,7 @@ pub enum MeasureError {
     Firmware(#[from] firmware::FirmwareError),
     #[error(
         "the image has no SEV-ES reset block (GUID {}): QEMU refuses SEV-ES and SEV-SNP launches without one",
-        twi_layout::guid::SEV_ES_RESET_BLOCK
+        twi_linker::guid::SEV_ES_RESET_BLOCK
     )]
     NoResetBlock,
     #[error("the SEV-ES reset block holds address 0, which QEMU refuses")]
@@ -43,7 +43,7 @@ pub enum MeasureError {
     #[error(
         "SEV metadata section {index} ({kind:?} at {gpa:#x}, {size:#x} bytes) is not a whole number of pages, or not one page where one is required"
     )]
-    SevSectionSize { index: usize, kind: twi_layout::sev::SectionType, gpa: u32, size: u32 },
+    SevSectionSize { index: usize, kind: twi_linker::sev::SectionType, gpa: u32, size: u32 },
     #[error("Kernel specified but OVMF metadata doesn't include SNP_KERNEL_HASHES section")]
     NoKernelHashesSection,
     #[error("Kernel specified but OVMF doesn't support kernel/initrd/cmdline measurement")]

@@ -7,7 +7,7 @@
 //! SHA-256}: cmdline, initrd, kernel}, zero-padded to a multiple of 16 (176 bytes).
 
 use sha2::{Digest, Sha256};
-use twi_layout::guid::Guid;
+use twi_linker::guid::Guid;
 
 const TABLE_HEADER: Guid = Guid::parse("9438d606-4f22-4cc9-b479-a793d411fd21");
 const KERNEL_ENTRY: Guid = Guid::parse("4de79437-abd2-427f-b835-d5b172d2045b");

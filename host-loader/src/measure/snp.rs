@@ -5,7 +5,7 @@
 //! 1. every page of the ROM, NORMAL, from 4 GiB − size upwards (`sev_encrypt_flash` queues the
 //!    whole firmware as one NORMAL update);
 //! 2. the SEV metadata sections in descriptor order (`snp_populate_metadata_pages`), each page
-//!    with the type of [`twi_layout::sev`]'s table (EC2 instead measures the CPUID page last);
+//!    with the type of [`twi_linker::sev`]'s table (EC2 instead measures the CPUID page last);
 //! 3. one VMSA per vCPU at SNP_LAUNCH_FINISH, BSP first, APs starting at the SEV-ES reset
 //!    block's address ([`super::vmsa`]).
 //!
@@ -18,7 +18,7 @@ use super::firmware::{Firmware, SevSection};
 use super::gctx::{DIGEST_LEN, Gctx, PAGE_SIZE, PageType};
 use super::sev_hashes::SevHashes;
 use super::vmsa::{self, SEV_FEATURES_SNP_ACTIVE, VmmType, VmsaParams};
-use twi_layout::sev::SectionType;
+use twi_linker::sev::SectionType;
 
 /// QEMU's default SNP guest policy (`sev-snp-guest` `policy`): SMT allowed (bit 16), reserved
 /// bit 17 set; no debugging, no migration agent.

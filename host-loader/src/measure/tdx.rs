@@ -33,7 +33,7 @@ use super::MeasureError;
 use super::firmware::{Firmware, TdvfSection};
 use super::gctx::{DIGEST_LEN, PAGE_SIZE};
 use sha2::{Digest, Sha384};
-use twi_layout::tdvf::{ATTR_MR_EXTEND, ATTR_PAGE_AUG, SectionType};
+use twi_linker::tdvf::{ATTR_MR_EXTEND, ATTR_PAGE_AUG, SectionType};
 
 /// Bytes of an operation record.
 pub const RECORD_LEN: usize = 128;

@@ -1,4 +1,4 @@
-//! What the sample-based tests share: finding the real vendor samples (never copied into the
+//! What the sample-based tests share: finding the real vendor samples (`tests/data` in the
 //! repository; a missing folder fails loudly), `expected.json`, fixed verification times, and
 //! running exhaustive loops on every core.
 
@@ -7,15 +7,15 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// `../shared/samples` beside the checkout.
-pub const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/samples");
+/// `tests/data` at the root of the repository (`PROVENANCE.md` there names each file's source).
+pub const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 
 pub fn samples() -> PathBuf {
     let dir = Path::new(SAMPLES);
     assert!(
         dir.join("expected.json").is_file() && dir.join("provenance.json").is_file(),
         "real vendor samples are missing: looked for {} (expected.json and provenance.json inside it). \
-         They live outside the repository, in ../shared/samples next to the checkout; these tests need them.",
+         They are part of the repository (tests/data); these tests need them.",
         dir.display()
     );
     dir.to_path_buf()

@@ -22,7 +22,7 @@
 //!
 //! Everything the stub writes before Rust runs (the boot scratch page, the page tables, the
 //! image) is RAM the launch pre-validates (SEV metadata) or pre-accepts (TDVF TEMP_MEM): see
-//! `twi_layout::EARLY_RAM`. What it leaves for Rust is in [`BootInfo`].
+//! `twi_linker::EARLY_RAM`. What it leaves for Rust is in [`BootInfo`].
 
 use core::arch::global_asm;
 

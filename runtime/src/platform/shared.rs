@@ -1,5 +1,5 @@
 //! Host-visible memory. The only pages the host can read or write are the shared pool's
-//! (`twi_layout::SHARED_POOL`, one 2 MiB page), and the only way to touch them is a [`Shared`]
+//! (`twi_linker::SHARED_POOL`, one 2 MiB page), and the only way to touch them is a [`Shared`]
 //! range of it: copy private bytes in, copy the host's bytes out once into private memory.
 //! Never place a secret in one.
 //!

@@ -10,7 +10,7 @@
 //!
 //! What the boot stub touches before Rust runs (boot scratch, page tables, the image with its
 //! .bss and stack) is TDVF TEMP_MEM, added and accepted by the VMM before the TD starts
-//! (`twi_layout::EARLY_RAM`, `twi_layout::tdvf::SECTIONS`).
+//! (`twi_linker::EARLY_RAM`, `twi_linker::tdvf::SECTIONS`).
 //!
 //! Attestation ([`HwTdx`], a [`TdxModule`]): TDG.MR.RTMR.EXTEND and TDG.MR.REPORT on private,
 //! aligned buffers; TDG.VP.VMCALL<GetQuote> with the GHCI buffer in shared pages, polled.
