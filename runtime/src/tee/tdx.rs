@@ -184,6 +184,11 @@ impl<M: TdxModule> TdxTee<M> {
         Self { module, log: EventLog::default(), platform }
     }
 
+    /// The module, when the TEE is done with (for tests that inspect it).
+    pub fn into_module(self) -> M {
+        self.module
+    }
+
     /// Submits the GetQuote request for `td_report` and polls (bounded) until the VMM answers;
     /// returns the quote, checked against `report_data` and the event log.
     fn quote(&mut self, td_report: &[u8; TD_REPORT_SIZE], report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
