@@ -4,7 +4,7 @@
 //! into the GUID table area.
 //!
 //! The ROM ends at 4 GiB (QEMU maps `-bios` there). Its fixed addresses are defined by
-//! `linker/runtime.ld` and checked here against the ELF's symbols, so the two cannot drift.
+//! the linker script `twi_linker::script` generates and checked here against the ELF's symbols, so the two cannot drift.
 //!
 //! The build is reproducible: the same sources, toolchain and manifest give the same bytes
 //! wherever they are checked out (see [`build_runtime_elf`]).
@@ -146,11 +146,13 @@ fn check_symbol_within(file: &object::File<'_>, name: &str, range: &std::ops::Ra
     match symbol.map(|s| s.address()) {
         Some(addr) if range.contains(&addr) => Ok(()),
         Some(addr) => bail!(
-            "linker/runtime.ld puts {name} at {addr:#x}, outside the RAM the launch pre-accepts ({:#x}..={:#x})",
+            "the linker script puts {name} at {addr:#x}, outside the RAM the launch pre-accepts ({:#x}..={:#x})",
             range.start(),
             range.end()
         ),
-        None => bail!("the runtime ELF has no symbol {name}: was it linked with linker/runtime.ld?"),
+        None => bail!(
+            "the runtime ELF has no symbol {name}: was it linked with the script twi-linker generates (runtime/build.rs)?"
+        ),
     }
 }
 
@@ -158,8 +160,10 @@ fn check_symbol(file: &object::File<'_>, name: &str, expected: u64) -> Result<()
     let symbol = file.symbols().find(|s| s.name() == Ok(name));
     match symbol.map(|s| s.address()) {
         Some(addr) if addr == expected => Ok(()),
-        Some(addr) => bail!("linker/runtime.ld puts {name} at {addr:#x}, the image builder expects {expected:#x}"),
-        None => bail!("the runtime ELF has no symbol {name}: was it linked with linker/runtime.ld?"),
+        Some(addr) => bail!("the linker script puts {name} at {addr:#x}, the image builder expects {expected:#x}"),
+        None => bail!(
+            "the runtime ELF has no symbol {name}: was it linked with the script twi-linker generates (runtime/build.rs)?"
+        ),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The layout of the TWI ROM and of guest memory: one place for every fixed address, used by
-//! the runtime (where things are), the image builder (what to write where, what the launch
-//! must measure or pre-validate) and mirrored by `runtime.ld` (checked against the ELF's
-//! symbols at every build).
+//! the runtime (where things are), its linker script (generated from these constants by
+//! [`script`]) and the image builder (what to write where, what the launch must measure or
+//! pre-validate; it also checks the ELF's symbols against these constants at every build).
 //!
 //! Guest-physical memory (identity mapped, low 4 GiB):
 //!
@@ -13,13 +13,13 @@
 //! | 0x0008_1000..0x0008_2000   | SEV-SNP CPUID page (populated by the PSP at launch)   |
 //! | 0x0008_2000..0x0008_3000   | simulated-TD page (planted by `twi run --platform sim-tdx`) |
 //! | 0x0010_0000..0x0010_6000   | boot page tables (PML4, PDPT, 4 PDs)             |
-//! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack (`runtime.ld`) |
+//! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack ([`script`]) |
 //! | 0x0080_0000..0x0100_0000   | byte heap (`linked_list_allocator`)              |
 //! | 0x0100_0000..0x0200_0000   | page-frame pool (`buddy_system_allocator`)       |
 //! | 0x0200_0000..0x0220_0000   | SEV-SNP shared pages (GHCB, guest-request pages)  |
 //! | 0xFFE0_0000..0x1_0000_0000 | the ROM                                          |
 //!
-//! The ROM's top 8 KiB (see `runtime.ld`): manifest slot, boot stub, GUID table area, reset
+//! The ROM's top 8 KiB (see [`script`]): manifest slot, boot stub, GUID table area, reset
 //! vector. The GUID table area carries the firmware metadata that QEMU, the SEV-SNP firmware
 //! and the TDX module read before the first instruction: [`footer`] (the OVMF-style GUID
 //! table), [`sev`] (SEV metadata), [`tdvf`] (TDX metadata). All of it is computed here at
@@ -31,6 +31,7 @@ use core::ops::Range;
 mod bytes;
 pub mod footer;
 pub mod guid;
+pub mod script;
 pub mod sev;
 pub mod tdvf;
 
@@ -43,6 +44,8 @@ pub const PAGE_TABLES: u32 = 0x10_0000;
 pub const PAGE_TABLES_SIZE: u32 = 0x6000;
 /// The Rust image's run addresses (the linker script's RAM region).
 pub const IMAGE_RAM: Range<usize> = 0x20_0000..0x80_0000;
+/// The boot stack at the end of the image's `.bss` (the runtime runs on it for good).
+pub const BOOT_STACK_SIZE: usize = 256 * 1024;
 /// The byte heap: allocations of the channel, CBOR and certificate parsing.
 pub const HEAP: Range<usize> = 0x80_0000..0x100_0000;
 /// Page frames handed out 4 KiB at a time (shared pages, DMA buffers).

@@ -2,7 +2,7 @@
 //! part of the measured launch. The runtime trusts it for exactly that reason (a host cannot
 //! change it without changing the measurement the issuer appraises).
 //!
-//! In the ROM it occupies a fixed 4 KiB slot (see `linker/runtime.ld`):
+//! In the ROM it occupies a fixed 4 KiB slot (see `twi_linker::script`):
 //! `u32 little-endian length ‖ postcard(LaunchManifest) ‖ zero padding`.
 
 use alloc::string::String;

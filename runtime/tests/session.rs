@@ -1,4 +1,4 @@
-//! `session::run` end to end on the host. The guest side is the real runtime code; the host
+//! `Session::run` over the SEV-SNP backend end to end on the host. The guest side is the real runtime code; the host
 //! side is a fake loader + issuer behind an in-memory [`Link`]: whenever the guest waits for a
 //! byte and none is queued, the fake host reads what the guest wrote so far and answers it
 //! (honestly, with a real `twi_issuer::Issuer` and a launch on the simulated PSP, unless the
@@ -11,6 +11,7 @@
 
 mod support;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -30,13 +31,14 @@ use twi_proto::msg::{
     Credential, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello,
     KeyRelease, Message, PROTOCOL_VERSION, Platform,
 };
-use twi_proto::{MessageReader, encode_frame, write_message};
+use twi_proto::{MessageReader, ProtoError, encode_frame, write_message};
+use twi_runtime::channel::{Channel, ChannelError, Link, MAX_MALFORMED_FRAMES};
 use twi_runtime::credential::{CredentialError, check_credential};
 use twi_runtime::sealing::{SealError, SealingKey};
-use twi_runtime::session::{
-    self, Channel, Link, MAX_MALFORMED_FRAMES, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Tee, Trust,
-};
-use twi_runtime::snp::{Answer, SnpError, SnpGuest};
+use twi_runtime::session::{self, Event, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Trust};
+use twi_runtime::tee::sim::SimSnpDoorbell;
+use twi_runtime::tee::snp::{self as snp_tee, Answer, DoorbellError, Exit, SnpDoorbell, SnpError, SnpGuest, SnpTee};
+use twi_runtime::tee::{Certificates, TeeError};
 use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
@@ -361,25 +363,35 @@ fn run(mut link: FakeLink) -> Session {
     vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let mut snp = SnpGuest::from_secrets_page(&link.host.sim.secrets_page()).expect("the launch planted VMPCK0");
     let anchor = link.host.anchor();
-    let trust = Trust { issuer_anchor: &anchor };
-    let mut events = Vec::new();
+    let events = RefCell::new(Vec::new());
     let result = {
-        let mut channel = Channel::new(&mut link);
-        session::run(
-            &mut channel,
-            &vault,
-            &mut snp,
-            &mut Tee::SimSnp,
-            &mut TestRng(SEAL_SEED),
-            &trust,
-            RUNTIME_NAME,
-            &mut |event| events.push(format!("{event:?}")),
-        )
+        let on_malformed = |e: &ProtoError| events.borrow_mut().push(format!("MalformedFrame({e:?})"));
+        let channel = Channel::new(&mut link, &on_malformed);
+        let mut tee = SnpTee::new(&mut snp, SimSnpDoorbell::new(&channel), Platform::SimSnp);
+        let mut record = |event: Event<'_>| events.borrow_mut().push(format!("{event:?}"));
+        let mut session = session::Session {
+            channel: &channel,
+            vault: &vault,
+            trust: Trust { issuer_anchor: &anchor },
+            runtime_name: RUNTIME_NAME,
+            events: &mut record,
+        };
+        session.run(&mut tee, &mut TestRng(SEAL_SEED), &[])
     };
     link.drain();
     assert_eq!(link.read, link.wire.len(), "the guest left a partial frame on the wire");
     assert_secrets_never_sent(&link);
-    Session { result, events, vault, snp, link }
+    Session { result, events: events.into_inner(), vault, snp, link }
+}
+
+/// A doorbell that only records that it was rung.
+struct Ringing<'a>(&'a mut bool);
+
+impl SnpDoorbell for Ringing<'_> {
+    fn guest_request(&mut self, _: &[u8], _: Exit) -> Result<Answer, DoorbellError> {
+        *self.0 = true;
+        Err(DoorbellError::Refused(0))
+    }
 }
 
 /// The Credential Key's secret scalar (big-endian, 48 bytes), regenerated outside the vault.
@@ -444,10 +456,7 @@ fn expect_err(session: &Session) -> &SessionError {
 /// doorbell rings (nothing more can be sealed under a key whose sequence may be out of step).
 fn assert_vmpck_wiped(session: &mut Session) {
     let mut rung = false;
-    let result = session.snp.report(&[0x11; 64], &mut |_: &[u8], _| {
-        rung = true;
-        Err(u64::MAX)
-    });
+    let result = session.snp.report(&[0x11; 64], &mut Ringing(&mut rung));
     assert_eq!(result, Err(SnpError::Envelope(GuestMsgError::KeyWiped)));
     assert!(!rung, "the guest rang the doorbell again after a refused answer");
 }
@@ -596,9 +605,9 @@ fn certificate_table_is_forwarded_only_when_usable() {
     let mut padded = PSP.certificate_table().unwrap();
     let used = padded.len();
     padded.resize(2 * 4096, 0);
-    let (forwarded, outcome) = session::forwardable_certificates(Some(&padded));
+    let (forwarded, outcome) = snp_tee::forwardable_certificates(Some(&padded));
     assert_eq!(forwarded.as_deref(), Some(&padded[..used]));
-    assert_eq!(outcome, session::Certificates::Forwarded { count: 3, bytes: used });
+    assert_eq!(outcome, Certificates::Forwarded { count: 3, bytes: used });
 }
 
 /// The key the simulated PSP `psp` derives for `request`, as raw bytes.
@@ -704,7 +713,7 @@ fn issuer_rejection_is_reported_as_a_host_error() {
     // An issuer that does not accept the simulated TEE refuses the Evidence.
     let session = run(FakeLink::new(Host::new(false), Box::new(|_, _| None)));
     match expect_err(&session) {
-        SessionError::HostError(ErrorCode::VerificationFailed, message) => {
+        SessionError::Channel(ChannelError::HostError(ErrorCode::VerificationFailed, message)) => {
             assert!(message.contains("simulated TEE"), "{message}")
         }
         other => panic!("{other:?}"),
@@ -780,7 +789,11 @@ fn too_many_malformed_frames_end_the_session() {
         bytes
     });
     let session = run(link);
-    assert!(matches!(expect_err(&session), SessionError::TooManyMalformedFrames), "{:?}", session.result);
+    assert!(
+        matches!(expect_err(&session), SessionError::Channel(ChannelError::TooManyMalformedFrames)),
+        "{:?}",
+        session.result
+    );
     // One Error per bad frame, and nothing after: the session ended at the limit.
     let mut expected = vec!["Hello"];
     expected.extend(std::iter::repeat_n("Error", n));
@@ -802,7 +815,11 @@ fn unexpected_message_instead_of_challenge_is_refused() {
         )
     });
     let session = run(link);
-    assert!(matches!(expect_err(&session), SessionError::Unexpected("Credential")), "{:?}", session.result);
+    assert!(
+        matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected("Credential"))),
+        "{:?}",
+        session.result
+    );
     assert_eq!(session.sent_names(), ["Hello", "Error"]);
     assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage);
 }
@@ -828,7 +845,7 @@ fn unexpected_message_instead_of_doorbell_response_is_refused() {
         for (what, link) in cases {
             let mut session = run(link);
             assert!(
-                matches!(expect_err(&session), SessionError::Unexpected(name) if *name == what),
+                matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected(name)) if *name == what),
                 "{stage:?}: {:?}",
                 session.result
             );
@@ -848,7 +865,11 @@ fn unexpected_message_instead_of_credential_is_refused() {
     let link =
         FakeLink::tampering("Evidence", |_, _| frame(&Challenge { nonce: vec![1; 32], key_release: false }.into()));
     let session = run(link);
-    assert!(matches!(expect_err(&session), SessionError::Unexpected("Challenge")), "{:?}", session.result);
+    assert!(
+        matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected("Challenge"))),
+        "{:?}",
+        session.result
+    );
     assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error"]);
     assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage);
 }
@@ -873,7 +894,7 @@ fn firmware_answer(stage: Stage, status: u64, answer: fn(&[u8], &SimPsp) -> Vec<
 /// The session ended at `stage`'s firmware exchange with `Firmware(why)`, and told the host so.
 fn assert_doorbell_refused(session: &Session, stage: Stage, why: &SnpError) {
     assert!(
-        matches!(expect_err(session), SessionError::Firmware(what) if what == why),
+        matches!(expect_err(session), SessionError::Tee(TeeError::Snp(what)) if what == why),
         "expected Firmware({why:?}) at {stage:?}, got {:?}",
         session.result
     );
@@ -912,7 +933,7 @@ fn failed_doorbell_status_is_refused() {
                 psp.handle_report_request(request)
             }
         }));
-        assert_doorbell_refused(&session, stage, &SnpError::Doorbell(0x1_0000_0000));
+        assert_doorbell_refused(&session, stage, &SnpError::Doorbell(DoorbellError::Refused(0x1_0000_0000)));
         assert_vmpck_wiped(&mut session);
     }
     // The PSP refuses a request it cannot open (here: it holds another launch's VMPCK0) with a
@@ -924,7 +945,11 @@ fn failed_doorbell_status_is_refused() {
         frame(&DoorbellResponse { kind: request.kind, status, response, certificates: None }.into())
     });
     let mut session = run(link);
-    assert_doorbell_refused(&session, Stage::Report, &SnpError::Doorbell(u64::from(STATUS_INVALID_PARAMETERS)));
+    assert_doorbell_refused(
+        &session,
+        Stage::Report,
+        &SnpError::Doorbell(DoorbellError::Refused(u64::from(STATUS_INVALID_PARAMETERS))),
+    );
     assert_vmpck_wiped(&mut session);
 }
 
@@ -985,7 +1010,7 @@ fn host_error_instead_of_doorbell_response_ends_the_session() {
         });
         let mut session = run(link);
         assert!(
-            matches!(expect_err(&session), SessionError::HostError(ErrorCode::DoorbellFailed, m) if m == "no simulated TDX module"),
+            matches!(expect_err(&session), SessionError::Channel(ChannelError::HostError(ErrorCode::DoorbellFailed, m)) if m == "no simulated TDX module"),
             "{stage:?}: {:?}",
             session.result
         );
@@ -1090,7 +1115,7 @@ fn altered_doorbell_response_is_refused() {
             });
             let session = run(link);
             assert!(
-                matches!(&session.result, Err(SessionError::Firmware(_))),
+                matches!(&session.result, Err(SessionError::Tee(TeeError::Snp(_)))),
                 "{stage:?} {what}: {:?}",
                 session.result
             );
@@ -1104,6 +1129,22 @@ fn altered_doorbell_response_is_refused() {
     }
 }
 
+/// The simulated PSP of `host`, rung directly (no channel), counting the rings.
+struct PspDoorbell<'a> {
+    host: &'a mut Host,
+    rung: usize,
+}
+
+impl SnpDoorbell for PspDoorbell<'_> {
+    fn guest_request(&mut self, sealed: &[u8], _: Exit) -> Result<Answer, DoorbellError> {
+        self.rung += 1;
+        match self.host.sim.guest_request(self.host.psp, sealed) {
+            (0, response) => Ok(Answer::sealed(response)),
+            (status, _) => Err(DoorbellError::Refused(status)),
+        }
+    }
+}
+
 #[test]
 fn after_a_refused_answer_the_guest_never_uses_its_vmpck_again() {
     // The probe in `assert_vmpck_wiped` is not vacuous: after an honest session the guest's
@@ -1112,17 +1153,9 @@ fn after_a_refused_answer_the_guest_never_uses_its_vmpck_again() {
     assert!(session.result.is_ok(), "{:?}", session.result);
     let Session { snp, link, .. } = &mut session;
     let host = &mut link.host;
-    let mut rung = 0;
-    let report = snp
-        .report(&[0x11; 64], &mut |sealed: &[u8], _| {
-            rung += 1;
-            match host.sim.guest_request(host.psp, sealed) {
-                (0, response) => Ok(Answer::sealed(response)),
-                (status, _) => Err(status),
-            }
-        })
-        .expect("a third exchange, in sequence");
-    assert_eq!(rung, 1);
+    let mut doorbell = PspDoorbell { host, rung: 0 };
+    let report = snp.report(&[0x11; 64], &mut doorbell).expect("a third exchange, in sequence");
+    assert_eq!(doorbell.rung, 1);
     assert_eq!(AttestationReport::parse(&report).unwrap().report_data, [0x11; 64]);
 
     // After a refused answer the session sends nothing more to the firmware, and the guest
@@ -1185,7 +1218,7 @@ fn host_error_instead_of_credential_ends_the_session() {
     });
     let session = run(link);
     match expect_err(&session) {
-        SessionError::HostError(code, message) => {
+        SessionError::Channel(ChannelError::HostError(code, message)) => {
             assert_eq!(*code, ErrorCode::PolicyRejected);
             assert_eq!(message, "measurement is not in the policy");
         }
@@ -1223,7 +1256,11 @@ fn host_closing_the_link_ends_the_session() {
     ];
     for (when, link, sent) in cases {
         let session = run(link);
-        assert!(matches!(expect_err(&session), SessionError::LinkClosed), "{when}: {:?}", session.result);
+        assert!(
+            matches!(expect_err(&session), SessionError::Channel(ChannelError::Closed)),
+            "{when}: {:?}",
+            session.result
+        );
         assert_eq!(session.sent_names(), sent, "{when}");
     }
 }
@@ -1313,7 +1350,11 @@ fn mechanism_b_a_second_attestation_result_is_refused() {
         }),
     );
     let session = run(link);
-    assert!(matches!(expect_err(&session), SessionError::Unexpected("AttestationResult")), "{:?}", session.result);
+    assert!(
+        matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected("AttestationResult"))),
+        "{:?}",
+        session.result
+    );
 }
 
 /// Under mechanism A the credential comes with the attestation result: the guest checks the
@@ -1456,7 +1497,11 @@ fn mechanism_d_refuses_a_plain_credential_and_a_certificate_for_another_key() {
             .into(),
         )
     }));
-    assert!(matches!(expect_err(&session), SessionError::Unexpected("Credential")), "{}", expect_err(&session));
+    assert!(
+        matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected("Credential"))),
+        "{}",
+        expect_err(&session)
+    );
     // A release whose certificate certifies another key than the one released.
     let session = run(mechanism_d_link(|evidence, host| {
         use sha2::Digest;

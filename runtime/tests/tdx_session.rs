@@ -1,4 +1,4 @@
-//! `session::run_tdx` through the `TdxModule` trait, on the host. The module is a fake that
+//! `Session::run` over the TDX backend (`TdxTee`) through the `TdxModule` trait, on the host. The module is a fake that
 //! wraps the host loader's simulated TDX module and quoting enclave (`twi_host_loader::sim::tdx`), so
 //! TDREPORTs and quotes are real-format; each test makes it misbehave in one way. The host
 //! side of the channel is a queue of frames prepared in advance (Challenge, then Credential);
@@ -18,10 +18,11 @@ use twi_proto::msg::{
     Challenge, Credential, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Message, Platform, event_type,
 };
 use twi_proto::{MessageReader, write_message};
-use twi_runtime::session::{
-    self, Channel, HostDoorbell, Link, Measurement, ModuleError, SessionError, SimTdxModule, TdxModule, Trust,
-};
-use twi_runtime::tdx::{MAX_QUOTE_POLLS, TdxError};
+use twi_runtime::channel::{Channel, Link};
+use twi_runtime::session::{self, Event, SessionError, Trust};
+use twi_runtime::tee::sim::SimTdxModule;
+use twi_runtime::tee::tdx::{MAX_QUOTE_POLLS, TdxError, TdxModule, TdxTee};
+use twi_runtime::tee::{Measurement, TeeError};
 use twi_runtime::vault::Vault;
 
 use support::{TestCa, TestRng, WORKLOAD_ID, key_from_seed, public_sec1};
@@ -87,14 +88,10 @@ impl FakeModule {
 }
 
 impl TdxModule for FakeModule {
-    fn platform(&self) -> Platform {
-        Platform::Tdx
-    }
-
-    fn rtmr_extend(&mut self, _: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError> {
+    fn rtmr_extend(&mut self, rtmr: u8, digest: &[u8; 48]) -> Result<(), TdxError> {
         self.calls.push(format!("extend {rtmr} {}", hex::encode(&digest[..4])));
         if let Some(status) = self.faults.extend_status {
-            return Err(ModuleError::Tdx(TdxError::Doorbell(status)));
+            return Err(TdxError::Doorbell(status));
         }
         let position = self.extends;
         self.extends += 1;
@@ -106,19 +103,19 @@ impl TdxModule for FakeModule {
         Ok(())
     }
 
-    fn report(&mut self, _: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError> {
+    fn report(&mut self, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
         self.calls.push("report".into());
-        self.sim.report(report_data).map_err(|status| ModuleError::Tdx(TdxError::Doorbell(status)))
+        self.sim.report(report_data).map_err(TdxError::Doorbell)
     }
 
-    fn submit_quote(&mut self, _: &mut dyn HostDoorbell, buffer: &[u8], request_len: usize) -> Result<(), ModuleError> {
+    fn submit_quote(&mut self, buffer: &[u8], request_len: usize) -> Result<(), TdxError> {
         self.calls.push("submit".into());
         self.request = buffer[..request_len].to_vec();
         self.capacity = buffer.len();
         Ok(())
     }
 
-    fn poll_quote(&mut self, _: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
+    fn poll_quote(&mut self, out: &mut [u8]) -> Result<usize, TdxError> {
         self.polls += 1;
         let answer = if self.polls <= self.faults.in_flight_polls {
             let header = Header {
@@ -186,7 +183,7 @@ impl Outcome {
 
     fn tdx_error(&self) -> &TdxError {
         match &self.result {
-            Err(SessionError::Tdx(e)) => e,
+            Err(SessionError::Tee(TeeError::Tdx(e))) => e,
             other => panic!("expected a TDX error, got {other:?}"),
         }
     }
@@ -215,24 +212,33 @@ fn run(faults: Faults) -> Outcome {
         Measurement { rtmr: 2, event_type: event_type::ISSUER_ANCHOR, data: &anchor },
         Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: SECOND_MANIFEST_EVENT },
     ];
-    let mut module = FakeModule::new(faults);
-    let result = {
-        let mut channel = Channel::new(&mut link);
-        let trust = Trust { issuer_anchor: &anchor };
-        session::run_tdx(
-            &mut channel,
-            &mut module,
-            &vault,
-            &mut TestRng(0x5EED),
-            &trust,
-            &measurements,
-            "twi-runtime/test",
-            &mut |_| {},
-        )
-    };
+    let mut tee = TdxTee::new(FakeModule::new(faults), Platform::Tdx);
+    let result = run_session(&mut link, &mut tee, &vault, &anchor, &measurements);
+    let module = tee.into_module();
     let mut reader = MessageReader::new();
     let sent = link.wire.iter().filter_map(|&b| reader.push(b)).map(|m| m.expect("well-formed guest frame")).collect();
     Outcome { result, module, sent }
+}
+
+/// One session over `tee`, with `link` playing the host.
+fn run_session(
+    link: &mut ScriptedLink,
+    tee: &mut TdxTee<FakeModule>,
+    vault: &Vault,
+    anchor: &[u8],
+    measurements: &[Measurement<'_>],
+) -> Result<session::Outcome, SessionError> {
+    let ignore = |_: &twi_proto::ProtoError| {};
+    let channel = Channel::new(link, &ignore);
+    let mut events = |_: Event<'_>| {};
+    let mut session = session::Session {
+        channel: &channel,
+        vault,
+        trust: Trust { issuer_anchor: anchor },
+        runtime_name: "twi-runtime/test",
+        events: &mut events,
+    };
+    session.run(tee, &mut TestRng(0x5EED), measurements)
 }
 
 fn digest_prefix(data: &[u8]) -> String {
@@ -356,7 +362,7 @@ impl SimHostLink {
                         (0, header.to_bytes().to_vec())
                     }
                     DoorbellKind::TdxGetQuote => {
-                        (0, self.sim.get_quote(&request.request, twi_runtime::tdx::GET_QUOTE_BUFFER))
+                        (0, self.sim.get_quote(&request.request, twi_runtime::tee::tdx::GET_QUOTE_BUFFER))
                     }
                     other => panic!("unexpected doorbell {other:?}"),
                 };
@@ -416,19 +422,18 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
         Measurement { rtmr: 2, event_type: event_type::ISSUER_ANCHOR, data: &anchor },
     ];
     let result = {
-        let mut channel = Channel::new(&mut link);
-        let trust = Trust { issuer_anchor: &anchor };
-        let mut module = SimTdxModule::default();
-        session::run_tdx(
-            &mut channel,
-            &mut module,
-            &vault,
-            &mut TestRng(0x5EED),
-            &trust,
-            &measurements,
-            "twi-runtime/test",
-            &mut |_| {},
-        )
+        let ignore = |_: &twi_proto::ProtoError| {};
+        let channel = Channel::new(&mut link, &ignore);
+        let mut tee = TdxTee::new(SimTdxModule::new(&channel), Platform::SimTdx);
+        let mut events = |_: Event<'_>| {};
+        let mut session = session::Session {
+            channel: &channel,
+            vault: &vault,
+            trust: Trust { issuer_anchor: &anchor },
+            runtime_name: "twi-runtime/test",
+            events: &mut events,
+        };
+        session.run(&mut tee, &mut TestRng(0x5EED), &measurements)
     };
     assert!(result.is_ok(), "{result:?}");
     let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();

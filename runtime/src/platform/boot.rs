@@ -14,7 +14,7 @@
 //!    runtime then takes the simulated path, whose reports no issuer accepts as hardware, and a
 //!    #VC raised later proves the lie and ends the VM. RDTSC is assumed not intercepted (KVM does
 //!    not); a host that intercepts it stops the boot, which is a denial of service only.
-//! 4. copies the Rust image from its ROM load address to RAM and zeroes .bss (`runtime.ld`
+//! 4. copies the Rust image from its ROM load address to RAM and zeroes .bss (`twi_linker::script`
 //!    explains why Rust runs from RAM),
 //! 5. builds identity page tables for the low 4 GiB with 2 MiB pages, the C-bit set on every
 //!    page but the shared pool's under SEV-SNP,

@@ -24,7 +24,7 @@ pub fn write_line(args: core::fmt::Arguments<'_>) {
 /// For the fault and panic paths: writes even if the console lock is held (the holder was
 /// interrupted by the fault and will never run again).
 pub fn write_line_unlocked(args: core::fmt::Arguments<'_>) {
-    if super::snp::early() || super::tdx::early() {
+    if !super::hal::hal().can_print() {
         return; // before the GHCB / TDVMCALL I/O is up, a port access would trap again
     }
     // SAFETY-free alternative to force_unlock: a fresh handle to the same UART. The UART was

@@ -1,16 +1,13 @@
 //! CPU identification and timestamps.
 
-use core::arch::x86_64::{__cpuid, __cpuid_count, CpuidResult};
+use core::arch::x86_64::CpuidResult;
 
-/// CPUID. Under SEV-SNP the answer comes from the PSP-checked CPUID page, never from the
-/// hypervisor.
+use super::hal::hal;
+
+/// CPUID, as the platform vouches for it (under SEV-SNP from the PSP-checked CPUID page, never
+/// from the hypervisor).
 pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
-    if super::snp::active() {
-        let r = super::snp::cpuid(leaf, subleaf);
-        return CpuidResult { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx };
-    }
-    // CPUID is available on every x86-64 CPU and has no side effects.
-    if subleaf == 0 { __cpuid(leaf) } else { __cpuid_count(leaf, subleaf) }
+    hal().cpuid(leaf, subleaf)
 }
 
 pub fn has_rdrand() -> bool {

@@ -7,7 +7,7 @@ use core::arch::global_asm;
 use x86_64::VirtAddr;
 use x86_64::structures::DescriptorTablePointer;
 
-use super::exit::{ExitCode, exit};
+use super::hal::{ExitCode, exit};
 
 /// What the entry stubs push, lowest address first.
 #[repr(C)]

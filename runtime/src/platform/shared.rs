@@ -3,7 +3,8 @@
 //! range of it: copy private bytes in, copy the host's bytes out once into private memory.
 //! Never place a secret in one.
 //!
-//! How the pool becomes shared depends on the platform:
+//! How the pool becomes shared depends on the platform (its bring-up, before the first [`Shared`]
+//! is handed out; the HAL's shared bit says how the host addresses it):
 //! * SEV-SNP: the boot page tables map it without the C-bit, and `snp::init` converts it to
 //!   shared with page-state changes before the first [`Shared`] is handed out.
 //! * TDX: `tdx::init` converts it with TDG.VP.VMCALL<MapGPA> and sets the shared bit
@@ -39,7 +40,7 @@ impl Shared {
     /// The guest-physical address the host knows these pages by: under TDX with the shared
     /// bit, under SEV-SNP (C-bit clear in the page tables) the address itself.
     pub fn gpa(&self) -> u64 {
-        self.address as u64 | super::tdx::shared_bit()
+        self.address as u64 | super::hal::hal().shared_bit()
     }
 
     pub fn len(&self) -> usize {

@@ -14,8 +14,10 @@ pub enum GhcbError {
     /// SW_EXITINFO1[31:0] = 2: the hypervisor found the GHCB input invalid (SW_EXITINFO2 holds
     /// the GHCB_ERR code).
     InvalidInput(u64),
-    /// Any other SW_EXITINFO1 value, or the GHCB was unavailable.
+    /// Any other SW_EXITINFO1 value.
     Unexpected(u64),
+    /// The GHCB is not registered yet, or already in use (a #VC inside GHCB code: a runtime bug).
+    Unavailable,
     /// The hypervisor did not mark a field it had to return as valid.
     MissingField(usize),
     /// A page-state change was not completed.

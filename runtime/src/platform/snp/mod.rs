@@ -2,9 +2,9 @@
 //!
 //! Start-up ([`init`], before anything performs I/O): negotiate the GHCB protocol with the MSR
 //! protocol, convert the shared pool to shared, register the GHCB, then validate the memory the
-//! launch did not pre-validate (heap and frame pool). From then on port I/O goes through the
-//! GHCB directly (`platform::port` asks [`active`]), CPUID is answered from a private copy of
-//! the CPUID page, and anything else that traps is served by the #VC handler ([`vc`]).
+//! launch did not pre-validate (heap and frame pool). From then on the platform's HAL ([`HAL`])
+//! sends port I/O and MSR accesses through the GHCB directly, answers CPUID from a private copy
+//! of the CPUID page, and anything else that traps is served by the #VC handler ([`vc`]).
 //!
 //! Under the simulator (plain QEMU) none of this runs: SEV_STATUS reads 0.
 
@@ -12,18 +12,20 @@ pub mod ghcb;
 pub mod instr;
 pub mod vc;
 
+use core::arch::x86_64::CpuidResult as CpuidRegisters;
+use core::ops::Range;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use spin::{Mutex, Once};
 use twi_attester::snp::cpuid_page::{self, CpuidResult};
-use twi_attester::snp::ghcb::{GuestRequestResult, SEV_STATUS_SNP, msr_protocol};
+use twi_attester::snp::ghcb::{GuestRequestResult, msr_protocol};
 
 use self::ghcb::{Ghcb, GhcbError};
 use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate};
 use super::boot::BootInfo;
+use super::hal::{AcceptError, ExitCode, Hal};
 use super::shared::{PAGE, Shared};
 use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
-use crate::snp::{Answer, Exit};
 
 /// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
 /// must terminate through the MSR protocol instead of printing (printing would trap again).
@@ -83,12 +85,9 @@ pub enum SnpInitError {
     Ghcb(GhcbError),
 }
 
-/// Brings up the GHCB and validates the runtime's memory. Returns `Ok(false)` when this is not
-/// an SNP guest (nothing to do).
-pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
-    if boot.sev_status & SEV_STATUS_SNP == 0 {
-        return Ok(false);
-    }
+/// Brings up the GHCB and validates the runtime's memory. Only called in an SEV-SNP guest
+/// (SEV_STATUS, as the boot stub read it, says so).
+pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     DETECTED.store(true, Ordering::Release);
     CPUID_PAGE.call_once(|| {
         let mut copy = [0u8; cpuid_page::PAGE_SIZE];
@@ -148,7 +147,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, SnpInitError> {
     *REQUEST_PAGES.lock() = Some(RequestPages { request, response, certificates });
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
-    Ok(true)
+    Ok(())
 }
 
 /// The 2 MiB pages the runtime validates itself: the heap and the frame pool.
@@ -181,19 +180,9 @@ fn validate_2m(address: u64) -> Result<(), SnpInitError> {
 /// Runs `f` with the GHCB. Fails (instead of deadlocking) if the GHCB is already in use, which
 /// would mean a #VC inside GHCB code: a runtime bug.
 fn with_ghcb<T>(f: impl FnOnce(&mut Ghcb) -> Result<T, GhcbError>) -> Result<T, GhcbError> {
-    let mut guard = GHCB.try_lock().ok_or(GhcbError::Unexpected(u64::MAX))?;
-    let ghcb = guard.as_mut().ok_or(GhcbError::Unexpected(u64::MAX))?;
+    let mut guard = GHCB.try_lock().ok_or(GhcbError::Unavailable)?;
+    let ghcb = guard.as_mut().ok_or(GhcbError::Unavailable)?;
     f(ghcb)
-}
-
-pub fn io_write(port: u16, size: u8, value: u32) {
-    if with_ghcb(|g| g.io_write(port, size, value)).is_err() {
-        terminate(TerminateReason::Ghcb);
-    }
-}
-
-pub fn io_read(port: u16, size: u8) -> u32 {
-    with_ghcb(|g| g.io_read(port, size)).unwrap_or_else(|_| terminate(TerminateReason::Ghcb))
 }
 
 /// CPUID from the private copy of the CPUID page; leaves it lacks read as zero (features
@@ -207,19 +196,133 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
     })
 }
 
+/// The SEV-SNP platform, as the HAL presents it.
+#[derive(Debug)]
+pub struct Snp;
+
+/// The HAL of an SEV-SNP guest at VMPL0.
+pub static HAL: Snp = Snp;
+
+impl Hal for Snp {
+    fn name(&self) -> &'static str {
+        "SEV-SNP"
+    }
+
+    fn io_read(&self, port: u16, size: u8) -> u32 {
+        with_ghcb(|g| g.io_read(port, size)).unwrap_or_else(|_| terminate(TerminateReason::Ghcb))
+    }
+
+    fn io_write(&self, port: u16, size: u8, value: u32) {
+        if with_ghcb(|g| g.io_write(port, size, value)).is_err() {
+            terminate(TerminateReason::Ghcb);
+        }
+    }
+
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidRegisters {
+        let r = cpuid(leaf, subleaf);
+        CpuidRegisters { eax: r.eax, ebx: r.ebx, ecx: r.ecx, edx: r.edx }
+    }
+
+    fn rdmsr(&self, msr: u32) -> u64 {
+        with_ghcb(|g| g.rdmsr(msr)).unwrap_or_else(|_| terminate(TerminateReason::Ghcb))
+    }
+
+    fn wrmsr(&self, msr: u32, value: u64) {
+        if with_ghcb(|g| g.wrmsr(msr, value)).is_err() {
+            terminate(TerminateReason::Ghcb);
+        }
+    }
+
+    fn shared_bit(&self) -> u64 {
+        0 // the C-bit is cleared in the page tables; the GPA is the address itself
+    }
+
+    fn accept(&self, range: Range<u64>) -> Result<(), AcceptError> {
+        for address in (range.start..range.end).step_by(0x20_0000) {
+            let entry = [(address >> 12, msr_protocol::PSC_PRIVATE, true)];
+            with_ghcb(|g| g.page_state_change(&entry))
+                .map_err(|_| AcceptError { address, reason: "page-state change to private" })?;
+            validate_2m(address).map_err(|e| AcceptError {
+                address: if let SnpInitError::Pvalidate(page) = e { page } else { address },
+                reason: "PVALIDATE",
+            })?;
+        }
+        Ok(())
+    }
+
+    fn can_print(&self) -> bool {
+        active()
+    }
+
+    fn terminate(&self, code: ExitCode) -> ! {
+        terminate(match code {
+            ExitCode::Success => TerminateReason::Success,
+            ExitCode::Failure => TerminateReason::Fatal,
+        })
+    }
+
+    fn halt(&self) -> ! {
+        x86_64::instructions::interrupts::disable();
+        loop {
+            x86_64::instructions::hlt();
+        }
+    }
+
+    fn exit(&self, code: ExitCode) -> ! {
+        if early() {
+            terminate(TerminateReason::Fatal) // no port I/O before the GHCB is up
+        }
+        self.io_write(super::hal::DEBUG_EXIT_PORT, 4, code as u32);
+        // No debug-exit device (or it was ignored): ask the hypervisor to end the VM.
+        self.terminate(code)
+    }
+}
+
 const BUSY_RETRY_DELAY_MS: u64 = 2_000;
 const BUSY_RETRIES: u32 = 30;
+
+/// Which guest-request exit to take (GHCB specification, NAE events).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestExit {
+    /// `SNP_GUEST_REQUEST`.
+    Plain,
+    /// `SNP_EXT_GUEST_REQUEST`: the host also fills the certificate pages.
+    Extended,
+}
+
+/// The firmware's answer, copied once into private memory.
+#[derive(Debug)]
+pub struct GuestAnswer {
+    /// The whole response page (the sealed answer and what follows it).
+    pub response: alloc::vec::Vec<u8>,
+    /// The certificate buffer of an extended request (unparsed).
+    pub certificates: Option<alloc::vec::Vec<u8>>,
+}
+
+/// Why a guest request failed before the firmware's answer reached the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestRequestError {
+    /// SW_EXITINFO2 of the exit: the hypervisor or the firmware refused.
+    Refused(u64),
+    /// The host answered BUSY for the whole retry budget.
+    Busy,
+    /// The host says the request's buffers are too small (SW_EXITINFO2 bit 32 on a plain
+    /// request: nothing the runtime can fix by resending).
+    InvalidLength,
+    /// The GHCB or the request pages are not usable (not an SNP guest, or a runtime bug).
+    Ghcb,
+}
 
 /// The SNP guest-request doorbell: copies the sealed request into the shared request page,
 /// asks the firmware through the GHCB (resending while it reports busy), and copies the whole
 /// response page (and, for the extended request, the certificate buffer) once into private
-/// memory. `Err` carries SW_EXITINFO2.
-pub fn guest_request(sealed: &[u8], exit: Exit) -> Result<Answer, u64> {
+/// memory.
+pub fn guest_request(sealed: &[u8], exit: RequestExit) -> Result<GuestAnswer, GuestRequestError> {
     let mut pages = REQUEST_PAGES.lock();
-    let RequestPages { request, response, certificates } = pages.as_mut().ok_or(u64::MAX)?;
+    let RequestPages { request, response, certificates } = pages.as_mut().ok_or(GuestRequestError::Ghcb)?;
     request.write(sealed);
     response.write(&[]);
-    if exit == Exit::ExtGuestRequest {
+    if exit == RequestExit::Extended {
         certificates.write(&[]);
     }
     let mut exit = exit;
@@ -227,34 +330,37 @@ pub fn guest_request(sealed: &[u8], exit: Exit) -> Result<Answer, u64> {
     // Linux's sev-guest driver does), never a re-sealed request.
     for _ in 0..=BUSY_RETRIES {
         let result = match exit {
-            Exit::GuestRequest => with_ghcb(|g| g.guest_request(request, response)),
-            Exit::ExtGuestRequest => with_ghcb(|g| g.ext_guest_request(request, response, certificates)).map(|r| r.0),
+            RequestExit::Plain => with_ghcb(|g| g.guest_request(request, response)),
+            RequestExit::Extended => with_ghcb(|g| g.ext_guest_request(request, response, certificates)).map(|r| r.0),
         };
-        match result {
-            Ok(GuestRequestResult::Success) => {
-                let mut copy = alloc::boxed::Box::new([0u8; PAGE]);
-                response.read(&mut copy[..]);
-                let table = (exit == Exit::ExtGuestRequest).then(|| {
-                    let mut buffer = alloc::vec![0u8; certificates.len()];
-                    certificates.read(&mut buffer);
-                    buffer
-                });
-                return Ok(Answer { sealed: copy.to_vec(), certificates: table });
-            }
-            Ok(GuestRequestResult::Busy) => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
-            Ok(GuestRequestResult::InvalidLength) if exit == Exit::ExtGuestRequest => {
+        match result.map_err(|_| GuestRequestError::Ghcb)? {
+            GuestRequestResult::Success => return Ok(copy_answer(response, certificates, exit)),
+            GuestRequestResult::Busy => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
+            GuestRequestResult::InvalidLength if exit == RequestExit::Extended => {
                 // The host's certificates need more pages than the runtime can forward. The
                 // firmware has not seen this request, so the same ciphertext goes again as a
                 // plain guest request (as Linux's sev-guest driver does): its sequence number
                 // is used exactly once, and the verifier falls back to its own certificates.
-                exit = Exit::GuestRequest;
+                exit = RequestExit::Plain;
             }
-            Ok(GuestRequestResult::InvalidLength) => return Err(1 << 32),
-            Ok(GuestRequestResult::Failed(info)) => return Err(info),
-            Err(_) => return Err(u64::MAX),
+            GuestRequestResult::InvalidLength => return Err(GuestRequestError::InvalidLength),
+            GuestRequestResult::Failed(info) => return Err(GuestRequestError::Refused(info)),
         }
     }
-    Err(2 << 32)
+    Err(GuestRequestError::Busy)
+}
+
+/// The response page and (extended request) the certificate buffer, copied once into private
+/// memory: only these copies are parsed.
+fn copy_answer(response: &Shared, certificates: &Shared, exit: RequestExit) -> GuestAnswer {
+    let mut copy = alloc::vec![0u8; PAGE];
+    response.read(&mut copy);
+    let table = (exit == RequestExit::Extended).then(|| {
+        let mut buffer = alloc::vec![0u8; certificates.len()];
+        certificates.read(&mut buffer);
+        buffer
+    });
+    GuestAnswer { response: copy, certificates: table }
 }
 
 /// Why the runtime asks the hypervisor to end the VM (GHCB terminate, reason set 1).

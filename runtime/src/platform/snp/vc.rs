@@ -4,95 +4,15 @@
 //! CPUID (answered from the CPUID page), IN/OUT (through the GHCB), RDMSR/WRMSR (through the
 //! GHCB). Anything else terminates the VM.
 
-use core::arch::global_asm;
-
 use twi_attester::snp::ghcb::exit_code;
 
 use super::{TerminateReason, terminate, with_ghcb};
+use crate::platform::trap::TrapFrame;
 
 /// Set by the first #VC: the simulated-TEE path refuses to run on a machine that raised one.
 pub static VC_SEEN: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
-/// The interrupted context as the entry stub saves it (lowest address first).
-#[repr(C)]
-#[derive(Debug)]
-pub struct VcFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// The #VC error code: the SW_EXITCODE of the intercepted event.
-    pub exit_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-unsafe extern "C" {
-    /// The IDT entry for vector 29.
-    pub safe static vc_entry: [u8; 0];
-}
-
-global_asm!(
-    r#"
-    .section .text.vc_entry, "ax"
-    .global vc_entry
-vc_entry:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rdi
-    movq %rsp, %rbx
-    andq $-16, %rsp
-    cld
-    call {handler}
-    movq %rbx, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
-    addq $8, %rsp
-    iretq
-    "#,
-    handler = sym vc_handler,
-    options(att_syntax)
-);
+crate::platform::trap::trap_entry!(vc_entry, vc_handler, push_zero_error_code = 0);
 
 /// The first bytes of the instruction at `rip` (the runtime's own code: identity mapped).
 fn instruction_bytes(rip: u64) -> [u8; 3] {
@@ -105,7 +25,7 @@ fn instruction_bytes(rip: u64) -> [u8; 3] {
     bytes
 }
 
-extern "C" fn vc_handler(frame: &mut VcFrame) {
+extern "C" fn vc_handler(frame: &mut TrapFrame) {
     // A #VC proves SEV-ES or later is active. Before the GHCB is up nothing can be served (and
     // printing would trap again); without SNP detected at boot it is a lie about the platform.
     VC_SEEN.store(true, core::sync::atomic::Ordering::Release);
@@ -113,7 +33,7 @@ extern "C" fn vc_handler(frame: &mut VcFrame) {
         terminate(TerminateReason::Fatal)
     }
     let bytes = instruction_bytes(frame.rip);
-    let handled = match frame.exit_code {
+    let handled = match frame.error_code {
         exit_code::CPUID if bytes[..2] == [0x0F, 0xA2] => {
             let r = super::cpuid(frame.rax as u32, frame.rcx as u32);
             frame.rax = u64::from(r.eax);
@@ -139,7 +59,7 @@ extern "C" fn vc_handler(frame: &mut VcFrame) {
         None => {
             crate::platform::console::write_line_unlocked(format_args!(
                 "FATAL: unhandled #VC exit code {:#x} at rip={:#x}",
-                frame.exit_code, frame.rip
+                frame.error_code, frame.rip
             ));
             terminate(TerminateReason::Fatal)
         }
@@ -148,7 +68,7 @@ extern "C" fn vc_handler(frame: &mut VcFrame) {
 
 /// IN/OUT with an immediate or DX port, 8/16/32-bit (string forms are not used and not
 /// handled). Returns the instruction length.
-fn ioio(frame: &mut VcFrame, bytes: [u8; 3]) -> Option<u64> {
+fn ioio(frame: &mut TrapFrame, bytes: [u8; 3]) -> Option<u64> {
     let (prefix, opcode, imm) = if bytes[0] == 0x66 { (1, bytes[1], bytes[2]) } else { (0, bytes[0], bytes[1]) };
     let wide = |byte_op: bool| -> u8 {
         if byte_op {

@@ -4,35 +4,35 @@
 //! IDT): TDG.VP.INFO for the GPA width, hence the shared bit 1 << (GPAW − 1); accept the private
 //! memory the launch did not add (heap and frame pool: TDG.MEM.PAGE.ACCEPT, 2 MiB with a 4 KiB
 //! fallback); convert the shared pool with TDG.VP.VMCALL<MapGPA> and set the shared bit in its
-//! page-directory entry. From then on port I/O goes through TDG.VP.VMCALL<Instruction.IO>
-//! directly (`platform::port` asks [`active`]); CPUID, RDMSR and WRMSR that still trap are
-//! served by the #VE handler.
+//! page-directory entry. From then on the platform's HAL ([`HAL`]) sends port I/O through
+//! TDG.VP.VMCALL<Instruction.IO> directly; CPUID, RDMSR and WRMSR that still trap are served by
+//! the #VE handler.
 //!
 //! What the boot stub touches before Rust runs (boot scratch, page tables, the image with its
 //! .bss and stack) is TDVF TEMP_MEM, added and accepted by the VMM before the TD starts
 //! (`twi_linker::EARLY_RAM`, `twi_linker::tdvf::SECTIONS`).
 //!
-//! Attestation ([`HwTdx`], a [`TdxModule`]): TDG.MR.RTMR.EXTEND and TDG.MR.REPORT on private,
-//! aligned buffers; TDG.VP.VMCALL<GetQuote> with the GHCI buffer in shared pages, polled.
+//! Attestation ([`HwTdx`]): TDG.MR.RTMR.EXTEND and TDG.MR.REPORT on private, aligned buffers;
+//! TDG.VP.VMCALL<GetQuote> with the GHCI buffer in shared pages, polled. `crate::tee::hw` adapts
+//! it to the TDX backend's module trait.
 
 pub mod instr;
 pub mod ve;
 
 use alloc::boxed::Box;
 use alloc::vec::Vec;
+use core::arch::x86_64::CpuidResult;
+use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Once;
 use twi_attester::tdx::abi::{PageLevel, TdInfo, TdcallStatus, vmcall_status};
 use twi_attester::tdx::getquote;
-use twi_proto::msg::Platform;
 
 use self::instr::{ExtendData, ReportBuffer, ReportData, VmcallError};
-use super::boot::BootInfo;
+use super::hal::{AcceptError, ExitCode, Hal};
 use super::shared::{PAGE, Shared};
 use crate::layout::{FRAMES, HEAP, SHARED_POOL};
-use crate::session::{HostDoorbell, ModuleError, TdxModule};
-use crate::tdx::{GET_QUOTE_BUFFER, TdxError};
 
 /// The boot stub said this is a TD (set first thing in `init`): until [`ACTIVE`], a fault
 /// must end the TD through ReportFatalError (printing would trap again).
@@ -98,11 +98,9 @@ pub const FATAL_GENERAL: u32 = FATAL_BASE | 0x10;
 pub const FATAL_IO: u32 = FATAL_BASE | 0x11;
 pub const FATAL_VE: u32 = FATAL_BASE | 0x12;
 
-/// Brings the TD up (see the module documentation). Returns `Ok(false)` when this is not a TD.
-pub fn init(boot: &BootInfo) -> Result<bool, TdxInitError> {
-    if !boot.tdx {
-        return Ok(false);
-    }
+/// Brings the TD up (see the module documentation). Only called in a TD (the boot stub saw the
+/// CPU start in protected mode).
+pub fn init() -> Result<(), TdxInitError> {
     DETECTED.store(true, Ordering::Release);
     let info = instr::vp_info().map_err(TdxInitError::VpInfo)?;
     let shared = info.shared_bit().ok_or(TdxInitError::Gpaw(info.gpaw))?;
@@ -119,7 +117,7 @@ pub fn init(boot: &BootInfo) -> Result<bool, TdxInitError> {
     super::boot::set_shared_pool_bit(shared);
     SHARED_BIT.store(shared, Ordering::Release);
     ACTIVE.store(true, Ordering::Release);
-    Ok(true)
+    Ok(())
 }
 
 /// The 2 MiB pages the runtime accepts itself: the heap and the frame pool.
@@ -160,34 +158,110 @@ fn accept_2m(address: u64) -> Result<(), TdxInitError> {
     Ok(())
 }
 
-/// Port I/O through TDG.VP.VMCALL<Instruction.IO>. A failure cannot be printed (printing is
-/// port I/O): the TD ends through ReportFatalError.
-pub fn io_read(port: u16, size: u8) -> u32 {
-    instr::io_read(port, size).unwrap_or_else(|_| instr::report_fatal_error(FATAL_IO))
-}
-
-pub fn io_write(port: u16, size: u8, value: u32) {
-    if instr::io_write(port, size, value).is_err() {
-        instr::report_fatal_error(FATAL_IO)
-    }
-}
-
 /// Ends the TD: ReportFatalError with `code`, then HLT for good.
 pub fn fatal(code: u32) -> ! {
     instr::report_fatal_error(code)
 }
 
+/// The TDX platform, as the HAL presents it.
+#[derive(Debug)]
+pub struct Tdx;
+
+/// The HAL of a trust domain.
+pub static HAL: Tdx = Tdx;
+
+impl Hal for Tdx {
+    fn name(&self) -> &'static str {
+        "Intel TDX"
+    }
+
+    /// A failure cannot be printed (printing is port I/O): the TD ends through ReportFatalError.
+    fn io_read(&self, port: u16, size: u8) -> u32 {
+        instr::io_read(port, size).unwrap_or_else(|_| instr::report_fatal_error(FATAL_IO))
+    }
+
+    fn io_write(&self, port: u16, size: u8, value: u32) {
+        if instr::io_write(port, size, value).is_err() {
+            instr::report_fatal_error(FATAL_IO)
+        }
+    }
+
+    /// CPUID as the TDX module virtualises it; leaves it leaves to the VMM raise #VE, whose
+    /// handler asks the VMM (untrusted values).
+    fn cpuid(&self, leaf: u32, subleaf: u32) -> CpuidResult {
+        core::arch::x86_64::__cpuid_count(leaf, subleaf)
+    }
+
+    fn rdmsr(&self, msr: u32) -> u64 {
+        instr::rdmsr(msr).unwrap_or_else(|_| instr::report_fatal_error(FATAL_IO))
+    }
+
+    fn wrmsr(&self, msr: u32, value: u64) {
+        if instr::wrmsr(msr, value).is_err() {
+            instr::report_fatal_error(FATAL_IO)
+        }
+    }
+
+    fn shared_bit(&self) -> u64 {
+        shared_bit()
+    }
+
+    fn accept(&self, range: Range<u64>) -> Result<(), AcceptError> {
+        for address in (range.start..range.end).step_by(0x20_0000) {
+            accept_2m(address).map_err(|e| AcceptError {
+                address: if let TdxInitError::Accept { gpa, .. } = e { gpa } else { address },
+                reason: "TDG.MEM.PAGE.ACCEPT",
+            })?;
+        }
+        Ok(())
+    }
+
+    fn can_print(&self) -> bool {
+        active()
+    }
+
+    fn terminate(&self, code: ExitCode) -> ! {
+        if code == ExitCode::Failure {
+            // No debug-exit device: tell the VMM why the TD stops.
+            fatal(FATAL_GENERAL)
+        }
+        self.halt()
+    }
+
+    /// HLT in a TD raises #VE: ask the VMM to halt the vCPU instead.
+    fn halt(&self) -> ! {
+        x86_64::instructions::interrupts::disable();
+        loop {
+            let _ = instr::hlt();
+            core::hint::spin_loop();
+        }
+    }
+
+    fn exit(&self, code: ExitCode) -> ! {
+        if early() {
+            fatal(FATAL_GENERAL) // no port I/O before TDVMCALL I/O is up
+        }
+        self.io_write(super::hal::DEBUG_EXIT_PORT, 4, code as u32);
+        self.terminate(code)
+    }
+}
+
 /// How long to wait between two polls of an in-flight GetQuote; with
-/// `crate::tdx::MAX_QUOTE_POLLS` (1000) the runtime waits up to 20 s for the quoting service.
+/// `crate::tee::tdx::MAX_QUOTE_POLLS` (1000) the runtime waits up to 20 s for the quoting service.
 pub const QUOTE_POLL_DELAY_MS: u64 = 20;
 
 /// How often, and how far apart, a GetQuote the VMM answers with RETRY is submitted again.
 const SUBMIT_RETRIES: u32 = 50;
 const SUBMIT_RETRY_DELAY_MS: u64 = 100;
 
-/// The shared pages of the GetQuote buffer: the whole private buffer, whole pages.
-const QUOTE_PAGES: usize = GET_QUOTE_BUFFER.div_ceil(PAGE);
-const _: () = assert!(QUOTE_PAGES * PAGE <= getquote::MAX_BUFFER && QUOTE_PAGES * PAGE >= GET_QUOTE_BUFFER);
+/// Why a TDX module or VMM call failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TdxCallError {
+    /// The TDCALL completion status (TDX Module ABI) or the TDG.VP.VMCALL status (GHCI).
+    Status(u64),
+    /// The caller's request does not fit the GetQuote buffer.
+    RequestTooLong,
+}
 
 /// The TDX module and the VMM's quoting service on hardware.
 #[derive(Debug)]
@@ -196,85 +270,89 @@ pub struct HwTdx {
 }
 
 impl HwTdx {
-    /// `None` when the shared pool has no room for the GetQuote buffer.
-    pub fn new() -> Option<Self> {
+    /// A GetQuote buffer of `buffer_len` bytes (whole pages) in the shared pool; `None` when this
+    /// is not a TD that is up, or the pool has no room.
+    pub fn new(buffer_len: usize) -> Option<Self> {
         if !active() {
             return None;
         }
-        Some(Self { quote: Shared::alloc(QUOTE_PAGES)? })
-    }
-}
-
-/// Runs a TDCALL whose busy / interrupted statuses mean "call again".
-fn retrying(mut call: impl FnMut() -> u64) -> Result<(), TdxError> {
-    for _ in 0..TDCALL_RETRIES {
-        let status = call();
-        match TdcallStatus::decode(status) {
-            TdcallStatus::Success => return Ok(()),
-            TdcallStatus::Busy | TdcallStatus::Interrupted => continue,
-            _ => return Err(TdxError::Doorbell(status)),
+        let pages = buffer_len.div_ceil(PAGE);
+        if pages * PAGE > getquote::MAX_BUFFER {
+            return None;
         }
-    }
-    Err(TdxError::Doorbell(twi_attester::tdx::abi::status::OPERAND_BUSY))
-}
-
-fn status_of(e: VmcallError) -> u64 {
-    match e {
-        VmcallError::Tdcall(status) | VmcallError::Vmm(status) => status,
-    }
-}
-
-impl TdxModule for HwTdx {
-    fn platform(&self) -> Platform {
-        Platform::Tdx
+        Some(Self { quote: Shared::alloc(pages)? })
     }
 
-    fn rtmr_extend(&mut self, _: &mut dyn HostDoorbell, rtmr: u8, digest: &[u8; 48]) -> Result<(), ModuleError> {
+    /// TDG.MR.RTMR.EXTEND of `digest` into RTMR `rtmr`.
+    pub fn rtmr_extend(&mut self, rtmr: u8, digest: &[u8; 48]) -> Result<(), TdxCallError> {
         let data = Box::new(ExtendData(*digest));
-        retrying(|| instr::rtmr_extend(rtmr, &data)).map_err(ModuleError::Tdx)
+        retrying(|| instr::rtmr_extend(rtmr, &data))
     }
 
-    fn report(&mut self, _: &mut dyn HostDoorbell, report_data: &[u8; 64]) -> Result<Vec<u8>, ModuleError> {
+    /// TDG.MR.REPORT over `report_data`: the TDREPORT, a private copy.
+    pub fn report(&mut self, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxCallError> {
         let mut report = Box::new(ReportBuffer([0; 1024]));
         let data = Box::new(ReportData(*report_data));
-        retrying(|| instr::mr_report(&mut report, &data)).map_err(ModuleError::Tdx)?;
+        retrying(|| instr::mr_report(&mut report, &data))?;
         Ok(report.0.to_vec())
     }
 
-    fn submit_quote(&mut self, _: &mut dyn HostDoorbell, buffer: &[u8], request_len: usize) -> Result<(), ModuleError> {
-        let request = buffer.get(..request_len).ok_or(TdxError::Malformed("GetQuote request length"))?;
-        // The request is written once; the rest of the shared buffer is zeroed (room for the
-        // quote).
+    /// Writes the request (GHCI header and TDREPORT) once into the shared buffer, zeroes the
+    /// rest (room for the quote), and asks the VMM for the quote.
+    pub fn submit_quote(&mut self, request: &[u8]) -> Result<(), TdxCallError> {
+        if request.len() > self.quote.len() {
+            return Err(TdxCallError::RequestTooLong);
+        }
         self.quote.write(request);
         // RETRY: the VMM has too many GetQuote requests in flight (QEMU allows 16): ask again
         // later with the same buffer, a bounded number of times.
         for _ in 0..SUBMIT_RETRIES {
             match instr::get_quote(self.quote.gpa(), self.quote.len() as u64) {
                 Err(VmcallError::Vmm(vmcall_status::RETRY)) => super::time::delay_ms(SUBMIT_RETRY_DELAY_MS),
-                result => return result.map_err(|e| ModuleError::Tdx(TdxError::Doorbell(status_of(e)))),
+                result => return result.map_err(|e| TdxCallError::Status(status_of(e))),
             }
         }
-        Err(ModuleError::Tdx(TdxError::Doorbell(vmcall_status::RETRY)))
+        Err(TdxCallError::Status(vmcall_status::RETRY))
     }
 
-    fn poll_quote(&mut self, _: &mut dyn HostDoorbell, out: &mut [u8]) -> Result<usize, ModuleError> {
-        // The header first: while the status is in flight nothing else is worth copying.
+    /// One look at the GetQuote buffer, copied into `out` (private); returns the bytes copied:
+    /// the header only while the status is in flight, else the whole buffer (header included,
+    /// read before the data it announces). Only the copy is parsed.
+    pub fn poll_quote(&mut self, out: &mut [u8]) -> usize {
         let mut header = [0u8; getquote::HEADER_SIZE];
         self.quote.read(&mut header);
         let status = getquote::Header::parse(&header).status;
         if status == getquote::status::IN_FLIGHT {
             let n = header.len().min(out.len());
             out[..n].copy_from_slice(&header[..n]);
-            return Ok(n);
+            return n;
         }
-        // Done: the whole buffer, copied once into private memory, header included (the status
-        // is read before the data it announces); only this copy is parsed.
         let n = out.len().min(self.quote.len());
         self.quote.read(&mut out[..n]);
-        Ok(n)
+        n
     }
 
-    fn pause(&mut self) {
+    /// Waits between two polls of an in-flight GetQuote.
+    pub fn pause(&mut self) {
         super::time::delay_ms(QUOTE_POLL_DELAY_MS);
+    }
+}
+
+/// Runs a TDCALL whose busy / interrupted statuses mean "call again".
+fn retrying(mut call: impl FnMut() -> u64) -> Result<(), TdxCallError> {
+    for _ in 0..TDCALL_RETRIES {
+        let status = call();
+        match TdcallStatus::decode(status) {
+            TdcallStatus::Success => return Ok(()),
+            TdcallStatus::Busy | TdcallStatus::Interrupted => continue,
+            _ => return Err(TdxCallError::Status(status)),
+        }
+    }
+    Err(TdxCallError::Status(twi_attester::tdx::abi::status::OPERAND_BUSY))
+}
+
+fn status_of(e: VmcallError) -> u64 {
+    match e {
+        VmcallError::Tdcall(status) | VmcallError::Vmm(status) => status,
     }
 }

@@ -9,102 +9,24 @@
 //! The VMM's answers (CPUID values, MSR values, port reads) are untrusted data, as on any
 //! platform: nothing security-relevant is decided from them.
 
-use core::arch::global_asm;
-
 use twi_attester::tdx::abi::{IoQualification, VeInfo, exit_reason, merge_in, out_value};
 
 use super::instr;
+use crate::platform::trap::TrapFrame;
 
-/// The interrupted context as the entry stub saves it (lowest address first). #VE pushes no
-/// error code.
-#[repr(C)]
-#[derive(Debug)]
-pub struct VeFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-unsafe extern "C" {
-    /// The IDT entry for vector 20.
-    pub safe static ve_entry: [u8; 0];
-}
-
-global_asm!(
-    r#"
-    .section .text.ve_entry, "ax"
-    .global ve_entry
-ve_entry:
-    pushq %rax
-    pushq %rbx
-    pushq %rcx
-    pushq %rdx
-    pushq %rsi
-    pushq %rdi
-    pushq %rbp
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
-    movq %rsp, %rdi
-    movq %rsp, %rbx
-    andq $-16, %rsp
-    cld
-    call {handler}
-    movq %rbx, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rbp
-    popq %rdi
-    popq %rsi
-    popq %rdx
-    popq %rcx
-    popq %rbx
-    popq %rax
-    iretq
-    "#,
-    handler = sym ve_handler,
-    options(att_syntax)
-);
+crate::platform::trap::trap_entry!(ve_entry, ve_handler, push_zero_error_code = 1);
 
 /// The longest x86 instruction.
 const MAX_INSTRUCTION_LENGTH: u32 = 15;
 
-extern "C" fn ve_handler(frame: &mut VeFrame) {
+extern "C" fn ve_handler(frame: &mut TrapFrame) {
     if !super::DETECTED.load(core::sync::atomic::Ordering::Acquire) {
         // Not a TD as far as the boot stub could tell: a #VE is a lie about the platform.
         crate::platform::console::write_line_unlocked(format_args!(
             "FATAL: #VE at rip={:#x}, yet the CPU did not start as a TD",
             frame.rip
         ));
-        crate::platform::exit::exit(crate::platform::exit::ExitCode::Failure)
+        crate::platform::hal::exit(crate::platform::hal::ExitCode::Failure)
     }
     // Read (and so release) the #VE info first: until then a second #VE cannot be delivered.
     let ve = instr::ve_info().unwrap_or_else(|_| super::fatal(super::FATAL_VE));
@@ -138,13 +60,13 @@ extern "C" fn ve_handler(frame: &mut VeFrame) {
                 "FATAL: unhandled #VE: exit reason {} qualification {:#x} gpa {:#x} at rip={:#x}",
                 ve.exit_reason, ve.exit_qualification, ve.gpa, frame.rip
             ));
-            crate::platform::exit::exit(crate::platform::exit::ExitCode::Failure)
+            crate::platform::hal::exit(crate::platform::hal::ExitCode::Failure)
         }
     }
 }
 
 /// IN/OUT of 1, 2 or 4 bytes (string forms are not used by the runtime and not emulated).
-fn io(frame: &mut VeFrame, ve: &VeInfo) -> Option<()> {
+fn io(frame: &mut TrapFrame, ve: &VeInfo) -> Option<()> {
     let io = IoQualification::decode(ve.exit_qualification).filter(|io| !io.string)?;
     if io.is_in {
         let value = instr::io_read(io.port, io.size).ok()?;

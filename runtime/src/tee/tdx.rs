@@ -1,10 +1,9 @@
-//! The runtime's TDX guest, independent of the doorbell: it asks the TDX module for a
-//! TDREPORT over REPORTDATA (`TDG.MR.REPORT`), extends RTMRs (`TDG.MR.RTMR.EXTEND`) while
-//! keeping the event log a verifier replays, and obtains a quote through the GHCI GetQuote
-//! buffer (`TDG.VP.VMCALL<GetQuote>`). [`crate::session::run_tdx`] drives it over a
-//! [`crate::session::TdxModule`]: on hardware `platform::tdx::HwTdx` (TDCALL/TDVMCALL), under
-//! `twi run --platform sim-tdx` [`crate::session::SimTdxModule`] (DoorbellRequest/
-//! DoorbellResponse pairs on the channel carrying the same bytes).
+//! The TDX backend: it extends RTMRs (`TDG.MR.RTMR.EXTEND`) while keeping the event log a
+//! verifier replays, asks the TDX module for a TDREPORT over REPORTDATA (`TDG.MR.REPORT`), and
+//! obtains a quote through the GHCI GetQuote buffer (`TDG.VP.VMCALL<GetQuote>`), all over a
+//! [`TdxModule`]: on hardware TDCALL/TDVMCALL (`crate::tee::hw`), under `twi run --platform
+//! sim-tdx` DoorbellRequest/DoorbellResponse pairs on the channel carrying the same bytes
+//! (`crate::tee::sim`).
 //!
 //! What the runtime measures into which RTMR (RTMR0 is left to firmware configuration, RTMR3
 //! to the workload):
@@ -13,6 +12,8 @@
 //! |------|-------------------------------------------|-------------------------------|
 //! | 1    | `LAUNCH_MANIFEST`                         | the launch manifest's postcard body, as loaded from the ROM slot |
 //! | 2    | `ISSUER_ANCHOR`                           | the issuer anchor it trusts (SEC1 P-384 key) |
+//!
+//! The TDX module offers a TD no key derivation: [`TdxTee`] has no sealing key.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -21,7 +22,11 @@ use sha2::{Digest, Sha384};
 use twi_attester::tdx::getquote::{self, GetQuoteError};
 use twi_attester::tdx::quote::ParsedQuote;
 use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
-use twi_proto::msg::{MAX_DOORBELL_RESPONSE, MAX_EVENT_DATA, MAX_EVENTS, RtmrEvent};
+use twi_proto::msg::{MAX_DOORBELL_RESPONSE, MAX_EVENT_DATA, MAX_EVENTS, Platform, RtmrEvent};
+use zeroize::Zeroizing;
+
+use super::{Evidence, Measurement, Tee, TeeError};
+use crate::channel::ChannelError;
 
 /// The GetQuote buffer the runtime hands the VMM: header + room for a quote that still fits
 /// one DoorbellResponse / Evidence.
@@ -36,8 +41,11 @@ pub const RTMR_ISSUER_ANCHOR: u8 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TdxError {
-    /// The doorbell (TDCALL / TDVMCALL, or the simulator) failed with this status.
+    /// The doorbell (TDCALL / TDVMCALL, or the simulator) failed with this status (a TDCALL
+    /// completion status, a TDG.VP.VMCALL status, or the simulated module's).
     Doorbell(u64),
+    /// The channel to the simulated module failed.
+    Channel(ChannelError),
     /// The answer is unusable.
     Malformed(&'static str),
     /// The TDREPORT or the quote does not carry the requested REPORTDATA.
@@ -55,6 +63,7 @@ impl core::fmt::Display for TdxError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Doorbell(status) => write!(f, "the TDX call failed with status {status:#x}"),
+            Self::Channel(e) => write!(f, "{e}"),
             Self::Malformed(what) => write!(f, "the TDX module's answer is malformed: {what}"),
             Self::ReportDataMismatch => f.write_str("the TD report does not carry the requested REPORTDATA"),
             Self::RtmrMismatch => f.write_str("the quote's RTMRs do not match the runtime's event log"),
@@ -142,4 +151,92 @@ pub fn take_quote(buffer: &[u8], report_data: &[u8; 64], log: &EventLog) -> Resu
         return Err(TdxError::RtmrMismatch);
     }
     Ok(quote[..parsed.len].to_vec())
+}
+
+/// What the TDX backend needs from the TDX module and the VMM's quoting service.
+pub trait TdxModule {
+    /// TDG.MR.RTMR.EXTEND of `digest` into RTMR `rtmr`.
+    fn rtmr_extend(&mut self, rtmr: u8, digest: &[u8; 48]) -> Result<(), TdxError>;
+    /// TDG.MR.REPORT over `report_data`: the TDREPORT, a private copy (checked by the caller).
+    fn report(&mut self, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError>;
+    /// TDG.VP.VMCALL<GetQuote>: hands the request (`buffer[..request_len]`: GHCI header and
+    /// TDREPORT; `buffer.len()` is the whole buffer the VMM may fill) to the VMM, once.
+    fn submit_quote(&mut self, buffer: &[u8], request_len: usize) -> Result<(), TdxError>;
+    /// One look at the GetQuote buffer: copies what the VMM left there into `out` (private) and
+    /// returns how many bytes it copied. While the status is in flight that may be the header
+    /// only.
+    fn poll_quote(&mut self, out: &mut [u8]) -> Result<usize, TdxError>;
+    /// Waits between two polls of an in-flight GetQuote.
+    fn pause(&mut self);
+}
+
+/// The TDX TEE: a [`TdxModule`] and the event log of what this launch extended.
+#[derive(Debug)]
+pub struct TdxTee<M: TdxModule> {
+    module: M,
+    log: EventLog,
+    platform: Platform,
+}
+
+impl<M: TdxModule> TdxTee<M> {
+    /// `platform` is [`Platform::Tdx`] on hardware, [`Platform::SimTdx`] under the simulator.
+    pub fn new(module: M, platform: Platform) -> Self {
+        Self { module, log: EventLog::default(), platform }
+    }
+
+    /// The module, when the TEE is done with (for tests that inspect it).
+    pub fn into_module(self) -> M {
+        self.module
+    }
+
+    /// Submits the GetQuote request for `td_report` and polls (bounded) until the VMM answers;
+    /// returns the quote, checked against `report_data` and the event log.
+    fn quote(&mut self, td_report: &[u8; TD_REPORT_SIZE], report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
+        let (mut buffer, request_len) = get_quote_buffer(td_report)?;
+        self.module.submit_quote(&buffer, request_len)?;
+        for polls in 1..=MAX_QUOTE_POLLS {
+            let n = self.module.poll_quote(&mut buffer)?;
+            match take_quote(&buffer[..n.min(buffer.len())], report_data, &self.log) {
+                Err(TdxError::GetQuote(GetQuoteError::InFlight)) if polls < MAX_QUOTE_POLLS => self.module.pause(),
+                Err(TdxError::GetQuote(GetQuoteError::InFlight)) => return Err(TdxError::QuoteTimeout(polls)),
+                other => return other,
+            }
+        }
+        Err(TdxError::QuoteTimeout(MAX_QUOTE_POLLS))
+    }
+}
+
+/// A module whose channel failed is a channel failure, not a TDX one.
+fn tdx_error(e: TdxError) -> TeeError {
+    match e {
+        TdxError::Channel(e) => TeeError::Channel(e),
+        other => TeeError::Tdx(other),
+    }
+}
+
+impl<M: TdxModule> Tee for TdxTee<M> {
+    fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    fn extend(&mut self, m: &Measurement<'_>) -> Result<(), TeeError> {
+        let digest = self.log.record(m.rtmr, m.event_type, m.data).map_err(TeeError::Tdx)?;
+        self.module.rtmr_extend(m.rtmr, &digest).map_err(tdx_error)
+    }
+
+    fn evidence(&mut self, report_data: &[u8; 64]) -> Result<Evidence, TeeError> {
+        let answer = self.module.report(report_data).map_err(tdx_error)?;
+        let td_report = check_td_report(&answer, report_data).map_err(TeeError::Tdx)?;
+        let quote = self.quote(&td_report, report_data).map_err(tdx_error)?;
+        Ok(Evidence {
+            bytes: quote,
+            certificates: None,
+            certificate_table: None,
+            event_log: Some(self.log.events().to_vec()),
+        })
+    }
+
+    fn sealing_key(&mut self) -> Result<Zeroizing<[u8; 32]>, TeeError> {
+        Err(TeeError::Unsupported("the TDX module derives no sealing key for a TD"))
+    }
 }

@@ -1,17 +1,29 @@
-//! The runtime's SEV-SNP guest: it owns the VMPCK (in a [`Requester`]), seals each firmware
-//! request in private memory, hands the sealed bytes to a doorbell, and opens the private
-//! copy of the answer. The doorbell is the only part that differs between hardware (a
-//! VMGEXIT with the GHCB's shared pages) and the simulator (the channel to the host).
+//! The SEV-SNP backend: the guest owns the VMPCK (in a [`Requester`]), seals each firmware
+//! request in private memory, hands the sealed bytes to a [`SnpDoorbell`], and opens the private
+//! copy of the answer. The doorbell is the only part that differs between hardware (a VMGEXIT
+//! with the GHCB's shared pages, `crate::tee::hw`) and the simulator (the channel to the host,
+//! `crate::tee::sim`).
+//!
+//! Evidence comes through the extended guest request (GHCB specification, NAE event
+//! `SNP_EXT_GUEST_REQUEST`): the report, and the certificate table the host offers (VCEK or
+//! VLEK, ASK, ARK), which is checked ([`CertTable`]) and forwarded trimmed; the verifier decides
+//! what to make of it. The sealing key is MSG_KEY_REQ bound to the launch
+//! ([`KeyRequest::launch_bound`]) at the TCB the firmware committed to.
 
 use alloc::vec;
 use alloc::vec::Vec;
 
+use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::guest_msg::{GuestMsgError, MAX_MESSAGE, Requester, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
 use twi_attester::snp::report::AttestationReport;
 use twi_attester::snp::secrets::{SECRETS_PAGE_SIZE, SecretsPage};
+use twi_proto::msg::{MAX_CERT_TABLE, Platform};
 use zeroize::Zeroizing;
+
+use super::{Certificates, Evidence, Measurement, Tee, TeeError};
+use crate::channel::ChannelError;
 
 /// The VMPCK the runtime uses: it runs at VMPL0 and so owns VMPCK0.
 pub const VMPCK_ID: u8 = 0;
@@ -24,8 +36,8 @@ const MSG_VERSION: u8 = 1;
 pub enum SnpError {
     /// The secrets page holds no VMPCK0: this is not an SNP guest, or the host planted nothing.
     NoSecrets,
-    /// The doorbell failed before the firmware answered (the status it returned, if any).
-    Doorbell(u64),
+    /// The doorbell failed before the firmware answered.
+    Doorbell(DoorbellError),
     /// The answer did not open: altered, replayed, reordered or under another key.
     Envelope(GuestMsgError),
     /// The firmware answered with a failure status.
@@ -40,7 +52,7 @@ impl core::fmt::Display for SnpError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NoSecrets => f.write_str("the SEV-SNP secrets page holds no VMPCK0"),
-            Self::Doorbell(status) => write!(f, "the guest request failed with status {status:#x}"),
+            Self::Doorbell(e) => write!(f, "the guest request failed: {e}"),
             Self::Envelope(e) => write!(f, "the firmware's answer was refused: {e}"),
             Self::Firmware(status) => write!(f, "the firmware answered with status {status:#x}"),
             Self::Malformed(what) => write!(f, "the firmware's answer is malformed: {what}"),
@@ -75,10 +87,39 @@ impl Answer {
     }
 }
 
-/// Rings the doorbell: hands `request` (a sealed guest message) to the firmware through
-/// `exit` and returns its answer, copied into private memory. `Err(status)` when the
-/// firmware or the transport refused.
-pub type Doorbell<'a> = dyn FnMut(&[u8], Exit) -> Result<Answer, u64> + 'a;
+/// Why the doorbell failed before the firmware's answer reached the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DoorbellError {
+    /// The hypervisor or the firmware refused the request: SW_EXITINFO2 of the guest-request
+    /// exit (GHCB specification), or the simulated firmware's status.
+    Refused(u64),
+    /// The host kept answering BUSY (its rate limit) for longer than the runtime waits.
+    Busy,
+    /// The host says the request's buffers are too small for its answer.
+    InvalidLength,
+    /// The GHCB was not usable (a runtime bug: a #VC inside GHCB code).
+    Ghcb,
+    /// The channel to the simulated firmware failed.
+    Channel(ChannelError),
+}
+
+impl core::fmt::Display for DoorbellError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Refused(status) => write!(f, "refused with status {status:#x}"),
+            Self::Busy => f.write_str("the host stayed busy: retry later"),
+            Self::InvalidLength => f.write_str("the host says the request buffers are too small"),
+            Self::Ghcb => f.write_str("the GHCB is not usable"),
+            Self::Channel(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Rings the doorbell: hands `sealed` (a sealed guest message) to the firmware through `exit`
+/// and returns its answer, copied into private memory.
+pub trait SnpDoorbell {
+    fn guest_request(&mut self, sealed: &[u8], exit: Exit) -> Result<Answer, DoorbellError>;
+}
 
 /// A firmware answer's plaintext, in private memory, zeroized on drop.
 type Plaintext = Zeroizing<Vec<u8>>;
@@ -113,17 +154,17 @@ impl SnpGuest {
         req_type: u8,
         payload: &[u8],
         exit: Exit,
-        doorbell: &mut Doorbell<'_>,
+        doorbell: &mut dyn SnpDoorbell,
     ) -> Result<(Plaintext, Option<Vec<u8>>), SnpError> {
         let mut sealed = vec![0u8; MAX_MESSAGE];
         let len =
             self.requester.seal_request(req_type, MSG_VERSION, payload, &mut sealed).map_err(SnpError::Envelope)?;
-        let Answer { sealed: answer, certificates } = match doorbell(&sealed[..len], exit) {
+        let Answer { sealed: answer, certificates } = match doorbell.guest_request(&sealed[..len], exit) {
             Ok(answer) => answer,
-            Err(status) => {
+            Err(e) => {
                 // The firmware may have consumed the sequence number: never seal under it again.
                 self.requester.wipe();
-                return Err(SnpError::Doorbell(status));
+                return Err(SnpError::Doorbell(e));
             }
         };
         let mut plain = Zeroizing::new(vec![0u8; MAX_MESSAGE]);
@@ -133,7 +174,7 @@ impl SnpGuest {
     }
 
     /// MSG_REPORT_REQ at VMPL0 with `report_data`: the 1184-byte report, checked to carry it.
-    pub fn report(&mut self, report_data: &[u8; 64], doorbell: &mut Doorbell<'_>) -> Result<Vec<u8>, SnpError> {
+    pub fn report(&mut self, report_data: &[u8; 64], doorbell: &mut dyn SnpDoorbell) -> Result<Vec<u8>, SnpError> {
         self.report_through(report_data, Exit::GuestRequest, doorbell).map(|(report, _)| report)
     }
 
@@ -142,7 +183,7 @@ impl SnpGuest {
     pub fn report_with_certificates(
         &mut self,
         report_data: &[u8; 64],
-        doorbell: &mut Doorbell<'_>,
+        doorbell: &mut dyn SnpDoorbell,
     ) -> Result<(Vec<u8>, Option<Vec<u8>>), SnpError> {
         self.report_through(report_data, Exit::ExtGuestRequest, doorbell)
     }
@@ -151,7 +192,7 @@ impl SnpGuest {
         &mut self,
         report_data: &[u8; 64],
         exit: Exit,
-        doorbell: &mut Doorbell<'_>,
+        doorbell: &mut dyn SnpDoorbell,
     ) -> Result<(Vec<u8>, Option<Vec<u8>>), SnpError> {
         let request = ReportRequest { report_data: *report_data, vmpl: 0 };
         let (answer, certificates) = self.exchange(msg_type::REPORT_REQ, &request.to_bytes(), exit, doorbell)?;
@@ -171,7 +212,7 @@ impl SnpGuest {
     pub fn derive_key(
         &mut self,
         request: &KeyRequest,
-        doorbell: &mut Doorbell<'_>,
+        doorbell: &mut dyn SnpDoorbell,
     ) -> Result<Zeroizing<[u8; 32]>, SnpError> {
         let (answer, _) = self.exchange(msg_type::KEY_REQ, &request.to_bytes(), Exit::GuestRequest, doorbell)?;
         let response = KeyResponse::parse(&answer).map_err(|_| SnpError::Malformed("MSG_KEY_RSP"))?;
@@ -179,5 +220,87 @@ impl SnpGuest {
             return Err(SnpError::Firmware(response.status));
         }
         Ok(response.key)
+    }
+}
+
+/// The part of the host's certificate buffer worth forwarding with the evidence: the table and
+/// its certificates, checked to lie within the buffer, without the buffer's unused tail. The
+/// certificates themselves are the verifier's to check, against its own roots.
+pub fn forwardable_certificates(buffer: Option<&[u8]>) -> (Option<Vec<u8>>, Certificates) {
+    let Some(buffer) = buffer else { return (None, Certificates::None) };
+    match CertTable::parse(buffer) {
+        Ok(table) if table.is_empty() => (None, Certificates::None),
+        Ok(table) if table.used_len() <= MAX_CERT_TABLE => {
+            let used = table.used_len();
+            (Some(buffer[..used].to_vec()), Certificates::Forwarded { count: table.len(), bytes: used })
+        }
+        _ => (None, Certificates::Dropped),
+    }
+}
+
+/// The SEV-SNP TEE: the guest's VMPCK (borrowed: it lives in the vault's pages) and a doorbell
+/// to the firmware.
+#[derive(Debug)]
+pub struct SnpTee<'g, D: SnpDoorbell> {
+    guest: &'g mut SnpGuest,
+    doorbell: D,
+    platform: Platform,
+    /// COMMITTED_TCB of the last report: the sealing key binds it (the hypervisor chooses
+    /// REPORTED_TCB and may set it below the committed one, while the firmware refuses key
+    /// requests above the committed TCB).
+    committed_tcb: Option<u64>,
+}
+
+impl<'g, D: SnpDoorbell> SnpTee<'g, D> {
+    /// `platform` is [`Platform::Snp`] on hardware, [`Platform::SimSnp`] under the simulator.
+    pub fn new(guest: &'g mut SnpGuest, doorbell: D, platform: Platform) -> Self {
+        Self { guest, doorbell, platform, committed_tcb: None }
+    }
+
+    fn committed_tcb(&mut self) -> Result<u64, TeeError> {
+        if let Some(tcb) = self.committed_tcb {
+            return Ok(tcb);
+        }
+        // No report yet: ask for one (its REPORTDATA binds nothing) to learn the TCB.
+        let report = self.guest.report(&[0; 64], &mut self.doorbell).map_err(snp_error)?;
+        self.remember_tcb(&report)
+    }
+
+    fn remember_tcb(&mut self, report: &[u8]) -> Result<u64, TeeError> {
+        let parsed =
+            AttestationReport::parse(report).map_err(|_| TeeError::Snp(SnpError::Malformed("attestation report")))?;
+        self.committed_tcb = Some(parsed.committed_tcb.0);
+        Ok(parsed.committed_tcb.0)
+    }
+}
+
+/// A doorbell whose channel failed is a channel failure, not a firmware one.
+fn snp_error(e: SnpError) -> TeeError {
+    match e {
+        SnpError::Doorbell(DoorbellError::Channel(e)) => TeeError::Channel(e),
+        other => TeeError::Snp(other),
+    }
+}
+
+impl<D: SnpDoorbell> Tee for SnpTee<'_, D> {
+    fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    fn extend(&mut self, _: &Measurement<'_>) -> Result<(), TeeError> {
+        Err(TeeError::Unsupported("SEV-SNP has no runtime measurement registers (the launch digest covers the image)"))
+    }
+
+    fn evidence(&mut self, report_data: &[u8; 64]) -> Result<Evidence, TeeError> {
+        let (report, buffer) =
+            self.guest.report_with_certificates(report_data, &mut self.doorbell).map_err(snp_error)?;
+        self.remember_tcb(&report)?;
+        let (certificates, table) = forwardable_certificates(buffer.as_deref());
+        Ok(Evidence { bytes: report, certificates, certificate_table: Some(table), event_log: None })
+    }
+
+    fn sealing_key(&mut self) -> Result<Zeroizing<[u8; 32]>, TeeError> {
+        let tcb = self.committed_tcb()?;
+        self.guest.derive_key(&KeyRequest::launch_bound(tcb), &mut self.doorbell).map_err(snp_error)
     }
 }

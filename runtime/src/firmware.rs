@@ -1,0 +1,330 @@
+//! The firmware: from the boot stub's call to the workload's exit, wiring the platform to the
+//! TEE backend and the session. Bare-metal only; generic code (no `unsafe`): the machine is
+//! reached through `crate::platform`.
+//!
+//! 1. Bring the platform up ([`platform::start`] chooses it once), the console, the TSC.
+//! 2. Memory, the hardware RNG, the measured launch manifest (a private copy of its ROM slot).
+//! 3. The Credential Key, generated in the vault and checked with a pairwise test.
+//! 4. The TEE backend for what the platform is: SEV-SNP or TDX on hardware, or the simulated
+//!    PSP / TDX module over the channel on a plain VM.
+//! 5. The workload, with a [`Runtime`] handle; its [`ExitCode`] ends the VM.
+//!
+//! A binary links this with [`crate::entry!`], naming its workload.
+
+use alloc::vec::Vec;
+
+use twi_proto::ProtoError;
+use twi_proto::manifest::{Diagnostic, LaunchManifest};
+use twi_proto::msg::Platform;
+
+use crate::channel::{Channel, Link};
+use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
+use crate::log;
+use crate::platform::boot::BootInfo;
+use crate::platform::hal::{ExitCode, exit};
+use crate::platform::serial::{COM2, Uart};
+use crate::platform::{self, Kind, cmos, console, cpu, idt, launch, memory, rng::HwRng, time};
+use crate::session::{Event, Outcome, Session, SessionError, Trust};
+use crate::tee::hw::{GhcbDoorbell, TdcallModule};
+use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
+use crate::tee::snp::{SnpError, SnpGuest, SnpTee};
+use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxTee};
+use crate::tee::{Certificates, Measurement, Tee};
+use crate::vault::Vault;
+
+/// The runtime's name and version, as the Hello announces it.
+pub const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
+
+/// The Credential Key's home: its own page-aligned section of private RAM.
+#[unsafe(link_section = ".vault")]
+static VAULT: Vault = Vault::new();
+
+/// The VMPCK's home (inside the SNP guest's requester): the vault's pages too.
+#[unsafe(link_section = ".vault")]
+static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
+
+/// A workload: runs with the launch's [`Runtime`] and says how the VM ends.
+pub type Workload = fn(&mut Runtime<'_>) -> ExitCode;
+
+/// COM2 as the channel's byte pipe.
+#[derive(Debug)]
+pub struct SerialLink(Uart);
+
+impl Link for SerialLink {
+    fn write_all(&mut self, bytes: &[u8]) {
+        self.0.write_bytes(bytes);
+    }
+    fn read_byte(&mut self) -> Option<u8> {
+        Some(self.0.read_byte())
+    }
+}
+
+/// What the workload gets: the TEE, the channel to the host, the vault, the measured manifest.
+pub struct Runtime<'r> {
+    tee: &'r mut dyn Tee,
+    channel: &'r Channel<'r, SerialLink>,
+    manifest: &'r LaunchManifest,
+    measurements: &'r [Measurement<'r>],
+    rng: &'r mut HwRng,
+}
+
+impl core::fmt::Debug for Runtime<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runtime").field("platform", &self.tee.platform()).finish_non_exhaustive()
+    }
+}
+
+impl Runtime<'_> {
+    /// Attests the Credential Key and obtains its credential from the issuer the manifest names,
+    /// checked against the manifest's issuer anchor (and sealed to the launch where the platform
+    /// can). Progress goes to the console.
+    pub fn acquire(&mut self) -> Result<Outcome, SessionError> {
+        let mut events = log_event;
+        let mut session = Session {
+            channel: self.channel,
+            vault: &VAULT,
+            trust: Trust { issuer_anchor: &self.manifest.issuer_anchor },
+            runtime_name: RUNTIME_NAME,
+            events: &mut events,
+        };
+        session.run(self.tee, self.rng, self.measurements)
+    }
+}
+
+/// The built-in workload: acquire the credential, check it, seal it, exit.
+pub fn acquire_and_exit(runtime: &mut Runtime<'_>) -> ExitCode {
+    match runtime.acquire() {
+        Ok(_) => ExitCode::Success,
+        Err(e) => {
+            console::write_line_unlocked(format_args!("FATAL: {e}"));
+            ExitCode::Failure
+        }
+    }
+}
+
+fn fatal(what: core::fmt::Arguments<'_>) -> ! {
+    console::write_line_unlocked(format_args!("FATAL: {what}"));
+    exit(ExitCode::Failure)
+}
+
+/// What boot leaves for the rest of the start.
+struct Booted {
+    kind: Kind,
+    tsc_hz: u64,
+    reset_tsc: u64,
+    /// SEV-SNP: the C-bit position (for the console).
+    c_bit: u32,
+    rng: HwRng,
+    manifest: LaunchManifest,
+}
+
+/// From the boot stub to a Credential Key in the vault (steps 1–3), then the workload.
+pub fn start(workload: Workload) -> ! {
+    let mut booted = boot();
+    generate_key(&mut booted.rng, booted.tsc_hz);
+    if booted.manifest.diagnostic == Diagnostic::SelfTest {
+        log!("self-test image: done in {} us since reset", time::micros(booted.tsc_hz, booted.reset_tsc, cpu::rdtsc()));
+        exit(ExitCode::Success)
+    }
+    if booted.kind == Kind::Native && platform::vc_seen() {
+        fatal(format_args!("a #VC was raised, yet SEV_STATUS said this is not an SEV-SNP guest"))
+    }
+    let on_malformed = |e: &ProtoError| log!("malformed frame from the host: {e}");
+    let channel = Channel::new(SerialLink(Uart::init(COM2)), &on_malformed);
+    let code = run_on_tee(&mut booted, &channel, workload);
+    finish(code, booted.tsc_hz, booted.reset_tsc)
+}
+
+fn boot() -> Booted {
+    let entry_tsc = cpu::rdtsc();
+    let boot = BootInfo::read();
+    idt::init();
+    let kind = platform::start(&boot);
+    console::init();
+    let tsc_hz = time::calibrate_tsc_hz();
+    log!("{RUNTIME_NAME} booted");
+    log!(
+        "boot: reset vector -> rust entry {} us (TSC {} MHz)",
+        time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
+        tsc_hz / 1_000_000
+    );
+    if let Some(ram) = cmos::low_ram_bytes().filter(|&ram| ram < MIN_RAM_BYTES) {
+        fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
+    }
+    memory::init();
+    let Some(rng) = HwRng::new() else {
+        fatal(format_args!(
+            "the CPU has no RDRAND (under QEMU TCG use -cpu max): refusing to run without a hardware RNG"
+        ))
+    };
+    let manifest = LaunchManifest::from_slot(&launch::manifest_slot()).unwrap_or_else(|e| fatal(format_args!("{e}")));
+    if manifest.diagnostic == Diagnostic::Fault {
+        log!("diagnostic image: raising #UD to exercise the fault handler");
+        cpu::raise_invalid_opcode();
+    }
+    log!("issuer anchor: {}", manifest.issuer_name);
+    Booted { kind, tsc_hz, reset_tsc: boot.reset_tsc, c_bit: boot.c_bit, rng, manifest }
+}
+
+/// Generates the Credential Key in the vault and runs the pairwise consistency test (FIPS 140-3
+/// IG 10.3.A: sign and verify once before use).
+fn generate_key(rng: &mut HwRng, tsc_hz: u64) {
+    let t0 = cpu::rdtsc();
+    if let Err(e) = VAULT.generate(rng) {
+        fatal(format_args!("Credential Key generation failed: {e:?}"))
+    }
+    let t1 = cpu::rdtsc();
+    let public = VAULT.public_key().unwrap_or_else(|e| fatal(format_args!("{e:?}")));
+    let probe = b"twi pairwise consistency test";
+    let signature = VAULT.sign(probe).unwrap_or_else(|e| fatal(format_args!("{e:?}")));
+    let t2 = cpu::rdtsc();
+    if !verifies(&public, probe, signature.as_bytes()) {
+        fatal(format_args!("the Credential Key failed its pairwise consistency test"))
+    }
+    log!("key generated: P-384 keygen {} us, sign {} us", time::micros(tsc_hz, t0, t1), time::micros(tsc_hz, t1, t2));
+}
+
+fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
+    use p384::ecdsa::signature::Verifier;
+    let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(public) else { return false };
+    let Ok(signature) = p384::ecdsa::Signature::from_der(der) else { return false };
+    key.verify(message, &signature).is_ok()
+}
+
+/// Chooses the TEE backend for the platform (step 4) and runs the workload on it.
+fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: Workload) -> ExitCode {
+    let Booted { kind, c_bit, rng, manifest, .. } = booted;
+    let manifest = &*manifest;
+    let body = manifest_body(manifest);
+    let measurements = [
+        Measurement { rtmr: RTMR_MANIFEST, event_type: twi_proto::msg::event_type::LAUNCH_MANIFEST, data: &body },
+        Measurement {
+            rtmr: RTMR_ISSUER_ANCHOR,
+            event_type: twi_proto::msg::event_type::ISSUER_ANCHOR,
+            data: &manifest.issuer_anchor,
+        },
+    ];
+    let mut run = |tee: &mut dyn Tee, measurements: &[Measurement<'_>]| {
+        let mut runtime = Runtime { tee, channel, manifest, measurements, rng: &mut *rng };
+        workload(&mut runtime)
+    };
+    match kind {
+        Kind::Tdx => {
+            log_td_platform();
+            let module = TdcallModule::new()
+                .unwrap_or_else(|| fatal(format_args!("no room in the shared pool for the GetQuote buffer")));
+            run(&mut TdxTee::new(module, Platform::Tdx), &measurements)
+        }
+        Kind::Snp => {
+            let mut guard = take_snp_guest().unwrap_or_else(|e| fatal(format_args!("{e}")));
+            log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)");
+            let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
+            run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
+        }
+        Kind::Native => match take_snp_guest() {
+            Ok(mut guard) => {
+                log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
+                let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
+                run(&mut SnpTee::new(guest, SimSnpDoorbell::new(channel), Platform::SimSnp), &[])
+            }
+            Err(_) if launch::sim_td_page_present() => {
+                log!("platform: simulated TDX (TDX module and quoting service over the channel)");
+                run(&mut TdxTee::new(SimTdxModule::new(channel), Platform::SimTdx), &measurements)
+            }
+            Err(e) => fatal(format_args!(
+                "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim` or `--platform sim-tdx`"
+            )),
+        },
+    }
+}
+
+/// Takes VMPCK0 from the SEV-SNP secrets page into the vault's pages.
+fn take_snp_guest() -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
+    let copy = launch::take_secrets_page();
+    let guest = SnpGuest::from_secrets_page(&copy);
+    launch::wipe(copy);
+    let mut slot = SNP_GUEST.lock();
+    *slot = Some(guest?);
+    Ok(slot)
+}
+
+fn log_td_platform() {
+    let info = platform::tdx::info();
+    log!(
+        "platform: Intel TDX (GPAW {}, attributes {:#x}, {} vCPUs; heap and frames accepted, shared pool mapped)",
+        info.map_or(0, |i| i.gpaw),
+        info.map_or(0, |i| i.attributes),
+        info.map_or(0, |i| i.num_vcpus)
+    );
+    if info.is_some_and(|i| i.attributes & twi_attester::tdx::abi::ATTRIBUTE_DEBUG != 0) {
+        // The quote says so too (TD_ATTRIBUTES), and an issuer's policy should refuse it.
+        log!("WARNING: a DEBUG TD: the host can read this TD's memory, the Credential Key included");
+    }
+}
+
+/// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures.
+fn manifest_body(manifest: &LaunchManifest) -> Vec<u8> {
+    let slot = manifest.to_slot().unwrap_or_else(|e| fatal(format_args!("{e}")));
+    let len = slot.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    slot.get(4..4 + len).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+/// The session's progress, on the console.
+fn log_event(event: Event<'_>) {
+    match event {
+        Event::ChallengeReceived => log!("challenge received"),
+        Event::ReportReceived => log!("report received"),
+        Event::EvidenceSent => log!("evidence sent"),
+        Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
+        Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
+        Event::Certificates(table) => log_certificates(table),
+        Event::AttestationResultWithCredential(len) => {
+            log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
+        }
+        Event::ReleaseKeyBound => log!("mechanism D: the evidence binds an ephemeral HPKE key generated in the vault"),
+        Event::KeyReleased => {
+            log!("mechanism D: the Key Store's release opened in the vault; the provisioned key is the Credential Key")
+        }
+        Event::AttestationResultReceived(len) => {
+            log!("mechanism B: attestation result received ({len}-byte EAR); requesting the credential")
+        }
+    }
+}
+
+fn log_certificates(table: Certificates) {
+    match table {
+        Certificates::Forwarded { count, bytes } => {
+            log!("certificate table from the host: {count} certificates ({bytes} bytes), forwarded with the evidence")
+        }
+        Certificates::None => log!("the host supplied no certificate table: the verifier uses its own VCEK"),
+        Certificates::Dropped => log!("the host's certificate table is malformed or too large: not forwarded"),
+    }
+}
+
+fn finish(code: ExitCode, tsc_hz: u64, reset_tsc: u64) -> ! {
+    let heap = memory::heap_usage();
+    log!("heap: {} of {} bytes in use", heap.used, heap.size);
+    if code == ExitCode::Success {
+        log!("done in {} us since reset", time::micros(tsc_hz, reset_tsc, cpu::rdtsc()));
+    }
+    exit(code)
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    console::write_line_unlocked(format_args!("FATAL: panic: {info}"));
+    exit(ExitCode::Failure)
+}
+
+/// Defines the firmware entry the boot stub calls (`rust_entry`), running `$workload`
+/// (a [`Workload`]).
+#[macro_export]
+macro_rules! entry {
+    ($workload:path) => {
+        #[unsafe(no_mangle)]
+        #[unsafe(link_section = ".text.rust_entry")]
+        pub extern "C" fn rust_entry() -> ! {
+            $crate::firmware::start($workload)
+        }
+    };
+}
