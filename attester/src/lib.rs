@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
+pub mod tacra;
 pub mod hpke;
 pub mod snp;
 pub mod tdx;
