@@ -16,9 +16,9 @@
 //!
 //! ```no_run
 //! # use twi_payload::http::{self, Limits, Request};
-//! # fn demo(tls: &mut impl http::Stream) -> Result<(), Box<dyn std::error::Error>> {
+//! # fn demo<S: http::Stream<Error: 'static>>(tls: &mut S) -> Result<(), Box<dyn std::error::Error>> {
 //! let request = Request::get("payroll-db.example", "/rows?month=2026-01")?.header("Accept", "application/json")?;
-//! let response = http::send(tls, &request, &Limits::default()).map_err(|e| e.to_string())?;
+//! let response = http::send(tls, &request, &Limits::default())?;
 //! assert_eq!(response.status, 200);
 //! # Ok(()) }
 //! ```
@@ -116,6 +116,8 @@ impl<E: fmt::Display> fmt::Display for HttpError<E> {
         }
     }
 }
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for HttpError<E> {}
 
 /// Sends `request` over `stream` and reads its response.
 ///

@@ -170,6 +170,8 @@ pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+impl core::error::Error for RequestError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -132,3 +132,5 @@ impl TlsConfigBuilder {
         Ok(TlsConfig { base: Arc::new(base), identity: self.identity })
     }
 }
+
+impl core::error::Error for ConfigError {}

@@ -198,6 +198,10 @@ impl From<TransportError> for TlsError {
     }
 }
 
+impl core::error::Error for TlsError {}
+
+impl core::error::Error for CertificateProblem {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

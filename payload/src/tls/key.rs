@@ -148,3 +148,5 @@ impl Signer for VaultSigner {
         SignatureScheme::ECDSA_NISTP384_SHA384
     }
 }
+
+impl core::error::Error for KeyError {}

@@ -42,3 +42,5 @@ impl SecureRandom for Entropy {
         self.0.fill(buf).map_err(|_| GetRandomFailed)
     }
 }
+
+impl core::error::Error for RandomError {}

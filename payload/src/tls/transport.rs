@@ -45,3 +45,5 @@ impl fmt::Display for TransportError {
         }
     }
 }
+
+impl core::error::Error for TransportError {}

@@ -23,11 +23,13 @@ use twi_payload::tls::{
     ClientKey, FixedClock, KeyError, Random, RandomError, TlsConfig, TlsError, TlsStream, Transport, TransportError,
 };
 
-const INSTALL: &str = "openssl is needed by the TLS interop tests: apt-get install openssl (or run ./qemu/install-deps)";
+const INSTALL: &str =
+    "openssl is needed by the TLS interop tests: apt-get install openssl (or run ./qemu/install-deps)";
 
 /// Runs `openssl ARGS` in `dir`; panics with the install command if openssl is missing.
 pub fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
+    let out =
+        Command::new("openssl").args(args).current_dir(dir).output().unwrap_or_else(|e| panic!("{INSTALL} ({e})"));
     assert!(out.status.success(), "openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -49,15 +51,27 @@ impl Pki {
 
 /// A CA named `name` on `curve` (P-384 or P-256), valid two days.
 fn make_ca(dir: &Path, name: &str, curve: &str) {
-    openssl(dir, &["req", "-x509", "-newkey", "ec", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-nodes"]
-        .iter()
-        .copied()
-        .chain([
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-            "-subj", &format!("/CN={name}"), "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ])
-        .collect::<Vec<_>>());
+    openssl(
+        dir,
+        &["req", "-x509", "-newkey", "ec", "-pkeyopt", &format!("ec_paramgen_curve:{curve}"), "-nodes"]
+            .iter()
+            .copied()
+            .chain([
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+                "-days",
+                "2",
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ])
+            .collect::<Vec<_>>(),
+    );
     openssl(dir, &["x509", "-in", &format!("{name}.pem"), "-outform", "DER", "-out", &format!("{name}.der")]);
 }
 
@@ -67,13 +81,36 @@ fn make_leaf(dir: &Path, name: &str, ca: &str, curve: &str, ext: &str) {
     let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
     let curve = format!("ec_paramgen_curve:{curve}");
     let subject = format!("/CN={name}");
-    openssl(dir, &["req", "-new", "-newkey", "ec", "-pkeyopt", &curve, "-nodes", "-keyout", &key, "-out", &csr, "-subj", &subject]);
+    openssl(
+        dir,
+        &[
+            "req", "-new", "-newkey", "ec", "-pkeyopt", &curve, "-nodes", "-keyout", &key, "-out", &csr, "-subj",
+            &subject,
+        ],
+    );
     fs::write(dir.join(format!("{name}.ext")), format!("basicConstraints=critical,CA:FALSE\n{ext}\n")).unwrap();
     let (ca_pem, ca_key, ext_file) = (format!("{ca}.pem"), format!("{ca}.key"), format!("{name}.ext"));
-    openssl(dir, &[
-        "x509", "-req", "-in", &csr, "-CA", &ca_pem, "-CAkey", &ca_key, "-CAcreateserial", "-out", &pem,
-        "-days", "1", "-extfile", &ext_file, "-sha384",
-    ]);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca_pem,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &pem,
+            "-days",
+            "1",
+            "-extfile",
+            &ext_file,
+            "-sha384",
+        ],
+    );
     openssl(dir, &["x509", "-in", &pem, "-outform", "DER", "-out", &format!("{name}.der")]);
     openssl(dir, &["pkcs8", "-topk8", "-nocrypt", "-in", &key, "-outform", "DER", "-out", &format!("{name}.key.der")]);
 }
@@ -88,7 +125,8 @@ pub fn pki() -> &'static Pki {
     PKI.get_or_init(|| {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().to_path_buf();
-        for (ca, curve) in [("server-ca", "P-384"), ("client-ca", "P-384"), ("rogue-ca", "P-384"), ("p256-ca", "P-256")] {
+        for (ca, curve) in [("server-ca", "P-384"), ("client-ca", "P-384"), ("rogue-ca", "P-384"), ("p256-ca", "P-256")]
+        {
             make_ca(&dir, ca, curve);
         }
         make_leaf(&dir, "server", "server-ca", "P-384", SERVER_EXT);
@@ -178,7 +216,13 @@ impl Drop for Server {
 
 /// s_server options that require and verify a client certificate issued by `ca`.
 pub fn require_client_cert(ca: &str) -> Vec<String> {
-    vec!["-Verify".into(), "1".into(), "-verify_return_error".into(), "-CAfile".into(), pki().path(&format!("{ca}.pem"))]
+    vec![
+        "-Verify".into(),
+        "1".into(),
+        "-verify_return_error".into(),
+        "-CAfile".into(),
+        pki().path(&format!("{ca}.pem")),
+    ]
 }
 
 /// A TCP connection as the TLS transport, with a read timeout so a stalled peer fails the test.
@@ -186,8 +230,13 @@ pub struct Tcp(pub TcpStream);
 
 impl Tcp {
     pub fn connect(port: u16) -> Self {
+        Self::connect_with_timeout(port, Duration::from_secs(10))
+    }
+
+    /// A connection whose reads give up after `timeout` (a stalled peer is a transport error).
+    pub fn connect_with_timeout(port: u16, timeout: Duration) -> Self {
         let stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.set_read_timeout(Some(timeout)).unwrap();
         Tcp(stream)
     }
 }
@@ -283,16 +332,37 @@ pub enum Direction {
     ToClient,
 }
 
-/// A one-connection relay on 127.0.0.1 between the client and `upstream`, flipping the bits
-/// `mask` of the byte at `offset` in `direction` (if given). Returns the relay's port and a
-/// handle yielding the bytes relayed each way (to the server, to the client), as sent on.
-pub fn relay(upstream: u16, flip: Option<(Direction, usize, u8)>) -> (u16, thread::JoinHandle<(Vec<u8>, Vec<u8>)>) {
+/// A byte of a TLS record, counted from its first header byte or back from its last byte (so
+/// that records whose size varies between runs, like those carrying ECDSA signatures, are hit
+/// at the same place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    Start(usize),
+    End(usize),
+}
+
+/// Flip the bits `mask` of byte `at` of record number `record` (from 0) going `direction`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Flip {
+    pub direction: Direction,
+    pub record: usize,
+    pub at: At,
+    pub mask: u8,
+}
+
+/// The bytes a relay passed on: (to the server, to the client).
+pub type Relayed = (Vec<u8>, Vec<u8>);
+
+/// A one-connection relay on 127.0.0.1 between the client and `upstream`, applying `flip` if
+/// given. Returns the relay's port and a handle yielding the bytes relayed each way (to the
+/// server, to the client), as sent on.
+pub fn relay(upstream: u16, flip: Option<Flip>) -> (u16, thread::JoinHandle<Relayed>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let handle = thread::spawn(move || {
         let (client, _) = listener.accept().unwrap();
         let server = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-        let flip_for = |d: Direction| flip.filter(|(fd, _, _)| *fd == d).map(|(_, at, mask)| (at, mask));
+        let flip_for = |d: Direction| flip.filter(|f| f.direction == d);
         let up = pump(client.try_clone().unwrap(), server.try_clone().unwrap(), flip_for(Direction::ToServer));
         let down = pump(server, client, flip_for(Direction::ToClient));
         (up.join().unwrap(), down.join().unwrap())
@@ -300,19 +370,54 @@ pub fn relay(upstream: u16, flip: Option<(Direction, usize, u8)>) -> (u16, threa
     (port, handle)
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, flip: Option<(usize, u8)>) -> thread::JoinHandle<Vec<u8>> {
+/// Where the next byte of a record stream falls, tracked on the original bytes.
+#[derive(Default)]
+struct Framer {
+    record: usize,
+    offset: usize,
+    header: [u8; 5],
+    len: Option<usize>,
+}
+
+impl Framer {
+    fn hits(&self, flip: &Flip) -> bool {
+        self.record == flip.record
+            && match flip.at {
+                At::Start(n) => self.offset == n,
+                At::End(n) => self.len.is_some_and(|len| self.offset + n == 5 + len - 1),
+            }
+    }
+
+    fn advance(&mut self, original: u8) {
+        if self.offset < 5 {
+            self.header[self.offset] = original;
+        }
+        if self.offset == 4 {
+            self.len = Some(usize::from(u16::from_be_bytes([self.header[3], self.header[4]])));
+        }
+        self.offset += 1;
+        if self.len.is_some_and(|len| self.offset == 5 + len) {
+            *self = Framer { record: self.record + 1, ..Framer::default() };
+        }
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, flip: Option<Flip>) -> thread::JoinHandle<Vec<u8>> {
     thread::spawn(move || {
         let mut seen = Vec::new();
+        let mut framer = Framer::default();
         let mut buf = [0u8; 4096];
         loop {
             let n = match from.read(&mut buf) {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            if let Some((at, mask)) = flip {
-                if (seen.len()..seen.len() + n).contains(&at) {
-                    buf[at - seen.len()] ^= mask;
+            for byte in &mut buf[..n] {
+                let original = *byte;
+                if let Some(flip) = flip.filter(|f| framer.hits(f)) {
+                    *byte ^= flip.mask;
                 }
+                framer.advance(original);
             }
             seen.extend_from_slice(&buf[..n]);
             if to.write_all(&buf[..n]).is_err() {

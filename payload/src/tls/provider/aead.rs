@@ -6,6 +6,11 @@
 //! inner plaintext is the content followed by its real content type. A record whose tag does not
 //! verify is a `DecryptError`: rustls answers with a `bad_record_mac` alert and the stream
 //! fails; altered bytes never reach the caller.
+//!
+//! The additional data of a received record is built from the header *as received*, as §5.2
+//! defines it. rustls's own providers use the constant header (type 23, version 0x0303)
+//! instead, which lets a relay rewrite a protected record's outer type or version unnoticed
+//! (the content stays authentic, but the alteration goes unreported); here it fails the record.
 
 use alloc::boxed::Box;
 
@@ -87,12 +92,20 @@ impl MessageDecrypter for RecordCipher {
         let (body, tag) = payload.split_at_mut(body_len);
         let tag = Tag::try_from(&*tag).map_err(|_| Error::DecryptError)?;
         let nonce = Nonce::new(&self.iv, seq).0;
-        cipher
-            .decrypt_inout_detached(&nonce.into(), &make_tls13_aad(total_len), body.into(), &tag)
-            .map_err(|_| Error::DecryptError)?;
+        let aad = received_aad(msg.typ, msg.version, total_len);
+        cipher.decrypt_inout_detached(&nonce.into(), &aad, body.into(), &tag).map_err(|_| Error::DecryptError)?;
         payload.truncate(body_len);
         msg.into_tls13_unpadded_message()
     }
+}
+
+/// RFC 8446 §5.2 `additional_data` from the received record header.
+fn received_aad(typ: ContentType, version: ProtocolVersion, len: usize) -> [u8; 5] {
+    let [v0, v1] = u16::from(version).to_be_bytes();
+    // A protected record's length is at most 2^14 + 256, so it fits the header's two bytes;
+    // a larger one cannot reach here (rustls refuses it as oversized first).
+    let [l0, l1] = u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes();
+    [u8::from(typ), v0, v1, l0, l1]
 }
 
 #[cfg(test)]
@@ -116,7 +129,17 @@ mod tests {
     }
 
     fn open(dec: &mut dyn MessageDecrypter, sealed: &mut [u8], seq: u64) -> Result<alloc::vec::Vec<u8>, Error> {
-        let msg = InboundOpaqueMessage::new(ContentType::ApplicationData, ProtocolVersion::TLSv1_2, sealed);
+        open_as(dec, ContentType::ApplicationData, ProtocolVersion::TLSv1_2, sealed, seq)
+    }
+
+    fn open_as(
+        dec: &mut dyn MessageDecrypter,
+        typ: ContentType,
+        version: ProtocolVersion,
+        sealed: &mut [u8],
+        seq: u64,
+    ) -> Result<alloc::vec::Vec<u8>, Error> {
+        let msg = InboundOpaqueMessage::new(typ, version, sealed);
         dec.decrypt(msg, seq).map(|plain| plain.payload.to_vec())
     }
 
@@ -139,5 +162,21 @@ mod tests {
         let sealed = seal(enc.as_mut(), b"hello", 3);
         assert_eq!(open(dec.as_mut(), &mut sealed.clone(), 4), Err(Error::DecryptError));
         assert_eq!(open(dec.as_mut(), &mut sealed[..TAG_LEN - 1].to_vec(), 3), Err(Error::DecryptError));
+    }
+
+    /// The outer header is authenticated: another type or version fails the record.
+    #[test]
+    fn a_rewritten_record_header_fails() {
+        let (mut enc, mut dec) = pair();
+        let sealed = seal(enc.as_mut(), b"hello", 0);
+        let v = ProtocolVersion::TLSv1_2;
+        assert_eq!(open_as(dec.as_mut(), ContentType::Handshake, v, &mut sealed.clone(), 0), Err(Error::DecryptError));
+        let v0 = ProtocolVersion::TLSv1_0;
+        assert_eq!(
+            open_as(dec.as_mut(), ContentType::ApplicationData, v0, &mut sealed.clone(), 0),
+            Err(Error::DecryptError)
+        );
+        let ok = open_as(dec.as_mut(), ContentType::ApplicationData, v, &mut sealed.clone(), 0);
+        assert_eq!(ok.unwrap(), b"hello");
     }
 }
