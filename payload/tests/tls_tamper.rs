@@ -133,3 +133,23 @@ fn one_flipped_byte_in_either_direction_fails_the_connection() {
     }
     assert!(cases.len() > 200 && tampered > 100, "{} cases, {tampered} tampered", cases.len());
 }
+
+/// A relay that ends the connection early (before the server's close_notify, or in the middle
+/// of the response record) cannot pass the cut off as the end of the response.
+#[test]
+fn a_cut_connection_is_truncated_never_a_shorter_response() {
+    let args = require_client_cert("client-ca");
+    let server =
+        Server::start("server", &[&["-WWW"][..], &args.iter().map(String::as_str).collect::<Vec<_>>()].concat());
+    let config = mtls_config();
+    let Outcome { delivered: clean, result, relayed: (_, to_client) } = get_through(&config, server.port, None);
+    result.unwrap();
+    let down = records(&to_client);
+    let (response, close_notify) = (down.len() - 2, down.len() - 1);
+    for (record, at) in [(close_notify, At::Start(0)), (response, At::Start(5)), (response, At::End(0))] {
+        let cut = Flip { direction: Direction::ToClient, record, at, mask: 0 };
+        let Outcome { delivered, result, .. } = get_through(&config, server.port, Some(cut));
+        assert_eq!(result, Err(TlsError::Truncated), "{cut:?}");
+        assert!(clean.starts_with(&delivered), "{cut:?}");
+    }
+}

@@ -341,12 +341,13 @@ pub enum At {
     End(usize),
 }
 
-/// Flip the bits `mask` of byte `at` of record number `record` (from 0) going `direction`.
+/// What the relay does to the bytes going `direction`, at record number `record` (from 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flip {
     pub direction: Direction,
     pub record: usize,
     pub at: At,
+    /// The bits to flip; zero means: cut the connection instead, just before this byte.
     pub mask: u8,
 }
 
@@ -412,15 +413,19 @@ fn pump(mut from: TcpStream, mut to: TcpStream, flip: Option<Flip>) -> thread::J
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
-            for byte in &mut buf[..n] {
+            let mut cut = None;
+            for (i, byte) in buf[..n].iter_mut().enumerate() {
                 let original = *byte;
-                if let Some(flip) = flip.filter(|f| framer.hits(f)) {
-                    *byte ^= flip.mask;
+                match flip.filter(|f| framer.hits(f)) {
+                    Some(Flip { mask: 0, .. }) => cut = cut.or(Some(i)),
+                    Some(flip) => *byte ^= flip.mask,
+                    None => {}
                 }
                 framer.advance(original);
             }
+            let n = cut.unwrap_or(n);
             seen.extend_from_slice(&buf[..n]);
-            if to.write_all(&buf[..n]).is_err() {
+            if to.write_all(&buf[..n]).is_err() || cut.is_some() {
                 break;
             }
         }

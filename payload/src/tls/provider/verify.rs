@@ -95,3 +95,63 @@ fn verify_p384(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(),
     let signature = p384::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
     key.verify_prehash(digest, &signature).map_err(|_| InvalidSignature)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ecdsa::signature::hazmat::PrehashSigner;
+    use p384::elliptic_curve::sec1::ToSec1Point;
+
+    fn p384_key() -> (p384::ecdsa::SigningKey, alloc::vec::Vec<u8>) {
+        let key = p384::ecdsa::SigningKey::from_slice(&[0x42; 48]).unwrap();
+        let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+        (key, public)
+    }
+
+    fn p256_key() -> (p256::ecdsa::SigningKey, alloc::vec::Vec<u8>) {
+        let key = p256::ecdsa::SigningKey::from_slice(&[0x24; 32]).unwrap();
+        let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+        (key, public)
+    }
+
+    #[test]
+    fn each_pair_verifies_its_own_signatures_only() {
+        let message = b"TLS 1.3, server CertificateVerify";
+        let (k384, pub384) = p384_key();
+        let (k256, pub256) = p256_key();
+        let sig = |s: &[u8]| s.to_vec();
+        let s384_384: p384::ecdsa::Signature = k384.sign_prehash(&Sha384::digest(message)).unwrap();
+        let s384_256: p384::ecdsa::Signature = k384.sign_prehash(&Sha256::digest(message)).unwrap();
+        let s256_256: p256::ecdsa::Signature = k256.sign_prehash(&Sha256::digest(message)).unwrap();
+        let s256_384: p256::ecdsa::Signature = k256.sign_prehash(&Sha384::digest(message)).unwrap();
+        let cases: [(&Ecdsa, &[u8], alloc::vec::Vec<u8>); 4] = [
+            (&P384_SHA384, &pub384, sig(s384_384.to_der().as_bytes())),
+            (&P384_SHA256, &pub384, sig(s384_256.to_der().as_bytes())),
+            (&P256_SHA256, &pub256, sig(s256_256.to_der().as_bytes())),
+            (&P256_SHA384, &pub256, sig(s256_384.to_der().as_bytes())),
+        ];
+        for (i, (alg, public, signature)) in cases.iter().enumerate() {
+            assert!(alg.verify_signature(public, message, signature).is_ok(), "case {i}");
+            assert!(alg.verify_signature(public, b"another message", signature).is_err(), "case {i}");
+            let mut bad = signature.clone();
+            let last = bad.len() - 1;
+            bad[last] ^= 1;
+            assert!(alg.verify_signature(public, message, &bad).is_err(), "case {i}");
+            assert!(alg.verify_signature(&public[..public.len() - 1], message, signature).is_err(), "case {i}");
+            assert!(alg.verify_signature(public, message, &signature[..signature.len() - 1]).is_err(), "case {i}");
+            for (j, (other, _, _)) in cases.iter().enumerate().filter(|(j, _)| *j != i) {
+                assert!(other.verify_signature(public, message, signature).is_err(), "case {i} under {j}");
+            }
+        }
+    }
+
+    #[test]
+    fn tls_schemes_map_to_their_curve_and_hash() {
+        let schemes: alloc::vec::Vec<_> = ALGORITHMS.mapping.iter().map(|(s, _)| *s).collect();
+        assert_eq!(schemes, [SignatureScheme::ECDSA_NISTP384_SHA384, SignatureScheme::ECDSA_NISTP256_SHA256]);
+        assert_eq!(P384_SHA384.public_key_alg_id(), alg_id::ECDSA_P384);
+        assert_eq!(P384_SHA384.signature_alg_id(), alg_id::ECDSA_SHA384);
+        assert_eq!(P256_SHA256.public_key_alg_id(), alg_id::ECDSA_P256);
+        assert_eq!(P256_SHA256.signature_alg_id(), alg_id::ECDSA_SHA256);
+    }
+}
