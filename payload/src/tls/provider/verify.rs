@@ -100,7 +100,6 @@ fn verify_p384(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(),
 mod tests {
     use super::*;
     use ecdsa::signature::hazmat::PrehashSigner;
-    use p384::elliptic_curve::sec1::ToSec1Point;
 
     fn p384_key() -> (p384::ecdsa::SigningKey, alloc::vec::Vec<u8>) {
         let key = p384::ecdsa::SigningKey::from_slice(&[0x42; 48]).unwrap();
