@@ -1,94 +1,96 @@
 //! Intel TDX quote appraisal: the quote's signature by the attestation key, the Quoting
 //! Enclave's report and its signature by the PCK key, the PCK chain to the Intel SGX Root CA
-//! (with CRLs), and the platform's TCB judged against Intel's signed collateral.
+//! (with CRLs), the platform's TCB judged against Intel's signed collateral ("Intel TDX DCAP
+//! Quoting Library API", quote v4/v5; Intel "PCS API v4" for the collateral), and the TD's
+//! event log replayed against its RTMRs.
 //!
 //! The quote layout is [`twi_attester::tdx::quote`]'s; this module only verifies.
+//! [`TdxVerifier`] is the platform's [`Verifier`]: Intel's roots for hardware, or the same
+//! code under the simulated TEE's root (`twi run --platform sim-tdx`), which [`Verified`]
+//! then names as simulated.
 
-pub mod collateral;
-pub mod pck;
+mod collateral;
+pub(crate) mod event_log;
+mod pck;
+mod roots;
 pub mod tcb;
-pub mod verify;
+pub(crate) mod verify;
 
-use crate::chain::{Cert, ChainError, Pins, self_signed_roots, unhex};
+use std::time::SystemTime;
 
-pub use collateral::Collateral;
-pub use tcb::{TcbStatus, TcbVerdict};
-pub use verify::{TdxAppraisal, TdxConfig, TdxError, TdxPolicy, TdxWarning, VerifiedCollateral};
+use sha2::{Digest, Sha384};
+use x509_cert::Certificate;
 
-/// SHA-384 of the DER SubjectPublicKeyInfo of the Intel SGX Root CA (ECDSA P-256), computed
-/// from the root certificate Intel publishes (as shipped by Phala's dcap-qvl
-/// `src/TrustedRootCA.der` and google/go-tdx-guest `verify/trusted_root.pem`; the tests
-/// recompute it).
-pub const INTEL_SGX_ROOT_CA_SPKI_SHA384: [u8; 48] =
-    unhex("3cdf1feb4e5eac629170f17625648da4a16effa22ae2bcca030b4358a8961c1bf26cf54a9598cd6a2d4a9cbb62377d22");
+use crate::chain::{Cert, ChainError};
+use crate::verdict::{Detail, Rejection, Tcb, Tee, Verified, Verifier};
 
-/// Why a root is trusted.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum TdxAnchor {
-    /// The built-in Intel SGX Root CA.
-    Intel,
-    /// A root the deployment configured in place of Intel's.
-    Configured { subject: String },
-    /// The simulated TEE's root: not hardware evidence.
-    Simulated { subject: String },
-}
+pub use collateral::{Collateral, CollateralError, SignedJson, crl_from_any};
+pub use event_log::MeasuredEvent;
+pub use pck::{PckExtensionError, PckExtensions, split_pck_chain};
+pub use roots::{INTEL_SGX_ROOT_CA_SPKI_SHA384, TdxAnchor, TdxTrust};
+pub use tcb::{TcbError, TcbStatus, TcbVerdict};
+pub use verify::{
+    TdxAppraisal, TdxConfig, TdxError, TdxPolicy, TdxWarning, VerifiedCollateral, appraise, appraise_with,
+    pcs_tcb_info_url,
+};
 
-impl std::fmt::Display for TdxAnchor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TdxAnchor::Intel => f.write_str("Intel SGX Root CA (built in)"),
-            TdxAnchor::Configured { subject } => write!(f, "{subject} (configured root)"),
-            TdxAnchor::Simulated { subject } => write!(f, "{subject} (simulated TEE root)"),
-        }
-    }
-}
-
-/// The roots a TDX verifier accepts, by public key.
+/// The TDX verifier: roots and policy ([`TdxConfig`]) and the collateral the TCB is judged
+/// with, verified again at each appraisal (so it must be current); without collateral only
+/// if `config.policy.skip_tcb`.
 #[derive(Clone, Debug)]
-pub struct TdxTrust {
-    pins: Pins<TdxAnchor>,
+pub struct TdxVerifier {
+    config: TdxConfig,
+    collateral: Option<Collateral>,
 }
 
-impl Default for TdxTrust {
-    fn default() -> Self {
-        Self::intel()
+impl TdxVerifier {
+    pub fn new(config: TdxConfig, collateral: Option<Collateral>) -> Self {
+        Self { config, collateral }
+    }
+
+    /// The simulated TDX platform's verifier: quotes whose PCK chain ends in `root` (Intel's
+    /// root stays trusted too, and is reported as such), judged with `collateral` signed under
+    /// the same root, by the same code as Intel's.
+    pub fn simulated(root: &Certificate, collateral: Collateral) -> Result<Self, ChainError> {
+        let root = Cert::from_certificate(root)?;
+        let trust = TdxTrust::intel().with_simulated_root(&root);
+        Ok(Self::new(TdxConfig { trust, policy: TdxPolicy::default() }, Some(collateral)))
+    }
+
+    pub fn config(&self) -> &TdxConfig {
+        &self.config
     }
 }
 
-impl TdxTrust {
-    /// The Intel SGX Root CA.
-    pub fn intel() -> Self {
-        Self { pins: Pins::new(vec![(INTEL_SGX_ROOT_CA_SPKI_SHA384, TdxAnchor::Intel)]) }
+impl Verifier for TdxVerifier {
+    fn tee(&self) -> Tee {
+        Tee::Tdx
     }
 
-    /// Exactly the self-signed roots in `pem_or_der`, replacing Intel's.
-    pub fn from_pem(pem_or_der: &[u8]) -> Result<Self, ChainError> {
-        let mut pins = Pins::new(Vec::new());
-        for cert in self_signed_roots(pem_or_der)? {
-            pins.pin(&cert, TdxAnchor::Configured { subject: cert.common_name() });
-        }
-        Ok(Self { pins })
+    /// `evidence` is the quote (bytes after it are ignored); the endorsements travel inside it
+    /// (the PCK chain), so `endorsements` is not read.
+    fn verify(&self, evidence: &[u8], _endorsements: &[Vec<u8>], now: SystemTime) -> Result<Verified, Rejection> {
+        let appraisal = appraise_with(evidence, self.collateral.as_ref(), &self.config, now)?;
+        Ok(verified(evidence, appraisal))
     }
+}
 
-    /// Also accepts the simulated TEE's root `root`.
-    pub fn with_simulated_root(mut self, root: &Cert) -> Self {
-        self.pins.pin(root, TdxAnchor::Simulated { subject: root.common_name() });
-        self
-    }
-
-    /// Why `root` is trusted, if it is.
-    pub fn anchor(&self, root: &Cert) -> Option<&TdxAnchor> {
-        self.pins.anchor(root)
-    }
-
-    /// Verifies `path` (leaf first, ending in a self-signed root) at `now` and returns the
-    /// root's anchor.
-    pub fn verify_path(&self, path: &[Cert], now: std::time::SystemTime) -> Result<TdxAnchor, ChainError> {
-        let (root, below) = path.split_last().ok_or(ChainError::Empty("the chain"))?;
-        crate::chain::verify_path(below, root, now)?;
-        self.anchor(root).cloned().ok_or_else(|| ChainError::UntrustedRoot {
-            subject: root.subject(),
-            fingerprint: hex::encode(root.spki_sha384()),
-        })
+/// What the issuer reads of an accepted quote.
+fn verified(evidence: &[u8], appraisal: TdxAppraisal) -> Verified {
+    let body = &appraisal.body;
+    let quoted = evidence.get(..appraisal.quote_len).unwrap_or(evidence);
+    Verified {
+        tee: Tee::Tdx,
+        simulated: matches!(appraisal.anchor, TdxAnchor::Simulated { .. }),
+        anchor: appraisal.anchor.to_string(),
+        measurement: body.mr_td,
+        report_data: body.report_data,
+        platform_id: appraisal.pck.ppid.to_vec(),
+        tcb: Tcb::Tdx { tee_tcb_svn: body.tee_tcb_svn, verdict: appraisal.tcb.clone() },
+        policy: body.td_attributes_u64(),
+        vmpl: None,
+        debug: body.debug(),
+        evidence_sha384: Sha384::digest(quoted).into(),
+        detail: Detail::Tdx(Box::new(appraisal)),
     }
 }

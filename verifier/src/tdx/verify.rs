@@ -25,8 +25,8 @@ use twi_attester::tdx::td_report::TdQuoteBody;
 use crate::chain::{self, Cert, ChainError, Crl};
 use crate::tdx::collateral::{Collateral, SignedJson};
 use crate::tdx::pck::{PckExtensionError, PckExtensions, split_pck_chain};
+use crate::tdx::roots::{TdxAnchor, TdxTrust};
 use crate::tdx::tcb::{self, PlatformFacts, QeFacts, QeIdentity, TcbError, TcbInfo, TcbStatus, TcbVerdict};
-use crate::tdx::{TdxAnchor, TdxTrust};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
