@@ -1,6 +1,6 @@
 //! Object identifiers the verifiers read: the signature algorithms of vendor certificate
 //! chains, the common name, and AMD's VCEK/VLEK extensions. (Intel's SGX extension arc lives
-//! with its only reader, [`crate::tdx`]'s PCK module; the issuer's own arc is the issuer's.)
+//! with its only reader, the TDX verifier's PCK module; the issuer's own arc is the issuer's.)
 
 use der::asn1::ObjectIdentifier;
 

@@ -121,7 +121,7 @@ impl Verified {
     }
 
     /// The guest's measured event log against the evidence's runtime measurement registers:
-    /// for TDX, every RTMR must be exactly the log's replay ([`crate::tdx::MeasuredEvent`]).
+    /// for TDX, every RTMR must be exactly the log's replay ([`MeasuredEvent`]).
     /// SEV-SNP has no runtime measurement registers, so a log has nothing to be checked
     /// against there and is not read (TWI's SEV-SNP runtime sends none).
     ///

@@ -82,7 +82,7 @@ pub enum SnpError {
 
 /// The endorsements an extended guest request's certificate table carries, leaf first:
 /// `[VCEK or VLEK, ASK (or ASVK), ARK if present]`, ready for the `endorsements` of
-/// [`crate::Verifier::verify`]. The host wrote the table, so nothing in it is trusted for
+/// `Verifier::verify`. The host wrote the table, so nothing in it is trusted for
 /// being there: the ARK anchors the chain only if it is one of the verifier's own roots
 /// ([`verify_endorsements`] looks it up in its [`SnpTrust`]).
 pub fn endorsements_from_table(table: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
