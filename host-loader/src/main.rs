@@ -347,7 +347,7 @@ struct HardwareArgs {
     #[arg(long, requires = "vcek_cache")]
     fetch: bool,
     /// KDS base URL for --fetch.
-    #[arg(long, value_name = "URL", default_value = twi_issuer::amd::kds::KDS_BASE)]
+    #[arg(long, value_name = "URL", default_value = twi_verifier::snp::kds::KDS_BASE)]
     kds_url: String,
     /// TDX: TCB info, QE identity and CRLs (a dcap-qvl JSON file or a PCS directory, as for
     /// `twi verify tdx-quote --collateral`).
@@ -673,15 +673,15 @@ fn execute(cli: Cli) -> Result<()> {
                 };
                 issuer.set_policy(loaded).context("opening the issuer's policy state")?;
                 match platform {
-                    PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_issuer::snp::SnpConfig {
-                        trust: twi_issuer::amd::SnpTrust::amd(),
+                    PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_verifier::snp::SnpConfig {
+                        trust: twi_verifier::snp::SnpTrust::amd(),
                         policy: Default::default(),
                     }),
                     PlatformArg::Tdx => {
                         if let Some(path) = &hardware.collateral {
-                            let collateral = twi_issuer::tdx::Collateral::load(path, None)
+                            let collateral = twi_verifier::tdx::Collateral::load(path, None)
                                 .map_err(|e| anyhow::anyhow!("--collateral: {e}"))?;
-                            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+                            issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
                         }
                     }
                     PlatformArg::Sim | PlatformArg::SimTdx => {}
@@ -782,7 +782,7 @@ fn execute(cli: Cli) -> Result<()> {
             let certificate = match &certificate {
                 Some(path) => {
                     let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-                    let ders = twi_issuer::chain::split_certificates(&bytes)
+                    let ders = twi_verifier::chain::split_certificates(&bytes)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
                     let [der] = <[Vec<u8>; 1]>::try_from(ders)
                         .map_err(|_| anyhow::anyhow!("{} must hold exactly one certificate", path.display()))?;

@@ -218,7 +218,7 @@ impl Launch<'_> {
 /// TCB, and its chain, from the VCEK cache (fetched from KDS first when `--fetch` allows).
 fn cached_endorsements(launch: &Launch<'_>, report: &[u8]) -> Result<Vec<Vec<u8>>> {
     use twi_attester::snp::report::{AttestationReport, SigningKey};
-    use twi_issuer::amd::{Product, VekKind};
+    use twi_verifier::snp::{Product, VekKind};
     let hardware = launch.hardware.as_ref().ok_or_else(|| anyhow!("not a hardware launch"))?;
     let parsed = AttestationReport::parse(report).map_err(|e| anyhow!("the report is malformed: {e:?}"))?;
     if parsed.signing_key() == SigningKey::Vlek {
@@ -250,7 +250,8 @@ fn cached_endorsements(launch: &Launch<'_>, report: &[u8]) -> Result<Vec<Vec<u8>
     let chain = crate::fetch::chain_from_cache(dir, product, VekKind::Vcek, kds)?;
     let mut endorsements = vec![fs::read(&vcek).with_context(|| format!("cannot read {}", vcek.display()))?];
     let pem = fs::read(&chain).with_context(|| format!("no chain at {}", chain.display()))?;
-    endorsements.extend(twi_issuer::chain::split_certificates(&pem).map_err(|e| anyhow!("{}: {e}", chain.display()))?);
+    endorsements
+        .extend(twi_verifier::chain::split_certificates(&pem).map_err(|e| anyhow!("{}: {e}", chain.display()))?);
     progress(format_args!("endorsements: VCEK and chain from {}", dir.display()));
     Ok(endorsements)
 }
@@ -267,7 +268,7 @@ fn hardware_tdx_collateral(launch: &mut Launch<'_>, quote: &[u8]) -> Result<()> 
     progress(format_args!("collateral: fetched from {pccs} into {}", dir.display()));
     match &mut launch.issuer {
         IssuerLink::Embedded(issuer) => {
-            issuer.accept_hardware_tdx(twi_issuer::tdx::TdxConfig::default(), Some(collateral));
+            issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
         }
         IssuerLink::Remote(_) => bail!("a remote issuer judges TDX quotes with its own collateral"),
     }
@@ -632,7 +633,7 @@ fn handle(msg: Message, launch: &mut Launch<'_>, conversation: &mut Conversation
             let endorsements =
                 match (&evidence.certificates, launch.tdx.is_some() || evidence.platform == Platform::Tdx) {
                     (_, true) => Vec::new(),
-                    (Some(table), false) => match twi_issuer::snp::endorsements_from_table(table) {
+                    (Some(table), false) => match twi_verifier::snp::endorsements_from_table(table) {
                         Ok(endorsements) => {
                             progress("endorsements: VCEK and ASK from the guest's certificate table");
                             endorsements

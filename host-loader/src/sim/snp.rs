@@ -27,8 +27,8 @@ use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, REPORT_SIZE, SIGNED_LEN, TcbVersion,
 };
 use twi_attester::snp::secrets;
-use twi_issuer::oids;
 use twi_issuer::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
+use twi_verifier::oids;
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 use zeroize::Zeroizing;
@@ -204,7 +204,7 @@ impl SimPsp {
             family_id: [0; 16],
             image_id: [0; 16],
             vmpl: request.vmpl,
-            signature_algo: twi_issuer::snp::SIG_ALGO_ECDSA_P384_SHA384,
+            signature_algo: twi_verifier::snp::SIG_ALGO_ECDSA_P384_SHA384,
             current_tcb: tcb,
             platform_info: 0,
             key_info: KeyInfo(0), // signed by the VCEK, author key absent
@@ -363,9 +363,9 @@ mod tests {
         let parsed = ReportResponse::parse(&response).unwrap();
         assert_eq!(parsed.status, STATUS_SUCCESS);
         let endorsements: Vec<Certificate> =
-            psp.endorsements().unwrap().iter().map(|d| twi_issuer::chain::parse(d, "x").unwrap()).collect();
+            psp.endorsements().unwrap().iter().map(|d| twi_verifier::chain::parse(d, "x").unwrap()).collect();
         let report =
-            twi_issuer::snp::verify_report(parsed.report, &endorsements, psp.root(), SystemTime::now()).unwrap();
+            twi_verifier::snp::verify_report(parsed.report, &endorsements, psp.root(), SystemTime::now()).unwrap();
         assert_eq!(report.report_data, [0xAB; 64]);
         assert_eq!(report.measurement, [7; 48]);
         assert_eq!(&report.chip_id, &psp.chip_id);

@@ -29,10 +29,9 @@ use twi_attester::tdx::getquote;
 use twi_attester::tdx::quote::{ATT_KEY_TYPE_ECDSA_P256, INTEL_QE_VENDOR_ID, Quote, QuoteHeader, TEE_TYPE_TDX};
 use twi_attester::tdx::rtmr;
 use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
-use twi_issuer::chain::Cert;
-use twi_issuer::tdx::Collateral;
-use twi_issuer::tdx::collateral::SignedJson;
 use twi_issuer::x509::{ExtraExtension, Kind, Profile, random_serial};
+use twi_verifier::chain::Cert;
+use twi_verifier::tdx::{Collateral, SignedJson};
 use x509_cert::Certificate;
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::name::Name;
@@ -134,7 +133,7 @@ fn identity(
 }
 
 fn rfc3339(t: SystemTime) -> String {
-    twi_issuer::time::format_rfc3339(t)
+    twi_verifier::time::format_rfc3339(t)
 }
 
 /// The simulated TDX platform: its keys and certificates (persistent), and the state of the
@@ -473,7 +472,7 @@ impl SimTdx {
 mod tests {
     use super::*;
     use twi_attester::tdx::quote::ParsedQuote;
-    use twi_issuer::tdx::{TdxAnchor, TdxConfig, TdxTrust};
+    use twi_verifier::tdx::{TdxAnchor, TdxConfig, TdxTrust};
 
     #[test]
     fn quotes_verify_with_the_intel_verifier_under_the_simulated_root() {
@@ -492,16 +491,15 @@ mod tests {
         let root = Cert::from_certificate(tdx.root()).unwrap();
         let config = TdxConfig { trust: TdxTrust::intel().with_simulated_root(&root), policy: Default::default() };
         let collateral = tdx.collateral().unwrap();
-        let appraisal =
-            twi_issuer::tdx::verify::appraise_with(quote, Some(&collateral), &config, SystemTime::now()).unwrap();
+        let appraisal = twi_verifier::tdx::appraise_with(quote, Some(&collateral), &config, SystemTime::now()).unwrap();
         assert!(matches!(appraisal.anchor, TdxAnchor::Simulated { .. }));
         assert_eq!(appraisal.body.report_data, [0xAB; 64]);
         assert_eq!(appraisal.body.mr_td, [5; 48]);
         assert_eq!(appraisal.body.rtmr[2], rtmr::extend(&[0; 48], &[9; 48]));
-        assert_eq!(appraisal.tcb.unwrap().status, twi_issuer::tdx::TcbStatus::UpToDate);
+        assert_eq!(appraisal.tcb.unwrap().status, twi_verifier::tdx::TcbStatus::UpToDate);
         // Intel's root alone does not accept it.
         let intel = TdxConfig::default();
-        assert!(twi_issuer::tdx::verify::appraise_with(quote, Some(&collateral), &intel, SystemTime::now()).is_err());
+        assert!(twi_verifier::tdx::appraise_with(quote, Some(&collateral), &intel, SystemTime::now()).is_err());
         assert_eq!(ParsedQuote::parse(quote).unwrap().len, quote.len());
 
         // A TDREPORT altered on its way to the quoting enclave is refused.
@@ -536,9 +534,8 @@ mod tests {
             assert_eq!(parsed.quote.header.version, version, "{format:?}");
             assert_eq!(parsed.quote.body.is_td15(), td15, "{format:?}");
             assert_eq!(parsed.len, quote.len());
-            let appraisal =
-                twi_issuer::tdx::verify::appraise_with(&quote, Some(&collateral), &config, SystemTime::now())
-                    .unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            let appraisal = twi_verifier::tdx::appraise_with(&quote, Some(&collateral), &config, SystemTime::now())
+                .unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!(appraisal.header.version, version);
             assert_eq!(appraisal.body.report_data, [0xCD; 64]);
             assert_eq!(appraisal.body.tee_tcb_svn_2, td15.then_some(TEE_TCB_SVN));

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 
 use twi_attester::snp::report::TcbVersion;
 
-use crate::amd::product::Product;
-use crate::amd::vek::VekKind;
+use crate::snp::product::Product;
+use crate::snp::vek::VekKind;
 
 /// KDS, for the URLs in messages.
 pub const KDS_BASE: &str = "https://kdsintf.amd.com";

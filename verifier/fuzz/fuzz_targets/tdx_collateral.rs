@@ -4,12 +4,12 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use twi_issuer::tdx::Collateral;
-use twi_issuer::tdx::tcb::{PlatformFacts, QeFacts, QeIdentity, TcbInfo, evaluate};
+use twi_verifier::tdx::Collateral;
+use twi_verifier::tdx::tcb::{PlatformFacts, QeFacts, QeIdentity, TcbInfo, evaluate};
 
 fuzz_target!(|data: &[u8]| {
     let _ = Collateral::from_dcap_qvl_json(data, std::path::Path::new("fuzz"));
-    let _ = twi_issuer::tdx::collateral::crl_from_any(data, "fuzz");
+    let _ = twi_verifier::tdx::crl_from_any(data, "fuzz");
     let tee = [6, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let facts = PlatformFacts {
         fmspc: [0xb0, 0xc0, 0x6f, 0, 0, 0],

@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use twi_issuer::amd::VekExtensions;
-use twi_issuer::chain::{Cert, Crl, split_certificates};
-use twi_issuer::tdx::pck::{PckExtensions, split_pck_chain};
+use twi_verifier::chain::{Cert, Crl, split_certificates};
+use twi_verifier::snp::VekExtensions;
+use twi_verifier::tdx::{PckExtensions, split_pck_chain};
 
 fuzz_target!(|data: &[u8]| {
     let _ = split_certificates(data);
@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = VekExtensions::parse(&cert).map(|e| (e.kind(&cert), e.tcb(twi_attester::snp::report::TcbLayout::Turin)));
         let _ = PckExtensions::parse(&cert);
         let _ = cert.common_name();
-        let _ = twi_issuer::chain::verify_link(&cert, &cert);
-        let _ = twi_issuer::chain::check_root(&cert, std::time::SystemTime::now());
+        let _ = twi_verifier::chain::verify_link(&cert, &cert);
+        let _ = twi_verifier::chain::check_root(&cert, std::time::SystemTime::now());
     }
 });

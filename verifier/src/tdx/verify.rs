@@ -25,8 +25,8 @@ use twi_attester::tdx::td_report::TdQuoteBody;
 use crate::chain::{self, Cert, ChainError, Crl};
 use crate::tdx::collateral::{Collateral, SignedJson};
 use crate::tdx::pck::{PckExtensionError, PckExtensions, split_pck_chain};
+use crate::tdx::roots::{TdxAnchor, TdxTrust};
 use crate::tdx::tcb::{self, PlatformFacts, QeFacts, QeIdentity, TcbError, TcbInfo, TcbStatus, TcbVerdict};
-use crate::tdx::{TdxAnchor, TdxTrust};
 use crate::time::{format_rfc3339, parse_rfc3339};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -297,7 +297,32 @@ pub fn appraise(
     let pck_leaf = certs.first().ok_or(TdxError::PckChain(ChainError::Empty("the PCK chain")))?;
     let pck = PckExtensions::parse(pck_leaf)?;
 
-    // 3. The QE report: signed by the PCK key, binding the attestation key.
+    // 3. and 4. The QE report and the quote's signature.
+    let qe_report = check_signatures(&parsed, pck_leaf)?;
+
+    // 5. The TCB.
+    let mut warnings = Vec::new();
+    let tcb = judge_tcb(collateral, &config.policy, &pck, &q.body, &qe_report, &mut warnings)?;
+    if crls.is_empty() {
+        warnings.push(TdxWarning::RevocationNotChecked);
+    }
+
+    // 6. The TD.
+    check_td(&q.body, &config.policy, &mut warnings)?;
+    if matches!(anchor, TdxAnchor::Simulated { .. }) {
+        warnings.push(TdxWarning::Simulated);
+    }
+    if input.len() > parsed.len {
+        warnings.push(TdxWarning::TrailingBytes(input.len() - parsed.len));
+    }
+    Ok(TdxAppraisal { header: q.header, body: q.body, qe_report, pck, anchor, tcb, warnings, quote_len: parsed.len })
+}
+
+/// Steps 3 and 4: the QE report is signed by the PCK key and binds the attestation key
+/// (REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 32 zero bytes); the quote is
+/// signed by the attestation key over its header and body as received.
+fn check_signatures(parsed: &ParsedQuote<'_>, pck_leaf: &Cert) -> Result<EnclaveReport, TdxError> {
+    let q = &parsed.quote;
     let pck_key = p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(pck_leaf.spki()))
         .map_err(|_| TdxError::QeReportSignature)?;
     let qe_sig = p256_signature(&q.qe_report_signature).ok_or(TdxError::QeReportSignature)?;
@@ -312,68 +337,66 @@ pub fn appraise(
             actual: hex::encode(qe_report.report_data),
         });
     }
-
-    // 4. The quote signature over header and body as received.
     let mut sec1 = [0x04u8; 65];
     sec1[1..].copy_from_slice(&q.attestation_key);
     let att_key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| TdxError::AttestationKey)?;
     let quote_sig = p256_signature(&q.signature).ok_or(TdxError::QuoteSignature)?;
     att_key.verify(parsed.signed, &quote_sig).map_err(|_| TdxError::QuoteSignature)?;
+    Ok(qe_report)
+}
 
-    // 5. The TCB.
-    let mut warnings = Vec::new();
-    let policy = &config.policy;
-    let tcb = match collateral {
-        Some(c) => {
-            let facts = PlatformFacts {
-                fmspc: pck.fmspc,
-                pce_id: pck.pce_id,
-                sgx_tcb_components: pck.sgx_tcb_components,
-                pce_svn: pck.pce_svn,
-                tee_tcb_svn: &q.body.tee_tcb_svn,
-                tee_tcb_svn_2: q.body.tee_tcb_svn_2.as_ref(),
-                mr_signer_seam: &q.body.mr_signer_seam,
-                seam_attributes: &q.body.seam_attributes,
-            };
-            let qe = QeFacts {
-                mr_signer: &qe_report.mr_signer,
-                isv_prod_id: qe_report.isv_prod_id,
-                misc_select: qe_report.misc_select,
-                attributes: &qe_report.attributes,
-                isv_svn: qe_report.isv_svn,
-            };
-            let verdict = tcb::evaluate(&c.tcb_info, &c.qe_identity, &facts, &qe)?;
-            let advisories = join(&verdict.advisory_ids);
-            if verdict.status == TcbStatus::Revoked {
-                return Err(TdxError::Revoked { advisories });
-            }
-            if !policy.accepted.contains(&verdict.status) {
-                return Err(TdxError::TcbStatus {
-                    status: verdict.status,
-                    advisories,
-                    advice: verdict.status.advice(),
-                });
-            }
-            if verdict.status != TcbStatus::UpToDate {
-                warnings
-                    .push(TdxWarning::TcbStatus { status: verdict.status, advisories: verdict.advisory_ids.clone() });
-            }
-            Some(verdict)
-        }
-        None if policy.skip_tcb => {
+/// Step 5: the platform, TDX module and QE judged against the collateral, and the converged
+/// status against the policy (Revoked never passes); without collateral only if the policy
+/// skips the TCB.
+fn judge_tcb(
+    collateral: Option<&VerifiedCollateral>,
+    policy: &TdxPolicy,
+    pck: &PckExtensions,
+    body: &TdQuoteBody,
+    qe_report: &EnclaveReport,
+    warnings: &mut Vec<TdxWarning>,
+) -> Result<Option<TcbVerdict>, TdxError> {
+    let Some(c) = collateral else {
+        if policy.skip_tcb {
             warnings.push(TdxWarning::TcbNotEvaluated);
-            None
+            return Ok(None);
         }
-        None => {
-            return Err(TdxError::NoCollateral { fmspc: hex::encode(pck.fmspc), url: pcs_tcb_info_url(&pck.fmspc) });
-        }
+        return Err(TdxError::NoCollateral { fmspc: hex::encode(pck.fmspc), url: pcs_tcb_info_url(&pck.fmspc) });
     };
-    if crls.is_empty() {
-        warnings.push(TdxWarning::RevocationNotChecked);
+    let facts = PlatformFacts {
+        fmspc: pck.fmspc,
+        pce_id: pck.pce_id,
+        sgx_tcb_components: pck.sgx_tcb_components,
+        pce_svn: pck.pce_svn,
+        tee_tcb_svn: &body.tee_tcb_svn,
+        tee_tcb_svn_2: body.tee_tcb_svn_2.as_ref(),
+        mr_signer_seam: &body.mr_signer_seam,
+        seam_attributes: &body.seam_attributes,
+    };
+    let qe = QeFacts {
+        mr_signer: &qe_report.mr_signer,
+        isv_prod_id: qe_report.isv_prod_id,
+        misc_select: qe_report.misc_select,
+        attributes: &qe_report.attributes,
+        isv_svn: qe_report.isv_svn,
+    };
+    let verdict = tcb::evaluate(&c.tcb_info, &c.qe_identity, &facts, &qe)?;
+    let advisories = join(&verdict.advisory_ids);
+    if verdict.status == TcbStatus::Revoked {
+        return Err(TdxError::Revoked { advisories });
     }
+    if !policy.accepted.contains(&verdict.status) {
+        return Err(TdxError::TcbStatus { status: verdict.status, advisories, advice: verdict.status.advice() });
+    }
+    if verdict.status != TcbStatus::UpToDate {
+        warnings.push(TdxWarning::TcbStatus { status: verdict.status, advisories: verdict.advisory_ids.clone() });
+    }
+    Ok(Some(verdict))
+}
 
-    // 6. The TD.
-    let body = &q.body;
+/// Step 6: the TD is not debuggable (unless allowed), and MRTD, RTMRs, REPORTDATA,
+/// MRCONFIGID and MROWNER are what the policy expects.
+fn check_td(body: &TdQuoteBody, policy: &TdxPolicy, warnings: &mut Vec<TdxWarning>) -> Result<(), TdxError> {
     if body.debug() {
         if !policy.allow_debug {
             return Err(TdxError::Debug);
@@ -387,15 +410,7 @@ pub fn appraise(
     }
     expect("REPORTDATA", &policy.report_data, &body.report_data)?;
     expect("MRCONFIGID", &policy.mr_config_id, &body.mr_config_id)?;
-    expect("MROWNER", &policy.mr_owner, &body.mr_owner)?;
-
-    if matches!(anchor, TdxAnchor::Simulated { .. }) {
-        warnings.push(TdxWarning::Simulated);
-    }
-    if input.len() > parsed.len {
-        warnings.push(TdxWarning::TrailingBytes(input.len() - parsed.len));
-    }
-    Ok(TdxAppraisal { header: q.header, body: q.body, qe_report, pck, anchor, tcb, warnings, quote_len: parsed.len })
+    expect("MROWNER", &policy.mr_owner, &body.mr_owner)
 }
 
 /// [`appraise`] with collateral that is verified first (for one quote; verify collateral

@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use crate::amd::product::Product;
 use crate::chain::{Cert, ChainError, Pins, self_signed_roots, unhex};
+use crate::snp::product::Product;
 
 /// SHA-384 of the DER SubjectPublicKeyInfo of each product's ARK (RSA-4096).
 pub const AMD_ARK_SPKI_SHA384: [(Product, [u8; 48]); 3] = [

@@ -19,12 +19,9 @@
 mod common;
 
 use common::{at, expected, flipped, on_all_cores, provenance, read, samples};
-use twi_issuer::chain::{Cert, ChainError};
-use twi_issuer::tdx::collateral::Collateral;
-use twi_issuer::tdx::pck::split_pck_chain;
-use twi_issuer::tdx::tcb::TcbError;
-use twi_issuer::tdx::verify::{appraise, appraise_with};
-use twi_issuer::tdx::{
+use twi_verifier::chain::{Cert, ChainError};
+use twi_verifier::tdx::{Collateral, TcbError, appraise, appraise_with, split_pck_chain};
+use twi_verifier::tdx::{
     INTEL_SGX_ROOT_CA_SPKI_SHA384, TcbStatus, TdxAnchor, TdxConfig, TdxError, TdxPolicy, TdxTrust, TdxWarning,
     VerifiedCollateral,
 };
@@ -79,11 +76,11 @@ fn samples_are_the_published_files() {
 #[test]
 fn built_in_root_is_intels() {
     let der = Cert::from_der(&read("tdx/certs/Intel_SGX_Root_CA.der"), "root").unwrap();
-    let pem = twi_issuer::chain::split_certificates(&read("tdx/certs/trusted_root.pem")).unwrap();
+    let pem = twi_verifier::chain::split_certificates(&read("tdx/certs/trusted_root.pem")).unwrap();
     assert_eq!(pem[0], der.der());
     assert_eq!(der.spki_sha384(), INTEL_SGX_ROOT_CA_SPKI_SHA384);
     assert_eq!(TdxTrust::intel().anchor(&der), Some(&TdxAnchor::Intel));
-    twi_issuer::chain::check_root(&der, at(T1_NOW)).unwrap();
+    twi_verifier::chain::check_root(&der, at(T1_NOW)).unwrap();
     for q in [T1, T3, T8] {
         let bytes = read(q);
         let parsed = twi_attester::tdx::quote::ParsedQuote::parse(&bytes).unwrap();
@@ -115,7 +112,7 @@ fn t1_verifies_up_to_date() {
     check_pck_and_fields("t1", &a);
 }
 
-fn check_pck_and_fields(key: &str, a: &twi_issuer::tdx::TdxAppraisal) {
+fn check_pck_and_fields(key: &str, a: &twi_verifier::tdx::TdxAppraisal) {
     let want = &expected()["tdx"][key];
     let p = &want["pck"];
     assert_eq!(hex::encode(a.pck.cpu_svn), p["cpusvn"], "{key}");
@@ -219,7 +216,7 @@ fn collateral_validity_windows() {
 #[test]
 fn wrong_root_and_wrong_collateral() {
     // A deployment that trusts another root.
-    let ark = twi_issuer::chain::split_certificates(&read("snp/certs/ask_ark_milan.pem")).unwrap();
+    let ark = twi_verifier::chain::split_certificates(&read("snp/certs/ask_ark_milan.pem")).unwrap();
     let trust = TdxTrust::from_pem(&ark[1]).unwrap();
     let e = appraise(&read(T8), None, &TdxConfig { trust, policy: signatures_only().policy }, at(T8_NOW)).unwrap_err();
     assert!(matches!(e, TdxError::PckChain(ChainError::UntrustedRoot { .. })), "{e}");
@@ -338,7 +335,7 @@ fn every_collateral_byte_flip() {
     }
     for (which, crl) in [(0, base.pck_crl.clone().unwrap()), (1, base.root_ca_crl.clone().unwrap())] {
         for i in 0..crl.der().len() {
-            if let Ok(bad) = twi_issuer::chain::Crl::from_der(&flipped(crl.der(), i), "flipped") {
+            if let Ok(bad) = twi_verifier::chain::Crl::from_der(&flipped(crl.der(), i), "flipped") {
                 let mut c = base.clone();
                 if which == 0 {
                     c.pck_crl = Some(bad);
@@ -446,4 +443,54 @@ fn same_verdicts_as_dcap_qvl() {
         appraise_with(&read(T3), Some(&t3_collateral()), &TdxConfig::default(), at(T3_NOW)),
         Err(TdxError::Tcb(TcbError::NoMatchingTcbLevel { .. }))
     ));
+}
+
+/// Through the common interface ([`Verifier`]): t1 gives the [`Verified`] fields an issuer
+/// reads, equal to expected.json's; the 70 bytes after the quote are not part of the digest;
+/// t1's RTMRs are not explained by an empty event log; a refusal keeps its reason.
+#[test]
+fn the_tdx_verifier_behind_the_common_interface() {
+    use sha2::Digest;
+    use twi_verifier::tdx::TdxVerifier;
+    use twi_verifier::{Rejection, Tcb, Tee, Verifier};
+    let want = &expected()["tdx"]["t1"];
+    let quote = read(T1);
+    let collateral = Collateral::load(&samples().join(T1_COLLATERAL), None).unwrap();
+    let verifier: Box<dyn Verifier> = Box::new(TdxVerifier::new(TdxConfig::default(), Some(collateral.clone())));
+    assert_eq!(verifier.tee(), Tee::Tdx);
+    let v = verifier.verify(&quote, &[], at(T1_NOW)).unwrap_or_else(|e| panic!("t1: {e}"));
+    assert_eq!((v.tee, v.simulated, v.vmpl, v.debug), (Tee::Tdx, false, None, false));
+    assert_eq!(v.anchor, "Intel SGX Root CA (built in)");
+    assert_eq!(hex::encode(v.measurement), want["td"]["mrtd"]);
+    assert_eq!(hex::encode(v.report_data), want["td"]["report_data"]);
+    let a = v.tdx().unwrap();
+    assert_eq!(v.platform_id, a.pck.ppid);
+    assert_eq!(hex::encode(v.policy.to_le_bytes()), want["td"]["td_attributes"]);
+    match &v.tcb {
+        Tcb::Tdx { tee_tcb_svn, verdict: Some(verdict) } => {
+            assert_eq!(hex::encode(tee_tcb_svn), want["td"]["tee_tcb_svn"]);
+            assert_eq!(verdict.status, TcbStatus::UpToDate);
+        }
+        other => panic!("{other:?}"),
+    }
+    let quote_end = want["layout"]["quote_end"].as_u64().unwrap() as usize;
+    assert_eq!(quote.len() - quote_end, 70);
+    assert_eq!(v.evidence_sha384, <[u8; 48]>::from(sha2::Sha384::digest(&quote[..quote_end])));
+    assert!(v.snp().is_none());
+    assert_eq!(v.warnings(), ["70 bytes after the end of the quote were ignored"]);
+    // t1's firmware extended its RTMRs: without its log they are unexplained.
+    let first = (0..4).find(|i| want["td"][format!("rtmr{i}")].as_str().unwrap().bytes().any(|b| b != b'0')).unwrap();
+    let e = v.check_event_log(&[]).unwrap_err();
+    let named = format!("the quote's RTMR{first} (expected: the event log's replay)");
+    assert!(e.to_string().contains(&named), "{e}");
+
+    // A TD whose MRTD is not the one the policy pins.
+    let pinned =
+        TdxConfig { policy: TdxPolicy { mr_td: Some([0; 48]), ..TdxPolicy::default() }, ..TdxConfig::default() };
+    let e = TdxVerifier::new(pinned, Some(collateral)).verify(&quote, &[], at(T1_NOW)).unwrap_err();
+    assert!(matches!(e, Rejection::Tdx(TdxError::Mismatch { what: "MRTD", .. })), "{e}");
+    assert!(e.to_string().starts_with("TDX quote rejected: MRTD is "), "{e}");
+    // No collateral, and the policy does not allow that.
+    let e = TdxVerifier::new(TdxConfig::default(), None).verify(&quote, &[], at(T1_NOW)).unwrap_err();
+    assert!(matches!(e, Rejection::Tdx(TdxError::NoCollateral { .. })), "{e}");
 }

@@ -8,5 +8,5 @@ pub fn read(rel: &str) -> Vec<u8> {
 }
 
 pub fn at(text: &str) -> std::time::SystemTime {
-    twi_issuer::time::parse_rfc3339(text).expect("time")
+    twi_verifier::time::parse_rfc3339(text).expect("time")
 }

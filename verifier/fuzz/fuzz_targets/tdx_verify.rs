@@ -8,8 +8,7 @@ mod samples;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use twi_issuer::tdx::verify::appraise;
-use twi_issuer::tdx::{Collateral, TdxConfig, TdxTrust, VerifiedCollateral};
+use twi_verifier::tdx::{Collateral, TdxConfig, TdxTrust, VerifiedCollateral, appraise};
 
 const NOW: &str = "2025-07-01T00:00:00Z";
 
@@ -39,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(is_genuine(&data[..a.quote_len], &genuine[..1]), "a forged quote verified");
     }
     // Signatures and chain only.
-    let skip = TdxConfig { policy: twi_issuer::tdx::TdxPolicy { skip_tcb: true, ..Default::default() }, ..config };
+    let skip = TdxConfig { policy: twi_verifier::tdx::TdxPolicy { skip_tcb: true, ..Default::default() }, ..config };
     if let Ok(a) = appraise(data, None, &skip, samples::at(NOW)) {
         assert!(is_genuine(&data[..a.quote_len], genuine), "a forged quote verified");
     }

@@ -2,195 +2,16 @@
 //! root), for what the real samples do not cover: Turin (8-byte hwID, FMC SVN, its TCB
 //! layout), Genoa, version 3/4/5 reports, CRLs, unsigned reports, every policy option.
 
-use std::time::{Duration, SystemTime};
+mod synthetic;
 
-use der::asn1::{Ia5String, Uint};
-use der::{Encode, EncodePem};
+use std::time::Duration;
+
 use p384::ecdsa::SigningKey;
-use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
-use twi_attester::snp::report::{
-    AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, SIGNED_LEN, TcbLayout, TcbVersion,
-};
-use twi_issuer::amd::{Anchor, PolicyViolation, Product, SnpPolicy, SnpTrust};
-use twi_issuer::chain::{Cert, ChainError, Crl};
-use twi_issuer::oids;
-use twi_issuer::snp::{self, SnpConfig, SnpError, SnpWarning};
-use twi_issuer::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
-use x509_cert::crl::{CertificateList, RevokedCert, TbsCertList};
-use x509_cert::name::Name;
-use x509_cert::time::Time;
-
-const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
-
-struct Key {
-    key: SigningKey,
-    cert: Cert,
-}
-
-fn spki(key: &SigningKey) -> x509_cert::spki::SubjectPublicKeyInfoOwned {
-    x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap()
-}
-
-fn ca(subject: &str, issuer: Option<&Key>) -> Key {
-    let key = SigningKey::try_generate().unwrap();
-    let profile = Profile {
-        subject: subject.parse::<Name>().unwrap(),
-        issuer: issuer.map(|i| i.cert.certificate().tbs_certificate().subject().clone()),
-        kind: Kind::Ca { path_len: None },
-        extra: vec![],
-    };
-    let signer = issuer.map_or(&key, |i| &i.key);
-    let cert = issue(profile, random_serial().unwrap(), 10 * YEAR, spki(&key), signer).unwrap();
-    Key { cert: Cert::from_certificate(&cert).unwrap(), key }
-}
-
-fn int_ext(oid: der::asn1::ObjectIdentifier, v: u8) -> ExtraExtension {
-    ExtraExtension { oid, critical: false, value_der: Uint::new(&[v]).unwrap().to_der().unwrap() }
-}
-
-/// What the VEK certificate claims.
-struct VekSpec {
-    cn: &'static str,
-    product_name: &'static str,
-    tcb: [u8; 5], // fmc (Turin only), bl, tee, snp, ucode
-    turin: bool,
-    hw_id: Option<Vec<u8>>,
-    csp_id: Option<&'static str>,
-}
-
-fn vek(spec: &VekSpec, ask: &Key) -> Key {
-    let key = SigningKey::try_generate().unwrap();
-    let [fmc, bl, tee, snp, ucode] = spec.tcb;
-    let mut extra = vec![
-        ExtraExtension {
-            oid: oids::AMD_PRODUCT_NAME,
-            critical: false,
-            value_der: Ia5String::new(spec.product_name).unwrap().to_der().unwrap(),
-        },
-        int_ext(oids::AMD_BL_SPL, bl),
-        int_ext(oids::AMD_TEE_SPL, tee),
-        int_ext(oids::AMD_SNP_SPL, snp),
-        int_ext(oids::AMD_UCODE_SPL, ucode),
-    ];
-    if spec.turin {
-        extra.push(int_ext(oids::AMD_FMC_SPL, fmc));
-    }
-    if let Some(hw_id) = &spec.hw_id {
-        extra.push(ExtraExtension { oid: oids::AMD_HW_ID, critical: false, value_der: hw_id.clone() });
-    }
-    if let Some(csp) = spec.csp_id {
-        extra.push(ExtraExtension {
-            oid: oids::AMD_CSP_ID,
-            critical: false,
-            value_der: der::asn1::Utf8StringRef::new(csp).unwrap().to_der().unwrap(),
-        });
-    }
-    let profile = Profile {
-        subject: format!("CN={},O=Advanced Micro Devices", spec.cn).parse().unwrap(),
-        issuer: Some(ask.cert.certificate().tbs_certificate().subject().clone()),
-        kind: Kind::Endorsement,
-        extra,
-    };
-    let cert = issue(profile, random_serial().unwrap(), 7 * YEAR, spki(&key), &ask.key).unwrap();
-    Key { cert: Cert::from_certificate(&cert).unwrap(), key }
-}
-
-/// A product's made-up ARK and ASK, the ARK configured as the only trusted root.
-struct Pki {
-    ark: Key,
-    ask: Key,
-    trust: SnpTrust,
-}
-
-fn pki(product: &str, intermediate: &str) -> Pki {
-    let ark = ca(&format!("CN=ARK-{product},O=Advanced Micro Devices"), None);
-    let ask = ca(&format!("CN={intermediate}-{product},O=Advanced Micro Devices"), Some(&ark));
-    let pem = ark.cert.certificate().to_pem(der::pem::LineEnding::LF).unwrap();
-    let trust = SnpTrust::from_pem(pem.as_bytes()).unwrap();
-    Pki { ark, ask, trust }
-}
-
-fn chip_id(turin: bool) -> [u8; 64] {
-    let mut id = [0u8; 64];
-    let n = if turin { 8 } else { 64 };
-    for (i, b) in id[..n].iter_mut().enumerate() {
-        *b = 0xC0 ^ i as u8;
-    }
-    id
-}
-
-/// A version-`version` report from `cpuid` (family, model), signed by `signer`.
-fn report(version: u32, cpuid: (u8, u8), tcb: TcbVersion, chip: [u8; 64], key_info: u32) -> AttestationReport {
-    AttestationReport {
-        version,
-        guest_svn: 1,
-        policy: GuestPolicy(0x30000),
-        family_id: [1; 16],
-        image_id: [2; 16],
-        vmpl: 0,
-        signature_algo: 1,
-        current_tcb: tcb,
-        platform_info: 0,
-        key_info: KeyInfo(key_info),
-        report_data: [0x5A; 64],
-        measurement: [0x4D; 48],
-        host_data: [0x48; 32],
-        id_key_digest: [0; 48],
-        author_key_digest: [0; 48],
-        report_id: [3; 32],
-        report_id_ma: [0xFF; 32],
-        reported_tcb: tcb,
-        cpuid_fam_id: cpuid.0,
-        cpuid_mod_id: cpuid.1,
-        cpuid_step: 1,
-        chip_id: chip,
-        committed_tcb: tcb,
-        current_build: 3,
-        current_minor: 58,
-        current_major: 1,
-        committed_build: 3,
-        committed_minor: 58,
-        committed_major: 1,
-        launch_tcb: tcb,
-        launched_mit_vector: 0,
-        current_mit_vector: 0,
-        signature: EcdsaP384Signature { r: [0; 72], s: [0; 72] },
-    }
-}
-
-fn sign(mut r: AttestationReport, key: &SigningKey) -> Vec<u8> {
-    let unsigned = r.to_bytes();
-    let sig: p384::ecdsa::Signature = key.sign(&unsigned[..SIGNED_LEN]);
-    r.signature = EcdsaP384Signature::from_big_endian_rs(&sig.to_bytes().into());
-    r.to_bytes().to_vec()
-}
-
-fn config(trust: &SnpTrust, policy: SnpPolicy) -> SnpConfig {
-    SnpConfig { trust: trust.clone(), policy }
-}
-
-fn now() -> SystemTime {
-    SystemTime::now()
-}
-
-const TURIN_TCB: [u8; 8] = [1, 2, 3, 4, 0, 0, 0, 9]; // fmc 1, bl 2, tee 3, snp 4, ucode 9
-
-fn turin() -> (Pki, Key) {
-    let pki = pki("Turin", "SEV");
-    let vcek = vek(
-        &VekSpec {
-            cn: "SEV-VCEK",
-            product_name: "Turin-B0",
-            tcb: [1, 2, 3, 4, 9],
-            turin: true,
-            hw_id: Some(chip_id(true)[..8].to_vec()),
-            csp_id: None,
-        },
-        &pki.ask,
-    );
-    (pki, vcek)
-}
+use synthetic::amd::{Key, TURIN_TCB, VekSpec, ca, chip_id, config, crl, milan, now, pki, report, sign, turin, vek};
+use twi_attester::snp::report::{AttestationReport, TcbLayout, TcbVersion};
+use twi_verifier::chain::{ChainError, Crl};
+use twi_verifier::snp::{self, Anchor, PolicyViolation, Product, SnpConfig, SnpError, SnpPolicy, SnpTrust, SnpWarning};
 
 #[test]
 fn turin_vcek_with_eight_byte_hw_id_and_fmc() {
@@ -269,29 +90,12 @@ fn genoa_vlek() {
     let certs = [vlek.cert.clone(), pki.ask.cert.clone(), pki.ark.cert.clone()];
     let bytes = sign(report(5, (0x19, 0x11), tcb, [0; 64], (1 << 2) | 2), &vlek.key);
     let a = snp::appraise(&bytes, &certs, &[], &config(&pki.trust, SnpPolicy::default()), now()).unwrap();
-    assert_eq!(a.signer, twi_issuer::amd::VekKind::Vlek);
+    assert_eq!(a.signer, twi_verifier::snp::VekKind::Vlek);
     assert_eq!(a.product, Some(Product::Genoa));
     // The same VLEK cannot pass as a VCEK.
     let bytes = sign(report(5, (0x19, 0x11), tcb, [0; 64], 2), &vlek.key);
     let e = snp::appraise(&bytes, &certs, &[], &config(&pki.trust, SnpPolicy::default()), now()).unwrap_err();
     assert!(matches!(e.error, SnpError::SignerMismatch { report: "VCEK", .. }), "{e}");
-}
-
-fn milan() -> (Pki, Key, TcbVersion) {
-    let pki = pki("Milan", "SEV");
-    let tcb = TcbVersion(u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]));
-    let vcek = vek(
-        &VekSpec {
-            cn: "SEV-VCEK",
-            product_name: "Milan-B0",
-            tcb: [0, 3, 0, 8, 115],
-            turin: false,
-            hw_id: Some(chip_id(false).to_vec()),
-            csp_id: None,
-        },
-        &pki.ask,
-    );
-    (pki, vcek, tcb)
 }
 
 #[test]
@@ -364,35 +168,6 @@ fn every_policy_option() {
     assert!(a.warnings.iter().any(|w| matches!(w, SnpWarning::ReportedBelowCommitted { .. })), "{:?}", a.warnings);
 }
 
-fn crl(issuer: &Key, revoked: &[&Cert], this_update: SystemTime, next_update: SystemTime) -> Crl {
-    let alg = x509_cert::spki::AlgorithmIdentifierOwned { oid: oids::ECDSA_WITH_SHA384, parameters: None };
-    let tbs = TbsCertList {
-        version: x509_cert::Version::V2,
-        signature: alg.clone(),
-        issuer: issuer.cert.certificate().tbs_certificate().subject().clone(),
-        this_update: Time::try_from(this_update).unwrap(),
-        next_update: Some(Time::try_from(next_update).unwrap()),
-        revoked_certificates: (!revoked.is_empty()).then(|| {
-            revoked
-                .iter()
-                .map(|c| RevokedCert {
-                    serial_number: c.certificate().tbs_certificate().serial_number().clone(),
-                    revocation_date: Time::try_from(this_update).unwrap(),
-                    crl_entry_extensions: None,
-                })
-                .collect()
-        }),
-        crl_extensions: None,
-    };
-    let sig: p384::ecdsa::DerSignature = issuer.key.sign(&tbs.to_der().unwrap());
-    let list = CertificateList {
-        tbs_cert_list: tbs,
-        signature_algorithm: alg,
-        signature: der::asn1::BitString::from_bytes(sig.as_bytes()).unwrap(),
-    };
-    Crl::from_der(&list.to_der().unwrap(), "test CRL").unwrap()
-}
-
 #[test]
 fn crls() {
     let (pki, vcek, tcb) = milan();
@@ -462,52 +237,4 @@ fn only_configured_roots() {
     let a = snp::appraise(&bytes, &certs, &[], &config(&sim, SnpPolicy::default()), now()).unwrap();
     assert!(a.anchor.is_simulated());
     assert!(a.warnings.contains(&SnpWarning::Simulated));
-}
-
-/// The issuing flow with (non-simulated) SEV-SNP evidence: refused until the issuer accepts
-/// hardware SNP, then issued on the typed appraisal when REPORTDATA binds nonce and key.
-#[test]
-fn issuer_issues_on_hardware_snp_evidence() {
-    use twi_issuer::{EvidenceBundle, Issuer, IssuerConfig, Rejection};
-    use twi_proto::msg::Platform;
-    let (pki, vcek, tcb) = milan();
-    let dir = tempfile::tempdir().unwrap();
-    let issuer_config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "payroll".into(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: None,
-    };
-    let mut issuer = Issuer::open(dir.path(), issuer_config).unwrap();
-    let workload = SigningKey::try_generate().unwrap();
-    let public_key = workload.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let endorsements: Vec<Vec<u8>> =
-        [&vcek.cert, &pki.ask.cert, &pki.ark.cert].iter().map(|c| c.der().to_vec()).collect();
-    let bound = |nonce: &[u8]| {
-        let mut r = report(3, (0x19, 0x01), tcb, chip_id(false), 0);
-        r.report_data = twi_attester::binding::report_data(nonce, &public_key).unwrap();
-        sign(r, &vcek.key)
-    };
-    fn bundle<'a>(nonce: &'a [u8], evidence: &'a [u8], key: &'a [u8], certs: &'a [Vec<u8>]) -> EvidenceBundle<'a> {
-        EvidenceBundle { platform: Platform::Snp, evidence, public_key: key, nonce, endorsements: certs }
-    }
-    let nonce = issuer.challenge().unwrap();
-    let evidence = bound(&nonce);
-    let e = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap_err();
-    assert_eq!(e, Rejection::UnsupportedPlatform(Platform::Snp));
-
-    issuer.accept_hardware_snp(config(&pki.trust, SnpPolicy::default()));
-    let nonce = issuer.challenge().unwrap();
-    let evidence = bound(&nonce);
-    let issued = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap();
-    let appraisal = issued.appraisal.snp.as_ref().unwrap();
-    assert_eq!(appraisal.product, Some(Product::Milan));
-    assert!(!appraisal.anchor.is_simulated());
-    assert_eq!(issued.appraisal.measurement, [0x4D; 48]);
-    // The same evidence under AMD's real roots only: the made-up ARK is refused.
-    issuer.accept_hardware_snp(SnpConfig::default());
-    let nonce = issuer.challenge().unwrap();
-    let evidence = bound(&nonce);
-    let e = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap_err();
-    assert!(matches!(e, Rejection::Snp(SnpError::Chain(ChainError::UntrustedRoot { .. }))), "{e}");
 }

@@ -1,19 +1,8 @@
-//! Intel TDX quote appraisal: the quote's signature by the attestation key, the Quoting
-//! Enclave's report and its signature by the PCK key, the PCK chain to the Intel SGX Root CA
-//! (with CRLs), and the platform's TCB judged against Intel's signed collateral.
-//!
-//! The quote layout is [`twi_attester::tdx::quote`]'s; this module only verifies.
+//! Which roots a TDX endorsement chain (the quote's PCK chain, the collateral's TCB Signing
+//! chain) may end in: Intel's SGX Root CA, built in by the SHA-384 of its public key, a root
+//! the deployment configures in its place, or — only when configured — the simulated TEE's.
 
-pub mod collateral;
-pub mod pck;
-pub mod tcb;
-pub mod verify;
-
-use crate::chain::{Cert, ChainError, Pins, self_signed_roots, unhex};
-
-pub use collateral::Collateral;
-pub use tcb::{TcbStatus, TcbVerdict};
-pub use verify::{TdxAppraisal, TdxConfig, TdxError, TdxPolicy, TdxWarning, VerifiedCollateral};
+use crate::chain::{self, Cert, ChainError, Pins, self_signed_roots, unhex};
 
 /// SHA-384 of the DER SubjectPublicKeyInfo of the Intel SGX Root CA (ECDSA P-256), computed
 /// from the root certificate Intel publishes (as shipped by Phala's dcap-qvl
@@ -85,7 +74,7 @@ impl TdxTrust {
     /// root's anchor.
     pub fn verify_path(&self, path: &[Cert], now: std::time::SystemTime) -> Result<TdxAnchor, ChainError> {
         let (root, below) = path.split_last().ok_or(ChainError::Empty("the chain"))?;
-        crate::chain::verify_path(below, root, now)?;
+        chain::verify_path(below, root, now)?;
         self.anchor(root).cloned().ok_or_else(|| ChainError::UntrustedRoot {
             subject: root.subject(),
             fingerprint: hex::encode(root.spki_sha384()),

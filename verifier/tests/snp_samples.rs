@@ -18,9 +18,10 @@ mod common;
 
 use common::{at, expected, flipped, on_all_cores, provenance, read};
 use twi_attester::snp::report::{REPORT_SIZE, SIGNED_LEN, TcbLayout, offset};
-use twi_issuer::amd::{Anchor, PolicyViolation, Product, SnpPolicy, SnpTrust, VekKind};
-use twi_issuer::chain::{Cert, ChainError, split_certificates};
-use twi_issuer::snp::{self, SnpConfig, SnpError, SnpHint, VerifiedVek};
+use twi_verifier::chain::{Cert, ChainError, split_certificates};
+use twi_verifier::snp::{
+    self, Anchor, PolicyViolation, Product, SnpConfig, SnpError, SnpHint, SnpPolicy, SnpTrust, VekKind, VerifiedVek,
+};
 
 /// Inside every sample certificate's validity (the VLEK's: 2024-12-10 .. 2025-12-10).
 const NOW: &str = "2025-06-01T00:00:00Z";
@@ -129,14 +130,14 @@ fn built_in_roots_are_amds_arks() {
     for (product, ark) in &arks {
         assert_eq!(ark.common_name(), format!("ARK-{product}"));
         assert_eq!(trust.anchor(ark), Some(&Anchor::Amd(*product)), "{product}");
-        twi_issuer::chain::check_root(ark, at(NOW)).unwrap();
+        twi_verifier::chain::check_root(ark, at(NOW)).unwrap();
     }
-    for (product, fp) in twi_issuer::amd::roots::AMD_ARK_SPKI_SHA384 {
+    for (product, fp) in twi_verifier::snp::AMD_ARK_SPKI_SHA384 {
         assert!(arks.iter().any(|(p, ark)| *p == product && ark.spki_sha384() == fp), "{product} pin has no ARK");
     }
     // The Turin chain (ASK from virtee/sev too) verifies with this crate's RSA-PSS code.
     let ask = Cert::from_der(&split_certificates(sev::certs::snp::builtin::turin::ASK).unwrap()[0], "ASK").unwrap();
-    twi_issuer::chain::verify_path(&[ask], &arks[3].1, at(NOW)).unwrap();
+    twi_verifier::chain::verify_path(&[ask], &arks[3].1, at(NOW)).unwrap();
 }
 
 /// Each sample verifies, with every field expected.json lists and every check it made.
@@ -209,9 +210,9 @@ fn known_answers() {
                 "vek_is_p384" => assert!(
                     p384::PublicKey::try_from(der::referenced::OwnedToRef::owned_to_ref(certs[0].spki())).is_ok()
                 ),
-                "ark_self_signed_pss" => twi_issuer::chain::verify_link(&certs[2], &certs[2]).unwrap(),
-                "ask_signed_by_ark_pss" => twi_issuer::chain::verify_link(&certs[1], &certs[2]).unwrap(),
-                "vek_signed_by_ask_pss" => twi_issuer::chain::verify_link(&certs[0], &certs[1]).unwrap(),
+                "ark_self_signed_pss" => twi_verifier::chain::verify_link(&certs[2], &certs[2]).unwrap(),
+                "ask_signed_by_ark_pss" => twi_verifier::chain::verify_link(&certs[1], &certs[2]).unwrap(),
+                "vek_signed_by_ask_pss" => twi_verifier::chain::verify_link(&certs[0], &certs[1]).unwrap(),
                 "issuer_cn_is_SEV-Milan" => assert_eq!(certs[1].common_name(), "SEV-Milan"),
                 "issuer_cn_is_SEV-VLEK-Milan" => assert_eq!(certs[1].common_name(), "SEV-VLEK-Milan"),
                 "vcek_hwID_equals_chip_id" => assert_eq!(vek.extensions.hw_id.as_deref(), Some(&r.chip_id[..])),
@@ -548,4 +549,52 @@ fn endorsements_from_a_certificate_table_verify_the_sample() {
         let e = snp::endorsements_from_table(&[0xFF; 100]).unwrap_err();
         assert!(e.to_string().contains("no terminating zero entry"), "{e}");
     }
+}
+
+/// Through the common interface ([`Verifier`]): each sample gives the [`Verified`] fields an
+/// issuer reads, equal to expected.json's; a refusal keeps its reason and hints.
+#[test]
+fn the_snp_verifier_behind_the_common_interface() {
+    use sha2::Digest;
+    use twi_verifier::snp::SnpVerifier;
+    use twi_verifier::{Rejection, Tcb, Tee, Verifier};
+    for s in samples() {
+        let bytes = s.report();
+        let want = &s.expected()["fields"];
+        let endorsements: Vec<Vec<u8>> = s.certs().iter().map(|c| c.der().to_vec()).collect();
+        let verifier: Box<dyn Verifier> = Box::new(SnpVerifier::new(s.config()));
+        assert_eq!(verifier.tee(), Tee::Snp);
+        let v = verifier.verify(&bytes, &endorsements, at(NOW)).unwrap_or_else(|e| panic!("{}: {e}", s.key));
+        assert_eq!((v.tee, v.simulated), (Tee::Snp, false), "{}", s.key);
+        assert_eq!(v.anchor, "AMD ARK-Milan (built in)");
+        assert_eq!(hex::encode(v.measurement), want["measurement"], "{}", s.key);
+        assert_eq!(hex::encode(v.report_data), want["report_data"], "{}", s.key);
+        assert_eq!(hex::encode(&v.platform_id), want["chip_id"], "{}", s.key);
+        assert_eq!(format!("{:#x}", v.policy), want["policy"], "{}", s.key);
+        assert_eq!(v.vmpl.map(u64::from), want["vmpl"].as_u64(), "{}", s.key);
+        assert_eq!(v.debug, s.key == "s2", "{}: only s2 allows debugging", s.key);
+        match &v.tcb {
+            Tcb::Snp { reported, layout } => {
+                assert_eq!(hex::encode(reported.to_le_bytes()), want["reported_tcb"], "{}", s.key);
+                assert_eq!(*layout, TcbLayout::MilanGenoa);
+            }
+            other => panic!("{}: {other:?}", s.key),
+        }
+        assert_eq!(v.evidence_sha384, <[u8; 48]>::from(sha2::Sha384::digest(&bytes)));
+        assert_eq!(v.snp().unwrap().signer, s.kind);
+        assert!(v.tdx().is_none());
+        assert!(v.warnings().iter().any(|w| w.contains("revocation")), "{}: {:?}", s.key, v.warnings());
+        // SEV-SNP has no RTMRs: there is no log to check.
+        v.check_event_log(&[]).unwrap();
+    }
+    let s2 = &samples()[1];
+    let endorsements: Vec<Vec<u8>> = s2.certs().iter().map(|c| c.der().to_vec()).collect();
+    let strict = SnpVerifier::new(SnpConfig::default());
+    match strict.verify(&s2.report(), &endorsements, at(NOW)) {
+        Err(Rejection::Snp(r)) => assert_eq!(r.error, SnpError::DebugPolicy),
+        other => panic!("{other:?}"),
+    }
+    let e = strict.verify(&s2.report(), &[vec![0x30, 0x00]], at(NOW)).unwrap_err();
+    assert_eq!(e, Rejection::Snp(SnpError::Chain(ChainError::NotDer("endorsement")).into()));
+    assert!(e.to_string().starts_with("SEV-SNP report rejected: "), "{e}");
 }

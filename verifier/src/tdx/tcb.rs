@@ -5,11 +5,11 @@
 //!
 //! * Platform: the first TCB level (Intel lists them newest first) whose 16 SGX component
 //!   SVNs and PCESVN are all at most the PCK certificate's, and whose 16 TDX component SVNs
-//!   are at most the TD report's TEE_TCB_SVN — skipping bytes 0 and 1 when TEE_TCB_SVN[1] (the
+//!   are at most the TD report's TEE_TCB_SVN — skipping bytes 0 and 1 when `TEE_TCB_SVN[1]` (the
 //!   TDX module's major version) is not zero, as those are then judged by the module identity.
-//! * TDX module: when TEE_TCB_SVN[1] > 0, the identity `TDX_%02X` of that major version: its
+//! * TDX module: when `TEE_TCB_SVN[1]` > 0, the identity `TDX_%02X` of that major version: its
 //!   MRSIGNER must be MRSIGNERSEAM, SEAMATTRIBUTES under its mask its attributes, and its
-//!   first TCB level with ISVSVN at most TEE_TCB_SVN[0] gives the module's status. Otherwise
+//!   first TCB level with ISVSVN at most `TEE_TCB_SVN[0]` gives the module's status. Otherwise
 //!   the base `tdxModule` identity applies (signer and attributes only).
 //! * QE: MRSIGNER, ISVPRODID, MISCSELECT and ATTRIBUTES (under their masks) of the QE report
 //!   must be the identity's; its first TCB level with ISVSVN at most the report's gives the

@@ -52,7 +52,7 @@ pub fn provenance(file: &str) -> serde_json::Value {
 }
 
 pub fn at(rfc3339: &str) -> SystemTime {
-    twi_issuer::time::parse_rfc3339(rfc3339).unwrap_or_else(|| panic!("bad time {rfc3339}"))
+    twi_verifier::time::parse_rfc3339(rfc3339).unwrap_or_else(|| panic!("bad time {rfc3339}"))
 }
 
 /// Runs `check` on every item, on all cores; panics (with the item's own message) if any did.

@@ -8,9 +8,8 @@ mod samples;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use twi_issuer::amd::SnpTrust;
-use twi_issuer::chain::{Cert, split_certificates};
-use twi_issuer::snp::{self, SnpConfig};
+use twi_verifier::chain::{Cert, split_certificates};
+use twi_verifier::snp::{self, SnpConfig, SnpTrust};
 
 struct Fixture {
     chain: Vec<Cert>,

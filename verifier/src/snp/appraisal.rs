@@ -21,12 +21,12 @@ use p384::ecdsa::signature::Verifier;
 use twi_attester::snp::report::{AttestationReport, SigningKey, TcbLayout, signed_region};
 use x509_cert::Certificate;
 
-use crate::amd::kds;
-use crate::amd::vek::{VekError, describe_tcb};
-use crate::amd::{Anchor, PolicyViolation, Product, SnpPolicy, SnpTrust, VekExtensions, VekKind};
 use crate::chain::{self, Cert, ChainError, Crl};
-
-pub use crate::chain::extension_value;
+use crate::snp::kds;
+use crate::snp::policy::{PolicyViolation, SnpPolicy};
+use crate::snp::product::Product;
+use crate::snp::roots::{Anchor, SnpTrust};
+use crate::snp::vek::{VekError, VekExtensions, VekKind, describe_tcb};
 
 /// SIGNATURE_ALGO 1: ECDSA P-384 with SHA-384 (SEV-SNP Firmware ABI, "Signature Algorithm
 /// Encodings" table).
@@ -81,10 +81,10 @@ pub enum SnpError {
 }
 
 /// The endorsements an extended guest request's certificate table carries, leaf first:
-/// `[VCEK or VLEK, ASK (or ASVK), ARK if present]`, ready for
-/// [`crate::EvidenceBundle::endorsements`]. The host wrote the table, so nothing in it is
-/// trusted for being there: the ARK anchors the chain only if it is one of the verifier's own
-/// roots ([`verify_endorsements`] looks it up in its [`SnpTrust`]).
+/// `[VCEK or VLEK, ASK (or ASVK), ARK if present]`, ready for the `endorsements` of
+/// `Verifier::verify`. The host wrote the table, so nothing in it is trusted for
+/// being there: the ARK anchors the chain only if it is one of the verifier's own roots
+/// ([`verify_endorsements`] looks it up in its [`SnpTrust`]).
 pub fn endorsements_from_table(table: &[u8]) -> Result<Vec<Vec<u8>>, SnpError> {
     use twi_attester::snp::certs::{CertKind, CertTable};
     let table = CertTable::parse(table).map_err(|e| SnpError::CertificateTable(e.to_string()))?;
@@ -511,8 +511,4 @@ pub fn verify_report(
     let trust = SnpTrust::none().with_simulated_root(Cert::from_certificate(ark)?);
     let config = SnpConfig { trust, policy: SnpPolicy::default() };
     appraise(report_bytes, &certs, &[], &config, now).map(|a| a.report).map_err(|r| r.error)
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    hex::encode(bytes)
 }
