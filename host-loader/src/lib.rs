@@ -9,4 +9,6 @@ pub mod measure;
 pub mod qemu;
 pub mod remote;
 pub mod run;
-pub mod sim;
+/// The simulated TEE firmware, now its own crate (`twi-sim`); re-exported under its old path
+/// for the crates that still name it so.
+pub use twi_sim as sim;
