@@ -136,3 +136,49 @@ fn cached_endorsements(hardware: &Hardware, report: &[u8]) -> Result<Endorsement
     certificates.extend(twi_issuer::chain::split_certificates(&pem).map_err(|e| format!("{}: {e}", chain.display()))?);
     Ok(Endorsements { certificates, source: format!("VCEK and chain from {}", dir.display()) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use twi_proto::msg::DoorbellKind;
+
+    fn hardware(profile: HardwareProfile, vcek_cache: Option<PathBuf>) -> Hardware {
+        Hardware { profile, vcek_cache, kds: None, pccs: None, collateral_dir: PathBuf::from("unused") }
+    }
+
+    /// Real hardware rings its own doorbells; the host offers none, and says what the guest
+    /// reports and which option it is.
+    #[test]
+    fn no_simulated_doorbell_and_the_platform_of_each_profile() {
+        let mut tdx = hardware(HardwareProfile::Tdx, None);
+        let request = DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0; 64] };
+        assert!(matches!(tdx.doorbell(&request), Err(FirmwareError::NotSimulated)));
+        assert_eq!((tdx.platform(), tdx.option()), (Platform::Tdx, "tdx"));
+        // No PCCS: the issuer judges the quote with the collateral it was given.
+        assert!(matches!(tdx.collateral(&[0; 16]), Ok(None)));
+        let igvm = hardware(
+            HardwareProfile::Igvm(crate::qemu::SnpProfile { vcpus: 1, cpu_type: "EPYC-v4".into(), policy: 0x30000 }),
+            None,
+        );
+        assert_eq!((igvm.platform(), igvm.option()), (Platform::Snp, "igvm"));
+        assert!(igvm.profile.host_requirement().contains("IGVM support"));
+    }
+
+    /// Without a certificate table from the guest and without a VCEK cache, the reason says
+    /// which options supply the VCEK.
+    #[test]
+    fn missing_endorsements_name_the_options() {
+        use twi_attester::snp::report::REPORT_SIZE;
+        let mut snp = hardware(HardwareProfile::Tdx, None);
+        let mut report = vec![0u8; REPORT_SIZE];
+        report[0] = 3; // VERSION 3
+        let reason = match snp.endorsements(&report) {
+            Err(FirmwareError::Unavailable(reason)) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason.contains("pass --vcek-cache DIR, and --fetch"), "{reason}");
+        assert!(
+            matches!(snp.endorsements(&[0; 10]), Err(FirmwareError::Unavailable(r)) if r.starts_with("the report is malformed"))
+        );
+    }
+}

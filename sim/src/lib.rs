@@ -15,10 +15,6 @@ pub mod error;
 pub mod snp;
 pub mod state;
 pub mod tdx;
+mod verifier;
 
 pub use error::SimError;
-
-/// The verifier's types the simulators produce (TDX collateral, certificate chains). They live
-/// in `twi-issuer` until the verifier crate (`twi-verifier`) is on main; this alias is the one
-/// line to change then.
-pub(crate) use twi_issuer as verifier;

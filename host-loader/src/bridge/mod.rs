@@ -19,6 +19,29 @@
 //! Doorbell requests are answered in any phase (the simulated firmware keeps its own state);
 //! a second Hello starts over with a new challenge; a second Evidence is the issuer's to
 //! refuse (a nonce is single-use).
+//!
+//! Driving it (here over the simulated PSP and the embedded issuer; the guest's bytes come
+//! from wherever the guest is — QEMU's socket, or an in-memory link in a test):
+//!
+//! ```no_run
+//! # fn demo(issuer: &mut twi_issuer::Issuer, psp: &twi_sim::snp::SimPsp, from_guest: &[u8])
+//! #     -> Result<(), Box<dyn std::error::Error>> {
+//! use twi_host_loader::bridge::{Bridge, Config, Event, firmware::SimSnp};
+//!
+//! let launch = psp.launch()?; // its secrets page (VMPCK0) goes into the guest's memory
+//! let config = Config { measurement: vec![0; 48], ..Config::default() };
+//! let mut bridge = Bridge::new(config, issuer, SimSnp { psp, launch });
+//! let (to_guest, events) = bridge.feed(from_guest)?; // framed replies, and what was learned
+//! for event in events {
+//!     if let Event::Progress(line) = event {
+//!         eprintln!("{line}");
+//!     }
+//! }
+//! # let _ = to_guest;
+//! let outcome = bridge.into_outcome(); // the credential, whether the guest accepted it, why not
+//! # let _ = outcome;
+//! # Ok(()) }
+//! ```
 
 pub mod firmware;
 pub mod roles;

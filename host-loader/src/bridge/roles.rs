@@ -1,7 +1,7 @@
 //! The issuer's roles as the bridge calls them (Verifier, Credential Authority, Key Store, in
 //! the words of draft-novak-twi-attestation): one trait, so the bridge neither knows nor cares
 //! whether they run in this process ([`twi_issuer::Issuer`]) or behind `twi serve`
-//! ([`RemoteIssuer`]), and a test can put a decorator ([`super::tamper`]) or a fake in between.
+//! ([`RemoteIssuer`]), and a test can put a decorator (the `tamper` module) or a fake between.
 
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::Mechanism;

@@ -273,18 +273,30 @@ fn tampering_decorators_are_caught() {
     assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
 }
 
-/// On real hardware there is no simulated doorbell: a guest asking for one misbehaves.
+/// Real hardware has no simulated doorbell (`crate::hardware` answers every doorbell with
+/// `NotSimulated`): a guest asking for one misbehaves, and the run fails saying so.
 #[test]
 fn a_hardware_guest_asking_for_the_simulated_doorbell_fails() {
+    struct RealTd;
+    impl Firmware for RealTd {
+        fn platform(&self) -> Platform {
+            Platform::Tdx
+        }
+        fn option(&self) -> &'static str {
+            "tdx"
+        }
+        fn doorbell(&mut self, _: &DoorbellRequest) -> Result<twi_proto::msg::DoorbellResponse, FirmwareError> {
+            Err(FirmwareError::NotSimulated)
+        }
+        fn endorsements(&mut self, _: &[u8]) -> Result<Endorsements, FirmwareError> {
+            Err(FirmwareError::Unavailable("none".into()))
+        }
+        fn collateral(&mut self, _: &[u8]) -> Result<Option<twi_issuer::tdx::Collateral>, FirmwareError> {
+            Ok(None)
+        }
+    }
     let mut host = Host::new();
-    let hardware = crate::hardware::Hardware {
-        profile: crate::hardware::HardwareProfile::Tdx,
-        vcek_cache: None,
-        kds: None,
-        pccs: None,
-        collateral_dir: std::path::PathBuf::from("unused"),
-    };
-    let mut bridge = Bridge::new(Config::default(), &mut host.issuer, hardware);
+    let mut bridge = Bridge::new(Config::default(), &mut host.issuer, RealTd);
     let request = DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0; 64] };
     let (code, text) = error_of(&reply(&mut bridge, request.into()));
     assert_eq!(

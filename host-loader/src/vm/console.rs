@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::VmError;
+use super::error::VmError;
 
 /// The name of the console log in the run's output directory.
 pub const LOG: &str = "console.log";

@@ -5,6 +5,7 @@
 //! the bytes to a caller (the bridge) and writes back what it answers.
 
 pub mod console;
+mod error;
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -13,22 +14,8 @@ use std::process::{Child, ChildStderr, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 pub use console::Console;
-
-/// Why the VM could not be run.
-#[derive(Debug, thiserror::Error)]
-pub enum VmError {
-    /// A file or socket operation failed: what was attempted, and the OS's reason.
-    #[error("{0}: {1}")]
-    Io(String, #[source] std::io::Error),
-    /// The channel's other end (the bridge) failed.
-    #[error("{0}")]
-    Channel(String),
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> VmError {
-    let what = what.into();
-    move |e| VmError::Io(what, e)
-}
+pub use error::VmError;
+use error::io;
 
 /// A private directory for the channel socket and the files QEMU's loader plants in guest
 /// memory (the simulated secrets page holds this launch's VMPCK0: it is removed with the

@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use twi_proto::manifest::Diagnostic;
 
-use super::RunArgs;
-use super::roles::Side;
+use super::args::RunArgs;
 use crate::bridge::tamper::Tamper;
 use crate::cli::args::PlatformArg;
 use crate::cli::build::build;
+use crate::cli::issuer::Anchor;
 use crate::image::{ImageKind, ImageParams, read_image, read_manifest};
 use crate::{igvm, measure, qemu};
 
@@ -44,11 +44,12 @@ pub struct Measured {
 }
 
 impl Image {
-    /// The image of `--image`, or one built into `--out` for this run's issuer.
-    pub fn resolve(args: &RunArgs, side: &Side) -> Result<Self> {
+    /// The image of `--image`, or one built into `--out` for this run's issuer (`anchor`,
+    /// from `origin`; `advice` says what to do with an image built for another).
+    pub fn resolve(args: &RunArgs, anchor: &Anchor, origin: &str, advice: &str) -> Result<Self> {
         let (rom, built) = match &args.image {
             Some(path) => (path.clone(), false),
-            None => (build(&args.out, None, &side.anchor, &ImageParams::default(), Diagnostic::None)?, true),
+            None => (build(&args.out, None, anchor, &ImageParams::default(), Diagnostic::None)?, true),
         };
         let launch = match (args.platform, built) {
             (PlatformArg::Igvm, true) => rom.with_file_name("twi.igvm"),
@@ -64,7 +65,7 @@ impl Image {
         // by the guest alone.
         if kind == ImageKind::Rom && args.tamper != Some(Tamper::SkipAnchorCheck) {
             let manifest = read_manifest(&image.bytes).with_context(|| format!("reading {}", image.rom.display()))?;
-            side.anchor.check_image(&image.rom, &manifest, &side.origin, &side.rebuild_advice())?;
+            anchor.check_image(&image.rom, &manifest, origin, advice)?;
         }
         Ok(image)
     }

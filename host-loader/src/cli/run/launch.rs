@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use twi_proto::manifest::Diagnostic;
 use zeroize::Zeroizing;
 
-use super::RunArgs;
+use super::args::RunArgs;
 use super::image::{Image, Measured, default_snp_profile};
 use super::roles::{IssuerSide, Side};
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};

@@ -9,7 +9,7 @@ use twi_issuer::Issuer;
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
-use super::RunArgs;
+use super::args::RunArgs;
 use super::image::Measured;
 use crate::cli::args::PlatformArg;
 use crate::cli::issuer::{Anchor, load_policy, open_issuer};
