@@ -79,12 +79,16 @@ pub struct TdxArgs {
     /// Expected MRTD (96 hex digits).
     #[arg(long, value_name = "HEX")]
     mrtd: Option<String>,
+    /// Expected RTMR0 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr0: Option<String>,
+    /// Expected RTMR1 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr1: Option<String>,
+    /// Expected RTMR2 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr2: Option<String>,
+    /// Expected RTMR3 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr3: Option<String>,
     /// Expected REPORTDATA (128 hex digits).

@@ -12,33 +12,30 @@
 //! verifies these quotes with the same code as Intel's, trusting the simulated root only when
 //! told to.
 
-use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result, anyhow};
 use der::asn1::{Any, ObjectIdentifier, OctetString};
-use der::{DecodePem, Encode, EncodePem, Sequence};
+use der::{Encode, EncodePem, Sequence};
 use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{DerSignature, Signature, SigningKey};
-use p256::elliptic_curve::Generate;
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use p256::ecdsa::{Signature, SigningKey};
 use sha2::{Digest, Sha256, Sha384};
 use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::getquote;
 use twi_attester::tdx::quote::{ATT_KEY_TYPE_ECDSA_P256, INTEL_QE_VENDOR_ID, Quote, QuoteHeader, TEE_TYPE_TDX};
 use twi_attester::tdx::rtmr;
 use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
-use twi_issuer::x509::{ExtraExtension, Kind, Profile, random_serial};
-use twi_verifier::chain::Cert;
-use twi_verifier::tdx::{Collateral, SignedJson};
+use twi_proto::msg::{DoorbellKind, DoorbellRequest, DoorbellResponse, MAX_DOORBELL_RESPONSE};
 use x509_cert::Certificate;
-use x509_cert::builder::{Builder, CertificateBuilder};
-use x509_cert::name::Name;
-use x509_cert::time::Validity;
 use zeroize::Zeroizing;
 
-const CERT_LIFETIME: Duration = Duration::from_secs(25 * 365 * 24 * 3600);
+use crate::certs::{self, Identity, Role, Template, VendorExtension, VendorKey};
+use crate::error::{SimError, random};
+use crate::state;
+use crate::verifier::chain::Cert;
+use crate::verifier::tdx::Collateral;
+use crate::verifier::tdx::SignedJson;
+
 /// The simulated platform: FMSPC, PCE-ID, SVNs (what the PCK certificate and TCB info say).
 const FMSPC: [u8; 6] = [0x00, 0x80, 0x6F, 0x05, 0x00, 0x00];
 const PCE_ID: [u8; 2] = [0, 0];
@@ -56,12 +53,11 @@ const TCB_EVALUATION_DATA_NUMBER: u32 = 17;
 /// GetQuote status the simulated VMM returns when the TDREPORT is not one the module issued.
 const STATUS_ERROR: u64 = getquote::status::ERROR;
 
-const SGX_EXTENSIONS: &str = "1.2.840.113741.1.13.1";
+/// The guest's GetQuote buffer size (the runtime's `GET_QUOTE_BUFFER`): the runtime sends only
+/// its request part over the channel, and the answer fills at most this much.
+const GET_QUOTE_CAPACITY: usize = MAX_DOORBELL_RESPONSE;
 
-struct Identity {
-    key: SigningKey,
-    cert: Certificate,
-}
+const SGX_EXTENSIONS: &str = "1.2.840.113741.1.13.1";
 
 #[derive(Sequence)]
 struct Entry {
@@ -69,80 +65,45 @@ struct Entry {
     value: Any,
 }
 
-fn oid(suffix: &str) -> Result<ObjectIdentifier> {
-    ObjectIdentifier::new(&format!("{SGX_EXTENSIONS}{suffix}")).map_err(|e| anyhow!("{e}"))
+fn oid(suffix: &str) -> Result<ObjectIdentifier, SimError> {
+    ObjectIdentifier::new(&format!("{SGX_EXTENSIONS}{suffix}")).map_err(|e| SimError::encoding("an SGX extension", e))
 }
 
 /// Intel's SGX extension (PCK certificate profile, "Intel SGX Extensions"): PPID, TCB
 /// (16 component SVNs, PCESVN, CPUSVN), PCE-ID, FMSPC, SGX type.
-fn sgx_extension(ppid: &[u8; 16]) -> Result<ExtraExtension> {
-    let octets = |b: &[u8]| -> Result<Any> { Ok(Any::encode_from(&OctetString::new(b)?)?) };
+fn sgx_extension(ppid: &[u8; 16]) -> Result<VendorExtension, SimError> {
+    let bad = |e: der::Error| SimError::encoding("the SGX extension", e);
+    let octets =
+        |b: &[u8]| -> Result<Any, SimError> { OctetString::new(b).and_then(|o| Any::encode_from(&o)).map_err(bad) };
+    let number = |n: u32| Any::encode_from(&n).map_err(bad);
     let mut tcb = Vec::new();
     for (i, svn) in SGX_TCB.iter().enumerate() {
-        tcb.push(Entry { oid: oid(&format!(".2.{}", i + 1))?, value: Any::encode_from(&u32::from(*svn))? });
+        tcb.push(Entry { oid: oid(&format!(".2.{}", i + 1))?, value: number(u32::from(*svn))? });
     }
-    tcb.push(Entry { oid: oid(".2.17")?, value: Any::encode_from(&u32::from(PCE_SVN))? });
+    tcb.push(Entry { oid: oid(".2.17")?, value: number(u32::from(PCE_SVN))? });
     tcb.push(Entry { oid: oid(".2.18")?, value: octets(&CPU_SVN)? });
     let entries = vec![
         Entry { oid: oid(".1")?, value: octets(ppid)? },
-        Entry { oid: oid(".2")?, value: Any::encode_from(&tcb)? },
+        Entry { oid: oid(".2")?, value: Any::encode_from(&tcb).map_err(bad)? },
         Entry { oid: oid(".3")?, value: octets(&PCE_ID)? },
         Entry { oid: oid(".4")?, value: octets(&FMSPC)? },
-        Entry { oid: oid(".5")?, value: Any::new(der::Tag::Enumerated, [0u8])? },
+        Entry { oid: oid(".5")?, value: Any::new(der::Tag::Enumerated, [0u8]).map_err(bad)? },
     ];
-    Ok(ExtraExtension {
-        oid: ObjectIdentifier::new_unwrap(SGX_EXTENSIONS),
-        critical: false,
-        value_der: entries.to_der()?,
-    })
+    Ok(VendorExtension { oid: oid("")?, value_der: entries.to_der().map_err(bad)? })
 }
 
-/// Loads `<name>.key.pem` / `<name>.pem` from `dir`, or creates them (P-256, ECDSA-SHA256),
-/// issued by `issuer` (self-signed when `None`).
-fn identity(
-    dir: &Path,
-    name: &str,
-    subject: &str,
-    issuer: Option<&Identity>,
-    kind: Kind,
-    extra: Vec<ExtraExtension>,
-) -> Result<Identity> {
-    let key_path = dir.join(format!("{name}.key.pem"));
-    let cert_path = dir.join(format!("{name}.pem"));
-    if key_path.exists() && cert_path.exists() {
-        let key = SigningKey::from_pkcs8_pem(&fs::read_to_string(&key_path)?)
-            .map_err(|e| anyhow!("{}: {e}", key_path.display()))?;
-        let cert = Certificate::from_pem(fs::read(&cert_path)?).map_err(|e| anyhow!("{}: {e}", cert_path.display()))?;
-        return Ok(Identity { key, cert });
-    }
-    let key = SigningKey::try_generate().map_err(|e| anyhow!("OS RNG: {e}"))?;
-    let subject: Name = subject.parse()?;
-    let profile = Profile { subject, issuer: issuer.map(|i| i.cert.tbs_certificate().subject().clone()), kind, extra };
-    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())?;
-    // Backdated an hour: the issuer's clock may lag this host's by a little.
-    let validity = Validity::new(
-        x509_cert::time::Time::try_from(SystemTime::now() - Duration::from_secs(3600))?,
-        x509_cert::time::Time::try_from(SystemTime::now() + CERT_LIFETIME)?,
-    );
-    let builder = CertificateBuilder::new(profile, random_serial()?, validity, spki)?;
-    let signer = issuer.map_or(&key, |i| &i.key);
-    let cert = builder.build::<_, DerSignature>(signer)?;
-    twi_issuer::ca::write_private(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
-    fs::write(&cert_path, cert.to_pem(LineEnding::LF)?)?;
-    Ok(Identity { key, cert })
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    twi_verifier::time::format_rfc3339(t)
+/// RFC 3339 (UTC, seconds), as Intel's collateral writes its dates.
+fn rfc3339(t: SystemTime) -> Result<String, SimError> {
+    der::DateTime::from_system_time(t).map(|t| t.to_string()).map_err(|e| SimError::encoding("a collateral date", e))
 }
 
 /// The simulated TDX platform: its keys and certificates (persistent), and the state of the
 /// TD it runs (MRTD, RTMRs; per launch).
 pub struct SimTdx {
-    root: Identity,
-    intermediate: Identity,
-    pck: Identity,
-    tcb_signer: Identity,
+    root: Identity<SigningKey>,
+    intermediate: Identity<SigningKey>,
+    pck: Identity<SigningKey>,
+    tcb_signer: Identity<SigningKey>,
     attestation_key: SigningKey,
     /// The key of the simulated REPORTMACSTRUCT MAC (the CPU's report key on hardware).
     mac_key: Zeroizing<[u8; 32]>,
@@ -187,53 +148,41 @@ impl std::fmt::Debug for SimTdx {
 
 impl SimTdx {
     /// Loads the simulated platform from `dir`, or creates it there.
-    pub fn load_or_create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let _lock = twi_issuer::ca::lock_state_dir(dir)?;
+    pub fn load_or_create(dir: &Path) -> Result<Self, SimError> {
+        let _lock = state::lock(dir)?;
         let o = "O=TWI simulated TEE";
-        let root =
-            identity(dir, "root", &format!("CN=Sim SGX Root CA,{o}"), None, Kind::Ca { path_len: Some(1) }, vec![])?;
-        let intermediate = identity(
+        let root = certs::load_or_create(
             dir,
-            "intermediate",
-            &format!("CN=Sim SGX PCK Platform CA,{o}"),
-            Some(&root),
-            Kind::Ca { path_len: Some(0) },
-            vec![],
+            Template::new("root", &format!("CN=Sim SGX Root CA,{o}"), Role::Ca { path_len: 1 }, vec![]),
+            None,
         )?;
-        let ppid_path = dir.join("ppid.hex");
-        let ppid: [u8; 16] = if ppid_path.exists() {
-            hex::decode(fs::read_to_string(&ppid_path)?.trim())?
-                .try_into()
-                .map_err(|_| anyhow!("{} is not 16 bytes", ppid_path.display()))?
-        } else {
-            let mut id = [0u8; 16];
-            getrandom::fill(&mut id).map_err(|e| anyhow!("OS RNG: {e}"))?;
-            fs::write(&ppid_path, hex::encode(id))?;
-            id
-        };
-        let pck = identity(
+        let intermediate = certs::load_or_create(
             dir,
-            "pck",
-            &format!("CN=Sim SGX PCK Certificate,{o}"),
+            Template::new("intermediate", &format!("CN=Sim SGX PCK Platform CA,{o}"), Role::Ca { path_len: 0 }, vec![]),
+            Some(&root),
+        )?;
+        let ppid: [u8; 16] = state::hex_bytes(&dir.join("ppid.hex"), false)?;
+        let pck = certs::load_or_create(
+            dir,
+            Template::new(
+                "pck",
+                &format!("CN=Sim SGX PCK Certificate,{o}"),
+                Role::Endorsement,
+                vec![sgx_extension(&ppid)?],
+            ),
             Some(&intermediate),
-            Kind::Endorsement,
-            vec![sgx_extension(&ppid)?],
         )?;
-        let tcb_signer = identity(
+        let tcb_signer = certs::load_or_create(
             dir,
-            "tcb-signing",
-            &format!("CN=Sim SGX TCB Signing,{o}"),
+            Template::new("tcb-signing", &format!("CN=Sim SGX TCB Signing,{o}"), Role::Endorsement, vec![]),
             Some(&root),
-            Kind::Endorsement,
-            vec![],
         )?;
         // Per process: the quoting enclave makes a new attestation key when it starts.
-        let attestation_key = SigningKey::try_generate().map_err(|e| anyhow!("OS RNG: {e}"))?;
+        let attestation_key = SigningKey::generate()?;
         let mut mac_key = Zeroizing::new([0u8; 32]);
-        getrandom::fill(mac_key.as_mut()).map_err(|e| anyhow!("OS RNG: {e}"))?;
+        random(mac_key.as_mut())?;
         let mut qe_auth_data = [0u8; 32];
-        getrandom::fill(&mut qe_auth_data).map_err(|e| anyhow!("OS RNG: {e}"))?;
+        random(&mut qe_auth_data)?;
         let qe_mr_signer: [u8; 32] = Sha256::digest(b"TWI simulated TD quoting enclave signer").into();
         Ok(Self {
             root,
@@ -357,16 +306,34 @@ impl SimTdx {
         buffer
     }
 
-    fn pck_chain_pem(&self) -> Result<Vec<u8>> {
+    /// The TDX doorbells as the channel carries them: `TDG.MR.REPORT`, `TDG.MR.RTMR.EXTEND`
+    /// (a status and no payload) and `TDG.VP.VMCALL<GetQuote>` (the GHCI buffer, of the size
+    /// the runtime's buffer has: the channel carries only its request part). `None`: not a TDX
+    /// doorbell (an SEV-SNP guest request), which this module does not have.
+    pub fn doorbell(&mut self, request: &DoorbellRequest) -> Option<DoorbellResponse> {
+        let (status, response) = match request.kind {
+            DoorbellKind::TdxReport => match self.report(&request.request) {
+                Ok(report) => (0, report),
+                Err(status) => (status, Vec::new()),
+            },
+            DoorbellKind::TdxRtmrExtend => (self.extend(&request.request), Vec::new()),
+            DoorbellKind::TdxGetQuote => (0, self.get_quote(&request.request, GET_QUOTE_CAPACITY)),
+            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => return None,
+        };
+        Some(DoorbellResponse { kind: request.kind, status, response, certificates: None })
+    }
+
+    fn pck_chain_pem(&self) -> Result<Vec<u8>, SimError> {
         let mut pem = Vec::new();
         for cert in [&self.pck.cert, &self.intermediate.cert, &self.root.cert] {
-            pem.extend_from_slice(cert.to_pem(LineEnding::LF)?.as_bytes());
+            let text = cert.to_pem(der::pem::LineEnding::LF).map_err(|e| SimError::encoding("the PCK chain", e))?;
+            pem.extend_from_slice(text.as_bytes());
         }
         Ok(pem)
     }
 
     /// The quoting enclave: a DCAP quote (v4, or v5 per [`QuoteFormat`]) for `td_report`.
-    pub fn quote(&self, td_report: &[u8; TD_REPORT_SIZE]) -> Result<Vec<u8>> {
+    pub fn quote(&self, td_report: &[u8; TD_REPORT_SIZE]) -> Result<Vec<u8>, SimError> {
         let report = TdReport::parse(td_report);
         let point = self.attestation_key.verifying_key().to_sec1_point(false);
         let mut attestation_key = [0u8; 64];
@@ -410,10 +377,10 @@ impl SimTdx {
             pck_chain: &pck_chain,
         };
         let mut out = vec![0u8; quote.encoded_len()];
-        quote.encode(&mut out).map_err(|e| anyhow!("encoding the quote: {e}"))?;
+        quote.encode(&mut out).map_err(|e| SimError::encoding("the quote", e))?;
         let signature: Signature = self.attestation_key.sign(&out[..quote.signed_len()]);
         quote.signature = signature.to_bytes().into();
-        quote.encode(&mut out).map_err(|e| anyhow!("encoding the quote: {e}"))?;
+        quote.encode(&mut out).map_err(|e| SimError::encoding("the quote", e))?;
         Ok(out)
     }
 
@@ -424,10 +391,10 @@ impl SimTdx {
 
     /// TCB info and QE identity for this platform, signed by the simulated TCB signing key and
     /// current for 30 days from now (Intel PCS API v4 formats).
-    pub fn collateral(&self) -> Result<Collateral> {
+    pub fn collateral(&self) -> Result<Collateral, SimError> {
         let now = SystemTime::now();
-        let issued = rfc3339(now - Duration::from_secs(3600));
-        let next = rfc3339(now + Duration::from_secs(30 * 24 * 3600));
+        let issued = rfc3339(now - Duration::from_secs(3600))?;
+        let next = rfc3339(now + Duration::from_secs(30 * 24 * 3600))?;
         let svns = |v: &[u8]| v.iter().map(|s| serde_json::json!({ "svn": s })).collect::<Vec<_>>();
         let zeros48 = hex::encode([0u8; 48]);
         let mut tdx_components = [0u8; 16];
@@ -455,7 +422,9 @@ impl SimTdx {
             "mrsigner": hex::encode(self.qe_mr_signer).to_uppercase(), "isvprodid": QE_ISV_PROD_ID,
             "tcbLevels": [{ "tcb": { "isvsvn": QE_ISV_SVN }, "tcbDate": issued, "tcbStatus": "UpToDate" }]
         });
-        let chain = vec![Cert::from_certificate(&self.tcb_signer.cert)?, Cert::from_certificate(&self.root.cert)?];
+        let cert =
+            |c: &Certificate| Cert::from_certificate(c).map_err(|e| SimError::encoding("the TCB signing chain", e));
+        let chain = vec![cert(&self.tcb_signer.cert)?, cert(&self.root.cert)?];
         Ok(Collateral {
             tcb_info: self.signed_json(tcb_info.to_string()),
             tcb_info_chain: chain.clone(),
@@ -471,8 +440,8 @@ impl SimTdx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verifier::tdx::{TdxAnchor, TdxConfig, TdxTrust};
     use twi_attester::tdx::quote::ParsedQuote;
-    use twi_verifier::tdx::{TdxAnchor, TdxConfig, TdxTrust};
 
     #[test]
     fn quotes_verify_with_the_intel_verifier_under_the_simulated_root() {
@@ -491,15 +460,16 @@ mod tests {
         let root = Cert::from_certificate(tdx.root()).unwrap();
         let config = TdxConfig { trust: TdxTrust::intel().with_simulated_root(&root), policy: Default::default() };
         let collateral = tdx.collateral().unwrap();
-        let appraisal = twi_verifier::tdx::appraise_with(quote, Some(&collateral), &config, SystemTime::now()).unwrap();
+        let appraisal =
+            crate::verifier::tdx::appraise_with(quote, Some(&collateral), &config, SystemTime::now()).unwrap();
         assert!(matches!(appraisal.anchor, TdxAnchor::Simulated { .. }));
         assert_eq!(appraisal.body.report_data, [0xAB; 64]);
         assert_eq!(appraisal.body.mr_td, [5; 48]);
         assert_eq!(appraisal.body.rtmr[2], rtmr::extend(&[0; 48], &[9; 48]));
-        assert_eq!(appraisal.tcb.unwrap().status, twi_verifier::tdx::TcbStatus::UpToDate);
+        assert_eq!(appraisal.tcb.unwrap().status, crate::verifier::tdx::TcbStatus::UpToDate);
         // Intel's root alone does not accept it.
         let intel = TdxConfig::default();
-        assert!(twi_verifier::tdx::appraise_with(quote, Some(&collateral), &intel, SystemTime::now()).is_err());
+        assert!(crate::verifier::tdx::appraise_with(quote, Some(&collateral), &intel, SystemTime::now()).is_err());
         assert_eq!(ParsedQuote::parse(quote).unwrap().len, quote.len());
 
         // A TDREPORT altered on its way to the quoting enclave is refused.
@@ -534,7 +504,7 @@ mod tests {
             assert_eq!(parsed.quote.header.version, version, "{format:?}");
             assert_eq!(parsed.quote.body.is_td15(), td15, "{format:?}");
             assert_eq!(parsed.len, quote.len());
-            let appraisal = twi_verifier::tdx::appraise_with(&quote, Some(&collateral), &config, SystemTime::now())
+            let appraisal = crate::verifier::tdx::appraise_with(&quote, Some(&collateral), &config, SystemTime::now())
                 .unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!(appraisal.header.version, version);
             assert_eq!(appraisal.body.report_data, [0xCD; 64]);
@@ -542,5 +512,23 @@ mod tests {
         }
         assert!("6".parse::<QuoteFormat>().is_err());
         assert_eq!("5-td15".parse::<QuoteFormat>(), Ok(QuoteFormat::V5Td15));
+    }
+
+    /// The doorbells carry the module's calls: a report over 64 bytes of REPORTDATA, an
+    /// extension refused for a bad index, and no SEV-SNP guest request.
+    #[test]
+    fn doorbells_carry_report_extend_and_refuse_snp_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tdx = SimTdx::load_or_create(dir.path()).unwrap();
+        tdx.launch([5; 48]);
+        let report = tdx.doorbell(&DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0xAB; 64] }).unwrap();
+        assert_eq!((report.status, report.response.len()), (0, TD_REPORT_SIZE));
+        let short = tdx.doorbell(&DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0xAB; 63] }).unwrap();
+        assert_ne!(short.status, 0);
+        let extend =
+            DoorbellRequest { kind: DoorbellKind::TdxRtmrExtend, request: [[4u8].as_slice(), &[9; 48]].concat() };
+        assert_ne!(tdx.doorbell(&extend).unwrap().status, 0);
+        let snp = DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; 64] };
+        assert_eq!(tdx.doorbell(&snp), None);
     }
 }

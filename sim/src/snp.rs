@@ -5,19 +5,14 @@
 //! answers MSG_REPORT_REQ with a MSG_REPORT_RSP whose 1184-byte report is laid out and signed
 //! exactly as the SEV-SNP Firmware ABI specifies.
 
-use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
-use anyhow::{Context, Result};
-use der::asn1::Uint;
-use der::{DecodePem, Encode, EncodePem};
+use der::Encode;
+use der::asn1::{ObjectIdentifier, Uint};
 use p384::ecdsa::SigningKey;
 use p384::ecdsa::signature::Signer;
-use p384::elliptic_curve::Generate;
-use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use sha2::{Digest, Sha384};
-use twi_attester::snp::certs::{self, CertKind};
+use twi_attester::snp::certs::{self as table, CertKind};
 use twi_attester::snp::guest_msg::{Header, MAX_MESSAGE, Responder, Vmpck, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{
@@ -27,27 +22,37 @@ use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, REPORT_SIZE, SIGNED_LEN, TcbVersion,
 };
 use twi_attester::snp::secrets;
-use twi_issuer::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
-use twi_verifier::oids;
+use twi_proto::msg::{DoorbellKind, DoorbellRequest, DoorbellResponse};
 use x509_cert::Certificate;
-use x509_cert::name::Name;
 use zeroize::Zeroizing;
+
+use crate::certs::{self, Identity, Role, Template, VendorExtension};
+use crate::error::{SimError, random};
+use crate::state;
 
 /// The TCB the simulated chip reports: bootloader 3, TEE 0, SNP 8, microcode 115 (the
 /// Milan-layout byte positions of TCB_VERSION).
 const SIM_TCB: u64 = u64::from_le_bytes([3, 0, 0, 0, 0, 0, 8, 115]);
-const CERT_LIFETIME: Duration = Duration::from_secs(25 * 365 * 24 * 3600);
+/// SIGNATURE_ALGO of a report signed with ECDSA P-384 with SHA-384 (SEV-SNP Firmware ABI,
+/// "Signature Algorithm Encodings").
+const SIG_ALGO_ECDSA_P384_SHA384: u32 = 1;
 
-struct Identity {
-    key: SigningKey,
-    cert: Certificate,
+/// AMD's VCEK extensions (Versioned Chip Endorsement Key specification, "VCEK Certificate
+/// Extensions"): the TCB component security patch levels and the chip id.
+mod amd_oid {
+    use der::asn1::ObjectIdentifier;
+    pub const BL_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.1");
+    pub const TEE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.2");
+    pub const SNP_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.3");
+    pub const UCODE_SPL: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.3.8");
+    pub const HW_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.3704.1.4");
 }
 
 /// The simulated PSP of one simulated chip.
 pub struct SimPsp {
-    ark: Identity,
-    ask: Identity,
-    vcek: Identity,
+    ark: Identity<SigningKey>,
+    ask: Identity<SigningKey>,
+    vcek: Identity<SigningKey>,
     chip_id: [u8; 64],
     /// The simulated chip's root secret, from which MSG_KEY_REQ keys are derived.
     chip_secret: Zeroizing<[u8; 48]>,
@@ -63,49 +68,29 @@ impl std::fmt::Debug for SimPsp {
 
 impl SimPsp {
     /// Loads the simulated chip from `dir`, or creates one there.
-    pub fn load_or_create(dir: &Path) -> Result<Self> {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    pub fn load_or_create(dir: &Path) -> Result<Self, SimError> {
         // Concurrent runs on a fresh state directory must agree on one chip.
-        let _lock = twi_issuer::ca::lock_state_dir(dir)?;
-        let chip_path = dir.join("chip_id.hex");
-        let chip_id: [u8; 64] = if chip_path.exists() {
-            let text = fs::read_to_string(&chip_path)?;
-            hex::decode(text.trim())?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} is not 64 bytes", chip_path.display()))?
-        } else {
-            let mut id = [0u8; 64];
-            getrandom::fill(&mut id).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
-            fs::write(&chip_path, hex::encode(id))?;
-            id
-        };
-        let ark = identity(dir, "ark", "CN=ARK-Sim,O=TWI simulated TEE", None, Kind::Ca { path_len: Some(1) }, vec![])?;
-        let ask =
-            identity(dir, "ask", "CN=SEV-Sim,O=TWI simulated TEE", Some(&ark), Kind::Ca { path_len: Some(0) }, vec![])?;
-        let vcek = identity(
+        let _lock = state::lock(dir)?;
+        let chip_id: [u8; 64] = state::hex_bytes(&dir.join("chip_id.hex"), false)?;
+        let o = "O=TWI simulated TEE";
+        let ark = certs::load_or_create(
             dir,
-            "vcek",
-            "CN=SEV-VCEK-Sim,O=TWI simulated TEE",
-            Some(&ask),
-            Kind::Endorsement,
-            vcek_extensions(&chip_id)?,
+            Template::new("ark", &format!("CN=ARK-Sim,{o}"), Role::Ca { path_len: 1 }, vec![]),
+            None,
         )?;
-        let secret_path = dir.join("chip_secret.hex");
-        let chip_secret: Zeroizing<[u8; 48]> = if secret_path.exists() {
-            let text = Zeroizing::new(fs::read_to_string(&secret_path)?);
-            Zeroizing::new(
-                hex::decode(text.trim())?
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("{} is not 48 bytes", secret_path.display()))?,
-            )
-        } else {
-            let mut secret = Zeroizing::new([0u8; 48]);
-            getrandom::fill(secret.as_mut()).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
-            twi_issuer::ca::write_private(&secret_path, hex::encode(secret.as_ref()).as_bytes())?;
-            secret
-        };
+        let ask = certs::load_or_create(
+            dir,
+            Template::new("ask", &format!("CN=SEV-Sim,{o}"), Role::Ca { path_len: 0 }, vec![]),
+            Some(&ark),
+        )?;
+        let vcek = certs::load_or_create(
+            dir,
+            Template::new("vcek", &format!("CN=SEV-VCEK-Sim,{o}"), Role::Endorsement, vcek_extensions(&chip_id)?),
+            Some(&ask),
+        )?;
+        let chip_secret = Zeroizing::new(state::hex_bytes::<48>(&dir.join("chip_secret.hex"), true)?);
         let mut report_id = [0u8; 32];
-        getrandom::fill(&mut report_id).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+        random(&mut report_id)?;
         Ok(Self { ark, ask, vcek, chip_id, chip_secret, report_id, launch_digest: [0; 48] })
     }
 
@@ -116,17 +101,19 @@ impl SimPsp {
 
     /// `[VCEK, ASK]` as DER: what the host supplies with a report (as the extended guest
     /// request's certificate table does on hardware).
-    pub fn endorsements(&self) -> Result<Vec<Vec<u8>>> {
-        Ok(vec![self.vcek.cert.to_der()?, self.ask.cert.to_der()?])
+    pub fn endorsements(&self) -> Result<Vec<Vec<u8>>, SimError> {
+        let der = |cert: &Certificate| cert.to_der().map_err(|e| SimError::encoding("a certificate", e));
+        Ok(vec![der(&self.vcek.cert)?, der(&self.ask.cert)?])
     }
 
     /// The certificate table of the extended guest request (GHCB specification): VCEK, ASK
     /// and ARK as DER, laid out as a hypervisor writes them into the guest's certificate pages.
-    pub fn certificate_table(&self) -> Result<Vec<u8>> {
-        let (vcek, ask, ark) = (self.vcek.cert.to_der()?, self.ask.cert.to_der()?, self.ark.cert.to_der()?);
+    pub fn certificate_table(&self) -> Result<Vec<u8>, SimError> {
+        let der = |cert: &Certificate| cert.to_der().map_err(|e| SimError::encoding("a certificate", e));
+        let (vcek, ask, ark) = (der(&self.vcek.cert)?, der(&self.ask.cert)?, der(&self.ark.cert)?);
         let certs = [(CertKind::Vcek, &vcek[..]), (CertKind::Ask, &ask[..]), (CertKind::Ark, &ark[..])];
-        let mut table = vec![0u8; (certs.len() + 1) * certs::ENTRY_LEN + vcek.len() + ask.len() + ark.len()];
-        let len = certs::encode(&certs, &mut table).map_err(|e| anyhow::anyhow!("certificate table: {e}"))?;
+        let mut table = vec![0u8; (certs.len() + 1) * table::ENTRY_LEN + vcek.len() + ask.len() + ark.len()];
+        let len = table::encode(&certs, &mut table).map_err(|e| SimError::encoding("the certificate table", e))?;
         table.truncate(len);
         Ok(table)
     }
@@ -188,9 +175,9 @@ impl SimPsp {
 
     /// Starts a launch: a fresh VMPCK0 for the guest's secrets page and the PSP's side of the
     /// guest-message channel.
-    pub fn launch(&self) -> Result<SimLaunch> {
+    pub fn launch(&self) -> Result<SimLaunch, SimError> {
         let mut vmpck0 = Zeroizing::new([0u8; 32]);
-        getrandom::fill(vmpck0.as_mut()).map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
+        random(vmpck0.as_mut())?;
         let responder = Responder::new(Vmpck::new(*vmpck0), 0);
         Ok(SimLaunch { vmpck0, responder })
     }
@@ -204,7 +191,7 @@ impl SimPsp {
             family_id: [0; 16],
             image_id: [0; 16],
             vmpl: request.vmpl,
-            signature_algo: twi_verifier::snp::SIG_ALGO_ECDSA_P384_SHA384,
+            signature_algo: SIG_ALGO_ECDSA_P384_SHA384,
             current_tcb: tcb,
             platform_info: 0,
             key_info: KeyInfo(0), // signed by the VCEK, author key absent
@@ -275,6 +262,22 @@ impl SimLaunch {
         })
     }
 
+    /// The SEV-SNP doorbells as the channel carries them: `SNP_GUEST_REQUEST` answered by
+    /// [`SimLaunch::guest_request`], and the extended guest request, which also returns the
+    /// chip's certificate table as a hypervisor writes it into the guest's certificate pages
+    /// (GHCB specification, "SNP Extended Guest Request"; only when the request succeeded).
+    /// `None`: not an SEV-SNP doorbell (a TDX one), which this firmware does not have.
+    pub fn doorbell(&mut self, psp: &SimPsp, request: &DoorbellRequest) -> Result<Option<DoorbellResponse>, SimError> {
+        let extended = match request.kind {
+            DoorbellKind::SnpGuestRequest => false,
+            DoorbellKind::SnpExtGuestRequest => true,
+            DoorbellKind::TdxGetQuote | DoorbellKind::TdxReport | DoorbellKind::TdxRtmrExtend => return Ok(None),
+        };
+        let (status, response) = self.guest_request(psp, &request.request);
+        let certificates = if extended && status == 0 { Some(psp.certificate_table()?) } else { None };
+        Ok(Some(DoorbellResponse { kind: request.kind, status, response, certificates }))
+    }
+
     /// [`SimLaunch::guest_request`] with the firmware's answer replaced: opens the sealed
     /// request as the PSP would and seals whatever plaintext `answer` gives for its header and
     /// payload (`None`: refuse it with a failure status). Lets tests play a firmware that
@@ -304,48 +307,20 @@ impl SimLaunch {
 
 /// The VCEK's AMD extensions: the TCB components and the chip id (hwID, raw 64 bytes), as in
 /// AMD's VCEK certificates, so the issuer checks the same claims on both paths.
-fn vcek_extensions(chip_id: &[u8; 64]) -> Result<Vec<ExtraExtension>> {
+fn vcek_extensions(chip_id: &[u8; 64]) -> Result<Vec<VendorExtension>, SimError> {
     let tcb = TcbVersion(SIM_TCB);
-    let spl = |oid, value: u8| -> Result<ExtraExtension> {
-        Ok(ExtraExtension { oid, critical: false, value_der: Uint::new(&[value])?.to_der()? })
+    let spl = |oid: ObjectIdentifier, value: u8| -> Result<VendorExtension, SimError> {
+        let value_der =
+            Uint::new(&[value]).and_then(|v| v.to_der()).map_err(|e| SimError::encoding("a TCB extension", e))?;
+        Ok(VendorExtension { oid, value_der })
     };
     Ok(vec![
-        spl(oids::AMD_BL_SPL, tcb.bootloader())?,
-        spl(oids::AMD_TEE_SPL, tcb.tee())?,
-        spl(oids::AMD_SNP_SPL, tcb.snp())?,
-        spl(oids::AMD_UCODE_SPL, tcb.microcode())?,
-        ExtraExtension { oid: oids::AMD_HW_ID, critical: false, value_der: chip_id.to_vec() },
+        spl(amd_oid::BL_SPL, tcb.bootloader())?,
+        spl(amd_oid::TEE_SPL, tcb.tee())?,
+        spl(amd_oid::SNP_SPL, tcb.snp())?,
+        spl(amd_oid::UCODE_SPL, tcb.microcode())?,
+        VendorExtension { oid: amd_oid::HW_ID, value_der: chip_id.to_vec() },
     ])
-}
-
-/// Loads `<name>.key.pem` and `<name>.pem` from `dir`, or creates them, issued by `issuer`
-/// (self-signed when `None`).
-fn identity(
-    dir: &Path,
-    name: &str,
-    subject: &str,
-    issuer: Option<&Identity>,
-    kind: Kind,
-    extra: Vec<ExtraExtension>,
-) -> Result<Identity> {
-    let key_path = dir.join(format!("{name}.key.pem"));
-    let cert_path = dir.join(format!("{name}.pem"));
-    if key_path.exists() && cert_path.exists() {
-        let key = SigningKey::from_pkcs8_pem(&fs::read_to_string(&key_path)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", key_path.display()))?;
-        let cert = Certificate::from_pem(fs::read(&cert_path)?)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", cert_path.display()))?;
-        return Ok(Identity { key, cert });
-    }
-    let key = SigningKey::try_generate().map_err(|e| anyhow::anyhow!("OS RNG: {e}"))?;
-    let subject: Name = subject.parse()?;
-    let profile = Profile { subject, issuer: issuer.map(|i| i.cert.tbs_certificate().subject().clone()), kind, extra };
-    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key())?;
-    let signer = issuer.map_or(&key, |i| &i.key);
-    let cert = issue(profile, random_serial()?, CERT_LIFETIME, spki, signer)?;
-    twi_issuer::ca::write_private(&key_path, key.to_pkcs8_pem(LineEnding::LF)?.as_bytes())?;
-    fs::write(&cert_path, cert.to_pem(LineEnding::LF)?)?;
-    Ok(Identity { key, cert })
 }
 
 #[cfg(test)]
@@ -363,9 +338,9 @@ mod tests {
         let parsed = ReportResponse::parse(&response).unwrap();
         assert_eq!(parsed.status, STATUS_SUCCESS);
         let endorsements: Vec<Certificate> =
-            psp.endorsements().unwrap().iter().map(|d| twi_verifier::chain::parse(d, "x").unwrap()).collect();
+            psp.endorsements().unwrap().iter().map(|d| crate::verifier::chain::parse(d, "x").unwrap()).collect();
         let report =
-            twi_verifier::snp::verify_report(parsed.report, &endorsements, psp.root(), SystemTime::now()).unwrap();
+            crate::verifier::snp::verify_report(parsed.report, &endorsements, psp.root(), SystemTime::now()).unwrap();
         assert_eq!(report.report_data, [0xAB; 64]);
         assert_eq!(report.measurement, [7; 48]);
         assert_eq!(&report.chip_id, &psp.chip_id);
@@ -385,5 +360,21 @@ mod tests {
         let bad_vmpl = ReportRequest { report_data: [0; 64], vmpl: 4 };
         let response = psp.handle_report_request(&bad_vmpl.to_bytes());
         assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+    }
+
+    /// The doorbell answers what the channel asks: the extended request gets the certificate
+    /// table with the sealed answer, the plain one does not, and a TDX doorbell is not this
+    /// firmware's.
+    #[test]
+    fn doorbells_answer_guest_requests_with_the_table_when_extended() {
+        let dir = tempfile::tempdir().unwrap();
+        let psp = SimPsp::load_or_create(dir.path()).unwrap();
+        let mut launch = psp.launch().unwrap();
+        let garbage = DoorbellRequest { kind: DoorbellKind::SnpExtGuestRequest, request: vec![0; 64] };
+        let refused = launch.doorbell(&psp, &garbage).unwrap().unwrap();
+        assert_ne!(refused.status, 0, "a request that does not open is refused");
+        assert_eq!(refused.certificates, None, "no table for a failed request");
+        let tdx = DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0; 64] };
+        assert_eq!(launch.doorbell(&psp, &tdx).unwrap(), None);
     }
 }
