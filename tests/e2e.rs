@@ -1,8 +1,11 @@
 //! End-to-end: the real ROM boots under QEMU and obtains a credential from the issuer, as a
 //! user runs it (`twi build`, then `twi run --platform sim`).
 //!
-//! These tests need `qemu-system-x86_64` (`.ci/run` and `scripts/setup` install it) and
-//! `openssl`. They fail, never skip, when either is missing.
+//! These tests need `qemu-system-x86_64`, `openssl` and python3 with jwcrypto
+//! (`./qemu/install-deps` installs them). They fail, never skip, when one is missing, and
+//! never install anything themselves.
+//!
+//! They run `twi-e2e`, this package's copy of the `twi` command line (see Cargo.toml).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -13,7 +16,7 @@ use twi_attester::binding;
 use twi_attester::snp::report::AttestationReport;
 use x509_cert::Certificate;
 
-const TWI: &str = env!("CARGO_BIN_EXE_twi");
+const TWI: &str = env!("CARGO_BIN_EXE_twi-e2e");
 
 /// One image and one issuer state shared by the tests (building the runtime takes a while).
 struct Fixture {
@@ -60,7 +63,7 @@ fn openssl(args: &[&str]) -> Output {
     Command::new("openssl")
         .args(args)
         .output()
-        .expect("openssl is needed by the end-to-end tests: apt-get install openssl")
+        .expect("openssl is needed by the end-to-end tests: run ./qemu/install-deps (or apt-get install openssl)")
 }
 
 fn certificate(out: &Path) -> Certificate {
@@ -215,6 +218,8 @@ fn a_firmware_answer_altered_by_the_host_is_refused_by_the_guest() {
     assert!(!out_dir.path().join("credential.pem").exists());
 }
 
+/// The guest's own check, with the loader's check before launch skipped (as a careless or
+/// hostile host would).
 #[test]
 fn a_guest_built_for_another_issuer_refuses_the_credential() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +236,8 @@ fn a_guest_built_for_another_issuer_refuses_the_credential() {
         path(&dir.path().join("out")),
         "--accel",
         "tcg",
+        "--tamper",
+        "skip-anchor-check",
     ]);
     let log = stderr(&out);
     assert!(!out.status.success(), "the guest accepted a credential from an issuer it was not built for:\n{log}");
@@ -478,22 +485,11 @@ fn write_policy(dir: &Path, measurements: &[(&str, &str)], extra: &str) -> PathB
 
 fn python_with_jwcrypto() -> &'static str {
     let ok = Command::new("python3").args(["-c", "import jwcrypto, cryptography"]).status();
-    if ok.is_ok_and(|s| s.success()) {
-        return "python3";
-    }
-    for extra in [&[][..], &["--user"][..], &["--user", "--break-system-packages"][..]] {
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(extra)
-            .arg("jwcrypto")
-            .output();
-        if Command::new("python3").args(["-c", "import jwcrypto, cryptography"]).status().is_ok_and(|s| s.success()) {
-            return "python3";
-        }
-    }
-    panic!(
-        "the Python package jwcrypto is needed (python3 -m pip install jwcrypto, or apt-get install python3-jwcrypto)"
+    assert!(
+        ok.is_ok_and(|s| s.success()),
+        "python3 with the package jwcrypto is needed: run ./qemu/install-deps (or `python3 -m pip install jwcrypto`)"
     );
+    "python3"
 }
 
 #[test]
@@ -1207,4 +1203,109 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
     let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
     assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+}
+
+// ---------------------------------------------------------------------------------------------
+// What a new user meets (issue 12, item 8)
+
+/// An image built against another state is refused before QEMU starts, naming `--state`.
+#[test]
+fn an_image_for_another_issuer_is_refused_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let other_state = dir.path().join("other-state");
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--image",
+        path(&fixture().rom),
+        "--state",
+        path(&other_state),
+        "--out",
+        path(&out_dir),
+        "--accel",
+        "tcg",
+    ]);
+    let log = stderr(&out);
+    assert!(!out.status.success(), "{log}");
+    assert!(
+        log.contains(&format!("twi: error: {} was built for another issuer", fixture().rom.display()))
+            && log.contains(&format!("this run's issuer (--state {})", other_state.display()))
+            && log.contains("run it with the --state it was built with"),
+        "{log}"
+    );
+    assert!(!out_dir.join("console.log").exists(), "QEMU was started: {log}");
+}
+
+/// `--platform igvm` with the ROM (and the other way round) says which file it needs.
+#[test]
+fn the_wrong_image_type_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = path(&fixture().state);
+    let out = twi(&[
+        "run",
+        "--platform",
+        "igvm",
+        "--image",
+        path(&fixture().rom),
+        "--state",
+        state,
+        "--out",
+        path(&dir.path().join("a")),
+    ]);
+    let log = stderr(&out);
+    assert!(!out.status.success());
+    assert!(
+        log.contains(&format!(
+            "{} is a ROM (twi.rom): --platform igvm needs the IGVM file `twi build` writes beside the ROM (DIR/twi.igvm)",
+            fixture().rom.display()
+        )),
+        "{log}"
+    );
+    assert!(!log.contains("invalid fixed header"), "{log}");
+    let igvm = fixture().rom.with_file_name("twi.igvm");
+    let out = twi(&[
+        "run",
+        "--platform",
+        "sim",
+        "--image",
+        path(&igvm),
+        "--state",
+        state,
+        "--out",
+        path(&dir.path().join("b")),
+    ]);
+    let log = stderr(&out);
+    assert!(!out.status.success());
+    assert!(log.contains(&format!("{} is an IGVM file (twi.igvm): --platform sim", igvm.display())), "{log}");
+}
+
+/// The README's policy walk-through, as written: a copy of the example policy, the image
+/// admitted with `twi policy add-image`, and `twi run --policy` without a policy key (the
+/// example's CF_L0 workload is then not admitted, and a warning says so).
+#[test]
+fn the_example_policy_runs_as_the_readme_shows() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../issuer/policy.example.toml");
+    std::fs::copy(example, &policy).unwrap();
+    let image_dir = f.rom.parent().unwrap();
+    let added = twi(&["policy", "add-image", path(&policy), path(image_dir), "--workload", "payroll-app"]);
+    let log = stderr(&added);
+    assert!(added.status.success(), "twi policy add-image failed:\n{log}");
+    assert!(log.contains("workload `payroll-app` now admits:") && log.contains("(simulated SEV-SNP)"), "{log}");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert!(text.contains("# Credential acquisition mechanism"), "the example's comments were lost");
+    assert!(text.contains(&fixture_measurement()), "the image's measurement is not in the policy");
+
+    let out_dir = dir.path().join("out");
+    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
+    let log = stderr(&out);
+    assert!(out.status.success(), "twi run --policy (the example) failed:\n{log}");
+    assert!(log.contains("workload `ledger` declares CF_L0 platform claims") && log.contains("--policy-key"), "{log}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/payroll-app");
+    assert!(log.contains("admitted as spiffe://example.org/payroll-app by policy 2026-11-23.1"), "{log}");
+    assert_openssl_verifies(&out_dir);
 }

@@ -1,8 +1,8 @@
 //! Network fetches of verification collateral, only on explicit request (`twi verify
 //! snp-report --fetch`, `twi verify tdx-quote --pccs URL`): the verifier is offline by
 //! default. Everything fetched is written to a directory in the offline layouts the verifier
-//! reads (the VCEK cache of [`twi_issuer::amd::kds`], the PCS directory of
-//! [`twi_issuer::tdx::Collateral::from_pcs_dir`]), so a later run can repeat the verdict
+//! reads (the VCEK cache of [`twi_verifier::snp::kds`], the PCS directory of
+//! [`twi_verifier::tdx::Collateral::from_pcs_dir`]), so a later run can repeat the verdict
 //! without the network, and the verdict is computed from those files by the same code as
 //! offline. Nothing fetched is trusted for having been fetched: certificates chain to the
 //! built-in roots, collateral is signature-checked.
@@ -13,10 +13,9 @@ use std::time::Duration;
 use percent_encoding::percent_decode_str;
 use twi_attester::snp::report::TcbVersion;
 use twi_attester::tdx::quote::ParsedQuote;
-use twi_issuer::amd::{Product, VekKind, kds};
-use twi_issuer::chain::{Cert, split_certificates};
-use twi_issuer::tdx::Collateral;
-use twi_issuer::tdx::pck::{PckExtensions, split_pck_chain};
+use twi_verifier::chain::{Cert, split_certificates};
+use twi_verifier::snp::{Product, VekKind, kds};
+use twi_verifier::tdx::{Collateral, PckExtensions, split_pck_chain};
 
 /// Longest response body accepted (collateral is a few KiB; a CRL a few hundred KiB at most).
 const MAX_BODY: u64 = 4 << 20;

@@ -26,9 +26,30 @@ use crate::measure::{
 };
 use twi_linker::{GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
 
-/// The repository root (where the runtime's sources are).
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("host-loader lives in the workspace").to_path_buf()
+/// The environment variable that points an installed `twi` at the TWI sources.
+pub const SOURCE_DIR_VAR: &str = "TWI_SOURCE_DIR";
+
+/// The repository root (where the runtime's sources are): `$TWI_SOURCE_DIR`, else the
+/// checkout this `twi` was built from. An installed `twi` outlives its checkout when the
+/// checkout moves: the error then says where it looked and how to point it elsewhere.
+pub fn workspace_root() -> Result<PathBuf> {
+    let (root, from) = match std::env::var_os(SOURCE_DIR_VAR) {
+        Some(dir) => (PathBuf::from(dir), format!("${SOURCE_DIR_VAR}")),
+        None => (built_from(), "the checkout this twi was built from".to_string()),
+    };
+    if !root.join("runtime").join("Cargo.toml").is_file() {
+        bail!(
+            "the TWI sources are not at {} ({from}): set {SOURCE_DIR_VAR} to your checkout of TWI, or pass --runtime-elf FILE (a runtime built with `cargo build -p twi-runtime --target x86_64-unknown-none --release`)",
+            root.display()
+        );
+    }
+    Ok(root)
+}
+
+/// The checkout this binary was compiled in.
+fn built_from() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
 }
 
 /// Compiles the runtime (release, x86_64-unknown-none) and returns the ELF's path.
@@ -39,12 +60,13 @@ pub fn workspace_root() -> PathBuf {
 /// do not depend on where the sources or the registry live. The flags are appended to the
 /// target's `rustflags` in `.cargo/config.toml` (cargo joins `--config` arrays with the file's).
 pub fn build_runtime_elf() -> Result<PathBuf> {
-    let root = workspace_root();
+    let root = workspace_root()?;
     let target_dir = root.join("target").join("firmware");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(&cargo)
         .current_dir(&root)
-        .args(["build", "--quiet", "--release", "-p", "twi-runtime", "--target", "x86_64-unknown-none"])
+        // Not --quiet: the first build takes minutes, and cargo's progress shows it is working.
+        .args(["build", "--release", "-p", "twi-runtime", "--target", "x86_64-unknown-none"])
         .arg("--config")
         .arg(remap_config(&root))
         .env("CARGO_TARGET_DIR", &target_dir)
@@ -53,7 +75,13 @@ pub fn build_runtime_elf() -> Result<PathBuf> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("CARGO_BUILD_TARGET")
         .status()
-        .with_context(|| format!("cannot run {}", Path::new(&cargo).display()))?;
+        .with_context(|| {
+            format!(
+                "cannot run {} in {} (is Rust installed? https://rustup.rs; or set CARGO to cargo's path)",
+                Path::new(&cargo).display(),
+                root.display()
+            )
+        })?;
     if !status.success() {
         bail!(
             "building the runtime failed (cargo build -p twi-runtime --target x86_64-unknown-none): see the compiler output above"
@@ -74,6 +102,58 @@ fn remap_config(root: &Path) -> String {
     }
     let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
     format!("target.x86_64-unknown-none.rustflags=[{}]", quoted.join(", "))
+}
+
+/// What an image file is, from its first bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageKind {
+    /// A ROM for `qemu -bios` (twi.rom): exactly the ROM size.
+    Rom,
+    /// An IGVM file (twi.igvm): starts with the IGVM magic.
+    Igvm,
+    /// Neither.
+    Unknown,
+}
+
+impl ImageKind {
+    pub fn of(bytes: &[u8]) -> Self {
+        if bytes.starts_with(b"IGVM") {
+            Self::Igvm
+        } else if bytes.len() == ROM_SIZE {
+            Self::Rom
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
+/// `path`'s bytes, checked to be a `want` image (the error says which file type it is and
+/// which one the option needs).
+pub fn read_image(path: &Path, want: ImageKind, option: &str) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let found = ImageKind::of(&bytes);
+    if found == want {
+        return Ok(bytes);
+    }
+    let is = match found {
+        ImageKind::Igvm => "an IGVM file (twi.igvm)".to_string(),
+        ImageKind::Rom => "a ROM (twi.rom)".to_string(),
+        ImageKind::Unknown => format!("neither a TWI ROM ({} KiB) nor an IGVM file", ROM_SIZE / 1024),
+    };
+    let needs = match want {
+        ImageKind::Igvm => "the IGVM file `twi build` writes beside the ROM (DIR/twi.igvm)",
+        ImageKind::Rom | ImageKind::Unknown => {
+            "the ROM `twi build` writes (DIR/twi.rom); only --platform igvm loads DIR/twi.igvm"
+        }
+    };
+    bail!("{} is {is}: {option} needs {needs}", path.display())
+}
+
+/// The launch manifest a ROM carries in its slot.
+pub fn read_manifest(rom: &[u8]) -> Result<LaunchManifest> {
+    let at = (MANIFEST_ADDR - ROM_BASE) as usize;
+    let slot = rom.get(at..at + MANIFEST_SLOT_SIZE).context("the image is too short to carry a launch manifest")?;
+    LaunchManifest::from_slot(slot).map_err(|e| anyhow::anyhow!("the image carries no readable launch manifest: {e:?}"))
 }
 
 /// The bytes of a ROM for `elf` carrying `manifest`.
@@ -234,7 +314,9 @@ pub fn build_images(elf: &[u8], manifest: &LaunchManifest, params: &ImageParams)
         snp_launch_digest,
         igvm_snp_launch_digest,
         mrtd,
-        git: GitState::of(&workspace_root()),
+        // The build's sources, when they are where `twi` expects them (`--runtime-elf` builds
+        // need no checkout, and then record no commit).
+        git: workspace_root().ok().and_then(|root| GitState::of(&root)),
     }
     .to_json();
     Ok(Images { rom, igvm, reference_values })

@@ -15,15 +15,11 @@ use twi_attester::snp::report::{AttestationReport, REPORT_SIZE, TcbLayout, TcbVe
 use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::quote::{ParsedQuote, QuoteHeader};
 use twi_attester::tdx::td_report::TdQuoteBody;
-use twi_issuer::amd::vek::describe_tcb;
-use twi_issuer::amd::{Product, SnpPolicy, SnpTrust, VekKind, kds};
-use twi_issuer::chain::{Cert, Crl, split_certificates};
-use twi_issuer::snp::{self, SnpAppraisal, SnpConfig};
-use twi_issuer::tdx::collateral::crl_from_any;
-use twi_issuer::tdx::pck::{PckExtensions, split_pck_chain};
-use twi_issuer::tdx::verify as tdx_verify;
-use twi_issuer::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
-use twi_issuer::time::{format_rfc3339, parse_rfc3339};
+use twi_verifier::chain::{Cert, Crl, split_certificates};
+use twi_verifier::snp::{self, Product, SnpAppraisal, SnpConfig, SnpPolicy, SnpTrust, VekKind, describe_tcb, kds};
+use twi_verifier::tdx::{self as tdx_verify, PckExtensions, crl_from_any, split_pck_chain};
+use twi_verifier::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
+use twi_verifier::time::{format_rfc3339, parse_rfc3339};
 
 use twi_host_loader::fetch;
 
@@ -83,12 +79,16 @@ pub struct TdxArgs {
     /// Expected MRTD (96 hex digits).
     #[arg(long, value_name = "HEX")]
     mrtd: Option<String>,
+    /// Expected RTMR0 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr0: Option<String>,
+    /// Expected RTMR1 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr1: Option<String>,
+    /// Expected RTMR2 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr2: Option<String>,
+    /// Expected RTMR3 (96 hex digits).
     #[arg(long, value_name = "HEX")]
     rtmr3: Option<String>,
     /// Expected REPORTDATA (128 hex digits).
@@ -336,7 +336,7 @@ fn vcek_cache(args: &SnpArgs) -> Option<PathBuf> {
 }
 
 fn product_of(cert: &Cert) -> Option<Product> {
-    twi_issuer::amd::VekExtensions::parse(cert).ok()?.product_name.as_deref().and_then(Product::from_name)
+    twi_verifier::snp::VekExtensions::parse(cert).ok()?.product_name.as_deref().and_then(Product::from_name)
 }
 
 /// The VCEK for `report` from the cache (or, with --fetch, the reason it cannot be fetched).

@@ -22,10 +22,10 @@ use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, REPORT_SIZE, SIGNED_LEN, SUPPORTED_VERSIONS, offset,
 };
 use twi_host_loader::sim::snp::SimPsp;
-use twi_issuer::chain::ChainError;
-use twi_issuer::snp::{SnpError, verify_report};
 use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection, oids};
 use twi_proto::msg::Platform;
+use twi_verifier::chain::ChainError;
+use twi_verifier::snp::{SnpError, verify_report};
 use x509_cert::Certificate;
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::name::GeneralName;

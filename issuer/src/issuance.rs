@@ -32,6 +32,7 @@ use p384::ecdsa::SigningKey;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde_json::json;
 use twi_proto::msg::Platform;
+use twi_verifier::Detail;
 
 use crate::ear::{self, Ear, Status, TrustVector, VerifierId, claim};
 use crate::freshness::{Clock, EpochPublisher, Fresh, Freshness, FreshnessError, NonceStore, SignedEpoch, SystemClock};
@@ -414,30 +415,20 @@ fn key_jwk(key: &SigningKey, kid: &str) -> serde_json::Value {
 
 /// The policy's view of a verified appraisal.
 pub fn appraised(a: &Appraisal) -> Appraised {
-    if let Some(snp) = &a.snp {
-        return Appraised::from_snp_report(a.platform, &snp.report, snp.tcb_layout);
-    }
-    if let Some(tdx) = &a.tdx {
-        let body = &tdx.body;
-        return Appraised {
-            platform: a.platform,
-            measurement: body.mr_td.to_vec(),
-            rtmrs: body.rtmr.iter().map(|r| r.to_vec()).collect(),
-            policy: body.td_attributes_u64(),
-            tcb: AppraisedTcb::Tdx(body.tee_tcb_svn),
-            chip_id: a.chip_id.clone(),
-            host_data: Vec::new(),
-            platform_info: 0,
-        };
-    }
-    Appraised {
-        platform: a.platform,
-        measurement: a.measurement.clone(),
-        rtmrs: Vec::new(),
-        policy: a.policy,
-        tcb: AppraisedTcb::Tdx([0; 16]),
-        chip_id: a.chip_id.clone(),
-        host_data: Vec::new(),
-        platform_info: 0,
+    match &a.verified.detail {
+        Detail::Snp(snp) => Appraised::from_snp_report(a.platform, &snp.report, snp.tcb_layout),
+        Detail::Tdx(tdx) => {
+            let body = &tdx.body;
+            Appraised {
+                platform: a.platform,
+                measurement: body.mr_td.to_vec(),
+                rtmrs: body.rtmr.iter().map(|r| r.to_vec()).collect(),
+                policy: body.td_attributes_u64(),
+                tcb: AppraisedTcb::Tdx(body.tee_tcb_svn),
+                chip_id: a.chip_id.clone(),
+                host_data: Vec::new(),
+                platform_info: 0,
+            }
+        }
     }
 }

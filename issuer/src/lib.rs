@@ -1,14 +1,13 @@
 //! The TWI issuer: it appraises Evidence from a confidential VM and issues a credential bound
 //! to the key that the Evidence attests.
 //!
-//! Roles (names from draft-novak-twi-attestation): the Verifier ([`snp`], [`chain`]) checks
-//! the hardware report and its endorsements; the Credential Authority ([`ca`], [`x509`])
+//! Roles (names from draft-novak-twi-attestation): the Verifier (a front over the
+//! `twi-verifier` crate, one verifier per platform) checks the hardware report and its
+//! endorsements; the Credential Authority ([`ca`], [`x509`])
 //! issues an X.509 credential for exactly the attested public key. Policy, other credential
 //! formats, the Key Store ([`keystore`], mechanism D) and the provenance log build on these.
 
-pub mod amd;
 pub mod ca;
-pub mod chain;
 pub mod ear;
 pub mod freshness;
 pub mod http;
@@ -18,9 +17,6 @@ pub mod keystore;
 pub mod oids;
 pub mod policy;
 pub mod provenance;
-pub mod snp;
-pub mod tdx;
-pub mod time;
 pub mod wit;
 pub mod x509;
 
@@ -30,13 +26,24 @@ use std::time::{Duration, SystemTime};
 
 use der::asn1::{OctetString, Utf8StringRef};
 use der::{Encode, EncodePem};
-use sha2::{Digest, Sha256, Sha384};
+use sha2::{Digest, Sha256};
 use twi_attester::binding;
 use twi_proto::msg::Platform;
+use twi_verifier::snp::{SnpConfig, SnpVerifier};
+use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxError, TdxVerifier};
+use twi_verifier::{Tcb, Verified, Verifier};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
 
 pub use ca::IssuerCa;
+
+/// Transitional: `runtime/tests/session.rs` names this path until the runtime's tests drive
+/// the host's bridge instead of their own loader (issue 12, item 4). Use
+/// [`twi_verifier::snp::endorsements_from_table`].
+#[doc(hidden)]
+pub mod snp {
+    pub use twi_verifier::snp::endorsements_from_table;
+}
 
 /// Problems of the issuer itself (not of the evidence it was shown).
 #[derive(Debug, thiserror::Error)]
@@ -63,9 +70,9 @@ pub enum Rejection {
     #[error("evidence for platform {0:?} cannot be appraised yet")]
     UnsupportedPlatform(Platform),
     #[error("SEV-SNP report rejected: {0}")]
-    Snp(#[from] snp::SnpError),
+    Snp(#[from] twi_verifier::snp::SnpError),
     #[error("TDX quote rejected: {0}")]
-    Tdx(#[from] tdx::TdxError),
+    Tdx(#[from] TdxError),
     #[error(
         "the report's REPORTDATA does not bind this nonce and public key (expected {expected}, report has {actual})"
     )]
@@ -88,6 +95,15 @@ pub enum Rejection {
     KeyStore(#[from] keystore::KeyStoreError),
     #[error("the issuer failed: {0}")]
     Internal(String),
+}
+
+impl From<twi_verifier::Rejection> for Rejection {
+    fn from(rejection: twi_verifier::Rejection) -> Self {
+        match rejection {
+            twi_verifier::Rejection::Snp(r) => Rejection::Snp(r.error),
+            twi_verifier::Rejection::Tdx(e) => Rejection::Tdx(e),
+        }
+    }
 }
 
 /// How old (by its `iat`) an attestation result may be when the Credential Authority redeems
@@ -158,7 +174,8 @@ pub struct EvidenceBundle<'a> {
     pub endorsements: &'a [Vec<u8>],
 }
 
-/// What the Verifier concluded, kept with the credential.
+/// What the Verifier concluded, kept with the credential. For TDX evidence `measurement` is
+/// MRTD, `chip_id` the PCK certificate's PPID, `policy` TDATTRIBUTES, `reported_tcb` zero.
 #[derive(Debug, Clone)]
 pub struct Appraisal {
     pub platform: Platform,
@@ -167,11 +184,26 @@ pub struct Appraisal {
     pub reported_tcb: u64,
     pub policy: u64,
     pub evidence_sha384: [u8; 48],
-    /// The Verifier's full, typed result for SEV-SNP evidence (real or simulated).
-    pub snp: Option<snp::SnpAppraisal>,
-    /// The Verifier's full, typed result for TDX evidence (then `measurement` is MRTD,
-    /// `chip_id` the PCK certificate's PPID, `policy` TDATTRIBUTES, `reported_tcb` zero).
-    pub tdx: Option<tdx::TdxAppraisal>,
+    /// The verifier's full result (its platform's typed appraisal in `verified.detail`).
+    pub verified: Verified,
+}
+
+impl Appraisal {
+    fn new(platform: Platform, verified: Verified) -> Self {
+        let reported_tcb = match verified.tcb {
+            Tcb::Snp { reported, .. } => reported.0,
+            Tcb::Tdx { .. } => 0,
+        };
+        Self {
+            platform,
+            measurement: verified.measurement.to_vec(),
+            chip_id: verified.platform_id.clone(),
+            reported_tcb,
+            policy: verified.policy,
+            evidence_sha384: verified.evidence_sha384,
+            verified,
+        }
+    }
 }
 
 /// A credential and what it was issued on.
@@ -193,13 +225,8 @@ pub struct Issuer {
     config: IssuerConfig,
     outstanding_nonces: HashSet<Vec<u8>>,
     clock: fn() -> SystemTime,
-    /// Roots and policy for real SEV-SNP evidence; `None`: not accepted.
-    hardware_snp: Option<snp::SnpConfig>,
-    /// Roots, policy and collateral for real TDX evidence; `None`: not accepted.
-    hardware_tdx: Option<(tdx::TdxConfig, Option<tdx::Collateral>)>,
-    /// The simulated TDX platform's root and collateral ([`Platform::SimTdx`]); `None`: not
-    /// accepted.
-    sim_tdx: Option<(tdx::TdxConfig, tdx::Collateral)>,
+    /// The Verifier role: one verifier per platform it accepts evidence from.
+    verifiers: Verifiers,
     /// The issuer state directory (CA, keys, provenance log).
     state_dir: PathBuf,
     /// The appraisal policy ([`Issuer::set_policy`]); `None`: every verified launch gets
@@ -218,14 +245,17 @@ impl Issuer {
     /// Opens (or creates) the issuer's CA under `state_dir`.
     pub fn open(state_dir: &Path, config: IssuerConfig) -> Result<Self, IssuerError> {
         let ca = IssuerCa::load_or_create(state_dir, &config.trust_domain)?;
+        let sim_snp = config.sim_snp_root.as_ref().map(SnpVerifier::simulated).transpose().map_err(|e| {
+            IssuerError::Certificate(format!(
+                "the simulated TEE's root cannot be used: {e}; recreate the simulator state"
+            ))
+        })?;
         Ok(Self {
             ca,
             config,
             outstanding_nonces: HashSet::new(),
             clock: SystemTime::now,
-            hardware_snp: None,
-            hardware_tdx: None,
-            sim_tdx: None,
+            verifiers: Verifiers { sim_snp, ..Verifiers::default() },
             state_dir: state_dir.to_path_buf(),
             policy: None,
             verified_launches: HashMap::new(),
@@ -260,25 +290,24 @@ impl Issuer {
 
     /// Accepts evidence from real AMD SEV-SNP hardware ([`Platform::Snp`]) under `config`
     /// (`SnpConfig::default()`: AMD's built-in roots, the default policy).
-    pub fn accept_hardware_snp(&mut self, config: snp::SnpConfig) {
-        self.hardware_snp = Some(config);
+    pub fn accept_hardware_snp(&mut self, config: SnpConfig) {
+        self.verifiers.snp = Some(SnpVerifier::new(config));
     }
 
     /// Accepts evidence from real Intel TDX hardware ([`Platform::Tdx`]) under `config`,
     /// judging the TCB with `collateral` (verified again at each issuance, so it must be
     /// current); without collateral only if `config.policy.skip_tcb`.
-    pub fn accept_hardware_tdx(&mut self, config: tdx::TdxConfig, collateral: Option<tdx::Collateral>) {
-        self.hardware_tdx = Some((config, collateral));
+    pub fn accept_hardware_tdx(&mut self, config: TdxConfig, collateral: Option<Collateral>) {
+        self.verifiers.tdx = Some(TdxVerifier::new(config, collateral));
     }
 
     /// Accepts evidence from the simulated TDX platform ([`Platform::SimTdx`], e.g. `twi run
     /// --platform sim-tdx`): quotes whose PCK chain ends in `root`, judged with `collateral`
     /// (signed under the same root) by the same verifier as Intel's. Credentials issued on
     /// them say "sim-tdx".
-    pub fn accept_simulated_tdx(&mut self, root: &Certificate, collateral: tdx::Collateral) -> Result<(), Rejection> {
-        let root = chain::Cert::from_certificate(root).map_err(|e| Rejection::Tdx(tdx::TdxError::PckChain(e)))?;
-        let trust = tdx::TdxTrust::intel().with_simulated_root(&root);
-        self.sim_tdx = Some((tdx::TdxConfig { trust, policy: Default::default() }, collateral));
+    pub fn accept_simulated_tdx(&mut self, root: &Certificate, collateral: Collateral) -> Result<(), Rejection> {
+        let verifier = TdxVerifier::simulated(root, collateral).map_err(|e| Rejection::Tdx(TdxError::PckChain(e)))?;
+        self.verifiers.sim_tdx = Some(verifier);
         Ok(())
     }
 
@@ -356,9 +385,10 @@ impl Issuer {
         self.issue_under_policy(bundle, events, None, mechanism)
     }
 
-    /// The Verifier: appraises the evidence of whichever platform the bundle names (a TDX
-    /// event log, real or simulated, is replayed against the quote's RTMRs; other platforms
-    /// carry none).
+    /// The Verifier: appraises the evidence of whichever platform the bundle names with that
+    /// platform's verifier, checks that it binds the bundle's key and nonce, then replays the
+    /// event log against the evidence's RTMRs (TDX, real or simulated; the runtime is the TD's
+    /// firmware, so every RTMR must be exactly the log's replay; SEV-SNP has none).
     ///
     /// `purpose`: what the evidence must bind its key for (`attester::binding::Purpose`): a
     /// credential's key, or (mechanism D) the ephemeral key of a key release.
@@ -368,11 +398,20 @@ impl Issuer {
         events: &[twi_proto::msg::RtmrEvent],
         purpose: binding::Purpose,
     ) -> Result<Appraisal, Rejection> {
-        match bundle.platform {
-            Platform::SimTdx => self.appraise_sim_tdx(bundle, events, purpose),
-            Platform::Tdx => self.appraise_tdx(bundle, events, purpose),
-            _ => self.appraise(bundle, purpose),
+        let verifier = self.verifiers.for_platform(bundle.platform)?;
+        let verified = verifier.verify(bundle.evidence, bundle.endorsements, (self.clock)())?;
+        if bundle.platform == Platform::SimTdx && !verified.simulated {
+            return Err(Rejection::Internal(format!(
+                "evidence labelled {:?} is rooted in {}, not in the simulated TEE",
+                Platform::SimTdx,
+                verified.anchor
+            )));
         }
+        check_key_binding(bundle, &verified.report_data, purpose)?;
+        let events: Vec<MeasuredEvent<'_>> =
+            events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
+        verified.check_event_log(&events)?;
+        Ok(Appraisal::new(bundle.platform, verified))
     }
 
     fn issue_under_policy(
@@ -600,7 +639,7 @@ impl Issuer {
             Some(der) => {
                 let cert = <Certificate as der::Decode>::from_der(der)
                     .map_err(|e| IssuerError::Certificate(format!("the owner's certificate is not DER: {e}")))?;
-                chain::verify_chain(std::slice::from_ref(&cert), self.ca.certificate(), (self.clock)()).map_err(|e| {
+                twi_verifier::chain::verify_chain(std::slice::from_ref(&cert), self.ca.certificate(), (self.clock)()).map_err(|e| {
                     IssuerError::Certificate(format!(
                         "the owner's certificate is not one this issuer's CA ({}) issued and a runtime would accept: {e}",
                         self.ca.subject()
@@ -696,75 +735,6 @@ impl Issuer {
         Ok(KeyReleased { issued, release })
     }
 
-    fn appraise(&self, bundle: &EvidenceBundle<'_>, purpose: binding::Purpose) -> Result<Appraisal, Rejection> {
-        if bundle.platform == Platform::Tdx {
-            return self.appraise_tdx(bundle, &[], purpose);
-        }
-        let config = match bundle.platform {
-            Platform::SimSnp => {
-                let root = self.config.sim_snp_root.as_ref().ok_or(Rejection::SimulationNotAccepted)?;
-                let root = chain::Cert::from_certificate(root).map_err(snp::SnpError::from)?;
-                snp::SnpConfig { trust: amd::SnpTrust::none().with_simulated_root(root), policy: Default::default() }
-            }
-            Platform::Snp => self.hardware_snp.clone().ok_or(Rejection::UnsupportedPlatform(Platform::Snp))?,
-            other => return Err(Rejection::UnsupportedPlatform(other)),
-        };
-        let endorsements = bundle
-            .endorsements
-            .iter()
-            .map(|der| chain::Cert::from_der(der, "endorsement"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(snp::SnpError::from)?;
-        let appraisal = snp::appraise(bundle.evidence, &endorsements, &[], &config, (self.clock)())
-            .map_err(|rejection| Rejection::Snp(rejection.error))?;
-        let report = &appraisal.report;
-        check_key_binding(bundle, &report.report_data, purpose)?;
-        Ok(Appraisal {
-            platform: bundle.platform,
-            measurement: report.measurement.to_vec(),
-            chip_id: report.chip_id.to_vec(),
-            reported_tcb: report.reported_tcb.0,
-            policy: report.policy.0,
-            evidence_sha384: Sha384::digest(bundle.evidence).into(),
-            snp: Some(appraisal),
-            tdx: None,
-        })
-    }
-
-    /// A real TD's quote, then its event log replayed against the RTMRs. The runtime is the
-    /// TD's firmware: nothing but the runtime extends an RTMR before the quote, so every RTMR
-    /// must be exactly the log's replay (all zero for an RTMR the log does not touch).
-    fn appraise_tdx(
-        &self,
-        bundle: &EvidenceBundle<'_>,
-        events: &[twi_proto::msg::RtmrEvent],
-        purpose: binding::Purpose,
-    ) -> Result<Appraisal, Rejection> {
-        let (config, collateral) = self.hardware_tdx.as_ref().ok_or(Rejection::UnsupportedPlatform(Platform::Tdx))?;
-        let appraisal = tdx::verify::appraise_with(bundle.evidence, collateral.as_ref(), config, (self.clock)())?;
-        td_appraisal(bundle, events, purpose, appraisal)
-    }
-
-    /// The simulated TDX platform's quote, verified by the Intel verifier under the simulated
-    /// root only, then the event log replayed against its RTMRs.
-    fn appraise_sim_tdx(
-        &self,
-        bundle: &EvidenceBundle<'_>,
-        events: &[twi_proto::msg::RtmrEvent],
-        purpose: binding::Purpose,
-    ) -> Result<Appraisal, Rejection> {
-        let (config, collateral) = self.sim_tdx.as_ref().ok_or(Rejection::SimulationNotAccepted)?;
-        let appraisal = tdx::verify::appraise_with(bundle.evidence, Some(collateral), config, (self.clock)())?;
-        if !matches!(appraisal.anchor, tdx::TdxAnchor::Simulated { .. }) {
-            return Err(Rejection::Internal(format!(
-                "evidence labelled {:?} is rooted in {}, not in the simulated TEE",
-                Platform::SimTdx,
-                appraisal.anchor
-            )));
-        }
-        td_appraisal(bundle, events, purpose, appraisal)
-    }
-
     fn issue_certificate(&self, public_key: &[u8], appraisal: Appraisal) -> Result<Issued, IssuerError> {
         let workload_id = self.workload_id();
         let names = (workload_id.as_str(), self.config.workload.as_str(), self.config.trust_domain.as_str());
@@ -809,7 +779,7 @@ impl Issuer {
             extra,
         };
         let serial = x509::random_serial()?;
-        let serial_hex = snp::hex(serial.as_bytes());
+        let serial_hex = hex::encode(serial.as_bytes());
         let spki = x509::p384_spki(public_key)?;
         let certificate = x509::issue(profile, serial, lifetime, spki, self.ca.key())?;
         let certificate_der = certificate.to_der().map_err(|e| IssuerError::Certificate(e.to_string()))?;
@@ -819,65 +789,12 @@ impl Issuer {
     }
 }
 
-/// A verified TD quote (real or simulated) as the Verifier's appraisal: the quote binds the
-/// bundle's key for `purpose`, and the event log replays to its RTMRs.
-fn td_appraisal(
-    bundle: &EvidenceBundle<'_>,
-    events: &[twi_proto::msg::RtmrEvent],
-    purpose: binding::Purpose,
-    appraisal: tdx::TdxAppraisal,
-) -> Result<Appraisal, Rejection> {
-    let body = &appraisal.body;
-    check_key_binding(bundle, &body.report_data, purpose)?;
-    check_event_log(events, &body.rtmr)?;
-    Ok(Appraisal {
-        platform: bundle.platform,
-        measurement: body.mr_td.to_vec(),
-        chip_id: appraisal.pck.ppid.to_vec(),
-        reported_tcb: 0,
-        policy: body.td_attributes_u64(),
-        evidence_sha384: Sha384::digest(&bundle.evidence[..appraisal.quote_len]).into(),
-        snp: None,
-        tdx: Some(appraisal),
-    })
-}
-
 /// Whether `cert` carries `uri` as a URI subject alternative name.
 fn certificate_names(cert: &Certificate, uri: &str) -> bool {
     use x509_cert::ext::pkix::SubjectAltName;
     use x509_cert::ext::pkix::name::GeneralName;
     let Ok(Some(san)) = cert.tbs_certificate().get_extension::<SubjectAltName>() else { return false };
     san.1.0.iter().any(|name| matches!(name, GeneralName::UniformResourceIdentifier(u) if u.as_str() == uri))
-}
-
-/// Each event's digest is SHA-384 of its data, and the log replays (RTMR = SHA-384(RTMR ‖
-/// digest), from zero) to exactly the quote's RTMRs.
-fn check_event_log(events: &[twi_proto::msg::RtmrEvent], quoted: &[[u8; 48]; 4]) -> Result<(), Rejection> {
-    let mismatch = |what: &'static str, expected: &[u8], actual: &[u8]| {
-        Rejection::Tdx(tdx::TdxError::Mismatch { what, expected: hex::encode(expected), actual: hex::encode(actual) })
-    };
-    let mut digests = Vec::with_capacity(events.len());
-    for event in events {
-        let digest: [u8; 48] = Sha384::digest(&event.data).into();
-        if event.digest != digest {
-            return Err(mismatch("an event log digest (SHA-384 of its data)", &digest, &event.digest));
-        }
-        digests.push((u32::from(event.rtmr), digest));
-    }
-    let replayed = twi_attester::tdx::rtmr::replay(digests.iter().map(|(i, d)| (*i, d)))
-        .map_err(|e| Rejection::Tdx(tdx::TdxError::Malformed(e.to_string())))?;
-    const NAMES: [&str; 4] = [
-        "the quote's RTMR0 (expected: the event log's replay)",
-        "the quote's RTMR1 (expected: the event log's replay)",
-        "the quote's RTMR2 (expected: the event log's replay)",
-        "the quote's RTMR3 (expected: the event log's replay)",
-    ];
-    for ((name, quote), replay) in NAMES.iter().zip(quoted).zip(&replayed) {
-        if quote != replay {
-            return Err(mismatch(name, replay, quote));
-        }
-    }
-    Ok(())
 }
 
 /// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,
@@ -893,9 +810,40 @@ fn check_key_binding(
     let expected =
         binding::report_data_for(purpose, bundle.nonce, bundle.public_key).map_err(|_| Rejection::BadPublicKey)?;
     if *report_data != expected {
-        return Err(Rejection::ReportDataMismatch { expected: snp::hex(&expected), actual: snp::hex(report_data) });
+        return Err(Rejection::ReportDataMismatch {
+            expected: hex::encode(expected),
+            actual: hex::encode(report_data),
+        });
     }
     Ok(())
+}
+
+/// The Verifier role's verifiers, one per platform the issuer accepts evidence from (`None`:
+/// refused).
+#[derive(Debug, Default)]
+struct Verifiers {
+    /// Real SEV-SNP ([`Platform::Snp`]).
+    snp: Option<SnpVerifier>,
+    /// The simulated SEV-SNP platform ([`Platform::SimSnp`]), under its root only.
+    sim_snp: Option<SnpVerifier>,
+    /// Real TDX ([`Platform::Tdx`]).
+    tdx: Option<TdxVerifier>,
+    /// The simulated TDX platform ([`Platform::SimTdx`]).
+    sim_tdx: Option<TdxVerifier>,
+}
+
+impl Verifiers {
+    fn for_platform(&self, platform: Platform) -> Result<&dyn Verifier, Rejection> {
+        fn found<V: Verifier>(v: &Option<V>, or: Rejection) -> Result<&dyn Verifier, Rejection> {
+            v.as_ref().map(|v| v as &dyn Verifier).ok_or(or)
+        }
+        match platform {
+            Platform::Snp => found(&self.snp, Rejection::UnsupportedPlatform(Platform::Snp)),
+            Platform::SimSnp => found(&self.sim_snp, Rejection::SimulationNotAccepted),
+            Platform::Tdx => found(&self.tdx, Rejection::UnsupportedPlatform(Platform::Tdx)),
+            Platform::SimTdx => found(&self.sim_tdx, Rejection::SimulationNotAccepted),
+        }
+    }
 }
 
 fn der_of<T: Encode, E: std::fmt::Display>(value: &Result<T, E>) -> Result<Vec<u8>, IssuerError> {

@@ -1016,7 +1016,7 @@ impl SignedInventory {
             .map_err(|_| "the inventory's signature does not verify under the claim provider's key".to_string())?;
         let raw: RawInventory =
             serde_json::from_slice(bytes).map_err(|e| format!("the inventory is malformed: {e}"))?;
-        let expires = crate::time::parse_rfc3339(&raw.expires)
+        let expires = twi_verifier::time::parse_rfc3339(&raw.expires)
             .ok_or_else(|| format!("the inventory's expiry {:?} is not an RFC 3339 UTC time", raw.expires))?;
         let platforms = raw.platforms.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
         Ok(Self { provider: raw.provider, expires, now, platforms })
@@ -1038,7 +1038,7 @@ impl PlatformClaimSource for SignedInventory {
 
     fn claims_for(&self, appraised: &Appraised) -> Result<Claims, String> {
         if self.now >= self.expires {
-            return Err(format!("the inventory expired at {}", crate::time::format_rfc3339(self.expires)));
+            return Err(format!("the inventory expired at {}", twi_verifier::time::format_rfc3339(self.expires)));
         }
         let chip = hex::encode(&appraised.chip_id);
         self.platforms.get(&chip).cloned().ok_or_else(|| format!("chip {chip} is not in the inventory"))

@@ -8,7 +8,7 @@
 //! - [`reference`](mod@reference): the `reference-values.json` that `twi build` writes.
 //!
 //! The ROM's metadata is parsed by [`firmware`], which never panics on hostile input. The
-//! IGVM launch digest lives with the IGVM builder in [`crate::igvm`].
+//! IGVM launch digest lives with the IGVM builder (`igvm.rs`), which uses these calculators.
 
 pub mod cpu;
 pub mod firmware;

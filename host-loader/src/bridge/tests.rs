@@ -1,0 +1,310 @@
+//! The bridge driven without QEMU: the tests play an honest guest (its key, its sealed
+//! MSG_REPORT_REQ under the VMPCK0 the simulated PSP planted, its evidence) against the real
+//! embedded issuer and the simulated PSP, then make the guest, the issuer's link or the
+//! firmware misbehave one way at a time.
+
+use std::time::Duration;
+
+use p384::elliptic_curve::Generate;
+use twi_attester::binding;
+use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_attester::snp::secrets::VMPCK_OFFSETS;
+use twi_issuer::{Issuer, IssuerConfig};
+use twi_proto::msg::{
+    CAP_MECHANISM_C, CAP_SIM_DOORBELL, Done, DoorbellKind, DoorbellRequest, ErrorCode, Evidence, Hello, Message,
+    PROTOCOL_VERSION, Platform,
+};
+use twi_sim::snp::SimPsp;
+
+use super::firmware::SimSnp;
+use super::tamper::{Tamper, TamperedFirmware, TamperedRoles};
+use super::*;
+use crate::policy_file::{Measured, development_policy};
+
+const DIGEST: [u8; 48] = [7; 48];
+
+/// The host's side: a simulated chip and an issuer whose development policy admits `DIGEST`.
+struct Host {
+    _dir: tempfile::TempDir,
+    psp: SimPsp,
+    issuer: Issuer,
+}
+
+impl Host {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut psp = SimPsp::load_or_create(&dir.path().join("sim-snp")).unwrap();
+        psp.set_launch_digest(DIGEST);
+        let config = IssuerConfig {
+            trust_domain: "example.org".into(),
+            workload: "demo".into(),
+            lifetime: Duration::from_secs(3600),
+            sim_snp_root: Some(psp.root().clone()),
+        };
+        let mut issuer = Issuer::open(&dir.path().join("issuer"), config).unwrap();
+        let (_, policy) =
+            development_policy("example.org", "demo", Measured { snp: &DIGEST, mrtd: None }, false).unwrap();
+        issuer.set_policy(policy).unwrap();
+        Self { _dir: dir, psp, issuer }
+    }
+
+    /// A bridge for one launch, and the guest's side of that launch's guest-message channel.
+    fn launch(&mut self, tamper: Option<Tamper>) -> (Bridge<'_>, Guest) {
+        let launch = self.psp.launch().unwrap();
+        let page = launch.secrets_page();
+        let vmpck: [u8; 32] = page[VMPCK_OFFSETS[0]..VMPCK_OFFSETS[0] + 32].try_into().unwrap();
+        let guest = Guest::new(vmpck);
+        let config = Config { measurement: DIGEST.to_vec(), mechanism: None, renew: None };
+        let firmware = SimSnp { psp: &self.psp, launch };
+        let bridge = match tamper {
+            Some(t) => Bridge::new(config, TamperedRoles::new(&mut self.issuer, t), TamperedFirmware::new(firmware, t)),
+            None => Bridge::new(config, &mut self.issuer, firmware),
+        };
+        (bridge, guest)
+    }
+}
+
+/// An honest guest: its Credential Key and its end of the guest-message channel.
+struct Guest {
+    key: p384::ecdsa::SigningKey,
+    requester: Requester,
+}
+
+impl Guest {
+    fn new(vmpck: [u8; 32]) -> Self {
+        Self { key: p384::ecdsa::SigningKey::try_generate().unwrap(), requester: Requester::new(Vmpck::new(vmpck), 0) }
+    }
+
+    fn public_key(&self) -> Vec<u8> {
+        self.key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+    }
+
+    fn hello(capabilities: u32) -> Message {
+        Hello { version: PROTOCOL_VERSION, platform: Platform::SimSnp, capabilities, runtime: "bridge-test".into() }
+            .into()
+    }
+
+    /// MSG_REPORT_REQ for REPORTDATA binding `nonce` and the key, sealed for the PSP.
+    fn report_request(&mut self, nonce: &[u8]) -> Message {
+        let report_data = binding::report_data(nonce, &self.public_key()).unwrap();
+        let mut sealed = vec![0u8; MAX_MESSAGE];
+        let payload = ReportRequest { report_data, vmpl: 0 }.to_bytes();
+        let len = self.requester.seal_request(msg_type::REPORT_REQ, 1, &payload, &mut sealed).unwrap();
+        sealed.truncate(len);
+        DoorbellRequest { kind: DoorbellKind::SnpExtGuestRequest, request: sealed }.into()
+    }
+
+    /// The report and certificate table out of the PSP's answer.
+    fn report(&mut self, answer: &Message) -> (Vec<u8>, Option<Vec<u8>>) {
+        let Message::DoorbellResponse(answer) = answer else { panic!("expected a DoorbellResponse: {answer:?}") };
+        assert_eq!(answer.status, 0);
+        let mut plain = vec![0u8; MAX_MESSAGE];
+        let len = self.requester.open_response(&answer.response, &mut plain).unwrap();
+        (ReportResponse::parse(&plain[..len]).unwrap().report.to_vec(), answer.certificates.clone())
+    }
+
+    fn evidence(&self, report: Vec<u8>, nonce: &[u8], certificates: Option<Vec<u8>>) -> Message {
+        Evidence {
+            platform: Platform::SimSnp,
+            evidence: report,
+            public_key: self.public_key(),
+            nonce: nonce.to_vec(),
+            event_log: None,
+            certificates,
+        }
+        .into()
+    }
+}
+
+/// The one reply to `message`.
+fn reply(bridge: &mut Bridge<'_>, message: Message) -> Message {
+    let step = bridge.receive(message).unwrap();
+    assert_eq!(step.replies.len(), 1, "{:?}", step.replies);
+    step.replies.into_iter().next().unwrap()
+}
+
+fn nonce_of(message: &Message) -> Vec<u8> {
+    let Message::Challenge(challenge) = message else { panic!("expected a Challenge: {message:?}") };
+    challenge.nonce.clone()
+}
+
+fn error_of(message: &Message) -> (ErrorCode, String) {
+    let Message::Error(e) = message else { panic!("expected an Error: {message:?}") };
+    (e.code, e.message.clone())
+}
+
+/// Hello → Challenge → the PSP's report → Evidence, up to the reply to the evidence.
+fn exchange(bridge: &mut Bridge<'_>, guest: &mut Guest) -> Message {
+    let nonce = nonce_of(&reply(bridge, Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C)));
+    let answer = reply(bridge, guest.report_request(&nonce));
+    let (report, table) = guest.report(&answer);
+    let step = bridge.receive(guest.evidence(report, &nonce, table)).unwrap();
+    assert!(step.events.iter().any(|e| matches!(e, Event::Evidence(_))), "the evidence is kept");
+    step.replies.into_iter().next().unwrap()
+}
+
+#[test]
+fn an_honest_exchange_ends_with_the_credential_accepted() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    let credential = exchange(&mut bridge, &mut guest);
+    let Message::Credential(credential) = credential else { panic!("expected a Credential: {credential:?}") };
+    assert_eq!(credential.workload_id, "spiffe://example.org/demo");
+    // The credential certifies the guest's key.
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(&credential.certificate).unwrap();
+    let spki = certificate.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec();
+    assert_eq!(spki, guest.public_key());
+    assert!(bridge.outcome().failure.is_none() && !bridge.outcome().accepted);
+    let step = bridge.receive(Done { credential_accepted: true }.into()).unwrap();
+    assert!(step.replies.is_empty());
+    let outcome = bridge.into_outcome();
+    assert!(outcome.accepted && outcome.challenged && outcome.failure.is_none(), "{outcome:?}");
+    assert_eq!(outcome.issued.unwrap().certificate_der, credential.certificate);
+}
+
+/// The same exchange as bytes on a wire, split anywhere: frames in, frames out.
+#[test]
+fn bytes_in_any_split_give_the_same_replies() {
+    let mut host = Host::new();
+    let (mut bridge, _) = host.launch(None);
+    let mut wire = Vec::new();
+    twi_proto::write_message(&Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C), &mut wire).unwrap();
+    let (half, rest) = wire.split_at(wire.len() / 2);
+    let (nothing, _) = bridge.feed(half).unwrap();
+    assert!(nothing.is_empty(), "half a frame is not answered");
+    let (frames, events) = bridge.feed(rest).unwrap();
+    let mut reader = twi_proto::MessageReader::new();
+    let replies: Vec<_> = frames.iter().filter_map(|&b| reader.push(b)).collect();
+    assert!(matches!(replies.as_slice(), [Ok(Message::Challenge(_))]), "{replies:?}");
+    assert!(events.iter().any(|e| matches!(e, Event::Progress(p) if p.starts_with("booted: bridge-test"))));
+    // A corrupt frame is answered with Error(Malformed), and the bridge carries on.
+    let (frames, _) = bridge.feed(&[0x05, 0x01, 0x02, 0x03, 0x04, 0x00]).unwrap();
+    let replies: Vec<_> = frames.iter().filter_map(|&b| reader.push(b)).collect();
+    assert!(matches!(replies.as_slice(), [Ok(Message::Error(e))] if e.code == ErrorCode::Malformed), "{replies:?}");
+}
+
+#[test]
+fn hellos_the_bridge_cannot_serve_are_refused_with_the_reason() {
+    let mut host = Host::new();
+    let (mut bridge, _) = host.launch(None);
+    let old = Hello { version: PROTOCOL_VERSION + 1, platform: Platform::SimSnp, capabilities: 0, runtime: "x".into() };
+    let (code, text) = error_of(&reply(&mut bridge, old.into()));
+    assert_eq!(code, ErrorCode::UnsupportedVersion);
+    assert!(text.contains("is not supported"), "{text}");
+    assert!(bridge.outcome().failure.as_deref().is_some_and(|f| f.starts_with("the guest speaks protocol version")));
+    drop(bridge);
+
+    let (mut bridge, _) = host.launch(None);
+    let tdx = Hello {
+        version: PROTOCOL_VERSION,
+        platform: Platform::SimTdx,
+        capabilities: CAP_MECHANISM_C,
+        runtime: "x".into(),
+    };
+    let (_, text) = error_of(&reply(&mut bridge, tdx.into()));
+    assert_eq!(text, "platform SimTdx cannot run under `--platform sim`");
+    drop(bridge);
+
+    let (mut bridge, _) = host.launch(None);
+    let (_, text) = error_of(&reply(&mut bridge, Guest::hello(CAP_SIM_DOORBELL)));
+    assert!(text.starts_with("the guest does not advertise credential acquisition mechanism c"), "{text}");
+    assert!(!bridge.outcome().challenged);
+}
+
+#[test]
+fn evidence_out_of_turn_or_over_another_nonce_is_refused() {
+    let mut host = Host::new();
+    let (mut bridge, guest) = host.launch(None);
+    // Before any challenge.
+    let early = guest.evidence(vec![0; 1184], &[1; 32], None);
+    let (code, text) = error_of(&reply(&mut bridge, early));
+    assert_eq!((code, text.as_str()), (ErrorCode::VerificationFailed, "nonce echo mismatch"));
+    assert_eq!(bridge.outcome().failure.as_deref(), Some("the guest echoed a nonce other than the challenge"));
+    // A CredentialRequest without an attestation result before it (mechanism B only).
+    let request = twi_proto::msg::CredentialRequest { ear: "x".into(), public_key: guest.public_key(), proof: vec![1] };
+    let (code, _) = error_of(&reply(&mut bridge, request.into()));
+    assert_eq!(code, ErrorCode::UnexpectedMessage);
+    // Host-to-guest messages are not the guest's to send.
+    let (code, text) =
+        error_of(&reply(&mut bridge, twi_proto::msg::Challenge { nonce: vec![0; 32], key_release: false }.into()));
+    assert_eq!(code, ErrorCode::UnexpectedMessage);
+    assert!(text.ends_with("is not a message a guest sends"), "{text}");
+}
+
+#[test]
+fn a_guest_that_refuses_the_credential_fails_the_run() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
+    bridge.receive(Done { credential_accepted: false }.into()).unwrap();
+    let outcome = bridge.into_outcome();
+    assert_eq!(outcome.failure.as_deref(), Some("the guest rejected the credential"));
+    assert!(!outcome.accepted);
+}
+
+/// The hostile host's alterations are caught: the issuer refuses evidence altered on its way
+/// and a nonce it never issued; the guest's channel refuses an altered firmware answer.
+#[test]
+fn tampering_decorators_are_caught() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(Some(Tamper::EvidenceByte(0x90)));
+    let (code, text) = error_of(&exchange(&mut bridge, &mut guest));
+    assert_eq!(code, ErrorCode::VerificationFailed);
+    assert!(text.contains("the report's signature does not verify"), "{text}");
+    let failure = bridge.into_outcome().failure.unwrap();
+    assert!(failure.starts_with("the issuer rejected the evidence: SEV-SNP report rejected"), "{failure}");
+
+    let (mut bridge, mut guest) = host.launch(Some(Tamper::Nonce));
+    let (_, text) = error_of(&exchange(&mut bridge, &mut guest));
+    assert!(text.contains("REPORTDATA does not bind this nonce and public key"), "{text}");
+    drop(bridge);
+
+    let (mut bridge, mut guest) = host.launch(Some(Tamper::FirmwareAnswerByte(0x70)));
+    let nonce = nonce_of(&reply(&mut bridge, Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C)));
+    let answer = reply(&mut bridge, guest.report_request(&nonce));
+    let Message::DoorbellResponse(answer) = answer else { panic!() };
+    let mut plain = vec![0u8; MAX_MESSAGE];
+    assert!(guest.requester.open_response(&answer.response, &mut plain).is_err(), "an altered answer must not open");
+    drop(bridge);
+
+    // Untampered, the same host still issues: the decorators changed nothing lasting.
+    let (mut bridge, mut guest) = host.launch(None);
+    assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
+}
+
+/// Real hardware has no simulated doorbell (`crate::hardware` answers every doorbell with
+/// `NotSimulated`): a guest asking for one misbehaves, and the run fails saying so.
+#[test]
+fn a_hardware_guest_asking_for_the_simulated_doorbell_fails() {
+    struct RealTd;
+    impl Firmware for RealTd {
+        fn platform(&self) -> Platform {
+            Platform::Tdx
+        }
+        fn option(&self) -> &'static str {
+            "tdx"
+        }
+        fn doorbell(&mut self, _: &DoorbellRequest) -> Result<twi_proto::msg::DoorbellResponse, FirmwareError> {
+            Err(FirmwareError::NotSimulated)
+        }
+        fn endorsements(&mut self, _: &[u8]) -> Result<Endorsements, FirmwareError> {
+            Err(FirmwareError::Unavailable("none".into()))
+        }
+        fn collateral(&mut self, _: &[u8]) -> Result<Option<twi_verifier::tdx::Collateral>, FirmwareError> {
+            Ok(None)
+        }
+    }
+    let mut host = Host::new();
+    let mut bridge = Bridge::new(Config::default(), &mut host.issuer, RealTd);
+    let request = DoorbellRequest { kind: DoorbellKind::TdxReport, request: vec![0; 64] };
+    let (code, text) = error_of(&reply(&mut bridge, request.into()));
+    assert_eq!(
+        (code, text.as_str()),
+        (ErrorCode::UnexpectedMessage, "a guest on real hardware asked for the simulated doorbell")
+    );
+    assert_eq!(
+        bridge.outcome().failure.as_deref(),
+        Some("the guest misbehaved: a guest on real hardware asked for the simulated doorbell")
+    );
+}

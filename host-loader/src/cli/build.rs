@@ -1,0 +1,96 @@
+//! `twi build`: the ROM with the issuer's trust anchor in its measured manifest, the IGVM
+//! file, and the reference values an issuer's policy admits.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+use twi_proto::manifest::Diagnostic;
+
+use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
+use super::issuer::{Anchor, open_issuer};
+use crate::{image, measure};
+
+#[derive(Args, Debug)]
+pub struct BuildArgs {
+    /// The directory to write twi.rom, twi.igvm, reference-values.json and twi-runtime.elf into
+    /// (made if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Use this runtime ELF instead of compiling one.
+    #[arg(long, value_name = "FILE")]
+    runtime_elf: Option<PathBuf>,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    launch: LaunchArgs,
+    /// Build a diagnostic image instead of the product: `self-test` (boot, key generation,
+    /// one signature, exit) or `fault` (boot, then a deliberate #UD that the fault handler
+    /// reports).
+    #[arg(long, value_enum, default_value = "none")]
+    diagnostic: DiagnosticArg,
+}
+
+pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
+    let params = args.launch.params()?;
+    let issuer = open_issuer(state, &args.identity, None)?;
+    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&issuer), &params, args.diagnostic.into())?;
+    Ok(())
+}
+
+/// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
+pub fn build(
+    out: &Path,
+    runtime_elf: Option<&Path>,
+    anchor: &Anchor,
+    params: &image::ImageParams,
+    diagnostic: Diagnostic,
+) -> Result<PathBuf> {
+    fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let elf_path = match runtime_elf {
+        Some(path) => path.to_path_buf(),
+        None => {
+            eprintln!(
+                "twi: building the runtime (cargo build -p twi-runtime --target x86_64-unknown-none --release; the first build takes a few minutes)"
+            );
+            let started = std::time::Instant::now();
+            let elf = image::build_runtime_elf()?;
+            eprintln!("twi: built the runtime in {} s: {}", started.elapsed().as_secs(), elf.display());
+            elf
+        }
+    };
+    let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
+    let images = image::build_images(&elf, &anchor.manifest(diagnostic), params)?;
+    let rom_path = out.join("twi.rom");
+    let write = |name: &str, bytes: &[u8]| {
+        let path = out.join(name);
+        fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))
+    };
+    write("twi.rom", &images.rom)?;
+    write("twi.igvm", &images.igvm)?;
+    let mut reference = serde_json::to_vec_pretty(&images.reference_values)?;
+    reference.push(b'\n');
+    write(measure::reference::FILE_NAME, &reference)?;
+    // Kept beside the ROM: `twi run` times accelerators with a self-test image of the same code.
+    let kept = out.join("twi-runtime.elf");
+    if elf_path != kept {
+        fs::copy(&elf_path, &kept).with_context(|| format!("cannot write {}", kept.display()))?;
+    }
+    let values = &images.reference_values;
+    eprintln!(
+        "twi: wrote {} ({} KiB, sha384 {})",
+        rom_path.display(),
+        images.rom.len() / 1024,
+        image::rom_sha384(&images.rom)
+    );
+    eprintln!("twi: wrote {} ({} KiB)", out.join("twi.igvm").display(), images.igvm.len() / 1024);
+    eprintln!(
+        "twi: SEV-SNP launch digest {} ({} x {}), TDX MRTD {}",
+        values["snp"]["launch_digest"].as_str().unwrap_or("?"),
+        params.vcpus,
+        params.cpu_type,
+        values["tdx"]["mrtd"].as_str().unwrap_or("?")
+    );
+    Ok(rom_path)
+}

@@ -1,0 +1,122 @@
+//! `twi keystore`: mechanism D's Key Store, on the workload owner's side.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Subcommand;
+use zeroize::Zeroizing;
+
+use super::args::IdentityArgs;
+use super::issuer::open_issuer;
+
+#[derive(Subcommand, Debug)]
+pub enum KeystoreCommand {
+    /// Provision the owner's credential and key for a workload: the Key Store releases the key
+    /// (HPKE-encrypted to a key the evidence binds) only to launches the policy admits as that
+    /// workload (`twi run --mechanism d`).
+    Provision {
+        /// The workload's identifier, e.g. spiffe://example.org/payroll-app (what the policy
+        /// names the workload).
+        #[arg(long, value_name = "URI")]
+        workload_id: String,
+        /// The owner's P-384 private key: PKCS#8 PEM ("PRIVATE KEY") or SEC1 PEM ("EC PRIVATE
+        /// KEY", what `openssl ecparam -name secp384r1 -genkey` writes).
+        #[arg(long, value_name = "PEM")]
+        key: PathBuf,
+        /// The owner's certificate for the key (PEM or DER), issued by this issuer's CA (the
+        /// anchor runtimes check); without it the CA certifies the key now.
+        #[arg(long, value_name = "FILE")]
+        certificate: Option<PathBuf>,
+        /// Lifetime of a certificate the CA issues here, in hours.
+        #[arg(long, default_value_t = 24)]
+        lifetime_hours: u64,
+        #[command(flatten)]
+        identity: IdentityArgs,
+    },
+}
+
+pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
+    let KeystoreCommand::Provision { workload_id, key, certificate, lifetime_hours, identity } = command;
+    let signing_key = read_owner_key(&key)?;
+    let certificate = certificate.as_deref().map(read_one_certificate).transpose()?;
+    let mut issuer = open_issuer(state, &identity, None)?;
+    let provisioned = issuer
+        .provision_owner(
+            &workload_id,
+            &signing_key,
+            certificate.as_deref(),
+            Duration::from_secs(lifetime_hours.saturating_mul(3600)),
+        )
+        .context("provisioning the Key Store")?;
+    eprintln!(
+        "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
+        provisioned.serial_hex, provisioned.workload_id
+    );
+    println!("{}", provisioned.serial_hex);
+    Ok(())
+}
+
+/// The owner's P-384 key from PKCS#8 or SEC1 PEM (the two forms OpenSSL writes).
+pub fn read_owner_key(path: &Path) -> Result<p384::ecdsa::SigningKey> {
+    use p384::elliptic_curve::SecretKey;
+    use p384::pkcs8::DecodePrivateKey;
+    let pem = Zeroizing::new(fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?);
+    if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
+        return SecretKey::<p384::NistP384>::from_sec1_pem(&pem).map(Into::into).map_err(|e| {
+            anyhow!(
+                "{} is a SEC1 EC private key, but not a P-384 one ({e}): make one with `openssl ecparam -name secp384r1 -genkey -noout -out KEY.pem`",
+                path.display()
+            )
+        });
+    }
+    p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+        anyhow!(
+            "{} is not a P-384 private key in PKCS#8 PEM (\"PRIVATE KEY\") or SEC1 PEM (\"EC PRIVATE KEY\"): {e}; an encrypted key must be decrypted first, e.g. `openssl pkcs8 -topk8 -nocrypt -in KEY.pem -out KEY.p8.pem`",
+            path.display()
+        )
+    })
+}
+
+/// Exactly one certificate from a PEM or DER file.
+fn read_one_certificate(path: &Path) -> Result<Vec<u8>> {
+    let bytes = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let ders = twi_verifier::chain::split_certificates(&bytes).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    match <[Vec<u8>; 1]>::try_from(ders) {
+        Ok([der]) => Ok(der),
+        Err(_) => bail!("{} must hold exactly one certificate", path.display()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p384::elliptic_curve::SecretKey;
+    use p384::pkcs8::{EncodePrivateKey, LineEnding};
+
+    /// The two PEM forms of one key read back as that key; other curves and encrypted keys are
+    /// refused with the command that helps.
+    #[test]
+    fn reads_pkcs8_and_sec1_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = SecretKey::<p384::NistP384>::from_slice(&[0x5A; 48]).unwrap();
+        let expected = p384::ecdsa::SigningKey::from(secret.clone());
+        let pkcs8 = dir.path().join("pkcs8.pem");
+        fs::write(&pkcs8, secret.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        let sec1 = dir.path().join("sec1.pem");
+        fs::write(&sec1, secret.to_sec1_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+        for path in [&pkcs8, &sec1] {
+            assert_eq!(read_owner_key(path).unwrap(), expected, "{}", path.display());
+        }
+        let encrypted = dir.path().join("encrypted.pem");
+        fs::write(&encrypted, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n")
+            .unwrap();
+        let error = read_owner_key(&encrypted).unwrap_err().to_string();
+        assert!(error.contains("openssl pkcs8 -topk8 -nocrypt"), "{error}");
+        let p256 = dir.path().join("p256.pem");
+        fs::write(&p256, "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAoAoGCCqGSM49\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\n").unwrap();
+        let error = read_owner_key(&p256).unwrap_err().to_string();
+        assert!(error.contains("not a P-384 one") && error.contains("secp384r1"), "{error}");
+    }
+}

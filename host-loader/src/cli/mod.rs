@@ -1,0 +1,130 @@
+//! `twi`, the command line: one module per subcommand, each with its options and what it
+//! does. [`main`] is the whole program; the `twi` binary (and the end-to-end tests' copy of
+//! it, `twi-e2e`) only call it.
+
+mod args;
+mod build;
+mod issuer;
+mod keystore;
+mod measure;
+mod policy;
+mod run;
+mod serve;
+#[path = "../verify.rs"]
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "twi", version, about = "Trustworthy Workload Identity for confidential VMs")]
+struct Cli {
+    /// Where the issuer's CA and the simulated TEE's keys live
+    /// [default: $TWI_STATE_DIR, else $XDG_STATE_HOME/twi, else ~/.local/state/twi].
+    #[arg(long, global = true, value_name = "DIR")]
+    state: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+enum Commands {
+    /// Build the bootable ROM (DIR/twi.rom) with the issuer's trust anchor in its manifest, the
+    /// IGVM file (DIR/twi.igvm) and their reference values (DIR/reference-values.json).
+    Build(build::BuildArgs),
+    /// Print the launch measurement of an image: the SEV-SNP launch digest (a ROM or an IGVM
+    /// file) or the TDX MRTD (a ROM).
+    Measure(measure::MeasureArgs),
+    /// Boot an image under QEMU and obtain a credential for its Credential Key.
+    Run(Box<run::RunArgs>),
+    /// Serve the issuer's roles (Verifier, Credential Authority, Key Store) over HTTP for
+    /// `twi run --issuer-url`: JSON endpoints under /v1 (see README), until Ctrl-C.
+    Serve(serve::ServeArgs),
+    /// Verify attestation evidence offline; print the verdict as one JSON object (exit 0
+    /// verified, 1 rejected, 2 bad usage or unreadable input).
+    #[command(subcommand)]
+    Verify(verify::VerifyCommand),
+    /// Mechanism D's Key Store, on the workload owner's side.
+    #[command(subcommand)]
+    Keystore(keystore::KeystoreCommand),
+    /// Edit an appraisal policy file (TOML; see issuer/policy.example.toml).
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+}
+
+/// The `twi` program: parses the command line, runs the subcommand, and prints an error as
+/// one sentence (`twi: error: …`, exit 1); bad usage exits 2 (clap's own message).
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Commands::Verify(command) = &cli.command {
+        // `twi verify` prints its verdict as JSON and has exit statuses of its own.
+        return verify::run(command);
+    }
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("twi: error: {}", sentence(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error and its causes, joined with `: `.
+fn sentence(e: &anyhow::Error) -> String {
+    e.chain().map(ToString::to_string).collect::<Vec<_>>().join(": ")
+}
+
+fn execute(cli: Cli) -> Result<()> {
+    let state = state_dir(cli.state)?;
+    match cli.command {
+        Commands::Build(args) => build::execute(&state, &args),
+        Commands::Measure(args) => measure::execute(&args),
+        Commands::Run(args) => run::execute(&state, *args),
+        Commands::Serve(args) => serve::execute(&state, &args),
+        Commands::Keystore(command) => keystore::execute(&state, command),
+        Commands::Policy(command) => policy::execute(command),
+        // Handled in main(): it has its own exit statuses.
+        Commands::Verify(_) => Ok(()),
+    }
+}
+
+/// `--state`, else `$TWI_STATE_DIR`, else `$XDG_STATE_HOME/twi`, else `~/.local/state/twi`.
+fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
+    if let Some(dir) = explicit.or_else(|| std::env::var_os("TWI_STATE_DIR").map(PathBuf::from)) {
+        return Ok(dir);
+    }
+    if let Some(xdg) = std::env::var_os("XDG_STATE_HOME") {
+        return Ok(PathBuf::from(xdg).join("twi"));
+    }
+    let home = std::env::var_os("HOME").context("set --state, TWI_STATE_DIR or HOME")?;
+    Ok(PathBuf::from(home).join(".local/state/twi"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every option and argument of every subcommand says what it is for (`twi … --help`).
+    #[test]
+    fn every_option_has_help_text() {
+        fn check(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_long().unwrap_or(id)));
+                }
+            }
+            for sub in command.get_subcommands() {
+                check(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        check(&Cli::command(), "twi", &mut missing);
+        assert!(missing.is_empty(), "options without help text: {missing:?}");
+        Cli::command().debug_assert();
+    }
+}

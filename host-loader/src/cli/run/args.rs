@@ -1,0 +1,72 @@
+//! `twi run`'s options.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::bridge::tamper::Tamper;
+use crate::cli::args::{HardwareArgs, IdentityArgs, MechanismArg, PlatformArg};
+use crate::qemu::AccelChoice;
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The ROM to boot (for --platform igvm: the IGVM file); built into OUT/twi.rom (and
+    /// OUT/twi.igvm) when absent.
+    #[arg(long, value_name = "FILE")]
+    pub image: Option<PathBuf>,
+    /// Where the guest runs: under QEMU with a simulated TEE (sim, sim-tdx), or as a
+    /// confidential VM on a real SEV-SNP or TDX host (snp, igvm, tdx).
+    #[arg(long, value_enum)]
+    pub platform: PlatformArg,
+    /// The directory for what the run writes: credential.pem, issuer-ca.pem, console.log,
+    /// evidence.* and, under a policy, the WIT, the attestation result and the provenance
+    /// proofs (an earlier run's files there are removed first).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// QEMU's accelerator for the simulated platforms: auto measures which is faster here.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    /// Print the QEMU command line and exit.
+    #[arg(long)]
+    pub print_qemu: bool,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// Test hook: behave as a hostile host (`nonce`, `evidence-byte:OFFSET`, ...).
+    #[arg(long, hide = true)]
+    pub tamper: Option<Tamper>,
+    /// The appraisal policy (TOML; see issuer/policy.example.toml, and `twi policy add-image`
+    /// to admit an image): the credential's identity and claims come from the workload it
+    /// admits. Without it, a development policy is made on the fly that admits exactly the
+    /// image booted, as --workload.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
+    #[arg(long, value_name = "PEM", requires = "policy")]
+    pub policy_key: Option<PathBuf>,
+    /// Credential acquisition mechanism (default: the policy's choice for the workload).
+    #[arg(long, value_enum)]
+    pub mechanism: Option<MechanismArg>,
+    /// Use the Verifier, Credential Authority and Key Store of `twi serve` at this URL
+    /// (http://HOST:PORT) instead of the embedded issuer; the image must embed that
+    /// issuer's CA (built without --image, it does).
+    #[arg(long, value_name = "URL", conflicts_with_all = ["policy", "policy_key"])]
+    pub issuer_url: Option<String>,
+    #[command(flatten)]
+    pub hardware: HardwareArgs,
+    /// Renew the credential with this X.509 serial (hex) or WIT jti, issued by this issuer:
+    /// refused unless the launch keeps what the policy's stickiness binds (CS_L1 the TCB,
+    /// CS_L2 the declared claims, CS_L3 the chip). Mechanism c.
+    #[arg(long, value_name = "SERIAL", conflicts_with = "issuer_url")]
+    pub renew: Option<String>,
+    /// The simulated TEE's machine: its chip identity and keys (default STATE/sim-snp).
+    /// Another directory is another simulated chip.
+    #[arg(long, value_name = "DIR")]
+    pub sim_chip: Option<PathBuf>,
+    /// --platform sim-tdx: the quote format of the simulated quoting enclave: 4, 5 (TD 1.0
+    /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
+    #[arg(long, value_name = "FORMAT", default_value = "4")]
+    pub tdx_quote: twi_sim::tdx::QuoteFormat,
+}

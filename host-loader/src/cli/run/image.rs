@@ -1,0 +1,102 @@
+//! The image a run boots: the one given (checked to be the file type the platform loads, and
+//! to trust this run's issuer, before anything starts) or one built now for this issuer, and
+//! the launch measurements the (simulated) hardware will report for it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use twi_proto::manifest::Diagnostic;
+
+use super::args::RunArgs;
+use crate::bridge::tamper::Tamper;
+use crate::cli::args::PlatformArg;
+use crate::cli::build::build;
+use crate::cli::issuer::Anchor;
+use crate::image::{ImageKind, ImageParams, read_image, read_manifest};
+use crate::{igvm, measure, qemu};
+
+/// The SEV-SNP launch the run's profiles use: the build's defaults (1 x EPYC-v4, 0x30000).
+pub fn default_snp_profile() -> qemu::SnpProfile {
+    let defaults = ImageParams::default();
+    qemu::SnpProfile { vcpus: defaults.vcpus, cpu_type: defaults.cpu_type.name.to_string(), policy: defaults.policy }
+}
+
+/// The files of the image a run boots.
+#[derive(Debug)]
+pub struct Image {
+    /// The ROM (`twi.rom`), or for `--platform igvm --image FILE` the IGVM file given.
+    pub rom: PathBuf,
+    /// What QEMU loads: the ROM, or for `--platform igvm` the IGVM file.
+    pub launch: PathBuf,
+    /// The bytes QEMU loads.
+    bytes: Vec<u8>,
+}
+
+/// What the (simulated) hardware will measure.
+#[derive(Debug, Clone)]
+pub struct Measured {
+    /// The SEV-SNP launch digest (of the ROM, or of the IGVM file).
+    pub snp: [u8; 48],
+    /// The TDX MRTD, for a TD.
+    pub mrtd: Option<[u8; 48]>,
+    /// The measurement the evidence will carry (the policy decides the challenge from it).
+    pub measurement: Vec<u8>,
+}
+
+impl Image {
+    /// The image of `--image`, or one built into `--out` for this run's issuer (`anchor`,
+    /// from `origin`; `advice` says what to do with an image built for another).
+    pub fn resolve(args: &RunArgs, anchor: &Anchor, origin: &str, advice: &str) -> Result<Self> {
+        let (rom, built) = match &args.image {
+            Some(path) => (path.clone(), false),
+            None => (build(&args.out, None, anchor, &ImageParams::default(), Diagnostic::None)?, true),
+        };
+        let launch = match (args.platform, built) {
+            (PlatformArg::Igvm, true) => rom.with_file_name("twi.igvm"),
+            _ => rom.clone(),
+        };
+        let (kind, option) = match args.platform {
+            PlatformArg::Igvm => (ImageKind::Igvm, "--platform igvm"),
+            _ => (ImageKind::Rom, "--platform sim|sim-tdx|snp|tdx"),
+        };
+        let bytes = read_image(&launch, kind, option)?;
+        let image = Self { rom, launch, bytes };
+        // An IGVM file's manifest is inside its page data; hardware launches of it are checked
+        // by the guest alone.
+        if kind == ImageKind::Rom && args.tamper != Some(Tamper::SkipAnchorCheck) {
+            let manifest = read_manifest(&image.bytes).with_context(|| format!("reading {}", image.rom.display()))?;
+            anchor.check_image(&image.rom, &manifest, origin, advice)?;
+        }
+        Ok(image)
+    }
+
+    /// The sim profiles' command line, with placeholders for the per-run files.
+    pub fn sim_qemu_args(&self, platform: PlatformArg) -> Vec<String> {
+        let channel = Path::new("CHANNEL.sock");
+        if platform == PlatformArg::SimTdx {
+            qemu::sim_tdx_args(qemu::Accel::Tcg, &self.rom, channel, Path::new("SIM-TD-PAGE.bin"))
+        } else {
+            qemu::sim_args(qemu::Accel::Tcg, &self.rom, channel, Some(Path::new("SECRETS-PAGE.bin")))
+        }
+    }
+
+    /// The launch measurements of the bytes QEMU will load.
+    pub fn measure(&self, platform: PlatformArg) -> Result<Measured> {
+        let snp = if platform == PlatformArg::Igvm {
+            let file = igvm::parse(&self.bytes).context("reading the IGVM file")?;
+            igvm::snp_launch_digest(&file).context("computing the IGVM launch digest")?
+        } else {
+            measure::snp::launch_digest(&self.bytes, &measure::snp::SnpLaunchParams::default())
+                .context("computing the simulated launch digest of the image")?
+        };
+        let mrtd = match platform {
+            PlatformArg::Tdx | PlatformArg::SimTdx => Some(
+                measure::tdx::mrtd(&self.bytes, measure::tdx::MrtdOrder::Kvm)
+                    .context("computing the MRTD of the image")?,
+            ),
+            PlatformArg::Sim | PlatformArg::Snp | PlatformArg::Igvm => None,
+        };
+        let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
+        Ok(Measured { snp, mrtd, measurement })
+    }
+}

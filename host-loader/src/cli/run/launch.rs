@@ -1,0 +1,151 @@
+//! The launch itself: the accelerator, the guest's firmware and the issuer's roles behind the
+//! bridge (each wrapped by the hostile-host decorator when a test asks for one), the run, and
+//! what a successful run writes and prints.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use twi_proto::manifest::Diagnostic;
+use zeroize::Zeroizing;
+
+use super::args::RunArgs;
+use super::image::{Image, Measured, default_snp_profile};
+use super::roles::{IssuerSide, Side};
+use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
+use crate::bridge::firmware::{SimSnp, SimTd};
+use crate::bridge::tamper::{TamperedFirmware, TamperedRoles};
+use crate::bridge::{self, Bridge, Firmware, Roles};
+use crate::cli::args::{MechanismArg, PlatformArg};
+use crate::hardware::{Hardware, HardwareProfile};
+use crate::run::{Launch, Machine, Success};
+use crate::{accel, image, qemu};
+
+/// What [`super::execute`] resolved.
+#[derive(Debug)]
+pub struct Prepared {
+    pub qemu: PathBuf,
+    pub out: OutDir,
+    pub side: Side,
+    pub image: Image,
+    pub measured: Measured,
+    pub mechanism: Option<MechanismArg>,
+}
+
+pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
+    let Prepared { qemu, out, mut side, image, measured, mechanism } = prepared;
+    let profile = hardware_profile(args.platform);
+    let accel = match &profile {
+        // A confidential VM runs only under KVM on its TEE host: nothing to measure.
+        Some(_) => accel::Decision { accel: qemu::Accel::Kvm, reason: "a confidential VM runs only under KVM".into() },
+        None => {
+            let self_test = || self_test_rom(&image.rom, &side, &out);
+            accel::decide(args.accel, &qemu, &self_test, state)?
+        }
+    };
+    eprintln!("twi: accelerator {} ({})", accel.accel.name(), accel.reason);
+    let sim_launch = side.psp.launch()?;
+    let machine = match (&profile, args.platform) {
+        (Some(profile), _) => Machine::Hardware(profile.clone()),
+        (None, PlatformArg::SimTdx) => Machine::SimTdx { accel: accel.accel },
+        (None, _) => {
+            Machine::SimSnp { accel: accel.accel, secrets_page: Zeroizing::new(sim_launch.secrets_page().to_vec()) }
+        }
+    };
+    let run = Launch {
+        qemu,
+        machine,
+        image: image.launch.clone(),
+        out: out.clone(),
+        timeout: Duration::from_secs(args.timeout),
+    };
+    let config = bridge::Config {
+        measurement: measured.measurement.clone(),
+        mechanism: mechanism.map(Into::into),
+        renew: args.renew.clone(),
+    };
+    let firmware: Box<dyn Firmware + '_> = match (profile, side.tdx.as_mut()) {
+        (Some(profile), _) => Box::new(hardware(profile, args, &out)),
+        (None, Some(tdx)) => Box::new(SimTd { tdx }),
+        (None, None) => Box::new(SimSnp { psp: &side.psp, launch: sim_launch }),
+    };
+    let roles: Box<dyn Roles + '_> = match &mut side.issuer {
+        IssuerSide::Embedded(issuer) => Box::new(issuer),
+        IssuerSide::Remote { client, .. } => Box::new(client),
+    };
+    let success = match args.tamper {
+        Some(tamper) => crate::run::run(
+            &run,
+            Bridge::new(config, TamperedRoles::new(roles, tamper), TamperedFirmware::new(firmware, tamper)),
+        ),
+        None => crate::run::run(&run, Bridge::new(config, roles, firmware)),
+    }?;
+    report(&success, &mut side, &out, accel.accel)
+}
+
+fn hardware_profile(platform: PlatformArg) -> Option<HardwareProfile> {
+    match platform {
+        PlatformArg::Sim | PlatformArg::SimTdx => None,
+        PlatformArg::Snp => Some(HardwareProfile::Snp(default_snp_profile())),
+        PlatformArg::Igvm => Some(HardwareProfile::Igvm(default_snp_profile())),
+        PlatformArg::Tdx => Some(HardwareProfile::Tdx),
+    }
+}
+
+fn hardware(profile: HardwareProfile, args: &RunArgs, out: &OutDir) -> Hardware {
+    Hardware {
+        profile,
+        vcek_cache: args.hardware.vcek_cache.clone(),
+        kds: args.hardware.fetch.then(|| args.hardware.kds_url.clone()),
+        pccs: args.hardware.pccs.clone(),
+        collateral_dir: out.join("collateral"),
+    }
+}
+
+/// `--accel auto` times a self-test image of the same runtime (`twi build` keeps its ELF
+/// beside the ROM), anchored like the image.
+fn self_test_rom(rom: &Path, side: &Side, out: &OutDir) -> Result<PathBuf> {
+    let elf_path = rom.with_file_name("twi-runtime.elf");
+    let elf = fs::read(&elf_path).with_context(|| {
+        format!("--accel auto needs {} (written by `twi build`); or pass --accel tcg|kvm", elf_path.display())
+    })?;
+    let rom = image::assemble_rom(&elf, &side.anchor.manifest(Diagnostic::SelfTest))?;
+    Ok(out.write(SELF_TEST_ROM, rom)?)
+}
+
+/// Writes the credential and what comes with it, and says so; the workload id on stdout.
+fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
+    let credential = &success.issued.credential;
+    let jwks = || match &mut side.issuer {
+        IssuerSide::Embedded(issuer) => Ok(match issuer.policy_mode() {
+            Some(mode) => serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] }),
+            None => serde_json::json!({ "keys": [] }),
+        }),
+        IssuerSide::Remote { client, .. } => client.keys(),
+    };
+    let written = out.credential(&success.issued, jwks)?;
+    if let (false, Some(admission)) = (written.is_empty(), &credential.admission) {
+        eprintln!(
+            "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",
+            admission.workload_id,
+            admission.policy_version,
+            admission.reference,
+            written.join(", ")
+        );
+    }
+    let ca_pem = match &side.issuer {
+        IssuerSide::Embedded(issuer) => issuer.ca().certificate_pem().to_string(),
+        IssuerSide::Remote { ca_pem, .. } => ca_pem.clone(),
+    };
+    let ca_path = out.write(ISSUER_CA, ca_pem)?;
+    eprintln!(
+        "twi: wrote {} and {} in {} ms under {}",
+        out.join(crate::artifacts::CREDENTIAL).display(),
+        ca_path.display(),
+        success.elapsed.as_millis(),
+        accel.name()
+    );
+    println!("{}", credential.workload_id);
+    Ok(())
+}

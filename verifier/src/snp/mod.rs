@@ -1,0 +1,93 @@
+//! AMD SEV-SNP report appraisal (AMD "SEV Secure Nested Paging Firmware ABI Specification",
+//! "ATTESTATION_REPORT Structure"; AMD "VCEK Certificate and KDS Interface Specification"):
+//! the product lines, the built-in roots, the VCEK/VLEK certificate extensions, the KDS cache
+//! layout, the appraisal policy, and the appraisal that puts them together.
+//!
+//! [`SnpVerifier`] is the platform's [`Verifier`]: AMD's roots for hardware, or the same code
+//! under the simulated TEE's root only (`twi run --platform sim`), which [`Verified`] then
+//! names as simulated.
+
+pub(crate) mod appraisal;
+pub mod kds;
+mod policy;
+mod product;
+mod roots;
+mod vek;
+
+use std::time::SystemTime;
+
+use sha2::{Digest, Sha384};
+use x509_cert::Certificate;
+
+use crate::chain::{Cert, ChainError};
+use crate::verdict::{Detail, Rejection, Tcb, Tee, Verified, Verifier};
+
+pub use appraisal::{
+    SIG_ALGO_ECDSA_P384_SHA384, SnpAppraisal, SnpConfig, SnpError, SnpHint, SnpRejection, SnpWarning, VerifiedVek,
+    appraise, endorsements_from_table, verify_endorsements, verify_report,
+};
+pub use policy::{PolicyViolation, SnpPolicy};
+pub use product::Product;
+pub use roots::{AMD_ARK_SPKI_SHA384, Anchor, SnpTrust};
+pub use vek::{VekError, VekExtensions, VekKind, describe_tcb};
+
+/// The SEV-SNP verifier: roots and policy ([`SnpConfig`]).
+#[derive(Clone, Debug, Default)]
+pub struct SnpVerifier {
+    config: SnpConfig,
+}
+
+impl SnpVerifier {
+    pub fn new(config: SnpConfig) -> Self {
+        Self { config }
+    }
+
+    /// The simulated SEV-SNP platform's verifier: reports whose chain ends in `root` (the
+    /// simulated PSP's self-signed ARK) and in nothing else, under the default policy.
+    pub fn simulated(root: &Certificate) -> Result<Self, ChainError> {
+        let trust = SnpTrust::none().with_simulated_root(Cert::from_certificate(root)?);
+        Ok(Self::new(SnpConfig { trust, policy: SnpPolicy::default() }))
+    }
+
+    pub fn config(&self) -> &SnpConfig {
+        &self.config
+    }
+}
+
+impl Verifier for SnpVerifier {
+    fn tee(&self) -> Tee {
+        Tee::Snp
+    }
+
+    /// `evidence` is the 1184-byte report; `endorsements` the VCEK (or VLEK) and ASK (or
+    /// ASVK) as DER, leaf first, optionally followed by the ARK (see
+    /// [`endorsements_from_table`] for an extended guest request's certificate table).
+    fn verify(&self, evidence: &[u8], endorsements: &[Vec<u8>], now: SystemTime) -> Result<Verified, Rejection> {
+        let certs = endorsements
+            .iter()
+            .map(|der| Cert::from_der(der, "endorsement"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SnpRejection::from(SnpError::from(e)))?;
+        let appraisal = appraise(evidence, &certs, &[], &self.config, now)?;
+        Ok(verified(evidence, appraisal))
+    }
+}
+
+/// What the issuer reads of an accepted report.
+fn verified(evidence: &[u8], appraisal: SnpAppraisal) -> Verified {
+    let report = &appraisal.report;
+    Verified {
+        tee: Tee::Snp,
+        simulated: appraisal.anchor.is_simulated(),
+        anchor: appraisal.anchor.to_string(),
+        measurement: report.measurement,
+        report_data: report.report_data,
+        platform_id: report.chip_id.to_vec(),
+        tcb: Tcb::Snp { reported: report.reported_tcb, layout: appraisal.tcb_layout },
+        policy: report.policy.0,
+        vmpl: Some(report.vmpl),
+        debug: report.policy.debug(),
+        evidence_sha384: Sha384::digest(evidence).into(),
+        detail: Detail::Snp(Box::new(appraisal)),
+    }
+}
