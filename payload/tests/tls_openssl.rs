@@ -80,6 +80,7 @@ fn http_get_over_mutual_tls_returns_the_body() {
     assert_eq!(response.body, b"hello from s_server\n");
 }
 
+#[cfg(feature = "p256")]
 #[test]
 fn a_p256_server_chain_verifies() {
     let server = Server::start("p256-server", &["-rev"]);
@@ -87,6 +88,17 @@ fn a_p256_server_chain_verifies() {
     let mut tls = TlsStream::connect(&config, "localhost", Tcp::connect(server.port)).unwrap();
     tls.write_all(b"p256\n").unwrap();
     assert_eq!(read_line(&mut tls).unwrap(), b"652p\n");
+}
+
+/// Without the `p256` feature the client offers only ecdsa_secp384r1_sha384, so a server with
+/// only a P-256 key has no signature scheme in common with it.
+#[cfg(not(feature = "p256"))]
+#[test]
+fn a_p256_server_is_refused_without_the_p256_feature() {
+    let server = Server::start("p256-server", &["-rev"]);
+    let config = config("p256-ca", None, now());
+    let error = exchange(&config, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::Alert(AlertDescription::HandshakeFailure));
 }
 
 #[test]

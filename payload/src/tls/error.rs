@@ -7,7 +7,6 @@
 //! caller supplied (transport, key, randomness, clock). None of these ever panics: everything
 //! here comes from peer or host bytes.
 
-use alloc::format;
 use alloc::string::String;
 use core::fmt;
 
@@ -35,11 +34,11 @@ pub enum TlsError {
     /// delivered.
     Tampered,
     /// The server does not offer what this client requires (TLS 1.3, TLS_AES_256_GCM_SHA384,
-    /// secp384r1, ECDSA). The text is rustls's reason.
-    Incompatible(String),
-    /// The peer broke the protocol (malformed or unexpected messages). The text is rustls's
-    /// reason.
-    Protocol(String),
+    /// secp384r1, ECDSA).
+    Incompatible(&'static str),
+    /// The peer broke the protocol; the text says how (malformed, unexpected or oversized
+    /// messages).
+    Protocol(&'static str),
     /// The client key (in the vault) did not sign.
     ClientKey(KeyError),
     /// The random source failed.
@@ -53,7 +52,7 @@ pub enum TlsError {
     Truncated,
     /// The connection is closed: this side closed it, or it failed before.
     Closed,
-    /// Something failed inside the TLS implementation. The text is rustls's reason.
+    /// Something failed inside the TLS implementation; the text says what.
     Internal(String),
 }
 
@@ -80,8 +79,8 @@ pub enum CertificateProblem {
     Malformed,
     /// The server sent no certificate.
     Missing,
-    /// Anything else; the text is rustls's reason.
-    Other(String),
+    /// Anything else path validation refused; the text says what.
+    Other(&'static str),
 }
 
 impl From<&CertificateError> for CertificateProblem {
@@ -97,7 +96,8 @@ impl From<&CertificateError> for CertificateProblem {
             | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => Self::UnsupportedAlgorithm,
             E::InvalidPurpose | E::InvalidPurposeContext { .. } => Self::WrongPurpose,
             E::BadEncoding | E::UnhandledCriticalExtension => Self::Malformed,
-            other => Self::Other(format!("{other:?}")),
+            E::Revoked => Self::Other("it is revoked"),
+            _ => Self::Other("path validation refused it"),
         }
     }
 }
@@ -129,14 +129,17 @@ impl From<Error> for TlsError {
             Error::DecryptError => Self::Tampered,
             Error::FailedToGetRandomBytes => Self::Random,
             Error::FailedToGetCurrentTime => Self::Clock,
-            Error::PeerIncompatible(reason) => Self::Incompatible(format!("{reason:?}")),
+            Error::PeerIncompatible(_) => Self::Incompatible("no TLS 1.3 parameters in common"),
             Error::UnsupportedNameType => Self::InvalidServerName,
-            error @ (Error::InappropriateMessage { .. }
-            | Error::InappropriateHandshakeMessage { .. }
-            | Error::InvalidMessage(_)
-            | Error::PeerMisbehaved(_)
-            | Error::PeerSentOversizedRecord) => Self::Protocol(format!("{error}")),
-            other => Self::Internal(format!("{other}")),
+            Error::InappropriateMessage { .. } => Self::Protocol("an unexpected message"),
+            Error::InappropriateHandshakeMessage { .. } => Self::Protocol("an unexpected handshake message"),
+            Error::InvalidMessage(_) => Self::Protocol("a malformed message"),
+            Error::PeerMisbehaved(_) => Self::Protocol("a message that breaks RFC 8446"),
+            Error::PeerSentOversizedRecord => Self::Protocol("an oversized record"),
+            // Our own signer and provider report through `General`; its text is ours.
+            Error::General(reason) => Self::Internal(reason),
+            // Not formatted: rustls's Display pulls every nested Debug into the ROM.
+            _ => Self::Internal("an error inside rustls".into()),
         }
     }
 }

@@ -12,7 +12,8 @@
 //! - The server's certificate chain, by webpki (RFC 5280 §6 path validation): it must lead to
 //!   one of the CA certificates given to [`TlsConfigBuilder::trust_ca`] — in a workload, the
 //!   CAs its measured manifest names, never anything the host supplies — with every signature
-//!   ECDSA P-384/SHA-384 or P-256/SHA-256, and the leaf valid for TLS server authentication.
+//!   ECDSA on P-384 (and on P-256 with the `p256` feature, about 20 KiB more ROM), and the
+//!   leaf valid for TLS server authentication.
 //! - The server's name: the name passed to [`TlsStream::connect`] (DNS name or IP address)
 //!   must be in the leaf's subjectAltName (RFC 6125 §6, RFC 5280 §4.2.1.6). SNI is sent for
 //!   DNS names.
@@ -39,7 +40,8 @@
 //!
 //! # What it offers
 //!
-//! TLS 1.3 only; TLS_AES_256_GCM_SHA384; secp384r1; ECDSA verification. No TLS 1.2, RSA,
+//! TLS 1.3 only; TLS_AES_256_GCM_SHA384; secp384r1; ECDSA verification (P-384; P-256 with the
+//! `p256` feature). No TLS 1.2, RSA,
 //! X25519, ChaCha20, resumption or 0-RTT. A server that needs any of them fails the handshake
 //! with [`TlsError::Incompatible`] or an alert.
 //!

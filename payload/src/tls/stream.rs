@@ -187,7 +187,7 @@ impl<T: Transport> TlsStream<T> {
     fn read_more(&mut self, goal: &Goal<'_>) -> Result<(), TlsError> {
         let filled = self.incoming.len();
         if filled >= MAX_INCOMING {
-            return Err(self.fail(TlsError::Protocol("the peer's message exceeds the receive buffer".into())));
+            return Err(self.fail(TlsError::Protocol("a message larger than the receive buffer")));
         }
         self.incoming.resize((filled + READ_CHUNK).min(MAX_INCOMING), 0);
         let read = self.transport.read(&mut self.incoming[filled..]);
@@ -339,9 +339,9 @@ fn encode(outgoing: &mut Vec<u8>, mut f: impl FnMut(&mut [u8]) -> Result<usize, 
             Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) if required_size > room => {
                 room = required_size;
             }
-            Err(error) => {
+            Err(_) => {
                 outgoing.truncate(start);
-                return Err(TlsError::Internal(alloc::format!("encoding a handshake record: {error}")));
+                return Err(TlsError::Internal("rustls could not encode a handshake record".into()));
             }
         }
     }
@@ -364,9 +364,9 @@ fn encrypt(
             Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) if required_size > room => {
                 room = required_size;
             }
-            Err(error) => {
+            Err(_) => {
                 outgoing.truncate(start);
-                return Err(TlsError::Internal(alloc::format!("encrypting application data: {error}")));
+                return Err(TlsError::Internal("rustls could not encrypt (its key's record limit is spent)".into()));
             }
         }
     }

@@ -9,8 +9,8 @@
 //! - cipher suite TLS_AES_256_GCM_SHA384 (RFC 8446 §B.4): AES-256-GCM records, SHA-384
 //!   transcript, HKDF-SHA-384 (rustls's HKDF over our HMAC);
 //! - key exchange secp384r1 (§4.2.7), ephemeral ECDH;
-//! - signature verification ECDSA P-384/SHA-384 and P-256/SHA-256 (§4.2.3), for the server's
-//!   CertificateVerify and its certificate chain;
+//! - signature verification ECDSA P-384/SHA-384, and P-256/SHA-256 with the `p256` feature
+//!   (§4.2.3), for the server's CertificateVerify and its certificate chain;
 //! - no private-key loading: the client key signs through [`super::ClientKey`] in the vault;
 //! - randomness from the caller's [`Random`].
 //!
