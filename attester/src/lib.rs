@@ -16,9 +16,9 @@
 #![forbid(unsafe_code)]
 
 pub mod binding;
-pub mod tacra;
 pub mod hpke;
 pub mod snp;
+pub mod tacra;
 pub mod tdx;
 
 mod bytes;

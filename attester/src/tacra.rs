@@ -136,13 +136,9 @@ mod tests {
     fn known_answer_enrollment_with_a_nonce() {
         let freshness: [u8; 32] = core::array::from_fn(|i| i as u8);
         let subject = [0x30, 0x82, 0x01, 0x00, b'c', b's', b'r'];
-        let got = report_data(
-            &freshness,
-            "spiffe://example.org/ca",
-            "https://payroll-db.example.org:8443/rows",
-            &subject,
-        )
-        .unwrap();
+        let got =
+            report_data(&freshness, "spiffe://example.org/ca", "https://payroll-db.example.org:8443/rows", &subject)
+                .unwrap();
         assert_eq!(hex::encode(got), KAT_ENROLLMENT);
     }
 

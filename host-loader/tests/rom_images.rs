@@ -26,6 +26,7 @@ fn manifest() -> LaunchManifest {
         issuer_anchor: vec![4; 97],
         issuer_name: "CN=test".into(),
         diagnostic: twi_proto::manifest::Diagnostic::None,
+        settings: Vec::new(),
     }
 }
 

@@ -35,6 +35,7 @@ extern crate alloc;
 pub mod credential;
 pub mod http;
 pub mod runtime;
+pub mod target;
 pub mod tls;
 pub mod wpt;
 

@@ -282,7 +282,9 @@ impl fmt::Display for SealError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unsupported => f.write_str("this platform derives no sealing key for the guest"),
-            Self::Refused => f.write_str("the sealed data does not open here (altered, another launch, or another context)"),
+            Self::Refused => {
+                f.write_str("the sealed data does not open here (altered, another launch, or another context)")
+            }
             Self::Platform(why) => write!(f, "the platform could not derive the sealing key: {why}"),
         }
     }
@@ -307,7 +309,9 @@ pub enum ConnectError {
 impl fmt::Display for ConnectError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::NotInManifest(t) => write!(f, "`{t}` is not a target of the measured manifest (twi build --set target=…)"),
+            Self::NotInManifest(t) => {
+                write!(f, "`{t}` is not a target of the measured manifest (twi build --set target=…)")
+            }
             Self::BadTarget(why) => write!(f, "not a target URL: {why}"),
             Self::Refused(why) => write!(f, "the host could not connect: {why}"),
             Self::Host(why) => write!(f, "the channel to the host failed: {why}"),

@@ -198,7 +198,7 @@ fn run(faults: Faults) -> Outcome {
     let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
     let anchor = ca.anchor();
     let vault = Vault::new();
-    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let certificate = ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID);
     let mut to_guest = frame(&Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false }));
     to_guest.extend(frame(&Message::Credential(Credential {
@@ -213,7 +213,7 @@ fn run(faults: Faults) -> Outcome {
         Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: SECOND_MANIFEST_EVENT },
     ];
     let mut tee = TdxTee::new(FakeModule::new(faults), Platform::Tdx);
-    let result = run_session(&mut link, &mut tee, &vault, &anchor, &measurements);
+    let result = run_session(&mut link, &mut tee, &vault, &anchor, &measurements, key);
     let module = tee.into_module();
     let mut reader = MessageReader::new();
     let sent = link.wire.iter().filter_map(|&b| reader.push(b)).map(|m| m.expect("well-formed guest frame")).collect();
@@ -227,6 +227,7 @@ fn run_session(
     vault: &Vault,
     anchor: &[u8],
     measurements: &[Measurement<'_>],
+    key: twi_runtime::vault::KeyId,
 ) -> Result<session::Outcome, SessionError> {
     let ignore = |_: &twi_proto::ProtoError| {};
     let channel = Channel::new(link, &ignore);
@@ -238,7 +239,7 @@ fn run_session(
         runtime_name: "twi-runtime/test",
         events: &mut events,
     };
-    session.run(tee, &mut TestRng(0x5EED), measurements)
+    session.run(tee, &mut TestRng(0x5EED), measurements, key)
 }
 
 fn digest_prefix(data: &[u8]) -> String {
@@ -406,7 +407,7 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
     let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
     let anchor = ca.anchor();
     let vault = Vault::new();
-    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let mut link = SimHostLink {
         sim: sim_tdx(),
         in_flight: 2,
@@ -433,7 +434,7 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
             runtime_name: "twi-runtime/test",
             events: &mut events,
         };
-        session.run(&mut tee, &mut TestRng(0x5EED), &measurements)
+        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key)
     };
     assert!(result.is_ok(), "{result:?}");
     let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();
