@@ -175,9 +175,9 @@ impl Config {
                 "neither `issuer_ca` (for mTLS) nor `issuer_jwks` (for WIT + WPT) is set: no workload could authenticate",
             ));
         }
-        check_positive("wpt_max_lifetime_secs", raw.wpt_max_lifetime_secs as usize)?;
-        check_positive("replay_cache_capacity", raw.replay_cache_capacity)?;
-        check_positive("max_connections", raw.max_connections)?;
+        check_positive("wpt_max_lifetime_secs", raw.wpt_max_lifetime_secs)?;
+        check_positive("replay_cache_capacity", raw.replay_cache_capacity as u64)?;
+        check_positive("max_connections", raw.max_connections as u64)?;
         if raw.wit_key_ids.is_empty() && raw.issuer_jwks.is_some() {
             return Err(field("wit_key_ids", "empty: name the `kid` of the issuer's WIT key (\"twi-wit\")"));
         }
@@ -205,7 +205,7 @@ impl Config {
     }
 }
 
-fn check_positive(name: &str, value: usize) -> Result<(), ConfigError> {
+fn check_positive(name: &str, value: u64) -> Result<(), ConfigError> {
     if value == 0 {
         return Err(field(name, "must be at least 1"));
     }
@@ -392,6 +392,15 @@ content_type = "application/json"
             let e = err(&text);
             assert!(e.contains(expected), "expected {expected} in: {e}");
         }
+    }
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let path = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rp.example.toml"));
+        let c = Config::from_file(path).unwrap();
+        assert_eq!(c.routes.len(), 2);
+        assert_eq!(c.routes[1].claims["location"], "DE");
+        assert_eq!(c.server_key, path.parent().unwrap().join("server.key.pem"));
     }
 
     #[test]
