@@ -89,6 +89,10 @@ impl RelyingParty {
 
     /// Loads the certificates, keys, JWKS and route data `config` names.
     pub fn from_config(config: Config) -> Result<Self, RpError> {
+        // jsonwebtoken picks its crypto backend from crate features and would panic at the
+        // first token if a binary enabled two; install ours explicitly (Err: one already is).
+        let _ =
+            jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER);
         let tls = tls::server_config(&config.server_certificate, &config.server_key, config.issuer_ca.as_deref())?;
         let wit_keys = match &config.issuer_jwks {
             Some(path) => {
