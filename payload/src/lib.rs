@@ -9,23 +9,26 @@
 //! on top of those, [`tls`] is a TLS 1.3 client whose private-key operations happen in the
 //! vault, [`http`] a small HTTP/1.1 client, and [`wpt`] makes WIMSE Workload Proof Tokens.
 //!
+//! A workload's `src/lib.rs` (the crate is `#![no_std]`, with `extern crate alloc;`):
+//!
 //! ```no_run
-//! #![no_std]
-//! extern crate alloc;
+//! # mod workload {
 //! use twi_payload::prelude::*;
 //!
 //! pub fn main(rt: &mut dyn Runtime) -> ExitCode {
 //!     match rt.acquire("https://payroll-db.example:8443", CredentialType::X509, None) {
 //!         Ok(credential) => {
-//!             rt.log(&alloc::format!("identity: {}", credential.workload_id));
+//!             rt.log(&format!("identity: {}", credential.workload_id));
 //!             ExitCode::Success
 //!         }
 //!         Err(e) => {
-//!             rt.log(&alloc::format!("no credential: {e}"));
+//!             rt.log(&format!("no credential: {e}"));
 //!             ExitCode::Failure
 //!         }
 //!     }
 //! }
+//! # }
+//! # fn main() {}
 //! ```
 #![no_std]
 #![forbid(unsafe_code)]
