@@ -48,7 +48,7 @@ pub fn start(boot: &BootInfo) -> Kind {
     if boot.tdx {
         hal::install(&tdx::HAL);
         if let Err(e) = tdx::init() {
-            tdx::fatal(e.code())
+            tdx::fatal(e.reason())
         }
         Kind::Tdx
     } else if boot.sev_status & SEV_STATUS_SNP != 0 {
