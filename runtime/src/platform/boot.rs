@@ -26,6 +26,8 @@
 
 use core::arch::global_asm;
 
+use twi_attester::snp::ghcb::msr_protocol;
+
 use crate::layout::{BOOT_SCRATCH, PAGE_TABLES, SHARED_POOL, SNP_CPUID_PAGE};
 
 /// Offsets in the boot scratch page.
@@ -40,8 +42,14 @@ mod scratch {
     pub const STACK_TOP: u32 = 0x1000;
 }
 const FLAG_TDX: u32 = 1;
-/// Terminate reason codes (GHCB reason set 1) the stub can report before Rust runs.
-const TERMINATE_NO_CBIT: u32 = 0x01;
+/// The GHCB MSR termination request the stub sends when the CPUID page names no C-bit: TWI's
+/// reason set, code NO_C_BIT (`twi_attester::snp::ghcb::msr_protocol::twi_reason`).
+const TERMINATE_NO_CBIT: u64 =
+    msr_protocol::terminate(msr_protocol::REASON_SET_TWI, msr_protocol::twi_reason::NO_C_BIT);
+/// SEV-ES without SNP: reason set 0, "SEV-SNP not supported".
+const TERMINATE_SNP_UNSUPPORTED: u64 =
+    msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED);
+const _: () = assert!(TERMINATE_NO_CBIT >> 32 == 0 && TERMINATE_SNP_UNSUPPORTED >> 32 == 0);
 
 /// The early IDT covers vectors 0..=29 (#GP is 13).
 const EARLY_IDT_ENTRIES: u32 = 30;
@@ -152,7 +160,7 @@ boot32_legacy:
     testl $2, %eax
     jz halt_forever32             /* plain SEV has no GHCB to report through */
     movl $0xC0010130, %ecx        /* SEV-ES: GHCB terminate, reason set 0, code 2 (SNP unsupported) */
-    movl $(0x100 | (2 << 16)), %eax
+    movl ${snp_unsupported}, %eax
     xorl %edx, %edx
     wrmsr
     .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
@@ -185,9 +193,9 @@ snp_cbit:
     jmp boot32_common
 
 terminate_no_cbit:
-    /* GHCB MSR protocol: terminate, reason set 1 (TWI), code TERMINATE_NO_CBIT. */
+    /* GHCB MSR protocol: terminate, TWI's reason set, code NO_C_BIT. */
     movl $0xC0010130, %ecx
-    movl $(0x100 | (1 << 12) | ({no_cbit} << 16)), %eax
+    movl ${no_cbit}, %eax
     xorl %edx, %edx
     wrmsr
     .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
@@ -323,6 +331,7 @@ gdt_ptr:
     idt_entries = const EARLY_IDT_ENTRIES,
     flag_tdx = const FLAG_TDX,
     no_cbit = const TERMINATE_NO_CBIT,
+    snp_unsupported = const TERMINATE_SNP_UNSUPPORTED,
     cpuid_page = const SNP_CPUID_PAGE,
     shared_pde = const SHARED_POOL_PDE,
     pt = const PAGE_TABLES,

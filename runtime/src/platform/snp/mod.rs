@@ -363,23 +363,48 @@ fn copy_answer(response: &Shared, certificates: &Shared, exit: RequestExit) -> G
     GuestAnswer { response: copy, certificates: table }
 }
 
-/// Why the runtime asks the hypervisor to end the VM (GHCB terminate, reason set 1).
+/// Why the runtime asks the hypervisor to end the VM (GHCB MSR protocol "Termination Request").
+/// Success and the GHCB spec's own conditions use reason set 0; everything else TWI's own set
+/// (`twi_attester::snp::ghcb::msr_protocol::twi_reason` documents the codes), never Linux's set
+/// 1, whose codes a host log would read as Linux's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum TerminateReason {
-    Success = 0,
-    Fatal = 1,
-    Ghcb = 2,
-    /// SnpInitError::CBitMismatch
-    CBitMismatch = 3,
+    /// The workload finished: set 0, "general termination request".
+    Success,
+    Fatal,
+    Ghcb,
+    CBitMismatch,
     /// SnpInitError::PageStateChange / Ghcb (page-state change of the heap or frame pool)
-    PageStateChange = 4,
-    GhcbRegistration = 5,
-    Pvalidate = 6,
-    NotVmpl0 = 7,
-    /// Reported with the GHCB spec's own codes (reason set 0) instead of ours.
-    ProtocolUnsupported = 0x80,
-    SnpUnsupported = 0x81,
+    PageStateChange,
+    GhcbRegistration,
+    Pvalidate,
+    NotVmpl0,
+    SvsmCall,
+    EarlyVc,
+    /// Reported with the GHCB spec's own codes (reason set 0).
+    ProtocolUnsupported,
+    SnpUnsupported,
+}
+
+impl TerminateReason {
+    /// The reason set and code for the GHCB MSR termination request.
+    pub fn set_and_code(self) -> (u8, u8) {
+        use msr_protocol::{REASON_SET_GENERAL as GENERAL, REASON_SET_TWI as TWI, twi_reason};
+        match self {
+            Self::Success => (GENERAL, msr_protocol::REASON_GENERAL),
+            Self::ProtocolUnsupported => (GENERAL, msr_protocol::REASON_PROTOCOL_UNSUPPORTED),
+            Self::SnpUnsupported => (GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED),
+            Self::Fatal => (TWI, twi_reason::FATAL),
+            Self::Ghcb => (TWI, twi_reason::GHCB),
+            Self::CBitMismatch => (TWI, twi_reason::C_BIT_MISMATCH),
+            Self::PageStateChange => (TWI, twi_reason::PAGE_STATE_CHANGE),
+            Self::GhcbRegistration => (TWI, twi_reason::GHCB_REGISTRATION),
+            Self::Pvalidate => (TWI, twi_reason::PVALIDATE),
+            Self::NotVmpl0 => (TWI, twi_reason::NOT_VMPL0),
+            Self::SvsmCall => (TWI, twi_reason::SVSM_CALL),
+            Self::EarlyVc => (TWI, twi_reason::EARLY_VC),
+        }
+    }
 }
 
 impl From<SnpInitError> for TerminateReason {
@@ -396,20 +421,10 @@ impl From<SnpInitError> for TerminateReason {
     }
 }
 
-/// GHCB MSR-protocol termination: works even when the GHCB page is unusable. The GHCB spec's
-/// reason set 0 carries "protocol unsupported" and "SNP unsupported"; set 1 carries the
-/// runtime's own reasons.
+/// GHCB MSR-protocol termination: works even when the GHCB page is unusable.
 pub fn terminate(reason: TerminateReason) -> ! {
-    let request = match reason {
-        TerminateReason::ProtocolUnsupported => {
-            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_PROTOCOL_UNSUPPORTED)
-        }
-        TerminateReason::SnpUnsupported => {
-            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED)
-        }
-        other => msr_protocol::terminate(msr_protocol::REASON_SET_TWI, other as u8),
-    };
-    instr::write_ghcb_msr(request);
+    let (set, code) = reason.set_and_code();
+    instr::write_ghcb_msr(msr_protocol::terminate(set, code));
     loop {
         instr::vmgexit();
         core::hint::spin_loop();
