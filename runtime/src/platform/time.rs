@@ -16,17 +16,21 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// Busy-waits about `ms` milliseconds (TSC-timed once calibrated; before that, an assumed
-/// 3 GHz, which errs towards waiting longer on slower CPUs).
-pub fn delay_ms(ms: u64) {
+/// 3 GHz, which errs towards waiting longer on slower CPUs); returns the milliseconds the TSC
+/// says passed (at least `ms`).
+pub fn delay_ms(ms: u64) -> u64 {
     let hz = match TSC_HZ.load(Ordering::Relaxed) {
         0 => 3_000_000_000,
         hz => hz,
     };
     let start = rdtsc();
     let ticks = hz / 1000 * ms;
-    while rdtsc().wrapping_sub(start) < ticks {
+    let mut elapsed = 0;
+    while elapsed < ticks {
         core::hint::spin_loop();
+        elapsed = rdtsc().wrapping_sub(start);
     }
+    elapsed / (hz / 1000).max(1)
 }
 
 /// TSC ticks per second, measured with PIT channel 2 in one-shot mode.

@@ -65,7 +65,7 @@ impl TdxModule for TdcallModule {
         Ok(self.0.poll_quote(out))
     }
 
-    fn pause(&mut self) {
-        self.0.pause()
+    fn pause(&mut self, ms: u64) -> u64 {
+        self.0.pause(ms)
     }
 }

@@ -17,7 +17,7 @@ use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::guest_msg::{GuestMsgError, MAX_MESSAGE, Requester, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
-use twi_attester::snp::report::AttestationReport;
+use twi_attester::snp::report::GuestView;
 use twi_attester::snp::secrets::{SECRETS_PAGE_SIZE, SecretsPage};
 use twi_proto::msg::{MAX_CERT_TABLE, Platform};
 use zeroize::Zeroizing;
@@ -200,8 +200,9 @@ impl SnpGuest {
         if response.status != STATUS_SUCCESS {
             return Err(SnpError::Firmware(response.status));
         }
-        let report =
-            AttestationReport::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
+        // Only the length and REPORT_DATA are the guest's to check: the version is the
+        // verifier's, so that new firmware does not stop attestation.
+        let report = GuestView::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
         if report.report_data != *report_data {
             return Err(SnpError::ReportDataMismatch);
         }
@@ -267,8 +268,7 @@ impl<'g, D: SnpDoorbell> SnpTee<'g, D> {
     }
 
     fn remember_tcb(&mut self, report: &[u8]) -> Result<u64, TeeError> {
-        let parsed =
-            AttestationReport::parse(report).map_err(|_| TeeError::Snp(SnpError::Malformed("attestation report")))?;
+        let parsed = GuestView::parse(report).map_err(|_| TeeError::Snp(SnpError::Malformed("attestation report")))?;
         self.committed_tcb = Some(parsed.committed_tcb.0);
         Ok(parsed.committed_tcb.0)
     }

@@ -335,7 +335,9 @@ pub fn guest_request(sealed: &[u8], exit: RequestExit) -> Result<GuestAnswer, Gu
         };
         match result.map_err(|_| GuestRequestError::Ghcb)? {
             GuestRequestResult::Success => return Ok(copy_answer(response, certificates, exit)),
-            GuestRequestResult::Busy => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
+            GuestRequestResult::Busy => {
+                super::time::delay_ms(BUSY_RETRY_DELAY_MS);
+            }
             GuestRequestResult::InvalidLength if exit == RequestExit::Extended => {
                 // The host's certificates need more pages than the runtime can forward. The
                 // firmware has not seen this request, so the same ciphertext goes again as a

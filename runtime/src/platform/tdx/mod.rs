@@ -280,10 +280,6 @@ impl Hal for Tdx {
     }
 }
 
-/// How long to wait between two polls of an in-flight GetQuote; with
-/// `crate::tee::tdx::MAX_QUOTE_POLLS` (1000) the runtime waits up to 20 s for the quoting service.
-pub const QUOTE_POLL_DELAY_MS: u64 = 20;
-
 /// How often, and how far apart, a GetQuote the VMM answers with RETRY is submitted again.
 const SUBMIT_RETRIES: u32 = 50;
 const SUBMIT_RETRY_DELAY_MS: u64 = 100;
@@ -342,7 +338,9 @@ impl HwTdx {
         // later with the same buffer, a bounded number of times.
         for _ in 0..SUBMIT_RETRIES {
             match instr::get_quote(self.quote.gpa(), self.quote.len() as u64) {
-                Err(VmcallError::Vmm(vmcall_status::RETRY)) => super::time::delay_ms(SUBMIT_RETRY_DELAY_MS),
+                Err(VmcallError::Vmm(vmcall_status::RETRY)) => {
+                    super::time::delay_ms(SUBMIT_RETRY_DELAY_MS);
+                }
                 result => return result.map_err(|e| TdxCallError::Status(status_of(e))),
             }
         }
@@ -366,9 +364,10 @@ impl HwTdx {
         n
     }
 
-    /// Waits between two polls of an in-flight GetQuote.
-    pub fn pause(&mut self) {
-        super::time::delay_ms(QUOTE_POLL_DELAY_MS);
+    /// Waits about `ms` milliseconds between two polls of an in-flight GetQuote; returns the
+    /// milliseconds the TSC says passed.
+    pub fn pause(&mut self, ms: u64) -> u64 {
+        super::time::delay_ms(ms)
     }
 }
 
