@@ -25,7 +25,9 @@ use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate
 use super::boot::BootInfo;
 use super::hal::{AcceptError, ExitCode, Hal};
 use super::shared::{PAGE, Shared};
-use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
+use twi_attester::snp::rmp::{self, RmpSize, Vmpl0Probe};
+
+use crate::layout::{BOOT_SCRATCH, FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
 
 /// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
 /// must terminate through the MSR protocol instead of printing (printing would trap again).
@@ -82,6 +84,8 @@ pub enum SnpInitError {
     /// The runtime is not running at VMPL0 (an SVSM or paravisor sits below it), so VMPCK0
     /// and VMPL0 reports are not its to use.
     NotVmpl0,
+    /// The VMPL0 probe (RMPADJUST) failed with this code at both page sizes.
+    VmplProbe(u32),
     Ghcb(GhcbError),
 }
 
@@ -126,6 +130,9 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     }
     let mut ghcb = Ghcb::new(page);
     instr::write_ghcb_msr(ghcb.gpa());
+    // The secrets page's VMPCK0, the report's VMPL and PVALIDATE itself assume VMPL0: check it
+    // before validating anything (as Linux's enforce_vmpl0 does).
+    probe_vmpl0()?;
 
     // Heap and frame pool: assign as private (2 MiB entries), then PVALIDATE.
     let mut entries = [(0u64, 0u64, false); VALIDATED_2M_PAGES];
@@ -136,11 +143,6 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     for address in validated_2m_pages() {
         validate_2m(address)?;
     }
-    // The secrets page's VMPCK0 and the report's VMPL assume the runtime is at VMPL0: check it
-    // (as Linux's snp_vmpl check does) on a freshly validated heap page.
-    if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
-        return Err(SnpInitError::NotVmpl0);
-    }
     let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let certificates = Shared::alloc(CERTIFICATE_PAGES).ok_or(SnpInitError::GhcbRegistration)?;
@@ -148,6 +150,22 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Checks that the runtime runs at VMPL0: RMPADJUST on the boot scratch page, which the launch
+/// validated as a 4 KiB page (SEV metadata SNP_SEC_MEM), retried at 2 MiB on a size mismatch
+/// (`twi_attester::snp::rmp`: a mismatch says nothing about the VMPL).
+fn probe_vmpl0() -> Result<(), SnpInitError> {
+    let (mut size, mut retried) = (RmpSize::Size4K, false);
+    loop {
+        let rax = instr::rmpadjust_probe_vmpl1(rmp::probe_address(u64::from(BOOT_SCRATCH), size), size);
+        match rmp::vmpl0_probe(rax, size, retried) {
+            Vmpl0Probe::Vmpl0 => return Ok(()),
+            Vmpl0Probe::NotVmpl0 => return Err(SnpInitError::NotVmpl0),
+            Vmpl0Probe::Retry(other) => (size, retried) = (other, true),
+            Vmpl0Probe::Failed(code) => return Err(SnpInitError::VmplProbe(code)),
+        }
+    }
 }
 
 /// The 2 MiB pages the runtime validates itself: the heap and the frame pool.
@@ -418,7 +436,7 @@ impl From<SnpInitError> for TerminateReason {
             SnpInitError::PageStateChange(_) | SnpInitError::Ghcb(_) => Self::PageStateChange,
             SnpInitError::GhcbRegistration => Self::GhcbRegistration,
             SnpInitError::Pvalidate(_) => Self::Pvalidate,
-            SnpInitError::NotVmpl0 => Self::NotVmpl0,
+            SnpInitError::NotVmpl0 | SnpInitError::VmplProbe(_) => Self::NotVmpl0,
         }
     }
 }
