@@ -141,12 +141,13 @@ fn boot() -> Booted {
     idt::init();
     let kind = platform::start(&boot);
     console::init();
-    let tsc_hz = time::calibrate_tsc_hz();
+    let (tsc_hz, tsc_source) = time::calibrate_tsc_hz();
     log!("{RUNTIME_NAME} booted");
     log!(
-        "boot: reset vector -> rust entry {} us (TSC {} MHz)",
+        "boot: reset vector -> rust entry {} us (TSC {} MHz from {})",
         time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
-        tsc_hz / 1_000_000
+        tsc_hz / 1_000_000,
+        tsc_source.name()
     );
     if let Some(ram) = cmos::low_ram_bytes().filter(|&ram| ram < MIN_RAM_BYTES) {
         fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
