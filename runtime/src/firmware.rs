@@ -20,10 +20,11 @@ use twi_proto::msg::Platform;
 use crate::channel::{Channel, Link};
 use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
+use crate::memory_map;
 use crate::platform::boot::BootInfo;
 use crate::platform::hal::{ExitCode, exit};
 use crate::platform::serial::{COM2, Uart};
-use crate::platform::{self, Kind, cmos, console, cpu, idt, launch, memory, rng::HwRng, time};
+use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch, memory, rng::HwRng, time};
 use crate::session::{Event, Outcome, Session, SessionError, Trust};
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
 use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
@@ -149,9 +150,7 @@ fn boot() -> Booted {
         tsc_hz / 1_000_000,
         tsc_source.name()
     );
-    if let Some(ram) = cmos::low_ram_bytes().filter(|&ram| ram < MIN_RAM_BYTES) {
-        fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
-    }
+    check_ram();
     memory::init();
     let Some(rng) = HwRng::new() else {
         fatal(format_args!(
@@ -165,6 +164,32 @@ fn boot() -> Booted {
     }
     log!("issuer anchor: {}", manifest.issuer_name);
     Booted { kind, tsc_hz, reset_tsc: boot.reset_tsc, c_bit: boot.c_bit, rng, manifest }
+}
+
+/// Refuses to start, with a sentence, when RAM cannot hold the layout (`memory_map`): from
+/// fw_cfg's e820 table, else the CMOS (which says nothing at 16 MiB and below), else unknown.
+fn check_ram() {
+    let needed = 0..MIN_RAM_BYTES;
+    let (ram, source) = match fw_cfg::ram_from_zero() {
+        Ok(end) => (Some(end), "fw_cfg etc/e820"),
+        Err(e) => {
+            log!("no RAM size from fw_cfg ({e:?}): trying the CMOS");
+            (cmos::low_ram_bytes(), "CMOS")
+        }
+    };
+    let Some(ram) = ram else {
+        log!("RAM size unknown (no fw_cfg e820 table, nothing in the CMOS): assuming the layout fits");
+        return;
+    };
+    if let Err(have) = memory_map::check(ram, needed) {
+        fatal(format_args!(
+            "too little RAM: {} KiB from address 0 ({source}), the runtime needs {} MiB; run QEMU with -m {}M or more",
+            have >> 10,
+            MIN_RAM_BYTES >> 20,
+            MIN_RAM_BYTES.div_ceil(1 << 20)
+        ))
+    }
+    log!("RAM: {} MiB from address 0 ({source})", ram >> 20);
 }
 
 /// Generates the Credential Key in the vault and runs the pairwise consistency test (FIPS 140-3

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cmos;
 pub mod console;
 pub mod cpu;
+pub mod fw_cfg;
 pub mod hal;
 pub mod idt;
 pub mod launch;
