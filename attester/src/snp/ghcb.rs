@@ -95,6 +95,10 @@ pub mod msr_protocol {
     pub const SEV_INFO_REQUEST: u64 = 0x002;
     pub const CPUID_REQUEST: u64 = 0x004;
     pub const CPUID_RESPONSE: u64 = 0x005;
+    /// AP Reset Hold: the vCPU stays with the hypervisor until woken (response 0x007, GHCBData
+    /// 63:12 non-zero when woken).
+    pub const AP_RESET_HOLD_REQUEST: u64 = 0x006;
+    pub const AP_RESET_HOLD_RESPONSE: u64 = 0x007;
     pub const REGISTER_GHCB_REQUEST: u64 = 0x012;
     pub const REGISTER_GHCB_RESPONSE: u64 = 0x013;
     pub const PSC_REQUEST: u64 = 0x014;

@@ -27,6 +27,7 @@
 use core::arch::global_asm;
 
 use twi_attester::snp::ghcb::msr_protocol;
+use twi_attester::tdx::abi::{expose, vmcall};
 
 use crate::layout::{BOOT_SCRATCH, PAGE_TABLES, SHARED_POOL, SNP_CPUID_PAGE};
 
@@ -36,6 +37,8 @@ mod scratch {
     pub const SEV_STATUS: u32 = 0x008;
     pub const C_BIT: u32 = 0x010;
     pub const FLAGS: u32 = 0x014;
+    /// Set to 1 by vCPU 0 once the page tables are built: TDX APs wait for it.
+    pub const AP_READY: u32 = 0x018;
     pub const IDT_POINTER: u32 = 0x100;
     pub const EARLY_IDT: u32 = 0x800;
     /// The early stack grows down from the end of the page.
@@ -83,6 +86,24 @@ reset_vector:
     .long boot32_tdx - . - 4
     .byte 0xF4
 
+    /* SEV-ES/SNP application processors start here (the SEV-ES reset block points at
+       twi_linker::AP_PARK; real mode, CS.base 0xFFFF0000): ask the hypervisor to hold this
+       vCPU (GHCB MSR protocol, AP Reset Hold request 0x006) and ask again whenever it
+       returns. The runtime never wakes an AP; a host that does gets a vCPU that touches no
+       memory. */
+    .section .boot.ap_park, "ax"
+    .code16
+    .global ap_park_sev
+ap_park_sev:
+    cli
+14:
+    movl $0xC0010130, %ecx        /* GHCB MSR */
+    movl ${ap_reset_hold}, %eax
+    xorl %edx, %edx
+    wrmsr
+    .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
+    jmp 14b
+
     .section .boot, "ax"
     .code16
 boot16:
@@ -101,14 +122,10 @@ boot16:
 
     .code32
 boot32_tdx:
-    /* TDX: every vCPU starts here; ESI is the vCPU index. Only vCPU 0 boots; the others
-       wait (PAUSE, not HLT: HLT would exit to the VMM). */
+    /* TDX: every vCPU starts here; ESI is the vCPU index. Only vCPU 0 boots; the others park
+       (ap_tdx32). */
     testl %esi, %esi
-    jz 1f
-2:
-    pause
-    jmp 2b
-1:
+    jnz ap_tdx32
     cli
     cld
     rdtsc
@@ -265,6 +282,8 @@ boot32_common:
     loop 9b
     /* The shared pool is host-visible: no C-bit. */
     movl $0, ({pt} + 0x2000 + {shared_pde} * 8 + 4)
+    /* TDX application processors wait for this before they use the page tables (ap_tdx32). */
+    movl $1, ({scratch} + {o_ap_ready})
 
     /* The early IDT holds 32-bit gates: retire it before long mode (an empty IDT until Rust
        installs its own). */
@@ -309,6 +328,45 @@ boot64:
     hlt
     jmp 10b
 
+    /* TDX application processors (ESI != 0): flat segments, wait (PAUSE) until vCPU 0 has
+       built the page tables, enter long mode on them, and halt for good with
+       TDG.VP.VMCALL<Instruction.HLT> (interrupts blocked): the VMM deschedules the vCPU
+       instead of it spinning at 100 %. A wake-up (an injected event) only loops back to HLT.
+       TDCALL needs 64-bit mode, hence the page tables (as OVMF's APs wait for its
+       TDX_WORK_AREA_PGTBL_READY). Nothing here writes memory. */
+    .code32
+ap_tdx32:
+    cli
+    lgdt gdt_ptr
+    ljmp $0x08, $12f
+12:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+13:
+    pause
+    cmpl $1, ({scratch} + {o_ap_ready})
+    jne 13b
+    movl %cr4, %eax
+    orl $(1 << 5), %eax
+    movl %eax, %cr4
+    movl ${pt}, %eax
+    movl %eax, %cr3
+    movl %cr0, %eax
+    orl $0x80000001, %eax
+    movl %eax, %cr0
+    ljmpl $0x18, $ap_tdx64
+
+    .code64
+ap_tdx64:
+    xorl %eax, %eax               /* TDCALL leaf 0: TDG.VP.VMCALL */
+    movl ${hlt_expose}, %ecx      /* R10, R11, R12 */
+    xorl %r10d, %r10d             /* standard TDVMCALL */
+    movl ${hlt_subfunction}, %r11d
+    movl $1, %r12d                /* interrupts blocked */
+    .byte 0x66, 0x0F, 0x01, 0xCC  /* TDCALL */
+    jmp ap_tdx64
+
     .balign 8
 gdt:
     .quad 0x0000000000000000    /* null */
@@ -325,6 +383,10 @@ gdt_ptr:
     o_sev = const scratch::SEV_STATUS,
     o_cbit = const scratch::C_BIT,
     o_flags = const scratch::FLAGS,
+    o_ap_ready = const scratch::AP_READY,
+    hlt_expose = const expose::R10 | expose::R11 | expose::R12,
+    hlt_subfunction = const vmcall::INSTRUCTION_HLT,
+    ap_reset_hold = const msr_protocol::AP_RESET_HOLD_REQUEST,
     o_idtp = const scratch::IDT_POINTER,
     o_idt = const scratch::EARLY_IDT,
     o_stack = const scratch::STACK_TOP,
