@@ -367,12 +367,15 @@ ap_tdx64:
     .byte 0x66, 0x0F, 0x01, 0xCC  /* TDCALL */
     jmp ap_tdx64
 
+    /* The descriptors carry the Accessed bit already: the CPU sets it when a segment is
+       loaded, and this GDT lies in the ROM (measured firmware, read-only or private memory):
+       no segment load may write it. */
     .balign 8
 gdt:
     .quad 0x0000000000000000    /* null */
-    .quad 0x00CF9A000000FFFF    /* 0x08: 32-bit code */
-    .quad 0x00CF92000000FFFF    /* 0x10: data */
-    .quad 0x00AF9A000000FFFF    /* 0x18: 64-bit code */
+    .quad 0x00CF9B000000FFFF    /* 0x08: 32-bit code */
+    .quad 0x00CF93000000FFFF    /* 0x10: data */
+    .quad 0x00AF9B000000FFFF    /* 0x18: 64-bit code */
 gdt_end:
 gdt_ptr:
     .word gdt_end - gdt - 1
