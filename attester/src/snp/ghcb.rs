@@ -103,6 +103,11 @@ pub mod msr_protocol {
     pub const REGISTER_GHCB_RESPONSE: u64 = 0x013;
     pub const PSC_REQUEST: u64 = 0x014;
     pub const PSC_RESPONSE: u64 = 0x015;
+    /// SNP Run VMPL (GHCB spec 2.03; Linux `GHCB_MSR_VMPL_REQ`): ask the hypervisor to run
+    /// the guest's VMPL in bits 39:32 (an SVSM call runs VMPL0). Response 0x017, bits 63:32 zero
+    /// on success.
+    pub const RUN_VMPL_REQUEST: u64 = 0x016;
+    pub const RUN_VMPL_RESPONSE: u64 = 0x017;
     pub const HV_FEATURES_REQUEST: u64 = 0x080;
     pub const HV_FEATURES_RESPONSE: u64 = 0x081;
     pub const TERMINATE: u64 = 0x100;
@@ -172,7 +177,7 @@ pub mod msr_protocol {
         ];
     }
 
-    pub fn function(value: u64) -> u64 {
+    pub const fn function(value: u64) -> u64 {
         value & FUNCTION_MASK
     }
 
@@ -214,6 +219,15 @@ pub mod msr_protocol {
         (function(value) == HV_FEATURES_RESPONSE).then_some(value >> 12)
     }
 
+    pub const fn run_vmpl(vmpl: u8) -> u64 {
+        ((vmpl as u64) << 32) | RUN_VMPL_REQUEST
+    }
+
+    /// True when the response says the requested VMPL ran (Linux `svsm_perform_msr_protocol`).
+    pub const fn run_vmpl_done(value: u64) -> bool {
+        value & FUNCTION_MASK == RUN_VMPL_RESPONSE && value >> 32 == 0
+    }
+
     pub const fn terminate(reason_set: u8, reason_code: u8) -> u64 {
         ((reason_code as u64) << 16) | (((reason_set & 0xF) as u64) << 12) | TERMINATE
     }
@@ -243,6 +257,12 @@ mod tests {
         assert_eq!(terminate(REASON_SET_TWI, 7), 0x0007_5100);
         assert_eq!(terminate(REASON_SET_GENERAL, REASON_SNP_UNSUPPORTED), 0x0002_0100);
         assert_eq!(hv_features(0x0000_0000_0000_1081), Some(1));
+        // Run VMPL0 (an SVSM call): the target VMPL in bits 39:32.
+        assert_eq!(run_vmpl(0), 0x016);
+        assert_eq!(run_vmpl(2), 0x2_0000_0016);
+        assert!(run_vmpl_done(0x017));
+        assert!(!run_vmpl_done(0x1_0000_0017), "a non-zero error in bits 63:32");
+        assert!(!run_vmpl_done(0x016));
     }
 
     #[test]
