@@ -242,12 +242,18 @@ fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: 
             run(&mut TdxTee::new(module, Platform::Tdx), &measurements)
         }
         Kind::Snp => {
-            let mut guard = take_snp_guest().unwrap_or_else(|e| fatal(format_args!("{e}")));
-            log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)");
+            let vmpl = platform::snp::svsm::vmpl().unwrap_or(0);
+            let mut guard = take_snp_guest(vmpl).unwrap_or_else(|e| fatal(format_args!("{e}")));
+            match platform::snp::svsm::vmpl() {
+                None => log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)"),
+                Some(n) => log!(
+                    "platform: SEV-SNP below an SVSM at VMPL {n} (C-bit {c_bit}; memory validated through SVSM_CORE_PVALIDATE; VMPCK{n} taken from the secrets page, reports for VMPL {n})"
+                ),
+            }
             let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
             run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
         }
-        Kind::Native => match take_snp_guest() {
+        Kind::Native => match take_snp_guest(0) {
             Ok(mut guard) => {
                 log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
                 let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
@@ -264,10 +270,11 @@ fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: 
     }
 }
 
-/// Takes VMPCK0 from the SEV-SNP secrets page into the vault's pages.
-fn take_snp_guest() -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
+/// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's
+/// pages.
+fn take_snp_guest(vmpl: u8) -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
     let copy = launch::take_secrets_page();
-    let guest = SnpGuest::from_secrets_page(&copy);
+    let guest = SnpGuest::from_secrets_page_at(&copy, vmpl);
     launch::wipe(copy);
     let mut slot = SNP_GUEST.lock();
     *slot = Some(guest?);

@@ -10,6 +10,7 @@
 
 pub mod ghcb;
 pub mod instr;
+pub mod svsm;
 pub mod vc;
 
 use core::arch::x86_64::CpuidResult as CpuidRegisters;
@@ -86,6 +87,10 @@ pub enum SnpInitError {
     NotVmpl0,
     /// The VMPL0 probe (RMPADJUST) failed with this code at both page sizes.
     VmplProbe(u32),
+    /// Not at VMPL0, and the secrets page describes no usable SVSM.
+    NoSvsm(twi_attester::snp::secrets::SvsmInfoError),
+    /// An SVSM call (validation through SVSM_CORE_PVALIDATE) failed.
+    Svsm(svsm::SvsmCallError),
     Ghcb(GhcbError),
 }
 
@@ -131,8 +136,16 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     let mut ghcb = Ghcb::new(page);
     instr::write_ghcb_msr(ghcb.gpa());
     // The secrets page's VMPCK0, the report's VMPL and PVALIDATE itself assume VMPL0: check it
-    // before validating anything (as Linux's enforce_vmpl0 does).
-    probe_vmpl0()?;
+    // before validating anything (as Linux's enforce_vmpl0 does). Below VMPL0, an SVSM must be
+    // described in the secrets page: it validates memory and the runtime uses its own VMPL's
+    // VMPCK.
+    match probe_vmpl0() {
+        Err(SnpInitError::NotVmpl0) => {
+            let info = super::launch::svsm_info().map_err(SnpInitError::NoSvsm)?;
+            svsm::install(info).map_err(SnpInitError::Svsm)?;
+        }
+        other => other?,
+    }
 
     // Heap and frame pool: assign as private (2 MiB entries), then PVALIDATE.
     let mut entries = [(0u64, 0u64, false); VALIDATED_2M_PAGES];
@@ -141,7 +154,7 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     }
     ghcb.page_state_change(&entries).map_err(SnpInitError::Ghcb)?;
     for address in validated_2m_pages() {
-        validate_2m(address)?;
+        validate_2m(address, ghcb.gpa())?;
     }
     let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
@@ -177,8 +190,12 @@ fn validated_2m_pages() -> impl Iterator<Item = u64> {
     HEAP.step_by(0x20_0000).chain(FRAMES.step_by(0x20_0000)).map(|a| a as u64)
 }
 
-/// PVALIDATE a 2 MiB page, falling back to its 512 4 KiB pages when the RMP holds them as such.
-fn validate_2m(address: u64) -> Result<(), SnpInitError> {
+/// Validates a 2 MiB page — PVALIDATE at VMPL0, SVSM_CORE_PVALIDATE below an SVSM — falling
+/// back to its 512 4 KiB pages when the RMP holds them as such.
+fn validate_2m(address: u64, ghcb_gpa: u64) -> Result<(), SnpInitError> {
+    if svsm::active() {
+        return svsm::validate_2m(address, ghcb_gpa).map_err(SnpInitError::Svsm);
+    }
     match pvalidate(address, PageSize::Size2M, true) {
         PvalidateResult::Changed => Ok(()),
         PvalidateResult::SizeMismatch => {
@@ -218,12 +235,13 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 #[derive(Debug)]
 pub struct Snp;
 
-/// The HAL of an SEV-SNP guest at VMPL0.
+/// The HAL of an SEV-SNP guest: at VMPL0, or below an SVSM (then memory is validated through
+/// the SVSM's core protocol; everything else is the same).
 pub static HAL: Snp = Snp;
 
 impl Hal for Snp {
     fn name(&self) -> &'static str {
-        "SEV-SNP"
+        if svsm::active() { "SEV-SNP below an SVSM" } else { "SEV-SNP" }
     }
 
     fn io_read(&self, port: u16, size: u8) -> u32 {
@@ -260,9 +278,10 @@ impl Hal for Snp {
             let entry = [(address >> 12, msr_protocol::PSC_PRIVATE, true)];
             with_ghcb(|g| g.page_state_change(&entry))
                 .map_err(|_| AcceptError { address, reason: "page-state change to private" })?;
-            validate_2m(address).map_err(|e| AcceptError {
+            let ghcb_gpa = with_ghcb(|g| Ok(g.gpa())).map_err(|_| AcceptError { address, reason: "GHCB" })?;
+            validate_2m(address, ghcb_gpa).map_err(|e| AcceptError {
                 address: if let SnpInitError::Pvalidate(page) = e { page } else { address },
-                reason: "PVALIDATE",
+                reason: if svsm::active() { "SVSM_CORE_PVALIDATE" } else { "PVALIDATE" },
             })?;
         }
         Ok(())
@@ -436,7 +455,8 @@ impl From<SnpInitError> for TerminateReason {
             SnpInitError::PageStateChange(_) | SnpInitError::Ghcb(_) => Self::PageStateChange,
             SnpInitError::GhcbRegistration => Self::GhcbRegistration,
             SnpInitError::Pvalidate(_) => Self::Pvalidate,
-            SnpInitError::NotVmpl0 | SnpInitError::VmplProbe(_) => Self::NotVmpl0,
+            SnpInitError::NotVmpl0 | SnpInitError::VmplProbe(_) | SnpInitError::NoSvsm(_) => Self::NotVmpl0,
+            SnpInitError::Svsm(_) => Self::SvsmCall,
         }
     }
 }
