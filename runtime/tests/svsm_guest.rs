@@ -71,3 +71,44 @@ fn a_report_for_another_vmpl_is_refused() {
     // No VMPCK for VMPL 3 on this page.
     assert_eq!(SnpGuest::from_secrets_page_at(&svsm_secrets_page(), 3).err(), Some(SnpError::NoSecrets));
 }
+
+use twi_attester::svsm::attest::{self as svsm_attest, SERVICES_MANIFEST_GUID};
+use twi_runtime::tee::svsm::{SvsmAttestation, SvsmDoorbell, SvsmError, attest};
+
+/// An SVSM stand-in: COCONUT's answer (an empty services manifest, its own VMPL0 report binding
+/// SHA-512(nonce || manifest)), which `tamper` may alter.
+struct Svsm {
+    tamper: fn(&mut SvsmAttestation),
+}
+
+impl SvsmDoorbell for Svsm {
+    fn attest_services(&mut self, nonce: &[u8; 64]) -> Result<SvsmAttestation, SvsmError> {
+        let mut manifest = SERVICES_MANIFEST_GUID.to_vec();
+        manifest.extend(24u32.to_le_bytes());
+        manifest.extend(0u32.to_le_bytes());
+        let mut report = vec![0u8; REPORT_SIZE];
+        report[..4].copy_from_slice(&3u32.to_le_bytes());
+        report[offset::REPORT_DATA..offset::REPORT_DATA + 64]
+            .copy_from_slice(&svsm_attest::report_data(nonce, &manifest));
+        let mut answer = SvsmAttestation { report, manifest, certificates: None };
+        (self.tamper)(&mut answer);
+        Ok(answer)
+    }
+}
+
+#[test]
+fn the_svsms_report_must_bind_the_nonce_and_manifest_at_vmpl0() {
+    let nonce = [9u8; 64];
+    let honest = attest(&mut Svsm { tamper: |_| {} }, &nonce).expect("COCONUT's answer");
+    assert_eq!(honest.manifest.len(), 24);
+    type Tamper = fn(&mut SvsmAttestation);
+    let cases: [(Tamper, SvsmError); 4] = [
+        (|a| a.report[offset::REPORT_DATA] ^= 1, SvsmError::Binding),
+        (|a| a.report[offset::VMPL] = 2, SvsmError::Vmpl(2)),
+        (|a| a.report.truncate(100), SvsmError::Report),
+        (|a| a.manifest[20] = 1, SvsmError::Attest(svsm_attest::AttestError::Manifest("more entries than fit"))),
+    ];
+    for (tamper, why) in cases {
+        assert_eq!(attest(&mut Svsm { tamper }, &nonce), Err(why));
+    }
+}

@@ -212,6 +212,16 @@ fn validate_2m(address: u64, ghcb_gpa: u64) -> Result<(), SnpInitError> {
     }
 }
 
+/// SVSM_ATTEST_SERVICES through the SVSM below which the runtime runs (see
+/// [`svsm::attest_services`]); `None` at VMPL0.
+pub fn svsm_attest_services(nonce: &[u8; 64]) -> Option<Result<svsm::Attestation, svsm::SvsmCallError>> {
+    if !svsm::active() {
+        return None;
+    }
+    let ghcb_gpa = with_ghcb(|g| Ok(g.gpa())).ok()?;
+    Some(svsm::attest_services(nonce, ghcb_gpa))
+}
+
 /// Runs `f` with the GHCB. Fails (instead of deadlocking) if the GHCB is already in use, which
 /// would mean a #VC inside GHCB code: a runtime bug.
 fn with_ghcb<T>(f: impl FnOnce(&mut Ghcb) -> Result<T, GhcbError>) -> Result<T, GhcbError> {

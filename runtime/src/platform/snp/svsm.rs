@@ -11,13 +11,17 @@
 
 use core::arch::asm;
 
+use alloc::vec::Vec;
 use spin::Once;
 use twi_attester::snp::ghcb::{GHCB_MSR, msr_protocol};
 use twi_attester::snp::secrets::SvsmInfo;
+
+use twi_attester::svsm::attest::{ATTEST_SERVICES, AttestLengths, AttestRequest, Location, NONCE_LEN, SERVICES_LEN};
 use twi_attester::svsm::call::{CallResult, Registers, caa, protocol, rax};
 use twi_attester::svsm::core::{self as svsm_core, PvalidateEntry};
 
 use super::instr;
+use crate::platform::memory::{Frame, PAGE_SIZE};
 
 /// The SVSM found at start-up, if the runtime runs below one.
 static SVSM: Once<SvsmInfo> = Once::new();
@@ -162,4 +166,32 @@ pub fn validate_2m(address: u64, ghcb_gpa: u64) -> Result<(), SvsmCallError> {
         pvalidate(&small, ghcb_gpa)?;
     }
     Ok(())
+}
+
+/// The SVSM's report and services manifest.
+pub type Attestation = (Vec<u8>, Vec<u8>);
+
+/// SVSM_ATTEST_SERVICES with `nonce`: the SVSM's report and services manifest, copied out of
+/// two private pages of the frame pool (page aligned, as COCONUT requires). The request and
+/// the nonce go in the calling area's buffer. No certificate buffer is offered.
+pub fn attest_services(nonce: &[u8; NONCE_LEN], ghcb_gpa: u64) -> Result<Attestation, SvsmCallError> {
+    let mut report = Frame::alloc().ok_or(SvsmCallError::Request)?;
+    let mut manifest = Frame::alloc().ok_or(SvsmCallError::Request)?;
+    let buffer = SVSM.get().map_or(0, |info| info.caa) + caa::BUFFER as u64;
+    let request = AttestRequest {
+        report: Location { gpa: report.address(), size: PAGE_SIZE as u32 },
+        nonce: Location { gpa: buffer + SERVICES_LEN as u64, size: NONCE_LEN as u32 },
+        manifest: Location { gpa: manifest.address(), size: PAGE_SIZE as u32 },
+        certificates: Location::default(),
+        service: None,
+    };
+    let mut bytes = [0u8; SERVICES_LEN + NONCE_LEN];
+    bytes[..SERVICES_LEN].copy_from_slice(&request.encode().0[..SERVICES_LEN]);
+    bytes[SERVICES_LEN..].copy_from_slice(nonce);
+    let gpa = write_buffer(&bytes)?;
+    let regs = Registers { rax: rax(protocol::ATTEST, ATTEST_SERVICES), rcx: gpa, ..Registers::default() };
+    let out = call(regs, ghcb_gpa)?;
+    let lengths =
+        AttestLengths::from_registers(&request, out.rcx, out.rdx, out.r8).map_err(|_| SvsmCallError::Request)?;
+    Ok((report.as_mut_slice()[..lengths.report].to_vec(), manifest.as_mut_slice()[..lengths.manifest].to_vec()))
 }
