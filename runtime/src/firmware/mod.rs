@@ -28,10 +28,11 @@ pub use launch::Launch;
 use crate::channel::{Channel, Link};
 use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
+use crate::memory_map;
 use crate::platform::boot::BootInfo;
 use crate::platform::hal::{ExitCode, exit};
 use crate::platform::serial::{COM2, Uart};
-use crate::platform::{self, Kind, cmos, console, cpu, idt, launch as launch_pages, memory, rng::HwRng, time};
+use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch as launch_pages, memory, rng::HwRng, time};
 use crate::session::Event;
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
 use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
@@ -120,16 +121,15 @@ fn boot() -> Booted {
     idt::init();
     let kind = platform::start(&boot);
     console::init();
-    let tsc_hz = time::calibrate_tsc_hz();
+    let (tsc_hz, tsc_source) = time::calibrate_tsc_hz();
     log!("{RUNTIME_NAME} booted");
     log!(
-        "boot: reset vector -> rust entry {} us (TSC {} MHz)",
+        "boot: reset vector -> rust entry {} us (TSC {} MHz from {})",
         time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
-        tsc_hz / 1_000_000
+        tsc_hz / 1_000_000,
+        tsc_source.name()
     );
-    if let Some(ram) = cmos::low_ram_bytes().filter(|&ram| ram < MIN_RAM_BYTES) {
-        fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
-    }
+    check_ram();
     memory::init();
     let Some(rng) = HwRng::new() else {
         fatal(format_args!(
@@ -144,6 +144,32 @@ fn boot() -> Booted {
     }
     log!("issuer anchor: {}", manifest.issuer_name);
     Booted { kind, tsc_hz, reset_tsc: boot.reset_tsc, c_bit: boot.c_bit, rng, manifest }
+}
+
+/// Refuses to start, with a sentence, when RAM cannot hold the layout (`memory_map`): from
+/// fw_cfg's e820 table, else the CMOS (which says nothing at 16 MiB and below), else unknown.
+fn check_ram() {
+    let needed = 0..MIN_RAM_BYTES;
+    let (ram, source) = match fw_cfg::ram_from_zero() {
+        Ok(end) => (Some(end), "fw_cfg etc/e820"),
+        Err(e) => {
+            log!("no RAM size from fw_cfg ({e:?}): trying the CMOS");
+            (cmos::low_ram_bytes(), "CMOS")
+        }
+    };
+    let Some(ram) = ram else {
+        log!("RAM size unknown (no fw_cfg e820 table, nothing in the CMOS): assuming the layout fits");
+        return;
+    };
+    if let Err(have) = memory_map::check(ram, needed) {
+        fatal(format_args!(
+            "too little RAM: {} KiB from address 0 ({source}), the runtime needs {} MiB; run QEMU with -m {}M or more",
+            have >> 10,
+            MIN_RAM_BYTES >> 20,
+            MIN_RAM_BYTES.div_ceil(1 << 20)
+        ))
+    }
+    log!("RAM: {} MiB from address 0 ({source})", ram >> 20);
 }
 
 /// Generates the first signing key in the vault (the first acquisition's) and runs the
@@ -216,12 +242,18 @@ fn run_on_tee(
             run(&mut TdxTee::new(module, Platform::Tdx), &measurements)
         }
         Kind::Snp => {
-            let mut guard = take_snp_guest().unwrap_or_else(|e| fatal(format_args!("{e}")));
-            log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)");
+            let vmpl = platform::snp::svsm::vmpl().unwrap_or(0);
+            let mut guard = take_snp_guest(vmpl).unwrap_or_else(|e| fatal(format_args!("{e}")));
+            match platform::snp::svsm::vmpl() {
+                None => log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)"),
+                Some(n) => log!(
+                    "platform: SEV-SNP below an SVSM at VMPL {n} (C-bit {c_bit}; memory validated through SVSM_CORE_PVALIDATE; VMPCK{n} taken from the secrets page, reports for VMPL {n})"
+                ),
+            }
             let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
             run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
         }
-        Kind::Native => match take_snp_guest() {
+        Kind::Native => match take_snp_guest(0) {
             Ok(mut guard) => {
                 log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
                 let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
@@ -238,10 +270,11 @@ fn run_on_tee(
     }
 }
 
-/// Takes VMPCK0 from the SEV-SNP secrets page into the vault's pages.
-fn take_snp_guest() -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
+/// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's
+/// pages.
+fn take_snp_guest(vmpl: u8) -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
     let copy = launch_pages::take_secrets_page();
-    let guest = SnpGuest::from_secrets_page(&copy);
+    let guest = SnpGuest::from_secrets_page_at(&copy, vmpl);
     launch_pages::wipe(copy);
     let mut slot = SNP_GUEST.lock();
     *slot = Some(guest?);
