@@ -52,10 +52,9 @@ fn wrapper(root: &Path, dir: &Path, name: &str) -> Result<PathBuf> {
     write_if_changed(&wrapper.join("Cargo.toml"), &cargo_toml)?;
     write_if_changed(&wrapper.join("main.rs"), MAIN_RS)?;
     write_if_changed(&wrapper.join("build.rs"), BUILD_RS)?;
-    // The workspace's versions first: cargo adds only what the payload brings of its own.
-    if !wrapper.join("Cargo.lock").exists() {
-        fs::copy(root.join("Cargo.lock"), wrapper.join("Cargo.lock")).context("cannot copy Cargo.lock")?;
-    }
+    // The workspace's versions, afresh each build: cargo adds only what the payload brings of
+    // its own, so the runtime in the image is built from the versions the checkout tests.
+    fs::copy(root.join("Cargo.lock"), wrapper.join("Cargo.lock")).context("cannot copy Cargo.lock")?;
     Ok(wrapper)
 }
 
@@ -141,4 +140,54 @@ fn ca_bundle(path: &Path, key: &str) -> Result<Vec<u8>> {
         x509_cert::Certificate::from_der(der).map_err(|e| anyhow!("--set {key}: {}: {e}", path.display()))?;
     }
     Ok(ders.concat())
+}
+
+/// The source `twi new` starts a payload from: the `https-get` example, which the tests build
+/// into an image and run against a relying party.
+const TEMPLATE_LIB: &str = include_str!("../../examples/https-get/src/lib.rs");
+
+/// Makes a payload crate named `name` in `dir` (which must not exist or be empty): a
+/// `Cargo.toml` depending on this checkout's `twi-payload`, the `https-get` example as
+/// `src/lib.rs`, and a README saying how to build and run it.
+pub fn scaffold(dir: &Path, name: &str) -> Result<()> {
+    if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
+        bail!("{name:?} is not a crate name: use letters, digits, '-' and '_'");
+    }
+    if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
+        bail!("{} exists and is not empty: choose a new directory", dir.display());
+    }
+    let payload = workspace_root()?.join("payload");
+    fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let cargo_toml = format!(
+        "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
+         [dependencies]\n# The payload API: the runtime handle, TLS, HTTP, WPT.\n\
+         twi-payload = {{ path = {:?} }}\n\n# Its own workspace: `cargo test` here needs nothing around it.\n[workspace]\n",
+        payload.display().to_string()
+    );
+    let files = [
+        ("Cargo.toml", cargo_toml),
+        ("src/lib.rs", TEMPLATE_LIB.replace("https-get", name)),
+        ("README.md", readme(name, dir)),
+        (".gitignore", "/target\n".to_string()),
+    ];
+    for (file, text) in files {
+        let path = dir.join(file);
+        fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn readme(name: &str, dir: &Path) -> String {
+    let dir = dir.display();
+    format!(
+        "# {name}\n\nA TWI workload: a `#![no_std]` crate whose `pub fn main(rt: &mut dyn Runtime) -> ExitCode`\n\
+         runs inside the confidential VM, acquires credentials and uses them.\n\n\
+         Build it into a measured image (the settings are measured with it):\n\n\
+         ```sh\ntwi build --payload {dir} --set target=https://HOST:PORT/PATH --set server-ca=CA.pem --out out/{name}\n```\n\n\
+         Add the image's reference values to the issuer's policy, then run it:\n\n\
+         ```sh\ntwi policy add-image --workload {name} policy.toml out/{name}\n\
+         twi run --image out/{name}/twi.rom --policy policy.toml\n```\n\n\
+         `cargo check` here checks it on the host; the API is documented in the `twi-payload` crate\n\
+         (`cargo doc -p twi-payload --open` in the TWI checkout).\n"
+    )
 }

@@ -93,6 +93,7 @@ impl<C: Conduit> Conduit for TamperedConduit<C> {
         let range = self.received..self.received + data.len();
         if range.contains(&self.flip_at) {
             data[self.flip_at - range.start] ^= 0x01;
+            super::tamper::announce(format_args!("flipped byte {} of connection {id} from its target", self.flip_at));
         }
         self.received = range.end;
         Ok(data)

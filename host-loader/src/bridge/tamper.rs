@@ -66,7 +66,7 @@ impl std::str::FromStr for Tamper {
     }
 }
 
-fn announce(what: std::fmt::Arguments<'_>) {
+pub(super) fn announce(what: std::fmt::Arguments<'_>) {
     eprintln!("twi: tamper: {what}");
 }
 
