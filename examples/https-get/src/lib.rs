@@ -1,6 +1,6 @@
 //! A TWI workload: acquire an X.509 credential for the measured `target`, GET it over mutual
 //! TLS (the relying party sees the workload's Stable identifier in the client certificate),
-//! print the response, exit with its verdict.
+//! print `response: <body>` on the console, exit with the response's verdict.
 //!
 //! Build and run it (the relying party's CA goes into the measured manifest):
 //!
@@ -34,7 +34,8 @@ pub fn main(rt: &mut dyn Runtime) -> ExitCode {
     match https::get(rt, &credential, &target) {
         Ok(response) => {
             let body = alloc::string::String::from_utf8_lossy(&response.body);
-            rt.log(&format!("https-get: {target} answered {}: {}", response.status, body.trim_end()));
+            rt.log(&format!("https-get: {target} answered {}", response.status));
+            rt.log(&format!("response: {}", body.trim_end()));
             if (200..300).contains(&response.status) { ExitCode::Success } else { ExitCode::Failure }
         }
         Err(e) => {
