@@ -92,13 +92,21 @@ pub fn build_runtime_elf() -> Result<PathBuf> {
 
 /// `--config` value that appends `--remap-path-prefix` for the workspace and `$CARGO_HOME` to
 /// the bare-metal target's rustflags.
-fn remap_config(root: &Path) -> String {
+pub(crate) fn remap_config(root: &Path) -> String {
+    remap_config_with(root, &[])
+}
+
+/// As [`remap_config`], with more `(path, as)` prefixes to remap (a payload's directory).
+pub(crate) fn remap_config_with(root: &Path, more: &[(&Path, &str)]) -> String {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
     let mut flags = vec![format!("--remap-path-prefix={}=/twi", root.display())];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+    }
+    for (path, to) in more {
+        flags.push(format!("--remap-path-prefix={}={to}", path.display()));
     }
     let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
     format!("target.x86_64-unknown-none.rustflags=[{}]", quoted.join(", "))

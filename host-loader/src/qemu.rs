@@ -11,6 +11,8 @@ pub const QEMU_BINARY: &str = "qemu-system-x86_64";
 pub const MEMORY: &str = "128M";
 /// QEMU's exit status when the runtime writes ExitCode::Success (0x10) to isa-debug-exit.
 pub const GUEST_SUCCESS_STATUS: i32 = (0x10 << 1) | 1;
+/// QEMU's exit status when the guest reports failure (`isa-debug-exit` value 0x11).
+pub const GUEST_FAILURE_STATUS: i32 = (0x11 << 1) | 1;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AccelChoice {

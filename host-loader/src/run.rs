@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::artifacts::{ArtifactError, OutDir};
 use crate::bridge::{Bridge, BridgeError, Event};
 use crate::hardware::HardwareProfile;
-use crate::qemu::{self, Accel, GUEST_SUCCESS_STATUS};
+use crate::qemu::{self, Accel, GUEST_FAILURE_STATUS, GUEST_SUCCESS_STATUS};
 use crate::remote::Obtained;
 use crate::vm::{Vm, VmError, Workspace};
 
@@ -68,10 +68,20 @@ pub enum RunError {
         console = console.display()
     )]
     Timeout { secs: u64, accel: Accel, console: PathBuf },
+    /// The workload ran and returned `ExitCode::Failure`.
+    #[error("the workload reported failure{last}; the guest console is in {console}", last = last_line(console))]
+    WorkloadFailed { console: PathBuf },
     #[error("the guest exited successfully without a credential")]
     NoCredential,
     #[error("the guest exited without confirming that it accepted the credential")]
     NotConfirmed,
+}
+
+/// The workload's last console line (what it said before failing), as `: LINE`.
+fn last_line(console: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(console).unwrap_or_default();
+    let line = text.lines().rev().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("heap:"));
+    line.map(|l| format!(": {l}")).unwrap_or_default()
 }
 
 /// What to try when a guest ran out of time under `accel`.
@@ -138,6 +148,9 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     if status.code() != Some(GUEST_SUCCESS_STATUS) {
         if let Some(fatal) = exit.fatal.take() {
             return Err(RunError::GuestFailed(fatal));
+        }
+        if status.code() == Some(GUEST_FAILURE_STATUS) && outcome.accepted {
+            return Err(RunError::WorkloadFailed { console: launch.out.join(crate::vm::console::LOG) });
         }
         let stderr = exit.qemu_stderr();
         let hint = match (&launch.machine, outcome.challenged) {

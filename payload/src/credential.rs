@@ -63,6 +63,9 @@ pub struct Credential {
     pub token: String,
     /// The vault key the credential certifies.
     pub key: KeyHandle,
+    /// The start of its validity, seconds since the Unix epoch (as the issuer wrote it): the
+    /// present is no earlier, a lower bound on time the host cannot move.
+    pub not_before: u64,
     /// The end of its validity, seconds since the Unix epoch (as the issuer wrote it).
     pub not_after: u64,
 }
@@ -75,6 +78,7 @@ impl fmt::Debug for Credential {
             .field("mode", &self.mode)
             .field("workload_id", &self.workload_id)
             .field("key", &self.key)
+            .field("not_before", &self.not_before)
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }

@@ -7,7 +7,8 @@
 //! per target (TACRA's Credential Acquisition Interface), signs with keys that never leave the
 //! vault, seals data to the launch, reads its measured settings and opens relayed connections;
 //! on top of those, [`tls`] is a TLS 1.3 client whose private-key operations happen in the
-//! vault, [`http`] a small HTTP/1.1 client, and [`wpt`] makes WIMSE Workload Proof Tokens.
+//! vault, [`http`] a small HTTP/1.1 client, [`wpt`] makes WIMSE Workload Proof Tokens, and
+//! [`https`] puts them together: one call for a request to a target with the workload's identity.
 //!
 //! A workload's `src/lib.rs` (the crate is `#![no_std]`, with `extern crate alloc;`):
 //!
@@ -37,6 +38,7 @@ extern crate alloc;
 
 pub mod credential;
 pub mod http;
+pub mod https;
 pub mod runtime;
 pub mod target;
 pub mod tls;

@@ -122,6 +122,19 @@ fn a_server_certificate_from_another_ca_is_refused() {
 }
 
 #[test]
+fn a_refused_server_is_reported_whatever_size_the_pieces_arrive_in() {
+    // A refusal in the middle of the server's flight, with the rest of it buffered in pieces:
+    // the alert goes out and the error comes back (this once panicked inside rustls, which
+    // keeps ranges into the receive buffer across calls).
+    for piece in [1, 5, 64, 700, 4096] {
+        let server = rev_server("rogue-server");
+        let transport = common::Trickle(Tcp::connect(server.port), piece);
+        let error = TlsStream::connect(&mtls_config(), "localhost", transport).unwrap_err();
+        assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::UnknownIssuer), "{piece}-byte pieces");
+    }
+}
+
+#[test]
 fn validity_is_checked_at_the_supplied_time() {
     // The server certificate is valid for one day from now: 30 days later it has expired, a
     // year earlier it was not valid yet, whatever the machine's own clock says.

@@ -238,11 +238,28 @@ fn respond(
     let outcome = authenticate(state, certificate, path, request.headers()).and_then(|caller| {
         let served = policy::select(&state.routes, path, method).map_err(|r| Refusal::Refused(None, r))?;
         policy::authorize(served, &caller, method).map_err(|r| Refusal::Refused(Some(caller.identity.clone()), r))?;
-        Ok(served)
+        Ok((served, caller))
     });
+    // The access log: who asked for what, and the verdict (never a token or a key).
     match outcome {
-        Ok(served) => ok(served, method),
-        Err(refusal) => refused(refusal),
+        Ok((served, caller)) => {
+            log::info!("{method} {path} by {} ({:?}): allowed", caller.identity, caller.via);
+            ok(served, method)
+        }
+        Err(refusal) => {
+            let response = refused(&refusal);
+            log::info!("{method} {path}: {} {}", response.status().as_u16(), refusal_reason(&refusal));
+            response
+        }
+    }
+}
+
+fn refusal_reason(refusal: &Refusal) -> String {
+    match refusal {
+        Refusal::Unauthenticated(e) => e.to_string(),
+        Refusal::Refused(Some(id), r) => format!("{id}: {r}"),
+        Refusal::Refused(None, r) => r.to_string(),
+        Refusal::Busy(e) => e.to_string(),
     }
 }
 
@@ -305,8 +322,8 @@ fn ok(served: &Served, method: &Method) -> Response<Full<Bytes>> {
     response
 }
 
-fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
-    let (status, check, detail, workload) = match &refusal {
+fn refused(refusal: &Refusal) -> Response<Full<Bytes>> {
+    let (status, check, detail, workload) = match refusal {
         Refusal::Unauthenticated(e) => (StatusCode::UNAUTHORIZED, e.check(), e.to_string(), None),
         Refusal::Refused(id, r) => (refused_status(r), refused_check(r), r.to_string(), id.clone()),
         Refusal::Busy(e) => (StatusCode::SERVICE_UNAVAILABLE, "wpt.jti", e.to_string(), None),
@@ -325,7 +342,7 @@ fn refused(refusal: Refusal) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
-    match &refusal {
+    match refusal {
         Refusal::Unauthenticated(_) => {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("WPT"));
         }

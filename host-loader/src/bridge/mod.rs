@@ -44,6 +44,7 @@
 //! ```
 
 pub mod firmware;
+pub mod relay;
 pub mod roles;
 pub mod tamper;
 #[cfg(test)]
@@ -59,6 +60,7 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, write_message};
 
 pub use firmware::{Endorsements, Firmware, FirmwareError};
+pub use relay::{Conduit, ConduitError, Offline, TamperedConduit};
 pub use roles::{Presented, Refusal, Released, Roles};
 
 use crate::remote::Obtained;
@@ -143,6 +145,8 @@ pub struct Bridge<'a> {
     config: Config,
     roles: Box<dyn Roles + 'a>,
     firmware: Box<dyn Firmware + 'a>,
+    /// The workload's connections and the host's clock ([`Offline`] unless given).
+    conduit: Box<dyn Conduit + 'a>,
     phase: Phase,
     outcome: Outcome,
     reader: MessageReader,
@@ -175,10 +179,17 @@ impl<'a> Bridge<'a> {
             config,
             roles: Box::new(roles),
             firmware: Box::new(firmware),
+            conduit: Box::new(Offline),
             phase: Phase::Booting,
             outcome: Outcome::default(),
             reader: MessageReader::new(),
         }
+    }
+
+    /// Relays the workload's connections (and answers its time requests) through `conduit`.
+    pub fn with_conduit(mut self, conduit: impl Conduit + 'a) -> Self {
+        self.conduit = Box::new(conduit);
+        self
     }
 
     /// The platform the guest must report.
@@ -221,6 +232,10 @@ impl<'a> Bridge<'a> {
     /// One message from the guest in; the replies and what was learned out.
     pub fn receive(&mut self, message: Message) -> Result<Step, BridgeError> {
         let mut step = Step::default();
+        if let Some(reply) = self.relay(&message, &mut step) {
+            step.replies.extend(reply);
+            return Ok(step);
+        }
         let reply = match message {
             Message::Hello(hello) => self.hello(&hello, &mut step)?,
             Message::DoorbellRequest(request) => self.doorbell(&request, &mut step)?,

@@ -33,11 +33,14 @@ pub enum Tamper {
     /// Launch an image built for another issuer without the loader's check, as a careless or
     /// hostile host would: the guest must refuse the credential itself.
     SkipAnchorCheck,
+    /// Flip one byte of what a relayed connection's target sends the workload (counted over
+    /// the connection): its TLS must fail ([`super::TamperedConduit`]).
+    RelayByte(usize),
 }
 
 /// What `--tamper` takes, for the parse error.
 const FORMS: &str = "expected `nonce`, `evidence-byte:OFFSET`, `firmware-answer-byte:OFFSET`, \
-`certificate-table-byte:OFFSET`, `release-byte:OFFSET` or `skip-anchor-check`";
+`certificate-table-byte:OFFSET`, `release-byte:OFFSET`, `relay-byte:OFFSET` or `skip-anchor-check`";
 
 impl std::str::FromStr for Tamper {
     type Err = String;
@@ -57,12 +60,13 @@ impl std::str::FromStr for Tamper {
             "firmware-answer-byte" => Ok(Self::FirmwareAnswerByte(offset)),
             "certificate-table-byte" => Ok(Self::CertificateTableByte(offset)),
             "release-byte" => Ok(Self::ReleaseByte(offset)),
+            "relay-byte" => Ok(Self::RelayByte(offset)),
             _ => Err(FORMS.into()),
         }
     }
 }
 
-fn announce(what: std::fmt::Arguments<'_>) {
+pub(super) fn announce(what: std::fmt::Arguments<'_>) {
     eprintln!("twi: tamper: {what}");
 }
 

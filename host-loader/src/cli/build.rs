@@ -10,7 +10,7 @@ use twi_proto::manifest::Diagnostic;
 
 use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
 use super::issuer::{Anchor, open_issuer};
-use crate::{image, measure};
+use crate::{image, measure, payload};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
@@ -19,8 +19,10 @@ pub struct BuildArgs {
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Use this runtime ELF instead of compiling one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "payload")]
     runtime_elf: Option<PathBuf>,
+    #[command(flatten)]
+    workload: Workload,
     #[command(flatten)]
     identity: IdentityArgs,
     #[command(flatten)]
@@ -32,11 +34,46 @@ pub struct BuildArgs {
     diagnostic: DiagnosticArg,
 }
 
+/// The workload an image runs and the settings its launch manifest carries.
+#[derive(Args, Debug, Default, Clone)]
+pub struct Workload {
+    /// Link the payload crate in DIR (a `#![no_std]` library with `pub fn main(rt: &mut dyn
+    /// twi_payload::Runtime) -> ExitCode`; `twi new DIR` makes one) into the runtime as its
+    /// workload. Without it the workload acquires a credential and exits.
+    #[arg(long, value_name = "DIR")]
+    pub payload: Option<PathBuf>,
+    /// A setting the payload reads with `rt.setting(KEY)`, measured with the image (repeat
+    /// for more). A KEY ending in `-ca` names a PEM file of CA certificates (their DER goes in).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub settings: Vec<String>,
+}
+
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
     let issuer = open_issuer(state, &args.identity, None)?;
-    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&issuer), &params, args.diagnostic.into())?;
+    let anchor = Anchor::of(&issuer);
+    build(&args.out, args.runtime_elf.as_deref(), &anchor, &params, args.diagnostic.into(), &args.workload)?;
     Ok(())
+}
+
+/// The runtime ELF to package: `runtime_elf` as given, the runtime with `workload`'s payload,
+/// or the runtime with its default workload.
+fn choose_elf(runtime_elf: Option<&Path>, workload: &Workload) -> Result<PathBuf> {
+    if let Some(path) = runtime_elf {
+        return Ok(path.to_path_buf());
+    }
+    let started = std::time::Instant::now();
+    let elf = match &workload.payload {
+        Some(dir) => payload::build_payload_elf(dir)?,
+        None => {
+            eprintln!(
+                "twi: building the runtime (cargo build -p twi-runtime --target x86_64-unknown-none --release; the first build takes a few minutes)"
+            );
+            image::build_runtime_elf()?
+        }
+    };
+    eprintln!("twi: built the runtime in {} s: {}", started.elapsed().as_secs(), elf.display());
+    Ok(elf)
 }
 
 /// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
@@ -46,22 +83,15 @@ pub fn build(
     anchor: &Anchor,
     params: &image::ImageParams,
     diagnostic: Diagnostic,
+    workload: &Workload,
 ) -> Result<PathBuf> {
+    // Settings first: a bad one fails before minutes of compiling.
+    let mut manifest = anchor.manifest(diagnostic);
+    payload::apply_settings(&mut manifest, &workload.settings)?;
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let elf_path = match runtime_elf {
-        Some(path) => path.to_path_buf(),
-        None => {
-            eprintln!(
-                "twi: building the runtime (cargo build -p twi-runtime --target x86_64-unknown-none --release; the first build takes a few minutes)"
-            );
-            let started = std::time::Instant::now();
-            let elf = image::build_runtime_elf()?;
-            eprintln!("twi: built the runtime in {} s: {}", started.elapsed().as_secs(), elf.display());
-            elf
-        }
-    };
+    let elf_path = choose_elf(runtime_elf, workload)?;
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let images = image::build_images(&elf, &anchor.manifest(diagnostic), params)?;
+    let images = image::build_images(&elf, &manifest, params)?;
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);

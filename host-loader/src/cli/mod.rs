@@ -7,7 +7,9 @@ mod build;
 mod issuer;
 mod keystore;
 mod measure;
+mod new;
 mod policy;
+mod rp;
 mod run;
 mod serve;
 #[path = "../verify.rs"]
@@ -35,6 +37,8 @@ enum Commands {
     /// Build the bootable ROM (DIR/twi.rom) with the issuer's trust anchor in its manifest, the
     /// IGVM file (DIR/twi.igvm) and their reference values (DIR/reference-values.json).
     Build(build::BuildArgs),
+    /// Make a payload crate (a workload for `twi build --payload DIR`).
+    New(new::NewArgs),
     /// Print the launch measurement of an image: the SEV-SNP launch digest (a ROM or an IGVM
     /// file) or the TDX MRTD (a ROM).
     Measure(measure::MeasureArgs),
@@ -53,6 +57,9 @@ enum Commands {
     /// Edit an appraisal policy file (TOML; see issuer/policy.example.toml).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Run a relying party: an HTTPS service that authenticates workloads by mutual TLS or
+    /// WIT + WPT and authorizes them by their Stable identifier (see rp/rp.example.toml).
+    Rp(rp::RpArgs),
 }
 
 /// The `twi` program: parses the command line, runs the subcommand, and prints an error as
@@ -82,8 +89,10 @@ fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Commands::Build(args) => build::execute(&state, &args),
         Commands::Measure(args) => measure::execute(&args),
+        Commands::New(args) => new::execute(&args),
         Commands::Run(args) => run::execute(&state, *args),
         Commands::Serve(args) => serve::execute(&state, &args),
+        Commands::Rp(args) => rp::execute(&args),
         Commands::Keystore(command) => keystore::execute(&state, command),
         Commands::Policy(command) => policy::execute(command),
         // Handled in main(): it has its own exit statuses.

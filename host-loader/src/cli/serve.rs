@@ -81,16 +81,16 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             args.roles.names().join(", "),
             state.display()
         );
-        print_url(&address.to_string())?;
+        print_url(&format!("http://{address}"))?;
         twi_issuer::http::serve(listener, router).await.context("serving HTTP")
     })
 }
 
 /// The URL on stdout, alone on its line: scripts (and the tests) wait for it.
-fn print_url(address: &str) -> Result<()> {
+pub(super) fn print_url(url: &str) -> Result<()> {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "http://{address}")?;
+    writeln!(stdout, "{url}")?;
     stdout.flush()?;
     Ok(())
 }

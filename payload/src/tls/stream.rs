@@ -212,23 +212,18 @@ impl<T: Transport> TlsStream<T> {
     }
 
     fn flush_alert(&mut self) {
-        for _ in 0..4 {
-            let status = self.conn.process_tls_records(&mut []);
-            match status.state {
-                Ok(ConnectionState::EncodeTlsData(mut encoder)) => {
-                    if encode(&mut self.outgoing, |out| encoder.encode(out)).is_err() {
-                        return;
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => {
-                    let _ = self.transport.write_all(&self.outgoing);
-                    self.outgoing.clear();
-                    transmit.done();
-                    return;
-                }
-                _ => return,
+        // One call: rustls hands out queued records (the alert) before it deframes anything,
+        // so this call cannot reach the records buffered after the failure; a second call
+        // would, and rustls would fail on them again (and assert that it alerts only once).
+        // The receive buffer is the same as before, as rustls keeps ranges into it.
+        let UnbufferedStatus { discard, state } = self.conn.process_tls_records(&mut self.incoming[..]);
+        if let Ok(ConnectionState::EncodeTlsData(mut encoder)) = state {
+            if encode(&mut self.outgoing, |out| encoder.encode(out)).is_ok() {
+                let _ = self.transport.write_all(&self.outgoing);
             }
+            self.outgoing.clear();
         }
+        self.incoming.drain(..discard.min(self.incoming.len()));
     }
 }
 

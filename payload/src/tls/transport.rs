@@ -24,6 +24,16 @@ pub trait Transport {
     fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
 }
 
+impl<T: Transport + ?Sized> Transport for alloc::boxed::Box<T> {
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), TransportError> {
+        (**self).write_all(buf)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        (**self).read(buf)
+    }
+}
+
 /// Why the transport failed, as far as TLS needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -261,6 +261,21 @@ impl Transport for Tcp {
     }
 }
 
+/// A transport that hands TLS at most `.1` bytes per read, as a relay with small frames does:
+/// records and handshake messages arrive in pieces.
+pub struct Trickle(pub Tcp, pub usize);
+
+impl Transport for Trickle {
+    fn write_all(&mut self, buf: &[u8]) -> Result<(), TransportError> {
+        self.0.write_all(buf)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let n = buf.len().min(self.1);
+        self.0.read(&mut buf[..n])
+    }
+}
+
 /// The operating system's random source.
 #[derive(Debug)]
 pub struct OsRandom;

@@ -3,6 +3,8 @@
 //! verifier's tests, appraised under an appraisal policy that admits two builds (two
 //! measurements) of `payroll-app` and one of `ledger`, then an X.509 credential and a WIT for
 //! each launch's key.
+// Shared by several test crates, each of which uses part of it.
+#![allow(dead_code)]
 
 pub mod net;
 

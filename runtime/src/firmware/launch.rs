@@ -112,12 +112,16 @@ fn acquire_error(e: SessionError) -> AcquireError {
     }
 }
 
-/// The end of the certificate's validity, seconds since the Unix epoch (0 if unreadable).
-fn not_after(certificate: &[u8]) -> u64 {
+/// The certificate's validity (`notBefore`, `notAfter`), seconds since the Unix epoch; the
+/// session has already parsed and checked it, so an unreadable one is (0, 0).
+fn validity(certificate: &[u8]) -> (u64, u64) {
     use der::Decode;
     x509_cert::Certificate::from_der(certificate)
-        .map(|c| c.tbs_certificate().validity().not_after.to_unix_duration().as_secs())
-        .unwrap_or(0)
+        .map(|c| {
+            let validity = c.tbs_certificate().validity();
+            (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs())
+        })
+        .unwrap_or((0, 0))
 }
 
 impl twi_payload::Runtime for Launch<'_> {
@@ -141,12 +145,14 @@ impl twi_payload::Runtime for Launch<'_> {
         if outcome.key != key {
             VAULT.remove(key);
         }
+        let (not_before, not_after) = validity(&outcome.certificate);
         Ok(Credential {
             target: target.to_string(),
             credential_type,
             mode,
             workload_id: outcome.workload_id,
-            not_after: not_after(&outcome.certificate),
+            not_before,
+            not_after,
             certificates: alloc::vec![outcome.certificate],
             token: String::new(),
             key: KeyHandle(outcome.key.to_u32()),

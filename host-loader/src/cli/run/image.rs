@@ -49,7 +49,9 @@ impl Image {
     pub fn resolve(args: &RunArgs, anchor: &Anchor, origin: &str, advice: &str) -> Result<Self> {
         let (rom, built) = match &args.image {
             Some(path) => (path.clone(), false),
-            None => (build(&args.out, None, anchor, &ImageParams::default(), Diagnostic::None)?, true),
+            None => {
+                (build(&args.out, None, anchor, &ImageParams::default(), Diagnostic::None, &Default::default())?, true)
+            }
         };
         let launch = match (args.platform, built) {
             (PlatformArg::Igvm, true) => rom.with_file_name("twi.igvm"),

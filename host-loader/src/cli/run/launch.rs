@@ -15,9 +15,10 @@ use super::image::{Image, Measured, default_snp_profile};
 use super::roles::{IssuerSide, Side};
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
 use crate::bridge::firmware::{SimSnp, SimTd};
-use crate::bridge::tamper::{TamperedFirmware, TamperedRoles};
-use crate::bridge::{self, Bridge, Firmware, Roles};
+use crate::bridge::tamper::{Tamper, TamperedFirmware, TamperedRoles};
+use crate::bridge::{self, Bridge, Conduit, Firmware, Roles, TamperedConduit};
 use crate::cli::args::{MechanismArg, PlatformArg};
+use crate::conduit::TcpConduit;
 use crate::hardware::{Hardware, HardwareProfile};
 use crate::run::{Launch, Machine, Success};
 use crate::{accel, image, qemu};
@@ -74,12 +75,17 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         IssuerSide::Embedded(issuer) => Box::new(issuer),
         IssuerSide::Remote { client, .. } => Box::new(client),
     };
+    let conduit: Box<dyn Conduit + '_> = match args.tamper {
+        Some(Tamper::RelayByte(at)) => Box::new(TamperedConduit::new(TcpConduit::default(), at)),
+        _ => Box::new(TcpConduit::default()),
+    };
     let success = match args.tamper {
         Some(tamper) => crate::run::run(
             &run,
-            Bridge::new(config, TamperedRoles::new(roles, tamper), TamperedFirmware::new(firmware, tamper)),
+            Bridge::new(config, TamperedRoles::new(roles, tamper), TamperedFirmware::new(firmware, tamper))
+                .with_conduit(conduit),
         ),
-        None => crate::run::run(&run, Bridge::new(config, roles, firmware)),
+        None => crate::run::run(&run, Bridge::new(config, roles, firmware).with_conduit(conduit)),
     }?;
     report(&success, &mut side, &out, accel.accel)
 }
