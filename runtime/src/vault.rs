@@ -190,8 +190,8 @@ impl Default for Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::TestRng;
     use p384::ecdsa::signature::Verifier;
+    use twi_testkit::TestRng;
 
     struct FailingRng;
     #[derive(Debug)]

@@ -9,7 +9,7 @@ use clap::Args;
 use twi_proto::manifest::Diagnostic;
 
 use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
-use super::issuer::{Anchor, open_issuer};
+use super::issuer::{Anchor, open_ca};
 use crate::{image, measure};
 
 #[derive(Args, Debug)]
@@ -34,8 +34,8 @@ pub struct BuildArgs {
 
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
-    let issuer = open_issuer(state, &args.identity, None)?;
-    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&issuer), &params, args.diagnostic.into())?;
+    let ca = open_ca(state, &args.identity)?;
+    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into())?;
     Ok(())
 }
 
