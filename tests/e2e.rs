@@ -997,3 +997,30 @@ fn the_example_policy_runs_as_the_readme_shows() {
     assert!(log.contains("admitted as spiffe://example.org/payroll-app by policy 2026-11-23.1"), "{log}");
     assert_openssl_verifies(&out_dir);
 }
+
+/// The image booted straight under QEMU with `-m MEMORY` (no channel, no issuer): QEMU's exit
+/// status and the console.
+fn boot_with_memory(memory: &str) -> (Option<i32>, String) {
+    let f = fixture();
+    let out = std::process::Command::new("qemu-system-x86_64")
+        .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", memory])
+        .args(["-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-serial", "stdio", "-bios", path(&f.rom)])
+        .output()
+        .expect("qemu-system-x86_64 is not installed: run ./qemu/install-deps (apt-get install qemu-system-x86)");
+    (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn too_little_ram_is_refused_with_a_sentence() {
+    // 20 MiB: the image and the heap fit, the frame pool does not. The CMOS counts RAM above 16
+    // MiB only, so the runtime reads QEMU's e820 table; below 16 MiB the old check said nothing.
+    for memory in ["20M", "12M"] {
+        let (status, console) = boot_with_memory(memory);
+        assert_eq!(status, Some(35), "the failure exit (0x11 << 1 | 1) at -m {memory}:\n{console}");
+        let mib: u64 = memory.trim_end_matches('M').parse().unwrap();
+        let sentence = format!("FATAL: too little RAM: {} KiB from address 0 (fw_cfg etc/e820)", mib << 10);
+        assert!(console.contains(&sentence), "-m {memory}:\n{console}");
+        assert!(console.contains("run QEMU with -m 34M or more"), "{console}");
+    }
+}

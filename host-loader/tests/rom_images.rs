@@ -26,6 +26,7 @@ fn manifest() -> LaunchManifest {
         issuer_anchor: vec![4; 97],
         issuer_name: "CN=test".into(),
         diagnostic: twi_proto::manifest::Diagnostic::None,
+        settings: Vec::new(),
     }
 }
 
@@ -103,8 +104,8 @@ fn independent_parser_reads_back_the_rom_metadata() {
     assert_eq!(entries.len(), 3);
     assert!(table_start >= rom.len() - 0x500, "the table stays inside the GUID table area");
 
-    // SEV-ES reset block: APs at the reset vector.
-    assert_eq!(u32_at(entry(&entries, "00f771de-1a7e-4fcb-890e-68c77e2fb44e"), 0), 0xFFFF_FFF0);
+    // SEV-ES reset block: APs at the boot stub's parking entry (issue 15), not the reset vector.
+    assert_eq!(u32_at(entry(&entries, "00f771de-1a7e-4fcb-890e-68c77e2fb44e"), 0), 0xFFFF_F000);
 
     // SEV metadata.
     let off = u32_at(entry(&entries, "dc886566-984a-4798-a75e-5585a7bf67cc"), 0) as usize;

@@ -14,14 +14,20 @@
 //! | at | what |
 //! |----|------|
 //! | [`SEV_METADATA_ADDR`] | SEV metadata "ASEV" ([`crate::sev`]) |
-//! | [`TDVF_ADDR`] | TDVF descriptor ([`crate::tdvf`]) |
+//! | [`TDX_METADATA_GUID_ADDR`] | the TDX metadata GUID ([`crate::guid::TDX_METADATA`]) |
+//! | [`TDVF_ADDR`] | TDVF descriptor ([`crate::tdvf`]), right after its GUID |
 //! | [`TABLE_ADDR`] | GUID table: TDX metadata offset, SEV metadata offset, SEV-ES reset block, footer |
 //!
 //! The "offset" entries hold the distance from the structure to the end of the ROM (4 GiB), as
 //! both QEMU (`flash_ptr + flash_size - offset`) and `sev-snp-measure` (`len(data) - offset`)
-//! read it.
+//! read it. The TDX one points at the "TDVF" descriptor itself, which QEMU reads there
+//! (`hw/i386/tdvf.c` `tdvf_get_metadata`); the 16 bytes before it are the TDX metadata GUID, as
+//! OVMF lays it out (`IntelTdxMetadata.asm`: the GUID, then `_Descriptor`) and as td-shim's MRTD
+//! calculator reads it (`image_size - offset - 16`).
 
-use crate::guid::{GUID_LEN, Guid, OVMF_TABLE_FOOTER, SEV_ES_RESET_BLOCK, SEV_METADATA_OFFSET, TDX_METADATA_OFFSET};
+use crate::guid::{
+    GUID_LEN, Guid, OVMF_TABLE_FOOTER, SEV_ES_RESET_BLOCK, SEV_METADATA_OFFSET, TDX_METADATA, TDX_METADATA_OFFSET,
+};
 use crate::{GUID_TABLE, SEV_ES_AP_RESET};
 
 /// One table entry: its data and GUID. The u16 size between them is derived.
@@ -46,8 +52,10 @@ pub const AREA_LEN: usize = (GUID_TABLE.end - GUID_TABLE.start) as usize;
 
 /// Where the SEV metadata lies (16-byte aligned).
 pub const SEV_METADATA_ADDR: u64 = AREA_ADDR;
-/// Where the TDVF descriptor lies (16-byte aligned, after the SEV metadata).
-pub const TDVF_ADDR: u64 = align16(SEV_METADATA_ADDR + crate::sev::LEN as u64);
+/// Where the TDX metadata GUID lies (16-byte aligned, after the SEV metadata).
+pub const TDX_METADATA_GUID_ADDR: u64 = align16(SEV_METADATA_ADDR + crate::sev::LEN as u64);
+/// Where the TDVF descriptor lies: right after its GUID.
+pub const TDVF_ADDR: u64 = TDX_METADATA_GUID_ADDR + GUID_LEN as u64;
 
 const fn align16(x: u64) -> u64 {
     (x + 15) & !15
@@ -82,6 +90,7 @@ pub const AREA: [u8; AREA_LEN] = build();
 const fn build() -> [u8; AREA_LEN] {
     let mut area = [0u8; AREA_LEN];
     crate::bytes::put(&mut area, (SEV_METADATA_ADDR - AREA_ADDR) as usize, &crate::sev::encode());
+    crate::bytes::put(&mut area, (TDX_METADATA_GUID_ADDR - AREA_ADDR) as usize, &TDX_METADATA.to_bytes());
     crate::bytes::put(&mut area, (TDVF_ADDR - AREA_ADDR) as usize, &crate::tdvf::encode());
     let mut at = (TABLE_ADDR - AREA_ADDR) as usize;
     let mut i = 0;
@@ -97,4 +106,55 @@ const fn build() -> [u8; AREA_LEN] {
     crate::bytes::put(&mut area, at + 2, &OVMF_TABLE_FOOTER.to_bytes());
     assert!(at + ENTRY_TRAILER_LEN == AREA_LEN);
     area
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 4 KiB-aligned top of the ROM as a byte slice: the last `AREA_LEN + 0x20` bytes, the
+    /// area followed by the reset vector's 0x20 bytes (zero here).
+    fn rom_tail() -> ([u8; AREA_LEN + 0x20], u64) {
+        let mut tail = [0u8; AREA_LEN + 0x20];
+        tail[..AREA_LEN].copy_from_slice(&AREA);
+        (tail, AREA_ADDR)
+    }
+
+    /// The data of the table entry with `guid`, walking the table backwards from its footer as
+    /// QEMU's `pc_system_ovmf_table_find` and td-shim's calculator do.
+    fn entry(tail: &[u8], guid: Guid) -> Option<[u8; 4]> {
+        let footer = tail.len() - 0x20 - GUID_LEN;
+        assert_eq!(tail[footer..footer + GUID_LEN], OVMF_TABLE_FOOTER.to_bytes());
+        let total = u16::from_le_bytes([tail[footer - 2], tail[footer - 1]]) as usize;
+        let mut end = footer - 2;
+        let start = footer + GUID_LEN - total;
+        while end > start {
+            let id = &tail[end - GUID_LEN..end];
+            let len = u16::from_le_bytes([tail[end - GUID_LEN - 2], tail[end - GUID_LEN - 1]]) as usize;
+            if id == guid.to_bytes() {
+                let data = end - len;
+                return Some([tail[data], tail[data + 1], tail[data + 2], tail[data + 3]]);
+            }
+            end -= len;
+        }
+        None
+    }
+
+    #[test]
+    fn the_tdvf_descriptor_is_preceded_by_the_tdx_metadata_guid_and_pointed_at_by_the_offset() {
+        let (tail, base) = rom_tail();
+        let offset = u32::from_le_bytes(entry(&tail, TDX_METADATA_OFFSET).expect("a TDX metadata entry"));
+        // QEMU: the descriptor at 4 GiB - offset.
+        let descriptor = ((1u64 << 32) - u64::from(offset) - base) as usize;
+        assert_eq!(&tail[descriptor..descriptor + 4], b"TDVF");
+        assert_eq!(&tail[descriptor..descriptor + crate::tdvf::LEN], &crate::tdvf::encode());
+        // OVMF and td-shim: the TDX metadata GUID in the 16 bytes before it.
+        assert_eq!(tail[descriptor - GUID_LEN..descriptor], TDX_METADATA.to_bytes());
+        assert_eq!(TDX_METADATA, Guid::parse("E9EAF9F3-168E-44D5-A8EB-7F4D8738F6AE"));
+        // The SEV metadata is still where its own entry says.
+        let sev = u32::from_le_bytes(entry(&tail, SEV_METADATA_OFFSET).expect("an SEV metadata entry"));
+        let sev = ((1u64 << 32) - u64::from(sev) - base) as usize;
+        assert_eq!(&tail[sev..sev + 4], b"ASEV");
+        assert!(sev + crate::sev::LEN <= descriptor - GUID_LEN, "the GUID does not overlap the SEV metadata");
+    }
 }

@@ -122,6 +122,12 @@ pub const SEV_ES_RESET_BLOCK: Guid = Guid::parse("00f771de-1a7e-4fcb-890e-68c77e
 /// `hw/i386/tdvf.c` `TDX_METADATA_OFFSET_GUID`; Intel TDX Virtual Firmware Design Guide
 /// §11.2 "TDVF Metadata Pointer").
 pub const TDX_METADATA_OFFSET: Guid = Guid::parse("e47a6535-984a-4798-865e-4685a7bf8ec2");
+/// The TDX metadata GUID that immediately precedes the "TDVF" descriptor (EDK2
+/// `OvmfPkg/ResetVector/X64/IntelTdxMetadata.asm` `TdxMetadataGuid`; td-shim
+/// `td-shim-interface/src/metadata.rs` `TDX_METADATA_GUID`). QEMU does not check it; td-shim's
+/// MRTD calculator (`td-shim-tools`, `td_shim_tee_info_hash.py`) reads the 16 bytes before the
+/// descriptor the offset entry points at and refuses an image without it.
+pub const TDX_METADATA: Guid = Guid::parse("e9eaf9f3-168e-44d5-a8eb-7f4d8738f6ae");
 /// Entry data: u32 GPA, u32 size of the SEV kernel-hashes table (QEMU `target/i386/sev.c`
 /// `SEV_HASH_TABLE_RV_GUID`). TWI boots no kernel and does not emit it; the measurement
 /// calculator reads it from OVMF images.

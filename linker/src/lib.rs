@@ -88,11 +88,17 @@ pub const TD_HOB: Range<u64> = 0x2000..0x4000;
 
 /// SEV-ES/SNP: the AP reset address of the SEV-ES reset block. QEMU starts every AP's VMSA at
 /// CS.base = addr & 0xFFFF_0000, IP = addr & 0xFFFF (`target/i386/sev.c`
-/// `sev_es_set_reset_vector`) and refuses a zero address. The runtime runs one vCPU and never
-/// wakes an AP (SEV-ES APs wait for the BSP's AP-creation / SIPI), so APs are pointed at the
-/// architectural reset vector; the value still enters the AP VMSAs, hence the launch digest,
-/// when more than one vCPU is configured. SMP support will give APs their own entry here.
-pub const SEV_ES_AP_RESET: u32 = RESET_VECTOR as u32;
+/// `sev_es_set_reset_vector`) and refuses a zero address. The runtime runs on one vCPU and never
+/// wakes an AP, but the host can (INIT-SIPI): the address is the boot stub's AP parking entry
+/// ([`AP_PARK`]), 16-bit code that asks the hypervisor to hold the vCPU (GHCB MSR protocol "AP
+/// Reset Hold") for as long as it runs, and touches no memory. The value enters the AP VMSAs,
+/// hence the launch digest, when more than one vCPU is configured.
+pub const SEV_ES_AP_RESET: u32 = AP_PARK as u32;
+
+/// The SEV-ES/SNP AP parking entry: the first bytes of the boot stub, placed there by the linker
+/// script (which asserts the symbol's address).
+pub const AP_PARK: u64 = BOOT_STUB.start;
+const _: () = assert!(AP_PARK >> 16 == 0xFFFF, "an SEV-ES AP starts with CS.base 0xFFFF0000");
 
 /// The ROM: 2 MiB ending at 4 GiB (QEMU needs a multiple of 64 KiB for `-bios`).
 pub const ROM_SIZE: usize = 2 * 1024 * 1024;

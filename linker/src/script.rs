@@ -12,7 +12,9 @@
 
 use core::fmt::{self, Write};
 
-use crate::{BOOT_STACK_SIZE, BOOT_STUB, GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, MANIFEST_SIZE, RESET_VECTOR, ROM_BASE};
+use crate::{
+    AP_PARK, BOOT_STACK_SIZE, BOOT_STUB, GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, MANIFEST_SIZE, RESET_VECTOR, ROM_BASE,
+};
 
 /// Writes the linker script for the runtime's firmware image to `out`.
 pub fn write_runtime_ld(out: &mut impl Write) -> fmt::Result {
@@ -34,7 +36,11 @@ pub fn write_runtime_ld(out: &mut impl Write) -> fmt::Result {
     writeln!(out, "    __manifest_end = {:#010x};", MANIFEST_ADDR + MANIFEST_SIZE as u64)?;
     writeln!(out, "    __guid_table_start = {:#010x};", GUID_TABLE.start)?;
     writeln!(out, "    __guid_table_end = {:#010x};", GUID_TABLE.end)?;
-    out.write_str(SECTIONS_TAIL)
+    out.write_str(SECTIONS_TAIL)?;
+    writeln!(
+        out,
+        "ASSERT(ap_park_sev == {AP_PARK:#010x}, \"the SEV-ES AP parking entry is not where the SEV-ES reset block points\");"
+    )
 }
 
 /// The sections up to the boot stack's size: text first (the Rust entry at the image's start),
@@ -82,6 +88,7 @@ const SECTIONS_BSS_END: &str = "        __stack_top = .;
 
 const SECTIONS_TAIL: &str = "
     .boot : {
+        KEEP(*(.boot.ap_park))
         *(.boot .boot.*)
     } > BOOT
 

@@ -11,7 +11,7 @@ use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Bumped when the manifest's fields change meaning.
-pub const MANIFEST_FORMAT: u16 = 1;
+pub const MANIFEST_FORMAT: u16 = 2;
 /// The size of the ROM slot that holds the encoded manifest.
 pub const MANIFEST_SLOT_SIZE: usize = 4096;
 
@@ -25,6 +25,16 @@ pub struct LaunchManifest {
     pub issuer_name: String,
     /// What the image does: attest (the product), or a diagnostic run.
     pub diagnostic: Diagnostic,
+    /// The workload's settings (`twi build --set KEY=VALUE`), sorted by key, keys unique: its
+    /// targets, the CAs it trusts for them (DER), anything it reads. Measured with the rest.
+    pub settings: Vec<Setting>,
+}
+
+/// One measured setting.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Setting {
+    pub key: String,
+    pub value: Vec<u8>,
 }
 
 /// Diagnostic images: the same runtime, told by its measured manifest to do something else.
@@ -65,6 +75,19 @@ impl core::fmt::Display for ManifestError {
 }
 
 impl LaunchManifest {
+    /// The value of setting `key`, if the manifest has it.
+    pub fn setting(&self, key: &str) -> Option<&[u8]> {
+        self.settings.binary_search_by(|s| s.key.as_str().cmp(key)).ok().map(|i| self.settings[i].value.as_slice())
+    }
+
+    /// Adds or replaces setting `key`, keeping the settings sorted.
+    pub fn set(&mut self, key: &str, value: Vec<u8>) {
+        match self.settings.binary_search_by(|s| s.key.as_str().cmp(key)) {
+            Ok(i) => self.settings[i].value = value,
+            Err(i) => self.settings.insert(i, Setting { key: String::from(key), value }),
+        }
+    }
+
     /// The bytes of the ROM slot: length prefix, postcard body, zero padding.
     pub fn to_slot(&self) -> Result<Vec<u8>, ManifestError> {
         let body = postcard::to_allocvec(self).map_err(|_| ManifestError::Malformed)?;
@@ -89,6 +112,9 @@ impl LaunchManifest {
         if manifest.format != MANIFEST_FORMAT {
             return Err(ManifestError::UnsupportedFormat(manifest.format));
         }
+        if !manifest.settings.windows(2).all(|w| w[0].key < w[1].key) {
+            return Err(ManifestError::Malformed);
+        }
         Ok(manifest)
     }
 }
@@ -103,6 +129,7 @@ mod tests {
             issuer_anchor: alloc::vec![4; 97],
             issuer_name: "CN=test".into(),
             diagnostic: Diagnostic::None,
+            settings: alloc::vec![],
         }
     }
 
@@ -122,5 +149,22 @@ mod tests {
         let mut slot = sample().to_slot().unwrap();
         slot[4] = 9; // format = 9
         assert_eq!(LaunchManifest::from_slot(&slot), Err(ManifestError::UnsupportedFormat(9)));
+    }
+
+    #[test]
+    fn settings_are_kept_sorted_and_looked_up_by_key() {
+        let mut m = sample();
+        m.set("target", b"https://db.example:8443/rows".to_vec());
+        m.set("server-ca", alloc::vec![0x30, 0x82]);
+        m.set("target", b"https://db.example:8443/".to_vec());
+        assert_eq!(m.settings.iter().map(|s| s.key.as_str()).collect::<Vec<_>>(), ["server-ca", "target"]);
+        let back = LaunchManifest::from_slot(&m.to_slot().unwrap()).unwrap();
+        assert_eq!(back.setting("target"), Some(&b"https://db.example:8443/"[..]));
+        assert_eq!(back.setting("server-ca"), Some(&[0x30, 0x82][..]));
+        assert_eq!(back.setting("missing"), None);
+        // A manifest whose settings are out of order (no `twi build` makes one) is refused.
+        let mut bad = m.clone();
+        bad.settings.reverse();
+        assert_eq!(LaunchManifest::from_slot(&bad.to_slot().unwrap()), Err(ManifestError::Malformed));
     }
 }

@@ -112,6 +112,14 @@ fn samples() -> Vec<Message> {
             ciphertext: vec![0xC7; KEY_RELEASE_CIPHERTEXT_LEN],
         }
         .into(),
+        Connect { id: 1, target: "h".repeat(MAX_TARGET) }.into(),
+        Connected { id: 1 }.into(),
+        Send { id: 1, data: vec![0x16; MAX_RELAY_DATA] }.into(),
+        Receive { id: 1, max: MAX_RELAY_DATA as u32 }.into(),
+        Received { id: 1, data: vec![0x17; MAX_RELAY_DATA] }.into(),
+        Close { id: 1 }.into(),
+        TimeRequest {}.into(),
+        Time { unix_seconds: u64::MAX }.into(),
     ]
 }
 
@@ -196,7 +204,15 @@ fn every_variant_round_trips() {
             "Log",
             "AttestationResult",
             "CredentialRequest",
-            "KeyRelease"
+            "KeyRelease",
+            "Connect",
+            "Connected",
+            "Send",
+            "Receive",
+            "Received",
+            "Close",
+            "TimeRequest",
+            "Time"
         ]
     );
 }
@@ -285,7 +301,7 @@ fn single_bit_flips_never_yield_a_message() {
 
 #[test]
 fn unknown_message_index() {
-    for index in [12, 100, u64::MAX] {
+    for index in [20, 100, u64::MAX] {
         let buf = raw(index, |e| {
             e.map(0).unwrap();
         });
@@ -520,6 +536,10 @@ fn field_limits_on_both_sides() {
             KeyRelease { certificate: vec![0; MAX_CERTIFICATE + 1], ..key_release() }.into(),
             ProtoError::FieldTooLong("certificate"),
         ),
+        (Connect { id: 0, target: "h".repeat(MAX_TARGET + 1) }.into(), ProtoError::FieldTooLong("target")),
+        (Send { id: 0, data: vec![0; MAX_RELAY_DATA + 1] }.into(), ProtoError::FieldTooLong("data")),
+        (Receive { id: 0, max: MAX_RELAY_DATA as u32 + 1 }.into(), ProtoError::FieldTooLong("max")),
+        (Received { id: 0, data: vec![0; MAX_RELAY_DATA + 1] }.into(), ProtoError::FieldTooLong("data")),
         (
             KeyRelease { workload_id: "w".repeat(MAX_WORKLOAD_ID + 1), ..key_release() }.into(),
             ProtoError::FieldTooLong("workload_id"),

@@ -8,6 +8,7 @@
 //! | [`session`] | the protocol: Hello, Challenge, Evidence, Credential, Done | host tests and firmware |
 //! | [`tee`] | one [`tee::Tee`] trait; SEV-SNP and TDX backends over hardware or simulated doorbells | host tests and firmware |
 //! | [`vault`], [`credential`], [`sealing`] | the Credential Key, the credential check, sealing | host tests and firmware |
+//! | [`tsc`], [`memory_map`] | the machine decisions the platform takes (the TSC rate's source, RAM from QEMU's e820 table), pure | host tests and firmware |
 //! | `platform` | boot, the platform HAL, exceptions, allocators, the machine's own I/O | firmware only |
 //! | `firmware` | the wiring from the boot stub to the workload ([`entry!`]) | firmware only |
 //!
@@ -19,10 +20,12 @@ extern crate alloc;
 
 pub mod channel;
 pub mod credential;
+pub mod memory_map;
 pub use twi_linker as layout;
 pub mod sealing;
 pub mod session;
 pub mod tee;
+pub mod tsc;
 pub mod vault;
 
 #[cfg(target_os = "none")]

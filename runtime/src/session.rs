@@ -46,7 +46,7 @@ use crate::channel::{Channel, ChannelError, Link};
 use crate::credential::{CredentialError, check_credential};
 use crate::sealing::{SealError, SealingKey};
 use crate::tee::{Certificates, Measurement, Tee, TeeError};
-use crate::vault::{PublicKeySec1, Vault, VaultError};
+use crate::vault::{KeyId, PublicKeySec1, Vault, VaultError};
 
 /// What the session reports as it goes, for the console and the boot figures.
 #[derive(Debug)]
@@ -117,6 +117,9 @@ pub struct Trust<'a> {
 #[derive(Debug)]
 pub struct Outcome {
     pub certificate: Vec<u8>,
+    /// The vault key the credential certifies (under mechanism D the released key, else the
+    /// key the session was given).
+    pub key: KeyId,
     pub workload_id: String,
     /// The credential sealed under the launch-bound key (see [`crate::sealing`]); empty where
     /// the platform derives no sealing key (TDX).
@@ -155,18 +158,19 @@ fn tee_error_code(e: &TeeError) -> ErrorCode {
 }
 
 impl<L: Link> Session<'_, '_, L> {
-    /// Runs the protocol above with the Credential Key already in the vault. `measurements` are
-    /// extended into the TEE (after the Challenge, before the evidence): pass none where the
+    /// Runs the protocol above for the signing key `key` (already in the vault). `measurements`
+    /// are extended into the TEE (after the Challenge, before the evidence): pass none where the
     /// platform has no runtime measurement registers.
     pub fn run<R: TryCryptoRng + ?Sized>(
         &mut self,
         tee: &mut dyn Tee,
         rng: &mut R,
         measurements: &[Measurement<'_>],
+        key: KeyId,
     ) -> Result<Outcome, SessionError> {
         let platform = tee.platform();
         let (nonce, key_release) = self.hello_and_challenge(platform)?;
-        let public_key = self.bound_key(key_release, rng)?;
+        let (bound, public_key) = self.bound_key(key, key_release, rng)?;
         for m in measurements {
             tee.extend(m).map_err(|e| self.tee_abort(e))?;
         }
@@ -187,10 +191,10 @@ impl<L: Link> Session<'_, '_, L> {
         }))?;
         (self.events)(Event::EvidenceSent);
 
-        let (certificate, workload_id) = self.receive_credential(&public_key, &nonce, key_release)?;
+        let (certificate, workload_id, key) = self.receive_credential(bound, &public_key, &nonce, key_release)?;
         let sealed_credential = self.seal(tee, &certificate, rng)?;
         self.channel.send(&Message::Done(Done { credential_accepted: true }))?;
-        Ok(Outcome { certificate, workload_id, sealed_credential })
+        Ok(Outcome { certificate, key, workload_id, sealed_credential })
     }
 
     /// A TEE failure ends the session with an Error frame, unless the exchange with the host is
@@ -233,22 +237,25 @@ impl<L: Link> Session<'_, '_, L> {
         self.abort(ErrorCode::UnexpectedMessage, ChannelError::Unexpected(what).into())
     }
 
-    /// The key the Evidence binds: the Credential Key, or under mechanism D (`key_release`) a
-    /// fresh ephemeral HPKE key generated in the vault for the Key Store to encrypt the release to.
+    /// The key the Evidence binds: `key`, or under mechanism D (`key_release`) a fresh
+    /// decryption key generated in the vault for the Key Store to encrypt the release to.
     fn bound_key<R: TryCryptoRng + ?Sized>(
         &mut self,
+        key: KeyId,
         key_release: bool,
         rng: &mut R,
-    ) -> Result<PublicKeySec1, SessionError> {
+    ) -> Result<(KeyId, PublicKeySec1), SessionError> {
         if !key_release {
-            return self.vault.public_key().map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)));
+            let public =
+                self.vault.public_key(key).map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
+            return Ok((key, public));
         }
-        let key = self
+        let bound = self
             .vault
-            .generate_release_key(rng)
+            .generate_decryption_key(rng)
             .map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
         (self.events)(Event::ReleaseKeyBound);
-        Ok(key)
+        Ok(bound)
     }
 
     /// The issuer's Credential, checked against the anchor of the measured manifest and our key.
@@ -264,19 +271,20 @@ impl<L: Link> Session<'_, '_, L> {
     /// certificate must certify that key.
     fn receive_credential(
         &mut self,
+        bound: KeyId,
         public_key: &[u8],
         nonce: &[u8],
         key_release: bool,
-    ) -> Result<(Vec<u8>, String), SessionError> {
+    ) -> Result<(Vec<u8>, String, KeyId), SessionError> {
         let mut requested = false;
-        let (credential, credential_key) = loop {
+        let (credential, key, credential_key) = loop {
             match self.channel.recv_reply()? {
-                Message::Credential(c) if !key_release => break (c, public_key.to_vec()),
+                Message::Credential(c) if !key_release => break (c, bound, public_key.to_vec()),
                 Message::KeyRelease(release) if key_release => {
-                    break self.install_release(release, nonce, public_key)?;
+                    break self.install_release(release, bound, nonce, public_key)?;
                 }
                 Message::AttestationResult(result) if !requested && !key_release => {
-                    self.request_credential(result.ear, public_key, nonce)?;
+                    self.request_credential(result.ear, bound, public_key, nonce)?;
                     requested = true;
                 }
                 other => return Err(self.unexpected(other.name())),
@@ -290,7 +298,7 @@ impl<L: Link> Session<'_, '_, L> {
         if let Some(result) = &attestation_result {
             (self.events)(Event::AttestationResultWithCredential(result.len()));
         }
-        Ok((certificate, workload_id))
+        Ok((certificate, workload_id, key))
     }
 
     /// A refused credential: Error(CredentialRejected), then Done {false}.
@@ -307,28 +315,36 @@ impl<L: Link> Session<'_, '_, L> {
     fn install_release(
         &mut self,
         release: KeyRelease,
+        cek: KeyId,
         nonce: &[u8],
         public_key: &[u8],
-    ) -> Result<(Credential, Vec<u8>), SessionError> {
+    ) -> Result<(Credential, KeyId, Vec<u8>), SessionError> {
         let KeyRelease { certificate, workload_id, enc, ciphertext } = release;
         let certificate_sha256: [u8; 32] = Sha256::digest(&certificate).into();
         let info = key_release_info(nonce, public_key);
         let aad = key_release_aad(&certificate_sha256);
-        let installed = self
+        let (installed, public) = self
             .vault
-            .install_released_key(&enc, &info, &aad, &ciphertext)
+            .install_released_key(cek, &enc, &info, &aad, &ciphertext)
             .map_err(|e| self.refuse(SessionError::KeyRelease(e)))?;
         (self.events)(Event::KeyReleased);
-        Ok((Credential { certificate, workload_id, attestation_result: None }, installed.to_vec()))
+        Ok((Credential { certificate, workload_id, attestation_result: None }, installed, public.to_vec()))
     }
 
     /// Mechanism B: forwards the Verifier's attestation result to the Credential Authority with
     /// the vault's signature over it as proof of possession.
-    fn request_credential(&mut self, ear: String, public_key: &[u8], nonce: &[u8]) -> Result<(), SessionError> {
+    fn request_credential(
+        &mut self,
+        ear: String,
+        key: KeyId,
+        public_key: &[u8],
+        nonce: &[u8],
+    ) -> Result<(), SessionError> {
         (self.events)(Event::AttestationResultReceived(ear.len()));
         let ear_sha256: [u8; 32] = Sha256::digest(ear.as_bytes()).into();
         let signed = credential_request_signed_bytes(nonce, public_key, &ear_sha256);
-        let proof = self.vault.sign(&signed).map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
+        let proof =
+            self.vault.sign(key, &signed).map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
         self.channel.send(&Message::CredentialRequest(CredentialRequest {
             ear,
             public_key: public_key.to_vec(),

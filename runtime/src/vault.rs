@@ -1,18 +1,23 @@
-//! The key vault: the only home of the workload's Credential Key.
+//! The key vault: the only home of the workload's private keys.
 //!
-//! The private key is a `p384::ecdsa::SigningKey` that never leaves this module: callers get
-//! the public key and signatures, nothing else. The key is generated directly into the vault
-//! cell, which the bare-metal build places in its own page-aligned `.vault` section of private
-//! RAM (not the heap, never a shared page). `SigningKey` zeroizes its scalar on drop, and the
-//! vault drops the key when it is cleared.
+//! A key is generated directly into one of the vault's slots, which the bare-metal build places
+//! in their own page-aligned `.vault` section of private RAM (not the heap, never a shared page).
+//! Callers get a [`KeyId`] and the public key, then signatures or decryptions — never the key.
+//! Two kinds of key live here:
 //!
-//! Mechanism D: the vault also holds, for one key release, an ephemeral P-384 HPKE key pair
-//! ([`Vault::generate_release_key`]) whose public key the Evidence binds. The Key Store's
-//! release is opened here ([`Vault::install_released_key`]): the decrypted scalar lives only in
-//! a zeroizing buffer on the way into the Credential Key slot, and the ephemeral key is dropped
-//! (zeroized) whatever the outcome.
+//! * **signing keys** (ECDSA P-384): a credential's key (Enrollment, TACRA's CSK), used for the
+//!   CSR, TLS CertificateVerify, Workload Proof Tokens, proofs of possession;
+//! * **decryption keys** (P-384 DHKEM for HPKE): a Key Store release is encrypted to one
+//!   (Retrieval, TACRA's CEK; mechanism D). Opening a release consumes it and installs the
+//!   released private key as a signing key ([`Vault::install_released_key`]); the plaintext
+//!   lives only in a zeroizing buffer on the way.
+//!
+//! `SigningKey` and `SecretKey` zeroize their scalars on drop, and the vault drops a key in
+//! place (where it lived in the vault section) when it is removed or replaced. A [`KeyId`]
+//! carries its slot's generation, so a handle to a removed key never reaches its successor.
 
 use p384::ecdsa::signature::Signer;
+use p384::ecdsa::signature::hazmat::PrehashSigner;
 use p384::ecdsa::{DerSignature, SigningKey};
 use p384::elliptic_curve::Generate;
 use rand_core::TryCryptoRng;
@@ -23,36 +28,38 @@ use zeroize::Zeroizing;
 /// SEC1 uncompressed encoding of a P-384 public key: 0x04 ‖ X ‖ Y.
 pub type PublicKeySec1 = [u8; 97];
 
-/// Holds at most one Credential Key.
-#[derive(Debug)]
-pub struct Vault {
-    slot: Mutex<Option<CredentialKey>>,
-    /// Mechanism D: the ephemeral HPKE key the Key Store encrypts the released key to.
-    release: Mutex<Option<ReleaseKey>>,
+/// How many keys the vault holds at once.
+pub const SLOTS: usize = 8;
+
+/// A key in the vault: its slot and the slot's generation when the key was made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct KeyId {
+    slot: u8,
+    generation: u32,
 }
 
-/// The ephemeral HPKE recipient key of one key release (`SecretKey` zeroizes on drop).
-struct ReleaseKey {
-    secret: p384::SecretKey,
-    public: PublicKeySec1,
-}
+impl KeyId {
+    /// As one number (the payload API's `KeyHandle`): generation ‖ slot.
+    pub const fn to_u32(self) -> u32 {
+        (self.generation << 8) | self.slot as u32
+    }
 
-impl core::fmt::Debug for ReleaseKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ReleaseKey").field("public", &"<97-byte SEC1 point>").finish_non_exhaustive()
+    /// The id `to_u32` gave; its key is still looked up (and may be gone).
+    pub const fn from_u32(value: u32) -> Self {
+        Self { slot: (value & 0xFF) as u8, generation: value >> 8 }
     }
 }
 
-/// The Credential Key. Deliberately neither `Clone` nor `Debug`-printing its secret.
-struct CredentialKey {
-    signing: SigningKey,
-    public: PublicKeySec1,
+enum Secret {
+    Signing(SigningKey),
+    Decryption(p384::SecretKey),
 }
 
-impl core::fmt::Debug for CredentialKey {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("CredentialKey").field("public", &"<97-byte SEC1 point>").finish_non_exhaustive()
-    }
+/// One key. Deliberately neither `Clone` nor `Debug`-printing its secret.
+struct Slot {
+    secret: Secret,
+    public: PublicKeySec1,
+    generation: u32,
 }
 
 const _: fn() = || {
@@ -61,123 +68,200 @@ const _: fn() = || {
     zeroizes_on_drop::<p384::SecretKey>();
 };
 
+struct Slots {
+    slots: [Option<Slot>; SLOTS],
+    /// The generation the next key gets (never 0, so a zeroed `KeyId` names nothing).
+    next_generation: u32,
+}
+
+/// The vault.
+pub struct Vault {
+    inner: Mutex<Slots>,
+}
+
+impl core::fmt::Debug for Vault {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let used = self.inner.try_lock().map(|s| s.slots.iter().filter(|k| k.is_some()).count());
+        f.debug_struct("Vault").field("keys", &used).finish_non_exhaustive()
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum VaultError {
     /// The RNG failed: no key was generated.
     Rng,
-    /// The vault already holds a key; a second one would silently replace the attested one.
-    Occupied,
-    /// No key has been generated yet.
-    Empty,
-    /// Mechanism D: there is no ephemeral release key to open a release with (none was
-    /// generated, or it was already used).
-    NoReleaseKey,
-    /// Mechanism D: the release did not open under the ephemeral key, the challenge and the
-    /// certificate it came with (HPKE authentication failed: altered, or meant for another key).
+    /// Every slot holds a key: remove one first.
+    Full,
+    /// No such key (never made, removed, or a handle from another launch).
+    NoSuchKey,
+    /// The key exists but is of the other kind (signing vs decryption).
+    WrongKind,
+    /// The release did not open under the decryption key with this `info` and `aad` (HPKE
+    /// authentication failed: altered, or meant for another key).
     ReleaseDidNotOpen,
-    /// Mechanism D: the released bytes are not a valid P-384 private key.
+    /// The released bytes are not a valid P-384 private key.
     ReleasedKeyInvalid,
+    /// A digest of the wrong length was given to sign.
+    BadDigest,
 }
 
 impl core::fmt::Display for VaultError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Self::Rng => "the random number generator failed",
-            Self::Occupied => "the vault already holds that key",
-            Self::Empty => "the vault holds no Credential Key",
-            Self::NoReleaseKey => "no ephemeral release key is waiting for a key release",
+            Self::Full => "the vault is full: drop a key first",
+            Self::NoSuchKey => "the vault holds no such key",
+            Self::WrongKind => "that vault key cannot do this (signing and decryption keys are apart)",
             Self::ReleaseDidNotOpen => {
                 "the key release does not open (HPKE authentication failed: altered in transit, or encrypted for another key, challenge or certificate)"
             }
             Self::ReleasedKeyInvalid => "the released key is not a valid P-384 private key",
+            Self::BadDigest => "a SHA-384 digest is 48 bytes",
         })
+    }
+}
+
+fn sec1(key: &p384::ecdsa::VerifyingKey) -> PublicKeySec1 {
+    let mut public = [0u8; 97];
+    public.copy_from_slice(key.to_sec1_point(false).as_bytes());
+    public
+}
+
+impl Slots {
+    /// Puts `secret` in the first free slot.
+    fn insert(&mut self, secret: Secret, public: PublicKeySec1) -> Result<KeyId, VaultError> {
+        let index = self.slots.iter().position(Option::is_none).ok_or(VaultError::Full)?;
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1).max(1);
+        self.slots[index] = Some(Slot { secret, public, generation });
+        Ok(KeyId { slot: index as u8, generation })
+    }
+
+    fn get(&self, id: KeyId) -> Result<&Slot, VaultError> {
+        match self.slots.get(usize::from(id.slot)) {
+            Some(Some(slot)) if slot.generation == id.generation => Ok(slot),
+            _ => Err(VaultError::NoSuchKey),
+        }
+    }
+
+    fn signing(&self, id: KeyId) -> Result<&SigningKey, VaultError> {
+        match &self.get(id)?.secret {
+            Secret::Signing(key) => Ok(key),
+            Secret::Decryption(_) => Err(VaultError::WrongKind),
+        }
+    }
+
+    /// Drops the key in place (zeroized where it lived).
+    fn remove(&mut self, id: KeyId) {
+        if self.get(id).is_ok() {
+            self.slots[usize::from(id.slot)] = None;
+        }
     }
 }
 
 impl Vault {
     pub const fn new() -> Self {
-        Self { slot: Mutex::new(None), release: Mutex::new(None) }
+        const EMPTY: Option<Slot> = None;
+        Self { inner: Mutex::new(Slots { slots: [EMPTY; SLOTS], next_generation: 1 }) }
     }
 
-    /// Generates the Credential Key from `rng` and returns its public key.
-    pub fn generate<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<PublicKeySec1, VaultError> {
-        let mut slot = self.slot.lock();
-        if slot.is_some() {
-            return Err(VaultError::Occupied);
+    /// Generates a signing key (ECDSA P-384) from `rng`.
+    pub fn generate<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<(KeyId, PublicKeySec1), VaultError> {
+        let mut inner = self.inner.lock();
+        if inner.slots.iter().all(Option::is_some) {
+            return Err(VaultError::Full);
         }
         let signing = SigningKey::try_generate_from_rng(rng).map_err(|_| VaultError::Rng)?;
-        let point = signing.verifying_key().to_sec1_point(false);
-        let mut public = [0u8; 97];
-        public.copy_from_slice(point.as_bytes());
-        *slot = Some(CredentialKey { signing, public });
-        Ok(public)
+        let public = sec1(signing.verifying_key());
+        let id = inner.insert(Secret::Signing(signing), public)?;
+        Ok((id, public))
     }
 
-    pub fn public_key(&self) -> Result<PublicKeySec1, VaultError> {
-        self.slot.lock().as_ref().map(|k| k.public).ok_or(VaultError::Empty)
-    }
-
-    /// ECDSA P-384 with SHA-384 (RFC 6979 deterministic nonces), DER-encoded.
-    pub fn sign(&self, message: &[u8]) -> Result<DerSignature, VaultError> {
-        let slot = self.slot.lock();
-        let key = slot.as_ref().ok_or(VaultError::Empty)?;
-        let signature: p384::ecdsa::Signature = key.signing.sign(message);
-        Ok(signature.to_der())
-    }
-
-    /// Drops (and so zeroizes) the key and any release key.
-    pub fn clear(&self) {
-        *self.slot.lock() = None;
-        *self.release.lock() = None;
-    }
-
-    /// Mechanism D: generates the ephemeral HPKE (DHKEM P-384) key pair that a key release is
-    /// encrypted to, and returns its public key for the Evidence to bind.
-    pub fn generate_release_key<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<PublicKeySec1, VaultError> {
-        let mut release = self.release.lock();
-        if release.is_some() {
-            return Err(VaultError::Occupied);
+    /// Generates a decryption key (DHKEM P-384) that a Key Store release is encrypted to.
+    pub fn generate_decryption_key<R: TryCryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<(KeyId, PublicKeySec1), VaultError> {
+        let mut inner = self.inner.lock();
+        if inner.slots.iter().all(Option::is_some) {
+            return Err(VaultError::Full);
         }
         let secret = p384::SecretKey::try_generate_from_rng(rng).map_err(|_| VaultError::Rng)?;
         let public = hpke::serialize_public_key(&secret.public_key());
-        *release = Some(ReleaseKey { secret, public });
-        Ok(public)
+        let id = inner.insert(Secret::Decryption(secret), public)?;
+        Ok((id, public))
     }
 
-    /// The ephemeral release key's public half, while one is waiting.
-    pub fn release_public_key(&self) -> Result<PublicKeySec1, VaultError> {
-        self.release.lock().as_ref().map(|k| k.public).ok_or(VaultError::NoReleaseKey)
+    /// The public key of `id`.
+    pub fn public_key(&self, id: KeyId) -> Result<PublicKeySec1, VaultError> {
+        self.inner.lock().get(id).map(|slot| slot.public)
     }
 
-    /// Mechanism D: opens the Key Store's release (HPKE single-shot open with `info` and `aad`)
-    /// with the ephemeral key and installs the released scalar as the Credential Key, replacing
-    /// the one generated at boot (which was never attested under D). The ephemeral key is
+    /// ECDSA P-384 with SHA-384 (RFC 6979 deterministic nonces), DER-encoded.
+    pub fn sign(&self, id: KeyId, message: &[u8]) -> Result<DerSignature, VaultError> {
+        let inner = self.inner.lock();
+        let signature: p384::ecdsa::Signature = inner.signing(id)?.sign(message);
+        Ok(signature.to_der())
+    }
+
+    /// ECDSA P-384 over a SHA-384 digest the caller computed, DER-encoded.
+    pub fn sign_digest(&self, id: KeyId, digest: &[u8]) -> Result<DerSignature, VaultError> {
+        if digest.len() != 48 {
+            return Err(VaultError::BadDigest);
+        }
+        let inner = self.inner.lock();
+        let signature: p384::ecdsa::Signature =
+            inner.signing(id)?.sign_prehash(digest).map_err(|_| VaultError::BadDigest)?;
+        Ok(signature.to_der())
+    }
+
+    /// How many keys the vault holds.
+    pub fn len(&self) -> usize {
+        self.inner.lock().slots.iter().filter(|s| s.is_some()).count()
+    }
+
+    /// Whether the vault holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the key `id` (zeroized in place); nothing if it is already gone.
+    pub fn remove(&self, id: KeyId) {
+        self.inner.lock().remove(id);
+    }
+
+    /// Drops every key.
+    pub fn clear(&self) {
+        let mut inner = self.inner.lock();
+        for slot in inner.slots.iter_mut() {
+            *slot = None;
+        }
+    }
+
+    /// Opens a Key Store release (HPKE single-shot open with `info` and `aad`) with the
+    /// decryption key `cek` and installs the released scalar as a new signing key. `cek` is
     /// consumed (dropped, zeroized) whether or not the release opens; the plaintext lives only
-    /// in a zeroizing buffer. Returns the new Credential Key's public key.
+    /// in a zeroizing buffer.
     pub fn install_released_key(
         &self,
+        cek: KeyId,
         enc: &[u8],
         info: &[u8],
         aad: &[u8],
         ciphertext: &[u8],
-    ) -> Result<PublicKeySec1, VaultError> {
+    ) -> Result<(KeyId, PublicKeySec1), VaultError> {
         let mut scalar = Zeroizing::new([0u8; hpke::SECRET_KEY_LEN]);
-        let opened = {
-            let mut release = self.release.lock();
-            let key = release.as_ref().ok_or(VaultError::NoReleaseKey)?;
-            let opened = hpke::open(&key.secret, enc, info, aad, ciphertext, &mut scalar[..]);
-            // Dropped in place (not moved out with `take`), so the scalar is zeroized where it
-            // lived in the vault section.
-            *release = None;
-            opened
+        let mut inner = self.inner.lock();
+        let opened = match &inner.get(cek)?.secret {
+            Secret::Decryption(secret) => hpke::open(secret, enc, info, aad, ciphertext, &mut scalar[..]),
+            Secret::Signing(_) => return Err(VaultError::WrongKind),
         };
+        inner.remove(cek);
         opened.map_err(|_| VaultError::ReleaseDidNotOpen)?;
         let signing = SigningKey::from_slice(&scalar[..]).map_err(|_| VaultError::ReleasedKeyInvalid)?;
-        let point = signing.verifying_key().to_sec1_point(false);
-        let mut public = [0u8; 97];
-        public.copy_from_slice(point.as_bytes());
-        *self.slot.lock() = Some(CredentialKey { signing, public });
-        Ok(public)
+        let public = sec1(signing.verifying_key());
+        let id = inner.insert(Secret::Signing(signing), public)?;
+        Ok((id, public))
     }
 }
 
@@ -188,103 +272,4 @@ impl Default for Vault {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use p384::ecdsa::signature::Verifier;
-    use twi_testkit::TestRng;
-
-    struct FailingRng;
-    #[derive(Debug)]
-    struct Dry;
-    impl core::fmt::Display for Dry {
-        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-            f.write_str("dry")
-        }
-    }
-    impl core::error::Error for Dry {}
-    impl rand_core::TryRng for FailingRng {
-        type Error = Dry;
-        fn try_next_u32(&mut self) -> Result<u32, Dry> {
-            Err(Dry)
-        }
-        fn try_next_u64(&mut self) -> Result<u64, Dry> {
-            Err(Dry)
-        }
-        fn try_fill_bytes(&mut self, _: &mut [u8]) -> Result<(), Dry> {
-            Err(Dry)
-        }
-    }
-    impl rand_core::TryCryptoRng for FailingRng {}
-
-    #[test]
-    fn signs_with_the_generated_key() {
-        let vault = Vault::new();
-        let public = vault.generate(&mut TestRng(0x9E37_79B9_7F4A_7C15)).unwrap();
-        assert_eq!(public[0], 0x04);
-        let signature = vault.sign(b"hello").unwrap();
-        let verifying = p384::ecdsa::VerifyingKey::from_sec1_bytes(&public).unwrap();
-        let signature = p384::ecdsa::Signature::from_der(signature.as_bytes()).unwrap();
-        verifying.verify(b"hello", &signature).unwrap();
-        assert!(verifying.verify(b"hellO", &signature).is_err());
-    }
-
-    #[test]
-    fn refuses_a_second_key_and_signing_without_one() {
-        let vault = Vault::new();
-        assert_eq!(vault.sign(b"x").unwrap_err(), VaultError::Empty);
-        vault.generate(&mut TestRng(1)).unwrap();
-        assert_eq!(vault.generate(&mut TestRng(2)).unwrap_err(), VaultError::Occupied);
-        vault.clear();
-        assert_eq!(vault.public_key().unwrap_err(), VaultError::Empty);
-    }
-
-    #[test]
-    fn a_release_opens_once_into_the_credential_key() {
-        let vault = Vault::new();
-        let boot = vault.generate(&mut TestRng(3)).unwrap();
-        let ephemeral = vault.generate_release_key(&mut TestRng(4)).unwrap();
-        assert_eq!(vault.generate_release_key(&mut TestRng(5)).unwrap_err(), VaultError::Occupied);
-        let provisioned = SigningKey::try_generate_from_rng(&mut TestRng(6)).unwrap();
-        let expected = provisioned.verifying_key().to_sec1_point(false);
-        let scalar = provisioned.to_bytes();
-        let mut ct = [0u8; 48 + hpke::TAG_LEN];
-        let enc = hpke::seal(&ephemeral, b"info", b"aad", &scalar, &mut ct, &mut TestRng(7)).unwrap();
-
-        let installed = vault.install_released_key(&enc, b"info", b"aad", &ct).unwrap();
-        assert_eq!(&installed[..], expected.as_bytes());
-        assert_ne!(installed, boot);
-        assert_eq!(vault.public_key().unwrap(), installed);
-        // The ephemeral key is gone: the same release cannot be opened twice.
-        assert_eq!(vault.release_public_key().unwrap_err(), VaultError::NoReleaseKey);
-        assert_eq!(vault.install_released_key(&enc, b"info", b"aad", &ct).unwrap_err(), VaultError::NoReleaseKey);
-        // Signing now uses the released key.
-        let signature = vault.sign(b"m").unwrap();
-        let verifying = p384::ecdsa::VerifyingKey::from_sec1_bytes(&installed).unwrap();
-        verifying.verify(b"m", &p384::ecdsa::Signature::from_der(signature.as_bytes()).unwrap()).unwrap();
-    }
-
-    #[test]
-    fn an_altered_release_is_refused_and_consumes_the_ephemeral_key() {
-        let vault = Vault::new();
-        let boot = vault.generate(&mut TestRng(3)).unwrap();
-        let ephemeral = vault.generate_release_key(&mut TestRng(4)).unwrap();
-        let mut ct = [0u8; 48 + hpke::TAG_LEN];
-        let enc = hpke::seal(&ephemeral, b"info", b"aad", &[7u8; 48], &mut ct, &mut TestRng(7)).unwrap();
-        ct[5] ^= 1;
-        assert_eq!(vault.install_released_key(&enc, b"info", b"aad", &ct).unwrap_err(), VaultError::ReleaseDidNotOpen);
-        assert_eq!(vault.public_key().unwrap(), boot, "the boot key stays");
-        assert_eq!(vault.release_public_key().unwrap_err(), VaultError::NoReleaseKey);
-        // A scalar that is not a key (zero) is refused after it opens.
-        let ephemeral = vault.generate_release_key(&mut TestRng(8)).unwrap();
-        let enc = hpke::seal(&ephemeral, b"", b"", &[0u8; 48], &mut ct, &mut TestRng(9)).unwrap();
-        assert_eq!(vault.install_released_key(&enc, b"", b"", &ct).unwrap_err(), VaultError::ReleasedKeyInvalid);
-        assert_eq!(vault.public_key().unwrap(), boot);
-    }
-
-    #[test]
-    fn rng_failure_generates_nothing() {
-        let vault = Vault::new();
-        assert_eq!(vault.generate(&mut FailingRng).unwrap_err(), VaultError::Rng);
-        assert_eq!(vault.public_key().unwrap_err(), VaultError::Empty);
-    }
-}
+mod tests;

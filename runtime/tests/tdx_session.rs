@@ -21,7 +21,7 @@ use twi_proto::{MessageReader, write_message};
 use twi_runtime::channel::{Channel, Link};
 use twi_runtime::session::{self, Event, SessionError, Trust};
 use twi_runtime::tee::sim::SimTdxModule;
-use twi_runtime::tee::tdx::{MAX_QUOTE_POLLS, TdxError, TdxModule, TdxTee};
+use twi_runtime::tee::tdx::{TdxError, TdxModule, TdxTee};
 use twi_runtime::tee::{Measurement, TeeError};
 use twi_runtime::vault::Vault;
 
@@ -58,6 +58,9 @@ struct Faults {
     /// The module acknowledges the extend of this measurement (by position) without applying
     /// it, so the quote's RTMRs disagree with the guest's log.
     drop_extend: Option<usize>,
+    /// The quote's header says this version and attestation key type (a format this build does
+    /// not parse), the rest unchanged.
+    quote_header: Option<(u16, u16)>,
 }
 
 /// A TDX module over the simulator, recording what reached it.
@@ -69,6 +72,9 @@ struct FakeModule {
     capacity: usize,
     polls: u32,
     pauses: u32,
+    /// The pauses the TEE asked for, and their sum.
+    delays: Vec<u64>,
+    waited_ms: u64,
     extends: usize,
 }
 
@@ -82,6 +88,8 @@ impl FakeModule {
             capacity: 0,
             polls: 0,
             pauses: 0,
+            delays: Vec::new(),
+            waited_ms: 0,
             extends: 0,
         }
     }
@@ -133,15 +141,24 @@ impl TdxModule for FakeModule {
             buffer.truncate(len);
             buffer
         } else {
-            self.sim.get_quote(&self.request, self.capacity)
+            let mut answer = self.sim.get_quote(&self.request, self.capacity);
+            if let Some((version, key_type)) = self.faults.quote_header {
+                let header = getquote::HEADER_SIZE;
+                answer[header..header + 2].copy_from_slice(&version.to_le_bytes());
+                answer[header + 2..header + 4].copy_from_slice(&key_type.to_le_bytes());
+            }
+            answer
         };
         let n = answer.len().min(out.len());
         out[..n].copy_from_slice(&answer[..n]);
         Ok(n)
     }
 
-    fn pause(&mut self) {
+    fn pause(&mut self, ms: u64) -> u64 {
         self.pauses += 1;
+        self.waited_ms += ms;
+        self.delays.push(ms);
+        ms
     }
 }
 
@@ -198,7 +215,7 @@ fn run(faults: Faults) -> Outcome {
     let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
     let anchor = ca.anchor();
     let vault = Vault::new();
-    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let certificate = ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID);
     let mut to_guest = frame(&Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false }));
     to_guest.extend(frame(&Message::Credential(Credential {
@@ -213,7 +230,7 @@ fn run(faults: Faults) -> Outcome {
         Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: SECOND_MANIFEST_EVENT },
     ];
     let mut tee = TdxTee::new(FakeModule::new(faults), Platform::Tdx);
-    let result = run_session(&mut link, &mut tee, &vault, &anchor, &measurements);
+    let result = run_session(&mut link, &mut tee, &vault, &anchor, &measurements, key);
     let module = tee.into_module();
     let mut reader = MessageReader::new();
     let sent = link.wire.iter().filter_map(|&b| reader.push(b)).map(|m| m.expect("well-formed guest frame")).collect();
@@ -227,6 +244,7 @@ fn run_session(
     vault: &Vault,
     anchor: &[u8],
     measurements: &[Measurement<'_>],
+    key: twi_runtime::vault::KeyId,
 ) -> Result<session::Outcome, SessionError> {
     let ignore = |_: &twi_proto::ProtoError| {};
     let channel = Channel::new(link, &ignore);
@@ -238,7 +256,7 @@ fn run_session(
         runtime_name: "twi-runtime/test",
         events: &mut events,
     };
-    session.run(tee, &mut TestRng(0x5EED), measurements)
+    session.run(tee, &mut TestRng(0x5EED), measurements, key)
 }
 
 fn digest_prefix(data: &[u8]) -> String {
@@ -285,18 +303,53 @@ fn an_in_flight_quote_is_polled_with_a_pause_until_it_is_ready() {
     assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
 }
 
+/// How many polls fit in the time bound: the first, and one after each pause the backoff allows
+/// before 35 s of waiting.
+fn polls_within_the_time_bound() -> u32 {
+    let (mut polls, mut waited) = (1u32, 0u64);
+    while let Some(delay) = getquote::poll::next_delay(polls - 1, waited) {
+        waited += delay;
+        polls += 1;
+    }
+    polls
+}
+
 #[test]
-fn in_flight_polling_stops_at_its_bound_with_a_clear_error() {
+fn in_flight_polling_stops_at_its_time_bound_with_a_clear_error() {
     // The quote would be ready one poll after the bound: a runtime that kept polling would
     // succeed, and fail this test.
-    let outcome = run(Faults { in_flight_polls: MAX_QUOTE_POLLS, ..Faults::default() });
-    assert_eq!(*outcome.tdx_error(), TdxError::QuoteTimeout(MAX_QUOTE_POLLS));
-    assert_eq!(outcome.module.polls, MAX_QUOTE_POLLS);
-    assert_eq!(outcome.module.pauses, MAX_QUOTE_POLLS - 1);
+    let bound = polls_within_the_time_bound();
+    let outcome = run(Faults { in_flight_polls: bound, ..Faults::default() });
+    let TdxError::QuoteTimeout { polls, waited_ms } = *outcome.tdx_error() else {
+        panic!("expected a timeout, got {:?}", outcome.result)
+    };
+    assert_eq!((polls, outcome.module.polls), (bound, bound));
+    assert_eq!(outcome.module.pauses, bound - 1);
+    // Bounded by time: at least 35 s (QEMU's and Linux's own quote timeout is 30 s), backing
+    // off from 10 ms to once a second.
+    assert_eq!(waited_ms, outcome.module.waited_ms);
+    assert!(waited_ms >= 35_000, "{waited_ms} ms");
+    assert_eq!(&outcome.module.delays[..3], &[10, 20, 40]);
+    assert_eq!(outcome.module.delays.last(), Some(&1000));
     assert_eq!(outcome.names(), ["Hello", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
     let Some(Message::Error(e)) = outcome.sent.last() else { unreachable!() };
-    assert!(e.message.contains("still in flight"), "{}", e.message);
+    assert!(e.message.contains("still in flight after 35 s"), "{}", e.message);
+    // One poll less in flight and the quote arrives within the bound.
+    let outcome = run(Faults { in_flight_polls: bound - 1, ..Faults::default() });
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+}
+
+#[test]
+fn a_quote_format_the_guest_does_not_parse_is_still_sent_as_evidence() {
+    // A quote version or attestation key type newer than this build: the guest checks only its
+    // REPORTDATA and RTMRs (at the offsets every version shares) and leaves the rest to the
+    // verifier, so a quoting-enclave update does not stop attestation.
+    let outcome = run(Faults { quote_header: Some((4, 3)), ..Faults::default() });
+    let Some(Message::Evidence(evidence)) = outcome.sent.get(1) else { panic!("no Evidence: {:?}", outcome.names()) };
+    assert_eq!(&evidence.evidence[..4], &[4, 0, 3, 0]);
+    assert!(ParsedQuote::parse(&evidence.evidence).is_err(), "the verifier's parser refuses it");
+    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
 }
 
 #[test]
@@ -406,7 +459,7 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
     let ca = TestCa::new(CA_SEED, "CN=Test TDX issuer");
     let anchor = ca.anchor();
     let vault = Vault::new();
-    vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let mut link = SimHostLink {
         sim: sim_tdx(),
         in_flight: 2,
@@ -433,7 +486,7 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
             runtime_name: "twi-runtime/test",
             events: &mut events,
         };
-        session.run(&mut tee, &mut TestRng(0x5EED), &measurements)
+        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key)
     };
     assert!(result.is_ok(), "{result:?}");
     let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();

@@ -95,10 +95,19 @@ pub mod msr_protocol {
     pub const SEV_INFO_REQUEST: u64 = 0x002;
     pub const CPUID_REQUEST: u64 = 0x004;
     pub const CPUID_RESPONSE: u64 = 0x005;
+    /// AP Reset Hold: the vCPU stays with the hypervisor until woken (response 0x007, GHCBData
+    /// 63:12 non-zero when woken).
+    pub const AP_RESET_HOLD_REQUEST: u64 = 0x006;
+    pub const AP_RESET_HOLD_RESPONSE: u64 = 0x007;
     pub const REGISTER_GHCB_REQUEST: u64 = 0x012;
     pub const REGISTER_GHCB_RESPONSE: u64 = 0x013;
     pub const PSC_REQUEST: u64 = 0x014;
     pub const PSC_RESPONSE: u64 = 0x015;
+    /// SNP Run VMPL (GHCB spec 2.03; Linux `GHCB_MSR_VMPL_REQ`): ask the hypervisor to run
+    /// the guest's VMPL in bits 39:32 (an SVSM call runs VMPL0). Response 0x017, bits 63:32 zero
+    /// on success.
+    pub const RUN_VMPL_REQUEST: u64 = 0x016;
+    pub const RUN_VMPL_RESPONSE: u64 = 0x017;
     pub const HV_FEATURES_REQUEST: u64 = 0x080;
     pub const HV_FEATURES_RESPONSE: u64 = 0x081;
     pub const TERMINATE: u64 = 0x100;
@@ -111,15 +120,64 @@ pub mod msr_protocol {
     /// Hypervisor feature bit 0: SEV-SNP support.
     pub const HV_FEATURE_SNP: u64 = 1 << 0;
 
-    /// Terminate reason set 0 (GHCB spec): general, protocol, SNP-unsupported.
+    /// Terminate reason set 0 (GHCB spec, "Termination Request"): general, protocol, SNP-unsupported.
     pub const REASON_SET_GENERAL: u8 = 0;
     pub const REASON_GENERAL: u8 = 0;
     pub const REASON_PROTOCOL_UNSUPPORTED: u8 = 1;
     pub const REASON_SNP_UNSUPPORTED: u8 = 2;
-    /// Reason set 1 is for the guest's own codes: the runtime's fatal errors.
-    pub const REASON_SET_TWI: u8 = 1;
+    /// The reason set Linux uses for its own codes (`SEV_TERM_SET_LINUX`, `sev-common.h`: 0 GHCB
+    /// registration, 1 page-state change, 2 PVALIDATE, 3 not VMPL0, … 11 SVSM CA remap). A host
+    /// log that shows set 1 is read with Linux's meanings, so TWI never uses it.
+    pub const REASON_SET_LINUX: u8 = 1;
+    /// TWI's own reason set (the GHCB spec defines only set 0; any other number is the guest's
+    /// to define, and 5 is one neither Linux nor OVMF uses).
+    pub const REASON_SET_TWI: u8 = 5;
+    // A 4-bit set of its own: neither the spec's nor Linux's.
+    const _: () = assert!(REASON_SET_TWI <= 0xF && REASON_SET_TWI != REASON_SET_LINUX);
+    const _: () = assert!(REASON_SET_TWI != REASON_SET_GENERAL);
 
-    pub fn function(value: u64) -> u64 {
+    /// TWI's reason codes in [`REASON_SET_TWI`], as a host log shows them (GHCB MSR value
+    /// `0x<code>5100`). Failures after the console is up also print a line saying why.
+    ///
+    /// | code | meaning |
+    /// |------|---------|
+    /// | 1 | fatal error after start-up (the console says why) |
+    /// | 2 | the GHCB became unusable (an I/O or MSR exit failed) |
+    /// | 3 | the hypervisor's C-bit position differs from the CPUID page's |
+    /// | 4 | page-state change (to shared or private) failed |
+    /// | 5 | the hypervisor did not register the GHCB |
+    /// | 6 | PVALIDATE (or the SVSM's) of the heap or frame pool failed |
+    /// | 7 | not at VMPL0 and no SVSM described in the secrets page |
+    /// | 8 | the boot stub found no C-bit position in the CPUID page |
+    /// | 9 | an SVSM call (core protocol) failed |
+    /// | 10 | a #VC before the GHCB was up (or without SEV-SNP detected) |
+    pub mod twi_reason {
+        pub const FATAL: u8 = 1;
+        pub const GHCB: u8 = 2;
+        pub const C_BIT_MISMATCH: u8 = 3;
+        pub const PAGE_STATE_CHANGE: u8 = 4;
+        pub const GHCB_REGISTRATION: u8 = 5;
+        pub const PVALIDATE: u8 = 6;
+        pub const NOT_VMPL0: u8 = 7;
+        pub const NO_C_BIT: u8 = 8;
+        pub const SVSM_CALL: u8 = 9;
+        pub const EARLY_VC: u8 = 10;
+        /// Every code, for the table's tests.
+        pub const ALL: [u8; 10] = [
+            FATAL,
+            GHCB,
+            C_BIT_MISMATCH,
+            PAGE_STATE_CHANGE,
+            GHCB_REGISTRATION,
+            PVALIDATE,
+            NOT_VMPL0,
+            NO_C_BIT,
+            SVSM_CALL,
+            EARLY_VC,
+        ];
+    }
+
+    pub const fn function(value: u64) -> u64 {
         value & FUNCTION_MASK
     }
 
@@ -161,8 +219,17 @@ pub mod msr_protocol {
         (function(value) == HV_FEATURES_RESPONSE).then_some(value >> 12)
     }
 
-    pub fn terminate(reason_set: u8, reason_code: u8) -> u64 {
-        (u64::from(reason_code) << 16) | (u64::from(reason_set & 0xF) << 12) | TERMINATE
+    pub const fn run_vmpl(vmpl: u8) -> u64 {
+        ((vmpl as u64) << 32) | RUN_VMPL_REQUEST
+    }
+
+    /// True when the response says the requested VMPL ran (Linux `svsm_perform_msr_protocol`).
+    pub const fn run_vmpl_done(value: u64) -> bool {
+        value & FUNCTION_MASK == RUN_VMPL_RESPONSE && value >> 32 == 0
+    }
+
+    pub const fn terminate(reason_set: u8, reason_code: u8) -> u64 {
+        ((reason_code as u64) << 16) | (((reason_set & 0xF) as u64) << 12) | TERMINATE
     }
 }
 
@@ -187,8 +254,32 @@ mod tests {
             parse_sev_info(0x0002_0001_3300_0001),
             Some(SevInfo { max_version: 2, min_version: 1, c_bit: 0x33 })
         );
-        assert_eq!(terminate(REASON_SET_TWI, 7), 0x0007_1100);
+        assert_eq!(terminate(REASON_SET_TWI, 7), 0x0007_5100);
+        assert_eq!(terminate(REASON_SET_GENERAL, REASON_SNP_UNSUPPORTED), 0x0002_0100);
         assert_eq!(hv_features(0x0000_0000_0000_1081), Some(1));
+        // Run VMPL0 (an SVSM call): the target VMPL in bits 39:32.
+        assert_eq!(run_vmpl(0), 0x016);
+        assert_eq!(run_vmpl(2), 0x2_0000_0016);
+        assert!(run_vmpl_done(0x017));
+        assert!(!run_vmpl_done(0x1_0000_0017), "a non-zero error in bits 63:32");
+        assert!(!run_vmpl_done(0x016));
+    }
+
+    #[test]
+    fn twi_reasons_are_distinct_and_never_in_linux_or_the_spec_set() {
+        // Host logs read set 1 with Linux's meanings (code 0 there is "GHCB registration
+        // failed", 1 "page-state change failed"): TWI's codes must not appear under it (the set
+        // itself is checked at compile time, beside its definition).
+        let mut codes = twi_reason::ALL;
+        codes.sort_unstable();
+        assert!(codes.windows(2).all(|pair| pair[0] != pair[1]), "codes are unique");
+        assert!(!codes.contains(&0), "code 0 is left unused");
+        for code in twi_reason::ALL {
+            let request = terminate(REASON_SET_TWI, code);
+            assert_eq!((request >> 12) & 0xF, u64::from(REASON_SET_TWI));
+            assert_eq!((request >> 16) & 0xFF, u64::from(code));
+            assert_eq!(function(request), TERMINATE);
+        }
     }
 
     #[test]

@@ -10,4 +10,5 @@ pub mod guest_msg;
 pub mod key;
 pub mod msg;
 pub mod report;
+pub mod rmp;
 pub mod secrets;

@@ -573,6 +573,32 @@ impl AttestationReport {
     }
 }
 
+/// What the guest itself reads from its own report before it sends it on: only fields whose
+/// offsets every report version shares (VMPL, REPORT_DATA, COMMITTED_TCB), and the length. It
+/// does not judge the version: a firmware update that brings a new report version must not stop
+/// attestation, and the verifier, which parses with [`AttestationReport::parse`], decides what
+/// it accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestView {
+    pub version: u32,
+    pub vmpl: u32,
+    pub report_data: [u8; 64],
+    pub committed_tcb: TcbVersion,
+}
+
+impl GuestView {
+    /// Reads a report of exactly [`REPORT_SIZE`] bytes, whatever its version.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ReportError> {
+        let b = Buf(exact(bytes)?);
+        Ok(Self {
+            version: b.u32::<VERSION>(),
+            vmpl: b.u32::<VMPL>(),
+            report_data: b.get::<REPORT_DATA, 64>(),
+            committed_tcb: TcbVersion(b.u64::<COMMITTED_TCB>()),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -804,6 +830,24 @@ mod tests {
 
     /// No 1184-byte input makes `parse` panic; accepted inputs re-encode and re-parse to the
     /// same report, and agree with the input everywhere outside the reserved bytes.
+    #[test]
+    fn the_guest_view_reads_any_version_and_only_checks_the_length() {
+        let mut bytes = [0u8; REPORT_SIZE];
+        bytes[offset::REPORT_DATA..offset::REPORT_DATA + 64].copy_from_slice(&[0xAB; 64]);
+        bytes[offset::VMPL] = 2;
+        bytes[offset::COMMITTED_TCB] = 0x17;
+        for version in [1u32, 2, 5, 6, 0xFFFF_FFFF] {
+            bytes[..4].copy_from_slice(&version.to_le_bytes());
+            let view = GuestView::parse(&bytes).unwrap();
+            assert_eq!((view.version, view.vmpl, view.report_data), (version, 2, [0xAB; 64]));
+            assert_eq!(view.committed_tcb, TcbVersion(0x17));
+            // The verifier's parser stays strict.
+            assert_eq!(AttestationReport::parse(&bytes).is_ok(), SUPPORTED_VERSIONS.contains(&version));
+        }
+        assert!(matches!(GuestView::parse(&bytes[..REPORT_SIZE - 1]), Err(ReportError::Length { .. })));
+        assert!(matches!(GuestView::parse(&[0u8; REPORT_SIZE + 1]), Err(ReportError::Length { .. })));
+    }
+
     #[test]
     fn parse_never_panics() {
         let mut rng = twi_testkit::TestRng(0x9E37_79B9_7F4A_7C15);

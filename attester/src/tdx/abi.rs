@@ -126,6 +126,83 @@ pub const IO_WRITE: u64 = 1;
 /// never sets it (no shared page may be needed to die).
 pub const FATAL_ERROR_GPA_VALID: u64 = 1 << 63;
 
+/// TDG.VP.VMCALL<ReportFatalError> (GHCI 1.5, "TDG.VP.VMCALL<ReportFatalError>" input operands):
+/// R12 is the error code — the TD-specific code in bits 31:16, bits 15:0 zero, bit 63 "R13
+/// holds a GPA" — and up to 64 bytes of text ride in R14, R15, RBX, RDI, RSI, R8, R9, RDX, in
+/// that order, each exposed through the RCX mask.
+///
+/// QEMU (`target/i386/kvm/tdx.c` `tdx_handle_report_fatal_error`, 10.1) refuses an error code
+/// with any of bits 15:0 set — it then stops the vCPU without recording a guest panic, so the
+/// loader sees a hang, not a failure — and copies the message from exactly the masked registers
+/// of that list, packed in that order, followed by a NUL. [`ReportFatalError::new`] always
+/// exposes all eight, so the text arrives whole and in order.
+pub mod fatal {
+    /// Bytes of text the message registers carry.
+    pub const MESSAGE_LEN: usize = 64;
+    /// The message registers by GPR number (RAX 0, RCX 1, RDX 2, RBX 3, RSP 4, RBP 5, RSI 6,
+    /// RDI 7, R8..R15 8..15), in the order their bytes form the text.
+    pub const MESSAGE_REGISTERS: [u8; 8] = [14, 15, 3, 7, 6, 8, 9, 2];
+    /// Bits of R12 a TD-specific code may not use (QEMU's check).
+    pub const RESERVED_CODE_BITS: u64 = 0xFFFF;
+}
+
+/// The registers of one ReportFatalError call, ready to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReportFatalError {
+    /// R12: the error code (`reason << 16`).
+    pub r12: u64,
+    /// RCX: R10–R15 and the other message registers.
+    pub rcx: u64,
+    /// The message registers' values, in [`fatal::MESSAGE_REGISTERS`] order (R14 first),
+    /// little-endian text, zero-padded.
+    pub message: [u64; 8],
+}
+
+impl ReportFatalError {
+    /// The call for the TD-specific `reason` (bits 31:16 of R12; bits 15:0 stay zero, as QEMU
+    /// requires) with `text` (at most [`fatal::MESSAGE_LEN`] bytes are sent; a longer text is cut).
+    pub const fn new(reason: u16, text: &[u8]) -> Self {
+        let mut message = [0u64; 8];
+        let mut i = 0;
+        while i < text.len() && i < fatal::MESSAGE_LEN {
+            message[i / 8] |= (text[i] as u64) << (8 * (i % 8));
+            i += 1;
+        }
+        let mut rcx = expose::R10_TO_R15;
+        let mut r = 0;
+        while r < fatal::MESSAGE_REGISTERS.len() {
+            rcx |= 1 << fatal::MESSAGE_REGISTERS[r];
+            r += 1;
+        }
+        Self { r12: (reason as u64) << 16, rcx, message }
+    }
+
+    /// The TD-specific reason (bits 31:16 of R12).
+    pub const fn reason(&self) -> u16 {
+        (self.r12 >> 16) as u16
+    }
+}
+
+/// The host's reading of a ReportFatalError (what QEMU's handler does with the TD's registers,
+/// `gprs` indexed by GPR number): `None` when the error code has any of bits 15:0 set (QEMU
+/// refuses it); else the message, taken from the masked message registers in GHCI order, up to
+/// its first NUL.
+pub fn read_fatal_message(rcx: u64, gprs: &[u64; 16]) -> Option<([u8; fatal::MESSAGE_LEN], usize)> {
+    if gprs[12] & fatal::RESERVED_CODE_BITS != 0 {
+        return None;
+    }
+    let mut text = [0u8; fatal::MESSAGE_LEN];
+    let mut at = 0;
+    for &register in &fatal::MESSAGE_REGISTERS {
+        if rcx & (1 << register) != 0 {
+            text[at..at + 8].copy_from_slice(&gprs[usize::from(register)].to_le_bytes());
+            at += 8;
+        }
+    }
+    let len = text[..at].iter().position(|&b| b == 0).unwrap_or(at);
+    Some((text, len))
+}
+
 /// TDG.MEM.PAGE.ACCEPT levels (RCX bits 2:0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u64)]
@@ -361,6 +438,54 @@ mod tests {
         assert_eq!(out_value(rax, 1), 0x78);
         assert_eq!(out_value(rax, 2), 0x5678);
         assert_eq!(out_value(rax, 4), 0x1234_5678);
+    }
+
+    /// The registers as the TDX module hands them to the VMM for `call`.
+    fn gprs_of(call: &ReportFatalError) -> [u64; 16] {
+        let mut gprs = [0u64; 16];
+        gprs[1] = call.rcx;
+        gprs[10] = VMCALL_STANDARD;
+        gprs[11] = vmcall::REPORT_FATAL_ERROR;
+        gprs[12] = call.r12;
+        for (value, &register) in call.message.iter().zip(&fatal::MESSAGE_REGISTERS) {
+            gprs[usize::from(register)] = *value;
+        }
+        gprs
+    }
+
+    #[test]
+    fn fatal_error_puts_the_reason_in_bits_31_16_and_the_text_in_ghci_order() {
+        let call = ReportFatalError::new(0x5401, b"TWI: TDG.VP.INFO failed");
+        assert_eq!(call.r12, 0x5401_0000);
+        assert_eq!(call.r12 & fatal::RESERVED_CODE_BITS, 0, "QEMU refuses a code with bits 15:0 set");
+        assert_eq!(call.reason(), 0x5401);
+        // R14 carries the first 8 bytes, little-endian; R15 the next.
+        assert_eq!(call.message[0], u64::from_le_bytes(*b"TWI: TDG"));
+        assert_eq!(call.message[1], u64::from_le_bytes(*b".VP.INFO"));
+        // R10–R15, RBX (3), RDX (2), RSI (6), RDI (7), R8, R9; never RAX, RCX, RSP, RBP.
+        assert_eq!(call.rcx, 0xFFCC);
+        let (text, len) = read_fatal_message(call.rcx, &gprs_of(&call)).unwrap();
+        assert_eq!(&text[..len], b"TWI: TDG.VP.INFO failed");
+        for reason in [0, 1, 0x5412, u16::MAX] {
+            assert_eq!(ReportFatalError::new(reason, b"").r12 & 0xFFFF, 0);
+        }
+    }
+
+    #[test]
+    fn fatal_error_text_fills_all_eight_registers_and_is_cut_at_64_bytes() {
+        let long = [b'x'; 80];
+        let call = ReportFatalError::new(7, &long);
+        assert!(call.message.iter().all(|&r| r == u64::from_le_bytes([b'x'; 8])));
+        let (text, len) = read_fatal_message(call.rcx, &gprs_of(&call)).unwrap();
+        assert_eq!((len, &text[..]), (64, &[b'x'; 64][..]));
+        // QEMU packs only the masked registers: a mask without RBX would shift the text, so the
+        // call must expose every message register.
+        let (_, short) = read_fatal_message(call.rcx & !(1 << 3), &gprs_of(&call)).unwrap();
+        assert_eq!(short, 56);
+        // The host's check: a code in bits 15:0 (the old 0x5457_00xx codes) is refused.
+        let mut old = gprs_of(&call);
+        old[12] = 0x5457_0010;
+        assert_eq!(read_fatal_message(call.rcx, &old), None);
     }
 
     #[test]

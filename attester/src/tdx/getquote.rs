@@ -198,6 +198,32 @@ pub fn encode_response(result: Result<&[u8], u64>, buffer: &mut [u8]) -> Result<
     }
 }
 
+/// How long and how often the guest polls an in-flight GetQuote: exponential backoff from
+/// [`poll::FIRST_DELAY_MS`] to [`poll::MAX_DELAY_MS`], until at least [`poll::TIMEOUT_MS`] of
+/// waiting. The bound is time, not a count of polls: Linux's `tdx-guest` driver waits 30 s for
+/// the quoting enclave (`drivers/virt/coco/tdx-guest/tdx-guest.c`, `getquote_timeout`, polled
+/// once a second) and QEMU's quote generator gives the quote generation service as long, so a
+/// guest that gave up earlier would fail quotes the host is still producing.
+pub mod poll {
+    /// The least total wait before the guest gives up: QEMU's and Linux's 30 s, and a margin.
+    pub const TIMEOUT_MS: u64 = 35_000;
+    /// The first pause (a local quoting service answers in well under a second).
+    pub const FIRST_DELAY_MS: u64 = 10;
+    /// The longest pause between two polls (Linux polls once a second).
+    pub const MAX_DELAY_MS: u64 = 1_000;
+
+    /// The pause before the next poll, given the polls that found the quote in flight so far
+    /// (`attempt`, from 0) and the time already waited; `None` once `waited_ms` reaches
+    /// [`TIMEOUT_MS`].
+    pub const fn next_delay(attempt: u32, waited_ms: u64) -> Option<u64> {
+        if waited_ms >= TIMEOUT_MS {
+            return None;
+        }
+        let doubled = if attempt >= 16 { MAX_DELAY_MS } else { FIRST_DELAY_MS << attempt };
+        Some(if doubled > MAX_DELAY_MS { MAX_DELAY_MS } else { doubled })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +279,26 @@ mod tests {
             assert!(parse_request(&buf[..cut]).is_err());
         }
         assert!(parse_response(&[0u8; MAX_BUFFER + 1]).is_err());
+    }
+
+    #[test]
+    fn polling_backs_off_and_waits_past_qemus_30_seconds() {
+        extern crate std;
+        let mut waited = 0u64;
+        let mut delays = std::vec::Vec::new();
+        while let Some(delay) = poll::next_delay(delays.len() as u32, waited) {
+            assert!(delay <= poll::MAX_DELAY_MS);
+            delays.push(delay);
+            waited += delay;
+        }
+        // Doubling from 10 ms, then once a second.
+        assert_eq!(&delays[..8], &[10, 20, 40, 80, 160, 320, 640, 1000]);
+        assert!(delays[7..].iter().all(|&d| d == 1000));
+        assert!(waited >= poll::TIMEOUT_MS && poll::TIMEOUT_MS > 30_000, "waited {waited} ms");
+        assert!(waited < poll::TIMEOUT_MS + poll::MAX_DELAY_MS, "no more than one pause past the bound");
+        // The bound is time: a clock that says more time passed (a slow pause) ends it sooner.
+        assert_eq!(poll::next_delay(3, 35_000), None);
+        assert_eq!(poll::next_delay(3, 34_999), Some(80));
+        assert_eq!(poll::next_delay(u32::MAX, 0), Some(poll::MAX_DELAY_MS));
     }
 }

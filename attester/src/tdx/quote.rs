@@ -429,6 +429,40 @@ impl Quote<'_> {
     }
 }
 
+/// What the guest itself reads from the quote the VMM returns, before it sends it on: the TD
+/// report body's REPORTDATA and RTMRs, at the offsets every TD quote body shares (TD report 1.0
+/// and 1.5 differ only after REPORTDATA), found from the header's version alone (4: the body
+/// follows the header; 5 and later: a body descriptor {u16 type, u32 size} comes first). Nothing
+/// else is judged — attestation key type, certification data, signature lengths, TEE type are
+/// the verifier's ([`ParsedQuote::parse`]), so a quoting-enclave or format update does not stop
+/// the guest from sending its evidence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestView {
+    pub version: u16,
+    pub report_data: [u8; 64],
+    pub rtmr: [[u8; 48]; 4],
+}
+
+impl GuestView {
+    pub fn parse(bytes: &[u8]) -> Result<Self, QuoteError> {
+        let mut r = Reader::new(bytes, 0);
+        let header = QuoteHeader::parse(&r.array::<HEADER_SIZE>("the header")?);
+        match header.version {
+            0..=3 => return Err(QuoteError::UnsupportedVersion(header.version)),
+            4 => {}
+            _ => {
+                let body_type = r.u16("the body type")?;
+                let size = r.array::<4>("the body size").map(u32::from_le_bytes)?;
+                if (size as usize) < TD10_BODY_SIZE {
+                    return Err(QuoteError::BodySize { body_type, expected: TD10_BODY_SIZE, actual: size });
+                }
+            }
+        }
+        let body = TdQuoteBody::parse_td10(&r.array::<TD10_BODY_SIZE>("the TD report body")?);
+        Ok(Self { version: header.version, report_data: body.report_data, rtmr: body.rtmr })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -483,6 +517,42 @@ mod tests {
             Err(QuoteError::Encoding("a version 4 quote cannot carry a TD 1.5 body"))
         );
         assert_eq!(sample(5, true).encode(&mut buf[..100]), Err(QuoteError::Encoding("output too short")));
+    }
+
+    #[test]
+    fn the_guest_view_reads_report_data_and_rtmrs_whatever_the_rest_says() {
+        for (version, td15) in [(4, false), (5, false), (5, true)] {
+            let mut q = sample(version, td15);
+            q.body.report_data = [0xAB; 64];
+            q.body.rtmr[2] = [0xCD; 48];
+            let mut buf = [0u8; 2048];
+            let n = q.encode(&mut buf).unwrap();
+            // A newer attestation key type, another certification data type, a QE that is
+            // not Intel's, a quote version after 5: the verifier's parser refuses these, the
+            // guest still finds its REPORTDATA.
+            buf[header_offset::ATT_KEY_TYPE] = 3;
+            buf[header_offset::TEE_TYPE] = 0x82;
+            if version == 5 {
+                buf[header_offset::VERSION] = 6;
+            }
+            assert!(ParsedQuote::parse(&buf[..n]).is_err());
+            let view = GuestView::parse(&buf[..n]).unwrap();
+            assert_eq!((view.report_data, view.rtmr[2]), ([0xAB; 64], [0xCD; 48]));
+            assert_eq!(view.version, if version == 5 { 6 } else { 4 });
+            let body_end = HEADER_SIZE + if version == 4 { 0 } else { BODY_DESCRIPTOR_SIZE } + TD10_BODY_SIZE;
+            assert!(GuestView::parse(&buf[..body_end]).is_ok(), "only the header and body prefix are needed");
+            for cut in 0..body_end {
+                assert!(GuestView::parse(&buf[..cut]).is_err());
+            }
+        }
+        let mut buf = [0u8; 2048];
+        let n = sample(4, false).encode(&mut buf).unwrap();
+        buf[header_offset::VERSION] = 3;
+        assert_eq!(GuestView::parse(&buf[..n]), Err(QuoteError::UnsupportedVersion(3)));
+        // A v5 body descriptor announcing less than a TD report body.
+        let n = sample(5, false).encode(&mut buf).unwrap();
+        buf[HEADER_SIZE + 2..HEADER_SIZE + 6].copy_from_slice(&100u32.to_le_bytes());
+        assert!(matches!(GuestView::parse(&buf[..n]), Err(QuoteError::BodySize { .. })));
     }
 
     #[test]

@@ -62,6 +62,7 @@ impl Anchor {
             issuer_anchor: self.public_key.clone(),
             issuer_name: self.name.clone(),
             diagnostic,
+            settings: Vec::new(),
         }
     }
 

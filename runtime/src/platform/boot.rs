@@ -26,6 +26,9 @@
 
 use core::arch::global_asm;
 
+use twi_attester::snp::ghcb::msr_protocol;
+use twi_attester::tdx::abi::{expose, vmcall};
+
 use crate::layout::{BOOT_SCRATCH, PAGE_TABLES, SHARED_POOL, SNP_CPUID_PAGE};
 
 /// Offsets in the boot scratch page.
@@ -34,14 +37,22 @@ mod scratch {
     pub const SEV_STATUS: u32 = 0x008;
     pub const C_BIT: u32 = 0x010;
     pub const FLAGS: u32 = 0x014;
+    /// Set to 1 by vCPU 0 once the page tables are built: TDX APs wait for it.
+    pub const AP_READY: u32 = 0x018;
     pub const IDT_POINTER: u32 = 0x100;
     pub const EARLY_IDT: u32 = 0x800;
     /// The early stack grows down from the end of the page.
     pub const STACK_TOP: u32 = 0x1000;
 }
 const FLAG_TDX: u32 = 1;
-/// Terminate reason codes (GHCB reason set 1) the stub can report before Rust runs.
-const TERMINATE_NO_CBIT: u32 = 0x01;
+/// The GHCB MSR termination request the stub sends when the CPUID page names no C-bit: TWI's
+/// reason set, code NO_C_BIT (`twi_attester::snp::ghcb::msr_protocol::twi_reason`).
+const TERMINATE_NO_CBIT: u64 =
+    msr_protocol::terminate(msr_protocol::REASON_SET_TWI, msr_protocol::twi_reason::NO_C_BIT);
+/// SEV-ES without SNP: reason set 0, "SEV-SNP not supported".
+const TERMINATE_SNP_UNSUPPORTED: u64 =
+    msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED);
+const _: () = assert!(TERMINATE_NO_CBIT >> 32 == 0 && TERMINATE_SNP_UNSUPPORTED >> 32 == 0);
 
 /// The early IDT covers vectors 0..=29 (#GP is 13).
 const EARLY_IDT_ENTRIES: u32 = 30;
@@ -75,6 +86,24 @@ reset_vector:
     .long boot32_tdx - . - 4
     .byte 0xF4
 
+    /* SEV-ES/SNP application processors start here (the SEV-ES reset block points at
+       twi_linker::AP_PARK; real mode, CS.base 0xFFFF0000): ask the hypervisor to hold this
+       vCPU (GHCB MSR protocol, AP Reset Hold request 0x006) and ask again whenever it
+       returns. The runtime never wakes an AP; a host that does gets a vCPU that touches no
+       memory. */
+    .section .boot.ap_park, "ax"
+    .code16
+    .global ap_park_sev
+ap_park_sev:
+    cli
+14:
+    movl $0xC0010130, %ecx        /* GHCB MSR */
+    movl ${ap_reset_hold}, %eax
+    xorl %edx, %edx
+    wrmsr
+    .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
+    jmp 14b
+
     .section .boot, "ax"
     .code16
 boot16:
@@ -93,14 +122,10 @@ boot16:
 
     .code32
 boot32_tdx:
-    /* TDX: every vCPU starts here; ESI is the vCPU index. Only vCPU 0 boots; the others
-       wait (PAUSE, not HLT: HLT would exit to the VMM). */
+    /* TDX: every vCPU starts here; ESI is the vCPU index. Only vCPU 0 boots; the others park
+       (ap_tdx32). */
     testl %esi, %esi
-    jz 1f
-2:
-    pause
-    jmp 2b
-1:
+    jnz ap_tdx32
     cli
     cld
     rdtsc
@@ -152,7 +177,7 @@ boot32_legacy:
     testl $2, %eax
     jz halt_forever32             /* plain SEV has no GHCB to report through */
     movl $0xC0010130, %ecx        /* SEV-ES: GHCB terminate, reason set 0, code 2 (SNP unsupported) */
-    movl $(0x100 | (2 << 16)), %eax
+    movl ${snp_unsupported}, %eax
     xorl %edx, %edx
     wrmsr
     .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
@@ -185,9 +210,9 @@ snp_cbit:
     jmp boot32_common
 
 terminate_no_cbit:
-    /* GHCB MSR protocol: terminate, reason set 1 (TWI), code TERMINATE_NO_CBIT. */
+    /* GHCB MSR protocol: terminate, TWI's reason set, code NO_C_BIT. */
     movl $0xC0010130, %ecx
-    movl $(0x100 | (1 << 12) | ({no_cbit} << 16)), %eax
+    movl ${no_cbit}, %eax
     xorl %edx, %edx
     wrmsr
     .byte 0xF3, 0x0F, 0x01, 0xD9  /* VMGEXIT */
@@ -257,6 +282,8 @@ boot32_common:
     loop 9b
     /* The shared pool is host-visible: no C-bit. */
     movl $0, ({pt} + 0x2000 + {shared_pde} * 8 + 4)
+    /* TDX application processors wait for this before they use the page tables (ap_tdx32). */
+    movl $1, ({scratch} + {o_ap_ready})
 
     /* The early IDT holds 32-bit gates: retire it before long mode (an empty IDT until Rust
        installs its own). */
@@ -301,12 +328,54 @@ boot64:
     hlt
     jmp 10b
 
+    /* TDX application processors (ESI != 0): flat segments, wait (PAUSE) until vCPU 0 has
+       built the page tables, enter long mode on them, and halt for good with
+       TDG.VP.VMCALL<Instruction.HLT> (interrupts blocked): the VMM deschedules the vCPU
+       instead of it spinning at 100 %. A wake-up (an injected event) only loops back to HLT.
+       TDCALL needs 64-bit mode, hence the page tables (as OVMF's APs wait for its
+       TDX_WORK_AREA_PGTBL_READY). Nothing here writes memory. */
+    .code32
+ap_tdx32:
+    cli
+    lgdt gdt_ptr
+    ljmp $0x08, $12f
+12:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %ss
+13:
+    pause
+    cmpl $1, ({scratch} + {o_ap_ready})
+    jne 13b
+    movl %cr4, %eax
+    orl $(1 << 5), %eax
+    movl %eax, %cr4
+    movl ${pt}, %eax
+    movl %eax, %cr3
+    movl %cr0, %eax
+    orl $0x80000001, %eax
+    movl %eax, %cr0
+    ljmpl $0x18, $ap_tdx64
+
+    .code64
+ap_tdx64:
+    xorl %eax, %eax               /* TDCALL leaf 0: TDG.VP.VMCALL */
+    movl ${hlt_expose}, %ecx      /* R10, R11, R12 */
+    xorl %r10d, %r10d             /* standard TDVMCALL */
+    movl ${hlt_subfunction}, %r11d
+    movl $1, %r12d                /* interrupts blocked */
+    .byte 0x66, 0x0F, 0x01, 0xCC  /* TDCALL */
+    jmp ap_tdx64
+
+    /* The descriptors carry the Accessed bit already: the CPU sets it when a segment is
+       loaded, and this GDT lies in the ROM (measured firmware, read-only or private memory):
+       no segment load may write it. */
     .balign 8
 gdt:
     .quad 0x0000000000000000    /* null */
-    .quad 0x00CF9A000000FFFF    /* 0x08: 32-bit code */
-    .quad 0x00CF92000000FFFF    /* 0x10: data */
-    .quad 0x00AF9A000000FFFF    /* 0x18: 64-bit code */
+    .quad 0x00CF9B000000FFFF    /* 0x08: 32-bit code */
+    .quad 0x00CF93000000FFFF    /* 0x10: data */
+    .quad 0x00AF9B000000FFFF    /* 0x18: 64-bit code */
 gdt_end:
 gdt_ptr:
     .word gdt_end - gdt - 1
@@ -317,12 +386,17 @@ gdt_ptr:
     o_sev = const scratch::SEV_STATUS,
     o_cbit = const scratch::C_BIT,
     o_flags = const scratch::FLAGS,
+    o_ap_ready = const scratch::AP_READY,
+    hlt_expose = const expose::R10 | expose::R11 | expose::R12,
+    hlt_subfunction = const vmcall::INSTRUCTION_HLT,
+    ap_reset_hold = const msr_protocol::AP_RESET_HOLD_REQUEST,
     o_idtp = const scratch::IDT_POINTER,
     o_idt = const scratch::EARLY_IDT,
     o_stack = const scratch::STACK_TOP,
     idt_entries = const EARLY_IDT_ENTRIES,
     flag_tdx = const FLAG_TDX,
     no_cbit = const TERMINATE_NO_CBIT,
+    snp_unsupported = const TERMINATE_SNP_UNSUPPORTED,
     cpuid_page = const SNP_CPUID_PAGE,
     shared_pde = const SHARED_POOL_PDE,
     pt = const PAGE_TABLES,

@@ -6,6 +6,7 @@
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 
+use twi_attester::snp::secrets::{SvsmInfo, SvsmInfoError};
 use zeroize::Zeroize;
 
 use crate::layout::{SIM_TD_MAGIC, SIM_TD_PAGE, SNP_SECRETS_PAGE};
@@ -45,6 +46,18 @@ pub fn take_secrets_page() -> Box<[u8; 4096]> {
         core::ptr::write_bytes(page.add(VMPCKS.start), 0, VMPCKS.len());
     }
     copy
+}
+
+/// The SVSM fields of the secrets page (read from a private copy, zeroized after), for a guest
+/// that is not at VMPL0. The VMPCKs stay in the page for [`take_secrets_page`].
+pub fn svsm_info() -> Result<SvsmInfo, SvsmInfoError> {
+    let mut copy = Box::new([0u8; 4096]);
+    // SAFETY: as in `take_secrets_page`: the layout's secrets page, identity mapped, 4096 bytes;
+    // this only reads it.
+    unsafe { core::ptr::copy_nonoverlapping(SNP_SECRETS_PAGE as usize as *const u8, copy.as_mut_ptr(), copy.len()) };
+    let info = SvsmInfo::parse(&copy);
+    copy.as_mut_slice().zeroize();
+    info
 }
 
 /// Zeroizes a copy taken by [`take_secrets_page`].

@@ -33,6 +33,11 @@ impl Frame {
         FRAME_POOL.lock().alloc(1).map(|number| Self { number })
     }
 
+    /// Its (identity-mapped) address, which is its guest-physical address.
+    pub fn address(&self) -> u64 {
+        (self.number * PAGE_SIZE) as u64
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: the frame lies in FRAMES (identity mapped, writable RAM), the pool handed it
         // out to this `Frame` alone, and the slice borrows `self` mutably.

@@ -10,6 +10,7 @@ pub mod boot;
 pub mod cmos;
 pub mod console;
 pub mod cpu;
+pub mod fw_cfg;
 pub mod hal;
 pub mod idt;
 pub mod launch;
@@ -48,7 +49,7 @@ pub fn start(boot: &BootInfo) -> Kind {
     if boot.tdx {
         hal::install(&tdx::HAL);
         if let Err(e) = tdx::init() {
-            tdx::fatal(e.code())
+            tdx::fatal(e.reason())
         }
         Kind::Tdx
     } else if boot.sev_status & SEV_STATUS_SNP != 0 {

@@ -1,14 +1,13 @@
-//! Wall-clock measurement for the boot figures: the TSC, calibrated once against the PIT.
+//! Wall-clock measurement for the boot figures and the runtime's waits: the TSC, its rate
+//! found once at boot (`crate::tsc` decides the source and bounds the PIT wait).
 
-use super::cpu::rdtsc;
+use super::cpu::{cpuid, rdtsc};
 use super::port::Port;
+use crate::tsc::{self, TscSource};
 
-const PIT_HZ: u64 = 1_193_182;
 const PIT_CH2_DATA: Port = Port::new(0x42);
 const PIT_COMMAND: Port = Port::new(0x43);
 const PORT_B: Port = Port::new(0x61);
-/// 5 ms of PIT ticks: long enough for a 1% estimate, short enough not to matter at boot.
-const CALIBRATION_TICKS: u16 = 5966;
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -16,42 +15,51 @@ use core::sync::atomic::{AtomicU64, Ordering};
 static TSC_HZ: AtomicU64 = AtomicU64::new(0);
 
 /// Busy-waits about `ms` milliseconds (TSC-timed once calibrated; before that, an assumed
-/// 3 GHz, which errs towards waiting longer on slower CPUs).
-pub fn delay_ms(ms: u64) {
+/// 3 GHz, which errs towards waiting longer on slower CPUs); returns the milliseconds the TSC
+/// says passed (at least `ms`).
+pub fn delay_ms(ms: u64) -> u64 {
     let hz = match TSC_HZ.load(Ordering::Relaxed) {
         0 => 3_000_000_000,
         hz => hz,
     };
     let start = rdtsc();
     let ticks = hz / 1000 * ms;
-    while rdtsc().wrapping_sub(start) < ticks {
+    let mut elapsed = 0;
+    while elapsed < ticks {
         core::hint::spin_loop();
+        elapsed = rdtsc().wrapping_sub(start);
     }
+    elapsed / (hz / 1000).max(1)
 }
 
-/// TSC ticks per second, measured with PIT channel 2 in one-shot mode.
-pub fn calibrate_tsc_hz() -> u64 {
-    let hz = measure_tsc_hz();
+/// TSC ticks per second and where they came from (`crate::tsc`: CPUID leaf 0x15 where it is
+/// enumerated — in a TD the TDX module's virtual TSC frequency — else PIT channel 2, with a wait
+/// bounded by the TSC).
+pub fn calibrate_tsc_hz() -> (u64, TscSource) {
+    let leaf_15 = (cpuid(0, 0).eax >= 0x15).then(|| {
+        let r = cpuid(0x15, 0);
+        (r.eax, r.ebx, r.ecx)
+    });
+    let (hz, source) = tsc::choose(leaf_15, measure_with_pit);
     TSC_HZ.store(hz, Ordering::Relaxed);
-    hz
+    (hz, source)
 }
 
-fn measure_tsc_hz() -> u64 {
+/// The TSC rate against a 5 ms PIT one-shot; `None` when the PIT did not fire within
+/// `tsc::PIT_WAIT_LIMIT_TICKS` (no PIT, or a host that does not emulate it).
+fn measure_with_pit() -> Option<u64> {
     // Gate channel 2 on, speaker off.
     PORT_B.write_u8((PORT_B.read_u8() & !0x02) | 0x01);
     PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
-    PIT_CH2_DATA.write_u8(CALIBRATION_TICKS as u8);
-    PIT_CH2_DATA.write_u8((CALIBRATION_TICKS >> 8) as u8);
+    PIT_CH2_DATA.write_u8(tsc::PIT_CALIBRATION_TICKS as u8);
+    PIT_CH2_DATA.write_u8((tsc::PIT_CALIBRATION_TICKS >> 8) as u8);
     let start = rdtsc();
-    let mut spins: u64 = 0;
     while PORT_B.read_u8() & 0x20 == 0 {
-        spins += 1;
-        if spins > 100_000_000 {
-            return 0; // no PIT: report figures as unknown rather than hang
+        if tsc::pit_wait_expired(rdtsc().wrapping_sub(start)) {
+            return None;
         }
     }
-    let ticks = rdtsc().wrapping_sub(start);
-    ticks * PIT_HZ / u64::from(CALIBRATION_TICKS)
+    Some(tsc::from_pit(rdtsc().wrapping_sub(start), tsc::PIT_CALIBRATION_TICKS))
 }
 
 /// Microseconds between two TSC readings, or 0 when the TSC rate is unknown.

@@ -5,6 +5,7 @@
 use alloc::vec::Vec;
 
 use super::snp::{Answer, DoorbellError, Exit, SnpDoorbell};
+use super::svsm::{SvsmAttestation, SvsmDoorbell, SvsmError};
 use super::tdx::{GET_QUOTE_BUFFER, TdxError, TdxModule};
 use crate::platform::snp::{self as snp_platform, GuestRequestError, RequestExit};
 use crate::platform::tdx::{HwTdx, TdxCallError};
@@ -25,6 +26,24 @@ impl SnpDoorbell for GhcbDoorbell {
             Err(GuestRequestError::Busy) => Err(DoorbellError::Busy),
             Err(GuestRequestError::InvalidLength) => Err(DoorbellError::InvalidLength),
             Err(GuestRequestError::Ghcb) => Err(DoorbellError::Ghcb),
+        }
+    }
+}
+
+/// The SVSM's attestation protocol through the calling area and VMGEXIT.
+#[derive(Debug, Default)]
+pub struct SvsmCallDoorbell;
+
+impl SvsmDoorbell for SvsmCallDoorbell {
+    fn attest_services(&mut self, nonce: &[u8; 64]) -> Result<SvsmAttestation, SvsmError> {
+        use crate::platform::snp::svsm::SvsmCallError;
+        match snp_platform::svsm_attest_services(nonce) {
+            None => Err(SvsmError::Doorbell("the runtime does not run below an SVSM")),
+            Some(Ok((report, manifest))) => Ok(SvsmAttestation { report, manifest, certificates: None }),
+            Some(Err(SvsmCallError::Result(result))) => Err(SvsmError::Call(result)),
+            Some(Err(SvsmCallError::RunVmpl(_))) => Err(SvsmError::Doorbell("the hypervisor did not run VMPL0")),
+            Some(Err(SvsmCallError::NotProcessed)) => Err(SvsmError::Doorbell("the SVSM did not take the call")),
+            Some(Err(SvsmCallError::Request)) => Err(SvsmError::Doorbell("no room for the request or its buffers")),
         }
     }
 }
@@ -65,7 +84,7 @@ impl TdxModule for TdcallModule {
         Ok(self.0.poll_quote(out))
     }
 
-    fn pause(&mut self) {
-        self.0.pause()
+    fn pause(&mut self, ms: u64) -> u64 {
+        self.0.pause(ms)
     }
 }

@@ -112,5 +112,10 @@ impl<L: Link> TdxModule for SimTdxModule<'_, '_, L> {
         Ok(n)
     }
 
-    fn pause(&mut self) {}
+    /// The simulated quoting service answers each poll at once and decides itself how many
+    /// polls a quote stays in flight; the guest counts the pause as taken, so the time bound
+    /// holds in polls the host cannot stretch.
+    fn pause(&mut self, ms: u64) -> u64 {
+        ms
+    }
 }

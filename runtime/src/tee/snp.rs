@@ -17,7 +17,7 @@ use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::guest_msg::{GuestMsgError, MAX_MESSAGE, Requester, msg_type};
 use twi_attester::snp::key::{KeyRequest, KeyResponse};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
-use twi_attester::snp::report::AttestationReport;
+use twi_attester::snp::report::GuestView;
 use twi_attester::snp::secrets::{SECRETS_PAGE_SIZE, SecretsPage};
 use twi_proto::msg::{MAX_CERT_TABLE, Platform};
 use zeroize::Zeroizing;
@@ -25,7 +25,9 @@ use zeroize::Zeroizing;
 use super::{Certificates, Evidence, Measurement, Tee, TeeError};
 use crate::channel::ChannelError;
 
-/// The VMPCK the runtime uses: it runs at VMPL0 and so owns VMPCK0.
+/// The VMPCK the runtime uses at VMPL0. Below an SVSM it runs at a higher VMPL and uses the
+/// VMPCK of its own VMPL ([`SnpGuest::from_secrets_page_at`]; Linux's sev-guest defaults to
+/// `vmpck_id = snp_vmpl` likewise): the SVSM keeps VMPCK0, and the reports it gets carry its VMPL.
 pub const VMPCK_ID: u8 = 0;
 const MSG_VERSION: u8 = 1;
 
@@ -46,6 +48,8 @@ pub enum SnpError {
     Malformed(&'static str),
     /// The report does not carry the REPORTDATA the runtime asked for.
     ReportDataMismatch,
+    /// The report's VMPL is not the one the runtime asked for (its own).
+    VmplMismatch { asked: u8, reported: u32 },
 }
 
 impl core::fmt::Display for SnpError {
@@ -57,6 +61,9 @@ impl core::fmt::Display for SnpError {
             Self::Firmware(status) => write!(f, "the firmware answered with status {status:#x}"),
             Self::Malformed(what) => write!(f, "the firmware's answer is malformed: {what}"),
             Self::ReportDataMismatch => f.write_str("the report does not carry the requested REPORTDATA"),
+            Self::VmplMismatch { asked, reported } => {
+                write!(f, "the report is for VMPL {reported}, the runtime runs at VMPL {asked}")
+            }
         }
     }
 }
@@ -128,22 +135,35 @@ type Plaintext = Zeroizing<Vec<u8>>;
 #[derive(Debug)]
 pub struct SnpGuest {
     requester: Requester,
+    /// The VMPL the runtime runs at: its VMPCK, and the VMPL its reports are requested for.
+    vmpl: u8,
 }
 
 impl SnpGuest {
-    /// Takes VMPCK0 from a private copy of the secrets page.
+    /// Takes VMPCK0 from a private copy of the secrets page (the runtime at VMPL0).
     pub fn from_secrets_page(page: &[u8; SECRETS_PAGE_SIZE]) -> Result<Self, SnpError> {
+        Self::from_secrets_page_at(page, VMPCK_ID)
+    }
+
+    /// Takes the VMPCK of `vmpl` (the runtime's own VMPL, 0..=3) from a private copy of the
+    /// secrets page; reports are then requested for that VMPL and must say so.
+    pub fn from_secrets_page_at(page: &[u8; SECRETS_PAGE_SIZE], vmpl: u8) -> Result<Self, SnpError> {
         let mut secrets = SecretsPage::parse(page).ok_or(SnpError::NoSecrets)?;
         // Versions 2 and 3 exist (SNP ABI, secrets page format); anything older is not a page
         // the PSP wrote.
         if secrets.version < 2 {
             return Err(SnpError::NoSecrets);
         }
-        let vmpck = secrets.take_vmpck(usize::from(VMPCK_ID)).ok_or(SnpError::NoSecrets)?;
+        let vmpck = secrets.take_vmpck(usize::from(vmpl)).ok_or(SnpError::NoSecrets)?;
         if vmpck.is_zero() {
             return Err(SnpError::NoSecrets);
         }
-        Ok(Self { requester: Requester::new(vmpck, VMPCK_ID) })
+        Ok(Self { requester: Requester::new(vmpck, vmpl), vmpl })
+    }
+
+    /// The VMPL the runtime runs at.
+    pub fn vmpl(&self) -> u8 {
+        self.vmpl
     }
 
     /// One request/response exchange; returns the plaintext answer (private memory).
@@ -173,7 +193,8 @@ impl SnpGuest {
         Ok((plain, certificates.filter(|_| exit == Exit::ExtGuestRequest)))
     }
 
-    /// MSG_REPORT_REQ at VMPL0 with `report_data`: the 1184-byte report, checked to carry it.
+    /// MSG_REPORT_REQ at the runtime's VMPL with `report_data`: the 1184-byte report, checked to
+    /// carry it and that VMPL.
     pub fn report(&mut self, report_data: &[u8; 64], doorbell: &mut dyn SnpDoorbell) -> Result<Vec<u8>, SnpError> {
         self.report_through(report_data, Exit::GuestRequest, doorbell).map(|(report, _)| report)
     }
@@ -194,16 +215,20 @@ impl SnpGuest {
         exit: Exit,
         doorbell: &mut dyn SnpDoorbell,
     ) -> Result<(Vec<u8>, Option<Vec<u8>>), SnpError> {
-        let request = ReportRequest { report_data: *report_data, vmpl: 0 };
+        let request = ReportRequest { report_data: *report_data, vmpl: u32::from(self.vmpl) };
         let (answer, certificates) = self.exchange(msg_type::REPORT_REQ, &request.to_bytes(), exit, doorbell)?;
         let response = ReportResponse::parse(&answer).map_err(|_| SnpError::Malformed("MSG_REPORT_RSP"))?;
         if response.status != STATUS_SUCCESS {
             return Err(SnpError::Firmware(response.status));
         }
-        let report =
-            AttestationReport::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
+        // Only the length and REPORT_DATA are the guest's to check: the version is the
+        // verifier's, so that new firmware does not stop attestation.
+        let report = GuestView::parse(response.report).map_err(|_| SnpError::Malformed("attestation report"))?;
         if report.report_data != *report_data {
             return Err(SnpError::ReportDataMismatch);
+        }
+        if report.vmpl != u32::from(self.vmpl) {
+            return Err(SnpError::VmplMismatch { asked: self.vmpl, reported: report.vmpl });
         }
         Ok((response.report.to_vec(), certificates))
     }
@@ -267,8 +292,7 @@ impl<'g, D: SnpDoorbell> SnpTee<'g, D> {
     }
 
     fn remember_tcb(&mut self, report: &[u8]) -> Result<u64, TeeError> {
-        let parsed =
-            AttestationReport::parse(report).map_err(|_| TeeError::Snp(SnpError::Malformed("attestation report")))?;
+        let parsed = GuestView::parse(report).map_err(|_| TeeError::Snp(SnpError::Malformed("attestation report")))?;
         self.committed_tcb = Some(parsed.committed_tcb.0);
         Ok(parsed.committed_tcb.0)
     }

@@ -20,7 +20,7 @@ use alloc::vec::Vec;
 
 use sha2::{Digest, Sha384};
 use twi_attester::tdx::getquote::{self, GetQuoteError};
-use twi_attester::tdx::quote::ParsedQuote;
+use twi_attester::tdx::quote::GuestView;
 use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
 use twi_proto::msg::{MAX_DOORBELL_RESPONSE, MAX_EVENT_DATA, MAX_EVENTS, Platform, RtmrEvent};
 use zeroize::Zeroizing;
@@ -31,8 +31,6 @@ use crate::channel::ChannelError;
 /// The GetQuote buffer the runtime hands the VMM: header + room for a quote that still fits
 /// one DoorbellResponse / Evidence.
 pub const GET_QUOTE_BUFFER: usize = MAX_DOORBELL_RESPONSE;
-/// How often an in-flight GetQuote is polled before the runtime gives up.
-pub const MAX_QUOTE_POLLS: u32 = 1000;
 
 /// The RTMR the runtime extends with its launch manifest.
 pub const RTMR_MANIFEST: u8 = 1;
@@ -55,8 +53,12 @@ pub enum TdxError {
     GetQuote(GetQuoteError),
     /// More events than the evidence can carry, or an event too large.
     EventLogFull,
-    /// GetQuote was still in flight after this many polls.
-    QuoteTimeout(u32),
+    /// GetQuote was still in flight after this many polls and this much waiting
+    /// (`twi_attester::tdx::getquote::poll`: at least 35 s).
+    QuoteTimeout {
+        polls: u32,
+        waited_ms: u64,
+    },
 }
 
 impl core::fmt::Display for TdxError {
@@ -69,9 +71,11 @@ impl core::fmt::Display for TdxError {
             Self::RtmrMismatch => f.write_str("the quote's RTMRs do not match the runtime's event log"),
             Self::GetQuote(e) => write!(f, "{e}"),
             Self::EventLogFull => f.write_str("the RTMR event log is full"),
-            Self::QuoteTimeout(polls) => {
-                write!(f, "GetQuote was still in flight after {polls} polls: the quoting service did not answer")
-            }
+            Self::QuoteTimeout { polls, waited_ms } => write!(
+                f,
+                "GetQuote was still in flight after {} s ({polls} polls): the quoting service did not answer",
+                waited_ms / 1000
+            ),
         }
     }
 }
@@ -139,18 +143,20 @@ pub fn get_quote_buffer(td_report: &[u8; TD_REPORT_SIZE]) -> Result<(Vec<u8>, us
 }
 
 /// Takes the quote out of the VMM's answer (a private copy of the buffer), and checks that it
-/// quotes this TD: our REPORTDATA, and RTMRs that the event log replays to. The quote's
-/// signatures and certification data are the issuer's to verify; they are passed on untouched.
+/// quotes this TD: our REPORTDATA, and RTMRs that the event log replays to. Only those (at the
+/// offsets every quote version shares, [`GuestView`]) are the guest's to check; the version,
+/// signatures and certification data are the issuer's to verify, passed on untouched (OUT_LEN
+/// bytes, as the VMM returned them), so that a new quote format does not stop attestation.
 pub fn take_quote(buffer: &[u8], report_data: &[u8; 64], log: &EventLog) -> Result<Vec<u8>, TdxError> {
     let quote = getquote::parse_response(buffer).map_err(TdxError::GetQuote)?;
-    let parsed = ParsedQuote::parse(quote).map_err(|_| TdxError::Malformed("quote"))?;
-    if parsed.quote.body.report_data != *report_data {
+    let view = GuestView::parse(quote).map_err(|_| TdxError::Malformed("quote"))?;
+    if view.report_data != *report_data {
         return Err(TdxError::ReportDataMismatch);
     }
-    if parsed.quote.body.rtmr != log.replay() {
+    if view.rtmr != log.replay() {
         return Err(TdxError::RtmrMismatch);
     }
-    Ok(quote[..parsed.len].to_vec())
+    Ok(quote.to_vec())
 }
 
 /// What the TDX backend needs from the TDX module and the VMM's quoting service.
@@ -166,8 +172,9 @@ pub trait TdxModule {
     /// returns how many bytes it copied. While the status is in flight that may be the header
     /// only.
     fn poll_quote(&mut self, out: &mut [u8]) -> Result<usize, TdxError>;
-    /// Waits between two polls of an in-flight GetQuote.
-    fn pause(&mut self);
+    /// Waits about `ms` milliseconds between two polls of an in-flight GetQuote; returns the
+    /// milliseconds that passed (on hardware, measured), which count against the time bound.
+    fn pause(&mut self, ms: u64) -> u64;
 }
 
 /// The TDX TEE: a [`TdxModule`] and the event log of what this launch extended.
@@ -189,20 +196,28 @@ impl<M: TdxModule> TdxTee<M> {
         self.module
     }
 
-    /// Submits the GetQuote request for `td_report` and polls (bounded) until the VMM answers;
-    /// returns the quote, checked against `report_data` and the event log.
+    /// Submits the GetQuote request for `td_report` and polls until the VMM answers, backing off
+    /// for at least 35 s of waiting (`getquote::poll`: a bound in time, not polls); returns the
+    /// quote, checked against `report_data` and the event log.
     fn quote(&mut self, td_report: &[u8; TD_REPORT_SIZE], report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
         let (mut buffer, request_len) = get_quote_buffer(td_report)?;
         self.module.submit_quote(&buffer, request_len)?;
-        for polls in 1..=MAX_QUOTE_POLLS {
+        let (mut polls, mut waited_ms) = (0u32, 0u64);
+        loop {
             let n = self.module.poll_quote(&mut buffer)?;
             match take_quote(&buffer[..n.min(buffer.len())], report_data, &self.log) {
-                Err(TdxError::GetQuote(GetQuoteError::InFlight)) if polls < MAX_QUOTE_POLLS => self.module.pause(),
-                Err(TdxError::GetQuote(GetQuoteError::InFlight)) => return Err(TdxError::QuoteTimeout(polls)),
+                Err(TdxError::GetQuote(GetQuoteError::InFlight)) => {
+                    match getquote::poll::next_delay(polls, waited_ms) {
+                        Some(delay) => {
+                            waited_ms = waited_ms.saturating_add(self.module.pause(delay));
+                            polls += 1;
+                        }
+                        None => return Err(TdxError::QuoteTimeout { polls: polls + 1, waited_ms }),
+                    }
+                }
                 other => return other,
             }
         }
-        Err(TdxError::QuoteTimeout(MAX_QUOTE_POLLS))
     }
 }
 

@@ -4,6 +4,7 @@
 use core::arch::asm;
 
 use twi_attester::snp::ghcb::GHCB_MSR;
+use twi_attester::snp::rmp::{PROBE_TARGET, RmpSize};
 
 /// Writes the GHCB MSR. Only the GHCB MSR: the value is a GHCB GPA or an MSR-protocol
 /// request, neither of which can break memory safety.
@@ -84,21 +85,21 @@ pub fn pvalidate(address: u64, size: PageSize, validated: bool) -> PvalidateResu
     }
 }
 
-/// RMPADJUST (AMD APM Vol. 3): set the permissions of a less privileged VMPL on the page at
-/// `address`. Used only as a probe: granting VMPL1 nothing on a page succeeds only when the
-/// caller runs at VMPL0. Returns RAX (0: success; 2: FAIL_PERMISSION, i.e. not VMPL0).
-pub fn rmpadjust_probe_vmpl1(address: u64) -> u32 {
-    const TARGET_VMPL1_NO_PERMISSIONS: u64 = 1;
+/// RMPADJUST (AMD APM Vol. 3) of the page at `address`, at `size`, asking to give VMPL1 no
+/// permissions (`twi_attester::snp::rmp::PROBE_TARGET`). Used only as the VMPL0 probe
+/// (`twi_attester::snp::rmp::vmpl0_probe` reads the result). Returns EAX.
+pub fn rmpadjust_probe_vmpl1(address: u64, size: RmpSize) -> u32 {
     let rax: u64;
     // SAFETY: RMPADJUST changes only the RMP permissions that VMPL1 has on one of the caller's
     // validated private pages; the runtime never runs code at VMPL1, so granting it nothing
-    // takes nothing away from the runtime itself.
+    // takes nothing away from the runtime itself (and at VMPL > 0 the instruction changes
+    // nothing and fails).
     unsafe {
         asm!(
             "rmpadjust",
             inout("rax") address => rax,
-            in("rcx") PageSize::Size4K as u64,
-            in("rdx") TARGET_VMPL1_NO_PERMISSIONS,
+            in("rcx") size as u64,
+            in("rdx") PROBE_TARGET,
             options(nostack),
         );
     }

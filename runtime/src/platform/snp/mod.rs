@@ -10,6 +10,7 @@
 
 pub mod ghcb;
 pub mod instr;
+pub mod svsm;
 pub mod vc;
 
 use core::arch::x86_64::CpuidResult as CpuidRegisters;
@@ -25,7 +26,9 @@ use self::instr::{PageSize, PvalidateResult, msr_protocol as exchange, pvalidate
 use super::boot::BootInfo;
 use super::hal::{AcceptError, ExitCode, Hal};
 use super::shared::{PAGE, Shared};
-use crate::layout::{FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
+use twi_attester::snp::rmp::{self, RmpSize, Vmpl0Probe};
+
+use crate::layout::{BOOT_SCRATCH, FRAMES, HEAP, SHARED_POOL, SNP_CPUID_PAGE};
 
 /// SEV-SNP was detected (set first thing in `init`): from then on, until [`ACTIVE`], any fault
 /// must terminate through the MSR protocol instead of printing (printing would trap again).
@@ -82,6 +85,12 @@ pub enum SnpInitError {
     /// The runtime is not running at VMPL0 (an SVSM or paravisor sits below it), so VMPCK0
     /// and VMPL0 reports are not its to use.
     NotVmpl0,
+    /// The VMPL0 probe (RMPADJUST) failed with this code at both page sizes.
+    VmplProbe(u32),
+    /// Not at VMPL0, and the secrets page describes no usable SVSM.
+    NoSvsm(twi_attester::snp::secrets::SvsmInfoError),
+    /// An SVSM call (validation through SVSM_CORE_PVALIDATE) failed.
+    Svsm(svsm::SvsmCallError),
     Ghcb(GhcbError),
 }
 
@@ -126,6 +135,17 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     }
     let mut ghcb = Ghcb::new(page);
     instr::write_ghcb_msr(ghcb.gpa());
+    // The secrets page's VMPCK0, the report's VMPL and PVALIDATE itself assume VMPL0: check it
+    // before validating anything (as Linux's enforce_vmpl0 does). Below VMPL0, an SVSM must be
+    // described in the secrets page: it validates memory and the runtime uses its own VMPL's
+    // VMPCK.
+    match probe_vmpl0() {
+        Err(SnpInitError::NotVmpl0) => {
+            let info = super::launch::svsm_info().map_err(SnpInitError::NoSvsm)?;
+            svsm::install(info).map_err(SnpInitError::Svsm)?;
+        }
+        other => other?,
+    }
 
     // Heap and frame pool: assign as private (2 MiB entries), then PVALIDATE.
     let mut entries = [(0u64, 0u64, false); VALIDATED_2M_PAGES];
@@ -134,12 +154,7 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     }
     ghcb.page_state_change(&entries).map_err(SnpInitError::Ghcb)?;
     for address in validated_2m_pages() {
-        validate_2m(address)?;
-    }
-    // The secrets page's VMPCK0 and the report's VMPL assume the runtime is at VMPL0: check it
-    // (as Linux's snp_vmpl check does) on a freshly validated heap page.
-    if instr::rmpadjust_probe_vmpl1(HEAP.start as u64) != 0 {
-        return Err(SnpInitError::NotVmpl0);
+        validate_2m(address, ghcb.gpa())?;
     }
     let request = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
     let response = Shared::alloc(1).ok_or(SnpInitError::GhcbRegistration)?;
@@ -148,6 +163,22 @@ pub fn init(boot: &BootInfo) -> Result<(), SnpInitError> {
     *GHCB.lock() = Some(ghcb);
     ACTIVE.store(true, Ordering::Release);
     Ok(())
+}
+
+/// Checks that the runtime runs at VMPL0: RMPADJUST on the boot scratch page, which the launch
+/// validated as a 4 KiB page (SEV metadata SNP_SEC_MEM), retried at 2 MiB on a size mismatch
+/// (`twi_attester::snp::rmp`: a mismatch says nothing about the VMPL).
+fn probe_vmpl0() -> Result<(), SnpInitError> {
+    let (mut size, mut retried) = (RmpSize::Size4K, false);
+    loop {
+        let rax = instr::rmpadjust_probe_vmpl1(rmp::probe_address(u64::from(BOOT_SCRATCH), size), size);
+        match rmp::vmpl0_probe(rax, size, retried) {
+            Vmpl0Probe::Vmpl0 => return Ok(()),
+            Vmpl0Probe::NotVmpl0 => return Err(SnpInitError::NotVmpl0),
+            Vmpl0Probe::Retry(other) => (size, retried) = (other, true),
+            Vmpl0Probe::Failed(code) => return Err(SnpInitError::VmplProbe(code)),
+        }
+    }
 }
 
 /// The 2 MiB pages the runtime validates itself: the heap and the frame pool.
@@ -159,8 +190,12 @@ fn validated_2m_pages() -> impl Iterator<Item = u64> {
     HEAP.step_by(0x20_0000).chain(FRAMES.step_by(0x20_0000)).map(|a| a as u64)
 }
 
-/// PVALIDATE a 2 MiB page, falling back to its 512 4 KiB pages when the RMP holds them as such.
-fn validate_2m(address: u64) -> Result<(), SnpInitError> {
+/// Validates a 2 MiB page — PVALIDATE at VMPL0, SVSM_CORE_PVALIDATE below an SVSM — falling
+/// back to its 512 4 KiB pages when the RMP holds them as such.
+fn validate_2m(address: u64, ghcb_gpa: u64) -> Result<(), SnpInitError> {
+    if svsm::active() {
+        return svsm::validate_2m(address, ghcb_gpa).map_err(SnpInitError::Svsm);
+    }
     match pvalidate(address, PageSize::Size2M, true) {
         PvalidateResult::Changed => Ok(()),
         PvalidateResult::SizeMismatch => {
@@ -175,6 +210,16 @@ fn validate_2m(address: u64) -> Result<(), SnpInitError> {
         // contents are not known to be ours. Refuse rather than trust it.
         _ => Err(SnpInitError::Pvalidate(address)),
     }
+}
+
+/// SVSM_ATTEST_SERVICES through the SVSM below which the runtime runs (see
+/// [`svsm::attest_services`]); `None` at VMPL0.
+pub fn svsm_attest_services(nonce: &[u8; 64]) -> Option<Result<svsm::Attestation, svsm::SvsmCallError>> {
+    if !svsm::active() {
+        return None;
+    }
+    let ghcb_gpa = with_ghcb(|g| Ok(g.gpa())).ok()?;
+    Some(svsm::attest_services(nonce, ghcb_gpa))
 }
 
 /// Runs `f` with the GHCB. Fails (instead of deadlocking) if the GHCB is already in use, which
@@ -200,12 +245,13 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> CpuidResult {
 #[derive(Debug)]
 pub struct Snp;
 
-/// The HAL of an SEV-SNP guest at VMPL0.
+/// The HAL of an SEV-SNP guest: at VMPL0, or below an SVSM (then memory is validated through
+/// the SVSM's core protocol; everything else is the same).
 pub static HAL: Snp = Snp;
 
 impl Hal for Snp {
     fn name(&self) -> &'static str {
-        "SEV-SNP"
+        if svsm::active() { "SEV-SNP below an SVSM" } else { "SEV-SNP" }
     }
 
     fn io_read(&self, port: u16, size: u8) -> u32 {
@@ -242,9 +288,10 @@ impl Hal for Snp {
             let entry = [(address >> 12, msr_protocol::PSC_PRIVATE, true)];
             with_ghcb(|g| g.page_state_change(&entry))
                 .map_err(|_| AcceptError { address, reason: "page-state change to private" })?;
-            validate_2m(address).map_err(|e| AcceptError {
+            let ghcb_gpa = with_ghcb(|g| Ok(g.gpa())).map_err(|_| AcceptError { address, reason: "GHCB" })?;
+            validate_2m(address, ghcb_gpa).map_err(|e| AcceptError {
                 address: if let SnpInitError::Pvalidate(page) = e { page } else { address },
-                reason: "PVALIDATE",
+                reason: if svsm::active() { "SVSM_CORE_PVALIDATE" } else { "PVALIDATE" },
             })?;
         }
         Ok(())
@@ -335,7 +382,9 @@ pub fn guest_request(sealed: &[u8], exit: RequestExit) -> Result<GuestAnswer, Gu
         };
         match result.map_err(|_| GuestRequestError::Ghcb)? {
             GuestRequestResult::Success => return Ok(copy_answer(response, certificates, exit)),
-            GuestRequestResult::Busy => super::time::delay_ms(BUSY_RETRY_DELAY_MS),
+            GuestRequestResult::Busy => {
+                super::time::delay_ms(BUSY_RETRY_DELAY_MS);
+            }
             GuestRequestResult::InvalidLength if exit == RequestExit::Extended => {
                 // The host's certificates need more pages than the runtime can forward. The
                 // firmware has not seen this request, so the same ciphertext goes again as a
@@ -363,23 +412,48 @@ fn copy_answer(response: &Shared, certificates: &Shared, exit: RequestExit) -> G
     GuestAnswer { response: copy, certificates: table }
 }
 
-/// Why the runtime asks the hypervisor to end the VM (GHCB terminate, reason set 1).
+/// Why the runtime asks the hypervisor to end the VM (GHCB MSR protocol "Termination Request").
+/// Success and the GHCB spec's own conditions use reason set 0; everything else TWI's own set
+/// (`twi_attester::snp::ghcb::msr_protocol::twi_reason` documents the codes), never Linux's set
+/// 1, whose codes a host log would read as Linux's meanings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
 pub enum TerminateReason {
-    Success = 0,
-    Fatal = 1,
-    Ghcb = 2,
-    /// SnpInitError::CBitMismatch
-    CBitMismatch = 3,
+    /// The workload finished: set 0, "general termination request".
+    Success,
+    Fatal,
+    Ghcb,
+    CBitMismatch,
     /// SnpInitError::PageStateChange / Ghcb (page-state change of the heap or frame pool)
-    PageStateChange = 4,
-    GhcbRegistration = 5,
-    Pvalidate = 6,
-    NotVmpl0 = 7,
-    /// Reported with the GHCB spec's own codes (reason set 0) instead of ours.
-    ProtocolUnsupported = 0x80,
-    SnpUnsupported = 0x81,
+    PageStateChange,
+    GhcbRegistration,
+    Pvalidate,
+    NotVmpl0,
+    SvsmCall,
+    EarlyVc,
+    /// Reported with the GHCB spec's own codes (reason set 0).
+    ProtocolUnsupported,
+    SnpUnsupported,
+}
+
+impl TerminateReason {
+    /// The reason set and code for the GHCB MSR termination request.
+    pub fn set_and_code(self) -> (u8, u8) {
+        use msr_protocol::{REASON_SET_GENERAL as GENERAL, REASON_SET_TWI as TWI, twi_reason};
+        match self {
+            Self::Success => (GENERAL, msr_protocol::REASON_GENERAL),
+            Self::ProtocolUnsupported => (GENERAL, msr_protocol::REASON_PROTOCOL_UNSUPPORTED),
+            Self::SnpUnsupported => (GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED),
+            Self::Fatal => (TWI, twi_reason::FATAL),
+            Self::Ghcb => (TWI, twi_reason::GHCB),
+            Self::CBitMismatch => (TWI, twi_reason::C_BIT_MISMATCH),
+            Self::PageStateChange => (TWI, twi_reason::PAGE_STATE_CHANGE),
+            Self::GhcbRegistration => (TWI, twi_reason::GHCB_REGISTRATION),
+            Self::Pvalidate => (TWI, twi_reason::PVALIDATE),
+            Self::NotVmpl0 => (TWI, twi_reason::NOT_VMPL0),
+            Self::SvsmCall => (TWI, twi_reason::SVSM_CALL),
+            Self::EarlyVc => (TWI, twi_reason::EARLY_VC),
+        }
+    }
 }
 
 impl From<SnpInitError> for TerminateReason {
@@ -391,25 +465,16 @@ impl From<SnpInitError> for TerminateReason {
             SnpInitError::PageStateChange(_) | SnpInitError::Ghcb(_) => Self::PageStateChange,
             SnpInitError::GhcbRegistration => Self::GhcbRegistration,
             SnpInitError::Pvalidate(_) => Self::Pvalidate,
-            SnpInitError::NotVmpl0 => Self::NotVmpl0,
+            SnpInitError::NotVmpl0 | SnpInitError::VmplProbe(_) | SnpInitError::NoSvsm(_) => Self::NotVmpl0,
+            SnpInitError::Svsm(_) => Self::SvsmCall,
         }
     }
 }
 
-/// GHCB MSR-protocol termination: works even when the GHCB page is unusable. The GHCB spec's
-/// reason set 0 carries "protocol unsupported" and "SNP unsupported"; set 1 carries the
-/// runtime's own reasons.
+/// GHCB MSR-protocol termination: works even when the GHCB page is unusable.
 pub fn terminate(reason: TerminateReason) -> ! {
-    let request = match reason {
-        TerminateReason::ProtocolUnsupported => {
-            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_PROTOCOL_UNSUPPORTED)
-        }
-        TerminateReason::SnpUnsupported => {
-            msr_protocol::terminate(msr_protocol::REASON_SET_GENERAL, msr_protocol::REASON_SNP_UNSUPPORTED)
-        }
-        other => msr_protocol::terminate(msr_protocol::REASON_SET_TWI, other as u8),
-    };
-    instr::write_ghcb_msr(request);
+    let (set, code) = reason.set_and_code();
+    instr::write_ghcb_msr(msr_protocol::terminate(set, code));
     loop {
         instr::vmgexit();
         core::hint::spin_loop();

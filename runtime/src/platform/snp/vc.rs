@@ -30,7 +30,7 @@ extern "C" fn vc_handler(frame: &mut TrapFrame) {
     // printing would trap again); without SNP detected at boot it is a lie about the platform.
     VC_SEEN.store(true, core::sync::atomic::Ordering::Release);
     if !super::active() {
-        terminate(TerminateReason::Fatal)
+        terminate(TerminateReason::EarlyVc)
     }
     let bytes = instruction_bytes(frame.rip);
     let handled = match frame.error_code {

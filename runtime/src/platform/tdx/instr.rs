@@ -12,8 +12,8 @@
 use core::arch::asm;
 
 use twi_attester::tdx::abi::{
-    IO_READ, IO_WRITE, NUM_RTMRS, PageLevel, REPORT_SUBTYPE, TdInfo, VMCALL_STANDARD, VeInfo, expose, leaf, vmcall,
-    vmcall_status,
+    IO_READ, IO_WRITE, NUM_RTMRS, PageLevel, REPORT_SUBTYPE, ReportFatalError, TdInfo, VMCALL_STANDARD, VeInfo, expose,
+    leaf, vmcall, vmcall_status,
 };
 
 /// TDG.VP.INFO: GPAW, ATTRIBUTES, vCPU counts. `Err` is the TDCALL status.
@@ -289,10 +289,37 @@ pub fn get_quote(shared_gpa: u64, len: u64) -> Result<(), VmcallError> {
     vmcall(vmcall::GET_QUOTE, shared_gpa, len, 0, 0).map(drop)
 }
 
-/// TDG.VP.VMCALL<ReportFatalError> with `code` (no error-information page), then stops the
-/// vCPU for good. Works before the console or any shared page exists.
-pub fn report_fatal_error(code: u32) -> ! {
-    let _ = vmcall(vmcall::REPORT_FATAL_ERROR, u64::from(code), 0, 0, 0);
+/// TDG.VP.VMCALL<ReportFatalError> with the code and text of `call` (no error-information
+/// page), then stops the vCPU for good. Works before the console or any shared page exists.
+pub fn report_fatal_error(call: &ReportFatalError) -> ! {
+    let [r14, r15, rbx, rdi, rsi, r8, r9, rdx] = call.message;
+    // SAFETY: TDG.VP.VMCALL exits to the VMM with the registers of `call.rcx` exposed (R10–R15
+    // and the message registers; `ReportFatalError::new` builds that mask). It reads no memory.
+    // LLVM reserves RBX, so the asm saves it in a scratch register, loads the message word and
+    // restores it after the call; every other exposed register is declared clobbered, since
+    // the VMM may change them.
+    unsafe {
+        asm!(
+            "xchg {word}, rbx",
+            ".byte 0x66, 0x0f, 0x01, 0xcc",
+            "xchg {word}, rbx",
+            word = inout(reg) rbx => _,
+            inout("rax") leaf::VP_VMCALL => _,
+            inout("rcx") call.rcx => _,
+            inout("rdx") rdx => _,
+            inout("rsi") rsi => _,
+            inout("rdi") rdi => _,
+            inout("r8") r8 => _,
+            inout("r9") r9 => _,
+            inout("r10") VMCALL_STANDARD => _,
+            inout("r11") vmcall::REPORT_FATAL_ERROR => _,
+            inout("r12") call.r12 => _,
+            inout("r13") 0u64 => _,
+            inout("r14") r14 => _,
+            inout("r15") r15 => _,
+            options(nostack, nomem),
+        );
+    }
     loop {
         let _ = hlt();
         core::hint::spin_loop();

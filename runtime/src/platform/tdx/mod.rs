@@ -26,7 +26,7 @@ use core::ops::Range;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use spin::Once;
-use twi_attester::tdx::abi::{PageLevel, TdInfo, TdcallStatus, vmcall_status};
+use twi_attester::tdx::abi::{PageLevel, ReportFatalError, TdInfo, TdcallStatus, vmcall_status};
 use twi_attester::tdx::getquote;
 
 use self::instr::{ExtendData, ReportBuffer, ReportData, VmcallError};
@@ -80,23 +80,57 @@ pub enum TdxInitError {
 }
 
 impl TdxInitError {
-    /// The ReportFatalError code (R12[31:0]): "TWI" in the top byte's place, then the reason.
-    pub fn code(&self) -> u32 {
-        FATAL_BASE
-            | match self {
-                Self::VpInfo(_) => 1,
-                Self::Gpaw(_) => 2,
-                Self::Accept { .. } => 3,
-                Self::MapGpa(_) => 4,
-            }
+    /// Why the TD ends, for ReportFatalError.
+    pub fn reason(&self) -> FatalReason {
+        match self {
+            Self::VpInfo(_) => FatalReason::VpInfo,
+            Self::Gpaw(_) => FatalReason::Gpaw,
+            Self::Accept { .. } => FatalReason::Accept,
+            Self::MapGpa(_) => FatalReason::MapGpa,
+        }
     }
 }
 
-/// ReportFatalError codes of the runtime: 0x5457_00xx.
-pub const FATAL_BASE: u32 = 0x5457_0000;
-pub const FATAL_GENERAL: u32 = FATAL_BASE | 0x10;
-pub const FATAL_IO: u32 = FATAL_BASE | 0x11;
-pub const FATAL_VE: u32 = FATAL_BASE | 0x12;
+/// Why the runtime ends a TD through TDG.VP.VMCALL<ReportFatalError>: the code goes in bits 31:16
+/// of R12 (bits 15:0 stay zero: QEMU refuses anything else and would pause the TD instead of
+/// recording a panic), the text in the message registers (`twi_attester::tdx::abi::fatal`).
+/// 0x54 ("T") in the top byte marks TWI's codes in the host's log:
+///
+/// | code (R12) | reason | text |
+/// |------------|--------|------|
+/// | 0x5401_0000 | TDG.VP.INFO failed | `TWI: TDG.VP.INFO failed` |
+/// | 0x5402_0000 | GPA width not 48 or 52 | `TWI: GPA width is not 48 or 52` |
+/// | 0x5403_0000 | TDG.MEM.PAGE.ACCEPT of the heap or frames failed | `TWI: TDG.MEM.PAGE.ACCEPT failed` |
+/// | 0x5404_0000 | MapGPA of the shared pool failed | `TWI: MapGPA of the shared pool failed` |
+/// | 0x5410_0000 | the runtime failed (the console says why) | `TWI: fatal error, see the console` |
+/// | 0x5411_0000 | a TDVMCALL for port I/O or an MSR failed | `TWI: TDVMCALL I/O failed` |
+/// | 0x5412_0000 | a #VE the runtime cannot serve (before start-up, or no VE info) | `TWI: unhandled #VE` |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u16)]
+pub enum FatalReason {
+    VpInfo = 0x5401,
+    Gpaw = 0x5402,
+    Accept = 0x5403,
+    MapGpa = 0x5404,
+    General = 0x5410,
+    Io = 0x5411,
+    Ve = 0x5412,
+}
+
+impl FatalReason {
+    /// The message the host logs with the code.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::VpInfo => "TWI: TDG.VP.INFO failed",
+            Self::Gpaw => "TWI: GPA width is not 48 or 52",
+            Self::Accept => "TWI: TDG.MEM.PAGE.ACCEPT failed",
+            Self::MapGpa => "TWI: MapGPA of the shared pool failed",
+            Self::General => "TWI: fatal error, see the console",
+            Self::Io => "TWI: TDVMCALL I/O failed",
+            Self::Ve => "TWI: unhandled #VE",
+        }
+    }
+}
 
 /// Brings the TD up (see the module documentation). Only called in a TD (the boot stub saw the
 /// CPU start in protected mode).
@@ -158,9 +192,9 @@ fn accept_2m(address: u64) -> Result<(), TdxInitError> {
     Ok(())
 }
 
-/// Ends the TD: ReportFatalError with `code`, then HLT for good.
-pub fn fatal(code: u32) -> ! {
-    instr::report_fatal_error(code)
+/// Ends the TD: ReportFatalError with `reason`, then HLT for good.
+pub fn fatal(reason: FatalReason) -> ! {
+    instr::report_fatal_error(&ReportFatalError::new(reason as u16, reason.text().as_bytes()))
 }
 
 /// The TDX platform, as the HAL presents it.
@@ -177,12 +211,12 @@ impl Hal for Tdx {
 
     /// A failure cannot be printed (printing is port I/O): the TD ends through ReportFatalError.
     fn io_read(&self, port: u16, size: u8) -> u32 {
-        instr::io_read(port, size).unwrap_or_else(|_| instr::report_fatal_error(FATAL_IO))
+        instr::io_read(port, size).unwrap_or_else(|_| fatal(FatalReason::Io))
     }
 
     fn io_write(&self, port: u16, size: u8, value: u32) {
         if instr::io_write(port, size, value).is_err() {
-            instr::report_fatal_error(FATAL_IO)
+            fatal(FatalReason::Io)
         }
     }
 
@@ -193,12 +227,12 @@ impl Hal for Tdx {
     }
 
     fn rdmsr(&self, msr: u32) -> u64 {
-        instr::rdmsr(msr).unwrap_or_else(|_| instr::report_fatal_error(FATAL_IO))
+        instr::rdmsr(msr).unwrap_or_else(|_| fatal(FatalReason::Io))
     }
 
     fn wrmsr(&self, msr: u32, value: u64) {
         if instr::wrmsr(msr, value).is_err() {
-            instr::report_fatal_error(FATAL_IO)
+            fatal(FatalReason::Io)
         }
     }
 
@@ -223,7 +257,7 @@ impl Hal for Tdx {
     fn terminate(&self, code: ExitCode) -> ! {
         if code == ExitCode::Failure {
             // No debug-exit device: tell the VMM why the TD stops.
-            fatal(FATAL_GENERAL)
+            fatal(FatalReason::General)
         }
         self.halt()
     }
@@ -239,16 +273,12 @@ impl Hal for Tdx {
 
     fn exit(&self, code: ExitCode) -> ! {
         if early() {
-            fatal(FATAL_GENERAL) // no port I/O before TDVMCALL I/O is up
+            fatal(FatalReason::General) // no port I/O before TDVMCALL I/O is up
         }
         self.io_write(super::hal::DEBUG_EXIT_PORT, 4, code as u32);
         self.terminate(code)
     }
 }
-
-/// How long to wait between two polls of an in-flight GetQuote; with
-/// `crate::tee::tdx::MAX_QUOTE_POLLS` (1000) the runtime waits up to 20 s for the quoting service.
-pub const QUOTE_POLL_DELAY_MS: u64 = 20;
 
 /// How often, and how far apart, a GetQuote the VMM answers with RETRY is submitted again.
 const SUBMIT_RETRIES: u32 = 50;
@@ -308,7 +338,9 @@ impl HwTdx {
         // later with the same buffer, a bounded number of times.
         for _ in 0..SUBMIT_RETRIES {
             match instr::get_quote(self.quote.gpa(), self.quote.len() as u64) {
-                Err(VmcallError::Vmm(vmcall_status::RETRY)) => super::time::delay_ms(SUBMIT_RETRY_DELAY_MS),
+                Err(VmcallError::Vmm(vmcall_status::RETRY)) => {
+                    super::time::delay_ms(SUBMIT_RETRY_DELAY_MS);
+                }
                 result => return result.map_err(|e| TdxCallError::Status(status_of(e))),
             }
         }
@@ -332,9 +364,10 @@ impl HwTdx {
         n
     }
 
-    /// Waits between two polls of an in-flight GetQuote.
-    pub fn pause(&mut self) {
-        super::time::delay_ms(QUOTE_POLL_DELAY_MS);
+    /// Waits about `ms` milliseconds between two polls of an in-flight GetQuote; returns the
+    /// milliseconds the TSC says passed.
+    pub fn pause(&mut self, ms: u64) -> u64 {
+        super::time::delay_ms(ms)
     }
 }
 

@@ -29,9 +29,9 @@ extern "C" fn ve_handler(frame: &mut TrapFrame) {
         crate::platform::hal::exit(crate::platform::hal::ExitCode::Failure)
     }
     // Read (and so release) the #VE info first: until then a second #VE cannot be delivered.
-    let ve = instr::ve_info().unwrap_or_else(|_| super::fatal(super::FATAL_VE));
+    let ve = instr::ve_info().unwrap_or_else(|_| super::fatal(super::FatalReason::Ve));
     if super::early() {
-        super::fatal(super::FATAL_VE)
+        super::fatal(super::FatalReason::Ve)
     }
     let handled = match ve.exit_reason {
         exit_reason::CPUID => instr::cpuid(frame.rax as u32, frame.rcx as u32).ok().map(|[a, b, c, d]| {

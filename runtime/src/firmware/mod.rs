@@ -7,30 +7,39 @@
 //! 3. The Credential Key, generated in the vault and checked with a pairwise test.
 //! 4. The TEE backend for what the platform is: SEV-SNP or TDX on hardware, or the simulated
 //!    PSP / TDX module over the channel on a plain VM.
-//! 5. The workload, with a [`Runtime`] handle; its [`ExitCode`] ends the VM.
+//! 5. The workload (a `twi_payload::Main`), with a [`Launch`] as its `twi_payload::Runtime`;
+//!    its exit code ends the VM.
 //!
 //! A binary links this with [`crate::entry!`], naming its workload.
 
+mod keys;
+mod launch;
+mod relay;
+
 use alloc::vec::Vec;
 
+use twi_payload::{ExitCode as WorkloadExit, Main};
 use twi_proto::ProtoError;
 use twi_proto::manifest::{Diagnostic, LaunchManifest};
 use twi_proto::msg::Platform;
 
+pub use launch::Launch;
+
 use crate::channel::{Channel, Link};
 use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
+use crate::memory_map;
 use crate::platform::boot::BootInfo;
 use crate::platform::hal::{ExitCode, exit};
 use crate::platform::serial::{COM2, Uart};
-use crate::platform::{self, Kind, cmos, console, cpu, idt, launch, memory, rng::HwRng, time};
-use crate::session::{Event, Outcome, Session, SessionError, Trust};
+use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch as launch_pages, memory, rng::HwRng, time};
+use crate::session::Event;
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
 use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
 use crate::tee::snp::{SnpError, SnpGuest, SnpTee};
 use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxTee};
 use crate::tee::{Certificates, Measurement, Tee};
-use crate::vault::Vault;
+use crate::vault::{KeyId, Vault};
 
 /// The runtime's name and version, as the Hello announces it.
 pub const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
@@ -42,9 +51,6 @@ static VAULT: Vault = Vault::new();
 /// The VMPCK's home (inside the SNP guest's requester): the vault's pages too.
 #[unsafe(link_section = ".vault")]
 static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
-
-/// A workload: runs with the launch's [`Runtime`] and says how the VM ends.
-pub type Workload = fn(&mut Runtime<'_>) -> ExitCode;
 
 /// COM2 as the channel's byte pipe.
 #[derive(Debug)]
@@ -59,45 +65,16 @@ impl Link for SerialLink {
     }
 }
 
-/// What the workload gets: the TEE, the channel to the host, the vault, the measured manifest.
-pub struct Runtime<'r> {
-    tee: &'r mut dyn Tee,
-    channel: &'r Channel<'r, SerialLink>,
-    manifest: &'r LaunchManifest,
-    measurements: &'r [Measurement<'r>],
-    rng: &'r mut HwRng,
-}
-
-impl core::fmt::Debug for Runtime<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Runtime").field("platform", &self.tee.platform()).finish_non_exhaustive()
-    }
-}
-
-impl Runtime<'_> {
-    /// Attests the Credential Key and obtains its credential from the issuer the manifest names,
-    /// checked against the manifest's issuer anchor (and sealed to the launch where the platform
-    /// can). Progress goes to the console.
-    pub fn acquire(&mut self) -> Result<Outcome, SessionError> {
-        let mut events = log_event;
-        let mut session = Session {
-            channel: self.channel,
-            vault: &VAULT,
-            trust: Trust { issuer_anchor: &self.manifest.issuer_anchor },
-            runtime_name: RUNTIME_NAME,
-            events: &mut events,
-        };
-        session.run(self.tee, self.rng, self.measurements)
-    }
-}
-
-/// The built-in workload: acquire the credential, check it, seal it, exit.
-pub fn acquire_and_exit(runtime: &mut Runtime<'_>) -> ExitCode {
-    match runtime.acquire() {
-        Ok(_) => ExitCode::Success,
+/// The built-in workload: acquire the credential for the manifest's target (or the default
+/// one), checked against the issuer anchor and sealed to the launch where the platform can; exit.
+pub fn acquire_and_exit(rt: &mut dyn twi_payload::Runtime) -> WorkloadExit {
+    let target = rt.setting("target").and_then(|v| core::str::from_utf8(v).ok()).unwrap_or(launch::DEFAULT_TARGET);
+    let target = alloc::string::String::from(target);
+    match rt.acquire(&target, twi_payload::CredentialType::X509, None) {
+        Ok(_) => WorkloadExit::Success,
         Err(e) => {
             console::write_line_unlocked(format_args!("FATAL: {e}"));
-            ExitCode::Failure
+            WorkloadExit::Failure
         }
     }
 }
@@ -118,10 +95,10 @@ struct Booted {
     manifest: LaunchManifest,
 }
 
-/// From the boot stub to a Credential Key in the vault (steps 1–3), then the workload.
-pub fn start(workload: Workload) -> ! {
+/// From the boot stub to a first key in the vault (steps 1–3), then the workload.
+pub fn start(workload: Main) -> ! {
     let mut booted = boot();
-    generate_key(&mut booted.rng, booted.tsc_hz);
+    let first_key = generate_key(&mut booted.rng, booted.tsc_hz);
     if booted.manifest.diagnostic == Diagnostic::SelfTest {
         log!("self-test image: done in {} us since reset", time::micros(booted.tsc_hz, booted.reset_tsc, cpu::rdtsc()));
         exit(ExitCode::Success)
@@ -131,7 +108,10 @@ pub fn start(workload: Workload) -> ! {
     }
     let on_malformed = |e: &ProtoError| log!("malformed frame from the host: {e}");
     let channel = Channel::new(SerialLink(Uart::init(COM2)), &on_malformed);
-    let code = run_on_tee(&mut booted, &channel, workload);
+    let code = match run_on_tee(&mut booted, &channel, workload, first_key) {
+        WorkloadExit::Success => ExitCode::Success,
+        WorkloadExit::Failure => ExitCode::Failure,
+    };
     finish(code, booted.tsc_hz, booted.reset_tsc)
 }
 
@@ -141,23 +121,23 @@ fn boot() -> Booted {
     idt::init();
     let kind = platform::start(&boot);
     console::init();
-    let tsc_hz = time::calibrate_tsc_hz();
+    let (tsc_hz, tsc_source) = time::calibrate_tsc_hz();
     log!("{RUNTIME_NAME} booted");
     log!(
-        "boot: reset vector -> rust entry {} us (TSC {} MHz)",
+        "boot: reset vector -> rust entry {} us (TSC {} MHz from {})",
         time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
-        tsc_hz / 1_000_000
+        tsc_hz / 1_000_000,
+        tsc_source.name()
     );
-    if let Some(ram) = cmos::low_ram_bytes().filter(|&ram| ram < MIN_RAM_BYTES) {
-        fatal(format_args!("{} MiB of RAM, the runtime needs {} MiB", ram >> 20, MIN_RAM_BYTES >> 20))
-    }
+    check_ram();
     memory::init();
     let Some(rng) = HwRng::new() else {
         fatal(format_args!(
             "the CPU has no RDRAND (under QEMU TCG use -cpu max): refusing to run without a hardware RNG"
         ))
     };
-    let manifest = LaunchManifest::from_slot(&launch::manifest_slot()).unwrap_or_else(|e| fatal(format_args!("{e}")));
+    let manifest =
+        LaunchManifest::from_slot(&launch_pages::manifest_slot()).unwrap_or_else(|e| fatal(format_args!("{e}")));
     if manifest.diagnostic == Diagnostic::Fault {
         log!("diagnostic image: raising #UD to exercise the fault handler");
         cpu::raise_invalid_opcode();
@@ -166,22 +146,62 @@ fn boot() -> Booted {
     Booted { kind, tsc_hz, reset_tsc: boot.reset_tsc, c_bit: boot.c_bit, rng, manifest }
 }
 
-/// Generates the Credential Key in the vault and runs the pairwise consistency test (FIPS 140-3
-/// IG 10.3.A: sign and verify once before use).
-fn generate_key(rng: &mut HwRng, tsc_hz: u64) {
-    let t0 = cpu::rdtsc();
-    if let Err(e) = VAULT.generate(rng) {
-        fatal(format_args!("Credential Key generation failed: {e:?}"))
+/// Refuses to start, with a sentence, when RAM cannot hold the layout (`memory_map`): from
+/// fw_cfg's e820 table, else the CMOS (which says nothing at 16 MiB and below), else unknown.
+fn check_ram() {
+    let needed = 0..MIN_RAM_BYTES;
+    let (ram, source) = match fw_cfg::ram_from_zero() {
+        Ok(end) => (Some(end), "fw_cfg etc/e820"),
+        Err(e) => {
+            log!("no RAM size from fw_cfg ({e:?}): trying the CMOS");
+            (cmos::low_ram_bytes(), "CMOS")
+        }
+    };
+    let Some(ram) = ram else {
+        log!("RAM size unknown (no fw_cfg e820 table, nothing in the CMOS): assuming the layout fits");
+        return;
+    };
+    if let Err(have) = memory_map::check(ram, needed) {
+        fatal(format_args!(
+            "too little RAM: {} KiB from address 0 ({source}), the runtime needs {} MiB; run QEMU with -m {}M or more",
+            have >> 10,
+            MIN_RAM_BYTES >> 20,
+            MIN_RAM_BYTES.div_ceil(1 << 20)
+        ))
     }
+    log!("RAM: {} MiB from address 0 ({source})", ram >> 20);
+}
+
+/// Generates the first signing key in the vault (the first acquisition's) and runs the
+/// pairwise consistency test, logging how long each took.
+fn generate_key(rng: &mut HwRng, tsc_hz: u64) -> KeyId {
+    let t0 = cpu::rdtsc();
+    let (key, public) =
+        VAULT.generate(rng).unwrap_or_else(|e| fatal(format_args!("Credential Key generation failed: {e}")));
     let t1 = cpu::rdtsc();
-    let public = VAULT.public_key().unwrap_or_else(|e| fatal(format_args!("{e:?}")));
-    let probe = b"twi pairwise consistency test";
-    let signature = VAULT.sign(probe).unwrap_or_else(|e| fatal(format_args!("{e:?}")));
-    let t2 = cpu::rdtsc();
-    if !verifies(&public, probe, signature.as_bytes()) {
+    if pairwise_test(key, &public).is_err() {
         fatal(format_args!("the Credential Key failed its pairwise consistency test"))
     }
+    let t2 = cpu::rdtsc();
     log!("key generated: P-384 keygen {} us, sign {} us", time::micros(tsc_hz, t0, t1), time::micros(tsc_hz, t1, t2));
+    key
+}
+
+/// The pairwise consistency test (FIPS 140-3 IG 10.3.A): sign and verify once before use.
+fn pairwise_test(key: KeyId, public: &[u8]) -> Result<(), ()> {
+    let probe = b"twi pairwise consistency test";
+    let signature = VAULT.sign(key, probe).map_err(drop)?;
+    if verifies(public, probe, signature.as_bytes()) { Ok(()) } else { Err(()) }
+}
+
+/// A new signing key in the vault, checked with the pairwise consistency test.
+pub(crate) fn new_key(rng: &mut HwRng) -> Result<KeyId, &'static str> {
+    let (key, public) = VAULT.generate(rng).map_err(|_| "Credential Key generation failed")?;
+    if pairwise_test(key, &public).is_err() {
+        VAULT.remove(key);
+        return Err("the Credential Key failed its pairwise consistency test");
+    }
+    Ok(key)
 }
 
 fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
@@ -192,8 +212,14 @@ fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
 }
 
 /// Chooses the TEE backend for the platform (step 4) and runs the workload on it.
-fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: Workload) -> ExitCode {
-    let Booted { kind, c_bit, rng, manifest, .. } = booted;
+fn run_on_tee(
+    booted: &mut Booted,
+    channel: &Channel<'_, SerialLink>,
+    workload: Main,
+    first_key: KeyId,
+) -> WorkloadExit {
+    let Booted { kind, c_bit, rng, manifest, tsc_hz, .. } = booted;
+    let tsc_hz = *tsc_hz;
     let manifest = &*manifest;
     let body = manifest_body(manifest);
     let measurements = [
@@ -205,8 +231,8 @@ fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: 
         },
     ];
     let mut run = |tee: &mut dyn Tee, measurements: &[Measurement<'_>]| {
-        let mut runtime = Runtime { tee, channel, manifest, measurements, rng: &mut *rng };
-        workload(&mut runtime)
+        let mut launch = Launch::new(tee, channel, manifest, measurements, &mut *rng, first_key, tsc_hz);
+        workload(&mut launch)
     };
     match kind {
         Kind::Tdx => {
@@ -216,18 +242,24 @@ fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: 
             run(&mut TdxTee::new(module, Platform::Tdx), &measurements)
         }
         Kind::Snp => {
-            let mut guard = take_snp_guest().unwrap_or_else(|e| fatal(format_args!("{e}")));
-            log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)");
+            let vmpl = platform::snp::svsm::vmpl().unwrap_or(0);
+            let mut guard = take_snp_guest(vmpl).unwrap_or_else(|e| fatal(format_args!("{e}")));
+            match platform::snp::svsm::vmpl() {
+                None => log!("platform: SEV-SNP (C-bit {c_bit}, GHCB up, VMPCK0 taken from the secrets page)"),
+                Some(n) => log!(
+                    "platform: SEV-SNP below an SVSM at VMPL {n} (C-bit {c_bit}; memory validated through SVSM_CORE_PVALIDATE; VMPCK{n} taken from the secrets page, reports for VMPL {n})"
+                ),
+            }
             let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
             run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
         }
-        Kind::Native => match take_snp_guest() {
+        Kind::Native => match take_snp_guest(0) {
             Ok(mut guard) => {
                 log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
                 let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
                 run(&mut SnpTee::new(guest, SimSnpDoorbell::new(channel), Platform::SimSnp), &[])
             }
-            Err(_) if launch::sim_td_page_present() => {
+            Err(_) if launch_pages::sim_td_page_present() => {
                 log!("platform: simulated TDX (TDX module and quoting service over the channel)");
                 run(&mut TdxTee::new(SimTdxModule::new(channel), Platform::SimTdx), &measurements)
             }
@@ -238,11 +270,12 @@ fn run_on_tee(booted: &mut Booted, channel: &Channel<'_, SerialLink>, workload: 
     }
 }
 
-/// Takes VMPCK0 from the SEV-SNP secrets page into the vault's pages.
-fn take_snp_guest() -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
-    let copy = launch::take_secrets_page();
-    let guest = SnpGuest::from_secrets_page(&copy);
-    launch::wipe(copy);
+/// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's
+/// pages.
+fn take_snp_guest(vmpl: u8) -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
+    let copy = launch_pages::take_secrets_page();
+    let guest = SnpGuest::from_secrets_page_at(&copy, vmpl);
+    launch_pages::wipe(copy);
     let mut slot = SNP_GUEST.lock();
     *slot = Some(guest?);
     Ok(slot)
@@ -270,7 +303,7 @@ fn manifest_body(manifest: &LaunchManifest) -> Vec<u8> {
 }
 
 /// The session's progress, on the console.
-fn log_event(event: Event<'_>) {
+pub(crate) fn log_event(event: Event<'_>) {
     match event {
         Event::ChallengeReceived => log!("challenge received"),
         Event::ReportReceived => log!("report received"),
@@ -317,7 +350,7 @@ fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
 }
 
 /// Defines the firmware entry the boot stub calls (`rust_entry`), running `$workload`
-/// (a [`Workload`]).
+/// (a `twi_payload::Main`: `fn(&mut dyn twi_payload::Runtime) -> twi_payload::ExitCode`).
 #[macro_export]
 macro_rules! entry {
     ($workload:path) => {

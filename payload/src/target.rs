@@ -1,0 +1,75 @@
+//! Targets: what a workload acquires credentials for and connects to, named in its measured
+//! manifest (`twi build --set target=https://HOST:PORT/PATH`).
+
+use alloc::string::{String, ToString};
+
+/// `HOST:PORT` of `https://HOST:PORT/…` (port 443 when absent), or of a bare `HOST:PORT`;
+/// `None` for what is not a target (no host, or user information in it).
+///
+/// ```
+/// use twi_payload::target::origin;
+/// assert_eq!(origin("https://db.example:8443/rows").as_deref(), Some("db.example:8443"));
+/// ```
+pub fn origin(target: &str) -> Option<String> {
+    let rest = target.strip_prefix("https://").unwrap_or(target);
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.is_empty() || authority.contains('@') {
+        return None;
+    }
+    let has_port =
+        authority.rsplit_once(':').is_some_and(|(_, p)| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    Some(if has_port { authority.to_string() } else { alloc::format!("{authority}:443") })
+}
+
+/// The host part of a target (`db.example` of `https://db.example:8443/rows`): the name TLS
+/// verifies the server's certificate for.
+///
+/// ```
+/// use twi_payload::target::host;
+/// assert_eq!(host("https://10.0.2.2:8443/rows").as_deref(), Some("10.0.2.2"));
+/// ```
+pub fn host(target: &str) -> Option<String> {
+    let origin = origin(target)?;
+    let (host, _) = origin.rsplit_once(':')?;
+    Some(host.trim_start_matches('[').trim_end_matches(']').to_string())
+}
+
+/// The path of a target URL (`/rows` of `https://db.example:8443/rows?x`), `/` when it has none.
+///
+/// ```
+/// use twi_payload::target::path;
+/// assert_eq!(path("https://db.example:8443/rows?month=1"), "/rows?month=1");
+/// ```
+pub fn path(target: &str) -> &str {
+    let rest = target.strip_prefix("https://").unwrap_or(target);
+    match rest.find('/') {
+        Some(i) => &rest[i..],
+        None => "/",
+    }
+}
+
+/// The request's target URI without query or fragment (a WPT's `aud`).
+///
+/// ```
+/// use twi_payload::target::audience;
+/// assert_eq!(audience("https://db.example:8443/rows?x#y"), "https://db.example:8443/rows");
+/// ```
+pub fn audience(target: &str) -> &str {
+    target.split(['?', '#']).next().unwrap_or(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_hosts_and_paths() {
+        assert_eq!(origin("https://db.example/rows?x").as_deref(), Some("db.example:443"));
+        assert_eq!(origin("10.0.2.2:9443").as_deref(), Some("10.0.2.2:9443"));
+        assert_eq!(origin("https://user@db.example/"), None);
+        assert_eq!(origin("https:///x"), None);
+        assert_eq!(host("https://db.example/rows").as_deref(), Some("db.example"));
+        assert_eq!(path("https://db.example"), "/");
+        assert_eq!(audience("https://db.example:1/a"), "https://db.example:1/a");
+    }
+}

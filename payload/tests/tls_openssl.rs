@@ -1,0 +1,197 @@
+//! The TLS 1.3 client against `openssl s_server`, an independent implementation: mutual TLS
+//! where OpenSSL verifies our client certificate, HTTP over it, and every way the server or its
+//! certificate can be wrong.
+//!
+//! Run: `cargo test -p twi-payload --test tls_openssl` (needs `openssl`).
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Server, Tcp, config, exchange, mtls_config, now, pki, require_client_cert};
+use twi_payload::http::{self, Limits, Request};
+use twi_payload::tls::{
+    AlertDescription, CertificateProblem, ClientKey, FixedClock, KeyError, TlsConfig, TlsError, TlsStream,
+};
+
+/// s_server in `-rev` mode (each line comes back reversed), requiring a `client-ca` client
+/// certificate.
+fn rev_server(cert: &str) -> Server {
+    let args = require_client_cert("client-ca");
+    Server::start(cert, &[&["-rev"][..], &args.iter().map(String::as_str).collect::<Vec<_>>()].concat())
+}
+
+fn www_server(client_ca: &str) -> Server {
+    let args = require_client_cert(client_ca);
+    Server::start("server", &[&["-WWW"][..], &args.iter().map(String::as_str).collect::<Vec<_>>()].concat())
+}
+
+fn read_line(tls: &mut TlsStream<Tcp>) -> Result<Vec<u8>, TlsError> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while line.last() != Some(&b'\n') {
+        if tls.read(&mut byte)? == 0 {
+            break;
+        }
+        line.push(byte[0]);
+    }
+    Ok(line)
+}
+
+#[test]
+fn mutual_tls_round_trip_with_openssl_verifying_our_certificate() {
+    let server = rev_server("server");
+    let mut tls = TlsStream::connect(&mtls_config(), "localhost", Tcp::connect(server.port)).unwrap();
+    tls.write_all(b"hello from the workload\n").unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), b"daolkrow eht morf olleh\n");
+    tls.write_all(b"second line\n").unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), b"enil dnoces\n");
+    tls.close().unwrap();
+    assert_eq!(tls.write_all(b"after close"), Err(TlsError::Closed));
+    // OpenSSL's own verdict on our certificate, in its log.
+    let log = server.wait_for_log("Verification:");
+    for line in [
+        "Peer certificate: CN = client",
+        "Verification: OK",
+        "Protocol version: TLSv1.3",
+        "Ciphersuite: TLS_AES_256_GCM_SHA384",
+        "Supported groups: secp384r1",
+    ] {
+        assert!(log.contains(line), "s_server log lacks {line:?}:\n{log}");
+    }
+}
+
+#[test]
+fn an_ip_address_san_names_the_server() {
+    let server = rev_server("server");
+    let mut tls = TlsStream::connect(&mtls_config(), "127.0.0.1", Tcp::connect(server.port)).unwrap();
+    tls.write_all(b"ip\n").unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), b"pi\n");
+}
+
+#[test]
+fn http_get_over_mutual_tls_returns_the_body() {
+    let server = www_server("client-ca");
+    let mut tls = TlsStream::connect(&mtls_config(), "localhost", Tcp::connect(server.port)).unwrap();
+    let request = Request::get("localhost", "/hello.txt").unwrap().header("Accept", "text/plain").unwrap();
+    let response = http::send(&mut tls, &request, &Limits::default()).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("content-type"), Some("text/plain"));
+    assert_eq!(response.body, b"hello from s_server\n");
+}
+
+#[cfg(feature = "p256")]
+#[test]
+fn a_p256_server_chain_verifies() {
+    let server = Server::start("p256-server", &["-rev"]);
+    let config = config("p256-ca", None, now());
+    let mut tls = TlsStream::connect(&config, "localhost", Tcp::connect(server.port)).unwrap();
+    tls.write_all(b"p256\n").unwrap();
+    assert_eq!(read_line(&mut tls).unwrap(), b"652p\n");
+}
+
+/// Without the `p256` feature the client offers only ecdsa_secp384r1_sha384, so a server with
+/// only a P-256 key has no signature scheme in common with it.
+#[cfg(not(feature = "p256"))]
+#[test]
+fn a_p256_server_is_refused_without_the_p256_feature() {
+    let server = Server::start("p256-server", &["-rev"]);
+    let config = config("p256-ca", None, now());
+    let error = exchange(&config, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::Alert(AlertDescription::HandshakeFailure));
+}
+
+#[test]
+fn a_wrong_server_name_is_refused() {
+    let server = rev_server("server");
+    let error = exchange(&mtls_config(), "payroll-db.example", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::WrongName));
+    let server = rev_server("server");
+    let error = exchange(&mtls_config(), "127.0.0.2", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::WrongName));
+}
+
+#[test]
+fn a_server_certificate_from_another_ca_is_refused() {
+    let server = rev_server("rogue-server");
+    let error = exchange(&mtls_config(), "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::UnknownIssuer));
+    // The server saw our alert (RFC 8446 §6.2: unknown_ca, or bad_certificate).
+    let log = server.wait_for_log("alert");
+    assert!(log.contains("alert"), "s_server log:\n{log}");
+}
+
+#[test]
+fn validity_is_checked_at_the_supplied_time() {
+    // The server certificate is valid for one day from now: 30 days later it has expired, a
+    // year earlier it was not valid yet, whatever the machine's own clock says.
+    let server = rev_server("server");
+    let later = config("server-ca", Some("client"), now() + 30 * 86_400);
+    let error = exchange(&later, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::Expired));
+    let server = rev_server("server");
+    let earlier = config("server-ca", Some("client"), now() - 365 * 86_400);
+    let error = exchange(&earlier, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ServerCertificate(CertificateProblem::NotYetValid));
+}
+
+#[test]
+fn the_server_refusing_our_certificate_is_reported_as_such() {
+    // Our certificate is from a CA the server does not trust.
+    let server = rev_server("server");
+    let untrusted = config("server-ca", Some("rogue-client"), now());
+    let error = exchange(&untrusted, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ClientCertificateRefused(AlertDescription::UnknownCA));
+    // No certificate at all, where one is required.
+    let server = rev_server("server");
+    let anonymous = config("server-ca", None, now());
+    let error = exchange(&anonymous, "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::ClientCertificateRefused(AlertDescription::CertificateRequired));
+}
+
+#[derive(Debug)]
+struct RefusingVault;
+
+impl ClientKey for RefusingVault {
+    fn sign(&self, _message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Err(KeyError::Refused)
+    }
+}
+
+#[test]
+fn a_vault_that_will_not_sign_fails_the_handshake_with_its_reason() {
+    let server = rev_server("server");
+    let pki = pki();
+    let config = TlsConfig::builder(&common::RANDOM, Arc::new(FixedClock(now())))
+        .trust_ca(&pki.der("server-ca"))
+        .unwrap()
+        .client_certificate(vec![pki.der("client")], Arc::new(RefusingVault))
+        .unwrap()
+        .build()
+        .unwrap();
+    let error = TlsStream::connect(&config, "localhost", Tcp::connect(server.port)).unwrap_err();
+    assert_eq!(error, TlsError::ClientKey(KeyError::Refused));
+}
+
+#[test]
+fn a_server_that_cannot_do_our_suite_or_group_fails_cleanly() {
+    let server = Server::start("server", &["-rev", "-ciphersuites", "TLS_AES_128_GCM_SHA256"]);
+    let error = exchange(&mtls_config(), "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::Alert(AlertDescription::HandshakeFailure));
+    let server = Server::start("server", &["-rev", "-groups", "X25519:P-256"]);
+    let error = exchange(&mtls_config(), "localhost", server.port, b"x\n").unwrap_err();
+    assert_eq!(error, TlsError::Alert(AlertDescription::HandshakeFailure));
+}
+
+#[test]
+fn bad_configurations_are_refused_up_front() {
+    use twi_payload::tls::ConfigError;
+    let builder = || TlsConfig::builder(&common::RANDOM, Arc::new(FixedClock(now())));
+    assert_eq!(builder().build().unwrap_err(), ConfigError::NoTrustAnchor);
+    assert!(matches!(builder().trust_ca(b"not a certificate").unwrap_err(), ConfigError::BadCaCertificate(_)));
+    let key = common::SoftKey::load("client");
+    assert_eq!(builder().client_certificate(vec![], key).unwrap_err(), ConfigError::EmptyClientChain);
+    let server = rev_server("server");
+    let error = TlsStream::connect(&mtls_config(), "not a name!", Tcp::connect(server.port)).unwrap_err();
+    assert_eq!(error, TlsError::InvalidServerName);
+}

@@ -1,0 +1,171 @@
+//! Encoding and decoding: the size limits, the CBOR shape check that runs before the derived
+//! decoder, and the incremental reader.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+use super::{ErrorCode, Message, is_message_index};
+use crate::frame::{self, FrameDecoder, FrameError, MAX_PAYLOAD};
+
+/// Why a message could not be sent or received.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The frame around the message was bad.
+    Frame(FrameError),
+    /// The payload is not a well-formed message (bad CBOR, wrong types,
+    /// missing fields, trailing bytes, unknown enum values inside a message).
+    Malformed,
+    /// The message index is not one this version knows.
+    UnknownMessage,
+    /// The named field exceeds its limit.
+    FieldTooLong(&'static str),
+    /// The named field has an invalid value (e.g. nonce length, key format).
+    InvalidField(&'static str),
+    /// The encoded message exceeds [`MAX_PAYLOAD`].
+    TooLarge,
+}
+
+impl ProtoError {
+    /// The code to send back in an [`ErrorMsg`].
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ProtoError::UnknownMessage => ErrorCode::UnexpectedMessage,
+            ProtoError::Frame(_)
+            | ProtoError::Malformed
+            | ProtoError::FieldTooLong(_)
+            | ProtoError::InvalidField(_)
+            | ProtoError::TooLarge => ErrorCode::Malformed,
+        }
+    }
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtoError::Frame(e) => write!(f, "bad frame: {e}"),
+            ProtoError::Malformed => f.write_str("malformed message"),
+            ProtoError::UnknownMessage => f.write_str("unknown message type"),
+            ProtoError::FieldTooLong(field) => write!(f, "field `{field}` too long"),
+            ProtoError::InvalidField(field) => write!(f, "field `{field}` invalid"),
+            ProtoError::TooLarge => f.write_str("message too large"),
+        }
+    }
+}
+
+impl core::error::Error for ProtoError {}
+
+impl From<FrameError> for ProtoError {
+    fn from(e: FrameError) -> Self {
+        ProtoError::Frame(e)
+    }
+}
+
+/// Encodes `msg` as a CBOR payload after checking the same limits [`decode`] enforces.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
+    msg.validate()?;
+    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
+    let payload = minicbor::to_vec(msg).map_err(|_| ProtoError::Malformed)?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge);
+    }
+    Ok(payload)
+}
+
+/// Decodes and validates one message from a frame payload.
+///
+/// Errors: [`ProtoError::UnknownMessage`] for a message index this version
+/// does not know; [`ProtoError::Malformed`] for anything that is not exactly
+/// one well-typed message (including trailing bytes); `FieldTooLong` /
+/// `InvalidField` when [`Message::validate`] refuses it.
+pub fn decode(payload: &[u8]) -> Result<Message, ProtoError> {
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge);
+    }
+    check_shape(payload)?;
+    // Tell an unknown message type apart from a malformed one.
+    let mut probe = minicbor::Decoder::new(payload);
+    probe.array().map_err(|_| ProtoError::Malformed)?;
+    let index = probe.u64().map_err(|_| ProtoError::Malformed)?;
+    if !is_message_index(index) {
+        return Err(ProtoError::UnknownMessage);
+    }
+    let msg: Message = minicbor::decode(payload).map_err(|_| ProtoError::Malformed)?;
+    msg.validate()?;
+    Ok(msg)
+}
+
+/// Checks that `buf` is exactly one well-formed CBOR item using only what
+/// [`encode`] produces: definite lengths and no tags.
+///
+/// This runs before the derived decoder so that hostile input cannot make it
+/// allocate beyond the payload size: minicbor's `skip` (used for unknown map
+/// keys) keeps a heap stack for nested indefinite-length items. It also
+/// rejects trailing bytes. It never recurses: definite lengths only need a
+/// count of the items still expected, and that count is bounded by the input
+/// length because every item takes at least one byte.
+fn check_shape(buf: &[u8]) -> Result<(), ProtoError> {
+    const BAD: ProtoError = ProtoError::Malformed;
+    let mut pos = 0usize;
+    let mut pending = 1usize;
+    while pending > 0 {
+        pending -= 1;
+        let initial = *buf.get(pos).ok_or(BAD)?;
+        pos += 1;
+        let (major, info) = (initial >> 5, initial & 0x1f);
+        let arg = match info {
+            0..=23 => u64::from(info),
+            24..=27 => {
+                let n = 1usize << (info - 24);
+                let bytes = buf.get(pos..pos.saturating_add(n)).ok_or(BAD)?;
+                pos += n;
+                bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+            }
+            // 28..=30 are reserved, 31 is indefinite length or "break".
+            _ => return Err(BAD),
+        };
+        let remaining = buf.len().saturating_sub(pos);
+        // Lengths above what is left cannot be satisfied; this also keeps
+        // `pending` and `pos` far from overflow.
+        let count = usize::try_from(arg).ok().filter(|&n| n <= remaining).ok_or(BAD);
+        match major {
+            0 | 1 | 7 => {} // integers, simple values and floats: all in the header
+            2 | 3 => pos += count?,
+            4 => pending += count?,
+            5 => pending += count?.checked_mul(2).ok_or(BAD)?,
+            _ => return Err(BAD), // 6: tags
+        }
+    }
+    if pos == buf.len() { Ok(()) } else { Err(BAD) }
+}
+
+/// Encodes `msg` and appends it as one frame to `out`.
+pub fn write_message(msg: &Message, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    let payload = encode(msg)?;
+    frame::encode_frame(&payload, out)?;
+    Ok(())
+}
+
+/// Incremental message receiver: a [`FrameDecoder`] plus [`decode`].
+#[derive(Debug, Default)]
+pub struct MessageReader {
+    frames: FrameDecoder,
+}
+
+impl MessageReader {
+    /// Creates a reader (allocates the frame buffer once).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one byte; returns `Some` when a frame is complete. After an
+    /// error the reader carries on with the next frame.
+    pub fn push(&mut self, byte: u8) -> Option<Result<Message, ProtoError>> {
+        let payload = self.frames.push(byte)?;
+        Some(payload.map_err(ProtoError::from).and_then(|p| decode(&p)))
+    }
+
+    /// Drops any partially received frame.
+    pub fn reset(&mut self) {
+        self.frames.reset();
+    }
+}

@@ -1,0 +1,125 @@
+//! The TLS 1.3 server (RFC 8446) and the client certificate's workload identity.
+//!
+//! rustls with the `ring` provider; TLS 1.2 is off. The server's own key may be ECDSA P-256 or
+//! P-384 (PKCS#8 or SEC1 PEM). Client certificates are optional at the TLS layer, because WIT +
+//! WPT callers use server-authenticated TLS only (draft-ietf-wimse-wpt §4); a certificate that
+//! *is* presented must chain to the configured issuer CA with EKU clientAuth, or the handshake
+//! fails (rustls's `WebPkiClientVerifier`, RFC 5280 §6 path validation by rustls-webpki).
+//!
+//! The identity of a certificate is its single URI SAN, a SPIFFE ID (SPIFFE `X509-SVID.md` §2:
+//! "An X.509 SVID MUST contain exactly one URI SAN"; draft-ietf-wimse-workload-creds §4.1). The
+//! subject name is ignored.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::WebPkiClientVerifier;
+use x509_cert::ext::pkix::SubjectAltName;
+use x509_cert::ext::pkix::name::GeneralName;
+
+/// A problem with the TLS files or settings; names the configuration field.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("`{field}`: cannot read {path}: {error}")]
+    Read { field: &'static str, path: PathBuf, error: std::io::Error },
+    #[error("`{field}`: {path} {reason}")]
+    Pem { field: &'static str, path: PathBuf, reason: String },
+    #[error("`{field}`: {reason}")]
+    Rustls { field: &'static str, reason: String },
+}
+
+fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|error| TlsError::Read { field, path: path.to_path_buf(), error })
+}
+
+/// Every certificate in the PEM file `path` (at least one).
+pub fn certificates(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read(field, path)?;
+    let bad = |reason: String| TlsError::Pem { field, path: path.to_path_buf(), reason };
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("is not PEM: {e}")))?;
+    if certs.is_empty() {
+        return Err(bad("holds no `BEGIN CERTIFICATE` block".into()));
+    }
+    Ok(certs)
+}
+
+/// The rustls server configuration: TLS 1.3 only, HTTP/1.1 by ALPN, and client certificates
+/// verified against `issuer_ca` when one is configured.
+pub fn server_config(
+    chain: &Path,
+    key: &Path,
+    issuer_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = certificates("server_certificate", chain)?;
+    let key_pem = read("server_key", key)?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
+        field: "server_key",
+        path: key.to_path_buf(),
+        reason: format!("holds no PKCS#8 or SEC1 private key: {e}"),
+    })?;
+    let verifier = match issuer_ca {
+        Some(path) => {
+            let mut roots = RootCertStore::empty();
+            for cert in certificates("issuer_ca", path)? {
+                roots.add(cert).map_err(|e| TlsError::Pem {
+                    field: "issuer_ca",
+                    path: path.to_path_buf(),
+                    reason: format!("is not a usable CA certificate: {e}"),
+                })?;
+            }
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError::Rustls { field: "issuer_ca", reason: e.to_string() })?
+        }
+        None => WebPkiClientVerifier::no_client_auth(),
+    };
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| TlsError::Rustls { field: "server_certificate", reason: e.to_string() })?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Rustls {
+            field: "server_key",
+            reason: format!("the key and certificate do not make a usable pair (ECDSA P-256 or P-384): {e}"),
+        })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// The workload identifier of a verified client certificate chain (leaf first): its one URI
+/// SAN, a `spiffe://` ID. `None` when the client presented no certificate.
+pub fn peer_identity(chain: Option<&[CertificateDer<'_>]>) -> Option<Result<String, String>> {
+    let leaf = chain?.first()?;
+    Some(identity_of(leaf.as_ref()))
+}
+
+fn identity_of(der: &[u8]) -> Result<String, String> {
+    use der::Decode;
+    let cert = x509_cert::Certificate::from_der(der).map_err(|e| format!("it does not parse: {e}"))?;
+    let san = cert
+        .tbs_certificate()
+        .get_extension::<SubjectAltName>()
+        .map_err(|e| format!("its subjectAltName does not parse: {e}"))?
+        .ok_or("it has no subjectAltName")?;
+    let uris: Vec<&str> = san
+        .1
+        .0
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::UniformResourceIdentifier(uri) => Some(uri.as_str()),
+            _ => None,
+        })
+        .collect();
+    match uris.as_slice() {
+        [uri] if uri.starts_with("spiffe://") && crate::config::is_workload_identifier(uri) => Ok(uri.to_string()),
+        [uri] => Err(format!("its URI SAN {uri:?} is not a spiffe:// workload identifier")),
+        _ => Err(format!("it has {} URI SANs; an X.509-SVID has exactly one", uris.len())),
+    }
+}
