@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use twi_attester::binding::Purpose;
 use twi_proto::msg::Platform;
 
-use crate::ca::{CredentialRequestIn, VerifiedLaunch};
+use crate::ca::{Certified, CredentialRequestIn, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Freshness, SignedEpoch};
 use crate::issuer::Issuer;
@@ -210,22 +210,13 @@ impl Issuer {
         let provisioned = &release.provisioned;
         let record_id =
             format!("{}.release.{}", provisioned.serial_hex, &hex::encode(Sha256::digest(bundle.nonce))[..16]);
-        let (wit, wit_jti) = self.ca.wit(&admission, &provisioned.public_key, now)?;
-        let credentials = [("x509", record_id), ("wit", wit_jti.clone())];
-        let issuance = Issuance { admission: &admission, appraisal: &appraisal, mechanism: Mechanism::D, credentials };
-        let provenance = self.records.record(&issuance, now)?;
-        let issued = Issued {
-            certificate_der: provisioned.certificate_der.clone(),
-            certificate_pem: provisioned.certificate_pem.clone(),
-            workload_id: provisioned.workload_id.clone(),
+        let certified = Certified {
+            der: provisioned.certificate_der.clone(),
+            pem: provisioned.certificate_pem.clone(),
             serial_hex: provisioned.serial_hex.clone(),
-            appraisal,
-            admission,
-            wit,
-            wit_jti,
-            ear_jwt,
-            provenance,
         };
+        let credential = Credential { certified, record_id, public_key: &provisioned.public_key, ear_jwt };
+        let issued = self.logged(appraisal, admission, credential, Mechanism::D)?;
         Ok(KeyReleased { issued, release })
     }
 
@@ -279,34 +270,58 @@ impl Issuer {
         mechanism: Mechanism,
         result: ResultOfRecord,
     ) -> Result<Issued, Rejection> {
-        let now = (self.clock)();
         let VerifiedLaunch { admission, appraisal, nonce } = launch;
         let certified = self.ca.certify(&admission, &appraisal, public_key)?;
-        let (wit, wit_jti) = self.ca.wit(&admission, public_key, now)?;
         let certificate_sha256 = hex::encode(Sha256::digest(&certified.der));
         let mut result_for = self.result_for(&admission, &appraisal, public_key, &nonce);
         let ear_jwt = match result {
             ResultOfRecord::Presented(ear) => ear,
-            ResultOfRecord::Make => self.verifier.attestation_result(result_for, now)?,
+            ResultOfRecord::Make => self.verifier.attestation_result(result_for, (self.clock)())?,
             ResultOfRecord::NamingCredential => {
                 result_for.credential = Some((&certificate_sha256, &certified.serial_hex));
-                self.verifier.attestation_result(result_for, now)?
+                self.verifier.attestation_result(result_for, (self.clock)())?
             }
         };
-        let credentials = [("x509", certified.serial_hex.clone()), ("wit", wit_jti.clone())];
+        let record_id = certified.serial_hex.clone();
+        let credential = Credential { certified, record_id, public_key, ear_jwt };
+        self.logged(appraisal, admission, credential, mechanism)
+    }
+
+    /// The WIT for the credential's key, and both credentials logged (the certificate under
+    /// its record id): what the caller hands out.
+    fn logged(
+        &mut self,
+        appraisal: Appraisal,
+        admission: Admission,
+        credential: Credential<'_>,
+        mechanism: Mechanism,
+    ) -> Result<Issued, Rejection> {
+        let now = (self.clock)();
+        let (wit, wit_jti) = self.ca.wit(&admission, credential.public_key, now)?;
+        let credentials = [("x509", credential.record_id), ("wit", wit_jti.clone())];
         let issuance = Issuance { admission: &admission, appraisal: &appraisal, mechanism, credentials };
         let provenance = self.records.record(&issuance, now)?;
+        let Certified { der, pem, serial_hex } = credential.certified;
         Ok(Issued {
-            certificate_der: certified.der,
-            certificate_pem: certified.pem,
+            certificate_der: der,
+            certificate_pem: pem,
             workload_id: admission.workload_id.clone(),
-            serial_hex: certified.serial_hex,
+            serial_hex,
             appraisal,
             admission,
             wit,
             wit_jti,
-            ear_jwt,
+            ear_jwt: credential.ear_jwt,
             provenance,
         })
     }
+}
+
+/// An X.509 credential on its way to the log: the certificate, its record's id, the key it
+/// certifies (the WIT's too) and the attestation result of record.
+struct Credential<'a> {
+    certified: Certified,
+    record_id: String,
+    public_key: &'a [u8],
+    ear_jwt: String,
 }

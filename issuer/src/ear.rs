@@ -197,6 +197,19 @@ impl TrustVector {
         }
     }
 
+    /// What the TWI Verifier affirms of a launch its policy admitted: a recognised instance
+    /// running approved executables in memory opaque to the host, on `hardware` (a [`claim`]:
+    /// genuine, or unrecognised for the simulated TEE); nothing else is claimed.
+    pub fn admitted_launch(hardware: i8) -> Self {
+        Self {
+            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
+            executables: Some(claim::APPROVED_RUNTIME),
+            hardware: Some(hardware),
+            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
+            ..Self::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slots().iter().all(Option::is_none)
     }
@@ -699,13 +712,7 @@ mod tests {
         claims.insert("claims".into(), json!({ "location": "DE", "handles-pii": true, "tier": 2 }));
         let appraisal = Appraisal {
             status: Some(Status::Affirming),
-            trust_vector: TrustVector {
-                instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-                executables: Some(claim::APPROVED_RUNTIME),
-                hardware: Some(claim::GENUINE_HARDWARE),
-                runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-                ..TrustVector::default()
-            },
+            trust_vector: TrustVector::admitted_launch(claim::GENUINE_HARDWARE),
             policy_id: Some("twi-policy:example.org@7".into()),
             key_spki_der: None,
             policy_claims: claims,

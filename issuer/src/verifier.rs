@@ -248,13 +248,11 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     let simulated = matches!(result.platform, Platform::SimSnp | Platform::SimTdx);
     let appraisal = ear::Appraisal {
         status: Some(Status::Affirming),
-        trust_vector: TrustVector {
-            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-            executables: Some(claim::APPROVED_RUNTIME),
-            hardware: Some(if simulated { claim::UNRECOGNIZED_HARDWARE } else { claim::GENUINE_HARDWARE }),
-            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-            ..TrustVector::default()
-        },
+        trust_vector: TrustVector::admitted_launch(if simulated {
+            claim::UNRECOGNIZED_HARDWARE
+        } else {
+            claim::GENUINE_HARDWARE
+        }),
         policy_id: Some(format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)),
         key_spki_der: None,
         policy_claims,

@@ -80,14 +80,8 @@ fn attestation_result(admission: &Admission, key_sec1: &[u8], nonce: &[u8], now:
     policy_claims.insert("binding".into(), admission.binding.to_json());
     let appraisal = Appraisal {
         status: Some(Status::Affirming),
-        trust_vector: TrustVector {
-            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-            executables: Some(claim::APPROVED_RUNTIME),
-            // The simulated TEE is not recognised hardware.
-            hardware: Some(claim::UNRECOGNIZED_HARDWARE),
-            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-            ..TrustVector::default()
-        },
+        // The simulated TEE is not recognised hardware.
+        trust_vector: TrustVector::admitted_launch(claim::UNRECOGNIZED_HARDWARE),
         policy_id: Some(format!("twi-policy:example.org@{}", admission.policy_version)),
         key_spki_der: None,
         policy_claims,

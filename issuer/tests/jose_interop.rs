@@ -51,13 +51,7 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
     policy_claims.insert("workload-id".into(), "spiffe://example.org/payroll-app".into());
     let appraisal = Appraisal {
         status: Some(Status::Affirming),
-        trust_vector: TrustVector {
-            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-            executables: Some(claim::APPROVED_RUNTIME),
-            hardware: Some(claim::GENUINE_HARDWARE),
-            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-            ..TrustVector::default()
-        },
+        trust_vector: TrustVector::admitted_launch(claim::GENUINE_HARDWARE),
         policy_id: Some("twi-policy:example.org@2026-11-23.1".into()),
         key_spki_der: None,
         policy_claims,

@@ -69,9 +69,33 @@ fn challenge(issuer: &mut Issuer) -> Vec<u8> {
     issuer.challenge(Platform::SimSnp, &MEASUREMENT).unwrap().nonce
 }
 
-/// Mechanism C: the evidence to the Credential Authority, for a renewal of `renewal_of`.
-fn issue(issuer: &mut Issuer, bundle: EvidenceBundle<'_>, renewal_of: Option<&str>) -> Result<Issued, Rejection> {
-    issuer.ca_credential(CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of })
+/// A report of `psp` binding `key` and `nonce` for `purpose`, and the chip's endorsements.
+struct Attested {
+    report: Vec<u8>,
+    endorsements: Vec<Vec<u8>>,
+}
+
+impl Attested {
+    fn new(psp: &SimPsp, purpose: binding::Purpose, key: &[u8], nonce: &[u8]) -> Self {
+        let report_data = binding::report_data_for(purpose, nonce, key).unwrap();
+        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
+        Self {
+            report: ReportResponse::parse(&response).unwrap().report.to_vec(),
+            endorsements: psp.endorsements().unwrap(),
+        }
+    }
+
+    /// The evidence as the loader relays it, for `key` and `nonce`.
+    fn evidence<'a>(&'a self, key: &'a [u8], nonce: &'a [u8]) -> Evidence<'a> {
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &self.report,
+            public_key: key,
+            nonce,
+            endorsements: &self.endorsements,
+        };
+        Evidence { bundle, events: &[] }
+    }
 }
 
 /// Evidence from `psp` for `key` over `nonce`, presented to `issuer`.
@@ -82,18 +106,8 @@ fn present(
     nonce: &[u8],
     renewal_of: Option<&str>,
 ) -> Result<Issued, Rejection> {
-    let request = ReportRequest { report_data: binding::report_data(nonce, key).unwrap(), vmpl: 0 };
-    let response = psp.handle_report_request(&request.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: key,
-        nonce,
-        endorsements: &endorsements,
-    };
-    issue(issuer, bundle, renewal_of)
+    let attested = Attested::new(psp, binding::Purpose::Credential, key, nonce);
+    issuer.ca_credential(CredentialRequest::Evidence { evidence: attested.evidence(key, nonce), renewal_of })
 }
 
 fn workload_key() -> Vec<u8> {
@@ -205,17 +219,8 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
     let signing = SigningKey::try_generate().unwrap();
     let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let nonce = challenge(&mut issuer);
-    let request = ReportRequest { report_data: binding::report_data(&nonce, &key).unwrap(), vmpl: 0 };
-    let report = ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: &key,
-        nonce: &nonce,
-        endorsements: &endorsements,
-    };
-    let result = issuer.verifier_attestation_result(&Evidence { bundle, events: &[] }).unwrap();
+    let attested = Attested::new(&psp, binding::Purpose::Credential, &key, &nonce);
+    let result = issuer.verifier_attestation_result(&attested.evidence(&key, &nonce)).unwrap();
     assert_eq!(result.workload_id, "spiffe://example.org/payroll-app");
     let ear = result.ear_jwt;
     let prove = |by: &SigningKey, ear: &str, key: &[u8]| -> Vec<u8> {
@@ -267,19 +272,8 @@ fn present_for_release(
     ephemeral: &[u8],
     nonce: &[u8],
 ) -> Result<twi_issuer::KeyReleased, Rejection> {
-    let report_data = binding::report_data_for(binding::Purpose::KeyRelease, nonce, ephemeral).unwrap();
-    let request = ReportRequest { report_data, vmpl: 0 };
-    let response = psp.handle_report_request(&request.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: ephemeral,
-        nonce,
-        endorsements: &endorsements,
-    };
-    issuer.key_store_release(&Evidence { bundle, events: &[] })
+    let attested = Attested::new(psp, binding::Purpose::KeyRelease, ephemeral, nonce);
+    issuer.key_store_release(&attested.evidence(ephemeral, nonce))
 }
 
 #[test]
@@ -350,30 +344,17 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     // Evidence binds its key for one purpose only. Release evidence taken to the Credential
     // Authority gets no certificate for the ephemeral key, and evidence made for a credential
     // gets no key release.
-    let evidence_for = |purpose: binding::Purpose, nonce: &[u8]| {
-        let report_data = binding::report_data_for(purpose, nonce, &ephemeral_public).unwrap();
-        let request = ReportRequest { report_data, vmpl: 0 };
-        ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec()
-    };
-    let endorsements = psp.endorsements().unwrap();
     let nonce = [0x45u8; 32];
-    let report = evidence_for(binding::Purpose::KeyRelease, &nonce);
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: &ephemeral_public,
-        nonce: &nonce,
-        endorsements: &endorsements,
-    };
+    let attested = Attested::new(&psp, binding::Purpose::KeyRelease, &ephemeral_public, &nonce);
+    let evidence = attested.evidence(&ephemeral_public, &nonce);
     assert!(matches!(
-        issue(&mut issuer, bundle, None),
+        issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }),
         Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
     ));
     let nonce = [0x46u8; 32];
-    let report = evidence_for(binding::Purpose::Credential, &nonce);
-    let bundle = EvidenceBundle { evidence: &report, nonce: &nonce, ..bundle };
+    let attested = Attested::new(&psp, binding::Purpose::Credential, &ephemeral_public, &nonce);
     assert!(matches!(
-        issuer.key_store_release(&Evidence { bundle, events: &[] }),
+        issuer.key_store_release(&attested.evidence(&ephemeral_public, &nonce)),
         Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
     ));
 }

@@ -11,7 +11,7 @@
 //! ```
 
 use std::io::BufRead;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -36,6 +36,17 @@ impl Twi {
     pub fn run(self, args: &[&str]) -> Output {
         self.command().args(args).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.0))
     }
+
+    /// `twi keystore provision --state STATE --workload-id ID --key KEY [--certificate CERT]`:
+    /// the workload owner's credential and key into the Key Store.
+    pub fn provision(self, state: &Path, workload_id: &str, key: &Path, certificate: Option<&Path>) -> Output {
+        let mut args = vec!["keystore", "provision", "--state", utf8(state), "--workload-id", workload_id];
+        args.extend(["--key", utf8(key)]);
+        if let Some(certificate) = certificate {
+            args.extend(["--certificate", utf8(certificate)]);
+        }
+        self.run(&args)
+    }
 }
 
 /// `twi run`, option by option.
@@ -43,12 +54,14 @@ impl Twi {
 pub struct Scenario {
     twi: Twi,
     args: Vec<String>,
+    /// `--out`, where a successful run writes its credential.
+    out: Option<PathBuf>,
 }
 
 impl Scenario {
     /// `twi run --platform PLATFORM`.
     pub fn new(twi: Twi, platform: &str) -> Self {
-        Self { twi, args: vec!["run".into(), "--platform".into(), platform.into()] }
+        Self { twi, args: vec!["run".into(), "--platform".into(), platform.into()], out: None }
     }
 
     /// `twi run --platform sim`: the simulated SEV-SNP chip.
@@ -86,7 +99,8 @@ impl Scenario {
     }
 
     /// `--out DIR`: where the run writes what it obtained.
-    pub fn out(self, dir: &Path) -> Self {
+    pub fn out(mut self, dir: &Path) -> Self {
+        self.out = Some(dir.to_path_buf());
         self.path_option("--out", dir)
     }
 
@@ -150,7 +164,7 @@ impl Scenario {
     /// Runs the scenario to its end.
     pub fn run(&self) -> Run {
         let output = self.command().output().unwrap_or_else(|e| panic!("cannot run {}: {e}", self.twi.0));
-        Run { args: self.args.join(" "), output }
+        Run { args: self.args.join(" "), out: self.out.clone(), output }
     }
 }
 
@@ -158,6 +172,7 @@ impl Scenario {
 #[derive(Debug)]
 pub struct Run {
     args: String,
+    out: Option<PathBuf>,
     pub output: Output,
 }
 
@@ -189,6 +204,18 @@ impl Run {
     pub fn assert_failure(&self, what: &str) -> String {
         let log = self.log();
         assert!(!self.success(), "{what} (twi {}):\n{log}", self.args);
+        log
+    }
+
+    /// Fails the test unless the run failed saying `says` and wrote no credential (`--out`'s
+    /// `credential.pem`); `what` names what must not have gone through. Returns the log.
+    #[track_caller]
+    pub fn assert_refused(&self, what: &str, says: &str) -> String {
+        let log = self.assert_failure(what);
+        assert!(log.contains(says), "unclear failure message (expected {says:?}):\n{log}");
+        if let Some(out) = &self.out {
+            assert!(!out.join("credential.pem").exists(), "{what}: a credential was written:\n{log}");
+        }
         log
     }
 }

@@ -21,7 +21,7 @@ use twi_proto::msg::Platform;
 use x509_cert::name::Name;
 
 use super::identity::{Certified, IssuerCa};
-use super::redeem::{CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
+use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
 use crate::oids;
@@ -76,7 +76,8 @@ impl CredentialAuthority {
         verifier: &VerifyingKey,
         now: SystemTime,
     ) -> Result<VerifiedLaunch, RequestRefused> {
-        self.pending.redeem(request, verifier, now)
+        let checked = redeem::check(request, verifier, now)?;
+        self.pending.take(&checked)
     }
 
     /// The key WITs verify under.

@@ -15,6 +15,7 @@ mod redeem;
 mod x509;
 
 pub(crate) use authority::{CredentialAuthority, WIT_KID};
+pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
 pub(crate) use redeem::VerifiedLaunch;
 pub use redeem::{CredentialRequestIn, MAX_ATTESTATION_RESULT_AGE, RequestRefused};

@@ -64,42 +64,53 @@ impl Pending {
         self.0.insert(Sha256::digest(ear_jwt.as_bytes()).into(), launch);
     }
 
-    /// Checks `request` (see the module docs) under the Verifier's key `verifier`, and returns
-    /// the launch its attestation result stands for.
-    pub(crate) fn redeem(
-        &mut self,
-        request: &CredentialRequestIn<'_>,
-        verifier: &VerifyingKey,
-        now: SystemTime,
-    ) -> Result<VerifiedLaunch, RequestRefused> {
-        let ear = current_result(request.ear, verifier, now)?;
-        let submod = ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod"))?;
-        if submod.status != Some(ear::Status::Affirming) {
-            return Err(refuse(format!(
-                "the attestation result's status is {}, not affirming",
-                submod.status.unwrap_or(ear::Status::None).name()
-            )));
-        }
-        let requested = p384::PublicKey::from_sec1_bytes(request.public_key)
-            .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
-        let bound = submod
-            .bound_key()
-            .map_err(|e| refuse(e.to_string()))?
-            .ok_or_else(|| refuse("the attestation result binds no key"))?;
-        if bound != requested {
-            return Err(refuse("the attestation result binds another key than the one requested"));
-        }
-        let nonce = ear.nonce.as_deref().ok_or_else(|| refuse("the attestation result carries no nonce"))?;
-        let digest: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
-        check_proof(request, &requested, nonce, &digest)?;
-        let launch = self.0.remove(&digest).ok_or_else(|| {
+    /// The launch the `checked` request's attestation result stands for, once.
+    pub(crate) fn take(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
+        let launch = self.0.remove(&checked.ear_sha256).ok_or_else(|| {
             refuse("the attestation result was already redeemed (replay) or this Verifier did not issue it")
         })?;
-        if launch.nonce != nonce {
+        if launch.nonce != checked.nonce {
             return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
         }
         Ok(launch)
     }
+}
+
+/// A request whose attestation result and proof hold: the result's digest and nonce.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    ear_sha256: [u8; 32],
+    nonce: Vec<u8>,
+}
+
+/// Checks `request` (see the module docs) under the Verifier's key `verifier`, all but
+/// whether the result is still to be redeemed ([`Pending::take`]).
+pub(crate) fn check(
+    request: &CredentialRequestIn<'_>,
+    verifier: &VerifyingKey,
+    now: SystemTime,
+) -> Result<Checked, RequestRefused> {
+    let ear = current_result(request.ear, verifier, now)?;
+    let submod = ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod"))?;
+    if submod.status != Some(ear::Status::Affirming) {
+        return Err(refuse(format!(
+            "the attestation result's status is {}, not affirming",
+            submod.status.unwrap_or(ear::Status::None).name()
+        )));
+    }
+    let requested = p384::PublicKey::from_sec1_bytes(request.public_key)
+        .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
+    let bound = submod
+        .bound_key()
+        .map_err(|e| refuse(e.to_string()))?
+        .ok_or_else(|| refuse("the attestation result binds no key"))?;
+    if bound != requested {
+        return Err(refuse("the attestation result binds another key than the one requested"));
+    }
+    let nonce = ear.nonce.ok_or_else(|| refuse("the attestation result carries no nonce"))?;
+    let ear_sha256: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
+    check_proof(request, &requested, &nonce, &ear_sha256)?;
+    Ok(Checked { ear_sha256, nonce })
 }
 
 /// The attestation result, verified under the Verifier's key, with an expiry and issued
