@@ -25,7 +25,7 @@ use crate::error::IssuerError;
 use crate::freshness::{Freshness, SignedEpoch};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
-use crate::policy::{Admission, Mechanism, RenewalCheck};
+use crate::policy::{Admission, Mechanism, RenewalCheck, platform_name};
 use crate::records::Issuance;
 use crate::rejection::Rejection;
 use crate::verifier::{Appraisal, Evidence, ResultFor};
@@ -165,10 +165,7 @@ impl Issuer {
         measurement: &[u8],
     ) -> Result<(Provisioned, bool), IssuerError> {
         let workload = self.policy.workload_for(platform, measurement).ok_or_else(|| {
-            IssuerError::State(
-                self.dir.clone(),
-                "the policy admits no single workload for this launch, so there is nothing to provision".into(),
-            )
+            IssuerError::NothingToProvision { platform: platform_name(platform), measurement: hex::encode(measurement) }
         })?;
         let workload_id = format!("spiffe://{}/{}", self.policy.trust_domain, workload.id);
         let lifetime = workload.lifetime;

@@ -26,6 +26,10 @@ pub enum IssuerError {
     Token { what: &'static str, reason: String },
     #[error("the simulated TEE's root cannot be used: {0}; recreate the simulator state (remove its directory)")]
     SimulatedRoot(String),
+    #[error(
+        "the policy admits no single workload with measurement {measurement} on {platform}, so there is nothing to provision: admit the image first (`twi policy add-image`)"
+    )]
+    NothingToProvision { platform: &'static str, measurement: String },
 }
 
 impl IssuerError {

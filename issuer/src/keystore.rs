@@ -15,7 +15,7 @@
 //!
 //! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier.
 //!
-//! [`KeyStore::release`] takes a [`ReleaseGrant`], which only the issuer makes, after its
+//! `KeyStore::release` takes a [`ReleaseGrant`], which only the issuer makes, after its
 //! Verifier appraised the Evidence under the policy and the nonce: the type system keeps the
 //! key from being released on anything else. The owner provisions with [`provision_owner`]
 //! (`twi keystore provision`), no policy needed: the CA certifies the owner's key, or checks
@@ -126,7 +126,7 @@ fn private_dir(path: &Path) -> Result<(), IssuerError> {
 
 impl KeyStore {
     /// Opens (or creates) the Key Store under the issuer state directory `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<Self, IssuerError> {
+    pub(crate) fn open(state_dir: &Path) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(state_dir, "keystore-key.pem")?;
         let dir = state_dir.join("keystore");
         private_dir(&dir)?;
@@ -145,7 +145,7 @@ impl KeyStore {
 
     /// The workload owner's step: stores `certificate_der` and its private `key` for
     /// `workload_id`, replacing what was there. The certificate must certify exactly `key`.
-    pub fn provision(
+    pub(crate) fn provision(
         &self,
         workload_id: &str,
         certificate_der: &[u8],
@@ -158,7 +158,7 @@ impl KeyStore {
     /// Provisions for `workload_id` what `make` returns (certificate DER and key), unless a
     /// credential is provisioned already; check and write happen under the state lock, so two
     /// processes sharing the state agree on one credential. Returns it and whether it is new.
-    pub fn provision_if_absent(
+    pub(crate) fn provision_if_absent(
         &self,
         workload_id: &str,
         make: impl FnOnce() -> Result<(Vec<u8>, SigningKey), IssuerError>,
@@ -209,7 +209,7 @@ impl KeyStore {
     /// ephemeral key with `info` = [`key_release_info`]`(nonce, ephemeral key)` and `aad` =
     /// [`key_release_aad`]`(SHA-256(certificate))`. Refused if nothing is provisioned, or if
     /// this nonce was released before (recorded durably before anything is encrypted).
-    pub fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
+    pub(crate) fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
         let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
         p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
         // Certificate and key are read under the state lock: never half of a re-provisioning.

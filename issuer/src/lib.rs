@@ -38,7 +38,7 @@ pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestR
 pub use error::IssuerError;
 pub use issuer::{Issuer, IssuerConfig, PublishedKeys};
 pub use rejection::Rejection;
-pub use verifier::{Appraisal, Evidence, EvidenceBundle, EvidenceRejection, VERIFIER_BUILD};
+pub use verifier::{Appraisal, Evidence, EvidenceBundle, EvidenceRejection};
 
 /// Transitional: `runtime/tests/session.rs` names this path until the runtime's tests drive
 /// the host's bridge instead of their own loader (issue 12, item 4). Use

@@ -37,7 +37,7 @@ const EPOCH_GRACE: Duration = Duration::from_secs(60);
 /// How long an attestation result is valid.
 const RESULT_LIFETIME: u64 = 300;
 /// The Verifier's name in attestation results.
-pub const VERIFIER_BUILD: &str = concat!("twi-issuer ", env!("CARGO_PKG_VERSION"));
+pub(crate) const VERIFIER_BUILD: &str = concat!("twi-issuer ", env!("CARGO_PKG_VERSION"));
 /// The Verifier key's `kid` in JWKS and EAR headers.
 pub(crate) const VERIFIER_KID: &str = "twi-verifier";
 
@@ -88,7 +88,9 @@ pub enum EvidenceRejection {
     /// The verifier's rejection, whole (its hints included).
     #[error("{0}")]
     Verifier(#[from] twi_verifier::Rejection),
-    #[error("evidence labelled {platform:?} is rooted in {anchor}, not in the simulated TEE")]
+    #[error(
+        "evidence labelled {platform:?} is rooted in {anchor}, not in the simulated TEE: present hardware evidence as its hardware platform"
+    )]
     NotSimulated { platform: Platform, anchor: String },
     #[error(
         "the report's REPORTDATA does not bind this nonce and public key (expected {expected}, report has {actual})"

@@ -42,5 +42,5 @@ mod handlers;
 mod service;
 pub mod wire;
 
-pub use api::{ApiError, MAX_BODY, Roles};
+pub use api::{MAX_BODY, Roles};
 pub use service::{REQUEST_TIMEOUT, router, router_with_timeout, serve};
