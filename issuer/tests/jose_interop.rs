@@ -4,12 +4,14 @@
 //! This test fails, rather than skips, when python3 or jwcrypto cannot be had: interoperability
 //! is a requirement (issue 6), not a nicety.
 
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use serde_json::{Map, json};
-use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId, claim};
+use twi_issuer::ear::claim;
 use twi_issuer::jose::{self, Jwk};
 use twi_issuer::wit::{Wit, sign_wpt};
 use twi_testkit::tools::{Python, jose_check};
@@ -49,23 +51,9 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
 
     let mut policy_claims = Map::new();
     policy_claims.insert("workload-id".into(), "spiffe://example.org/payroll-app".into());
-    let appraisal = Appraisal {
-        status: Some(Status::Affirming),
-        trust_vector: TrustVector::admitted_launch(claim::GENUINE_HARDWARE),
-        policy_id: Some("twi-policy:example.org@2026-11-23.1".into()),
-        key_spki_der: None,
-        policy_claims,
-    }
-    .bind_key(&workload_sec1)
-    .unwrap();
-    let mut ear = Ear::new(
-        VerifierId { build: "twi-issuer 0.1.0".into(), developer: "https://example.org/twi".into() },
-        now,
-        "twi",
-        appraisal,
-    );
-    ear.nonce = Some(vec![0x42; 32]);
-    ear.exp = Some(jose::unix_seconds(now) + 300);
+    let policy_id = "twi-policy:example.org@2026-11-23.1".to_string();
+    let ear =
+        support::affirming_ear(&workload_sec1, &[0x42; 32], claim::GENUINE_HARDWARE, policy_id, policy_claims, now);
     let ear_token = ear.sign_jwt(&verifier, None).unwrap();
 
     // Tokens jwcrypto must refuse: another key, a flipped payload, alg none.
