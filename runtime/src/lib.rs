@@ -32,8 +32,3 @@ pub mod vault;
 pub mod firmware;
 #[cfg(target_os = "none")]
 pub mod platform;
-
-/// The deterministic RNG the vault's unit tests share with the integration tests.
-#[cfg(test)]
-#[path = "../tests/support/test_rng.rs"]
-mod test_rng;
