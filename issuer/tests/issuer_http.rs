@@ -12,7 +12,7 @@ use p384::elliptic_curve::Generate;
 use sha2::Digest;
 use tower::ServiceExt;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_issuer::http::{MAX_BODY, Roles, router};
+use twi_issuer::http::{MAX_BODY, Operator, Roles, router};
 use twi_issuer::policy::Policy;
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_sim::snp::SimPsp;
@@ -85,6 +85,24 @@ impl Service {
 
     fn post(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
         self.call(Method::POST, path, Some(serde_json::to_vec(&body).unwrap()))
+    }
+
+    /// A POST by the workload owner: what the TLS listener marks a request with when its
+    /// connection presented a client certificate under the operator CA.
+    fn post_as_owner(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .extension(Operator { subject: "CN=owner,O=example".into() })
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        self.runtime.block_on(async {
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        })
     }
 
     fn nonce(&self) -> Vec<u8> {
@@ -397,13 +415,13 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
 
     // The workload owner's step: provisioned once, then held.
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    let (status, provisioned) = service.post("/v1/key-store/provision", provision.clone());
+    let (status, provisioned) = service.post_as_owner("/v1/key-store/provision", provision.clone());
     assert_eq!(status, StatusCode::OK, "{provisioned}");
     assert_eq!(
         (provisioned["workload_id"].as_str(), provisioned["created"].as_bool()),
         (Some(WORKLOAD_ID), Some(true))
     );
-    let (status, again) = service.post("/v1/key-store/provision", provision);
+    let (status, again) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["created"], false, "{again}");
     assert_eq!(again["certificate"], provisioned["certificate"], "the same credential is held");
@@ -463,7 +481,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
 fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
     let service = service_with(Roles::ALL, "AF_L2", "d");
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    assert_eq!(service.post("/v1/key-store/provision", provision).0, StatusCode::OK);
+    assert_eq!(service.post_as_owner("/v1/key-store/provision", provision).0, StatusCode::OK);
     let ephemeral = p384::SecretKey::try_generate().unwrap();
     let ephemeral_public = twi_attester::hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
     let nonce = service.nonce();
@@ -476,7 +494,7 @@ fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
     assert!(error(&answer).contains("the nonce was already used (replay)"), "{answer}");
     // A measurement no workload admits has nothing to provision.
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode([0x11; 48]) });
-    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(error(&answer).contains("the policy admits no workload with measurement 1111"), "{answer}");
     // Mechanism d's evidence does not go to the Verifier's endpoint.
@@ -492,7 +510,7 @@ fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
 fn a_process_without_the_key_store_role_answers_501() {
     let service = service(Roles::parse("verifier,ca").unwrap());
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
     let (_, key) = workload_key();
@@ -507,4 +525,16 @@ fn a_process_without_the_key_store_role_answers_501() {
     let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Verifier role"), "{answer}");
+}
+
+#[test]
+fn provisioning_without_the_owners_client_certificate_is_refused_with_401() {
+    let service = service_with(Roles::ALL, "AF_L0", "d");
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
+    let (status, answer) = service.post("/v1/key-store/provision", provision.clone());
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(error(&answer).contains("client certificate issued under the service's operator CA"), "{answer}");
+    // Nothing was provisioned: the owner's own request is the first.
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
+    assert_eq!((status, answer["created"].as_bool()), (StatusCode::OK, Some(true)), "{answer}");
 }

@@ -89,6 +89,12 @@ impl IssuerCa {
         Ok(Self { key, certificate, cert_pem })
     }
 
+    /// The CA's signing key, for the certificates other modules profile (the service's TLS
+    /// server certificate).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
+    }
+
     /// The key credentials verify under.
     pub fn verifying_key(&self) -> &VerifyingKey {
         self.key.verifying_key()

@@ -85,6 +85,18 @@ impl ApiError {
         Self { status: StatusCode::FORBIDDEN, message: message.into(), code: None }
     }
 
+    /// An owner or administrator endpoint reached without a client certificate under the
+    /// operator CA.
+    pub(super) fn owner_only(what: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: format!(
+                "{what} is the workload owner's step: connect over HTTPS with a client certificate issued under the service's operator CA (`twi serve --operator-ca FILE`; `twi keystore provision --issuer-url URL --client-cert FILE --client-key FILE`)"
+            ),
+            code: None,
+        }
+    }
+
     /// A role this process does not serve.
     pub(super) fn role_missing(role: &str, why: &str) -> Self {
         Self {
@@ -161,7 +173,11 @@ pub(super) async fn with_issuer<T: Send + 'static>(
         work(&mut guard)
     })
     .await
-    .map_err(|e| ApiError::internal(format!("the issuer failed while handling the request: {e}")))?
+    .map_err(|e| {
+        // The panic's text stays in the log: it may name internals a client has no use for.
+        eprintln!("twi serve: the issuer failed while handling a request: {e}");
+        ApiError::internal("the issuer failed while handling the request (see the service's log)")
+    })?
 }
 
 /// The request body, or the reason it is not one.

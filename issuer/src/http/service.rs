@@ -15,6 +15,7 @@ use super::api::{ApiError, AppState, MAX_BODY, Roles};
 use super::handlers::{
     ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, verifier_evidence,
 };
+use super::listener::{Limits, Transport, serve_until};
 use crate::issuer::Issuer;
 
 /// How long one request may take, from its headers to the answer.
@@ -48,23 +49,28 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until SIGINT (Ctrl-C) or SIGTERM, then finishes the requests
-/// under way.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+/// Serves `router` on `listener` over `transport`, under `limits`, until SIGINT (Ctrl-C) or
+/// SIGTERM, then finishes the requests under way.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    transport: Transport,
+    limits: Limits,
+) -> std::io::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
-            std::future::poll_fn(|cx| {
-                if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
-                    std::task::Poll::Ready(())
-                } else {
-                    std::task::Poll::Pending
-                }
-            })
-            .await;
+    let stop = async move {
+        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        std::future::poll_fn(|cx| {
+            if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
         })
-        .await
+        .await;
+    };
+    serve_until(listener, router, transport, limits, stop).await;
+    Ok(())
 }
 
 /// Answers 408 when `request` (reading its body included) takes longer than `timeout`.
