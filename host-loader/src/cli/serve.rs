@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use twi_issuer::Issuer;
-use twi_issuer::http::{Limits, TlsSettings, Transport};
+use twi_issuer::http::{Limits, RateLimit, RouterLimits, TlsSettings, Transport};
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
@@ -73,6 +73,12 @@ pub struct ServeTlsArgs {
     /// Seconds a connection may stay idle, or take to send a request's headers.
     #[arg(long, value_name = "SECS", default_value_t = 15)]
     idle_timeout: u64,
+    /// Challenges (POST /v1/challenge) per second per client address, after a burst of
+    /// --challenge-burst; beyond, 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    challenge_rate: f64,
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    challenge_burst: u32,
 }
 
 pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
@@ -114,7 +120,10 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             args.roles.names().join(", "),
             state.display()
         );
-        let router = twi_issuer::http::router(issuer, args.roles);
+        let challenges =
+            RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };
+        let router_limits = RouterLimits { challenges, ..RouterLimits::default() };
+        let router = twi_issuer::http::router_with(issuer, args.roles, router_limits);
         let limits = Limits {
             max_connections: args.tls.max_connections.max(1),
             idle_timeout: Duration::from_secs(args.tls.idle_timeout.max(1)),

@@ -183,15 +183,9 @@ async fn answer(router: Router, request: Request<Incoming>) -> Response<Body> {
 
 /// 503 with `Retry-After: SECONDS`: the service is at its connection cap.
 fn busy(seconds: u64) -> Response<Body> {
-    let mut response = ApiError {
-        status: StatusCode::SERVICE_UNAVAILABLE,
-        message:
-            "the issuer is serving as many connections as it is configured to: retry after the time in Retry-After"
-                .into(),
-        code: None,
-    }
-    .into_response();
-    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    let message =
+        "the issuer is serving as many connections as it is configured to: retry after the time in Retry-After";
+    let mut response = ApiError::retry_later(StatusCode::SERVICE_UNAVAILABLE, message, seconds).into_response();
     response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
