@@ -965,6 +965,53 @@ fn http_tls_provisioning_needs_the_owners_client_certificate() {
     assert!(stderr(&out).contains("holds the provisioned credential"), "{}", stderr(&out));
 }
 
+/// The mode bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn secrets_at_rest_are_private_whatever_the_umask_and_a_loose_ca_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let owner_key = dir.path().join("owner.pem");
+    let out = openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&owner_key)]);
+    tools::assert_ok(&out, "openssl ecparam -genkey");
+    // `twi keystore provision` under umask 000: it opens (creates) the issuer's CA and the Key
+    // Store's keys.
+    let provision = || {
+        let script = "umask 000 && exec \"$0\" \"$@\"";
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", script, TWI.0, "keystore", "provision", "--state", path(&state)]);
+        command.args(["--workload-id", "spiffe://example.org/payroll-app", "--key", path(&owner_key)]);
+        command.output().unwrap()
+    };
+    let out = provision();
+    assert!(out.status.success(), "twi keystore provision failed:\n{}", stderr(&out));
+    let issuer = state.join("issuer");
+    assert_eq!(mode(&issuer), 0o700, "the issuer's state directory");
+    let keys: Vec<PathBuf> = std::fs::read_dir(&issuer)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("key.pem"))
+        .collect();
+    assert!(keys.iter().any(|k| k.ends_with("issuer-ca.key.pem")) && keys.len() >= 2, "{keys:?}");
+    for key in &keys {
+        assert_eq!(mode(key), 0o600, "{}", key.display());
+    }
+    // A CA key others may read is refused, with the command that fixes it.
+    let ca_key = issuer.join("issuer-ca.key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = provision();
+    assert!(!out.status.success(), "a loose CA key was used");
+    assert!(stderr(&out).contains(&format!("chmod 600 {}", ca_key.display())), "{}", stderr(&out));
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = provision();
+    assert!(out.status.success(), "after the chmod:\n{}", stderr(&out));
+}
+
 #[test]
 fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let dir = tempfile::tempdir().unwrap();

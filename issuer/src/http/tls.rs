@@ -98,7 +98,22 @@ pub fn certificates(option: &'static str, path: &Path) -> Result<Vec<Certificate
     Ok(certs)
 }
 
+/// The private key in `path`, refused when group or others may read it.
 fn private_key(option: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata =
+        std::fs::metadata(path).map_err(|error| TlsError::Read { option, path: path.to_path_buf(), error })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(TlsError::Pem {
+            option,
+            path: path.to_path_buf(),
+            reason: format!(
+                "is readable by group or others (mode {mode:03o}), so it is refused: make it private with `chmod 600 {}`",
+                path.display()
+            ),
+        });
+    }
     let pem = zeroize::Zeroizing::new(read(option, path)?);
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
         option,
