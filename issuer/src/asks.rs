@@ -22,7 +22,7 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 
 use crate::ca::{Certified, CredentialRequestIn, VerifiedLaunch};
 use crate::error::IssuerError;
-use crate::freshness::SignedEpoch;
+use crate::freshness::{NonceScope, SignedEpoch};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
@@ -114,9 +114,10 @@ impl Issuer {
         let workload = self.policy.workload_for(platform, measurement);
         let decision = workload.map(|w| w.target(target, kind)).transpose()?;
         let freshness = decision.as_ref().map_or(FreshnessKind::PresentNonce, |d| d.freshness);
+        let scope = NonceScope { workload: workload.map(|w| w.id.clone()), target: target.into() };
         let nonce = match freshness {
-            FreshnessKind::PresentNonce => self.verifier.challenge(Some(FreshnessLevel::Nonce))?,
-            FreshnessKind::PresentEpoch => self.verifier.challenge(Some(FreshnessLevel::Epoch))?,
+            FreshnessKind::PresentNonce => self.verifier.challenge(Some(FreshnessLevel::Nonce), scope)?,
+            FreshnessKind::PresentEpoch => self.verifier.challenge(Some(FreshnessLevel::Epoch), scope)?,
             _ => Vec::new(),
         };
         Ok(Challenge { nonce, mechanism: decision.map(|d| d.mechanism), freshness })
@@ -302,10 +303,12 @@ impl Issuer {
                 return Ok(kind);
             }
         };
-        crate::freshness::Freshness::require(level, established).map_err(|error| Rejection::Freshness {
-            workload: admission.workload_id.clone(),
-            level: level.name(),
-            error,
+        let scoped = match established {
+            Ok(crate::freshness::Fresh::Nonce(scope)) => scope.admits(&admission.workload, bundle.target),
+            _ => Ok(()),
+        };
+        scoped.and_then(|()| crate::freshness::Freshness::require(level, established)).map_err(|error| {
+            Rejection::Freshness { workload: admission.workload_id.clone(), level: level.name(), error }
         })?;
         Ok(decision.freshness)
     }

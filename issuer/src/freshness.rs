@@ -104,6 +104,8 @@ impl fmt::Display for FreshnessLevel {
 pub enum FreshnessError {
     #[error("the nonce was already used (replay): ask the issuer for a new nonce")]
     Replayed,
+    #[error("the nonce was issued for {issued}, not {used}: Initiate again for this workload and target")]
+    OtherScope { issued: String, used: String },
     #[error("the nonce expired {0} s ago: ask the issuer for a new nonce and attest again promptly")]
     Expired(u64),
     #[error("the nonce was not issued by this issuer (or was issued before a restart): ask for a new one")]
@@ -289,15 +291,36 @@ impl EpochPublisher {
     }
 }
 
-/// Verifier nonces (AF_L2): random 32 bytes, each accepted once before it expires. A redeemed
-/// nonce is remembered until its expiry, so a replay is named as such.
+/// Verifier nonces (AF_L2): random 32 bytes, each accepted once before it expires, and only
+/// for the scope it was issued for (the workload and target of the Initiate, see
+/// [`NonceScope`]). A redeemed nonce is remembered until its expiry, so a replay is named as
+/// such.
 #[derive(Debug)]
 pub struct NonceStore {
     ttl: Duration,
     max_outstanding: usize,
     clock: Arc<dyn Clock>,
-    outstanding: HashMap<[u8; 32], SystemTime>,
+    outstanding: HashMap<[u8; 32], (SystemTime, NonceScope)>,
     redeemed: HashMap<[u8; 32], SystemTime>,
+}
+
+/// What a nonce was issued for: the target the workload Initiated for and, when the policy
+/// knew the launch at Initiate, the workload (`None`: the evidence decides which).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NonceScope {
+    pub workload: Option<String>,
+    pub target: String,
+}
+
+impl NonceScope {
+    /// A nonce of this scope may serve `workload`'s acquisition for `target`.
+    pub fn admits(&self, workload: &str, target: &str) -> Result<(), FreshnessError> {
+        if self.target == target && self.workload.as_deref().is_none_or(|w| w == workload) {
+            return Ok(());
+        }
+        let issued = format!("workload `{}` and target `{}`", self.workload.as_deref().unwrap_or("(any)"), self.target);
+        Err(FreshnessError::OtherScope { issued, used: format!("workload `{workload}` and target `{target}`") })
+    }
 }
 
 /// The length of a verifier nonce.
@@ -310,31 +333,32 @@ impl NonceStore {
         Self { ttl, max_outstanding, clock, outstanding: HashMap::new(), redeemed: HashMap::new() }
     }
 
-    /// A fresh nonce.
-    pub fn issue(&mut self) -> Result<[u8; NONCE_LEN], FreshnessError> {
+    /// A fresh nonce for `scope`.
+    pub fn issue(&mut self, scope: NonceScope) -> Result<[u8; NONCE_LEN], FreshnessError> {
         self.purge();
         if self.outstanding.len() >= self.max_outstanding {
             return Err(FreshnessError::TooManyOutstanding(self.outstanding.len()));
         }
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|_| FreshnessError::Rng)?;
-        self.outstanding.insert(nonce, self.clock.now() + self.ttl);
+        self.outstanding.insert(nonce, (self.clock.now() + self.ttl, scope));
         Ok(nonce)
     }
 
-    /// Accepts `nonce` once. Whatever the outcome, it cannot be used again.
-    pub fn redeem(&mut self, nonce: &[u8]) -> Result<(), FreshnessError> {
+    /// Accepts `nonce` once; returns the scope it was issued for. Whatever the outcome, it
+    /// cannot be used again.
+    pub fn redeem(&mut self, nonce: &[u8]) -> Result<NonceScope, FreshnessError> {
         let now = self.clock.now();
         let Ok(key) = <[u8; NONCE_LEN]>::try_from(nonce) else {
             return Err(FreshnessError::UnknownNonce);
         };
-        if let Some(expires) = self.outstanding.remove(&key) {
+        if let Some((expires, scope)) = self.outstanding.remove(&key) {
             if now >= expires {
                 let ago = now.duration_since(expires).map(|d| d.as_secs()).unwrap_or(0);
                 return Err(FreshnessError::Expired(ago));
             }
             self.redeemed.insert(key, expires);
-            return Ok(());
+            return Ok(scope);
         }
         match self.redeemed.get(&key) {
             Some(_) => Err(FreshnessError::Replayed),
@@ -349,7 +373,7 @@ impl NonceStore {
 
     fn purge(&mut self) {
         let now = self.clock.now();
-        self.outstanding.retain(|_, expires| *expires > now);
+        self.outstanding.retain(|_, (expires, _)| *expires > now);
         // A redeemed nonce past its expiry would be refused as expired anyway.
         self.redeemed.retain(|_, expires| *expires > now);
     }
@@ -369,8 +393,8 @@ pub enum Fresh {
     Unchecked,
     /// AF_L1: the Evidence binds this epoch.
     Epoch(u64),
-    /// AF_L2: the Evidence binds a single-use nonce.
-    Nonce,
+    /// AF_L2: the Evidence binds a single-use nonce, issued for this scope.
+    Nonce(NonceScope),
 }
 
 impl Fresh {
@@ -378,7 +402,7 @@ impl Fresh {
         match self {
             Fresh::Unchecked => "no issuer nonce or epoch",
             Fresh::Epoch(_) => "an epoch (AF_L1)",
-            Fresh::Nonce => "a verifier nonce (AF_L2)",
+            Fresh::Nonce(_) => "a verifier nonce (AF_L2)",
         }
     }
 
@@ -387,8 +411,8 @@ impl Fresh {
         matches!(
             (level, self),
             (FreshnessLevel::None, _)
-                | (FreshnessLevel::Epoch, Fresh::Epoch(_) | Fresh::Nonce)
-                | (FreshnessLevel::Nonce, Fresh::Nonce)
+                | (FreshnessLevel::Epoch, Fresh::Epoch(_) | Fresh::Nonce(_))
+                | (FreshnessLevel::Nonce, Fresh::Nonce(_))
         )
     }
 }
@@ -400,7 +424,7 @@ impl Freshness {
     /// for [`Freshness::require`].
     pub fn establish(&mut self, nonce: &[u8]) -> Result<Fresh, FreshnessError> {
         match self.nonces.redeem(nonce) {
-            Ok(()) => return Ok(Fresh::Nonce),
+            Ok(scope) => return Ok(Fresh::Nonce(scope)),
             Err(FreshnessError::UnknownNonce) => {}
             Err(e) => return Err(e),
         }
@@ -429,7 +453,7 @@ impl Freshness {
                 let epochs = self.epochs.as_mut().ok_or(FreshnessError::NoEpochs)?;
                 Ok(Fresh::Epoch(epochs.check(nonce)?.number))
             }
-            FreshnessLevel::Nonce => self.nonces.redeem(nonce).map(|()| Fresh::Nonce),
+            FreshnessLevel::Nonce => self.nonces.redeem(nonce).map(Fresh::Nonce),
         }
     }
 }
@@ -448,10 +472,10 @@ mod tests {
     fn nonces_are_single_use_and_expire() {
         let (manual, clock) = clock();
         let mut store = NonceStore::new(Duration::from_secs(60), 3, clock);
-        let a = store.issue().unwrap();
-        assert_eq!(store.redeem(&a), Ok(()));
+        let a = store.issue(NonceScope::default()).unwrap();
+        assert_eq!(store.redeem(&a), Ok(NonceScope::default()));
         assert_eq!(store.redeem(&a), Err(FreshnessError::Replayed));
-        let b = store.issue().unwrap();
+        let b = store.issue(NonceScope::default()).unwrap();
         manual.advance(Duration::from_secs(61));
         assert_eq!(store.redeem(&b), Err(FreshnessError::Expired(1)));
         assert_eq!(store.redeem(&b), Err(FreshnessError::UnknownNonce), "an expired nonce is gone");
@@ -459,11 +483,11 @@ mod tests {
         assert_eq!(store.redeem(b"short"), Err(FreshnessError::UnknownNonce));
         // The bound holds, and expiry frees room.
         for _ in 0..3 {
-            store.issue().unwrap();
+            store.issue(NonceScope::default()).unwrap();
         }
-        assert_eq!(store.issue(), Err(FreshnessError::TooManyOutstanding(3)));
+        assert_eq!(store.issue(NonceScope::default()), Err(FreshnessError::TooManyOutstanding(3)));
         manual.advance(Duration::from_secs(61));
-        assert!(store.issue().is_ok());
+        assert!(store.issue(NonceScope::default()).is_ok());
     }
 
     #[test]
@@ -519,8 +543,8 @@ mod tests {
         let mut f = Freshness { epochs: None, nonces: NonceStore::new(Duration::from_secs(60), 10, clock) };
         assert_eq!(f.check(FreshnessLevel::None, b"anything the guest chose"), Ok(Fresh::Unchecked));
         assert_eq!(f.check(FreshnessLevel::Epoch, &[0; 32]), Err(FreshnessError::NoEpochs));
-        let n = f.nonces.issue().unwrap();
-        assert_eq!(f.check(FreshnessLevel::Nonce, &n), Ok(Fresh::Nonce));
+        let n = f.nonces.issue(NonceScope::default()).unwrap();
+        assert_eq!(f.check(FreshnessLevel::Nonce, &n), Ok(Fresh::Nonce(NonceScope::default())));
         assert_eq!(f.check(FreshnessLevel::Nonce, &n), Err(FreshnessError::Replayed));
     }
 
@@ -532,9 +556,9 @@ mod tests {
             epochs: Some(EpochPublisher::new(key, Duration::from_secs(300), Duration::ZERO, clock.clone())),
             nonces: NonceStore::new(Duration::from_secs(60), 10, clock),
         };
-        let n = f.nonces.issue().unwrap();
+        let n = f.nonces.issue(NonceScope::default()).unwrap();
         let fresh = f.establish(&n);
-        assert_eq!(fresh, Ok(Fresh::Nonce));
+        assert_eq!(fresh, Ok(Fresh::Nonce(NonceScope::default())));
         for level in [FreshnessLevel::None, FreshnessLevel::Epoch, FreshnessLevel::Nonce] {
             assert_eq!(Freshness::require(level, &fresh), Ok(()));
         }
@@ -554,5 +578,27 @@ mod tests {
         let chosen = f.establish(b"the guest's own 16+ bytes");
         assert_eq!(chosen, Ok(Fresh::Unchecked));
         assert!(Freshness::require(FreshnessLevel::Epoch, &chosen).is_err());
+    }
+
+    #[test]
+    fn a_nonce_serves_only_the_workload_and_target_it_was_issued_for() {
+        let scope = NonceScope { workload: Some("payroll-app".into()), target: "https://db/rows".into() };
+        assert_eq!(scope.admits("payroll-app", "https://db/rows"), Ok(()));
+        let other_workload = scope.admits("ledger", "https://db/rows").unwrap_err().to_string();
+        assert!(
+            other_workload
+                .contains("issued for workload `payroll-app` and target `https://db/rows`, not workload `ledger`"),
+            "{other_workload}"
+        );
+        assert!(scope.admits("payroll-app", "https://db/other").is_err());
+        // Issued before the policy knew the launch: any workload, the same target only.
+        let open = NonceScope { workload: None, target: "t".into() };
+        assert_eq!(open.admits("ledger", "t"), Ok(()));
+        assert!(open.admits("ledger", "u").is_err());
+        // The store hands the scope back once.
+        let mut store = NonceStore::new(Duration::from_secs(60), 8, Arc::new(SystemClock));
+        let nonce = store.issue(scope.clone()).unwrap();
+        assert_eq!(store.redeem(&nonce), Ok(scope));
+        assert_eq!(store.redeem(&nonce), Err(FreshnessError::Replayed));
     }
 }

@@ -181,13 +181,17 @@ impl VerifierRole {
 
     /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
     /// verifier nonce (which satisfies every level).
-    pub(crate) fn challenge(&mut self, level: Option<FreshnessLevel>) -> Result<Vec<u8>, IssuerError> {
+    pub(crate) fn challenge(
+        &mut self,
+        level: Option<FreshnessLevel>,
+        scope: crate::freshness::NonceScope,
+    ) -> Result<Vec<u8>, IssuerError> {
         if level == Some(FreshnessLevel::Epoch)
             && let Some(epochs) = self.freshness.epochs.as_mut()
         {
             return Ok(epochs.current()?.id().to_vec());
         }
-        Ok(self.freshness.nonces.issue()?.to_vec())
+        Ok(self.freshness.nonces.issue(scope)?.to_vec())
     }
 
     /// The current AF_L1 epoch.

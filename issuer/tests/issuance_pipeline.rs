@@ -16,7 +16,7 @@ use twi_attester::binding;
 use twi_attester::snp::report::{AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, TcbLayout, TcbVersion};
 use twi_issuer::ear::{Ear, Status, claim};
 use twi_issuer::freshness::{
-    Clock, EpochPublisher, Fresh, Freshness, FreshnessError, FreshnessLevel, ManualClock, NonceStore,
+    Clock, EpochPublisher, Fresh, Freshness, FreshnessError, FreshnessLevel, ManualClock, NonceScope, NonceStore,
 };
 use twi_issuer::policy::{Admission, Appraised, Policy, RenewalCheck};
 use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash, verify_inclusion};
@@ -99,13 +99,13 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
     let policy = policy();
 
     // Verifier: challenge, Evidence, verified report (signature checks are the verifier's).
-    let nonce = freshness.nonces.issue().unwrap();
+    let nonce = freshness.nonces.issue(NonceScope::default()).unwrap();
     let rep = report(&nonce, &key_sec1, 0xA1);
     assert_eq!(rep.report_data, binding::report_data(&nonce, &key_sec1).unwrap());
     let appraised = Appraised::from_snp_report(Platform::SimSnp, &rep, TcbLayout::MilanGenoa);
     let admission = policy.admit(&appraised).unwrap();
     assert_eq!(admission.freshness, FreshnessLevel::Nonce);
-    assert_eq!(freshness.check(admission.freshness, &nonce), Ok(Fresh::Nonce));
+    assert_eq!(freshness.check(admission.freshness, &nonce), Ok(Fresh::Nonce(NonceScope::default())));
     assert_eq!(freshness.check(admission.freshness, &nonce), Err(FreshnessError::Replayed));
 
     // Mechanism B: the Verifier's EAR travels through the workload to the CA.
@@ -160,7 +160,7 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
 
     // Renewal a day later from another chip: payroll-app is CS_L3, so it is refused.
     clock.advance(Duration::from_secs(86_400));
-    let nonce = freshness.nonces.issue().unwrap();
+    let nonce = freshness.nonces.issue(NonceScope::default()).unwrap();
     let moved = Appraised::from_snp_report(Platform::SimSnp, &report(&nonce, &key_sec1, 0xB2), TcbLayout::MilanGenoa);
     let renewal = policy.admit(&moved).unwrap();
     let refused = RenewalCheck { previous: admission.binding.clone() }.check(&renewal).unwrap_err();
