@@ -77,6 +77,7 @@ pub struct ServeTlsArgs {
     /// --challenge-burst; beyond, 429 with Retry-After.
     #[arg(long, value_name = "N", default_value_t = 5.0)]
     challenge_rate: f64,
+    /// Challenges a client may make at once before --challenge-rate applies.
     #[arg(long, value_name = "N", default_value_t = 20)]
     challenge_burst: u32,
 }
