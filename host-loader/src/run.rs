@@ -14,7 +14,7 @@ use crate::bridge::{Bridge, BridgeError, Event};
 use crate::hardware::HardwareProfile;
 use crate::qemu::{self, Accel, GUEST_FAILURE_STATUS, GUEST_SUCCESS_STATUS, GuestRam, MemorySize};
 use crate::remote::Obtained;
-use crate::vm::{HostRing, RingTamper, Transport, Vm, VmError, Workspace};
+use crate::vm::{ChannelDump, HostRing, RingTamper, Transport, Vm, VmError, Workspace};
 
 /// The machine QEMU plays.
 #[derive(Debug)]
@@ -42,6 +42,8 @@ pub struct Launch {
     pub transport: Transport,
     /// Test hook: a hostile host's ring.
     pub tamper_ring: Option<RingTamper>,
+    /// Benchmark hook: where to dump the channel's bytes.
+    pub channel_dump: Option<PathBuf>,
 }
 
 /// A successful run.
@@ -145,10 +147,17 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     let mut ring = ring_file.as_deref().map(|file| HostRing::open(file, launch.tamper_ring)).transpose()?;
     let ram = GuestRam { size: launch.memory, ring_file };
     let args = launch.machine.qemu_args(&launch.image, &workspace, &ram)?;
+    let mut dump = launch.channel_dump.as_deref().map(ChannelDump::create).transpose()?;
     let mut vm = Vm::start(&launch.qemu, &args, workspace, launch.out.path(), launch.timeout)?;
     let mut status = None;
     if let Some(mut stream) = vm.accept()? {
-        status = vm.relay(&mut stream, ring.as_mut(), |bytes| relay(&mut bridge, &launch.out, bytes))?;
+        status = vm.relay(&mut stream, ring.as_mut(), |bytes| {
+            let reply = relay(&mut bridge, &launch.out, bytes)?;
+            if let Some(dump) = dump.as_mut() {
+                dump.record(bytes, &reply)?;
+            }
+            Ok(reply)
+        })?;
     }
     if status.is_none() {
         status = vm.wait()?;

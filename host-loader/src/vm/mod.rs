@@ -20,6 +20,31 @@ pub use error::VmError;
 use error::io;
 pub use ring::{HostRing, RingTamper};
 
+/// Every byte of the channel, one file per direction (`twi run --channel-dump DIR`:
+/// `guest-to-host.bin`, `host-to-guest.bin`), for the benchmark's frame figures.
+#[derive(Debug)]
+pub struct ChannelDump {
+    to_host: std::fs::File,
+    to_guest: std::fs::File,
+}
+
+impl ChannelDump {
+    pub fn create(dir: &Path) -> Result<Self, VmError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let file = |name: &str| {
+            let path = dir.join(name);
+            std::fs::File::create(&path).map_err(io(format!("cannot write {}", path.display())))
+        };
+        Ok(Self { to_host: file("guest-to-host.bin")?, to_guest: file("host-to-guest.bin")? })
+    }
+
+    /// Appends what crossed: `from_guest`, and the loader's `reply`.
+    pub fn record(&mut self, from_guest: &[u8], reply: &[u8]) -> Result<(), VmError> {
+        self.to_host.write_all(from_guest).map_err(io("writing the channel dump"))?;
+        self.to_guest.write_all(reply).map_err(io("writing the channel dump"))
+    }
+}
+
 /// How the channel crosses between guest and loader (`twi run --channel`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Transport {

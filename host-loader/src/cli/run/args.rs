@@ -38,6 +38,9 @@ pub struct RunArgs {
     /// doorbell) or COM2's 16550 alone (the fallback; the hardware profiles use it for now).
     #[arg(long, value_enum, default_value = "ring")]
     pub channel: Transport,
+    /// Benchmark hook: write every channel byte, per direction, into DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub channel_dump: Option<PathBuf>,
     /// Test hook: a hostile host's channel ring (`head`: a head beyond the ring; `tail`: a
     /// tail past the guest's head).
     #[arg(long, hide = true, value_enum)]

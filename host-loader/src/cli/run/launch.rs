@@ -63,6 +63,7 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         memory: args.memory,
         transport: args.channel,
         tamper_ring: args.tamper_ring,
+        channel_dump: args.channel_dump.clone(),
     };
     let config = bridge::Config {
         measurement: measured.measurement.clone(),

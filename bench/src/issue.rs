@@ -1,0 +1,84 @@
+//! Issuance per core: the embedded issuer (Verifier + Credential Authority + provenance log, as
+//! `twi run` uses it) appraising simulated SEV-SNP evidence and issuing, one thread, beside the
+//! bound `openssl speed ecdsap384` sets for the same core, measured interleaved. An issuance
+//! verifies at least one P-384 signature (the report's) and makes at least one (the
+//! certificate's), so 1 / (1/sign + 1/verify) per second is more than it can ever reach.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use twi_attester::binding;
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_issuer::{EvidenceBundle, Issuer, IssuerConfig};
+use twi_proto::msg::Platform;
+use twi_sim::snp::SimPsp;
+
+use crate::stats::{Samples, figure, section};
+
+/// Issuances per second over `count` issuances.
+fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
+    let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
+    let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let start = Instant::now();
+    for _ in 0..count {
+        let nonce = issuer.challenge()?;
+        let report_data = binding::report_data(&nonce, &public_key).map_err(|e| anyhow!("{e:?}"))?;
+        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
+        let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &report,
+            public_key: &public_key,
+            nonce: &nonce,
+            endorsements,
+        };
+        issuer.issue(&bundle).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
+    }
+    Ok(f64::from(count) / start.elapsed().as_secs_f64())
+}
+
+/// `openssl speed -seconds 1 ecdsap384`: (signs/s, verifies/s) on one core.
+fn openssl_speed() -> Result<(f64, f64)> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "1", "ecdsap384"])
+        .output()
+        .context("openssl is needed (qemu/install-deps)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("nistp384")).context("openssl speed printed no nistp384 line")?;
+    let numbers: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match numbers.as_slice() {
+        [.., sign_per_s, verify_per_s] => Ok((*sign_per_s, *verify_per_s)),
+        _ => bail!("cannot read openssl speed's line: {line}"),
+    }
+}
+
+pub fn issuance(runs: usize) -> Result<()> {
+    section("issuance per core (embedded issuer, simulated SEV-SNP evidence) vs openssl speed ecdsap384");
+    let dir = tempfile::tempdir()?;
+    let mut psp = SimPsp::load_or_create(&dir.path().join("psp"))?;
+    psp.set_launch_digest([0x5A; 48]);
+    let config = IssuerConfig {
+        trust_domain: "example.org".into(),
+        workload: "bench".into(),
+        lifetime: Duration::from_secs(3600),
+        sim_snp_root: Some(psp.root().clone()),
+    };
+    let mut issuer = Issuer::open(&dir.path().join("issuer"), config)?;
+    let endorsements = psp.endorsements()?;
+    let (mut rate, mut bound, mut sign, mut verify) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    for _ in 0..runs {
+        rate.push(issuance_rate(&psp, &mut issuer, &endorsements, 10)?);
+        let (s, v) = openssl_speed()?;
+        sign.push(s);
+        verify.push(v);
+        bound.push(1.0 / (1.0 / s + 1.0 / v));
+    }
+    figure("issuances per second, one core", "/s", &rate, Some(("bound 1/(1/sign + 1/verify)", &bound)));
+    figure("openssl speed ecdsap384 sign", "/s", &sign, None);
+    figure("openssl speed ecdsap384 verify", "/s", &verify, None);
+    Ok(())
+}
