@@ -58,7 +58,7 @@ pub fn measure(elf: &Path) -> Result<Rom> {
     let total: u64 = loaded.values().sum();
     crates.insert("(unattributed: strings, tables, padding)".into(), total.saturating_sub(attributed));
     let mut crates: Vec<(String, u64)> = crates.into_iter().collect();
-    crates.sort_by(|a, b| b.1.cmp(&a.1));
+    crates.sort_by_key(|c| std::cmp::Reverse(c.1));
     Ok(Rom { sections, zero_data, crates })
 }
 

@@ -87,15 +87,23 @@ fn a_head_beyond_the_capacity_is_refused_for_every_lying_value() {
 }
 
 #[test]
-fn a_head_is_checked_against_the_consumers_own_tail_not_the_rings() {
+fn the_consumer_reads_from_its_own_tail_not_the_rings() {
     let mut memory = Memory::new();
+    let data = pattern(CAPACITY, 3);
+    memory.write(HOST_TO_GUEST.data, &data);
     let mut consumer = Consumer::new(HOST_TO_GUEST);
     memory.write_u32(HOST_TO_GUEST.head, 100);
     assert_eq!(consumer.pop(&mut memory, &mut [0u8; 100]), Ok(100));
-    // The host rewinds the tail the guest published and claims a full ring behind it.
+    // The host rewinds the tail the guest published and claims a full ring: trusting the ring's
+    // tail would hand out the first 100 bytes twice. The consumer goes on from its own.
     memory.write_u32(HOST_TO_GUEST.tail, 0);
-    memory.write_u32(HOST_TO_GUEST.head, CAPACITY as u32 + 50);
-    assert!(matches!(consumer.pop(&mut memory, &mut [0u8; 8]), Err(RingError::HeadOutOfRange { tail: 100, .. })));
+    memory.write_u32(HOST_TO_GUEST.head, CAPACITY as u32);
+    let mut out = vec![0u8; CAPACITY];
+    assert_eq!(consumer.pop(&mut memory, &mut out), Ok(CAPACITY - 100));
+    assert_eq!(&out[..CAPACITY - 100], &data[100..]);
+    // And a head beyond its own tail + CAPACITY is a lie, whatever the ring's tail says.
+    memory.write_u32(HOST_TO_GUEST.head, 2 * CAPACITY as u32 + 1);
+    assert!(matches!(consumer.pop(&mut memory, &mut out), Err(RingError::HeadOutOfRange { .. })));
 }
 
 #[test]
