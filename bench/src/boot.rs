@@ -99,6 +99,7 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
         reported.extend(run.reported_ms);
         wall.push(run.wall_ms);
         floor.push(time_floor(&qemu, &args, &dir)?);
+        // A `twi` older than the ring has no --channel: then this figure has no samples.
         let run = twi.run(rom, &format!("cold-serial-{i}"), &["--channel", "serial"])?;
         serial.extend(run.reported_ms.filter(|_| run.ok));
         if let Some(ms) = time_ovmf(&qemu)? {

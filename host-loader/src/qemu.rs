@@ -312,3 +312,38 @@ pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize
     args.extend(common_devices(channel, memory));
     args
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_as_qemu_takes_them() {
+        for (text, mib) in [("16M", 16), ("16", 16), ("16m", 16), ("1G", 1024), ("32768K", 32), ("128M", 128)] {
+            assert_eq!(text.parse::<MemorySize>(), Ok(MemorySize(mib << 20)), "{text}");
+            assert_eq!(MemorySize(mib << 20).qemu(), format!("{mib}M"));
+        }
+        for bad in ["", "M", "16Q", "-1M", "0", "1000K", "2000G", "1.5G"] {
+            let error = bad.parse::<MemorySize>().unwrap_err();
+            assert!(error.contains("is not a memory size") || error.contains("whole MiB"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_ring_backs_ram_with_the_file_and_offers_itself_by_fw_cfg() {
+        let ram = GuestRam { size: MemorySize(16 << 20), ring_file: Some("/dev/shm/x/guest-ram".into()) };
+        let args = sim_args(Accel::Tcg, Path::new("twi.rom"), Path::new("c.sock"), &ram, None).join(" ");
+        assert!(args.starts_with("-machine q35,memory-backend=twi-ram -accel tcg -cpu max"), "{args}");
+        assert!(
+            args.contains("-object memory-backend-file,id=twi-ram,size=16M,mem-path=/dev/shm/x/guest-ram,share=on")
+        );
+        assert!(args.contains("-fw_cfg name=opt/twi/ring,string=1") && args.contains("-m 16M"), "{args}");
+        let serial =
+            sim_args(Accel::Tcg, Path::new("twi.rom"), Path::new("c.sock"), &GuestRam::serial(DEFAULT_MEMORY), None);
+        let serial = serial.join(" ");
+        assert!(
+            !serial.contains("memory-backend") && !serial.contains("fw_cfg") && serial.contains("-m 128M"),
+            "{serial}"
+        );
+    }
+}

@@ -136,3 +136,71 @@ impl HostRing {
 fn guest_broke(e: RingError) -> VmError {
     VmError::Channel(format!("the guest broke the channel ring: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The guest's end, on the same file (what the runtime does through the shared pool).
+    fn guest_side(path: &Path) -> RamFile {
+        let file = File::options().read(true).write(true).open(path).unwrap();
+        RamFile { file, base: twi_linker::CHANNEL_RING.start as u64, error: None }
+    }
+
+    fn ram_file(dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("ram");
+        File::create(&path).unwrap().set_len(twi_linker::CHANNEL_RING.end as u64).unwrap();
+        path
+    }
+
+    #[test]
+    fn frames_cross_the_file_both_ways_once_the_guest_announces_the_ring() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ram_file(dir.path());
+        let mut host = HostRing::open(&path, None).unwrap();
+        assert!(!host.active().unwrap(), "no magic yet: COM2 carries the frames");
+        let mut guest = guest_side(&path);
+        ring::reset(&mut guest);
+        ring::publish_ready(&mut guest);
+        assert!(host.active().unwrap());
+        let mut to_host = Producer::new(GUEST_TO_HOST);
+        let hello: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let mut sent = 0;
+        let mut received = Vec::new();
+        while received.len() < hello.len() {
+            sent += to_host.push(&mut guest, &hello[sent..]).unwrap();
+            received.extend_from_slice(host.receive().unwrap());
+        }
+        assert_eq!(received, hello);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        host.send(b"challenge", deadline).unwrap();
+        let mut from_host = Consumer::new(HOST_TO_GUEST);
+        let mut out = [0u8; 32];
+        assert_eq!(from_host.pop(&mut guest, &mut out).unwrap(), 9);
+        assert_eq!(&out[..9], b"challenge");
+    }
+
+    #[test]
+    fn a_guest_head_beyond_the_ring_is_an_error_not_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ram_file(dir.path());
+        let mut host = HostRing::open(&path, None).unwrap();
+        let mut guest = guest_side(&path);
+        guest.write_u32(GUEST_TO_HOST.head(), CAPACITY as u32 + 1);
+        let error = host.receive().unwrap_err().to_string();
+        assert!(
+            error.starts_with("the guest broke the channel ring: the peer's ring head claims more bytes"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_guest_that_never_drains_is_given_up_on_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = ram_file(dir.path());
+        let mut host = HostRing::open(&path, None).unwrap();
+        let full = vec![1u8; CAPACITY + 1];
+        let error = host.send(&full, Instant::now() + Duration::from_millis(50)).unwrap_err().to_string();
+        assert_eq!(error, "the guest stopped draining the channel ring");
+    }
+}
