@@ -144,7 +144,7 @@ fn rates(console: &str, what: &str) -> Vec<f64> {
         .filter_map(|rest| {
             let bytes: f64 = rest.split_whitespace().next()?.parse().ok()?;
             let us: f64 = rest.split(" in ").nth(1)?.split_whitespace().next()?.parse().ok()?;
-            Some(bytes / us)
+            (us > 0.0).then_some(bytes / us)
         })
         .collect()
 }
@@ -202,13 +202,16 @@ struct GuestSamples {
 }
 
 impl GuestSamples {
+    /// The figures of one run's console. A guest whose TSC calibration failed (the PIT did not
+    /// answer in time on a loaded host) prints 0 for its times: those are no samples.
     fn add(&mut self, console: &str) {
+        let ms = |marker: &str| numbers_after(console, marker).into_iter().filter(|&us| us > 0.0).map(|us| us / 1e3);
         self.up.extend(rates(console, "upload"));
         self.down.extend(rates(console, "download"));
-        self.keygen.extend(numbers_after(console, "P-384 keygen ").into_iter().map(|us| us / 1e3));
-        self.boot_sign.extend(numbers_after(console, " us, sign ").into_iter().map(|us| us / 1e3));
-        self.sign.extend(numbers_after(console, "bench: sign ").into_iter().map(|us| us / 1e3));
-        self.tls.extend(numbers_after(console, "bench: tls handshake+get ").into_iter().map(|us| us / 1e3));
+        self.keygen.extend(ms("P-384 keygen "));
+        self.boot_sign.extend(ms(" us, sign "));
+        self.sign.extend(ms("bench: sign "));
+        self.tls.extend(ms("bench: tls handshake+get "));
     }
 
     fn print(&self) {

@@ -5,6 +5,7 @@
 //! ```text
 //! bench/run                     # all sections, 10 runs each
 //! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue
+//! target/release/twi-bench elf FILE...   # ROM figures of runtime ELFs built otherwise
 //! ```
 //!
 //! Everything runs under QEMU's TCG (the accelerator is printed with each `twi run`): on these
@@ -58,6 +59,14 @@ fn args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    // `twi-bench elf FILE...`: the ROM figures of runtime ELFs already built (opt-level trials).
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("elf") {
+        for file in &raw[1..] {
+            rom::print(file, &rom::measure(std::path::Path::new(file))?, ROM_BUDGET, 40);
+        }
+        return Ok(());
+    }
     let args = args()?;
     let dir = tempfile::Builder::new().prefix("twi-bench-").tempdir()?;
     let twi = twi::Twi { bin: args.twi.clone(), dir: dir.path().to_path_buf(), state: dir.path().join("state") };
