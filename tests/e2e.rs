@@ -8,15 +8,17 @@
 //! They run `twi-e2e`, this package's copy of the `twi` command line (see Cargo.toml).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::OnceLock;
 
 use der::DecodePem;
 use twi_attester::binding;
 use twi_attester::snp::report::AttestationReport;
+use twi_testkit::scenario::{Scenario, Served, Twi};
+use twi_testkit::tools::{self, openssl, utf8 as path};
 use x509_cert::Certificate;
 
-const TWI: &str = env!("CARGO_BIN_EXE_twi-e2e");
+const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
 /// One image and one issuer state shared by the tests (building the runtime takes a while).
 struct Fixture {
@@ -39,31 +41,28 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn twi(args: &[&str]) -> Output {
-    Command::new(TWI).args(args).output().expect("cannot run twi")
+    TWI.run(args)
 }
 
-fn run_sim(out: &Path, extra: &[&str]) -> Output {
+/// `twi run` of the fixture's image under the fixture's state, on `platform`.
+fn on_fixture(scenario: Scenario) -> Scenario {
     let f = fixture();
-    let mut args =
-        vec!["run", "--platform", "sim", "--image", path(&f.rom), "--state", path(&f.state), "--out", path(out)];
-    args.extend_from_slice(extra);
-    twi(&args)
+    scenario.image(&f.rom).state(&f.state)
+}
+
+/// `twi run --platform sim` of the fixture's image, writing to `out`, under TCG.
+fn sim(out: &Path) -> Scenario {
+    on_fixture(Scenario::sim(TWI)).out(out).accel("tcg")
+}
+
+/// `twi run --platform sim-tdx` of the fixture's image, writing to `out`, under TCG.
+fn sim_tdx(out: &Path) -> Scenario {
+    on_fixture(Scenario::sim_tdx(TWI)).out(out).accel("tcg")
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn openssl(args: &[&str]) -> Output {
-    Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("openssl is needed by the end-to-end tests: run ./qemu/install-deps (or apt-get install openssl)")
 }
 
 fn certificate(out: &Path) -> Certificate {
@@ -88,13 +87,12 @@ fn evidence(out: &Path) -> (AttestationReport, Vec<u8>, Vec<u8>) {
 fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let dir = tempfile::tempdir().unwrap();
     let first = dir.path().join("first");
-    let out = run_sim(&first, &["--accel", "auto"]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run failed:\n{log}");
+    let run = on_fixture(Scenario::sim(TWI)).out(&first).accel("auto").run();
+    let log = run.assert_success("twi run");
     for step in ["accelerator ", "booted", "evidence received", "verified", "issued", "wrote "] {
         assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
     }
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/demo");
+    assert_eq!(run.stdout(), "spiffe://example.org/demo");
     let console = std::fs::read_to_string(first.join("console.log")).unwrap();
     for line in [
         "platform: simulated SEV-SNP",
@@ -108,9 +106,7 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     assert!(log.contains("endorsements: VCEK and ASK from the guest's certificate table"), "{log}");
 
     // An independent verifier accepts the chain.
-    let verify =
-        openssl(&["verify", "-CAfile", path(&first.join("issuer-ca.pem")), path(&first.join("credential.pem"))]);
-    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    assert_openssl_verifies(&first);
 
     // The certified key is the key the hardware report binds with the issuer's nonce.
     let cert = certificate(&first);
@@ -128,8 +124,7 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
 
     // A second boot generates a new key and gets a new serial.
     let second = dir.path().join("second");
-    let out = run_sim(&second, &["--accel", "tcg"]);
-    assert!(out.status.success(), "second twi run failed:\n{}", stderr(&out));
+    sim(&second).run().assert_success("the second twi run");
     let cert2 = certificate(&second);
     assert_ne!(certified_key(&cert), certified_key(&cert2), "two boots produced the same Credential Key");
     assert_ne!(cert.tbs_certificate().serial_number(), cert2.tbs_certificate().serial_number());
@@ -139,14 +134,10 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
 fn a_flipped_report_byte_is_rejected_and_no_certificate_is_written() {
     let out_dir = tempfile::tempdir().unwrap();
     // 0x90 is the first byte of MEASUREMENT, inside the signed region.
-    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "evidence-byte:0x90"]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a tampered report was accepted:\n{log}");
-    assert!(
-        log.contains("twi: error: the issuer rejected the evidence: SEV-SNP report rejected: the report's signature does not verify"),
-        "unclear failure message:\n{log}"
+    sim(out_dir.path()).tamper("evidence-byte:0x90").run().assert_refused(
+        "a tampered report was accepted",
+        "twi: error: the issuer rejected the evidence: SEV-SNP report rejected: the report's signature does not verify",
     );
-    assert!(!out_dir.path().join("credential.pem").exists(), "a certificate was written for rejected evidence");
 }
 
 #[test]
@@ -154,16 +145,10 @@ fn a_certificate_table_altered_by_the_host_is_rejected() {
     let out_dir = tempfile::tempdir().unwrap();
     // The table has four 24-byte entries (VCEK, ASK, ARK, terminator); the VCEK's DER starts at
     // 0x60, and 0xA0 lies inside its signed part.
-    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "certificate-table-byte:0xA0"]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a report was accepted under an altered VCEK:\n{log}");
-    assert!(
-        log.contains(
-            "twi: error: the issuer rejected the evidence: SEV-SNP report rejected: the endorsement chain does not hold"
-        ),
-        "unclear failure message:\n{log}"
+    sim(out_dir.path()).tamper("certificate-table-byte:0xA0").run().assert_refused(
+        "a report was accepted under an altered VCEK",
+        "twi: error: the issuer rejected the evidence: SEV-SNP report rejected: the endorsement chain does not hold",
     );
-    assert!(!out_dir.path().join("credential.pem").exists());
 }
 
 /// `--platform snp|tdx|igvm` launch the image as a confidential VM; on a machine that is not
@@ -177,45 +162,36 @@ fn hardware_platforms_say_what_the_host_lacks() {
         ("tdx", &["--pccs", "http://127.0.0.1:1"][..], "--platform tdx needs an Intel TDX host"),
     ] {
         let out_dir = dir.path().join(platform);
-        let state = dir.path().join("state");
-        let mut args = vec!["run", "--platform", platform, "--state", path(&state), "--out", path(&out_dir)];
-        args.extend(extra);
-        let out = twi(&args);
-        let log = stderr(&out);
-        assert!(!out.status.success(), "{platform}: {log}");
+        let mut scenario = Scenario::new(TWI, platform).state(&dir.path().join("state")).out(&out_dir);
+        for arg in extra {
+            scenario = scenario.arg(arg);
+        }
+        let log = scenario.run().assert_refused(platform, needs);
         assert!(log.contains("twi: accelerator kvm (a confidential VM runs only under KVM)"), "{log}");
         assert!(log.contains("twi: error: QEMU exited with exit status: 1 before the guest finished: "), "{log}");
-        assert!(log.contains(needs), "{platform}: {log}");
-        assert!(!out_dir.join("credential.pem").exists());
     }
     // TDX needs Intel's collateral to judge the TCB: said before anything is built.
-    let out = twi(&["run", "--platform", "tdx", "--out", path(&dir.path().join("tdx-no-collateral"))]);
-    assert!(!out.status.success());
-    assert!(stderr(&out).contains("pass --collateral PATH or --pccs URL"), "{}", stderr(&out));
+    let log = Scenario::new(TWI, "tdx").out(&dir.path().join("tdx-no-collateral")).run().assert_failure("tdx");
+    assert!(log.contains("pass --collateral PATH or --pccs URL"), "{log}");
 }
 
 #[test]
 fn a_nonce_the_issuer_did_not_issue_is_rejected() {
     let out_dir = tempfile::tempdir().unwrap();
-    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "nonce"]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "evidence over a foreign nonce was accepted:\n{log}");
-    assert!(log.contains("REPORTDATA does not bind this nonce and public key"), "unclear failure message:\n{log}");
-    assert!(!out_dir.path().join("credential.pem").exists());
+    sim(out_dir.path()).tamper("nonce").run().assert_refused(
+        "evidence over a foreign nonce was accepted",
+        "REPORTDATA does not bind this nonce and public key",
+    );
 }
 
 #[test]
 fn a_firmware_answer_altered_by_the_host_is_refused_by_the_guest() {
     let out_dir = tempfile::tempdir().unwrap();
     // 0x70 lies in the ciphertext of the sealed MSG_REPORT_RSP.
-    let out = run_sim(out_dir.path(), &["--accel", "tcg", "--tamper", "firmware-answer-byte:0x70"]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "the guest used an altered firmware answer:\n{log}");
-    assert!(
-        log.contains("twi: error: the guest reported an error (DoorbellFailed): attestation firmware: the firmware's answer was refused: guest message authentication failed"),
-        "unclear failure message:\n{log}"
+    sim(out_dir.path()).tamper("firmware-answer-byte:0x70").run().assert_refused(
+        "the guest used an altered firmware answer",
+        "twi: error: the guest reported an error (DoorbellFailed): attestation firmware: the firmware's answer was refused: guest message authentication failed",
     );
-    assert!(!out_dir.path().join("credential.pem").exists());
 }
 
 /// The guest's own check, with the loader's check before launch skipped (as a careless or
@@ -224,36 +200,19 @@ fn a_firmware_answer_altered_by_the_host_is_refused_by_the_guest() {
 fn a_guest_built_for_another_issuer_refuses_the_credential() {
     let dir = tempfile::tempdir().unwrap();
     let other_state = dir.path().join("other-state");
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--image",
-        path(&fixture().rom),
-        "--state",
-        path(&other_state),
-        "--out",
-        path(&dir.path().join("out")),
-        "--accel",
-        "tcg",
-        "--tamper",
-        "skip-anchor-check",
-    ]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "the guest accepted a credential from an issuer it was not built for:\n{log}");
-    assert!(
-        log.contains("twi: error: the guest reported an error (CredentialRejected): credential rejected: the credential's signature does not verify under the issuer anchor"),
-        "unclear failure message:\n{log}"
+    let scenario = Scenario::sim(TWI).image(&fixture().rom).state(&other_state).out(&dir.path().join("out"));
+    scenario.accel("tcg").tamper("skip-anchor-check").run().assert_refused(
+        "the guest accepted a credential from an issuer it was not built for",
+        "twi: error: the guest reported an error (CredentialRejected): credential rejected: the credential's signature does not verify under the issuer anchor",
     );
-    assert!(!dir.path().join("out/credential.pem").exists());
 }
 
 #[test]
 fn a_missing_qemu_is_reported_with_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(TWI)
-        .args(["run", "--platform", "sim", "--image", path(&fixture().rom), "--out", path(dir.path())])
-        .args(["--state", path(&fixture().state)])
+    let out = on_fixture(Scenario::sim(TWI))
+        .out(dir.path())
+        .command()
         .env("PATH", dir.path())
         .env_remove("TWI_QEMU")
         .output()
@@ -269,9 +228,9 @@ fn a_missing_qemu_is_reported_with_how_to_install_it() {
 #[test]
 fn print_qemu_shows_the_exact_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &["--print-qemu"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let line = String::from_utf8_lossy(&out.stdout);
+    let run = on_fixture(Scenario::sim(TWI)).out(dir.path()).arg("--print-qemu").run();
+    run.assert_success("twi run --print-qemu");
+    let line = run.stdout();
     for part in
         ["-machine q35", "-bios ", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-cpu max", "loader,file=", "addr=0x80000"]
     {
@@ -301,28 +260,11 @@ fn a_cpu_exception_is_reported_and_ends_the_vm() {
     let image = dir.path().join("fault-image");
     let out = twi(&["build", "--out", path(&image), "--state", path(&f.state), "--diagnostic", "fault"]);
     assert!(out.status.success(), "twi build --diagnostic fault: {}", stderr(&out));
-    let run = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--image",
-        path(&image.join("twi.rom")),
-        "--state",
-        path(&f.state),
-        "--out",
-        path(&dir.path().join("out")),
-        "--accel",
-        "tcg",
-        "--timeout",
-        "60",
-    ]);
-    let log = stderr(&run);
-    assert!(!run.status.success(), "a faulting guest passed:\n{log}");
-    assert!(
-        log.contains("twi: error: the guest failed: CPU exception 6 (#UD invalid opcode) error_code=0x0 rip=0x"),
-        "the fault was not reported with its vector and RIP:\n{log}"
+    let scenario = Scenario::sim(TWI).image(&image.join("twi.rom")).state(&f.state).out(&dir.path().join("out"));
+    scenario.accel("tcg").arg("--timeout").arg("60").run().assert_refused(
+        "a faulting guest passed",
+        "twi: error: the guest failed: CPU exception 6 (#UD invalid opcode) error_code=0x0 rip=0x",
     );
-    assert!(!dir.path().join("out/credential.pem").exists());
 }
 
 /// `--platform sim-tdx`: the runtime takes its TDX path (TDG.MR.RTMR.EXTEND, TDG.MR.REPORT and
@@ -338,21 +280,7 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim-tdx",
-        "--image",
-        path(&f.rom),
-        "--state",
-        path(&f.state),
-        "--out",
-        path(&out_dir),
-        "--accel",
-        "tcg",
-    ]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --platform sim-tdx failed:\n{log}");
+    let log = sim_tdx(&out_dir).run().assert_success("twi run --platform sim-tdx");
     assert!(log.contains("on platform SimTdx") && log.contains("verified"), "{log}");
     let console = std::fs::read_to_string(out_dir.join("console.log")).unwrap();
     assert!(console.contains("platform: simulated TDX"), "{console}");
@@ -384,9 +312,7 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     // The credential says it came from the simulated TDX platform.
     let der = der::Encode::to_der(&cert).unwrap();
     assert!(der.windows(7).any(|w| w == b"sim-tdx"), "no sim-tdx marker in the credential");
-    let verify =
-        openssl(&["verify", "-CAfile", path(&out_dir.join("issuer-ca.pem")), path(&out_dir.join("credential.pem"))]);
-    assert!(verify.status.success());
+    assert_openssl_verifies(&out_dir);
 }
 
 /// The simulated quoting enclave in the other formats the verifier takes: a DCAP quote v5 with
@@ -395,26 +321,10 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
 #[test]
 fn sim_tdx_quotes_v5_with_td10_and_td15_bodies() {
     use twi_attester::tdx::quote::ParsedQuote;
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
     for (format, td15) in [("5", false), ("5-td15", true)] {
         let out_dir = dir.path().join(format);
-        let out = twi(&[
-            "run",
-            "--platform",
-            "sim-tdx",
-            "--tdx-quote",
-            format,
-            "--image",
-            path(&f.rom),
-            "--state",
-            path(&f.state),
-            "--out",
-            path(&out_dir),
-            "--accel",
-            "tcg",
-        ]);
-        assert!(out.status.success(), "--tdx-quote {format}:\n{}", stderr(&out));
+        sim_tdx(&out_dir).tdx_quote(format).run().assert_success(&format!("--tdx-quote {format}"));
         let quote = std::fs::read(out_dir.join("evidence.bin")).unwrap();
         let parsed = ParsedQuote::parse(&quote).expect("a DCAP quote");
         assert_eq!(parsed.quote.header.version, 5, "{format}");
@@ -429,27 +339,11 @@ fn sim_tdx_quotes_v5_with_td10_and_td15_bodies() {
 #[test]
 fn sim_tdx_refuses_a_quote_altered_by_the_host() {
     let dir = tempfile::tempdir().unwrap();
-    let f = fixture();
     // 48 + 136 = 184: the first byte of MRTD in the quote body (signed by the attestation key).
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim-tdx",
-        "--image",
-        path(&f.rom),
-        "--state",
-        path(&f.state),
-        "--out",
-        path(dir.path()),
-        "--accel",
-        "tcg",
-        "--tamper",
-        "evidence-byte:184",
-    ]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a tampered quote was accepted:\n{log}");
-    assert!(log.contains("TDX quote rejected: the quote's signature does not verify"), "{log}");
-    assert!(!dir.path().join("credential.pem").exists());
+    sim_tdx(dir.path())
+        .tamper("evidence-byte:184")
+        .run()
+        .assert_refused("a tampered quote was accepted", "TDX quote rejected: the quote's signature does not verify");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -483,25 +377,15 @@ fn write_policy(dir: &Path, measurements: &[(&str, &str)], extra: &str) -> PathB
     path
 }
 
-fn python_with_jwcrypto() -> &'static str {
-    let ok = Command::new("python3").args(["-c", "import jwcrypto, cryptography"]).status();
-    assert!(
-        ok.is_ok_and(|s| s.success()),
-        "python3 with the package jwcrypto is needed: run ./qemu/install-deps (or `python3 -m pip install jwcrypto`)"
-    );
-    "python3"
-}
-
 #[test]
 fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record() {
     let dir = tempfile::tempdir().unwrap();
     let measurement = fixture_measurement();
     let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT), ("v1.0 (sim)", &measurement)], "");
     let out_dir = dir.path().join("out");
-    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy), "--workload", "ignored"]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --policy failed:\n{log}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/payroll-app");
+    let run = sim(&out_dir).policy(&policy).workload("ignored").run();
+    let log = run.assert_success("twi run --policy");
+    assert_eq!(run.stdout(), "spiffe://example.org/payroll-app");
     assert!(
         log.contains("admitted as spiffe://example.org/payroll-app by policy e2e-1 (reference \"v1.0 (sim)\")"),
         "{log}"
@@ -516,9 +400,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let exts = cert.tbs_certificate().extensions().unwrap();
     assert!(exts.iter().any(|e| e.extn_id == policy_ext), "no policy-binding extension");
     assert!(der.windows(5).any(|w| w == b"e2e-1"), "the policy version is not in the certificate");
-    let verify =
-        openssl(&["verify", "-CAfile", path(&out_dir.join("issuer-ca.pem")), path(&out_dir.join("credential.pem"))]);
-    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    assert_openssl_verifies(&out_dir);
 
     // The WIT and the EAR verify with jwcrypto under the published keys, and bind the key.
     let jwks: serde_json::Value =
@@ -532,16 +414,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
         "ear": { "token": ear, "verifier_key": key("twi-verifier") },
         "must_fail": [ { "name": "the WIT under the Verifier's key", "token": wit, "key": key("twi-verifier") } ],
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../issuer/tests/jose_check.py");
-    let mut child = Command::new(python_with_jwcrypto())
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), doc.to_string().as_bytes()).unwrap();
-    let checked = child.wait_with_output().unwrap();
-    assert!(checked.status.success(), "jwcrypto:\n{}", String::from_utf8_lossy(&checked.stdout));
+    tools::assert_ok(&tools::jose_check(&doc), "the jwcrypto check");
 
     // Provenance: one record per credential, each provable against the signed tree head.
     let prov: serde_json::Value =
@@ -577,33 +450,24 @@ fn a_cs_l3_renewal_is_refused_on_another_chip_and_granted_on_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), &[("v1.0 (sim)", &fixture_measurement())], "");
     let first = dir.path().join("first");
-    let out = run_sim(&first, &["--accel", "tcg", "--policy", path(&policy)]);
-    assert!(out.status.success(), "first issuance failed:\n{}", stderr(&out));
+    sim(&first).policy(&policy).run().assert_success("the first issuance");
     let serial = hex::encode(certificate(&first).tbs_certificate().serial_number().as_bytes());
 
     let other_chip = dir.path().join("another-chip");
     let elsewhere = dir.path().join("elsewhere");
-    let out = run_sim(
-        &elsewhere,
-        &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial, "--sim-chip", path(&other_chip)],
+    let log = sim(&elsewhere).policy(&policy).renew(&serial).sim_chip(&other_chip).run().assert_refused(
+        "a CS_L3 credential was renewed on another chip",
+        "renewal of spiffe://example.org/payroll-app refused: its credential is bound (CS_L3) to the chip it was issued on",
     );
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a CS_L3 credential was renewed on another chip:\n{log}");
-    assert!(
-        log.contains(&format!("twi: renewal of credential {serial}"))
-            && log.contains("renewal of spiffe://example.org/payroll-app refused: its credential is bound (CS_L3) to the chip it was issued on"),
-        "unclear refusal:\n{log}"
-    );
-    assert!(!elsewhere.join("credential.pem").exists());
+    assert!(log.contains(&format!("twi: renewal of credential {serial}")), "unclear refusal:\n{log}");
 
     let again = dir.path().join("again");
-    let out = run_sim(&again, &["--accel", "tcg", "--policy", path(&policy), "--renew", &serial]);
-    assert!(out.status.success(), "the renewal on the same chip failed:\n{}", stderr(&out));
+    sim(&again).policy(&policy).renew(&serial).run().assert_success("the renewal on the same chip");
     let renewed = hex::encode(certificate(&again).tbs_certificate().serial_number().as_bytes());
     assert_ne!(renewed, serial, "a renewal is a new credential");
     // Renewing a credential this issuer never issued is refused, naming what to pass.
-    let out = run_sim(&dir.path().join("unknown"), &["--accel", "tcg", "--policy", path(&policy), "--renew", "00ff"]);
-    assert!(stderr(&out).contains("credential 00ff has no provenance record at this issuer"), "{}", stderr(&out));
+    let log = sim(&dir.path().join("unknown")).policy(&policy).renew("00ff").run().log();
+    assert!(log.contains("credential 00ff has no provenance record at this issuer"), "{log}");
 }
 
 #[test]
@@ -611,16 +475,15 @@ fn an_unknown_measurement_is_refused_naming_the_closest_match() {
     let dir = tempfile::tempdir().unwrap();
     let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT)], "");
     let out_dir = dir.path().join("out");
-    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a measurement no workload admits got a credential:\n{log}");
+    let log = sim(&out_dir).policy(&policy).run().assert_refused(
+        "a measurement no workload admits got a credential",
+        "the issuer rejected the evidence: the appraisal policy refused the evidence: no workload admits this sim-snp evidence",
+    );
     assert!(
-        log.contains("the issuer rejected the evidence: the appraisal policy refused the evidence: no workload admits this sim-snp evidence")
-            && log.contains("closest: workload `payroll-app` reference #0 \"v0.9 (sim)\"")
+        log.contains("closest: workload `payroll-app` reference #0 \"v0.9 (sim)\"")
             && log.contains(&format!("measurement (expected {OLD_MEASUREMENT}, found ")),
         "unclear refusal:\n{log}"
     );
-    assert!(!out_dir.join("credential.pem").exists());
 }
 
 #[test]
@@ -642,17 +505,15 @@ fn cf_l0_claims_not_signed_by_the_policy_key_are_refused() {
     let sig = dir.path().join("policy.toml.sig");
     assert!(openssl(&["dgst", "-sha384", "-sign", path(&signer), "-out", path(&sig), path(&policy)]).status.success());
     let out_dir = dir.path().join("out");
-    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy), "--policy-key", path(&other_pub)]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "CF_L0 claims signed by another key were used:\n{log}");
+    let run = sim(&out_dir).policy(&policy).policy_key(&other_pub).run();
+    let log = run.assert_failure("CF_L0 claims signed by another key were used");
     assert!(log.contains("the signature does not verify under the policy key"), "unclear refusal:\n{log}");
     // Unsigned, and no policy key at all: refused too.
     std::fs::remove_file(&sig).unwrap();
-    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
-    let log = stderr(&out);
-    assert!(!out.status.success());
-    assert!(log.contains("declares CF_L0 platform claims, which count only under the policy key's signature"), "{log}");
-    assert!(!out_dir.join("credential.pem").exists());
+    sim(&out_dir).policy(&policy).run().assert_refused(
+        "CF_L0 claims with no policy key were used",
+        "declares CF_L0 platform claims, which count only under the policy key's signature",
+    );
 }
 
 /// The EAR `attestation-result.jwt`, verified under the Verifier's key of the fixture's state.
@@ -664,18 +525,16 @@ fn verified_attestation_result(out: &Path) -> twi_issuer::ear::Ear {
     twi_issuer::ear::Ear::verify_jwt(token.trim(), verifier.verifying_key(), std::time::SystemTime::now()).unwrap()
 }
 
+/// `openssl verify` accepts the run's credential under the CA it wrote beside it.
 fn assert_openssl_verifies(out: &Path) {
-    let verify = openssl(&["verify", "-CAfile", path(&out.join("issuer-ca.pem")), path(&out.join("credential.pem"))]);
-    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    tools::assert_openssl_verifies(&out.join("issuer-ca.pem"), &out.join("credential.pem"));
 }
 
 #[test]
 fn mechanism_a_returns_the_credential_inside_the_attestation_result() {
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "a"]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --mechanism a failed:\n{log}");
+    let log = sim(dir.path()).mechanism("a").run().assert_success("twi run --mechanism a");
     assert!(log.contains("credential acquisition mechanism a"), "{log}");
     assert_openssl_verifies(dir.path());
     let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
@@ -699,9 +558,7 @@ fn mechanism_b_forwards_the_attestation_result_to_the_credential_authority() {
     use p384::ecdsa::signature::Verifier;
     use sha2::Digest;
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "b"]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --mechanism b failed:\n{log}");
+    let log = sim(dir.path()).mechanism("b").run().assert_success("twi run --mechanism b");
     for step in ["credential acquisition mechanism b", "attestation result for", "accepted the attestation result"] {
         assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
     }
@@ -783,49 +640,17 @@ fn mechanism_d_releases_the_key_the_owner_provisioned() {
         path(&foreign),
     ]);
     assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-    let out = twi(&[
-        "keystore",
-        "provision",
-        "--state",
-        path(&state),
-        "--workload-id",
-        "spiffe://example.org/demo",
-        "--key",
-        path(&key_path),
-        "--certificate",
-        path(&foreign),
-    ]);
+    let out = TWI.provision(&state, "spiffe://example.org/demo", &key_path, Some(&foreign));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("the owner's certificate is not one this issuer's CA"), "{}", stderr(&out));
 
-    let out = twi(&[
-        "keystore",
-        "provision",
-        "--state",
-        path(&state),
-        "--workload-id",
-        "spiffe://example.org/demo",
-        "--key",
-        path(&key_path),
-    ]);
+    let out = TWI.provision(&state, "spiffe://example.org/demo", &key_path, None);
     assert!(out.status.success(), "{}", stderr(&out));
     let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
     let run_dir = dir.path().join("run");
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--state",
-        path(&state),
-        "--out",
-        path(&run_dir),
-        "--accel",
-        "tcg",
-        "--mechanism",
-        "d",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let run = Scenario::sim(TWI).state(&state).out(&run_dir).accel("tcg").mechanism("d").run();
+    run.assert_success("twi run --mechanism d with the owner's key");
     let cert = certificate(&run_dir);
     assert_eq!(certified_key(&cert), owner_public, "the released credential is not the owner's");
     assert_eq!(hex::encode(cert.tbs_certificate().serial_number().as_bytes()), serial);
@@ -836,9 +661,7 @@ fn mechanism_d_releases_the_key_the_owner_provisioned() {
 #[test]
 fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "d"]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --mechanism d failed:\n{log}");
+    let log = sim(dir.path()).mechanism("d").run().assert_success("twi run --mechanism d");
     for step in ["credential acquisition mechanism d", "Key Store: ", "the Key Store released the key of"] {
         assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
     }
@@ -889,37 +712,18 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
 #[test]
 fn mechanism_d_a_release_altered_by_the_host_is_refused_by_the_guest() {
     let dir = tempfile::tempdir().unwrap();
-    let out = run_sim(dir.path(), &["--accel", "tcg", "--mechanism", "d", "--tamper", "release-byte:5"]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "a tampered key release was accepted:\n{log}");
+    let run = sim(dir.path()).mechanism("d").tamper("release-byte:5").run();
+    let log = run.assert_refused("a tampered key release was accepted", "key release refused");
     assert!(log.contains("tamper: flipped byte 0x5 of the released ciphertext"), "{log}");
-    assert!(log.contains("key release refused") && log.contains("does not open"), "{log}");
-    assert!(!dir.path().join("credential.pem").exists(), "a credential was written for a refused release");
+    assert!(log.contains("does not open"), "{log}");
     let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
     assert!(!console.contains("credential accepted"), "{console}");
 }
 
 #[test]
 fn mechanism_d_under_simulated_tdx_releases_the_provisioned_key() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim-tdx",
-        "--image",
-        path(&f.rom),
-        "--state",
-        path(&f.state),
-        "--out",
-        path(dir.path()),
-        "--accel",
-        "tcg",
-        "--mechanism",
-        "d",
-    ]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --platform sim-tdx --mechanism d failed:\n{log}");
+    let log = sim_tdx(dir.path()).mechanism("d").run().assert_success("twi run --platform sim-tdx --mechanism d");
     assert!(log.contains("on platform SimTdx") && log.contains("the Key Store released the key of"), "{log}");
     let console = std::fs::read_to_string(dir.path().join("console.log")).unwrap();
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
@@ -928,102 +732,60 @@ fn mechanism_d_under_simulated_tdx_releases_the_provisioned_key() {
     assert_openssl_verifies(dir.path());
 }
 
-/// `twi serve` on an ephemeral port, killed when dropped.
-struct Served {
-    child: std::process::Child,
-    url: String,
+/// The roles as a service: the issuer operator builds the image (it embeds the service's CA
+/// as its anchor), admits it (simulated SEV-SNP and TDX) in a policy, and runs `twi serve`
+/// trusting the simulated TEE of the loader's state.
+struct Service {
+    served: Served,
+    /// The service's CA certificate.
+    ca: PathBuf,
+    server_state: PathBuf,
+    loader_state: PathBuf,
+    image: PathBuf,
 }
 
-impl Served {
-    fn start(args: &[&str]) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(TWI)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::inherit())
-            .spawn()
-            .expect("cannot start twi serve");
-        // Ready when it prints its URL (it has bound the port by then).
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let mut served = Self { child, url: String::new() };
-        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap_or_default();
-        assert!(line.starts_with("http://127.0.0.1:"), "twi serve did not print its URL (got {line:?})");
-        served.url = line.trim().to_string();
-        served
+impl Service {
+    fn start(dir: &Path) -> Self {
+        let (server_state, loader_state, image) =
+            (dir.join("issuer-state"), dir.join("loader-state"), dir.join("image"));
+        let elf = fixture().rom.with_file_name("twi-runtime.elf");
+        let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+        assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
+        let reference: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+        let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+        let policy = write_policy(dir, &[("served image", measurement)], "");
+        let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
+        let mut text = std::fs::read_to_string(&policy).unwrap();
+        text.push_str(&format!(
+            "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
+        ));
+        std::fs::write(&policy, text).unwrap();
+        let args = ["--state", path(&server_state), "--policy", path(&policy), "--simulated-tee", path(&loader_state)];
+        let served = Served::start(TWI, &args);
+        Self { served, ca: server_state.join("issuer/issuer-ca.pem"), server_state, loader_state, image }
     }
-}
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// `twi run --platform PLATFORM` of the operator's image, writing to `out`, reaching the
+    /// service's roles.
+    fn scenario(&self, platform: &str, out: &Path) -> Scenario {
+        let scenario = Scenario::new(TWI, platform).image(&self.image.join("twi.rom")).state(&self.loader_state);
+        scenario.out(out).accel("tcg").issuer_url(&self.served.url)
     }
 }
 
 #[test]
 fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let (server_state, loader_state, image) =
-        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
-    // The issuer operator builds the image: it embeds the service's CA as its anchor.
-    let elf = f.rom.with_file_name("twi-runtime.elf");
-    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
-    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
-    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
-    let policy = write_policy(dir.path(), &[("served image", measurement)], "");
-    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
-    let mut text = std::fs::read_to_string(&policy).unwrap();
-    text.push_str(&format!(
-        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
-    ));
-    std::fs::write(&policy, text).unwrap();
-    let served = Served::start(&[
-        "--state",
-        path(&server_state),
-        "--policy",
-        path(&policy),
-        "--simulated-tee",
-        path(&loader_state),
-    ]);
-    let served_ca = server_state.join("issuer/issuer-ca.pem");
+    let service = Service::start(dir.path());
+    let (served, served_ca, loader_state, image) =
+        (&service.served, &service.ca, &service.loader_state, &service.image);
     // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
     // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
     for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
         let out = dir.path().join(format!("run-{platform}-{mechanism}"));
-        let run = twi(&[
-            "run",
-            "--platform",
-            platform,
-            "--image",
-            path(&image.join("twi.rom")),
-            "--state",
-            path(&loader_state),
-            "--out",
-            path(&out),
-            "--accel",
-            "tcg",
-            "--mechanism",
-            mechanism,
-            "--issuer-url",
-            &served.url,
-        ]);
-        let log = stderr(&run);
-        assert!(
-            run.status.success(),
-            "twi run --platform {platform} --mechanism {mechanism} --issuer-url failed:\n{log}"
-        );
+        let run = service.scenario(platform, &out).mechanism(mechanism).run();
+        let log = run.assert_success(&format!("twi run --platform {platform} --mechanism {mechanism} --issuer-url"));
         for line in [
             format!("using the Verifier, Credential Authority and Key Store at {}", served.url),
             format!("credential acquisition mechanism {mechanism}"),
@@ -1031,8 +793,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         ] {
             assert!(log.contains(&line), "{line:?} missing from:\n{log}");
         }
-        let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
-        assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+        tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
         let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
         let san = String::from_utf8_lossy(&text.stdout);
         assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
@@ -1041,27 +802,15 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
         assert_eq!(json["platform"], if platform == "sim" { "SimSnp" } else { "SimTdx" });
         assert_eq!(certified_key(&certificate(&out)), key, "the credential certifies the attested key");
-        assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(&served_ca).unwrap());
+        assert_eq!(std::fs::read(out.join("issuer-ca.pem")).unwrap(), std::fs::read(served_ca).unwrap());
         let console = std::fs::read_to_string(out.join("console.log")).unwrap();
         assert!(console.contains("credential accepted for spiffe://example.org/payroll-app"), "{console}");
     }
     // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
     // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
     let out = dir.path().join("run-built");
-    let run = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--state",
-        path(&loader_state),
-        "--out",
-        path(&out),
-        "--accel",
-        "tcg",
-        "--issuer-url",
-        &served.url,
-    ]);
-    assert!(run.status.success(), "twi run --issuer-url without --image failed:\n{}", stderr(&run));
+    let run = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url).run();
+    run.assert_success("twi run --issuer-url without --image");
     assert!(
         std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
         "the image built against the served CA differs from the operator's"
@@ -1073,62 +822,20 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
 fn http_an_unreachable_issuer_is_reported_before_booting() {
     let dir = tempfile::tempdir().unwrap();
     // Port 9 (discard) on loopback: nothing listens there.
-    let run = run_sim(dir.path(), &["--accel", "tcg", "--issuer-url", "http://127.0.0.1:9"]);
-    let log = stderr(&run);
-    assert!(!run.status.success());
+    let log = sim(dir.path()).issuer_url("http://127.0.0.1:9").run().assert_failure("an unreachable issuer");
     assert!(log.contains("the issuer at http://127.0.0.1:9 cannot be reached"), "{log}");
     assert!(!dir.path().join("console.log").exists(), "QEMU was started: {log}");
 }
 
 #[test]
 fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
-    let f = fixture();
     let dir = tempfile::tempdir().unwrap();
-    let (server_state, loader_state, image) =
-        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
-    let elf = f.rom.with_file_name("twi-runtime.elf");
-    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
-    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
-    let reference: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
-    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
-    let policy = write_policy(dir.path(), &[("served image", measurement)], "");
-    let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
-    let mut text = std::fs::read_to_string(&policy).unwrap();
-    text.push_str(&format!(
-        "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
-    ));
-    std::fs::write(&policy, text).unwrap();
     // The default roles: verifier, ca and key-store.
-    let served = Served::start(&[
-        "--state",
-        path(&server_state),
-        "--policy",
-        path(&policy),
-        "--simulated-tee",
-        path(&loader_state),
-    ]);
-    let served_ca = server_state.join("issuer/issuer-ca.pem");
+    let service = Service::start(dir.path());
+    let (served, served_ca, server_state, loader_state) =
+        (&service.served, &service.ca, &service.server_state, &service.loader_state);
     let out = dir.path().join("run-d");
-    let run = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--image",
-        path(&image.join("twi.rom")),
-        "--state",
-        path(&loader_state),
-        "--out",
-        path(&out),
-        "--accel",
-        "tcg",
-        "--mechanism",
-        "d",
-        "--issuer-url",
-        &served.url,
-    ]);
-    let log = stderr(&run);
-    assert!(run.status.success(), "twi run --mechanism d --issuer-url failed:\n{log}");
+    let log = service.scenario("sim", &out).mechanism("d").run().assert_success("twi run --mechanism d --issuer-url");
     for step in [
         format!("using the Verifier, Credential Authority and Key Store at {}", served.url),
         "credential acquisition mechanism d".to_string(),
@@ -1148,10 +855,9 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     }
     // The credential is the one provisioned in the served Key Store, its key the provisioned
     // key (not the ephemeral key the evidence bound), and it chains to the served CA.
-    let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
-    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
     let cert = certificate(&out);
-    let (provisioned_cert, provisioned_key) = provisioned_in(&server_state, "spiffe://example.org/payroll-app");
+    let (provisioned_cert, provisioned_key) = provisioned_in(server_state, "spiffe://example.org/payroll-app");
     assert_eq!(cert, provisioned_cert);
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(&out);
@@ -1178,31 +884,13 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     // The simulated TDX platform, same workload: the Key Store holds its credential already and
     // releases the same key to this launch's ephemeral key.
     let out = dir.path().join("run-d-tdx");
-    let run = twi(&[
-        "run",
-        "--platform",
-        "sim-tdx",
-        "--image",
-        path(&image.join("twi.rom")),
-        "--state",
-        path(&loader_state),
-        "--out",
-        path(&out),
-        "--accel",
-        "tcg",
-        "--mechanism",
-        "d",
-        "--issuer-url",
-        &served.url,
-    ]);
-    let log = stderr(&run);
-    assert!(run.status.success(), "twi run --platform sim-tdx --mechanism d --issuer-url failed:\n{log}");
+    let run = service.scenario("sim-tdx", &out).mechanism("d").run();
+    let log = run.assert_success("twi run --platform sim-tdx --mechanism d --issuer-url");
     assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
     assert_eq!(certificate(&out), provisioned_cert);
     let console = std::fs::read_to_string(out.join("console.log")).unwrap();
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
-    let verify = openssl(&["verify", "-CAfile", path(&served_ca), path(&out.join("credential.pem"))]);
-    assert!(verify.status.success(), "openssl verify: {}", String::from_utf8_lossy(&verify.stdout));
+    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1214,21 +902,8 @@ fn an_image_for_another_issuer_is_refused_before_booting() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let other_state = dir.path().join("other-state");
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--image",
-        path(&fixture().rom),
-        "--state",
-        path(&other_state),
-        "--out",
-        path(&out_dir),
-        "--accel",
-        "tcg",
-    ]);
-    let log = stderr(&out);
-    assert!(!out.status.success(), "{log}");
+    let run = Scenario::sim(TWI).image(&fixture().rom).state(&other_state).out(&out_dir).accel("tcg").run();
+    let log = run.assert_failure("an image for another issuer");
     assert!(
         log.contains(&format!("twi: error: {} was built for another issuer", fixture().rom.display()))
             && log.contains(&format!("this run's issuer (--state {})", other_state.display()))
@@ -1242,20 +917,7 @@ fn an_image_for_another_issuer_is_refused_before_booting() {
 #[test]
 fn the_wrong_image_type_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    let state = path(&fixture().state);
-    let out = twi(&[
-        "run",
-        "--platform",
-        "igvm",
-        "--image",
-        path(&fixture().rom),
-        "--state",
-        state,
-        "--out",
-        path(&dir.path().join("a")),
-    ]);
-    let log = stderr(&out);
-    assert!(!out.status.success());
+    let log = on_fixture(Scenario::new(TWI, "igvm")).out(&dir.path().join("a")).run().assert_failure("the ROM as IGVM");
     assert!(
         log.contains(&format!(
             "{} is a ROM (twi.rom): --platform igvm needs the IGVM file `twi build` writes beside the ROM (DIR/twi.igvm)",
@@ -1265,19 +927,8 @@ fn the_wrong_image_type_is_named() {
     );
     assert!(!log.contains("invalid fixed header"), "{log}");
     let igvm = fixture().rom.with_file_name("twi.igvm");
-    let out = twi(&[
-        "run",
-        "--platform",
-        "sim",
-        "--image",
-        path(&igvm),
-        "--state",
-        state,
-        "--out",
-        path(&dir.path().join("b")),
-    ]);
-    let log = stderr(&out);
-    assert!(!out.status.success());
+    let scenario = Scenario::sim(TWI).image(&igvm).state(&fixture().state).out(&dir.path().join("b"));
+    let log = scenario.run().assert_failure("the IGVM file as a ROM");
     assert!(log.contains(&format!("{} is an IGVM file (twi.igvm): --platform sim", igvm.display())), "{log}");
 }
 
@@ -1301,11 +952,10 @@ fn the_example_policy_runs_as_the_readme_shows() {
     assert!(text.contains(&fixture_measurement()), "the image's measurement is not in the policy");
 
     let out_dir = dir.path().join("out");
-    let out = run_sim(&out_dir, &["--accel", "tcg", "--policy", path(&policy)]);
-    let log = stderr(&out);
-    assert!(out.status.success(), "twi run --policy (the example) failed:\n{log}");
+    let run = sim(&out_dir).policy(&policy).run();
+    let log = run.assert_success("twi run --policy (the example)");
     assert!(log.contains("workload `ledger` declares CF_L0 platform claims") && log.contains("--policy-key"), "{log}");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "spiffe://example.org/payroll-app");
+    assert_eq!(run.stdout(), "spiffe://example.org/payroll-app");
     assert!(log.contains("admitted as spiffe://example.org/payroll-app by policy 2026-11-23.1"), "{log}");
     assert_openssl_verifies(&out_dir);
 }
@@ -1314,7 +964,7 @@ fn the_example_policy_runs_as_the_readme_shows() {
 /// status and the console.
 fn boot_with_memory(memory: &str) -> (Option<i32>, String) {
     let f = fixture();
-    let out = Command::new("qemu-system-x86_64")
+    let out = std::process::Command::new("qemu-system-x86_64")
         .args(["-machine", "q35", "-accel", "tcg", "-cpu", "max", "-m", memory])
         .args(["-display", "none", "-monitor", "none", "-nodefaults", "-no-reboot"])
         .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04", "-serial", "stdio", "-bios", path(&f.rom)])

@@ -1,59 +1,27 @@
 //! HPKE (RFC 9180, DHKEM(P-384, HKDF-SHA384), HKDF-SHA384, AES-256-GCM) interoperability with
-//! an independent implementation: Python's `pyhpke` (`qemu/install-deps` installs it), driven by
-//! `tests/hpke_check.py`. Rust seals, Python opens; Python seals, Rust opens; both derive the
-//! same key pair from the same ikm (DeriveKeyPair, §7.1.3), and both refuse tampered messages.
+//! an independent implementation: Python's `pyhpke` (`qemu/install-deps` installs it), driven
+//! by the test kit's `hpke_check.py`. Rust seals, Python opens; Python seals, Rust opens; both
+//! derive the same key pair from the same ikm (DeriveKeyPair, §7.1.3), and both refuse
+//! tampered messages.
 //!
 //! This test fails, rather than skips, when python3 or pyhpke cannot be had: interoperability
 //! is the point of the test.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use twi_attester::hpke;
-
-fn python_with_pyhpke() -> &'static str {
-    let ok = Command::new("python3").args(["-c", "import pyhpke, cryptography"]).status().is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with the packages pyhpke and cryptography is needed: run ./qemu/install-deps \
-         (or `python3 -m pip install pyhpke cryptography`)"
-    );
-    "python3"
-}
-
-struct Rng(u64);
-impl rand_core::TryRng for Rng {
-    type Error = core::convert::Infallible;
-    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-        Ok(self.try_next_u64()? as u32)
-    }
-    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        Ok(self.0)
-    }
-    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
-        for chunk in dst.chunks_mut(8) {
-            let v = self.try_next_u64()?.to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-        Ok(())
-    }
-}
-impl rand_core::TryCryptoRng for Rng {}
+use twi_testkit::TestRng;
+use twi_testkit::tools::{Python, hpke_check};
 
 #[test]
 fn rust_and_pyhpke_open_each_others_messages() {
-    let python = python_with_pyhpke();
+    // Fail before anything is made when pyhpke is missing.
+    Python::with(&["pyhpke", "cryptography"]);
     let ikm = b"twi hpke interop: recipient key pair ikm";
     let sk = hpke::derive_key_pair(ikm).expect("DeriveKeyPair");
     let pk = hpke::serialize_public_key(&sk.public_key());
     let (info, aad) = (b"twi key release info".as_slice(), b"twi key release aad".as_slice());
     let pt = [0xa5u8; 48];
     let mut ct = [0u8; 48 + hpke::TAG_LEN];
-    let enc = hpke::seal(&pk, info, aad, &pt, &mut ct, &mut Rng(0x2545_f491_4f6c_dd1d)).unwrap();
+    let enc = hpke::seal(&pk, info, aad, &pt, &mut ct, &mut TestRng(0x2545_f491_4f6c_dd1d)).unwrap();
 
     let request = serde_json::json!({
         "ikm": hex::encode(ikm),
@@ -64,16 +32,7 @@ fn rust_and_pyhpke_open_each_others_messages() {
         "info": hex::encode(info),
         "aad": hex::encode(aad),
     });
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("hpke_check.py");
-    let mut child = Command::new(python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(request.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = hpke_check(&request);
     assert!(out.status.success(), "hpke_check.py failed: {}", String::from_utf8_lossy(&out.stderr));
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let field = |name: &str| hex::decode(answer[name].as_str().unwrap()).unwrap();

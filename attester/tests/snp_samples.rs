@@ -13,28 +13,11 @@
 //! Expected field values come from `expected.json`, computed there by an independent verifier.
 
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
 use twi_attester::snp::report::{
     AttestationReport, REPORT_SIZE, ReportError, SIGNED_LEN, SigningKey, TcbLayout, signed_region,
 };
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
-
-fn samples() -> PathBuf {
-    let dir = Path::new(SAMPLES);
-    assert!(
-        dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it). \
-         They are part of the repository (tests/data).",
-        dir.display()
-    );
-    dir.to_path_buf()
-}
-
-fn read(rel: &str) -> Vec<u8> {
-    let path = samples().join(rel);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read sample {}: {e}", path.display()))
-}
+use twi_testkit::samples::read;
 
 /// The `"fields"` object of `snp.<key>` in expected.json, as (name, value) pairs with string
 /// quotes removed. expected.json is a flat, fixed file (sha-pinned in provenance), so a

@@ -3,22 +3,9 @@
 //! `cos-113-tdx-quote.dat`; `provenance.json` in `tests/data` pins them). Replaying the
 //! log must give the quote's RTMR0–3, as `expected.json` records (43 events, all four match).
 
-use std::path::Path;
-
 use twi_attester::tdx::quote::ParsedQuote;
 use twi_attester::tdx::rtmr::{CcelEvents, EV_NO_ACTION};
-
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
-
-fn read(rel: &str) -> Vec<u8> {
-    let dir = Path::new(SAMPLES);
-    assert!(
-        dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it); they are part of the repository (tests/data)",
-        dir.display()
-    );
-    std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read sample {rel}: {e}"))
-}
+use twi_testkit::samples::read;
 
 #[test]
 fn replaying_the_ccel_gives_the_quotes_rtmrs() {

@@ -9,22 +9,9 @@
 //!
 //! Every field and offset is compared with `expected.json`, computed by an independent parser.
 
-use std::path::Path;
-
 use serde_json::Value;
 use twi_attester::tdx::quote::{INTEL_QE_VENDOR_ID, ParsedQuote, Quote};
-
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
-
-fn read(rel: &str) -> Vec<u8> {
-    let dir = Path::new(SAMPLES);
-    assert!(
-        dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it); they are part of the repository (tests/data)",
-        dir.display()
-    );
-    std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("cannot read sample {rel}: {e}"))
-}
+use twi_testkit::samples::read;
 
 const QUOTES: [(&str, &str); 3] = [
     ("t1", "tdx/t1_dcapqvl_v4/tdx_quote"),

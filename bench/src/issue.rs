@@ -5,18 +5,33 @@
 //! certificate's), so 1 / (1/sign + 1/verify) per second is more than it can ever reach.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_issuer::{EvidenceBundle, Issuer, IssuerConfig};
+use twi_issuer::policy::Policy;
+use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
 use twi_proto::msg::Platform;
 use twi_sim::snp::SimPsp;
 
 use crate::stats::{Samples, figure, section};
+
+/// The simulated chip's launch digest, the one reference value of [`policy`].
+const LAUNCH_DIGEST: [u8; 48] = [0x5A; 48];
+
+/// One workload, `bench`, for the simulated chip's launch: mechanism C (evidence to the
+/// Credential Authority, as `twi run` asks), a single-use nonce (AF_L2).
+fn policy() -> Result<Policy> {
+    let measurement: String = LAUNCH_DIGEST.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!(
+        "version = \"bench-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"bench\"\nmechanism = \"c\"\n\
+         freshness = \"AF_L2\"\n\n[[workload.reference]]\nlabel = \"sim\"\nplatform = \"sim-snp\"\nmeasurement = \"{measurement}\"\n"
+    );
+    Policy::from_toml(&text).context("the benchmark's issuer policy")
+}
 
 /// Issuances per second over `count` issuances.
 fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
@@ -24,7 +39,7 @@ fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], co
     let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let start = Instant::now();
     for _ in 0..count {
-        let nonce = issuer.challenge()?;
+        let nonce = issuer.challenge(Platform::SimSnp, &LAUNCH_DIGEST)?.nonce;
         let report_data = binding::report_data(&nonce, &public_key).map_err(|e| anyhow!("{e:?}"))?;
         let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
         let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
@@ -35,7 +50,8 @@ fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], co
             nonce: &nonce,
             endorsements,
         };
-        issuer.issue(&bundle).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
+        let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };
+        issuer.ca_credential(request).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
     }
     Ok(f64::from(count) / start.elapsed().as_secs_f64())
 }
@@ -59,14 +75,9 @@ pub fn issuance(runs: usize) -> Result<()> {
     section("issuance per core (embedded issuer, simulated SEV-SNP evidence) vs openssl speed ecdsap384");
     let dir = tempfile::tempdir()?;
     let mut psp = SimPsp::load_or_create(&dir.path().join("psp"))?;
-    psp.set_launch_digest([0x5A; 48]);
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "bench".into(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: Some(psp.root().clone()),
-    };
-    let mut issuer = Issuer::open(&dir.path().join("issuer"), config)?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy()?)?;
     let endorsements = psp.endorsements()?;
     let (mut rate, mut bound, mut sign, mut verify) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default());

@@ -151,26 +151,21 @@ impl OutDir {
         Ok(())
     }
 
-    /// The credential, and under a policy its WIT, attestation result, provenance proofs and
-    /// the issuer's keys (`jwks`, asked for only then). Returns the names of the policy files
-    /// written, empty without a policy.
-    pub fn credential(
-        &self,
-        issued: &Obtained,
-        jwks: impl FnOnce() -> anyhow::Result<serde_json::Value>,
-    ) -> anyhow::Result<Vec<&'static str>> {
+    /// The credential, its WIT, attestation result and provenance proofs, and the issuer's
+    /// keys (`jwks`). Returns the names of the files written beside the certificate.
+    pub fn credential(&self, issued: &Obtained, jwks: serde_json::Value) -> anyhow::Result<Vec<&'static str>> {
         let credential = &issued.credential;
         self.write(CREDENTIAL, &credential.certificate_pem)?;
-        let (Some(wit), Some(ear), Some(provenance), Some(_)) =
-            (&credential.wit, &credential.attestation_result, &credential.provenance, &credential.admission)
-        else {
-            return Ok(Vec::new());
-        };
-        self.write(WIT, wit)?;
-        self.write(ATTESTATION_RESULT, ear)?;
-        self.write_json(PROVENANCE, provenance)?;
-        self.write_json(ISSUER_JWKS, &jwks()?)?;
-        Ok(vec![WIT, ATTESTATION_RESULT, PROVENANCE, ISSUER_JWKS])
+        let mut written = vec![WIT];
+        self.write(WIT, &credential.wit)?;
+        if let Some(ear) = &credential.attestation_result {
+            self.write(ATTESTATION_RESULT, ear)?;
+            written.push(ATTESTATION_RESULT);
+        }
+        self.write_json(PROVENANCE, &credential.provenance)?;
+        self.write_json(ISSUER_JWKS, &jwks)?;
+        written.extend([PROVENANCE, ISSUER_JWKS]);
+        Ok(written)
     }
 }
 

@@ -1,100 +1,14 @@
-//! The appraisal policy's file format, as the host writes it: the development policy `twi run`
-//! makes when given none, and the reference entries `twi policy add-image` adds for an image.
-//! Written through serde (the `toml` crate) and, to edit a user's file without losing its
-//! comments and layout, through `toml_edit`; every text made here is read back with the
-//! issuer's parser before it is used or written, so the two cannot drift apart unnoticed.
-//!
-//! The issuer's policy model (`twi_issuer::policy::Policy`) is not serde-serializable yet;
-//! these small structs carry the file format's field names until it is.
+//! The appraisal policy files the host writes: the development policy `twi run` makes when
+//! given none, and the reference entries `twi policy add-image` adds for an image. Both are
+//! the issuer's own file types (`twi_issuer::policy::PolicyFile`, written through serde); to
+//! edit a user's file without losing its comments and layout, the entries go in through
+//! `toml_edit`. Every text made here is read back with the issuer's parser before it is used
+//! or written.
 
-use serde::Serialize;
-use twi_issuer::freshness::FreshnessLevel;
-use twi_issuer::policy::{Fidelity, Mechanism, POLICY_FLAGS_MASK, Policy, Stickiness, platform_name};
+use twi_issuer::policy::{
+    Fidelity, Mechanism, Policy, PolicyError, PolicyFile, ReferenceFile, Stickiness, WorkloadFile,
+};
 use twi_proto::msg::Platform;
-
-/// A policy file: `version`, `trust_domain` and its `[[workload]]` tables.
-#[derive(Debug, Clone, Serialize)]
-pub struct PolicyFile {
-    pub version: String,
-    pub trust_domain: String,
-    pub workload: Vec<WorkloadEntry>,
-}
-
-/// One `[[workload]]`.
-#[derive(Debug, Clone, Serialize)]
-pub struct WorkloadEntry {
-    pub id: String,
-    pub mechanism: Mechanism,
-    pub freshness: FreshnessLevel,
-    pub fidelity: Fidelity,
-    pub stickiness: Stickiness,
-    pub reference: Vec<ReferenceEntry>,
-}
-
-/// One `[[workload.reference]]`: the launch measurement a platform reports for an image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ReferenceEntry {
-    pub label: String,
-    /// `sim-snp`, `snp`, `sim-tdx` or `tdx`.
-    pub platform: String,
-    /// SEV-SNP MEASUREMENT (hex).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub measurement: Option<String>,
-    /// SEV-SNP guest policy bits that must match (hex).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_mask: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy_required: Option<String>,
-    /// TDX MRTD (hex).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mrtd: Option<String>,
-}
-
-impl ReferenceEntry {
-    /// An SEV-SNP entry (`policy`: pin the guest policy's flag bits to the image's).
-    pub fn snp(label: String, platform: Platform, digest: &[u8], policy: Option<u64>) -> Self {
-        Self {
-            label,
-            platform: platform_name(platform).into(),
-            measurement: Some(hex::encode(digest)),
-            policy_mask: policy.map(|_| format!("{POLICY_FLAGS_MASK:#x}")),
-            policy_required: policy.map(|p| format!("{:#x}", p & POLICY_FLAGS_MASK)),
-            mrtd: None,
-        }
-    }
-
-    /// A TDX entry.
-    pub fn tdx(label: String, platform: Platform, mrtd: &[u8]) -> Self {
-        Self {
-            label,
-            platform: platform_name(platform).into(),
-            measurement: None,
-            policy_mask: None,
-            policy_required: None,
-            mrtd: Some(hex::encode(mrtd)),
-        }
-    }
-
-    /// The measured value this entry admits (for finding an entry already present).
-    pub fn value(&self) -> Option<&str> {
-        self.measurement.as_deref().or(self.mrtd.as_deref())
-    }
-
-    /// The entry as TOML key/value lines.
-    pub fn to_toml(&self) -> Result<String, PolicyFileError> {
-        toml::to_string(self).map_err(|e| PolicyFileError::Encode(e.to_string()))
-    }
-}
-
-/// Why a policy text could not be made or used.
-#[derive(Debug, thiserror::Error)]
-pub enum PolicyFileError {
-    #[error("cannot encode the policy as TOML: {0}")]
-    Encode(String),
-    /// The issuer's parser refused what was made (a bug here, or bad --trust-domain/--workload).
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// The launch measurements of one image, as `twi run` computed them for the image it boots.
 #[derive(Debug, Clone, Copy)]
@@ -114,70 +28,39 @@ pub fn development_policy(
     workload: &str,
     measured: Measured<'_>,
     hardware: bool,
-) -> Result<(String, Policy), PolicyFileError> {
-    let mut reference =
-        vec![ReferenceEntry::snp("this image (simulated SEV-SNP)".into(), Platform::SimSnp, measured.snp, None)];
+) -> Result<(String, Policy), PolicyError> {
+    let mut entry = WorkloadFile::new(workload);
+    (entry.mechanism, entry.fidelity, entry.stickiness) = (Mechanism::C, Fidelity::BuiltIn, Stickiness::SameTcb);
+    entry.reference.push(ReferenceFile::snp("this image (simulated SEV-SNP)", Platform::SimSnp, measured.snp, None));
     if let Some(mrtd) = measured.mrtd {
-        reference.push(ReferenceEntry::tdx("this image (simulated TDX)".into(), Platform::SimTdx, mrtd));
+        entry.reference.push(ReferenceFile::tdx("this image (simulated TDX)", Platform::SimTdx, mrtd));
     }
     if hardware {
-        reference.push(ReferenceEntry::snp("this image (SEV-SNP)".into(), Platform::Snp, measured.snp, None));
+        entry.reference.push(ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None));
         if let Some(mrtd) = measured.mrtd {
-            reference.push(ReferenceEntry::tdx("this image (TDX)".into(), Platform::Tdx, mrtd));
+            entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));
         }
     }
     let file = PolicyFile {
         version: format!("dev-{}", &hex::encode(measured.snp)[..16]),
         trust_domain: trust_domain.into(),
-        workload: vec![WorkloadEntry {
-            id: workload.into(),
-            mechanism: Mechanism::C,
-            freshness: FreshnessLevel::Nonce,
-            fidelity: Fidelity::BuiltIn,
-            stickiness: Stickiness::SameTcb,
-            reference,
-        }],
+        workload: vec![entry],
     };
-    let body = toml::to_string(&file).map_err(|e| PolicyFileError::Encode(e.to_string()))?;
-    let text =
-        format!("# Development policy made by `twi run` (no --policy): admits exactly the image it boots.\n{body}");
-    let policy = Policy::from_toml(&text).map_err(|e| PolicyFileError::Invalid(e.to_string()))?;
+    let text = format!(
+        "# Development policy made by `twi run` (no --policy): admits exactly the image it boots.\n{}",
+        file.to_toml()?
+    );
+    let policy = Policy::from_toml(&text)?;
     Ok((text, policy))
 }
 
-/// The reference entries for an image built by `twi build`, from its reference-values.json:
-/// the simulated platforms (`sim-snp`: the ROM's SEV-SNP launch digest, which the simulated
-/// PSP reports; `sim-tdx`: the MRTD) and the real ones (`snp` for the ROM and for the IGVM
-/// file, with the guest policy's flag bits pinned; `tdx`).
-pub fn image_references(values: &serde_json::Value, label: &str) -> Result<Vec<ReferenceEntry>, String> {
-    let hex48 = |pointer: &str| -> Result<Option<[u8; 48]>, String> {
-        let Some(text) = values.pointer(pointer) else { return Ok(None) };
-        let text = text.as_str().ok_or_else(|| format!("{pointer} is not a string"))?;
-        let bytes = hex::decode(text.trim_start_matches("0x")).map_err(|e| format!("{pointer}: {e}"))?;
-        <[u8; 48]>::try_from(bytes.as_slice()).map(Some).map_err(|_| format!("{pointer} is not 48 bytes of hex"))
-    };
-    let policy = match values.pointer("/snp/policy").and_then(serde_json::Value::as_str) {
-        Some(text) => Some(
-            u64::from_str_radix(text.trim_start_matches("0x"), 16).map_err(|e| format!("/snp/policy {text:?}: {e}"))?,
-        ),
-        None => None,
-    };
-    let mut entries = Vec::new();
-    if let Some(digest) = hex48("/snp/launch_digest")? {
-        entries.push(ReferenceEntry::snp(format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, &digest, None));
-        entries.push(ReferenceEntry::snp(format!("{label} (SEV-SNP)"), Platform::Snp, &digest, policy));
-    }
-    if let Some(digest) = hex48("/igvm/snp_launch_digest")? {
-        entries.push(ReferenceEntry::snp(format!("{label} (SEV-SNP, IGVM)"), Platform::Snp, &digest, policy));
-    }
-    if let Some(mrtd) = hex48("/tdx/mrtd")? {
-        entries.push(ReferenceEntry::tdx(format!("{label} (simulated TDX)"), Platform::SimTdx, &mrtd));
-        entries.push(ReferenceEntry::tdx(format!("{label} (TDX)"), Platform::Tdx, &mrtd));
-    }
-    if entries.is_empty() {
-        return Err("no reference values in it (expected snp.launch_digest, igvm.snp_launch_digest or tdx.mrtd)".into());
-    }
-    Ok(entries)
+/// Why a policy text could not be edited.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    /// The text is not TOML of the policy's shape, or the issuer's parser refused the result
+    /// (e.g. one image made two workloads' launch).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// What [`add_references`] did.
@@ -197,7 +80,7 @@ pub struct Added {
 pub fn add_references(
     text: &str,
     workload: &str,
-    entries: &[ReferenceEntry],
+    entries: &[ReferenceFile],
 ) -> Result<(String, Added), PolicyFileError> {
     use toml_edit::{ArrayOfTables, DocumentMut, Item, Table};
     let invalid = |e: &dyn std::fmt::Display| PolicyFileError::Invalid(e.to_string());
@@ -230,21 +113,23 @@ pub fn add_references(
             PolicyFileError::Invalid(format!("workload `{workload}`: `reference` is not [[workload.reference]]"))
         })?;
     for entry in entries {
+        let value = entry.measured().map(hex::encode);
         let same = |t: &Table| {
             t.get("platform").and_then(|p| p.as_str()) == Some(entry.platform.as_str())
                 && [t.get("measurement"), t.get("mrtd")]
                     .into_iter()
                     .flatten()
                     .filter_map(|v| v.as_str())
-                    .any(|v| Some(v.trim_start_matches("0x").to_ascii_lowercase().as_str()) == entry.value())
+                    .any(|v| Some(v.trim_start_matches("0x").to_ascii_lowercase()) == value)
         };
+        let label = entry.label.clone().unwrap_or_default();
         if references.iter().any(same) {
-            added.present.push(entry.label.clone());
+            added.present.push(label);
             continue;
         }
-        let lines: DocumentMut = entry.to_toml()?.parse().map_err(|e| invalid(&e))?;
+        let lines: DocumentMut = entry.to_toml().map_err(|e| invalid(&e))?.parse().map_err(|e| invalid(&e))?;
         references.push(lines.as_table().clone());
-        added.added.push(entry.label.clone());
+        added.added.push(label);
     }
     let text = doc.to_string();
     Policy::from_toml(&text).map_err(|e| invalid(&e))?;
@@ -254,6 +139,7 @@ pub fn add_references(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use twi_issuer::policy::{FreshnessLevel, image_references};
 
     const SNP: [u8; 48] = [0x11; 48];
     const MRTD: [u8; 48] = [0x22; 48];
@@ -289,27 +175,6 @@ mod tests {
         // Quotes and backslashes in names are TOML-escaped, not spliced into the text.
         let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false).unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
-    }
-
-    #[test]
-    fn image_references_cover_every_platform() {
-        let entries = image_references(&values(), "v2").unwrap();
-        let summary: Vec<_> = entries.iter().map(|e| (e.platform.as_str(), e.label.as_str())).collect();
-        assert_eq!(
-            summary,
-            [
-                ("sim-snp", "v2 (simulated SEV-SNP)"),
-                ("snp", "v2 (SEV-SNP)"),
-                ("snp", "v2 (SEV-SNP, IGVM)"),
-                ("sim-tdx", "v2 (simulated TDX)"),
-                ("tdx", "v2 (TDX)"),
-            ]
-        );
-        assert_eq!(entries[1].policy_required.as_deref(), Some("0x30000"));
-        assert_eq!(entries[0].policy_mask, None, "the simulated PSP reports its own guest policy");
-        assert!(image_references(&serde_json::json!({}), "x").unwrap_err().contains("no reference values"));
-        let short = serde_json::json!({ "tdx": { "mrtd": "abcd" } });
-        assert!(image_references(&short, "x").unwrap_err().contains("48 bytes"));
     }
 
     #[test]

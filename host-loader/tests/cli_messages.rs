@@ -4,18 +4,17 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-const TWI: &str = env!("CARGO_BIN_EXE_twi");
+use twi_testkit::scenario::Twi;
+use twi_testkit::tools::{openssl, utf8 as path};
+
+const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi"));
 
 fn twi(args: &[&str]) -> Output {
-    Command::new(TWI).args(args).output().expect("cannot run twi")
+    TWI.run(args)
 }
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// `./quickstart` names each step before it runs it, and hides no build's progress.
@@ -59,7 +58,8 @@ fn the_runtime_build_shows_progress() {
 fn a_missing_checkout_names_where_it_looked_and_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let gone = dir.path().join("moved-away");
-    let out = Command::new(TWI)
+    let out = TWI
+        .command()
         .args(["build", "--out", path(&dir.path().join("image")), "--state", path(&dir.path().join("state"))])
         .env("TWI_SOURCE_DIR", &gone)
         .output()
@@ -108,43 +108,19 @@ fn a_reused_out_directory_is_cleared_of_an_earlier_runs_files() {
 fn keystore_provision_takes_an_openssl_ec_private_key() {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("owner.pem");
-    let made = Command::new("openssl")
-        .args(["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&key)])
-        .output()
-        .expect("openssl is needed: run ./qemu/install-deps (or apt-get install openssl)");
+    let made = openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&key)]);
     assert!(made.status.success());
     assert!(std::fs::read_to_string(&key).unwrap().starts_with("-----BEGIN EC PRIVATE KEY-----"));
     let state = dir.path().join("state");
-    let out = twi(&[
-        "keystore",
-        "provision",
-        "--state",
-        path(&state),
-        "--workload-id",
-        "spiffe://example.org/demo",
-        "--key",
-        path(&key),
-    ]);
+    let out = TWI.provision(&state, "spiffe://example.org/demo", &key, None);
     assert!(out.status.success(), "{}", stderr(&out));
     let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(serial.len() >= 16 && serial.chars().all(|c| c.is_ascii_hexdigit()), "{serial:?}");
     // A P-256 key is refused, naming the curve to use.
     let p256 = dir.path().join("p256.pem");
-    let made = Command::new("openssl")
-        .args(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path(&p256)])
-        .output()
-        .unwrap();
+    let made = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", path(&p256)]);
     assert!(made.status.success());
-    let out = twi(&[
-        "keystore",
-        "provision",
-        "--state",
-        path(&state),
-        "--workload-id",
-        "spiffe://example.org/other",
-        "--key",
-        path(&p256),
-    ]);
+    let out = TWI.provision(&state, "spiffe://example.org/other", &p256, None);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("openssl ecparam -name secp384r1 -genkey"), "{}", stderr(&out));
 }

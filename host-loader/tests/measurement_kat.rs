@@ -17,14 +17,9 @@ use twi_host_loader::measure::{MeasureError, cpu::CpuType};
 use twi_linker::guid::{self, Guid};
 use twi_linker::sev::SectionType;
 
+/// The SEV-SNP measurement samples in `tests/data` (a missing folder fails the test).
 fn samples() -> PathBuf {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/measurement/snp"));
-    assert!(
-        dir.join("snp_launch_digest_vectors.json").is_file(),
-        "the SEV-SNP measurement samples are missing: expected {} (tests/data in the repository)",
-        dir.display()
-    );
-    dir
+    twi_testkit::samples::path("measurement/snp")
 }
 
 fn vectors() -> Value {

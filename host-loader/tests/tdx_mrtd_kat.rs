@@ -7,17 +7,11 @@
 //!
 //! The image is rebuilt here from its recipe; only td-shim's answer is committed, not its code.
 
-use std::path::PathBuf;
-
 use serde_json::Value;
 use twi_host_loader::measure::tdx::{MrtdOrder, mrtd};
 
 fn kat() -> Value {
-    let path =
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/measurement/tdx/td_shim_mrtd_kat.json"));
-    let text = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("the TDX MRTD known answer is missing: {} ({e})", path.display()));
-    serde_json::from_slice(&text).expect("the known answer is JSON")
+    twi_testkit::samples::json("measurement/tdx/td_shim_mrtd_kat.json")
 }
 
 /// The fixed image: byte i = (i >> 12) ^ i, with the recorded metadata area at its offset.

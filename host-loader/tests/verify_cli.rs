@@ -6,23 +6,13 @@
 //! google/go-sev-guest (s2) and confidential-containers/trustee (s4), with AMD's chains as
 //! google/go-sev-guest publishes them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
+use twi_testkit::samples::path as sample;
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data");
 const NOW: &str = "2025-06-01T00:00:00Z";
-
-fn sample(rel: &str) -> PathBuf {
-    let dir = Path::new(SAMPLES);
-    assert!(
-        dir.join("expected.json").is_file(),
-        "real vendor samples are missing: looked for {} (expected.json inside it); they are part of the repository (tests/data)",
-        dir.display()
-    );
-    dir.join(rel)
-}
 
 /// Runs `twi verify ARGS`; returns the exit code and the parsed stdout.
 fn twi(args: &[&str]) -> (i32, Value) {

@@ -131,6 +131,16 @@ impl Jwk {
         let canonical = format!(r#"{{"crv":"{}","kty":"{}","x":"{}","y":"{}"}}"#, self.crv, self.kty, self.x, self.y);
         b64url(&Sha256::digest(canonical.as_bytes()))
     }
+
+    /// `key` as a service publishes it in its JWKS: with `kid`, `alg` ES384 and `use` sig.
+    pub fn published(key: &VerifyingKey, kid: &str) -> Value {
+        let jwk = Self { kid: Some(kid.into()), ..Self::from_p384(&p384::PublicKey::from(key)) };
+        let mut value = serde_json::to_value(&jwk).unwrap_or_default();
+        if let Some(map) = value.as_object_mut() {
+            map.insert("use".into(), "sig".into());
+        }
+        value
+    }
 }
 
 /// Signs `claims` as a compact JWS with header `{"alg":"ES384","typ":typ[,"kid":kid]}`.

@@ -15,9 +15,11 @@
 //!
 //! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier.
 //!
-//! [`KeyStore::release`] takes a [`ReleaseGrant`], which only [`crate::Issuer`] makes, after its
+//! `KeyStore::release` takes a [`ReleaseGrant`], which only the issuer makes, after its
 //! Verifier appraised the Evidence under the policy and the nonce: the type system keeps the
-//! key from being released on anything else.
+//! key from being released on anything else. The owner provisions with [`provision_owner`]
+//! (`twi keystore provision`), no policy needed: the CA certifies the owner's key, or checks
+//! the owner's certificate chains to it.
 
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -35,7 +37,10 @@ use twi_proto::msg::{key_release_aad, key_release_info};
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use crate::IssuerError;
+use crate::ca::IssuerCa;
+use crate::error::IssuerError;
+use crate::jose::Jwk;
+use crate::state;
 
 /// The Key Store's `kid` in JWKS and release receipts.
 pub const KEY_STORE_KID: &str = "twi-keystore";
@@ -121,8 +126,8 @@ fn private_dir(path: &Path) -> Result<(), IssuerError> {
 
 impl KeyStore {
     /// Opens (or creates) the Key Store under the issuer state directory `state_dir`.
-    pub fn open(state_dir: &Path) -> Result<Self, IssuerError> {
-        let key = crate::issuance::load_or_create_key(state_dir, "keystore-key.pem")?;
+    pub(crate) fn open(state_dir: &Path) -> Result<Self, IssuerError> {
+        let key = state::load_or_create_key(state_dir, "keystore-key.pem")?;
         let dir = state_dir.join("keystore");
         private_dir(&dir)?;
         private_dir(&dir.join("released"))?;
@@ -131,14 +136,7 @@ impl KeyStore {
 
     /// The public key release receipts verify under, as a JWK.
     pub fn jwk(&self) -> Value {
-        let jwk = crate::jose::Jwk::from_p384(&p384::PublicKey::from(self.key.verifying_key()));
-        let mut value = serde_json::to_value(&jwk).unwrap_or_default();
-        if let Some(map) = value.as_object_mut() {
-            map.insert("kid".into(), KEY_STORE_KID.into());
-            map.insert("alg".into(), "ES384".into());
-            map.insert("use".into(), "sig".into());
-        }
-        value
+        Jwk::published(self.key.verifying_key(), KEY_STORE_KID)
     }
 
     fn slot(&self, workload_id: &str) -> PathBuf {
@@ -147,25 +145,25 @@ impl KeyStore {
 
     /// The workload owner's step: stores `certificate_der` and its private `key` for
     /// `workload_id`, replacing what was there. The certificate must certify exactly `key`.
-    pub fn provision(
+    pub(crate) fn provision(
         &self,
         workload_id: &str,
         certificate_der: &[u8],
         key: &SigningKey,
     ) -> Result<Provisioned, IssuerError> {
-        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
+        let _lock = state::lock(&self.state_dir)?;
         self.provision_locked(workload_id, certificate_der, key)
     }
 
     /// Provisions for `workload_id` what `make` returns (certificate DER and key), unless a
     /// credential is provisioned already; check and write happen under the state lock, so two
     /// processes sharing the state agree on one credential. Returns it and whether it is new.
-    pub fn provision_if_absent(
+    pub(crate) fn provision_if_absent(
         &self,
         workload_id: &str,
         make: impl FnOnce() -> Result<(Vec<u8>, SigningKey), IssuerError>,
     ) -> Result<(Provisioned, bool), IssuerError> {
-        let _lock = crate::ca::lock_state_dir(&self.state_dir)?;
+        let _lock = state::lock(&self.state_dir)?;
         if let Some(existing) = self.provisioned(workload_id)? {
             return Ok((existing, false));
         }
@@ -189,7 +187,7 @@ impl KeyStore {
         let slot = self.slot(workload_id);
         private_dir(&slot)?;
         let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
-        crate::ca::write_private(&slot.join("key.pem"), pem.as_bytes())?;
+        state::write_private(&slot.join("key.pem"), pem.as_bytes())?;
         let cert_path = slot.join("credential.pem");
         fs::write(&cert_path, &provisioned.certificate_pem).map_err(|e| state_err(&cert_path, e))?;
         Ok(provisioned)
@@ -211,11 +209,11 @@ impl KeyStore {
     /// ephemeral key with `info` = [`key_release_info`]`(nonce, ephemeral key)` and `aad` =
     /// [`key_release_aad`]`(SHA-256(certificate))`. Refused if nothing is provisioned, or if
     /// this nonce was released before (recorded durably before anything is encrypted).
-    pub fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
+    pub(crate) fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
         let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
         p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
         // Certificate and key are read under the state lock: never half of a re-provisioning.
-        let lock = crate::ca::lock_state_dir(&self.state_dir).map_err(|e| internal(&e))?;
+        let lock = state::lock(&self.state_dir).map_err(|e| internal(&e))?;
         let provisioned = self
             .provisioned(&grant.workload_id)
             .map_err(|e| internal(&e))?
@@ -280,4 +278,36 @@ fn parse_provisioned(workload_id: &str, certificate_der: &[u8]) -> Result<Provis
         serial_hex,
         public_key,
     })
+}
+
+/// Mechanism D, the workload owner's credential (`twi keystore provision`).
+#[derive(Debug, Clone, Copy)]
+pub struct OwnerCredential<'a> {
+    /// The workload identifier the policy names, e.g. `spiffe://example.org/payroll-app`.
+    pub workload_id: &'a str,
+    /// The owner's P-384 key.
+    pub key: &'a SigningKey,
+    /// The owner's certificate for `key` (DER): it must chain to this issuer's CA, the anchor
+    /// a runtime checks a released credential against. `None`: the CA certifies `key` now.
+    pub certificate: Option<&'a [u8]>,
+    /// Lifetime of a certificate the CA issues here.
+    pub lifetime: std::time::Duration,
+}
+
+/// Puts `owner`'s key and credential into the Key Store of the issuer state `state_dir`,
+/// replacing what was there (the CA is made, named for `ca_domain`, if there is none yet).
+pub fn provision_owner(
+    state_dir: &Path,
+    ca_domain: &str,
+    owner: &OwnerCredential<'_>,
+) -> Result<Provisioned, IssuerError> {
+    let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
+    let der = match owner.certificate {
+        Some(der) => {
+            ca.check_owner_certificate(der, owner.workload_id, SystemTime::now())?;
+            der.to_vec()
+        }
+        None => ca.certify_key(owner.workload_id, owner.key.verifying_key(), owner.lifetime)?.der,
+    };
+    KeyStore::open(state_dir)?.provision(owner.workload_id, &der, owner.key)
 }

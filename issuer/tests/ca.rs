@@ -4,8 +4,6 @@
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use der::{DecodePem, Encode};
@@ -13,34 +11,13 @@ use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p384::pkcs8::DecodePrivateKey;
 use twi_issuer::{IssuerCa, IssuerError, oids};
+use twi_testkit::tools::{assert_ok, openssl, utf8 as path};
 use x509_cert::Certificate;
 use x509_cert::certificate::Version;
 use x509_cert::ext::pkix::{BasicConstraints, KeyUsage, KeyUsages, SubjectKeyIdentifier};
 
 const KEY_FILE: &str = "issuer-ca.key.pem";
 const CERT_FILE: &str = "issuer-ca.pem";
-
-/// Runs `openssl`; a missing `openssl` fails the test (it must not silently pass).
-fn openssl(args: &[&str]) -> Output {
-    match Command::new("openssl").args(args).output() {
-        Ok(out) => out,
-        Err(e) => panic!("cannot run `openssl` ({e}): this test needs openssl installed and on the PATH"),
-    }
-}
-
-#[track_caller]
-fn assert_ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
 
 #[test]
 fn created_once_with_a_private_key_file_and_reloaded_unchanged() {
@@ -55,7 +32,7 @@ fn created_once_with_a_private_key_file_and_reloaded_unchanged() {
     let key_pem = fs::read_to_string(&key_path).unwrap();
     assert!(key_pem.starts_with("-----BEGIN PRIVATE KEY-----"), "not PKCS#8 PEM");
     let key = SigningKey::from_pkcs8_pem(&key_pem).unwrap();
-    assert_eq!(key.verifying_key(), ca.key().verifying_key());
+    assert_eq!(key.verifying_key(), ca.verifying_key());
 
     // The certificate file: the CA certificate, for the CA's key.
     let cert_pem = fs::read_to_string(state.join(CERT_FILE)).unwrap();

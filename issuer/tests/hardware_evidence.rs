@@ -9,18 +9,50 @@
 #[path = "../../verifier/tests/synthetic/mod.rs"]
 mod synthetic;
 
-use std::time::Duration;
-
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use sha2::Digest;
 use synthetic::amd::{chip_id, config, milan, report, sign};
 use synthetic::intel::{TEE, World, body, quote};
-use twi_issuer::{EvidenceBundle, Issuer, IssuerConfig, Rejection};
-use twi_proto::msg::Platform;
+use twi_issuer::policy::Policy;
+use twi_issuer::{
+    CredentialRequest, Evidence, EvidenceBundle, EvidenceRejection, Issued, Issuer, IssuerConfig, Rejection,
+};
+use twi_proto::msg::{Platform, RtmrEvent};
 use twi_verifier::chain::ChainError;
-use twi_verifier::snp::{Product, SnpConfig, SnpError, SnpPolicy};
+use twi_verifier::snp::{Product, SnpConfig, SnpError, SnpPolicy, SnpRejection};
 use twi_verifier::tdx::{TcbStatus, TdxError, TdxPolicy};
+
+/// The launch both made-up platforms measure.
+const MEASUREMENT: [u8; 48] = [0x4D; 48];
+
+/// An issuer whose policy admits the made-up platforms' launch as `payroll`.
+fn issuer(dir: &std::path::Path) -> Issuer {
+    let policy = Policy::from_toml(&format!(
+        "version = \"hw-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll\"\nmechanism = \"c\"\n\n\
+         [[workload.reference]]\nlabel = \"snp\"\nplatform = \"snp\"\nmeasurement = \"{m}\"\n\n\
+         [[workload.reference]]\nlabel = \"tdx\"\nplatform = \"tdx\"\nmrtd = \"{m}\"\n",
+        m = hex::encode(MEASUREMENT)
+    ))
+    .unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
+    Issuer::open(dir, config, policy).unwrap()
+}
+
+/// A nonce from the issuer's Verifier for a launch of `platform`.
+fn challenge(issuer: &mut Issuer, platform: Platform) -> Vec<u8> {
+    issuer.challenge(platform, &MEASUREMENT).unwrap().nonce
+}
+
+/// Mechanism C: the evidence (and the TD's event log) to the Credential Authority.
+fn issue(issuer: &mut Issuer, bundle: EvidenceBundle<'_>, events: &[RtmrEvent]) -> Result<Issued, Rejection> {
+    issuer.ca_credential(CredentialRequest::Evidence { evidence: Evidence { bundle, events }, renewal_of: None })
+}
+
+/// The verifier's own rejection, as the issuer carries it.
+fn verifier(rejection: twi_verifier::Rejection) -> Rejection {
+    Rejection::Evidence(EvidenceRejection::Verifier(rejection))
+}
 
 /// The issuing flow with (non-simulated) SEV-SNP evidence: refused until the issuer accepts
 /// hardware SNP, then issued on the typed appraisal when REPORTDATA binds nonce and key.
@@ -28,13 +60,7 @@ use twi_verifier::tdx::{TcbStatus, TdxError, TdxPolicy};
 fn issuer_issues_on_hardware_snp_evidence() {
     let (pki, vcek, tcb) = milan();
     let dir = tempfile::tempdir().unwrap();
-    let issuer_config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "payroll".into(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: None,
-    };
-    let mut issuer = Issuer::open(dir.path(), issuer_config).unwrap();
+    let mut issuer = issuer(dir.path());
     let workload = SigningKey::try_generate().unwrap();
     let public_key = workload.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let endorsements: Vec<Vec<u8>> =
@@ -47,25 +73,34 @@ fn issuer_issues_on_hardware_snp_evidence() {
     fn bundle<'a>(nonce: &'a [u8], evidence: &'a [u8], key: &'a [u8], certs: &'a [Vec<u8>]) -> EvidenceBundle<'a> {
         EvidenceBundle { platform: Platform::Snp, evidence, public_key: key, nonce, endorsements: certs }
     }
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Snp);
     let evidence = bound(&nonce);
-    let e = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap_err();
-    assert_eq!(e, Rejection::UnsupportedPlatform(Platform::Snp));
+    let e = issue(&mut issuer, bundle(&nonce, &evidence, &public_key, &endorsements), &[]).unwrap_err();
+    assert_eq!(e, Rejection::Evidence(EvidenceRejection::UnsupportedPlatform(Platform::Snp)));
 
     issuer.accept_hardware_snp(config(&pki.trust, SnpPolicy::default()));
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Snp);
     let evidence = bound(&nonce);
-    let issued = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap();
+    let issued = issue(&mut issuer, bundle(&nonce, &evidence, &public_key, &endorsements), &[]).unwrap();
     let appraisal = issued.appraisal.verified.snp().unwrap();
     assert_eq!(appraisal.product, Some(Product::Milan));
     assert!(!appraisal.anchor.is_simulated());
-    assert_eq!(issued.appraisal.measurement, [0x4D; 48]);
+    assert_eq!(issued.appraisal.verified.measurement, [0x4D; 48]);
     // The same evidence under AMD's real roots only: the made-up ARK is refused.
     issuer.accept_hardware_snp(SnpConfig::default());
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Snp);
     let evidence = bound(&nonce);
-    let e = issuer.issue(&bundle(&nonce, &evidence, &public_key, &endorsements)).unwrap_err();
-    assert!(matches!(e, Rejection::Snp(SnpError::Chain(ChainError::UntrustedRoot { .. }))), "{e}");
+    let e = issue(&mut issuer, bundle(&nonce, &evidence, &public_key, &endorsements), &[]).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            Rejection::Evidence(EvidenceRejection::Verifier(twi_verifier::Rejection::Snp(SnpRejection {
+                error: SnpError::Chain(ChainError::UntrustedRoot { .. }),
+                ..
+            })))
+        ),
+        "{e}"
+    );
 }
 
 /// The issuing flow with TDX evidence: the quote binds the issuer's nonce and the workload's
@@ -74,18 +109,12 @@ fn issuer_issues_on_hardware_snp_evidence() {
 fn issuer_issues_on_a_bound_tdx_quote() {
     let w = World::new();
     let dir = tempfile::tempdir().unwrap();
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "payroll".into(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: None,
-    };
-    let mut issuer = Issuer::open(dir.path(), config).unwrap();
+    let mut issuer = issuer(dir.path());
     let key = p384::ecdsa::SigningKey::try_generate().unwrap();
     let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
 
     // Not accepted until configured.
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Tdx);
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
     let q = quote(&w.pki, 5, b, 6);
@@ -93,8 +122,8 @@ fn issuer_issues_on_a_bound_tdx_quote() {
         EvidenceBundle { platform: Platform::Tdx, evidence, public_key, nonce, endorsements: &[] }
     }
     assert_eq!(
-        issuer.issue(&bundle(&nonce, &q, &public_key)).unwrap_err(),
-        Rejection::UnsupportedPlatform(Platform::Tdx)
+        issue(&mut issuer, bundle(&nonce, &q, &public_key), &[]).unwrap_err(),
+        Rejection::Evidence(EvidenceRejection::UnsupportedPlatform(Platform::Tdx))
     );
 
     issuer.accept_hardware_tdx(w.config(TdxPolicy::default()), Some(w.collateral()));
@@ -111,41 +140,47 @@ fn issuer_issues_on_a_bound_tdx_quote() {
     let digests: Vec<(u32, [u8; 48])> =
         events.iter().map(|e| (u32::from(e.rtmr), e.digest.as_slice().try_into().unwrap())).collect();
     let rtmrs = twi_attester::tdx::rtmr::replay(digests.iter().map(|(i, d)| (*i, d))).unwrap();
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Tdx);
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
     b.rtmr = rtmrs;
     let q = quote(&w.pki, 5, b, 6);
     // Without the log, the RTMRs are unexplained: refused, naming the first that differs.
-    let e = issuer.issue(&bundle(&nonce, &q, &public_key)).unwrap_err();
+    let e = issue(&mut issuer, bundle(&nonce, &q, &public_key), &[]).unwrap_err();
     assert!(e.to_string().contains("the quote's RTMR1 (expected: the event log's replay)"), "{e}");
     // An event whose data does not match its digest.
     let mut forged = events.clone();
     forged[1].data = b"another anchor".to_vec();
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Tdx);
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
     b.rtmr = rtmrs;
     let q = quote(&w.pki, 5, b, 6);
-    let e = issuer.issue_with_events(&bundle(&nonce, &q, &public_key), &forged).unwrap_err();
+    let e = issue(&mut issuer, bundle(&nonce, &q, &public_key), &forged).unwrap_err();
     assert!(e.to_string().contains("an event log digest"), "{e}");
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer, Platform::Tdx);
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
     b.rtmr = rtmrs;
     let q = quote(&w.pki, 5, b, 6);
-    let issued = issuer.issue_with_events(&bundle(&nonce, &q, &public_key), &events).unwrap();
-    assert_eq!(issued.appraisal.measurement, [0x4D; 48]);
+    let issued = issue(&mut issuer, bundle(&nonce, &q, &public_key), &events).unwrap();
+    assert_eq!(issued.appraisal.verified.measurement, [0x4D; 48]);
     assert_eq!(issued.appraisal.verified.tdx().unwrap().tcb.as_ref().unwrap().status, TcbStatus::UpToDate);
 
     // A quote bound to another nonce.
-    let nonce2 = issuer.challenge().unwrap();
-    assert!(matches!(issuer.issue(&bundle(&nonce2, &q, &public_key)), Err(Rejection::ReportDataMismatch { .. })));
+    let nonce2 = challenge(&mut issuer, Platform::Tdx);
+    assert!(matches!(
+        issue(&mut issuer, bundle(&nonce2, &q, &public_key), &[]),
+        Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
+    ));
     // A tampered quote.
-    let nonce3 = issuer.challenge().unwrap();
+    let nonce3 = challenge(&mut issuer, Platform::Tdx);
     let mut b = body(TEE, Some(TEE));
     b.report_data = twi_attester::binding::report_data(&nonce3, &public_key).unwrap();
     let mut q = quote(&w.pki, 5, b, 6);
     q[200] ^= 1;
-    assert!(matches!(issuer.issue(&bundle(&nonce3, &q, &public_key)), Err(Rejection::Tdx(TdxError::QuoteSignature))));
+    assert_eq!(
+        issue(&mut issuer, bundle(&nonce3, &q, &public_key), &[]).unwrap_err(),
+        verifier(twi_verifier::Rejection::Tdx(TdxError::QuoteSignature))
+    );
 }

@@ -3,6 +3,8 @@
 //! (EAR, binding the key) → Credential Authority checks the EAR (mechanism B) → WIT →
 //! provenance record with an inclusion proof → a renewal on another chip refused (CS_L3).
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -12,7 +14,7 @@ use p384::elliptic_curve::Generate;
 use sha2::{Digest, Sha384};
 use twi_attester::binding;
 use twi_attester::snp::report::{AttestationReport, EcdsaP384Signature, GuestPolicy, KeyInfo, TcbLayout, TcbVersion};
-use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId, claim};
+use twi_issuer::ear::{Ear, Status, claim};
 use twi_issuer::freshness::{
     Clock, EpochPublisher, Fresh, Freshness, FreshnessError, FreshnessLevel, ManualClock, NonceStore,
 };
@@ -78,31 +80,9 @@ fn attestation_result(admission: &Admission, key_sec1: &[u8], nonce: &[u8], now:
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     policy_claims.insert("claims".into(), claims.into());
     policy_claims.insert("binding".into(), admission.binding.to_json());
-    let appraisal = Appraisal {
-        status: Some(Status::Affirming),
-        trust_vector: TrustVector {
-            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-            executables: Some(claim::APPROVED_RUNTIME),
-            // The simulated TEE is not recognised hardware.
-            hardware: Some(claim::UNRECOGNIZED_HARDWARE),
-            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-            ..TrustVector::default()
-        },
-        policy_id: Some(format!("twi-policy:example.org@{}", admission.policy_version)),
-        key_spki_der: None,
-        policy_claims,
-    }
-    .bind_key(key_sec1)
-    .unwrap();
-    let mut ear = Ear::new(
-        VerifierId { build: "twi-issuer 0.1.0".into(), developer: "https://example.org/twi".into() },
-        now,
-        "twi",
-        appraisal,
-    );
-    ear.nonce = Some(nonce.to_vec());
-    ear.exp = Some(twi_issuer::jose::unix_seconds(now) + 300);
-    ear
+    // The simulated TEE is not recognised hardware.
+    let policy_id = format!("twi-policy:example.org@{}", admission.policy_version);
+    support::affirming_ear(key_sec1, nonce, claim::UNRECOGNIZED_HARDWARE, policy_id, policy_claims, now)
 }
 
 #[test]

@@ -1,35 +1,20 @@
 //! The WIT, its proof token and the EAR JWT verify with a standard JOSE library: Python's
-//! `jwcrypto` (`qemu/install-deps` installs it), driven by `tests/jose_check.py`.
+//! `jwcrypto` (`qemu/install-deps` installs it), driven by the test kit's `jose_check.py`.
 //!
 //! This test fails, rather than skips, when python3 or jwcrypto cannot be had: interoperability
 //! is a requirement (issue 6), not a nicety.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, SystemTime};
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use serde_json::{Map, json};
-use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId, claim};
+use twi_issuer::ear::claim;
 use twi_issuer::jose::{self, Jwk};
 use twi_issuer::wit::{Wit, sign_wpt};
-
-fn python_with_jwcrypto() -> &'static str {
-    let ok = Command::new("python3")
-        .args(["-c", "import jwcrypto, cryptography"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3 with the package jwcrypto is needed: run ./qemu/install-deps \
-         (or `python3 -m pip install jwcrypto`)"
-    );
-    "python3"
-}
+use twi_testkit::tools::{Python, jose_check};
 
 fn public_jwk(key: &SigningKey) -> serde_json::Value {
     let jwk = Jwk::from_p384(&p384::PublicKey::from(key.verifying_key()));
@@ -38,7 +23,8 @@ fn public_jwk(key: &SigningKey) -> serde_json::Value {
 
 #[test]
 fn wit_wpt_and_ear_verify_with_jwcrypto() {
-    let python = python_with_jwcrypto();
+    // Fail before anything is made when jwcrypto is missing.
+    Python::with(&["jwcrypto", "cryptography"]);
     let ca = SigningKey::try_generate().unwrap();
     let verifier = SigningKey::try_generate().unwrap();
     let workload = SigningKey::try_generate().unwrap();
@@ -65,29 +51,9 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
 
     let mut policy_claims = Map::new();
     policy_claims.insert("workload-id".into(), "spiffe://example.org/payroll-app".into());
-    let appraisal = Appraisal {
-        status: Some(Status::Affirming),
-        trust_vector: TrustVector {
-            instance_identity: Some(claim::TRUSTWORTHY_INSTANCE),
-            executables: Some(claim::APPROVED_RUNTIME),
-            hardware: Some(claim::GENUINE_HARDWARE),
-            runtime_opaque: Some(claim::ENCRYPTED_MEMORY_RUNTIME),
-            ..TrustVector::default()
-        },
-        policy_id: Some("twi-policy:example.org@2026-11-23.1".into()),
-        key_spki_der: None,
-        policy_claims,
-    }
-    .bind_key(&workload_sec1)
-    .unwrap();
-    let mut ear = Ear::new(
-        VerifierId { build: "twi-issuer 0.1.0".into(), developer: "https://example.org/twi".into() },
-        now,
-        "twi",
-        appraisal,
-    );
-    ear.nonce = Some(vec![0x42; 32]);
-    ear.exp = Some(jose::unix_seconds(now) + 300);
+    let policy_id = "twi-policy:example.org@2026-11-23.1".to_string();
+    let ear =
+        support::affirming_ear(&workload_sec1, &[0x42; 32], claim::GENUINE_HARDWARE, policy_id, policy_claims, now);
     let ear_token = ear.sign_jwt(&verifier, None).unwrap();
 
     // Tokens jwcrypto must refuse: another key, a flipped payload, alg none.
@@ -113,16 +79,7 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
         "must_fail": must_fail,
     });
 
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("jose_check.py");
-    let mut child = Command::new(python)
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start jose_check.py");
-    child.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = jose_check(&input);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "jwcrypto did not accept the tokens:\n{stdout}\n{stderr}");

@@ -35,8 +35,3 @@ pub mod firmware;
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod transport;
-
-/// The deterministic RNG the vault's unit tests share with the integration tests.
-#[cfg(test)]
-#[path = "../tests/support/test_rng.rs"]
-mod test_rng;

@@ -83,7 +83,7 @@ impl SealingKey {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_rng::TestRng;
+    use twi_testkit::TestRng;
 
     #[test]
     fn round_trip_and_every_alteration_is_refused() {

@@ -1,6 +1,7 @@
 //! `credential::check_credential`: the runtime accepts a credential only if its issuer anchor
 //! signed it (ecdsa-with-SHA384), it certifies the Credential Key, and its only SAN is the
-//! announced workload URI. Certificates are built with the issuer's own profiles.
+//! announced workload URI. Certificates are built with the test kit's RFC 5280 profiles,
+//! independent of the issuer's.
 
 mod support;
 
@@ -10,8 +11,8 @@ use der::pem::LineEnding;
 use der::{Decode, Encode, EncodePem};
 use p384::ecdsa::signature::hazmat::{PrehashSigner, PrehashVerifier};
 use sha2::{Digest, Sha512};
-use twi_issuer::x509::{ExtraExtension, Kind, p384_spki};
 use twi_runtime::credential::{CredentialError, check_credential};
+use twi_testkit::certs::{Extra as ExtraExtension, Kind, p384_spki};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -34,7 +35,7 @@ fn issue_with_san(ca: &TestCa, key: &[u8], names: Vec<GeneralName>) -> Vec<u8> {
         critical: false,
         value_der: SubjectAltName(names).to_der().unwrap(),
     };
-    ca.issue_der(Kind::Endorsement, vec![san], p384_spki(key).unwrap())
+    ca.issue_der(Kind::Endorsement, vec![san], p384_spki(key))
 }
 
 fn uri(s: &str) -> GeneralName {
@@ -140,7 +141,7 @@ fn rejects_a_credential_without_exactly_one_uri_san() {
             "the id as a DNS name",
             issue_with_san(&ca, &our_key, vec![GeneralName::DnsName(Ia5String::new(WORKLOAD_ID).unwrap())]),
         ),
-        ("no SAN at all", ca.issue_der(Kind::Endorsement, Vec::new(), p384_spki(&our_key).unwrap())),
+        ("no SAN at all", ca.issue_der(Kind::Endorsement, Vec::new(), p384_spki(&our_key))),
         (
             "two SAN extensions",
             ca.issue_der(
@@ -150,7 +151,7 @@ fn rejects_a_credential_without_exactly_one_uri_san() {
                     critical: false,
                     value_der: SubjectAltName(vec![uri(OTHER_WORKLOAD)]).to_der().unwrap(),
                 }],
-                p384_spki(&our_key).unwrap(),
+                p384_spki(&our_key),
             ),
         ),
     ];

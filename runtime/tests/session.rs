@@ -14,7 +14,6 @@ mod support;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use der::Decode;
 use twi_attester::binding;
@@ -24,7 +23,8 @@ use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAM
 use twi_attester::snp::report::AttestationReport;
 use twi_attester::snp::secrets::VMPCK_OFFSETS;
 use twi_host_loader::sim::snp::{SimLaunch, SimPsp};
-use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig};
+use twi_issuer::policy::Policy;
+use twi_issuer::{CredentialRequest, EvidenceBundle, Issued, Issuer, IssuerConfig};
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, CAP_SIM_DOORBELL, Challenge,
@@ -55,6 +55,19 @@ const WORKLOAD_ID: &str = "spiffe://example.org/payroll";
 /// What the guest sends to an honest host.
 const HONEST_SEQUENCE: [&str; 5] = ["Hello", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"];
 
+/// What the simulated chip measures of every launch (nothing sets it).
+const LAUNCH_DIGEST: [u8; 48] = [0; 48];
+
+/// The issuer's appraisal policy: the launch is `payroll`, under mechanism c.
+fn policy() -> Policy {
+    Policy::from_toml(&format!(
+        "version = \"session-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll\"\nmechanism = \"c\"\n\n\
+         [[workload.reference]]\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+        hex::encode(LAUNCH_DIGEST)
+    ))
+    .expect("the test policy")
+}
+
 /// The simulated chip (three P-384 keys and their chain), made once for all tests. Its state
 /// directory is not needed once it is loaded. Each session is a fresh launch on it.
 static PSP: LazyLock<SimPsp> = LazyLock::new(|| {
@@ -67,6 +80,8 @@ static PSP: LazyLock<SimPsp> = LazyLock::new(|| {
 
 /// The loader and the issuer, as the real ones behave.
 struct Host {
+    /// The issuer's state (its provenance log is written there).
+    state: tempfile::TempDir,
     issuer: Issuer,
     psp: &'static SimPsp,
     /// The guest's launch on the simulated chip: its VMPCK0 and the PSP's sequence numbers.
@@ -82,13 +97,16 @@ impl Host {
         let state = tempfile::tempdir().expect("tempdir");
         let config = IssuerConfig {
             trust_domain: "example.org".into(),
-            workload: "payroll".into(),
-            lifetime: Duration::from_secs(3600),
             sim_snp_root: accept_simulated_tee.then(|| PSP.root().clone()),
         };
-        let issuer = Issuer::open(state.path(), config).expect("issuer");
+        let issuer = Issuer::open(state.path(), config, policy()).expect("issuer");
         let sim = PSP.launch().expect("a launch on the simulated PSP");
-        Self { issuer, psp: &PSP, sim, nonce: None, issued: None }
+        Self { state, issuer, psp: &PSP, sim, nonce: None, issued: None }
+    }
+
+    /// A fresh nonce from the issuer's Verifier for this launch.
+    fn challenge(&mut self) -> Vec<u8> {
+        self.issuer.challenge(Platform::SimSnp, &LAUNCH_DIGEST).expect("nonce").nonce
     }
 
     /// The issuer anchor the launch manifest carries.
@@ -105,7 +123,7 @@ impl Host {
     fn honest_reply(&mut self, msg: &Message) -> Option<Message> {
         match msg {
             Message::Hello(_) => {
-                let nonce = self.issuer.challenge().expect("nonce");
+                let nonce = self.challenge();
                 self.nonce = Some(nonce.clone());
                 Some(Challenge { nonce, key_release: false }.into())
             }
@@ -129,7 +147,8 @@ impl Host {
                     nonce: &evidence.nonce,
                     endorsements: &endorsements,
                 };
-                Some(match self.issuer.issue(&bundle) {
+                let evidence = twi_issuer::Evidence { bundle, events: &[] };
+                Some(match self.issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }) {
                     Ok(issued) => {
                         let reply = Credential {
                             certificate: issued.certificate_der.clone(),
@@ -1407,19 +1426,11 @@ fn mechanism_a_credential_with_an_attestation_result_is_accepted_and_recorded() 
 /// The seed of the key the workload owner provisioned in the Key Store.
 const PROVISIONED_SEED: u64 = 0x0D0D_0000_5EED_0003;
 
-/// A certificate for `key` under the host's issuer CA (what the owner provisioned).
+/// A certificate for `key` under the host's issuer CA (what the owner provisioned), made with
+/// the CA key its state holds.
 fn provisioned_certificate(host: &Host, key: &[u8]) -> Vec<u8> {
-    use der::Encode;
-    let ca = host.issuer.ca();
-    let profile = twi_issuer::x509::Profile {
-        subject: "CN=payroll,O=example.org".parse().unwrap(),
-        issuer: Some(ca.subject().clone()),
-        kind: twi_issuer::x509::Kind::Workload { uri: WORKLOAD_ID.into() },
-        extra: Vec::new(),
-    };
-    let spki = twi_issuer::x509::p384_spki(key).unwrap();
-    let serial = twi_issuer::x509::random_serial().unwrap();
-    twi_issuer::x509::issue(profile, serial, Duration::from_secs(3600), spki, ca.key()).unwrap().to_der().unwrap()
+    let pem = std::fs::read_to_string(host.state.path().join("issuer-ca.key.pem")).expect("the CA key");
+    TestCa::from_pem(&pem, host.issuer.ca().subject().clone()).issue_workload(key, WORKLOAD_ID)
 }
 
 /// The Key Store's honest release for `evidence`: the provisioned key sealed to the ephemeral
@@ -1445,7 +1456,7 @@ fn mechanism_d_link(answer: impl Fn(&Evidence, &Host) -> Vec<u8> + 'static) -> F
         Host::new(true),
         Box::new(move |msg, host| match msg {
             Message::Hello(_) => {
-                let nonce = host.issuer.challenge().expect("nonce");
+                let nonce = host.challenge();
                 host.nonce = Some(nonce.clone());
                 Some(frame(&Challenge { nonce, key_release: true }.into()))
             }

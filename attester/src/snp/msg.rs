@@ -239,15 +239,13 @@ mod tests {
 
     #[test]
     fn parsers_never_panic() {
-        let mut st = 0x2545_F491_4F6C_DD1Du64;
+        let mut rng = twi_testkit::TestRng(0x2545_F491_4F6C_DD1D);
         let mut buf = [0u8; 0x20 + REPORT_SIZE + 8];
         for _ in 0..3000 {
             for b in buf.iter_mut() {
-                st ^= st << 13;
-                st ^= st >> 7;
-                st ^= st << 17;
-                *b = st as u8;
+                *b = rng.next_u64() as u8;
             }
+            let st = rng.0;
             let len = (st >> 8) as usize % (buf.len() + 1);
             if st & 1 == 0 {
                 // Make successful responses plausible so the report path is exercised.

@@ -1,15 +1,23 @@
 //! The issuer's roles as the bridge calls them (Verifier, Credential Authority, Key Store, in
 //! the words of draft-novak-twi-attestation): one trait, so the bridge neither knows nor cares
-//! whether they run in this process ([`twi_issuer::Issuer`]) or behind `twi serve`
-//! ([`RemoteIssuer`]), and a test can put a decorator (the `tamper` module) or a fake between.
+//! whether they run in this process ([`twi_issuer::Issuer`], whose asks each method maps to)
+//! or behind `twi serve` ([`RemoteIssuer`], whose endpoints each method calls), and a test can
+//! put a decorator (the `tamper` module) or a fake between.
 
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::Mechanism;
-use twi_issuer::{CredentialRequestIn, EvidenceBundle, Issuer};
-use twi_proto::msg::{Platform, RtmrEvent};
-use twi_verifier::tdx::Collateral;
+use twi_issuer::{CredentialRequest, CredentialRequestIn, Issued, Issuer, Rejection};
+use twi_proto::msg::Platform;
+use twi_verifier::tdx::{Collateral, TdxConfig};
 
-use crate::remote::{IssuerLink, Obtained, RemoteIssuer};
+use crate::remote::{Obtained, RemoteIssuer};
+
+/// The Verifier's challenge for one launch: the nonce (AF_L2) or epoch id (AF_L1) the evidence
+/// must bind, and the mechanism the policy chose for the workload, if it names one.
+pub use twi_issuer::Challenge;
+/// The evidence as the roles receive it: the bundle the Verifier appraises and, for TDX, the
+/// runtime's RTMR event log.
+pub use twi_issuer::Evidence as Presented;
 
 /// Why a role refused (or could not be reached), in its own words: the bridge passes it to the
 /// guest and to the user unchanged.
@@ -17,21 +25,10 @@ use crate::remote::{IssuerLink, Obtained, RemoteIssuer};
 #[error("{0}")]
 pub struct Refusal(pub String);
 
-/// The evidence as the roles receive it: the bundle the Verifier appraises and, for TDX, the
-/// runtime's RTMR event log.
-#[derive(Debug)]
-pub struct Presented<'a> {
-    pub bundle: EvidenceBundle<'a>,
-    pub events: &'a [RtmrEvent],
-}
-
-/// The Verifier's challenge for one launch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Challenge {
-    /// The verifier nonce (AF_L2) or epoch id (AF_L1) the evidence must bind.
-    pub nonce: Vec<u8>,
-    /// The mechanism the policy chose for the workload this launch belongs to, if it names one.
-    pub mechanism: Option<Mechanism>,
+impl From<Rejection> for Refusal {
+    fn from(rejection: Rejection) -> Self {
+        Self(rejection.to_string())
+    }
 }
 
 /// Mechanism D: what the Key Store released.
@@ -49,7 +46,8 @@ pub struct Released {
 pub trait Roles {
     /// The Verifier's challenge for a launch expected to measure `measurement`.
     fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal>;
-    /// Mechanisms A and C (and C's renewal-free issuance): the credential for the attested key.
+    /// Mechanisms A (evidence to the Verifier, which asks the CA) and C (evidence to the CA,
+    /// which asks the Verifier): the credential for the attested key.
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal>;
     /// A renewal of credential `previous` (X.509 serial in hex, or WIT jti) under the policy's
     /// stickiness.
@@ -67,124 +65,106 @@ pub trait Roles {
     fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal>;
 }
 
-impl<R: Roles + ?Sized> Roles for &mut R {
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        (**self).challenge(platform, measurement)
-    }
-    fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
-        (**self).issue(evidence, mechanism)
-    }
-    fn renew(&mut self, evidence: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
-        (**self).renew(evidence, previous)
-    }
-    fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
-        (**self).attestation_result(evidence)
-    }
-    fn redeem(&mut self, request: &CredentialRequestIn<'_>) -> Result<Obtained, Refusal> {
-        (**self).redeem(request)
-    }
-    fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
-        (**self).provision(platform, measurement)
-    }
-    fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
-        (**self).release(evidence)
-    }
-    fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
-        (**self).accept_tdx_collateral(collateral)
-    }
+/// The roles behind a reference or a box are the roles.
+macro_rules! forward_roles {
+    ($($holder:ty),*) => {$(
+        impl<R: Roles + ?Sized> Roles for $holder {
+            fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
+                (**self).challenge(platform, measurement)
+            }
+            fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
+                (**self).issue(evidence, mechanism)
+            }
+            fn renew(&mut self, evidence: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
+                (**self).renew(evidence, previous)
+            }
+            fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
+                (**self).attestation_result(evidence)
+            }
+            fn redeem(&mut self, request: &CredentialRequestIn<'_>) -> Result<Obtained, Refusal> {
+                (**self).redeem(request)
+            }
+            fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
+                (**self).provision(platform, measurement)
+            }
+            fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
+                (**self).release(evidence)
+            }
+            fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
+                (**self).accept_tdx_collateral(collateral)
+            }
+        }
+    )*};
+}
+forward_roles!(&mut R, Box<R>);
+
+fn obtained(issued: Result<Issued, Rejection>) -> Result<Obtained, Refusal> {
+    Ok(Obtained::from_issued(&issued?))
 }
 
-impl<R: Roles + ?Sized> Roles for Box<R> {
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        (**self).challenge(platform, measurement)
-    }
-    fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
-        (**self).issue(evidence, mechanism)
-    }
-    fn renew(&mut self, evidence: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
-        (**self).renew(evidence, previous)
-    }
-    fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
-        (**self).attestation_result(evidence)
-    }
-    fn redeem(&mut self, request: &CredentialRequestIn<'_>) -> Result<Obtained, Refusal> {
-        (**self).redeem(request)
-    }
-    fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
-        (**self).provision(platform, measurement)
-    }
-    fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
-        (**self).release(evidence)
-    }
-    fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
-        (**self).accept_tdx_collateral(collateral)
-    }
-}
-
-// Both ways of reaching the issuer go through [`IssuerLink`] (remote.rs), which maps each call
-// to the embedded issuer's method or to the service's endpoint.
-
+/// The issuer in this process: each method is one of its asks.
 impl Roles for Issuer {
     fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        challenge(IssuerLink::Embedded(self), platform, measurement)
+        Issuer::challenge(self, platform, measurement).map_err(|e| Refusal(format!("issuer: {e}")))
     }
-    fn issue(&mut self, e: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
-        IssuerLink::Embedded(self).issue(&e.bundle, e.events, mechanism).map_err(Refusal)
+    fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
+        obtained(match mechanism {
+            Some(Mechanism::A) => self.verifier_credential(&evidence),
+            _ => self.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }),
+        })
     }
-    fn renew(&mut self, e: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
-        IssuerLink::Embedded(self).renew(&e.bundle, e.events, previous).map_err(Refusal)
+    fn renew(&mut self, evidence: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
+        obtained(self.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: Some(previous) }))
     }
-    fn attestation_result(&mut self, e: Presented<'_>) -> Result<(String, String), Refusal> {
-        IssuerLink::Embedded(self).attestation_result(&e.bundle, e.events).map_err(Refusal)
+    fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
+        let result = self.verifier_attestation_result(&evidence)?;
+        Ok((result.ear_jwt, result.workload_id))
     }
     fn redeem(&mut self, request: &CredentialRequestIn<'_>) -> Result<Obtained, Refusal> {
-        IssuerLink::Embedded(self).redeem(request).map_err(Refusal)
+        obtained(self.ca_credential(CredentialRequest::AttestationResult(*request)))
     }
     fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
-        IssuerLink::Embedded(self).provision(platform, measurement).map_err(Refusal)
+        self.key_store_provision(platform, measurement).map_err(|e| Refusal(e.to_string()))
     }
-    fn release(&mut self, e: Presented<'_>) -> Result<Released, Refusal> {
-        released(IssuerLink::Embedded(self).release(&e.bundle, e.events))
+    fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
+        let released = self.key_store_release(&evidence)?;
+        let key_store_jwk = self.key_store().map(|k| k.jwk()).map_err(|e| Refusal(e.to_string()))?;
+        Ok(Released { issued: Obtained::from_issued(&released.issued), release: released.release, key_store_jwk })
     }
     fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
-        self.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
+        self.accept_hardware_tdx(TdxConfig::default(), Some(collateral));
         Ok(())
     }
 }
 
+/// `twi serve` at a URL: each method is one of its endpoints.
 impl Roles for RemoteIssuer {
     fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        challenge(IssuerLink::Remote(self), platform, measurement)
+        RemoteIssuer::challenge(self, platform, measurement).map_err(Refusal)
     }
-    fn issue(&mut self, e: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
-        IssuerLink::Remote(self).issue(&e.bundle, e.events, mechanism).map_err(Refusal)
+    fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
+        RemoteIssuer::issue(self, &evidence, mechanism).map_err(Refusal)
     }
-    fn renew(&mut self, e: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
-        IssuerLink::Remote(self).renew(&e.bundle, e.events, previous).map_err(Refusal)
+    fn renew(&mut self, _: Presented<'_>, _: &str) -> Result<Obtained, Refusal> {
+        Err(Refusal(format!(
+            "renewals are not offered over HTTP yet: run the renewal against the embedded issuer, not {}",
+            self.url()
+        )))
     }
-    fn attestation_result(&mut self, e: Presented<'_>) -> Result<(String, String), Refusal> {
-        IssuerLink::Remote(self).attestation_result(&e.bundle, e.events).map_err(Refusal)
+    fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
+        RemoteIssuer::attestation_result(self, &evidence).map_err(Refusal)
     }
     fn redeem(&mut self, request: &CredentialRequestIn<'_>) -> Result<Obtained, Refusal> {
-        IssuerLink::Remote(self).redeem(request).map_err(Refusal)
+        RemoteIssuer::redeem(self, request).map_err(Refusal)
     }
     fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
-        IssuerLink::Remote(self).provision(platform, measurement).map_err(Refusal)
+        RemoteIssuer::provision(self, platform, measurement).map_err(Refusal)
     }
-    fn release(&mut self, e: Presented<'_>) -> Result<Released, Refusal> {
-        released(IssuerLink::Remote(self).release(&e.bundle, e.events))
+    fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
+        let (issued, release, key_store_jwk) = RemoteIssuer::release(self, &evidence).map_err(Refusal)?;
+        Ok(Released { issued, release, key_store_jwk })
     }
     fn accept_tdx_collateral(&mut self, _: Collateral) -> Result<(), Refusal> {
         Err(Refusal("a remote issuer judges TDX quotes with its own collateral".into()))
     }
-}
-
-fn challenge(mut link: IssuerLink<'_>, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-    let (nonce, mechanism) = link.challenge(platform, measurement).map_err(|e| Refusal(format!("{e:#}")))?;
-    Ok(Challenge { nonce, mechanism })
-}
-
-fn released(result: Result<(Obtained, Release, serde_json::Value), String>) -> Result<Released, Refusal> {
-    let (issued, release, key_store_jwk) = result.map_err(Refusal)?;
-    Ok(Released { issued, release, key_store_jwk })
 }

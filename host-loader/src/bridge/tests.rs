@@ -3,8 +3,6 @@
 //! embedded issuer and the simulated PSP, then make the guest, the issuer's link or the
 //! firmware misbehave one way at a time.
 
-use std::time::Duration;
-
 use p384::elliptic_curve::Generate;
 use twi_attester::binding;
 use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
@@ -36,16 +34,10 @@ impl Host {
         let dir = tempfile::tempdir().unwrap();
         let mut psp = SimPsp::load_or_create(&dir.path().join("sim-snp")).unwrap();
         psp.set_launch_digest(DIGEST);
-        let config = IssuerConfig {
-            trust_domain: "example.org".into(),
-            workload: "demo".into(),
-            lifetime: Duration::from_secs(3600),
-            sim_snp_root: Some(psp.root().clone()),
-        };
-        let mut issuer = Issuer::open(&dir.path().join("issuer"), config).unwrap();
+        let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
         let (_, policy) =
             development_policy("example.org", "demo", Measured { snp: &DIGEST, mrtd: None }, false).unwrap();
-        issuer.set_policy(policy).unwrap();
+        let issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         Self { _dir: dir, psp, issuer }
     }
 

@@ -9,7 +9,7 @@ use clap::Args;
 use twi_proto::manifest::Diagnostic;
 
 use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
-use super::issuer::{Anchor, open_issuer};
+use super::issuer::{Anchor, open_ca};
 use crate::{image, measure, payload};
 
 #[derive(Args, Debug)]
@@ -50,9 +50,8 @@ pub struct Workload {
 
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
-    let issuer = open_issuer(state, &args.identity, None)?;
-    let anchor = Anchor::of(&issuer);
-    build(&args.out, args.runtime_elf.as_deref(), &anchor, &params, args.diagnostic.into(), &args.workload)?;
+    let ca = open_ca(state, &args.identity)?;
+    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into(), &args.workload)?;
     Ok(())
 }
 

@@ -2,25 +2,35 @@
 //! trusts (and the check that an image trusts the issuer a run will use), and the appraisal
 //! policy file.
 
-use std::path::Path;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use twi_issuer::policy::{Fidelity, Policy, PolicyKey};
-use twi_issuer::{Issuer, IssuerConfig};
+use twi_issuer::{Issuer, IssuerCa, IssuerConfig};
 use twi_proto::manifest::{Diagnostic, LaunchManifest, MANIFEST_FORMAT};
 
 use super::args::IdentityArgs;
 
-/// Opens (or makes) the embedded issuer under `STATE/issuer`.
-pub fn open_issuer(state: &Path, identity: &IdentityArgs, sim_root: Option<x509_cert::Certificate>) -> Result<Issuer> {
-    let config = IssuerConfig {
-        trust_domain: identity.trust_domain.clone(),
-        workload: identity.workload.clone(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: sim_root,
-    };
-    Issuer::open(&state.join("issuer"), config).context("opening the issuer")
+/// The embedded issuer's state directory: `STATE/issuer`.
+pub fn issuer_dir(state: &Path) -> PathBuf {
+    state.join("issuer")
+}
+
+/// Opens (or makes) the embedded issuer's CA under `STATE/issuer`: the anchor images embed,
+/// before a policy is known.
+pub fn open_ca(state: &Path, identity: &IdentityArgs) -> Result<IssuerCa> {
+    IssuerCa::load_or_create(&issuer_dir(state), &identity.trust_domain).context("opening the issuer's CA")
+}
+
+/// Opens (or makes) the embedded issuer under `STATE/issuer`, issuing under `policy`.
+pub fn open_issuer(
+    state: &Path,
+    identity: &IdentityArgs,
+    sim_root: Option<x509_cert::Certificate>,
+    policy: Policy,
+) -> Result<Issuer> {
+    let config = IssuerConfig { trust_domain: identity.trust_domain.clone(), sim_snp_root: sim_root };
+    Issuer::open(&issuer_dir(state), config, policy).context("opening the issuer")
 }
 
 /// The issuer an image trusts: its CA's public key (SEC1) and name.
@@ -32,8 +42,8 @@ pub struct Anchor {
 
 impl Anchor {
     /// The embedded issuer's.
-    pub fn of(issuer: &Issuer) -> Self {
-        Self { public_key: issuer.ca().public_key_sec1(), name: issuer.ca().subject().to_string() }
+    pub fn of(ca: &IssuerCa) -> Self {
+        Self { public_key: ca.public_key_sec1(), name: ca.subject().to_string() }
     }
 
     /// A remote issuer's, from its CA certificate.

@@ -9,7 +9,9 @@ use clap::Subcommand;
 use zeroize::Zeroizing;
 
 use super::args::IdentityArgs;
-use super::issuer::open_issuer;
+use twi_issuer::keystore::{OwnerCredential, provision_owner};
+
+use super::issuer::issuer_dir;
 
 #[derive(Subcommand, Debug)]
 pub enum KeystoreCommand {
@@ -41,15 +43,14 @@ pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
     let KeystoreCommand::Provision { workload_id, key, certificate, lifetime_hours, identity } = command;
     let signing_key = read_owner_key(&key)?;
     let certificate = certificate.as_deref().map(read_one_certificate).transpose()?;
-    let mut issuer = open_issuer(state, &identity, None)?;
-    let provisioned = issuer
-        .provision_owner(
-            &workload_id,
-            &signing_key,
-            certificate.as_deref(),
-            Duration::from_secs(lifetime_hours.saturating_mul(3600)),
-        )
-        .context("provisioning the Key Store")?;
+    let owner = OwnerCredential {
+        workload_id: &workload_id,
+        key: &signing_key,
+        certificate: certificate.as_deref(),
+        lifetime: Duration::from_secs(lifetime_hours.saturating_mul(3600)),
+    };
+    let provisioned =
+        provision_owner(&issuer_dir(state), &identity.trust_domain, &owner).context("provisioning the Key Store")?;
     eprintln!(
         "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
         provisioned.serial_hex, provisioned.workload_id

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use crate::measure::reference;
-use crate::policy_file::{add_references, image_references};
+use twi_issuer::policy::image_references;
+
+use crate::policy_file::add_references;
 
 #[derive(Subcommand, Debug)]
 pub enum PolicyCommand {

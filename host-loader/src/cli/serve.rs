@@ -16,13 +16,12 @@ pub struct ServeArgs {
     /// Address to listen on (port 0: any free port; the URL is printed on stdout).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8740")]
     listen: String,
-    /// The appraisal policy (TOML; see issuer/policy.example.toml). Without it every
-    /// verified launch gets --workload, with no WIT, attestation result or provenance
-    /// record (and mechanisms b and d are refused).
+    /// The appraisal policy (TOML; see issuer/policy.example.toml): which launches the
+    /// roles admit, and as which workload (`twi policy add-image` admits an image).
     #[arg(long, value_name = "FILE")]
-    policy: Option<PathBuf>,
+    policy: PathBuf,
     /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
-    #[arg(long, value_name = "PEM", requires = "policy")]
+    #[arg(long, value_name = "PEM")]
     policy_key: Option<PathBuf>,
     /// The roles whose endpoints this process serves: verifier, ca, key-store
     /// (comma-separated). The Key Store (mechanism d) releases on the appraisal of the
@@ -47,23 +46,14 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
         ),
         None => None,
     };
-    let mut issuer = open_issuer(state, &args.identity, sim_root)?;
+    let policy = load_policy(&args.policy, args.policy_key.as_deref())?;
+    let mut issuer = open_issuer(state, &args.identity, sim_root, policy)?;
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;
         issuer
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
-    }
-    match &args.policy {
-        Some(path) => {
-            let loaded = load_policy(path, args.policy_key.as_deref())?;
-            issuer.set_policy(loaded).context("opening the issuer's policy state")?;
-        }
-        None => eprintln!(
-            "twi: no --policy: every verified launch is issued spiffe://{}/{} without a WIT, attestation result or provenance record; mechanisms b and d are refused",
-            args.identity.trust_domain, args.identity.workload
-        ),
     }
     let router = twi_issuer::http::router(issuer, args.roles);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -9,12 +9,11 @@
 pub mod net;
 
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_issuer::policy::Policy;
-use twi_issuer::{EvidenceBundle, Issuer, IssuerConfig};
+use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
 use twi_proto::msg::Platform;
 use twi_verifier::snp::SnpPolicy;
 
@@ -90,21 +89,15 @@ pub fn world() -> &'static World {
 fn issue_all() -> World {
     let (pki, vcek, tcb) = amd::milan();
     let state = tempfile::tempdir().unwrap();
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "unused-without-policy".into(),
-        lifetime: Duration::from_secs(3600),
-        sim_snp_root: None,
-    };
-    let mut issuer = Issuer::open(state.path(), config).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
+    let mut issuer = Issuer::open(state.path(), config, Policy::from_toml(POLICY).unwrap()).unwrap();
     issuer.accept_hardware_snp(amd::config(&pki.trust, SnpPolicy::default()));
-    issuer.set_policy(Policy::from_toml(POLICY).unwrap()).unwrap();
     let endorsements: Vec<Vec<u8>> =
         [&vcek.cert, &pki.ask.cert, &pki.ark.cert].iter().map(|c| c.der().to_vec()).collect();
     let mut launch = |measurement: [u8; 48]| {
         let key = SigningKey::try_generate().unwrap();
         let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-        let nonce = issuer.challenge().unwrap();
+        let nonce = issuer.challenge(Platform::Snp, &measurement).unwrap().nonce;
         let mut report = amd::report(3, (0x19, 0x01), tcb, amd::chip_id(false), 0);
         report.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
         report.measurement = measurement;
@@ -116,46 +109,36 @@ fn issue_all() -> World {
             nonce: &nonce,
             endorsements: &endorsements,
         };
-        let issued = issuer.issue(&bundle).unwrap_or_else(|e| panic!("the issuer refused the test launch: {e}"));
-        assert_eq!(issued.appraisal.measurement, measurement, "the credential is for this launch");
+        let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };
+        let issued =
+            issuer.ca_credential(request).unwrap_or_else(|e| panic!("the issuer refused the test launch: {e}"));
+        assert_eq!(issued.appraisal.verified.measurement, measurement, "the credential is for this launch");
         Launch {
             identity: issued.workload_id.clone(),
-            measurement: issued.appraisal.measurement.clone(),
+            measurement: issued.appraisal.verified.measurement.to_vec(),
             key,
             certificate_pem: issued.certificate_pem.clone(),
             certificate_der: issued.certificate_der.clone(),
-            wit: issued.policy.expect("policy issuance makes a WIT").wit,
+            wit: issued.wit,
         }
     };
     let (v1, v2, ledger) = (launch(V1), launch(V2), launch(LEDGER_BUILD));
-    let mode = issuer.policy_mode().unwrap();
-    let issuer_jwks = serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] }).to_string();
-    World {
-        issuer_ca_pem: issuer.ca().certificate_pem().to_string(),
-        issuer_jwks,
-        wit_key: twi_issuer::issuance::load_or_create_key(state.path(), "wit-key.pem").unwrap(),
-        v1,
-        v2,
-        ledger,
-    }
+    let keys = issuer.published_keys();
+    let issuer_jwks = serde_json::json!({ "keys": [keys.wit, keys.verifier, keys.log] }).to_string();
+    let wit_key = {
+        use p384::pkcs8::DecodePrivateKey;
+        SigningKey::from_pkcs8_pem(&std::fs::read_to_string(state.path().join("wit-key.pem")).unwrap()).unwrap()
+    };
+    World { issuer_ca_pem: issuer.ca().certificate_pem().to_string(), issuer_jwks, wit_key, v1, v2, ledger }
 }
 
-/// A credential for `identity` from a CA that is not the relying party's issuer CA.
+/// A credential for `identity` from a CA that is not the relying party's issuer CA, though it
+/// bears its name (another state's issuer CA, as the test kit's CA plays it).
 pub fn foreign_certificate(identity: &str) -> (String, SigningKey) {
-    use der::EncodePem;
-    let state = tempfile::tempdir().unwrap();
-    let ca = twi_issuer::IssuerCa::load_or_create(state.path(), "example.org").unwrap();
+    let ca = twi_testkit::certs::TestCa::new(0xF0_4E16, "CN=TWI issuer CA for example.org,O=TWI");
     let key = SigningKey::try_generate().unwrap();
-    let profile = twi_issuer::x509::Profile {
-        subject: "CN=payroll-app,O=example.org".parse().unwrap(),
-        issuer: Some(ca.subject().clone()),
-        kind: twi_issuer::x509::Kind::Workload { uri: identity.into() },
-        extra: Vec::new(),
-    };
-    let spki = x509_cert::spki::SubjectPublicKeyInfoOwned::from_key(key.verifying_key()).unwrap();
-    let serial = twi_issuer::x509::random_serial().unwrap();
-    let cert = twi_issuer::x509::issue(profile, serial, Duration::from_secs(3600), spki, ca.key()).unwrap();
-    (cert.to_pem(der::pem::LineEnding::LF).unwrap(), key)
+    let der = ca.issue_workload(key.verifying_key().to_sec1_point(false).as_bytes(), identity);
+    (der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap(), key)
 }
 
 /// A client certificate for `identity` (one URI SAN, EKU clientAuth) from a freshly made CA

@@ -1,6 +1,6 @@
 use super::*;
-use crate::test_rng::TestRng;
 use p384::ecdsa::signature::Verifier;
+use twi_testkit::TestRng;
 
 struct FailingRng;
 #[derive(Debug)]

@@ -37,7 +37,7 @@ pub fn ca(subject: &str, issuer: Option<&Key>) -> Key {
 }
 
 fn int_ext(oid: der::asn1::ObjectIdentifier, v: u8) -> Extra {
-    Extra { oid, value_der: Uint::new(&[v]).unwrap().to_der().unwrap() }
+    Extra::new(oid, Uint::new(&[v]).unwrap().to_der().unwrap())
 }
 
 /// What the VEK certificate claims.
@@ -56,7 +56,7 @@ pub fn vek(spec: &VekSpec, ask: &Key) -> Key {
     let key = SigningKey::try_generate().unwrap();
     let [fmc, bl, tee, snp, ucode] = spec.tcb;
     let mut extra = vec![
-        Extra { oid: oids::AMD_PRODUCT_NAME, value_der: Ia5String::new(spec.product_name).unwrap().to_der().unwrap() },
+        Extra::new(oids::AMD_PRODUCT_NAME, Ia5String::new(spec.product_name).unwrap().to_der().unwrap()),
         int_ext(oids::AMD_BL_SPL, bl),
         int_ext(oids::AMD_TEE_SPL, tee),
         int_ext(oids::AMD_SNP_SPL, snp),
@@ -66,13 +66,10 @@ pub fn vek(spec: &VekSpec, ask: &Key) -> Key {
         extra.push(int_ext(oids::AMD_FMC_SPL, fmc));
     }
     if let Some(hw_id) = &spec.hw_id {
-        extra.push(Extra { oid: oids::AMD_HW_ID, value_der: hw_id.clone() });
+        extra.push(Extra::new(oids::AMD_HW_ID, hw_id.clone()));
     }
     if let Some(csp) = spec.csp_id {
-        extra.push(Extra {
-            oid: oids::AMD_CSP_ID,
-            value_der: der::asn1::Utf8StringRef::new(csp).unwrap().to_der().unwrap(),
-        });
+        extra.push(Extra::new(oids::AMD_CSP_ID, der::asn1::Utf8StringRef::new(csp).unwrap().to_der().unwrap()));
     }
     let profile = Profile {
         subject: format!("CN={},O=Advanced Micro Devices", spec.cn).parse().unwrap(),

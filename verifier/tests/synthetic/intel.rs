@@ -71,7 +71,7 @@ pub fn sgx_extension(components: [u8; 16], pce_svn: u16) -> Extra {
         entry(&format!("{arc}.4"), octets(&FMSPC)),
         entry(&format!("{arc}.5"), Any::new(Tag::Enumerated, [1u8]).unwrap()),
     ];
-    Extra { oid: ObjectIdentifier::new_unwrap(arc), value_der: entries.to_der().unwrap() }
+    Extra::new(ObjectIdentifier::new_unwrap(arc), entries.to_der().unwrap())
 }
 
 /// A made-up Intel-shaped PKI: root, platform CA, PCK leaf, TCB signing.

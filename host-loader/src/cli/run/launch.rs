@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use super::args::RunArgs;
 use super::image::{Image, Measured, default_snp_profile};
-use super::roles::{IssuerSide, Side};
+use super::roles::Side;
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
 use crate::bridge::firmware::{SimSnp, SimTd};
 use crate::bridge::tamper::{Tamper, TamperedFirmware, TamperedRoles};
@@ -75,10 +75,7 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         (None, Some(tdx)) => Box::new(SimTd { tdx }),
         (None, None) => Box::new(SimSnp { psp: &side.psp, launch: sim_launch }),
     };
-    let roles: Box<dyn Roles + '_> = match &mut side.issuer {
-        IssuerSide::Embedded(issuer) => Box::new(issuer),
-        IssuerSide::Remote { client, .. } => Box::new(client),
-    };
+    let roles: Box<dyn Roles + '_> = side.issuer.roles()?;
     let conduit: Box<dyn Conduit + '_> = match args.tamper {
         Some(Tamper::RelayByte(at)) => Box::new(TamperedConduit::new(TcpConduit::default(), at)),
         _ => Box::new(TcpConduit::default()),
@@ -127,28 +124,16 @@ fn self_test_rom(rom: &Path, side: &Side, out: &OutDir) -> Result<PathBuf> {
 /// Writes the credential and what comes with it, and says so; the workload id on stdout.
 fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
     let credential = &success.issued.credential;
-    let jwks = || match &mut side.issuer {
-        IssuerSide::Embedded(issuer) => Ok(match issuer.policy_mode() {
-            Some(mode) => serde_json::json!({ "keys": [mode.wit_jwk(), mode.verifier_jwk(), mode.log_jwk()] }),
-            None => serde_json::json!({ "keys": [] }),
-        }),
-        IssuerSide::Remote { client, .. } => client.keys(),
-    };
-    let written = out.credential(&success.issued, jwks)?;
-    if let (false, Some(admission)) = (written.is_empty(), &credential.admission) {
-        eprintln!(
-            "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",
-            admission.workload_id,
-            admission.policy_version,
-            admission.reference,
-            written.join(", ")
-        );
-    }
-    let ca_pem = match &side.issuer {
-        IssuerSide::Embedded(issuer) => issuer.ca().certificate_pem().to_string(),
-        IssuerSide::Remote { ca_pem, .. } => ca_pem.clone(),
-    };
-    let ca_path = out.write(ISSUER_CA, ca_pem)?;
+    let written = out.credential(&success.issued, side.issuer.jwks()?)?;
+    let admission = &credential.admission;
+    eprintln!(
+        "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",
+        admission.workload_id,
+        admission.policy_version,
+        admission.reference,
+        written.join(", ")
+    );
+    let ca_path = out.write(ISSUER_CA, side.issuer.ca_pem())?;
     eprintln!(
         "twi: wrote {} and {} in {} ms under {}",
         out.join(crate::artifacts::CREDENTIAL).display(),

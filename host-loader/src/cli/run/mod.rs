@@ -39,7 +39,7 @@ pub fn execute(state: &Path, args: RunArgs) -> Result<()> {
     }
     let Some(out) = out else { bail!("no output directory") };
     let measured = image.measure(args.platform)?;
-    side.configure(&args, &measured)?;
+    side.configure(state, &args, &measured)?;
     launch::launch(state, &args, launch::Prepared { qemu: qemu_path, out, side, image, measured, mechanism })
 }
 

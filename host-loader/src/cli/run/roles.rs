@@ -4,25 +4,63 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow};
-use twi_issuer::Issuer;
+use anyhow::{Context, Result, anyhow, bail};
+use twi_issuer::{Issuer, IssuerCa};
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
+use x509_cert::Certificate;
 
 use super::args::RunArgs;
 use super::image::Measured;
+use crate::bridge::Roles;
 use crate::cli::args::PlatformArg;
-use crate::cli::issuer::{Anchor, load_policy, open_issuer};
+use crate::cli::issuer::{Anchor, load_policy, open_ca, open_issuer};
 use crate::policy_file;
 use crate::remote::RemoteIssuer;
 
 /// Where the issuer's roles are.
 #[derive(Debug)]
 pub enum IssuerSide {
-    /// In this process, with its state under `--state`.
+    /// In this process, with its state under `--state`, once [`Side::configure`] opened it
+    /// under its policy.
     Embedded(Box<Issuer>),
+    /// The embedded issuer before [`Side::configure`]: its CA (the anchor images embed) is
+    /// open; the policy that decides what it admits is not known until the image is measured.
+    Unopened { ca: Box<IssuerCa>, sim_root: Option<Box<Certificate>> },
     /// `twi serve` at a URL, and its CA certificate (PEM) as it published it.
     Remote { client: RemoteIssuer, ca_pem: String },
+}
+
+impl IssuerSide {
+    /// The roles the bridge reaches.
+    pub fn roles(&mut self) -> Result<Box<dyn Roles + '_>> {
+        Ok(match self {
+            Self::Embedded(issuer) => Box::new(issuer),
+            Self::Remote { client, .. } => Box::new(client),
+            Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
+        })
+    }
+
+    /// The public keys of the roles' JSON signatures (WIT, attestation result, log), as JWKS.
+    pub fn jwks(&mut self) -> Result<serde_json::Value> {
+        match self {
+            Self::Embedded(issuer) => {
+                let keys = issuer.published_keys();
+                Ok(serde_json::json!({ "keys": [keys.wit, keys.verifier, keys.log] }))
+            }
+            Self::Remote { client, .. } => client.keys(),
+            Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
+        }
+    }
+
+    /// The CA certificate (PEM) credentials chain to.
+    pub fn ca_pem(&self) -> String {
+        match self {
+            Self::Embedded(issuer) => issuer.ca().certificate_pem().to_string(),
+            Self::Unopened { ca, .. } => ca.certificate_pem().to_string(),
+            Self::Remote { ca_pem, .. } => ca_pem.clone(),
+        }
+    }
 }
 
 /// The issuer, its anchor, and the simulated TEE of one run.
@@ -44,10 +82,11 @@ impl Side {
         let (issuer, anchor, origin) = match &args.issuer_url {
             None => {
                 // Simulated evidence is accepted only on a simulated run.
-                let sim_root = (!args.platform.is_hardware()).then(|| psp.root().clone());
-                let issuer = open_issuer(state, &args.identity, sim_root)?;
-                let anchor = Anchor::of(&issuer);
-                (IssuerSide::Embedded(Box::new(issuer)), anchor, format!("--state {}", state.display()))
+                let sim_root = (!args.platform.is_hardware()).then(|| Box::new(psp.root().clone()));
+                let ca = open_ca(state, &args.identity)?;
+                let anchor = Anchor::of(&ca);
+                let unopened = IssuerSide::Unopened { ca: Box::new(ca), sim_root };
+                (unopened, anchor, format!("--state {}", state.display()))
             }
             Some(url) => {
                 let client = RemoteIssuer::new(url)?;
@@ -67,13 +106,6 @@ impl Side {
     fn open_sim_tdx(&mut self, state: &Path, args: &RunArgs) -> Result<()> {
         let mut tdx = SimTdx::load_or_create(&state.join("sim-tdx")).context("opening the simulated TDX platform")?;
         tdx.set_quote_format(args.tdx_quote);
-        // A remote issuer accepts the simulated root by its own configuration
-        // (`twi serve --simulated-tee`).
-        if let IssuerSide::Embedded(issuer) = &mut self.issuer {
-            issuer
-                .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
-                .map_err(|e| anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
-        }
         self.tdx = Some(tdx);
         Ok(())
     }
@@ -81,7 +113,7 @@ impl Side {
     /// What to do about an image built for another issuer.
     pub fn rebuild_advice(&self) -> String {
         match &self.issuer {
-            IssuerSide::Embedded(_) => format!(
+            IssuerSide::Embedded(_) | IssuerSide::Unopened { .. } => format!(
                 "run it with the --state it was built with, or rebuild it for this one (`twi build {} --out DIR`, or `twi run` without --image)",
                 self.origin
             ),
@@ -95,7 +127,7 @@ impl Side {
     /// Tells the simulators what the image measures, and gives the embedded issuer its
     /// policy (the file, else a development policy admitting exactly this image) and, on
     /// real hardware, the vendors' roots.
-    pub fn configure(&mut self, args: &RunArgs, measured: &Measured) -> Result<()> {
+    pub fn configure(&mut self, state: &Path, args: &RunArgs, measured: &Measured) -> Result<()> {
         // The simulated PSP reports the launch digest a real SNP launch of these exact bytes
         // would (the default `snp` profile: 1 x EPYC-v4), so the report's MEASUREMENT equals
         // the build's reference value when the image is the one built; the simulated TDX module
@@ -104,28 +136,43 @@ impl Side {
         if let (Some(tdx), Some(mrtd)) = (self.tdx.as_mut(), measured.mrtd) {
             tdx.launch(mrtd);
         }
-        let IssuerSide::Embedded(issuer) = &mut self.issuer else { return Ok(()) };
+        let IssuerSide::Unopened { sim_root, .. } = &mut self.issuer else { return Ok(()) };
+        let sim_root = sim_root.take().map(|root| *root);
         let policy = match &args.policy {
             Some(path) => load_policy(path, args.policy_key.as_deref())?,
             None => development_policy(args, measured)?,
         };
-        issuer.set_policy(policy).context("opening the issuer's policy state")?;
-        match args.platform {
-            PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_verifier::snp::SnpConfig {
-                trust: twi_verifier::snp::SnpTrust::amd(),
-                policy: Default::default(),
-            }),
-            PlatformArg::Tdx => {
-                if let Some(path) = &args.hardware.collateral {
-                    let collateral =
-                        twi_verifier::tdx::Collateral::load(path, None).map_err(|e| anyhow!("--collateral: {e}"))?;
-                    issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
-                }
-            }
-            PlatformArg::Sim | PlatformArg::SimTdx => {}
+        let mut issuer = open_issuer(state, &args.identity, sim_root, policy)?;
+        // A remote issuer accepts the simulated root by its own configuration
+        // (`twi serve --simulated-tee`).
+        if let Some(tdx) = &self.tdx {
+            issuer
+                .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
+                .map_err(|e| anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
         }
+        accept_hardware(&mut issuer, args)?;
+        self.issuer = IssuerSide::Embedded(Box::new(issuer));
         Ok(())
     }
+}
+
+/// On real hardware, the vendors' roots (and for TDX, Intel's collateral when given).
+fn accept_hardware(issuer: &mut Issuer, args: &RunArgs) -> Result<()> {
+    match args.platform {
+        PlatformArg::Snp | PlatformArg::Igvm => issuer.accept_hardware_snp(twi_verifier::snp::SnpConfig {
+            trust: twi_verifier::snp::SnpTrust::amd(),
+            policy: Default::default(),
+        }),
+        PlatformArg::Tdx => {
+            if let Some(path) = &args.hardware.collateral {
+                let collateral =
+                    twi_verifier::tdx::Collateral::load(path, None).map_err(|e| anyhow!("--collateral: {e}"))?;
+                issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
+            }
+        }
+        PlatformArg::Sim | PlatformArg::SimTdx => {}
+    }
+    Ok(())
 }
 
 fn development_policy(args: &RunArgs, measured: &Measured) -> Result<twi_issuer::policy::Policy> {

@@ -9,11 +9,14 @@ use p384::pkcs8::DecodePrivateKey;
 use sha2::Digest;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::freshness::FreshnessError;
 use twi_issuer::policy::{Policy, PolicyRejection};
-use twi_issuer::{EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection};
+use twi_issuer::{
+    CredentialRequest, CredentialRequestIn, Evidence, EvidenceBundle, EvidenceRejection, Issued, Issuer, IssuerConfig,
+    Rejection,
+};
 use twi_proto::msg::Platform;
+use twi_sim::snp::SimPsp;
 
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 
@@ -57,15 +60,42 @@ fn chip(dir: &Path, root_from: Option<&Path>) -> SimPsp {
 }
 
 fn issuer(state: &Path, psp: &SimPsp, policy: Policy) -> Issuer {
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "ignored-under-a-policy".into(),
-        lifetime: std::time::Duration::from_secs(3600),
-        sim_snp_root: Some(psp.root().clone()),
-    };
-    let mut issuer = Issuer::open(state, config).unwrap();
-    issuer.set_policy(policy).unwrap();
-    issuer
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    Issuer::open(state, config, policy).unwrap()
+}
+
+/// A nonce from the issuer's Verifier for the chips' launch.
+fn challenge(issuer: &mut Issuer) -> Vec<u8> {
+    issuer.challenge(Platform::SimSnp, &MEASUREMENT).unwrap().nonce
+}
+
+/// A report of `psp` binding `key` and `nonce` for `purpose`, and the chip's endorsements.
+struct Attested {
+    report: Vec<u8>,
+    endorsements: Vec<Vec<u8>>,
+}
+
+impl Attested {
+    fn new(psp: &SimPsp, purpose: binding::Purpose, key: &[u8], nonce: &[u8]) -> Self {
+        let report_data = binding::report_data_for(purpose, nonce, key).unwrap();
+        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
+        Self {
+            report: ReportResponse::parse(&response).unwrap().report.to_vec(),
+            endorsements: psp.endorsements().unwrap(),
+        }
+    }
+
+    /// The evidence as the loader relays it, for `key` and `nonce`.
+    fn evidence<'a>(&'a self, key: &'a [u8], nonce: &'a [u8]) -> Evidence<'a> {
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &self.report,
+            public_key: key,
+            nonce,
+            endorsements: &self.endorsements,
+        };
+        Evidence { bundle, events: &[] }
+    }
 }
 
 /// Evidence from `psp` for `key` over `nonce`, presented to `issuer`.
@@ -76,21 +106,8 @@ fn present(
     nonce: &[u8],
     renewal_of: Option<&str>,
 ) -> Result<Issued, Rejection> {
-    let request = ReportRequest { report_data: binding::report_data(nonce, key).unwrap(), vmpl: 0 };
-    let response = psp.handle_report_request(&request.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: key,
-        nonce,
-        endorsements: &endorsements,
-    };
-    match renewal_of {
-        Some(previous) => issuer.renew_with_events(&bundle, &[], previous),
-        None => issuer.issue_with_events(&bundle, &[]),
-    }
+    let attested = Attested::new(psp, binding::Purpose::Credential, key, nonce);
+    issuer.ca_credential(CredentialRequest::Evidence { evidence: attested.evidence(key, nonce), renewal_of })
 }
 
 fn workload_key() -> Vec<u8> {
@@ -104,11 +121,10 @@ fn a_replayed_nonce_is_refused() {
     let psp = chip(&dir.path().join("chip"), None);
     let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
     let key = workload_key();
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     let issued = present(&mut issuer, &psp, &key, &nonce, None).unwrap();
     assert_eq!(issued.workload_id, "spiffe://example.org/payroll-app");
-    let logged = issued.policy.as_ref().unwrap();
-    assert_eq!(logged.provenance["records"].as_array().unwrap().len(), 2, "one record per credential");
+    assert_eq!(issued.provenance["records"].as_array().unwrap().len(), 2, "one record per credential");
     let refused = present(&mut issuer, &psp, &key, &nonce, None).unwrap_err();
     assert_eq!(
         refused,
@@ -132,8 +148,8 @@ fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     present(&mut any, &psp, &workload_key(), &[7; 32], None).unwrap();
 
     let mut epochs = issuer(&dir.path().join("issuer-l1"), &psp, policy("AF_L1", "CS_L1", &MEASUREMENT));
-    let challenge = epochs.challenge_for(Platform::SimSnp, &MEASUREMENT).unwrap();
-    let epoch = epochs.policy_mode().unwrap().epoch().unwrap();
+    let challenge = epochs.challenge(Platform::SimSnp, &MEASUREMENT).unwrap().nonce;
+    let epoch = epochs.current_epoch().unwrap();
     assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
     present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
     // The epoch is shared: another workload instance may bind it too.
@@ -149,28 +165,28 @@ fn a_cs_l3_renewal_on_another_chip_is_refused() {
     let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
     let mut issuer = issuer(&dir.path().join("issuer"), &first, policy("AF_L2", "CS_L3", &MEASUREMENT));
     let key = workload_key();
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
 
     // The same chip renews (by X.509 serial or by WIT jti).
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     present(&mut issuer, &first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
-    let nonce = issuer.challenge().unwrap();
-    let jti = issued.policy.as_ref().unwrap().wit_jti.clone();
+    let nonce = challenge(&mut issuer);
+    let jti = issued.wit_jti.clone();
     present(&mut issuer, &first, &key, &nonce, Some(&jti)).unwrap();
 
     // Another chip does not.
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     let refused = present(&mut issuer, &second, &key, &nonce, Some(&issued.serial_hex)).unwrap_err();
     let Rejection::Renewal(renewal) = &refused else { panic!("expected a renewal refusal, got {refused}") };
     assert_eq!(renewal.differences[0].field, "chip_id");
     assert!(refused.to_string().starts_with("renewal of spiffe://example.org/payroll-app refused"), "{refused}");
 
     // A first issuance on the second chip is fine: stickiness binds renewals only.
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     present(&mut issuer, &second, &key, &nonce, None).unwrap();
     // And a renewal of something this issuer never issued is refused as such.
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     let refused = present(&mut issuer, &first, &key, &nonce, Some("00")).unwrap_err();
     assert_eq!(refused, Rejection::UnknownPreviousCredential("00".into()));
 }
@@ -180,7 +196,7 @@ fn an_unknown_measurement_names_the_closest_match() {
     let dir = tempfile::tempdir().unwrap();
     let psp = chip(&dir.path().join("chip"), None);
     let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &[0x11; 48]));
-    let nonce = issuer.challenge().unwrap();
+    let nonce = challenge(&mut issuer);
     let refused = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap_err();
     assert!(matches!(refused, Rejection::Policy(PolicyRejection::NoMatch { .. })), "{refused}");
     let text = refused.to_string();
@@ -195,7 +211,6 @@ fn an_unknown_measurement_names_the_closest_match() {
 fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
     use p384::ecdsa::signature::Signer;
     use sha2::{Digest, Sha256};
-    use twi_issuer::CredentialRequestIn;
     use twi_proto::msg::credential_request_signed_bytes;
 
     let dir = tempfile::tempdir().unwrap();
@@ -203,18 +218,9 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
     let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
     let signing = SigningKey::try_generate().unwrap();
     let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let nonce = issuer.challenge().unwrap();
-    let request = ReportRequest { report_data: binding::report_data(&nonce, &key).unwrap(), vmpl: 0 };
-    let report = ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: &key,
-        nonce: &nonce,
-        endorsements: &endorsements,
-    };
-    let result = issuer.verify_for_credential_request(&bundle, &[]).unwrap();
+    let nonce = challenge(&mut issuer);
+    let attested = Attested::new(&psp, binding::Purpose::Credential, &key, &nonce);
+    let result = issuer.verifier_attestation_result(&attested.evidence(&key, &nonce)).unwrap();
     assert_eq!(result.workload_id, "spiffe://example.org/payroll-app");
     let ear = result.ear_jwt;
     let prove = |by: &SigningKey, ear: &str, key: &[u8]| -> Vec<u8> {
@@ -223,7 +229,8 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
         signature.to_der().as_bytes().to_vec()
     };
     let refused = |issuer: &mut Issuer, ear: &str, key: &[u8], proof: &[u8]| {
-        let e = issuer.issue_for_credential_request(&CredentialRequestIn { ear, public_key: key, proof }).unwrap_err();
+        let request = CredentialRequestIn { ear, public_key: key, proof };
+        let e = issuer.ca_credential(CredentialRequest::AttestationResult(request)).unwrap_err();
         assert!(matches!(e, Rejection::CredentialRequest(_)), "{e}");
         e.to_string()
     };
@@ -248,13 +255,11 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
 
     // The real request is honoured (the refusals above did not consume the result) …
     let proof = prove(&signing, &ear, &key);
-    let issued = issuer
-        .issue_for_credential_request(&CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof })
-        .unwrap();
+    let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
+    let issued = issuer.ca_credential(CredentialRequest::AttestationResult(request)).unwrap();
     assert_eq!(issued.workload_id, "spiffe://example.org/payroll-app");
-    let logged = issued.policy.as_ref().unwrap();
-    assert_eq!(logged.ear_jwt, ear);
-    assert_eq!(logged.provenance["records"][0]["record"]["decision"]["criteria"]["mechanism"], "b");
+    assert_eq!(issued.ear_jwt, ear);
+    assert_eq!(issued.provenance["records"][0]["record"]["decision"]["criteria"]["mechanism"], "b");
     // … once.
     let why = refused(&mut issuer, &ear, &key, &proof);
     assert!(why.contains("already redeemed"), "{why}");
@@ -267,19 +272,8 @@ fn present_for_release(
     ephemeral: &[u8],
     nonce: &[u8],
 ) -> Result<twi_issuer::KeyReleased, Rejection> {
-    let report_data = binding::report_data_for(binding::Purpose::KeyRelease, nonce, ephemeral).unwrap();
-    let request = ReportRequest { report_data, vmpl: 0 };
-    let response = psp.handle_report_request(&request.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: ephemeral,
-        nonce,
-        endorsements: &endorsements,
-    };
-    issuer.release_key(&bundle, &[])
+    let attested = Attested::new(psp, binding::Purpose::KeyRelease, ephemeral, nonce);
+    issuer.key_store_release(&attested.evidence(ephemeral, nonce))
 }
 
 #[test]
@@ -304,9 +298,9 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
         "{refused}"
     );
 
-    let (provisioned, created) = issuer.provision_workload(Platform::SimSnp, &MEASUREMENT).unwrap();
+    let (provisioned, created) = issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT).unwrap();
     assert!(created);
-    assert!(!issuer.provision_workload(Platform::SimSnp, &MEASUREMENT).unwrap().1, "provisioned once");
+    assert!(!issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT).unwrap().1, "provisioned once");
     let slot = std::fs::read_dir(state.join("keystore"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -335,8 +329,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     let other_info = twi_proto::msg::key_release_info(&[0x44; 32], &ephemeral_public);
     assert!(hpke::open(&ephemeral, &released.release.enc, &other_info, &aad, ct, &mut scalar).is_err());
     // Logged, with the mechanism, and the receipt names the release.
-    let logged = released.issued.policy.as_ref().unwrap();
-    let records = logged.provenance["records"].as_array().unwrap();
+    let records = released.issued.provenance["records"].as_array().unwrap();
     assert_eq!(records[0]["record"]["decision"]["criteria"]["mechanism"], "d");
     assert!(records[0]["credential_id"].as_str().unwrap().starts_with(&format!("{}.release.", provisioned.serial_hex)));
     let receipt = twi_issuer::jose::decode_unverified(&released.release.receipt).unwrap();
@@ -351,24 +344,17 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     // Evidence binds its key for one purpose only. Release evidence taken to the Credential
     // Authority gets no certificate for the ephemeral key, and evidence made for a credential
     // gets no key release.
-    let evidence_for = |purpose: binding::Purpose, nonce: &[u8]| {
-        let report_data = binding::report_data_for(purpose, nonce, &ephemeral_public).unwrap();
-        let request = ReportRequest { report_data, vmpl: 0 };
-        ReportResponse::parse(&psp.handle_report_request(&request.to_bytes())).unwrap().report.to_vec()
-    };
-    let endorsements = psp.endorsements().unwrap();
     let nonce = [0x45u8; 32];
-    let report = evidence_for(binding::Purpose::KeyRelease, &nonce);
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: &ephemeral_public,
-        nonce: &nonce,
-        endorsements: &endorsements,
-    };
-    assert!(matches!(issuer.issue(&bundle), Err(Rejection::ReportDataMismatch { .. })));
+    let attested = Attested::new(&psp, binding::Purpose::KeyRelease, &ephemeral_public, &nonce);
+    let evidence = attested.evidence(&ephemeral_public, &nonce);
+    assert!(matches!(
+        issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }),
+        Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
+    ));
     let nonce = [0x46u8; 32];
-    let report = evidence_for(binding::Purpose::Credential, &nonce);
-    let bundle = EvidenceBundle { evidence: &report, nonce: &nonce, ..bundle };
-    assert!(matches!(issuer.release_key(&bundle, &[]), Err(Rejection::ReportDataMismatch { .. })));
+    let attested = Attested::new(&psp, binding::Purpose::Credential, &ephemeral_public, &nonce);
+    assert!(matches!(
+        issuer.key_store_release(&attested.evidence(&ephemeral_public, &nonce)),
+        Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
+    ));
 }

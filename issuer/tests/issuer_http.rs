@@ -13,10 +13,10 @@ use sha2::Digest;
 use tower::ServiceExt;
 use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::http::{MAX_BODY, Roles, router};
 use twi_issuer::policy::Policy;
 use twi_issuer::{Issuer, IssuerConfig};
+use twi_sim::snp::SimPsp;
 
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 const WORKLOAD_ID: &str = "spiffe://example.org/payroll-app";
@@ -38,14 +38,8 @@ fn service_with(roles: Roles, freshness: &str) -> Service {
     std::fs::create_dir_all(dir.path().join("chip")).unwrap();
     let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
     psp.set_launch_digest(MEASUREMENT);
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "ignored-under-a-policy".into(),
-        lifetime: std::time::Duration::from_secs(3600),
-        sim_snp_root: Some(psp.root().clone()),
-    };
-    let mut issuer = Issuer::open(&dir.path().join("issuer"), config).unwrap();
-    issuer.set_policy(policy(&MEASUREMENT, freshness)).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let issuer = Issuer::open(&dir.path().join("issuer"), config, policy(&MEASUREMENT, freshness)).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     Service { router: router(issuer, roles), psp, _dir: dir, runtime }
 }
@@ -314,13 +308,8 @@ fn a_verifier_only_process_serves_no_credential_authority() {
 fn a_body_sent_too_slowly_is_cut_off_with_408() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
-    let config = IssuerConfig {
-        trust_domain: "example.org".into(),
-        workload: "demo".into(),
-        lifetime: std::time::Duration::from_secs(3600),
-        sim_snp_root: None,
-    };
-    let issuer = Issuer::open(dir.path(), config).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
+    let issuer = Issuer::open(dir.path(), config, policy(&MEASUREMENT, "AF_L2")).unwrap();
     let app = twi_issuer::http::router_with_timeout(issuer, Roles::ALL, std::time::Duration::from_millis(300));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();

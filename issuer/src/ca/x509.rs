@@ -1,4 +1,6 @@
-//! Building certificates with the RustCrypto `x509-cert` builder and our own profiles, so
+//! Building certificates with the RustCrypto `x509-cert` builder under our own RFC 5280
+//! profiles (a CA; a workload credential shaped as a SPIFFE X.509-SVID: one URI SAN,
+//! digitalSignature, EKU serverAuth + clientAuth), so
 //! every extension in a certificate is one this module decided on.
 
 use std::time::Duration;
@@ -21,7 +23,7 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::{SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use x509_cert::time::Validity;
 
-use crate::IssuerError;
+use crate::error::IssuerError;
 
 /// An extension this crate adds verbatim.
 #[derive(Clone, Debug)]
@@ -40,8 +42,6 @@ pub enum Kind {
     /// An end-entity workload credential: exactly one URI SAN, keyUsage digitalSignature
     /// (critical), basicConstraints cA=false, EKU serverAuth + clientAuth.
     Workload { uri: String },
-    /// An end-entity key endorsement (the simulated VCEK): no SAN, no EKU.
-    Endorsement,
 }
 
 /// Our builder profile: subject, issuer, and exactly the extensions of `kind` plus `extra`.
@@ -105,10 +105,6 @@ impl BuilderProfile for Profile {
                 let san = SubjectAltName(vec![GeneralName::UniformResourceIdentifier(Ia5String::new(uri)?)]);
                 // RFC 5280 4.2.1.6: critical when the subject is empty (SPIFFE X.509-SVIDs are).
                 out.push(extension(SubjectAltName::OID, self.subject.is_empty(), &san)?);
-            }
-            Kind::Endorsement => {
-                let ku = KeyUsage(KeyUsages::DigitalSignature.into());
-                out.push(extension(KeyUsage::OID, true, &ku)?);
             }
         }
         for extra in &self.extra {

@@ -1,5 +1,6 @@
 """Interop check of TWI's HPKE (attester/src/hpke.rs) with pyhpke, an independent RFC 9180
-implementation on top of pyca/cryptography. Driven by tests/hpke_interop.rs.
+implementation on top of pyca/cryptography. Driven by attester/tests/hpke_interop.rs
+through twi_testkit::tools::hpke_check.
 
 Input (JSON on stdin): the suite's recipient private key, public key, the ikm the Rust side
 derived it from, a message Rust sealed (enc, ct, info, aad, and the expected plaintext).

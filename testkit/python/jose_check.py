@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Checks the issuer's JOSE tokens with an independent, standard library (jwcrypto).
 
-Called by tests/jose_interop.rs. Reads one JSON document on standard input:
+Called through twi_testkit::tools::jose_check (issuer/tests/jose_interop.rs and the end-to-end
+tests). Reads one JSON document on standard input:
 
     {
       "wit":  {"token": "...", "issuer_key": {JWK}},

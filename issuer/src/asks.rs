@@ -1,0 +1,324 @@
+//! What each role of the issuer is asked, in the words of draft-novak-twi-attestation's
+//! credential acquisition mechanisms — the same asks as the HTTP endpoints (`http`):
+//!
+//! | role | ask | mechanism |
+//! | --- | --- | --- |
+//! | Verifier | [`Issuer::challenge`]: what the evidence must bind (or [`Issuer::current_epoch`]) | all |
+//! | Verifier | [`Issuer::verifier_credential`]: appraise, and obtain the credential from the CA | A |
+//! | Verifier | [`Issuer::verifier_attestation_result`]: appraise, and sign a result binding the key | B |
+//! | Credential Authority | [`Issuer::ca_credential`]: evidence (C, renewals) or an attestation result (B) | B, C |
+//! | Key Store | [`Issuer::key_store_provision`]: the owner's step, done for the demo | D |
+//! | Key Store | [`Issuer::key_store_release`]: the provisioned key, encrypted to the evidence's key | D |
+//!
+//! Every ask that appraises evidence goes the same way: the nonce is established first (a
+//! verifier nonce is redeemed whatever happens next: one try per challenge), the Verifier
+//! appraises, the policy admits, the workload's freshness is required, a renewal is checked
+//! against the previous credential's binding. Every credential is logged before it is
+//! returned.
+
+use sha2::{Digest, Sha256};
+use twi_attester::binding::Purpose;
+use twi_proto::msg::Platform;
+
+use crate::ca::{Certified, CredentialRequestIn, VerifiedLaunch};
+use crate::error::IssuerError;
+use crate::freshness::{Freshness, SignedEpoch};
+use crate::issuer::Issuer;
+use crate::keystore::{Provisioned, Release, ReleaseGrant};
+use crate::policy::{Admission, Mechanism, RenewalCheck, platform_name};
+use crate::records::Issuance;
+use crate::rejection::Rejection;
+use crate::verifier::{Appraisal, Evidence, ResultFor};
+
+/// The Verifier's challenge for one launch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    /// What the evidence must bind: a verifier nonce (AF_L2), or the current epoch's id when
+    /// the policy gives the launch AF_L1.
+    pub nonce: Vec<u8>,
+    /// The mechanism the policy chose for the workload the launch belongs to, if it knows it.
+    pub mechanism: Option<Mechanism>,
+}
+
+/// What the Credential Authority is asked.
+#[derive(Debug, Clone, Copy)]
+pub enum CredentialRequest<'a> {
+    /// Mechanism C: the evidence, which the CA has the Verifier appraise; with `renewal_of`
+    /// (a credential's X.509 serial in hex or WIT jti), refused unless the launch keeps what
+    /// that credential was bound to (the workload's stickiness, e.g. CS_L3: the same chip).
+    Evidence { evidence: Evidence<'a>, renewal_of: Option<&'a str> },
+    /// Mechanism B: the Verifier's attestation result and a proof of possession of its key.
+    AttestationResult(CredentialRequestIn<'a>),
+}
+
+/// A credential and what it was issued on.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub certificate_der: Vec<u8>,
+    pub certificate_pem: String,
+    pub workload_id: String,
+    pub serial_hex: String,
+    pub appraisal: Appraisal,
+    pub admission: Admission,
+    /// The WIT (compact JWS, `typ` `wit+jwt`) and its `jti`.
+    pub wit: String,
+    pub wit_jti: String,
+    /// The Verifier's attestation result (EAR JWT) binding the key; under mechanism A it also
+    /// names the credential.
+    pub ear_jwt: String,
+    /// The signed tree head and each record's inclusion proof.
+    pub provenance: serde_json::Value,
+}
+
+/// Mechanism B, what the Verifier returns: the signed attestation result binding the key.
+#[derive(Debug, Clone)]
+pub struct AttestationResult {
+    /// EAR JWT signed by the Verifier's key (`verifier-key.pem`).
+    pub ear_jwt: String,
+    pub workload_id: String,
+}
+
+/// Mechanism D: what the Key Store released after the Verifier appraised the Evidence.
+#[derive(Debug, Clone)]
+pub struct KeyReleased {
+    /// The provisioned credential of record (its WIT, attestation result and provenance;
+    /// the attestation result binds the ephemeral key).
+    pub issued: Issued,
+    /// The HPKE-encrypted key and the Key Store's receipt.
+    pub release: Release,
+}
+
+/// The attestation result of an issuance: made for the issued key, made naming the
+/// credential too (mechanism A), or the one the workload presented (mechanism B).
+enum ResultOfRecord {
+    Make,
+    NamingCredential,
+    Presented(String),
+}
+
+impl Issuer {
+    /// The Verifier's challenge for a launch expected to have `measurement` on `platform`.
+    pub fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, IssuerError> {
+        let workload = self.policy.workload_for(platform, measurement);
+        let (level, mechanism) = (workload.map(|w| w.freshness), workload.map(|w| w.mechanism));
+        Ok(Challenge { nonce: self.verifier.challenge(level)?, mechanism })
+    }
+
+    /// The Verifier's current AF_L1 epoch, signed by its epoch key: what it publishes for
+    /// workloads to bind (its id) without a round trip per attestation.
+    pub fn current_epoch(&mut self) -> Result<SignedEpoch, IssuerError> {
+        Ok(self.verifier.current_epoch()?)
+    }
+
+    /// Mechanism A, what the Verifier is asked: appraise the evidence under the policy and
+    /// obtain the credential for its key from the Credential Authority; the attestation result
+    /// names the credential.
+    pub fn verifier_credential(&mut self, evidence: &Evidence<'_>) -> Result<Issued, Rejection> {
+        let (appraisal, admission) = self.admitted(evidence, Purpose::Credential, None)?;
+        let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
+        self.issue(launch, evidence.bundle.public_key, Mechanism::A, ResultOfRecord::NamingCredential)
+    }
+
+    /// Mechanism B, what the Verifier is asked: appraise the evidence under the policy and
+    /// return an attestation result signed by the Verifier's key that binds the workload's
+    /// key. No credential is issued here: the workload takes the result to the Credential
+    /// Authority ([`CredentialRequest::AttestationResult`]).
+    pub fn verifier_attestation_result(&mut self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
+        let (appraisal, admission) = self.admitted(evidence, Purpose::Credential, None)?;
+        let bundle = &evidence.bundle;
+        let ear_jwt = self.verifier.attestation_result(
+            self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce),
+            (self.clock)(),
+        )?;
+        let workload_id = admission.workload_id.clone();
+        self.ca.expect(&ear_jwt, VerifiedLaunch { admission, appraisal, nonce: bundle.nonce.to_vec() });
+        Ok(AttestationResult { ear_jwt, workload_id })
+    }
+
+    /// What the Credential Authority is asked: a credential for evidence (mechanism C, and
+    /// renewals) or for the Verifier's attestation result (mechanism B). The certificate is
+    /// signed by the CA key, never the Verifier's.
+    pub fn ca_credential(&mut self, request: CredentialRequest<'_>) -> Result<Issued, Rejection> {
+        match request {
+            CredentialRequest::Evidence { evidence, renewal_of } => {
+                let (appraisal, admission) = self.admitted(&evidence, Purpose::Credential, renewal_of)?;
+                let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
+                self.issue(launch, evidence.bundle.public_key, Mechanism::C, ResultOfRecord::Make)
+            }
+            CredentialRequest::AttestationResult(request) => {
+                let launch = self.ca.redeem(&request, self.verifier.public_key(), (self.clock)())?;
+                let presented = ResultOfRecord::Presented(request.ear.to_string());
+                self.issue(launch, request.public_key, Mechanism::B, presented)
+            }
+        }
+    }
+
+    /// Mechanism D, the **workload owner**'s step as `twi run --mechanism d` does it for the
+    /// demo: makes sure the Key Store holds a credential for the workload the policy admits
+    /// with `measurement` on `platform`. When none is provisioned yet, generates a P-384 key
+    /// and has the Credential Authority certify it for the workload's Stable identifier (no
+    /// evidence: the owner asks for it, not the launch). Returns the provisioned credential
+    /// and whether it was created now. (The owner's own key: [`crate::keystore::provision_owner`].)
+    pub fn key_store_provision(
+        &mut self,
+        platform: Platform,
+        measurement: &[u8],
+    ) -> Result<(Provisioned, bool), IssuerError> {
+        let workload = self.policy.workload_for(platform, measurement).ok_or_else(|| {
+            IssuerError::NothingToProvision { platform: platform_name(platform), measurement: hex::encode(measurement) }
+        })?;
+        let workload_id = format!("spiffe://{}/{}", self.policy.trust_domain, workload.id);
+        let lifetime = workload.lifetime;
+        let ca = self.ca.ca();
+        let make = || {
+            use p384::elliptic_curve::Generate;
+            let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
+            Ok((ca.certify_key(&workload_id, key.verifying_key(), lifetime)?.der, key))
+        };
+        let store = match &self.key_store {
+            Some(store) => store,
+            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
+        };
+        store.provision_if_absent(&workload_id, make)
+    }
+
+    /// Mechanism D, what the Key Store is asked: the **Verifier** appraises the evidence (whose
+    /// key is the ephemeral HPKE key the runtime generated for the release) under the policy
+    /// and nonce as for the other mechanisms; only then the **Key Store** releases the key
+    /// provisioned for the admitted workload, HPKE-encrypted to that ephemeral key, once per
+    /// nonce. The release is logged (records: the X.509 credential under id
+    /// `<serial>.release.<first 16 hex digits of SHA-256(nonce)>`, since one provisioned
+    /// certificate is released to many launches, and a WIT bound to the released key), and the
+    /// attestation result binds the ephemeral key the Evidence attested.
+    pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
+        let (appraisal, admission) = self.admitted(evidence, Purpose::KeyRelease, None)?;
+        let bundle = &evidence.bundle;
+        let now = (self.clock)();
+        let grant = ReleaseGrant {
+            workload_id: admission.workload_id.clone(),
+            nonce: bundle.nonce.to_vec(),
+            ephemeral_public_key: bundle.public_key.to_vec(),
+            evidence_sha384: appraisal.verified.evidence_sha384,
+        };
+        let release = self.key_store()?.release(&grant, now)?;
+        let ear_jwt = self
+            .verifier
+            .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?;
+        let provisioned = &release.provisioned;
+        let record_id =
+            format!("{}.release.{}", provisioned.serial_hex, &hex::encode(Sha256::digest(bundle.nonce))[..16]);
+        let certified = Certified {
+            der: provisioned.certificate_der.clone(),
+            pem: provisioned.certificate_pem.clone(),
+            serial_hex: provisioned.serial_hex.clone(),
+        };
+        let credential = Credential { certified, record_id, public_key: &provisioned.public_key, ear_jwt };
+        let issued = self.logged(appraisal, admission, credential, Mechanism::D)?;
+        Ok(KeyReleased { issued, release })
+    }
+
+    /// The Verifier's appraisal and the policy's admission, common to every mechanism (see
+    /// the module docs for the order).
+    fn admitted(
+        &mut self,
+        evidence: &Evidence<'_>,
+        purpose: Purpose,
+        renewal_of: Option<&str>,
+    ) -> Result<(Appraisal, Admission), Rejection> {
+        let established = self.verifier.freshness.establish(evidence.bundle.nonce);
+        let appraisal = self.verifier.appraise(evidence, purpose, (self.clock)())?;
+        let admission = self.policy.admit(&appraisal.appraised())?;
+        Freshness::require(admission.freshness, &established).map_err(|error| Rejection::Freshness {
+            workload: admission.workload_id.clone(),
+            level: admission.freshness.name(),
+            error,
+        })?;
+        if let Some(previous) = renewal_of {
+            let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
+            let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
+            RenewalCheck { previous: binding }.check(&admission)?;
+        }
+        Ok((appraisal, admission))
+    }
+
+    fn result_for<'a>(
+        &'a self,
+        admission: &'a Admission,
+        appraisal: &Appraisal,
+        public_key: &'a [u8],
+        nonce: &'a [u8],
+    ) -> ResultFor<'a> {
+        ResultFor {
+            admission,
+            platform: appraisal.platform,
+            trust_domain: &self.policy.trust_domain,
+            public_key,
+            nonce,
+            credential: None,
+        }
+    }
+
+    /// The Credential Authority issues for `public_key` on `launch` (certificate, WIT), the
+    /// attestation result of record is made or taken, and both credentials are logged.
+    fn issue(
+        &mut self,
+        launch: VerifiedLaunch,
+        public_key: &[u8],
+        mechanism: Mechanism,
+        result: ResultOfRecord,
+    ) -> Result<Issued, Rejection> {
+        let VerifiedLaunch { admission, appraisal, nonce } = launch;
+        let certified = self.ca.certify(&admission, &appraisal, public_key)?;
+        let certificate_sha256 = hex::encode(Sha256::digest(&certified.der));
+        let mut result_for = self.result_for(&admission, &appraisal, public_key, &nonce);
+        let ear_jwt = match result {
+            ResultOfRecord::Presented(ear) => ear,
+            ResultOfRecord::Make => self.verifier.attestation_result(result_for, (self.clock)())?,
+            ResultOfRecord::NamingCredential => {
+                result_for.credential = Some((&certificate_sha256, &certified.serial_hex));
+                self.verifier.attestation_result(result_for, (self.clock)())?
+            }
+        };
+        let record_id = certified.serial_hex.clone();
+        let credential = Credential { certified, record_id, public_key, ear_jwt };
+        self.logged(appraisal, admission, credential, mechanism)
+    }
+
+    /// The WIT for the credential's key, and both credentials logged (the certificate under
+    /// its record id): what the caller hands out.
+    fn logged(
+        &mut self,
+        appraisal: Appraisal,
+        admission: Admission,
+        credential: Credential<'_>,
+        mechanism: Mechanism,
+    ) -> Result<Issued, Rejection> {
+        let now = (self.clock)();
+        let (wit, wit_jti) = self.ca.wit(&admission, credential.public_key, now)?;
+        let credentials = [("x509", credential.record_id), ("wit", wit_jti.clone())];
+        let issuance = Issuance { admission: &admission, appraisal: &appraisal, mechanism, credentials };
+        let provenance = self.records.record(&issuance, now)?;
+        let Certified { der, pem, serial_hex } = credential.certified;
+        Ok(Issued {
+            certificate_der: der,
+            certificate_pem: pem,
+            workload_id: admission.workload_id.clone(),
+            serial_hex,
+            appraisal,
+            admission,
+            wit,
+            wit_jti,
+            ear_jwt: credential.ear_jwt,
+            provenance,
+        })
+    }
+}
+
+/// An X.509 credential on its way to the log: the certificate, its record's id, the key it
+/// certifies (the WIT's too) and the attestation result of record.
+struct Credential<'a> {
+    certified: Certified,
+    record_id: String,
+    public_key: &'a [u8],
+    ear_jwt: String,
+}

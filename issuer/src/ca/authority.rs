@@ -1,0 +1,161 @@
+//! What the Credential Authority issues, for a key the Verifier attested and the policy
+//! admitted:
+//!
+//! - an X.509 credential (SPIFFE X.509-SVID rules: the Stable identifier as its one URI SAN)
+//!   with the policy version and binding digest ([`oids::POLICY_BINDING`]), the SHA-384 of the
+//!   evidence ([`oids::EVIDENCE_SHA384`]) and, for simulated evidence, a marker saying so
+//!   ([`oids::SIMULATED_TEE`]);
+//! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
+//!   carrying the business claims and the binding, signed by a **dedicated WIT key**
+//!   (`wit-key.pem`), not the CA key: one key per signature format, so that an X.509 TBS and a
+//!   JWS signing input can never be confused, and the WIT key can rotate without re-issuing the
+//!   CA that images embed.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use der::asn1::{OctetString, Utf8StringRef};
+use der::{Encode, Sequence};
+use p384::ecdsa::{SigningKey, VerifyingKey};
+use twi_proto::msg::Platform;
+use x509_cert::name::Name;
+
+use super::identity::{Certified, IssuerCa};
+use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
+use super::x509::{ExtraExtension, Kind, p384_spki};
+use crate::error::IssuerError;
+use crate::oids;
+use crate::policy::Admission;
+use crate::state;
+use crate::verifier::Appraisal;
+use crate::wit::Wit;
+
+/// The WIT key's `kid` in JWKS and WIT headers.
+pub(crate) const WIT_KID: &str = "twi-wit";
+
+/// The Credential Authority: the CA, the WIT key, and the attestation results (mechanism B)
+/// it expects to redeem.
+#[derive(Debug)]
+pub(crate) struct CredentialAuthority {
+    ca: IssuerCa,
+    wit_key: SigningKey,
+    /// `iss` of the WITs: `spiffe://<trust domain>/twi-issuer`.
+    issuer_uri: String,
+    /// The organisation of credential subjects: the policy's trust domain.
+    trust_domain: String,
+    pending: Pending,
+}
+
+impl CredentialAuthority {
+    /// The CA of the issuer state `dir` (named for `ca_domain` if made now), its WIT key,
+    /// issuing in `trust_domain`.
+    pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str) -> Result<Self, IssuerError> {
+        Ok(Self {
+            ca: IssuerCa::load_or_create(dir, ca_domain)?,
+            wit_key: state::load_or_create_key(dir, "wit-key.pem")?,
+            issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
+            trust_domain: trust_domain.into(),
+            pending: Pending::default(),
+        })
+    }
+
+    pub(crate) fn ca(&self) -> &IssuerCa {
+        &self.ca
+    }
+
+    /// Mechanism B: the Verifier signed `ear_jwt` for `launch`; the CA will redeem it once.
+    pub(crate) fn expect(&mut self, ear_jwt: &str, launch: VerifiedLaunch) {
+        self.pending.expect(ear_jwt, launch);
+    }
+
+    /// Mechanism B: the launch `request`'s attestation result stands for, once the request
+    /// holds under the Verifier's key `verifier` (see `redeem.rs`).
+    pub(crate) fn redeem(
+        &mut self,
+        request: &CredentialRequestIn<'_>,
+        verifier: &VerifyingKey,
+        now: SystemTime,
+    ) -> Result<VerifiedLaunch, RequestRefused> {
+        let checked = redeem::check(request, verifier, now)?;
+        self.pending.take(&checked)
+    }
+
+    /// The key WITs verify under.
+    pub(crate) fn wit_key(&self) -> &VerifyingKey {
+        self.wit_key.verifying_key()
+    }
+
+    /// The X.509 credential for `public_key`, the workload `admission` names, issued on
+    /// `appraisal`.
+    pub(crate) fn certify(
+        &self,
+        admission: &Admission,
+        appraisal: &Appraisal,
+        public_key: &[u8],
+    ) -> Result<Certified, IssuerError> {
+        let subject: Name =
+            format!("CN={},O={}", admission.workload, self.trust_domain).parse().map_err(IssuerError::certificate)?;
+        let mut extra = vec![
+            ExtraExtension {
+                oid: oids::EVIDENCE_SHA384,
+                critical: false,
+                value_der: der_of(OctetString::new(appraisal.verified.evidence_sha384.to_vec()))?,
+            },
+            policy_extension(admission)?,
+        ];
+        let simulated = match appraisal.platform {
+            Platform::SimSnp => Some("sim-snp"),
+            Platform::SimTdx => Some("sim-tdx"),
+            Platform::Snp | Platform::Tdx => None,
+        };
+        if let Some(name) = simulated {
+            let value_der = der_of(Utf8StringRef::new(name))?;
+            extra.push(ExtraExtension { oid: oids::SIMULATED_TEE, critical: false, value_der });
+        }
+        let kind = Kind::Workload { uri: admission.workload_id.clone() };
+        self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
+    }
+
+    /// The WIT for `public_key` as `admission` admitted it: its compact JWS and its `jti`.
+    pub(crate) fn wit(
+        &self,
+        admission: &Admission,
+        public_key: &[u8],
+        now: SystemTime,
+    ) -> Result<(String, String), IssuerError> {
+        let failed = |e: crate::jose::JoseError| IssuerError::token("WIT", e);
+        let mut wit =
+            Wit::new(&self.issuer_uri, &admission.workload_id, public_key, now, admission.lifetime).map_err(failed)?;
+        for (name, value) in &admission.claims {
+            wit = wit.with_claim(name, value.clone()).map_err(failed)?;
+        }
+        wit = wit
+            .with_claim("twi-binding", admission.binding.to_json())
+            .and_then(|w| w.with_claim("twi-policy-version", admission.policy_version.clone()))
+            .map_err(failed)?;
+        let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
+        Ok((token, wit.jti))
+    }
+}
+
+/// The policy's decision in the credential ([`oids::POLICY_BINDING`]).
+#[derive(Sequence)]
+struct PolicyBindingExt<'a> {
+    policy_version: Utf8StringRef<'a>,
+    stickiness: Utf8StringRef<'a>,
+    binding_sha256: OctetString,
+}
+
+fn policy_extension(admission: &Admission) -> Result<ExtraExtension, IssuerError> {
+    let value = PolicyBindingExt {
+        policy_version: Utf8StringRef::new(&admission.policy_version).map_err(IssuerError::certificate)?,
+        stickiness: Utf8StringRef::new(admission.stickiness.name()).map_err(IssuerError::certificate)?,
+        binding_sha256: OctetString::new(admission.binding.digest().to_vec()).map_err(IssuerError::certificate)?,
+    };
+    let value_der = value.to_der().map_err(IssuerError::certificate)?;
+    Ok(ExtraExtension { oid: oids::POLICY_BINDING, critical: false, value_der })
+}
+
+fn der_of<T: Encode, E: std::fmt::Display>(value: Result<T, E>) -> Result<Vec<u8>, IssuerError> {
+    value.map_err(IssuerError::certificate)?.to_der().map_err(IssuerError::certificate)
+}

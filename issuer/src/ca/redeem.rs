@@ -1,0 +1,148 @@
+//! Mechanism B (draft-novak-twi-attestation), the Credential Authority's half: the workload
+//! brings the Verifier's attestation result (an EAR JWT, draft-ietf-rats-ear) and a proof of
+//! possession of the key it binds. The CA issues only if the result verifies under the
+//! Verifier's *public* key (the CA holds no Verifier secret), has not expired and is at most
+//! [`MAX_ATTESTATION_RESULT_AGE`] old, affirms the launch, binds exactly the requested key,
+//! and the proof — the key's signature over `"TWI-CREDREQ-v1\0" ‖ eat_nonce ‖ key ‖
+//! SHA-256(ear)` ([`twi_proto::msg::credential_request_signed_bytes`]) — verifies. Each result
+//! is redeemed once, against the launch the Verifier admitted when it signed it.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use p384::ecdsa::VerifyingKey;
+use p384::ecdsa::signature::Verifier as _;
+use sha2::{Digest, Sha256};
+
+use crate::ear::{self, Ear};
+use crate::policy::Admission;
+use crate::verifier::Appraisal;
+
+/// How old (by its `iat`) an attestation result may be when the Credential Authority redeems
+/// it; its `exp` must also not have passed.
+pub const MAX_ATTESTATION_RESULT_AGE: Duration = Duration::from_secs(300);
+/// How far in the future an attestation result's `iat` may lie (clock skew).
+const MAX_SKEW_SECS: u64 = 60;
+
+/// Mechanism B, what the workload sends the Credential Authority.
+#[derive(Debug, Clone, Copy)]
+pub struct CredentialRequestIn<'a> {
+    /// The EAR JWT as the Verifier returned it.
+    pub ear: &'a str,
+    /// SEC1 P-384 point the request is for.
+    pub public_key: &'a [u8],
+    /// DER ECDSA P-384/SHA-384 signature by that key over
+    /// [`twi_proto::msg::credential_request_signed_bytes`].
+    pub proof: &'a [u8],
+}
+
+/// Why the Credential Authority refused a credential request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct RequestRefused(pub String);
+
+fn refuse(why: impl Into<String>) -> RequestRefused {
+    RequestRefused(why.into())
+}
+
+/// What the Verifier concluded for an attestation result it signed, handed to the CA in
+/// process (keyed by the result's SHA-256, redeemed once).
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedLaunch {
+    pub admission: Admission,
+    pub appraisal: Appraisal,
+    pub nonce: Vec<u8>,
+}
+
+/// The attestation results the CA expects to redeem.
+#[derive(Debug, Default)]
+pub(crate) struct Pending(HashMap<[u8; 32], VerifiedLaunch>);
+
+impl Pending {
+    /// The Verifier signed `ear_jwt` for `launch`: the CA will redeem it once.
+    pub(crate) fn expect(&mut self, ear_jwt: &str, launch: VerifiedLaunch) {
+        self.0.insert(Sha256::digest(ear_jwt.as_bytes()).into(), launch);
+    }
+
+    /// The launch the `checked` request's attestation result stands for, once.
+    pub(crate) fn take(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
+        let launch = self.0.remove(&checked.ear_sha256).ok_or_else(|| {
+            refuse("the attestation result was already redeemed (replay) or this Verifier did not issue it")
+        })?;
+        if launch.nonce != checked.nonce {
+            return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
+        }
+        Ok(launch)
+    }
+}
+
+/// A request whose attestation result and proof hold: the result's digest and nonce.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    ear_sha256: [u8; 32],
+    nonce: Vec<u8>,
+}
+
+/// Checks `request` (see the module docs) under the Verifier's key `verifier`, all but
+/// whether the result is still to be redeemed ([`Pending::take`]).
+pub(crate) fn check(
+    request: &CredentialRequestIn<'_>,
+    verifier: &VerifyingKey,
+    now: SystemTime,
+) -> Result<Checked, RequestRefused> {
+    let ear = current_result(request.ear, verifier, now)?;
+    let submod = ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod"))?;
+    if submod.status != Some(ear::Status::Affirming) {
+        return Err(refuse(format!(
+            "the attestation result's status is {}, not affirming",
+            submod.status.unwrap_or(ear::Status::None).name()
+        )));
+    }
+    let requested = p384::PublicKey::from_sec1_bytes(request.public_key)
+        .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
+    let bound = submod
+        .bound_key()
+        .map_err(|e| refuse(e.to_string()))?
+        .ok_or_else(|| refuse("the attestation result binds no key"))?;
+    if bound != requested {
+        return Err(refuse("the attestation result binds another key than the one requested"));
+    }
+    let nonce = ear.nonce.ok_or_else(|| refuse("the attestation result carries no nonce"))?;
+    let ear_sha256: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
+    check_proof(request, &requested, &nonce, &ear_sha256)?;
+    Ok(Checked { ear_sha256, nonce })
+}
+
+/// The attestation result, verified under the Verifier's key, with an expiry and issued
+/// within [`MAX_ATTESTATION_RESULT_AGE`] of `now`.
+fn current_result(token: &str, verifier: &VerifyingKey, now: SystemTime) -> Result<Ear, RequestRefused> {
+    let ear = Ear::verify_jwt(token, verifier, now)
+        .map_err(|e| refuse(format!("the attestation result is not the Verifier's: {e}")))?;
+    let now_s = crate::jose::unix_seconds(now);
+    if ear.exp.is_none() {
+        return Err(refuse("the attestation result has no expiry"));
+    }
+    if ear.iat > now_s + MAX_SKEW_SECS || now_s.saturating_sub(ear.iat) > MAX_ATTESTATION_RESULT_AGE.as_secs() {
+        return Err(refuse(format!(
+            "the attestation result was issued at {} (now {now_s}): older than {} s or in the future",
+            ear.iat,
+            MAX_ATTESTATION_RESULT_AGE.as_secs()
+        )));
+    }
+    Ok(ear)
+}
+
+/// The proof of possession: the requested key's signature over the request's signed bytes.
+fn check_proof(
+    request: &CredentialRequestIn<'_>,
+    key: &p384::PublicKey,
+    nonce: &[u8],
+    ear_digest: &[u8; 32],
+) -> Result<(), RequestRefused> {
+    let signed = twi_proto::msg::credential_request_signed_bytes(nonce, request.public_key, ear_digest);
+    let proof = p384::ecdsa::Signature::from_der(request.proof)
+        .map_err(|_| refuse("the proof of possession is not a DER ECDSA signature"))?;
+    VerifyingKey::from(key)
+        .verify(&signed, &proof)
+        .map_err(|_| refuse("the proof of possession does not verify under the requested key"))
+}

@@ -1,0 +1,181 @@
+//! What the endpoints share: the roles a process serves, the error answer (a status and a
+//! reason a person can act on), and running a request's work on the issuer off the async
+//! workers.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::wire::{ErrorResponse, WireError};
+use crate::issuer::Issuer;
+use crate::rejection::Rejection;
+
+/// The largest request body accepted (evidence is at most 12 KiB, 24 KiB as hex, plus
+/// endorsement certificates and an event log).
+pub const MAX_BODY: usize = 128 * 1024;
+
+/// Which roles a process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Roles {
+    pub verifier: bool,
+    pub credential_authority: bool,
+    /// Mechanism D's Key Store.
+    pub key_store: bool,
+}
+
+impl Roles {
+    /// Every role: `verifier,ca,key-store`, what `twi serve` serves by default.
+    pub const ALL: Self = Self { verifier: true, credential_authority: true, key_store: true };
+
+    /// `verifier`, `ca` (or `credential-authority`), `key-store` (or `keystore`),
+    /// comma-separated.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut roles = Self { verifier: false, credential_authority: false, key_store: false };
+        for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name {
+                "verifier" => roles.verifier = true,
+                "ca" | "credential-authority" => roles.credential_authority = true,
+                "key-store" | "keystore" => roles.key_store = true,
+                other => return Err(format!("unknown role {other:?}: expected verifier, ca and/or key-store")),
+            }
+        }
+        if !roles.verifier && !roles.credential_authority && !roles.key_store {
+            return Err("name at least one role: verifier, ca, key-store".into());
+        }
+        Ok(roles)
+    }
+
+    pub fn names(self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.verifier {
+            names.push("verifier");
+        }
+        if self.credential_authority {
+            names.push("ca");
+        }
+        if self.key_store {
+            names.push("key-store");
+        }
+        names
+    }
+}
+
+/// An answer other than success: the status and a reason a person can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub(super) fn bad_request(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+
+    pub(super) fn internal(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+    }
+
+    pub(super) fn forbidden(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::FORBIDDEN, message: message.into() }
+    }
+
+    /// A role this process does not serve.
+    pub(super) fn role_missing(role: &str, why: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_IMPLEMENTED,
+            message: format!("this issuer process does not serve the {role} role ({why}); see `twi serve --roles`"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(ErrorResponse { error: self.message })).into_response()
+    }
+}
+
+impl From<Rejection> for ApiError {
+    fn from(rejection: Rejection) -> Self {
+        let status = match rejection {
+            Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::FORBIDDEN,
+        };
+        Self { status, message: rejection.to_string() }
+    }
+}
+
+impl From<WireError> for ApiError {
+    fn from(error: WireError) -> Self {
+        Self::bad_request(error.to_string())
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                message: format!("the request body is larger than the limit of {MAX_BODY} bytes"),
+            },
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self {
+                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                message: "send the request body as JSON with `Content-Type: application/json`".into(),
+            },
+            _ => Self::bad_request(format!("the request body is not a valid request: {}", rejection.body_text())),
+        }
+    }
+}
+
+/// The issuer and the roles it serves, shared by the handlers.
+#[derive(Clone)]
+pub(super) struct AppState {
+    pub issuer: Arc<Mutex<Issuer>>,
+    pub roles: Roles,
+}
+
+/// Runs `work` on the issuer, off the async workers (appraisal is CPU-bound and the
+/// provenance log is SQLite).
+pub(super) async fn with_issuer<T: Send + 'static>(
+    state: &AppState,
+    work: impl FnOnce(&mut Issuer) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let issuer = state.issuer.clone();
+    tokio::task::spawn_blocking(move || {
+        // A panic inside the issuer is a bug; the lock still guards consistent data (every
+        // mutation is a single insert or remove), so keep serving.
+        let mut guard = issuer.lock().unwrap_or_else(PoisonError::into_inner);
+        work(&mut guard)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("the issuer failed while handling the request: {e}")))?
+}
+
+/// The request body, or the reason it is not one.
+pub(super) fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    json.map(|Json(value)| value).map_err(ApiError::from)
+}
+
+/// Keeps a line in the service's log for each refusal.
+pub(super) fn logged(role: &str, rejection: Rejection) -> ApiError {
+    eprintln!("twi serve: {role} refused: {rejection}");
+    ApiError::from(rejection)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse_and_refuse_with_a_reason() {
+        assert_eq!(Roles::parse("verifier,ca,key-store"), Ok(Roles::ALL));
+        assert_eq!(Roles::parse("ca").unwrap().names(), ["ca"]);
+        assert_eq!(Roles::parse("keystore, verifier").unwrap().names(), ["verifier", "key-store"]);
+        assert!(!Roles::parse("verifier,ca").unwrap().key_store);
+        assert!(Roles::parse("").unwrap_err().contains("at least one"));
+        assert!(Roles::parse("verifer").unwrap_err().contains("unknown role"));
+    }
+}

@@ -1,0 +1,240 @@
+//! The endpoints, one function each: decode the body, check that this process serves the
+//! role asked, ask the issuer (`asks.rs`) off the async workers, answer in the wire types.
+
+use axum::Json;
+use axum::extract::State;
+use axum::extract::rejection::JsonRejection;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use twi_proto::msg::Platform;
+
+use super::api::{ApiError, AppState, body, logged, with_issuer};
+use super::wire::{
+    self, AttestationResultResponse, ChallengeRequest, ChallengeResponse, CredentialAuthorityRequest,
+    CredentialResponse, KeyReleaseRequest, KeyReleaseResponse, ProvisionRequest, ProvisionResponse, VerifierRequest,
+    unhex,
+};
+use crate::asks::CredentialRequest;
+use crate::ca::CredentialRequestIn;
+use crate::issuer::Issuer;
+use crate::policy::{Mechanism, platform_name};
+
+pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "status": "ok", "roles": state.roles.names() }))
+}
+
+pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let roles = state.roles;
+    with_issuer(&state, move |issuer| {
+        let published = issuer.published_keys();
+        let mut keys = Vec::new();
+        if roles.verifier {
+            keys.push(published.verifier);
+        }
+        if roles.credential_authority {
+            keys.push(published.wit);
+            keys.push(published.log);
+        }
+        if roles.key_store {
+            let store = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?;
+            keys.push(store.jwk());
+        }
+        Ok(Json(serde_json::json!({ "keys": keys })))
+    })
+    .await
+}
+
+pub(super) async fn ca_certificate(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let pem = with_issuer(&state, |issuer| Ok(issuer.ca().certificate_pem().to_string())).await?;
+    Ok(([(header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response())
+}
+
+pub(super) async fn challenge(
+    State(state): State<AppState>,
+    json: Result<Json<ChallengeRequest>, JsonRejection>,
+) -> Result<Json<ChallengeResponse>, ApiError> {
+    let request = body(json)?;
+    let platform = wire::platform(&request.platform)?;
+    let measurement = match &request.measurement {
+        Some(text) => unhex("measurement", text)?,
+        None => Vec::new(),
+    };
+    with_issuer(&state, move |issuer| {
+        let challenge = issuer.challenge(platform, &measurement).map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(Json(ChallengeResponse { nonce: hex::encode(challenge.nonce), mechanism: challenge.mechanism }))
+    })
+    .await
+}
+
+pub(super) async fn verifier_evidence(
+    State(state): State<AppState>,
+    json: Result<Json<VerifierRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let request = body(json)?;
+    let evidence = request.evidence.decode()?;
+    match request.mechanism {
+        Mechanism::A => {
+            if !state.roles.credential_authority {
+                return Err(ApiError::role_missing(
+                    "Credential Authority",
+                    "mechanism A's Verifier obtains the credential from it",
+                ));
+            }
+            let issued = with_issuer(&state, move |issuer| {
+                issuer.verifier_credential(&evidence.evidence()).map_err(|r| logged("verifier (mechanism a)", r))
+            })
+            .await?;
+            Ok(Json(CredentialResponse::new(&issued)).into_response())
+        }
+        Mechanism::B => {
+            let result = with_issuer(&state, move |issuer| {
+                let result = issuer.verifier_attestation_result(&evidence.evidence());
+                result.map_err(|r| logged("verifier (mechanism b)", r))
+            })
+            .await?;
+            Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })
+                .into_response())
+        }
+        other => Err(ApiError::bad_request(format!(
+            "mechanism {other} does not send evidence to the Verifier: mechanism c sends it to the Credential Authority (POST /v1/ca/credential){}",
+            if other == Mechanism::D { ", mechanism d to the Key Store (POST /v1/key-store/release)" } else { "" }
+        ))),
+    }
+}
+
+pub(super) async fn ca_credential(
+    State(state): State<AppState>,
+    json: Result<Json<CredentialAuthorityRequest>, JsonRejection>,
+) -> Result<Json<CredentialResponse>, ApiError> {
+    let request = body(json)?;
+    let issued = match request.mechanism {
+        Mechanism::C => {
+            if !state.roles.verifier {
+                return Err(ApiError::role_missing("Verifier", "mechanism C's Credential Authority calls it"));
+            }
+            let Some(evidence) = &request.evidence else {
+                return Err(ApiError::bad_request("mechanism c needs `evidence`"));
+            };
+            let evidence = evidence.decode()?;
+            with_issuer(&state, move |issuer| {
+                let request = CredentialRequest::Evidence { evidence: evidence.evidence(), renewal_of: None };
+                issuer.ca_credential(request).map_err(|r| logged("credential authority (mechanism c)", r))
+            })
+            .await?
+        }
+        Mechanism::B => attestation_result_request(&state, &request).await?,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "the Credential Authority takes mechanism b (attestation result) or c (evidence) requests, not {other}{}",
+                if other == Mechanism::A {
+                    ": mechanism a sends evidence to the Verifier (POST /v1/verifier/evidence)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    };
+    Ok(Json(CredentialResponse::new(&issued)))
+}
+
+/// Mechanism B at the Credential Authority: the attestation result and the proof.
+async fn attestation_result_request(
+    state: &AppState,
+    request: &CredentialAuthorityRequest,
+) -> Result<crate::asks::Issued, ApiError> {
+    let (Some(ear), Some(key), Some(proof)) = (&request.attestation_result, &request.public_key, &request.proof) else {
+        return Err(ApiError::bad_request(
+            "mechanism b needs `attestation_result` (the Verifier's EAR), `public_key` and `proof` (hex)",
+        ));
+    };
+    if request.evidence.is_some() {
+        return Err(ApiError::bad_request(
+            "mechanism b sends no evidence to the Credential Authority: the attestation result stands for it",
+        ));
+    }
+    let ear = ear.clone();
+    let key = unhex("public_key", key)?;
+    let proof = unhex("proof", proof)?;
+    with_issuer(state, move |issuer| {
+        let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
+        issuer
+            .ca_credential(CredentialRequest::AttestationResult(request))
+            .map_err(|r| logged("credential authority (mechanism b)", r))
+    })
+    .await
+}
+
+/// The Key Store's endpoints in a process without the role.
+fn key_store_served(state: &AppState) -> Result<(), ApiError> {
+    if state.roles.key_store {
+        Ok(())
+    } else {
+        Err(ApiError::role_missing("Key Store", "mechanism d: start it with `--roles` including key-store"))
+    }
+}
+
+/// Mechanism D needs the policy's workload for the launch: say so when there is none.
+fn provisioning_target(issuer: &Issuer, platform: Platform, measurement: &[u8]) -> Result<(), ApiError> {
+    if issuer.policy().workload_for(platform, measurement).is_none() {
+        return Err(ApiError::forbidden(format!(
+            "the policy admits no workload with measurement {} on {}: nothing to provision",
+            hex::encode(measurement),
+            platform_name(platform)
+        )));
+    }
+    Ok(())
+}
+
+pub(super) async fn key_store_provision(
+    State(state): State<AppState>,
+    json: Result<Json<ProvisionRequest>, JsonRejection>,
+) -> Result<Json<ProvisionResponse>, ApiError> {
+    key_store_served(&state)?;
+    if !state.roles.credential_authority {
+        return Err(ApiError::role_missing("Credential Authority", "it certifies the credential the Key Store holds"));
+    }
+    let request = body(json)?;
+    let platform = wire::platform(&request.platform)?;
+    let measurement = unhex("measurement", &request.measurement)?;
+    with_issuer(&state, move |issuer| {
+        provisioning_target(issuer, platform, &measurement)?;
+        let (provisioned, created) = issuer
+            .key_store_provision(platform, &measurement)
+            .map_err(|e| ApiError::internal(format!("the Key Store cannot provision a credential: {e}")))?;
+        if created {
+            eprintln!(
+                "twi serve: key store provisioned a credential for {} (serial {})",
+                provisioned.workload_id, provisioned.serial_hex
+            );
+        }
+        Ok(Json(ProvisionResponse::new(&provisioned, created)))
+    })
+    .await
+}
+
+pub(super) async fn key_store_release(
+    State(state): State<AppState>,
+    json: Result<Json<KeyReleaseRequest>, JsonRejection>,
+) -> Result<Json<KeyReleaseResponse>, ApiError> {
+    key_store_served(&state)?;
+    if !state.roles.verifier {
+        return Err(ApiError::role_missing("Verifier", "the Key Store releases a key only on its appraisal"));
+    }
+    let request = body(json)?;
+    let evidence = request.evidence.decode()?;
+    with_issuer(&state, move |issuer| {
+        let released =
+            issuer.key_store_release(&evidence.evidence()).map_err(|r| logged("key store (mechanism d)", r))?;
+        let key_store_key = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?.jwk();
+        let release = released.release;
+        Ok(Json(KeyReleaseResponse {
+            credential: CredentialResponse::new(&released.issued),
+            certificate: hex::encode(&release.provisioned.certificate_der),
+            enc: hex::encode(&release.enc),
+            ciphertext: hex::encode(&release.ciphertext),
+            receipt: release.receipt,
+            key_store_key,
+        }))
+    })
+    .await
+}

@@ -1,0 +1,46 @@
+//! The issuer's roles over HTTP (`twi serve`): the same asks the loader makes of
+//! [`crate::Issuer`] in-process, as JSON endpoints, so that the Verifier, the Credential
+//! Authority and the Key Store can run as a service that `twi run --issuer-url` talks to.
+//!
+//! Format: the [`wire`] types, shared with the loader's client. Every refusal is a 4xx with
+//! `{"error": "<reason>"}` saying what to fix; the issuer's own failures are 5xx with the same
+//! shape. Request bodies are limited to [`MAX_BODY`] bytes (413 beyond), and a request must be
+//! received and answered within [`REQUEST_TIMEOUT`] (408 beyond: a body sent too slowly).
+//!
+//! | method and path | role | body → answer |
+//! | --- | --- | --- |
+//! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
+//! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
+//! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
+//! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
+//! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key) |
+//! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |
+//! | `POST /v1/key-store/provision` | Key Store (+ CA) | [`wire::ProvisionRequest`] → [`wire::ProvisionResponse`]: mechanism D's workload-owner step (the CA certifies a fresh key for the workload the policy admits; kept if one is provisioned already) |
+//! | `POST /v1/key-store/release` | Key Store (+ Verifier) | [`wire::KeyReleaseRequest`] (evidence binding the ephemeral HPKE key under `Purpose::KeyRelease`) → [`wire::KeyReleaseResponse`] (the provisioned credential, the key HPKE-sealed to that ephemeral key, the signed receipt) |
+//!
+//! Each role signs with its own key, as in-process: the CA's X.509 key (`issuer-ca.key.pem`)
+//! and WIT key (`wit-key.pem`), the Verifier's EAR key (`verifier-key.pem`) and AF_L1 epoch
+//! key (`epoch-key.pem`), the provenance log's key (`log-key.pem`), the Key Store's receipt
+//! key (`keystore-key.pem`); the CA checks an EAR under the Verifier's public key only.
+//!
+//! The roles live in one process today: mechanism A's Verifier calls the CA, and C's CA
+//! calls the Verifier, in-process; B's CA redeems the Verifier's result from the same
+//! process's handoff; D's Key Store releases only on the appraisal of the Verifier in the same
+//! process (so `/v1/key-store/release` needs the `verifier` role too, and provisioning the
+//! `ca` role). `--roles` chooses which roles' endpoints a process exposes; a Key Store endpoint
+//! in a process without the `key-store` role answers 501.
+//!
+//! Provisioning is the workload owner's step and is not authenticated here (it never reveals a
+//! key: it makes sure one is provisioned); put the service behind an authenticating proxy
+//! before exposing it beyond a development host.
+//!
+//! By job: `api` (roles served, error answers), `handlers` (one function per endpoint),
+//! `service` (the router and serving it), [`wire`] (the bodies).
+
+mod api;
+mod handlers;
+mod service;
+pub mod wire;
+
+pub use api::{MAX_BODY, Roles};
+pub use service::{REQUEST_TIMEOUT, router, router_with_timeout, serve};

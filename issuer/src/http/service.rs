@@ -1,0 +1,103 @@
+//! The router: which endpoints a process serves (by its roles), the body limit, the per-request
+//! time limit, the answers to unknown paths and methods; and serving it until a signal.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+
+use super::api::{ApiError, AppState, MAX_BODY, Roles};
+use super::handlers::{
+    ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, verifier_evidence,
+};
+use crate::issuer::Issuer;
+
+/// How long one request may take, from its headers to the answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The HTTP service for `issuer`'s `roles` (serve it with [`serve`], or drive it with tower).
+pub fn router(issuer: Issuer, roles: Roles) -> Router {
+    router_with_timeout(issuer, roles, REQUEST_TIMEOUT)
+}
+
+/// [`router`] with another per-request time limit.
+pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> Router {
+    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles };
+    let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
+    if roles.verifier {
+        router = router.route("/v1/challenge", post(challenge)).route("/v1/verifier/evidence", post(verifier_evidence));
+    }
+    if roles.credential_authority {
+        router =
+            router.route("/v1/ca/certificate", get(ca_certificate)).route("/v1/ca/credential", post(ca_credential));
+    }
+    // Always routed: without the role they answer 501 and say so.
+    router = router
+        .route("/v1/key-store/provision", post(key_store_provision))
+        .route("/v1/key-store/release", post(key_store_release));
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(move |request: Request, next: Next| within(timeout, request, next)))
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until SIGINT (Ctrl-C) or SIGTERM, then finishes the requests
+/// under way.
+pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+            std::future::poll_fn(|cx| {
+                if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+                    std::task::Poll::Ready(())
+                } else {
+                    std::task::Poll::Pending
+                }
+            })
+            .await;
+        })
+        .await
+}
+
+/// Answers 408 when `request` (reading its body included) takes longer than `timeout`.
+async fn within(timeout: Duration, request: Request, next: Next) -> Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request was not received and answered within {} ms: send the whole body at once",
+                timeout.as_millis()
+            ),
+        }
+        .into_response(),
+    }
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!(
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+            uri.path()
+        ),
+    }
+}
+
+async fn method_not_allowed(uri: Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        message: format!(
+            "{} does not take this method: GET the /v1/health, /v1/keys and /v1/ca/certificate, POST the others",
+            uri.path()
+        ),
+    }
+}

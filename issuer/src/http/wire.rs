@@ -1,0 +1,323 @@
+//! The wire types of the issuer's HTTP service: the request and response body of every
+//! endpoint, shared by the server (`twi serve`, this crate's `http`) and its client (the host
+//! loader's `remote.rs`), so that the two cannot disagree on a field.
+//!
+//! JSON bodies; byte strings (evidence, keys, nonces, proofs, DER certificates) are lowercase
+//! hex, as in the loader's `evidence.json`; platforms by their policy names (`sim-snp`, `snp`,
+//! `tdx`, `sim-tdx`); mechanisms `a`..`d`. Every error answer is an [`ErrorResponse`].
+
+use serde::{Deserialize, Serialize};
+use twi_proto::msg::{Platform, RtmrEvent};
+
+use crate::asks::Issued;
+use crate::keystore::Provisioned;
+use crate::policy::{Mechanism, parse_platform, platform_name};
+use crate::verifier::{Evidence, EvidenceBundle};
+
+/// A request body whose fields do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("`{field}` is not hex: {reason}")]
+    NotHex { field: String, reason: String },
+    #[error("unknown platform {0:?}: expected sim-snp, snp, tdx or sim-tdx")]
+    UnknownPlatform(String),
+}
+
+/// `field`'s hex `text` as bytes.
+pub fn unhex(field: &str, text: &str) -> Result<Vec<u8>, WireError> {
+    hex::decode(text).map_err(|e| WireError::NotHex { field: field.into(), reason: e.to_string() })
+}
+
+/// The platform its policy name `name` names.
+pub fn platform(name: &str) -> Result<Platform, WireError> {
+    parse_platform(name).ok_or_else(|| WireError::UnknownPlatform(name.into()))
+}
+
+/// Every error answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: String,
+}
+
+/// `POST /v1/challenge`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeRequest {
+    /// `sim-snp`, `snp`, `tdx` or `sim-tdx`.
+    pub platform: String,
+    /// The launch measurement the evidence is expected to carry (hex): the policy decides from
+    /// it whether the challenge is a verifier nonce or the current AF_L1 epoch id, and which
+    /// mechanism the workload uses.
+    #[serde(default)]
+    pub measurement: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// What the evidence must bind (hex).
+    pub nonce: String,
+    /// The policy's mechanism for the workload that measurement belongs to (`a`..`d`), if any.
+    pub mechanism: Option<Mechanism>,
+}
+
+/// Evidence as the loader relays it (byte strings in hex).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvidenceJson {
+    pub platform: String,
+    pub evidence: String,
+    pub public_key: String,
+    pub nonce: String,
+    /// DER certificates the host supplies with the report, leaf first (SNP: VCEK, ASK).
+    #[serde(default)]
+    pub endorsements: Vec<String>,
+    /// The TD's RTMR event log (TDX).
+    #[serde(default)]
+    pub event_log: Vec<EventJson>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventJson {
+    pub rtmr: u8,
+    pub event_type: u32,
+    pub digest: String,
+    pub data: String,
+}
+
+impl EvidenceJson {
+    /// The JSON form of `evidence`.
+    pub fn new(evidence: &Evidence<'_>) -> Self {
+        let bundle = &evidence.bundle;
+        Self {
+            platform: platform_name(bundle.platform).to_string(),
+            evidence: hex::encode(bundle.evidence),
+            public_key: hex::encode(bundle.public_key),
+            nonce: hex::encode(bundle.nonce),
+            endorsements: bundle.endorsements.iter().map(hex::encode).collect(),
+            event_log: evidence
+                .events
+                .iter()
+                .map(|e| EventJson {
+                    rtmr: e.rtmr,
+                    event_type: e.event_type,
+                    digest: hex::encode(&e.digest),
+                    data: hex::encode(&e.data),
+                })
+                .collect(),
+        }
+    }
+
+    /// The evidence it carries.
+    pub fn decode(&self) -> Result<OwnedEvidence, WireError> {
+        let mut endorsements = Vec::with_capacity(self.endorsements.len());
+        for (i, der) in self.endorsements.iter().enumerate() {
+            endorsements.push(unhex(&format!("evidence.endorsements[{i}]"), der)?);
+        }
+        let mut events = Vec::with_capacity(self.event_log.len());
+        for (i, e) in self.event_log.iter().enumerate() {
+            events.push(RtmrEvent {
+                rtmr: e.rtmr,
+                event_type: e.event_type,
+                digest: unhex(&format!("evidence.event_log[{i}].digest"), &e.digest)?,
+                data: unhex(&format!("evidence.event_log[{i}].data"), &e.data)?,
+            });
+        }
+        Ok(OwnedEvidence {
+            platform: platform(&self.platform)?,
+            evidence: unhex("evidence.evidence", &self.evidence)?,
+            public_key: unhex("evidence.public_key", &self.public_key)?,
+            nonce: unhex("evidence.nonce", &self.nonce)?,
+            endorsements,
+            events,
+        })
+    }
+}
+
+/// Decoded [`EvidenceJson`].
+#[derive(Debug, Clone)]
+pub struct OwnedEvidence {
+    pub platform: Platform,
+    pub evidence: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub nonce: Vec<u8>,
+    pub endorsements: Vec<Vec<u8>>,
+    pub events: Vec<RtmrEvent>,
+}
+
+impl OwnedEvidence {
+    /// The evidence, as the issuer takes it.
+    pub fn evidence(&self) -> Evidence<'_> {
+        let bundle = EvidenceBundle {
+            platform: self.platform,
+            evidence: &self.evidence,
+            public_key: &self.public_key,
+            nonce: &self.nonce,
+            endorsements: &self.endorsements,
+        };
+        Evidence { bundle, events: &self.events }
+    }
+}
+
+/// `POST /v1/verifier/evidence`: the workload's evidence to the Verifier.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifierRequest {
+    /// `a`: the Verifier asks the CA and returns the credential; `b`: it returns a signed
+    /// attestation result for the workload to take to the CA.
+    pub mechanism: Mechanism,
+    pub evidence: EvidenceJson,
+}
+
+/// Mechanism B, the Verifier's answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AttestationResultResponse {
+    /// EAR JWT signed by the Verifier's key, binding the workload key.
+    pub attestation_result: String,
+    pub workload_id: String,
+}
+
+/// `POST /v1/ca/credential`: a credential request to the Credential Authority.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredentialAuthorityRequest {
+    /// `c`: `evidence` (the CA has the Verifier appraise it); `b`: `attestation_result`,
+    /// `public_key` and `proof`.
+    pub mechanism: Mechanism,
+    #[serde(default)]
+    pub evidence: Option<EvidenceJson>,
+    /// Mechanism B: the EAR JWT as the Verifier returned it.
+    #[serde(default)]
+    pub attestation_result: Option<String>,
+    /// Mechanism B: SEC1 P-384 point (hex).
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// Mechanism B: DER ECDSA P-384/SHA-384 signature (hex) by that key over
+    /// `"TWI-CREDREQ-v1\0" ‖ eat_nonce ‖ key ‖ SHA-256(attestation_result)`.
+    #[serde(default)]
+    pub proof: Option<String>,
+}
+
+/// An issued credential and what it was issued on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CredentialResponse {
+    /// The Stable identifier (URI SAN), e.g. `spiffe://example.org/payroll-app`.
+    pub workload_id: String,
+    /// The X.509 serial (hex).
+    pub serial: String,
+    /// The X.509 credential, signed by the CA key.
+    pub certificate_pem: String,
+    pub platform: String,
+    /// The appraised launch measurement (SNP MEASUREMENT, TDX MRTD), hex.
+    pub measurement: String,
+    /// The appraised chip (SNP CHIP_ID, TDX PPID), hex.
+    pub chip_id: String,
+    /// The Verifier's attestation result (EAR JWT); under mechanism A it names the credential.
+    /// Every credential comes with one; optional on the wire for clients that predate that.
+    #[serde(default)]
+    pub attestation_result: Option<String>,
+    /// The WIMSE Workload Identity Token.
+    pub wit: String,
+    /// The signed tree head and each record's inclusion proof.
+    pub provenance: serde_json::Value,
+    pub admission: AdmissionSummary,
+}
+
+/// What the policy admitted the launch as.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdmissionSummary {
+    pub workload_id: String,
+    pub policy_version: String,
+    /// The label of the reference value that matched.
+    pub reference: String,
+}
+
+impl CredentialResponse {
+    pub fn new(issued: &Issued) -> Self {
+        let verified = &issued.appraisal.verified;
+        Self {
+            workload_id: issued.workload_id.clone(),
+            serial: issued.serial_hex.clone(),
+            certificate_pem: issued.certificate_pem.clone(),
+            platform: platform_name(issued.appraisal.platform).to_string(),
+            measurement: hex::encode(verified.measurement),
+            chip_id: hex::encode(&verified.platform_id),
+            attestation_result: Some(issued.ear_jwt.clone()),
+            wit: issued.wit.clone(),
+            provenance: issued.provenance.clone(),
+            admission: AdmissionSummary {
+                workload_id: issued.admission.workload_id.clone(),
+                policy_version: issued.admission.policy_version.clone(),
+                reference: issued.admission.reference.label.clone(),
+            },
+        }
+    }
+}
+
+/// `POST /v1/key-store/provision`: mechanism D, the workload owner's step.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionRequest {
+    /// `sim-snp`, `snp`, `tdx` or `sim-tdx`.
+    pub platform: String,
+    /// The launch measurement (hex) of the workload's launches: the policy's workload that
+    /// admits it is the one provisioned for.
+    pub measurement: String,
+}
+
+/// The credential the Key Store holds for the workload (its key never leaves but in a release).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProvisionResponse {
+    pub workload_id: String,
+    /// The X.509 serial (hex).
+    pub serial: String,
+    pub certificate_pem: String,
+    /// The same certificate, DER (hex).
+    pub certificate: String,
+    /// The certified SEC1 P-384 public key (hex): the key a release hands over.
+    pub public_key: String,
+    /// Whether it was provisioned by this request (`false`: it was held already).
+    pub created: bool,
+}
+
+impl ProvisionResponse {
+    pub fn new(provisioned: &Provisioned, created: bool) -> Self {
+        Self {
+            workload_id: provisioned.workload_id.clone(),
+            serial: provisioned.serial_hex.clone(),
+            certificate_pem: provisioned.certificate_pem.clone(),
+            certificate: hex::encode(&provisioned.certificate_der),
+            public_key: hex::encode(&provisioned.public_key),
+            created,
+        }
+    }
+}
+
+/// `POST /v1/key-store/release`: the launch's evidence, whose key is the ephemeral HPKE key
+/// the runtime generated for the release (REPORTDATA under `Purpose::KeyRelease`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyReleaseRequest {
+    pub evidence: EvidenceJson,
+}
+
+/// Mechanism D, the Key Store's answer: the provisioned credential of record (certificate,
+/// workload id, its WIT, attestation result and provenance) and the provisioned key
+/// HPKE-sealed to the ephemeral key (RFC 9180 base mode, DHKEM(P-384, HKDF-SHA384),
+/// HKDF-SHA384, AES-256-GCM; `info` = `key_release_info(nonce, ephemeral key)`, `aad` =
+/// `key_release_aad(SHA-256(certificate DER))`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyReleaseResponse {
+    #[serde(flatten)]
+    pub credential: CredentialResponse,
+    /// The provisioned certificate, DER (hex).
+    pub certificate: String,
+    /// HPKE `enc` (hex, 97 bytes).
+    pub enc: String,
+    /// HPKE ciphertext of the 48-byte private scalar (hex, 64 bytes).
+    pub ciphertext: String,
+    /// The Key Store's receipt (compact JWS, ES384, `typ` `twi-key-release+jwt`).
+    pub receipt: String,
+    /// The Key Store's public key (JWK, `kid` `twi-keystore`) the receipt verifies under.
+    pub key_store_key: serde_json::Value,
+}

@@ -1,0 +1,120 @@
+//! The issuer in one process: a thin front that holds its roles — the Verifier, the
+//! appraisal policy, the Credential Authority, the Key Store, the provenance log — over one
+//! state directory, and is configured with the platforms it accepts evidence from. What each
+//! role is asked is `asks.rs`.
+//!
+//! It always runs under an appraisal policy: a launch no policy admits gets nothing, and every
+//! credential is logged (`twi run` writes a development policy admitting exactly its image
+//! when it is given none).
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use twi_verifier::snp::SnpConfig;
+use twi_verifier::tdx::{Collateral, TdxConfig};
+use x509_cert::Certificate;
+
+use crate::ca::{CredentialAuthority, IssuerCa};
+use crate::error::IssuerError;
+use crate::jose::Jwk;
+use crate::keystore::KeyStore;
+use crate::policy::Policy;
+use crate::records::{LOG_KID, Records};
+use crate::verifier::{VERIFIER_KID, VerifierRole};
+
+/// Issuer settings.
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    /// The trust domain the CA is named for when the state directory has none yet
+    /// (`TWI issuer CA for <trust domain>`); credentials name the policy's trust domain.
+    pub trust_domain: String,
+    /// The simulated TEE's root (self-signed ARK), accepted only when set.
+    pub sim_snp_root: Option<Certificate>,
+}
+
+/// The issuer: its roles over one state directory, under one appraisal policy.
+#[derive(Debug)]
+pub struct Issuer {
+    pub(crate) dir: PathBuf,
+    pub(crate) clock: fn() -> SystemTime,
+    pub(crate) policy: Policy,
+    pub(crate) verifier: VerifierRole,
+    pub(crate) ca: CredentialAuthority,
+    /// Mechanism D's Key Store, opened (and its key made) on first use.
+    pub(crate) key_store: Option<KeyStore>,
+    pub(crate) records: Records,
+}
+
+/// The public keys the roles sign JSON with, as published JWKs (`kid` names the role).
+#[derive(Debug, Clone)]
+pub struct PublishedKeys {
+    /// The Verifier's (`twi-verifier`): attestation results.
+    pub verifier: serde_json::Value,
+    /// The Credential Authority's (`twi-wit`): WITs.
+    pub wit: serde_json::Value,
+    /// The provenance log's (`twi-log`): signed tree heads.
+    pub log: serde_json::Value,
+}
+
+impl Issuer {
+    /// Opens (or creates) the issuer's state under `state_dir`, issuing under `policy`.
+    pub fn open(state_dir: &Path, config: IssuerConfig, policy: Policy) -> Result<Self, IssuerError> {
+        let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain)?;
+        Ok(Self {
+            dir: state_dir.to_path_buf(),
+            clock: SystemTime::now,
+            verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref())?,
+            records: Records::open(state_dir)?,
+            ca,
+            policy,
+            key_store: None,
+        })
+    }
+
+    /// Accepts evidence from real AMD SEV-SNP hardware under `config`
+    /// (`SnpConfig::default()`: AMD's built-in roots, the default policy).
+    pub fn accept_hardware_snp(&mut self, config: SnpConfig) {
+        self.verifier.accept_hardware_snp(config);
+    }
+
+    /// Accepts evidence from real Intel TDX hardware under `config`, judging the TCB with
+    /// `collateral` (verified again at each issuance, so it must be current); without
+    /// collateral only if `config.policy.skip_tcb`.
+    pub fn accept_hardware_tdx(&mut self, config: TdxConfig, collateral: Option<Collateral>) {
+        self.verifier.accept_hardware_tdx(config, collateral);
+    }
+
+    /// Accepts evidence from the simulated TDX platform (`twi run --platform sim-tdx`):
+    /// quotes whose PCK chain ends in `root`, judged with `collateral` (signed under the same
+    /// root) by the same verifier as Intel's. Credentials issued on them say "sim-tdx".
+    pub fn accept_simulated_tdx(&mut self, root: &Certificate, collateral: Collateral) -> Result<(), IssuerError> {
+        self.verifier.accept_simulated_tdx(root, collateral)
+    }
+
+    /// The appraisal policy it issues under.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The Credential Authority's CA: the anchor images embed.
+    pub fn ca(&self) -> &IssuerCa {
+        self.ca.ca()
+    }
+
+    /// The keys the Verifier, the Credential Authority and the log sign JSON with.
+    pub fn published_keys(&self) -> PublishedKeys {
+        PublishedKeys {
+            verifier: Jwk::published(self.verifier.public_key(), VERIFIER_KID),
+            wit: Jwk::published(self.ca.wit_key(), crate::ca::WIT_KID),
+            log: Jwk::published(self.records.public_key(), LOG_KID),
+        }
+    }
+
+    /// The Key Store (opened, and its signing key created, on first use).
+    pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
+        if self.key_store.is_none() {
+            self.key_store = Some(KeyStore::open(&self.dir)?);
+        }
+        self.key_store.as_ref().ok_or_else(|| IssuerError::State(self.dir.clone(), "no Key Store".into()))
+    }
+}

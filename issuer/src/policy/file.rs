@@ -1,0 +1,488 @@
+//! The policy file format (TOML; commented example: `issuer/policy.example.toml`): the serde
+//! types read *and* written, so that every tool that makes a policy (the host's development
+//! policy, `twi policy add-image`) writes the issuer's own format and nothing can drift. A
+//! file is read in two passes over the same text: once into these types (a type error names
+//! its line and column), once for the positions of its tables (a rule broken across fields
+//! names its line).
+
+use std::ops::Range;
+
+use serde::de::{self, Deserializer, IgnoredAny, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use toml::Spanned;
+use twi_proto::msg::Platform;
+
+use super::model::{
+    Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError, Reference,
+    ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference, Workload,
+    is_snp, parse_platform, platform_name,
+};
+
+/// A policy file: `version`, `trust_domain` and its `[[workload]]` tables.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    /// Recorded with every credential the policy admits.
+    pub version: String,
+    /// The SPIFFE trust domain of every workload identifier.
+    pub trust_domain: String,
+    #[serde(default)]
+    pub workload: Vec<WorkloadFile>,
+}
+
+/// One `[[workload]]`. Absent levels take the format's defaults (mechanism `a`, AF_L2,
+/// CF_L2, CS_L1).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadFile {
+    /// The Stable identifier: the path under the trust domain.
+    pub id: String,
+    #[serde(default = "default_mechanism")]
+    pub mechanism: Mechanism,
+    #[serde(default = "default_freshness")]
+    pub freshness: FreshnessLevel,
+    #[serde(default = "default_fidelity")]
+    pub fidelity: Fidelity,
+    #[serde(default = "default_stickiness")]
+    pub stickiness: Stickiness,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_secs: Option<u64>,
+    /// Business claims.
+    #[serde(default, skip_serializing_if = "Claims::is_empty")]
+    pub claims: Claims,
+    /// CF_L0 platform claims the operator declares.
+    #[serde(default, skip_serializing_if = "Claims::is_empty")]
+    pub platform_claims: Claims,
+    #[serde(default)]
+    pub reference: Vec<ReferenceFile>,
+}
+
+impl WorkloadFile {
+    /// A workload with the format's defaults and no reference entries yet.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.into(),
+            mechanism: default_mechanism(),
+            freshness: default_freshness(),
+            fidelity: default_fidelity(),
+            stickiness: default_stickiness(),
+            lifetime_secs: None,
+            claims: Claims::new(),
+            platform_claims: Claims::new(),
+            reference: Vec::new(),
+        }
+    }
+}
+
+fn default_mechanism() -> Mechanism {
+    Mechanism::A
+}
+fn default_freshness() -> FreshnessLevel {
+    FreshnessLevel::Nonce
+}
+fn default_fidelity() -> Fidelity {
+    Fidelity::BuiltIn
+}
+fn default_stickiness() -> Stickiness {
+    Stickiness::SameTcb
+}
+
+/// One `[[workload.reference]]`: the launch a platform reports for an admitted image. SEV-SNP
+/// platforms (`snp`, `sim-snp`) take the first group of fields, TDX ones (`tdx`, `sim-tdx`)
+/// the second.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// `sim-snp`, `snp`, `tdx` or `sim-tdx`.
+    pub platform: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_mask: Option<U64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_required: Option<U64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tcb: Option<SnpTcb>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_data: Option<Hex<32>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mrtd: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr0: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr1: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr2: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtmr3: Option<Hex<48>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_tee_tcb_svn: Option<Hex<16>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes_mask: Option<U64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attributes_required: Option<U64>,
+}
+
+impl ReferenceFile {
+    /// An SEV-SNP entry admitting `digest` (`policy`: pin the guest policy's flag bits, 16-25,
+    /// to the image's).
+    pub fn snp(label: &str, platform: Platform, digest: &[u8; 48], policy: Option<u64>) -> Self {
+        Self {
+            label: Some(label.into()),
+            platform: platform_name(platform).into(),
+            measurement: Some(Hex(*digest)),
+            policy_mask: policy.map(|_| U64(POLICY_FLAGS_MASK)),
+            policy_required: policy.map(|p| U64(p & POLICY_FLAGS_MASK)),
+            ..Self::default()
+        }
+    }
+
+    /// A TDX entry admitting `mrtd`.
+    pub fn tdx(label: &str, platform: Platform, mrtd: &[u8; 48]) -> Self {
+        Self {
+            label: Some(label.into()),
+            platform: platform_name(platform).into(),
+            mrtd: Some(Hex(*mrtd)),
+            ..Self::default()
+        }
+    }
+
+    /// The launch measurement this entry admits (SEV-SNP MEASUREMENT or TDX MRTD).
+    pub fn measured(&self) -> Option<&[u8; 48]> {
+        self.measurement.as_ref().or(self.mrtd.as_ref()).map(|h| &h.0)
+    }
+
+    /// The entry as TOML key/value lines (the body of a `[[workload.reference]]`).
+    pub fn to_toml(&self) -> Result<String, PolicyError> {
+        toml::to_string(self).map_err(|e| PolicyError::Encode(e.to_string()))
+    }
+}
+
+impl PolicyFile {
+    /// The file as TOML text.
+    pub fn to_toml(&self) -> Result<String, PolicyError> {
+        toml::to_string(self).map_err(|e| PolicyError::Encode(e.to_string()))
+    }
+}
+
+/// Exactly N bytes, written as hex (reads an optional `0x` prefix, writes lowercase without).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hex<const N: usize>(pub [u8; N]);
+
+impl<'de, const N: usize> Deserialize<'de> for Hex<N> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = s.trim().trim_start_matches("0x");
+        let bytes = hex::decode(digits)
+            .map_err(|e| de::Error::custom(format!("not hex ({e}): expected {} hex digits", 2 * N)))?;
+        <[u8; N]>::try_from(bytes.as_slice()).map(Hex).map_err(|_| {
+            de::Error::custom(format!("expected {N} bytes ({} hex digits), found {} bytes", 2 * N, bytes.len()))
+        })
+    }
+}
+
+impl<const N: usize> Serialize for Hex<N> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+/// A u64 read as a TOML integer or a string (`"0x30000"`, `"196608"`), written as hex text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct U64(pub u64);
+
+pub(super) fn parse_u64_text(s: &str) -> Option<u64> {
+    let s = s.trim().replace('_', "");
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl<'de> Deserialize<'de> for U64 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = U64;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a non-negative integer, or a string such as \"0x30000\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<U64, E> {
+                u64::try_from(v).map(U64).map_err(|_| E::custom("must not be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<U64, E> {
+                Ok(U64(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<U64, E> {
+                parse_u64_text(v).map(U64).ok_or_else(|| E::custom(format!("{v:?} is not a number (hex needs 0x)")))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for U64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{:#x}", self.0))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading: the positions of the tables, for messages that name a line
+
+#[derive(Deserialize)]
+struct PolicySpans {
+    version: Spanned<IgnoredAny>,
+    trust_domain: Spanned<IgnoredAny>,
+    #[serde(default)]
+    workload: Vec<Spanned<WorkloadSpans>>,
+}
+
+#[derive(Deserialize)]
+struct WorkloadSpans {
+    id: Spanned<IgnoredAny>,
+    #[serde(default)]
+    claims: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    platform_claims: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    reference: Vec<Spanned<IgnoredAny>>,
+}
+
+/// The text being read, to turn byte offsets into lines.
+struct Source<'a> {
+    text: &'a str,
+    file: &'a str,
+}
+
+impl Source<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text.get(..offset).map(|t| t.matches('\n').count() + 1).unwrap_or(1)
+    }
+
+    fn invalid(&self, span: Range<usize>, message: String) -> PolicyError {
+        PolicyError::Invalid { file: self.file.into(), line: self.line(span.start), message }
+    }
+
+    fn parse<'de, T: Deserialize<'de>>(&self, text: &'de str) -> Result<T, PolicyError> {
+        toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let line_start = self.text.get(..offset).and_then(|t| t.rfind('\n').map(|i| i + 1)).unwrap_or(0);
+            PolicyError::Parse {
+                file: self.file.into(),
+                line: self.line(offset),
+                column: offset - line_start + 1,
+                message: e.message().trim().to_string(),
+            }
+        })
+    }
+}
+
+impl Policy {
+    /// Parses a policy from TOML text (no signature: CF_L0 claims will not be admitted).
+    pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
+        Self::parse(text, "<memory>")
+    }
+
+    pub(super) fn parse(text: &str, file: &str) -> Result<Self, PolicyError> {
+        let source = Source { text, file };
+        let parsed: PolicyFile = source.parse(text)?;
+        let spans: PolicySpans = source.parse(text)?;
+        let version = parsed.version.trim().to_string();
+        if version.is_empty() {
+            return Err(source.invalid(spans.version.span(), "`version` is empty: name this policy's version".into()));
+        }
+        if !valid_trust_domain(&parsed.trust_domain) {
+            let message = format!(
+                "trust_domain {:?} is not a SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')",
+                parsed.trust_domain
+            );
+            return Err(source.invalid(spans.trust_domain.span(), message));
+        }
+        let mut workloads: Vec<Workload> = Vec::new();
+        for (w, span) in parsed.workload.into_iter().zip(&spans.workload) {
+            let workload = workload(w, span, &workloads, &source)?;
+            workloads.push(workload);
+        }
+        distinct_identities(&workloads, file)?;
+        Ok(Self {
+            version,
+            trust_domain: parsed.trust_domain,
+            workloads,
+            source: file.into(),
+            bytes: text.as_bytes().to_vec(),
+            signature: None,
+            signed: false,
+        })
+    }
+}
+
+/// One workload, checked: its id, its claims, its fidelity's claims, its reference entries.
+fn workload(
+    w: WorkloadFile,
+    span: &Spanned<WorkloadSpans>,
+    earlier: &[Workload],
+    source: &Source<'_>,
+) -> Result<Workload, PolicyError> {
+    let (wspan, spans) = (span.span(), span.get_ref());
+    let id = w.id;
+    if !valid_workload_path(&id) {
+        let message = format!(
+            "workload id {id:?} is not a SPIFFE path (segments of letters, digits, '.', '-', '_' separated by '/')"
+        );
+        return Err(source.invalid(spans.id.span(), message));
+    }
+    if earlier.iter().any(|o| o.id == id) {
+        return Err(source.invalid(spans.id.span(), format!("workload `{id}` is defined twice")));
+    }
+    let claims_span = spans.claims.as_ref().map_or(wspan.clone(), Spanned::span);
+    if let Some(name) = w.claims.keys().find(|n| n.is_empty() || crate::wit::RESERVED_CLAIMS.contains(&n.as_str())) {
+        let message = format!("workload `{id}`: claim name {name:?} is reserved for the token itself; rename it");
+        return Err(source.invalid(claims_span, message));
+    }
+    let declared = w.platform_claims;
+    if w.fidelity == Fidelity::Declared && declared.is_empty() {
+        return Err(
+            source.invalid(wspan, format!("workload `{id}` has fidelity CF_L0 but declares no platform_claims"))
+        );
+    }
+    if w.fidelity != Fidelity::Declared && !declared.is_empty() {
+        let declared_span = spans.platform_claims.as_ref().map_or(wspan.clone(), Spanned::span);
+        let message = format!(
+            "workload `{id}` declares platform_claims, which only count at fidelity CF_L0 (it has {}): set fidelity = \"CF_L0\" or remove them",
+            w.fidelity
+        );
+        return Err(source.invalid(declared_span, message));
+    }
+    if w.reference.is_empty() {
+        let message =
+            format!("workload `{id}` has no [[workload.reference]] entries, so nothing can be admitted as it");
+        return Err(source.invalid(wspan, message));
+    }
+    let mut references = Vec::new();
+    for (index, (r, rspan)) in w.reference.into_iter().zip(&spans.reference).enumerate() {
+        let line = source.line(rspan.span().start);
+        let entry = reference_entry(index, r, line).map_err(|message| PolicyError::Invalid {
+            file: source.file.into(),
+            line,
+            message: format!("workload `{id}`: {message}"),
+        })?;
+        references.push(entry);
+    }
+    Ok(Workload {
+        id,
+        claims: w.claims,
+        declared_platform_claims: declared,
+        freshness: w.freshness,
+        fidelity: w.fidelity,
+        stickiness: w.stickiness,
+        mechanism: w.mechanism,
+        lifetime: w.lifetime_secs.map(std::time::Duration::from_secs).unwrap_or(DEFAULT_LIFETIME),
+        references,
+        line: source.line(wspan.start),
+    })
+}
+
+/// The same launch admitted as two identities would make the identity ambiguous.
+fn distinct_identities(workloads: &[Workload], file: &str) -> Result<(), PolicyError> {
+    for (i, w) in workloads.iter().enumerate() {
+        for other in &workloads[i + 1..] {
+            for e in &w.references {
+                if let Some(o) = other.references.iter().find(|o| o.platform == e.platform && o.values == e.values) {
+                    return Err(PolicyError::Invalid {
+                        file: file.into(),
+                        line: o.line,
+                        message: format!(
+                            "workload `{}` admits the same reference values as workload `{}` (line {}): one launch cannot have two identities",
+                            other.id, w.id, e.line
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn reference_entry(index: usize, r: ReferenceFile, line: usize) -> Result<ReferenceEntry, String> {
+    let name = r.platform.as_str();
+    let platform = parse_platform(name)
+        .ok_or_else(|| format!("reference platform {name:?} is not one of sim-snp, snp, tdx, sim-tdx"))?;
+    let label = r.label.clone().unwrap_or_else(|| format!("#{index}"));
+    let values = if is_snp(platform) { snp_reference(&r, &label)? } else { tdx_reference(&r, &label)? };
+    Ok(ReferenceEntry { index, label, platform, values, line })
+}
+
+fn snp_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {
+    let name = &r.platform;
+    let tdx_fields = [r.mrtd.is_some(), r.rtmr0.is_some(), r.rtmr1.is_some(), r.rtmr2.is_some(), r.rtmr3.is_some()];
+    if tdx_fields.iter().any(|x| *x)
+        || r.min_tee_tcb_svn.is_some()
+        || r.attributes_mask.is_some()
+        || r.attributes_required.is_some()
+    {
+        return Err(format!(
+            "reference {label:?} is for {name} but has TDX fields (mrtd, rtmrN, min_tee_tcb_svn, attributes_*)"
+        ));
+    }
+    let measurement = r.measurement.ok_or_else(|| format!("reference {label:?} ({name}) needs `measurement`"))?.0;
+    let policy_mask = r.policy_mask.map_or(SNP_POLICY_DEBUG, |m| m.0);
+    let policy_required = r.policy_required.map_or(0, |m| m.0);
+    if policy_required & !policy_mask != 0 {
+        return Err(format!(
+            "reference {label:?}: policy_required {policy_required:#x} has bits outside policy_mask {policy_mask:#x}, so nothing could match"
+        ));
+    }
+    Ok(Reference::Snp(SnpReference {
+        measurement,
+        policy_mask,
+        policy_required,
+        min_tcb: r.min_tcb.unwrap_or_default(),
+        host_data: r.host_data.map(|h| h.0),
+    }))
+}
+
+fn tdx_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {
+    let name = &r.platform;
+    if r.measurement.is_some()
+        || r.policy_mask.is_some()
+        || r.policy_required.is_some()
+        || r.min_tcb.is_some()
+        || r.host_data.is_some()
+    {
+        return Err(format!(
+            "reference {label:?} is for {name} but has SEV-SNP fields (measurement, policy_*, min_tcb, host_data)"
+        ));
+    }
+    let mrtd = r.mrtd.ok_or_else(|| format!("reference {label:?} ({name}) needs `mrtd`"))?.0;
+    let attributes_mask = r.attributes_mask.map_or(TDX_ATTRIBUTES_DEBUG, |m| m.0);
+    let attributes_required = r.attributes_required.map_or(0, |m| m.0);
+    if attributes_required & !attributes_mask != 0 {
+        return Err(format!("reference {label:?}: attributes_required has bits outside attributes_mask"));
+    }
+    Ok(Reference::Tdx(TdxReference {
+        mrtd,
+        rtmrs: [r.rtmr0.map(|h| h.0), r.rtmr1.map(|h| h.0), r.rtmr2.map(|h| h.0), r.rtmr3.map(|h| h.0)],
+        min_tee_tcb_svn: r.min_tee_tcb_svn.map_or([0; 16], |h| h.0),
+        attributes_mask,
+        attributes_required,
+    }))
+}
+
+fn valid_trust_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 255
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+fn valid_workload_path(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != "."
+                && seg != ".."
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        })
+}

@@ -1,0 +1,46 @@
+//! The Appraisal role (RFC 9334 "Appraisal Policy for Evidence"; TWI reference architecture
+//! §5.4): which launches the issuer admits, and as which Stable workload.
+//!
+//! A TOML file (commented example: `issuer/policy.example.toml`) maps reference values — the
+//! launch measurements `twi build` computes, added with `twi policy add-image` — to a Stable
+//! workload identifier (`spiffe://<trust-domain>/<id>`) and business claims. A new version of
+//! a workload is admitted by adding a reference entry; its identifier and claims do not
+//! change. Each workload also chooses its freshness (AF_L0..2), platform-claim fidelity
+//! (CF_L0..2), stickiness (CS_L1..3) and credential acquisition mechanism (A..D).
+//!
+//! By job:
+//! - `model`: the levels, claims, reference values, workloads and the parsed [`Policy`];
+//! - `file`: the file format, read and written through serde ([`PolicyFile`]);
+//! - `values`: the reference entries of an image, from its `reference-values.json`;
+//! - `admission`: [`Policy::admit`] maps what a Verifier established ([`Appraised`]) to an
+//!   [`Admission`], or says why not — naming the closest reference entry and how it differs;
+//! - `renewal`: a credential promises a [`Binding`]; [`RenewalCheck`] refuses a renewal that
+//!   breaks it;
+//! - `signature`: CF_L0 claims count only under the policy key's detached signature;
+//! - `inventory`: CF_L1 claims from a provider's [`SignedInventory`].
+
+mod admission;
+mod file;
+mod inventory;
+mod model;
+mod renewal;
+mod signature;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+pub use admission::{
+    Admission, Appraised, AppraisedTcb, Binding, ClosestMatch, FieldDiff, MatchedReference, PlatformClaimSource,
+    PolicyRejection,
+};
+pub use file::{Hex, PolicyFile, ReferenceFile, U64, WorkloadFile};
+pub use inventory::SignedInventory;
+pub use model::{
+    ClaimValue, Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError,
+    Reference, ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference,
+    Workload, parse_platform, platform_name,
+};
+pub use renewal::{RenewalCheck, RenewalRefused};
+pub use signature::{PolicyKey, sign_policy};
+pub use values::image_references;

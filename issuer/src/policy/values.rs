@@ -1,0 +1,139 @@
+//! From the reference values `twi build` writes (`reference-values.json`: the SEV-SNP launch
+//! digest of the ROM and of the IGVM file, the guest policy, the TDX MRTD and RTMRs, the git
+//! commit) to the policy's `[[workload.reference]]` entries ([`ReferenceFile`]): what
+//! `twi policy add-image` adds to a policy file.
+
+use serde_json::Value;
+use twi_proto::msg::Platform;
+
+use super::file::{Hex, ReferenceFile, parse_u64_text};
+use super::model::{Policy, PolicyError};
+
+/// The values of one image, read from its `reference-values.json`.
+struct ImageValues {
+    /// `format`, and the git commit it was built from, for a comment.
+    origin: String,
+    snp: Option<[u8; 48]>,
+    snp_policy: Option<u64>,
+    igvm: Option<[u8; 48]>,
+    sim_snp: Option<[u8; 48]>,
+    tdx: Option<[u8; 48]>,
+    rtmr: [Option<[u8; 48]>; 4],
+}
+
+fn err(message: String) -> PolicyError {
+    PolicyError::ReferenceValues(message)
+}
+
+fn hex48(values: &Value, path: &[&str]) -> Result<Option<[u8; 48]>, PolicyError> {
+    let name = path.join(".");
+    let Some(text) = path.iter().try_fold(values, |v, k| v.get(k)).filter(|v| !v.is_null()) else { return Ok(None) };
+    let text = text.as_str().ok_or_else(|| err(format!("{name} is not a string")))?;
+    let digits = text.trim_start_matches("0x").to_ascii_lowercase();
+    match hex::decode(&digits).ok().and_then(|b| <[u8; 48]>::try_from(b.as_slice()).ok()) {
+        Some(bytes) => Ok(Some(bytes)),
+        None => Err(err(format!("{name} is not 48 bytes of hex: {digits:?}"))),
+    }
+}
+
+impl ImageValues {
+    fn read(values: &Value) -> Result<Self, PolicyError> {
+        let text = |path: &str| values.pointer(path).and_then(Value::as_str).map(str::to_string);
+        let format = text("/format").unwrap_or_else(|| "unknown format".into());
+        let git = match (text("/build/git_commit"), values.pointer("/build/git_dirty").and_then(Value::as_bool)) {
+            (Some(c), Some(true)) => format!(", git {c} (dirty)"),
+            (Some(c), _) => format!(", git {c}"),
+            _ => String::new(),
+        };
+        let snp_policy = match text("/snp/policy") {
+            Some(p) => Some(parse_u64_text(&p).ok_or_else(|| err(format!("snp.policy is not a number: {p:?}")))?),
+            None => None,
+        };
+        let mut rtmr = [None; 4];
+        if let Some(list) = values.pointer("/tdx/rtmr").and_then(Value::as_array) {
+            for (i, slot) in rtmr.iter_mut().enumerate().take(list.len()) {
+                *slot = hex48(&list[i], &[])
+                    .map_err(|_| err(format!("tdx.rtmr[{i}] is not 48 bytes of hex: {}", list[i])))?;
+            }
+        }
+        Ok(Self {
+            origin: format!("{format}{git}"),
+            snp: hex48(values, &["snp", "launch_digest"])?,
+            snp_policy,
+            igvm: hex48(values, &["igvm", "snp_launch_digest"])?,
+            sim_snp: hex48(values, &["sim_snp", "launch_digest"])?,
+            tdx: hex48(values, &["tdx", "mrtd"])?,
+            rtmr,
+        })
+    }
+}
+
+/// The reference entries of an image built by `twi build`, from its reference-values.json:
+/// the simulated platforms (`sim-snp`: the ROM's SEV-SNP launch digest, which the simulated
+/// PSP reports; `sim-tdx`: the MRTD) and the real ones (`snp` for the ROM and for the IGVM
+/// file, with the guest policy's flag bits pinned; `tdx`), labelled after `label`.
+pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile>, PolicyError> {
+    let image = ImageValues::read(values)?;
+    let mut entries = Vec::new();
+    if let Some(digest) = &image.snp {
+        entries.push(ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, digest, None));
+        entries.push(ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, digest, image.snp_policy));
+    }
+    if let Some(digest) = &image.igvm {
+        entries.push(ReferenceFile::snp(&format!("{label} (SEV-SNP, IGVM)"), Platform::Snp, digest, image.snp_policy));
+    }
+    if let Some(mrtd) = &image.tdx {
+        entries.push(ReferenceFile::tdx(&format!("{label} (simulated TDX)"), Platform::SimTdx, mrtd));
+        entries.push(ReferenceFile::tdx(&format!("{label} (TDX)"), Platform::Tdx, mrtd));
+    }
+    if entries.is_empty() {
+        return Err(err(
+            "no reference values in it (expected snp.launch_digest, igvm.snp_launch_digest or tdx.mrtd)".into()
+        ));
+    }
+    Ok(entries)
+}
+
+impl Policy {
+    /// A TOML snippet of `[[workload.reference]]` entries for the values in a
+    /// `reference-values.json`, labelled `label`, to go under a workload's `[[workload]]`
+    /// table (`twi policy add-image` edits the file itself). Takes what the file has:
+    /// `snp.launch_digest` (with `snp.policy`), `igvm.snp_launch_digest`,
+    /// `sim_snp.launch_digest`, `tdx.mrtd` (and `tdx.rtmr` when it lists RTMRs).
+    pub fn reference_values_entry(json: &str, label: &str) -> Result<String, PolicyError> {
+        let values: Value = serde_json::from_str(json).map_err(|e| err(format!("not JSON: {e}")))?;
+        let image = ImageValues::read(&values)?;
+        let mut entries = Vec::new();
+        let snp =
+            |label: String, platform, digest: &[u8; 48]| ReferenceFile::snp(&label, platform, digest, image.snp_policy);
+        if let Some(d) = &image.snp {
+            entries.push(snp(label.to_string(), Platform::Snp, d));
+        }
+        if let Some(d) = &image.igvm {
+            entries.push(snp(format!("{label} (IGVM)"), Platform::Snp, d));
+        }
+        if let Some(d) = &image.sim_snp {
+            entries.push(snp(format!("{label} (simulated)"), Platform::SimSnp, d));
+        }
+        if let Some(mrtd) = &image.tdx {
+            let [rtmr0, rtmr1, rtmr2, rtmr3] = image.rtmr.map(|r| r.map(Hex));
+            entries.push(ReferenceFile {
+                rtmr0,
+                rtmr1,
+                rtmr2,
+                rtmr3,
+                ..ReferenceFile::tdx(label, Platform::Tdx, mrtd)
+            });
+        }
+        if entries.is_empty() {
+            return Err(err(
+                "no reference values found (expected snp.launch_digest, igvm.snp_launch_digest, sim_snp.launch_digest or tdx.mrtd)".into(),
+            ));
+        }
+        let mut out = format!("# From reference-values.json ({}).\n", image.origin);
+        for entry in entries {
+            out.push_str(&format!("[[workload.reference]]\n{}\n", entry.to_toml()?));
+        }
+        Ok(out)
+    }
+}

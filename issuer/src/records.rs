@@ -1,0 +1,153 @@
+//! The Provenance log role (TWI reference architecture §5.3.2) as the issuer keeps it: one
+//! record per credential — the X.509 certificate and the WIT each — appended to
+//! `provenance.sqlite` in the state directory *before* the credential is returned, in one
+//! transaction per record; the tree head signed by the **log key** (`log-key.pem`), and each
+//! record handed out with its RFC 9162 inclusion proof. The log's format and its proofs are
+//! `provenance.rs`; a renewal reads back the binding the previous credential promised.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use p384::ecdsa::{SigningKey, VerifyingKey};
+use serde_json::{Value, json};
+
+use crate::ear::Status;
+use crate::error::IssuerError;
+use crate::jose::Jwk;
+use crate::policy::{Admission, Binding, Mechanism, platform_name};
+use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
+use crate::state;
+use crate::verifier::{Appraisal, VERIFIER_BUILD};
+
+/// The log key's `kid` in JWKS.
+pub(crate) const LOG_KID: &str = "twi-log";
+const FILE: &str = "provenance.sqlite";
+
+/// The issuer's provenance log: where it is, and the key that signs its tree heads.
+#[derive(Debug)]
+pub(crate) struct Records {
+    dir: PathBuf,
+    key: SigningKey,
+}
+
+/// What one issuance logs: the decision, and the credentials it made (kind, id).
+#[derive(Debug)]
+pub(crate) struct Issuance<'a> {
+    pub admission: &'a Admission,
+    pub appraisal: &'a Appraisal,
+    pub mechanism: Mechanism,
+    /// `("x509", serial)`, `("wit", jti)`.
+    pub credentials: [(&'static str, String); 2],
+}
+
+impl Records {
+    /// The log in the issuer state `dir` (checked, and created if absent) and its key.
+    pub(crate) fn open(dir: &Path) -> Result<Self, IssuerError> {
+        let key = state::load_or_create_key(dir, "log-key.pem")?;
+        // Opened here once to check it (and create it); each issuance reopens it under the
+        // state lock, so several `twi run`s sharing a state directory append in turn.
+        ProvenanceLog::open(&dir.join(FILE))?;
+        Ok(Self { dir: dir.to_path_buf(), key })
+    }
+
+    /// The key signed tree heads verify under.
+    pub(crate) fn public_key(&self) -> &VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// Runs `f` on the log, holding the state directory's lock (the log's in-memory tree must
+    /// not go stale under another process's appends).
+    fn with_log<T>(&self, f: impl FnOnce(&mut ProvenanceLog) -> Result<T, LogError>) -> Result<T, IssuerError> {
+        let _lock = state::lock(&self.dir)?;
+        let mut log = ProvenanceLog::open(&self.dir.join(FILE))?;
+        Ok(f(&mut log)?)
+    }
+
+    /// The binding of credential `id` (an X.509 serial in hex, or a WIT `jti`), from its
+    /// record; `None` when the log has no such credential.
+    pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Binding>, IssuerError> {
+        let Some((_, record)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
+        Ok(record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok()))
+    }
+
+    /// Appends one record per credential of `issuance`, signs the tree head, and returns the
+    /// head and each record's inclusion proof (the `provenance.json` a run writes).
+    pub(crate) fn record(&self, issuance: &Issuance<'_>, now: SystemTime) -> Result<Value, IssuerError> {
+        let records = records(issuance, now)?;
+        let (proved, head) = self.with_log(|log| {
+            let mut appended = Vec::new();
+            for record in &records {
+                appended.push(log.append(record)?);
+            }
+            let head = log.sign_tree_head(&self.key, now)?;
+            let mut proved = Vec::new();
+            for (record, appended) in records.iter().zip(appended) {
+                proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));
+            }
+            Ok((proved, head))
+        })?;
+        let entries: Vec<Value> = records
+            .iter()
+            .zip(proved)
+            .map(|(record, (index, proof, leaf))| {
+                json!({
+                    "credential_kind": record.credential_kind,
+                    "credential_id": record.credential_id,
+                    "index": index,
+                    "leaf": String::from_utf8_lossy(&leaf),
+                    "leaf_hash": hex::encode(leaf_hash(&leaf)),
+                    "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+                    "record": record,
+                })
+            })
+            .collect();
+        Ok(json!({
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`",
+            "tree_head": {
+                "size": head.size,
+                "timestamp_ms": head.timestamp_ms,
+                "root": hex::encode(head.root),
+                "signature": hex::encode(head.signature),
+                "signed_bytes": "\"TWI-STH-v1\" (16 bytes, NUL-padded) || u64be size || u64be timestamp_ms || root; ECDSA P-384/SHA-384 r||s",
+                "key": Jwk::published(self.public_key(), LOG_KID),
+            },
+            "records": entries,
+        }))
+    }
+}
+
+/// The records of one issuance: the same decision and criteria for each credential.
+fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRecord>, IssuerError> {
+    let admission = issuance.admission;
+    let appraisal = issuance.appraisal;
+    let binding = serde_json::to_string(&admission.binding).map_err(|e| LogError::Encode(e.to_string()))?;
+    let criteria = BTreeMap::from([
+        ("platform".to_string(), platform_name(appraisal.platform).to_string()),
+        ("measurement".to_string(), hex::encode(appraisal.verified.measurement)),
+        ("reference".to_string(), admission.reference.label.clone()),
+        ("freshness".to_string(), admission.freshness.name().to_string()),
+        ("fidelity".to_string(), admission.fidelity.name().to_string()),
+        ("stickiness".to_string(), admission.stickiness.name().to_string()),
+        ("mechanism".to_string(), issuance.mechanism.name().to_string()),
+        ("binding".to_string(), binding),
+    ]);
+    let issued_at = crate::jose::unix_seconds(now);
+    Ok(issuance
+        .credentials
+        .iter()
+        .map(|(kind, id)| ProvenanceRecord {
+            workload_id: admission.workload_id.clone(),
+            credential_kind: (*kind).into(),
+            credential_id: id.clone(),
+            evidence_sha384: hex::encode(appraisal.verified.evidence_sha384),
+            decision: VerifierDecision {
+                status: Status::Affirming.name().into(),
+                verifier: VERIFIER_BUILD.into(),
+                criteria: criteria.clone(),
+            },
+            policy_version: admission.policy_version.clone(),
+            issued_at,
+        })
+        .collect())
+}

@@ -1,0 +1,290 @@
+//! The Verifier role (RFC 9334 §3.2; draft-novak-twi-attestation): a thin front over
+//! `twi-verifier`, one verifier per platform the issuer accepts evidence from. Beyond the
+//! verifier's appraisal it checks what the issuer asked the evidence to bind — REPORTDATA over
+//! the nonce and the key, for a credential or for a key release (`twi_attester::binding`) —
+//! replays a TD's event log against its RTMRs, keeps the freshness state (verifier nonces and
+//! AF_L1 epochs, TWI reference architecture §5.4.3), and signs attestation results (EAR,
+//! draft-ietf-rats-ear) with its own key (`verifier-key.pem`), never the CA's.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use p384::ecdsa::{SigningKey, VerifyingKey};
+use serde_json::json;
+use twi_attester::binding;
+use twi_proto::msg::{Platform, RtmrEvent};
+use twi_verifier::snp::{SnpConfig, SnpVerifier};
+use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxVerifier};
+use twi_verifier::{Verified, Verifier};
+use x509_cert::Certificate;
+
+use crate::ear::{self, Ear, Status, TrustVector, VerifierId, claim};
+use crate::error::IssuerError;
+use crate::freshness::{
+    EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SignedEpoch, SystemClock,
+};
+use crate::policy::{Admission, Appraised};
+use crate::state;
+
+/// How long a verifier nonce (AF_L2) may wait for its Evidence.
+const NONCE_TTL: Duration = Duration::from_secs(300);
+/// Unredeemed nonces kept at most: a bound on memory that a flood of challenges cannot exceed.
+const MAX_OUTSTANDING_NONCES: usize = 10_000;
+/// AF_L1 epoch length and the grace period after it ends.
+const EPOCH_PERIOD: Duration = Duration::from_secs(600);
+const EPOCH_GRACE: Duration = Duration::from_secs(60);
+/// How long an attestation result is valid.
+const RESULT_LIFETIME: u64 = 300;
+/// The Verifier's name in attestation results.
+pub(crate) const VERIFIER_BUILD: &str = concat!("twi-issuer ", env!("CARGO_PKG_VERSION"));
+/// The Verifier key's `kid` in JWKS and EAR headers.
+pub(crate) const VERIFIER_KID: &str = "twi-verifier";
+
+/// Evidence as the loader relays it.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceBundle<'a> {
+    pub platform: Platform,
+    pub evidence: &'a [u8],
+    pub public_key: &'a [u8],
+    pub nonce: &'a [u8],
+    /// DER certificates the host supplies with the report, leaf first (SNP: VCEK, ASK).
+    pub endorsements: &'a [Vec<u8>],
+}
+
+/// Evidence and, for TDX, the TD's RTMR event log: what the Verifier is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Evidence<'a> {
+    pub bundle: EvidenceBundle<'a>,
+    /// The runtime's RTMR event log (TDX); empty for SEV-SNP.
+    pub events: &'a [RtmrEvent],
+}
+
+/// What the Verifier concluded, kept with the credential: the platform the evidence was
+/// presented as, and the verifier's full result (its platform's typed appraisal in
+/// `verified.detail`).
+#[derive(Debug, Clone)]
+pub struct Appraisal {
+    pub platform: Platform,
+    pub verified: Verified,
+}
+
+impl Appraisal {
+    /// The policy's view of it.
+    pub fn appraised(&self) -> Appraised {
+        Appraised::from_verified(self.platform, &self.verified)
+    }
+}
+
+/// Why the Verifier refused evidence. Each message says what to fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceRejection {
+    #[error(
+        "evidence from the simulated TEE is not accepted by this issuer (it is enabled only for development, e.g. by `twi run --platform sim`)"
+    )]
+    SimulationNotAccepted,
+    #[error("evidence for platform {0:?} cannot be appraised yet")]
+    UnsupportedPlatform(Platform),
+    /// The verifier's rejection, whole (its hints included).
+    #[error("{0}")]
+    Verifier(#[from] twi_verifier::Rejection),
+    #[error(
+        "evidence labelled {platform:?} is rooted in {anchor}, not in the simulated TEE: present hardware evidence as its hardware platform"
+    )]
+    NotSimulated { platform: Platform, anchor: String },
+    #[error(
+        "the report's REPORTDATA does not bind this nonce and public key (expected {expected}, report has {actual})"
+    )]
+    ReportDataMismatch { expected: String, actual: String },
+    #[error("the public key is not a valid P-384 point")]
+    BadPublicKey,
+}
+
+/// The Verifier role: its verifiers, its freshness state, its signing key.
+#[derive(Debug)]
+pub(crate) struct VerifierRole {
+    /// Real SEV-SNP ([`Platform::Snp`]).
+    snp: Option<SnpVerifier>,
+    /// The simulated SEV-SNP platform ([`Platform::SimSnp`]), under its root only.
+    sim_snp: Option<SnpVerifier>,
+    /// Real TDX ([`Platform::Tdx`]).
+    tdx: Option<TdxVerifier>,
+    /// The simulated TDX platform ([`Platform::SimTdx`]).
+    sim_tdx: Option<TdxVerifier>,
+    pub freshness: Freshness,
+    key: SigningKey,
+}
+
+impl VerifierRole {
+    /// The Verifier of the issuer state `dir`: its keys (EAR, AF_L1 epochs), and, with
+    /// `sim_snp_root`, the simulated SEV-SNP platform under that root.
+    pub(crate) fn open(dir: &Path, sim_snp_root: Option<&Certificate>) -> Result<Self, IssuerError> {
+        let sim_snp = sim_snp_root
+            .map(SnpVerifier::simulated)
+            .transpose()
+            .map_err(|e| IssuerError::SimulatedRoot(e.to_string()))?;
+        let clock: Arc<dyn crate::freshness::Clock> = Arc::new(SystemClock);
+        let epoch_key = state::load_or_create_key(dir, "epoch-key.pem")?;
+        Ok(Self {
+            snp: None,
+            sim_snp,
+            tdx: None,
+            sim_tdx: None,
+            freshness: Freshness {
+                epochs: Some(EpochPublisher::new(epoch_key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone())),
+                nonces: NonceStore::new(NONCE_TTL, MAX_OUTSTANDING_NONCES, clock),
+            },
+            key: state::load_or_create_key(dir, "verifier-key.pem")?,
+        })
+    }
+
+    pub(crate) fn accept_hardware_snp(&mut self, config: SnpConfig) {
+        self.snp = Some(SnpVerifier::new(config));
+    }
+
+    pub(crate) fn accept_hardware_tdx(&mut self, config: TdxConfig, collateral: Option<Collateral>) {
+        self.tdx = Some(TdxVerifier::new(config, collateral));
+    }
+
+    pub(crate) fn accept_simulated_tdx(
+        &mut self,
+        root: &Certificate,
+        collateral: Collateral,
+    ) -> Result<(), IssuerError> {
+        let verifier =
+            TdxVerifier::simulated(root, collateral).map_err(|e| IssuerError::SimulatedRoot(e.to_string()))?;
+        self.sim_tdx = Some(verifier);
+        Ok(())
+    }
+
+    /// The key attestation results verify under.
+    pub(crate) fn public_key(&self) -> &VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
+    /// verifier nonce (which satisfies every level).
+    pub(crate) fn challenge(&mut self, level: Option<FreshnessLevel>) -> Result<Vec<u8>, IssuerError> {
+        if level == Some(FreshnessLevel::Epoch)
+            && let Some(epochs) = self.freshness.epochs.as_mut()
+        {
+            return Ok(epochs.current()?.id().to_vec());
+        }
+        Ok(self.freshness.nonces.issue()?.to_vec())
+    }
+
+    /// The current AF_L1 epoch.
+    pub(crate) fn current_epoch(&mut self) -> Result<SignedEpoch, FreshnessError> {
+        self.freshness.epochs.as_mut().ok_or(FreshnessError::NoEpochs)?.current()
+    }
+
+    fn for_platform(&self, platform: Platform) -> Result<&dyn Verifier, EvidenceRejection> {
+        fn found<V: Verifier>(v: &Option<V>, or: EvidenceRejection) -> Result<&dyn Verifier, EvidenceRejection> {
+            v.as_ref().map(|v| v as &dyn Verifier).ok_or(or)
+        }
+        match platform {
+            Platform::Snp => found(&self.snp, EvidenceRejection::UnsupportedPlatform(Platform::Snp)),
+            Platform::SimSnp => found(&self.sim_snp, EvidenceRejection::SimulationNotAccepted),
+            Platform::Tdx => found(&self.tdx, EvidenceRejection::UnsupportedPlatform(Platform::Tdx)),
+            Platform::SimTdx => found(&self.sim_tdx, EvidenceRejection::SimulationNotAccepted),
+        }
+    }
+
+    /// Appraises the evidence with its platform's verifier, checks that it binds the
+    /// bundle's key and nonce for `purpose` (a credential's key, or mechanism D's ephemeral
+    /// key), then replays the event log against the evidence's RTMRs (TDX, real or simulated:
+    /// the runtime is the TD's firmware, so every RTMR must be exactly the log's replay).
+    pub(crate) fn appraise(
+        &self,
+        evidence: &Evidence<'_>,
+        purpose: binding::Purpose,
+        now: SystemTime,
+    ) -> Result<Appraisal, EvidenceRejection> {
+        let bundle = &evidence.bundle;
+        let verified = self.for_platform(bundle.platform)?.verify(bundle.evidence, bundle.endorsements, now)?;
+        if bundle.platform == Platform::SimTdx && !verified.simulated {
+            return Err(EvidenceRejection::NotSimulated { platform: bundle.platform, anchor: verified.anchor });
+        }
+        check_key_binding(bundle, &verified.report_data, purpose)?;
+        let events: Vec<MeasuredEvent<'_>> =
+            evidence.events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
+        verified.check_event_log(&events)?;
+        Ok(Appraisal { platform: bundle.platform, verified })
+    }
+
+    /// The signed attestation result (EAR JWT) for an admission, binding `public_key` and
+    /// `nonce`; `credential` (mechanism A): the certificate it names, as (SHA-256, serial).
+    pub(crate) fn attestation_result(&self, result: ResultFor<'_>, now: SystemTime) -> Result<String, IssuerError> {
+        let mut ear = attestation_result(&result, now)?;
+        if let Some((sha256, serial)) = result.credential {
+            for submod in ear.submods.values_mut() {
+                submod
+                    .policy_claims
+                    .insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
+            }
+        }
+        ear.sign_jwt(&self.key, Some(VERIFIER_KID)).map_err(|e| IssuerError::token("attestation result", e))
+    }
+}
+
+/// What an attestation result is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResultFor<'a> {
+    pub admission: &'a Admission,
+    pub platform: Platform,
+    pub trust_domain: &'a str,
+    /// The key it binds (SEC1).
+    pub public_key: &'a [u8],
+    pub nonce: &'a [u8],
+    /// Mechanism A: the credential it names, as (hex SHA-256 of its DER, hex serial).
+    pub credential: Option<(&'a str, &'a str)>,
+}
+
+fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, IssuerError> {
+    let admission = result.admission;
+    let mut policy_claims = serde_json::Map::new();
+    policy_claims.insert("workload-id".into(), admission.workload_id.clone().into());
+    let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
+    policy_claims.insert("claims".into(), claims.into());
+    policy_claims.insert("binding".into(), admission.binding.to_json());
+    let simulated = matches!(result.platform, Platform::SimSnp | Platform::SimTdx);
+    let appraisal = ear::Appraisal {
+        status: Some(Status::Affirming),
+        trust_vector: TrustVector::admitted_launch(if simulated {
+            claim::UNRECOGNIZED_HARDWARE
+        } else {
+            claim::GENUINE_HARDWARE
+        }),
+        policy_id: Some(format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)),
+        key_spki_der: None,
+        policy_claims,
+    }
+    .bind_key(result.public_key)
+    .map_err(|e| IssuerError::token("attestation result", e))?;
+    let developer = "https://github.com/twi".into();
+    let mut ear = Ear::new(VerifierId { build: VERIFIER_BUILD.into(), developer }, now, "twi", appraisal);
+    ear.nonce = Some(result.nonce.to_vec());
+    ear.exp = Some(crate::jose::unix_seconds(now) + RESULT_LIFETIME);
+    Ok(ear)
+}
+
+/// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,
+/// whatever the report binds) and REPORTDATA is exactly their binding (attester::binding).
+/// `purpose` picks the label: evidence bound for a key release never passes for a credential,
+/// nor the reverse.
+fn check_key_binding(
+    bundle: &EvidenceBundle<'_>,
+    report_data: &[u8; 64],
+    purpose: binding::Purpose,
+) -> Result<(), EvidenceRejection> {
+    p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| EvidenceRejection::BadPublicKey)?;
+    let expected = binding::report_data_for(purpose, bundle.nonce, bundle.public_key)
+        .map_err(|_| EvidenceRejection::BadPublicKey)?;
+    if *report_data != expected {
+        return Err(EvidenceRejection::ReportDataMismatch {
+            expected: hex::encode(expected),
+            actual: hex::encode(report_data),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,35 @@
+//! What the issuer's integration tests share: an attestation result (EAR) as a TWI Verifier
+//! signs it, made here independently of the issuer's own Verifier.
+
+#![allow(dead_code)]
+
+use std::time::SystemTime;
+
+use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId};
+
+/// An affirming EAR for the `twi` submod, binding `key_sec1` and `nonce`, valid five minutes:
+/// `hardware` is the trust vector's hardware claim, `policy_id` and `policy_claims` what the
+/// policy concluded.
+pub fn affirming_ear(
+    key_sec1: &[u8],
+    nonce: &[u8],
+    hardware: i8,
+    policy_id: String,
+    policy_claims: serde_json::Map<String, serde_json::Value>,
+    now: SystemTime,
+) -> Ear {
+    let appraisal = Appraisal {
+        status: Some(Status::Affirming),
+        trust_vector: TrustVector::admitted_launch(hardware),
+        policy_id: Some(policy_id),
+        key_spki_der: None,
+        policy_claims,
+    }
+    .bind_key(key_sec1)
+    .unwrap();
+    let verifier_id = VerifierId { build: "twi-issuer 0.1.0".into(), developer: "https://example.org/twi".into() };
+    let mut ear = Ear::new(verifier_id, now, "twi", appraisal);
+    ear.nonce = Some(nonce.to_vec());
+    ear.exp = Some(twi_issuer::jose::unix_seconds(now) + 300);
+    ear
+}

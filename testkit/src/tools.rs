@@ -1,0 +1,97 @@
+//! The independent implementations the tests check our formats against: `openssl` (X.509,
+//! ECDSA) and Python's jwcrypto (JOSE: WIT, WPT, EAR) and pyhpke (RFC 9180 HPKE), each driven
+//! by a script that reads one JSON document on stdin.
+//!
+//! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
+//! sentence naming that command: it never skips (interoperability is the point of the test)
+//! and never installs anything while it runs.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// The command that installs every tool the tests need.
+pub const INSTALL: &str = "./qemu/install-deps";
+
+/// The JOSE check (jwcrypto): WIT, WPT and EAR tokens against their keys, and tokens that
+/// must fail (see the script's docstring for its input).
+pub const JOSE_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/jose_check.py");
+/// The HPKE check (pyhpke): RFC 9180 messages opened and sealed both ways.
+pub const HPKE_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/hpke_check.py");
+
+/// Runs `openssl ARGS`; a missing `openssl` fails the test, naming the install command.
+pub fn openssl(args: &[&str]) -> Output {
+    Command::new("openssl").args(args).output().unwrap_or_else(|e| {
+        panic!("cannot run `openssl` ({e}): these tests need it; run {INSTALL} (or `apt-get install openssl`)")
+    })
+}
+
+/// Fails the test, with what `out` printed, unless the command it comes from succeeded.
+#[track_caller]
+pub fn assert_ok(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `openssl verify -CAfile CA CERT` accepts the PEM certificate `cert` under the PEM CA `ca`.
+#[track_caller]
+pub fn assert_openssl_verifies(ca: &Path, cert: &Path) {
+    let (ca, cert) = (utf8(ca), utf8(cert));
+    let out = openssl(&["verify", "-CAfile", ca, cert]);
+    assert_ok(&out, &format!("openssl verify -CAfile {ca} {cert}"));
+}
+
+/// A path as the `&str` a command line takes (the tests' temporary paths are UTF-8).
+pub fn utf8(path: &Path) -> &str {
+    path.to_str().unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))
+}
+
+/// `python3` with the `modules` a check script imports.
+#[derive(Debug)]
+pub struct Python {
+    modules: String,
+}
+
+impl Python {
+    /// `python3`, after checking that it imports every one of `modules` (fails the test,
+    /// naming the install command, when it does not).
+    pub fn with(modules: &[&str]) -> Self {
+        let modules = modules.join(", ");
+        let imported = Command::new("python3").args(["-c", &format!("import {modules}")]).status();
+        assert!(
+            imported.is_ok_and(|s| s.success()),
+            "python3 with the packages {modules} is needed: run {INSTALL} (or `python3 -m pip install {}`)",
+            modules.replace(", ", " ")
+        );
+        Self { modules }
+    }
+
+    /// Runs `script` with `input` (JSON) on its stdin; its stdout and stderr are captured.
+    pub fn run(&self, script: &Path, input: &serde_json::Value) -> Output {
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {} with python3 ({}): {e}", script.display(), self.modules));
+        let mut stdin = child.stdin.take().expect("a piped stdin");
+        stdin.write_all(input.to_string().as_bytes()).expect("the script reads its input");
+        drop(stdin);
+        child.wait_with_output().expect("the script ends")
+    }
+}
+
+/// Runs the JOSE check ([`JOSE_CHECK`], with jwcrypto) on `input`.
+pub fn jose_check(input: &serde_json::Value) -> Output {
+    Python::with(&["jwcrypto", "cryptography"]).run(Path::new(JOSE_CHECK), input)
+}
+
+/// Runs the HPKE check ([`HPKE_CHECK`], with pyhpke) on `input`.
+pub fn hpke_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pyhpke", "cryptography"]).run(Path::new(HPKE_CHECK), input)
+}
