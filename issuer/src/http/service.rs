@@ -77,6 +77,7 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
                 "the request was not received and answered within {} ms: send the whole body at once",
                 timeout.as_millis()
             ),
+            code: None,
         }
         .into_response(),
     }
@@ -89,6 +90,7 @@ async fn not_found(uri: Uri) -> ApiError {
             "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
+        code: None,
     }
 }
 
@@ -99,5 +101,6 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
             "{} does not take this method: GET the /v1/health, /v1/keys and /v1/ca/certificate, POST the others",
             uri.path()
         ),
+        code: None,
     }
 }
