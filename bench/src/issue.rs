@@ -8,14 +8,18 @@ use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Context, Result, anyhow, bail};
+use der::Encode;
+use p384::ecdsa::DerSignature;
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_attester::tacra;
 use twi_issuer::policy::Policy;
 use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Platform};
 use twi_sim::snp::SimPsp;
+use x509_cert::builder::{Builder, RequestBuilder};
+use x509_cert::name::Name;
 
 use crate::stats::{Samples, figure, section};
 
@@ -33,14 +37,26 @@ fn policy() -> Result<Policy> {
     Policy::from_toml(&text).context("the benchmark's issuer policy")
 }
 
+/// The target the benchmark's workload acquires its credential for.
+const TARGET: &str = "twi:bench";
+
+/// TACRA enrollment: a PKCS#10 request for `key`, signed by it, with an empty subject.
+fn csr(key: &SigningKey) -> Result<Vec<u8>> {
+    let builder = RequestBuilder::new(Name::default()).context("an empty subject")?;
+    let request = builder.build::<_, DerSignature>(key).context("signing the benchmark's CSR")?;
+    request.to_der().context("encoding the benchmark's CSR")
+}
+
 /// Issuances per second over `count` issuances.
 fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
     let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
     let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let (csr, rp_id) = (csr(&key)?, issuer.rp_id());
     let start = Instant::now();
     for _ in 0..count {
-        let nonce = issuer.challenge(Platform::SimSnp, &LAUNCH_DIGEST)?.nonce;
-        let report_data = binding::report_data(&nonce, &public_key).map_err(|e| anyhow!("{e:?}"))?;
+        let challenge = issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509);
+        let nonce = challenge.map_err(|e| anyhow!("the issuer refused to initiate: {e}"))?.nonce;
+        let report_data = tacra::report_data(&nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
         let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
         let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
         let bundle = EvidenceBundle {
@@ -49,6 +65,8 @@ fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], co
             public_key: &public_key,
             nonce: &nonce,
             endorsements,
+            target: TARGET,
+            csr: Some(&csr),
         };
         let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };
         issuer.ca_credential(request).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
