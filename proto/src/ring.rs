@@ -76,16 +76,40 @@ pub trait RingMemory {
     /// Copies `bytes` into the ring at `offset`.
     fn write(&mut self, offset: usize, bytes: &[u8]);
 
-    fn read_u32(&mut self, offset: usize) -> u32 {
+    /// One read of an index. The guest overrides it with one aligned 32-bit access.
+    fn load_u32(&mut self, offset: usize) -> u32 {
         let mut word = [0u8; 4];
         self.read(offset, &mut word);
         u32::from_le_bytes(word)
     }
 
+    /// Writes an index. The guest overrides it with one aligned 32-bit store, so that the peer
+    /// never sees it half written.
     fn write_u32(&mut self, offset: usize, value: u32) {
         self.write(offset, &value.to_le_bytes());
     }
+
+    /// Reads the peer's index until two reads agree. The host's file I/O copies bytes (the
+    /// kernel may copy four bytes one at a time), so a read that races the peer's update can
+    /// return old and new bytes mixed — a value the peer never wrote, which the checks would
+    /// take for a lie or, worse, accept. The race lasts one store: a second read after it
+    /// returns the whole value. Bounded: a peer that never stops changing its index is judged
+    /// by the checks on the last value read.
+    fn read_u32(&mut self, offset: usize) -> u32 {
+        let mut value = self.load_u32(offset);
+        for _ in 0..STABLE_READS {
+            let again = self.load_u32(offset);
+            if again == value {
+                break;
+            }
+            value = again;
+        }
+        value
+    }
 }
+
+/// How many times [`RingMemory::read_u32`] re-reads an index that keeps changing.
+const STABLE_READS: usize = 16;
 
 /// The peer broke the ring's rules: the transport cannot be trusted any further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

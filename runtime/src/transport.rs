@@ -96,6 +96,14 @@ impl RingMemory for RingPages {
     fn write(&mut self, offset: usize, bytes: &[u8]) {
         self.0.write_bytes_at(offset, bytes);
     }
+    // The indices in one aligned access each: byte by byte, the host could read one half
+    // written (old and new bytes mixed) and take an honest guest for a liar.
+    fn load_u32(&mut self, offset: usize) -> u32 {
+        self.0.read_u32_at(offset)
+    }
+    fn write_u32(&mut self, offset: usize, value: u32) {
+        self.0.write_u32_at(offset, value);
+    }
 }
 
 /// The guest's end of the ring.

@@ -153,3 +153,47 @@ fn errors_say_what_the_peer_did() {
     let e = RingError::HeadOutOfRange { head: 9, tail: 1 };
     assert_eq!(alloc::format!("{e}"), "the peer's ring head claims more bytes than the ring holds (head 9, tail 1)");
 }
+
+/// A ring whose next read of one index races the peer's update of it: that read returns the
+/// old value's low byte with the new value's upper bytes (what the host's byte-wise file I/O
+/// read in the benchmark: tail 0x6793D4 between 0x6772D4 and 0x679303).
+struct TornOnce {
+    memory: Memory,
+    index: usize,
+    old: u32,
+    torn: bool,
+}
+
+impl RingMemory for TornOnce {
+    fn read(&mut self, offset: usize, out: &mut [u8]) {
+        self.memory.read(offset, out);
+        if offset == self.index && out.len() == 4 && !self.torn {
+            self.torn = true;
+            out[0] = self.old.to_le_bytes()[0];
+        }
+    }
+    fn write(&mut self, offset: usize, bytes: &[u8]) {
+        self.memory.write(offset, bytes);
+    }
+}
+
+#[test]
+fn an_index_read_while_the_peer_writes_it_is_read_again_not_taken_for_a_lie() {
+    let mut memory = Memory::new();
+    let mut producer = Producer::new(GUEST_TO_HOST);
+    let mut consumer = Consumer::new(GUEST_TO_HOST);
+    let mut out = vec![0u8; CAPACITY];
+    // The producer has seen the tail at 0x72D4; the consumer has since consumed up to the head,
+    // 0x9303. Read torn, the tail would be 0x93D4: past the head.
+    let (old, head) = (0x72D4u32, 0x9303u32);
+    for n in [old, head - old] {
+        producer.push(&mut memory, &vec![5; n as usize]).unwrap();
+        assert_eq!(consumer.pop(&mut memory, &mut out).unwrap(), n as usize);
+        if n == old {
+            producer.push(&mut memory, &[]).unwrap(); // the producer reads the tail: 0x72D4
+        }
+    }
+    let mut torn = TornOnce { memory, index: GUEST_TO_HOST.tail, old, torn: false };
+    assert_eq!(producer.push(&mut torn, &[1; 10]), Ok(10), "the second read returns the whole tail");
+    assert!(torn.torn, "the test's race happened");
+}

@@ -106,6 +106,21 @@ impl Shared {
         unsafe { core::ptr::write_volatile((self.address + offset) as *mut u64, value) }
     }
 
+    /// A u32 field (the channel ring's indices) in one aligned volatile load, so that it is
+    /// never read half written.
+    pub fn read_u32_at(&self, offset: usize) -> u32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len, "field offsets are constants");
+        // SAFETY: in-bounds, aligned (checked above) read of this shared range.
+        unsafe { core::ptr::read_volatile((self.address + offset) as *const u32) }
+    }
+
+    /// A u32 field in one aligned volatile store, so that the host never sees it half written.
+    pub fn write_u32_at(&mut self, offset: usize, value: u32) {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len, "field offsets are constants");
+        // SAFETY: in-bounds, aligned (checked above) write to this shared range.
+        unsafe { core::ptr::write_volatile((self.address + offset) as *mut u32, value) }
+    }
+
     pub fn write_bytes_at(&mut self, offset: usize, bytes: &[u8]) {
         assert!(offset + bytes.len() <= self.len, "field within the shared range");
         for (i, &b) in bytes.iter().enumerate() {
