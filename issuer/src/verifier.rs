@@ -73,6 +73,9 @@ pub struct Evidence<'a> {
 pub struct Appraisal {
     pub platform: Platform,
     pub verified: Verified,
+    /// The TACRA freshness kind the evidence was appraised under (set once the policy named it
+    /// for the target; the attestation result reports it).
+    pub freshness: Option<twi_proto::msg::Freshness>,
 }
 
 impl Appraisal {
@@ -223,7 +226,7 @@ impl VerifierRole {
         let events: Vec<MeasuredEvent<'_>> =
             evidence.events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
         verified.check_event_log(&events)?;
-        Ok(Appraisal { platform: bundle.platform, verified })
+        Ok(Appraisal { platform: bundle.platform, verified, freshness: None })
     }
 
     /// The signed attestation result (EAR JWT) for an admission, binding `public_key` and
@@ -249,7 +252,9 @@ pub(crate) struct ResultFor<'a> {
     pub trust_domain: &'a str,
     /// The key it binds (SEC1).
     pub public_key: &'a [u8],
+    /// TACRA's freshness element the evidence bound, and its kind.
     pub nonce: &'a [u8],
+    pub freshness: Option<twi_proto::msg::Freshness>,
     /// Mechanism A: the credential it names, as (hex SHA-256 of its DER, hex serial).
     pub credential: Option<(&'a str, &'a str)>,
 }
@@ -261,6 +266,10 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     policy_claims.insert("claims".into(), claims.into());
     policy_claims.insert("binding".into(), admission.binding.to_json());
+    if let Some(kind) = result.freshness {
+        let input = json!({ "kind": kind.name(), "element": hex::encode(result.nonce) });
+        policy_claims.insert("freshness".into(), input);
+    }
     let simulated = matches!(result.platform, Platform::SimSnp | Platform::SimTdx);
     let appraisal = ear::Appraisal {
         status: Some(Status::Affirming),
@@ -277,7 +286,10 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     .map_err(|e| IssuerError::token("attestation result", e))?;
     let developer = "https://github.com/twi".into();
     let mut ear = Ear::new(VerifierId { build: VERIFIER_BUILD.into(), developer }, now, "twi", appraisal);
-    ear.nonce = Some(result.nonce.to_vec());
+    // eat_nonce (RFC 9711: 8..=64 bytes) only for a handle the issuer handed out; every kind's
+    // element is in the policy claims' "freshness".
+    let handle = result.freshness.is_none_or(|kind| kind.has_handle());
+    ear.nonce = (handle && (8..=64).contains(&result.nonce.len())).then(|| result.nonce.to_vec());
     ear.exp = Some(crate::jose::unix_seconds(now) + RESULT_LIFETIME);
     Ok(ear)
 }
