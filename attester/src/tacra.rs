@@ -14,7 +14,7 @@
 //! ```
 //!
 //! * `len32(x)` is the length of `x` in bytes as an unsigned 32-bit big-endian integer.
-//! * `freshness` is the freshness element of the [`FreshnessKind`]: the Freshness Handle the
+//! * `freshness` is the freshness element of the kind (`twi_proto::msg::Freshness`): the Freshness Handle the
 //!   Initiate call returned (`present-nonce`, `present-epoch`), the epoch marker held locally
 //!   (`absent-epoch`), the Attester's timestamp as 8 big-endian bytes of seconds since
 //!   1970-01-01T00:00:00Z (`absent-timestamp`), or nothing (`absent-none`).
@@ -40,54 +40,6 @@
 use core::fmt;
 
 use sha2::{Digest, Sha512};
-
-/// How freshness is established for one acquisition (TACRA "Freshness Kind").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum FreshnessKind {
-    /// A single-use nonce, returned by Initiate and bound into the evidence.
-    PresentNonce,
-    /// The current epoch marker, returned by Initiate; retry when the epoch moved.
-    PresentEpoch,
-    /// An epoch marker the Attester already holds.
-    AbsentEpoch,
-    /// A timestamp from a trusted clock (8 bytes, big-endian seconds since the Unix epoch).
-    AbsentTimestamp,
-    /// No freshness claim.
-    AbsentNone,
-}
-
-impl FreshnessKind {
-    /// Every kind, in the order the draft lists them.
-    pub const ALL: [Self; 5] =
-        [Self::AbsentTimestamp, Self::AbsentNone, Self::AbsentEpoch, Self::PresentNonce, Self::PresentEpoch];
-
-    /// The draft's name (`present-nonce`, …).
-    pub const fn name(self) -> &'static str {
-        match self {
-            Self::PresentNonce => "present-nonce",
-            Self::PresentEpoch => "present-epoch",
-            Self::AbsentEpoch => "absent-epoch",
-            Self::AbsentTimestamp => "absent-timestamp",
-            Self::AbsentNone => "absent-none",
-        }
-    }
-
-    /// The kind named `name` (the draft's spelling).
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// Whether Initiate returns a Freshness Handle for this kind.
-    pub const fn has_handle(self) -> bool {
-        matches!(self, Self::PresentNonce | Self::PresentEpoch)
-    }
-}
-
-impl fmt::Display for FreshnessKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// The freshness element of `absent-timestamp`: 8 big-endian bytes of seconds since the epoch.
 pub const fn timestamp_element(unix_seconds: u64) -> [u8; 8] {
@@ -164,11 +116,7 @@ mod tests {
     }
 
     #[test]
-    fn kinds_round_trip_by_name() {
-        for kind in FreshnessKind::ALL {
-            assert_eq!(FreshnessKind::from_name(kind.name()), Some(kind));
-        }
-        assert_eq!(FreshnessKind::from_name("present-token"), None);
+    fn a_timestamp_element_is_eight_big_endian_bytes() {
         assert_eq!(timestamp_element(0x0102_0304_0506_0708), [1, 2, 3, 4, 5, 6, 7, 8]);
     }
 }

@@ -401,6 +401,8 @@ fn workload(
         }
         targets.push(rule);
     }
+    let lifetime =
+        lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     Ok(Workload {
         id,
         claims: w.claims,
@@ -409,11 +411,28 @@ fn workload(
         fidelity: w.fidelity,
         stickiness: w.stickiness,
         mechanism: w.mechanism,
-        lifetime: w.lifetime_secs.map(std::time::Duration::from_secs).unwrap_or(DEFAULT_LIFETIME),
+        lifetime,
         references,
         targets,
         line: source.line(wspan.start),
     })
+}
+
+/// The shortest and longest credential lifetimes a policy may set: a credential must outlive
+/// its delivery, and an attested key is only as good as its last appraisal.
+pub const LIFETIME_RANGE: std::ops::RangeInclusive<u64> = 60..=30 * 24 * 3600;
+
+/// `lifetime_secs`, checked (else the default).
+fn lifetime(secs: Option<u64>) -> Result<std::time::Duration, String> {
+    match secs {
+        None => Ok(DEFAULT_LIFETIME),
+        Some(s) if LIFETIME_RANGE.contains(&s) => Ok(std::time::Duration::from_secs(s)),
+        Some(s) => Err(format!(
+            "lifetime_secs = {s} is out of range: write a value from {} (one minute) to {} (30 days)",
+            LIFETIME_RANGE.start(),
+            LIFETIME_RANGE.end()
+        )),
+    }
 }
 
 /// The same launch admitted as two identities would make the identity ambiguous.

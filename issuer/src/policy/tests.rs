@@ -287,3 +287,19 @@ fn the_file_format_round_trips() {
     assert_eq!(policy.workload_for(Platform::Tdx, &[0x22; 48]).map(|w| w.id.as_str()), Some("payroll-app"));
     assert!(policy.workload_for(Platform::SimTdx, &[0x22; 48]).is_none());
 }
+
+#[test]
+fn credential_lifetimes_are_checked_when_the_policy_loads() {
+    let with = |secs: &str| {
+        policy_text().replace("stickiness = \"CS_L3\"", &format!("stickiness = \"CS_L3\"\nlifetime_secs = {secs}"))
+    };
+    for bad in ["0", "59", "18446744073709551615", "2592001"] {
+        let err = Policy::from_toml(&with(bad)).unwrap_err().to_string();
+        assert!(err.contains(&format!("workload `payroll-app`: lifetime_secs = {bad} is out of range")), "{err}");
+    }
+    for good in ["60", "3600", "2592000"] {
+        let policy = Policy::from_toml(&with(good)).unwrap();
+        let secs: u64 = good.parse().unwrap();
+        assert_eq!(policy.workload("payroll-app").unwrap().lifetime, std::time::Duration::from_secs(secs));
+    }
+}

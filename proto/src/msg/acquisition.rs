@@ -60,7 +60,7 @@ impl CredentialKind {
 }
 
 /// How freshness is established for one acquisition (TACRA "Freshness Kind"); the names are
-/// the draft's (`twi_attester::tacra::FreshnessKind` has the binding rules).
+/// the draft's (`twi_attester::tacra` says what each kind's freshness element is).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Encode, Decode)]
 #[cbor(index_only)]
 pub enum Freshness {
