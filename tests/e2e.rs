@@ -1014,15 +1014,16 @@ fn boot_with_memory(memory: &str) -> (Option<i32>, String) {
 
 #[test]
 fn too_little_ram_is_refused_with_a_sentence() {
-    // 20 MiB: the image and the heap fit, the frame pool does not. The CMOS counts RAM above 16
-    // MiB only, so the runtime reads QEMU's e820 table; below 16 MiB the old check said nothing.
-    for memory in ["20M", "12M"] {
+    // The layout needs 14 MiB (the shared pool ends there). At 12 MiB the image and the heap
+    // fit, the frame pool and the shared pool do not. The CMOS counts RAM above 16 MiB only, so
+    // the runtime reads QEMU's e820 table; below 16 MiB the old check said nothing.
+    for memory in ["13M", "12M", "8M"] {
         let (status, console) = boot_with_memory(memory);
         assert_eq!(status, Some(35), "the failure exit (0x11 << 1 | 1) at -m {memory}:\n{console}");
         let mib: u64 = memory.trim_end_matches('M').parse().unwrap();
         let sentence = format!("FATAL: too little RAM: {} KiB from address 0 (fw_cfg etc/e820)", mib << 10);
         assert!(console.contains(&sentence), "-m {memory}:\n{console}");
-        assert!(console.contains("run QEMU with -m 34M or more"), "{console}");
+        assert!(console.contains("run QEMU with -m 14M or more"), "{console}");
     }
 }
 

@@ -229,10 +229,12 @@ fn run(f: &Fixture, rom: &Path, name: &str, extra: &[&str]) -> (Output, String) 
 fn the_workload_gets_its_target_over_mutual_tls_authorized_by_its_stable_identifier() {
     let f = fixture();
     let rp = RelyingParty::start(f);
-    let (out, console) = run(f, &f.rom, "allowed", &[]);
+    // In 16 MiB of RAM, the least the layout runs the TLS workload in (issue 17).
+    let (out, console) = run(f, &f.rom, "allowed", &["--memory", "16M"]);
     assert!(out.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&out));
     let url = f.url("/rows");
     for line in [
+        "RAM: 16 MiB from address 0 (fw_cfg etc/e820)".to_string(),
         format!("https-get: acquired {WORKLOAD} (Enrollment) for {url}"),
         format!("https-get: {url} answered 200"),
         "response: alice,2026-11,4200".to_string(),

@@ -60,6 +60,10 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         image: image.launch.clone(),
         out: out.clone(),
         timeout: Duration::from_secs(args.timeout),
+        memory: args.memory,
+        transport: args.channel,
+        tamper_ring: args.tamper_ring,
+        channel_dump: args.channel_dump.clone(),
     };
     let config = bridge::Config {
         measurement: measured.measurement.clone(),
