@@ -396,7 +396,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let der = der::Encode::to_der(&cert).unwrap();
     assert!(der.windows(32).any(|w| w == b"spiffe://example.org/payroll-app"), "SAN missing");
     assert!(!der.windows(6).any(|w| w == b"ignore"), "--workload must not name a policy credential");
-    let policy_ext = twi_issuer::oids::POLICY_BINDING;
+    let policy_ext = twi_issuer::oids::Oids::default().policy_binding;
     let exts = cert.tbs_certificate().extensions().unwrap();
     assert!(exts.iter().any(|e| e.extn_id == policy_ext), "no policy-binding extension");
     assert!(der.windows(5).any(|w| w == b"e2e-1"), "the policy version is not in the certificate");
@@ -411,7 +411,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let doc = serde_json::json!({
         "wit": { "token": wit, "issuer_key": key("twi-wit"),
                  "claims": { "sub": "spiffe://example.org/payroll-app", "location": "DE", "handles-pii": true } },
-        "ear": { "token": ear, "verifier_key": key("twi-verifier") },
+        "ear": { "token": ear, "verifier_key": key("twi-verifier"), "status": "contraindicated" },
         "must_fail": [ { "name": "the WIT under the Verifier's key", "token": wit, "key": key("twi-verifier") } ],
     });
     tools::assert_ok(&tools::jose_check(&doc), "the jwcrypto check");
@@ -525,9 +525,10 @@ fn verified_attestation_result(out: &Path) -> twi_issuer::ear::Ear {
     twi_issuer::ear::Ear::verify_jwt(token.trim(), verifier.verifying_key(), std::time::SystemTime::now()).unwrap()
 }
 
-/// `openssl verify` accepts the run's credential under the CA it wrote beside it.
+/// `openssl verify` accepts the run's (simulated) credential under the CA it wrote beside it once
+/// told to ignore the critical simulated-TEE extension, and refuses it otherwise.
 fn assert_openssl_verifies(out: &Path) {
-    tools::assert_openssl_verifies(&out.join("issuer-ca.pem"), &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(&out.join("issuer-ca.pem"), &out.join("credential.pem"));
 }
 
 #[test]
@@ -545,7 +546,7 @@ fn mechanism_a_returns_the_credential_inside_the_attestation_result() {
     let cert = certificate(dir.path());
     let ear = verified_attestation_result(dir.path());
     let twi = &ear.submods["twi"];
-    let named = &twi.policy_claims["credential"];
+    let named = &twi.verifier_claims["credential"];
     let der = der::Encode::to_der(&cert).unwrap();
     assert_eq!(named["x509-sha256"], hex::encode(sha2::Sha256::digest(&der)).as_str());
     assert_eq!(named["x509-serial"], hex::encode(cert.tbs_certificate().serial_number().as_bytes()).as_str());
@@ -793,7 +794,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         ] {
             assert!(log.contains(&line), "{line:?} missing from:\n{log}");
         }
-        tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+        tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
         let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
         let san = String::from_utf8_lossy(&text.stdout);
         assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
@@ -855,7 +856,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     }
     // The credential is the one provisioned in the served Key Store, its key the provisioned
     // key (not the ephemeral key the evidence bound), and it chains to the served CA.
-    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
     let cert = certificate(&out);
     let (provisioned_cert, provisioned_key) = provisioned_in(server_state, "spiffe://example.org/payroll-app");
     assert_eq!(cert, provisioned_cert);
@@ -890,7 +891,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     assert_eq!(certificate(&out), provisioned_cert);
     let console = std::fs::read_to_string(out.join("console.log")).unwrap();
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
-    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
 }
 
 // ---------------------------------------------------------------------------------------------

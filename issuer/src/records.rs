@@ -12,13 +12,12 @@ use std::time::SystemTime;
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 
-use crate::ear::Status;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
 use crate::state;
-use crate::verifier::{Appraisal, VERIFIER_BUILD};
+use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
 
 /// The log key's `kid` in JWKS.
 pub(crate) const LOG_KID: &str = "twi-log";
@@ -133,6 +132,7 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
         ("binding".to_string(), binding),
     ]);
     let issued_at = crate::jose::unix_seconds(now);
+    let status = admitted_vector(appraisal.platform).worst();
     Ok(issuance
         .credentials
         .iter()
@@ -142,7 +142,7 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
             credential_id: id.clone(),
             evidence_sha384: hex::encode(appraisal.verified.evidence_sha384),
             decision: VerifierDecision {
-                status: Status::Affirming.name().into(),
+                status: status.name().into(),
                 verifier: VERIFIER_BUILD.into(),
                 criteria: criteria.clone(),
             },

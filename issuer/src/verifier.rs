@@ -19,7 +19,7 @@ use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
 use x509_cert::Certificate;
 
-use crate::ear::{self, Ear, Status, TrustVector, VerifierId, claim};
+use crate::ear::{self, Ear, TrustVector, VerifierId, claim};
 use crate::error::IssuerError;
 use crate::freshness::{
     EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SignedEpoch, SystemClock,
@@ -219,7 +219,7 @@ impl VerifierRole {
         if let Some((sha256, serial)) = result.credential {
             for submod in ear.submods.values_mut() {
                 submod
-                    .policy_claims
+                    .verifier_claims
                     .insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
             }
         }
@@ -242,22 +242,21 @@ pub(crate) struct ResultFor<'a> {
 
 fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, IssuerError> {
     let admission = result.admission;
-    let mut policy_claims = serde_json::Map::new();
-    policy_claims.insert("workload-id".into(), admission.workload_id.clone().into());
+    let mut verifier_claims = serde_json::Map::new();
+    verifier_claims.insert("workload-id".into(), admission.workload_id.clone().into());
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    policy_claims.insert("claims".into(), claims.into());
-    policy_claims.insert("binding".into(), admission.binding.to_json());
-    let simulated = matches!(result.platform, Platform::SimSnp | Platform::SimTdx);
+    verifier_claims.insert("claims".into(), claims.into());
+    verifier_claims.insert("binding".into(), admission.binding.to_json());
     let appraisal = ear::Appraisal {
-        status: Some(Status::Affirming),
-        trust_vector: TrustVector::admitted_launch(if simulated {
-            claim::UNRECOGNIZED_HARDWARE
-        } else {
-            claim::GENUINE_HARDWARE
-        }),
-        policy_id: Some(format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)),
+        // The status is the vector's worst tier: contraindicated on the simulated TEE's
+        // unrecognised hardware, affirming on genuine hardware.
+        status: None,
+        trust_vector: admitted_vector(result.platform),
+        policy_ids: vec![format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)],
+        nonce: Some(result.nonce.to_vec()),
         key_spki_der: None,
-        policy_claims,
+        verifier_claims,
+        freshness: Some(freshness_input(admission.freshness, result.nonce)),
     }
     .bind_key(result.public_key)
     .map_err(|e| IssuerError::token("attestation result", e))?;
@@ -266,6 +265,24 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     ear.nonce = Some(result.nonce.to_vec());
     ear.exp = Some(crate::jose::unix_seconds(now) + RESULT_LIFETIME);
     Ok(ear)
+}
+
+/// The trustworthiness vector of an admitted launch on `platform`: the simulated TEE is not
+/// recognised hardware.
+pub(crate) fn admitted_vector(platform: Platform) -> TrustVector {
+    let simulated = matches!(platform, Platform::SimSnp | Platform::SimTdx);
+    TrustVector::admitted_launch(if simulated { claim::UNRECOGNIZED_HARDWARE } else { claim::GENUINE_HARDWARE })
+}
+
+/// The TACRA freshness input of today's challenge: the Verifier's single-use nonce
+/// (`present-nonce`), or the current epoch's id under AF_L1 (`present-epoch`); the
+/// challenge hands out a nonce under AF_L0 too.
+fn freshness_input(level: FreshnessLevel, nonce: &[u8]) -> ear::FreshnessInput {
+    let kind = match level {
+        FreshnessLevel::Epoch => ear::FreshnessKind::PresentEpoch,
+        FreshnessLevel::Nonce | FreshnessLevel::None => ear::FreshnessKind::PresentNonce,
+    };
+    ear::FreshnessInput { kind, value: nonce.to_vec() }
 }
 
 /// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,

@@ -45,6 +45,20 @@ pub fn assert_openssl_verifies(ca: &Path, cert: &Path) {
     assert_ok(&out, &format!("openssl verify -CAfile {ca} {cert}"));
 }
 
+/// A credential issued on the simulated TEE: `openssl verify` refuses it for its critical
+/// simulated-TEE extension, and accepts it once told to (`-ignore_critical`).
+pub fn assert_openssl_verifies_simulated(ca: &Path, cert: &Path) {
+    let (ca, cert) = (utf8(ca), utf8(cert));
+    let refused = openssl(&["verify", "-CAfile", ca, cert]);
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        !refused.status.success() && said.contains("unhandled critical extension"),
+        "openssl verify accepted a simulated credential without being told:\n{said}"
+    );
+    let out = openssl(&["verify", "-ignore_critical", "-CAfile", ca, cert]);
+    assert_ok(&out, &format!("openssl verify -ignore_critical -CAfile {ca} {cert}"));
+}
+
 /// A path as the `&str` a command line takes (the tests' temporary paths are UTF-8).
 pub fn utf8(path: &Path) -> &str {
     path.to_str().unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))

@@ -2,9 +2,10 @@
 //! admitted:
 //!
 //! - an X.509 credential (SPIFFE X.509-SVID rules: the Stable identifier as its one URI SAN)
-//!   with the policy version and binding digest ([`oids::POLICY_BINDING`]), the SHA-384 of the
-//!   evidence ([`oids::EVIDENCE_SHA384`]) and, for simulated evidence, a marker saying so
-//!   ([`oids::SIMULATED_TEE`]);
+//!   with the policy version and binding digest, the SHA-384 of the evidence and, for
+//!   simulated evidence, a *critical* marker saying so, so that a standard verifier refuses a
+//!   simulated credential unless told about it (the OIDs of [`Oids`], under the arc the
+//!   issuer state names);
 //! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
 //!   carrying the business claims and the binding, signed by a **dedicated WIT key**
 //!   (`wit-key.pem`), not the CA key: one key per signature format, so that an X.509 TBS and a
@@ -24,7 +25,7 @@ use super::identity::{Certified, IssuerCa};
 use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
-use crate::oids;
+use crate::oids::Oids;
 use crate::policy::Admission;
 use crate::state;
 use crate::verifier::Appraisal;
@@ -44,6 +45,8 @@ pub(crate) struct CredentialAuthority {
     /// The organisation of credential subjects: the policy's trust domain.
     trust_domain: String,
     pending: Pending,
+    /// The extension OIDs, under the state's arc.
+    oids: Oids,
 }
 
 impl CredentialAuthority {
@@ -56,6 +59,7 @@ impl CredentialAuthority {
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
+            oids: Oids::load(dir)?,
         })
     }
 
@@ -97,11 +101,11 @@ impl CredentialAuthority {
             format!("CN={},O={}", admission.workload, self.trust_domain).parse().map_err(IssuerError::certificate)?;
         let mut extra = vec![
             ExtraExtension {
-                oid: oids::EVIDENCE_SHA384,
+                oid: self.oids.evidence_sha384,
                 critical: false,
                 value_der: der_of(OctetString::new(appraisal.verified.evidence_sha384.to_vec()))?,
             },
-            policy_extension(admission)?,
+            policy_extension(&self.oids, admission)?,
         ];
         let simulated = match appraisal.platform {
             Platform::SimSnp => Some("sim-snp"),
@@ -110,7 +114,7 @@ impl CredentialAuthority {
         };
         if let Some(name) = simulated {
             let value_der = der_of(Utf8StringRef::new(name))?;
-            extra.push(ExtraExtension { oid: oids::SIMULATED_TEE, critical: false, value_der });
+            extra.push(ExtraExtension { oid: self.oids.simulated_tee, critical: true, value_der });
         }
         let kind = Kind::Workload { uri: admission.workload_id.clone() };
         self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
@@ -138,7 +142,7 @@ impl CredentialAuthority {
     }
 }
 
-/// The policy's decision in the credential ([`oids::POLICY_BINDING`]).
+/// The policy's decision in the credential ([`Oids::policy_binding`]).
 #[derive(Sequence)]
 struct PolicyBindingExt<'a> {
     policy_version: Utf8StringRef<'a>,
@@ -146,14 +150,14 @@ struct PolicyBindingExt<'a> {
     binding_sha256: OctetString,
 }
 
-fn policy_extension(admission: &Admission) -> Result<ExtraExtension, IssuerError> {
+fn policy_extension(oids: &Oids, admission: &Admission) -> Result<ExtraExtension, IssuerError> {
     let value = PolicyBindingExt {
         policy_version: Utf8StringRef::new(&admission.policy_version).map_err(IssuerError::certificate)?,
         stickiness: Utf8StringRef::new(admission.stickiness.name()).map_err(IssuerError::certificate)?,
         binding_sha256: OctetString::new(admission.binding.digest().to_vec()).map_err(IssuerError::certificate)?,
     };
     let value_der = value.to_der().map_err(IssuerError::certificate)?;
-    Ok(ExtraExtension { oid: oids::POLICY_BINDING, critical: false, value_der })
+    Ok(ExtraExtension { oid: oids.policy_binding, critical: false, value_der })
 }
 
 fn der_of<T: Encode, E: std::fmt::Display>(value: Result<T, E>) -> Result<Vec<u8>, IssuerError> {
