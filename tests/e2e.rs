@@ -74,6 +74,20 @@ fn certified_key(cert: &Certificate) -> Vec<u8> {
     cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec()
 }
 
+/// Mechanism D: `released` certifies the provisioned key for the same workload, but is a
+/// certificate of its own (its own serial) carrying the issuer's extensions for this launch.
+fn assert_released(released: &Certificate, provisioned: &Certificate) {
+    assert_eq!(certified_key(released), certified_key(provisioned), "the released certificate is for another key");
+    let (r, p) = (released.tbs_certificate(), provisioned.tbs_certificate());
+    assert_eq!(r.subject(), p.subject());
+    assert_ne!(r.serial_number(), p.serial_number(), "the release reuses the provisioned certificate");
+    let oids = twi_issuer::oids::Oids::default();
+    let extensions = r.extensions().unwrap();
+    for oid in [oids.evidence_sha384, oids.policy_binding, oids.simulated_tee] {
+        assert!(extensions.iter().any(|e| e.extn_id == oid), "the released certificate lacks {oid}");
+    }
+}
+
 /// The report the guest sent, and what `evidence.json` says it binds.
 fn evidence(out: &Path) -> (AttestationReport, Vec<u8>, Vec<u8>) {
     let report = AttestationReport::parse(&std::fs::read(out.join("evidence.bin")).unwrap()).unwrap();
@@ -654,7 +668,10 @@ fn mechanism_d_releases_the_key_the_owner_provisioned() {
     run.assert_success("twi run --mechanism d with the owner's key");
     let cert = certificate(&run_dir);
     assert_eq!(certified_key(&cert), owner_public, "the released credential is not the owner's");
-    assert_eq!(hex::encode(cert.tbs_certificate().serial_number().as_bytes()), serial);
+    // Released with a certificate of its own for this launch (the provisioned one is `serial`).
+    let (provisioned_cert, _) = provisioned_in(&state, "spiffe://example.org/demo");
+    assert_eq!(hex::encode(provisioned_cert.tbs_certificate().serial_number().as_bytes()), serial);
+    assert_released(&cert, &provisioned_cert);
     let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
     assert!(console.contains("credential accepted for spiffe://example.org/demo"), "{console}");
 }
@@ -679,7 +696,7 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     // the evidence bound (that was the ephemeral HPKE key).
     let cert = certificate(dir.path());
     let (provisioned_cert, provisioned_key) = provisioned("spiffe://example.org/demo");
-    assert_eq!(cert, provisioned_cert);
+    assert_released(&cert, &provisioned_cert);
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(dir.path());
     assert_ne!(ephemeral, provisioned_key);
@@ -859,7 +876,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
     let cert = certificate(&out);
     let (provisioned_cert, provisioned_key) = provisioned_in(server_state, "spiffe://example.org/payroll-app");
-    assert_eq!(cert, provisioned_cert);
+    assert_released(&cert, &provisioned_cert);
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(&out);
     assert_ne!(ephemeral, provisioned_key);
@@ -888,7 +905,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let run = service.scenario("sim-tdx", &out).mechanism("d").run();
     let log = run.assert_success("twi run --platform sim-tdx --mechanism d --issuer-url");
     assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
-    assert_eq!(certificate(&out), provisioned_cert);
+    assert_released(&certificate(&out), &provisioned_cert);
     let console = std::fs::read_to_string(out.join("console.log")).unwrap();
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
     tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));

@@ -387,14 +387,20 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     let cert = <x509_cert::Certificate as der::Decode>::from_der(&provisioned_der).unwrap();
     assert_eq!(cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes(), provisioned_key);
 
-    // The release: the provisioned credential, its key sealed to the ephemeral key the evidence
-    // binds, a receipt under the Key Store's published key.
+    // The release: a certificate issued now for the provisioned key (a serial of its own, the
+    // issuer's extensions), the key sealed to the ephemeral key the evidence binds, a receipt
+    // under the Key Store's published key.
     let nonce = [0x42u8; 32];
     let (status, released) = release(&nonce);
     assert_eq!(status, StatusCode::OK, "{released}");
-    assert_eq!(unhex(&released, "certificate"), provisioned_der);
+    let released_der = unhex(&released, "certificate");
+    assert_ne!(released_der, provisioned_der);
+    let released_cert = <x509_cert::Certificate as der::Decode>::from_der(&released_der).unwrap();
+    assert_ne!(released_cert.tbs_certificate().serial_number(), cert.tbs_certificate().serial_number());
+    let marker = twi_issuer::oids::Oids::default().simulated_tee;
+    assert!(released_cert.tbs_certificate().extensions().unwrap().iter().any(|e| e.extn_id == marker && e.critical));
     assert_credential(&released, &provisioned_key, &ca_pem);
-    let (info, aad) = release_context(&nonce, &ephemeral_public, &provisioned_der);
+    let (info, aad) = release_context(&nonce, &ephemeral_public, &released_der);
     let (enc, ciphertext) = (unhex(&released, "enc"), unhex(&released, "ciphertext"));
     let mut scalar = [0u8; 48];
     hpke::open(&ephemeral, &enc, &info, &aad, &ciphertext, &mut scalar).expect("the bound ephemeral key opens it");
@@ -407,7 +413,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     // Only the bound key opens it, and only for this nonce.
     let other = p384::SecretKey::try_generate().unwrap();
     assert!(hpke::open(&other, &enc, &info, &aad, &ciphertext, &mut scalar).is_err());
-    let (other_info, _) = release_context(&[0x43; 32], &ephemeral_public, &provisioned_der);
+    let (other_info, _) = release_context(&[0x43; 32], &ephemeral_public, &released_der);
     assert!(hpke::open(&ephemeral, &enc, &other_info, &aad, &ciphertext, &mut scalar).is_err());
     // The receipt verifies under the key /v1/keys publishes for the Key Store.
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
