@@ -57,6 +57,12 @@ impl Oids {
         Ok(Self { arc: arc.into(), simulated_tee: child(1)?, evidence_sha384: child(2)?, policy_binding: child(3)? })
     }
 
+    /// The JWT claim name (RFC 7519 §4.2: collision-resistant, an OID as a URN, RFC 3061)
+    /// under which a WIT carries what the extension `oid` carries in a certificate.
+    pub fn claim_name(&self, oid: &ObjectIdentifier) -> String {
+        format!("urn:oid:{oid}")
+    }
+
     /// The arc of the issuer state `dir`: `dir/oid-arc` if present, else [`DEFAULT_ARC`].
     pub fn load(dir: &Path) -> Result<Self, IssuerError> {
         let path = dir.join(ARC_FILE);
@@ -87,6 +93,7 @@ mod tests {
         assert!(Oids::under("1.3.6.1.4.1.32473.7467").is_err());
         assert!(Oids::under("1.3.6.1.4.1.32473").is_err());
         assert!(Oids::under("not an oid").is_err());
+        assert_eq!(oids.claim_name(&oids.policy_binding), format!("urn:oid:{DEFAULT_ARC}.3"));
         assert_eq!(Oids::under(" 1.3.6.1.4.1.99999 ").unwrap().policy_binding.to_string(), "1.3.6.1.4.1.99999.3");
     }
 

@@ -124,7 +124,8 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
     for (name, value) in &admission.claims {
         wit = wit.with_claim(name, value.clone()).unwrap();
     }
-    wit = wit.with_claim("twi-binding", admission.binding.to_json()).unwrap();
+    let oids = twi_issuer::oids::Oids::default();
+    wit = wit.with_claim(&oids.claim_name(&oids.policy_binding), admission.binding.to_json()).unwrap();
     let token = wit.sign(&ca_key, None).unwrap();
     let verified = Wit::verify(&token, ca_key.verifying_key(), now).unwrap();
     assert_eq!(verified.sub, "spiffe://example.org/payroll-app");

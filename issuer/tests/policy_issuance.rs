@@ -167,6 +167,14 @@ fn a_cs_l3_renewal_on_another_chip_is_refused() {
     let key = workload_key();
     let nonce = challenge(&mut issuer);
     let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
+    // The WIT carries the policy's decision under a collision-resistant name (its OID as a
+    // URN, the X.509 extension's), and no unregistered short names.
+    let claims = twi_issuer::jose::decode_unverified(&issued.wit).unwrap().claims;
+    let oids = twi_issuer::oids::Oids::default();
+    let decision = &claims[&oids.claim_name(&oids.policy_binding)];
+    assert_eq!(decision["stickiness"], "CS_L3");
+    assert_eq!(decision["binding"], issued.admission.binding.to_json());
+    assert!(claims.keys().all(|name| !name.starts_with("twi-")), "{claims:?}");
 
     // The same chip renews (by X.509 serial or by WIT jti).
     let nonce = challenge(&mut issuer);

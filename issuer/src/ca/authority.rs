@@ -7,7 +7,8 @@
 //!   simulated credential unless told about it (the OIDs of [`Oids`], under the arc the
 //!   issuer state names);
 //! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
-//!   carrying the business claims and the binding, signed by a **dedicated WIT key**
+//!   carrying the business claims and the policy's decision (under the claim name
+//!   `urn:oid:` + the policy-binding extension's OID: collision-resistant), signed by a **dedicated WIT key**
 //!   (`wit-key.pem`), not the CA key: one key per signature format, so that an X.509 TBS and a
 //!   JWS signing input can never be confused, and the WIT key can rotate without re-issuing the
 //!   CA that images embed.
@@ -133,10 +134,14 @@ impl CredentialAuthority {
         for (name, value) in &admission.claims {
             wit = wit.with_claim(name, value.clone()).map_err(failed)?;
         }
-        wit = wit
-            .with_claim("twi-binding", admission.binding.to_json())
-            .and_then(|w| w.with_claim("twi-policy-version", admission.policy_version.clone()))
-            .map_err(failed)?;
+        // The policy's decision, as in the X.509 extension and under its OID as a
+        // collision-resistant claim name (RFC 7519 §4.2).
+        let decision = serde_json::json!({
+            "policy_version": admission.policy_version,
+            "stickiness": admission.stickiness.name(),
+            "binding": admission.binding.to_json(),
+        });
+        wit = wit.with_claim(&self.oids.claim_name(&self.oids.policy_binding), decision).map_err(failed)?;
         let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
         Ok((token, wit.jti))
     }
