@@ -429,6 +429,17 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
         "must_fail": [ { "name": "the WIT under the Verifier's key", "token": wit, "key": key("twi-verifier") } ],
     });
     tools::assert_ok(&tools::jose_check(&doc), "the jwcrypto check");
+    // The SPIFFE bundle, read by go-spiffe's rules, verifies both SVIDs and nothing else.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("trust-bundle.json")).unwrap()).unwrap();
+    let doc = serde_json::json!({
+        "bundle": bundle, "trust_domain": "example.org", "wit": wit,
+        "now": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        "x509_svid": [std::fs::read_to_string(out_dir.join("credential.pem")).unwrap()],
+        "handled_critical": [twi_issuer::oids::Oids::default().simulated_tee.to_string()],
+        "must_fail_wits": [ { "name": "the attestation result", "token": ear } ],
+    });
+    tools::assert_ok(&tools::spiffe_bundle_check(&doc), "the SPIFFE bundle check");
 
     // Provenance: one record per credential, each provable against the signed tree head.
     let prov: serde_json::Value =

@@ -89,6 +89,13 @@ impl RemoteIssuer {
         serde_json::from_str(&text).with_context(|| format!("{}/v1/keys is not JSON", self.base))
     }
 
+    /// The trust domain's SPIFFE bundle the service publishes.
+    pub fn trust_bundle(&self) -> Result<serde_json::Value> {
+        let path = twi_issuer::bundle::BUNDLE_PATH;
+        let text = self.get_text(path)?;
+        serde_json::from_str(&text).with_context(|| format!("{}{path} is not JSON", self.base))
+    }
+
     /// `POST /v1/challenge`: the Verifier's challenge for a launch expected to measure
     /// `measurement`, and the policy's mechanism for that workload.
     pub fn challenge(&self, platform: Platform, measurement: &[u8]) -> std::result::Result<Challenge, String> {

@@ -489,3 +489,54 @@ fn a_process_without_the_key_store_role_answers_501() {
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Verifier role"), "{answer}");
 }
+
+#[test]
+fn the_spiffe_bundle_names_the_svid_authorities_only_and_go_spiffes_rules_verify_both_svids() {
+    let service = service(Roles::ALL);
+    let (_, key) = workload_key();
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, bundle) = service.call(Method::GET, twi_issuer::bundle::BUNDLE_PATH, None);
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let uses: Vec<_> = bundle["keys"].as_array().unwrap().iter().map(|k| k["use"].as_str().unwrap()).collect();
+    assert_eq!(uses, ["x509-svid", "wit-svid"], "{bundle}");
+
+    // Broken bundles the rules refuse: two certificates in an x509-svid entry, no `keys`, a WIT
+    // authority without `kid`.
+    let mut two_certs = bundle.clone();
+    let cert = two_certs["keys"][0]["x5c"][0].clone();
+    two_certs["keys"][0]["x5c"] = serde_json::json!([cert.clone(), cert]);
+    let mut no_kid = bundle.clone();
+    no_kid["keys"][1].as_object_mut().unwrap().remove("kid");
+    let oids = twi_issuer::oids::Oids::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let input = serde_json::json!({
+        "bundle": bundle,
+        "trust_domain": "example.org",
+        "x509_svid": [answer["certificate_pem"]],
+        "handled_critical": [oids.simulated_tee.to_string()],
+        "wit": answer["wit"],
+        "now": now,
+        // The Verifier's attestation result is signed, but by no WIT authority.
+        "must_fail_wits": [{ "name": "the Verifier's attestation result", "token": answer["attestation_result"] }],
+        "must_fail_bundles": [
+            { "name": "two certificates in an x509-svid entry", "bundle": two_certs },
+            { "name": "no keys", "bundle": { "spiffe_refresh_hint": 300 } },
+            { "name": "a wit-svid entry without kid", "bundle": no_kid },
+        ],
+    });
+    let out = twi_testkit::tools::spiffe_bundle_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the SPIFFE bundle check (go-spiffe's rules)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "X.509-SVID verifies",
+        "X.509-SVID with an unhandled critical extension is refused",
+        "WIT-SVID verifies",
+        "refused WIT: the Verifier's attestation result",
+        "refused bundle: no keys",
+    ] {
+        assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
-//! ECDSA) and Python's jwcrypto (JOSE: WIT, WPT, EAR) and pyhpke (RFC 9180 HPKE), each driven
+//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE) and go-spiffe's
+//! bundle rules re-implemented over `cryptography` (SPIFFE bundles), each driven
 //! by a script that reads one JSON document on stdin.
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
@@ -108,4 +109,13 @@ pub fn jose_check(input: &serde_json::Value) -> Output {
 /// Runs the HPKE check ([`HPKE_CHECK`], with pyhpke) on `input`.
 pub fn hpke_check(input: &serde_json::Value) -> Output {
     Python::with(&["pyhpke", "cryptography"]).run(Path::new(HPKE_CHECK), input)
+}
+
+/// The SPIFFE bundle check: go-spiffe's bundle, X.509-SVID and JWT-SVID rules re-implemented
+/// in Python (Go is not installed here; the script says which rules it follows).
+pub const SPIFFE_BUNDLE_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/spiffe_bundle_check.py");
+
+/// Runs the SPIFFE bundle check ([`SPIFFE_BUNDLE_CHECK`], with `cryptography`) on `input`.
+pub fn spiffe_bundle_check(input: &serde_json::Value) -> Output {
+    Python::with(&["cryptography"]).run(Path::new(SPIFFE_BUNDLE_CHECK), input)
 }

@@ -12,6 +12,7 @@
 //! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
 //! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
+//! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key) |
 //! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |

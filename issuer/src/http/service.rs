@@ -13,7 +13,8 @@ use axum::routing::{get, post};
 
 use super::api::{ApiError, AppState, MAX_BODY, Roles};
 use super::handlers::{
-    ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, verifier_evidence,
+    ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, trust_bundle,
+    verifier_evidence,
 };
 use crate::issuer::Issuer;
 
@@ -35,6 +36,7 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
     if roles.credential_authority {
         router =
             router.route("/v1/ca/certificate", get(ca_certificate)).route("/v1/ca/credential", post(ca_credential));
+        router = router.route(crate::bundle::BUNDLE_PATH, get(trust_bundle));
     }
     // Always routed: without the role they answer 501 and say so.
     router = router
@@ -86,7 +88,7 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
     }
@@ -96,7 +98,7 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "{} does not take this method: GET the /v1/health, /v1/keys and /v1/ca/certificate, POST the others",
+            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate and /.well-known/spiffe-bundle, POST the others",
             uri.path()
         ),
     }

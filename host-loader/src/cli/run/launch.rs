@@ -120,7 +120,7 @@ fn self_test_rom(rom: &Path, side: &Side, out: &OutDir) -> Result<PathBuf> {
 /// Writes the credential and what comes with it, and says so; the workload id on stdout.
 fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
     let credential = &success.issued.credential;
-    let written = out.credential(&success.issued, side.issuer.jwks()?)?;
+    let written = out.credential(&success.issued, side.issuer.jwks()?, side.issuer.trust_bundle()?)?;
     let admission = &credential.admission;
     eprintln!(
         "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",

@@ -53,6 +53,15 @@ impl IssuerSide {
         }
     }
 
+    /// The trust domain's SPIFFE bundle (the CA and the WIT key).
+    pub fn trust_bundle(&mut self) -> Result<serde_json::Value> {
+        match self {
+            Self::Embedded(issuer) => Ok(issuer.trust_bundle()?),
+            Self::Remote { client, .. } => client.trust_bundle(),
+            Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
+        }
+    }
+
     /// The CA certificate (PEM) credentials chain to.
     pub fn ca_pem(&self) -> String {
         match self {
