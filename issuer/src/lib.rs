@@ -31,6 +31,7 @@ pub mod provenance;
 mod records;
 mod rejection;
 mod state;
+mod transparency;
 mod verifier;
 pub mod wit;
 

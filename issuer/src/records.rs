@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
+use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
@@ -28,6 +29,8 @@ const FILE: &str = "provenance.sqlite";
 pub(crate) struct Records {
     dir: PathBuf,
     key: SigningKey,
+    /// Signs the log's C2SP checkpoints.
+    checkpoint: CheckpointKey,
 }
 
 /// What one issuance logs: the decision, and the credentials it made (kind, id).
@@ -41,13 +44,15 @@ pub(crate) struct Issuance<'a> {
 }
 
 impl Records {
-    /// The log in the issuer state `dir` (checked, and created if absent) and its key.
-    pub(crate) fn open(dir: &Path) -> Result<Self, IssuerError> {
+    /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
+    /// log is named `origin` in its checkpoints.
+    pub(crate) fn open(dir: &Path, origin: &str) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
+        let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
         // Opened here once to check it (and create it); each issuance reopens it under the
         // state lock, so several `twi run`s sharing a state directory append in turn.
         ProvenanceLog::open(&dir.join(FILE))?;
-        Ok(Self { dir: dir.to_path_buf(), key })
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint })
     }
 
     /// The key signed tree heads verify under.
@@ -86,6 +91,7 @@ impl Records {
             }
             Ok((proved, head))
         })?;
+        let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
         let entries: Vec<Value> = records
             .iter()
             .zip(proved)
@@ -112,7 +118,51 @@ impl Records {
                 "key": Jwk::published(self.public_key(), LOG_KID),
             },
             "records": entries,
+            "checkpoint": checkpoint,
+            "checkpoint_vkey": self.checkpoint.vkey(),
         }))
+    }
+
+    /// The log's checkpoint signer (C2SP signed notes).
+    pub(crate) fn checkpoint_key(&self) -> &CheckpointKey {
+        &self.checkpoint
+    }
+
+    /// The current checkpoint (signed note), and the inclusion proof against it of the record
+    /// of credential `id` (`None` if the log has none): what `GET /v1/log/proof/{id}` answers.
+    pub(crate) fn prove(&self, id: &str) -> Result<Option<Value>, IssuerError> {
+        let found = self.with_log(|log| {
+            let Some((index, record)) = log.find(id)? else { return Ok(None) };
+            let size = log.len();
+            Ok(Some((index, record.to_leaf()?, log.inclusion_proof(index, size)?, size, log.root())))
+        })?;
+        let Some((index, leaf, proof, size, root)) = found else { return Ok(None) };
+        let checkpoint = self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?;
+        Ok(Some(json!({
+            "credential_id": id,
+            "index": index,
+            "tree_size": size,
+            "leaf": String::from_utf8_lossy(&leaf),
+            "leaf_hash": hex::encode(leaf_hash(&leaf)),
+            "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            "checkpoint": checkpoint,
+        })))
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `first` leaves to the tree of `second`.
+    pub(crate) fn consistency(&self, first: u64, second: u64) -> Result<Value, IssuerError> {
+        let proof = self.with_log(|log| log.consistency_proof(first, second))?;
+        Ok(json!({
+            "first": first,
+            "second": second,
+            "consistency_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The checkpoint of the log as it is now.
+    pub(crate) fn current_checkpoint(&self) -> Result<String, IssuerError> {
+        let (size, root) = self.with_log(|log| Ok((log.len(), log.root())))?;
+        Ok(self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?)
     }
 }
 

@@ -14,6 +14,8 @@
 //! stored leaf hash and the tree is recomputed against the last signed tree head, so an edited,
 //! removed or reordered record is reported, not served.
 
+pub mod checkpoint;
+
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
