@@ -12,7 +12,6 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 use der::DecodePem;
-use twi_attester::binding;
 use twi_attester::snp::report::AttestationReport;
 use twi_testkit::scenario::{Scenario, Served, Twi};
 use twi_testkit::tools::{self, openssl, utf8 as path};
@@ -88,6 +87,29 @@ fn assert_released(released: &Certificate, provisioned: &Certificate) {
     }
 }
 
+/// TACRA's REPORTDATA for what `evidence.json` in `out` says the guest bound: its freshness
+/// element, the issuer's identifier (its CA's name, as the manifest carries it), its target, and
+/// `subject` (the CSR, or the encryption key's SubjectPublicKeyInfo), computed independently.
+fn tacra_binding(out: &Path, subject: &[u8]) -> [u8; 64] {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+    let nonce = hex::decode(json["nonce"].as_str().unwrap()).unwrap();
+    let ca = Certificate::from_pem(std::fs::read(out.join("issuer-ca.pem")).unwrap()).unwrap();
+    let rp_id = ca.tbs_certificate().subject().to_string();
+    twi_testkit::tacra::report_data(&nonce, &rp_id, json["target"].as_str().unwrap(), subject)
+}
+
+/// The CSR the guest sent with its enrollment evidence, checked by openssl (an independent
+/// PKCS#10 implementation): signed by the key it names.
+fn enrollment_csr(out: &Path) -> Vec<u8> {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+    let csr = hex::decode(json["csr"].as_str().expect("enrollment evidence has a CSR")).unwrap();
+    let file = out.join("csr.der");
+    std::fs::write(&file, &csr).unwrap();
+    let verify = openssl(&["req", "-inform", "DER", "-in", path(&file), "-verify", "-noout"]);
+    assert!(verify.status.success(), "openssl req -verify: {}", String::from_utf8_lossy(&verify.stderr));
+    csr
+}
+
 /// The report the guest sent, and what `evidence.json` says it binds.
 fn evidence(out: &Path) -> (AttestationReport, Vec<u8>, Vec<u8>) {
     let report = AttestationReport::parse(&std::fs::read(out.join("evidence.bin")).unwrap()).unwrap();
@@ -126,7 +148,10 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let cert = certificate(&first);
     let (report, nonce, key) = evidence(&first);
     assert_eq!(certified_key(&cert), key, "the credential certifies a key other than the one in the evidence");
-    assert_eq!(report.report_data, binding::report_data(&nonce, &key).unwrap(), "REPORTDATA does not bind the key");
+    let csr = enrollment_csr(&first);
+    assert_eq!(twi_proto::csr::verify(&csr).unwrap().to_vec(), key, "the CSR is for the certified key");
+    assert!(!nonce.is_empty());
+    assert_eq!(report.report_data, tacra_binding(&first, &csr), "REPORTDATA is not the TACRA binding");
     // The (simulated) hardware measured exactly the image the build described.
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(fixture().rom.with_file_name("reference-values.json")).unwrap()).unwrap();
@@ -192,10 +217,10 @@ fn hardware_platforms_say_what_the_host_lacks() {
 #[test]
 fn a_nonce_the_issuer_did_not_issue_is_rejected() {
     let out_dir = tempfile::tempdir().unwrap();
-    sim(out_dir.path()).tamper("nonce").run().assert_refused(
-        "evidence over a foreign nonce was accepted",
-        "REPORTDATA does not bind this nonce and public key",
-    );
+    sim(out_dir.path())
+        .tamper("nonce")
+        .run()
+        .assert_refused("evidence over a foreign nonce was accepted", "REPORTDATA is not the TACRA binding");
 }
 
 #[test]
@@ -309,7 +334,10 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     let key = hex::decode(json["public_key"].as_str().unwrap()).unwrap();
     let cert = certificate(&out_dir);
     assert_eq!(certified_key(&cert), key);
-    assert_eq!(parsed.quote.body.report_data, binding::report_data(&nonce, &key).unwrap());
+    let csr = enrollment_csr(&out_dir);
+    assert_eq!(twi_proto::csr::verify(&csr).unwrap().to_vec(), key);
+    assert!(!nonce.is_empty());
+    assert_eq!(parsed.quote.body.report_data, tacra_binding(&out_dir, &csr));
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(f.rom.with_file_name("reference-values.json")).unwrap()).unwrap();
     assert_eq!(hex::encode(parsed.quote.body.mr_td), reference["tdx"]["mrtd"].as_str().unwrap());
@@ -711,10 +739,11 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(dir.path());
     assert_ne!(ephemeral, provisioned_key);
+    assert!(!nonce.is_empty());
     assert_eq!(
         report.report_data,
-        binding::report_data_for(binding::Purpose::KeyRelease, &nonce, &ephemeral).unwrap(),
-        "REPORTDATA binds the ephemeral key for a key release"
+        tacra_binding(dir.path(), &twi_testkit::tacra::spki(&ephemeral)),
+        "REPORTDATA binds the ephemeral key's SubjectPublicKeyInfo for a retrieval"
     );
     // The release as recorded: to the ephemeral key the evidence binds, with a receipt signed
     // by the Key Store's own key.
@@ -774,7 +803,14 @@ struct Service {
 }
 
 impl Service {
+    /// The service with its policy's workload under mechanism c.
     fn start(dir: &Path) -> Self {
+        Self::start_with(dir, "c")
+    }
+
+    /// The service with its policy's workload under `mechanism` (TACRA: the policy, not the
+    /// host, decides the mode; d makes the workload's acquisitions Retrievals).
+    fn start_with(dir: &Path, mechanism: &str) -> Self {
         let (server_state, loader_state, image) =
             (dir.join("issuer-state"), dir.join("loader-state"), dir.join("image"));
         let elf = fixture().rom.with_file_name("twi-runtime.elf");
@@ -785,7 +821,9 @@ impl Service {
         let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
         let policy = write_policy(dir, &[("served image", measurement)], "");
         let mrtd = reference["tdx"]["mrtd"].as_str().unwrap();
-        let mut text = std::fs::read_to_string(&policy).unwrap();
+        let mut text = std::fs::read_to_string(&policy)
+            .unwrap()
+            .replace("mechanism = \"c\"", &format!("mechanism = \"{mechanism}\""));
         text.push_str(&format!(
             "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
         ));
@@ -859,8 +897,8 @@ fn http_an_unreachable_issuer_is_reported_before_booting() {
 #[test]
 fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let dir = tempfile::tempdir().unwrap();
-    // The default roles: verifier, ca and key-store.
-    let service = Service::start(dir.path());
+    // The default roles: verifier, ca and key-store; the policy serves the workload by Retrieval.
+    let service = Service::start_with(dir.path(), "d");
     let (served, served_ca, server_state, loader_state) =
         (&service.served, &service.ca, &service.server_state, &service.loader_state);
     let out = dir.path().join("run-d");
@@ -891,7 +929,8 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(&out);
     assert_ne!(ephemeral, provisioned_key);
-    assert_eq!(report.report_data, binding::report_data_for(binding::Purpose::KeyRelease, &nonce, &ephemeral).unwrap());
+    assert!(!nonce.is_empty());
+    assert_eq!(report.report_data, tacra_binding(&out, &twi_testkit::tacra::spki(&ephemeral)));
     // key-release.json as on the embedded path; the receipt verifies under the served Key
     // Store's own key.
     let release: serde_json::Value =

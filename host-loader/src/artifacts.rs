@@ -107,7 +107,9 @@ impl OutDir {
             "evidence": EVIDENCE_BIN,
             "nonce": hex::encode(&evidence.nonce),
             "public_key": hex::encode(&evidence.public_key),
-            "report_data_binding": "SHA-512(\"TWI-REPORTDATA-v1\\0\" || u16be(len nonce) || nonce || u16be(len key) || key)",
+            "target": evidence.target,
+            "csr": evidence.csr.as_ref().map(hex::encode),
+            "report_data_binding": "TACRA: SHA-512(len32(freshness) || freshness || len32(rp_id) || rp_id || len32(target) || target || len32(subject) || subject); subject = csr (Enrollment) or the key's SubjectPublicKeyInfo (Retrieval); freshness = nonce",
             "event_log": evidence.event_log.as_ref().map(|events| events.iter().map(|e| serde_json::json!({
                 "rtmr": e.rtmr,
                 "event_type": format!("{:#x}", e.event_type),

@@ -21,16 +21,18 @@ pub struct Measured<'a> {
 
 /// The development policy `twi run` uses without --policy: one workload, `workload`, admitting
 /// exactly the launch measurements of the image it boots (simulated SEV-SNP and TDX;
-/// `hardware`: also real SEV-SNP / TDX, the same measurement), under mechanism c, AF_L2, CF_L2
-/// and CS_L1. Returns the text (for the record) and the parsed policy.
+/// `hardware`: also real SEV-SNP / TDX, the same measurement), under `mechanism` (`twi run
+/// --mechanism`, else c; d makes the default target's mode Retrieval), AF_L2, CF_L2 and CS_L1.
+/// Returns the text (for the record) and the parsed policy.
 pub fn development_policy(
     trust_domain: &str,
     workload: &str,
     measured: Measured<'_>,
     hardware: bool,
+    mechanism: Mechanism,
 ) -> Result<(String, Policy), PolicyError> {
     let mut entry = WorkloadFile::new(workload);
-    (entry.mechanism, entry.fidelity, entry.stickiness) = (Mechanism::C, Fidelity::BuiltIn, Stickiness::SameTcb);
+    (entry.mechanism, entry.fidelity, entry.stickiness) = (mechanism, Fidelity::BuiltIn, Stickiness::SameTcb);
     entry.reference.push(ReferenceFile::snp("this image (simulated SEV-SNP)", Platform::SimSnp, measured.snp, None));
     if let Some(mrtd) = measured.mrtd {
         entry.reference.push(ReferenceFile::tdx("this image (simulated TDX)", Platform::SimTdx, mrtd));
@@ -155,7 +157,8 @@ mod tests {
     #[test]
     fn the_development_policy_admits_exactly_the_image() {
         let (text, policy) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: Some(&MRTD) }, false).unwrap();
+            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: Some(&MRTD) }, false, Mechanism::C)
+                .unwrap();
         assert!(text.starts_with("# Development policy made by `twi run`"), "{text}");
         assert_eq!(policy.version, format!("dev-{}", &hex::encode(SNP)[..16]));
         let workload = policy.workload("demo").unwrap();
@@ -167,13 +170,17 @@ mod tests {
         let platforms: Vec<_> = workload.references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::SimTdx]);
         let (_, hardware) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: None }, true).unwrap();
+            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: None }, true, Mechanism::C).unwrap();
         let platforms: Vec<_> = hardware.workload("demo").unwrap().references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::Snp]);
         // Names the issuer refuses are refused here too, before anything boots.
-        assert!(development_policy("Not A Domain", "demo", Measured { snp: &SNP, mrtd: None }, false).is_err());
+        assert!(
+            development_policy("Not A Domain", "demo", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
+                .is_err()
+        );
         // Quotes and backslashes in names are TOML-escaped, not spliced into the text.
-        let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false).unwrap_err();
+        let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
+            .unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
     }
 

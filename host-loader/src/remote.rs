@@ -16,7 +16,9 @@ use twi_issuer::http::wire::{
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence, Issued};
-use twi_proto::msg::Platform;
+use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
+
+use crate::bridge::{Declined, Refusal};
 use x509_cert::Certificate;
 
 /// How long one request to the remote issuer may take (appraisal of a TDX quote with its
@@ -98,16 +100,32 @@ impl RemoteIssuer {
 
     /// `POST /v1/challenge`: the Verifier's challenge for a launch expected to measure
     /// `measurement`, and the policy's mechanism for that workload.
-    pub fn challenge(&self, platform: Platform, measurement: &[u8]) -> std::result::Result<Challenge, String> {
+    pub fn initiate(
+        &self,
+        platform: Platform,
+        measurement: &[u8],
+        initiate: &Initiate,
+    ) -> std::result::Result<Challenge, Declined> {
         let request = ChallengeRequest {
             platform: platform_name(platform).to_string(),
             measurement: Some(hex::encode(measurement)),
+            target: initiate.target.clone(),
+            credential_type: initiate.credential_type.name().to_string(),
         };
-        let answer: ChallengeResponse =
-            self.post("/v1/challenge", &request).map_err(|e| format!("the Verifier's challenge: {e}"))?;
+        let answer: ChallengeResponse = self.post_coded("/v1/challenge", &request).map_err(|(code, text)| {
+            let code = match code.as_deref() {
+                Some("invalid-target") => ErrorCode::InvalidTarget,
+                Some("unsupported-type") => ErrorCode::UnsupportedType,
+                _ => ErrorCode::Internal,
+            };
+            Declined { code, refusal: Refusal(format!("the Verifier's challenge: {text}")) }
+        })?;
+        let bad = |what: String| Declined { code: ErrorCode::Internal, refusal: Refusal(what) };
         let nonce = hex::decode(&answer.nonce)
-            .map_err(|e| format!("the Verifier at {} sent a nonce that is not hex: {e}", self.base))?;
-        Ok(Challenge { nonce, mechanism: answer.mechanism })
+            .map_err(|e| bad(format!("the Verifier at {} sent a nonce that is not hex: {e}", self.base)))?;
+        let freshness = Freshness::from_name(&answer.freshness)
+            .ok_or_else(|| bad(format!("the Verifier at {} named no TACRA freshness kind", self.base)))?;
+        Ok(Challenge { nonce, mechanism: answer.mechanism, freshness })
     }
 
     /// Mechanism A (`POST /v1/verifier/evidence`: the Verifier asks the CA) or C (`POST
@@ -216,18 +234,30 @@ impl RemoteIssuer {
 
     /// POSTs `body` as JSON; `Err` is the reason in words (the issuer's own, for a refusal).
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> std::result::Result<T, String> {
+        self.post_coded(path, body).map_err(|(_, text)| text)
+    }
+
+    /// As `post`, with the error answer's TACRA code (`invalid-target`, …) when it has one.
+    fn post_coded<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> std::result::Result<T, (Option<String>, String)> {
         let url = format!("{}{path}", self.base);
-        let mut response = self.agent.post(&url).send_json(body).map_err(|e| self.unreachable(&e))?;
+        let mut response = self.agent.post(&url).send_json(body).map_err(|e| (None, self.unreachable(&e)))?;
         let status = response.status();
-        let text = response.body_mut().read_to_string().map_err(|e| format!("reading the answer of {url}: {e}"))?;
+        let text =
+            response.body_mut().read_to_string().map_err(|e| (None, format!("reading the answer of {url}: {e}")))?;
         if !status.is_success() {
-            return Err(if status.is_client_error() {
-                reason(&text)
-            } else {
-                format!("{url} answered {status}: {}", reason(&text))
-            });
+            let answer = serde_json::from_str::<ErrorResponse>(&text).ok();
+            let code = answer.as_ref().and_then(|a| a.code.clone());
+            let reason = answer.map(|a| a.error).unwrap_or_else(|| text.trim().to_string());
+            return Err((
+                code,
+                if status.is_client_error() { reason } else { format!("{url} answered {status}: {reason}") },
+            ));
         }
-        serde_json::from_str(&text).map_err(|e| format!("{url} answered with unexpected JSON ({e})"))
+        serde_json::from_str(&text).map_err(|e| (None, format!("{url} answered with unexpected JSON ({e})")))
     }
 
     fn unreachable(&self, error: &ureq::Error) -> String {

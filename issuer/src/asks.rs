@@ -18,26 +18,29 @@
 
 use sha2::{Digest, Sha256};
 use twi_attester::binding::Purpose;
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 
 use crate::ca::{Certified, CredentialRequestIn, VerifiedLaunch};
 use crate::error::IssuerError;
-use crate::freshness::{Freshness, SignedEpoch};
+use crate::freshness::SignedEpoch;
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
-use crate::policy::{Admission, Mechanism, RenewalCheck, platform_name};
+use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
 use crate::records::Issuance;
 use crate::rejection::Rejection;
-use crate::verifier::{Appraisal, Evidence, ResultFor};
+use crate::verifier::{Appraisal, Evidence, Expected, ResultFor};
 
-/// The Verifier's challenge for one launch.
+/// The answer to TACRA's Initiate for one launch and target: how the evidence must be made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Challenge {
-    /// What the evidence must bind: a verifier nonce (AF_L2), or the current epoch's id when
-    /// the policy gives the launch AF_L1.
+    /// The Freshness Handle: a verifier nonce (`present-nonce`), the current epoch's id
+    /// (`present-epoch`), or empty (`absent-*`).
     pub nonce: Vec<u8>,
-    /// The mechanism the policy chose for the workload the launch belongs to, if it knows it.
+    /// The mechanism the policy chose for the workload and target, if it knows the workload
+    /// (D is Retrieval; A, B, C are Enrollment).
     pub mechanism: Option<Mechanism>,
+    /// The freshness kind the evidence must carry.
+    pub freshness: FreshnessKind,
 }
 
 /// What the Credential Authority is asked.
@@ -97,11 +100,32 @@ enum ResultOfRecord {
 }
 
 impl Issuer {
-    /// The Verifier's challenge for a launch expected to have `measurement` on `platform`.
-    pub fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, IssuerError> {
+    /// TACRA Initiate: how a launch expected to have `measurement` on `platform` acquires a
+    /// `kind` credential for `target` — the mode (by mechanism) and freshness kind its workload's
+    /// policy names for the target, with the handle. A launch the policy does not know gets a
+    /// verifier nonce (the evidence decides later).
+    pub fn initiate(
+        &mut self,
+        platform: Platform,
+        measurement: &[u8],
+        target: &str,
+        kind: CredentialKind,
+    ) -> Result<Challenge, Rejection> {
         let workload = self.policy.workload_for(platform, measurement);
-        let (level, mechanism) = (workload.map(|w| w.freshness), workload.map(|w| w.mechanism));
-        Ok(Challenge { nonce: self.verifier.challenge(level)?, mechanism })
+        let decision = workload.map(|w| w.target(target, kind)).transpose()?;
+        let freshness = decision.as_ref().map_or(FreshnessKind::PresentNonce, |d| d.freshness);
+        let nonce = match freshness {
+            FreshnessKind::PresentNonce => self.verifier.challenge(Some(FreshnessLevel::Nonce))?,
+            FreshnessKind::PresentEpoch => self.verifier.challenge(Some(FreshnessLevel::Epoch))?,
+            _ => Vec::new(),
+        };
+        Ok(Challenge { nonce, mechanism: decision.map(|d| d.mechanism), freshness })
+    }
+
+    /// TACRA's `rp_id` of this issuer: its CA's name, as `twi build` writes it into the
+    /// manifest the runtime binds it from.
+    pub fn rp_id(&self) -> String {
+        self.ca.ca().subject().to_string()
     }
 
     /// The Verifier's current AF_L1 epoch, signed by its epoch key: what it publishes for
@@ -232,19 +256,61 @@ impl Issuer {
         renewal_of: Option<&str>,
     ) -> Result<(Appraisal, Admission), Rejection> {
         let established = self.verifier.freshness.establish(evidence.bundle.nonce);
-        let appraisal = self.verifier.appraise(evidence, purpose, (self.clock)())?;
+        let rp_id = self.rp_id();
+        let expected = Expected { rp_id: &rp_id, purpose };
+        let appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
         let admission = self.policy.admit(&appraisal.appraised())?;
-        Freshness::require(admission.freshness, &established).map_err(|error| Rejection::Freshness {
-            workload: admission.workload_id.clone(),
-            level: admission.freshness.name(),
-            error,
-        })?;
+        self.served(&admission, evidence, purpose, &established)?;
         if let Some(previous) = renewal_of {
             let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
             let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
             RenewalCheck { previous: binding }.check(&admission)?;
         }
         Ok((appraisal, admission))
+    }
+
+    /// The admitted workload is served for the evidence's target (TACRA), in this mode, with
+    /// the freshness the target's policy names (or, where it names none, the workload's level).
+    fn served(
+        &self,
+        admission: &Admission,
+        evidence: &Evidence<'_>,
+        purpose: Purpose,
+        established: &Result<crate::freshness::Fresh, crate::freshness::FreshnessError>,
+    ) -> Result<(), Rejection> {
+        let bundle = &evidence.bundle;
+        let workload = self.policy.workload(&admission.workload).ok_or_else(|| {
+            Rejection::Internal(IssuerError::State(self.dir.clone(), "the admitted workload left the policy".into()))
+        })?;
+        // The types were checked at Initiate; any type the target serves will do here.
+        let decision = workload
+            .target(bundle.target, CredentialKind::X509)
+            .or_else(|_| workload.target(bundle.target, CredentialKind::Wit))?;
+        let retrieval = decision.mechanism == Mechanism::D;
+        if retrieval != (purpose == Purpose::KeyRelease) {
+            let name = |r: bool| if r { "Retrieval" } else { "Enrollment" };
+            let (workload, target) = (admission.workload.clone(), bundle.target.to_string());
+            return Err(Rejection::Mode { workload, target, expected: name(retrieval), got: name(!retrieval) });
+        }
+        let level = match decision.freshness {
+            _ if !decision.explicit_freshness => admission.freshness,
+            FreshnessKind::PresentNonce => FreshnessLevel::Nonce,
+            FreshnessKind::PresentEpoch => FreshnessLevel::Epoch,
+            kind => {
+                let now = crate::jose::unix_seconds((self.clock)());
+                return check_absent(&decision, bundle.nonce, now).map_err(|reason| Rejection::AbsentFreshness {
+                    workload: admission.workload_id.clone(),
+                    kind: kind.name(),
+                    target: bundle.target.to_string(),
+                    reason,
+                });
+            }
+        };
+        crate::freshness::Freshness::require(level, established).map_err(|error| Rejection::Freshness {
+            workload: admission.workload_id.clone(),
+            level: level.name(),
+            error,
+        })
     }
 
     fn result_for<'a>(

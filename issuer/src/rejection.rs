@@ -31,6 +31,15 @@ pub enum Rejection {
     KeyStore(#[from] KeyStoreError),
     #[error("the issuer failed: {0}")]
     Internal(#[from] IssuerError),
+    /// TACRA: the workload is not served for the target (or not with that credential type).
+    #[error("{0}")]
+    Target(#[from] crate::policy::TargetRefusal),
+    /// TACRA: an `absent-*` freshness element the target's policy does not accept.
+    #[error("{workload} requires freshness {kind} for {target}: {reason}")]
+    AbsentFreshness { workload: String, kind: &'static str, target: String, reason: String },
+    /// TACRA: the evidence is for the other mode than the policy's for the target.
+    #[error("{workload} acquires for {target} by {expected}, not {got}: the policy decides the mode")]
+    Mode { workload: String, target: String, expected: &'static str, got: &'static str },
 }
 
 impl From<twi_verifier::Rejection> for Rejection {

@@ -47,7 +47,13 @@ pub struct EvidenceBundle<'a> {
     pub platform: Platform,
     pub evidence: &'a [u8],
     pub public_key: &'a [u8],
+    /// TACRA's freshness element: the nonce or epoch id the issuer handed out, the epoch
+    /// marker, an 8-byte timestamp, or nothing.
     pub nonce: &'a [u8],
+    /// The target the workload Initiated for.
+    pub target: &'a str,
+    /// Enrollment: the workload's PKCS#10 request for `public_key` (TACRA's subject).
+    pub csr: Option<&'a [u8]>,
     /// DER certificates the host supplies with the report, leaf first (SNP: VCEK, ASK).
     pub endorsements: &'a [Vec<u8>],
 }
@@ -93,9 +99,17 @@ pub enum EvidenceRejection {
     )]
     NotSimulated { platform: Platform, anchor: String },
     #[error(
-        "the report's REPORTDATA does not bind this nonce and public key (expected {expected}, report has {actual})"
+        "the report's REPORTDATA is not the TACRA binding of this freshness element, issuer, target and key (expected {expected}, report has {actual})"
     )]
     ReportDataMismatch { expected: String, actual: String },
+    #[error("enrollment evidence must come with the workload's certification request (CSR)")]
+    MissingCsr,
+    #[error("retrieval evidence binds an encryption key, not a certification request")]
+    UnexpectedCsr,
+    #[error("the certification request: {0}")]
+    BadCsr(twi_proto::csr::CsrError),
+    #[error("the certification request is for another key than the evidence's")]
+    CsrKeyMismatch,
     #[error("the public key is not a valid P-384 point")]
     BadPublicKey,
 }
@@ -197,7 +211,7 @@ impl VerifierRole {
     pub(crate) fn appraise(
         &self,
         evidence: &Evidence<'_>,
-        purpose: binding::Purpose,
+        expected: &Expected<'_>,
         now: SystemTime,
     ) -> Result<Appraisal, EvidenceRejection> {
         let bundle = &evidence.bundle;
@@ -205,7 +219,7 @@ impl VerifierRole {
         if bundle.platform == Platform::SimTdx && !verified.simulated {
             return Err(EvidenceRejection::NotSimulated { platform: bundle.platform, anchor: verified.anchor });
         }
-        check_key_binding(bundle, &verified.report_data, purpose)?;
+        check_binding(bundle, &verified.report_data, expected)?;
         let events: Vec<MeasuredEvent<'_>> =
             evidence.events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
         verified.check_event_log(&events)?;
@@ -285,17 +299,42 @@ fn freshness_input(level: FreshnessLevel, nonce: &[u8]) -> ear::FreshnessInput {
     ear::FreshnessInput { kind, value: nonce.to_vec() }
 }
 
-/// The evidence binds this key and nonce: the key is a P-384 point (otherwise no credential,
-/// whatever the report binds) and REPORTDATA is exactly their binding (attester::binding).
-/// `purpose` picks the label: evidence bound for a key release never passes for a credential,
-/// nor the reverse.
-fn check_key_binding(
+/// What the evidence must bind beyond what it carries: the relying party's identifier (this
+/// issuer's, as the runtime's measured manifest names it) and the mode.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub rp_id: &'a str,
+    /// Enrollment ([`binding::Purpose::Credential`]: a CSR is the subject) or Retrieval
+    /// ([`binding::Purpose::KeyRelease`]: the CEK's SubjectPublicKeyInfo is).
+    pub purpose: binding::Purpose,
+}
+
+/// The evidence binds this key for this acquisition: the key is a P-384 point, Enrollment
+/// comes with a CSR for exactly that key (signed by it) and Retrieval with none, and REPORTDATA
+/// is TACRA's binding of the freshness element, our identifier, the target and the subject
+/// (`twi_attester::tacra`). Evidence made for Retrieval never passes for Enrollment, nor the
+/// reverse: the subjects differ in form.
+fn check_binding(
     bundle: &EvidenceBundle<'_>,
     report_data: &[u8; 64],
-    purpose: binding::Purpose,
+    expected: &Expected<'_>,
 ) -> Result<(), EvidenceRejection> {
     p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| EvidenceRejection::BadPublicKey)?;
-    let expected = binding::report_data_for(purpose, bundle.nonce, bundle.public_key)
+    let subject = match (expected.purpose, bundle.csr) {
+        (binding::Purpose::Credential, Some(csr)) => {
+            let key = twi_proto::csr::verify(csr).map_err(EvidenceRejection::BadCsr)?;
+            if key[..] != *bundle.public_key {
+                return Err(EvidenceRejection::CsrKeyMismatch);
+            }
+            csr.to_vec()
+        }
+        (binding::Purpose::Credential, None) => return Err(EvidenceRejection::MissingCsr),
+        (binding::Purpose::KeyRelease, None) => {
+            twi_proto::csr::spki_der(bundle.public_key).map_err(|_| EvidenceRejection::BadPublicKey)?
+        }
+        (binding::Purpose::KeyRelease, Some(_)) => return Err(EvidenceRejection::UnexpectedCsr),
+    };
+    let expected = twi_attester::tacra::report_data(bundle.nonce, expected.rp_id, bundle.target, &subject)
         .map_err(|_| EvidenceRejection::BadPublicKey)?;
     if *report_data != expected {
         return Err(EvidenceRejection::ReportDataMismatch {

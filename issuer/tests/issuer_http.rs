@@ -11,7 +11,6 @@ use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
 use sha2::Digest;
 use tower::ServiceExt;
-use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_issuer::http::{MAX_BODY, Roles, router};
 use twi_issuer::policy::Policy;
@@ -26,27 +25,36 @@ struct Service {
     psp: SimPsp,
     router: Router,
     runtime: tokio::runtime::Runtime,
+    /// The issuer's TACRA identifier, as a workload's manifest names it.
+    rp_id: String,
+    /// The policy's mechanism for the workload.
+    mechanism: &'static str,
 }
+
+/// The target the tests acquire for.
+const TARGET: &str = twi_testkit::tacra::TARGET;
 
 fn service(roles: Roles) -> Service {
-    service_with(roles, "AF_L2")
+    service_with(roles, "AF_L2", "c")
 }
 
-/// A service whose policy asks `freshness` of the workload.
-fn service_with(roles: Roles, freshness: &str) -> Service {
+/// A service whose policy asks `freshness` of the workload and acquires by `mechanism`
+/// (`d`: Retrieval from the Key Store; else Enrollment).
+fn service_with(roles: Roles, freshness: &str, mechanism: &'static str) -> Service {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(dir.path().join("chip")).unwrap();
     let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
     psp.set_launch_digest(MEASUREMENT);
     let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
-    let issuer = Issuer::open(&dir.path().join("issuer"), config, policy(&MEASUREMENT, freshness)).unwrap();
+    let issuer = Issuer::open(&dir.path().join("issuer"), config, policy(&MEASUREMENT, freshness, mechanism)).unwrap();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-    Service { router: router(issuer, roles), psp, _dir: dir, runtime }
+    let rp_id = issuer.rp_id();
+    Service { router: router(issuer, roles), psp, _dir: dir, runtime, rp_id, mechanism }
 }
 
-fn policy(measurement: &[u8; 48], freshness: &str) -> Policy {
+fn policy(measurement: &[u8; 48], freshness: &str, mechanism: &str) -> Policy {
     Policy::from_toml(&format!(
-        "version = \"http-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\
+        "version = \"http-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"{mechanism}\"\n\
          freshness = \"{freshness}\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"v1 (sim)\"\n\
          platform = \"sim-snp\"\nmeasurement = \"{}\"\n",
         hex::encode(measurement)
@@ -82,32 +90,49 @@ impl Service {
     fn nonce(&self) -> Vec<u8> {
         let (status, answer) = self.post(
             "/v1/challenge",
-            serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) }),
+            serde_json::json!({
+                "platform": "sim-snp",
+                "measurement": hex::encode(MEASUREMENT),
+                "target": TARGET,
+                "credential_type": "x509",
+            }),
         );
         assert_eq!(status, StatusCode::OK, "{answer}");
-        assert_eq!(answer["mechanism"], "c", "the policy's mechanism for the workload");
+        assert_eq!(answer["mechanism"], self.mechanism, "the policy's mechanism for the workload");
+        assert_eq!(answer["freshness"], "present-nonce", "{answer}");
         hex::decode(answer["nonce"].as_str().unwrap()).unwrap()
     }
 
-    /// Evidence JSON from the chip, binding `key` and `nonce`.
-    fn evidence(&self, key: &[u8], nonce: &[u8]) -> serde_json::Value {
-        self.evidence_for(binding::Purpose::Credential, key, nonce)
+    /// Enrollment evidence JSON from the chip: `key`'s CSR, freshness `nonce`.
+    fn evidence(&self, key: &SigningKey, nonce: &[u8]) -> serde_json::Value {
+        let (report_data, csr) = twi_testkit::tacra::enroll(key, nonce, &self.rp_id, TARGET);
+        let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+        self.evidence_json(report_data, &public, nonce, Some(&csr))
     }
 
-    /// Evidence JSON from the chip, binding `key` and `nonce` for `purpose`.
-    fn evidence_for(&self, purpose: binding::Purpose, key: &[u8], nonce: &[u8]) -> serde_json::Value {
-        let report_data = binding::report_data_for(purpose, nonce, key).unwrap();
+    /// Retrieval evidence JSON from the chip: to the encryption key `cek` (SEC1).
+    fn retrieval(&self, cek: &[u8], nonce: &[u8]) -> serde_json::Value {
+        let report_data = twi_testkit::tacra::retrieve(cek, nonce, &self.rp_id, TARGET);
+        self.evidence_json(report_data, cek, nonce, None)
+    }
+
+    fn evidence_json(&self, report_data: [u8; 64], key: &[u8], nonce: &[u8], csr: Option<&[u8]>) -> serde_json::Value {
         let request = ReportRequest { report_data, vmpl: 0 };
         let response = self.psp.handle_report_request(&request.to_bytes());
         let report = ReportResponse::parse(&response).unwrap().report.to_vec();
         let endorsements: Vec<String> = self.psp.endorsements().unwrap().iter().map(hex::encode).collect();
-        serde_json::json!({
+        let mut json = serde_json::json!({
             "platform": "sim-snp",
             "evidence": hex::encode(report),
             "public_key": hex::encode(key),
             "nonce": hex::encode(nonce),
+            "target": TARGET,
             "endorsements": endorsements,
-        })
+        });
+        if let Some(csr) = csr {
+            json["csr"] = hex::encode(csr).into();
+        }
+        json
     }
 }
 
@@ -138,9 +163,9 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
     let service = service(Roles::ALL);
     let (status, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     assert_eq!(status, StatusCode::OK);
-    let (_, key) = workload_key();
+    let (signing, key) = workload_key();
     let nonce = service.nonce();
-    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &nonce) });
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
     let (status, answer) = service.post("/v1/ca/credential", request.clone());
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_credential(&answer, &key, &ca_pem);
@@ -150,7 +175,7 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
     assert!(error(&answer).contains("the nonce was already used (replay)"), "{answer}");
 
     // A nonce the Verifier never issued establishes no AF_L2 freshness.
-    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &[7; 32]) });
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &[7; 32]) });
     let (status, answer) = service.post("/v1/ca/credential", request);
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(error(&answer).contains("requires freshness AF_L2"), "{answer}");
@@ -160,11 +185,11 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
 fn mechanism_a_returns_the_credential_from_the_verifier() {
     let service = service(Roles::ALL);
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
-    let (_, key) = workload_key();
+    let (signing, key) = workload_key();
     let nonce = service.nonce();
     let (status, answer) = service.post(
         "/v1/verifier/evidence",
-        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&key, &nonce) }),
+        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&signing, &nonce) }),
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_credential(&answer, &key, &ca_pem);
@@ -178,7 +203,7 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
     let nonce = service.nonce();
     let (status, answer) = service.post(
         "/v1/verifier/evidence",
-        serde_json::json!({ "mechanism": "b", "evidence": service.evidence(&key, &nonce) }),
+        serde_json::json!({ "mechanism": "b", "evidence": service.evidence(&signing, &nonce) }),
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["workload_id"], WORKLOAD_ID);
@@ -292,11 +317,11 @@ fn a_verifier_only_process_serves_no_credential_authority() {
     let service = service(Roles::parse("verifier").unwrap());
     let (status, _) = service.call(Method::GET, "/v1/ca/certificate", None);
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (_, key) = workload_key();
+    let (signing, _) = workload_key();
     let nonce = service.nonce();
     let (status, answer) = service.post(
         "/v1/verifier/evidence",
-        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&key, &nonce) }),
+        serde_json::json!({ "mechanism": "a", "evidence": service.evidence(&signing, &nonce) }),
     );
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Credential Authority role"), "{answer}");
@@ -309,7 +334,7 @@ fn a_body_sent_too_slowly_is_cut_off_with_408() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
-    let issuer = Issuer::open(dir.path(), config, policy(&MEASUREMENT, "AF_L2")).unwrap();
+    let issuer = Issuer::open(dir.path(), config, policy(&MEASUREMENT, "AF_L2", "c")).unwrap();
     let app = twi_issuer::http::router_with_timeout(issuer, Roles::ALL, std::time::Duration::from_millis(300));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
@@ -353,12 +378,12 @@ fn unhex(answer: &serde_json::Value, field: &str) -> Vec<u8> {
 fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemeral_key_only() {
     use twi_attester::hpke;
     // AF_L0: the Key Store's own one-release-per-nonce rule is what refuses a replay.
-    let service = service_with(Roles::ALL, "AF_L0");
+    let service = service_with(Roles::ALL, "AF_L0", "d");
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     let ephemeral = p384::SecretKey::try_generate().unwrap();
     let ephemeral_public = hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
     let release = |nonce: &[u8]| {
-        let evidence = service.evidence_for(binding::Purpose::KeyRelease, &ephemeral_public, nonce);
+        let evidence = service.retrieval(&ephemeral_public, nonce);
         service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }))
     };
 
@@ -433,22 +458,22 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(error(&answer).contains("already released a key for this challenge (replay)"), "{answer}");
 
-    // Evidence that binds its key for a credential gets no key release.
-    let evidence = service.evidence_for(binding::Purpose::Credential, &ephemeral_public, &[0x44; 32]);
+    // Enrollment evidence (a CSR for a signing key) gets no key release.
+    let evidence = service.evidence(&workload_key().0, &[0x44; 32]);
     let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
-    assert!(error(&answer).contains("REPORTDATA does not bind"), "{answer}");
+    assert!(error(&answer).contains("retrieval evidence binds an encryption key"), "{answer}");
 }
 
 #[test]
 fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
-    let service = service(Roles::ALL);
+    let service = service_with(Roles::ALL, "AF_L2", "d");
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
     assert_eq!(service.post("/v1/key-store/provision", provision).0, StatusCode::OK);
     let ephemeral = p384::SecretKey::try_generate().unwrap();
     let ephemeral_public = twi_attester::hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
     let nonce = service.nonce();
-    let evidence = service.evidence_for(binding::Purpose::KeyRelease, &ephemeral_public, &nonce);
+    let evidence = service.retrieval(&ephemeral_public, &nonce);
     let request = serde_json::json!({ "evidence": evidence });
     let (status, answer) = service.post("/v1/key-store/release", request.clone());
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -463,7 +488,7 @@ fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
     // Mechanism d's evidence does not go to the Verifier's endpoint.
     let (status, answer) = service.post(
         "/v1/verifier/evidence",
-        serde_json::json!({ "mechanism": "d", "evidence": service.evidence(&ephemeral_public, &[0; 32]) }),
+        serde_json::json!({ "mechanism": "d", "evidence": service.retrieval(&ephemeral_public, &[0; 32]) }),
     );
     assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
     assert!(error(&answer).contains("POST /v1/key-store/release"), "{answer}");
@@ -477,14 +502,14 @@ fn a_process_without_the_key_store_role_answers_501() {
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
     let (_, key) = workload_key();
-    let evidence = service.evidence_for(binding::Purpose::KeyRelease, &key, &[0x42; 32]);
+    let evidence = service.retrieval(&key, &[0x42; 32]);
     let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
     assert!(jwks["keys"].as_array().unwrap().iter().all(|k| k["kid"] != "twi-keystore"), "{jwks}");
     // A Key Store without the Verifier in its process releases nothing.
-    let service = service_with(Roles::parse("key-store,ca").unwrap(), "AF_L0");
+    let service = service_with(Roles::parse("key-store,ca").unwrap(), "AF_L0", "d");
     let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Verifier role"), "{answer}");
@@ -493,9 +518,9 @@ fn a_process_without_the_key_store_role_answers_501() {
 #[test]
 fn the_spiffe_bundle_names_the_svid_authorities_only_and_go_spiffes_rules_verify_both_svids() {
     let service = service(Roles::ALL);
-    let (_, key) = workload_key();
+    let (signing, _) = workload_key();
     let nonce = service.nonce();
-    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&key, &nonce) });
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
     let (status, answer) = service.post("/v1/ca/credential", request);
     assert_eq!(status, StatusCode::OK, "{answer}");
     let (status, bundle) = service.call(Method::GET, twi_issuer::bundle::BUNDLE_PATH, None);

@@ -15,7 +15,6 @@ use p384::ecdsa::{Signature, SigningKey};
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::DecodePrivateKey;
 use sha2::{Digest, Sha384};
-use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_SUCCESS};
 use twi_attester::snp::report::{
     AttestationReport, EcdsaP384Signature, GuestPolicy, REPORT_SIZE, SIGNED_LEN, SUPPORTED_VERSIONS, offset,
@@ -25,7 +24,7 @@ use twi_issuer::policy::Policy;
 use twi_issuer::{
     CredentialRequest, Evidence, EvidenceBundle, EvidenceRejection, Issued, Issuer, IssuerConfig, Rejection, oids,
 };
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Platform};
 use twi_sim::snp::SimPsp;
 use twi_testkit::samples::{flipped, on_all_cores};
 use twi_testkit::tools::openssl;
@@ -69,6 +68,9 @@ struct Setup {
     key: SigningKey,
     public_key: Vec<u8>,
     endorsements: Vec<Vec<u8>>,
+    /// TACRA: this issuer's identifier and the workload key's CSR.
+    rp_id: String,
+    csr: Vec<u8>,
 }
 
 impl Setup {
@@ -87,7 +89,8 @@ impl Setup {
         let key = SigningKey::try_generate().unwrap();
         let public_key = sec1(&key);
         let endorsements = psp.endorsements().unwrap();
-        Self { dir, psp, issuer, key, public_key, endorsements }
+        let (rp_id, csr) = (issuer.rp_id(), twi_testkit::tacra::csr(&key));
+        Self { dir, psp, issuer, key, public_key, endorsements, rp_id, csr }
     }
 
     fn psp_dir(&self) -> PathBuf {
@@ -96,13 +99,18 @@ impl Setup {
 
     /// A fresh nonce from the issuer's Verifier.
     fn nonce(&mut self) -> Vec<u8> {
-        self.issuer.challenge(Platform::SimSnp, &LAUNCH_DIGEST).unwrap().nonce
+        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509).unwrap().nonce
+    }
+
+    /// TACRA's REPORTDATA for an enrollment of the workload key with freshness `nonce`.
+    fn bound(&self, nonce: &[u8]) -> [u8; 64] {
+        twi_testkit::tacra::report_data(nonce, &self.rp_id, TARGET, &self.csr)
     }
 
     /// A fresh nonce and a report binding it to the workload key.
     fn fresh(&mut self) -> (Vec<u8>, Vec<u8>) {
         let nonce = self.nonce();
-        let report = report_for(&self.psp, &nonce, &self.public_key);
+        let report = report_for(&self.psp, self.bound(&nonce));
         (nonce, report)
     }
 
@@ -113,7 +121,9 @@ impl Setup {
         public_key: &[u8],
         endorsements: &[Vec<u8>],
     ) -> Result<Issued, Rejection> {
-        let bundle = EvidenceBundle { platform: Platform::SimSnp, evidence, public_key, nonce, endorsements };
+        let (target, csr) = (TARGET, Some(self.csr.as_slice()));
+        let bundle =
+            EvidenceBundle { platform: Platform::SimSnp, evidence, public_key, nonce, endorsements, target, csr };
         issue(&mut self.issuer, bundle)
     }
 
@@ -150,14 +160,16 @@ fn snp_error(rejection: &Rejection) -> Option<&SnpError> {
     }
 }
 
+/// The target the tests acquire for.
+const TARGET: &str = twi_testkit::tacra::TARGET;
+
 fn sec1(key: &SigningKey) -> Vec<u8> {
     key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
 }
 
-/// What the runtime does: REPORTDATA from nonce and key, MSG_REPORT_REQ at VMPL0, the report
-/// out of MSG_REPORT_RSP.
-fn report_for(psp: &SimPsp, nonce: &[u8], public_key: &[u8]) -> Vec<u8> {
-    let report_data = binding::report_data(nonce, public_key).unwrap();
+/// What the runtime does: MSG_REPORT_REQ at VMPL0 for `report_data`, the report out of
+/// MSG_REPORT_RSP.
+fn report_for(psp: &SimPsp, report_data: [u8; 64]) -> Vec<u8> {
     let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
     let parsed = ReportResponse::parse(&response).unwrap();
     assert_eq!(parsed.status, STATUS_SUCCESS);
@@ -393,7 +405,7 @@ fn each_issuance_is_distinct_and_each_nonce_single_use() {
 
     // A nonce the issuer never gave out, with evidence honestly bound to it.
     let forged = vec![0x42; NONCE_LEN];
-    let report = report_for(&s.psp, &forged, &s.public_key);
+    let report = report_for(&s.psp, s.bound(&forged));
     let unchecked =
         FreshnessError::WeakerThanRequired { required: FreshnessLevel::Nonce, found: "no issuer nonce or epoch" };
     assert_eq!(s.reject(&forged, &report), stale(unchecked));
@@ -420,7 +432,7 @@ fn simulated_evidence_needs_the_sim_root_configured() {
 
     // Labelling the same evidence as hardware does not get it through either.
     let nonce = s.nonce();
-    let report = report_for(&s.psp, &nonce, &s.public_key);
+    let report = report_for(&s.psp, s.bound(&nonce));
     let (pk, en) = (s.public_key.clone(), s.endorsements.clone());
     let bundle = EvidenceBundle {
         platform: Platform::Snp,
@@ -428,6 +440,8 @@ fn simulated_evidence_needs_the_sim_root_configured() {
         public_key: &pk,
         nonce: &nonce,
         endorsements: &en,
+        target: TARGET,
+        csr: Some(&s.csr),
     };
     let rejection = issue(&mut s.issuer, bundle).unwrap_err();
     assert_eq!(rejection, Rejection::Evidence(EvidenceRejection::UnsupportedPlatform(Platform::Snp)));
@@ -591,11 +605,11 @@ fn report_bound_to_another_nonce() {
     let (nonce1, report1) = s.fresh();
     let nonce2 = s.nonce();
     let rejection = s.reject(&nonce2, &report1);
-    let expected = hex(&binding::report_data(&nonce2, &s.public_key).unwrap());
-    let actual = hex(&binding::report_data(&nonce1, &s.public_key).unwrap());
+    let expected = hex(&s.bound(&nonce2));
+    let actual = hex(&s.bound(&nonce1));
     let mismatch = EvidenceRejection::ReportDataMismatch { expected: expected.clone(), actual: actual.clone() };
     assert_eq!(rejection, Rejection::Evidence(mismatch));
-    assert_actionable(&rejection, &["REPORTDATA", "nonce and public key", &expected, &actual]);
+    assert_actionable(&rejection, &["REPORTDATA", "TACRA binding", "freshness element", &expected, &actual]);
 }
 
 #[test]
@@ -605,8 +619,9 @@ fn report_bound_to_another_key() {
     let other = sec1(&SigningKey::try_generate().unwrap());
     let endorsements = s.endorsements.clone();
     let rejection = s.issue_with(&nonce, &report, &other, &endorsements).unwrap_err();
-    assert!(matches!(rejection, Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. })), "{rejection:?}");
-    assert_actionable(&rejection, &["REPORTDATA", "public key"]);
+    // The CSR (for the bound key) names another key than the evidence says it certifies.
+    assert_eq!(rejection, Rejection::Evidence(EvidenceRejection::CsrKeyMismatch), "{rejection:?}");
+    assert_actionable(&rejection, &["certification request", "another key"]);
 }
 
 /// The workload can bind any 97 bytes starting 0x04; a point that is not on the curve must be
@@ -618,7 +633,7 @@ fn off_curve_public_key_is_a_bad_public_key() {
     let mut bogus = s.public_key.clone();
     bogus[96] ^= 1; // (x, y+1) is not on P-384
     assert!(p384::PublicKey::from_sec1_bytes(&bogus).is_err());
-    let report = report_for(&s.psp, &nonce, &bogus);
+    let report = report_for(&s.psp, s.bound(&nonce));
     let endorsements = s.endorsements.clone();
     let rejection = s.issue_with(&nonce, &report, &bogus, &endorsements).unwrap_err();
     assert_eq!(rejection, Rejection::Evidence(EvidenceRejection::BadPublicKey));
@@ -634,7 +649,7 @@ fn endorsements_from_another_chip() {
 
     // A whole other chip (its own report and chain), under a root this issuer does not trust.
     let nonce = s.nonce();
-    let report = report_for(&other, &nonce, &public_key);
+    let report = report_for(&other, s.bound(&nonce));
     let rejection = s.issue_with(&nonce, &report, &public_key, &other_endorsements).unwrap_err();
     match snp_error(&rejection) {
         Some(SnpError::Chain(ChainError::BadSignature(who))) => assert!(who.contains("SEV-Sim"), "{who}"),

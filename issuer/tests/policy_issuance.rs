@@ -7,7 +7,6 @@ use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::DecodePrivateKey;
 use sha2::Digest;
-use twi_attester::binding;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_issuer::freshness::FreshnessError;
 use twi_issuer::policy::{Policy, PolicyRejection};
@@ -15,12 +14,17 @@ use twi_issuer::{
     CredentialRequest, CredentialRequestIn, Evidence, EvidenceBundle, EvidenceRejection, Issued, Issuer, IssuerConfig,
     Rejection,
 };
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Platform};
 use twi_sim::snp::SimPsp;
 
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 
 fn policy(freshness: &str, stickiness: &str, measurement: &[u8; 48]) -> Policy {
+    policy_by(freshness, stickiness, measurement, "c")
+}
+
+/// As [`policy`], acquiring by `mechanism` (`d`: Retrieval).
+fn policy_by(freshness: &str, stickiness: &str, measurement: &[u8; 48], mechanism: &str) -> Policy {
     Policy::from_toml(&format!(
         r#"
 version = "test-1"
@@ -28,7 +32,7 @@ trust_domain = "example.org"
 
 [[workload]]
 id = "payroll-app"
-mechanism = "c"
+mechanism = "{mechanism}"
 freshness = "{freshness}"
 stickiness = "{stickiness}"
 
@@ -66,22 +70,38 @@ fn issuer(state: &Path, psp: &SimPsp, policy: Policy) -> Issuer {
 
 /// A nonce from the issuer's Verifier for the chips' launch.
 fn challenge(issuer: &mut Issuer) -> Vec<u8> {
-    issuer.challenge(Platform::SimSnp, &MEASUREMENT).unwrap().nonce
+    issuer.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce
 }
 
-/// A report of `psp` binding `key` and `nonce` for `purpose`, and the chip's endorsements.
+/// The target the tests acquire for.
+const TARGET: &str = twi_testkit::tacra::TARGET;
+
+/// A report of `psp` binding an acquisition (TACRA), and the chip's endorsements.
 struct Attested {
     report: Vec<u8>,
     endorsements: Vec<Vec<u8>>,
+    /// Enrollment: the CSR that goes with the evidence.
+    csr: Option<Vec<u8>>,
 }
 
 impl Attested {
-    fn new(psp: &SimPsp, purpose: binding::Purpose, key: &[u8], nonce: &[u8]) -> Self {
-        let report_data = binding::report_data_for(purpose, nonce, key).unwrap();
+    /// Enrollment of `key` with freshness `nonce`, for the issuer `rp_id`.
+    fn enroll(psp: &SimPsp, rp_id: &str, key: &SigningKey, nonce: &[u8]) -> Self {
+        let (report_data, csr) = twi_testkit::tacra::enroll(key, nonce, rp_id, TARGET);
+        Self::of(psp, report_data, Some(csr))
+    }
+
+    /// Retrieval to the encryption key `cek` (SEC1) with freshness `nonce`.
+    fn retrieve(psp: &SimPsp, rp_id: &str, cek: &[u8], nonce: &[u8]) -> Self {
+        Self::of(psp, twi_testkit::tacra::retrieve(cek, nonce, rp_id, TARGET), None)
+    }
+
+    fn of(psp: &SimPsp, report_data: [u8; 64], csr: Option<Vec<u8>>) -> Self {
         let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
         Self {
             report: ReportResponse::parse(&response).unwrap().report.to_vec(),
             endorsements: psp.endorsements().unwrap(),
+            csr,
         }
     }
 
@@ -93,26 +113,32 @@ impl Attested {
             public_key: key,
             nonce,
             endorsements: &self.endorsements,
+            target: TARGET,
+            csr: self.csr.as_deref(),
         };
         Evidence { bundle, events: &[] }
     }
 }
 
-/// Evidence from `psp` for `key` over `nonce`, presented to `issuer`.
+fn sec1(key: &SigningKey) -> Vec<u8> {
+    key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+}
+
+/// Evidence from `psp` enrolling `key` with freshness `nonce`, presented to `issuer`.
 fn present(
     issuer: &mut Issuer,
     psp: &SimPsp,
-    key: &[u8],
+    key: &SigningKey,
     nonce: &[u8],
     renewal_of: Option<&str>,
 ) -> Result<Issued, Rejection> {
-    let attested = Attested::new(psp, binding::Purpose::Credential, key, nonce);
-    issuer.ca_credential(CredentialRequest::Evidence { evidence: attested.evidence(key, nonce), renewal_of })
+    let attested = Attested::enroll(psp, &issuer.rp_id(), key, nonce);
+    let public = sec1(key);
+    issuer.ca_credential(CredentialRequest::Evidence { evidence: attested.evidence(&public, nonce), renewal_of })
 }
 
-fn workload_key() -> Vec<u8> {
-    let key = SigningKey::try_generate().unwrap();
-    key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+fn workload_key() -> SigningKey {
+    SigningKey::try_generate().unwrap()
 }
 
 #[test]
@@ -148,7 +174,7 @@ fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     present(&mut any, &psp, &workload_key(), &[7; 32], None).unwrap();
 
     let mut epochs = issuer(&dir.path().join("issuer-l1"), &psp, policy("AF_L1", "CS_L1", &MEASUREMENT));
-    let challenge = epochs.challenge(Platform::SimSnp, &MEASUREMENT).unwrap().nonce;
+    let challenge = epochs.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce;
     let epoch = epochs.current_epoch().unwrap();
     assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
     present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
@@ -227,7 +253,7 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
     let signing = SigningKey::try_generate().unwrap();
     let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let nonce = challenge(&mut issuer);
-    let attested = Attested::new(&psp, binding::Purpose::Credential, &key, &nonce);
+    let attested = Attested::enroll(&psp, &issuer.rp_id(), &signing, &nonce);
     let result = issuer.verifier_attestation_result(&attested.evidence(&key, &nonce)).unwrap();
     assert_eq!(result.workload_id, "spiffe://example.org/payroll-app");
     let ear = result.ear_jwt;
@@ -280,7 +306,7 @@ fn present_for_release(
     ephemeral: &[u8],
     nonce: &[u8],
 ) -> Result<twi_issuer::KeyReleased, Rejection> {
-    let attested = Attested::new(psp, binding::Purpose::KeyRelease, ephemeral, nonce);
+    let attested = Attested::retrieve(psp, &issuer.rp_id(), ephemeral, nonce);
     issuer.key_store_release(&attested.evidence(ephemeral, nonce))
 }
 
@@ -294,7 +320,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     let psp = chip(&dir.path().join("chip"), None);
     let state = dir.path().join("issuer");
     // AF_L0, so that the Key Store's own one-release-per-nonce rule is what refuses a replay.
-    let mut issuer = issuer(&state, &psp, policy("AF_L0", "CS_L1", &MEASUREMENT));
+    let mut issuer = issuer(&state, &psp, policy_by("AF_L0", "CS_L1", &MEASUREMENT, "d"));
     let ephemeral = p384::SecretKey::try_generate().unwrap();
     let ephemeral_public = hpke::serialize_public_key(&ephemeral.public_key());
     let nonce = [0x42u8; 32];
@@ -360,20 +386,22 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     assert_eq!(refused, Rejection::KeyStore(KeyStoreError::AlreadyReleased));
     assert!(refused.to_string().contains("replay"), "{refused}");
 
-    // Evidence binds its key for one purpose only. Release evidence taken to the Credential
-    // Authority gets no certificate for the ephemeral key, and evidence made for a credential
-    // gets no key release.
+    // Evidence binds its key for one mode only. Retrieval evidence (no CSR: its subject is the
+    // CEK's SubjectPublicKeyInfo) taken to the Credential Authority gets no certificate for the
+    // encryption key, and enrollment evidence (a CSR) gets no key release.
+    let rp_id = issuer.rp_id();
     let nonce = [0x45u8; 32];
-    let attested = Attested::new(&psp, binding::Purpose::KeyRelease, &ephemeral_public, &nonce);
+    let attested = Attested::retrieve(&psp, &rp_id, &ephemeral_public, &nonce);
     let evidence = attested.evidence(&ephemeral_public, &nonce);
     assert!(matches!(
         issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }),
-        Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
+        Err(Rejection::Evidence(EvidenceRejection::MissingCsr))
     ));
     let nonce = [0x46u8; 32];
-    let attested = Attested::new(&psp, binding::Purpose::Credential, &ephemeral_public, &nonce);
+    let enrolled = workload_key();
+    let attested = Attested::enroll(&psp, &rp_id, &enrolled, &nonce);
     assert!(matches!(
-        issuer.key_store_release(&attested.evidence(&ephemeral_public, &nonce)),
-        Err(Rejection::Evidence(EvidenceRejection::ReportDataMismatch { .. }))
+        issuer.key_store_release(&attested.evidence(&sec1(&enrolled), &nonce)),
+        Err(Rejection::Evidence(EvidenceRejection::UnexpectedCsr))
     ));
 }

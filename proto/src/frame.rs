@@ -12,8 +12,9 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-/// Largest payload (one CBOR message) carried by a frame.
-pub const MAX_PAYLOAD: usize = 16 * 1024;
+/// Largest payload (one CBOR message) carried by a frame: room for the largest Evidence (a
+/// 12 KiB quote, its RTMR event log, the TACRA target and CSR).
+pub const MAX_PAYLOAD: usize = 20 * 1024;
 
 /// Bytes of CRC appended to every payload before COBS encoding.
 const CRC_LEN: usize = 4;

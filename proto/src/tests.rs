@@ -62,7 +62,7 @@ fn samples() -> Vec<Message> {
             runtime: "twi-runtime/0.1.0".into(),
         }
         .into(),
-        Challenge { nonce: vec![0xA5; 32], key_release: false }.into(),
+        Challenge { nonce: vec![0xA5; 32], key_release: false, freshness: Freshness::PresentNonce }.into(),
         DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; MAX_DOORBELL_REQUEST] }.into(),
         DoorbellResponse {
             kind: DoorbellKind::TdxGetQuote,
@@ -87,12 +87,15 @@ fn samples() -> Vec<Message> {
                     .collect(),
             ),
             certificates: None,
+            target: "t".repeat(MAX_ACQUIRE_TARGET),
+            csr: None,
         }
         .into(),
         Credential {
             certificate: vec![0x30; MAX_CERTIFICATE],
             workload_id: "spiffe://example.org/workload/abc".into(),
             attestation_result: Some("e".repeat(MAX_ATTESTATION_RESULT)),
+            wit: Some("w".repeat(MAX_WIT)),
         }
         .into(),
         ErrorMsg::new(ErrorCode::PolicyRejected, "measurement not allowed").into(),
@@ -162,6 +165,8 @@ fn certificate_tables_round_trip() {
             nonce: vec![7; MAX_NONCE_LEN],
             event_log: None,
             certificates: Some(vec![0x30; MAX_CERT_TABLE]),
+            target: "t".repeat(MAX_ACQUIRE_TARGET),
+            csr: Some(vec![0x30; MAX_CSR]),
         }
         .into(),
     ];
@@ -301,7 +306,7 @@ fn single_bit_flips_never_yield_a_message() {
 
 #[test]
 fn unknown_message_index() {
-    for index in [20, 100, u64::MAX] {
+    for index in [21, 100, u64::MAX] {
         let buf = raw(index, |e| {
             e.map(0).unwrap();
         });
@@ -428,6 +433,8 @@ fn field_limits_on_both_sides() {
         nonce: vec![2; 32],
         event_log: None,
         certificates: None,
+        target: "https://rp.example/".into(),
+        csr: None,
     };
     let cases: Vec<(Message, ProtoError)> = vec![
         (
@@ -435,8 +442,14 @@ fn field_limits_on_both_sides() {
                 .into(),
             ProtoError::FieldTooLong("runtime"),
         ),
-        (Challenge { nonce: vec![0; 15], key_release: false }.into(), ProtoError::InvalidField("nonce")),
-        (Challenge { nonce: vec![0; 65], key_release: true }.into(), ProtoError::InvalidField("nonce")),
+        (
+            Challenge { nonce: vec![0; 15], key_release: false, freshness: Freshness::PresentNonce }.into(),
+            ProtoError::InvalidField("nonce"),
+        ),
+        (
+            Challenge { nonce: vec![0; 65], key_release: true, freshness: Freshness::PresentNonce }.into(),
+            ProtoError::InvalidField("nonce"),
+        ),
         (
             DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; MAX_DOORBELL_REQUEST + 1] }.into(),
             ProtoError::FieldTooLong("request"),
@@ -473,7 +486,21 @@ fn field_limits_on_both_sides() {
             Evidence { public_key: key()[..96].to_vec(), ..evidence.clone() }.into(),
             ProtoError::InvalidField("public_key"),
         ),
-        (Evidence { nonce: vec![], ..evidence.clone() }.into(), ProtoError::InvalidField("nonce")),
+        (Evidence { nonce: vec![0; MAX_NONCE_LEN + 1], ..evidence.clone() }.into(), ProtoError::FieldTooLong("nonce")),
+        (Evidence { csr: Some(vec![0x30; MAX_CSR + 1]), ..evidence.clone() }.into(), ProtoError::FieldTooLong("csr")),
+        (
+            Evidence { target: "t".repeat(MAX_ACQUIRE_TARGET + 1), ..evidence.clone() }.into(),
+            ProtoError::FieldTooLong("target"),
+        ),
+        (
+            Challenge { nonce: vec![1; 32], key_release: false, freshness: Freshness::AbsentNone }.into(),
+            ProtoError::FieldTooLong("nonce"),
+        ),
+        (
+            Initiate { target: "t".repeat(MAX_ACQUIRE_TARGET + 1), credential_type: CredentialKind::X509, hint: None }
+                .into(),
+            ProtoError::FieldTooLong("target"),
+        ),
         (
             Evidence { event_log: Some(vec![event(0); MAX_EVENTS + 1]), ..evidence.clone() }.into(),
             ProtoError::FieldTooLong("event_log"),
@@ -500,13 +527,19 @@ fn field_limits_on_both_sides() {
                 certificate: vec![0; MAX_CERTIFICATE + 1],
                 workload_id: String::new(),
                 attestation_result: None,
+                wit: None,
             }
             .into(),
             ProtoError::FieldTooLong("certificate"),
         ),
         (
-            Credential { certificate: vec![], workload_id: "w".repeat(MAX_WORKLOAD_ID + 1), attestation_result: None }
-                .into(),
+            Credential {
+                certificate: vec![],
+                workload_id: "w".repeat(MAX_WORKLOAD_ID + 1),
+                attestation_result: None,
+                wit: None,
+            }
+            .into(),
             ProtoError::FieldTooLong("workload_id"),
         ),
         (
@@ -514,6 +547,7 @@ fn field_limits_on_both_sides() {
                 certificate: vec![],
                 workload_id: String::new(),
                 attestation_result: Some("e".repeat(MAX_ATTESTATION_RESULT + 1)),
+                wit: None,
             }
             .into(),
             ProtoError::FieldTooLong("attestation_result"),
@@ -617,7 +651,12 @@ fn random_message(rng: &mut Rng) -> Message {
             runtime: rng.text(MAX_RUNTIME_LEN),
         }
         .into(),
-        1 => Challenge { nonce: rng.bytes(nonce_len), key_release: rng.below(2) == 0 }.into(),
+        1 => Challenge {
+            nonce: rng.bytes(nonce_len),
+            key_release: rng.below(2) == 0,
+            freshness: Freshness::PresentNonce,
+        }
+        .into(),
         2 => DoorbellRequest { kind, request: rng.bytes_upto(req) }.into(),
         3 => DoorbellResponse {
             kind,
@@ -643,12 +682,24 @@ fn random_message(rng: &mut Rng) -> Message {
             // 1184 bytes), so that the message fits a frame.
             let evidence = rng.bytes_upto(ev);
             let certificates = (evidence.len() <= 2048 && rng.below(2) == 0).then(|| rng.bytes_upto(table));
-            Evidence { platform, evidence, public_key, nonce: rng.bytes(nonce_len), event_log, certificates }.into()
+            let (target, csr) = (rng.text(MAX_ACQUIRE_TARGET), (rng.below(2) == 0).then(|| rng.bytes_upto(MAX_CSR)));
+            Evidence {
+                platform,
+                evidence,
+                public_key,
+                nonce: rng.bytes(nonce_len),
+                event_log,
+                certificates,
+                target,
+                csr,
+            }
+            .into()
         }
         5 => Credential {
             certificate: rng.bytes_upto(cert),
             workload_id: rng.text(MAX_WORKLOAD_ID),
             attestation_result: (rng.below(2) == 0).then(|| rng.text(MAX_ATTESTATION_RESULT)),
+            wit: (rng.below(2) == 0).then(|| rng.text(MAX_WIT)),
         }
         .into(),
         9 => AttestationResult { ear: rng.text(MAX_ATTESTATION_RESULT) }.into(),
@@ -760,11 +811,16 @@ fn credential_request_proof_input_is_documented_layout() {
 #[test]
 fn mechanism_messages_round_trip() {
     for m in [
-        Message::from(Credential { certificate: vec![0x30, 0], workload_id: "w".into(), attestation_result: None }),
+        Message::from(Credential {
+            certificate: vec![0x30, 0],
+            workload_id: "w".into(),
+            attestation_result: None,
+            wit: None,
+        }),
         AttestationResult { ear: "eyJhbGciOiJFUzM4NCJ9.e30.c2ln".into() }.into(),
         CredentialRequest { ear: "a.b.c".into(), public_key: evidence_key(), proof: vec![0x30, 0x02] }.into(),
         key_release().into(),
-        Challenge { nonce: vec![3; 32], key_release: true }.into(),
+        Challenge { nonce: vec![3; 32], key_release: true, freshness: Freshness::PresentNonce }.into(),
     ] {
         assert_eq!(decode(&encode(&m).unwrap()), Ok(m));
     }
@@ -785,7 +841,10 @@ fn a_challenge_without_key_release_decodes_as_before() {
     let payload = raw(1, |e| {
         e.map(1).unwrap().u8(0).unwrap().bytes(&[9; 32]).unwrap();
     });
-    assert_eq!(decode(&payload), Ok(Challenge { nonce: vec![9; 32], key_release: false }.into()));
+    assert_eq!(
+        decode(&payload),
+        Ok(Challenge { nonce: vec![9; 32], key_release: false, freshness: Freshness::PresentNonce }.into())
+    );
 }
 
 #[test]

@@ -23,6 +23,8 @@ pub enum CredentialError {
     BadSignature,
     WrongKey,
     WrongSubjectAltName,
+    /// The WIT is not a compact JWS with a JSON claims set.
+    BadWit,
 }
 
 impl CredentialError {
@@ -34,6 +36,7 @@ impl CredentialError {
             Self::BadSignature => "the credential's signature does not verify under the issuer anchor",
             Self::WrongKey => "the credential certifies a different public key than the Credential Key",
             Self::WrongSubjectAltName => "the credential does not name exactly the announced workload URI",
+            Self::BadWit => "the WIT is not a compact JWS whose claims carry sub and cnf.jwk",
         }
     }
 }
@@ -81,4 +84,32 @@ pub fn check_credential(
         [GeneralName::UniformResourceIdentifier(uri)] if uri.as_str() == workload_id => Ok(()),
         _ => Err(CredentialError::WrongSubjectAltName),
     }
+}
+
+/// Accepts the WIT that came with the credential only if its `sub` is `workload_id` and its
+/// `cnf.jwk` is `our_key` (P-384, `x` and `y` base64url): a WIT for another key is useless to
+/// this launch, and one naming another workload is the host's mix-up. Its signature is the
+/// issuer's WIT key's, which the manifest does not carry: relying parties check it against
+/// the issuer's published keys.
+pub fn check_wit(token: &str, our_key: &[u8], workload_id: &str) -> Result<(), CredentialError> {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let mut parts = token.split('.');
+    let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(_), Some(payload), Some(_), None) => payload,
+        _ => return Err(CredentialError::BadWit),
+    };
+    let json = Base64UrlUnpadded::decode_vec(payload).map_err(|_| CredentialError::BadWit)?;
+    let claims: serde_json::Value = serde_json::from_slice(&json).map_err(|_| CredentialError::BadWit)?;
+    if claims.get("sub").and_then(|s| s.as_str()) != Some(workload_id) {
+        return Err(CredentialError::WrongSubjectAltName);
+    }
+    let jwk = claims.get("cnf").and_then(|c| c.get("jwk")).ok_or(CredentialError::BadWit)?;
+    let coordinate =
+        |name: &str| jwk.get(name).and_then(|v| v.as_str()).and_then(|v| Base64UrlUnpadded::decode_vec(v).ok());
+    let (x, y) = (coordinate("x").ok_or(CredentialError::BadWit)?, coordinate("y").ok_or(CredentialError::BadWit)?);
+    let matches = our_key.len() == 97 && our_key[0] == 0x04 && our_key[1..49] == x[..] && our_key[49..] == y[..];
+    if jwk.get("crv").and_then(|c| c.as_str()) != Some("P-384") || !matches {
+        return Err(CredentialError::WrongKey);
+    }
+    Ok(())
 }

@@ -3,29 +3,33 @@
 //! link), over any [`Tee`].
 //!
 //! ```text
-//! guest                                   host (loader + issuer)
+//! guest                                   host (loader = TACRA's CAS client, + issuer)
 //!   Hello {version, platform, caps}  ──▶
-//!                                    ◀──  Challenge {nonce, key_release}
+//!   Initiate {target, type, hint}    ──▶
+//!                                    ◀──  Challenge {handle, freshness kind, retrieval?}
 //!   [Tee::extend]  (TDX: RTMR extensions; simulated: DoorbellRequest/Response pairs)
 //!   [Tee::evidence] (the report or quote over REPORTDATA; simulated: doorbell pairs)
-//!   Evidence {report|quote, key, nonce, event log, certificate table} ──▶
-//!                                    ◀──  Credential {certificate, workload id, [EAR: mech. A]} | Error
+//!   Evidence {report|quote, key, freshness, target, CSR, event log, certificate table} ──▶
+//!                                    ◀──  Credential {certificate, workload id, WIT, [EAR: A]} | Error
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
-//!                                    ◀──  Credential {certificate, workload id} | Error
-//!                                    ◀──  or (mechanism D) KeyRelease {certificate, enc, ct}
+//!                                    ◀──  Credential {certificate, workload id, WIT} | Error
+//!                                    ◀──  or (Retrieval, mechanism D) KeyRelease {certificate, enc, ct}
 //!   [Tee::sealing_key] (SEV-SNP: MSG_KEY_REQ; the credential is sealed to the launch)
 //!   Done {credential_accepted}       ──▶
 //! ```
 //!
-//! REPORTDATA binds the nonce and the key the credential will certify
-//! (`twi_attester::binding`). Mechanism D: the Challenge says `key_release`; the runtime then
-//! generates an ephemeral HPKE key pair in the vault and the Evidence binds that key instead of
-//! the Credential Key, under its own label. The Key Store answers with a KeyRelease: the
-//! provisioned certificate and its private key, HPKE-encrypted to the ephemeral key with `info`
-//! = nonce ‖ ephemeral key and `aad` = SHA-256(certificate). The vault opens it and installs the
-//! key as the Credential Key; the certificate must then certify exactly that key under the
-//! manifest's issuer anchor, as for the other mechanisms.
+//! REPORTDATA is TACRA's binding (`twi_attester::tacra`): the freshness element the issuer's
+//! policy asked for (the Challenge's handle, the manifest's epoch marker, the host's time as a
+//! timestamp, or nothing), the relying party's identifier from the measured manifest (never
+//! from the host), the target, and the subject. **Enrollment** (mechanisms A, B, C): the
+//! subject is a PKCS#10 request (`twi_proto::csr`) for the vault key, signed by it.
+//! **Retrieval** (mechanism D; the Challenge says `key_release`): the runtime generates an
+//! encryption key CEK in the vault and the subject is its SubjectPublicKeyInfo. The Key Store
+//! answers with a KeyRelease: the provisioned certificate and its private key,
+//! HPKE-encrypted to CEK with `info` = freshness ‖ CEK and `aad` = SHA-256(certificate). The
+//! vault opens it and installs the key; the certificate must then certify exactly that key
+//! under the manifest's issuer anchor, as for Enrollment.
 //!
 //! Every frame from the host is hostile (see [`crate::channel`]); a message that does not fit the
 //! protocol state ends the session with an Error frame.
@@ -35,15 +39,15 @@ use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
 use sha2::{Digest, Sha256};
-use twi_attester::binding;
+use twi_attester::tacra;
 use twi_proto::msg::{
     CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, CAP_SIM_DOORBELL, Challenge, Credential,
-    CredentialRequest, Done, ErrorCode, Evidence, Hello, KeyRelease, Message, PROTOCOL_VERSION, Platform,
-    credential_request_signed_bytes, key_release_aad, key_release_info,
+    CredentialKind, CredentialRequest, Done, ErrorCode, Evidence, Freshness, Hello, Initiate, KeyRelease, Message,
+    PROTOCOL_VERSION, Platform, TimeRequest, credential_request_signed_bytes, key_release_aad, key_release_info,
 };
 
 use crate::channel::{Channel, ChannelError, Link};
-use crate::credential::{CredentialError, check_credential};
+use crate::credential::{CredentialError, check_credential, check_wit};
 use crate::sealing::{SealError, SealingKey};
 use crate::tee::{Certificates, Measurement, Tee, TeeError};
 use crate::vault::{KeyId, PublicKeySec1, Vault, VaultError};
@@ -76,6 +80,8 @@ pub enum SessionError {
     Channel(ChannelError),
     Vault(VaultError),
     Binding,
+    /// The issuer asked for a freshness kind this launch cannot give (its reason).
+    Freshness(&'static str),
     /// The TEE refused or returned something unusable.
     Tee(TeeError),
     /// Sealing the credential to the launch failed.
@@ -96,7 +102,8 @@ impl core::fmt::Display for SessionError {
         match self {
             Self::Channel(e) => write!(f, "{e}"),
             Self::Vault(e) => write!(f, "key vault: {e}"),
-            Self::Binding => f.write_str("the challenge nonce cannot be bound into REPORTDATA"),
+            Self::Binding => f.write_str("the acquisition cannot be bound into REPORTDATA"),
+            Self::Freshness(why) => write!(f, "the issuer's freshness kind cannot be met: {why}"),
             Self::Tee(e) => write!(f, "{e}"),
             Self::Seal(e) => write!(f, "sealing the credential failed: {e:?}"),
             Self::Credential(e) => write!(f, "credential rejected: {e}"),
@@ -105,11 +112,25 @@ impl core::fmt::Display for SessionError {
     }
 }
 
-/// What the session needs from the launch: who may issue our credential.
+/// What the session needs from the launch, all from the measured manifest: who may issue our
+/// credential, and what the evidence names as its relying party.
 #[derive(Debug)]
 pub struct Trust<'a> {
-    /// SEC1 P-384 public key of the issuer CA, from the measured launch manifest.
+    /// SEC1 P-384 public key of the issuer CA.
     pub issuer_anchor: &'a [u8],
+    /// TACRA's `rp_id`: the issuer's identifier (the manifest's issuer name).
+    pub rp_id: &'a str,
+    /// TACRA `absent-epoch`: the epoch marker the launch holds (the manifest's `epoch`
+    /// setting), if any.
+    pub epoch_marker: Option<&'a [u8]>,
+}
+
+/// What the workload asks for (TACRA Initiate).
+#[derive(Debug, Clone, Copy)]
+pub struct Acquisition<'a> {
+    pub target: &'a str,
+    pub credential_type: CredentialKind,
+    pub hint: Option<&'a str>,
 }
 
 /// A successful session: the credential, checked, and (where the platform can) sealed to this
@@ -121,9 +142,29 @@ pub struct Outcome {
     /// key the session was given).
     pub key: KeyId,
     pub workload_id: String,
+    /// The WIT for the same key, if the issuer made one.
+    pub wit: Option<String>,
     /// The credential sealed under the launch-bound key (see [`crate::sealing`]); empty where
     /// the platform derives no sealing key (TDX).
     pub sealed_credential: Vec<u8>,
+}
+
+/// The key the Evidence binds, and TACRA's subject for it.
+struct Bound {
+    key: KeyId,
+    public: PublicKeySec1,
+    /// The CSR's DER (Enrollment) or the CEK's SubjectPublicKeyInfo DER (Retrieval).
+    subject: Vec<u8>,
+    /// Enrollment: the CSR, sent with the evidence.
+    csr: Option<Vec<u8>>,
+}
+
+/// The credential the issuer sent, checked.
+struct Received {
+    certificate: Vec<u8>,
+    workload_id: String,
+    key: KeyId,
+    wit: Option<String>,
 }
 
 /// What sealing binds the credential to (authenticated as associated data).
@@ -158,43 +199,49 @@ fn tee_error_code(e: &TeeError) -> ErrorCode {
 }
 
 impl<L: Link> Session<'_, '_, L> {
-    /// Runs the protocol above for the signing key `key` (already in the vault). `measurements`
-    /// are extended into the TEE (after the Challenge, before the evidence): pass none where the
-    /// platform has no runtime measurement registers.
+    /// Runs the protocol above for `request` with the signing key `key` (already in the vault).
+    /// `measurements` are extended into the TEE (after the Challenge, before the evidence):
+    /// pass none where the platform has no runtime measurement registers.
     pub fn run<R: TryCryptoRng + ?Sized>(
         &mut self,
         tee: &mut dyn Tee,
         rng: &mut R,
         measurements: &[Measurement<'_>],
         key: KeyId,
+        request: &Acquisition<'_>,
     ) -> Result<Outcome, SessionError> {
         let platform = tee.platform();
-        let (nonce, key_release) = self.hello_and_challenge(platform)?;
-        let (bound, public_key) = self.bound_key(key, key_release, rng)?;
+        let challenge = self.initiate(platform, request)?;
+        let freshness = self.freshness_element(&challenge)?;
+        let bound = self.bound_key(key, challenge.key_release, rng)?;
         for m in measurements {
             tee.extend(m).map_err(|e| self.tee_abort(e))?;
         }
-        let purpose = if key_release { binding::Purpose::KeyRelease } else { binding::Purpose::Credential };
-        let report_data = binding::report_data_for(purpose, &nonce, &public_key).map_err(|_| SessionError::Binding)?;
+        let report_data = tacra::report_data(&freshness, self.trust.rp_id, request.target, &bound.subject)
+            .map_err(|_| SessionError::Binding)?;
         let evidence = tee.evidence(&report_data).map_err(|e| self.tee_abort(e))?;
         (self.events)(Event::ReportReceived);
         if let Some(table) = evidence.certificate_table {
             (self.events)(Event::Certificates(table));
         }
+        let public_key = bound.public.to_vec();
         self.channel.send(&Message::Evidence(Evidence {
             platform,
             evidence: evidence.bytes,
-            public_key: public_key.to_vec(),
-            nonce: nonce.clone(),
+            public_key: public_key.clone(),
+            nonce: freshness.clone(),
             event_log: evidence.event_log,
             certificates: evidence.certificates,
+            target: String::from(request.target),
+            csr: bound.csr,
         }))?;
         (self.events)(Event::EvidenceSent);
 
-        let (certificate, workload_id, key) = self.receive_credential(bound, &public_key, &nonce, key_release)?;
-        let sealed_credential = self.seal(tee, &certificate, rng)?;
+        let received = self.receive_credential(bound.key, &public_key, &freshness, challenge.key_release)?;
+        let sealed_credential = self.seal(tee, &received.certificate, rng)?;
         self.channel.send(&Message::Done(Done { credential_accepted: true }))?;
-        Ok(Outcome { certificate, key, workload_id, sealed_credential })
+        let Received { certificate, workload_id, key, wit } = received;
+        Ok(Outcome { certificate, key, workload_id, wit, sealed_credential })
     }
 
     /// A TEE failure ends the session with an Error frame, unless the exchange with the host is
@@ -215,9 +262,9 @@ impl<L: Link> Session<'_, '_, L> {
         error
     }
 
-    /// Hello, then the verifier's Challenge: returns the nonce and whether the host announced a
-    /// key release (mechanism D).
-    fn hello_and_challenge(&mut self, platform: Platform) -> Result<(Vec<u8>, bool), SessionError> {
+    /// Hello and Initiate, then the issuer's Challenge (its freshness kind and handle, and
+    /// whether it will answer with a key release: Retrieval).
+    fn initiate(&mut self, platform: Platform, request: &Acquisition<'_>) -> Result<Challenge, SessionError> {
         let simulated = matches!(platform, Platform::SimSnp | Platform::SimTdx);
         self.channel.send(&Message::Hello(Hello {
             version: PROTOCOL_VERSION,
@@ -225,37 +272,68 @@ impl<L: Link> Session<'_, '_, L> {
             capabilities: RUNTIME_MECHANISMS | if simulated { CAP_SIM_DOORBELL } else { 0 },
             runtime: String::from(self.runtime_name),
         }))?;
-        let (nonce, key_release) = match self.channel.recv_reply()? {
-            Message::Challenge(Challenge { nonce, key_release }) => (nonce, key_release),
+        self.channel.send(&Message::Initiate(Initiate {
+            target: String::from(request.target),
+            credential_type: request.credential_type,
+            hint: request.hint.map(String::from),
+        }))?;
+        let challenge = match self.channel.recv_reply()? {
+            Message::Challenge(challenge) => challenge,
             other => return Err(self.unexpected(other.name())),
         };
         (self.events)(Event::ChallengeReceived);
-        Ok((nonce, key_release))
+        Ok(challenge)
+    }
+
+    /// The freshness element of the Challenge's kind: its handle (`present-*`), the manifest's
+    /// epoch marker (`absent-epoch`), the host's time (`absent-timestamp`: the runtime has no
+    /// trusted clock, so the issuer bounds how far it may be off), or nothing (`absent-none`).
+    fn freshness_element(&mut self, challenge: &Challenge) -> Result<Vec<u8>, SessionError> {
+        match challenge.freshness {
+            Freshness::PresentNonce | Freshness::PresentEpoch => Ok(challenge.nonce.clone()),
+            Freshness::AbsentNone => Ok(Vec::new()),
+            Freshness::AbsentEpoch => match self.trust.epoch_marker {
+                Some(marker) => Ok(marker.to_vec()),
+                None => {
+                    let error = SessionError::Freshness("absent-epoch needs an `epoch` setting in the manifest");
+                    Err(self.abort(ErrorCode::Internal, error))
+                }
+            },
+            Freshness::AbsentTimestamp => {
+                self.channel.send(&Message::TimeRequest(TimeRequest {}))?;
+                match self.channel.recv_reply()? {
+                    Message::Time(time) => Ok(tacra::timestamp_element(time.unix_seconds).to_vec()),
+                    other => Err(self.unexpected(other.name())),
+                }
+            }
+        }
     }
 
     fn unexpected(&self, what: &'static str) -> SessionError {
         self.abort(ErrorCode::UnexpectedMessage, ChannelError::Unexpected(what).into())
     }
 
-    /// The key the Evidence binds: `key`, or under mechanism D (`key_release`) a fresh
-    /// decryption key generated in the vault for the Key Store to encrypt the release to.
+    /// The key the Evidence binds and TACRA's subject: `key` and its CSR (Enrollment), or under
+    /// Retrieval (`key_release`) a fresh encryption key CEK generated in the vault for the Key
+    /// Store to encrypt the release to, and its SubjectPublicKeyInfo.
     fn bound_key<R: TryCryptoRng + ?Sized>(
         &mut self,
         key: KeyId,
         key_release: bool,
         rng: &mut R,
-    ) -> Result<(KeyId, PublicKeySec1), SessionError> {
+    ) -> Result<Bound, SessionError> {
+        let vault_error = |s: &Self, e| s.abort(ErrorCode::Internal, SessionError::Vault(e));
         if !key_release {
-            let public =
-                self.vault.public_key(key).map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
-            return Ok((key, public));
+            let public = self.vault.public_key(key).map_err(|e| vault_error(self, e))?;
+            let info = twi_proto::csr::request_info_der(&public).map_err(|_| SessionError::Binding)?;
+            let signature = self.vault.sign(key, &info).map_err(|e| vault_error(self, e))?;
+            let csr = twi_proto::csr::assemble(&public, signature.as_bytes()).map_err(|_| SessionError::Binding)?;
+            return Ok(Bound { key, public, subject: csr.clone(), csr: Some(csr) });
         }
-        let bound = self
-            .vault
-            .generate_decryption_key(rng)
-            .map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;
+        let (cek, public) = self.vault.generate_decryption_key(rng).map_err(|e| vault_error(self, e))?;
         (self.events)(Event::ReleaseKeyBound);
-        Ok(bound)
+        let subject = twi_proto::csr::spki_der(&public).map_err(|_| SessionError::Binding)?;
+        Ok(Bound { key: cek, public, subject, csr: None })
     }
 
     /// The issuer's Credential, checked against the anchor of the measured manifest and our key.
@@ -275,7 +353,7 @@ impl<L: Link> Session<'_, '_, L> {
         public_key: &[u8],
         nonce: &[u8],
         key_release: bool,
-    ) -> Result<(Vec<u8>, String, KeyId), SessionError> {
+    ) -> Result<Received, SessionError> {
         let mut requested = false;
         let (credential, key, credential_key) = loop {
             match self.channel.recv_reply()? {
@@ -290,15 +368,20 @@ impl<L: Link> Session<'_, '_, L> {
                 other => return Err(self.unexpected(other.name())),
             }
         };
-        let Credential { certificate, workload_id, attestation_result } = credential;
+        let Credential { certificate, workload_id, attestation_result, wit } = credential;
         if let Err(e) = check_credential(&certificate, self.trust.issuer_anchor, &credential_key, &workload_id) {
+            return Err(self.refuse(SessionError::Credential(e)));
+        }
+        if let Some(token) = &wit
+            && let Err(e) = check_wit(token, &credential_key, &workload_id)
+        {
             return Err(self.refuse(SessionError::Credential(e)));
         }
         (self.events)(Event::CredentialAccepted(&workload_id));
         if let Some(result) = &attestation_result {
             (self.events)(Event::AttestationResultWithCredential(result.len()));
         }
-        Ok((certificate, workload_id, key))
+        Ok(Received { certificate, workload_id, key, wit })
     }
 
     /// A refused credential: Error(CredentialRejected), then Done {false}.
@@ -328,7 +411,7 @@ impl<L: Link> Session<'_, '_, L> {
             .install_released_key(cek, &enc, &info, &aad, &ciphertext)
             .map_err(|e| self.refuse(SessionError::KeyRelease(e)))?;
         (self.events)(Event::KeyReleased);
-        Ok((Credential { certificate, workload_id, attestation_result: None }, installed, public.to_vec()))
+        Ok((Credential { certificate, workload_id, attestation_result: None, wit: None }, installed, public.to_vec()))
     }
 
     /// Mechanism B: forwards the Verifier's attestation result to the Credential Authority with

@@ -16,7 +16,6 @@ use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 use der::Decode;
-use twi_attester::binding;
 use twi_attester::snp::guest_msg::{self, GuestMsgError, HEADER_SIZE, Header, MAX_MESSAGE, Vmpck, msg_type};
 use twi_attester::snp::key::{KEY_REQ_SIZE, KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
@@ -28,14 +27,14 @@ use twi_issuer::{CredentialRequest, EvidenceBundle, Issued, Issuer, IssuerConfig
 use twi_proto::frame::{MAX_ENCODED_FRAME, cobs_decode, cobs_encode, crc32};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, CAP_SIM_DOORBELL, Challenge,
-    Credential, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence, Hello,
-    KeyRelease, Message, PROTOCOL_VERSION, Platform,
+    Credential, CredentialKind, Done, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, ErrorMsg, Evidence,
+    Freshness, Hello, KeyRelease, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, ProtoError, encode_frame, write_message};
 use twi_runtime::channel::{Channel, ChannelError, Link, MAX_MALFORMED_FRAMES};
 use twi_runtime::credential::{CredentialError, check_credential};
 use twi_runtime::sealing::{SealError, SealingKey};
-use twi_runtime::session::{self, Event, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Trust};
+use twi_runtime::session::{self, Acquisition, Event, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Trust};
 use twi_runtime::tee::sim::SimSnpDoorbell;
 use twi_runtime::tee::snp::{self as snp_tee, Answer, DoorbellError, Exit, SnpDoorbell, SnpError, SnpGuest, SnpTee};
 use twi_runtime::tee::{Certificates, TeeError};
@@ -45,6 +44,9 @@ use zeroize::Zeroizing;
 
 use support::{TestCa, TestRng, key_from_seed, public_sec1};
 
+/// The target the sessions acquire for.
+const TARGET: &str = "twi:test";
+
 /// The seed of the Credential Key in every session: the tests can regenerate the key outside
 /// the vault and so know the secret scalar the guest must never send.
 const KEY_SEED: u64 = 0x7E57_C0DE_5EED_0001;
@@ -53,7 +55,7 @@ const SEAL_SEED: u64 = 0x5EA1_0000_5EED_0002;
 const RUNTIME_NAME: &str = "twi-runtime/test";
 const WORKLOAD_ID: &str = "spiffe://example.org/payroll";
 /// What the guest sends to an honest host.
-const HONEST_SEQUENCE: [&str; 5] = ["Hello", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"];
+const HONEST_SEQUENCE: [&str; 6] = ["Hello", "Initiate", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"];
 
 /// What the simulated chip measures of every launch (nothing sets it).
 const LAUNCH_DIGEST: [u8; 48] = [0; 48];
@@ -106,7 +108,7 @@ impl Host {
 
     /// A fresh nonce from the issuer's Verifier for this launch.
     fn challenge(&mut self) -> Vec<u8> {
-        self.issuer.challenge(Platform::SimSnp, &LAUNCH_DIGEST).expect("nonce").nonce
+        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509).expect("nonce").nonce
     }
 
     /// The issuer anchor the launch manifest carries.
@@ -122,10 +124,10 @@ impl Host {
     /// What the real loader and issuer answer to `msg` (`None`: nothing).
     fn honest_reply(&mut self, msg: &Message) -> Option<Message> {
         match msg {
-            Message::Hello(_) => {
+            Message::Initiate(_) => {
                 let nonce = self.challenge();
                 self.nonce = Some(nonce.clone());
-                Some(Challenge { nonce, key_release: false }.into())
+                Some(Challenge { nonce, key_release: false, freshness: Freshness::PresentNonce }.into())
             }
             Message::DoorbellRequest(request) => {
                 let (status, response) = self.sim.guest_request(self.psp, &request.request);
@@ -145,6 +147,8 @@ impl Host {
                     evidence: &evidence.evidence,
                     public_key: &evidence.public_key,
                     nonce: &evidence.nonce,
+                    target: &evidence.target,
+                    csr: evidence.csr.as_deref(),
                     endorsements: &endorsements,
                 };
                 let evidence = twi_issuer::Evidence { bundle, events: &[] };
@@ -154,6 +158,7 @@ impl Host {
                             certificate: issued.certificate_der.clone(),
                             workload_id: issued.workload_id.clone(),
                             attestation_result: None,
+                            wit: None,
                         };
                         self.issued = Some(issued);
                         reply.into()
@@ -161,7 +166,7 @@ impl Host {
                     Err(rejection) => ErrorMsg::new(ErrorCode::VerificationFailed, &rejection.to_string()).into(),
                 })
             }
-            Message::Done(_) | Message::Error(_) | Message::Log(_) => None,
+            Message::Hello(_) | Message::Done(_) | Message::Error(_) | Message::Log(_) => None,
             other => panic!("the guest sent a host-to-guest message: {other:?}"),
         }
     }
@@ -334,8 +339,8 @@ impl Stage {
     /// What an honest guest sends up to and including this stage's DoorbellRequest.
     fn sent_until(self) -> Vec<&'static str> {
         match self {
-            Self::Report => vec!["Hello", "DoorbellRequest"],
-            Self::Key => vec!["Hello", "DoorbellRequest", "Evidence", "DoorbellRequest"],
+            Self::Report => vec!["Hello", "Initiate", "DoorbellRequest"],
+            Self::Key => vec!["Hello", "Initiate", "DoorbellRequest", "Evidence", "DoorbellRequest"],
         }
     }
 }
@@ -386,6 +391,7 @@ fn run(mut link: FakeLink) -> Session {
     let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let mut snp = SnpGuest::from_secrets_page(&link.host.sim.secrets_page()).expect("the launch planted VMPCK0");
     let anchor = link.host.anchor();
+    let rp_id = link.host.issuer.rp_id();
     let events = RefCell::new(Vec::new());
     let result = {
         let on_malformed = |e: &ProtoError| events.borrow_mut().push(format!("MalformedFrame({e:?})"));
@@ -395,11 +401,12 @@ fn run(mut link: FakeLink) -> Session {
         let mut session = session::Session {
             channel: &channel,
             vault: &vault,
-            trust: Trust { issuer_anchor: &anchor },
+            trust: Trust { issuer_anchor: &anchor, rp_id: &rp_id, epoch_marker: None },
             runtime_name: RUNTIME_NAME,
             events: &mut record,
         };
-        session.run(&mut tee, &mut TestRng(SEAL_SEED), &[], key)
+        let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint: None };
+        session.run(&mut tee, &mut TestRng(SEAL_SEED), &[], key, &request)
     };
     link.drain();
     assert_eq!(link.read, link.wire.len(), "the guest left a partial frame on the wire");
@@ -489,7 +496,10 @@ fn assert_vmpck_wiped(session: &mut Session) {
 
 /// Frames a hostile or noisy host may send, each with the Error code the guest must answer.
 fn malformed_frames() -> Vec<(&'static str, Vec<u8>, ErrorCode)> {
-    let challenge = twi_proto::encode(&Challenge { nonce: vec![7; 32], key_release: false }.into()).unwrap();
+    let challenge = twi_proto::encode(
+        &Challenge { nonce: vec![7; 32], key_release: false, freshness: Freshness::PresentNonce }.into(),
+    )
+    .unwrap();
     let mut bad_crc = Vec::new();
     cobs_encode(challenge.iter().copied().chain((crc32(&challenge) ^ 1).to_le_bytes()), &mut bad_crc);
     bad_crc.push(0);
@@ -544,7 +554,7 @@ fn session_obtains_a_credential_for_the_vault_key() {
             runtime: RUNTIME_NAME.into(),
         })
     );
-    assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: true }));
+    assert_eq!(session.link.sent[5], Message::Done(Done { credential_accepted: true }));
     assert_eq!(
         session.events,
         [
@@ -562,12 +572,18 @@ fn session_obtains_a_credential_for_the_vault_key() {
 
     // The Evidence binds the vault's key and the issuer's nonce into a report of the PSP.
     let nonce = session.link.host.nonce.clone().expect("a challenge was sent");
-    let Message::Evidence(evidence) = &session.link.sent[2] else { unreachable!() };
+    let Message::Evidence(evidence) = &session.link.sent[3] else { unreachable!() };
     assert_eq!(evidence.platform, Platform::SimSnp);
     assert_eq!(evidence.public_key, public_key);
     assert_eq!(evidence.nonce, nonce);
     let report = AttestationReport::parse(&evidence.evidence).expect("a report");
-    assert_eq!(report.report_data, binding::report_data(&nonce, &public_key).unwrap());
+    // TACRA's binding: the nonce, the issuer's identifier, the target and the CSR, which is for
+    // the vault's key and signed by it (an independent implementation recomputes it).
+    let csr = evidence.csr.as_deref().expect("enrollment evidence carries its CSR");
+    assert_eq!(twi_proto::csr::verify(csr).unwrap().to_vec(), public_key);
+    let rp_id = session.link.host.issuer.rp_id();
+    assert_eq!(evidence.target, TARGET);
+    assert_eq!(report.report_data, twi_testkit::tacra::report_data(&nonce, &rp_id, TARGET, csr));
     // The report came through the extended guest request; its certificate table (VCEK, ASK,
     // ARK) travels with the evidence, byte for byte as the host gave it.
     assert_eq!(evidence.certificates, Some(session.link.host.psp.certificate_table().unwrap()));
@@ -620,7 +636,7 @@ fn certificate_table_is_forwarded_only_when_usable() {
         let session = run(certificates(table));
         session.result.as_ref().expect("the session succeeds without certificates");
         assert!(session.events.iter().any(|e| e == event), "{:?}", session.events);
-        let Message::Evidence(evidence) = &session.link.sent[2] else { unreachable!() };
+        let Message::Evidence(evidence) = &session.link.sent[3] else { unreachable!() };
         assert_eq!(evidence.certificates, None);
     }
 
@@ -742,7 +758,7 @@ fn issuer_rejection_is_reported_as_a_host_error() {
         other => panic!("{other:?}"),
     }
     // The guest has nothing to say to an Error: no Done, no Error of its own, no key request.
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Evidence"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -750,16 +766,19 @@ fn issuer_rejection_is_reported_as_a_host_error() {
 
 #[test]
 fn malformed_frame_is_answered_with_an_error_and_skipped() {
-    let link = FakeLink::tampering("Hello", |msg, host| {
+    let link = FakeLink::tampering("Initiate", |msg, host| {
         let mut bytes = b"\x13garbage \xFF\x01 from the host\0".to_vec();
         bytes.extend(frame(&host.honest_reply(msg).unwrap()));
         bytes
     });
     let session = run(link);
     assert!(session.result.is_ok(), "{:?}", session.result);
-    assert_eq!(session.sent_names(), ["Hello", "Error", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"]);
+    assert_eq!(
+        session.sent_names(),
+        ["Hello", "Initiate", "Error", "DoorbellRequest", "Evidence", "DoorbellRequest", "Done"]
+    );
     assert_eq!(session.errors_sent()[0].code, ErrorCode::Malformed);
-    assert_eq!(session.link.sent[5], Message::Done(Done { credential_accepted: true }));
+    assert_eq!(session.link.sent[6], Message::Done(Done { credential_accepted: true }));
     assert!(session.events[0].starts_with("MalformedFrame("), "{:?}", session.events);
     assert_eq!(session.events[1], "ChallengeReceived");
 }
@@ -805,7 +824,7 @@ fn malformed_frames_below_the_limit_are_tolerated_across_the_session() {
 fn too_many_malformed_frames_end_the_session() {
     let n = MAX_MALFORMED_FRAMES as usize;
     let (garbage, codes) = n_malformed_frames(n);
-    let link = FakeLink::tampering("Hello", move |msg, host| {
+    let link = FakeLink::tampering("Initiate", move |msg, host| {
         // A valid Challenge follows, but the guest must have given up before it.
         let mut bytes = garbage.clone();
         bytes.extend(frame(&host.honest_reply(msg).unwrap()));
@@ -818,7 +837,7 @@ fn too_many_malformed_frames_end_the_session() {
         session.result
     );
     // One Error per bad frame, and nothing after: the session ended at the limit.
-    let mut expected = vec!["Hello"];
+    let mut expected = vec!["Hello", "Initiate"];
     expected.extend(std::iter::repeat_n("Error", n));
     assert_eq!(session.sent_names(), expected);
     let sent_codes: Vec<ErrorCode> = session.errors_sent().iter().map(|e| e.code).collect();
@@ -831,10 +850,15 @@ fn too_many_malformed_frames_end_the_session() {
 
 #[test]
 fn unexpected_message_instead_of_challenge_is_refused() {
-    let link = FakeLink::tampering("Hello", |_, _| {
+    let link = FakeLink::tampering("Initiate", |_, _| {
         frame(
-            &Credential { certificate: vec![0x30, 0x00], workload_id: WORKLOAD_ID.into(), attestation_result: None }
-                .into(),
+            &Credential {
+                certificate: vec![0x30, 0x00],
+                workload_id: WORKLOAD_ID.into(),
+                attestation_result: None,
+                wit: None,
+            }
+            .into(),
         )
     });
     let session = run(link);
@@ -843,7 +867,7 @@ fn unexpected_message_instead_of_challenge_is_refused() {
         "{:?}",
         session.result
     );
-    assert_eq!(session.sent_names(), ["Hello", "Error"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "Error"]);
     assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage);
 }
 
@@ -860,7 +884,10 @@ fn unexpected_message_instead_of_doorbell_response_is_refused() {
             (
                 "Challenge",
                 FakeLink::tampering_doorbell(stage, |_, _| {
-                    frame(&Challenge { nonce: vec![1; 32], key_release: false }.into())
+                    frame(
+                        &Challenge { nonce: vec![1; 32], key_release: false, freshness: Freshness::PresentNonce }
+                            .into(),
+                    )
                 }),
             ),
             ("DoorbellResponse", FakeLink::tampering_doorbell(stage, wrong_kind)),
@@ -885,15 +912,16 @@ fn unexpected_message_instead_of_doorbell_response_is_refused() {
 
 #[test]
 fn unexpected_message_instead_of_credential_is_refused() {
-    let link =
-        FakeLink::tampering("Evidence", |_, _| frame(&Challenge { nonce: vec![1; 32], key_release: false }.into()));
+    let link = FakeLink::tampering("Evidence", |_, _| {
+        frame(&Challenge { nonce: vec![1; 32], key_release: false, freshness: Freshness::PresentNonce }.into())
+    });
     let session = run(link);
     assert!(
         matches!(expect_err(&session), SessionError::Channel(ChannelError::Unexpected("Challenge"))),
         "{:?}",
         session.result
     );
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Evidence", "Error"]);
     assert_eq!(session.errors_sent()[0].code, ErrorCode::UnexpectedMessage);
 }
 
@@ -1206,7 +1234,7 @@ fn after_a_refused_answer_the_guest_never_uses_its_vmpck_again() {
     // After a refused answer the session sends nothing more to the firmware, and the guest
     // could not even if asked: its key is gone (see `assert_vmpck_wiped` in every case above).
     let session = run(altering_response(Stage::Report, |response, _| response.response[HEADER_SIZE] ^= 1));
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Error"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Error"]);
     assert_envelope_refused(session, Stage::Report, GuestMsgError::Authentication);
 }
 
@@ -1219,7 +1247,7 @@ fn credential_from_another_ca_is_rejected_and_reported() {
         let Message::Evidence(Evidence { public_key, .. }) = msg else { unreachable!() };
         let impostor = TestCa::new(0xBAD, "CN=TWI issuer CA for example.org,O=TWI");
         let certificate = impostor.issue_workload(public_key, WORKLOAD_ID);
-        frame(&Credential { certificate, workload_id: WORKLOAD_ID.into(), attestation_result: None }.into())
+        frame(&Credential { certificate, workload_id: WORKLOAD_ID.into(), attestation_result: None, wit: None }.into())
     });
     let session = run(link);
     assert!(
@@ -1228,11 +1256,11 @@ fn credential_from_another_ca_is_rejected_and_reported() {
         session.result
     );
     // Rejected, reported, and not sealed: no key request follows.
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Evidence", "Error", "Done"]);
     let error = session.errors_sent()[0];
     assert_eq!(error.code, ErrorCode::CredentialRejected);
     assert!(error.message.contains(CredentialError::BadSignature.as_str()), "{}", error.message);
-    assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: false }));
+    assert_eq!(session.link.sent[5], Message::Done(Done { credential_accepted: false }));
     assert!(!session.events.iter().any(|e| e.starts_with("CredentialAccepted")));
     assert!(!session.events.iter().any(|e| e.starts_with("CredentialSealed")));
 }
@@ -1252,7 +1280,7 @@ fn credential_for_another_workload_than_announced_is_rejected() {
         session.result
     );
     assert_eq!(session.errors_sent()[0].code, ErrorCode::CredentialRejected);
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Evidence", "Error", "Done"]);
     assert_eq!(session.link.sent.last(), Some(&Message::Done(Done { credential_accepted: false })));
 }
 
@@ -1269,7 +1297,7 @@ fn host_error_instead_of_credential_ends_the_session() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence"]);
+    assert_eq!(session.sent_names(), ["Hello", "Initiate", "DoorbellRequest", "Evidence"]);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1282,7 +1310,7 @@ fn host_closing_the_link_ends_the_session() {
         bytes[..bytes.len() / 2].to_vec()
     };
     let cases: Vec<(&str, FakeLink, Vec<&str>)> = vec![
-        ("after Hello", FakeLink::tampering("Hello", |_, _| Vec::new()), vec!["Hello"]),
+        ("after Initiate", FakeLink::tampering("Initiate", |_, _| Vec::new()), vec!["Hello", "Initiate"]),
         (
             "after the report DoorbellRequest",
             FakeLink::tampering_doorbell(Stage::Report, |_, _| Vec::new()),
@@ -1291,7 +1319,7 @@ fn host_closing_the_link_ends_the_session() {
         (
             "mid-Credential",
             FakeLink::tampering("Evidence", half_a_credential),
-            vec!["Hello", "DoorbellRequest", "Evidence"],
+            vec!["Hello", "Initiate", "DoorbellRequest", "Evidence"],
         ),
         (
             "after the key DoorbellRequest",
@@ -1346,6 +1374,7 @@ fn mechanism_b_forwards_the_attestation_result_with_a_proof_of_possession() {
                         certificate: issued.certificate_der.clone(),
                         workload_id: issued.workload_id.clone(),
                         attestation_result: None,
+                        wit: None,
                     }
                     .into(),
                 ))
@@ -1357,13 +1386,13 @@ fn mechanism_b_forwards_the_attestation_result_with_a_proof_of_possession() {
     let outcome = session.result.as_ref().expect("the session succeeds");
     assert_eq!(
         session.sent_names(),
-        ["Hello", "DoorbellRequest", "Evidence", "CredentialRequest", "DoorbellRequest", "Done"]
+        ["Hello", "Initiate", "DoorbellRequest", "Evidence", "CredentialRequest", "DoorbellRequest", "Done"]
     );
     let Message::Hello(hello) = &session.link.sent[0] else { unreachable!() };
     let mechanisms = CAP_MECHANISM_A | CAP_MECHANISM_B | CAP_MECHANISM_C | CAP_MECHANISM_D;
     assert_eq!(hello.capabilities & mechanisms, session::RUNTIME_MECHANISMS);
     assert!(session.events.contains(&format!("AttestationResultReceived({})", TEST_EAR.len())), "{:?}", session.events);
-    let Message::CredentialRequest(request) = &session.link.sent[3] else { unreachable!() };
+    let Message::CredentialRequest(request) = &session.link.sent[4] else { unreachable!() };
     assert_eq!(request.public_key, session.public_key());
     // The proof is the vault key's signature over the documented input, and binds the nonce.
     let nonce = session.link.host.nonce.clone().unwrap();
@@ -1455,10 +1484,10 @@ fn mechanism_d_link(answer: impl Fn(&Evidence, &Host) -> Vec<u8> + 'static) -> F
     FakeLink::new(
         Host::new(true),
         Box::new(move |msg, host| match msg {
-            Message::Hello(_) => {
+            Message::Initiate(_) => {
                 let nonce = host.challenge();
                 host.nonce = Some(nonce.clone());
-                Some(frame(&Challenge { nonce, key_release: true }.into()))
+                Some(frame(&Challenge { nonce, key_release: true, freshness: Freshness::PresentNonce }.into()))
             }
             Message::Evidence(evidence) => Some(answer(evidence, host)),
             _ => None,
@@ -1487,7 +1516,7 @@ fn mechanism_d_installs_the_released_key_as_the_credential_key() {
     let report = session.evidence_report();
     assert_eq!(
         report.report_data,
-        binding::report_data_for(binding::Purpose::KeyRelease, &evidence.nonce, &evidence.public_key).unwrap()
+        twi_testkit::tacra::retrieve(&evidence.public_key, &evidence.nonce, &session.link.host.issuer.rp_id(), TARGET)
     );
     assert!(session.events.iter().any(|e| e == "ReleaseKeyBound"), "{:?}", session.events);
     assert!(session.events.iter().any(|e| e == "KeyReleased"), "{:?}", session.events);
@@ -1515,9 +1544,13 @@ fn mechanism_d_refuses_an_altered_release_and_keeps_no_credential() {
             "{what}: {error}"
         );
         assert!(error.to_string().contains("key release refused"), "{error}");
-        assert_eq!(session.sent_names(), ["Hello", "DoorbellRequest", "Evidence", "Error", "Done"], "{what}");
+        assert_eq!(
+            session.sent_names(),
+            ["Hello", "Initiate", "DoorbellRequest", "Evidence", "Error", "Done"],
+            "{what}"
+        );
         assert_eq!(session.errors_sent()[0].code, ErrorCode::CredentialRejected);
-        assert_eq!(session.link.sent[4], Message::Done(Done { credential_accepted: false }));
+        assert_eq!(session.link.sent[5], Message::Done(Done { credential_accepted: false }));
         assert_eq!(session.public_key(), public_sec1(&key_from_seed(KEY_SEED)), "{what}: the boot key stays");
     }
 }
@@ -1531,6 +1564,7 @@ fn mechanism_d_refuses_a_plain_credential_and_a_certificate_for_another_key() {
                 certificate: provisioned_certificate(host, &evidence.public_key),
                 workload_id: WORKLOAD_ID.into(),
                 attestation_result: None,
+                wit: None,
             }
             .into(),
         )

@@ -15,11 +15,12 @@ use twi_attester::tdx::quote::ParsedQuote;
 use twi_attester::tdx::td_report::TD_REPORT_SIZE;
 use twi_host_loader::sim::tdx::SimTdx;
 use twi_proto::msg::{
-    Challenge, Credential, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Message, Platform, event_type,
+    Challenge, Credential, CredentialKind, DoorbellKind, DoorbellRequest, DoorbellResponse, ErrorCode, Freshness,
+    Message, Platform, event_type,
 };
 use twi_proto::{MessageReader, write_message};
 use twi_runtime::channel::{Channel, Link};
-use twi_runtime::session::{self, Event, SessionError, Trust};
+use twi_runtime::session::{self, Acquisition, Event, SessionError, Trust};
 use twi_runtime::tee::sim::SimTdxModule;
 use twi_runtime::tee::tdx::{TdxError, TdxModule, TdxTee};
 use twi_runtime::tee::{Measurement, TeeError};
@@ -206,6 +207,10 @@ impl Outcome {
     }
 }
 
+/// What the sessions acquire.
+const REQUEST: Acquisition<'static> =
+    Acquisition { target: "twi:test", credential_type: CredentialKind::X509, hint: None };
+
 const MANIFEST: &[u8] = b"the launch manifest's postcard body";
 const SECOND_MANIFEST_EVENT: &[u8] = b"a later RTMR1 event";
 
@@ -217,11 +222,16 @@ fn run(faults: Faults) -> Outcome {
     let vault = Vault::new();
     let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
     let certificate = ca.issue_workload(&public_sec1(&key_from_seed(KEY_SEED)), WORKLOAD_ID);
-    let mut to_guest = frame(&Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false }));
+    let mut to_guest = frame(&Message::Challenge(Challenge {
+        nonce: NONCE.to_vec(),
+        key_release: false,
+        freshness: Freshness::PresentNonce,
+    }));
     to_guest.extend(frame(&Message::Credential(Credential {
         certificate,
         workload_id: WORKLOAD_ID.into(),
         attestation_result: None,
+        wit: None,
     })));
     let mut link = ScriptedLink { to_guest: to_guest.into(), wire: Vec::new() };
     let measurements = [
@@ -252,11 +262,11 @@ fn run_session(
     let mut session = session::Session {
         channel: &channel,
         vault,
-        trust: Trust { issuer_anchor: anchor },
+        trust: Trust { issuer_anchor: anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
         runtime_name: "twi-runtime/test",
         events: &mut events,
     };
-    session.run(tee, &mut TestRng(0x5EED), measurements, key)
+    session.run(tee, &mut TestRng(0x5EED), measurements, key, &REQUEST)
 }
 
 fn digest_prefix(data: &[u8]) -> String {
@@ -278,8 +288,8 @@ fn extends_reach_the_module_in_order_and_the_quote_matches_the_log() {
         ]
     );
     assert_eq!(outcome.module.polls, 1);
-    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
-    let Some(Message::Evidence(evidence)) = outcome.sent.get(1) else { panic!("no Evidence") };
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Evidence", "Done"]);
+    let Some(Message::Evidence(evidence)) = outcome.sent.get(2) else { panic!("no Evidence") };
     // The hardware module's platform is what the Hello and the Evidence carry.
     assert_eq!(evidence.platform, Platform::Tdx);
     let Some(Message::Hello(hello)) = outcome.sent.first() else { panic!("no Hello") };
@@ -300,7 +310,7 @@ fn an_in_flight_quote_is_polled_with_a_pause_until_it_is_ready() {
     let outcome = run(Faults { in_flight_polls: 3, ..Faults::default() });
     assert!(outcome.result.is_ok(), "{:?}", outcome.result);
     assert_eq!((outcome.module.polls, outcome.module.pauses), (4, 3));
-    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Evidence", "Done"]);
 }
 
 /// How many polls fit in the time bound: the first, and one after each pause the backoff allows
@@ -331,7 +341,7 @@ fn in_flight_polling_stops_at_its_time_bound_with_a_clear_error() {
     assert!(waited_ms >= 35_000, "{waited_ms} ms");
     assert_eq!(&outcome.module.delays[..3], &[10, 20, 40]);
     assert_eq!(outcome.module.delays.last(), Some(&1000));
-    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
     let Some(Message::Error(e)) = outcome.sent.last() else { unreachable!() };
     assert!(e.message.contains("still in flight after 35 s"), "{}", e.message);
@@ -346,17 +356,17 @@ fn a_quote_format_the_guest_does_not_parse_is_still_sent_as_evidence() {
     // REPORTDATA and RTMRs (at the offsets every version shares) and leaves the rest to the
     // verifier, so a quoting-enclave update does not stop attestation.
     let outcome = run(Faults { quote_header: Some((4, 3)), ..Faults::default() });
-    let Some(Message::Evidence(evidence)) = outcome.sent.get(1) else { panic!("no Evidence: {:?}", outcome.names()) };
+    let Some(Message::Evidence(evidence)) = outcome.sent.get(2) else { panic!("no Evidence: {:?}", outcome.names()) };
     assert_eq!(&evidence.evidence[..4], &[4, 0, 3, 0]);
     assert!(ParsedQuote::parse(&evidence.evidence).is_err(), "the verifier's parser refuses it");
-    assert_eq!(outcome.names(), ["Hello", "Evidence", "Done"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Evidence", "Done"]);
 }
 
 #[test]
 fn a_get_quote_error_status_ends_the_session_with_an_error_frame() {
     let outcome = run(Faults { quote_status: Some(getquote::status::QGS_UNAVAILABLE), ..Faults::default() });
     assert_eq!(*outcome.tdx_error(), TdxError::GetQuote(GetQuoteError::Failed(getquote::status::QGS_UNAVAILABLE)));
-    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
 }
 
@@ -365,7 +375,7 @@ fn a_failed_extend_ends_the_session_before_any_report() {
     let outcome = run(Faults { extend_status: Some(OPERAND_INVALID_RDX), ..Faults::default() });
     assert_eq!(*outcome.tdx_error(), TdxError::Doorbell(OPERAND_INVALID_RDX));
     assert_eq!(outcome.module.calls.len(), 1, "{:?}", outcome.module.calls);
-    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
 }
 
@@ -374,7 +384,7 @@ fn a_quote_whose_rtmrs_disagree_with_the_log_is_refused() {
     // The module acknowledges the issuer-anchor extend but never applies it.
     let outcome = run(Faults { drop_extend: Some(1), ..Faults::default() });
     assert_eq!(*outcome.tdx_error(), TdxError::RtmrMismatch);
-    assert_eq!(outcome.names(), ["Hello", "Error"]);
+    assert_eq!(outcome.names(), ["Hello", "Initiate", "Error"]);
     assert_eq!(outcome.error_codes(), [ErrorCode::DoorbellFailed]);
 }
 
@@ -395,7 +405,11 @@ struct SimHostLink {
 impl SimHostLink {
     fn answer(&mut self, msg: Message) -> Option<Message> {
         match msg {
-            Message::Hello(_) => Some(Message::Challenge(Challenge { nonce: NONCE.to_vec(), key_release: false })),
+            Message::Initiate(_) => Some(Message::Challenge(Challenge {
+                nonce: NONCE.to_vec(),
+                key_release: false,
+                freshness: Freshness::PresentNonce,
+            })),
             Message::DoorbellRequest(request) => {
                 self.requests.push(request.clone());
                 let (status, response) = match request.kind {
@@ -430,6 +444,7 @@ impl SimHostLink {
                 certificate: self.certificate.clone(),
                 workload_id: WORKLOAD_ID.into(),
                 attestation_result: None,
+                wit: None,
             })),
             _ => None,
         }
@@ -482,11 +497,11 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
         let mut session = session::Session {
             channel: &channel,
             vault: &vault,
-            trust: Trust { issuer_anchor: &anchor },
+            trust: Trust { issuer_anchor: &anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
             runtime_name: "twi-runtime/test",
             events: &mut events,
         };
-        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key)
+        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key, &REQUEST)
     };
     assert!(result.is_ok(), "{result:?}");
     let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();

@@ -22,6 +22,7 @@ pub mod certs;
 pub mod rng;
 pub mod samples;
 pub mod scenario;
+pub mod tacra;
 pub mod tools;
 
 pub use rng::TestRng;

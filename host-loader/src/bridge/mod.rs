@@ -54,14 +54,14 @@ use twi_issuer::policy::Mechanism;
 use twi_issuer::{CredentialRequestIn, EvidenceBundle};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
-    CredentialRequest, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Hello, KeyRelease, Message, PROTOCOL_VERSION,
-    Platform,
+    CredentialRequest, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Freshness, Hello, Initiate, KeyRelease, Message,
+    PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, write_message};
 
 pub use firmware::{Endorsements, Firmware, FirmwareError};
 pub use relay::{Conduit, ConduitError, Offline, TamperedConduit};
-pub use roles::{Presented, Refusal, Released, Roles};
+pub use roles::{Declined, Presented, Refusal, Released, Roles};
 
 use crate::remote::Obtained;
 
@@ -128,12 +128,17 @@ pub enum BridgeError {
 struct Challenged {
     nonce: Vec<u8>,
     mechanism: Mechanism,
+    /// The target of the Initiate it answers, and the freshness kind the issuer named.
+    target: String,
+    freshness: Freshness,
 }
 
 #[derive(Debug)]
 enum Phase {
     /// No Hello yet.
     Booting,
+    /// Hello came (with these capabilities); an Initiate is due.
+    Greeted(u32),
     /// A Challenge went out; evidence is due.
     Challenged(Challenged),
     /// Mechanism B: the attestation result went out; the guest's CredentialRequest is due.
@@ -237,7 +242,8 @@ impl<'a> Bridge<'a> {
             return Ok(step);
         }
         let reply = match message {
-            Message::Hello(hello) => self.hello(&hello, &mut step)?,
+            Message::Hello(hello) => self.hello(&hello, &mut step),
+            Message::Initiate(initiate) => self.initiate(&initiate, &mut step),
             Message::DoorbellRequest(request) => self.doorbell(&request, &mut step)?,
             Message::Evidence(evidence) => self.evidence(evidence, &mut step)?,
             Message::CredentialRequest(request) => self.credential_request(request, &mut step),
@@ -283,43 +289,65 @@ impl<'a> Bridge<'a> {
         error(code, text)
     }
 
-    fn hello(&mut self, hello: &Hello, step: &mut Step) -> Result<Option<Message>, BridgeError> {
+    fn hello(&mut self, hello: &Hello, step: &mut Step) -> Option<Message> {
         step.progress(format!("booted: {} on platform {:?}", hello.runtime, hello.platform));
         if hello.version != PROTOCOL_VERSION {
             let text =
                 format!("protocol version {} is not supported (this loader speaks {PROTOCOL_VERSION})", hello.version);
-            return Ok(Some(self.refuse(format!("the guest speaks {text}"), ErrorCode::UnsupportedVersion, &text)));
+            return Some(self.refuse(format!("the guest speaks {text}"), ErrorCode::UnsupportedVersion, &text));
         }
         let platform = self.firmware.platform();
         if hello.platform != platform {
             let text =
                 format!("platform {:?} cannot run under `--platform {}`", hello.platform, self.firmware.option());
-            return Ok(Some(self.refuse(format!("the guest reports {text}"), ErrorCode::UnexpectedMessage, &text)));
+            return Some(self.refuse(format!("the guest reports {text}"), ErrorCode::UnexpectedMessage, &text));
         }
-        // The Verifier's challenge; it also says which mechanism the policy chose for the
-        // workload this measurement belongs to.
-        let challenge = self.roles.challenge(platform, &self.config.measurement).map_err(BridgeError::Issuer)?;
+        self.phase = Phase::Greeted(hello.capabilities);
+        None
+    }
+
+    /// TACRA Initiate: the issuer's policy for the workload and target says how (mechanism,
+    /// freshness kind) and hands out the handle; the guest gets them in a Challenge.
+    fn initiate(&mut self, initiate: &Initiate, step: &mut Step) -> Option<Message> {
+        let Phase::Greeted(capabilities) = self.phase else {
+            let text = "an Initiate before a Hello";
+            return Some(self.refuse(format!("the guest sent {text}"), ErrorCode::UnexpectedMessage, text));
+        };
+        let platform = self.firmware.platform();
+        let challenge = match self.roles.initiate(platform, &self.config.measurement, initiate) {
+            Ok(challenge) => challenge,
+            Err(declined) => {
+                let reason = format!("the issuer declined the target {}: {}", initiate.target, declined.refusal);
+                return Some(self.refuse(reason, declined.code, &declined.refusal.0));
+            }
+        };
         let mechanism = self.config.mechanism.or(challenge.mechanism).unwrap_or(Mechanism::C);
-        if hello.capabilities & mechanism_capability(mechanism) == 0 {
+        if capabilities & mechanism_capability(mechanism) == 0 {
             let text = format!(
-                "the guest does not advertise credential acquisition mechanism {} (capabilities {:#x})",
+                "the guest does not advertise credential acquisition mechanism {} (capabilities {capabilities:#x})",
                 mechanism.name(),
-                hello.capabilities
             );
-            return Ok(Some(self.refuse(text.clone(), ErrorCode::UnexpectedMessage, &text)));
+            return Some(self.refuse(text.clone(), ErrorCode::UnexpectedMessage, &text));
         }
-        step.progress(format!("credential acquisition mechanism {}", mechanism.name()));
+        step.progress(format!(
+            "credential acquisition mechanism {} for target {} ({}), freshness {}",
+            mechanism.name(),
+            initiate.target,
+            initiate.credential_type.name(),
+            challenge.freshness.name()
+        ));
         if mechanism == Mechanism::D
             && let Err(text) = self.provision(step)
         {
-            return Ok(Some(self.refuse(text.clone(), ErrorCode::Internal, &text)));
+            return Some(self.refuse(text.clone(), ErrorCode::Internal, &text));
         }
-        // The nonce is the Verifier's, and only the Verifier checks it: the guest binds it into
+        // The handle is the Verifier's, and only the Verifier checks it: the guest binds it into
         // its report, and the issuer refuses a nonce it did not issue or already saw.
         self.outcome.challenged = true;
-        let nonce = challenge.nonce;
-        self.phase = Phase::Challenged(Challenged { nonce: nonce.clone(), mechanism });
-        Ok(Some(Challenge { nonce, key_release: mechanism == Mechanism::D }.into()))
+        let (nonce, freshness) = (challenge.nonce, challenge.freshness);
+        let target = initiate.target.clone();
+        self.phase = Phase::Challenged(Challenged { nonce: nonce.clone(), mechanism, target, freshness });
+        Some(Challenge { nonce, key_release: mechanism == Mechanism::D, freshness }.into())
     }
 
     /// Mechanism D: the workload owner's provisioning step, done here once for the demo.
@@ -368,12 +396,20 @@ impl<'a> Bridge<'a> {
             return Ok(Some(self.refuse(format!("the guest sent {text}"), ErrorCode::VerificationFailed, &text)));
         }
         let challenged = match &self.phase {
-            Phase::Challenged(c) | Phase::Redeeming(c) if c.nonce == evidence.nonce => c.clone(),
+            Phase::Challenged(c) | Phase::Redeeming(c) => c.clone(),
             _ => {
-                let reason = "the guest echoed a nonce other than the challenge".to_string();
-                return Ok(Some(self.refuse(reason, ErrorCode::VerificationFailed, "nonce echo mismatch")));
+                let text = "evidence before a Challenge";
+                return Ok(Some(self.refuse(format!("the guest sent {text}"), ErrorCode::UnexpectedMessage, text)));
             }
         };
+        if challenged.freshness.has_handle() && challenged.nonce != evidence.nonce {
+            let reason = "the guest echoed a nonce other than the challenge".to_string();
+            return Ok(Some(self.refuse(reason, ErrorCode::VerificationFailed, "nonce echo mismatch")));
+        }
+        if challenged.target != evidence.target {
+            let reason = format!("the guest's evidence is for {}, not the target it Initiated", evidence.target);
+            return Ok(Some(self.refuse(reason, ErrorCode::VerificationFailed, "target mismatch")));
+        }
         step.events.push(Event::Evidence(evidence.clone()));
         let endorsements = match self.endorsements(&evidence, step)? {
             Ok(endorsements) => endorsements,
@@ -384,6 +420,8 @@ impl<'a> Bridge<'a> {
             evidence: &evidence.evidence,
             public_key: &evidence.public_key,
             nonce: &evidence.nonce,
+            target: &evidence.target,
+            csr: evidence.csr.as_deref(),
             endorsements: &endorsements,
         };
         let presented = Presented { bundle, events: evidence.event_log.as_deref().unwrap_or_default() };
@@ -464,6 +502,7 @@ impl<'a> Bridge<'a> {
                     certificate: issued.certificate_der.clone(),
                     workload_id: credential.workload_id.clone(),
                     attestation_result,
+                    wit: Some(issued.credential.wit.clone()),
                 };
                 self.outcome.issued = Some(issued);
                 reply.into()
@@ -544,6 +583,7 @@ impl<'a> Bridge<'a> {
                     certificate: issued.certificate_der.clone(),
                     workload_id: issued.credential.workload_id.clone(),
                     attestation_result: None,
+                    wit: Some(issued.credential.wit.clone()),
                 };
                 self.outcome.issued = Some(issued);
                 reply.into()

@@ -6,8 +6,9 @@
 
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::Mechanism;
+use twi_issuer::policy::TargetRefusal;
 use twi_issuer::{CredentialRequest, CredentialRequestIn, Issued, Issuer, Rejection};
-use twi_proto::msg::Platform;
+use twi_proto::msg::{ErrorCode, Initiate, Platform};
 use twi_verifier::tdx::{Collateral, TdxConfig};
 
 use crate::remote::{Obtained, RemoteIssuer};
@@ -31,6 +32,33 @@ impl From<Rejection> for Refusal {
     }
 }
 
+/// Why the issuer answered an Initiate with no Challenge: TACRA's reason (the guest gets it as
+/// its error code) and the words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{refusal}")]
+pub struct Declined {
+    /// [`ErrorCode::InvalidTarget`], [`ErrorCode::UnsupportedType`] or [`ErrorCode::Internal`].
+    pub code: ErrorCode,
+    pub refusal: Refusal,
+}
+
+impl From<Refusal> for Declined {
+    fn from(refusal: Refusal) -> Self {
+        Self { code: ErrorCode::Internal, refusal }
+    }
+}
+
+impl From<Rejection> for Declined {
+    fn from(rejection: Rejection) -> Self {
+        let code = match &rejection {
+            Rejection::Target(TargetRefusal::NotServed { .. }) => ErrorCode::InvalidTarget,
+            Rejection::Target(TargetRefusal::UnsupportedType { .. }) => ErrorCode::UnsupportedType,
+            _ => ErrorCode::Internal,
+        };
+        Self { code, refusal: rejection.into() }
+    }
+}
+
 /// Mechanism D: what the Key Store released.
 #[derive(Debug, Clone)]
 pub struct Released {
@@ -44,8 +72,9 @@ pub struct Released {
 
 /// The issuer's roles, as one launch needs them.
 pub trait Roles {
-    /// The Verifier's challenge for a launch expected to measure `measurement`.
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal>;
+    /// TACRA Initiate for a launch expected to measure `measurement`: the mode, freshness kind
+    /// and handle the issuer's policy names for the target.
+    fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined>;
     /// Mechanisms A (evidence to the Verifier, which asks the CA) and C (evidence to the CA,
     /// which asks the Verifier): the credential for the attested key.
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal>;
@@ -69,8 +98,8 @@ pub trait Roles {
 macro_rules! forward_roles {
     ($($holder:ty),*) => {$(
         impl<R: Roles + ?Sized> Roles for $holder {
-            fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-                (**self).challenge(platform, measurement)
+            fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined> {
+                (**self).initiate(platform, measurement, initiate)
             }
             fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
                 (**self).issue(evidence, mechanism)
@@ -104,8 +133,8 @@ fn obtained(issued: Result<Issued, Rejection>) -> Result<Obtained, Refusal> {
 
 /// The issuer in this process: each method is one of its asks.
 impl Roles for Issuer {
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        Issuer::challenge(self, platform, measurement).map_err(|e| Refusal(format!("issuer: {e}")))
+    fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined> {
+        Ok(Issuer::initiate(self, platform, measurement, &initiate.target, initiate.credential_type)?)
     }
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
         obtained(match mechanism {
@@ -139,8 +168,8 @@ impl Roles for Issuer {
 
 /// `twi serve` at a URL: each method is one of its endpoints.
 impl Roles for RemoteIssuer {
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        RemoteIssuer::challenge(self, platform, measurement).map_err(Refusal)
+    fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined> {
+        RemoteIssuer::initiate(self, platform, measurement, initiate)
     }
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
         RemoteIssuer::issue(self, &evidence, mechanism).map_err(Refusal)

@@ -8,11 +8,11 @@
 use twi_issuer::keystore::Provisioned;
 use twi_issuer::policy::Mechanism;
 use twi_issuer::{CredentialRequestIn, EvidenceBundle};
-use twi_proto::msg::{DoorbellKind, DoorbellRequest, DoorbellResponse, Platform};
+use twi_proto::msg::{DoorbellKind, DoorbellRequest, DoorbellResponse, Initiate, Platform};
 use twi_verifier::tdx::Collateral;
 
 use super::firmware::{Endorsements, Firmware, FirmwareError};
-use super::roles::{Challenge, Presented, Refusal, Released, Roles};
+use super::roles::{Challenge, Declined, Presented, Refusal, Released, Roles};
 use crate::remote::Obtained;
 
 /// A hostile-host behaviour.
@@ -104,8 +104,8 @@ impl<R: Roles> TamperedRoles<R> {
 }
 
 impl<R: Roles> Roles for TamperedRoles<R> {
-    fn challenge(&mut self, platform: Platform, measurement: &[u8]) -> Result<Challenge, Refusal> {
-        let mut challenge = self.inner.challenge(platform, measurement)?;
+    fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined> {
+        let mut challenge = self.inner.initiate(platform, measurement, initiate)?;
         if self.tamper == Tamper::Nonce {
             let mut other = vec![0u8; challenge.nonce.len()];
             getrandom::fill(&mut other).map_err(|e| Refusal(format!("the operating system's RNG failed: {e}")))?;

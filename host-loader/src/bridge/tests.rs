@@ -4,14 +4,13 @@
 //! firmware misbehave one way at a time.
 
 use p384::elliptic_curve::Generate;
-use twi_attester::binding;
 use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_attester::snp::secrets::VMPCK_OFFSETS;
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::msg::{
-    CAP_MECHANISM_C, CAP_SIM_DOORBELL, Done, DoorbellKind, DoorbellRequest, ErrorCode, Evidence, Hello, Message,
-    PROTOCOL_VERSION, Platform,
+    CAP_MECHANISM_C, CAP_SIM_DOORBELL, CredentialKind, Done, DoorbellKind, DoorbellRequest, ErrorCode, Evidence,
+    Freshness, Hello, Initiate, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_sim::snp::SimPsp;
 
@@ -36,7 +35,8 @@ impl Host {
         psp.set_launch_digest(DIGEST);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
         let (_, policy) =
-            development_policy("example.org", "demo", Measured { snp: &DIGEST, mrtd: None }, false).unwrap();
+            development_policy("example.org", "demo", Measured { snp: &DIGEST, mrtd: None }, false, Mechanism::C)
+                .unwrap();
         let issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         Self { _dir: dir, psp, issuer }
     }
@@ -46,7 +46,7 @@ impl Host {
         let launch = self.psp.launch().unwrap();
         let page = launch.secrets_page();
         let vmpck: [u8; 32] = page[VMPCK_OFFSETS[0]..VMPCK_OFFSETS[0] + 32].try_into().unwrap();
-        let guest = Guest::new(vmpck);
+        let guest = Guest::new(vmpck, self.issuer.rp_id());
         let config = Config { measurement: DIGEST.to_vec(), mechanism: None, renew: None };
         let firmware = SimSnp { psp: &self.psp, launch };
         let bridge = match tamper {
@@ -61,11 +61,21 @@ impl Host {
 struct Guest {
     key: p384::ecdsa::SigningKey,
     requester: Requester,
+    /// The issuer's identifier, as the measured manifest would carry it.
+    rp_id: String,
 }
 
+/// The target the guest acquires for.
+const TARGET: &str = "twi:test";
+
 impl Guest {
-    fn new(vmpck: [u8; 32]) -> Self {
-        Self { key: p384::ecdsa::SigningKey::try_generate().unwrap(), requester: Requester::new(Vmpck::new(vmpck), 0) }
+    fn new(vmpck: [u8; 32], rp_id: String) -> Self {
+        let key = p384::ecdsa::SigningKey::try_generate().unwrap();
+        Self { key, requester: Requester::new(Vmpck::new(vmpck), 0), rp_id }
+    }
+
+    fn initiate() -> Message {
+        Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None }.into()
     }
 
     fn public_key(&self) -> Vec<u8> {
@@ -77,9 +87,10 @@ impl Guest {
             .into()
     }
 
-    /// MSG_REPORT_REQ for REPORTDATA binding `nonce` and the key, sealed for the PSP.
+    /// MSG_REPORT_REQ for TACRA's REPORTDATA (freshness `nonce`, an enrollment of the key),
+    /// sealed for the PSP.
     fn report_request(&mut self, nonce: &[u8]) -> Message {
-        let report_data = binding::report_data(nonce, &self.public_key()).unwrap();
+        let (report_data, _) = twi_testkit::tacra::enroll(&self.key, nonce, &self.rp_id, TARGET);
         let mut sealed = vec![0u8; MAX_MESSAGE];
         let payload = ReportRequest { report_data, vmpl: 0 }.to_bytes();
         let len = self.requester.seal_request(msg_type::REPORT_REQ, 1, &payload, &mut sealed).unwrap();
@@ -104,9 +115,18 @@ impl Guest {
             nonce: nonce.to_vec(),
             event_log: None,
             certificates,
+            target: TARGET.into(),
+            csr: Some(twi_testkit::tacra::csr(&self.key)),
         }
         .into()
     }
+}
+
+/// Hello (no answer), then Initiate: the one reply to it.
+fn greet(bridge: &mut Bridge<'_>, capabilities: u32) -> Message {
+    let step = bridge.receive(Guest::hello(capabilities)).unwrap();
+    assert!(step.replies.is_empty(), "a Hello is not answered: {:?}", step.replies);
+    reply(bridge, Guest::initiate())
 }
 
 /// The one reply to `message`.
@@ -128,7 +148,7 @@ fn error_of(message: &Message) -> (ErrorCode, String) {
 
 /// Hello → Challenge → the PSP's report → Evidence, up to the reply to the evidence.
 fn exchange(bridge: &mut Bridge<'_>, guest: &mut Guest) -> Message {
-    let nonce = nonce_of(&reply(bridge, Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C)));
+    let nonce = nonce_of(&greet(bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
     let answer = reply(bridge, guest.report_request(&nonce));
     let (report, table) = guest.report(&answer);
     let step = bridge.receive(guest.evidence(report, &nonce, table)).unwrap();
@@ -162,6 +182,7 @@ fn bytes_in_any_split_give_the_same_replies() {
     let (mut bridge, _) = host.launch(None);
     let mut wire = Vec::new();
     twi_proto::write_message(&Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C), &mut wire).unwrap();
+    twi_proto::write_message(&Guest::initiate(), &mut wire).unwrap();
     let (half, rest) = wire.split_at(wire.len() / 2);
     let (nothing, _) = bridge.feed(half).unwrap();
     assert!(nothing.is_empty(), "half a frame is not answered");
@@ -199,7 +220,7 @@ fn hellos_the_bridge_cannot_serve_are_refused_with_the_reason() {
     drop(bridge);
 
     let (mut bridge, _) = host.launch(None);
-    let (_, text) = error_of(&reply(&mut bridge, Guest::hello(CAP_SIM_DOORBELL)));
+    let (_, text) = error_of(&greet(&mut bridge, CAP_SIM_DOORBELL));
     assert!(text.starts_with("the guest does not advertise credential acquisition mechanism c"), "{text}");
     assert!(!bridge.outcome().challenged);
 }
@@ -211,15 +232,25 @@ fn evidence_out_of_turn_or_over_another_nonce_is_refused() {
     // Before any challenge.
     let early = guest.evidence(vec![0; 1184], &[1; 32], None);
     let (code, text) = error_of(&reply(&mut bridge, early));
+    assert_eq!((code, text.as_str()), (ErrorCode::UnexpectedMessage, "evidence before a Challenge"));
+    assert_eq!(bridge.outcome().failure.as_deref(), Some("the guest sent evidence before a Challenge"));
+    // Over another nonce than the challenge's, or for another target than the Initiate's.
+    let nonce = nonce_of(&greet(&mut bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
+    let (code, text) = error_of(&reply(&mut bridge, guest.evidence(vec![0; 1184], &[1; 32], None)));
     assert_eq!((code, text.as_str()), (ErrorCode::VerificationFailed, "nonce echo mismatch"));
-    assert_eq!(bridge.outcome().failure.as_deref(), Some("the guest echoed a nonce other than the challenge"));
+    let Message::Evidence(mut other) = guest.evidence(vec![0; 1184], &nonce, None) else { unreachable!() };
+    other.target = "https://elsewhere.example/".into();
+    let (code, text) = error_of(&reply(&mut bridge, other.into()));
+    assert_eq!((code, text.as_str()), (ErrorCode::VerificationFailed, "target mismatch"));
     // A CredentialRequest without an attestation result before it (mechanism B only).
     let request = twi_proto::msg::CredentialRequest { ear: "x".into(), public_key: guest.public_key(), proof: vec![1] };
     let (code, _) = error_of(&reply(&mut bridge, request.into()));
     assert_eq!(code, ErrorCode::UnexpectedMessage);
     // Host-to-guest messages are not the guest's to send.
-    let (code, text) =
-        error_of(&reply(&mut bridge, twi_proto::msg::Challenge { nonce: vec![0; 32], key_release: false }.into()));
+    let (code, text) = error_of(&reply(
+        &mut bridge,
+        twi_proto::msg::Challenge { nonce: vec![0; 32], key_release: false, freshness: Freshness::PresentNonce }.into(),
+    ));
     assert_eq!(code, ErrorCode::UnexpectedMessage);
     assert!(text.ends_with("is not a message a guest sends"), "{text}");
 }
@@ -249,11 +280,11 @@ fn tampering_decorators_are_caught() {
 
     let (mut bridge, mut guest) = host.launch(Some(Tamper::Nonce));
     let (_, text) = error_of(&exchange(&mut bridge, &mut guest));
-    assert!(text.contains("REPORTDATA does not bind this nonce and public key"), "{text}");
+    assert!(text.contains("REPORTDATA is not the TACRA binding of this freshness element"), "{text}");
     drop(bridge);
 
     let (mut bridge, mut guest) = host.launch(Some(Tamper::FirmwareAnswerByte(0x70)));
-    let nonce = nonce_of(&reply(&mut bridge, Guest::hello(CAP_SIM_DOORBELL | CAP_MECHANISM_C)));
+    let nonce = nonce_of(&greet(&mut bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
     let answer = reply(&mut bridge, guest.report_request(&nonce));
     let Message::DoorbellResponse(answer) = answer else { panic!() };
     let mut plain = vec![0u8; MAX_MESSAGE];

@@ -68,19 +68,21 @@ impl Roles {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// TACRA's failure reason, where one applies.
+    pub code: Option<&'static str>,
 }
 
 impl ApiError {
     pub(super) fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), code: None }
     }
 
     pub(super) fn internal(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), code: None }
     }
 
     pub(super) fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, message: message.into() }
+        Self { status: StatusCode::FORBIDDEN, message: message.into(), code: None }
     }
 
     /// A role this process does not serve.
@@ -88,13 +90,14 @@ impl ApiError {
         Self {
             status: StatusCode::NOT_IMPLEMENTED,
             message: format!("this issuer process does not serve the {role} role ({why}); see `twi serve --roles`"),
+            code: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorResponse { error: self.message })).into_response()
+        (self.status, Json(ErrorResponse { error: self.message, code: self.code.map(str::to_string) })).into_response()
     }
 }
 
@@ -104,7 +107,12 @@ impl From<Rejection> for ApiError {
             Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::FORBIDDEN,
         };
-        Self { status, message: rejection.to_string() }
+        let code = match &rejection {
+            Rejection::Target(crate::policy::TargetRefusal::NotServed { .. }) => Some("invalid-target"),
+            Rejection::Target(crate::policy::TargetRefusal::UnsupportedType { .. }) => Some("unsupported-type"),
+            _ => None,
+        };
+        Self { status, message: rejection.to_string(), code }
     }
 }
 
@@ -120,10 +128,12 @@ impl From<JsonRejection> for ApiError {
             StatusCode::PAYLOAD_TOO_LARGE => Self {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 message: format!("the request body is larger than the limit of {MAX_BODY} bytes"),
+                code: None,
             },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 message: "send the request body as JSON with `Content-Type: application/json`".into(),
+                code: None,
             },
             _ => Self::bad_request(format!("the request body is not a valid request: {}", rejection.body_text())),
         }

@@ -67,9 +67,19 @@ pub(super) async fn challenge(
         Some(text) => unhex("measurement", text)?,
         None => Vec::new(),
     };
+    if request.target.is_empty() {
+        return Err(ApiError::bad_request("name the `target` the workload asks a credential for (TACRA Initiate)"));
+    }
+    let kind = twi_proto::msg::CredentialKind::from_name(&request.credential_type).ok_or_else(|| {
+        ApiError::bad_request(format!("credential_type {:?} is not x509 or wit", request.credential_type))
+    })?;
     with_issuer(&state, move |issuer| {
-        let challenge = issuer.challenge(platform, &measurement).map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(Json(ChallengeResponse { nonce: hex::encode(challenge.nonce), mechanism: challenge.mechanism }))
+        let challenge = issuer.initiate(platform, &measurement, &request.target, kind)?;
+        Ok(Json(ChallengeResponse {
+            nonce: hex::encode(challenge.nonce),
+            mechanism: challenge.mechanism,
+            freshness: challenge.freshness.name().to_string(),
+        }))
     })
     .await
 }

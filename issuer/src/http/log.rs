@@ -44,6 +44,7 @@ pub(super) async fn proof(
             message: format!(
                 "the provenance log has no record of credential {id:?}: give an X.509 serial (hex) or a WIT jti this issuer issued"
             ),
+            code: None,
         }),
     }
 }

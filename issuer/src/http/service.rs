@@ -85,6 +85,7 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
                 "the request was not received and answered within {} ms: send the whole body at once",
                 timeout.as_millis()
             ),
+            code: None,
         }
         .into_response(),
     }
@@ -97,6 +98,7 @@ async fn not_found(uri: Uri) -> ApiError {
             "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
+        code: None,
     }
 }
 
@@ -107,5 +109,6 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
             "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* and /.well-known/spiffe-bundle, POST the others",
             uri.path()
         ),
+        code: None,
     }
 }

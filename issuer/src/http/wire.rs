@@ -37,6 +37,9 @@ pub fn platform(name: &str) -> Result<Platform, WireError> {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ErrorResponse {
     pub error: String,
+    /// TACRA's failure reason where one applies (`invalid-target`, `unsupported-type`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
 }
 
 /// `POST /v1/challenge`.
@@ -50,14 +53,26 @@ pub struct ChallengeRequest {
     /// mechanism the workload uses.
     #[serde(default)]
     pub measurement: Option<String>,
+    /// TACRA Initiate: the target the workload asks a credential for (required).
+    #[serde(default)]
+    pub target: String,
+    /// `x509` (the default) or `wit`.
+    #[serde(default = "x509")]
+    pub credential_type: String,
+}
+
+fn x509() -> String {
+    "x509".into()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ChallengeResponse {
-    /// What the evidence must bind (hex).
+    /// The freshness handle the evidence must bind (hex; empty for the `absent-*` kinds).
     pub nonce: String,
-    /// The policy's mechanism for the workload that measurement belongs to (`a`..`d`), if any.
+    /// The policy's mechanism for the workload and target (`a`..`d`), if it knows the workload.
     pub mechanism: Option<Mechanism>,
+    /// The TACRA freshness kind (`present-nonce`, …).
+    pub freshness: String,
 }
 
 /// Evidence as the loader relays it (byte strings in hex).
@@ -67,7 +82,14 @@ pub struct EvidenceJson {
     pub platform: String,
     pub evidence: String,
     pub public_key: String,
+    /// TACRA's freshness element (hex).
     pub nonce: String,
+    /// The target of the acquisition (the binding covers it: a missing one fails there).
+    #[serde(default)]
+    pub target: String,
+    /// Enrollment: the workload's CSR (hex DER).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
     /// DER certificates the host supplies with the report, leaf first (SNP: VCEK, ASK).
     #[serde(default)]
     pub endorsements: Vec<String>,
@@ -94,6 +116,8 @@ impl EvidenceJson {
             evidence: hex::encode(bundle.evidence),
             public_key: hex::encode(bundle.public_key),
             nonce: hex::encode(bundle.nonce),
+            target: bundle.target.to_string(),
+            csr: bundle.csr.map(hex::encode),
             endorsements: bundle.endorsements.iter().map(hex::encode).collect(),
             event_log: evidence
                 .events
@@ -128,6 +152,8 @@ impl EvidenceJson {
             evidence: unhex("evidence.evidence", &self.evidence)?,
             public_key: unhex("evidence.public_key", &self.public_key)?,
             nonce: unhex("evidence.nonce", &self.nonce)?,
+            target: self.target.clone(),
+            csr: self.csr.as_deref().map(|csr| unhex("evidence.csr", csr)).transpose()?,
             endorsements,
             events,
         })
@@ -141,6 +167,8 @@ pub struct OwnedEvidence {
     pub evidence: Vec<u8>,
     pub public_key: Vec<u8>,
     pub nonce: Vec<u8>,
+    pub target: String,
+    pub csr: Option<Vec<u8>>,
     pub endorsements: Vec<Vec<u8>>,
     pub events: Vec<RtmrEvent>,
 }
@@ -153,6 +181,8 @@ impl OwnedEvidence {
             evidence: &self.evidence,
             public_key: &self.public_key,
             nonce: &self.nonce,
+            target: &self.target,
+            csr: self.csr.as_deref(),
             endorsements: &self.endorsements,
         };
         Evidence { bundle, events: &self.events }

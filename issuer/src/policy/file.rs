@@ -55,6 +55,24 @@ pub struct WorkloadFile {
     pub platform_claims: Claims,
     #[serde(default)]
     pub reference: Vec<ReferenceFile>,
+    /// The targets it may acquire for (TACRA); none: every target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target: Vec<TargetFile>,
+}
+
+/// One `[[workload.target]]` (see `targets`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TargetFile {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mechanism: Option<Mechanism>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<String>,
 }
 
 impl WorkloadFile {
@@ -70,6 +88,7 @@ impl WorkloadFile {
             claims: Claims::new(),
             platform_claims: Claims::new(),
             reference: Vec::new(),
+            target: Vec::new(),
         }
     }
 }
@@ -371,6 +390,17 @@ fn workload(
         })?;
         references.push(entry);
     }
+    let mut targets = Vec::with_capacity(w.target.len());
+    for t in w.target {
+        let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
+            .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
+        if targets.iter().any(|r: &super::targets::TargetRule| r.name == rule.name) {
+            return Err(
+                source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))
+            );
+        }
+        targets.push(rule);
+    }
     Ok(Workload {
         id,
         claims: w.claims,
@@ -381,6 +411,7 @@ fn workload(
         mechanism: w.mechanism,
         lifetime: w.lifetime_secs.map(std::time::Duration::from_secs).unwrap_or(DEFAULT_LIFETIME),
         references,
+        targets,
         line: source.line(wspan.start),
     })
 }

@@ -17,7 +17,8 @@
 //! - `renewal`: a credential promises a [`Binding`]; [`RenewalCheck`] refuses a renewal that
 //!   breaks it;
 //! - `signature`: CF_L0 claims count only under the policy key's detached signature;
-//! - `inventory`: CF_L1 claims from a provider's [`SignedInventory`].
+//! - `inventory`: CF_L1 claims from a provider's [`SignedInventory`];
+//! - `targets`: per target, the TACRA mode, freshness kind and credential types.
 
 mod admission;
 mod file;
@@ -25,6 +26,7 @@ mod inventory;
 mod model;
 mod renewal;
 mod signature;
+mod targets;
 mod values;
 
 #[cfg(test)]
@@ -43,4 +45,5 @@ pub use model::{
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
+pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, TargetRule, check_absent};
 pub use values::image_references;

@@ -242,6 +242,8 @@ pub struct Workload {
     pub mechanism: Mechanism,
     pub lifetime: Duration,
     pub references: Vec<ReferenceEntry>,
+    /// The targets it may acquire for (TACRA), with how; empty: every target.
+    pub targets: Vec<super::targets::TargetRule>,
     pub line: usize,
 }
 

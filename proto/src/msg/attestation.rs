@@ -144,11 +144,13 @@ pub struct Hello {
     pub runtime: String,
 }
 
-/// Host → guest: the verifier's freshness nonce.
+/// Host → guest, the answer to an [`super::Initiate`] (TACRA's Initiate response): the
+/// freshness kind the issuer's policy chose for the target, its handle, and the mode.
 #[derive(Debug, Clone, PartialEq, Eq, Encode, Decode)]
 #[cbor(map)]
 pub struct Challenge {
-    /// [`MIN_NONCE_LEN`]`..=`[`MAX_NONCE_LEN`] bytes.
+    /// The Freshness Handle: [`MIN_NONCE_LEN`]`..=`[`MAX_NONCE_LEN`] bytes for
+    /// `present-nonce` and `present-epoch`, empty for the `absent-*` kinds.
     #[n(0)]
     #[cbor(with = "minicbor::bytes")]
     pub nonce: Vec<u8>,
@@ -158,6 +160,10 @@ pub struct Challenge {
     #[n(1)]
     #[cbor(default)]
     pub key_release: bool,
+    /// The freshness kind the evidence must carry (absent: `present-nonce`).
+    #[n(2)]
+    #[cbor(default)]
+    pub freshness: super::Freshness,
 }
 
 /// Guest → host: the exact bytes the guest would hand to the TEE hardware
@@ -210,7 +216,8 @@ pub struct Evidence {
     #[n(2)]
     #[cbor(with = "minicbor::bytes")]
     pub public_key: Vec<u8>,
-    /// Echo of [`Challenge::nonce`].
+    /// The freshness element the evidence binds: the Challenge's handle (`present-*`), the
+    /// epoch marker (`absent-epoch`), the timestamp (`absent-timestamp`), or empty.
     #[n(3)]
     #[cbor(with = "minicbor::bytes")]
     pub nonce: Vec<u8>,
@@ -223,6 +230,15 @@ pub struct Evidence {
     #[n(5)]
     #[cbor(with = "minicbor::bytes")]
     pub certificates: Option<Vec<u8>>,
+    /// The Target of the [`super::Initiate`] this evidence answers.
+    #[n(6)]
+    pub target: String,
+    /// Enrollment: the PKCS#10 CSR (DER) of [`Evidence::public_key`], signed by it; the
+    /// binding's subject. Absent for Retrieval, whose subject is the CEK's
+    /// SubjectPublicKeyInfo (made from `public_key`).
+    #[n(7)]
+    #[cbor(with = "minicbor::bytes")]
+    pub csr: Option<Vec<u8>>,
 }
 
 /// Host → guest: the issued workload credential.
@@ -240,6 +256,9 @@ pub struct Credential {
     /// [`MAX_ATTESTATION_RESULT`] bytes) that came with the credential and names it.
     #[n(2)]
     pub attestation_result: Option<String>,
+    /// The WIT for the same key (compact JWS, `wit+jwt`), at most [`super::MAX_WIT`] bytes.
+    #[n(3)]
+    pub wit: Option<String>,
 }
 
 /// Host → guest (mechanism B): the Verifier's signed attestation result (EAR JWT) binding the

@@ -34,6 +34,12 @@ pub enum ErrorCode {
     /// The guest refused the issued credential.
     #[n(8)]
     CredentialRejected = 8,
+    /// TACRA: the issuer does not serve this target for this workload.
+    #[n(9)]
+    InvalidTarget = 9,
+    /// TACRA: the issuer cannot issue this credential type for the target.
+    #[n(10)]
+    UnsupportedType = 10,
 }
 
 /// Either direction: the sender gives up.

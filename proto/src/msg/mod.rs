@@ -7,11 +7,13 @@
 //! field limit, and [`encode`] applies the same limits so that a sender cannot
 //! produce what a receiver would refuse.
 
+mod acquisition;
 mod attestation;
 mod common;
 mod relay;
 mod wire;
 
+pub use acquisition::*;
 pub use attestation::*;
 pub use common::*;
 pub use relay::*;
@@ -22,8 +24,9 @@ use alloc::vec::Vec;
 
 use minicbor::{Decode, Encode};
 
-/// Version carried in [`Hello::version`].
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version carried in [`Hello::version`]. 2: TACRA acquisition (Initiate, then the Challenge;
+/// the TACRA REPORTDATA binding).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// [`Hello::capabilities`] bit: the runtime uses the simulated doorbell
 /// ([`DoorbellRequest`] / [`DoorbellResponse`]) instead of real TEE hardware.
@@ -109,12 +112,15 @@ pub enum Message {
     /// Host → guest.
     #[n(19)]
     Time(#[n(0)] Time),
+    /// Guest → host: TACRA Initiate (answered by a Challenge).
+    #[n(20)]
+    Initiate(#[n(0)] Initiate),
 }
 
 /// Whether `index` is a [`Message`] variant index; keep in sync with the enum
 /// (the `every_variant_round_trips` test checks it).
 fn is_message_index(index: u64) -> bool {
-    index <= 19
+    index <= 20
 }
 
 macro_rules! impl_from {
@@ -148,6 +154,7 @@ impl_from!(
     Close(Close),
     TimeRequest(TimeRequest),
     Time(Time),
+    Initiate(Initiate),
 );
 
 impl Message {
@@ -174,6 +181,7 @@ impl Message {
             Message::Close(_) => "Close",
             Message::TimeRequest(_) => "TimeRequest",
             Message::Time(_) => "Time",
+            Message::Initiate(_) => "Initiate",
         }
     }
 
@@ -181,7 +189,17 @@ impl Message {
     pub fn validate(&self) -> Result<(), ProtoError> {
         match self {
             Message::Hello(m) => max_len("runtime", m.runtime.len(), MAX_RUNTIME_LEN),
-            Message::Challenge(m) => check_nonce(&m.nonce),
+            Message::Challenge(m) => {
+                if m.freshness.has_handle() {
+                    check_nonce(&m.nonce)
+                } else {
+                    max_len("nonce", m.nonce.len(), 0)
+                }
+            }
+            Message::Initiate(m) => {
+                max_len("target", m.target.len(), MAX_ACQUIRE_TARGET)?;
+                max_len("hint", m.hint.as_ref().map_or(0, String::len), MAX_HINT)
+            }
             Message::DoorbellRequest(m) => max_len("request", m.request.len(), MAX_DOORBELL_REQUEST),
             Message::DoorbellResponse(m) => {
                 max_len("response", m.response.len(), MAX_DOORBELL_RESPONSE)?;
@@ -192,7 +210,11 @@ impl Message {
                 if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
                     return Err(ProtoError::InvalidField("public_key"));
                 }
-                check_nonce(&m.nonce)?;
+                // The freshness element: a handle (16..=64 bytes), an 8-byte timestamp, an epoch
+                // marker, or nothing.
+                max_len("nonce", m.nonce.len(), MAX_NONCE_LEN)?;
+                max_len("target", m.target.len(), MAX_ACQUIRE_TARGET)?;
+                max_len("csr", m.csr.as_ref().map_or(0, Vec::len), MAX_CSR)?;
                 max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)?;
                 let events = m.event_log.as_deref().unwrap_or_default();
                 max_len("event_log", events.len(), MAX_EVENTS)?;
@@ -207,6 +229,7 @@ impl Message {
             Message::Credential(m) => {
                 max_len("certificate", m.certificate.len(), MAX_CERTIFICATE)?;
                 max_len("workload_id", m.workload_id.len(), MAX_WORKLOAD_ID)?;
+                max_len("wit", m.wit.as_ref().map_or(0, String::len), MAX_WIT)?;
                 max_len(
                     "attestation_result",
                     m.attestation_result.as_ref().map_or(0, String::len),

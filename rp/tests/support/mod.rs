@@ -14,7 +14,7 @@ use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_issuer::policy::Policy;
 use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Platform};
 use twi_verifier::snp::SnpPolicy;
 
 use crate::synthetic::amd;
@@ -100,9 +100,11 @@ fn issue_all() -> World {
     let mut launch = |measurement: [u8; 48]| {
         let key = SigningKey::try_generate().unwrap();
         let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-        let nonce = issuer.challenge(Platform::Snp, &measurement).unwrap().nonce;
+        let target = twi_testkit::tacra::TARGET;
+        let nonce = issuer.initiate(Platform::Snp, &measurement, target, CredentialKind::X509).unwrap().nonce;
         let mut report = amd::report(3, (0x19, 0x01), tcb, amd::chip_id(false), 0);
-        report.report_data = twi_attester::binding::report_data(&nonce, &public_key).unwrap();
+        let (report_data, csr) = twi_testkit::tacra::enroll(&key, &nonce, &issuer.rp_id(), target);
+        report.report_data = report_data;
         report.measurement = measurement;
         let evidence = amd::sign(report, &vcek.key);
         let bundle = EvidenceBundle {
@@ -110,6 +112,8 @@ fn issue_all() -> World {
             evidence: &evidence,
             public_key: &public_key,
             nonce: &nonce,
+            target,
+            csr: Some(&csr),
             endorsements: &endorsements,
         };
         let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };

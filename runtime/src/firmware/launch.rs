@@ -11,7 +11,7 @@ use twi_payload::target::origin;
 use twi_payload::tls::{ClientKey, KeyError, Random, Transport};
 use twi_payload::{AcquireError, ConnectError, Credential, CredentialType, HostTime, KeyHandle, Mode, SealError};
 use twi_proto::manifest::LaunchManifest;
-use twi_proto::msg::{ErrorCode, Message, TimeRequest};
+use twi_proto::msg::{CredentialKind, ErrorCode, Message, TimeRequest};
 
 use super::keys::{HW_RANDOM, VaultKey, key_error};
 use super::relay::{OpenError, RelayStream};
@@ -19,7 +19,7 @@ use super::{RUNTIME_NAME, SerialLink, VAULT, log_event, new_key};
 use crate::channel::{Channel, ChannelError};
 use crate::platform::{console, cpu, rng::HwRng, time};
 use crate::sealing::{SealError as SealingError, SealingKey};
-use crate::session::{Outcome, Session, SessionError, Trust};
+use crate::session::{Acquisition, Outcome, Session, SessionError, Trust};
 use crate::tee::{Measurement, Tee, TeeError};
 use crate::vault::KeyId;
 
@@ -62,18 +62,23 @@ impl<'r> Launch<'r> {
         Self { tee, channel, manifest, measurements, rng, first_key, tsc_hz, started, next_connection }
     }
 
-    /// One session with the issuer for `key`, through the host.
-    fn session(&mut self, key: KeyId) -> Result<Outcome, SessionError> {
+    /// One session with the issuer for `key` and `request`, through the host.
+    fn session(&mut self, key: KeyId, request: &Acquisition<'_>) -> Result<Outcome, SessionError> {
         let mut events = log_event;
+        let manifest = self.manifest;
         let mut session = Session {
             channel: self.channel,
             vault: &VAULT,
-            trust: Trust { issuer_anchor: &self.manifest.issuer_anchor },
+            trust: Trust {
+                issuer_anchor: &manifest.issuer_anchor,
+                rp_id: &manifest.issuer_name,
+                epoch_marker: manifest.setting("epoch"),
+            },
             runtime_name: RUNTIME_NAME,
             events: &mut events,
         };
         let measurements = core::mem::take(&mut self.measurements);
-        session.run(&mut *self.tee, &mut *self.rng, measurements, key)
+        session.run(&mut *self.tee, &mut *self.rng, measurements, key, request)
     }
 
     /// The origin (`HOST:PORT`) of `target` if the manifest names a target with that origin.
@@ -102,13 +107,17 @@ fn acquire_error(e: SessionError) -> AcquireError {
         SessionError::Channel(ChannelError::HostError(code, message)) => match code {
             ErrorCode::VerificationFailed => AcquireError::Attestation(message),
             ErrorCode::PolicyRejected => AcquireError::Refused(message),
+            ErrorCode::InvalidTarget => AcquireError::InvalidTarget(message),
+            ErrorCode::UnsupportedType => AcquireError::UnsupportedType(message),
             _ => AcquireError::Host(message),
         },
         SessionError::Channel(_) => AcquireError::Host(text),
         SessionError::Credential(_) | SessionError::KeyRelease(_) => AcquireError::BadCredential(text),
-        SessionError::Tee(_) | SessionError::Vault(_) | SessionError::Binding | SessionError::Seal(_) => {
-            AcquireError::Platform(text)
-        }
+        SessionError::Tee(_)
+        | SessionError::Vault(_)
+        | SessionError::Binding
+        | SessionError::Seal(_)
+        | SessionError::Freshness(_) => AcquireError::Platform(text),
     }
 }
 
@@ -129,23 +138,32 @@ impl twi_payload::Runtime for Launch<'_> {
         &mut self,
         target: &str,
         credential_type: CredentialType,
-        _hint: Option<&str>,
+        hint: Option<&str>,
     ) -> Result<Credential, AcquireError> {
-        if credential_type != CredentialType::X509 {
-            return Err(AcquireError::UnsupportedType(
-                "this runtime's acquisition protocol carries X.509 credentials only".into(),
-            ));
-        }
         let key = match self.first_key.take() {
             Some(key) => key,
             None => new_key(&mut *self.rng).map_err(|e| AcquireError::Platform(e.into()))?,
         };
-        let outcome = self.session(key).map_err(acquire_error)?;
+        let kind = match credential_type {
+            CredentialType::X509 => CredentialKind::X509,
+            CredentialType::Wit => CredentialKind::Wit,
+        };
+        let request = Acquisition { target, credential_type: kind, hint };
+        let outcome = self.session(key, &request).map_err(acquire_error)?;
         let mode = if outcome.key == key { Mode::Enrollment } else { Mode::Retrieval };
         if outcome.key != key {
             VAULT.remove(key);
         }
         let (not_before, not_after) = validity(&outcome.certificate);
+        let (certificates, token) = match credential_type {
+            CredentialType::X509 => (alloc::vec![outcome.certificate], String::new()),
+            CredentialType::Wit => {
+                let wit = outcome
+                    .wit
+                    .ok_or_else(|| AcquireError::UnsupportedType("the issuer sent no WIT for this target".into()))?;
+                (Vec::new(), wit)
+            }
+        };
         Ok(Credential {
             target: target.to_string(),
             credential_type,
@@ -153,8 +171,8 @@ impl twi_payload::Runtime for Launch<'_> {
             workload_id: outcome.workload_id,
             not_before,
             not_after,
-            certificates: alloc::vec![outcome.certificate],
-            token: String::new(),
+            certificates,
+            token,
             key: KeyHandle(outcome.key.to_u32()),
         })
     }

@@ -187,12 +187,16 @@ fn accept_hardware(issuer: &mut Issuer, args: &RunArgs) -> Result<()> {
 fn development_policy(args: &RunArgs, measured: &Measured) -> Result<twi_issuer::policy::Policy> {
     let identity = &args.identity;
     let image = policy_file::Measured { snp: &measured.snp, mrtd: measured.mrtd.as_ref() };
+    let mechanism = args.mechanism.map_or(twi_issuer::policy::Mechanism::C, Into::into);
+    let hardware = args.platform.is_hardware();
     let (_, policy) =
-        policy_file::development_policy(&identity.trust_domain, &identity.workload, image, args.platform.is_hardware())
+        policy_file::development_policy(&identity.trust_domain, &identity.workload, image, hardware, mechanism)
             .map_err(|e| anyhow!("the development policy (check --trust-domain and --workload): {e}"))?;
     eprintln!(
-        "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism c)",
-        identity.trust_domain, identity.workload
+        "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism {})",
+        identity.trust_domain,
+        identity.workload,
+        mechanism.name()
     );
     Ok(policy)
 }
