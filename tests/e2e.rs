@@ -883,6 +883,18 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         "the image built against the served CA differs from the operator's"
     );
     assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
+    // `twi log prove`: the credential's record, proved against a checkpoint signed by the key
+    // the run wrote down; a credential the log never saw is refused.
+    let serial = hex::encode(certificate(&out).tbs_certificate().serial_number().as_bytes());
+    let prov: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("provenance.json")).unwrap()).unwrap();
+    let vkey = prov["checkpoint_vkey"].as_str().unwrap();
+    let proved = twi(&["log", "prove", &serial, "--issuer-url", &served.url, "--vkey", vkey]);
+    assert!(proved.status.success(), "twi log prove: {}", String::from_utf8_lossy(&proved.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
+    assert_eq!(shown["record"]["credential_id"], serial.as_str());
+    assert!(String::from_utf8_lossy(&proved.stderr).contains("checkpoint verified under example.org/twi-log+"));
+    let unknown = twi(&["log", "prove", "00", "--issuer-url", &served.url, "--vkey", vkey]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
 }
 
 #[test]

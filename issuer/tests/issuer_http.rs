@@ -565,3 +565,57 @@ fn the_spiffe_bundle_names_the_svid_authorities_only_and_go_spiffes_rules_verify
         assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
     }
 }
+
+#[test]
+fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify() {
+    let service = service(Roles::ALL);
+    let issue = || {
+        let (signing, _) = workload_key();
+        let nonce = service.nonce();
+        let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+        let (status, answer) = service.post("/v1/ca/credential", request);
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    };
+    let text = |path: &str| {
+        let (status, bytes) = service.call_raw(Method::GET, path, None);
+        assert_eq!(status, StatusCode::OK, "{path}");
+        String::from_utf8(bytes).unwrap()
+    };
+    let first = issue();
+    let old_checkpoint = text("/v1/log/checkpoint");
+    assert_eq!(first["provenance"]["checkpoint"], old_checkpoint.as_str(), "the run's checkpoint is the log's");
+    issue();
+    let checkpoint = text("/v1/log/checkpoint");
+    let vkey = text("/v1/log/key");
+    assert!(vkey.starts_with("example.org/twi-log+"), "{vkey}");
+    let serial = first["provenance"]["records"][0]["credential_id"].as_str().unwrap();
+    let (status, proof) = service.call(Method::GET, &format!("/v1/log/proof/{serial}"), None);
+    assert_eq!(status, StatusCode::OK, "{proof}");
+    assert_eq!(proof["checkpoint"], checkpoint.as_str());
+    let (status, consistency) = service.call(Method::GET, "/v1/log/consistency/2/4", None);
+    assert_eq!(status, StatusCode::OK, "{consistency}");
+    let (status, missing) = service.call(Method::GET, "/v1/log/proof/00", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error(&missing).contains("no record of credential"), "{missing}");
+
+    let signature_line = checkpoint.rfind("\n\n").unwrap();
+    let input = serde_json::json!({
+        "vkey": vkey,
+        "checkpoint": checkpoint,
+        "proof": proof,
+        "consistency": { "old_checkpoint": old_checkpoint, "consistency_proof": consistency["consistency_proof"] },
+        "must_fail_notes": [
+            { "name": "another tree size", "note": checkpoint.replacen("\n4\n", "\n5\n", 1) },
+            { "name": "no signature", "note": &checkpoint[..signature_line + 2] },
+        ],
+    });
+    let out = twi_testkit::tools::c2sp_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the C2SP checkpoint check (sumdb/note rules)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    for check in
+        ["record included", "log grew append-only", "refused note: another tree size", "refused note: no signature"]
+    {
+        assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
+    }
+}

@@ -1,7 +1,8 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
-//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE) and go-spiffe's
-//! bundle rules re-implemented over `cryptography` (SPIFFE bundles), each driven
-//! by a script that reads one JSON document on stdin.
+//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
+//! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
+//! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); each driven by a
+//! script that reads one JSON document on stdin.
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
 //! sentence naming that command: it never skips (interoperability is the point of the test)
@@ -118,4 +119,13 @@ pub const SPIFFE_BUNDLE_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pyth
 /// Runs the SPIFFE bundle check ([`SPIFFE_BUNDLE_CHECK`], with `cryptography`) on `input`.
 pub fn spiffe_bundle_check(input: &serde_json::Value) -> Output {
     Python::with(&["cryptography"]).run(Path::new(SPIFFE_BUNDLE_CHECK), input)
+}
+
+/// The C2SP check: Go's golang.org/x/mod/sumdb/note rules, C2SP tlog-checkpoint and RFC 9162
+/// proof checks re-implemented in Python (Go is not installed here).
+pub const C2SP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/c2sp_check.py");
+
+/// Runs the C2SP check ([`C2SP_CHECK`], with `cryptography`) on `input`.
+pub fn c2sp_check(input: &serde_json::Value) -> Output {
+    Python::with(&["cryptography"]).run(Path::new(C2SP_CHECK), input)
 }
