@@ -258,9 +258,9 @@ impl Issuer {
         let established = self.verifier.freshness.establish(evidence.bundle.nonce);
         let rp_id = self.rp_id();
         let expected = Expected { rp_id: &rp_id, purpose };
-        let appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
+        let mut appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
         let admission = self.policy.admit(&appraisal.appraised())?;
-        self.served(&admission, evidence, purpose, &established)?;
+        appraisal.freshness = Some(self.served(&admission, evidence, purpose, &established)?);
         if let Some(previous) = renewal_of {
             let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
             let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
@@ -270,14 +270,15 @@ impl Issuer {
     }
 
     /// The admitted workload is served for the evidence's target (TACRA), in this mode, with
-    /// the freshness the target's policy names (or, where it names none, the workload's level).
+    /// the freshness the target's policy names (or, where it names none, the workload's level);
+    /// returns that freshness kind.
     fn served(
         &self,
         admission: &Admission,
         evidence: &Evidence<'_>,
         purpose: Purpose,
         established: &Result<crate::freshness::Fresh, crate::freshness::FreshnessError>,
-    ) -> Result<(), Rejection> {
+    ) -> Result<FreshnessKind, Rejection> {
         let bundle = &evidence.bundle;
         let workload = self.policy.workload(&admission.workload).ok_or_else(|| {
             Rejection::Internal(IssuerError::State(self.dir.clone(), "the admitted workload left the policy".into()))
@@ -298,19 +299,21 @@ impl Issuer {
             FreshnessKind::PresentEpoch => FreshnessLevel::Epoch,
             kind => {
                 let now = crate::jose::unix_seconds((self.clock)());
-                return check_absent(&decision, bundle.nonce, now).map_err(|reason| Rejection::AbsentFreshness {
+                check_absent(&decision, bundle.nonce, now).map_err(|reason| Rejection::AbsentFreshness {
                     workload: admission.workload_id.clone(),
                     kind: kind.name(),
                     target: bundle.target.to_string(),
                     reason,
-                });
+                })?;
+                return Ok(kind);
             }
         };
         crate::freshness::Freshness::require(level, established).map_err(|error| Rejection::Freshness {
             workload: admission.workload_id.clone(),
             level: level.name(),
             error,
-        })
+        })?;
+        Ok(decision.freshness)
     }
 
     fn result_for<'a>(
@@ -326,6 +329,7 @@ impl Issuer {
             trust_domain: &self.policy.trust_domain,
             public_key,
             nonce,
+            freshness: appraisal.freshness,
             credential: None,
         }
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::json;
 use twi_attester::binding;
-use twi_proto::msg::{Platform, RtmrEvent};
+use twi_proto::msg::{Freshness as FreshnessKind, Platform, RtmrEvent};
 use twi_verifier::snp::{SnpConfig, SnpVerifier};
 use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
@@ -73,6 +73,9 @@ pub struct Evidence<'a> {
 pub struct Appraisal {
     pub platform: Platform,
     pub verified: Verified,
+    /// The TACRA freshness kind the evidence was appraised under (its target's, once the
+    /// policy admitted it): the attestation result's freshness input.
+    pub freshness: Option<FreshnessKind>,
 }
 
 impl Appraisal {
@@ -223,7 +226,7 @@ impl VerifierRole {
         let events: Vec<MeasuredEvent<'_>> =
             evidence.events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
         verified.check_event_log(&events)?;
-        Ok(Appraisal { platform: bundle.platform, verified })
+        Ok(Appraisal { platform: bundle.platform, verified, freshness: None })
     }
 
     /// The signed attestation result (EAR JWT) for an admission, binding `public_key` and
@@ -250,6 +253,8 @@ pub(crate) struct ResultFor<'a> {
     /// The key it binds (SEC1).
     pub public_key: &'a [u8],
     pub nonce: &'a [u8],
+    /// The TACRA freshness kind `nonce` is the element of (None: the workload's level says).
+    pub freshness: Option<FreshnessKind>,
     /// Mechanism A: the credential it names, as (hex SHA-256 of its DER, hex serial).
     pub credential: Option<(&'a str, &'a str)>,
 }
@@ -270,7 +275,7 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
         nonce: Some(result.nonce.to_vec()),
         key_spki_der: None,
         verifier_claims,
-        freshness: Some(freshness_input(admission.freshness, result.nonce)),
+        freshness: Some(freshness_input(result.freshness, admission.freshness, result.nonce)),
     }
     .bind_key(result.public_key)
     .map_err(|e| IssuerError::token("attestation result", e))?;
@@ -288,13 +293,18 @@ pub(crate) fn admitted_vector(platform: Platform) -> TrustVector {
     TrustVector::admitted_launch(if simulated { claim::UNRECOGNIZED_HARDWARE } else { claim::GENUINE_HARDWARE })
 }
 
-/// The TACRA freshness input of today's challenge: the Verifier's single-use nonce
-/// (`present-nonce`), or the current epoch's id under AF_L1 (`present-epoch`); the
-/// challenge hands out a nonce under AF_L0 too.
-fn freshness_input(level: FreshnessLevel, nonce: &[u8]) -> ear::FreshnessInput {
-    let kind = match level {
-        FreshnessLevel::Epoch => ear::FreshnessKind::PresentEpoch,
-        FreshnessLevel::Nonce | FreshnessLevel::None => ear::FreshnessKind::PresentNonce,
+/// The TACRA freshness input: the kind the evidence's target was served under and its
+/// element (the handle, the epoch marker, the timestamp, or nothing); without a kind, the
+/// workload's level names it (a nonce, or the epoch id under AF_L1).
+fn freshness_input(kind: Option<FreshnessKind>, level: FreshnessLevel, nonce: &[u8]) -> ear::FreshnessInput {
+    let kind = match kind {
+        Some(FreshnessKind::PresentNonce) => ear::FreshnessKind::PresentNonce,
+        Some(FreshnessKind::PresentEpoch) => ear::FreshnessKind::PresentEpoch,
+        Some(FreshnessKind::AbsentEpoch) => ear::FreshnessKind::AbsentEpoch,
+        Some(FreshnessKind::AbsentTimestamp) => ear::FreshnessKind::AbsentTimestamp,
+        Some(FreshnessKind::AbsentNone) => ear::FreshnessKind::AbsentNone,
+        None if level == FreshnessLevel::Epoch => ear::FreshnessKind::PresentEpoch,
+        None => ear::FreshnessKind::PresentNonce,
     };
     ear::FreshnessInput { kind, value: nonce.to_vec() }
 }

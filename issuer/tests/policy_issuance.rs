@@ -177,7 +177,12 @@ fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     let challenge = epochs.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce;
     let epoch = epochs.current_epoch().unwrap();
     assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
-    present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    let issued = present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    // The attestation result names TACRA's freshness input: the kind and the element bound.
+    let ear = twi_issuer::jose::decode_unverified(&issued.ear_jwt).unwrap().claims;
+    let input = &ear["submods"]["twi"]["ear_verifier_claims"]["tacra_freshness"];
+    assert_eq!(input["kind"], "present-epoch", "{ear:?}");
+    assert_eq!(input["value"], twi_issuer::jose::b64url(&challenge));
     // The epoch is shared: another workload instance may bind it too.
     present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
     let refused = present(&mut epochs, &psp, &workload_key(), &[7; 32], None).unwrap_err();
