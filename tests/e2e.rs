@@ -425,7 +425,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let measurement = fixture_measurement();
     let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT), ("v1.0 (sim)", &measurement)], "");
     let out_dir = dir.path().join("out");
-    let run = sim(&out_dir).policy(&policy).workload("ignored").run();
+    let run = sim(&out_dir).policy(&policy).workload("ignored").arg("--ear-format").arg("both").run();
     let log = run.assert_success("twi run --policy");
     assert_eq!(run.stdout(), "spiffe://example.org/payroll-app");
     assert!(
@@ -450,6 +450,12 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let key = |kid: &str| jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
     let wit = std::fs::read_to_string(out_dir.join("credential.wit")).unwrap();
     let ear = std::fs::read_to_string(out_dir.join("attestation-result.jwt")).unwrap();
+    // --ear-format both: the CWT beside it is the same result.
+    let verifier_key = serde_json::from_value::<twi_issuer::jose::Jwk>(key("twi-verifier")).unwrap().to_p384().unwrap();
+    let now = std::time::SystemTime::now();
+    let cwt = std::fs::read(out_dir.join("attestation-result.cwt")).unwrap();
+    let from_cwt = twi_issuer::ear::Ear::verify_cwt(&cwt, &verifier_key.into(), now).unwrap();
+    assert_eq!(from_cwt, twi_issuer::ear::Ear::verify_jwt(&ear, &verifier_key.into(), now).unwrap());
     let doc = serde_json::json!({
         "wit": { "token": wit, "issuer_key": key("twi-wit"),
                  "claims": { "sub": "spiffe://example.org/payroll-app", "location": "DE", "handles-pii": true } },
@@ -876,8 +882,18 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
     // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
     let out = dir.path().join("run-built");
-    let run = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url).run();
+    let run = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url);
+    let run = run.arg("--ear-format").arg("cwt").run();
     run.assert_success("twi run --issuer-url without --image");
+    // --ear-format cwt: the served Verifier's result as a CWT only, verifying under its key.
+    assert!(!out.join("attestation-result.jwt").exists());
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("issuer-jwks.json")).unwrap()).unwrap();
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-verifier").unwrap().clone();
+    let key = serde_json::from_value::<twi_issuer::jose::Jwk>(jwk).unwrap().to_p384().unwrap();
+    let cwt = std::fs::read(out.join("attestation-result.cwt")).unwrap();
+    let ear = twi_issuer::ear::Ear::verify_cwt(&cwt, &key.into(), std::time::SystemTime::now()).unwrap();
+    assert_eq!(ear.submods["twi"].verifier_claims["workload-id"], "spiffe://example.org/payroll-app");
     assert!(
         std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
         "the image built against the served CA differs from the operator's"

@@ -18,6 +18,7 @@ pub const CREDENTIAL: &str = "credential.pem";
 pub const ISSUER_CA: &str = "issuer-ca.pem";
 pub const WIT: &str = "credential.wit";
 pub const ATTESTATION_RESULT: &str = "attestation-result.jwt";
+pub const ATTESTATION_RESULT_CWT: &str = "attestation-result.cwt";
 pub const PROVENANCE: &str = "provenance.json";
 pub const ISSUER_JWKS: &str = "issuer-jwks.json";
 /// The trust domain's SPIFFE bundle (the X.509 and WIT authorities only).
@@ -30,11 +31,12 @@ pub const SELF_TEST_ROM: &str = "self-test.rom";
 
 /// Every file a run writes (the image files `twi build` writes are not among them: a run
 /// rebuilds those itself when it builds the image).
-pub const RUN_FILES: [&str; 13] = [
+pub const RUN_FILES: [&str; 14] = [
     CREDENTIAL,
     ISSUER_CA,
     WIT,
     ATTESTATION_RESULT,
+    ATTESTATION_RESULT_CWT,
     PROVENANCE,
     ISSUER_JWKS,
     TRUST_BUNDLE,

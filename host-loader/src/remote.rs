@@ -91,6 +91,15 @@ impl RemoteIssuer {
         serde_json::from_str(&text).with_context(|| format!("{}/v1/keys is not JSON", self.base))
     }
 
+    /// The Verifier's attestation result `jwt` re-signed as a CWT (`POST /v1/verifier/ear-cwt`).
+    pub fn ear_cwt(&self, jwt: &str) -> Result<Vec<u8>> {
+        let request = twi_issuer::http::wire::EarCwtRequest { attestation_result: jwt.to_string() };
+        let answer: twi_issuer::http::wire::EarCwtResponse = self
+            .post(twi_issuer::http::results::EAR_CWT_PATH, &request)
+            .map_err(|e| anyhow!("the attestation result as a CWT: {e}"))?;
+        hex::decode(&answer.cwt).context("the Verifier's CWT is not hex")
+    }
+
     /// The provenance log's checkpoint verifier key.
     pub fn log_vkey(&self) -> Result<String> {
         self.get_text(twi_issuer::http::log::VKEY_PATH)

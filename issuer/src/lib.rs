@@ -30,6 +30,7 @@ pub mod policy;
 pub mod provenance;
 mod records;
 mod rejection;
+mod results;
 mod state;
 mod transparency;
 mod verifier;

@@ -179,6 +179,12 @@ impl VerifierRole {
         self.key.verifying_key()
     }
 
+    /// This Verifier's unexpired attestation result `jwt` in its other serialization, a CWT
+    /// signed by the same key: the same claims, for readers of CBOR.
+    pub(crate) fn result_as_cwt(&self, jwt: &str, now: SystemTime) -> Result<Vec<u8>, ear::EarError> {
+        Ear::verify_jwt(jwt, self.key.verifying_key(), now)?.sign_cwt(&self.key, Some(VERIFIER_KID.as_bytes()))
+    }
+
     /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
     /// verifier nonce (which satisfies every level).
     pub(crate) fn challenge(&mut self, level: Option<FreshnessLevel>) -> Result<Vec<u8>, IssuerError> {

@@ -619,3 +619,41 @@ fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify(
         assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
     }
 }
+
+#[test]
+fn the_verifier_re_signs_its_attestation_result_as_a_cwt_that_veraison_reads() {
+    let service = service(Roles::ALL);
+    let (signing, _) = workload_key();
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let jwt = answer["attestation_result"].as_str().unwrap();
+    let (status, converted) = service.post("/v1/verifier/ear-cwt", serde_json::json!({ "attestation_result": jwt }));
+    assert_eq!(status, StatusCode::OK, "{converted}");
+    let cwt = hex::decode(converted["cwt"].as_str().unwrap()).unwrap();
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-verifier").unwrap();
+    let key = serde_json::to_vec(key).unwrap();
+    let from_jwt = ear::Ear::from_jwt_jwk(jwt, ear::Algorithm::ES384, &key).unwrap();
+    let from_cwt = ear::Ear::from_cose_jwk(&cwt, ear::Algorithm::ES384, &key)
+        .unwrap_or_else(|e| panic!("Veraison's ear refused the served CWT: {e}"));
+    from_cwt.validate().unwrap();
+    assert_eq!(from_cwt.submods["twi"].status, from_jwt.submods["twi"].status);
+    // The same claims (the freshness value is bytes in CBOR, base64url text in JSON).
+    let (c, j) = (&from_cwt.submods["twi"].verifier_claims, &from_jwt.submods["twi"].verifier_claims);
+    for name in ["workload-id", "binding", "claims"] {
+        assert_eq!(c[name], j[name], "{name}");
+    }
+    let kind = |claims: &std::collections::BTreeMap<String, ear::RawValue>| match &claims["tacra_freshness"] {
+        ear::RawValue::Map(m) => m.iter().find(|(k, _)| *k == ear::RawValue::String("kind".into())).unwrap().1.clone(),
+        other => panic!("tacra_freshness is {other:?}"),
+    };
+    assert_eq!(kind(c), kind(j));
+    assert_eq!(from_cwt.nonce, from_jwt.nonce);
+    // A token the Verifier did not sign is not converted.
+    let (status, refused) =
+        service.post("/v1/verifier/ear-cwt", serde_json::json!({ "attestation_result": answer["wit"] }));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(error(&refused).contains("send an unexpired attestation result this Verifier signed"), "{refused}");
+}

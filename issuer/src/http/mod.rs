@@ -12,6 +12,7 @@
 //! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
 //! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
+//! | `POST /v1/verifier/ear-cwt` | Verifier | [`wire::EarCwtRequest`] (an attestation result this Verifier signed, unexpired) → [`wire::EarCwtResponse`] (the same result as a CWT) |
 //! | `GET /v1/log/checkpoint` | CA | the provenance log's checkpoint: a C2SP signed note (tlog-checkpoint), `text/plain` |
 //! | `GET /v1/log/key` | CA | the checkpoint's C2SP verifier key |
 //! | `GET /v1/log/proof/{credential id}` | CA | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
@@ -45,6 +46,7 @@
 mod api;
 mod handlers;
 pub mod log;
+pub mod results;
 mod service;
 pub mod wire;
 

@@ -33,6 +33,7 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     if roles.verifier {
         router = router.route("/v1/challenge", post(challenge)).route("/v1/verifier/evidence", post(verifier_evidence));
+        router = router.route(super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
     }
     if roles.credential_authority {
         router =
