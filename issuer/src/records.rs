@@ -2,7 +2,8 @@
 //! record per credential — the X.509 certificate and the WIT each — appended to
 //! `provenance.sqlite` in the state directory *before* the credential is returned, in one
 //! transaction per record; the tree head signed by the **log key** (`log-key.pem`), and each
-//! record handed out with its RFC 9162 inclusion proof. The log's format and its proofs are
+//! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
+//! head is also a C2SP checkpoint signed with the checkpoint key. The log's format and its proofs are
 //! `provenance.rs`; a renewal reads back the binding the previous credential promised.
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::checkpoint::CheckpointKey;
+use crate::provenance::receipt;
 use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
@@ -92,10 +94,14 @@ impl Records {
             Ok((proved, head))
         })?;
         let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
+        let receipts = proved
+            .iter()
+            .map(|(index, proof, _)| receipt::receipt(&self.key, LOG_KID, head.size, *index, proof, &head.root))
+            .collect::<Result<Vec<_>, _>>()?;
         let entries: Vec<Value> = records
             .iter()
-            .zip(proved)
-            .map(|(record, (index, proof, leaf))| {
+            .zip(proved.into_iter().zip(receipts))
+            .map(|(record, ((index, proof, leaf), receipt))| {
                 json!({
                     "credential_kind": record.credential_kind,
                     "credential_id": record.credential_id,
@@ -103,12 +109,13 @@ impl Records {
                     "leaf": String::from_utf8_lossy(&leaf),
                     "leaf_hash": hex::encode(leaf_hash(&leaf)),
                     "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+                    "receipt": hex::encode(receipt),
                     "record": record,
                 })
             })
             .collect();
         Ok(json!({
-            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`",
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
             "tree_head": {
                 "size": head.size,
                 "timestamp_ms": head.timestamp_ms,
@@ -138,6 +145,7 @@ impl Records {
         })?;
         let Some((index, leaf, proof, size, root)) = found else { return Ok(None) };
         let checkpoint = self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?;
+        let receipt = receipt::receipt(&self.key, LOG_KID, size, index, &proof, &root)?;
         Ok(Some(json!({
             "credential_id": id,
             "index": index,
@@ -146,6 +154,7 @@ impl Records {
             "leaf_hash": hex::encode(leaf_hash(&leaf)),
             "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
             "checkpoint": checkpoint,
+            "receipt": hex::encode(receipt),
         })))
     }
 

@@ -53,7 +53,7 @@ def valid_name(name):
 
 
 def parse_vkey(vkey):
-    parts = vkey.strip().split("+")
+    parts = vkey.strip().split("+", 2)
     if len(parts) != 3 or not valid_name(parts[0]) or len(parts[1]) != 8:
         raise Refused("malformed verifier key")
     name, hash_hex, key64 = parts

@@ -1,7 +1,8 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
 //! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
 //! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
-//! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); each driven by a
+//! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); pycose (COSE
+//! receipts); each driven by a
 //! script that reads one JSON document on stdin.
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
@@ -128,4 +129,12 @@ pub const C2SP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/c2sp_c
 /// Runs the C2SP check ([`C2SP_CHECK`], with `cryptography`) on `input`.
 pub fn c2sp_check(input: &serde_json::Value) -> Output {
     Python::with(&["cryptography"]).run(Path::new(C2SP_CHECK), input)
+}
+
+/// The COSE receipt check (pycose): the log's RFC 9942 receipts against their records.
+pub const COSE_RECEIPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/cose_receipt_check.py");
+
+/// Runs the COSE receipt check ([`COSE_RECEIPT_CHECK`], with pycose) on `input`.
+pub fn cose_receipt_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pycose", "cbor2"]).run(Path::new(COSE_RECEIPT_CHECK), input)
 }
