@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 const TWI: &str = env!("CARGO_BIN_EXE_twi-e2e");
 /// The identity the development policy gives the booted image (`twi run` without `--policy`).
 const WORKLOAD: &str = "spiffe://example.org/demo";
+/// The Payroll story's workload, as its policy names it.
+const PAYROLL_APP: &str = "spiffe://example.org/payroll-app";
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -56,15 +58,20 @@ fn make_server_certificate(dir: &Path) {
     openssl(dir, &[&["x509", "-req", "-in", "rp.csr", "-out", "rp.pem", "-extfile", "rp.ext"][..], &sign].concat());
 }
 
-/// The relying party's configuration: `/rows` for this workload, `/forbidden` for another.
-fn rp_config(dir: &Path, port: u16, issuer_ca: &Path) -> PathBuf {
+/// The relying party's configuration: `/rows` for this workload, `/payroll` for payroll-app
+/// (the Payroll story), `/forbidden` for another; the issuer's CA for mTLS and its WIT key for
+/// WIT + WPT, both as `twi build` wrote them beside the image.
+fn rp_config(dir: &Path, port: u16, image: &Path) -> PathBuf {
+    let (issuer_ca, issuer_jwks) = (image.join("issuer-ca.pem"), image.join("issuer-jwks.json"));
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\npublic_url = \"https://127.0.0.1:{port}\"\n\
          server_certificate = \"rp.pem\"\nserver_key = \"rp.key\"\nissuer_ca = {issuer_ca:?}\n\
-         simulated_tee_oid = {sim_oid:?}\n\n\
+         simulated_tee_oid = {sim_oid:?}\nissuer_jwks = {issuer_jwks:?}\n\n\
          [[route]]\npath = \"/rows\"\nallow = [\"{WORKLOAD}\"]\nbody = \"alice,2026-11,4200\\n\"\n\n\
+         [[route]]\npath = \"/payroll\"\nallow = [\"{PAYROLL_APP}\"]\nbody = \"alice,4200\\nbob,3900\\n\"\n\n\
          [[route]]\npath = \"/forbidden\"\nallow = [\"spiffe://example.org/someone-else\"]\nbody = \"secret\\n\"\n",
-        issuer_ca = path(issuer_ca),
+        issuer_ca = path(&issuer_ca),
+        issuer_jwks = path(&issuer_jwks),
         sim_oid = twi_issuer::oids::Oids::default().simulated_tee.to_string(),
     );
     let file = dir.join("rp.toml");
@@ -99,13 +106,33 @@ impl Fixture {
 
     /// An image of the same firmware with other settings (only the manifest differs).
     fn image(&self, name: &str, target: &str, server_ca: &str) -> PathBuf {
-        let out = self.dir.path().join(name);
         let elf = self.dir.path().join("image").join("twi-runtime.elf");
-        let (target, ca) = (format!("target={target}"), format!("server-ca={}", path(&self.pki().join(server_ca))));
-        let args = ["build", "--runtime-elf", path(&elf), "--set", &target, "--set", &ca];
-        let built = twi(&[&args[..], &["--state", path(&self.state), "--out", path(&out)]].concat());
-        assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
-        out.join("twi.rom")
+        self.build(name, &["--runtime-elf", path(&elf)], &[&format!("target={target}")], server_ca).join("twi.rom")
+    }
+
+    /// `twi build` with `how` (`--payload DIR` or `--runtime-elf FILE`), the `settings` and the
+    /// server CA `server_ca` of the PKI, into a directory `name`; returns that directory.
+    fn build(&self, name: &str, how: &[&str], settings: &[&str], server_ca: &str) -> PathBuf {
+        let out = self.dir.path().join(name);
+        let ca = format!("server-ca={}", path(&self.pki().join(server_ca)));
+        let mut args = vec!["build", "--state", path(&self.state), "--out", path(&out), "--set", &ca];
+        args.extend(how);
+        settings.iter().for_each(|s| args.extend(["--set", s]));
+        let built = twi(&args);
+        assert!(built.status.success(), "twi build {args:?} failed:\n{}", stderr(&built));
+        out
+    }
+
+    /// The image of the example payload `example` (built once per test run) with `settings`.
+    fn example(&self, example: &str, name: &str, settings: &[&str]) -> PathBuf {
+        static BUILDING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = BUILDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let elf = self.dir.path().join(format!("{example}-elf")).join("twi-runtime.elf");
+        if !elf.exists() {
+            let payload = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples").join(example);
+            self.build(&format!("{example}-elf"), &["--payload", path(&payload)], settings, "rp-ca.pem");
+        }
+        self.build(name, &["--runtime-elf", path(&elf)], settings, "rp-ca.pem")
     }
 }
 
@@ -125,7 +152,7 @@ fn fixture() -> &'static Fixture {
         let args = ["build", "--payload", path(&payload), "--set", &target, "--set", &ca];
         let built = twi(&[&args[..], &["--state", path(&state), "--out", path(&image)]].concat());
         assert!(built.status.success(), "twi build --payload failed:\n{}", stderr(&built));
-        let rp_config = rp_config(&pki, port, &state.join("issuer").join("issuer-ca.pem"));
+        let rp_config = rp_config(&pki, port, &image);
         Fixture { rom: image.join("twi.rom"), dir, state, port, rp_config }
     })
 }
@@ -164,10 +191,15 @@ impl RelyingParty {
 
     /// The log once it holds `needle` (or after ten seconds, as it is).
     fn log_with(&self, needle: &str) -> String {
+        self.log_with_n(needle, 1)
+    }
+
+    /// The log once it holds `needle` `n` times (or after ten seconds, as it is).
+    fn log_with_n(&self, needle: &str, n: usize) -> String {
         let started = Instant::now();
         loop {
             let log = self.log.lock().unwrap().clone();
-            if log.contains(needle) || started.elapsed() > Duration::from_secs(10) {
+            if log.matches(needle).count() >= n || started.elapsed() > Duration::from_secs(10) {
                 return log;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -251,4 +283,130 @@ fn a_server_outside_the_measured_server_ca_is_refused_by_the_workload() {
     );
     let log = rp.log_with("handshake");
     assert!(!log.contains("allowed"), "{log}");
+}
+
+#[test]
+fn wpt_call_gets_its_target_with_a_wit_and_a_proof_of_possession() {
+    let f = fixture();
+    let url = f.url("/rows");
+    let image = f.example("wpt-call", "wpt-call", &[&format!("target={url}")]);
+    let rp = RelyingParty::start(f);
+    let (out, console) = run(f, &image.join("twi.rom"), "wpt-call", &[]);
+    assert!(out.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&out));
+    for line in [
+        format!("wpt-call: acquired a WIT for {WORKLOAD} (Enrollment) for {url}"),
+        format!("wpt-call: {url} answered 200"),
+        "response: alice,2026-11,4200".to_string(),
+    ] {
+        assert!(console.contains(&line), "{line:?} missing from the guest console:\n{console}");
+    }
+    // No client certificate: the relying party authorized the WIT, proven by the WPT.
+    let log = rp.log_with("allowed");
+    assert!(log.contains(&format!("GET /rows by {WORKLOAD} (Wit): allowed")), "relying party log:\n{log}");
+}
+
+/// The Payroll story's issuer policy: payroll-app, served for its target with both credential
+/// types; no image admitted yet (`twi policy add-image` does that).
+fn payroll_policy(f: &Fixture) -> PathBuf {
+    let text = format!(
+        "version = \"payroll-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\n\
+         mechanism = \"c\"\nfreshness = \"AF_L2\"\nstickiness = \"CS_L1\"\n\n\
+         [[workload.target]]\nname = \"{}\"\nfreshness = \"present-nonce\"\ntypes = [\"x509\", \"wit\"]\n",
+        f.url("/payroll")
+    );
+    let file = f.dir.path().join("payroll-policy.toml");
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn admit(f: &Fixture, policy: &Path, image: &Path, label: &str) {
+    let args = ["policy", "add-image", "--state", path(&f.state), "--workload", "payroll-app", "--label", label];
+    let added = twi(&[&args[..], &[path(policy), path(image)]].concat());
+    assert!(added.status.success(), "twi policy add-image failed:\n{}", stderr(&added));
+}
+
+/// `openssl s_client` (an independent TLS client) sends `GET path` with `headers` to the
+/// relying party; returns what it answered.
+fn raw_get(f: &Fixture, route: &str, headers: &[(&str, &str)]) -> String {
+    use std::io::Write;
+    let mut request = format!("GET {route} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n", f.port);
+    headers.iter().for_each(|(name, value)| request.push_str(&format!("{name}: {value}\r\n")));
+    request.push_str("\r\n");
+    let connect = format!("127.0.0.1:{}", f.port);
+    let ca = f.pki().join("rp-ca.pem");
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", &connect, "-CAfile", path(&ca), "-verify_return_error", "-quiet", "-ign_eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl is needed by the end-to-end tests: run ./qemu/install-deps");
+    client.stdin.take().unwrap().write_all(request.as_bytes()).unwrap();
+    let out = client.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A WIT copied off a run is useless without the vault's key: payroll-db refuses it alone and
+/// with a proof signed by any other key.
+fn assert_a_stolen_wit_is_refused(f: &Fixture, run_out: &Path) {
+    use p384::elliptic_curve::Generate;
+    let wit = std::fs::read_to_string(run_out.join("credential.wit")).unwrap();
+    let wit = wit.trim();
+    let alone = raw_get(f, "/payroll", &[("Workload-Identity-Token", wit)]);
+    assert!(alone.starts_with("HTTP/1.1 401"), "a WIT without a WPT was accepted:\n{alone}");
+    let thief = p384::ecdsa::SigningKey::generate();
+    let ttl = Duration::from_secs(60);
+    let proof = twi_issuer::wit::sign_wpt(&thief, wit, &f.url("/payroll"), std::time::SystemTime::now(), ttl).unwrap();
+    let authorization = format!("WPT {proof}");
+    let stolen = raw_get(f, "/payroll", &[("Workload-Identity-Token", wit), ("Authorization", &authorization)]);
+    assert!(stolen.starts_with("HTTP/1.1 401"), "a WPT by another key was accepted:\n{stolen}");
+    assert!(stolen.to_ascii_lowercase().contains("www-authenticate: wpt"), "{stolen}");
+    assert!(!stolen.contains("alice"), "{stolen}");
+}
+
+#[track_caller]
+fn assert_reads_rows(f: &Fixture, out: &Output, console: &str, release: &str) {
+    assert!(out.status.success(), "payroll-app {release} failed:\n{}\nconsole:\n{console}", stderr(out));
+    for line in [
+        format!("payroll-app {release}: reading {}", f.url("/payroll")),
+        "payroll: rows over mTLS: alice,4200 | bob,3900".to_string(),
+        "payroll: rows over WIT+WPT: alice,4200 | bob,3900".to_string(),
+    ] {
+        assert!(console.contains(&line), "{line:?} missing from the guest console:\n{console}");
+    }
+}
+
+#[test]
+fn the_payroll_story_new_releases_keep_their_stable_identity_at_the_relying_party() {
+    let f = fixture();
+    let target = format!("target={}", f.url("/payroll"));
+    let v1 = f.example("payroll", "payroll-v1", &[&target, "release=v1"]);
+    let v2 = f.example("payroll", "payroll-v2", &[&target, "release=v2"]);
+    let policy = payroll_policy(f);
+    admit(f, &policy, &v1, "v1");
+    let rp_config = std::fs::read(&f.rp_config).unwrap();
+    let rp = RelyingParty::start(f);
+    let with_policy = ["--policy", path(&policy)];
+    // v1: admitted; reads the rows over mTLS and with WIT + WPT, as payroll-app.
+    let (out, console) = run(f, &v1.join("twi.rom"), "payroll-v1", &with_policy);
+    assert_reads_rows(f, &out, &console, "v1");
+    let log = rp.log_with("(Wit): allowed");
+    for via in ["Mtls", "Wit"] {
+        assert!(log.contains(&format!("GET /payroll by {PAYROLL_APP} ({via}): allowed")), "{log}");
+    }
+    assert_a_stolen_wit_is_refused(f, &f.dir.path().join("runs").join("payroll-v1"));
+    // v2 measures differently: refused until the issuer's policy admits it, naming v1 as closest.
+    let (out, console) = run(f, &v2.join("twi.rom"), "payroll-v2-refused", &with_policy);
+    assert!(!out.status.success(), "an unadmitted build got a credential:\n{console}");
+    let refusal = stderr(&out);
+    assert!(refusal.contains("closest: workload `payroll-app` reference #0 \"v1"), "{refusal}");
+    assert!(!console.contains("payroll: rows"), "{console}");
+    admit(f, &policy, &v2, "v2");
+    let (out, console) = run(f, &v2.join("twi.rom"), "payroll-v2", &with_policy);
+    assert_reads_rows(f, &out, &console, "v2");
+    // The relying party's configuration did not change; it authorized the same identifier.
+    assert_eq!(std::fs::read(&f.rp_config).unwrap(), rp_config);
+    let allowed = format!("GET /payroll by {PAYROLL_APP} (Wit): allowed");
+    let log = rp.log_with_n(&allowed, 2);
+    assert_eq!(log.matches(&allowed).count(), 2, "{log}");
 }

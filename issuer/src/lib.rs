@@ -37,7 +37,7 @@ mod verifier;
 pub mod wit;
 
 pub use asks::{AttestationResult, Challenge, CredentialRequest, Issued, KeyReleased};
-pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestRefused};
+pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestRefused, wit_jwks};
 pub use error::IssuerError;
 pub use issuer::{Issuer, IssuerConfig, PublishedKeys};
 pub use rejection::Rejection;

@@ -153,6 +153,8 @@ pub struct Bridge<'a> {
     /// The workload's connections and the host's clock ([`Offline`] unless given).
     conduit: Box<dyn Conduit + 'a>,
     phase: Phase,
+    /// What the guest's Hello advertised (every acquisition of the launch goes by it).
+    capabilities: u32,
     outcome: Outcome,
     reader: MessageReader,
 }
@@ -186,6 +188,7 @@ impl<'a> Bridge<'a> {
             firmware: Box::new(firmware),
             conduit: Box::new(Offline),
             phase: Phase::Booting,
+            capabilities: 0,
             outcome: Outcome::default(),
             reader: MessageReader::new(),
         }
@@ -302,6 +305,7 @@ impl<'a> Bridge<'a> {
                 format!("platform {:?} cannot run under `--platform {}`", hello.platform, self.firmware.option());
             return Some(self.refuse(format!("the guest reports {text}"), ErrorCode::UnexpectedMessage, &text));
         }
+        self.capabilities = hello.capabilities;
         self.phase = Phase::Greeted(hello.capabilities);
         None
     }
@@ -504,11 +508,18 @@ impl<'a> Bridge<'a> {
                     attestation_result,
                     wit: Some(issued.credential.wit.clone()),
                 };
-                self.outcome.issued = Some(issued);
+                self.acquired(issued);
                 reply.into()
             }
             Err(rejection) => self.rejected(rejection),
         }
+    }
+
+    /// One acquisition is done: the outcome records it (the last one of the launch is what
+    /// `twi run` writes out) and the workload may Initiate the next (another target or type).
+    fn acquired(&mut self, issued: Obtained) {
+        self.outcome.issued = Some(issued);
+        self.phase = Phase::Greeted(self.capabilities);
     }
 
     fn rejected(&mut self, rejection: Refusal) -> Message {
@@ -550,7 +561,7 @@ impl<'a> Bridge<'a> {
                     enc: released.release.enc.clone(),
                     ciphertext: released.release.ciphertext.clone(),
                 };
-                self.outcome.issued = Some(released.issued.clone());
+                self.acquired(released.issued.clone());
                 step.events.push(Event::KeyRelease(Box::new(released), ephemeral_key.to_vec()));
                 reply.into()
             }
@@ -585,7 +596,7 @@ impl<'a> Bridge<'a> {
                     attestation_result: None,
                     wit: Some(issued.credential.wit.clone()),
                 };
-                self.outcome.issued = Some(issued);
+                self.acquired(issued);
                 reply.into()
             }
             Err(rejection) => self.refuse(

@@ -14,8 +14,8 @@ use crate::{image, measure, payload};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The directory to write twi.rom, twi.igvm, reference-values.json and twi-runtime.elf into
-    /// (made if missing).
+    /// The directory to write twi.rom, twi.igvm, reference-values.json, twi-runtime.elf and the
+    /// relying parties' trust files (issuer-ca.pem, issuer-jwks.json) into (made if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Use this runtime ELF instead of compiling one.
@@ -52,6 +52,17 @@ pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
     let ca = open_ca(state, &args.identity)?;
     build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into(), &args.workload)?;
+    write_trust(&args.out, state, ca.certificate_pem())
+}
+
+/// What a relying party trusts, beside the image: the CA certificates chain to
+/// (`issuer-ca.pem`) and the key WITs verify under (`issuer-jwks.json`).
+fn write_trust(out: &Path, state: &Path, ca_pem: &str) -> Result<()> {
+    let jwks = twi_issuer::wit_jwks(&super::issuer::issuer_dir(state)).context("the issuer's WIT key")?;
+    let (ca, keys) = (out.join("issuer-ca.pem"), out.join("issuer-jwks.json"));
+    fs::write(&ca, ca_pem).with_context(|| format!("cannot write {}", ca.display()))?;
+    fs::write(&keys, serde_json::to_vec_pretty(&jwks)?).with_context(|| format!("cannot write {}", keys.display()))?;
+    eprintln!("twi: wrote {} and {} (for relying parties)", ca.display(), keys.display());
     Ok(())
 }
 

@@ -50,6 +50,14 @@ pub(crate) struct CredentialAuthority {
     oids: Oids,
 }
 
+/// The key WITs of the issuer state `dir` verify under, as a JWKS (made now if the state has
+/// none yet): what a relying party configures before any workload has run (`twi build`
+/// writes it beside the image).
+pub fn wit_jwks(dir: &Path) -> Result<serde_json::Value, IssuerError> {
+    let key: SigningKey = state::load_or_create_key(dir, "wit-key.pem")?;
+    Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key.verifying_key(), WIT_KID)] }))
+}
+
 impl CredentialAuthority {
     /// The CA of the issuer state `dir` (named for `ca_domain` if made now), its WIT key,
     /// issuing in `trust_domain`.

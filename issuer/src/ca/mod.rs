@@ -14,6 +14,7 @@ mod identity;
 mod redeem;
 mod x509;
 
+pub use authority::wit_jwks;
 pub(crate) use authority::{CredentialAuthority, WIT_KID};
 pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
