@@ -57,6 +57,14 @@ fn encode(e: serde_json::Error) -> IssuerError {
     IssuerError::Certificate(format!("cannot encode the trust bundle: {e}"))
 }
 
+/// The SPIFFE bundle of the issuer state `dir` whose CA is `ca` (for `twi build`, which writes
+/// the relying parties' trust files without opening an issuer under a policy).
+pub fn state_bundle(dir: &std::path::Path, ca: &crate::IssuerCa) -> Result<Value, IssuerError> {
+    let wit_key = crate::state::load_or_create_key(dir, crate::ca::WIT_KEY_FILE)?;
+    let ca_der = ca.certificate().to_der().map_err(IssuerError::certificate)?;
+    spiffe_bundle(&ca_der, &[(crate::ca::WIT_KID, wit_key.verifying_key())])
+}
+
 impl Issuer {
     /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT key as the
     /// WIT-SVID authority.

@@ -34,6 +34,8 @@ use crate::wit::Wit;
 
 /// The WIT key's `kid` in JWKS and WIT headers.
 pub(crate) const WIT_KID: &str = "twi-wit";
+/// The WIT key's file in the issuer state.
+pub(crate) const WIT_KEY_FILE: &str = "wit-key.pem";
 
 /// The Credential Authority: the CA, the WIT key, and the attestation results (mechanism B)
 /// it expects to redeem.
@@ -54,7 +56,7 @@ pub(crate) struct CredentialAuthority {
 /// none yet): what a relying party configures before any workload has run (`twi build`
 /// writes it beside the image).
 pub fn wit_jwks(dir: &Path) -> Result<serde_json::Value, IssuerError> {
-    let key: SigningKey = state::load_or_create_key(dir, "wit-key.pem")?;
+    let key: SigningKey = state::load_or_create_key(dir, WIT_KEY_FILE)?;
     Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key.verifying_key(), WIT_KID)] }))
 }
 
@@ -64,7 +66,7 @@ impl CredentialAuthority {
     pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str) -> Result<Self, IssuerError> {
         Ok(Self {
             ca: IssuerCa::load_or_create(dir, ca_domain)?,
-            wit_key: state::load_or_create_key(dir, "wit-key.pem")?,
+            wit_key: state::load_or_create_key(dir, WIT_KEY_FILE)?,
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
