@@ -1082,3 +1082,81 @@ fn too_little_ram_is_refused_with_a_sentence() {
         assert!(console.contains("run QEMU with -m 34M or more"), "{console}");
     }
 }
+
+/// The fixture's firmware in an image whose manifest holds the epoch marker `epoch` (for
+/// TACRA's `absent-epoch`); its directory.
+fn image_with_epoch(dir: &Path, epoch: &str) -> PathBuf {
+    let image = dir.join("epoch-image");
+    let elf = fixture().rom.with_file_name("twi-runtime.elf");
+    let set = format!("epoch={epoch}");
+    let args = ["build", "--out", path(&image), "--state", path(&fixture().state), "--runtime-elf", path(&elf)];
+    let built = twi(&[&args[..], &["--set", &set]].concat());
+    assert!(built.status.success(), "twi build --set epoch failed:\n{}", stderr(&built));
+    image
+}
+
+/// What `absent-*`/`present-*` put in the freshness element, checked against the kind.
+fn assert_freshness_element(kind: &str, element: &[u8], epoch: &str) {
+    match kind {
+        "present-nonce" => assert_eq!(element.len(), 32, "a 32-byte nonce"),
+        "present-epoch" => assert!(!element.is_empty(), "the issuer's epoch marker"),
+        "absent-epoch" => assert_eq!(element, epoch.as_bytes(), "the manifest's epoch marker"),
+        "absent-timestamp" => {
+            let at = u64::from_be_bytes(element.try_into().expect("8 bytes of seconds"));
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+            assert!(at.abs_diff(now) < 300, "timestamp {at} is not now ({now})");
+        }
+        "absent-none" => assert!(element.is_empty(), "no freshness element"),
+        other => panic!("no such kind {other}"),
+    }
+}
+
+#[test]
+fn every_tacra_freshness_kind_the_policy_names_for_a_target_is_bound_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let epoch = "2026-12";
+    let image = image_with_epoch(dir.path(), epoch);
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+    for kind in ["present-nonce", "present-epoch", "absent-epoch", "absent-timestamp", "absent-none"] {
+        let target = format!(
+            "\n[[workload.target]]\nname = \"twi:default\"\nfreshness = \"{kind}\"\nepoch = \"{}\"\n",
+            hex::encode(epoch)
+        );
+        let case = dir.path().join(kind);
+        std::fs::create_dir_all(&case).unwrap();
+        let policy = write_policy(&case, &[("epoch image", measurement)], &target);
+        let out = case.join("out");
+        let scenario = Scenario::sim(TWI).image(&image.join("twi.rom")).state(&fixture().state);
+        let run = scenario.out(&out).accel("tcg").policy(&policy).run();
+        let log = run.assert_success(&format!("twi run with freshness {kind}"));
+        assert!(log.contains(&format!("for target twi:default (x509), freshness {kind}")), "{log}");
+        let (report, element, _) = evidence(&out);
+        assert_freshness_element(kind, &element, epoch);
+        let csr = enrollment_csr(&out);
+        assert_eq!(report.report_data, tacra_binding(&out, &csr), "{kind}: REPORTDATA is not the TACRA binding");
+        // The Verifier reports the freshness input it appraised.
+        let ear = verified_attestation_result(&out);
+        let input = ear.submods["twi"].freshness.as_ref().expect("the EAR's TACRA freshness input");
+        assert_eq!((input.kind.name(), &input.value), (kind, &element));
+        let handle = kind.starts_with("present-");
+        assert_eq!(ear.nonce.is_some(), handle, "{kind}: eat_nonce only for a handle the issuer handed out");
+    }
+}
+
+#[test]
+fn a_target_the_policy_does_not_serve_is_refused_before_any_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = "\n[[workload.target]]\nname = \"https://payroll-db.example/rows\"\n";
+    let policy = write_policy(dir.path(), &[("fixture", &fixture_measurement())], target);
+    let out = dir.path().join("out");
+    let log = sim(&out).policy(&policy).run().assert_failure("a target the policy does not serve");
+    assert!(
+        log.contains(
+            "the issuer declined the target twi:default: workload `payroll-app` is not served for target `twi:default`"
+        ),
+        "{log}"
+    );
+    assert!(!log.contains("evidence received"), "evidence was sent for an unserved target:\n{log}");
+}

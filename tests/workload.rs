@@ -6,6 +6,9 @@
 //! Needs `qemu-system-x86_64` and `openssl` (`./qemu/install-deps`); fails, never skips,
 //! without them.
 
+#[path = "dump/mod.rs"]
+mod dump;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -409,4 +412,39 @@ fn the_payroll_story_new_releases_keep_their_stable_identity_at_the_relying_part
     let allowed = format!("GET /payroll by {PAYROLL_APP} (Wit): allowed");
     let log = rp.log_with_n(&allowed, 2);
     assert_eq!(log.matches(&allowed).count(), 2, "{log}");
+}
+
+/// `rom` run under the dumping QEMU wrapper (RAM dumped at the console line holding `at` and at
+/// the end); both dumps keep every vault key in the vault only. Returns the console.
+fn run_dumped(f: &Fixture, rom: &Path, name: &str, at: &str) -> String {
+    let out = f.dir.path().join("runs").join(name);
+    let args = ["run", "--platform", "sim", "--image", path(rom), "--state", path(&f.state), "--out", path(&out)];
+    let (during, after) = (out.with_extension("during.ram"), out.with_extension("after.ram"));
+    let mut command = Command::new(TWI);
+    command.args(args);
+    dump::dumping(&mut command, at, &during, &after);
+    let output = command.output().expect("cannot run twi");
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap_or_default();
+    assert!(output.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&output));
+    let elf = rom.with_file_name("twi-runtime.elf");
+    for (when, file) in [("during the call", &during), ("after the run", &after)] {
+        let memory = dump::Dump::read(file, &elf);
+        let keys = dump::assert_vault_keys_stay_there(&memory, when);
+        assert!(keys >= 1, "{when}: no key in the vault {:x?}", memory.vault);
+        std::fs::remove_file(file).unwrap();
+    }
+    console
+}
+
+#[test]
+fn the_keys_behind_mtls_and_wpt_stay_in_the_vault() {
+    let f = fixture();
+    let wpt_call = f.example("wpt-call", "wpt-call-dumped", &[&format!("target={}", f.url("/rows"))]);
+    let _rp = RelyingParty::start(f);
+    // mTLS: the dump while the response is in (the handshake's CertificateVerify signed).
+    let console = run_dumped(f, &f.rom, "https-get-dumped", "https-get: https://");
+    assert!(console.contains("response: alice,2026-11,4200"), "{console}");
+    // WIT + WPT: the WPT signed in the vault.
+    let console = run_dumped(f, &wpt_call.join("twi.rom"), "wpt-call-dumped", "wpt-call: https://");
+    assert!(console.contains("response: alice,2026-11,4200"), "{console}");
 }

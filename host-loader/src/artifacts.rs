@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use twi_proto::msg::{CredentialRequest, Evidence};
 
+use crate::answers::Obtained;
 use crate::bridge::Released;
-use crate::remote::Obtained;
 
 pub const CREDENTIAL: &str = "credential.pem";
 pub const ISSUER_CA: &str = "issuer-ca.pem";

@@ -9,6 +9,7 @@
 //! - [`policy_file`]: the appraisal policy's file format as the host writes it.
 
 pub mod accel;
+pub mod answers;
 pub mod artifacts;
 pub mod bridge;
 pub mod cli;

@@ -15,38 +15,15 @@ use twi_issuer::http::wire::{
 };
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::{Mechanism, platform_name};
-use twi_issuer::{Challenge, CredentialRequestIn, Evidence, Issued};
+use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
 
-use crate::bridge::{Declined, Refusal};
+use crate::answers::{Declined, Obtained, Refusal};
 use x509_cert::Certificate;
 
 /// How long one request to the remote issuer may take (appraisal of a TDX quote with its
 /// collateral is the slowest, well under a second).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A credential the issuer returned, whichever way it was reached.
-#[derive(Debug, Clone)]
-pub struct Obtained {
-    pub certificate_der: Vec<u8>,
-    pub credential: CredentialResponse,
-}
-
-impl Obtained {
-    /// What the embedded issuer issued, in the form the service answers with.
-    pub fn from_issued(issued: &Issued) -> Self {
-        Self { certificate_der: issued.certificate_der.clone(), credential: CredentialResponse::new(issued) }
-    }
-
-    fn from_response(credential: CredentialResponse) -> std::result::Result<Self, String> {
-        let (label, der) = der::pem::decode_vec(credential.certificate_pem.as_bytes())
-            .map_err(|e| format!("the issuer's certificate_pem is not PEM: {e}"))?;
-        if label != "CERTIFICATE" {
-            return Err(format!("the issuer's certificate_pem holds a {label}, not a CERTIFICATE"));
-        }
-        Ok(Self { certificate_der: der, credential })
-    }
-}
 
 /// A blocking client for `twi serve`. Each role's method returns the service's reason (or why
 /// it could not be reached) as its error.

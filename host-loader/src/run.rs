@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
+use crate::answers::Obtained;
 use crate::artifacts::{ArtifactError, OutDir};
 use crate::bridge::{Bridge, BridgeError, Event};
 use crate::hardware::HardwareProfile;
 use crate::qemu::{self, Accel, GUEST_FAILURE_STATUS, GUEST_SUCCESS_STATUS};
-use crate::remote::Obtained;
 use crate::vm::{Vm, VmError, Workspace};
 
 /// The machine QEMU plays.

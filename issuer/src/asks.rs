@@ -271,7 +271,7 @@ impl Issuer {
 
     /// The admitted workload is served for the evidence's target (TACRA), in this mode, with
     /// the freshness the target's policy names (or, where it names none, the workload's level);
-    /// returns that freshness kind.
+    /// returns the freshness kind that held.
     fn served(
         &self,
         admission: &Admission,

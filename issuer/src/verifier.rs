@@ -258,6 +258,7 @@ pub(crate) struct ResultFor<'a> {
     pub trust_domain: &'a str,
     /// The key it binds (SEC1).
     pub public_key: &'a [u8],
+    /// TACRA's freshness element the evidence bound, and its kind.
     pub nonce: &'a [u8],
     /// The TACRA freshness kind `nonce` is the element of (None: the workload's level says).
     pub freshness: Option<FreshnessKind>,
@@ -272,13 +273,17 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     verifier_claims.insert("claims".into(), claims.into());
     verifier_claims.insert("binding".into(), admission.binding.to_json());
+    // eat_nonce (RFC 9711: 8..=64 bytes) only for a handle the issuer handed out; every kind's
+    // element is in the freshness input (`tacra_freshness`).
+    let handle = result.freshness.is_none_or(|kind| kind.has_handle());
+    let nonce = (handle && (8..=64).contains(&result.nonce.len())).then(|| result.nonce.to_vec());
     let appraisal = ear::Appraisal {
         // The status is the vector's worst tier: contraindicated on the simulated TEE's
         // unrecognised hardware, affirming on genuine hardware.
         status: None,
         trust_vector: admitted_vector(result.platform),
         policy_ids: vec![format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)],
-        nonce: Some(result.nonce.to_vec()),
+        nonce: nonce.clone(),
         key_spki_der: None,
         verifier_claims,
         freshness: Some(freshness_input(result.freshness, admission.freshness, result.nonce)),
@@ -287,7 +292,7 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     .map_err(|e| IssuerError::token("attestation result", e))?;
     let developer = "https://github.com/twi".into();
     let mut ear = Ear::new(VerifierId { build: VERIFIER_BUILD.into(), developer }, now, "twi", appraisal);
-    ear.nonce = Some(result.nonce.to_vec());
+    ear.nonce = nonce;
     ear.exp = Some(crate::jose::unix_seconds(now) + RESULT_LIFETIME);
     Ok(ear)
 }

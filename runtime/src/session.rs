@@ -64,6 +64,8 @@ pub enum Event<'a> {
     /// Mechanism B: the Verifier's attestation result (its length) arrived; the runtime
     /// forwards it to the Credential Authority with a proof of possession.
     AttestationResultReceived(usize),
+    /// Mechanism B: the CredentialRequest, with the vault's proof of possession, went out.
+    CredentialRequested,
     /// The credential was sealed to the launch (its sealed size).
     CredentialSealed(usize),
     /// Mechanism D: the Evidence binds an ephemeral HPKE key generated in the vault.
@@ -433,6 +435,7 @@ impl<L: Link> Session<'_, '_, L> {
             public_key: public_key.to_vec(),
             proof: proof.as_bytes().to_vec(),
         }))?;
+        (self.events)(Event::CredentialRequested);
         Ok(())
     }
 

@@ -159,6 +159,22 @@ impl Slots {
     }
 }
 
+/// Runs the secret computation `f` in a frame of its own, then wipes the stack below this one:
+/// every frame `f` used, with the scalars, nonces and moved-from keys it left there (the
+/// bare-metal build; host builds have no stack to scrub). See `platform::stack`.
+#[inline(never)]
+fn scrubbed<T>(f: impl FnOnce() -> T) -> T {
+    let out = in_own_frame(f);
+    #[cfg(target_os = "none")]
+    crate::platform::stack::scrub();
+    out
+}
+
+#[inline(never)]
+fn in_own_frame<T>(f: impl FnOnce() -> T) -> T {
+    f()
+}
+
 impl Vault {
     pub const fn new() -> Self {
         const EMPTY: Option<Slot> = None;
@@ -167,6 +183,10 @@ impl Vault {
 
     /// Generates a signing key (ECDSA P-384) from `rng`.
     pub fn generate<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<(KeyId, PublicKeySec1), VaultError> {
+        scrubbed(|| self.generate_here(rng))
+    }
+
+    fn generate_here<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<(KeyId, PublicKeySec1), VaultError> {
         let mut inner = self.inner.lock();
         if inner.slots.iter().all(Option::is_some) {
             return Err(VaultError::Full);
@@ -179,6 +199,13 @@ impl Vault {
 
     /// Generates a decryption key (DHKEM P-384) that a Key Store release is encrypted to.
     pub fn generate_decryption_key<R: TryCryptoRng + ?Sized>(
+        &self,
+        rng: &mut R,
+    ) -> Result<(KeyId, PublicKeySec1), VaultError> {
+        scrubbed(|| self.generate_decryption_key_here(rng))
+    }
+
+    fn generate_decryption_key_here<R: TryCryptoRng + ?Sized>(
         &self,
         rng: &mut R,
     ) -> Result<(KeyId, PublicKeySec1), VaultError> {
@@ -199,9 +226,11 @@ impl Vault {
 
     /// ECDSA P-384 with SHA-384 (RFC 6979 deterministic nonces), DER-encoded.
     pub fn sign(&self, id: KeyId, message: &[u8]) -> Result<DerSignature, VaultError> {
-        let inner = self.inner.lock();
-        let signature: p384::ecdsa::Signature = inner.signing(id)?.sign(message);
-        Ok(signature.to_der())
+        scrubbed(|| {
+            let inner = self.inner.lock();
+            let signature: p384::ecdsa::Signature = inner.signing(id)?.sign(message);
+            Ok(signature.to_der())
+        })
     }
 
     /// ECDSA P-384 over a SHA-384 digest the caller computed, DER-encoded.
@@ -209,10 +238,12 @@ impl Vault {
         if digest.len() != 48 {
             return Err(VaultError::BadDigest);
         }
-        let inner = self.inner.lock();
-        let signature: p384::ecdsa::Signature =
-            inner.signing(id)?.sign_prehash(digest).map_err(|_| VaultError::BadDigest)?;
-        Ok(signature.to_der())
+        scrubbed(|| {
+            let inner = self.inner.lock();
+            let signature: p384::ecdsa::Signature =
+                inner.signing(id)?.sign_prehash(digest).map_err(|_| VaultError::BadDigest)?;
+            Ok(signature.to_der())
+        })
     }
 
     /// How many keys the vault holds.
@@ -243,6 +274,17 @@ impl Vault {
     /// consumed (dropped, zeroized) whether or not the release opens; the plaintext lives only
     /// in a zeroizing buffer.
     pub fn install_released_key(
+        &self,
+        cek: KeyId,
+        enc: &[u8],
+        info: &[u8],
+        aad: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<(KeyId, PublicKeySec1), VaultError> {
+        scrubbed(|| self.install_released_key_here(cek, enc, info, aad, ciphertext))
+    }
+
+    fn install_released_key_here(
         &self,
         cek: KeyId,
         enc: &[u8],

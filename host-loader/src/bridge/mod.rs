@@ -63,7 +63,7 @@ pub use firmware::{Endorsements, Firmware, FirmwareError};
 pub use relay::{Conduit, ConduitError, Offline, TamperedConduit};
 pub use roles::{Declined, Presented, Refusal, Released, Roles};
 
-use crate::remote::Obtained;
+use crate::answers::Obtained;
 
 /// What the bridge needs to know about the launch beyond its roles and firmware.
 #[derive(Debug, Clone, Default)]

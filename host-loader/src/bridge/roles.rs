@@ -6,12 +6,12 @@
 
 use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::Mechanism;
-use twi_issuer::policy::TargetRefusal;
 use twi_issuer::{CredentialRequest, CredentialRequestIn, Issued, Issuer, Rejection};
-use twi_proto::msg::{ErrorCode, Initiate, Platform};
+use twi_proto::msg::{Initiate, Platform};
 use twi_verifier::tdx::{Collateral, TdxConfig};
 
-use crate::remote::{Obtained, RemoteIssuer};
+pub use crate::answers::{Declined, Obtained, Refusal};
+use crate::remote::RemoteIssuer;
 
 /// The Verifier's challenge for one launch: the nonce (AF_L2) or epoch id (AF_L1) the evidence
 /// must bind, and the mechanism the policy chose for the workload, if it names one.
@@ -19,45 +19,6 @@ pub use twi_issuer::Challenge;
 /// The evidence as the roles receive it: the bundle the Verifier appraises and, for TDX, the
 /// runtime's RTMR event log.
 pub use twi_issuer::Evidence as Presented;
-
-/// Why a role refused (or could not be reached), in its own words: the bridge passes it to the
-/// guest and to the user unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
-
-impl From<Rejection> for Refusal {
-    fn from(rejection: Rejection) -> Self {
-        Self(rejection.to_string())
-    }
-}
-
-/// Why the issuer answered an Initiate with no Challenge: TACRA's reason (the guest gets it as
-/// its error code) and the words.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{refusal}")]
-pub struct Declined {
-    /// [`ErrorCode::InvalidTarget`], [`ErrorCode::UnsupportedType`] or [`ErrorCode::Internal`].
-    pub code: ErrorCode,
-    pub refusal: Refusal,
-}
-
-impl From<Refusal> for Declined {
-    fn from(refusal: Refusal) -> Self {
-        Self { code: ErrorCode::Internal, refusal }
-    }
-}
-
-impl From<Rejection> for Declined {
-    fn from(rejection: Rejection) -> Self {
-        let code = match &rejection {
-            Rejection::Target(TargetRefusal::NotServed { .. }) => ErrorCode::InvalidTarget,
-            Rejection::Target(TargetRefusal::UnsupportedType { .. }) => ErrorCode::UnsupportedType,
-            _ => ErrorCode::Internal,
-        };
-        Self { code, refusal: rejection.into() }
-    }
-}
 
 /// Mechanism D: what the Key Store released.
 #[derive(Debug, Clone)]

@@ -13,7 +13,7 @@ use twi_verifier::tdx::Collateral;
 
 use super::firmware::{Endorsements, Firmware, FirmwareError};
 use super::roles::{Challenge, Declined, Presented, Refusal, Released, Roles};
-use crate::remote::Obtained;
+use crate::answers::Obtained;
 
 /// A hostile-host behaviour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

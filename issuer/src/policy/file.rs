@@ -394,7 +394,7 @@ fn workload(
     for t in w.target {
         let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
             .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
-        if targets.iter().any(|r: &super::targets::TargetRule| r.name == rule.name) {
+        if targets.iter().any(|r: &super::model::TargetRule| r.name == rule.name) {
             return Err(
                 source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))
             );

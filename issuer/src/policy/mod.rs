@@ -38,6 +38,7 @@ pub use admission::{
 };
 pub use file::{Hex, PolicyFile, ReferenceFile, U64, WorkloadFile};
 pub use inventory::SignedInventory;
+pub use model::TargetRule;
 pub use model::{
     ClaimValue, Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError,
     Reference, ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference,
@@ -45,5 +46,5 @@ pub use model::{
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
-pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, TargetRule, check_absent};
+pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, check_absent};
 pub use values::image_references;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
-use twi_proto::msg::Platform;
+use twi_proto::msg::{CredentialKind, Freshness, Platform};
 
 pub use crate::freshness::FreshnessLevel;
 
@@ -243,7 +243,7 @@ pub struct Workload {
     pub lifetime: Duration,
     pub references: Vec<ReferenceEntry>,
     /// The targets it may acquire for (TACRA), with how; empty: every target.
-    pub targets: Vec<super::targets::TargetRule>,
+    pub targets: Vec<TargetRule>,
     pub line: usize,
 }
 
@@ -317,3 +317,15 @@ pub const SNP_POLICY_DEBUG: u64 = 1 << 19;
 pub const TDX_ATTRIBUTES_DEBUG: u64 = 1;
 /// Default credential lifetime.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// One `[[workload.target]]`, checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetRule {
+    pub name: String,
+    pub freshness: Option<Freshness>,
+    pub mechanism: Option<Mechanism>,
+    /// Empty: every type.
+    pub types: Vec<CredentialKind>,
+    /// `absent-epoch`: the marker the launch must bind.
+    pub epoch_marker: Option<Vec<u8>>,
+}

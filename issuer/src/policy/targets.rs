@@ -22,22 +22,10 @@ use std::time::Duration;
 
 use twi_proto::msg::{CredentialKind, Freshness};
 
-use super::model::{FreshnessLevel, Mechanism, Workload};
+use super::model::{FreshnessLevel, Mechanism, TargetRule, Workload};
 
 /// How far an `absent-timestamp` may be from the issuer's clock, either way.
 pub const TIMESTAMP_WINDOW: Duration = Duration::from_secs(300);
-
-/// One `[[workload.target]]`, checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TargetRule {
-    pub name: String,
-    pub freshness: Option<Freshness>,
-    pub mechanism: Option<Mechanism>,
-    /// Empty: every type.
-    pub types: Vec<CredentialKind>,
-    /// `absent-epoch`: the marker the launch must bind.
-    pub epoch_marker: Option<Vec<u8>>,
-}
 
 /// How one acquisition goes, by the policy.
 #[derive(Clone, Debug, PartialEq, Eq)]

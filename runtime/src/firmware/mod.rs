@@ -321,6 +321,9 @@ pub(crate) fn log_event(event: Event<'_>) {
         Event::AttestationResultReceived(len) => {
             log!("mechanism B: attestation result received ({len}-byte EAR); requesting the credential")
         }
+        Event::CredentialRequested => {
+            log!("mechanism B: credential requested, the proof of possession signed in the vault")
+        }
     }
 }
 

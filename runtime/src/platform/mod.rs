@@ -21,6 +21,7 @@ pub mod rng;
 pub mod serial;
 pub mod shared;
 pub mod snp;
+pub mod stack;
 pub mod tdx;
 pub mod time;
 mod trap;
