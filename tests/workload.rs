@@ -69,12 +69,13 @@ fn rp_config(dir: &Path, port: u16, image: &Path) -> PathBuf {
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\npublic_url = \"https://127.0.0.1:{port}\"\n\
          server_certificate = \"rp.pem\"\nserver_key = \"rp.key\"\nissuer_ca = {issuer_ca:?}\n\
-         issuer_jwks = {issuer_jwks:?}\n\n\
+         simulated_tee_oid = {sim_oid:?}\nissuer_jwks = {issuer_jwks:?}\n\n\
          [[route]]\npath = \"/rows\"\nallow = [\"{WORKLOAD}\"]\nbody = \"alice,2026-11,4200\\n\"\n\n\
          [[route]]\npath = \"/payroll\"\nallow = [\"{PAYROLL_APP}\"]\nbody = \"alice,4200\\nbob,3900\\n\"\n\n\
          [[route]]\npath = \"/forbidden\"\nallow = [\"spiffe://example.org/someone-else\"]\nbody = \"secret\\n\"\n",
         issuer_ca = path(&issuer_ca),
-        issuer_jwks = path(&issuer_jwks)
+        issuer_jwks = path(&issuer_jwks),
+        sim_oid = twi_issuer::oids::Oids::default().simulated_tee.to_string(),
     );
     let file = dir.join("rp.toml");
     std::fs::write(&file, config).unwrap();

@@ -85,4 +85,16 @@ pub struct RunArgs {
     /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
     #[arg(long, value_name = "FORMAT", default_value = "4")]
     pub tdx_quote: twi_sim::tdx::QuoteFormat,
+    /// The attestation result's serialization (draft-ietf-rats-ear-04): attestation-result.jwt,
+    /// attestation-result.cwt (COSE_Sign1, the same result re-signed by the Verifier), or both.
+    #[arg(long, value_enum, default_value = "jwt")]
+    pub ear_format: EarFormat,
+}
+
+/// Which attestation-result files a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EarFormat {
+    Jwt,
+    Cwt,
+    Both,
 }
