@@ -73,6 +73,20 @@ fn certified_key(cert: &Certificate) -> Vec<u8> {
     cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes().to_vec()
 }
 
+/// Mechanism D: `released` certifies the provisioned key for the same workload, but is a
+/// certificate of its own (its own serial) carrying the issuer's extensions for this launch.
+fn assert_released(released: &Certificate, provisioned: &Certificate) {
+    assert_eq!(certified_key(released), certified_key(provisioned), "the released certificate is for another key");
+    let (r, p) = (released.tbs_certificate(), provisioned.tbs_certificate());
+    assert_eq!(r.subject(), p.subject());
+    assert_ne!(r.serial_number(), p.serial_number(), "the release reuses the provisioned certificate");
+    let oids = twi_issuer::oids::Oids::default();
+    let extensions = r.extensions().unwrap();
+    for oid in [oids.evidence_sha384, oids.policy_binding, oids.simulated_tee] {
+        assert!(extensions.iter().any(|e| e.extn_id == oid), "the released certificate lacks {oid}");
+    }
+}
+
 /// TACRA's REPORTDATA for what `evidence.json` in `out` says the guest bound: its freshness
 /// element, the issuer's identifier (its CA's name, as the manifest carries it), its target, and
 /// `subject` (the CSR, or the encryption key's SubjectPublicKeyInfo), computed independently.
@@ -411,7 +425,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let measurement = fixture_measurement();
     let policy = write_policy(dir.path(), &[("v0.9 (sim)", OLD_MEASUREMENT), ("v1.0 (sim)", &measurement)], "");
     let out_dir = dir.path().join("out");
-    let run = sim(&out_dir).policy(&policy).workload("ignored").run();
+    let run = sim(&out_dir).policy(&policy).workload("ignored").arg("--ear-format").arg("both").run();
     let log = run.assert_success("twi run --policy");
     assert_eq!(run.stdout(), "spiffe://example.org/payroll-app");
     assert!(
@@ -424,7 +438,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let der = der::Encode::to_der(&cert).unwrap();
     assert!(der.windows(32).any(|w| w == b"spiffe://example.org/payroll-app"), "SAN missing");
     assert!(!der.windows(6).any(|w| w == b"ignore"), "--workload must not name a policy credential");
-    let policy_ext = twi_issuer::oids::POLICY_BINDING;
+    let policy_ext = twi_issuer::oids::Oids::default().policy_binding;
     let exts = cert.tbs_certificate().extensions().unwrap();
     assert!(exts.iter().any(|e| e.extn_id == policy_ext), "no policy-binding extension");
     assert!(der.windows(5).any(|w| w == b"e2e-1"), "the policy version is not in the certificate");
@@ -436,13 +450,30 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
     let key = |kid: &str| jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid).unwrap().clone();
     let wit = std::fs::read_to_string(out_dir.join("credential.wit")).unwrap();
     let ear = std::fs::read_to_string(out_dir.join("attestation-result.jwt")).unwrap();
+    // --ear-format both: the CWT beside it is the same result.
+    let verifier_key = serde_json::from_value::<twi_issuer::jose::Jwk>(key("twi-verifier")).unwrap().to_p384().unwrap();
+    let now = std::time::SystemTime::now();
+    let cwt = std::fs::read(out_dir.join("attestation-result.cwt")).unwrap();
+    let from_cwt = twi_issuer::ear::Ear::verify_cwt(&cwt, &verifier_key.into(), now).unwrap();
+    assert_eq!(from_cwt, twi_issuer::ear::Ear::verify_jwt(&ear, &verifier_key.into(), now).unwrap());
     let doc = serde_json::json!({
         "wit": { "token": wit, "issuer_key": key("twi-wit"),
                  "claims": { "sub": "spiffe://example.org/payroll-app", "location": "DE", "handles-pii": true } },
-        "ear": { "token": ear, "verifier_key": key("twi-verifier") },
+        "ear": { "token": ear, "verifier_key": key("twi-verifier"), "status": "contraindicated" },
         "must_fail": [ { "name": "the WIT under the Verifier's key", "token": wit, "key": key("twi-verifier") } ],
     });
     tools::assert_ok(&tools::jose_check(&doc), "the jwcrypto check");
+    // The SPIFFE bundle, read by go-spiffe's rules, verifies both SVIDs and nothing else.
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("trust-bundle.json")).unwrap()).unwrap();
+    let doc = serde_json::json!({
+        "bundle": bundle, "trust_domain": "example.org", "wit": wit,
+        "now": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        "x509_svid": [std::fs::read_to_string(out_dir.join("credential.pem")).unwrap()],
+        "handled_critical": [twi_issuer::oids::Oids::default().simulated_tee.to_string()],
+        "must_fail_wits": [ { "name": "the attestation result", "token": ear } ],
+    });
+    tools::assert_ok(&tools::spiffe_bundle_check(&doc), "the SPIFFE bundle check");
 
     // Provenance: one record per credential, each provable against the signed tree head.
     let prov: serde_json::Value =
@@ -553,9 +584,10 @@ fn verified_attestation_result(out: &Path) -> twi_issuer::ear::Ear {
     twi_issuer::ear::Ear::verify_jwt(token.trim(), verifier.verifying_key(), std::time::SystemTime::now()).unwrap()
 }
 
-/// `openssl verify` accepts the run's credential under the CA it wrote beside it.
+/// `openssl verify` accepts the run's (simulated) credential under the CA it wrote beside it once
+/// told to ignore the critical simulated-TEE extension, and refuses it otherwise.
 fn assert_openssl_verifies(out: &Path) {
-    tools::assert_openssl_verifies(&out.join("issuer-ca.pem"), &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(&out.join("issuer-ca.pem"), &out.join("credential.pem"));
 }
 
 #[test]
@@ -573,7 +605,7 @@ fn mechanism_a_returns_the_credential_inside_the_attestation_result() {
     let cert = certificate(dir.path());
     let ear = verified_attestation_result(dir.path());
     let twi = &ear.submods["twi"];
-    let named = &twi.policy_claims["credential"];
+    let named = &twi.verifier_claims["credential"];
     let der = der::Encode::to_der(&cert).unwrap();
     assert_eq!(named["x509-sha256"], hex::encode(sha2::Sha256::digest(&der)).as_str());
     assert_eq!(named["x509-serial"], hex::encode(cert.tbs_certificate().serial_number().as_bytes()).as_str());
@@ -681,7 +713,10 @@ fn mechanism_d_releases_the_key_the_owner_provisioned() {
     run.assert_success("twi run --mechanism d with the owner's key");
     let cert = certificate(&run_dir);
     assert_eq!(certified_key(&cert), owner_public, "the released credential is not the owner's");
-    assert_eq!(hex::encode(cert.tbs_certificate().serial_number().as_bytes()), serial);
+    // Released with a certificate of its own for this launch (the provisioned one is `serial`).
+    let (provisioned_cert, _) = provisioned_in(&state, "spiffe://example.org/demo");
+    assert_eq!(hex::encode(provisioned_cert.tbs_certificate().serial_number().as_bytes()), serial);
+    assert_released(&cert, &provisioned_cert);
     let console = std::fs::read_to_string(run_dir.join("console.log")).unwrap();
     assert!(console.contains("credential accepted for spiffe://example.org/demo"), "{console}");
 }
@@ -706,7 +741,7 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     // the evidence bound (that was the ephemeral HPKE key).
     let cert = certificate(dir.path());
     let (provisioned_cert, provisioned_key) = provisioned("spiffe://example.org/demo");
-    assert_eq!(cert, provisioned_cert);
+    assert_released(&cert, &provisioned_cert);
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(dir.path());
     assert_ne!(ephemeral, provisioned_key);
@@ -841,7 +876,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
         ] {
             assert!(log.contains(&line), "{line:?} missing from:\n{log}");
         }
-        tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+        tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
         let text = openssl(&["x509", "-in", path(&out.join("credential.pem")), "-noout", "-ext", "subjectAltName"]);
         let san = String::from_utf8_lossy(&text.stdout);
         assert!(san.contains("URI:spiffe://example.org/payroll-app"), "{san}");
@@ -858,13 +893,36 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
     let out = dir.path().join("run-built");
     let scenario = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url);
-    let run = scenario.issuer_ca(served_ca).run();
+    let run = scenario.issuer_ca(served_ca).arg("--ear-format").arg("cwt").run();
     run.assert_success("twi run --issuer-url without --image");
+    // --ear-format cwt: the served Verifier's result as a CWT only, verifying under its key.
+    assert!(!out.join("attestation-result.jwt").exists());
+    let jwks: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("issuer-jwks.json")).unwrap()).unwrap();
+    let jwk = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-verifier").unwrap().clone();
+    let key = serde_json::from_value::<twi_issuer::jose::Jwk>(jwk).unwrap().to_p384().unwrap();
+    let cwt = std::fs::read(out.join("attestation-result.cwt")).unwrap();
+    let ear = twi_issuer::ear::Ear::verify_cwt(&cwt, &key.into(), std::time::SystemTime::now()).unwrap();
+    assert_eq!(ear.submods["twi"].verifier_claims["workload-id"], "spiffe://example.org/payroll-app");
     assert!(
         std::fs::read(out.join("twi.rom")).unwrap() == std::fs::read(image.join("twi.rom")).unwrap(),
         "the image built against the served CA differs from the operator's"
     );
     assert!(!loader_state.join("issuer").exists(), "the loader opened an embedded issuer");
+    // `twi log prove`: the credential's record, proved against a checkpoint signed by the key
+    // the run wrote down; a credential the log never saw is refused.
+    let serial = hex::encode(certificate(&out).tbs_certificate().serial_number().as_bytes());
+    let prov: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("provenance.json")).unwrap()).unwrap();
+    let vkey = prov["checkpoint_vkey"].as_str().unwrap();
+    let proved =
+        twi(&["log", "prove", &serial, "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
+    assert!(proved.status.success(), "twi log prove: {}", String::from_utf8_lossy(&proved.stderr));
+    let shown: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
+    assert_eq!(shown["record"]["credential_id"], serial.as_str());
+    assert!(String::from_utf8_lossy(&proved.stderr).contains("checkpoint verified under example.org/twi-log+"));
+    let unknown =
+        twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
 }
 
 #[test]
@@ -1042,10 +1100,10 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     }
     // The credential is the one provisioned in the served Key Store, its key the provisioned
     // key (not the ephemeral key the evidence bound), and it chains to the served CA.
-    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
     let cert = certificate(&out);
     let (provisioned_cert, provisioned_key) = provisioned_in(server_state, "spiffe://example.org/payroll-app");
-    assert_eq!(cert, provisioned_cert);
+    assert_released(&cert, &provisioned_cert);
     assert_eq!(certified_key(&cert), provisioned_key);
     let (report, nonce, ephemeral) = evidence(&out);
     assert_ne!(ephemeral, provisioned_key);
@@ -1075,10 +1133,10 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let run = service.scenario("sim-tdx", &out).mechanism("d").client_certificate(owner.0, owner.1).run();
     let log = run.assert_success("twi run --platform sim-tdx --mechanism d --issuer-url");
     assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
-    assert_eq!(certificate(&out), provisioned_cert);
+    assert_released(&certificate(&out), &provisioned_cert);
     let console = std::fs::read_to_string(out.join("console.log")).unwrap();
     assert!(console.contains("mechanism D: the Key Store's release opened in the vault"), "{console}");
-    tools::assert_openssl_verifies(served_ca, &out.join("credential.pem"));
+    tools::assert_openssl_verifies_simulated(served_ca, &out.join("credential.pem"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1163,15 +1221,16 @@ fn boot_with_memory(memory: &str) -> (Option<i32>, String) {
 
 #[test]
 fn too_little_ram_is_refused_with_a_sentence() {
-    // 20 MiB: the image and the heap fit, the frame pool does not. The CMOS counts RAM above 16
-    // MiB only, so the runtime reads QEMU's e820 table; below 16 MiB the old check said nothing.
-    for memory in ["20M", "12M"] {
+    // The layout needs 14 MiB (the shared pool ends there). At 12 MiB the image and the heap
+    // fit, the frame pool and the shared pool do not. The CMOS counts RAM above 16 MiB only, so
+    // the runtime reads QEMU's e820 table; below 16 MiB the old check said nothing.
+    for memory in ["13M", "12M", "8M"] {
         let (status, console) = boot_with_memory(memory);
         assert_eq!(status, Some(35), "the failure exit (0x11 << 1 | 1) at -m {memory}:\n{console}");
         let mib: u64 = memory.trim_end_matches('M').parse().unwrap();
         let sentence = format!("FATAL: too little RAM: {} KiB from address 0 (fw_cfg etc/e820)", mib << 10);
         assert!(console.contains(&sentence), "-m {memory}:\n{console}");
-        assert!(console.contains("run QEMU with -m 34M or more"), "{console}");
+        assert!(console.contains("run QEMU with -m 14M or more"), "{console}");
     }
 }
 
@@ -1230,8 +1289,8 @@ fn every_tacra_freshness_kind_the_policy_names_for_a_target_is_bound_and_checked
         assert_eq!(report.report_data, tacra_binding(&out, &csr), "{kind}: REPORTDATA is not the TACRA binding");
         // The Verifier reports the freshness input it appraised.
         let ear = verified_attestation_result(&out);
-        let input = &ear.submods["twi"].policy_claims["freshness"];
-        assert_eq!((input["kind"].as_str(), input["element"].as_str()), (Some(kind), Some(&*hex::encode(&element))));
+        let input = ear.submods["twi"].freshness.as_ref().expect("the EAR's TACRA freshness input");
+        assert_eq!((input.kind.name(), &input.value), (kind, &element));
         let handle = kind.starts_with("present-");
         assert_eq!(ear.nonce.is_some(), handle, "{kind}: eat_nonce only for a handle the issuer handed out");
     }

@@ -69,12 +69,13 @@ fn rp_config(dir: &Path, port: u16, image: &Path) -> PathBuf {
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\npublic_url = \"https://127.0.0.1:{port}\"\n\
          server_certificate = \"rp.pem\"\nserver_key = \"rp.key\"\nissuer_ca = {issuer_ca:?}\n\
-         issuer_jwks = {issuer_jwks:?}\n\n\
+         simulated_tee_oid = {sim_oid:?}\nissuer_jwks = {issuer_jwks:?}\n\n\
          [[route]]\npath = \"/rows\"\nallow = [\"{WORKLOAD}\"]\nbody = \"alice,2026-11,4200\\n\"\n\n\
          [[route]]\npath = \"/payroll\"\nallow = [\"{PAYROLL_APP}\"]\nbody = \"alice,4200\\nbob,3900\\n\"\n\n\
          [[route]]\npath = \"/forbidden\"\nallow = [\"spiffe://example.org/someone-else\"]\nbody = \"secret\\n\"\n",
         issuer_ca = path(&issuer_ca),
-        issuer_jwks = path(&issuer_jwks)
+        issuer_jwks = path(&issuer_jwks),
+        sim_oid = twi_issuer::oids::Oids::default().simulated_tee.to_string(),
     );
     let file = dir.join("rp.toml");
     std::fs::write(&file, config).unwrap();
@@ -229,10 +230,12 @@ fn run(f: &Fixture, rom: &Path, name: &str, extra: &[&str]) -> (Output, String) 
 fn the_workload_gets_its_target_over_mutual_tls_authorized_by_its_stable_identifier() {
     let f = fixture();
     let rp = RelyingParty::start(f);
-    let (out, console) = run(f, &f.rom, "allowed", &[]);
+    // In 16 MiB of RAM, the least the layout runs the TLS workload in (issue 17).
+    let (out, console) = run(f, &f.rom, "allowed", &["--memory", "16M"]);
     assert!(out.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&out));
     let url = f.url("/rows");
     for line in [
+        "RAM: 16 MiB from address 0 (fw_cfg etc/e820)".to_string(),
         format!("https-get: acquired {WORKLOAD} (Enrollment) for {url}"),
         format!("https-get: {url} answered 200"),
         "response: alice,2026-11,4200".to_string(),

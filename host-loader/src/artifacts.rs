@@ -18,8 +18,11 @@ pub const CREDENTIAL: &str = "credential.pem";
 pub const ISSUER_CA: &str = "issuer-ca.pem";
 pub const WIT: &str = "credential.wit";
 pub const ATTESTATION_RESULT: &str = "attestation-result.jwt";
+pub const ATTESTATION_RESULT_CWT: &str = "attestation-result.cwt";
 pub const PROVENANCE: &str = "provenance.json";
 pub const ISSUER_JWKS: &str = "issuer-jwks.json";
+/// The trust domain's SPIFFE bundle (the X.509 and WIT authorities only).
+pub const TRUST_BUNDLE: &str = "trust-bundle.json";
 pub const EVIDENCE_BIN: &str = "evidence.bin";
 pub const EVIDENCE_JSON: &str = "evidence.json";
 pub const KEY_RELEASE: &str = "key-release.json";
@@ -28,13 +31,15 @@ pub const SELF_TEST_ROM: &str = "self-test.rom";
 
 /// Every file a run writes (the image files `twi build` writes are not among them: a run
 /// rebuilds those itself when it builds the image).
-pub const RUN_FILES: [&str; 12] = [
+pub const RUN_FILES: [&str; 14] = [
     CREDENTIAL,
     ISSUER_CA,
     WIT,
     ATTESTATION_RESULT,
+    ATTESTATION_RESULT_CWT,
     PROVENANCE,
     ISSUER_JWKS,
+    TRUST_BUNDLE,
     EVIDENCE_BIN,
     EVIDENCE_JSON,
     KEY_RELEASE,
@@ -153,9 +158,15 @@ impl OutDir {
         Ok(())
     }
 
-    /// The credential, its WIT, attestation result and provenance proofs, and the issuer's
-    /// keys (`jwks`). Returns the names of the files written beside the certificate.
-    pub fn credential(&self, issued: &Obtained, jwks: serde_json::Value) -> anyhow::Result<Vec<&'static str>> {
+    /// The credential, its WIT, attestation result and provenance proofs, the issuer's role
+    /// keys (`jwks`) and its SPIFFE bundle (`bundle`). Returns the names of the files written
+    /// beside the certificate.
+    pub fn credential(
+        &self,
+        issued: &Obtained,
+        jwks: serde_json::Value,
+        bundle: serde_json::Value,
+    ) -> anyhow::Result<Vec<&'static str>> {
         let credential = &issued.credential;
         self.write(CREDENTIAL, &credential.certificate_pem)?;
         let mut written = vec![WIT];
@@ -166,7 +177,8 @@ impl OutDir {
         }
         self.write_json(PROVENANCE, &credential.provenance)?;
         self.write_json(ISSUER_JWKS, &jwks)?;
-        written.extend([PROVENANCE, ISSUER_JWKS]);
+        self.write_json(TRUST_BUNDLE, &bundle)?;
+        written.extend([PROVENANCE, ISSUER_JWKS, TRUST_BUNDLE]);
         Ok(written)
     }
 }

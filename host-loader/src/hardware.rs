@@ -41,12 +41,12 @@ pub struct Hardware {
 }
 
 impl HardwareProfile {
-    /// QEMU's arguments for `image` with the channel on the socket `channel`.
-    pub fn qemu_args(&self, image: &Path, channel: &Path) -> Vec<String> {
+    /// QEMU's arguments for `image` with the channel on the socket `channel` and `memory` of RAM.
+    pub fn qemu_args(&self, image: &Path, channel: &Path, memory: qemu::MemorySize) -> Vec<String> {
         match self {
-            Self::Snp(profile) => qemu::snp_args(image, channel, profile),
-            Self::Igvm(profile) => qemu::igvm_args(image, channel, profile),
-            Self::Tdx => qemu::tdx_args(image, channel),
+            Self::Snp(profile) => qemu::snp_args(image, channel, profile, memory),
+            Self::Igvm(profile) => qemu::igvm_args(image, channel, profile, memory),
+            Self::Tdx => qemu::tdx_args(image, channel, memory),
         }
     }
 

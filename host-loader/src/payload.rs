@@ -90,6 +90,7 @@ pub fn build_payload_elf(dir: &Path) -> Result<PathBuf> {
         .args(["build", "--release", "--target", "x86_64-unknown-none"])
         .arg("--config")
         .arg(remap_config_with(&root, &[(&dir, "/payload")]))
+        .args(crate::image::firmware_profile_args())
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")

@@ -7,8 +7,53 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 
 pub const QEMU_BINARY: &str = "qemu-system-x86_64";
-/// q35 with 128 MiB: the runtime's layout needs 32 MiB; the rest is headroom.
-pub const MEMORY: &str = "128M";
+/// The guest's RAM unless `twi run --memory` says otherwise: the runtime's layout needs 14 MiB
+/// (`twi_linker::MIN_RAM_BYTES`; the whole flow runs in `-m 16M`); the rest is headroom.
+pub const DEFAULT_MEMORY: MemorySize = MemorySize(128 << 20);
+
+/// A guest RAM size, as `-m` takes it: a number of MiB, or with a suffix `K`, `M`, `G`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemorySize(pub u64);
+
+impl MemorySize {
+    /// As `-m` and memory backends take it (whole MiB).
+    pub fn qemu(self) -> String {
+        format!("{}M", self.0 >> 20)
+    }
+}
+
+impl std::str::FromStr for MemorySize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("`{s}` is not a memory size: give MiB as a number or with a suffix (16M, 1G)");
+        let (digits, shift) = match s.trim().char_indices().last() {
+            Some((i, 'K' | 'k')) => (&s[..i], 10),
+            Some((i, 'M' | 'm')) => (&s[..i], 20),
+            Some((i, 'G' | 'g')) => (&s[..i], 30),
+            _ => (s.trim(), 20),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        let bytes = n.checked_mul(1 << shift).filter(|&b| b > 0 && b % (1 << 20) == 0 && b <= 1 << 40);
+        bytes.map(MemorySize).ok_or_else(|| format!("{}: whole MiB from 1M to 1024G", bad()))
+    }
+}
+
+/// The guest's RAM: its size and, when the channel runs on the shared-memory ring, the file
+/// QEMU backs it with (the loader reads the ring from it) and the fw_cfg offer the runtime
+/// looks for (`twi_proto::ring::FW_CFG_OFFER`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestRam {
+    pub size: MemorySize,
+    pub ring_file: Option<PathBuf>,
+}
+
+impl GuestRam {
+    /// `size` of RAM, the channel on COM2.
+    pub fn serial(size: MemorySize) -> Self {
+        Self { size, ring_file: None }
+    }
+}
 /// QEMU's exit status when the runtime writes ExitCode::Success (0x10) to isa-debug-exit.
 pub const GUEST_SUCCESS_STATUS: i32 = (0x10 << 1) | 1;
 /// QEMU's exit status when the guest reports failure (`isa-debug-exit` value 0x11).
@@ -70,10 +115,24 @@ pub fn find_qemu() -> Result<PathBuf> {
 /// COM2 on the unix socket `channel` (the CBOR channel), isa-debug-exit for the exit status,
 /// and the simulated PSP's secrets page loaded at its guest-physical address (QEMU's generic
 /// loader writes the file into guest RAM before the first instruction, as the PSP would).
-pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&Path>) -> Vec<String> {
+pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, ram: &GuestRam, secrets_page: Option<&Path>) -> Vec<String> {
+    let machine = match ram.ring_file {
+        Some(_) => "q35,memory-backend=twi-ram",
+        None => "q35",
+    };
     let mut args: Vec<String> =
-        ["-machine", "q35", "-accel", accel.name(), "-cpu", accel.cpu()].iter().map(|s| s.to_string()).collect();
-    args.extend(common_devices(channel));
+        ["-machine", machine, "-accel", accel.name(), "-cpu", accel.cpu()].iter().map(|s| s.to_string()).collect();
+    if let Some(file) = &ram.ring_file {
+        args.push("-object".into());
+        args.push(format!(
+            "memory-backend-file,id=twi-ram,size={},mem-path={},share=on",
+            ram.size.qemu(),
+            file.display()
+        ));
+        args.push("-fw_cfg".into());
+        args.push(format!("name={},string=1", twi_proto::ring::FW_CFG_OFFER));
+    }
+    args.extend(common_devices(channel, ram.size));
     if let Some(page) = secrets_page {
         args.push("-device".into());
         args.push(format!("loader,file={},addr={:#x},force-raw=on", page.display(), twi_linker::SNP_SECRETS_PAGE));
@@ -86,8 +145,8 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, secrets_page: Option<&
 /// The `sim-tdx` platform: as [`sim_args`], but instead of the SEV-SNP secrets page QEMU's
 /// loader plants the simulated-TD page (`twi_linker::SIM_TD_PAGE`) that tells the runtime its
 /// TDX module is simulated over the channel.
-pub fn sim_tdx_args(accel: Accel, rom: &Path, channel: &Path, td_page: &Path) -> Vec<String> {
-    let mut args = sim_args(accel, rom, channel, None);
+pub fn sim_tdx_args(accel: Accel, rom: &Path, channel: &Path, ram: &GuestRam, td_page: &Path) -> Vec<String> {
+    let mut args = sim_args(accel, rom, channel, ram, None);
     let bios_at = args.iter().position(|a| a == "-bios").unwrap_or(args.len());
     args.splice(
         bios_at..bios_at,
@@ -121,7 +180,7 @@ pub fn command_line(qemu: &Path, args: &[String]) -> String {
 /// Runs `rom` in self-test mode (it exits right after key generation and a signature) under
 /// `accel`, and returns how long QEMU took, or `None` if it failed or exceeded `budget`.
 pub fn time_self_test(qemu: &Path, accel: Accel, rom: &Path, budget: Duration) -> Option<Duration> {
-    let mut args = sim_args(accel, rom, Path::new("/dev/null"), None);
+    let mut args = sim_args(accel, rom, Path::new("/dev/null"), &GuestRam::serial(DEFAULT_MEMORY), None);
     // No channel in self-test mode: drop the COM2 chardev (its last four arguments before -bios).
     let bios_at = args.iter().position(|a| a == "-bios")?;
     args.drain(bios_at - 4..bios_at);
@@ -153,26 +212,26 @@ pub struct SnpProfile {
 }
 
 /// The console, channel and exit device every profile shares with `sim`.
-fn common_devices(channel: &Path) -> Vec<String> {
-    let mut args: Vec<String> = [
-        "-m",
-        MEMORY,
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-nodefaults",
-        "-no-reboot",
-        "-device",
-        "isa-debug-exit,iobase=0xf4,iosize=0x04",
-        "-chardev",
-        "stdio,id=console,signal=off",
-        "-serial",
-        "chardev:console",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+fn common_devices(channel: &Path, memory: MemorySize) -> Vec<String> {
+    let mut args: Vec<String> = vec!["-m".into(), memory.qemu()];
+    args.extend(
+        [
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-nodefaults",
+            "-no-reboot",
+            "-device",
+            "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-chardev",
+            "stdio,id=console,signal=off",
+            "-serial",
+            "chardev:console",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
     args.push("-chardev".into());
     args.push(format!("socket,id=channel,path={}", channel.display()));
     args.push("-serial".into());
@@ -182,10 +241,10 @@ fn common_devices(channel: &Path) -> Vec<String> {
 
 /// `sev-snp-guest` with private memory (QEMU ≥ 9.1, an SEV-SNP host). `cbitpos=51` and
 /// `reduced-phys-bits=1` are those of EPYC Milan and Genoa hosts (CPUID 0x8000_001F EBX).
-fn snp_object(p: &SnpProfile) -> Vec<String> {
+fn snp_object(p: &SnpProfile, memory: MemorySize) -> Vec<String> {
     vec![
         "-object".into(),
-        format!("memory-backend-memfd,id=ram1,size={MEMORY},share=true,prealloc=false"),
+        format!("memory-backend-memfd,id=ram1,size={},share=true,prealloc=false", memory.qemu()),
         "-object".into(),
         format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={:#x}", p.policy),
     ]
@@ -194,7 +253,7 @@ fn snp_object(p: &SnpProfile) -> Vec<String> {
 /// The `snp` profile: the ROM as `-bios` of an SEV-SNP guest under KVM. The measurement of
 /// this launch is the `snp.launch_digest` of `reference-values.json` for the same vCPUs, model
 /// and policy (QEMU ≥ 9.1 launches with SEV_FEATURES = SNP_ACTIVE, guest features 0x1).
-pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
+pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
         "q35,confidential-guest-support=sev0,memory-backend=ram1".into(),
@@ -205,8 +264,8 @@ pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
         "-smp".into(),
         p.vcpus.to_string(),
     ];
-    args.extend(snp_object(p));
-    args.extend(common_devices(channel));
+    args.extend(snp_object(p, memory));
+    args.extend(common_devices(channel, memory));
     args.push("-bios".into());
     args.push(rom.display().to_string());
     args
@@ -215,7 +274,7 @@ pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
 /// The `tdx` profile (QEMU ≥ 10.1, a TDX host, Linux ≥ 6.16): the ROM as `-bios` of a TD, with
 /// a quote-generation socket to the host's QGS on vsock port 4050. Its MRTD is `tdx.mrtd` of
 /// `reference-values.json`.
-pub fn tdx_args(rom: &Path, channel: &Path) -> Vec<String> {
+pub fn tdx_args(rom: &Path, channel: &Path, memory: MemorySize) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
         "q35,kernel-irqchip=split,confidential-guest-support=tdx0".into(),
@@ -227,7 +286,7 @@ pub fn tdx_args(rom: &Path, channel: &Path) -> Vec<String> {
         r#"{"qom-type":"tdx-guest","id":"tdx0","quote-generation-socket":{"type":"vsock","cid":"2","port":"4050"}}"#
             .into(),
     ];
-    args.extend(common_devices(channel));
+    args.extend(common_devices(channel, memory));
     args.push("-bios".into());
     args.push(rom.display().to_string());
     args
@@ -236,7 +295,7 @@ pub fn tdx_args(rom: &Path, channel: &Path) -> Vec<String> {
 /// The `igvm` profile: `twi.igvm` loaded by QEMU's IGVM loader (QEMU ≥ 10.0 built with
 /// `--enable-igvm`) into an SEV-SNP guest; no `-bios`. Its measurement is
 /// `igvm.snp_launch_digest` of `reference-values.json`.
-pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
+pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-object".into(),
         format!("igvm-cfg,id=igvm0,file={}", igvm.display()),
@@ -249,7 +308,42 @@ pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile) -> Vec<String> {
         "-smp".into(),
         p.vcpus.to_string(),
     ];
-    args.extend(snp_object(p));
-    args.extend(common_devices(channel));
+    args.extend(snp_object(p, memory));
+    args.extend(common_devices(channel, memory));
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_sizes_parse_as_qemu_takes_them() {
+        for (text, mib) in [("16M", 16), ("16", 16), ("16m", 16), ("1G", 1024), ("32768K", 32), ("128M", 128)] {
+            assert_eq!(text.parse::<MemorySize>(), Ok(MemorySize(mib << 20)), "{text}");
+            assert_eq!(MemorySize(mib << 20).qemu(), format!("{mib}M"));
+        }
+        for bad in ["", "M", "16Q", "-1M", "0", "1000K", "2000G", "1.5G"] {
+            let error = bad.parse::<MemorySize>().unwrap_err();
+            assert!(error.contains("is not a memory size") || error.contains("whole MiB"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_ring_backs_ram_with_the_file_and_offers_itself_by_fw_cfg() {
+        let ram = GuestRam { size: MemorySize(16 << 20), ring_file: Some("/dev/shm/x/guest-ram".into()) };
+        let args = sim_args(Accel::Tcg, Path::new("twi.rom"), Path::new("c.sock"), &ram, None).join(" ");
+        assert!(args.starts_with("-machine q35,memory-backend=twi-ram -accel tcg -cpu max"), "{args}");
+        assert!(
+            args.contains("-object memory-backend-file,id=twi-ram,size=16M,mem-path=/dev/shm/x/guest-ram,share=on")
+        );
+        assert!(args.contains("-fw_cfg name=opt/twi/ring,string=1") && args.contains("-m 16M"), "{args}");
+        let serial =
+            sim_args(Accel::Tcg, Path::new("twi.rom"), Path::new("c.sock"), &GuestRam::serial(DEFAULT_MEMORY), None);
+        let serial = serial.join(" ");
+        assert!(
+            !serial.contains("memory-backend") && !serial.contains("fw_cfg") && serial.contains("-m 128M"),
+            "{serial}"
+        );
+    }
 }

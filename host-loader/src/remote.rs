@@ -95,6 +95,37 @@ impl RemoteIssuer {
         serde_json::from_str(&text).with_context(|| format!("{}/v1/keys is not JSON", self.base))
     }
 
+    /// The Verifier's attestation result `jwt` re-signed as a CWT (`POST /v1/verifier/ear-cwt`).
+    pub fn ear_cwt(&self, jwt: &str) -> Result<Vec<u8>> {
+        let request = twi_issuer::http::wire::EarCwtRequest { attestation_result: jwt.to_string() };
+        let answer: twi_issuer::http::wire::EarCwtResponse = self
+            .post(twi_issuer::http::results::EAR_CWT_PATH, &request)
+            .map_err(|e| anyhow!("the attestation result as a CWT: {e}"))?;
+        hex::decode(&answer.cwt).context("the Verifier's CWT is not hex")
+    }
+
+    /// The provenance log's checkpoint verifier key.
+    pub fn log_vkey(&self) -> Result<String> {
+        self.get_text(twi_issuer::http::log::VKEY_PATH)
+    }
+
+    /// The record of credential `id`, its inclusion proof and the checkpoint it proves against.
+    pub fn log_proof(&self, id: &str) -> Result<serde_json::Value> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("{id:?} is not a credential id: give an X.509 serial (hex) or a WIT jti (base64url)");
+        }
+        let path = format!("{}/{id}", twi_issuer::http::log::PROOF_PATH);
+        let text = self.get_text(&path)?;
+        serde_json::from_str(&text).with_context(|| format!("{}{path} is not JSON", self.base))
+    }
+
+    /// The trust domain's SPIFFE bundle the service publishes.
+    pub fn trust_bundle(&self) -> Result<serde_json::Value> {
+        let path = twi_issuer::bundle::BUNDLE_PATH;
+        let text = self.get_text(path)?;
+        serde_json::from_str(&text).with_context(|| format!("{}{path} is not JSON", self.base))
+    }
+
     /// `POST /v1/challenge`: the Verifier's challenge for a launch expected to measure
     /// `measurement`, and the policy's mechanism for that workload.
     pub fn initiate(

@@ -13,8 +13,8 @@ use crate::answers::Obtained;
 use crate::artifacts::{ArtifactError, OutDir};
 use crate::bridge::{Bridge, BridgeError, Event};
 use crate::hardware::HardwareProfile;
-use crate::qemu::{self, Accel, GUEST_FAILURE_STATUS, GUEST_SUCCESS_STATUS};
-use crate::vm::{Vm, VmError, Workspace};
+use crate::qemu::{self, Accel, GUEST_FAILURE_STATUS, GUEST_SUCCESS_STATUS, GuestRam, MemorySize};
+use crate::vm::{ChannelDump, HostRing, RingTamper, Transport, Vm, VmError, Workspace};
 
 /// The machine QEMU plays.
 #[derive(Debug)]
@@ -36,6 +36,14 @@ pub struct Launch {
     pub image: PathBuf,
     pub out: OutDir,
     pub timeout: Duration,
+    /// The guest's RAM.
+    pub memory: MemorySize,
+    /// How the channel crosses (the hardware profiles keep to COM2 for now).
+    pub transport: Transport,
+    /// Test hook: a hostile host's ring.
+    pub tamper_ring: Option<RingTamper>,
+    /// Benchmark hook: where to dump the channel's bytes.
+    pub channel_dump: Option<PathBuf>,
 }
 
 /// A successful run.
@@ -104,20 +112,25 @@ impl Machine {
     }
 
     /// QEMU's arguments, with the files it plants written into `workspace`.
-    fn qemu_args(&self, image: &std::path::Path, workspace: &Workspace) -> Result<Vec<String>, VmError> {
+    fn qemu_args(
+        &self,
+        image: &std::path::Path,
+        workspace: &Workspace,
+        ram: &GuestRam,
+    ) -> Result<Vec<String>, VmError> {
         let socket = workspace.socket();
         Ok(match self {
-            Self::Hardware(profile) => profile.qemu_args(image, &socket),
+            Self::Hardware(profile) => profile.qemu_args(image, &socket, ram.size),
             Self::SimTdx { accel } => {
                 let page = workspace.path("sim-td-page.bin");
                 std::fs::write(&page, qemu::sim_td_page())
                     .map_err(|e| VmError::Io(format!("cannot write {}", page.display()), e))?;
-                qemu::sim_tdx_args(*accel, image, &socket, &page)
+                qemu::sim_tdx_args(*accel, image, &socket, ram, &page)
             }
             Self::SimSnp { accel, secrets_page } => {
                 let page = workspace.path("secrets-page.bin");
                 twi_sim::state::write_private(&page, secrets_page).map_err(|e| VmError::Channel(e.to_string()))?;
-                qemu::sim_args(*accel, image, &socket, Some(&page))
+                qemu::sim_args(*accel, image, &socket, ram, Some(&page))
             }
         })
     }
@@ -126,12 +139,25 @@ impl Machine {
 /// Boots the launch and bridges its channel until the guest exits or the deadline passes.
 pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError> {
     let started = Instant::now();
-    let workspace = Workspace::new()?;
-    let args = launch.machine.qemu_args(&launch.image, &workspace)?;
+    let mut workspace = Workspace::new()?;
+    let ring_file = match (&launch.machine, launch.transport) {
+        (Machine::Hardware(_), _) | (_, Transport::Serial) => None,
+        (_, Transport::Ring) => Some(workspace.ram_file(launch.memory.0)?),
+    };
+    let mut ring = ring_file.as_deref().map(|file| HostRing::open(file, launch.tamper_ring)).transpose()?;
+    let ram = GuestRam { size: launch.memory, ring_file };
+    let args = launch.machine.qemu_args(&launch.image, &workspace, &ram)?;
+    let mut dump = launch.channel_dump.as_deref().map(ChannelDump::create).transpose()?;
     let mut vm = Vm::start(&launch.qemu, &args, workspace, launch.out.path(), launch.timeout)?;
     let mut status = None;
     if let Some(mut stream) = vm.accept()? {
-        status = vm.relay(&mut stream, |bytes| relay(&mut bridge, &launch.out, bytes))?;
+        status = vm.relay(&mut stream, ring.as_mut(), |bytes| {
+            let reply = relay(&mut bridge, &launch.out, bytes)?;
+            if let Some(dump) = dump.as_mut() {
+                dump.record(bytes, &reply)?;
+            }
+            Ok(reply)
+        })?;
     }
     if status.is_none() {
         status = vm.wait()?;

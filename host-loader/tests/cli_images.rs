@@ -229,3 +229,19 @@ fn measure_reports_the_tee_info_hash_for_the_launch_choices_given() {
     let plain: Value = serde_json::from_str(&ok(plain, "twi measure")).unwrap();
     assert!(plain.get("tee_info_hash").is_none(), "no TEE info hash without the launch's XFAM");
 }
+
+#[test]
+fn the_build_writes_the_trust_domains_spiffe_bundle_for_relying_parties() {
+    let b = builds();
+    let bundle: Value = serde_json::from_slice(&std::fs::read(b.a.join("trust-bundle.json")).unwrap()).unwrap();
+    let keys = bundle["keys"].as_array().unwrap();
+    let uses: Vec<_> = keys.iter().map(|k| k["use"].as_str().unwrap()).collect();
+    assert_eq!(uses, ["x509-svid", "wit-svid"], "{bundle}");
+    // The x509-svid authority is exactly the CA written beside it; the WIT authority is the key
+    // issuer-jwks.json names.
+    let ca = std::fs::read_to_string(b.a.join("issuer-ca.pem")).unwrap();
+    let pem_body: String = ca.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert_eq!(keys[0]["x5c"], serde_json::json!([pem_body]), "x5c is the standard base64 DER of the CA");
+    let jwks: Value = serde_json::from_slice(&std::fs::read(b.a.join("issuer-jwks.json")).unwrap()).unwrap();
+    assert_eq!((&keys[1]["x"], &keys[1]["kid"]), (&jwks["keys"][0]["x"], &jwks["keys"][0]["kid"]));
+}

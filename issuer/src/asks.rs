@@ -211,10 +211,11 @@ impl Issuer {
     /// key is the ephemeral HPKE key the runtime generated for the release) under the policy
     /// and nonce as for the other mechanisms; only then the **Key Store** releases the key
     /// provisioned for the admitted workload, HPKE-encrypted to that ephemeral key, once per
-    /// nonce. The release is logged (records: the X.509 credential under id
-    /// `<serial>.release.<first 16 hex digits of SHA-256(nonce)>`, since one provisioned
-    /// certificate is released to many launches, and a WIT bound to the released key), and the
-    /// attestation result binds the ephemeral key the Evidence attested.
+    /// nonce, with a certificate the Credential Authority issues for it now (its extensions
+    /// name this launch; the stored one is renewed with it once past half its validity). The
+    /// release is logged (records: that X.509 credential under its serial, and a WIT bound to
+    /// the released key), and the attestation result binds the ephemeral key the Evidence
+    /// attested.
     pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
         let (appraisal, admission) = self.admitted(evidence, Purpose::KeyRelease, None)?;
         let bundle = &evidence.bundle;
@@ -225,13 +226,18 @@ impl Issuer {
             ephemeral_public_key: bundle.public_key.to_vec(),
             evidence_sha384: appraisal.verified.evidence_sha384,
         };
-        let release = self.key_store()?.release(&grant, now)?;
+        let store = match &self.key_store {
+            Some(store) => store,
+            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
+        };
+        let ca = &self.ca;
+        // The released certificate is issued now, for this launch, with the issuer's extensions.
+        let release = store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key)?.der))?;
         let ear_jwt = self
             .verifier
             .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?;
         let provisioned = &release.provisioned;
-        let record_id =
-            format!("{}.release.{}", provisioned.serial_hex, &hex::encode(Sha256::digest(bundle.nonce))[..16]);
+        let record_id = provisioned.serial_hex.clone();
         let certified = Certified {
             der: provisioned.certificate_der.clone(),
             pem: provisioned.certificate_pem.clone(),

@@ -64,7 +64,7 @@ impl Issuer {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
             verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref())?,
-            records: Records::open(state_dir)?,
+            records: Records::open(state_dir, &format!("{}/twi-log", policy.trust_domain))?,
             ca,
             policy,
             key_store: None,

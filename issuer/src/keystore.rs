@@ -56,6 +56,9 @@ pub struct Provisioned {
     pub serial_hex: String,
     /// The certified SEC1 uncompressed P-384 public key.
     pub public_key: Vec<u8>,
+    /// The certificate's validity.
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
 }
 
 impl Provisioned {
@@ -63,6 +66,17 @@ impl Provisioned {
     /// it (its serial and certified key read from the certificate itself).
     pub fn from_certificate(workload_id: &str, certificate_der: &[u8]) -> Result<Self, IssuerError> {
         parse_provisioned(workload_id, certificate_der)
+    }
+
+    /// Whether the certificate has expired at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        now > self.not_after
+    }
+
+    /// Whether the certificate is due for renewal at `now`: past half its validity.
+    pub fn renewal_due(&self, now: SystemTime) -> bool {
+        let half = self.not_after.duration_since(self.not_before).unwrap_or_default() / 2;
+        now >= self.not_before + half
     }
 }
 
@@ -99,6 +113,10 @@ pub enum KeyStoreError {
     AlreadyReleased,
     #[error("the ephemeral key the evidence binds is not a P-384 point")]
     BadEphemeralKey,
+    #[error(
+        "the credential provisioned for {workload} expired at {not_after} (Unix time) and was not renewed in time: the workload owner provisions it again"
+    )]
+    Expired { workload: String, not_after: u64 },
     #[error("the Key Store failed: {0}")]
     Internal(String),
 }
@@ -156,7 +174,7 @@ impl KeyStore {
     }
 
     /// Provisions for `workload_id` what `make` returns (certificate DER and key), unless a
-    /// credential is provisioned already; check and write happen under the state lock, so two
+    /// credential is provisioned already and has not expired; check and write happen under the state lock, so two
     /// processes sharing the state agree on one credential. Returns it and whether it is new.
     pub(crate) fn provision_if_absent(
         &self,
@@ -164,7 +182,9 @@ impl KeyStore {
         make: impl FnOnce() -> Result<(Vec<u8>, SigningKey), IssuerError>,
     ) -> Result<(Provisioned, bool), IssuerError> {
         let _lock = state::lock(&self.state_dir)?;
-        if let Some(existing) = self.provisioned(workload_id)? {
+        if let Some(existing) = self.provisioned(workload_id)?
+            && !existing.expired(SystemTime::now())
+        {
             return Ok((existing, false));
         }
         let (certificate_der, key) = make()?;
@@ -207,21 +227,19 @@ impl KeyStore {
 
     /// Releases the key provisioned for the grant's workload: HPKE-sealed to the grant's
     /// ephemeral key with `info` = [`key_release_info`]`(nonce, ephemeral key)` and `aad` =
-    /// [`key_release_aad`]`(SHA-256(certificate))`. Refused if nothing is provisioned, or if
+    /// [`key_release_aad`]`(SHA-256(certificate))`, with the certificate `certify` issues now
+    /// for the provisioned key (the Credential Authority's, with the issuer's extensions for this
+    /// launch). Refused if nothing is provisioned, if the provisioned credential expired, or if
     /// this nonce was released before (recorded durably before anything is encrypted).
-    pub(crate) fn release(&self, grant: &ReleaseGrant, now: SystemTime) -> Result<Release, KeyStoreError> {
+    pub(crate) fn release(
+        &self,
+        grant: &ReleaseGrant,
+        now: SystemTime,
+        certify: impl FnOnce(&[u8]) -> Result<Vec<u8>, IssuerError>,
+    ) -> Result<Release, KeyStoreError> {
         let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
         p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
-        // Certificate and key are read under the state lock: never half of a re-provisioning.
-        let lock = state::lock(&self.state_dir).map_err(|e| internal(&e))?;
-        let provisioned = self
-            .provisioned(&grant.workload_id)
-            .map_err(|e| internal(&e))?
-            .ok_or_else(|| KeyStoreError::NotProvisioned(grant.workload_id.clone()))?;
-        let key_path = self.slot(&grant.workload_id).join("key.pem");
-        let pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(|e| internal(&e))?);
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| internal(&e))?;
-        drop(lock);
+        let (released, key) = self.take_key(grant, now, certify)?;
 
         // One release per challenge, whatever happens next.
         let nonce_sha256 = hex::encode(Sha256::digest(&grant.nonce));
@@ -232,7 +250,7 @@ impl KeyStore {
             Err(e) => return Err(internal(&e)),
         }
 
-        let certificate_sha256: [u8; 32] = Sha256::digest(&provisioned.certificate_der).into();
+        let certificate_sha256: [u8; 32] = Sha256::digest(&released.certificate_der).into();
         let info = key_release_info(&grant.nonce, &grant.ephemeral_public_key);
         let aad = key_release_aad(&certificate_sha256);
         let scalar = Zeroizing::new(key.to_bytes());
@@ -242,25 +260,68 @@ impl KeyStore {
             hpke::seal_with_ephemeral(&grant.ephemeral_public_key, &ephemeral, &info, &aad, &scalar, &mut ciphertext)
                 .map_err(|e| internal(&e))?;
         drop(ephemeral);
+        let receipt = self.receipt(grant, &released, now, &enc, &ciphertext).map_err(|e| internal(&e))?;
+        Ok(Release { provisioned: released, enc: enc.to_vec(), ciphertext, receipt })
+    }
 
+    /// Under the state lock (never half of a re-provisioning): the provisioned key, and the
+    /// certificate `certify` issues for it now; the stored certificate is replaced by that one
+    /// once past half its validity (renewed before it expires), and an expired one is refused.
+    fn take_key(
+        &self,
+        grant: &ReleaseGrant,
+        now: SystemTime,
+        certify: impl FnOnce(&[u8]) -> Result<Vec<u8>, IssuerError>,
+    ) -> Result<(Provisioned, SigningKey), KeyStoreError> {
+        let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
+        let _lock = state::lock(&self.state_dir).map_err(|e| internal(&e))?;
+        let provisioned = self
+            .provisioned(&grant.workload_id)
+            .map_err(|e| internal(&e))?
+            .ok_or_else(|| KeyStoreError::NotProvisioned(grant.workload_id.clone()))?;
+        if provisioned.expired(now) {
+            let not_after = crate::jose::unix_seconds(provisioned.not_after);
+            return Err(KeyStoreError::Expired { workload: grant.workload_id.clone(), not_after });
+        }
+        let key_path = self.slot(&grant.workload_id).join("key.pem");
+        let pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(|e| internal(&e))?);
+        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| internal(&e))?;
+        let der = certify(&provisioned.public_key).map_err(|e| internal(&e))?;
+        let released = parse_provisioned(&grant.workload_id, &der).map_err(|e| internal(&e))?;
+        if released.public_key != provisioned.public_key {
+            return Err(internal(&"the released certificate does not certify the provisioned key"));
+        }
+        if provisioned.renewal_due(now) {
+            self.provision_locked(&grant.workload_id, &der, &key).map_err(|e| internal(&e))?;
+        }
+        Ok((released, key))
+    }
+
+    /// The Key Store's signed receipt of a release.
+    fn receipt(
+        &self,
+        grant: &ReleaseGrant,
+        released: &Provisioned,
+        now: SystemTime,
+        enc: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<String, crate::jose::JoseError> {
         let mut claims = Map::new();
         claims.insert("iss".into(), "twi-keystore".into());
-        claims.insert("sub".into(), provisioned.workload_id.clone().into());
+        claims.insert("sub".into(), released.workload_id.clone().into());
         claims.insert("iat".into(), crate::jose::unix_seconds(now).into());
-        claims.insert("x509-serial".into(), provisioned.serial_hex.clone().into());
-        claims.insert("x509-sha256".into(), hex::encode(certificate_sha256).into());
-        claims.insert("nonce-sha256".into(), nonce_sha256.into());
+        claims.insert("x509-serial".into(), released.serial_hex.clone().into());
+        claims.insert("x509-sha256".into(), hex::encode(Sha256::digest(&released.certificate_der)).into());
+        claims.insert("nonce-sha256".into(), hex::encode(Sha256::digest(&grant.nonce)).into());
         claims.insert("ephemeral-key".into(), hex::encode(&grant.ephemeral_public_key).into());
         claims.insert("evidence-sha384".into(), hex::encode(grant.evidence_sha384).into());
         claims.insert("enc-sha256".into(), hex::encode(Sha256::digest(enc)).into());
-        claims.insert("ciphertext-sha256".into(), hex::encode(Sha256::digest(&ciphertext)).into());
+        claims.insert("ciphertext-sha256".into(), hex::encode(Sha256::digest(ciphertext)).into());
         claims.insert(
             "hpke".into(),
             json!({"mode": "base", "kem": hpke::KEM_ID, "kdf": hpke::KDF_ID, "aead": hpke::AEAD_ID}),
         );
-        let receipt = crate::jose::sign_compact(&self.key, RECEIPT_TYP, Some(KEY_STORE_KID), &claims)
-            .map_err(|e| internal(&e))?;
-        Ok(Release { provisioned, enc: enc.to_vec(), ciphertext, receipt })
+        crate::jose::sign_compact(&self.key, RECEIPT_TYP, Some(KEY_STORE_KID), &claims)
     }
 }
 
@@ -271,12 +332,15 @@ fn parse_provisioned(workload_id: &str, certificate_der: &[u8]) -> Result<Provis
     let public_key = tbs.subject_public_key_info().subject_public_key.raw_bytes().to_vec();
     let serial_hex = hex::encode(tbs.serial_number().as_bytes());
     let certificate_pem = certificate.to_pem(der::pem::LineEnding::LF).map_err(|e| bad(&e))?;
+    let validity = tbs.validity();
     Ok(Provisioned {
         workload_id: workload_id.to_string(),
         certificate_der: certificate_der.to_vec(),
         certificate_pem,
         serial_hex,
         public_key,
+        not_before: validity.not_before.to_system_time(),
+        not_after: validity.not_after.to_system_time(),
     })
 }
 
@@ -310,4 +374,57 @@ pub fn provision_owner(
         None => ca.certify_key(owner.workload_id, owner.key.verifying_key(), owner.lifetime)?.der,
     };
     KeyStore::open(state_dir)?.provision(owner.workload_id, &der, owner.key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    const WORKLOAD: &str = "spiffe://example.org/payroll-app";
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn grant(nonce: u8) -> ReleaseGrant {
+        let ephemeral = p384::SecretKey::try_generate().unwrap();
+        ReleaseGrant {
+            workload_id: WORKLOAD.into(),
+            nonce: vec![nonce; 32],
+            ephemeral_public_key: hpke::serialize_public_key(&ephemeral.public_key()).to_vec(),
+            evidence_sha384: [nonce; 48],
+        }
+    }
+
+    #[test]
+    fn the_stored_credential_is_renewed_past_half_its_life_and_an_expired_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
+        let store = KeyStore::open(dir.path()).unwrap();
+        let key = SigningKey::try_generate().unwrap();
+        let first = store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key);
+        let first = first.unwrap();
+        let certify = |sec1: &[u8]| {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
+        };
+        let now = SystemTime::now();
+        // Early in its life: released with a fresh certificate, the stored one kept.
+        let early = store.release(&grant(1), now + HOUR / 6, certify).unwrap();
+        assert_ne!(early.provisioned.serial_hex, first.serial_hex);
+        assert_eq!(early.provisioned.public_key, first.public_key);
+        assert_eq!(store.provisioned(WORKLOAD).unwrap().unwrap().serial_hex, first.serial_hex);
+        // Past half its life: the stored certificate is replaced by the one released.
+        let late = store.release(&grant(2), now + HOUR * 2 / 3, certify).unwrap();
+        assert_eq!(store.provisioned(WORKLOAD).unwrap().unwrap().serial_hex, late.provisioned.serial_hex);
+        // Expired and never renewed: refused, saying what to do.
+        let other = tempfile::tempdir().unwrap();
+        let store = KeyStore::open(other.path()).unwrap();
+        store.provision(WORKLOAD, &first.certificate_der, &key).unwrap();
+        let refused = store.release(&grant(3), now + HOUR * 2, certify).unwrap_err();
+        assert!(matches!(refused, KeyStoreError::Expired { .. }), "{refused}");
+        assert!(refused.to_string().contains("provisions it again"), "{refused}");
+        // A certificate for another key is never released with this one.
+        let stranger = SigningKey::try_generate().unwrap();
+        let wrong = |_: &[u8]| Ok(ca.certify_key(WORKLOAD, stranger.verifying_key(), HOUR)?.der);
+        assert!(matches!(store.release(&grant(4), now, wrong), Err(KeyStoreError::Internal(_))));
+    }
 }

@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | Verifier | `verifier` | appraises evidence with `twi-verifier` (one verifier per platform), checks what REPORTDATA binds, keeps nonces and epochs, signs attestation results ([`ear`]) |
 //! | Appraisal policy | [`policy`] | maps verified launches to Stable workload identifiers and claims; freshness, fidelity, stickiness |
-//! | Credential Authority | `ca` | its CA ([`IssuerCa`]); X.509 and WIT ([`wit`]) credentials for the attested key; mechanism B's redemption |
+//! | Credential Authority | `ca` | its CA ([`IssuerCa`]); X.509 and WIT ([`wit`]) credentials for the attested key; mechanism B's redemption; the SPIFFE bundle ([`bundle`]) |
 //! | Key Store | [`keystore`] | mechanism D: provisioned credentials, released HPKE-encrypted to the evidence's key |
 //! | Provenance log | [`provenance`], `records` | one record per credential in an RFC 9162 Merkle tree, with inclusion proofs |
 //!
@@ -16,6 +16,7 @@
 //! [`http::wire`]). The issuer always runs under an appraisal policy.
 
 mod asks;
+pub mod bundle;
 mod ca;
 pub mod ear;
 mod error;
@@ -29,7 +30,9 @@ pub mod policy;
 pub mod provenance;
 mod records;
 mod rejection;
+mod results;
 mod state;
+mod transparency;
 mod verifier;
 pub mod wit;
 

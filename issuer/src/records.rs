@@ -2,7 +2,8 @@
 //! record per credential — the X.509 certificate and the WIT each — appended to
 //! `provenance.sqlite` in the state directory *before* the credential is returned, in one
 //! transaction per record; the tree head signed by the **log key** (`log-key.pem`), and each
-//! record handed out with its RFC 9162 inclusion proof. The log's format and its proofs are
+//! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
+//! head is also a C2SP checkpoint signed with the checkpoint key. The log's format and its proofs are
 //! `provenance.rs`; a renewal reads back the binding the previous credential promised.
 
 use std::collections::BTreeMap;
@@ -12,13 +13,14 @@ use std::time::SystemTime;
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 
-use crate::ear::Status;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
+use crate::provenance::checkpoint::CheckpointKey;
+use crate::provenance::receipt;
 use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
 use crate::state;
-use crate::verifier::{Appraisal, VERIFIER_BUILD};
+use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
 
 /// The log key's `kid` in JWKS.
 pub(crate) const LOG_KID: &str = "twi-log";
@@ -29,6 +31,8 @@ const FILE: &str = "provenance.sqlite";
 pub(crate) struct Records {
     dir: PathBuf,
     key: SigningKey,
+    /// Signs the log's C2SP checkpoints.
+    checkpoint: CheckpointKey,
 }
 
 /// What one issuance logs: the decision, and the credentials it made (kind, id).
@@ -42,13 +46,15 @@ pub(crate) struct Issuance<'a> {
 }
 
 impl Records {
-    /// The log in the issuer state `dir` (checked, and created if absent) and its key.
-    pub(crate) fn open(dir: &Path) -> Result<Self, IssuerError> {
+    /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
+    /// log is named `origin` in its checkpoints.
+    pub(crate) fn open(dir: &Path, origin: &str) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
+        let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
         // Opened here once to check it (and create it); each issuance reopens it under the
         // state lock, so several `twi run`s sharing a state directory append in turn.
         ProvenanceLog::open(&dir.join(FILE))?;
-        Ok(Self { dir: dir.to_path_buf(), key })
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint })
     }
 
     /// The key signed tree heads verify under.
@@ -87,10 +93,15 @@ impl Records {
             }
             Ok((proved, head))
         })?;
+        let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
+        let receipts = proved
+            .iter()
+            .map(|(index, proof, _)| receipt::receipt(&self.key, LOG_KID, head.size, *index, proof, &head.root))
+            .collect::<Result<Vec<_>, _>>()?;
         let entries: Vec<Value> = records
             .iter()
-            .zip(proved)
-            .map(|(record, (index, proof, leaf))| {
+            .zip(proved.into_iter().zip(receipts))
+            .map(|(record, ((index, proof, leaf), receipt))| {
                 json!({
                     "credential_kind": record.credential_kind,
                     "credential_id": record.credential_id,
@@ -98,12 +109,13 @@ impl Records {
                     "leaf": String::from_utf8_lossy(&leaf),
                     "leaf_hash": hex::encode(leaf_hash(&leaf)),
                     "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+                    "receipt": hex::encode(receipt),
                     "record": record,
                 })
             })
             .collect();
         Ok(json!({
-            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`",
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
             "tree_head": {
                 "size": head.size,
                 "timestamp_ms": head.timestamp_ms,
@@ -113,7 +125,53 @@ impl Records {
                 "key": Jwk::published(self.public_key(), LOG_KID),
             },
             "records": entries,
+            "checkpoint": checkpoint,
+            "checkpoint_vkey": self.checkpoint.vkey(),
         }))
+    }
+
+    /// The log's checkpoint signer (C2SP signed notes).
+    pub(crate) fn checkpoint_key(&self) -> &CheckpointKey {
+        &self.checkpoint
+    }
+
+    /// The current checkpoint (signed note), and the inclusion proof against it of the record
+    /// of credential `id` (`None` if the log has none): what `GET /v1/log/proof/{id}` answers.
+    pub(crate) fn prove(&self, id: &str) -> Result<Option<Value>, IssuerError> {
+        let found = self.with_log(|log| {
+            let Some((index, record)) = log.find(id)? else { return Ok(None) };
+            let size = log.len();
+            Ok(Some((index, record.to_leaf()?, log.inclusion_proof(index, size)?, size, log.root())))
+        })?;
+        let Some((index, leaf, proof, size, root)) = found else { return Ok(None) };
+        let checkpoint = self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?;
+        let receipt = receipt::receipt(&self.key, LOG_KID, size, index, &proof, &root)?;
+        Ok(Some(json!({
+            "credential_id": id,
+            "index": index,
+            "tree_size": size,
+            "leaf": String::from_utf8_lossy(&leaf),
+            "leaf_hash": hex::encode(leaf_hash(&leaf)),
+            "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+            "checkpoint": checkpoint,
+            "receipt": hex::encode(receipt),
+        })))
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `first` leaves to the tree of `second`.
+    pub(crate) fn consistency(&self, first: u64, second: u64) -> Result<Value, IssuerError> {
+        let proof = self.with_log(|log| log.consistency_proof(first, second))?;
+        Ok(json!({
+            "first": first,
+            "second": second,
+            "consistency_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// The checkpoint of the log as it is now.
+    pub(crate) fn current_checkpoint(&self) -> Result<String, IssuerError> {
+        let (size, root) = self.with_log(|log| Ok((log.len(), log.root())))?;
+        Ok(self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?)
     }
 }
 
@@ -133,6 +191,7 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
         ("binding".to_string(), binding),
     ]);
     let issued_at = crate::jose::unix_seconds(now);
+    let status = admitted_vector(appraisal.platform).worst();
     Ok(issuance
         .credentials
         .iter()
@@ -142,7 +201,7 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
             credential_id: id.clone(),
             evidence_sha384: hex::encode(appraisal.verified.evidence_sha384),
             decision: VerifierDecision {
-                status: Status::Affirming.name().into(),
+                status: status.name().into(),
                 verifier: VERIFIER_BUILD.into(),
                 criteria: criteria.clone(),
             },

@@ -13,13 +13,13 @@ use std::time::{Duration, SystemTime};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::json;
 use twi_attester::binding;
-use twi_proto::msg::{Platform, RtmrEvent};
+use twi_proto::msg::{Freshness as FreshnessKind, Platform, RtmrEvent};
 use twi_verifier::snp::{SnpConfig, SnpVerifier};
 use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
 use x509_cert::Certificate;
 
-use crate::ear::{self, Ear, Status, TrustVector, VerifierId, claim};
+use crate::ear::{self, Ear, TrustVector, VerifierId, claim};
 use crate::error::IssuerError;
 use crate::freshness::{
     EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SignedEpoch, SystemClock,
@@ -73,9 +73,9 @@ pub struct Evidence<'a> {
 pub struct Appraisal {
     pub platform: Platform,
     pub verified: Verified,
-    /// The TACRA freshness kind the evidence was appraised under (set once the policy named it
-    /// for the target; the attestation result reports it).
-    pub freshness: Option<twi_proto::msg::Freshness>,
+    /// The TACRA freshness kind the evidence was appraised under (its target's, once the
+    /// policy admitted it): the attestation result's freshness input.
+    pub freshness: Option<FreshnessKind>,
 }
 
 impl Appraisal {
@@ -179,6 +179,12 @@ impl VerifierRole {
         self.key.verifying_key()
     }
 
+    /// This Verifier's unexpired attestation result `jwt` in its other serialization, a CWT
+    /// signed by the same key: the same claims, for readers of CBOR.
+    pub(crate) fn result_as_cwt(&self, jwt: &str, now: SystemTime) -> Result<Vec<u8>, ear::EarError> {
+        Ear::verify_jwt(jwt, self.key.verifying_key(), now)?.sign_cwt(&self.key, Some(VERIFIER_KID.as_bytes()))
+    }
+
     /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
     /// verifier nonce (which satisfies every level).
     pub(crate) fn challenge(
@@ -240,7 +246,7 @@ impl VerifierRole {
         if let Some((sha256, serial)) = result.credential {
             for submod in ear.submods.values_mut() {
                 submod
-                    .policy_claims
+                    .verifier_claims
                     .insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
             }
         }
@@ -258,44 +264,64 @@ pub(crate) struct ResultFor<'a> {
     pub public_key: &'a [u8],
     /// TACRA's freshness element the evidence bound, and its kind.
     pub nonce: &'a [u8],
-    pub freshness: Option<twi_proto::msg::Freshness>,
+    /// The TACRA freshness kind `nonce` is the element of (None: the workload's level says).
+    pub freshness: Option<FreshnessKind>,
     /// Mechanism A: the credential it names, as (hex SHA-256 of its DER, hex serial).
     pub credential: Option<(&'a str, &'a str)>,
 }
 
 fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, IssuerError> {
     let admission = result.admission;
-    let mut policy_claims = serde_json::Map::new();
-    policy_claims.insert("workload-id".into(), admission.workload_id.clone().into());
+    let mut verifier_claims = serde_json::Map::new();
+    verifier_claims.insert("workload-id".into(), admission.workload_id.clone().into());
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
-    policy_claims.insert("claims".into(), claims.into());
-    policy_claims.insert("binding".into(), admission.binding.to_json());
-    if let Some(kind) = result.freshness {
-        let input = json!({ "kind": kind.name(), "element": hex::encode(result.nonce) });
-        policy_claims.insert("freshness".into(), input);
-    }
-    let simulated = matches!(result.platform, Platform::SimSnp | Platform::SimTdx);
+    verifier_claims.insert("claims".into(), claims.into());
+    verifier_claims.insert("binding".into(), admission.binding.to_json());
+    // eat_nonce (RFC 9711: 8..=64 bytes) only for a handle the issuer handed out; every kind's
+    // element is in the freshness input (`tacra_freshness`).
+    let handle = result.freshness.is_none_or(|kind| kind.has_handle());
+    let nonce = (handle && (8..=64).contains(&result.nonce.len())).then(|| result.nonce.to_vec());
     let appraisal = ear::Appraisal {
-        status: Some(Status::Affirming),
-        trust_vector: TrustVector::admitted_launch(if simulated {
-            claim::UNRECOGNIZED_HARDWARE
-        } else {
-            claim::GENUINE_HARDWARE
-        }),
-        policy_id: Some(format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)),
+        // The status is the vector's worst tier: contraindicated on the simulated TEE's
+        // unrecognised hardware, affirming on genuine hardware.
+        status: None,
+        trust_vector: admitted_vector(result.platform),
+        policy_ids: vec![format!("twi-policy:{}@{}", result.trust_domain, admission.policy_version)],
+        nonce: nonce.clone(),
         key_spki_der: None,
-        policy_claims,
+        verifier_claims,
+        freshness: Some(freshness_input(result.freshness, admission.freshness, result.nonce)),
     }
     .bind_key(result.public_key)
     .map_err(|e| IssuerError::token("attestation result", e))?;
     let developer = "https://github.com/twi".into();
     let mut ear = Ear::new(VerifierId { build: VERIFIER_BUILD.into(), developer }, now, "twi", appraisal);
-    // eat_nonce (RFC 9711: 8..=64 bytes) only for a handle the issuer handed out; every kind's
-    // element is in the policy claims' "freshness".
-    let handle = result.freshness.is_none_or(|kind| kind.has_handle());
-    ear.nonce = (handle && (8..=64).contains(&result.nonce.len())).then(|| result.nonce.to_vec());
+    ear.nonce = nonce;
     ear.exp = Some(crate::jose::unix_seconds(now) + RESULT_LIFETIME);
     Ok(ear)
+}
+
+/// The trustworthiness vector of an admitted launch on `platform`: the simulated TEE is not
+/// recognised hardware.
+pub(crate) fn admitted_vector(platform: Platform) -> TrustVector {
+    let simulated = matches!(platform, Platform::SimSnp | Platform::SimTdx);
+    TrustVector::admitted_launch(if simulated { claim::UNRECOGNIZED_HARDWARE } else { claim::GENUINE_HARDWARE })
+}
+
+/// The TACRA freshness input: the kind the evidence's target was served under and its
+/// element (the handle, the epoch marker, the timestamp, or nothing); without a kind, the
+/// workload's level names it (a nonce, or the epoch id under AF_L1).
+fn freshness_input(kind: Option<FreshnessKind>, level: FreshnessLevel, nonce: &[u8]) -> ear::FreshnessInput {
+    let kind = match kind {
+        Some(FreshnessKind::PresentNonce) => ear::FreshnessKind::PresentNonce,
+        Some(FreshnessKind::PresentEpoch) => ear::FreshnessKind::PresentEpoch,
+        Some(FreshnessKind::AbsentEpoch) => ear::FreshnessKind::AbsentEpoch,
+        Some(FreshnessKind::AbsentTimestamp) => ear::FreshnessKind::AbsentTimestamp,
+        Some(FreshnessKind::AbsentNone) => ear::FreshnessKind::AbsentNone,
+        None if level == FreshnessLevel::Epoch => ear::FreshnessKind::PresentEpoch,
+        None => ear::FreshnessKind::PresentNonce,
+    };
+    ear::FreshnessInput { kind, value: nonce.to_vec() }
 }
 
 /// What the evidence must bind beyond what it carries: the relying party's identifier (this

@@ -113,16 +113,19 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
     let cwt = attestation_result(&admission, &key_sec1, &nonce, now).sign_cwt(&verifier_key, None).unwrap();
     let ear = Ear::verify_cwt(&cwt, verifier_key.verifying_key(), now).unwrap();
     let twi = &ear.submods["twi"];
-    assert_eq!(twi.status, Some(Status::Affirming));
+    // The simulated TEE's unrecognised hardware makes the status contraindicated (its worst claim).
+    assert_eq!(twi.status(), Status::Contraindicated);
+    assert_eq!(ear.status(), Status::Contraindicated);
     assert_eq!(twi.bound_key().unwrap(), Some(p384::PublicKey::from(workload.verifying_key())));
-    let workload_id = twi.policy_claims["workload-id"].as_str().unwrap();
+    let workload_id = twi.verifier_claims["workload-id"].as_str().unwrap();
 
     // Credential Authority: a WIT for the bound key, with the business claims and the binding.
     let mut wit = Wit::new("https://issuer.example.org", workload_id, &key_sec1, now, admission.lifetime).unwrap();
     for (name, value) in &admission.claims {
         wit = wit.with_claim(name, value.clone()).unwrap();
     }
-    wit = wit.with_claim("twi-binding", admission.binding.to_json()).unwrap();
+    let oids = twi_issuer::oids::Oids::default();
+    wit = wit.with_claim(&oids.claim_name(&oids.policy_binding), admission.binding.to_json()).unwrap();
     let token = wit.sign(&ca_key, None).unwrap();
     let verified = Wit::verify(&token, ca_key.verifying_key(), now).unwrap();
     assert_eq!(verified.sub, "spiffe://example.org/payroll-app");
@@ -137,7 +140,7 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
         credential_id: verified.jti.clone(),
         evidence_sha384: hex::encode(Sha384::digest(rep.to_bytes())),
         decision: VerifierDecision {
-            status: Status::Affirming.name().into(),
+            status: ear.status().name().into(),
             verifier: ear.verifier_id.build.clone(),
             criteria: BTreeMap::from([
                 ("platform".to_string(), "sim-snp".to_string()),

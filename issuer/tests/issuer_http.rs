@@ -430,14 +430,20 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     let cert = <x509_cert::Certificate as der::Decode>::from_der(&provisioned_der).unwrap();
     assert_eq!(cert.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes(), provisioned_key);
 
-    // The release: the provisioned credential, its key sealed to the ephemeral key the evidence
-    // binds, a receipt under the Key Store's published key.
+    // The release: a certificate issued now for the provisioned key (a serial of its own, the
+    // issuer's extensions), the key sealed to the ephemeral key the evidence binds, a receipt
+    // under the Key Store's published key.
     let nonce = [0x42u8; 32];
     let (status, released) = release(&nonce);
     assert_eq!(status, StatusCode::OK, "{released}");
-    assert_eq!(unhex(&released, "certificate"), provisioned_der);
+    let released_der = unhex(&released, "certificate");
+    assert_ne!(released_der, provisioned_der);
+    let released_cert = <x509_cert::Certificate as der::Decode>::from_der(&released_der).unwrap();
+    assert_ne!(released_cert.tbs_certificate().serial_number(), cert.tbs_certificate().serial_number());
+    let marker = twi_issuer::oids::Oids::default().simulated_tee;
+    assert!(released_cert.tbs_certificate().extensions().unwrap().iter().any(|e| e.extn_id == marker && e.critical));
     assert_credential(&released, &provisioned_key, &ca_pem);
-    let (info, aad) = release_context(&nonce, &ephemeral_public, &provisioned_der);
+    let (info, aad) = release_context(&nonce, &ephemeral_public, &released_der);
     let (enc, ciphertext) = (unhex(&released, "enc"), unhex(&released, "ciphertext"));
     let mut scalar = [0u8; 48];
     hpke::open(&ephemeral, &enc, &info, &aad, &ciphertext, &mut scalar).expect("the bound ephemeral key opens it");
@@ -450,7 +456,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     // Only the bound key opens it, and only for this nonce.
     let other = p384::SecretKey::try_generate().unwrap();
     assert!(hpke::open(&other, &enc, &info, &aad, &ciphertext, &mut scalar).is_err());
-    let (other_info, _) = release_context(&[0x43; 32], &ephemeral_public, &provisioned_der);
+    let (other_info, _) = release_context(&[0x43; 32], &ephemeral_public, &released_der);
     assert!(hpke::open(&ephemeral, &enc, &other_info, &aad, &ciphertext, &mut scalar).is_err());
     // The receipt verifies under the key /v1/keys publishes for the Key Store.
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
@@ -525,6 +531,168 @@ fn a_process_without_the_key_store_role_answers_501() {
     let (status, answer) = service.post("/v1/key-store/release", serde_json::json!({ "evidence": evidence }));
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Verifier role"), "{answer}");
+}
+
+#[test]
+fn the_spiffe_bundle_names_the_svid_authorities_only_and_go_spiffes_rules_verify_both_svids() {
+    let service = service(Roles::ALL);
+    let (signing, _) = workload_key();
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let (status, bundle) = service.call(Method::GET, twi_issuer::bundle::BUNDLE_PATH, None);
+    assert_eq!(status, StatusCode::OK, "{bundle}");
+    let uses: Vec<_> = bundle["keys"].as_array().unwrap().iter().map(|k| k["use"].as_str().unwrap()).collect();
+    assert_eq!(uses, ["x509-svid", "wit-svid"], "{bundle}");
+
+    // Broken bundles the rules refuse: two certificates in an x509-svid entry, no `keys`, a WIT
+    // authority without `kid`.
+    let mut two_certs = bundle.clone();
+    let cert = two_certs["keys"][0]["x5c"][0].clone();
+    two_certs["keys"][0]["x5c"] = serde_json::json!([cert.clone(), cert]);
+    let mut no_kid = bundle.clone();
+    no_kid["keys"][1].as_object_mut().unwrap().remove("kid");
+    let oids = twi_issuer::oids::Oids::default();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let input = serde_json::json!({
+        "bundle": bundle,
+        "trust_domain": "example.org",
+        "x509_svid": [answer["certificate_pem"]],
+        "handled_critical": [oids.simulated_tee.to_string()],
+        "wit": answer["wit"],
+        "now": now,
+        // The Verifier's attestation result is signed, but by no WIT authority.
+        "must_fail_wits": [{ "name": "the Verifier's attestation result", "token": answer["attestation_result"] }],
+        "must_fail_bundles": [
+            { "name": "two certificates in an x509-svid entry", "bundle": two_certs },
+            { "name": "no keys", "bundle": { "spiffe_refresh_hint": 300 } },
+            { "name": "a wit-svid entry without kid", "bundle": no_kid },
+        ],
+    });
+    let out = twi_testkit::tools::spiffe_bundle_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the SPIFFE bundle check (go-spiffe's rules)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    for check in [
+        "X.509-SVID verifies",
+        "X.509-SVID with an unhandled critical extension is refused",
+        "WIT-SVID verifies",
+        "refused WIT: the Verifier's attestation result",
+        "refused bundle: no keys",
+    ] {
+        assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
+    }
+}
+
+#[test]
+fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify() {
+    let service = service(Roles::ALL);
+    let issue = || {
+        let (signing, _) = workload_key();
+        let nonce = service.nonce();
+        let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+        let (status, answer) = service.post("/v1/ca/credential", request);
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        answer
+    };
+    let text = |path: &str| {
+        let (status, bytes) = service.call_raw(Method::GET, path, None);
+        assert_eq!(status, StatusCode::OK, "{path}");
+        String::from_utf8(bytes).unwrap()
+    };
+    let first = issue();
+    let old_checkpoint = text("/v1/log/checkpoint");
+    assert_eq!(first["provenance"]["checkpoint"], old_checkpoint.as_str(), "the run's checkpoint is the log's");
+    issue();
+    let checkpoint = text("/v1/log/checkpoint");
+    let vkey = text("/v1/log/key");
+    assert!(vkey.starts_with("example.org/twi-log+"), "{vkey}");
+    let serial = first["provenance"]["records"][0]["credential_id"].as_str().unwrap();
+    let (status, proof) = service.call(Method::GET, &format!("/v1/log/proof/{serial}"), None);
+    assert_eq!(status, StatusCode::OK, "{proof}");
+    assert_eq!(proof["checkpoint"], checkpoint.as_str());
+    let (status, consistency) = service.call(Method::GET, "/v1/log/consistency/2/4", None);
+    assert_eq!(status, StatusCode::OK, "{consistency}");
+    let (status, missing) = service.call(Method::GET, "/v1/log/proof/00", None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(error(&missing).contains("no record of credential"), "{missing}");
+
+    let signature_line = checkpoint.rfind("\n\n").unwrap();
+    let input = serde_json::json!({
+        "vkey": vkey,
+        "checkpoint": checkpoint,
+        "proof": proof,
+        "consistency": { "old_checkpoint": old_checkpoint, "consistency_proof": consistency["consistency_proof"] },
+        "must_fail_notes": [
+            { "name": "another tree size", "note": checkpoint.replacen("\n4\n", "\n5\n", 1) },
+            { "name": "no signature", "note": &checkpoint[..signature_line + 2] },
+        ],
+    });
+    let out = twi_testkit::tools::c2sp_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the C2SP checkpoint check (sumdb/note rules)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    for check in
+        ["record included", "log grew append-only", "refused note: another tree size", "refused note: no signature"]
+    {
+        assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
+    }
+    // The RFC 9942 receipts (the run's, and the proof's against the later tree) verify with
+    // pycose under the log's key; a receipt for another record does not.
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    let log_key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-log").unwrap().clone();
+    let records = first["provenance"]["records"].as_array().unwrap();
+    let mut receipts: Vec<_> =
+        records.iter().map(|r| serde_json::json!({ "receipt": r["receipt"], "leaf": r["leaf"] })).collect();
+    receipts.push(serde_json::json!({ "receipt": proof["receipt"], "leaf": proof["leaf"] }));
+    let input = serde_json::json!({
+        "log_key": log_key,
+        "receipts": receipts,
+        "must_fail": [{ "name": "another record's receipt", "receipt": records[1]["receipt"], "leaf": records[0]["leaf"] }],
+    });
+    let out = twi_testkit::tools::cose_receipt_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the COSE receipt check (pycose)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("ok   receipt 2 proves its record (leaf 0 of 4)"), "{said}");
+    assert!(said.contains("ok   refused: another record's receipt"), "{said}");
+    assert!(said.contains("signature over the recomputed root does not verify"), "refused for another reason: {said}");
+}
+
+#[test]
+fn the_verifier_re_signs_its_attestation_result_as_a_cwt_that_veraison_reads() {
+    let service = service(Roles::ALL);
+    let (signing, _) = workload_key();
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let jwt = answer["attestation_result"].as_str().unwrap();
+    let (status, converted) = service.post("/v1/verifier/ear-cwt", serde_json::json!({ "attestation_result": jwt }));
+    assert_eq!(status, StatusCode::OK, "{converted}");
+    let cwt = hex::decode(converted["cwt"].as_str().unwrap()).unwrap();
+    let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
+    let key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-verifier").unwrap();
+    let key = serde_json::to_vec(key).unwrap();
+    let from_jwt = ear::Ear::from_jwt_jwk(jwt, ear::Algorithm::ES384, &key).unwrap();
+    let from_cwt = ear::Ear::from_cose_jwk(&cwt, ear::Algorithm::ES384, &key)
+        .unwrap_or_else(|e| panic!("Veraison's ear refused the served CWT: {e}"));
+    from_cwt.validate().unwrap();
+    assert_eq!(from_cwt.submods["twi"].status, from_jwt.submods["twi"].status);
+    // The same claims (the freshness value is bytes in CBOR, base64url text in JSON).
+    let (c, j) = (&from_cwt.submods["twi"].verifier_claims, &from_jwt.submods["twi"].verifier_claims);
+    for name in ["workload-id", "binding", "claims"] {
+        assert_eq!(c[name], j[name], "{name}");
+    }
+    let kind = |claims: &std::collections::BTreeMap<String, ear::RawValue>| match &claims["tacra_freshness"] {
+        ear::RawValue::Map(m) => m.iter().find(|(k, _)| *k == ear::RawValue::String("kind".into())).unwrap().1.clone(),
+        other => panic!("tacra_freshness is {other:?}"),
+    };
+    assert_eq!(kind(c), kind(j));
+    assert_eq!(from_cwt.nonce, from_jwt.nonce);
+    // A token the Verifier did not sign is not converted.
+    let (status, refused) =
+        service.post("/v1/verifier/ear-cwt", serde_json::json!({ "attestation_result": answer["wit"] }));
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
+    assert!(error(&refused).contains("send an unexpired attestation result this Verifier signed"), "{refused}");
 }
 
 #[test]

@@ -309,13 +309,16 @@ fn credential_contents() {
     assert!(not_before <= after, "notBefore is in the future");
     assert!(before <= not_after && SystemTime::now() <= not_after, "already expired");
 
-    // Marked as simulated, non-critical, naming the platform.
-    let sim = extension(&cert, &oids::SIMULATED_TEE);
-    assert!(!sim.critical, "the simulated-TEE extension must be non-critical");
+    // Marked as simulated, critical (a standard verifier refuses it unless told), naming the
+    // platform; under the project's arc, not the documentation arc.
+    let oids = oids::Oids::default();
+    assert!(!oids.arc.starts_with(oids::DOCUMENTATION_ARC));
+    let sim = extension(&cert, &oids.simulated_tee);
+    assert!(sim.critical, "the simulated-TEE extension must be critical");
     assert_eq!(Utf8StringRef::from_der(sim.extn_value.as_bytes()).unwrap().as_str(), "sim-snp");
 
     // Carries the digest of exactly this evidence.
-    let digest = extension(&cert, &oids::EVIDENCE_SHA384);
+    let digest = extension(&cert, &oids.evidence_sha384);
     assert!(!digest.critical);
     assert_eq!(OctetString::from_der(digest.extn_value.as_bytes()).unwrap().as_bytes(), evidence_digest);
 
@@ -332,7 +335,7 @@ fn credential_contents() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([oids::EVIDENCE_SHA384, oids::SIMULATED_TEE, oids::POLICY_BINDING].map(|oid| oid.to_string()))
+    .chain([oids.evidence_sha384, oids.simulated_tee, oids.policy_binding].map(|oid| oid.to_string()))
     .collect();
     want.sort();
     assert_eq!(got, want);
@@ -343,8 +346,12 @@ fn credential_contents() {
     fs::write(&ca_pem, s.issuer.ca().certificate_pem()).unwrap();
     fs::write(&cert_pem, &issued.certificate_pem).unwrap();
     let (ca_pem, cert_pem) = (ca_pem.to_str().unwrap(), cert_pem.to_str().unwrap());
+    // Not told about the simulated TEE, openssl refuses the critical extension it does not know.
+    let refused = openssl(&["verify", "-x509_strict", "-CAfile", ca_pem, cert_pem]);
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(!refused.status.success() && said.contains("unhandled critical extension"), "{said}");
     for purpose in [None, Some("sslclient"), Some("sslserver")] {
-        let mut args = vec!["verify", "-x509_strict", "-CAfile", ca_pem];
+        let mut args = vec!["verify", "-x509_strict", "-ignore_critical", "-CAfile", ca_pem];
         if let Some(p) = purpose {
             args.extend(["-purpose", p]);
         }

@@ -75,7 +75,7 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
         "wit": { "token": wit_token, "issuer_key": public_jwk(&ca),
                  "claims": { "location": "DE", "handles-pii": true, "clearance": 2 } },
         "wpt": { "token": wpt_token, "aud": aud },
-        "ear": { "token": ear_token, "verifier_key": public_jwk(&verifier) },
+        "ear": { "token": ear_token, "verifier_key": public_jwk(&verifier), "status": "affirming" },
         "must_fail": must_fail,
     });
 

@@ -177,7 +177,12 @@ fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     let challenge = epochs.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce;
     let epoch = epochs.current_epoch().unwrap();
     assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
-    present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    let issued = present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
+    // The attestation result names TACRA's freshness input: the kind and the element bound.
+    let ear = twi_issuer::jose::decode_unverified(&issued.ear_jwt).unwrap().claims;
+    let input = &ear["submods"]["twi"]["ear_verifier_claims"]["tacra_freshness"];
+    assert_eq!(input["kind"], "present-epoch", "{ear:?}");
+    assert_eq!(input["value"], twi_issuer::jose::b64url(&challenge));
     // The epoch is shared: another workload instance may bind it too.
     present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();
     let refused = present(&mut epochs, &psp, &workload_key(), &[7; 32], None).unwrap_err();
@@ -193,6 +198,14 @@ fn a_cs_l3_renewal_on_another_chip_is_refused() {
     let key = workload_key();
     let nonce = challenge(&mut issuer);
     let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
+    // The WIT carries the policy's decision under a collision-resistant name (its OID as a
+    // URN, the X.509 extension's), and no unregistered short names.
+    let claims = twi_issuer::jose::decode_unverified(&issued.wit).unwrap().claims;
+    let oids = twi_issuer::oids::Oids::default();
+    let decision = &claims[&oids.claim_name(&oids.policy_binding)];
+    assert_eq!(decision["stickiness"], "CS_L3");
+    assert_eq!(decision["binding"], issued.admission.binding.to_json());
+    assert!(claims.keys().all(|name| !name.starts_with("twi-")), "{claims:?}");
 
     // The same chip renews (by X.509 serial or by WIT jti).
     let nonce = challenge(&mut issuer);
@@ -340,9 +353,20 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     // use a fresh one anyway.
     let nonce = [0x43u8; 32];
     let released = present_for_release(&mut issuer, &psp, &ephemeral_public, &nonce).unwrap();
-    assert_eq!(released.issued.certificate_der, provisioned.certificate_der);
+    // The released certificate is issued for this launch: the provisioned key, a serial of its
+    // own, and the issuer's extensions (evidence digest, policy binding, the simulated marker).
+    use der::Decode;
+    let issued = x509_cert::Certificate::from_der(&released.issued.certificate_der).unwrap();
+    let spki = issued.tbs_certificate().subject_public_key_info();
+    assert_eq!(spki.subject_public_key.raw_bytes(), provisioned.public_key.as_slice());
+    assert_ne!(released.issued.serial_hex, provisioned.serial_hex);
+    let oids = twi_issuer::oids::Oids::default();
+    let extensions = issued.tbs_certificate().extensions().unwrap();
+    for oid in [oids.evidence_sha384, oids.policy_binding, oids.simulated_tee] {
+        assert!(extensions.iter().any(|e| e.extn_id == oid), "the released certificate lacks {oid}");
+    }
     assert_eq!(released.issued.workload_id, "spiffe://example.org/payroll-app");
-    let cert_sha256: [u8; 32] = sha2::Sha256::digest(&provisioned.certificate_der).into();
+    let cert_sha256: [u8; 32] = sha2::Sha256::digest(&released.issued.certificate_der).into();
     let info = twi_proto::msg::key_release_info(&nonce, &ephemeral_public);
     let aad = twi_proto::msg::key_release_aad(&cert_sha256);
     let mut scalar = [0u8; 48];
@@ -357,9 +381,9 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     // Logged, with the mechanism, and the receipt names the release.
     let records = released.issued.provenance["records"].as_array().unwrap();
     assert_eq!(records[0]["record"]["decision"]["criteria"]["mechanism"], "d");
-    assert!(records[0]["credential_id"].as_str().unwrap().starts_with(&format!("{}.release.", provisioned.serial_hex)));
+    assert_eq!(records[0]["credential_id"].as_str().unwrap(), released.issued.serial_hex);
     let receipt = twi_issuer::jose::decode_unverified(&released.release.receipt).unwrap();
-    assert_eq!(receipt.claims["x509-serial"], provisioned.serial_hex.as_str());
+    assert_eq!(receipt.claims["x509-serial"], released.issued.serial_hex.as_str());
     assert_eq!(receipt.header["kid"], "twi-keystore");
 
     // The same nonce again (AF_L0 lets it through freshness): the Key Store refuses.

@@ -13,10 +13,15 @@
 //! | 0x0008_1000..0x0008_2000   | SEV-SNP CPUID page (populated by the PSP at launch)   |
 //! | 0x0008_2000..0x0008_3000   | simulated-TD page (planted by `twi run --platform sim-tdx`) |
 //! | 0x0010_0000..0x0010_6000   | boot page tables (PML4, PDPT, 4 PDs)             |
-//! | 0x0020_0000..0x0080_0000   | the Rust image: text, rodata, data, vault, bss, stack ([`script`]) |
-//! | 0x0080_0000..0x0100_0000   | byte heap (`linked_list_allocator`)              |
-//! | 0x0100_0000..0x0200_0000   | page-frame pool (`buddy_system_allocator`)       |
-//! | 0x0200_0000..0x0220_0000   | SEV-SNP shared pages (GHCB, guest-request pages)  |
+//! | 0x0020_0000..0x0040_0000   | the Rust image: text, rodata, data, vault, bss, stack ([`script`]) |
+//! | 0x0040_0000..0x00A0_0000   | byte heap (`linked_list_allocator`)              |
+//! | 0x00A0_0000..0x00C0_0000   | page-frame pool (`buddy_system_allocator`)       |
+//! | 0x00C0_0000..0x00E0_0000   | shared pool: GHCB, guest-request and GetQuote pages, the channel ring at its end |
+//!
+//! All of it fits in 14 MiB, so a guest with `-m 16M` runs the whole flow (issue 17); the
+//! runtime refuses to start, with a sentence, when QEMU's e820 table says RAM ends below
+//! [`MIN_RAM_BYTES`]. Each region is a whole number of 2 MiB pages: SEV-SNP validates and TDX
+//! accepts them 2 MiB at a time.
 //! | 0xFFE0_0000..0x1_0000_0000 | the ROM                                          |
 //!
 //! The ROM's top 8 KiB (see [`script`]): manifest slot, boot stub, GUID table area, reset
@@ -43,21 +48,31 @@ pub const BOOT_SCRATCH_SIZE: u32 = 0x1000;
 pub const PAGE_TABLES: u32 = 0x10_0000;
 pub const PAGE_TABLES_SIZE: u32 = 0x6000;
 /// The Rust image's run addresses (the linker script's RAM region).
-pub const IMAGE_RAM: Range<usize> = 0x20_0000..0x80_0000;
+/// 2 MiB: the image is about 1 MiB with the TLS stack (.text, .rodata, .data) and its .bss
+/// with the boot stack; the linker refuses an image that outgrows it.
+pub const IMAGE_RAM: Range<usize> = 0x20_0000..0x40_0000;
 /// The boot stack at the end of the image's `.bss` (the runtime runs on it for good).
 pub const BOOT_STACK_SIZE: usize = 256 * 1024;
-/// The byte heap: allocations of the channel, CBOR and certificate parsing.
-pub const HEAP: Range<usize> = 0x80_0000..0x100_0000;
-/// Page frames handed out 4 KiB at a time (shared pages, DMA buffers).
-pub const FRAMES: Range<usize> = 0x100_0000..0x200_0000;
+/// The byte heap: allocations of the channel, CBOR, certificate parsing and TLS (the https-get
+/// workload peaks well below 1 MiB; `twi run` prints the peak at exit).
+pub const HEAP: Range<usize> = 0x40_0000..0xA0_0000;
+/// Page frames handed out 4 KiB at a time (the SVSM calls' private report pages).
+pub const FRAMES: Range<usize> = 0xA0_0000..0xC0_0000;
 /// SEV-SNP: the pool of host-visible (shared) pages: the GHCB, the guest-request pages. One
 /// 2 MiB page, so the boot page tables clear its C-bit with a single directory entry; the
 /// runtime converts it to shared (page-state change) before use. Nothing secret is placed here.
-pub const SHARED_POOL: Range<usize> = 0x200_0000..0x220_0000;
+pub const SHARED_POOL: Range<usize> = 0xC0_0000..0xE0_0000;
+/// The channel's ring (`twi_proto::ring`): the last pages of the shared pool, at a fixed place
+/// so the host loader finds it without being told. Pages handed out one by one come from below it.
+pub const CHANNEL_RING: Range<usize> = SHARED_POOL.end - RING_AREA..SHARED_POOL.end;
+/// The ring's pages: its control page and two 64 KiB data areas (`twi_proto::ring::RING_LEN`,
+/// which the runtime asserts equal).
+pub const RING_AREA: usize = 0x1000 + 2 * 0x1_0000;
 /// The least guest RAM the layout needs.
 pub const MIN_RAM_BYTES: u64 = SHARED_POOL.end as u64;
 const _: () = assert!(SHARED_POOL.start >= FRAMES.end && SHARED_POOL.start.is_multiple_of(0x20_0000));
 const _: () = assert!(SHARED_POOL.end - SHARED_POOL.start == 0x20_0000);
+const _: () = assert!(CHANNEL_RING.start > SHARED_POOL.start && CHANNEL_RING.start.is_multiple_of(0x1000));
 
 /// SEV-SNP: the secrets page (VMPCKs) the PSP fills at launch (SEV metadata type 2).
 pub const SNP_SECRETS_PAGE: u64 = 0x8_0000;

@@ -59,6 +59,7 @@ struct RawConfig {
     replay_cache_capacity: usize,
     #[serde(default = "default_max_connections")]
     max_connections: usize,
+    simulated_tee_oid: Option<String>,
     #[serde(default, rename = "route")]
     routes: Vec<RawRoute>,
 }
@@ -110,6 +111,10 @@ pub struct Config {
     pub server_key: PathBuf,
     /// The issuer CA (PEM) client certificates must chain to; `None`: no mTLS.
     pub issuer_ca: Option<PathBuf>,
+    /// The OID of the issuer's critical simulated-TEE extension, for development only: client
+    /// certificates carrying it are accepted (`simulated.rs`); `None`: refused, as standard
+    /// verifiers do.
+    pub simulated_tee_oid: Option<der::asn1::ObjectIdentifier>,
     /// The issuer's published keys (JWKS); `None`: no WIT + WPT.
     pub issuer_jwks: Option<PathBuf>,
     /// The `kid`s in the JWKS that sign WITs; the issuer's other keys (its Verifier's, its
@@ -194,6 +199,12 @@ impl Config {
             server_certificate: resolve(raw.server_certificate),
             server_key: resolve(raw.server_key),
             issuer_ca: raw.issuer_ca.map(resolve),
+            simulated_tee_oid: raw
+                .simulated_tee_oid
+                .map(|oid| {
+                    oid.parse().map_err(|e| field("simulated_tee_oid", format!("{oid:?} is not a dotted OID: {e}")))
+                })
+                .transpose()?,
             issuer_jwks: raw.issuer_jwks.map(resolve),
             wit_key_ids: raw.wit_key_ids,
             wpt_max_lifetime: Duration::from_secs(raw.wpt_max_lifetime_secs),

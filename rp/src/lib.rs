@@ -32,6 +32,7 @@ pub mod jose;
 pub mod policy;
 pub mod replay;
 pub mod server;
+pub mod simulated;
 pub mod tls;
 pub mod wit;
 pub mod wpt;

@@ -93,7 +93,12 @@ impl RelyingParty {
         // first token if a binary enabled two; install ours explicitly (Err: one already is).
         let _ =
             jsonwebtoken::crypto::CryptoProvider::install_default(&jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER);
-        let tls = tls::server_config(&config.server_certificate, &config.server_key, config.issuer_ca.as_deref())?;
+        let tls = tls::server_config(
+            &config.server_certificate,
+            &config.server_key,
+            config.issuer_ca.as_deref(),
+            config.simulated_tee_oid.as_ref(),
+        )?;
         let wit_keys = match &config.issuer_jwks {
             Some(path) => {
                 let shown = path.display().to_string();

@@ -54,6 +54,7 @@ pub fn server_config(
     chain: &Path,
     key: &Path,
     issuer_ca: Option<&Path>,
+    simulated_tee_oid: Option<&der::asn1::ObjectIdentifier>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let certs = certificates("server_certificate", chain)?;
@@ -73,10 +74,19 @@ pub fn server_config(
                     reason: format!("is not a usable CA certificate: {e}"),
                 })?;
             }
-            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .allow_unauthenticated()
                 .build()
-                .map_err(|e| TlsError::Rustls { field: "issuer_ca", reason: e.to_string() })?
+                .map_err(|e| TlsError::Rustls { field: "issuer_ca", reason: e.to_string() })?;
+            match simulated_tee_oid {
+                None => webpki,
+                Some(marker) => Arc::new(crate::simulated::SimulatedAware {
+                    inner: webpki,
+                    marker: *marker,
+                    issuer_ca: issuer_ca_certificate(path)?,
+                    algorithms: provider.signature_verification_algorithms,
+                }),
+            }
         }
         None => WebPkiClientVerifier::no_client_auth(),
     };
@@ -91,6 +101,17 @@ pub fn server_config(
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The first certificate of the `issuer_ca` file, parsed.
+fn issuer_ca_certificate(path: &Path) -> Result<x509_cert::Certificate, TlsError> {
+    use der::Decode;
+    let first = certificates("issuer_ca", path)?.remove(0);
+    x509_cert::Certificate::from_der(first.as_ref()).map_err(|e| TlsError::Pem {
+        field: "issuer_ca",
+        path: path.to_path_buf(),
+        reason: format!("does not parse as X.509: {e}"),
+    })
 }
 
 /// The workload identifier of a verified client certificate chain (leaf first): its one URI

@@ -103,6 +103,32 @@ async fn a_certificate_from_another_ca_is_refused_in_the_handshake() {
 }
 
 #[tokio::test]
+async fn a_simulated_credential_is_accepted_only_when_configured() {
+    let w = world();
+    let marker = twi_issuer::oids::Oids::default().simulated_tee.to_string();
+    let key = SigningKey::try_generate().unwrap();
+    let certificate = support::simulated_certificate(APP, &key, &marker, &w.ca_key_pem);
+    // By default, as any standard verifier: the unknown critical extension fails the handshake.
+    let rp = start().await;
+    let client = Client::with_certificate(&rp.server_ca_pem, &certificate, &key);
+    let error = send(&client, &rp, "GET", "/rows", &[]).await.expect_err("a simulated credential was accepted");
+    assert!(error.contains("AlertReceived"), "{error}");
+    // Told about the marker, the relying party serves it (and still every hardware credential).
+    let settings = format!("simulated_tee_oid = \"{marker}\"\n");
+    let rp = start_with(Setup { settings, ..Setup::default() }).await;
+    let client = Client::with_certificate(&rp.server_ca_pem, &certificate, &key);
+    assert_rows(&send(&client, &rp, "GET", "/rows", &[]).await.unwrap());
+    assert_rows(&mtls(&rp, &w.v1, "/rows").await);
+    // A marked certificate from another CA bearing the issuer CA's name is still refused.
+    let other = SigningKey::try_generate().unwrap();
+    let other_pem = other.to_pkcs8_pem(p384::pkcs8::LineEnding::LF).unwrap();
+    let forged = support::simulated_certificate(APP, &key, &marker, &other_pem);
+    let client = Client::with_certificate(&rp.server_ca_pem, &forged, &key);
+    let error = send(&client, &rp, "GET", "/rows", &[]).await.expect_err("a forged simulated credential was accepted");
+    assert!(error.contains("AlertReceived"), "{error}");
+}
+
+#[tokio::test]
 async fn no_credentials_and_tls_1_2_are_refused() {
     let rp = start().await;
     let plain = send(&Client::new(&rp.server_ca_pem), &rp, "GET", "/rows", &[]).await.unwrap();
@@ -269,7 +295,7 @@ async fn two_measurements_one_identity_the_same_answers() {
 fn evidence_extension(der: &[u8]) -> Option<Vec<u8>> {
     use der::Decode;
     let cert = x509_cert::Certificate::from_der(der).unwrap();
-    let oid = twi_issuer::oids::EVIDENCE_SHA384;
+    let oid = twi_issuer::oids::Oids::default().evidence_sha384;
     cert.tbs_certificate().extensions()?.iter().find(|e| e.extn_id == oid).map(|e| e.extn_value.as_bytes().to_vec())
 }
 

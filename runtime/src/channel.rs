@@ -1,5 +1,5 @@
-//! The framed, validated message channel to the host loader, over any byte [`Link`] (COM2 on the
-//! machine, an in-memory pipe in host tests).
+//! The framed, validated message channel to the host loader, over any byte [`Link`] (on the
+//! machine the shared-memory ring or COM2, `crate::transport`; an in-memory pipe in host tests).
 //!
 //! Every frame from the host is hostile: the reader checks its size before allocating and its
 //! shape before decoding (`twi_proto::frame`); a malformed one is answered with an Error frame,
@@ -23,8 +23,13 @@ pub const MAX_MALFORMED_FRAMES: u32 = 8;
 /// A byte pipe to the host.
 pub trait Link {
     fn write_all(&mut self, bytes: &[u8]);
-    /// Blocks until the next byte; `None` when the link is closed (host tests only).
+    /// Blocks until the next byte; `None` when the link is closed (host tests) or broken.
     fn read_byte(&mut self) -> Option<u8>;
+    /// Why the link stopped working, when the host broke the transport's rules (a shared-memory
+    /// ring's lying index); `None` for a link that is open or merely closed.
+    fn broken(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Why an exchange with the host failed: the channel itself, or the host's answer did not fit the
@@ -33,6 +38,8 @@ pub trait Link {
 pub enum ChannelError {
     /// The host closed the link.
     Closed,
+    /// The host broke the transport's rules (why): nothing more is read from it.
+    Transport(&'static str),
     /// The host sent more than [`MAX_MALFORMED_FRAMES`] malformed frames.
     TooManyMalformedFrames,
     /// A message of ours could not be encoded (a runtime bug: our messages fit the limits).
@@ -49,6 +56,7 @@ impl core::fmt::Display for ChannelError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Closed => f.write_str("the host closed the channel"),
+            Self::Transport(why) => write!(f, "the host broke the channel's transport: {why}"),
             Self::TooManyMalformedFrames => f.write_str("the host sent too many malformed frames"),
             Self::Encode => f.write_str("a message could not be encoded"),
             Self::Busy => f.write_str("the channel is already in use (re-entered)"),
@@ -103,7 +111,10 @@ impl<'a, L: Link> Channel<'a, L> {
         loop {
             let result = {
                 let mut inner = self.inner.try_borrow_mut().map_err(|_| ChannelError::Busy)?;
-                let byte = inner.link.read_byte().ok_or(ChannelError::Closed)?;
+                let byte = match inner.link.read_byte() {
+                    Some(byte) => byte,
+                    None => return Err(inner.link.broken().map_or(ChannelError::Closed, ChannelError::Transport)),
+                };
                 inner.reader.push(byte)
             };
             match result {

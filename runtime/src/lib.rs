@@ -10,6 +10,7 @@
 //! | [`vault`], [`credential`], [`sealing`] | the Credential Key, the credential check, sealing | host tests and firmware |
 //! | [`tsc`], [`memory_map`] | the machine decisions the platform takes (the TSC rate's source, RAM from QEMU's e820 table), pure | host tests and firmware |
 //! | `platform` | boot, the platform HAL, exceptions, allocators, the machine's own I/O | firmware only |
+//! | `transport` | the channel's links on the machine: the shared-memory ring, COM2 | firmware only |
 //! | `firmware` | the wiring from the boot stub to the workload ([`entry!`]) | firmware only |
 //!
 //! Machine-independent parts build and test on the host; `platform` and `firmware` only on
@@ -32,3 +33,5 @@ pub mod vault;
 pub mod firmware;
 #[cfg(target_os = "none")]
 pub mod platform;
+#[cfg(target_os = "none")]
+pub mod transport;

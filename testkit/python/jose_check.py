@@ -17,8 +17,11 @@ and checks, with jwcrypto only (no code of the issuer's):
   jti, and cnf.jwk (EC P-384 with alg ES384);
 - the WPT: signed by the key in the WIT's cnf.jwk (proof of possession), typ "wpt+jwt",
   aud, exp, jti, and wth = base64url(SHA-256(WIT));
-- the EAR JWT: ES384 under the Verifier key, eat_profile, the "twi" submod affirming, and its
-  key attestation (akpub, a DER SubjectPublicKeyInfo) naming the same key as the WIT's cnf;
+- the EAR JWT (draft-ietf-rats-ear-04): ES384 under the Verifier key, typ "eat+jwt",
+  eat_profile, ear_verifier_id, the "twi" submod's ear_status equal to the worst AR4SI tier of
+  its trustworthiness vector (and the top-level ear_status to the worst submod's), the status
+  the caller expects if it names one, ear_appraisal_policy_ids an array, and its key
+  attestation (akpub, a DER SubjectPublicKeyInfo) naming the same key as the WIT's cnf;
 - every token in must_fail is rejected.
 
 Prints one line per check and exits 0 only if all hold.
@@ -60,6 +63,20 @@ def verify(token, key_json, typ):
     return claims
 
 
+TIERS = ["none", "affirming", "warning", "contraindicated"]
+
+
+def tier(value):
+    """The AR4SI tier of a trustworthiness claim value (draft-ietf-rats-ar4si §3.2)."""
+    if -1 <= value <= 1:
+        return "none"
+    if 2 <= value <= 31 or -32 <= value <= -2:
+        return "affirming"
+    if 32 <= value <= 95 or -96 <= value <= -33:
+        return "warning"
+    return "contraindicated"
+
+
 def main():
     doc = json.load(sys.stdin)
 
@@ -81,13 +98,20 @@ def main():
         wth = b64url(hashlib.sha256(wit_token.encode("ascii")).digest())
         check("WPT wth is the WIT's hash", wpt.get("wth") == wth, f"{wpt.get('wth')} != {wth}")
 
-    ear = verify(doc["ear"]["token"], doc["ear"]["verifier_key"], "JWT")
-    check("EAR profile", ear.get("eat_profile") == "tag:github.com,2023:veraison/ear", str(ear.get("eat_profile")))
-    check("EAR verifier-id", set(ear.get("ear.verifier-id", {})) == {"build", "developer"}, str(ear.get("ear.verifier-id")))
+    ear = verify(doc["ear"]["token"], doc["ear"]["verifier_key"], "eat+jwt")
+    check("EAR profile", ear.get("eat_profile") == "tag:ietf.org,2026:rats/ear#04", str(ear.get("eat_profile")))
+    check("EAR verifier id", set(ear.get("ear_verifier_id", {})) == {"build", "developer"}, str(ear.get("ear_verifier_id")))
     twi = ear.get("submods", {}).get("twi", {})
-    check("EAR status affirming", twi.get("ear.status") == "affirming", str(twi.get("ear.status")))
-    check("EAR trustworthiness vector", isinstance(twi.get("ear.trustworthiness-vector"), dict), str(twi))
-    akpub = twi.get("ear.veraison.key-attestation", {}).get("akpub", "")
+    vector = twi.get("ear_trustworthiness_vector")
+    check("EAR trustworthiness vector", isinstance(vector, dict) and len(vector) > 0, str(twi))
+    worst = max((tier(v) for v in (vector or {}).values()), key=TIERS.index, default="none")
+    check("EAR status is the vector's worst tier", twi.get("ear_status") == worst, f"{twi.get('ear_status')} vs {worst}")
+    check("EAR overall status", ear.get("ear_status") == twi.get("ear_status"), str(ear.get("ear_status")))
+    expected = doc["ear"].get("status")
+    if expected is not None:
+        check(f"EAR status {expected}", twi.get("ear_status") == expected, str(twi.get("ear_status")))
+    check("EAR policy ids", isinstance(twi.get("ear_appraisal_policy_ids"), list), str(twi))
+    akpub = twi.get("ear_veraison_key_attestation", {}).get("akpub", "")
     try:
         numbers = load_der_public_key(b64url_decode(akpub)).public_numbers()
         same = b64url(numbers.x.to_bytes(48, "big")) == cnf.get("x") and b64url(numbers.y.to_bytes(48, "big")) == cnf.get("y")

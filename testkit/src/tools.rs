@@ -1,6 +1,9 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
-//! ECDSA) and Python's jwcrypto (JOSE: WIT, WPT, EAR) and pyhpke (RFC 9180 HPKE), each driven
-//! by a script that reads one JSON document on stdin.
+//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
+//! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
+//! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); pycose (COSE
+//! receipts); each driven by a
+//! script that reads one JSON document on stdin.
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
 //! sentence naming that command: it never skips (interoperability is the point of the test)
@@ -43,6 +46,20 @@ pub fn assert_openssl_verifies(ca: &Path, cert: &Path) {
     let (ca, cert) = (utf8(ca), utf8(cert));
     let out = openssl(&["verify", "-CAfile", ca, cert]);
     assert_ok(&out, &format!("openssl verify -CAfile {ca} {cert}"));
+}
+
+/// A credential issued on the simulated TEE: `openssl verify` refuses it for its critical
+/// simulated-TEE extension, and accepts it once told to (`-ignore_critical`).
+pub fn assert_openssl_verifies_simulated(ca: &Path, cert: &Path) {
+    let (ca, cert) = (utf8(ca), utf8(cert));
+    let refused = openssl(&["verify", "-CAfile", ca, cert]);
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(
+        !refused.status.success() && said.contains("unhandled critical extension"),
+        "openssl verify accepted a simulated credential without being told:\n{said}"
+    );
+    let out = openssl(&["verify", "-ignore_critical", "-CAfile", ca, cert]);
+    assert_ok(&out, &format!("openssl verify -ignore_critical -CAfile {ca} {cert}"));
 }
 
 /// An operator CA and one client certificate under it (EKU clientAuth), made by `openssl` in
@@ -178,4 +195,30 @@ pub fn jose_check(input: &serde_json::Value) -> Output {
 /// Runs the HPKE check ([`HPKE_CHECK`], with pyhpke) on `input`.
 pub fn hpke_check(input: &serde_json::Value) -> Output {
     Python::with(&["pyhpke", "cryptography"]).run(Path::new(HPKE_CHECK), input)
+}
+
+/// The SPIFFE bundle check: go-spiffe's bundle, X.509-SVID and JWT-SVID rules re-implemented
+/// in Python (Go is not installed here; the script says which rules it follows).
+pub const SPIFFE_BUNDLE_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/spiffe_bundle_check.py");
+
+/// Runs the SPIFFE bundle check ([`SPIFFE_BUNDLE_CHECK`], with `cryptography`) on `input`.
+pub fn spiffe_bundle_check(input: &serde_json::Value) -> Output {
+    Python::with(&["cryptography"]).run(Path::new(SPIFFE_BUNDLE_CHECK), input)
+}
+
+/// The C2SP check: Go's golang.org/x/mod/sumdb/note rules, C2SP tlog-checkpoint and RFC 9162
+/// proof checks re-implemented in Python (Go is not installed here).
+pub const C2SP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/c2sp_check.py");
+
+/// Runs the C2SP check ([`C2SP_CHECK`], with `cryptography`) on `input`.
+pub fn c2sp_check(input: &serde_json::Value) -> Output {
+    Python::with(&["cryptography"]).run(Path::new(C2SP_CHECK), input)
+}
+
+/// The COSE receipt check (pycose): the log's RFC 9942 receipts against their records.
+pub const COSE_RECEIPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/cose_receipt_check.py");
+
+/// Runs the COSE receipt check ([`COSE_RECEIPT_CHECK`], with pycose) on `input`.
+pub fn cose_receipt_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pycose", "cbor2"]).run(Path::new(COSE_RECEIPT_CHECK), input)
 }

@@ -52,17 +52,22 @@ pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
     let ca = open_ca(state, &args.identity)?;
     build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into(), &args.workload)?;
-    write_trust(&args.out, state, ca.certificate_pem())
+    write_trust(&args.out, state, &ca)
 }
 
 /// What a relying party trusts, beside the image: the CA certificates chain to
-/// (`issuer-ca.pem`) and the key WITs verify under (`issuer-jwks.json`).
-fn write_trust(out: &Path, state: &Path, ca_pem: &str) -> Result<()> {
-    let jwks = twi_issuer::wit_jwks(&super::issuer::issuer_dir(state)).context("the issuer's WIT key")?;
-    let (ca, keys) = (out.join("issuer-ca.pem"), out.join("issuer-jwks.json"));
-    fs::write(&ca, ca_pem).with_context(|| format!("cannot write {}", ca.display()))?;
+/// (`issuer-ca.pem`), the key WITs verify under (`issuer-jwks.json`), and both as the trust
+/// domain's SPIFFE bundle (`trust-bundle.json`).
+fn write_trust(out: &Path, state: &Path, issuer_ca: &twi_issuer::IssuerCa) -> Result<()> {
+    let dir = super::issuer::issuer_dir(state);
+    let jwks = twi_issuer::wit_jwks(&dir).context("the issuer's WIT key")?;
+    let bundle = twi_issuer::bundle::state_bundle(&dir, issuer_ca).context("the issuer's SPIFFE bundle")?;
+    let (ca, keys, spiffe) = (out.join("issuer-ca.pem"), out.join("issuer-jwks.json"), out.join("trust-bundle.json"));
+    fs::write(&ca, issuer_ca.certificate_pem()).with_context(|| format!("cannot write {}", ca.display()))?;
     fs::write(&keys, serde_json::to_vec_pretty(&jwks)?).with_context(|| format!("cannot write {}", keys.display()))?;
-    eprintln!("twi: wrote {} and {} (for relying parties)", ca.display(), keys.display());
+    fs::write(&spiffe, serde_json::to_vec_pretty(&bundle)?)
+        .with_context(|| format!("cannot write {}", spiffe.display()))?;
+    eprintln!("twi: wrote {}, {} and {} (for relying parties)", ca.display(), keys.display(), spiffe.display());
     Ok(())
 }
 

@@ -6,6 +6,7 @@ mod args;
 mod build;
 mod issuer;
 mod keystore;
+mod log;
 mod measure;
 mod new;
 mod policy;
@@ -54,6 +55,10 @@ enum Commands {
     /// Mechanism D's Key Store, on the workload owner's side.
     #[command(subcommand)]
     Keystore(keystore::KeystoreCommand),
+    /// Check the issuer's provenance log: `twi log prove ID` proves a credential's record
+    /// against a signed C2SP checkpoint.
+    #[command(subcommand)]
+    Log(log::LogCommand),
     /// Edit an appraisal policy file (TOML; see issuer/policy.example.toml).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -95,6 +100,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Rp(args) => rp::execute(&args),
         Commands::Keystore(command) => keystore::execute(&state, command),
         Commands::Policy(command) => policy::execute(command),
+        Commands::Log(command) => log::execute(command),
         // Handled in main(): it has its own exit statuses.
         Commands::Verify(_) => Ok(()),
     }

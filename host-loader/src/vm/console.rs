@@ -49,9 +49,10 @@ impl Console {
         Ok(Self { lines: rx, fatal })
     }
 
-    /// Shows the lines that arrived so far.
+    /// Shows the lines that arrived so far, without waiting for more (the channel's relay calls
+    /// it between reads: a wait here would delay every answer to the guest).
     pub fn drain(&self) {
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(1)) {
+        while let Ok(line) = self.lines.try_recv() {
             eprintln!("  guest | {line}");
         }
     }

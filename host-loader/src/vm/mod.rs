@@ -1,11 +1,13 @@
 //! The virtual machine of one run: QEMU as a child process with the guest's console on its
-//! stdout (COM1, [`console`]) and the channel (COM2) on a unix socket in a private temporary
-//! directory, under one deadline. Whatever happens, the child is killed when the [`Vm`] is
+//! stdout (COM1, [`console`]) and the channel on a unix socket in a private temporary
+//! directory (COM2: the frames themselves, or under the shared-memory [`ring`] the guest's
+//! doorbell), under one deadline. Whatever happens, the child is killed when the [`Vm`] is
 //! dropped. What goes over the channel is not this module's business: [`Vm::relay`] hands
 //! the bytes to a caller (the bridge) and writes back what it answers.
 
 pub mod console;
 mod error;
+pub mod ring;
 
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -16,6 +18,42 @@ use std::time::{Duration, Instant};
 pub use console::Console;
 pub use error::VmError;
 use error::io;
+pub use ring::{HostRing, RingTamper};
+
+/// Every byte of the channel, one file per direction (`twi run --channel-dump DIR`:
+/// `guest-to-host.bin`, `host-to-guest.bin`), for the benchmark's frame figures.
+#[derive(Debug)]
+pub struct ChannelDump {
+    to_host: std::fs::File,
+    to_guest: std::fs::File,
+}
+
+impl ChannelDump {
+    pub fn create(dir: &Path) -> Result<Self, VmError> {
+        std::fs::create_dir_all(dir).map_err(io(format!("cannot create {}", dir.display())))?;
+        let file = |name: &str| {
+            let path = dir.join(name);
+            std::fs::File::create(&path).map_err(io(format!("cannot write {}", path.display())))
+        };
+        Ok(Self { to_host: file("guest-to-host.bin")?, to_guest: file("host-to-guest.bin")? })
+    }
+
+    /// Appends what crossed: `from_guest`, and the loader's `reply`.
+    pub fn record(&mut self, from_guest: &[u8], reply: &[u8]) -> Result<(), VmError> {
+        self.to_host.write_all(from_guest).map_err(io("writing the channel dump"))?;
+        self.to_guest.write_all(reply).map_err(io("writing the channel dump"))
+    }
+}
+
+/// How the channel crosses between guest and loader (`twi run --channel`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    /// The shared-memory ring in the guest's shared pool, COM2 as its doorbell (the default on
+    /// the simulated platforms; the 16550 if the guest does not take it).
+    Ring,
+    /// COM2's 16550 alone: the fallback, and what the hardware profiles use for now.
+    Serial,
+}
 
 /// A private directory for the channel socket and the files QEMU's loader plants in guest
 /// memory (the simulated secrets page holds this launch's VMPCK0: it is removed with the
@@ -23,13 +61,35 @@ use error::io;
 #[derive(Debug)]
 pub struct Workspace {
     dir: tempfile::TempDir,
+    /// The guest's RAM file, when the channel runs on the ring (in /dev/shm where there is one:
+    /// memory, not disk; removed with the directory).
+    ram: Option<tempfile::TempDir>,
 }
 
 impl Workspace {
     pub fn new() -> Result<Self, VmError> {
         let dir =
             tempfile::Builder::new().prefix("twi-run-").tempdir().map_err(io("cannot create a temporary directory"))?;
-        Ok(Self { dir })
+        Ok(Self { dir, ram: None })
+    }
+
+    /// Creates the file that backs the guest's `bytes` of RAM (QEMU maps it shared; the loader
+    /// reads the channel ring from it), private to this user, and returns its path.
+    pub fn ram_file(&mut self, bytes: u64) -> Result<PathBuf, VmError> {
+        let shm = Path::new("/dev/shm");
+        let builder = || tempfile::Builder::new().prefix("twi-ram-").tempdir_in(shm);
+        let dir = match shm.is_dir().then(builder) {
+            Some(Ok(dir)) => dir,
+            _ => tempfile::Builder::new()
+                .prefix("twi-ram-")
+                .tempdir()
+                .map_err(io("cannot create a directory for the guest's RAM file"))?,
+        };
+        let path = dir.path().join("guest-ram");
+        let file = std::fs::File::create(&path).map_err(io(format!("cannot create {}", path.display())))?;
+        file.set_len(bytes).map_err(io(format!("cannot size {}", path.display())))?;
+        self.ram = Some(dir);
+        Ok(path)
     }
 
     /// Where the channel socket is (QEMU connects to it).
@@ -134,25 +194,38 @@ impl Vm {
     }
 
     /// Relays the channel until QEMU exits (returning its status) or the deadline passes
-    /// (`None`): what the guest sends goes to `answer`, what it returns goes back.
+    /// (`None`): what the guest sends goes to `answer`, what it returns goes back. With a
+    /// `ring`, once the guest announced it the frames move through it and COM2's bytes are only
+    /// doorbells (the ring is also looked at whenever the socket is quiet for 20 ms); before
+    /// that, and without one, COM2 carries the frames.
     pub fn relay(
         &mut self,
         stream: &mut UnixStream,
+        mut ring: Option<&mut HostRing>,
         mut answer: impl FnMut(&[u8]) -> Result<Vec<u8>, VmError>,
     ) -> Result<Option<ExitStatus>, VmError> {
         let mut buf = [0u8; 4096];
         loop {
             self.console.drain();
-            match stream.read(&mut buf) {
+            let read = match stream.read(&mut buf) {
                 Ok(0) => return self.wait(),
-                Ok(n) => {
-                    let reply = answer(&buf[..n])?;
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => 0,
+                Err(e) => return Err(VmError::Io("reading the channel".into(), e)),
+            };
+            let on_ring = match ring.as_deref_mut() {
+                Some(ring) => ring.active()?,
+                None => false,
+            };
+            match ring.as_deref_mut() {
+                Some(ring) if on_ring => self.pump(ring, &mut answer)?,
+                _ if read > 0 => {
+                    let reply = answer(&buf[..read])?;
                     if !reply.is_empty() {
                         stream.write_all(&reply).map_err(io("writing the channel"))?;
                     }
                 }
-                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-                Err(e) => return Err(VmError::Io("reading the channel".into(), e)),
+                _ => {}
             }
             if let Some(status) = self.exited()? {
                 return Ok(Some(status));
@@ -160,6 +233,22 @@ impl Vm {
             if Instant::now() > self.deadline {
                 return Ok(None);
             }
+        }
+    }
+
+    /// Hands everything the guest published on the ring to `answer`, and its replies back.
+    fn pump(
+        &self,
+        ring: &mut HostRing,
+        answer: &mut impl FnMut(&[u8]) -> Result<Vec<u8>, VmError>,
+    ) -> Result<(), VmError> {
+        loop {
+            let bytes = ring.receive()?;
+            if bytes.is_empty() {
+                return Ok(());
+            }
+            let reply = answer(bytes)?;
+            ring.send(&reply, self.deadline)?;
         }
     }
 

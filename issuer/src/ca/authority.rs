@@ -2,11 +2,13 @@
 //! admitted:
 //!
 //! - an X.509 credential (SPIFFE X.509-SVID rules: the Stable identifier as its one URI SAN)
-//!   with the policy version and binding digest ([`oids::POLICY_BINDING`]), the SHA-384 of the
-//!   evidence ([`oids::EVIDENCE_SHA384`]) and, for simulated evidence, a marker saying so
-//!   ([`oids::SIMULATED_TEE`]);
+//!   with the policy version and binding digest, the SHA-384 of the evidence and, for
+//!   simulated evidence, a *critical* marker saying so, so that a standard verifier refuses a
+//!   simulated credential unless told about it (the OIDs of [`Oids`], under the arc the
+//!   issuer state names);
 //! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
-//!   carrying the business claims and the binding, signed by a **dedicated WIT key**
+//!   carrying the business claims and the policy's decision (under the claim name
+//!   `urn:oid:` + the policy-binding extension's OID: collision-resistant), signed by a **dedicated WIT key**
 //!   (`wit-key.pem`), not the CA key: one key per signature format, so that an X.509 TBS and a
 //!   JWS signing input can never be confused, and the WIT key can rotate without re-issuing the
 //!   CA that images embed.
@@ -24,7 +26,7 @@ use super::identity::{Certified, IssuerCa};
 use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
-use crate::oids;
+use crate::oids::Oids;
 use crate::policy::Admission;
 use crate::state;
 use crate::verifier::Appraisal;
@@ -32,6 +34,8 @@ use crate::wit::Wit;
 
 /// The WIT key's `kid` in JWKS and WIT headers.
 pub(crate) const WIT_KID: &str = "twi-wit";
+/// The WIT key's file in the issuer state.
+pub(crate) const WIT_KEY_FILE: &str = "wit-key.pem";
 
 /// The Credential Authority: the CA, the WIT key, and the attestation results (mechanism B)
 /// it expects to redeem.
@@ -44,13 +48,15 @@ pub(crate) struct CredentialAuthority {
     /// The organisation of credential subjects: the policy's trust domain.
     trust_domain: String,
     pending: Pending,
+    /// The extension OIDs, under the state's arc.
+    oids: Oids,
 }
 
 /// The key WITs of the issuer state `dir` verify under, as a JWKS (made now if the state has
 /// none yet): what a relying party configures before any workload has run (`twi build`
 /// writes it beside the image).
 pub fn wit_jwks(dir: &Path) -> Result<serde_json::Value, IssuerError> {
-    let key: SigningKey = state::load_or_create_key(dir, "wit-key.pem")?;
+    let key: SigningKey = state::load_or_create_key(dir, WIT_KEY_FILE)?;
     Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key.verifying_key(), WIT_KID)] }))
 }
 
@@ -60,10 +66,11 @@ impl CredentialAuthority {
     pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str) -> Result<Self, IssuerError> {
         Ok(Self {
             ca: IssuerCa::load_or_create(dir, ca_domain)?,
-            wit_key: state::load_or_create_key(dir, "wit-key.pem")?,
+            wit_key: state::load_or_create_key(dir, WIT_KEY_FILE)?,
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
+            oids: Oids::load(dir)?,
         })
     }
 
@@ -105,11 +112,11 @@ impl CredentialAuthority {
             format!("CN={},O={}", admission.workload, self.trust_domain).parse().map_err(IssuerError::certificate)?;
         let mut extra = vec![
             ExtraExtension {
-                oid: oids::EVIDENCE_SHA384,
+                oid: self.oids.evidence_sha384,
                 critical: false,
                 value_der: der_of(OctetString::new(appraisal.verified.evidence_sha384.to_vec()))?,
             },
-            policy_extension(admission)?,
+            policy_extension(&self.oids, admission)?,
         ];
         let simulated = match appraisal.platform {
             Platform::SimSnp => Some("sim-snp"),
@@ -118,7 +125,7 @@ impl CredentialAuthority {
         };
         if let Some(name) = simulated {
             let value_der = der_of(Utf8StringRef::new(name))?;
-            extra.push(ExtraExtension { oid: oids::SIMULATED_TEE, critical: false, value_der });
+            extra.push(ExtraExtension { oid: self.oids.simulated_tee, critical: true, value_der });
         }
         let kind = Kind::Workload { uri: admission.workload_id.clone() };
         self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
@@ -137,16 +144,20 @@ impl CredentialAuthority {
         for (name, value) in &admission.claims {
             wit = wit.with_claim(name, value.clone()).map_err(failed)?;
         }
-        wit = wit
-            .with_claim("twi-binding", admission.binding.to_json())
-            .and_then(|w| w.with_claim("twi-policy-version", admission.policy_version.clone()))
-            .map_err(failed)?;
+        // The policy's decision, as in the X.509 extension and under its OID as a
+        // collision-resistant claim name (RFC 7519 §4.2).
+        let decision = serde_json::json!({
+            "policy_version": admission.policy_version,
+            "stickiness": admission.stickiness.name(),
+            "binding": admission.binding.to_json(),
+        });
+        wit = wit.with_claim(&self.oids.claim_name(&self.oids.policy_binding), decision).map_err(failed)?;
         let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
         Ok((token, wit.jti))
     }
 }
 
-/// The policy's decision in the credential ([`oids::POLICY_BINDING`]).
+/// The policy's decision in the credential ([`Oids::policy_binding`]).
 #[derive(Sequence)]
 struct PolicyBindingExt<'a> {
     policy_version: Utf8StringRef<'a>,
@@ -154,14 +165,14 @@ struct PolicyBindingExt<'a> {
     binding_sha256: OctetString,
 }
 
-fn policy_extension(admission: &Admission) -> Result<ExtraExtension, IssuerError> {
+fn policy_extension(oids: &Oids, admission: &Admission) -> Result<ExtraExtension, IssuerError> {
     let value = PolicyBindingExt {
         policy_version: Utf8StringRef::new(&admission.policy_version).map_err(IssuerError::certificate)?,
         stickiness: Utf8StringRef::new(admission.stickiness.name()).map_err(IssuerError::certificate)?,
         binding_sha256: OctetString::new(admission.binding.digest().to_vec()).map_err(IssuerError::certificate)?,
     };
     let value_der = value.to_der().map_err(IssuerError::certificate)?;
-    Ok(ExtraExtension { oid: oids::POLICY_BINDING, critical: false, value_der })
+    Ok(ExtraExtension { oid: oids.policy_binding, critical: false, value_der })
 }
 
 fn der_of<T: Encode, E: std::fmt::Display>(value: Result<T, E>) -> Result<Vec<u8>, IssuerError> {

@@ -14,6 +14,8 @@ use p384::ecdsa::VerifyingKey;
 use p384::ecdsa::signature::Verifier as _;
 use sha2::{Digest, Sha256};
 
+use twi_proto::msg::Platform;
+
 use crate::ear::{self, Ear};
 use crate::policy::Admission;
 use crate::verifier::Appraisal;
@@ -83,6 +85,10 @@ impl Pending {
         if launch.nonce != checked.nonce {
             return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
         }
+        let simulated = matches!(launch.appraisal.platform, Platform::SimSnp | Platform::SimTdx);
+        if checked.simulated_hardware && !simulated {
+            return Err(refuse("the attestation result contraindicates the hardware of a launch on real hardware"));
+        }
         Ok(launch)
     }
 }
@@ -145,6 +151,8 @@ mod expiring_tests {
 pub(crate) struct Checked {
     ear_sha256: [u8; 32],
     nonce: Vec<u8>,
+    /// The result's hardware claim is the simulated TEE's (unrecognised hardware).
+    simulated_hardware: bool,
 }
 
 /// Checks `request` (see the module docs) under the Verifier's key `verifier`, all but
@@ -156,12 +164,7 @@ pub(crate) fn check(
 ) -> Result<Checked, RequestRefused> {
     let ear = current_result(request.ear, verifier, now)?;
     let submod = ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod"))?;
-    if submod.status != Some(ear::Status::Affirming) {
-        return Err(refuse(format!(
-            "the attestation result's status is {}, not affirming",
-            submod.status.unwrap_or(ear::Status::None).name()
-        )));
-    }
+    let simulated_hardware = affirms(submod)?;
     let requested = p384::PublicKey::from_sec1_bytes(request.public_key)
         .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
     let bound = submod
@@ -174,7 +177,25 @@ pub(crate) fn check(
     let nonce = ear.nonce.ok_or_else(|| refuse("the attestation result carries no nonce"))?;
     let ear_sha256: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
     check_proof(request, &requested, &nonce, &ear_sha256)?;
-    Ok(Checked { ear_sha256, nonce })
+    Ok(Checked { ear_sha256, nonce, simulated_hardware })
+}
+
+/// Whether the appraisal affirms the launch: its status is affirming, or its one
+/// contraindication is the simulated TEE's unrecognised hardware (then `true`: the launch it
+/// stands for must be a simulated one, which [`Pending::take`] checks, and its credential says
+/// so in a critical extension).
+fn affirms(submod: &ear::Appraisal) -> Result<bool, RequestRefused> {
+    let status = submod.status();
+    if status == ear::Status::Affirming {
+        return Ok(false);
+    }
+    let hardware = submod.trust_vector.hardware;
+    let without_hardware =
+        ear::Appraisal { trust_vector: ear::TrustVector { hardware: None, ..submod.trust_vector }, ..submod.clone() };
+    if hardware == Some(ear::claim::UNRECOGNIZED_HARDWARE) && without_hardware.status() == ear::Status::Affirming {
+        return Ok(true);
+    }
+    Err(refuse(format!("the attestation result's status is {}, not affirming", status.name())))
 }
 
 /// The attestation result, verified under the Verifier's key, with an expiry and issued

@@ -50,6 +50,14 @@ pub(super) async fn ca_certificate(State(state): State<AppState>) -> Result<Resp
     Ok(([(header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response())
 }
 
+/// The SPIFFE bundle (`application/json`, SPIFFE Trust Domain and Bundle §4).
+pub(super) async fn trust_bundle(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    let bundle = with_issuer(&state, |issuer| {
+        issuer.trust_bundle().map_err(|e| ApiError::internal(format!("the trust bundle: {e}")))
+    });
+    Ok(Json(bundle.await?))
+}
+
 pub(super) async fn challenge(
     State(state): State<AppState>,
     json: Result<Json<ChallengeRequest>, JsonRejection>,

@@ -12,6 +12,12 @@
 //! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
 //! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
+//! | `POST /v1/verifier/ear-cwt` | Verifier | [`wire::EarCwtRequest`] (an attestation result this Verifier signed, unexpired) → [`wire::EarCwtResponse`] (the same result as a CWT) |
+//! | `GET /v1/log/checkpoint` | CA | the provenance log's checkpoint: a C2SP signed note (tlog-checkpoint), `text/plain` |
+//! | `GET /v1/log/key` | CA | the checkpoint's C2SP verifier key |
+//! | `GET /v1/log/proof/{credential id}` | CA | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
+//! | `GET /v1/log/consistency/{first}/{second}` | CA | the RFC 9162 consistency proof between two tree sizes |
+//! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key) |
 //! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |
@@ -48,6 +54,8 @@ mod api;
 mod handlers;
 mod limits;
 mod listener;
+pub mod log;
+pub mod results;
 mod service;
 pub mod tls;
 pub mod wire;

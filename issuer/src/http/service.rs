@@ -13,10 +13,12 @@ use axum::routing::{get, post};
 
 use super::api::{ApiError, AppState, MAX_BODY, Roles};
 use super::handlers::{
-    ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, verifier_evidence,
+    ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, trust_bundle,
+    verifier_evidence,
 };
 use super::limits::{Limiter, RateLimit, rate_limited};
 use super::listener::{Limits, Transport, serve_until};
+use super::log;
 use crate::issuer::Issuer;
 
 /// How long one request may take, from its headers to the answer.
@@ -55,10 +57,17 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
         let limiter = Limiter::new(limits.challenges);
         let challenges = post(challenge).layer(axum::middleware::from_fn_with_state(limiter, rate_limited));
         router = router.route("/v1/challenge", challenges).route("/v1/verifier/evidence", post(verifier_evidence));
+        router = router.route(super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
     }
     if roles.credential_authority {
         router =
             router.route("/v1/ca/certificate", get(ca_certificate)).route("/v1/ca/credential", post(ca_credential));
+        router = router
+            .route(crate::bundle::BUNDLE_PATH, get(trust_bundle))
+            .route(log::CHECKPOINT_PATH, get(log::checkpoint))
+            .route(log::VKEY_PATH, get(log::vkey))
+            .route(&format!("{}/{{id}}", log::PROOF_PATH), get(log::proof))
+            .route(&format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
     }
     // Always routed: without the role they answer 501 and say so.
     router = router
@@ -118,7 +127,7 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
         code: None,
@@ -130,7 +139,7 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "{} does not take this method: GET the /v1/health, /v1/keys and /v1/ca/certificate, POST the others",
+            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* and /.well-known/spiffe-bundle, POST the others",
             uri.path()
         ),
         code: None,

@@ -351,3 +351,15 @@ pub struct KeyReleaseResponse {
     /// The Key Store's public key (JWK, `kid` `twi-keystore`) the receipt verifies under.
     pub key_store_key: serde_json::Value,
 }
+
+/// `POST /v1/verifier/ear-cwt`: an attestation result (EAR JWT) this Verifier signed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EarCwtRequest {
+    pub attestation_result: String,
+}
+
+/// The same attestation result as a CWT (COSE_Sign1), hex.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EarCwtResponse {
+    pub cwt: String,
+}

@@ -14,6 +14,9 @@
 //! stored leaf hash and the tree is recomputed against the last signed tree head, so an edited,
 //! removed or reordered record is reported, not served.
 
+pub mod checkpoint;
+pub mod receipt;
+
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -199,6 +202,15 @@ pub enum ProofError {
 
 /// Verifies an inclusion proof (RFC 9162 §2.1.3.2).
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
+    if &inclusion_root(leaf, index, size, proof)? != root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// The root an inclusion proof leads to (RFC 9162 §2.1.3.2), for a reader that learns the root
+/// from the proof, as a COSE receipt's verifier does.
+pub fn inclusion_root(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -223,10 +235,7 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
     if s_n != 0 {
         return Err(ProofError::WrongLength);
     }
-    if &r != root {
-        return Err(ProofError::RootMismatch);
-    }
-    Ok(())
+    Ok(r)
 }
 
 /// Verifies a consistency proof between the tree of `first` leaves (root `first_root`) and the

@@ -5,25 +5,28 @@
 
 use std::time::SystemTime;
 
-use twi_issuer::ear::{Appraisal, Ear, Status, TrustVector, VerifierId};
+use twi_issuer::ear::{Appraisal, Ear, FreshnessInput, FreshnessKind, TrustVector, VerifierId};
 
-/// An affirming EAR for the `twi` submod, binding `key_sec1` and `nonce`, valid five minutes:
-/// `hardware` is the trust vector's hardware claim, `policy_id` and `policy_claims` what the
+/// An EAR for the `twi` submod of an admitted launch, binding `key_sec1` and `nonce` (as a
+/// `present-nonce` freshness input too), valid five minutes: `hardware` is the trust vector's
+/// hardware claim (its status follows from it), `policy_id` and `verifier_claims` what the
 /// policy concluded.
 pub fn affirming_ear(
     key_sec1: &[u8],
     nonce: &[u8],
     hardware: i8,
     policy_id: String,
-    policy_claims: serde_json::Map<String, serde_json::Value>,
+    verifier_claims: serde_json::Map<String, serde_json::Value>,
     now: SystemTime,
 ) -> Ear {
     let appraisal = Appraisal {
-        status: Some(Status::Affirming),
+        status: None,
         trust_vector: TrustVector::admitted_launch(hardware),
-        policy_id: Some(policy_id),
+        policy_ids: vec![policy_id],
+        nonce: Some(nonce.to_vec()),
         key_spki_der: None,
-        policy_claims,
+        verifier_claims,
+        freshness: Some(FreshnessInput { kind: FreshnessKind::PresentNonce, value: nonce.to_vec() }),
     }
     .bind_key(key_sec1)
     .unwrap();

@@ -43,6 +43,9 @@ pub struct World {
     pub issuer_jwks: String,
     /// The issuer's WIT key (from its state directory), for tokens the pipeline would not make.
     pub wit_key: SigningKey,
+    /// The issuer CA's key (PKCS#8 PEM, from its state directory), for certificates the
+    /// pipeline would make only on other evidence (the simulated TEE's).
+    pub ca_key_pem: String,
     pub v1: Launch,
     pub v2: Launch,
     pub ledger: Launch,
@@ -133,7 +136,9 @@ fn issue_all() -> World {
         use p384::pkcs8::DecodePrivateKey;
         SigningKey::from_pkcs8_pem(&std::fs::read_to_string(state.path().join("wit-key.pem")).unwrap()).unwrap()
     };
-    World { issuer_ca_pem: issuer.ca().certificate_pem().to_string(), issuer_jwks, wit_key, v1, v2, ledger }
+    let ca_key_pem = std::fs::read_to_string(state.path().join("issuer-ca.key.pem")).unwrap();
+    let issuer_ca_pem = issuer.ca().certificate_pem().to_string();
+    World { issuer_ca_pem, issuer_jwks, wit_key, ca_key_pem, v1, v2, ledger }
 }
 
 /// A credential for `identity` from a CA that is not the relying party's issuer CA, though it
@@ -143,6 +148,19 @@ pub fn foreign_certificate(identity: &str) -> (String, SigningKey) {
     let key = SigningKey::try_generate().unwrap();
     let der = ca.issue_workload(key.verifying_key().to_sec1_point(false).as_bytes(), identity);
     (der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap(), key)
+}
+
+/// A credential for `identity` and `key` as the issuer CA signs it on the simulated TEE: with
+/// the critical simulated-TEE extension `marker` (`ca_key_pem`: the issuer CA's key, or another).
+pub fn simulated_certificate(identity: &str, key: &SigningKey, marker: &str, ca_key_pem: &str) -> String {
+    use der::Encode;
+    let subject = twi_testkit::certs::name("CN=TWI issuer CA for example.org,O=TWI");
+    let ca = twi_testkit::certs::TestCa::from_pem(ca_key_pem, subject);
+    let value_der = der::asn1::Utf8StringRef::new("sim-snp").unwrap().to_der().unwrap();
+    let extra = twi_testkit::certs::Extra { oid: marker.parse().unwrap(), critical: true, value_der };
+    let spki = twi_testkit::certs::p384_spki(key.verifying_key().to_sec1_point(false).as_bytes());
+    let der = ca.issue_der(twi_testkit::certs::Kind::Workload { uri: identity.into() }, vec![extra], spki);
+    der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &der).unwrap()
 }
 
 /// A client certificate for `identity` (one URI SAN, EKU clientAuth) from a freshly made CA

@@ -156,10 +156,33 @@ impl Client {
             Some((pem, key)) => {
                 let chain = CertificateDer::pem_slice_iter(pem.as_bytes()).map(Result::unwrap).collect();
                 let der = key.to_pkcs8_der().unwrap().as_bytes().to_vec();
-                builder.with_client_auth_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der))).unwrap()
+                // Through a resolver: `with_client_auth_cert` parses the certificate with webpki,
+                // which refuses one with an unknown critical extension (a simulated credential)
+                // before the server could decide.
+                let provider = rustls::crypto::ring::default_provider();
+                let signer = provider
+                    .key_provider
+                    .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)))
+                    .unwrap();
+                let certified = Arc::new(rustls::sign::CertifiedKey::new(chain, signer));
+                builder.with_client_cert_resolver(Arc::new(Present(certified)))
             }
         };
         Self { config: Arc::new(config) }
+    }
+}
+
+/// Presents one certificate and key, whatever the server asks.
+#[derive(Debug)]
+struct Present(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Present {
+    fn resolve(&self, _: &[&[u8]], _: &[rustls::SignatureScheme]) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

@@ -25,13 +25,12 @@ use twi_proto::msg::Platform;
 
 pub use launch::Launch;
 
-use crate::channel::{Channel, Link};
+use crate::channel::Channel;
 use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
 use crate::memory_map;
 use crate::platform::boot::BootInfo;
 use crate::platform::hal::{ExitCode, exit};
-use crate::platform::serial::{COM2, Uart};
 use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch as launch_pages, memory, rng::HwRng, time};
 use crate::session::Event;
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
@@ -52,18 +51,9 @@ static VAULT: Vault = Vault::new();
 #[unsafe(link_section = ".vault")]
 static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
 
-/// COM2 as the channel's byte pipe.
-#[derive(Debug)]
-pub struct SerialLink(Uart);
-
-impl Link for SerialLink {
-    fn write_all(&mut self, bytes: &[u8]) {
-        self.0.write_bytes(bytes);
-    }
-    fn read_byte(&mut self) -> Option<u8> {
-        Some(self.0.read_byte())
-    }
-}
+/// The channel's byte pipe: the shared-memory ring, or COM2 (`crate::transport`; the name is
+/// older than the ring).
+pub type SerialLink = crate::transport::HostLink;
 
 /// The built-in workload: acquire the credential for the manifest's target (or the default
 /// one), checked against the issuer anchor and sealed to the launch where the platform can; exit.
@@ -107,7 +97,9 @@ pub fn start(workload: Main) -> ! {
         fatal(format_args!("a #VC was raised, yet SEV_STATUS said this is not an SEV-SNP guest"))
     }
     let on_malformed = |e: &ProtoError| log!("malformed frame from the host: {e}");
-    let channel = Channel::new(SerialLink(Uart::init(COM2)), &on_malformed);
+    let link = SerialLink::open();
+    log!("channel: {}", link.describe());
+    let channel = Channel::new(link, &on_malformed);
     let code = match run_on_tee(&mut booted, &channel, workload, first_key) {
         WorkloadExit::Success => ExitCode::Success,
         WorkloadExit::Failure => ExitCode::Failure,
@@ -339,7 +331,7 @@ fn log_certificates(table: Certificates) {
 
 fn finish(code: ExitCode, tsc_hz: u64, reset_tsc: u64) -> ! {
     let heap = memory::heap_usage();
-    log!("heap: {} of {} bytes in use", heap.used, heap.size);
+    log!("heap: {} of {} bytes in use, peak {}", heap.used, heap.size, heap.peak);
     if code == ExitCode::Success {
         log!("done in {} us since reset", time::micros(tsc_hz, reset_tsc, cpu::rdtsc()));
     }

@@ -75,14 +75,3 @@ pub fn name() -> &'static str {
 pub fn vc_seen() -> bool {
     snp::vc::VC_SEEN.load(core::sync::atomic::Ordering::Acquire)
 }
-
-/// p384's precomputed tables initialise lazily behind a critical section. The runtime runs
-/// on one CPU with interrupts disabled, so a critical section needs no lock.
-struct SingleCpu;
-critical_section::set_impl!(SingleCpu);
-
-// SAFETY: one CPU, interrupts never enabled: nothing can preempt the holder of the section.
-unsafe impl critical_section::Impl for SingleCpu {
-    unsafe fn acquire() -> critical_section::RawRestoreState {}
-    unsafe fn release(_: critical_section::RawRestoreState) {}
-}

@@ -13,14 +13,16 @@
 //!
 //! Under the simulator (plain QEMU) the pool is ordinary RAM and nothing uses it.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use crate::layout::SHARED_POOL;
+use crate::layout::{CHANNEL_RING, SHARED_POOL};
 
 pub const PAGE: usize = 4096;
 
 /// The next unused byte of the pool (a bump allocator: shared pages live as long as the VM).
 static NEXT: AtomicUsize = AtomicUsize::new(SHARED_POOL.start);
+/// Whether the channel ring's pages were handed out.
+static RING_TAKEN: AtomicBool = AtomicBool::new(false);
 
 /// Whole 4 KiB pages of the shared pool, contiguous, that the host can see.
 #[derive(Debug)]
@@ -30,11 +32,19 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// `pages` contiguous pages from the pool; `None` when it is exhausted (512 pages in all).
+    /// `pages` contiguous pages from the pool below the channel ring; `None` when they are
+    /// exhausted (479 pages in all).
     pub fn alloc(pages: usize) -> Option<Self> {
         let len = pages.checked_mul(PAGE).filter(|&len| len > 0)?;
         let address = NEXT.fetch_add(len, Ordering::Relaxed);
-        (address.checked_add(len)? <= SHARED_POOL.end).then_some(Self { address, len })
+        (address.checked_add(len)? <= CHANNEL_RING.start).then_some(Self { address, len })
+    }
+
+    /// The channel ring's pages (`twi_linker::CHANNEL_RING`, the end of the pool, where the host
+    /// loader looks for them); `None` after the first call.
+    pub fn channel_ring() -> Option<Self> {
+        let taken = RING_TAKEN.swap(true, Ordering::AcqRel);
+        (!taken).then_some(Self { address: CHANNEL_RING.start, len: CHANNEL_RING.end - CHANNEL_RING.start })
     }
 
     /// The guest-physical address the host knows these pages by: under TDX with the shared
@@ -73,6 +83,16 @@ impl Shared {
         }
     }
 
+    /// Copies `out.len()` bytes at `offset` (within the range), once, into private memory.
+    pub fn read_at(&self, offset: usize, out: &mut [u8]) {
+        assert!(offset.checked_add(out.len()).is_some_and(|end| end <= self.len), "read within the shared range");
+        for (i, byte) in out.iter_mut().enumerate() {
+            // SAFETY: in-bounds (checked above) read of this shared range; volatile because the
+            // host may change it at any time (the copy is what the caller parses).
+            *byte = unsafe { core::ptr::read_volatile((self.address + offset + i) as *const u8) };
+        }
+    }
+
     /// A u64 field (the GHCB's, the GetQuote header's), read volatile.
     pub fn read_u64(&self, offset: usize) -> u64 {
         assert!(offset.is_multiple_of(8) && offset + 8 <= self.len, "field offsets are constants");
@@ -84,6 +104,21 @@ impl Shared {
         assert!(offset.is_multiple_of(8) && offset + 8 <= self.len, "field offsets are constants");
         // SAFETY: in-bounds, aligned (checked above) write to this shared range.
         unsafe { core::ptr::write_volatile((self.address + offset) as *mut u64, value) }
+    }
+
+    /// A u32 field (the channel ring's indices) in one aligned volatile load, so that it is
+    /// never read half written.
+    pub fn read_u32_at(&self, offset: usize) -> u32 {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len, "field offsets are constants");
+        // SAFETY: in-bounds, aligned (checked above) read of this shared range.
+        unsafe { core::ptr::read_volatile((self.address + offset) as *const u32) }
+    }
+
+    /// A u32 field in one aligned volatile store, so that the host never sees it half written.
+    pub fn write_u32_at(&mut self, offset: usize, value: u32) {
+        assert!(offset.is_multiple_of(4) && offset + 4 <= self.len, "field offsets are constants");
+        // SAFETY: in-bounds, aligned (checked above) write to this shared range.
+        unsafe { core::ptr::write_volatile((self.address + offset) as *mut u32, value) }
     }
 
     pub fn write_bytes_at(&mut self, offset: usize, bytes: &[u8]) {

@@ -6,7 +6,8 @@ use clap::Args;
 
 use crate::bridge::tamper::Tamper;
 use crate::cli::args::{HardwareArgs, IdentityArgs, MechanismArg, PlatformArg};
-use crate::qemu::AccelChoice;
+use crate::qemu::{AccelChoice, MemorySize};
+use crate::vm::{RingTamper, Transport};
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -29,6 +30,21 @@ pub struct RunArgs {
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
+    /// The guest's RAM (QEMU's -m: MiB, or with a suffix K/M/G). The runtime needs 14 MiB and
+    /// says so at boot when it has less; the whole flow, TLS included, runs in 16M.
+    #[arg(long, value_name = "SIZE", default_value = "128M")]
+    pub memory: MemorySize,
+    /// How the channel crosses: the shared-memory ring (simulated platforms; COM2 as its
+    /// doorbell) or COM2's 16550 alone (the fallback; the hardware profiles use it for now).
+    #[arg(long, value_enum, default_value = "ring")]
+    pub channel: Transport,
+    /// Benchmark hook: write every channel byte, per direction, into DIR.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub channel_dump: Option<PathBuf>,
+    /// Test hook: a hostile host's channel ring (`head`: a head beyond the ring; `tail`: a
+    /// tail past the guest's head).
+    #[arg(long, hide = true, value_enum)]
+    pub tamper_ring: Option<RingTamper>,
     /// Print the QEMU command line and exit.
     #[arg(long)]
     pub print_qemu: bool,
@@ -81,4 +97,16 @@ pub struct RunArgs {
     /// body) or 5-td15 (TDX 1.5 module: TDREPORT v1, TD 1.5 body).
     #[arg(long, value_name = "FORMAT", default_value = "4")]
     pub tdx_quote: twi_sim::tdx::QuoteFormat,
+    /// The attestation result's serialization (draft-ietf-rats-ear-04): attestation-result.jwt,
+    /// attestation-result.cwt (COSE_Sign1, the same result re-signed by the Verifier), or both.
+    #[arg(long, value_enum, default_value = "jwt")]
+    pub ear_format: EarFormat,
+}
+
+/// Which attestation-result files a run writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum EarFormat {
+    Jwt,
+    Cwt,
+    Both,
 }

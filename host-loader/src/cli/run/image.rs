@@ -13,6 +13,7 @@ use crate::cli::args::PlatformArg;
 use crate::cli::build::build;
 use crate::cli::issuer::Anchor;
 use crate::image::{ImageKind, ImageParams, read_image, read_manifest};
+use crate::vm::Transport;
 use crate::{igvm, measure, qemu};
 
 /// The SEV-SNP launch the run's profiles use: the build's defaults (1 x EPYC-v4, 0x30000).
@@ -73,12 +74,14 @@ impl Image {
     }
 
     /// The sim profiles' command line, with placeholders for the per-run files.
-    pub fn sim_qemu_args(&self, platform: PlatformArg) -> Vec<String> {
+    pub fn sim_qemu_args(&self, platform: PlatformArg, memory: qemu::MemorySize, transport: Transport) -> Vec<String> {
         let channel = Path::new("CHANNEL.sock");
+        let ram =
+            qemu::GuestRam { size: memory, ring_file: (transport == Transport::Ring).then(|| "GUEST-RAM.bin".into()) };
         if platform == PlatformArg::SimTdx {
-            qemu::sim_tdx_args(qemu::Accel::Tcg, &self.rom, channel, Path::new("SIM-TD-PAGE.bin"))
+            qemu::sim_tdx_args(qemu::Accel::Tcg, &self.rom, channel, &ram, Path::new("SIM-TD-PAGE.bin"))
         } else {
-            qemu::sim_args(qemu::Accel::Tcg, &self.rom, channel, Some(Path::new("SECRETS-PAGE.bin")))
+            qemu::sim_args(qemu::Accel::Tcg, &self.rom, channel, &ram, Some(Path::new("SECRETS-PAGE.bin")))
         }
     }
 

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use twi_proto::manifest::Diagnostic;
 use zeroize::Zeroizing;
 
-use super::args::RunArgs;
+use super::args::{EarFormat, RunArgs};
 use super::image::{Image, Measured, default_snp_profile};
 use super::roles::Side;
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
@@ -60,6 +60,10 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         image: image.launch.clone(),
         out: out.clone(),
         timeout: Duration::from_secs(args.timeout),
+        memory: args.memory,
+        transport: args.channel,
+        tamper_ring: args.tamper_ring,
+        channel_dump: args.channel_dump.clone(),
     };
     let config = bridge::Config {
         measurement: measured.measurement.clone(),
@@ -84,7 +88,8 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         ),
         None => crate::run::run(&run, Bridge::new(config, roles, firmware).with_conduit(conduit)),
     }?;
-    report(&success, &mut side, &out, accel.accel)
+    report(&success, &mut side, &out, accel.accel)?;
+    attestation_result_forms(&success, &mut side, &out, args.ear_format)
 }
 
 fn hardware_profile(platform: PlatformArg) -> Option<HardwareProfile> {
@@ -117,10 +122,26 @@ fn self_test_rom(rom: &Path, side: &Side, out: &OutDir) -> Result<PathBuf> {
     Ok(out.write(SELF_TEST_ROM, rom)?)
 }
 
+/// The attestation result in the serializations `format` asks for: the CWT is the Verifier's
+/// re-signing of the JWT the run received.
+fn attestation_result_forms(success: &Success, side: &mut Side, out: &OutDir, format: EarFormat) -> Result<()> {
+    let Some(jwt) = &success.issued.credential.attestation_result else { return Ok(()) };
+    if format != EarFormat::Jwt {
+        let cwt = side.issuer.ear_cwt(jwt)?;
+        let path = out.write(crate::artifacts::ATTESTATION_RESULT_CWT, cwt)?;
+        eprintln!("twi: wrote {} (the attestation result as a CWT)", path.display());
+    }
+    if format == EarFormat::Cwt {
+        let jwt_path = out.join(crate::artifacts::ATTESTATION_RESULT);
+        fs::remove_file(&jwt_path).with_context(|| format!("removing {}", jwt_path.display()))?;
+    }
+    Ok(())
+}
+
 /// Writes the credential and what comes with it, and says so; the workload id on stdout.
 fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
     let credential = &success.issued.credential;
-    let written = out.credential(&success.issued, side.issuer.jwks()?)?;
+    let written = out.credential(&success.issued, side.issuer.jwks()?, side.issuer.trust_bundle()?)?;
     let admission = &credential.admission;
     eprintln!(
         "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",

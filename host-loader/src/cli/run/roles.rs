@@ -53,6 +53,24 @@ impl IssuerSide {
         }
     }
 
+    /// The Verifier's attestation result `jwt` re-signed as a CWT.
+    pub fn ear_cwt(&mut self, jwt: &str) -> Result<Vec<u8>> {
+        match self {
+            Self::Embedded(issuer) => Ok(issuer.attestation_result_cwt(jwt)?),
+            Self::Remote { client, .. } => client.ear_cwt(jwt),
+            Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
+        }
+    }
+
+    /// The trust domain's SPIFFE bundle (the CA and the WIT key).
+    pub fn trust_bundle(&mut self) -> Result<serde_json::Value> {
+        match self {
+            Self::Embedded(issuer) => Ok(issuer.trust_bundle()?),
+            Self::Remote { client, .. } => client.trust_bundle(),
+            Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
+        }
+    }
+
     /// The CA certificate (PEM) credentials chain to.
     pub fn ca_pem(&self) -> String {
         match self {

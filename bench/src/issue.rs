@@ -1,0 +1,113 @@
+//! Issuance per core: the embedded issuer (Verifier + Credential Authority + provenance log, as
+//! `twi run` uses it) appraising simulated SEV-SNP evidence and issuing, one thread, beside the
+//! bound `openssl speed ecdsap384` sets for the same core, measured interleaved. An issuance
+//! verifies at least one P-384 signature (the report's) and makes at least one (the
+//! certificate's), so 1 / (1/sign + 1/verify) per second is more than it can ever reach.
+
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, anyhow, bail};
+use der::Encode;
+use p384::ecdsa::DerSignature;
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_attester::tacra;
+use twi_issuer::policy::Policy;
+use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
+use twi_proto::msg::{CredentialKind, Platform};
+use twi_sim::snp::SimPsp;
+use x509_cert::builder::{Builder, RequestBuilder};
+use x509_cert::name::Name;
+
+use crate::stats::{Samples, figure, section};
+
+/// The simulated chip's launch digest, the one reference value of [`policy`].
+const LAUNCH_DIGEST: [u8; 48] = [0x5A; 48];
+
+/// One workload, `bench`, for the simulated chip's launch: mechanism C (evidence to the
+/// Credential Authority, as `twi run` asks), a single-use nonce (AF_L2).
+fn policy() -> Result<Policy> {
+    let measurement: String = LAUNCH_DIGEST.iter().map(|b| format!("{b:02x}")).collect();
+    let text = format!(
+        "version = \"bench-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"bench\"\nmechanism = \"c\"\n\
+         freshness = \"AF_L2\"\n\n[[workload.reference]]\nlabel = \"sim\"\nplatform = \"sim-snp\"\nmeasurement = \"{measurement}\"\n"
+    );
+    Policy::from_toml(&text).context("the benchmark's issuer policy")
+}
+
+/// The target the benchmark's workload acquires its credential for.
+const TARGET: &str = "twi:bench";
+
+/// TACRA enrollment: a PKCS#10 request for `key`, signed by it, with an empty subject.
+fn csr(key: &SigningKey) -> Result<Vec<u8>> {
+    let builder = RequestBuilder::new(Name::default()).context("an empty subject")?;
+    let request = builder.build::<_, DerSignature>(key).context("signing the benchmark's CSR")?;
+    request.to_der().context("encoding the benchmark's CSR")
+}
+
+/// Issuances per second over `count` issuances.
+fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
+    let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
+    let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let (csr, rp_id) = (csr(&key)?, issuer.rp_id());
+    let start = Instant::now();
+    for _ in 0..count {
+        let challenge = issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509);
+        let nonce = challenge.map_err(|e| anyhow!("the issuer refused to initiate: {e}"))?.nonce;
+        let report_data = tacra::report_data(&nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
+        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
+        let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &report,
+            public_key: &public_key,
+            nonce: &nonce,
+            endorsements,
+            target: TARGET,
+            csr: Some(&csr),
+        };
+        let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };
+        issuer.ca_credential(request).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
+    }
+    Ok(f64::from(count) / start.elapsed().as_secs_f64())
+}
+
+/// `openssl speed -seconds 1 ecdsap384`: (signs/s, verifies/s) on one core.
+fn openssl_speed() -> Result<(f64, f64)> {
+    let out = Command::new("openssl")
+        .args(["speed", "-seconds", "1", "ecdsap384"])
+        .output()
+        .context("openssl is needed (qemu/install-deps)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.contains("nistp384")).context("openssl speed printed no nistp384 line")?;
+    let numbers: Vec<f64> = line.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    match numbers.as_slice() {
+        [.., sign_per_s, verify_per_s] => Ok((*sign_per_s, *verify_per_s)),
+        _ => bail!("cannot read openssl speed's line: {line}"),
+    }
+}
+
+pub fn issuance(runs: usize) -> Result<()> {
+    section("issuance per core (embedded issuer, simulated SEV-SNP evidence) vs openssl speed ecdsap384");
+    let dir = tempfile::tempdir()?;
+    let mut psp = SimPsp::load_or_create(&dir.path().join("psp"))?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy()?)?;
+    let endorsements = psp.endorsements()?;
+    let (mut rate, mut bound, mut sign, mut verify) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    for _ in 0..runs {
+        rate.push(issuance_rate(&psp, &mut issuer, &endorsements, 10)?);
+        let (s, v) = openssl_speed()?;
+        sign.push(s);
+        verify.push(v);
+        bound.push(1.0 / (1.0 / s + 1.0 / v));
+    }
+    figure("issuances per second, one core", "/s", &rate, Some(("bound 1/(1/sign + 1/verify)", &bound)));
+    figure("openssl speed ecdsap384 sign", "/s", &sign, None);
+    figure("openssl speed ecdsap384 verify", "/s", &verify, None);
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! The provenance log's read endpoints: anyone may fetch the current checkpoint (a C2SP
+//! signed note, `text/plain; charset=utf-8` as tlog-tiles serves it), its verifier key, a
+//! credential's record with its inclusion proof, and consistency proofs, and check them
+//! offline (`twi log prove`).
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::api::{ApiError, AppState, with_issuer};
+
+/// The paths, under the Credential Authority's role (the log lives with it).
+pub const CHECKPOINT_PATH: &str = "/v1/log/checkpoint";
+pub const VKEY_PATH: &str = "/v1/log/key";
+pub const PROOF_PATH: &str = "/v1/log/proof";
+pub const CONSISTENCY_PATH: &str = "/v1/log/consistency";
+
+const TEXT: &str = "text/plain; charset=utf-8";
+
+fn internal(e: crate::error::IssuerError) -> ApiError {
+    ApiError::internal(format!("the provenance log: {e}"))
+}
+
+pub(super) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let note = with_issuer(&state, |issuer| issuer.log_checkpoint().map_err(internal)).await?;
+    Ok(([(header::CONTENT_TYPE, TEXT)], note).into_response())
+}
+
+pub(super) async fn vkey(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let vkey = with_issuer(&state, |issuer| Ok(issuer.log_vkey())).await?;
+    Ok(([(header::CONTENT_TYPE, TEXT)], vkey + "\n").into_response())
+}
+
+pub(super) async fn proof(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let found = with_issuer(&state, move |issuer| issuer.log_proof(&id).map_err(internal).map(|p| (id, p))).await?;
+    match found {
+        (_, Some(proof)) => Ok(Json(proof)),
+        (id, None) => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!(
+                "the provenance log has no record of credential {id:?}: give an X.509 serial (hex) or a WIT jti this issuer issued"
+            ),
+            code: None,
+            retry_after: None,
+        }),
+    }
+}
+
+pub(super) async fn consistency(
+    State(state): State<AppState>,
+    Path((first, second)): Path<(u64, u64)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let proof = with_issuer(&state, move |issuer| {
+        issuer
+            .log_consistency(first, second)
+            .map_err(|e| ApiError::bad_request(format!("{e}: ask for 1 <= FIRST <= SECOND <= the tree size")))
+    });
+    Ok(Json(proof.await?))
+}
