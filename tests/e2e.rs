@@ -801,8 +801,10 @@ fn mechanism_d_under_simulated_tdx_releases_the_provisioned_key() {
 /// trusting the simulated TEE of the loader's state.
 struct Service {
     served: Served,
-    /// The service's CA certificate.
+    /// The service's CA certificate (its TLS server certificate chains to it too).
     ca: PathBuf,
+    /// The operator CA `twi serve --operator-ca` trusts, and the owner's client certificate.
+    operator: tools::OperatorPki,
     server_state: PathBuf,
     loader_state: PathBuf,
     image: PathBuf,
@@ -834,13 +836,20 @@ impl Service {
             "[[workload.reference]]\nlabel = \"served image (sim-tdx)\"\nplatform = \"sim-tdx\"\nmrtd = \"{mrtd}\"\n"
         ));
         std::fs::write(&policy, text).unwrap();
-        let args = ["--state", path(&server_state), "--policy", path(&policy), "--simulated-tee", path(&loader_state)];
-        let served = Served::start(TWI, &args);
-        Self { served, ca: server_state.join("issuer/issuer-ca.pem"), server_state, loader_state, image }
+        let operator = tools::OperatorPki::new(dir, "service");
+        let args = [
+            ["--state", path(&server_state)],
+            ["--policy", path(&policy)],
+            ["--simulated-tee", path(&loader_state)],
+            ["--operator-ca", path(&operator.ca)],
+        ];
+        let served = Served::start(TWI, args.as_flattened());
+        let ca = server_state.join("issuer/issuer-ca.pem");
+        Self { served, ca, operator, server_state, loader_state, image }
     }
 
     /// `twi run --platform PLATFORM` of the operator's image, writing to `out`, reaching the
-    /// service's roles.
+    /// service's roles over HTTPS (verified under the issuer CA beside the image).
     fn scenario(&self, platform: &str, out: &Path) -> Scenario {
         let scenario = Scenario::new(TWI, platform).image(&self.image.join("twi.rom")).state(&self.loader_state);
         scenario.out(out).accel("tcg").issuer_url(&self.served.url)
@@ -853,6 +862,7 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let service = Service::start(dir.path());
     let (served, served_ca, loader_state, image) =
         (&service.served, &service.ca, &service.loader_state, &service.image);
+    assert!(served.url.starts_with("https://127.0.0.1:"), "twi serve speaks TLS by default: {}", served.url);
     // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
     // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
     for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
@@ -882,8 +892,8 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     // Without --image, `twi run --issuer-url` builds the image itself, anchored to the served
     // CA: the same bytes as the operator's build (reproducible), so the policy admits it.
     let out = dir.path().join("run-built");
-    let run = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url);
-    let run = run.arg("--ear-format").arg("cwt").run();
+    let scenario = Scenario::sim(TWI).state(loader_state).out(&out).accel("tcg").issuer_url(&served.url);
+    let run = scenario.issuer_ca(served_ca).arg("--ear-format").arg("cwt").run();
     run.assert_success("twi run --issuer-url without --image");
     // --ear-format cwt: the served Verifier's result as a CWT only, verifying under its key.
     assert!(!out.join("attestation-result.jwt").exists());
@@ -904,12 +914,14 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let serial = hex::encode(certificate(&out).tbs_certificate().serial_number().as_bytes());
     let prov: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("provenance.json")).unwrap()).unwrap();
     let vkey = prov["checkpoint_vkey"].as_str().unwrap();
-    let proved = twi(&["log", "prove", &serial, "--issuer-url", &served.url, "--vkey", vkey]);
+    let proved =
+        twi(&["log", "prove", &serial, "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(proved.status.success(), "twi log prove: {}", String::from_utf8_lossy(&proved.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
     assert_eq!(shown["record"]["credential_id"], serial.as_str());
     assert!(String::from_utf8_lossy(&proved.stderr).contains("checkpoint verified under example.org/twi-log+"));
-    let unknown = twi(&["log", "prove", "00", "--issuer-url", &served.url, "--vkey", vkey]);
+    let unknown =
+        twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
 }
 
@@ -922,6 +934,142 @@ fn http_an_unreachable_issuer_is_reported_before_booting() {
     assert!(!dir.path().join("console.log").exists(), "QEMU was started: {log}");
 }
 
+/// `twi keystore provision --issuer-url URL --issuer-ca CA --platform sim-snp --measurement M`
+/// against `service`, with `client` (certificate, key) if given.
+fn provision_at(service: &Service, measurement: &str, client: Option<(&Path, &Path)>) -> Output {
+    let mut args = vec!["keystore", "provision", "--issuer-url", &service.served.url, "--issuer-ca", path(&service.ca)];
+    args.extend(["--platform", "sim-snp", "--measurement", measurement]);
+    if let Some((cert, key)) = client {
+        args.extend(["--client-cert", path(cert), "--client-key", path(key)]);
+    }
+    twi(&args)
+}
+
+/// The launch measurement the service's policy admits (the operator's image under `sim`).
+fn served_measurement(service: &Service) -> String {
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(service.image.join("reference-values.json")).unwrap()).unwrap();
+    reference["snp"]["launch_digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn http_tls_a_service_under_another_ca_is_refused_before_booting() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path());
+    // The operator CA is a CA, but not the one the service's certificate chains to.
+    let out = dir.path().join("run-wrong-ca");
+    let run = service.scenario("sim", &out).issuer_ca(&service.operator.ca).run();
+    let log = run.assert_refused("a service whose certificate does not chain to --issuer-ca", "cannot be reached");
+    assert!(log.to_lowercase().contains("certificate"), "the reason names the certificate:\n{log}");
+    assert!(!out.join("console.log").exists(), "QEMU was started: {log}");
+    // https:// with no CA to verify it under (no --image beside an issuer-ca.pem): refused,
+    // saying what to pass.
+    let run = Scenario::sim(TWI).state(&service.loader_state).out(&out).issuer_url(&service.served.url).run();
+    run.assert_refused("https:// without a CA", "--issuer-ca FILE");
+    // Plain http:// to a host that is not loopback is refused by the client.
+    let run = sim(&out).issuer_url("http://192.0.2.1:8740").run();
+    run.assert_refused("plain HTTP off loopback", "plain HTTP is allowed to a loopback address only");
+}
+
+#[test]
+fn http_tls_plain_http_is_refused_off_loopback_and_warned_about_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("any", &"00".repeat(48))], "");
+    let state = dir.path().join("state");
+    let base = ["serve", "--state", path(&state), "--policy", path(&policy), "--insecure-plain-http"];
+    for listen in ["0.0.0.0:0", "[::]:0"] {
+        let out = twi(&[&base[..], &["--listen", listen]].concat());
+        assert!(!out.status.success(), "plain HTTP on {listen} was served");
+        let log = stderr(&out);
+        assert!(log.contains("--insecure-plain-http is allowed on a loopback address only"), "{log}");
+    }
+    // On loopback it serves, says so, and keeps the owner's endpoints closed.
+    let args = ["--state", path(&state), "--policy", path(&policy), "--insecure-plain-http"];
+    let served = Served::start(TWI, &args);
+    assert!(served.url.starts_with("http://127.0.0.1:"), "{}", served.url);
+    let out = twi(&[
+        "keystore",
+        "provision",
+        "--issuer-url",
+        &served.url,
+        "--platform",
+        "sim-snp",
+        "--measurement",
+        &"00".repeat(48),
+    ]);
+    assert!(!out.status.success(), "provisioned over plain HTTP");
+    assert!(stderr(&out).contains("client certificate issued under the service's operator CA"), "{}", stderr(&out));
+}
+
+#[test]
+fn http_tls_provisioning_needs_the_owners_client_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start_with(dir.path(), "d");
+    let measurement = served_measurement(&service);
+    // No client certificate: 401, saying what to present.
+    let out = provision_at(&service, &measurement, None);
+    assert!(!out.status.success(), "provisioned without a client certificate");
+    assert!(stderr(&out).contains("client certificate issued under the service's operator CA"), "{}", stderr(&out));
+    // A client certificate under another CA: the handshake fails.
+    let stranger = tools::OperatorPki::new(dir.path(), "stranger");
+    let out = provision_at(&service, &measurement, Some((&stranger.client_cert, &stranger.client_key)));
+    assert!(!out.status.success(), "provisioned with a stranger's client certificate");
+    // The owner's: provisioned now (so neither refused request provisioned it), then held.
+    let owner = Some((service.operator.client_cert.as_path(), service.operator.client_key.as_path()));
+    let out = provision_at(&service, &measurement, owner);
+    assert!(out.status.success(), "the owner's provisioning failed:\n{}", stderr(&out));
+    assert!(stderr(&out).contains(": provisioned credential"), "{}", stderr(&out));
+    let out = provision_at(&service, &measurement, owner);
+    assert!(stderr(&out).contains("holds the provisioned credential"), "{}", stderr(&out));
+}
+
+/// The mode bits of `path`.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn secrets_at_rest_are_private_whatever_the_umask_and_a_loose_ca_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let owner_key = dir.path().join("owner.pem");
+    let out = openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&owner_key)]);
+    tools::assert_ok(&out, "openssl ecparam -genkey");
+    // `twi keystore provision` under umask 000: it opens (creates) the issuer's CA and the Key
+    // Store's keys.
+    let provision = || {
+        let script = "umask 000 && exec \"$0\" \"$@\"";
+        let mut command = std::process::Command::new("sh");
+        command.args(["-c", script, TWI.0, "keystore", "provision", "--state", path(&state)]);
+        command.args(["--workload-id", "spiffe://example.org/payroll-app", "--key", path(&owner_key)]);
+        command.output().unwrap()
+    };
+    let out = provision();
+    assert!(out.status.success(), "twi keystore provision failed:\n{}", stderr(&out));
+    let issuer = state.join("issuer");
+    assert_eq!(mode(&issuer), 0o700, "the issuer's state directory");
+    let keys: Vec<PathBuf> = std::fs::read_dir(&issuer)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("key.pem"))
+        .collect();
+    assert!(keys.iter().any(|k| k.ends_with("issuer-ca.key.pem")) && keys.len() >= 2, "{keys:?}");
+    for key in &keys {
+        assert_eq!(mode(key), 0o600, "{}", key.display());
+    }
+    // A CA key others may read is refused, with the command that fixes it.
+    let ca_key = issuer.join("issuer-ca.key.pem");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = provision();
+    assert!(!out.status.success(), "a loose CA key was used");
+    assert!(stderr(&out).contains(&format!("chmod 600 {}", ca_key.display())), "{}", stderr(&out));
+    std::fs::set_permissions(&ca_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = provision();
+    assert!(out.status.success(), "after the chmod:\n{}", stderr(&out));
+}
+
 #[test]
 fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -930,7 +1078,9 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let (served, served_ca, server_state, loader_state) =
         (&service.served, &service.ca, &service.server_state, &service.loader_state);
     let out = dir.path().join("run-d");
-    let log = service.scenario("sim", &out).mechanism("d").run().assert_success("twi run --mechanism d --issuer-url");
+    let owner = (&service.operator.client_cert, &service.operator.client_key);
+    let scenario = service.scenario("sim", &out).mechanism("d").client_certificate(owner.0, owner.1);
+    let log = scenario.run().assert_success("twi run --mechanism d --issuer-url");
     for step in [
         format!("using the Verifier, Credential Authority and Key Store at {}", served.url),
         "credential acquisition mechanism d".to_string(),
@@ -980,7 +1130,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     // The simulated TDX platform, same workload: the Key Store holds its credential already and
     // releases the same key to this launch's ephemeral key.
     let out = dir.path().join("run-d-tdx");
-    let run = service.scenario("sim-tdx", &out).mechanism("d").run();
+    let run = service.scenario("sim-tdx", &out).mechanism("d").client_certificate(owner.0, owner.1).run();
     let log = run.assert_success("twi run --platform sim-tdx --mechanism d --issuer-url");
     assert!(log.contains("Key Store: holds the provisioned credential for spiffe://example.org/payroll-app"), "{log}");
     assert_released(&certificate(&out), &provisioned_cert);

@@ -2,7 +2,10 @@
 //! client of the endpoints `twi_issuer::http` serves, speaking its wire types
 //! (`twi_issuer::http::wire`), so client and server share every field. The guest sees no
 //! difference from the embedded issuer: the loader relays the same messages either way.
+//! HTTPS (rustls, the service's certificate verified under the issuer CA, the owner's client
+//! certificate for the owner's endpoints); plain HTTP to a loopback address only.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -33,21 +36,45 @@ pub struct RemoteIssuer {
     agent: ureq::Agent,
 }
 
+/// How the client authenticates the service, and itself.
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// The CA (PEM) the service's certificate must chain to: `--issuer-ca`, else the issuer CA
+    /// the image was built against.
+    pub ca: Option<PathBuf>,
+    /// The owner's client certificate chain and key (PEM), for the owner's endpoints.
+    pub client: Option<(PathBuf, PathBuf)>,
+}
+
 impl RemoteIssuer {
-    /// `url`: `http://HOST:PORT` (a trailing `/` is ignored).
-    pub fn new(url: &str) -> Result<Self> {
+    /// `url`: `https://HOST:PORT` (a trailing `/` is ignored), verified under `tls.ca`; or
+    /// `http://` to a loopback address (a `twi serve --insecure-plain-http`).
+    pub fn new(url: &str, tls: &ClientTls) -> Result<Self> {
         let base = url.trim_end_matches('/').to_string();
-        if !base.starts_with("http://") {
-            bail!(
-                "--issuer-url {url:?}: only http:// URLs are supported (put `twi serve` behind a TLS-terminating proxy on the same host, or reach it over a private network)"
-            );
-        }
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .timeout_global(Some(REQUEST_TIMEOUT))
             .http_status_as_error(false)
-            .user_agent(concat!("twi/", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(Self { base, agent: config.into() })
+            .user_agent(concat!("twi/", env!("CARGO_PKG_VERSION")));
+        if base.starts_with("https://") {
+            let Some(ca) = &tls.ca else {
+                bail!(
+                    "--issuer-url {url}: name the CA its server certificate chains to with --issuer-ca FILE (the service's STATE/issuer/issuer-ca.pem), or run an image built against it (`--image IMG/twi.rom` uses IMG/issuer-ca.pem)"
+                );
+            };
+            config = config.tls_config(tls_config(ca, tls.client.as_ref())?);
+        } else if let Some(rest) = base.strip_prefix("http://") {
+            if !loopback(rest) {
+                bail!(
+                    "--issuer-url {url}: plain HTTP is allowed to a loopback address only; use https:// (`twi serve` speaks TLS by default)"
+                );
+            }
+            if tls.client.is_some() {
+                bail!("--issuer-url {url}: a client certificate needs https://");
+            }
+        } else {
+            bail!("--issuer-url {url:?}: expected https://HOST:PORT (or http:// to a loopback address)");
+        }
+        Ok(Self { base, agent: config.build().into() })
     }
 
     pub fn url(&self) -> &str {
@@ -262,8 +289,48 @@ impl RemoteIssuer {
     }
 
     fn unreachable(&self, error: &ureq::Error) -> String {
-        format!("the issuer at {} cannot be reached ({error}); is `twi serve` running there?", self.base)
+        format!(
+            "the issuer at {} cannot be reached ({error}); is `twi serve` running there, and is --issuer-ca the CA its certificate chains to?",
+            self.base
+        )
     }
+}
+
+/// The rustls client configuration: only `ca` as root, the owner's certificate if given.
+fn tls_config(ca: &Path, client: Option<&(PathBuf, PathBuf)>) -> Result<ureq::tls::TlsConfig> {
+    use ureq::tls::{Certificate, ClientCert, PemItem, PrivateKey, RootCerts, TlsConfig};
+    let read = |path: &Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+    let certificates = |path: &Path| -> Result<Vec<Certificate<'static>>> {
+        let pem = read(path)?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            if let PemItem::Certificate(cert) = item.map_err(|e| anyhow!("{} is not PEM: {e}", path.display()))? {
+                certs.push(cert);
+            }
+        }
+        if certs.is_empty() {
+            bail!("{} holds no `BEGIN CERTIFICATE` block", path.display());
+        }
+        Ok(certs)
+    };
+    let mut builder = TlsConfig::builder().root_certs(RootCerts::new_with_certs(&certificates(ca)?));
+    if let Some((cert, key)) = client {
+        let pem = zeroize::Zeroizing::new(read(key)?);
+        let key = PrivateKey::from_pem(&pem)
+            .map_err(|e| anyhow!("{} holds no PKCS#8 or SEC1 private key: {e}", key.display()))?;
+        builder = builder.client_cert(Some(ClientCert::new_with_certs(&certificates(cert)?, key)));
+    }
+    Ok(builder.build())
+}
+
+/// Whether `authority` (`HOST:PORT/...`) names a loopback host.
+fn loopback(authority: &str) -> bool {
+    let host_port = authority.split('/').next().unwrap_or_default();
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+    };
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// The `error` of an error answer, else the text itself.

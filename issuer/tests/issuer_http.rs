@@ -12,7 +12,7 @@ use p384::elliptic_curve::Generate;
 use sha2::Digest;
 use tower::ServiceExt;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_issuer::http::{MAX_BODY, Roles, router};
+use twi_issuer::http::{ClientAddr, Limits, MAX_BODY, Operator, RateLimit, Roles, TlsSettings, Transport, router};
 use twi_issuer::policy::Policy;
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_sim::snp::SimPsp;
@@ -85,6 +85,24 @@ impl Service {
 
     fn post(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
         self.call(Method::POST, path, Some(serde_json::to_vec(&body).unwrap()))
+    }
+
+    /// A POST by the workload owner: what the TLS listener marks a request with when its
+    /// connection presented a client certificate under the operator CA.
+    fn post_as_owner(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .extension(Operator { subject: "CN=owner,O=example".into() })
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        self.runtime.block_on(async {
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        })
     }
 
     fn nonce(&self) -> Vec<u8> {
@@ -397,13 +415,13 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
 
     // The workload owner's step: provisioned once, then held.
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    let (status, provisioned) = service.post("/v1/key-store/provision", provision.clone());
+    let (status, provisioned) = service.post_as_owner("/v1/key-store/provision", provision.clone());
     assert_eq!(status, StatusCode::OK, "{provisioned}");
     assert_eq!(
         (provisioned["workload_id"].as_str(), provisioned["created"].as_bool()),
         (Some(WORKLOAD_ID), Some(true))
     );
-    let (status, again) = service.post("/v1/key-store/provision", provision);
+    let (status, again) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["created"], false, "{again}");
     assert_eq!(again["certificate"], provisioned["certificate"], "the same credential is held");
@@ -469,7 +487,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
 fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
     let service = service_with(Roles::ALL, "AF_L2", "d");
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    assert_eq!(service.post("/v1/key-store/provision", provision).0, StatusCode::OK);
+    assert_eq!(service.post_as_owner("/v1/key-store/provision", provision).0, StatusCode::OK);
     let ephemeral = p384::SecretKey::try_generate().unwrap();
     let ephemeral_public = twi_attester::hpke::serialize_public_key(&ephemeral.public_key()).to_vec();
     let nonce = service.nonce();
@@ -482,7 +500,7 @@ fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
     assert!(error(&answer).contains("the nonce was already used (replay)"), "{answer}");
     // A measurement no workload admits has nothing to provision.
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode([0x11; 48]) });
-    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(error(&answer).contains("the policy admits no workload with measurement 1111"), "{answer}");
     // Mechanism d's evidence does not go to the Verifier's endpoint.
@@ -498,7 +516,7 @@ fn mechanism_d_under_af_l2_takes_the_verifiers_nonce_once() {
 fn a_process_without_the_key_store_role_answers_501() {
     let service = service(Roles::parse("verifier,ca").unwrap());
     let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
-    let (status, answer) = service.post("/v1/key-store/provision", provision);
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
     assert!(error(&answer).contains("does not serve the Key Store role"), "{answer}");
     let (_, key) = workload_key();
@@ -675,4 +693,166 @@ fn the_verifier_re_signs_its_attestation_result_as_a_cwt_that_veraison_reads() {
         service.post("/v1/verifier/ear-cwt", serde_json::json!({ "attestation_result": answer["wit"] }));
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
     assert!(error(&refused).contains("send an unexpired attestation result this Verifier signed"), "{refused}");
+}
+
+#[test]
+fn provisioning_without_the_owners_client_certificate_is_refused_with_401() {
+    let service = service_with(Roles::ALL, "AF_L0", "d");
+    let provision = serde_json::json!({ "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT) });
+    let (status, answer) = service.post("/v1/key-store/provision", provision.clone());
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{answer}");
+    assert!(error(&answer).contains("client certificate issued under the service's operator CA"), "{answer}");
+    // Nothing was provisioned: the owner's own request is the first.
+    let (status, answer) = service.post_as_owner("/v1/key-store/provision", provision);
+    assert_eq!((status, answer["created"].as_bool()), (StatusCode::OK, Some(true)), "{answer}");
+}
+
+/// A challenge request from `client` (what the listener marks each request with).
+fn challenge_from(service: &Service, client: [u8; 4]) -> (StatusCode, Option<String>, serde_json::Value) {
+    let body = serde_json::json!({
+        "platform": "sim-snp",
+        "measurement": hex::encode(MEASUREMENT),
+        "target": TARGET,
+        "credential_type": "x509",
+    });
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/challenge")
+        .header(header::CONTENT_TYPE, "application/json")
+        .extension(ClientAddr(std::net::IpAddr::from(client)))
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    service.runtime.block_on(async {
+        let response = service.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let retry = response.headers().get(header::RETRY_AFTER).map(|v| v.to_str().unwrap().to_string());
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        (status, retry, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+    })
+}
+
+#[test]
+fn a_challenge_flood_from_one_client_gets_429_while_another_client_is_served() {
+    let service = service(Roles::ALL);
+    let burst = RateLimit::default().burst;
+    let mut answered = Vec::new();
+    for _ in 0..200 {
+        answered.push(challenge_from(&service, [192, 0, 2, 66]));
+    }
+    let served = answered.iter().filter(|(status, ..)| *status == StatusCode::OK).count();
+    // The burst, plus what the bucket refilled while the flood ran.
+    assert!(served >= burst as usize && served < 60, "{served} of 200 challenges served");
+    let (status, retry, answer) = answered.last().unwrap();
+    assert_eq!(*status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert!(retry.as_deref().is_some_and(|s| s.parse::<u64>().is_ok_and(|s| s >= 1)), "Retry-After: {retry:?}");
+    assert!(error(answer).contains("faster than the service allows"), "{answer}");
+    assert!(answered.iter().all(|(status, ..)| status.as_u16() != 500), "never 500 under a flood");
+    // Another client is served all the while.
+    let (status, _, answer) = challenge_from(&service, [192, 0, 2, 7]);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["freshness"], "present-nonce", "{answer}");
+}
+
+/// `router` served over `transport` on a loopback port under `limits`, in `runtime`.
+fn listen(
+    runtime: &tokio::runtime::Runtime,
+    router: Router,
+    transport: Transport,
+    limits: Limits,
+) -> std::net::SocketAddr {
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let address = listener.local_addr().unwrap();
+    runtime.spawn(twi_issuer::http::serve_until(listener, router, transport, limits, std::future::pending()));
+    address
+}
+
+/// Reads until the peer closes (`Ok(bytes)`), or the read times out (`Err`).
+fn read_to_close(stream: &mut std::net::TcpStream, within: std::time::Duration) -> Result<Vec<u8>, std::io::Error> {
+    use std::io::Read;
+    stream.set_read_timeout(Some(within)).unwrap();
+    let mut all = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(all),
+            Ok(n) => all.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(all),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[test]
+fn idle_and_slow_connections_are_closed_and_the_cap_answers_503() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let service = service(Roles::ALL);
+    let idle = Duration::from_millis(400);
+    let limits = Limits { max_connections: 2, handshake_timeout: idle, idle_timeout: idle };
+    let plain = listen(&service.runtime, service.router.clone(), Transport::PlainLoopback, limits);
+    // Idle: nothing sent at all.
+    let started = Instant::now();
+    let mut silent = std::net::TcpStream::connect(plain).unwrap();
+    assert!(read_to_close(&mut silent, Duration::from_secs(10)).is_ok(), "an idle socket stayed open");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    // Slow: half a request head, then silence.
+    let mut slow = std::net::TcpStream::connect(plain).unwrap();
+    slow.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(read_to_close(&mut slow, Duration::from_secs(10)).is_ok(), "a slow request head stayed open");
+    // Kept alive after an answer, then idle: closed too.
+    let mut kept = std::net::TcpStream::connect(plain).unwrap();
+    kept.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = read_to_close(&mut kept, Duration::from_secs(10)).expect("a kept-alive idle connection stayed open");
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+
+    // The cap: two connections held (each sending a byte at a time to stay under the header
+    // timeout is not needed: the test is faster than it), a third answered 503.
+    let limits = Limits {
+        max_connections: 2,
+        handshake_timeout: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+    };
+    let capped = listen(&service.runtime, service.router.clone(), Transport::PlainLoopback, limits);
+    let _held: Vec<_> = (0..2).map(|_| std::net::TcpStream::connect(capped).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = std::net::TcpStream::connect(capped).unwrap();
+    third.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let answer = String::from_utf8_lossy(&read_to_close(&mut third, Duration::from_secs(10)).unwrap()).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.to_lowercase().contains("retry-after: 1"), "{answer}");
+    assert!(answer.contains("as many connections as it is configured to"), "{answer}");
+}
+
+#[test]
+fn a_tls_handshake_that_never_comes_is_cut_off() {
+    use std::time::{Duration, Instant};
+    let service = service(Roles::ALL);
+    let dir = tempfile::tempdir().unwrap();
+    let ca = twi_issuer::IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
+    let settings = TlsSettings { names: vec!["127.0.0.1".into()], ..TlsSettings::default() };
+    let config = twi_issuer::http::tls::server_config(&ca, dir.path(), &settings).unwrap();
+    let limits = Limits { handshake_timeout: Duration::from_millis(300), ..Limits::default() };
+    let address = listen(&service.runtime, service.router.clone(), Transport::Tls(config), limits);
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    assert!(read_to_close(&mut stream, Duration::from_secs(10)).is_ok(), "a silent TLS client stayed connected");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn when_every_nonce_is_outstanding_a_challenge_is_503_with_retry_after_not_500() {
+    let service = service(Roles::ALL);
+    // 10,000 nonces (the Verifier's bound) from 500 clients, each within its burst.
+    for client in 0..500u16 {
+        let [high, low] = client.to_be_bytes();
+        for _ in 0..20 {
+            let (status, _, answer) = challenge_from(&service, [10, 1, high, low]);
+            assert_eq!(status, StatusCode::OK, "{answer}");
+        }
+    }
+    let (status, retry, answer) = challenge_from(&service, [10, 2, 0, 1]);
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert!(retry.is_some(), "no Retry-After");
+    assert!(error(&answer).contains("nonces are outstanding"), "{answer}");
+    assert!(!error(&answer).contains("random number generator"), "a misleading reason: {answer}");
 }

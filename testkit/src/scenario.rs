@@ -144,6 +144,16 @@ impl Scenario {
         self.option("--issuer-url", url)
     }
 
+    /// `--issuer-ca PEM`: the CA the service's TLS certificate chains to.
+    pub fn issuer_ca(self, pem: &Path) -> Self {
+        self.path_option("--issuer-ca", pem)
+    }
+
+    /// `--client-cert PEM --client-key PEM`: the owner's client certificate.
+    pub fn client_certificate(self, cert: &Path, key: &Path) -> Self {
+        self.path_option("--client-cert", cert).path_option("--client-key", key)
+    }
+
     /// `--tdx-quote 4|5|5-td15`.
     pub fn tdx_quote(self, format: &str) -> Self {
         self.option("--tdx-quote", format)
@@ -224,12 +234,14 @@ impl Run {
 #[derive(Debug)]
 pub struct Served {
     child: Child,
-    /// `http://127.0.0.1:PORT`, as it printed it once listening.
+    /// `https://127.0.0.1:PORT` (`http://` under `--insecure-plain-http`), as it printed it once
+    /// listening.
     pub url: String,
 }
 
 impl Served {
-    /// `twi serve --listen 127.0.0.1:0 ARGS`, once it listens.
+    /// `twi serve --listen 127.0.0.1:0 ARGS` (HTTPS unless ARGS say `--insecure-plain-http`),
+    /// once it listens.
     pub fn start(twi: Twi, args: &[&str]) -> Self {
         let mut child = twi
             .command()
@@ -251,7 +263,9 @@ impl Served {
         });
         let mut served = Self { child, url: String::new() };
         let line = rx.recv_timeout(SERVE_READY).unwrap_or_default();
-        assert!(line.starts_with("http://127.0.0.1:"), "twi serve did not print its URL (got {line:?})");
+        let plain = args.contains(&"--insecure-plain-http");
+        let scheme = if plain { "http" } else { "https" };
+        assert!(line.starts_with(&format!("{scheme}://127.0.0.1:")), "twi serve did not print its URL (got {line:?})");
         served.url = line.trim().to_string();
         served
     }

@@ -62,6 +62,90 @@ pub fn assert_openssl_verifies_simulated(ca: &Path, cert: &Path) {
     assert_ok(&out, &format!("openssl verify -ignore_critical -CAfile {ca} {cert}"));
 }
 
+/// An operator CA and one client certificate under it (EKU clientAuth), made by `openssl` in
+/// `dir`: what `twi serve --operator-ca` trusts and the owner presents.
+#[derive(Debug, Clone)]
+pub struct OperatorPki {
+    pub ca: std::path::PathBuf,
+    pub client_cert: std::path::PathBuf,
+    pub client_key: std::path::PathBuf,
+}
+
+impl OperatorPki {
+    /// A new CA `CN=<name> operator CA` and its client `CN=<name> owner`, in `dir/<name>-*`.
+    pub fn new(dir: &Path, name: &str) -> Self {
+        let file = |what: &str| dir.join(format!("{name}-{what}"));
+        let (ca, ca_key, csr) = (file("operator-ca.pem"), file("operator-ca.key"), file("owner.csr"));
+        let (client_cert, client_key, ext) = (file("owner.pem"), file("owner.key"), file("owner.ext"));
+        let curve = "ec_paramgen_curve:P-384";
+        let ca_subject = format!("/CN={name} operator CA");
+        let out = openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            curve,
+            "-nodes",
+            "-keyout",
+            utf8(&ca_key),
+            "-out",
+            utf8(&ca),
+            "-subj",
+            &ca_subject,
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign",
+        ]);
+        assert_ok(&out, "openssl req -x509 (the operator CA)");
+        let owner_subject = format!("/CN={name} owner");
+        let out = openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            curve,
+            "-nodes",
+            "-keyout",
+            utf8(&client_key),
+            "-out",
+            utf8(&csr),
+            "-subj",
+            &owner_subject,
+        ]);
+        assert_ok(&out, "openssl req (the owner's key and request)");
+        std::fs::write(
+            &ext,
+            "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+        )
+        .expect("cannot write the extensions file");
+        let out = openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            utf8(&csr),
+            "-CA",
+            utf8(&ca),
+            "-CAkey",
+            utf8(&ca_key),
+            "-set_serial",
+            "1",
+            "-days",
+            "2",
+            "-extfile",
+            utf8(&ext),
+            "-out",
+            utf8(&client_cert),
+        ]);
+        assert_ok(&out, "openssl x509 -req (the owner's client certificate)");
+        Self { ca, client_cert, client_key }
+    }
+}
+
 /// A path as the `&str` a command line takes (the tests' temporary paths are UTF-8).
 pub fn utf8(path: &Path) -> &str {
     path.to_str().unwrap_or_else(|| panic!("{} is not UTF-8", path.display()))

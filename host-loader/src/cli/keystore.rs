@@ -12,48 +12,108 @@ use super::args::IdentityArgs;
 use twi_issuer::keystore::{OwnerCredential, provision_owner};
 
 use super::issuer::issuer_dir;
+use crate::remote::{ClientTls, RemoteIssuer};
 
 #[derive(Subcommand, Debug)]
 pub enum KeystoreCommand {
     /// Provision the owner's credential and key for a workload: the Key Store releases the key
     /// (HPKE-encrypted to a key the evidence binds) only to launches the policy admits as that
-    /// workload (`twi run --mechanism d`).
-    Provision {
-        /// The workload's identifier, e.g. spiffe://example.org/payroll-app (what the policy
-        /// names the workload).
-        #[arg(long, value_name = "URI")]
-        workload_id: String,
-        /// The owner's P-384 private key: PKCS#8 PEM ("PRIVATE KEY") or SEC1 PEM ("EC PRIVATE
-        /// KEY", what `openssl ecparam -name secp384r1 -genkey` writes).
-        #[arg(long, value_name = "PEM")]
-        key: PathBuf,
-        /// The owner's certificate for the key (PEM or DER), issued by this issuer's CA (the
-        /// anchor runtimes check); without it the CA certifies the key now.
-        #[arg(long, value_name = "FILE")]
-        certificate: Option<PathBuf>,
-        /// Lifetime of a certificate the CA issues here, in hours.
-        #[arg(long, default_value_t = 24)]
-        lifetime_hours: u64,
-        #[command(flatten)]
-        identity: IdentityArgs,
-    },
+    /// workload (`twi run --mechanism d`). With --issuer-url, the remote service's Key Store
+    /// provisions it (its CA certifies a fresh key), on the owner's client certificate.
+    Provision(Box<ProvisionArgs>),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProvisionArgs {
+    /// The workload's identifier, e.g. spiffe://example.org/payroll-app (what the policy
+    /// names the workload).
+    #[arg(long, value_name = "URI", required_unless_present = "issuer_url")]
+    workload_id: Option<String>,
+    /// The owner's P-384 private key: PKCS#8 PEM ("PRIVATE KEY") or SEC1 PEM ("EC PRIVATE
+    /// KEY", what `openssl ecparam -name secp384r1 -genkey` writes).
+    #[arg(long, value_name = "PEM", required_unless_present = "issuer_url")]
+    key: Option<PathBuf>,
+    /// The owner's certificate for the key (PEM or DER), issued by this issuer's CA (the
+    /// anchor runtimes check); without it the CA certifies the key now.
+    #[arg(long, value_name = "FILE")]
+    certificate: Option<PathBuf>,
+    /// Lifetime of a certificate the CA issues here, in hours.
+    #[arg(long, default_value_t = 24)]
+    lifetime_hours: u64,
+    #[command(flatten)]
+    identity: IdentityArgs,
+    #[command(flatten)]
+    remote: RemoteProvision,
+}
+
+/// Provisioning at a `twi serve` (`POST /v1/key-store/provision`, an owner's endpoint).
+#[derive(clap::Args, Debug)]
+struct RemoteProvision {
+    /// The service (https://HOST:PORT) whose Key Store provisions the workload's credential.
+    #[arg(long, value_name = "URL", requires_all = ["platform", "measurement"], conflicts_with_all = ["workload_id", "key", "certificate"])]
+    issuer_url: Option<String>,
+    /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
+    #[arg(long, value_name = "PEM", requires = "issuer_url")]
+    issuer_ca: Option<PathBuf>,
+    /// The owner's client certificate (PEM) under the service's operator CA.
+    #[arg(long, value_name = "PEM", requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// The key of --client-cert (PKCS#8 or SEC1 PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// The workload's platform as the policy names it: sim-snp, snp, tdx or sim-tdx.
+    #[arg(long, value_name = "PLATFORM")]
+    platform: Option<String>,
+    /// The workload's launch measurement (hex): the policy's workload that admits it is the
+    /// one provisioned.
+    #[arg(long, value_name = "HEX")]
+    measurement: Option<String>,
 }
 
 pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
-    let KeystoreCommand::Provision { workload_id, key, certificate, lifetime_hours, identity } = command;
-    let signing_key = read_owner_key(&key)?;
-    let certificate = certificate.as_deref().map(read_one_certificate).transpose()?;
+    let KeystoreCommand::Provision(args) = command;
+    if args.remote.issuer_url.is_some() {
+        return provision_remote(&args.remote);
+    }
+    let (Some(workload_id), Some(key)) = (&args.workload_id, &args.key) else {
+        bail!("name the workload (--workload-id) and the owner's key (--key), or the service (--issuer-url)");
+    };
+    let signing_key = read_owner_key(key)?;
+    let certificate = args.certificate.as_deref().map(read_one_certificate).transpose()?;
     let owner = OwnerCredential {
-        workload_id: &workload_id,
+        workload_id,
         key: &signing_key,
         certificate: certificate.as_deref(),
-        lifetime: Duration::from_secs(lifetime_hours.saturating_mul(3600)),
+        lifetime: Duration::from_secs(args.lifetime_hours.saturating_mul(3600)),
     };
-    let provisioned =
-        provision_owner(&issuer_dir(state), &identity.trust_domain, &owner).context("provisioning the Key Store")?;
+    let provisioned = provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner)
+        .context("provisioning the Key Store")?;
     eprintln!(
         "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
         provisioned.serial_hex, provisioned.workload_id
+    );
+    println!("{}", provisioned.serial_hex);
+    Ok(())
+}
+
+/// `POST /v1/key-store/provision` at the service, presenting the owner's client certificate.
+fn provision_remote(remote: &RemoteProvision) -> Result<()> {
+    let (Some(url), Some(platform), Some(measurement)) = (&remote.issuer_url, &remote.platform, &remote.measurement)
+    else {
+        bail!("--issuer-url needs --platform and --measurement");
+    };
+    let platform = twi_issuer::http::wire::platform(platform).map_err(|e| anyhow!("--platform: {e}"))?;
+    let measurement = hex::decode(measurement).map_err(|e| anyhow!("--measurement is not hex: {e}"))?;
+    let tls =
+        ClientTls { ca: remote.issuer_ca.clone(), client: remote.client_cert.clone().zip(remote.client_key.clone()) };
+    let client = RemoteIssuer::new(url, &tls)?;
+    let (provisioned, created) =
+        client.provision(platform, &measurement).map_err(|e| anyhow!("the Key Store at {url} refused: {e}"))?;
+    eprintln!(
+        "twi: Key Store at {url}: {} credential {} for {}",
+        if created { "provisioned" } else { "holds the provisioned" },
+        provisioned.serial_hex,
+        provisioned.workload_id
     );
     println!("{}", provisioned.serial_hex);
     Ok(())

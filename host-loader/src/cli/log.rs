@@ -12,7 +12,7 @@ use clap::Subcommand;
 use twi_issuer::provenance::checkpoint;
 use twi_issuer::provenance::{leaf_hash, verify_inclusion};
 
-use crate::remote::RemoteIssuer;
+use crate::remote::{ClientTls, RemoteIssuer};
 
 #[derive(Subcommand, Debug)]
 pub enum LogCommand {
@@ -22,9 +22,12 @@ pub enum LogCommand {
         /// The credential: an X.509 serial (hex) or a WIT jti.
         #[arg(value_name = "ID")]
         id: String,
-        /// The issuer (`twi serve`) at this URL (http://HOST:PORT).
+        /// The issuer (`twi serve`) at this URL (https://HOST:PORT; http:// to loopback only).
         #[arg(long, value_name = "URL")]
         issuer_url: String,
+        /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
+        #[arg(long, value_name = "PEM")]
+        issuer_ca: Option<std::path::PathBuf>,
         /// The log's checkpoint verifier key (`<origin>+<id>+<key>`), or a file holding it.
         #[arg(long, value_name = "VKEY")]
         vkey: Option<String>,
@@ -32,8 +35,8 @@ pub enum LogCommand {
 }
 
 pub fn execute(command: LogCommand) -> Result<()> {
-    let LogCommand::Prove { id, issuer_url, vkey } = command;
-    let client = RemoteIssuer::new(&issuer_url)?;
+    let LogCommand::Prove { id, issuer_url, issuer_ca, vkey } = command;
+    let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
     let (vkey, pinned) = match vkey {
         Some(v) if std::path::Path::new(&v).is_file() => {
             (std::fs::read_to_string(&v).with_context(|| format!("reading --vkey {v}"))?, true)

@@ -1,15 +1,21 @@
-//! `twi serve`: the issuer's roles over HTTP (`twi_issuer::http`) until Ctrl-C, for
-//! `twi run --issuer-url`.
+//! `twi serve`: the issuer's roles over HTTPS (`twi_issuer::http`) until Ctrl-C, for
+//! `twi run --issuer-url`. TLS by default (a server certificate from files, or issued by the
+//! service's CA into its state); plain HTTP only on loopback and only when asked for.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
 use clap::Args;
+use twi_issuer::Issuer;
+use twi_issuer::http::{Limits, RateLimit, RouterLimits, TlsSettings, Transport};
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
 use super::args::IdentityArgs;
-use super::issuer::{load_policy, open_issuer};
+use super::issuer::{issuer_dir, load_policy, open_issuer};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -34,6 +40,46 @@ pub struct ServeArgs {
     simulated_tee: Option<PathBuf>,
     #[command(flatten)]
     identity: IdentityArgs,
+    #[command(flatten)]
+    tls: ServeTlsArgs,
+}
+
+/// How `twi serve` speaks TLS.
+#[derive(Args, Debug)]
+pub struct ServeTlsArgs {
+    /// The server's certificate chain (PEM, leaf first); without it the service's CA issues
+    /// one into STATE/issuer/tls-server.pem for localhost, 127.0.0.1, ::1, the listen address
+    /// and every --tls-name.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The key of --tls-cert (PKCS#8 or SEC1 PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Another DNS name or IP address the issued server certificate names (repeatable): the
+    /// name clients reach the service by.
+    #[arg(long = "tls-name", value_name = "NAME")]
+    tls_names: Vec<String>,
+    /// The operator CA (PEM): client certificates under it may use the owner's endpoints
+    /// (POST /v1/key-store/provision). Without it those endpoints refuse every request.
+    #[arg(long, value_name = "PEM")]
+    operator_ca: Option<PathBuf>,
+    /// Development only: speak plain HTTP, without TLS. Refused unless --listen is a loopback
+    /// address; owner endpoints then refuse every request.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key", "tls_names", "operator_ca"])]
+    insecure_plain_http: bool,
+    /// At most this many connections at once; more are answered 503 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    max_connections: usize,
+    /// Seconds a connection may stay idle, or take to send a request's headers.
+    #[arg(long, value_name = "SECS", default_value_t = 15)]
+    idle_timeout: u64,
+    /// Challenges (POST /v1/challenge) per second per client address, after a burst of
+    /// --challenge-burst; beyond, 429 with Retry-After.
+    #[arg(long, value_name = "N", default_value_t = 5.0)]
+    challenge_rate: f64,
+    /// Challenges a client may make at once before --challenge-rate applies.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    challenge_burst: u32,
 }
 
 pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
@@ -55,7 +101,6 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
     }
-    let router = twi_issuer::http::router(issuer, args.roles);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -66,14 +111,60 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
         let address = listener.local_addr()?;
+        let transport = transport(state, &issuer, &args.tls, address)?;
+        let scheme = match transport {
+            Transport::Tls(_) => "https",
+            Transport::PlainLoopback => "http",
+        };
         eprintln!(
-            "twi: serving the {} role(s) on http://{address} (state {}); Ctrl-C stops",
+            "twi: serving the {} role(s) on {scheme}://{address} (state {}); Ctrl-C stops",
             args.roles.names().join(", "),
             state.display()
         );
-        print_url(&format!("http://{address}"))?;
-        twi_issuer::http::serve(listener, router).await.context("serving HTTP")
+        let challenges =
+            RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };
+        let router_limits = RouterLimits { challenges, ..RouterLimits::default() };
+        let router = twi_issuer::http::router_with(issuer, args.roles, router_limits);
+        let limits = Limits {
+            max_connections: args.tls.max_connections.max(1),
+            idle_timeout: Duration::from_secs(args.tls.idle_timeout.max(1)),
+            ..Limits::default()
+        };
+        print_url(&format!("{scheme}://{address}"))?;
+        twi_issuer::http::serve(listener, router, transport, limits).await.context("serving HTTP")
     })
+}
+
+/// TLS with the configured or issued server certificate; plain HTTP only on loopback, when
+/// asked for, with a warning.
+fn transport(state: &Path, issuer: &Issuer, tls: &ServeTlsArgs, address: SocketAddr) -> Result<Transport> {
+    if tls.insecure_plain_http {
+        if !address.ip().is_loopback() {
+            bail!(
+                "--insecure-plain-http is allowed on a loopback address only, not {address}: listen on 127.0.0.1 or ::1, or drop the flag to serve over TLS"
+            );
+        }
+        eprintln!(
+            "twi: warning: serving plain HTTP on {address} (--insecure-plain-http): no confidentiality, no server authentication, owner endpoints closed; for development on this host only"
+        );
+        return Ok(Transport::PlainLoopback);
+    }
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
+    if !address.ip().is_unspecified() {
+        names.push(address.ip().to_string());
+    }
+    names.extend(tls.tls_names.iter().cloned());
+    let settings = TlsSettings {
+        files: tls.tls_cert.clone().zip(tls.tls_key.clone()),
+        names,
+        operator_ca: tls.operator_ca.clone(),
+    };
+    let config =
+        twi_issuer::http::tls::server_config(issuer.ca(), &issuer_dir(state), &settings).context("setting up TLS")?;
+    if tls.operator_ca.is_none() {
+        eprintln!("twi: no --operator-ca: the owner's endpoints (provisioning) refuse every request");
+    }
+    Ok(Transport::Tls(config))
 }
 
 /// The URL on stdout, alone on its line: scripts (and the tests) wait for it.

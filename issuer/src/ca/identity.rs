@@ -51,7 +51,7 @@ impl IssuerCa {
     /// for `trust_domain`. Several processes may call this at once on a new directory: they
     /// agree on one CA.
     pub fn load_or_create(dir: &Path, trust_domain: &str) -> Result<Self, IssuerError> {
-        fs::create_dir_all(dir).map_err(|e| IssuerError::State(dir.to_path_buf(), e.to_string()))?;
+        state::private_dir(dir)?;
         let _lock = state::lock(dir)?;
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
@@ -64,7 +64,7 @@ impl IssuerCa {
             ));
         }
         if key_path.exists() {
-            let key = SigningKey::from_pkcs8_pem(&state::read(&key_path)?)
+            let key = SigningKey::from_pkcs8_pem(&state::read_secret(&key_path)?)
                 .map_err(|e| IssuerError::State(key_path.clone(), e.to_string()))?;
             let cert_pem = state::read(&cert_path)?;
             let certificate = Certificate::from_pem(cert_pem.as_bytes())
@@ -87,6 +87,12 @@ impl IssuerCa {
         let certificate = issue(profile, random_serial()?, CA_LIFETIME, spki, &key)?;
         let cert_pem = certificate.to_pem(LineEnding::LF).map_err(IssuerError::certificate)?;
         Ok(Self { key, certificate, cert_pem })
+    }
+
+    /// The CA's signing key, for the certificates other modules profile (the service's TLS
+    /// server certificate).
+    pub(crate) fn signing_key(&self) -> &SigningKey {
+        &self.key
     }
 
     /// The key credentials verify under.

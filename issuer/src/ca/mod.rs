@@ -20,3 +20,4 @@ pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
 pub(crate) use redeem::VerifiedLaunch;
 pub use redeem::{CredentialRequestIn, MAX_ATTESTATION_RESULT_AGE, RequestRefused};
+pub(crate) use x509::random_serial;

@@ -8,7 +8,7 @@
 //! is redeemed once, against the launch the Verifier admitted when it signed it.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use p384::ecdsa::VerifyingKey;
 use p384::ecdsa::signature::Verifier as _;
@@ -56,20 +56,31 @@ pub(crate) struct VerifiedLaunch {
     pub nonce: Vec<u8>,
 }
 
-/// The attestation results the CA expects to redeem.
-#[derive(Debug, Default)]
-pub(crate) struct Pending(HashMap<[u8; 32], VerifiedLaunch>);
+/// At most this many attestation results wait to be redeemed (about 7 KB each): past it the
+/// oldest is forgotten, so a flood of mechanism-B appraisals cannot grow memory without bound.
+pub(crate) const MAX_PENDING: usize = 4096;
+
+/// The attestation results the CA expects to redeem, each until it is too old to be accepted
+/// ([`MAX_ATTESTATION_RESULT_AGE`]), at most [`MAX_PENDING`].
+#[derive(Debug)]
+pub(crate) struct Pending(Expiring<VerifiedLaunch>);
+
+impl Default for Pending {
+    fn default() -> Self {
+        Self(Expiring::new(MAX_PENDING, MAX_ATTESTATION_RESULT_AGE))
+    }
+}
 
 impl Pending {
     /// The Verifier signed `ear_jwt` for `launch`: the CA will redeem it once.
     pub(crate) fn expect(&mut self, ear_jwt: &str, launch: VerifiedLaunch) {
-        self.0.insert(Sha256::digest(ear_jwt.as_bytes()).into(), launch);
+        self.0.insert(Sha256::digest(ear_jwt.as_bytes()).into(), launch, Instant::now());
     }
 
     /// The launch the `checked` request's attestation result stands for, once.
     pub(crate) fn take(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
-        let launch = self.0.remove(&checked.ear_sha256).ok_or_else(|| {
-            refuse("the attestation result was already redeemed (replay) or this Verifier did not issue it")
+        let launch = self.0.take(&checked.ear_sha256, Instant::now()).ok_or_else(|| {
+            refuse("the attestation result was already redeemed (replay), expired, or this Verifier did not issue it")
         })?;
         if launch.nonce != checked.nonce {
             return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
@@ -79,6 +90,59 @@ impl Pending {
             return Err(refuse("the attestation result contraindicates the hardware of a launch on real hardware"));
         }
         Ok(launch)
+    }
+}
+
+/// A map of at most `max` entries, each kept for `ttl`; when full, the oldest makes room.
+#[derive(Debug)]
+struct Expiring<V> {
+    entries: HashMap<[u8; 32], (V, Instant)>,
+    max: usize,
+    ttl: Duration,
+}
+
+impl<V> Expiring<V> {
+    fn new(max: usize, ttl: Duration) -> Self {
+        Self { entries: HashMap::new(), max, ttl }
+    }
+
+    fn insert(&mut self, key: [u8; 32], value: V, now: Instant) {
+        let ttl = self.ttl;
+        self.entries.retain(|_, (_, since)| now.saturating_duration_since(*since) <= ttl);
+        if self.entries.len() >= self.max {
+            let oldest = self.entries.iter().min_by_key(|(_, (_, since))| *since).map(|(key, _)| *key);
+            if let Some(oldest) = oldest {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.entries.insert(key, (value, now));
+    }
+
+    fn take(&mut self, key: &[u8; 32], now: Instant) -> Option<V> {
+        let (value, since) = self.entries.remove(key)?;
+        (now.saturating_duration_since(since) <= self.ttl).then_some(value)
+    }
+}
+
+#[cfg(test)]
+mod expiring_tests {
+    use super::*;
+
+    /// Bounded: the oldest entry makes room; an expired entry is not taken, and is purged.
+    #[test]
+    fn pending_results_are_bounded_and_expire() {
+        let (start, ttl) = (Instant::now(), Duration::from_secs(300));
+        let mut map = Expiring::new(3, ttl);
+        for i in 0..4u8 {
+            map.insert([i; 32], i, start + Duration::from_secs(u64::from(i)));
+        }
+        assert_eq!(map.entries.len(), 3, "never more than the bound");
+        assert_eq!(map.take(&[0; 32], start + Duration::from_secs(5)), None, "the oldest made room");
+        assert_eq!(map.take(&[1; 32], start + Duration::from_secs(5)), Some(1));
+        assert_eq!(map.take(&[2; 32], start + ttl + Duration::from_secs(3)), None, "expired");
+        map.insert([9; 32], 9, start + ttl + Duration::from_secs(10));
+        assert_eq!(map.entries.len(), 1, "expired entries are purged: {:?}", map.entries.keys().collect::<Vec<_>>());
+        assert_eq!(MAX_PENDING, Pending::default().0.max);
     }
 }
 

@@ -10,12 +10,17 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::wire::{ErrorResponse, WireError};
+use crate::error::IssuerError;
+use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
 use crate::rejection::Rejection;
 
 /// The largest request body accepted (evidence is at most 12 KiB, 24 KiB as hex, plus
 /// endorsement certificates and an event log).
 pub const MAX_BODY: usize = 128 * 1024;
+
+/// `Retry-After` when every nonce the Verifier may keep is outstanding.
+const NONCES_FULL_RETRY_AFTER: u64 = 10;
 
 /// Which roles a process serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,19 +75,39 @@ pub struct ApiError {
     pub message: String,
     /// TACRA's failure reason, where one applies.
     pub code: Option<&'static str>,
+    /// Seconds after which to retry (429, 503): the `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub(super) fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into(), code: None }
+        Self { status: StatusCode::BAD_REQUEST, message: message.into(), code: None, retry_after: None }
     }
 
     pub(super) fn internal(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), code: None }
+        Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), code: None, retry_after: None }
     }
 
     pub(super) fn forbidden(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::FORBIDDEN, message: message.into(), code: None }
+        Self { status: StatusCode::FORBIDDEN, message: message.into(), code: None, retry_after: None }
+    }
+
+    /// A limit was hit: `status` 429 or 503, with `Retry-After: seconds`.
+    pub(super) fn retry_later(status: StatusCode, message: impl Into<String>, seconds: u64) -> Self {
+        Self { status, message: message.into(), code: None, retry_after: Some(seconds) }
+    }
+
+    /// An owner or administrator endpoint reached without a client certificate under the
+    /// operator CA.
+    pub(super) fn owner_only(what: &str) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: format!(
+                "{what} is the workload owner's step: connect over HTTPS with a client certificate issued under the service's operator CA (`twi serve --operator-ca FILE`; `twi keystore provision --issuer-url URL --client-cert FILE --client-key FILE`)"
+            ),
+            code: None,
+            retry_after: None,
+        }
     }
 
     /// A role this process does not serve.
@@ -91,28 +116,38 @@ impl ApiError {
             status: StatusCode::NOT_IMPLEMENTED,
             message: format!("this issuer process does not serve the {role} role ({why}); see `twi serve --roles`"),
             code: None,
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorResponse { error: self.message, code: self.code.map(str::to_string) })).into_response()
+        let body = Json(ErrorResponse { error: self.message, code: self.code.map(str::to_string) });
+        let mut response = (self.status, body).into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 
 impl From<Rejection> for ApiError {
     fn from(rejection: Rejection) -> Self {
-        let status = match rejection {
-            Rejection::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            _ => StatusCode::FORBIDDEN,
+        // Every nonce is outstanding (a limit, not a fault): come back when some expire.
+        let full =
+            matches!(rejection, Rejection::Internal(IssuerError::Challenge(FreshnessError::TooManyOutstanding(_))));
+        let (status, retry_after) = match rejection {
+            _ if full => (StatusCode::SERVICE_UNAVAILABLE, Some(NONCES_FULL_RETRY_AFTER)),
+            Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
+            _ => (StatusCode::FORBIDDEN, None),
         };
         let code = match &rejection {
             Rejection::Target(crate::policy::TargetRefusal::NotServed { .. }) => Some("invalid-target"),
             Rejection::Target(crate::policy::TargetRefusal::UnsupportedType { .. }) => Some("unsupported-type"),
             _ => None,
         };
-        Self { status, message: rejection.to_string(), code }
+        Self { status, message: rejection.to_string(), code, retry_after }
     }
 }
 
@@ -129,11 +164,13 @@ impl From<JsonRejection> for ApiError {
                 status: StatusCode::PAYLOAD_TOO_LARGE,
                 message: format!("the request body is larger than the limit of {MAX_BODY} bytes"),
                 code: None,
+                retry_after: None,
             },
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self {
                 status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 message: "send the request body as JSON with `Content-Type: application/json`".into(),
                 code: None,
+                retry_after: None,
             },
             _ => Self::bad_request(format!("the request body is not a valid request: {}", rejection.body_text())),
         }
@@ -161,7 +198,11 @@ pub(super) async fn with_issuer<T: Send + 'static>(
         work(&mut guard)
     })
     .await
-    .map_err(|e| ApiError::internal(format!("the issuer failed while handling the request: {e}")))?
+    .map_err(|e| {
+        // The panic's text stays in the log: it may name internals a client has no use for.
+        eprintln!("twi serve: the issuer failed while handling a request: {e}");
+        ApiError::internal("the issuer failed while handling the request (see the service's log)")
+    })?
 }
 
 /// The request body, or the reason it is not one.

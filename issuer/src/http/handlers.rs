@@ -1,14 +1,15 @@
 //! The endpoints, one function each: decode the body, check that this process serves the
 //! role asked, ask the issuer (`asks.rs`) off the async workers, answer in the wire types.
 
-use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use twi_proto::msg::Platform;
 
 use super::api::{ApiError, AppState, body, logged, with_issuer};
+use super::tls::Operator;
 use super::wire::{
     self, AttestationResultResponse, ChallengeRequest, ChallengeResponse, CredentialAuthorityRequest,
     CredentialResponse, KeyReleaseRequest, KeyReleaseResponse, ProvisionRequest, ProvisionResponse, VerifierRequest,
@@ -205,9 +206,11 @@ fn provisioning_target(issuer: &Issuer, platform: Platform, measurement: &[u8]) 
 
 pub(super) async fn key_store_provision(
     State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
     json: Result<Json<ProvisionRequest>, JsonRejection>,
 ) -> Result<Json<ProvisionResponse>, ApiError> {
     key_store_served(&state)?;
+    let Some(Extension(operator)) = operator else { return Err(ApiError::owner_only("provisioning")) };
     if !state.roles.credential_authority {
         return Err(ApiError::role_missing("Credential Authority", "it certifies the credential the Key Store holds"));
     }
@@ -221,8 +224,8 @@ pub(super) async fn key_store_provision(
             .map_err(|e| ApiError::internal(format!("the Key Store cannot provision a credential: {e}")))?;
         if created {
             eprintln!(
-                "twi serve: key store provisioned a credential for {} (serial {})",
-                provisioned.workload_id, provisioned.serial_hex
+                "twi serve: key store provisioned a credential for {} (serial {}) at the request of {}",
+                provisioned.workload_id, provisioned.serial_hex, operator.subject
             );
         }
         Ok(Json(ProvisionResponse::new(&provisioned, created)))

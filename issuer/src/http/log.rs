@@ -45,6 +45,7 @@ pub(super) async fn proof(
                 "the provenance log has no record of credential {id:?}: give an X.509 serial (hex) or a WIT jti this issuer issued"
             ),
             code: None,
+            retry_after: None,
         }),
     }
 }

@@ -36,19 +36,32 @@
 //! `ca` role). `--roles` chooses which roles' endpoints a process exposes; a Key Store endpoint
 //! in a process without the `key-store` role answers 501.
 //!
-//! Provisioning is the workload owner's step and is not authenticated here (it never reveals a
-//! key: it makes sure one is provisioned); put the service behind an authenticating proxy
-//! before exposing it beyond a development host.
+//! Limits (`listener`, `limits`): a TLS handshake within 10 s, request headers within the idle
+//! timeout (which also closes idle connections), a cap on connections (503 with `Retry-After`
+//! beyond), challenges per client address (429 with `Retry-After`), every nonce outstanding
+//! (503 with `Retry-After`); a handler's panic answers 500 without its text.
+//!
+//! Transport ([`tls`], `listener`): TLS 1.3 on every listener, the server certificate from
+//! files or issued by the service's CA; plain HTTP only on loopback when the operator asks.
+//! Provisioning is the workload owner's step: it needs an [`Operator`], which only the TLS
+//! listener attaches, for a client certificate under the operator CA (401 without).
 //!
 //! By job: `api` (roles served, error answers), `handlers` (one function per endpoint),
-//! `service` (the router and serving it), [`wire`] (the bodies).
+//! `service` (the router), `listener` (connections, TLS handshakes, limits), [`tls`]
+//! (certificates), [`wire`] (the bodies).
 
 mod api;
 mod handlers;
+mod limits;
+mod listener;
 pub mod log;
 pub mod results;
 mod service;
+pub mod tls;
 pub mod wire;
 
 pub use api::{MAX_BODY, Roles};
-pub use service::{REQUEST_TIMEOUT, router, router_with_timeout, serve};
+pub use limits::RateLimit;
+pub use listener::{ClientAddr, Limits, Transport, serve_until};
+pub use service::{REQUEST_TIMEOUT, RouterLimits, router, router_with, router_with_timeout, serve};
+pub use tls::{Operator, TlsSettings};

@@ -16,6 +16,8 @@ use super::handlers::{
     ca_certificate, ca_credential, challenge, health, key_store_provision, key_store_release, keys, trust_bundle,
     verifier_evidence,
 };
+use super::limits::{Limiter, RateLimit, rate_limited};
+use super::listener::{Limits, Transport, serve_until};
 use super::log;
 use crate::issuer::Issuer;
 
@@ -24,15 +26,37 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The HTTP service for `issuer`'s `roles` (serve it with [`serve`], or drive it with tower).
 pub fn router(issuer: Issuer, roles: Roles) -> Router {
-    router_with_timeout(issuer, roles, REQUEST_TIMEOUT)
+    router_with(issuer, roles, RouterLimits::default())
 }
 
 /// [`router`] with another per-request time limit.
 pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> Router {
+    router_with(issuer, roles, RouterLimits { request_timeout: timeout, ..RouterLimits::default() })
+}
+
+/// The limits the router itself applies (the listener applies the per-connection ones).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RouterLimits {
+    /// From a request's headers to its answer (408 beyond).
+    pub request_timeout: Duration,
+    /// Challenges per client address (429 beyond).
+    pub challenges: RateLimit,
+}
+
+impl Default for RouterLimits {
+    fn default() -> Self {
+        Self { request_timeout: REQUEST_TIMEOUT, challenges: RateLimit::default() }
+    }
+}
+
+/// [`router`] under `limits`.
+pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router {
     let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     if roles.verifier {
-        router = router.route("/v1/challenge", post(challenge)).route("/v1/verifier/evidence", post(verifier_evidence));
+        let limiter = Limiter::new(limits.challenges);
+        let challenges = post(challenge).layer(axum::middleware::from_fn_with_state(limiter, rate_limited));
+        router = router.route("/v1/challenge", challenges).route("/v1/verifier/evidence", post(verifier_evidence));
         router = router.route(super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
     }
     if roles.credential_authority {
@@ -49,6 +73,7 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
     router = router
         .route("/v1/key-store/provision", post(key_store_provision))
         .route("/v1/key-store/release", post(key_store_release));
+    let timeout = limits.request_timeout;
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -57,23 +82,28 @@ pub fn router_with_timeout(issuer: Issuer, roles: Roles, timeout: Duration) -> R
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until SIGINT (Ctrl-C) or SIGTERM, then finishes the requests
-/// under way.
-pub async fn serve(listener: tokio::net::TcpListener, router: Router) -> std::io::Result<()> {
+/// Serves `router` on `listener` over `transport`, under `limits`, until SIGINT (Ctrl-C) or
+/// SIGTERM, then finishes the requests under way.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    transport: Transport,
+    limits: Limits,
+) -> std::io::Result<()> {
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(async move {
-            let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
-            std::future::poll_fn(|cx| {
-                if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
-                    std::task::Poll::Ready(())
-                } else {
-                    std::task::Poll::Pending
-                }
-            })
-            .await;
+    let stop = async move {
+        let mut interrupt = std::pin::pin!(tokio::signal::ctrl_c());
+        std::future::poll_fn(|cx| {
+            if interrupt.as_mut().poll(cx).is_ready() || terminate.poll_recv(cx).is_ready() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
         })
-        .await
+        .await;
+    };
+    serve_until(listener, router, transport, limits, stop).await;
+    Ok(())
 }
 
 /// Answers 408 when `request` (reading its body included) takes longer than `timeout`.
@@ -87,6 +117,7 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
                 timeout.as_millis()
             ),
             code: None,
+            retry_after: None,
         }
         .into_response(),
     }
@@ -100,6 +131,7 @@ async fn not_found(uri: Uri) -> ApiError {
             uri.path()
         ),
         code: None,
+        retry_after: None,
     }
 }
 
@@ -111,5 +143,6 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
             uri.path()
         ),
         code: None,
+        retry_after: None,
     }
 }

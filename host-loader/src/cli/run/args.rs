@@ -66,10 +66,22 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub mechanism: Option<MechanismArg>,
     /// Use the Verifier, Credential Authority and Key Store of `twi serve` at this URL
-    /// (http://HOST:PORT) instead of the embedded issuer; the image must embed that
+    /// (https://HOST:PORT; http:// to loopback only) instead of the embedded issuer; the image must embed that
     /// issuer's CA (built without --image, it does).
     #[arg(long, value_name = "URL", conflicts_with_all = ["policy", "policy_key"])]
     pub issuer_url: Option<String>,
+    /// The CA (PEM) the --issuer-url service's TLS certificate chains to (its
+    /// STATE/issuer/issuer-ca.pem); default: the issuer-ca.pem beside --image, the CA the image
+    /// was built against.
+    #[arg(long, value_name = "PEM", requires = "issuer_url")]
+    pub issuer_ca: Option<PathBuf>,
+    /// The workload owner's client certificate (PEM) under the service's operator CA: `--mechanism
+    /// d` provisions the workload's credential through the owner's endpoint.
+    #[arg(long, value_name = "PEM", requires_all = ["issuer_url", "client_key"])]
+    pub client_cert: Option<PathBuf>,
+    /// The key of --client-cert (PKCS#8 or SEC1 PEM).
+    #[arg(long, value_name = "PEM", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     #[command(flatten)]
     pub hardware: HardwareArgs,
     /// Renew the credential with this X.509 serial (hex) or WIT jti, issued by this issuer:

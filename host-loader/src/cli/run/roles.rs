@@ -16,7 +16,7 @@ use crate::bridge::Roles;
 use crate::cli::args::PlatformArg;
 use crate::cli::issuer::{Anchor, load_policy, open_ca, open_issuer};
 use crate::policy_file;
-use crate::remote::RemoteIssuer;
+use crate::remote::{ClientTls, RemoteIssuer};
 
 /// Where the issuer's roles are.
 #[derive(Debug)]
@@ -107,7 +107,7 @@ impl Side {
                 (unopened, anchor, format!("--state {}", state.display()))
             }
             Some(url) => {
-                let client = RemoteIssuer::new(url)?;
+                let client = RemoteIssuer::new(url, &client_tls(args))?;
                 let (ca_pem, certificate) = client.ca_certificate()?;
                 eprintln!("twi: using the Verifier, Credential Authority and Key Store at {}", client.url());
                 let origin = format!("the issuer at {}", client.url());
@@ -171,6 +171,16 @@ impl Side {
         accept_hardware(&mut issuer, args)?;
         self.issuer = IssuerSide::Embedded(Box::new(issuer));
         Ok(())
+    }
+}
+
+/// The CA the service's certificate chains to (`--issuer-ca`, else the one beside `--image`),
+/// and the owner's client certificate.
+fn client_tls(args: &RunArgs) -> ClientTls {
+    let beside_image = args.image.as_ref().map(|rom| rom.with_file_name("issuer-ca.pem")).filter(|ca| ca.exists());
+    ClientTls {
+        ca: args.issuer_ca.clone().or(beside_image),
+        client: args.client_cert.clone().zip(args.client_key.clone()),
     }
 }
 
