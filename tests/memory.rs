@@ -92,11 +92,11 @@ fn certified_key_in(dump: &Dump, out: &Path) -> VaultKey {
     let cert = x509_cert::Certificate::from_pem(&pem).unwrap();
     let spki = &cert.tbs_certificate().subject_public_key_info();
     let public = spki.subject_public_key.raw_bytes().to_vec();
-    let keys = dump.vault_keys();
-    let found = keys.into_iter().find(|k| k.public == public);
-    let key = found.unwrap_or_else(|| panic!("the certified key's scalar is not in the vault {:x?}", dump.vault));
-    assert!(!dump.anywhere(&key.secret).is_empty(), "the search does not find what the vault holds");
-    key
+    // One targeted search (the caller checks every vault key, this one included, everywhere).
+    let stored = dump.vault_public_keys().contains(&public);
+    let secret = dump.vault_secret(&public).filter(|_| stored);
+    let secret = secret.unwrap_or_else(|| panic!("the certified key's scalar is not in the vault {:x?}", dump.vault));
+    VaultKey { public, secret }
 }
 
 /// The nonce of the CSR's signature (Enrollment), which must be nowhere in memory.
