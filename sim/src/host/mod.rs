@@ -9,7 +9,7 @@
 //! divergence can be traced to a line of the host. The simulated TDX module applies the
 //! GetQuote check to every request it answers ([`crate::tdx::SimTdx::get_quote`]).
 
-
+pub mod snp;
 pub mod tdx;
 
 /// What the guest sees when the host refuses its request.
