@@ -21,6 +21,9 @@ pub enum Answer {
     /// SW_EXITINFO1 = 0 and SW_EXITINFO2 = this `VMGEXIT_PSC_ERROR_*` code (KVM
     /// `snp_complete_psc`); the guest resumes.
     PageStateChange(u64),
+    /// SW_EXITINFO2 = this value (`SNP_GUEST_ERR(vmm_error, 0)`) and RBX = the pages the
+    /// certificates need (KVM `snp_complete_req_certs`); the guest resumes.
+    GuestRequest { exit_info_2: u64, pages_needed: u64 },
     /// `KVM_RUN` fails: the guest never resumes and the VMM reports an internal error.
     VmStopped,
     /// The TDG.VP.VMCALL completes with this status in R10.
@@ -35,6 +38,9 @@ impl std::fmt::Display for Answer {
         match self {
             Self::GhcbBadInput(code) => write!(f, "SW_EXITINFO1 2, SW_EXITINFO2 {code:#x}"),
             Self::PageStateChange(code) => write!(f, "page-state-change error {code:#x}"),
+            Self::GuestRequest { exit_info_2, pages_needed } => {
+                write!(f, "SW_EXITINFO2 {exit_info_2:#x} with RBX = {pages_needed} pages")
+            }
             Self::VmStopped => f.write_str("KVM_RUN failing (the VM stops)"),
             Self::Tdvmcall(status) => write!(f, "TDG.VP.VMCALL status {status:#x}"),
             Self::TdPaused => f.write_str("a paused TD (no guest panic recorded)"),

@@ -6,7 +6,8 @@
 //! GPA must be the registered one), `sev_es_validate_vmgexit` (usage 0, exit fields and each
 //! exit's inputs marked valid, known exit codes, guest-request pages), `setup_vmgexit_scratch`
 //! (GHCB v2: the scratch area inside the shared buffer), `snp_begin_psc` (header and entries)
-//! and `snp_handle_ext_guest_req` (certificate buffer in RAX/RBX). Error codes from Linux
+//! `snp_handle_ext_guest_req` (certificate buffer in RAX/RBX) and `snp_complete_req_certs`
+//! (too few certificate pages). Error codes from Linux
 //! `arch/x86/include/asm/sev-common.h`.
 
 use twi_attester::snp::ghcb::{GHCB_SIZE, exit_code, msr_protocol, offset, psc, valid_bit};
@@ -271,6 +272,25 @@ pub fn ext_guest_request(ghcb: &[u8; GHCB_SIZE], msg_type: u8) -> Result<Option<
         return Err(bad_input(ghcb_err::INVALID_INPUT, "the certificate buffer is not page aligned", MIRRORS));
     }
     Ok(Some((gpa, page.u64(offset::RBX))))
+}
+
+/// `SNP_GUEST_VMM_ERR_INVALID_LEN` in SW_EXITINFO2 bits 63:32 (Linux `SNP_GUEST_ERR`).
+pub const VMM_ERR_INVALID_LEN: u64 = 1 << 32;
+
+/// The certificate table of `table_len` bytes into the `pages` the guest offered for it (RBX),
+/// as a VMM that serves certificates answers (KVM `snp_complete_req_certs` on the VMM's ENOSPC):
+/// too few pages leave the request unanswered with INVALID_LEN and the pages needed in RBX, so
+/// the guest can ask again with more or fall back to a plain guest request.
+pub fn certificate_pages(pages: u64, table_len: usize) -> Result<(), Refusal> {
+    let needed = table_len.div_ceil(PAGE as usize) as u64;
+    if pages < needed {
+        return Err(Refusal::new(
+            Answer::GuestRequest { exit_info_2: VMM_ERR_INVALID_LEN, pages_needed: needed },
+            "the certificate table needs more pages than the guest offered",
+            "Linux arch/x86/kvm/svm/sev.c snp_complete_req_certs",
+        ));
+    }
+    Ok(())
 }
 
 /// The page-state-change operations KVM acts on.

@@ -187,3 +187,25 @@ fn kvm_refuses_an_extended_report_request_without_its_certificate_pages() {
     // A key request carries no certificate pages and needs none.
     assert_eq!(ext_guest_request(&base().0, guest_msg::msg_type::KEY_REQ), Ok(None));
 }
+
+/// The simulated PSP's certificate table fits the pages the runtime offers (its whole
+/// forwarding budget, `MAX_CERT_TABLE`); fewer pages get INVALID_LEN with the count needed, in
+/// the encoding the runtime's GHCB code reads back as "invalid length".
+#[test]
+fn the_certificate_table_fits_the_runtimes_pages_and_fewer_get_invalid_len() {
+    use twi_attester::snp::ghcb::GuestRequestResult;
+    let dir = tempfile::tempdir().unwrap();
+    let psp = crate::snp::SimPsp::load_or_create(dir.path()).unwrap();
+    let table = psp.certificate_table().unwrap();
+    let runtime_pages = (twi_proto::msg::MAX_CERT_TABLE / PAGE as usize) as u64;
+    assert_eq!(certificate_pages(runtime_pages, table.len()), Ok(()));
+    let needed = table.len().div_ceil(PAGE as usize) as u64;
+    assert!((1..=runtime_pages).contains(&needed));
+    match answer(certificate_pages(needed - 1, table.len())) {
+        Answer::GuestRequest { exit_info_2, pages_needed } => {
+            assert_eq!(pages_needed, needed);
+            assert_eq!(GuestRequestResult::from_exit_info_2(exit_info_2), GuestRequestResult::InvalidLength);
+        }
+        other => panic!("{other}"),
+    }
+}
