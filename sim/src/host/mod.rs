@@ -24,6 +24,11 @@ pub enum Answer {
     /// SW_EXITINFO2 = this value (`SNP_GUEST_ERR(vmm_error, 0)`) and RBX = the pages the
     /// certificates need (KVM `snp_complete_req_certs`); the guest resumes.
     GuestRequest { exit_info_2: u64, pages_needed: u64 },
+    /// The GHCB MSR keeps the guest's request: no response code, the request was not handled
+    /// (KVM `sev_handle_vmgexit_msr_protocol`'s default case).
+    MsrUnanswered,
+    /// The GHCB MSR holds this response, which reports an error.
+    MsrError(u64),
     /// `KVM_RUN` fails: the guest never resumes and the VMM reports an internal error.
     VmStopped,
     /// The TDG.VP.VMCALL completes with this status in R10.
@@ -41,6 +46,8 @@ impl std::fmt::Display for Answer {
             Self::GuestRequest { exit_info_2, pages_needed } => {
                 write!(f, "SW_EXITINFO2 {exit_info_2:#x} with RBX = {pages_needed} pages")
             }
+            Self::MsrUnanswered => f.write_str("no answer (the GHCB MSR keeps the request)"),
+            Self::MsrError(value) => write!(f, "GHCB MSR {value:#x}"),
             Self::VmStopped => f.write_str("KVM_RUN failing (the VM stops)"),
             Self::Tdvmcall(status) => write!(f, "TDG.VP.VMCALL status {status:#x}"),
             Self::TdPaused => f.write_str("a paused TD (no guest panic recorded)"),

@@ -274,6 +274,34 @@ pub fn ext_guest_request(ghcb: &[u8; GHCB_SIZE], msg_type: u8) -> Result<Option<
     Ok(Some((gpa, page.u64(offset::RBX))))
 }
 
+/// A GHCB MSR protocol request as upstream KVM's `sev_handle_vmgexit_msr_protocol` handles
+/// it for an SEV-SNP guest: SEV information, CPUID, AP reset hold, hypervisor features, GHCB
+/// GPA preference and registration, page-state change (private or shared only, else the error
+/// response) and termination are answered; any other request (e.g. the Run VMPL request an
+/// SVSM call uses, which only COCONUT-SVSM's patched host kernel handles) gets no answer.
+/// Returns the request's function code.
+pub fn msr_request(value: u64) -> Result<u64, Refusal> {
+    const MIRRORS: &str = "Linux arch/x86/kvm/svm/sev.c sev_handle_vmgexit_msr_protocol";
+    const PREFERRED_GPA_REQUEST: u64 = 0x010;
+    let function = value & 0xFFF;
+    match function {
+        msr_protocol::PSC_REQUEST if !PSC_OPERATIONS.contains(&((value >> 52) & 0xF)) => Err(Refusal::new(
+            Answer::MsrError((1 << 63) | msr_protocol::PSC_RESPONSE),
+            "a page-state change through the MSR must be to private or to shared",
+            MIRRORS,
+        )),
+        msr_protocol::SEV_INFO_REQUEST
+        | msr_protocol::CPUID_REQUEST
+        | msr_protocol::AP_RESET_HOLD_REQUEST
+        | msr_protocol::HV_FEATURES_REQUEST
+        | PREFERRED_GPA_REQUEST
+        | msr_protocol::REGISTER_GHCB_REQUEST
+        | msr_protocol::PSC_REQUEST
+        | msr_protocol::TERMINATE => Ok(function),
+        _ => Err(Refusal::new(Answer::MsrUnanswered, "upstream KVM does not handle this MSR request", MIRRORS)),
+    }
+}
+
 /// `SNP_GUEST_VMM_ERR_INVALID_LEN` in SW_EXITINFO2 bits 63:32 (Linux `SNP_GUEST_ERR`).
 pub const VMM_ERR_INVALID_LEN: u64 = 1 << 32;
 

@@ -209,3 +209,26 @@ fn the_certificate_table_fits_the_runtimes_pages_and_fewer_get_invalid_len() {
         other => panic!("{other}"),
     }
 }
+
+/// The runtime's GHCB MSR protocol requests are ones upstream KVM answers; the Run VMPL request
+/// of an SVSM call is not (a host for COCONUT-SVSM runs its patched kernel), and a page-state
+/// change to anything but private or shared gets the error response.
+#[test]
+fn upstream_kvm_answers_the_runtimes_msr_requests_but_not_run_vmpl() {
+    use msr_protocol::*;
+    for request in [
+        SEV_INFO_REQUEST,
+        CPUID_REQUEST | (1 << 30),
+        HV_FEATURES_REQUEST,
+        register_ghcb(0x7FE),
+        page_state_change(0x7FE, PSC_SHARED),
+        terminate(REASON_SET_TWI, 1),
+    ] {
+        assert_eq!(msr_request(request).map_err(|e| e.to_string()), Ok(request & 0xFFF));
+    }
+    assert_eq!(answer(msr_request(run_vmpl(0))), Answer::MsrUnanswered);
+    let refused = answer(msr_request(page_state_change(0x7FE, 3)));
+    // GHCB_MSR_PSC_RESP_ERROR: bit 63 and the response code; the runtime reads it as a failure.
+    assert_eq!(refused, Answer::MsrError((1 << 63) | PSC_RESPONSE));
+    assert_eq!(psc_error((1 << 63) | PSC_RESPONSE), Some(0x8000_0000));
+}
