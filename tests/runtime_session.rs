@@ -9,8 +9,6 @@
 //! the tests know that key (they play the PSP that planted it) and so can open what the guest
 //! sent, and seal answers of their own.
 
-mod support;
-
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::LazyLock;
@@ -42,7 +40,9 @@ use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use support::{TestCa, TestRng, key_from_seed, public_sec1};
+use twi_testkit::TestRng;
+use twi_testkit::certs::TestCa;
+use twi_testkit::rng::{key_from_seed, public_sec1};
 
 /// The target the sessions acquire for.
 const TARGET: &str = "twi:test";
