@@ -5,6 +5,10 @@
 //! test's script says otherwise). When the host has nothing more to say the link reports
 //! itself closed, so no test can hang.
 //!
+//! This scripted host exists for what an honest host never sends (malformed frames, forged or
+//! replayed firmware answers, messages out of turn); the honest flows and the loader's own
+//! tampering run against the real bridge in `runtime_bridge.rs`.
+//!
 //! The guest's firmware requests are SEV-SNP guest messages sealed under the launch's VMPCK0;
 //! the tests know that key (they play the PSP that planted it) and so can open what the guest
 //! sent, and seal answers of their own.
