@@ -73,19 +73,37 @@ pub fn main(rt: &mut dyn Runtime) -> ExitCode {
 }
 "#;
 
+/// The `STRAY` payload built once into an image (state, image directory), for the tests here.
+struct Stray {
+    dir: tempfile::TempDir,
+    state: PathBuf,
+    image: PathBuf,
+}
+
+fn stray() -> &'static Stray {
+    static STRAY_IMAGE: std::sync::OnceLock<Stray> = std::sync::OnceLock::new();
+    STRAY_IMAGE.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let payload = scaffold(dir.path(), "stray");
+        std::fs::write(payload.join("src/lib.rs"), STRAY).unwrap();
+        let (state, image) = (dir.path().join("state"), dir.path().join("image"));
+        // Port 1 on loopback: nothing listens, so the host's connect fails there.
+        let args = [&["build", "--payload", path(&payload), "--set", TARGET][..], &["--state", path(&state)]].concat();
+        let built = twi(&[&args[..], &["--out", path(&image)]].concat());
+        assert!(built.status.success(), "twi build --payload failed:\n{}", stderr(&built));
+        Stray { dir, state, image }
+    })
+}
+
+const TARGET: &str = "target=https://127.0.0.1:1/rows";
+
 #[test]
 fn a_connection_to_an_origin_outside_the_manifest_is_refused_in_the_guest() {
-    let dir = tempfile::tempdir().unwrap();
-    let payload = scaffold(dir.path(), "stray");
-    std::fs::write(payload.join("src/lib.rs"), STRAY).unwrap();
-    let (state, image, run) = (dir.path().join("state"), dir.path().join("image"), dir.path().join("run"));
-    // Port 1 on loopback: nothing listens, so the host's connect fails there.
-    let target = "target=https://127.0.0.1:1/rows";
-    let args = ["build", "--payload", path(&payload), "--set", target, "--state", path(&state), "--out", path(&image)];
-    let built = twi(&args);
-    assert!(built.status.success(), "twi build --payload failed:\n{}", stderr(&built));
+    let Stray { dir, state, image } = stray();
+    let run = dir.path().join("run");
+    assert_the_sbom_lists_the_image(image, &[]);
     let rom = image.join("twi.rom");
-    let out = twi(&["run", "--platform", "sim", "--image", path(&rom), "--state", path(&state), "--out", path(&run)]);
+    let out = twi(&["run", "--platform", "sim", "--image", path(&rom), "--state", path(state), "--out", path(&run)]);
     let console = std::fs::read_to_string(run.join("console.log")).unwrap_or_default();
     assert!(out.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&out));
     let refused = "stray: https://127.0.0.1:9/exfiltrate: `https://127.0.0.1:9/exfiltrate` is not a target of the measured manifest";
@@ -101,4 +119,57 @@ fn a_connection_to_an_origin_outside_the_manifest_is_refused_in_the_guest() {
     let host = stderr(&out).lines().filter(|l| l.starts_with("twi:")).collect::<Vec<_>>().join("\n");
     assert!(host.contains("cannot connect to 127.0.0.1:1 for the guest"), "{host}");
     assert!(!host.contains("127.0.0.1:9"), "the host was asked for the stray origin:\n{host}");
+}
+
+/// The image's `sbom.cdx.json`: CycloneDX 1.5 by OWASP's validator, listing the payload, the
+/// runtime and the registry crates with their `Cargo.lock` checksums, and each attachment;
+/// `reference-values.json` names its digest.
+fn assert_the_sbom_lists_the_image(image: &Path, attached: &[(&str, &[u8])]) {
+    use sha2::{Digest, Sha384};
+    let sbom = std::fs::read(image.join("sbom.cdx.json")).expect("twi build wrote no sbom.cdx.json");
+    let data: serde_json::Map<String, serde_json::Value> =
+        attached.iter().map(|(name, bytes)| (name.to_string(), hex::encode(Sha384::digest(bytes)).into())).collect();
+    let input = serde_json::json!({
+        "sbom": String::from_utf8(sbom.clone()).unwrap(),
+        "libraries": ["stray", "twi-runtime", "twi-payload", "twi-proto", "p384", "rustls"],
+        "with_sha256": ["p384", "rustls"],
+        "data": data,
+    });
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::cyclonedx_check(&input), "the CycloneDX check");
+    let values: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    assert_eq!(values["sbom"]["digest"], format!("sha384:{}", hex::encode(Sha384::digest(&sbom))));
+}
+
+#[test]
+fn the_sbom_is_measured_and_attachments_change_the_measurement() {
+    let Stray { image: first_image, state, .. } = stray();
+    let dir = tempfile::tempdir().unwrap();
+    let build = |name: &str, extra: &[&str]| -> serde_json::Value {
+        let out = dir.path().join(name);
+        let args = ["build", "--set", TARGET, "--state", path(state), "--out", path(&out)];
+        let built = twi(&[&args[..], extra].concat());
+        assert!(built.status.success(), "twi build {extra:?} failed:\n{}", stderr(&built));
+        serde_json::from_slice(&std::fs::read(out.join("reference-values.json")).unwrap()).unwrap()
+    };
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first_image.join("reference-values.json")).unwrap()).unwrap();
+    let elf = first_image.join("twi-runtime.elf");
+    // The same code and settings again, from the kept ELF: the same SBOM, the same launch.
+    let again = build("again", &["--runtime-elf", path(&elf)]);
+    assert_eq!(again["sbom"], first["sbom"]);
+    assert_eq!(again["snp"]["launch_digest"], first["snp"]["launch_digest"]);
+    // A vendor statement attached: in the SBOM, and in the measurement.
+    let statement = dir.path().join("vendor-statement.json");
+    std::fs::write(&statement, br#"{"vendor":"Example Corp"}"#).unwrap();
+    let attached = build("attached", &["--runtime-elf", path(&elf), "--attach", path(&statement)]);
+    assert_ne!(attached["snp"]["launch_digest"], first["snp"]["launch_digest"]);
+    assert_ne!(attached["tdx"]["mrtd"], first["tdx"]["mrtd"]);
+    assert_the_sbom_lists_the_image(
+        &dir.path().join("attached"),
+        &[("vendor-statement.json", br#"{"vendor":"Example Corp"}"#)],
+    );
+    let refused =
+        twi(&["build", "--set", "twi.sbom=forged", "--runtime-elf", path(&elf), "--out", path(&dir.path().join("x"))]);
+    assert!(stderr(&refused).contains("keys starting with `twi.` are the build's own"), "{}", stderr(&refused));
 }

@@ -75,8 +75,9 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Compiles the runtime with the payload in `dir` (release, x86_64-unknown-none) and returns
-/// the ELF's path.
-pub fn build_payload_elf(dir: &Path) -> Result<PathBuf> {
+/// the ELF's path and the generated firmware crate's directory (its `Cargo.toml` and
+/// `Cargo.lock` say what went into the ELF).
+pub fn build_payload_elf(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let root = workspace_root()?;
     let dir = dir.canonicalize().with_context(|| format!("no payload at {}", dir.display()))?;
     let name = package_name(&dir)?;
@@ -102,7 +103,7 @@ pub fn build_payload_elf(dir: &Path) -> Result<PathBuf> {
             "building the payload {name} into the runtime failed: see the compiler output above (a payload is a #![no_std] crate with `pub fn main(rt: &mut dyn twi_payload::Runtime) -> twi_payload::ExitCode`)"
         );
     }
-    Ok(target_dir.join("x86_64-unknown-none").join("release").join("twi-firmware"))
+    Ok((target_dir.join("x86_64-unknown-none").join("release").join("twi-firmware"), wrapper))
 }
 
 /// Puts `--set KEY=VALUE` settings into `manifest`. A key ending in `-ca` names a PEM file of CA
@@ -115,6 +116,9 @@ pub fn apply_settings(manifest: &mut LaunchManifest, settings: &[String]) -> Res
             .ok_or_else(|| anyhow!("--set {setting:?}: expected KEY=VALUE"))?;
         if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             bail!("--set {key}: a key is letters, digits, '-', '_' and '.'");
+        }
+        if key.starts_with("twi.") {
+            bail!("--set {key}: keys starting with `twi.` are the build's own (the SBOM's and attachments' digests)");
         }
         let bytes = if key.ends_with("-ca") { ca_bundle(Path::new(value), key)? } else { value.as_bytes().to_vec() };
         manifest.set(key, bytes);
