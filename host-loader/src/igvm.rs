@@ -10,8 +10,12 @@
 //! 2. SNP only, the ROM's SEV metadata sections in their order: SNP_SEC_MEM ranges as measured
 //!    pages of zeros, the secrets page as a SECRETS page, the CPUID page as a CPUID_DATA page
 //!    (the loader fills it, the PSP checks it);
-//! 3. SNP only, one VMSA per vCPU, the same VMSAs as the `-bios` launch ([`crate::measure::vmsa`]),
-//!    at GPA [`VMSA_GPA`], last (KVM measures VMSAs at LAUNCH_FINISH, after every page).
+//! 3. SNP only, one VMSA per vCPU, the `-bios` launch's VMSAs ([`crate::measure::vmsa`]) except
+//!    CR0, which is what KVM loads from an IGVM file ([`vmsa::IGVM_REAL_MODE_CR0`]: with the
+//!    `-bios` value, 0x10, COCONUT's `igvmmeasure --check-kvm` refuses the file and the digest
+//!    would not be the one a KVM launch reports), at GPA [`VMSA_GPA`], last (KVM measures VMSAs
+//!    at LAUNCH_FINISH, after every page). `igvmmeasure --check-kvm` also accepts only one
+//!    VMSA: `twi build`'s default of one vCPU.
 //!
 //! No NATIVE VP context: a native loader starts the vCPU at the architectural reset vector, which
 //! the ROM pages provide. TDX is not in the file (QEMU's IGVM loader does not support TDX);
@@ -126,7 +130,8 @@ pub fn build(rom: &[u8], params: &IgvmParams) -> Result<IgvmFile, IgvmError> {
     }
     let vmsa_params = VmsaParams { sev_features: p.guest_features, vcpu_sig: p.vcpu_sig, vmm: p.vmm };
     for (vp_index, vmsa) in vmsa::pages(p.vcpus, ap_eip, &vmsa_params).into_iter().enumerate() {
-        let vmsa = SevVmsa::read_from_bytes(vmsa.as_slice()).map_err(|_| IgvmError::Params("VMSA size"))?;
+        let mut vmsa = SevVmsa::read_from_bytes(vmsa.as_slice()).map_err(|_| IgvmError::Params("VMSA size"))?;
+        vmsa.cr0 = vmsa::IGVM_REAL_MODE_CR0;
         directives.push(IgvmDirectiveHeader::SnpVpContext {
             gpa: VMSA_GPA,
             compatibility_mask: SNP_MASK,

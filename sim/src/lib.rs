@@ -12,6 +12,7 @@
 
 pub mod certs;
 pub mod error;
+pub mod host;
 pub mod snp;
 pub mod state;
 pub mod tdx;

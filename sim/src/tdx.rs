@@ -317,7 +317,13 @@ impl SimTdx {
                 Err(status) => (status, Vec::new()),
             },
             DoorbellKind::TdxRtmrExtend => (self.extend(&request.request), Vec::new()),
-            DoorbellKind::TdxGetQuote => (0, self.get_quote(&request.request, GET_QUOTE_CAPACITY)),
+            DoorbellKind::TdxGetQuote => {
+                // QEMU's checks of the buffer header come before any answer in the buffer.
+                match crate::host::tdx::get_quote_header(GET_QUOTE_CAPACITY as u64, &request.request) {
+                    Ok(_) => (0, self.get_quote(&request.request, GET_QUOTE_CAPACITY)),
+                    Err(refusal) => (refusal_status(&refusal), Vec::new()),
+                }
+            }
             DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => return None,
         };
         Some(DoorbellResponse { kind: request.kind, status, response, certificates: None })
@@ -437,6 +443,14 @@ impl SimTdx {
     }
 }
 
+/// The TDG.VP.VMCALL status a host refusal leaves in R10 (the doorbell's status).
+fn refusal_status(refusal: &crate::host::Refusal) -> u64 {
+    match refusal.answer {
+        crate::host::Answer::Tdvmcall(status) => status,
+        _ => twi_attester::tdx::abi::vmcall_status::OPERAND_INVALID,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,5 +544,32 @@ mod tests {
         assert_ne!(tdx.doorbell(&extend).unwrap().status, 0);
         let snp = DoorbellRequest { kind: DoorbellKind::SnpGuestRequest, request: vec![0; 64] };
         assert_eq!(tdx.doorbell(&snp), None);
+    }
+
+    /// A GetQuote buffer QEMU would refuse (`tdx_handle_get_quote`) gets QEMU's TDVMCALL status,
+    /// not a quote; the runtime's own buffer gets a quote.
+    #[test]
+    fn get_quote_doorbells_meet_qemus_header_checks() {
+        use twi_attester::tdx::abi::vmcall_status;
+        let dir = tempfile::tempdir().unwrap();
+        let mut tdx = SimTdx::load_or_create(dir.path()).unwrap();
+        tdx.launch([5; 48]);
+        let report: [u8; TD_REPORT_SIZE] = tdx.report(&[0xAB; 64]).unwrap().try_into().unwrap();
+        let mut buffer = vec![0u8; GET_QUOTE_CAPACITY];
+        let len = getquote::encode_request(&report, &mut buffer).unwrap();
+        let mut ask =
+            |request: Vec<u8>| tdx.doorbell(&DoorbellRequest { kind: DoorbellKind::TdxGetQuote, request }).unwrap();
+        let answer = ask(buffer[..len].to_vec());
+        assert_eq!(answer.status, 0);
+        assert!(getquote::parse_response(&answer.response).is_ok());
+        let mut version_0 = buffer[..len].to_vec();
+        version_0[0] = 0;
+        let mut overlong = buffer[..len].to_vec();
+        overlong[16..20].copy_from_slice(&(GET_QUOTE_CAPACITY as u32).to_le_bytes());
+        for (request, what) in [(version_0, "version 0"), (overlong, "in_len past the buffer"), (vec![1; 8], "short")] {
+            let answer = ask(request);
+            assert_eq!(answer.status, vmcall_status::OPERAND_INVALID, "{what}");
+            assert!(answer.response.is_empty(), "{what}");
+        }
     }
 }

@@ -64,6 +64,36 @@ pub fn ioio_exit_info(port: u16, size_bytes: u8, is_in: bool) -> u64 {
     (u64::from(port) << 16) | ADDRESS_SIZE_64 | size_bit | u64::from(is_in)
 }
 
+/// The Page State Change NAE event's descriptor in the GHCB shared buffer (GHCB spec, "Page
+/// State Change"; Linux `struct psc_hdr` / `struct psc_entry`): an 8-byte header {u16
+/// cur_entry, u16 end_entry, u32 reserved} then 8-byte entries {cur_page 11:0, GFN 51:12,
+/// operation 55:52, page size 56 (1 = 2 MiB), reserved 63:57}.
+pub mod psc {
+    /// Entries that fit in the shared buffer after the header (Linux `VMGEXIT_PSC_MAX_COUNT`).
+    pub const MAX_ENTRIES: usize = (super::offset::SHARED_BUFFER_SIZE - HEADER_SIZE) / ENTRY_SIZE;
+    pub const HEADER_SIZE: usize = 8;
+    pub const ENTRY_SIZE: usize = 8;
+    const _: () = assert!(MAX_ENTRIES == 253);
+    /// GFN bits an entry carries.
+    pub const GFN_MASK: u64 = (1 << 40) - 1;
+
+    /// One entry: `gfn` to `operation` (`msr_protocol::PSC_PRIVATE` / `PSC_SHARED`), as a 2 MiB
+    /// page when `huge`, nothing done yet (cur_page 0).
+    pub const fn entry(gfn: u64, operation: u64, huge: bool) -> u64 {
+        ((huge as u64) << 56) | ((operation & 0xF) << 52) | ((gfn & GFN_MASK) << 12)
+    }
+
+    /// An entry's fields: (cur_page, gfn, operation, huge).
+    pub const fn decode_entry(entry: u64) -> (u64, u64, u64, bool) {
+        (entry & 0xFFF, (entry >> 12) & GFN_MASK, (entry >> 52) & 0xF, (entry >> 56) & 1 == 1)
+    }
+
+    /// The header of a descriptor whose entries run to index `end` (inclusive), none done yet.
+    pub const fn header(end: u16) -> u64 {
+        (end as u64) << 16
+    }
+}
+
 /// SW_EXITINFO2 after an SNP guest request: the firmware's status in bits 31:0, the
 /// hypervisor's in bits 63:32 (GHCB spec, "SNP Guest Request").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,6 +267,15 @@ pub mod msr_protocol {
 mod tests {
     use super::msr_protocol::*;
     use super::*;
+
+    /// Linux `struct psc_entry`: cur_page 11:0, gfn 51:12, operation 55:52, pagesize 56.
+    #[test]
+    fn page_state_change_entries_use_linuxs_bit_layout() {
+        assert_eq!(psc::entry(0x12345, PSC_SHARED, true), (1 << 56) | (2 << 52) | (0x12345 << 12));
+        assert_eq!(psc::entry(1 << 40, PSC_PRIVATE, false), 1 << 52); // GFN bit 40 dropped
+        assert_eq!(psc::decode_entry(psc::entry(0x400, PSC_SHARED, true) | 7), (7, 0x400, PSC_SHARED, true));
+        assert_eq!(psc::header(252).to_le_bytes(), [0, 0, 252, 0, 0, 0, 0, 0]);
+    }
 
     #[test]
     fn msr_protocol_encodings() {

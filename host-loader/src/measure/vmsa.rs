@@ -51,6 +51,14 @@ pub const BSP_RESET_EIP: u32 = 0xFFFF_FFF0;
 /// debug-swap on) gave 0x21, which is why `sev-snp-measure`'s vectors use both.
 pub const SEV_FEATURES_SNP_ACTIVE: u64 = 1;
 
+/// CR0 of a real-mode vCPU whose VMSA an IGVM file supplies, as KVM loads and measures it:
+/// ET and NE (COCONUT-SVSM `igvmmeasure --check-kvm`, `tools/igvmmeasure/src/igvm_measure.rs`
+/// `check_vmsa`, accepts only 0x30 for real mode and 0x31 for protected mode, because QEMU's
+/// IGVM loader hands the VMSA to KVM as register state and KVM sets CR0 itself). A `-bios`
+/// launch is different: there KVM's own reset state is measured, CR0 = ET (0x10, which
+/// `sev-snp-measure` checks against real launches), so [`build`] keeps 0x10.
+pub const IGVM_REAL_MODE_CR0: u64 = 0x30;
+
 /// Which hypervisor creates the vCPUs: they differ in a few initial register values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum VmmType {

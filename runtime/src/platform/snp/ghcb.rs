@@ -1,7 +1,9 @@
 //! The runtime's GHCB: one shared page through which every non-automatic exit goes (IOIO,
 //! MSR, CPUID for leaves outside the CPUID page, page-state changes, guest requests).
 
-use twi_attester::snp::ghcb::{GuestRequestResult, PROTOCOL_VERSION, exit_code, ioio_exit_info, offset, valid_bit};
+use twi_attester::snp::ghcb::{
+    GuestRequestResult, PROTOCOL_VERSION, exit_code, ioio_exit_info, offset, psc, valid_bit,
+};
 
 use super::instr::{vmgexit, write_ghcb_msr};
 use crate::platform::shared::Shared;
@@ -32,7 +34,7 @@ pub struct Ghcb {
 
 /// A page-state-change descriptor holds at most this many entries (GHCB spec: the shared
 /// buffer's 2032 bytes, less the 8-byte header).
-pub const PSC_MAX_ENTRIES: usize = 253;
+pub const PSC_MAX_ENTRIES: usize = psc::MAX_ENTRIES;
 
 impl Ghcb {
     pub fn new(page: Shared) -> Self {
@@ -181,10 +183,9 @@ impl Ghcb {
         for batch in entries.chunks(PSC_MAX_ENTRIES) {
             let end = (batch.len() - 1) as u16;
             let mut buffer = [0u8; 8 + PSC_MAX_ENTRIES * 8];
-            buffer[2..4].copy_from_slice(&end.to_le_bytes());
+            buffer[..8].copy_from_slice(&psc::header(end).to_le_bytes());
             for (i, &(gfn, operation, huge)) in batch.iter().enumerate() {
-                let entry = (u64::from(huge) << 56) | ((operation & 0xF) << 52) | ((gfn & ((1 << 40) - 1)) << 12);
-                buffer[8 + 8 * i..16 + 8 * i].copy_from_slice(&entry.to_le_bytes());
+                buffer[8 + 8 * i..16 + 8 * i].copy_from_slice(&psc::entry(gfn, operation, huge).to_le_bytes());
             }
             self.begin();
             self.page.write_bytes_at(offset::SHARED_BUFFER, &buffer[..8 + batch.len() * 8]);
