@@ -14,6 +14,7 @@ pub mod certs;
 pub mod error;
 pub mod snp;
 pub mod state;
+pub mod svsm;
 pub mod tdx;
 mod verifier;
 

@@ -318,7 +318,7 @@ impl SimTdx {
             },
             DoorbellKind::TdxRtmrExtend => (self.extend(&request.request), Vec::new()),
             DoorbellKind::TdxGetQuote => (0, self.get_quote(&request.request, GET_QUOTE_CAPACITY)),
-            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => return None,
+            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest | DoorbellKind::SvsmCall => return None,
         };
         Some(DoorbellResponse { kind: request.kind, status, response, certificates: None })
     }
