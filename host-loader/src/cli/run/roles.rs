@@ -198,7 +198,7 @@ fn accept_hardware(issuer: &mut Issuer, args: &RunArgs) -> Result<()> {
                 issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
             }
         }
-        PlatformArg::Sim | PlatformArg::SimTdx => {}
+        PlatformArg::Sim | PlatformArg::SimTdx | PlatformArg::SimSvsm => {}
     }
     Ok(())
 }
