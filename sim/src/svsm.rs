@@ -141,6 +141,8 @@ impl SimSvsm {
                 regs.rcx = query_protocol(regs.rcx);
                 Ok(())
             }
+            // REMAP_CA, CREATE/DELETE_VCPU, DEPOSIT/WITHDRAW_MEM and CONFIGURE_VTOM, which
+            // COCONUT serves, are not simulated: a runtime that needs them fails here clearly.
             (protocol::CORE, _) => Err(CallResult::UnsupportedCall),
             (protocol::ATTEST, ATTEST_SERVICES) => attest_services(psp, regs, memory),
             // COCONUT serves SVSM_ATTEST_SINGLE_SERVICE only for a compiled-in service (vTPM,
