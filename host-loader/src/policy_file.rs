@@ -31,7 +31,23 @@ pub fn development_policy(
     hardware: bool,
     mechanism: Mechanism,
 ) -> Result<(String, Policy), PolicyError> {
+    development_policy_at_vmpl(trust_domain, workload, measured, hardware, mechanism, 0)
+}
+
+/// [`development_policy`] for a guest that runs at `vmpl` (`twi run --platform sim-svsm`: the
+/// simulated SVSM's guest VMPL), which the workload then admits instead of VMPL0.
+pub fn development_policy_at_vmpl(
+    trust_domain: &str,
+    workload: &str,
+    measured: Measured<'_>,
+    hardware: bool,
+    mechanism: Mechanism,
+    vmpl: u32,
+) -> Result<(String, Policy), PolicyError> {
     let mut entry = WorkloadFile::new(workload);
+    if vmpl != 0 {
+        entry.vmpls = Some(vec![vmpl]);
+    }
     (entry.mechanism, entry.fidelity, entry.stickiness) = (mechanism, Fidelity::BuiltIn, Stickiness::SameTcb);
     entry.reference.push(ReferenceFile::snp("this image (simulated SEV-SNP)", Platform::SimSnp, measured.snp, None));
     if let Some(mrtd) = measured.mrtd {

@@ -260,7 +260,8 @@ impl Issuer {
         let rp_id = self.rp_id();
         let expected = Expected { rp_id: &rp_id, purpose };
         let mut appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
-        let admission = self.policy.admit(&appraisal.appraised())?;
+        let mut admission = self.policy.admit(&appraisal.appraised())?;
+        self.policy.admit_vmpl(&mut admission, appraisal.verified.vmpl)?;
         appraisal.freshness = Some(self.served(&admission, evidence, purpose, &established)?);
         if let Some(previous) = renewal_of {
             let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());

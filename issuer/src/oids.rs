@@ -43,6 +43,9 @@ pub struct Oids {
     /// Credential extension: the appraisal policy's decision (DER SEQUENCE { policyVersion
     /// UTF8String, stickiness UTF8String, bindingSha256 OCTET STRING (32) }).
     pub policy_binding: ObjectIdentifier,
+    /// Credential extension: the SEV-SNP VMPL the evidence was made at (INTEGER 0..=3; 0 at
+    /// VMPL0, the guest's VMPL below a paravisor such as COCONUT-SVSM). Absent for TDX.
+    pub vmpl: ObjectIdentifier,
 }
 
 impl Oids {
@@ -54,7 +57,13 @@ impl Oids {
             return Err(bad("it is RFC 5612's documentation arc; use your organisation's PEN arc".into()));
         }
         let child = |n: u32| ObjectIdentifier::new(&format!("{arc}.{n}")).map_err(|e| bad(e.to_string()));
-        Ok(Self { arc: arc.into(), simulated_tee: child(1)?, evidence_sha384: child(2)?, policy_binding: child(3)? })
+        Ok(Self {
+            arc: arc.into(),
+            simulated_tee: child(1)?,
+            evidence_sha384: child(2)?,
+            policy_binding: child(3)?,
+            vmpl: child(4)?,
+        })
     }
 
     /// The JWT claim name (RFC 7519 §4.2: collision-resistant, an OID as a URN, RFC 3061)

@@ -15,6 +15,7 @@ pub mod error;
 pub mod host;
 pub mod snp;
 pub mod state;
+pub mod svsm;
 pub mod tdx;
 mod verifier;
 

@@ -123,12 +123,19 @@ impl SimPsp {
         self.launch_digest = digest;
     }
 
-    /// Answers a MSG_REPORT_REQ payload with a MSG_REPORT_RSP payload.
+    /// Answers a MSG_REPORT_REQ payload with a MSG_REPORT_RSP payload, for a guest at VMPL0.
     pub fn handle_report_request(&self, request: &[u8]) -> Vec<u8> {
+        self.handle_report_request_from(request, 0)
+    }
+
+    /// As [`SimPsp::handle_report_request`] for a request sealed under the VMPCK of
+    /// `current_vmpl`: the report's VMPL must be at least the requester's (SEV-SNP Firmware
+    /// ABI, MSG_REPORT_REQ: "VMPL ... must be greater than or equal to the current VMPL"), so a
+    /// guest below an SVSM cannot claim the SVSM's privilege.
+    pub fn handle_report_request_from(&self, request: &[u8], current_vmpl: u8) -> Vec<u8> {
         let mut out = vec![0u8; 0x20 + REPORT_SIZE];
         let (status, report) = match ReportRequest::parse(request) {
-            // The runtime runs at VMPL0; a request for a more privileged level than 3 is invalid.
-            Ok(req) if req.vmpl <= 3 => (STATUS_SUCCESS, self.sign_report(&req)),
+            Ok(req) if req.vmpl <= 3 && req.vmpl >= u32::from(current_vmpl) => (STATUS_SUCCESS, self.sign_report(&req)),
             _ => (STATUS_INVALID_PARAMETERS, Vec::new()),
         };
         match ReportResponse::encode(status, &report, &mut out) {
@@ -143,9 +150,18 @@ impl SimPsp {
     /// derives it from the VCEK or VMRK root): SHA-384 over a label, the chip secret, the request
     /// and the selected launch values, truncated to 32 bytes.
     pub fn handle_key_request(&self, request: &[u8]) -> [u8; 64] {
+        self.handle_key_request_from(request, 0)
+    }
+
+    /// As [`SimPsp::handle_key_request`] for a requester at `current_vmpl`: the key's VMPL
+    /// must be at least the requester's (SEV-SNP Firmware ABI, MSG_KEY_REQ).
+    pub fn handle_key_request_from(&self, request: &[u8], current_vmpl: u8) -> [u8; 64] {
         let Ok(req) = KeyRequest::parse(request) else {
             return KeyResponse::encode(STATUS_INVALID_PARAMETERS, &[0; 32]);
         };
+        if req.vmpl < u32::from(current_vmpl) {
+            return KeyResponse::encode(STATUS_INVALID_PARAMETERS, &[0; 32]);
+        }
         // No VMRK is installed, and a guest may not ask for a future SVN or TCB.
         if req.root_key_select & 1 != 0 {
             return KeyResponse::encode(STATUS_INVALID_KEY_SELECTION, &[0; 32]);
@@ -176,10 +192,25 @@ impl SimPsp {
     /// Starts a launch: a fresh VMPCK0 for the guest's secrets page and the PSP's side of the
     /// guest-message channel.
     pub fn launch(&self) -> Result<SimLaunch, SimError> {
-        let mut vmpck0 = Zeroizing::new([0u8; 32]);
-        random(vmpck0.as_mut())?;
-        let responder = Responder::new(Vmpck::new(*vmpck0), 0);
-        Ok(SimLaunch { vmpck0, responder })
+        self.launch_at(0)
+    }
+
+    /// Starts a launch whose guest runs at `vmpl` (below a simulated SVSM when not 0): its
+    /// guest messages are sealed under the VMPCK of that level, the only one its copy of the
+    /// secrets page holds (COCONUT gives the guest a copy with the more privileged VMPCKs
+    /// cleared).
+    pub fn launch_at(&self, vmpl: u8) -> Result<SimLaunch, SimError> {
+        let mut vmpck = Zeroizing::new([0u8; 32]);
+        random(vmpck.as_mut())?;
+        let vmpl = vmpl.min(3);
+        let responder = Responder::new(Vmpck::new(*vmpck), vmpl);
+        Ok(SimLaunch { vmpck, vmpl, responder })
+    }
+
+    /// A report at `vmpl` for `report_data`, signed by the VCEK: what the PSP returns to a
+    /// requester at a level no higher than `vmpl` (the simulated SVSM asks at VMPL0).
+    pub fn report(&self, report_data: [u8; 64], vmpl: u32) -> Vec<u8> {
+        self.sign_report(&ReportRequest { report_data, vmpl })
     }
 
     fn sign_report(&self, request: &ReportRequest) -> Vec<u8> {
@@ -227,10 +258,11 @@ impl SimPsp {
     }
 }
 
-/// One launch of a guest on the simulated chip: its VMPCK0 and the sequence numbers of its
-/// guest-message channel.
+/// One launch of a guest on the simulated chip: the VMPCK of its VMPL and the sequence numbers
+/// of its guest-message channel.
 pub struct SimLaunch {
-    vmpck0: Zeroizing<[u8; 32]>,
+    vmpck: Zeroizing<[u8; 32]>,
+    vmpl: u8,
     responder: Responder,
 }
 
@@ -245,9 +277,19 @@ impl std::fmt::Debug for SimLaunch {
 pub type GuestRequestStatus = u64;
 
 impl SimLaunch {
-    /// The secrets page the PSP would populate for this launch (VERSION 3, VMPCK0).
+    /// The secrets page the PSP would populate for this launch (VERSION 3, VMPCK0), or for a
+    /// guest below an SVSM the copy the SVSM gives it: only the VMPCK of its own level (the
+    /// SVSM adds its own fields, `crate::svsm::SimSvsm::plant`).
     pub fn secrets_page(&self) -> [u8; secrets::SECRETS_PAGE_SIZE] {
-        secrets::simulated_page(&self.vmpck0)
+        let mut page = secrets::simulated_page(&[0; 32]);
+        let at = secrets::VMPCK_OFFSETS[usize::from(self.vmpl)];
+        page[at..at + 32].copy_from_slice(self.vmpck.as_ref());
+        page
+    }
+
+    /// The VMPL this launch's guest runs at.
+    pub fn vmpl(&self) -> u8 {
+        self.vmpl
     }
 
     /// SNP_GUEST_REQUEST: opens the sealed request with VMPCK0 (sequence numbers enforced),
@@ -256,8 +298,8 @@ impl SimLaunch {
     /// as on hardware.
     pub fn guest_request(&mut self, psp: &SimPsp, sealed: &[u8]) -> (GuestRequestStatus, Vec<u8>) {
         self.guest_request_with(sealed, |header, request| match header.msg_type {
-            msg_type::REPORT_REQ => Some(psp.handle_report_request(request)),
-            msg_type::KEY_REQ => Some(psp.handle_key_request(request).to_vec()),
+            msg_type::REPORT_REQ => Some(psp.handle_report_request_from(request, header.vmpck_id)),
+            msg_type::KEY_REQ => Some(psp.handle_key_request_from(request, header.vmpck_id).to_vec()),
             _ => None,
         })
     }
@@ -271,7 +313,10 @@ impl SimLaunch {
         let extended = match request.kind {
             DoorbellKind::SnpGuestRequest => false,
             DoorbellKind::SnpExtGuestRequest => true,
-            DoorbellKind::TdxGetQuote | DoorbellKind::TdxReport | DoorbellKind::TdxRtmrExtend => return Ok(None),
+            DoorbellKind::TdxGetQuote
+            | DoorbellKind::TdxReport
+            | DoorbellKind::TdxRtmrExtend
+            | DoorbellKind::SvsmCall => return Ok(None),
         };
         let (status, response) = self.guest_request(psp, &request.request);
         let certificates = if extended && status == 0 { Some(psp.certificate_table()?) } else { None };
@@ -360,6 +405,23 @@ mod tests {
         let bad_vmpl = ReportRequest { report_data: [0; 64], vmpl: 4 };
         let response = psp.handle_report_request(&bad_vmpl.to_bytes());
         assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+        // A requester at VMPL2 (below an SVSM) may not claim VMPL0 or 1, for a report or a key.
+        for vmpl in 0..2 {
+            let claim = ReportRequest { report_data: [0; 64], vmpl };
+            let response = psp.handle_report_request_from(&claim.to_bytes(), 2);
+            assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+            let key = KeyRequest { vmpl, ..KeyRequest::launch_bound(SIM_TCB) };
+            let response = psp.handle_key_request_from(&key.to_bytes(), 2);
+            assert_eq!(KeyResponse::parse(&response).unwrap().status, STATUS_INVALID_PARAMETERS);
+        }
+        let own = ReportRequest { report_data: [0; 64], vmpl: 2 };
+        let response = psp.handle_report_request_from(&own.to_bytes(), 2);
+        assert_eq!(ReportResponse::parse(&response).unwrap().status, STATUS_SUCCESS);
+        let key = KeyRequest { vmpl: 2, ..KeyRequest::launch_bound(SIM_TCB) };
+        assert_eq!(
+            KeyResponse::parse(&psp.handle_key_request_from(&key.to_bytes(), 2)).unwrap().status,
+            STATUS_SUCCESS
+        );
     }
 
     /// The doorbell answers what the channel asks: the extended request gets the certificate

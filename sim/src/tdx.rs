@@ -324,7 +324,7 @@ impl SimTdx {
                     Err(refusal) => (refusal_status(&refusal), Vec::new()),
                 }
             }
-            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => return None,
+            DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest | DoorbellKind::SvsmCall => return None,
         };
         Some(DoorbellResponse { kind: request.kind, status, response, certificates: None })
     }

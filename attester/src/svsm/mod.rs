@@ -13,3 +13,4 @@
 pub mod attest;
 pub mod call;
 pub mod core;
+pub mod exchange;

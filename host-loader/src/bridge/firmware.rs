@@ -4,9 +4,10 @@
 //! doorbell and the host only supplies the endorsements and collateral a verifier needs
 //! (`crate::hardware`).
 
-use twi_proto::msg::{DoorbellRequest, DoorbellResponse, Platform};
+use twi_proto::msg::{DoorbellKind, DoorbellRequest, DoorbellResponse, Platform};
 use twi_sim::SimError;
 use twi_sim::snp::{SimLaunch, SimPsp};
+use twi_sim::svsm::SimSvsm;
 use twi_sim::tdx::SimTdx;
 use twi_verifier::tdx::Collateral;
 
@@ -103,6 +104,54 @@ impl Firmware for SimSnp<'_> {
         "sim"
     }
     fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
+        if request.kind == DoorbellKind::SvsmCall {
+            return Err(FirmwareError::OtherPlatform("the simulated SVSM is only available under --platform sim-svsm"));
+        }
+        self.launch
+            .doorbell(self.psp, request)?
+            .ok_or(FirmwareError::OtherPlatform("the simulated TDX module is only available under --platform sim-tdx"))
+    }
+    fn endorsements(&mut self, _report: &[u8]) -> Result<Endorsements, FirmwareError> {
+        Ok(Endorsements {
+            certificates: self.psp.endorsements()?,
+            source: "the guest forwarded no certificate table; using the host's VCEK and ASK".into(),
+        })
+    }
+    fn collateral(&mut self, _quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
+        Ok(None)
+    }
+}
+
+/// `--platform sim-svsm`: one launch on the simulated PSP with the guest at the SVSM's guest
+/// VMPL, and the simulated SVSM at VMPL0 answering its SVSM calls.
+#[derive(Debug)]
+pub struct SimSvsmFirmware<'a> {
+    pub psp: &'a SimPsp,
+    /// This launch's VMPCK (of the guest's VMPL) and guest-message sequence numbers.
+    pub launch: SimLaunch,
+    pub svsm: SimSvsm,
+}
+
+impl Firmware for SimSvsmFirmware<'_> {
+    fn platform(&self) -> Platform {
+        Platform::SimSnp
+    }
+    fn option(&self) -> &'static str {
+        "sim-svsm"
+    }
+    fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
+        if request.kind == DoorbellKind::SvsmCall {
+            // A call the SVSM cannot even read is the guest's fault: a failure status, as a
+            // VMGEXIT the hypervisor rejects.
+            let (status, response) = match self.svsm.call(self.psp, &request.request) {
+                Ok(answer) => (0, answer),
+                Err(refusal) => {
+                    eprintln!("twi: the simulated SVSM refused a call: {refusal}");
+                    (1, Vec::new())
+                }
+            };
+            return Ok(DoorbellResponse { kind: request.kind, status, response, certificates: None });
+        }
         self.launch
             .doorbell(self.psp, request)?
             .ok_or(FirmwareError::OtherPlatform("the simulated TDX module is only available under --platform sim-tdx"))

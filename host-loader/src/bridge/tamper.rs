@@ -170,7 +170,7 @@ impl<F: Firmware> Firmware for TamperedFirmware<F> {
         let what = match answer.kind {
             DoorbellKind::SnpGuestRequest | DoorbellKind::SnpExtGuestRequest => Some("the PSP's sealed answer"),
             DoorbellKind::TdxReport => Some("the TDREPORT"),
-            DoorbellKind::TdxGetQuote | DoorbellKind::TdxRtmrExtend => None,
+            DoorbellKind::TdxGetQuote | DoorbellKind::TdxRtmrExtend | DoorbellKind::SvsmCall => None,
         };
         if let (Tamper::FirmwareAnswerByte(offset), Some(what)) = (self.tamper, what)
             && !self.answer_altered

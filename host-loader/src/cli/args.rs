@@ -112,6 +112,9 @@ pub enum PlatformArg {
     Sim,
     /// Plain QEMU with the simulated TDX module and quoting enclave (development and tests).
     SimTdx,
+    /// Plain QEMU with the simulated SEV-SNP firmware and a simulated SVSM at VMPL0: the
+    /// runtime runs below it at VMPL2, as under COCONUT-SVSM (development and tests).
+    SimSvsm,
     /// A real AMD SEV-SNP host.
     Snp,
     /// A real Intel TDX host.
@@ -123,7 +126,7 @@ pub enum PlatformArg {
 impl PlatformArg {
     /// Real TEE hardware (not one of the simulators).
     pub fn is_hardware(self) -> bool {
-        !matches!(self, Self::Sim | Self::SimTdx)
+        !matches!(self, Self::Sim | Self::SimTdx | Self::SimSvsm)
     }
 }
 

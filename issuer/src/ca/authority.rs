@@ -127,6 +127,13 @@ impl CredentialAuthority {
             let value_der = der_of(Utf8StringRef::new(name))?;
             extra.push(ExtraExtension { oid: self.oids.simulated_tee, critical: true, value_der });
         }
+        if let Some(vmpl) = admission.vmpl {
+            extra.push(ExtraExtension {
+                oid: self.oids.vmpl,
+                critical: false,
+                value_der: der_of(Ok::<_, IssuerError>(vmpl))?,
+            });
+        }
         let kind = Kind::Workload { uri: admission.workload_id.clone() };
         self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
     }
@@ -152,6 +159,10 @@ impl CredentialAuthority {
             "binding": admission.binding.to_json(),
         });
         wit = wit.with_claim(&self.oids.claim_name(&self.oids.policy_binding), decision).map_err(failed)?;
+        // The SEV-SNP VMPL, as in the X.509 extension.
+        if let Some(vmpl) = admission.vmpl {
+            wit = wit.with_claim(&self.oids.claim_name(&self.oids.vmpl), vmpl).map_err(failed)?;
+        }
         let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
         Ok((token, wit.jti))
     }

@@ -229,6 +229,9 @@ pub enum PolicyRejection {
     NoClaimSource(String),
     #[error("workload `{workload}`: the platform claim source {source_name} has nothing for this platform: {reason}")]
     ClaimSource { workload: String, source_name: String, reason: String },
+    /// The SEV-SNP report's VMPL is not one the workload admits (`vmpl.rs`).
+    #[error("{}", super::vmpl::refusal_text(.workload, *.vmpl, .admitted))]
+    Vmpl { workload: String, vmpl: u32, admitted: Vec<u32> },
 }
 
 /// The reference entry that came closest to admitting Evidence.
@@ -291,6 +294,8 @@ pub struct Admission {
     pub policy_version: String,
     /// What the credential binds, per the stickiness level.
     pub binding: Binding,
+    /// The SEV-SNP VMPL the evidence was made at, once [`Policy::admit_vmpl`] admitted it.
+    pub vmpl: Option<u32>,
     platform: Platform,
     tcb: String,
     chip_id: String,
@@ -393,6 +398,7 @@ impl Policy {
             lifetime: w.lifetime,
             policy_version: self.version.clone(),
             binding: Binding { stickiness: w.stickiness, workload_id: String::new(), values: Claims::new() },
+            vmpl: None,
             platform: a.platform,
             tcb: a.tcb.to_string(),
             chip_id: hex::encode(&a.chip_id),

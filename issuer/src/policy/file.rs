@@ -58,6 +58,9 @@ pub struct WorkloadFile {
     /// The targets it may acquire for (TACRA); none: every target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<TargetFile>,
+    /// The SEV-SNP VMPLs it may run at; none: VMPL0 only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vmpls: Option<Vec<u32>>,
 }
 
 /// One `[[workload.target]]` (see `targets`).
@@ -89,6 +92,7 @@ impl WorkloadFile {
             platform_claims: Claims::new(),
             reference: Vec::new(),
             target: Vec::new(),
+            vmpls: None,
         }
     }
 }
@@ -403,6 +407,8 @@ fn workload(
     }
     let lifetime =
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
+    let vmpls = super::vmpl::admitted_vmpls(w.vmpls)
+        .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     Ok(Workload {
         id,
         claims: w.claims,
@@ -414,6 +420,7 @@ fn workload(
         lifetime,
         references,
         targets,
+        vmpls,
         line: source.line(wspan.start),
     })
 }

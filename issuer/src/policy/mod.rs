@@ -18,7 +18,8 @@
 //!   breaks it;
 //! - `signature`: CF_L0 claims count only under the policy key's detached signature;
 //! - `inventory`: CF_L1 claims from a provider's [`SignedInventory`];
-//! - `targets`: per target, the TACRA mode, freshness kind and credential types.
+//! - `targets`: per target, the TACRA mode, freshness kind and credential types;
+//! - `vmpl`: the SEV-SNP VMPLs a workload admits (below a paravisor, or not).
 
 mod admission;
 mod file;
@@ -28,6 +29,7 @@ mod renewal;
 mod signature;
 mod targets;
 mod values;
+mod vmpl;
 
 #[cfg(test)]
 mod tests;
@@ -48,3 +50,4 @@ pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
 pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, check_absent};
 pub use values::image_references;
+pub use vmpl::DEFAULT_VMPLS;

@@ -244,6 +244,8 @@ pub struct Workload {
     pub references: Vec<ReferenceEntry>,
     /// The targets it may acquire for (TACRA), with how; empty: every target.
     pub targets: Vec<TargetRule>,
+    /// The SEV-SNP VMPLs its reports may be made at (`vmpl.rs`; default VMPL0 only).
+    pub vmpls: Vec<u32>,
     pub line: usize,
 }
 

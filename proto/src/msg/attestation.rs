@@ -89,6 +89,11 @@ pub enum DoorbellKind {
     /// guest's certificate pages (GHCB specification, SNP Extended Guest Request).
     #[n(4)]
     SnpExtGuestRequest,
+    /// An SVSM call (58019 §4) to a simulated SVSM at VMPL0: request = the registers and the
+    /// guest pages the call names (`twi_attester::svsm::exchange`); response = the same, as
+    /// the SVSM left them. `status` is 0 when the SVSM took the call (its result is RAX).
+    #[n(5)]
+    SvsmCall,
 }
 
 /// Longest [`Evidence::event_log`], in events.

@@ -26,7 +26,7 @@ use twi_proto::msg::Platform;
 pub use launch::Launch;
 
 use crate::channel::Channel;
-use crate::layout::{MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
+use crate::layout::{FRAMES, MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
 use crate::memory_map;
 use crate::platform::boot::BootInfo;
@@ -35,10 +35,14 @@ use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch as lau
 use crate::session::Event;
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
 use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
+use crate::tee::sim_svsm::SimSvsm;
 use crate::tee::snp::{SnpError, SnpGuest, SnpTee};
 use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxTee};
 use crate::tee::{Certificates, Measurement, Tee};
 use crate::vault::{KeyId, Vault};
+use twi_attester::snp::secrets::SvsmInfo;
+use twi_attester::svsm::call::protocol as svsm_protocol;
+use twi_attester::svsm::core::PvalidateEntry;
 
 /// The runtime's name and version, as the Hello announces it.
 pub const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
@@ -222,6 +226,12 @@ fn run_on_tee(
             data: &manifest.issuer_anchor,
         },
     ];
+    // A fresh nonce for the SVSM's own evidence (`twi run --platform sim-svsm`).
+    let mut svsm_nonce = [0u8; 64];
+    if *kind == Kind::Native {
+        rand_core::TryRng::try_fill_bytes(&mut *rng, &mut svsm_nonce)
+            .unwrap_or_else(|_| fatal(format_args!("the hardware RNG failed")));
+    }
     let mut run = |tee: &mut dyn Tee, measurements: &[Measurement<'_>]| {
         let mut launch = Launch::new(tee, channel, manifest, measurements, &mut *rng, first_key, tsc_hz);
         workload(&mut launch)
@@ -245,6 +255,9 @@ fn run_on_tee(
             let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
             run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
         }
+        Kind::Native if let Ok(info) = launch_pages::svsm_info() => {
+            below_sim_svsm(info, channel, &svsm_nonce, &mut run)
+        }
         Kind::Native => match take_snp_guest(0) {
             Ok(mut guard) => {
                 log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
@@ -256,10 +269,46 @@ fn run_on_tee(
                 run(&mut TdxTee::new(SimTdxModule::new(channel), Platform::SimTdx), &measurements)
             }
             Err(e) => fatal(format_args!(
-                "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim` or `--platform sim-tdx`"
+                "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim`, `--platform sim-tdx` or `--platform sim-svsm`"
             )),
         },
     }
+}
+
+/// `twi run --platform sim-svsm`: a plain VM whose secrets page names a (simulated) SVSM. As
+/// below COCONUT-SVSM on hardware: the SVSM must speak the core and attestation protocols
+/// (QUERY_PROTOCOL), memory the runtime validates goes through SVSM_CORE_PVALIDATE (here the
+/// frame pool), the SVSM's own evidence is checked (SVSM_ATTEST_SERVICES: a VMPL0 report
+/// binding `nonce` and its services manifest), and the session's evidence comes from the PSP
+/// under the VMPCK of the runtime's VMPL, at that VMPL.
+fn below_sim_svsm(
+    info: SvsmInfo,
+    channel: &Channel<'_, SerialLink>,
+    nonce: &[u8; 64],
+    run: &mut dyn FnMut(&mut dyn Tee, &[Measurement<'_>]) -> WorkloadExit,
+) -> WorkloadExit {
+    let vmpl = info.guest_vmpl;
+    let mut svsm = SimSvsm::new(channel, info);
+    for (protocol, name) in [(svsm_protocol::CORE, "core"), (svsm_protocol::ATTEST, "attestation")] {
+        match svsm.query_protocol(protocol, 1) {
+            Ok(Some(_)) => {}
+            Ok(None) => fatal(format_args!("the SVSM does not speak the {name} protocol version 1")),
+            Err(e) => fatal(format_args!("SVSM_CORE_QUERY_PROTOCOL: {e}")),
+        }
+    }
+    let frames = PvalidateEntry { gpa: FRAMES.start as u64, huge: true, validate: true };
+    svsm.pvalidate(&[frames]).unwrap_or_else(|e| fatal(format_args!("SVSM_CORE_PVALIDATE of the frame pool: {e}")));
+    let own = crate::tee::svsm::attest(&mut svsm, nonce).unwrap_or_else(|e| fatal(format_args!("{e}")));
+    log!(
+        "SVSM at VMPL0: core and attestation protocols v1; frame pool validated through SVSM_CORE_PVALIDATE; its report (VMPL0) binds our nonce and its {}-byte services manifest",
+        own.manifest.len()
+    );
+    let mut guard = take_snp_guest(vmpl).unwrap_or_else(|e| fatal(format_args!("{e}")));
+    log!(
+        "platform: simulated SEV-SNP below a simulated SVSM at VMPL {vmpl} (VMPCK{vmpl} taken from the secrets page, reports for VMPL {vmpl})"
+    );
+    let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
+    run(&mut SnpTee::new(guest, SimSnpDoorbell::new(channel), Platform::SimSnp), &[])
 }
 
 /// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's

@@ -5,7 +5,7 @@
 //! | --- | --- | --- |
 //! | [`snp::SnpTee`] | guest messages (AES-GCM under the VMPCK), report, key request, certificate table | [`snp::SnpDoorbell`]: the GHCB guest request (`hw`), or the channel (`sim`) |
 //! | [`tdx::TdxTee`] | TDREPORT, GetQuote buffer, quote, RTMR replay | [`tdx::TdxModule`]: TDCALL/TDVMCALL (`hw`), or the channel (`sim`) |
-//! | [`svsm::attest`] (below an SVSM; not yet the session's evidence) | SVSM attestation request, manifest, REPORT_DATA binding | [`svsm::SvsmDoorbell`]: the calling area and VMGEXIT (`hw`) |
+//! | [`svsm::attest`] (below an SVSM; checked at start, not yet the session's evidence) | SVSM attestation request, manifest, REPORT_DATA binding | [`svsm::SvsmDoorbell`]: the calling area and VMGEXIT (`hw`), or the channel ([`sim_svsm`]) |
 //!
 //! A backend turns "evidence for these 64 bytes of REPORTDATA" into the platform's report or
 //! quote, checked to carry them; derives the launch-bound sealing key where the platform has one;
@@ -14,6 +14,7 @@
 //! answers the very bytes the hardware would.
 
 pub mod sim;
+pub mod sim_svsm;
 pub mod snp;
 pub mod svsm;
 pub mod tdx;

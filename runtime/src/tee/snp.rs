@@ -325,6 +325,9 @@ impl<D: SnpDoorbell> Tee for SnpTee<'_, D> {
 
     fn sealing_key(&mut self) -> Result<Zeroizing<[u8; 32]>, TeeError> {
         let tcb = self.committed_tcb()?;
-        self.guest.derive_key(&KeyRequest::launch_bound(tcb), &mut self.doorbell).map_err(snp_error)
+        // The key's VMPL must be at least the requester's (SEV-SNP Firmware ABI, MSG_KEY_REQ):
+        // below an SVSM, the runtime's own.
+        let request = KeyRequest { vmpl: u32::from(self.guest.vmpl()), ..KeyRequest::launch_bound(tcb) };
+        self.guest.derive_key(&request, &mut self.doorbell).map_err(snp_error)
     }
 }

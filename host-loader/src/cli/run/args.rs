@@ -15,7 +15,7 @@ pub struct RunArgs {
     /// OUT/twi.igvm) when absent.
     #[arg(long, value_name = "FILE")]
     pub image: Option<PathBuf>,
-    /// Where the guest runs: under QEMU with a simulated TEE (sim, sim-tdx), or as a
+    /// Where the guest runs: under QEMU with a simulated TEE (sim, sim-tdx, sim-svsm), or as a
     /// confidential VM on a real SEV-SNP or TDX host (snp, igvm, tdx).
     #[arg(long, value_enum)]
     pub platform: PlatformArg,

@@ -60,7 +60,7 @@ impl Image {
         };
         let (kind, option) = match args.platform {
             PlatformArg::Igvm => (ImageKind::Igvm, "--platform igvm"),
-            _ => (ImageKind::Rom, "--platform sim|sim-tdx|snp|tdx"),
+            _ => (ImageKind::Rom, "--platform sim|sim-tdx|sim-svsm|snp|tdx"),
         };
         let bytes = read_image(&launch, kind, option)?;
         let image = Self { rom, launch, bytes };
@@ -99,7 +99,7 @@ impl Image {
                 measure::tdx::mrtd(&self.bytes, measure::tdx::MrtdOrder::Kvm)
                     .context("computing the MRTD of the image")?,
             ),
-            PlatformArg::Sim | PlatformArg::Snp | PlatformArg::Igvm => None,
+            PlatformArg::Sim | PlatformArg::SimSvsm | PlatformArg::Snp | PlatformArg::Igvm => None,
         };
         let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
         Ok(Measured { snp, mrtd, measurement })

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use twi_proto::manifest::Diagnostic;
+use twi_sim::svsm::SimSvsm;
 use zeroize::Zeroizing;
 
 use super::args::{EarFormat, RunArgs};
@@ -15,7 +16,7 @@ use super::image::{Image, Measured, default_snp_profile};
 use super::roles::Side;
 use crate::answers::Obtained;
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
-use crate::bridge::firmware::{SimSnp, SimTd};
+use crate::bridge::firmware::{SimSnp, SimSvsmFirmware, SimTd};
 use crate::bridge::tamper::{Tamper, TamperedFirmware, TamperedRoles};
 use crate::bridge::{self, Bridge, Conduit, Firmware, Roles, TamperedConduit};
 use crate::cli::args::{MechanismArg, PlatformArg};
@@ -47,12 +48,19 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         }
     };
     eprintln!("twi: accelerator {} ({})", accel.accel.name(), accel.reason);
-    let sim_launch = side.psp.launch()?;
+    // Under --platform sim-svsm the guest runs at the SVSM's guest VMPL, with that level's VMPCK
+    // and the SVSM's fields in its copy of the secrets page.
+    let svsm = (args.platform == PlatformArg::SimSvsm).then(|| SimSvsm::new(args.memory.0));
+    let sim_launch = side.psp.launch_at(svsm.as_ref().map_or(0, |s| s.info().guest_vmpl))?;
     let machine = match (&profile, args.platform) {
         (Some(profile), _) => Machine::Hardware(profile.clone()),
         (None, PlatformArg::SimTdx) => Machine::SimTdx { accel: accel.accel },
         (None, _) => {
-            Machine::SimSnp { accel: accel.accel, secrets_page: Zeroizing::new(sim_launch.secrets_page().to_vec()) }
+            let mut page = sim_launch.secrets_page();
+            if let Some(svsm) = &svsm {
+                svsm.plant(&mut page);
+            }
+            Machine::SimSnp { accel: accel.accel, secrets_page: Zeroizing::new(page.to_vec()) }
         }
     };
     let run = Launch {
@@ -71,10 +79,11 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         mechanism: mechanism.map(Into::into),
         renew: args.renew.clone(),
     };
-    let firmware: Box<dyn Firmware + '_> = match (profile, side.tdx.as_mut()) {
-        (Some(profile), _) => Box::new(hardware(profile, args, &out)),
-        (None, Some(tdx)) => Box::new(SimTd { tdx }),
-        (None, None) => Box::new(SimSnp { psp: &side.psp, launch: sim_launch }),
+    let firmware: Box<dyn Firmware + '_> = match (profile, side.tdx.as_mut(), svsm) {
+        (Some(profile), _, _) => Box::new(hardware(profile, args, &out)),
+        (None, Some(tdx), _) => Box::new(SimTd { tdx }),
+        (None, None, Some(svsm)) => Box::new(SimSvsmFirmware { psp: &side.psp, launch: sim_launch, svsm }),
+        (None, None, None) => Box::new(SimSnp { psp: &side.psp, launch: sim_launch }),
     };
     let roles: Box<dyn Roles + '_> = side.issuer.roles()?;
     let conduit: Box<dyn Conduit + '_> = match args.tamper {
@@ -103,7 +112,7 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
 
 fn hardware_profile(platform: PlatformArg) -> Option<HardwareProfile> {
     match platform {
-        PlatformArg::Sim | PlatformArg::SimTdx => None,
+        PlatformArg::Sim | PlatformArg::SimTdx | PlatformArg::SimSvsm => None,
         PlatformArg::Snp => Some(HardwareProfile::Snp(default_snp_profile())),
         PlatformArg::Igvm => Some(HardwareProfile::Igvm(default_snp_profile())),
         PlatformArg::Tdx => Some(HardwareProfile::Tdx),

@@ -75,8 +75,8 @@ fn print_profile(platform: PlatformArg, image: Option<&Path>, out: &Path, memory
     let profile = image::default_snp_profile();
     let rom = || image.map_or_else(|| out.join("twi.rom"), Path::to_path_buf);
     let args = match platform {
-        PlatformArg::Sim | PlatformArg::SimTdx => {
-            bail!("the sim profiles are printed by `twi run --platform sim|sim-tdx --print-qemu` themselves")
+        PlatformArg::Sim | PlatformArg::SimTdx | PlatformArg::SimSvsm => {
+            bail!("the sim profiles are printed by `twi run --platform sim|sim-tdx|sim-svsm --print-qemu` themselves")
         }
         PlatformArg::Snp => qemu::snp_args(&rom(), channel, &profile, memory),
         PlatformArg::Tdx => qemu::tdx_args(&rom(), channel, memory),

@@ -198,7 +198,7 @@ fn accept_hardware(issuer: &mut Issuer, args: &RunArgs) -> Result<()> {
                 issuer.accept_hardware_tdx(twi_verifier::tdx::TdxConfig::default(), Some(collateral));
             }
         }
-        PlatformArg::Sim | PlatformArg::SimTdx => {}
+        PlatformArg::Sim | PlatformArg::SimTdx | PlatformArg::SimSvsm => {}
     }
     Ok(())
 }
@@ -208,9 +208,17 @@ fn development_policy(args: &RunArgs, measured: &Measured) -> Result<twi_issuer:
     let image = policy_file::Measured { snp: &measured.snp, mrtd: measured.mrtd.as_ref() };
     let mechanism = args.mechanism.map_or(twi_issuer::policy::Mechanism::C, Into::into);
     let hardware = args.platform.is_hardware();
-    let (_, policy) =
-        policy_file::development_policy(&identity.trust_domain, &identity.workload, image, hardware, mechanism)
-            .map_err(|e| anyhow!("the development policy (check --trust-domain and --workload): {e}"))?;
+    // Below the simulated SVSM the guest's reports are at its VMPL, which the policy admits.
+    let vmpl = if args.platform == PlatformArg::SimSvsm { u32::from(twi_sim::svsm::GUEST_VMPL) } else { 0 };
+    let (_, policy) = policy_file::development_policy_at_vmpl(
+        &identity.trust_domain,
+        &identity.workload,
+        image,
+        hardware,
+        mechanism,
+        vmpl,
+    )
+    .map_err(|e| anyhow!("the development policy (check --trust-domain and --workload): {e}"))?;
     eprintln!(
         "twi: no --policy: using a development policy that admits exactly this image as spiffe://{}/{} (AF_L2, CF_L2, CS_L1, mechanism {})",
         identity.trust_domain,
