@@ -201,7 +201,7 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
 
 #[test]
 fn mechanism_a_returns_the_credential_from_the_verifier() {
-    let service = service(Roles::ALL);
+    let service = service_with(Roles::ALL, "AF_L2", "a");
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     let (signing, key) = workload_key();
     let nonce = service.nonce();
@@ -211,11 +211,17 @@ fn mechanism_a_returns_the_credential_from_the_verifier() {
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_credential(&answer, &key, &ca_pem);
+    // Issue 14: mechanism c, which the policy does not give this workload, is refused.
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("under mechanism a only (the policy's `mechanism`), not c"), "{answer}");
 }
 
 #[test]
 fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
-    let service = service(Roles::ALL);
+    let service = service_with(Roles::ALL, "AF_L2", "b");
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     let (signing, key) = workload_key();
     let nonce = service.nonce();
