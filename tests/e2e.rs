@@ -932,6 +932,29 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let unknown =
         twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
+    // `twi log consistency`: the log only grew from the checkpoint of the first mechanism-c run
+    // to the one the service publishes now.
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run-sim-c/provenance.json")).unwrap()).unwrap();
+    let old = dir.path().join("old-checkpoint.note");
+    std::fs::write(&old, first["checkpoint"].as_str().unwrap()).unwrap();
+    let grew = twi(&[
+        "log",
+        "consistency",
+        path(&old),
+        "--issuer-url",
+        &served.url,
+        "--issuer-ca",
+        path(served_ca),
+        "--vkey",
+        vkey,
+    ]);
+    let said = String::from_utf8_lossy(&grew.stderr);
+    assert!(grew.status.success() && said.contains("grew consistently from"), "twi log consistency: {said}");
+    // `twi log audit` of the service's own log, while it serves.
+    let audit = twi(&["--state", path(&service.server_state), "log", "audit"]);
+    let said = String::from_utf8_lossy(&audit.stderr);
+    assert!(audit.status.success() && said.contains("passed:") && said.contains("signed tree heads"), "{said}");
     // Issue 14: the policy gives this workload mechanism c; the host's `--mechanism a` is refused.
     let run = service.scenario("sim", &dir.path().join("run-refused-a")).mechanism("a").run();
     run.assert_refused("twi run --mechanism a against a policy of mechanism c", "under mechanism c only");
