@@ -1,7 +1,8 @@
 //! The guest's own figures, from the benchmark workload (`bench/guest`): the channel's
 //! throughput each way through relayed connections (ring, beside the 16550 fallback), key
-//! generation beside a signature, and a mutual-TLS handshake + GET beside `openssl s_client`
-//! doing the same handshake from the host.
+//! generation beside a signature, a mutual-TLS handshake + GET beside `openssl s_client`
+//! doing the same handshake from the host, and the workload's first response from its entry
+//! (acquire + GET) beside that same host handshake with a credential already on disk.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -199,6 +200,8 @@ struct GuestSamples {
     sign: Samples,
     tls: Samples,
     host_tls: Samples,
+    first_response: Samples,
+    acquire: Samples,
 }
 
 impl GuestSamples {
@@ -212,6 +215,8 @@ impl GuestSamples {
         self.boot_sign.extend(ms(" us, sign "));
         self.sign.extend(ms("bench: sign "));
         self.tls.extend(ms("bench: tls handshake+get "));
+        self.first_response.extend(ms("bench: entry to first response "));
+        self.acquire.extend(ms("(acquire "));
     }
 
     fn print(&self) {
@@ -234,6 +239,13 @@ impl GuestSamples {
             Some(("its first signature", &self.boot_sign)),
         );
         figure("guest P-384 signature (vault, warm)", "ms", &self.sign, None);
+        figure(
+            "payload entry -> first mTLS response (acquire + GET)",
+            "ms",
+            &self.first_response,
+            Some(("host openssl s_client with a credential on disk", &self.host_tls)),
+        );
+        figure("  of which acquire (attestation + issuance via the host)", "ms", &self.acquire, None);
         figure(
             "guest mTLS 1.3 handshake + GET",
             "ms",

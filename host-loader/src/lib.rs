@@ -24,6 +24,7 @@ pub mod policy_file;
 pub mod qemu;
 pub mod remote;
 pub mod run;
+pub mod sbom;
 pub mod vm;
 
 /// The simulated TEE firmware, now its own crate (`twi-sim`); re-exported under its old path

@@ -75,8 +75,9 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Compiles the runtime with the payload in `dir` (release, x86_64-unknown-none) and returns
-/// the ELF's path.
-pub fn build_payload_elf(dir: &Path) -> Result<PathBuf> {
+/// the ELF's path and the generated firmware crate's directory (its `Cargo.toml` and
+/// `Cargo.lock` say what went into the ELF).
+pub fn build_payload_elf(dir: &Path) -> Result<(PathBuf, PathBuf)> {
     let root = workspace_root()?;
     let dir = dir.canonicalize().with_context(|| format!("no payload at {}", dir.display()))?;
     let name = package_name(&dir)?;
@@ -102,7 +103,7 @@ pub fn build_payload_elf(dir: &Path) -> Result<PathBuf> {
             "building the payload {name} into the runtime failed: see the compiler output above (a payload is a #![no_std] crate with `pub fn main(rt: &mut dyn twi_payload::Runtime) -> twi_payload::ExitCode`)"
         );
     }
-    Ok(target_dir.join("x86_64-unknown-none").join("release").join("twi-firmware"))
+    Ok((target_dir.join("x86_64-unknown-none").join("release").join("twi-firmware"), wrapper))
 }
 
 /// Puts `--set KEY=VALUE` settings into `manifest`. A key ending in `-ca` names a PEM file of CA
@@ -115,6 +116,9 @@ pub fn apply_settings(manifest: &mut LaunchManifest, settings: &[String]) -> Res
             .ok_or_else(|| anyhow!("--set {setting:?}: expected KEY=VALUE"))?;
         if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             bail!("--set {key}: a key is letters, digits, '-', '_' and '.'");
+        }
+        if key.starts_with("twi.") {
+            bail!("--set {key}: keys starting with `twi.` are the build's own (the SBOM's and attachments' digests)");
         }
         let bytes = if key.ends_with("-ca") { ca_bundle(Path::new(value), key)? } else { value.as_bytes().to_vec() };
         manifest.set(key, bytes);
@@ -147,9 +151,13 @@ fn ca_bundle(path: &Path, key: &str) -> Result<Vec<u8>> {
 /// into an image and run against a relying party.
 const TEMPLATE_LIB: &str = include_str!("../../examples/https-get/src/lib.rs");
 
+/// Its host test (`cargo test` in the new crate), with `twi_payload::testing`'s stand-in runtime.
+const TEMPLATE_TEST: &str = include_str!("../../examples/https-get/tests/workload.rs");
+
 /// Makes a payload crate named `name` in `dir` (which must not exist or be empty): a
 /// `Cargo.toml` depending on this checkout's `twi-payload`, the `https-get` example as
-/// `src/lib.rs`, and a README saying how to build and run it.
+/// `src/lib.rs` with its host test as `tests/workload.rs`, the checkout's `Cargo.lock` (the
+/// versions the runtime is tested with), and a README saying how to build, test and run it.
 pub fn scaffold(dir: &Path, name: &str) -> Result<()> {
     if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') || name.is_empty() {
         bail!("{name:?} is not a crate name: use letters, digits, '-' and '_'");
@@ -157,17 +165,26 @@ pub fn scaffold(dir: &Path, name: &str) -> Result<()> {
     if fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some()) {
         bail!("{} exists and is not empty: choose a new directory", dir.display());
     }
-    let payload = workspace_root()?.join("payload");
-    fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    let root = workspace_root()?;
+    let payload = root.join("payload");
+    for sub in ["src", "tests"] {
+        fs::create_dir_all(dir.join(sub)).with_context(|| format!("cannot create {}", dir.join(sub).display()))?;
+    }
+    let payload = format!("{:?}", payload.display().to_string());
     let cargo_toml = format!(
         "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2024\"\npublish = false\n\n\
          [dependencies]\n# The payload API: the runtime handle, TLS, HTTP, WPT.\n\
-         twi-payload = {{ path = {:?} }}\n\n# Its own workspace: `cargo test` here needs nothing around it.\n[workspace]\n",
-        payload.display().to_string()
+         twi-payload = {{ path = {payload} }}\n\n\
+         [dev-dependencies]\n# The stand-in runtime for host tests (tests/workload.rs).\n\
+         twi-payload = {{ path = {payload}, features = [\"testing\"] }}\n\n\
+         # Its own workspace: `cargo test` here needs nothing around it.\n[workspace]\n"
     );
+    let lock = fs::read_to_string(root.join("Cargo.lock")).context("cannot read the checkout's Cargo.lock")?;
     let files = [
         ("Cargo.toml", cargo_toml),
+        ("Cargo.lock", lock),
         ("src/lib.rs", TEMPLATE_LIB.replace("https-get", name)),
+        ("tests/workload.rs", TEMPLATE_TEST.replace("https_get", &name.replace('-', "_"))),
         ("README.md", readme(name, dir)),
         (".gitignore", "/target\n".to_string()),
     ];
@@ -188,7 +205,8 @@ fn readme(name: &str, dir: &Path) -> String {
          Add the image's reference values to the issuer's policy, then run it:\n\n\
          ```sh\ntwi policy add-image --workload {name} policy.toml out/{name}\n\
          twi run --image out/{name}/twi.rom --policy policy.toml\n```\n\n\
-         `cargo check` here checks it on the host; the API is documented in the `twi-payload` crate\n\
-         (`cargo doc -p twi-payload --open` in the TWI checkout).\n"
+         `cargo test` here runs `tests/workload.rs`: the workload's logic on the host against\n\
+         `twi_payload::testing::TestRuntime` (no TEE, no issuer). The API is documented in the\n\
+         `twi-payload` crate (`cargo doc -p twi-payload --open` in the TWI checkout).\n"
     )
 }

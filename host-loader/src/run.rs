@@ -49,7 +49,9 @@ pub struct Launch {
 /// A successful run.
 #[derive(Debug)]
 pub struct Success {
-    pub issued: Obtained,
+    /// The last credential the guest acquired and accepted; `None` when the workload exited
+    /// successfully without acquiring one (a payload may not need one on every run).
+    pub issued: Option<Obtained>,
     pub elapsed: Duration,
 }
 
@@ -79,8 +81,6 @@ pub enum RunError {
     /// The workload ran and returned `ExitCode::Failure`.
     #[error("the workload reported failure{last}; the guest console is in {console}", last = last_line(console))]
     WorkloadFailed { console: PathBuf },
-    #[error("the guest exited successfully without a credential")]
-    NoCredential,
     #[error("the guest exited without confirming that it accepted the credential")]
     NotConfirmed,
 }
@@ -186,11 +186,10 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
         let stderr = if stderr.trim().is_empty() { String::new() } else { format!(": {}", stderr.trim()) };
         return Err(RunError::QemuExited { status, stderr, hint });
     }
-    let issued = outcome.issued.ok_or(RunError::NoCredential)?;
-    if !outcome.accepted {
+    if outcome.issued.is_some() && !outcome.accepted {
         return Err(RunError::NotConfirmed);
     }
-    Ok(Success { issued, elapsed: started.elapsed() })
+    Ok(Success { issued: outcome.issued, elapsed: started.elapsed() })
 }
 
 /// One read from the channel through the bridge: its progress shown, its records kept.

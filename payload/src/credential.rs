@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// The credential types a workload can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CredentialType {
     /// An X.509 certificate (SPIFFE X.509-SVID rules: one URI SAN naming the workload), for
     /// mutual TLS.

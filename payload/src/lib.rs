@@ -41,6 +41,8 @@ pub mod http;
 pub mod https;
 pub mod runtime;
 pub mod target;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod wpt;
 

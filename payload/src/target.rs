@@ -21,6 +21,25 @@ pub fn origin(target: &str) -> Option<String> {
     Some(if has_port { authority.to_string() } else { alloc::format!("{authority}:443") })
 }
 
+/// Whether a launch setting names a target: `target`, `target.NAME` or `target-NAME`.
+/// The runtime lets a workload connect only to an origin such a measured setting names.
+pub fn is_target_key(key: &str) -> bool {
+    key == "target" || key.starts_with("target.") || key.starts_with("target-")
+}
+
+/// The origin of `target` if one of `settings` (key, value) names a target with that origin:
+/// the rule [`Runtime::connect`](crate::Runtime::connect) applies to the measured manifest.
+/// `None` when `target` has no origin or no target setting names it.
+pub fn named_origin<'a>(settings: impl IntoIterator<Item = (&'a str, &'a [u8])>, target: &str) -> Option<String> {
+    let wanted = origin(target)?;
+    let named = settings
+        .into_iter()
+        .filter(|(key, _)| is_target_key(key))
+        .filter_map(|(_, value)| core::str::from_utf8(value).ok())
+        .any(|value| origin(value).as_deref() == Some(wanted.as_str()));
+    named.then_some(wanted)
+}
+
 /// The host part of a target (`db.example` of `https://db.example:8443/rows`): the name TLS
 /// verifies the server's certificate for.
 ///
@@ -71,5 +90,18 @@ mod tests {
         assert_eq!(host("https://db.example/rows").as_deref(), Some("db.example"));
         assert_eq!(path("https://db.example"), "/");
         assert_eq!(audience("https://db.example:1/a"), "https://db.example:1/a");
+    }
+
+    #[test]
+    fn only_target_settings_name_origins() {
+        let settings = [("target", &b"https://db.example/rows"[..]), ("note", b"https://other.example/")];
+        assert_eq!(named_origin(settings, "https://db.example/other").as_deref(), Some("db.example:443"));
+        assert_eq!(named_origin(settings, "https://other.example/"), None);
+        assert_eq!(
+            named_origin([("target-db", &b"db.example:8443"[..])], "https://db.example:8443/").as_deref(),
+            Some("db.example:8443")
+        );
+        assert_eq!(named_origin(settings, "https://user@db.example/"), None);
+        assert!(is_target_key("target.payroll") && !is_target_key("targets"));
     }
 }

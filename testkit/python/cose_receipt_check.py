@@ -15,7 +15,6 @@ Prints one line per check and exits 0 only if all hold.
 """
 
 import base64
-import hashlib
 import json
 import sys
 
@@ -24,11 +23,9 @@ from pycose.keys import EC2Key
 from pycose.keys.curves import P384
 from pycose.messages import Sign1Message
 
+from rfc9162 import Refused, root_from
+
 failures = []
-
-
-class Refused(Exception):
-    pass
 
 
 def check(name, ok, detail=""):
@@ -46,29 +43,6 @@ def label(header, number):
         if key == number or getattr(key, "identifier", None) == number:
             return value
     return None
-
-
-def node(left, right):
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-def root_from(leaf, index, size, path):
-    if index >= size:
-        raise Refused("index out of range")
-    fn, sn, r = index, size - 1, hashlib.sha256(b"\x00" + leaf).digest()
-    for p in path:
-        if sn == 0:
-            raise Refused("proof too long")
-        if fn % 2 == 1 or fn == sn:
-            r = node(p, r)
-            while fn % 2 == 0 and fn != 0:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            r = node(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    if sn != 0:
-        raise Refused("proof too short")
-    return r
 
 
 def thaw(value):

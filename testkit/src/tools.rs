@@ -222,3 +222,12 @@ pub const COSE_RECEIPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pytho
 pub fn cose_receipt_check(input: &serde_json::Value) -> Output {
     Python::with(&["pycose", "cbor2"]).run(Path::new(COSE_RECEIPT_CHECK), input)
 }
+
+/// The CycloneDX check (OWASP `cyclonedx-python-lib`): an SBOM against the CycloneDX 1.5 JSON
+/// schema, and the components it must list.
+pub const CYCLONEDX_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/cyclonedx_check.py");
+
+/// Runs the CycloneDX check ([`CYCLONEDX_CHECK`]) on `input`.
+pub fn cyclonedx_check(input: &serde_json::Value) -> Output {
+    Python::with(&["cyclonedx.validation.json", "jsonschema"]).run(Path::new(CYCLONEDX_CHECK), input)
+}

@@ -10,12 +10,15 @@ use twi_proto::manifest::Diagnostic;
 
 use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
 use super::issuer::{Anchor, open_ca};
-use crate::{image, measure, payload};
+use twi_proto::manifest::LaunchManifest;
+
+use crate::{image, measure, payload, sbom};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The directory to write twi.rom, twi.igvm, reference-values.json, twi-runtime.elf and the
-    /// relying parties' trust files (issuer-ca.pem, issuer-jwks.json) into (made if missing).
+    /// The directory to write twi.rom, twi.igvm, reference-values.json, sbom.cdx.json,
+    /// twi-runtime.elf and the relying parties' trust files (issuer-ca.pem, issuer-jwks.json,
+    /// trust-bundle.json) into (made if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// Use this runtime ELF instead of compiling one.
@@ -46,6 +49,10 @@ pub struct Workload {
     /// for more). A KEY ending in `-ca` names a PEM file of CA certificates (their DER goes in).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub settings: Vec<String>,
+    /// A vendor or compliance statement to attach to the SBOM (repeat for more): its SHA-384 is
+    /// listed in `sbom.cdx.json` and measured in the launch manifest as `twi.attach.NAME`.
+    #[arg(long = "attach", value_name = "FILE")]
+    pub attach: Vec<PathBuf>,
 }
 
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
@@ -71,24 +78,95 @@ fn write_trust(out: &Path, state: &Path, issuer_ca: &twi_issuer::IssuerCa) -> Re
     Ok(())
 }
 
-/// The runtime ELF to package: `runtime_elf` as given, the runtime with `workload`'s payload,
-/// or the runtime with its default workload.
-fn choose_elf(runtime_elf: Option<&Path>, workload: &Workload) -> Result<PathBuf> {
+/// The runtime ELF to package and what is known of its composition: `runtime_elf` as given
+/// (its crates from the SBOM beside it, if any), the runtime with `workload`'s payload, or the
+/// runtime with its default workload.
+fn choose_elf(runtime_elf: Option<&Path>, workload: &Workload) -> Result<(PathBuf, Composition)> {
     if let Some(path) = runtime_elf {
-        return Ok(path.to_path_buf());
+        return Ok((path.to_path_buf(), Composition::Prebuilt));
     }
     let started = std::time::Instant::now();
-    let elf = match &workload.payload {
-        Some(dir) => payload::build_payload_elf(dir)?,
+    let (elf, composition) = match &workload.payload {
+        Some(dir) => {
+            let (elf, wrapper) = payload::build_payload_elf(dir)?;
+            (elf, Composition::Crate { name: payload::package_name(dir)?, dir: wrapper })
+        }
         None => {
             eprintln!(
                 "twi: building the runtime (cargo build -p twi-runtime --target x86_64-unknown-none --release; the first build takes a few minutes)"
             );
-            image::build_runtime_elf()?
+            let root = image::workspace_root()?;
+            (image::build_runtime_elf()?, Composition::Crate { name: "twi-runtime".into(), dir: root.join("runtime") })
         }
     };
     eprintln!("twi: built the runtime in {} s: {}", started.elapsed().as_secs(), elf.display());
-    Ok(elf)
+    Ok((elf, composition))
+}
+
+/// Where the crates in an ELF come from, for its SBOM.
+enum Composition {
+    /// Compiled here from the crate in `dir` (its Cargo.lock: `dir`'s or the workspace's).
+    Crate { name: String, dir: PathBuf },
+    /// `--runtime-elf`: the SBOM of its build beside it says, if present.
+    Prebuilt,
+}
+
+/// The SBOM of `elf` and the attachments, written to OUT/sbom.cdx.json; their digests go into
+/// `manifest`. Returns the SBOM's digest.
+fn sbom(
+    out: &Path,
+    manifest: &mut LaunchManifest,
+    elf_path: &Path,
+    elf: &[u8],
+    how: &Composition,
+    attach: &[PathBuf],
+) -> Result<String> {
+    let attachments = attachments(attach)?;
+    let (workload, crates, toolchain) = match how {
+        Composition::Crate { name, dir } => {
+            let lock =
+                [dir.join("Cargo.lock"), image::workspace_root()?.join("Cargo.lock")].into_iter().find(|p| p.exists());
+            let lock = lock.ok_or_else(|| anyhow::anyhow!("no Cargo.lock for {}", dir.display()))?;
+            (name.clone(), Some(sbom::crates_of(&dir.join("Cargo.toml"), &lock)?), sbom::toolchain(dir))
+        }
+        Composition::Prebuilt => match sbom::beside(elf_path, elf) {
+            Some((workload, crates, toolchain)) => (workload, Some(crates), toolchain),
+            None => ("twi-runtime".to_string(), None, None),
+        },
+    };
+    let inputs = sbom::Inputs { workload: &workload, elf, crates, toolchain, attachments: &attachments };
+    let document = sbom::document(&inputs)?;
+    let digest = sbom::digest(&document);
+    manifest.set(sbom::MANIFEST_KEY, digest.clone().into_bytes());
+    for (name, bytes) in &attachments {
+        manifest.set(&format!("{}{name}", sbom::ATTACH_PREFIX), sbom::digest(bytes).into_bytes());
+    }
+    manifest.to_slot().map_err(|_| {
+        anyhow::anyhow!(
+            "the launch manifest with the SBOM's and attachments' digests exceeds its slot: attach fewer files"
+        )
+    })?;
+    let path = out.join(sbom::FILE_NAME);
+    fs::write(&path, &document).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!("twi: wrote {} ({digest}; {} attached)", path.display(), attachments.len());
+    Ok(digest)
+}
+
+/// The `--attach` files: each file's name (letters, digits, '-', '_', '.') and contents.
+fn attachments(paths: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut out: Vec<(String, Vec<u8>)> = Vec::new();
+    for path in paths {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+            anyhow::bail!("--attach {}: name the file with letters, digits, '-', '_' and '.'", path.display());
+        }
+        if out.iter().any(|(n, _)| *n == name) {
+            anyhow::bail!("--attach {}: another attached file is also named {name}", path.display());
+        }
+        let bytes = fs::read(path).with_context(|| format!("--attach {}: cannot read it", path.display()))?;
+        out.push((name, bytes));
+    }
+    Ok(out)
 }
 
 /// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
@@ -104,9 +182,12 @@ pub fn build(
     let mut manifest = anchor.manifest(diagnostic);
     payload::apply_settings(&mut manifest, &workload.settings)?;
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let elf_path = choose_elf(runtime_elf, workload)?;
+    attachments(&workload.attach)?;
+    let (elf_path, composition) = choose_elf(runtime_elf, workload)?;
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let images = image::build_images(&elf, &manifest, params)?;
+    let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &workload.attach)?;
+    let mut images = image::build_images(&elf, &manifest, params)?;
+    images.reference_values["sbom"] = serde_json::json!({ "file": sbom::FILE_NAME, "digest": sbom_digest });
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);

@@ -25,8 +25,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "twi", version, about = "Trustworthy Workload Identity for confidential VMs")]
 struct Cli {
-    /// Where the issuer's CA and the simulated TEE's keys live
-    /// [default: $TWI_STATE_DIR, else $XDG_STATE_HOME/twi, else ~/.local/state/twi].
+    /// Where the issuer's CA and the simulated TEE's keys live [default: $TWI_STATE_DIR, else
+    /// .twi/state in the TWI checkout around the current directory, else $XDG_STATE_HOME/twi,
+    /// else ~/.local/state/twi].
     #[arg(long, global = true, value_name = "DIR")]
     state: Option<PathBuf>,
     #[command(subcommand)]
@@ -107,22 +108,60 @@ fn execute(cli: Cli) -> Result<()> {
     }
 }
 
-/// `--state`, else `$TWI_STATE_DIR`, else `$XDG_STATE_HOME/twi`, else `~/.local/state/twi`.
+/// `--state`, else `$TWI_STATE_DIR`, else `.twi/state` in the TWI checkout the current
+/// directory is in (each clone its own issuer and chips, not one directory in the home folder
+/// for every clone), else `$XDG_STATE_HOME/twi`, else `~/.local/state/twi`.
 fn state_dir(explicit: Option<PathBuf>) -> Result<PathBuf> {
-    if let Some(dir) = explicit.or_else(|| std::env::var_os("TWI_STATE_DIR").map(PathBuf::from)) {
-        return Ok(dir);
-    }
-    if let Some(xdg) = std::env::var_os("XDG_STATE_HOME") {
-        return Ok(PathBuf::from(xdg).join("twi"));
-    }
-    let home = std::env::var_os("HOME").context("set --state, TWI_STATE_DIR or HOME")?;
-    Ok(PathBuf::from(home).join(".local/state/twi"))
+    let var = |name: &str| std::env::var_os(name).map(PathBuf::from);
+    let cwd = std::env::current_dir().ok();
+    default_state_dir(explicit.or_else(|| var("TWI_STATE_DIR")), cwd.as_deref(), var("XDG_STATE_HOME"), var("HOME"))
+        .context("set --state, TWI_STATE_DIR or HOME")
+}
+
+/// The choice [`state_dir`] makes, from its inputs.
+fn default_state_dir(
+    explicit: Option<PathBuf>,
+    cwd: Option<&std::path::Path>,
+    xdg_state_home: Option<PathBuf>,
+    home: Option<PathBuf>,
+) -> Option<PathBuf> {
+    let checkout = || cwd?.ancestors().find(|dir| is_checkout(dir)).map(|dir| dir.join(".twi").join("state"));
+    explicit
+        .or_else(checkout)
+        .or_else(|| xdg_state_home.map(|x| x.join("twi")))
+        .or_else(|| home.map(|h| h.join(".local/state/twi")))
+}
+
+/// A TWI checkout: the workspace with the runtime and the host loader.
+fn is_checkout(dir: &std::path::Path) -> bool {
+    ["Cargo.toml", "runtime/Cargo.toml", "host-loader/Cargo.toml"].iter().all(|f| dir.join(f).is_file())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+
+    #[test]
+    fn the_default_state_is_the_checkouts_own_inside_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkout = dir.path().join("twi");
+        for f in ["runtime", "host-loader", "examples/x"] {
+            std::fs::create_dir_all(checkout.join(f)).unwrap();
+        }
+        for f in ["Cargo.toml", "runtime/Cargo.toml", "host-loader/Cargo.toml"] {
+            std::fs::write(checkout.join(f), "").unwrap();
+        }
+        let (xdg, home) = (Some(PathBuf::from("/x")), Some(PathBuf::from("/h")));
+        let inside = checkout.join("examples/x");
+        let chosen = |explicit: Option<&str>, cwd: &std::path::Path, xdg: Option<PathBuf>| {
+            default_state_dir(explicit.map(PathBuf::from), Some(cwd), xdg, home.clone())
+        };
+        assert_eq!(chosen(None, &inside, xdg.clone()), Some(checkout.join(".twi/state")));
+        assert_eq!(chosen(Some("/s"), &inside, xdg.clone()), Some(PathBuf::from("/s")));
+        assert_eq!(chosen(None, dir.path(), xdg.clone()), Some(PathBuf::from("/x/twi")));
+        assert_eq!(chosen(None, dir.path(), None), Some(PathBuf::from("/h/.local/state/twi")));
+    }
 
     /// Every option and argument of every subcommand says what it is for (`twi … --help`).
     #[test]

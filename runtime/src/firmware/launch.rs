@@ -7,7 +7,7 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
-use twi_payload::target::origin;
+use twi_payload::target::{named_origin, origin};
 use twi_payload::tls::{ClientKey, KeyError, Random, Transport};
 use twi_payload::{AcquireError, ConnectError, Credential, CredentialType, HostTime, KeyHandle, Mode, SealError};
 use twi_proto::manifest::LaunchManifest;
@@ -83,21 +83,10 @@ impl<'r> Launch<'r> {
 
     /// The origin (`HOST:PORT`) of `target` if the manifest names a target with that origin.
     fn manifest_origin(&self, target: &str) -> Result<String, ConnectError> {
-        let wanted = origin(target).ok_or_else(|| ConnectError::BadTarget(target.to_string()))?;
-        let named = self
-            .manifest
-            .settings
-            .iter()
-            .filter(|s| is_target_key(&s.key))
-            .filter_map(|s| core::str::from_utf8(&s.value).ok())
-            .any(|value| origin(value).as_deref() == Some(wanted.as_str()));
-        if named { Ok(wanted) } else { Err(ConnectError::NotInManifest(target.to_string())) }
+        origin(target).ok_or_else(|| ConnectError::BadTarget(target.to_string()))?;
+        let settings = self.manifest.settings.iter().map(|s| (s.key.as_str(), &s.value[..]));
+        named_origin(settings, target).ok_or_else(|| ConnectError::NotInManifest(target.to_string()))
     }
-}
-
-/// Settings that name targets: `target`, `target.NAME`, `target-NAME`.
-fn is_target_key(key: &str) -> bool {
-    key == "target" || key.starts_with("target.") || key.starts_with("target-")
 }
 
 /// The payload API's view of a session failure.

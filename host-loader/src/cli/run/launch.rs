@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 use super::args::{EarFormat, RunArgs};
 use super::image::{Image, Measured, default_snp_profile};
 use super::roles::Side;
+use crate::answers::Obtained;
 use crate::artifacts::{ISSUER_CA, OutDir, SELF_TEST_ROM};
 use crate::bridge::firmware::{SimSnp, SimTd};
 use crate::bridge::tamper::{Tamper, TamperedFirmware, TamperedRoles};
@@ -20,7 +21,7 @@ use crate::bridge::{self, Bridge, Conduit, Firmware, Roles, TamperedConduit};
 use crate::cli::args::{MechanismArg, PlatformArg};
 use crate::conduit::TcpConduit;
 use crate::hardware::{Hardware, HardwareProfile};
-use crate::run::{Launch, Machine, Success};
+use crate::run::{Launch, Machine};
 use crate::{accel, image, qemu};
 
 /// What [`super::execute`] resolved.
@@ -88,8 +89,16 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         ),
         None => crate::run::run(&run, Bridge::new(config, roles, firmware).with_conduit(conduit)),
     }?;
-    report(&success, &mut side, &out, accel.accel)?;
-    attestation_result_forms(&success, &mut side, &out, args.ear_format)
+    let Some(issued) = &success.issued else {
+        eprintln!(
+            "twi: the workload exited successfully without acquiring a credential, in {} ms under {}",
+            success.elapsed.as_millis(),
+            accel.accel.name()
+        );
+        return Ok(());
+    };
+    report(issued, success.elapsed, &mut side, &out, accel.accel)?;
+    attestation_result_forms(issued, &mut side, &out, args.ear_format)
 }
 
 fn hardware_profile(platform: PlatformArg) -> Option<HardwareProfile> {
@@ -124,8 +133,8 @@ fn self_test_rom(rom: &Path, side: &Side, out: &OutDir) -> Result<PathBuf> {
 
 /// The attestation result in the serializations `format` asks for: the CWT is the Verifier's
 /// re-signing of the JWT the run received.
-fn attestation_result_forms(success: &Success, side: &mut Side, out: &OutDir, format: EarFormat) -> Result<()> {
-    let Some(jwt) = &success.issued.credential.attestation_result else { return Ok(()) };
+fn attestation_result_forms(issued: &Obtained, side: &mut Side, out: &OutDir, format: EarFormat) -> Result<()> {
+    let Some(jwt) = &issued.credential.attestation_result else { return Ok(()) };
     if format != EarFormat::Jwt {
         let cwt = side.issuer.ear_cwt(jwt)?;
         let path = out.write(crate::artifacts::ATTESTATION_RESULT_CWT, cwt)?;
@@ -139,9 +148,9 @@ fn attestation_result_forms(success: &Success, side: &mut Side, out: &OutDir, fo
 }
 
 /// Writes the credential and what comes with it, and says so; the workload id on stdout.
-fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
-    let credential = &success.issued.credential;
-    let written = out.credential(&success.issued, side.issuer.jwks()?, side.issuer.trust_bundle()?)?;
+fn report(issued: &Obtained, elapsed: Duration, side: &mut Side, out: &OutDir, accel: qemu::Accel) -> Result<()> {
+    let credential = &issued.credential;
+    let written = out.credential(issued, side.issuer.jwks()?, side.issuer.trust_bundle()?)?;
     let admission = &credential.admission;
     eprintln!(
         "twi: admitted as {} by policy {} (reference \"{}\"); wrote {}",
@@ -155,7 +164,7 @@ fn report(success: &Success, side: &mut Side, out: &OutDir, accel: qemu::Accel) 
         "twi: wrote {} and {} in {} ms under {}",
         out.join(crate::artifacts::CREDENTIAL).display(),
         ca_path.display(),
-        success.elapsed.as_millis(),
+        elapsed.as_millis(),
         accel.name()
     );
     println!("{}", credential.workload_id);

@@ -5,11 +5,13 @@
 //! test's script says otherwise). When the host has nothing more to say the link reports
 //! itself closed, so no test can hang.
 //!
+//! This scripted host exists for what an honest host never sends (malformed frames, forged or
+//! replayed firmware answers, messages out of turn); the honest flows and the loader's own
+//! tampering run against the real bridge in `runtime_bridge.rs`.
+//!
 //! The guest's firmware requests are SEV-SNP guest messages sealed under the launch's VMPCK0;
 //! the tests know that key (they play the PSP that planted it) and so can open what the guest
 //! sent, and seal answers of their own.
-
-mod support;
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -42,7 +44,9 @@ use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
-use support::{TestCa, TestRng, key_from_seed, public_sec1};
+use twi_testkit::TestRng;
+use twi_testkit::certs::TestCa;
+use twi_testkit::rng::{key_from_seed, public_sec1};
 
 /// The target the sessions acquire for.
 const TARGET: &str = "twi:test";

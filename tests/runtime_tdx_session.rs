@@ -4,8 +4,6 @@
 //! side of the channel is a queue of frames prepared in advance (Challenge, then Credential);
 //! when it runs dry the link reports itself closed, so no test can hang.
 
-mod support;
-
 use std::collections::VecDeque;
 use std::sync::LazyLock;
 
@@ -26,8 +24,11 @@ use twi_runtime::tee::tdx::{TdxError, TdxModule, TdxTee};
 use twi_runtime::tee::{Measurement, TeeError};
 use twi_runtime::vault::Vault;
 
-use support::{TestCa, TestRng, WORKLOAD_ID, key_from_seed, public_sec1};
+use twi_testkit::TestRng;
+use twi_testkit::certs::TestCa;
+use twi_testkit::rng::{key_from_seed, public_sec1};
 
+const WORKLOAD_ID: &str = "spiffe://example.org/payroll";
 const KEY_SEED: u64 = 0x7E57_C0DE_5EED_0101;
 const CA_SEED: u64 = 0xCA5E_ED00_0000_0101;
 const NONCE: [u8; 32] = [0x4E; 32];
