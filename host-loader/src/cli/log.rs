@@ -45,8 +45,11 @@ pub enum LogCommand {
     /// Check that the log only grew from checkpoint OLD to checkpoint NEW (files holding the
     /// signed notes; NEW: the issuer's current checkpoint).
     Consistency {
+        /// The older checkpoint: a file holding its signed note (e.g. `checkpoint` of a run's
+        /// provenance.json).
         #[arg(value_name = "OLD")]
         old: PathBuf,
+        /// The newer checkpoint (a file); default: the one the issuer publishes now.
         #[arg(value_name = "NEW")]
         new: Option<PathBuf>,
         /// The issuer (`twi serve`) at this URL.
