@@ -863,10 +863,19 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let (served, served_ca, loader_state, image) =
         (&service.served, &service.ca, &service.loader_state, &service.image);
     assert!(served.url.starts_with("https://127.0.0.1:"), "twi serve speaks TLS by default: {}", served.url);
-    // Mechanisms a, b and c on the simulated SEV-SNP chip; the simulated TDX platform (its
+    // Mechanisms a, b and c on the simulated SEV-SNP chip, each under a policy that gives it
+    // (issue 14: the issuer enforces the policy's mechanism); the simulated TDX platform (its
     // quote and RTMR event log relayed as JSON) under the policy's mechanism, c.
     for (platform, mechanism) in [("sim", "a"), ("sim", "b"), ("sim", "c"), ("sim-tdx", "c")] {
         let out = dir.path().join(format!("run-{platform}-{mechanism}"));
+        let own;
+        let service = if mechanism == "c" {
+            &service
+        } else {
+            own = Service::start_with(&dir.path().join(format!("service-{mechanism}")), mechanism);
+            &own
+        };
+        let (served, served_ca) = (&service.served, &service.ca);
         let run = service.scenario(platform, &out).mechanism(mechanism).run();
         let log = run.assert_success(&format!("twi run --platform {platform} --mechanism {mechanism} --issuer-url"));
         for line in [
@@ -923,6 +932,32 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     let unknown =
         twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
+    // `twi log consistency`: the log only grew from the checkpoint of the first mechanism-c run
+    // to the one the service publishes now.
+    let first: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("run-sim-c/provenance.json")).unwrap()).unwrap();
+    let old = dir.path().join("old-checkpoint.note");
+    std::fs::write(&old, first["checkpoint"].as_str().unwrap()).unwrap();
+    let grew = twi(&[
+        "log",
+        "consistency",
+        path(&old),
+        "--issuer-url",
+        &served.url,
+        "--issuer-ca",
+        path(served_ca),
+        "--vkey",
+        vkey,
+    ]);
+    let said = String::from_utf8_lossy(&grew.stderr);
+    assert!(grew.status.success() && said.contains("grew consistently from"), "twi log consistency: {said}");
+    // `twi log audit` of the service's own log, while it serves.
+    let audit = twi(&["--state", path(&service.server_state), "log", "audit"]);
+    let said = String::from_utf8_lossy(&audit.stderr);
+    assert!(audit.status.success() && said.contains("passed:") && said.contains("signed tree heads"), "{said}");
+    // Issue 14: the policy gives this workload mechanism c; the host's `--mechanism a` is refused.
+    let run = service.scenario("sim", &dir.path().join("run-refused-a")).mechanism("a").run();
+    run.assert_refused("twi run --mechanism a against a policy of mechanism c", "under mechanism c only");
 }
 
 #[test]

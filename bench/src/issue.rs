@@ -24,11 +24,11 @@ use x509_cert::name::Name;
 use crate::stats::{Samples, figure, section};
 
 /// The simulated chip's launch digest, the one reference value of [`policy`].
-const LAUNCH_DIGEST: [u8; 48] = [0x5A; 48];
+pub(crate) const LAUNCH_DIGEST: [u8; 48] = [0x5A; 48];
 
 /// One workload, `bench`, for the simulated chip's launch: mechanism C (evidence to the
 /// Credential Authority, as `twi run` asks), a single-use nonce (AF_L2).
-fn policy() -> Result<Policy> {
+pub(crate) fn policy() -> Result<Policy> {
     let measurement: String = LAUNCH_DIGEST.iter().map(|b| format!("{b:02x}")).collect();
     let text = format!(
         "version = \"bench-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"bench\"\nmechanism = \"c\"\n\
@@ -48,7 +48,7 @@ fn csr(key: &SigningKey) -> Result<Vec<u8>> {
 }
 
 /// Issuances per second over `count` issuances.
-fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
+pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
     let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
     let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let (csr, rp_id) = (csr(&key)?, issuer.rp_id());

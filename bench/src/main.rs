@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench/run                     # all sections, 10 runs each
-//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue
+//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, log
 //! target/release/twi-bench elf FILE...   # ROM figures of runtime ELFs built otherwise
 //! ```
 //!
@@ -15,6 +15,7 @@ mod boot;
 mod frames;
 mod guest;
 mod issue;
+mod log;
 mod ram;
 mod rom;
 mod stats;
@@ -26,7 +27,7 @@ use anyhow::{Context, Result, bail};
 
 /// The ROM budget of issue 17.
 const ROM_BUDGET: u64 = 256 * 1024;
-const SECTIONS: [&str; 6] = ["rom", "cold", "ram", "frames", "guest", "issue"];
+const SECTIONS: [&str; 7] = ["rom", "cold", "ram", "frames", "guest", "issue", "log"];
 
 struct Args {
     twi: PathBuf,
@@ -72,9 +73,13 @@ fn main() -> Result<()> {
     let twi = twi::Twi { bin: args.twi.clone(), dir: dir.path().to_path_buf(), state: dir.path().join("state") };
     println!("TWI benchmark: {} runs per figure, accelerator tcg, twi = {}", args.runs, args.twi.display());
     println!("{}", stats::load());
+    let on = |s: &str| args.sections.iter().any(|x| x == s);
+    // The issuer's sections need no image: `bench/run issue log` runs without building one.
+    if args.sections.iter().all(|s| s == "issue" || s == "log") {
+        return issuer_sections(&args, on);
+    }
     let default = twi.build("image", &[])?;
     let rom = default.join("twi.rom");
-    let on = |s: &str| args.sections.iter().any(|x| x == s);
     if on("rom") {
         sizes(&twi, &default)?;
     }
@@ -90,8 +95,16 @@ fn main() -> Result<()> {
     if on("guest") {
         guest::guest(&twi, args.runs)?;
     }
+    issuer_sections(&args, on)
+}
+
+/// The embedded issuer's figures: issuance per core, and its cost by the log's size.
+fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     if on("issue") {
         issue::issuance(args.runs)?;
+    }
+    if on("log") {
+        log::cost_by_size(args.runs, &[1_000, 100_000])?;
     }
     println!("\nend: {}", stats::load());
     Ok(())

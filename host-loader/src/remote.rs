@@ -109,6 +109,18 @@ impl RemoteIssuer {
         self.get_text(twi_issuer::http::log::VKEY_PATH)
     }
 
+    /// The log's current checkpoint (a C2SP signed note).
+    pub fn log_checkpoint(&self) -> Result<String> {
+        self.get_text(twi_issuer::http::log::CHECKPOINT_PATH)
+    }
+
+    /// The RFC 9162 consistency proof from the tree of `first` records to the tree of `second`.
+    pub fn log_consistency(&self, first: u64, second: u64) -> Result<serde_json::Value> {
+        let path = format!("{}/{first}/{second}", twi_issuer::http::log::CONSISTENCY_PATH);
+        let text = self.get_text(&path)?;
+        serde_json::from_str(&text).with_context(|| format!("{}{path} is not JSON", self.base))
+    }
+
     /// The record of credential `id`, its inclusion proof and the checkpoint it proves against.
     pub fn log_proof(&self, id: &str) -> Result<serde_json::Value> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {

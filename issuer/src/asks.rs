@@ -10,10 +10,13 @@
 //! | Key Store | [`Issuer::key_store_provision`]: the owner's step, done for the demo | D |
 //! | Key Store | [`Issuer::key_store_release`]: the provisioned key, encrypted to the evidence's key | D |
 //!
-//! Every ask that appraises evidence goes the same way: the nonce is established first (a
-//! verifier nonce is redeemed whatever happens next: one try per challenge), the Verifier
-//! appraises, the policy admits, the workload's freshness is required, a renewal is checked
-//! against the previous credential's binding. Every credential is logged before it is
+//! Every ask that appraises evidence goes the same way: the evidence must be well formed (it
+//! parses as its platform's report or quote, its key is a P-384 point, a CSR comes exactly
+//! with Enrollment: malformed evidence leaves the nonce usable), then the nonce is established
+//! (a verifier nonce is redeemed whatever happens next: one try per appraisal), the Verifier
+//! appraises, the policy admits, the workload is served for the target in this mode and under
+//! this mechanism (issue 14: the policy's, not the host's choice), the workload's freshness is
+//! required, a renewal is checked against the previous credential's binding. Every credential is logged before it is
 //! returned.
 
 use sha2::{Digest, Sha256};
@@ -139,7 +142,7 @@ impl Issuer {
     /// obtain the credential for its key from the Credential Authority; the attestation result
     /// names the credential.
     pub fn verifier_credential(&mut self, evidence: &Evidence<'_>) -> Result<Issued, Rejection> {
-        let (appraisal, admission) = self.admitted(evidence, Purpose::Credential, None)?;
+        let (appraisal, admission) = self.admitted(evidence, Mechanism::A, None)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         self.issue(launch, evidence.bundle.public_key, Mechanism::A, ResultOfRecord::NamingCredential)
     }
@@ -149,7 +152,7 @@ impl Issuer {
     /// key. No credential is issued here: the workload takes the result to the Credential
     /// Authority ([`CredentialRequest::AttestationResult`]).
     pub fn verifier_attestation_result(&mut self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
-        let (appraisal, admission) = self.admitted(evidence, Purpose::Credential, None)?;
+        let (appraisal, admission) = self.admitted(evidence, Mechanism::B, None)?;
         let bundle = &evidence.bundle;
         let ear_jwt = self.verifier.attestation_result(
             self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce),
@@ -166,7 +169,7 @@ impl Issuer {
     pub fn ca_credential(&mut self, request: CredentialRequest<'_>) -> Result<Issued, Rejection> {
         match request {
             CredentialRequest::Evidence { evidence, renewal_of } => {
-                let (appraisal, admission) = self.admitted(&evidence, Purpose::Credential, renewal_of)?;
+                let (appraisal, admission) = self.admitted(&evidence, Mechanism::C, renewal_of)?;
                 let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
                 self.issue(launch, evidence.bundle.public_key, Mechanism::C, ResultOfRecord::Make)
             }
@@ -217,7 +220,7 @@ impl Issuer {
     /// the released key), and the attestation result binds the ephemeral key the Evidence
     /// attested.
     pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
-        let (appraisal, admission) = self.admitted(evidence, Purpose::KeyRelease, None)?;
+        let (appraisal, admission) = self.admitted(evidence, Mechanism::D, None)?;
         let bundle = &evidence.bundle;
         let now = (self.clock)();
         let grant = ReleaseGrant {
@@ -249,20 +252,25 @@ impl Issuer {
     }
 
     /// The Verifier's appraisal and the policy's admission, common to every mechanism (see
-    /// the module docs for the order).
+    /// the module docs for the order). `mechanism`: the route the request came by (a renewal
+    /// is a Credential Authority request whatever the workload's mechanism).
     fn admitted(
         &mut self,
         evidence: &Evidence<'_>,
-        purpose: Purpose,
+        mechanism: Mechanism,
         renewal_of: Option<&str>,
     ) -> Result<(Appraisal, Admission), Rejection> {
-        let established = self.verifier.freshness.establish(evidence.bundle.nonce);
+        let purpose = if mechanism == Mechanism::D { Purpose::KeyRelease } else { Purpose::Credential };
         let rp_id = self.rp_id();
         let expected = Expected { rp_id: &rp_id, purpose };
+        // Malformed evidence is refused before the nonce is spent: the workload may retry.
+        self.verifier.well_formed(evidence, &expected)?;
+        let established = self.verifier.freshness.establish(evidence.bundle.nonce);
         let mut appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
         let mut admission = self.policy.admit(&appraisal.appraised())?;
         self.policy.admit_vmpl(&mut admission, appraisal.verified.vmpl)?;
-        appraisal.freshness = Some(self.served(&admission, evidence, purpose, &established)?);
+        let route = Route { purpose, mechanism: renewal_of.is_none().then_some(mechanism) };
+        appraisal.freshness = Some(self.served(&admission, evidence, route, &established)?);
         if let Some(previous) = renewal_of {
             let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
             let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
@@ -278,9 +286,10 @@ impl Issuer {
         &self,
         admission: &Admission,
         evidence: &Evidence<'_>,
-        purpose: Purpose,
+        route: Route,
         established: &Result<crate::freshness::Fresh, crate::freshness::FreshnessError>,
     ) -> Result<FreshnessKind, Rejection> {
+        let purpose = route.purpose;
         let bundle = &evidence.bundle;
         let workload = self.policy.workload(&admission.workload).ok_or_else(|| {
             Rejection::Internal(IssuerError::State(self.dir.clone(), "the admitted workload left the policy".into()))
@@ -294,6 +303,9 @@ impl Issuer {
             let name = |r: bool| if r { "Retrieval" } else { "Enrollment" };
             let (workload, target) = (admission.workload.clone(), bundle.target.to_string());
             return Err(Rejection::Mode { workload, target, expected: name(retrieval), got: name(!retrieval) });
+        }
+        if let Some(used) = route.mechanism {
+            decision.permits(&admission.workload, bundle.target, used)?;
         }
         let level = match decision.freshness {
             _ if !decision.explicit_freshness => admission.freshness,
@@ -392,6 +404,14 @@ impl Issuer {
             provenance,
         })
     }
+}
+
+/// How a request came: its mode, and the mechanism whose route it took (`None`: a renewal,
+/// which any workload asks of the Credential Authority).
+#[derive(Clone, Copy)]
+struct Route {
+    purpose: Purpose,
+    mechanism: Option<Mechanism>,
 }
 
 /// An X.509 credential on its way to the log: the certificate, its record's id, the key it

@@ -1,13 +1,14 @@
 //! The Provenance log role (TWI reference architecture §5.3.2) as the issuer keeps it: one
 //! record per credential — the X.509 certificate and the WIT each — appended to
 //! `provenance.sqlite` in the state directory *before* the credential is returned, in one
-//! transaction per record; the tree head signed by the **log key** (`log-key.pem`), and each
+//! transaction per issuance (its records and the signed tree head that covers them); the tree head signed by the **log key** (`log-key.pem`), and each
 //! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
 //! head is also a C2SP checkpoint signed with the checkpoint key. The log's format and its proofs are
 //! `provenance.rs`; a renewal reads back the binding the previous credential promised.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use p384::ecdsa::{SigningKey, VerifyingKey};
@@ -33,6 +34,9 @@ pub(crate) struct Records {
     key: SigningKey,
     /// Signs the log's C2SP checkpoints.
     checkpoint: CheckpointKey,
+    /// The log, open from one issuance to the next (its tree in memory; each use re-reads
+    /// only what another process appended since, and checks it against the signed head).
+    log: Mutex<ProvenanceLog>,
 }
 
 /// What one issuance logs: the decision, and the credentials it made (kind, id).
@@ -51,10 +55,13 @@ impl Records {
     pub(crate) fn open(dir: &Path, origin: &str) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
         let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
-        // Opened here once to check it (and create it); each issuance reopens it under the
-        // state lock, so several `twi run`s sharing a state directory append in turn.
-        ProvenanceLog::open(&dir.join(FILE))?;
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint })
+        // Opened (and checked) once; each use takes the state lock and catches up with what
+        // other processes sharing the state directory appended, so they append in turn.
+        let log = {
+            let _lock = state::lock(dir)?;
+            Mutex::new(ProvenanceLog::open(&dir.join(FILE))?)
+        };
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, log })
     }
 
     /// The key signed tree heads verify under.
@@ -66,7 +73,9 @@ impl Records {
     /// not go stale under another process's appends).
     fn with_log<T>(&self, f: impl FnOnce(&mut ProvenanceLog) -> Result<T, LogError>) -> Result<T, IssuerError> {
         let _lock = state::lock(&self.dir)?;
-        let mut log = ProvenanceLog::open(&self.dir.join(FILE))?;
+        // A panic elsewhere while the log was held leaves it as the store has it: refresh re-checks.
+        let mut log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        log.refresh()?;
         Ok(f(&mut log)?)
     }
 
@@ -82,11 +91,8 @@ impl Records {
     pub(crate) fn record(&self, issuance: &Issuance<'_>, now: SystemTime) -> Result<Value, IssuerError> {
         let records = records(issuance, now)?;
         let (proved, head) = self.with_log(|log| {
-            let mut appended = Vec::new();
-            for record in &records {
-                appended.push(log.append(record)?);
-            }
-            let head = log.sign_tree_head(&self.key, now)?;
+            // One transaction: every record of the issuance and the head that covers them.
+            let (appended, head) = log.append_signed(&records, &self.key, now)?;
             let mut proved = Vec::new();
             for (record, appended) in records.iter().zip(appended) {
                 proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));

@@ -14,8 +14,8 @@ use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::json;
 use twi_attester::binding;
 use twi_proto::msg::{Freshness as FreshnessKind, Platform, RtmrEvent};
-use twi_verifier::snp::{SnpConfig, SnpVerifier};
-use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxVerifier};
+use twi_verifier::snp::{SnpConfig, SnpError, SnpRejection, SnpVerifier};
+use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxError, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
 use x509_cert::Certificate;
 
@@ -214,6 +214,33 @@ impl VerifierRole {
             Platform::SimSnp => found(&self.sim_snp, EvidenceRejection::SimulationNotAccepted),
             Platform::Tdx => found(&self.tdx, EvidenceRejection::UnsupportedPlatform(Platform::Tdx)),
             Platform::SimTdx => found(&self.sim_tdx, EvidenceRejection::SimulationNotAccepted),
+        }
+    }
+
+    /// Whether the evidence is well formed, before anything is spent on it: this Verifier takes
+    /// its platform, it parses as that platform's report (SEV-SNP ABI, `ATTESTATION_REPORT`) or
+    /// quote (Intel TDX DCAP Quote Generation Library, v4/v5), its key is a P-384 point, and a
+    /// CSR comes with Enrollment only. Nothing here is verified: [`Self::appraise`] does that.
+    pub(crate) fn well_formed(
+        &self,
+        evidence: &Evidence<'_>,
+        expected: &Expected<'_>,
+    ) -> Result<(), EvidenceRejection> {
+        let bundle = &evidence.bundle;
+        self.for_platform(bundle.platform)?;
+        // The verifier's own refusals of these bytes, as its appraisal would give them.
+        if matches!(bundle.platform, Platform::SimSnp | Platform::Snp) {
+            twi_attester::snp::report::AttestationReport::parse(bundle.evidence)
+                .map_err(|e| twi_verifier::Rejection::from(SnpRejection::from(SnpError::Malformed(e.to_string()))))?;
+        } else {
+            twi_attester::tdx::quote::ParsedQuote::parse(bundle.evidence)
+                .map_err(|e| twi_verifier::Rejection::from(TdxError::Malformed(e.to_string())))?;
+        }
+        p384::PublicKey::from_sec1_bytes(bundle.public_key).map_err(|_| EvidenceRejection::BadPublicKey)?;
+        match (expected.purpose, bundle.csr) {
+            (binding::Purpose::Credential, None) => Err(EvidenceRejection::MissingCsr),
+            (binding::Purpose::KeyRelease, Some(_)) => Err(EvidenceRejection::UnexpectedCsr),
+            _ => Ok(()),
         }
     }
 

@@ -52,6 +52,17 @@ fn service_with(roles: Roles, freshness: &str, mechanism: &'static str) -> Servi
     Service { router: router(issuer, roles), psp, _dir: dir, runtime, rp_id, mechanism }
 }
 
+/// [`service`] whose requests must be answered within `timeout` (408 beyond).
+fn service_timed(timeout: std::time::Duration) -> Service {
+    let mut service = service(Roles::ALL);
+    let dir = service._dir.path().join("timed");
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(service.psp.root().clone()) };
+    let issuer = Issuer::open(&dir, config, policy(&MEASUREMENT, "AF_L2", "c")).unwrap();
+    service.rp_id = issuer.rp_id();
+    service.router = twi_issuer::http::router_with_timeout(issuer, Roles::ALL, timeout);
+    service
+}
+
 fn policy(measurement: &[u8; 48], freshness: &str, mechanism: &str) -> Policy {
     Policy::from_toml(&format!(
         "version = \"http-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"{mechanism}\"\n\
@@ -96,6 +107,23 @@ impl Service {
             .header(header::CONTENT_TYPE, "application/json")
             .extension(Operator { subject: "CN=owner,O=example".into() })
             .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap();
+        self.runtime.block_on(async {
+            let response = self.router.clone().oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+        })
+    }
+
+    /// A POST with an `Idempotency-Key` (the client's request id).
+    fn post_with_key(&self, path: &str, body: &serde_json::Value, key: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(twi_issuer::http::idempotency::HEADER, key)
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
             .unwrap();
         self.runtime.block_on(async {
             let response = self.router.clone().oneshot(request).await.unwrap();
@@ -201,7 +229,7 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
 
 #[test]
 fn mechanism_a_returns_the_credential_from_the_verifier() {
-    let service = service(Roles::ALL);
+    let service = service_with(Roles::ALL, "AF_L2", "a");
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     let (signing, key) = workload_key();
     let nonce = service.nonce();
@@ -211,11 +239,17 @@ fn mechanism_a_returns_the_credential_from_the_verifier() {
     );
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_credential(&answer, &key, &ca_pem);
+    // Issue 14: mechanism c, which the policy does not give this workload, is refused.
+    let nonce = service.nonce();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert!(error(&answer).contains("under mechanism a only (the policy's `mechanism`), not c"), "{answer}");
 }
 
 #[test]
 fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
-    let service = service(Roles::ALL);
+    let service = service_with(Roles::ALL, "AF_L2", "b");
     let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
     let (signing, key) = workload_key();
     let nonce = service.nonce();
@@ -855,4 +889,54 @@ fn when_every_nonce_is_outstanding_a_challenge_is_503_with_retry_after_not_500()
     assert!(retry.is_some(), "no Retry-After");
     assert!(error(&answer).contains("nonces are outstanding"), "{answer}");
     assert!(!error(&answer).contains("random number generator"), "a misleading reason: {answer}");
+}
+
+/// Issue 14 item 8: a credential request is idempotent per `Idempotency-Key`: a retry with the
+/// same key and body gets the same credential (on main: refused as a replay of the spent
+/// nonce), the same key with another body is refused, and without the key the nonce stays spent.
+#[test]
+fn a_retried_request_with_its_idempotency_key_gets_the_same_credential() {
+    let service = service(Roles::ALL);
+    let (signing, _) = workload_key();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &service.nonce()) });
+    let (status, first) = service.post_with_key("/v1/ca/credential", &request, "request-1");
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, again) = service.post_with_key("/v1/ca/credential", &request, "request-1");
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!((&again["serial"], &again["certificate_pem"]), (&first["serial"], &first["certificate_pem"]));
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "without the key the nonce is spent: {answer}");
+    let other = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &service.nonce()) });
+    let (status, answer) = service.post_with_key("/v1/ca/credential", &other, "request-1");
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(error(&answer).contains("another request body"), "{answer}");
+}
+
+/// A request answered 408 (the client's time ran out) is not cancelled: its credential, logged,
+/// is delivered to the retry with the same `Idempotency-Key` instead of never.
+#[test]
+fn a_request_answered_408_delivers_its_credential_to_the_retry() {
+    let service = service_timed(std::time::Duration::from_millis(1));
+    let (signing, key) = workload_key();
+    // The challenge itself may time out at 1 ms: ask until one is answered.
+    let nonce = (0..200)
+        .find_map(|_| {
+            let body = serde_json::json!({
+                "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT), "target": TARGET, "credential_type": "x509",
+            });
+            let (status, answer) = service.post("/v1/challenge", body);
+            (status == StatusCode::OK).then(|| hex::decode(answer["nonce"].as_str().unwrap()).unwrap())
+        })
+        .expect("a challenge within 1 ms");
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post_with_key("/v1/ca/credential", &request, "slow-1");
+    assert_eq!(status, StatusCode::REQUEST_TIMEOUT, "{answer}");
+    let delivered = (0..300).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let (status, answer) = service.post_with_key("/v1/ca/credential", &request, "slow-1");
+        (status == StatusCode::OK).then_some(answer)
+    });
+    let delivered = delivered.expect("the retry got the credential the timed-out request made");
+    let (_, ca_pem) = service.call_raw(Method::GET, "/v1/ca/certificate", None);
+    assert_credential(&delivered, &key, &ca_pem);
 }

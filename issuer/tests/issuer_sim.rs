@@ -410,11 +410,16 @@ fn each_issuance_is_distinct_and_each_nonce_single_use() {
         FreshnessError::WeakerThanRequired { required: FreshnessLevel::Nonce, found: "no issuer nonce or epoch" };
     assert_eq!(s.reject(&forged, &report), stale(unchecked));
 
-    // A rejected attempt uses the nonce up too: the good evidence for it is then too late.
+    // A rejected appraisal uses the nonce up too: the good evidence for it is then too late.
+    // (Issue 14: only once appraisal begins, on well-formed evidence — a truncated report is
+    // refused before the nonce is spent, so the nonce survives it.)
     let (nonce3, report3) = s.fresh();
     let mut truncated = report3.clone();
     truncated.pop();
     assert!(matches!(snp_error(&s.reject(&nonce3, &truncated)), Some(SnpError::Malformed(_))));
+    let mut forged = report3.clone();
+    forged[0x50] ^= 1; // signed content (REPORT_DATA): the signature no longer verifies
+    assert!(snp_error(&s.reject(&nonce3, &forged)).is_some());
     assert_eq!(s.reject(&nonce3, &report3), stale(FreshnessError::Replayed));
 }
 

@@ -166,6 +166,102 @@ fn a_replayed_nonce_is_refused() {
     assert!(refused.to_string().contains("requires freshness AF_L2"), "{refused}");
 }
 
+/// Issue 14: the policy's mechanism is enforced, whichever route the host takes: a workload
+/// under mechanism c is refused over a, b and d with a sentence naming what the policy gives;
+/// a `[[workload.target]]`'s mechanism rules that target.
+#[test]
+fn a_mechanism_the_policy_does_not_give_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let key = workload_key();
+    let public = sec1(&key);
+    let refusal = |e: Rejection| {
+        assert!(matches!(e, Rejection::Target(_)), "{e}");
+        e.to_string()
+    };
+    let nonce = challenge(&mut issuer);
+    let attested = Attested::enroll(&psp, &issuer.rp_id(), &key, &nonce);
+    let why = refusal(issuer.verifier_credential(&attested.evidence(&public, &nonce)).unwrap_err());
+    assert!(why.contains("under mechanism c only (the policy's `mechanism`), not a"), "{why}");
+    let nonce = challenge(&mut issuer);
+    let attested = Attested::enroll(&psp, &issuer.rp_id(), &key, &nonce);
+    let why = refusal(issuer.verifier_attestation_result(&attested.evidence(&public, &nonce)).unwrap_err());
+    assert!(why.contains("under mechanism c only (the policy's `mechanism`), not b"), "{why}");
+    let nonce = challenge(&mut issuer);
+    let cek = sec1(&workload_key());
+    let attested = Attested::retrieve(&psp, &issuer.rp_id(), &cek, &nonce);
+    let why = issuer.key_store_release(&attested.evidence(&cek, &nonce)).unwrap_err().to_string();
+    assert!(why.contains("by Enrollment, not Retrieval: the policy decides the mode"), "{why}");
+    let nonce = challenge(&mut issuer);
+    present(&mut issuer, &psp, &key, &nonce, None).expect("mechanism c, the policy's");
+
+    // A target under mechanism a: c is refused for it, a served.
+    let text = policy_text_with_target("a");
+    let mut issuer = self::issuer(&dir.path().join("issuer-2"), &psp, Policy::from_toml(&text).unwrap());
+    let nonce = challenge(&mut issuer);
+    let why = refusal(present(&mut issuer, &psp, &key, &nonce, None).unwrap_err());
+    assert!(why.contains(&format!("acquires for target `{TARGET}` under mechanism a only")), "{why}");
+    let nonce = challenge(&mut issuer);
+    let attested = Attested::enroll(&psp, &issuer.rp_id(), &key, &nonce);
+    issuer.verifier_credential(&attested.evidence(&public, &nonce)).expect("mechanism a, the target's");
+}
+
+/// The test policy (mechanism c) with one `[[workload.target]]`, for [`TARGET`], under `mechanism`.
+fn policy_text_with_target(mechanism: &str) -> String {
+    format!(
+        "version = \"test-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\n\
+         [[workload.reference]]\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\n\n\
+         [[workload.target]]\nname = \"{TARGET}\"\nmechanism = \"{mechanism}\"\n",
+        hex::encode(MEASUREMENT)
+    )
+}
+
+/// Issue 14: a nonce is spent only when appraisal begins on well-formed evidence. A truncated
+/// report is refused and leaves the nonce usable; a well-formed report whose signature fails
+/// spends it.
+#[test]
+fn malformed_evidence_leaves_the_nonce_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let key = workload_key();
+    let public = sec1(&key);
+    let nonce = challenge(&mut issuer);
+    let mut attested = Attested::enroll(&psp, &issuer.rp_id(), &key, &nonce);
+    let report = attested.report.clone();
+    attested.report.truncate(100);
+    let request = CredentialRequest::Evidence { evidence: attested.evidence(&public, &nonce), renewal_of: None };
+    let refused = issuer.ca_credential(request).unwrap_err();
+    assert!(matches!(refused, Rejection::Evidence(EvidenceRejection::Verifier(_))), "{refused}");
+    assert!(refused.to_string().contains("is 100 bytes, expected 1184"), "{refused}");
+    // Without a CSR, an Enrollment is malformed too.
+    attested.report = report.clone();
+    let bundle = EvidenceBundle { csr: None, ..attested.evidence(&public, &nonce).bundle };
+    let refused = issuer
+        .ca_credential(CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None });
+    assert!(matches!(refused, Err(Rejection::Evidence(EvidenceRejection::MissingCsr))), "{refused:?}");
+    let issued = issuer
+        .ca_credential(CredentialRequest::Evidence { evidence: attested.evidence(&public, &nonce), renewal_of: None });
+    assert_eq!(
+        issued.expect("the nonce survived the malformed evidence").workload_id,
+        "spiffe://example.org/payroll-app"
+    );
+
+    // Well formed, but signed wrongly: appraisal began, the nonce is spent.
+    let nonce = challenge(&mut issuer);
+    let mut attested = Attested::enroll(&psp, &issuer.rp_id(), &key, &nonce);
+    let good = attested.report.clone();
+    let last = attested.report.len() - 600;
+    attested.report[last] ^= 1;
+    let request = CredentialRequest::Evidence { evidence: attested.evidence(&public, &nonce), renewal_of: None };
+    assert!(matches!(issuer.ca_credential(request), Err(Rejection::Evidence(EvidenceRejection::Verifier(_)))));
+    attested.report = good;
+    let request = CredentialRequest::Evidence { evidence: attested.evidence(&public, &nonce), renewal_of: None };
+    let refused = issuer.ca_credential(request).unwrap_err();
+    assert!(refused.to_string().contains("the nonce was already used (replay)"), "{refused}");
+}
+
 #[test]
 fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,7 +350,7 @@ fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
 
     let dir = tempfile::tempdir().unwrap();
     let psp = chip(&dir.path().join("chip"), None);
-    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy_by("AF_L2", "CS_L1", &MEASUREMENT, "b"));
     let signing = SigningKey::try_generate().unwrap();
     let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let nonce = challenge(&mut issuer);

@@ -238,3 +238,33 @@ fn only_configured_roots() {
     assert!(a.anchor.is_simulated());
     assert!(a.warnings.contains(&SnpWarning::Simulated));
 }
+
+/// Issue 14 item 9: a verified endorsement chain is kept by its DER bytes' hash: the second
+/// report under the same chain reuses it (the report itself is still verified: a forged one is
+/// refused), another chain is verified anew, and past a certificate's notAfter the chain is
+/// verified again, so expiry is still refused.
+#[test]
+fn a_verified_chain_is_reused_while_its_certificates_are_valid() {
+    use twi_verifier::Verifier;
+    let (pki, vcek, tcb) = milan();
+    let verifier = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
+    let chain = vec![vcek.cert.der().to_vec(), pki.ask.cert.der().to_vec()];
+    let bytes = sign(report(3, (0x19, 0x01), tcb, chip_id(false), 0), &vcek.key);
+    verifier.verify(&bytes, &chain, now()).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 0);
+    verifier.verify(&bytes, &chain, now()).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 1, "the second appraisal reused the verified chain");
+    let mut forged = bytes.clone();
+    forged[0x50] ^= 1;
+    assert!(verifier.verify(&forged, &chain, now()).is_err(), "a cached chain never skips the report's signature");
+    assert_eq!(verifier.cached_chain_hits(), 2);
+    // Another chain (with the ARK appended): verified, not taken from the cache.
+    let with_root = vec![chain[0].clone(), chain[1].clone(), pki.ark.cert.der().to_vec()];
+    verifier.verify(&bytes, &with_root, now()).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 2);
+    // Long after every certificate expired: verified again, and refused.
+    let later = now() + Duration::from_secs(200 * 365 * 24 * 3600);
+    let e = verifier.verify(&bytes, &chain, later).unwrap_err();
+    assert!(e.to_string().contains("is not valid at the verification time"), "{e}");
+    assert_eq!(verifier.cached_chain_hits(), 2);
+}

@@ -6,11 +6,21 @@
 //! checkpoint's root: the record is in the log every witness of that checkpoint sees. Pin the
 //! key with `--vkey` (it is in `provenance.json` of any run, and in STATE/issuer/checkpoint.vkey);
 //! without it the key the issuer serves is taken, and the output says so.
+//!
+//! `twi log consistency OLD [NEW]` checks that the log only grew between two checkpoints an
+//! auditor kept (NEW: the issuer's current one): both verify under the pinned key, and the
+//! issuer's RFC 9162 consistency proof leads from OLD's root to NEW's.
+//!
+//! `twi log audit` reads an issuer state's `provenance.sqlite` itself: every record re-hashed,
+//! the tree recomputed, every signed tree head checked under the log key (`--jwks`, the
+//! `twi-log` key of an `issuer-jwks.json`; else the state's own log key), progress on stderr.
+
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use twi_issuer::provenance::checkpoint;
-use twi_issuer::provenance::{leaf_hash, verify_inclusion};
+use twi_issuer::provenance::{Hash, leaf_hash, verify_consistency, verify_inclusion};
 
 use crate::remote::{ClientTls, RemoteIssuer};
 
@@ -32,19 +42,65 @@ pub enum LogCommand {
         #[arg(long, value_name = "VKEY")]
         vkey: Option<String>,
     },
+    /// Check that the log only grew from checkpoint OLD to checkpoint NEW (files holding the
+    /// signed notes; NEW: the issuer's current checkpoint).
+    Consistency {
+        /// The older checkpoint: a file holding its signed note (e.g. `checkpoint` of a run's
+        /// provenance.json).
+        #[arg(value_name = "OLD")]
+        old: PathBuf,
+        /// The newer checkpoint (a file); default: the one the issuer publishes now.
+        #[arg(value_name = "NEW")]
+        new: Option<PathBuf>,
+        /// The issuer (`twi serve`) at this URL.
+        #[arg(long, value_name = "URL")]
+        issuer_url: String,
+        /// The CA (PEM) the service's TLS certificate chains to.
+        #[arg(long, value_name = "PEM")]
+        issuer_ca: Option<PathBuf>,
+        /// The log's checkpoint verifier key, or a file holding it.
+        #[arg(long, value_name = "VKEY")]
+        vkey: Option<String>,
+    },
+    /// Audit the issuer state's log (STATE/issuer/provenance.sqlite): re-hash every record,
+    /// recompute the tree, check every signed tree head.
+    Audit {
+        /// The log's public keys (an `issuer-jwks.json`; its `twi-log` key). Default: the
+        /// state's own log key.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+    },
 }
 
-pub fn execute(command: LogCommand) -> Result<()> {
-    let LogCommand::Prove { id, issuer_url, issuer_ca, vkey } = command;
-    let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
+pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
+    match command {
+        LogCommand::Prove { id, issuer_url, issuer_ca, vkey } => prove(&id, &issuer_url, issuer_ca, vkey),
+        LogCommand::Consistency { old, new, issuer_url, issuer_ca, vkey } => {
+            let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
+            consistency(&client, &old, new.as_deref(), vkey)
+        }
+        LogCommand::Audit { jwks } => audit(state, jwks.as_deref()),
+    }
+}
+
+/// The checkpoint verifier key: `--vkey` (the key, or a file holding it), else the one the
+/// issuer serves; and whether it was pinned.
+fn checkpoint_vkey(client: &RemoteIssuer, vkey: Option<String>) -> Result<(String, bool)> {
     let (vkey, pinned) = match vkey {
-        Some(v) if std::path::Path::new(&v).is_file() => {
+        Some(v) if Path::new(&v).is_file() => {
             (std::fs::read_to_string(&v).with_context(|| format!("reading --vkey {v}"))?, true)
         }
         Some(v) => (v, true),
         None => (client.log_vkey()?, false),
     };
-    let vkey = vkey.trim();
+    Ok((vkey.trim().to_string(), pinned))
+}
+
+fn prove(id: &str, issuer_url: &str, issuer_ca: Option<PathBuf>, vkey: Option<String>) -> Result<()> {
+    let client = RemoteIssuer::new(issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
+    let (vkey, pinned) = checkpoint_vkey(&client, vkey)?;
+    let vkey = vkey.as_str();
+    let id = id.to_string();
     let proof = client.log_proof(&id)?;
     let field = |name: &str| proof.get(name).with_context(|| format!("the proof of {id} has no `{name}`"));
     let note = field("checkpoint")?.as_str().context("`checkpoint` is not text")?;
@@ -55,15 +111,7 @@ pub fn execute(command: LogCommand) -> Result<()> {
     if size != verified.size {
         bail!("the proof is for a tree of {size} records, the checkpoint for {}: ask again", verified.size);
     }
-    let path = field("inclusion_proof")?
-        .as_array()
-        .context("`inclusion_proof` is not an array")?
-        .iter()
-        .map(|h| {
-            let bytes = hex::decode(h.as_str().unwrap_or_default()).ok();
-            bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()).context("an inclusion proof hash is not 32 bytes of hex")
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let path = hashes(field("inclusion_proof")?, "inclusion proof")?;
     verify_inclusion(&leaf_hash(leaf.as_bytes()), index, size, &path, &verified.root)
         .with_context(|| format!("the record of {id} is not in the checkpoint's tree: do not trust this log"))?;
     let record: serde_json::Value = serde_json::from_str(leaf).context("the record is not JSON")?;
@@ -78,6 +126,84 @@ pub fn execute(command: LogCommand) -> Result<()> {
         serde_json::to_string_pretty(
             &serde_json::json!({ "index": index, "tree_size": size, "checkpoint": note, "record": record })
         )?
+    );
+    Ok(())
+}
+
+/// A JSON array of hex SHA-256 hashes.
+fn hashes(value: &serde_json::Value, what: &str) -> Result<Vec<Hash>> {
+    let array = value.as_array().with_context(|| format!("the {what} is not an array"))?;
+    array
+        .iter()
+        .map(|h| {
+            let bytes = hex::decode(h.as_str().unwrap_or_default()).ok();
+            bytes
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .with_context(|| format!("a {what} hash is not 32 bytes of hex"))
+        })
+        .collect()
+}
+
+fn consistency(client: &RemoteIssuer, old: &Path, new: Option<&Path>, vkey: Option<String>) -> Result<()> {
+    let (vkey, pinned) = checkpoint_vkey(client, vkey)?;
+    let read = |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+    let old_note = read(old)?;
+    let new_note = match new {
+        Some(path) => read(path)?,
+        None => client.log_checkpoint()?,
+    };
+    let first = checkpoint::verify(&old_note, &vkey).with_context(|| format!("checkpoint {}", old.display()))?;
+    let second = checkpoint::verify(&new_note, &vkey).context("the newer checkpoint")?;
+    if first.origin != second.origin {
+        bail!("the checkpoints are of two logs ({} and {})", first.origin, second.origin);
+    }
+    let answer = client.log_consistency(first.size, second.size)?;
+    let proof = hashes(
+        answer.get("consistency_proof").context("the issuer's answer has no `consistency_proof`")?,
+        "consistency proof",
+    )?;
+    verify_consistency(first.size, second.size, &first.root, &second.root, &proof).with_context(|| {
+        format!(
+            "the log of {} records is not an extension of the one of {}: it was rewritten; do not trust this log",
+            second.size, first.size
+        )
+    })?;
+    eprintln!(
+        "twi: log {} grew consistently from {} to {} records (checkpoints verified under {vkey}{})",
+        first.origin,
+        first.size,
+        second.size,
+        if pinned { "" } else { ", the key the issuer serves: pin it with --vkey" }
+    );
+    Ok(())
+}
+
+fn audit(state: &Path, jwks: Option<&Path>) -> Result<()> {
+    let dir = super::issuer::issuer_dir(state);
+    let key = match jwks {
+        Some(path) => twi_issuer::provenance::audit::key_in_jwks(
+            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        )
+        .with_context(|| format!("{}", path.display()))?,
+        None => twi_issuer::provenance::audit::state_log_key(&dir)?,
+    };
+    let path = dir.join("provenance.sqlite");
+    let started = std::time::Instant::now();
+    let mut shown = started;
+    let audited = twi_issuer::provenance::audit::audit(&path, &key, |done, total| {
+        if shown.elapsed() >= std::time::Duration::from_secs(1) {
+            eprintln!("twi: audit: {done} of {total} records re-hashed");
+            shown = std::time::Instant::now();
+        }
+    })
+    .with_context(|| format!("auditing {}", path.display()))?;
+    eprintln!(
+        "twi: audit of {} passed: {} records, {} signed tree heads, root {} ({:.1} s)",
+        path.display(),
+        audited.records,
+        audited.heads,
+        hex::encode(audited.root),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

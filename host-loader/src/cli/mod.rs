@@ -57,7 +57,8 @@ enum Commands {
     #[command(subcommand)]
     Keystore(keystore::KeystoreCommand),
     /// Check the issuer's provenance log: `twi log prove ID` proves a credential's record
-    /// against a signed C2SP checkpoint.
+    /// against a signed C2SP checkpoint, `twi log consistency OLD NEW` that the log only grew,
+    /// `twi log audit` recomputes a state's whole log.
     #[command(subcommand)]
     Log(log::LogCommand),
     /// Edit an appraisal policy file (TOML; see issuer/policy.example.toml).
@@ -101,7 +102,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Rp(args) => rp::execute(&args),
         Commands::Keystore(command) => keystore::execute(&state, command),
         Commands::Policy(command) => policy::execute(command),
-        Commands::Log(command) => log::execute(command),
+        Commands::Log(command) => log::execute(&state, command),
         // Handled in main(): it has its own exit statuses.
         Commands::Verify(_) => Ok(()),
     }

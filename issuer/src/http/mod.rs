@@ -52,6 +52,7 @@
 
 mod api;
 mod handlers;
+pub mod idempotency;
 mod limits;
 mod listener;
 pub mod log;

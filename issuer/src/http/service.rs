@@ -53,15 +53,21 @@ impl Default for RouterLimits {
 pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router {
     let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
+    // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
+    let replies = super::idempotency::Replies::default();
+    let once = || axum::middleware::from_fn_with_state(replies.clone(), super::idempotency::idempotent);
     if roles.verifier {
         let limiter = Limiter::new(limits.challenges);
         let challenges = post(challenge).layer(axum::middleware::from_fn_with_state(limiter, rate_limited));
-        router = router.route("/v1/challenge", challenges).route("/v1/verifier/evidence", post(verifier_evidence));
+        router = router
+            .route("/v1/challenge", challenges)
+            .route("/v1/verifier/evidence", post(verifier_evidence).layer(once()));
         router = router.route(super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
     }
     if roles.credential_authority {
-        router =
-            router.route("/v1/ca/certificate", get(ca_certificate)).route("/v1/ca/credential", post(ca_credential));
+        router = router
+            .route("/v1/ca/certificate", get(ca_certificate))
+            .route("/v1/ca/credential", post(ca_credential).layer(once()));
         router = router
             .route(crate::bundle::BUNDLE_PATH, get(trust_bundle))
             .route(log::CHECKPOINT_PATH, get(log::checkpoint))
@@ -72,7 +78,7 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
     // Always routed: without the role they answer 501 and say so.
     router = router
         .route("/v1/key-store/provision", post(key_store_provision))
-        .route("/v1/key-store/release", post(key_store_release));
+        .route("/v1/key-store/release", post(key_store_release).layer(once()));
     let timeout = limits.request_timeout;
     router
         .fallback(not_found)

@@ -46,6 +46,10 @@ pub enum TargetRefusal {
     NotServed { workload: String, target: String },
     #[error("workload `{workload}` gets no {kind} credential for target `{target}` (the target's `types`)")]
     UnsupportedType { workload: String, target: String, kind: &'static str },
+    #[error(
+        "workload `{workload}` acquires for target `{target}` under mechanism {allowed} only (the policy's `mechanism`), not {used}: run without `--mechanism` to follow the policy, or change the workload's (or the target's) `mechanism` in the policy"
+    )]
+    Mechanism { workload: String, target: String, allowed: Mechanism, used: Mechanism },
 }
 
 impl Workload {
@@ -73,6 +77,18 @@ impl Workload {
             mechanism: rule.mechanism.unwrap_or(self.mechanism),
             epoch_marker: rule.epoch_marker.clone(),
         })
+    }
+}
+
+impl TargetDecision {
+    /// The acquisition came under the mechanism the policy gives `workload` for `target`
+    /// (issue 14: the host chooses the route, the issuer's policy decides whether it may).
+    pub fn permits(&self, workload: &str, target: &str, used: Mechanism) -> Result<(), TargetRefusal> {
+        if used == self.mechanism {
+            return Ok(());
+        }
+        let (workload, target) = (workload.to_string(), target.to_string());
+        Err(TargetRefusal::Mechanism { workload, target, allowed: self.mechanism, used })
     }
 }
 

@@ -4,25 +4,27 @@
 //! `SHA-256(0x00 ‖ leaf)`, node hash `SHA-256(0x01 ‖ left ‖ right)`), with inclusion and
 //! consistency proofs and P-384 signed tree heads.
 //!
-//! Storage is SQLite (compiled in): an append is one transaction (the record, its leaf hash and
-//! its index commit together, fsync'd with `synchronous=FULL`), a UNIQUE constraint makes one
-//! record per credential id a database invariant, triggers refuse UPDATE and DELETE, and
-//! auditors can query the file with the `sqlite3` shell. The same schema moves to a networked
-//! SQL database when several issuer replicas share one log.
+//! Storage is SQLite (compiled in, `store.rs`): an issuance is one transaction (its records,
+//! their leaf hashes and indices, and the new signed tree head commit together, fsync'd with
+//! `synchronous=FULL`), a UNIQUE constraint makes one record per credential id a database
+//! invariant, triggers refuse UPDATE and DELETE, and auditors can query the file with the
+//! `sqlite3` shell. The same schema moves to a networked SQL database when several issuer
+//! replicas share one log.
 //!
 //! The database is not trusted on its own: on open, every record is re-hashed against its
 //! stored leaf hash and the tree is recomputed against the last signed tree head, so an edited,
-//! removed or reordered record is reported, not served.
+//! removed or reordered record is reported, not served; rows no signed head covers are refused
+//! on open and before every append; `audit.rs` checks every signed head there ever was.
 
+pub mod audit;
 pub mod checkpoint;
 pub mod receipt;
+mod store;
 
-use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+pub use store::ProvenanceLog;
 
-use p384::ecdsa::signature::{Signer, Verifier};
-use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
-use rusqlite::{Connection, OptionalExtension, params};
+use p384::ecdsa::signature::Verifier;
+use p384::ecdsa::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -93,6 +95,17 @@ impl MerkleTree {
             }
             node = node_hash(&level[level.len() - 2], &level[level.len() - 1]);
             k += 1;
+        }
+    }
+
+    /// Drops every leaf from `len` on (an append whose transaction failed): level `k` keeps
+    /// the `len >> k` perfect subtrees that lie wholly within the first `len` leaves.
+    pub fn truncate(&mut self, len: u64) {
+        for (k, level) in self.levels.iter_mut().enumerate() {
+            level.truncate(usize::try_from(len >> k).unwrap_or(usize::MAX));
+        }
+        while self.levels.last().is_some_and(Vec::is_empty) {
+            self.levels.pop();
         }
     }
 
@@ -399,224 +412,6 @@ pub enum LogError {
     BadTreeHeadSignature,
     #[error("the log key failed to sign: {0}")]
     Signer(String),
-}
-
-/// The provenance log: records in SQLite, the tree in memory.
-#[derive(Debug)]
-pub struct ProvenanceLog {
-    conn: Connection,
-    tree: MerkleTree,
-    path: PathBuf,
-}
-
-const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = FULL;
-CREATE TABLE IF NOT EXISTS leaves (
-    idx           INTEGER PRIMARY KEY,
-    credential_id TEXT    NOT NULL UNIQUE,
-    record        BLOB    NOT NULL,
-    leaf_hash     BLOB    NOT NULL
-);
-CREATE TABLE IF NOT EXISTS tree_heads (
-    size         INTEGER PRIMARY KEY,
-    timestamp_ms INTEGER NOT NULL,
-    root         BLOB    NOT NULL,
-    signature    BLOB    NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS leaves_append_only_update BEFORE UPDATE ON leaves
-    BEGIN SELECT RAISE(ABORT, 'the provenance log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS leaves_append_only_delete BEFORE DELETE ON leaves
-    BEGIN SELECT RAISE(ABORT, 'the provenance log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS tree_heads_append_only_update BEFORE UPDATE ON tree_heads
-    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS tree_heads_append_only_delete BEFORE DELETE ON tree_heads
-    BEGIN SELECT RAISE(ABORT, 'signed tree heads are append-only'); END;
-";
-
-impl ProvenanceLog {
-    /// Opens (or creates) the log at `path`, re-hashing every record and checking the tree
-    /// against the last signed tree head.
-    pub fn open(path: &Path) -> Result<Self, LogError> {
-        let db = |e: rusqlite::Error| LogError::Db(path.display().to_string(), e.to_string());
-        let conn = Connection::open(path).map_err(db)?;
-        conn.execute_batch(SCHEMA).map_err(db)?;
-        let tampered = |what: String| LogError::Tampered { path: path.display().to_string(), what };
-        let mut tree = MerkleTree::new();
-        {
-            let mut stmt = conn.prepare("SELECT idx, record, leaf_hash FROM leaves ORDER BY idx").map_err(db)?;
-            let mut rows = stmt.query([]).map_err(db)?;
-            while let Some(row) = rows.next().map_err(db)? {
-                let idx: i64 = row.get(0).map_err(db)?;
-                let record: Vec<u8> = row.get(1).map_err(db)?;
-                let stored: Vec<u8> = row.get(2).map_err(db)?;
-                let expected = tree.len();
-                if u64::try_from(idx).ok() != Some(expected) {
-                    return Err(tampered(format!("record {expected} is missing (the next stored index is {idx})")));
-                }
-                let hash = leaf_hash(&record);
-                if stored.as_slice() != hash.as_slice() {
-                    return Err(tampered(format!("record {idx} no longer hashes to its leaf hash")));
-                }
-                tree.push(hash);
-            }
-        }
-        let log = Self { conn, tree, path: path.to_path_buf() };
-        if let Some(head) = log.latest_tree_head()? {
-            match log.tree.root_at(head.size) {
-                None => {
-                    return Err(tampered(format!(
-                        "a signed tree head covers {} records but only {} are stored",
-                        head.size,
-                        log.tree.len()
-                    )));
-                }
-                Some(root) if root != head.root => {
-                    return Err(tampered(format!(
-                        "the records no longer hash to the root signed at size {}",
-                        head.size
-                    )));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(log)
-    }
-
-    fn db(&self) -> impl Fn(rusqlite::Error) -> LogError + '_ {
-        move |e| LogError::Db(self.path.display().to_string(), e.to_string())
-    }
-
-    /// Records in the log.
-    pub fn len(&self) -> u64 {
-        self.tree.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.tree.is_empty()
-    }
-
-    /// The current root.
-    pub fn root(&self) -> Hash {
-        self.tree.root()
-    }
-
-    /// The tree (for proofs at any size).
-    pub fn tree(&self) -> &MerkleTree {
-        &self.tree
-    }
-
-    /// Appends `record`; a second record for the same credential id is refused.
-    pub fn append(&mut self, record: &ProvenanceRecord) -> Result<Appended, LogError> {
-        let leaf = record.to_leaf()?;
-        let hash = leaf_hash(&leaf);
-        let index = self.tree.len();
-        let idx = i64::try_from(index).map_err(|_| LogError::Encode("the log is full".into()))?;
-        let result = self.conn.execute(
-            "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
-            params![idx, record.credential_id, leaf, hash.as_slice()],
-        );
-        match result {
-            Ok(_) => {}
-            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
-                return Err(LogError::Duplicate(record.credential_id.clone()));
-            }
-            Err(e) => return Err((self.db())(e)),
-        }
-        self.tree.push(hash);
-        Ok(Appended { index, leaf_hash: hash, tree_size: self.tree.len() })
-    }
-
-    /// The record at `index`.
-    pub fn record(&self, index: u64) -> Result<ProvenanceRecord, LogError> {
-        let out_of_range = || LogError::OutOfRange { size: self.len(), what: format!("record {index}") };
-        let idx = i64::try_from(index).map_err(|_| out_of_range())?;
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT record FROM leaves WHERE idx = ?1", params![idx], |r| r.get(0))
-            .optional()
-            .map_err(self.db())?;
-        let bytes = bytes.ok_or_else(out_of_range)?;
-        if Some(leaf_hash(&bytes)) != self.tree.leaf(index) {
-            return Err(LogError::Tampered {
-                path: self.path.display().to_string(),
-                what: format!("record {index} changed since the log was opened"),
-            });
-        }
-        serde_json::from_slice(&bytes).map_err(|e| LogError::Encode(e.to_string()))
-    }
-
-    /// The index and record of credential `credential_id`, if logged.
-    pub fn find(&self, credential_id: &str) -> Result<Option<(u64, ProvenanceRecord)>, LogError> {
-        let idx: Option<i64> = self
-            .conn
-            .query_row("SELECT idx FROM leaves WHERE credential_id = ?1", params![credential_id], |r| r.get(0))
-            .optional()
-            .map_err(self.db())?;
-        match idx.and_then(|i| u64::try_from(i).ok()) {
-            None => Ok(None),
-            Some(i) => Ok(Some((i, self.record(i)?))),
-        }
-    }
-
-    /// The inclusion proof of record `index` in the tree of `size` records.
-    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
-        self.tree
-            .inclusion_proof(index, size)
-            .ok_or(LogError::OutOfRange { size: self.len(), what: format!("record {index} in a tree of {size}") })
-    }
-
-    /// The consistency proof from size `old` to size `new`.
-    pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, LogError> {
-        self.tree
-            .consistency_proof(old, new)
-            .ok_or(LogError::OutOfRange { size: self.len(), what: format!("a consistency proof from {old} to {new}") })
-    }
-
-    /// Signs (and stores) a tree head for the current tree at `now`.
-    pub fn sign_tree_head(&mut self, key: &SigningKey, now: SystemTime) -> Result<SignedTreeHead, LogError> {
-        let size = self.len();
-        let root = self.root();
-        let timestamp_ms = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
-        let sig: Signature = key
-            .try_sign(&SignedTreeHead::signed_bytes(size, timestamp_ms, &root))
-            .map_err(|e| LogError::Signer(e.to_string()))?;
-        let mut signature = [0u8; 96];
-        signature.copy_from_slice(&sig.to_bytes());
-        let head = SignedTreeHead { size, timestamp_ms, root, signature };
-        // One head per size: a second signature over the same size keeps the first.
-        self.conn
-            .execute(
-                "INSERT OR IGNORE INTO tree_heads (size, timestamp_ms, root, signature) VALUES (?1, ?2, ?3, ?4)",
-                params![size as i64, timestamp_ms as i64, root.as_slice(), signature.as_slice()],
-            )
-            .map_err(self.db())?;
-        Ok(head)
-    }
-
-    /// The signed tree head of the largest size.
-    pub fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, LogError> {
-        let row: Option<(i64, i64, Vec<u8>, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(self.db())?;
-        let Some((size, ts, root, sig)) = row else { return Ok(None) };
-        let tampered = || LogError::Tampered {
-            path: self.path.display().to_string(),
-            what: "a stored tree head is malformed".into(),
-        };
-        Ok(Some(SignedTreeHead {
-            size: u64::try_from(size).map_err(|_| tampered())?,
-            timestamp_ms: u64::try_from(ts).map_err(|_| tampered())?,
-            root: root.try_into().map_err(|_| tampered())?,
-            signature: sig.try_into().map_err(|_| tampered())?,
-        }))
-    }
 }
 
 #[cfg(test)]

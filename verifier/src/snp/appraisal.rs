@@ -240,7 +240,7 @@ pub struct SnpConfig {
     pub policy: SnpPolicy,
 }
 
-fn parse_report(bytes: &[u8]) -> Result<AttestationReport, SnpError> {
+pub(crate) fn parse_report(bytes: &[u8]) -> Result<AttestationReport, SnpError> {
     AttestationReport::parse(bytes).map_err(|e| SnpError::Malformed(e.to_string()))
 }
 

@@ -8,12 +8,14 @@
 //! names as simulated.
 
 pub(crate) mod appraisal;
+mod cache;
 pub mod kds;
 mod policy;
 mod product;
 mod roots;
 mod vek;
 
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha384};
@@ -31,15 +33,43 @@ pub use product::Product;
 pub use roots::{AMD_ARK_SPKI_SHA384, Anchor, SnpTrust};
 pub use vek::{VekError, VekExtensions, VekKind, describe_tcb};
 
-/// The SEV-SNP verifier: roots and policy ([`SnpConfig`]).
+/// The SEV-SNP verifier: roots and policy ([`SnpConfig`]), and the endorsement chains it
+/// verified (`cache.rs`; clones share them).
 #[derive(Clone, Debug, Default)]
 pub struct SnpVerifier {
     config: SnpConfig,
+    chains: Arc<Mutex<cache::ChainCache>>,
 }
 
 impl SnpVerifier {
     pub fn new(config: SnpConfig) -> Self {
-        Self { config }
+        Self { config, chains: Arc::default() }
+    }
+
+    /// Appraisals that reused an endorsement chain verified before (not verified again).
+    pub fn cached_chain_hits(&self) -> u64 {
+        self.chains.lock().map_or(0, |c| c.hits())
+    }
+
+    /// The endorsement chain of `endorsements`, verified now or taken from the cache while
+    /// every certificate of it is valid.
+    fn verified_chain(&self, endorsements: &[Vec<u8>], now: SystemTime) -> Result<VerifiedVek, SnpRejection> {
+        let key = cache::key(endorsements);
+        if let Some(vek) = self.chains.lock().ok().and_then(|mut c| c.get(&key, now)) {
+            return Ok(vek);
+        }
+        let certs = endorsements
+            .iter()
+            .map(|der| Cert::from_der(der, "endorsement"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| SnpRejection::from(SnpError::from(e)))?;
+        let vek = verify_endorsements(&certs, &[], &self.config.trust, now)?;
+        let root = certs.last().and_then(|top| self.config.trust.root_above(top));
+        let window = cache::window(certs.iter().chain(root).map(Cert::certificate));
+        if let Ok(mut chains) = self.chains.lock() {
+            chains.insert(key, vek.clone(), window);
+        }
+        Ok(vek)
     }
 
     /// The simulated SEV-SNP platform's verifier: reports whose chain ends in `root` (the
@@ -63,12 +93,11 @@ impl Verifier for SnpVerifier {
     /// ASVK) as DER, leaf first, optionally followed by the ARK (see
     /// [`endorsements_from_table`] for an extended guest request's certificate table).
     fn verify(&self, evidence: &[u8], endorsements: &[Vec<u8>], now: SystemTime) -> Result<Verified, Rejection> {
-        let certs = endorsements
-            .iter()
-            .map(|der| Cert::from_der(der, "endorsement"))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| SnpRejection::from(SnpError::from(e)))?;
-        let appraisal = appraise(evidence, &certs, &[], &self.config, now)?;
+        // As `appraise`: the report's form first, then the chain (kept once verified), then the
+        // report under the chain's key and the policy.
+        appraisal::parse_report(evidence).map_err(SnpRejection::from)?;
+        let vek = self.verified_chain(endorsements, now)?;
+        let appraisal = vek.appraise(evidence, &self.config.policy)?;
         Ok(verified(evidence, appraisal))
     }
 }

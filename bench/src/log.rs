@@ -1,0 +1,103 @@
+//! Cost per issuance by the provenance log's size (issue 14 item 7): the embedded issuer of the
+//! `issue` section, its log filled first with `sizes` records (and one signed tree head over
+//! them, as the issuer would have left it), then issuing, the sizes interleaved run by run. The
+//! reference is the smallest size, measured in the same run; the goal is within 1.2× of it.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result, anyhow};
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
+use p384::pkcs8::DecodePrivateKey;
+use twi_issuer::provenance::{MerkleTree, ProvenanceRecord, SignedTreeHead, VerifierDecision, leaf_hash};
+use twi_issuer::{Issuer, IssuerConfig};
+use twi_sim::snp::SimPsp;
+
+use crate::issue::{LAUNCH_DIGEST, issuance_rate, policy};
+use crate::stats::{Samples, figure, section};
+
+/// Issuances timed per sample.
+const PER_SAMPLE: u32 = 5;
+
+/// Milliseconds per issuance at each of `sizes` prior records (the first is the reference).
+pub fn cost_by_size(runs: usize, sizes: &[u64]) -> Result<()> {
+    section("cost per issuance by provenance log size (embedded issuer, simulated SEV-SNP, mechanism c)");
+    let dir = tempfile::tempdir()?;
+    let mut psp = SimPsp::load_or_create(&dir.path().join("psp"))?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    let endorsements = psp.endorsements()?;
+    let mut issuers = Vec::new();
+    for &size in sizes {
+        let state = dir.path().join(format!("issuer-{size}"));
+        let config = || IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+        drop(Issuer::open(&state, config(), policy()?)?);
+        fill(&state, size)?;
+        let opened = std::time::Instant::now();
+        let issuer = Issuer::open(&state, config(), policy()?)?;
+        println!("issuer with {size} log records opened in {:.0} ms", opened.elapsed().as_secs_f64() * 1e3);
+        issuers.push((size, issuer, Samples::default()));
+    }
+    for _ in 0..runs {
+        for (_, issuer, samples) in &mut issuers {
+            samples.push(1e3 / issuance_rate(&psp, issuer, &endorsements, PER_SAMPLE)?);
+        }
+    }
+    let Some(((reference_size, _, reference), rest)) = issuers.split_first() else { return Ok(()) };
+    figure(&format!("ms per issuance, log of {reference_size} records"), "ms", reference, None);
+    for (size, _, samples) in rest {
+        let what = format!("at {reference_size} records");
+        figure(&format!("ms per issuance, log of {size} records"), "ms", samples, Some((&what, reference)));
+    }
+    Ok(())
+}
+
+/// Appends `count` records to the issuer state's empty log, with a tree head over them signed
+/// by its log key, in one transaction.
+fn fill(state: &Path, count: u64) -> Result<()> {
+    let pem = std::fs::read_to_string(state.join("log-key.pem")).context("the issuer's log key")?;
+    let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| anyhow!("the log key: {e}"))?;
+    let mut conn = rusqlite::Connection::open(state.join("provenance.sqlite"))?;
+    let transaction = conn.transaction()?;
+    let mut tree = MerkleTree::new();
+    for i in 0..count {
+        let leaf = record(i).to_leaf().map_err(|e| anyhow!("{e}"))?;
+        let hash = leaf_hash(&leaf);
+        transaction.execute(
+            "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
+            rusqlite::params![i64::try_from(i)?, format!("fill-{i:08}"), leaf, hash.as_slice()],
+        )?;
+        tree.push(hash);
+    }
+    let timestamp_ms = u64::try_from(SystemTime::now().duration_since(SystemTime::UNIX_EPOCH)?.as_millis())?;
+    let root = tree.root();
+    let signature: Signature = key.sign(&SignedTreeHead::signed_bytes(count, timestamp_ms, &root));
+    transaction.execute(
+        "INSERT INTO tree_heads (size, timestamp_ms, root, signature) VALUES (?1, ?2, ?3, ?4)",
+        rusqlite::params![
+            i64::try_from(count)?,
+            i64::try_from(timestamp_ms)?,
+            root.as_slice(),
+            signature.to_bytes().as_slice()
+        ],
+    )?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// A record like the issuer's, for credential `fill-i`.
+fn record(i: u64) -> ProvenanceRecord {
+    ProvenanceRecord {
+        workload_id: "spiffe://example.org/bench".into(),
+        credential_kind: "x509".into(),
+        credential_id: format!("fill-{i:08}"),
+        evidence_sha384: "ab".repeat(48),
+        decision: VerifierDecision {
+            status: "contraindicated".into(),
+            verifier: "twi-bench".into(),
+            criteria: [("platform".to_string(), "sim-snp".to_string())].into(),
+        },
+        policy_version: "bench-1".into(),
+        issued_at: 1_800_000_000 + i,
+    }
+}
