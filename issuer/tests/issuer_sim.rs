@@ -322,6 +322,11 @@ fn credential_contents() {
     assert!(!digest.critical);
     assert_eq!(OctetString::from_der(digest.extn_value.as_bytes()).unwrap().as_bytes(), evidence_digest);
 
+    // The VMPL the report was made at (0: no paravisor below the simulated launch).
+    let vmpl = extension(&cert, &oids.vmpl);
+    assert!(!vmpl.critical);
+    assert_eq!(u32::from_der(vmpl.extn_value.as_bytes()).unwrap(), 0);
+
     // Nothing else: every extension is one the profile decided on.
     let mut got: Vec<String> = tbs.extensions().unwrap().iter().map(|e| e.extn_id.to_string()).collect::<Vec<_>>();
     got.sort();
@@ -335,7 +340,7 @@ fn credential_contents() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([oids.evidence_sha384, oids.simulated_tee, oids.policy_binding].map(|oid| oid.to_string()))
+    .chain([oids.evidence_sha384, oids.simulated_tee, oids.policy_binding, oids.vmpl].map(|oid| oid.to_string()))
     .collect();
     want.sort();
     assert_eq!(got, want);

@@ -1,4 +1,4 @@
-//! What [`Runtime::acquire`](crate::runtime::Runtime::acquire) returns: a credential for one
+//! What `Runtime::acquire` returns: a credential for one
 //! target, and the handle of its key in the vault.
 
 use alloc::string::String;
@@ -12,7 +12,7 @@ pub enum CredentialType {
     /// mutual TLS.
     X509,
     /// A WIMSE Workload Identity Token (`wit+jwt`), whose `cnf` key proves possession with a
-    /// Workload Proof Token per request ([`crate::wpt`]).
+    /// Workload Proof Token per request (the `wpt` module).
     Wit,
 }
 

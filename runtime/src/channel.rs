@@ -1,12 +1,12 @@
 //! The framed, validated message channel to the host loader, over any byte [`Link`] (on the
-//! machine the shared-memory ring or COM2, `crate::transport`; an in-memory pipe in host tests).
+//! machine the shared-memory ring or COM2, the transport module; an in-memory pipe in host tests).
 //!
 //! Every frame from the host is hostile: the reader checks its size before allocating and its
 //! shape before decoding (`twi_proto::frame`); a malformed one is answered with an Error frame,
 //! reported to the channel's observer, and skipped, up to [`MAX_MALFORMED_FRAMES`] per session.
 //!
 //! The channel is shared by whoever speaks to the host: the session and, under the simulated TEE,
-//! the simulated firmware's doorbell (`crate::tee::sim`). Its methods take `&self` (one CPU, no
+//! the simulated firmware's doorbell (the TEE layer's simulated backend). Its methods take `&self` (one CPU, no
 //! interrupts: a `RefCell` is the whole of the synchronisation), so both can hold it at once; a
 //! borrow never outlives one call.
 

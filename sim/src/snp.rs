@@ -279,7 +279,7 @@ pub type GuestRequestStatus = u64;
 impl SimLaunch {
     /// The secrets page the PSP would populate for this launch (VERSION 3, VMPCK0), or for a
     /// guest below an SVSM the copy the SVSM gives it: only the VMPCK of its own level (the
-    /// SVSM adds its own fields, `crate::svsm::SimSvsm::plant`).
+    /// SVSM adds its own fields: the simulated SVSM plants them).
     pub fn secrets_page(&self) -> [u8; secrets::SECRETS_PAGE_SIZE] {
         let mut page = secrets::simulated_page(&[0; 32]);
         let at = secrets::VMPCK_OFFSETS[usize::from(self.vmpl)];

@@ -230,7 +230,7 @@ pub enum PolicyRejection {
     #[error("workload `{workload}`: the platform claim source {source_name} has nothing for this platform: {reason}")]
     ClaimSource { workload: String, source_name: String, reason: String },
     /// The SEV-SNP report's VMPL is not one the workload admits (`vmpl.rs`).
-    #[error("{}", super::vmpl::refusal_text(.workload, *.vmpl, .admitted))]
+    #[error("{}", vmpl_refusal_text(.workload, *.vmpl, .admitted))]
     Vmpl { workload: String, vmpl: u32, admitted: Vec<u32> },
 }
 
@@ -445,4 +445,14 @@ impl Policy {
             }
         }
     }
+}
+
+/// The refusal's sentence: the VMPL, what the workload admits, and what to change.
+fn vmpl_refusal_text(workload: &str, vmpl: u32, admitted: &[u32]) -> String {
+    let list: Vec<String> = admitted.iter().map(|v| v.to_string()).collect();
+    let below = if vmpl > 0 { " (below a paravisor such as COCONUT-SVSM)" } else { "" };
+    format!(
+        "workload `{workload}` admits VMPL {} only, and this SEV-SNP report was made at VMPL {vmpl}{below}: add {vmpl} to the workload's vmpls if it may run there",
+        list.join(", ")
+    )
 }

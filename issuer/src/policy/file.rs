@@ -394,17 +394,7 @@ fn workload(
         })?;
         references.push(entry);
     }
-    let mut targets = Vec::with_capacity(w.target.len());
-    for t in w.target {
-        let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
-            .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
-        if targets.iter().any(|r: &super::model::TargetRule| r.name == rule.name) {
-            return Err(
-                source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))
-            );
-        }
-        targets.push(rule);
-    }
+    let targets = target_rules(&id, w.target, &wspan, source)?;
     let lifetime =
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let vmpls = super::vmpl::admitted_vmpls(w.vmpls)
@@ -423,6 +413,27 @@ fn workload(
         vmpls,
         line: source.line(wspan.start),
     })
+}
+
+/// A workload's `[[workload.target]]` entries, checked, each named once.
+fn target_rules(
+    id: &str,
+    files: Vec<TargetFile>,
+    wspan: &std::ops::Range<usize>,
+    source: &Source<'_>,
+) -> Result<Vec<super::model::TargetRule>, PolicyError> {
+    let mut targets = Vec::with_capacity(files.len());
+    for t in files {
+        let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
+            .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
+        if targets.iter().any(|r: &super::model::TargetRule| r.name == rule.name) {
+            return Err(
+                source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))
+            );
+        }
+        targets.push(rule);
+    }
+    Ok(targets)
 }
 
 /// The shortest and longest credential lifetimes a policy may set: a credential must outlive

@@ -42,16 +42,6 @@ impl Policy {
     }
 }
 
-/// The refusal's sentence: the VMPL, what the workload admits, and what to change.
-pub(super) fn refusal_text(workload: &str, vmpl: u32, admitted: &[u32]) -> String {
-    let list: Vec<String> = admitted.iter().map(|v| v.to_string()).collect();
-    let below = if vmpl > 0 { " (below a paravisor such as COCONUT-SVSM)" } else { "" };
-    format!(
-        "workload `{workload}` admits VMPL {} only, and this SEV-SNP report was made at VMPL {vmpl}{below}: add {vmpl} to the workload's vmpls if it may run there",
-        list.join(", ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,7 +53,7 @@ mod tests {
         assert!(admitted_vmpls(Some(vec![])).unwrap_err().contains("empty"));
         assert!(admitted_vmpls(Some(vec![4])).unwrap_err().contains("VMPLs 0 to 3"));
         assert!(admitted_vmpls(Some(vec![2, 2])).unwrap_err().contains("twice"));
-        let text = refusal_text("payroll-app", 2, &[0]);
+        let text = PolicyRejection::Vmpl { workload: "payroll-app".into(), vmpl: 2, admitted: vec![0] }.to_string();
         assert!(text.contains("admits VMPL 0 only") && text.contains("made at VMPL 2"), "{text}");
     }
 }

@@ -1,6 +1,6 @@
 //! QEMU's fw_cfg device through the HAL's port I/O (selector 0x510, data 0x511): what the RAM
 //! check needs, the `etc/e820` table (`crate::memory_map` parses it and explains why), and
-//! whether the host loader offers the channel ring (`opt/twi/ring`, `crate::transport`). The
+//! whether the host loader offers the channel ring (`opt/twi/ring`; the runtime's transport module). The
 //! bytes are the host's: they are copied once into a private buffer and parsed there.
 
 use super::hal::hal;

@@ -1,7 +1,7 @@
 //! Everything that touches the machine: boot, the platform HAL, ports, UARTs, exceptions, RNG,
 //! allocators, and the pages the launch fills. Only built for the bare-metal target, and a leaf:
 //! nothing here imports the rest of the runtime (the TEE backends reach the platform's doorbells
-//! through `crate::tee::hw`).
+//! through the TEE layer's hardware backend).
 //!
 //! The platform is chosen once, by [`start`], from what the boot stub found; from then on the
 //! rest of the runtime goes through [`hal::hal`].

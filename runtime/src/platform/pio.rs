@@ -1,5 +1,5 @@
 //! The machine's own I/O instructions: IN/OUT and RDMSR/WRMSR, executed as they are. Only the
-//! plain platform ([`super::hal::Native`]) uses them; under SEV-SNP and TDX the same requests go
+//! plain platform (the HAL's native backend) uses them; under SEV-SNP and TDX the same requests go
 //! through the GHCB or TDVMCALL (an IN/OUT there would trap to #VC/#VE).
 
 use core::arch::asm;

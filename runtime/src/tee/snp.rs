@@ -1,8 +1,8 @@
 //! The SEV-SNP backend: the guest owns the VMPCK (in a [`Requester`]), seals each firmware
 //! request in private memory, hands the sealed bytes to a [`SnpDoorbell`], and opens the private
 //! copy of the answer. The doorbell is the only part that differs between hardware (a VMGEXIT
-//! with the GHCB's shared pages, `crate::tee::hw`) and the simulator (the channel to the host,
-//! `crate::tee::sim`).
+//! with the GHCB's shared pages, the `hw` module) and the simulator (the channel to the host,
+//! the `sim` module).
 //!
 //! Evidence comes through the extended guest request (GHCB specification, NAE event
 //! `SNP_EXT_GUEST_REQUEST`): the report, and the certificate table the host offers (VCEK or

@@ -10,7 +10,7 @@
 //! carrying the same request bytes (phase 2). What the guest checks is the same either way
 //! ([`attest`]). Until the Evidence message carries a manifest and a nonce (phase 2: the
 //! verifier's VMPL/SVSM policy), the runtime below an SVSM sends the report it obtains with the
-//! VMPCK of its own VMPL (`crate::tee::snp`); this path is ready for the simulator and the
+//! VMPCK of its own VMPL (the `snp` module); this path is ready for the simulator and the
 //! verifier to meet it.
 
 use alloc::vec::Vec;

@@ -1,9 +1,9 @@
 //! The TDX backend: it extends RTMRs (`TDG.MR.RTMR.EXTEND`) while keeping the event log a
 //! verifier replays, asks the TDX module for a TDREPORT over REPORTDATA (`TDG.MR.REPORT`), and
 //! obtains a quote through the GHCI GetQuote buffer (`TDG.VP.VMCALL<GetQuote>`), all over a
-//! [`TdxModule`]: on hardware TDCALL/TDVMCALL (`crate::tee::hw`), under `twi run --platform
+//! [`TdxModule`]: on hardware TDCALL/TDVMCALL (the `hw` module), under `twi run --platform
 //! sim-tdx` DoorbellRequest/DoorbellResponse pairs on the channel carrying the same bytes
-//! (`crate::tee::sim`).
+//! (the `sim` module).
 //!
 //! What the runtime measures into which RTMR (RTMR0 is left to firmware configuration, RTMR3
 //! to the workload):

@@ -7,7 +7,7 @@
 //! the GetQuote buffer. Each check names the host function it mirrors (Linux
 //! `arch/x86/kvm/svm/sev.c` and `arch/x86/kvm/vmx/tdx.c`, QEMU `target/i386/kvm/tdx.c`), so a
 //! divergence can be traced to a line of the host. The simulated TDX module applies the
-//! GetQuote check to every request it answers ([`crate::tdx::SimTdx::get_quote`]).
+//! GetQuote check to every request it answers (the simulated module's `get_quote`).
 
 pub mod snp;
 pub mod tdx;

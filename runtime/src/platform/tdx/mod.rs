@@ -13,7 +13,7 @@
 //! (`twi_linker::EARLY_RAM`, `twi_linker::tdvf::SECTIONS`).
 //!
 //! Attestation ([`HwTdx`]): TDG.MR.RTMR.EXTEND and TDG.MR.REPORT on private, aligned buffers;
-//! TDG.VP.VMCALL<GetQuote> with the GHCI buffer in shared pages, polled. `crate::tee::hw` adapts
+//! TDG.VP.VMCALL<GetQuote> with the GHCI buffer in shared pages, polled. The TEE layer's hardware backend adapts
 //! it to the TDX backend's module trait.
 
 pub mod instr;
