@@ -57,6 +57,8 @@ trust_domain = "example.org"
 
 [[workload]]
 id = "payroll-app"
+# The credentials here come from the Credential Authority on evidence (mechanism c).
+mechanism = "c"
 [workload.claims]
 location = "DE"
 handles-pii = true
@@ -73,6 +75,7 @@ measurement = "22222222222222222222222222222222222222222222222222222222222222222
 
 [[workload]]
 id = "ledger"
+mechanism = "c"
 [workload.claims]
 location = "US"
 handles-pii = true
