@@ -119,9 +119,8 @@ fn sbom(
     elf_path: &Path,
     elf: &[u8],
     how: &Composition,
-    attach: &[PathBuf],
+    attachments: &[(String, Vec<u8>)],
 ) -> Result<String> {
-    let attachments = attachments(attach)?;
     let (workload, crates, toolchain) = match how {
         Composition::Crate { name, dir } => {
             let lock =
@@ -134,11 +133,11 @@ fn sbom(
             None => ("twi-runtime".to_string(), None, None),
         },
     };
-    let inputs = sbom::Inputs { workload: &workload, elf, crates, toolchain, attachments: &attachments };
+    let inputs = sbom::Inputs { workload: &workload, elf, crates, toolchain, attachments };
     let document = sbom::document(&inputs)?;
     let digest = sbom::digest(&document);
     manifest.set(sbom::MANIFEST_KEY, digest.clone().into_bytes());
-    for (name, bytes) in &attachments {
+    for (name, bytes) in attachments {
         manifest.set(&format!("{}{name}", sbom::ATTACH_PREFIX), sbom::digest(bytes).into_bytes());
     }
     manifest.to_slot().map_err(|_| {
@@ -182,10 +181,11 @@ pub fn build(
     let mut manifest = anchor.manifest(diagnostic);
     payload::apply_settings(&mut manifest, &workload.settings)?;
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    attachments(&workload.attach)?;
+    // Read once, before minutes of compiling: a missing or misnamed file fails here.
+    let attached = attachments(&workload.attach)?;
     let (elf_path, composition) = choose_elf(runtime_elf, workload)?;
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &workload.attach)?;
+    let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &attached)?;
     let mut images = image::build_images(&elf, &manifest, params)?;
     images.reference_values["sbom"] = serde_json::json!({ "file": sbom::FILE_NAME, "digest": sbom_digest });
     let rom_path = out.join("twi.rom");
