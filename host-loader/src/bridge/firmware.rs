@@ -123,47 +123,42 @@ impl Firmware for SimSnp<'_> {
 }
 
 /// `--platform sim-svsm`: one launch on the simulated PSP with the guest at the SVSM's guest
-/// VMPL, and the simulated SVSM at VMPL0 answering its SVSM calls.
+/// VMPL, and the simulated SVSM at VMPL0 answering its SVSM calls; everything else is the
+/// simulated SEV-SNP launch's.
 #[derive(Debug)]
 pub struct SimSvsmFirmware<'a> {
-    pub psp: &'a SimPsp,
-    /// This launch's VMPCK (of the guest's VMPL) and guest-message sequence numbers.
-    pub launch: SimLaunch,
+    /// The launch (its VMPCK is the guest VMPL's) on the simulated PSP.
+    pub snp: SimSnp<'a>,
     pub svsm: SimSvsm,
 }
 
 impl Firmware for SimSvsmFirmware<'_> {
     fn platform(&self) -> Platform {
-        Platform::SimSnp
+        self.snp.platform()
     }
     fn option(&self) -> &'static str {
         "sim-svsm"
     }
     fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
-        if request.kind == DoorbellKind::SvsmCall {
-            // A call the SVSM cannot even read is the guest's fault: a failure status, as a
-            // VMGEXIT the hypervisor rejects.
-            let (status, response) = match self.svsm.call(self.psp, &request.request) {
-                Ok(answer) => (0, answer),
-                Err(refusal) => {
-                    eprintln!("twi: the simulated SVSM refused a call: {refusal}");
-                    (1, Vec::new())
-                }
-            };
-            return Ok(DoorbellResponse { kind: request.kind, status, response, certificates: None });
+        if request.kind != DoorbellKind::SvsmCall {
+            return self.snp.doorbell(request);
         }
-        self.launch
-            .doorbell(self.psp, request)?
-            .ok_or(FirmwareError::OtherPlatform("the simulated TDX module is only available under --platform sim-tdx"))
+        // A call the SVSM cannot even read is the guest's fault: a failure status, as a
+        // VMGEXIT the hypervisor rejects.
+        let (status, response) = match self.svsm.call(self.snp.psp, &request.request) {
+            Ok(answer) => (0, answer),
+            Err(refusal) => {
+                eprintln!("twi: the simulated SVSM refused a call: {refusal}");
+                (1, Vec::new())
+            }
+        };
+        Ok(DoorbellResponse { kind: request.kind, status, response, certificates: None })
     }
-    fn endorsements(&mut self, _report: &[u8]) -> Result<Endorsements, FirmwareError> {
-        Ok(Endorsements {
-            certificates: self.psp.endorsements()?,
-            source: "the guest forwarded no certificate table; using the host's VCEK and ASK".into(),
-        })
+    fn endorsements(&mut self, report: &[u8]) -> Result<Endorsements, FirmwareError> {
+        self.snp.endorsements(report)
     }
-    fn collateral(&mut self, _quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
-        Ok(None)
+    fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
+        self.snp.collateral(quote)
     }
 }
 

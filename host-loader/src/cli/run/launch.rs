@@ -82,7 +82,9 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
     let firmware: Box<dyn Firmware + '_> = match (profile, side.tdx.as_mut(), svsm) {
         (Some(profile), _, _) => Box::new(hardware(profile, args, &out)),
         (None, Some(tdx), _) => Box::new(SimTd { tdx }),
-        (None, None, Some(svsm)) => Box::new(SimSvsmFirmware { psp: &side.psp, launch: sim_launch, svsm }),
+        (None, None, Some(svsm)) => {
+            Box::new(SimSvsmFirmware { snp: SimSnp { psp: &side.psp, launch: sim_launch }, svsm })
+        }
         (None, None, None) => Box::new(SimSnp { psp: &side.psp, launch: sim_launch }),
     };
     let roles: Box<dyn Roles + '_> = side.issuer.roles()?;
