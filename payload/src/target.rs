@@ -3,6 +3,8 @@
 
 use alloc::string::{String, ToString};
 
+use crate::runtime::ConnectError;
+
 /// `HOST:PORT` of `https://HOST:PORT/…` (port 443 when absent), or of a bare `HOST:PORT`;
 /// `None` for what is not a target (no host, or user information in it).
 ///
@@ -28,16 +30,22 @@ pub fn is_target_key(key: &str) -> bool {
 }
 
 /// The origin of `target` if one of `settings` (key, value) names a target with that origin:
-/// the rule [`Runtime::connect`](crate::Runtime::connect) applies to the measured manifest.
-/// `None` when `target` has no origin or no target setting names it.
-pub fn named_origin<'a>(settings: impl IntoIterator<Item = (&'a str, &'a [u8])>, target: &str) -> Option<String> {
-    let wanted = origin(target)?;
+/// the rule `Runtime::connect` applies to the measured manifest.
+///
+/// # Errors
+/// [`ConnectError::BadTarget`] when `target` has no origin, [`ConnectError::NotInManifest`]
+/// when no target setting names it.
+pub fn named_origin<'a>(
+    settings: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    target: &str,
+) -> Result<String, ConnectError> {
+    let wanted = origin(target).ok_or_else(|| ConnectError::BadTarget(target.to_string()))?;
     let named = settings
         .into_iter()
         .filter(|(key, _)| is_target_key(key))
         .filter_map(|(_, value)| core::str::from_utf8(value).ok())
         .any(|value| origin(value).as_deref() == Some(wanted.as_str()));
-    named.then_some(wanted)
+    if named { Ok(wanted) } else { Err(ConnectError::NotInManifest(target.to_string())) }
 }
 
 /// The host part of a target (`db.example` of `https://db.example:8443/rows`): the name TLS
@@ -95,13 +103,15 @@ mod tests {
     #[test]
     fn only_target_settings_name_origins() {
         let settings = [("target", &b"https://db.example/rows"[..]), ("note", b"https://other.example/")];
-        assert_eq!(named_origin(settings, "https://db.example/other").as_deref(), Some("db.example:443"));
-        assert_eq!(named_origin(settings, "https://other.example/"), None);
+        assert_eq!(named_origin(settings, "https://db.example/other").as_deref(), Ok("db.example:443"));
+        let other = "https://other.example/";
+        assert_eq!(named_origin(settings, other), Err(ConnectError::NotInManifest(other.into())));
         assert_eq!(
             named_origin([("target-db", &b"db.example:8443"[..])], "https://db.example:8443/").as_deref(),
-            Some("db.example:8443")
+            Ok("db.example:8443")
         );
-        assert_eq!(named_origin(settings, "https://user@db.example/"), None);
+        let user = "https://user@db.example/";
+        assert_eq!(named_origin(settings, user), Err(ConnectError::BadTarget(user.into())));
         assert!(is_target_key("target.payroll") && !is_target_key("targets"));
     }
 }
