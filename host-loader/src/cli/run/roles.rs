@@ -107,7 +107,7 @@ impl Side {
                 (unopened, anchor, format!("--state {}", state.display()))
             }
             Some(url) => {
-                let client = RemoteIssuer::new(url, &client_tls(args))?;
+                let client = RemoteIssuer::new(url, &client_tls(args))?.with_protocol(args.protocol.into());
                 let (ca_pem, certificate) = client.ca_certificate()?;
                 eprintln!("twi: using the Verifier, Credential Authority and Key Store at {}", client.url());
                 let origin = format!("the issuer at {}", client.url());
