@@ -49,8 +49,8 @@
 //! listener attaches, for a client certificate under the operator CA (401 without).
 //!
 //! By job: `api` (roles served, error answers), `handlers` (one function per endpoint),
-//! `service` (the router), `listener` (connections, TLS handshakes, limits), [`tls`]
-//! (certificates), [`wire`] (the bodies).
+//! `service` (the router), [`est`] (RFC 7030's two operations), `listener` (connections, TLS
+//! handshakes, limits), [`tls`] (certificates), [`wire`] (the bodies).
 
 mod api;
 pub mod est;
