@@ -970,7 +970,8 @@ fn http_est_enrolls_the_csrs_key_over_rfc_7030() {
     let out = dir.path().join("run-est");
     let run = service.scenario("sim", &out).arg("--protocol").arg("est").run();
     let log = run.assert_success("twi run --protocol est --issuer-url");
-    assert!(log.contains("admitted as spiffe://example.org/payroll-app"), "{log}");
+    let est = format!("Enrollment by EST (RFC 7030) at {}/.well-known/est/simpleenroll", service.served.url);
+    assert!(log.contains(&est) && log.contains("admitted as spiffe://example.org/payroll-app"), "{log}");
     tools::assert_openssl_verifies_simulated(&service.ca, &out.join("credential.pem"));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
     let csr = hex::decode(json["csr"].as_str().unwrap()).unwrap();
