@@ -13,31 +13,16 @@ use std::sync::OnceLock;
 
 use der::DecodePem;
 use twi_attester::snp::report::AttestationReport;
-use twi_testkit::scenario::{Scenario, Served, Twi};
+use twi_testkit::scenario::{Built, Scenario, Served, Twi};
 use twi_testkit::tools::{self, openssl, utf8 as path};
 use x509_cert::Certificate;
 
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
 /// One image and one issuer state shared by the tests (building the runtime takes a while).
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    rom: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let image = dir.path().join("image");
-        let out = twi(&["build", "--out", path(&image), "--state", path(&state)]);
-        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        let rom = image.join("twi.rom");
-        assert!(rom.is_file(), "twi build wrote no {}", rom.display());
-        Fixture { _dir: dir, state, rom }
-    })
+fn fixture() -> &'static Built {
+    static FIXTURE: OnceLock<Built> = OnceLock::new();
+    FIXTURE.get_or_init(|| TWI.build_default())
 }
 
 fn twi(args: &[&str]) -> Output {
