@@ -146,15 +146,7 @@ impl Host {
                     Some(table) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
                     None => self.psp.endorsements().expect("endorsements"),
                 };
-                let bundle = EvidenceBundle {
-                    platform: evidence.platform,
-                    evidence: &evidence.evidence,
-                    public_key: &evidence.public_key,
-                    nonce: &evidence.nonce,
-                    target: &evidence.target,
-                    csr: evidence.csr.as_deref(),
-                    endorsements: &endorsements,
-                };
+                let bundle = EvidenceBundle::of_message(evidence, &endorsements);
                 let evidence = twi_issuer::Evidence { bundle, events: &[] };
                 Some(match self.issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }) {
                     Ok(issued) => {
