@@ -689,6 +689,16 @@ fn mechanism_d_releases_the_key_the_owner_provisioned() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("the owner's certificate is not one this issuer's CA"), "{}", stderr(&out));
 
+    // The CA certifies SPIFFE IDs of its own trust domain only (issue 14).
+    for (id, why) in [
+        ("spiffe://other.org/demo", "not this issuer's \"example.org\""),
+        ("spiffe://example.org", "names the trust domain itself"),
+        ("spiffe://example.org/demo?admin=1", "is not a valid SPIFFE ID"),
+        ("https://example.org/demo", "is not a SPIFFE ID"),
+    ] {
+        let out = TWI.provision(&state, id, &key_path, None);
+        assert!(!out.status.success() && stderr(&out).contains(why), "{id}: {}", stderr(&out));
+    }
     let out = TWI.provision(&state, "spiffe://example.org/demo", &key_path, None);
     assert!(out.status.success(), "{}", stderr(&out));
     let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();

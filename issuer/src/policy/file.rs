@@ -320,7 +320,7 @@ impl Policy {
         if version.is_empty() {
             return Err(source.invalid(spans.version.span(), "`version` is empty: name this policy's version".into()));
         }
-        if !valid_trust_domain(&parsed.trust_domain) {
+        if !crate::spiffe::valid_trust_domain(&parsed.trust_domain) {
             let message = format!(
                 "trust_domain {:?} is not a SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')",
                 parsed.trust_domain
@@ -354,7 +354,7 @@ fn workload(
 ) -> Result<Workload, PolicyError> {
     let (wspan, spans) = (span.span(), span.get_ref());
     let id = w.id;
-    if !valid_workload_path(&id) {
+    if !crate::spiffe::valid_workload_path(&id) {
         let message = format!(
             "workload id {id:?} is not a SPIFFE path (segments of letters, digits, '.', '-', '_' separated by '/')"
         );
@@ -543,20 +543,4 @@ fn tdx_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {
         attributes_mask,
         attributes_required,
     }))
-}
-
-fn valid_trust_domain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
-}
-
-fn valid_workload_path(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        })
 }
