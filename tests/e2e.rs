@@ -955,6 +955,31 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     run.assert_refused("twi run --mechanism a against a policy of mechanism c", "under mechanism c only");
 }
 
+/// Issue 14 item 4: `twi run --protocol est` takes the Enrollment through EST (RFC 7030
+/// simpleenroll; the CSR as the body, the evidence beside it): the credential certifies the
+/// CSR's key, and a policy of another mechanism than c is refused with the reason.
+#[test]
+fn http_est_enrolls_the_csrs_key_over_rfc_7030() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path());
+    let out = dir.path().join("run-est");
+    let run = service.scenario("sim", &out).arg("--protocol").arg("est").run();
+    let log = run.assert_success("twi run --protocol est --issuer-url");
+    let est = format!("Enrollment by EST (RFC 7030) at {}/.well-known/est/simpleenroll", service.served.url);
+    assert!(log.contains(&est) && log.contains("admitted as spiffe://example.org/payroll-app"), "{log}");
+    tools::assert_openssl_verifies_simulated(&service.ca, &out.join("credential.pem"));
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("evidence.json")).unwrap()).unwrap();
+    let csr = hex::decode(json["csr"].as_str().unwrap()).unwrap();
+    let csr_key = twi_proto::csr::verify(&csr).unwrap();
+    assert_eq!(certified_key(&certificate(&out)), csr_key, "the credential certifies the CSR's key");
+    let console = std::fs::read_to_string(out.join("console.log")).unwrap();
+    assert!(console.contains("credential accepted for spiffe://example.org/payroll-app"), "{console}");
+    // A policy of mechanism b: EST carries no attestation-result redemption.
+    let other = Service::start_with(&dir.path().join("service-b"), "b");
+    let run = other.scenario("sim", &dir.path().join("run-est-b")).arg("--protocol").arg("est").run();
+    run.assert_refused("twi run --protocol est under mechanism b", "--protocol est enrolls through");
+}
+
 #[test]
 fn http_an_unreachable_issuer_is_reported_before_booting() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,6 +4,13 @@
 //! difference from the embedded issuer: the loader relays the same messages either way.
 //! HTTPS (rustls, the service's certificate verified under the issuer CA, the owner's client
 //! certificate for the owner's endpoints); plain HTTP to a loopback address only.
+//!
+//! [`Protocol::Est`] (`twi run --protocol est`) takes mechanism C's Enrollment through EST
+//! (RFC 7030 simpleenroll, `twi_issuer::http::est`) instead of `POST /v1/ca/credential`: the
+//! CSR as the base64 PKCS#10 body, the rest of the evidence in the `TWI-Evidence` header, the
+//! certificate from the certs-only PKCS#7 answer (checked against the issuance record the
+//! `TWI-Credential` header carries). The Initiate (`/v1/challenge`) and the other mechanisms
+//! stay on the JSON API, which has no EST form.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +41,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct RemoteIssuer {
     base: String,
     agent: ureq::Agent,
+    protocol: Protocol,
+}
+
+/// How an Enrollment's credential is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// The JSON API (`POST /v1/ca/credential`, `POST /v1/verifier/evidence`).
+    #[default]
+    Json,
+    /// EST (RFC 7030) `simpleenroll`, for mechanism C.
+    Est,
 }
 
 /// How the client authenticates the service, and itself.
@@ -74,7 +92,12 @@ impl RemoteIssuer {
         } else {
             bail!("--issuer-url {url:?}: expected https://HOST:PORT (or http:// to a loopback address)");
         }
-        Ok(Self { base, agent: config.build().into() })
+        Ok(Self { base, agent: config.build().into(), protocol: Protocol::Json })
+    }
+
+    /// The same client, asking for Enrollments over `protocol`.
+    pub fn with_protocol(self, protocol: Protocol) -> Self {
+        Self { protocol, ..self }
     }
 
     pub fn url(&self) -> &str {
@@ -177,6 +200,12 @@ impl RemoteIssuer {
         evidence: &Evidence<'_>,
         mechanism: Option<Mechanism>,
     ) -> std::result::Result<Obtained, String> {
+        if self.protocol == Protocol::Est {
+            return match mechanism {
+                Some(Mechanism::A) => Err(est_refused(Mechanism::A)),
+                _ => self.simpleenroll(evidence),
+            };
+        }
         let evidence = EvidenceJson::new(evidence);
         let response: CredentialResponse = if mechanism == Some(Mechanism::A) {
             self.post("/v1/verifier/evidence", &VerifierRequest { mechanism: Mechanism::A, evidence })?
@@ -196,6 +225,9 @@ impl RemoteIssuer {
     /// Mechanism B, the Verifier (`POST /v1/verifier/evidence`): the signed attestation result
     /// and the workload identifier.
     pub fn attestation_result(&self, evidence: &Evidence<'_>) -> std::result::Result<(String, String), String> {
+        if self.protocol == Protocol::Est {
+            return Err(est_refused(Mechanism::B));
+        }
         let request = VerifierRequest { mechanism: Mechanism::B, evidence: EvidenceJson::new(evidence) };
         let answer: AttestationResultResponse = self.post("/v1/verifier/evidence", &request)?;
         Ok((answer.attestation_result, answer.workload_id))
@@ -263,6 +295,47 @@ impl RemoteIssuer {
         Ok((obtained, release, answer.key_store_key))
     }
 
+    /// Mechanism C over EST (RFC 7030 §4.2.1): the CSR as the body, the evidence beside it.
+    fn simpleenroll(&self, evidence: &Evidence<'_>) -> std::result::Result<Obtained, String> {
+        use base64ct::{Base64, Encoding};
+        use twi_issuer::http::est;
+        let Some(csr) = evidence.bundle.csr else {
+            return Err("EST enrolls a CSR, and this evidence carries none (a Retrieval's evidence): the guest sent no CSR for its Enrollment".into());
+        };
+        let mut json = EvidenceJson::new(evidence);
+        json.csr = None;
+        let header = serde_json::to_vec(&json).map_err(|e| format!("the evidence as JSON: {e}"))?;
+        let url = format!("{}{}", self.base, est::SIMPLEENROLL_PATH);
+        let mut response = self
+            .agent
+            .post(&url)
+            .header("content-type", est::PKCS10)
+            .header(est::EVIDENCE_HEADER, Base64::encode_string(&header))
+            .send(est::base64_lines(csr))
+            .map_err(|e| self.unreachable(&e))?;
+        let status = response.status();
+        let record = response.headers().get(est::CREDENTIAL_HEADER).map(|v| v.as_bytes().to_vec());
+        let text = response.body_mut().read_to_string().map_err(|e| format!("reading the answer of {url}: {e}"))?;
+        if !status.is_success() {
+            return Err(refusal(&url, status, &text).1);
+        }
+        let bad = |what: String| format!("{url} answered {what}");
+        let der = est::from_base64("answer", text.as_bytes()).map_err(|e| bad(e.to_string()))?;
+        let certificates = est::certificates(&der).map_err(|e| bad(e.to_string()))?;
+        let [certificate] = certificates.as_slice() else {
+            return Err(bad(format!("{} certificates, not the one it issued", certificates.len())));
+        };
+        let record = record.ok_or_else(|| bad(format!("no `{}` issuance record", est::CREDENTIAL_HEADER)))?;
+        let record = est::from_base64("issuance record", &record).map_err(|e| bad(e.to_string()))?;
+        let credential: CredentialResponse =
+            serde_json::from_slice(&record).map_err(|e| bad(format!("an issuance record that is not JSON ({e})")))?;
+        let obtained = Obtained::from_response(credential)?;
+        if obtained.certificate_der != *certificate {
+            return Err(bad("a PKCS#7 certificate other than its issuance record's".into()));
+        }
+        Ok(obtained)
+    }
+
     fn get_text(&self, path: &str) -> Result<String> {
         let url = format!("{}{path}", self.base);
         let mut response = self.agent.get(&url).call().map_err(|e| anyhow!("{}", self.unreachable(&e)))?;
@@ -291,13 +364,7 @@ impl RemoteIssuer {
         let text =
             response.body_mut().read_to_string().map_err(|e| (None, format!("reading the answer of {url}: {e}")))?;
         if !status.is_success() {
-            let answer = serde_json::from_str::<ErrorResponse>(&text).ok();
-            let code = answer.as_ref().and_then(|a| a.code.clone());
-            let reason = answer.map(|a| a.error).unwrap_or_else(|| text.trim().to_string());
-            return Err((
-                code,
-                if status.is_client_error() { reason } else { format!("{url} answered {status}: {reason}") },
-            ));
+            return Err(refusal(&url, status, &text));
         }
         serde_json::from_str(&text).map_err(|e| (None, format!("{url} answered with unexpected JSON ({e})")))
     }
@@ -308,6 +375,22 @@ impl RemoteIssuer {
             self.base
         )
     }
+}
+
+/// An error answer of `url`: its TACRA code if any, and the reason (the service's own words for
+/// a 4xx).
+fn refusal(url: &str, status: ureq::http::StatusCode, text: &str) -> (Option<String>, String) {
+    let answer = serde_json::from_str::<ErrorResponse>(text).ok();
+    let code = answer.as_ref().and_then(|a| a.code.clone());
+    let reason = answer.map(|a| a.error).unwrap_or_else(|| text.trim().to_string());
+    (code, if status.is_client_error() { reason } else { format!("{url} answered {status}: {reason}") })
+}
+
+/// Why `--protocol est` does not take `mechanism`'s request.
+fn est_refused(mechanism: Mechanism) -> String {
+    format!(
+        "--protocol est enrolls through the Credential Authority with evidence (mechanism c); the issuer's policy gives this workload mechanism {mechanism}, which EST does not carry: run without --protocol est"
+    )
 }
 
 /// The rustls client configuration: only `ca` as root, the owner's certificate if given.

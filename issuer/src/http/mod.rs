@@ -21,6 +21,8 @@
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key) |
 //! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |
+//! | `GET /.well-known/est/cacerts` | CA | EST (RFC 7030, [`est`]): the CA certificate as base64 certs-only PKCS#7 |
+//! | `POST /.well-known/est/simpleenroll` | CA (+ Verifier) | EST: base64 DER PKCS#10, the evidence in the `TWI-Evidence` header → the issued certificate as certs-only PKCS#7 (mechanism C's appraisal) |
 //! | `POST /v1/key-store/provision` | Key Store (+ CA) | [`wire::ProvisionRequest`] → [`wire::ProvisionResponse`]: mechanism D's workload-owner step (the CA certifies a fresh key for the workload the policy admits; kept if one is provisioned already) |
 //! | `POST /v1/key-store/release` | Key Store (+ Verifier) | [`wire::KeyReleaseRequest`] (evidence binding the ephemeral HPKE key under `Purpose::KeyRelease`) → [`wire::KeyReleaseResponse`] (the provisioned credential, the key HPKE-sealed to that ephemeral key, the signed receipt) |
 //!
@@ -47,10 +49,11 @@
 //! listener attaches, for a client certificate under the operator CA (401 without).
 //!
 //! By job: `api` (roles served, error answers), `handlers` (one function per endpoint),
-//! `service` (the router), `listener` (connections, TLS handshakes, limits), [`tls`]
-//! (certificates), [`wire`] (the bodies).
+//! `service` (the router), [`est`] (RFC 7030's two operations), `listener` (connections, TLS
+//! handshakes, limits), [`tls`] (certificates), [`wire`] (the bodies).
 
 mod api;
+pub mod est;
 mod handlers;
 pub mod idempotency;
 mod limits;

@@ -18,7 +18,7 @@ use super::handlers::{
 };
 use super::limits::{Limiter, RateLimit, rate_limited};
 use super::listener::{Limits, Transport, serve_until};
-use super::log;
+use super::{est, log};
 use crate::issuer::Issuer;
 
 /// How long one request may take, from its headers to the answer.
@@ -74,6 +74,9 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
             .route(log::VKEY_PATH, get(log::vkey))
             .route(&format!("{}/{{id}}", log::PROOF_PATH), get(log::proof))
             .route(&format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
+        // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
+        router =
+            router.route(est::CACERTS_PATH, get(est::cacerts)).route(est::SIMPLEENROLL_PATH, post(est::simpleenroll));
     }
     // Always routed: without the role they answer 501 and say so.
     router = router
@@ -133,7 +136,7 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
         code: None,
@@ -145,7 +148,7 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* and /.well-known/spiffe-bundle, POST the others",
+            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/*, /.well-known/spiffe-bundle and /.well-known/est/cacerts, POST the others",
             uri.path()
         ),
         code: None,

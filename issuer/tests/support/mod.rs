@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod http;
+
 use std::time::SystemTime;
 
 use twi_issuer::ear::{Appraisal, Ear, FreshnessInput, FreshnessKind, TrustVector, VerifierId};

@@ -75,6 +75,11 @@ pub struct RunArgs {
     /// was built against.
     #[arg(long, value_name = "PEM", requires = "issuer_url")]
     pub issuer_ca: Option<PathBuf>,
+    /// How the --issuer-url service is asked for an Enrollment's credential: `json` (its JSON
+    /// API, the default) or `est` (RFC 7030 simpleenroll: the CSR as base64 PKCS#10, the
+    /// evidence in the `TWI-Evidence` header; the policy's mechanism must be c).
+    #[arg(long, value_enum, default_value = "json", requires = "issuer_url")]
+    pub protocol: ProtocolArg,
     /// The workload owner's client certificate (PEM) under the service's operator CA: `--mechanism
     /// d` provisions the workload's credential through the owner's endpoint.
     #[arg(long, value_name = "PEM", requires_all = ["issuer_url", "client_key"])]
@@ -109,4 +114,20 @@ pub enum EarFormat {
     Jwt,
     Cwt,
     Both,
+}
+
+/// `--protocol`: the remote issuer's enrollment protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProtocolArg {
+    Json,
+    Est,
+}
+
+impl From<ProtocolArg> for crate::remote::Protocol {
+    fn from(arg: ProtocolArg) -> Self {
+        match arg {
+            ProtocolArg::Json => Self::Json,
+            ProtocolArg::Est => Self::Est,
+        }
+    }
 }

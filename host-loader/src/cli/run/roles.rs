@@ -107,9 +107,16 @@ impl Side {
                 (unopened, anchor, format!("--state {}", state.display()))
             }
             Some(url) => {
-                let client = RemoteIssuer::new(url, &client_tls(args))?;
+                let client = RemoteIssuer::new(url, &client_tls(args))?.with_protocol(args.protocol.into());
                 let (ca_pem, certificate) = client.ca_certificate()?;
                 eprintln!("twi: using the Verifier, Credential Authority and Key Store at {}", client.url());
+                if args.protocol == super::args::ProtocolArg::Est {
+                    eprintln!(
+                        "twi: Enrollment by EST (RFC 7030) at {}{}",
+                        client.url(),
+                        twi_issuer::http::est::SIMPLEENROLL_PATH
+                    );
+                }
                 let origin = format!("the issuer at {}", client.url());
                 (IssuerSide::Remote { client, ca_pem }, Anchor::of_certificate(&certificate), origin)
             }
