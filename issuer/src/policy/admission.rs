@@ -426,11 +426,11 @@ impl Policy {
             return Ok(entry.sbom.map(|sbom| ProvenanceChecked { sbom, checks: Vec::new() }));
         };
         let workload = w.id.clone();
-        let sbom = entry.sbom.ok_or_else(|| ProvenanceRefusal::NoSbom {
-            workload: workload.clone(),
-            reference: entry.label.clone(),
-        })?;
-        let store = self.sbom_store.as_deref().ok_or_else(|| ProvenanceRefusal::NoStore { workload: workload.clone() })?;
+        let sbom = entry
+            .sbom
+            .ok_or_else(|| ProvenanceRefusal::NoSbom { workload: workload.clone(), reference: entry.label.clone() })?;
+        let store =
+            self.sbom_store.as_deref().ok_or_else(|| ProvenanceRefusal::NoStore { workload: workload.clone() })?;
         let document = Sbom::load(store, &sbom).map_err(|error| ProvenanceRefusal::Store { workload, error })?;
         let checks = demands.check(&w.id, &document)?;
         Ok(Some(ProvenanceChecked { sbom, checks }))

@@ -221,7 +221,8 @@ pub fn store_sbom(dir: &Path, bytes: &[u8], expected: Option<&SbomDigest>) -> Re
     let write = |p: &Path, b: &[u8]| {
         std::fs::write(p, b).map_err(|e| SbomError::Write { path: p.display().to_string(), error: e.to_string() })
     };
-    std::fs::create_dir_all(dir).map_err(|e| SbomError::Write { path: dir.display().to_string(), error: e.to_string() })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| SbomError::Write { path: dir.display().to_string(), error: e.to_string() })?;
     let temporary = path.with_extension("twi-new");
     write(&temporary, bytes)?;
     std::fs::rename(&temporary, &path).map_err(|e| SbomError::Write { path: shown, error: e.to_string() })?;
@@ -316,9 +317,10 @@ impl Demands {
         for denied in &self.deny {
             for c in sbom.libraries().filter(|c| c.name == denied.name) {
                 // A version the requirement cannot read is denied: the SBOM cannot show it is outside.
-                let hit = denied.versions.as_ref().is_none_or(|req| {
-                    semver::Version::parse(&c.version).map_or(true, |v| req.matches(&v))
-                });
+                let hit = denied
+                    .versions
+                    .as_ref()
+                    .is_none_or(|req| semver::Version::parse(&c.version).map_or(true, |v| req.matches(&v)));
                 if hit {
                     return Err(ProvenanceRefusal::Denied {
                         workload: workload.into(),

@@ -60,7 +60,9 @@ impl ImageValues {
             }
         }
         let sbom = match text("/sbom/digest") {
-            Some(d) => Some(SbomDigest::parse(&d).ok_or_else(|| err(format!("sbom.digest is not sha384:<hex>: {d:?}")))?),
+            Some(d) => {
+                Some(SbomDigest::parse(&d).ok_or_else(|| err(format!("sbom.digest is not sha384:<hex>: {d:?}")))?)
+            }
             None => None,
         };
         Ok(Self {
