@@ -112,7 +112,7 @@ impl Host {
 
     /// A fresh nonce from the issuer's Verifier for this launch.
     fn challenge(&mut self) -> Vec<u8> {
-        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509).expect("nonce").nonce
+        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509, None).expect("nonce").nonce
     }
 
     /// The issuer anchor the launch manifest carries.
@@ -146,15 +146,7 @@ impl Host {
                     Some(table) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
                     None => self.psp.endorsements().expect("endorsements"),
                 };
-                let bundle = EvidenceBundle {
-                    platform: evidence.platform,
-                    evidence: &evidence.evidence,
-                    public_key: &evidence.public_key,
-                    nonce: &evidence.nonce,
-                    target: &evidence.target,
-                    csr: evidence.csr.as_deref(),
-                    endorsements: &endorsements,
-                };
+                let bundle = EvidenceBundle::of_message(evidence, &endorsements);
                 let evidence = twi_issuer::Evidence { bundle, events: &[] };
                 Some(match self.issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }) {
                     Ok(issued) => {

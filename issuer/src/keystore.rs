@@ -365,6 +365,7 @@ pub fn provision_owner(
     ca_domain: &str,
     owner: &OwnerCredential<'_>,
 ) -> Result<Provisioned, IssuerError> {
+    crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
     let der = match owner.certificate {
         Some(der) => {

@@ -31,6 +31,7 @@ pub mod provenance;
 mod records;
 mod rejection;
 mod results;
+mod spiffe;
 mod state;
 mod transparency;
 mod verifier;

@@ -58,6 +58,22 @@ pub struct EvidenceBundle<'a> {
     pub endorsements: &'a [Vec<u8>],
 }
 
+impl<'a> EvidenceBundle<'a> {
+    /// The channel's Evidence message as the Verifier takes it, with the endorsements the host
+    /// found for it (the guest's certificate table, or the host's copies).
+    pub fn of_message(evidence: &'a twi_proto::msg::Evidence, endorsements: &'a [Vec<u8>]) -> Self {
+        Self {
+            platform: evidence.platform,
+            evidence: &evidence.evidence,
+            public_key: &evidence.public_key,
+            nonce: &evidence.nonce,
+            target: &evidence.target,
+            csr: evidence.csr.as_deref(),
+            endorsements,
+        }
+    }
+}
+
 /// Evidence and, for TDX, the TD's RTMR event log: what the Verifier is shown.
 #[derive(Debug, Clone, Copy)]
 pub struct Evidence<'a> {

@@ -52,41 +52,29 @@ pub trait Firmware {
     fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError>;
 }
 
-impl<F: Firmware + ?Sized> Firmware for &mut F {
-    fn platform(&self) -> Platform {
-        (**self).platform()
-    }
-    fn option(&self) -> &'static str {
-        (**self).option()
-    }
-    fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
-        (**self).doorbell(request)
-    }
-    fn endorsements(&mut self, report: &[u8]) -> Result<Endorsements, FirmwareError> {
-        (**self).endorsements(report)
-    }
-    fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
-        (**self).collateral(quote)
-    }
+/// A firmware behind a reference or a box is that firmware.
+macro_rules! forward_firmware {
+    ($($wrapper:ty),*) => {$(
+        impl<F: Firmware + ?Sized> Firmware for $wrapper {
+            fn platform(&self) -> Platform {
+                (**self).platform()
+            }
+            fn option(&self) -> &'static str {
+                (**self).option()
+            }
+            fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
+                (**self).doorbell(request)
+            }
+            fn endorsements(&mut self, report: &[u8]) -> Result<Endorsements, FirmwareError> {
+                (**self).endorsements(report)
+            }
+            fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
+                (**self).collateral(quote)
+            }
+        }
+    )*};
 }
-
-impl<F: Firmware + ?Sized> Firmware for Box<F> {
-    fn platform(&self) -> Platform {
-        (**self).platform()
-    }
-    fn option(&self) -> &'static str {
-        (**self).option()
-    }
-    fn doorbell(&mut self, request: &DoorbellRequest) -> Result<DoorbellResponse, FirmwareError> {
-        (**self).doorbell(request)
-    }
-    fn endorsements(&mut self, report: &[u8]) -> Result<Endorsements, FirmwareError> {
-        (**self).endorsements(report)
-    }
-    fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
-        (**self).collateral(quote)
-    }
-}
+forward_firmware!(&mut F, Box<F>);
 
 /// `--platform sim`: one launch on the simulated PSP of one simulated chip.
 #[derive(Debug)]

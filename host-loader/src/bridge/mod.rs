@@ -419,15 +419,7 @@ impl<'a> Bridge<'a> {
             Ok(endorsements) => endorsements,
             Err(reply) => return Ok(Some(reply)),
         };
-        let bundle = EvidenceBundle {
-            platform: evidence.platform,
-            evidence: &evidence.evidence,
-            public_key: &evidence.public_key,
-            nonce: &evidence.nonce,
-            target: &evidence.target,
-            csr: evidence.csr.as_deref(),
-            endorsements: &endorsements,
-        };
+        let bundle = EvidenceBundle::of_message(&evidence, &endorsements);
         let presented = Presented { bundle, events: evidence.event_log.as_deref().unwrap_or_default() };
         Ok(Some(match challenged.mechanism {
             Mechanism::B => self.attest(presented, challenged, step),

@@ -79,6 +79,9 @@ pub struct TargetFile {
     pub types: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
+    /// The TACRA hints the issuer honours for this target; any other hint is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 impl WorkloadFile {
@@ -324,7 +327,7 @@ impl Policy {
         if version.is_empty() {
             return Err(source.invalid(spans.version.span(), "`version` is empty: name this policy's version".into()));
         }
-        if !valid_trust_domain(&parsed.trust_domain) {
+        if !crate::spiffe::valid_trust_domain(&parsed.trust_domain) {
             let message = format!(
                 "trust_domain {:?} is not a SPIFFE trust domain (lowercase letters, digits, '.', '-', '_')",
                 parsed.trust_domain
@@ -359,7 +362,7 @@ fn workload(
 ) -> Result<Workload, PolicyError> {
     let (wspan, spans) = (span.span(), span.get_ref());
     let id = w.id;
-    if !valid_workload_path(&id) {
+    if !crate::spiffe::valid_workload_path(&id) {
         let message = format!(
             "workload id {id:?} is not a SPIFFE path (segments of letters, digits, '.', '-', '_' separated by '/')"
         );
@@ -438,8 +441,11 @@ fn target_rules(
 ) -> Result<Vec<super::model::TargetRule>, PolicyError> {
     let mut targets = Vec::with_capacity(files.len());
     for t in files {
-        let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
-            .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
+        let invalid = |message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}"));
+        let hints = super::targets::hints(&t.name, t.hints).map_err(invalid)?;
+        let mut rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
+            .map_err(invalid)?;
+        rule.hints = hints;
         if targets.iter().any(|r: &super::model::TargetRule| r.name == rule.name) {
             return Err(
                 source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))
@@ -551,20 +557,4 @@ fn tdx_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {
         attributes_mask,
         attributes_required,
     }))
-}
-
-fn valid_trust_domain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 255
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
-}
-
-fn valid_workload_path(s: &str) -> bool {
-    !s.is_empty()
-        && s.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
-        })
 }
