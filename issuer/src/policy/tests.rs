@@ -311,15 +311,15 @@ fn reference_entries_name_the_images_sbom_and_the_store_checks_it() {
     let document = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#;
     let digest = SbomDigest::of(document);
     let values = serde_json::json!({
-        "snp": { "launch_digest": M1 },
-        "tdx": { "mrtd": M2 },
+        "snp": { "launch_digest": &M1[..96] },
+        "tdx": { "mrtd": &M2[..96] },
         "sbom": { "file": "sbom.cdx.json", "digest": digest.to_string() },
     });
     let entries = image_references(&values, "v2").unwrap();
     assert!(entries.len() == 4 && entries.iter().all(|e| e.sbom == Some(digest)), "{entries:?}");
     let snippet = Policy::reference_values_entry(&values.to_string(), "v2").unwrap();
     assert!(snippet.contains(&format!("sbom = \"{digest}\"")), "{snippet}");
-    let bad = serde_json::json!({ "snp": { "launch_digest": M1 }, "sbom": { "digest": "sha256:00" } });
+    let bad = serde_json::json!({ "snp": { "launch_digest": &M1[..96] }, "sbom": { "digest": "sha256:00" } });
     assert!(image_references(&bad, "v2").unwrap_err().to_string().contains("sbom.digest is not sha384:<hex>"));
 
     let dir = tempfile::tempdir().unwrap();
