@@ -514,6 +514,69 @@ fn a_cs_l3_renewal_is_refused_on_another_chip_and_granted_on_the_same() {
     assert!(log.contains("credential 00ff has no provenance record at this issuer"), "{log}");
 }
 
+/// Workload Provenance (issue 16 item 1), as an operator does it: `twi policy add-image`
+/// names the image's SBOM and stores it beside a policy that demands provenance; the run's
+/// credential carries the SBOM digest, and `twi provenance show` prints, from the log and the
+/// stored SBOM, what the workload was made of and the decisions; a deny-list hit is refused
+/// naming the crate.
+#[test]
+fn a_policy_demanding_provenance_admits_the_image_and_provenance_show_lists_its_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(
+        dir.path(),
+        &[],
+        "[workload.provenance]\nsbom = \"required\"\ndeny = [\"openssl\"]\nmin_versions = { p384 = \"0.14.0\" }\n",
+    );
+    let image = fixture().rom.parent().unwrap();
+    let added = twi(&["policy", "add-image", path(&policy), path(image), "--workload", "payroll-app"]);
+    assert!(added.status.success(), "twi policy add-image: {}", stderr(&added));
+    let values: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let digest = values["sbom"]["digest"].as_str().unwrap();
+    let stored = dir.path().join("sboms").join(format!("{}.cdx.json", digest.replace(':', "-")));
+    assert_eq!(std::fs::read(&stored).unwrap(), std::fs::read(image.join("sbom.cdx.json")).unwrap());
+    assert!(std::fs::read_to_string(&policy).unwrap().contains(&format!("sbom = \"{digest}\"")));
+
+    let out_dir = dir.path().join("out");
+    sim(&out_dir).policy(&policy).run().assert_success("twi run under provenance demands");
+    let show = |credential: &str, json: bool| {
+        let credential = out_dir.join(credential);
+        let state = &fixture().state;
+        let mut args = vec!["provenance", "show", path(&credential), "--state", path(state), "--policy", path(&policy)];
+        if json {
+            args.push("--json");
+        }
+        let out = twi(&args);
+        assert!(out.status.success(), "twi provenance show: {}", stderr(&out));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let text = show("credential.pem", false);
+    for says in [
+        "workload: spiffe://example.org/payroll-app",
+        "provenance: deny: openssl absent",
+        "provenance: min_versions: p384 >= 0.14.0",
+        &format!("sbom: {digest}"),
+        "library twi-runtime ",
+        "library p384 0.14",
+        "verified under the log key",
+    ] {
+        assert!(text.contains(says), "`twi provenance show` does not say {says:?}:\n{text}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&show("credential.wit", true)).unwrap();
+    assert_eq!(json["credential"]["kind"], "wit");
+    assert_eq!(json["sbom"], digest);
+    assert!(json["components"].as_array().unwrap().iter().any(|c| c["name"] == "rustls"), "{json}");
+    assert_eq!(json["inclusion"]["verified"], true);
+
+    // A crate on the deny list: refused, naming it.
+    let text = std::fs::read_to_string(&policy).unwrap().replace("deny = [\"openssl\"]", "deny = [\"p384\"]");
+    std::fs::write(&policy, text).unwrap();
+    sim(&dir.path().join("denied")).policy(&policy).run().assert_refused(
+        "an image with a denied crate got a credential",
+        "provenance demand deny = \"p384\" fails: the image contains p384 0.14",
+    );
+}
+
 #[test]
 fn an_unknown_measurement_is_refused_naming_the_closest_match() {
     let dir = tempfile::tempdir().unwrap();

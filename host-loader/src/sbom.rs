@@ -7,7 +7,9 @@
 //! resolves for `x86_64-unknown-none` from the firmware crate, normal dependencies only: build
 //! scripts and their tools are not in the image), each with its version, package URL and the
 //! SHA-256 checksum `Cargo.lock` records for registry crates; the Rust toolchain (`rustc -vV`);
-//! and each `--attach`ed statement (vendor or compliance documents) by SHA-384. The document is
+//! each `--attach`ed statement (vendor or compliance documents) by SHA-384; and, with
+//! `--vendor NAME`, the supplier (`metadata.supplier`) that issuer policies' vendor demand
+//! reads. The document is
 //! reproducible: no timestamp, and the serial number derives from the ELF's digest.
 //!
 //! The ROM's and launch digests cannot be inside it (the manifest that holds its digest is part
@@ -24,6 +26,7 @@ use std::process::Command;
 use anyhow::{Context, Result, anyhow, bail};
 use cyclonedx_bom::models::component::{Classification, Scope};
 use cyclonedx_bom::models::hash::{Hash, HashAlgorithm, HashValue, Hashes};
+use cyclonedx_bom::models::organization::OrganizationalEntity;
 use cyclonedx_bom::models::property::{Properties, Property};
 use cyclonedx_bom::models::tool::{Tool, Tools};
 use cyclonedx_bom::prelude::*;
@@ -60,6 +63,9 @@ pub struct Inputs<'a> {
     pub toolchain: Option<String>,
     /// Attached statements: file name and contents.
     pub attachments: &'a [(String, Vec<u8>)],
+    /// Who supplies the image (`twi build --vendor`): the BOM's `metadata.supplier`, which an
+    /// issuer policy's `[workload.provenance] vendor` demand reads.
+    pub vendor: Option<&'a str>,
 }
 
 /// `sha384:HEX` of `bytes`, the form the manifest and the reference values carry.
@@ -95,6 +101,7 @@ pub fn document(inputs: &Inputs<'_>) -> Result<Vec<u8>> {
             tools: Some(Tools::List(vec![tool])),
             component: Some(subject),
             properties: Some(Properties(properties)),
+            supplier: inputs.vendor.map(OrganizationalEntity::new),
             ..Metadata::default()
         }),
         components: Some(Components(components)),
@@ -236,6 +243,7 @@ mod tests {
             crates,
             toolchain: Some("rustc 1.91.0".into()),
             attachments,
+            vendor: Some("Example Corp"),
         }
     }
 
@@ -256,6 +264,7 @@ mod tests {
         assert_eq!(json["components"][0]["purl"], "pkg:cargo/p384@0.14.0");
         assert_eq!(json["components"][1]["hashes"][0]["content"], hex::encode(Sha384::digest(b"{}")));
         assert!(json.to_string().find("timestamp").is_none());
+        assert_eq!(json["metadata"]["supplier"]["name"], "Example Corp");
     }
 
     #[test]

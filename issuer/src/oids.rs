@@ -46,6 +46,10 @@ pub struct Oids {
     /// Credential extension: the SEV-SNP VMPL the evidence was made at (INTEGER 0..=3; 0 at
     /// VMPL0, the guest's VMPL below a paravisor such as COCONUT-SVSM). Absent for TDX.
     pub vmpl: ObjectIdentifier,
+    /// Credential extension: SHA-384 of the workload's SBOM (OCTET STRING (48)), which the
+    /// measured launch manifest names and the admitted reference entry carries (Workload
+    /// Provenance, RATS-for-TWI §5.3.1). Absent when the image's SBOM is not known.
+    pub sbom_sha384: ObjectIdentifier,
 }
 
 impl Oids {
@@ -63,6 +67,7 @@ impl Oids {
             evidence_sha384: child(2)?,
             policy_binding: child(3)?,
             vmpl: child(4)?,
+            sbom_sha384: child(5)?,
         })
     }
 

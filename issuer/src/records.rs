@@ -186,7 +186,7 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
     let admission = issuance.admission;
     let appraisal = issuance.appraisal;
     let binding = serde_json::to_string(&admission.binding).map_err(|e| LogError::Encode(e.to_string()))?;
-    let criteria = BTreeMap::from([
+    let mut criteria = BTreeMap::from([
         ("platform".to_string(), platform_name(appraisal.platform).to_string()),
         ("measurement".to_string(), hex::encode(appraisal.verified.measurement)),
         ("reference".to_string(), admission.reference.label.clone()),
@@ -196,6 +196,12 @@ fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRec
         ("mechanism".to_string(), issuance.mechanism.name().to_string()),
         ("binding".to_string(), binding),
     ]);
+    // Workload Provenance: the SBOM the credential carries, and the demands it met.
+    if let Some(provenance) = &admission.provenance {
+        criteria.insert("sbom".to_string(), provenance.sbom.to_string());
+        let checks = serde_json::to_string(&provenance.checks).map_err(|e| LogError::Encode(e.to_string()))?;
+        criteria.insert("provenance".to_string(), checks);
+    }
     let issued_at = crate::jose::unix_seconds(now);
     let status = admitted_vector(appraisal.platform).worst();
     Ok(issuance

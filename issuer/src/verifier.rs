@@ -320,6 +320,10 @@ fn attestation_result(result: &ResultFor<'_>, now: SystemTime) -> Result<Ear, Is
     let claims: serde_json::Map<_, _> = admission.claims.iter().map(|(k, v)| (k.clone(), v.clone().into())).collect();
     verifier_claims.insert("claims".into(), claims.into());
     verifier_claims.insert("binding".into(), admission.binding.to_json());
+    // Workload Provenance: the SBOM the admitted image names and the demands it met.
+    if let Some(provenance) = &admission.provenance {
+        verifier_claims.insert("provenance".into(), serde_json::to_value(provenance).unwrap_or_default());
+    }
     // eat_nonce (RFC 9711: 8..=64 bytes) only for a handle the issuer handed out; every kind's
     // element is in the freshness input (`tacra_freshness`).
     let handle = result.freshness.is_none_or(|kind| kind.has_handle());

@@ -506,3 +506,168 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
         Err(Rejection::Evidence(EvidenceRejection::UnexpectedCsr))
     ));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Workload Provenance (issue 16 item 1): the SBOM the admitted reference entry names, the
+// workload's demands on it, and the credential that carries its digest.
+
+/// A CycloneDX document supplied by `vendor`, listing `crates` (name, version).
+fn sbom_document(vendor: &str, crates: &[(&str, &str)]) -> Vec<u8> {
+    let components: Vec<serde_json::Value> = crates
+        .iter()
+        .map(|(name, version)| {
+            serde_json::json!({
+                "type": "library", "name": name, "version": version,
+                "purl": format!("pkg:cargo/{name}@{version}"), "bom-ref": format!("{name}@{version}"),
+            })
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "metadata": { "supplier": { "name": vendor }, "component": { "type": "firmware", "name": "payroll", "version": "image" } },
+        "components": components,
+    }))
+    .unwrap()
+}
+
+const CRATES: &[(&str, &str)] = &[("p384", "0.14.0"), ("rustls", "0.23.31"), ("twi-runtime", "0.1.0")];
+
+/// A policy file in `dir` whose reference entry names `document`'s digest, with `demands`
+/// under `[workload.provenance]`; the document stored beside it. Returns the policy's path.
+fn provenance_policy(dir: &Path, demands: &str, document: &[u8]) -> std::path::PathBuf {
+    use twi_issuer::policy::{SbomDigest, sbom_store_of, store_sbom};
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("policy.toml");
+    let digest = SbomDigest::of(document);
+    let text = format!(
+        "version = \"test-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\n\
+         [workload.provenance]\n{demands}\n\n\
+         [[workload.reference]]\nlabel = \"v1\"\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\nsbom = \"{digest}\"\n",
+        hex::encode(MEASUREMENT)
+    );
+    std::fs::write(&path, text).unwrap();
+    store_sbom(&sbom_store_of(&path), document, Some(&digest)).unwrap();
+    path
+}
+
+/// Issues under the policy at `path` (an issuer state of its own beside it).
+fn issue_under(path: &Path, psp: &SimPsp) -> Result<Issued, Rejection> {
+    let mut issuer = issuer(&path.with_file_name("state"), psp, Policy::load(path).unwrap());
+    let nonce = challenge(&mut issuer);
+    present(&mut issuer, psp, &workload_key(), &nonce, None)
+}
+
+#[test]
+fn provenance_demands_met_put_the_sbom_digest_in_the_credential_and_its_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let document = sbom_document("Example Corp", CRATES);
+    let digest = twi_issuer::policy::SbomDigest::of(&document);
+    let demands = "sbom = \"required\"\nvendor = \"Example Corp\"\ndeny = [\"openssl\", \"p384@<0.14\"]\nmin_versions = { rustls = \"0.23.0\" }";
+    let issued = issue_under(&provenance_policy(&dir.path().join("met"), demands, &document), &psp).unwrap();
+    let checked = issued.admission.provenance.as_ref().expect("the admission records the provenance it checked");
+    assert_eq!(checked.sbom, digest);
+    assert_eq!(checked.checks.len(), 5, "{:?}", checked.checks);
+    // The certificate carries the digest under the arc's SBOM OID, as openssl reads it.
+    let oids = twi_issuer::oids::Oids::default();
+    let pem = dir.path().join("credential.pem");
+    std::fs::write(&pem, &issued.certificate_pem).unwrap();
+    let pem = twi_testkit::tools::utf8(&pem);
+    let out = twi_testkit::tools::openssl(&["x509", "-in", pem, "-noout", "-text", "-certopt", "ext_dump"]);
+    twi_testkit::tools::assert_ok(&out, "openssl x509 -text");
+    let text = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    assert!(text.contains(&format!("{}:", oids.sbom_sha384)), "{text}");
+    // ext_dump: the value's DER in hex, an OCTET STRING of 48 bytes (04 30) holding the digest.
+    let first: Vec<String> = digest.0[..6].iter().map(|b| format!("{b:02x}")).collect();
+    assert!(
+        text.contains(&format!("0000 - 04 30 {}", first.join(" "))),
+        "the extension is not the SBOM digest:\n{text}"
+    );
+    // The WIT carries it under the OID's URN, the record and the attestation result too.
+    let wit = twi_issuer::jose::decode_unverified(&issued.wit).unwrap();
+    assert_eq!(wit.claims[&oids.claim_name(&oids.sbom_sha384)], digest.to_string());
+    for record in issued.provenance["records"].as_array().unwrap() {
+        assert_eq!(record["record"]["decision"]["criteria"]["sbom"], digest.to_string());
+        let checks = record["record"]["decision"]["criteria"]["provenance"].as_str().unwrap();
+        assert!(
+            checks.contains("deny: p384@<0.14 absent") && checks.contains("vendor: \\\"Example Corp\\\""),
+            "{checks}"
+        );
+    }
+    let ear = twi_issuer::jose::decode_unverified(&issued.ear_jwt).unwrap();
+    let ear = serde_json::Value::Object(ear.claims).to_string();
+    assert!(ear.contains(&digest.to_string()), "the EAR does not record the SBOM: {ear}");
+}
+
+#[test]
+fn each_provenance_demand_that_fails_refuses_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let document = sbom_document("Example Corp", CRATES);
+    let cases = [
+        ("vendor = \"Other Corp\"", "provenance demand vendor = \"Other Corp\" fails: the SBOM names \"Example Corp\""),
+        ("deny = [\"rustls\"]", "provenance demand deny = \"rustls\" fails: the image contains rustls 0.23.31"),
+        ("deny = [\"p384@<0.15\"]", "provenance demand deny = \"p384@<0.15\" fails: the image contains p384 0.14.0"),
+        (
+            "min_versions = { p384 = \"0.14.1\" }",
+            "provenance demand min_versions.p384 = \"0.14.1\" fails: the image contains p384 0.14.0",
+        ),
+    ];
+    for (i, (demand, says)) in cases.iter().enumerate() {
+        let refused = issue_under(&provenance_policy(&dir.path().join(format!("{i}")), demand, &document), &psp)
+            .expect_err(demand);
+        assert!(matches!(refused, Rejection::Policy(PolicyRejection::Provenance(_))), "{refused}");
+        assert!(refused.to_string().contains(says), "{demand}: {refused}");
+    }
+    // The document changed in the store: refused, whatever the demands.
+    let path = provenance_policy(&dir.path().join("tampered"), "sbom = \"required\"", &document);
+    let stored = std::fs::read_dir(twi_issuer::policy::sbom_store_of(&path)).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&stored, sbom_document("Example Corp", &[("p384", "0.14.0")])).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(
+        refused.contains("is not the SBOM it is named for") && refused.contains("sbom = \"required\""),
+        "{refused}"
+    );
+    // Gone from the store: refused, saying how to store it.
+    std::fs::remove_file(&stored).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("run `twi policy add-image`"), "{refused}");
+    // A reference entry that names no SBOM cannot meet a demand.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let without: String =
+        text.lines().filter(|l| !l.starts_with("sbom = \"sha384")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&path, without).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("its reference entry \"v1\" names no SBOM"), "{refused}");
+    // Without demands, an entry's SBOM still goes into the credential, unread.
+    let path = provenance_policy(&dir.path().join("undemanded"), "", &document);
+    let text = std::fs::read_to_string(&path).unwrap().replace("[workload.provenance]\n", "");
+    std::fs::write(&path, text).unwrap();
+    let issued = issue_under(&path, &psp).unwrap();
+    let checked = issued.admission.provenance.unwrap();
+    assert_eq!((checked.sbom, checked.checks.len()), (twi_issuer::policy::SbomDigest::of(&document), 0));
+}
+
+#[test]
+fn a_provenance_table_the_format_refuses_names_the_field() {
+    let base = |demands: &str| {
+        format!(
+            "version = \"1\"\ntrust_domain = \"example.org\"\n[[workload]]\nid = \"w\"\n[workload.provenance]\n{demands}\n\
+             [[workload.reference]]\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+            hex::encode(MEASUREMENT)
+        )
+    };
+    for (demands, says) in [
+        ("sbom = \"optional\"", "provenance.sbom = \"optional\": the only value is \"required\""),
+        ("deny = [\"p384@<<1\"]", "provenance.deny \"p384@<<1\": after '@' write a semver requirement"),
+        ("deny = [\"@1\"]", "provenance.deny \"@1\": name a crate"),
+        ("min_versions = { p384 = \"one\" }", "provenance.min_versions.p384 = \"one\" is not a semver version"),
+        ("vendor = \" \"", "provenance.vendor is empty"),
+        ("vendors = \"x\"", "unknown field `vendors`"),
+    ] {
+        let e = Policy::from_toml(&base(demands)).unwrap_err().to_string();
+        assert!(e.contains(says), "{demands}: {e}");
+    }
+    let e = Policy::from_toml(&base("").replace("platform = ", "sbom = \"sha384:00\"\nplatform = ")).unwrap_err();
+    assert!(e.to_string().contains("is not an SBOM digest"), "{e}");
+}

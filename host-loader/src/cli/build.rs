@@ -53,6 +53,10 @@ pub struct Workload {
     /// listed in `sbom.cdx.json` and measured in the launch manifest as `twi.attach.NAME`.
     #[arg(long = "attach", value_name = "FILE")]
     pub attach: Vec<PathBuf>,
+    /// Who supplies the image: written as the SBOM's supplier (`metadata.supplier.name`),
+    /// which an issuer policy's `[workload.provenance] vendor` demand checks.
+    #[arg(long, value_name = "NAME")]
+    pub vendor: Option<String>,
 }
 
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
@@ -120,6 +124,7 @@ fn sbom(
     elf: &[u8],
     how: &Composition,
     attachments: &[(String, Vec<u8>)],
+    vendor: Option<&str>,
 ) -> Result<String> {
     let (workload, crates, toolchain) = match how {
         Composition::Crate { name, dir } => {
@@ -133,7 +138,7 @@ fn sbom(
             None => ("twi-runtime".to_string(), None, None),
         },
     };
-    let inputs = sbom::Inputs { workload: &workload, elf, crates, toolchain, attachments };
+    let inputs = sbom::Inputs { workload: &workload, elf, crates, toolchain, attachments, vendor };
     let document = sbom::document(&inputs)?;
     let digest = sbom::digest(&document);
     manifest.set(sbom::MANIFEST_KEY, digest.clone().into_bytes());
@@ -185,7 +190,7 @@ pub fn build(
     let attached = attachments(&workload.attach)?;
     let (elf_path, composition) = choose_elf(runtime_elf, workload)?;
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
-    let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &attached)?;
+    let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &attached, workload.vendor.as_deref())?;
     let mut images = image::build_images(&elf, &manifest, params)?;
     images.reference_values["sbom"] = serde_json::json!({ "file": sbom::FILE_NAME, "digest": sbom_digest });
     let rom_path = out.join("twi.rom");

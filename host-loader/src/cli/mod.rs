@@ -10,6 +10,7 @@ mod log;
 mod measure;
 mod new;
 mod policy;
+mod provenance;
 mod rp;
 mod run;
 mod serve;
@@ -64,6 +65,10 @@ enum Commands {
     /// Edit an appraisal policy file (TOML; see issuer/policy.example.toml).
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// What a credential was issued on: `twi provenance show CREDENTIAL` prints its workload,
+    /// the decisions, the components of its SBOM and its record's inclusion in the log.
+    #[command(subcommand)]
+    Provenance(provenance::ProvenanceCommand),
     /// Run a relying party: an HTTPS service that authenticates workloads by mutual TLS or
     /// WIT + WPT and authorizes them by their Stable identifier (see rp/rp.example.toml).
     Rp(rp::RpArgs),
@@ -103,6 +108,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Keystore(command) => keystore::execute(&state, command),
         Commands::Policy(command) => policy::execute(command),
         Commands::Log(command) => log::execute(&state, command),
+        Commands::Provenance(command) => provenance::execute(&state, command),
         // Handled in main(): it has its own exit statuses.
         Commands::Verify(_) => Ok(()),
     }

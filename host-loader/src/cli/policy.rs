@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use crate::measure::reference;
-use twi_issuer::policy::image_references;
+use twi_issuer::policy::{SbomDigest, image_references, sbom_store_of, store_sbom};
 
 use crate::policy_file::add_references;
 
@@ -17,7 +17,10 @@ pub enum PolicyCommand {
     /// Admit an image built by `twi build` as a workload: add the reference values of
     /// IMAGE-DIR/reference-values.json (simulated and real SEV-SNP, IGVM, simulated and real
     /// TDX) to the workload's [[workload.reference]] entries in POLICY, keeping its comments.
-    /// Entries already there are left alone; a workload not in POLICY is added.
+    /// Entries already there are left alone; a workload not in POLICY is added. Each entry
+    /// names the image's SBOM digest, and the SBOM (IMAGE-DIR/sbom.cdx.json, refused if its
+    /// digest is not the one the reference values name) is stored by digest in sboms/ beside
+    /// POLICY, for the workload's [workload.provenance] demands.
     AddImage {
         /// The policy file to edit (TOML; see issuer/policy.example.toml).
         policy: PathBuf,
@@ -42,6 +45,7 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
     .with_context(|| format!("{} is not JSON", values_path.display()))?;
     let label = label.unwrap_or_else(|| default_label(&image));
     let entries = image_references(&values, &label).map_err(|e| anyhow::anyhow!("{}: {e}", values_path.display()))?;
+    store_image_sbom(&policy, &values_path, &values)?;
     let text = fs::read_to_string(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
     let (edited, added) = add_references(&text, &workload, &entries)
         .map_err(|e| anyhow::anyhow!("{} with the image's entries: {e}", policy.display()))?;
@@ -63,6 +67,28 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
     if policy.with_file_name(format!("{}.sig", file_name(&policy))).exists() {
         eprintln!("twi: warning: {}.sig no longer covers the edited file: sign it again", policy.display());
     }
+    Ok(())
+}
+
+/// Stores the SBOM that `values` (read from `values_path`) names in the store beside
+/// `policy`, its digest checked against the one the reference values (and so the measured
+/// manifest) name. Reference values without an SBOM store nothing.
+fn store_image_sbom(policy: &Path, values_path: &Path, values: &serde_json::Value) -> Result<()> {
+    let Some(digest) = values.pointer("/sbom/digest").and_then(|d| d.as_str()) else {
+        eprintln!("twi: {}: names no SBOM (built before `twi build` wrote one)", values_path.display());
+        return Ok(());
+    };
+    let digest = SbomDigest::parse(digest)
+        .with_context(|| format!("{}: sbom.digest {digest:?} is not sha384:<hex>", values_path.display()))?;
+    let file = values.pointer("/sbom/file").and_then(|f| f.as_str()).unwrap_or(crate::sbom::FILE_NAME);
+    if Path::new(file).file_name() != Some(std::ffi::OsStr::new(file)) {
+        bail!("{}: sbom.file {file:?} is not a file name beside it", values_path.display());
+    }
+    let path = values_path.with_file_name(file);
+    let bytes = fs::read(&path).with_context(|| format!("cannot read {} (the image's SBOM)", path.display()))?;
+    let store = sbom_store_of(policy);
+    store_sbom(&store, &bytes, Some(&digest)).with_context(|| format!("storing {}", path.display()))?;
+    eprintln!("twi: stored the image's SBOM ({digest}) in {}", store.display());
     Ok(())
 }
 

@@ -2,10 +2,10 @@
 //! admitted:
 //!
 //! - an X.509 credential (SPIFFE X.509-SVID rules: the Stable identifier as its one URI SAN)
-//!   with the policy version and binding digest, the SHA-384 of the evidence and, for
-//!   simulated evidence, a *critical* marker saying so, so that a standard verifier refuses a
-//!   simulated credential unless told about it (the OIDs of [`Oids`], under the arc the
-//!   issuer state names);
+//!   with the policy version and binding digest, the SHA-384 of the evidence, the SHA-384 of
+//!   the workload's SBOM when the admitted image has one and, for simulated evidence, a
+//!   *critical* marker saying so, so that a standard verifier refuses a simulated credential
+//!   unless told about it (the OIDs of [`Oids`], under the arc the issuer state names);
 //! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
 //!   carrying the business claims and the policy's decision (under the claim name
 //!   `urn:oid:` + the policy-binding extension's OID: collision-resistant), signed by a **dedicated WIT key**
@@ -134,6 +134,13 @@ impl CredentialAuthority {
                 value_der: der_of(Ok::<_, IssuerError>(vmpl))?,
             });
         }
+        if let Some(provenance) = &admission.provenance {
+            extra.push(ExtraExtension {
+                oid: self.oids.sbom_sha384,
+                critical: false,
+                value_der: der_of(OctetString::new(provenance.sbom.0.to_vec()))?,
+            });
+        }
         let kind = Kind::Workload { uri: admission.workload_id.clone() };
         self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
     }
@@ -162,6 +169,11 @@ impl CredentialAuthority {
         // The SEV-SNP VMPL, as in the X.509 extension.
         if let Some(vmpl) = admission.vmpl {
             wit = wit.with_claim(&self.oids.claim_name(&self.oids.vmpl), vmpl).map_err(failed)?;
+        }
+        // The SBOM's digest (`sha384:<hex>`), as in the X.509 extension.
+        if let Some(provenance) = &admission.provenance {
+            let name = self.oids.claim_name(&self.oids.sbom_sha384);
+            wit = wit.with_claim(&name, provenance.sbom.to_string()).map_err(failed)?;
         }
         let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
         Ok((token, wit.jti))

@@ -17,6 +17,7 @@ use super::model::{
     ClaimValue, Claims, Fidelity, FreshnessLevel, Mechanism, Policy, Reference, ReferenceEntry, SnpReference, SnpTcb,
     Stickiness, TdxReference, Workload, is_snp, platform_name,
 };
+use super::provenance::{ProvenanceChecked, ProvenanceRefusal, Sbom};
 
 /// The platform TCB a Verifier read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +230,9 @@ pub enum PolicyRejection {
     NoClaimSource(String),
     #[error("workload `{workload}`: the platform claim source {source_name} has nothing for this platform: {reason}")]
     ClaimSource { workload: String, source_name: String, reason: String },
+    /// The launch's SBOM does not meet the workload's provenance demands (`provenance.rs`).
+    #[error("{0}")]
+    Provenance(#[from] ProvenanceRefusal),
     /// The SEV-SNP report's VMPL is not one the workload admits (`vmpl.rs`).
     #[error("{}", vmpl_refusal_text(.workload, *.vmpl, .admitted))]
     Vmpl { workload: String, vmpl: u32, admitted: Vec<u32> },
@@ -296,6 +300,8 @@ pub struct Admission {
     pub binding: Binding,
     /// The SEV-SNP VMPL the evidence was made at, once [`Policy::admit_vmpl`] admitted it.
     pub vmpl: Option<u32>,
+    /// The SBOM the admitted reference entry names, and which provenance demands it met.
+    pub provenance: Option<ProvenanceChecked>,
     platform: Platform,
     tcb: String,
     chip_id: String,
@@ -385,6 +391,7 @@ impl Policy {
             }
             Fidelity::BuiltIn => a.builtin_claims(),
         };
+        let provenance = self.provenance_of(w, entry)?;
         let mut admission = Admission {
             workload: w.id.clone(),
             workload_id: format!("spiffe://{}/{}", self.trust_domain, w.id),
@@ -399,12 +406,34 @@ impl Policy {
             policy_version: self.version.clone(),
             binding: Binding { stickiness: w.stickiness, workload_id: String::new(), values: Claims::new() },
             vmpl: None,
+            provenance,
             platform: a.platform,
             tcb: a.tcb.to_string(),
             chip_id: hex::encode(&a.chip_id),
         };
         admission.binding = admission.binding_at(w.stickiness);
         Ok(admission)
+    }
+
+    /// The SBOM `entry` names, checked against `w`'s provenance demands (read from the store,
+    /// its digest checked, only when there are demands).
+    fn provenance_of(
+        &self,
+        w: &Workload,
+        entry: &ReferenceEntry,
+    ) -> Result<Option<ProvenanceChecked>, ProvenanceRefusal> {
+        let Some(demands) = &w.provenance else {
+            return Ok(entry.sbom.map(|sbom| ProvenanceChecked { sbom, checks: Vec::new() }));
+        };
+        let workload = w.id.clone();
+        let sbom = entry
+            .sbom
+            .ok_or_else(|| ProvenanceRefusal::NoSbom { workload: workload.clone(), reference: entry.label.clone() })?;
+        let store =
+            self.sbom_store.as_deref().ok_or_else(|| ProvenanceRefusal::NoStore { workload: workload.clone() })?;
+        let document = Sbom::load(store, &sbom).map_err(|error| ProvenanceRefusal::Store { workload, error })?;
+        let checks = demands.check(&w.id, &document)?;
+        Ok(Some(ProvenanceChecked { sbom, checks }))
     }
 
     /// The one workload (and its first entry) whose reference values admit `a`; otherwise the

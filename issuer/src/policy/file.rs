@@ -61,6 +61,9 @@ pub struct WorkloadFile {
     /// The SEV-SNP VMPLs it may run at; none: VMPL0 only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vmpls: Option<Vec<u32>>,
+    /// Provenance demands (`[workload.provenance]`; see `provenance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<super::provenance::ProvenanceFile>,
 }
 
 /// One `[[workload.target]]` (see `targets`).
@@ -96,6 +99,7 @@ impl WorkloadFile {
             reference: Vec::new(),
             target: Vec::new(),
             vmpls: None,
+            provenance: None,
         }
     }
 }
@@ -149,6 +153,9 @@ pub struct ReferenceFile {
     pub attributes_mask: Option<U64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attributes_required: Option<U64>,
+    /// The image's SBOM (`sha384:<hex>`, from its reference-values.json).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sbom: Option<super::provenance::SbomDigest>,
 }
 
 impl ReferenceFile {
@@ -341,6 +348,7 @@ impl Policy {
             bytes: text.as_bytes().to_vec(),
             signature: None,
             signed: false,
+            sbom_store: None,
         })
     }
 }
@@ -402,6 +410,11 @@ fn workload(
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let vmpls = super::vmpl::admitted_vmpls(w.vmpls)
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
+    let provenance = w
+        .provenance
+        .map(super::provenance::demands)
+        .transpose()
+        .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     Ok(Workload {
         id,
         claims: w.claims,
@@ -414,6 +427,7 @@ fn workload(
         references,
         targets,
         vmpls,
+        provenance,
         line: source.line(wspan.start),
     })
 }
@@ -486,7 +500,7 @@ fn reference_entry(index: usize, r: ReferenceFile, line: usize) -> Result<Refere
         .ok_or_else(|| format!("reference platform {name:?} is not one of sim-snp, snp, tdx, sim-tdx"))?;
     let label = r.label.clone().unwrap_or_else(|| format!("#{index}"));
     let values = if is_snp(platform) { snp_reference(&r, &label)? } else { tdx_reference(&r, &label)? };
-    Ok(ReferenceEntry { index, label, platform, values, line })
+    Ok(ReferenceEntry { index, label, platform, values, sbom: r.sbom, line })
 }
 
 fn snp_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {

@@ -19,12 +19,15 @@
 //! - `signature`: CF_L0 claims count only under the policy key's detached signature;
 //! - `inventory`: CF_L1 claims from a provider's [`SignedInventory`];
 //! - `targets`: per target, the TACRA mode, freshness kind and credential types;
-//! - `vmpl`: the SEV-SNP VMPLs a workload admits (below a paravisor, or not).
+//! - `vmpl`: the SEV-SNP VMPLs a workload admits (below a paravisor, or not);
+//! - `provenance`: the SBOM a reference entry names, its store beside the policy file, and a
+//!   workload's provenance demands (SBOM required, vendor, deny list, minimum versions).
 
 mod admission;
 mod file;
 mod inventory;
 mod model;
+mod provenance;
 mod renewal;
 mod signature;
 mod targets;
@@ -45,6 +48,10 @@ pub use model::{
     ClaimValue, Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError,
     Reference, ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference,
     Workload, parse_platform, platform_name,
+};
+pub use provenance::{
+    Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom, SbomDigest,
+    SbomError, sbom_store_of, store_sbom,
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};

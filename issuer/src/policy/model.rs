@@ -224,6 +224,8 @@ pub struct ReferenceEntry {
     pub label: String,
     pub platform: Platform,
     pub values: Reference,
+    /// The SBOM of the image (its digest is in the measured launch manifest), if known.
+    pub sbom: Option<super::provenance::SbomDigest>,
     /// Line in the policy file.
     pub line: usize,
 }
@@ -246,6 +248,8 @@ pub struct Workload {
     pub targets: Vec<TargetRule>,
     /// The SEV-SNP VMPLs its reports may be made at (`vmpl.rs`; default VMPL0 only).
     pub vmpls: Vec<u32>,
+    /// Its provenance demands (`[workload.provenance]`), if any.
+    pub provenance: Option<super::provenance::Demands>,
     pub line: usize,
 }
 
@@ -262,6 +266,8 @@ pub struct Policy {
     pub(super) bytes: Vec<u8>,
     pub(super) signature: Option<Vec<u8>>,
     pub(super) signed: bool,
+    /// Where the SBOM documents of its reference entries are (`sboms/` beside the file).
+    pub(super) sbom_store: Option<std::path::PathBuf>,
 }
 
 impl Policy {
@@ -278,6 +284,17 @@ impl Policy {
         });
         let first = found.next()?;
         found.next().is_none().then_some(first)
+    }
+
+    /// The policy with its SBOM documents in `dir` (a file's policy: `sboms/` beside it).
+    pub fn with_sbom_store(mut self, dir: &std::path::Path) -> Self {
+        self.sbom_store = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Where the SBOM documents of its reference entries are read from, if anywhere.
+    pub fn sbom_store(&self) -> Option<&std::path::Path> {
+        self.sbom_store.as_deref()
     }
 
     /// Whether a valid policy-key signature covers the policy.

@@ -17,6 +17,7 @@ impl Policy {
         let text = std::fs::read_to_string(path)
             .map_err(|e| PolicyError::Read { path: path.display().to_string(), error: e.to_string() })?;
         let mut policy = Self::parse(&text, &path.display().to_string())?;
+        policy.sbom_store = Some(super::provenance::sbom_store_of(path));
         let sig_path = signature_path(path);
         if sig_path.exists() {
             let sig = std::fs::read(&sig_path)

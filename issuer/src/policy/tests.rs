@@ -304,6 +304,35 @@ fn credential_lifetimes_are_checked_when_the_policy_loads() {
     }
 }
 
+/// `reference-values.json`'s `sbom.digest` goes onto every entry `twi policy add-image` adds,
+/// and the store keeps a document only under the digest the reference values name.
+#[test]
+fn reference_entries_name_the_images_sbom_and_the_store_checks_it() {
+    let document = br#"{"bomFormat":"CycloneDX","specVersion":"1.5","components":[]}"#;
+    let digest = SbomDigest::of(document);
+    let values = serde_json::json!({
+        "snp": { "launch_digest": &M1[..96] },
+        "tdx": { "mrtd": &M2[..96] },
+        "sbom": { "file": "sbom.cdx.json", "digest": digest.to_string() },
+    });
+    let entries = image_references(&values, "v2").unwrap();
+    assert!(entries.len() == 4 && entries.iter().all(|e| e.sbom == Some(digest)), "{entries:?}");
+    let snippet = Policy::reference_values_entry(&values.to_string(), "v2").unwrap();
+    assert!(snippet.contains(&format!("sbom = \"{digest}\"")), "{snippet}");
+    let bad = serde_json::json!({ "snp": { "launch_digest": &M1[..96] }, "sbom": { "digest": "sha256:00" } });
+    assert!(image_references(&bad, "v2").unwrap_err().to_string().contains("sbom.digest is not sha384:<hex>"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let other = SbomDigest::of(b"another document");
+    let refused = store_sbom(dir.path(), document, Some(&other)).unwrap_err();
+    assert!(matches!(refused, SbomError::Tampered { .. }), "{refused}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "a refused document was stored");
+    assert_eq!(store_sbom(dir.path(), document, Some(&digest)).unwrap(), digest);
+    let stored = Sbom::load(dir.path(), &digest).unwrap();
+    assert_eq!((stored.digest, stored.components.len()), (digest, 0));
+    assert!(store_sbom(dir.path(), b"{}", None).unwrap_err().to_string().contains("bomFormat"));
+}
+
 #[test]
 fn a_targets_hints_are_checked_when_the_policy_loads_and_only_those_are_honoured() {
     let with = |hints: &str| format!("{}\n[[workload.target]]\nname = \"t\"\nhints = {hints}\n", policy_text());

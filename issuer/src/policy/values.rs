@@ -8,6 +8,7 @@ use twi_proto::msg::Platform;
 
 use super::file::{Hex, ReferenceFile, parse_u64_text};
 use super::model::{Policy, PolicyError};
+use super::provenance::SbomDigest;
 
 /// The values of one image, read from its `reference-values.json`.
 struct ImageValues {
@@ -19,6 +20,8 @@ struct ImageValues {
     sim_snp: Option<[u8; 48]>,
     tdx: Option<[u8; 48]>,
     rtmr: [Option<[u8; 48]>; 4],
+    /// `sbom.digest`: the SBOM the measured launch manifest names.
+    sbom: Option<SbomDigest>,
 }
 
 fn err(message: String) -> PolicyError {
@@ -56,7 +59,14 @@ impl ImageValues {
                     .map_err(|_| err(format!("tdx.rtmr[{i}] is not 48 bytes of hex: {}", list[i])))?;
             }
         }
+        let sbom = match text("/sbom/digest") {
+            Some(d) => {
+                Some(SbomDigest::parse(&d).ok_or_else(|| err(format!("sbom.digest is not sha384:<hex>: {d:?}")))?)
+            }
+            None => None,
+        };
         Ok(Self {
+            sbom,
             origin: format!("{format}{git}"),
             snp: hex48(values, &["snp", "launch_digest"])?,
             snp_policy,
@@ -71,7 +81,8 @@ impl ImageValues {
 /// The reference entries of an image built by `twi build`, from its reference-values.json:
 /// the simulated platforms (`sim-snp`: the ROM's SEV-SNP launch digest, which the simulated
 /// PSP reports; `sim-tdx`: the MRTD) and the real ones (`snp` for the ROM and for the IGVM
-/// file, with the guest policy's flag bits pinned; `tdx`), labelled after `label`.
+/// file, with the guest policy's flag bits pinned; `tdx`), labelled after `label`, each naming
+/// the image's SBOM (`sbom.digest`) when the file has one.
 pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile>, PolicyError> {
     let image = ImageValues::read(values)?;
     let mut entries = Vec::new();
@@ -90,6 +101,9 @@ pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile
         return Err(err(
             "no reference values in it (expected snp.launch_digest, igvm.snp_launch_digest or tdx.mrtd)".into()
         ));
+    }
+    for entry in &mut entries {
+        entry.sbom = image.sbom;
     }
     Ok(entries)
 }
@@ -131,7 +145,8 @@ impl Policy {
             ));
         }
         let mut out = format!("# From reference-values.json ({}).\n", image.origin);
-        for entry in entries {
+        for mut entry in entries {
+            entry.sbom = image.sbom;
             out.push_str(&format!("[[workload.reference]]\n{}\n", entry.to_toml()?));
         }
         Ok(out)

@@ -1,0 +1,217 @@
+//! `twi provenance show CREDENTIAL`: what a credential was issued on, from the issuer's
+//! provenance log and the SBOM store (Workload and Credential Provenance, RATS-for-TWI §5.3).
+//!
+//! The credential (a PEM certificate, or a WIT file) names its record: the X.509 serial or the
+//! WIT `jti`, as `twi log prove` looks it up. The record, read from the issuer state's
+//! `provenance.sqlite`, says which workload it is and which decisions led to it (the
+//! Verifier's status, the reference entry, the levels, the provenance demands met); its
+//! inclusion in the tree the log key signed is checked (RFC 9162). The SBOM the record names —
+//! the one the measured launch manifest names — is read from the store beside the policy
+//! (`--policy`, or `--sboms`), its digest checked, and its components listed: what the workload
+//! was made of. The credential's own SBOM claim (X.509 extension or WIT claim) must agree with
+//! the record.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use serde_json::{Value, json};
+use twi_issuer::oids::Oids;
+use twi_issuer::policy::{Sbom, SbomDigest, sbom_store_of};
+use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, leaf_hash, verify_inclusion};
+
+#[derive(Subcommand, Debug)]
+pub enum ProvenanceCommand {
+    /// Show what CREDENTIAL was issued on: its workload, the decisions that led to it, what the
+    /// workload was made of (the components of its SBOM) and whether its record is in the log.
+    Show {
+        /// The credential: a PEM certificate, or a file holding a WIT (compact JWS).
+        #[arg(value_name = "CREDENTIAL")]
+        credential: PathBuf,
+        /// The appraisal policy file whose sboms/ directory stores the image's SBOM.
+        #[arg(long, value_name = "FILE", conflicts_with = "sboms")]
+        policy: Option<PathBuf>,
+        /// The SBOM store itself (a directory of sha384-HEX.cdx.json documents).
+        #[arg(long, value_name = "DIR")]
+        sboms: Option<PathBuf>,
+        /// The log's public keys (an `issuer-jwks.json`; its `twi-log` key). Default: the
+        /// state's own log key.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
+    let ProvenanceCommand::Show { credential, policy, sboms, jwks, json } = command;
+    let dir = super::issuer::issuer_dir(state);
+    let presented = Presented::read(&credential, &Oids::load(&dir)?)?;
+    let (index, record, inclusion) = logged(&dir, &presented.id, jwks.as_deref())?;
+    let named = record.decision.criteria.get("sbom").map(|d| SbomDigest::parse(d).context("the record's `sbom`"));
+    let named = named.transpose()?;
+    if presented.sbom != named {
+        bail!(
+            "{} carries SBOM {} but its record names {}: the credential and the log disagree; do not trust it",
+            credential.display(),
+            shown(presented.sbom.as_ref()),
+            shown(named.as_ref())
+        );
+    }
+    let store = sboms.or_else(|| policy.as_deref().map(sbom_store_of));
+    let sbom = match (&named, &store) {
+        (Some(digest), Some(store)) => Some(Sbom::load(store, digest).context("the workload's SBOM")?),
+        _ => None,
+    };
+    let report = json!({
+        "credential": { "kind": record.credential_kind, "id": record.credential_id, "file": credential.display().to_string() },
+        "workload": record.workload_id,
+        "issued_at": record.issued_at,
+        "policy_version": record.policy_version,
+        "evidence_sha384": record.evidence_sha384,
+        "decision": { "status": record.decision.status, "verifier": record.decision.verifier, "criteria": criteria(&record) },
+        "sbom": named.map(|d| d.to_string()),
+        "components": sbom.as_ref().map(|s| serde_json::to_value(&s.components)).transpose()?,
+        "vendor": sbom.as_ref().and_then(|s| s.vendor.clone()),
+        "inclusion": json!({ "index": index, "tree_size": inclusion.0, "root": hex::encode(inclusion.1), "verified": true }),
+    });
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", text(&report, named.is_some() && store.is_none()));
+    }
+    Ok(())
+}
+
+fn shown(digest: Option<&SbomDigest>) -> String {
+    digest.map_or_else(|| "none".to_string(), ToString::to_string)
+}
+
+/// The record's criteria, with the JSON-valued ones (`binding`, `provenance`) as JSON.
+fn criteria(record: &ProvenanceRecord) -> Value {
+    let map = record.decision.criteria.iter().map(|(name, value)| {
+        let parsed = match name.as_str() {
+            "binding" | "provenance" => serde_json::from_str(value).unwrap_or_else(|_| value.clone().into()),
+            _ => Value::String(value.clone()),
+        };
+        (name.clone(), parsed)
+    });
+    Value::Object(map.collect())
+}
+
+/// What the credential file says of itself: its record's id, and the SBOM it carries.
+struct Presented {
+    id: String,
+    sbom: Option<SbomDigest>,
+}
+
+impl Presented {
+    fn read(path: &Path, oids: &Oids) -> Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        if text.contains("-----BEGIN CERTIFICATE-----") {
+            return Self::certificate(&text, oids).with_context(|| format!("{}", path.display()));
+        }
+        let token = text.trim();
+        let decoded = twi_issuer::jose::decode_unverified(token)
+            .with_context(|| format!("{} is neither a PEM certificate nor a WIT", path.display()))?;
+        let claims = decoded.claims;
+        let jti = claims.get("jti").and_then(Value::as_str).context("the WIT has no `jti`")?;
+        let sbom = claims.get(&oids.claim_name(&oids.sbom_sha384)).and_then(Value::as_str);
+        let sbom =
+            sbom.map(|s| SbomDigest::parse(s).context("the WIT's SBOM claim is not sha384:<hex>")).transpose()?;
+        Ok(Self { id: jti.to_string(), sbom })
+    }
+
+    fn certificate(pem: &str, oids: &Oids) -> Result<Self> {
+        use der::{Decode, DecodePem};
+        let start = pem.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
+        let certificate = x509_cert::Certificate::from_pem(&pem[start..]).context("not a PEM certificate")?;
+        let tbs = certificate.tbs_certificate();
+        let id = hex::encode(tbs.serial_number().as_bytes());
+        let extension = tbs.extensions().into_iter().flatten().find(|e| e.extn_id == oids.sbom_sha384);
+        let sbom = extension
+            .map(|e| {
+                let octets = der::asn1::OctetString::from_der(e.extn_value.as_bytes())?;
+                Ok::<_, der::Error>(<[u8; 48]>::try_from(octets.as_bytes()).ok().map(SbomDigest))
+            })
+            .transpose()
+            .context("the certificate's SBOM extension is not an OCTET STRING")?
+            .map(|d| d.context("the certificate's SBOM extension is not 48 bytes"))
+            .transpose()?;
+        Ok(Self { id, sbom })
+    }
+}
+
+/// The record of credential `id` in the state's log, its index, and the signed tree head
+/// (size, root) its inclusion proof was checked against.
+fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, ProvenanceRecord, (u64, [u8; 32]))> {
+    let path = dir.join("provenance.sqlite");
+    if !path.is_file() {
+        bail!("{} does not exist: give the --state of the issuer that issued the credential", path.display());
+    }
+    let key = match jwks {
+        Some(file) => twi_issuer::provenance::audit::key_in_jwks(
+            &std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
+        )?,
+        None => twi_issuer::provenance::audit::state_log_key(dir)?,
+    };
+    let log = ProvenanceLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let Some((index, record)) = log.find(id)? else {
+        bail!("{} has no record of credential {id}: was it issued by this state's issuer?", path.display());
+    };
+    let head = log.latest_tree_head()?.context("the log has no signed tree head")?;
+    head.verify(&key).context("the log's signed tree head")?;
+    let proof = log.inclusion_proof(index, head.size)?;
+    verify_inclusion(&leaf_hash(&record.to_leaf()?), index, head.size, &proof, &head.root)
+        .with_context(|| format!("the record of {id} is not in the signed tree: do not trust this log"))?;
+    Ok((index, record, (head.size, head.root)))
+}
+
+/// The report as text.
+fn text(report: &Value, store_missing: bool) -> String {
+    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let credential = &report["credential"];
+    let mut out =
+        format!("credential: {} {} ({})\n", s(&credential["kind"]), s(&credential["id"]), s(&credential["file"]));
+    out.push_str(&format!("workload: {}\n", s(&report["workload"])));
+    out.push_str(&format!(
+        "issued at: {} (Unix seconds), under policy version {}\n",
+        report["issued_at"],
+        s(&report["policy_version"])
+    ));
+    let decision = &report["decision"];
+    out.push_str(&format!("decisions: verifier {} says {}\n", s(&decision["verifier"]), s(&decision["status"])));
+    for (name, value) in decision["criteria"].as_object().into_iter().flatten() {
+        if name == "provenance" {
+            for check in value.as_array().into_iter().flatten() {
+                out.push_str(&format!("  provenance: {}\n", s(check)));
+            }
+        } else {
+            out.push_str(&format!("  {name}: {}\n", s(value)));
+        }
+    }
+    match (report["sbom"].as_str(), report["components"].as_array()) {
+        (None, _) => out.push_str("made of: unknown (the admitted image names no SBOM)\n"),
+        (Some(digest), None) if store_missing => out.push_str(&format!(
+            "made of: the SBOM {digest} (give --policy FILE or --sboms DIR to list its components)\n"
+        )),
+        (Some(digest), components) => {
+            let list = components.cloned().unwrap_or_default();
+            let vendor = report["vendor"].as_str().map(|v| format!(", supplied by {v}")).unwrap_or_default();
+            out.push_str(&format!("made of ({} components, SBOM {digest}{vendor}):\n", list.len()));
+            for c in &list {
+                let purl = c["purl"].as_str().map(|p| format!(" {p}")).unwrap_or_default();
+                out.push_str(&format!("  {} {} {}{purl}\n", s(&c["kind"]), s(&c["name"]), s(&c["version"])));
+            }
+        }
+    }
+    let inclusion = &report["inclusion"];
+    out.push_str(&format!(
+        "log: record {} is included in the signed tree of {} records (root {}): verified under the log key\n",
+        inclusion["index"],
+        inclusion["tree_size"],
+        s(&inclusion["root"])
+    ));
+    out
+}
