@@ -78,6 +78,10 @@ pub enum ChainError {
         "the CRL of {issuer} is not current at the verification time (this update {this_update}, next update {next_update}); fetch a current CRL"
     )]
     CrlNotCurrent { issuer: String, this_update: String, next_update: String },
+    #[error("{0} holds no certificate (expected DER, or PEM with -----BEGIN CERTIFICATE----- blocks)")]
+    NoCertificate(String),
+    #[error("{what} holds more than {max} certificates: supply the chain of the evidence only")]
+    TooManyCertificates { what: String, max: usize },
     #[error("the CRL is issued by {crl_issuer}, but no certificate of the chain is: it cannot revoke anything here")]
     CrlUnrelated { crl_issuer: String },
 }
@@ -323,6 +327,11 @@ pub fn check_validity(cert: &Certificate, now: SystemTime) -> Result<(), ChainEr
         ));
     }
     Ok(())
+}
+
+/// `cert` says it is a CA (basicConstraints cA = TRUE).
+pub fn is_ca(cert: &Cert) -> bool {
+    check_is_ca(&cert.cert).is_ok()
 }
 
 fn check_is_ca(cert: &Certificate) -> Result<(), ChainError> {

@@ -23,6 +23,7 @@ use twi_attester::tdx::quote::{INTEL_QE_VENDOR_ID, ParsedQuote, QuoteHeader};
 use twi_attester::tdx::td_report::TdQuoteBody;
 
 use crate::chain::{self, Cert, ChainError, Crl};
+use crate::lag::ComponentLag;
 use crate::tdx::collateral::{Collateral, SignedJson};
 use crate::tdx::pck::{PckExtensionError, PckExtensions, split_pck_chain};
 use crate::tdx::roots::{TdxAnchor, TdxTrust};
@@ -63,10 +64,8 @@ pub enum TdxError {
     CollateralSignature { what: &'static str },
     #[error("the {what} is malformed: {why}")]
     CollateralMalformed { what: &'static str, why: String },
-    #[error(
-        "the {what} is not current at the verification time {now} (issued {issued}, next update {next_update}): fetch current collateral from Intel PCS or your PCCS"
-    )]
-    CollateralNotCurrent { what: &'static str, issued: String, next_update: String, now: String },
+    #[error("{}", not_current(what, issued, next_update, now, *expired))]
+    CollateralNotCurrent { what: &'static str, issued: String, next_update: String, now: String, expired: bool },
     #[error(
         "no TCB collateral was supplied, so the platform's TCB cannot be judged (the quote's signatures and PCK chain were not the problem): supply the TCB info and QE identity for FMSPC {fmspc} (Intel PCS: {url}), or skip the TCB evaluation explicitly (`twi verify tdx-quote --skip-tcb`)"
     )]
@@ -78,9 +77,9 @@ pub enum TdxError {
     )]
     Revoked { advisories: String },
     #[error(
-        "the platform's TCB status is {status} (advisories: {advisories}): {advice}; or accept {status} explicitly (`--accept {status}`)"
+        "the platform's TCB status is {status} (advisories: {advisories}; behind the newest TCB level: {behind}): {advice}; or accept {status} explicitly (`--accept {status}`)"
     )]
-    TcbStatus { status: TcbStatus, advisories: String, advice: &'static str },
+    TcbStatus { status: TcbStatus, advisories: String, advice: &'static str, behind: String },
     #[error(
         "the TD is debuggable (TDATTRIBUTES.DEBUG): the host can read its memory; relaunch it without debug, or allow debug explicitly for development (`--allow-debug`)"
     )]
@@ -94,8 +93,9 @@ pub enum TdxError {
 pub enum TdxWarning {
     /// No collateral: signatures and the PCK chain were verified, the TCB was not judged.
     TcbNotEvaluated,
-    /// The TCB status is accepted by the policy but not UpToDate.
-    TcbStatus { status: TcbStatus, advisories: Vec<String> },
+    /// The TCB status is accepted by the policy but not UpToDate; `behind`: the components
+    /// below the newest TCB level.
+    TcbStatus { status: TcbStatus, advisories: Vec<String>, behind: Vec<ComponentLag> },
     /// No CRLs were supplied.
     RevocationNotChecked,
     /// Accepted although the TD is debuggable.
@@ -112,9 +112,13 @@ impl fmt::Display for TdxWarning {
             TdxWarning::TcbNotEvaluated => f.write_str(
                 "the platform's TCB was not evaluated (no collateral): only signatures and the PCK chain were checked",
             ),
-            TdxWarning::TcbStatus { status, advisories } => {
-                write!(f, "TCB status {status} (advisories: {}): {}", join(advisories), status.advice())
-            }
+            TdxWarning::TcbStatus { status, advisories, behind } => write!(
+                f,
+                "TCB status {status} (advisories: {}; behind the newest TCB level: {}): {}",
+                join(advisories),
+                describe_lags(behind),
+                status.advice()
+            ),
             TdxWarning::RevocationNotChecked => {
                 f.write_str("no CRL was supplied: revocation of the PCK chain was not checked")
             }
@@ -122,6 +126,30 @@ impl fmt::Display for TdxWarning {
             TdxWarning::Simulated => f.write_str("the quote comes from the simulated TEE, not from Intel hardware"),
             TdxWarning::TrailingBytes(n) => write!(f, "{n} bytes after the end of the quote were ignored"),
         }
+    }
+}
+
+/// The lagging components, or "nothing" (then a configuration or software-hardening status
+/// is what keeps the platform from UpToDate).
+fn describe_lags(lags: &[ComponentLag]) -> String {
+    if lags.is_empty() {
+        "nothing".to_string()
+    } else {
+        lags.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The message of [`TdxError::CollateralNotCurrent`]: the date it expired on (its
+/// `nextUpdate`), or the date it becomes valid, and where fresh collateral comes from.
+fn not_current(what: &str, issued: &str, next_update: &str, now: &str, expired: bool) -> String {
+    if expired {
+        format!(
+            "the {what} expired on {next_update} (its nextUpdate; verification time {now}): fetch current collateral with `twi verify tdx-quote --pccs https://api.trustedservices.intel.com --collateral DIR` (or from your PCCS), or verify as of a time before it (`--now`)"
+        )
+    } else {
+        format!(
+            "the {what} was issued on {issued}, after the verification time {now}: fetch current collateral matching that time, or verify as of a time after it (`--now`)"
+        )
     }
 }
 
@@ -231,6 +259,7 @@ fn check_current(what: &'static str, issued: &str, next: &str, now: SystemTime) 
             issued: issued.to_string(),
             next_update: next.to_string(),
             now: format_rfc3339(now),
+            expired: now > n,
         });
     }
     Ok(())
@@ -386,10 +415,19 @@ fn judge_tcb(
         return Err(TdxError::Revoked { advisories });
     }
     if !policy.accepted.contains(&verdict.status) {
-        return Err(TdxError::TcbStatus { status: verdict.status, advisories, advice: verdict.status.advice() });
+        return Err(TdxError::TcbStatus {
+            status: verdict.status,
+            advisories,
+            advice: verdict.status.advice(),
+            behind: describe_lags(&verdict.behind),
+        });
     }
     if verdict.status != TcbStatus::UpToDate {
-        warnings.push(TdxWarning::TcbStatus { status: verdict.status, advisories: verdict.advisory_ids.clone() });
+        warnings.push(TdxWarning::TcbStatus {
+            status: verdict.status,
+            advisories: verdict.advisory_ids.clone(),
+            behind: verdict.behind.clone(),
+        });
     }
     Ok(Some(verdict))
 }
