@@ -21,7 +21,6 @@
 
 use std::fmt;
 
-use der::{Decode, Reader, SliceReader};
 use sha2::{Digest, Sha256};
 
 use crate::chain::{self, Cert, ChainError};
@@ -62,7 +61,7 @@ pub fn sha256_fingerprint(cert: &Cert) -> String {
 /// text around them ignored) or DER (one certificate, or several back to back) — dropping
 /// duplicates (equal DER). `what` names the input in errors ("the --vcek file x.pem").
 pub fn read_certificates(bytes: &[u8], what: &str) -> Result<Vec<Cert>, ChainError> {
-    let ders = if bytes.first() == Some(&0x30) { split_der(bytes)? } else { chain::split_certificates(bytes)? };
+    let ders = chain::split_certificates(bytes)?;
     if ders.is_empty() {
         return Err(ChainError::NoCertificate(what.to_string()));
     }
@@ -74,18 +73,6 @@ pub fn read_certificates(bytes: &[u8], what: &str) -> Result<Vec<Cert>, ChainErr
         pool.add(Cert::from_der(&der, "in a certificate input")?);
     }
     Ok(pool.certs)
-}
-
-/// DER certificates back to back: each a complete SEQUENCE, nothing between or after them.
-fn split_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ChainError> {
-    let mut out = Vec::new();
-    let mut reader = SliceReader::new(bytes).map_err(|_| ChainError::NotDer("input (too long)"))?;
-    while !reader.is_finished() {
-        let tlv = reader.tlv_bytes().map_err(|_| ChainError::NotDer("input (a DER element is cut short)"))?;
-        x509_cert::Certificate::from_der(tlv).map_err(|_| ChainError::NotDer("input"))?;
-        out.push(tlv.to_vec());
-    }
-    Ok(out)
 }
 
 /// Certificates from any number of inputs, each once.
@@ -164,12 +151,5 @@ mod tests {
         assert!(read_certificates(&[0x30, 0x03, 0x02, 0x01, 0x05], "x").is_err());
         assert!(read_certificates(&[0x30, 0x82, 0x01], "x").is_err());
         assert!(read_certificates(b"\xff\xfe", "x").is_err());
-    }
-
-    #[test]
-    fn der_reader_rejects_trailing_bytes() {
-        let r = SliceReader::new(&[0x30, 0x00, 0x01]).unwrap();
-        assert!(!r.is_finished());
-        assert!(split_der(&[0x30, 0x00, 0x01]).is_err());
     }
 }

@@ -192,13 +192,13 @@ fn expired_collateral_is_refused_with_its_date() {
     let t1 = Collateral::load(&samples().join(T1_COLLATERAL), None).unwrap();
     let e = t1.verify(&TdxTrust::intel(), at("2025-08-01T00:00:00Z")).unwrap_err();
     let text = e.to_string();
-    assert!(text.contains("the TCB info expired on 2025-07-19T10:16:03Z"), "{text}");
+    assert!(text.contains("the TCB info is not current: it expired on 2025-07-19T10:16:03Z"), "{text}");
     assert!(text.contains("--pccs"), "{text}");
     // t3: its QE identity expires (2023-07-08) ten days before its TCB info (2023-07-18).
     let t3 = Collateral::load(&samples().join(T3_DIR), None).unwrap();
     let e = t3.verify(&TdxTrust::intel(), at("2023-07-10T00:00:00Z")).unwrap_err();
     assert!(matches!(e, TdxError::CollateralNotCurrent { what: "QE identity", expired: true, .. }), "{e}");
-    assert!(e.to_string().contains("the QE identity expired on 2023-07-08"), "{e}");
+    assert!(e.to_string().contains("the QE identity is not current: it expired on 2023-07-08"), "{e}");
 }
 
 /// The real t1 quote judged against its real TCB info with a PCESVN one below the newest
@@ -256,4 +256,49 @@ fn out_of_date_module_named_in_the_verdict() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// The PCK chain inside the real t1 quote, its blocks reordered (root, leaf, intermediate:
+/// the same bytes, so the same length, and nothing the quote signs changes): the verifier
+/// finds the leaf by the QE report's signature and builds the path.
+#[test]
+fn pck_chain_in_any_order() {
+    let bytes = read(T1);
+    let parsed = twi_attester::tdx::quote::ParsedQuote::parse(&bytes).unwrap();
+    let chain = parsed.quote.pck_chain;
+    let start = chain.as_ptr() as usize - bytes.as_ptr() as usize;
+    let text = std::str::from_utf8(chain.strip_suffix(&[0]).unwrap_or(chain)).unwrap();
+    let blocks: Vec<String> = text.split_inclusive("-----END CERTIFICATE-----\n").map(String::from).collect();
+    assert_eq!(blocks.len(), 3);
+    let reordered = [blocks[2].clone(), blocks[0].clone(), blocks[1].clone()].concat();
+    let mut shuffled = bytes.clone();
+    shuffled[start..start + reordered.len()].copy_from_slice(reordered.as_bytes());
+    assert_ne!(shuffled, bytes);
+    let collateral = Collateral::load(&samples().join(T1_COLLATERAL), None).unwrap();
+    let config = twi_verifier::tdx::TdxConfig::default();
+    let now = at("2025-07-01T00:00:00Z");
+    let a =
+        twi_verifier::tdx::appraise_with(&shuffled, Some(&collateral), &config, now).unwrap_or_else(|e| panic!("{e}"));
+    let original = twi_verifier::tdx::appraise_with(&bytes, Some(&collateral), &config, now).unwrap();
+    assert_eq!(a.certificates, original.certificates);
+    assert_eq!(a.certificates.len(), 3);
+    assert!(a.certificates[0].subject.contains("Intel SGX PCK Certificate"), "{:?}", a.certificates);
+    assert!(a.certificates[2].subject.contains("Intel SGX Root CA"), "{:?}", a.certificates);
+}
+
+/// The TCB info issuer chain root first, the TCB Signing certificate twice, as DER back to
+/// back: the collateral still verifies.
+#[test]
+fn collateral_issuer_chain_in_any_order() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["sample_tcbInfo_response", "sample_qeIdentity_response"] {
+        std::fs::copy(samples().join(T3_DIR).join(f), dir.path().join(f)).unwrap();
+    }
+    let chain = split_certificates(&read("tdx/t3_gotdxguest_v4/tcb_info_issuer_chain.pem")).unwrap();
+    assert_eq!(chain.len(), 2);
+    let der = [chain[1].clone(), chain[0].clone(), chain[0].clone()].concat();
+    std::fs::write(dir.path().join("tcb_info_issuer_chain.pem"), der).unwrap();
+    let c = Collateral::load(dir.path(), None).unwrap();
+    assert_eq!(c.tcb_info_chain.len(), 2);
+    c.verify(&TdxTrust::intel(), at("2023-06-20T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
 }

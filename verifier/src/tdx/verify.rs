@@ -22,6 +22,7 @@ use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::quote::{INTEL_QE_VENDOR_ID, ParsedQuote, QuoteHeader};
 use twi_attester::tdx::td_report::TdQuoteBody;
 
+use crate::bundle::{CertPool, UsedCertificate};
 use crate::chain::{self, Cert, ChainError, Crl};
 use crate::lag::ComponentLag;
 use crate::tdx::collateral::{Collateral, SignedJson};
@@ -144,11 +145,11 @@ fn describe_lags(lags: &[ComponentLag]) -> String {
 fn not_current(what: &str, issued: &str, next_update: &str, now: &str, expired: bool) -> String {
     if expired {
         format!(
-            "the {what} expired on {next_update} (its nextUpdate; verification time {now}): fetch current collateral with `twi verify tdx-quote --pccs https://api.trustedservices.intel.com --collateral DIR` (or from your PCCS), or verify as of a time before it (`--now`)"
+            "the {what} is not current: it expired on {next_update} (its nextUpdate; verification time {now}): fetch current collateral with `twi verify tdx-quote --pccs https://api.trustedservices.intel.com --collateral DIR` (or from your PCCS), or verify as of a time before it (`--now`)"
         )
     } else {
         format!(
-            "the {what} was issued on {issued}, after the verification time {now}: fetch current collateral matching that time, or verify as of a time after it (`--now`)"
+            "the {what} is not current: it was issued on {issued}, after the verification time {now}: fetch current collateral matching that time, or verify as of a time after it (`--now`)"
         )
     }
 }
@@ -219,6 +220,8 @@ pub struct TdxAppraisal {
     pub qe_report: EnclaveReport,
     pub pck: PckExtensions,
     pub anchor: TdxAnchor,
+    /// The PCK path that vouched for the quote: the PCK leaf first, the root last.
+    pub certificates: Vec<UsedCertificate>,
     /// `None` when the TCB was not evaluated (no collateral, and the policy allowed that).
     pub tcb: Option<TcbVerdict>,
     pub warnings: Vec<TdxWarning>,
@@ -239,15 +242,32 @@ fn verify_signed_json(
     what: &'static str,
 ) -> Result<(), TdxError> {
     let chain_err = |error| TdxError::CollateralChain { what, error };
-    trust.verify_path(chain_certs, now).map_err(chain_err)?;
+    let sig = p256_signature(&signed.signature).ok_or(TdxError::CollateralSignature { what })?;
+    let chain_certs = path_from_signer(chain_certs, &signed.body, &sig);
+    trust.verify_path(&chain_certs, now).map_err(chain_err)?;
     let path: Vec<&Cert> = chain_certs.iter().collect();
     let relevant: Vec<Crl> = crls.iter().filter(|c| path.iter().any(|p| p.subject() == c.issuer())).cloned().collect();
     chain::check_revocation(&path, &relevant, now).map_err(chain_err)?;
     let leaf = chain_certs.first().ok_or(chain_err(ChainError::Empty("the signing chain")))?;
-    let key = p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(leaf.spki()))
-        .map_err(|_| TdxError::CollateralSignature { what })?;
-    let sig = p256_signature(&signed.signature).ok_or(TdxError::CollateralSignature { what })?;
+    let key = p256_key(leaf).ok_or(TdxError::CollateralSignature { what })?;
     key.verify(&signed.body, &sig).map_err(|_| TdxError::CollateralSignature { what })
+}
+
+fn p256_key(cert: &Cert) -> Option<p256::ecdsa::VerifyingKey> {
+    p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(cert.spki())).ok()
+}
+
+/// The certificates of `certs` (any order, as a file or a quote holds them) as a path: the
+/// one whose P-256 key verifies `signature` over `message` first (else the first given, so
+/// the verification says what is wrong), then each issuer up to a self-issued root
+/// ([`CertPool::path_from`]).
+fn path_from_signer(certs: &[Cert], message: &[u8], signature: &p256::ecdsa::Signature) -> Vec<Cert> {
+    let pool = CertPool::new(certs.iter().cloned());
+    let signer = pool.certs().iter().find(|c| p256_key(c).is_some_and(|k| k.verify(message, signature).is_ok()));
+    match signer.or(pool.certs().first()) {
+        Some(leaf) => pool.path_from(leaf, &[]),
+        None => Vec::new(),
+    }
 }
 
 fn check_current(what: &'static str, issued: &str, next: &str, now: SystemTime) -> Result<(), TdxError> {
@@ -319,6 +339,11 @@ pub fn appraise(
 
     // 2. The PCK chain, and the CRLs.
     let certs = split_pck_chain(q.pck_chain).map_err(TdxError::PckChain)?;
+    // The PCK leaf is the certificate whose key signed the QE report; the path is built from it.
+    let certs = match p256_signature(&q.qe_report_signature) {
+        Some(sig) => path_from_signer(&certs, &q.qe_report, &sig),
+        None => certs,
+    };
     let anchor = config.trust.verify_path(&certs, now).map_err(TdxError::PckChain)?;
     let crls: Vec<Crl> =
         collateral.iter().flat_map(|c| c.pck_crl.iter().chain(c.root_ca_crl.iter())).cloned().collect();
@@ -344,7 +369,18 @@ pub fn appraise(
     if input.len() > parsed.len {
         warnings.push(TdxWarning::TrailingBytes(input.len() - parsed.len));
     }
-    Ok(TdxAppraisal { header: q.header, body: q.body, qe_report, pck, anchor, tcb, warnings, quote_len: parsed.len })
+    let certificates = certs.iter().map(UsedCertificate::of).collect();
+    Ok(TdxAppraisal {
+        header: q.header,
+        body: q.body,
+        qe_report,
+        pck,
+        anchor,
+        certificates,
+        tcb,
+        warnings,
+        quote_len: parsed.len,
+    })
 }
 
 /// Steps 3 and 4: the QE report is signed by the PCK key and binds the attestation key
@@ -352,8 +388,7 @@ pub fn appraise(
 /// signed by the attestation key over its header and body as received.
 fn check_signatures(parsed: &ParsedQuote<'_>, pck_leaf: &Cert) -> Result<EnclaveReport, TdxError> {
     let q = &parsed.quote;
-    let pck_key = p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(pck_leaf.spki()))
-        .map_err(|_| TdxError::QeReportSignature)?;
+    let pck_key = p256_key(pck_leaf).ok_or(TdxError::QeReportSignature)?;
     let qe_sig = p256_signature(&q.qe_report_signature).ok_or(TdxError::QeReportSignature)?;
     pck_key.verify(&q.qe_report, &qe_sig).map_err(|_| TdxError::QeReportSignature)?;
     let qe_report = q.qe_report_body();
