@@ -595,6 +595,7 @@ fn tdx_verdict(bytes: &[u8], collateral: Option<&Collateral>, config: &TdxConfig
             out["verified"] = json!(true);
             out["root"] = json!(a.anchor.to_string());
             out["pck"] = pck_json(&a.pck);
+            out["certificates"] = certificates_json(&a.certificates);
             out["tcb"] = a.tcb.as_ref().map_or(Value::Null, tcb_verdict_json);
             out["warnings"] = json!(a.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>());
             (0, out)

@@ -248,6 +248,12 @@ fn tdx_quote_verified() {
     assert_eq!(out["tcb"]["status"], "UpToDate");
     assert_eq!(out["tcb"]["fmspc"], "b0c06f000000");
     assert_eq!(out["root"], "Intel SGX Root CA (built in)");
+    // The PCK path it used, leaf to root, and nothing behind the newest TCB level.
+    let used = out["certificates"].as_array().unwrap();
+    assert_eq!(used.len(), 3, "{out:#}");
+    assert!(used[0]["subject"].as_str().unwrap().contains("Intel SGX PCK Certificate"), "{out:#}");
+    assert_eq!(used[0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(out["tcb"]["behind"], serde_json::json!([]));
     // The JSON file itself works as --collateral too.
     let file = sample("tdx/t1_dcapqvl_v4/tdx_quote_collateral.json");
     let (code, _) = run_tdx(&[p(&quote), "--collateral", p(&file), "--now", "2025-07-01T00:00:00Z"]);

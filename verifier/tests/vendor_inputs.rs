@@ -302,3 +302,13 @@ fn collateral_issuer_chain_in_any_order() {
     assert_eq!(c.tcb_info_chain.len(), 2);
     c.verify(&TdxTrust::intel(), at("2023-06-20T00:00:00Z")).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The common interface carries the certificates used too (what the issuer records).
+#[test]
+fn verified_names_the_certificates() {
+    use twi_verifier::Verifier;
+    let ders = s1_ders();
+    let verifier = snp::SnpVerifier::new(amd());
+    let v = verifier.verify(&read(S1_REPORT), &ders, at(NOW)).unwrap();
+    assert_eq!(v.certificates, [used(&ders[0]), used(&ders[1]), used(&ders[2])]);
+}

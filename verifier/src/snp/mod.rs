@@ -117,6 +117,7 @@ fn verified(evidence: &[u8], appraisal: SnpAppraisal) -> Verified {
         policy: report.policy.0,
         vmpl: Some(report.vmpl),
         debug: report.policy.debug(),
+        certificates: appraisal.certificates.clone(),
         evidence_sha384: Sha384::digest(evidence).into(),
         detail: Detail::Snp(Box::new(appraisal)),
     }
