@@ -17,6 +17,7 @@ mod common;
 mod synthetic;
 
 use common::{at, read, samples};
+use der::EncodePem;
 use der::pem::LineEnding;
 use sha2::{Digest, Sha256};
 use twi_attester::snp::report::offset;
@@ -311,4 +312,32 @@ fn verified_names_the_certificates() {
     let verifier = snp::SnpVerifier::new(amd());
     let v = verifier.verify(&read(S1_REPORT), &ders, at(NOW)).unwrap();
     assert_eq!(v.certificates, [used(&ders[0]), used(&ders[1]), used(&ders[2])]);
+}
+
+/// A quote whose PCK chain carries a certificate beyond the path (here the TCB Signing
+/// certificate, root first, the PCK leaf last): still verified, the extra one named in a
+/// warning. The quote's signature covers header and body only, so the chain may be rewritten.
+#[test]
+fn pck_chain_with_an_extra_certificate() {
+    use synthetic::intel::{TEE, World, body, quote};
+    let w = World::new();
+    let bytes = quote(&w.pki, 4, body(TEE, None), 6);
+    let mut q = twi_attester::tdx::quote::ParsedQuote::parse(&bytes).unwrap().quote;
+    let mut pem = String::new();
+    for c in [&w.pki.root, &w.pki.tcb_signing, &w.pki.platform_ca, &w.pki.pck, &w.pki.root] {
+        pem.push_str(&c.cert.certificate().to_pem(LineEnding::LF).unwrap());
+    }
+    let pem = pem.into_bytes();
+    q.pck_chain = &pem;
+    let mut out = vec![0u8; q.encoded_len()];
+    q.encode(&mut out).unwrap();
+    let a = w.verdict(&out, TdxPolicy::default()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(a.certificates.len(), 3);
+    match &a.warnings[..] {
+        [TdxWarning::UnusedCertificates(subjects)] => {
+            assert_eq!(subjects.len(), 1, "{subjects:?}");
+            assert_eq!(subjects[0], w.pki.tcb_signing.cert.subject());
+        }
+        other => panic!("{other:?}"),
+    }
 }

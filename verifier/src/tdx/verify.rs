@@ -105,6 +105,8 @@ pub enum TdxWarning {
     Simulated,
     /// The input has bytes after the quote (ignored).
     TrailingBytes(usize),
+    /// The quote's PCK chain holds certificates outside the path to the root (ignored).
+    UnusedCertificates(Vec<String>),
 }
 
 impl fmt::Display for TdxWarning {
@@ -126,6 +128,11 @@ impl fmt::Display for TdxWarning {
             TdxWarning::DebugAllowed => f.write_str("the TD is debuggable (accepted because debug is allowed)"),
             TdxWarning::Simulated => f.write_str("the quote comes from the simulated TEE, not from Intel hardware"),
             TdxWarning::TrailingBytes(n) => write!(f, "{n} bytes after the end of the quote were ignored"),
+            TdxWarning::UnusedCertificates(subjects) => write!(
+                f,
+                "the quote's PCK chain holds certificates outside the path to the root (ignored): {}",
+                subjects.join("; ")
+            ),
         }
     }
 }
@@ -338,12 +345,13 @@ pub fn appraise(
     }
 
     // 2. The PCK chain, and the CRLs.
-    let certs = split_pck_chain(q.pck_chain).map_err(TdxError::PckChain)?;
+    let given = split_pck_chain(q.pck_chain).map_err(TdxError::PckChain)?;
     // The PCK leaf is the certificate whose key signed the QE report; the path is built from it.
     let certs = match p256_signature(&q.qe_report_signature) {
-        Some(sig) => path_from_signer(&certs, &q.qe_report, &sig),
-        None => certs,
+        Some(sig) => path_from_signer(&given, &q.qe_report, &sig),
+        None => given.clone(),
     };
+    let unused: Vec<String> = given.iter().filter(|c| !certs.contains(c)).map(Cert::subject).collect();
     let anchor = config.trust.verify_path(&certs, now).map_err(TdxError::PckChain)?;
     let crls: Vec<Crl> =
         collateral.iter().flat_map(|c| c.pck_crl.iter().chain(c.root_ca_crl.iter())).cloned().collect();
@@ -365,6 +373,9 @@ pub fn appraise(
     check_td(&q.body, &config.policy, &mut warnings)?;
     if matches!(anchor, TdxAnchor::Simulated { .. }) {
         warnings.push(TdxWarning::Simulated);
+    }
+    if !unused.is_empty() {
+        warnings.push(TdxWarning::UnusedCertificates(unused));
     }
     if input.len() > parsed.len {
         warnings.push(TdxWarning::TrailingBytes(input.len() - parsed.len));
