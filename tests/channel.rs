@@ -4,36 +4,25 @@
 //!
 //! Needs `qemu-system-x86_64` (`./qemu/install-deps`); fails, never skips, without it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::sync::OnceLock;
 
-const TWI: &str = env!("CARGO_BIN_EXE_twi-e2e");
+use twi_testkit::scenario::{Built, Twi};
+use twi_testkit::tools::utf8 as path;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    rom: PathBuf,
-}
+const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, image) = (dir.path().join("state"), dir.path().join("image"));
-        let out = Command::new(TWI).args(["build", "--out", path(&image), "--state", path(&state)]).output().unwrap();
-        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        Fixture { rom: image.join("twi.rom"), state, _dir: dir }
-    })
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
+/// One image and one issuer state shared by the tests (building the runtime takes a while).
+fn fixture() -> &'static Built {
+    static FIXTURE: OnceLock<Built> = OnceLock::new();
+    FIXTURE.get_or_init(|| TWI.build_default())
 }
 
 fn run_sim(out: &Path, extra: &[&str]) -> (Output, String, String) {
     let f = fixture();
-    let output = Command::new(TWI)
+    let output = TWI
+        .command()
         .args(["run", "--platform", "sim", "--accel", "tcg", "--image", path(&f.rom), "--state", path(&f.state)])
         .args(["--out", path(out)])
         .args(extra)
@@ -114,7 +103,7 @@ fn a_ring_tail_past_the_head_is_refused_by_the_guest() {
 
 #[test]
 fn a_memory_size_that_is_not_one_is_refused_with_the_forms_it_takes() {
-    let out = Command::new(TWI).args(["run", "--platform", "sim", "--out", "x", "--memory", "16Q"]).output().unwrap();
+    let out = TWI.command().args(["run", "--platform", "sim", "--out", "x", "--memory", "16Q"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("`16Q` is not a memory size: give MiB as a number or with a suffix (16M, 1G)"), "{log}");

@@ -13,31 +13,16 @@ use std::sync::OnceLock;
 
 use der::DecodePem;
 use twi_attester::snp::report::AttestationReport;
-use twi_testkit::scenario::{Scenario, Served, Twi};
+use twi_testkit::scenario::{Built, Scenario, Served, Twi};
 use twi_testkit::tools::{self, openssl, utf8 as path};
 use x509_cert::Certificate;
 
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
 /// One image and one issuer state shared by the tests (building the runtime takes a while).
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    rom: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let image = dir.path().join("image");
-        let out = twi(&["build", "--out", path(&image), "--state", path(&state)]);
-        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        let rom = image.join("twi.rom");
-        assert!(rom.is_file(), "twi build wrote no {}", rom.display());
-        Fixture { _dir: dir, state, rom }
-    })
+fn fixture() -> &'static Built {
+    static FIXTURE: OnceLock<Built> = OnceLock::new();
+    FIXTURE.get_or_init(|| TWI.build_default())
 }
 
 fn twi(args: &[&str]) -> Output {
@@ -1272,12 +1257,16 @@ fn too_little_ram_is_refused_with_a_sentence() {
 /// The fixture's firmware in an image whose manifest holds the epoch marker `epoch` (for
 /// TACRA's `absent-epoch`); its directory.
 fn image_with_epoch(dir: &Path, epoch: &str) -> PathBuf {
-    let image = dir.join("epoch-image");
+    image_with_setting(dir, &format!("epoch={epoch}"))
+}
+
+/// The fixture's runtime rebuilt with one `--set KEY=VALUE` in its manifest (in `dir`).
+fn image_with_setting(dir: &Path, set: &str) -> PathBuf {
+    let image = dir.join(set.split('=').next().unwrap_or("setting"));
     let elf = fixture().rom.with_file_name("twi-runtime.elf");
-    let set = format!("epoch={epoch}");
     let args = ["build", "--out", path(&image), "--state", path(&fixture().state), "--runtime-elf", path(&elf)];
-    let built = twi(&[&args[..], &["--set", &set]].concat());
-    assert!(built.status.success(), "twi build --set epoch failed:\n{}", stderr(&built));
+    let built = twi(&[&args[..], &["--set", set]].concat());
+    assert!(built.status.success(), "twi build --set {set} failed:\n{}", stderr(&built));
     image
 }
 
@@ -1328,6 +1317,32 @@ fn every_tacra_freshness_kind_the_policy_names_for_a_target_is_bound_and_checked
         assert_eq!((input.kind.name(), &input.value), (kind, &element));
         let handle = kind.starts_with("present-");
         assert_eq!(ear.nonce.is_some(), handle, "{kind}: eat_nonce only for a handle the issuer handed out");
+    }
+}
+
+#[test]
+fn the_manifests_hint_is_honoured_when_the_target_lists_it_and_refused_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = image_with_setting(dir.path(), "hint=rotate");
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let measurement = reference["snp"]["launch_digest"].as_str().unwrap();
+    for (hints, honoured) in [("[\"rotate\"]", true), ("[\"eu-only\"]", false)] {
+        let case = dir.path().join(if honoured { "honoured" } else { "refused" });
+        std::fs::create_dir_all(&case).unwrap();
+        let target = format!("\n[[workload.target]]\nname = \"twi:default\"\nhints = {hints}\n");
+        let policy = write_policy(&case, &[("hint image", measurement)], &target);
+        let scenario = Scenario::sim(TWI).image(&image.join("twi.rom")).state(&fixture().state);
+        let run = scenario.out(&case.join("out")).accel("tcg").policy(&policy).run();
+        if honoured {
+            run.assert_success("twi run with a hint the target lists");
+        } else {
+            let log = run.assert_failure("twi run with a hint the target does not list");
+            // The guest learns TACRA's reason (its AcquireError::RejectedHint), the host the words.
+            let guest = "FATAL: the issuer rejected the hint: workload `payroll-app` asked for target `twi:default` with the hint \"rotate\"";
+            assert!(log.contains(guest), "{log}");
+            assert!(!log.contains("evidence received"), "evidence was sent after a refused hint:\n{log}");
+        }
     }
 }
 

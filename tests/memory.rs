@@ -10,35 +10,20 @@
 #[path = "dump/mod.rs"]
 mod dump;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 
 use der::{Decode, DecodePem, Encode};
 use dump::{Dump, VaultKey, assert_nowhere, assert_only_in_vault, ecdsa_nonce};
 use sha2::{Digest, Sha384};
-use twi_testkit::scenario::{Scenario, Twi};
+use twi_testkit::scenario::{Built, Scenario, Twi};
 
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
-fn path(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    image: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let (state, image) = (dir.path().join("state"), dir.path().join("image"));
-        let out = TWI.run(&["build", "--out", path(&image), "--state", path(&state)]);
-        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        Fixture { _dir: dir, state, image }
-    })
+/// One image and one issuer state shared by the tests (building the runtime takes a while).
+fn fixture() -> &'static Built {
+    static FIXTURE: OnceLock<Built> = OnceLock::new();
+    FIXTURE.get_or_init(|| TWI.build_default())
 }
 
 /// Two dumps of one run: `during`, when the console first shows `at` (the VM stopped there),

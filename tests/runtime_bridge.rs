@@ -22,8 +22,8 @@ use twi_host_loader::policy_file::{Measured, development_policy};
 use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::policy::Mechanism;
 use twi_issuer::{Issuer, IssuerConfig};
-use twi_proto::msg::{CredentialKind, Platform};
-use twi_runtime::channel::{Channel, Link};
+use twi_proto::msg::{CredentialKind, ErrorCode, Platform};
+use twi_runtime::channel::{Channel, ChannelError, Link};
 use twi_runtime::session::{self, Acquisition, Outcome, SessionError, Trust};
 use twi_runtime::tee::sim::SimSnpDoorbell;
 use twi_runtime::tee::snp::{SnpGuest, SnpTee};
@@ -81,12 +81,18 @@ struct Host {
 
 impl Host {
     fn new(mechanism: Mechanism) -> Self {
+        Self::with_policy(mechanism, "")
+    }
+
+    /// [`Host::new`] whose workload's policy ends with `extra` (TOML under its `[[workload]]`).
+    fn with_policy(mechanism: Mechanism, extra: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut psp = SimPsp::load_or_create(&dir.path().join("sim-snp")).unwrap();
         psp.set_launch_digest(DIGEST);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
         let measured = Measured { snp: &DIGEST, mrtd: None };
-        let (_, policy) = development_policy("example.org", "demo", measured, false, mechanism).unwrap();
+        let (text, _) = development_policy("example.org", "demo", measured, false, mechanism).unwrap();
+        let policy = twi_issuer::policy::Policy::from_toml(&format!("{text}{extra}")).unwrap();
         let issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         Self { _dir: dir, psp, issuer }
     }
@@ -106,6 +112,11 @@ struct Run {
 /// One launch: the runtime's session for a fresh vault key through a bridge to `host`, which
 /// picks `mechanism` and applies `tamper` (if any) as `twi run --tamper` does.
 fn run(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>) -> Run {
+    run_hinted(host, mechanism, tamper, None)
+}
+
+/// [`run`] whose workload Initiates with `hint`.
+fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hint: Option<&str>) -> Run {
     let launch = host.psp.launch().unwrap();
     let mut snp = SnpGuest::from_secrets_page(&launch.secrets_page()).expect("the launch planted VMPCK0");
     assert!(launch.secrets_page()[VMPCK_OFFSETS[0]..VMPCK_OFFSETS[0] + 32].iter().any(|&b| b != 0));
@@ -133,7 +144,7 @@ fn run(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>) -> Run {
             runtime_name: "twi-runtime/bridge-test",
             events: &mut events,
         };
-        let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint: None };
+        let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint };
         session.run(&mut tee, &mut TestRng(KEY_SEED + 1), &[], key, &request)
     };
     // What the guest said last (its Done or Error) reaches the bridge too.
@@ -186,4 +197,26 @@ fn every_tampering_the_bridge_can_do_ends_without_an_accepted_credential() {
         assert!(e.to_string().contains(reason), "{tamper:?}: {e}");
         assert!(!run.accepted, "{tamper:?}: the bridge recorded an acceptance");
     }
+}
+
+#[test]
+fn a_hint_the_target_lists_is_honoured_and_any_other_is_refused_before_evidence() {
+    let target = format!("\n[[workload.target]]\nname = \"{TARGET}\"\nhints = [\"rotate\"]\n");
+    let mut host = Host::with_policy(Mechanism::C, &target);
+    let honoured = run_hinted(&mut host, Mechanism::C, None, Some("rotate"));
+    let outcome = honoured.result.unwrap_or_else(|e| panic!("{e}; bridge: {:?}", honoured.progress));
+    assert!(honoured.accepted && outcome.workload_id == "spiffe://example.org/demo");
+
+    let refused = run_hinted(&mut host, Mechanism::C, None, Some("rotate-all-keys"));
+    let Err(SessionError::Channel(ChannelError::HostError(code, text))) = &refused.result else {
+        panic!("an unlisted hint was not refused with the host's error: {:?}", refused.result.map(|o| o.workload_id))
+    };
+    assert_eq!(*code, ErrorCode::RejectedHint, "{text}");
+    assert!(text.contains("the hint \"rotate-all-keys\", which the policy does not honour"), "{text}");
+    assert!(!refused.accepted && refused.issued_certificate.is_none());
+    assert!(
+        !refused.progress.iter().any(|l| l.contains("evidence received")),
+        "evidence after a refused hint: {:?}",
+        refused.progress
+    );
 }

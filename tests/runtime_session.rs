@@ -112,7 +112,7 @@ impl Host {
 
     /// A fresh nonce from the issuer's Verifier for this launch.
     fn challenge(&mut self) -> Vec<u8> {
-        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509).expect("nonce").nonce
+        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509, None).expect("nonce").nonce
     }
 
     /// The issuer anchor the launch manifest carries.

@@ -11,28 +11,15 @@ use std::sync::OnceLock;
 
 use der::{Decode, DecodePem};
 use twi_attester::snp::report::AttestationReport;
-use twi_testkit::scenario::{Scenario, Twi};
-use twi_testkit::tools::utf8 as path;
+use twi_testkit::scenario::{Built, Scenario, Twi};
 use x509_cert::Certificate;
 
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi-e2e"));
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    state: PathBuf,
-    rom: PathBuf,
-}
-
-fn fixture() -> &'static Fixture {
-    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
-    FIXTURE.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let image = dir.path().join("image");
-        let out = TWI.run(&["build", "--out", path(&image), "--state", path(&state)]);
-        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
-        Fixture { _dir: dir, state, rom: image.join("twi.rom") }
-    })
+/// One image and one issuer state shared by the tests (building the runtime takes a while).
+fn fixture() -> &'static Built {
+    static FIXTURE: OnceLock<Built> = OnceLock::new();
+    FIXTURE.get_or_init(|| TWI.build_default())
 }
 
 /// `twi run --platform PLATFORM` of the fixture's image, writing to `out`, under TCG.

@@ -54,7 +54,7 @@ pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[V
     let (csr, rp_id) = (csr(&key)?, issuer.rp_id());
     let start = Instant::now();
     for _ in 0..count {
-        let challenge = issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509);
+        let challenge = issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509, None);
         let nonce = challenge.map_err(|e| anyhow!("the issuer refused to initiate: {e}"))?.nonce;
         let report_data = tacra::report_data(&nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
         let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());

@@ -49,7 +49,8 @@ impl From<Rejection> for Refusal {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{refusal}")]
 pub struct Declined {
-    /// [`ErrorCode::InvalidTarget`], [`ErrorCode::UnsupportedType`] or [`ErrorCode::Internal`].
+    /// [`ErrorCode::InvalidTarget`], [`ErrorCode::UnsupportedType`], [`ErrorCode::RejectedHint`]
+    /// or [`ErrorCode::Internal`].
     pub code: ErrorCode,
     pub refusal: Refusal,
 }
@@ -65,6 +66,7 @@ impl From<Rejection> for Declined {
         let code = match &rejection {
             Rejection::Target(TargetRefusal::NotServed { .. }) => ErrorCode::InvalidTarget,
             Rejection::Target(TargetRefusal::UnsupportedType { .. }) => ErrorCode::UnsupportedType,
+            Rejection::Target(TargetRefusal::RejectedHint { .. }) => ErrorCode::RejectedHint,
             _ => ErrorCode::Internal,
         };
         Self { code, refusal: rejection.into() }

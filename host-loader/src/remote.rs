@@ -151,11 +151,13 @@ impl RemoteIssuer {
             measurement: Some(hex::encode(measurement)),
             target: initiate.target.clone(),
             credential_type: initiate.credential_type.name().to_string(),
+            hint: initiate.hint.clone(),
         };
         let answer: ChallengeResponse = self.post_coded("/v1/challenge", &request).map_err(|(code, text)| {
             let code = match code.as_deref() {
                 Some("invalid-target") => ErrorCode::InvalidTarget,
                 Some("unsupported-type") => ErrorCode::UnsupportedType,
+                Some("rejected-hint") => ErrorCode::RejectedHint,
                 _ => ErrorCode::Internal,
             };
             Declined { code, refusal: Refusal(format!("the Verifier's challenge: {text}")) }

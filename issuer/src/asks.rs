@@ -113,9 +113,11 @@ impl Issuer {
         measurement: &[u8],
         target: &str,
         kind: CredentialKind,
+        hint: Option<&str>,
     ) -> Result<Challenge, Rejection> {
         let workload = self.policy.workload_for(platform, measurement);
         let decision = workload.map(|w| w.target(target, kind)).transpose()?;
+        workload.map(|w| w.hint(target, hint)).transpose()?;
         let freshness = decision.as_ref().map_or(FreshnessKind::PresentNonce, |d| d.freshness);
         let scope = NonceScope { workload: workload.map(|w| w.id.clone()), target: target.into() };
         let nonce = match freshness {

@@ -44,7 +44,7 @@ fn issuer(dir: &std::path::Path) -> Issuer {
 
 /// A nonce from the issuer's Verifier for a launch of `platform`.
 fn challenge(issuer: &mut Issuer, platform: Platform) -> Vec<u8> {
-    issuer.initiate(platform, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce
+    issuer.initiate(platform, &MEASUREMENT, TARGET, CredentialKind::X509, None).unwrap().nonce
 }
 
 /// Mechanism C: the evidence (and the TD's event log) to the Credential Authority.

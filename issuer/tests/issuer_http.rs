@@ -316,6 +316,28 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
 }
 
 #[test]
+fn a_hint_the_policy_does_not_honour_is_refused_at_initiate_with_tacras_reason() {
+    let service = service(Roles::ALL);
+    let ask = |hint: &str| {
+        service.post(
+            "/v1/challenge",
+            serde_json::json!({
+                "platform": "sim-snp",
+                "measurement": hex::encode(MEASUREMENT),
+                "target": TARGET,
+                "hint": hint,
+            }),
+        )
+    };
+    // The policy lists no hints for the workload: any hint is refused, none is fine.
+    let (status, answer) = ask("rotate");
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["code"], "rejected-hint", "{answer}");
+    assert!(error(&answer).contains("the hint \"rotate\", which the policy does not honour"), "{answer}");
+    assert!(!service.nonce().is_empty());
+}
+
+#[test]
 fn malformed_bodies_are_400_with_a_reason() {
     let service = service(Roles::ALL);
     let cases: [(&str, &[u8], &str); 6] = [

@@ -99,7 +99,7 @@ impl Setup {
 
     /// A fresh nonce from the issuer's Verifier.
     fn nonce(&mut self) -> Vec<u8> {
-        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509).unwrap().nonce
+        self.issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509, None).unwrap().nonce
     }
 
     /// TACRA's REPORTDATA for an enrollment of the workload key with freshness `nonce`.

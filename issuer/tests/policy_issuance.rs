@@ -70,7 +70,7 @@ fn issuer(state: &Path, psp: &SimPsp, policy: Policy) -> Issuer {
 
 /// A nonce from the issuer's Verifier for the chips' launch.
 fn challenge(issuer: &mut Issuer) -> Vec<u8> {
-    issuer.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce
+    issuer.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509, None).unwrap().nonce
 }
 
 /// The target the tests acquire for.
@@ -270,7 +270,7 @@ fn af_l0_takes_any_nonce_and_af_l1_the_current_epoch() {
     present(&mut any, &psp, &workload_key(), &[7; 32], None).unwrap();
 
     let mut epochs = issuer(&dir.path().join("issuer-l1"), &psp, policy("AF_L1", "CS_L1", &MEASUREMENT));
-    let challenge = epochs.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509).unwrap().nonce;
+    let challenge = epochs.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509, None).unwrap().nonce;
     let epoch = epochs.current_epoch().unwrap();
     assert_eq!(challenge, epoch.id(), "an AF_L1 workload is challenged with the current epoch id");
     let issued = present(&mut epochs, &psp, &workload_key(), &challenge, None).unwrap();

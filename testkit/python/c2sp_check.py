@@ -36,14 +36,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from rfc9162 import Refused, verify_consistency, verify_inclusion
+from checks import check, failures
 
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail and not ok else ""))
-    if not ok:
-        failures.append(name)
 
 
 def valid_name(name):

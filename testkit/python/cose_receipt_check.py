@@ -14,7 +14,6 @@ the payload and the signature verified under the log's P-384 key. Input on stdin
 Prints one line per check and exits 0 only if all hold.
 """
 
-import base64
 import json
 import sys
 
@@ -24,18 +23,8 @@ from pycose.keys.curves import P384
 from pycose.messages import Sign1Message
 
 from rfc9162 import Refused, root_from
+from checks import b64url_decode, check, failures
 
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail and not ok else ""))
-    if not ok:
-        failures.append(name)
-
-
-def b64url(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def label(header, number):
@@ -82,7 +71,7 @@ def verify(receipt_hex, leaf, key):
 def main():
     doc = json.load(sys.stdin)
     jwk = doc["log_key"]
-    key = EC2Key(crv=P384, x=b64url(jwk["x"]), y=b64url(jwk["y"]))
+    key = EC2Key(crv=P384, x=b64url_decode(jwk["x"]), y=b64url_decode(jwk["y"]))
     for i, item in enumerate(doc["receipts"]):
         try:
             size, index = verify(item["receipt"], item["leaf"], key)

@@ -34,18 +34,8 @@ import sys
 
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 from jwcrypto import jwk, jwt
+from checks import b64url_decode, check, failures
 
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail and not ok else ""))
-    if not ok:
-        failures.append(name)
-
-
-def b64url_decode(text):
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def b64url(data):

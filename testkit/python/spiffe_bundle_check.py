@@ -42,8 +42,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtensionOID
+from checks import check, failures
 
-failures = []
 CURVES = {"P-256": (ec.SECP256R1(), 32, "ES256", hashes.SHA256()), "P-384": (ec.SECP384R1(), 48, "ES384", hashes.SHA384())}
 # The critical extensions Go's crypto/x509 handles itself.
 GO_HANDLED = {
@@ -60,12 +60,6 @@ GO_HANDLED = {
 
 class BundleError(Exception):
     pass
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + (": " + detail if detail and not ok else ""))
-    if not ok:
-        failures.append(name)
 
 
 def b64url_decode(text):

@@ -47,6 +47,30 @@ impl Twi {
         }
         self.run(&args)
     }
+
+    /// `twi build --out DIR/image --state DIR/state` (the built-in workload) into a fresh
+    /// temporary directory: the image most end-to-end tests share, built once per test binary.
+    pub fn build_default(self) -> Built {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (state, image) = (dir.path().join("state"), dir.path().join("image"));
+        let out = self.run(&["build", "--out", utf8(&image), "--state", utf8(&state)]);
+        assert!(out.status.success(), "twi build failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        let rom = image.join("twi.rom");
+        assert!(rom.is_file(), "twi build wrote no {}", rom.display());
+        Built { _dir: dir, state, image, rom }
+    }
+}
+
+/// What [`Twi::build_default`] made; its directory lives as long as this value.
+#[derive(Debug)]
+pub struct Built {
+    _dir: tempfile::TempDir,
+    /// The issuer state the image was built against (`--state`).
+    pub state: PathBuf,
+    /// The image directory (`--out`).
+    pub image: PathBuf,
+    /// The image's ROM.
+    pub rom: PathBuf,
 }
 
 /// `twi run`, option by option.

@@ -95,7 +95,8 @@ fn obtained(issued: Result<Issued, Rejection>) -> Result<Obtained, Refusal> {
 /// The issuer in this process: each method is one of its asks.
 impl Roles for Issuer {
     fn initiate(&mut self, platform: Platform, measurement: &[u8], initiate: &Initiate) -> Result<Challenge, Declined> {
-        Ok(Issuer::initiate(self, platform, measurement, &initiate.target, initiate.credential_type)?)
+        let Initiate { target, credential_type, hint } = initiate;
+        Ok(Issuer::initiate(self, platform, measurement, target, *credential_type, hint.as_deref())?)
     }
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
         obtained(match mechanism {

@@ -145,6 +145,7 @@ impl From<Rejection> for ApiError {
         let code = match &rejection {
             Rejection::Target(crate::policy::TargetRefusal::NotServed { .. }) => Some("invalid-target"),
             Rejection::Target(crate::policy::TargetRefusal::UnsupportedType { .. }) => Some("unsupported-type"),
+            Rejection::Target(crate::policy::TargetRefusal::RejectedHint { .. }) => Some("rejected-hint"),
             _ => None,
         };
         Self { status, message: rejection.to_string(), code, retry_after }

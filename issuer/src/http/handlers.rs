@@ -75,7 +75,7 @@ pub(super) async fn challenge(
         ApiError::bad_request(format!("credential_type {:?} is not x509 or wit", request.credential_type))
     })?;
     with_issuer(&state, move |issuer| {
-        let challenge = issuer.initiate(platform, &measurement, &request.target, kind)?;
+        let challenge = issuer.initiate(platform, &measurement, &request.target, kind, request.hint.as_deref())?;
         Ok(Json(ChallengeResponse {
             nonce: hex::encode(challenge.nonce),
             mechanism: challenge.mechanism,

@@ -59,6 +59,9 @@ pub struct ChallengeRequest {
     /// `x509` (the default) or `wit`.
     #[serde(default = "x509")]
     pub credential_type: String,
+    /// TACRA Initiate: the workload's hint, if any (the policy's `hints` for the target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
 }
 
 fn x509() -> String {

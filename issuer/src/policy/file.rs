@@ -76,6 +76,9 @@ pub struct TargetFile {
     pub types: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<String>,
+    /// The TACRA hints the issuer honours for this target; any other hint is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hints: Vec<String>,
 }
 
 impl WorkloadFile {
@@ -424,8 +427,11 @@ fn target_rules(
 ) -> Result<Vec<super::model::TargetRule>, PolicyError> {
     let mut targets = Vec::with_capacity(files.len());
     for t in files {
-        let rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
-            .map_err(|message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}")))?;
+        let invalid = |message| source.invalid(wspan.clone(), format!("workload `{id}`: {message}"));
+        let hints = super::targets::hints(&t.name, t.hints).map_err(invalid)?;
+        let mut rule = super::targets::rule(t.name, t.freshness.as_deref(), t.mechanism, &t.types, t.epoch.as_deref())
+            .map_err(invalid)?;
+        rule.hints = hints;
         if targets.iter().any(|r: &super::model::TargetRule| r.name == rule.name) {
             return Err(
                 source.invalid(wspan.clone(), format!("workload `{id}`: target `{}` is listed twice", rule.name))

@@ -330,4 +330,6 @@ pub struct TargetRule {
     pub types: Vec<CredentialKind>,
     /// `absent-epoch`: the marker the launch must bind.
     pub epoch_marker: Option<Vec<u8>>,
+    /// The hints the issuer honours at Initiate (TACRA); empty: it honours none.
+    pub hints: Vec<String>,
 }

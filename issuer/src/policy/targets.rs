@@ -13,10 +13,18 @@
 //! mechanism = "c"                  # default: the workload's
 //! types = ["x509", "wit"]          # default: both
 //! # epoch = "…hex…"                # absent-epoch: the marker the launch holds
+//! hints = ["rotate"]               # the hints the issuer honours; default: none
 //! ```
 //!
 //! A workload without `[[workload.target]]` entries serves every target the way the workload
 //! says (its mechanism; `present-epoch` for AF_L1, else `present-nonce`).
+//!
+//! Hints: TACRA's Initiate carries an optional hint from the workload, and "rejected hint" is one
+//! of its failure reasons. The hint is not part of the evidence's binding, so the untrusted host
+//! can change it: the issuer therefore never lets a hint widen what the policy grants. It accepts
+//! exactly the hints a target lists and refuses every other one at Initiate, before the workload
+//! makes any evidence, so a workload learns that the issuer does not understand what it asked
+//! instead of receiving a credential that silently ignored it.
 
 use std::time::Duration;
 
@@ -50,6 +58,10 @@ pub enum TargetRefusal {
         "workload `{workload}` acquires for target `{target}` under mechanism {allowed} only (the policy's `mechanism`), not {used}: run without `--mechanism` to follow the policy, or change the workload's (or the target's) `mechanism` in the policy"
     )]
     Mechanism { workload: String, target: String, allowed: Mechanism, used: Mechanism },
+    #[error(
+        "workload `{workload}` asked for target `{target}` with the hint {hint:?}, which the policy does not honour: list it in the target's `hints`, or acquire without it"
+    )]
+    RejectedHint { workload: String, target: String, hint: String },
 }
 
 impl Workload {
@@ -77,6 +89,19 @@ impl Workload {
             mechanism: rule.mechanism.unwrap_or(self.mechanism),
             epoch_marker: rule.epoch_marker.clone(),
         })
+    }
+}
+
+impl Workload {
+    /// TACRA Initiate's hint for `target`: none is always fine; one the target lists in its
+    /// `hints` is honoured; any other is refused ([`TargetRefusal::RejectedHint`]).
+    pub fn hint(&self, target: &str, hint: Option<&str>) -> Result<(), TargetRefusal> {
+        let Some(hint) = hint else { return Ok(()) };
+        let rule = self.targets.iter().find(|r| r.name == target);
+        if rule.is_some_and(|r| r.hints.iter().any(|h| h == hint)) {
+            return Ok(());
+        }
+        Err(TargetRefusal::RejectedHint { workload: self.id.clone(), target: target.into(), hint: hint.into() })
     }
 }
 
@@ -118,7 +143,22 @@ pub(super) fn rule(
     if mechanism == Some(Mechanism::D) && types.contains(&CredentialKind::Wit) {
         return Err(format!("target `{name}`: mechanism d releases a provisioned X.509 credential; drop \"wit\""));
     }
-    Ok(TargetRule { name, freshness, mechanism, types, epoch_marker })
+    Ok(TargetRule { name, freshness, mechanism, types, epoch_marker, hints: Vec::new() })
+}
+
+/// The file form of a target's `hints`, checked: each 1 to [`twi_proto::msg::MAX_HINT`] bytes
+/// (what the runtime can send), listed once.
+pub(super) fn hints(name: &str, hints: Vec<String>) -> Result<Vec<String>, String> {
+    let max = twi_proto::msg::MAX_HINT;
+    for (i, hint) in hints.iter().enumerate() {
+        if hint.is_empty() || hint.len() > max {
+            return Err(format!("target `{name}`: hint {hint:?} must be 1 to {max} bytes"));
+        }
+        if hints[..i].contains(hint) {
+            return Err(format!("target `{name}`: hint {hint:?} is listed twice"));
+        }
+    }
+    Ok(hints)
 }
 
 /// Checks the freshness element of an `absent-*` kind the target names: a timestamp within

@@ -303,3 +303,26 @@ fn credential_lifetimes_are_checked_when_the_policy_loads() {
         assert_eq!(policy.workload("payroll-app").unwrap().lifetime, std::time::Duration::from_secs(secs));
     }
 }
+
+#[test]
+fn a_targets_hints_are_checked_when_the_policy_loads_and_only_those_are_honoured() {
+    let with = |hints: &str| format!("{}\n[[workload.target]]\nname = \"t\"\nhints = {hints}\n", policy_text());
+    let too_long = format!("[\"{}\"]", "h".repeat(twi_proto::msg::MAX_HINT + 1));
+    for (bad, why) in [
+        ("[\"a\", \"a\"]", "hint \"a\" is listed twice"),
+        ("[\"\"]", "must be 1 to 256 bytes"),
+        (&too_long, "must be 1 to 256 bytes"),
+    ] {
+        let err = Policy::from_toml(&with(bad)).unwrap_err().to_string();
+        assert!(err.contains("workload `payroll-app`: target `t`: ") && err.contains(why), "{bad}: {err}");
+    }
+    let policy = Policy::from_toml(&with("[\"rotate\", \"eu\"]")).unwrap();
+    let workload = policy.workload("payroll-app").unwrap();
+    assert_eq!(workload.hint("t", None), Ok(()));
+    assert_eq!(workload.hint("t", Some("eu")), Ok(()));
+    for (target, hint) in [("t", "us"), ("other", "eu")] {
+        let refused = workload.hint(target, Some(hint)).unwrap_err();
+        assert!(matches!(refused, TargetRefusal::RejectedHint { .. }), "{refused}");
+        assert!(refused.to_string().contains("list it in the target's `hints`"), "{refused}");
+    }
+}

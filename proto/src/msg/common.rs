@@ -40,6 +40,9 @@ pub enum ErrorCode {
     /// TACRA: the issuer cannot issue this credential type for the target.
     #[n(10)]
     UnsupportedType = 10,
+    /// TACRA: the issuer does not honour the Initiate's hint for this target.
+    #[n(11)]
+    RejectedHint = 11,
 }
 
 /// Either direction: the sender gives up.

@@ -104,7 +104,7 @@ fn issue_all() -> World {
         let key = SigningKey::try_generate().unwrap();
         let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
         let target = twi_testkit::tacra::TARGET;
-        let nonce = issuer.initiate(Platform::Snp, &measurement, target, CredentialKind::X509).unwrap().nonce;
+        let nonce = issuer.initiate(Platform::Snp, &measurement, target, CredentialKind::X509, None).unwrap().nonce;
         let mut report = amd::report(3, (0x19, 0x01), tcb, amd::chip_id(false), 0);
         let (report_data, csr) = twi_testkit::tacra::enroll(&key, &nonce, &issuer.rp_id(), target);
         report.report_data = report_data;

@@ -97,6 +97,7 @@ fn acquire_error(e: SessionError) -> AcquireError {
             ErrorCode::PolicyRejected => AcquireError::Refused(message),
             ErrorCode::InvalidTarget => AcquireError::InvalidTarget(message),
             ErrorCode::UnsupportedType => AcquireError::UnsupportedType(message),
+            ErrorCode::RejectedHint => AcquireError::RejectedHint(message),
             _ => AcquireError::Host(message),
         },
         SessionError::Channel(_) => AcquireError::Host(text),

@@ -60,11 +60,15 @@ static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
 pub type SerialLink = crate::transport::HostLink;
 
 /// The built-in workload: acquire the credential for the manifest's target (or the default
-/// one), checked against the issuer anchor and sealed to the launch where the platform can; exit.
+/// one), with the manifest's hint if it names one, checked against the issuer anchor and sealed
+/// to the launch where the platform can; exit.
 pub fn acquire_and_exit(rt: &mut dyn twi_payload::Runtime) -> WorkloadExit {
-    let target = rt.setting("target").and_then(|v| core::str::from_utf8(v).ok()).unwrap_or(launch::DEFAULT_TARGET);
-    let target = alloc::string::String::from(target);
-    match rt.acquire(&target, twi_payload::CredentialType::X509, None) {
+    let setting = |rt: &dyn twi_payload::Runtime, key| {
+        rt.setting(key).and_then(|v| core::str::from_utf8(v).ok()).map(alloc::string::String::from)
+    };
+    let target = setting(rt, "target").unwrap_or_else(|| launch::DEFAULT_TARGET.into());
+    let hint = setting(rt, "hint");
+    match rt.acquire(&target, twi_payload::CredentialType::X509, hint.as_deref()) {
         Ok(_) => WorkloadExit::Success,
         Err(e) => {
             console::write_line_unlocked(format_args!("FATAL: {e}"));
