@@ -15,8 +15,11 @@ use twi_attester::snp::report::{AttestationReport, REPORT_SIZE, TcbLayout, TcbVe
 use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::quote::{ParsedQuote, QuoteHeader};
 use twi_attester::tdx::td_report::TdQuoteBody;
-use twi_verifier::chain::{Cert, Crl, split_certificates};
-use twi_verifier::snp::{self, Product, SnpAppraisal, SnpConfig, SnpPolicy, SnpTrust, VekKind, describe_tcb, kds};
+use twi_verifier::bundle::{CertPool, UsedCertificate, read_certificates};
+use twi_verifier::chain::{Cert, Crl};
+use twi_verifier::lag::ComponentLag;
+use twi_verifier::snp::{self, Product, SnpAppraisal, SnpConfig, SnpError, SnpPolicy, SnpTrust, VekKind};
+use twi_verifier::snp::{describe_tcb, kds};
 use twi_verifier::tdx::{self as tdx_verify, PckExtensions, crl_from_any, split_pck_chain};
 use twi_verifier::tdx::{Collateral, TcbStatus, TcbVerdict, TdxConfig, TdxPolicy, TdxTrust};
 use twi_verifier::time::{format_rfc3339, parse_rfc3339};
@@ -106,10 +109,13 @@ pub struct TdxArgs {
 pub struct SnpArgs {
     /// The report: 1184 raw bytes, or their hex.
     report: PathBuf,
-    /// The VCEK or VLEK certificate (DER or PEM).
+    /// The VCEK or VLEK certificate (DER or PEM), or a bundle with the whole chain in one
+    /// file (Azure's THIM: VCEK + ASK + ARK), in any order, duplicates ignored: the verifier
+    /// finds the certificate that signed the report and builds the path itself.
     #[arg(long, value_name = "FILE")]
     vcek: Option<PathBuf>,
-    /// The rest of the chain, leaf first: ASK (or ASVK) then ARK, as KDS serves cert_chain.
+    /// More of the chain: ASK (or ASVK) and ARK, as KDS serves cert_chain (any order, DER or
+    /// PEM).
     #[arg(long, value_name = "FILE")]
     chain: Option<PathBuf>,
     /// A CRL to check the chain against (DER or PEM); repeatable.
@@ -185,15 +191,12 @@ fn read(path: &Path, what: &str) -> Result<Vec<u8>, Unusable> {
     std::fs::read(path).map_err(|e| Unusable(format!("cannot read the {what} {}: {e}", path.display())))
 }
 
+/// Every certificate in a file: DER (one, or several back to back) or PEM blocks, in any
+/// order; duplicates dropped.
 fn certificates(path: &Path, what: &str) -> Result<Vec<Cert>, Unusable> {
     let bytes = read(path, what)?;
-    let ders = split_certificates(&bytes).map_err(|e| Unusable(format!("{}: {e}", path.display())))?;
-    if ders.is_empty() {
-        return Err(Unusable(format!("{} holds no certificate (expected DER or PEM)", path.display())));
-    }
-    ders.iter()
-        .map(|der| Cert::from_der(der, "in the file").map_err(|e| Unusable(format!("{}: {e}", path.display()))))
-        .collect()
+    read_certificates(&bytes, &format!("the {what} file {}", path.display()))
+        .map_err(|e| Unusable(format!("{}: {e}", path.display())))
 }
 
 /// A CRL file: DER, PEM or hex.
@@ -263,7 +266,25 @@ fn snp_report(args: &SnpArgs) -> (u8, Value) {
     }
 }
 
-type SnpInputs = (Vec<u8>, Vec<Cert>, Vec<Crl>, SnpConfig, SystemTime);
+/// The report, the certificates of every input with the files they came from, the CRLs, the
+/// configuration and the verification time.
+type SnpInputs = (Vec<u8>, Sourced, Vec<Crl>, SnpConfig, SystemTime);
+
+/// Certificates pooled from files, and the files' names (for "no certificate in FILE …").
+#[derive(Default)]
+struct Sourced {
+    pool: CertPool,
+    files: Vec<String>,
+}
+
+impl Sourced {
+    fn extend(&mut self, certs: Vec<Cert>, file: &Path) {
+        certs.into_iter().for_each(|c| {
+            self.pool.add(c);
+        });
+        self.files.push(file.display().to_string());
+    }
+}
 
 fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
     let bytes = report_bytes(read(&args.report, "report")?);
@@ -275,27 +296,28 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
         }
         None => SnpTrust::amd(),
     };
-    let parsed = AttestationReport::parse(&bytes).ok();
+    let parsed = snp::parse_report(&bytes).ok();
     let cpu_product =
         parsed.as_ref().filter(|r| r.version >= 3).and_then(|r| Product::from_cpuid(r.cpuid_fam_id, r.cpuid_mod_id));
     let chain = args.chain.as_ref().map(|path| certificates(path, "chain")).transpose()?;
     let product = cpu_product.or_else(|| chain.iter().flatten().find_map(|c| Product::from_name(&c.common_name())));
-    let mut certs = Vec::new();
+    let mut certs = Sourced::default();
     let mut crls = args.crl.iter().map(|p| crl(p)).collect::<Result<Vec<_>, _>>()?;
     match &args.vcek {
-        Some(path) => certs.extend(certificates(path, "VCEK")?),
+        Some(path) => certs.extend(certificates(path, "VCEK")?, path),
         None => {
             let report = parsed.as_ref().ok_or_else(|| {
                 Unusable(format!(
                     "the report is not a {REPORT_SIZE}-byte SEV-SNP report, so no VCEK can be looked up for it; pass --vcek"
                 ))
             })?;
-            certs.push(cached_vcek(args, report, product)?);
+            let (vcek, path) = cached_vcek(args, report, product)?;
+            certs.extend(vec![vcek], &path);
         }
     }
-    match chain {
-        Some(chain) => certs.extend(chain),
-        None => {
+    match (chain, &args.chain) {
+        (Some(chain), Some(path)) => certs.extend(chain, path),
+        _ => {
             if let (Some(dir), Some(report)) = (&vcek_cache(args), &parsed) {
                 let kind = if report.key_info.signing_key() == twi_attester::snp::report::SigningKey::Vlek {
                     VekKind::Vlek
@@ -303,7 +325,7 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
                     VekKind::Vcek
                 };
                 let product = product
-                    .or_else(|| certs.first().and_then(product_of))
+                    .or_else(|| certs.pool.certs().first().and_then(product_of))
                     .ok_or_else(|| Unusable("cannot tell the product to pick the cached chain: pass --chain".into()))?;
                 let path = fetch::chain_from_cache(dir, product, kind, args.fetch.then_some(args.kds_url.as_str()))
                     .map_err(|e| Unusable(format!("--fetch: {e}")))?;
@@ -314,7 +336,7 @@ fn snp_inputs(args: &SnpArgs) -> Result<SnpInputs, Unusable> {
                         kds::chain_url(product, kind)
                     )));
                 }
-                certs.extend(certificates(&path, "cached chain")?);
+                certs.extend(certificates(&path, "cached chain")?, &path);
                 let crl_path = kds::crl_path(dir, product);
                 if crl_path.exists() {
                     crls.push(crl(&crl_path)?);
@@ -340,7 +362,11 @@ fn product_of(cert: &Cert) -> Option<Product> {
 }
 
 /// The VCEK for `report` from the cache (or, with --fetch, the reason it cannot be fetched).
-fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Product>) -> Result<Cert, Unusable> {
+fn cached_vcek(
+    args: &SnpArgs,
+    report: &AttestationReport,
+    product: Option<Product>,
+) -> Result<(Cert, PathBuf), Unusable> {
     if report.key_info.signing_key() == twi_attester::snp::report::SigningKey::Vlek {
         return Err(Unusable(
             "the report is signed with a VLEK, which KDS does not serve by chip id: pass the VLEK certificate with --vcek".into(),
@@ -357,10 +383,13 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
     };
     let kds = args.fetch.then_some(args.kds_url.as_str());
     match fetch::vcek_from_cache(dir, &products, &report.chip_id, report.reported_tcb, kds) {
-        Ok((path, _)) => certificates(&path, "cached VCEK")?
-            .into_iter()
-            .next()
-            .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display()))),
+        Ok((path, _)) => {
+            let vcek = certificates(&path, "cached VCEK")?
+                .into_iter()
+                .next()
+                .ok_or_else(|| Unusable(format!("{} holds no certificate", path.display())))?;
+            Ok((vcek, path))
+        }
         Err(fetch::VcekMissing::NotFetched(failures)) => {
             let failures: Vec<String> = failures.iter().map(ToString::to_string).collect();
             Err(Unusable(format!("--fetch: no VCEK from KDS: {}", failures.join("; "))))
@@ -376,12 +405,21 @@ fn cached_vcek(args: &SnpArgs, report: &AttestationReport, product: Option<Produ
     }
 }
 
-fn snp_verdict(bytes: &[u8], certs: &[Cert], crls: &[Crl], config: &SnpConfig, now: SystemTime) -> (u8, Value) {
-    let parsed = AttestationReport::parse(bytes).ok();
-    match snp::appraise(bytes, certs, crls, config, now) {
-        Ok(a) => (0, snp_json(&a.report, Some(&a), None, now)),
+fn snp_verdict(bytes: &[u8], certs: &Sourced, crls: &[Crl], config: &SnpConfig, now: SystemTime) -> (u8, Value) {
+    let parsed = snp::parse_report(bytes).ok();
+    match snp::appraise_bundle(bytes, &certs.pool, crls, config, now) {
+        Ok(a) => {
+            let mut out = snp_json(&a.report, Some(&a), None, now);
+            let unused: Vec<UsedCertificate> =
+                certs.pool.certs().iter().map(UsedCertificate::of).filter(|c| !a.certificates.contains(c)).collect();
+            out["unused_certificates"] = certificates_json(&unused);
+            (0, out)
+        }
         Err(rejection) => {
-            let reason = rejection.to_string();
+            let mut reason = rejection.to_string();
+            if matches!(rejection.error, SnpError::NoSigningCertificate { .. }) {
+                reason = format!("{reason} (read from {})", certs.files.join(", "));
+            }
             let out = match &parsed {
                 Some(report) => snp_json(report, None, Some(reason), now),
                 None => json!({ "verified": false, "tee": "sev-snp", "reason": reason, "warnings": [],
@@ -390,6 +428,19 @@ fn snp_verdict(bytes: &[u8], certs: &[Cert], crls: &[Crl], config: &SnpConfig, n
             (1, out)
         }
     }
+}
+
+fn certificates_json(certs: &[UsedCertificate]) -> Value {
+    json!(certs.iter().map(|c| json!({ "subject": c.subject, "sha256": c.sha256 })).collect::<Vec<_>>())
+}
+
+/// How far each component is behind the newest level: `[{component, have, newest, behind}]`.
+fn behind_json(lags: &[ComponentLag]) -> Value {
+    json!(
+        lags.iter()
+            .map(|l| json!({ "component": l.component, "have": l.have, "newest": l.newest, "behind": l.behind() }))
+            .collect::<Vec<_>>()
+    )
 }
 
 fn tcb_json(tcb: TcbVersion, layout: TcbLayout) -> Value {
@@ -441,6 +492,8 @@ fn snp_json(r: &AttestationReport, a: Option<&SnpAppraisal>, reason: Option<Stri
         out["product"] = json!(a.product.map(|p| p.name()));
         out["root"] = json!(a.anchor.to_string());
         out["chain"] = json!(a.chain);
+        out["certificates"] = certificates_json(&a.certificates);
+        out["tcb"]["behind_current"] = behind_json(&a.tcb_behind);
     }
     if let Some(reason) = reason {
         out["reason"] = json!(reason);
@@ -542,6 +595,7 @@ fn tdx_verdict(bytes: &[u8], collateral: Option<&Collateral>, config: &TdxConfig
             out["verified"] = json!(true);
             out["root"] = json!(a.anchor.to_string());
             out["pck"] = pck_json(&a.pck);
+            out["certificates"] = certificates_json(&a.certificates);
             out["tcb"] = a.tcb.as_ref().map_or(Value::Null, tcb_verdict_json);
             out["warnings"] = json!(a.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>());
             (0, out)
@@ -570,6 +624,7 @@ fn tcb_verdict_json(t: &TcbVerdict) -> Value {
         "tcb_date": t.platform_tcb_date,
         "evaluation_data_number": t.tcb_evaluation_data_number,
         "fmspc": t.fmspc,
+        "behind": behind_json(&t.behind),
     })
 }
 

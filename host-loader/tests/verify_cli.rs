@@ -138,6 +138,35 @@ fn snp_report_rejected_with_a_reason() {
     assert!(out["reason"].as_str().unwrap().contains("1000 bytes, expected 1184"), "{out:#}");
 }
 
+/// Azure's THIM endpoint serves VCEK + ASK + ARK in one PEM file: that file alone is
+/// `--vcek`, whatever its order, a certificate twice. The verdict names what it used.
+#[test]
+fn snp_report_with_a_thim_bundle_as_vcek() {
+    use sha2::Digest;
+    let pem = |der: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap();
+    let vcek = std::fs::read(sample("snp/s1_virtee_milan_v2/vcek_milan.der")).unwrap();
+    let chain = std::fs::read_to_string(sample("snp/s1_virtee_milan_v2/cert_chain_milan")).unwrap();
+    let bundle = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(bundle.path(), format!("{chain}{}{}", pem(&vcek), pem(&vcek))).unwrap();
+    let report = p(&sample("snp/s1_virtee_milan_v2/report_milan.bin")).to_string();
+    let args = vec![report.clone(), "--vcek".into(), p(bundle.path()).into(), "--now".into(), NOW.into()];
+    let (code, out) = run_snp(&[], args);
+    assert_eq!(code, 0, "{out:#}");
+    let used = out["certificates"].as_array().unwrap();
+    assert_eq!(used.len(), 3, "{out:#}");
+    assert!(used[0]["subject"].as_str().unwrap().contains("SEV-VCEK"), "{out:#}");
+    assert_eq!(used[0]["sha256"], hex::encode(sha2::Sha256::digest(&vcek)));
+    assert!(used[2]["subject"].as_str().unwrap().contains("ARK-Milan"), "{out:#}");
+    assert_eq!(out["unused_certificates"], serde_json::json!([]));
+    // The chain alone is no VCEK: the reason says so and names the file.
+    let only_chain = p(&sample("snp/s1_virtee_milan_v2/cert_chain_milan")).to_string();
+    let (code, out) = run_snp(&[], vec![report, "--vcek".into(), only_chain.clone(), "--now".into(), NOW.into()]);
+    assert_eq!(code, 1, "{out:#}");
+    let reason = out["reason"].as_str().unwrap();
+    assert!(reason.contains("no certificate supplied verifies the report's signature"), "{reason}");
+    assert!(reason.contains(&only_chain), "{reason}");
+}
+
 #[test]
 fn snp_report_from_the_vcek_cache() {
     let cache = tempfile::tempdir().unwrap();
@@ -219,6 +248,12 @@ fn tdx_quote_verified() {
     assert_eq!(out["tcb"]["status"], "UpToDate");
     assert_eq!(out["tcb"]["fmspc"], "b0c06f000000");
     assert_eq!(out["root"], "Intel SGX Root CA (built in)");
+    // The PCK path it used, leaf to root, and nothing behind the newest TCB level.
+    let used = out["certificates"].as_array().unwrap();
+    assert_eq!(used.len(), 3, "{out:#}");
+    assert!(used[0]["subject"].as_str().unwrap().contains("Intel SGX PCK Certificate"), "{out:#}");
+    assert_eq!(used[0]["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(out["tcb"]["behind"], serde_json::json!([]));
     // The JSON file itself works as --collateral too.
     let file = sample("tdx/t1_dcapqvl_v4/tdx_quote_collateral.json");
     let (code, _) = run_tdx(&[p(&quote), "--collateral", p(&file), "--now", "2025-07-01T00:00:00Z"]);
@@ -243,6 +278,9 @@ fn tdx_quote_rejected_with_a_reason() {
     let (code, out) = run_tdx(&[p(&t3), "--collateral", p(&t3_dir), "--now", "2023-08-01T00:00:00Z"]);
     assert_eq!(code, 1);
     assert!(out["reason"].as_str().unwrap().contains("not current"), "{out:#}");
+    // ...with the date it expired on (the TCB info's nextUpdate) and where fresh comes from.
+    assert!(out["reason"].as_str().unwrap().contains("TCB info is not current: it expired on 2023-07-18"), "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("--pccs"), "{out:#}");
 
     let t8 = sample("tdx/t8_gcp_v4_ccel/cos-113-tdx-quote.dat");
     let (code, out) = run_tdx(&[p(&t8), "--now", "2025-01-01T00:00:00Z"]);

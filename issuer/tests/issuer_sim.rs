@@ -484,11 +484,13 @@ fn expected_flip_error(report: &[u8], flipped: &[u8], offset: usize) -> Option<S
     let word = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     match offset {
         o if o < offset::VERSION + 4 => {
+            // A known or newer version is read by the fields the verifier knows (issue 15
+            // item 5), so the flip fails the signature; an older one is refused for its version.
             let version = word(flipped, offset::VERSION);
-            if SUPPORTED_VERSIONS.contains(&version) {
+            if SUPPORTED_VERSIONS.contains(&version) || version > twi_verifier::snp::NEWEST_REPORT_VERSION {
                 Some(SnpError::BadSignature)
             } else {
-                Some(SnpError::Malformed(String::new()))
+                Some(SnpError::OldReportVersion(version))
             }
         }
         o if (offset::SIGNATURE_ALGO..offset::SIGNATURE_ALGO + 4).contains(&o) => {

@@ -78,6 +78,10 @@ pub enum ChainError {
         "the CRL of {issuer} is not current at the verification time (this update {this_update}, next update {next_update}); fetch a current CRL"
     )]
     CrlNotCurrent { issuer: String, this_update: String, next_update: String },
+    #[error("{0} holds no certificate (expected DER, or PEM with -----BEGIN CERTIFICATE----- blocks)")]
+    NoCertificate(String),
+    #[error("{what} holds more than {max} certificates: supply the chain of the evidence only")]
+    TooManyCertificates { what: String, max: usize },
     #[error("the CRL is issued by {crl_issuer}, but no certificate of the chain is: it cannot revoke anything here")]
     CrlUnrelated { crl_issuer: String },
 }
@@ -325,6 +329,11 @@ pub fn check_validity(cert: &Certificate, now: SystemTime) -> Result<(), ChainEr
     Ok(())
 }
 
+/// `cert` says it is a CA (basicConstraints cA = TRUE).
+pub fn is_ca(cert: &Cert) -> bool {
+    check_is_ca(&cert.cert).is_ok()
+}
+
 fn check_is_ca(cert: &Certificate) -> Result<(), ChainError> {
     match cert.tbs_certificate().get_extension::<BasicConstraints>() {
         Ok(Some((_, bc))) if bc.ca => Ok(()),
@@ -521,14 +530,14 @@ pub fn self_signed_roots(pem_or_der: &[u8]) -> Result<Vec<Cert>, ChainError> {
     Ok(roots)
 }
 
-/// The certificates in `bytes`: one DER certificate, or any number of PEM `CERTIFICATE`
-/// blocks (text around them, and a trailing NUL as in TDX quotes, is ignored). Returns the
-/// DER of each, in order.
+/// The certificates in `bytes`: DER (one certificate, or several back to back, nothing after
+/// the last), or any number of PEM `CERTIFICATE` blocks (text around them, and a trailing NUL
+/// as in TDX quotes, is ignored). Returns the DER of each, in order.
 pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ChainError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
     const END: &str = "-----END CERTIFICATE-----";
     if bytes.first() == Some(&0x30) {
-        return Ok(vec![bytes.to_vec()]);
+        return split_der(bytes);
     }
     let text = std::str::from_utf8(bytes).map_err(|_| ChainError::NotDer("file (neither DER nor PEM)"))?;
     let mut out = Vec::new();
@@ -539,6 +548,18 @@ pub fn split_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ChainError> {
         let (_, der) = der::pem::decode_vec(&after.as_bytes()[..end]).map_err(|_| ChainError::NotDer("PEM block"))?;
         out.push(der);
         rest = &after[end..];
+    }
+    Ok(out)
+}
+
+/// DER elements back to back, each returned whole (parsed as certificates by the caller); an
+/// element cut short is an error.
+fn split_der(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ChainError> {
+    let mut out = Vec::new();
+    let mut reader = SliceReader::new(bytes).map_err(|_| ChainError::NotDer("input (too long)"))?;
+    while !reader.is_finished() {
+        let tlv = reader.tlv_bytes().map_err(|_| ChainError::NotDer("input (a DER element is cut short)"))?;
+        out.push(tlv.to_vec());
     }
     Ok(out)
 }
@@ -561,5 +582,7 @@ mod tests {
         assert_eq!(split_certificates(b"no certificates here").unwrap(), Vec::<Vec<u8>>::new());
         assert!(split_certificates(b"-----BEGIN CERTIFICATE-----\nAAAA").is_err());
         assert!(split_certificates(b"-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n").is_err());
+        assert!(split_certificates(&[0x30, 0x82, 0x01]).is_err());
+        assert_eq!(split_certificates(&[0x30, 0x00, 0x30, 0x00]).unwrap(), [vec![0x30, 0x00], vec![0x30, 0x00]]);
     }
 }

@@ -14,7 +14,9 @@
 //! the issuer, which uses it as its Verifier role (RFC 9334), as do `twi verify` and the
 //! simulators' self-checks.
 
+pub mod bundle;
 pub mod chain;
+pub mod lag;
 pub mod oids;
 pub mod snp;
 pub mod tdx;

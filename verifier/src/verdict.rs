@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use twi_attester::snp::report::{TcbLayout, TcbVersion};
 
+use crate::bundle::UsedCertificate;
 use crate::snp::appraisal::{SnpAppraisal, SnpRejection};
 use crate::tdx::event_log::{self, MeasuredEvent};
 use crate::tdx::tcb::TcbVerdict;
@@ -89,6 +90,9 @@ pub struct Verified {
     /// The guest can be debugged (SNP policy bit 19, TDATTRIBUTES.DEBUG): the host can read
     /// its memory. Accepted only when the verifier's policy allows it.
     pub debug: bool,
+    /// The certificates that vouched for the evidence (subject and SHA-256), the key's
+    /// first, the root last: which of the certificates supplied were used.
+    pub certificates: Vec<UsedCertificate>,
     /// SHA-384 of exactly the evidence bytes that were verified (a TDX quote without the
     /// bytes after it).
     pub evidence_sha384: [u8; 48],

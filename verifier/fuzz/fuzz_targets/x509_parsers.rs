@@ -1,5 +1,5 @@
 //! Arbitrary bytes through every certificate-level parser: DER/PEM splitting, the quote's
-//! strict PEM chain, certificates, CRLs, AMD's VCEK/VLEK extensions and Intel's PCK
+//! strict PEM chain, certificate bundles and the path built from them, certificates, CRLs, AMD's VCEK/VLEK extensions and Intel's PCK
 //! extension. Nothing may panic.
 #![no_main]
 
@@ -11,6 +11,12 @@ use twi_verifier::tdx::{PckExtensions, split_pck_chain};
 fuzz_target!(|data: &[u8]| {
     let _ = split_certificates(data);
     let _ = split_pck_chain(data);
+    if let Ok(certs) = twi_verifier::bundle::read_certificates(data, "fuzz") {
+        let pool = twi_verifier::bundle::CertPool::new(certs);
+        for leaf in pool.certs() {
+            let _ = pool.path_from(leaf, &[]);
+        }
+    }
     let _ = Crl::from_der(data, "fuzz");
     if let Ok(cert) = Cert::from_der(data, "fuzz") {
         let _ = VekExtensions::parse(&cert).map(|e| (e.kind(&cert), e.tcb(twi_attester::snp::report::TcbLayout::Turin)));

@@ -18,15 +18,18 @@ use std::fmt;
 use std::time::SystemTime;
 
 use p384::ecdsa::signature::Verifier;
-use twi_attester::snp::report::{AttestationReport, SigningKey, TcbLayout, signed_region};
+use twi_attester::snp::report::{
+    AttestationReport, ReportError, SUPPORTED_VERSIONS, SigningKey, TcbLayout, offset, signed_region,
+};
 use x509_cert::Certificate;
 
+use crate::bundle::{CertPool, UsedCertificate};
 use crate::chain::{self, Cert, ChainError, Crl};
 use crate::snp::kds;
 use crate::snp::policy::{PolicyViolation, SnpPolicy};
 use crate::snp::product::Product;
 use crate::snp::roots::{Anchor, SnpTrust};
-use crate::snp::vek::{VekError, VekExtensions, VekKind, describe_tcb};
+use crate::snp::vek::{ComponentLag, VekError, VekExtensions, VekKind, describe_tcb, tcb_lag};
 
 /// SIGNATURE_ALGO 1: ECDSA P-384 with SHA-384 (SEV-SNP Firmware ABI, "Signature Algorithm
 /// Encodings" table).
@@ -78,7 +81,31 @@ pub enum SnpError {
     VekNotP384(String),
     #[error("the host's certificate table (extended guest request) is unusable: {0}")]
     CertificateTable(String),
+    #[error(
+        "report version {0} is older than any this verifier reads (2 to {newest}): version 2 is the first the SEV-SNP firmware ABI publishes (firmware 1.51, the first Linux runs SNP guests on), and older layouts differ; update the host's SEV firmware",
+        newest = NEWEST_REPORT_VERSION
+    )]
+    OldReportVersion(u32),
+    #[error(
+        "no certificate supplied verifies the report's signature (checked: {}): supply the VCEK (or VLEK) of the chip and TCB that signed it",
+        .checked.join(", ")
+    )]
+    NoSigningCertificate { checked: Vec<String> },
 }
+
+/// The newest report version whose layout this verifier knows; newer ones are read by the
+/// fields of this one (every version so far only added fields in reserved bytes).
+pub const NEWEST_REPORT_VERSION: u32 = {
+    let mut newest = 0;
+    let mut i = 0;
+    while i < SUPPORTED_VERSIONS.len() {
+        if SUPPORTED_VERSIONS[i] > newest {
+            newest = SUPPORTED_VERSIONS[i];
+        }
+        i += 1;
+    }
+    newest
+};
 
 /// The endorsements an extended guest request's certificate table carries, leaf first:
 /// `[VCEK or VLEK, ASK (or ASVK), ARK if present]`, ready for the `endorsements` of
@@ -125,6 +152,12 @@ pub enum SnpWarning {
     /// REPORTED_TCB is below COMMITTED_TCB: the host asked the firmware to report an older
     /// TCB (SNP_SET_REPORTED_TCB), so the report is signed with that older TCB's key.
     ReportedBelowCommitted { reported: String, committed: String },
+    /// The report's version is newer than any this verifier knows: it was read by the fields
+    /// of version `read_as`, and fields added since were not judged.
+    NewerReportVersion { version: u32, read_as: u32 },
+    /// REPORTED_TCB (the TCB the report is signed at) is behind CURRENT_TCB (what the
+    /// firmware runs) in these components.
+    TcbBehind(Vec<ComponentLag>),
 }
 
 impl fmt::Display for SnpWarning {
@@ -150,6 +183,14 @@ impl fmt::Display for SnpWarning {
                 f,
                 "REPORTED_TCB {reported} is below COMMITTED_TCB {committed}: the host reports an older TCB than the firmware runs"
             ),
+            SnpWarning::NewerReportVersion { version, read_as } => write!(
+                f,
+                "report version {version} is newer than this verifier knows: read by the fields of version {read_as}; fields added since were not checked (update twi)"
+            ),
+            SnpWarning::TcbBehind(lags) => {
+                let lags: Vec<String> = lags.iter().map(ToString::to_string).collect();
+                write!(f, "REPORTED_TCB is behind CURRENT_TCB: {}", lags.join(", "))
+            }
         }
     }
 }
@@ -164,6 +205,8 @@ pub struct VerifiedVek {
     pub anchor: Anchor,
     /// Common names from the key up to the root.
     pub chain: Vec<String>,
+    /// The certificates of the path, the key's first, the root last.
+    pub path: Vec<UsedCertificate>,
     pub crl_checked: bool,
     key: Option<p384::ecdsa::VerifyingKey>,
 }
@@ -178,6 +221,10 @@ pub struct SnpAppraisal {
     pub tcb_layout: TcbLayout,
     /// Common names from the key up to the root.
     pub chain: Vec<String>,
+    /// The certificates that vouched for the report: the key's first, the root last.
+    pub certificates: Vec<UsedCertificate>,
+    /// How far REPORTED_TCB is behind CURRENT_TCB, per component (empty: not behind).
+    pub tcb_behind: Vec<ComponentLag>,
     pub warnings: Vec<SnpWarning>,
 }
 
@@ -240,8 +287,23 @@ pub struct SnpConfig {
     pub policy: SnpPolicy,
 }
 
-pub(crate) fn parse_report(bytes: &[u8]) -> Result<AttestationReport, SnpError> {
-    AttestationReport::parse(bytes).map_err(|e| SnpError::Malformed(e.to_string()))
+/// Parses a report by the fields this verifier knows: versions 2 to
+/// [`NEWEST_REPORT_VERSION`] by their layout, a newer version by the newest layout (its
+/// `version` kept as received; the appraisal warns), an older one refused with the reason.
+/// The signature is always checked over the bytes as received, never over this reading.
+pub fn parse_report(bytes: &[u8]) -> Result<AttestationReport, SnpError> {
+    match AttestationReport::parse(bytes) {
+        Err(ReportError::UnsupportedVersion(version)) if version > NEWEST_REPORT_VERSION => {
+            let mut known = bytes.to_vec();
+            let field = known.get_mut(offset::VERSION..offset::VERSION + 4).ok_or(SnpError::OldReportVersion(0))?;
+            field.copy_from_slice(&NEWEST_REPORT_VERSION.to_le_bytes());
+            let mut report = AttestationReport::parse(&known).map_err(|e| SnpError::Malformed(e.to_string()))?;
+            report.version = version;
+            Ok(report)
+        }
+        Err(ReportError::UnsupportedVersion(version)) => Err(SnpError::OldReportVersion(version)),
+        other => other.map_err(|e| SnpError::Malformed(e.to_string())),
+    }
 }
 
 /// Verifies the endorsement chain `certs` (the VCEK or VLEK first, each certificate issued by
@@ -272,6 +334,7 @@ pub fn verify_endorsements(
     })?;
     let path: Vec<&Cert> = below_root.iter().chain([root]).collect();
     chain::check_revocation(&path, crls, now)?;
+    let used = path.iter().map(|c| UsedCertificate::of(c)).collect();
     let extensions = VekExtensions::parse(vek)?;
     let kind = extensions.kind(vek);
     let key = p384::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(vek.spki())).ok();
@@ -280,6 +343,7 @@ pub fn verify_endorsements(
         kind,
         anchor,
         chain: path.iter().map(|c| c.common_name()).collect(),
+        path: used,
         crl_checked: !crls.is_empty(),
         extensions,
         key,
@@ -325,6 +389,13 @@ impl VerifiedVek {
         if layout.is_none() {
             warnings.push(SnpWarning::TcbLayoutAssumed);
         }
+        let tcb_behind = tcb_lag(report.reported_tcb, report.current_tcb, tcb_layout);
+        if !tcb_behind.is_empty() {
+            warnings.push(SnpWarning::TcbBehind(tcb_behind.clone()));
+        }
+        if report.version > NEWEST_REPORT_VERSION {
+            warnings.push(SnpWarning::NewerReportVersion { version: report.version, read_as: NEWEST_REPORT_VERSION });
+        }
         Ok(SnpAppraisal {
             report,
             signer,
@@ -332,6 +403,8 @@ impl VerifiedVek {
             product: chain_product.or(cpu_product),
             tcb_layout,
             chain: self.chain.clone(),
+            certificates: self.path.clone(),
+            tcb_behind,
             warnings,
         })
     }
@@ -492,6 +565,53 @@ pub fn appraise(
     parse_report(report_bytes)?;
     let vek = verify_endorsements(certs, crls, &config.trust, now)?;
     vek.appraise(report_bytes, &config.policy)
+}
+
+/// Appraises `report_bytes` with certificates in any order and arrangement (`pool`: VCEK
+/// or VLEK, ASK or ASVK, ARK, as one THIM bundle or several files, duplicates already
+/// dropped): the leaf is the certificate whose key verifies the report's signature, the
+/// path is built from it up to the ARK (or a root `config.trust` holds), then verified and
+/// appraised exactly as [`appraise`] does with an ordered chain.
+pub fn appraise_bundle(
+    report_bytes: &[u8],
+    pool: &CertPool,
+    crls: &[Crl],
+    config: &SnpConfig,
+    now: SystemTime,
+) -> Result<SnpAppraisal, SnpRejection> {
+    let report = parse_report(report_bytes)?;
+    let leaf = signing_certificate(report_bytes, &report, pool)?;
+    let path = pool.path_from(leaf, config.trust.certificates());
+    appraise(report_bytes, &path, crls, config, now)
+}
+
+/// The pooled certificate whose P-384 key verifies the report's signature. When none does
+/// and exactly one pooled certificate is not a CA, that one (so the appraisal says why it
+/// does not: another chip, another TCB, another kind of key); otherwise the error lists
+/// what was tried.
+fn signing_certificate<'a>(
+    report_bytes: &[u8],
+    report: &AttestationReport,
+    pool: &'a CertPool,
+) -> Result<&'a Cert, SnpRejection> {
+    if pool.is_empty() {
+        return Err(SnpError::MissingEndorsements.into());
+    }
+    let signed = signed_region(report_bytes).map_err(|e| SnpError::Malformed(e.to_string()))?;
+    let signature =
+        report.signature.to_big_endian_rs().ok().and_then(|rs| p384::ecdsa::Signature::from_slice(&rs).ok());
+    let verifies = |cert: &Cert| {
+        let key = p384::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(cert.spki()));
+        matches!((key, &signature), (Ok(key), Some(sig)) if key.verify(signed, sig).is_ok())
+    };
+    if let Some(leaf) = pool.certs().iter().find(|c| verifies(c)) {
+        return Ok(leaf);
+    }
+    let leaves: Vec<&Cert> = pool.certs().iter().filter(|c| !chain::is_ca(c)).collect();
+    match leaves[..] {
+        [only] => Ok(only),
+        _ => Err(SnpError::NoSigningCertificate { checked: pool.certs().iter().map(Cert::subject).collect() }.into()),
+    }
 }
 
 /// Verifies `report_bytes` under the chain `[vcek, ask]` to the self-signed `ark` (trusted as

@@ -25,13 +25,14 @@ use crate::chain::{Cert, ChainError};
 use crate::verdict::{Detail, Rejection, Tcb, Tee, Verified, Verifier};
 
 pub use appraisal::{
-    SIG_ALGO_ECDSA_P384_SHA384, SnpAppraisal, SnpConfig, SnpError, SnpHint, SnpRejection, SnpWarning, VerifiedVek,
-    appraise, endorsements_from_table, verify_endorsements, verify_report,
+    NEWEST_REPORT_VERSION, SIG_ALGO_ECDSA_P384_SHA384, SnpAppraisal, SnpConfig, SnpError, SnpHint, SnpRejection,
+    SnpWarning, VerifiedVek, appraise, appraise_bundle, endorsements_from_table, parse_report, verify_endorsements,
+    verify_report,
 };
 pub use policy::{PolicyViolation, SnpPolicy};
 pub use product::Product;
 pub use roots::{AMD_ARK_SPKI_SHA384, Anchor, SnpTrust};
-pub use vek::{VekError, VekExtensions, VekKind, describe_tcb};
+pub use vek::{ComponentLag, VekError, VekExtensions, VekKind, describe_tcb, tcb_lag};
 
 /// The SEV-SNP verifier: roots and policy ([`SnpConfig`]), and the endorsement chains it
 /// verified (`cache.rs`; clones share them).
@@ -116,6 +117,7 @@ fn verified(evidence: &[u8], appraisal: SnpAppraisal) -> Verified {
         policy: report.policy.0,
         vmpl: Some(report.vmpl),
         debug: report.policy.debug(),
+        certificates: appraisal.certificates.clone(),
         evidence_sha384: Sha384::digest(evidence).into(),
         detail: Detail::Snp(Box::new(appraisal)),
     }

@@ -114,6 +114,12 @@ impl SnpTrust {
         self
     }
 
+    /// The root certificates the verifier holds itself (configured or simulated roots; AMD's
+    /// built-in roots are keys only, their ARK travels with the chain).
+    pub fn certificates(&self) -> &[Cert] {
+        &self.certs
+    }
+
     /// Why `root` is trusted, if it is.
     pub fn anchor(&self, root: &Cert) -> Option<&Anchor> {
         self.pins.anchor(root)

@@ -19,6 +19,7 @@ use der::asn1::{Ia5StringRef, OctetString, PrintableStringRef, Utf8StringRef};
 use twi_attester::snp::report::{TcbLayout, TcbVersion};
 
 use crate::chain::Cert;
+pub use crate::lag::ComponentLag;
 use crate::oids::{
     AMD_BL_SPL, AMD_CSP_ID, AMD_FMC_SPL, AMD_HW_ID, AMD_PRODUCT_NAME, AMD_SNP_SPL, AMD_TEE_SPL, AMD_UCODE_SPL,
 };
@@ -160,4 +161,15 @@ pub fn describe_tcb(tcb: TcbVersion, layout: TcbLayout) -> String {
         p.microcode,
         hex::encode(tcb.to_le_bytes())
     )
+}
+
+/// The components of `reported` below `newest` (both read in `layout`): bootloader, TEE, SNP
+/// firmware, microcode, and on Turin FMC.
+pub fn tcb_lag(reported: TcbVersion, newest: TcbVersion, layout: TcbLayout) -> Vec<ComponentLag> {
+    let (r, n) = (reported.parts(layout), newest.parts(layout));
+    let fields = |p: &twi_attester::snp::report::TcbParts| {
+        [p.fmc.unwrap_or(0), p.bootloader, p.tee, p.snp, p.microcode].map(u16::from)
+    };
+    let names = ["fmc", "bootloader", "tee", "snp", "microcode"].map(String::from);
+    crate::lag::lags(names, &fields(&r), &fields(&n))
 }

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::chain::{Cert, Crl, split_certificates};
+use crate::bundle::read_certificates;
+use crate::chain::{Cert, Crl};
 
 /// Signed JSON: the exact bytes Intel signed, and the signature (ECDSA P-256, r‖s).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,14 +76,10 @@ fn signature(hex_text: &str, source: &Path, what: &str) -> Result<[u8; 64], Coll
         .ok_or_else(|| err(source, format!("the {what} signature is not 64 bytes of hex")))
 }
 
+/// An issuer chain: PEM or DER, any order, duplicates dropped (the path is built when the
+/// signature is verified).
 fn chain(pem: &[u8], source: &Path, what: &str) -> Result<Vec<Cert>, CollateralError> {
-    let ders = split_certificates(pem).map_err(|e| err(source, format!("{what}: {e}")))?;
-    if ders.is_empty() {
-        return Err(err(source, format!("{what} holds no certificate")));
-    }
-    ders.iter()
-        .map(|d| Cert::from_der(d, "in the collateral").map_err(|e| err(source, format!("{what}: {e}"))))
-        .collect()
+    read_certificates(pem, what).map_err(|e| err(source, format!("{what}: {e}")))
 }
 
 /// A CRL given as DER, PEM or hex text.

@@ -90,6 +90,7 @@ fn verified(evidence: &[u8], appraisal: TdxAppraisal) -> Verified {
         policy: body.td_attributes_u64(),
         vmpl: None,
         debug: body.debug(),
+        certificates: appraisal.certificates.clone(),
         evidence_sha384: Sha384::digest(quoted).into(),
         detail: Detail::Tdx(Box::new(appraisal)),
     }

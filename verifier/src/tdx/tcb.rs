@@ -22,6 +22,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use crate::lag::ComponentLag;
+
 /// A TCB status, as the collateral spells it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Deserialize)]
 pub enum TcbStatus {
@@ -121,6 +123,20 @@ impl fmt::Display for TcbStatus {
 #[derive(Clone, Debug, Deserialize)]
 pub struct Svn {
     pub svn: u16,
+    /// What the component is, as TCB info version 3 names it ("BIOS", "OS/VMM").
+    #[serde(default)]
+    pub category: Option<String>,
+    /// Which part ("Early Microcode Update", "TDX Module", "SEAMLDR ACM").
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+}
+
+impl Svn {
+    /// `"{prefix} {n} (category, type)"`, with what the TCB info says of it.
+    fn name(&self, prefix: &str, n: usize) -> String {
+        let about: Vec<&str> = self.category.iter().chain(self.kind.iter()).map(String::as_str).collect();
+        if about.is_empty() { format!("{prefix} {n}") } else { format!("{prefix} {n} ({})", about.join(", ")) }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -293,6 +309,10 @@ pub struct TcbVerdict {
     pub advisory_ids: Vec<String>,
     pub tcb_evaluation_data_number: u32,
     pub fmspc: String,
+    /// Every component below the newest TCB level Intel lists (platform SGX and TDX
+    /// components, PCESVN, the TDX module's and the QE's ISVSVN): what to update, and by how
+    /// much. Empty when the platform is at the newest level.
+    pub behind: Vec<ComponentLag>,
 }
 
 fn add_advisories(into: &mut Vec<String>, from: &[String]) {
@@ -383,6 +403,40 @@ impl TcbInfo {
         }
     }
 
+    /// The components of the platform (and of the TDX module, for TEE TCB SVN `tee`) below
+    /// the newest TCB level: the first one listed, as Intel lists them newest first.
+    fn behind(&self, facts: &PlatformFacts<'_>, tee: &[u8; 16]) -> Vec<ComponentLag> {
+        let Some(newest) = self.tcb_levels.first().map(|l| &l.tcb) else { return Vec::new() };
+        let lag = |component: String, have: u16, newest: u16| {
+            (have < newest).then_some(ComponentLag { component, have, newest })
+        };
+        let sgx = newest
+            .sgxtcbcomponents
+            .iter()
+            .zip(facts.sgx_tcb_components)
+            .enumerate()
+            .filter_map(|(i, (n, have))| lag(n.name("SGX TCB component", i + 1), u16::from(have), n.svn));
+        let pce = lag("PCESVN".to_string(), facts.pce_svn, newest.pcesvn);
+        // With a module identity (major version > 0), bytes 0 and 1 are the module's, judged
+        // against its identity's newest level instead.
+        let skip = if tee[1] > 0 { 2 } else { 0 };
+        let tdx = newest
+            .tdxtcbcomponents
+            .iter()
+            .zip(tee)
+            .enumerate()
+            .skip(skip)
+            .filter_map(|(i, (n, have))| lag(n.name("TDX TCB component", i + 1), u16::from(*have), n.svn));
+        let module = self
+            .tdx_module_identities
+            .iter()
+            .filter(|_| tee[1] > 0)
+            .find(|m| m.id.eq_ignore_ascii_case(&format!("TDX_{:02X}", tee[1])))
+            .and_then(|m| Some((m, m.tcb_levels.first()?)))
+            .and_then(|(m, l)| lag(format!("TDX module {} ISVSVN", m.id), u16::from(tee[0]), l.tcb.isvsvn));
+        sgx.chain(pce).chain(tdx).chain(module).collect()
+    }
+
     /// Platform and module status for one TEE TCB SVN (launch or current).
     fn evaluate_tee(
         &self,
@@ -449,7 +503,12 @@ pub fn evaluate(
         add_advisories(&mut advisory_ids, &current_advisories);
         status = status.with_current(now.converge(qe_level.tcb_status));
     }
+    let mut behind = tcb_info.behind(facts, facts.tee_tcb_svn);
+    if let Some(newest) = qe_identity.tcb_levels.first().filter(|l| qe.isv_svn < l.tcb.isvsvn) {
+        behind.push(ComponentLag { component: "QE ISVSVN".into(), have: qe.isv_svn, newest: newest.tcb.isvsvn });
+    }
     Ok(TcbVerdict {
+        behind,
         status,
         platform: launch,
         platform_tcb_date: tcb_date,

@@ -22,7 +22,9 @@ use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::quote::{INTEL_QE_VENDOR_ID, ParsedQuote, QuoteHeader};
 use twi_attester::tdx::td_report::TdQuoteBody;
 
+use crate::bundle::{CertPool, UsedCertificate};
 use crate::chain::{self, Cert, ChainError, Crl};
+use crate::lag::ComponentLag;
 use crate::tdx::collateral::{Collateral, SignedJson};
 use crate::tdx::pck::{PckExtensionError, PckExtensions, split_pck_chain};
 use crate::tdx::roots::{TdxAnchor, TdxTrust};
@@ -63,10 +65,8 @@ pub enum TdxError {
     CollateralSignature { what: &'static str },
     #[error("the {what} is malformed: {why}")]
     CollateralMalformed { what: &'static str, why: String },
-    #[error(
-        "the {what} is not current at the verification time {now} (issued {issued}, next update {next_update}): fetch current collateral from Intel PCS or your PCCS"
-    )]
-    CollateralNotCurrent { what: &'static str, issued: String, next_update: String, now: String },
+    #[error("{}", not_current(what, issued, next_update, now, *expired))]
+    CollateralNotCurrent { what: &'static str, issued: String, next_update: String, now: String, expired: bool },
     #[error(
         "no TCB collateral was supplied, so the platform's TCB cannot be judged (the quote's signatures and PCK chain were not the problem): supply the TCB info and QE identity for FMSPC {fmspc} (Intel PCS: {url}), or skip the TCB evaluation explicitly (`twi verify tdx-quote --skip-tcb`)"
     )]
@@ -78,9 +78,9 @@ pub enum TdxError {
     )]
     Revoked { advisories: String },
     #[error(
-        "the platform's TCB status is {status} (advisories: {advisories}): {advice}; or accept {status} explicitly (`--accept {status}`)"
+        "the platform's TCB status is {status} (advisories: {advisories}; behind the newest TCB level: {behind}): {advice}; or accept {status} explicitly (`--accept {status}`)"
     )]
-    TcbStatus { status: TcbStatus, advisories: String, advice: &'static str },
+    TcbStatus { status: TcbStatus, advisories: String, advice: &'static str, behind: String },
     #[error(
         "the TD is debuggable (TDATTRIBUTES.DEBUG): the host can read its memory; relaunch it without debug, or allow debug explicitly for development (`--allow-debug`)"
     )]
@@ -94,8 +94,9 @@ pub enum TdxError {
 pub enum TdxWarning {
     /// No collateral: signatures and the PCK chain were verified, the TCB was not judged.
     TcbNotEvaluated,
-    /// The TCB status is accepted by the policy but not UpToDate.
-    TcbStatus { status: TcbStatus, advisories: Vec<String> },
+    /// The TCB status is accepted by the policy but not UpToDate; `behind`: the components
+    /// below the newest TCB level.
+    TcbStatus { status: TcbStatus, advisories: Vec<String>, behind: Vec<ComponentLag> },
     /// No CRLs were supplied.
     RevocationNotChecked,
     /// Accepted although the TD is debuggable.
@@ -104,6 +105,8 @@ pub enum TdxWarning {
     Simulated,
     /// The input has bytes after the quote (ignored).
     TrailingBytes(usize),
+    /// The quote's PCK chain holds certificates outside the path to the root (ignored).
+    UnusedCertificates(Vec<String>),
 }
 
 impl fmt::Display for TdxWarning {
@@ -112,16 +115,49 @@ impl fmt::Display for TdxWarning {
             TdxWarning::TcbNotEvaluated => f.write_str(
                 "the platform's TCB was not evaluated (no collateral): only signatures and the PCK chain were checked",
             ),
-            TdxWarning::TcbStatus { status, advisories } => {
-                write!(f, "TCB status {status} (advisories: {}): {}", join(advisories), status.advice())
-            }
+            TdxWarning::TcbStatus { status, advisories, behind } => write!(
+                f,
+                "TCB status {status} (advisories: {}; behind the newest TCB level: {}): {}",
+                join(advisories),
+                describe_lags(behind),
+                status.advice()
+            ),
             TdxWarning::RevocationNotChecked => {
                 f.write_str("no CRL was supplied: revocation of the PCK chain was not checked")
             }
             TdxWarning::DebugAllowed => f.write_str("the TD is debuggable (accepted because debug is allowed)"),
             TdxWarning::Simulated => f.write_str("the quote comes from the simulated TEE, not from Intel hardware"),
             TdxWarning::TrailingBytes(n) => write!(f, "{n} bytes after the end of the quote were ignored"),
+            TdxWarning::UnusedCertificates(subjects) => write!(
+                f,
+                "the quote's PCK chain holds certificates outside the path to the root (ignored): {}",
+                subjects.join("; ")
+            ),
         }
+    }
+}
+
+/// The lagging components, or "nothing" (then a configuration or software-hardening status
+/// is what keeps the platform from UpToDate).
+fn describe_lags(lags: &[ComponentLag]) -> String {
+    if lags.is_empty() {
+        "nothing".to_string()
+    } else {
+        lags.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    }
+}
+
+/// The message of [`TdxError::CollateralNotCurrent`]: the date it expired on (its
+/// `nextUpdate`), or the date it becomes valid, and where fresh collateral comes from.
+fn not_current(what: &str, issued: &str, next_update: &str, now: &str, expired: bool) -> String {
+    if expired {
+        format!(
+            "the {what} is not current: it expired on {next_update} (its nextUpdate; verification time {now}): fetch current collateral with `twi verify tdx-quote --pccs https://api.trustedservices.intel.com --collateral DIR` (or from your PCCS), or verify as of a time before it (`--now`)"
+        )
+    } else {
+        format!(
+            "the {what} is not current: it was issued on {issued}, after the verification time {now}: fetch current collateral matching that time, or verify as of a time after it (`--now`)"
+        )
     }
 }
 
@@ -191,6 +227,8 @@ pub struct TdxAppraisal {
     pub qe_report: EnclaveReport,
     pub pck: PckExtensions,
     pub anchor: TdxAnchor,
+    /// The PCK path that vouched for the quote: the PCK leaf first, the root last.
+    pub certificates: Vec<UsedCertificate>,
     /// `None` when the TCB was not evaluated (no collateral, and the policy allowed that).
     pub tcb: Option<TcbVerdict>,
     pub warnings: Vec<TdxWarning>,
@@ -211,15 +249,32 @@ fn verify_signed_json(
     what: &'static str,
 ) -> Result<(), TdxError> {
     let chain_err = |error| TdxError::CollateralChain { what, error };
-    trust.verify_path(chain_certs, now).map_err(chain_err)?;
+    let sig = p256_signature(&signed.signature).ok_or(TdxError::CollateralSignature { what })?;
+    let chain_certs = path_from_signer(chain_certs, &signed.body, &sig);
+    trust.verify_path(&chain_certs, now).map_err(chain_err)?;
     let path: Vec<&Cert> = chain_certs.iter().collect();
     let relevant: Vec<Crl> = crls.iter().filter(|c| path.iter().any(|p| p.subject() == c.issuer())).cloned().collect();
     chain::check_revocation(&path, &relevant, now).map_err(chain_err)?;
     let leaf = chain_certs.first().ok_or(chain_err(ChainError::Empty("the signing chain")))?;
-    let key = p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(leaf.spki()))
-        .map_err(|_| TdxError::CollateralSignature { what })?;
-    let sig = p256_signature(&signed.signature).ok_or(TdxError::CollateralSignature { what })?;
+    let key = p256_key(leaf).ok_or(TdxError::CollateralSignature { what })?;
     key.verify(&signed.body, &sig).map_err(|_| TdxError::CollateralSignature { what })
+}
+
+fn p256_key(cert: &Cert) -> Option<p256::ecdsa::VerifyingKey> {
+    p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(cert.spki())).ok()
+}
+
+/// The certificates of `certs` (any order, as a file or a quote holds them) as a path: the
+/// one whose P-256 key verifies `signature` over `message` first (else the first given, so
+/// the verification says what is wrong), then each issuer up to a self-issued root
+/// ([`CertPool::path_from`]).
+fn path_from_signer(certs: &[Cert], message: &[u8], signature: &p256::ecdsa::Signature) -> Vec<Cert> {
+    let pool = CertPool::new(certs.iter().cloned());
+    let signer = pool.certs().iter().find(|c| p256_key(c).is_some_and(|k| k.verify(message, signature).is_ok()));
+    match signer.or(pool.certs().first()) {
+        Some(leaf) => pool.path_from(leaf, &[]),
+        None => Vec::new(),
+    }
 }
 
 fn check_current(what: &'static str, issued: &str, next: &str, now: SystemTime) -> Result<(), TdxError> {
@@ -231,6 +286,7 @@ fn check_current(what: &'static str, issued: &str, next: &str, now: SystemTime) 
             issued: issued.to_string(),
             next_update: next.to_string(),
             now: format_rfc3339(now),
+            expired: now > n,
         });
     }
     Ok(())
@@ -289,7 +345,13 @@ pub fn appraise(
     }
 
     // 2. The PCK chain, and the CRLs.
-    let certs = split_pck_chain(q.pck_chain).map_err(TdxError::PckChain)?;
+    let given = split_pck_chain(q.pck_chain).map_err(TdxError::PckChain)?;
+    // The PCK leaf is the certificate whose key signed the QE report; the path is built from it.
+    let certs = match p256_signature(&q.qe_report_signature) {
+        Some(sig) => path_from_signer(&given, &q.qe_report, &sig),
+        None => given.clone(),
+    };
+    let unused: Vec<String> = given.iter().filter(|c| !certs.contains(c)).map(Cert::subject).collect();
     let anchor = config.trust.verify_path(&certs, now).map_err(TdxError::PckChain)?;
     let crls: Vec<Crl> =
         collateral.iter().flat_map(|c| c.pck_crl.iter().chain(c.root_ca_crl.iter())).cloned().collect();
@@ -312,10 +374,24 @@ pub fn appraise(
     if matches!(anchor, TdxAnchor::Simulated { .. }) {
         warnings.push(TdxWarning::Simulated);
     }
+    if !unused.is_empty() {
+        warnings.push(TdxWarning::UnusedCertificates(unused));
+    }
     if input.len() > parsed.len {
         warnings.push(TdxWarning::TrailingBytes(input.len() - parsed.len));
     }
-    Ok(TdxAppraisal { header: q.header, body: q.body, qe_report, pck, anchor, tcb, warnings, quote_len: parsed.len })
+    let certificates = certs.iter().map(UsedCertificate::of).collect();
+    Ok(TdxAppraisal {
+        header: q.header,
+        body: q.body,
+        qe_report,
+        pck,
+        anchor,
+        certificates,
+        tcb,
+        warnings,
+        quote_len: parsed.len,
+    })
 }
 
 /// Steps 3 and 4: the QE report is signed by the PCK key and binds the attestation key
@@ -323,8 +399,7 @@ pub fn appraise(
 /// signed by the attestation key over its header and body as received.
 fn check_signatures(parsed: &ParsedQuote<'_>, pck_leaf: &Cert) -> Result<EnclaveReport, TdxError> {
     let q = &parsed.quote;
-    let pck_key = p256::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(pck_leaf.spki()))
-        .map_err(|_| TdxError::QeReportSignature)?;
+    let pck_key = p256_key(pck_leaf).ok_or(TdxError::QeReportSignature)?;
     let qe_sig = p256_signature(&q.qe_report_signature).ok_or(TdxError::QeReportSignature)?;
     pck_key.verify(&q.qe_report, &qe_sig).map_err(|_| TdxError::QeReportSignature)?;
     let qe_report = q.qe_report_body();
@@ -386,10 +461,19 @@ fn judge_tcb(
         return Err(TdxError::Revoked { advisories });
     }
     if !policy.accepted.contains(&verdict.status) {
-        return Err(TdxError::TcbStatus { status: verdict.status, advisories, advice: verdict.status.advice() });
+        return Err(TdxError::TcbStatus {
+            status: verdict.status,
+            advisories,
+            advice: verdict.status.advice(),
+            behind: describe_lags(&verdict.behind),
+        });
     }
     if verdict.status != TcbStatus::UpToDate {
-        warnings.push(TdxWarning::TcbStatus { status: verdict.status, advisories: verdict.advisory_ids.clone() });
+        warnings.push(TdxWarning::TcbStatus {
+            status: verdict.status,
+            advisories: verdict.advisory_ids.clone(),
+            behind: verdict.behind.clone(),
+        });
     }
     Ok(Some(verdict))
 }
