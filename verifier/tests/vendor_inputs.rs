@@ -213,13 +213,7 @@ fn out_of_date_tcb_reported_per_component() {
     let q = &parsed.quote;
     let pck = PckExtensions::parse(&twi_verifier::tdx::split_pck_chain(q.pck_chain).unwrap()[0]).unwrap();
     let qe_report = q.qe_report_body();
-    let qe = QeFacts {
-        mr_signer: &qe_report.mr_signer,
-        isv_prod_id: qe_report.isv_prod_id,
-        misc_select: qe_report.misc_select,
-        attributes: &qe_report.attributes,
-        isv_svn: qe_report.isv_svn,
-    };
+    let qe = QeFacts::of(&qe_report);
     let facts = |pce_svn| PlatformFacts {
         fmspc: pck.fmspc,
         pce_id: pck.pce_id,

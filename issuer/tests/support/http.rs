@@ -82,13 +82,23 @@ impl Service {
         if body.is_some() {
             request = request.header(header::CONTENT_TYPE, "application/json");
         }
-        let request = request.body(body.map_or_else(Body::empty, Body::from)).unwrap();
-        self.runtime.block_on(async {
-            let response = self.router.clone().oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            (status, bytes.to_vec())
-        })
+        let (status, _, bytes) = self.send(request.body(body.map_or_else(Body::empty, Body::from)).unwrap());
+        (status, bytes)
+    }
+
+    /// A JSON POST made with `request` (headers, extensions), answered in JSON.
+    fn post_json(
+        &self,
+        request: axum::http::request::Builder,
+        body: &serde_json::Value,
+    ) -> (StatusCode, serde_json::Value) {
+        let request = request
+            .method(Method::POST)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::to_vec(body).unwrap()))
+            .unwrap();
+        let (status, _, bytes) = self.send(request);
+        (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
     }
 
     /// Any request; the answer's status, headers and body.
@@ -108,36 +118,13 @@ impl Service {
     /// A POST by the workload owner: what the TLS listener marks a request with when its
     /// connection presented a client certificate under the operator CA.
     pub fn post_as_owner(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .extension(Operator { subject: "CN=owner,O=example".into() })
-            .body(Body::from(serde_json::to_vec(&body).unwrap()))
-            .unwrap();
-        self.runtime.block_on(async {
-            let response = self.router.clone().oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
-        })
+        let owner = Operator { subject: "CN=owner,O=example".into() };
+        self.post_json(Request::builder().uri(path).extension(owner), &body)
     }
 
     /// A POST with an `Idempotency-Key` (the client's request id).
     pub fn post_with_key(&self, path: &str, body: &serde_json::Value, key: &str) -> (StatusCode, serde_json::Value) {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(twi_issuer::http::idempotency::HEADER, key)
-            .body(Body::from(serde_json::to_vec(body).unwrap()))
-            .unwrap();
-        self.runtime.block_on(async {
-            let response = self.router.clone().oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
-            (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
-        })
+        self.post_json(Request::builder().uri(path).header(twi_issuer::http::idempotency::HEADER, key), body)
     }
 
     pub fn nonce(&self) -> Vec<u8> {

@@ -294,6 +294,19 @@ pub struct QeFacts<'a> {
     pub isv_svn: u16,
 }
 
+impl<'a> QeFacts<'a> {
+    /// The facts of the Quoting Enclave's own report (the quote's QE report body).
+    pub fn of(report: &'a twi_attester::tdx::enclave_report::EnclaveReport) -> Self {
+        Self {
+            mr_signer: &report.mr_signer,
+            isv_prod_id: report.isv_prod_id,
+            misc_select: report.misc_select,
+            attributes: &report.attributes,
+            isv_svn: report.isv_svn,
+        }
+    }
+}
+
 /// The outcome of the TCB evaluation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TcbVerdict {

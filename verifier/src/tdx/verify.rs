@@ -448,13 +448,7 @@ fn judge_tcb(
         mr_signer_seam: &body.mr_signer_seam,
         seam_attributes: &body.seam_attributes,
     };
-    let qe = QeFacts {
-        mr_signer: &qe_report.mr_signer,
-        isv_prod_id: qe_report.isv_prod_id,
-        misc_select: qe_report.misc_select,
-        attributes: &qe_report.attributes,
-        isv_svn: qe_report.isv_svn,
-    };
+    let qe = QeFacts::of(qe_report);
     let verdict = tcb::evaluate(&c.tcb_info, &c.qe_identity, &facts, &qe)?;
     let advisories = join(&verdict.advisory_ids);
     if verdict.status == TcbStatus::Revoked {
