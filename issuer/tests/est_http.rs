@@ -188,3 +188,28 @@ fn est_needs_the_credential_authority_and_the_verifier() {
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     assert!(reason(&body).contains("Verifier"), "{}", reason(&body));
 }
+
+#[test]
+fn a_retried_enrollment_with_its_idempotency_key_gets_the_same_certificate_and_record() {
+    let service = service(Roles::ALL);
+    let (signing, _) = workload_key();
+    let (evidence, csr) = enrollment(&service, &signing);
+    let keyed = |evidence: &serde_json::Value| {
+        let mut request = enroll_request(&csr, Some(evidence));
+        request.headers_mut().insert(twi_issuer::http::idempotency::HEADER, "enroll-1".parse().unwrap());
+        service.send(request)
+    };
+    let (status, first_headers, first) = keyed(&evidence);
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&first));
+    // The retry (the client's time ran out, say): the same answer, not a replayed nonce.
+    let (status, headers, again) = keyed(&evidence);
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&again));
+    assert_eq!(again, first, "the retry got another certificate");
+    assert_certs_only(&headers);
+    assert_eq!(headers[est::CREDENTIAL_HEADER], first_headers[est::CREDENTIAL_HEADER]);
+    // The same key and CSR with other evidence is another request.
+    let mut other = evidence.clone();
+    other["nonce"] = serde_json::Value::String(hex::encode([0u8; 32]));
+    let (status, _, body) = keyed(&other);
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{}", String::from_utf8_lossy(&body));
+}

@@ -1,7 +1,9 @@
 //! Issuance idempotent per request id (issue 14 item 8; the `Idempotency-Key` request header of
 //! draft-ietf-httpapi-idempotency-key-header). A client that sends the header with a credential
 //! request gets, for a retry with the same key and the same body, the answer of the first
-//! attempt — the same credential, never a second appraisal (whose nonce the first one spent).
+//! attempt (its headers too: EST's issuance record rides in one) — the same credential, never a
+//! second appraisal (whose nonce the first one spent). For EST the evidence header counts as part
+//! of the request beside the body.
 //! The request is answered by a task of its own, so a 408 (the client's time ran out) or a
 //! client that went away does not cancel it: its credential is kept for the retry instead of
 //! being logged and never delivered. Answers are kept [`KEEP`], at most [`MAX_KEYS`] of them; a
@@ -30,7 +32,7 @@ pub const MAX_KEYS: usize = 4096;
 /// A request under way, or its answer.
 enum Entry {
     Running { body: [u8; 32], since: Instant },
-    Done { body: [u8; 32], at: Instant, status: StatusCode, content_type: Option<header::HeaderValue>, bytes: Bytes },
+    Done { body: [u8; 32], at: Instant, status: StatusCode, headers: header::HeaderMap, bytes: Bytes },
 }
 
 impl Entry {
@@ -76,7 +78,7 @@ pub(super) async fn idempotent(State(replies): State<Replies>, request: Request,
         let message = format!("the request body is larger than the limit of {MAX_BODY} bytes");
         return refused(StatusCode::PAYLOAD_TOO_LARGE, message, None);
     };
-    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    let digest = request_digest(&parts.headers, &bytes);
     if let Some(answer) = replies.begin(&key, digest) {
         return answer;
     }
@@ -86,10 +88,31 @@ pub(super) async fn idempotent(State(replies): State<Replies>, request: Request,
     let answered = tokio::spawn(async move {
         let (parts, body) = next.run(request).await.into_parts();
         let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
-        task.finish(&key, digest, parts.status, parts.headers.get(header::CONTENT_TYPE).cloned(), bytes.clone());
+        task.finish(&key, digest, parts.status, kept_headers(&parts.headers), bytes.clone());
         Response::from_parts(parts, Body::from(bytes))
     });
     answered.await.unwrap_or_else(|_| ApiError::internal("the request's task failed").into_response())
+}
+
+/// What makes two requests the same: the body, and the evidence an EST enrollment carries
+/// beside it in its header (the same CSR with other evidence is another request).
+fn request_digest(headers: &header::HeaderMap, body: &[u8]) -> [u8; 32] {
+    let evidence = headers.get(super::est::EVIDENCE_HEADER).map_or(&[][..], |v| v.as_bytes());
+    let mut hash = Sha256::new();
+    hash.update((body.len() as u64).to_be_bytes());
+    hash.update(body);
+    hash.update(evidence);
+    hash.finalize().into()
+}
+
+/// The answer's headers a retry gets again (EST's content transfer encoding and issuance record
+/// included); the framing ones are the new response's own.
+fn kept_headers(headers: &header::HeaderMap) -> header::HeaderMap {
+    let mut kept = headers.clone();
+    for framing in [header::CONTENT_LENGTH, header::TRANSFER_ENCODING, header::CONNECTION, header::DATE] {
+        kept.remove(framing);
+    }
+    kept
 }
 
 impl Replies {
@@ -110,11 +133,9 @@ impl Replies {
                 "the request with this Idempotency-Key is still being answered: retry it shortly".into(),
                 Some(1),
             )),
-            Some(Entry::Done { status, content_type, bytes, .. }) => {
+            Some(Entry::Done { status, headers, bytes, .. }) => {
                 let mut response = (*status, bytes.clone()).into_response();
-                if let Some(value) = content_type {
-                    response.headers_mut().insert(header::CONTENT_TYPE, value.clone());
-                }
+                response.headers_mut().extend(headers.clone());
                 Some(response)
             }
             None if map.len() >= MAX_KEYS => Some(refused(
@@ -130,19 +151,12 @@ impl Replies {
     }
 
     /// Keeps the answer (a 5xx is forgotten: the retry runs again).
-    fn finish(
-        &self,
-        key: &str,
-        body: [u8; 32],
-        status: StatusCode,
-        content_type: Option<header::HeaderValue>,
-        bytes: Bytes,
-    ) {
+    fn finish(&self, key: &str, body: [u8; 32], status: StatusCode, headers: header::HeaderMap, bytes: Bytes) {
         let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if status.is_server_error() {
             map.remove(key);
         } else {
-            map.insert(key.to_string(), Entry::Done { body, at: Instant::now(), status, content_type, bytes });
+            map.insert(key.to_string(), Entry::Done { body, at: Instant::now(), status, headers, bytes });
         }
     }
 }

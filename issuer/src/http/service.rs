@@ -75,8 +75,9 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
             .route(&format!("{}/{{id}}", log::PROOF_PATH), get(log::proof))
             .route(&format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
         // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
-        router =
-            router.route(est::CACERTS_PATH, get(est::cacerts)).route(est::SIMPLEENROLL_PATH, post(est::simpleenroll));
+        router = router
+            .route(est::CACERTS_PATH, get(est::cacerts))
+            .route(est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
     }
     // Always routed: without the role they answer 501 and say so.
     router = router
