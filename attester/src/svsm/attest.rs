@@ -104,6 +104,23 @@ fn location(bytes: &[u8], at: usize) -> Result<Location, AttestError> {
 }
 
 impl AttestRequest {
+    /// The guest's SVSM_ATTEST_SERVICES request as it lays it out: the request at `buffer` (in
+    /// the calling area), the nonce right after it, the report and the manifest in the given
+    /// pages, no certificate buffer. Returns the request and the bytes to write at `buffer`.
+    pub fn services_in(
+        buffer: u64,
+        report: Location,
+        manifest: Location,
+        nonce: &[u8; NONCE_LEN],
+    ) -> (Self, [u8; SERVICES_LEN + NONCE_LEN]) {
+        let nonce_at = Location { gpa: buffer + SERVICES_LEN as u64, size: NONCE_LEN as u32 };
+        let request = Self { report, nonce: nonce_at, manifest, certificates: Location::default(), service: None };
+        let mut bytes = [0u8; SERVICES_LEN + NONCE_LEN];
+        bytes[..SERVICES_LEN].copy_from_slice(&request.encode().0[..SERVICES_LEN]);
+        bytes[SERVICES_LEN..].copy_from_slice(nonce);
+        (request, bytes)
+    }
+
     /// The call this request is for.
     pub const fn call(&self) -> u32 {
         if self.service.is_some() { ATTEST_SINGLE_SERVICE } else { ATTEST_SERVICES }

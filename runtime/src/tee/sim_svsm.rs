@@ -15,7 +15,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use twi_attester::snp::secrets::SvsmInfo;
-use twi_attester::svsm::attest::{ATTEST_SERVICES, AttestLengths, AttestRequest, Location, NONCE_LEN, SERVICES_LEN};
+use twi_attester::svsm::attest::{ATTEST_SERVICES, AttestLengths, AttestRequest, Location, NONCE_LEN};
 use twi_attester::svsm::call::{CallResult, Registers, caa, protocol, rax};
 use twi_attester::svsm::core::{self as svsm_core, PvalidateEntry};
 use twi_attester::svsm::exchange::{Exchange, MAX_EXCHANGE, Window};
@@ -174,16 +174,9 @@ impl<L: Link> SvsmDoorbell for SimSvsm<'_, '_, L> {
     fn attest_services(&mut self, nonce: &[u8; NONCE_LEN]) -> Result<SvsmAttestation, SvsmError> {
         let (mut report, mut manifest) = (Page::boxed(), Page::boxed());
         let buffer = self.info.caa + caa::BUFFER as u64;
-        let request = AttestRequest {
-            report: Location { gpa: report.gpa(), size: REPORT_BUFFER as u32 },
-            nonce: Location { gpa: buffer + SERVICES_LEN as u64, size: NONCE_LEN as u32 },
-            manifest: Location { gpa: manifest.gpa(), size: MANIFEST_BUFFER as u32 },
-            certificates: Location::default(),
-            service: None,
-        };
-        let mut bytes = [0u8; SERVICES_LEN + NONCE_LEN];
-        bytes[..SERVICES_LEN].copy_from_slice(&request.encode().0[..SERVICES_LEN]);
-        bytes[SERVICES_LEN..].copy_from_slice(nonce);
+        let report_at = Location { gpa: report.gpa(), size: REPORT_BUFFER as u32 };
+        let manifest_at = Location { gpa: manifest.gpa(), size: MANIFEST_BUFFER as u32 };
+        let (request, bytes) = AttestRequest::services_in(buffer, report_at, manifest_at, nonce);
         let regs = Registers { rax: rax(protocol::ATTEST, ATTEST_SERVICES), rcx: buffer, ..Registers::default() };
         let (report_gpa, manifest_gpa) = (report.gpa(), manifest.gpa());
         let mut pages =

@@ -16,7 +16,7 @@ use spin::Once;
 use twi_attester::snp::ghcb::{GHCB_MSR, msr_protocol};
 use twi_attester::snp::secrets::SvsmInfo;
 
-use twi_attester::svsm::attest::{ATTEST_SERVICES, AttestLengths, AttestRequest, Location, NONCE_LEN, SERVICES_LEN};
+use twi_attester::svsm::attest::{ATTEST_SERVICES, AttestLengths, AttestRequest, Location, NONCE_LEN};
 use twi_attester::svsm::call::{CallResult, Registers, caa, protocol, rax};
 use twi_attester::svsm::core::{self as svsm_core, PvalidateEntry};
 
@@ -178,16 +178,9 @@ pub fn attest_services(nonce: &[u8; NONCE_LEN], ghcb_gpa: u64) -> Result<Attesta
     let mut report = Frame::alloc().ok_or(SvsmCallError::Request)?;
     let mut manifest = Frame::alloc().ok_or(SvsmCallError::Request)?;
     let buffer = SVSM.get().map_or(0, |info| info.caa) + caa::BUFFER as u64;
-    let request = AttestRequest {
-        report: Location { gpa: report.address(), size: PAGE_SIZE as u32 },
-        nonce: Location { gpa: buffer + SERVICES_LEN as u64, size: NONCE_LEN as u32 },
-        manifest: Location { gpa: manifest.address(), size: PAGE_SIZE as u32 },
-        certificates: Location::default(),
-        service: None,
-    };
-    let mut bytes = [0u8; SERVICES_LEN + NONCE_LEN];
-    bytes[..SERVICES_LEN].copy_from_slice(&request.encode().0[..SERVICES_LEN]);
-    bytes[SERVICES_LEN..].copy_from_slice(nonce);
+    let report_at = Location { gpa: report.address(), size: PAGE_SIZE as u32 };
+    let manifest_at = Location { gpa: manifest.address(), size: PAGE_SIZE as u32 };
+    let (request, bytes) = AttestRequest::services_in(buffer, report_at, manifest_at, nonce);
     let gpa = write_buffer(&bytes)?;
     let regs = Registers { rax: rax(protocol::ATTEST, ATTEST_SERVICES), rcx: gpa, ..Registers::default() };
     let out = call(regs, ghcb_gpa)?;
