@@ -17,6 +17,7 @@
 
 mod asks;
 pub mod bundle;
+pub mod database;
 mod ca;
 pub mod ear;
 mod error;

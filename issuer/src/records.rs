@@ -8,12 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 
+use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
@@ -37,6 +38,9 @@ pub(crate) struct Records {
     /// The log, open from one issuance to the next (its tree in memory; each use re-reads
     /// only what another process appended since, and checks it against the signed head).
     log: Mutex<ProvenanceLog>,
+    /// In the replicas' PostgreSQL database: appends are serialised there (an advisory lock),
+    /// not by the state directory's lock, which replicas on other machines do not share.
+    shared: bool,
 }
 
 /// What one issuance logs: the decision, and the credentials it made (kind, id).
@@ -52,16 +56,19 @@ pub(crate) struct Issuance<'a> {
 impl Records {
     /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
     /// log is named `origin` in its checkpoints.
-    pub(crate) fn open(dir: &Path, origin: &str) -> Result<Self, IssuerError> {
+    pub(crate) fn open(dir: &Path, origin: &str, database: Option<&Arc<Postgres>>) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
         let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
         // Opened (and checked) once; each use takes the state lock and catches up with what
         // other processes sharing the state directory appended, so they append in turn.
-        let log = {
-            let _lock = state::lock(dir)?;
-            Mutex::new(ProvenanceLog::open(&dir.join(FILE))?)
+        let log = match database {
+            Some(pg) => ProvenanceLog::open_postgres(pg.clone())?,
+            None => {
+                let _lock = state::lock(dir)?;
+                ProvenanceLog::open(&dir.join(FILE))?
+            }
         };
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, log })
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, log: Mutex::new(log), shared: database.is_some() })
     }
 
     /// The key signed tree heads verify under.
@@ -72,7 +79,7 @@ impl Records {
     /// Runs `f` on the log, holding the state directory's lock (the log's in-memory tree must
     /// not go stale under another process's appends).
     fn with_log<T>(&self, f: impl FnOnce(&mut ProvenanceLog) -> Result<T, LogError>) -> Result<T, IssuerError> {
-        let _lock = state::lock(&self.dir)?;
+        let _lock = if self.shared { None } else { Some(state::lock(&self.dir)?) };
         // A panic elsewhere while the log was held leaves it as the store has it: refresh re-checks.
         let mut log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         log.refresh()?;

@@ -19,6 +19,7 @@
 pub mod audit;
 pub mod checkpoint;
 pub mod receipt;
+mod pg;
 mod store;
 
 pub use store::ProvenanceLog;
@@ -412,6 +413,16 @@ pub enum LogError {
     BadTreeHeadSignature,
     #[error("the log key failed to sign: {0}")]
     Signer(String),
+}
+
+impl From<crate::database::DatabaseError> for LogError {
+    fn from(e: crate::database::DatabaseError) -> Self {
+        match e {
+            crate::database::DatabaseError::Connect { url, what } | crate::database::DatabaseError::Query { url, what } => {
+                LogError::Db(url, what)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
