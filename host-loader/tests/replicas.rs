@@ -44,7 +44,12 @@ fn write_policy(dir: &Path) -> PathBuf {
 
 /// One workload's acquisition: the nonce from `initiate_at`, the credential from `issue_at`;
 /// the X.509 serial and the logged ids (with their indices) the answer names.
-fn acquire(chip: &Path, initiate_at: &RemoteIssuer, issue_at: &RemoteIssuer, rp_id: &str) -> (String, Vec<(String, u64)>) {
+fn acquire(
+    chip: &Path,
+    initiate_at: &RemoteIssuer,
+    issue_at: &RemoteIssuer,
+    rp_id: &str,
+) -> (String, Vec<(String, u64)>) {
     let mut psp = SimPsp::load_or_create(chip).unwrap();
     psp.set_launch_digest(MEASUREMENT);
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
@@ -101,7 +106,9 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
             .map(|c| {
                 let (chip, rp_id, client) = (chips.join("sim-snp"), &rp_id, &client);
                 s.spawn(move || {
-                    (0..ISSUANCES).map(|i| acquire(&chip, &client(c + i), &client(c + i + 1), rp_id)).collect::<Vec<_>>()
+                    (0..ISSUANCES)
+                        .map(|i| acquire(&chip, &client(c + i), &client(c + i + 1), rp_id))
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -115,10 +122,8 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
     // Leaf indices 0..n-1, each once, and each credential where its answer said.
     let rows = cluster.psql("SELECT idx || ' ' || credential_id FROM leaves ORDER BY idx");
     let rows = String::from_utf8(rows.stdout).unwrap();
-    let stored: Vec<(u64, String)> = rows
-        .lines()
-        .map(|l| l.split_once(' ').map(|(i, id)| (i.parse().unwrap(), id.to_string())).unwrap())
-        .collect();
+    let stored: Vec<(u64, String)> =
+        rows.lines().map(|l| l.split_once(' ').map(|(i, id)| (i.parse().unwrap(), id.to_string())).unwrap()).collect();
     assert_eq!(stored.iter().map(|(i, _)| *i).collect::<Vec<_>>(), (0..n).collect::<Vec<_>>(), "{rows}");
     for (serial, logged) in &received {
         assert!(logged.iter().any(|(id, _)| id == serial), "the answer logs its certificate {serial}: {logged:?}");

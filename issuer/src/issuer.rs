@@ -16,10 +16,10 @@ use twi_verifier::tdx::{Collateral, TdxConfig};
 use x509_cert::Certificate;
 
 use crate::ca::{CredentialAuthority, IssuerCa};
-use crate::error::IssuerError;
-use crate::jose::Jwk;
 use crate::database::Postgres;
+use crate::error::IssuerError;
 use crate::freshness::SharedFreshness;
+use crate::jose::Jwk;
 use crate::keystore::KeyStore;
 use crate::policy::Policy;
 use crate::records::{LOG_KID, Records};

@@ -17,8 +17,8 @@
 
 mod asks;
 pub mod bundle;
-pub mod database;
 mod ca;
+pub mod database;
 pub mod ear;
 mod error;
 pub mod freshness;

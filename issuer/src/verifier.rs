@@ -149,7 +149,11 @@ pub(crate) struct VerifierRole {
 }
 
 /// Nonces and epochs, in this process or (replicas) in their shared database.
-fn freshness(epoch_key: SigningKey, clock: Arc<dyn crate::freshness::Clock>, shared: Option<SharedFreshness>) -> Freshness {
+fn freshness(
+    epoch_key: SigningKey,
+    clock: Arc<dyn crate::freshness::Clock>,
+    shared: Option<SharedFreshness>,
+) -> Freshness {
     let mut epochs = EpochPublisher::new(epoch_key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone());
     let mut nonces = NonceStore::new(NONCE_TTL, MAX_OUTSTANDING_NONCES, clock);
     if let Some(shared) = shared {

@@ -93,9 +93,7 @@ fn the_log_is_append_only_and_refuses_rows_no_head_covers() {
     }
     let duplicate = log.append_signed(&[record(0, 1)], &key, SystemTime::now()).unwrap_err();
     assert!(duplicate.to_string().contains("already in the provenance log"), "{duplicate}");
-    let forged = cluster.psql(
-        "INSERT INTO leaves SELECT 2, 'forged', record, leaf_hash FROM leaves WHERE idx = 1",
-    );
+    let forged = cluster.psql("INSERT INTO leaves SELECT 2, 'forged', record, leaf_hash FROM leaves WHERE idx = 1");
     assert!(forged.status.success(), "{forged:?}");
     let refused = log.append_signed(&[record(0, 2)], &key, SystemTime::now()).unwrap_err().to_string();
     assert!(refused.contains("covered by no signed tree head"), "{refused}");

@@ -111,7 +111,11 @@ impl SharedFreshness {
                 }
                 let known =
                     client.query_opt("SELECT 1 FROM nonces WHERE nonce = $1", &[&nonce]).map_err(|e| pg.error(&e))?;
-                Ok::<_, crate::database::DatabaseError>(if known.is_some() { Redeemed::Spent } else { Redeemed::Unknown })
+                Ok::<_, crate::database::DatabaseError>(if known.is_some() {
+                    Redeemed::Spent
+                } else {
+                    Redeemed::Unknown
+                })
             })
             .map_err(store)?;
         match found {
@@ -126,11 +130,7 @@ impl SharedFreshness {
 
     /// The epoch `number` every replica publishes: `candidate` (just signed here) unless
     /// another replica stored one first; the stored one must verify under `key`.
-    pub(super) fn publish(
-        &self,
-        candidate: &SignedEpoch,
-        key: &VerifyingKey,
-    ) -> Result<SignedEpoch, FreshnessError> {
+    pub(super) fn publish(&self, candidate: &SignedEpoch, key: &VerifyingKey) -> Result<SignedEpoch, FreshnessError> {
         let pg = &self.pg;
         let number = i64::try_from(candidate.number).map_err(|_| store("the epoch number is out of range"))?;
         let bytes = candidate.to_bytes();

@@ -53,12 +53,17 @@ pub fn audit_postgres(
     audit_log(&log, &heads, &shown, key)
 }
 
-fn audit_log(log: &ProvenanceLog, heads: &[SignedTreeHead], path: &str, key: &VerifyingKey) -> Result<Audited, LogError> {
+fn audit_log(
+    log: &ProvenanceLog,
+    heads: &[SignedTreeHead],
+    path: &str,
+    key: &VerifyingKey,
+) -> Result<Audited, LogError> {
     let tampered = |what: String| LogError::Tampered { path: path.to_string(), what };
     for head in heads {
         check_head(log, head, key).map_err(tampered)?;
     }
-    super::store::covered(log.tree(), heads.last(), path)?;
+    super::checks::covered(log.tree(), heads.last(), path)?;
     Ok(Audited { records: log.len(), heads: heads.len() as u64, root: log.root() })
 }
 

@@ -18,8 +18,9 @@
 
 pub mod audit;
 pub mod checkpoint;
-pub mod receipt;
+mod checks;
 mod pg;
+pub mod receipt;
 mod store;
 
 pub use store::ProvenanceLog;
@@ -418,9 +419,8 @@ pub enum LogError {
 impl From<crate::database::DatabaseError> for LogError {
     fn from(e: crate::database::DatabaseError) -> Self {
         match e {
-            crate::database::DatabaseError::Connect { url, what } | crate::database::DatabaseError::Query { url, what } => {
-                LogError::Db(url, what)
-            }
+            crate::database::DatabaseError::Connect { url, what }
+            | crate::database::DatabaseError::Query { url, what } => LogError::Db(url, what),
         }
     }
 }

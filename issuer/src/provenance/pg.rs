@@ -69,18 +69,14 @@ pub(super) fn db(pg: &Postgres, e: &postgres::Error) -> LogError {
 /// Up to [`BATCH`] record rows from index `from` on.
 pub(super) fn rows_from(client: &mut impl GenericClient, pg: &Postgres, from: i64) -> Result<Vec<Row>, LogError> {
     let rows = client
-        .query(
-            "SELECT idx, record, leaf_hash FROM leaves WHERE idx >= $1 ORDER BY idx LIMIT $2",
-            &[&from, &BATCH],
-        )
+        .query("SELECT idx, record, leaf_hash FROM leaves WHERE idx >= $1 ORDER BY idx LIMIT $2", &[&from, &BATCH])
         .map_err(|e| db(pg, &e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// One past the largest stored index.
 pub(super) fn stored(client: &mut impl GenericClient, pg: &Postgres) -> Result<u64, LogError> {
-    let max: Option<i64> =
-        client.query_one("SELECT MAX(idx) FROM leaves", &[]).map_err(|e| db(pg, &e))?.get(0);
+    let max: Option<i64> = client.query_one("SELECT MAX(idx) FROM leaves", &[]).map_err(|e| db(pg, &e))?.get(0);
     Ok(max.and_then(|m| u64::try_from(m).ok()).map_or(0, |m| m + 1))
 }
 
@@ -108,8 +104,7 @@ pub(super) fn record(client: &mut impl GenericClient, pg: &Postgres, idx: i64) -
 
 /// The index of credential `id`.
 pub(super) fn find(client: &mut impl GenericClient, pg: &Postgres, id: &str) -> Result<Option<i64>, LogError> {
-    let row =
-        client.query_opt("SELECT idx FROM leaves WHERE credential_id = $1", &[&id]).map_err(|e| db(pg, &e))?;
+    let row = client.query_opt("SELECT idx FROM leaves WHERE credential_id = $1", &[&id]).map_err(|e| db(pg, &e))?;
     Ok(row.map(|r| r.get(0)))
 }
 
@@ -141,7 +136,11 @@ fn constraint(e: &postgres::Error) -> Option<&str> {
 }
 
 /// Stores a signed head (one per size: a second signature over a size keeps the first).
-pub(super) fn insert_head(client: &mut impl GenericClient, pg: &Postgres, head: &SignedTreeHead) -> Result<(), LogError> {
+pub(super) fn insert_head(
+    client: &mut impl GenericClient,
+    pg: &Postgres,
+    head: &SignedTreeHead,
+) -> Result<(), LogError> {
     let range = |what: &str| LogError::Encode(format!("the tree head's {what} is out of range"));
     let size = i64::try_from(head.size).map_err(|_| range("size"))?;
     let timestamp_ms = i64::try_from(head.timestamp_ms).map_err(|_| range("timestamp"))?;
@@ -171,8 +170,8 @@ pub(super) fn append_signed(pg: &Postgres, a: Append<'_>) -> Result<(Vec<Appende
         let mut tx = client.transaction().map_err(|e| db(pg, &e))?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).map_err(|e| db(pg, &e))?;
         catch_up(&mut tx, pg, a.tree, a.path, &mut |_, _| {})?;
-        let latest = latest_head(&mut tx, pg)?.map(|row| super::store::head_of(a.path, row)).transpose()?;
-        super::store::covered(a.tree, latest.as_ref(), a.path)?;
+        let latest = latest_head(&mut tx, pg)?.map(|row| super::checks::head_of(a.path, row)).transpose()?;
+        super::checks::covered(a.tree, latest.as_ref(), a.path)?;
         let mut appended = Vec::with_capacity(a.records.len());
         for record in a.records {
             let leaf = record.to_leaf()?;
@@ -182,7 +181,7 @@ pub(super) fn append_signed(pg: &Postgres, a: Append<'_>) -> Result<(Vec<Appende
             a.tree.push(hash);
             appended.push(Appended { index, leaf_hash: hash, tree_size: a.tree.len() });
         }
-        let head = super::store::signed_head(a.key, a.tree.len(), a.tree.root(), a.now)?;
+        let head = super::checks::signed_head(a.key, a.tree.len(), a.tree.root(), a.now)?;
         insert_head(&mut tx, pg, &head)?;
         tx.commit().map_err(|e| db(pg, &e))?;
         Ok((appended, head))
@@ -204,15 +203,15 @@ pub(super) fn catch_up(
         return Err(LogError::Tampered { path: path.into(), what });
     }
     loop {
-        let from = i64::try_from(tree.len())
-            .map_err(|_| LogError::OutOfRange { size: tree.len(), what: "the log".into() })?;
+        let from =
+            i64::try_from(tree.len()).map_err(|_| LogError::OutOfRange { size: tree.len(), what: "the log".into() })?;
         let rows = rows_from(client, pg, from)?;
         if rows.is_empty() {
             progress(tree.len(), total);
             return Ok(());
         }
         for (idx, record, stored) in rows {
-            super::store::accept(tree, path, idx, &record, &stored)?;
+            super::checks::accept(tree, path, idx, &record, &stored)?;
         }
         progress(tree.len(), total);
     }
