@@ -1119,6 +1119,53 @@ fn http_tls_plain_http_is_refused_off_loopback_and_warned_about_on_it() {
     assert!(stderr(&out).contains("client certificate issued under the service's operator CA"), "{}", stderr(&out));
 }
 
+/// Issue 14 item 8: `twi serve --log-format json` logs one event per request with its method,
+/// path, status and time, and nothing the request carried (no query, no header, no body).
+#[test]
+fn http_request_log_names_each_request_and_nothing_it_carried() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("any", &"00".repeat(48))], "");
+    let state = dir.path().join("state");
+    let log_path = dir.path().join("serve.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let args = ["--state", path(&state), "--policy", path(&policy), "--insecure-plain-http", "--log-format", "json"];
+    let served = Served::start_logging_to(TWI, &args, log_file);
+    let address = served.url.trim_start_matches("http://").to_string();
+    let exchange = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let health = exchange("GET /v1/health?token=QUERY-MARKER HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into());
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = r#"{"platform":"sim-snp","secret":"BODY-MARKER"}"#;
+    let challenge = exchange(format!(
+        "POST /v1/challenge HTTP/1.1\r\nhost: x\r\nauthorization: Bearer HEADER-MARKER\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(challenge.starts_with("HTTP/1.1 4"), "{challenge}");
+    drop(served);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["target"] == "twi::request")
+        .collect();
+    let find = |path: &str| events.iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("no {path} in\n{log}"));
+    let (health, challenge) = (find("/v1/health"), find("/v1/challenge"));
+    assert_eq!((health["method"].as_str(), health["status"].as_u64()), (Some("GET"), Some(200)), "{health}");
+    assert_eq!(challenge["method"], "POST");
+    assert!((400..500).contains(&challenge["status"].as_u64().unwrap()), "{challenge}");
+    assert_eq!(health["client"], "127.0.0.1");
+    assert!(health["micros"].as_u64().is_some(), "{health}");
+    for marker in ["QUERY-MARKER", "BODY-MARKER", "HEADER-MARKER"] {
+        assert!(!log.contains(marker), "the request log holds what a request carried ({marker}):\n{log}");
+    }
+}
+
 #[test]
 fn http_tls_provisioning_needs_the_owners_client_certificate() {
     let dir = tempfile::tempdir().unwrap();
