@@ -141,7 +141,7 @@ impl CredentialAuthority {
                 value_der: der_of(OctetString::new(provenance.sbom.0.to_vec()))?,
             });
         }
-        let kind = Kind::Workload { uri: admission.workload_id.clone() };
+        let kind = Kind::Workload { uri: admission.workload_id.clone(), dns: admission.dns_names.clone() };
         self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
     }
 
