@@ -130,7 +130,9 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(first.join("evidence.json")).unwrap()).unwrap();
     let named = json["certificate_table_sha384"].as_str().expect("evidence.json names the certificate table");
     assert!(
-        log.contains(&format!("endorsements: VCEK and ASK from the certificate table this host delivered (sha384:{named})")),
+        log.contains(&format!(
+            "endorsements: VCEK and ASK from the certificate table this host delivered (sha384:{named})"
+        )),
         "{log}"
     );
 

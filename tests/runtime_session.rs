@@ -148,7 +148,11 @@ impl Host {
                 let endorsements = match (&evidence.certificates, &evidence.certificates_sha384) {
                     (Some(table), _) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
                     (None, Some(digest)) => {
-                        assert_eq!(digest[..], CertTable::parse(&delivered).unwrap().sha384(), "a table never delivered");
+                        assert_eq!(
+                            digest[..],
+                            CertTable::parse(&delivered).unwrap().sha384(),
+                            "a table never delivered"
+                        );
                         twi_issuer::snp::endorsements_from_table(&delivered).expect("usable table")
                     }
                     (None, None) => self.psp.endorsements().expect("endorsements"),

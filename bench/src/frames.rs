@@ -41,7 +41,9 @@ fn frames(stream: &[u8]) -> Vec<Frame> {
         since += 1;
         if let Some(result) = decoder.push(byte) {
             let frame = match result.map_err(twi_proto::ProtoError::from).and_then(|p| decode(&p).map(|m| (p, m))) {
-                Ok((payload, message)) => Frame { name: message.name().into(), wire: since, payload, message: Some(message) },
+                Ok((payload, message)) => {
+                    Frame { name: message.name().into(), wire: since, payload, message: Some(message) }
+                }
                 Err(e) => Frame { name: format!("malformed ({e:?})"), wire: since, payload: Vec::new(), message: None },
             };
             out.push(frame);
@@ -140,6 +142,9 @@ pub fn frame_ratio(twi: &Twi, rom: &Path) -> Result<()> {
         })
         .sum();
     let table_up = e.certificates.as_ref().map_or(0, Vec::len);
-    println!("{:<44} {table_down:>10} bytes host -> guest | {table_up} bytes guest -> host", "certificate table on the channel");
+    println!(
+        "{:<44} {table_down:>10} bytes host -> guest | {table_up} bytes guest -> host",
+        "certificate table on the channel"
+    );
     Ok(())
 }

@@ -4,8 +4,8 @@
 //! firmware misbehave one way at a time.
 
 use p384::elliptic_curve::Generate;
-use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
 use twi_attester::snp::certs::CertTable;
+use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_attester::snp::secrets::VMPCK_OFFSETS;
 use twi_issuer::{Issuer, IssuerConfig};
@@ -341,8 +341,11 @@ fn the_certificate_table_is_named_or_forwarded() {
         let (mut bridge, mut guest) = host.launch(None);
         let step = exchange_steps(&mut bridge, &mut guest, table);
         assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]), "{:?}", step.replies);
-        let progress: Vec<_> =
-            step.events.iter().filter_map(|e| if let Event::Progress(p) = e { Some(p.as_str()) } else { None }).collect();
+        let progress: Vec<_> = step
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Progress(p) = e { Some(p.as_str()) } else { None })
+            .collect();
         assert!(progress.iter().any(|p| p.starts_with(source)), "{progress:?}");
     }
 }

@@ -359,7 +359,13 @@ impl<D: SnpDoorbell> Tee for SnpTee<'_, D> {
         } else {
             (forwardable_certificates(buffer), None)
         };
-        Ok(Evidence { bytes: report, certificates, certificates_sha384, certificate_table: Some(table), event_log: None })
+        Ok(Evidence {
+            bytes: report,
+            certificates,
+            certificates_sha384,
+            certificate_table: Some(table),
+            event_log: None,
+        })
     }
 
     fn sealing_key(&mut self) -> Result<Zeroizing<[u8; 32]>, TeeError> {
