@@ -123,8 +123,18 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     ] {
         assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
     }
-    // The VCEK and ASK the issuer checked came through the guest (extended guest request).
-    assert!(log.contains("endorsements: VCEK and ASK from the guest's certificate table"), "{log}");
+    // The VCEK and ASK the issuer checked are those of the table the host delivered in the
+    // extended guest request's answer, which the guest named by digest instead of sending it
+    // back (the table crosses the channel once).
+    assert!(console.contains("named by its SHA-384 (the host keeps it)"), "{console}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(first.join("evidence.json")).unwrap()).unwrap();
+    let named = json["certificate_table_sha384"].as_str().expect("evidence.json names the certificate table");
+    assert!(
+        log.contains(&format!(
+            "endorsements: VCEK and ASK from the certificate table this host delivered (sha384:{named})"
+        )),
+        "{log}"
+    );
 
     // An independent verifier accepts the chain.
     assert_openssl_verifies(&first);

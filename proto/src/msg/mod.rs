@@ -216,6 +216,11 @@ impl Message {
                 max_len("target", m.target.len(), MAX_ACQUIRE_TARGET)?;
                 max_len("csr", m.csr.as_ref().map_or(0, Vec::len), MAX_CSR)?;
                 max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)?;
+                match (&m.certificates, &m.certificates_sha384) {
+                    (_, None) => {}
+                    (None, Some(digest)) if digest.len() == CERT_TABLE_DIGEST_LEN => {}
+                    _ => return Err(ProtoError::InvalidField("certificates_sha384")),
+                }
                 let events = m.event_log.as_deref().unwrap_or_default();
                 max_len("event_log", events.len(), MAX_EVENTS)?;
                 for event in events {
