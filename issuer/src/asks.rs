@@ -240,7 +240,8 @@ impl Issuer {
         };
         let ca = &self.ca;
         // The released certificate is issued now, for this launch, with the issuer's extensions.
-        let release = store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
+        let release =
+            store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
         let ear_jwt = self
             .verifier
             .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?;
@@ -382,7 +383,12 @@ impl Issuer {
 
     /// The records of an issuance, signed before its credentials (under the serial and `jti`
     /// chosen here) so that each credential names its own log entry.
-    fn planned(&self, admission: &Admission, appraisal: &Appraisal, mechanism: Mechanism) -> Result<Planned, Rejection> {
+    fn planned(
+        &self,
+        admission: &Admission,
+        appraisal: &Appraisal,
+        mechanism: Mechanism,
+    ) -> Result<Planned, Rejection> {
         let now = (self.clock)();
         let serial = crate::ca::random_serial()?;
         let jti = crate::jose::random_id().map_err(|e| IssuerError::token("WIT", e))?;

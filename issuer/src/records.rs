@@ -1,5 +1,7 @@
 //! The Provenance log role (TWI reference architecture §5.3.2) as the issuer keeps it: one
-//! record per credential — the X.509 certificate and the WIT each — appended to
+//! record per credential — the X.509 certificate and the WIT each — signed as a SCITT signed
+//! statement under the log key before the credential is signed (the credential names the
+//! statement: [`crate::provenance::entry`]), and appended to
 //! `provenance.sqlite` in the state directory *before* the credential is returned, in one
 //! transaction per issuance (its records and the signed tree head that covers them); the tree head signed by the **log key** (`log-key.pem`), and each
 //! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree

@@ -514,8 +514,8 @@ fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify(
         records.iter().map(|r| serde_json::json!({ "receipt": r["receipt"], "statement": r["statement"] })).collect();
     receipts.push(serde_json::json!({ "receipt": proof["receipt"], "statement": proof["statement"] }));
     let mut altered = hex::decode(records[0]["statement"].as_str().unwrap()).unwrap();
-    // The first digit of `issued_at`: still JSON, still the same `sub`, another record.
-    let at = altered.windows(12).position(|w| w == b"\"issued_at\":".as_slice()).unwrap() + 12;
+    // The second digit of `issued_at`: still JSON, still the same `sub`, another record.
+    let at = altered.windows(12).position(|w| w == b"\"issued_at\":".as_slice()).unwrap() + 13;
     altered[at] ^= 0x01;
     let input = serde_json::json!({
         "log_key": log_key,

@@ -64,4 +64,3 @@ impl Presented {
         Ok(Self { id, sbom, entry })
     }
 }
-

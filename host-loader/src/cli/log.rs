@@ -219,12 +219,16 @@ fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
 /// about the credential, and that the credential names it; prints what was checked.
 fn prove(presented: &Presented, found: Found) -> Result<()> {
     let id = &presented.id;
-    let statement = SignedStatement::verify(&found.statement, &found.log_key).context("the record's signed statement")?;
+    let statement =
+        SignedStatement::verify(&found.statement, &found.log_key).context("the record's signed statement")?;
     if statement.credential_id() != id {
         bail!("the log's statement is about {:?}, not {id:?}: do not trust this log", statement.credential_id());
     }
     let mut checked = found.checked;
-    checked.push(format!("SCITT signed statement (COSE_Sign1, iss {}, sub {id}) verified under the log key", statement.issuer));
+    checked.push(format!(
+        "SCITT signed statement (COSE_Sign1, iss {}, sub {id}) verified under the log key",
+        statement.issuer
+    ));
     let sha256 = statement.sha256();
     match &presented.entry {
         Some(entry) if entry.statement_sha256 != sha256 || entry.origin != found.origin => bail!(

@@ -75,7 +75,8 @@ mod tests {
         let entry = LogEntry { origin: "example.org/twi-log".into(), statement_sha256: [9; 32] };
         assert_eq!(LogEntry::from_der(&entry.to_der().unwrap()).unwrap(), entry);
         assert_eq!(LogEntry::from_claim(&entry.to_claim()).unwrap(), entry);
-        let short = LogEntryDer { log: Utf8StringRef::new("x").unwrap(), statement_sha256: OctetString::new([1; 31]).unwrap() };
+        let short =
+            LogEntryDer { log: Utf8StringRef::new("x").unwrap(), statement_sha256: OctetString::new([1; 31]).unwrap() };
         assert!(LogEntry::from_der(&short.to_der().unwrap()).is_err());
         assert!(LogEntry::from_der(&[0x30, 0x00]).is_err());
         assert!(LogEntry::from_claim(&json!({ "log": "x", "statement_sha256": "00" })).is_err());

@@ -20,9 +20,7 @@
 //! pycose.
 
 use coset::cwt::{ClaimsSetBuilder, Timestamp};
-use coset::{
-    AsCborValue, CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana,
-};
+use coset::{AsCborValue, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use p384::ecdsa::signature::{Signer, Verifier};
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
