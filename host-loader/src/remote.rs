@@ -27,6 +27,8 @@ use twi_issuer::keystore::{Provisioned, Release};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
+use ureq::RequestBuilder;
+use ureq::typestate::WithBody;
 
 use crate::answers::{Declined, Obtained, Refusal};
 use x509_cert::Certificate;
@@ -306,13 +308,10 @@ impl RemoteIssuer {
         json.csr = None;
         let header = serde_json::to_vec(&json).map_err(|e| format!("the evidence as JSON: {e}"))?;
         let url = format!("{}{}", self.base, est::SIMPLEENROLL_PATH);
-        let mut response = self
-            .agent
-            .post(&url)
-            .header("content-type", est::PKCS10)
-            .header(est::EVIDENCE_HEADER, Base64::encode_string(&header))
-            .send(est::base64_lines(csr))
-            .map_err(|e| self.unreachable(&e))?;
+        let (evidence_header, body) = (Base64::encode_string(&header), est::base64_lines(csr));
+        let mut response = self.post_retried(&url, |request| {
+            request.header("content-type", est::PKCS10).header(est::EVIDENCE_HEADER, &evidence_header).send(&body)
+        })?;
         let status = response.status();
         let record = response.headers().get(est::CREDENTIAL_HEADER).map(|v| v.as_bytes().to_vec());
         let text = response.body_mut().read_to_string().map_err(|e| format!("reading the answer of {url}: {e}"))?;
@@ -359,7 +358,7 @@ impl RemoteIssuer {
         body: &B,
     ) -> std::result::Result<T, (Option<String>, String)> {
         let url = format!("{}{path}", self.base);
-        let mut response = self.agent.post(&url).send_json(body).map_err(|e| (None, self.unreachable(&e)))?;
+        let mut response = self.post_retried(&url, |request| request.send_json(body)).map_err(|e| (None, e))?;
         let status = response.status();
         let text =
             response.body_mut().read_to_string().map_err(|e| (None, format!("reading the answer of {url}: {e}")))?;
@@ -369,12 +368,103 @@ impl RemoteIssuer {
         serde_json::from_str(&text).map_err(|e| (None, format!("{url} answered with unexpected JSON ({e})")))
     }
 
+    /// POSTs to `url` (the request built by `send`) under one `Idempotency-Key`, sending it
+    /// again while the failure is transient: the connection broke or timed out, or the service
+    /// answered 408, 429, 502, 503, 504 or 409 with `Retry-After` (its answer to this key is
+    /// still being made). The service answers a retry with the first attempt's credential, so
+    /// a timed-out issuance is delivered instead of lost ([`RETRY`] says how often and how long).
+    fn post_retried(
+        &self,
+        url: &str,
+        send: impl Fn(RequestBuilder<WithBody>) -> std::result::Result<Answer, ureq::Error>,
+    ) -> std::result::Result<Answer, String> {
+        let key = request_id().map_err(|e| format!("no request id for {url}: {e}"))?;
+        let mut attempt = 1;
+        loop {
+            let result = send(self.agent.post(url).header(twi_issuer::http::idempotency::HEADER, &key));
+            let wait = match &result {
+                Err(error) if RETRY.transient(error) => RETRY.backoff(attempt),
+                Ok(answer) if RETRY.retried(answer) => RETRY.retry_after(answer).unwrap_or(RETRY.backoff(attempt)),
+                _ => return result.map_err(|e| self.unreachable(&e)),
+            };
+            if attempt >= RETRY.attempts || wait > RETRY.longest_wait {
+                return result.map_err(|e| self.unreachable(&e));
+            }
+            let why = match &result {
+                Ok(answer) => format!("answered {}", answer.status()),
+                Err(error) => format!("failed ({error})"),
+            };
+            eprintln!(
+                "twi: {url} {why}; sending it again in {:.1} s with the same Idempotency-Key (attempt {} of {})",
+                wait.as_secs_f64(),
+                attempt + 1,
+                RETRY.attempts
+            );
+            std::thread::sleep(wait);
+            attempt += 1;
+        }
+    }
+
     fn unreachable(&self, error: &ureq::Error) -> String {
         format!(
             "the issuer at {} cannot be reached ({error}); is `twi serve` running there, and is --issuer-ca the CA its certificate chains to?",
             self.base
         )
     }
+}
+
+/// A response as ureq gives it.
+type Answer = ureq::http::Response<ureq::Body>;
+
+/// When and how often a POST is sent again ([`RemoteIssuer::post_retried`]).
+#[derive(Debug, Clone, Copy)]
+struct Retry {
+    /// Attempts in all, the first included.
+    attempts: u32,
+    /// The wait after the first failed attempt, doubled after each further one.
+    first_wait: Duration,
+    /// A `Retry-After` longer than this ends the retries (the service is busy for longer than
+    /// a launch should wait).
+    longest_wait: Duration,
+}
+
+const RETRY: Retry =
+    Retry { attempts: 4, first_wait: Duration::from_millis(500), longest_wait: Duration::from_secs(10) };
+
+impl Retry {
+    /// A failure that may pass: the connection broke, was refused or timed out (not a TLS or
+    /// address error, which a retry repeats).
+    fn transient(&self, error: &ureq::Error) -> bool {
+        matches!(error, ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed)
+    }
+
+    /// An answer that says "again later": 408, 429, 502, 503, 504, and 409 when it comes with
+    /// `Retry-After` (the same Idempotency-Key still being answered).
+    fn retried(&self, answer: &Answer) -> bool {
+        match answer.status().as_u16() {
+            408 | 429 | 502 | 503 | 504 => true,
+            409 => answer.headers().contains_key("retry-after"),
+            _ => false,
+        }
+    }
+
+    /// The answer's `Retry-After` in seconds, if it has one.
+    fn retry_after(&self, answer: &Answer) -> Option<Duration> {
+        let value = answer.headers().get("retry-after")?.to_str().ok()?;
+        value.trim().parse().ok().map(Duration::from_secs)
+    }
+
+    /// The wait before attempt `attempt + 1`.
+    fn backoff(&self, attempt: u32) -> Duration {
+        self.first_wait * 2u32.saturating_pow(attempt.saturating_sub(1))
+    }
+}
+
+/// A fresh request id: 128 random bits, hex.
+fn request_id() -> std::result::Result<String, getrandom::Error> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id)?;
+    Ok(hex::encode(id))
 }
 
 /// An error answer of `url`: its TACRA code if any, and the reason (the service's own words for
@@ -433,4 +523,117 @@ fn loopback(authority: &str) -> bool {
 /// The `error` of an error answer, else the text itself.
 fn reason(text: &str) -> String {
     serde_json::from_str::<ErrorResponse>(text).map(|e| e.error).unwrap_or_else(|_| text.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::thread::JoinHandle;
+
+    use super::*;
+
+    /// What the fake service does with one request.
+    enum Act {
+        /// Reads the request and closes the connection without an answer.
+        Drop,
+        /// Answers with this status line and extra header lines.
+        Answer(&'static str, &'static str),
+    }
+
+    /// Reads one HTTP/1.1 request: its `idempotency-key` header (lower-cased names).
+    fn read_request(stream: &TcpStream) -> Option<String> {
+        let mut reader = BufReader::new(stream);
+        let (mut key, mut length) = (None, 0usize);
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).ok()?;
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap_or((line, ""));
+            match name.to_ascii_lowercase().as_str() {
+                "idempotency-key" => key = Some(value.trim().to_string()),
+                "content-length" => length = value.trim().parse().unwrap(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).ok()?;
+        key
+    }
+
+    /// A loopback service acting `acts` in turn, one connection per request; returns its URL and
+    /// the Idempotency-Key of each request it got.
+    fn service(acts: Vec<Act>) -> (String, JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut keys = Vec::new();
+            for act in acts {
+                let (mut stream, _) = listener.accept().unwrap();
+                keys.push(read_request(&stream).expect("an Idempotency-Key on every POST"));
+                if let Act::Answer(status, headers) = act {
+                    let body = r#"{"error":"busy or fine","answer":7}"#;
+                    let head = format!("HTTP/1.1 {status}\r\n{headers}content-type: application/json\r\n");
+                    let answer = format!("{head}content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    stream.write_all(answer.as_bytes()).unwrap();
+                }
+            }
+            keys
+        });
+        (url, handle)
+    }
+
+    fn post(url: &str) -> std::result::Result<serde_json::Value, String> {
+        let issuer = RemoteIssuer::new(url, &ClientTls::default()).unwrap();
+        issuer.post("/v1/ca/credential", &serde_json::json!({"mechanism": "c"}))
+    }
+
+    #[test]
+    fn a_request_whose_connection_broke_is_sent_again_with_the_same_key() {
+        let (url, service) = service(vec![Act::Drop, Act::Answer("200 OK", "")]);
+        let answer = post(&url).unwrap();
+        assert_eq!(answer["answer"], 7);
+        let keys = service.join().unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(keys[0], keys[1], "the retry must carry the first attempt's Idempotency-Key");
+        assert_eq!(keys[0].len(), 32, "128 random bits in hex: {}", keys[0]);
+    }
+
+    #[test]
+    fn busy_answers_are_retried_after_their_retry_after_and_in_progress_ones_too() {
+        let acts = vec![
+            Act::Answer("503 Service Unavailable", "retry-after: 0\r\n"),
+            Act::Answer("429 Too Many Requests", "retry-after: 0\r\n"),
+            Act::Answer("409 Conflict", "retry-after: 0\r\n"),
+            Act::Answer("200 OK", ""),
+        ];
+        let (url, service) = service(acts);
+        assert_eq!(post(&url).unwrap()["answer"], 7);
+        let keys = service.join().unwrap();
+        assert!(keys.iter().all(|k| *k == keys[0]), "{keys:?}");
+    }
+
+    #[test]
+    fn a_refusal_is_not_sent_again_and_retries_end() {
+        let (url, answered) = service(vec![Act::Answer("400 Bad Request", "")]);
+        assert_eq!(post(&url).unwrap_err(), "busy or fine");
+        assert_eq!(answered.join().unwrap().len(), 1, "a 400 is the client's fault: no retry");
+
+        let busy = || Act::Answer("503 Service Unavailable", "retry-after: 0\r\n");
+        let (url, answered) = service((0..RETRY.attempts).map(|_| busy()).collect());
+        let error = post(&url).unwrap_err();
+        assert!(error.contains("503"), "{error}");
+        assert_eq!(answered.join().unwrap().len(), RETRY.attempts as usize);
+
+        let (url, answered) = service(vec![Act::Answer("503 Service Unavailable", "retry-after: 3600\r\n")]);
+        assert!(post(&url).unwrap_err().contains("503"), "a Retry-After of an hour is not waited for");
+        assert_eq!(answered.join().unwrap().len(), 1);
+
+        let (url, answered) = service(vec![Act::Answer("409 Conflict", "")]);
+        assert!(post(&url).is_err());
+        assert_eq!(answered.join().unwrap().len(), 1, "a 409 without Retry-After is not ours to retry");
+    }
 }

@@ -682,3 +682,61 @@ fn a_provenance_table_the_format_refuses_names_the_field() {
     let e = Policy::from_toml(&base("").replace("platform = ", "sbom = \"sha384:00\"\nplatform = ")).unwrap_err();
     assert!(e.to_string().contains("is not an SBOM digest"), "{e}");
 }
+
+/// Issue 16 item 4: a DNS SAN only when the workload's policy names one. openssl's RFC 6125
+/// host check (an implementation other than ours) matches the named hosts and no other; a
+/// workload without `dns_names` gets none; a bad name is refused when the policy loads.
+#[test]
+fn dns_names_in_the_policy_become_dns_sans_and_only_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let with = policy_text_dns("dns_names = [\"payroll.example.org\", \"payroll.internal\"]\n");
+    let named = issue_under(&write_in(&dir.path().join("named"), &with), &psp).unwrap();
+    let plain = issue_under(&write_in(&dir.path().join("plain"), &policy_text_dns("")), &psp).unwrap();
+    let check = |issued: &Issued, host: &str| {
+        let pem = dir.path().join("credential.pem");
+        std::fs::write(&pem, &issued.certificate_pem).unwrap();
+        let out =
+            twi_testkit::tools::openssl(&["x509", "-in", twi_testkit::tools::utf8(&pem), "-noout", "-checkhost", host]);
+        twi_testkit::tools::assert_ok(&out, "openssl x509 -checkhost");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(text.contains("does match") || text.contains("does NOT match"), "{text}");
+        text.contains("does match")
+    };
+    assert!(check(&named, "payroll.example.org") && check(&named, "payroll.internal"));
+    assert!(!check(&named, "other.example.org") && !check(&named, "example.org"));
+    assert!(!check(&plain, "payroll.example.org"), "a workload whose policy names no DNS name got one");
+    // The SPIFFE URI SAN is still there, the first and only URI.
+    let cert = <x509_cert::Certificate as der::DecodePem>::from_pem(named.certificate_pem.as_bytes()).unwrap();
+    let san = cert.tbs_certificate().get_extension::<x509_cert::ext::pkix::SubjectAltName>().unwrap().unwrap().1;
+    let uris: Vec<String> = san
+        .0
+        .iter()
+        .filter_map(|n| match n {
+            x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) => Some(u.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(uris, ["spiffe://example.org/payroll-app"]);
+    assert_eq!(san.0.len(), 3);
+    // A wildcard is refused when the policy loads, naming the field and the workload.
+    let error = Policy::from_toml(&policy_text_dns("dns_names = [\"*.example.org\"]\n")).unwrap_err().to_string();
+    assert!(error.contains("workload `payroll-app`: dns_names: \"*.example.org\" is a wildcard"), "{error}");
+}
+
+fn policy_text_dns(extra: &str) -> String {
+    format!(
+        "version = \"dns-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\nmechanism = \"c\"\n\
+         freshness = \"AF_L2\"\nstickiness = \"CS_L1\"\n{extra}\n[[workload.reference]]\nlabel = \"v1 (sim)\"\n\
+         platform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+        hex::encode(MEASUREMENT)
+    )
+}
+
+/// `text` as `dir/policy.toml`.
+fn write_in(dir: &Path, text: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

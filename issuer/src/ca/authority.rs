@@ -147,7 +147,7 @@ impl CredentialAuthority {
                 value_der: der_of(OctetString::new(provenance.sbom.0.to_vec()))?,
             });
         }
-        let kind = Kind::Workload { uri: admission.workload_id.clone() };
+        let kind = Kind::Workload { uri: admission.workload_id.clone(), dns: admission.dns_names.clone() };
         let spki = p384_spki(public_key)?;
         self.ca.sign_serial(named.serial.clone(), subject, kind, extra, spki, admission.lifetime)
     }

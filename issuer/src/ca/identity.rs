@@ -157,7 +157,7 @@ impl IssuerCa {
         lifetime: Duration,
     ) -> Result<Certified, IssuerError> {
         let spki = SubjectPublicKeyInfoOwned::from_key(key).map_err(IssuerError::certificate)?;
-        let kind = Kind::Workload { uri: workload_id.into() };
+        let kind = Kind::Workload { uri: workload_id.into(), dns: Vec::new() };
         self.sign(subject_of(workload_id)?, kind, Vec::new(), spki, lifetime)
     }
 

@@ -39,9 +39,10 @@ pub struct ExtraExtension {
 pub enum Kind {
     /// A CA: basicConstraints cA=true (critical), keyUsage keyCertSign|cRLSign (critical).
     Ca { path_len: Option<u8> },
-    /// An end-entity workload credential: exactly one URI SAN, keyUsage digitalSignature
-    /// (critical), basicConstraints cA=false, EKU serverAuth + clientAuth.
-    Workload { uri: String },
+    /// An end-entity workload credential: exactly one URI SAN (and a dNSName SAN for each of
+    /// `dns`, which the policy names), keyUsage digitalSignature (critical), basicConstraints
+    /// cA=false, EKU serverAuth + clientAuth.
+    Workload { uri: String, dns: Vec<String> },
 }
 
 /// Our builder profile: subject, issuer, and exactly the extensions of `kind` plus `extra`.
@@ -92,7 +93,7 @@ impl BuilderProfile for Profile {
                 let ku = KeyUsage(KeyUsages::KeyCertSign | KeyUsages::CRLSign);
                 out.push(extension(KeyUsage::OID, true, &ku)?);
             }
-            Kind::Workload { uri } => {
+            Kind::Workload { uri, dns } => {
                 let bc = BasicConstraints { ca: false, path_len_constraint: None };
                 out.push(extension(BasicConstraints::OID, true, &bc)?);
                 let ku = KeyUsage(KeyUsages::DigitalSignature.into());
@@ -102,7 +103,11 @@ impl BuilderProfile for Profile {
                     der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2"), // clientAuth
                 ]);
                 out.push(extension(ExtendedKeyUsage::OID, false, &eku)?);
-                let san = SubjectAltName(vec![GeneralName::UniformResourceIdentifier(Ia5String::new(uri)?)]);
+                let mut names = vec![GeneralName::UniformResourceIdentifier(Ia5String::new(uri)?)];
+                for name in dns {
+                    names.push(GeneralName::DnsName(Ia5String::new(name)?));
+                }
+                let san = SubjectAltName(names);
                 // RFC 5280 4.2.1.6: critical when the subject is empty (SPIFFE X.509-SVIDs are).
                 out.push(extension(SubjectAltName::OID, self.subject.is_empty(), &san)?);
             }

@@ -302,6 +302,8 @@ pub struct Admission {
     pub vmpl: Option<u32>,
     /// The SBOM the admitted reference entry names, and which provenance demands it met.
     pub provenance: Option<ProvenanceChecked>,
+    /// The DNS names the workload's policy gives its X.509 credential.
+    pub dns_names: Vec<String>,
     platform: Platform,
     tcb: String,
     chip_id: String,
@@ -407,6 +409,7 @@ impl Policy {
             binding: Binding { stickiness: w.stickiness, workload_id: String::new(), values: Claims::new() },
             vmpl: None,
             provenance,
+            dns_names: w.dns_names.clone(),
             platform: a.platform,
             tcb: a.tcb.to_string(),
             chip_id: hex::encode(&a.chip_id),

@@ -64,6 +64,9 @@ pub struct WorkloadFile {
     /// Provenance demands (`[workload.provenance]`; see `provenance`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<super::provenance::ProvenanceFile>,
+    /// DNS names its X.509 credential carries as dNSName SANs (`dns.rs`); none by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
 }
 
 /// One `[[workload.target]]` (see `targets`).
@@ -100,6 +103,7 @@ impl WorkloadFile {
             target: Vec::new(),
             vmpls: None,
             provenance: None,
+            dns_names: Vec::new(),
         }
     }
 }
@@ -410,6 +414,8 @@ fn workload(
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let vmpls = super::vmpl::admitted_vmpls(w.vmpls)
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
+    let dns_names = super::dns::dns_names(w.dns_names)
+        .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let provenance = w
         .provenance
         .map(super::provenance::demands)
@@ -428,6 +434,7 @@ fn workload(
         targets,
         vmpls,
         provenance,
+        dns_names,
         line: source.line(wspan.start),
     })
 }

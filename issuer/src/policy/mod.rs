@@ -24,6 +24,7 @@
 //!   workload's provenance demands (SBOM required, vendor, deny list, minimum versions).
 
 mod admission;
+mod dns;
 mod file;
 mod inventory;
 mod model;

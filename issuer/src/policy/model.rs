@@ -250,6 +250,8 @@ pub struct Workload {
     pub vmpls: Vec<u32>,
     /// Its provenance demands (`[workload.provenance]`), if any.
     pub provenance: Option<super::provenance::Demands>,
+    /// The DNS names its X.509 credential carries (`dns_names`; `dns.rs`).
+    pub dns_names: Vec<String>,
     pub line: usize,
 }
 
