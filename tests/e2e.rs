@@ -487,9 +487,11 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
             .iter()
             .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
             .collect();
-        let leaf = r["leaf"].as_str().unwrap().as_bytes();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(leaf).unwrap(), r["record"]);
-        let leaf_hash = twi_issuer::provenance::leaf_hash(leaf);
+        let leaf = hex::decode(r["statement"].as_str().unwrap()).unwrap();
+        let statement = twi_issuer::provenance::SignedStatement::decode(&leaf).unwrap();
+        assert_eq!(serde_json::to_value(&statement.record).unwrap(), r["record"]);
+        assert_eq!(hex::encode(statement.sha256()), r["statement_sha256"].as_str().unwrap());
+        let leaf_hash = twi_issuer::provenance::leaf_hash(&leaf);
         assert_eq!(hex::encode(leaf_hash), r["leaf_hash"].as_str().unwrap());
         twi_issuer::provenance::verify_inclusion(&leaf_hash, r["index"].as_u64().unwrap(), size, &proof, &root)
             .unwrap();
@@ -996,7 +998,9 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     assert!(proved.status.success(), "twi log prove: {}", String::from_utf8_lossy(&proved.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
     assert_eq!(shown["record"]["credential_id"], serial.as_str());
-    assert!(String::from_utf8_lossy(&proved.stderr).contains("checkpoint verified under example.org/twi-log+"));
+    let said = String::from_utf8_lossy(&proved.stderr);
+    assert!(said.contains("records verified under example.org/twi-log+"), "{said}");
+    assert!(said.contains("ok RFC 9942 COSE receipt") && said.contains("ok SCITT signed statement"), "{said}");
     let unknown =
         twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));

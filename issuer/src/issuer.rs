@@ -64,7 +64,11 @@ impl Issuer {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
             verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref())?,
-            records: Records::open(state_dir, &format!("{}/twi-log", policy.trust_domain))?,
+            records: Records::open(
+                state_dir,
+                &format!("{}/twi-log", policy.trust_domain),
+                &format!("spiffe://{}/twi-issuer", policy.trust_domain),
+            )?,
             ca,
             policy,
             key_store: None,

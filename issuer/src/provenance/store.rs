@@ -15,7 +15,7 @@ use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{Appended, Hash, LogError, MerkleTree, ProvenanceRecord, SignedTreeHead, leaf_hash};
+use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
 
 /// The provenance log: records in SQLite, the tree in memory.
 #[derive(Debug)]
@@ -176,7 +176,7 @@ impl ProvenanceLog {
     /// and nothing of it remains.
     pub fn append_signed(
         &mut self,
-        records: &[ProvenanceRecord],
+        records: &[SignedStatement],
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
@@ -191,7 +191,7 @@ impl ProvenanceLog {
 
     fn append_signed_in_transaction(
         &mut self,
-        records: &[ProvenanceRecord],
+        records: &[SignedStatement],
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
@@ -203,8 +203,8 @@ impl ProvenanceLog {
             let leaf = record.to_leaf()?;
             let hash = leaf_hash(&leaf);
             let index = self.tree.len();
-            insert_leaf(&transaction, index, &record.credential_id, &leaf, &hash).map_err(|e| match e {
-                InsertError::Duplicate => LogError::Duplicate(record.credential_id.clone()),
+            insert_leaf(&transaction, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
+                InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
                 InsertError::Db(e) => db(e),
             })?;
             self.tree.push(hash);
@@ -242,12 +242,12 @@ impl ProvenanceLog {
     /// Appends `record` alone (its own transaction, no tree head: a head must be signed before
     /// the log is next opened, see [`Self::append_signed`]); a second record for the same
     /// credential id is refused.
-    pub fn append(&mut self, record: &ProvenanceRecord) -> Result<Appended, LogError> {
+    pub fn append(&mut self, record: &SignedStatement) -> Result<Appended, LogError> {
         let leaf = record.to_leaf()?;
         let hash = leaf_hash(&leaf);
         let index = self.tree.len();
-        insert_leaf(&self.conn, index, &record.credential_id, &leaf, &hash).map_err(|e| match e {
-            InsertError::Duplicate => LogError::Duplicate(record.credential_id.clone()),
+        insert_leaf(&self.conn, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
+            InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
             InsertError::Db(e) => (self.db())(e),
         })?;
         self.tree.push(hash);
@@ -255,7 +255,7 @@ impl ProvenanceLog {
     }
 
     /// The record at `index`.
-    pub fn record(&self, index: u64) -> Result<ProvenanceRecord, LogError> {
+    pub fn record(&self, index: u64) -> Result<SignedStatement, LogError> {
         let out_of_range = || LogError::OutOfRange { size: self.len(), what: format!("record {index}") };
         let idx = i64::try_from(index).map_err(|_| out_of_range())?;
         let bytes: Option<Vec<u8>> = self
@@ -270,11 +270,11 @@ impl ProvenanceLog {
                 what: format!("record {index} changed since the log was opened"),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| LogError::Encode(e.to_string()))
+        SignedStatement::decode(&bytes)
     }
 
     /// The index and record of credential `credential_id`, if logged.
-    pub fn find(&self, credential_id: &str) -> Result<Option<(u64, ProvenanceRecord)>, LogError> {
+    pub fn find(&self, credential_id: &str) -> Result<Option<(u64, SignedStatement)>, LogError> {
         let idx: Option<i64> = self
             .conn
             .query_row("SELECT idx FROM leaves WHERE credential_id = ?1", params![credential_id], |r| r.get(0))
