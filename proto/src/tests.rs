@@ -215,7 +215,9 @@ fn certificate_table_digests_decode_bounded() {
         })),
         Ok(Message::Evidence(_))
     ));
-    let cases: [(&dyn Fn(&mut Encoder<&mut Vec<u8>>), ProtoError); 4] = [
+    /// Writes the digest field's value (one hostile shape per case).
+    type Writes<'a> = &'a dyn Fn(&mut Encoder<&mut Vec<u8>>);
+    let cases: [(Writes, ProtoError); 4] = [
         (
             &|e| {
                 e.bytes(&[1; 47]).unwrap();
