@@ -21,7 +21,7 @@
 
 use coset::cwt::{ClaimsSetBuilder, Timestamp};
 use coset::{AsCborValue, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
-use p384::ecdsa::signature::{Signer, Verifier};
+use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
@@ -63,21 +63,11 @@ impl SignedStatement {
             .content_type(CONTENT_TYPE.to_string())
             .value(iana::HeaderParameter::CwtClaims as i64, claims)
             .build();
-        let mut failure = None;
         let sign1 = CoseSign1Builder::new()
             .protected(protected)
             .payload(payload)
-            .create_signature(b"", |tbs| match key.try_sign(tbs) {
-                Ok(sig) => Signature::to_bytes(&sig).to_vec(),
-                Err(e) => {
-                    failure = Some(e.to_string());
-                    Vec::new()
-                }
-            })
+            .try_create_signature(b"", super::receipt::es384(key))?
             .build();
-        if let Some(e) = failure {
-            return Err(LogError::Signer(e));
-        }
         let bytes = sign1.to_tagged_vec().map_err(|e| LogError::Encode(format!("a statement: {e}")))?;
         Ok(Self { record, issuer: iss.to_string(), bytes })
     }
