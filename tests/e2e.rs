@@ -123,8 +123,18 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     ] {
         assert!(console.contains(line), "{line:?} missing from the guest console:\n{console}");
     }
-    // The VCEK and ASK the issuer checked came through the guest (extended guest request).
-    assert!(log.contains("endorsements: VCEK and ASK from the guest's certificate table"), "{log}");
+    // The VCEK and ASK the issuer checked are those of the table the host delivered in the
+    // extended guest request's answer, which the guest named by digest instead of sending it
+    // back (the table crosses the channel once).
+    assert!(console.contains("named by its SHA-384 (the host keeps it)"), "{console}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(first.join("evidence.json")).unwrap()).unwrap();
+    let named = json["certificate_table_sha384"].as_str().expect("evidence.json names the certificate table");
+    assert!(
+        log.contains(&format!(
+            "endorsements: VCEK and ASK from the certificate table this host delivered (sha384:{named})"
+        )),
+        "{log}"
+    );
 
     // An independent verifier accepts the chain.
     assert_openssl_verifies(&first);
@@ -477,9 +487,11 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
             .iter()
             .map(|h| hex::decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
             .collect();
-        let leaf = r["leaf"].as_str().unwrap().as_bytes();
-        assert_eq!(serde_json::from_slice::<serde_json::Value>(leaf).unwrap(), r["record"]);
-        let leaf_hash = twi_issuer::provenance::leaf_hash(leaf);
+        let leaf = hex::decode(r["statement"].as_str().unwrap()).unwrap();
+        let statement = twi_issuer::provenance::SignedStatement::decode(&leaf).unwrap();
+        assert_eq!(serde_json::to_value(&statement.record).unwrap(), r["record"]);
+        assert_eq!(hex::encode(statement.sha256()), r["statement_sha256"].as_str().unwrap());
+        let leaf_hash = twi_issuer::provenance::leaf_hash(&leaf);
         assert_eq!(hex::encode(leaf_hash), r["leaf_hash"].as_str().unwrap());
         twi_issuer::provenance::verify_inclusion(&leaf_hash, r["index"].as_u64().unwrap(), size, &proof, &root)
             .unwrap();
@@ -986,7 +998,9 @@ fn http_roles_issue_over_mechanisms_a_b_and_c_and_sim_tdx() {
     assert!(proved.status.success(), "twi log prove: {}", String::from_utf8_lossy(&proved.stderr));
     let shown: serde_json::Value = serde_json::from_slice(&proved.stdout).unwrap();
     assert_eq!(shown["record"]["credential_id"], serial.as_str());
-    assert!(String::from_utf8_lossy(&proved.stderr).contains("checkpoint verified under example.org/twi-log+"));
+    let said = String::from_utf8_lossy(&proved.stderr);
+    assert!(said.contains("records verified under example.org/twi-log+"), "{said}");
+    assert!(said.contains("ok RFC 9942 COSE receipt") && said.contains("ok SCITT signed statement"), "{said}");
     let unknown =
         twi(&["log", "prove", "00", "--issuer-url", &served.url, "--issuer-ca", path(served_ca), "--vkey", vkey]);
     assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no record of credential"));
@@ -1117,6 +1131,53 @@ fn http_tls_plain_http_is_refused_off_loopback_and_warned_about_on_it() {
     ]);
     assert!(!out.status.success(), "provisioned over plain HTTP");
     assert!(stderr(&out).contains("client certificate issued under the service's operator CA"), "{}", stderr(&out));
+}
+
+/// Issue 14 item 8: `twi serve --log-format json` logs one event per request with its method,
+/// path, status and time, and nothing the request carried (no query, no header, no body).
+#[test]
+fn http_request_log_names_each_request_and_nothing_it_carried() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let policy = write_policy(dir.path(), &[("any", &"00".repeat(48))], "");
+    let state = dir.path().join("state");
+    let log_path = dir.path().join("serve.log");
+    let log_file = std::fs::File::create(&log_path).unwrap();
+    let args = ["--state", path(&state), "--policy", path(&policy), "--insecure-plain-http", "--log-format", "json"];
+    let served = Served::start_logging_to(TWI, &args, log_file);
+    let address = served.url.trim_start_matches("http://").to_string();
+    let exchange = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let health = exchange("GET /v1/health?token=QUERY-MARKER HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n".into());
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let body = r#"{"platform":"sim-snp","secret":"BODY-MARKER"}"#;
+    let challenge = exchange(format!(
+        "POST /v1/challenge HTTP/1.1\r\nhost: x\r\nauthorization: Bearer HEADER-MARKER\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(challenge.starts_with("HTTP/1.1 4"), "{challenge}");
+    drop(served);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let events: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|e| e["target"] == "twi::request")
+        .collect();
+    let find = |path: &str| events.iter().find(|e| e["path"] == path).unwrap_or_else(|| panic!("no {path} in\n{log}"));
+    let (health, challenge) = (find("/v1/health"), find("/v1/challenge"));
+    assert_eq!((health["method"].as_str(), health["status"].as_u64()), (Some("GET"), Some(200)), "{health}");
+    assert_eq!(challenge["method"], "POST");
+    assert!((400..500).contains(&challenge["status"].as_u64().unwrap()), "{challenge}");
+    assert_eq!(health["client"], "127.0.0.1");
+    assert!(health["micros"].as_u64().is_some(), "{health}");
+    for marker in ["QUERY-MARKER", "BODY-MARKER", "HEADER-MARKER"] {
+        assert!(!log.contains(marker), "the request log holds what a request carried ({marker}):\n{log}");
+    }
 }
 
 #[test]

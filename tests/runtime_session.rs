@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::sync::LazyLock;
 
 use der::Decode;
+use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::guest_msg::{self, GuestMsgError, HEADER_SIZE, Header, MAX_MESSAGE, Vmpck, msg_type};
 use twi_attester::snp::key::{KEY_REQ_SIZE, KeyRequest, KeyResponse, field};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse, STATUS_INVALID_PARAMETERS, STATUS_SUCCESS};
@@ -141,10 +142,20 @@ impl Host {
                 Some(DoorbellResponse { kind: request.kind, status, response, certificates }.into())
             }
             Message::Evidence(evidence) => {
-                // The guest's certificate table when it forwarded one, else the host's copies.
-                let endorsements = match &evidence.certificates {
-                    Some(table) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
-                    None => self.psp.endorsements().expect("endorsements"),
+                // The guest's certificate table when it forwarded one, the host's when the guest
+                // named it (this host hands every launch the same one), else the host's copies.
+                let delivered = self.psp.certificate_table().expect("certificate table");
+                let endorsements = match (&evidence.certificates, &evidence.certificates_sha384) {
+                    (Some(table), _) => twi_issuer::snp::endorsements_from_table(table).expect("usable table"),
+                    (None, Some(digest)) => {
+                        assert_eq!(
+                            digest[..],
+                            CertTable::parse(&delivered).unwrap().sha384(),
+                            "a table never delivered"
+                        );
+                        twi_issuer::snp::endorsements_from_table(&delivered).expect("usable table")
+                    }
+                    (None, None) => self.psp.endorsements().expect("endorsements"),
                 };
                 let bundle = EvidenceBundle::of_message(evidence, &endorsements);
                 let evidence = twi_issuer::Evidence { bundle, events: &[] };
@@ -557,7 +568,7 @@ fn session_obtains_a_credential_for_the_vault_key() {
             "ChallengeReceived",
             "ReportReceived",
             &format!(
-                "Certificates(Forwarded {{ count: 3, bytes: {} }})",
+                "Certificates(Named {{ count: 3, bytes: {} }})",
                 session.link.host.psp.certificate_table().unwrap().len()
             ),
             "EvidenceSent",
@@ -581,8 +592,12 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(evidence.target, TARGET);
     assert_eq!(report.report_data, twi_testkit::tacra::report_data(&nonce, &rp_id, TARGET, csr));
     // The report came through the extended guest request; its certificate table (VCEK, ASK,
-    // ARK) travels with the evidence, byte for byte as the host gave it.
-    assert_eq!(evidence.certificates, Some(session.link.host.psp.certificate_table().unwrap()));
+    // ARK) came from the loader over the channel, so the evidence names it by the SHA-384 of
+    // the bytes the host gave instead of sending them back.
+    let table = session.link.host.psp.certificate_table().unwrap();
+    assert_eq!(evidence.certificates, None);
+    let digest: [u8; 48] = <sha2::Sha384 as sha2::Digest>::digest(&table).into();
+    assert_eq!(evidence.certificates_sha384.as_deref(), Some(&digest[..]));
 
     // The report and then the launch-bound key were asked of the firmware in guest messages
     // sealed under VMPCK0, never in plaintext.
@@ -633,7 +648,7 @@ fn certificate_table_is_forwarded_only_when_usable() {
         session.result.as_ref().expect("the session succeeds without certificates");
         assert!(session.events.iter().any(|e| e == event), "{:?}", session.events);
         let Message::Evidence(evidence) = &session.link.sent[3] else { unreachable!() };
-        assert_eq!(evidence.certificates, None);
+        assert_eq!((&evidence.certificates, &evidence.certificates_sha384), (&None, &None));
     }
 
     // A table with room to spare is forwarded without the buffer's unused tail.
@@ -643,6 +658,11 @@ fn certificate_table_is_forwarded_only_when_usable() {
     let (forwarded, outcome) = snp_tee::forwardable_certificates(Some(&padded));
     assert_eq!(forwarded.as_deref(), Some(&padded[..used]));
     assert_eq!(outcome, Certificates::Forwarded { count: 3, bytes: used });
+    // Named (the loader delivered it), it is named by the same bytes.
+    let (named, outcome) = snp_tee::named_certificates(Some(&padded));
+    let digest: [u8; 48] = <sha2::Sha384 as sha2::Digest>::digest(&padded[..used]).into();
+    assert_eq!(named, Some(digest));
+    assert_eq!(outcome, Certificates::Named { count: 3, bytes: used });
 }
 
 /// The key the simulated PSP `psp` derives for `request`, as raw bytes.

@@ -10,7 +10,9 @@ use anyhow::{Context, Result, anyhow};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use p384::pkcs8::DecodePrivateKey;
-use twi_issuer::provenance::{MerkleTree, ProvenanceRecord, SignedTreeHead, VerifierDecision, leaf_hash};
+use twi_issuer::provenance::{
+    MerkleTree, ProvenanceRecord, SignedStatement, SignedTreeHead, VerifierDecision, leaf_hash,
+};
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_sim::snp::SimPsp;
 
@@ -52,7 +54,7 @@ pub fn cost_by_size(runs: usize, sizes: &[u64]) -> Result<()> {
     Ok(())
 }
 
-/// Appends `count` records to the issuer state's empty log, with a tree head over them signed
+/// Appends `count` records (signed statements) to the issuer state's empty log, with a tree head over them signed
 /// by its log key, in one transaction.
 fn fill(state: &Path, count: u64) -> Result<()> {
     let pem = std::fs::read_to_string(state.join("log-key.pem")).context("the issuer's log key")?;
@@ -61,7 +63,9 @@ fn fill(state: &Path, count: u64) -> Result<()> {
     let transaction = conn.transaction()?;
     let mut tree = MerkleTree::new();
     for i in 0..count {
-        let leaf = record(i).to_leaf().map_err(|e| anyhow!("{e}"))?;
+        // Each record the signed statement the issuer would have made (log key, `twi-log`).
+        let statement = SignedStatement::sign(record(i), "spiffe://example.org/twi-issuer", &key, "twi-log");
+        let leaf = statement.map_err(|e| anyhow!("{e}"))?.bytes;
         let hash = leaf_hash(&leaf);
         transaction.execute(
             "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES (?1, ?2, ?3, ?4)",

@@ -111,6 +111,8 @@ impl OutDir {
             "public_key": hex::encode(&evidence.public_key),
             "target": evidence.target,
             "csr": evidence.csr.as_ref().map(hex::encode),
+            "certificate_table": evidence.certificates.as_ref().map(hex::encode),
+            "certificate_table_sha384": evidence.certificates_sha384.as_ref().map(hex::encode),
             "report_data_binding": "TACRA: SHA-512(len32(freshness) || freshness || len32(rp_id) || rp_id || len32(target) || target || len32(subject) || subject); subject = csr (Enrollment) or the key's SubjectPublicKeyInfo (Retrieval); freshness = nonce",
             "event_log": evidence.event_log.as_ref().map(|events| events.iter().map(|e| serde_json::json!({
                 "rtmr": e.rtmr,

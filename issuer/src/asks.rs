@@ -23,12 +23,14 @@ use sha2::{Digest, Sha256};
 use twi_attester::binding::Purpose;
 use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 
-use crate::ca::{Certified, CredentialRequestIn, VerifiedLaunch};
+use crate::ca::{Certified, CredentialRequestIn, Named, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{NonceScope, SignedEpoch};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
+use crate::provenance::SignedStatement;
+use crate::provenance::entry::LogEntry;
 use crate::records::Issuance;
 use crate::rejection::Rejection;
 use crate::verifier::{Appraisal, Evidence, Expected, ResultFor};
@@ -231,25 +233,26 @@ impl Issuer {
             ephemeral_public_key: bundle.public_key.to_vec(),
             evidence_sha384: appraisal.verified.evidence_sha384,
         };
+        let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
         let store = match &self.key_store {
             Some(store) => store,
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
         };
         let ca = &self.ca;
         // The released certificate is issued now, for this launch, with the issuer's extensions.
-        let release = store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key)?.der))?;
+        let release =
+            store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
         let ear_jwt = self
             .verifier
             .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?;
         let provisioned = &release.provisioned;
-        let record_id = provisioned.serial_hex.clone();
         let certified = Certified {
             der: provisioned.certificate_der.clone(),
             pem: provisioned.certificate_pem.clone(),
             serial_hex: provisioned.serial_hex.clone(),
         };
-        let credential = Credential { certified, record_id, public_key: &provisioned.public_key, ear_jwt };
-        let issued = self.logged(appraisal, admission, credential, Mechanism::D)?;
+        let credential = Credential { certified, public_key: &provisioned.public_key, ear_jwt };
+        let issued = self.logged(appraisal, admission, credential, planned)?;
         Ok(KeyReleased { issued, release })
     }
 
@@ -362,7 +365,8 @@ impl Issuer {
         result: ResultOfRecord,
     ) -> Result<Issued, Rejection> {
         let VerifiedLaunch { admission, appraisal, nonce } = launch;
-        let certified = self.ca.certify(&admission, &appraisal, public_key)?;
+        let planned = self.planned(&admission, &appraisal, mechanism)?;
+        let certified = self.ca.certify(&admission, &appraisal, public_key, &planned.x509)?;
         let certificate_sha256 = hex::encode(Sha256::digest(&certified.der));
         let mut result_for = self.result_for(&admission, &appraisal, public_key, &nonce);
         let ear_jwt = match result {
@@ -373,25 +377,44 @@ impl Issuer {
                 self.verifier.attestation_result(result_for, (self.clock)())?
             }
         };
-        let record_id = certified.serial_hex.clone();
-        let credential = Credential { certified, record_id, public_key, ear_jwt };
-        self.logged(appraisal, admission, credential, mechanism)
+        let credential = Credential { certified, public_key, ear_jwt };
+        self.logged(appraisal, admission, credential, planned)
     }
 
-    /// The WIT for the credential's key, and both credentials logged (the certificate under
-    /// its record id): what the caller hands out.
+    /// The records of an issuance, signed before its credentials (under the serial and `jti`
+    /// chosen here) so that each credential names its own log entry.
+    fn planned(
+        &self,
+        admission: &Admission,
+        appraisal: &Appraisal,
+        mechanism: Mechanism,
+    ) -> Result<Planned, Rejection> {
+        let now = (self.clock)();
+        let serial = crate::ca::random_serial()?;
+        let jti = crate::jose::random_id().map_err(|e| IssuerError::token("WIT", e))?;
+        let credentials = [("x509", hex::encode(serial.as_bytes())), ("wit", jti.clone())];
+        let issuance = Issuance { admission, appraisal, mechanism, credentials };
+        let statements = self.records.statements(&issuance, now)?;
+        let [x509, wit] = statements.as_slice() else {
+            return Err(IssuerError::State(self.dir.clone(), "an issuance makes two records".into()).into());
+        };
+        let x509 = Named { serial, entry: self.records.entry(x509) };
+        let wit_entry = self.records.entry(wit);
+        Ok(Planned { now, x509, jti, wit_entry, statements })
+    }
+
+    /// The WIT for the credential's key, and both credentials logged (their statements, made
+    /// in [`Self::planned`]): what the caller hands out.
     fn logged(
         &mut self,
         appraisal: Appraisal,
         admission: Admission,
         credential: Credential<'_>,
-        mechanism: Mechanism,
+        planned: Planned,
     ) -> Result<Issued, Rejection> {
-        let now = (self.clock)();
-        let (wit, wit_jti) = self.ca.wit(&admission, credential.public_key, now)?;
-        let credentials = [("x509", credential.record_id), ("wit", wit_jti.clone())];
-        let issuance = Issuance { admission: &admission, appraisal: &appraisal, mechanism, credentials };
-        let provenance = self.records.record(&issuance, now)?;
+        let Planned { now, jti, wit_entry, statements, .. } = planned;
+        let wit = self.ca.wit(&admission, credential.public_key, now, &jti, &wit_entry)?;
+        let provenance = self.records.record(&statements, now)?;
         let Certified { der, pem, serial_hex } = credential.certified;
         Ok(Issued {
             certificate_der: der,
@@ -401,11 +424,21 @@ impl Issuer {
             appraisal,
             admission,
             wit,
-            wit_jti,
+            wit_jti: jti,
             ear_jwt: credential.ear_jwt,
             provenance,
         })
     }
+}
+
+/// An issuance's records, signed before its credentials: the certificate's serial and log
+/// entry, the WIT's `jti` and log entry, and the statements to append.
+struct Planned {
+    now: std::time::SystemTime,
+    x509: Named,
+    jti: String,
+    wit_entry: LogEntry,
+    statements: Vec<SignedStatement>,
 }
 
 /// How a request came: its mode, and the mechanism whose route it took (`None`: a renewal,
@@ -416,11 +449,10 @@ struct Route {
     mechanism: Option<Mechanism>,
 }
 
-/// An X.509 credential on its way to the log: the certificate, its record's id, the key it
-/// certifies (the WIT's too) and the attestation result of record.
+/// An X.509 credential on its way to the log: the certificate, the key it certifies (the
+/// WIT's too) and the attestation result of record.
 struct Credential<'a> {
     certified: Certified,
-    record_id: String,
     public_key: &'a [u8],
     ear_jwt: String,
 }

@@ -50,6 +50,11 @@ pub struct Oids {
     /// measured launch manifest names and the admitted reference entry carries (Workload
     /// Provenance, RATS-for-TWI §5.3.1). Absent when the image's SBOM is not known.
     pub sbom_sha384: ObjectIdentifier,
+    /// Credential extension: the credential's entry in the provenance log (DER SEQUENCE {
+    /// log UTF8String — the log's origin, as its C2SP checkpoints name it, statementSha256
+    /// OCTET STRING (32) — SHA-256 of the record's signed statement, the log's leaf }). The
+    /// log's receipt for that statement proves the entry; `twi log prove CREDENTIAL` checks both.
+    pub log_entry: ObjectIdentifier,
 }
 
 impl Oids {
@@ -68,6 +73,7 @@ impl Oids {
             policy_binding: child(3)?,
             vmpl: child(4)?,
             sbom_sha384: child(5)?,
+            log_entry: child(6)?,
         })
     }
 

@@ -1,5 +1,7 @@
 //! The Provenance log role (TWI reference architecture §5.3.2) as the issuer keeps it: one
-//! record per credential — the X.509 certificate and the WIT each — appended to
+//! record per credential — the X.509 certificate and the WIT each — signed as a SCITT signed
+//! statement under the log key before the credential is signed (the credential names the
+//! statement: [`crate::provenance::entry`]), and appended to
 //! `provenance.sqlite` in the state directory *before* the credential is returned, in one
 //! transaction per issuance (its records and the signed tree head that covers them); the tree head signed by the **log key** (`log-key.pem`), and each
 //! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
@@ -13,14 +15,16 @@ use std::time::SystemTime;
 
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
+use sha2::Digest;
 
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::checkpoint::CheckpointKey;
+use crate::provenance::entry::LogEntry;
 use crate::provenance::receipt;
-use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash};
+use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash};
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
 
@@ -35,6 +39,8 @@ pub(crate) struct Records {
     key: SigningKey,
     /// Signs the log's C2SP checkpoints.
     checkpoint: CheckpointKey,
+    /// `iss` of the signed statements: `spiffe://<trust domain>/twi-issuer`.
+    issuer: String,
     /// The log, open from one issuance to the next (its tree in memory; each use re-reads
     /// only what another process appended since, and checks it against the signed head).
     log: Mutex<ProvenanceLog>,
@@ -43,7 +49,7 @@ pub(crate) struct Records {
     shared: bool,
 }
 
-/// What one issuance logs: the decision, and the credentials it made (kind, id).
+/// What one issuance logs: the decision, and the credentials it makes (kind, id).
 #[derive(Debug)]
 pub(crate) struct Issuance<'a> {
     pub admission: &'a Admission,
@@ -55,8 +61,13 @@ pub(crate) struct Issuance<'a> {
 
 impl Records {
     /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
-    /// log is named `origin` in its checkpoints.
-    pub(crate) fn open(dir: &Path, origin: &str, database: Option<&Arc<Postgres>>) -> Result<Self, IssuerError> {
+    /// log is named `origin` in its checkpoints, and its statements are made by `issuer`.
+    pub(crate) fn open(
+        dir: &Path,
+        origin: &str,
+        issuer: &str,
+        database: Option<&Arc<Postgres>>,
+    ) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
         let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
         // Opened (and checked) once; each use takes the state lock and catches up with what
@@ -65,10 +76,13 @@ impl Records {
             Some(pg) => ProvenanceLog::open_postgres(pg.clone())?,
             None => {
                 let _lock = state::lock(dir)?;
-                ProvenanceLog::open(&dir.join(FILE))?
+                let log = ProvenanceLog::open(&dir.join(FILE))?;
+                refuse_legacy(&log, &dir.join(FILE))?;
+                log
             }
         };
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, log: Mutex::new(log), shared: database.is_some() })
+        let shared = database.is_some();
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer: issuer.into(), log: Mutex::new(log), shared })
     }
 
     /// The key signed tree heads verify under.
@@ -89,17 +103,34 @@ impl Records {
     /// The binding of credential `id` (an X.509 serial in hex, or a WIT `jti`), from its
     /// record; `None` when the log has no such credential.
     pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Binding>, IssuerError> {
-        let Some((_, record)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
-        Ok(record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok()))
+        let Some((_, statement)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
+        Ok(statement.record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok()))
     }
 
-    /// Appends one record per credential of `issuance`, signs the tree head, and returns the
-    /// head and each record's inclusion proof (the `provenance.json` a run writes).
-    pub(crate) fn record(&self, issuance: &Issuance<'_>, now: SystemTime) -> Result<Value, IssuerError> {
-        let records = records(issuance, now)?;
+    /// The signed statements of one issuance, one per credential, made before the credentials
+    /// are signed so that each credential can name its own ([`Self::entry`]).
+    pub(crate) fn statements(
+        &self,
+        issuance: &Issuance<'_>,
+        now: SystemTime,
+    ) -> Result<Vec<SignedStatement>, IssuerError> {
+        Ok(records(issuance, now)?
+            .into_iter()
+            .map(|record| SignedStatement::sign(record, &self.issuer, &self.key, LOG_KID))
+            .collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// The log entry a credential names: this log's origin and its statement's SHA-256.
+    pub(crate) fn entry(&self, statement: &SignedStatement) -> LogEntry {
+        LogEntry { origin: self.checkpoint.origin().to_string(), statement_sha256: statement.sha256() }
+    }
+
+    /// Appends the statements of one issuance, signs the tree head, and returns the head and
+    /// each record's statement, inclusion proof and receipt (the `provenance.json` a run writes).
+    pub(crate) fn record(&self, records: &[SignedStatement], now: SystemTime) -> Result<Value, IssuerError> {
         let (proved, head) = self.with_log(|log| {
             // One transaction: every record of the issuance and the head that covers them.
-            let (appended, head) = log.append_signed(&records, &self.key, now)?;
+            let (appended, head) = log.append_signed(records, &self.key, now)?;
             let mut proved = Vec::new();
             for (record, appended) in records.iter().zip(appended) {
                 proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));
@@ -114,21 +145,22 @@ impl Records {
         let entries: Vec<Value> = records
             .iter()
             .zip(proved.into_iter().zip(receipts))
-            .map(|(record, ((index, proof, leaf), receipt))| {
+            .map(|(statement, ((index, proof, leaf), receipt))| {
                 json!({
-                    "credential_kind": record.credential_kind,
-                    "credential_id": record.credential_id,
+                    "credential_kind": statement.record.credential_kind,
+                    "credential_id": statement.record.credential_id,
                     "index": index,
-                    "leaf": String::from_utf8_lossy(&leaf),
+                    "statement": hex::encode(&leaf),
+                    "statement_sha256": hex::encode(statement.sha256()),
                     "leaf_hash": hex::encode(leaf_hash(&leaf)),
                     "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
                     "receipt": hex::encode(receipt),
-                    "record": record,
+                    "record": statement.record,
                 })
             })
             .collect();
         Ok(json!({
-            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's canonical JSON, exactly as in `leaf`; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's SCITT signed statement (`statement`: a COSE_Sign1 under the log key, CWT claims iss and sub = the credential id, payload the record's JSON), `statement_sha256` what the credential names; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
             "tree_head": {
                 "size": head.size,
                 "timestamp_ms": head.timestamp_ms,
@@ -152,9 +184,9 @@ impl Records {
     /// of credential `id` (`None` if the log has none): what `GET /v1/log/proof/{id}` answers.
     pub(crate) fn prove(&self, id: &str) -> Result<Option<Value>, IssuerError> {
         let found = self.with_log(|log| {
-            let Some((index, record)) = log.find(id)? else { return Ok(None) };
+            let Some((index, statement)) = log.find(id)? else { return Ok(None) };
             let size = log.len();
-            Ok(Some((index, record.to_leaf()?, log.inclusion_proof(index, size)?, size, log.root())))
+            Ok(Some((index, statement.to_leaf()?, log.inclusion_proof(index, size)?, size, log.root())))
         })?;
         let Some((index, leaf, proof, size, root)) = found else { return Ok(None) };
         let checkpoint = self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?;
@@ -163,7 +195,8 @@ impl Records {
             "credential_id": id,
             "index": index,
             "tree_size": size,
-            "leaf": String::from_utf8_lossy(&leaf),
+            "statement": hex::encode(&leaf),
+            "statement_sha256": hex::encode(sha2::Sha256::digest(&leaf)),
             "leaf_hash": hex::encode(leaf_hash(&leaf)),
             "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
             "checkpoint": checkpoint,
@@ -185,6 +218,24 @@ impl Records {
     pub(crate) fn current_checkpoint(&self) -> Result<String, IssuerError> {
         let (size, root) = self.with_log(|log| Ok((log.len(), log.root())))?;
         Ok(self.checkpoint.sign(size, &root).map_err(|e| LogError::Signer(e.to_string()))?)
+    }
+}
+
+/// A log whose first record is bare JSON was written before records became signed statements:
+/// its tree heads sign those bytes, so the records cannot be re-signed in place. It is refused
+/// with what to do, rather than extended with leaves of another format.
+fn refuse_legacy(log: &ProvenanceLog, path: &Path) -> Result<(), IssuerError> {
+    if log.is_empty() {
+        return Ok(());
+    }
+    match log.record(0) {
+        Ok(_) => Ok(()),
+        // A stored row the signed heads cover that does not read as a statement: the old format.
+        Err(LogError::Encode(_)) => Err(IssuerError::State(
+            path.to_path_buf(),
+            "this provenance log holds records in the format before signed statements (bare JSON leaves); its signed heads cover those bytes, so it cannot be converted: `twi log audit` still checks it; move it aside (e.g. to provenance-v1.sqlite) to start a new log of COSE signed statements".into(),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 

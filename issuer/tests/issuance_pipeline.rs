@@ -19,7 +19,9 @@ use twi_issuer::freshness::{
     Clock, EpochPublisher, Fresh, Freshness, FreshnessError, FreshnessLevel, ManualClock, NonceScope, NonceStore,
 };
 use twi_issuer::policy::{Admission, Appraised, Policy, RenewalCheck};
-use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash, verify_inclusion};
+use twi_issuer::provenance::{
+    ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash, verify_inclusion,
+};
 use twi_issuer::wit::Wit;
 use twi_proto::msg::Platform;
 
@@ -155,10 +157,13 @@ fn evidence_to_logged_credential_and_a_refused_renewal() {
         policy_version: admission.policy_version.clone(),
         issued_at: verified.iat,
     };
-    let appended = log.append(&record).unwrap();
+    // The record as the log's signed statement (COSE_Sign1 under the log key), its leaf.
+    let statement = SignedStatement::sign(record, "spiffe://example.org/twi-issuer", &log_key, "twi-log").unwrap();
+    let appended = log.append(&statement).unwrap();
     let head = log.sign_tree_head(&log_key, now).unwrap();
     let proof = log.inclusion_proof(appended.index, head.size).unwrap();
-    verify_inclusion(&leaf_hash(&record.to_leaf().unwrap()), appended.index, head.size, &proof, &head.root).unwrap();
+    verify_inclusion(&leaf_hash(&statement.to_leaf().unwrap()), appended.index, head.size, &proof, &head.root).unwrap();
+    SignedStatement::verify(&statement.to_leaf().unwrap(), log_key.verifying_key()).unwrap();
     head.verify(log_key.verifying_key()).unwrap();
 
     // Renewal a day later from another chip: payroll-app is CS_L3, so it is refused.

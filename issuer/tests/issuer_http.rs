@@ -504,25 +504,35 @@ fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify(
     {
         assert!(said.contains(&format!("ok   {check}")), "the check did not run {check:?}:\n{said}");
     }
-    // The RFC 9942 receipts (the run's, and the proof's against the later tree) verify with
-    // pycose under the log's key; a receipt for another record does not.
+    // The records are SCITT signed statements and the RFC 9942 receipts (the run's, and the
+    // proof's against the later tree) prove them: both verify with pycose under the log's key;
+    // a receipt for another record, or a statement with one payload byte changed, does not.
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
     let log_key = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-log").unwrap().clone();
     let records = first["provenance"]["records"].as_array().unwrap();
     let mut receipts: Vec<_> =
-        records.iter().map(|r| serde_json::json!({ "receipt": r["receipt"], "leaf": r["leaf"] })).collect();
-    receipts.push(serde_json::json!({ "receipt": proof["receipt"], "leaf": proof["leaf"] }));
+        records.iter().map(|r| serde_json::json!({ "receipt": r["receipt"], "statement": r["statement"] })).collect();
+    receipts.push(serde_json::json!({ "receipt": proof["receipt"], "statement": proof["statement"] }));
+    let mut altered = hex::decode(records[0]["statement"].as_str().unwrap()).unwrap();
+    // The second digit of `issued_at`: still JSON, still the same `sub`, another record.
+    let at = altered.windows(12).position(|w| w == b"\"issued_at\":".as_slice()).unwrap() + 13;
+    altered[at] ^= 0x01;
     let input = serde_json::json!({
         "log_key": log_key,
         "receipts": receipts,
-        "must_fail": [{ "name": "another record's receipt", "receipt": records[1]["receipt"], "leaf": records[0]["leaf"] }],
+        "must_fail": [
+            { "name": "another record's receipt", "receipt": records[1]["receipt"], "statement": records[0]["statement"] },
+            { "name": "an altered statement", "receipt": records[0]["receipt"], "statement": hex::encode(&altered) },
+        ],
     });
     let out = twi_testkit::tools::cose_receipt_check(&input);
-    twi_testkit::tools::assert_ok(&out, "the COSE receipt check (pycose)");
+    twi_testkit::tools::assert_ok(&out, "the COSE statement and receipt check (pycose)");
     let said = String::from_utf8_lossy(&out.stdout);
-    assert!(said.contains("ok   receipt 2 proves its record (leaf 0 of 4)"), "{said}");
+    assert!(said.contains("ok   receipt 2 proves its signed statement (leaf 0 of 4)"), "{said}");
     assert!(said.contains("ok   refused: another record's receipt"), "{said}");
     assert!(said.contains("signature over the recomputed root does not verify"), "refused for another reason: {said}");
+    assert!(said.contains("ok   refused: an altered statement"), "{said}");
+    assert!(said.contains("the statement's signature does not verify"), "refused for another reason: {said}");
 }
 
 #[test]

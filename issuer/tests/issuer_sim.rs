@@ -340,7 +340,10 @@ fn credential_contents() {
     ]
     .iter()
     .map(|s| s.to_string())
-    .chain([oids.evidence_sha384, oids.simulated_tee, oids.policy_binding, oids.vmpl].map(|oid| oid.to_string()))
+    .chain(
+        [oids.evidence_sha384, oids.simulated_tee, oids.policy_binding, oids.vmpl, oids.log_entry]
+            .map(|oid| oid.to_string()),
+    )
     .collect();
     want.sort();
     assert_eq!(got, want);

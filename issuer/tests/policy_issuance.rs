@@ -478,6 +478,17 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     let records = released.issued.provenance["records"].as_array().unwrap();
     assert_eq!(records[0]["record"]["decision"]["criteria"]["mechanism"], "d");
     assert_eq!(records[0]["credential_id"].as_str().unwrap(), released.issued.serial_hex);
+    // The released certificate and its WIT each name their own record's signed statement.
+    let named = extensions.iter().find(|e| e.extn_id == oids.log_entry).expect("the log-entry extension");
+    let entry = twi_issuer::provenance::entry::LogEntry::from_der(named.extn_value.as_bytes()).unwrap();
+    assert_eq!(entry.origin, "example.org/twi-log");
+    assert_eq!(hex::encode(entry.statement_sha256), records[0]["statement_sha256"].as_str().unwrap());
+    let statement = hex::decode(records[0]["statement"].as_str().unwrap()).unwrap();
+    assert_eq!(entry.statement_sha256, <[u8; 32]>::from(sha2::Sha256::digest(&statement)));
+    let wit = twi_issuer::jose::decode_unverified(&released.issued.wit).unwrap();
+    let claim = &wit.claims[&oids.claim_name(&oids.log_entry)];
+    assert_eq!(claim["statement_sha256"], records[1]["statement_sha256"]);
+    assert_eq!(records[1]["credential_id"].as_str().unwrap(), released.issued.wit_jti);
     let receipt = twi_issuer::jose::decode_unverified(&released.release.receipt).unwrap();
     assert_eq!(receipt.claims["x509-serial"], released.issued.serial_hex.as_str());
     assert_eq!(receipt.header["kid"], "twi-keystore");

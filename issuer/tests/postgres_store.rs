@@ -14,10 +14,16 @@ use twi_issuer::database::Postgres;
 use twi_issuer::freshness::{
     Clock, EpochPublisher, FreshnessError, NonceScope, NonceStore, SharedFreshness, SystemClock,
 };
-use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, VerifierDecision, audit};
+use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, audit};
 use twi_testkit::postgres::Cluster;
 
-fn record(writer: u32, i: u32) -> ProvenanceRecord {
+/// Writer `writer`'s record `i`, as the signed statement the log holds.
+fn record(writer: u32, i: u32) -> SignedStatement {
+    let key = SigningKey::from_slice(&[7; 48]).unwrap();
+    SignedStatement::sign(plain(writer, i), "spiffe://example.org/twi-issuer", &key, "twi-log").unwrap()
+}
+
+fn plain(writer: u32, i: u32) -> ProvenanceRecord {
     ProvenanceRecord {
         workload_id: "spiffe://example.org/payroll-app".into(),
         credential_kind: "x509".into(),
@@ -73,7 +79,7 @@ fn concurrent_appenders_get_contiguous_unique_indices() {
     let log = ProvenanceLog::open_postgres(connect(&cluster)).unwrap();
     assert_eq!(log.len(), n);
     assert_eq!(log.root(), audited.root);
-    let (index, found) = log.find(&record(2, 7).credential_id).unwrap().unwrap();
+    let (index, found) = log.find(record(2, 7).credential_id()).unwrap().unwrap();
     assert_eq!(found, record(2, 7));
     assert_eq!(log.record(index).unwrap(), record(2, 7));
 }

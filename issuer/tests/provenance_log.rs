@@ -8,10 +8,22 @@ use std::time::{Duration, SystemTime};
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_issuer::provenance::{
-    LogError, ProvenanceLog, ProvenanceRecord, VerifierDecision, leaf_hash, verify_consistency, verify_inclusion,
+    LogError, ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash, verify_consistency,
+    verify_inclusion,
 };
 
-fn record(i: u32) -> ProvenanceRecord {
+/// Record `i` as the signed statement the log holds (ECDSA per RFC 6979 is deterministic, so
+/// `record(i)` is the same bytes each time).
+fn record(i: u32) -> SignedStatement {
+    signed(plain(i))
+}
+
+fn signed(record: ProvenanceRecord) -> SignedStatement {
+    let key = SigningKey::from_slice(&[7; 48]).unwrap();
+    SignedStatement::sign(record, "spiffe://example.org/twi-issuer", &key, "twi-log").unwrap()
+}
+
+fn plain(i: u32) -> ProvenanceRecord {
     ProvenanceRecord {
         workload_id: "spiffe://example.org/payroll-app".into(),
         credential_kind: "x509".into(),
@@ -61,7 +73,7 @@ fn appends_prove_inclusion_and_consistency_across_a_restart() {
     assert_eq!(log.root(), head5.root);
     assert_eq!(log.latest_tree_head().unwrap(), Some(head5.clone()));
     assert_eq!(log.record(2).unwrap(), record(2));
-    assert_eq!(log.find(&record(4).credential_id).unwrap(), Some((4, record(4))));
+    assert_eq!(log.find(record(4).credential_id()).unwrap(), Some((4, record(4))));
     assert_eq!(log.find("no-such-credential").unwrap(), None);
     for i in 5..9 {
         log.append(&record(i)).unwrap();
@@ -79,9 +91,9 @@ fn one_record_per_credential() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = ProvenanceLog::open(&dir.path().join("p.sqlite")).unwrap();
     log.append(&record(1)).unwrap();
-    let mut again = record(2);
-    again.credential_id = record(1).credential_id;
-    assert_eq!(log.append(&again), Err(LogError::Duplicate(record(1).credential_id)));
+    let mut again = plain(2);
+    again.credential_id = plain(1).credential_id;
+    assert_eq!(log.append(&signed(again)), Err(LogError::Duplicate(plain(1).credential_id)));
     assert_eq!(log.len(), 1, "a refused append leaves no trace");
     log.append(&record(2)).unwrap();
 }
@@ -119,13 +131,13 @@ fn edits_behind_the_logs_back_are_detected() {
         ProvenanceLog::open(&path).unwrap_err().to_string()
     };
     // A record rewritten (its stored hash left alone).
-    let forged = String::from_utf8(record(9).to_leaf().unwrap()).unwrap();
-    let e = tamper(&format!("UPDATE leaves SET record = CAST('{forged}' AS BLOB) WHERE idx = 1"));
+    let forged_bytes = record(9).to_leaf().unwrap();
+    let forged = hex::encode(&forged_bytes);
+    let e = tamper(&format!("UPDATE leaves SET record = x'{forged}' WHERE idx = 1"));
     assert!(e.contains("record 1 no longer hashes to its leaf hash"), "{e}");
     // A record rewritten together with its leaf hash: the signed root catches it.
-    let hash = hex::encode(leaf_hash(forged.as_bytes()));
-    let e =
-        tamper(&format!("UPDATE leaves SET record = CAST('{forged}' AS BLOB), leaf_hash = x'{hash}' WHERE idx = 1"));
+    let hash = hex::encode(leaf_hash(&forged_bytes));
+    let e = tamper(&format!("UPDATE leaves SET record = x'{forged}', leaf_hash = x'{hash}' WHERE idx = 1"));
     assert!(e.contains("no longer hash to the root signed at size 4"), "{e}");
     // A record removed from the middle, or from the end.
     let e = tamper("DELETE FROM leaves WHERE idx = 2");
@@ -147,7 +159,7 @@ fn an_issuance_commits_its_records_with_their_signed_head() {
     assert_eq!((head.size, head.root), (2, log.root()));
     head.verify(key.verifying_key()).unwrap();
     let refused = log.append_signed(&[record(2), record(1)], &key, now()).unwrap_err();
-    assert_eq!(refused, LogError::Duplicate(record(1).credential_id));
+    assert_eq!(refused, LogError::Duplicate(plain(1).credential_id));
     assert_eq!((log.len(), log.root()), (2, head.root), "nothing of the refused issuance remains in memory");
     let (appended, head3) = log.append_signed(&[record(2)], &key, now()).unwrap();
     assert_eq!((appended[0].index, head3.size), (2, 3));
@@ -233,4 +245,37 @@ fn the_audit_checks_every_signed_head() {
     assert!(e.contains("at size 4"), "{e}");
     let missing = twi_issuer::provenance::audit::audit(&dir.path().join("none.sqlite"), key.verifying_key(), |_, _| {});
     assert!(missing.unwrap_err().to_string().contains("no such file"));
+}
+
+/// A log from before records were signed statements (bare JSON leaves, covered by a signed
+/// head): the issuer refuses to extend it, saying why and what to do; the audit still reads it.
+#[test]
+fn a_log_of_bare_json_records_is_refused_by_the_issuer_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("provenance.sqlite");
+    let key = SigningKey::try_generate().unwrap();
+    let mut log = ProvenanceLog::open(&path).unwrap();
+    let leaf = serde_json::to_vec(&plain(0)).unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute(
+        "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES (0, ?1, ?2, ?3)",
+        rusqlite::params![plain(0).credential_id, leaf, leaf_hash(&leaf).as_slice()],
+    )
+    .unwrap();
+    drop(conn);
+    // The old issuer committed each row with its head: read the row, then sign the head over it.
+    assert!(log.refresh().is_err(), "not covered yet");
+    log.sign_tree_head(&key, now()).unwrap();
+    drop(log);
+    twi_issuer::provenance::audit::audit(&path, key.verifying_key(), |_, _| {}).unwrap();
+    let policy = twi_issuer::policy::Policy::from_toml(&format!(
+        "version = \"1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"app\"\n\n[[workload.reference]]\n\
+         label = \"v1\"\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\n",
+        "5a".repeat(48)
+    ));
+    let Ok(policy) = policy else { panic!("the test policy: {policy:?}") };
+    let config = twi_issuer::IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
+    let refused = twi_issuer::Issuer::open(dir.path(), config, policy).unwrap_err().to_string();
+    assert!(refused.contains("format before signed statements"), "{refused}");
+    assert!(refused.contains("move it aside"), "{refused}");
 }

@@ -89,6 +89,7 @@ fn samples() -> Vec<Message> {
             certificates: None,
             target: "t".repeat(MAX_ACQUIRE_TARGET),
             csr: None,
+            certificates_sha384: None,
         }
         .into(),
         Credential {
@@ -167,6 +168,7 @@ fn certificate_tables_round_trip() {
             certificates: Some(vec![0x30; MAX_CERT_TABLE]),
             target: "t".repeat(MAX_ACQUIRE_TARGET),
             csr: Some(vec![0x30; MAX_CSR]),
+            certificates_sha384: None,
         }
         .into(),
     ];
@@ -174,6 +176,71 @@ fn certificate_tables_round_trip() {
         let payload = encode(&m).unwrap();
         assert!(payload.len() <= MAX_PAYLOAD);
         assert_eq!(decode(&payload), Ok(m));
+    }
+}
+
+/// The certificate table's name in the Evidence (key 8): a SHA-384 round-trips, and whatever
+/// a hostile peer puts under the key is an error, never a panic or an allocation beyond the
+/// payload: a length past the end, the wrong type, the wrong length.
+#[test]
+fn certificate_table_digests_decode_bounded() {
+    let named = Evidence {
+        platform: Platform::SimSnp,
+        evidence: vec![0x5A; 1184],
+        public_key: key(),
+        nonce: vec![7; 32],
+        event_log: None,
+        certificates: None,
+        target: "t".into(),
+        csr: None,
+        certificates_sha384: Some((0..CERT_TABLE_DIGEST_LEN as u8).collect()),
+    };
+    let payload = encode(&named.clone().into()).unwrap();
+    assert_eq!(decode(&payload), Ok(named.into()));
+    let evidence = |digest: &dyn Fn(&mut Encoder<&mut Vec<u8>>)| {
+        raw(4, |e| {
+            e.map(6).unwrap();
+            e.u8(0).unwrap().u8(0).unwrap();
+            e.u8(1).unwrap().bytes(&[0x5A; 1184]).unwrap();
+            e.u8(2).unwrap().bytes(&key()).unwrap();
+            e.u8(3).unwrap().bytes(&[7; 32]).unwrap();
+            e.u8(6).unwrap().str("t").unwrap();
+            e.u8(8).unwrap();
+            digest(e);
+        })
+    };
+    assert!(matches!(
+        decode(&evidence(&|e| {
+            e.bytes(&[1; 48]).unwrap();
+        })),
+        Ok(Message::Evidence(_))
+    ));
+    /// Writes the digest field's value (one hostile shape per case).
+    type Writes<'a> = &'a dyn Fn(&mut Encoder<&mut Vec<u8>>);
+    let cases: [(Writes, ProtoError); 4] = [
+        (
+            &|e| {
+                e.bytes(&[1; 47]).unwrap();
+            },
+            ProtoError::InvalidField("certificates_sha384"),
+        ),
+        (
+            &|e| {
+                e.bytes(&[]).unwrap();
+            },
+            ProtoError::InvalidField("certificates_sha384"),
+        ),
+        (
+            &|e| {
+                e.str("not a digest").unwrap();
+            },
+            ProtoError::Malformed,
+        ),
+        // A byte string that claims 4 GiB: refused by the shape check before any allocation.
+        (&|e| e.writer_mut().extend_from_slice(&[0x5A, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2]), ProtoError::Malformed),
+    ];
+    for (digest, expected) in cases {
+        assert_eq!(decode(&evidence(digest)), Err(expected));
     }
 }
 
@@ -435,6 +502,7 @@ fn field_limits_on_both_sides() {
         certificates: None,
         target: "https://rp.example/".into(),
         csr: None,
+        certificates_sha384: None,
     };
     let cases: Vec<(Message, ProtoError)> = vec![
         (
@@ -488,6 +556,24 @@ fn field_limits_on_both_sides() {
         ),
         (Evidence { nonce: vec![0; MAX_NONCE_LEN + 1], ..evidence.clone() }.into(), ProtoError::FieldTooLong("nonce")),
         (Evidence { csr: Some(vec![0x30; MAX_CSR + 1]), ..evidence.clone() }.into(), ProtoError::FieldTooLong("csr")),
+        // The certificate table's name is a SHA-384, never beside the table itself.
+        (
+            Evidence { certificates_sha384: Some(vec![0; CERT_TABLE_DIGEST_LEN - 1]), ..evidence.clone() }.into(),
+            ProtoError::InvalidField("certificates_sha384"),
+        ),
+        (
+            Evidence { certificates_sha384: Some(vec![0; CERT_TABLE_DIGEST_LEN + 1]), ..evidence.clone() }.into(),
+            ProtoError::InvalidField("certificates_sha384"),
+        ),
+        (
+            Evidence {
+                certificates: Some(vec![0x30; 100]),
+                certificates_sha384: Some(vec![0; CERT_TABLE_DIGEST_LEN]),
+                ..evidence.clone()
+            }
+            .into(),
+            ProtoError::InvalidField("certificates_sha384"),
+        ),
         (
             Evidence { target: "t".repeat(MAX_ACQUIRE_TARGET + 1), ..evidence.clone() }.into(),
             ProtoError::FieldTooLong("target"),
@@ -682,6 +768,9 @@ fn random_message(rng: &mut Rng) -> Message {
             // 1184 bytes), so that the message fits a frame.
             let evidence = rng.bytes_upto(ev);
             let certificates = (evidence.len() <= 2048 && rng.below(2) == 0).then(|| rng.bytes_upto(table));
+            // Or the table's name: a SHA-384 in its place.
+            let certificates_sha384 =
+                (certificates.is_none() && rng.below(2) == 0).then(|| rng.bytes(CERT_TABLE_DIGEST_LEN));
             let (target, csr) = (rng.text(MAX_ACQUIRE_TARGET), (rng.below(2) == 0).then(|| rng.bytes_upto(MAX_CSR)));
             Evidence {
                 platform,
@@ -692,6 +781,7 @@ fn random_message(rng: &mut Rng) -> Message {
                 certificates,
                 target,
                 csr,
+                certificates_sha384,
             }
             .into()
         }

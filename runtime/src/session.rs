@@ -9,7 +9,7 @@
 //!                                    ◀──  Challenge {handle, freshness kind, retrieval?}
 //!   [Tee::extend]  (TDX: RTMR extensions; simulated: DoorbellRequest/Response pairs)
 //!   [Tee::evidence] (the report or quote over REPORTDATA; simulated: doorbell pairs)
-//!   Evidence {report|quote, key, freshness, target, CSR, event log, certificate table} ──▶
+//!   Evidence {report|quote, key, freshness, target, CSR, event log, certificate table or its digest} ──▶
 //!                                    ◀──  Credential {certificate, workload id, WIT, [EAR: A]} | Error
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
@@ -236,6 +236,7 @@ impl<L: Link> Session<'_, '_, L> {
             certificates: evidence.certificates,
             target: String::from(request.target),
             csr: bound.csr,
+            certificates_sha384: evidence.certificates_sha384.map(|digest| digest.to_vec()),
         }))?;
         (self.events)(Event::EvidenceSent);
 

@@ -19,7 +19,7 @@ witnesses and `sumdb` clients run) and of C2SP tlog-checkpoint, and RFC 9162's p
 
 Input on stdin:
 
-    {"vkey": "...", "checkpoint": "note", "proof": {"leaf": "...", "index": N,
+    {"vkey": "...", "checkpoint": "note", "proof": {"statement": "hex", "index": N,
      "tree_size": N, "inclusion_proof": ["hex", ...]},
      "consistency": {"old_checkpoint": "note", "consistency_proof": ["hex", ...]},
      "must_fail_notes": [{"name": "...", "note": "..."}]}
@@ -127,7 +127,7 @@ def main():
         p = doc["proof"]
         check("proof is against the checkpoint's size", p["tree_size"] == size, f"{p['tree_size']} != {size}")
         path = [bytes.fromhex(h) for h in p["inclusion_proof"]]
-        attempt("record included (RFC 9162)", lambda: verify_inclusion(p["leaf"].encode(), p["index"], size, path, root))
+        attempt("record included (RFC 9162)", lambda: verify_inclusion(bytes.fromhex(p["statement"]), p["index"], size, path, root))
     if "consistency" in doc:
         c = doc["consistency"]
         old = attempt("older checkpoint verifies", lambda: checkpoint_of(c["old_checkpoint"], vkey))

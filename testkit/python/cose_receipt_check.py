@@ -1,15 +1,21 @@
 #!/usr/bin/env python3
-"""Checks the provenance log's COSE receipts (RFC 9942) with pycose, a COSE implementation
-independent of the issuer's (coset).
+"""Checks the provenance log's records — SCITT signed statements — and their COSE receipts
+(RFC 9942) with pycose, a COSE implementation independent of the issuer's (coset).
+
+Each statement (draft-ietf-scitt-architecture's signed-statement profile): a tagged COSE_Sign1
+whose protected header has alg ES384, a kid, content type application/json and CWT claims (15)
+with iss (1) and sub (2); the payload is the record's JSON, whose credential_id is the sub; the
+signature verifies under the log's P-384 key.
 
 For each receipt: a tagged COSE_Sign1 with protected alg ES384 and vds (395) = 1
 (RFC9162_SHA256); unprotected vdp (396) holding one inclusion proof (-1), a bstr of the CBOR
 array [tree size, leaf index, [path hashes]]; a detached (nil) payload. The root is recomputed
-from the record (leaf hash SHA-256(0x00 || leaf), RFC 9162 §2.1.3.2) and the proof, then set as
-the payload and the signature verified under the log's P-384 key. Input on stdin:
+from the statement's bytes (the leaf: hash SHA-256(0x00 || leaf), RFC 9162 §2.1.3.2) and the
+proof, then set as the payload and the signature verified under the log's P-384 key. Input on
+stdin:
 
-    {"log_key": {JWK}, "receipts": [{"receipt": "hex", "leaf": "text"}],
-     "must_fail": [{"name": "...", "receipt": "hex", "leaf": "text"}]}
+    {"log_key": {JWK}, "receipts": [{"receipt": "hex", "statement": "hex"}],
+     "must_fail": [{"name": "...", "receipt": "hex", "statement": "hex"}]}
 
 Prints one line per check and exits 0 only if all hold.
 """
@@ -42,13 +48,43 @@ def thaw(value):
     return value
 
 
-def verify(receipt_hex, leaf, key):
+def sign1(data):
     # Tag 18 first; cbor2 >= 5.7 hands tagged arrays and maps over as tuples and frozendicts,
     # which pycose 1.1's CoseMessage.decode does not take, so pycose gets them as list and dict.
-    tagged = cbor2.loads(bytes.fromhex(receipt_hex))
+    tagged = cbor2.loads(data)
     if not isinstance(tagged, cbor2.CBORTag) or tagged.tag != 18:
         raise Refused("not a tagged COSE_Sign1")
-    message = Sign1Message.from_cose_obj(thaw(tagged.value), True)
+    return Sign1Message.from_cose_obj(thaw(tagged.value), True)
+
+
+def verify_statement(statement, key):
+    """The SCITT signed statement's profile and signature; returns (iss, sub, record)."""
+    message = sign1(statement)
+    alg = label(message.phdr, 1)
+    if getattr(alg, "identifier", alg) != -35:
+        raise Refused(f"alg {alg} is not ES384")
+    if not label(message.phdr, 4):
+        raise Refused("no kid")
+    if label(message.phdr, 3) != "application/json":
+        raise Refused("the content type is not application/json")
+    claims = label(message.phdr, 15)
+    if not isinstance(claims, dict) or not isinstance(claims.get(1), str) or not isinstance(claims.get(2), str):
+        raise Refused("no CWT claims with iss and sub")
+    if label(message.phdr, 395) is not None:
+        raise Refused("a receipt (vds) is not a statement")
+    record = json.loads(message.payload)
+    if record.get("credential_id") != claims[2]:
+        raise Refused("sub is not the record's credential_id")
+    message.key = key
+    if not message.verify_signature():
+        raise Refused("the statement's signature does not verify under the log key")
+    return claims[1], claims[2], record
+
+
+def verify(receipt_hex, statement_hex, key):
+    leaf = bytes.fromhex(statement_hex)
+    verify_statement(leaf, key)
+    message = sign1(bytes.fromhex(receipt_hex))
     alg = label(message.phdr, 1)
     if getattr(alg, "identifier", alg) != -35:
         raise Refused(f"alg {alg} is not ES384")
@@ -60,7 +96,7 @@ def verify(receipt_hex, leaf, key):
     if not isinstance(proofs, dict) or not isinstance(proofs.get(-1), list) or len(proofs[-1]) != 1:
         raise Refused("no single inclusion proof in vdp")
     size, index, path = cbor2.loads(proofs[-1][0])
-    root = root_from(leaf.encode(), index, size, path)
+    root = root_from(leaf, index, size, path)
     message.key = key
     message.payload = root
     if not message.verify_signature():
@@ -74,13 +110,13 @@ def main():
     key = EC2Key(crv=P384, x=b64url_decode(jwk["x"]), y=b64url_decode(jwk["y"]))
     for i, item in enumerate(doc["receipts"]):
         try:
-            size, index = verify(item["receipt"], item["leaf"], key)
-            check(f"receipt {i} proves its record (leaf {index} of {size})", True)
+            size, index = verify(item["receipt"], item["statement"], key)
+            check(f"receipt {i} proves its signed statement (leaf {index} of {size})", True)
         except Exception as e:  # noqa: BLE001 - any failure of the check is a failed check
-            check(f"receipt {i} proves its record", False, f"{type(e).__name__}: {e}")
+            check(f"receipt {i} proves its signed statement", False, f"{type(e).__name__}: {e}")
     for case in doc.get("must_fail", []):
         try:
-            verify(case["receipt"], case["leaf"], key)
+            verify(case["receipt"], case["statement"], key)
             check(f"refused: {case['name']}", False, "accepted")
         except Exception as e:  # noqa: BLE001
             check(f"refused: {case['name']}", True)

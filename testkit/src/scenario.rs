@@ -267,6 +267,11 @@ impl Served {
     /// `twi serve --listen 127.0.0.1:0 ARGS` (HTTPS unless ARGS say `--insecure-plain-http`),
     /// once it listens.
     pub fn start(twi: Twi, args: &[&str]) -> Self {
+        Self::start_logging_to(twi, args, Stdio::inherit())
+    }
+
+    /// [`Served::start`] with the service's stderr (its request log) going to `stderr`.
+    pub fn start_logging_to(twi: Twi, args: &[&str], stderr: impl Into<Stdio>) -> Self {
         let mut child = twi
             .command()
             .arg("serve")
@@ -274,7 +279,7 @@ impl Served {
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("cannot start twi serve");
         // Ready when it prints its URL (it has bound the port by then).

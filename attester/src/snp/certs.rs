@@ -184,6 +184,20 @@ impl<'a> CertTable<'a> {
             .map(|(_, offset, length)| offset + length)
             .fold(table_end, usize::max)
     }
+
+    /// The part of the buffer the table uses (see [`CertTable::used_len`]).
+    pub fn used(&self) -> &'a [u8] {
+        &self.buffer[..self.used_len()]
+    }
+
+    /// SHA-384 of [`CertTable::used`]: how a guest names the table its host delivered in place
+    /// of sending it back (`twi_proto::msg::Evidence::certificates_sha384`), and how the host
+    /// finds the table it delivered. The guest and the host compute it over the same bytes
+    /// whatever unused tail a buffer has.
+    pub fn sha384(&self) -> [u8; 48] {
+        use sha2::Digest;
+        sha2::Sha384::digest(self.used()).into()
+    }
 }
 
 /// Writes a table of `certs` (certificates packed after the terminator, in order) into `out`;
@@ -246,6 +260,22 @@ mod tests {
         assert_eq!(table.get(CertKind::Ask), Some(&b"de"[..]));
         assert_eq!(table.get(CertKind::Ark), None);
         assert_eq!(table.used_len(), 77);
+    }
+
+    /// The digest covers the used bytes only, so a page-sized buffer and its trimmed copy have
+    /// the same name (the value is Python's `hashlib.sha384` of the 77 bytes).
+    #[test]
+    fn the_digest_names_the_used_bytes() {
+        let mut page = [0u8; 4096];
+        page[..80].copy_from_slice(&hand_table());
+        let (trimmed, padded) = (hand_table(), CertTable::parse(&page).unwrap());
+        let trimmed = CertTable::parse(&trimmed[..77]).unwrap();
+        assert_eq!(padded.used(), trimmed.used());
+        assert_eq!(
+            hex::encode(padded.sha384()),
+            "72e6882c9a0e15ca076003508e6a83d51c2e62f78db08f5a3d49fa03584e1344d547bddd19cd6bf51cc3bf7f577618b5"
+        );
+        assert_eq!(padded.sha384(), trimmed.sha384());
     }
 
     #[test]

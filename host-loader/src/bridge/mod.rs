@@ -18,7 +18,9 @@
 //! ```
 //! Doorbell requests are answered in any phase (the simulated firmware keeps its own state);
 //! a second Hello starts over with a new challenge; a second Evidence is the issuer's to
-//! refuse (a nonce is single-use).
+//! refuse (a nonce is single-use). The SEV-SNP certificate table a doorbell answer carries is
+//! kept (`delivered.rs`), so that it crosses the channel once: the guest's evidence names it by
+//! SHA-384 and the bridge presents the table it delivered, or refuses a name it never gave.
 //!
 //! Driving it (here over the simulated PSP and the embedded issuer; the guest's bytes come
 //! from wherever the guest is — QEMU's socket, or an in-memory link in a test):
@@ -43,6 +45,7 @@
 //! # Ok(()) }
 //! ```
 
+mod delivered;
 pub mod firmware;
 pub mod relay;
 pub mod roles;
@@ -59,6 +62,7 @@ use twi_proto::msg::{
 };
 use twi_proto::{MessageReader, write_message};
 
+use delivered::DeliveredTables;
 pub use firmware::{Endorsements, Firmware, FirmwareError};
 pub use relay::{Conduit, ConduitError, Offline, TamperedConduit};
 pub use roles::{Declined, Presented, Refusal, Released, Roles};
@@ -157,6 +161,9 @@ pub struct Bridge<'a> {
     capabilities: u32,
     outcome: Outcome,
     reader: MessageReader,
+    /// SEV-SNP: the certificate tables the doorbell answers delivered, which the guest's
+    /// evidence names by digest instead of sending them back.
+    delivered: DeliveredTables,
 }
 
 impl std::fmt::Debug for Bridge<'_> {
@@ -191,6 +198,7 @@ impl<'a> Bridge<'a> {
             capabilities: 0,
             outcome: Outcome::default(),
             reader: MessageReader::new(),
+            delivered: DeliveredTables::default(),
         }
     }
 
@@ -375,6 +383,9 @@ impl<'a> Bridge<'a> {
     fn doorbell(&mut self, request: &DoorbellRequest, step: &mut Step) -> Result<Option<Message>, BridgeError> {
         match self.firmware.doorbell(request) {
             Ok(answer) => {
+                if let Some(table) = &answer.certificates {
+                    self.delivered.remember(table);
+                }
                 if answer.status != 0 {
                     step.progress(format!(
                         "the simulated firmware refused {:?} (status {:#x})",
@@ -450,16 +461,22 @@ impl<'a> Bridge<'a> {
                 Err(e) => refused(self, format!("the issuer cannot judge the quote's TCB: {e}"), e),
             };
         }
-        // SEV-SNP: the certificate table the guest forwarded (extended guest request), else
-        // the host's own copies of the VCEK and its chain.
-        let found = match &evidence.certificates {
-            Some(table) => twi_verifier::snp::endorsements_from_table(table)
-                .map(|certificates| Endorsements {
-                    certificates,
-                    source: "VCEK and ASK from the guest's certificate table".into(),
-                })
-                .map_err(|e| e.to_string()),
-            None => match self.firmware.endorsements(&evidence.evidence) {
+        // SEV-SNP: the certificate table the guest forwarded (extended guest request), or the
+        // one this host delivered and the guest named, else the host's own copies of the VCEK
+        // and its chain.
+        let found = match (&evidence.certificates, &evidence.certificates_sha384) {
+            (Some(table), _) => table_endorsements(table, "the guest's certificate table".into()),
+            (None, Some(digest)) => match self.delivered.named(digest) {
+                Ok(table) => {
+                    let source = format!("the certificate table this host delivered (sha384:{})", hex::encode(digest));
+                    table_endorsements(table, source)
+                }
+                Err(e) => {
+                    let text = "the evidence names a certificate table this host did not deliver";
+                    return refused(self, e, text.into());
+                }
+            },
+            (None, None) => match self.firmware.endorsements(&evidence.evidence) {
                 Err(FirmwareError::Simulator(e)) => return Err(BridgeError::Firmware(e.into())),
                 other => other.map_err(|e| e.to_string()),
             },
@@ -598,6 +615,13 @@ impl<'a> Bridge<'a> {
             ),
         })
     }
+}
+
+/// The VCEK (or VLEK) and ASK of a certificate table, for the Verifier; `source` says whose.
+fn table_endorsements(table: &[u8], source: String) -> Result<Endorsements, String> {
+    twi_verifier::snp::endorsements_from_table(table)
+        .map(|certificates| Endorsements { certificates, source: format!("VCEK and ASK from {source}") })
+        .map_err(|e| e.to_string())
 }
 
 impl Step {

@@ -4,6 +4,7 @@
 //! firmware misbehave one way at a time.
 
 use p384::elliptic_curve::Generate;
+use twi_attester::snp::certs::CertTable;
 use twi_attester::snp::guest_msg::{MAX_MESSAGE, Requester, Vmpck, msg_type};
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_attester::snp::secrets::VMPCK_OFFSETS;
@@ -107,7 +108,12 @@ impl Guest {
         (ReportResponse::parse(&plain[..len]).unwrap().report.to_vec(), answer.certificates.clone())
     }
 
-    fn evidence(&self, report: Vec<u8>, nonce: &[u8], certificates: Option<Vec<u8>>) -> Message {
+    fn evidence(&self, report: Vec<u8>, nonce: &[u8], table: Table) -> Message {
+        let (certificates, certificates_sha384) = match table {
+            Table::None => (None, None),
+            Table::Named(table) => (None, Some(CertTable::parse(&table).unwrap().sha384().to_vec())),
+            Table::Forwarded(table) => (Some(table), None),
+        };
         Evidence {
             platform: Platform::SimSnp,
             evidence: report,
@@ -117,9 +123,20 @@ impl Guest {
             certificates,
             target: TARGET.into(),
             csr: Some(twi_testkit::tacra::csr(&self.key)),
+            certificates_sha384,
         }
         .into()
     }
+}
+
+/// What the guest's evidence says of the certificate table it got.
+enum Table {
+    /// Nothing (it got none).
+    None,
+    /// Its SHA-384, as the runtime names a table the loader delivered over the channel.
+    Named(Vec<u8>),
+    /// The table itself, as a runtime forwards one the hypervisor wrote (or an older runtime).
+    Forwarded(Vec<u8>),
 }
 
 /// Hello (no answer), then Initiate: the one reply to it.
@@ -146,14 +163,24 @@ fn error_of(message: &Message) -> (ErrorCode, String) {
     (e.code, e.message.clone())
 }
 
-/// Hello → Challenge → the PSP's report → Evidence, up to the reply to the evidence.
+/// Hello → Challenge → the PSP's report → Evidence naming the certificate table the guest got,
+/// up to the reply to the evidence.
 fn exchange(bridge: &mut Bridge<'_>, guest: &mut Guest) -> Message {
+    exchange_with(bridge, guest, |table| Table::Named(table.expect("the PSP's certificate table")))
+}
+
+/// [`exchange`], with the evidence saying what `table` makes of the table the guest got.
+fn exchange_with(bridge: &mut Bridge<'_>, guest: &mut Guest, table: impl FnOnce(Option<Vec<u8>>) -> Table) -> Message {
+    exchange_steps(bridge, guest, table).replies.into_iter().next().unwrap()
+}
+
+fn exchange_steps(bridge: &mut Bridge<'_>, guest: &mut Guest, table: impl FnOnce(Option<Vec<u8>>) -> Table) -> Step {
     let nonce = nonce_of(&greet(bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
     let answer = reply(bridge, guest.report_request(&nonce));
-    let (report, table) = guest.report(&answer);
-    let step = bridge.receive(guest.evidence(report, &nonce, table)).unwrap();
+    let (report, got) = guest.report(&answer);
+    let step = bridge.receive(guest.evidence(report, &nonce, table(got))).unwrap();
     assert!(step.events.iter().any(|e| matches!(e, Event::Evidence(_))), "the evidence is kept");
-    step.replies.into_iter().next().unwrap()
+    step
 }
 
 #[test]
@@ -230,15 +257,15 @@ fn evidence_out_of_turn_or_over_another_nonce_is_refused() {
     let mut host = Host::new();
     let (mut bridge, guest) = host.launch(None);
     // Before any challenge.
-    let early = guest.evidence(vec![0; 1184], &[1; 32], None);
+    let early = guest.evidence(vec![0; 1184], &[1; 32], Table::None);
     let (code, text) = error_of(&reply(&mut bridge, early));
     assert_eq!((code, text.as_str()), (ErrorCode::UnexpectedMessage, "evidence before a Challenge"));
     assert_eq!(bridge.outcome().failure.as_deref(), Some("the guest sent evidence before a Challenge"));
     // Over another nonce than the challenge's, or for another target than the Initiate's.
     let nonce = nonce_of(&greet(&mut bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
-    let (code, text) = error_of(&reply(&mut bridge, guest.evidence(vec![0; 1184], &[1; 32], None)));
+    let (code, text) = error_of(&reply(&mut bridge, guest.evidence(vec![0; 1184], &[1; 32], Table::None)));
     assert_eq!((code, text.as_str()), (ErrorCode::VerificationFailed, "nonce echo mismatch"));
-    let Message::Evidence(mut other) = guest.evidence(vec![0; 1184], &nonce, None) else { unreachable!() };
+    let Message::Evidence(mut other) = guest.evidence(vec![0; 1184], &nonce, Table::None) else { unreachable!() };
     other.target = "https://elsewhere.example/".into();
     let (code, text) = error_of(&reply(&mut bridge, other.into()));
     assert_eq!((code, text.as_str()), (ErrorCode::VerificationFailed, "target mismatch"));
@@ -294,6 +321,65 @@ fn tampering_decorators_are_caught() {
     // Untampered, the same host still issues: the decorators changed nothing lasting.
     let (mut bridge, mut guest) = host.launch(None);
     assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
+}
+
+/// The certificate table crosses the channel once: the guest names the one it got by digest and
+/// the bridge presents the table it delivered; a guest that sends the table itself (an older
+/// runtime, or one whose hypervisor wrote the table) still gets its credential; a guest that
+/// sends none gets the host's copies.
+#[test]
+fn the_certificate_table_is_named_or_forwarded() {
+    let mut host = Host::new();
+    for (table, source) in [
+        (
+            (|t: Option<Vec<u8>>| Table::Named(t.unwrap())) as fn(Option<Vec<u8>>) -> Table,
+            "endorsements: VCEK and ASK from the certificate table this host delivered (sha384:",
+        ),
+        (|t| Table::Forwarded(t.unwrap()), "endorsements: VCEK and ASK from the guest's certificate table"),
+        (|_| Table::None, "endorsements: the guest forwarded no certificate table; using the host's VCEK and ASK"),
+    ] {
+        let (mut bridge, mut guest) = host.launch(None);
+        let step = exchange_steps(&mut bridge, &mut guest, table);
+        assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]), "{:?}", step.replies);
+        let progress: Vec<_> = step
+            .events
+            .iter()
+            .filter_map(|e| if let Event::Progress(p) = e { Some(p.as_str()) } else { None })
+            .collect();
+        assert!(progress.iter().any(|p| p.starts_with(source)), "{progress:?}");
+    }
+}
+
+/// A host that hands the guest one certificate table and would present another is refused by
+/// the bridge, before the issuer sees anything: here the table is altered between the bridge
+/// and the guest (the guest names what it got), and a guest names a table no doorbell answer
+/// carried.
+#[test]
+fn a_certificate_table_other_than_the_delivered_one_is_refused() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    let swapped = |table: Option<Vec<u8>>| {
+        let mut table = table.unwrap();
+        table[0xA0] ^= 1;
+        Table::Named(table)
+    };
+    let (code, text) = error_of(&exchange_with(&mut bridge, &mut guest, swapped));
+    assert_eq!(
+        (code, text.as_str()),
+        (ErrorCode::VerificationFailed, "the evidence names a certificate table this host did not deliver")
+    );
+    let failure = bridge.into_outcome().failure.unwrap();
+    assert!(failure.starts_with("the guest's evidence names certificate table sha384:"), "{failure}");
+    assert!(failure.contains("which this host did not deliver (it delivered sha384:"), "{failure}");
+
+    // No extended guest request, so nothing delivered: a named table cannot be presented.
+    let table = host.psp.certificate_table().unwrap();
+    let (mut bridge, guest) = host.launch(None);
+    let nonce = nonce_of(&greet(&mut bridge, CAP_SIM_DOORBELL | CAP_MECHANISM_C));
+    let (code, _) = error_of(&reply(&mut bridge, guest.evidence(vec![0; 1184], &nonce, Table::Named(table))));
+    assert_eq!(code, ErrorCode::VerificationFailed);
+    let failure = bridge.into_outcome().failure.unwrap();
+    assert!(failure.contains("(it delivered none in this launch)"), "{failure}");
 }
 
 /// Real hardware has no simulated doorbell (`crate::hardware` answers every doorbell with

@@ -1,11 +1,17 @@
 //! `twi log`: the provenance log as anyone checks it, from the issuer's public endpoints.
 //!
-//! `twi log prove ID` fetches the record of credential ID (an X.509 serial in hex, or a WIT
-//! jti) with its RFC 9162 inclusion proof and the checkpoint it proves against, verifies the
-//! checkpoint (a C2SP signed note) under the log's verifier key, and the proof against the
-//! checkpoint's root: the record is in the log every witness of that checkpoint sees. Pin the
-//! key with `--vkey` (it is in `provenance.json` of any run, and in STATE/issuer/checkpoint.vkey);
-//! without it the key the issuer serves is taken, and the output says so.
+//! `twi log prove CREDENTIAL --issuer-url URL` (a certificate or WIT file, or its id: an X.509
+//! serial in hex, or a WIT jti) fetches the credential's record — a SCITT signed statement —
+//! with its RFC 9162 inclusion proof, the checkpoint it proves against and its RFC 9942 COSE
+//! receipt, and verifies: the checkpoint (a C2SP signed note) under the log's verifier key, the
+//! proof against the checkpoint's root (the record is in the log every witness of that
+//! checkpoint sees), the receipt and the statement under the log key, the statement being about
+//! this credential, and — given the credential itself — that the credential names this very
+//! statement (its log-entry extension or claim: the log's origin and the statement's SHA-256).
+//! Pin the keys with `--vkey` (in `provenance.json` of any run, and STATE/issuer/checkpoint.vkey)
+//! and `--jwks`; without them the keys the issuer serves are taken, and the output says so.
+//! Without `--issuer-url` the record is proved from the state's own log, against its last signed
+//! tree head.
 //!
 //! `twi log consistency OLD [NEW]` checks that the log only grew between two checkpoints an
 //! auditor kept (NEW: the issuer's current one): both verify under the pinned key, and the
@@ -20,28 +26,38 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use twi_issuer::provenance::checkpoint;
-use twi_issuer::provenance::{Hash, leaf_hash, verify_consistency, verify_inclusion};
+use twi_issuer::oids::Oids;
+use twi_issuer::provenance::{Hash, ProvenanceLog, SignedStatement, leaf_hash, verify_consistency, verify_inclusion};
+use twi_issuer::provenance::{audit, checkpoint, receipt};
+
+use super::credential::Presented;
 
 use crate::remote::{ClientTls, RemoteIssuer};
 
 #[derive(Subcommand, Debug)]
 pub enum LogCommand {
-    /// Prove that the issuer logged credential ID: fetch its record and inclusion proof, verify
-    /// them against a signed checkpoint, print the record (JSON).
+    /// Prove that the issuer logged a credential: fetch its record (a signed statement), the
+    /// inclusion proof and the COSE receipt, verify them against a signed checkpoint and the log
+    /// key, and that the credential names this very statement; print the record (JSON).
     Prove {
-        /// The credential: an X.509 serial (hex) or a WIT jti.
-        #[arg(value_name = "ID")]
-        id: String,
+        /// The credential: a file (a PEM certificate or a WIT), or its id (an X.509 serial in
+        /// hex, or a WIT jti).
+        #[arg(value_name = "CREDENTIAL|ID")]
+        credential: String,
         /// The issuer (`twi serve`) at this URL (https://HOST:PORT; http:// to loopback only).
+        /// Without it, the proof is taken from the state's own log (STATE/issuer/provenance.sqlite).
         #[arg(long, value_name = "URL")]
-        issuer_url: String,
+        issuer_url: Option<String>,
         /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
         #[arg(long, value_name = "PEM")]
         issuer_ca: Option<std::path::PathBuf>,
         /// The log's checkpoint verifier key (`<origin>+<id>+<key>`), or a file holding it.
         #[arg(long, value_name = "VKEY")]
         vkey: Option<String>,
+        /// The log's public keys (an `issuer-jwks.json`; its `twi-log` key signs statements,
+        /// receipts and tree heads). Default: the key the issuer serves, or offline the state's.
+        #[arg(long, value_name = "FILE")]
+        jwks: Option<PathBuf>,
     },
     /// Check that the log only grew from checkpoint OLD to checkpoint NEW (files holding the
     /// signed notes; NEW: the issuer's current checkpoint).
@@ -79,7 +95,17 @@ pub enum LogCommand {
 
 pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
     match command {
-        LogCommand::Prove { id, issuer_url, issuer_ca, vkey } => prove(&id, &issuer_url, issuer_ca, vkey),
+        LogCommand::Prove { credential, issuer_url, issuer_ca, vkey, jwks } => {
+            let presented = presented(state, &credential)?;
+            let found = match issuer_url {
+                Some(url) => {
+                    let client = RemoteIssuer::new(&url, &ClientTls { ca: issuer_ca, client: None })?;
+                    fetched(&client, &presented.id, vkey, jwks.as_deref())?
+                }
+                None => offline(state, &presented.id, jwks.as_deref())?,
+            };
+            prove(&presented, found)
+        }
         LogCommand::Consistency { old, new, issuer_url, issuer_ca, vkey } => {
             let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
             consistency(&client, &old, new.as_deref(), vkey)
@@ -101,38 +127,150 @@ fn checkpoint_vkey(client: &RemoteIssuer, vkey: Option<String>) -> Result<(Strin
     Ok((vkey.trim().to_string(), pinned))
 }
 
-fn prove(id: &str, issuer_url: &str, issuer_ca: Option<PathBuf>, vkey: Option<String>) -> Result<()> {
-    let client = RemoteIssuer::new(issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
-    let (vkey, pinned) = checkpoint_vkey(&client, vkey)?;
-    let vkey = vkey.as_str();
-    let id = id.to_string();
-    let proof = client.log_proof(&id)?;
+/// The credential `target` names: a file holding it, or its id.
+fn presented(state: &Path, target: &str) -> Result<Presented> {
+    if Path::new(target).is_file() {
+        let oids = Oids::load(&super::issuer::issuer_dir(state))?;
+        return Presented::read(Path::new(target), &oids);
+    }
+    Ok(Presented { id: target.to_string(), sbom: None, entry: None })
+}
+
+/// A record found in the log with what proves it: the statement (the leaf), where it is, the
+/// tree it was proved in, the key it must verify under, and what was checked on the way.
+struct Found {
+    statement: Vec<u8>,
+    index: u64,
+    size: u64,
+    origin: String,
+    log_key: p384::ecdsa::VerifyingKey,
+    checked: Vec<String>,
+    checkpoint: Option<String>,
+}
+
+/// The record of `id` from the issuer's HTTP endpoint: the checkpoint verified under the
+/// checkpoint key, the inclusion proof against its root, and the COSE receipt under the log key.
+fn fetched(client: &RemoteIssuer, id: &str, vkey: Option<String>, jwks: Option<&Path>) -> Result<Found> {
+    let (vkey, pinned) = checkpoint_vkey(client, vkey)?;
+    let (log_key, key_source) = match jwks {
+        Some(path) => (jwks_log_key(path)?, format!("the `twi-log` key of {}", path.display())),
+        None => {
+            let served = serde_json::to_string(&client.keys()?)?;
+            let key = audit::key_in_jwks(&served).context("the issuer's /v1/keys")?;
+            (key, "the `twi-log` key the issuer serves (pin it with --jwks)".to_string())
+        }
+    };
+    let proof = client.log_proof(id)?;
     let field = |name: &str| proof.get(name).with_context(|| format!("the proof of {id} has no `{name}`"));
-    let note = field("checkpoint")?.as_str().context("`checkpoint` is not text")?;
-    let verified = checkpoint::verify(note, vkey).context("the log's checkpoint")?;
-    let size = field("tree_size")?.as_u64().context("`tree_size` is not a number")?;
-    let index = field("index")?.as_u64().context("`index` is not a number")?;
-    let leaf = field("leaf")?.as_str().context("`leaf` is not text")?;
+    let text = |name: &str| field(name)?.as_str().with_context(|| format!("`{name}` is not text"));
+    let note = text("checkpoint")?;
+    let verified = checkpoint::verify(note, &vkey).context("the log's checkpoint")?;
+    let (size, index) = (field("tree_size")?.as_u64(), field("index")?.as_u64());
+    let (size, index) = (size.context("`tree_size` is not a number")?, index.context("`index` is not a number")?);
+    let statement = hex::decode(text("statement")?).context("`statement` is not hex")?;
     if size != verified.size {
         bail!("the proof is for a tree of {size} records, the checkpoint for {}: ask again", verified.size);
     }
     let path = hashes(field("inclusion_proof")?, "inclusion proof")?;
-    verify_inclusion(&leaf_hash(leaf.as_bytes()), index, size, &path, &verified.root)
+    verify_inclusion(&leaf_hash(&statement), index, size, &path, &verified.root)
         .with_context(|| format!("the record of {id} is not in the checkpoint's tree: do not trust this log"))?;
-    let record: serde_json::Value = serde_json::from_str(leaf).context("the record is not JSON")?;
-    eprintln!(
-        "twi: credential {id} is record {index} of {size} in log {} (checkpoint verified under {}{})",
-        verified.origin,
-        vkey,
-        if pinned { "" } else { ", the key the issuer serves: pin it with --vkey" }
-    );
-    println!(
-        "{}",
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "index": index, "tree_size": size, "checkpoint": note, "record": record })
-        )?
-    );
+    let receipt = hex::decode(text("receipt")?).context("`receipt` is not hex")?;
+    let proved = receipt::verify(&receipt, &statement, &log_key).context("the record's COSE receipt")?;
+    if (proved.size, proved.index, proved.root) != (size, index, verified.root) {
+        bail!("the receipt proves another tree or leaf than the checkpoint's: do not trust this log");
+    }
+    let pinned = if pinned { "" } else { ", the key the issuer serves: pin it with --vkey" };
+    let checked = vec![
+        format!("checkpoint of {} records verified under {vkey}{pinned}", verified.size),
+        format!("RFC 9162 inclusion of leaf {index} in the checkpoint's root"),
+        format!("RFC 9942 COSE receipt (leaf {index} of {size}) verified under {key_source}"),
+    ];
+    let checkpoint = Some(note.to_string());
+    Ok(Found { statement, index, size, origin: verified.origin, log_key, checked, checkpoint })
+}
+
+/// The record of `id` from the state's own log: its last signed tree head verified under the log
+/// key, and the inclusion proof against it.
+fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
+    let dir = super::issuer::issuer_dir(state);
+    let path = dir.join("provenance.sqlite");
+    if !path.is_file() {
+        bail!("{} does not exist: give --issuer-url, or the --state of the issuer that issued it", path.display());
+    }
+    let (log_key, key_source) = match jwks {
+        Some(file) => (jwks_log_key(file)?, format!("the `twi-log` key of {}", file.display())),
+        None => (audit::state_log_key(&dir)?, format!("the state's log key ({})", dir.join("log-key.pem").display())),
+    };
+    let log = ProvenanceLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let Some((index, statement)) = log.find(id)? else {
+        bail!("{} has no record of credential {id:?}: was it issued by this state's issuer?", path.display());
+    };
+    let head = log.latest_tree_head()?.context("the log has no signed tree head")?;
+    head.verify(&log_key).context("the log's signed tree head")?;
+    let proof = log.inclusion_proof(index, head.size)?;
+    verify_inclusion(&leaf_hash(&statement.bytes), index, head.size, &proof, &head.root)
+        .with_context(|| format!("the record of {id} is not in the signed tree: do not trust this log"))?;
+    let vkey = std::fs::read_to_string(dir.join("checkpoint.vkey")).context("the state's checkpoint.vkey")?;
+    let origin = vkey.split('+').next().unwrap_or_default().to_string();
+    let checked = vec![
+        format!("signed tree head of {} records verified under {key_source}", head.size),
+        format!("RFC 9162 inclusion of leaf {index} in its root"),
+    ];
+    let size = head.size;
+    Ok(Found { statement: statement.bytes, index, size, origin, log_key, checked, checkpoint: None })
+}
+
+/// The statement of a record proved in the log: its signature under the log key, that it is
+/// about the credential, and that the credential names it; prints what was checked.
+fn prove(presented: &Presented, found: Found) -> Result<()> {
+    let id = &presented.id;
+    let statement =
+        SignedStatement::verify(&found.statement, &found.log_key).context("the record's signed statement")?;
+    if statement.credential_id() != id {
+        bail!("the log's statement is about {:?}, not {id:?}: do not trust this log", statement.credential_id());
+    }
+    let mut checked = found.checked;
+    checked.push(format!(
+        "SCITT signed statement (COSE_Sign1, iss {}, sub {id}) verified under the log key",
+        statement.issuer
+    ));
+    let sha256 = statement.sha256();
+    match &presented.entry {
+        Some(entry) if entry.statement_sha256 != sha256 || entry.origin != found.origin => bail!(
+            "the credential names statement {} in log {}, but the log holds {} in {} for it: the credential and the log disagree; do not trust it",
+            hex::encode(entry.statement_sha256),
+            entry.origin,
+            hex::encode(sha256),
+            found.origin
+        ),
+        Some(entry) => checked.push(format!(
+            "the credential names this statement (SHA-256 {}) in log {}",
+            hex::encode(entry.statement_sha256),
+            entry.origin
+        )),
+        None => checked.push("the credential itself was not given (only its id): nothing to match".into()),
+    }
+    eprintln!("twi: credential {id} is record {} of {} in log {}:", found.index, found.size, found.origin);
+    for line in &checked {
+        eprintln!("twi:   ok {line}");
+    }
+    let answer = serde_json::json!({
+        "index": found.index,
+        "tree_size": found.size,
+        "log": found.origin,
+        "checkpoint": found.checkpoint,
+        "statement_sha256": hex::encode(sha256),
+        "checked": checked,
+        "record": statement.record,
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
+}
+
+/// The `twi-log` key of a JWKS file.
+fn jwks_log_key(path: &Path) -> Result<p384::ecdsa::VerifyingKey> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    audit::key_in_jwks(&text).with_context(|| format!("{}", path.display()))
 }
 
 /// A JSON array of hex SHA-256 hashes.
@@ -186,11 +324,8 @@ fn consistency(client: &RemoteIssuer, old: &Path, new: Option<&Path>, vkey: Opti
 fn audit(state: &Path, jwks: Option<&Path>, database: Option<&str>) -> Result<()> {
     let dir = super::issuer::issuer_dir(state);
     let key = match jwks {
-        Some(path) => twi_issuer::provenance::audit::key_in_jwks(
-            &std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
-        )
-        .with_context(|| format!("{}", path.display()))?,
-        None => twi_issuer::provenance::audit::state_log_key(&dir)?,
+        Some(path) => jwks_log_key(path)?,
+        None => audit::state_log_key(&dir)?,
     };
     let path = dir.join("provenance.sqlite");
     let started = std::time::Instant::now();

@@ -4,6 +4,7 @@
 
 mod args;
 mod build;
+mod credential;
 mod issuer;
 mod keystore;
 mod log;
@@ -57,8 +58,8 @@ enum Commands {
     /// Mechanism D's Key Store, on the workload owner's side.
     #[command(subcommand)]
     Keystore(keystore::KeystoreCommand),
-    /// Check the issuer's provenance log: `twi log prove ID` proves a credential's record
-    /// against a signed C2SP checkpoint, `twi log consistency OLD NEW` that the log only grew,
+    /// Check the issuer's provenance log: `twi log prove CREDENTIAL` proves a credential's
+    /// record (a signed statement) against a signed C2SP checkpoint and its COSE receipt, `twi log consistency OLD NEW` that the log only grew,
     /// `twi log audit` recomputes a state's whole log.
     #[command(subcommand)]
     Log(log::LogCommand),

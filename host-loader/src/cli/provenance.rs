@@ -18,7 +18,9 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use twi_issuer::oids::Oids;
 use twi_issuer::policy::{Sbom, SbomDigest, sbom_store_of};
-use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, leaf_hash, verify_inclusion};
+
+use super::credential::Presented;
+use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, SignedStatement, leaf_hash, verify_inclusion};
 
 #[derive(Subcommand, Debug)]
 pub enum ProvenanceCommand {
@@ -100,49 +102,6 @@ fn criteria(record: &ProvenanceRecord) -> Value {
     Value::Object(map.collect())
 }
 
-/// What the credential file says of itself: its record's id, and the SBOM it carries.
-struct Presented {
-    id: String,
-    sbom: Option<SbomDigest>,
-}
-
-impl Presented {
-    fn read(path: &Path, oids: &Oids) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        if text.contains("-----BEGIN CERTIFICATE-----") {
-            return Self::certificate(&text, oids).with_context(|| format!("{}", path.display()));
-        }
-        let token = text.trim();
-        let decoded = twi_issuer::jose::decode_unverified(token)
-            .with_context(|| format!("{} is neither a PEM certificate nor a WIT", path.display()))?;
-        let claims = decoded.claims;
-        let jti = claims.get("jti").and_then(Value::as_str).context("the WIT has no `jti`")?;
-        let sbom = claims.get(&oids.claim_name(&oids.sbom_sha384)).and_then(Value::as_str);
-        let sbom =
-            sbom.map(|s| SbomDigest::parse(s).context("the WIT's SBOM claim is not sha384:<hex>")).transpose()?;
-        Ok(Self { id: jti.to_string(), sbom })
-    }
-
-    fn certificate(pem: &str, oids: &Oids) -> Result<Self> {
-        use der::{Decode, DecodePem};
-        let start = pem.find("-----BEGIN CERTIFICATE-----").unwrap_or(0);
-        let certificate = x509_cert::Certificate::from_pem(&pem[start..]).context("not a PEM certificate")?;
-        let tbs = certificate.tbs_certificate();
-        let id = hex::encode(tbs.serial_number().as_bytes());
-        let extension = tbs.extensions().into_iter().flatten().find(|e| e.extn_id == oids.sbom_sha384);
-        let sbom = extension
-            .map(|e| {
-                let octets = der::asn1::OctetString::from_der(e.extn_value.as_bytes())?;
-                Ok::<_, der::Error>(<[u8; 48]>::try_from(octets.as_bytes()).ok().map(SbomDigest))
-            })
-            .transpose()
-            .context("the certificate's SBOM extension is not an OCTET STRING")?
-            .map(|d| d.context("the certificate's SBOM extension is not 48 bytes"))
-            .transpose()?;
-        Ok(Self { id, sbom })
-    }
-}
-
 /// The record of credential `id` in the state's log, its index, and the signed tree head
 /// (size, root) its inclusion proof was checked against.
 fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, ProvenanceRecord, (u64, [u8; 32]))> {
@@ -157,15 +116,16 @@ fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, ProvenanceR
         None => twi_issuer::provenance::audit::state_log_key(dir)?,
     };
     let log = ProvenanceLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let Some((index, record)) = log.find(id)? else {
+    let Some((index, statement)) = log.find(id)? else {
         bail!("{} has no record of credential {id}: was it issued by this state's issuer?", path.display());
     };
     let head = log.latest_tree_head()?.context("the log has no signed tree head")?;
     head.verify(&key).context("the log's signed tree head")?;
     let proof = log.inclusion_proof(index, head.size)?;
-    verify_inclusion(&leaf_hash(&record.to_leaf()?), index, head.size, &proof, &head.root)
+    verify_inclusion(&leaf_hash(&statement.bytes), index, head.size, &proof, &head.root)
         .with_context(|| format!("the record of {id} is not in the signed tree: do not trust this log"))?;
-    Ok((index, record, (head.size, head.root)))
+    let statement = SignedStatement::verify(&statement.bytes, &key).context("the record's signed statement")?;
+    Ok((index, statement.record, (head.size, head.root)))
 }
 
 /// The report as text.

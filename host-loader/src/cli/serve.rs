@@ -46,10 +46,37 @@ pub struct ServeArgs {
     /// (STATE/issuer/provenance.sqlite, nonces in memory).
     #[arg(long, value_name = "URL")]
     database: Option<String>,
+    /// The request log on stderr (one event per request: method, path, status, time, client,
+    /// operator; never a query, header or body): `text`, `json` (one object per line) or `off`.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
     #[command(flatten)]
     identity: IdentityArgs,
     #[command(flatten)]
     tls: ServeTlsArgs,
+}
+
+/// How `twi serve` writes its request log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+    Off,
+}
+
+/// Sends the request events (`twi_issuer::http::access`) to stderr in `format`.
+fn request_log(format: LogFormat) -> Result<()> {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let only_requests = Targets::new().with_target(twi_issuer::http::access::TARGET, LevelFilter::INFO);
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let registry = tracing_subscriber::registry();
+    let installed = match format {
+        LogFormat::Off => return Ok(()),
+        LogFormat::Text => registry.with(fmt.with_filter(only_requests)).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_filter(only_requests)).try_init(),
+    };
+    installed.context("installing the request log")
 }
 
 /// How `twi serve` speaks TLS.
@@ -109,6 +136,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
     }
+    request_log(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

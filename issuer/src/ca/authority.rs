@@ -6,6 +6,8 @@
 //!   the workload's SBOM when the admitted image has one and, for simulated evidence, a
 //!   *critical* marker saying so, so that a standard verifier refuses a simulated credential
 //!   unless told about it (the OIDs of [`Oids`], under the arc the issuer state names);
+//! - both name their record's log entry (the log's origin and the SHA-256 of the record's
+//!   signed statement, made before the credential under its chosen serial or `jti`);
 //! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
 //!   carrying the business claims and the policy's decision (under the claim name
 //!   `urn:oid:` + the policy-binding extension's OID: collision-resistant), signed by a **dedicated WIT key**
@@ -21,6 +23,7 @@ use der::{Encode, Sequence};
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use twi_proto::msg::Platform;
 use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
 
 use super::identity::{Certified, IssuerCa};
 use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
@@ -28,6 +31,7 @@ use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
 use crate::oids::Oids;
 use crate::policy::Admission;
+use crate::provenance::entry::LogEntry;
 use crate::state;
 use crate::verifier::Appraisal;
 use crate::wit::Wit;
@@ -101,12 +105,13 @@ impl CredentialAuthority {
     }
 
     /// The X.509 credential for `public_key`, the workload `admission` names, issued on
-    /// `appraisal`.
+    /// `appraisal`, under the serial and naming the log entry its record was made with.
     pub(crate) fn certify(
         &self,
         admission: &Admission,
         appraisal: &Appraisal,
         public_key: &[u8],
+        named: &Named,
     ) -> Result<Certified, IssuerError> {
         let subject: Name =
             format!("CN={},O={}", admission.workload, self.trust_domain).parse().map_err(IssuerError::certificate)?;
@@ -117,6 +122,7 @@ impl CredentialAuthority {
                 value_der: der_of(OctetString::new(appraisal.verified.evidence_sha384.to_vec()))?,
             },
             policy_extension(&self.oids, admission)?,
+            log_entry_extension(&self.oids, &named.entry)?,
         ];
         let simulated = match appraisal.platform {
             Platform::SimSnp => Some("sim-snp"),
@@ -142,19 +148,26 @@ impl CredentialAuthority {
             });
         }
         let kind = Kind::Workload { uri: admission.workload_id.clone(), dns: admission.dns_names.clone() };
-        self.ca.sign(subject, kind, extra, p384_spki(public_key)?, admission.lifetime)
+        let spki = p384_spki(public_key)?;
+        self.ca.sign_serial(named.serial.clone(), subject, kind, extra, spki, admission.lifetime)
     }
 
-    /// The WIT for `public_key` as `admission` admitted it: its compact JWS and its `jti`.
+    /// The WIT for `public_key` as `admission` admitted it, with the `jti` and naming the log
+    /// entry its record was made with: its compact JWS.
     pub(crate) fn wit(
         &self,
         admission: &Admission,
         public_key: &[u8],
         now: SystemTime,
-    ) -> Result<(String, String), IssuerError> {
+        jti: &str,
+        entry: &LogEntry,
+    ) -> Result<String, IssuerError> {
         let failed = |e: crate::jose::JoseError| IssuerError::token("WIT", e);
         let mut wit =
             Wit::new(&self.issuer_uri, &admission.workload_id, public_key, now, admission.lifetime).map_err(failed)?;
+        wit.jti = jti.to_string();
+        // The record's log entry, as in the X.509 extension.
+        wit = wit.with_claim(&self.oids.claim_name(&self.oids.log_entry), entry.to_claim()).map_err(failed)?;
         for (name, value) in &admission.claims {
             wit = wit.with_claim(name, value.clone()).map_err(failed)?;
         }
@@ -175,9 +188,22 @@ impl CredentialAuthority {
             let name = self.oids.claim_name(&self.oids.sbom_sha384);
             wit = wit.with_claim(&name, provenance.sbom.to_string()).map_err(failed)?;
         }
-        let token = wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)?;
-        Ok((token, wit.jti))
+        wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)
     }
+}
+
+/// What an X.509 credential is issued under before it is signed: its serial, and the log
+/// entry of the record made for that serial.
+#[derive(Debug, Clone)]
+pub(crate) struct Named {
+    pub serial: SerialNumber,
+    pub entry: LogEntry,
+}
+
+/// The credential's log entry ([`Oids::log_entry`]).
+fn log_entry_extension(oids: &Oids, entry: &LogEntry) -> Result<ExtraExtension, IssuerError> {
+    let value_der = entry.to_der().map_err(IssuerError::certificate)?;
+    Ok(ExtraExtension { oid: oids.log_entry, critical: false, value_der })
 }
 
 /// The policy's decision in the credential ([`Oids::policy_binding`]).

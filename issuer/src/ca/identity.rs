@@ -14,6 +14,7 @@ use p384::elliptic_curve::Generate;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use x509_cert::Certificate;
 use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use super::x509::{ExtraExtension, Kind, Profile, issue, random_serial};
@@ -126,8 +127,20 @@ impl IssuerCa {
         spki: SubjectPublicKeyInfoOwned,
         lifetime: Duration,
     ) -> Result<Certified, IssuerError> {
+        self.sign_serial(random_serial()?, subject, kind, extra, spki, lifetime)
+    }
+
+    /// [`Self::sign`] under a serial chosen before (the provenance record names it first).
+    pub(crate) fn sign_serial(
+        &self,
+        serial: SerialNumber,
+        subject: Name,
+        kind: Kind,
+        extra: Vec<ExtraExtension>,
+        spki: SubjectPublicKeyInfoOwned,
+        lifetime: Duration,
+    ) -> Result<Certified, IssuerError> {
         let profile = Profile { subject, issuer: Some(self.subject().clone()), kind, extra };
-        let serial = random_serial()?;
         let serial_hex = hex::encode(serial.as_bytes());
         let certificate = issue(profile, serial, lifetime, spki, &self.key)?;
         let der = certificate.to_der().map_err(IssuerError::certificate)?;

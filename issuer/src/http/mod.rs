@@ -52,6 +52,7 @@
 //! `service` (the router), [`est`] (RFC 7030's two operations), `listener` (connections, TLS
 //! handshakes, limits), [`tls`] (certificates), [`wire`] (the bodies).
 
+pub mod access;
 mod api;
 pub mod est;
 mod handlers;

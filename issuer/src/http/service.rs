@@ -89,6 +89,7 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(move |request: Request, next: Next| within(timeout, request, next)))
+        .layer(axum::middleware::from_fn(super::access::logged))
         .with_state(state)
 }
 

@@ -414,8 +414,8 @@ fn workload(
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let vmpls = super::vmpl::admitted_vmpls(w.vmpls)
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
-    let dns_names =
-        super::dns::dns_names(w.dns_names).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
+    let dns_names = super::dns::dns_names(w.dns_names)
+        .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let provenance = w
         .provenance
         .map(super::provenance::demands)

@@ -4,6 +4,10 @@
 //! `SHA-256(0x00 ‖ leaf)`, node hash `SHA-256(0x01 ‖ left ‖ right)`), with inclusion and
 //! consistency proofs and P-384 signed tree heads.
 //!
+//! Each record is a SCITT signed statement (`statement.rs`, COSE_Sign1 with the record's JSON as
+//! payload) and the leaf is the statement's bytes; `receipt.rs` makes the RFC 9942 receipts
+//! that prove a leaf under a tree head, `checkpoint.rs` the C2SP checkpoints.
+//!
 //! Storage is SQLite (compiled in, `store.rs`): an issuance is one transaction (its records,
 //! their leaf hashes and indices, and the new signed tree head commit together, fsync'd with
 //! `synchronous=FULL`), a UNIQUE constraint makes one record per credential id a database
@@ -19,10 +23,13 @@
 pub mod audit;
 pub mod checkpoint;
 mod checks;
+pub mod entry;
 mod pg;
 pub mod receipt;
+pub mod statement;
 mod store;
 
+pub use statement::SignedStatement;
 pub use store::ProvenanceLog;
 
 use p384::ecdsa::signature::Verifier;
@@ -333,7 +340,7 @@ pub struct VerifierDecision {
 }
 
 /// One issued credential's provenance. Its canonical JSON (this field order, sorted maps) is
-/// the leaf.
+/// the payload of its signed statement ([`SignedStatement`]), whose bytes are the leaf.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProvenanceRecord {
     /// The workload identifier, e.g. `spiffe://example.org/payroll-app`.
@@ -349,13 +356,6 @@ pub struct ProvenanceRecord {
     pub policy_version: String,
     /// Seconds since the Unix epoch.
     pub issued_at: u64,
-}
-
-impl ProvenanceRecord {
-    /// The leaf bytes.
-    pub fn to_leaf(&self) -> Result<Vec<u8>, LogError> {
-        serde_json::to_vec(self).map_err(|e| LogError::Encode(e.to_string()))
-    }
 }
 
 /// Where a record landed.

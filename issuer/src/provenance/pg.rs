@@ -12,7 +12,7 @@ use std::time::SystemTime;
 use p384::ecdsa::SigningKey;
 use postgres::GenericClient;
 
-use super::{Appended, Hash, LogError, MerkleTree, ProvenanceRecord, SignedTreeHead, leaf_hash};
+use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
 use crate::database::{Postgres, is_unique_violation};
 
 /// The advisory lock key appends take ("TWI-LOG" in ASCII).
@@ -158,7 +158,7 @@ pub(super) fn insert_head(
 pub(super) struct Append<'a> {
     pub tree: &'a mut MerkleTree,
     pub path: &'a str,
-    pub records: &'a [ProvenanceRecord],
+    pub records: &'a [SignedStatement],
     pub key: &'a SigningKey,
     pub now: SystemTime,
 }
@@ -177,7 +177,7 @@ pub(super) fn append_signed(pg: &Postgres, a: Append<'_>) -> Result<(Vec<Appende
             let leaf = record.to_leaf()?;
             let hash = leaf_hash(&leaf);
             let index = a.tree.len();
-            insert_leaf(&mut tx, pg, index, &record.credential_id, &leaf, &hash)?;
+            insert_leaf(&mut tx, pg, index, record.credential_id(), &leaf, &hash)?;
             a.tree.push(hash);
             appended.push(Appended { index, leaf_hash: hash, tree_size: a.tree.len() });
         }

@@ -24,6 +24,15 @@ pub const RFC9162_SHA256: i64 = 1;
 /// The inclusion proof type.
 pub const INCLUSION: i64 = -1;
 
+/// A signer for coset's builders: the raw `r ‖ s` ES384 signature (RFC 9053 §2.1) of the
+/// to-be-signed bytes under `key`, as the log's statements and receipts carry it.
+pub(super) fn es384(key: &SigningKey) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, LogError> + '_ {
+    move |tbs| {
+        let signature: Signature = key.try_sign(tbs).map_err(|e| LogError::Signer(e.to_string()))?;
+        Ok(signature.to_bytes().to_vec())
+    }
+}
+
 /// The receipt (tagged COSE_Sign1) that leaf `index` of the tree of `size` leaves, with
 /// inclusion `path`, is under `root`, signed by the log key `key` (`kid`).
 pub fn receipt(
@@ -49,21 +58,11 @@ pub fn receipt(
         .build();
     let proofs = Value::Map(vec![(Value::Integer(INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]);
     let unprotected = HeaderBuilder::new().value(VDP, proofs).build();
-    let mut failure = None;
     let sign1 = CoseSign1Builder::new()
         .protected(protected)
         .unprotected(unprotected)
-        .create_detached_signature(root, b"", |tbs| match key.try_sign(tbs) {
-            Ok(sig) => Signature::to_bytes(&sig).to_vec(),
-            Err(e) => {
-                failure = Some(e.to_string());
-                Vec::new()
-            }
-        })
+        .try_create_detached_signature(root, b"", es384(key))?
         .build();
-    if let Some(e) = failure {
-        return Err(LogError::Signer(e));
-    }
     sign1.to_tagged_vec().map_err(|e| encode(&e))
 }
 

@@ -17,7 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::checks::{accept, covered, head_of, signed_head};
 use super::pg::{self, Append};
-use super::{Appended, Hash, LogError, MerkleTree, ProvenanceRecord, SignedTreeHead, leaf_hash};
+use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
 use crate::database::Postgres;
 
 /// The provenance log: records in SQLite (or the replicas' PostgreSQL), the tree in memory.
@@ -192,7 +192,7 @@ impl ProvenanceLog {
     /// and nothing of it remains.
     pub fn append_signed(
         &mut self,
-        records: &[ProvenanceRecord],
+        records: &[SignedStatement],
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
@@ -217,7 +217,7 @@ impl ProvenanceLog {
 
     fn append_signed_in_transaction(
         &mut self,
-        records: &[ProvenanceRecord],
+        records: &[SignedStatement],
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
@@ -235,8 +235,8 @@ impl ProvenanceLog {
             let leaf = record.to_leaf()?;
             let hash = leaf_hash(&leaf);
             let index = self.tree.len();
-            insert_leaf(&transaction, index, &record.credential_id, &leaf, &hash).map_err(|e| match e {
-                InsertError::Duplicate => LogError::Duplicate(record.credential_id.clone()),
+            insert_leaf(&transaction, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
+                InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
                 InsertError::Db(e) => db(e),
             })?;
             self.tree.push(hash);
@@ -274,25 +274,25 @@ impl ProvenanceLog {
     /// Appends `record` alone (its own transaction, no tree head: a head must be signed before
     /// the log is next opened, see [`Self::append_signed`]); a second record for the same
     /// credential id is refused.
-    pub fn append(&mut self, record: &ProvenanceRecord) -> Result<Appended, LogError> {
+    pub fn append(&mut self, record: &SignedStatement) -> Result<Appended, LogError> {
         let leaf = record.to_leaf()?;
         let hash = leaf_hash(&leaf);
         let index = self.tree.len();
         match &self.rows {
             Rows::Sqlite(conn) => {
-                insert_leaf(conn, index, &record.credential_id, &leaf, &hash).map_err(|e| match e {
-                    InsertError::Duplicate => LogError::Duplicate(record.credential_id.clone()),
+                insert_leaf(conn, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
+                    InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
                     InsertError::Db(e) => (self.db())(e),
                 })?
             }
-            Rows::Postgres(pg) => pg.run(|c| pg::insert_leaf(c, pg, index, &record.credential_id, &leaf, &hash))?,
+            Rows::Postgres(pg) => pg.run(|c| pg::insert_leaf(c, pg, index, record.credential_id(), &leaf, &hash))?,
         }
         self.tree.push(hash);
         Ok(Appended { index, leaf_hash: hash, tree_size: self.tree.len() })
     }
 
     /// The record at `index`.
-    pub fn record(&self, index: u64) -> Result<ProvenanceRecord, LogError> {
+    pub fn record(&self, index: u64) -> Result<SignedStatement, LogError> {
         let out_of_range = || LogError::OutOfRange { size: self.len(), what: format!("record {index}") };
         let idx = i64::try_from(index).map_err(|_| out_of_range())?;
         let bytes: Option<Vec<u8>> = match &self.rows {
@@ -309,11 +309,11 @@ impl ProvenanceLog {
                 what: format!("record {index} changed since the log was opened"),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| LogError::Encode(e.to_string()))
+        SignedStatement::decode(&bytes)
     }
 
     /// The index and record of credential `credential_id`, if logged.
-    pub fn find(&self, credential_id: &str) -> Result<Option<(u64, ProvenanceRecord)>, LogError> {
+    pub fn find(&self, credential_id: &str) -> Result<Option<(u64, SignedStatement)>, LogError> {
         let idx: Option<i64> = match &self.rows {
             Rows::Sqlite(conn) => conn
                 .query_row("SELECT idx FROM leaves WHERE credential_id = ?1", params![credential_id], |r| r.get(0))

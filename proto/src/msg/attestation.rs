@@ -23,6 +23,8 @@ pub const MAX_EVIDENCE: usize = 12 * 1024;
 /// [`Evidence::certificates`]): two pages, room for AMD's VCEK, ASK and ARK (about 4.7 KiB
 /// of DER) and the table.
 pub const MAX_CERT_TABLE: usize = 8 * 1024;
+/// Length of [`Evidence::certificates_sha384`]: a SHA-384 digest.
+pub const CERT_TABLE_DIGEST_LEN: usize = 48;
 /// Length of a SEC1 uncompressed P-384 point (`0x04 ‖ X ‖ Y`).
 pub const P384_PUBLIC_KEY_LEN: usize = 97;
 /// Longest [`Credential::certificate`] (X.509 DER).
@@ -231,7 +233,10 @@ pub struct Evidence {
     pub event_log: Option<Vec<RtmrEvent>>,
     /// SEV-SNP: the certificate table of the extended guest request (VCEK or VLEK, ASK,
     /// ARK), as the host gave it to the runtime, at most [`MAX_CERT_TABLE`] bytes. The
-    /// verifier checks the certificates as it would any others.
+    /// verifier checks the certificates as it would any others. Sent when the table reached
+    /// the guest some other way than this channel (the GHCB's certificate pages on hardware),
+    /// so the loader may not have it; otherwise the guest names it by
+    /// [`Evidence::certificates_sha384`] instead.
     #[n(5)]
     #[cbor(with = "minicbor::bytes")]
     pub certificates: Option<Vec<u8>>,
@@ -244,6 +249,16 @@ pub struct Evidence {
     #[n(7)]
     #[cbor(with = "minicbor::bytes")]
     pub csr: Option<Vec<u8>>,
+    /// SEV-SNP: the SHA-384 digest ([`CERT_TABLE_DIGEST_LEN`] bytes) of the certificate table
+    /// the loader delivered in a [`DoorbellResponse`] (its used part: the entries and the
+    /// certificates, as `twi_attester::snp::certs::table_sha384` computes it), in place of
+    /// the table itself, which would cross the channel a second time. The loader presents the
+    /// table it delivered with that digest and refuses the evidence if it delivered none.
+    /// Never together with [`Evidence::certificates`]. A receiver of an older version skips
+    /// the key and finds no table, so it falls back to its own copies.
+    #[n(8)]
+    #[cbor(with = "minicbor::bytes")]
+    pub certificates_sha384: Option<Vec<u8>>,
 }
 
 /// Host → guest: the issued workload credential.

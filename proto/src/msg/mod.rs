@@ -205,27 +205,7 @@ impl Message {
                 max_len("response", m.response.len(), MAX_DOORBELL_RESPONSE)?;
                 max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)
             }
-            Message::Evidence(m) => {
-                max_len("evidence", m.evidence.len(), MAX_EVIDENCE)?;
-                if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
-                    return Err(ProtoError::InvalidField("public_key"));
-                }
-                // The freshness element: a handle (16..=64 bytes), an 8-byte timestamp, an epoch
-                // marker, or nothing.
-                max_len("nonce", m.nonce.len(), MAX_NONCE_LEN)?;
-                max_len("target", m.target.len(), MAX_ACQUIRE_TARGET)?;
-                max_len("csr", m.csr.as_ref().map_or(0, Vec::len), MAX_CSR)?;
-                max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)?;
-                let events = m.event_log.as_deref().unwrap_or_default();
-                max_len("event_log", events.len(), MAX_EVENTS)?;
-                for event in events {
-                    max_len("event data", event.data.len(), MAX_EVENT_DATA)?;
-                    if event.rtmr > 3 || event.digest.len() != 48 {
-                        return Err(ProtoError::InvalidField("event_log"));
-                    }
-                }
-                Ok(())
-            }
+            Message::Evidence(m) => validate_evidence(m),
             Message::Credential(m) => {
                 max_len("certificate", m.certificate.len(), MAX_CERTIFICATE)?;
                 max_len("workload_id", m.workload_id.len(), MAX_WORKLOAD_ID)?;
@@ -265,6 +245,34 @@ impl Message {
             Message::Connected(_) | Message::Close(_) | Message::TimeRequest(_) | Message::Time(_) => Ok(()),
         }
     }
+}
+
+/// The limits of an [`Evidence`] message (see [`Message::validate`]).
+fn validate_evidence(m: &Evidence) -> Result<(), ProtoError> {
+    max_len("evidence", m.evidence.len(), MAX_EVIDENCE)?;
+    if m.public_key.len() != P384_PUBLIC_KEY_LEN || m.public_key.first() != Some(&0x04) {
+        return Err(ProtoError::InvalidField("public_key"));
+    }
+    // The freshness element: a handle (16..=64 bytes), an 8-byte timestamp, an epoch
+    // marker, or nothing.
+    max_len("nonce", m.nonce.len(), MAX_NONCE_LEN)?;
+    max_len("target", m.target.len(), MAX_ACQUIRE_TARGET)?;
+    max_len("csr", m.csr.as_ref().map_or(0, Vec::len), MAX_CSR)?;
+    max_len("certificates", m.certificates.as_ref().map_or(0, Vec::len), MAX_CERT_TABLE)?;
+    match (&m.certificates, &m.certificates_sha384) {
+        (_, None) => {}
+        (None, Some(digest)) if digest.len() == CERT_TABLE_DIGEST_LEN => {}
+        _ => return Err(ProtoError::InvalidField("certificates_sha384")),
+    }
+    let events = m.event_log.as_deref().unwrap_or_default();
+    max_len("event_log", events.len(), MAX_EVENTS)?;
+    for event in events {
+        max_len("event data", event.data.len(), MAX_EVENT_DATA)?;
+        if event.rtmr > 3 || event.digest.len() != 48 {
+            return Err(ProtoError::InvalidField("event_log"));
+        }
+    }
+    Ok(())
 }
 
 fn max_len(field: &'static str, len: usize, max: usize) -> Result<(), ProtoError> {

@@ -377,6 +377,11 @@ fn log_certificates(table: Certificates) {
         Certificates::Forwarded { count, bytes } => {
             log!("certificate table from the host: {count} certificates ({bytes} bytes), forwarded with the evidence")
         }
+        Certificates::Named { count, bytes } => {
+            log!(
+                "certificate table from the host: {count} certificates ({bytes} bytes), named by its SHA-384 (the host keeps it)"
+            )
+        }
         Certificates::None => log!("the host supplied no certificate table: the verifier uses its own VCEK"),
         Certificates::Dropped => log!("the host's certificate table is malformed or too large: not forwarded"),
     }

@@ -34,8 +34,12 @@ use crate::channel::ChannelError;
 pub struct Evidence {
     /// The SEV-SNP attestation report or the TDX quote.
     pub bytes: Vec<u8>,
-    /// SEV-SNP: the host's certificate table (extended guest request), checked and trimmed.
+    /// SEV-SNP: the host's certificate table (extended guest request), checked and trimmed,
+    /// when the loader may not have it (hardware).
     pub certificates: Option<Vec<u8>>,
+    /// SEV-SNP: the SHA-384 of the table the loader delivered and keeps (the simulated
+    /// doorbell), sent in its place.
+    pub certificates_sha384: Option<[u8; 48]>,
     /// What became of the host's certificate table (SEV-SNP; `None` elsewhere).
     pub certificate_table: Option<Certificates>,
     /// TDX: the RTMR event log the quote's RTMRs replay to.
@@ -47,6 +51,8 @@ pub struct Evidence {
 pub enum Certificates {
     /// Forwarded with the evidence: this many certificates, this many bytes.
     Forwarded { count: usize, bytes: usize },
+    /// Delivered by the loader, which keeps it: the evidence names it by its SHA-384.
+    Named { count: usize, bytes: usize },
     /// The host supplied none (or an empty table): the verifier uses its own copies.
     None,
     /// The host's table is malformed or too large to forward; the verifier uses its own copies.

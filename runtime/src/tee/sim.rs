@@ -64,6 +64,11 @@ impl<L: Link> SnpDoorbell for SimSnpDoorbell<'_, '_, L> {
             Err(SimError::Status(status)) => Err(DoorbellError::Refused(status)),
         }
     }
+
+    /// The certificate table came in the loader's DoorbellResponse: the loader has it.
+    fn loader_keeps_certificates(&self) -> bool {
+        true
+    }
 }
 
 /// The simulated TDX module and quoting service: every call is a DoorbellRequest of its kind;

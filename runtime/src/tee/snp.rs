@@ -7,7 +7,12 @@
 //! Evidence comes through the extended guest request (GHCB specification, NAE event
 //! `SNP_EXT_GUEST_REQUEST`): the report, and the certificate table the host offers (VCEK or
 //! VLEK, ASK, ARK), which is checked ([`CertTable`]) and forwarded trimmed; the verifier decides
-//! what to make of it. The sealing key is MSG_KEY_REQ bound to the launch
+//! what to make of it. A table the loader itself delivered over the channel (the simulated
+//! doorbell) is named by its SHA-384 instead, so that it crosses the channel once: the loader
+//! presents the table it delivered under that name. Either way the table is not bound into
+//! REPORT_DATA (it arrives with the report it would have to be bound into); what makes it
+//! safe is the verifier's: the VCEK must chain to AMD's root, carry the report's chip id and
+//! TCB, and verify the report's signature, so a substituted table fails or is as good. The sealing key is MSG_KEY_REQ bound to the launch
 //! ([`KeyRequest::launch_bound`]) at the TCB the firmware committed to.
 
 use alloc::vec;
@@ -126,6 +131,15 @@ impl core::fmt::Display for DoorbellError {
 /// and returns its answer, copied into private memory.
 pub trait SnpDoorbell {
     fn guest_request(&mut self, sealed: &[u8], exit: Exit) -> Result<Answer, DoorbellError>;
+
+    /// Whether the certificate tables this doorbell returns come from the loader at the other
+    /// end of the channel, which keeps what it delivered (the simulated doorbell): the evidence
+    /// then names the table by its digest instead of sending it back. `false` (the default) on
+    /// hardware, where the hypervisor writes the table into the GHCB's certificate pages and
+    /// the loader may never have seen it: the evidence carries the table.
+    fn loader_keeps_certificates(&self) -> bool {
+        false
+    }
 }
 
 /// A firmware answer's plaintext, in private memory, zeroized on drop.
@@ -252,14 +266,33 @@ impl SnpGuest {
 /// its certificates, checked to lie within the buffer, without the buffer's unused tail. The
 /// certificates themselves are the verifier's to check, against its own roots.
 pub fn forwardable_certificates(buffer: Option<&[u8]>) -> (Option<Vec<u8>>, Certificates) {
-    let Some(buffer) = buffer else { return (None, Certificates::None) };
-    match CertTable::parse(buffer) {
-        Ok(table) if table.is_empty() => (None, Certificates::None),
-        Ok(table) if table.used_len() <= MAX_CERT_TABLE => {
-            let used = table.used_len();
-            (Some(buffer[..used].to_vec()), Certificates::Forwarded { count: table.len(), bytes: used })
+    match usable_table(buffer) {
+        Ok(table) => {
+            let outcome = Certificates::Forwarded { count: table.len(), bytes: table.used_len() };
+            (Some(table.used().to_vec()), outcome)
         }
-        _ => (None, Certificates::Dropped),
+        Err(outcome) => (None, outcome),
+    }
+}
+
+/// What the evidence says of a certificate table the loader delivered and keeps: its SHA-384
+/// ([`CertTable::sha384`], over the same bytes [`forwardable_certificates`] would send), so
+/// that the table crosses the channel once. A table not worth forwarding is not named either.
+pub fn named_certificates(buffer: Option<&[u8]>) -> (Option<[u8; 48]>, Certificates) {
+    match usable_table(buffer) {
+        Ok(table) => (Some(table.sha384()), Certificates::Named { count: table.len(), bytes: table.used_len() }),
+        Err(outcome) => (None, outcome),
+    }
+}
+
+/// The host's table when it is worth passing on: present, not empty, well formed, within
+/// [`MAX_CERT_TABLE`]; else what became of it.
+fn usable_table(buffer: Option<&[u8]>) -> Result<CertTable<'_>, Certificates> {
+    let buffer = buffer.ok_or(Certificates::None)?;
+    match CertTable::parse(buffer) {
+        Ok(table) if table.is_empty() => Err(Certificates::None),
+        Ok(table) if table.used_len() <= MAX_CERT_TABLE => Ok(table),
+        _ => Err(Certificates::Dropped),
     }
 }
 
@@ -319,8 +352,20 @@ impl<D: SnpDoorbell> Tee for SnpTee<'_, D> {
         let (report, buffer) =
             self.guest.report_with_certificates(report_data, &mut self.doorbell).map_err(snp_error)?;
         self.remember_tcb(&report)?;
-        let (certificates, table) = forwardable_certificates(buffer.as_deref());
-        Ok(Evidence { bytes: report, certificates, certificate_table: Some(table), event_log: None })
+        let buffer = buffer.as_deref();
+        let ((certificates, table), certificates_sha384) = if self.doorbell.loader_keeps_certificates() {
+            let (digest, table) = named_certificates(buffer);
+            ((None, table), digest)
+        } else {
+            (forwardable_certificates(buffer), None)
+        };
+        Ok(Evidence {
+            bytes: report,
+            certificates,
+            certificates_sha384,
+            certificate_table: Some(table),
+            event_log: None,
+        })
     }
 
     fn sealing_key(&mut self) -> Result<Zeroizing<[u8; 32]>, TeeError> {

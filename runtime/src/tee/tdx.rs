@@ -246,6 +246,7 @@ impl<M: TdxModule> Tee for TdxTee<M> {
         Ok(Evidence {
             bytes: quote,
             certificates: None,
+            certificates_sha384: None,
             certificate_table: None,
             event_log: Some(self.log.events().to_vec()),
         })
