@@ -5,15 +5,25 @@
 //! from one replica and its credential from the next. Then `twi log audit --database` accepts
 //! the one log they wrote, its leaf indices are 0..n-1 without a gap, and every credential a
 //! client received has its record there.
+//!
+//! Crash safety, on the embedded store and on PostgreSQL: the service is killed (SIGKILL) while
+//! clients issue through it, five times over, and restarted on the same state; the log it
+//! reopens holds whole issuances only (an X.509 record and its WIT record, adjacent, from one
+//! evidence), the audit accepts it, and every credential a client received is in it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_host_loader::remote::{ClientTls, RemoteIssuer};
 use twi_host_loader::sim::snp::SimPsp;
+use twi_issuer::database::Postgres;
 use twi_issuer::policy::Mechanism;
+use twi_issuer::provenance::ProvenanceLog;
 use twi_issuer::{Evidence, EvidenceBundle};
 use twi_proto::msg::{CredentialKind, Initiate, Platform};
 use twi_testkit::postgres::Cluster;
@@ -50,10 +60,22 @@ fn acquire(
     issue_at: &RemoteIssuer,
     rp_id: &str,
 ) -> (String, Vec<(String, u64)>) {
+    try_acquire(chip, initiate_at, issue_at, rp_id, true).unwrap()
+}
+
+/// [`acquire`], an error for any refusal or broken connection (a service being killed);
+/// `check_replay`: then present the spent nonce again at `initiate_at`, which must refuse it.
+fn try_acquire(
+    chip: &Path,
+    initiate_at: &RemoteIssuer,
+    issue_at: &RemoteIssuer,
+    rp_id: &str,
+    check_replay: bool,
+) -> Result<(String, Vec<(String, u64)>), String> {
     let mut psp = SimPsp::load_or_create(chip).unwrap();
     psp.set_launch_digest(MEASUREMENT);
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
-    let challenge = initiate_at.initiate(Platform::SimSnp, &MEASUREMENT, &initiate).unwrap();
+    let challenge = initiate_at.initiate(Platform::SimSnp, &MEASUREMENT, &initiate).map_err(|d| format!("{d:?}"))?;
     let key = SigningKey::try_generate().unwrap();
     let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let (report_data, csr) = enroll(&key, &challenge.nonce, rp_id, TARGET);
@@ -70,16 +92,18 @@ fn acquire(
         endorsements: &endorsements,
     };
     let evidence = Evidence { bundle, events: &[] };
-    let obtained = issue_at.issue(&evidence, Some(Mechanism::C)).unwrap();
-    // The nonce was spent at `issue_at`: the replica that issued it refuses it now.
-    let replay = initiate_at.issue(&evidence, Some(Mechanism::C)).unwrap_err();
-    assert!(replay.contains("already used"), "a replayed nonce: {replay}");
+    let obtained = issue_at.issue(&evidence, Some(Mechanism::C))?;
+    if check_replay {
+        // The nonce was spent at `issue_at`: the replica that issued it refuses it now.
+        let replay = initiate_at.issue(&evidence, Some(Mechanism::C)).unwrap_err();
+        assert!(replay.contains("already used"), "a replayed nonce: {replay}");
+    }
     let records = obtained.credential.provenance["records"].as_array().unwrap();
     let logged = records
         .iter()
         .map(|r| (r["credential_id"].as_str().unwrap().to_string(), r["index"].as_u64().unwrap()))
         .collect();
-    (obtained.credential.serial, logged)
+    Ok((obtained.credential.serial, logged))
 }
 
 #[test]
@@ -132,4 +156,120 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
         }
     }
     assert_eq!(received.len(), CLIENTS * ISSUANCES);
+}
+
+/// What killing the service while it issues must leave: the log `twi log audit` accepts, of
+/// whole issuances (records 2k and 2k+1 are one X.509 and one WIT credential from the same
+/// evidence), holding every credential a client received.
+fn assert_whole_issuances(log: &ProvenanceLog, received: &[String], audit: &[&str]) {
+    let out = TWI.run(audit);
+    let said = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "twi log audit refused the log after the kills:\n{said}");
+    assert_eq!(log.len() % 2, 0, "{} records: an issuance was cut in half", log.len());
+    let mut ids = Vec::new();
+    for pair in 0..log.len() / 2 {
+        let (x509, wit) = (log.record(2 * pair).unwrap().record, log.record(2 * pair + 1).unwrap().record);
+        assert_eq!((x509.credential_kind.as_str(), wit.credential_kind.as_str()), ("x509", "wit"), "pair {pair}");
+        assert_eq!(
+            x509.evidence_sha384,
+            wit.evidence_sha384,
+            "records {} and {} are not one issuance",
+            2 * pair,
+            2 * pair + 1
+        );
+        ids.push(x509.credential_id);
+    }
+    // Logged but never delivered: issuances the kill cut off after their commit.
+    eprintln!("after the kills: {} issuances logged, {} delivered", ids.len(), received.len());
+    for serial in received {
+        assert!(ids.contains(serial), "certificate {serial} was delivered but is not in the log");
+    }
+}
+
+/// Clients issue through `url` until `stop`; the serials delivered.
+fn issue_until(
+    url: &str,
+    state: &Path,
+    chip: &Path,
+    rp_id: &str,
+    stop: &AtomicBool,
+    done: &AtomicUsize,
+) -> Vec<String> {
+    let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
+    let client = RemoteIssuer::new(url, &tls).unwrap();
+    let mut delivered = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        match try_acquire(chip, &client, &client, rp_id, false) {
+            Ok((serial, _)) => {
+                delivered.push(serial);
+                done.fetch_add(1, Ordering::SeqCst);
+            }
+            // Killed under us: the retries gave up; what it logged is checked at the end.
+            Err(_) => break,
+        }
+    }
+    delivered
+}
+
+/// Five rounds of: start `twi serve ARGS`, let CLIENTS issue through it, SIGKILL it once a few
+/// issuances went through (others in flight). The serials delivered over all rounds.
+fn kill_while_issuing(args: &[&str], state: &Path, chip: &Path) -> Vec<String> {
+    let mut received = Vec::new();
+    for round in 0..5 {
+        let served = Served::start(TWI, args);
+        let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
+        let rp_id = RemoteIssuer::new(&served.url, &tls)
+            .unwrap()
+            .ca_certificate()
+            .unwrap()
+            .1
+            .tbs_certificate()
+            .subject()
+            .to_string();
+        let (stop, done, url) = (AtomicBool::new(false), AtomicUsize::new(0), served.url.clone());
+        let delivered: Vec<String> = std::thread::scope(|s| {
+            let workers: Vec<_> =
+                (0..CLIENTS).map(|_| s.spawn(|| issue_until(&url, state, chip, &rp_id, &stop, &done))).collect();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while done.load(Ordering::SeqCst) < CLIENTS && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            assert!(done.load(Ordering::SeqCst) >= CLIENTS, "no issuance went through in 120 s");
+            // At a different point of the clients' next issuances each round.
+            std::thread::sleep(Duration::from_millis(17 * round));
+            // SIGKILL (Child::kill) with the clients still issuing.
+            drop(served);
+            stop.store(true, Ordering::SeqCst);
+            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+        });
+        received.extend(delivered);
+    }
+    received
+}
+
+#[test]
+fn a_killed_service_leaves_whole_issuances_in_the_embedded_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, chips, policy) = (dir.path().join("state"), dir.path().join("chips"), write_policy(dir.path()));
+    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
+    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    let args = ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips)];
+    let received = kill_while_issuing(&args, &state, &chips.join("sim-snp"));
+    let log = ProvenanceLog::open(&state.join("issuer/provenance.sqlite")).expect("the log reopens after the kills");
+    assert_whole_issuances(&log, &received, &["log", "audit", "--state", path(&state)]);
+}
+
+#[test]
+fn a_killed_replica_leaves_whole_issuances_in_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = (dir.path().join("state"), dir.path().join("chips"), write_policy(dir.path()));
+    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
+    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    let url = cluster.url();
+    let args =
+        ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips), "--database", &url];
+    let received = kill_while_issuing(&args, &state, &chips.join("sim-snp"));
+    let log = ProvenanceLog::open_postgres(Arc::new(Postgres::connect(&url).unwrap())).expect("the log reopens");
+    assert_whole_issuances(&log, &received, &["log", "audit", "--state", path(&state), "--database", &url]);
 }
