@@ -29,19 +29,23 @@ pub(crate) const LAUNCH_DIGEST: [u8; 48] = [0x5A; 48];
 /// One workload, `bench`, for the simulated chip's launch: mechanism C (evidence to the
 /// Credential Authority, as `twi run` asks), a single-use nonce (AF_L2).
 pub(crate) fn policy() -> Result<Policy> {
+    Policy::from_toml(&policy_text()).context("the benchmark's issuer policy")
+}
+
+/// [`policy`] as the TOML file `twi serve --policy` reads.
+pub(crate) fn policy_text() -> String {
     let measurement: String = LAUNCH_DIGEST.iter().map(|b| format!("{b:02x}")).collect();
-    let text = format!(
+    format!(
         "version = \"bench-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"bench\"\nmechanism = \"c\"\n\
          freshness = \"AF_L2\"\n\n[[workload.reference]]\nlabel = \"sim\"\nplatform = \"sim-snp\"\nmeasurement = \"{measurement}\"\n"
-    );
-    Policy::from_toml(&text).context("the benchmark's issuer policy")
+    )
 }
 
 /// The target the benchmark's workload acquires its credential for.
-const TARGET: &str = "twi:bench";
+pub(crate) const TARGET: &str = "twi:bench";
 
 /// TACRA enrollment: a PKCS#10 request for `key`, signed by it, with an empty subject.
-fn csr(key: &SigningKey) -> Result<Vec<u8>> {
+pub(crate) fn csr(key: &SigningKey) -> Result<Vec<u8>> {
     let builder = RequestBuilder::new(Name::default()).context("an empty subject")?;
     let request = builder.build::<_, DerSignature>(key).context("signing the benchmark's CSR")?;
     request.to_der().context("encoding the benchmark's CSR")
@@ -76,8 +80,14 @@ pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[V
 
 /// `openssl speed -seconds 1 ecdsap384`: (signs/s, verifies/s) on one core.
 fn openssl_speed() -> Result<(f64, f64)> {
+    openssl_speed_multi(1)
+}
+
+/// `openssl speed -seconds 1 -multi CORES ecdsap384`: (signs/s, verifies/s) on `cores` cores
+/// together.
+pub(crate) fn openssl_speed_multi(cores: usize) -> Result<(f64, f64)> {
     let out = Command::new("openssl")
-        .args(["speed", "-seconds", "1", "ecdsap384"])
+        .args(["speed", "-seconds", "1", "-multi", &cores.to_string(), "ecdsap384"])
         .output()
         .context("openssl is needed (qemu/install-deps)")?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench/run                     # all sections, 10 runs each
-//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, log
+//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, log, service
 //! target/release/twi-bench elf FILE...   # ROM figures of runtime ELFs built otherwise
 //! ```
 //!
@@ -18,6 +18,7 @@ mod issue;
 mod log;
 mod ram;
 mod rom;
+mod service;
 mod stats;
 mod twi;
 
@@ -27,7 +28,7 @@ use anyhow::{Context, Result, bail};
 
 /// The ROM budget of issue 17.
 const ROM_BUDGET: u64 = 256 * 1024;
-const SECTIONS: [&str; 7] = ["rom", "cold", "ram", "frames", "guest", "issue", "log"];
+const SECTIONS: [&str; 8] = ["rom", "cold", "ram", "frames", "guest", "issue", "log", "service"];
 
 struct Args {
     twi: PathBuf,
@@ -74,8 +75,8 @@ fn main() -> Result<()> {
     println!("TWI benchmark: {} runs per figure, accelerator tcg, twi = {}", args.runs, args.twi.display());
     println!("{}", stats::load());
     let on = |s: &str| args.sections.iter().any(|x| x == s);
-    // The issuer's sections need no image: `bench/run issue log` runs without building one.
-    if args.sections.iter().all(|s| s == "issue" || s == "log") {
+    // The issuer's sections need no image: `bench/run issue log service` runs without building one.
+    if args.sections.iter().all(|s| ["issue", "log", "service"].contains(&s.as_str())) {
         return issuer_sections(&args, on);
     }
     let default = twi.build("image", &[])?;
@@ -98,13 +99,17 @@ fn main() -> Result<()> {
     issuer_sections(&args, on)
 }
 
-/// The embedded issuer's figures: issuance per core, and its cost by the log's size.
+/// The issuer's figures: issuance per core, its cost by the log's size, and `twi serve` under
+/// 64 HTTPS clients.
 fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     if on("issue") {
         issue::issuance(args.runs)?;
     }
     if on("log") {
         log::cost_by_size(args.runs, &[1_000, 100_000])?;
+    }
+    if on("service") {
+        service::service(&args.twi, args.runs)?;
     }
     println!("\nend: {}", stats::load());
     Ok(())

@@ -1,0 +1,162 @@
+//! The issuer as a service under load (issue 14's figure): `twi serve` on loopback (TLS 1.3, the
+//! embedded SQLite log, every role in one process) and 64 clients, each with its own keep-alive
+//! HTTPS connection, issuing as `twi run --issuer-url` does (a challenge, then simulated SEV-SNP
+//! evidence to the Credential Authority: mechanism C) for a fixed time. Beside it, measured in
+//! the same run and interleaved: what the machine's cores could reach at best by
+//! `openssl speed -multi CORES ecdsap384`, an issuance costing at least one P-384 verification
+//! (the report's) and one signature (the certificate's). The clients share those cores (each
+//! report is signed by the simulated PSP in the client), so the bound is not reachable here;
+//! the figure is there to show how far the service is from the crypto it cannot avoid.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
+use twi_attester::snp::msg::{ReportRequest, ReportResponse};
+use twi_attester::tacra;
+use twi_host_loader::remote::{ClientTls, RemoteIssuer};
+use twi_issuer::policy::Mechanism;
+use twi_issuer::{Evidence, EvidenceBundle};
+use twi_proto::msg::{CredentialKind, Initiate, Platform};
+use twi_sim::snp::SimPsp;
+
+use crate::issue::{LAUNCH_DIGEST, TARGET, csr, openssl_speed_multi, policy_text};
+use crate::stats::{Samples, figure, section};
+
+/// Clients issuing at once.
+const CLIENTS: usize = 64;
+/// How long each run issues.
+const RUN: Duration = Duration::from_secs(5);
+
+/// `twi serve`, killed when dropped.
+struct Serving {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `twi serve` over the issuer state `dir/state`, the simulated chips in `dir/chips`.
+fn serve(twi: &Path, dir: &Path) -> Result<Serving> {
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, policy_text())?;
+    let mut child = Command::new(twi)
+        .arg("serve")
+        .args(["--listen", "127.0.0.1:0", "--log-format", "off"])
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg("--policy")
+        .arg(&policy)
+        .arg("--simulated-tee")
+        .arg(dir.join("chips"))
+        // Every client is 127.0.0.1: the per-address challenge limit would measure itself.
+        .args(["--challenge-rate", "1000000", "--challenge-burst", "1000000"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {} serve", twi.display()))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().context("twi serve's stdout")?;
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let serving = Serving { child, url: line.trim().to_string() };
+    if !serving.url.starts_with("https://") {
+        bail!("twi serve printed no https URL (got {line:?})");
+    }
+    Ok(serving)
+}
+
+/// One client's issuances until `stop`: successes counted in `issued`, refusals in `refused`.
+fn client(
+    url: &str,
+    ca: PathBuf,
+    chip: &Path,
+    stop: &AtomicBool,
+    issued: &AtomicU64,
+    refused: &AtomicU64,
+) -> Result<()> {
+    let remote = RemoteIssuer::new(url, &ClientTls { ca: Some(ca), client: None })?;
+    let rp_id = remote.ca_certificate()?.1.tbs_certificate().subject().to_string();
+    let mut psp = SimPsp::load_or_create(chip)?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
+    let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let (csr, endorsements) = (csr(&key)?, psp.endorsements()?);
+    let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(challenge) = remote.initiate(Platform::SimSnp, &LAUNCH_DIGEST, &initiate) else {
+            refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        };
+        let report_data = tacra::report_data(&challenge.nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
+        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
+        let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &report,
+            public_key: &public_key,
+            nonce: &challenge.nonce,
+            endorsements: &endorsements,
+            target: TARGET,
+            csr: Some(&csr),
+        };
+        match remote.issue(&Evidence { bundle, events: &[] }, Some(Mechanism::C)) {
+            Ok(_) => issued.fetch_add(1, Ordering::Relaxed),
+            Err(_) => refused.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+    Ok(())
+}
+
+/// Credentials per second the service delivered to [`CLIENTS`] clients over [`RUN`]; and the
+/// requests refused or failed.
+fn service_rate(serving: &Serving, dir: &Path) -> Result<(f64, u64)> {
+    let (stop, issued, refused) = (AtomicBool::new(false), AtomicU64::new(0), AtomicU64::new(0));
+    let ca = dir.join("state/issuer/issuer-ca.pem");
+    let chip = dir.join("chips/sim-snp");
+    let start = Instant::now();
+    let outcomes: Vec<Result<()>> = std::thread::scope(|s| {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|_| s.spawn(|| client(&serving.url, ca.clone(), &chip, &stop, &issued, &refused)))
+            .collect();
+        std::thread::sleep(RUN);
+        stop.store(true, Ordering::Relaxed);
+        clients.into_iter().map(|c| c.join().unwrap_or_else(|_| Err(anyhow!("a client panicked")))).collect()
+    });
+    let elapsed = start.elapsed().as_secs_f64();
+    outcomes.into_iter().collect::<Result<Vec<()>>>()?;
+    Ok((issued.load(Ordering::Relaxed) as f64 / elapsed, refused.load(Ordering::Relaxed)))
+}
+
+pub fn service(twi: &Path, runs: usize) -> Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    section(&format!(
+        "twi serve (TLS 1.3, SQLite log) with {CLIENTS} HTTPS clients vs openssl speed -multi {cores} ecdsap384"
+    ));
+    let dir = tempfile::tempdir()?;
+    let mut psp = SimPsp::load_or_create(&dir.path().join("chips/sim-snp"))?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    let serving = serve(twi, dir.path())?;
+    let (mut rate, mut bound, mut failed) = (Samples::default(), Samples::default(), Samples::default());
+    for _ in 0..runs {
+        let (r, refused) = service_rate(&serving, dir.path())?;
+        rate.push(r);
+        failed.push(refused as f64);
+        let (sign, verify) = openssl_speed_multi(cores)?;
+        bound.push(1.0 / (1.0 / sign + 1.0 / verify));
+    }
+    let name = format!("credentials per second, {CLIENTS} clients");
+    figure(&name, "/s", &rate, Some((&format!("bound on {cores} cores 1/(1/sign + 1/verify)"), &bound)));
+    figure("requests refused or failed per run", "", &failed, None);
+    Ok(())
+}
