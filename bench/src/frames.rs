@@ -10,15 +10,16 @@
 //!
 //! Before issue 17 item 2 the figure divided the Evidence frame by its report and certificate
 //! table only, while the frame also carried the key, the freshness element, the target and the
-//! CSR; the table now crosses the channel once (host → guest, in the doorbell's answer), the
-//! Evidence names it by SHA-384, and the content ratio counts every field.
+//! CSR; the table (SEV-SNP) and the quote (TDX) now cross the channel once (host → guest, in
+//! the doorbell's answer), the Evidence names them by SHA-384, and the content ratio counts
+//! every field.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use twi_proto::FrameDecoder;
-use twi_proto::msg::{DoorbellKind, Message, decode};
+use twi_proto::msg::{DoorbellKind, Message, Platform, decode};
 
 use crate::stats::section;
 use crate::twi::{Twi, last_line};
@@ -157,7 +158,12 @@ fn carried(e: &twi_proto::msg::Evidence) -> String {
         (None, Some(_)) => "certificate table named by its SHA-384".to_string(),
         (None, None) => "no certificate table".to_string(),
     };
-    format!("report or quote {}, {table}", e.evidence.len())
+    let evidence = match (e.platform, &e.evidence_sha384) {
+        (_, Some(_)) => "quote named by its SHA-384".to_string(),
+        (Platform::Tdx | Platform::SimTdx, None) => format!("quote sent back, {} bytes", e.evidence.len()),
+        _ => format!("report {}", e.evidence.len()),
+    };
+    format!("{evidence}, {table}")
 }
 
 /// The bytes of the firmware's answers (certificate table, quote) each way: down in the
