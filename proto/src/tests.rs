@@ -285,25 +285,27 @@ fn quote_digests_decode_bounded() {
     assert!(matches!(decode(&evidence(&[], &sha384)), Ok(Message::Evidence(_))));
     let invalid = ProtoError::InvalidField("evidence_sha384");
     // Never beside a quote: the receiver would not know which one the guest checked.
-    assert_eq!(decode(&evidence(&[0x5A; 100], &sha384)), Err(invalid.clone()));
-    let cases: [(&dyn Fn(&mut Encoder<&mut Vec<u8>>), ProtoError); 5] = [
+    assert_eq!(decode(&evidence(&[0x5A; 100], &sha384)), Err(invalid));
+    /// Writes the digest field's value (one hostile shape per case).
+    type Writes<'a> = &'a dyn Fn(&mut Encoder<&mut Vec<u8>>);
+    let cases: [(Writes, ProtoError); 5] = [
         (
             &|e| {
                 e.bytes(&[1; EVIDENCE_DIGEST_LEN - 1]).unwrap();
             },
-            invalid.clone(),
+            invalid,
         ),
         (
             &|e| {
                 e.bytes(&[1; EVIDENCE_DIGEST_LEN + 1]).unwrap();
             },
-            invalid.clone(),
+            invalid,
         ),
         (
             &|e| {
                 e.bytes(&[]).unwrap();
             },
-            invalid.clone(),
+            invalid,
         ),
         (
             &|e| {

@@ -412,8 +412,8 @@ impl<'a> Bridge<'a> {
     }
 
     fn evidence(&mut self, mut evidence: Evidence, step: &mut Step) -> Result<Option<Message>, BridgeError> {
-        if let Err(reply) = self.present_named_quote(&mut evidence, step) {
-            return Ok(Some(reply));
+        if let Some(refusal) = self.present_named_quote(&mut evidence, step) {
+            return Ok(Some(refusal));
         }
         let platform = self.firmware.platform();
         if evidence.platform != platform {
@@ -451,22 +451,22 @@ impl<'a> Bridge<'a> {
 
     /// TDX under the simulator: the quote the guest named by digest (`Evidence::evidence_sha384`)
     /// instead of sending it back, put in place: the one this host delivered in a GetQuote
-    /// answer under that name (the name stays, for the record). `Err`: the reply refusing a
+    /// answer under that name (the name stays, for the record). `Some`: the reply refusing a
     /// name this host never delivered.
-    fn present_named_quote(&mut self, evidence: &mut Evidence, step: &mut Step) -> Result<(), Message> {
+    fn present_named_quote(&mut self, evidence: &mut Evidence, step: &mut Step) -> Option<Message> {
         let Some(digest) = &evidence.evidence_sha384 else {
             step.progress(format!(
                 "evidence received: {}-byte report, {:?}",
                 evidence.evidence.len(),
                 evidence.platform
             ));
-            return Ok(());
+            return None;
         };
         match self.delivered_quotes.named(digest) {
             Ok(quote) => evidence.evidence = quote.to_vec(),
             Err(e) => {
                 let text = "the evidence names a quote this host did not deliver";
-                return Err(self.refuse(e, ErrorCode::VerificationFailed, text));
+                return Some(self.refuse(e, ErrorCode::VerificationFailed, text));
             }
         }
         step.progress(format!(
@@ -475,7 +475,7 @@ impl<'a> Bridge<'a> {
             hex::encode(digest),
             evidence.platform
         ));
-        Ok(())
+        None
     }
 
     /// The certificates (SEV-SNP) the Verifier checks the report with, and for real TDX the
