@@ -26,6 +26,9 @@ use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+mod pg;
+pub use pg::SharedFreshness;
+
 /// A source of the current time.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> SystemTime;
@@ -132,6 +135,8 @@ pub enum FreshnessError {
     Rng,
     #[error("the epoch key failed to sign: {0}")]
     Signer(String),
+    #[error("the replicas' nonce and epoch store is unavailable ({0}); try again shortly")]
+    Store(String),
 }
 
 const EPOCH_LABEL: &[u8; 16] = b"TWI-EPOCH-v1\0\0\0\0";
@@ -226,6 +231,8 @@ pub struct EpochPublisher {
     clock: Arc<dyn Clock>,
     current: Option<SignedEpoch>,
     previous: Option<SignedEpoch>,
+    /// Replicas publish one epoch per period through their shared database.
+    shared: Option<SharedFreshness>,
 }
 
 impl fmt::Debug for EpochPublisher {
@@ -242,7 +249,13 @@ impl EpochPublisher {
     /// Epochs of `period` (at least one second), accepted until `grace` after they end.
     pub fn new(key: SigningKey, period: Duration, grace: Duration, clock: Arc<dyn Clock>) -> Self {
         let period = period.max(Duration::from_secs(1));
-        Self { key, period, grace, clock, current: None, previous: None }
+        Self { key, period, grace, clock, current: None, previous: None, shared: None }
+    }
+
+    /// Publishes the epochs every replica sharing `shared` publishes.
+    pub fn shared(mut self, shared: SharedFreshness) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// The key relying parties and guests verify epochs with.
@@ -267,9 +280,15 @@ impl EpochPublisher {
         let sig: Signature = self.key.try_sign(&tbs).map_err(|e| FreshnessError::Signer(e.to_string()))?;
         let mut signature = [0u8; 96];
         signature.copy_from_slice(&sig.to_bytes());
-        let epoch = SignedEpoch { number, not_before, not_after, seed, signature };
+        let mut epoch = SignedEpoch { number, not_before, not_after, seed, signature };
         // Only the epoch right before stays acceptable (within the grace period).
         self.previous = self.current.take().filter(|prev| prev.number + 1 == number);
+        if let Some(shared) = &self.shared {
+            epoch = shared.publish(&epoch, self.key.verifying_key())?;
+            if self.previous.is_none() && number > 0 {
+                self.previous = shared.epoch(number - 1, self.key.verifying_key())?;
+            }
+        }
         self.current = Some(epoch.clone());
         Ok(epoch)
     }
@@ -302,6 +321,8 @@ pub struct NonceStore {
     clock: Arc<dyn Clock>,
     outstanding: HashMap<[u8; 32], (SystemTime, NonceScope)>,
     redeemed: HashMap<[u8; 32], SystemTime>,
+    /// Replicas keep their nonces in their shared database instead of the maps above.
+    shared: Option<SharedFreshness>,
 }
 
 /// What a nonce was issued for: the target the workload Initiated for and, when the policy
@@ -330,11 +351,24 @@ impl NonceStore {
     /// Nonces live `ttl`; at most `max_outstanding` unredeemed at once (a bound on memory
     /// that a flood of challenges cannot exceed).
     pub fn new(ttl: Duration, max_outstanding: usize, clock: Arc<dyn Clock>) -> Self {
-        Self { ttl, max_outstanding, clock, outstanding: HashMap::new(), redeemed: HashMap::new() }
+        Self { ttl, max_outstanding, clock, outstanding: HashMap::new(), redeemed: HashMap::new(), shared: None }
+    }
+
+    /// Keeps the nonces in `shared`, where every replica issues and redeems them.
+    pub fn shared(mut self, shared: SharedFreshness) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// A fresh nonce for `scope`.
     pub fn issue(&mut self, scope: NonceScope) -> Result<[u8; NONCE_LEN], FreshnessError> {
+        if let Some(shared) = &self.shared {
+            let mut nonce = [0u8; NONCE_LEN];
+            getrandom::fill(&mut nonce).map_err(|_| FreshnessError::Rng)?;
+            let now = self.clock.now();
+            shared.issue(&nonce, &scope, now + self.ttl, self.max_outstanding, now)?;
+            return Ok(nonce);
+        }
         self.purge();
         if self.outstanding.len() >= self.max_outstanding {
             return Err(FreshnessError::TooManyOutstanding(self.outstanding.len()));
@@ -349,6 +383,12 @@ impl NonceStore {
     /// cannot be used again.
     pub fn redeem(&mut self, nonce: &[u8]) -> Result<NonceScope, FreshnessError> {
         let now = self.clock.now();
+        if let Some(shared) = &self.shared {
+            if nonce.len() != NONCE_LEN {
+                return Err(FreshnessError::UnknownNonce);
+            }
+            return shared.redeem(nonce, now);
+        }
         let Ok(key) = <[u8; NONCE_LEN]>::try_from(nonce) else {
             return Err(FreshnessError::UnknownNonce);
         };
@@ -366,7 +406,7 @@ impl NonceStore {
         }
     }
 
-    /// Unredeemed nonces.
+    /// Unredeemed nonces (of this process; replicas sharing a database count theirs there).
     pub fn outstanding(&self) -> usize {
         self.outstanding.len()
     }

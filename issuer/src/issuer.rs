@@ -8,6 +8,7 @@
 //! when it is given none).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use twi_verifier::snp::SnpConfig;
@@ -15,7 +16,9 @@ use twi_verifier::tdx::{Collateral, TdxConfig};
 use x509_cert::Certificate;
 
 use crate::ca::{CredentialAuthority, IssuerCa};
+use crate::database::Postgres;
 use crate::error::IssuerError;
+use crate::freshness::SharedFreshness;
 use crate::jose::Jwk;
 use crate::keystore::KeyStore;
 use crate::policy::Policy;
@@ -59,15 +62,29 @@ pub struct PublishedKeys {
 impl Issuer {
     /// Opens (or creates) the issuer's state under `state_dir`, issuing under `policy`.
     pub fn open(state_dir: &Path, config: IssuerConfig, policy: Policy) -> Result<Self, IssuerError> {
+        Self::open_shared(state_dir, config, policy, None)
+    }
+
+    /// Opens the issuer as one of several replicas: the keys in `state_dir` (which the
+    /// replicas share), the log, nonces and epochs in the PostgreSQL `database` (its tables
+    /// created if absent). `None`: as [`Issuer::open`].
+    pub fn open_shared(
+        state_dir: &Path,
+        config: IssuerConfig,
+        policy: Policy,
+        database: Option<Arc<Postgres>>,
+    ) -> Result<Self, IssuerError> {
         let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain)?;
+        let shared = database.clone().map(SharedFreshness::open).transpose()?;
         Ok(Self {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
-            verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref())?,
+            verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref(), shared)?,
             records: Records::open(
                 state_dir,
                 &format!("{}/twi-log", policy.trust_domain),
                 &format!("spiffe://{}/twi-issuer", policy.trust_domain),
+                database.as_ref(),
             )?,
             ca,
             policy,

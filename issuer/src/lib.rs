@@ -18,6 +18,7 @@
 mod asks;
 pub mod bundle;
 mod ca;
+pub mod database;
 pub mod ear;
 mod error;
 pub mod freshness;

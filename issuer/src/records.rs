@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use p384::ecdsa::{SigningKey, VerifyingKey};
 use serde_json::{Value, json};
 use sha2::Digest;
 
+use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
@@ -43,6 +44,9 @@ pub(crate) struct Records {
     /// The log, open from one issuance to the next (its tree in memory; each use re-reads
     /// only what another process appended since, and checks it against the signed head).
     log: Mutex<ProvenanceLog>,
+    /// In the replicas' PostgreSQL database: appends are serialised there (an advisory lock),
+    /// not by the state directory's lock, which replicas on other machines do not share.
+    shared: bool,
 }
 
 /// What one issuance logs: the decision, and the credentials it makes (kind, id).
@@ -58,18 +62,27 @@ pub(crate) struct Issuance<'a> {
 impl Records {
     /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
     /// log is named `origin` in its checkpoints, and its statements are made by `issuer`.
-    pub(crate) fn open(dir: &Path, origin: &str, issuer: &str) -> Result<Self, IssuerError> {
+    pub(crate) fn open(
+        dir: &Path,
+        origin: &str,
+        issuer: &str,
+        database: Option<&Arc<Postgres>>,
+    ) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(dir, "log-key.pem")?;
         let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
         // Opened (and checked) once; each use takes the state lock and catches up with what
         // other processes sharing the state directory appended, so they append in turn.
-        let log = {
-            let _lock = state::lock(dir)?;
-            let log = ProvenanceLog::open(&dir.join(FILE))?;
-            refuse_legacy(&log, &dir.join(FILE))?;
-            Mutex::new(log)
+        let log = match database {
+            Some(pg) => ProvenanceLog::open_postgres(pg.clone())?,
+            None => {
+                let _lock = state::lock(dir)?;
+                let log = ProvenanceLog::open(&dir.join(FILE))?;
+                refuse_legacy(&log, &dir.join(FILE))?;
+                log
+            }
         };
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer: issuer.into(), log })
+        let shared = database.is_some();
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer: issuer.into(), log: Mutex::new(log), shared })
     }
 
     /// The key signed tree heads verify under.
@@ -80,7 +93,7 @@ impl Records {
     /// Runs `f` on the log, holding the state directory's lock (the log's in-memory tree must
     /// not go stale under another process's appends).
     fn with_log<T>(&self, f: impl FnOnce(&mut ProvenanceLog) -> Result<T, LogError>) -> Result<T, IssuerError> {
-        let _lock = state::lock(&self.dir)?;
+        let _lock = if self.shared { None } else { Some(state::lock(&self.dir)?) };
         // A panic elsewhere while the log was held leaves it as the store has it: refresh re-checks.
         let mut log = self.log.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         log.refresh()?;

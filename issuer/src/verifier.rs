@@ -22,7 +22,7 @@ use x509_cert::Certificate;
 use crate::ear::{self, Ear, TrustVector, VerifierId, claim};
 use crate::error::IssuerError;
 use crate::freshness::{
-    EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SignedEpoch, SystemClock,
+    EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SharedFreshness, SignedEpoch, SystemClock,
 };
 use crate::policy::{Admission, Appraised};
 use crate::state;
@@ -148,10 +148,29 @@ pub(crate) struct VerifierRole {
     key: SigningKey,
 }
 
+/// Nonces and epochs, in this process or (replicas) in their shared database.
+fn freshness(
+    epoch_key: SigningKey,
+    clock: Arc<dyn crate::freshness::Clock>,
+    shared: Option<SharedFreshness>,
+) -> Freshness {
+    let mut epochs = EpochPublisher::new(epoch_key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone());
+    let mut nonces = NonceStore::new(NONCE_TTL, MAX_OUTSTANDING_NONCES, clock);
+    if let Some(shared) = shared {
+        epochs = epochs.shared(shared.clone());
+        nonces = nonces.shared(shared);
+    }
+    Freshness { epochs: Some(epochs), nonces }
+}
+
 impl VerifierRole {
     /// The Verifier of the issuer state `dir`: its keys (EAR, AF_L1 epochs), and, with
     /// `sim_snp_root`, the simulated SEV-SNP platform under that root.
-    pub(crate) fn open(dir: &Path, sim_snp_root: Option<&Certificate>) -> Result<Self, IssuerError> {
+    pub(crate) fn open(
+        dir: &Path,
+        sim_snp_root: Option<&Certificate>,
+        shared: Option<SharedFreshness>,
+    ) -> Result<Self, IssuerError> {
         let sim_snp = sim_snp_root
             .map(SnpVerifier::simulated)
             .transpose()
@@ -163,10 +182,7 @@ impl VerifierRole {
             sim_snp,
             tdx: None,
             sim_tdx: None,
-            freshness: Freshness {
-                epochs: Some(EpochPublisher::new(epoch_key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone())),
-                nonces: NonceStore::new(NONCE_TTL, MAX_OUTSTANDING_NONCES, clock),
-            },
+            freshness: freshness(epoch_key, clock, shared),
             key: state::load_or_create_key(dir, "verifier-key.pem")?,
         })
     }

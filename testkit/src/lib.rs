@@ -12,13 +12,15 @@
 //!   missing and never install anything;
 //! - [`scenario`]: the end-to-end scenario builder, `twi run` as a user runs it
 //!   (`Scenario::new(twi).platform("sim").mechanism("b").policy(..).run()`), and `twi serve`
-//!   as a child process.
+//!   as a child process;
+//! - [`postgres`]: a throwaway PostgreSQL cluster on loopback (replicas' tests).
 //!
 //! Dev-only: a dev-dependency of tests, never of a library or binary. It depends on no crate
 //! of this workspace, so the runtime and the attester (which depend on nothing of the host
 //! side) may use it too.
 
 pub mod certs;
+pub mod postgres;
 pub mod rng;
 pub mod samples;
 pub mod scenario;

@@ -17,7 +17,8 @@
 //! auditor kept (NEW: the issuer's current one): both verify under the pinned key, and the
 //! issuer's RFC 9162 consistency proof leads from OLD's root to NEW's.
 //!
-//! `twi log audit` reads an issuer state's `provenance.sqlite` itself: every record re-hashed,
+//! `twi log audit` reads an issuer state's `provenance.sqlite` (or, `--database URL`, the
+//! replicas' PostgreSQL database) itself: every record re-hashed,
 //! the tree recomputed, every signed tree head checked under the log key (`--jwks`, the
 //! `twi-log` key of an `issuer-jwks.json`; else the state's own log key), progress on stderr.
 
@@ -85,6 +86,10 @@ pub enum LogCommand {
         /// state's own log key.
         #[arg(long, value_name = "FILE")]
         jwks: Option<PathBuf>,
+        /// Audit the log the replicas keep in this PostgreSQL database (the URL `twi serve
+        /// --database` was given) instead of STATE/issuer/provenance.sqlite.
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
     },
 }
 
@@ -105,7 +110,7 @@ pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
             let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
             consistency(&client, &old, new.as_deref(), vkey)
         }
-        LogCommand::Audit { jwks } => audit(state, jwks.as_deref()),
+        LogCommand::Audit { jwks, database } => audit(state, jwks.as_deref(), database.as_deref()),
     }
 }
 
@@ -316,7 +321,7 @@ fn consistency(client: &RemoteIssuer, old: &Path, new: Option<&Path>, vkey: Opti
     Ok(())
 }
 
-fn audit(state: &Path, jwks: Option<&Path>) -> Result<()> {
+fn audit(state: &Path, jwks: Option<&Path>, database: Option<&str>) -> Result<()> {
     let dir = super::issuer::issuer_dir(state);
     let key = match jwks {
         Some(path) => jwks_log_key(path)?,
@@ -325,16 +330,28 @@ fn audit(state: &Path, jwks: Option<&Path>) -> Result<()> {
     let path = dir.join("provenance.sqlite");
     let started = std::time::Instant::now();
     let mut shown = started;
-    let audited = twi_issuer::provenance::audit::audit(&path, &key, |done, total| {
+    let progress = move |done: u64, total: u64| {
         if shown.elapsed() >= std::time::Duration::from_secs(1) {
             eprintln!("twi: audit: {done} of {total} records re-hashed");
             shown = std::time::Instant::now();
         }
-    })
-    .with_context(|| format!("auditing {}", path.display()))?;
+    };
+    let (audited, what) = match database {
+        Some(url) => {
+            let pg = std::sync::Arc::new(twi_issuer::database::Postgres::connect(url)?);
+            let shown = pg.shown().to_string();
+            let audited = twi_issuer::provenance::audit::audit_postgres(pg, &key, progress)
+                .with_context(|| format!("auditing the log in {shown}"))?;
+            (audited, shown)
+        }
+        None => {
+            let audited = twi_issuer::provenance::audit::audit(&path, &key, progress)
+                .with_context(|| format!("auditing {}", path.display()))?;
+            (audited, path.display().to_string())
+        }
+    };
     eprintln!(
-        "twi: audit of {} passed: {} records, {} signed tree heads, root {} ({:.1} s)",
-        path.display(),
+        "twi: audit of {what} passed: {} records, {} signed tree heads, root {} ({:.1} s)",
         audited.records,
         audited.heads,
         hex::encode(audited.root),

@@ -15,7 +15,7 @@ use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
 use super::args::IdentityArgs;
-use super::issuer::{issuer_dir, load_policy, open_issuer};
+use super::issuer::{issuer_dir, load_policy, open_issuer_shared};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -38,6 +38,14 @@ pub struct ServeArgs {
     /// `--state` of the `twi run` that launches the guests: DIR/sim-snp, DIR/sim-tdx).
     #[arg(long, value_name = "DIR")]
     simulated_tee: Option<PathBuf>,
+    /// Serve as one of several replicas of one trust domain: the provenance log (records and
+    /// signed tree heads), the Verifier's nonces and epochs in this PostgreSQL database
+    /// (`postgres://USER@127.0.0.1:PORT/DB`, or `host=/run/postgresql user=… dbname=…`; loopback
+    /// or a unix socket only), its tables created if absent. Every replica is given the same
+    /// --state (the keys) and the same URL. Default: the embedded stores
+    /// (STATE/issuer/provenance.sqlite, nonces in memory).
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     /// The request log on stderr (one event per request: method, path, status, time, client,
     /// operator; never a query, header or body): `text`, `json` (one object per line) or `off`.
     #[arg(long, value_enum, default_value = "text")]
@@ -120,7 +128,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
         None => None,
     };
     let policy = load_policy(&args.policy, args.policy_key.as_deref())?;
-    let mut issuer = open_issuer(state, &args.identity, sim_root, policy)?;
+    let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, args.database.as_deref())?;
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;
@@ -145,9 +153,13 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             Transport::PlainLoopback => "http",
         };
         eprintln!(
-            "twi: serving the {} role(s) on {scheme}://{address} (state {}); Ctrl-C stops",
+            "twi: serving the {} role(s) on {scheme}://{address} (state {}{}); Ctrl-C stops",
             args.roles.names().join(", "),
-            state.display()
+            state.display(),
+            args.database.as_deref().map_or(String::new(), |url| format!(
+                ", log, nonces and epochs in {}",
+                twi_issuer::database::display_url(url)
+            ))
         );
         let challenges =
             RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };

@@ -137,8 +137,15 @@ impl From<Rejection> for ApiError {
         // Every nonce is outstanding (a limit, not a fault): come back when some expire.
         let full =
             matches!(rejection, Rejection::Internal(IssuerError::Challenge(FreshnessError::TooManyOutstanding(_))));
+        // The replicas' database did not answer (a fault of ours, passing): try again soon.
+        let store_down = matches!(
+            rejection,
+            Rejection::Internal(IssuerError::Challenge(FreshnessError::Store(_)))
+                | Rejection::Freshness { error: FreshnessError::Store(_), .. }
+        );
         let (status, retry_after) = match rejection {
             _ if full => (StatusCode::SERVICE_UNAVAILABLE, Some(NONCES_FULL_RETRY_AFTER)),
+            _ if store_down => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
             Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             _ => (StatusCode::FORBIDDEN, None),
         };

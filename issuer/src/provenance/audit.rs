@@ -6,11 +6,13 @@
 //! head must cover every record. Nothing in the database is trusted but the records.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use p384::ecdsa::VerifyingKey;
 use rusqlite::{Connection, OpenFlags};
 
 use super::{Hash, LogError, ProvenanceLog, SignedTreeHead};
+use crate::database::Postgres;
 
 /// What an audit found in a log that passed it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,11 +37,33 @@ pub fn audit(path: &Path, key: &VerifyingKey, progress: impl FnMut(u64, u64)) ->
     let mut log = ProvenanceLog::unchecked(conn, path);
     log.read_from(0, progress)?;
     let heads = log.tree_heads()?;
-    let tampered = |what: String| LogError::Tampered { path: path.display().to_string(), what };
-    for head in &heads {
-        check_head(&log, head, key).map_err(tampered)?;
+    audit_log(&log, &heads, &path.display().to_string(), key)
+}
+
+/// Audits the log in the replicas' PostgreSQL database `pg` (read only: nothing is created),
+/// in one snapshot while replicas may go on appending.
+pub fn audit_postgres(
+    pg: Arc<Postgres>,
+    key: &VerifyingKey,
+    progress: impl FnMut(u64, u64) + Send,
+) -> Result<Audited, LogError> {
+    let shown = pg.shown().to_string();
+    let mut log = ProvenanceLog::unchecked_postgres(pg);
+    let heads = log.read_snapshot(progress)?;
+    audit_log(&log, &heads, &shown, key)
+}
+
+fn audit_log(
+    log: &ProvenanceLog,
+    heads: &[SignedTreeHead],
+    path: &str,
+    key: &VerifyingKey,
+) -> Result<Audited, LogError> {
+    let tampered = |what: String| LogError::Tampered { path: path.to_string(), what };
+    for head in heads {
+        check_head(log, head, key).map_err(tampered)?;
     }
-    log.check_covered()?;
+    super::checks::covered(log.tree(), heads.last(), path)?;
     Ok(Audited { records: log.len(), heads: heads.len() as u64, root: log.root() })
 }
 

@@ -22,7 +22,9 @@
 
 pub mod audit;
 pub mod checkpoint;
+mod checks;
 pub mod entry;
+mod pg;
 pub mod receipt;
 pub mod statement;
 mod store;
@@ -412,6 +414,15 @@ pub enum LogError {
     BadTreeHeadSignature,
     #[error("the log key failed to sign: {0}")]
     Signer(String),
+}
+
+impl From<crate::database::DatabaseError> for LogError {
+    fn from(e: crate::database::DatabaseError) -> Self {
+        match e {
+            crate::database::DatabaseError::Connect { url, what }
+            | crate::database::DatabaseError::Query { url, what } => LogError::Db(url, what),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -8,21 +8,32 @@
 //! was written outside the issuer (the issuer never commits a record without its head), and is
 //! refused loudly rather than signed into the next head.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use p384::ecdsa::signature::Signer;
-use p384::ecdsa::{Signature, SigningKey};
+use p384::ecdsa::SigningKey;
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::checks::{accept, covered, head_of, signed_head};
+use super::pg::{self, Append};
 use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
+use crate::database::Postgres;
 
-/// The provenance log: records in SQLite, the tree in memory.
+/// The provenance log: records in SQLite (or the replicas' PostgreSQL), the tree in memory.
 #[derive(Debug)]
 pub struct ProvenanceLog {
-    conn: Connection,
+    rows: Rows,
     tree: MerkleTree,
-    path: PathBuf,
+    /// The file, or the database URL without its password, for messages.
+    path: String,
+}
+
+/// Where the records and signed heads are stored.
+#[derive(Debug)]
+enum Rows {
+    Sqlite(Connection),
+    Postgres(Arc<Postgres>),
 }
 
 const SCHEMA: &str = "
@@ -57,69 +68,82 @@ impl ProvenanceLog {
         let db = |e: rusqlite::Error| LogError::Db(path.display().to_string(), e.to_string());
         let conn = Connection::open(path).map_err(db)?;
         conn.execute_batch(SCHEMA).map_err(db)?;
-        let mut log = Self { conn, tree: MerkleTree::new(), path: path.to_path_buf() };
+        let mut log = Self { rows: Rows::Sqlite(conn), tree: MerkleTree::new(), path: path.display().to_string() };
         log.read_from(0, |_, _| {})?;
         log.check_covered()?;
         Ok(log)
     }
 
+    /// Opens the log in the replicas' PostgreSQL database (creating its tables if absent),
+    /// re-hashing every record and checking the tree against the last signed tree head.
+    pub fn open_postgres(pg: Arc<Postgres>) -> Result<Self, LogError> {
+        pg::ensure_schema(&pg)?;
+        let mut log = Self::unchecked_postgres(pg);
+        log.refresh()?;
+        Ok(log)
+    }
+
     /// The log over `conn` with nothing read or checked yet (the audit reads it itself).
     pub(super) fn unchecked(conn: Connection, path: &Path) -> Self {
-        Self { conn, tree: MerkleTree::new(), path: path.to_path_buf() }
+        Self { rows: Rows::Sqlite(conn), tree: MerkleTree::new(), path: path.display().to_string() }
+    }
+
+    /// Reads the whole log in `pg` (one snapshot) into the tree and returns every signed head,
+    /// for the audit; `progress(done, total)` as it goes.
+    pub(super) fn read_snapshot(
+        &mut self,
+        mut progress: impl FnMut(u64, u64) + Send,
+    ) -> Result<Vec<SignedTreeHead>, LogError> {
+        let Rows::Postgres(pg) = &self.rows else { return self.tree_heads() };
+        let rows = pg::snapshot(pg, &mut self.tree, &self.path, true, &mut progress)?;
+        rows.into_iter().map(|row| head_of(&self.path, row)).collect()
+    }
+
+    /// The log in `pg` with nothing read or checked yet.
+    pub(super) fn unchecked_postgres(pg: Arc<Postgres>) -> Self {
+        let path = pg.shown().to_string();
+        Self { rows: Rows::Postgres(pg), tree: MerkleTree::new(), path }
     }
 
     /// Every signed tree head, by size.
     pub fn tree_heads(&self) -> Result<Vec<SignedTreeHead>, LogError> {
-        let mut stmt = self
-            .conn
+        let conn = match &self.rows {
+            Rows::Sqlite(conn) => conn,
+            Rows::Postgres(pg) => {
+                let rows = pg.run(|c| pg::heads(c, pg))?;
+                return rows.into_iter().map(|row| head_of(&self.path, row)).collect();
+            }
+        };
+        let mut stmt = conn
             .prepare("SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size")
             .map_err(self.db())?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))).map_err(self.db())?;
         let mut heads = Vec::new();
         for row in rows {
-            heads.push(self.head_of(row.map_err(self.db())?)?);
+            heads.push(head_of(&self.path, row.map_err(self.db())?)?);
         }
         Ok(heads)
-    }
-
-    /// A stored head row, checked for form.
-    fn head_of(&self, (size, ts, root, sig): (i64, i64, Vec<u8>, Vec<u8>)) -> Result<SignedTreeHead, LogError> {
-        let tampered = || LogError::Tampered {
-            path: self.path.display().to_string(),
-            what: "a stored tree head is malformed".into(),
-        };
-        Ok(SignedTreeHead {
-            size: u64::try_from(size).map_err(|_| tampered())?,
-            timestamp_ms: u64::try_from(ts).map_err(|_| tampered())?,
-            root: root.try_into().map_err(|_| tampered())?,
-            signature: sig.try_into().map_err(|_| tampered())?,
-        })
     }
 
     /// Reads the stored records from index `from` on (the tree holds the first `from`),
     /// re-hashing each against its stored leaf hash; `progress(done, total)` now and then.
     pub(super) fn read_from(&mut self, from: u64, mut progress: impl FnMut(u64, u64)) -> Result<(), LogError> {
-        let path = self.path.display().to_string();
-        let db = |e: rusqlite::Error| LogError::Db(path.clone(), e.to_string());
-        let tampered = |what: String| LogError::Tampered { path: path.clone(), what };
         let total = self.stored()?;
-        let from_idx = i64::try_from(from).map_err(|_| tampered(format!("index {from} is out of range")))?;
+        let Rows::Sqlite(conn) = &self.rows else {
+            return Err(LogError::Db(self.path.clone(), "a PostgreSQL log is read in snapshots (refresh)".into()));
+        };
+        let path = self.path.clone();
+        let db = |e: rusqlite::Error| LogError::Db(path.clone(), e.to_string());
+        let from_idx = i64::try_from(from)
+            .map_err(|_| LogError::Tampered { path: path.clone(), what: format!("index {from} is out of range") })?;
         let mut stmt =
-            self.conn.prepare("SELECT idx, record, leaf_hash FROM leaves WHERE idx >= ?1 ORDER BY idx").map_err(db)?;
+            conn.prepare("SELECT idx, record, leaf_hash FROM leaves WHERE idx >= ?1 ORDER BY idx").map_err(db)?;
         let mut rows = stmt.query(params![from_idx]).map_err(db)?;
         while let Some(row) = rows.next().map_err(db)? {
             let idx: i64 = row.get(0).map_err(db)?;
             let record: Vec<u8> = row.get(1).map_err(db)?;
             let stored: Vec<u8> = row.get(2).map_err(db)?;
-            let expected = self.tree.len();
-            if u64::try_from(idx).ok() != Some(expected) {
-                return Err(tampered(format!("record {expected} is missing (the next stored index is {idx})")));
-            }
-            let hash = leaf_hash(&record);
-            if stored.as_slice() != hash.as_slice() {
-                return Err(tampered(format!("record {idx} no longer hashes to its leaf hash")));
-            }
-            self.tree.push(hash);
+            accept(&mut self.tree, &path, idx, &record, &stored)?;
             if self.tree.len().is_multiple_of(PROGRESS_EVERY) {
                 progress(self.tree.len(), total);
             }
@@ -130,40 +154,32 @@ impl ProvenanceLog {
 
     /// Records stored: one past the largest index (gaps are found when the rows are read).
     fn stored(&self) -> Result<u64, LogError> {
-        let max: Option<i64> =
-            self.conn.query_row("SELECT MAX(idx) FROM leaves", [], |r| r.get(0)).map_err(self.db())?;
+        let conn = match &self.rows {
+            Rows::Sqlite(conn) => conn,
+            Rows::Postgres(pg) => return pg.run(|c| pg::stored(c, pg)),
+        };
+        let max: Option<i64> = conn.query_row("SELECT MAX(idx) FROM leaves", [], |r| r.get(0)).map_err(self.db())?;
         Ok(max.and_then(|m| u64::try_from(m).ok()).map_or(0, |m| m + 1))
     }
 
     /// The last signed tree head covers exactly the records in the tree, with their root.
     pub(super) fn check_covered(&self) -> Result<(), LogError> {
-        let tampered = |what: String| LogError::Tampered { path: self.path.display().to_string(), what };
-        let head = self.latest_tree_head()?;
-        let size = head.as_ref().map_or(0, |h| h.size);
-        match self.tree.root_at(size) {
-            None => Err(tampered(format!(
-                "a signed tree head covers {size} records but only {} are stored",
-                self.tree.len()
-            ))),
-            Some(root) if head.is_some_and(|h| h.root != root) => {
-                Err(tampered(format!("the records no longer hash to the root signed at size {size}")))
-            }
-            Some(_) if self.tree.len() > size => Err(tampered(format!(
-                "{} record(s) from index {size} on are covered by no signed tree head: they were written outside the issuer (it commits each record with its head); `twi log audit` lists the log, and the rows must be removed from a copy or the log restored from a backup",
-                self.tree.len() - size
-            ))),
-            Some(_) => Ok(()),
-        }
+        covered(&self.tree, self.latest_tree_head()?.as_ref(), &self.path)
     }
 
     /// Brings the tree up to the store before an append or a proof: reads (and re-hashes) only
     /// the records appended since (by another process sharing the state directory), then checks
     /// that the last signed tree head covers them all. Rows deleted since are refused too.
     pub fn refresh(&mut self) -> Result<(), LogError> {
+        if let Rows::Postgres(pg) = &self.rows {
+            let latest = pg::snapshot(pg, &mut self.tree, &self.path, false, &mut |_, _| {})?;
+            let latest = latest.into_iter().next().map(|row| head_of(&self.path, row)).transpose()?;
+            return covered(&self.tree, latest.as_ref(), &self.path);
+        }
         let stored = self.stored()?;
         if stored < self.tree.len() {
             let what = format!("{} records were read, {stored} are stored now", self.tree.len());
-            return Err(LogError::Tampered { path: self.path.display().to_string(), what });
+            return Err(LogError::Tampered { path: self.path.clone(), what });
         }
         if stored > self.tree.len() {
             self.read_from(self.tree.len(), |_, _| {})?;
@@ -180,6 +196,16 @@ impl ProvenanceLog {
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
+        if let Rows::Postgres(pg) = &self.rows {
+            // Catches up and checks under the replicas' append lock, in the same transaction.
+            let start = self.tree.len();
+            let append = Append { tree: &mut self.tree, path: &self.path, records, key, now };
+            let result = pg::append_signed(pg, append);
+            if result.is_err() {
+                self.tree.truncate(start);
+            }
+            return result;
+        }
         self.refresh()?;
         let start = self.tree.len();
         let result = self.append_signed_in_transaction(records, key, now);
@@ -195,9 +221,15 @@ impl ProvenanceLog {
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
-        let path = self.path.display().to_string();
+        let path = self.path.clone();
         let db = |e: rusqlite::Error| LogError::Db(path.clone(), e.to_string());
-        let transaction = self.conn.transaction().map_err(db)?;
+        let Rows::Sqlite(conn) = &mut self.rows else {
+            return Err(LogError::Db(
+                path,
+                "a PostgreSQL log appends in one locked transaction (pg::append_signed)".into(),
+            ));
+        };
+        let transaction = conn.transaction().map_err(db)?;
         let mut appended = Vec::with_capacity(records.len());
         for record in records {
             let leaf = record.to_leaf()?;
@@ -217,7 +249,7 @@ impl ProvenanceLog {
     }
 
     fn db(&self) -> impl Fn(rusqlite::Error) -> LogError + '_ {
-        move |e| LogError::Db(self.path.display().to_string(), e.to_string())
+        move |e| LogError::Db(self.path.clone(), e.to_string())
     }
 
     /// Records in the log.
@@ -246,10 +278,15 @@ impl ProvenanceLog {
         let leaf = record.to_leaf()?;
         let hash = leaf_hash(&leaf);
         let index = self.tree.len();
-        insert_leaf(&self.conn, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
-            InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
-            InsertError::Db(e) => (self.db())(e),
-        })?;
+        match &self.rows {
+            Rows::Sqlite(conn) => {
+                insert_leaf(conn, index, record.credential_id(), &leaf, &hash).map_err(|e| match e {
+                    InsertError::Duplicate => LogError::Duplicate(record.credential_id().to_string()),
+                    InsertError::Db(e) => (self.db())(e),
+                })?
+            }
+            Rows::Postgres(pg) => pg.run(|c| pg::insert_leaf(c, pg, index, record.credential_id(), &leaf, &hash))?,
+        }
         self.tree.push(hash);
         Ok(Appended { index, leaf_hash: hash, tree_size: self.tree.len() })
     }
@@ -258,15 +295,17 @@ impl ProvenanceLog {
     pub fn record(&self, index: u64) -> Result<SignedStatement, LogError> {
         let out_of_range = || LogError::OutOfRange { size: self.len(), what: format!("record {index}") };
         let idx = i64::try_from(index).map_err(|_| out_of_range())?;
-        let bytes: Option<Vec<u8>> = self
-            .conn
-            .query_row("SELECT record FROM leaves WHERE idx = ?1", params![idx], |r| r.get(0))
-            .optional()
-            .map_err(self.db())?;
+        let bytes: Option<Vec<u8>> = match &self.rows {
+            Rows::Sqlite(conn) => conn
+                .query_row("SELECT record FROM leaves WHERE idx = ?1", params![idx], |r| r.get(0))
+                .optional()
+                .map_err(self.db())?,
+            Rows::Postgres(pg) => pg.run(|c| pg::record(c, pg, idx))?,
+        };
         let bytes = bytes.ok_or_else(out_of_range)?;
         if Some(leaf_hash(&bytes)) != self.tree.leaf(index) {
             return Err(LogError::Tampered {
-                path: self.path.display().to_string(),
+                path: self.path.clone(),
                 what: format!("record {index} changed since the log was opened"),
             });
         }
@@ -275,11 +314,13 @@ impl ProvenanceLog {
 
     /// The index and record of credential `credential_id`, if logged.
     pub fn find(&self, credential_id: &str) -> Result<Option<(u64, SignedStatement)>, LogError> {
-        let idx: Option<i64> = self
-            .conn
-            .query_row("SELECT idx FROM leaves WHERE credential_id = ?1", params![credential_id], |r| r.get(0))
-            .optional()
-            .map_err(self.db())?;
+        let idx: Option<i64> = match &self.rows {
+            Rows::Sqlite(conn) => conn
+                .query_row("SELECT idx FROM leaves WHERE credential_id = ?1", params![credential_id], |r| r.get(0))
+                .optional()
+                .map_err(self.db())?,
+            Rows::Postgres(pg) => pg.run(|c| pg::find(c, pg, credential_id))?,
+        };
         match idx.and_then(|i| u64::try_from(i).ok()) {
             None => Ok(None),
             Some(i) => Ok(Some((i, self.record(i)?))),
@@ -303,22 +344,27 @@ impl ProvenanceLog {
     /// Signs (and stores) a tree head for the current tree at `now`.
     pub fn sign_tree_head(&mut self, key: &SigningKey, now: SystemTime) -> Result<SignedTreeHead, LogError> {
         let head = signed_head(key, self.len(), self.root(), now)?;
-        insert_head(&self.conn, &head).map_err(self.db())?;
+        match &self.rows {
+            Rows::Sqlite(conn) => insert_head(conn, &head).map_err(self.db())?,
+            Rows::Postgres(pg) => pg.run(|c| pg::insert_head(c, pg, &head))?,
+        }
         Ok(head)
     }
 
     /// The signed tree head of the largest size.
     pub fn latest_tree_head(&self) -> Result<Option<SignedTreeHead>, LogError> {
-        let row: Option<(i64, i64, Vec<u8>, Vec<u8>)> = self
-            .conn
-            .query_row(
-                "SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()
-            .map_err(self.db())?;
-        row.map(|row| self.head_of(row)).transpose()
+        let row: Option<(i64, i64, Vec<u8>, Vec<u8>)> = match &self.rows {
+            Rows::Sqlite(conn) => conn
+                .query_row(
+                    "SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .optional()
+                .map_err(self.db())?,
+            Rows::Postgres(pg) => pg.run(|c| pg::latest_head(c, pg))?,
+        };
+        row.map(|row| head_of(&self.path, row)).transpose()
     }
 }
 
@@ -344,20 +390,6 @@ fn insert_leaf(conn: &Connection, index: u64, id: &str, leaf: &[u8], hash: &Hash
         }
         Err(e) => Err(InsertError::Db(e)),
     }
-}
-
-/// The tree head of `size` leaves with `root`, signed at `now`.
-fn signed_head(key: &SigningKey, size: u64, root: Hash, now: SystemTime) -> Result<SignedTreeHead, LogError> {
-    let timestamp_ms = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    let sig: Signature = key
-        .try_sign(&SignedTreeHead::signed_bytes(size, timestamp_ms, &root))
-        .map_err(|e| LogError::Signer(e.to_string()))?;
-    let mut signature = [0u8; 96];
-    signature.copy_from_slice(&sig.to_bytes());
-    Ok(SignedTreeHead { size, timestamp_ms, root, signature })
 }
 
 /// Stores a signed head. One head per size: a second signature over the same size keeps the first.

@@ -1,0 +1,182 @@
+//! The shared store of issuer replicas (issue 14 item 6): PostgreSQL holds what is mutable —
+//! the provenance log's records and signed tree heads, the Verifier's nonces (a nonce issued by
+//! one replica is redeemed once at any) and its AF_L1 epochs — so any replica serves any step
+//! of a flow. The keys stay in the state directory the replicas share. Without a database
+//! every role keeps its state as before: the log in `provenance.sqlite`, nonces and epochs in
+//! memory.
+//!
+//! The blocking `postgres::Client` drives a tokio runtime of its own, which panics inside the
+//! service's runtime; [`Postgres::run`] therefore runs every call on a scoped thread outside it
+//! (an issuance costs milliseconds; a thread costs microseconds).
+
+use std::sync::{Mutex, PoisonError};
+
+use postgres::{Client, NoTls};
+
+/// Where a process keeps the state replicas share.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// Each role's own store (`provenance.sqlite`, memory).
+    Embedded,
+    /// PostgreSQL at this URL (`postgres://user@host:port/db` or `host=… user=…`).
+    Postgres(String),
+}
+
+/// Why the database could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("the database {url}: {what}")]
+    Connect { url: String, what: String },
+    #[error("the database {url}: {what}")]
+    Query { url: String, what: String },
+}
+
+/// One connection to the replicas' PostgreSQL database, used by one call at a time.
+pub struct Postgres {
+    client: Mutex<Option<Client>>,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").field("url", &self.shown).finish_non_exhaustive()
+    }
+}
+
+/// The SQLSTATE of a unique constraint's violation.
+pub(crate) fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+}
+
+impl Postgres {
+    /// Connects to `url` (plain TCP to a loopback address or a unix socket only: TLS to the
+    /// database is not built yet, so a remote host is refused rather than spoken to in clear).
+    pub fn connect(url: &str) -> Result<Self, DatabaseError> {
+        let config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| DatabaseError::Connect { url: redacted(url), what: e.to_string() })?;
+        let shown = shown(&config);
+        local_only(&config).map_err(|what| DatabaseError::Connect { url: shown.clone(), what })?;
+        let client = std::thread::scope(|s| s.spawn(|| config.connect(NoTls)).join())
+            .map_err(|_| DatabaseError::Connect { url: shown.clone(), what: "the client panicked".into() })?
+            .map_err(|e| DatabaseError::Connect { url: shown.clone(), what: e.to_string() })?;
+        Ok(Self { client: Mutex::new(Some(client)), shown })
+    }
+
+    /// The URL as messages show it (no password).
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// Runs `f` on the connection, on a thread outside any tokio runtime.
+    pub(crate) fn run<T: Send, E: Send + From<DatabaseError>>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, E> + Send,
+    ) -> Result<T, E> {
+        let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        let gone = || DatabaseError::Query { url: self.shown.clone(), what: "the connection is closed".into() };
+        let client = guard.as_mut().ok_or_else(gone)?;
+        if client.is_closed() {
+            return Err(gone().into());
+        }
+        std::thread::scope(|s| s.spawn(|| f(client)).join())
+            .map_err(|_| DatabaseError::Query { url: self.shown.clone(), what: "the client panicked".into() })?
+    }
+
+    /// A query error, with the URL (no password).
+    pub(crate) fn error(&self, e: &postgres::Error) -> DatabaseError {
+        DatabaseError::Query { url: self.shown.clone(), what: describe(e) }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        // The client's runtime must not be dropped inside the service's runtime either.
+        if let Some(client) = self.client.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+/// A PostgreSQL error with the server's message when there is one.
+pub(crate) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
+fn local_only(config: &postgres::Config) -> Result<(), String> {
+    use postgres::config::Host;
+    for host in config.get_hosts() {
+        let Host::Tcp(name) = host else { continue };
+        let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        if !loopback {
+            return Err(format!(
+                "host `{name}` is not a loopback address: TLS to PostgreSQL is not built yet, so only 127.0.0.1, ::1, localhost or a unix socket directory (host=/run/postgresql) are accepted"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// How messages name the database at `url`: `postgres://user@host:port/dbname`, never the
+/// password.
+pub fn display_url(url: &str) -> String {
+    url.parse::<postgres::Config>().map_or_else(|_| redacted(url), |config| shown(&config))
+}
+
+/// `user@host:port/dbname` (never the password).
+fn shown(config: &postgres::Config) -> String {
+    use postgres::config::Host;
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            Host::Tcp(name) => name.clone(),
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = config.get_ports().iter().map(u16::to_string).collect();
+    format!(
+        "postgres://{}@{}:{}/{}",
+        config.get_user().unwrap_or(""),
+        hosts.join(","),
+        ports.join(","),
+        config.get_dbname().unwrap_or("")
+    )
+}
+
+/// A URL that did not parse, without anything that may be a password.
+fn redacted(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://…@{host}"),
+            None => url.to_string(),
+        },
+        None if url.contains("password") => "(a connection string with a password)".into(),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_password() {
+        let config: postgres::Config = "postgres://twi:s3cret@127.0.0.1:5433/twi".parse().unwrap();
+        assert_eq!(shown(&config), "postgres://twi@127.0.0.1:5433/twi");
+        assert!(!redacted("postgres://twi:s3cret@host:bad/twi").contains("s3cret"));
+        let e = Postgres::connect("host=127.0.0.1 port=1 user=twi password=s3cret dbname=twi").unwrap_err();
+        assert!(!e.to_string().contains("s3cret"), "{e}");
+    }
+
+    #[test]
+    fn remote_hosts_are_refused_without_tls() {
+        let e = Postgres::connect("postgres://twi@db.example.org/twi").unwrap_err().to_string();
+        assert!(e.contains("not a loopback address"), "{e}");
+        assert!(Postgres::connect("host=/nonexistent user=twi").unwrap_err().to_string().contains("/nonexistent"));
+    }
+}

@@ -1,0 +1,178 @@
+//! Nonces and epochs in the replicas' PostgreSQL database (issue 14 item 6): a nonce issued by
+//! one replica is redeemed once at any (the redemption is one conditional UPDATE, so two
+//! replicas racing for it cannot both win), and every replica publishes the same epoch for a
+//! period (the first to sign it stores it; the others take the stored one after checking its
+//! signature under the shared epoch key).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use p384::ecdsa::signature::Verifier;
+use p384::ecdsa::{Signature, VerifyingKey};
+
+use super::{FreshnessError, NONCE_LEN, NonceScope, SignedEpoch};
+use crate::database::Postgres;
+
+/// The advisory lock key the tables' creation takes ("TWI-FRS" in ASCII).
+const SCHEMA_LOCK: i64 = 0x0054_5749_2d46_5253;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nonces (
+    nonce      BYTEA   PRIMARY KEY,
+    expires_ms BIGINT  NOT NULL,
+    workload   TEXT,
+    target     TEXT    NOT NULL,
+    redeemed   BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_ms);
+CREATE TABLE IF NOT EXISTS epochs (
+    number BIGINT PRIMARY KEY,
+    epoch  BYTEA  NOT NULL
+);
+";
+
+/// The shared nonce and epoch tables.
+#[derive(Debug, Clone)]
+pub struct SharedFreshness {
+    pg: Arc<Postgres>,
+}
+
+fn store(e: impl std::fmt::Display) -> FreshnessError {
+    FreshnessError::Store(e.to_string())
+}
+
+fn ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+impl SharedFreshness {
+    /// The tables in `pg`, created if absent.
+    pub fn open(pg: Arc<Postgres>) -> Result<Self, FreshnessError> {
+        pg.run(|client| {
+            let mut tx = client.transaction().map_err(|e| pg.error(&e))?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).map_err(|e| pg.error(&e))?;
+            tx.batch_execute(SCHEMA).map_err(|e| pg.error(&e))?;
+            tx.commit().map_err(|e| pg.error(&e))
+        })
+        .map_err(store)?;
+        Ok(Self { pg })
+    }
+
+    /// Stores `nonce` for `scope` until `expires`, unless `max` are outstanding at `now`
+    /// (expired ones are dropped first).
+    pub(super) fn issue(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        scope: &NonceScope,
+        expires: SystemTime,
+        max: usize,
+        now: SystemTime,
+    ) -> Result<(), FreshnessError> {
+        let pg = &self.pg;
+        let outstanding = pg
+            .run(|client| {
+                client.execute("DELETE FROM nonces WHERE expires_ms <= $1", &[&ms(now)]).map_err(|e| pg.error(&e))?;
+                let row = client
+                    .query_one("SELECT COUNT(*) FROM nonces WHERE NOT redeemed", &[])
+                    .map_err(|e| pg.error(&e))?;
+                Ok::<i64, crate::database::DatabaseError>(row.get(0))
+            })
+            .map_err(store)?;
+        let outstanding = usize::try_from(outstanding).unwrap_or(usize::MAX);
+        if outstanding >= max {
+            return Err(FreshnessError::TooManyOutstanding(outstanding));
+        }
+        pg.run(|client| {
+            client
+                .execute(
+                    "INSERT INTO nonces (nonce, expires_ms, workload, target) VALUES ($1, $2, $3, $4)",
+                    &[&nonce.as_slice(), &ms(expires), &scope.workload, &scope.target],
+                )
+                .map_err(|e| pg.error(&e))
+        })
+        .map_err(store)?;
+        Ok(())
+    }
+
+    /// Redeems `nonce` once, whichever replica issued it.
+    pub(super) fn redeem(&self, nonce: &[u8], now: SystemTime) -> Result<NonceScope, FreshnessError> {
+        let pg = &self.pg;
+        let found = pg
+            .run(|client| {
+                let row = client
+                    .query_opt(
+                        "UPDATE nonces SET redeemed = TRUE WHERE nonce = $1 AND NOT redeemed
+                         RETURNING expires_ms, workload, target",
+                        &[&nonce],
+                    )
+                    .map_err(|e| pg.error(&e))?;
+                if let Some(row) = row {
+                    return Ok(Redeemed::Taken(row.get(0), NonceScope { workload: row.get(1), target: row.get(2) }));
+                }
+                let known =
+                    client.query_opt("SELECT 1 FROM nonces WHERE nonce = $1", &[&nonce]).map_err(|e| pg.error(&e))?;
+                Ok::<_, crate::database::DatabaseError>(if known.is_some() {
+                    Redeemed::Spent
+                } else {
+                    Redeemed::Unknown
+                })
+            })
+            .map_err(store)?;
+        match found {
+            Redeemed::Taken(expires_ms, _) if ms(now) >= expires_ms => {
+                Err(FreshnessError::Expired(u64::try_from((ms(now) - expires_ms) / 1000).unwrap_or(0)))
+            }
+            Redeemed::Taken(_, scope) => Ok(scope),
+            Redeemed::Spent => Err(FreshnessError::Replayed),
+            Redeemed::Unknown => Err(FreshnessError::UnknownNonce),
+        }
+    }
+
+    /// The epoch `number` every replica publishes: `candidate` (just signed here) unless
+    /// another replica stored one first; the stored one must verify under `key`.
+    pub(super) fn publish(&self, candidate: &SignedEpoch, key: &VerifyingKey) -> Result<SignedEpoch, FreshnessError> {
+        let pg = &self.pg;
+        let number = i64::try_from(candidate.number).map_err(|_| store("the epoch number is out of range"))?;
+        let bytes = candidate.to_bytes();
+        pg.run(|client| {
+            client
+                .execute(
+                    "INSERT INTO epochs (number, epoch) VALUES ($1, $2) ON CONFLICT (number) DO NOTHING",
+                    &[&number, &bytes.as_slice()],
+                )
+                .map_err(|e| pg.error(&e))
+        })
+        .map_err(store)?;
+        self.epoch(candidate.number, key)?.ok_or_else(|| store(format!("epoch {number} was not stored")))
+    }
+
+    /// The stored epoch `number`, checked under `key`.
+    pub(super) fn epoch(&self, number: u64, key: &VerifyingKey) -> Result<Option<SignedEpoch>, FreshnessError> {
+        let pg = &self.pg;
+        let Ok(n) = i64::try_from(number) else { return Ok(None) };
+        let row = pg
+            .run(|client| {
+                client.query_opt("SELECT epoch FROM epochs WHERE number = $1", &[&n]).map_err(|e| pg.error(&e))
+            })
+            .map_err(store)?;
+        let Some(row) = row else { return Ok(None) };
+        let epoch = SignedEpoch::from_bytes(row.get::<_, &[u8]>(0))?;
+        let sig = Signature::from_slice(&epoch.signature).map_err(|_| FreshnessError::BadEpochSignature)?;
+        key.verify(&SignedEpoch::tbs(epoch.number, epoch.not_before, epoch.not_after, &epoch.seed), &sig)
+            .map_err(|_| FreshnessError::BadEpochSignature)?;
+        if epoch.number != number {
+            return Err(FreshnessError::UnknownEpoch);
+        }
+        Ok(Some(epoch))
+    }
+}
+
+/// What a redemption found.
+enum Redeemed {
+    /// Outstanding until then (ms), for this scope: now redeemed.
+    Taken(i64, NonceScope),
+    /// Redeemed before.
+    Spent,
+    /// Never issued, or expired and dropped.
+    Unknown,
+}
