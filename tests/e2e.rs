@@ -333,6 +333,17 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     assert_eq!(twi_proto::csr::verify(&csr).unwrap().to_vec(), key);
     assert!(!nonce.is_empty());
     assert_eq!(parsed.quote.body.report_data, tacra_binding(&out_dir, &csr));
+    // The quote came down in the simulated GetQuote's answer and crossed the channel once: the
+    // guest named it by SHA-384, and the loader presented the quote it delivered under that name.
+    let named = hex::encode(sha2::Sha384::digest(&quote));
+    assert_eq!(json["quote_sha384"].as_str(), Some(named.as_str()), "evidence.json names the quote");
+    let received = format!(
+        "evidence received: the {}-byte quote this host delivered, named by the guest (sha384:{named})",
+        quote.len()
+    );
+    assert!(log.contains(&received), "{log}");
+    let sent = format!("quote from the host: {} bytes, named by its SHA-384 (the host keeps it)", quote.len());
+    assert!(console.contains(&sent), "{console}");
     let reference: serde_json::Value =
         serde_json::from_slice(&std::fs::read(f.rom.with_file_name("reference-values.json")).unwrap()).unwrap();
     assert_eq!(hex::encode(parsed.quote.body.mr_td), reference["tdx"]["mrtd"].as_str().unwrap());

@@ -302,6 +302,8 @@ fn extends_reach_the_module_in_order_and_the_quote_matches_the_log() {
     assert_eq!(quote.quote.body.rtmr, outcome.module.sim.rtmrs());
     assert_ne!(quote.quote.body.rtmr[1], [0; 48]);
     assert_eq!(quote.len, evidence.evidence.len(), "the quote is passed on whole and alone");
+    // On hardware the loader never sees the quote (the VMM's shared buffer): it is sent, not named.
+    assert_eq!(evidence.evidence_sha384, None);
     let done = outcome.result.expect("the session succeeds");
     assert_eq!(done.workload_id, WORKLOAD_ID);
 }
@@ -401,6 +403,9 @@ struct SimHostLink {
     reader: MessageReader,
     read: usize,
     requests: Vec<DoorbellRequest>,
+    /// The quotes the GetQuote answers delivered (what the loader keeps), and the evidence.
+    delivered: Vec<Vec<u8>>,
+    evidence: Option<twi_proto::msg::Evidence>,
 }
 
 impl SimHostLink {
@@ -430,7 +435,9 @@ impl SimHostLink {
                         (0, header.to_bytes().to_vec())
                     }
                     DoorbellKind::TdxGetQuote => {
-                        (0, self.sim.get_quote(&request.request, twi_runtime::tee::tdx::GET_QUOTE_BUFFER))
+                        let answer = self.sim.get_quote(&request.request, twi_runtime::tee::tdx::GET_QUOTE_BUFFER);
+                        self.delivered.push(getquote::parse_response(&answer).expect("a quote").to_vec());
+                        (0, answer)
                     }
                     other => panic!("unexpected doorbell {other:?}"),
                 };
@@ -441,12 +448,15 @@ impl SimHostLink {
                     certificates: None,
                 }))
             }
-            Message::Evidence(_) => Some(Message::Credential(Credential {
-                certificate: self.certificate.clone(),
-                workload_id: WORKLOAD_ID.into(),
-                attestation_result: None,
-                wit: None,
-            })),
+            Message::Evidence(evidence) => {
+                self.evidence = Some(evidence);
+                Some(Message::Credential(Credential {
+                    certificate: self.certificate.clone(),
+                    workload_id: WORKLOAD_ID.into(),
+                    attestation_result: None,
+                    wit: None,
+                }))
+            }
             _ => None,
         }
     }
@@ -485,6 +495,8 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
         reader: MessageReader::new(),
         read: 0,
         requests: Vec::new(),
+        delivered: Vec::new(),
+        evidence: None,
     };
     let measurements = [
         Measurement { rtmr: 1, event_type: event_type::LAUNCH_MANIFEST, data: MANIFEST },
@@ -517,4 +529,11 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
     assert!(quote_requests.iter().all(|r| *r == quote_requests[0]));
     assert_eq!(quote_requests[0].len(), getquote::HEADER_SIZE + TD_REPORT_SIZE);
     assert_eq!(link.sim.rtmrs()[2], twi_attester::tdx::rtmr::extend(&[0; 48], &Sha384::digest(&anchor).into()));
+    // The quote came down in the GetQuote answer from the loader, which keeps it: the evidence
+    // names it by the SHA-384 of the quote's bytes instead of sending it back up.
+    let [quote] = &link.delivered[..] else { panic!("one quote delivered: {:?}", link.delivered.len()) };
+    let evidence = link.evidence.as_ref().expect("the evidence");
+    assert!(evidence.evidence.is_empty(), "the quote does not cross the channel twice");
+    assert_eq!(evidence.evidence_sha384.as_deref(), Some(&Sha384::digest(quote)[..]));
+    assert_eq!(evidence.platform, Platform::SimTdx);
 }

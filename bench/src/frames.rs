@@ -10,15 +10,16 @@
 //!
 //! Before issue 17 item 2 the figure divided the Evidence frame by its report and certificate
 //! table only, while the frame also carried the key, the freshness element, the target and the
-//! CSR; the table now crosses the channel once (host → guest, in the doorbell's answer), the
-//! Evidence names it by SHA-384, and the content ratio counts every field.
+//! CSR; the table (SEV-SNP) and the quote (TDX) now cross the channel once (host → guest, in
+//! the doorbell's answer), the Evidence names them by SHA-384, and the content ratio counts
+//! every field.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use twi_proto::FrameDecoder;
-use twi_proto::msg::{Message, decode};
+use twi_proto::msg::{DoorbellKind, Message, Platform, decode};
 
 use crate::stats::section;
 use crate::twi::{Twi, last_line};
@@ -106,12 +107,29 @@ fn totals(label: &str, frames: &[Frame]) {
     }
 }
 
+/// The frame figures of one `twi run --channel-dump` on each simulated platform: `sim`
+/// (SEV-SNP: the report, and the certificate table in the extended guest request's answer)
+/// and `sim-tdx` (TDX: the quote, PCK chain included, in the simulated GetQuote's answer).
 pub fn frame_ratio(twi: &Twi, rom: &Path) -> Result<()> {
-    section("frames: one run's channel, per direction (frame bytes / CBOR payload | / string content)");
-    let dump = twi.dir.join("dump");
-    let run = twi.run(rom, "frames", &["--channel-dump", dump.to_str().context("a UTF-8 path")?])?;
+    for platform in ["sim", "sim-tdx"] {
+        platform_frames(twi, rom, platform)?;
+    }
+    Ok(())
+}
+
+fn platform_frames(twi: &Twi, rom: &Path, platform: &str) -> Result<()> {
+    section(&format!(
+        "frames, --platform {platform}: one run's channel, per direction (frame bytes / CBOR payload | / string content)"
+    ));
+    let dump = twi.dir.join(format!("dump-{platform}"));
+    let run = twi.run_on(
+        platform,
+        rom,
+        &format!("frames-{platform}"),
+        &["--channel-dump", dump.to_str().context("a UTF-8 path")?],
+    )?;
     if !run.ok {
-        bail!("twi run --channel-dump failed: {}", last_line(&run.stderr));
+        bail!("twi run --platform {platform} --channel-dump failed: {}", last_line(&run.stderr));
     }
     let up = frames(&std::fs::read(dump.join("guest-to-host.bin"))?);
     let down = frames(&std::fs::read(dump.join("host-to-guest.bin"))?);
@@ -121,30 +139,55 @@ pub fn frame_ratio(twi: &Twi, rom: &Path) -> Result<()> {
         bail!("no Evidence frame in the dump");
     };
     let Some(Message::Evidence(e)) = &frame.message else { unreachable!() };
+    let (wire, payload, content) = (frame.wire, frame.payload.len(), content(&frame.payload));
+    println!(
+        "{:<44} {wire:>10} bytes | CBOR payload {payload} | content {content} ({}) | ratio {:.3} to the payload, {:.3} to the content (goal <= 1.02: issue 17 item 2)",
+        "Evidence frame",
+        carried(e),
+        wire as f64 / payload as f64,
+        wire as f64 / content as f64,
+    );
+    on_the_channel(&down, e);
+    Ok(())
+}
+
+/// What the Evidence carries of the firmware's answer.
+fn carried(e: &twi_proto::msg::Evidence) -> String {
     let table = match (&e.certificates, &e.certificates_sha384) {
         (Some(table), _) => format!("certificate table sent back, {} bytes", table.len()),
         (None, Some(_)) => "certificate table named by its SHA-384".to_string(),
         (None, None) => "no certificate table".to_string(),
     };
-    let (wire, payload, content) = (frame.wire, frame.payload.len(), content(&frame.payload));
-    println!(
-        "{:<44} {wire:>10} bytes | CBOR payload {payload} | content {content} (report {}, {table}) | ratio {:.3} to the payload, {:.3} to the content (goal <= 1.02: issue 17 item 2)",
-        "Evidence frame",
-        e.evidence.len(),
-        wire as f64 / payload as f64,
-        wire as f64 / content as f64,
-    );
-    let table_down: usize = down
-        .iter()
-        .filter_map(|f| match &f.message {
-            Some(Message::DoorbellResponse(r)) => r.certificates.as_ref().map(Vec::len),
-            _ => None,
-        })
-        .sum();
+    let evidence = match (e.platform, &e.evidence_sha384) {
+        (_, Some(_)) => "quote named by its SHA-384".to_string(),
+        (Platform::Tdx | Platform::SimTdx, None) => format!("quote sent back, {} bytes", e.evidence.len()),
+        _ => format!("report {}", e.evidence.len()),
+    };
+    format!("{evidence}, {table}")
+}
+
+/// The bytes of the firmware's answers (certificate table, quote) each way: down in the
+/// simulated doorbell's answers, up in the Evidence.
+fn on_the_channel(down: &[Frame], e: &twi_proto::msg::Evidence) {
+    let (mut table_down, mut quote_down) = (0, 0);
+    for f in down {
+        if let Some(Message::DoorbellResponse(r)) = &f.message {
+            table_down += r.certificates.as_ref().map_or(0, Vec::len);
+            if r.kind == DoorbellKind::TdxGetQuote {
+                quote_down += r.response.len();
+            }
+        }
+    }
     let table_up = e.certificates.as_ref().map_or(0, Vec::len);
     println!(
         "{:<44} {table_down:>10} bytes host -> guest | {table_up} bytes guest -> host",
         "certificate table on the channel"
     );
-    Ok(())
+    if quote_down > 0 {
+        println!(
+            "{:<44} {quote_down:>10} bytes host -> guest (GetQuote answers) | {} bytes guest -> host",
+            "TDX quote on the channel",
+            e.evidence.len()
+        );
+    }
 }

@@ -43,11 +43,16 @@ impl Twi {
 
     /// `twi run --platform sim --accel tcg` of `rom` into a fresh output directory.
     pub fn run(&self, rom: &Path, name: &str, extra: &[&str]) -> Result<Run> {
+        self.run_on("sim", rom, name, extra)
+    }
+
+    /// `twi run --platform PLATFORM --accel tcg` of `rom` into a fresh output directory.
+    pub fn run_on(&self, platform: &str, rom: &Path, name: &str, extra: &[&str]) -> Result<Run> {
         let out = self.dir.join("runs").join(name);
         let start = Instant::now();
         let output = self
             .command()
-            .args(["run", "--platform", "sim", "--accel", "tcg", "--image"])
+            .args(["run", "--platform", platform, "--accel", "tcg", "--image"])
             .arg(rom)
             .arg("--state")
             .arg(&self.state)

@@ -101,7 +101,9 @@ impl OutDir {
     }
 
     /// Keeps the evidence as received (before anything the host did to it) for the user and
-    /// for audits: `evidence.bin` is the raw report or quote, `evidence.json` says what it binds.
+    /// for audits: `evidence.bin` is the raw report or quote (a quote the guest named by
+    /// digest, `quote_sha384`, is the one this host delivered under that name),
+    /// `evidence.json` says what it binds.
     pub fn evidence(&self, evidence: &Evidence) -> Result<(), ArtifactError> {
         self.write(EVIDENCE_BIN, &evidence.evidence)?;
         let json = serde_json::json!({
@@ -113,6 +115,7 @@ impl OutDir {
             "csr": evidence.csr.as_ref().map(hex::encode),
             "certificate_table": evidence.certificates.as_ref().map(hex::encode),
             "certificate_table_sha384": evidence.certificates_sha384.as_ref().map(hex::encode),
+            "quote_sha384": evidence.evidence_sha384.as_ref().map(hex::encode),
             "report_data_binding": "TACRA: SHA-512(len32(freshness) || freshness || len32(rp_id) || rp_id || len32(target) || target || len32(subject) || subject); subject = csr (Enrollment) or the key's SubjectPublicKeyInfo (Retrieval); freshness = nonce",
             "event_log": evidence.event_log.as_ref().map(|events| events.iter().map(|e| serde_json::json!({
                 "rtmr": e.rtmr,

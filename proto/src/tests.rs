@@ -90,6 +90,7 @@ fn samples() -> Vec<Message> {
             target: "t".repeat(MAX_ACQUIRE_TARGET),
             csr: None,
             certificates_sha384: None,
+            evidence_sha384: None,
         }
         .into(),
         Credential {
@@ -169,6 +170,7 @@ fn certificate_tables_round_trip() {
             target: "t".repeat(MAX_ACQUIRE_TARGET),
             csr: Some(vec![0x30; MAX_CSR]),
             certificates_sha384: None,
+            evidence_sha384: None,
         }
         .into(),
     ];
@@ -194,6 +196,7 @@ fn certificate_table_digests_decode_bounded() {
         target: "t".into(),
         csr: None,
         certificates_sha384: Some((0..CERT_TABLE_DIGEST_LEN as u8).collect()),
+        evidence_sha384: None,
     };
     let payload = encode(&named.clone().into()).unwrap();
     assert_eq!(decode(&payload), Ok(named.into()));
@@ -241,6 +244,84 @@ fn certificate_table_digests_decode_bounded() {
     ];
     for (digest, expected) in cases {
         assert_eq!(decode(&evidence(digest)), Err(expected));
+    }
+}
+
+/// The quote's name in the Evidence (key 9, in place of the quote at key 1): a SHA-384
+/// round-trips with an empty quote, and whatever a hostile peer puts under the key is an error,
+/// never a panic or an allocation beyond the payload: beside a quote, the wrong length, the
+/// wrong type, a length past the end.
+#[test]
+fn quote_digests_decode_bounded() {
+    let named = Evidence {
+        platform: Platform::SimTdx,
+        evidence: Vec::new(),
+        public_key: key(),
+        nonce: vec![7; 32],
+        event_log: None,
+        certificates: None,
+        target: "t".into(),
+        csr: None,
+        certificates_sha384: None,
+        evidence_sha384: Some((0..EVIDENCE_DIGEST_LEN as u8).collect()),
+    };
+    let payload = encode(&named.clone().into()).unwrap();
+    assert_eq!(decode(&payload), Ok(named.into()));
+    let evidence = |quote: &[u8], digest: &dyn Fn(&mut Encoder<&mut Vec<u8>>)| {
+        raw(4, |e| {
+            e.map(6).unwrap();
+            e.u8(0).unwrap().u8(3).unwrap();
+            e.u8(1).unwrap().bytes(quote).unwrap();
+            e.u8(2).unwrap().bytes(&key()).unwrap();
+            e.u8(3).unwrap().bytes(&[7; 32]).unwrap();
+            e.u8(6).unwrap().str("t").unwrap();
+            e.u8(9).unwrap();
+            digest(e);
+        })
+    };
+    let sha384 = |e: &mut Encoder<&mut Vec<u8>>| {
+        e.bytes(&[1; EVIDENCE_DIGEST_LEN]).unwrap();
+    };
+    assert!(matches!(decode(&evidence(&[], &sha384)), Ok(Message::Evidence(_))));
+    let invalid = ProtoError::InvalidField("evidence_sha384");
+    // Never beside a quote: the receiver would not know which one the guest checked.
+    assert_eq!(decode(&evidence(&[0x5A; 100], &sha384)), Err(invalid));
+    /// Writes the digest field's value (one hostile shape per case).
+    type Writes<'a> = &'a dyn Fn(&mut Encoder<&mut Vec<u8>>);
+    let cases: [(Writes, ProtoError); 5] = [
+        (
+            &|e| {
+                e.bytes(&[1; EVIDENCE_DIGEST_LEN - 1]).unwrap();
+            },
+            invalid,
+        ),
+        (
+            &|e| {
+                e.bytes(&[1; EVIDENCE_DIGEST_LEN + 1]).unwrap();
+            },
+            invalid,
+        ),
+        (
+            &|e| {
+                e.bytes(&[]).unwrap();
+            },
+            invalid,
+        ),
+        (
+            &|e| {
+                e.u64(48).unwrap();
+            },
+            ProtoError::Malformed,
+        ),
+        // A byte string that claims 4 GiB: refused by the shape check before any allocation.
+        (&|e| e.writer_mut().extend_from_slice(&[0x5A, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2]), ProtoError::Malformed),
+    ];
+    for (digest, expected) in cases {
+        assert_eq!(decode(&evidence(&[], digest)), Err(expected));
+    }
+    // Every truncation of a named evidence is an error, never a panic.
+    for len in 0..payload.len() {
+        assert!(decode(&payload[..len]).is_err(), "{len}");
     }
 }
 
@@ -503,6 +584,7 @@ fn field_limits_on_both_sides() {
         target: "https://rp.example/".into(),
         csr: None,
         certificates_sha384: None,
+        evidence_sha384: None,
     };
     let cases: Vec<(Message, ProtoError)> = vec![
         (
@@ -569,10 +651,25 @@ fn field_limits_on_both_sides() {
             Evidence {
                 certificates: Some(vec![0x30; 100]),
                 certificates_sha384: Some(vec![0; CERT_TABLE_DIGEST_LEN]),
+                evidence_sha384: None,
                 ..evidence.clone()
             }
             .into(),
             ProtoError::InvalidField("certificates_sha384"),
+        ),
+        // The quote's name is a SHA-384 in place of the quote, never beside it.
+        (
+            Evidence {
+                evidence: Vec::new(),
+                evidence_sha384: Some(vec![0; EVIDENCE_DIGEST_LEN - 1]),
+                ..evidence.clone()
+            }
+            .into(),
+            ProtoError::InvalidField("evidence_sha384"),
+        ),
+        (
+            Evidence { evidence_sha384: Some(vec![0; EVIDENCE_DIGEST_LEN]), ..evidence.clone() }.into(),
+            ProtoError::InvalidField("evidence_sha384"),
         ),
         (
             Evidence { target: "t".repeat(MAX_ACQUIRE_TARGET + 1), ..evidence.clone() }.into(),
@@ -771,6 +868,9 @@ fn random_message(rng: &mut Rng) -> Message {
             // Or the table's name: a SHA-384 in its place.
             let certificates_sha384 =
                 (certificates.is_none() && rng.below(2) == 0).then(|| rng.bytes(CERT_TABLE_DIGEST_LEN));
+            // A quote named by its SHA-384 in place of the quote.
+            let (evidence, evidence_sha384) =
+                if rng.below(4) == 0 { (Vec::new(), Some(rng.bytes(EVIDENCE_DIGEST_LEN))) } else { (evidence, None) };
             let (target, csr) = (rng.text(MAX_ACQUIRE_TARGET), (rng.below(2) == 0).then(|| rng.bytes_upto(MAX_CSR)));
             Evidence {
                 platform,
@@ -782,6 +882,7 @@ fn random_message(rng: &mut Rng) -> Message {
                 target,
                 csr,
                 certificates_sha384,
+                evidence_sha384,
             }
             .into()
         }

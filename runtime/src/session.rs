@@ -9,7 +9,7 @@
 //!                                    ◀──  Challenge {handle, freshness kind, retrieval?}
 //!   [Tee::extend]  (TDX: RTMR extensions; simulated: DoorbellRequest/Response pairs)
 //!   [Tee::evidence] (the report or quote over REPORTDATA; simulated: doorbell pairs)
-//!   Evidence {report|quote, key, freshness, target, CSR, event log, certificate table or its digest} ──▶
+//!   Evidence {report|quote or its digest, key, freshness, target, CSR, event log, certificate table or its digest} ──▶
 //!                                    ◀──  Credential {certificate, workload id, WIT, [EAR: A]} | Error
 //!                                    ◀──  or (mechanism B) AttestationResult {EAR binding the key}
 //!   CredentialRequest {EAR, key, proof} ──▶   (mechanism B: proof = the vault's signature)
@@ -74,6 +74,9 @@ pub enum Event<'a> {
     KeyReleased,
     /// What became of the host's certificate table (SEV-SNP extended guest request).
     Certificates(Certificates),
+    /// TDX under the simulator: the quote (its length) came from the loader, which keeps it;
+    /// the evidence names it by its SHA-384.
+    QuoteNamed(usize),
 }
 
 #[derive(Debug)]
@@ -226,6 +229,9 @@ impl<L: Link> Session<'_, '_, L> {
         if let Some(table) = evidence.certificate_table {
             (self.events)(Event::Certificates(table));
         }
+        if let Some(named) = &evidence.named {
+            (self.events)(Event::QuoteNamed(named.len));
+        }
         let public_key = bound.public.to_vec();
         self.channel.send(&Message::Evidence(Evidence {
             platform,
@@ -237,6 +243,7 @@ impl<L: Link> Session<'_, '_, L> {
             target: String::from(request.target),
             csr: bound.csr,
             certificates_sha384: evidence.certificates_sha384.map(|digest| digest.to_vec()),
+            evidence_sha384: evidence.named.map(|named| named.sha384.to_vec()),
         }))?;
         (self.events)(Event::EvidenceSent);
 

@@ -18,9 +18,10 @@
 //! ```
 //! Doorbell requests are answered in any phase (the simulated firmware keeps its own state);
 //! a second Hello starts over with a new challenge; a second Evidence is the issuer's to
-//! refuse (a nonce is single-use). The SEV-SNP certificate table a doorbell answer carries is
-//! kept (`delivered.rs`), so that it crosses the channel once: the guest's evidence names it by
-//! SHA-384 and the bridge presents the table it delivered, or refuses a name it never gave.
+//! refuse (a nonce is single-use). The SEV-SNP certificate table and the TDX quote a doorbell
+//! answer carries are kept (`delivered.rs`), so that they cross the channel once: the guest's
+//! evidence names them by SHA-384 and the bridge presents what it delivered, or refuses a name
+//! it never gave.
 //!
 //! Driving it (here over the simulated PSP and the embedded issuer; the guest's bytes come
 //! from wherever the guest is — QEMU's socket, or an in-memory link in a test):
@@ -57,12 +58,12 @@ use twi_issuer::policy::Mechanism;
 use twi_issuer::{CredentialRequestIn, EvidenceBundle};
 use twi_proto::msg::{
     AttestationResult, CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, Challenge, Credential,
-    CredentialRequest, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Freshness, Hello, Initiate, KeyRelease, Message,
-    PROTOCOL_VERSION, Platform,
+    CredentialRequest, DoorbellKind, DoorbellRequest, ErrorCode, ErrorMsg, Evidence, Freshness, Hello, Initiate,
+    KeyRelease, Message, PROTOCOL_VERSION, Platform,
 };
 use twi_proto::{MessageReader, write_message};
 
-use delivered::DeliveredTables;
+use delivered::Delivered;
 pub use firmware::{Endorsements, Firmware, FirmwareError};
 pub use relay::{Conduit, ConduitError, Offline, TamperedConduit};
 pub use roles::{Declined, Presented, Refusal, Released, Roles};
@@ -86,7 +87,8 @@ pub struct Config {
 pub enum Event {
     /// A line for the user (`twi run` prints it as `twi: …`).
     Progress(String),
-    /// The evidence exactly as the guest sent it (kept as `evidence.bin` / `evidence.json`).
+    /// The evidence as the guest sent it, with the quote it named by digest (TDX under the
+    /// simulator) in place (kept as `evidence.bin` / `evidence.json`).
     Evidence(Evidence),
     /// Mechanism D: the Key Store's release, as sent to the guest (`key-release.json`).
     KeyRelease(Box<Released>, Vec<u8>),
@@ -163,7 +165,9 @@ pub struct Bridge<'a> {
     reader: MessageReader,
     /// SEV-SNP: the certificate tables the doorbell answers delivered, which the guest's
     /// evidence names by digest instead of sending them back.
-    delivered: DeliveredTables,
+    delivered: Delivered,
+    /// TDX: the quotes the GetQuote answers delivered, likewise.
+    delivered_quotes: Delivered,
 }
 
 impl std::fmt::Debug for Bridge<'_> {
@@ -198,7 +202,8 @@ impl<'a> Bridge<'a> {
             capabilities: 0,
             outcome: Outcome::default(),
             reader: MessageReader::new(),
-            delivered: DeliveredTables::default(),
+            delivered: Delivered::tables(),
+            delivered_quotes: Delivered::quotes(),
         }
     }
 
@@ -384,7 +389,10 @@ impl<'a> Bridge<'a> {
         match self.firmware.doorbell(request) {
             Ok(answer) => {
                 if let Some(table) = &answer.certificates {
-                    self.delivered.remember(table);
+                    self.delivered.remember_table(table);
+                }
+                if request.kind == DoorbellKind::TdxGetQuote && answer.status == 0 {
+                    self.delivered_quotes.remember_quote(&answer.response);
                 }
                 if answer.status != 0 {
                     step.progress(format!(
@@ -403,8 +411,10 @@ impl<'a> Bridge<'a> {
         }
     }
 
-    fn evidence(&mut self, evidence: Evidence, step: &mut Step) -> Result<Option<Message>, BridgeError> {
-        step.progress(format!("evidence received: {}-byte report, {:?}", evidence.evidence.len(), evidence.platform));
+    fn evidence(&mut self, mut evidence: Evidence, step: &mut Step) -> Result<Option<Message>, BridgeError> {
+        if let Some(refusal) = self.present_named_quote(&mut evidence, step) {
+            return Ok(Some(refusal));
+        }
         let platform = self.firmware.platform();
         if evidence.platform != platform {
             let text = format!("evidence of platform {:?} on a {platform:?} launch", evidence.platform);
@@ -437,6 +447,35 @@ impl<'a> Bridge<'a> {
             Mechanism::D => self.release(presented, &evidence.public_key, step),
             Mechanism::A | Mechanism::C => self.issue(presented, challenged.mechanism, step),
         }))
+    }
+
+    /// TDX under the simulator: the quote the guest named by digest (`Evidence::evidence_sha384`)
+    /// instead of sending it back, put in place: the one this host delivered in a GetQuote
+    /// answer under that name (the name stays, for the record). `Some`: the reply refusing a
+    /// name this host never delivered.
+    fn present_named_quote(&mut self, evidence: &mut Evidence, step: &mut Step) -> Option<Message> {
+        let Some(digest) = &evidence.evidence_sha384 else {
+            step.progress(format!(
+                "evidence received: {}-byte report, {:?}",
+                evidence.evidence.len(),
+                evidence.platform
+            ));
+            return None;
+        };
+        match self.delivered_quotes.named(digest) {
+            Ok(quote) => evidence.evidence = quote.to_vec(),
+            Err(e) => {
+                let text = "the evidence names a quote this host did not deliver";
+                return Some(self.refuse(e, ErrorCode::VerificationFailed, text));
+            }
+        }
+        step.progress(format!(
+            "evidence received: the {}-byte quote this host delivered, named by the guest (sha384:{}), {:?}",
+            evidence.evidence.len(),
+            hex::encode(digest),
+            evidence.platform
+        ));
+        None
     }
 
     /// The certificates (SEV-SNP) the Verifier checks the report with, and for real TDX the

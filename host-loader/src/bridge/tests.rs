@@ -124,6 +124,7 @@ impl Guest {
             target: TARGET.into(),
             csr: Some(twi_testkit::tacra::csr(&self.key)),
             certificates_sha384,
+            evidence_sha384: None,
         }
         .into()
     }
@@ -416,4 +417,184 @@ fn a_hardware_guest_asking_for_the_simulated_doorbell_fails() {
         bridge.outcome().failure.as_deref(),
         Some("the guest misbehaved: a guest on real hardware asked for the simulated doorbell")
     );
+}
+
+/// The simulated TD's MRTD the TDX host's policy admits.
+const MRTD: [u8; 48] = [9; 48];
+
+/// The host's side of `--platform sim-tdx`: a simulated TDX module and quoting enclave, and an
+/// issuer that trusts its root and whose development policy admits `MRTD`.
+struct TdHost {
+    _dir: tempfile::TempDir,
+    tdx: twi_sim::tdx::SimTdx,
+    issuer: Issuer,
+}
+
+impl TdHost {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut tdx = twi_sim::tdx::SimTdx::load_or_create(&dir.path().join("sim-tdx")).unwrap();
+        tdx.launch(MRTD);
+        let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
+        let measured = Measured { snp: &DIGEST, mrtd: Some(&MRTD) };
+        let (_, policy) = development_policy("example.org", "demo", measured, false, Mechanism::C).unwrap();
+        let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
+        issuer.accept_simulated_tdx(tdx.root(), tdx.collateral().unwrap()).unwrap();
+        Self { _dir: dir, tdx, issuer }
+    }
+
+    fn launch(&mut self) -> Bridge<'_> {
+        let config = Config { measurement: MRTD.to_vec(), mechanism: None, renew: None };
+        Bridge::new(config, &mut self.issuer, super::firmware::SimTd { tdx: &mut self.tdx })
+    }
+}
+
+/// What the TD's evidence says of the quote it got.
+enum Quote {
+    /// Its SHA-384, as the runtime names a quote the loader delivered (`--platform sim-tdx`).
+    Named,
+    /// The quote itself, as a runtime on hardware (or an older one) sends it.
+    Forwarded,
+    /// The SHA-384 of other bytes than the quote delivered.
+    NamedOther(Vec<u8>),
+}
+
+/// An honest TD under the simulated TDX module: Hello, Initiate, TDG.MR.REPORT over TACRA's
+/// REPORTDATA and GetQuote through the simulated doorbell, then the evidence as `quote` says;
+/// the bridge's step on the evidence, and the quote it delivered.
+fn td_exchange(bridge: &mut Bridge<'_>, rp_id: &str, quote: Quote) -> (Step, Vec<u8>) {
+    use twi_attester::tdx::getquote;
+    use twi_attester::tdx::td_report::TD_REPORT_SIZE;
+    let key = p384::ecdsa::SigningKey::try_generate().unwrap();
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        platform: Platform::SimTdx,
+        capabilities: CAP_SIM_DOORBELL | CAP_MECHANISM_C,
+        runtime: "bridge-test".into(),
+    };
+    assert!(bridge.receive(hello.into()).unwrap().replies.is_empty());
+    let nonce = nonce_of(&reply(bridge, Guest::initiate()));
+    let (report_data, _) = twi_testkit::tacra::enroll(&key, &nonce, rp_id, TARGET);
+    let doorbell =
+        |bridge: &mut Bridge<'_>, kind, request: Vec<u8>| match reply(bridge, DoorbellRequest { kind, request }.into())
+        {
+            Message::DoorbellResponse(r) if r.status == 0 => r.response,
+            other => panic!("{kind:?}: {other:?}"),
+        };
+    let td_report: [u8; TD_REPORT_SIZE] =
+        doorbell(bridge, DoorbellKind::TdxReport, report_data.to_vec()).try_into().unwrap();
+    let mut request = vec![0u8; getquote::HEADER_SIZE + TD_REPORT_SIZE];
+    getquote::encode_request(&td_report, &mut request).unwrap();
+    let answer = doorbell(bridge, DoorbellKind::TdxGetQuote, request);
+    let delivered = getquote::parse_response(&answer).unwrap().to_vec();
+    let sha384 = |bytes: &[u8]| Some(<sha2::Sha384 as sha2::Digest>::digest(bytes).to_vec());
+    let (evidence, evidence_sha384) = match quote {
+        Quote::Named => (Vec::new(), sha384(&delivered)),
+        Quote::Forwarded => (delivered.clone(), None),
+        Quote::NamedOther(other) => (Vec::new(), sha384(&other)),
+    };
+    let evidence = Evidence {
+        platform: Platform::SimTdx,
+        evidence,
+        public_key: key.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+        nonce,
+        event_log: Some(Vec::new()),
+        certificates: None,
+        target: TARGET.into(),
+        csr: Some(twi_testkit::tacra::csr(&key)),
+        certificates_sha384: None,
+        evidence_sha384,
+    };
+    (bridge.receive(evidence.into()).unwrap(), delivered)
+}
+
+fn progress(step: &Step) -> Vec<&str> {
+    step.events.iter().filter_map(|e| if let Event::Progress(p) = e { Some(p.as_str()) } else { None }).collect()
+}
+
+/// The TDX quote crosses the channel once: the TD names the quote it got by digest and the
+/// bridge presents the quote it delivered (the issuer verifies it, so the credential comes);
+/// the evidence kept for `evidence.bin` carries that quote and the name. A TD that sends the
+/// quote itself (on hardware, or an older runtime) still gets its credential.
+#[test]
+fn the_tdx_quote_is_named_or_forwarded() {
+    let mut host = TdHost::new();
+    let rp_id = host.issuer.rp_id();
+    let mut bridge = host.launch();
+    let (step, delivered) = td_exchange(&mut bridge, &rp_id, Quote::Named);
+    assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]), "{:?} {:?}", step.replies, progress(&step));
+    let name = hex::encode(<sha2::Sha384 as sha2::Digest>::digest(&delivered));
+    let line = format!(
+        "evidence received: the {}-byte quote this host delivered, named by the guest (sha384:{name}), SimTdx",
+        delivered.len()
+    );
+    assert!(progress(&step).contains(&line.as_str()), "{:?}", progress(&step));
+    let Some(Event::Evidence(kept)) = step.events.iter().find(|e| matches!(e, Event::Evidence(_))) else { panic!() };
+    assert_eq!(kept.evidence, delivered, "the quote the host presented is the one it delivered");
+    assert_eq!(kept.evidence_sha384.as_deref().map(hex::encode), Some(name));
+    drop(bridge);
+
+    let mut bridge = host.launch();
+    let (step, delivered) = td_exchange(&mut bridge, &rp_id, Quote::Forwarded);
+    assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]), "{:?}", step.replies);
+    let line = format!("evidence received: {}-byte report, SimTdx", delivered.len());
+    assert!(progress(&step).contains(&line.as_str()), "{:?}", progress(&step));
+}
+
+/// A TD naming a quote this host never delivered is refused by the bridge before the issuer
+/// sees anything: a name of other bytes than the quotes the launch delivered (as for a quote
+/// altered on its way to the guest), and a name in a launch that delivered no quote at all.
+#[test]
+fn a_quote_other_than_the_delivered_one_is_refused() {
+    let mut host = TdHost::new();
+    let rp_id = host.issuer.rp_id();
+    let mut bridge = host.launch();
+    let (step, first) = td_exchange(&mut bridge, &rp_id, Quote::Named);
+    assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]));
+    // A second acquisition in the same launch, naming other bytes than its quote.
+    let (step, second) = td_exchange(&mut bridge, &rp_id, Quote::NamedOther(b"not a quote".to_vec()));
+    let [refusal] = step.replies.as_slice() else { panic!("{:?}", step.replies) };
+    assert_eq!(
+        error_of(refusal),
+        (ErrorCode::VerificationFailed, "the evidence names a quote this host did not deliver".into())
+    );
+    let failure = bridge.into_outcome().failure.unwrap();
+    let name = |bytes: &[u8]| hex::encode(<sha2::Sha384 as sha2::Digest>::digest(bytes));
+    assert!(
+        failure.starts_with(&format!(
+            "the guest's evidence names quote sha384:{}, which this host did not deliver (it delivered sha384:{}, sha384:{})",
+            name(b"not a quote"),
+            name(&first),
+            name(&second)
+        )),
+        "{failure}"
+    );
+
+    // No GetQuote in this launch, so nothing delivered: a named quote cannot be presented.
+    let mut bridge = host.launch();
+    let hello = Hello {
+        version: PROTOCOL_VERSION,
+        platform: Platform::SimTdx,
+        capabilities: CAP_SIM_DOORBELL | CAP_MECHANISM_C,
+        runtime: "bridge-test".into(),
+    };
+    bridge.receive(hello.into()).unwrap();
+    let nonce = nonce_of(&reply(&mut bridge, Guest::initiate()));
+    let key = p384::ecdsa::SigningKey::try_generate().unwrap();
+    let evidence = Evidence {
+        platform: Platform::SimTdx,
+        evidence: Vec::new(),
+        public_key: key.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+        nonce,
+        event_log: Some(Vec::new()),
+        certificates: None,
+        target: TARGET.into(),
+        csr: Some(twi_testkit::tacra::csr(&key)),
+        certificates_sha384: None,
+        evidence_sha384: Some(vec![0x11; 48]),
+    };
+    let (code, _) = error_of(&reply(&mut bridge, evidence.into()));
+    assert_eq!(code, ErrorCode::VerificationFailed);
+    let failure = bridge.into_outcome().failure.unwrap();
+    assert!(failure.contains("(it delivered none in this launch)"), "{failure}");
 }

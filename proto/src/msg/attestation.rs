@@ -25,6 +25,8 @@ pub const MAX_EVIDENCE: usize = 12 * 1024;
 pub const MAX_CERT_TABLE: usize = 8 * 1024;
 /// Length of [`Evidence::certificates_sha384`]: a SHA-384 digest.
 pub const CERT_TABLE_DIGEST_LEN: usize = 48;
+/// Length of [`Evidence::evidence_sha384`]: a SHA-384 digest.
+pub const EVIDENCE_DIGEST_LEN: usize = 48;
 /// Length of a SEC1 uncompressed P-384 point (`0x04 ‖ X ‖ Y`).
 pub const P384_PUBLIC_KEY_LEN: usize = 97;
 /// Longest [`Credential::certificate`] (X.509 DER).
@@ -215,7 +217,8 @@ pub struct Evidence {
     /// Platform that produced `evidence`.
     #[n(0)]
     pub platform: Platform,
-    /// SNP report or TDX quote, at most [`MAX_EVIDENCE`] bytes.
+    /// SNP report or TDX quote, at most [`MAX_EVIDENCE`] bytes; empty when
+    /// [`Evidence::evidence_sha384`] names it instead.
     #[n(1)]
     #[cbor(with = "minicbor::bytes")]
     pub evidence: Vec<u8>,
@@ -259,6 +262,23 @@ pub struct Evidence {
     #[n(8)]
     #[cbor(with = "minicbor::bytes")]
     pub certificates_sha384: Option<Vec<u8>>,
+    /// TDX under the simulator: the SHA-384 digest ([`EVIDENCE_DIGEST_LEN`] bytes) of the
+    /// quote the loader delivered in a [`DoorbellKind::TdxGetQuote`] answer (the GetQuote
+    /// buffer's `OUT_LEN` quote bytes, as `twi_attester::tdx::getquote::parse_response` takes
+    /// them out), in place of the quote itself (with its PCK chain about 5 KB), which would
+    /// cross the channel a second time; [`Evidence::evidence`] is then empty (never both).
+    /// The loader presents the quote it delivered with that digest and refuses the evidence
+    /// if it delivered none.
+    ///
+    /// The digest binds nothing the quote does not: REPORTDATA is inside the quote, and the
+    /// verifier checks the quote's signature chain and its REPORTDATA against the key either
+    /// way. It only keeps the host from presenting a quote other than the one the guest saw
+    /// and checked (its REPORTDATA and RTMRs). On hardware the VMM's quoting service writes
+    /// the quote into a shared buffer the loader never sees, so the guest sends the quote.
+    /// A receiver of an older version skips the key, finds an empty quote and refuses it.
+    #[n(9)]
+    #[cbor(with = "minicbor::bytes")]
+    pub evidence_sha384: Option<Vec<u8>>,
 }
 
 /// Host → guest: the issued workload credential.

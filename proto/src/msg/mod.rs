@@ -264,6 +264,11 @@ fn validate_evidence(m: &Evidence) -> Result<(), ProtoError> {
         (None, Some(digest)) if digest.len() == CERT_TABLE_DIGEST_LEN => {}
         _ => return Err(ProtoError::InvalidField("certificates_sha384")),
     }
+    match &m.evidence_sha384 {
+        None => {}
+        Some(digest) if digest.len() == EVIDENCE_DIGEST_LEN && m.evidence.is_empty() => {}
+        Some(_) => return Err(ProtoError::InvalidField("evidence_sha384")),
+    }
     let events = m.event_log.as_deref().unwrap_or_default();
     max_len("event_log", events.len(), MAX_EVENTS)?;
     for event in events {

@@ -356,6 +356,7 @@ pub(crate) fn log_event(event: Event<'_>) {
         Event::CredentialAccepted(id) => log!("credential accepted for {id}"),
         Event::CredentialSealed(len) => log!("credential sealed to this launch ({len} bytes)"),
         Event::Certificates(table) => log_certificates(table),
+        Event::QuoteNamed(len) => log!("quote from the host: {len} bytes, named by its SHA-384 (the host keeps it)"),
         Event::AttestationResultWithCredential(len) => {
             log!("mechanism A: an attestation result ({len}-byte EAR) came with the credential")
         }

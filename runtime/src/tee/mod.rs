@@ -32,8 +32,13 @@ use crate::channel::ChannelError;
 /// Evidence for one REPORTDATA, in private memory, as the Evidence message carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evidence {
-    /// The SEV-SNP attestation report or the TDX quote.
+    /// The SEV-SNP attestation report or the TDX quote; empty when [`Evidence::named`]
+    /// names the quote instead.
     pub bytes: Vec<u8>,
+    /// TDX under the simulator: the quote the loader delivered (the simulated GetQuote's
+    /// answer) and keeps, named by its SHA-384 in place of [`Evidence::bytes`] so that it
+    /// crosses the channel once.
+    pub named: Option<NamedQuote>,
     /// SEV-SNP: the host's certificate table (extended guest request), checked and trimmed,
     /// when the loader may not have it (hardware).
     pub certificates: Option<Vec<u8>>,
@@ -44,6 +49,15 @@ pub struct Evidence {
     pub certificate_table: Option<Certificates>,
     /// TDX: the RTMR event log the quote's RTMRs replay to.
     pub event_log: Option<Vec<RtmrEvent>>,
+}
+
+/// A quote the loader delivered and keeps, as the evidence names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NamedQuote {
+    /// SHA-384 of the quote's bytes (the GetQuote buffer's `OUT_LEN` bytes).
+    pub sha384: [u8; 48],
+    /// The quote's length, for the console.
+    pub len: usize,
 }
 
 /// The certificate table of the extended guest request, as the runtime found it.

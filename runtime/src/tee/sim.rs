@@ -123,4 +123,9 @@ impl<L: Link> TdxModule for SimTdxModule<'_, '_, L> {
     fn pause(&mut self, ms: u64) -> u64 {
         ms
     }
+
+    /// The quote came in the loader's DoorbellResponse: the loader has it.
+    fn loader_keeps_quotes(&self) -> bool {
+        true
+    }
 }

@@ -361,6 +361,7 @@ impl<D: SnpDoorbell> Tee for SnpTee<'_, D> {
         };
         Ok(Evidence {
             bytes: report,
+            named: None,
             certificates,
             certificates_sha384,
             certificate_table: Some(table),

@@ -13,6 +13,10 @@
 //! | 1    | `LAUNCH_MANIFEST`                         | the launch manifest's postcard body, as loaded from the ROM slot |
 //! | 2    | `ISSUER_ANCHOR`                           | the issuer anchor it trusts (SEC1 P-384 key) |
 //!
+//! Under the simulator the quote (about 5 KB with its PCK chain) comes down in the GetQuote
+//! answer from the loader, which keeps it: the evidence names it by SHA-384 ([`name_quote`])
+//! instead of sending it back up. On hardware the evidence carries the quote.
+//!
 //! The TDX module offers a TD no key derivation: [`TdxTee`] has no sealing key.
 
 use alloc::vec;
@@ -25,7 +29,7 @@ use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
 use twi_proto::msg::{MAX_DOORBELL_RESPONSE, MAX_EVENT_DATA, MAX_EVENTS, Platform, RtmrEvent};
 use zeroize::Zeroizing;
 
-use super::{Evidence, Measurement, Tee, TeeError};
+use super::{Evidence, Measurement, NamedQuote, Tee, TeeError};
 use crate::channel::ChannelError;
 
 /// The GetQuote buffer the runtime hands the VMM: header + room for a quote that still fits
@@ -159,6 +163,19 @@ pub fn take_quote(buffer: &[u8], report_data: &[u8; 64], log: &EventLog) -> Resu
     Ok(quote.to_vec())
 }
 
+/// How the evidence names a quote the loader delivered and keeps
+/// ([`TdxModule::loader_keeps_quotes`]): the SHA-384 of the bytes [`take_quote`] returned,
+/// which the loader computes over the same `OUT_LEN` bytes of the GetQuote answer it sent, so
+/// that the quote crosses the channel once.
+///
+/// The name binds nothing the quote does not: REPORTDATA (the key, the freshness, the target)
+/// is inside the quote, checked here and again by the verifier with the quote's signature
+/// chain. It only keeps the host from presenting a quote other than the one this guest saw
+/// and checked (its REPORTDATA and RTMRs): the loader refuses a name it never delivered.
+pub fn name_quote(quote: &[u8]) -> NamedQuote {
+    NamedQuote { sha384: Sha384::digest(quote).into(), len: quote.len() }
+}
+
 /// What the TDX backend needs from the TDX module and the VMM's quoting service.
 pub trait TdxModule {
     /// TDG.MR.RTMR.EXTEND of `digest` into RTMR `rtmr`.
@@ -175,6 +192,15 @@ pub trait TdxModule {
     /// Waits about `ms` milliseconds between two polls of an in-flight GetQuote; returns the
     /// milliseconds that passed (on hardware, measured), which count against the time bound.
     fn pause(&mut self, ms: u64) -> u64;
+
+    /// Whether the quotes this module returns come from the loader at the other end of the
+    /// channel, which keeps what it delivered (the simulated quoting service): the evidence
+    /// then names the quote by its SHA-384 instead of sending it back. `false` (the default)
+    /// on hardware, where the VMM's quoting service writes the quote into a shared buffer the
+    /// loader never sees: the evidence carries the quote.
+    fn loader_keeps_quotes(&self) -> bool {
+        false
+    }
 }
 
 /// The TDX TEE: a [`TdxModule`] and the event log of what this launch extended.
@@ -243,8 +269,11 @@ impl<M: TdxModule> Tee for TdxTee<M> {
         let answer = self.module.report(report_data).map_err(tdx_error)?;
         let td_report = check_td_report(&answer, report_data).map_err(TeeError::Tdx)?;
         let quote = self.quote(&td_report, report_data).map_err(tdx_error)?;
+        let (bytes, named) =
+            if self.module.loader_keeps_quotes() { (Vec::new(), Some(name_quote(&quote))) } else { (quote, None) };
         Ok(Evidence {
-            bytes: quote,
+            bytes,
+            named,
             certificates: None,
             certificates_sha384: None,
             certificate_table: None,
