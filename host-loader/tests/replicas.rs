@@ -52,6 +52,15 @@ fn write_policy(dir: &Path) -> PathBuf {
     policy
 }
 
+/// The issuer state, the simulated chips' directory (its SEV-SNP chip made) and the policy,
+/// under `dir`.
+fn layout(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (state, chips, policy) = (dir.join("state"), dir.join("chips"), write_policy(dir));
+    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
+    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    (state, chips, policy)
+}
+
 /// One workload's acquisition: the nonce from `initiate_at`, the credential from `issue_at`;
 /// the X.509 serial and the logged ids (with their indices) the answer names.
 fn acquire(
@@ -110,9 +119,7 @@ fn try_acquire(
 fn replicas_on_one_database_issue_concurrently_into_one_log() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
-    let (state, chips, policy) = (dir.path().join("state"), dir.path().join("chips"), write_policy(dir.path()));
-    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
-    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    let (state, chips, policy) = layout(dir.path());
     let url = cluster.url();
     let args = [
         ["--state", path(&state)],
@@ -250,9 +257,7 @@ fn kill_while_issuing(args: &[&str], state: &Path, chip: &Path) -> Vec<String> {
 #[test]
 fn a_killed_service_leaves_whole_issuances_in_the_embedded_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (state, chips, policy) = (dir.path().join("state"), dir.path().join("chips"), write_policy(dir.path()));
-    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
-    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    let (state, chips, policy) = layout(dir.path());
     let args = ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips)];
     let received = kill_while_issuing(&args, &state, &chips.join("sim-snp"));
     let log = ProvenanceLog::open(&state.join("issuer/provenance.sqlite")).expect("the log reopens after the kills");
@@ -263,9 +268,7 @@ fn a_killed_service_leaves_whole_issuances_in_the_embedded_log() {
 fn a_killed_replica_leaves_whole_issuances_in_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
-    let (state, chips, policy) = (dir.path().join("state"), dir.path().join("chips"), write_policy(dir.path()));
-    std::fs::create_dir_all(chips.join("sim-snp")).unwrap();
-    SimPsp::load_or_create(&chips.join("sim-snp")).unwrap();
+    let (state, chips, policy) = layout(dir.path());
     let url = cluster.url();
     let args =
         ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips), "--database", &url];
