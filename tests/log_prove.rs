@@ -11,7 +11,6 @@ use std::process::Output;
 use base64ct::Encoding;
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::policy::Policy;
 use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issued, Issuer, IssuerConfig};
@@ -44,8 +43,7 @@ fn issue(state: &Path) -> Issued {
     let key = SigningKey::try_generate().unwrap();
     let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let (report_data, csr) = twi_testkit::tacra::enroll(&key, &nonce, &issuer.rp_id(), TARGET);
-    let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
+    let report = psp.report(report_data, 0);
     let endorsements = psp.endorsements().unwrap();
     let bundle = EvidenceBundle {
         platform: Platform::SimSnp,

@@ -12,7 +12,6 @@ use der::Encode;
 use p384::ecdsa::DerSignature;
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_attester::tacra;
 use twi_issuer::policy::Policy;
 use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
@@ -45,35 +44,62 @@ pub(crate) fn policy_text() -> String {
 pub(crate) const TARGET: &str = "twi:bench";
 
 /// TACRA enrollment: a PKCS#10 request for `key`, signed by it, with an empty subject.
-pub(crate) fn csr(key: &SigningKey) -> Result<Vec<u8>> {
+fn csr(key: &SigningKey) -> Result<Vec<u8>> {
     let builder = RequestBuilder::new(Name::default()).context("an empty subject")?;
     let request = builder.build::<_, DerSignature>(key).context("signing the benchmark's CSR")?;
     request.to_der().context("encoding the benchmark's CSR")
 }
 
+/// The benchmark's workload on the simulated chip: its key (SEC1), the TACRA CSR for it and
+/// the chip's endorsements, made once; then a report per nonce.
+pub(crate) struct Workload {
+    public_key: Vec<u8>,
+    csr: Vec<u8>,
+    endorsements: Vec<Vec<u8>>,
+}
+
+impl Workload {
+    pub(crate) fn new(psp: &SimPsp) -> Result<Self> {
+        let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
+        let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+        Ok(Self { public_key, csr: csr(&key)?, endorsements: psp.endorsements()? })
+    }
+
+    /// The chip's report (at VMPL0) binding the CSR to `nonce` for the issuer `rp_id`, and the
+    /// evidence it makes, handed to `f`.
+    pub(crate) fn evidence<T>(
+        &self,
+        psp: &SimPsp,
+        nonce: &[u8],
+        rp_id: &str,
+        f: impl FnOnce(Evidence<'_>) -> T,
+    ) -> Result<T> {
+        let report_data = tacra::report_data(nonce, rp_id, TARGET, &self.csr).map_err(|e| anyhow!("{e:?}"))?;
+        let report = psp.report(report_data, 0);
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &report,
+            public_key: &self.public_key,
+            nonce,
+            endorsements: &self.endorsements,
+            target: TARGET,
+            csr: Some(&self.csr),
+        };
+        Ok(f(Evidence { bundle, events: &[] }))
+    }
+}
+
 /// Issuances per second over `count` issuances.
-pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, endorsements: &[Vec<u8>], count: u32) -> Result<f64> {
-    let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
-    let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let (csr, rp_id) = (csr(&key)?, issuer.rp_id());
+pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, count: u32) -> Result<f64> {
+    let (workload, rp_id) = (Workload::new(psp)?, issuer.rp_id());
     let start = Instant::now();
     for _ in 0..count {
         let challenge = issuer.initiate(Platform::SimSnp, &LAUNCH_DIGEST, TARGET, CredentialKind::X509, None);
         let nonce = challenge.map_err(|e| anyhow!("the issuer refused to initiate: {e}"))?.nonce;
-        let report_data = tacra::report_data(&nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
-        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
-        let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
-        let bundle = EvidenceBundle {
-            platform: Platform::SimSnp,
-            evidence: &report,
-            public_key: &public_key,
-            nonce: &nonce,
-            endorsements,
-            target: TARGET,
-            csr: Some(&csr),
-        };
-        let request = CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None };
-        issuer.ca_credential(request).map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
+        let issued = workload.evidence(psp, &nonce, &rp_id, |evidence| {
+            issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None })
+        })?;
+        issued.map_err(|e| anyhow!("the issuer refused simulated evidence: {e}"))?;
     }
     Ok(f64::from(count) / start.elapsed().as_secs_f64())
 }
@@ -106,11 +132,10 @@ pub fn issuance(runs: usize) -> Result<()> {
     psp.set_launch_digest(LAUNCH_DIGEST);
     let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
     let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy()?)?;
-    let endorsements = psp.endorsements()?;
     let (mut rate, mut bound, mut sign, mut verify) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default());
     for _ in 0..runs {
-        rate.push(issuance_rate(&psp, &mut issuer, &endorsements, 10)?);
+        rate.push(issuance_rate(&psp, &mut issuer, 10)?);
         let (s, v) = openssl_speed()?;
         sign.push(s);
         verify.push(v);

@@ -28,7 +28,6 @@ pub fn cost_by_size(runs: usize, sizes: &[u64]) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut psp = SimPsp::load_or_create(&dir.path().join("psp"))?;
     psp.set_launch_digest(LAUNCH_DIGEST);
-    let endorsements = psp.endorsements()?;
     let mut issuers = Vec::new();
     for &size in sizes {
         let state = dir.path().join(format!("issuer-{size}"));
@@ -42,7 +41,7 @@ pub fn cost_by_size(runs: usize, sizes: &[u64]) -> Result<()> {
     }
     for _ in 0..runs {
         for (_, issuer, samples) in &mut issuers {
-            samples.push(1e3 / issuance_rate(&psp, issuer, &endorsements, PER_SAMPLE)?);
+            samples.push(1e3 / issuance_rate(&psp, issuer, PER_SAMPLE)?);
         }
     }
     let Some(((reference_size, _, reference), rest)) = issuers.split_first() else { return Ok(()) };

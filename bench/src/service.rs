@@ -15,17 +15,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use p384::ecdsa::SigningKey;
-use p384::elliptic_curve::Generate;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
-use twi_attester::tacra;
 use twi_host_loader::remote::{ClientTls, RemoteIssuer};
 use twi_issuer::policy::Mechanism;
-use twi_issuer::{Evidence, EvidenceBundle};
 use twi_proto::msg::{CredentialKind, Initiate, Platform};
 use twi_sim::snp::SimPsp;
 
-use crate::issue::{LAUNCH_DIGEST, TARGET, csr, openssl_speed_multi, policy_text};
+use crate::issue::{LAUNCH_DIGEST, TARGET, Workload, openssl_speed_multi, policy_text};
 use crate::stats::{Samples, figure, section};
 
 /// Clients issuing at once.
@@ -89,28 +84,14 @@ fn client(
     let rp_id = remote.ca_certificate()?.1.tbs_certificate().subject().to_string();
     let mut psp = SimPsp::load_or_create(chip)?;
     psp.set_launch_digest(LAUNCH_DIGEST);
-    let key = SigningKey::try_generate().map_err(|e| anyhow!("{e}"))?;
-    let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let (csr, endorsements) = (csr(&key)?, psp.endorsements()?);
+    let workload = Workload::new(&psp)?;
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
     while !stop.load(Ordering::Relaxed) {
         let Ok(challenge) = remote.initiate(Platform::SimSnp, &LAUNCH_DIGEST, &initiate) else {
             refused.fetch_add(1, Ordering::Relaxed);
             continue;
         };
-        let report_data = tacra::report_data(&challenge.nonce, &rp_id, TARGET, &csr).map_err(|e| anyhow!("{e:?}"))?;
-        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
-        let report = ReportResponse::parse(&response).map_err(|e| anyhow!("{e:?}"))?.report.to_vec();
-        let bundle = EvidenceBundle {
-            platform: Platform::SimSnp,
-            evidence: &report,
-            public_key: &public_key,
-            nonce: &challenge.nonce,
-            endorsements: &endorsements,
-            target: TARGET,
-            csr: Some(&csr),
-        };
-        match remote.issue(&Evidence { bundle, events: &[] }, Some(Mechanism::C)) {
+        match workload.evidence(&psp, &challenge.nonce, &rp_id, |e| remote.issue(&e, Some(Mechanism::C)))? {
             Ok(_) => issued.fetch_add(1, Ordering::Relaxed),
             Err(_) => refused.fetch_add(1, Ordering::Relaxed),
         };

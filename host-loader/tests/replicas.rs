@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_host_loader::remote::{ClientTls, RemoteIssuer};
 use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::database::Postgres;
@@ -88,8 +87,7 @@ fn try_acquire(
     let key = SigningKey::try_generate().unwrap();
     let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let (report_data, csr) = enroll(&key, &challenge.nonce, rp_id, TARGET);
-    let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
-    let report = ReportResponse::parse(&response).unwrap().report.to_vec();
+    let report = psp.report(report_data, 0);
     let endorsements = psp.endorsements().unwrap();
     let bundle = EvidenceBundle {
         platform: Platform::SimSnp,

@@ -7,7 +7,6 @@ use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use p384::pkcs8::DecodePrivateKey;
 use sha2::Digest;
-use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_issuer::freshness::FreshnessError;
 use twi_issuer::policy::{Policy, PolicyRejection};
 use twi_issuer::{
@@ -97,12 +96,7 @@ impl Attested {
     }
 
     fn of(psp: &SimPsp, report_data: [u8; 64], csr: Option<Vec<u8>>) -> Self {
-        let response = psp.handle_report_request(&ReportRequest { report_data, vmpl: 0 }.to_bytes());
-        Self {
-            report: ReportResponse::parse(&response).unwrap().report.to_vec(),
-            endorsements: psp.endorsements().unwrap(),
-            csr,
-        }
+        Self { report: psp.report(report_data, 0), endorsements: psp.endorsements().unwrap(), csr }
     }
 
     /// The evidence as the loader relays it, for `key` and `nonce`.
