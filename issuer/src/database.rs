@@ -13,15 +13,6 @@ use std::sync::{Mutex, PoisonError};
 
 use postgres::{Client, NoTls};
 
-/// Where a process keeps the state replicas share.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Database {
-    /// Each role's own store (`provenance.sqlite`, memory).
-    Embedded,
-    /// PostgreSQL at this URL (`postgres://user@host:port/db` or `host=… user=…`).
-    Postgres(String),
-}
-
 /// Why the database could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
@@ -82,6 +73,17 @@ impl Postgres {
         }
         std::thread::scope(|s| s.spawn(|| f(client)).join())
             .map_err(|_| DatabaseError::Query { url: self.shown.clone(), what: "the client panicked".into() })?
+    }
+
+    /// Runs `schema` (idempotent DDL) in one transaction under the advisory lock `lock`, so
+    /// that replicas starting together create it in turn.
+    pub(crate) fn create_schema(&self, lock: i64, schema: &str) -> Result<(), DatabaseError> {
+        self.run(|client| {
+            let mut tx = client.transaction().map_err(|e| self.error(&e))?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock]).map_err(|e| self.error(&e))?;
+            tx.batch_execute(schema).map_err(|e| self.error(&e))?;
+            tx.commit().map_err(|e| self.error(&e))
+        })
     }
 
     /// A query error, with the URL (no password).

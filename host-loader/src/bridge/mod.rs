@@ -165,7 +165,7 @@ pub struct Bridge<'a> {
     reader: MessageReader,
     /// SEV-SNP: the certificate tables the doorbell answers delivered, which the guest's
     /// evidence names by digest instead of sending them back.
-    delivered: Delivered,
+    delivered_tables: Delivered,
     /// TDX: the quotes the GetQuote answers delivered, likewise.
     delivered_quotes: Delivered,
 }
@@ -202,7 +202,7 @@ impl<'a> Bridge<'a> {
             capabilities: 0,
             outcome: Outcome::default(),
             reader: MessageReader::new(),
-            delivered: Delivered::tables(),
+            delivered_tables: Delivered::tables(),
             delivered_quotes: Delivered::quotes(),
         }
     }
@@ -389,7 +389,7 @@ impl<'a> Bridge<'a> {
         match self.firmware.doorbell(request) {
             Ok(answer) => {
                 if let Some(table) = &answer.certificates {
-                    self.delivered.remember_table(table);
+                    self.delivered_tables.remember_table(table);
                 }
                 if request.kind == DoorbellKind::TdxGetQuote && answer.status == 0 {
                     self.delivered_quotes.remember_quote(&answer.response);
@@ -505,7 +505,7 @@ impl<'a> Bridge<'a> {
         // and its chain.
         let found = match (&evidence.certificates, &evidence.certificates_sha384) {
             (Some(table), _) => table_endorsements(table, "the guest's certificate table".into()),
-            (None, Some(digest)) => match self.delivered.named(digest) {
+            (None, Some(digest)) => match self.delivered_tables.named(digest) {
                 Ok(table) => {
                     let source = format!("the certificate table this host delivered (sha384:{})", hex::encode(digest));
                     table_endorsements(table, source)

@@ -459,6 +459,34 @@ enum Quote {
     NamedOther(Vec<u8>),
 }
 
+/// A TD's Hello under the simulated TDX module (mechanism C).
+fn td_hello() -> Message {
+    let capabilities = CAP_SIM_DOORBELL | CAP_MECHANISM_C;
+    Hello { version: PROTOCOL_VERSION, platform: Platform::SimTdx, capabilities, runtime: "bridge-test".into() }.into()
+}
+
+/// A TD's Evidence for `key` and `nonce`: the quote `evidence`, or its name `evidence_sha384`.
+fn td_evidence(
+    key: &p384::ecdsa::SigningKey,
+    nonce: Vec<u8>,
+    evidence: Vec<u8>,
+    evidence_sha384: Option<Vec<u8>>,
+) -> Message {
+    Evidence {
+        platform: Platform::SimTdx,
+        evidence,
+        public_key: key.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+        nonce,
+        event_log: Some(Vec::new()),
+        certificates: None,
+        target: TARGET.into(),
+        csr: Some(twi_testkit::tacra::csr(key)),
+        certificates_sha384: None,
+        evidence_sha384,
+    }
+    .into()
+}
+
 /// An honest TD under the simulated TDX module: Hello, Initiate, TDG.MR.REPORT over TACRA's
 /// REPORTDATA and GetQuote through the simulated doorbell, then the evidence as `quote` says;
 /// the bridge's step on the evidence, and the quote it delivered.
@@ -466,13 +494,7 @@ fn td_exchange(bridge: &mut Bridge<'_>, rp_id: &str, quote: Quote) -> (Step, Vec
     use twi_attester::tdx::getquote;
     use twi_attester::tdx::td_report::TD_REPORT_SIZE;
     let key = p384::ecdsa::SigningKey::try_generate().unwrap();
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        platform: Platform::SimTdx,
-        capabilities: CAP_SIM_DOORBELL | CAP_MECHANISM_C,
-        runtime: "bridge-test".into(),
-    };
-    assert!(bridge.receive(hello.into()).unwrap().replies.is_empty());
+    assert!(bridge.receive(td_hello()).unwrap().replies.is_empty());
     let nonce = nonce_of(&reply(bridge, Guest::initiate()));
     let (report_data, _) = twi_testkit::tacra::enroll(&key, &nonce, rp_id, TARGET);
     let doorbell =
@@ -493,19 +515,7 @@ fn td_exchange(bridge: &mut Bridge<'_>, rp_id: &str, quote: Quote) -> (Step, Vec
         Quote::Forwarded => (delivered.clone(), None),
         Quote::NamedOther(other) => (Vec::new(), sha384(&other)),
     };
-    let evidence = Evidence {
-        platform: Platform::SimTdx,
-        evidence,
-        public_key: key.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
-        nonce,
-        event_log: Some(Vec::new()),
-        certificates: None,
-        target: TARGET.into(),
-        csr: Some(twi_testkit::tacra::csr(&key)),
-        certificates_sha384: None,
-        evidence_sha384,
-    };
-    (bridge.receive(evidence.into()).unwrap(), delivered)
+    (bridge.receive(td_evidence(&key, nonce, evidence, evidence_sha384)).unwrap(), delivered)
 }
 
 fn progress(step: &Step) -> Vec<&str> {
@@ -572,28 +582,10 @@ fn a_quote_other_than_the_delivered_one_is_refused() {
 
     // No GetQuote in this launch, so nothing delivered: a named quote cannot be presented.
     let mut bridge = host.launch();
-    let hello = Hello {
-        version: PROTOCOL_VERSION,
-        platform: Platform::SimTdx,
-        capabilities: CAP_SIM_DOORBELL | CAP_MECHANISM_C,
-        runtime: "bridge-test".into(),
-    };
-    bridge.receive(hello.into()).unwrap();
+    bridge.receive(td_hello()).unwrap();
     let nonce = nonce_of(&reply(&mut bridge, Guest::initiate()));
     let key = p384::ecdsa::SigningKey::try_generate().unwrap();
-    let evidence = Evidence {
-        platform: Platform::SimTdx,
-        evidence: Vec::new(),
-        public_key: key.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
-        nonce,
-        event_log: Some(Vec::new()),
-        certificates: None,
-        target: TARGET.into(),
-        csr: Some(twi_testkit::tacra::csr(&key)),
-        certificates_sha384: None,
-        evidence_sha384: Some(vec![0x11; 48]),
-    };
-    let (code, _) = error_of(&reply(&mut bridge, evidence.into()));
+    let (code, _) = error_of(&reply(&mut bridge, td_evidence(&key, nonce, Vec::new(), Some(vec![0x11; 48]))));
     assert_eq!(code, ErrorCode::VerificationFailed);
     let failure = bridge.into_outcome().failure.unwrap();
     assert!(failure.contains("(it delivered none in this launch)"), "{failure}");

@@ -48,13 +48,7 @@ fn ms(t: SystemTime) -> i64 {
 impl SharedFreshness {
     /// The tables in `pg`, created if absent.
     pub fn open(pg: Arc<Postgres>) -> Result<Self, FreshnessError> {
-        pg.run(|client| {
-            let mut tx = client.transaction().map_err(|e| pg.error(&e))?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).map_err(|e| pg.error(&e))?;
-            tx.batch_execute(SCHEMA).map_err(|e| pg.error(&e))?;
-            tx.commit().map_err(|e| pg.error(&e))
-        })
-        .map_err(store)?;
+        pg.create_schema(SCHEMA_LOCK, SCHEMA).map_err(store)?;
         Ok(Self { pg })
     }
 

@@ -54,12 +54,7 @@ pub(super) type HeadRow = (i64, i64, Vec<u8>, Vec<u8>);
 
 /// Creates the tables and triggers once (replicas starting together take turns).
 pub(super) fn ensure_schema(pg: &Postgres) -> Result<(), LogError> {
-    pg.run(|client| {
-        let mut tx = client.transaction().map_err(|e| db(pg, &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).map_err(|e| db(pg, &e))?;
-        tx.batch_execute(SCHEMA).map_err(|e| db(pg, &e))?;
-        tx.commit().map_err(|e| db(pg, &e))
-    })
+    Ok(pg.create_schema(SCHEMA_LOCK, SCHEMA)?)
 }
 
 pub(super) fn db(pg: &Postgres, e: &postgres::Error) -> LogError {
