@@ -152,8 +152,8 @@ fn try_acquire(
 
 /// Mechanism B across replicas: the nonce from `at[0]`, the attestation result from the
 /// Verifier of `at[1]`, the credential from the Credential Authority of `at[2]`; presented again
-/// at `at[1]` (whose Verifier signed it), the result is refused as redeemed.
-fn acquire_b(chip: &Path, at: [&RemoteIssuer; 3], rp_id: &str) -> (String, Vec<(String, u64)>) {
+/// at `at[3]`, the result is refused as redeemed.
+fn acquire_b(chip: &Path, at: [&RemoteIssuer; 4], rp_id: &str) -> (String, Vec<(String, u64)>) {
     use p384::ecdsa::signature::Signer;
     use sha2::Digest;
     let attested = Attested::new(chip, MEASUREMENT_B, at[0], rp_id).unwrap();
@@ -165,7 +165,7 @@ fn acquire_b(chip: &Path, at: [&RemoteIssuer; 3], rp_id: &str) -> (String, Vec<(
     let proof = proof.to_der().as_bytes().to_vec();
     let request = CredentialRequestIn { ear: &ear, public_key: &attested.public, proof: &proof };
     let obtained = at[2].redeem(&request).unwrap();
-    let replay = at[1].redeem(&request).unwrap_err();
+    let replay = at[3].redeem(&request).unwrap_err();
     assert!(replay.contains("already redeemed"), "a redeemed result presented again: {replay}");
     logged(&obtained)
 }
@@ -195,7 +195,11 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
                     (0..ISSUANCES)
                         .map(|i| match c % 2 {
                             0 => acquire(&chip, &client(c + i), &client(c + i + 1), rp_id),
-                            _ => acquire_b(&chip, [&client(c + i), &client(c + i + 1), &client(c + i + 2)], rp_id),
+                            _ => acquire_b(
+                                &chip,
+                                [&client(c + i), &client(c + i + 1), &client(c + i + 2), &client(c + i + 1)],
+                                rp_id,
+                            ),
                         })
                         .collect::<Vec<_>>()
                 })
@@ -221,6 +225,36 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
         }
     }
     assert_eq!(received.len(), CLIENTS * ISSUANCES);
+}
+
+/// Mechanism B's two roles in two processes that share no memory, only the database and the
+/// state directory: `twi serve --roles verifier` signs the attestation result and
+/// `twi serve --roles ca` redeems it (once); each refuses the other's endpoint (501).
+#[test]
+fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = layout(dir.path());
+    let url = cluster.url();
+    let serve = |roles: &str| {
+        let args = [
+            ["--state", path(&state)],
+            ["--policy", path(&policy)],
+            ["--simulated-tee", path(&chips)],
+            ["--database", url.as_str()],
+            ["--roles", roles],
+        ];
+        Served::start(TWI, args.as_flattened())
+    };
+    let (verifier, ca) = (serve("verifier"), serve("ca"));
+    let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
+    let (verifier, ca) = (RemoteIssuer::new(&verifier.url, &tls).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
+    let rp_id = ca.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let (serial, logged) = acquire_b(&chips.join("sim-snp"), [&verifier, &verifier, &ca, &ca], &rp_id);
+    assert!(logged.iter().any(|(id, _)| *id == serial), "{logged:?}");
+    let attested = Attested::new(&chips.join("sim-snp"), MEASUREMENT_B, &verifier, &rp_id).unwrap();
+    let refused = ca.attestation_result(&attested.evidence()).unwrap_err();
+    assert!(refused.contains("does not serve the Verifier role"), "the CA process has no Verifier: {refused}");
 }
 
 /// What killing the service while it issues must leave: the log `twi log audit` accepts, of
