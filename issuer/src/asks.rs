@@ -187,33 +187,44 @@ impl Issuer {
         }
     }
 
-    /// Mechanism D, the **workload owner**'s step as `twi run --mechanism d` does it for the
-    /// demo: makes sure the Key Store holds a credential for the workload the policy admits
-    /// with `measurement` on `platform`. When none is provisioned yet, generates a P-384 key
-    /// and has the Credential Authority certify it for the workload's Stable identifier (no
-    /// evidence: the owner asks for it, not the launch). Returns the provisioned credential
-    /// and whether it was created now. (The owner's own key: [`crate::keystore::provision_owner`].)
+    /// Mechanism D, the **workload owner**'s step (`owner` names who asked: the operator
+    /// certificate's subject, or `twi run --mechanism d` doing it for the demo): makes sure the
+    /// Key Store holds a credential for the workload the policy admits with `measurement` on
+    /// `platform`. When none is provisioned yet, generates a P-384 key and has the Credential
+    /// Authority certify it for the workload's Stable identifier (no evidence: the owner asks
+    /// for it, not the launch), recorded in the provenance log like any issuance (the
+    /// certificate names its entry). Returns the provisioned credential and whether it was
+    /// created now. (The owner's own key: [`crate::keystore::provision_owner`].)
     pub fn key_store_provision(
         &mut self,
         platform: Platform,
         measurement: &[u8],
+        owner: &str,
     ) -> Result<(Provisioned, bool), IssuerError> {
         let workload = self.policy.workload_for(platform, measurement).ok_or_else(|| {
             IssuerError::NothingToProvision { platform: platform_name(platform), measurement: hex::encode(measurement) }
         })?;
         let workload_id = format!("spiffe://{}/{}", self.policy.trust_domain, workload.id);
-        let lifetime = workload.lifetime;
-        let ca = self.ca.ca();
-        let make = || {
-            use p384::elliptic_curve::Generate;
-            let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
-            Ok((ca.certify_key(&workload_id, key.verifying_key(), lifetime)?.der, key))
-        };
+        let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
         let store = match &self.key_store {
             Some(store) => store,
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
         };
-        store.provision_if_absent(&workload_id, make)
+        if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
+            return Ok((held, false));
+        }
+        // Made and logged before the Key Store keeps it (outside the Key Store's lock, which
+        // the embedded log takes too). Should another process provision the workload
+        // meanwhile, its credential is kept and this one stays a record of one never handed out.
+        use p384::elliptic_curve::Generate;
+        let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
+        let serial = crate::ca::random_serial()?;
+        let records = &self.records;
+        let statement = records.provisioning(&workload_id, &hex::encode(serial.as_bytes()), owner, &version, now)?;
+        let named = Named { serial, entry: records.entry(&statement) };
+        let certified = self.ca.certify_provisioned(&workload_id, key.verifying_key(), lifetime, &named)?;
+        records.record(&[statement], now)?;
+        store.provision_if_absent(&workload_id, || Ok((certified.der, key)))
     }
 
     /// Mechanism D, what the Key Store is asked: the **Verifier** appraises the evidence (whose

@@ -120,6 +120,34 @@ impl Records {
             .collect::<Result<Vec<_>, _>>()?)
     }
 
+    /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes
+    /// for a key the Key Store holds for `workload_id` at `owner`'s request. No evidence was
+    /// appraised (`evidence_sha384` empty, status `none`); the criteria name the owner.
+    pub(crate) fn provisioning(
+        &self,
+        workload_id: &str,
+        serial_hex: &str,
+        owner: &str,
+        policy_version: &str,
+        now: SystemTime,
+    ) -> Result<SignedStatement, IssuerError> {
+        let criteria = BTreeMap::from([
+            ("mechanism".to_string(), "d".to_string()),
+            ("step".to_string(), "owner-provisioning".to_string()),
+            ("provisioned_by".to_string(), owner.to_string()),
+        ]);
+        let record = ProvenanceRecord {
+            workload_id: workload_id.into(),
+            credential_kind: "x509".into(),
+            credential_id: serial_hex.into(),
+            evidence_sha384: String::new(),
+            decision: VerifierDecision { status: "none".into(), verifier: VERIFIER_BUILD.into(), criteria },
+            policy_version: policy_version.into(),
+            issued_at: crate::jose::unix_seconds(now),
+        };
+        Ok(SignedStatement::sign(record, &self.issuer, &self.key, LOG_KID)?)
+    }
+
     /// The log entry a credential names: this log's origin and its statement's SHA-256.
     pub(crate) fn entry(&self, statement: &SignedStatement) -> LogEntry {
         LogEntry { origin: self.checkpoint.origin().to_string(), statement_sha256: statement.sha256() }

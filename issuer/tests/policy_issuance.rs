@@ -478,9 +478,18 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
         "{refused}"
     );
 
-    let (provisioned, created) = issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT).unwrap();
+    let (provisioned, created) = issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT, "test owner").unwrap();
     assert!(created);
-    assert!(!issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT).unwrap().1, "provisioned once");
+    assert!(!issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT, "test owner").unwrap().1, "provisioned once");
+    // Provisioning is logged like any issuance, and the certificate names its record.
+    let proof = issuer.log_proof(&provisioned.serial_hex).unwrap().expect("the provisioning is in the log");
+    let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
+    let record = twi_issuer::provenance::SignedStatement::decode(&statement).unwrap().record;
+    assert_eq!(record.workload_id, "spiffe://example.org/payroll-app", "{record:?}");
+    assert_eq!(record.decision.criteria["provisioned_by"], "test owner", "{record:?}");
+    assert_eq!((record.evidence_sha384.as_str(), record.decision.status.as_str()), ("", "none"));
+    let named = hex::decode(proof["statement_sha256"].as_str().unwrap()).unwrap();
+    assert!(provisioned.certificate_der.windows(32).any(|w| w == named), "the certificate names its log entry");
     let slot = std::fs::read_dir(state.join("keystore"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -115,7 +115,8 @@ impl Roles for Issuer {
         obtained(self.ca_credential(CredentialRequest::AttestationResult(*request)))
     }
     fn provision(&mut self, platform: Platform, measurement: &[u8]) -> Result<(Provisioned, bool), Refusal> {
-        self.key_store_provision(platform, measurement).map_err(|e| Refusal(e.to_string()))
+        let owner = "the workload owner (twi run --mechanism d, in process)";
+        self.key_store_provision(platform, measurement, owner).map_err(|e| Refusal(e.to_string()))
     }
     fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal> {
         let released = self.key_store_release(&evidence)?;

@@ -16,6 +16,7 @@
 //!   CA that images embed.
 
 use std::path::Path;
+use std::time::Duration;
 use std::time::SystemTime;
 
 use der::asn1::{OctetString, Utf8StringRef};
@@ -189,6 +190,22 @@ impl CredentialAuthority {
             wit = wit.with_claim(&name, provenance.sbom.to_string()).map_err(failed)?;
         }
         wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)
+    }
+}
+
+impl CredentialAuthority {
+    /// Mechanism D, the owner's step: the certificate for the provisioned `key` of
+    /// `workload_id`, valid for `lifetime`, under the serial its log record was made for and
+    /// naming that record's entry.
+    pub(crate) fn certify_provisioned(
+        &self,
+        workload_id: &str,
+        key: &VerifyingKey,
+        lifetime: Duration,
+        named: &Named,
+    ) -> Result<Certified, IssuerError> {
+        let extra = vec![log_entry_extension(&self.oids, &named.entry)?];
+        self.ca.certify_key_named(workload_id, key, lifetime, named.serial.clone(), extra)
     }
 }
 

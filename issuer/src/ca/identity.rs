@@ -118,19 +118,8 @@ impl IssuerCa {
         self.key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
     }
 
-    /// Signs `subject`'s certificate of `kind` (plus `extra`) for `spki`, valid for `lifetime`.
-    pub(crate) fn sign(
-        &self,
-        subject: Name,
-        kind: Kind,
-        extra: Vec<ExtraExtension>,
-        spki: SubjectPublicKeyInfoOwned,
-        lifetime: Duration,
-    ) -> Result<Certified, IssuerError> {
-        self.sign_serial(random_serial()?, subject, kind, extra, spki, lifetime)
-    }
-
-    /// [`Self::sign`] under a serial chosen before (the provenance record names it first).
+    /// Signs `subject`'s certificate of `kind` (plus `extra`) for `spki`, valid for `lifetime`,
+    /// under `serial` (chosen before: the provenance record names it first).
     pub(crate) fn sign_serial(
         &self,
         serial: SerialNumber,
@@ -156,9 +145,21 @@ impl IssuerCa {
         key: &VerifyingKey,
         lifetime: Duration,
     ) -> Result<Certified, IssuerError> {
+        self.certify_key_named(workload_id, key, lifetime, random_serial()?, Vec::new())
+    }
+
+    /// [`Self::certify_key`] under `serial`, with the extensions `extra`.
+    pub(crate) fn certify_key_named(
+        &self,
+        workload_id: &str,
+        key: &VerifyingKey,
+        lifetime: Duration,
+        serial: SerialNumber,
+        extra: Vec<ExtraExtension>,
+    ) -> Result<Certified, IssuerError> {
         let spki = SubjectPublicKeyInfoOwned::from_key(key).map_err(IssuerError::certificate)?;
         let kind = Kind::Workload { uri: workload_id.into(), dns: Vec::new() };
-        self.sign(subject_of(workload_id)?, kind, Vec::new(), spki, lifetime)
+        self.sign_serial(serial, subject_of(workload_id)?, kind, extra, spki, lifetime)
     }
 
     /// Mechanism D, the owner's own certificate (DER) for `workload_id`: it must chain to this

@@ -220,7 +220,7 @@ pub(super) async fn key_store_provision(
     with_issuer(&state, move |issuer| {
         provisioning_target(issuer, platform, &measurement)?;
         let (provisioned, created) = issuer
-            .key_store_provision(platform, &measurement)
+            .key_store_provision(platform, &measurement, &operator.subject)
             .map_err(|e| ApiError::internal(format!("the Key Store cannot provision a credential: {e}")))?;
         if created {
             eprintln!(
