@@ -249,7 +249,9 @@ pub enum JoseError {
     Json(&'static str, String),
     #[error("the token is signed with alg {0:?}; the accepted algorithms are ES256 and ES384")]
     Algorithm(String),
-    #[error("the token is signed with alg {alg}, but its key is on {curve}, which verifies {expected} only (RFC 8725 §3.1)")]
+    #[error(
+        "the token is signed with alg {alg}, but its key is on {curve}, which verifies {expected} only (RFC 8725 §3.1)"
+    )]
     KeyAlgorithm { alg: Alg, curve: &'static str, expected: Alg },
     #[error("the token's typ is {actual:?}, expected {expected:?}")]
     Type { expected: String, actual: String },

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Map, Value, json};
 
-use crate::jose::{self, EcPublicKey, JoseError, JwsSigner, Jwk};
+use crate::jose::{self, EcPublicKey, JoseError, Jwk, JwsSigner};
 
 /// The WIT's media type (`typ`).
 pub const WIT_TYP: &str = "wit+jwt";

@@ -186,7 +186,10 @@ impl Config {
         check_positive("replay_cache_capacity", raw.replay_cache_capacity as u64)?;
         check_positive("max_connections", raw.max_connections as u64)?;
         if raw.wit_key_ids.is_empty() && raw.issuer_jwks.is_some() {
-            return Err(field("wit_key_ids", "empty: name the `kid` of the issuer's WIT key (\"twi-wit\" or \"twi-wit-es256\")"));
+            return Err(field(
+                "wit_key_ids",
+                "empty: name the `kid` of the issuer's WIT key (\"twi-wit\" or \"twi-wit-es256\")",
+            ));
         }
         if raw.routes.is_empty() {
             return Err(field("route", "no [[route]]: the relying party would refuse every request"));

@@ -44,7 +44,8 @@ pub struct BuildArgs {
 }
 
 fn parse_wit_alg(name: &str) -> Result<Alg, String> {
-    Alg::from_name(name).ok_or_else(|| format!("{name:?} is not a WIT algorithm; the accepted values are {}", Alg::accepted()))
+    Alg::from_name(name)
+        .ok_or_else(|| format!("{name:?} is not a WIT algorithm; the accepted values are {}", Alg::accepted()))
 }
 
 /// The workload an image runs and the settings its launch manifest carries.

@@ -285,7 +285,8 @@ fn wit_alg_defaults_to_es384_and_accepts_only_es256_and_es384() {
         }
     }
     // Written only when it is not the default, and read back as written.
-    let file = PolicyFile { version: "1".into(), trust_domain: "example.org".into(), wit_alg: Alg::Es256, workload: vec![] };
+    let file =
+        PolicyFile { version: "1".into(), trust_domain: "example.org".into(), wit_alg: Alg::Es256, workload: vec![] };
     let text = file.to_toml().unwrap();
     assert!(text.contains("wit_alg = \"ES256\""), "{text}");
     assert_eq!(Policy::from_toml(&text).unwrap().wit_alg, Alg::Es256);
