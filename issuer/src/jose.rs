@@ -247,7 +247,7 @@ pub enum JoseError {
     Base64(&'static str),
     #[error("the token's {0} is not a JSON object: {1}")]
     Json(&'static str, String),
-    #[error("the token is signed with alg {0:?}; the accepted algorithms are ES256 and ES384")]
+    #[error("the token is signed with alg {0:?}; the issuer implements ES256 and ES384 only")]
     Algorithm(String),
     #[error(
         "the token is signed with alg {alg}, but its key is on {curve}, which verifies {expected} only (RFC 8725 §3.1)"
