@@ -537,17 +537,22 @@ mod tests {
         m
     }
 
+    /// Signs with `k` and verifies under its `public` key: header `alg` and `kid`, the claims,
+    /// and the signature as the raw `r ‖ s` of RFC 7518 §3.4 (`sig_len` bytes, not DER).
+    fn round_trip<S: JwsSigner>(k: &S, public: impl Into<EcPublicKey>, alg: &str, sig_len: usize) -> String {
+        let token = sign_compact(k, "wit+jwt", Some("k1"), &claims()).unwrap();
+        let v = verify_compact(&token, public, "wit+jwt").unwrap();
+        assert_eq!((v.header["alg"].as_str(), v.header["kid"].as_str()), (Some(alg), Some("k1")));
+        assert_eq!(v.claims, claims());
+        let sig = b64url_decode(token.rsplit('.').next().unwrap(), "signature").unwrap();
+        assert_eq!(sig.len(), sig_len);
+        token
+    }
+
     #[test]
     fn round_trip_and_header() {
         let k = key();
-        let token = sign_compact(&k, "wit+jwt", Some("k1"), &claims()).unwrap();
-        let v = verify_compact(&token, k.verifying_key(), "wit+jwt").unwrap();
-        assert_eq!(v.header["alg"], "ES384");
-        assert_eq!(v.header["kid"], "k1");
-        assert_eq!(v.claims, claims());
-        // The signature part is the raw 96-byte r ‖ s.
-        let sig = b64url_decode(token.rsplit('.').next().unwrap(), "signature").unwrap();
-        assert_eq!(sig.len(), 96);
+        let token = round_trip(&k, k.verifying_key(), "ES384", 96);
         assert!(matches!(verify_compact(&token, k.verifying_key(), "wpt+jwt"), Err(JoseError::Type { .. })));
     }
 
@@ -599,22 +604,13 @@ mod tests {
     #[test]
     fn es256_round_trip_with_a_p256_key() {
         let k = p256_key();
-        let token = sign_compact(&k, "wit+jwt", Some("k2"), &claims()).unwrap();
-        let v = verify_compact(&token, k.verifying_key(), "wit+jwt").unwrap();
-        assert_eq!(v.header["alg"], "ES256");
-        assert_eq!(v.header["kid"], "k2");
-        assert_eq!(v.claims, claims());
-        // The raw 64-byte r ‖ s of RFC 7518 §3.4.
-        let sig = b64url_decode(token.rsplit('.').next().unwrap(), "signature").unwrap();
-        assert_eq!(sig.len(), 64);
+        let token = round_trip(&k, k.verifying_key(), "ES256", 64);
         assert_eq!(verify_compact(&token, p256_key().verifying_key(), "wit+jwt"), Err(JoseError::BadSignature));
         // Through the either-curve key the issuer's WIT key is.
         let either = EcSigningKey::P256(k.clone());
-        let token = sign_compact(&either, "wit+jwt", None, &claims()).unwrap();
-        assert_eq!(verify_compact(&token, either.public(), "wit+jwt").unwrap().header["alg"], "ES256");
+        round_trip(&either, either.public(), "ES256", 64);
         let either = EcSigningKey::P384(key());
-        let token = sign_compact(&either, "wit+jwt", None, &claims()).unwrap();
-        assert_eq!(verify_compact(&token, either.public(), "wit+jwt").unwrap().header["alg"], "ES384");
+        round_trip(&either, either.public(), "ES384", 96);
     }
 
     /// RFC 8725 §3.1: the key's curve decides the algorithm; a header naming the other one is

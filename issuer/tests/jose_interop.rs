@@ -22,6 +22,12 @@ fn public_jwk(key: &SigningKey) -> serde_json::Value {
     serde_json::to_value(jwk).unwrap()
 }
 
+/// payroll-app's WIT for the guest key `workload` (SEC1), valid from `now`, located in DE.
+fn payroll_wit(workload_sec1: &[u8], now: SystemTime) -> Wit {
+    let (iss, sub) = ("https://issuer.example.org", "spiffe://example.org/payroll-app");
+    Wit::new(iss, sub, workload_sec1, now, Duration::from_secs(3600)).unwrap().with_claim("location", "DE").unwrap()
+}
+
 #[test]
 fn wit_wpt_and_ear_verify_with_jwcrypto() {
     // Fail before anything is made when jwcrypto is missing.
@@ -32,20 +38,8 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
     let workload_sec1 = workload.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let now = SystemTime::now();
 
-    let wit = Wit::new(
-        "https://issuer.example.org",
-        "spiffe://example.org/payroll-app",
-        &workload_sec1,
-        now,
-        Duration::from_secs(3600),
-    )
-    .unwrap()
-    .with_claim("location", "DE")
-    .unwrap()
-    .with_claim("handles-pii", true)
-    .unwrap()
-    .with_claim("clearance", 2)
-    .unwrap();
+    let wit =
+        payroll_wit(&workload_sec1, now).with_claim("handles-pii", true).unwrap().with_claim("clearance", 2).unwrap();
     let wit_token = wit.sign(&ca, Some("ca-2026")).unwrap();
     let aud = "https://payroll-db.example.org/records";
     let wpt_token = sign_wpt(&workload, &wit_token, aud, now, Duration::from_secs(120)).unwrap();
@@ -80,12 +74,19 @@ fn wit_wpt_and_ear_verify_with_jwcrypto() {
         "must_fail": must_fail,
     });
 
-    let out = jose_check(&input);
+    jwcrypto_passes(&input, &["EAR binds the WIT's key", "rejects a WIT with alg none"]);
+}
+
+/// jose_check.py (jwcrypto) passes every check on `input`, among them `named`.
+#[track_caller]
+fn jwcrypto_passes(input: &serde_json::Value, named: &[&str]) {
+    let out = jose_check(input);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "jwcrypto did not accept the tokens:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("ok   EAR binds the WIT's key"), "{stdout}");
-    assert!(stdout.contains("ok   rejects a WIT with alg none"), "{stdout}");
+    for check in named {
+        assert!(stdout.contains(&format!("ok   {check}\n")), "{check:?} did not pass:\n{stdout}");
+    }
     assert!(stdout.trim_end().ends_with("all checks passed"), "{stdout}");
 }
 
@@ -102,16 +103,7 @@ fn an_es256_wit_verifies_with_jwcrypto() {
     let (p384_ca, workload) = (SigningKey::try_generate().unwrap(), SigningKey::try_generate().unwrap());
     let workload_sec1 = workload.verifying_key().to_sec1_point(false).as_bytes().to_vec();
     let now = SystemTime::now();
-    let wit = Wit::new(
-        "spiffe://example.org/twi-issuer",
-        "spiffe://example.org/payroll-app",
-        &workload_sec1,
-        now,
-        Duration::from_secs(600),
-    )
-    .unwrap()
-    .with_claim("location", "DE")
-    .unwrap();
+    let wit = payroll_wit(&workload_sec1, now);
     let token = wit.sign(&wit_key, Some("twi-wit-es256")).unwrap();
     let aud = "https://payroll-db.example.org/records";
     let wpt = sign_wpt(&workload, &token, aud, now, Duration::from_secs(120)).unwrap();
@@ -131,12 +123,6 @@ fn an_es256_wit_verifies_with_jwcrypto() {
             { "name": "an ES384 WIT under the P-256 key", "token": es384, "key": p256_jwk(&ca), "alg": "ES256" },
         ],
     });
-    let out = jose_check(&input);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "jwcrypto did not accept the ES256 WIT:\n{stdout}\n{stderr}");
-    assert!(stdout.contains("ok   wit+jwt header alg ES256"), "{stdout}");
-    assert!(stdout.contains("ok   wpt+jwt header alg ES384"), "{stdout}");
-    assert!(stdout.contains("ok   rejects the ES256 WIT relabelled ES384"), "{stdout}");
-    assert!(stdout.trim_end().ends_with("all checks passed"), "{stdout}");
+    let named = ["wit+jwt header alg ES256", "wpt+jwt header alg ES384", "rejects the ES256 WIT relabelled ES384"];
+    jwcrypto_passes(&input, &named);
 }

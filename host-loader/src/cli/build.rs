@@ -236,3 +236,20 @@ pub fn build(
     );
     Ok(rom_path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--wit-alg` takes the algorithms an issuer policy's `wit_alg` does, spelt as JWS does,
+    /// and names them when given another.
+    #[test]
+    fn wit_alg_takes_es256_and_es384_only() {
+        assert_eq!(parse_wit_alg("ES256"), Ok(Alg::Es256));
+        assert_eq!(parse_wit_alg("ES384"), Ok(Alg::Es384));
+        for bad in ["ES512", "es256", ""] {
+            let error = parse_wit_alg(bad).unwrap_err();
+            assert!(error.contains("the accepted values are \"ES256\", \"ES384\""), "{error}");
+        }
+    }
+}
