@@ -1,8 +1,9 @@
 //! Issuer replicas on PostgreSQL (issue 14 item 6), as an operator runs them: a throwaway
 //! cluster (Debian's server on loopback, started by the test kit), three `twi serve` processes
 //! (TLS, as by default) on one state directory and one database, and workloads of a simulated
-//! SEV-SNP chip issuing concurrently through all of them by mechanism C, each taking its nonce
-//! from one replica and its credential from the next. Then `twi log audit --database` accepts
+//! SEV-SNP chip issuing concurrently through all of them: by mechanism C, each taking its nonce
+//! from one replica and its credential from the next; by mechanism B, the nonce from one, the
+//! attestation result from the next and the credential from the third. Then `twi log audit --database` accepts
 //! the one log they wrote, its leaf indices are 0..n-1 without a gap, and every credential a
 //! client received has its record there.
 //!
@@ -18,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
+use twi_host_loader::answers::Obtained;
 use twi_host_loader::remote::{ClientTls, RemoteIssuer};
 use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::database::Postgres;
 use twi_issuer::policy::Mechanism;
 use twi_issuer::provenance::ProvenanceLog;
-use twi_issuer::{Evidence, EvidenceBundle};
+use twi_issuer::{CredentialRequestIn, Evidence, EvidenceBundle};
 use twi_proto::msg::{CredentialKind, Initiate, Platform};
 use twi_testkit::postgres::Cluster;
 use twi_testkit::scenario::{Served, Twi};
@@ -31,6 +33,7 @@ use twi_testkit::tacra::{TARGET, enroll};
 
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi"));
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
+const MEASUREMENT_B: [u8; 48] = [0x5B; 48];
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 4;
 const ISSUANCES: usize = 3;
@@ -39,13 +42,22 @@ fn path(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
+/// The policy: `payroll-app` (MEASUREMENT) acquires by mechanism C, `ledger-app`
+/// (MEASUREMENT_B) by mechanism B.
 fn write_policy(dir: &Path) -> PathBuf {
     let policy = dir.join("policy.toml");
+    let workload = |id: &str, mechanism: &str, measurement: &[u8; 48]| {
+        format!(
+            "[[workload]]\nid = \"{id}\"\nmechanism = \"{mechanism}\"\nfreshness = \"AF_L2\"\n\
+             stickiness = \"CS_L1\"\n\n[[workload.reference]]\nlabel = \"v1 (sim)\"\nplatform = \"sim-snp\"\n\
+             measurement = \"{}\"\n\n",
+            hex::encode(measurement)
+        )
+    };
     let text = format!(
-        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\n\
-         mechanism = \"c\"\nfreshness = \"AF_L2\"\nstickiness = \"CS_L1\"\n\n[[workload.reference]]\n\
-         label = \"v1 (sim)\"\nplatform = \"sim-snp\"\nmeasurement = \"{}\"\n",
-        hex::encode(MEASUREMENT)
+        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n{}{}",
+        workload("payroll-app", "c", &MEASUREMENT),
+        workload("ledger-app", "b", &MEASUREMENT_B)
     );
     std::fs::write(&policy, text).unwrap();
     policy
@@ -71,6 +83,54 @@ fn acquire(
     try_acquire(chip, initiate_at, issue_at, rp_id, true).unwrap()
 }
 
+/// A launch of `measurement` on `chip` attesting a new key for the nonce `initiate_at` gave.
+struct Attested {
+    key: SigningKey,
+    public: Vec<u8>,
+    nonce: Vec<u8>,
+    report: Vec<u8>,
+    csr: Vec<u8>,
+    endorsements: Vec<Vec<u8>>,
+}
+
+impl Attested {
+    fn new(chip: &Path, measurement: [u8; 48], initiate_at: &RemoteIssuer, rp_id: &str) -> Result<Self, String> {
+        let mut psp = SimPsp::load_or_create(chip).unwrap();
+        psp.set_launch_digest(measurement);
+        let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
+        let challenge =
+            initiate_at.initiate(Platform::SimSnp, &measurement, &initiate).map_err(|d| format!("{d:?}"))?;
+        let key = SigningKey::try_generate().unwrap();
+        let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+        let (report_data, csr) = enroll(&key, &challenge.nonce, rp_id, TARGET);
+        let (report, endorsements) = (psp.report(report_data, 0), psp.endorsements().unwrap());
+        Ok(Self { key, public, nonce: challenge.nonce, report, csr, endorsements })
+    }
+
+    fn evidence(&self) -> Evidence<'_> {
+        let bundle = EvidenceBundle {
+            platform: Platform::SimSnp,
+            evidence: &self.report,
+            public_key: &self.public,
+            nonce: &self.nonce,
+            target: TARGET,
+            csr: Some(&self.csr),
+            endorsements: &self.endorsements,
+        };
+        Evidence { bundle, events: &[] }
+    }
+}
+
+/// The X.509 serial and the logged ids (with their indices) an answer names.
+fn logged(obtained: &Obtained) -> (String, Vec<(String, u64)>) {
+    let records = obtained.credential.provenance["records"].as_array().unwrap();
+    let logged = records
+        .iter()
+        .map(|r| (r["credential_id"].as_str().unwrap().to_string(), r["index"].as_u64().unwrap()))
+        .collect();
+    (obtained.credential.serial.clone(), logged)
+}
+
 /// [`acquire`], an error for any refusal or broken connection (a service being killed);
 /// `check_replay`: then present the spent nonce again at `initiate_at`, which must refuse it.
 fn try_acquire(
@@ -80,37 +140,34 @@ fn try_acquire(
     rp_id: &str,
     check_replay: bool,
 ) -> Result<(String, Vec<(String, u64)>), String> {
-    let mut psp = SimPsp::load_or_create(chip).unwrap();
-    psp.set_launch_digest(MEASUREMENT);
-    let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
-    let challenge = initiate_at.initiate(Platform::SimSnp, &MEASUREMENT, &initiate).map_err(|d| format!("{d:?}"))?;
-    let key = SigningKey::try_generate().unwrap();
-    let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let (report_data, csr) = enroll(&key, &challenge.nonce, rp_id, TARGET);
-    let report = psp.report(report_data, 0);
-    let endorsements = psp.endorsements().unwrap();
-    let bundle = EvidenceBundle {
-        platform: Platform::SimSnp,
-        evidence: &report,
-        public_key: &public,
-        nonce: &challenge.nonce,
-        target: TARGET,
-        csr: Some(&csr),
-        endorsements: &endorsements,
-    };
-    let evidence = Evidence { bundle, events: &[] };
-    let obtained = issue_at.issue(&evidence, Some(Mechanism::C))?;
+    let attested = Attested::new(chip, MEASUREMENT, initiate_at, rp_id)?;
+    let obtained = issue_at.issue(&attested.evidence(), Some(Mechanism::C))?;
     if check_replay {
         // The nonce was spent at `issue_at`: the replica that issued it refuses it now.
-        let replay = initiate_at.issue(&evidence, Some(Mechanism::C)).unwrap_err();
+        let replay = initiate_at.issue(&attested.evidence(), Some(Mechanism::C)).unwrap_err();
         assert!(replay.contains("already used"), "a replayed nonce: {replay}");
     }
-    let records = obtained.credential.provenance["records"].as_array().unwrap();
-    let logged = records
-        .iter()
-        .map(|r| (r["credential_id"].as_str().unwrap().to_string(), r["index"].as_u64().unwrap()))
-        .collect();
-    Ok((obtained.credential.serial, logged))
+    Ok(logged(&obtained))
+}
+
+/// Mechanism B across replicas: the nonce from `at[0]`, the attestation result from the
+/// Verifier of `at[1]`, the credential from the Credential Authority of `at[2]`; presented again
+/// at `at[3]`, the result is refused as redeemed.
+fn acquire_b(chip: &Path, at: [&RemoteIssuer; 4], rp_id: &str) -> (String, Vec<(String, u64)>) {
+    use p384::ecdsa::signature::Signer;
+    use sha2::Digest;
+    let attested = Attested::new(chip, MEASUREMENT_B, at[0], rp_id).unwrap();
+    let (ear, workload) = at[1].attestation_result(&attested.evidence()).unwrap();
+    assert_eq!(workload, "spiffe://example.org/ledger-app");
+    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
+    let signed = twi_proto::msg::credential_request_signed_bytes(&attested.nonce, &attested.public, &digest);
+    let proof: p384::ecdsa::Signature = attested.key.sign(&signed);
+    let proof = proof.to_der().as_bytes().to_vec();
+    let request = CredentialRequestIn { ear: &ear, public_key: &attested.public, proof: &proof };
+    let obtained = at[2].redeem(&request).unwrap();
+    let replay = at[3].redeem(&request).unwrap_err();
+    assert!(replay.contains("already redeemed"), "a redeemed result presented again: {replay}");
+    logged(&obtained)
 }
 
 #[test]
@@ -136,7 +193,14 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
                 let (chip, rp_id, client) = (chips.join("sim-snp"), &rp_id, &client);
                 s.spawn(move || {
                     (0..ISSUANCES)
-                        .map(|i| acquire(&chip, &client(c + i), &client(c + i + 1), rp_id))
+                        .map(|i| match c % 2 {
+                            0 => acquire(&chip, &client(c + i), &client(c + i + 1), rp_id),
+                            _ => acquire_b(
+                                &chip,
+                                [&client(c + i), &client(c + i + 1), &client(c + i + 2), &client(c + i + 1)],
+                                rp_id,
+                            ),
+                        })
                         .collect::<Vec<_>>()
                 })
             })
@@ -161,6 +225,36 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
         }
     }
     assert_eq!(received.len(), CLIENTS * ISSUANCES);
+}
+
+/// Mechanism B's two roles in two processes that share no memory, only the database and the
+/// state directory: `twi serve --roles verifier` signs the attestation result and
+/// `twi serve --roles ca` redeems it (once); each refuses the other's endpoint (501).
+#[test]
+fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = layout(dir.path());
+    let url = cluster.url();
+    let serve = |roles: &str| {
+        let args = [
+            ["--state", path(&state)],
+            ["--policy", path(&policy)],
+            ["--simulated-tee", path(&chips)],
+            ["--database", url.as_str()],
+            ["--roles", roles],
+        ];
+        Served::start(TWI, args.as_flattened())
+    };
+    let (verifier, ca) = (serve("verifier"), serve("ca"));
+    let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
+    let (verifier, ca) = (RemoteIssuer::new(&verifier.url, &tls).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
+    let rp_id = ca.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let (serial, logged) = acquire_b(&chips.join("sim-snp"), [&verifier, &verifier, &ca, &ca], &rp_id);
+    assert!(logged.iter().any(|(id, _)| *id == serial), "{logged:?}");
+    let attested = Attested::new(&chips.join("sim-snp"), MEASUREMENT_B, &verifier, &rp_id).unwrap();
+    let refused = ca.attestation_result(&attested.evidence()).unwrap_err();
+    assert!(refused.contains("does not serve the Verifier role"), "the CA process has no Verifier: {refused}");
 }
 
 /// What killing the service while it issues must leave: the log `twi log audit` accepts, of

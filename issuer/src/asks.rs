@@ -25,7 +25,7 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 
 use crate::ca::{Certified, CredentialRequestIn, Named, VerifiedLaunch};
 use crate::error::IssuerError;
-use crate::freshness::{NonceScope, SignedEpoch};
+use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
@@ -156,14 +156,16 @@ impl Issuer {
     /// key. No credential is issued here: the workload takes the result to the Credential
     /// Authority ([`CredentialRequest::AttestationResult`]).
     pub fn verifier_attestation_result(&mut self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
-        let (appraisal, admission) = self.admitted(evidence, Mechanism::B, None)?;
+        let established = self.established(evidence, Mechanism::B)?;
+        let (appraisal, admission) = self.judged(evidence, Mechanism::B, None, &established)?;
         let bundle = &evidence.bundle;
         let ear_jwt = self.verifier.attestation_result(
             self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce),
             (self.clock)(),
         )?;
         let workload_id = admission.workload_id.clone();
-        self.ca.expect(&ear_jwt, VerifiedLaunch { admission, appraisal, nonce: bundle.nonce.to_vec() });
+        let launch = VerifiedLaunch { admission, appraisal, nonce: bundle.nonce.to_vec() };
+        self.await_redemption(&ear_jwt, launch, evidence, &established)?;
         Ok(AttestationResult { ear_jwt, workload_id })
     }
 
@@ -178,7 +180,7 @@ impl Issuer {
                 self.issue(launch, evidence.bundle.public_key, Mechanism::C, ResultOfRecord::Make)
             }
             CredentialRequest::AttestationResult(request) => {
-                let launch = self.ca.redeem(&request, self.verifier.public_key(), (self.clock)())?;
+                let launch = self.redeemed(&request)?;
                 let presented = ResultOfRecord::Presented(request.ear.to_string());
                 self.issue(launch, request.public_key, Mechanism::B, presented)
             }
@@ -265,17 +267,34 @@ impl Issuer {
         mechanism: Mechanism,
         renewal_of: Option<&str>,
     ) -> Result<(Appraisal, Admission), Rejection> {
-        let purpose = if mechanism == Mechanism::D { Purpose::KeyRelease } else { Purpose::Credential };
+        let established = self.established(evidence, mechanism)?;
+        self.judged(evidence, mechanism, renewal_of, &established)
+    }
+
+    /// The evidence is well formed (malformed evidence is refused before the nonce is spent:
+    /// the workload may retry); then what makes it fresh, its verifier nonce spent.
+    fn established(&mut self, evidence: &Evidence<'_>, mechanism: Mechanism) -> Result<Established, Rejection> {
+        let rp_id = self.rp_id();
+        self.verifier.well_formed(evidence, &Expected { rp_id: &rp_id, purpose: purpose_of(mechanism) })?;
+        Ok(self.verifier.freshness.establish(evidence.bundle.nonce))
+    }
+
+    /// [`Issuer::admitted`] once the evidence's freshness is `established`.
+    pub(crate) fn judged(
+        &mut self,
+        evidence: &Evidence<'_>,
+        mechanism: Mechanism,
+        renewal_of: Option<&str>,
+        established: &Established,
+    ) -> Result<(Appraisal, Admission), Rejection> {
+        let purpose = purpose_of(mechanism);
         let rp_id = self.rp_id();
         let expected = Expected { rp_id: &rp_id, purpose };
-        // Malformed evidence is refused before the nonce is spent: the workload may retry.
-        self.verifier.well_formed(evidence, &expected)?;
-        let established = self.verifier.freshness.establish(evidence.bundle.nonce);
         let mut appraisal = self.verifier.appraise(evidence, &expected, (self.clock)())?;
         let mut admission = self.policy.admit(&appraisal.appraised())?;
         self.policy.admit_vmpl(&mut admission, appraisal.verified.vmpl)?;
         let route = Route { purpose, mechanism: renewal_of.is_none().then_some(mechanism) };
-        appraisal.freshness = Some(self.served(&admission, evidence, route, &established)?);
+        appraisal.freshness = Some(self.served(&admission, evidence, route, established)?);
         if let Some(previous) = renewal_of {
             let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
             let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
@@ -292,7 +311,7 @@ impl Issuer {
         admission: &Admission,
         evidence: &Evidence<'_>,
         route: Route,
-        established: &Result<crate::freshness::Fresh, crate::freshness::FreshnessError>,
+        established: &Established,
     ) -> Result<FreshnessKind, Rejection> {
         let purpose = route.purpose;
         let bundle = &evidence.bundle;
@@ -328,7 +347,7 @@ impl Issuer {
             }
         };
         let scoped = match established {
-            Ok(crate::freshness::Fresh::Nonce(scope)) => scope.admits(&admission.workload, bundle.target),
+            Ok(Fresh::Nonce(scope)) => scope.admits(&admission.workload, bundle.target),
             _ => Ok(()),
         };
         scoped.and_then(|()| crate::freshness::Freshness::require(level, established)).map_err(|error| {
@@ -439,6 +458,14 @@ struct Planned {
     jti: String,
     wit_entry: LogEntry,
     statements: Vec<SignedStatement>,
+}
+
+/// What made the evidence fresh, or why nothing did (only an AF_L0 workload is admitted then).
+pub(crate) type Established = Result<Fresh, FreshnessError>;
+
+/// Enrollment, or mechanism D's Retrieval.
+fn purpose_of(mechanism: Mechanism) -> Purpose {
+    if mechanism == Mechanism::D { Purpose::KeyRelease } else { Purpose::Credential }
 }
 
 /// How a request came: its mode, and the mechanism whose route it took (`None`: a renewal,

@@ -1,6 +1,7 @@
 //! The shared store of issuer replicas (issue 14 item 6): PostgreSQL holds what is mutable —
 //! the provenance log's records and signed tree heads, the Verifier's nonces (a nonce issued by
-//! one replica is redeemed once at any) and its AF_L1 epochs — so any replica serves any step
+//! one replica is redeemed once at any), its AF_L1 epochs, and the mechanism-B attestation
+//! results waiting to be redeemed (`redemption`) — so any replica serves any step
 //! of a flow. The keys stay in the state directory the replicas share. Without a database
 //! every role keeps its state as before: the log in `provenance.sqlite`, nonces and epochs in
 //! memory.
@@ -14,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 use postgres::{Client, NoTls};
 
 /// Why the database could not be used.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DatabaseError {
     #[error("the database {url}: {what}")]
     Connect { url: String, what: String },
@@ -33,6 +34,11 @@ impl std::fmt::Debug for Postgres {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Postgres").field("url", &self.shown).finish_non_exhaustive()
     }
+}
+
+/// `t` in milliseconds since the Unix epoch, as the tables store times.
+pub(crate) fn unix_ms(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 /// The SQLSTATE of a unique constraint's violation.

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use crate::database::DatabaseError;
 use crate::freshness::FreshnessError;
 use crate::provenance::LogError;
 
@@ -20,6 +21,8 @@ pub enum IssuerError {
     BadPublicKey,
     #[error("the Verifier cannot make a challenge: {0}")]
     Challenge(#[from] FreshnessError),
+    #[error("the replicas' store is unavailable ({0}); try again shortly")]
+    Database(#[from] DatabaseError),
     #[error("the provenance log: {0}")]
     Log(#[from] LogError),
     #[error("signing the {what}: {reason}")]

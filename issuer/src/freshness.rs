@@ -327,7 +327,7 @@ pub struct NonceStore {
 
 /// What a nonce was issued for: the target the workload Initiated for and, when the policy
 /// knew the launch at Initiate, the workload (`None`: the evidence decides which).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NonceScope {
     pub workload: Option<String>,
     pub target: String,
@@ -426,8 +426,9 @@ pub struct Freshness {
     pub nonces: NonceStore,
 }
 
-/// What made Evidence fresh, for the attestation result and the provenance record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What made Evidence fresh, for the attestation result and the provenance record (and, with
+/// the evidence, for a mechanism-B result waiting in the replicas' database).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fresh {
     /// AF_L0: nothing was checked.
     Unchecked,

@@ -24,6 +24,7 @@ use crate::keystore::KeyStore;
 use crate::policy::Policy;
 use crate::records::{LOG_KID, Records};
 use crate::verifier::{VERIFIER_KID, VerifierRole};
+use crate::waiting::SharedResults;
 
 /// Issuer settings.
 #[derive(Debug, Clone)]
@@ -46,6 +47,8 @@ pub struct Issuer {
     /// Mechanism D's Key Store, opened (and its key made) on first use.
     pub(crate) key_store: Option<KeyStore>,
     pub(crate) records: Records,
+    /// With replicas: the mechanism-B results waiting to be redeemed at any of them.
+    pub(crate) results: Option<SharedResults>,
 }
 
 /// The public keys the roles sign JSON with, as published JWKs (`kid` names the role).
@@ -77,6 +80,7 @@ impl Issuer {
     ) -> Result<Self, IssuerError> {
         let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
+        let results = database.clone().map(SharedResults::open).transpose()?;
         Ok(Self {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
@@ -90,6 +94,7 @@ impl Issuer {
             ca,
             policy,
             key_store: None,
+            results,
         })
     }
 

@@ -389,63 +389,114 @@ fn an_unknown_measurement_names_the_closest_match() {
 
 /// Mechanism B: the Credential Authority issues on the Verifier's attestation result only with
 /// a proof of possession by the bound key, and refuses a tampered result, another key's proof,
-/// a request for another key, and a replay.
+/// a request for another key, and a replay. In one process.
 #[test]
 fn mechanism_b_credential_requests_are_checked_by_the_credential_authority() {
-    use p384::ecdsa::signature::Signer;
-    use sha2::{Digest, Sha256};
-    use twi_proto::msg::credential_request_signed_bytes;
-
     let dir = tempfile::tempdir().unwrap();
     let psp = chip(&dir.path().join("chip"), None);
-    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy_by("AF_L2", "CS_L1", &MEASUREMENT, "b"));
+    let mut issuers = [issuer(&dir.path().join("issuer"), &psp, policy_by("AF_L2", "CS_L1", &MEASUREMENT, "b"))];
+    mechanism_b_is_checked(&mut issuers, &psp, (0, 0));
+}
+
+/// The same across two replicas on one state directory and one PostgreSQL database: the
+/// result one replica's Verifier signed is redeemed at the other, once (the signer refuses it
+/// afterwards too). What waits in the database is the evidence, appraised again when redeemed:
+/// a row rewritten to name other evidence (of another key, equally genuine) is refused.
+#[test]
+fn mechanism_b_results_are_redeemed_once_at_any_replica() {
+    use std::sync::Arc;
+    use twi_issuer::database::Postgres;
+
+    let cluster = twi_testkit::postgres::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let replica = || {
+        let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+        let policy = policy_by("AF_L2", "CS_L1", &MEASUREMENT, "b");
+        let pg = Arc::new(Postgres::connect(&cluster.url()).unwrap());
+        Issuer::open_shared(&dir.path().join("issuer"), config, policy, Some(pg)).unwrap()
+    };
+    let mut replicas = [replica(), replica()];
+    mechanism_b_is_checked(&mut replicas, &psp, (0, 1));
+    mechanism_b_is_checked(&mut replicas, &psp, (1, 0));
+
+    // A waiting row rewritten to hold another launch's evidence (another key, same chip).
+    let (signing, other) = (SigningKey::try_generate().unwrap(), SigningKey::try_generate().unwrap());
+    let nonce = challenge(&mut replicas[0]);
+    let attested = Attested::enroll(&psp, &replicas[0].rp_id(), &signing, &nonce);
+    let ear = replicas[0].verifier_attestation_result(&attested.evidence(&sec1(&signing), &nonce)).unwrap().ear_jwt;
+    let other_nonce = challenge(&mut replicas[0]);
+    let swapped = Attested::enroll(&psp, &replicas[0].rp_id(), &other, &other_nonce);
+    let swapped = twi_issuer::evidence::EvidenceJson::new(&swapped.evidence(&sec1(&other), &other_nonce));
+    let row = cluster.psql("SELECT convert_from(launch, 'UTF8') FROM attestation_results");
+    let mut kept: serde_json::Value = serde_json::from_slice(&row.stdout).unwrap();
+    kept["evidence"] = serde_json::to_value(swapped).unwrap();
+    let update = cluster.psql(&format!("UPDATE attestation_results SET launch = convert_to($j${kept}$j$, 'UTF8')"));
+    assert!(String::from_utf8_lossy(&update.stdout).contains("UPDATE 1"), "{update:?}");
+    let (key, proof) = (sec1(&signing), prove(&signing, &nonce, &ear, &sec1(&signing)));
+    let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
+    let e = replicas[1].ca_credential(CredentialRequest::AttestationResult(request)).unwrap_err();
+    assert!(e.to_string().contains("the attestation result's evidence binds another key"), "{e}");
+}
+
+/// The proof of possession of `by` for a mechanism-B request of `key` on `ear`.
+fn prove(by: &SigningKey, nonce: &[u8], ear: &str, key: &[u8]) -> Vec<u8> {
+    use p384::ecdsa::signature::Signer;
+    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
+    let signature: p384::ecdsa::Signature =
+        by.sign(&twi_proto::msg::credential_request_signed_bytes(nonce, key, &digest));
+    signature.to_der().as_bytes().to_vec()
+}
+
+/// Mechanism B with the Verifier of `issuers[at.0]` and the Credential Authority of
+/// `issuers[at.1]` (the same issuer, or two replicas): the refusals leave the result usable;
+/// the real request is honoured once, and the result is refused afterwards everywhere.
+fn mechanism_b_is_checked(issuers: &mut [Issuer], psp: &SimPsp, at: (usize, usize)) {
     let signing = SigningKey::try_generate().unwrap();
-    let key = signing.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let nonce = challenge(&mut issuer);
-    let attested = Attested::enroll(&psp, &issuer.rp_id(), &signing, &nonce);
-    let result = issuer.verifier_attestation_result(&attested.evidence(&key, &nonce)).unwrap();
+    let key = sec1(&signing);
+    let nonce = challenge(&mut issuers[at.0]);
+    let attested = Attested::enroll(psp, &issuers[at.0].rp_id(), &signing, &nonce);
+    let result = issuers[at.0].verifier_attestation_result(&attested.evidence(&key, &nonce)).unwrap();
     assert_eq!(result.workload_id, "spiffe://example.org/payroll-app");
     let ear = result.ear_jwt;
-    let prove = |by: &SigningKey, ear: &str, key: &[u8]| -> Vec<u8> {
-        let digest: [u8; 32] = Sha256::digest(ear.as_bytes()).into();
-        let signature: p384::ecdsa::Signature = by.sign(&credential_request_signed_bytes(&nonce, key, &digest));
-        signature.to_der().as_bytes().to_vec()
-    };
     let refused = |issuer: &mut Issuer, ear: &str, key: &[u8], proof: &[u8]| {
         let request = CredentialRequestIn { ear, public_key: key, proof };
         let e = issuer.ca_credential(CredentialRequest::AttestationResult(request)).unwrap_err();
         assert!(matches!(e, Rejection::CredentialRequest(_)), "{e}");
         e.to_string()
     };
+    let ca = &mut issuers[at.1];
 
     // A tampered attestation result (one payload character changed): not the Verifier's.
     let mut tampered = ear.clone().into_bytes();
-    let at = ear.find('.').unwrap() + 10;
-    tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+    let i = ear.find('.').unwrap() + 10;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
-    let why = refused(&mut issuer, &tampered, &key, &prove(&signing, &tampered, &key));
+    let why = refused(ca, &tampered, &key, &prove(&signing, &nonce, &tampered, &key));
     assert!(why.contains("the attestation result is not the Verifier's"), "{why}");
 
     // A proof by another key.
     let other = SigningKey::try_generate().unwrap();
-    let why = refused(&mut issuer, &ear, &key, &prove(&other, &ear, &key));
+    let why = refused(ca, &ear, &key, &prove(&other, &nonce, &ear, &key));
     assert!(why.contains("the proof of possession does not verify"), "{why}");
 
     // A request for another key (with that key's valid proof): the result binds ours.
-    let other_key = other.verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let why = refused(&mut issuer, &ear, &other_key, &prove(&other, &ear, &other_key));
+    let other_key = sec1(&other);
+    let why = refused(ca, &ear, &other_key, &prove(&other, &nonce, &ear, &other_key));
     assert!(why.contains("binds another key"), "{why}");
 
     // The real request is honoured (the refusals above did not consume the result) …
-    let proof = prove(&signing, &ear, &key);
+    let proof = prove(&signing, &nonce, &ear, &key);
     let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
-    let issued = issuer.ca_credential(CredentialRequest::AttestationResult(request)).unwrap();
+    let issued = ca.ca_credential(CredentialRequest::AttestationResult(request)).unwrap();
     assert_eq!(issued.workload_id, "spiffe://example.org/payroll-app");
     assert_eq!(issued.ear_jwt, ear);
     assert_eq!(issued.provenance["records"][0]["record"]["decision"]["criteria"]["mechanism"], "b");
-    // … once.
-    let why = refused(&mut issuer, &ear, &key, &proof);
-    assert!(why.contains("already redeemed"), "{why}");
+    // … once, wherever it is presented again.
+    for issuer in issuers.iter_mut() {
+        let why = refused(issuer, &ear, &key, &proof);
+        assert!(why.contains("already redeemed"), "{why}");
+    }
 }
 
 /// Mechanism D: Evidence binding an ephemeral HPKE key for `nonce`, presented for a release.

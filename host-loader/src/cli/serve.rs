@@ -39,7 +39,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR")]
     simulated_tee: Option<PathBuf>,
     /// Serve as one of several replicas of one trust domain: the provenance log (records and
-    /// signed tree heads), the Verifier's nonces and epochs in this PostgreSQL database
+    /// signed tree heads), the Verifier's nonces, epochs and mechanism-B results waiting to be
+    /// redeemed in this PostgreSQL database
     /// (`postgres://USER@127.0.0.1:PORT/DB`, or `host=/run/postgresql user=… dbname=…`; loopback
     /// or a unix socket only), its tables created if absent. Every replica is given the same
     /// --state (the keys) and the same URL. Default: the embedded stores
@@ -157,7 +158,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             args.roles.names().join(", "),
             state.display(),
             args.database.as_deref().map_or(String::new(), |url| format!(
-                ", log, nonces and epochs in {}",
+                ", log, nonces, epochs and attestation results in {}",
                 twi_issuer::database::display_url(url)
             ))
         );

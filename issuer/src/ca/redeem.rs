@@ -79,18 +79,14 @@ impl Pending {
 
     /// The launch the `checked` request's attestation result stands for, once.
     pub(crate) fn take(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
-        let launch = self.0.take(&checked.ear_sha256, Instant::now()).ok_or_else(|| {
-            refuse("the attestation result was already redeemed (replay), expired, or this Verifier did not issue it")
-        })?;
-        if launch.nonce != checked.nonce {
-            return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
-        }
-        let simulated = matches!(launch.appraisal.platform, Platform::SimSnp | Platform::SimTdx);
-        if checked.simulated_hardware && !simulated {
-            return Err(refuse("the attestation result contraindicates the hardware of a launch on real hardware"));
-        }
-        Ok(launch)
+        let launch = self.0.take(&checked.ear_sha256, Instant::now()).ok_or_else(not_pending)?;
+        checked.confirm(launch)
     }
+}
+
+/// The refusal of a result no Verifier of this issuer waits to see redeemed.
+pub(crate) fn not_pending() -> RequestRefused {
+    refuse("the attestation result was already redeemed (replay), expired, or this Verifier did not issue it")
 }
 
 /// A map of at most `max` entries, each kept for `ttl`; when full, the oldest makes room.
@@ -153,6 +149,26 @@ pub(crate) struct Checked {
     nonce: Vec<u8>,
     /// The result's hardware claim is the simulated TEE's (unrecognised hardware).
     simulated_hardware: bool,
+}
+
+impl Checked {
+    /// The SHA-256 of the request's attestation result (what it waits under).
+    pub(crate) fn ear_sha256(&self) -> &[u8; 32] {
+        &self.ear_sha256
+    }
+
+    /// `launch`, once it is the one the result stands for: appraised on evidence fresh for the
+    /// result's nonce, and simulated if the result says the hardware is.
+    pub(crate) fn confirm(&self, launch: VerifiedLaunch) -> Result<VerifiedLaunch, RequestRefused> {
+        if launch.nonce != self.nonce {
+            return Err(refuse("the attestation result's nonce is not the one its Evidence was fresh for"));
+        }
+        let simulated = matches!(launch.appraisal.platform, Platform::SimSnp | Platform::SimTdx);
+        if self.simulated_hardware && !simulated {
+            return Err(refuse("the attestation result contraindicates the hardware of a launch on real hardware"));
+        }
+        Ok(launch)
+    }
 }
 
 /// Checks `request` (see the module docs) under the Verifier's key `verifier`, all but

@@ -5,13 +5,13 @@
 //! signature under the shared epoch key).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, VerifyingKey};
 
 use super::{FreshnessError, NONCE_LEN, NonceScope, SignedEpoch};
-use crate::database::Postgres;
+use crate::database::{Postgres, unix_ms as ms};
 
 /// The advisory lock key the tables' creation takes ("TWI-FRS" in ASCII).
 const SCHEMA_LOCK: i64 = 0x0054_5749_2d46_5253;
@@ -39,10 +39,6 @@ pub struct SharedFreshness {
 
 fn store(e: impl std::fmt::Display) -> FreshnessError {
     FreshnessError::Store(e.to_string())
-}
-
-fn ms(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0)
 }
 
 impl SharedFreshness {

@@ -140,7 +140,7 @@ impl From<Rejection> for ApiError {
         // The replicas' database did not answer (a fault of ours, passing): try again soon.
         let store_down = matches!(
             rejection,
-            Rejection::Internal(IssuerError::Challenge(FreshnessError::Store(_)))
+            Rejection::Internal(IssuerError::Challenge(FreshnessError::Store(_)) | IssuerError::Database(_))
                 | Rejection::Freshness { error: FreshnessError::Store(_), .. }
         );
         let (status, retry_after) = match rejection {

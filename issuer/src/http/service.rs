@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -134,7 +134,29 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-async fn not_found(uri: Uri) -> ApiError {
+/// The role whose endpoint `path` is (those routed only when the process serves the role).
+fn role_of(path: &str) -> Option<(&'static str, bool)> {
+    let verifier = path == "/v1/challenge" || path.starts_with("/v1/verifier/");
+    let ca = ["/v1/ca/", "/v1/log/", "/.well-known/est/"].iter().any(|p| path.starts_with(p))
+        || path == crate::bundle::BUNDLE_PATH;
+    match (verifier, ca) {
+        (true, _) => Some(("Verifier", true)),
+        (_, true) => Some(("Credential Authority", false)),
+        _ => None,
+    }
+}
+
+async fn not_found(State(state): State<AppState>, uri: Uri) -> ApiError {
+    // An endpoint of a role this process does not serve: 501, naming the role.
+    match role_of(uri.path()) {
+        Some((role, true)) if !state.roles.verifier => {
+            return ApiError::role_missing(role, "send this to a process that does");
+        }
+        Some((role, false)) if !state.roles.credential_authority => {
+            return ApiError::role_missing(role, "send this to a process that does");
+        }
+        _ => {}
+    }
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
