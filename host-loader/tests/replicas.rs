@@ -229,13 +229,14 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
 
 /// Mechanism B's two roles in two processes that share no memory, only the database and the
 /// state directory: `twi serve --roles verifier` signs the attestation result and
-/// `twi serve --roles ca` redeems it (once); each refuses the other's endpoint (501).
+/// `twi serve --roles ca` redeems it (once); each refuses the other's endpoint (501). Both reach
+/// the database over mutual TLS (a cluster that admits TCP only with a client certificate).
 #[test]
 fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let cluster = Cluster::start();
+    let (cluster, tls) = Cluster::start_tls();
     let (state, chips, policy) = layout(dir.path());
-    let url = cluster.url();
+    let url = tls.url(&cluster.url(), true);
     let serve = |roles: &str| {
         let args = [
             ["--state", path(&state)],

@@ -14,6 +14,8 @@ use std::sync::{Mutex, PoisonError};
 
 use postgres::{Client, NoTls};
 
+mod tls;
+
 /// Why the database could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DatabaseError {
@@ -47,17 +49,30 @@ pub(crate) fn is_unique_violation(e: &postgres::Error) -> bool {
 }
 
 impl Postgres {
-    /// Connects to `url` (plain TCP to a loopback address or a unix socket only: TLS to the
-    /// database is not built yet, so a remote host is refused rather than spoken to in clear).
+    /// Connects to `url`: over mutually authenticated TLS when it names the files
+    /// (`sslrootcert`, `sslcert`, `sslkey`: see `database/tls.rs`), which a host that is not
+    /// this machine's requires; plain TCP to a loopback address or a unix socket otherwise.
     pub fn connect(url: &str) -> Result<Self, DatabaseError> {
-        let config: postgres::Config = url
+        let (plain, files) = tls::split(url).map_err(|what| DatabaseError::Connect { url: redacted(url), what })?;
+        let mut config: postgres::Config = plain
             .parse()
             .map_err(|e: postgres::Error| DatabaseError::Connect { url: redacted(url), what: e.to_string() })?;
         let shown = shown(&config);
-        local_only(&config).map_err(|what| DatabaseError::Connect { url: shown.clone(), what })?;
-        let client = std::thread::scope(|s| s.spawn(|| config.connect(NoTls)).join())
-            .map_err(|_| DatabaseError::Connect { url: shown.clone(), what: "the client panicked".into() })?
-            .map_err(|e| DatabaseError::Connect { url: shown.clone(), what: e.to_string() })?;
+        let fail = |what: String| DatabaseError::Connect { url: shown.clone(), what };
+        reachable(&config, &files).map_err(fail)?;
+        let tls = files.any().then(|| files.connector()).transpose().map_err(fail)?;
+        if tls.is_some() {
+            config.ssl_mode(postgres::config::SslMode::Require);
+        }
+        let client = std::thread::scope(|s| {
+            s.spawn(move || match tls {
+                Some(tls) => config.connect(tls),
+                None => config.connect(NoTls),
+            })
+            .join()
+        })
+        .map_err(|_| fail("the client panicked".into()))?
+        .map_err(|e| fail(describe(&e)))?;
         Ok(Self { client: Mutex::new(Some(client)), shown })
     }
 
@@ -109,20 +124,37 @@ impl Drop for Postgres {
 
 /// A PostgreSQL error with the server's message when there is one.
 pub(crate) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{}: {}", db.code().code(), db.message());
     }
+    // With its causes (a TLS handshake's says why the certificate was refused).
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(inner) = cause {
+        text = format!("{text}: {inner}");
+        cause = inner.source();
+    }
+    text
 }
 
-fn local_only(config: &postgres::Config) -> Result<(), String> {
+/// The database is reached over mutually authenticated TLS, or on this machine: a remote host
+/// without the replica's client certificate and the CA that checks the server is refused
+/// rather than spoken to in clear; PostgreSQL speaks no TLS on a unix socket.
+fn reachable(config: &postgres::Config, files: &tls::TlsFiles) -> Result<(), String> {
     use postgres::config::Host;
     for host in config.get_hosts() {
-        let Host::Tcp(name) = host else { continue };
+        let name = match host {
+            Host::Unix(path) if files.any() => {
+                return Err(format!("TLS on the unix socket {}: PostgreSQL speaks TLS on TCP only", path.display()));
+            }
+            Host::Unix(_) => continue,
+            Host::Tcp(name) => name,
+        };
         let loopback = name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
-        if !loopback {
+        let mutual_tls = files.root.is_some() && files.mutual();
+        if !(loopback || mutual_tls) {
             return Err(format!(
-                "host `{name}` is not a loopback address: TLS to PostgreSQL is not built yet, so only 127.0.0.1, ::1, localhost or a unix socket directory (host=/run/postgresql) are accepted"
+                "host `{name}` is not a loopback address: reach it over mutually authenticated TLS (add sslrootcert=CA.pem&sslcert=REPLICA.pem&sslkey=REPLICA.key to the URL), or use 127.0.0.1, ::1, localhost or a unix socket directory (host=/run/postgresql)"
             ));
         }
     }
@@ -130,9 +162,15 @@ fn local_only(config: &postgres::Config) -> Result<(), String> {
 }
 
 /// How messages name the database at `url`: `postgres://user@host:port/dbname`, never the
-/// password.
+/// password, and whether it is reached over TLS.
 pub fn display_url(url: &str) -> String {
-    url.parse::<postgres::Config>().map_or_else(|_| redacted(url), |config| shown(&config))
+    let Ok((plain, files)) = tls::split(url) else { return redacted(url) };
+    let over = match (files.mutual(), files.any()) {
+        (true, _) => " (mutual TLS)",
+        (false, true) => " (TLS)",
+        _ => "",
+    };
+    plain.parse::<postgres::Config>().map_or_else(|_| redacted(url), |config| shown(&config) + over)
 }
 
 /// `user@host:port/dbname` (never the password).
@@ -182,9 +220,14 @@ mod tests {
     }
 
     #[test]
-    fn remote_hosts_are_refused_without_tls() {
+    fn remote_hosts_are_refused_without_mutual_tls() {
         let e = Postgres::connect("postgres://twi@db.example.org/twi").unwrap_err().to_string();
-        assert!(e.contains("not a loopback address"), "{e}");
+        assert!(e.contains("not a loopback address") && e.contains("sslcert=REPLICA.pem"), "{e}");
+        // The server checked but the replica anonymous: not mutual, refused before connecting.
+        let e = Postgres::connect("postgres://twi@db.example.org/twi?sslrootcert=/ca.pem").unwrap_err().to_string();
+        assert!(e.contains("mutually authenticated TLS"), "{e}");
         assert!(Postgres::connect("host=/nonexistent user=twi").unwrap_err().to_string().contains("/nonexistent"));
+        let e = Postgres::connect("host=/run/postgresql user=twi sslrootcert=/ca.pem").unwrap_err().to_string();
+        assert!(e.contains("TLS on TCP only"), "{e}");
     }
 }

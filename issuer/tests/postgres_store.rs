@@ -15,7 +15,7 @@ use twi_issuer::freshness::{
     Clock, EpochPublisher, FreshnessError, NonceScope, NonceStore, SharedFreshness, SystemClock,
 };
 use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, audit};
-use twi_testkit::postgres::Cluster;
+use twi_testkit::postgres::{Cluster, ClusterTls};
 
 /// Writer `writer`'s record `i`, as the signed statement the log holds.
 fn record(writer: u32, i: u32) -> SignedStatement {
@@ -149,4 +149,29 @@ fn replicas_publish_one_epoch() {
     let epoch = one.current().unwrap();
     assert_eq!(two.current().unwrap(), epoch);
     assert_eq!(two.check(&epoch.id()).unwrap(), epoch);
+}
+
+/// A database that takes TCP only over TLS with a client certificate (`hostssl … cert`): the
+/// replica reaches it with `sslrootcert`, `sslcert` and `sslkey` in the URL, and the server
+/// sees its certificate. Plain TCP is refused by the server, TLS without the client
+/// certificate too, and a server whose certificate another CA signed by the replica.
+#[test]
+fn replicas_reach_the_database_over_mutual_tls() {
+    let (cluster, tls) = Cluster::start_tls();
+    let plain = Postgres::connect(&cluster.url()).unwrap_err().to_string();
+    assert!(plain.contains("no encryption"), "plain TCP: {plain}");
+    let anonymous = Postgres::connect(&tls.url(&cluster.url(), false)).unwrap_err().to_string();
+    assert!(anonymous.contains("certificate"), "TLS without a client certificate: {anonymous}");
+    let impostor = ClusterTls { ca: tls.other_ca.clone(), ..tls.clone() };
+    let refused = Postgres::connect(&impostor.url(&cluster.url(), true)).unwrap_err().to_string();
+    assert!(refused.contains("UnknownIssuer"), "a server certificate of another CA: {refused}");
+
+    let url = tls.url(&cluster.url(), true);
+    let key = SigningKey::try_generate().unwrap();
+    let mut log = ProvenanceLog::open_postgres(Arc::new(Postgres::connect(&url).unwrap())).unwrap();
+    let (appended, _) = log.append_signed(&[record(0, 0), record(0, 1)], &key, SystemTime::now()).unwrap();
+    assert_eq!(appended.iter().map(|a| a.index).collect::<Vec<_>>(), [0, 1]);
+    let seen = cluster.psql("SELECT s.client_dn FROM pg_stat_ssl s WHERE s.ssl AND s.client_dn IS NOT NULL");
+    assert!(String::from_utf8_lossy(&seen.stdout).contains("CN=twi"), "the server saw no client certificate: {seen:?}");
+    assert_eq!(twi_issuer::database::display_url(&url), format!("{} (mutual TLS)", cluster.url()));
 }

@@ -41,8 +41,9 @@ pub struct ServeArgs {
     /// Serve as one of several replicas of one trust domain: the provenance log (records and
     /// signed tree heads), the Verifier's nonces, epochs and mechanism-B results waiting to be
     /// redeemed in this PostgreSQL database
-    /// (`postgres://USER@127.0.0.1:PORT/DB`, or `host=/run/postgresql user=… dbname=…`; loopback
-    /// or a unix socket only), its tables created if absent. Every replica is given the same
+    /// (`postgres://USER@127.0.0.1:PORT/DB`, or `host=/run/postgresql user=… dbname=…`; another
+    /// host only over mutual TLS: `?sslrootcert=CA.pem&sslcert=REPLICA.pem&sslkey=REPLICA.key`),
+    /// its tables created if absent. Every replica is given the same
     /// --state (the keys) and the same URL. Default: the embedded stores
     /// (STATE/issuer/provenance.sqlite, nonces in memory).
     #[arg(long, value_name = "URL")]

@@ -99,7 +99,7 @@ pub fn certificates(option: &'static str, path: &Path) -> Result<Vec<Certificate
 }
 
 /// The private key in `path`, refused when group or others may read it.
-fn private_key(option: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+pub(crate) fn private_key(option: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     use std::os::unix::fs::PermissionsExt;
     let metadata =
         std::fs::metadata(path).map_err(|error| TlsError::Read { option, path: path.to_path_buf(), error })?;
