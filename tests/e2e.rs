@@ -841,7 +841,7 @@ fn mechanism_d_releases_the_provisioned_key_into_the_vault() {
     let jwk: twi_issuer::jose::Jwk = serde_json::from_value(release["key_store_key"].clone()).unwrap();
     let receipt = twi_issuer::jose::verify_compact(
         release["receipt"].as_str().unwrap(),
-        &p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
+        p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
         "twi-key-release+jwt",
     )
     .expect("the release receipt verifies under the Key Store key");
@@ -1313,7 +1313,7 @@ fn http_mechanism_d_releases_the_provisioned_key_from_the_served_key_store() {
     let jwk: twi_issuer::jose::Jwk = serde_json::from_value(release["key_store_key"].clone()).unwrap();
     assert_eq!(p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()), key_store_key);
     let receipt =
-        twi_issuer::jose::verify_compact(release["receipt"].as_str().unwrap(), &key_store_key, "twi-key-release+jwt")
+        twi_issuer::jose::verify_compact(release["receipt"].as_str().unwrap(), key_store_key, "twi-key-release+jwt")
             .expect("the release receipt verifies under the served Key Store's key");
     assert_eq!(receipt.claims["ephemeral-key"], hex::encode(&ephemeral).as_str());
 

@@ -74,7 +74,7 @@ fn a_credential_is_proved_from_the_served_log_and_offline_and_a_mismatch_is_refu
     std::fs::write(&wit, &issued.wit).unwrap();
     let jwks = dir.path().join("issuer-jwks.json");
     let log_key = twi_issuer::provenance::audit::state_log_key(&state.join("issuer")).unwrap();
-    let published = twi_issuer::jose::Jwk::published(&log_key, "twi-log");
+    let published = twi_issuer::jose::Jwk::published(log_key, "twi-log");
     std::fs::write(&jwks, serde_json::json!({ "keys": [published] }).to_string()).unwrap();
     let vkey = issued.provenance["checkpoint_vkey"].as_str().unwrap().to_string();
     let policy = dir.path().join("policy.toml");

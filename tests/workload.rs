@@ -61,10 +61,10 @@ fn make_server_certificate(dir: &Path) {
     openssl(dir, &[&["x509", "-req", "-in", "rp.csr", "-out", "rp.pem", "-extfile", "rp.ext"][..], &sign].concat());
 }
 
-/// The relying party's configuration: `/rows` for this workload, `/payroll` for payroll-app
-/// (the Payroll story), `/forbidden` for another; the issuer's CA for mTLS and its WIT key for
-/// WIT + WPT, both as `twi build` wrote them beside the image.
-fn rp_config(dir: &Path, port: u16, image: &Path) -> PathBuf {
+/// The relying party's configuration `name` in `dir`: `/rows` for this workload, `/payroll` for
+/// payroll-app (the Payroll story), `/forbidden` for another; the issuer's CA for mTLS and its
+/// WIT key for WIT + WPT, both as `twi build` wrote them beside the image.
+fn rp_config(dir: &Path, name: &str, port: u16, image: &Path) -> PathBuf {
     let (issuer_ca, issuer_jwks) = (image.join("issuer-ca.pem"), image.join("issuer-jwks.json"));
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\npublic_url = \"https://127.0.0.1:{port}\"\n\
@@ -77,7 +77,7 @@ fn rp_config(dir: &Path, port: u16, image: &Path) -> PathBuf {
         issuer_jwks = path(&issuer_jwks),
         sim_oid = twi_issuer::oids::Oids::default().simulated_tee.to_string(),
     );
-    let file = dir.join("rp.toml");
+    let file = dir.join(name);
     std::fs::write(&file, config).unwrap();
     file
 }
@@ -155,7 +155,7 @@ fn fixture() -> &'static Fixture {
         let args = ["build", "--payload", path(&payload), "--set", &target, "--set", &ca];
         let built = twi(&[&args[..], &["--state", path(&state), "--out", path(&image)]].concat());
         assert!(built.status.success(), "twi build --payload failed:\n{}", stderr(&built));
-        let rp_config = rp_config(&pki, port, &image);
+        let rp_config = rp_config(&pki, "rp.toml", port, &image);
         Fixture { rom: image.join("twi.rom"), dir, state, port, rp_config }
     })
 }
@@ -169,10 +169,15 @@ struct RelyingParty {
 
 impl RelyingParty {
     fn start(f: &Fixture) -> Self {
+        Self::start_with(f, &f.rp_config)
+    }
+
+    /// `twi rp --config config` (on the fixture's port).
+    fn start_with(f: &Fixture, config: &Path) -> Self {
         static PORT: Mutex<()> = Mutex::new(());
         let port = PORT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let mut child = Command::new(TWI)
-            .args(["rp", "--config", path(&f.rp_config)])
+            .args(["rp", "--config", path(config)])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -294,10 +299,35 @@ fn a_server_outside_the_measured_server_ca_is_refused_by_the_workload() {
 fn wpt_call_gets_its_target_with_a_wit_and_a_proof_of_possession() {
     let f = fixture();
     let url = f.url("/rows");
-    let image = f.example("wpt-call", "wpt-call", &[&format!("target={url}")]);
-    let rp = RelyingParty::start(f);
-    let (out, console) = run(f, &image.join("twi.rom"), "wpt-call", &[]);
+    let settings = [format!("target={url}")];
+    let image = f.example("wpt-call", "wpt-call", &[&settings[0]]);
+    assert_wpt_call_allowed(f, &f.rp_config, &image.join("twi.rom"), "wpt-call", &[]);
+    assert_wit_alg(&f.dir.path().join("runs/wpt-call"), "ES384", "twi-wit", "P-384");
+
+    // Under a policy with `wit_alg = "ES256"`: the issuer signs the WIT with its P-256 key,
+    // the relying party (given the JWKS `twi build --wit-alg ES256` wrote) accepts it and the
+    // guest's ES384 proof under it, authorizing the same Stable identifier.
+    let elf = f.dir.path().join("wpt-call-elf").join("twi-runtime.elf");
+    let how = ["--runtime-elf", path(&elf), "--wit-alg", "ES256"];
+    let es256 = f.build("wpt-call-es256", &how, &[&settings[0]], "rp-ca.pem");
+    let policy = f.dir.path().join("es256-policy.toml");
+    std::fs::write(&policy, "version = \"es256-1\"\ntrust_domain = \"example.org\"\nwit_alg = \"ES256\"\n\n[[workload]]\nid = \"demo\"\nmechanism = \"c\"\n").unwrap();
+    let args = ["policy", "add-image", "--state", path(&f.state), "--workload", "demo", "--label", "es256"];
+    let added = twi(&[&args[..], &[path(&policy), path(&es256)]].concat());
+    assert!(added.status.success(), "twi policy add-image failed:\n{}", stderr(&added));
+    let config = rp_config(&f.pki(), "rp-es256.toml", f.port, &es256);
+    assert_wpt_call_allowed(f, &config, &es256.join("twi.rom"), "wpt-call-es256", &["--policy", path(&policy)]);
+    assert_wit_alg(&f.dir.path().join("runs/wpt-call-es256"), "ES256", "twi-wit-es256", "P-256");
+}
+
+/// `rom` (the wpt-call example for `/rows`) runs (with `extra`) against the relying party
+/// configured by `config`, which authorizes the workload by its WIT and WPT.
+#[track_caller]
+fn assert_wpt_call_allowed(f: &Fixture, config: &Path, rom: &Path, name: &str, extra: &[&str]) {
+    let rp = RelyingParty::start_with(f, config);
+    let (out, console) = run(f, rom, name, extra);
     assert!(out.status.success(), "twi run failed:\n{}\nconsole:\n{console}", stderr(&out));
+    let url = f.url("/rows");
     for line in [
         format!("wpt-call: acquired a WIT for {WORKLOAD} (Enrollment) for {url}"),
         format!("wpt-call: {url} answered 200"),
@@ -308,6 +338,21 @@ fn wpt_call_gets_its_target_with_a_wit_and_a_proof_of_possession() {
     // No client certificate: the relying party authorized the WIT, proven by the WPT.
     let log = rp.log_with("allowed");
     assert!(log.contains(&format!("GET /rows by {WORKLOAD} (Wit): allowed")), "relying party log:\n{log}");
+}
+
+/// The run's WIT is signed with `alg` under the key `kid`, which the run's JWKS and SPIFFE
+/// bundle publish on `crv` with that `alg`.
+#[track_caller]
+fn assert_wit_alg(run_out: &Path, alg: &str, kid: &str, crv: &str) {
+    let wit = std::fs::read_to_string(run_out.join("credential.wit")).unwrap();
+    let header = twi_issuer::jose::decode_unverified(wit.trim()).unwrap().header;
+    assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some(alg), Some(kid)), "{header:?}");
+    for (file, usage) in [("issuer-jwks.json", "sig"), ("trust-bundle.json", "wit-svid")] {
+        let keys: serde_json::Value = serde_json::from_slice(&std::fs::read(run_out.join(file)).unwrap()).unwrap();
+        let found = keys["keys"].as_array().unwrap().iter().find(|k| k["kid"] == kid && k["use"] == usage);
+        let found = found.unwrap_or_else(|| panic!("{file} has no {usage} key {kid}: {keys}"));
+        assert_eq!((found["crv"].as_str(), found["alg"].as_str()), (Some(crv), Some(alg)), "{file}: {found}");
+    }
 }
 
 /// The Payroll story's issuer policy: payroll-app, served for its target with both credential

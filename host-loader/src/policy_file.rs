@@ -62,6 +62,7 @@ pub fn development_policy_at_vmpl(
     let file = PolicyFile {
         version: format!("dev-{}", &hex::encode(measured.snp)[..16]),
         trust_domain: trust_domain.into(),
+        wit_alg: Default::default(),
         workload: vec![entry],
     };
     let text = format!(

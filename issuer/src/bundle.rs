@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::error::IssuerError;
 use crate::issuer::Issuer;
-use crate::jose::Jwk;
+use crate::jose::{Alg, EcPublicKey, Jwk};
 
 /// The path the issuer serves its bundle at (any path is allowed; this one is well known to
 /// `twi` and documented in the README).
@@ -34,8 +34,8 @@ pub const WIT_SVID_USE: &str = "wit-svid";
 pub const REFRESH_HINT: Duration = Duration::from_secs(300);
 
 /// The bundle of an X.509 authority (`ca_der`, a P-384 CA certificate) and WIT authorities
-/// (`(kid, key)` pairs).
-pub fn spiffe_bundle(ca_der: &[u8], wit_keys: &[(&str, &p384::ecdsa::VerifyingKey)]) -> Result<Value, IssuerError> {
+/// (`(kid, key)` pairs; each JWK's `crv` and `alg` are its key's: P-256 ES256 or P-384 ES384).
+pub fn spiffe_bundle(ca_der: &[u8], wit_keys: &[(&str, EcPublicKey)]) -> Result<Value, IssuerError> {
     let ca = <x509_cert::Certificate as der::Decode>::from_der(ca_der).map_err(IssuerError::certificate)?;
     let spki = ca.tbs_certificate().subject_public_key_info();
     let ca_key = p384::PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
@@ -45,8 +45,8 @@ pub fn spiffe_bundle(ca_der: &[u8], wit_keys: &[(&str, &p384::ecdsa::VerifyingKe
     x509["x5c"] = json!([Base64::encode_string(ca_der)]);
     let mut keys = vec![x509];
     for (kid, key) in wit_keys {
-        let mut wit = serde_json::to_value(Jwk { kid: Some((*kid).into()), ..Jwk::from_p384(&(**key).into()) })
-            .map_err(encode)?;
+        let mut wit =
+            serde_json::to_value(Jwk { kid: Some((*kid).into()), ..Jwk::from_public(*key) }).map_err(encode)?;
         wit["use"] = WIT_SVID_USE.into();
         keys.push(wit);
     }
@@ -57,19 +57,20 @@ fn encode(e: serde_json::Error) -> IssuerError {
     IssuerError::Certificate(format!("cannot encode the trust bundle: {e}"))
 }
 
-/// The SPIFFE bundle of the issuer state `dir` whose CA is `ca` (for `twi build`, which writes
-/// the relying parties' trust files without opening an issuer under a policy).
-pub fn state_bundle(dir: &std::path::Path, ca: &crate::IssuerCa) -> Result<Value, IssuerError> {
-    let wit_key = crate::state::load_or_create_key(dir, crate::ca::WIT_KEY_FILE)?;
+/// The SPIFFE bundle of the issuer state `dir` whose CA is `ca`, with the WIT key of
+/// `wit_alg` (for `twi build`, which writes the relying parties' trust files without opening
+/// an issuer under a policy).
+pub fn state_bundle(dir: &std::path::Path, ca: &crate::IssuerCa, wit_alg: Alg) -> Result<Value, IssuerError> {
+    let wit_key = crate::ca::WitKey::open(dir, wit_alg)?;
     let ca_der = ca.certificate().to_der().map_err(IssuerError::certificate)?;
-    spiffe_bundle(&ca_der, &[(crate::ca::WIT_KID, wit_key.verifying_key())])
+    spiffe_bundle(&ca_der, &[wit_key.published()])
 }
 
 impl Issuer {
-    /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT key as the
-    /// WIT-SVID authority.
+    /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT key (the
+    /// policy's `wit_alg`) as the WIT-SVID authority.
     pub fn trust_bundle(&self) -> Result<Value, IssuerError> {
         let ca_der = self.ca().certificate().to_der().map_err(IssuerError::certificate)?;
-        spiffe_bundle(&ca_der, &[(crate::ca::WIT_KID, self.ca.wit_key())])
+        spiffe_bundle(&ca_der, &[self.ca.wit_key()])
     }
 }

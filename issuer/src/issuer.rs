@@ -56,7 +56,8 @@ pub struct Issuer {
 pub struct PublishedKeys {
     /// The Verifier's (`twi-verifier`): attestation results.
     pub verifier: serde_json::Value,
-    /// The Credential Authority's (`twi-wit`): WITs.
+    /// The Credential Authority's: WITs (`twi-wit`, P-384; `twi-wit-es256`, P-256, under the
+    /// policy's `wit_alg = "ES256"`).
     pub wit: serde_json::Value,
     /// The provenance log's (`twi-log`): signed tree heads.
     pub log: serde_json::Value,
@@ -77,7 +78,7 @@ impl Issuer {
         policy: Policy,
         database: Option<Arc<Postgres>>,
     ) -> Result<Self, IssuerError> {
-        let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain)?;
+        let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
         let results = database.clone().map(SharedResults::open).transpose()?;
         Ok(Self {
@@ -131,7 +132,10 @@ impl Issuer {
     pub fn published_keys(&self) -> PublishedKeys {
         PublishedKeys {
             verifier: Jwk::published(self.verifier.public_key(), VERIFIER_KID),
-            wit: Jwk::published(self.ca.wit_key(), crate::ca::WIT_KID),
+            wit: {
+                let (kid, key) = self.ca.wit_key();
+                Jwk::published(key, kid)
+            },
             log: Jwk::published(self.records.public_key(), LOG_KID),
         }
     }

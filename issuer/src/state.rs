@@ -10,6 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use p384::ecdsa::SigningKey;
+use p384::elliptic_curve::Generate;
 use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 
 use crate::error::IssuerError;
@@ -71,18 +72,36 @@ pub(crate) fn read(path: &Path) -> Result<String, IssuerError> {
     fs::read_to_string(path).map_err(|e| IssuerError::State(path.to_path_buf(), e.to_string()))
 }
 
+/// A signing key the state directory keeps as a PKCS#8 PEM file.
+pub(crate) trait StateKey: DecodePrivateKey + EncodePrivateKey + Generate {
+    /// Its curve, for messages.
+    const CURVE: &'static str;
+}
+
+impl StateKey for SigningKey {
+    const CURVE: &'static str = "P-384";
+}
+
+impl StateKey for p256::ecdsa::SigningKey {
+    const CURVE: &'static str = "P-256";
+}
+
 /// Loads the P-384 key `name` (PKCS#8 PEM) from `dir`, or creates it (mode 0600).
 pub(crate) fn load_or_create_key(dir: &Path, name: &str) -> Result<SigningKey, IssuerError> {
+    load_or_create(dir, name)
+}
+
+/// Loads the key `name` (PKCS#8 PEM, on `K`'s curve) from `dir`, or creates it (mode 0600).
+pub(crate) fn load_or_create<K: StateKey>(dir: &Path, name: &str) -> Result<K, IssuerError> {
     private_dir(dir)?;
     let _lock = lock(dir)?;
     let path = dir.join(name);
     if path.exists() {
-        return SigningKey::from_pkcs8_pem(&read_secret(&path)?).map_err(|e| {
-            IssuerError::State(path.clone(), format!("not a P-384 PKCS#8 key ({e}); restore it or remove it"))
+        return K::from_pkcs8_pem(&read_secret(&path)?).map_err(|e| {
+            IssuerError::State(path.clone(), format!("not a {} PKCS#8 key ({e}); restore it or remove it", K::CURVE))
         });
     }
-    use p384::elliptic_curve::Generate;
-    let key = SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
+    let key = K::try_generate().map_err(|_| IssuerError::Rng)?;
     let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(IssuerError::certificate)?;
     write_private(&path, pem.as_bytes())?;
     Ok(key)
@@ -115,6 +134,16 @@ mod tests {
         assert!(error.contains("mode 644") && error.contains(&format!("chmod 600 {}", path.display())), "{error}");
         write_private(&path, b"rewritten").unwrap();
         assert_eq!(mode(&path), 0o600, "rewriting an existing file makes it private");
+        // A P-256 key (the ES256 WIT key) is kept the same way; a P-384 file is not one.
+        let p256: p256::ecdsa::SigningKey = load_or_create(&dir, "p256-key.pem").unwrap();
+        assert_eq!(mode(&dir.join("p256-key.pem")), 0o600);
+        assert_eq!(load_or_create::<p256::ecdsa::SigningKey>(&dir, "p256-key.pem").unwrap(), p256);
+        fs::set_permissions(dir.join("p256-key.pem"), fs::Permissions::from_mode(0o640)).unwrap();
+        let error = load_or_create::<p256::ecdsa::SigningKey>(&dir, "p256-key.pem").unwrap_err().to_string();
+        assert!(error.contains("mode 640"), "{error}");
+        load_or_create_key(&dir, "other-key.pem").unwrap();
+        let error = load_or_create::<p256::ecdsa::SigningKey>(&dir, "other-key.pem").unwrap_err().to_string();
+        assert!(error.contains("not a P-256 PKCS#8 key"), "{error}");
         let fresh = root.path().join("a/b");
         private_dir(&fresh).unwrap();
         assert_eq!(mode(&fresh), 0o700);

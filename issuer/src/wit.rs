@@ -1,21 +1,20 @@
 //! WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds §3.1) and Workload Proof
-//! Token (draft-ietf-wimse-wpt §3), both JWS compact, ES384.
+//! Token (draft-ietf-wimse-wpt §3), both JWS compact, ES256 or ES384.
 //!
-//! A WIT: header `{"alg":"ES384","typ":"wit+jwt"[,"kid"]}`; claims `iss`, `sub` (the workload's
-//! SPIFFE ID), `iat`, `exp`, `jti`, `cnf.jwk` (the attested P-384 Credential Key, with `alg`
-//! ES384, which the draft requires), plus the workload's business claims. It is signed by the
-//! Credential Authority and is never a bearer token: the workload proves possession of the
-//! `cnf` key with a WPT for each request — `aud`, `exp`, `jti` and `wth` =
-//! base64url(SHA-256(ASCII of the WIT)), signed with the workload key (here any
-//! [`Signer`], so the key can stay in its vault).
+//! A WIT: header `{"alg":"ES384"|"ES256","typ":"wit+jwt"[,"kid"]}` (the algorithm of the
+//! Credential Authority's WIT key, which the policy's `wit_alg` chooses); claims `iss`, `sub`
+//! (the workload's SPIFFE ID), `iat`, `exp`, `jti`, `cnf.jwk` (the attested Credential Key,
+//! with the `alg` its proofs use, which the draft requires: ES384 for the guest's P-384 vault
+//! keys), plus the workload's business claims. It is signed by the Credential Authority and is
+//! never a bearer token: the workload proves possession of the `cnf` key with a WPT for each
+//! request — `aud`, `exp`, `jti` and `wth` = base64url(SHA-256(ASCII of the WIT)), signed with
+//! the workload key (any [`JwsSigner`]) under `cnf.jwk`'s `alg`.
 
 use std::time::{Duration, SystemTime};
 
-use p384::ecdsa::signature::Signer;
-use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use serde_json::{Map, Value, json};
 
-use crate::jose::{self, JoseError, Jwk};
+use crate::jose::{self, EcPublicKey, JoseError, Jwk, JwsSigner};
 
 /// The WIT's media type (`typ`).
 pub const WIT_TYP: &str = "wit+jwt";
@@ -90,13 +89,14 @@ impl Wit {
         m
     }
 
-    /// Signs the WIT with the Credential Authority's key.
-    pub fn sign(&self, key: &SigningKey, kid: Option<&str>) -> Result<String, JoseError> {
+    /// Signs the WIT with the Credential Authority's key (ES256 or ES384, as the key is).
+    pub fn sign<S: JwsSigner + ?Sized>(&self, key: &S, kid: Option<&str>) -> Result<String, JoseError> {
         jose::sign_compact(key, WIT_TYP, kid, &self.to_claims())
     }
 
-    /// Verifies `token` as a WIT signed by `issuer_key` and valid at `now` (± [`LEEWAY`]).
-    pub fn verify(token: &str, issuer_key: &VerifyingKey, now: SystemTime) -> Result<Self, JoseError> {
+    /// Verifies `token` as a WIT signed by `issuer_key` (with the one `alg` of its curve) and
+    /// valid at `now` (± [`LEEWAY`]).
+    pub fn verify(token: &str, issuer_key: impl Into<EcPublicKey>, now: SystemTime) -> Result<Self, JoseError> {
         let verified = jose::verify_compact(token, issuer_key, WIT_TYP)?;
         let mut claims = verified.claims;
         let wit = Self {
@@ -109,16 +109,21 @@ impl Wit {
             claims: Map::new(),
         };
         check_times(wit.iat, wit.exp, now)?;
-        wit.cnf_jwk.to_p384()?;
+        wit.cnf_jwk.to_public()?;
         for name in RESERVED_CLAIMS {
             claims.remove(*name);
         }
         Ok(Self { claims, ..wit })
     }
 
-    /// The workload's public key (`cnf.jwk`).
+    /// The workload's public key (`cnf.jwk`), when it is P-384 (a TWI guest's).
     pub fn public_key(&self) -> Result<p384::PublicKey, JoseError> {
         self.cnf_jwk.to_p384()
+    }
+
+    /// The workload's public key (`cnf.jwk`), on whichever curve it is.
+    pub fn cnf_key(&self) -> Result<EcPublicKey, JoseError> {
+        self.cnf_jwk.to_public()
     }
 }
 
@@ -156,7 +161,7 @@ pub struct Wpt {
 
 /// Signs a WPT for `wit_token` (the WIT as sent) and request target `aud`, valid from `now` for
 /// `lifetime` (minutes at most, per the draft), with the workload key.
-pub fn sign_wpt<S: Signer<Signature>>(
+pub fn sign_wpt<S: JwsSigner + ?Sized>(
     workload_key: &S,
     wit_token: &str,
     aud: &str,
@@ -168,7 +173,7 @@ pub fn sign_wpt<S: Signer<Signature>>(
     claims.insert("exp".into(), jose::unix_seconds(now).saturating_add(lifetime.as_secs()).into());
     claims.insert("jti".into(), jose::random_id()?.into());
     claims.insert("wth".into(), jose::token_hash(wit_token).into());
-    jose::sign_compact_with(workload_key, WPT_TYP, None, &claims)
+    jose::sign_compact(workload_key, WPT_TYP, None, &claims)
 }
 
 /// Verifies `wpt` as the proof for the already verified `wit` (whose token text is
@@ -182,13 +187,14 @@ pub fn verify_wpt(
     now: SystemTime,
     max_lifetime: Duration,
 ) -> Result<Wpt, JoseError> {
-    // The draft: the WPT's alg must equal the cnf.jwk alg; only ES384 is implemented, and
-    // verify_compact accepts nothing else.
-    if wit.cnf_jwk.alg.as_deref() != Some(jose::ALG_ES384) {
-        return Err(JoseError::Algorithm(wit.cnf_jwk.alg.clone().unwrap_or_default()));
+    // The draft: the WPT's alg must equal the cnf.jwk alg. `to_public` refuses a cnf.jwk whose
+    // alg is not its curve's, and verify_compact accepts only the key's curve's alg: so the
+    // WPT is ES256 exactly when cnf.jwk is a P-256 key with alg ES256, ES384 for P-384.
+    if wit.cnf_jwk.alg.is_none() {
+        return Err(JoseError::BadClaim { claim: "cnf.jwk", reason: "`alg` is missing".into() });
     }
-    let key = VerifyingKey::from(wit.public_key()?);
-    let claims = jose::verify_compact(wpt, &key, WPT_TYP)?.claims;
+    let key = wit.cnf_key()?;
+    let claims = jose::verify_compact(wpt, key, WPT_TYP)?.claims;
     let token = Wpt {
         aud: jose::string_claim(&claims, "aud")?,
         exp: jose::numeric_date(&claims, "exp")?,
@@ -228,6 +234,7 @@ pub fn verify_wpt(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p384::ecdsa::SigningKey;
     use p384::elliptic_curve::Generate;
 
     fn keys() -> (SigningKey, SigningKey) {
@@ -312,5 +319,53 @@ mod tests {
         assert!(matches!(verify_wpt(&wpt, &token, &wit, aud, later, max), Err(JoseError::Expired { .. })));
         // A WIT token cannot stand in for a WPT (typ differs).
         assert!(matches!(verify_wpt(&token, &token, &wit, aud, now, max), Err(JoseError::Type { .. })));
+    }
+
+    /// Under `wit_alg = "ES256"` the CA's WIT key is P-256: the WIT says ES256 and verifies
+    /// under that key only, never under a P-384 key (or the reverse).
+    #[test]
+    fn an_es256_wit_round_trips_and_is_pinned_to_its_curve() {
+        let (ca384, workload) = keys();
+        let ca256 = p256::ecdsa::SigningKey::try_generate().unwrap();
+        let now = SystemTime::now();
+        let wit = Wit::new("i", "spiffe://example.org/w", &sec1(&workload), now, Duration::from_secs(600)).unwrap();
+        let token = wit.sign(&ca256, Some("twi-wit-es256")).unwrap();
+        let header = jose::decode_unverified(&token).unwrap().header;
+        assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES256"), Some("twi-wit-es256")));
+        assert_eq!(Wit::verify(&token, ca256.verifying_key(), now).unwrap(), wit);
+        assert!(matches!(Wit::verify(&token, ca384.verifying_key(), now), Err(JoseError::KeyAlgorithm { .. })));
+        let es384 = wit.sign(&ca384, None).unwrap();
+        assert!(matches!(Wit::verify(&es384, ca256.verifying_key(), now), Err(JoseError::KeyAlgorithm { .. })));
+        // The guest's key stays P-384 with ES384 proofs under either WIT algorithm.
+        let wpt = sign_wpt(&workload, &token, "https://a", now, Duration::from_secs(60)).unwrap();
+        let max = Duration::from_secs(300);
+        assert!(verify_wpt(&wpt, &token, &wit, "https://a", now, max).is_ok());
+    }
+
+    /// A non-TWI workload holding a P-256 key: its WIT's cnf.jwk is P-256 with alg ES256, and its
+    /// proofs are ES256; a proof with another alg than cnf.jwk's is refused.
+    #[test]
+    fn a_p256_cnf_key_proves_with_es256_only() {
+        let (ca, thief) = keys();
+        let workload = p256::ecdsa::SigningKey::try_generate().unwrap();
+        let now = SystemTime::now();
+        let mut wit = Wit::new("i", "spiffe://example.org/w", &sec1(&thief), now, Duration::from_secs(600)).unwrap();
+        wit.cnf_jwk = Jwk::from_public(workload.verifying_key());
+        let token = wit.sign(&ca, None).unwrap();
+        let wit = Wit::verify(&token, ca.verifying_key(), now).unwrap();
+        assert_eq!(wit.cnf_jwk.alg.as_deref(), Some("ES256"));
+        assert!(wit.public_key().is_err(), "not a P-384 key");
+        let (aud, max, ttl) = ("https://a", Duration::from_secs(300), Duration::from_secs(60));
+        let wpt = sign_wpt(&workload, &token, aud, now, ttl).unwrap();
+        assert_eq!(jose::decode_unverified(&wpt).unwrap().header["alg"], "ES256");
+        assert!(verify_wpt(&wpt, &token, &wit, aud, now, max).is_ok());
+        // An ES384 proof (by any P-384 key) does not match cnf.jwk's alg.
+        let es384 = sign_wpt(&thief, &token, aud, now, ttl).unwrap();
+        assert!(matches!(verify_wpt(&es384, &token, &wit, aud, now, max), Err(JoseError::KeyAlgorithm { .. })));
+        // A cnf.jwk whose alg is not its curve's names no key; one without alg is refused.
+        let relabelled = Wit { cnf_jwk: Jwk { alg: Some("ES384".into()), ..wit.cnf_jwk.clone() }, ..wit.clone() };
+        assert!(matches!(verify_wpt(&wpt, &token, &relabelled, aud, now, max), Err(JoseError::BadKey(_))));
+        let bare = Wit { cnf_jwk: Jwk { alg: None, ..wit.cnf_jwk.clone() }, ..wit.clone() };
+        assert!(matches!(verify_wpt(&wpt, &token, &bare, aud, now, max), Err(JoseError::BadClaim { .. })));
     }
 }

@@ -334,7 +334,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_to_the_bound_ephemera
     let jwk: twi_issuer::jose::Jwk = serde_json::from_value(published).unwrap();
     let receipt = twi_issuer::jose::verify_compact(
         released["receipt"].as_str().unwrap(),
-        &p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
+        p384::ecdsa::VerifyingKey::from(&jwk.to_p384().unwrap()),
         "twi-key-release+jwt",
     )
     .expect("the receipt verifies under the Key Store's key");

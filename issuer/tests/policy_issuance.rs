@@ -24,8 +24,14 @@ fn policy(freshness: &str, stickiness: &str, measurement: &[u8; 48]) -> Policy {
 
 /// As [`policy`], acquiring by `mechanism` (`d`: Retrieval).
 fn policy_by(freshness: &str, stickiness: &str, measurement: &[u8; 48], mechanism: &str) -> Policy {
+    policy_with("", freshness, stickiness, measurement, mechanism)
+}
+
+/// As [`policy_by`], with the top-level settings `top` (e.g. `wit_alg = "ES256"`).
+fn policy_with(top: &str, freshness: &str, stickiness: &str, measurement: &[u8; 48], mechanism: &str) -> Policy {
     Policy::from_toml(&format!(
         r#"
+{top}
 version = "test-1"
 trust_domain = "example.org"
 
@@ -318,6 +324,54 @@ fn a_cs_l3_renewal_on_another_chip_is_refused() {
     let nonce = challenge(&mut issuer);
     let refused = present(&mut issuer, &first, &key, &nonce, Some("00")).unwrap_err();
     assert_eq!(refused, Rejection::UnknownPreviousCredential("00".into()));
+}
+
+/// `wit_alg = "ES256"`: the issuer makes a P-256 WIT key in its state (0600), signs WITs with it
+/// (alg ES256, kid twi-wit-es256) and publishes it in its JWKS and SPIFFE bundle with crv P-256
+/// and alg ES256; the default policy keeps the P-384 key, and neither key verifies the other's
+/// WITs.
+#[test]
+fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
+    use std::os::unix::fs::PermissionsExt;
+    use twi_issuer::jose::{Jwk, decode_unverified};
+    use twi_issuer::wit::Wit;
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let state = dir.path().join("issuer");
+    let es256 = policy_with("wit_alg = \"ES256\"", "AF_L2", "CS_L1", &MEASUREMENT, "c");
+    let mut issuer = issuer(&state, &psp, es256);
+    let nonce = challenge(&mut issuer);
+    let issued = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
+    let header = decode_unverified(&issued.wit).unwrap().header;
+    assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES256"), Some("twi-wit-es256")));
+    let published = issuer.published_keys().wit;
+    assert_eq!(published["kid"], "twi-wit-es256");
+    assert_eq!((published["crv"].as_str(), published["alg"].as_str()), (Some("P-256"), Some("ES256")));
+    let p256 = serde_json::from_value::<Jwk>(published).unwrap().to_public().unwrap();
+    let now = std::time::SystemTime::now();
+    assert_eq!(Wit::verify(&issued.wit, p256, now).unwrap().sub, "spiffe://example.org/payroll-app");
+    let bundle = issuer.trust_bundle().unwrap();
+    let wit_svid: Vec<_> = bundle["keys"].as_array().unwrap().iter().filter(|k| k["use"] == "wit-svid").collect();
+    assert_eq!(wit_svid.len(), 1, "{bundle}");
+    assert_eq!((wit_svid[0]["kid"].as_str(), wit_svid[0]["crv"].as_str()), (Some("twi-wit-es256"), Some("P-256")));
+    assert_eq!(wit_svid[0]["alg"], "ES256");
+    let mode = std::fs::metadata(state.join("wit-key-p256.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(!state.join("wit-key.pem").exists(), "no P-384 WIT key is made for an ES256 policy");
+    drop(issuer);
+
+    // The same state under the default policy: ES384 under the P-384 key, which refuses the
+    // ES256 WIT (and the P-256 key the ES384 one) by alg before any signature check.
+    let mut issuer = self::issuer(&state, &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let nonce = challenge(&mut issuer);
+    let es384 = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
+    let header = decode_unverified(&es384.wit).unwrap().header;
+    assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES384"), Some("twi-wit")));
+    let p384 = serde_json::from_value::<Jwk>(issuer.published_keys().wit).unwrap().to_public().unwrap();
+    assert!(Wit::verify(&es384.wit, p384, now).is_ok());
+    let refused = Wit::verify(&issued.wit, p384, now).unwrap_err().to_string();
+    assert!(refused.contains("alg ES256") && refused.contains("P-384"), "{refused}");
+    assert!(Wit::verify(&es384.wit, p256, now).is_err());
 }
 
 #[test]

@@ -78,8 +78,10 @@ struct RawRoute {
     content_type: Option<String>,
 }
 
+/// The issuer's WIT keys: `twi-wit` (P-384, ES384) and `twi-wit-es256` (P-256, under the
+/// issuer policy's `wit_alg = "ES256"`); the issuer publishes the one its policy uses.
 fn default_wit_key_ids() -> Vec<String> {
-    vec!["twi-wit".into()]
+    vec!["twi-wit".into(), "twi-wit-es256".into()]
 }
 fn default_wpt_max_lifetime() -> u64 {
     300
@@ -184,7 +186,10 @@ impl Config {
         check_positive("replay_cache_capacity", raw.replay_cache_capacity as u64)?;
         check_positive("max_connections", raw.max_connections as u64)?;
         if raw.wit_key_ids.is_empty() && raw.issuer_jwks.is_some() {
-            return Err(field("wit_key_ids", "empty: name the `kid` of the issuer's WIT key (\"twi-wit\")"));
+            return Err(field(
+                "wit_key_ids",
+                "empty: name the `kid` of the issuer's WIT key (\"twi-wit\" or \"twi-wit-es256\")",
+            ));
         }
         if raw.routes.is_empty() {
             return Err(field("route", "no [[route]]: the relying party would refuse every request"));
@@ -365,7 +370,7 @@ content_type = "application/json"
         assert_eq!(c.public_url, "https://payroll-db.example.org:8443");
         assert_eq!(c.server_certificate, Path::new("/cfg/server.pem"));
         assert_eq!(c.issuer_ca.as_deref(), Some(Path::new("/etc/twi/issuer-ca.pem")));
-        assert_eq!(c.wit_key_ids, ["twi-wit"]);
+        assert_eq!(c.wit_key_ids, ["twi-wit", "twi-wit-es256"]);
         assert_eq!(c.wpt_max_lifetime, Duration::from_secs(300));
         assert_eq!(c.leeway, Duration::from_secs(60));
         let r = &c.routes[0];

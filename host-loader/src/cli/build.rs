@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use twi_issuer::jose::Alg;
 use twi_proto::manifest::Diagnostic;
 
 use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
@@ -35,6 +36,16 @@ pub struct BuildArgs {
     /// reports).
     #[arg(long, value_enum, default_value = "none")]
     diagnostic: DiagnosticArg,
+    /// The WIT algorithm of the issuer policy the image will run under (its `wit_alg`): which
+    /// WIT key issuer-jwks.json and trust-bundle.json publish — ES384, the P-384 key `twi-wit`;
+    /// ES256, the P-256 key `twi-wit-es256`.
+    #[arg(long, value_name = "ALG", default_value = "ES384", value_parser = parse_wit_alg)]
+    wit_alg: Alg,
+}
+
+fn parse_wit_alg(name: &str) -> Result<Alg, String> {
+    Alg::from_name(name)
+        .ok_or_else(|| format!("{name:?} is not a WIT algorithm; the accepted values are {}", Alg::accepted()))
 }
 
 /// The workload an image runs and the settings its launch manifest carries.
@@ -63,16 +74,16 @@ pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
     let ca = open_ca(state, &args.identity)?;
     build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into(), &args.workload)?;
-    write_trust(&args.out, state, &ca)
+    write_trust(&args.out, state, &ca, args.wit_alg)
 }
 
 /// What a relying party trusts, beside the image: the CA certificates chain to
 /// (`issuer-ca.pem`), the key WITs verify under (`issuer-jwks.json`), and both as the trust
-/// domain's SPIFFE bundle (`trust-bundle.json`).
-fn write_trust(out: &Path, state: &Path, issuer_ca: &twi_issuer::IssuerCa) -> Result<()> {
+/// domain's SPIFFE bundle (`trust-bundle.json`), with the WIT key of `wit_alg`.
+fn write_trust(out: &Path, state: &Path, issuer_ca: &twi_issuer::IssuerCa, wit_alg: Alg) -> Result<()> {
     let dir = super::issuer::issuer_dir(state);
-    let jwks = twi_issuer::wit_jwks(&dir).context("the issuer's WIT key")?;
-    let bundle = twi_issuer::bundle::state_bundle(&dir, issuer_ca).context("the issuer's SPIFFE bundle")?;
+    let jwks = twi_issuer::wit_jwks(&dir, wit_alg).context("the issuer's WIT key")?;
+    let bundle = twi_issuer::bundle::state_bundle(&dir, issuer_ca, wit_alg).context("the issuer's SPIFFE bundle")?;
     let (ca, keys, spiffe) = (out.join("issuer-ca.pem"), out.join("issuer-jwks.json"), out.join("trust-bundle.json"));
     fs::write(&ca, issuer_ca.certificate_pem()).with_context(|| format!("cannot write {}", ca.display()))?;
     fs::write(&keys, serde_json::to_vec_pretty(&jwks)?).with_context(|| format!("cannot write {}", keys.display()))?;
@@ -224,4 +235,21 @@ pub fn build(
         values["tdx"]["mrtd"].as_str().unwrap_or("?")
     );
     Ok(rom_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--wit-alg` takes the algorithms an issuer policy's `wit_alg` does, spelt as JWS does,
+    /// and names them when given another.
+    #[test]
+    fn wit_alg_takes_es256_and_es384_only() {
+        assert_eq!(parse_wit_alg("ES256"), Ok(Alg::Es256));
+        assert_eq!(parse_wit_alg("ES384"), Ok(Alg::Es384));
+        for bad in ["ES512", "es256", ""] {
+            let error = parse_wit_alg(bad).unwrap_err();
+            assert!(error.contains("the accepted values are \"ES256\", \"ES384\""), "{error}");
+        }
+    }
 }

@@ -8,12 +8,13 @@
 //!   unless told about it (the OIDs of [`Oids`], under the arc the issuer state names);
 //! - both name their record's log entry (the log's origin and the SHA-256 of the record's
 //!   signed statement, made before the credential under its chosen serial or `jti`);
-//! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384)
-//!   carrying the business claims and the policy's decision (under the claim name
-//!   `urn:oid:` + the policy-binding extension's OID: collision-resistant), signed by a **dedicated WIT key**
-//!   (`wit-key.pem`), not the CA key: one key per signature format, so that an X.509 TBS and a
-//!   JWS signing input can never be confused, and the WIT key can rotate without re-issuing the
-//!   CA that images embed.
+//! - a WIMSE Workload Identity Token (draft-ietf-wimse-workload-creds, `wit+jwt`, ES384 or, under
+//!   the policy's `wit_alg = "ES256"`, ES256) carrying the business claims and the policy's
+//!   decision (under the claim name `urn:oid:` + the policy-binding extension's OID:
+//!   collision-resistant), signed by a **dedicated WIT key** (`wit-key.pem`, P-384, `kid`
+//!   `twi-wit`; or `wit-key-p256.pem`, P-256, `kid` `twi-wit-es256`), not the CA key: one key
+//!   per signature format, so that an X.509 TBS and a JWS signing input can never be confused,
+//!   and the WIT key can rotate without re-issuing the CA that images embed.
 
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +22,7 @@ use std::time::SystemTime;
 
 use der::asn1::{OctetString, Utf8StringRef};
 use der::{Encode, Sequence};
-use p384::ecdsa::{SigningKey, VerifyingKey};
+use p384::ecdsa::VerifyingKey;
 use twi_proto::msg::Platform;
 use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
@@ -30,6 +31,7 @@ use super::identity::{Certified, IssuerCa};
 use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
+use crate::jose::{Alg, EcPublicKey, EcSigningKey};
 use crate::oids::Oids;
 use crate::policy::Admission;
 use crate::provenance::entry::LogEntry;
@@ -37,17 +39,45 @@ use crate::state;
 use crate::verifier::Appraisal;
 use crate::wit::Wit;
 
-/// The WIT key's `kid` in JWKS and WIT headers.
+/// The P-384 (ES384) WIT key's `kid` in JWKS and WIT headers.
 pub(crate) const WIT_KID: &str = "twi-wit";
-/// The WIT key's file in the issuer state.
+/// The P-384 WIT key's file in the issuer state.
 pub(crate) const WIT_KEY_FILE: &str = "wit-key.pem";
+/// The P-256 (ES256) WIT key's `kid`: another key, so another `kid`.
+pub(crate) const WIT_ES256_KID: &str = "twi-wit-es256";
+/// The P-256 WIT key's file in the issuer state.
+pub(crate) const WIT_ES256_KEY_FILE: &str = "wit-key-p256.pem";
+
+/// The key the Credential Authority signs WITs with, and its `kid`.
+#[derive(Debug, Clone)]
+pub(crate) struct WitKey {
+    pub key: EcSigningKey,
+    pub kid: &'static str,
+}
+
+impl WitKey {
+    /// The WIT key of the issuer state `dir` for `alg` (made now if the state has none yet).
+    pub(crate) fn open(dir: &Path, alg: Alg) -> Result<Self, IssuerError> {
+        Ok(match alg {
+            Alg::Es384 => Self { key: EcSigningKey::P384(state::load_or_create_key(dir, WIT_KEY_FILE)?), kid: WIT_KID },
+            Alg::Es256 => {
+                Self { key: EcSigningKey::P256(state::load_or_create(dir, WIT_ES256_KEY_FILE)?), kid: WIT_ES256_KID }
+            }
+        })
+    }
+
+    /// Its public key and `kid`, as the JWKS and the SPIFFE bundle publish it.
+    pub(crate) fn published(&self) -> (&'static str, EcPublicKey) {
+        (self.kid, self.key.public())
+    }
+}
 
 /// The Credential Authority: the CA, the WIT key, and the attestation results (mechanism B)
 /// it expects to redeem.
 #[derive(Debug)]
 pub(crate) struct CredentialAuthority {
     ca: IssuerCa,
-    wit_key: SigningKey,
+    wit_key: WitKey,
     /// `iss` of the WITs: `spiffe://<trust domain>/twi-issuer`.
     issuer_uri: String,
     /// The organisation of credential subjects: the policy's trust domain.
@@ -57,21 +87,21 @@ pub(crate) struct CredentialAuthority {
     oids: Oids,
 }
 
-/// The key WITs of the issuer state `dir` verify under, as a JWKS (made now if the state has
-/// none yet): what a relying party configures before any workload has run (`twi build`
-/// writes it beside the image).
-pub fn wit_jwks(dir: &Path) -> Result<serde_json::Value, IssuerError> {
-    let key: SigningKey = state::load_or_create_key(dir, WIT_KEY_FILE)?;
-    Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key.verifying_key(), WIT_KID)] }))
+/// The key WITs of the issuer state `dir` verify under when its policy's `wit_alg` is `alg`,
+/// as a JWKS (made now if the state has none yet): what a relying party configures before any
+/// workload has run (`twi build` writes it beside the image).
+pub fn wit_jwks(dir: &Path, alg: Alg) -> Result<serde_json::Value, IssuerError> {
+    let (kid, key) = WitKey::open(dir, alg)?.published();
+    Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key, kid)] }))
 }
 
 impl CredentialAuthority {
-    /// The CA of the issuer state `dir` (named for `ca_domain` if made now), its WIT key,
-    /// issuing in `trust_domain`.
-    pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str) -> Result<Self, IssuerError> {
+    /// The CA of the issuer state `dir` (named for `ca_domain` if made now), its WIT key for
+    /// `wit_alg`, issuing in `trust_domain`.
+    pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str, wit_alg: Alg) -> Result<Self, IssuerError> {
         Ok(Self {
             ca: IssuerCa::load_or_create(dir, ca_domain)?,
-            wit_key: state::load_or_create_key(dir, WIT_KEY_FILE)?,
+            wit_key: WitKey::open(dir, wit_alg)?,
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
@@ -100,9 +130,9 @@ impl CredentialAuthority {
         self.pending.take(&checked)
     }
 
-    /// The key WITs verify under.
-    pub(crate) fn wit_key(&self) -> &VerifyingKey {
-        self.wit_key.verifying_key()
+    /// The key WITs verify under, and its `kid`.
+    pub(crate) fn wit_key(&self) -> (&'static str, EcPublicKey) {
+        self.wit_key.published()
     }
 
     /// The X.509 credential for `public_key`, the workload `admission` names, issued on
@@ -189,7 +219,7 @@ impl CredentialAuthority {
             let name = self.oids.claim_name(&self.oids.sbom_sha384);
             wit = wit.with_claim(&name, provenance.sbom.to_string()).map_err(failed)?;
         }
-        wit.sign(&self.wit_key, Some(WIT_KID)).map_err(failed)
+        wit.sign(&self.wit_key.key, Some(self.wit_key.kid)).map_err(failed)
     }
 }
 

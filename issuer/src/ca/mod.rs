@@ -15,7 +15,7 @@ mod redeem;
 mod x509;
 
 pub use authority::wit_jwks;
-pub(crate) use authority::{CredentialAuthority, Named, WIT_KEY_FILE, WIT_KID};
+pub(crate) use authority::{CredentialAuthority, Named, WitKey};
 pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
 pub use redeem::{CredentialRequestIn, MAX_ATTESTATION_RESULT_AGE, RequestRefused};

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize, Serializer};
 use toml::Spanned;
 use twi_proto::msg::Platform;
 
+use crate::jose::Alg;
+
 use super::model::{
     Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError, Reference,
     ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference, Workload,
     is_snp, parse_platform, platform_name,
 };
 
-/// A policy file: `version`, `trust_domain` and its `[[workload]]` tables.
+/// A policy file: `version`, `trust_domain`, `wit_alg` and its `[[workload]]` tables.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
@@ -26,6 +28,10 @@ pub struct PolicyFile {
     pub version: String,
     /// The SPIFFE trust domain of every workload identifier.
     pub trust_domain: String,
+    /// The algorithm WITs are signed with: "ES384" (default) or "ES256"; it chooses the
+    /// Credential Authority's WIT key (P-384 or P-256).
+    #[serde(default, skip_serializing_if = "is_default_alg")]
+    pub wit_alg: Alg,
     #[serde(default)]
     pub workload: Vec<WorkloadFile>,
 }
@@ -230,6 +236,10 @@ impl<const N: usize> Serialize for Hex<N> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct U64(pub u64);
 
+fn is_default_alg(alg: &Alg) -> bool {
+    *alg == Alg::default()
+}
+
 pub(super) fn parse_u64_text(s: &str) -> Option<u64> {
     let s = s.trim().replace('_', "");
     match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
@@ -347,6 +357,7 @@ impl Policy {
         Ok(Self {
             version,
             trust_domain: parsed.trust_domain,
+            wit_alg: parsed.wit_alg,
             workloads,
             source: file.into(),
             bytes: text.as_bytes().to_vec(),

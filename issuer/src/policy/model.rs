@@ -261,6 +261,8 @@ pub struct Policy {
     /// The policy's version, recorded with every credential it admits.
     pub version: String,
     pub trust_domain: String,
+    /// The algorithm the Credential Authority signs WITs with (`wit_alg`, default ES384).
+    pub wit_alg: crate::jose::Alg,
     pub workloads: Vec<Workload>,
     /// Where it was read from (`<memory>` for [`Policy::from_toml`]).
     pub source: String,

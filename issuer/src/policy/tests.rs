@@ -267,6 +267,33 @@ fn image_references_cover_every_platform() {
     assert!(image_references(&short, "x").unwrap_err().to_string().contains("48 bytes"));
 }
 
+/// `wit_alg` chooses the WIT algorithm: ES384 when absent, ES256 when named, and any other
+/// value is refused naming the line and the accepted values.
+#[test]
+fn wit_alg_defaults_to_es384_and_accepts_only_es256_and_es384() {
+    use crate::jose::Alg;
+    assert_eq!(Policy::from_toml(&policy_text()).unwrap().wit_alg, Alg::Es384);
+    let with = |value: &str| policy_text().replace("trust_domain = ", &format!("wit_alg = {value}\ntrust_domain = "));
+    assert_eq!(Policy::from_toml(&with("\"ES256\"")).unwrap().wit_alg, Alg::Es256);
+    assert_eq!(Policy::from_toml(&with("\"ES384\"")).unwrap().wit_alg, Alg::Es384);
+    for bad in ["\"ES512\"", "\"es256\"", "\"RS256\"", "256"] {
+        let e = Policy::from_toml(&with(bad)).unwrap_err().to_string();
+        assert!(e.starts_with("<memory>:3:"), "{bad}: {e}");
+        if bad.starts_with('"') {
+            assert!(e.contains(&format!("{bad} is not a supported JWS algorithm")), "{e}");
+            assert!(e.contains("the accepted values are \"ES256\", \"ES384\""), "{e}");
+        }
+    }
+    // Written only when it is not the default, and read back as written.
+    let file =
+        PolicyFile { version: "1".into(), trust_domain: "example.org".into(), wit_alg: Alg::Es256, workload: vec![] };
+    let text = file.to_toml().unwrap();
+    assert!(text.contains("wit_alg = \"ES256\""), "{text}");
+    assert_eq!(Policy::from_toml(&text).unwrap().wit_alg, Alg::Es256);
+    let text = PolicyFile { wit_alg: Alg::Es384, ..file }.to_toml().unwrap();
+    assert!(!text.contains("wit_alg"), "{text}");
+}
+
 /// The file types write what they read: a policy written through serde parses back to the
 /// same file, and to a policy that admits what the entries say.
 #[test]
@@ -276,7 +303,12 @@ fn the_file_format_round_trips() {
     workload.claims.insert("location".into(), ClaimValue::String("DE".into()));
     workload.reference.push(ReferenceFile::snp("v1 (sim)", Platform::SimSnp, &[0x11; 48], Some(0x30000)));
     workload.reference.push(ReferenceFile::tdx("v1 (tdx)", Platform::Tdx, &[0x22; 48]));
-    let file = PolicyFile { version: "9".into(), trust_domain: "example.org".into(), workload: vec![workload] };
+    let file = PolicyFile {
+        version: "9".into(),
+        trust_domain: "example.org".into(),
+        wit_alg: Default::default(),
+        workload: vec![workload],
+    };
     let text = file.to_toml().unwrap();
     assert_eq!(toml::from_str::<PolicyFile>(&text).unwrap(), file, "{text}");
     let policy = Policy::from_toml(&text).unwrap();
