@@ -154,15 +154,10 @@ fn try_acquire(
 /// Verifier of `at[1]`, the credential from the Credential Authority of `at[2]`; presented again
 /// at `at[3]`, the result is refused as redeemed.
 fn acquire_b(chip: &Path, at: [&RemoteIssuer; 4], rp_id: &str) -> (String, Vec<(String, u64)>) {
-    use p384::ecdsa::signature::Signer;
-    use sha2::Digest;
     let attested = Attested::new(chip, MEASUREMENT_B, at[0], rp_id).unwrap();
     let (ear, workload) = at[1].attestation_result(&attested.evidence()).unwrap();
     assert_eq!(workload, "spiffe://example.org/ledger-app");
-    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
-    let signed = twi_proto::msg::credential_request_signed_bytes(&attested.nonce, &attested.public, &digest);
-    let proof: p384::ecdsa::Signature = attested.key.sign(&signed);
-    let proof = proof.to_der().as_bytes().to_vec();
+    let proof = twi_testkit::tacra::credential_request_proof(&attested.key, &attested.nonce, &ear, &attested.public);
     let request = CredentialRequestIn { ear: &ear, public_key: &attested.public, proof: &proof };
     let obtained = at[2].redeem(&request).unwrap();
     let replay = at[3].redeem(&request).unwrap_err();

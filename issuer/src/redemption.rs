@@ -13,9 +13,10 @@ use p384::PublicKey;
 use sha2::{Digest, Sha256};
 
 use crate::MAX_ATTESTATION_RESULT_AGE;
+use crate::asks::Established;
 use crate::ca::{self, CredentialRequestIn, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
-use crate::freshness::{Fresh, FreshnessError};
+use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
 use crate::policy::Mechanism;
 use crate::rejection::Rejection;
@@ -31,7 +32,7 @@ impl Issuer {
         ear_jwt: &str,
         launch: VerifiedLaunch,
         evidence: &Evidence<'_>,
-        established: &Result<Fresh, FreshnessError>,
+        established: &Established,
     ) -> Result<(), IssuerError> {
         let Some(shared) = &self.results else {
             self.ca.expect(ear_jwt, launch);

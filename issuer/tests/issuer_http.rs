@@ -6,7 +6,6 @@
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
-use p384::ecdsa::signature::Signer;
 use p384::elliptic_curve::Generate;
 use sha2::Digest;
 use tower::ServiceExt;
@@ -101,20 +100,18 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
         assert!(twi_issuer::ear::Ear::verify_jwt(&ear, &other.into(), now).is_err());
     }
 
-    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
-    let signed = twi_proto::msg::credential_request_signed_bytes(&nonce, &key, &digest);
-    let proof: p384::ecdsa::DerSignature = signing.sign(&signed);
+    let proof = twi_testkit::tacra::credential_request_proof(&signing, &nonce, &ear, &key);
     let request = serde_json::json!({
         "mechanism": "b",
         "attestation_result": ear,
         "public_key": hex::encode(&key),
-        "proof": hex::encode(proof.as_bytes()),
+        "proof": hex::encode(&proof),
     });
     // A proof by another key is refused, with the reason.
     let (other, _) = workload_key();
-    let forged: p384::ecdsa::DerSignature = other.sign(&signed);
+    let forged = twi_testkit::tacra::credential_request_proof(&other, &nonce, &ear, &key);
     let mut bad = request.clone();
-    bad["proof"] = hex::encode(forged.as_bytes()).into();
+    bad["proof"] = hex::encode(forged).into();
     let (status, answer) = service.post("/v1/ca/credential", bad);
     assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
     assert!(error(&answer).contains("proof of possession does not verify"), "{answer}");

@@ -15,6 +15,7 @@ use twi_issuer::{
 };
 use twi_proto::msg::{CredentialKind, Platform};
 use twi_sim::snp::SimPsp;
+use twi_testkit::tacra::credential_request_proof as prove;
 
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 
@@ -437,15 +438,6 @@ fn mechanism_b_results_are_redeemed_once_at_any_replica() {
     let request = CredentialRequestIn { ear: &ear, public_key: &key, proof: &proof };
     let e = replicas[1].ca_credential(CredentialRequest::AttestationResult(request)).unwrap_err();
     assert!(e.to_string().contains("the attestation result's evidence binds another key"), "{e}");
-}
-
-/// The proof of possession of `by` for a mechanism-B request of `key` on `ear`.
-fn prove(by: &SigningKey, nonce: &[u8], ear: &str, key: &[u8]) -> Vec<u8> {
-    use p384::ecdsa::signature::Signer;
-    let digest: [u8; 32] = sha2::Sha256::digest(ear.as_bytes()).into();
-    let signature: p384::ecdsa::Signature =
-        by.sign(&twi_proto::msg::credential_request_signed_bytes(nonce, key, &digest));
-    signature.to_der().as_bytes().to_vec()
 }
 
 /// Mechanism B with the Verifier of `issuers[at.0]` and the Credential Authority of

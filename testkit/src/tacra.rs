@@ -47,3 +47,17 @@ pub fn enroll(key: &SigningKey, freshness: &[u8], rp_id: &str, target: &str) -> 
 pub fn retrieve(cek_sec1: &[u8], freshness: &[u8], rp_id: &str, target: &str) -> [u8; 64] {
     report_data(freshness, rp_id, target, &spki(cek_sec1))
 }
+
+/// Mechanism B's proof of possession (draft-novak-twi-attestation, as the runtime makes it):
+/// `by`'s DER ECDSA P-384 signature over `"TWI-CREDREQ-v1\0" ‖ nonce ‖ public_key ‖
+/// SHA-256(ear)`, written here from the format, not with the project's own encoder. `by` signs
+/// for `public_key` (SEC1): another key's, to build a refused request.
+pub fn credential_request_proof(by: &SigningKey, nonce: &[u8], ear: &str, public_key: &[u8]) -> Vec<u8> {
+    use p384::ecdsa::signature::Signer;
+    let mut signed = b"TWI-CREDREQ-v1\0".to_vec();
+    signed.extend_from_slice(nonce);
+    signed.extend_from_slice(public_key);
+    signed.extend_from_slice(&sha2::Sha256::digest(ear.as_bytes()));
+    let proof: DerSignature = by.sign(&signed);
+    proof.as_bytes().to_vec()
+}

@@ -17,8 +17,7 @@
 //!   and the WIT key can rotate without re-issuing the CA that images embed.
 
 use std::path::Path;
-use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use der::asn1::{OctetString, Utf8StringRef};
 use der::{Encode, Sequence};
@@ -221,9 +220,7 @@ impl CredentialAuthority {
         }
         wit.sign(&self.wit_key.key, Some(self.wit_key.kid)).map_err(failed)
     }
-}
 
-impl CredentialAuthority {
     /// Mechanism D, the owner's step: the certificate for the provisioned `key` of
     /// `workload_id`, valid for `lifetime`, under the serial its log record was made for and
     /// naming that record's entry.

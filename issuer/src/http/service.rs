@@ -5,11 +5,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, any, get, post};
 
 use super::api::{ApiError, AppState, MAX_BODY, Roles};
 use super::handlers::{
@@ -56,30 +56,25 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
     // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
     let replies = super::idempotency::Replies::default();
     let once = || axum::middleware::from_fn_with_state(replies.clone(), super::idempotency::idempotent);
-    if roles.verifier {
-        let limiter = Limiter::new(limits.challenges);
-        let challenges = post(challenge).layer(axum::middleware::from_fn_with_state(limiter, rate_limited));
-        router = router
-            .route("/v1/challenge", challenges)
-            .route("/v1/verifier/evidence", post(verifier_evidence).layer(once()));
-        router = router.route(super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
-    }
-    if roles.credential_authority {
-        router = router
-            .route("/v1/ca/certificate", get(ca_certificate))
-            .route("/v1/ca/credential", post(ca_credential).layer(once()));
-        router = router
-            .route(crate::bundle::BUNDLE_PATH, get(trust_bundle))
-            .route(log::CHECKPOINT_PATH, get(log::checkpoint))
-            .route(log::VKEY_PATH, get(log::vkey))
-            .route(&format!("{}/{{id}}", log::PROOF_PATH), get(log::proof))
-            .route(&format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
-        // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
-        router = router
-            .route(est::CACERTS_PATH, get(est::cacerts))
-            .route(est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
-    }
-    // Always routed: without the role they answer 501 and say so.
+    // A role this process does not serve: its endpoints answer 501 and name it.
+    let verifier = for_role(roles.verifier, "Verifier");
+    let limiter = Limiter::new(limits.challenges);
+    let challenges = post(challenge).layer(axum::middleware::from_fn_with_state(limiter, rate_limited));
+    router = verifier(router, "/v1/challenge", challenges);
+    router = verifier(router, "/v1/verifier/evidence", post(verifier_evidence).layer(once()));
+    router = verifier(router, super::results::EAR_CWT_PATH, post(super::results::ear_cwt));
+    let ca = for_role(roles.credential_authority, "Credential Authority");
+    router = ca(router, "/v1/ca/certificate", get(ca_certificate));
+    router = ca(router, "/v1/ca/credential", post(ca_credential).layer(once()));
+    router = ca(router, crate::bundle::BUNDLE_PATH, get(trust_bundle));
+    router = ca(router, log::CHECKPOINT_PATH, get(log::checkpoint));
+    router = ca(router, log::VKEY_PATH, get(log::vkey));
+    router = ca(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
+    router = ca(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
+    // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
+    router = ca(router, est::CACERTS_PATH, get(est::cacerts));
+    router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
+    // Always routed: without the role their handlers answer 501 (they also need the others).
     router = router
         .route("/v1/key-store/provision", post(key_store_provision))
         .route("/v1/key-store/release", post(key_store_release).layer(once()));
@@ -134,29 +129,25 @@ async fn within(timeout: Duration, request: Request, next: Next) -> Response {
     }
 }
 
-/// The role whose endpoint `path` is (those routed only when the process serves the role).
-fn role_of(path: &str) -> Option<(&'static str, bool)> {
-    let verifier = path == "/v1/challenge" || path.starts_with("/v1/verifier/");
-    let ca = ["/v1/ca/", "/v1/log/", "/.well-known/est/"].iter().any(|p| path.starts_with(p))
-        || path == crate::bundle::BUNDLE_PATH;
-    match (verifier, ca) {
-        (true, _) => Some(("Verifier", true)),
-        (_, true) => Some(("Credential Authority", false)),
-        _ => None,
+/// Routes a `role`'s endpoint: to its handler when the process serves the role (`served`),
+/// otherwise to a 501 that names the role.
+fn for_role(
+    served: bool,
+    role: &'static str,
+) -> impl Fn(Router<AppState>, &str, MethodRouter<AppState>) -> Router<AppState> {
+    move |router, path, handler| {
+        if served {
+            router.route(path, handler)
+        } else {
+            router.route(
+                path,
+                any(move || async move { ApiError::role_missing(role, "send this to a process that does") }),
+            )
+        }
     }
 }
 
-async fn not_found(State(state): State<AppState>, uri: Uri) -> ApiError {
-    // An endpoint of a role this process does not serve: 501, naming the role.
-    match role_of(uri.path()) {
-        Some((role, true)) if !state.roles.verifier => {
-            return ApiError::role_missing(role, "send this to a process that does");
-        }
-        Some((role, false)) if !state.roles.credential_authority => {
-            return ApiError::role_missing(role, "send this to a process that does");
-        }
-        _ => {}
-    }
+async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
