@@ -239,7 +239,7 @@ pub(crate) struct Named {
 }
 
 /// The credential's log entry ([`Oids::log_entry`]).
-fn log_entry_extension(oids: &Oids, entry: &LogEntry) -> Result<ExtraExtension, IssuerError> {
+pub(crate) fn log_entry_extension(oids: &Oids, entry: &LogEntry) -> Result<ExtraExtension, IssuerError> {
     let value_der = entry.to_der().map_err(IssuerError::certificate)?;
     Ok(ExtraExtension { oid: oids.log_entry, critical: false, value_der })
 }
