@@ -494,3 +494,34 @@ fn the_tdx_verifier_behind_the_common_interface() {
     let e = TdxVerifier::new(TdxConfig::default(), None).verify(&quote, &[], at(T1_NOW)).unwrap_err();
     assert!(matches!(e, Rejection::Tdx(TdxError::NoCollateral { .. })), "{e}");
 }
+
+/// Issue 14 item 9: the verifier keeps what it verified — the collateral while it is current,
+/// and the PCK path with its CRLs under the hash of their bytes — so the second appraisal of a
+/// quote from the same platform reuses them; the quote's own signatures are still checked (a
+/// forged quote is refused), and past the collateral's next update everything is verified
+/// again and refused.
+#[test]
+fn a_verified_pck_path_and_collateral_are_reused_while_current() {
+    use twi_verifier::Verifier;
+    use twi_verifier::tdx::TdxVerifier;
+    let quote = read(T1);
+    let collateral = Collateral::load(&samples().join(T1_COLLATERAL), None).unwrap();
+    let verifier = TdxVerifier::new(TdxConfig::default(), Some(collateral));
+    let first = verifier.verify(&quote, &[], at(T1_NOW)).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 0);
+    let second = verifier.verify(&quote, &[], at(T1_NOW)).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 1, "the second appraisal reused the verified PCK path");
+    assert_eq!(verifier.cached_collateral_hits(), 1, "and the verified collateral");
+    assert_eq!((first.anchor, first.measurement), (second.anchor, second.measurement));
+    // A clone shares what was kept.
+    verifier.clone().verify(&quote, &[], at(T1_NOW)).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 2);
+    let mut forged = quote.clone();
+    forged[48 + 200] ^= 1; // a byte of the TD body: the quote's signature no longer verifies
+    let e = verifier.verify(&forged, &[], at(T1_NOW)).unwrap_err();
+    assert!(e.to_string().contains("signature"), "a kept path never skips the quote's own signature: {e}");
+    // Long after the collateral's next update: verified again, and refused as not current.
+    let later = at(T1_NOW) + std::time::Duration::from_secs(5 * 365 * 24 * 3600);
+    let e = verifier.verify(&quote, &[], later).unwrap_err();
+    assert!(e.to_string().contains("not current") || e.to_string().contains("not valid"), "{e}");
+}

@@ -9,6 +9,7 @@
 //! code under the simulated TEE's root (`twi run --platform sim-tdx`), which [`Verified`]
 //! then names as simulated.
 
+mod cache;
 mod collateral;
 pub(crate) mod event_log;
 mod pck;
@@ -16,6 +17,8 @@ mod roots;
 pub mod tcb;
 pub(crate) mod verify;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha384};
@@ -35,17 +38,44 @@ pub use verify::{
 };
 
 /// The TDX verifier: roots and policy ([`TdxConfig`]) and the collateral the TCB is judged
-/// with, verified again at each appraisal (so it must be current); without collateral only
-/// if `config.policy.skip_tcb`.
+/// with (it must be current at each appraisal); without collateral only if
+/// `config.policy.skip_tcb`. It keeps what it verified (`cache.rs`; clones share it): the
+/// collateral while it is current, and each PCK path with its CRLs while they are.
 #[derive(Clone, Debug)]
 pub struct TdxVerifier {
     config: TdxConfig,
     collateral: Option<Collateral>,
+    verified: Arc<Mutex<Option<(VerifiedCollateral, cache::Window)>>>,
+    paths: Arc<Mutex<cache::PathCache>>,
+    collateral_hits: Arc<AtomicU64>,
 }
 
 impl TdxVerifier {
     pub fn new(config: TdxConfig, collateral: Option<Collateral>) -> Self {
-        Self { config, collateral }
+        Self { config, collateral, verified: Arc::default(), paths: Arc::default(), collateral_hits: Arc::default() }
+    }
+
+    /// Appraisals that reused a PCK path (with its CRLs) verified before.
+    pub fn cached_chain_hits(&self) -> u64 {
+        self.paths.lock().map_or(0, |p| p.hits())
+    }
+
+    /// Appraisals that reused the collateral verified before.
+    pub fn cached_collateral_hits(&self) -> u64 {
+        self.collateral_hits.load(Ordering::Relaxed)
+    }
+
+    /// The collateral, verified now or kept from an earlier appraisal while it is current.
+    fn verified_collateral(&self, now: SystemTime) -> Result<Option<VerifiedCollateral>, TdxError> {
+        let Some(collateral) = &self.collateral else { return Ok(None) };
+        let mut kept = self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((verified, _)) = kept.as_ref().filter(|(_, window)| cache::within(*window, now)) {
+            self.collateral_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(verified.clone()));
+        }
+        let verified = collateral.verify(&self.config.trust, now)?;
+        *kept = verified.window(collateral).map(|window| (verified.clone(), window));
+        Ok(Some(verified))
     }
 
     /// The simulated TDX platform's verifier: quotes whose PCK chain ends in `root` (Intel's
@@ -70,7 +100,8 @@ impl Verifier for TdxVerifier {
     /// `evidence` is the quote (bytes after it are ignored); the endorsements travel inside it
     /// (the PCK chain), so `endorsements` is not read.
     fn verify(&self, evidence: &[u8], _endorsements: &[Vec<u8>], now: SystemTime) -> Result<Verified, Rejection> {
-        let appraisal = appraise_with(evidence, self.collateral.as_ref(), &self.config, now)?;
+        let collateral = self.verified_collateral(now)?;
+        let appraisal = verify::appraise_kept(evidence, collateral.as_ref(), &self.config, now, Some(&self.paths))?;
         Ok(verified(evidence, appraisal))
     }
 }

@@ -14,6 +14,7 @@
 //!    and MROWNER as the policy expects.
 
 use std::fmt;
+use std::sync::Mutex;
 use std::time::SystemTime;
 
 use p256::ecdsa::signature::Verifier;
@@ -25,6 +26,7 @@ use twi_attester::tdx::td_report::TdQuoteBody;
 use crate::bundle::{CertPool, UsedCertificate};
 use crate::chain::{self, Cert, ChainError, Crl};
 use crate::lag::ComponentLag;
+use crate::tdx::cache::{self, PathCache, Window};
 use crate::tdx::collateral::{Collateral, SignedJson};
 use crate::tdx::pck::{PckExtensionError, PckExtensions, split_pck_chain};
 use crate::tdx::roots::{TdxAnchor, TdxTrust};
@@ -315,6 +317,25 @@ impl Collateral {
     }
 }
 
+impl VerifiedCollateral {
+    /// When it is current, as verified from `collateral`: its documents' issue and
+    /// next-update dates, its signing chains' validity and its root CRL's (what a verifier may
+    /// keep it for). `None` if a date does not parse.
+    pub(crate) fn window(&self, collateral: &Collateral) -> Option<Window> {
+        let certs: Vec<Cert> = collateral.tcb_info_chain.iter().chain(&collateral.qe_identity_chain).cloned().collect();
+        let crls: Vec<Crl> = collateral.root_ca_crl.iter().cloned().collect();
+        let mut window = cache::path_window(&certs, &crls);
+        for (issued, next) in [
+            (&self.tcb_info.issue_date, &self.tcb_info.next_update),
+            (&self.qe_identity.issue_date, &self.qe_identity.next_update),
+        ] {
+            window.0 = window.0.max(parse_rfc3339(issued)?);
+            window.1 = window.1.min(parse_rfc3339(next)?);
+        }
+        Some(window)
+    }
+}
+
 /// The Intel PCS URL of the TCB info for `fmspc`.
 pub fn pcs_tcb_info_url(fmspc: &[u8; 6]) -> String {
     format!("https://api.trustedservices.intel.com/tdx/certification/v4/tcb?fmspc={}", hex::encode(fmspc))
@@ -337,6 +358,17 @@ pub fn appraise(
     config: &TdxConfig,
     now: SystemTime,
 ) -> Result<TdxAppraisal, TdxError> {
+    appraise_kept(input, collateral, config, now, None)
+}
+
+/// [`appraise`], taking a PCK path and CRLs verified before from `kept` (and keeping them).
+pub(crate) fn appraise_kept(
+    input: &[u8],
+    collateral: Option<&VerifiedCollateral>,
+    config: &TdxConfig,
+    now: SystemTime,
+    kept: Option<&Mutex<PathCache>>,
+) -> Result<TdxAppraisal, TdxError> {
     // 1. Layout and vendor.
     let parsed = ParsedQuote::parse(input).map_err(|e| TdxError::Malformed(e.to_string()))?;
     let q = &parsed.quote;
@@ -352,10 +384,9 @@ pub fn appraise(
         None => given.clone(),
     };
     let unused: Vec<String> = given.iter().filter(|c| !certs.contains(c)).map(Cert::subject).collect();
-    let anchor = config.trust.verify_path(&certs, now).map_err(TdxError::PckChain)?;
     let crls: Vec<Crl> =
         collateral.iter().flat_map(|c| c.pck_crl.iter().chain(c.root_ca_crl.iter())).cloned().collect();
-    chain::check_revocation(&certs.iter().collect::<Vec<_>>(), &crls, now).map_err(TdxError::PckChain)?;
+    let anchor = verified_pck_path(&certs, &crls, &config.trust, now, kept)?;
     let pck_leaf = certs.first().ok_or(TdxError::PckChain(ChainError::Empty("the PCK chain")))?;
     let pck = PckExtensions::parse(pck_leaf)?;
 
@@ -392,6 +423,27 @@ pub fn appraise(
         warnings,
         quote_len: parsed.len,
     })
+}
+
+/// Step 2: the PCK `path` verified to a trusted root and checked against `crls` at `now` —
+/// or taken from `kept`, where the same bytes verified before and are still current.
+fn verified_pck_path(
+    path: &[Cert],
+    crls: &[Crl],
+    trust: &TdxTrust,
+    now: SystemTime,
+    kept: Option<&Mutex<PathCache>>,
+) -> Result<TdxAnchor, TdxError> {
+    let key = cache::path_key(path, crls);
+    if let Some(anchor) = kept.and_then(|k| k.lock().ok()?.path(&key, now)) {
+        return Ok(anchor);
+    }
+    let anchor = trust.verify_path(path, now).map_err(TdxError::PckChain)?;
+    chain::check_revocation(&path.iter().collect::<Vec<_>>(), crls, now).map_err(TdxError::PckChain)?;
+    if let Some(mut kept) = kept.and_then(|k| k.lock().ok()) {
+        kept.keep_path(key, anchor.clone(), cache::path_window(path, crls));
+    }
+    Ok(anchor)
 }
 
 /// Steps 3 and 4: the QE report is signed by the PCK key and binds the attestation key
