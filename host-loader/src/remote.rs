@@ -423,10 +423,47 @@ impl twi_issuer::http::VerifierPeer for RemoteIssuer {
     }
 
     fn appraise(&self, mechanism: Mechanism, evidence: &EvidenceJson) -> std::result::Result<String, PeerError> {
-        let url = format!("{}/v1/verifier/evidence", self.base);
         let request = VerifierRequest { mechanism, evidence: evidence.clone() };
+        let answer: AttestationResultResponse = self.post_to_peer("/v1/verifier/evidence", &request)?;
+        Ok(answer.attestation_result)
+    }
+}
+
+/// The Credential Authority as mechanism A's Verifier in another process calls it (`twi serve
+/// --ca-url`): `POST /v1/ca/credential` with mechanism a, the evidence and the Verifier's
+/// attestation result, over mutual TLS.
+impl twi_issuer::http::CaPeer for RemoteIssuer {
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn credential(
+        &self,
+        evidence: &EvidenceJson,
+        attestation_result: &str,
+    ) -> std::result::Result<CredentialResponse, PeerError> {
+        let request = CredentialAuthorityRequest {
+            mechanism: Mechanism::A,
+            evidence: Some(evidence.clone()),
+            attestation_result: Some(attestation_result.to_string()),
+            public_key: None,
+            proof: None,
+        };
+        self.post_to_peer("/v1/ca/credential", &request)
+    }
+}
+
+impl RemoteIssuer {
+    /// POSTs `body` to another role's `path` for a role of this service: a 4xx is its refusal
+    /// (with the status), anything else that is not an answer is `Unavailable`.
+    fn post_to_peer<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> std::result::Result<T, PeerError> {
+        let url = format!("{}{path}", self.base);
         let mut response =
-            self.post_retried(&url, |builder| builder.send_json(&request)).map_err(PeerError::Unavailable)?;
+            self.post_retried(&url, |builder| builder.send_json(body)).map_err(PeerError::Unavailable)?;
         let status = response.status();
         let text = response
             .body_mut()
@@ -438,9 +475,8 @@ impl twi_issuer::http::VerifierPeer for RemoteIssuer {
         if !status.is_success() {
             return Err(PeerError::Unavailable(refusal(&url, status, &text).1));
         }
-        let answer: AttestationResultResponse = serde_json::from_str(&text)
-            .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))?;
-        Ok(answer.attestation_result)
+        serde_json::from_str(&text)
+            .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
     }
 }
 

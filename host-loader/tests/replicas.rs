@@ -35,6 +35,7 @@ const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi"));
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 const MEASUREMENT_B: [u8; 48] = [0x5B; 48];
 const MEASUREMENT_D: [u8; 48] = [0x5D; 48];
+const MEASUREMENT_A: [u8; 48] = [0xAA; 48];
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 4;
 const ISSUANCES: usize = 3;
@@ -44,7 +45,8 @@ fn path(p: &Path) -> &str {
 }
 
 /// The policy: `payroll-app` (MEASUREMENT) acquires by mechanism C, `ledger-app`
-/// (MEASUREMENT_B) by mechanism B, `vault-app` (MEASUREMENT_D) by mechanism D.
+/// (MEASUREMENT_B) by mechanism B, `vault-app` (MEASUREMENT_D) by mechanism D, `audit-app`
+/// (MEASUREMENT_A) by mechanism A.
 fn write_policy(dir: &Path) -> PathBuf {
     let policy = dir.join("policy.toml");
     let workload = |id: &str, mechanism: &str, measurement: &[u8; 48]| {
@@ -56,10 +58,11 @@ fn write_policy(dir: &Path) -> PathBuf {
         )
     };
     let text = format!(
-        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n{}{}{}",
+        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n{}{}{}{}",
         workload("payroll-app", "c", &MEASUREMENT),
         workload("ledger-app", "b", &MEASUREMENT_B),
-        workload("vault-app", "d", &MEASUREMENT_D)
+        workload("vault-app", "d", &MEASUREMENT_D),
+        workload("audit-app", "a", &MEASUREMENT_A)
     );
     std::fs::write(&policy, text).unwrap();
     policy
@@ -255,15 +258,17 @@ fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() 
     assert!(refused.contains("does not serve the Verifier role"), "the CA process has no Verifier: {refused}");
 }
 
-/// Mechanisms C and D with the roles in processes that call each other over mutual TLS:
-/// `twi serve --roles verifier --operator-ca` appraises; `twi serve --roles
-/// ca,key-store,log --verifier-url` has it appraise mechanism C's evidence for its Credential Authority and D's
-/// for its Key Store, presenting a certificate under the Verifier's operator CA, and redeems
-/// each result once through the database. A client without that certificate cannot ask the
-/// Verifier for those mechanisms.
+/// Mechanisms A, C and D with the roles in processes that call each other over mutual TLS,
+/// each presenting a certificate under the other's operator CA and redeeming the Verifier's
+/// result once through the database: `twi serve --roles verifier` appraises; `twi serve --roles
+/// ca,key-store,log --verifier-url` has it appraise mechanism C's evidence for its Credential
+/// Authority and D's for its Key Store; a second `twi serve --roles verifier --ca-url` obtains
+/// mechanism A's credential from that CA. A client without such a certificate cannot ask the
+/// Verifier for C's appraisal, nor the CA for A's credential.
+
 #[test]
-fn a_ca_and_key_store_process_have_a_verifier_process_appraise_over_mutual_tls() {
-    use twi_issuer::http::{PeerError, VerifierPeer};
+fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_c_and_d() {
+    use twi_issuer::http::{CaPeer, PeerError, VerifierPeer};
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
     let (state, chips, policy) = layout(dir.path());
@@ -280,6 +285,8 @@ fn a_ca_and_key_store_process_have_a_verifier_process_appraise_over_mutual_tls()
     let role = ["--verifier-url", &verifier.url, "--role-cert", path(&roles.client_cert)];
     let others = [&["--roles", "ca,key-store,log", "--role-key", path(&roles.client_key)], &role[..]].concat();
     let ca = Served::start(TWI, &[common.as_flattened(), &others].concat());
+    let role_a = ["--ca-url", &ca.url, "--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
+    let verifier_a = Served::start(TWI, &[common.as_flattened(), &["--roles", "verifier"], &role_a[..]].concat());
     let anchor = Some(state.join("issuer/issuer-ca.pem"));
     let tls = ClientTls { ca: anchor.clone(), client: None };
     let (verifier, ca_client) =
@@ -300,6 +307,21 @@ fn a_ca_and_key_store_process_have_a_verifier_process_appraise_over_mutual_tls()
     match verifier.appraise(Mechanism::C, &evidence) {
         Err(PeerError::Refused { status: 400, reason }) => assert!(reason.contains("client certificate"), "{reason}"),
         other => panic!("a workload asked the Verifier for mechanism c's appraisal: {other:?}"),
+    }
+
+    // A: the Verifier process obtains the credential from the CA process.
+    let verifier_a = RemoteIssuer::new(&verifier_a.url, &tls).unwrap();
+    let attested = Attested::new(&chip, MEASUREMENT_A, &verifier_a, &rp_id).unwrap();
+    let obtained = verifier_a.issue(&attested.evidence(), Some(Mechanism::A)).unwrap();
+    assert_eq!(obtained.credential.workload_id, "spiffe://example.org/audit-app");
+    let replay = verifier_a.issue(&attested.evidence(), Some(Mechanism::A)).unwrap_err();
+    assert!(replay.contains("already used"), "{replay}");
+    let evidence = twi_issuer::http::wire::EvidenceJson::new(&attested.evidence());
+    match CaPeer::credential(&ca_client, &evidence, obtained.credential.attestation_result.as_deref().unwrap()) {
+        Err(PeerError::Refused { status: 400, reason }) => {
+            assert!(reason.contains("only a Verifier process"), "{reason}")
+        }
+        other => panic!("a workload asked the CA for mechanism a's credential: {other:?}"),
     }
 
     // D: the owner provisions at the Key Store; the release is appraised by the Verifier.

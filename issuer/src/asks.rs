@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use twi_attester::binding::Purpose;
 use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 
-use crate::ca::{Certified, CredentialRequestIn, Named, VerifiedLaunch};
+use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
 use crate::issuer::Issuer;
@@ -57,10 +57,10 @@ pub enum CredentialRequest<'a> {
     Evidence { evidence: Evidence<'a>, renewal_of: Option<&'a str> },
     /// Mechanism B: the Verifier's attestation result and a proof of possession of its key.
     AttestationResult(CredentialRequestIn<'a>),
-    /// Mechanism C in a process without the Verifier role: the evidence, and the attestation
-    /// result the Verifier of another process signed for it when this process asked it (over
-    /// mutual TLS, `http::peer`), which the CA redeems once.
-    Appraised { evidence: Evidence<'a>, attestation_result: &'a str },
+    /// The roles in separate processes: the evidence, and the attestation result the Verifier
+    /// of another process signed for it for `mechanism` — C: this process's CA asked it; A: it
+    /// asks this process's CA (both over mutual TLS, `http::peer`). Redeemed once.
+    Appraised { evidence: Evidence<'a>, attestation_result: &'a str, mechanism: Mechanism },
 }
 
 /// A credential and what it was issued on.
@@ -200,10 +200,16 @@ impl Issuer {
                 let presented = ResultOfRecord::Presented(request.ear.to_string());
                 self.issue(launch, request.public_key, Mechanism::B, presented)
             }
-            CredentialRequest::Appraised { evidence, attestation_result } => {
+            CredentialRequest::Appraised { evidence, attestation_result, mechanism } => {
+                if !matches!(mechanism, Mechanism::A | Mechanism::C) {
+                    let why = format!(
+                        "the Credential Authority issues on a Verifier's result for mechanism a or c, not {mechanism}"
+                    );
+                    return Err(RequestRefused(why).into());
+                }
                 let key = evidence.bundle.public_key;
-                let launch = self.appraised_elsewhere(attestation_result, key, Mechanism::C)?;
-                self.issue(launch, key, Mechanism::C, ResultOfRecord::Presented(attestation_result.to_string()))
+                let launch = self.appraised_elsewhere(attestation_result, key, mechanism)?;
+                self.issue(launch, key, mechanism, ResultOfRecord::Presented(attestation_result.to_string()))
             }
         }
     }

@@ -62,7 +62,7 @@ pub struct ServeArgs {
     peer: PeerArgs,
 }
 
-/// How a Credential Authority or Key Store process reaches the Verifier of another process.
+/// How a process reaches the roles it does not serve in other processes, over mutual TLS.
 #[derive(Args, Debug)]
 pub struct PeerArgs {
     /// For a process without the verifier role: the Verifier process (`https://HOST:PORT`)
@@ -71,35 +71,45 @@ pub struct PeerArgs {
     /// process redeems it once) and --role-cert.
     #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
     verifier_url: Option<String>,
-    /// The CA the Verifier's server certificate chains to (default: STATE/issuer/issuer-ca.pem,
-    /// which issues `twi serve`'s own server certificates).
-    #[arg(long, value_name = "PEM", requires = "verifier_url")]
-    verifier_ca: Option<PathBuf>,
-    /// This process's client certificate (PEM) for the Verifier: under the Verifier process's
-    /// --operator-ca, which is how it knows a role, not a workload, asks.
-    #[arg(long, value_name = "PEM", requires_all = ["verifier_url", "role_key"])]
+    /// For a process without the ca role: the Credential Authority process (`https://HOST:PORT`)
+    /// this Verifier obtains mechanism A's credentials from. Needs --database and --role-cert.
+    #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
+    ca_url: Option<String>,
+    /// The CA the other processes' server certificates chain to (default:
+    /// STATE/issuer/issuer-ca.pem, which issues `twi serve`'s own server certificates).
+    #[arg(long, value_name = "PEM")]
+    peer_ca: Option<PathBuf>,
+    /// This process's client certificate (PEM) for the processes it calls: under their
+    /// --operator-ca, which is how they know a role, not a workload, asks.
+    #[arg(long, value_name = "PEM", requires = "role_key")]
     role_cert: Option<PathBuf>,
     /// The key of --role-cert (PKCS#8 or SEC1 PEM).
     #[arg(long, value_name = "PEM", requires = "role_cert")]
     role_key: Option<PathBuf>,
 }
 
-/// The Verifier of another process, when this one does not serve the role and was given one.
-fn verifier_peer(
-    state: &Path,
-    roles: twi_issuer::http::Roles,
-    peer: &PeerArgs,
-) -> Result<Option<std::sync::Arc<dyn twi_issuer::http::VerifierPeer>>> {
-    let Some(url) = &peer.verifier_url else { return Ok(None) };
-    if roles.verifier {
-        bail!("--verifier-url {url}: this process serves the verifier role itself; drop one of them");
-    }
+/// The roles of other processes this one calls: the Verifier when it does not serve that role,
+/// the CA when it does not serve that one.
+fn peers(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Result<twi_issuer::http::Peers> {
     let tls = crate::remote::ClientTls {
-        ca: Some(peer.verifier_ca.clone().unwrap_or_else(|| issuer_dir(state).join("issuer-ca.pem"))),
-        client: peer.role_cert.clone().zip(peer.role_key.clone()),
+        ca: Some(args.peer_ca.clone().unwrap_or_else(|| issuer_dir(state).join("issuer-ca.pem"))),
+        client: args.role_cert.clone().zip(args.role_key.clone()),
     };
-    let client = crate::remote::RemoteIssuer::new(url, &tls).with_context(|| format!("--verifier-url {url}"))?;
-    Ok(Some(std::sync::Arc::new(client)))
+    let client = |option: &str, url: &str, served: bool, role: &str| {
+        if served {
+            bail!("{option} {url}: this process serves the {role} role itself; drop one of them");
+        }
+        let client = crate::remote::RemoteIssuer::new(url, &tls).with_context(|| format!("{option} {url}"))?;
+        Ok(std::sync::Arc::new(client))
+    };
+    let mut peers = twi_issuer::http::Peers::default();
+    if let Some(url) = &args.verifier_url {
+        peers.verifier = Some(client("--verifier-url", url, roles.verifier, "verifier")?);
+    }
+    if let Some(url) = &args.ca_url {
+        peers.ca = Some(client("--ca-url", url, roles.credential_authority, "ca")?);
+    }
+    Ok(peers)
 }
 
 /// How `twi serve` writes its request log.
@@ -182,7 +192,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
     }
-    let verifier = verifier_peer(state, args.roles, &args.peer)?;
+    let peers = peers(state, args.roles, &args.peer)?;
     request_log(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -207,12 +217,15 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
                 ", log, nonces, epochs and attestation results in {}",
                 twi_issuer::database::display_url(url)
             )),
-            args.peer.verifier_url.as_deref().map_or(String::new(), |url| format!(", the Verifier at {url}"))
+            [("Verifier", &args.peer.verifier_url), ("Credential Authority", &args.peer.ca_url)]
+                .iter()
+                .filter_map(|(role, url)| url.as_deref().map(|url| format!(", the {role} at {url}")))
+                .collect::<String>()
         );
         let challenges =
             RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };
         let router_limits = RouterLimits { challenges, ..RouterLimits::default() };
-        let router = twi_issuer::http::router_calling(issuer, args.roles, router_limits, verifier);
+        let router = twi_issuer::http::router_calling(issuer, args.roles, router_limits, peers);
         let limits = Limits {
             max_connections: args.tls.max_connections.max(1),
             idle_timeout: Duration::from_secs(args.tls.idle_timeout.max(1)),

@@ -199,8 +199,8 @@ impl From<JsonRejection> for ApiError {
 pub(super) struct AppState {
     pub issuer: Arc<Mutex<Issuer>>,
     pub roles: Roles,
-    /// The Verifier of another process, for a process that does not serve the role.
-    pub verifier: Option<Arc<dyn super::peer::VerifierPeer>>,
+    /// The roles of other processes this one calls (those it does not serve).
+    pub peers: super::peer::Peers,
 }
 
 /// Runs `work` on the issuer, off the async workers (appraisal is CPU-bound and the

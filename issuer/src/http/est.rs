@@ -159,7 +159,7 @@ pub(super) async fn simpleenroll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if !state.roles.verifier && state.verifier.is_none() {
+    if !state.roles.verifier && state.peers.verifier.is_none() {
         return Err(ApiError::role_missing(
             "Verifier",
             "EST enrollment's Credential Authority has it appraise: serve both roles, or give `twi serve --verifier-url`",

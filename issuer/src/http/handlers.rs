@@ -110,19 +110,7 @@ pub(super) async fn verifier_evidence(
             Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })
                 .into_response())
         }
-        Mechanism::A => {
-            if !state.roles.credential_authority {
-                return Err(ApiError::role_missing(
-                    "Credential Authority",
-                    "mechanism A's Verifier obtains the credential from it",
-                ));
-            }
-            let issued = with_issuer(&state, move |issuer| {
-                issuer.verifier_credential(&evidence.evidence()).map_err(|r| logged("verifier (mechanism a)", r))
-            })
-            .await?;
-            Ok(Json(CredentialResponse::new(&issued)).into_response())
-        }
+        Mechanism::A => Ok(Json(verifier_credential(&state, evidence).await?).into_response()),
         Mechanism::B => {
             let result = with_issuer(&state, move |issuer| {
                 let result = issuer.verifier_attestation_result(&evidence.evidence());
@@ -139,12 +127,52 @@ pub(super) async fn verifier_evidence(
     }
 }
 
+/// Mechanism A at the Verifier: the credential from the CA of this process, or from the CA of
+/// another process it calls (`peer`) with its attestation result.
+async fn verifier_credential(state: &AppState, evidence: OwnedEvidence) -> Result<CredentialResponse, ApiError> {
+    if state.roles.credential_authority {
+        let issued = with_issuer(state, move |issuer| {
+            issuer.verifier_credential(&evidence.evidence()).map_err(|r| logged("verifier (mechanism a)", r))
+        });
+        return Ok(CredentialResponse::new(&issued.await?));
+    }
+    let Some(ca) = &state.peers.ca else {
+        return Err(ApiError::role_missing(
+            "Credential Authority",
+            "mechanism A's Verifier obtains the credential from it: serve both roles, or give `twi serve --ca-url`",
+        ));
+    };
+    let evidence = std::sync::Arc::new(evidence);
+    let appraised = evidence.clone();
+    let result = with_issuer(state, move |issuer| {
+        let result = issuer.verifier_appraisal(&appraised.evidence(), Mechanism::A);
+        result.map_err(|r| logged("verifier (mechanism a)", r))
+    });
+    super::asking::issued_by(ca, &evidence, result.await?.ear_jwt).await
+}
+
 pub(super) async fn ca_credential(
     State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
     json: Result<Json<CredentialAuthorityRequest>, JsonRejection>,
 ) -> Result<Json<CredentialResponse>, ApiError> {
     let request = body(json)?;
     let issued = match request.mechanism {
+        // The Verifier of another process, over mutual TLS, for mechanism A.
+        Mechanism::A if operator.is_some() => {
+            let (Some(evidence), Some(ear)) = (&request.evidence, &request.attestation_result) else {
+                return Err(ApiError::bad_request(
+                    "mechanism a from a Verifier needs `evidence` and `attestation_result`",
+                ));
+            };
+            let (evidence, ear) = (evidence.decode()?, ear.clone());
+            with_issuer(&state, move |issuer| {
+                let (evidence, mechanism) = (evidence.evidence(), Mechanism::A);
+                let request = CredentialRequest::Appraised { evidence, attestation_result: &ear, mechanism };
+                issuer.ca_credential(request).map_err(|r| logged("credential authority (for a verifier)", r))
+            })
+            .await?
+        }
         Mechanism::C => {
             let Some(evidence) = &request.evidence else {
                 return Err(ApiError::bad_request("mechanism c needs `evidence`"));
@@ -156,7 +184,7 @@ pub(super) async fn ca_credential(
             return Err(ApiError::bad_request(format!(
                 "the Credential Authority takes mechanism b (attestation result) or c (evidence) requests, not {other}{}",
                 if other == Mechanism::A {
-                    ": mechanism a sends evidence to the Verifier (POST /v1/verifier/evidence)"
+                    ": mechanism a sends evidence to the Verifier (POST /v1/verifier/evidence); only a Verifier process asks the Credential Authority for it, with a client certificate under its operator CA"
                 } else {
                     ""
                 }
@@ -173,7 +201,7 @@ pub(super) async fn enrolled(
     evidence: OwnedEvidence,
     role: &'static str,
 ) -> Result<crate::asks::Issued, ApiError> {
-    let ear = match (&state.verifier, state.roles.verifier) {
+    let ear = match (&state.peers.verifier, state.roles.verifier) {
         (_, true) => None,
         (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::C, &evidence).await?),
         (None, false) => {
@@ -186,7 +214,9 @@ pub(super) async fn enrolled(
     with_issuer(state, move |issuer| {
         let evidence = evidence.evidence();
         let request = match &ear {
-            Some(attestation_result) => CredentialRequest::Appraised { evidence, attestation_result },
+            Some(attestation_result) => {
+                CredentialRequest::Appraised { evidence, attestation_result, mechanism: Mechanism::C }
+            }
             None => CredentialRequest::Evidence { evidence, renewal_of: None },
         };
         issuer.ca_credential(request).map_err(|r| logged(role, r))
@@ -278,7 +308,7 @@ pub(super) async fn key_store_release(
     key_store_served(&state)?;
     let request = body(json)?;
     let evidence = request.evidence.decode()?;
-    let ear = match (&state.verifier, state.roles.verifier) {
+    let ear = match (&state.peers.verifier, state.roles.verifier) {
         (_, true) => None,
         (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::D, &evidence).await?),
         (None, false) => {

@@ -20,7 +20,7 @@
 //! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key); `c`, `d` (a CA or Key Store process, with a client certificate under the operator CA) → the same, for that role to redeem |
-//! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |
+//! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier), `b` (EAR + proof of possession) or `a` (a Verifier process with a client certificate under the operator CA: evidence + its EAR) → [`wire::CredentialResponse`] |
 //! | `GET /.well-known/est/cacerts` | CA | EST (RFC 7030, [`est`]): the CA certificate as base64 certs-only PKCS#7 |
 //! | `POST /.well-known/est/simpleenroll` | CA (+ Verifier) | EST: base64 DER PKCS#10, the evidence in the `TWI-Evidence` header → the issued certificate as certs-only PKCS#7 (mechanism C's appraisal) |
 //! | `POST /v1/key-store/provision` | Key Store (+ CA) | [`wire::ProvisionRequest`] → [`wire::ProvisionResponse`]: mechanism D's workload-owner step (the CA certifies a fresh key for the workload the policy admits; kept if one is provisioned already) |
@@ -33,13 +33,14 @@
 //!
 //! The roles serve together by default; `--roles` chooses which a process exposes, and an
 //! endpoint of a role it does not serve answers 501 naming the role. With the roles in
-//! separate processes they share the state and the database, not memory: B's CA redeems the
-//! result a Verifier process kept there; C's CA and D's Key Store ask a Verifier process
-//! ([`peer`], `twi serve --verifier-url`) over mutual TLS, presenting a certificate under its
-//! operator CA (`POST /v1/verifier/evidence` with mechanism `c` or `d` needs one), and redeem
-//! the result it kept, once; the `log` role serves the log's checkpoints and proofs. Mechanism
-//! A's Verifier still obtains the credential from a CA in its own process, and D's Key Store
-//! provisions with the CA of its own process.
+//! separate processes they share the state and the database, not memory, and call each other
+//! over mutual TLS ([`peer`]), presenting a certificate under the other's operator CA: B's CA
+//! redeems the result a Verifier process kept; C's CA and D's Key Store ask a Verifier process
+//! (`twi serve --verifier-url`; `POST /v1/verifier/evidence` with mechanism `c` or `d`), and
+//! A's Verifier asks a CA process (`--ca-url`; `POST /v1/ca/credential` with mechanism `a`, the
+//! evidence and its result); the asking side redeems the Verifier's kept result once. The
+//! `log` role serves the log's checkpoints and proofs. D's Key Store provisions with the CA of
+//! its own process.
 //!
 //! Limits (`listener`, `limits`): a TLS handshake within 10 s, request headers within the idle
 //! timeout (which also closes idle connections), a cap on connections (503 with `Retry-After`
@@ -73,6 +74,6 @@ pub mod wire;
 pub use api::{MAX_BODY, Roles};
 pub use limits::RateLimit;
 pub use listener::{ClientAddr, Limits, Transport, serve_until};
-pub use peer::{PeerError, VerifierPeer};
+pub use peer::{CaPeer, PeerError, Peers, VerifierPeer};
 pub use service::{REQUEST_TIMEOUT, RouterLimits, router, router_calling, router_with, router_with_timeout, serve};
 pub use tls::{Operator, TlsSettings};

@@ -10,6 +10,9 @@
 //! --issuer-url` uses, with its retries under one `Idempotency-Key`; `asking.rs` turns its
 //! answers into this service's.
 
+use std::sync::Arc;
+
+use super::wire::CredentialResponse;
 use crate::evidence::EvidenceJson;
 use crate::policy::Mechanism;
 
@@ -23,7 +26,36 @@ pub trait VerifierPeer: Send + Sync {
     fn appraise(&self, mechanism: Mechanism, evidence: &EvidenceJson) -> Result<String, PeerError>;
 }
 
-/// Why the Verifier gave no attestation result.
+/// A Credential Authority in another process, as mechanism A's Verifier calls it
+/// (`twi serve --ca-url`).
+pub trait CaPeer: Send + Sync {
+    /// Its base URL, for messages.
+    fn url(&self) -> &str;
+
+    /// `POST /v1/ca/credential` with mechanism a, `evidence` and the attestation result this
+    /// Verifier signed for it: the credential, or why not.
+    fn credential(&self, evidence: &EvidenceJson, attestation_result: &str) -> Result<CredentialResponse, PeerError>;
+}
+
+/// The roles of other processes this one calls.
+#[derive(Clone, Default)]
+pub struct Peers {
+    /// For a CA or Key Store without the Verifier role.
+    pub verifier: Option<Arc<dyn VerifierPeer>>,
+    /// For a Verifier without the CA role (mechanism A).
+    pub ca: Option<Arc<dyn CaPeer>>,
+}
+
+impl std::fmt::Debug for Peers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Peers")
+            .field("verifier", &self.verifier.as_ref().map(|p| p.url().to_string()))
+            .field("ca", &self.ca.as_ref().map(|p| p.url().to_string()))
+            .finish()
+    }
+}
+
+/// Why the other role gave no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerError {
     /// It answered `status` (4xx) with `reason`: the evidence, or this process's credentials.

@@ -18,7 +18,7 @@ use super::handlers::{
 };
 use super::limits::{Limiter, RateLimit, rate_limited};
 use super::listener::{Limits, Transport, serve_until};
-use super::peer::VerifierPeer;
+use super::peer::Peers;
 use super::{est, log};
 use crate::issuer::Issuer;
 
@@ -52,18 +52,13 @@ impl Default for RouterLimits {
 
 /// [`router`] under `limits`.
 pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router {
-    router_calling(issuer, roles, limits, None)
+    router_calling(issuer, roles, limits, Peers::default())
 }
 
-/// [`router_with`] for a process whose Credential Authority or Key Store has the evidence
-/// appraised by `verifier`, the Verifier of another process (`peer`).
-pub fn router_calling(
-    issuer: Issuer,
-    roles: Roles,
-    limits: RouterLimits,
-    verifier: Option<Arc<dyn VerifierPeer>>,
-) -> Router {
-    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles, verifier };
+/// [`router_with`] for a process that calls the roles it does not serve in other processes
+/// (`peers`: the Verifier for its CA and Key Store, the CA for its Verifier).
+pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers: Peers) -> Router {
+    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles, peers };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
     let replies = super::idempotency::Replies::default();
