@@ -41,7 +41,8 @@ fn elf() -> &'static [u8] {
 
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
-    IMAGES.get_or_init(|| image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap())
+    IMAGES
+        .get_or_init(|| image::build_images(elf(), &manifest(), &ImageParams::default(), &Default::default()).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ fn igvm_launch_digest_agrees_with_the_igvm_crates_calculator() {
 #[test]
 fn one_byte_of_the_runtime_changes_every_measurement() {
     let base = images();
-    let again = image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap();
+    let again = image::build_images(elf(), &manifest(), &ImageParams::default(), &Default::default()).unwrap();
     assert_eq!(again.rom, base.rom);
     assert_eq!(again.igvm, base.igvm);
     assert_eq!(again.reference_values, base.reference_values);
@@ -443,7 +444,7 @@ fn one_byte_of_the_runtime_changes_every_measurement() {
     use object::{Object, ObjectSegment};
     let (offset, _) = object.segments().next().unwrap().file_range();
     elf[offset as usize + 0x100] ^= 1;
-    let changed = image::build_images(&elf, &manifest(), &ImageParams::default()).unwrap();
+    let changed = image::build_images(&elf, &manifest(), &ImageParams::default(), &Default::default()).unwrap();
     for key in [("snp", "launch_digest"), ("tdx", "mrtd"), ("igvm", "snp_launch_digest")] {
         assert_ne!(changed.reference_values[key.0][key.1], base.reference_values[key.0][key.1], "{key:?}");
     }
@@ -451,7 +452,7 @@ fn one_byte_of_the_runtime_changes_every_measurement() {
 
     // And the launch parameters move the SNP digest but not the MRTD.
     let two = ImageParams { vcpus: 2, ..ImageParams::default() };
-    let two = image::build_images(self::elf(), &manifest(), &two).unwrap();
+    let two = image::build_images(self::elf(), &manifest(), &two, &Default::default()).unwrap();
     assert_ne!(two.reference_values["snp"]["launch_digest"], base.reference_values["snp"]["launch_digest"]);
     assert_eq!(two.reference_values["tdx"]["mrtd"], base.reference_values["tdx"]["mrtd"]);
 }
