@@ -6,6 +6,7 @@
 //! names its line).
 
 use std::ops::Range;
+use std::path::Path;
 
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -14,6 +15,7 @@ use twi_proto::msg::Platform;
 
 use crate::jose::Alg;
 
+use super::corim::{LaunchPlatform, LaunchValue};
 use super::model::{
     Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError, Reference,
     ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference, Workload,
@@ -463,7 +465,7 @@ fn references(
         (None, None) => Vec::new(),
         (Some(corim), Some(key)) => {
             let path = |p: &str| source.dir.map_or_else(|| std::path::PathBuf::from(p), |d| d.join(p));
-            super::values::corim_references(&path(&corim), &path(&key))?
+            corim_references(&path(&corim), &path(&key))?
         }
         (Some(_), None) => {
             let message = format!(
@@ -494,6 +496,41 @@ fn references(
         references.push(entry);
     }
     Ok(references)
+}
+
+/// The reference entries of a signed CoRIM (`twi build`'s `reference-values.corim`), once its
+/// signature verifies under the P-384 public key in `key_path` (PEM): as
+/// `values::image_references` makes from the JSON, each SEV-SNP launch digest admitted on `sim-snp`
+/// and on `snp` (there with the guest policy bits the CoRIM pins), each TDX MRTD on `sim-tdx`
+/// and `tdx`. Errors name the file.
+fn corim_references(path: &Path, key_path: &Path) -> Result<Vec<ReferenceFile>, PolicyError> {
+    let key = super::signature::PolicyKey::load(key_path)
+        .map_err(|e| PolicyError::ReferenceValues(format!("corim_key {}: {e}", key_path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| PolicyError::Read { path: path.display().to_string(), error: e.to_string() })?;
+    let values = super::corim::read_signed(&bytes, &key.0)
+        .map_err(|e| PolicyError::ReferenceValues(format!("{}: {e}", path.display())))?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(values.iter().enumerate().flat_map(|(i, v)| corim_entries(&format!("{name} #{i}"), v)).collect())
+}
+
+fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {
+    match value.platform {
+        LaunchPlatform::SevSnp => {
+            let simulated =
+                ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, &value.digest, None);
+            let real = ReferenceFile {
+                policy_mask: value.policy.map(|p| U64(p.mask)),
+                policy_required: value.policy.map(|p| U64(p.required)),
+                ..ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, &value.digest, None)
+            };
+            [simulated, real]
+        }
+        LaunchPlatform::Tdx => [
+            ReferenceFile::tdx(&format!("{label} (simulated TDX)"), Platform::SimTdx, &value.digest),
+            ReferenceFile::tdx(&format!("{label} (TDX)"), Platform::Tdx, &value.digest),
+        ],
+    }
 }
 
 /// A workload's `[[workload.target]]` entries, checked, each named once.

@@ -10,9 +10,9 @@
 //!
 //! By job:
 //! - `model`: the levels, claims, reference values, workloads and the parsed [`Policy`];
-//! - `file`: the file format, read and written through serde ([`PolicyFile`]);
-//! - `values`: the reference entries of an image, from its `reference-values.json` or its
-//!   signed CoRIM;
+//! - `file`: the file format, read and written through serde ([`PolicyFile`]), and the
+//!   reference entries of a workload's signed CoRIM;
+//! - `values`: the reference entries of an image, from its `reference-values.json`;
 //! - `corim`: reference values as a CoRIM (draft-ietf-rats-corim), written by `twi build`
 //!   and read by a workload's `reference_values_corim`;
 //! - `admission`: [`Policy::admit`] maps what a Verifier established ([`Appraised`]) to an

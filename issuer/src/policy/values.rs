@@ -3,13 +3,10 @@
 //! commit) to the policy's `[[workload.reference]]` entries ([`ReferenceFile`]): what
 //! `twi policy add-image` adds to a policy file.
 
-use std::path::Path;
-
 use serde_json::Value;
 use twi_proto::msg::Platform;
 
-use super::corim::{LaunchPlatform, LaunchValue};
-use super::file::{Hex, ReferenceFile, U64, parse_u64_text};
+use super::file::{Hex, ReferenceFile, parse_u64_text};
 use super::model::{Policy, PolicyError};
 use super::provenance::SbomDigest;
 
@@ -109,40 +106,6 @@ pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile
         entry.sbom = image.sbom;
     }
     Ok(entries)
-}
-
-/// The reference entries of a signed CoRIM (`twi build`'s `reference-values.corim`), once its
-/// signature verifies under the P-384 public key in `key_path` (PEM): as
-/// [`image_references`] makes from the JSON, each SEV-SNP launch digest admitted on `sim-snp`
-/// and on `snp` (there with the guest policy bits the CoRIM pins), each TDX MRTD on `sim-tdx`
-/// and `tdx`. Errors name the file.
-pub fn corim_references(path: &Path, key_path: &Path) -> Result<Vec<ReferenceFile>, PolicyError> {
-    let key = super::signature::PolicyKey::load(key_path)
-        .map_err(|e| err(format!("corim_key {}: {e}", key_path.display())))?;
-    let bytes = std::fs::read(path)
-        .map_err(|e| PolicyError::Read { path: path.display().to_string(), error: e.to_string() })?;
-    let values = super::corim::read_signed(&bytes, &key.0).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(values.iter().enumerate().flat_map(|(i, v)| corim_entries(&format!("{name} #{i}"), v)).collect())
-}
-
-fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {
-    match value.platform {
-        LaunchPlatform::SevSnp => {
-            let simulated =
-                ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, &value.digest, None);
-            let real = ReferenceFile {
-                policy_mask: value.policy.map(|p| U64(p.mask)),
-                policy_required: value.policy.map(|p| U64(p.required)),
-                ..ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, &value.digest, None)
-            };
-            [simulated, real]
-        }
-        LaunchPlatform::Tdx => [
-            ReferenceFile::tdx(&format!("{label} (simulated TDX)"), Platform::SimTdx, &value.digest),
-            ReferenceFile::tdx(&format!("{label} (TDX)"), Platform::Tdx, &value.digest),
-        ],
-    }
 }
 
 impl Policy {
