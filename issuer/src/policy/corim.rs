@@ -17,8 +17,9 @@
 //! Signed (§4.2): `#6.18(COSE_Sign1)` with `alg` ES384 (-35), `content-type`
 //! `application/rim+cbor` and `corim-meta` (signer name) in the protected header; the payload
 //! the document itself, or nil when it travels apart (the IGVM file's CoRIM signature header).
-//! Draft-10 has no `#6.502` wrapper (earlier drafts did); a reader given one refuses it here
-//! rather than guess. ES384 rather than RFC 9864's ESP384 (-51): every COSE library in use
+//! Draft-10 has no `#6.502` wrapper (earlier drafts did, until the working group removed
+//! `#6.500`/`#6.502`), so `twi build` writes none; a CoRIM that has one is read all the same
+//! (the `corim` crate peels it for interoperability; it lies outside what the signature covers). ES384 rather than RFC 9864's ESP384 (-51): every COSE library in use
 //! (coset, pycose, go-cose) names it, and it fixes P-384 with SHA-384 in COSE just as well.
 //!
 //! Built and read with the `corim` crate (Microsoft's implementation of draft-10, the one the

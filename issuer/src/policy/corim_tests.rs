@@ -129,6 +129,11 @@ fn a_tampered_or_foreign_corim_refuses_to_load_naming_the_file() {
     std::fs::write(dir.path().join("reference-values.corim"), signed_corim(&other)).unwrap();
     let e = Policy::load(&path).unwrap_err().to_string();
     assert!(e.contains("reference-values.corim: the signature does not verify under corim_key"), "{e}");
+    // The #6.502 wrapper of drafts before the tag was removed (corim-10 has bare #6.18) is
+    // outside the signature: read as the crate reads it, then verified the same.
+    let legacy = [&[0xd9, 0x01, 0xf6][..], &good].concat();
+    std::fs::write(dir.path().join("reference-values.corim"), legacy).unwrap();
+    assert_eq!(Policy::load(&path).unwrap().workloads[0].references.len(), 6);
     // Unsigned: `twi build` without --corim-key.
     let unsigned = corim::document("id", "tag", &values()).unwrap();
     std::fs::write(dir.path().join("reference-values.corim"), unsigned).unwrap();
