@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use twi_issuer::http::PeerError;
 use twi_issuer::http::wire::{
     AttestationResultResponse, ChallengeRequest, ChallengeResponse, CredentialAuthorityRequest, CredentialResponse,
     ErrorResponse, EvidenceJson, KeyReleaseRequest, KeyReleaseResponse, ProvisionRequest, ProvisionResponse,
@@ -410,6 +411,36 @@ impl RemoteIssuer {
             "the issuer at {} cannot be reached ({error}); is `twi serve` running there, and is --issuer-ca the CA its certificate chains to?",
             self.base
         )
+    }
+}
+
+/// The Verifier as another role's process calls it (`twi serve --verifier-url`, issue 14
+/// item 5): `POST /v1/verifier/evidence` for mechanism C or D, over mutual TLS when the client
+/// has a certificate, with this client's retries.
+impl twi_issuer::http::VerifierPeer for RemoteIssuer {
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn appraise(&self, mechanism: Mechanism, evidence: &EvidenceJson) -> std::result::Result<String, PeerError> {
+        let url = format!("{}/v1/verifier/evidence", self.base);
+        let request = VerifierRequest { mechanism, evidence: evidence.clone() };
+        let mut response =
+            self.post_retried(&url, |builder| builder.send_json(&request)).map_err(PeerError::Unavailable)?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
+        if status.is_client_error() {
+            return Err(PeerError::Refused { status: status.as_u16(), reason: refusal(&url, status, &text).1 });
+        }
+        if !status.is_success() {
+            return Err(PeerError::Unavailable(refusal(&url, status, &text).1));
+        }
+        let answer: AttestationResultResponse = serde_json::from_str(&text)
+            .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))?;
+        Ok(answer.attestation_result)
     }
 }
 

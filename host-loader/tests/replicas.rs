@@ -34,6 +34,7 @@ use twi_testkit::tacra::{TARGET, enroll};
 const TWI: Twi = Twi(env!("CARGO_BIN_EXE_twi"));
 const MEASUREMENT: [u8; 48] = [0x5A; 48];
 const MEASUREMENT_B: [u8; 48] = [0x5B; 48];
+const MEASUREMENT_D: [u8; 48] = [0x5D; 48];
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 4;
 const ISSUANCES: usize = 3;
@@ -43,7 +44,7 @@ fn path(p: &Path) -> &str {
 }
 
 /// The policy: `payroll-app` (MEASUREMENT) acquires by mechanism C, `ledger-app`
-/// (MEASUREMENT_B) by mechanism B.
+/// (MEASUREMENT_B) by mechanism B, `vault-app` (MEASUREMENT_D) by mechanism D.
 fn write_policy(dir: &Path) -> PathBuf {
     let policy = dir.join("policy.toml");
     let workload = |id: &str, mechanism: &str, measurement: &[u8; 48]| {
@@ -55,9 +56,10 @@ fn write_policy(dir: &Path) -> PathBuf {
         )
     };
     let text = format!(
-        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n{}{}",
+        "version = \"replicas-1\"\ntrust_domain = \"example.org\"\n\n{}{}{}",
         workload("payroll-app", "c", &MEASUREMENT),
-        workload("ledger-app", "b", &MEASUREMENT_B)
+        workload("ledger-app", "b", &MEASUREMENT_B),
+        workload("vault-app", "d", &MEASUREMENT_D)
     );
     std::fs::write(&policy, text).unwrap();
     policy
@@ -251,6 +253,98 @@ fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() 
     let attested = Attested::new(&chips.join("sim-snp"), MEASUREMENT_B, &verifier, &rp_id).unwrap();
     let refused = ca.attestation_result(&attested.evidence()).unwrap_err();
     assert!(refused.contains("does not serve the Verifier role"), "the CA process has no Verifier: {refused}");
+}
+
+/// Mechanisms C and D with the roles in processes that call each other over mutual TLS:
+/// `twi serve --roles verifier --operator-ca` appraises; `twi serve --roles
+/// ca,key-store,log --verifier-url` has it appraise mechanism C's evidence for its Credential Authority and D's
+/// for its Key Store, presenting a certificate under the Verifier's operator CA, and redeems
+/// each result once through the database. A client without that certificate cannot ask the
+/// Verifier for those mechanisms.
+#[test]
+fn a_ca_and_key_store_process_have_a_verifier_process_appraise_over_mutual_tls() {
+    use twi_issuer::http::{PeerError, VerifierPeer};
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = layout(dir.path());
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let url = cluster.url();
+    let common = [
+        ["--state", path(&state)],
+        ["--policy", path(&policy)],
+        ["--simulated-tee", path(&chips)],
+        ["--database", url.as_str()],
+        ["--operator-ca", path(&roles.ca)],
+    ];
+    let verifier = Served::start(TWI, &[common.as_flattened(), &["--roles", "verifier"]].concat());
+    let role = ["--verifier-url", &verifier.url, "--role-cert", path(&roles.client_cert)];
+    let others = [&["--roles", "ca,key-store,log", "--role-key", path(&roles.client_key)], &role[..]].concat();
+    let ca = Served::start(TWI, &[common.as_flattened(), &others].concat());
+    let anchor = Some(state.join("issuer/issuer-ca.pem"));
+    let tls = ClientTls { ca: anchor.clone(), client: None };
+    let (verifier, ca_client) =
+        (RemoteIssuer::new(&verifier.url, &tls).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
+    let rp_id = ca_client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let chip = chips.join("sim-snp");
+
+    // C: the nonce from the Verifier, the credential from the CA, which had the Verifier
+    // appraise the evidence; presented again, the Verifier refuses the spent nonce.
+    let attested = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let obtained = ca_client.issue(&attested.evidence(), Some(Mechanism::C)).unwrap();
+    assert_eq!(obtained.credential.workload_id, "spiffe://example.org/payroll-app");
+    let replay = ca_client.issue(&attested.evidence(), Some(Mechanism::C)).unwrap_err();
+    assert!(replay.contains("the Verifier") && replay.contains("already used"), "{replay}");
+    // Only a role with a certificate under the operator CA asks the Verifier for mechanism C.
+    let attested = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let evidence = twi_issuer::http::wire::EvidenceJson::new(&attested.evidence());
+    match verifier.appraise(Mechanism::C, &evidence) {
+        Err(PeerError::Refused { status: 400, reason }) => assert!(reason.contains("client certificate"), "{reason}"),
+        other => panic!("a workload asked the Verifier for mechanism c's appraisal: {other:?}"),
+    }
+
+    // D: the owner provisions at the Key Store; the release is appraised by the Verifier.
+    let owner = ClientTls { ca: anchor, client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let (provisioned, created) =
+        RemoteIssuer::new(&ca.url, &owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(created);
+    let released = release(&chip, &verifier, &ca_client, &rp_id);
+    let (obtained, release, _) = released.unwrap();
+    assert_eq!(obtained.credential.workload_id, "spiffe://example.org/vault-app");
+    assert_eq!(release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    assert!(ca_client.log_proof(&obtained.credential.serial).is_ok(), "the release is logged");
+
+    // The Verifier's results reach the asking process through the database only.
+    let alone =
+        TWI.run(&[&["serve", "--state", path(&state), "--policy", path(&policy), "--roles", "ca"], &role[..]].concat());
+    let said = String::from_utf8_lossy(&alone.stderr);
+    assert!(!alone.status.success() && said.contains("--database"), "{said}");
+}
+
+/// Mechanism D: a launch of MEASUREMENT_D on `chip` binds a new ephemeral key to the nonce
+/// from `verifier` (TACRA Retrieval) and asks `key_store` for the provisioned key.
+fn release(
+    chip: &Path,
+    verifier: &RemoteIssuer,
+    key_store: &RemoteIssuer,
+    rp_id: &str,
+) -> Result<(Obtained, twi_issuer::keystore::Release, serde_json::Value), String> {
+    let mut psp = SimPsp::load_or_create(chip).unwrap();
+    psp.set_launch_digest(MEASUREMENT_D);
+    let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
+    let nonce = verifier.initiate(Platform::SimSnp, &MEASUREMENT_D, &initiate).map_err(|d| format!("{d:?}"))?.nonce;
+    let ephemeral = SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let report = psp.report(twi_testkit::tacra::retrieve(&ephemeral, &nonce, rp_id, TARGET), 0);
+    let endorsements = psp.endorsements().unwrap();
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: &ephemeral,
+        nonce: &nonce,
+        target: TARGET,
+        csr: None,
+        endorsements: &endorsements,
+    };
+    key_store.release(&Evidence { bundle, events: &[] })
 }
 
 /// What killing the service while it issues must leave: the log `twi log audit` accepts, of

@@ -57,6 +57,10 @@ pub enum CredentialRequest<'a> {
     Evidence { evidence: Evidence<'a>, renewal_of: Option<&'a str> },
     /// Mechanism B: the Verifier's attestation result and a proof of possession of its key.
     AttestationResult(CredentialRequestIn<'a>),
+    /// Mechanism C in a process without the Verifier role: the evidence, and the attestation
+    /// result the Verifier of another process signed for it when this process asked it (over
+    /// mutual TLS, `http::peer`), which the CA redeems once.
+    Appraised { evidence: Evidence<'a>, attestation_result: &'a str },
 }
 
 /// A credential and what it was issued on.
@@ -156,8 +160,20 @@ impl Issuer {
     /// key. No credential is issued here: the workload takes the result to the Credential
     /// Authority ([`CredentialRequest::AttestationResult`]).
     pub fn verifier_attestation_result(&mut self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
-        let established = self.established(evidence, Mechanism::B)?;
-        let (appraisal, admission) = self.judged(evidence, Mechanism::B, None, &established)?;
+        self.verifier_appraisal(evidence, Mechanism::B)
+    }
+
+    /// What the Verifier is asked by the Credential Authority (mechanism C) or the Key Store
+    /// (mechanism D) of another process, or by the workload (mechanism B): as
+    /// [`Self::verifier_attestation_result`], the evidence appraised and admitted for
+    /// `mechanism`; the result is redeemed once, by the role that asked for it.
+    pub fn verifier_appraisal(
+        &mut self,
+        evidence: &Evidence<'_>,
+        mechanism: Mechanism,
+    ) -> Result<AttestationResult, Rejection> {
+        let established = self.established(evidence, mechanism)?;
+        let (appraisal, admission) = self.judged(evidence, mechanism, None, &established)?;
         let bundle = &evidence.bundle;
         let ear_jwt = self.verifier.attestation_result(
             self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce),
@@ -183,6 +199,11 @@ impl Issuer {
                 let launch = self.redeemed(&request)?;
                 let presented = ResultOfRecord::Presented(request.ear.to_string());
                 self.issue(launch, request.public_key, Mechanism::B, presented)
+            }
+            CredentialRequest::Appraised { evidence, attestation_result } => {
+                let key = evidence.bundle.public_key;
+                let launch = self.appraised_elsewhere(attestation_result, key, Mechanism::C)?;
+                self.issue(launch, key, Mechanism::C, ResultOfRecord::Presented(attestation_result.to_string()))
             }
         }
     }
@@ -238,6 +259,31 @@ impl Issuer {
     /// attested.
     pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
         let (appraisal, admission) = self.admitted(evidence, Mechanism::D, None)?;
+        let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
+        self.released(launch, evidence, ResultOfRecord::Make)
+    }
+
+    /// [`Self::key_store_release`] in a process without the Verifier role: the Verifier of
+    /// another process appraised `evidence` and signed `attestation_result` when this process's
+    /// Key Store asked it (over mutual TLS, `http::peer`); redeemed once.
+    pub fn key_store_release_appraised(
+        &mut self,
+        evidence: &Evidence<'_>,
+        attestation_result: &str,
+    ) -> Result<KeyReleased, Rejection> {
+        let launch = self.appraised_elsewhere(attestation_result, evidence.bundle.public_key, Mechanism::D)?;
+        self.released(launch, evidence, ResultOfRecord::Presented(attestation_result.to_string()))
+    }
+
+    /// The Key Store's release for the admitted `launch` of `evidence`, with `result` as the
+    /// attestation result of record.
+    fn released(
+        &mut self,
+        launch: VerifiedLaunch,
+        evidence: &Evidence<'_>,
+        result: ResultOfRecord,
+    ) -> Result<KeyReleased, Rejection> {
+        let VerifiedLaunch { admission, appraisal, .. } = launch;
         let bundle = &evidence.bundle;
         let now = (self.clock)();
         let grant = ReleaseGrant {
@@ -255,9 +301,12 @@ impl Issuer {
         // The released certificate is issued now, for this launch, with the issuer's extensions.
         let release =
             store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
-        let ear_jwt = self
-            .verifier
-            .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?;
+        let ear_jwt = match result {
+            ResultOfRecord::Presented(ear) => ear,
+            _ => self
+                .verifier
+                .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?,
+        };
         let provisioned = &release.provisioned;
         let certified = Certified {
             der: provisioned.certificate_der.clone(),

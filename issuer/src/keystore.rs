@@ -360,6 +360,8 @@ pub struct OwnerCredential<'a> {
 
 /// Puts `owner`'s key and credential into the Key Store of the issuer state `state_dir`,
 /// replacing what was there (the CA is made, named for `ca_domain`, if there is none yet).
+/// Logged like any issuance, before the Key Store keeps it: a certificate the CA makes here
+/// names its provenance record; an owner's own certificate gets a record under its serial.
 pub fn provision_owner(
     state_dir: &Path,
     ca_domain: &str,
@@ -367,15 +369,37 @@ pub fn provision_owner(
 ) -> Result<Provisioned, IssuerError> {
     crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
-    let der = match owner.certificate {
+    let records = crate::records::Records::open(
+        state_dir,
+        &format!("{ca_domain}/twi-log"),
+        &format!("spiffe://{ca_domain}/twi-issuer"),
+        None,
+    )?;
+    let now = SystemTime::now();
+    let record = |serial_hex: &str| records.provisioning(owner.workload_id, serial_hex, OWNER_CLI, NO_POLICY, now);
+    let (der, statement) = match owner.certificate {
         Some(der) => {
-            ca.check_owner_certificate(der, owner.workload_id, SystemTime::now())?;
-            der.to_vec()
+            ca.check_owner_certificate(der, owner.workload_id, now)?;
+            let certificate = Certificate::from_der(der).map_err(IssuerError::certificate)?;
+            (der.to_vec(), record(&hex::encode(certificate.tbs_certificate().serial_number().as_bytes()))?)
         }
-        None => ca.certify_key(owner.workload_id, owner.key.verifying_key(), owner.lifetime)?.der,
+        None => {
+            let serial = crate::ca::random_serial()?;
+            let statement = record(&hex::encode(serial.as_bytes()))?;
+            let extra =
+                vec![crate::ca::log_entry_extension(&crate::oids::Oids::load(state_dir)?, &records.entry(&statement))?];
+            let key = owner.key.verifying_key();
+            (ca.certify_key_named(owner.workload_id, key, owner.lifetime, serial, extra)?.der, statement)
+        }
     };
+    records.record(&[statement], now)?;
     KeyStore::open(state_dir)?.provision(owner.workload_id, &der, owner.key)
 }
+
+/// Who provisions with [`provision_owner`], as its provenance record names them.
+const OWNER_CLI: &str = "the workload owner (twi keystore provision, on the issuer's host)";
+/// The policy version a provisioning record names when no policy was consulted.
+const NO_POLICY: &str = "none (owner-provisioning)";
 
 #[cfg(test)]
 mod tests {
@@ -393,6 +417,37 @@ mod tests {
             ephemeral_public_key: hpke::serialize_public_key(&ephemeral.public_key()).to_vec(),
             evidence_sha384: [nonce; 48],
         }
+    }
+
+    /// `twi keystore provision` on the issuer's host is logged like any issuance: the
+    /// certificate the CA makes names its record, and an owner's own certificate gets one too.
+    #[test]
+    fn provisioning_by_the_owner_is_logged_and_the_certificate_names_its_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::try_generate().unwrap();
+        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
+        let provisioned = provision_owner(dir.path(), "example.org", &owner).unwrap();
+        let records =
+            crate::records::Records::open(dir.path(), "example.org/twi-log", "spiffe://example.org/twi-issuer", None);
+        let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");
+        let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
+        let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record;
+        assert_eq!(
+            (record.workload_id.as_str(), record.decision.criteria["step"].as_str()),
+            (WORKLOAD, "owner-provisioning")
+        );
+        let named = hex::decode(proof["statement_sha256"].as_str().unwrap()).unwrap();
+        assert!(provisioned.certificate_der.windows(32).any(|w| w == named), "the certificate names its record");
+
+        // The owner's own certificate (from this CA): kept, and logged under its serial.
+        let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
+        let own = ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap();
+        let owner = OwnerCredential { certificate: Some(&own.der), ..owner };
+        let kept = provision_owner(dir.path(), "example.org", &owner).unwrap();
+        assert_eq!(kept.serial_hex, own.serial_hex);
+        let records =
+            crate::records::Records::open(dir.path(), "example.org/twi-log", "spiffe://example.org/twi-issuer", None);
+        assert!(records.unwrap().prove(&own.serial_hex).unwrap().is_some(), "the owner's certificate is logged");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::MAX_ATTESTATION_RESULT_AGE;
 use crate::asks::Established;
-use crate::ca::{self, CredentialRequestIn, RequestRefused, VerifiedLaunch};
+use crate::ca::{self, Checked, CredentialRequestIn, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
@@ -48,22 +48,57 @@ impl Issuer {
     /// Mechanism B, the Credential Authority's half: the launch `request`'s attestation result
     /// stands for, once the request holds (see `ca::redeem`), at most once.
     pub(crate) fn redeemed(&mut self, request: &CredentialRequestIn<'_>) -> Result<VerifiedLaunch, Rejection> {
+        let checked = ca::check(request, self.verifier.public_key(), (self.clock)())?;
+        self.taken(&checked, request.public_key, Mechanism::B)
+    }
+
+    /// Mechanisms C and D with the roles in separate processes (issue 14 item 5): the
+    /// Verifier of another process appraised the evidence binding `public_key` for `mechanism`
+    /// and signed `ear_jwt`, which this process's Credential Authority or Key Store asked it
+    /// for over mutual TLS (so no proof of possession: the evidence binds the key). The launch
+    /// it stands for, once, as for mechanism B.
+    pub(crate) fn appraised_elsewhere(
+        &mut self,
+        ear_jwt: &str,
+        public_key: &[u8],
+        mechanism: Mechanism,
+    ) -> Result<VerifiedLaunch, Rejection> {
+        let checked = ca::check_result(ear_jwt, public_key, self.verifier.public_key(), (self.clock)())?;
+        self.taken(&checked, public_key, mechanism)
+    }
+
+    /// The launch a `checked` attestation result binding `public_key` stands for, taken once
+    /// and admitted again for `mechanism`: from this process's memory, or (replicas) the
+    /// evidence kept in the database appraised again here.
+    fn taken(
+        &mut self,
+        checked: &Checked,
+        public_key: &[u8],
+        mechanism: Mechanism,
+    ) -> Result<VerifiedLaunch, Rejection> {
         let now = (self.clock)();
         let Some(shared) = self.results.clone() else {
-            return Ok(self.ca.redeem(request, self.verifier.public_key(), now)?);
+            let launch = self.ca.take_pending(checked)?;
+            if launch.admission.mechanism != mechanism {
+                let made_for = launch.admission.mechanism;
+                return Err(RequestRefused(format!(
+                    "the attestation result was made for mechanism {made_for}, not {mechanism}"
+                ))
+                .into());
+            }
+            return Ok(launch);
         };
-        let checked = ca::check(request, self.verifier.public_key(), now)?;
         let taken = shared.take(checked.ear_sha256(), now).map_err(IssuerError::from)?;
         let (owned, fresh) = taken.ok_or_else(ca::not_pending)?;
         let evidence = owned.evidence();
-        let same_key = PublicKey::from_sec1_bytes(evidence.bundle.public_key).ok()
-            == PublicKey::from_sec1_bytes(request.public_key).ok();
+        let same_key =
+            PublicKey::from_sec1_bytes(evidence.bundle.public_key).ok() == PublicKey::from_sec1_bytes(public_key).ok();
         if !same_key {
             return Err(RequestRefused("the attestation result's evidence binds another key".into()).into());
         }
         // The nonce was spent when the result was signed: what that established stands.
         let established = fresh.ok_or(FreshnessError::Replayed);
-        let (appraisal, admission) = self.judged(&evidence, Mechanism::B, None, &established)?;
+        let (appraisal, admission) = self.judged(&evidence, mechanism, None, &established)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         Ok(checked.confirm(launch)?)
     }

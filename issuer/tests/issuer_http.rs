@@ -192,7 +192,10 @@ fn unknown_routes_are_404_and_wrong_methods_405_in_json() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(error(&answer).contains("does not take this method"), "{answer}");
     let (status, answer) = service.call(Method::GET, "/v1/health", None);
-    assert_eq!((status, answer["roles"].clone()), (StatusCode::OK, serde_json::json!(["verifier", "ca", "key-store"])));
+    assert_eq!(
+        (status, answer["roles"].clone()),
+        (StatusCode::OK, serde_json::json!(["verifier", "ca", "key-store", "log"]))
+    );
 }
 
 #[test]
@@ -211,6 +214,17 @@ fn a_verifier_only_process_serves_no_credential_authority() {
     assert!(error(&answer).contains("does not serve the Credential Authority role"), "{answer}");
     let (_, jwks) = service.call(Method::GET, "/v1/keys", None);
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1, "only the Verifier's key: {jwks}");
+    let (status, answer) = service.call(Method::GET, "/v1/log/checkpoint", None);
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+    assert!(error(&answer).contains("does not serve the Log role"), "{answer}");
+    // Mechanism C's appraisal is the Credential Authority's to ask for (over mutual TLS, with a
+    // certificate under the operator CA), not a workload's.
+    let (status, answer) = service.post(
+        "/v1/verifier/evidence",
+        serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) }),
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(error(&answer).contains("client certificate under its operator CA"), "{answer}");
 }
 
 #[test]

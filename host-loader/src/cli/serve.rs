@@ -29,10 +29,12 @@ pub struct ServeArgs {
     /// The policy key's public half (PEM): checks FILE.sig, needed for CF_L0 claims.
     #[arg(long, value_name = "PEM")]
     policy_key: Option<PathBuf>,
-    /// The roles whose endpoints this process serves: verifier, ca, key-store
-    /// (comma-separated). The Key Store (mechanism d) releases on the appraisal of the
-    /// Verifier in the same process, and provisions credentials its CA certifies.
-    #[arg(long, default_value = "verifier,ca,key-store", value_parser = twi_issuer::http::Roles::parse)]
+    /// The roles whose endpoints this process serves: verifier, ca, key-store, log
+    /// (comma-separated). Without the verifier role, the CA (mechanism c) and the Key Store
+    /// (mechanism d) have the evidence appraised by the Verifier process --verifier-url names;
+    /// the Key Store provisions credentials the CA of its own process certifies. The log role
+    /// serves the provenance log's checkpoints and proofs from the state (or --database).
+    #[arg(long, default_value = "verifier,ca,key-store,log", value_parser = twi_issuer::http::Roles::parse)]
     roles: twi_issuer::http::Roles,
     /// Development only: accept evidence from the simulated TEE whose keys are in DIR (the
     /// `--state` of the `twi run` that launches the guests: DIR/sim-snp, DIR/sim-tdx).
@@ -56,6 +58,48 @@ pub struct ServeArgs {
     identity: IdentityArgs,
     #[command(flatten)]
     tls: ServeTlsArgs,
+    #[command(flatten)]
+    peer: PeerArgs,
+}
+
+/// How a Credential Authority or Key Store process reaches the Verifier of another process.
+#[derive(Args, Debug)]
+pub struct PeerArgs {
+    /// For a process without the verifier role: the Verifier process (`https://HOST:PORT`)
+    /// that appraises mechanism C's evidence for this Credential Authority and mechanism D's for
+    /// this Key Store. Needs --database (the Verifier keeps what it appraised there, and this
+    /// process redeems it once) and --role-cert.
+    #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
+    verifier_url: Option<String>,
+    /// The CA the Verifier's server certificate chains to (default: STATE/issuer/issuer-ca.pem,
+    /// which issues `twi serve`'s own server certificates).
+    #[arg(long, value_name = "PEM", requires = "verifier_url")]
+    verifier_ca: Option<PathBuf>,
+    /// This process's client certificate (PEM) for the Verifier: under the Verifier process's
+    /// --operator-ca, which is how it knows a role, not a workload, asks.
+    #[arg(long, value_name = "PEM", requires_all = ["verifier_url", "role_key"])]
+    role_cert: Option<PathBuf>,
+    /// The key of --role-cert (PKCS#8 or SEC1 PEM).
+    #[arg(long, value_name = "PEM", requires = "role_cert")]
+    role_key: Option<PathBuf>,
+}
+
+/// The Verifier of another process, when this one does not serve the role and was given one.
+fn verifier_peer(
+    state: &Path,
+    roles: twi_issuer::http::Roles,
+    peer: &PeerArgs,
+) -> Result<Option<std::sync::Arc<dyn twi_issuer::http::VerifierPeer>>> {
+    let Some(url) = &peer.verifier_url else { return Ok(None) };
+    if roles.verifier {
+        bail!("--verifier-url {url}: this process serves the verifier role itself; drop one of them");
+    }
+    let tls = crate::remote::ClientTls {
+        ca: Some(peer.verifier_ca.clone().unwrap_or_else(|| issuer_dir(state).join("issuer-ca.pem"))),
+        client: peer.role_cert.clone().zip(peer.role_key.clone()),
+    };
+    let client = crate::remote::RemoteIssuer::new(url, &tls).with_context(|| format!("--verifier-url {url}"))?;
+    Ok(Some(std::sync::Arc::new(client)))
 }
 
 /// How `twi serve` writes its request log.
@@ -138,6 +182,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
     }
+    let verifier = verifier_peer(state, args.roles, &args.peer)?;
     request_log(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -155,18 +200,19 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             Transport::PlainLoopback => "http",
         };
         eprintln!(
-            "twi: serving the {} role(s) on {scheme}://{address} (state {}{}); Ctrl-C stops",
+            "twi: serving the {} role(s) on {scheme}://{address} (state {}{}{}); Ctrl-C stops",
             args.roles.names().join(", "),
             state.display(),
             args.database.as_deref().map_or(String::new(), |url| format!(
                 ", log, nonces, epochs and attestation results in {}",
                 twi_issuer::database::display_url(url)
-            ))
+            )),
+            args.peer.verifier_url.as_deref().map_or(String::new(), |url| format!(", the Verifier at {url}"))
         );
         let challenges =
             RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };
         let router_limits = RouterLimits { challenges, ..RouterLimits::default() };
-        let router = twi_issuer::http::router_with(issuer, args.roles, router_limits);
+        let router = twi_issuer::http::router_calling(issuer, args.roles, router_limits, verifier);
         let limits = Limits {
             max_connections: args.tls.max_connections.max(1),
             idle_timeout: Duration::from_secs(args.tls.idle_timeout.max(1)),

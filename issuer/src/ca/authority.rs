@@ -27,7 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
 use super::identity::{Certified, IssuerCa};
-use super::redeem::{self, CredentialRequestIn, Pending, RequestRefused, VerifiedLaunch};
+use super::redeem::{Checked, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
 use crate::jose::{Alg, EcPublicKey, EcSigningKey};
@@ -117,16 +117,10 @@ impl CredentialAuthority {
         self.pending.expect(ear_jwt, launch);
     }
 
-    /// Mechanism B: the launch `request`'s attestation result stands for, once the request
-    /// holds under the Verifier's key `verifier` (see `redeem.rs`).
-    pub(crate) fn redeem(
-        &mut self,
-        request: &CredentialRequestIn<'_>,
-        verifier: &VerifyingKey,
-        now: SystemTime,
-    ) -> Result<VerifiedLaunch, RequestRefused> {
-        let checked = redeem::check(request, verifier, now)?;
-        self.pending.take(&checked)
+    /// The launch a `checked` attestation result stands for, once (the Verifier in this
+    /// process signed it: see `redeem.rs`).
+    pub(crate) fn take_pending(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
+        self.pending.take(checked)
     }
 
     /// The key WITs verify under, and its `kid`.
@@ -245,7 +239,7 @@ pub(crate) struct Named {
 }
 
 /// The credential's log entry ([`Oids::log_entry`]).
-fn log_entry_extension(oids: &Oids, entry: &LogEntry) -> Result<ExtraExtension, IssuerError> {
+pub(crate) fn log_entry_extension(oids: &Oids, entry: &LogEntry) -> Result<ExtraExtension, IssuerError> {
     let value_der = entry.to_der().map_err(IssuerError::certificate)?;
     Ok(ExtraExtension { oid: oids.log_entry, critical: false, value_der })
 }

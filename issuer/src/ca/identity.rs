@@ -138,7 +138,9 @@ impl IssuerCa {
     }
 
     /// Mechanism D: a certificate for a provisioned key of `workload_id` (a SPIFFE ID or any
-    /// URI), valid for `lifetime`.
+    /// URI), valid for `lifetime`, naming no log entry (the Key Store's unit tests; issuance
+    /// logs first and uses [`Self::certify_key_named`]).
+    #[cfg(test)]
     pub(crate) fn certify_key(
         &self,
         workload_id: &str,
@@ -148,7 +150,8 @@ impl IssuerCa {
         self.certify_key_named(workload_id, key, lifetime, random_serial()?, Vec::new())
     }
 
-    /// [`Self::certify_key`] under `serial`, with the extensions `extra`.
+    /// A certificate for a provisioned key of `workload_id` (a SPIFFE ID or any URI), valid
+    /// for `lifetime`, under `serial`, with the extensions `extra`.
     pub(crate) fn certify_key_named(
         &self,
         workload_id: &str,

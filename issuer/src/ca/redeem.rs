@@ -178,10 +178,25 @@ pub(crate) fn check(
     verifier: &VerifyingKey,
     now: SystemTime,
 ) -> Result<Checked, RequestRefused> {
-    let ear = current_result(request.ear, verifier, now)?;
+    let checked = check_result(request.ear, request.public_key, verifier, now)?;
+    check_proof(request, &checked.nonce, &checked.ear_sha256)?;
+    Ok(checked)
+}
+
+/// Checks the attestation result `ear_jwt` under the Verifier's key `verifier`: it is current,
+/// affirms the launch and binds exactly `public_key` — all of [`check`] but the proof of
+/// possession, which a Credential Authority that asked the Verifier itself (mechanisms C and D
+/// with the roles in separate processes) does not need: the evidence binds the key.
+pub(crate) fn check_result(
+    ear_jwt: &str,
+    public_key: &[u8],
+    verifier: &VerifyingKey,
+    now: SystemTime,
+) -> Result<Checked, RequestRefused> {
+    let ear = current_result(ear_jwt, verifier, now)?;
     let submod = ear.submods.get("twi").ok_or_else(|| refuse("the attestation result has no `twi` submod"))?;
     let simulated_hardware = affirms(submod)?;
-    let requested = p384::PublicKey::from_sec1_bytes(request.public_key)
+    let requested = p384::PublicKey::from_sec1_bytes(public_key)
         .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
     let bound = submod
         .bound_key()
@@ -191,8 +206,7 @@ pub(crate) fn check(
         return Err(refuse("the attestation result binds another key than the one requested"));
     }
     let nonce = ear.nonce.ok_or_else(|| refuse("the attestation result carries no nonce"))?;
-    let ear_sha256: [u8; 32] = Sha256::digest(request.ear.as_bytes()).into();
-    check_proof(request, &requested, &nonce, &ear_sha256)?;
+    let ear_sha256: [u8; 32] = Sha256::digest(ear_jwt.as_bytes()).into();
     Ok(Checked { ear_sha256, nonce, simulated_hardware })
 }
 
@@ -234,16 +248,13 @@ fn current_result(token: &str, verifier: &VerifyingKey, now: SystemTime) -> Resu
 }
 
 /// The proof of possession: the requested key's signature over the request's signed bytes.
-fn check_proof(
-    request: &CredentialRequestIn<'_>,
-    key: &p384::PublicKey,
-    nonce: &[u8],
-    ear_digest: &[u8; 32],
-) -> Result<(), RequestRefused> {
+fn check_proof(request: &CredentialRequestIn<'_>, nonce: &[u8], ear_digest: &[u8; 32]) -> Result<(), RequestRefused> {
+    let key = p384::PublicKey::from_sec1_bytes(request.public_key)
+        .map_err(|_| refuse("the requested public key is not a valid P-384 point"))?;
     let signed = twi_proto::msg::credential_request_signed_bytes(nonce, request.public_key, ear_digest);
     let proof = p384::ecdsa::Signature::from_der(request.proof)
         .map_err(|_| refuse("the proof of possession is not a DER ECDSA signature"))?;
-    VerifyingKey::from(key)
+    VerifyingKey::from(&key)
         .verify(&signed, &proof)
         .map_err(|_| refuse("the proof of possession does not verify under the requested key"))
 }

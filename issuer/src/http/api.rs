@@ -29,26 +29,32 @@ pub struct Roles {
     pub credential_authority: bool,
     /// Mechanism D's Key Store.
     pub key_store: bool,
+    /// The provenance log's read side: checkpoints and proofs (the Credential Authority
+    /// appends to it).
+    pub log: bool,
 }
 
 impl Roles {
-    /// Every role: `verifier,ca,key-store`, what `twi serve` serves by default.
-    pub const ALL: Self = Self { verifier: true, credential_authority: true, key_store: true };
+    /// Every role: `verifier,ca,key-store,log`, what `twi serve` serves by default.
+    pub const ALL: Self = Self { verifier: true, credential_authority: true, key_store: true, log: true };
 
-    /// `verifier`, `ca` (or `credential-authority`), `key-store` (or `keystore`),
+    /// `verifier`, `ca` (or `credential-authority`), `key-store` (or `keystore`), `log`,
     /// comma-separated.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut roles = Self { verifier: false, credential_authority: false, key_store: false };
+        let mut roles = Self { verifier: false, credential_authority: false, key_store: false, log: false };
         for name in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match name {
                 "verifier" => roles.verifier = true,
                 "ca" | "credential-authority" => roles.credential_authority = true,
                 "key-store" | "keystore" => roles.key_store = true,
-                other => return Err(format!("unknown role {other:?}: expected verifier, ca and/or key-store")),
+                "log" => roles.log = true,
+                other => {
+                    return Err(format!("unknown role {other:?}: expected verifier, ca, key-store and/or log"));
+                }
             }
         }
-        if !roles.verifier && !roles.credential_authority && !roles.key_store {
-            return Err("name at least one role: verifier, ca, key-store".into());
+        if roles.names().is_empty() {
+            return Err("name at least one role: verifier, ca, key-store, log".into());
         }
         Ok(roles)
     }
@@ -63,6 +69,9 @@ impl Roles {
         }
         if self.key_store {
             names.push("key-store");
+        }
+        if self.log {
+            names.push("log");
         }
         names
     }
@@ -190,6 +199,8 @@ impl From<JsonRejection> for ApiError {
 pub(super) struct AppState {
     pub issuer: Arc<Mutex<Issuer>>,
     pub roles: Roles,
+    /// The Verifier of another process, for a process that does not serve the role.
+    pub verifier: Option<Arc<dyn super::peer::VerifierPeer>>,
 }
 
 /// Runs `work` on the issuer, off the async workers (appraisal is CPU-bound and the
@@ -230,7 +241,8 @@ mod tests {
 
     #[test]
     fn roles_parse_and_refuse_with_a_reason() {
-        assert_eq!(Roles::parse("verifier,ca,key-store"), Ok(Roles::ALL));
+        assert_eq!(Roles::parse("verifier,ca,key-store,log"), Ok(Roles::ALL));
+        assert_eq!(Roles::parse("log").unwrap().names(), ["log"]);
         assert_eq!(Roles::parse("ca").unwrap().names(), ["ca"]);
         assert_eq!(Roles::parse("keystore, verifier").unwrap().names(), ["verifier", "key-store"]);
         assert!(!Roles::parse("verifier,ca").unwrap().key_store);

@@ -45,9 +45,8 @@ use base64ct::{Base64, Encoding};
 use der::{Decode, Encode};
 use x509_cert::Certificate;
 
-use super::api::{ApiError, AppState, MAX_BODY, logged, with_issuer};
+use super::api::{ApiError, AppState, MAX_BODY, with_issuer};
 use super::wire::{CredentialResponse, EvidenceJson};
-use crate::asks::CredentialRequest;
 
 /// RFC 7030 §4.1.
 pub const CACERTS_PATH: &str = "/.well-known/est/cacerts";
@@ -160,8 +159,11 @@ pub(super) async fn simpleenroll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    if !state.roles.verifier {
-        return Err(ApiError::role_missing("Verifier", "EST enrollment's Credential Authority has it appraise"));
+    if !state.roles.verifier && state.verifier.is_none() {
+        return Err(ApiError::role_missing(
+            "Verifier",
+            "EST enrollment's Credential Authority has it appraise: serve both roles, or give `twi serve --verifier-url`",
+        ));
     }
     let csr = enrollment_csr(&headers, body)?;
     let mut evidence = enrollment_evidence(&headers)?;
@@ -171,11 +173,7 @@ pub(super) async fn simpleenroll(
         )));
     }
     evidence.csr = Some(csr);
-    let issued = with_issuer(&state, move |issuer| {
-        let request = CredentialRequest::Evidence { evidence: evidence.evidence(), renewal_of: None };
-        issuer.ca_credential(request).map_err(|r| logged("credential authority (EST simpleenroll)", r))
-    })
-    .await?;
+    let issued = super::handlers::enrolled(&state, evidence, "credential authority (EST simpleenroll)").await?;
     let certificate = Certificate::from_der(&issued.certificate_der)
         .map_err(|e| ApiError::internal(format!("the issued certificate does not decode: {e}")))?;
     let record = serde_json::to_vec(&CredentialResponse::new(&issued))

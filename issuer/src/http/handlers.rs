@@ -12,8 +12,8 @@ use super::api::{ApiError, AppState, body, logged, with_issuer};
 use super::tls::Operator;
 use super::wire::{
     self, AttestationResultResponse, ChallengeRequest, ChallengeResponse, CredentialAuthorityRequest,
-    CredentialResponse, KeyReleaseRequest, KeyReleaseResponse, ProvisionRequest, ProvisionResponse, VerifierRequest,
-    unhex,
+    CredentialResponse, KeyReleaseRequest, KeyReleaseResponse, OwnedEvidence, ProvisionRequest, ProvisionResponse,
+    VerifierRequest, unhex,
 };
 use crate::asks::CredentialRequest;
 use crate::ca::CredentialRequestIn;
@@ -34,6 +34,8 @@ pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_jso
         }
         if roles.credential_authority {
             keys.push(published.wit);
+        }
+        if roles.log {
             keys.push(published.log);
         }
         if roles.key_store {
@@ -87,11 +89,27 @@ pub(super) async fn challenge(
 
 pub(super) async fn verifier_evidence(
     State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
     json: Result<Json<VerifierRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let request = body(json)?;
     let evidence = request.evidence.decode()?;
     match request.mechanism {
+        // The Credential Authority (c) or Key Store (d) of another process, over mutual TLS.
+        mechanism @ (Mechanism::C | Mechanism::D) if operator.is_some() => {
+            let result = with_issuer(&state, move |issuer| {
+                let result = issuer.verifier_appraisal(&evidence.evidence(), mechanism);
+                result.map_err(|r| {
+                    logged(
+                        if mechanism == Mechanism::C { "verifier (for a ca)" } else { "verifier (for a key store)" },
+                        r,
+                    )
+                })
+            })
+            .await?;
+            Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })
+                .into_response())
+        }
         Mechanism::A => {
             if !state.roles.credential_authority {
                 return Err(ApiError::role_missing(
@@ -115,7 +133,7 @@ pub(super) async fn verifier_evidence(
                 .into_response())
         }
         other => Err(ApiError::bad_request(format!(
-            "mechanism {other} does not send evidence to the Verifier: mechanism c sends it to the Credential Authority (POST /v1/ca/credential){}",
+            "mechanism {other} does not send evidence to the Verifier: mechanism c sends it to the Credential Authority (POST /v1/ca/credential){}; only a Credential Authority or Key Store process asks the Verifier for these mechanisms, with a client certificate under its operator CA",
             if other == Mechanism::D { ", mechanism d to the Key Store (POST /v1/key-store/release)" } else { "" }
         ))),
     }
@@ -128,18 +146,10 @@ pub(super) async fn ca_credential(
     let request = body(json)?;
     let issued = match request.mechanism {
         Mechanism::C => {
-            if !state.roles.verifier {
-                return Err(ApiError::role_missing("Verifier", "mechanism C's Credential Authority calls it"));
-            }
             let Some(evidence) = &request.evidence else {
                 return Err(ApiError::bad_request("mechanism c needs `evidence`"));
             };
-            let evidence = evidence.decode()?;
-            with_issuer(&state, move |issuer| {
-                let request = CredentialRequest::Evidence { evidence: evidence.evidence(), renewal_of: None };
-                issuer.ca_credential(request).map_err(|r| logged("credential authority (mechanism c)", r))
-            })
-            .await?
+            enrolled(&state, evidence.decode()?, "credential authority (mechanism c)").await?
         }
         Mechanism::B => attestation_result_request(&state, &request).await?,
         other => {
@@ -154,6 +164,34 @@ pub(super) async fn ca_credential(
         }
     };
     Ok(Json(CredentialResponse::new(&issued)))
+}
+
+/// Mechanism C at the Credential Authority (the JSON API and EST): the evidence appraised by
+/// this process's Verifier, or by the Verifier of another process it calls (`peer`).
+pub(super) async fn enrolled(
+    state: &AppState,
+    evidence: OwnedEvidence,
+    role: &'static str,
+) -> Result<crate::asks::Issued, ApiError> {
+    let ear = match (&state.verifier, state.roles.verifier) {
+        (_, true) => None,
+        (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::C, &evidence).await?),
+        (None, false) => {
+            return Err(ApiError::role_missing(
+                "Verifier",
+                "mechanism C's Credential Authority calls it: serve both roles, or give `twi serve --verifier-url`",
+            ));
+        }
+    };
+    with_issuer(state, move |issuer| {
+        let evidence = evidence.evidence();
+        let request = match &ear {
+            Some(attestation_result) => CredentialRequest::Appraised { evidence, attestation_result },
+            None => CredentialRequest::Evidence { evidence, renewal_of: None },
+        };
+        issuer.ca_credential(request).map_err(|r| logged(role, r))
+    })
+    .await
 }
 
 /// Mechanism B at the Credential Authority: the attestation result and the proof.
@@ -238,14 +276,25 @@ pub(super) async fn key_store_release(
     json: Result<Json<KeyReleaseRequest>, JsonRejection>,
 ) -> Result<Json<KeyReleaseResponse>, ApiError> {
     key_store_served(&state)?;
-    if !state.roles.verifier {
-        return Err(ApiError::role_missing("Verifier", "the Key Store releases a key only on its appraisal"));
-    }
     let request = body(json)?;
     let evidence = request.evidence.decode()?;
+    let ear = match (&state.verifier, state.roles.verifier) {
+        (_, true) => None,
+        (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::D, &evidence).await?),
+        (None, false) => {
+            return Err(ApiError::role_missing(
+                "Verifier",
+                "the Key Store releases a key only on its appraisal: serve both roles, or give `twi serve --verifier-url`",
+            ));
+        }
+    };
     with_issuer(&state, move |issuer| {
-        let released =
-            issuer.key_store_release(&evidence.evidence()).map_err(|r| logged("key store (mechanism d)", r))?;
+        let evidence = evidence.evidence();
+        let released = match &ear {
+            Some(ear) => issuer.key_store_release_appraised(&evidence, ear),
+            None => issuer.key_store_release(&evidence),
+        };
+        let released = released.map_err(|r| logged("key store (mechanism d)", r))?;
         let key_store_key = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?.jwk();
         let release = released.release;
         Ok(Json(KeyReleaseResponse {

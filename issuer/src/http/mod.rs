@@ -13,13 +13,13 @@
 //! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
 //! | `POST /v1/verifier/ear-cwt` | Verifier | [`wire::EarCwtRequest`] (an attestation result this Verifier signed, unexpired) → [`wire::EarCwtResponse`] (the same result as a CWT) |
-//! | `GET /v1/log/checkpoint` | CA | the provenance log's checkpoint: a C2SP signed note (tlog-checkpoint), `text/plain` |
-//! | `GET /v1/log/key` | CA | the checkpoint's C2SP verifier key |
-//! | `GET /v1/log/proof/{credential id}` | CA | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
-//! | `GET /v1/log/consistency/{first}/{second}` | CA | the RFC 9162 consistency proof between two tree sizes |
+//! | `GET /v1/log/checkpoint` | Log | the provenance log's checkpoint: a C2SP signed note (tlog-checkpoint), `text/plain` |
+//! | `GET /v1/log/key` | Log | the checkpoint's C2SP verifier key |
+//! | `GET /v1/log/proof/{credential id}` | Log | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
+//! | `GET /v1/log/consistency/{first}/{second}` | Log | the RFC 9162 consistency proof between two tree sizes |
 //! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
-//! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key) |
+//! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key); `c`, `d` (a CA or Key Store process, with a client certificate under the operator CA) → the same, for that role to redeem |
 //! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier) or `b` (EAR + proof of possession) → [`wire::CredentialResponse`] |
 //! | `GET /.well-known/est/cacerts` | CA | EST (RFC 7030, [`est`]): the CA certificate as base64 certs-only PKCS#7 |
 //! | `POST /.well-known/est/simpleenroll` | CA (+ Verifier) | EST: base64 DER PKCS#10, the evidence in the `TWI-Evidence` header → the issued certificate as certs-only PKCS#7 (mechanism C's appraisal) |
@@ -31,12 +31,15 @@
 //! key (`epoch-key.pem`), the provenance log's key (`log-key.pem`), the Key Store's receipt
 //! key (`keystore-key.pem`); the CA checks an EAR under the Verifier's public key only.
 //!
-//! The roles live in one process today: mechanism A's Verifier calls the CA, and C's CA
-//! calls the Verifier, in-process; B's CA redeems the Verifier's result from the same
-//! process's handoff; D's Key Store releases only on the appraisal of the Verifier in the same
-//! process (so `/v1/key-store/release` needs the `verifier` role too, and provisioning the
-//! `ca` role). `--roles` chooses which roles' endpoints a process exposes; a Key Store endpoint
-//! in a process without the `key-store` role answers 501.
+//! The roles serve together by default; `--roles` chooses which a process exposes, and an
+//! endpoint of a role it does not serve answers 501 naming the role. With the roles in
+//! separate processes they share the state and the database, not memory: B's CA redeems the
+//! result a Verifier process kept there; C's CA and D's Key Store ask a Verifier process
+//! ([`peer`], `twi serve --verifier-url`) over mutual TLS, presenting a certificate under its
+//! operator CA (`POST /v1/verifier/evidence` with mechanism `c` or `d` needs one), and redeem
+//! the result it kept, once; the `log` role serves the log's checkpoints and proofs. Mechanism
+//! A's Verifier still obtains the credential from a CA in its own process, and D's Key Store
+//! provisions with the CA of its own process.
 //!
 //! Limits (`listener`, `limits`): a TLS handshake within 10 s, request headers within the idle
 //! timeout (which also closes idle connections), a cap on connections (503 with `Retry-After`
@@ -54,12 +57,14 @@
 
 pub mod access;
 mod api;
+mod asking;
 pub mod est;
 mod handlers;
 pub mod idempotency;
 mod limits;
 mod listener;
 pub mod log;
+pub mod peer;
 pub mod results;
 mod service;
 pub mod tls;
@@ -68,5 +73,6 @@ pub mod wire;
 pub use api::{MAX_BODY, Roles};
 pub use limits::RateLimit;
 pub use listener::{ClientAddr, Limits, Transport, serve_until};
-pub use service::{REQUEST_TIMEOUT, RouterLimits, router, router_with, router_with_timeout, serve};
+pub use peer::{PeerError, VerifierPeer};
+pub use service::{REQUEST_TIMEOUT, RouterLimits, router, router_calling, router_with, router_with_timeout, serve};
 pub use tls::{Operator, TlsSettings};

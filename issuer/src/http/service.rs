@@ -18,6 +18,7 @@ use super::handlers::{
 };
 use super::limits::{Limiter, RateLimit, rate_limited};
 use super::listener::{Limits, Transport, serve_until};
+use super::peer::VerifierPeer;
 use super::{est, log};
 use crate::issuer::Issuer;
 
@@ -51,7 +52,18 @@ impl Default for RouterLimits {
 
 /// [`router`] under `limits`.
 pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router {
-    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles };
+    router_calling(issuer, roles, limits, None)
+}
+
+/// [`router_with`] for a process whose Credential Authority or Key Store has the evidence
+/// appraised by `verifier`, the Verifier of another process (`peer`).
+pub fn router_calling(
+    issuer: Issuer,
+    roles: Roles,
+    limits: RouterLimits,
+    verifier: Option<Arc<dyn VerifierPeer>>,
+) -> Router {
+    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles, verifier };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
     let replies = super::idempotency::Replies::default();
@@ -67,10 +79,11 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
     router = ca(router, "/v1/ca/certificate", get(ca_certificate));
     router = ca(router, "/v1/ca/credential", post(ca_credential).layer(once()));
     router = ca(router, crate::bundle::BUNDLE_PATH, get(trust_bundle));
-    router = ca(router, log::CHECKPOINT_PATH, get(log::checkpoint));
-    router = ca(router, log::VKEY_PATH, get(log::vkey));
-    router = ca(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
-    router = ca(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
+    let log_role = for_role(roles.log, "Log");
+    router = log_role(router, log::CHECKPOINT_PATH, get(log::checkpoint));
+    router = log_role(router, log::VKEY_PATH, get(log::vkey));
+    router = log_role(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
+    router = log_role(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
     // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
     router = ca(router, est::CACERTS_PATH, get(est::cacerts));
     router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
