@@ -646,6 +646,60 @@ fn cf_l0_claims_not_signed_by_the_policy_key_are_refused() {
     );
 }
 
+/// `twi build --corim-key`, then `twi run --policy` with a policy whose reference values are
+/// that build's signed CoRIM: the launch is admitted as the JSON entries admit it; the same
+/// policy naming another key does not load.
+#[test]
+fn a_policy_taking_its_reference_values_from_the_builds_signed_corim_admits_the_image() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = (dir.path().join("corim-key.pem"), dir.path().join("corim-key.pub.pem"));
+    assert!(openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&key)]).status.success());
+    assert!(openssl(&["ec", "-in", path(&key), "-pubout", "-out", path(&public)]).status.success());
+    let image = dir.path().join("image");
+    let elf = f.image.join("twi-runtime.elf");
+    let built = twi(&[
+        "build",
+        "--out",
+        path(&image),
+        "--state",
+        path(&f.state),
+        "--runtime-elf",
+        path(&elf),
+        "--corim-key",
+        path(&key),
+    ]);
+    assert!(
+        built.status.success() && stderr(&built).contains("reference-values.corim (signed, ES384)"),
+        "{}",
+        stderr(&built)
+    );
+    let extra = "reference_values_corim = \"image/reference-values.corim\"\ncorim_key = \"corim-key.pub.pem\"\n";
+    let policy = write_policy(dir.path(), &[], extra);
+    let out_dir = dir.path().join("out");
+    let run = Scenario::sim(TWI)
+        .image(&image.join("twi.rom"))
+        .state(&f.state)
+        .out(&out_dir)
+        .accel("tcg")
+        .policy(&policy)
+        .run();
+    let log = run.assert_success("twi run --policy (reference values from a CoRIM)");
+    assert_eq!(run.stdout(), "spiffe://example.org/payroll-app");
+    assert!(
+        log.contains("admitted as spiffe://example.org/payroll-app by policy e2e-1 (reference \"reference-values.corim #0 (simulated SEV-SNP)\")"),
+        "{log}"
+    );
+    assert_openssl_verifies(&out_dir);
+
+    let other = dir.path().join("other.pem");
+    assert!(openssl(&["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", path(&other)]).status.success());
+    assert!(openssl(&["ec", "-in", path(&other), "-pubout", "-out", path(&public)]).status.success());
+    let log = Scenario::sim(TWI).image(&image.join("twi.rom")).state(&f.state).out(&out_dir).policy(&policy).run();
+    let log = log.assert_failure("a CoRIM signed by another key was used");
+    assert!(log.contains("reference-values.corim: the signature does not verify under corim_key"), "{log}");
+}
+
 /// The EAR `attestation-result.jwt`, verified under the Verifier's key of the fixture's state.
 fn verified_attestation_result(out: &Path) -> twi_issuer::ear::Ear {
     use p384::pkcs8::DecodePrivateKey;

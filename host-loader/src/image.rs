@@ -318,16 +318,25 @@ impl ImageParams {
     }
 }
 
-/// What `twi build` writes: the ROM, the IGVM file, and the reference values of both.
+/// What `twi build` writes: the ROM, the IGVM file, and the reference values of both, as JSON
+/// and as a CoRIM.
 #[derive(Debug, Clone)]
 pub struct Images {
     pub rom: Vec<u8>,
     pub igvm: Vec<u8>,
     pub reference_values: serde_json::Value,
+    /// `reference-values.corim`: signed if `corim` had a key, else the bare document.
+    pub corim: Vec<u8>,
 }
 
-/// Builds the ROM and IGVM file of `elf` carrying `manifest`, and measures them for `params`.
-pub fn build_images(elf: &[u8], manifest: &LaunchManifest, params: &ImageParams) -> Result<Images> {
+/// Builds the ROM and IGVM file of `elf` carrying `manifest`, and measures them for `params`;
+/// `corim` says how to sign the CoRIM and whether the IGVM file carries its own.
+pub fn build_images(
+    elf: &[u8],
+    manifest: &LaunchManifest,
+    params: &ImageParams,
+    corim: &crate::corim::CorimSettings,
+) -> Result<Images> {
     let rom = assemble_rom(elf, manifest)?;
     let snp = params.snp();
     let snp_launch_digest = measure::snp::launch_digest(&rom, &snp).context("measuring the ROM for SEV-SNP")?;
@@ -335,7 +344,13 @@ pub fn build_images(elf: &[u8], manifest: &LaunchManifest, params: &ImageParams)
     let igvm_file = igvm::build(&rom, &igvm::IgvmParams { snp: snp.clone(), policy: params.policy })
         .context("building the IGVM file")?;
     let igvm_snp_launch_digest = igvm::snp_launch_digest(&igvm_file).context("measuring the IGVM file")?;
-    let igvm = igvm::to_bytes(&igvm_file).context("serializing the IGVM file")?;
+    let igvm = if corim.igvm {
+        crate::corim::igvm_with_corim(&igvm_file, &igvm_snp_launch_digest, corim)?
+    } else {
+        igvm::to_bytes(&igvm_file).context("serializing the IGVM file")?
+    };
+    let values = crate::corim::launch_values(&[snp_launch_digest, igvm_snp_launch_digest], params.policy, &mrtd);
+    let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, corim)?;
     let reference_values = ReferenceValues {
         rom: &rom,
         igvm: &igvm,
@@ -351,5 +366,5 @@ pub fn build_images(elf: &[u8], manifest: &LaunchManifest, params: &ImageParams)
         git: workspace_root().ok().and_then(|root| GitState::of(&root)),
     }
     .to_json();
-    Ok(Images { rom, igvm, reference_values })
+    Ok(Images { rom, igvm, reference_values, corim })
 }

@@ -5,6 +5,7 @@
 //! - [`vm`]: QEMU as a child process, its console and its channel socket, under a deadline;
 //! - [`run`]: one `twi run` launch, the two put together; [`artifacts`]: what it writes;
 //! - [`image`], [`igvm`], [`measure`]: images and the launch measurements hardware reports;
+//!   [`corim`]: those measurements as a signed CoRIM, beside the images and inside the IGVM file;
 //! - [`remote`], [`fetch`]: the issuer over HTTP, vendor collateral on request;
 //! - [`policy_file`]: the appraisal policy's file format as the host writes it.
 
@@ -14,6 +15,7 @@ pub mod artifacts;
 pub mod bridge;
 pub mod cli;
 pub mod conduit;
+pub mod corim;
 pub mod fetch;
 pub mod hardware;
 pub mod igvm;

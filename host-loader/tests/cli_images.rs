@@ -245,3 +245,82 @@ fn the_build_writes_the_trust_domains_spiffe_bundle_for_relying_parties() {
     let jwks: Value = serde_json::from_slice(&std::fs::read(b.a.join("issuer-jwks.json")).unwrap()).unwrap();
     assert_eq!((&keys[1]["x"], &keys[1]["kid"]), (&jwks["keys"][0]["x"], &jwks["keys"][0]["kid"]));
 }
+
+/// `twi build --corim-key --igvm-corim`, as read by cbor2 and pycose: reference-values.corim is
+/// a signed CoRIM whose reference triples state exactly the launch measurements `twi measure`
+/// reports (the ROM's and the IGVM file's SEV-SNP digests with the guest policy's flag bits, the
+/// ROM's MRTD), its signature verifies under the key's public half and every flipped byte
+/// breaks it; the IGVM file, read back with the igvm crate, carries its SEV-SNP CoRIM document
+/// and detached signature. Without a key the CoRIM is written unsigned and the build says so.
+#[test]
+fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
+    use p384::elliptic_curve::sec1::ToSec1Point;
+    let b = builds();
+    let dir = tempfile::tempdir().unwrap();
+    let (key_path, out) = (dir.path().join("corim-key.pem"), dir.path().join("signed"));
+    let secret = p384::SecretKey::from_slice(&[7u8; 48]).unwrap();
+    std::fs::write(
+        &key_path,
+        p384::pkcs8::EncodePrivateKey::to_pkcs8_pem(&secret, Default::default()).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let elf = b.a.join("twi-runtime.elf");
+    let args = ["build", "--out", path(&out), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+    let signed = [&args[..], &["--corim-key", path(&key_path), "--igvm-corim", "--vendor", "Example Corp"]].concat();
+    let log = twi(&signed);
+    assert!(log.status.success(), "{}", String::from_utf8_lossy(&log.stderr));
+    assert!(String::from_utf8_lossy(&log.stderr).contains("reference-values.corim (signed, ES384)"));
+
+    let measure = |file: &str, platform: &str| {
+        ok(twi(&["measure", path(&out.join(file)), "--platform", platform]), "twi measure").trim().to_string()
+    };
+    let (snp, igvm_snp, mrtd) = (measure("twi.rom", "snp"), measure("twi.igvm", "snp"), measure("twi.rom", "tdx"));
+    let corim = std::fs::read(out.join("reference-values.corim")).unwrap();
+    let (document, signature) = igvm_corim(&std::fs::read(out.join("twi.igvm")).unwrap());
+    let point = secret.public_key().to_sec1_point(false);
+    let must_fail: Vec<_> = (0..corim.len())
+        .map(|i| {
+            let mut bad = corim.clone();
+            bad[i] ^= 0x01;
+            serde_json::json!({ "name": format!("byte {i} flipped"), "corim": hex::encode(bad) })
+        })
+        .collect();
+    let input = serde_json::json!({
+        "public_key": { "x": hex::encode(&point.as_bytes()[1..49]), "y": hex::encode(&point.as_bytes()[49..]) },
+        "corim": hex::encode(&corim),
+        "signer": "Example Corp",
+        "expected": { "snp": [snp, igvm_snp], "tdx": [mrtd], "policy_value": "0000030000000000", "policy_mask": "0000ff0300000000" },
+        "igvm": { "document": hex::encode(document), "signature": hex::encode(signature), "digest": igvm_snp },
+        "must_fail": must_fail,
+    });
+    let checked = twi_testkit::tools::corim_check(&input);
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(checked.status.success(), "{report}{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(report.contains(&format!("refused all {} altered CoRIMs", corim.len())), "{report}");
+
+    // Unsigned without a key, and said so; the IGVM file then carries no CoRIM.
+    let unsigned = dir.path().join("unsigned");
+    let args = ["build", "--out", path(&unsigned), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+    let log = twi(&args);
+    assert!(String::from_utf8_lossy(&log.stderr).contains("reference-values.corim UNSIGNED"), "{log:?}");
+    let bare = std::fs::read(unsigned.join("reference-values.corim")).unwrap();
+    assert_eq!(&bare[..3], [0xd9, 0x01, 0xf5], "tag 501: a tagged-unsigned-corim-map");
+    let file = igvm::IgvmFile::new_from_binary(&std::fs::read(unsigned.join("twi.igvm")).unwrap(), None).unwrap();
+    assert!(!file.initializations().iter().any(|h| matches!(h, igvm::IgvmInitializationHeader::CorimDocument { .. })));
+}
+
+/// The SEV-SNP CoRIM document and signature headers of an IGVM file, read with the igvm crate.
+fn igvm_corim(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    use igvm::IgvmInitializationHeader::{CorimDocument, CorimSignature};
+    let file = igvm::IgvmFile::new_from_binary(bytes, None).expect("the igvm crate reads the file");
+    let snp = twi_host_loader::igvm::SNP_MASK;
+    let document = file.initializations().iter().find_map(|h| match h {
+        CorimDocument { compatibility_mask, document } if *compatibility_mask == snp => Some(document.clone()),
+        _ => None,
+    });
+    let signature = file.initializations().iter().find_map(|h| match h {
+        CorimSignature { compatibility_mask, signature } if *compatibility_mask == snp => Some(signature.clone()),
+        _ => None,
+    });
+    (document.expect("a CoRIM document header"), signature.expect("a CoRIM signature header"))
+}

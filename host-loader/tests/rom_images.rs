@@ -41,7 +41,8 @@ fn elf() -> &'static [u8] {
 
 fn images() -> &'static Images {
     static IMAGES: OnceLock<Images> = OnceLock::new();
-    IMAGES.get_or_init(|| image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap())
+    IMAGES
+        .get_or_init(|| image::build_images(elf(), &manifest(), &ImageParams::default(), &Default::default()).unwrap())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -432,7 +433,7 @@ fn igvm_launch_digest_agrees_with_the_igvm_crates_calculator() {
 #[test]
 fn one_byte_of_the_runtime_changes_every_measurement() {
     let base = images();
-    let again = image::build_images(elf(), &manifest(), &ImageParams::default()).unwrap();
+    let again = image::build_images(elf(), &manifest(), &ImageParams::default(), &Default::default()).unwrap();
     assert_eq!(again.rom, base.rom);
     assert_eq!(again.igvm, base.igvm);
     assert_eq!(again.reference_values, base.reference_values);
@@ -443,7 +444,7 @@ fn one_byte_of_the_runtime_changes_every_measurement() {
     use object::{Object, ObjectSegment};
     let (offset, _) = object.segments().next().unwrap().file_range();
     elf[offset as usize + 0x100] ^= 1;
-    let changed = image::build_images(&elf, &manifest(), &ImageParams::default()).unwrap();
+    let changed = image::build_images(&elf, &manifest(), &ImageParams::default(), &Default::default()).unwrap();
     for key in [("snp", "launch_digest"), ("tdx", "mrtd"), ("igvm", "snp_launch_digest")] {
         assert_ne!(changed.reference_values[key.0][key.1], base.reference_values[key.0][key.1], "{key:?}");
     }
@@ -451,7 +452,66 @@ fn one_byte_of_the_runtime_changes_every_measurement() {
 
     // And the launch parameters move the SNP digest but not the MRTD.
     let two = ImageParams { vcpus: 2, ..ImageParams::default() };
-    let two = image::build_images(self::elf(), &manifest(), &two).unwrap();
+    let two = image::build_images(self::elf(), &manifest(), &two, &Default::default()).unwrap();
     assert_ne!(two.reference_values["snp"]["launch_digest"], base.reference_values["snp"]["launch_digest"]);
     assert_eq!(two.reference_values["tdx"]["mrtd"], base.reference_values["tdx"]["mrtd"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CoRIMs: the IGVM file's headers, and the reference values read back as the issuer does.
+
+/// `--igvm-corim`: the IGVM file carries its SEV-SNP CoRIM document (the launch digest the igvm
+/// crate computes, equal to ours) and, with a key, its signature, both for the SNP platform
+/// only; the launch digest is the same as without them. A digest of ours the igvm crate does
+/// not share refuses to embed. The reference-values CoRIM reads back under the key's public half
+/// as the issuer's policy reads it: the ROM's and the IGVM file's digests with the policy bits,
+/// the MRTD.
+#[test]
+fn the_igvm_file_carries_its_corim_and_the_reference_corim_reads_back() {
+    use igvm::IgvmInitializationHeader::{CorimDocument, CorimSignature};
+    use twi_host_loader::corim::{CorimKey, CorimSettings, igvm_with_corim};
+    use twi_issuer::policy::corim::{LaunchPlatform, read_signed};
+    let dir = tempfile::tempdir().unwrap();
+    let key_path = dir.path().join("corim-key.pem");
+    let secret = p384::SecretKey::from_slice(&[9u8; 48]).unwrap();
+    let pem = p384::pkcs8::EncodePrivateKey::to_pkcs8_pem(&secret, Default::default()).unwrap();
+    std::fs::write(&key_path, pem.as_bytes()).unwrap();
+    let settings = CorimSettings { key: Some(CorimKey::load(&key_path, "Example Corp").unwrap()), igvm: true, svn: 2 };
+    let with = image::build_images(elf(), &manifest(), &ImageParams::default(), &settings).unwrap();
+    let base = images();
+    assert_eq!(
+        (&with.rom, &with.reference_values["igvm"]["snp_launch_digest"]),
+        (&base.rom, &base.reference_values["igvm"]["snp_launch_digest"])
+    );
+
+    let file = IgvmFile::new_from_binary(&with.igvm, None).unwrap();
+    assert_eq!(file.directives(), IgvmFile::new_from_binary(&base.igvm, None).unwrap().directives());
+    let masks: Vec<(bool, u32)> = file
+        .initializations()
+        .iter()
+        .filter_map(|h| match h {
+            CorimDocument { compatibility_mask, .. } => Some((true, *compatibility_mask)),
+            CorimSignature { compatibility_mask, .. } => Some((false, *compatibility_mask)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(masks, [(true, SNP_MASK), (false, SNP_MASK)]);
+    let digest = twi_igvm::snp_launch_digest(&file).unwrap();
+    assert_eq!(hex::encode(digest), base.reference_values["igvm"]["snp_launch_digest"]);
+    let plain = twi_igvm::build(&base.rom, &IgvmParams::default()).unwrap();
+    let error = igvm_with_corim(&plain, &[0; 48], &settings).unwrap_err().to_string();
+    assert!(error.contains("the igvm crate measures the IGVM file as"), "{error}");
+
+    let values = read_signed(&with.corim, &p384::ecdsa::VerifyingKey::from(secret.public_key())).unwrap();
+    let digests: Vec<(LaunchPlatform, String)> = values.iter().map(|v| (v.platform, hex::encode(v.digest))).collect();
+    let json = |a: &str, b: &str| base.reference_values[a][b].as_str().unwrap().to_string();
+    assert_eq!(
+        digests,
+        [
+            (LaunchPlatform::SevSnp, json("snp", "launch_digest")),
+            (LaunchPlatform::SevSnp, json("igvm", "snp_launch_digest")),
+            (LaunchPlatform::Tdx, json("tdx", "mrtd")),
+        ]
+    );
+    assert!(values[..2].iter().all(|v| v.policy.is_some_and(|p| p.required == 0x30000 && p.mask == 0x03ff_0000)));
 }

@@ -2,7 +2,7 @@
 //! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
 //! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
 //! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); pycose (COSE
-//! receipts); each driven by a
+//! receipts, CoRIMs); each driven by a
 //! script that reads one JSON document on stdin.
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
@@ -221,6 +221,15 @@ pub const COSE_RECEIPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pytho
 /// Runs the COSE receipt check ([`COSE_RECEIPT_CHECK`], with pycose) on `input`.
 pub fn cose_receipt_check(input: &serde_json::Value) -> Output {
     Python::with(&["pycose", "cbor2"]).run(Path::new(COSE_RECEIPT_CHECK), input)
+}
+
+/// The CoRIM check (cbor2 and pycose): `twi build`'s signed reference-values CoRIM and the
+/// IGVM file's CoRIM headers (see the script's docstring for its input).
+pub const CORIM_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/corim_check.py");
+
+/// Runs the CoRIM check ([`CORIM_CHECK`]) on `input`.
+pub fn corim_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pycose", "cbor2"]).run(Path::new(CORIM_CHECK), input)
 }
 
 /// The CycloneDX check (OWASP `cyclonedx-python-lib`): an SBOM against the CycloneDX 1.5 JSON

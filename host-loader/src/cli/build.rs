@@ -13,12 +13,12 @@ use super::args::{DiagnosticArg, IdentityArgs, LaunchArgs};
 use super::issuer::{Anchor, open_ca};
 use twi_proto::manifest::LaunchManifest;
 
-use crate::{image, measure, payload, sbom};
+use crate::{corim, image, measure, payload, sbom};
 
 #[derive(Args, Debug)]
 pub struct BuildArgs {
-    /// The directory to write twi.rom, twi.igvm, reference-values.json, sbom.cdx.json,
-    /// twi-runtime.elf and the relying parties' trust files (issuer-ca.pem, issuer-jwks.json,
+    /// The directory to write twi.rom, twi.igvm, reference-values.json, reference-values.corim,
+    /// sbom.cdx.json, twi-runtime.elf and the relying parties' trust files (issuer-ca.pem, issuer-jwks.json,
     /// trust-bundle.json) into (made if missing).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
@@ -41,6 +41,36 @@ pub struct BuildArgs {
     /// ES256, the P-256 key `twi-wit-es256`.
     #[arg(long, value_name = "ALG", default_value = "ES384", value_parser = parse_wit_alg)]
     wit_alg: Alg,
+    #[command(flatten)]
+    corim: CorimArgs,
+}
+
+/// How `twi build` writes the reference values as a CoRIM.
+#[derive(Args, Debug, Default, Clone)]
+pub struct CorimArgs {
+    /// Sign reference-values.corim (and with --igvm-corim the IGVM file's CoRIM) with this P-384
+    /// private key (PEM; ES384). Without it the CoRIM is written unsigned, which an issuer
+    /// policy's `reference_values_corim` refuses.
+    #[arg(long, value_name = "KEY.pem")]
+    pub corim_key: Option<PathBuf>,
+    /// Also carry the SEV-SNP launch measurement as a CoRIM inside twi.igvm (its CoRIM document
+    /// and, with --corim-key, signature headers). Loaders whose IGVM library lacks CoRIM support
+    /// refuse such a file.
+    #[arg(long)]
+    pub igvm_corim: bool,
+    /// The security version number the IGVM file's CoRIM endorses for its launch measurement
+    /// (the launch-measurement profile's one SVN); TWI images have none of their own yet.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "igvm_corim")]
+    pub svn: u64,
+}
+
+impl CorimArgs {
+    /// The settings, the key loaded; `vendor` (else "TWI image builder") is the signer's name.
+    pub fn settings(&self, vendor: Option<&str>) -> Result<corim::CorimSettings> {
+        let signer = vendor.unwrap_or("TWI image builder");
+        let key = self.corim_key.as_deref().map(|p| corim::CorimKey::load(p, signer)).transpose()?;
+        Ok(corim::CorimSettings { key, igvm: self.igvm_corim, svn: self.svn })
+    }
 }
 
 fn parse_wit_alg(name: &str) -> Result<Alg, String> {
@@ -73,7 +103,10 @@ pub struct Workload {
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let params = args.launch.params()?;
     let ca = open_ca(state, &args.identity)?;
-    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &params, args.diagnostic.into(), &args.workload)?;
+    // The key first: a bad one fails before minutes of compiling.
+    let corim = args.corim.settings(args.workload.vendor.as_deref())?;
+    let how = Build { params: &params, diagnostic: args.diagnostic.into(), corim: &corim };
+    build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &how, &args.workload)?;
     write_trust(&args.out, state, &ca, args.wit_alg)
 }
 
@@ -184,17 +217,27 @@ fn attachments(paths: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(out)
 }
 
-/// Builds DIR/twi.rom, DIR/twi.igvm and DIR/reference-values.json, and returns the ROM's path.
+/// How to build an image: its launch parameters, the diagnostic it runs (or none), and what to
+/// do with its CoRIM.
+#[derive(Debug)]
+pub struct Build<'a> {
+    pub params: &'a image::ImageParams,
+    pub diagnostic: Diagnostic,
+    pub corim: &'a corim::CorimSettings,
+}
+
+/// Builds DIR/twi.rom, DIR/twi.igvm, DIR/reference-values.json and
+/// DIR/reference-values.corim, and returns the ROM's path.
 pub fn build(
     out: &Path,
     runtime_elf: Option<&Path>,
     anchor: &Anchor,
-    params: &image::ImageParams,
-    diagnostic: Diagnostic,
+    how: &Build<'_>,
     workload: &Workload,
 ) -> Result<PathBuf> {
+    let params = how.params;
     // Settings first: a bad one fails before minutes of compiling.
-    let mut manifest = anchor.manifest(diagnostic);
+    let mut manifest = anchor.manifest(how.diagnostic);
     payload::apply_settings(&mut manifest, &workload.settings)?;
     fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     // Read once, before minutes of compiling: a missing or misnamed file fails here.
@@ -202,7 +245,7 @@ pub fn build(
     let (elf_path, composition) = choose_elf(runtime_elf, workload)?;
     let elf = fs::read(&elf_path).with_context(|| format!("cannot read {}", elf_path.display()))?;
     let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &attached, workload.vendor.as_deref())?;
-    let mut images = image::build_images(&elf, &manifest, params)?;
+    let mut images = image::build_images(&elf, &manifest, params, how.corim)?;
     images.reference_values["sbom"] = serde_json::json!({ "file": sbom::FILE_NAME, "digest": sbom_digest });
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
@@ -214,6 +257,7 @@ pub fn build(
     let mut reference = serde_json::to_vec_pretty(&images.reference_values)?;
     reference.push(b'\n');
     write(measure::reference::FILE_NAME, &reference)?;
+    write(corim::FILE_NAME, &images.corim)?;
     // Kept beside the ROM: `twi run` times accelerators with a self-test image of the same code.
     let kept = out.join("twi-runtime.elf");
     if elf_path != kept {
@@ -226,7 +270,16 @@ pub fn build(
         images.rom.len() / 1024,
         image::rom_sha384(&images.rom)
     );
-    eprintln!("twi: wrote {} ({} KiB)", out.join("twi.igvm").display(), images.igvm.len() / 1024);
+    let with = if how.corim.igvm { ", with its SEV-SNP CoRIM" } else { "" };
+    eprintln!("twi: wrote {} ({} KiB{with})", out.join("twi.igvm").display(), images.igvm.len() / 1024);
+    let corim_path = out.join(corim::FILE_NAME);
+    match &how.corim.key {
+        Some(_) => eprintln!("twi: wrote {} (signed, ES384)", corim_path.display()),
+        None => eprintln!(
+            "twi: wrote {} UNSIGNED: an issuer policy refuses it as reference values; pass --corim-key KEY.pem to sign it",
+            corim_path.display()
+        ),
+    }
     eprintln!(
         "twi: SEV-SNP launch digest {} ({} x {}), TDX MRTD {}",
         values["snp"]["launch_digest"].as_str().unwrap_or("?"),

@@ -6,6 +6,7 @@
 //! names its line).
 
 use std::ops::Range;
+use std::path::Path;
 
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -14,6 +15,7 @@ use twi_proto::msg::Platform;
 
 use crate::jose::Alg;
 
+use super::corim::{LaunchPlatform, LaunchValue};
 use super::model::{
     Claims, DEFAULT_LIFETIME, Fidelity, FreshnessLevel, Mechanism, POLICY_FLAGS_MASK, Policy, PolicyError, Reference,
     ReferenceEntry, SNP_POLICY_DEBUG, SnpReference, SnpTcb, Stickiness, TDX_ATTRIBUTES_DEBUG, TdxReference, Workload,
@@ -61,6 +63,14 @@ pub struct WorkloadFile {
     pub platform_claims: Claims,
     #[serde(default)]
     pub reference: Vec<ReferenceFile>,
+    /// A signed CoRIM of reference values (`twi build`'s `reference-values.corim`; a path
+    /// relative to the policy file): its launch measurements are admitted as reference entries
+    /// beside `reference` (`corim.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_values_corim: Option<String>,
+    /// The P-384 public key (PEM) the CoRIM's signature must verify under; required with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corim_key: Option<String>,
     /// The targets it may acquire for (TACRA); none: every target.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target: Vec<TargetFile>,
@@ -106,6 +116,8 @@ impl WorkloadFile {
             claims: Claims::new(),
             platform_claims: Claims::new(),
             reference: Vec::new(),
+            reference_values_corim: None,
+            corim_key: None,
             target: Vec::new(),
             vmpls: None,
             provenance: None,
@@ -298,10 +310,12 @@ struct WorkloadSpans {
     reference: Vec<Spanned<IgnoredAny>>,
 }
 
-/// The text being read, to turn byte offsets into lines.
+/// The text being read, to turn byte offsets into lines, and the directory the paths it names
+/// are relative to (none for a policy not read from a file: as given).
 struct Source<'a> {
     text: &'a str,
     file: &'a str,
+    dir: Option<&'a std::path::Path>,
 }
 
 impl Source<'_> {
@@ -330,11 +344,12 @@ impl Source<'_> {
 impl Policy {
     /// Parses a policy from TOML text (no signature: CF_L0 claims will not be admitted).
     pub fn from_toml(text: &str) -> Result<Self, PolicyError> {
-        Self::parse(text, "<memory>")
+        Self::parse(text, "<memory>", None)
     }
 
-    pub(super) fn parse(text: &str, file: &str) -> Result<Self, PolicyError> {
-        let source = Source { text, file };
+    /// Parses a policy read from `file`; the paths it names are relative to `dir`.
+    pub(super) fn parse(text: &str, file: &str, dir: Option<&std::path::Path>) -> Result<Self, PolicyError> {
+        let source = Source { text, file, dir };
         let parsed: PolicyFile = source.parse(text)?;
         let spans: PolicySpans = source.parse(text)?;
         let version = parsed.version.trim().to_string();
@@ -405,21 +420,7 @@ fn workload(
         );
         return Err(source.invalid(declared_span, message));
     }
-    if w.reference.is_empty() {
-        let message =
-            format!("workload `{id}` has no [[workload.reference]] entries, so nothing can be admitted as it");
-        return Err(source.invalid(wspan, message));
-    }
-    let mut references = Vec::new();
-    for (index, (r, rspan)) in w.reference.into_iter().zip(&spans.reference).enumerate() {
-        let line = source.line(rspan.span().start);
-        let entry = reference_entry(index, r, line).map_err(|message| PolicyError::Invalid {
-            file: source.file.into(),
-            line,
-            message: format!("workload `{id}`: {message}"),
-        })?;
-        references.push(entry);
-    }
+    let references = references(&id, w.reference, spans, (w.reference_values_corim, w.corim_key), &wspan, source)?;
     let targets = target_rules(&id, w.target, &wspan, source)?;
     let lifetime =
         lifetime(w.lifetime_secs).map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
@@ -448,6 +449,88 @@ fn workload(
         dns_names,
         line: source.line(wspan.start),
     })
+}
+
+/// A workload's reference entries: its `[[workload.reference]]` tables, then those of its
+/// `reference_values_corim` (at the workload's line). At least one.
+fn references(
+    id: &str,
+    files: Vec<ReferenceFile>,
+    spans: &WorkloadSpans,
+    (corim, key): (Option<String>, Option<String>),
+    wspan: &Range<usize>,
+    source: &Source<'_>,
+) -> Result<Vec<ReferenceEntry>, PolicyError> {
+    let from_corim = match (corim, key) {
+        (None, None) => Vec::new(),
+        (Some(corim), Some(key)) => {
+            let path = |p: &str| source.dir.map_or_else(|| std::path::PathBuf::from(p), |d| d.join(p));
+            corim_references(&path(&corim), &path(&key))?
+        }
+        (Some(_), None) => {
+            let message = format!(
+                "workload `{id}`: reference_values_corim needs corim_key, the public key its signature must verify under"
+            );
+            return Err(source.invalid(wspan.clone(), message));
+        }
+        (None, Some(_)) => {
+            let message = format!("workload `{id}`: corim_key is set but reference_values_corim is not");
+            return Err(source.invalid(wspan.clone(), message));
+        }
+    };
+    if files.is_empty() && from_corim.is_empty() {
+        let message = format!(
+            "workload `{id}` has no [[workload.reference]] entries and no reference_values_corim, so nothing can be admitted as it"
+        );
+        return Err(source.invalid(wspan.clone(), message));
+    }
+    let wline = source.line(wspan.start);
+    let lines = spans.reference.iter().map(|s| source.line(s.span().start)).chain(std::iter::repeat(wline));
+    let mut references = Vec::new();
+    for (index, (r, line)) in files.into_iter().chain(from_corim).zip(lines).enumerate() {
+        let entry = reference_entry(index, r, line).map_err(|message| PolicyError::Invalid {
+            file: source.file.into(),
+            line,
+            message: format!("workload `{id}`: {message}"),
+        })?;
+        references.push(entry);
+    }
+    Ok(references)
+}
+
+/// The reference entries of a signed CoRIM (`twi build`'s `reference-values.corim`), once its
+/// signature verifies under the P-384 public key in `key_path` (PEM): as
+/// `values::image_references` makes from the JSON, each SEV-SNP launch digest admitted on `sim-snp`
+/// and on `snp` (there with the guest policy bits the CoRIM pins), each TDX MRTD on `sim-tdx`
+/// and `tdx`. Errors name the file.
+fn corim_references(path: &Path, key_path: &Path) -> Result<Vec<ReferenceFile>, PolicyError> {
+    let key = super::signature::PolicyKey::load(key_path)
+        .map_err(|e| PolicyError::ReferenceValues(format!("corim_key {}: {e}", key_path.display())))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| PolicyError::Read { path: path.display().to_string(), error: e.to_string() })?;
+    let values = super::corim::read_signed(&bytes, &key.0)
+        .map_err(|e| PolicyError::ReferenceValues(format!("{}: {e}", path.display())))?;
+    let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    Ok(values.iter().enumerate().flat_map(|(i, v)| corim_entries(&format!("{name} #{i}"), v)).collect())
+}
+
+fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {
+    match value.platform {
+        LaunchPlatform::SevSnp => {
+            let simulated =
+                ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, &value.digest, None);
+            let real = ReferenceFile {
+                policy_mask: value.policy.map(|p| U64(p.mask)),
+                policy_required: value.policy.map(|p| U64(p.required)),
+                ..ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, &value.digest, None)
+            };
+            [simulated, real]
+        }
+        LaunchPlatform::Tdx => [
+            ReferenceFile::tdx(&format!("{label} (simulated TDX)"), Platform::SimTdx, &value.digest),
+            ReferenceFile::tdx(&format!("{label} (TDX)"), Platform::Tdx, &value.digest),
+        ],
+    }
 }
 
 /// A workload's `[[workload.target]]` entries, checked, each named once.

@@ -10,8 +10,11 @@
 //!
 //! By job:
 //! - `model`: the levels, claims, reference values, workloads and the parsed [`Policy`];
-//! - `file`: the file format, read and written through serde ([`PolicyFile`]);
+//! - `file`: the file format, read and written through serde ([`PolicyFile`]), and the
+//!   reference entries of a workload's signed CoRIM;
 //! - `values`: the reference entries of an image, from its `reference-values.json`;
+//! - `corim`: reference values as a CoRIM (draft-ietf-rats-corim), written by `twi build`
+//!   and read by a workload's `reference_values_corim`;
 //! - `admission`: [`Policy::admit`] maps what a Verifier established ([`Appraised`]) to an
 //!   [`Admission`], or says why not — naming the closest reference entry and how it differs;
 //! - `renewal`: a credential promises a [`Binding`]; [`RenewalCheck`] refuses a renewal that
@@ -24,6 +27,7 @@
 //!   workload's provenance demands (SBOM required, vendor, deny list, minimum versions).
 
 mod admission;
+pub mod corim;
 mod dns;
 mod file;
 mod inventory;
@@ -35,6 +39,8 @@ mod targets;
 mod values;
 mod vmpl;
 
+#[cfg(test)]
+mod corim_tests;
 #[cfg(test)]
 mod tests;
 

@@ -16,7 +16,7 @@ impl Policy {
     pub fn load(path: &Path) -> Result<Self, PolicyError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| PolicyError::Read { path: path.display().to_string(), error: e.to_string() })?;
-        let mut policy = Self::parse(&text, &path.display().to_string())?;
+        let mut policy = Self::parse(&text, &path.display().to_string(), path.parent())?;
         policy.sbom_store = Some(super::provenance::sbom_store_of(path));
         let sig_path = signature_path(path);
         if sig_path.exists() {

@@ -10,8 +10,9 @@ use twi_proto::manifest::Diagnostic;
 use super::args::RunArgs;
 use crate::bridge::tamper::Tamper;
 use crate::cli::args::PlatformArg;
-use crate::cli::build::build;
+use crate::cli::build::{Build, build};
 use crate::cli::issuer::Anchor;
+use crate::corim::CorimSettings;
 use crate::image::{ImageKind, ImageParams, read_image, read_manifest};
 use crate::vm::Transport;
 use crate::{igvm, measure, qemu};
@@ -51,7 +52,9 @@ impl Image {
         let (rom, built) = match &args.image {
             Some(path) => (path.clone(), false),
             None => {
-                (build(&args.out, None, anchor, &ImageParams::default(), Diagnostic::None, &Default::default())?, true)
+                let (params, corim) = (ImageParams::default(), CorimSettings::default());
+                let how = Build { params: &params, diagnostic: Diagnostic::None, corim: &corim };
+                (build(&args.out, None, anchor, &how, &Default::default())?, true)
             }
         };
         let launch = match (args.platform, built) {
