@@ -31,38 +31,11 @@ import sys
 import cbor2
 from pycose.keys import EC2Key
 from pycose.keys.curves import P384
-from pycose.messages import Sign1Message
 
 from checks import check, failures
+from cose_sign1 import Refused, label, sign1, thaw
 
 PROFILE = "tag:microsoft.com,2026:launch-measurement/v1"
-
-
-class Refused(Exception):
-    pass
-
-
-def thaw(value):
-    if isinstance(value, (tuple, list)):
-        return [thaw(v) for v in value]
-    if hasattr(value, "items"):
-        return {k: thaw(v) for k, v in value.items()}
-    return value
-
-
-def label(header, number):
-    for key, value in header.items():
-        if key == number or getattr(key, "identifier", None) == number:
-            return value
-    return None
-
-
-def sign1(data):
-    # cbor2 >= 5.7 hands tagged arrays over as tuples, which pycose 1.1 does not take.
-    tagged = cbor2.loads(data)
-    if not isinstance(tagged, cbor2.CBORTag) or tagged.tag != 18:
-        raise Refused("not a tagged COSE_Sign1 (18)")
-    return Sign1Message.from_cose_obj(thaw(tagged.value), True)
 
 
 def verify_envelope(message, key, signer):

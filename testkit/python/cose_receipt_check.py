@@ -26,35 +26,10 @@ import sys
 import cbor2
 from pycose.keys import EC2Key
 from pycose.keys.curves import P384
-from pycose.messages import Sign1Message
 
 from rfc9162 import Refused, root_from
 from checks import b64url_decode, check, failures
-
-
-
-def label(header, number):
-    for key, value in header.items():
-        if key == number or getattr(key, "identifier", None) == number:
-            return value
-    return None
-
-
-def thaw(value):
-    if isinstance(value, (tuple, list)):
-        return [thaw(v) for v in value]
-    if hasattr(value, "items"):
-        return {k: thaw(v) for k, v in value.items()}
-    return value
-
-
-def sign1(data):
-    # Tag 18 first; cbor2 >= 5.7 hands tagged arrays and maps over as tuples and frozendicts,
-    # which pycose 1.1's CoseMessage.decode does not take, so pycose gets them as list and dict.
-    tagged = cbor2.loads(data)
-    if not isinstance(tagged, cbor2.CBORTag) or tagged.tag != 18:
-        raise Refused("not a tagged COSE_Sign1")
-    return Sign1Message.from_cose_obj(thaw(tagged.value), True)
+from cose_sign1 import label, sign1, thaw
 
 
 def verify_statement(statement, key):

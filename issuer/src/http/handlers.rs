@@ -201,16 +201,8 @@ pub(super) async fn enrolled(
     evidence: OwnedEvidence,
     role: &'static str,
 ) -> Result<crate::asks::Issued, ApiError> {
-    let ear = match (&state.peers.verifier, state.roles.verifier) {
-        (_, true) => None,
-        (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::C, &evidence).await?),
-        (None, false) => {
-            return Err(ApiError::role_missing(
-                "Verifier",
-                "mechanism C's Credential Authority calls it: serve both roles, or give `twi serve --verifier-url`",
-            ));
-        }
-    };
+    let ear =
+        appraised_elsewhere(state, Mechanism::C, &evidence, "mechanism C's Credential Authority calls it").await?;
     with_issuer(state, move |issuer| {
         let evidence = evidence.evidence();
         let request = match &ear {
@@ -222,6 +214,25 @@ pub(super) async fn enrolled(
         issuer.ca_credential(request).map_err(|r| logged(role, r))
     })
     .await
+}
+
+/// For a process without the Verifier role: the attestation result the Verifier process it
+/// calls signs for `evidence` appraised for `mechanism` (C or D); `None` when this process
+/// serves the Verifier itself; 501 saying `why` it is needed when it has neither.
+async fn appraised_elsewhere(
+    state: &AppState,
+    mechanism: Mechanism,
+    evidence: &OwnedEvidence,
+    why: &str,
+) -> Result<Option<String>, ApiError> {
+    match (&state.peers.verifier, state.roles.verifier) {
+        (_, true) => Ok(None),
+        (Some(peer), false) => Ok(Some(super::asking::appraised(peer, mechanism, evidence).await?)),
+        (None, false) => Err(ApiError::role_missing(
+            "Verifier",
+            &format!("{why}: serve both roles, or give `twi serve --verifier-url`"),
+        )),
+    }
 }
 
 /// Mechanism B at the Credential Authority: the attestation result and the proof.
@@ -308,16 +319,8 @@ pub(super) async fn key_store_release(
     key_store_served(&state)?;
     let request = body(json)?;
     let evidence = request.evidence.decode()?;
-    let ear = match (&state.peers.verifier, state.roles.verifier) {
-        (_, true) => None,
-        (Some(peer), false) => Some(super::asking::appraised(peer, Mechanism::D, &evidence).await?),
-        (None, false) => {
-            return Err(ApiError::role_missing(
-                "Verifier",
-                "the Key Store releases a key only on its appraisal: serve both roles, or give `twi serve --verifier-url`",
-            ));
-        }
-    };
+    let why = "the Key Store releases a key only on its appraisal";
+    let ear = appraised_elsewhere(&state, Mechanism::D, &evidence, why).await?;
     with_issuer(&state, move |issuer| {
         let evidence = evidence.evidence();
         let released = match &ear {
