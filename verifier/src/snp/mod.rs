@@ -64,6 +64,7 @@ impl SnpVerifier {
             .map(|der| Cert::from_der(der, "endorsement"))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SnpRejection::from(SnpError::from(e)))?;
+        let certs = leaf_first(certs);
         let vek = verify_endorsements(&certs, &[], &self.config.trust, now)?;
         let root = certs.last().and_then(|top| self.config.trust.root_above(top));
         let window = cache::window(certs.iter().chain(root).map(Cert::certificate));
@@ -83,6 +84,17 @@ impl SnpVerifier {
     pub fn config(&self) -> &SnpConfig {
         &self.config
     }
+}
+
+/// The endorsements as a path from the VEK up, whatever order the host's certificate table
+/// listed them in (the GHCB specification's table is keyed by GUID, not ordered): the one
+/// certificate that is not a CA, then each issuer. As given when that is not clear-cut (no
+/// single leaf, a duplicate, a certificate off the path), so verification says what is wrong.
+fn leaf_first(certs: Vec<Cert>) -> Vec<Cert> {
+    let leaves: Vec<&Cert> = certs.iter().filter(|c| !crate::chain::is_ca(c)).collect();
+    let [leaf] = leaves[..] else { return certs };
+    let path = crate::bundle::CertPool::new(certs.iter().cloned()).path_from(leaf, &[]);
+    if path.len() == certs.len() { path } else { certs }
 }
 
 impl Verifier for SnpVerifier {
