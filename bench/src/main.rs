@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench/run                     # all sections, 10 runs each
-//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, log, service
+//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, verify, log, service
 //! target/release/twi-bench elf FILE...   # ROM figures of runtime ELFs built otherwise
 //! ```
 //!
@@ -21,6 +21,7 @@ mod rom;
 mod service;
 mod stats;
 mod twi;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -28,7 +29,7 @@ use anyhow::{Context, Result, bail};
 
 /// The ROM budget of issue 17.
 const ROM_BUDGET: u64 = 256 * 1024;
-const SECTIONS: [&str; 8] = ["rom", "cold", "ram", "frames", "guest", "issue", "log", "service"];
+const SECTIONS: [&str; 9] = ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "service"];
 
 struct Args {
     twi: PathBuf,
@@ -75,8 +76,8 @@ fn main() -> Result<()> {
     println!("TWI benchmark: {} runs per figure, accelerator tcg, twi = {}", args.runs, args.twi.display());
     println!("{}", stats::load());
     let on = |s: &str| args.sections.iter().any(|x| x == s);
-    // The issuer's sections need no image: `bench/run issue log service` runs without building one.
-    if args.sections.iter().all(|s| ["issue", "log", "service"].contains(&s.as_str())) {
+    // The issuer's sections need no image: `bench/run issue verify log service` runs without building one.
+    if args.sections.iter().all(|s| ["issue", "verify", "log", "service"].contains(&s.as_str())) {
         return issuer_sections(&args, on);
     }
     let default = twi.build("image", &[])?;
@@ -104,6 +105,9 @@ fn main() -> Result<()> {
 fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     if on("issue") {
         issue::issuance(args.runs)?;
+    }
+    if on("verify") {
+        verify::tdx_appraisal(args.runs)?;
     }
     if on("log") {
         log::cost_by_size(args.runs, &[1_000, 100_000])?;
