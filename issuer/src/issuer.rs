@@ -85,12 +85,7 @@ impl Issuer {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
             verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref(), shared)?,
-            records: Records::open(
-                state_dir,
-                &format!("{}/twi-log", policy.trust_domain),
-                &format!("spiffe://{}/twi-issuer", policy.trust_domain),
-                database.as_ref(),
-            )?,
+            records: Records::open(state_dir, &policy.trust_domain, database.as_ref())?,
             ca,
             policy,
             key_store: None,

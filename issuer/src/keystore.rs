@@ -369,12 +369,7 @@ pub fn provision_owner(
 ) -> Result<Provisioned, IssuerError> {
     crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
-    let records = crate::records::Records::open(
-        state_dir,
-        &format!("{ca_domain}/twi-log"),
-        &format!("spiffe://{ca_domain}/twi-issuer"),
-        None,
-    )?;
+    let records = crate::records::Records::open(state_dir, ca_domain, None)?;
     let now = SystemTime::now();
     let record = |serial_hex: &str| records.provisioning(owner.workload_id, serial_hex, OWNER_CLI, NO_POLICY, now);
     let (der, statement) = match owner.certificate {
@@ -427,8 +422,7 @@ mod tests {
         let key = SigningKey::try_generate().unwrap();
         let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
         let provisioned = provision_owner(dir.path(), "example.org", &owner).unwrap();
-        let records =
-            crate::records::Records::open(dir.path(), "example.org/twi-log", "spiffe://example.org/twi-issuer", None);
+        let records = crate::records::Records::open(dir.path(), "example.org", None);
         let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");
         let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
         let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record;
@@ -445,8 +439,7 @@ mod tests {
         let owner = OwnerCredential { certificate: Some(&own.der), ..owner };
         let kept = provision_owner(dir.path(), "example.org", &owner).unwrap();
         assert_eq!(kept.serial_hex, own.serial_hex);
-        let records =
-            crate::records::Records::open(dir.path(), "example.org/twi-log", "spiffe://example.org/twi-issuer", None);
+        let records = crate::records::Records::open(dir.path(), "example.org", None);
         assert!(records.unwrap().prove(&own.serial_hex).unwrap().is_some(), "the owner's certificate is logged");
     }
 

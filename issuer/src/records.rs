@@ -60,16 +60,13 @@ pub(crate) struct Issuance<'a> {
 }
 
 impl Records {
-    /// The log in the issuer state `dir` (checked, and created if absent) and its keys; a new
-    /// log is named `origin` in its checkpoints, and its statements are made by `issuer`.
-    pub(crate) fn open(
-        dir: &Path,
-        origin: &str,
-        issuer: &str,
-        database: Option<&Arc<Postgres>>,
-    ) -> Result<Self, IssuerError> {
+    /// The log of `trust_domain` in the issuer state `dir` (checked, and created if absent)
+    /// and its keys; a new log is named `<trust domain>/twi-log` in its checkpoints, and its
+    /// statements are made by `spiffe://<trust domain>/twi-issuer`.
+    pub(crate) fn open(dir: &Path, trust_domain: &str, database: Option<&Arc<Postgres>>) -> Result<Self, IssuerError> {
+        let issuer = format!("spiffe://{trust_domain}/twi-issuer");
         let key = state::load_or_create_key(dir, "log-key.pem")?;
-        let checkpoint = CheckpointKey::load_or_create(dir, origin)?;
+        let checkpoint = CheckpointKey::load_or_create(dir, &format!("{trust_domain}/twi-log"))?;
         // Opened (and checked) once; each use takes the state lock and catches up with what
         // other processes sharing the state directory appended, so they append in turn.
         let log = match database {
@@ -82,7 +79,7 @@ impl Records {
             }
         };
         let shared = database.is_some();
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer: issuer.into(), log: Mutex::new(log), shared })
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log: Mutex::new(log), shared })
     }
 
     /// The key signed tree heads verify under.

@@ -1,5 +1,5 @@
-//! Asking the Verifier of another process ([`super::peer`]) from a request's handler: off the
-//! async workers, its refusals turned into this service's answers.
+//! Asking a role of another process ([`super::peer`]: the Verifier, or mechanism A's CA) from
+//! a request's handler: off the async workers, its refusals turned into this service's answers.
 
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use super::wire::CredentialResponse;
 use crate::evidence::{EvidenceJson, OwnedEvidence};
 use crate::policy::Mechanism;
 
-/// Seconds a client waits before asking again when the Verifier cannot be reached.
+/// Seconds a client waits before asking again when the other role cannot be reached.
 const UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// The attestation result `peer` signs for `evidence` appraised for `mechanism`, asked off the

@@ -94,27 +94,15 @@ pub(super) async fn verifier_evidence(
 ) -> Result<Response, ApiError> {
     let request = body(json)?;
     let evidence = request.evidence.decode()?;
+    // Mechanism B's workload, or the Credential Authority (c) or Key Store (d) of another
+    // process over mutual TLS: the Verifier's attestation result.
+    let for_a_role = matches!(request.mechanism, Mechanism::C | Mechanism::D) && operator.is_some();
     match request.mechanism {
-        // The Credential Authority (c) or Key Store (d) of another process, over mutual TLS.
-        mechanism @ (Mechanism::C | Mechanism::D) if operator.is_some() => {
+        Mechanism::A => Ok(Json(verifier_credential(&state, evidence).await?).into_response()),
+        mechanism if mechanism == Mechanism::B || for_a_role => {
             let result = with_issuer(&state, move |issuer| {
                 let result = issuer.verifier_appraisal(&evidence.evidence(), mechanism);
-                result.map_err(|r| {
-                    logged(
-                        if mechanism == Mechanism::C { "verifier (for a ca)" } else { "verifier (for a key store)" },
-                        r,
-                    )
-                })
-            })
-            .await?;
-            Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })
-                .into_response())
-        }
-        Mechanism::A => Ok(Json(verifier_credential(&state, evidence).await?).into_response()),
-        Mechanism::B => {
-            let result = with_issuer(&state, move |issuer| {
-                let result = issuer.verifier_attestation_result(&evidence.evidence());
-                result.map_err(|r| logged("verifier (mechanism b)", r))
+                result.map_err(|r| logged(&format!("verifier (mechanism {mechanism})"), r))
             })
             .await?;
             Ok(Json(AttestationResultResponse { attestation_result: result.ear_jwt, workload_id: result.workload_id })

@@ -1,14 +1,17 @@
-//! The roles in separate processes (issue 14 item 5): a Credential Authority or Key Store
-//! process that does not serve the Verifier role has the evidence appraised by the Verifier
-//! process it is given (`twi serve --verifier-url`), over mutual TLS — the Verifier's server
-//! certificate checked against a CA, this process presenting a client certificate under the
-//! Verifier's operator CA. The Verifier answers with its signed attestation result and keeps
-//! what it appraised for the asking role to redeem once, through the database the processes
-//! share (as mechanism B's result, `redemption.rs`).
+//! The roles in separate processes (issue 14 item 5), over mutual TLS — the other process's
+//! server certificate checked against a CA, this process presenting a client certificate under
+//! the other's operator CA:
 //!
-//! The client is the caller's ([`VerifierPeer`]): `twi serve` gives the one `twi run
-//! --issuer-url` uses, with its retries under one `Idempotency-Key`; `asking.rs` turns its
-//! answers into this service's.
+//! - a Credential Authority or Key Store process that does not serve the Verifier role has the
+//!   evidence appraised by the Verifier process it is given (`twi serve --verifier-url`,
+//!   [`VerifierPeer`]);
+//! - a Verifier process that does not serve the CA role obtains mechanism A's credential from
+//!   the CA process it is given (`--ca-url`, [`CaPeer`]).
+//!
+//! The Verifier keeps what it appraised for the other role to redeem once, through the
+//! database the processes share (as mechanism B's result, `redemption.rs`). The clients are the
+//! caller's: `twi serve` gives the one `twi run --issuer-url` uses, with its retries under one
+//! `Idempotency-Key`; `asking.rs` turns their answers into this service's.
 
 use std::sync::Arc;
 
