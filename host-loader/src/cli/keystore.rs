@@ -40,6 +40,11 @@ pub struct ProvisionArgs {
     /// Lifetime of a certificate the CA issues here, in hours.
     #[arg(long, default_value_t = 24)]
     lifetime_hours: u64,
+    /// The replicas' PostgreSQL database (the URL their `twi serve --database` was given): the
+    /// credential goes to their shared Key Store and its record to their log, so every
+    /// replica releases it. Without it, this state directory's own files.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     #[command(flatten)]
     identity: IdentityArgs,
     #[command(flatten)]
@@ -50,7 +55,7 @@ pub struct ProvisionArgs {
 #[derive(clap::Args, Debug)]
 struct RemoteProvision {
     /// The service (https://HOST:PORT) whose Key Store provisions the workload's credential.
-    #[arg(long, value_name = "URL", requires_all = ["platform", "measurement"], conflicts_with_all = ["workload_id", "key", "certificate"])]
+    #[arg(long, value_name = "URL", requires_all = ["platform", "measurement"], conflicts_with_all = ["workload_id", "key", "certificate", "database"])]
     issuer_url: Option<String>,
     /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
     #[arg(long, value_name = "PEM", requires = "issuer_url")]
@@ -86,8 +91,10 @@ pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
         certificate: certificate.as_deref(),
         lifetime: Duration::from_secs(args.lifetime_hours.saturating_mul(3600)),
     };
-    let provisioned = provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner)
-        .context("provisioning the Key Store")?;
+    let database = args.database.as_deref().map(twi_issuer::database::Postgres::connect).transpose()?;
+    let provisioned =
+        provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner, database.map(std::sync::Arc::new))
+            .context("provisioning the Key Store")?;
     eprintln!(
         "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
         provisioned.serial_hex, provisioned.workload_id
