@@ -1122,6 +1122,38 @@ fn http_est_enrolls_the_csrs_key_over_rfc_7030() {
     run.assert_refused("twi run --protocol est under mechanism b", "--protocol est enrolls through");
 }
 
+/// Issue 14 item 4: renewals over HTTP. `twi run --issuer-url URL --renew SERIAL` renews
+/// through the JSON API, and with `--protocol est` through EST simplereenroll (RFC 7030
+/// §4.2.2): fresh evidence each time, the credential renewed named beside it, a new credential
+/// that OpenSSL verifies; a credential the service never issued is refused with the reason.
+#[test]
+fn http_renewals_over_the_json_api_and_est_simplereenroll() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = Service::start(dir.path());
+    let serial_of = |out: &Path| hex::encode(certificate(out).tbs_certificate().serial_number().as_bytes());
+    let first = dir.path().join("run-first");
+    service.scenario("sim", &first).run().assert_success("the first issuance over HTTPS");
+    let serial = serial_of(&first);
+
+    let json = dir.path().join("run-renew-json");
+    let log = service.scenario("sim", &json).renew(&serial).run().assert_success("twi run --renew over HTTPS");
+    assert!(log.contains(&format!("twi: renewal of credential {serial}")), "{log}");
+    let renewed = serial_of(&json);
+    assert_ne!(renewed, serial, "a renewal is a new credential");
+    tools::assert_openssl_verifies_simulated(&service.ca, &json.join("credential.pem"));
+
+    let est = dir.path().join("run-renew-est");
+    let run = service.scenario("sim", &est).renew(&renewed).arg("--protocol").arg("est").run();
+    let log = run.assert_success("twi run --protocol est --renew");
+    let path = format!("Re-enrollment by EST (RFC 7030) at {}/.well-known/est/simplereenroll", service.served.url);
+    assert!(log.contains(&path), "{log}");
+    assert_ne!(serial_of(&est), renewed);
+    tools::assert_openssl_verifies_simulated(&service.ca, &est.join("credential.pem"));
+
+    let log = service.scenario("sim", &dir.path().join("run-unknown")).renew("00ff").run().log();
+    assert!(log.contains("credential 00ff has no provenance record at this issuer"), "{log}");
+}
+
 #[test]
 fn http_an_unreachable_issuer_is_reported_before_booting() {
     let dir = tempfile::tempdir().unwrap();

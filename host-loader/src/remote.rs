@@ -206,23 +206,37 @@ impl RemoteIssuer {
         if self.protocol == Protocol::Est {
             return match mechanism {
                 Some(Mechanism::A) => Err(est_refused(Mechanism::A)),
-                _ => self.simpleenroll(evidence),
+                _ => self.simpleenroll(evidence, None),
             };
         }
-        let evidence = EvidenceJson::new(evidence);
-        let response: CredentialResponse = if mechanism == Some(Mechanism::A) {
-            self.post("/v1/verifier/evidence", &VerifierRequest { mechanism: Mechanism::A, evidence })?
-        } else {
-            let request = CredentialAuthorityRequest {
-                mechanism: Mechanism::C,
-                evidence: Some(evidence),
-                attestation_result: None,
-                public_key: None,
-                proof: None,
-            };
-            self.post("/v1/ca/credential", &request)?
+        if mechanism == Some(Mechanism::A) {
+            let evidence = EvidenceJson::new(evidence);
+            let request = VerifierRequest { mechanism: Mechanism::A, evidence };
+            return Obtained::from_response(self.post("/v1/verifier/evidence", &request)?);
+        }
+        self.enroll_json(evidence, None)
+    }
+
+    /// A renewal of credential `previous` (X.509 serial in hex, or WIT jti) on fresh evidence:
+    /// mechanism C's request naming it (`POST /v1/ca/credential`, or EST simplereenroll).
+    pub fn renew(&self, evidence: &Evidence<'_>, previous: &str) -> std::result::Result<Obtained, String> {
+        match self.protocol {
+            Protocol::Est => self.simpleenroll(evidence, Some(previous)),
+            Protocol::Json => self.enroll_json(evidence, Some(previous)),
+        }
+    }
+
+    /// Mechanism C at the Credential Authority (`POST /v1/ca/credential`).
+    fn enroll_json(&self, evidence: &Evidence<'_>, renewal_of: Option<&str>) -> std::result::Result<Obtained, String> {
+        let request = CredentialAuthorityRequest {
+            mechanism: Mechanism::C,
+            evidence: Some(EvidenceJson::new(evidence)),
+            attestation_result: None,
+            public_key: None,
+            proof: None,
+            renewal_of: renewal_of.map(str::to_string),
         };
-        Obtained::from_response(response)
+        Obtained::from_response(self.post("/v1/ca/credential", &request)?)
     }
 
     /// Mechanism B, the Verifier (`POST /v1/verifier/evidence`): the signed attestation result
@@ -245,6 +259,7 @@ impl RemoteIssuer {
             attestation_result: Some(request.ear.to_string()),
             public_key: Some(hex::encode(request.public_key)),
             proof: Some(hex::encode(request.proof)),
+            renewal_of: None,
         };
         Obtained::from_response(self.post("/v1/ca/credential", &body)?)
     }
@@ -299,7 +314,7 @@ impl RemoteIssuer {
     }
 
     /// Mechanism C over EST (RFC 7030 §4.2.1): the CSR as the body, the evidence beside it.
-    fn simpleenroll(&self, evidence: &Evidence<'_>) -> std::result::Result<Obtained, String> {
+    fn simpleenroll(&self, evidence: &Evidence<'_>, renewal_of: Option<&str>) -> std::result::Result<Obtained, String> {
         use base64ct::{Base64, Encoding};
         use twi_issuer::http::est;
         let Some(csr) = evidence.bundle.csr else {
@@ -308,10 +323,15 @@ impl RemoteIssuer {
         let mut json = EvidenceJson::new(evidence);
         json.csr = None;
         let header = serde_json::to_vec(&json).map_err(|e| format!("the evidence as JSON: {e}"))?;
-        let url = format!("{}{}", self.base, est::SIMPLEENROLL_PATH);
+        let path = if renewal_of.is_some() { est::SIMPLEREENROLL_PATH } else { est::SIMPLEENROLL_PATH };
+        let url = format!("{}{path}", self.base);
         let (evidence_header, body) = (Base64::encode_string(&header), est::base64_lines(csr));
         let mut response = self.post_retried(&url, |request| {
-            request.header("content-type", est::PKCS10).header(est::EVIDENCE_HEADER, &evidence_header).send(&body)
+            let request = request.header("content-type", est::PKCS10).header(est::EVIDENCE_HEADER, &evidence_header);
+            match renewal_of {
+                Some(previous) => request.header(est::RENEWAL_HEADER, previous).send(&body),
+                None => request.send(&body),
+            }
         })?;
         let status = response.status();
         let record = response.headers().get(est::CREDENTIAL_HEADER).map(|v| v.as_bytes().to_vec());
@@ -448,6 +468,7 @@ impl twi_issuer::http::CaPeer for RemoteIssuer {
             attestation_result: Some(attestation_result.to_string()),
             public_key: None,
             proof: None,
+            renewal_of: None,
         };
         self.post_to_peer("/v1/ca/credential", &request)
     }

@@ -301,6 +301,13 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     assert_eq!(obtained.credential.workload_id, "spiffe://example.org/payroll-app");
     let replay = ca_client.issue(&attested.evidence(), Some(Mechanism::C)).unwrap_err();
     assert!(replay.contains("the Verifier") && replay.contains("already used"), "{replay}");
+    // A renewal of it at the CA, on fresh evidence the Verifier appraised.
+    let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let renewed = ca_client.renew(&fresh.evidence(), &obtained.credential.serial).unwrap();
+    assert_ne!(renewed.credential.serial, obtained.credential.serial);
+    let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let unknown = ca_client.renew(&fresh.evidence(), "00ff").unwrap_err();
+    assert!(unknown.contains("no provenance record"), "{unknown}");
     // Only a role with a certificate under the operator CA asks the Verifier for mechanism C.
     let attested = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
     let evidence = twi_issuer::http::wire::EvidenceJson::new(&attested.evidence());

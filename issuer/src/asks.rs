@@ -59,8 +59,9 @@ pub enum CredentialRequest<'a> {
     AttestationResult(CredentialRequestIn<'a>),
     /// The roles in separate processes: the evidence, and the attestation result the Verifier
     /// of another process signed for it for `mechanism` — C: this process's CA asked it; A: it
-    /// asks this process's CA (both over mutual TLS, `http::peer`). Redeemed once.
-    Appraised { evidence: Evidence<'a>, attestation_result: &'a str, mechanism: Mechanism },
+    /// asks this process's CA (both over mutual TLS, `http::peer`). Redeemed once. With
+    /// `renewal_of`, a renewal (mechanism C) as for [`CredentialRequest::Evidence`].
+    Appraised { evidence: Evidence<'a>, attestation_result: &'a str, mechanism: Mechanism, renewal_of: Option<&'a str> },
 }
 
 /// A credential and what it was issued on.
@@ -200,7 +201,7 @@ impl Issuer {
                 let presented = ResultOfRecord::Presented(request.ear.to_string());
                 self.issue(launch, request.public_key, Mechanism::B, presented)
             }
-            CredentialRequest::Appraised { evidence, attestation_result, mechanism } => {
+            CredentialRequest::Appraised { evidence, attestation_result, mechanism, renewal_of } => {
                 if !matches!(mechanism, Mechanism::A | Mechanism::C) {
                     let why = format!(
                         "the Credential Authority issues on a Verifier's result for mechanism a or c, not {mechanism}"
@@ -209,6 +210,9 @@ impl Issuer {
                 }
                 let key = evidence.bundle.public_key;
                 let launch = self.appraised_elsewhere(attestation_result, key, mechanism)?;
+                if let Some(previous) = renewal_of {
+                    self.check_renewal(previous, &launch.admission)?;
+                }
                 self.issue(launch, key, mechanism, ResultOfRecord::Presented(attestation_result.to_string()))
             }
         }
@@ -362,11 +366,17 @@ impl Issuer {
         let route = Route { purpose, mechanism: renewal_of.is_none().then_some(mechanism) };
         appraisal.freshness = Some(self.served(&admission, evidence, route, established)?);
         if let Some(previous) = renewal_of {
-            let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
-            let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
-            RenewalCheck { previous: binding }.check(&admission)?;
+            self.check_renewal(previous, &admission)?;
         }
         Ok((appraisal, admission))
+    }
+
+    /// A renewal of credential `previous` is granted to `admission` only under the policy's
+    /// renewal rules, checked against what `previous` was bound to (its provenance record).
+    fn check_renewal(&self, previous: &str, admission: &Admission) -> Result<(), Rejection> {
+        let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
+        let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
+        Ok(RenewalCheck { previous: binding }.check(admission)?)
     }
 
     /// The admitted workload is served for the evidence's target (TACRA), in this mode, with

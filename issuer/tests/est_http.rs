@@ -110,6 +110,65 @@ fn simpleenroll_certifies_the_csrs_key_on_evidence_bound_to_that_csr() {
     assert!(reason(&body).contains("replay"), "{}", reason(&body));
 }
 
+/// `simplereenroll` (RFC 7030 §4.2.2): fresh evidence and CSR, naming the credential renewed
+/// in its header; granted for a credential this issuer logged for the workload, refused for
+/// one it never issued and without the header, each with its reason.
+#[test]
+fn simplereenroll_renews_a_logged_credential_on_fresh_evidence() {
+    let service = service(Roles::ALL);
+    let (signing, key) = workload_key();
+    let (evidence, csr) = enrollment(&service, &signing);
+    let (status, headers, body) = service.send(enroll_request(&csr, Some(&evidence)));
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let record = est::from_base64("record", headers[est::CREDENTIAL_HEADER].as_bytes()).unwrap();
+    let first: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    let serial = first["serial"].as_str().unwrap().to_string();
+
+    let reenroll = |renewal_of: Option<&str>| {
+        let (evidence, csr) = enrollment(&service, &signing);
+        let mut request = enroll_request(&csr, Some(&evidence));
+        *request.uri_mut() = est::SIMPLEREENROLL_PATH.parse().unwrap();
+        if let Some(previous) = renewal_of {
+            request.headers_mut().insert(est::RENEWAL_HEADER, previous.parse().unwrap());
+        }
+        service.send(request)
+    };
+    let (status, headers, body) = reenroll(Some(&serial));
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_certs_only(&headers);
+    let der = est::from_base64("answer", &body).unwrap();
+    let [renewed] = <[Vec<u8>; 1]>::try_from(est::certificates(&der).unwrap()).unwrap();
+    let renewed = Certificate::from_der(&renewed).unwrap();
+    assert_eq!(renewed.tbs_certificate().subject_public_key_info().subject_public_key.raw_bytes(), key);
+    assert_ne!(hex::encode(renewed.tbs_certificate().serial_number().as_bytes()), serial, "a new credential");
+
+    let (status, _, body) = reenroll(Some("00ff"));
+    assert_eq!(status, StatusCode::FORBIDDEN, "{}", String::from_utf8_lossy(&body));
+    assert!(reason(&body).contains("credential 00ff has no provenance record"), "{}", reason(&body));
+    let (status, _, body) = reenroll(None);
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(reason(&body).contains(est::RENEWAL_HEADER), "{}", reason(&body));
+}
+
+/// `csrattrs` (RFC 7030 §4.5): base64 DER that OpenSSL parses as the P-384 key attribute and
+/// the ecdsa-with-SHA384 signature.
+#[test]
+fn csrattrs_asks_for_a_p384_key_signed_with_sha384_as_openssl_reads_it() {
+    let service = service(Roles::ALL);
+    let dir = tempfile::tempdir().unwrap();
+    let request = Request::builder().uri(est::CSRATTRS_PATH).body(Body::empty()).unwrap();
+    let (status, headers, body) = service.send(request);
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers[header::CONTENT_TYPE], est::CSRATTRS);
+    let b64 = dir.path().join("csrattrs.b64");
+    std::fs::write(&b64, &body).unwrap();
+    let parsed = openssl(&["asn1parse", "-inform", "PEM", "-in", utf8(&b64)]);
+    let text = String::from_utf8_lossy(&parsed.stdout);
+    assert!(parsed.status.success(), "{}", String::from_utf8_lossy(&parsed.stderr));
+    let objects: Vec<&str> = text.lines().filter_map(|l| l.split("OBJECT            :").nth(1)).collect();
+    assert_eq!(objects, ["id-ecPublicKey", "secp384r1", "ecdsa-with-SHA384"], "{text}");
+}
+
 #[test]
 fn a_plain_est_client_without_evidence_is_told_what_is_missing() {
     let service = service(Roles::ALL);

@@ -137,11 +137,8 @@ impl Roles for RemoteIssuer {
     fn issue(&mut self, evidence: Presented<'_>, mechanism: Option<Mechanism>) -> Result<Obtained, Refusal> {
         RemoteIssuer::issue(self, &evidence, mechanism).map_err(Refusal)
     }
-    fn renew(&mut self, _: Presented<'_>, _: &str) -> Result<Obtained, Refusal> {
-        Err(Refusal(format!(
-            "renewals are not offered over HTTP yet: run the renewal against the embedded issuer, not {}",
-            self.url()
-        )))
+    fn renew(&mut self, evidence: Presented<'_>, previous: &str) -> Result<Obtained, Refusal> {
+        RemoteIssuer::renew(self, &evidence, previous).map_err(Refusal)
     }
     fn attestation_result(&mut self, evidence: Presented<'_>) -> Result<(String, String), Refusal> {
         RemoteIssuer::attestation_result(self, &evidence).map_err(Refusal)

@@ -1,11 +1,21 @@
 //! EST, Enrollment over Secure Transport (RFC 7030), as the Credential Authority's standard
 //! credential-acquisition protocol (TACRA names EST among the transports of its Enrollment
-//! step; issue 14 item 4). Two operations, over the same TLS listener as every other route:
+//! step; issue 14 item 4). Four operations, over the same TLS listener as every other route:
 //!
 //! | RFC 7030 | method and path | request → answer |
 //! | --- | --- | --- |
 //! | §4.1 Distribution of CA Certificates | `GET /.well-known/est/cacerts` | → the CA certificate as a certs-only CMS SignedData (PKCS#7) |
-//! | §4.2 Enrollment of Clients | `POST /.well-known/est/simpleenroll` | base64 DER PKCS#10 (`application/pkcs10`) + the evidence → the issued certificate, certs-only |
+//! | §4.2.1 Enrollment of Clients | `POST /.well-known/est/simpleenroll` | base64 DER PKCS#10 (`application/pkcs10`) + the evidence → the issued certificate, certs-only |
+//! | §4.2.2 Re-enrollment of Clients | `POST /.well-known/est/simplereenroll` | as simpleenroll, + the credential renewed in [`RENEWAL_HEADER`] → the renewed certificate |
+//! | §4.5 CSR Attributes | `GET /.well-known/est/csrattrs` | → base64 DER `CsrAttrs` (`application/csrattrs`): a P-384 key, signed with ecdsa-with-SHA384 |
+//!
+//! **Re-enrollment.** RFC 7030 names the certificate being renewed by the TLS client
+//! certificate. A TWI workload's key is in its TEE, which the host loader that speaks EST for
+//! it cannot present; and a renewal here proves the same thing an enrollment does, with fresh
+//! evidence binding the CSR. So the renewed credential is named in the request header
+//! [`RENEWAL_HEADER`] (its X.509 serial in hex, or its WIT `jti`), and the policy's renewal
+//! rules are checked against what that credential was bound to (its provenance record: the
+//! same workload, and under CS_L3 the same chip), as `twi run --renew` does in process.
 //!
 //! Both answers are `application/pkcs7-mime; smime-type=certs-only` with
 //! `Content-Transfer-Encoding: base64`: base64 of the DER `ContentInfo` in 64-character lines
@@ -52,6 +62,15 @@ use super::wire::{CredentialResponse, EvidenceJson};
 pub const CACERTS_PATH: &str = "/.well-known/est/cacerts";
 /// RFC 7030 §4.2.1.
 pub const SIMPLEENROLL_PATH: &str = "/.well-known/est/simpleenroll";
+/// RFC 7030 §4.2.2.
+pub const SIMPLEREENROLL_PATH: &str = "/.well-known/est/simplereenroll";
+/// RFC 7030 §4.5.
+pub const CSRATTRS_PATH: &str = "/.well-known/est/csrattrs";
+/// The CSR attributes' media type (RFC 7030 §4.5.2).
+pub const CSRATTRS: &str = "application/csrattrs";
+/// The re-enrollment's request header naming the credential it renews (X.509 serial in hex,
+/// or WIT `jti`).
+pub const RENEWAL_HEADER: &str = "twi-renewal-of";
 /// The answer's media type (RFC 7030 §4.1.3, §4.2.3; S/MIME's certs-only).
 pub const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
 /// The enrollment request's media type (RFC 7030 §4.2.1).
@@ -159,6 +178,61 @@ pub(super) async fn simpleenroll(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    enroll(state, headers, body, None, "credential authority (EST simpleenroll)").await
+}
+
+/// `POST /.well-known/est/simplereenroll`: [`simpleenroll`] renewing the credential
+/// [`RENEWAL_HEADER`] names, under the policy's renewal rules.
+pub(super) async fn simplereenroll(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let renewed = headers.get(RENEWAL_HEADER).map(|v| v.to_str().map(str::trim));
+    let renewal_of = match renewed {
+        Some(Ok(id)) if !id.is_empty() && id.len() <= 128 => id.to_string(),
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "a re-enrollment names the credential it renews in the `{RENEWAL_HEADER}` header (its X.509 serial in hex, or its WIT jti), beside the fresh evidence: the workload's key stays in its TEE, so it cannot be named by a TLS client certificate (`twi run --protocol est --renew SERIAL` does this)"
+            )));
+        }
+    };
+    enroll(state, headers, body, Some(renewal_of), "credential authority (EST simplereenroll)").await
+}
+
+/// `GET /.well-known/est/csrattrs`: what a CSR must be (RFC 7030 §4.5.2): the key an EC key on
+/// secp384r1, the signature ecdsa-with-SHA384.
+pub(super) async fn csrattrs() -> Result<Response, ApiError> {
+    let der = csr_attributes().map_err(|e| ApiError::internal(format!("the CSR attributes: {e}")))?;
+    let mut response = (StatusCode::OK, base64_lines(&der)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(CSRATTRS));
+    headers.insert("content-transfer-encoding", HeaderValue::from_static("base64"));
+    Ok(response)
+}
+
+/// `CsrAttrs ::= SEQUENCE OF AttrOrOID`: the attribute id-ecPublicKey with the value
+/// secp384r1, and the OID ecdsa-with-SHA384 (RFC 7030 §4.5.2's own example asks for the same
+/// key and signature).
+pub fn csr_attributes() -> der::Result<Vec<u8>> {
+    use der::asn1::{Any, SetOfVec};
+    const EC_PUBLIC_KEY: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const SECP384R1: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    const ECDSA_WITH_SHA384: der::oid::ObjectIdentifier = der::oid::ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+    let curve = SetOfVec::try_from(vec![Any::encode_from(&SECP384R1)?])?;
+    let key = x509_cert::attr::Attribute { oid: EC_PUBLIC_KEY, values: curve };
+    vec![Any::encode_from(&key)?, Any::encode_from(&ECDSA_WITH_SHA384)?].to_der()
+}
+
+/// [`simpleenroll`] and [`simplereenroll`]: the CSR and evidence of the request, issued on
+/// (as a renewal of `renewal_of`).
+async fn enroll(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    renewal_of: Option<String>,
+    role: &'static str,
+) -> Result<Response, ApiError> {
     if !state.roles.verifier && state.peers.verifier.is_none() {
         return Err(ApiError::role_missing(
             "Verifier",
@@ -173,7 +247,7 @@ pub(super) async fn simpleenroll(
         )));
     }
     evidence.csr = Some(csr);
-    let issued = super::handlers::enrolled(&state, evidence, "credential authority (EST simpleenroll)").await?;
+    let issued = super::handlers::enrolled(&state, evidence, renewal_of, role).await?;
     let certificate = Certificate::from_der(&issued.certificate_der)
         .map_err(|e| ApiError::internal(format!("the issued certificate does not decode: {e}")))?;
     let record = serde_json::to_vec(&CredentialResponse::new(&issued))

@@ -156,7 +156,8 @@ pub(super) async fn ca_credential(
             let (evidence, ear) = (evidence.decode()?, ear.clone());
             with_issuer(&state, move |issuer| {
                 let (evidence, mechanism) = (evidence.evidence(), Mechanism::A);
-                let request = CredentialRequest::Appraised { evidence, attestation_result: &ear, mechanism };
+                let request =
+                    CredentialRequest::Appraised { evidence, attestation_result: &ear, mechanism, renewal_of: None };
                 issuer.ca_credential(request).map_err(|r| logged("credential authority (for a verifier)", r))
             })
             .await?
@@ -165,7 +166,8 @@ pub(super) async fn ca_credential(
             let Some(evidence) = &request.evidence else {
                 return Err(ApiError::bad_request("mechanism c needs `evidence`"));
             };
-            enrolled(&state, evidence.decode()?, "credential authority (mechanism c)").await?
+            let renewal_of = request.renewal_of.clone();
+            enrolled(&state, evidence.decode()?, renewal_of, "credential authority (mechanism c)").await?
         }
         Mechanism::B => attestation_result_request(&state, &request).await?,
         other => {
@@ -183,21 +185,23 @@ pub(super) async fn ca_credential(
 }
 
 /// Mechanism C at the Credential Authority (the JSON API and EST): the evidence appraised by
-/// this process's Verifier, or by the Verifier of another process it calls (`peer`).
+/// this process's Verifier, or by the Verifier of another process it calls (`peer`); with
+/// `renewal_of`, a renewal of that credential.
 pub(super) async fn enrolled(
     state: &AppState,
     evidence: OwnedEvidence,
+    renewal_of: Option<String>,
     role: &'static str,
 ) -> Result<crate::asks::Issued, ApiError> {
     let ear =
         appraised_elsewhere(state, Mechanism::C, &evidence, "mechanism C's Credential Authority calls it").await?;
     with_issuer(state, move |issuer| {
-        let evidence = evidence.evidence();
+        let (evidence, renewal_of) = (evidence.evidence(), renewal_of.as_deref());
         let request = match &ear {
             Some(attestation_result) => {
-                CredentialRequest::Appraised { evidence, attestation_result, mechanism: Mechanism::C }
+                CredentialRequest::Appraised { evidence, attestation_result, mechanism: Mechanism::C, renewal_of }
             }
-            None => CredentialRequest::Evidence { evidence, renewal_of: None },
+            None => CredentialRequest::Evidence { evidence, renewal_of },
         };
         issuer.ca_credential(request).map_err(|r| logged(role, r))
     })

@@ -94,14 +94,18 @@ pub(super) async fn idempotent(State(replies): State<Replies>, request: Request,
     answered.await.unwrap_or_else(|_| ApiError::internal("the request's task failed").into_response())
 }
 
-/// What makes two requests the same: the body, and the evidence an EST enrollment carries
-/// beside it in its header (the same CSR with other evidence is another request).
+/// What makes two requests the same: the body, and what an EST enrollment carries beside it
+/// in its headers, the evidence and the credential it renews (the same CSR with other
+/// evidence is another request).
 fn request_digest(headers: &header::HeaderMap, body: &[u8]) -> [u8; 32] {
-    let evidence = headers.get(super::est::EVIDENCE_HEADER).map_or(&[][..], |v| v.as_bytes());
     let mut hash = Sha256::new();
     hash.update((body.len() as u64).to_be_bytes());
     hash.update(body);
-    hash.update(evidence);
+    for name in [super::est::EVIDENCE_HEADER, super::est::RENEWAL_HEADER] {
+        let value = headers.get(name).map_or(&[][..], |v| v.as_bytes());
+        hash.update((value.len() as u64).to_be_bytes());
+        hash.update(value);
+    }
     hash.finalize().into()
 }
 

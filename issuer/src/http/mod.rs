@@ -23,6 +23,8 @@
 //! | `POST /v1/ca/credential` | CA | [`wire::CredentialAuthorityRequest`]: mechanism `c` (evidence; the CA calls the Verifier), `b` (EAR + proof of possession) or `a` (a Verifier process with a client certificate under the operator CA: evidence + its EAR) → [`wire::CredentialResponse`] |
 //! | `GET /.well-known/est/cacerts` | CA | EST (RFC 7030, [`est`]): the CA certificate as base64 certs-only PKCS#7 |
 //! | `POST /.well-known/est/simpleenroll` | CA (+ Verifier) | EST: base64 DER PKCS#10, the evidence in the `TWI-Evidence` header → the issued certificate as certs-only PKCS#7 (mechanism C's appraisal) |
+//! | `POST /.well-known/est/simplereenroll` | CA (+ Verifier) | EST: as simpleenroll, renewing the credential the `TWI-Renewal-Of` header names (serial or jti) under the policy's renewal rules |
+//! | `GET /.well-known/est/csrattrs` | CA | EST: the CSR attributes (a P-384 key, ecdsa-with-SHA384), base64 DER |
 //! | `POST /v1/key-store/provision` | Key Store (+ CA) | [`wire::ProvisionRequest`] → [`wire::ProvisionResponse`]: mechanism D's workload-owner step (the CA certifies a fresh key for the workload the policy admits; kept if one is provisioned already) |
 //! | `POST /v1/key-store/release` | Key Store (+ Verifier) | [`wire::KeyReleaseRequest`] (evidence binding the ephemeral HPKE key under `Purpose::KeyRelease`) → [`wire::KeyReleaseResponse`] (the provisioned credential, the key HPKE-sealed to that ephemeral key, the signed receipt) |
 //!

@@ -82,6 +82,8 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
     router = ca(router, est::CACERTS_PATH, get(est::cacerts));
     router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
+    router = ca(router, est::SIMPLEREENROLL_PATH, post(est::simplereenroll).layer(once()));
+    router = ca(router, est::CSRATTRS_PATH, get(est::csrattrs));
     // Always routed: without the role their handlers answer 501 (they also need the others).
     router = router
         .route("/v1/key-store/provision", post(key_store_provision))

@@ -95,6 +95,10 @@ pub struct CredentialAuthorityRequest {
     /// `"TWI-CREDREQ-v1\0" ‖ eat_nonce ‖ key ‖ SHA-256(attestation_result)`.
     #[serde(default)]
     pub proof: Option<String>,
+    /// Mechanism C: a renewal of this credential (its X.509 serial in hex, or its WIT `jti`),
+    /// granted only under the policy's renewal rules (its stickiness) for the same workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_of: Option<String>,
 }
 
 /// An issued credential and what it was issued on.

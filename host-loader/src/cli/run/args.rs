@@ -91,8 +91,9 @@ pub struct RunArgs {
     pub hardware: HardwareArgs,
     /// Renew the credential with this X.509 serial (hex) or WIT jti, issued by this issuer:
     /// refused unless the launch keeps what the policy's stickiness binds (CS_L1 the TCB,
-    /// CS_L2 the declared claims, CS_L3 the chip). Mechanism c.
-    #[arg(long, value_name = "SERIAL", conflicts_with = "issuer_url")]
+    /// CS_L2 the declared claims, CS_L3 the chip). Mechanism c; with --issuer-url through
+    /// the service's JSON API, or EST simplereenroll with --protocol est.
+    #[arg(long, value_name = "SERIAL")]
     pub renew: Option<String>,
     /// The simulated TEE's machine: its chip identity and keys (default STATE/sim-snp).
     /// Another directory is another simulated chip.

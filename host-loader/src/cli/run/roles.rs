@@ -111,11 +111,12 @@ impl Side {
                 let (ca_pem, certificate) = client.ca_certificate()?;
                 eprintln!("twi: using the Verifier, Credential Authority and Key Store at {}", client.url());
                 if args.protocol == super::args::ProtocolArg::Est {
-                    eprintln!(
-                        "twi: Enrollment by EST (RFC 7030) at {}{}",
-                        client.url(),
-                        twi_issuer::http::est::SIMPLEENROLL_PATH
-                    );
+                    use twi_issuer::http::est::{SIMPLEENROLL_PATH, SIMPLEREENROLL_PATH};
+                    let (what, path) = match &args.renew {
+                        Some(_) => ("Re-enrollment", SIMPLEREENROLL_PATH),
+                        None => ("Enrollment", SIMPLEENROLL_PATH),
+                    };
+                    eprintln!("twi: {what} by EST (RFC 7030) at {}{path}", client.url());
                 }
                 let origin = format!("the issuer at {}", client.url());
                 (IssuerSide::Remote { client, ca_pem }, Anchor::of_certificate(&certificate), origin)
