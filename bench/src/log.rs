@@ -61,10 +61,7 @@ fn fill(state: &Path, count: u64) -> Result<()> {
     let mut conn = rusqlite::Connection::open(state.join("provenance.sqlite"))?;
     let transaction = conn.transaction()?;
     let mut tree = MerkleTree::new();
-    for i in 0..count {
-        // Each record the signed statement the issuer would have made (log key, `twi-log`).
-        let statement = SignedStatement::sign(record(i), "spiffe://example.org/twi-issuer", &key, "twi-log");
-        let leaf = statement.map_err(|e| anyhow!("{e}"))?.bytes;
+    for (i, leaf) in (0..count).zip(statements(&key, count)?) {
         let hash = leaf_hash(&leaf);
         transaction.execute(
             "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES (?1, ?2, ?3, ?4)",
@@ -86,6 +83,31 @@ fn fill(state: &Path, count: u64) -> Result<()> {
     )?;
     transaction.commit()?;
     Ok(())
+}
+
+/// Records `0..count` as the signed statements the issuer would have made (log key,
+/// `twi-log`), signed on every core.
+fn statements(key: &SigningKey, count: u64) -> Result<Vec<Vec<u8>>> {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from) as u64;
+    let per = count.div_ceil(cores.max(1)).max(1);
+    let chunks: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..count)
+            .step_by(usize::try_from(per).unwrap_or(usize::MAX))
+            .map(|start| {
+                s.spawn(move || {
+                    (start..(start + per).min(count))
+                        .map(|i| {
+                            let signed =
+                                SignedStatement::sign(record(i), "spiffe://example.org/twi-issuer", key, "twi-log");
+                            Ok(signed.map_err(|e| anyhow!("{e}"))?.bytes)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().map_err(|_| anyhow!("a signing thread panicked"))?).collect()
+    });
+    Ok(chunks.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
 /// A record like the issuer's, for credential `fill-i`.

@@ -35,20 +35,31 @@ struct Args {
     twi: PathBuf,
     runs: usize,
     sections: Vec<String>,
+    /// The `log` section's log sizes (records), the first the reference.
+    log_records: Vec<u64>,
 }
 
 fn args() -> Result<Args> {
     let mut twi = None;
     let mut runs = 10;
     let mut sections = Vec::new();
+    let mut log_records = vec![1_000, 100_000];
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--twi" => twi = Some(PathBuf::from(it.next().context("--twi PATH")?)),
             "--runs" => runs = it.next().context("--runs N")?.parse().context("--runs N")?,
+            "--log-records" => {
+                let list = it.next().context("--log-records N,M,…")?;
+                log_records =
+                    list.split(',').map(str::parse).collect::<Result<_, _>>().context("--log-records N,M,…")?;
+            }
             "--bench" => {} // cargo bench passes it
             s if SECTIONS.contains(&s) => sections.push(s.to_string()),
-            other => bail!("unknown argument {other:?}: bench/run [--twi PATH] [--runs N] [{}]", SECTIONS.join("|")),
+            other => bail!(
+                "unknown argument {other:?}: bench/run [--twi PATH] [--runs N] [--log-records N,M,…] [{}]",
+                SECTIONS.join("|")
+            ),
         }
     }
     let twi = match twi {
@@ -58,7 +69,7 @@ fn args() -> Result<Args> {
     if sections.is_empty() {
         sections = SECTIONS.iter().map(|s| s.to_string()).collect();
     }
-    Ok(Args { twi, runs: runs.max(1), sections })
+    Ok(Args { twi, runs: runs.max(1), sections, log_records })
 }
 
 fn main() -> Result<()> {
@@ -110,7 +121,7 @@ fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
         verify::tdx_appraisal(args.runs)?;
     }
     if on("log") {
-        log::cost_by_size(args.runs, &[1_000, 100_000])?;
+        log::cost_by_size(args.runs, &args.log_records)?;
     }
     if on("service") {
         service::service(&args.twi, args.runs)?;

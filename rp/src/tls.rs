@@ -13,39 +13,21 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
+use twi_tls_files::{FileError, certificates, private_key};
 use x509_cert::ext::pkix::SubjectAltName;
 use x509_cert::ext::pkix::name::GeneralName;
 
 /// A problem with the TLS files or settings; names the configuration field.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("`{field}`: cannot read {path}: {error}")]
-    Read { field: &'static str, path: PathBuf, error: std::io::Error },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("`{field}`: {path} {reason}")]
     Pem { field: &'static str, path: PathBuf, reason: String },
     #[error("`{field}`: {reason}")]
     Rustls { field: &'static str, reason: String },
-}
-
-fn read(field: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|error| TlsError::Read { field, path: path.to_path_buf(), error })
-}
-
-/// Every certificate in the PEM file `path` (at least one).
-pub fn certificates(field: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(field, path)?;
-    let bad = |reason: String| TlsError::Pem { field, path: path.to_path_buf(), reason };
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("is not PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad("holds no `BEGIN CERTIFICATE` block".into()));
-    }
-    Ok(certs)
 }
 
 /// The rustls server configuration: TLS 1.3 only, HTTP/1.1 by ALPN, and client certificates
@@ -57,23 +39,11 @@ pub fn server_config(
     simulated_tee_oid: Option<&der::asn1::ObjectIdentifier>,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let certs = certificates("server_certificate", chain)?;
-    let key_pem = read("server_key", key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| TlsError::Pem {
-        field: "server_key",
-        path: key.to_path_buf(),
-        reason: format!("holds no PKCS#8 or SEC1 private key: {e}"),
-    })?;
+    let certs = certificates("`server_certificate`", chain)?;
+    let key = private_key("`server_key`", key)?;
     let verifier = match issuer_ca {
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates("issuer_ca", path)? {
-                roots.add(cert).map_err(|e| TlsError::Pem {
-                    field: "issuer_ca",
-                    path: path.to_path_buf(),
-                    reason: format!("is not a usable CA certificate: {e}"),
-                })?;
-            }
+            let roots = twi_tls_files::roots("`issuer_ca`", path)?;
             let webpki = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .allow_unauthenticated()
                 .build()
@@ -106,7 +76,7 @@ pub fn server_config(
 /// The first certificate of the `issuer_ca` file, parsed.
 fn issuer_ca_certificate(path: &Path) -> Result<x509_cert::Certificate, TlsError> {
     use der::Decode;
-    let first = certificates("issuer_ca", path)?.remove(0);
+    let first = certificates("`issuer_ca`", path)?.remove(0);
     x509_cert::Certificate::from_der(first.as_ref()).map_err(|e| TlsError::Pem {
         field: "issuer_ca",
         path: path.to_path_buf(),

@@ -437,6 +437,24 @@ async fn the_server_key_may_be_p256_or_p384() {
     }
 }
 
+/// The server key must be the owner's alone: one that group or others may read is refused at
+/// start, naming the setting and the `chmod` that fixes it.
+#[test]
+fn a_server_key_others_may_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, chain, key) = support::net::server_certificate(&rcgen::PKCS_ECDSA_P384_SHA384);
+    let (chain_path, key_path) = (dir.path().join("server.pem"), dir.path().join("server.key.pem"));
+    std::fs::write(&chain_path, chain).unwrap();
+    std::fs::write(&key_path, key).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = twi_rp::tls::server_config(&chain_path, &key_path, None, None).unwrap_err().to_string();
+    assert!(error.starts_with("`server_key`: ") && error.contains("mode 644"), "{error}");
+    assert!(error.contains(&format!("chmod 600 {}", key_path.display())), "{error}");
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(twi_rp::tls::server_config(&chain_path, &key_path, None, None).is_ok());
+}
+
 #[tokio::test]
 async fn a_full_replay_cache_refuses_new_proofs_with_503() {
     let rp = start_with(Setup { settings: "replay_cache_capacity = 1".into(), ..Setup::default() }).await;

@@ -22,10 +22,9 @@ use der::asn1::{Ia5String, OctetString};
 use der::{DecodePem, Encode, EncodePem};
 use p384::ecdsa::{DerSignature, SigningKey};
 use p384::pkcs8::{EncodePrivateKey, LineEnding};
-use rustls::RootCertStore;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
+pub use twi_tls_files::{FileError, certificates, private_key};
 use x509_cert::Certificate;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
@@ -58,10 +57,8 @@ pub struct Operator {
 /// A TLS file or setting that does not work; says which and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("{option}: cannot read {path}: {error}")]
-    Read { option: &'static str, path: PathBuf, error: std::io::Error },
-    #[error("{option}: {path} {reason}")]
-    Pem { option: &'static str, path: PathBuf, reason: String },
+    #[error(transparent)]
+    File(#[from] FileError),
     #[error("cannot write the server certificate {path}: {error}; check the state directory's permissions")]
     Write { path: PathBuf, error: String },
     #[error("issuing the server certificate: {0}")]
@@ -81,47 +78,6 @@ pub struct TlsSettings {
     pub operator_ca: Option<PathBuf>,
 }
 
-fn read(option: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|error| TlsError::Read { option, path: path.to_path_buf(), error })
-}
-
-/// Every certificate in the PEM file `path` (at least one).
-pub fn certificates(option: &'static str, path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read(option, path)?;
-    let bad = |reason: String| TlsError::Pem { option, path: path.to_path_buf(), reason };
-    let certs = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| bad(format!("is not PEM: {e}")))?;
-    if certs.is_empty() {
-        return Err(bad("holds no `BEGIN CERTIFICATE` block".into()));
-    }
-    Ok(certs)
-}
-
-/// The private key in `path`, refused when group or others may read it.
-pub(crate) fn private_key(option: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
-    use std::os::unix::fs::PermissionsExt;
-    let metadata =
-        std::fs::metadata(path).map_err(|error| TlsError::Read { option, path: path.to_path_buf(), error })?;
-    let mode = metadata.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(TlsError::Pem {
-            option,
-            path: path.to_path_buf(),
-            reason: format!(
-                "is readable by group or others (mode {mode:03o}), so it is refused: make it private with `chmod 600 {}`",
-                path.display()
-            ),
-        });
-    }
-    let pem = zeroize::Zeroizing::new(read(option, path)?);
-    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| TlsError::Pem {
-        option,
-        path: path.to_path_buf(),
-        reason: format!("holds no PKCS#8 or SEC1 private key: {e}"),
-    })
-}
-
 /// The rustls server configuration: TLS 1.3, HTTP/1.1 by ALPN, the server certificate of
 /// `settings` (issued by `ca` into `dir` when no files are given), and client certificates
 /// checked against the operator CA when one is configured.
@@ -136,14 +92,7 @@ pub fn server_config(ca: &IssuerCa, dir: &Path, settings: &TlsSettings) -> Resul
     };
     let verifier = match &settings.operator_ca {
         Some(path) => {
-            let mut roots = RootCertStore::empty();
-            for cert in certificates("--operator-ca", path)? {
-                roots.add(cert).map_err(|e| TlsError::Pem {
-                    option: "--operator-ca",
-                    path: path.clone(),
-                    reason: format!("is not a usable CA certificate: {e}"),
-                })?;
-            }
+            let roots = twi_tls_files::roots("--operator-ca", path)?;
             WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .allow_unauthenticated()
                 .build()

@@ -84,6 +84,9 @@ pub async fn start_with(setup: Setup) -> Rp {
     write("issuer-jwks.json", &setup.jwks);
     write("server.pem", &chain);
     write("server.key.pem", &key);
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(dir.path().join("server.key.pem"), private).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let url = format!("https://127.0.0.1:{}", addr.port());
