@@ -60,6 +60,9 @@ pub struct CorimSettings {
     pub key: Option<CorimKey>,
     pub igvm: bool,
     pub svn: u64,
+    /// The reference values' `rim-validity`, from the build for this many days; `None`: none
+    /// (they never expire).
+    pub valid_days: Option<u32>,
 }
 
 /// The launch measurements of a build: the ROM's and the IGVM file's SEV-SNP launch digests
@@ -81,8 +84,13 @@ pub fn launch_values(snp: &[[u8; 48]], policy: u64, mrtd: &[u8; 48]) -> Vec<Laun
 /// signed when `settings` has a key.
 pub fn reference_corim(rom_sha384: &str, values: &[LaunchValue], settings: &CorimSettings) -> Result<Vec<u8>> {
     let short = rom_sha384.get(..32).unwrap_or(rom_sha384);
-    let document = corim::document(&format!("twi-reference-values:{short}"), &format!("twi-launch:{short}"), values)
-        .context("the reference values' CoRIM")?;
+    let validity = settings.valid_days.map(|days| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        (now, now.saturating_add(i64::from(days) * 86_400))
+    });
+    let (id, tag) = (format!("twi-reference-values:{short}"), format!("twi-launch:{short}"));
+    let document = corim::document(&id, &tag, values, validity).context("the reference values' CoRIM")?;
     match &settings.key {
         Some(k) => corim::sign(&document, &k.key, &k.signer, false).context("signing the CoRIM"),
         None => Ok(document),

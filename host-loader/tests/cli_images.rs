@@ -266,7 +266,9 @@ fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
     .unwrap();
     let elf = b.a.join("twi-runtime.elf");
     let args = ["build", "--out", path(&out), "--state", path(&b.state), "--runtime-elf", path(&elf)];
-    let signed = [&args[..], &["--corim-key", path(&key_path), "--igvm-corim", "--vendor", "Example Corp"]].concat();
+    let corim_args =
+        ["--corim-key", path(&key_path), "--igvm-corim", "--vendor", "Example Corp", "--corim-valid-days", "30"];
+    let signed = [&args[..], &corim_args].concat();
     let log = twi(&signed);
     assert!(log.status.success(), "{}", String::from_utf8_lossy(&log.stderr));
     assert!(String::from_utf8_lossy(&log.stderr).contains("reference-values.corim (signed, ES384)"));
@@ -289,7 +291,10 @@ fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
         "public_key": { "x": hex::encode(&point.as_bytes()[1..49]), "y": hex::encode(&point.as_bytes()[49..]) },
         "corim": hex::encode(&corim),
         "signer": "Example Corp",
-        "expected": { "snp": [snp, igvm_snp], "tdx": [mrtd], "policy_value": "0000030000000000", "policy_mask": "0000ff0300000000" },
+        "expected": {
+            "snp": [snp, igvm_snp], "tdx": [mrtd], "policy_value": "0000030000000000", "policy_mask": "0000ff0300000000",
+            "valid_days": 30,
+        },
         "igvm": { "document": hex::encode(document), "signature": hex::encode(signature), "digest": igvm_snp },
         "must_fail": must_fail,
     });

@@ -476,7 +476,12 @@ fn the_igvm_file_carries_its_corim_and_the_reference_corim_reads_back() {
     let secret = p384::SecretKey::from_slice(&[9u8; 48]).unwrap();
     let pem = p384::pkcs8::EncodePrivateKey::to_pkcs8_pem(&secret, Default::default()).unwrap();
     std::fs::write(&key_path, pem.as_bytes()).unwrap();
-    let settings = CorimSettings { key: Some(CorimKey::load(&key_path, "Example Corp").unwrap()), igvm: true, svn: 2 };
+    let settings = CorimSettings {
+        key: Some(CorimKey::load(&key_path, "Example Corp").unwrap()),
+        igvm: true,
+        svn: 2,
+        valid_days: None,
+    };
     let with = image::build_images(elf(), &manifest(), &ImageParams::default(), &settings).unwrap();
     let base = images();
     assert_eq!(

@@ -27,6 +27,7 @@ Prints one line per check and exits 0 only if all hold.
 
 import json
 import sys
+import time
 
 import cbor2
 from pycose.keys import EC2Key
@@ -94,10 +95,35 @@ def measurements(comid):
     return found
 
 
+def seconds(t):
+    """Unix seconds of a CBOR time: cbor2 gives tag 1 as a datetime, a bare number as is."""
+    if hasattr(t, "timestamp"):
+        return t.timestamp()
+    if isinstance(t, cbor2.CBORTag) and t.tag == 1:
+        return t.value
+    if isinstance(t, (int, float)):
+        return t
+    raise Refused(f"{t!r} is not a CBOR time")
+
+
+def verify_validity(corim, days):
+    """rim-validity (4): a validity-map from about now for `days` days."""
+    validity = corim.get(4)
+    if not isinstance(validity, dict) or 1 not in validity:
+        raise Refused(f"no rim-validity (4) with a not-after (1): {validity!r}")
+    not_before, not_after = seconds(validity.get(0)), seconds(validity[1])
+    if abs(not_after - not_before - days * 86400) > 1:
+        raise Refused(f"rim-validity spans {not_after - not_before} s, not {days} days")
+    if abs(not_before - time.time()) > 3600:
+        raise Refused(f"rim-validity starts at {not_before}, not about now")
+
+
 def verify_reference(doc, key):
     message = sign1(bytes.fromhex(doc["corim"]))
     verify_envelope(message, key, doc["signer"])
-    _, comid = corim_map(message.payload)
+    corim, comid = corim_map(message.payload)
+    if "valid_days" in doc["expected"]:
+        verify_validity(corim, doc["expected"]["valid_days"])
     found = measurements(comid)
     expected = doc["expected"]
     policy = (expected["policy_value"], expected["policy_mask"])

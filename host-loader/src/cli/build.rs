@@ -62,6 +62,11 @@ pub struct CorimArgs {
     /// (the launch-measurement profile's one SVN); TWI images have none of their own yet.
     #[arg(long, value_name = "N", default_value_t = 0, requires = "igvm_corim")]
     pub svn: u64,
+    /// Give reference-values.corim a validity period (its `rim-validity`) of this many days from
+    /// now: past it, issuer policies that read the CoRIM refuse to load. Without it the
+    /// reference values never expire.
+    #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u32).range(1..))]
+    pub corim_valid_days: Option<u32>,
 }
 
 impl CorimArgs {
@@ -69,7 +74,7 @@ impl CorimArgs {
     pub fn settings(&self, vendor: Option<&str>) -> Result<corim::CorimSettings> {
         let signer = vendor.unwrap_or("TWI image builder");
         let key = self.corim_key.as_deref().map(|p| corim::CorimKey::load(p, signer)).transpose()?;
-        Ok(corim::CorimSettings { key, igvm: self.igvm_corim, svn: self.svn })
+        Ok(corim::CorimSettings { key, igvm: self.igvm_corim, svn: self.svn, valid_days: self.corim_valid_days })
     }
 }
 

@@ -125,8 +125,14 @@ fn triple(value: &LaunchValue) -> ReferenceTriple {
 }
 
 /// The unsigned document (`#6.501(corim-map)`): CoRIM `id`, one CoMID tagged `tag_id` with one
-/// reference triple per value.
-pub fn document(id: &str, tag_id: &str, values: &[LaunchValue]) -> Result<Vec<u8>, CorimError> {
+/// reference triple per value; with `validity` (not-before, not-after: Unix seconds), its
+/// `rim-validity` (draft-ietf-rats-corim §7.3), past which readers refuse it.
+pub fn document(
+    id: &str,
+    tag_id: &str,
+    values: &[LaunchValue],
+    validity: Option<(i64, i64)>,
+) -> Result<Vec<u8>, CorimError> {
     if values.is_empty() {
         return Err(CorimError("no launch measurement to state".into()));
     }
@@ -135,11 +141,14 @@ pub fn document(id: &str, tag_id: &str, values: &[LaunchValue]) -> Result<Vec<u8
         .fold(ComidBuilder::new(TagIdChoice::Text(tag_id.into())), |b, v| b.add_reference_triple(triple(v)))
         .build()
         .map_err(|e| fail("the CoMID", e))?;
-    CorimBuilder::new(CorimId::Text(id.into()))
-        .add_comid_tag(comid)
-        .map_err(|e| fail("the CoRIM", e))?
-        .build_bytes()
-        .map_err(|e| fail("the CoRIM", e))
+    let builder = CorimBuilder::new(CorimId::Text(id.into()));
+    let builder = match validity {
+        Some((not_before, not_after)) => {
+            builder.set_validity(Some(not_before), not_after).map_err(|e| fail("the validity", e))?
+        }
+        None => builder,
+    };
+    builder.add_comid_tag(comid).map_err(|e| fail("the CoRIM", e))?.build_bytes().map_err(|e| fail("the CoRIM", e))
 }
 
 /// `document` signed with `key` (ES384) by `signer`: `#6.18(COSE_Sign1)`, the document as its

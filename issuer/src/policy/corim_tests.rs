@@ -27,7 +27,7 @@ fn values() -> Vec<LaunchValue> {
 }
 
 fn signed_corim(key: &SigningKey) -> Vec<u8> {
-    let document = corim::document("twi-reference-values:test", "twi-launch:test", &values()).unwrap();
+    let document = corim::document("twi-reference-values:test", "twi-launch:test", &values(), None).unwrap();
     corim::sign(&document, key, "Example Corp", false).unwrap()
 }
 
@@ -135,7 +135,7 @@ fn a_tampered_or_foreign_corim_refuses_to_load_naming_the_file() {
     std::fs::write(dir.path().join("reference-values.corim"), legacy).unwrap();
     assert_eq!(Policy::load(&path).unwrap().workloads[0].references.len(), 6);
     // Unsigned: `twi build` without --corim-key.
-    let unsigned = corim::document("id", "tag", &values()).unwrap();
+    let unsigned = corim::document("id", "tag", &values(), None).unwrap();
     std::fs::write(dir.path().join("reference-values.corim"), unsigned).unwrap();
     let e = Policy::load(&path).unwrap_err().to_string();
     assert!(e.contains("reference-values.corim: not a signed CoRIM"), "{e}");
@@ -178,4 +178,20 @@ fn a_corim_without_a_launch_measurement_or_a_key_is_refused() {
     std::fs::write(&path, text).unwrap();
     let e = Policy::load(&path).unwrap_err().to_string();
     assert!(e.contains("reference_values_corim needs corim_key"), "{e}");
+}
+
+/// A CoRIM with a `rim-validity` loads within it and is refused past it, saying it expired.
+#[test]
+fn a_corim_past_its_validity_refuses_to_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = SigningKey::try_generate().unwrap();
+    let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
+    let now = now.unwrap();
+    let within = corim::document("id", "tag", &values(), Some((now - 60, now + 3600))).unwrap();
+    let path = corim_policy(dir.path(), &corim::sign(&within, &key, "Example Corp", false).unwrap(), &key);
+    assert_eq!(Policy::load(&path).unwrap().workloads[0].references.len(), 6);
+    let past = corim::document("id", "tag", &values(), Some((now - 7200, now - 3600))).unwrap();
+    let path = corim_policy(dir.path(), &corim::sign(&past, &key, "Example Corp", false).unwrap(), &key);
+    let e = Policy::load(&path).unwrap_err().to_string();
+    assert!(e.contains("reference-values.corim") && e.to_lowercase().contains("expired"), "{e}");
 }
