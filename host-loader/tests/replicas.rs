@@ -545,6 +545,11 @@ fn replicas_with_their_own_state_share_the_key_store_through_the_database() {
         p384::pkcs8::EncodePrivateKey::to_pkcs8_pem(&owner_key, Default::default()).unwrap().as_bytes(),
     )
     .unwrap();
+    let fresh = dir.path().join("not-a-copy");
+    let cli = ["keystore", "provision", "--state", path(&fresh), "--workload-id", "spiffe://example.org/vault-app"];
+    let said = TWI.run(&[&cli[..], &["--key", path(&key_file), "--database", url.as_str()]].concat());
+    let refused = String::from_utf8_lossy(&said.stderr);
+    assert!(!said.status.success() && refused.contains("needs a copy of their state directory"), "{refused}");
     let cli = ["keystore", "provision", "--state", path(&state_c), "--workload-id", "spiffe://example.org/vault-app"];
     let said = TWI.run(&[&cli[..], &["--key", path(&key_file), "--database", url.as_str()]].concat());
     assert!(said.status.success(), "{}", String::from_utf8_lossy(&said.stderr));

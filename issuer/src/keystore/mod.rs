@@ -351,6 +351,15 @@ pub fn provision_owner(
     database: Option<Arc<Postgres>>,
 ) -> Result<Provisioned, IssuerError> {
     crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
+    let wrapping = state_dir.join(shelf::WRAPPING_KEY);
+    if database.is_some() && !wrapping.exists() {
+        // Keys made here would be this directory's own: a CA the replicas do not issue under,
+        // a wrapping key they cannot open the row with.
+        return Err(IssuerError::State(
+            wrapping,
+            "is missing: provisioning into the replicas' database needs a copy of their state directory (made after a replica's first start), whose keys they share".into(),
+        ));
+    }
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
     let records = crate::records::Records::open(state_dir, ca_domain, database.as_ref())?;
     let now = SystemTime::now();
@@ -491,6 +500,10 @@ mod tests {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let key = SigningKey::try_generate().unwrap();
         let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
+        // Not into the database from a directory that is not the replicas' state.
+        let refused = provision_owner(a.path(), "example.org", &owner, Some(pg())).unwrap_err().to_string();
+        assert!(refused.contains("needs a copy of their state directory"), "{refused}");
+        let at_a = KeyStore::open(a.path(), Some(pg())).unwrap();
         let first = provision_owner(a.path(), "example.org", &owner, Some(pg())).unwrap();
         assert!(!a.path().join("keystore").exists(), "nothing provisioned is kept in files");
         for entry in std::fs::read_dir(a.path()).unwrap() {
@@ -504,8 +517,7 @@ mod tests {
             let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
             Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
         };
-        let (at_a, at_b) =
-            (KeyStore::open(a.path(), Some(pg())).unwrap(), KeyStore::open(b.path(), Some(pg())).unwrap());
+        let at_b = KeyStore::open(b.path(), Some(pg())).unwrap();
         let now = SystemTime::now();
         let released = at_b.release(&grant_to_known(1), now, certify).unwrap();
         assert_eq!(opened(&released, 1), key.to_bytes().to_vec(), "the owner's key, released at the other replica");

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS keystore_released (
 ";
 
 /// The wrapping key's file in the state directory.
-const WRAPPING_KEY: &str = "keystore-wrap-key.pem";
+pub(super) const WRAPPING_KEY: &str = "keystore-wrap-key.pem";
 
 /// HPKE `info` of a provisioned key sealed at rest.
 const AT_REST_INFO: &[u8] = b"twi keystore: a provisioned key at rest";
