@@ -362,8 +362,14 @@ impl Issuer {
         let route = Route { purpose, mechanism: renewal_of.is_none().then_some(mechanism) };
         appraisal.freshness = Some(self.served(&admission, evidence, route, established)?);
         if let Some(previous) = renewal_of {
-            let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
-            let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
+            let binding = match self.records.binding_of(previous)? {
+                None => return Err(Rejection::UnknownPreviousCredential(previous.to_string())),
+                Some(Err(kid)) => {
+                    let kid = crate::provenance::sealed::shown_kid(&kid);
+                    return Err(Rejection::SealedPreviousRecord { id: previous.to_string(), kid });
+                }
+                Some(Ok(binding)) => binding,
+            };
             RenewalCheck { previous: binding }.check(&admission)?;
         }
         Ok((appraisal, admission))

@@ -356,6 +356,8 @@ pub struct OwnerCredential<'a> {
     pub certificate: Option<&'a [u8]>,
     /// Lifetime of a certificate the CA issues here.
     pub lifetime: std::time::Duration,
+    /// The auditor key the provisioning record is encrypted to (`--auditor-key`); `None`: in clear.
+    pub auditor: Option<&'a crate::provenance::AuditorKey>,
 }
 
 /// Puts `owner`'s key and credential into the Key Store of the issuer state `state_dir`,
@@ -369,7 +371,8 @@ pub fn provision_owner(
 ) -> Result<Provisioned, IssuerError> {
     crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
-    let records = crate::records::Records::open(state_dir, ca_domain, None)?;
+    let mut records = crate::records::Records::open(state_dir, ca_domain, None)?;
+    records.seal_to(owner.auditor.cloned());
     let now = SystemTime::now();
     let record = |serial_hex: &str| records.provisioning(owner.workload_id, serial_hex, OWNER_CLI, NO_POLICY, now);
     let (der, statement) = match owner.certificate {
@@ -420,12 +423,12 @@ mod tests {
     fn provisioning_by_the_owner_is_logged_and_the_certificate_names_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::try_generate().unwrap();
-        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
+        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
         let provisioned = provision_owner(dir.path(), "example.org", &owner).unwrap();
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");
         let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
-        let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record;
+        let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record().cloned().unwrap();
         assert_eq!(
             (record.workload_id.as_str(), record.decision.criteria["step"].as_str()),
             (WORKLOAD, "owner-provisioning")

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use super::args::IdentityArgs;
+use super::args::{AuditorArgs, IdentityArgs};
 use twi_issuer::keystore::{OwnerCredential, provision_owner};
 
 use super::issuer::issuer_dir;
@@ -42,6 +42,8 @@ pub struct ProvisionArgs {
     lifetime_hours: u64,
     #[command(flatten)]
     identity: IdentityArgs,
+    #[command(flatten)]
+    auditor: AuditorArgs,
     #[command(flatten)]
     remote: RemoteProvision,
 }
@@ -79,12 +81,14 @@ pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
         bail!("name the workload (--workload-id) and the owner's key (--key), or the service (--issuer-url)");
     };
     let signing_key = read_owner_key(key)?;
+    let auditor = args.auditor.load()?;
     let certificate = args.certificate.as_deref().map(read_one_certificate).transpose()?;
     let owner = OwnerCredential {
         workload_id,
         key: &signing_key,
         certificate: certificate.as_deref(),
         lifetime: Duration::from_secs(args.lifetime_hours.saturating_mul(3600)),
+        auditor: auditor.as_ref(),
     };
     let provisioned = provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner)
         .context("provisioning the Key Store")?;
