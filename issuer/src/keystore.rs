@@ -423,7 +423,8 @@ mod tests {
     fn provisioning_by_the_owner_is_logged_and_the_certificate_names_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::try_generate().unwrap();
-        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
+        let owner =
+            OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
         let provisioned = provision_owner(dir.path(), "example.org", &owner).unwrap();
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");

@@ -131,10 +131,7 @@ impl Records {
         issuance: &Issuance<'_>,
         now: SystemTime,
     ) -> Result<Vec<SignedStatement>, IssuerError> {
-        Ok(records(issuance, now)?
-            .into_iter()
-            .map(|record| self.sign(record))
-            .collect::<Result<Vec<_>, _>>()?)
+        Ok(records(issuance, now)?.into_iter().map(|record| self.sign(record)).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes

@@ -292,9 +292,7 @@ pub fn opened(
         return Ok((statement.record().cloned(), None));
     };
     let Some(auditor) = auditor else {
-        checked.push(format!(
-            "the record is encrypted to auditor key {kid}: give --auditor-key-private to read it"
-        ));
+        checked.push(format!("the record is encrypted to auditor key {kid}: give --auditor-key-private to read it"));
         return Ok((None, Some(kid)));
     };
     let record = statement.open(auditor).context("decrypting the record with --auditor-key-private")?;

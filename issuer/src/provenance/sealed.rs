@@ -25,9 +25,9 @@ use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use coset::cbor::value::Value;
 use coset::{
-    AsCborValue, CborSerializable, CoseEncrypt, CoseKdfContextBuilder, CoseEncryptBuilder, CoseKey, CoseKeyBuilder, CoseRecipientBuilder,
-    HeaderBuilder, Label, ProtectedHeader, RegisteredLabelWithPrivate, SuppPubInfo, TaggedCborSerializable,
-    iana,
+    AsCborValue, CborSerializable, CoseEncrypt, CoseEncryptBuilder, CoseKdfContextBuilder, CoseKey, CoseKeyBuilder,
+    CoseRecipientBuilder, HeaderBuilder, Label, ProtectedHeader, RegisteredLabelWithPrivate, SuppPubInfo,
+    TaggedCborSerializable, iana,
 };
 use hkdf::Hkdf;
 use p384::elliptic_curve::Generate;
@@ -100,9 +100,10 @@ impl std::fmt::Debug for AuditorSecret {
 impl AuditorSecret {
     /// The key of a PEM private key: PKCS#8 (`BEGIN PRIVATE KEY`) or SEC1 (`BEGIN EC PRIVATE KEY`).
     pub fn from_pem(pem: &str) -> Result<Self, LogError> {
-        let key = SecretKey::from_pkcs8_pem(pem.trim())
-            .or_else(|_| SecretKey::from_sec1_pem(pem.trim()))
-            .map_err(|_| LogError::Sealed("the auditor's private key is not a P-384 key (PKCS#8 or SEC1 PEM)".into()))?;
+        let key =
+            SecretKey::from_pkcs8_pem(pem.trim()).or_else(|_| SecretKey::from_sec1_pem(pem.trim())).map_err(|_| {
+                LogError::Sealed("the auditor's private key is not a P-384 key (PKCS#8 or SEC1 PEM)".into())
+            })?;
         Ok(Self { public: AuditorKey::of(key.public_key())?, key })
     }
 
@@ -110,7 +111,8 @@ impl AuditorSecret {
     /// file the issuer reads): `chmod 600` it.
     pub fn load(path: &Path) -> Result<Self, LogError> {
         use std::os::unix::fs::PermissionsExt;
-        let unreadable = |e: std::io::Error| LogError::Sealed(format!("reading the auditor's key {}: {e}", path.display()));
+        let unreadable =
+            |e: std::io::Error| LogError::Sealed(format!("reading the auditor's key {}: {e}", path.display()));
         let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             return Err(LogError::Sealed(format!(
@@ -125,7 +127,8 @@ impl AuditorSecret {
 
     /// Generates a key (tests and tools).
     pub fn generate() -> Result<Self, LogError> {
-        let key = SecretKey::try_generate().map_err(|_| LogError::Sealed("the random number generator failed".into()))?;
+        let key =
+            SecretKey::try_generate().map_err(|_| LogError::Sealed("the random number generator failed".into()))?;
         Ok(Self { public: AuditorKey::of(key.public_key())?, key })
     }
 
@@ -163,7 +166,8 @@ fn random_iv() -> Result<[u8; 12], LogError> {
 
 /// Encrypts `plaintext` to the auditor: a tagged COSE_Encrypt, with a fresh ephemeral key.
 pub fn seal(plaintext: &[u8], to: &AuditorKey) -> Result<Vec<u8>, LogError> {
-    let ephemeral = SecretKey::try_generate().map_err(|_| LogError::Sealed("the random number generator failed".into()))?;
+    let ephemeral =
+        SecretKey::try_generate().map_err(|_| LogError::Sealed("the random number generator failed".into()))?;
     let shared = ephemeral.diffie_hellman(&to.key);
     let point = ephemeral.public_key().to_sec1_point(false);
     let cose_key = CoseKey::to_cbor_value(
@@ -223,9 +227,8 @@ fn ephemeral_key(header: &coset::Header) -> Result<PublicKey, LogError> {
     if key.kty != coset::KeyType::Assigned(iana::KeyType::EC2) {
         return Err(bad("the ephemeral key is not EC2"));
     }
-    let param = |p: iana::Ec2KeyParameter| {
-        key.params.iter().find(|(l, _)| *l == Label::Int(p as i64)).map(|(_, v)| v.clone())
-    };
+    let param =
+        |p: iana::Ec2KeyParameter| key.params.iter().find(|(l, _)| *l == Label::Int(p as i64)).map(|(_, v)| v.clone());
     if param(iana::Ec2KeyParameter::Crv) != Some(Value::from(iana::EllipticCurve::P_384 as i64)) {
         return Err(bad("the ephemeral key is not on P-384"));
     }
@@ -323,7 +326,10 @@ mod tests {
             for bit in [0x01, 0x80] {
                 let mut damaged = sealed.clone();
                 damaged[i] ^= bit;
-                assert!(open(&damaged, &auditor).is_err(), "byte {i} (bit {bit:#x}) changed and the record still opened");
+                assert!(
+                    open(&damaged, &auditor).is_err(),
+                    "byte {i} (bit {bit:#x}) changed and the record still opened"
+                );
             }
         }
     }
