@@ -203,7 +203,7 @@ impl Records {
             })
             .collect();
         Ok(json!({
-            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's SCITT signed statement (`statement`: a COSE_Sign1 under the log key, CWT claims iss and sub = the credential id, payload the record's JSON), `statement_sha256` what the credential names; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's SCITT signed statement (`statement`: a COSE_Sign1 under the log key, CWT claims iss and sub = the credential id, payload the record's JSON, or that JSON encrypted to the auditor key `encrypted_to` names), `statement_sha256` what the credential names; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
             "tree_head": {
                 "size": head.size,
                 "timestamp_ms": head.timestamp_ms,

@@ -12,6 +12,8 @@
 //! and `--jwks`; without them the keys the issuer serves are taken, and the output says so.
 //! Without `--issuer-url` the record is proved from the state's own log, against its last signed
 //! tree head.
+//! A record the issuer encrypted to an auditor (`--auditor-key`) is proved all the same; it is
+//! printed only when `--auditor-key-private` decrypts it (else `encrypted_to` names the key).
 //!
 //! `twi log consistency OLD [NEW]` checks that the log only grew between two checkpoints an
 //! auditor kept (NEW: the issuer's current one): both verify under the pinned key, and the
