@@ -481,3 +481,72 @@ fn a_killed_replica_leaves_whole_issuances_in_the_database() {
     let log = ProvenanceLog::open_postgres(Arc::new(Postgres::connect(&url).unwrap())).expect("the log reopens");
     assert_whole_issuances(&log, &received, &["log", "audit", "--state", path(&state), "--database", &url]);
 }
+
+/// Mechanism D across replicas that share the database but not a state directory (each has
+/// its own copy of the keys): the owner provisions at one replica, over HTTPS with the owner's
+/// client certificate, and a launch's key is released at the other; the owner provisions
+/// again with `twi keystore provision --database` on a third copy, and that key is what the
+/// replicas release next. No replica keeps the Key Store's credentials in files.
+#[test]
+fn replicas_with_their_own_state_share_the_key_store_through_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = layout(dir.path());
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let url = cluster.url();
+    let args = |state: &Path| -> Vec<String> {
+        let dirs = [path(state), path(&policy), path(&chips), url.as_str(), path(&roles.ca)];
+        let flags = ["--state", "--policy", "--simulated-tee", "--database", "--operator-ca"];
+        flags.iter().zip(dirs).flat_map(|(f, v)| [f.to_string(), v.to_string()]).collect()
+    };
+    let served = |state: &Path| {
+        let args = args(state);
+        Served::start(TWI, &args.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let first = served(&state);
+    let copy = |to: &str| {
+        let to = dir.path().join(to);
+        assert!(std::process::Command::new("cp").args(["-a", path(&state), path(&to)]).status().unwrap().success());
+        to
+    };
+    let (state_b, state_c) = (copy("state-b"), copy("state-c"));
+    let second = served(&state_b);
+    let anchor = Some(state.join("issuer/issuer-ca.pem"));
+    let tls = ClientTls { ca: anchor.clone(), client: None };
+    let (at_first, at_second) =
+        (RemoteIssuer::new(&first.url, &tls).unwrap(), RemoteIssuer::new(&second.url, &tls).unwrap());
+    let rp_id = at_first.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let chip = chips.join("sim-snp");
+
+    let owner = ClientTls { ca: anchor, client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let (provisioned, created) =
+        RemoteIssuer::new(&first.url, &owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(created);
+    let (obtained, released, _) = release(&chip, &at_first, &at_second, &rp_id).unwrap();
+    assert_eq!(
+        released.provisioned.public_key, provisioned.public_key,
+        "released at the replica it was not provisioned at"
+    );
+    assert!(at_first.log_proof(&obtained.credential.serial).is_ok(), "the release is in the one log");
+    let again = RemoteIssuer::new(&second.url, &owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert_eq!((again.0.serial_hex, again.1), (provisioned.serial_hex, false), "the other replica holds it too");
+
+    // The owner's own key, provisioned from a third copy of the state straight into the database.
+    let owner_key = SigningKey::try_generate().unwrap();
+    let key_file = dir.path().join("owner.key");
+    std::fs::write(
+        &key_file,
+        p384::pkcs8::EncodePrivateKey::to_pkcs8_pem(&owner_key, Default::default()).unwrap().as_bytes(),
+    )
+    .unwrap();
+    let cli = ["keystore", "provision", "--state", path(&state_c), "--workload-id", "spiffe://example.org/vault-app"];
+    let said = TWI.run(&[&cli[..], &["--key", path(&key_file), "--database", url.as_str()]].concat());
+    assert!(said.status.success(), "{}", String::from_utf8_lossy(&said.stderr));
+    let (_, owners, _) = release(&chip, &at_second, &at_first, &rp_id).unwrap();
+    assert_eq!(owners.provisioned.public_key, owner_key.verifying_key().to_sec1_point(false).as_bytes());
+    for state in [&state, &state_b, &state_c] {
+        assert!(!state.join("issuer/keystore").exists(), "{} keeps Key Store files", state.display());
+    }
+    let audit = TWI.run(&["log", "audit", "--state", path(&state_b), "--database", &url]);
+    assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stderr));
+}

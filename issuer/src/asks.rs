@@ -235,7 +235,7 @@ impl Issuer {
         let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
         let store = match &self.key_store {
             Some(store) => store,
-            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
+            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
             return Ok((held, false));
@@ -301,7 +301,7 @@ impl Issuer {
         let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
         let store = match &self.key_store {
             Some(store) => store,
-            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir)?),
+            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         let ca = &self.ca;
         // The released certificate is issued now, for this launch, with the issuer's extensions.

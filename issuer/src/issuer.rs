@@ -44,11 +44,13 @@ pub struct Issuer {
     pub(crate) policy: Policy,
     pub(crate) verifier: VerifierRole,
     pub(crate) ca: CredentialAuthority,
-    /// Mechanism D's Key Store, opened (and its key made) on first use.
+    /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
     pub(crate) key_store: Option<KeyStore>,
     pub(crate) records: Records,
     /// With replicas: the mechanism-B results waiting to be redeemed at any of them.
     pub(crate) results: Option<SharedResults>,
+    /// With replicas: their database (the Key Store keeps its credentials there).
+    pub(crate) database: Option<Arc<Postgres>>,
 }
 
 /// The public keys the roles sign JSON with, as published JWKs (`kid` names the role).
@@ -81,6 +83,9 @@ impl Issuer {
         let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
         let results = database.clone().map(SharedResults::open).transpose()?;
+        // Replicas' keys are all made at the first start, so a copy of that state directory
+        // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
+        let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
         Ok(Self {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
@@ -88,8 +93,9 @@ impl Issuer {
             records: Records::open(state_dir, &policy.trust_domain, database.as_ref())?,
             ca,
             policy,
-            key_store: None,
+            key_store,
             results,
+            database,
         })
     }
 
@@ -145,7 +151,7 @@ impl Issuer {
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
         if self.key_store.is_none() {
-            self.key_store = Some(KeyStore::open(&self.dir)?);
+            self.key_store = Some(KeyStore::open(&self.dir, self.database.clone())?);
         }
         self.key_store.as_ref().ok_or_else(|| IssuerError::State(self.dir.clone(), "no Key Store".into()))
     }

@@ -40,6 +40,11 @@ pub struct ProvisionArgs {
     /// Lifetime of a certificate the CA issues here, in hours.
     #[arg(long, default_value_t = 24)]
     lifetime_hours: u64,
+    /// The replicas' PostgreSQL database (the URL their `twi serve --database` was given): the
+    /// credential goes to their shared Key Store and its record to their log, so every
+    /// replica releases it. Without it, this state directory's own files.
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
     #[command(flatten)]
     identity: IdentityArgs,
     #[command(flatten)]
@@ -52,7 +57,7 @@ pub struct ProvisionArgs {
 #[derive(clap::Args, Debug)]
 struct RemoteProvision {
     /// The service (https://HOST:PORT) whose Key Store provisions the workload's credential.
-    #[arg(long, value_name = "URL", requires_all = ["platform", "measurement"], conflicts_with_all = ["workload_id", "key", "certificate"])]
+    #[arg(long, value_name = "URL", requires_all = ["platform", "measurement"], conflicts_with_all = ["workload_id", "key", "certificate", "database"])]
     issuer_url: Option<String>,
     /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
     #[arg(long, value_name = "PEM", requires = "issuer_url")]
@@ -75,6 +80,11 @@ struct RemoteProvision {
 pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
     let KeystoreCommand::Provision(args) = command;
     if args.remote.issuer_url.is_some() {
+        if args.auditor.auditor_key.is_some() {
+            bail!(
+                "--auditor-key encrypts the records this command writes itself; the service at --issuer-url writes the record, encrypted as its own `twi serve --auditor-key` says"
+            );
+        }
         return provision_remote(&args.remote);
     }
     let (Some(workload_id), Some(key)) = (&args.workload_id, &args.key) else {
@@ -90,8 +100,10 @@ pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
         lifetime: Duration::from_secs(args.lifetime_hours.saturating_mul(3600)),
         auditor: auditor.as_ref(),
     };
-    let provisioned = provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner)
-        .context("provisioning the Key Store")?;
+    let database = args.database.as_deref().map(twi_issuer::database::Postgres::connect).transpose()?;
+    let provisioned =
+        provision_owner(&issuer_dir(state), &args.identity.trust_domain, &owner, database.map(std::sync::Arc::new))
+            .context("provisioning the Key Store")?;
     eprintln!(
         "twi: Key Store: provisioned credential {} for {} (released only under mechanism d to launches the policy admits as it)",
         provisioned.serial_hex, provisioned.workload_id

@@ -13,7 +13,10 @@
 //! keystore/released/<sha256(nonce)>   one file per release: a challenge is never served twice
 //! ```
 //!
-//! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier.
+//! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier. Replicas on a
+//! PostgreSQL database keep the credentials (keys sealed to `keystore-wrap-key.pem`) and the
+//! releases in its tables instead, so any replica releases what was provisioned at another
+//! (`shelf.rs`).
 //!
 //! `KeyStore::release` takes a [`ReleaseGrant`], which only the issuer makes, after its
 //! Verifier appraised the Evidence under the policy and the nonce: the type system keeps the
@@ -21,15 +24,13 @@
 //! (`twi keystore provision`), no policy needed: the CA certifies the owner's key, or checks
 //! the owner's certificate chains to it.
 
-use std::fs;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use der::{Decode, DecodePem, Encode, EncodePem};
+use der::{Decode, EncodePem};
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use p384::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use twi_attester::hpke;
@@ -38,9 +39,14 @@ use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
 use crate::ca::IssuerCa;
+use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
 use crate::state;
+
+mod shelf;
+
+use shelf::{Held, Shelf};
 
 /// The Key Store's `kid` in JWKS and release receipts.
 pub const KEY_STORE_KID: &str = "twi-keystore";
@@ -123,42 +129,31 @@ pub enum KeyStoreError {
 
 /// The Key Store role.
 pub struct KeyStore {
-    dir: PathBuf,
-    state_dir: PathBuf,
+    shelf: Shelf,
     key: SigningKey,
 }
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyStore").field("dir", &self.dir).finish_non_exhaustive()
+        let on = match &self.shelf {
+            Shelf::Files(_) => "files",
+            Shelf::Database(_) => "database",
+        };
+        f.debug_struct("KeyStore").field("on", &on).finish_non_exhaustive()
     }
 }
 
-fn state_err(path: &Path, e: impl std::fmt::Display) -> IssuerError {
-    IssuerError::State(path.to_path_buf(), e.to_string())
-}
-
-fn private_dir(path: &Path) -> Result<(), IssuerError> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(path).map_err(|e| state_err(path, e))
-}
-
 impl KeyStore {
-    /// Opens (or creates) the Key Store under the issuer state directory `state_dir`.
-    pub(crate) fn open(state_dir: &Path) -> Result<Self, IssuerError> {
+    /// Opens (or creates) the Key Store under the issuer state directory `state_dir`; with a
+    /// `database`, what is provisioned and released is kept there (the replicas' Key Store).
+    pub(crate) fn open(state_dir: &Path, database: Option<Arc<Postgres>>) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(state_dir, "keystore-key.pem")?;
-        let dir = state_dir.join("keystore");
-        private_dir(&dir)?;
-        private_dir(&dir.join("released"))?;
-        Ok(Self { dir, state_dir: state_dir.to_path_buf(), key })
+        Ok(Self { shelf: Shelf::open(state_dir, database)?, key })
     }
 
     /// The public key release receipts verify under, as a JWK.
     pub fn jwk(&self) -> Value {
         Jwk::published(self.key.verifying_key(), KEY_STORE_KID)
-    }
-
-    fn slot(&self, workload_id: &str) -> PathBuf {
-        self.dir.join(&hex::encode(Sha256::digest(workload_id.as_bytes()))[..32])
     }
 
     /// The workload owner's step: stores `certificate_der` and its private `key` for
@@ -169,60 +164,39 @@ impl KeyStore {
         certificate_der: &[u8],
         key: &SigningKey,
     ) -> Result<Provisioned, IssuerError> {
-        let _lock = state::lock(&self.state_dir)?;
-        self.provision_locked(workload_id, certificate_der, key)
+        let _guard = self.shelf.guard()?;
+        let held = held(workload_id, certificate_der, key)?;
+        self.shelf.put(&held)?;
+        Ok(held.provisioned)
     }
 
     /// Provisions for `workload_id` what `make` returns (certificate DER and key), unless a
-    /// credential is provisioned already and has not expired; check and write happen under the state lock, so two
-    /// processes sharing the state agree on one credential. Returns it and whether it is new.
+    /// credential is provisioned already and has not expired; check and write happen under the
+    /// state lock (or as one conditional write to the database), so two processes agree on one
+    /// credential. Returns it and whether it is new.
     pub(crate) fn provision_if_absent(
         &self,
         workload_id: &str,
         make: impl FnOnce() -> Result<(Vec<u8>, SigningKey), IssuerError>,
     ) -> Result<(Provisioned, bool), IssuerError> {
-        let _lock = state::lock(&self.state_dir)?;
+        let _guard = self.shelf.guard()?;
+        let now = SystemTime::now();
         if let Some(existing) = self.provisioned(workload_id)?
-            && !existing.expired(SystemTime::now())
+            && !existing.expired(now)
         {
             return Ok((existing, false));
         }
         let (certificate_der, key) = make()?;
-        Ok((self.provision_locked(workload_id, &certificate_der, &key)?, true))
-    }
-
-    fn provision_locked(
-        &self,
-        workload_id: &str,
-        certificate_der: &[u8],
-        key: &SigningKey,
-    ) -> Result<Provisioned, IssuerError> {
-        let provisioned = parse_provisioned(workload_id, certificate_der)?;
-        let public = key.verifying_key().to_sec1_point(false);
-        if provisioned.public_key != public.as_bytes() {
-            return Err(IssuerError::Certificate(
-                "the provisioned certificate does not certify the provisioned key".into(),
-            ));
+        let held = held(workload_id, &certificate_der, &key)?;
+        match self.shelf.put_unless_current(&held, now)? {
+            Some(kept) => Ok((kept, false)),
+            None => Ok((held.provisioned, true)),
         }
-        let slot = self.slot(workload_id);
-        private_dir(&slot)?;
-        let pem = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| IssuerError::Certificate(e.to_string()))?;
-        state::write_private(&slot.join("key.pem"), pem.as_bytes())?;
-        let cert_path = slot.join("credential.pem");
-        fs::write(&cert_path, &provisioned.certificate_pem).map_err(|e| state_err(&cert_path, e))?;
-        Ok(provisioned)
     }
 
     /// The credential provisioned for `workload_id`, if any.
     pub fn provisioned(&self, workload_id: &str) -> Result<Option<Provisioned>, IssuerError> {
-        let cert_path = self.slot(workload_id).join("credential.pem");
-        if !cert_path.exists() {
-            return Ok(None);
-        }
-        let pem = fs::read_to_string(&cert_path).map_err(|e| state_err(&cert_path, e))?;
-        let certificate = Certificate::from_pem(pem.as_bytes()).map_err(|e| state_err(&cert_path, e))?;
-        let der = certificate.to_der().map_err(|e| state_err(&cert_path, e))?;
-        parse_provisioned(workload_id, &der).map(Some)
+        self.shelf.provisioned(workload_id)
     }
 
     /// Releases the key provisioned for the grant's workload: HPKE-sealed to the grant's
@@ -242,12 +216,9 @@ impl KeyStore {
         let (released, key) = self.take_key(grant, now, certify)?;
 
         // One release per challenge, whatever happens next.
-        let nonce_sha256 = hex::encode(Sha256::digest(&grant.nonce));
-        let marker = self.dir.join("released").join(&nonce_sha256);
-        match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(KeyStoreError::AlreadyReleased),
-            Err(e) => return Err(internal(&e)),
+        let nonce_sha256: [u8; 32] = Sha256::digest(&grant.nonce).into();
+        if !self.shelf.mark_released(&nonce_sha256, now).map_err(|e| internal(&e))? {
+            return Err(KeyStoreError::AlreadyReleased);
         }
 
         let certificate_sha256: [u8; 32] = Sha256::digest(&released.certificate_der).into();
@@ -264,9 +235,10 @@ impl KeyStore {
         Ok(Release { provisioned: released, enc: enc.to_vec(), ciphertext, receipt })
     }
 
-    /// Under the state lock (never half of a re-provisioning): the provisioned key, and the
-    /// certificate `certify` issues for it now; the stored certificate is replaced by that one
-    /// once past half its validity (renewed before it expires), and an expired one is refused.
+    /// Under the state lock (never half of a re-provisioning; in the database, one row read
+    /// whole): the provisioned key, and the certificate `certify` issues for it now; the stored
+    /// certificate is replaced by that one once past half its validity (renewed before it
+    /// expires), and an expired one is refused.
     fn take_key(
         &self,
         grant: &ReleaseGrant,
@@ -274,27 +246,23 @@ impl KeyStore {
         certify: impl FnOnce(&[u8]) -> Result<Vec<u8>, IssuerError>,
     ) -> Result<(Provisioned, SigningKey), KeyStoreError> {
         let internal = |e: &dyn std::fmt::Display| KeyStoreError::Internal(e.to_string());
-        let _lock = state::lock(&self.state_dir).map_err(|e| internal(&e))?;
-        let provisioned = self
-            .provisioned(&grant.workload_id)
+        let _guard = self.shelf.guard().map_err(|e| internal(&e))?;
+        let Held { provisioned, key } = self
+            .shelf
+            .held(&grant.workload_id)
             .map_err(|e| internal(&e))?
             .ok_or_else(|| KeyStoreError::NotProvisioned(grant.workload_id.clone()))?;
         if provisioned.expired(now) {
             let not_after = crate::jose::unix_seconds(provisioned.not_after);
             return Err(KeyStoreError::Expired { workload: grant.workload_id.clone(), not_after });
         }
-        let key_path = self.slot(&grant.workload_id).join("key.pem");
-        let pem = Zeroizing::new(fs::read_to_string(&key_path).map_err(|e| internal(&e))?);
-        let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| internal(&e))?;
         let der = certify(&provisioned.public_key).map_err(|e| internal(&e))?;
-        let released = parse_provisioned(&grant.workload_id, &der).map_err(|e| internal(&e))?;
-        if released.public_key != provisioned.public_key {
-            return Err(internal(&"the released certificate does not certify the provisioned key"));
-        }
+        let renewed = held(&grant.workload_id, &der, &key)
+            .map_err(|_| internal(&"the released certificate does not certify the provisioned key"))?;
         if provisioned.renewal_due(now) {
-            self.provision_locked(&grant.workload_id, &der, &key).map_err(|e| internal(&e))?;
+            self.shelf.renew(&provisioned, &renewed).map_err(|e| internal(&e))?;
         }
-        Ok((released, key))
+        Ok((renewed.provisioned, renewed.key))
     }
 
     /// The Key Store's signed receipt of a release.
@@ -323,6 +291,18 @@ impl KeyStore {
         );
         crate::jose::sign_compact(&self.key, RECEIPT_TYP, Some(KEY_STORE_KID), &claims)
     }
+}
+
+/// `certificate_der` and `key` as the shelf keeps them: refused unless the certificate
+/// certifies exactly `key`.
+fn held(workload_id: &str, certificate_der: &[u8], key: &SigningKey) -> Result<Held, IssuerError> {
+    let provisioned = parse_provisioned(workload_id, certificate_der)?;
+    if provisioned.public_key != key.verifying_key().to_sec1_point(false).as_bytes() {
+        return Err(IssuerError::Certificate(
+            "the provisioned certificate does not certify the provisioned key".into(),
+        ));
+    }
+    Ok(Held { provisioned, key: key.clone() })
 }
 
 fn parse_provisioned(workload_id: &str, certificate_der: &[u8]) -> Result<Provisioned, IssuerError> {
@@ -364,14 +344,17 @@ pub struct OwnerCredential<'a> {
 /// replacing what was there (the CA is made, named for `ca_domain`, if there is none yet).
 /// Logged like any issuance, before the Key Store keeps it: a certificate the CA makes here
 /// names its provenance record; an owner's own certificate gets a record under its serial.
+/// With the replicas' `database`, the record goes to their log and the credential to their
+/// Key Store, where every replica finds it.
 pub fn provision_owner(
     state_dir: &Path,
     ca_domain: &str,
     owner: &OwnerCredential<'_>,
+    database: Option<Arc<Postgres>>,
 ) -> Result<Provisioned, IssuerError> {
     crate::spiffe::check_workload_id(owner.workload_id, ca_domain).map_err(IssuerError::Certificate)?;
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
-    let mut records = crate::records::Records::open(state_dir, ca_domain, None)?;
+    let mut records = crate::records::Records::open(state_dir, ca_domain, database.as_ref())?;
     records.seal_to(owner.auditor.cloned());
     let now = SystemTime::now();
     let record = |serial_hex: &str| records.provisioning(owner.workload_id, serial_hex, OWNER_CLI, NO_POLICY, now);
@@ -391,7 +374,7 @@ pub fn provision_owner(
         }
     };
     records.record(&[statement], now)?;
-    KeyStore::open(state_dir)?.provision(owner.workload_id, &der, owner.key)
+    KeyStore::open(state_dir, database)?.provision(owner.workload_id, &der, owner.key)
 }
 
 /// Who provisions with [`provision_owner`], as its provenance record names them.
@@ -425,7 +408,7 @@ mod tests {
         let key = SigningKey::try_generate().unwrap();
         let owner =
             OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
-        let provisioned = provision_owner(dir.path(), "example.org", &owner).unwrap();
+        let provisioned = provision_owner(dir.path(), "example.org", &owner, None).unwrap();
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");
         let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
@@ -441,7 +424,7 @@ mod tests {
         let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
         let own = ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap();
         let owner = OwnerCredential { certificate: Some(&own.der), ..owner };
-        let kept = provision_owner(dir.path(), "example.org", &owner).unwrap();
+        let kept = provision_owner(dir.path(), "example.org", &owner, None).unwrap();
         assert_eq!(kept.serial_hex, own.serial_hex);
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         assert!(records.unwrap().prove(&own.serial_hex).unwrap().is_some(), "the owner's certificate is logged");
@@ -451,7 +434,7 @@ mod tests {
     fn the_stored_credential_is_renewed_past_half_its_life_and_an_expired_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
-        let store = KeyStore::open(dir.path()).unwrap();
+        let store = KeyStore::open(dir.path(), None).unwrap();
         let key = SigningKey::try_generate().unwrap();
         let first = store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key);
         let first = first.unwrap();
@@ -470,7 +453,7 @@ mod tests {
         assert_eq!(store.provisioned(WORKLOAD).unwrap().unwrap().serial_hex, late.provisioned.serial_hex);
         // Expired and never renewed: refused, saying what to do.
         let other = tempfile::tempdir().unwrap();
-        let store = KeyStore::open(other.path()).unwrap();
+        let store = KeyStore::open(other.path(), None).unwrap();
         store.provision(WORKLOAD, &first.certificate_der, &key).unwrap();
         let refused = store.release(&grant(3), now + HOUR * 2, certify).unwrap_err();
         assert!(matches!(refused, KeyStoreError::Expired { .. }), "{refused}");
@@ -479,5 +462,79 @@ mod tests {
         let stranger = SigningKey::try_generate().unwrap();
         let wrong = |_: &[u8]| Ok(ca.certify_key(WORKLOAD, stranger.verifying_key(), HOUR)?.der);
         assert!(matches!(store.release(&grant(4), now, wrong), Err(KeyStoreError::Internal(_))));
+    }
+
+    /// The key `release` sealed to `grant(nonce)`'s ephemeral key, opened as the runtime does.
+    fn opened(release: &Release, nonce: u8) -> Vec<u8> {
+        let secret = ephemeral_secret(nonce);
+        let certificate_sha256: [u8; 32] = Sha256::digest(&release.provisioned.certificate_der).into();
+        let public = hpke::serialize_public_key(&secret.public_key());
+        let (info, aad) = (key_release_info(&[nonce; 32], &public), key_release_aad(&certificate_sha256));
+        let mut scalar = vec![0u8; 48];
+        hpke::open(&secret, &release.enc, &info, &aad, &release.ciphertext, &mut scalar).unwrap();
+        scalar
+    }
+
+    fn ephemeral_secret(nonce: u8) -> p384::SecretKey {
+        p384::SecretKey::from_slice(&[nonce; 48]).unwrap()
+    }
+
+    fn grant_to_known(nonce: u8) -> ReleaseGrant {
+        let public = hpke::serialize_public_key(&ephemeral_secret(nonce).public_key()).to_vec();
+        ReleaseGrant { ephemeral_public_key: public, ..grant(nonce) }
+    }
+
+    /// Replicas on one database, each with its own copy of the state directory: what the owner
+    /// provisioned at one is released by the other, a challenge is answered once across them,
+    /// a renewal at one is what the other finds, and the rows hold the key sealed, never in
+    /// clear; a row moved to another workload, or read with another wrapping key, does not open.
+    #[test]
+    fn replicas_share_the_key_store_through_the_database_with_keys_sealed() {
+        let cluster = twi_testkit::postgres::Cluster::start();
+        let pg = || Arc::new(Postgres::connect(&cluster.url()).unwrap());
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let key = SigningKey::try_generate().unwrap();
+        let owner =
+            OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
+        let first = provision_owner(a.path(), "example.org", &owner, Some(pg())).unwrap();
+        assert!(!a.path().join("keystore").exists(), "nothing provisioned is kept in files");
+        for entry in std::fs::read_dir(a.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() {
+                std::fs::copy(entry.path(), b.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let ca = IssuerCa::load_or_create(b.path(), "example.org").unwrap();
+        let certify = |sec1: &[u8]| {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
+        };
+        let (at_a, at_b) =
+            (KeyStore::open(a.path(), Some(pg())).unwrap(), KeyStore::open(b.path(), Some(pg())).unwrap());
+        let now = SystemTime::now();
+        let released = at_b.release(&grant_to_known(1), now, certify).unwrap();
+        assert_eq!(opened(&released, 1), key.to_bytes().to_vec(), "the owner's key, released at the other replica");
+        assert!(matches!(at_a.release(&grant_to_known(1), now, certify), Err(KeyStoreError::AlreadyReleased)));
+
+        // Renewed at one replica past half its life: the other finds the renewed certificate.
+        let late = at_a.release(&grant_to_known(2), now + HOUR * 2 / 3, certify).unwrap();
+        assert_ne!(late.provisioned.serial_hex, first.serial_hex);
+        assert_eq!(at_b.provisioned(WORKLOAD).unwrap().unwrap().serial_hex, late.provisioned.serial_hex);
+
+        // The rows: the key sealed, not in clear.
+        let rows = cluster.psql("SELECT encode(key_sealed, 'hex') || encode(key_enc, 'hex') FROM keystore_credentials");
+        let rows = String::from_utf8_lossy(&rows.stdout).to_string();
+        assert!(rows.len() > 2 * (48 + 16 + 97), "{rows}");
+        assert!(!rows.contains(&hex::encode(key.to_bytes())), "the key is in the database in clear");
+
+        // Another wrapping key does not open the row; nor does the row under another name.
+        let c = tempfile::tempdir().unwrap();
+        let error = KeyStore::open(c.path(), Some(pg())).unwrap().release(&grant_to_known(3), now, certify);
+        assert!(matches!(&error, Err(KeyStoreError::Internal(e)) if e.contains("does not open")), "{error:?}");
+        let moved = "spiffe://example.org/other-app";
+        cluster.psql(&format!("UPDATE keystore_credentials SET workload_id = '{moved}'"));
+        let grant = ReleaseGrant { workload_id: moved.into(), ..grant_to_known(4) };
+        let error = at_b.release(&grant, now, certify);
+        assert!(matches!(&error, Err(KeyStoreError::Internal(e)) if e.contains("does not open")), "{error:?}");
     }
 }
