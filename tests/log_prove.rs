@@ -185,6 +185,8 @@ fn records_sealed_to_an_auditor_prove_and_audit_without_the_key_and_read_with_it
     std::fs::write(&plain_pem, &plain.certificate_pem).unwrap();
     std::fs::write(&sealed_pem, &sealed.certificate_pem).unwrap();
 
+    provisioned_sealed(&state, &private, &kid);
+
     // The mixed log audits with the log key alone.
     let out = TWI.run(&["--state", path(&state), "log", "audit"]);
     assert!(out.status.success(), "twi log audit: {}", stderr(&out));
@@ -293,4 +295,39 @@ fn decrypted_by_pycose(state: &Path, sealed: &Issued, private: &Path) {
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "pycose: {said}{}", stderr(&out));
     assert_eq!(said.matches("ok   ").count(), 4, "{said}");
+}
+
+/// `twi keystore provision --auditor-key` (records written by the CLI itself): the
+/// provisioning record is sealed too, and read back with the auditor's key.
+fn provisioned_sealed(state: &Path, private: &Path, kid: &str) {
+    let owner = private.with_file_name("owner.pem");
+    let out = twi_testkit::tools::openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        path(&owner),
+    ]);
+    twi_testkit::tools::assert_ok(&out, "openssl genpkey (the owner's key)");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&owner, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = private.with_file_name("auditor.pub");
+    let workload = ["--workload-id", "spiffe://example.org/payroll-app", "--key", path(&owner)];
+    let out = TWI.run(
+        &[&["--state", path(state), "keystore", "provision"][..], &workload, &["--auditor-key", path(&public)]]
+            .concat(),
+    );
+    assert!(out.status.success(), "twi keystore provision --auditor-key: {}", stderr(&out));
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let prove = |extra: &[&str]| TWI.run(&[&["--state", path(state), "log", "prove", &serial][..], extra].concat());
+    let out = prove(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&shown["record"], shown["encrypted_to"].as_str()), (&serde_json::Value::Null, Some(kid)));
+    let out = prove(&["--auditor-key-private", path(private)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["record"]["decision"]["criteria"]["step"], "owner-provisioning");
 }
