@@ -500,7 +500,7 @@ fn a_new_version_keeps_the_stable_identifier_and_gets_a_wit_and_a_logged_record(
             .collect();
         let leaf = hex::decode(r["statement"].as_str().unwrap()).unwrap();
         let statement = twi_issuer::provenance::SignedStatement::decode(&leaf).unwrap();
-        assert_eq!(serde_json::to_value(&statement.record).unwrap(), r["record"]);
+        assert_eq!(serde_json::to_value(statement.record()).unwrap(), r["record"]);
         assert_eq!(hex::encode(statement.sha256()), r["statement_sha256"].as_str().unwrap());
         let leaf_hash = twi_issuer::provenance::leaf_hash(&leaf);
         assert_eq!(hex::encode(leaf_hash), r["leaf_hash"].as_str().unwrap());

@@ -13,7 +13,8 @@ use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_host_loader::sim::snp::SimPsp;
 use twi_issuer::policy::Policy;
-use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issued, Issuer, IssuerConfig};
+use twi_issuer::provenance::{AuditorKey, AuditorSecret, SignedStatement};
+use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issued, Issuer, IssuerConfig, Rejection};
 use twi_proto::msg::{CredentialKind, Platform};
 use twi_testkit::scenario::{Served, Twi};
 use twi_testkit::tools::utf8 as path;
@@ -33,12 +34,18 @@ fn policy_text() -> String {
 
 /// One credential issued in process by the issuer of `state` on a simulated chip's evidence.
 fn issue(state: &Path) -> Issued {
+    issue_as(state, None, None).unwrap()
+}
+
+/// [`issue`], its records sealed to `auditor` if given, renewing `renewal_of` if given.
+fn issue_as(state: &Path, auditor: Option<&AuditorKey>, renewal_of: Option<&str>) -> Result<Issued, Rejection> {
     std::fs::create_dir_all(state.join("chip")).unwrap();
     let mut psp = SimPsp::load_or_create(&state.join("chip")).unwrap();
     psp.set_launch_digest(MEASUREMENT);
     let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
     let policy = Policy::from_toml(&policy_text()).unwrap();
     let mut issuer = Issuer::open(&state.join("issuer"), config, policy).unwrap();
+    issuer.seal_records_to(auditor.cloned());
     let nonce = issuer.initiate(Platform::SimSnp, &MEASUREMENT, TARGET, CredentialKind::X509, None).unwrap().nonce;
     let key = SigningKey::try_generate().unwrap();
     let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
@@ -55,7 +62,7 @@ fn issue(state: &Path) -> Issued {
         csr: Some(&csr),
     };
     let evidence = Evidence { bundle, events: &[] };
-    issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None }).unwrap()
+    issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of })
 }
 
 fn stderr(out: &Output) -> String {
@@ -131,4 +138,196 @@ fn a_credential_is_proved_from_the_served_log_and_offline_and_a_mismatch_is_refu
     // A credential the log never saw.
     let out = online("00");
     assert!(!out.status.success() && stderr(&out).contains("no record of credential"), "{}", stderr(&out));
+}
+
+/// The auditor's key pair as `openssl` makes it: `auditor.key` (PKCS#8, 0600) and `auditor.pub`
+/// (SPKI), the files `--auditor-key-private` and `--auditor-key` take.
+fn auditor_keys(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let (private, public) = (dir.join("auditor.key"), dir.join("auditor.pub"));
+    let out = twi_testkit::tools::openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        path(&private),
+    ]);
+    twi_testkit::tools::assert_ok(&out, "openssl genpkey (the auditor's key)");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = twi_testkit::tools::openssl(&["pkey", "-in", path(&private), "-pubout", "-out", path(&public)]);
+    twi_testkit::tools::assert_ok(&out, "openssl pkey -pubout");
+    (private, public)
+}
+
+/// Records sealed to an auditor key (issue 16 item 2, the SCITT draft's MAY): a log holding a
+/// record in clear and then sealed ones audits; a sealed record is proved (offline and over
+/// HTTPS) without the key and shown as encrypted to it; with the auditor's private key `twi
+/// provenance show` and `twi log prove` read it; a wrong or unprotected key is refused; pycose
+/// decrypts it on its own to the exact record JSON; a renewal naming it is refused with why.
+#[test]
+fn records_sealed_to_an_auditor_prove_and_audit_without_the_key_and_read_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let plain = issue(&state);
+    let (private, public) = auditor_keys(dir.path());
+    let auditor = AuditorKey::load(&public).unwrap();
+    let sealed = issue_as(&state, Some(&auditor), None).unwrap();
+    let kid = hex::encode(auditor.kid());
+    for record in sealed.provenance["records"].as_array().unwrap() {
+        assert_eq!(
+            (&record["record"], record["encrypted_to"].as_str()),
+            (&serde_json::Value::Null, Some(kid.as_str()))
+        );
+    }
+    let (plain_pem, sealed_pem) = (dir.path().join("plain.pem"), dir.path().join("sealed.pem"));
+    std::fs::write(&plain_pem, &plain.certificate_pem).unwrap();
+    std::fs::write(&sealed_pem, &sealed.certificate_pem).unwrap();
+
+    provisioned_sealed(&state, &private, &kid);
+
+    // The mixed log audits with the log key alone.
+    let out = TWI.run(&["--state", path(&state), "log", "audit"]);
+    assert!(out.status.success(), "twi log audit: {}", stderr(&out));
+
+    shown_without_and_with_the_key(&state, &plain_pem, &sealed_pem, &private, &kid);
+    proved_without_and_with_the_key(dir.path(), &state, &sealed, &private, &kid);
+    decrypted_by_pycose(&state, &sealed, &private);
+
+    let refused = issue_as(&state, Some(&auditor), Some(&sealed.serial_hex)).unwrap_err();
+    assert!(matches!(refused, Rejection::SealedPreviousRecord { .. }), "{refused}");
+    assert!(refused.to_string().contains(&kid), "{refused}");
+}
+
+/// `twi provenance show`: the plain record as before; the sealed one as encrypted to `kid`
+/// (its inclusion still verified), read with the key; a wrong key and a 0644 key refused.
+fn shown_without_and_with_the_key(state: &Path, plain: &Path, sealed: &Path, private: &Path, kid: &str) {
+    let show = |extra: &[&str]| TWI.run(&[&["--state", path(state), "provenance", "show"][..], extra].concat());
+    let out = show(&[path(plain)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("workload: spiffe://example.org/payroll-app"));
+    let out = show(&[path(sealed)]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(text.contains(&format!("record: encrypted to auditor key {kid}")), "{text}");
+    assert!(text.contains("verified under the log key") && !text.contains("payroll-app"), "{text}");
+    let out = show(&[path(sealed), "--auditor-key-private", path(private), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["workload"], "spiffe://example.org/payroll-app");
+    assert_eq!((report["encrypted_to"].as_str(), report["inclusion"]["verified"].as_bool()), (Some(kid), Some(true)));
+
+    let other = private.with_file_name("other.key");
+    let out = twi_testkit::tools::openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        path(&other),
+    ]);
+    twi_testkit::tools::assert_ok(&out, "openssl genpkey (another key)");
+    let out = show(&[path(sealed), "--auditor-key-private", path(&other)]);
+    assert!(!out.status.success(), "a wrong key read the record");
+    assert!(
+        stderr(&out).contains(&format!("encrypted to auditor key {kid}, not to the given key")),
+        "{}",
+        stderr(&out)
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&other, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = show(&[path(sealed), "--auditor-key-private", path(&other)]);
+    assert!(!out.status.success() && stderr(&out).contains("chmod 600"), "{}", stderr(&out));
+}
+
+/// `twi log prove`: offline and from `twi serve --auditor-key` over HTTPS, without the key
+/// (encrypted to `kid`, proved) and with it (the record).
+fn proved_without_and_with_the_key(dir: &Path, state: &Path, sealed: &Issued, private: &Path, kid: &str) {
+    let out = TWI.run(&["--state", path(state), "log", "prove", &sealed.serial_hex]);
+    assert!(out.status.success(), "offline: {}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&shown["record"], shown["encrypted_to"].as_str()), (&serde_json::Value::Null, Some(kid)));
+    assert!(stderr(&out).contains("give --auditor-key-private to read it"), "{}", stderr(&out));
+
+    let policy = dir.join("policy.toml");
+    std::fs::write(&policy, policy_text()).unwrap();
+    let public = private.with_file_name("auditor.pub");
+    let served =
+        Served::start(TWI, &["--state", path(state), "--policy", path(&policy), "--auditor-key", path(&public)]);
+    let ca = state.join("issuer/issuer-ca.pem");
+    let args = ["--issuer-url", &served.url, "--issuer-ca", path(&ca), "--auditor-key-private", path(private)];
+    let out = TWI.run(&[&["log", "prove", &sealed.wit_jti][..], &args].concat());
+    assert!(out.status.success(), "over HTTPS: {}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (shown["record"]["credential_id"].as_str(), shown["record"]["credential_kind"].as_str()),
+        (Some(sealed.wit_jti.as_str()), Some("wit"))
+    );
+    assert!(stderr(&out).contains(&format!("ok the record decrypted with auditor key {kid}")), "{}", stderr(&out));
+}
+
+/// pycose opens the sealed statements with the auditor's key to the exact JSON the issuer
+/// encrypted (as coset/RustCrypto open it); another key is refused by pycose's own AEAD check.
+fn decrypted_by_pycose(state: &Path, sealed: &Issued, private: &Path) {
+    let secret = AuditorSecret::load(private).unwrap();
+    let other = AuditorSecret::generate().unwrap();
+    let log_key = twi_issuer::provenance::audit::state_log_key(&state.join("issuer")).unwrap();
+    let mut records = Vec::new();
+    for record in sealed.provenance["records"].as_array().unwrap() {
+        let statement = record["statement"].as_str().unwrap();
+        let read = SignedStatement::decode(&hex::decode(statement).unwrap()).unwrap();
+        let json = serde_json::to_string(&read.open(&secret).unwrap()).unwrap();
+        records.push(serde_json::json!({ "statement": statement, "record_json": json }));
+    }
+    let first = records[0]["statement"].clone();
+    let input = serde_json::json!({
+        "log_key": twi_issuer::jose::Jwk::published(log_key, "twi-log"),
+        "auditor": { "d": hex::encode(&secret.to_bytes()[..]) },
+        "records": records,
+        "must_fail": [
+            { "name": "another auditor key (kid ignored: the AEAD check)", "statement": first, "d": hex::encode(&other.to_bytes()[..]), "ignore_kid": true },
+            { "name": "another auditor key (by its kid)", "statement": first, "d": hex::encode(&other.to_bytes()[..]) },
+        ],
+    });
+    let out = twi_testkit::tools::cose_encrypt_check(&input);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "pycose: {said}{}", stderr(&out));
+    assert_eq!(said.matches("ok   ").count(), 4, "{said}");
+}
+
+/// `twi keystore provision --auditor-key` (records written by the CLI itself): the
+/// provisioning record is sealed too, and read back with the auditor's key.
+fn provisioned_sealed(state: &Path, private: &Path, kid: &str) {
+    let owner = private.with_file_name("owner.pem");
+    let out = twi_testkit::tools::openssl(&[
+        "genpkey",
+        "-algorithm",
+        "EC",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-384",
+        "-out",
+        path(&owner),
+    ]);
+    twi_testkit::tools::assert_ok(&out, "openssl genpkey (the owner's key)");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&owner, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let public = private.with_file_name("auditor.pub");
+    let workload = ["--workload-id", "spiffe://example.org/payroll-app", "--key", path(&owner)];
+    let out = TWI.run(
+        &[&["--state", path(state), "keystore", "provision"][..], &workload, &["--auditor-key", path(&public)]]
+            .concat(),
+    );
+    assert!(out.status.success(), "twi keystore provision --auditor-key: {}", stderr(&out));
+    let serial = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let prove = |extra: &[&str]| TWI.run(&[&["--state", path(state), "log", "prove", &serial][..], extra].concat());
+    let out = prove(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&shown["record"], shown["encrypted_to"].as_str()), (&serde_json::Value::Null, Some(kid)));
+    let out = prove(&["--auditor-key-private", path(private)]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(shown["record"]["decision"]["criteria"]["step"], "owner-provisioning");
 }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! bench/run                     # all sections, 10 runs each
-//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, verify, log, service
+//! bench/run --runs 20 rom cold  # only some sections: rom, cold, ram, frames, guest, issue, verify, log, seal, service
 //! target/release/twi-bench elf FILE...   # ROM figures of runtime ELFs built otherwise
 //! ```
 //!
@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 
 /// The ROM budget of issue 17.
 const ROM_BUDGET: u64 = 256 * 1024;
-const SECTIONS: [&str; 9] = ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "service"];
+const SECTIONS: [&str; 10] = ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "seal", "service"];
 
 struct Args {
     twi: PathBuf,
@@ -88,7 +88,7 @@ fn main() -> Result<()> {
     println!("{}", stats::load());
     let on = |s: &str| args.sections.iter().any(|x| x == s);
     // The issuer's sections need no image: `bench/run issue verify log service` runs without building one.
-    if args.sections.iter().all(|s| ["issue", "verify", "log", "service"].contains(&s.as_str())) {
+    if args.sections.iter().all(|s| ["issue", "verify", "log", "seal", "service"].contains(&s.as_str())) {
         return issuer_sections(&args, on);
     }
     let default = twi.build("image", &[])?;
@@ -122,6 +122,9 @@ fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     }
     if on("log") {
         log::cost_by_size(args.runs, &args.log_records)?;
+    }
+    if on("seal") {
+        log::sealing(args.runs)?;
     }
     if on("service") {
         service::service(&args.twi, args.runs)?;

@@ -386,7 +386,8 @@ fn assert_whole_issuances(log: &ProvenanceLog, received: &[String], audit: &[&st
     assert_eq!(log.len() % 2, 0, "{} records: an issuance was cut in half", log.len());
     let mut ids = Vec::new();
     for pair in 0..log.len() / 2 {
-        let (x509, wit) = (log.record(2 * pair).unwrap().record, log.record(2 * pair + 1).unwrap().record);
+        let record = |i: u64| log.record(i).unwrap().record().cloned().expect("a record in clear");
+        let (x509, wit) = (record(2 * pair), record(2 * pair + 1));
         assert_eq!((x509.credential_kind.as_str(), wit.credential_kind.as_str()), ("x509", "wit"), "pair {pair}");
         assert_eq!(
             x509.evidence_sha384,

@@ -374,8 +374,14 @@ impl Issuer {
     /// A renewal of credential `previous` is granted to `admission` only under the policy's
     /// renewal rules, checked against what `previous` was bound to (its provenance record).
     fn check_renewal(&self, previous: &str, admission: &Admission) -> Result<(), Rejection> {
-        let unknown = || Rejection::UnknownPreviousCredential(previous.to_string());
-        let binding = self.records.binding_of(previous)?.ok_or_else(unknown)?;
+        let binding = match self.records.binding_of(previous)? {
+            None => return Err(Rejection::UnknownPreviousCredential(previous.to_string())),
+            Some(Err(kid)) => {
+                let kid = crate::provenance::sealed::shown_kid(&kid);
+                return Err(Rejection::SealedPreviousRecord { id: previous.to_string(), kid });
+            }
+            Some(Ok(binding)) => binding,
+        };
         Ok(RenewalCheck { previous: binding }.check(admission)?)
     }
 

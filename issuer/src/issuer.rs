@@ -119,6 +119,13 @@ impl Issuer {
         self.verifier.accept_simulated_tdx(root, collateral)
     }
 
+    /// Encrypts the provenance record of every credential issued from now on to `auditor`
+    /// (`twi serve --auditor-key`): the statements, the leaves, receipts and checkpoints stay
+    /// verifiable by anyone, only the auditor reads the records. `None`: records in clear.
+    pub fn seal_records_to(&mut self, auditor: Option<crate::provenance::AuditorKey>) {
+        self.records.seal_to(auditor);
+    }
+
     /// The appraisal policy it issues under.
     pub fn policy(&self) -> &Policy {
         &self.policy

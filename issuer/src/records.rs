@@ -24,7 +24,9 @@ use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::entry::LogEntry;
 use crate::provenance::receipt;
-use crate::provenance::{LogError, ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash};
+use crate::provenance::{
+    AuditorKey, LogError, ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash,
+};
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
 
@@ -47,6 +49,8 @@ pub(crate) struct Records {
     /// In the replicas' PostgreSQL database: appends are serialised there (an advisory lock),
     /// not by the state directory's lock, which replicas on other machines do not share.
     shared: bool,
+    /// The auditor key new records are encrypted to (`--auditor-key`); `None`: in clear.
+    auditor: Option<AuditorKey>,
 }
 
 /// What one issuance logs: the decision, and the credentials it makes (kind, id).
@@ -79,7 +83,18 @@ impl Records {
             }
         };
         let shared = database.is_some();
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log: Mutex::new(log), shared })
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log: Mutex::new(log), shared, auditor: None })
+    }
+
+    /// Encrypts every record made from now on to `auditor` (records already logged stay as
+    /// they are: a log may hold both).
+    pub(crate) fn seal_to(&mut self, auditor: Option<AuditorKey>) {
+        self.auditor = auditor;
+    }
+
+    /// Signs `record` as a statement, sealed to the auditor key if there is one.
+    fn sign(&self, record: ProvenanceRecord) -> Result<SignedStatement, LogError> {
+        SignedStatement::sign_for(record, &self.issuer, &self.key, LOG_KID, self.auditor.as_ref())
     }
 
     /// The key signed tree heads verify under.
@@ -98,10 +113,15 @@ impl Records {
     }
 
     /// The binding of credential `id` (an X.509 serial in hex, or a WIT `jti`), from its
-    /// record; `None` when the log has no such credential.
-    pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Binding>, IssuerError> {
+    /// record; `None` when the log has no such credential; `Some(Err(kid))` when the record is
+    /// encrypted to the auditor key `kid` (the issuer keeps no plaintext copy to read it from).
+    pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Result<Binding, Vec<u8>>>, IssuerError> {
         let Some((_, statement)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
-        Ok(statement.record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok()))
+        let Some(record) = statement.record() else {
+            return Ok(Some(Err(statement.sealed_to().unwrap_or_default().to_vec())));
+        };
+        let binding = record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok());
+        Ok(binding.map(Ok))
     }
 
     /// The signed statements of one issuance, one per credential, made before the credentials
@@ -111,10 +131,7 @@ impl Records {
         issuance: &Issuance<'_>,
         now: SystemTime,
     ) -> Result<Vec<SignedStatement>, IssuerError> {
-        Ok(records(issuance, now)?
-            .into_iter()
-            .map(|record| SignedStatement::sign(record, &self.issuer, &self.key, LOG_KID))
-            .collect::<Result<Vec<_>, _>>()?)
+        Ok(records(issuance, now)?.into_iter().map(|record| self.sign(record)).collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes
@@ -142,7 +159,7 @@ impl Records {
             policy_version: policy_version.into(),
             issued_at: crate::jose::unix_seconds(now),
         };
-        Ok(SignedStatement::sign(record, &self.issuer, &self.key, LOG_KID)?)
+        Ok(self.sign(record)?)
     }
 
     /// The log entry a credential names: this log's origin and its statement's SHA-256.
@@ -172,20 +189,21 @@ impl Records {
             .zip(proved.into_iter().zip(receipts))
             .map(|(statement, ((index, proof, leaf), receipt))| {
                 json!({
-                    "credential_kind": statement.record.credential_kind,
-                    "credential_id": statement.record.credential_id,
+                    "credential_kind": statement.record().map(|r| r.credential_kind.as_str()),
+                    "credential_id": statement.credential_id(),
                     "index": index,
                     "statement": hex::encode(&leaf),
                     "statement_sha256": hex::encode(statement.sha256()),
                     "leaf_hash": hex::encode(leaf_hash(&leaf)),
                     "inclusion_proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
                     "receipt": hex::encode(receipt),
-                    "record": statement.record,
+                    "record": statement.record(),
+                    "encrypted_to": statement.sealed_to().map(crate::provenance::sealed::shown_kid),
                 })
             })
             .collect();
         Ok(json!({
-            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's SCITT signed statement (`statement`: a COSE_Sign1 under the log key, CWT claims iss and sub = the credential id, payload the record's JSON), `statement_sha256` what the credential names; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
+            "log": "RFC 9162 Merkle tree (SHA-256); each leaf is the record's SCITT signed statement (`statement`: a COSE_Sign1 under the log key, CWT claims iss and sub = the credential id, payload the record's JSON, or that JSON encrypted to the auditor key `encrypted_to` names), `statement_sha256` what the credential names; `receipt`: an RFC 9942 COSE receipt (RFC9162_SHA256 inclusion, detached root, ES384 under the log key)",
             "tree_head": {
                 "size": head.size,
                 "timestamp_ms": head.timestamp_ms,

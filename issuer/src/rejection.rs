@@ -25,6 +25,10 @@ pub enum Rejection {
         "credential {0} has no provenance record at this issuer: a renewal must name a credential this issuer issued (its X.509 serial in hex, or its WIT jti)"
     )]
     UnknownPreviousCredential(String),
+    #[error(
+        "the provenance record of credential {id} is encrypted to auditor key {kid} and the issuer keeps no plaintext copy, so it cannot check a renewal against the binding the record holds: request a new credential instead (without renewal_of)"
+    )]
+    SealedPreviousRecord { id: String, kid: String },
     #[error("the Credential Authority refused the credential request: {0}")]
     CredentialRequest(#[from] RequestRefused),
     #[error("the Key Store refused the release: {0}")]

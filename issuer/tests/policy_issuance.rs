@@ -530,7 +530,7 @@ fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_boun
     // Provisioning is logged like any issuance, and the certificate names its record.
     let proof = issuer.log_proof(&provisioned.serial_hex).unwrap().expect("the provisioning is in the log");
     let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
-    let record = twi_issuer::provenance::SignedStatement::decode(&statement).unwrap().record;
+    let record = twi_issuer::provenance::SignedStatement::decode(&statement).unwrap().record().cloned().unwrap();
     assert_eq!(record.workload_id, "spiffe://example.org/payroll-app", "{record:?}");
     assert_eq!(record.decision.criteria["provisioned_by"], "test owner", "{record:?}");
     assert_eq!((record.evidence_sha384.as_str(), record.decision.status.as_str()), ("", "none"));

@@ -223,6 +223,15 @@ pub fn cose_receipt_check(input: &serde_json::Value) -> Output {
     Python::with(&["pycose", "cbor2"]).run(Path::new(COSE_RECEIPT_CHECK), input)
 }
 
+/// The sealed-record check (pycose): provenance records encrypted to an auditor key
+/// (COSE_Encrypt, ECDH-ES + HKDF-256, A256GCM) decrypted independently of the issuer.
+pub const COSE_ENCRYPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/cose_encrypt_check.py");
+
+/// Runs the sealed-record check ([`COSE_ENCRYPT_CHECK`]) on `input`.
+pub fn cose_encrypt_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pycose", "cbor2", "cryptography"]).run(Path::new(COSE_ENCRYPT_CHECK), input)
+}
+
 /// The CoRIM check (cbor2 and pycose): `twi build`'s signed reference-values CoRIM and the
 /// IGVM file's CoRIM headers (see the script's docstring for its input).
 pub const CORIM_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/corim_check.py");

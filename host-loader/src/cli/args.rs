@@ -21,6 +21,33 @@ pub struct IdentityArgs {
     pub workload: String,
 }
 
+/// The auditor the provenance records are encrypted to (the SCITT draft's MAY).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AuditorArgs {
+    /// Encrypt every new provenance record to this auditor's P-384 public key (SPKI PEM,
+    /// `openssl pkey -in auditor.key -pubout`): the record's signed statement carries it as a
+    /// COSE_Encrypt (ECDH-ES + HKDF-256, A256GCM) that only the auditor opens (`twi provenance
+    /// show --auditor-key-private`), while its signature, the leaf, receipts, checkpoints and
+    /// `twi log audit` verify without the key; `sub` (the credential id) and `iat` stay in clear.
+    /// The issuer keeps no plaintext copy, so a renewal naming such a credential is refused.
+    #[arg(long, value_name = "PEM")]
+    pub auditor_key: Option<PathBuf>,
+}
+
+impl AuditorArgs {
+    /// The key, read and checked (`None` without the option).
+    pub fn load(&self) -> anyhow::Result<Option<twi_issuer::provenance::AuditorKey>> {
+        use anyhow::Context;
+        let Some(path) = &self.auditor_key else { return Ok(None) };
+        let key = twi_issuer::provenance::AuditorKey::load(path).context("--auditor-key")?;
+        eprintln!(
+            "twi: provenance records are encrypted to auditor key {}",
+            twi_issuer::provenance::sealed::shown_kid(key.kid())
+        );
+        Ok(Some(key))
+    }
+}
+
 /// The SEV-SNP launch that measurements are computed for.
 #[derive(Args, Debug, Clone)]
 pub struct LaunchArgs {

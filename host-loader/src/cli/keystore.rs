@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Subcommand;
 use zeroize::Zeroizing;
 
-use super::args::IdentityArgs;
+use super::args::{AuditorArgs, IdentityArgs};
 use twi_issuer::keystore::{OwnerCredential, provision_owner};
 
 use super::issuer::issuer_dir;
@@ -48,6 +48,8 @@ pub struct ProvisionArgs {
     #[command(flatten)]
     identity: IdentityArgs,
     #[command(flatten)]
+    auditor: AuditorArgs,
+    #[command(flatten)]
     remote: RemoteProvision,
 }
 
@@ -78,18 +80,25 @@ struct RemoteProvision {
 pub fn execute(state: &Path, command: KeystoreCommand) -> Result<()> {
     let KeystoreCommand::Provision(args) = command;
     if args.remote.issuer_url.is_some() {
+        if args.auditor.auditor_key.is_some() {
+            bail!(
+                "--auditor-key encrypts the records this command writes itself; the service at --issuer-url writes the record, encrypted as its own `twi serve --auditor-key` says"
+            );
+        }
         return provision_remote(&args.remote);
     }
     let (Some(workload_id), Some(key)) = (&args.workload_id, &args.key) else {
         bail!("name the workload (--workload-id) and the owner's key (--key), or the service (--issuer-url)");
     };
     let signing_key = read_owner_key(key)?;
+    let auditor = args.auditor.load()?;
     let certificate = args.certificate.as_deref().map(read_one_certificate).transpose()?;
     let owner = OwnerCredential {
         workload_id,
         key: &signing_key,
         certificate: certificate.as_deref(),
         lifetime: Duration::from_secs(args.lifetime_hours.saturating_mul(3600)),
+        auditor: auditor.as_ref(),
     };
     let database = args.database.as_deref().map(twi_issuer::database::Postgres::connect).transpose()?;
     let provisioned =

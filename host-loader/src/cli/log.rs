@@ -12,6 +12,8 @@
 //! and `--jwks`; without them the keys the issuer serves are taken, and the output says so.
 //! Without `--issuer-url` the record is proved from the state's own log, against its last signed
 //! tree head.
+//! A record the issuer encrypted to an auditor (`--auditor-key`) is proved all the same; it is
+//! printed only when `--auditor-key-private` decrypts it (else `encrypted_to` names the key).
 //!
 //! `twi log consistency OLD [NEW]` checks that the log only grew between two checkpoints an
 //! auditor kept (NEW: the issuer's current one): both verify under the pinned key, and the
@@ -27,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use twi_issuer::oids::Oids;
+use twi_issuer::provenance::{AuditorSecret, ProvenanceRecord, sealed};
 use twi_issuer::provenance::{Hash, ProvenanceLog, SignedStatement, leaf_hash, verify_consistency, verify_inclusion};
 use twi_issuer::provenance::{audit, checkpoint, receipt};
 
@@ -58,6 +61,11 @@ pub enum LogCommand {
         /// receipts and tree heads). Default: the key the issuer serves, or offline the state's.
         #[arg(long, value_name = "FILE")]
         jwks: Option<PathBuf>,
+        /// The auditor's private key (PEM, mode 0600): decrypts a record the issuer encrypted
+        /// to the auditor (`--auditor-key`). Without it such a record is proved all the same
+        /// and shown as encrypted to its key id.
+        #[arg(long, value_name = "PEM")]
+        auditor_key_private: Option<PathBuf>,
     },
     /// Check that the log only grew from checkpoint OLD to checkpoint NEW (files holding the
     /// signed notes; NEW: the issuer's current checkpoint).
@@ -95,7 +103,8 @@ pub enum LogCommand {
 
 pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
     match command {
-        LogCommand::Prove { credential, issuer_url, issuer_ca, vkey, jwks } => {
+        LogCommand::Prove { credential, issuer_url, issuer_ca, vkey, jwks, auditor_key_private } => {
+            let auditor = auditor_key_private.as_deref().map(read_auditor_secret).transpose()?;
             let presented = presented(state, &credential)?;
             let found = match issuer_url {
                 Some(url) => {
@@ -104,7 +113,7 @@ pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
                 }
                 None => offline(state, &presented.id, jwks.as_deref())?,
             };
-            prove(&presented, found)
+            prove(&presented, found, auditor.as_ref())
         }
         LogCommand::Consistency { old, new, issuer_url, issuer_ca, vkey } => {
             let client = RemoteIssuer::new(&issuer_url, &ClientTls { ca: issuer_ca, client: None })?;
@@ -222,7 +231,7 @@ fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
 
 /// The statement of a record proved in the log: its signature under the log key, that it is
 /// about the credential, and that the credential names it; prints what was checked.
-fn prove(presented: &Presented, found: Found) -> Result<()> {
+fn prove(presented: &Presented, found: Found, auditor: Option<&AuditorSecret>) -> Result<()> {
     let id = &presented.id;
     let statement =
         SignedStatement::verify(&found.statement, &found.log_key).context("the record's signed statement")?;
@@ -250,6 +259,7 @@ fn prove(presented: &Presented, found: Found) -> Result<()> {
         )),
         None => checked.push("the credential itself was not given (only its id): nothing to match".into()),
     }
+    let (record, encrypted_to) = opened(&statement, auditor, &mut checked)?;
     eprintln!("twi: credential {id} is record {} of {} in log {}:", found.index, found.size, found.origin);
     for line in &checked {
         eprintln!("twi:   ok {line}");
@@ -261,10 +271,35 @@ fn prove(presented: &Presented, found: Found) -> Result<()> {
         "checkpoint": found.checkpoint,
         "statement_sha256": hex::encode(sha256),
         "checked": checked,
-        "record": statement.record,
+        "record": record,
+        "encrypted_to": encrypted_to,
     });
     println!("{}", serde_json::to_string_pretty(&answer)?);
     Ok(())
+}
+
+/// The auditor's private key of `--auditor-key-private` (a key file: 0600).
+pub fn read_auditor_secret(path: &Path) -> Result<AuditorSecret> {
+    AuditorSecret::load(path).context("--auditor-key-private")
+}
+
+/// The record of a verified statement: in clear, decrypted with the auditor's key, or — sealed
+/// and no key given — none, with the key id it is encrypted to.
+pub fn opened(
+    statement: &SignedStatement,
+    auditor: Option<&AuditorSecret>,
+    checked: &mut Vec<String>,
+) -> Result<(Option<ProvenanceRecord>, Option<String>)> {
+    let Some(kid) = statement.sealed_to().map(sealed::shown_kid) else {
+        return Ok((statement.record().cloned(), None));
+    };
+    let Some(auditor) = auditor else {
+        checked.push(format!("the record is encrypted to auditor key {kid}: give --auditor-key-private to read it"));
+        return Ok((None, Some(kid)));
+    };
+    let record = statement.open(auditor).context("decrypting the record with --auditor-key-private")?;
+    checked.push(format!("the record decrypted with auditor key {kid} and is about this credential"));
+    Ok((Some(record), Some(kid)))
 }
 
 /// The `twi-log` key of a JWKS file.

@@ -10,6 +10,11 @@
 //! (`--policy`, or `--sboms`), its digest checked, and its components listed: what the workload
 //! was made of. The credential's own SBOM claim (X.509 extension or WIT claim) must agree with
 //! the record.
+//!
+//! A record the issuer encrypted to an auditor (`--auditor-key`) is decrypted with
+//! `--auditor-key-private`; without it only what is in clear is shown — the credential id, the
+//! auditor key the record is encrypted to, and its verified inclusion — and the SBOM agreement
+//! cannot be checked.
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +45,11 @@ pub enum ProvenanceCommand {
         /// state's own log key.
         #[arg(long, value_name = "FILE")]
         jwks: Option<PathBuf>,
+        /// The auditor's private key (PEM, mode 0600): decrypts a record the issuer encrypted
+        /// to the auditor (`--auditor-key`). Without it such a record's inclusion is still
+        /// proved, and it is shown as encrypted to its key id.
+        #[arg(long, value_name = "PEM")]
+        auditor_key_private: Option<PathBuf>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
@@ -47,10 +57,22 @@ pub enum ProvenanceCommand {
 }
 
 pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
-    let ProvenanceCommand::Show { credential, policy, sboms, jwks, json } = command;
+    let ProvenanceCommand::Show { credential, policy, sboms, jwks, auditor_key_private, json } = command;
+    let auditor = auditor_key_private.as_deref().map(super::log::read_auditor_secret).transpose()?;
     let dir = super::issuer::issuer_dir(state);
     let presented = Presented::read(&credential, &Oids::load(&dir)?)?;
-    let (index, record, inclusion) = logged(&dir, &presented.id, jwks.as_deref())?;
+    let (index, statement, inclusion) = logged(&dir, &presented.id, jwks.as_deref())?;
+    let (record, encrypted_to) = super::log::opened(&statement, auditor.as_ref(), &mut Vec::new())?;
+    let inclusion =
+        json!({ "index": index, "tree_size": inclusion.0, "root": hex::encode(inclusion.1), "verified": true });
+    let Some(record) = record else {
+        let report = json!({
+            "credential": { "id": statement.credential_id(), "file": credential.display().to_string() },
+            "encrypted_to": encrypted_to,
+            "inclusion": inclusion,
+        });
+        return print_report(&report, json, sealed_text);
+    };
     let named = record.decision.criteria.get("sbom").map(|d| SbomDigest::parse(d).context("the record's `sbom`"));
     let named = named.transpose()?;
     if presented.sbom != named {
@@ -76,14 +98,37 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
         "sbom": named.map(|d| d.to_string()),
         "components": sbom.as_ref().map(|s| serde_json::to_value(&s.components)).transpose()?,
         "vendor": sbom.as_ref().and_then(|s| s.vendor.clone()),
-        "inclusion": json!({ "index": index, "tree_size": inclusion.0, "root": hex::encode(inclusion.1), "verified": true }),
+        "encrypted_to": encrypted_to,
+        "inclusion": inclusion,
     });
+    let store_missing = named.is_some() && store.is_none();
+    print_report(&report, json, |r| text(r, store_missing))
+}
+
+/// The report as one JSON object, or as `text` makes it.
+fn print_report(report: &Value, json: bool, text: impl Fn(&Value) -> String) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print!("{}", text(&report, named.is_some() && store.is_none()));
+        print!("{}", text(report));
     }
     Ok(())
+}
+
+/// The report of a record encrypted to an auditor, read without the auditor's key.
+fn sealed_text(report: &Value) -> String {
+    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let credential = &report["credential"];
+    let inclusion = &report["inclusion"];
+    format!(
+        "credential: {} ({})\nrecord: encrypted to auditor key {}: give --auditor-key-private FILE to read what it says\nlog: record {} is included in the signed tree of {} records (root {}): verified under the log key\n",
+        s(&credential["id"]),
+        s(&credential["file"]),
+        s(&report["encrypted_to"]),
+        inclusion["index"],
+        inclusion["tree_size"],
+        s(&inclusion["root"])
+    )
 }
 
 fn shown(digest: Option<&SbomDigest>) -> String {
@@ -102,9 +147,9 @@ fn criteria(record: &ProvenanceRecord) -> Value {
     Value::Object(map.collect())
 }
 
-/// The record of credential `id` in the state's log, its index, and the signed tree head
-/// (size, root) its inclusion proof was checked against.
-fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, ProvenanceRecord, (u64, [u8; 32]))> {
+/// The signed statement of credential `id` in the state's log (its signature verified), its
+/// index, and the signed tree head (size, root) its inclusion proof was checked against.
+fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, SignedStatement, (u64, [u8; 32]))> {
     let path = dir.join("provenance.sqlite");
     if !path.is_file() {
         bail!("{} does not exist: give the --state of the issuer that issued the credential", path.display());
@@ -125,7 +170,10 @@ fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, ProvenanceR
     verify_inclusion(&leaf_hash(&statement.bytes), index, head.size, &proof, &head.root)
         .with_context(|| format!("the record of {id} is not in the signed tree: do not trust this log"))?;
     let statement = SignedStatement::verify(&statement.bytes, &key).context("the record's signed statement")?;
-    Ok((index, statement.record, (head.size, head.root)))
+    if statement.credential_id() != id {
+        bail!("the log's statement is about {:?}, not {id:?}: do not trust this log", statement.credential_id());
+    }
+    Ok((index, statement, (head.size, head.root)))
 }
 
 /// The report as text.

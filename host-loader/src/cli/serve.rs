@@ -14,7 +14,7 @@ use twi_issuer::http::{Limits, RateLimit, RouterLimits, TlsSettings, Transport};
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
-use super::args::IdentityArgs;
+use super::args::{AuditorArgs, IdentityArgs};
 use super::issuer::{issuer_dir, load_policy, open_issuer_shared};
 
 #[derive(Args, Debug)]
@@ -56,6 +56,8 @@ pub struct ServeArgs {
     log_format: LogFormat,
     #[command(flatten)]
     identity: IdentityArgs,
+    #[command(flatten)]
+    auditor: AuditorArgs,
     #[command(flatten)]
     tls: ServeTlsArgs,
     #[command(flatten)]
@@ -185,6 +187,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
     };
     let policy = load_policy(&args.policy, args.policy_key.as_deref())?;
     let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, args.database.as_deref())?;
+    issuer.seal_records_to(args.auditor.load()?);
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;

@@ -336,6 +336,8 @@ pub struct OwnerCredential<'a> {
     pub certificate: Option<&'a [u8]>,
     /// Lifetime of a certificate the CA issues here.
     pub lifetime: std::time::Duration,
+    /// The auditor key the provisioning record is encrypted to (`--auditor-key`); `None`: in clear.
+    pub auditor: Option<&'a crate::provenance::AuditorKey>,
 }
 
 /// Puts `owner`'s key and credential into the Key Store of the issuer state `state_dir`,
@@ -361,7 +363,8 @@ pub fn provision_owner(
         ));
     }
     let ca = IssuerCa::load_or_create(state_dir, ca_domain)?;
-    let records = crate::records::Records::open(state_dir, ca_domain, database.as_ref())?;
+    let mut records = crate::records::Records::open(state_dir, ca_domain, database.as_ref())?;
+    records.seal_to(owner.auditor.cloned());
     let now = SystemTime::now();
     let record = |serial_hex: &str| records.provisioning(owner.workload_id, serial_hex, OWNER_CLI, NO_POLICY, now);
     let (der, statement) = match owner.certificate {
@@ -412,12 +415,13 @@ mod tests {
     fn provisioning_by_the_owner_is_logged_and_the_certificate_names_its_record() {
         let dir = tempfile::tempdir().unwrap();
         let key = SigningKey::try_generate().unwrap();
-        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
+        let owner =
+            OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
         let provisioned = provision_owner(dir.path(), "example.org", &owner, None).unwrap();
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         let proof = records.unwrap().prove(&provisioned.serial_hex).unwrap().expect("the provisioning is logged");
         let statement = hex::decode(proof["statement"].as_str().unwrap()).unwrap();
-        let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record;
+        let record = crate::provenance::SignedStatement::decode(&statement).unwrap().record().cloned().unwrap();
         assert_eq!(
             (record.workload_id.as_str(), record.decision.criteria["step"].as_str()),
             (WORKLOAD, "owner-provisioning")
@@ -499,7 +503,8 @@ mod tests {
         let pg = || Arc::new(Postgres::connect(&cluster.url()).unwrap());
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let key = SigningKey::try_generate().unwrap();
-        let owner = OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR };
+        let owner =
+            OwnerCredential { workload_id: WORKLOAD, key: &key, certificate: None, lifetime: HOUR, auditor: None };
         // Not into the database from a directory that is not the replicas' state.
         let refused = provision_owner(a.path(), "example.org", &owner, Some(pg())).unwrap_err().to_string();
         assert!(refused.contains("needs a copy of their state directory"), "{refused}");

@@ -5,7 +5,7 @@
 //! consistency proofs and P-384 signed tree heads.
 //!
 //! Each record is a SCITT signed statement (`statement.rs`, COSE_Sign1 with the record's JSON as
-//! payload) and the leaf is the statement's bytes; `receipt.rs` makes the RFC 9942 receipts
+//! payload, or that JSON encrypted to an auditor key: `sealed.rs`) and the leaf is the statement's bytes; `receipt.rs` makes the RFC 9942 receipts
 //! that prove a leaf under a tree head, `checkpoint.rs` the C2SP checkpoints.
 //!
 //! Storage is SQLite (compiled in, `store.rs`): an issuance is one transaction (its records,
@@ -26,10 +26,12 @@ mod checks;
 pub mod entry;
 mod pg;
 pub mod receipt;
+pub mod sealed;
 pub mod statement;
 mod store;
 
-pub use statement::SignedStatement;
+pub use sealed::{AuditorKey, AuditorSecret};
+pub use statement::{Content, SignedStatement};
 pub use store::ProvenanceLog;
 
 use p384::ecdsa::signature::Verifier;
@@ -410,6 +412,8 @@ pub enum LogError {
     OutOfRange { size: u64, what: String },
     #[error("cannot encode a record: {0}")]
     Encode(String),
+    #[error("{0}")]
+    Sealed(String),
     #[error("the signed tree head's signature does not verify under the log key")]
     BadTreeHeadSignature,
     #[error("the log key failed to sign: {0}")]

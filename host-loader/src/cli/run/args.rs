@@ -95,6 +95,11 @@ pub struct RunArgs {
     /// the service's JSON API, or EST simplereenroll with --protocol est.
     #[arg(long, value_name = "SERIAL")]
     pub renew: Option<String>,
+    /// Encrypt the embedded issuer's provenance records to this auditor's P-384 public key
+    /// (SPKI PEM), as `twi serve --auditor-key` does (a remote issuer encrypts by its own
+    /// option).
+    #[arg(long, value_name = "PEM", conflicts_with = "issuer_url")]
+    pub auditor_key: Option<PathBuf>,
     /// The simulated TEE's machine: its chip identity and keys (default STATE/sim-snp).
     /// Another directory is another simulated chip.
     #[arg(long, value_name = "DIR")]

@@ -169,6 +169,8 @@ impl Side {
             None => development_policy(args, measured)?,
         };
         let mut issuer = open_issuer(state, &args.identity, sim_root, policy)?;
+        let auditor = crate::cli::args::AuditorArgs { auditor_key: args.auditor_key.clone() };
+        issuer.seal_records_to(auditor.load()?);
         // A remote issuer accepts the simulated root by its own configuration
         // (`twi serve --simulated-tee`).
         if let Some(tdx) = &self.tdx {
