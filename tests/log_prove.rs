@@ -140,22 +140,19 @@ fn a_credential_is_proved_from_the_served_log_and_offline_and_a_mismatch_is_refu
     assert!(!out.status.success() && stderr(&out).contains("no record of credential"), "{}", stderr(&out));
 }
 
+/// A P-384 private key made by `openssl genpkey` at `file` (PKCS#8 PEM, 0600).
+fn p384_key(file: &Path, what: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let args = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", path(file)];
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::openssl(&args), &format!("openssl genpkey ({what})"));
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// The auditor's key pair as `openssl` makes it: `auditor.key` (PKCS#8, 0600) and `auditor.pub`
 /// (SPKI), the files `--auditor-key-private` and `--auditor-key` take.
 fn auditor_keys(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
     let (private, public) = (dir.join("auditor.key"), dir.join("auditor.pub"));
-    let out = twi_testkit::tools::openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-384",
-        "-out",
-        path(&private),
-    ]);
-    twi_testkit::tools::assert_ok(&out, "openssl genpkey (the auditor's key)");
-    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p384_key(&private, "the auditor's key");
     let out = twi_testkit::tools::openssl(&["pkey", "-in", path(&private), "-pubout", "-out", path(&public)]);
     twi_testkit::tools::assert_ok(&out, "openssl pkey -pubout");
     (private, public)
@@ -301,18 +298,7 @@ fn decrypted_by_pycose(state: &Path, sealed: &Issued, private: &Path) {
 /// provisioning record is sealed too, and read back with the auditor's key.
 fn provisioned_sealed(state: &Path, private: &Path, kid: &str) {
     let owner = private.with_file_name("owner.pem");
-    let out = twi_testkit::tools::openssl(&[
-        "genpkey",
-        "-algorithm",
-        "EC",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-384",
-        "-out",
-        path(&owner),
-    ]);
-    twi_testkit::tools::assert_ok(&out, "openssl genpkey (the owner's key)");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&owner, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p384_key(&owner, "the owner's key");
     let public = private.with_file_name("auditor.pub");
     let workload = ["--workload-id", "spiffe://example.org/payroll-app", "--key", path(&owner)];
     let out = TWI.run(
