@@ -37,9 +37,9 @@ pub fn certificates(what: &'static str, path: &Path) -> Result<Vec<CertificateDe
     Ok(certs)
 }
 
-/// The private key in `path` (PKCS#8 or SEC1 PEM), refused when group or others may read it:
-/// whoever read it could be this service.
-pub fn private_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
+/// The bytes of the secret file `path`, refused when group or others may read it: whoever read
+/// it could be this service. Zeroized when dropped.
+pub fn read_private(what: &'static str, path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, FileError> {
     use std::os::unix::fs::PermissionsExt;
     let metadata =
         std::fs::metadata(path).map_err(|error| FileError::Read { what, path: path.to_path_buf(), error })?;
@@ -54,7 +54,12 @@ pub fn private_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'sta
             ),
         });
     }
-    let pem = zeroize::Zeroizing::new(read(what, path)?);
+    Ok(zeroize::Zeroizing::new(read(what, path)?))
+}
+
+/// The private key in `path` (PKCS#8 or SEC1 PEM), read by [`read_private`].
+pub fn private_key(what: &'static str, path: &Path) -> Result<PrivateKeyDer<'static>, FileError> {
+    let pem = read_private(what, path)?;
     PrivateKeyDer::from_pem_slice(&pem).map_err(|e| FileError::Pem {
         what,
         path: path.to_path_buf(),

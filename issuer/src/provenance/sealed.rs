@@ -110,19 +110,11 @@ impl AuditorSecret {
     /// Reads the key from `path`, refusing a file group or others may read (like every key
     /// file the issuer reads): `chmod 600` it.
     pub fn load(path: &Path) -> Result<Self, LogError> {
-        use std::os::unix::fs::PermissionsExt;
-        let unreadable =
-            |e: std::io::Error| LogError::Sealed(format!("reading the auditor's key {}: {e}", path.display()));
-        let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            return Err(LogError::Sealed(format!(
-                "the auditor's private key {} is readable by group or others (mode {mode:03o}), so it is refused: make it private with `chmod 600 {}`",
-                path.display(),
-                path.display()
-            )));
-        }
-        let pem = Zeroizing::new(std::fs::read_to_string(path).map_err(unreadable)?);
-        Self::from_pem(&pem).map_err(|e| LogError::Sealed(format!("{}: {e}", path.display())))
+        let bytes = twi_tls_files::read_private("the auditor's private key", path)
+            .map_err(|e| LogError::Sealed(e.to_string()))?;
+        let pem = std::str::from_utf8(&bytes)
+            .map_err(|_| LogError::Sealed(format!("{}: the auditor's private key is not PEM text", path.display())))?;
+        Self::from_pem(pem).map_err(|e| LogError::Sealed(format!("{}: {e}", path.display())))
     }
 
     /// Generates a key (tests and tools).
