@@ -90,7 +90,7 @@ impl Shelf {
     pub(super) fn provisioned(&self, workload_id: &str) -> Result<Option<Provisioned>, IssuerError> {
         match self {
             Self::Files(files) => files.provisioned(workload_id),
-            Self::Database(db) => Ok(db.held(workload_id)?.map(|held| held.provisioned)),
+            Self::Database(db) => db.provisioned(workload_id),
         }
     }
 
@@ -270,47 +270,58 @@ impl Database {
         Ok(Some(Held { provisioned, key }))
     }
 
-    /// Upserts `held`; with `only_over`, only while that certificate is the stored one.
-    fn put(&self, held: &Held, only_over: Option<&Provisioned>) -> Result<(), IssuerError> {
-        let (enc, sealed) = self.seal(held)?;
-        let p = &held.provisioned;
-        let (pg, not_after, now) = (&self.pg, unix_ms(p.not_after), unix_ms(SystemTime::now()));
-        let over = only_over.map(|old| old.certificate_der.clone());
-        pg.run(|client| {
+    /// The certificate provisioned for `workload_id`, its key left sealed.
+    fn provisioned(&self, workload_id: &str) -> Result<Option<Provisioned>, IssuerError> {
+        let pg = &self.pg;
+        let row = pg.run(|client| {
             client
-                .execute(
-                    "INSERT INTO keystore_credentials AS k VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (workload_id) DO UPDATE SET certificate = $2, not_after_ms = $3,
-                         key_enc = $4, key_sealed = $5, provisioned_ms = $6
-                     WHERE $7::BYTEA IS NULL OR k.certificate = $7",
-                    &[&p.workload_id, &p.certificate_der, &not_after, &enc, &sealed, &now, &over],
-                )
+                .query_opt("SELECT certificate FROM keystore_credentials WHERE workload_id = $1", &[&workload_id])
                 .map_err(|e| pg.error(&e))
         })?;
-        Ok(())
+        row.map(|row| parse_provisioned(workload_id, &row.get::<_, Vec<u8>>(0))).transpose()
+    }
+
+    /// Inserts `held` provisioned at `at`, or replaces the stored row where `replace_if` (SQL over
+    /// the stored row `k`, with `$7` = `param`) holds; the number of rows written.
+    fn upsert(
+        &self,
+        held: &Held,
+        at: SystemTime,
+        replace_if: &str,
+        param: &(dyn postgres::types::ToSql + Sync),
+    ) -> Result<u64, IssuerError> {
+        let (enc, sealed) = self.seal(held)?;
+        let p = &held.provisioned;
+        let (pg, not_after, at) = (&self.pg, unix_ms(p.not_after), unix_ms(at));
+        let sql = format!(
+            "INSERT INTO keystore_credentials AS k VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (workload_id) DO UPDATE SET certificate = $2, not_after_ms = $3,
+                 key_enc = $4, key_sealed = $5, provisioned_ms = $6
+             WHERE {replace_if}"
+        );
+        let written = pg.run(|client| {
+            client
+                .execute(&sql, &[&p.workload_id, &p.certificate_der, &not_after, &enc, &sealed, &at, param])
+                .map_err(|e| pg.error(&e))
+        })?;
+        Ok(written)
+    }
+
+    /// Upserts `held`; with `only_over`, only while that certificate is the stored one.
+    fn put(&self, held: &Held, only_over: Option<&Provisioned>) -> Result<(), IssuerError> {
+        let over = only_over.map(|old| old.certificate_der.clone());
+        self.upsert(held, SystemTime::now(), "$7::BYTEA IS NULL OR k.certificate = $7", &over).map(|_| ())
     }
 
     fn put_unless_current(&self, held: &Held, now: SystemTime) -> Result<Option<Provisioned>, IssuerError> {
-        let (enc, sealed) = self.seal(held)?;
-        let p = &held.provisioned;
-        let (pg, not_after, now) = (&self.pg, unix_ms(p.not_after), unix_ms(now));
-        let written = pg.run(|client| {
-            client
-                .execute(
-                    "INSERT INTO keystore_credentials AS k VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (workload_id) DO UPDATE SET certificate = $2, not_after_ms = $3,
-                         key_enc = $4, key_sealed = $5, provisioned_ms = $6
-                     WHERE k.not_after_ms < $6",
-                    &[&p.workload_id, &p.certificate_der, &not_after, &enc, &sealed, &now],
-                )
-                .map_err(|e| pg.error(&e))
-        })?;
+        let written = self.upsert(held, now, "k.not_after_ms < $7", &unix_ms(now))?;
         if written == 1 {
             return Ok(None);
         }
         // Another replica provisioned the workload meanwhile: its credential is the one kept.
-        let kept = self.held(&p.workload_id)?.map(|held| held.provisioned);
-        kept.map(Some).ok_or_else(|| IssuerError::Database(self.gone(&p.workload_id)))
+        let workload_id = &held.provisioned.workload_id;
+        let kept = self.provisioned(workload_id)?;
+        kept.map(Some).ok_or_else(|| IssuerError::Database(self.gone(workload_id)))
     }
 
     fn gone(&self, workload_id: &str) -> DatabaseError {
