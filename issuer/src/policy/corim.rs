@@ -13,6 +13,8 @@
 //! little-endian): the guest policy's flag bits the image was built for. Every measurement of
 //! one triple must match for the triple to match (the draft's appraisal, §9), so the launch
 //! digest and the policy bits are admitted together, as the JSON reference entries pin them.
+//! An SEV-SNP MEASUREMENT may carry a `name` (key 11): the TWI host profile the digest is for
+//! (`linux-6.11`, ...), which the policy's entries and refusals then name.
 //!
 //! Signed (§4.2): `#6.18(COSE_Sign1)` with `alg` ES384 (-35), `content-type`
 //! `application/rim+cbor` and `corim-meta` (signer name) in the protected header; the payload
@@ -78,6 +80,9 @@ pub struct LaunchValue {
     pub platform: LaunchPlatform,
     pub digest: [u8; 48],
     pub policy: Option<PolicyBits>,
+    /// SEV-SNP: the TWI host profile the digest is for (`twi build --host-profile`), carried
+    /// as the MEASUREMENT's `name` (measurement-values-map key 11).
+    pub host_profile: Option<String>,
 }
 
 /// Guest policy bits: admitted iff `policy & mask == required`.
@@ -105,6 +110,7 @@ fn triple(value: &LaunchValue) -> ReferenceTriple {
         mkey: Some(MeasuredElement::Text(mkey.into())),
         mval: MeasurementValuesMap {
             digests: Some(vec![Digest::new(NI_SHA384, value.digest.to_vec())]),
+            name: value.host_profile.clone(),
             ..MeasurementValuesMap::default()
         },
         authorized_by: None,
@@ -224,8 +230,10 @@ fn launch_value(platform: LaunchPlatform, measurements: &[MeasurementMap]) -> Re
     let at = format!("the {vendor} {model} reference triple");
     let mut digest = None;
     let mut policy = None;
+    let mut host_profile = None;
     for m in measurements {
         if mkey_is(m, mkey) {
+            host_profile = m.mval.name.clone().filter(|_| platform == LaunchPlatform::SevSnp);
             let sha384 = m.mval.digests.iter().flatten().find(|d| *d.alg() == DigestAlg::Int(NI_SHA384));
             let bytes = sha384.ok_or_else(|| CorimError(format!("{at}: {mkey} has no sha-384 (7) digest")))?.value();
             let bytes = <[u8; 48]>::try_from(bytes)
@@ -240,7 +248,7 @@ fn launch_value(platform: LaunchPlatform, measurements: &[MeasurementMap]) -> Re
         }
     }
     let digest = digest.ok_or_else(|| CorimError(format!("{at} has no {mkey} measurement")))?;
-    Ok(LaunchValue { platform, digest, policy })
+    Ok(LaunchValue { platform, digest, policy, host_profile })
 }
 
 fn policy_bits(raw: &Option<RawValueChoice>) -> Option<PolicyBits> {

@@ -20,9 +20,9 @@ const QEMU_POLICY: u64 = 0x30000;
 fn values() -> Vec<LaunchValue> {
     let bits = Some(PolicyBits { mask: POLICY_FLAGS_MASK, required: QEMU_POLICY });
     vec![
-        LaunchValue { platform: LaunchPlatform::SevSnp, digest: SNP, policy: bits },
-        LaunchValue { platform: LaunchPlatform::SevSnp, digest: IGVM, policy: bits },
-        LaunchValue { platform: LaunchPlatform::Tdx, digest: MRTD, policy: None },
+        LaunchValue { platform: LaunchPlatform::SevSnp, digest: SNP, policy: bits, host_profile: Some("linux-6.11".into()) },
+        LaunchValue { platform: LaunchPlatform::SevSnp, digest: IGVM, policy: bits, host_profile: None },
+        LaunchValue { platform: LaunchPlatform::Tdx, digest: MRTD, policy: None, host_profile: None },
     ]
 }
 

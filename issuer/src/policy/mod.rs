@@ -45,7 +45,7 @@ mod corim_tests;
 mod tests;
 
 pub use admission::{
-    Admission, Appraised, AppraisedTcb, Binding, ClosestMatch, FieldDiff, MatchedReference, PlatformClaimSource,
+    Admission, Appraised, AppraisedTcb, Binding, ClosestMatch, FieldDiff, KnownLaunch, MatchedReference, PlatformClaimSource,
     PolicyRejection,
 };
 pub use file::{Hex, PolicyFile, ReferenceFile, U64, WorkloadFile};
