@@ -109,6 +109,12 @@ fn a_corim_policy_admits_what_the_json_values_admit_and_refuses_the_rest() {
             assert_eq!(corim, json);
         }
     }
+    // The host profile rides in the MEASUREMENT's name and labels the SEV-SNP entry.
+    let a = from_corim.admit(&evidence(Platform::Snp, &SNP, QEMU_POLICY)).unwrap();
+    assert!(a.reference.label.ends_with("(SEV-SNP, host linux-6.11)"), "{}", a.reference.label);
+    let entries = &from_corim.workloads[0].references;
+    let profiles: Vec<_> = entries.iter().filter(|e| e.platform == Platform::Snp).map(|e| e.host_profile.as_deref()).collect();
+    assert_eq!(profiles, [Some("linux-6.11"), None]);
 }
 
 #[test]
