@@ -91,6 +91,9 @@ pub struct Added {
     pub added: Vec<String>,
     /// Labels of the entries the workload had already (same platform, same value).
     pub present: Vec<String>,
+    /// Labels of the entries added with `admit = false`: other host profiles' launches, which
+    /// admit nothing and let a refusal name the profile.
+    pub known: Vec<String>,
 }
 
 /// Adds `entries` to the `[[workload]]` whose id is `workload` in the policy `text` (made when
@@ -142,13 +145,20 @@ pub fn add_references(
                     .any(|v| Some(v.trim_start_matches("0x").to_ascii_lowercase()) == value)
         };
         let label = entry.label.clone().unwrap_or_default();
-        if references.iter().any(same) {
-            added.present.push(label);
+        let admits = entry.admit != Some(false);
+        if let Some(existing) = references.iter_mut().find(|t| same(t)) {
+            // A host profile listed before as not admitted, now asked for: admit it.
+            if admits && existing.get("admit").and_then(|a| a.as_bool()) == Some(false) {
+                existing.remove("admit");
+                added.added.push(label);
+            } else {
+                added.present.push(label);
+            }
             continue;
         }
         let lines: DocumentMut = entry.to_toml().map_err(|e| invalid(&e))?.parse().map_err(|e| invalid(&e))?;
         references.push(lines.as_table().clone());
-        added.added.push(label);
+        if admits { added.added.push(label) } else { added.known.push(label) }
     }
     let text = doc.to_string();
     Policy::from_toml(&text).map_err(|e| invalid(&e))?;
@@ -199,6 +209,29 @@ mod tests {
         let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
             .unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
+    }
+
+    /// Another host profile's digest goes in with `admit = false`; adding an image built for
+    /// that profile later admits the same entry rather than adding a second one.
+    #[test]
+    fn a_host_profile_listed_as_not_admitted_is_admitted_once_asked_for() {
+        let image = |asked_legacy: bool| {
+            serde_json::json!({ "snp": { "launch_digest": hex::encode(SNP), "host_profiles": [
+                { "profile": "linux-6.11", "launch_digest": hex::encode(SNP), "requested": true },
+                { "profile": "amd-snp-legacy", "launch_digest": hex::encode([0x55; 48]), "requested": asked_legacy },
+            ] } })
+        };
+        let text = "version = \"1\"\ntrust_domain = \"example.org\"\n";
+        let (first, added) =
+            add_references(text, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
+        assert_eq!(added.added, ["v1 (simulated SEV-SNP)", "v1 (SEV-SNP, host linux-6.11)"]);
+        assert_eq!(added.known, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
+        assert!(first.contains("admit = false"), "{first}");
+        let (second, added) = add_references(&first, "w", &image_references(&image(true), "v1").unwrap()).unwrap();
+        assert_eq!(added.added, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
+        assert!(!second.contains("admit"), "{second}");
+        let refs = &Policy::from_toml(&second).unwrap().workloads[0].references;
+        assert!(refs.len() == 3 && refs.iter().all(|r| r.admitted));
     }
 
     #[test]

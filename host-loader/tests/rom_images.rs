@@ -3,8 +3,9 @@
 //! virtee's `sev-snp-measure` on our ROM, the IGVM file through the `igvm` crate's parser and
 //! its independent SNP and TDX calculators, and measurements that follow the runtime's bytes.
 //!
-//! Needs `qemu-system-x86_64` and `sev-snp-measure` (`qemu/install-deps` installs both); the
-//! tests fail, never skip, without them.
+//! Needs `qemu-system-x86_64`, `sev-snp-measure` and sev-snp-measure 0.0.9 in
+//! /opt/twi/sev-snp-measure-0.0.9 (`qemu/install-deps` installs them); the tests fail, never
+//! skip, without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -290,6 +291,79 @@ fn sev_snp_measure_agrees_on_our_rom() {
     let theirs = sev_snp_measure(&["--mode", "seves", "--ovmf", rom_arg, "--vcpus", "2", "--vcpu-type", "EPYC-v4"]);
     let ours = twi_host_loader::measure::sev::seves_launch_digest(rom, 2, 0x80_0F12, None, Default::default()).unwrap();
     assert_eq!(hex::encode(ours), theirs);
+}
+
+/// sev-snp-measure 0.0.9 (the last release without FPU state in the VMSA), in the venv
+/// `qemu/install-deps` makes for it.
+const SEV_SNP_MEASURE_0_0_9: &str = "/opt/twi/sev-snp-measure-0.0.9/bin/sev-snp-measure";
+
+/// Runs `tool` (whose `--version` must be `version`, or at least it with `at_least`) with `args`.
+fn sev_snp_measure_release(tool: &str, version: &str, at_least: bool, args: &[&str]) -> String {
+    let install = "run ./qemu/install-deps (it installs sev-snp-measure, and 0.0.9 into /opt/twi/sev-snp-measure-0.0.9)";
+    let run = |args: &[&str]| {
+        let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}: {install}"));
+        assert!(out.status.success(), "{tool} {args:?}: {}: {install}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let found = run(&["--version"]);
+    let found = found.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let parts = |v: &str| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+    let fits = if at_least { parts(&found) >= parts(version) } else { found == version };
+    assert!(fits, "{tool} is version {found}, not {}{version}: {install}", if at_least { ">= " } else { "" });
+    run(args)
+}
+
+/// Each host profile's digest of our ROM is the one the sev-snp-measure release that models
+/// that host computes with the profile's guest features (`HostProfile::sev_snp_measure`), and
+/// `twi build --host-profile` (all of them) writes exactly those into reference-values.json.
+#[test]
+fn every_host_profile_agrees_with_its_sev_snp_measure_release() {
+    use twi_host_loader::measure::host_profile::PROFILES;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("twi.rom");
+    let rom = &images().rom;
+    std::fs::write(&path, rom).unwrap();
+    let rom_arg = path.to_str().unwrap();
+    let all = ImageParams { host_profiles: PROFILES.to_vec(), ..ImageParams::default() };
+    let built = image::build_images(elf(), &manifest(), &all, &Default::default()).unwrap();
+    let listed = built.reference_values["snp"]["host_profiles"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), PROFILES.len());
+    let mut digests = Vec::new();
+    for (i, profile) in PROFILES.iter().enumerate() {
+        let (tool, version, at_least) =
+            if profile.vmsa_fpu { ("sev-snp-measure", "0.0.10", true) } else { (SEV_SNP_MEASURE_0_0_9, "0.0.9", false) };
+        assert!(profile.sev_snp_measure.starts_with(&format!("sev-snp-measure {}{version}", if at_least { ">= " } else { "" })));
+        for (vcpus, cpu) in [(1, "EPYC-v4"), (3, "EPYC-Milan")] {
+            let features = format!("{:#x}", profile.sev_features);
+            let vcpus_arg = vcpus.to_string();
+            let args = ["--mode", "snp", "--ovmf", rom_arg, "--vcpus", &vcpus_arg, "--vcpu-type", cpu, "--guest-features", &features];
+            let theirs = sev_snp_measure_release(tool, version, at_least, &args);
+            let params = ImageParams {
+                vcpus,
+                cpu_type: twi_host_loader::measure::cpu::CpuType::by_name(cpu).unwrap(),
+                host_profiles: vec![*profile],
+                ..ImageParams::default()
+            };
+            let ours = params.profile_digests(rom).unwrap();
+            assert_eq!((ours[0].profile.name, ours[0].requested), (profile.name, true));
+            assert_eq!(hex::encode(ours[0].digest), theirs, "{} with {vcpus} x {cpu}", profile.name);
+            if vcpus == 1 {
+                assert_eq!(listed[i]["profile"], profile.name);
+                assert_eq!(listed[i]["requested"], true);
+                assert_eq!(listed[i]["launch_digest"], theirs, "reference-values.json, {}", profile.name);
+                digests.push(theirs);
+            }
+        }
+    }
+    // Different host stacks, different digests: a report names its host profile.
+    for (i, d) in digests.iter().enumerate() {
+        assert!(!digests[..i].contains(d), "{} repeats an earlier profile's digest", PROFILES[i].name);
+    }
+    // The default build asks for the default profile alone and lists the others as not asked.
+    let default = images().reference_values["snp"]["host_profiles"].as_array().unwrap();
+    let flags: Vec<_> = default.iter().map(|p| (p["profile"].as_str().unwrap(), p["requested"].as_bool().unwrap())).collect();
+    assert_eq!(flags, [("linux-6.11", true), ("amd-snp-legacy", false), ("amd-snp-legacy-no-debug-swap", false)]);
+    assert_eq!(default[1]["launch_digest"], digests[1].as_str());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 //! SEV-SNP host profiles: which host stack (KVM + QEMU) launches the guest decides two things
 //! in every vCPU's initial VMSA, and so the launch digest: SEV_FEATURES, and whether KVM copies
 //! the vCPU's FPU reset state (MXCSR, x87 FCW) into the VMSA before the PSP measures it. The
-//! rest of the VMSA ([`super::vmsa`]) and every page before it are the same on all of them.
+//! rest of the VMSA (the `vmsa` module) and every page before it are the same on all of them.
 //!
 //! A reference value is therefore made per profile: `twi measure --host-profile P[,P...]` and
 //! `twi build --host-profile P[,P...]` compute one digest for each, labelled with its name.
@@ -34,13 +34,16 @@ pub struct HostProfile {
 /// with `sev-snp-guest`): the default.
 ///
 /// - QEMU creates SNP guests with KVM_SEV_INIT2 and a zeroed `struct kvm_sev_init`, so
-///   `vmsa_features` is 0 (qemu/qemu `target/i386/sev.c` `sev_common_kvm_init`, v9.1.0), and
-///   KVM adds SNP_ACTIVE for KVM_X86_SNP_VM (torvalds/linux `arch/x86/kvm/svm/sev.c`
-///   `__sev_guest_init`, v6.11): SEV_FEATURES 0x1. `kvm_amd.debug_swap` only widens what
-///   INIT2 may ask for; it adds nothing by itself there.
-/// - `sev_es_sync_vmsa` copies the guest FPU state into the VMSA for every VM type other than
-///   KVM_X86_DEFAULT_VM ("Skip FPU and AVX setup with KVM_SEV_ES_INIT to avoid breaking older
-///   measurements", same file): MXCSR 0x1F80 and FCW 0x37F, the reset values.
+///   `vmsa_features` is 0 (QEMU `target/i386/sev.c` `sev_common_kvm_init`, since the
+///   KVM_SEV_INIT2 series of QEMU 9.0; the IGVM series of QEMU 10.0 passes an IGVM file's
+///   VMSA SEV_FEATURES instead, which a `-bios` launch does not have), and KVM adds
+///   SNP_ACTIVE for KVM_X86_SNP_VM (torvalds/linux `arch/x86/kvm/svm/sev.c`
+///   `__sev_guest_init`; read at commit 0097f9df): SEV_FEATURES 0x1. `kvm_amd.debug_swap`
+///   only widens what INIT2 may ask for (`sev_supported_vmsa_features`); it adds nothing by
+///   itself there.
+/// - `sev_es_sync_vmsa` (same file) copies the guest FPU state into the VMSA for every VM type
+///   other than KVM_X86_DEFAULT_VM ("Skip FPU and AVX setup with KVM_SEV_ES_INIT to avoid
+///   breaking older measurements"): MXCSR 0x1F80 and FCW 0x37F, the reset values.
 /// - sev-snp-measure >= 0.0.10 (virtee commit ae95e59, "Update the VMSA to match latest
 ///   upstream kernel", citing the KVM_SEV_INIT2 series) computes this VMSA for `--vmm-type
 ///   QEMU`, with `--guest-features 0x1`.
