@@ -222,8 +222,7 @@ mod tests {
             ] } })
         };
         let text = "version = \"1\"\ntrust_domain = \"example.org\"\n";
-        let (first, added) =
-            add_references(text, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
+        let (first, added) = add_references(text, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
         assert_eq!(added.added, ["v1 (simulated SEV-SNP)", "v1 (SEV-SNP, host linux-6.11)"]);
         assert_eq!(added.known, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
         assert!(first.contains("admit = false"), "{first}");

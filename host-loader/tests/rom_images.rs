@@ -299,7 +299,8 @@ const SEV_SNP_MEASURE_0_0_9: &str = "/opt/twi/sev-snp-measure-0.0.9/bin/sev-snp-
 
 /// Runs `tool` (whose `--version` must be `version`, or at least it with `at_least`) with `args`.
 fn sev_snp_measure_release(tool: &str, version: &str, at_least: bool, args: &[&str]) -> String {
-    let install = "run ./qemu/install-deps (it installs sev-snp-measure, and 0.0.9 into /opt/twi/sev-snp-measure-0.0.9)";
+    let install =
+        "run ./qemu/install-deps (it installs sev-snp-measure, and 0.0.9 into /opt/twi/sev-snp-measure-0.0.9)";
     let run = |args: &[&str]| {
         let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}: {install}"));
         assert!(out.status.success(), "{tool} {args:?}: {}: {install}", String::from_utf8_lossy(&out.stderr));
@@ -330,13 +331,31 @@ fn every_host_profile_agrees_with_its_sev_snp_measure_release() {
     assert_eq!(listed.len(), PROFILES.len());
     let mut digests = Vec::new();
     for (i, profile) in PROFILES.iter().enumerate() {
-        let (tool, version, at_least) =
-            if profile.vmsa_fpu { ("sev-snp-measure", "0.0.10", true) } else { (SEV_SNP_MEASURE_0_0_9, "0.0.9", false) };
-        assert!(profile.sev_snp_measure.starts_with(&format!("sev-snp-measure {}{version}", if at_least { ">= " } else { "" })));
+        let (tool, version, at_least) = if profile.vmsa_fpu {
+            ("sev-snp-measure", "0.0.10", true)
+        } else {
+            (SEV_SNP_MEASURE_0_0_9, "0.0.9", false)
+        };
+        assert!(
+            profile
+                .sev_snp_measure
+                .starts_with(&format!("sev-snp-measure {}{version}", if at_least { ">= " } else { "" }))
+        );
         for (vcpus, cpu) in [(1, "EPYC-v4"), (3, "EPYC-Milan")] {
             let features = format!("{:#x}", profile.sev_features);
             let vcpus_arg = vcpus.to_string();
-            let args = ["--mode", "snp", "--ovmf", rom_arg, "--vcpus", &vcpus_arg, "--vcpu-type", cpu, "--guest-features", &features];
+            let args = [
+                "--mode",
+                "snp",
+                "--ovmf",
+                rom_arg,
+                "--vcpus",
+                &vcpus_arg,
+                "--vcpu-type",
+                cpu,
+                "--guest-features",
+                &features,
+            ];
             let theirs = sev_snp_measure_release(tool, version, at_least, &args);
             let params = ImageParams {
                 vcpus,
@@ -361,7 +380,8 @@ fn every_host_profile_agrees_with_its_sev_snp_measure_release() {
     }
     // The default build asks for the default profile alone and lists the others as not asked.
     let default = images().reference_values["snp"]["host_profiles"].as_array().unwrap();
-    let flags: Vec<_> = default.iter().map(|p| (p["profile"].as_str().unwrap(), p["requested"].as_bool().unwrap())).collect();
+    let flags: Vec<_> =
+        default.iter().map(|p| (p["profile"].as_str().unwrap(), p["requested"].as_bool().unwrap())).collect();
     assert_eq!(flags, [("linux-6.11", true), ("amd-snp-legacy", false), ("amd-snp-legacy-no-debug-swap", false)]);
     assert_eq!(default[1]["launch_digest"], digests[1].as_str());
 }

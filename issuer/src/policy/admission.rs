@@ -275,11 +275,11 @@ fn no_match_text(
     let mut s = format!("no workload admits this {platform} evidence (measurement {measurement})");
     if let Some(k) = known {
         let admitted = match k.admitted_profiles.as_slice() {
-            [] => "no host profile named".to_string(),
-            list => format!("host profile {}", list.join(", ")),
+            [] => "which the workload does not admit".to_string(),
+            list => format!("and the workload admits host profile {} only", list.join(", ")),
         };
         s.push_str(&format!(
-            "; it is workload `{}`'s image launched under host profile {} (reference \"{}\", line {}, admit = false), and the workload admits {admitted} only — run it on such a host, or admit {} (twi build --host-profile {}) if that host stack is trusted",
+            "; it is workload `{}`'s image launched under host profile {} (reference \"{}\", line {}, admit = false), {admitted} — run it on an admitted host, or admit {} (twi build --host-profile {}) if that host stack is trusted",
             k.workload, k.host_profile, k.label, k.line, k.host_profile, k.host_profile
         ));
         return s;

@@ -617,7 +617,9 @@ fn reference_entry(index: usize, r: ReferenceFile, line: usize) -> Result<Refere
     let label = r.label.clone().unwrap_or_else(|| format!("#{index}"));
     let values = if is_snp(platform) { snp_reference(&r, &label)? } else { tdx_reference(&r, &label)? };
     if !is_snp(platform) && r.host_profile.is_some() {
-        return Err(format!("reference {label:?} is for {name} but has host_profile, which only SEV-SNP launches have"));
+        return Err(format!(
+            "reference {label:?} is for {name} but has host_profile, which only SEV-SNP launches have"
+        ));
     }
     if r.admit == Some(false) && r.host_profile.is_none() {
         return Err(format!(

@@ -393,9 +393,7 @@ fn a_targets_hints_are_checked_when_the_policy_loads_and_only_those_are_honoured
 /// another profile is refused with a sentence that names that profile.
 #[test]
 fn a_launch_on_a_host_profile_the_workload_does_not_admit_is_refused_naming_the_profile() {
-    let profile = |name: &str, digest: &str, requested: bool| {
-        serde_json::json!({ "profile": name, "launch_digest": &digest[..96], "requested": requested })
-    };
+    let profile = |name: &str, digest: &str, requested: bool| serde_json::json!({ "profile": name, "launch_digest": &digest[..96], "requested": requested });
     let values = serde_json::json!({
         "snp": {
             "launch_digest": &M1[..96],
@@ -430,7 +428,10 @@ fn a_launch_on_a_host_profile_the_workload_does_not_admit_is_refused_naming_the_
     assert_eq!(p.admit(&on_snp(M1)).unwrap().reference.label, "v4 (SEV-SNP, host linux-6.11)");
     let err = p.admit(&on_snp(M2)).unwrap_err();
     let PolicyRejection::NoMatch { known: Some(k), .. } = &err else { panic!("{err}") };
-    assert_eq!((k.host_profile.as_str(), k.admitted_profiles.as_slice()), ("amd-snp-legacy", &["linux-6.11".to_string()][..]));
+    assert_eq!(
+        (k.host_profile.as_str(), k.admitted_profiles.as_slice()),
+        ("amd-snp-legacy", &["linux-6.11".to_string()][..])
+    );
     let text = err.to_string();
     assert!(text.contains("launched under host profile amd-snp-legacy"), "{text}");
     assert!(text.contains("admits host profile linux-6.11 only"), "{text}");

@@ -53,7 +53,11 @@ fn profile_digests(values: &Value) -> Result<Vec<ProfileDigest>, PolicyError> {
 /// build was not asked for with `admit = false`), else the one `snp.launch_digest`.
 fn snp_entries(image: &ImageValues, label: &dyn Fn(Option<&str>) -> String) -> Vec<ReferenceFile> {
     if image.snp_profiles.is_empty() {
-        return image.snp.iter().map(|d| ReferenceFile::snp(&label(None), Platform::Snp, d, image.snp_policy)).collect();
+        return image
+            .snp
+            .iter()
+            .map(|d| ReferenceFile::snp(&label(None), Platform::Snp, d, image.snp_policy))
+            .collect();
     }
     let entry = |p: &ProfileDigest| ReferenceFile {
         host_profile: Some(p.profile.clone()),
