@@ -17,6 +17,9 @@ pub struct Measured<'a> {
     pub snp: &'a [u8; 48],
     /// The TDX MRTD, when the launch is a TD.
     pub mrtd: Option<&'a [u8; 48]>,
+    /// The image's SEV-SNP digest on host profiles other than the one `snp` is for: listed
+    /// (hardware only) with `admit = false`, so a launch on such a host is refused naming it.
+    pub other_host_profiles: &'a [(&'static str, [u8; 48])],
 }
 
 /// The development policy `twi run` uses without --policy: one workload, `workload`, admitting
@@ -54,7 +57,19 @@ pub fn development_policy_at_vmpl(
         entry.reference.push(ReferenceFile::tdx("this image (simulated TDX)", Platform::SimTdx, mrtd));
     }
     if hardware {
-        entry.reference.push(ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None));
+        let mut snp = ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None);
+        if !measured.other_host_profiles.is_empty() {
+            // `snp` is then the ROM's digest on the default host profile (`twi run` measures so).
+            snp.host_profile = Some(crate::measure::host_profile::DEFAULT.name.to_string());
+        }
+        entry.reference.push(snp);
+        for (profile, digest) in measured.other_host_profiles {
+            entry.reference.push(ReferenceFile {
+                host_profile: Some(profile.to_string()),
+                admit: Some(false),
+                ..ReferenceFile::snp(&format!("this image (SEV-SNP, host {profile})"), Platform::Snp, digest, None)
+            });
+        }
         if let Some(mrtd) = measured.mrtd {
             entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));
         }
@@ -183,9 +198,14 @@ mod tests {
 
     #[test]
     fn the_development_policy_admits_exactly_the_image() {
-        let (text, policy) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: Some(&MRTD) }, false, Mechanism::C)
-                .unwrap();
+        let (text, policy) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: Some(&MRTD), other_host_profiles: &[] },
+            false,
+            Mechanism::C,
+        )
+        .unwrap();
         assert!(text.starts_with("# Development policy made by `twi run`"), "{text}");
         assert_eq!(policy.version, format!("dev-{}", &hex::encode(SNP)[..16]));
         let workload = policy.workload("demo").unwrap();
@@ -196,18 +216,54 @@ mod tests {
         assert_eq!(workload.freshness, FreshnessLevel::Nonce);
         let platforms: Vec<_> = workload.references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::SimTdx]);
-        let (_, hardware) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: None }, true, Mechanism::C).unwrap();
+        let (_, hardware) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+            true,
+            Mechanism::C,
+        )
+        .unwrap();
         let platforms: Vec<_> = hardware.workload("demo").unwrap().references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::Snp]);
+        // On hardware, the image's digest on another host profile is listed, admitting nothing.
+        let legacy = [("amd-snp-legacy", [0x55; 48])];
+        let image = Measured { snp: &SNP, mrtd: None, other_host_profiles: &legacy };
+        let (text, hardware) = development_policy("example.org", "demo", image, true, Mechanism::C).unwrap();
+        assert!(text.contains("host_profile = \"amd-snp-legacy\"\nadmit = false"), "{text}");
+        let a = twi_issuer::policy::Appraised {
+            platform: Platform::Snp,
+            measurement: vec![0x55; 48],
+            rtmrs: vec![],
+            policy: 0x30000,
+            tcb: twi_issuer::policy::AppraisedTcb::Snp(Default::default()),
+            chip_id: vec![1; 64],
+            host_data: vec![0; 32],
+            platform_info: 0,
+        };
+        let refusal = hardware.admit(&a).unwrap_err().to_string();
+        assert!(refusal.contains("launched under host profile amd-snp-legacy"), "{refusal}");
+        assert!(refusal.contains("admits host profile linux-6.11 only"), "{refusal}");
         // Names the issuer refuses are refused here too, before anything boots.
         assert!(
-            development_policy("Not A Domain", "demo", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
-                .is_err()
+            development_policy(
+                "Not A Domain",
+                "demo",
+                Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+                false,
+                Mechanism::C
+            )
+            .is_err()
         );
         // Quotes and backslashes in names are TOML-escaped, not spliced into the text.
-        let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
-            .unwrap_err();
+        let err = development_policy(
+            "example.org",
+            "a\"b",
+            Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+            false,
+            Mechanism::C,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
     }
 

@@ -43,6 +43,9 @@ pub struct Measured {
     pub mrtd: Option<[u8; 48]>,
     /// The measurement the evidence will carry (the policy decides the challenge from it).
     pub measurement: Vec<u8>,
+    /// `--platform snp`: the ROM's digest on the other host profiles (not admitted; the
+    /// development policy lists them so a refusal names the host's profile).
+    pub other_host_profiles: Vec<(&'static str, [u8; 48])>,
 }
 
 impl Image {
@@ -105,6 +108,15 @@ impl Image {
             PlatformArg::Sim | PlatformArg::SimSvsm | PlatformArg::Snp | PlatformArg::Igvm => None,
         };
         let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
-        Ok(Measured { snp, mrtd, measurement })
+        let mut other_host_profiles = Vec::new();
+        if platform == PlatformArg::Snp {
+            let default = measure::snp::SnpLaunchParams::default();
+            for profile in measure::host_profile::PROFILES.iter().filter(|p| **p != measure::host_profile::DEFAULT) {
+                let digest = measure::snp::launch_digest(&self.bytes, &default.on_host(profile))
+                    .with_context(|| format!("computing the launch digest on host profile {}", profile.name))?;
+                other_host_profiles.push((profile.name, digest));
+            }
+        }
+        Ok(Measured { snp, mrtd, measurement, other_host_profiles })
     }
 }
