@@ -356,6 +356,32 @@ fn sim_tdx_obtains_a_credential_through_a_simulated_quote() {
     assert_eq!(parsed.quote.body.rtmr[2], rtmr::extend(&[0; 48], &anchor_digest));
     assert_ne!(parsed.quote.body.rtmr[1], [0; 48]);
     assert_eq!((parsed.quote.body.rtmr[0], parsed.quote.body.rtmr[3]), ([0; 48], [0; 48]));
+    // The same log as a CC event log: tpm2-tools' parser replays it to the quote's RTMR1 and
+    // RTMR2 (CC register indices 2 and 3), and `twi verify` replays it against the quote.
+    let ccel = out_dir.join("event-log.ccel");
+    assert_eq!(json["event_log_ccel"], "event-log.ccel");
+    let replayed = tools::tpm2_eventlog_sha384(&ccel);
+    assert_eq!(replayed.keys().copied().collect::<Vec<_>>(), [2, 3], "{replayed:?}");
+    assert_eq!(replayed[&2], hex::encode(parsed.quote.body.rtmr[1]));
+    assert_eq!(replayed[&3], hex::encode(parsed.quote.body.rtmr[2]));
+    let (root, quote_file) = (f.state.join("sim-tdx/root.pem"), out_dir.join("evidence.bin"));
+    let verify = |log: &Path| {
+        let args = ["verify", "tdx-quote", path(&quote_file), "--root", path(&root)];
+        let out = twi(&[&args[..], &["--skip-tcb", "--event-log", path(log)]].concat());
+        (out.status.code(), serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap())
+    };
+    let (code, verdict) = verify(&ccel);
+    assert_eq!(code, Some(0), "{verdict:#}");
+    assert_eq!(verdict["event_log"]["rtmr_match"], serde_json::json!([true, true, true, true]));
+    assert_eq!(verdict["event_log"]["events"][0]["name"], "TWI launch manifest");
+    // The host changes the manifest's event data: its digest no longer explains RTMR1.
+    let mut altered = std::fs::read(&ccel).unwrap();
+    let at = 65 + 14; // the first event's digest
+    altered[at] ^= 1;
+    std::fs::write(dir.path().join("altered.ccel"), &altered).unwrap();
+    let (code, verdict) = verify(&dir.path().join("altered.ccel"));
+    assert_eq!(code, Some(1), "{verdict:#}");
+    assert!(verdict["reason"].as_str().unwrap().starts_with("the quote's RTMR1 is "), "{verdict:#}");
 
     // The credential says it came from the simulated TDX platform.
     let der = der::Encode::to_der(&cert).unwrap();

@@ -10,6 +10,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use twi_proto::msg::{CredentialRequest, Evidence};
+use twi_verifier::tdx::{MeasuredEvent, cc_event_log};
 
 use crate::answers::Obtained;
 use crate::bridge::Released;
@@ -25,13 +26,16 @@ pub const ISSUER_JWKS: &str = "issuer-jwks.json";
 pub const TRUST_BUNDLE: &str = "trust-bundle.json";
 pub const EVIDENCE_BIN: &str = "evidence.bin";
 pub const EVIDENCE_JSON: &str = "evidence.json";
+/// TDX: the runtime's RTMR event log as a CC event log (the ACPI CCEL table's format), for
+/// verifiers that replay standard logs.
+pub const EVENT_LOG_CCEL: &str = "event-log.ccel";
 pub const KEY_RELEASE: &str = "key-release.json";
 pub const CREDENTIAL_REQUEST: &str = "credential-request.json";
 pub const SELF_TEST_ROM: &str = "self-test.rom";
 
 /// Every file a run writes (the image files `twi build` writes are not among them: a run
 /// rebuilds those itself when it builds the image).
-pub const RUN_FILES: [&str; 14] = [
+pub const RUN_FILES: [&str; 15] = [
     CREDENTIAL,
     ISSUER_CA,
     WIT,
@@ -42,6 +46,7 @@ pub const RUN_FILES: [&str; 14] = [
     TRUST_BUNDLE,
     EVIDENCE_BIN,
     EVIDENCE_JSON,
+    EVENT_LOG_CCEL,
     KEY_RELEASE,
     CREDENTIAL_REQUEST,
     SELF_TEST_ROM,
@@ -103,9 +108,17 @@ impl OutDir {
     /// Keeps the evidence as received (before anything the host did to it) for the user and
     /// for audits: `evidence.bin` is the raw report or quote (a quote the guest named by
     /// digest, `quote_sha384`, is the one this host delivered under that name),
-    /// `evidence.json` says what it binds.
+    /// `evidence.json` says what it binds; TDX: `event-log.ccel` is its event log as a CC event
+    /// log.
     pub fn evidence(&self, evidence: &Evidence) -> Result<(), ArtifactError> {
         self.write(EVIDENCE_BIN, &evidence.evidence)?;
+        if let Some(events) = &evidence.event_log {
+            let measured: Vec<MeasuredEvent<'_>> = events
+                .iter()
+                .map(|e| MeasuredEvent { rtmr: e.rtmr, event_type: e.event_type, digest: &e.digest, data: &e.data })
+                .collect();
+            self.write(EVENT_LOG_CCEL, cc_event_log(&measured))?;
+        }
         let json = serde_json::json!({
             "platform": format!("{:?}", evidence.platform),
             "evidence": EVIDENCE_BIN,
@@ -117,6 +130,7 @@ impl OutDir {
             "certificate_table_sha384": evidence.certificates_sha384.as_ref().map(hex::encode),
             "quote_sha384": evidence.evidence_sha384.as_ref().map(hex::encode),
             "report_data_binding": "TACRA: SHA-512(len32(freshness) || freshness || len32(rp_id) || rp_id || len32(target) || target || len32(subject) || subject); subject = csr (Enrollment) or the key's SubjectPublicKeyInfo (Retrieval); freshness = nonce",
+            "event_log_ccel": evidence.event_log.as_ref().map(|_| EVENT_LOG_CCEL),
             "event_log": evidence.event_log.as_ref().map(|events| events.iter().map(|e| serde_json::json!({
                 "rtmr": e.rtmr,
                 "event_type": format!("{:#x}", e.event_type),

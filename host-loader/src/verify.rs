@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use twi_attester::snp::report::{AttestationReport, REPORT_SIZE, TcbLayout, TcbVersion};
 use twi_attester::tdx::enclave_report::EnclaveReport;
 use twi_attester::tdx::quote::{ParsedQuote, QuoteHeader};
+use twi_attester::tdx::rtmr::CcelEvents;
 use twi_attester::tdx::td_report::TdQuoteBody;
 use twi_verifier::bundle::{CertPool, UsedCertificate, read_certificates};
 use twi_verifier::chain::{Cert, Crl};
@@ -103,6 +104,11 @@ pub struct TdxArgs {
     /// Expected MROWNER (96 hex digits).
     #[arg(long, value_name = "HEX")]
     mr_owner: Option<String>,
+    /// A CC event log (TCG crypto-agile, SHA-384: the ACPI CCEL table's log area as TDVF or
+    /// td-shim writes it, or `twi run`'s event-log.ccel): replayed, and each of the quote's
+    /// RTMRs must be exactly its replay.
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -534,7 +540,7 @@ fn quote_fmspc(bytes: &[u8]) -> Option<[u8; 6]> {
     PckExtensions::parse(&leaf).ok().map(|p| p.fmspc)
 }
 
-type TdxInputs = (Vec<u8>, Option<Collateral>, TdxConfig, SystemTime, Vec<String>);
+type TdxInputs = (Vec<u8>, Option<Collateral>, TdxConfig, SystemTime, Vec<String>, Option<Vec<u8>>);
 
 fn tdx_quote(args: &TdxArgs) -> (u8, Value) {
     let inputs = || -> Result<TdxInputs, Unusable> {
@@ -560,13 +566,23 @@ fn tdx_quote(args: &TdxArgs) -> (u8, Value) {
                 .map(|path| Collateral::load(path, fmspc.as_ref()).map_err(|e| Unusable(e.to_string())))
                 .transpose()?,
         };
-        Ok((bytes, collateral, TdxConfig { trust, policy }, now, notes))
+        let event_log = args.event_log.as_ref().map(|path| read(path, "event log")).transpose()?;
+        Ok((bytes, collateral, TdxConfig { trust, policy }, now, notes, event_log))
     };
     match inputs() {
-        Ok((bytes, collateral, config, now, notes)) => {
-            let (code, mut out) = tdx_verdict(&bytes, collateral.as_ref(), &config, now);
+        Ok((bytes, collateral, config, now, notes, event_log)) => {
+            let (mut code, mut out) = tdx_verdict(&bytes, collateral.as_ref(), &config, now);
             if let Some(warnings) = out["warnings"].as_array_mut() {
                 warnings.extend(notes.into_iter().map(Value::from));
+            }
+            if let (Some(log), Ok(parsed)) = (event_log, ParsedQuote::parse(&bytes)) {
+                let (json, failure) = event_log_json(&log, &parsed.quote.body.rtmr);
+                out["event_log"] = json;
+                if let (0, Some(reason)) = (code, failure) {
+                    code = 1;
+                    out["verified"] = json!(false);
+                    out["reason"] = json!(reason);
+                }
             }
             (code, out)
         }
@@ -611,6 +627,65 @@ fn tdx_verdict(bytes: &[u8], collateral: Option<&Collateral>, config: &TdxConfig
             out["reason"] = json!(e.to_string());
             (1, out)
         }
+    }
+}
+
+/// The CC event log's events and replay beside the quote's RTMRs, and why they disagree.
+fn event_log_json(log: &[u8], quoted: &[[u8; 48]; 4]) -> (Value, Option<String>) {
+    let events = match CcelEvents::new(log).and_then(|events| events.collect::<Result<Vec<_>, _>>()) {
+        Ok(events) => events,
+        Err(e) => return (Value::Null, Some(format!("the CC event log does not replay: {e}"))),
+    };
+    let listed: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "register": match e.mr_index { 0 => "MRTD".to_string(), i => format!("RTMR{}", i - 1) },
+                "type": format!("{:#x}", e.event_type),
+                "name": event_type_name(e.event_type),
+                "digest": hex::encode(e.digest),
+                "data_size": e.data.len(),
+            })
+        })
+        .collect();
+    let replayed = match CcelEvents::new(log).and_then(CcelEvents::replay) {
+        Ok(replayed) => replayed,
+        Err(e) => return (json!({ "events": listed }), Some(format!("the CC event log does not replay: {e}"))),
+    };
+    let matches: Vec<bool> = replayed.iter().zip(quoted).map(|(r, q)| r == q).collect();
+    let failure = matches.iter().position(|m| !m).map(|i| {
+        format!(
+            "the quote's RTMR{i} is {}, but the event log replays to {}",
+            hex::encode(quoted[i]),
+            hex::encode(replayed[i])
+        )
+    });
+    let json = json!({
+        "events": listed,
+        "replayed": replayed.iter().map(hex::encode).collect::<Vec<_>>(),
+        "rtmr_match": matches,
+    });
+    (json, failure)
+}
+
+/// The name of a CC event log event type (TCG PC Client Platform Firmware Profile; TWI's own).
+fn event_type_name(event_type: u32) -> &'static str {
+    match event_type {
+        0x3 => "EV_NO_ACTION",
+        0x4 => "EV_SEPARATOR",
+        0x6 => "EV_EVENT_TAG",
+        0xA => "EV_PLATFORM_CONFIG_FLAGS",
+        0xD => "EV_IPL",
+        0x8000_0001 => "EV_EFI_VARIABLE_DRIVER_CONFIG",
+        0x8000_0002 => "EV_EFI_VARIABLE_BOOT",
+        0x8000_0003 => "EV_EFI_BOOT_SERVICES_APPLICATION",
+        0x8000_0007 => "EV_EFI_ACTION",
+        0x8000_000A => "EV_EFI_PLATFORM_FIRMWARE_BLOB2",
+        0x8000_000B => "EV_EFI_HANDOFF_TABLES2",
+        0x8000_00E0 => "EV_EFI_VARIABLE_AUTHORITY",
+        twi_proto::msg::event_type::LAUNCH_MANIFEST => "TWI launch manifest",
+        twi_proto::msg::event_type::ISSUER_ANCHOR => "TWI issuer anchor",
+        _ => "other",
     }
 }
 

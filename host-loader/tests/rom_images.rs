@@ -122,13 +122,15 @@ fn independent_parser_reads_back_the_rom_metadata() {
         })
         .collect();
     // What the brief asks for: pre-validated boot scratch, page tables and image RAM; the
-    // secrets page at 0x80000 and the CPUID page at 0x81000.
+    // secrets page at 0x80000 and the CPUID page at 0x81000; and the SVSM calling area that
+    // COCONUT-SVSM requires of the firmware it boots (issue 15).
     assert_eq!(
         sev,
         vec![
             (0x1000, 0x1000, 1),
             (0x8_0000, 0x1000, 2),
             (0x8_1000, 0x1000, 3),
+            (0x8_3000, 0x1000, 4),
             (0x10_0000, 0x6000, 1),
             // Image RAM: 2 MiB since issue 17's 14 MiB layout (`twi_linker::IMAGE_RAM`).
             (0x20_0000, 0x20_0000, 1),
@@ -167,7 +169,17 @@ fn independent_parser_reads_back_the_rom_metadata() {
 
     // Both descriptors live in the GUID table area below the table, inside the ROM's top.
     let area = rom.len() - (TOP - 0xFFFF_FB00) as usize;
-    assert!(asev >= area && tdvf >= asev + 16 + 12 * 5 && tdvf + 16 + 32 * 5 <= table_start);
+    assert!(asev >= area && tdvf >= asev + 16 + 12 * 6 && tdvf + 16 + 32 * 5 <= table_start);
+    // What COCONUT's igvmbuilder takes from an OVMF-style firmware (`igvmbuilder/src/
+    // ovmf_firmware.rs`, `kernel/src/platform/snp_fw.rs`): at most 8 pre-validated ranges
+    // (types 1 and 0x10), one secrets page, one CPUID page and one calling area (type 4; its
+    // absence is `SvsmError::MissingCAA`), all 4 KiB pages apart from each other.
+    let of_type = |t: u32| sev.iter().filter(|d| d.2 == t).count();
+    assert!(of_type(1) + of_type(0x10) <= 8);
+    assert_eq!((of_type(2), of_type(3), of_type(4)), (1, 1, 1));
+    let mut ranges: Vec<(u32, u32)> = sev.iter().map(|d| (d.0, d.0 + d.1)).collect();
+    ranges.sort_unstable();
+    assert!(ranges.windows(2).all(|w| w[0].1 <= w[1].0) && ranges.iter().all(|r| r.0 % 0x1000 == 0));
     // The reset vector is still the runtime's.
     assert_ne!(&rom[rom.len() - 16..], &[0u8; 16]);
 }

@@ -301,6 +301,42 @@ fn tdx_quote_rejected_with_a_reason() {
     assert!(out["reason"].as_str().unwrap().contains("quote's signature does not verify"), "{out:#}");
 }
 
+/// A Google Cloud TD's quote with its firmware's CC event log (the ACPI CCEL table's log area):
+/// the log's 43 records replay to the quote's four RTMRs; a log altered in one digest, or cut
+/// short, is refused naming the register; a log that cannot be read is bad input.
+#[test]
+fn tdx_quote_with_its_cc_event_log() {
+    let t8 = sample("tdx/t8_gcp_v4_ccel/cos-113-tdx-quote.dat");
+    let log = sample("tdx/t8_gcp_v4_ccel/ccel_data.dat");
+    let base = [p(&t8), "--now", "2025-01-01T00:00:00Z", "--skip-tcb", "--event-log"];
+    let (code, out) = run_tdx(&[&base[..], &[p(&log)]].concat());
+    assert_eq!(code, 0, "{out:#}");
+    let events = out["event_log"]["events"].as_array().unwrap();
+    assert_eq!(events.len(), 43);
+    assert_eq!(out["event_log"]["rtmr_match"], serde_json::json!([true, true, true, true]));
+    assert_eq!(out["event_log"]["replayed"], out["rtmrs"]);
+    assert!(events.iter().any(|e| e["name"] == "EV_EFI_PLATFORM_FIRMWARE_BLOB2" && e["register"] == "RTMR0"));
+
+    let bytes = std::fs::read(&log).unwrap();
+    let altered = tempfile::NamedTempFile::new().unwrap();
+    let mut flipped = bytes.clone();
+    flipped[0x4a + 20] ^= 1; // a byte of the first extended event's SHA-384 digest (RTMR0)
+    std::fs::write(altered.path(), &flipped).unwrap();
+    let (code, out) = run_tdx(&[&base[..], &[p(altered.path())]].concat());
+    assert_eq!(code, 1, "{out:#}");
+    assert_eq!(out["verified"], false);
+    assert!(out["reason"].as_str().unwrap().starts_with("the quote's RTMR0 is "), "{out:#}");
+
+    std::fs::write(altered.path(), &bytes[..0x4a + 30]).unwrap();
+    let (code, out) = run_tdx(&[&base[..], &[p(altered.path())]].concat());
+    assert_eq!(code, 1, "{out:#}");
+    assert!(out["reason"].as_str().unwrap().starts_with("the CC event log does not replay"), "{out:#}");
+
+    let (code, out) = run_tdx(&[&base[..], &["/nonexistent/ccel"]].concat());
+    assert_eq!(code, 2, "{out:#}");
+    assert!(out["reason"].as_str().unwrap().contains("/nonexistent/ccel"), "{out:#}");
+}
+
 #[test]
 fn tdx_bad_usage_and_unreadable_input() {
     let t8 = sample("tdx/t8_gcp_v4_ccel/cos-113-tdx-quote.dat");

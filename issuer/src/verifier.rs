@@ -292,8 +292,11 @@ impl VerifierRole {
             return Err(EvidenceRejection::NotSimulated { platform: bundle.platform, anchor: verified.anchor });
         }
         check_binding(bundle, &verified.report_data, expected)?;
-        let events: Vec<MeasuredEvent<'_>> =
-            evidence.events.iter().map(|e| MeasuredEvent { rtmr: e.rtmr, digest: &e.digest, data: &e.data }).collect();
+        let events: Vec<MeasuredEvent<'_>> = evidence
+            .events
+            .iter()
+            .map(|e| MeasuredEvent { rtmr: e.rtmr, event_type: e.event_type, digest: &e.digest, data: &e.data })
+            .collect();
         verified.check_event_log(&events)?;
         Ok(Appraisal { platform: bundle.platform, verified, freshness: None })
     }

@@ -86,6 +86,13 @@ pub const SIM_TD_PAGE: u64 = 0x8_2000;
 /// The first bytes of [`SIM_TD_PAGE`]: "TWISIMTD", then u32 version 1 (little-endian).
 pub const SIM_TD_MAGIC: [u8; 12] = *b"TWISIMTD\x01\0\0\0";
 const _: () = assert!(SIM_TD_PAGE == SNP_CPUID_PAGE + 0x1000 && SIM_TD_PAGE + 0x1000 <= PAGE_TABLES as u64);
+/// SEV-SNP below an SVSM: the page the runtime's SVSM calling area lives in (SEV metadata type
+/// 4, SVSM_CAA). An SVSM that boots this ROM as its guest firmware (COCONUT's `igvmbuilder
+/// --firmware`) reads it from the metadata, zeroes it and names it in the guest's secrets page
+/// (SVSM_CAA); the runtime takes the address from there, never from this constant. Without an
+/// SVSM the launch only prepares it as a zero page and nothing uses it.
+pub const SVSM_CAA_PAGE: u64 = 0x8_3000;
+const _: () = assert!(SVSM_CAA_PAGE == SIM_TD_PAGE + 0x1000 && SVSM_CAA_PAGE + 0x1000 <= PAGE_TABLES as u64);
 
 /// The RAM the boot stub writes before the runtime could validate (SEV-SNP: PVALIDATE) or
 /// accept (TDX: TDG.MEM.PAGE.ACCEPT) memory itself: the boot scratch page, the page tables, and

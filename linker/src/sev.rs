@@ -32,6 +32,7 @@ use core::mem::{offset_of, size_of};
 
 use crate::{
     BOOT_SCRATCH, BOOT_SCRATCH_SIZE, IMAGE_RAM, PAGE_TABLES, PAGE_TABLES_SIZE, SNP_CPUID_PAGE, SNP_SECRETS_PAGE,
+    SVSM_CAA_PAGE,
 };
 
 /// "ASEV".
@@ -111,11 +112,15 @@ impl Desc {
 }
 
 /// TWI's sections, in launch order (ascending address). The pre-validated ranges are
-/// [`crate::EARLY_RAM`]: what the boot stub writes before any code could PVALIDATE.
-pub const SECTIONS: [Desc; 5] = [
+/// [`crate::EARLY_RAM`]: what the boot stub writes before any code could PVALIDATE. The SVSM
+/// calling area is what COCONUT-SVSM requires of the firmware it boots (`SvsmError::MissingCAA`
+/// in its `kernel/src/platform/snp_fw.rs` without one): with it, `igvmbuilder --firmware
+/// twi.rom` packages this ROM as an SVSM's guest.
+pub const SECTIONS: [Desc; 6] = [
     Desc::new(BOOT_SCRATCH as u64, BOOT_SCRATCH_SIZE as u64, SectionType::SnpSecMem),
     Desc::new(SNP_SECRETS_PAGE, 0x1000, SectionType::SnpSecrets),
     Desc::new(SNP_CPUID_PAGE, 0x1000, SectionType::Cpuid),
+    Desc::new(SVSM_CAA_PAGE, 0x1000, SectionType::SvsmCaa),
     Desc::new(PAGE_TABLES as u64, PAGE_TABLES_SIZE as u64, SectionType::SnpSecMem),
     Desc::new(IMAGE_RAM.start as u64, (IMAGE_RAM.end - IMAGE_RAM.start) as u64, SectionType::SnpSecMem),
 ];
@@ -133,7 +138,10 @@ const _: () = {
             assert!(s.base + s.len <= SECTIONS[i + 1].base);
         }
         // The secrets and CPUID sections are one page each (the launch updates one page).
-        if s.kind == SectionType::SnpSecrets as u32 || s.kind == SectionType::Cpuid as u32 {
+        if s.kind == SectionType::SnpSecrets as u32
+            || s.kind == SectionType::Cpuid as u32
+            || s.kind == SectionType::SvsmCaa as u32
+        {
             assert!(s.len == 0x1000);
         }
         i += 1;

@@ -26,9 +26,9 @@ use crate::snp::SimPsp;
 
 /// The guest's VMPL below COCONUT-SVSM (`kernel/src/types.rs` `GUEST_VMPL = 2`).
 pub const GUEST_VMPL: u8 = 2;
-/// Where the simulated SVSM puts the guest's calling area: the page after the simulated-TD
-/// marker page (`twi_linker::SIM_TD_PAGE`), which nothing else uses.
-pub const CALLING_AREA: u64 = 0x8_3000;
+/// Where the simulated SVSM puts the guest's calling area: where the ROM's SEV metadata asks
+/// for it (its SVSM_CAA section), as COCONUT-SVSM does with the firmware it boots.
+pub const CALLING_AREA: u64 = twi_linker::SVSM_CAA_PAGE;
 /// The simulated SVSM's own memory: above the guest's RAM (the 4 GiB line), 16 MiB.
 pub const SVSM_MEMORY: Range<u64> = 0x1_0000_0000..0x1_0100_0000;
 /// The protocol versions it speaks (COCONUT: core and attestation, min = max = 1).

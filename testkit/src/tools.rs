@@ -2,8 +2,8 @@
 //! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
 //! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
 //! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); pycose (COSE
-//! receipts, CoRIMs); each driven by a
-//! script that reads one JSON document on stdin.
+//! receipts, CoRIMs), each driven by a script that reads one JSON document on stdin; and
+//! tpm2-tools' `tpm2_eventlog` (TCG crypto-agile event logs).
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
 //! sentence naming that command: it never skips (interoperability is the point of the test)
@@ -27,6 +27,25 @@ pub fn openssl(args: &[&str]) -> Output {
     Command::new("openssl").args(args).output().unwrap_or_else(|e| {
         panic!("cannot run `openssl` ({e}): these tests need it; run {INSTALL} (or `apt-get install openssl`)")
     })
+}
+
+/// `tpm2_eventlog LOG` (tpm2-tools: TCG crypto-agile event logs): parses the log and returns
+/// the SHA-384 register values it replays to, by register index. Fails the test if the tool is
+/// missing (naming the install command) or refuses the log.
+pub fn tpm2_eventlog_sha384(log: &Path) -> std::collections::BTreeMap<u32, String> {
+    let out = Command::new("tpm2_eventlog").arg(log).output().unwrap_or_else(|e| {
+        panic!("cannot run `tpm2_eventlog` ({e}): these tests need it; run {INSTALL} (or `apt-get install tpm2-tools`)")
+    });
+    assert_ok(&out, &format!("tpm2_eventlog {}", utf8(log)));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let bank = text.split_once("pcrs:\n").and_then(|(_, pcrs)| pcrs.split_once("sha384:\n")).map(|(_, b)| b);
+    let bank = bank.unwrap_or_else(|| panic!("tpm2_eventlog printed no SHA-384 registers:\n{text}"));
+    bank.lines()
+        .map_while(|line| {
+            let (index, value) = line.trim().split_once(':')?;
+            Some((index.trim().parse().ok()?, value.trim().trim_start_matches("0x").to_lowercase()))
+        })
+        .collect()
 }
 
 /// Fails the test, with what `out` printed, unless the command it comes from succeeded.

@@ -13,6 +13,16 @@
 //! | 1    | `LAUNCH_MANIFEST`                         | the launch manifest's postcard body, as loaded from the ROM slot |
 //! | 2    | `ISSUER_ANCHOR`                           | the issuer anchor it trusts (SEC1 P-384 key) |
 //!
+//! This follows TDVF's use of the RTMRs (TDVF design guide, "TD Measurement"; UEFI 2.10
+//! §38.4.1): RTMR1 holds what firmware boots (TDVF: the OS loader; here the manifest that names
+//! the payload and its digest), RTMR2 the configuration it boots with (TDVF: the kernel command
+//! line; here the issuer the workload will trust), RTMR3 stays free for the workload. The host
+//! renders the same events as a CC event log, the ACPI CCEL table's format, with CC register
+//! index = RTMR + 1 (`twi_verifier::tdx::cc_event_log`; `twi run` writes `event-log.ccel`),
+//! for verifiers that replay standard logs. The runtime sends the compact events instead of
+//! the log bytes because the CCEL form adds nothing a verifier needs: every byte of it is a
+//! function of the events.
+//!
 //! Under the simulator the quote (about 5 KB with its PCK chain) comes down in the GetQuote
 //! answer from the loader, which keeps it: the evidence names it by SHA-384 ([`name_quote`])
 //! instead of sending it back up. On hardware the evidence carries the quote.

@@ -28,7 +28,7 @@ use crate::chain::{Cert, ChainError};
 use crate::verdict::{Detail, Rejection, Tcb, Tee, Verified, Verifier};
 
 pub use collateral::{Collateral, CollateralError, SignedJson, crl_from_any};
-pub use event_log::MeasuredEvent;
+pub use event_log::{MeasuredEvent, cc_event_log};
 pub use pck::{PckExtensionError, PckExtensions, split_pck_chain};
 pub use roots::{INTEL_SGX_ROOT_CA_SPKI_SHA384, TdxAnchor, TdxTrust};
 pub use tcb::{TcbError, TcbStatus, TcbVerdict};
