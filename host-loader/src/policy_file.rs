@@ -6,7 +6,7 @@
 //! or written.
 
 use twi_issuer::policy::{
-    Fidelity, Mechanism, Policy, PolicyError, PolicyFile, ReferenceFile, Stickiness, WorkloadFile,
+    Fidelity, Mechanism, Policy, PolicyError, PolicyFile, ReferenceFile, SbomDigest, Stickiness, WorkloadFile,
 };
 use twi_proto::msg::Platform;
 
@@ -17,6 +17,9 @@ pub struct Measured<'a> {
     pub snp: &'a [u8; 48],
     /// The TDX MRTD, when the launch is a TD.
     pub mrtd: Option<&'a [u8; 48]>,
+    /// The SBOM digest the image's launch manifest carries: each entry names it, so the
+    /// credential carries it (no provenance demands: the document itself is not read).
+    pub sbom: Option<SbomDigest>,
 }
 
 /// The development policy `twi run` uses without --policy: one workload, `workload`, admitting
@@ -58,6 +61,9 @@ pub fn development_policy_at_vmpl(
         if let Some(mrtd) = measured.mrtd {
             entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));
         }
+    }
+    for reference in &mut entry.reference {
+        reference.sbom = measured.sbom;
     }
     let file = PolicyFile {
         version: format!("dev-{}", &hex::encode(measured.snp)[..16]),
@@ -173,9 +179,14 @@ mod tests {
 
     #[test]
     fn the_development_policy_admits_exactly_the_image() {
-        let (text, policy) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: Some(&MRTD) }, false, Mechanism::C)
-                .unwrap();
+        let (text, policy) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom: None },
+            false,
+            Mechanism::C,
+        )
+        .unwrap();
         assert!(text.starts_with("# Development policy made by `twi run`"), "{text}");
         assert_eq!(policy.version, format!("dev-{}", &hex::encode(SNP)[..16]));
         let workload = policy.workload("demo").unwrap();
@@ -186,18 +197,48 @@ mod tests {
         assert_eq!(workload.freshness, FreshnessLevel::Nonce);
         let platforms: Vec<_> = workload.references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::SimTdx]);
-        let (_, hardware) =
-            development_policy("example.org", "demo", Measured { snp: &SNP, mrtd: None }, true, Mechanism::C).unwrap();
+        let (_, hardware) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: None, sbom: None },
+            true,
+            Mechanism::C,
+        )
+        .unwrap();
         let platforms: Vec<_> = hardware.workload("demo").unwrap().references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::Snp]);
+        assert!(workload.references.iter().all(|r| r.sbom.is_none()));
+        // An image whose manifest names its SBOM: every entry names it, so credentials carry it.
+        let sbom = Some(SbomDigest([7; 48]));
+        let (text, named) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom },
+            true,
+            Mechanism::C,
+        )
+        .unwrap();
+        assert!(named.workload("demo").unwrap().references.iter().all(|r| r.sbom == sbom), "{text}");
         // Names the issuer refuses are refused here too, before anything boots.
         assert!(
-            development_policy("Not A Domain", "demo", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
-                .is_err()
+            development_policy(
+                "Not A Domain",
+                "demo",
+                Measured { snp: &SNP, mrtd: None, sbom: None },
+                false,
+                Mechanism::C
+            )
+            .is_err()
         );
         // Quotes and backslashes in names are TOML-escaped, not spliced into the text.
-        let err = development_policy("example.org", "a\"b", Measured { snp: &SNP, mrtd: None }, false, Mechanism::C)
-            .unwrap_err();
+        let err = development_policy(
+            "example.org",
+            "a\"b",
+            Measured { snp: &SNP, mrtd: None, sbom: None },
+            false,
+            Mechanism::C,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
     }
 

@@ -35,9 +35,14 @@ impl Host {
         let mut psp = SimPsp::load_or_create(&dir.path().join("sim-snp")).unwrap();
         psp.set_launch_digest(DIGEST);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
-        let (_, policy) =
-            development_policy("example.org", "demo", Measured { snp: &DIGEST, mrtd: None }, false, Mechanism::C)
-                .unwrap();
+        let (_, policy) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &DIGEST, mrtd: None, sbom: None },
+            false,
+            Mechanism::C,
+        )
+        .unwrap();
         let issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         Self { _dir: dir, psp, issuer }
     }
@@ -436,7 +441,7 @@ impl TdHost {
         let mut tdx = twi_sim::tdx::SimTdx::load_or_create(&dir.path().join("sim-tdx")).unwrap();
         tdx.launch(MRTD);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
-        let measured = Measured { snp: &DIGEST, mrtd: Some(&MRTD) };
+        let measured = Measured { snp: &DIGEST, mrtd: Some(&MRTD), sbom: None };
         let (_, policy) = development_policy("example.org", "demo", measured, false, Mechanism::C).unwrap();
         let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         issuer.accept_simulated_tdx(tdx.root(), tdx.collateral().unwrap()).unwrap();

@@ -43,6 +43,8 @@ pub struct Measured {
     pub mrtd: Option<[u8; 48]>,
     /// The measurement the evidence will carry (the policy decides the challenge from it).
     pub measurement: Vec<u8>,
+    /// The SBOM digest the image's launch manifest carries (`twi build` measures it in), if any.
+    pub sbom: Option<twi_issuer::policy::SbomDigest>,
 }
 
 impl Image {
@@ -105,6 +107,10 @@ impl Image {
             PlatformArg::Sim | PlatformArg::SimSvsm | PlatformArg::Snp | PlatformArg::Igvm => None,
         };
         let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
-        Ok(Measured { snp, mrtd, measurement })
+        let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| {
+            let text = std::str::from_utf8(manifest.setting(crate::sbom::MANIFEST_KEY)?).ok()?;
+            twi_issuer::policy::SbomDigest::parse(text)
+        });
+        Ok(Measured { snp, mrtd, measurement, sbom })
     }
 }
