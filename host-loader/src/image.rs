@@ -350,7 +350,11 @@ pub fn build_images(
         igvm::to_bytes(&igvm_file).context("serializing the IGVM file")?
     };
     let values = crate::corim::launch_values(&[snp_launch_digest, igvm_snp_launch_digest], params.policy, &mrtd);
-    let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, corim)?;
+    let sbom = manifest
+        .setting(crate::sbom::MANIFEST_KEY)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(twi_issuer::policy::SbomDigest::parse);
+    let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, sbom.as_ref().map(|d| &d.0), corim)?;
     let reference_values = ReferenceValues {
         rom: &rom,
         igvm: &igvm,
