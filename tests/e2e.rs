@@ -155,6 +155,14 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
         reference["snp"]["launch_digest"].as_str().unwrap(),
         "the report's MEASUREMENT is not the build's SEV-SNP reference value"
     );
+    // Without --policy the development policy names the SBOM the image's manifest measures,
+    // so even a plain run's credential carries its digest (extension <arc>.5, an OCTET STRING).
+    let sbom = reference["sbom"]["digest"].as_str().unwrap().strip_prefix("sha384:").unwrap();
+    let oid = twi_issuer::oids::Oids::default().sbom_sha384;
+    let extension =
+        cert.tbs_certificate().extensions().unwrap().iter().find(|e| e.extn_id == oid).expect("no SBOM extension");
+    let value: der::asn1::OctetString = der::Decode::from_der(extension.extn_value.as_bytes()).unwrap();
+    assert_eq!(hex::encode(value.as_bytes()), sbom);
 
     // A second boot generates a new key and gets a new serial.
     let second = dir.path().join("second");

@@ -86,9 +86,14 @@ pub fn launch_values(snp: &[([u8; 48], Option<&str>)], policy: u64, mrtd: &[u8; 
     values
 }
 
-/// `reference-values.corim`: the document for `values`, identified by the ROM's SHA-384,
-/// signed when `settings` has a key.
-pub fn reference_corim(rom_sha384: &str, values: &[LaunchValue], settings: &CorimSettings) -> Result<Vec<u8>> {
+/// `reference-values.corim`: the document for `values` and the SBOM digest the launch manifest
+/// carries, identified by the ROM's SHA-384, signed when `settings` has a key.
+pub fn reference_corim(
+    rom_sha384: &str,
+    values: &[LaunchValue],
+    sbom: Option<&[u8; 48]>,
+    settings: &CorimSettings,
+) -> Result<Vec<u8>> {
     let short = rom_sha384.get(..32).unwrap_or(rom_sha384);
     let validity = settings.valid_days.map(|days| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -96,7 +101,7 @@ pub fn reference_corim(rom_sha384: &str, values: &[LaunchValue], settings: &Cori
         (now, now.saturating_add(i64::from(days) * 86_400))
     });
     let (id, tag) = (format!("twi-reference-values:{short}"), format!("twi-launch:{short}"));
-    let document = corim::document(&id, &tag, values, validity).context("the reference values' CoRIM")?;
+    let document = corim::document(&id, &tag, values, sbom, validity).context("the reference values' CoRIM")?;
     match &settings.key {
         Some(k) => corim::sign(&document, &k.key, &k.signer, false).context("signing the CoRIM"),
         None => Ok(document),

@@ -388,7 +388,11 @@ pub fn build_images(
         host_profiles.iter().filter(|p| p.requested).map(|p| (p.digest, Some(p.profile.name))).collect();
     snp_values.push((igvm_snp_launch_digest, None));
     let values = crate::corim::launch_values(&snp_values, params.policy, &mrtd);
-    let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, corim)?;
+    let sbom = manifest
+        .setting(crate::sbom::MANIFEST_KEY)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(twi_issuer::policy::SbomDigest::parse);
+    let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, sbom.as_ref().map(|d| &d.0), corim)?;
     let reference_values = ReferenceValues {
         rom: &rom,
         igvm: &igvm,

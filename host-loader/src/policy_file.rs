@@ -6,7 +6,7 @@
 //! or written.
 
 use twi_issuer::policy::{
-    Fidelity, Mechanism, Policy, PolicyError, PolicyFile, ReferenceFile, Stickiness, WorkloadFile,
+    Fidelity, Mechanism, Policy, PolicyError, PolicyFile, ReferenceFile, SbomDigest, Stickiness, WorkloadFile,
 };
 use twi_proto::msg::Platform;
 
@@ -17,6 +17,9 @@ pub struct Measured<'a> {
     pub snp: &'a [u8; 48],
     /// The TDX MRTD, when the launch is a TD.
     pub mrtd: Option<&'a [u8; 48]>,
+    /// The SBOM digest the image's launch manifest carries: each entry names it, so the
+    /// credential carries it (no provenance demands: the document itself is not read).
+    pub sbom: Option<SbomDigest>,
     /// The image's SEV-SNP digest on host profiles other than the one `snp` is for: listed
     /// (hardware only) with `admit = false`, so a launch on such a host is refused naming it.
     pub other_host_profiles: &'a [(&'static str, [u8; 48])],
@@ -73,6 +76,9 @@ pub fn development_policy_at_vmpl(
         if let Some(mrtd) = measured.mrtd {
             entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));
         }
+    }
+    for reference in &mut entry.reference {
+        reference.sbom = measured.sbom;
     }
     let file = PolicyFile {
         version: format!("dev-{}", &hex::encode(measured.snp)[..16]),
@@ -201,7 +207,7 @@ mod tests {
         let (text, policy) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &SNP, mrtd: Some(&MRTD), other_host_profiles: &[] },
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom: None, other_host_profiles: &[] },
             false,
             Mechanism::C,
         )
@@ -219,16 +225,28 @@ mod tests {
         let (_, hardware) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+            Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
             true,
             Mechanism::C,
         )
         .unwrap();
         let platforms: Vec<_> = hardware.workload("demo").unwrap().references.iter().map(|r| r.platform).collect();
         assert_eq!(platforms, [Platform::SimSnp, Platform::Snp]);
+        assert!(workload.references.iter().all(|r| r.sbom.is_none()));
+        // An image whose manifest names its SBOM: every entry names it, so credentials carry it.
+        let sbom = Some(SbomDigest([7; 48]));
+        let (text, named) = development_policy(
+            "example.org",
+            "demo",
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom, other_host_profiles: &[] },
+            true,
+            Mechanism::C,
+        )
+        .unwrap();
+        assert!(named.workload("demo").unwrap().references.iter().all(|r| r.sbom == sbom), "{text}");
         // On hardware, the image's digest on another host profile is listed, admitting nothing.
         let legacy = [("amd-snp-legacy", [0x55; 48])];
-        let image = Measured { snp: &SNP, mrtd: None, other_host_profiles: &legacy };
+        let image = Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &legacy };
         let (text, hardware) = development_policy("example.org", "demo", image, true, Mechanism::C).unwrap();
         assert!(text.contains("host_profile = \"amd-snp-legacy\"\nadmit = false"), "{text}");
         let a = twi_issuer::policy::Appraised {
@@ -249,7 +267,7 @@ mod tests {
             development_policy(
                 "Not A Domain",
                 "demo",
-                Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+                Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
                 false,
                 Mechanism::C
             )
@@ -259,7 +277,7 @@ mod tests {
         let err = development_policy(
             "example.org",
             "a\"b",
-            Measured { snp: &SNP, mrtd: None, other_host_profiles: &[] },
+            Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
             false,
             Mechanism::C,
         )

@@ -355,6 +355,10 @@ fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
     };
     let (snp, igvm_snp, mrtd) = (measure("twi.rom", "snp"), measure("twi.igvm", "snp"), measure("twi.rom", "tdx"));
     let corim = std::fs::read(out.join("reference-values.corim")).unwrap();
+    // The SBOM the launch manifest measures: its digest as the build's reference values name it.
+    let values: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("reference-values.json")).unwrap()).unwrap();
+    let sbom = values["sbom"]["digest"].as_str().unwrap().strip_prefix("sha384:").unwrap().to_string();
     let (document, signature) = igvm_corim(&std::fs::read(out.join("twi.igvm")).unwrap());
     let point = secret.public_key().to_sec1_point(false);
     let must_fail: Vec<_> = (0..corim.len())
@@ -370,7 +374,7 @@ fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
         "signer": "Example Corp",
         "expected": {
             "snp": [snp, igvm_snp], "tdx": [mrtd], "policy_value": "0000030000000000", "policy_mask": "0000ff0300000000",
-            "valid_days": 30,
+            "valid_days": 30, "sbom": sbom,
         },
         "igvm": { "document": hex::encode(document), "signature": hex::encode(signature), "digest": igvm_snp },
         "must_fail": must_fail,

@@ -321,6 +321,18 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     let attested = Attested::new(&chip, MEASUREMENT_A, &verifier_a, &rp_id).unwrap();
     let obtained = verifier_a.issue(&attested.evidence(), Some(Mechanism::A)).unwrap();
     assert_eq!(obtained.credential.workload_id, "spiffe://example.org/audit-app");
+    // Its attestation result, from the Verifier process, names the credential from the CA process.
+    let verifier_key = {
+        use p384::pkcs8::DecodePrivateKey;
+        let pem = std::fs::read_to_string(state.join("issuer/verifier-key.pem")).unwrap();
+        *p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key()
+    };
+    let ear = obtained.credential.attestation_result.as_deref().unwrap();
+    let ear = twi_issuer::ear::Ear::verify_jwt(ear, &verifier_key, std::time::SystemTime::now()).unwrap();
+    let named = &ear.submods["twi"].verifier_claims["credential"];
+    assert_eq!(named["x509-serial"], obtained.credential.serial.as_str());
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&obtained.certificate_der));
+    assert_eq!(named["x509-sha256"], sha256.as_str());
     let replay = verifier_a.issue(&attested.evidence(), Some(Mechanism::A)).unwrap_err();
     assert!(replay.contains("already used"), "{replay}");
     let evidence = twi_issuer::http::wire::EvidenceJson::new(&attested.evidence());

@@ -643,7 +643,11 @@ fn the_igvm_file_carries_its_corim_and_the_reference_corim_reads_back() {
     assert!(error.contains("the igvm crate measures the IGVM file as"), "{error}");
 
     let values = read_signed(&with.corim, &p384::ecdsa::VerifyingKey::from(secret.public_key())).unwrap();
-    let digests: Vec<(LaunchPlatform, String)> = values.iter().map(|v| (v.platform, hex::encode(v.digest))).collect();
+    let digests: Vec<(LaunchPlatform, String)> =
+        values.launch.iter().map(|v| (v.platform, hex::encode(v.digest))).collect();
+    // The SBOM the launch manifest measures, when the build made one (these images carry none).
+    let sbom = base.reference_values["sbom"]["digest"].as_str().map(|d| d.trim_start_matches("sha384:").to_string());
+    assert_eq!(values.sbom.map(hex::encode), sbom);
     let json = |a: &str, b: &str| base.reference_values[a][b].as_str().unwrap().to_string();
     assert_eq!(
         digests,
@@ -653,5 +657,7 @@ fn the_igvm_file_carries_its_corim_and_the_reference_corim_reads_back() {
             (LaunchPlatform::Tdx, json("tdx", "mrtd")),
         ]
     );
-    assert!(values[..2].iter().all(|v| v.policy.is_some_and(|p| p.required == 0x30000 && p.mask == 0x03ff_0000)));
+    assert!(
+        values.launch[..2].iter().all(|v| v.policy.is_some_and(|p| p.required == 0x30000 && p.mask == 0x03ff_0000))
+    );
 }

@@ -156,6 +156,19 @@ impl Issuer {
         self.issue(launch, evidence.bundle.public_key, Mechanism::A, ResultOfRecord::NamingCredential)
     }
 
+    /// Mechanism A with the Credential Authority in another process: the Verifier's result
+    /// `ear_jwt` (its own, checked under its key) signed again naming the credential
+    /// `certificate_der` that Credential Authority issued on it, as the one-process path's
+    /// result does. (The Credential Authority's provenance record keeps the result it was
+    /// shown, made before the credential existed.)
+    pub fn attestation_result_naming(&self, ear_jwt: &str, certificate_der: &[u8]) -> Result<String, IssuerError> {
+        let certificate = <x509_cert::Certificate as der::Decode>::from_der(certificate_der)
+            .map_err(|e| IssuerError::Certificate(format!("the Credential Authority's certificate: {e}")))?;
+        let serial = hex::encode(certificate.tbs_certificate().serial_number().as_bytes());
+        let sha256 = hex::encode(Sha256::digest(certificate_der));
+        self.verifier.naming_credential(ear_jwt, (&sha256, &serial), (self.clock)())
+    }
+
     /// Mechanism B, what the Verifier is asked: appraise the evidence under the policy and
     /// return an attestation result signed by the Verifier's key that binds the workload's
     /// key. No credential is issued here: the workload takes the result to the Credential

@@ -306,13 +306,31 @@ impl VerifierRole {
     pub(crate) fn attestation_result(&self, result: ResultFor<'_>, now: SystemTime) -> Result<String, IssuerError> {
         let mut ear = attestation_result(&result, now)?;
         if let Some((sha256, serial)) = result.credential {
-            for submod in ear.submods.values_mut() {
-                submod
-                    .verifier_claims
-                    .insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
-            }
+            name_credential(&mut ear, sha256, serial);
         }
         ear.sign_jwt(&self.key, Some(VERIFIER_KID)).map_err(|e| IssuerError::token("attestation result", e))
+    }
+
+    /// Mechanism A with the Credential Authority in another process: this Verifier's own
+    /// result `ear_jwt` (checked under its key), signed again naming the credential the
+    /// Credential Authority issued on it, as (hex SHA-256 of its DER, hex serial).
+    pub(crate) fn naming_credential(
+        &self,
+        ear_jwt: &str,
+        credential: (&str, &str),
+        now: SystemTime,
+    ) -> Result<String, IssuerError> {
+        let token = |e| IssuerError::token("attestation result", e);
+        let mut ear = Ear::verify_jwt(ear_jwt, self.key.verifying_key(), now).map_err(token)?;
+        name_credential(&mut ear, credential.0, credential.1);
+        ear.sign_jwt(&self.key, Some(VERIFIER_KID)).map_err(token)
+    }
+}
+
+/// Every submodule of `ear` names the credential, as (hex SHA-256 of its DER, hex serial).
+fn name_credential(ear: &mut Ear, sha256: &str, serial: &str) {
+    for submod in ear.submods.values_mut() {
+        submod.verifier_claims.insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
     }
 }
 

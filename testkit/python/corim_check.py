@@ -18,7 +18,8 @@ tagged COSE_Sign1 with a nil payload that verifies once the document is set as t
 Input on stdin:
 
     {"public_key": {"x": "hex", "y": "hex"}, "corim": "hex", "signer": "...",
-     "expected": {"snp": ["hex"], "tdx": ["hex"], "policy_value": "hex", "policy_mask": "hex"},
+     "expected": {"snp": ["hex"], "tdx": ["hex"], "policy_value": "hex", "policy_mask": "hex",
+                  "sbom": "hex (optional: the TWI launch manifest's twi.sbom digest)"},
      "igvm": {"document": "hex", "signature": "hex", "digest": "hex"},
      "must_fail": [{"name": "...", "corim": "hex"}]}
 
@@ -132,6 +133,8 @@ def verify_reference(doc, key):
         ("AMD", "SEV-SNP", "POLICY"): [policy] * len(expected["snp"]),
         ("Intel", "TDX", "MRTD"): sorted(expected["tdx"]),
     }
+    if "sbom" in expected:
+        want[("TWI", "launch manifest", "twi.sbom")] = [expected["sbom"]]
     got = {k: sorted(v) for k, v in found.items()}
     if got != want:
         raise Refused(f"the reference triples state {got}, expected {want}")

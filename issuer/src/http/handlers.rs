@@ -136,7 +136,22 @@ async fn verifier_credential(state: &AppState, evidence: OwnedEvidence) -> Resul
         let result = issuer.verifier_appraisal(&appraised.evidence(), Mechanism::A);
         result.map_err(|r| logged("verifier (mechanism a)", r))
     });
-    super::asking::issued_by(ca, &evidence, result.await?.ear_jwt).await
+    let ear_jwt = result.await?.ear_jwt;
+    let mut issued = super::asking::issued_by(ca, &evidence, ear_jwt.clone()).await?;
+    // The workload's result names its credential, as in one process.
+    let der = der::pem::decode_vec(issued.certificate_pem.as_bytes())
+        .map_err(|e| ApiError {
+            status: axum::http::StatusCode::BAD_GATEWAY,
+            message: format!("the Credential Authority answered a certificate_pem that is not PEM: {e}"),
+            code: None,
+            retry_after: None,
+        })?
+        .1;
+    let named = with_issuer(state, move |issuer| {
+        issuer.attestation_result_naming(&ear_jwt, &der).map_err(|e| logged("verifier (mechanism a)", e.into()))
+    });
+    issued.attestation_result = Some(named.await?);
+    Ok(issued)
 }
 
 pub(super) async fn ca_credential(

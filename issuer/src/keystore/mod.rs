@@ -10,7 +10,7 @@
 //! keystore-key.pem                    the Key Store's own signing key (release receipts), 0600
 //! keystore/<slot>/credential.pem      the provisioned certificate
 //! keystore/<slot>/key.pem             its private key, PKCS#8, 0600 (directory 0700)
-//! keystore/released/<sha256(nonce)>   one file per release: a challenge is never served twice
+//! keystore/released/<sha256(nonce, ephemeral key)>   one file per release: never served twice
 //! ```
 //!
 //! `<slot>` is the first 32 hex digits of SHA-256 of the workload identifier. Replicas on a
@@ -115,7 +115,9 @@ pub enum KeyStoreError {
         "no credential is provisioned for {0} in the Key Store (the workload owner provisions one first; `twi run --mechanism d` does so for the demo)"
     )]
     NotProvisioned(String),
-    #[error("the Key Store already released a key for this challenge (replay): one release per nonce")]
+    #[error(
+        "the Key Store already released a key for this challenge (replay): one release per challenge and ephemeral key"
+    )]
     AlreadyReleased,
     #[error("the ephemeral key the evidence binds is not a P-384 point")]
     BadEphemeralKey,
@@ -204,7 +206,8 @@ impl KeyStore {
     /// [`key_release_aad`]`(SHA-256(certificate))`, with the certificate `certify` issues now
     /// for the provisioned key (the Credential Authority's, with the issuer's extensions for this
     /// launch). Refused if nothing is provisioned, if the provisioned credential expired, or if
-    /// this nonce was released before (recorded durably before anything is encrypted).
+    /// this challenge was answered for this ephemeral key before (recorded durably before
+    /// anything is encrypted).
     pub(crate) fn release(
         &self,
         grant: &ReleaseGrant,
@@ -215,9 +218,10 @@ impl KeyStore {
         p384::PublicKey::from_sec1_bytes(&grant.ephemeral_public_key).map_err(|_| KeyStoreError::BadEphemeralKey)?;
         let (released, key) = self.take_key(grant, now, certify)?;
 
-        // One release per challenge, whatever happens next.
-        let nonce_sha256: [u8; 32] = Sha256::digest(&grant.nonce).into();
-        if !self.shelf.mark_released(&nonce_sha256, now).map_err(|e| internal(&e))? {
+        // One release per challenge and ephemeral key, whatever happens next. Not per freshness
+        // element alone: under an AF_L1 epoch, or with no freshness, launches share it, each
+        // with its own ephemeral key.
+        if !self.shelf.mark_released(&Self::released_marker(grant), now).map_err(|e| internal(&e))? {
             return Err(KeyStoreError::AlreadyReleased);
         }
 
@@ -233,6 +237,17 @@ impl KeyStore {
         drop(ephemeral);
         let receipt = self.receipt(grant, &released, now, &enc, &ciphertext).map_err(|e| internal(&e))?;
         Ok(Release { provisioned: released, enc: enc.to_vec(), ciphertext, receipt })
+    }
+
+    /// The name of a release: SHA-256(len32(nonce) ‖ nonce ‖ ephemeral public key).
+    fn released_marker(grant: &ReleaseGrant) -> [u8; 32] {
+        let len = u32::try_from(grant.nonce.len()).unwrap_or(u32::MAX).to_be_bytes();
+        Sha256::new()
+            .chain_update(len)
+            .chain_update(&grant.nonce)
+            .chain_update(&grant.ephemeral_public_key)
+            .finalize()
+            .into()
     }
 
     /// Under the state lock (never half of a re-provisioning; in the database, one row read
@@ -437,6 +452,35 @@ mod tests {
         assert_eq!(kept.serial_hex, own.serial_hex);
         let records = crate::records::Records::open(dir.path(), "example.org", None);
         assert!(records.unwrap().prove(&own.serial_hex).unwrap().is_some(), "the owner's certificate is logged");
+    }
+
+    /// A release answers a challenge for one ephemeral key once; two launches that share a
+    /// freshness element (an AF_L1 epoch) have their own ephemeral keys, each answered.
+    #[test]
+    fn one_release_per_challenge_and_key_even_when_launches_share_an_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
+        let store = KeyStore::open(dir.path(), None).unwrap();
+        let key = SigningKey::try_generate().unwrap();
+        store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key).unwrap();
+        let certify = |sec1: &[u8]| {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
+        };
+        let now = SystemTime::now();
+        let epoch = grant_to_known(1);
+        assert_eq!(opened(&store.release(&epoch, now, certify).unwrap(), 1), key.to_bytes().to_vec());
+        assert!(matches!(store.release(&epoch, now, certify), Err(KeyStoreError::AlreadyReleased)));
+        // The same epoch, another launch: its own ephemeral key (and Evidence).
+        let public = hpke::serialize_public_key(&ephemeral_secret(2).public_key()).to_vec();
+        let second_launch = ReleaseGrant { ephemeral_public_key: public, evidence_sha384: [9; 48], ..grant(1) };
+        let released = store.release(&second_launch, now, certify).unwrap();
+        let (secret, aad) =
+            (ephemeral_secret(2), key_release_aad(&Sha256::digest(&released.provisioned.certificate_der).into()));
+        let info = key_release_info(&[1; 32], &second_launch.ephemeral_public_key);
+        let mut scalar = vec![0u8; 48];
+        hpke::open(&secret, &released.enc, &info, &aad, &released.ciphertext, &mut scalar).unwrap();
+        assert_eq!(scalar, key.to_bytes().to_vec());
     }
 
     #[test]

@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS keystore_credentials (
     provisioned_ms BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS keystore_released (
-    nonce_sha256 BYTEA  PRIMARY KEY,
+    released_sha256 BYTEA  PRIMARY KEY,
     released_ms  BIGINT NOT NULL
 );
 ";
@@ -129,12 +129,12 @@ impl Shelf {
         }
     }
 
-    /// Records that the challenge whose nonce hashes to `nonce_sha256` was answered: `false`
-    /// when it was before.
-    pub(super) fn mark_released(&self, nonce_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
+    /// Records the release `released_sha256` names (the challenge and the ephemeral key it was
+    /// sealed to): `false` when it was made before.
+    pub(super) fn mark_released(&self, released_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
         match self {
-            Self::Files(files) => files.mark_released(nonce_sha256),
-            Self::Database(db) => db.mark_released(nonce_sha256, now),
+            Self::Files(files) => files.mark_released(released_sha256),
+            Self::Database(db) => db.mark_released(released_sha256, now),
         }
     }
 }
@@ -190,8 +190,8 @@ impl Files {
         fs::write(&cert_path, &held.provisioned.certificate_pem).map_err(|e| state_err(&cert_path, e))
     }
 
-    fn mark_released(&self, nonce_sha256: &[u8; 32]) -> Result<bool, IssuerError> {
-        let marker = self.dir.join("released").join(hex::encode(nonce_sha256));
+    fn mark_released(&self, released_sha256: &[u8; 32]) -> Result<bool, IssuerError> {
+        let marker = self.dir.join("released").join(hex::encode(released_sha256));
         match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
@@ -331,8 +331,8 @@ impl Database {
         }
     }
 
-    fn mark_released(&self, nonce_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
-        let (pg, nonce, now) = (&self.pg, nonce_sha256.as_slice(), unix_ms(now));
+    fn mark_released(&self, released_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
+        let (pg, nonce, now) = (&self.pg, released_sha256.as_slice(), unix_ms(now));
         let inserted =
             pg.run(|client| match client.execute("INSERT INTO keystore_released VALUES ($1, $2)", &[&nonce, &now]) {
                 Ok(_) => Ok(true),

@@ -16,6 +16,13 @@
 //! An SEV-SNP MEASUREMENT may carry a `name` (key 11): the TWI host profile the digest is for
 //! (`linux-6.11`, ...), which the policy's entries and refusals then name.
 //!
+//! The image's SBOM digest, when the build measured one into its launch manifest (the
+//! `twi.sbom` setting, issue 16): one more triple, for the environment `TWI`/`launch manifest`,
+//! whose one measurement `twi.sbom` carries the SBOM's SHA-384 as its `digests`. The launch
+//! digests cover the manifest, so this states what the measured manifest holds; a policy that
+//! takes its reference values from the CoRIM names that SBOM on every entry, as `twi policy
+//! add-image` does from the JSON. Readers that know only the platforms pass it over.
+//!
 //! Signed (§4.2): `#6.18(COSE_Sign1)` with `alg` ES384 (-35), `content-type`
 //! `application/rim+cbor` and `corim-meta` (signer name) in the protected header; the payload
 //! the document itself, or nil when it travels apart (the IGVM file's CoRIM signature header).
@@ -92,6 +99,18 @@ pub struct PolicyBits {
     pub required: u64,
 }
 
+/// The environment and measurement key of the SBOM triple.
+const SBOM_CLASS: (&str, &str) = ("TWI", "launch manifest");
+pub const SBOM_MKEY: &str = "twi.sbom";
+
+/// What a signed CoRIM states that TWI appraises: the launch measurements, and the SBOM digest
+/// the launch manifest carries, if it states one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorimValues {
+    pub launch: Vec<LaunchValue>,
+    pub sbom: Option<[u8; 48]>,
+}
+
 /// Why a CoRIM could not be made or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -101,20 +120,28 @@ fn fail(what: &str, e: impl std::fmt::Display) -> CorimError {
     CorimError(format!("{what}: {e}"))
 }
 
-fn triple(value: &LaunchValue) -> ReferenceTriple {
-    let (vendor, model, mkey) = value.platform.names();
+fn environment(vendor: &str, model: &str) -> EnvironmentMap {
     let class =
         ClassMap { class_id: None, vendor: Some(vendor.into()), model: Some(model.into()), layer: None, index: None };
-    let environment = EnvironmentMap { class: Some(class), instance: None, group: None };
-    let digest = MeasurementMap {
+    EnvironmentMap { class: Some(class), instance: None, group: None }
+}
+
+/// A measurement `mkey` whose value is one SHA-384 digest.
+fn digest_measurement(mkey: &str, digest: &[u8; 48]) -> MeasurementMap {
+    MeasurementMap {
         mkey: Some(MeasuredElement::Text(mkey.into())),
         mval: MeasurementValuesMap {
-            digests: Some(vec![Digest::new(NI_SHA384, value.digest.to_vec())]),
-            name: value.host_profile.clone(),
+            digests: Some(vec![Digest::new(NI_SHA384, digest.to_vec())]),
             ..MeasurementValuesMap::default()
         },
         authorized_by: None,
-    };
+    }
+}
+
+fn triple(value: &LaunchValue) -> ReferenceTriple {
+    let (vendor, model, mkey) = value.platform.names();
+    let mut digest = digest_measurement(mkey, &value.digest);
+    digest.mval.name.clone_from(&value.host_profile);
     let mut measurements = vec![digest];
     if let Some(bits) = value.policy {
         let raw = RawValueChoice::Masked {
@@ -127,26 +154,34 @@ fn triple(value: &LaunchValue) -> ReferenceTriple {
             authorized_by: None,
         });
     }
-    ReferenceTriple::new(environment, measurements)
+    ReferenceTriple::new(environment(vendor, model), measurements)
 }
 
 /// The unsigned document (`#6.501(corim-map)`): CoRIM `id`, one CoMID tagged `tag_id` with one
-/// reference triple per value; with `validity` (not-before, not-after: Unix seconds), its
-/// `rim-validity` (draft-ietf-rats-corim §7.3), past which readers refuse it.
+/// reference triple per value, and the SBOM triple when `sbom` is given; with `validity`
+/// (not-before, not-after: Unix seconds), its `rim-validity` (draft-ietf-rats-corim §7.3), past
+/// which readers refuse it.
 pub fn document(
     id: &str,
     tag_id: &str,
     values: &[LaunchValue],
+    sbom: Option<&[u8; 48]>,
     validity: Option<(i64, i64)>,
 ) -> Result<Vec<u8>, CorimError> {
     if values.is_empty() {
         return Err(CorimError("no launch measurement to state".into()));
     }
-    let comid = values
+    let builder = values
         .iter()
-        .fold(ComidBuilder::new(TagIdChoice::Text(tag_id.into())), |b, v| b.add_reference_triple(triple(v)))
-        .build()
-        .map_err(|e| fail("the CoMID", e))?;
+        .fold(ComidBuilder::new(TagIdChoice::Text(tag_id.into())), |b, v| b.add_reference_triple(triple(v)));
+    let builder = match sbom {
+        Some(digest) => builder.add_reference_triple(ReferenceTriple::new(
+            environment(SBOM_CLASS.0, SBOM_CLASS.1),
+            vec![digest_measurement(SBOM_MKEY, digest)],
+        )),
+        None => builder,
+    };
+    let comid = builder.build().map_err(|e| fail("the CoMID", e))?;
     let builder = CorimBuilder::new(CorimId::Text(id.into()));
     let builder = match validity {
         Some((not_before, not_after)) => {
@@ -179,7 +214,7 @@ pub fn sign(document: &[u8], key: &SigningKey, signer: &str, detached: bool) -> 
 /// A signed CoRIM's launch measurements, once its ES384 signature verifies under `key` and its
 /// document is well formed (draft-10 structure, validity period). Refuses one that states no
 /// launch measurement TWI appraises, or states one malformed.
-pub fn read_signed(bytes: &[u8], key: &VerifyingKey) -> Result<Vec<LaunchValue>, CorimError> {
+pub fn read_signed(bytes: &[u8], key: &VerifyingKey) -> Result<CorimValues, CorimError> {
     let signed = decode_signed_corim(bytes).map_err(|e| fail("not a signed CoRIM (#6.18 COSE_Sign1)", e))?;
     let alg = signed.protected.alg.to_i64();
     if alg != COSE_ES384 && alg != COSE_ESP384 {
@@ -199,7 +234,31 @@ pub fn read_signed(bytes: &[u8], key: &VerifyingKey) -> Result<Vec<LaunchValue>,
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let validated = validate_signed_corim_payload(&signed, i64::try_from(now).unwrap_or(i64::MAX))
         .map_err(|e| fail("the signed document", e))?;
-    launch_values(&validated.comids)
+    Ok(CorimValues { launch: launch_values(&validated.comids)?, sbom: sbom_value(&validated.comids)? })
+}
+
+/// The SBOM digest of the `TWI`/`launch manifest` triple, if there is one; more than one, or
+/// one without a single SHA-384 `twi.sbom` digest, is refused.
+pub fn sbom_value(comids: &[ComidTag]) -> Result<Option<[u8; 48]>, CorimError> {
+    let at = "the TWI launch manifest's reference triple";
+    let mut found = None;
+    for triple in comids.iter().flat_map(|c| c.triples.reference_triples.iter().flatten()) {
+        let ReferenceTriple(environment, measurements) = triple;
+        let class = environment.class.as_ref();
+        if class.and_then(|c| Some((c.vendor.as_deref()?, c.model.as_deref()?))) != Some(SBOM_CLASS) {
+            continue;
+        }
+        let [m] = measurements.as_slice() else {
+            return Err(CorimError(format!("{at}: not exactly one measurement ({SBOM_MKEY})")));
+        };
+        let sha384 = m.mval.digests.iter().flatten().find(|d| *d.alg() == DigestAlg::Int(NI_SHA384));
+        let digest = sha384.filter(|_| mkey_is(m, SBOM_MKEY)).and_then(|d| <[u8; 48]>::try_from(d.value()).ok());
+        let digest = digest.ok_or_else(|| CorimError(format!("{at}: no 48-byte sha-384 (7) digest of {SBOM_MKEY}")))?;
+        if found.replace(digest).is_some() {
+            return Err(CorimError(format!("{at}: stated twice")));
+        }
+    }
+    Ok(found)
 }
 
 /// The launch measurements in the CoMIDs' reference triples for the platforms TWI appraises.

@@ -15,6 +15,7 @@ use super::*;
 const SNP: [u8; 48] = [0x5a; 48];
 const IGVM: [u8; 48] = [0x16; 48];
 const MRTD: [u8; 48] = [0x7d; 48];
+const SBOM: [u8; 48] = [0x5b; 48];
 const QEMU_POLICY: u64 = 0x30000;
 
 fn values() -> Vec<LaunchValue> {
@@ -32,7 +33,8 @@ fn values() -> Vec<LaunchValue> {
 }
 
 fn signed_corim(key: &SigningKey) -> Vec<u8> {
-    let document = corim::document("twi-reference-values:test", "twi-launch:test", &values(), None).unwrap();
+    let document =
+        corim::document("twi-reference-values:test", "twi-launch:test", &values(), Some(&SBOM), None).unwrap();
     corim::sign(&document, key, "Example Corp", false).unwrap()
 }
 
@@ -60,6 +62,7 @@ fn json_policy() -> Policy {
         "snp": { "launch_digest": hex::encode(SNP), "policy": "0x30000" },
         "igvm": { "snp_launch_digest": hex::encode(IGVM) },
         "tdx": { "mrtd": hex::encode(MRTD) },
+        "sbom": { "file": "sbom.cdx.json", "digest": format!("sha384:{}", hex::encode(SBOM)) },
     });
     let mut text = format!("{WORKLOAD}[workload.claims]\nlocation = \"DE\"\n");
     for entry in image_references(&json, "v1").unwrap() {
@@ -109,8 +112,9 @@ fn a_corim_policy_admits_what_the_json_values_admit_and_refuses_the_rest() {
         assert_eq!(json.is_ok(), admitted, "{platform:?}: {json:?}");
         if let (Ok(corim), Ok(mut json)) = (corim, json) {
             assert!(corim.reference.label.starts_with("reference-values.corim #"), "{}", corim.reference.label);
-            // The same admission, but for which entry's label matched.
+            // The same admission (the same SBOM named), but for which entry's label matched.
             json.reference = corim.reference.clone();
+            assert_eq!(corim.provenance.as_ref().map(|p| p.sbom.0), Some(SBOM));
             assert_eq!(corim, json);
         }
     }
@@ -147,7 +151,7 @@ fn a_tampered_or_foreign_corim_refuses_to_load_naming_the_file() {
     std::fs::write(dir.path().join("reference-values.corim"), legacy).unwrap();
     assert_eq!(Policy::load(&path).unwrap().workloads[0].references.len(), 6);
     // Unsigned: `twi build` without --corim-key.
-    let unsigned = corim::document("id", "tag", &values(), None).unwrap();
+    let unsigned = corim::document("id", "tag", &values(), None, None).unwrap();
     std::fs::write(dir.path().join("reference-values.corim"), unsigned).unwrap();
     let e = Policy::load(&path).unwrap_err().to_string();
     assert!(e.contains("reference-values.corim: not a signed CoRIM"), "{e}");
@@ -199,11 +203,32 @@ fn a_corim_past_its_validity_refuses_to_load() {
     let key = SigningKey::try_generate().unwrap();
     let now = i64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs());
     let now = now.unwrap();
-    let within = corim::document("id", "tag", &values(), Some((now - 60, now + 3600))).unwrap();
+    let within = corim::document("id", "tag", &values(), None, Some((now - 60, now + 3600))).unwrap();
     let path = corim_policy(dir.path(), &corim::sign(&within, &key, "Example Corp", false).unwrap(), &key);
     assert_eq!(Policy::load(&path).unwrap().workloads[0].references.len(), 6);
-    let past = corim::document("id", "tag", &values(), Some((now - 7200, now - 3600))).unwrap();
+    let past = corim::document("id", "tag", &values(), None, Some((now - 7200, now - 3600))).unwrap();
     let path = corim_policy(dir.path(), &corim::sign(&past, &key, "Example Corp", false).unwrap(), &key);
     let e = Policy::load(&path).unwrap_err().to_string();
     assert!(e.contains("reference-values.corim") && e.to_lowercase().contains("expired"), "{e}");
+}
+
+/// The SBOM triple: read back as written; a CoRIM without one states none; one stated twice
+/// is refused.
+#[test]
+fn the_sbom_triple_is_read_back_and_a_malformed_one_refused() {
+    use ::corim::types::comid::ComidTag;
+    let key = SigningKey::try_generate().unwrap();
+    let read = corim::read_signed(&signed_corim(&key), key.verifying_key()).unwrap();
+    assert_eq!((read.sbom, read.launch), (Some(SBOM), values()));
+    let without = corim::sign(&corim::document("id", "tag", &values(), None, None).unwrap(), &key, "E", false).unwrap();
+    assert_eq!(corim::read_signed(&without, key.verifying_key()).unwrap().sbom, None);
+    let comids = |document: &[u8]| -> Vec<ComidTag> {
+        let signed = corim::sign(document, &key, "E", false).unwrap();
+        let signed = ::corim::types::signed::decode_signed_corim(&signed).unwrap();
+        ::corim::types::signed::validate_signed_corim_payload(&signed, 0).unwrap().comids
+    };
+    let mut twice = comids(&corim::document("id", "tag", &values(), Some(&SBOM), None).unwrap());
+    let triple = twice[0].triples.reference_triples.as_ref().unwrap().last().unwrap().clone();
+    twice[0].triples.reference_triples.as_mut().unwrap().push(triple);
+    assert!(corim::sbom_value(&twice).unwrap_err().to_string().contains("stated twice"));
 }

@@ -511,7 +511,7 @@ fn references(
 /// signature verifies under the P-384 public key in `key_path` (PEM): as
 /// `values::image_references` makes from the JSON, each SEV-SNP launch digest admitted on `sim-snp`
 /// and on `snp` (there with the guest policy bits the CoRIM pins), each TDX MRTD on `sim-tdx`
-/// and `tdx`. Errors name the file.
+/// and `tdx`, each naming the SBOM digest the CoRIM states, if any. Errors name the file.
 fn corim_references(path: &Path, key_path: &Path) -> Result<Vec<ReferenceFile>, PolicyError> {
     let key = super::signature::PolicyKey::load(key_path)
         .map_err(|e| PolicyError::ReferenceValues(format!("corim_key {}: {e}", key_path.display())))?;
@@ -520,7 +520,9 @@ fn corim_references(path: &Path, key_path: &Path) -> Result<Vec<ReferenceFile>, 
     let values = super::corim::read_signed(&bytes, &key.0)
         .map_err(|e| PolicyError::ReferenceValues(format!("{}: {e}", path.display())))?;
     let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
-    Ok(values.iter().enumerate().flat_map(|(i, v)| corim_entries(&format!("{name} #{i}"), v)).collect())
+    let sbom = values.sbom.map(super::provenance::SbomDigest);
+    let entries = values.launch.iter().enumerate().flat_map(|(i, v)| corim_entries(&format!("{name} #{i}"), v));
+    Ok(entries.map(|entry| ReferenceFile { sbom, ..entry }).collect())
 }
 
 fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {

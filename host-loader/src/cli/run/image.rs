@@ -46,6 +46,8 @@ pub struct Measured {
     /// `--platform snp`: the ROM's digest on the other host profiles (not admitted; the
     /// development policy lists them so a refusal names the host's profile).
     pub other_host_profiles: Vec<(&'static str, [u8; 48])>,
+    /// The SBOM digest the image's launch manifest carries (`twi build` measures it in), if any.
+    pub sbom: Option<twi_issuer::policy::SbomDigest>,
 }
 
 impl Image {
@@ -117,6 +119,10 @@ impl Image {
                 other_host_profiles.push((profile.name, digest));
             }
         }
-        Ok(Measured { snp, mrtd, measurement, other_host_profiles })
+        let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| {
+            let text = std::str::from_utf8(manifest.setting(crate::sbom::MANIFEST_KEY)?).ok()?;
+            twi_issuer::policy::SbomDigest::parse(text)
+        });
+        Ok(Measured { snp, mrtd, measurement, sbom, other_host_profiles })
     }
 }

@@ -218,6 +218,7 @@ fn development_policy(args: &RunArgs, measured: &Measured) -> Result<twi_issuer:
     let image = policy_file::Measured {
         snp: &measured.snp,
         mrtd: measured.mrtd.as_ref(),
+        sbom: measured.sbom,
         other_host_profiles: &measured.other_host_profiles,
     };
     let mechanism = args.mechanism.map_or(twi_issuer::policy::Mechanism::C, Into::into);
