@@ -173,3 +173,45 @@ fn the_sbom_is_measured_and_attachments_change_the_measurement() {
         twi(&["build", "--set", "twi.sbom=forged", "--runtime-elf", path(&elf), "--out", path(&dir.path().join("x"))]);
     assert!(stderr(&refused).contains("keys starting with `twi.` are the build's own"), "{}", stderr(&refused));
 }
+
+/// Issue 16: one dependency's version, changed alone, changes the SBOM (which lists the new
+/// version), its digest, and so the measured launch manifest and every launch measurement. The
+/// credential of a run carries the digest its manifest names (`tests/e2e.rs`,
+/// `boots_and_obtains_a_bound_credential_twice_with_fresh_keys`).
+#[test]
+fn one_dependency_version_changes_the_sbom_and_the_measurement() {
+    let dir = tempfile::tempdir().unwrap();
+    let payload = scaffold(dir.path(), "versioned");
+    std::fs::write(payload.join("src/lib.rs"), STRAY).unwrap();
+    let helper = dir.path().join("helper");
+    std::fs::create_dir_all(helper.join("src")).unwrap();
+    std::fs::write(helper.join("src/lib.rs"), "#![no_std]\npub const ANSWER: u32 = 42;\n").unwrap();
+    let manifest = std::fs::read_to_string(payload.join("Cargo.toml")).unwrap();
+    let manifest =
+        manifest.replacen("[dependencies]\n", "[dependencies]\ntwi-test-helper = { path = \"../helper\" }\n", 1);
+    std::fs::write(payload.join("Cargo.toml"), manifest).unwrap();
+    let state = dir.path().join("state");
+    let build = |version: &str| -> (serde_json::Value, serde_json::Value) {
+        let toml = format!("[package]\nname = \"twi-test-helper\"\nversion = \"{version}\"\nedition = \"2024\"\n");
+        std::fs::write(helper.join("Cargo.toml"), toml).unwrap();
+        let out = dir.path().join(version);
+        let args =
+            ["build", "--payload", path(&payload), "--set", TARGET, "--state", path(&state), "--out", path(&out)];
+        let built = twi(&args);
+        assert!(built.status.success(), "twi build with twi-test-helper {version} failed:\n{}", stderr(&built));
+        let read = |file: &str| serde_json::from_slice(&std::fs::read(out.join(file)).unwrap()).unwrap();
+        (read("reference-values.json"), read("sbom.cdx.json"))
+    };
+    let (first, first_sbom) = build("0.1.0");
+    let (second, second_sbom) = build("0.2.0");
+    let helper_version = |sbom: &serde_json::Value| {
+        let components = sbom["components"].as_array().unwrap();
+        let helper = components.iter().find(|c| c["name"] == "twi-test-helper").expect("the SBOM lists the dependency");
+        helper["version"].as_str().unwrap().to_string()
+    };
+    assert_eq!((helper_version(&first_sbom), helper_version(&second_sbom)), ("0.1.0".into(), "0.2.0".into()));
+    assert_ne!(first["sbom"]["digest"], second["sbom"]["digest"]);
+    for (platform, field) in [("snp", "launch_digest"), ("igvm", "snp_launch_digest"), ("tdx", "mrtd")] {
+        assert_ne!(first[platform][field], second[platform][field], "{platform}.{field} did not change");
+    }
+}
