@@ -90,7 +90,7 @@ impl Host {
         let mut psp = SimPsp::load_or_create(&dir.path().join("sim-snp")).unwrap();
         psp.set_launch_digest(DIGEST);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
-        let measured = Measured { snp: &DIGEST, mrtd: None, sbom: None };
+        let measured = Measured { snp: &DIGEST, mrtd: None, sbom: None, other_host_profiles: &[] };
         let (text, _) = development_policy("example.org", "demo", measured, false, mechanism).unwrap();
         let policy = twi_issuer::policy::Policy::from_toml(&format!("{text}{extra}")).unwrap();
         let issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();

@@ -65,18 +65,24 @@ pub struct CorimSettings {
     pub valid_days: Option<u32>,
 }
 
-/// The launch measurements of a build: the ROM's and the IGVM file's SEV-SNP launch digests
-/// (with the guest policy's flag bits the image is built for) and the ROM's TDX MRTD.
-pub fn launch_values(snp: &[[u8; 48]], policy: u64, mrtd: &[u8; 48]) -> Vec<LaunchValue> {
+/// The launch measurements of a build: the ROM's SEV-SNP launch digest per asked-for host
+/// profile (named) and the IGVM file's (with the guest policy's flag bits the image is built
+/// for), and the ROM's TDX MRTD.
+pub fn launch_values(snp: &[([u8; 48], Option<&str>)], policy: u64, mrtd: &[u8; 48]) -> Vec<LaunchValue> {
     let mask = twi_issuer::policy::POLICY_FLAGS_MASK;
     let bits = PolicyBits { mask, required: policy & mask };
     let mut values: Vec<LaunchValue> = Vec::new();
-    for digest in snp {
+    for (digest, profile) in snp {
         if !values.iter().any(|v| v.digest == *digest) {
-            values.push(LaunchValue { platform: LaunchPlatform::SevSnp, digest: *digest, policy: Some(bits) });
+            values.push(LaunchValue {
+                platform: LaunchPlatform::SevSnp,
+                digest: *digest,
+                policy: Some(bits),
+                host_profile: profile.map(str::to_string),
+            });
         }
     }
-    values.push(LaunchValue { platform: LaunchPlatform::Tdx, digest: *mrtd, policy: None });
+    values.push(LaunchValue { platform: LaunchPlatform::Tdx, digest: *mrtd, policy: None, host_profile: None });
     values
 }
 

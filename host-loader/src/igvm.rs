@@ -128,7 +128,10 @@ pub fn build(rom: &[u8], params: &IgvmParams) -> Result<IgvmFile, IgvmError> {
             directives.push(page(s.gpa as u64 + offset, SNP_MASK, data_type, data));
         }
     }
-    let vmsa_params = VmsaParams { sev_features: p.guest_features, vcpu_sig: p.vcpu_sig, vmm: p.vmm };
+    // QEMU loads IGVM files only on hosts with KVM_SEV_INIT2 (QEMU >= 10.0 with Linux >= 6.11),
+    // which put the FPU reset state into the VMSA: the upstream host profile's VMSA, whatever
+    // profile the ROM is measured for.
+    let vmsa_params = VmsaParams { sev_features: p.guest_features, vcpu_sig: p.vcpu_sig, vmm: p.vmm, fpu: true };
     for (vp_index, vmsa) in vmsa::pages(p.vcpus, ap_eip, &vmsa_params).into_iter().enumerate() {
         let mut vmsa = SevVmsa::read_from_bytes(vmsa.as_slice()).map_err(|_| IgvmError::Params("VMSA size"))?;
         vmsa.cr0 = vmsa::IGVM_REAL_MODE_CR0;

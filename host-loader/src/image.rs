@@ -21,7 +21,8 @@ use crate::igvm;
 use crate::measure::{
     self,
     cpu::{CPU_TYPES, CpuType, DEFAULT_CPU_TYPE},
-    reference::{GitState, ReferenceValues},
+    host_profile::{self, HostProfile},
+    reference::{GitState, ProfileDigest, ReferenceValues},
     snp::SnpLaunchParams,
 };
 use twi_linker::{GUID_TABLE, IMAGE_RAM, MANIFEST_ADDR, RESET_VECTOR, ROM_BASE, ROM_SIZE, footer};
@@ -289,32 +290,65 @@ pub fn rom_sha384(rom: &[u8]) -> String {
 pub struct ImageParams {
     pub vcpus: u32,
     pub cpu_type: CpuType,
-    pub guest_features: u64,
+    /// `--guest-features`: SEV_FEATURES for every asked-for host profile instead of its own.
+    pub guest_features: Option<u64>,
     pub policy: u64,
+    /// The host profiles to give SEV-SNP reference values for (never empty); the first is the
+    /// primary one: `snp.launch_digest`, and the IGVM file's SEV_FEATURES.
+    pub host_profiles: Vec<HostProfile>,
 }
 
 impl Default for ImageParams {
-    /// One EPYC-v4 vCPU, SNP_ACTIVE only, QEMU's default policy 0x30000.
+    /// One EPYC-v4 vCPU on the default host profile (SNP_ACTIVE only), QEMU's default policy
+    /// 0x30000.
     fn default() -> Self {
         let snp = SnpLaunchParams::default();
         Self {
             vcpus: snp.vcpus,
             cpu_type: CpuType::by_name(DEFAULT_CPU_TYPE).unwrap_or(CPU_TYPES[0]),
-            guest_features: snp.guest_features,
+            guest_features: None,
             policy: measure::snp::DEFAULT_POLICY,
+            host_profiles: vec![host_profile::DEFAULT],
         }
     }
 }
 
 impl ImageParams {
-    /// The SNP launch these parameters describe (QEMU/KVM, no kernel).
+    /// The SNP launch these parameters describe (QEMU/KVM, no kernel) on the primary host
+    /// profile.
     pub fn snp(&self) -> SnpLaunchParams {
-        SnpLaunchParams {
-            vcpus: self.vcpus,
-            vcpu_sig: self.cpu_type.sig(),
-            guest_features: self.guest_features,
-            ..SnpLaunchParams::default()
+        self.snp_on(self.host_profiles.first().unwrap_or(&host_profile::DEFAULT))
+    }
+
+    /// The SNP launch on a host of `profile` (with `--guest-features` if given).
+    pub fn snp_on(&self, profile: &HostProfile) -> SnpLaunchParams {
+        let base = SnpLaunchParams { vcpus: self.vcpus, vcpu_sig: self.cpu_type.sig(), ..SnpLaunchParams::default() };
+        let mut snp = base.on_host(profile);
+        if let Some(features) = self.guest_features {
+            snp.guest_features = features;
         }
+        snp
+    }
+
+    /// The ROM's SEV-SNP launch digest on every known host profile, those asked for first
+    /// (in the order asked), then the others (not asked for, with their own SEV_FEATURES).
+    pub fn profile_digests(&self, rom: &[u8]) -> Result<Vec<ProfileDigest>> {
+        let asked = self.host_profiles.iter().map(|p| (p, true));
+        let others = host_profile::PROFILES.iter().filter(|p| !self.host_profiles.contains(p)).map(|p| (p, false));
+        asked
+            .chain(others)
+            .map(|(profile, requested)| {
+                let snp = if requested { self.snp_on(profile) } else { self.snp_on_own(profile) };
+                let digest = measure::snp::launch_digest(rom, &snp)
+                    .with_context(|| format!("measuring the ROM for SEV-SNP on host profile {}", profile.name))?;
+                Ok(ProfileDigest { profile: *profile, guest_features: snp.guest_features, digest, requested })
+            })
+            .collect()
+    }
+
+    fn snp_on_own(&self, profile: &HostProfile) -> SnpLaunchParams {
+        SnpLaunchParams { vcpus: self.vcpus, vcpu_sig: self.cpu_type.sig(), ..SnpLaunchParams::default() }
+            .on_host(profile)
     }
 }
 
@@ -339,7 +373,8 @@ pub fn build_images(
 ) -> Result<Images> {
     let rom = assemble_rom(elf, manifest)?;
     let snp = params.snp();
-    let snp_launch_digest = measure::snp::launch_digest(&rom, &snp).context("measuring the ROM for SEV-SNP")?;
+    let host_profiles = params.profile_digests(&rom)?;
+    let snp_launch_digest = host_profiles.first().map(|p| p.digest).context("no host profile to measure for")?;
     let mrtd = measure::tdx::mrtd(&rom, measure::tdx::MrtdOrder::Kvm).context("measuring the ROM for TDX")?;
     let igvm_file = igvm::build(&rom, &igvm::IgvmParams { snp: snp.clone(), policy: params.policy })
         .context("building the IGVM file")?;
@@ -349,7 +384,10 @@ pub fn build_images(
     } else {
         igvm::to_bytes(&igvm_file).context("serializing the IGVM file")?
     };
-    let values = crate::corim::launch_values(&[snp_launch_digest, igvm_snp_launch_digest], params.policy, &mrtd);
+    let mut snp_values: Vec<([u8; 48], Option<&str>)> =
+        host_profiles.iter().filter(|p| p.requested).map(|p| (p.digest, Some(p.profile.name))).collect();
+    snp_values.push((igvm_snp_launch_digest, None));
+    let values = crate::corim::launch_values(&snp_values, params.policy, &mrtd);
     let sbom = manifest
         .setting(crate::sbom::MANIFEST_KEY)
         .and_then(|v| std::str::from_utf8(v).ok())
@@ -363,6 +401,7 @@ pub fn build_images(
         cpu_type: params.cpu_type,
         policy: params.policy,
         snp_launch_digest,
+        host_profiles: &host_profiles,
         igvm_snp_launch_digest,
         mrtd,
         // The build's sources, when they are where `twi` expects them (`--runtime-elf` builds

@@ -20,6 +20,9 @@ pub struct Measured<'a> {
     /// The SBOM digest the image's launch manifest carries: each entry names it, so the
     /// credential carries it (no provenance demands: the document itself is not read).
     pub sbom: Option<SbomDigest>,
+    /// The image's SEV-SNP digest on host profiles other than the one `snp` is for: listed
+    /// (hardware only) with `admit = false`, so a launch on such a host is refused naming it.
+    pub other_host_profiles: &'a [(&'static str, [u8; 48])],
 }
 
 /// The development policy `twi run` uses without --policy: one workload, `workload`, admitting
@@ -57,7 +60,19 @@ pub fn development_policy_at_vmpl(
         entry.reference.push(ReferenceFile::tdx("this image (simulated TDX)", Platform::SimTdx, mrtd));
     }
     if hardware {
-        entry.reference.push(ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None));
+        let mut snp = ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None);
+        if !measured.other_host_profiles.is_empty() {
+            // `snp` is then the ROM's digest on the default host profile (`twi run` measures so).
+            snp.host_profile = Some(crate::measure::host_profile::DEFAULT.name.to_string());
+        }
+        entry.reference.push(snp);
+        for (profile, digest) in measured.other_host_profiles {
+            entry.reference.push(ReferenceFile {
+                host_profile: Some(profile.to_string()),
+                admit: Some(false),
+                ..ReferenceFile::snp(&format!("this image (SEV-SNP, host {profile})"), Platform::Snp, digest, None)
+            });
+        }
         if let Some(mrtd) = measured.mrtd {
             entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));
         }
@@ -97,6 +112,9 @@ pub struct Added {
     pub added: Vec<String>,
     /// Labels of the entries the workload had already (same platform, same value).
     pub present: Vec<String>,
+    /// Labels of the entries added with `admit = false`: other host profiles' launches, which
+    /// admit nothing and let a refusal name the profile.
+    pub known: Vec<String>,
 }
 
 /// Adds `entries` to the `[[workload]]` whose id is `workload` in the policy `text` (made when
@@ -148,13 +166,20 @@ pub fn add_references(
                     .any(|v| Some(v.trim_start_matches("0x").to_ascii_lowercase()) == value)
         };
         let label = entry.label.clone().unwrap_or_default();
-        if references.iter().any(same) {
-            added.present.push(label);
+        let admits = entry.admit != Some(false);
+        if let Some(existing) = references.iter_mut().find(|t| same(t)) {
+            // A host profile listed before as not admitted, now asked for: admit it.
+            if admits && existing.get("admit").and_then(|a| a.as_bool()) == Some(false) {
+                existing.remove("admit");
+                added.added.push(label);
+            } else {
+                added.present.push(label);
+            }
             continue;
         }
         let lines: DocumentMut = entry.to_toml().map_err(|e| invalid(&e))?.parse().map_err(|e| invalid(&e))?;
         references.push(lines.as_table().clone());
-        added.added.push(label);
+        if admits { added.added.push(label) } else { added.known.push(label) }
     }
     let text = doc.to_string();
     Policy::from_toml(&text).map_err(|e| invalid(&e))?;
@@ -182,7 +207,7 @@ mod tests {
         let (text, policy) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom: None },
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom: None, other_host_profiles: &[] },
             false,
             Mechanism::C,
         )
@@ -200,7 +225,7 @@ mod tests {
         let (_, hardware) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &SNP, mrtd: None, sbom: None },
+            Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
             true,
             Mechanism::C,
         )
@@ -213,18 +238,36 @@ mod tests {
         let (text, named) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom },
+            Measured { snp: &SNP, mrtd: Some(&MRTD), sbom, other_host_profiles: &[] },
             true,
             Mechanism::C,
         )
         .unwrap();
         assert!(named.workload("demo").unwrap().references.iter().all(|r| r.sbom == sbom), "{text}");
+        // On hardware, the image's digest on another host profile is listed, admitting nothing.
+        let legacy = [("amd-snp-legacy", [0x55; 48])];
+        let image = Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &legacy };
+        let (text, hardware) = development_policy("example.org", "demo", image, true, Mechanism::C).unwrap();
+        assert!(text.contains("host_profile = \"amd-snp-legacy\"\nadmit = false"), "{text}");
+        let a = twi_issuer::policy::Appraised {
+            platform: Platform::Snp,
+            measurement: vec![0x55; 48],
+            rtmrs: vec![],
+            policy: 0x30000,
+            tcb: twi_issuer::policy::AppraisedTcb::Snp(Default::default()),
+            chip_id: vec![1; 64],
+            host_data: vec![0; 32],
+            platform_info: 0,
+        };
+        let refusal = hardware.admit(&a).unwrap_err().to_string();
+        assert!(refusal.contains("launched under host profile amd-snp-legacy"), "{refusal}");
+        assert!(refusal.contains("admits host profile linux-6.11 only"), "{refusal}");
         // Names the issuer refuses are refused here too, before anything boots.
         assert!(
             development_policy(
                 "Not A Domain",
                 "demo",
-                Measured { snp: &SNP, mrtd: None, sbom: None },
+                Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
                 false,
                 Mechanism::C
             )
@@ -234,12 +277,34 @@ mod tests {
         let err = development_policy(
             "example.org",
             "a\"b",
-            Measured { snp: &SNP, mrtd: None, sbom: None },
+            Measured { snp: &SNP, mrtd: None, sbom: None, other_host_profiles: &[] },
             false,
             Mechanism::C,
         )
         .unwrap_err();
         assert!(err.to_string().contains("is not a SPIFFE path"), "{err}");
+    }
+
+    /// Another host profile's digest goes in with `admit = false`; adding an image built for
+    /// that profile later admits the same entry rather than adding a second one.
+    #[test]
+    fn a_host_profile_listed_as_not_admitted_is_admitted_once_asked_for() {
+        let image = |asked_legacy: bool| {
+            serde_json::json!({ "snp": { "launch_digest": hex::encode(SNP), "host_profiles": [
+                { "profile": "linux-6.11", "launch_digest": hex::encode(SNP), "requested": true },
+                { "profile": "amd-snp-legacy", "launch_digest": hex::encode([0x55; 48]), "requested": asked_legacy },
+            ] } })
+        };
+        let text = "version = \"1\"\ntrust_domain = \"example.org\"\n";
+        let (first, added) = add_references(text, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
+        assert_eq!(added.added, ["v1 (simulated SEV-SNP)", "v1 (SEV-SNP, host linux-6.11)"]);
+        assert_eq!(added.known, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
+        assert!(first.contains("admit = false"), "{first}");
+        let (second, added) = add_references(&first, "w", &image_references(&image(true), "v1").unwrap()).unwrap();
+        assert_eq!(added.added, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
+        assert!(!second.contains("admit"), "{second}");
+        let refs = &Policy::from_toml(&second).unwrap().workloads[0].references;
+        assert!(refs.len() == 3 && refs.iter().all(|r| r.admitted));
     }
 
     #[test]

@@ -130,6 +130,83 @@ fn measure_agrees_with_the_reference_values() {
     assert_eq!(reference(&out)["snp"]["launch_digest"], json["launch_digest"]);
 }
 
+/// `--host-profile`: `twi measure` prints one digest per profile asked for, the ones the
+/// build lists in reference-values.json; `twi build --host-profile` makes the first one the
+/// launch digest and marks which were asked for; `twi policy add-image` admits those and lists
+/// the others with admit = false.
+#[test]
+fn measure_and_build_take_host_profiles() {
+    let b = builds();
+    let listed = reference(&b.a)["snp"]["host_profiles"].as_array().unwrap().clone();
+    let digest_of = |name: &str| {
+        let entry = listed.iter().find(|p| p["profile"] == name).unwrap_or_else(|| panic!("{name} not listed"));
+        entry["launch_digest"].as_str().unwrap().to_string()
+    };
+    let rom = b.a.join("twi.rom");
+    let both = "amd-snp-legacy,linux-6.11";
+    let out =
+        ok(twi(&["measure", path(&rom), "--platform", "snp", "--host-profile", both]), "twi measure --host-profile");
+    let want = format!("{} amd-snp-legacy\n{} linux-6.11\n", digest_of("amd-snp-legacy"), digest_of("linux-6.11"));
+    assert_eq!(out, want);
+    let one =
+        ok(twi(&["measure", path(&rom), "--platform", "snp", "--host-profile", "amd-snp-legacy-no-debug-swap"]), "one");
+    assert_eq!(one.trim(), digest_of("amd-snp-legacy-no-debug-swap"));
+    let json: Value = serde_json::from_str(&ok(
+        twi(&["measure", path(&rom), "--platform", "snp", "--host-profile", both, "--json"]),
+        "json",
+    ))
+    .unwrap();
+    assert_eq!(json["host_profile"], "amd-snp-legacy");
+    assert_eq!(json["launch_digest"], digest_of("amd-snp-legacy").as_str());
+    assert_eq!(json["host_profiles"][1]["guest_features"], "0x1");
+    assert_eq!(json["host_profiles"][0]["vmsa_fpu"], false);
+    // --guest-features overrides the profile's SEV_FEATURES: legacy's 0x21 as 0x1 is the
+    // no-debug-swap profile.
+    let overridden = twi(&[
+        "measure",
+        path(&rom),
+        "--platform",
+        "snp",
+        "--host-profile",
+        "amd-snp-legacy",
+        "--guest-features",
+        "0x1",
+    ]);
+    assert_eq!(ok(overridden, "override").trim(), digest_of("amd-snp-legacy-no-debug-swap"));
+    let out = twi(&["measure", path(&rom), "--platform", "snp", "--host-profile", "linux-6.12"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "unknown host profile \"linux-6.12\" (known: linux-6.11, amd-snp-legacy, amd-snp-legacy-no-debug-swap)"
+        ),
+        "{stderr}"
+    );
+
+    let out = b.a.parent().unwrap().join("legacy");
+    let args = ["build", "--out", path(&out), "--state", path(&b.state), "--host-profile", both];
+    ok(twi(&args), "twi build --host-profile");
+    let values = reference(&out);
+    assert_eq!(values["snp"]["launch_digest"], digest_of("amd-snp-legacy").as_str());
+    assert_eq!(values["snp"]["host_profile"], "amd-snp-legacy");
+    let asked: Vec<_> =
+        values["snp"]["host_profiles"].as_array().unwrap().iter().map(|p| p["requested"].clone()).collect();
+    assert_eq!(asked, [true, true, false]);
+
+    let policy = out.join("policy.toml");
+    std::fs::write(&policy, "version = \"1\"\ntrust_domain = \"example.org\"\n").unwrap();
+    let added = twi(&["policy", "add-image", path(&policy), path(&out), "--workload", "w"]);
+    let stderr = String::from_utf8_lossy(&added.stderr).to_string();
+    ok(added, "twi policy add-image");
+    assert!(
+        stderr.contains("admit = false") && stderr.contains("legacy (SEV-SNP, host amd-snp-legacy-no-debug-swap)"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&policy).unwrap();
+    assert_eq!(text.matches("host_profile = ").count(), 3, "{text}");
+    assert_eq!(text.matches("admit = false").count(), 1, "{text}");
+}
+
 #[test]
 fn measure_refuses_bad_input_in_one_sentence() {
     let b = builds();

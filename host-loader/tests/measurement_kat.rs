@@ -86,6 +86,7 @@ fn compute(v: &Value) -> Outcome {
                 vcpus,
                 vcpu_sig: vcpu_sig(v),
                 guest_features: hex_u64(&v["guest_features"]),
+                vmsa_fpu: true,
                 vmm: vmm(v),
                 kernel_hashes: hashes,
                 rom_digest: None,

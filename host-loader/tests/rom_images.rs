@@ -3,8 +3,9 @@
 //! virtee's `sev-snp-measure` on our ROM, the IGVM file through the `igvm` crate's parser and
 //! its independent SNP and TDX calculators, and measurements that follow the runtime's bytes.
 //!
-//! Needs `qemu-system-x86_64` and `sev-snp-measure` (`qemu/install-deps` installs both); the
-//! tests fail, never skip, without them.
+//! Needs `qemu-system-x86_64`, `sev-snp-measure` and sev-snp-measure 0.0.9 in
+//! /opt/twi/sev-snp-measure-0.0.9 (`qemu/install-deps` installs them); the tests fail, never
+//! skip, without them.
 
 use std::path::Path;
 use std::process::Command;
@@ -302,6 +303,128 @@ fn sev_snp_measure_agrees_on_our_rom() {
     let theirs = sev_snp_measure(&["--mode", "seves", "--ovmf", rom_arg, "--vcpus", "2", "--vcpu-type", "EPYC-v4"]);
     let ours = twi_host_loader::measure::sev::seves_launch_digest(rom, 2, 0x80_0F12, None, Default::default()).unwrap();
     assert_eq!(hex::encode(ours), theirs);
+}
+
+/// sev-snp-measure 0.0.9 (the last release without FPU state in the VMSA), in the venv
+/// `qemu/install-deps` makes for it.
+const SEV_SNP_MEASURE_0_0_9: &str = "/opt/twi/sev-snp-measure-0.0.9/bin/sev-snp-measure";
+
+/// Runs `tool` (whose `--version` must be `version`, or at least it with `at_least`) with `args`.
+fn sev_snp_measure_release(tool: &str, version: &str, at_least: bool, args: &[&str]) -> String {
+    let install =
+        "run ./qemu/install-deps (it installs sev-snp-measure, and 0.0.9 into /opt/twi/sev-snp-measure-0.0.9)";
+    let run = |args: &[&str]| {
+        let out = Command::new(tool).args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}: {install}"));
+        assert!(out.status.success(), "{tool} {args:?}: {}: {install}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let found = run(&["--version"]);
+    let found = found.split_whitespace().nth(1).unwrap_or_default().to_string();
+    let parts = |v: &str| v.split('.').map(|n| n.parse::<u32>().unwrap_or(0)).collect::<Vec<_>>();
+    let fits = if at_least { parts(&found) >= parts(version) } else { found == version };
+    assert!(fits, "{tool} is version {found}, not {}{version}: {install}", if at_least { ">= " } else { "" });
+    run(args)
+}
+
+/// `rom` with its SEV metadata's SVSM calling-area descriptor (type 4) declared as type 1
+/// (SNP_SEC_MEM): QEMU and sev-snp-measure measure both as zero pages, and sev-snp-measure 0.0.9
+/// predates type 4 (it refuses the ROM: "4 is not a valid SectionType").
+fn calling_area_as_sec_mem(rom: &[u8]) -> Vec<u8> {
+    let (entries, _) = guid_table(rom);
+    let asev = rom.len() - u32_at(entry(&entries, "dc886566-984a-4798-a75e-5585a7bf67cc"), 0) as usize;
+    let mut out = rom.to_vec();
+    let mut changed = 0;
+    for i in 0..u32_at(rom, asev + 12) as usize {
+        let kind = asev + 16 + 12 * i + 8;
+        if u32_at(rom, kind) == 4 {
+            out[kind..kind + 4].copy_from_slice(&1u32.to_le_bytes());
+            changed += 1;
+        }
+    }
+    assert_eq!(changed, 1, "the ROM declares one SVSM calling area");
+    out
+}
+
+/// `sev-snp-measure --mode snp` of the ROM at `path` for `vcpus` x `cpu` with `features`.
+fn snp_args<'a>(path: &'a Path, vcpus: &'a str, cpu: &'a str, features: &'a str) -> [&'a str; 10] {
+    [
+        "--mode",
+        "snp",
+        "--ovmf",
+        path.to_str().unwrap(),
+        "--vcpus",
+        vcpus,
+        "--vcpu-type",
+        cpu,
+        "--guest-features",
+        features,
+    ]
+}
+
+/// Each host profile's digest of our ROM is the one the sev-snp-measure release that models
+/// that host computes with the profile's guest features (`HostProfile::sev_snp_measure`), and
+/// `twi build --host-profile` (all of them) writes exactly those into reference-values.json.
+/// The FPU-less profiles are checked against 0.0.9 on the ROM with its calling area declared
+/// as SNP_SEC_MEM (same pages, same page type: [`calling_area_as_sec_mem`]), and on the ROM
+/// itself against the current release with FPU state, where their VMSAs differ from ours in
+/// MXCSR and FCW alone.
+#[test]
+fn every_host_profile_agrees_with_its_sev_snp_measure_release() {
+    use twi_host_loader::measure::host_profile::{HostProfile, PROFILES};
+    let dir = tempfile::tempdir().unwrap();
+    let rom = &images().rom;
+    let (path, legacy_path) = (dir.path().join("twi.rom"), dir.path().join("twi-caa-as-sec-mem.rom"));
+    let legacy_rom = calling_area_as_sec_mem(rom);
+    std::fs::write(&path, rom).unwrap();
+    std::fs::write(&legacy_path, &legacy_rom).unwrap();
+    let all = ImageParams { host_profiles: PROFILES.to_vec(), ..ImageParams::default() };
+    let built = image::build_images(elf(), &manifest(), &all, &Default::default()).unwrap();
+    let listed = built.reference_values["snp"]["host_profiles"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), PROFILES.len());
+    let digest_on = |profile: HostProfile, vcpus: u32, cpu: &str, image: &[u8]| {
+        let cpu_type = twi_host_loader::measure::cpu::CpuType::by_name(cpu).unwrap();
+        let params = ImageParams { vcpus, cpu_type, host_profiles: vec![profile], ..ImageParams::default() };
+        let ours = params.profile_digests(image).unwrap();
+        assert_eq!((ours[0].profile.name, ours[0].requested), (profile.name, true));
+        hex::encode(ours[0].digest)
+    };
+    let mut digests = Vec::new();
+    for (i, profile) in PROFILES.iter().enumerate() {
+        let (tool, version, at_least, image, image_path) = if profile.vmsa_fpu {
+            ("sev-snp-measure", "0.0.10", true, rom.as_slice(), &path)
+        } else {
+            (SEV_SNP_MEASURE_0_0_9, "0.0.9", false, legacy_rom.as_slice(), &legacy_path)
+        };
+        let stated = format!("sev-snp-measure {}{version}", if at_least { ">= " } else { "" });
+        assert!(profile.sev_snp_measure.starts_with(&stated), "{}", profile.sev_snp_measure);
+        let features = format!("{:#x}", profile.sev_features);
+        for (vcpus, cpu) in [(1, "EPYC-v4"), (3, "EPYC-Milan")] {
+            let n = vcpus.to_string();
+            let theirs = sev_snp_measure_release(tool, version, at_least, &snp_args(image_path, &n, cpu, &features));
+            assert_eq!(digest_on(*profile, vcpus, cpu, image), theirs, "{} with {vcpus} x {cpu}", profile.name);
+        }
+        if !profile.vmsa_fpu {
+            let with_fpu = HostProfile { vmsa_fpu: true, ..*profile };
+            let args = snp_args(&path, "1", "EPYC-v4", &features);
+            let theirs = sev_snp_measure_release("sev-snp-measure", "0.0.10", true, &args);
+            assert_eq!(digest_on(with_fpu, 1, "EPYC-v4", rom), theirs, "{} with FPU state", profile.name);
+        }
+        // The ROM's own digest, as the build lists it.
+        let ours = digest_on(*profile, 1, "EPYC-v4", rom);
+        assert_eq!((&listed[i]["profile"], &listed[i]["requested"]), (&profile.name.into(), &true.into()));
+        assert_eq!(listed[i]["launch_digest"], ours.as_str(), "reference-values.json, {}", profile.name);
+        digests.push(ours);
+    }
+    // Different host stacks, different digests: a report names its host profile.
+    for (i, d) in digests.iter().enumerate() {
+        assert!(!digests[..i].contains(d), "{} repeats an earlier profile's digest", PROFILES[i].name);
+    }
+    // The default build asks for the default profile alone and lists the others as not asked.
+    let default = images().reference_values["snp"]["host_profiles"].as_array().unwrap();
+    let flags: Vec<_> =
+        default.iter().map(|p| (p["profile"].as_str().unwrap(), p["requested"].as_bool().unwrap())).collect();
+    assert_eq!(flags, [("linux-6.11", true), ("amd-snp-legacy", false), ("amd-snp-legacy-no-debug-swap", false)]);
+    assert_eq!(default[1]["launch_digest"], digests[1].as_str());
 }
 
 // ---------------------------------------------------------------------------------------------

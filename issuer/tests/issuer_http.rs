@@ -38,6 +38,40 @@ fn mechanism_c_issues_and_a_replayed_nonce_is_refused_with_its_reason() {
     assert!(error(&answer).contains("requires freshness AF_L2"), "{answer}");
 }
 
+/// A launch the policy lists under a host profile it does not admit (`admit = false`) is a 403
+/// whose sentence names that profile and the one the workload admits.
+#[test]
+fn a_launch_under_a_host_profile_not_admitted_is_a_403_naming_it() {
+    let mut service = service(Roles::ALL);
+    let text = format!(
+        "version = \"http-profiles\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"payroll-app\"\n\
+         mechanism = \"c\"\n\n[[workload.reference]]\nlabel = \"v1 (host linux-6.11)\"\nplatform = \"sim-snp\"\n\
+         measurement = \"{}\"\nhost_profile = \"linux-6.11\"\n\n[[workload.reference]]\nlabel = \"v1 (host amd-snp-legacy)\"\n\
+         platform = \"sim-snp\"\nmeasurement = \"{}\"\nhost_profile = \"amd-snp-legacy\"\nadmit = false\n",
+        hex::encode([0x11; 48]),
+        hex::encode(MEASUREMENT)
+    );
+    let policy = twi_issuer::policy::Policy::from_toml(&text).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(service.psp.root().clone()) };
+    let issuer = Issuer::open(&service._dir.path().join("profiles"), config, policy).unwrap();
+    service.rp_id = issuer.rp_id();
+    service.router = twi_issuer::http::router(issuer, Roles::ALL);
+    // The challenge does not know the launch (no workload admits it), and gives a nonce.
+    let challenge = serde_json::json!({
+        "platform": "sim-snp", "measurement": hex::encode(MEASUREMENT), "target": TARGET, "credential_type": "x509",
+    });
+    let (status, answer) = service.post("/v1/challenge", challenge);
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let nonce = hex::decode(answer["nonce"].as_str().unwrap()).unwrap();
+    let (signing, _) = workload_key();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+    let (status, answer) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let text = error(&answer);
+    assert!(text.contains("launched under host profile amd-snp-legacy"), "{answer}");
+    assert!(text.contains("the workload admits host profile linux-6.11 only"), "{answer}");
+}
+
 #[test]
 fn mechanism_a_returns_the_credential_from_the_verifier() {
     let service = service_with(Roles::ALL, "AF_L2", "a");

@@ -109,6 +109,18 @@ fn an_unknown_measurement_is_refused_naming_the_closest_entry() {
     assert!(text.contains("add its reference values"), "{text}");
 }
 
+/// The example's `admit = false` entry: the v1.1 image launched on an `amd-snp-legacy` host is
+/// refused, and the refusal says so.
+#[test]
+fn a_launch_under_a_host_profile_not_admitted_is_refused_naming_it() {
+    let policy = Policy::load(&example()).unwrap();
+    let mut snp = sim(measurement_on(&policy, "payroll-app", "v1.1 (host amd-snp-legacy)", Some(Platform::Snp)));
+    snp.platform = Platform::Snp;
+    let text = policy.admit(&snp).unwrap_err().to_string();
+    assert!(text.contains("it is workload `payroll-app`'s image launched under host profile amd-snp-legacy"), "{text}");
+    assert!(text.contains("admit = false), which the workload does not admit — run it on an admitted host"), "{text}");
+}
+
 #[test]
 fn declared_claims_need_the_policy_key_signature_made_with_openssl() {
     // Unsigned: the file loads, but the CF_L0 workload is not admitted, and an issuer that

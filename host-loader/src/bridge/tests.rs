@@ -38,7 +38,7 @@ impl Host {
         let (_, policy) = development_policy(
             "example.org",
             "demo",
-            Measured { snp: &DIGEST, mrtd: None, sbom: None },
+            Measured { snp: &DIGEST, mrtd: None, sbom: None, other_host_profiles: &[] },
             false,
             Mechanism::C,
         )
@@ -441,7 +441,7 @@ impl TdHost {
         let mut tdx = twi_sim::tdx::SimTdx::load_or_create(&dir.path().join("sim-tdx")).unwrap();
         tdx.launch(MRTD);
         let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: None };
-        let measured = Measured { snp: &DIGEST, mrtd: Some(&MRTD), sbom: None };
+        let measured = Measured { snp: &DIGEST, mrtd: Some(&MRTD), sbom: None, other_host_profiles: &[] };
         let (_, policy) = development_policy("example.org", "demo", measured, false, Mechanism::C).unwrap();
         let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy).unwrap();
         issuer.accept_simulated_tdx(tdx.root(), tdx.collateral().unwrap()).unwrap();

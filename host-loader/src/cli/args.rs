@@ -61,9 +61,16 @@ pub struct LaunchArgs {
     /// SEV-SNP guest policy (reported beside the measurement, and carried by the IGVM file).
     #[arg(long, default_value = "0x30000", value_parser = parse_u64)]
     pub policy: u64,
-    /// SEV_FEATURES of each VMSA: 0x1 (SNP active) is what QEMU >= 9.1 launches with.
-    #[arg(long, default_value = "0x1", value_parser = parse_u64)]
-    pub guest_features: u64,
+    /// SEV-SNP host profiles to make reference values for, comma-separated, the first the
+    /// primary: linux-6.11 (upstream Linux >= 6.11 + QEMU >= 9.1), amd-snp-legacy (AMD's
+    /// pre-upstream SNP host kernels, DebugSwap on), amd-snp-legacy-no-debug-swap
+    /// (qemu/README.md says how to tell which a host is).
+    #[arg(long, value_name = "P[,P...]", default_value = measure::host_profile::DEFAULT.name)]
+    pub host_profile: String,
+    /// SEV_FEATURES of each VMSA, overriding the host profiles' own (linux-6.11: 0x1,
+    /// amd-snp-legacy: 0x21), e.g. for a host that enables further features.
+    #[arg(long, value_parser = parse_u64)]
+    pub guest_features: Option<u64>,
 }
 
 impl LaunchArgs {
@@ -77,7 +84,14 @@ impl LaunchArgs {
         if self.policy & (1 << 17) == 0 {
             bail!("--policy {:#x}: SEV-SNP policy bit 17 must be set (QEMU's default is 0x30000)", self.policy);
         }
-        Ok(image::ImageParams { vcpus: self.vcpus, cpu_type, guest_features: self.guest_features, policy: self.policy })
+        let host_profiles = measure::host_profile::parse_list(&self.host_profile)?;
+        Ok(image::ImageParams {
+            vcpus: self.vcpus,
+            cpu_type,
+            guest_features: self.guest_features,
+            policy: self.policy,
+            host_profiles,
+        })
     }
 }
 

@@ -286,12 +286,19 @@ pub fn build(
         ),
     }
     eprintln!(
-        "twi: SEV-SNP launch digest {} ({} x {}), TDX MRTD {}",
+        "twi: SEV-SNP launch digest {} ({} x {}, host profile {}), TDX MRTD {}",
         values["snp"]["launch_digest"].as_str().unwrap_or("?"),
         params.vcpus,
         params.cpu_type,
+        values["snp"]["host_profile"].as_str().unwrap_or("?"),
         values["tdx"]["mrtd"].as_str().unwrap_or("?")
     );
+    for p in values["snp"]["host_profiles"].as_array().into_iter().flatten().skip(1) {
+        if p["requested"].as_bool() == Some(true) {
+            let (digest, name) = (p["launch_digest"].as_str().unwrap_or("?"), p["profile"].as_str().unwrap_or("?"));
+            eprintln!("twi: SEV-SNP launch digest {digest} (host profile {name})");
+        }
+    }
     Ok(rom_path)
 }
 

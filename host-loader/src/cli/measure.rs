@@ -1,6 +1,8 @@
 //! `twi measure`: the launch measurement of an image, as the hardware will report it — the
 //! SEV-SNP launch digest (SEV-SNP Firmware ABI, SNP_LAUNCH_UPDATE page info chain) of a ROM or
 //! an IGVM file, or the TDX MRTD (TDX Module ABI, TDH.MEM.PAGE.ADD / TDH.MR.EXTEND) of a ROM.
+//! A ROM's SEV-SNP digest depends on the host stack: `--host-profile P[,P...]` gives one per
+//! profile ([`measure::host_profile`]).
 
 use std::path::PathBuf;
 
@@ -40,16 +42,23 @@ enum MeasurePlatform {
     Tdx,
 }
 
-/// One digest, hex or JSON, on stdout.
+/// One digest, hex or JSON, on stdout; SEV-SNP of a ROM: one per host profile asked for.
 pub fn execute(args: &MeasureArgs) -> Result<()> {
     let bytes = std::fs::read(&args.image).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", args.image.display()))?;
     let params = args.launch.params()?;
     let is_igvm = ImageKind::of(&bytes) == ImageKind::Igvm;
+    if args.platform == MeasurePlatform::Snp && !is_igvm {
+        return snp_rom(args, &params, &bytes);
+    }
     let digest = match (args.platform, is_igvm) {
-        (MeasurePlatform::Snp, false) => measure::snp::launch_digest(&bytes, &params.snp())?,
-        (MeasurePlatform::Snp, true) => {
+        (MeasurePlatform::Snp, _) => {
             if args.launch.vcpus != 1 || args.launch.vcpu_type != measure::cpu::DEFAULT_CPU_TYPE {
                 eprintln!("twi: note: an IGVM file carries its own VMSAs; --vcpus and --vcpu-type do not apply");
+            }
+            if params.host_profiles != [measure::host_profile::DEFAULT] || params.guest_features.is_some() {
+                eprintln!(
+                    "twi: note: an IGVM file carries its own VMSAs (launched on KVM_SEV_INIT2 hosts only); --host-profile and --guest-features do not apply"
+                );
             }
             igvm::snp_launch_digest(&igvm::parse(&bytes)?)?
         }
@@ -57,34 +66,54 @@ pub fn execute(args: &MeasureArgs) -> Result<()> {
         (MeasurePlatform::Tdx, true) => bail!("an IGVM file has no TDX platform here: measure twi.rom for TDX"),
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json(args, &params, &digest, is_igvm))?);
+        println!("{}", serde_json::to_string_pretty(&json(args, &digest, is_igvm))?);
     } else {
         println!("{}", hex::encode(digest));
     }
     Ok(())
 }
 
-fn json(args: &MeasureArgs, params: &crate::image::ImageParams, digest: &[u8; 48], is_igvm: bool) -> serde_json::Value {
+/// The SEV-SNP launch digest of a ROM on each host profile asked for: hex (one profile), or
+/// `<hex> <profile>` lines, or JSON.
+fn snp_rom(args: &MeasureArgs, params: &crate::image::ImageParams, rom: &[u8]) -> Result<()> {
+    let digests = params.profile_digests(rom)?;
+    let asked: Vec<_> = digests.iter().filter(|d| d.requested).collect();
+    if args.json {
+        let first = asked.first().ok_or_else(|| anyhow::anyhow!("no host profile to measure for"))?;
+        let value = serde_json::json!({
+            "platform": "snp",
+            "image": args.image.display().to_string(),
+            "image_kind": "rom",
+            "launch_digest": hex::encode(first.digest),
+            "host_profile": first.profile.name,
+            "host_profiles": asked.iter().map(|d| d.to_json()).collect::<Vec<_>>(),
+            "vcpus": params.vcpus,
+            "vcpu_type": params.cpu_type.name,
+            "vcpu_sig": format!("{:#x}", params.cpu_type.sig()),
+            "guest_features": format!("{:#x}", first.guest_features),
+            "policy": format!("{:#x}", params.policy),
+        });
+        println!("{}", serde_json::to_string_pretty(&value)?);
+    } else if let [one] = asked.as_slice() {
+        println!("{}", hex::encode(one.digest));
+    } else {
+        for d in asked {
+            println!("{} {}", hex::encode(d.digest), d.profile.name);
+        }
+    }
+    Ok(())
+}
+
+fn json(args: &MeasureArgs, digest: &[u8; 48], is_igvm: bool) -> serde_json::Value {
     let image = args.image.display().to_string();
     let kind = if is_igvm { "igvm" } else { "rom" };
     match args.platform {
-        MeasurePlatform::Snp if is_igvm => serde_json::json!({
-            "platform": "snp",
-            "image": image,
-            "image_kind": kind,
-            "launch_digest": hex::encode(digest),
-            "note": "the IGVM file's own VMSAs and policy apply",
-        }),
         MeasurePlatform::Snp => serde_json::json!({
             "platform": "snp",
             "image": image,
             "image_kind": kind,
             "launch_digest": hex::encode(digest),
-            "vcpus": params.vcpus,
-            "vcpu_type": params.cpu_type.name,
-            "vcpu_sig": format!("{:#x}", params.cpu_type.sig()),
-            "guest_features": format!("{:#x}", params.guest_features),
-            "policy": format!("{:#x}", params.policy),
+            "note": "the IGVM file's own VMSAs and policy apply",
         }),
         MeasurePlatform::Tdx => tdx_json(args, &image, kind, digest),
     }

@@ -58,12 +58,21 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
     if !added.present.is_empty() {
         eprintln!("twi: {}: workload `{workload}` already admits: {}", policy.display(), added.present.join(", "));
     }
-    if added.added.is_empty() {
+    if added.added.is_empty() && added.known.is_empty() {
         eprintln!("twi: {}: nothing to add", policy.display());
         return Ok(());
     }
     write_replacing(&policy, &edited)?;
-    eprintln!("twi: {}: workload `{workload}` now admits: {}", policy.display(), added.added.join(", "));
+    if !added.added.is_empty() {
+        eprintln!("twi: {}: workload `{workload}` now admits: {}", policy.display(), added.added.join(", "));
+    }
+    if !added.known.is_empty() {
+        eprintln!(
+            "twi: {}: workload `{workload}` also lists, with admit = false (host profiles not asked for at `twi build --host-profile`; a refusal names them): {}",
+            policy.display(),
+            added.known.join(", ")
+        );
+    }
     if policy.with_file_name(format!("{}.sig", file_name(&policy))).exists() {
         eprintln!("twi: warning: {}.sig no longer covers the edited file: sign it again", policy.display());
     }

@@ -5,6 +5,8 @@
 //!   compatible with virtee's `sev-snp-measure` (driven by the ROM's own OVMF-style metadata,
 //!   so it measures OVMF images as well as TWI's), and the SEV / SEV-ES digests of [`sev`].
 //! - [`tdx`]: the TDX MRTD of the same ROM (from its TDVF metadata).
+//! - [`host_profile`]: the host stacks (KVM + QEMU) whose initial VMSAs differ, one SEV-SNP
+//!   reference value each.
 //! - [`reference`](mod@reference): the `reference-values.json` that `twi build` writes.
 //!
 //! The ROM's metadata is parsed by [`firmware`], which never panics on hostile input. The
@@ -13,6 +15,7 @@
 pub mod cpu;
 pub mod firmware;
 pub mod gctx;
+pub mod host_profile;
 pub mod reference;
 pub mod sev;
 pub mod sev_hashes;
@@ -52,6 +55,11 @@ pub enum MeasureError {
     NoVcpus,
     #[error("unknown vCPU type {0:?} (known: {known})", known = cpu::names().join(", "))]
     UnknownCpuType(String),
+    #[error(
+        "unknown host profile {0:?} (known: {known})",
+        known = host_profile::names().join(", ")
+    )]
+    UnknownHostProfile(String),
     #[error("TDX: {0}")]
     Tdx(&'static str),
 }

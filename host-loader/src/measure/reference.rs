@@ -11,6 +11,7 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use super::cpu::CpuType;
+use super::host_profile::HostProfile;
 use super::sha384;
 use super::snp::SnpLaunchParams;
 use super::tdx::MrtdOrder;
@@ -20,6 +21,33 @@ use super::vmsa::VmmType;
 pub const FORMAT: &str = "twi-reference-values/1";
 /// The file's name in the build directory.
 pub const FILE_NAME: &str = "reference-values.json";
+
+/// The ROM's SEV-SNP launch digest on a host of one profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileDigest {
+    pub profile: HostProfile,
+    /// SEV_FEATURES measured (the profile's, or `--guest-features` for asked-for profiles).
+    pub guest_features: u64,
+    pub digest: [u8; 48],
+    /// Asked for (`--host-profile`): its reference value admits launches; the others are
+    /// listed so a policy can name them in a refusal.
+    pub requested: bool,
+}
+
+impl ProfileDigest {
+    /// The JSON of `snp.host_profiles[]`.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "profile": self.profile.name,
+            "launch_digest": hex48(&self.digest),
+            "requested": self.requested,
+            "guest_features": format!("{:#x}", self.guest_features),
+            "vmsa_fpu": self.profile.vmsa_fpu,
+            "hosts": self.profile.hosts,
+            "compatible_with": self.profile.sev_snp_measure,
+        })
+    }
+}
 
 /// Everything the file states.
 #[derive(Debug, Clone)]
@@ -31,6 +59,8 @@ pub struct ReferenceValues<'a> {
     pub cpu_type: CpuType,
     pub policy: u64,
     pub snp_launch_digest: [u8; 48],
+    /// The ROM's launch digest on every host profile, the asked-for ones first.
+    pub host_profiles: &'a [ProfileDigest],
     pub igvm_snp_launch_digest: [u8; 48],
     pub mrtd: [u8; 48],
     pub git: Option<GitState>,
@@ -83,22 +113,26 @@ impl ReferenceValues<'_> {
             },
             "snp": {
                 "launch_digest": hex48(&self.snp_launch_digest),
+                "host_profile": self.host_profiles.first().map(|p| p.profile.name),
+                "host_profiles": self.host_profiles.iter().map(ProfileDigest::to_json).collect::<Vec<_>>(),
+                "host_profiles_note": "launch_digest is the first asked-for host profile's; each profile with requested = true is a reference value, the others are listed so a policy can name them in a refusal (admit = false)",
                 "image": "twi.rom",
-                "launch": "qemu -bios twi.rom with sev-snp-guest (QEMU >= 9.1, KVM): ROM pages, SEV metadata pages, one VMSA per vCPU",
+                "launch": "qemu -bios twi.rom with sev-snp-guest on a host of the profile (see host_profiles): ROM pages, SEV metadata pages, one VMSA per vCPU",
                 "vcpus": self.snp.vcpus,
                 "vcpu_type": self.cpu_type.name,
                 "vcpu_sig": format!("{:#x}", self.snp.vcpu_sig),
                 "guest_features": format!("{:#x}", self.snp.guest_features),
+                "vmsa_fpu": self.snp.vmsa_fpu,
                 "vmm": vmm,
                 "policy": format!("{:#x}", self.policy),
                 "policy_note": "the policy is reported beside MEASUREMENT, not in it: admit it separately",
-                "compatible_with": "sev-snp-measure --mode snp --ovmf twi.rom --vcpus N --vcpu-type T --guest-features F",
+                "compatible_with": "sev-snp-measure --mode snp --ovmf twi.rom --vcpus N --vcpu-type T --guest-features F (0.0.9 for host profiles without vmsa_fpu, >= 0.0.10 with it)",
             },
             "igvm": {
                 "snp_launch_digest": hex48(&self.igvm_snp_launch_digest),
                 "image": "twi.igvm",
                 "platforms": ["native", "sev-snp"],
-                "launch": "an IGVM loader with QEMU/KVM semantics (directives in file order, VMSAs last at GPA 0xFFFFFFFFF000)",
+                "launch": "an IGVM loader with QEMU/KVM semantics (directives in file order, VMSAs last at GPA 0xFFFFFFFFF000); host profile linux-6.11's VMSA FPU state (IGVM needs a KVM_SEV_INIT2 host)",
                 "vcpus": self.snp.vcpus,
                 "vcpu_type": self.cpu_type.name,
                 "guest_features": format!("{:#x}", self.snp.guest_features),
@@ -118,6 +152,7 @@ impl ReferenceValues<'_> {
                 "git_commit": self.git.as_ref().map(|g| g.commit.clone()),
                 "git_dirty": self.git.as_ref().map(|g| g.dirty),
                 "parameters": {
+                    "host_profiles": self.host_profiles.iter().filter(|p| p.requested).map(|p| p.profile.name).collect::<Vec<_>>(),
                     "vcpus": self.snp.vcpus,
                     "vcpu_type": self.cpu_type.name,
                     "guest_features": format!("{:#x}", self.snp.guest_features),

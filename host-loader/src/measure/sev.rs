@@ -45,7 +45,7 @@ pub fn seves_launch_digest(
     let firmware = Firmware::parse(image)?;
     let mut hash = image_and_hashes(&firmware, kernel)?;
     let ap_eip = reset_eip(&firmware)?;
-    for page in vmsa::pages(vcpus, ap_eip, &VmsaParams { sev_features: 0, vcpu_sig, vmm }) {
+    for page in vmsa::pages(vcpus, ap_eip, &VmsaParams { sev_features: 0, vcpu_sig, vmm, fpu: true }) {
         hash.update(page.as_slice());
     }
     Ok(hash.finalize().into())

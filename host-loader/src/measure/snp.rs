@@ -16,6 +16,7 @@ use super::MeasureError;
 use super::cpu::{CpuType, DEFAULT_CPU_TYPE};
 use super::firmware::{Firmware, SevSection};
 use super::gctx::{DIGEST_LEN, Gctx, PAGE_SIZE, PageType};
+use super::host_profile::HostProfile;
 use super::sev_hashes::SevHashes;
 use super::vmsa::{self, SEV_FEATURES_SNP_ACTIVE, VmmType, VmsaParams};
 use twi_linker::sev::SectionType;
@@ -33,6 +34,8 @@ pub struct SnpLaunchParams {
     pub vcpu_sig: u32,
     /// SEV_FEATURES of every VMSA.
     pub guest_features: u64,
+    /// KVM put the vCPU's FPU reset state into each VMSA ([`super::host_profile`]).
+    pub vmsa_fpu: bool,
     pub vmm: VmmType,
     /// QEMU `kernel-hashes=on` with `-kernel`: the table it writes into the SNP_KERNEL_HASHES
     /// section. `None` for TWI (no kernel).
@@ -49,6 +52,7 @@ impl Default for SnpLaunchParams {
             vcpus: 1,
             vcpu_sig: CpuType::by_name(DEFAULT_CPU_TYPE).map_or(0, |c| c.sig()),
             guest_features: SEV_FEATURES_SNP_ACTIVE,
+            vmsa_fpu: true,
             vmm: VmmType::Qemu,
             kernel_hashes: None,
             rom_digest: None,
@@ -61,6 +65,11 @@ impl SnpLaunchParams {
     pub fn qemu(vcpus: u32, cpu_type: &str) -> Result<Self, MeasureError> {
         let cpu = CpuType::by_name(cpu_type).ok_or_else(|| MeasureError::UnknownCpuType(cpu_type.to_string()))?;
         Ok(Self { vcpus, vcpu_sig: cpu.sig(), ..Self::default() })
+    }
+
+    /// These parameters on a host of `profile`: its SEV_FEATURES and VMSA FPU state.
+    pub fn on_host(&self, profile: &HostProfile) -> Self {
+        Self { guest_features: profile.sev_features, vmsa_fpu: profile.vmsa_fpu, ..self.clone() }
     }
 }
 
@@ -89,7 +98,12 @@ pub fn launch_digest_of(firmware: &Firmware<'_>, params: &SnpLaunchParams) -> Re
         }
     };
     metadata_pages(&mut gctx, firmware, &sections, params)?;
-    let vmsa_params = VmsaParams { sev_features: params.guest_features, vcpu_sig: params.vcpu_sig, vmm: params.vmm };
+    let vmsa_params = VmsaParams {
+        sev_features: params.guest_features,
+        vcpu_sig: params.vcpu_sig,
+        vmm: params.vmm,
+        fpu: params.vmsa_fpu,
+    };
     for page in vmsa::pages(params.vcpus, ap_eip, &vmsa_params) {
         gctx.vmsa_page(&page);
     }

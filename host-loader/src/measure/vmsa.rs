@@ -79,6 +79,10 @@ pub struct VmsaParams {
     /// The CPUID signature QEMU puts in RDX ([`super::cpu`]).
     pub vcpu_sig: u32,
     pub vmm: VmmType,
+    /// QEMU/KVM: KVM copied the vCPU's FPU reset state into the VMSA (MXCSR 0x1F80, x87 FCW
+    /// 0x37F), as it does for KVM_SEV_INIT2 VM types; `false` for the legacy KVM_SEV_ES_INIT /
+    /// KVM_SEV_SNP_INIT hosts, which leave both 0 ([`super::host_profile`]).
+    pub fpu: bool,
 }
 
 /// A segment register value.
@@ -95,7 +99,8 @@ struct Segment {
 pub fn build(eip: u32, params: &VmsaParams) -> Box<[u8; PAGE_SIZE]> {
     let mut g_pat = 0x0007_0406_0007_0406u64; // PAT reset value (APM Vol. 2 §A.3)
     let (cs_flags, ss_flags, tr_flags, rdx, mxcsr, fcw) = match params.vmm {
-        VmmType::Qemu => (0x9b, 0x93, 0x8b, params.vcpu_sig as u64, 0x1f80u32, 0x37fu16),
+        VmmType::Qemu if params.fpu => (0x9b, 0x93, 0x8b, params.vcpu_sig as u64, 0x1f80u32, 0x37fu16),
+        VmmType::Qemu => (0x9b, 0x93, 0x8b, params.vcpu_sig as u64, 0, 0),
         VmmType::Ec2 => (if eip == BSP_RESET_EIP { 0x9a } else { 0x9b }, 0x92, 0x83, 0x600, 0, 0),
         VmmType::Gce => {
             g_pat = 0x0007_0106;
@@ -187,7 +192,7 @@ mod tests {
 
     #[test]
     fn ap_vmsa_starts_at_the_reset_block_address() {
-        let params = VmsaParams { sev_features: 1, vcpu_sig: 0x800f12, vmm: VmmType::Qemu };
+        let params = VmsaParams { sev_features: 1, vcpu_sig: 0x800f12, vmm: VmmType::Qemu, fpu: true };
         let ap = build(0x0080_b004, &params);
         assert_eq!(&ap[off::CS + 8..off::CS + 16], &0x0080_0000u64.to_le_bytes());
         assert_eq!(&ap[off::RIP..off::RIP + 8], &0xb004u64.to_le_bytes());

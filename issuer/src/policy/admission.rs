@@ -214,8 +214,15 @@ fn tdx_differences(r: &TdxReference, a: &Appraised) -> Vec<FieldDiff> {
 /// Why the policy does not admit Evidence. Each message says what differs and what to do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyRejection {
-    #[error("{}", no_match_text(.platform, .measurement, .closest))]
-    NoMatch { platform: String, measurement: String, closest: Option<Box<ClosestMatch>> },
+    #[error("{}", no_match_text(.platform, .measurement, .closest, .known))]
+    NoMatch {
+        platform: String,
+        measurement: String,
+        closest: Option<Box<ClosestMatch>>,
+        /// The entry the policy lists with `admit = false` whose digest the evidence has: the
+        /// host profile it was launched under.
+        known: Option<Box<KnownLaunch>>,
+    },
     #[error(
         "the evidence matches reference values of several workloads ({0}): the identity would be ambiguous; make the entries distinct (e.g. pin host_data)"
     )]
@@ -248,8 +255,35 @@ pub struct ClosestMatch {
     pub differences: Vec<FieldDiff>,
 }
 
-fn no_match_text(platform: &str, measurement: &str, closest: &Option<Box<ClosestMatch>>) -> String {
+/// A launch the policy knows but does not admit (`admit = false`), which the evidence is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownLaunch {
+    pub workload: String,
+    pub label: String,
+    pub line: usize,
+    pub host_profile: String,
+    /// The host profiles the workload admits on this platform.
+    pub admitted_profiles: Vec<String>,
+}
+
+fn no_match_text(
+    platform: &str,
+    measurement: &str,
+    closest: &Option<Box<ClosestMatch>>,
+    known: &Option<Box<KnownLaunch>>,
+) -> String {
     let mut s = format!("no workload admits this {platform} evidence (measurement {measurement})");
+    if let Some(k) = known {
+        let admitted = match k.admitted_profiles.as_slice() {
+            [] => "which the workload does not admit".to_string(),
+            list => format!("and the workload admits host profile {} only", list.join(", ")),
+        };
+        s.push_str(&format!(
+            "; it is workload `{}`'s image launched under host profile {} (reference \"{}\", line {}, admit = false), {admitted} — run it on an admitted host, or admit {} (twi build --host-profile {}) if that host stack is trusted",
+            k.workload, k.host_profile, k.label, k.line, k.host_profile, k.host_profile
+        ));
+        return s;
+    }
     match closest {
         Some(c) => {
             let fields: Vec<String> = c.differences.iter().map(ToString::to_string).collect();
@@ -444,9 +478,16 @@ impl Policy {
     fn matching_entry(&self, a: &Appraised) -> Result<(&Workload, &ReferenceEntry), PolicyRejection> {
         let mut matches: Vec<(&Workload, &ReferenceEntry)> = Vec::new();
         let mut closest: Option<Box<ClosestMatch>> = None;
+        let mut known: Option<Box<KnownLaunch>> = None;
         for w in &self.workloads {
             let mut matched = false;
             for entry in w.references.iter().filter(|e| e.platform == a.platform) {
+                if !entry.admitted {
+                    if known.is_none() && entry.values.measurement().as_slice() == a.measurement.as_slice() {
+                        known = Some(Box::new(known_launch(w, entry, a.platform)));
+                    }
+                    continue;
+                }
                 let d = entry.differences(a);
                 if d.is_empty() {
                     if !matched {
@@ -469,6 +510,7 @@ impl Policy {
                 platform: platform_name(a.platform).into(),
                 measurement: hex::encode(&a.measurement),
                 closest,
+                known,
             }),
             [one] => Ok(*one),
             many => {
@@ -476,6 +518,25 @@ impl Policy {
                 Err(PolicyRejection::Ambiguous(names.join(", ")))
             }
         }
+    }
+}
+
+/// What a refusal says of `entry` (listed with `admit = false`), whose digest the evidence has.
+fn known_launch(w: &Workload, entry: &ReferenceEntry, platform: Platform) -> KnownLaunch {
+    let mut admitted_profiles: Vec<String> = Vec::new();
+    for e in w.references.iter().filter(|e| e.admitted && e.platform == platform) {
+        if let Some(p) = &e.host_profile
+            && !admitted_profiles.contains(p)
+        {
+            admitted_profiles.push(p.clone());
+        }
+    }
+    KnownLaunch {
+        workload: w.id.clone(),
+        label: entry.label.clone(),
+        line: entry.line,
+        host_profile: entry.host_profile.clone().unwrap_or_default(),
+        admitted_profiles,
     }
 }
 

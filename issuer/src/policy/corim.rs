@@ -13,6 +13,8 @@
 //! little-endian): the guest policy's flag bits the image was built for. Every measurement of
 //! one triple must match for the triple to match (the draft's appraisal, §9), so the launch
 //! digest and the policy bits are admitted together, as the JSON reference entries pin them.
+//! An SEV-SNP MEASUREMENT may carry a `name` (key 11): the TWI host profile the digest is for
+//! (`linux-6.11`, ...), which the policy's entries and refusals then name.
 //!
 //! The image's SBOM digest, when the build measured one into its launch manifest (the
 //! `twi.sbom` setting, issue 16): one more triple, for the environment `TWI`/`launch manifest`,
@@ -85,6 +87,9 @@ pub struct LaunchValue {
     pub platform: LaunchPlatform,
     pub digest: [u8; 48],
     pub policy: Option<PolicyBits>,
+    /// SEV-SNP: the TWI host profile the digest is for (`twi build --host-profile`), carried
+    /// as the MEASUREMENT's `name` (measurement-values-map key 11).
+    pub host_profile: Option<String>,
 }
 
 /// Guest policy bits: admitted iff `policy & mask == required`.
@@ -135,7 +140,9 @@ fn digest_measurement(mkey: &str, digest: &[u8; 48]) -> MeasurementMap {
 
 fn triple(value: &LaunchValue) -> ReferenceTriple {
     let (vendor, model, mkey) = value.platform.names();
-    let mut measurements = vec![digest_measurement(mkey, &value.digest)];
+    let mut digest = digest_measurement(mkey, &value.digest);
+    digest.mval.name.clone_from(&value.host_profile);
+    let mut measurements = vec![digest];
     if let Some(bits) = value.policy {
         let raw = RawValueChoice::Masked {
             value: (bits.required & bits.mask).to_le_bytes().to_vec(),
@@ -282,8 +289,10 @@ fn launch_value(platform: LaunchPlatform, measurements: &[MeasurementMap]) -> Re
     let at = format!("the {vendor} {model} reference triple");
     let mut digest = None;
     let mut policy = None;
+    let mut host_profile = None;
     for m in measurements {
         if mkey_is(m, mkey) {
+            host_profile = m.mval.name.clone().filter(|_| platform == LaunchPlatform::SevSnp);
             let sha384 = m.mval.digests.iter().flatten().find(|d| *d.alg() == DigestAlg::Int(NI_SHA384));
             let bytes = sha384.ok_or_else(|| CorimError(format!("{at}: {mkey} has no sha-384 (7) digest")))?.value();
             let bytes = <[u8; 48]>::try_from(bytes)
@@ -298,7 +307,7 @@ fn launch_value(platform: LaunchPlatform, measurements: &[MeasurementMap]) -> Re
         }
     }
     let digest = digest.ok_or_else(|| CorimError(format!("{at} has no {mkey} measurement")))?;
-    Ok(LaunchValue { platform, digest, policy })
+    Ok(LaunchValue { platform, digest, policy, host_profile })
 }
 
 fn policy_bits(raw: &Option<RawValueChoice>) -> Option<PolicyBits> {

@@ -21,9 +21,14 @@ const QEMU_POLICY: u64 = 0x30000;
 fn values() -> Vec<LaunchValue> {
     let bits = Some(PolicyBits { mask: POLICY_FLAGS_MASK, required: QEMU_POLICY });
     vec![
-        LaunchValue { platform: LaunchPlatform::SevSnp, digest: SNP, policy: bits },
-        LaunchValue { platform: LaunchPlatform::SevSnp, digest: IGVM, policy: bits },
-        LaunchValue { platform: LaunchPlatform::Tdx, digest: MRTD, policy: None },
+        LaunchValue {
+            platform: LaunchPlatform::SevSnp,
+            digest: SNP,
+            policy: bits,
+            host_profile: Some("linux-6.11".into()),
+        },
+        LaunchValue { platform: LaunchPlatform::SevSnp, digest: IGVM, policy: bits, host_profile: None },
+        LaunchValue { platform: LaunchPlatform::Tdx, digest: MRTD, policy: None, host_profile: None },
     ]
 }
 
@@ -113,6 +118,13 @@ fn a_corim_policy_admits_what_the_json_values_admit_and_refuses_the_rest() {
             assert_eq!(corim, json);
         }
     }
+    // The host profile rides in the MEASUREMENT's name and labels the SEV-SNP entry.
+    let a = from_corim.admit(&evidence(Platform::Snp, &SNP, QEMU_POLICY)).unwrap();
+    assert!(a.reference.label.ends_with("(SEV-SNP, host linux-6.11)"), "{}", a.reference.label);
+    let entries = &from_corim.workloads[0].references;
+    let profiles: Vec<_> =
+        entries.iter().filter(|e| e.platform == Platform::Snp).map(|e| e.host_profile.as_deref()).collect();
+    assert_eq!(profiles, [Some("linux-6.11"), None]);
 }
 
 #[test]

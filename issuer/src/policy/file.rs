@@ -178,6 +178,15 @@ pub struct ReferenceFile {
     /// The image's SBOM (`sha384:<hex>`, from its reference-values.json).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom: Option<super::provenance::SbomDigest>,
+    /// SEV-SNP: the host profile (`twi build --host-profile`) the launch digest is for, named
+    /// in refusals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_profile: Option<String>,
+    /// `false`: the entry admits nothing; it names a launch the policy knows but does not
+    /// admit (another host profile's digest of the same image), so that a refusal can say which
+    /// launch the evidence is. Default `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admit: Option<bool>,
 }
 
 impl ReferenceFile {
@@ -521,10 +530,15 @@ fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {
         LaunchPlatform::SevSnp => {
             let simulated =
                 ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, &value.digest, None);
+            let real_label = match &value.host_profile {
+                Some(p) => format!("{label} (SEV-SNP, host {p})"),
+                None => format!("{label} (SEV-SNP)"),
+            };
             let real = ReferenceFile {
                 policy_mask: value.policy.map(|p| U64(p.mask)),
                 policy_required: value.policy.map(|p| U64(p.required)),
-                ..ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, &value.digest, None)
+                host_profile: value.host_profile.clone(),
+                ..ReferenceFile::snp(&real_label, Platform::Snp, &value.digest, None)
             };
             [simulated, real]
         }
@@ -580,8 +594,9 @@ fn lifetime(secs: Option<u64>) -> Result<std::time::Duration, String> {
 fn distinct_identities(workloads: &[Workload], file: &str) -> Result<(), PolicyError> {
     for (i, w) in workloads.iter().enumerate() {
         for other in &workloads[i + 1..] {
-            for e in &w.references {
-                if let Some(o) = other.references.iter().find(|o| o.platform == e.platform && o.values == e.values) {
+            for e in w.references.iter().filter(|e| e.admitted) {
+                let same = |o: &&ReferenceEntry| o.admitted && o.platform == e.platform && o.values == e.values;
+                if let Some(o) = other.references.iter().find(same) {
                     return Err(PolicyError::Invalid {
                         file: file.into(),
                         line: o.line,
@@ -603,7 +618,26 @@ fn reference_entry(index: usize, r: ReferenceFile, line: usize) -> Result<Refere
         .ok_or_else(|| format!("reference platform {name:?} is not one of sim-snp, snp, tdx, sim-tdx"))?;
     let label = r.label.clone().unwrap_or_else(|| format!("#{index}"));
     let values = if is_snp(platform) { snp_reference(&r, &label)? } else { tdx_reference(&r, &label)? };
-    Ok(ReferenceEntry { index, label, platform, values, sbom: r.sbom, line })
+    if !is_snp(platform) && r.host_profile.is_some() {
+        return Err(format!(
+            "reference {label:?} is for {name} but has host_profile, which only SEV-SNP launches have"
+        ));
+    }
+    if r.admit == Some(false) && r.host_profile.is_none() {
+        return Err(format!(
+            "reference {label:?} has admit = false but no host_profile: an entry that admits nothing only serves to name the host profile of a launch"
+        ));
+    }
+    Ok(ReferenceEntry {
+        index,
+        label,
+        platform,
+        values,
+        sbom: r.sbom,
+        line,
+        host_profile: r.host_profile,
+        admitted: r.admit != Some(false),
+    })
 }
 
 fn snp_reference(r: &ReferenceFile, label: &str) -> Result<Reference, String> {

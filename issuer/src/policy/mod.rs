@@ -45,8 +45,8 @@ mod corim_tests;
 mod tests;
 
 pub use admission::{
-    Admission, Appraised, AppraisedTcb, Binding, ClosestMatch, FieldDiff, MatchedReference, PlatformClaimSource,
-    PolicyRejection,
+    Admission, Appraised, AppraisedTcb, Binding, ClosestMatch, FieldDiff, KnownLaunch, MatchedReference,
+    PlatformClaimSource, PolicyRejection,
 };
 pub use file::{Hex, PolicyFile, ReferenceFile, U64, WorkloadFile};
 pub use inventory::SignedInventory;

@@ -228,6 +228,10 @@ pub struct ReferenceEntry {
     pub sbom: Option<super::provenance::SbomDigest>,
     /// Line in the policy file.
     pub line: usize,
+    /// SEV-SNP: the host profile the launch digest is for (`host_profile`), if stated.
+    pub host_profile: Option<String>,
+    /// `false` (`admit = false`): the entry admits nothing, it only names a known launch.
+    pub admitted: bool,
 }
 
 /// One Stable workload.
@@ -284,7 +288,9 @@ impl Policy {
     /// (the loader asks, before the launch, which freshness and mechanism it will need).
     pub fn workload_for(&self, platform: Platform, measurement: &[u8]) -> Option<&Workload> {
         let mut found = self.workloads.iter().filter(|w| {
-            w.references.iter().any(|r| r.platform == platform && r.values.measurement().as_slice() == measurement)
+            w.references
+                .iter()
+                .any(|r| r.admitted && r.platform == platform && r.values.measurement().as_slice() == measurement)
         });
         let first = found.next()?;
         found.next().is_none().then_some(first)

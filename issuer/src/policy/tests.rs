@@ -387,3 +387,69 @@ fn a_targets_hints_are_checked_when_the_policy_loads_and_only_those_are_honoured
         assert!(refused.to_string().contains("list it in the target's `hints`"), "{refused}");
     }
 }
+
+/// `twi build --host-profile linux-6.11` lists every host profile's digest; the policy admits
+/// the asked-for one and names the others (`admit = false`), so evidence launched on a host of
+/// another profile is refused with a sentence that names that profile.
+#[test]
+fn a_launch_on_a_host_profile_the_workload_does_not_admit_is_refused_naming_the_profile() {
+    let profile = |name: &str, digest: &str, requested: bool| serde_json::json!({ "profile": name, "launch_digest": &digest[..96], "requested": requested });
+    let values = serde_json::json!({
+        "snp": {
+            "launch_digest": &M1[..96],
+            "policy": "0x30000",
+            "host_profiles": [profile("linux-6.11", M1, true), profile("amd-snp-legacy", M2, false)],
+        },
+    });
+    let entries = image_references(&values, "v4").unwrap();
+    let summary: Vec<_> =
+        entries.iter().map(|e| (e.label.as_deref().unwrap(), e.host_profile.as_deref(), e.admit)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("v4 (simulated SEV-SNP)", None, None),
+            ("v4 (SEV-SNP, host linux-6.11)", Some("linux-6.11"), None),
+            ("v4 (SEV-SNP, host amd-snp-legacy)", Some("amd-snp-legacy"), Some(false)),
+        ]
+    );
+    let mut file = super::file::WorkloadFile::new("payroll-app");
+    file.reference = entries;
+    let text = super::file::PolicyFile {
+        version: "1".into(),
+        trust_domain: "example.org".into(),
+        wit_alg: Default::default(),
+        workload: vec![file],
+    }
+    .to_toml()
+    .unwrap();
+    assert!(text.contains("host_profile = \"amd-snp-legacy\"\nadmit = false"), "{text}");
+    let p = Policy::from_toml(&text).unwrap();
+    let on_snp = |digest: &str| Appraised { platform: Platform::Snp, ..appraised(m(digest)) };
+    assert_eq!(p.admit(&on_snp(M1)).unwrap().reference.label, "v4 (SEV-SNP, host linux-6.11)");
+    let err = p.admit(&on_snp(M2)).unwrap_err();
+    let PolicyRejection::NoMatch { known: Some(k), .. } = &err else { panic!("{err}") };
+    assert_eq!(
+        (k.host_profile.as_str(), k.admitted_profiles.as_slice()),
+        ("amd-snp-legacy", &["linux-6.11".to_string()][..])
+    );
+    let text = err.to_string();
+    assert!(text.contains("launched under host profile amd-snp-legacy"), "{text}");
+    assert!(text.contains("admits host profile linux-6.11 only"), "{text}");
+    assert!(text.contains("twi build --host-profile amd-snp-legacy"), "{text}");
+    // The known digest only names; it is never the workload the loader prepares for.
+    assert!(p.workload_for(Platform::Snp, &m(M2)).is_none());
+    // A digest the policy does not know at all: no profile named, the closest entry instead.
+    let text = p.admit(&on_snp(&"3".repeat(96))).unwrap_err().to_string();
+    assert!(!text.contains("host profile") && text.contains("closest: workload `payroll-app`"), "{text}");
+    // admit = false needs a host profile to name, and host_profile belongs to SEV-SNP entries.
+    let entry = |fields: &str| {
+        let text = format!(
+            "version = \"1\"\ntrust_domain = \"example.org\"\n[[workload]]\nid = \"w\"\n[[workload.reference]]\n{fields}\n"
+        );
+        Policy::from_toml(&text).unwrap_err().to_string()
+    };
+    let e = entry(&format!("platform = \"snp\"\nmeasurement = \"{}\"\nadmit = false", &M1[..96]));
+    assert!(e.contains("admit = false but no host_profile"), "{e}");
+    let e = entry(&format!("platform = \"tdx\"\nmrtd = \"{}\"\nhost_profile = \"linux-6.11\"", &M1[..96]));
+    assert!(e.contains("only SEV-SNP launches have"), "{e}");
+}

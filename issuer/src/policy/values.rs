@@ -15,6 +15,9 @@ struct ImageValues {
     /// `format`, and the git commit it was built from, for a comment.
     origin: String,
     snp: Option<[u8; 48]>,
+    /// `snp.host_profiles`: each host profile's launch digest of the ROM, and whether the
+    /// build was asked for it (`twi build --host-profile`).
+    snp_profiles: Vec<ProfileDigest>,
     snp_policy: Option<u64>,
     igvm: Option<[u8; 48]>,
     sim_snp: Option<[u8; 48]>,
@@ -22,6 +25,48 @@ struct ImageValues {
     rtmr: [Option<[u8; 48]>; 4],
     /// `sbom.digest`: the SBOM the measured launch manifest names.
     sbom: Option<SbomDigest>,
+}
+
+/// One entry of `snp.host_profiles`.
+struct ProfileDigest {
+    profile: String,
+    digest: [u8; 48],
+    admitted: bool,
+}
+
+fn profile_digests(values: &Value) -> Result<Vec<ProfileDigest>, PolicyError> {
+    let Some(list) = values.pointer("/snp/host_profiles") else { return Ok(Vec::new()) };
+    let list = list.as_array().ok_or_else(|| err("snp.host_profiles is not a list".into()))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, item) in list.iter().enumerate() {
+        let profile = item.get("profile").and_then(Value::as_str);
+        let profile = profile.ok_or_else(|| err(format!("snp.host_profiles[{i}] has no profile name")))?;
+        let digest = hex48(item, &["launch_digest"])?
+            .ok_or_else(|| err(format!("snp.host_profiles[{i}] ({profile}) has no launch_digest")))?;
+        let admitted = item.get("requested").and_then(Value::as_bool).unwrap_or(true);
+        out.push(ProfileDigest { profile: profile.to_string(), digest, admitted });
+    }
+    Ok(out)
+}
+
+/// The `snp` entries for the ROM: one per host profile when the file lists them (those the
+/// build was not asked for with `admit = false`), else the one `snp.launch_digest`.
+fn snp_entries(image: &ImageValues, label: &dyn Fn(Option<&str>) -> String) -> Vec<ReferenceFile> {
+    if image.snp_profiles.is_empty() {
+        return image
+            .snp
+            .iter()
+            .map(|d| ReferenceFile::snp(&label(None), Platform::Snp, d, image.snp_policy))
+            .collect();
+    }
+    let entry = |p: &ProfileDigest| ReferenceFile {
+        host_profile: Some(p.profile.clone()),
+        admit: (!p.admitted).then_some(false),
+        ..ReferenceFile::snp(&label(Some(&p.profile)), Platform::Snp, &p.digest, image.snp_policy)
+    };
+    // Admitted entries first, so the policy reads in order of what it admits.
+    let admitted = image.snp_profiles.iter().filter(|p| p.admitted).map(entry);
+    admitted.chain(image.snp_profiles.iter().filter(|p| !p.admitted).map(entry)).collect()
 }
 
 fn err(message: String) -> PolicyError {
@@ -69,6 +114,7 @@ impl ImageValues {
             sbom,
             origin: format!("{format}{git}"),
             snp: hex48(values, &["snp", "launch_digest"])?,
+            snp_profiles: profile_digests(values)?,
             snp_policy,
             igvm: hex48(values, &["igvm", "snp_launch_digest"])?,
             sim_snp: hex48(values, &["sim_snp", "launch_digest"])?,
@@ -80,16 +126,21 @@ impl ImageValues {
 
 /// The reference entries of an image built by `twi build`, from its reference-values.json:
 /// the simulated platforms (`sim-snp`: the ROM's SEV-SNP launch digest, which the simulated
-/// PSP reports; `sim-tdx`: the MRTD) and the real ones (`snp` for the ROM and for the IGVM
-/// file, with the guest policy's flag bits pinned; `tdx`), labelled after `label`, each naming
-/// the image's SBOM (`sbom.digest`) when the file has one.
+/// PSP reports; `sim-tdx`: the MRTD) and the real ones (`snp` for the ROM, one per host
+/// profile in `snp.host_profiles` — those the build was not asked for with `admit = false`,
+/// so a refusal names them — and for the IGVM file, with the guest policy's flag bits pinned;
+/// `tdx`), labelled after `label`, each naming the image's SBOM (`sbom.digest`) when the file
+/// has one.
 pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile>, PolicyError> {
     let image = ImageValues::read(values)?;
     let mut entries = Vec::new();
     if let Some(digest) = &image.snp {
         entries.push(ReferenceFile::snp(&format!("{label} (simulated SEV-SNP)"), Platform::SimSnp, digest, None));
-        entries.push(ReferenceFile::snp(&format!("{label} (SEV-SNP)"), Platform::Snp, digest, image.snp_policy));
     }
+    entries.extend(snp_entries(&image, &|profile| match profile {
+        Some(p) => format!("{label} (SEV-SNP, host {p})"),
+        None => format!("{label} (SEV-SNP)"),
+    }));
     if let Some(digest) = &image.igvm {
         entries.push(ReferenceFile::snp(&format!("{label} (SEV-SNP, IGVM)"), Platform::Snp, digest, image.snp_policy));
     }
@@ -120,9 +171,10 @@ impl Policy {
         let mut entries = Vec::new();
         let snp =
             |label: String, platform, digest: &[u8; 48]| ReferenceFile::snp(&label, platform, digest, image.snp_policy);
-        if let Some(d) = &image.snp {
-            entries.push(snp(label.to_string(), Platform::Snp, d));
-        }
+        entries.extend(snp_entries(&image, &|profile| match profile {
+            Some(p) => format!("{label} (host {p})"),
+            None => label.to_string(),
+        }));
         if let Some(d) = &image.igvm {
             entries.push(snp(format!("{label} (IGVM)"), Platform::Snp, d));
         }

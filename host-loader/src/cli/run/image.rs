@@ -43,6 +43,9 @@ pub struct Measured {
     pub mrtd: Option<[u8; 48]>,
     /// The measurement the evidence will carry (the policy decides the challenge from it).
     pub measurement: Vec<u8>,
+    /// `--platform snp`: the ROM's digest on the other host profiles (not admitted; the
+    /// development policy lists them so a refusal names the host's profile).
+    pub other_host_profiles: Vec<(&'static str, [u8; 48])>,
     /// The SBOM digest the image's launch manifest carries (`twi build` measures it in), if any.
     pub sbom: Option<twi_issuer::policy::SbomDigest>,
 }
@@ -107,10 +110,19 @@ impl Image {
             PlatformArg::Sim | PlatformArg::SimSvsm | PlatformArg::Snp | PlatformArg::Igvm => None,
         };
         let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
+        let mut other_host_profiles = Vec::new();
+        if platform == PlatformArg::Snp {
+            let default = measure::snp::SnpLaunchParams::default();
+            for profile in measure::host_profile::PROFILES.iter().filter(|p| **p != measure::host_profile::DEFAULT) {
+                let digest = measure::snp::launch_digest(&self.bytes, &default.on_host(profile))
+                    .with_context(|| format!("computing the launch digest on host profile {}", profile.name))?;
+                other_host_profiles.push((profile.name, digest));
+            }
+        }
         let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| {
             let text = std::str::from_utf8(manifest.setting(crate::sbom::MANIFEST_KEY)?).ok()?;
             twi_issuer::policy::SbomDigest::parse(text)
         });
-        Ok(Measured { snp, mrtd, measurement, sbom })
+        Ok(Measured { snp, mrtd, measurement, sbom, other_host_profiles })
     }
 }

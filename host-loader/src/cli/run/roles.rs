@@ -215,7 +215,12 @@ fn accept_hardware(issuer: &mut Issuer, args: &RunArgs) -> Result<()> {
 
 fn development_policy(args: &RunArgs, measured: &Measured) -> Result<twi_issuer::policy::Policy> {
     let identity = &args.identity;
-    let image = policy_file::Measured { snp: &measured.snp, mrtd: measured.mrtd.as_ref(), sbom: measured.sbom };
+    let image = policy_file::Measured {
+        snp: &measured.snp,
+        mrtd: measured.mrtd.as_ref(),
+        sbom: measured.sbom,
+        other_host_profiles: &measured.other_host_profiles,
+    };
     let mechanism = args.mechanism.map_or(twi_issuer::policy::Mechanism::C, Into::into);
     let hardware = args.platform.is_hardware();
     // Below the simulated SVSM the guest's reports are at its VMPL, which the policy admits.
