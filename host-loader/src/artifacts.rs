@@ -10,7 +10,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use twi_proto::msg::{CredentialRequest, Evidence};
-use twi_verifier::tdx::{MeasuredEvent, cc_event_log};
+use twi_verifier::tdx::cc_event_log;
 
 use crate::answers::Obtained;
 use crate::bridge::Released;
@@ -113,11 +113,7 @@ impl OutDir {
     pub fn evidence(&self, evidence: &Evidence) -> Result<(), ArtifactError> {
         self.write(EVIDENCE_BIN, &evidence.evidence)?;
         if let Some(events) = &evidence.event_log {
-            let measured: Vec<MeasuredEvent<'_>> = events
-                .iter()
-                .map(|e| MeasuredEvent { rtmr: e.rtmr, event_type: e.event_type, digest: &e.digest, data: &e.data })
-                .collect();
-            self.write(EVENT_LOG_CCEL, cc_event_log(&measured))?;
+            self.write(EVENT_LOG_CCEL, cc_event_log(&twi_issuer::evidence::measured_events(events)))?;
         }
         let json = serde_json::json!({
             "platform": format!("{:?}", evidence.platform),

@@ -322,8 +322,7 @@ impl ImageParams {
 
     /// The SNP launch on a host of `profile` (with `--guest-features` if given).
     pub fn snp_on(&self, profile: &HostProfile) -> SnpLaunchParams {
-        let base = SnpLaunchParams { vcpus: self.vcpus, vcpu_sig: self.cpu_type.sig(), ..SnpLaunchParams::default() };
-        let mut snp = base.on_host(profile);
+        let mut snp = self.snp_on_own(profile);
         if let Some(features) = self.guest_features {
             snp.guest_features = features;
         }
@@ -335,15 +334,16 @@ impl ImageParams {
     pub fn profile_digests(&self, rom: &[u8]) -> Result<Vec<ProfileDigest>> {
         let asked = self.host_profiles.iter().map(|p| (p, true));
         let others = host_profile::PROFILES.iter().filter(|p| !self.host_profiles.contains(p)).map(|p| (p, false));
-        asked
-            .chain(others)
-            .map(|(profile, requested)| {
-                let snp = if requested { self.snp_on(profile) } else { self.snp_on_own(profile) };
-                let digest = measure::snp::launch_digest(rom, &snp)
-                    .with_context(|| format!("measuring the ROM for SEV-SNP on host profile {}", profile.name))?;
-                Ok(ProfileDigest { profile: *profile, guest_features: snp.guest_features, digest, requested })
-            })
-            .collect()
+        asked.chain(others).map(|(profile, requested)| self.profile_digest(rom, profile, requested)).collect()
+    }
+
+    /// The ROM's SEV-SNP launch digest on `profile`: asked for (`--guest-features` applies), or
+    /// only listed (the profile's own SEV_FEATURES).
+    pub fn profile_digest(&self, rom: &[u8], profile: &HostProfile, requested: bool) -> Result<ProfileDigest> {
+        let snp = if requested { self.snp_on(profile) } else { self.snp_on_own(profile) };
+        let digest = measure::snp::launch_digest(rom, &snp)
+            .with_context(|| format!("measuring the ROM for SEV-SNP on host profile {}", profile.name))?;
+        Ok(ProfileDigest { profile: *profile, guest_features: snp.guest_features, digest, requested })
     }
 
     fn snp_on_own(&self, profile: &HostProfile) -> SnpLaunchParams {
@@ -388,10 +388,7 @@ pub fn build_images(
         host_profiles.iter().filter(|p| p.requested).map(|p| (p.digest, Some(p.profile.name))).collect();
     snp_values.push((igvm_snp_launch_digest, None));
     let values = crate::corim::launch_values(&snp_values, params.policy, &mrtd);
-    let sbom = manifest
-        .setting(crate::sbom::MANIFEST_KEY)
-        .and_then(|v| std::str::from_utf8(v).ok())
-        .and_then(twi_issuer::policy::SbomDigest::parse);
+    let sbom = crate::sbom::manifest_digest(manifest);
     let corim = crate::corim::reference_corim(&rom_sha384(&rom), &values, sbom.as_ref().map(|d| &d.0), corim)?;
     let reference_values = ReferenceValues {
         rom: &rom,

@@ -39,6 +39,12 @@ pub const MANIFEST_KEY: &str = "twi.sbom";
 /// The launch-manifest key prefix of each attached statement's digest (`twi.attach.NAME`).
 pub const ATTACH_PREFIX: &str = "twi.attach.";
 
+/// The SBOM digest a launch manifest carries (`MANIFEST_KEY`), if it names one well formed.
+pub fn manifest_digest(manifest: &twi_proto::manifest::LaunchManifest) -> Option<twi_issuer::policy::SbomDigest> {
+    let text = std::str::from_utf8(manifest.setting(MANIFEST_KEY)?).ok()?;
+    twi_issuer::policy::SbomDigest::parse(text)
+}
+
 /// One crate compiled into the image.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Crate {

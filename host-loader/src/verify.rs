@@ -648,7 +648,8 @@ fn event_log_json(log: &[u8], quoted: &[[u8; 48]; 4]) -> (Value, Option<String>)
             })
         })
         .collect();
-    let replayed = match CcelEvents::new(log).and_then(CcelEvents::replay) {
+    let extended = events.iter().filter_map(|e| Some((e.rtmr()?, &e.digest)));
+    let replayed = match twi_attester::tdx::rtmr::replay(extended) {
         Ok(replayed) => replayed,
         Err(e) => return (json!({ "events": listed }), Some(format!("the CC event log does not replay: {e}"))),
     };

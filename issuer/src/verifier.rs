@@ -15,7 +15,7 @@ use serde_json::json;
 use twi_attester::binding;
 use twi_proto::msg::{Freshness as FreshnessKind, Platform, RtmrEvent};
 use twi_verifier::snp::{SnpConfig, SnpError, SnpRejection, SnpVerifier};
-use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxError, TdxVerifier};
+use twi_verifier::tdx::{Collateral, TdxConfig, TdxError, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
 use x509_cert::Certificate;
 
@@ -292,12 +292,7 @@ impl VerifierRole {
             return Err(EvidenceRejection::NotSimulated { platform: bundle.platform, anchor: verified.anchor });
         }
         check_binding(bundle, &verified.report_data, expected)?;
-        let events: Vec<MeasuredEvent<'_>> = evidence
-            .events
-            .iter()
-            .map(|e| MeasuredEvent { rtmr: e.rtmr, event_type: e.event_type, digest: &e.digest, data: &e.data })
-            .collect();
-        verified.check_event_log(&events)?;
+        verified.check_event_log(&crate::evidence::measured_events(evidence.events))?;
         Ok(Appraisal { platform: bundle.platform, verified, freshness: None })
     }
 

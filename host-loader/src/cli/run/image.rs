@@ -112,17 +112,12 @@ impl Image {
         let measurement = mrtd.map_or(snp.to_vec(), |m| m.to_vec());
         let mut other_host_profiles = Vec::new();
         if platform == PlatformArg::Snp {
-            let default = measure::snp::SnpLaunchParams::default();
+            let launch = ImageParams::default();
             for profile in measure::host_profile::PROFILES.iter().filter(|p| **p != measure::host_profile::DEFAULT) {
-                let digest = measure::snp::launch_digest(&self.bytes, &default.on_host(profile))
-                    .with_context(|| format!("computing the launch digest on host profile {}", profile.name))?;
-                other_host_profiles.push((profile.name, digest));
+                other_host_profiles.push((profile.name, launch.profile_digest(&self.bytes, profile, false)?.digest));
             }
         }
-        let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| {
-            let text = std::str::from_utf8(manifest.setting(crate::sbom::MANIFEST_KEY)?).ok()?;
-            twi_issuer::policy::SbomDigest::parse(text)
-        });
+        let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| crate::sbom::manifest_digest(&manifest));
         Ok(Measured { snp, mrtd, measurement, sbom, other_host_profiles })
     }
 }
