@@ -113,7 +113,7 @@ impl OutDir {
     pub fn evidence(&self, evidence: &Evidence) -> Result<(), ArtifactError> {
         self.write(EVIDENCE_BIN, &evidence.evidence)?;
         if let Some(events) = &evidence.event_log {
-            self.write(EVENT_LOG_CCEL, cc_event_log(&twi_issuer::evidence::measured_events(events)))?;
+            self.write(EVENT_LOG_CCEL, cc_event_log(&twi_issuer::measured_events(events)))?;
         }
         let json = serde_json::json!({
             "platform": format!("{:?}", evidence.platform),

@@ -19,20 +19,6 @@ pub enum WireError {
     UnknownPlatform(String),
 }
 
-/// The runtime's RTMR events as the TDX verifier replays them (and renders them as a CC event
-/// log).
-pub fn measured_events(events: &[RtmrEvent]) -> Vec<twi_verifier::tdx::MeasuredEvent<'_>> {
-    events
-        .iter()
-        .map(|e| twi_verifier::tdx::MeasuredEvent {
-            rtmr: e.rtmr,
-            event_type: e.event_type,
-            digest: &e.digest,
-            data: &e.data,
-        })
-        .collect()
-}
-
 /// `field`'s hex `text` as bytes.
 pub fn unhex(field: &str, text: &str) -> Result<Vec<u8>, WireError> {
     hex::decode(text).map_err(|e| WireError::NotHex { field: field.into(), reason: e.to_string() })

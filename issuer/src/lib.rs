@@ -46,7 +46,7 @@ pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestR
 pub use error::IssuerError;
 pub use issuer::{Issuer, IssuerConfig, PublishedKeys};
 pub use rejection::Rejection;
-pub use verifier::{Appraisal, Evidence, EvidenceBundle, EvidenceRejection};
+pub use verifier::{Appraisal, Evidence, EvidenceBundle, EvidenceRejection, measured_events};
 
 /// Transitional: `runtime/tests/session.rs` names this path until the runtime's tests drive
 /// the host's bridge instead of their own loader (issue 12, item 4). Use

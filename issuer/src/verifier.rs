@@ -15,7 +15,7 @@ use serde_json::json;
 use twi_attester::binding;
 use twi_proto::msg::{Freshness as FreshnessKind, Platform, RtmrEvent};
 use twi_verifier::snp::{SnpConfig, SnpError, SnpRejection, SnpVerifier};
-use twi_verifier::tdx::{Collateral, TdxConfig, TdxError, TdxVerifier};
+use twi_verifier::tdx::{Collateral, MeasuredEvent, TdxConfig, TdxError, TdxVerifier};
 use twi_verifier::{Verified, Verifier};
 use x509_cert::Certificate;
 
@@ -292,7 +292,7 @@ impl VerifierRole {
             return Err(EvidenceRejection::NotSimulated { platform: bundle.platform, anchor: verified.anchor });
         }
         check_binding(bundle, &verified.report_data, expected)?;
-        verified.check_event_log(&crate::evidence::measured_events(evidence.events))?;
+        verified.check_event_log(&measured_events(evidence.events))?;
         Ok(Appraisal { platform: bundle.platform, verified, freshness: None })
     }
 
@@ -327,6 +327,15 @@ fn name_credential(ear: &mut Ear, sha256: &str, serial: &str) {
     for submod in ear.submods.values_mut() {
         submod.verifier_claims.insert("credential".into(), json!({ "x509-sha256": sha256, "x509-serial": serial }));
     }
+}
+
+/// The runtime's RTMR events as the TDX verifier replays them (and renders them as a CC event
+/// log).
+pub fn measured_events(events: &[RtmrEvent]) -> Vec<MeasuredEvent<'_>> {
+    events
+        .iter()
+        .map(|e| MeasuredEvent { rtmr: e.rtmr, event_type: e.event_type, digest: &e.digest, data: &e.data })
+        .collect()
 }
 
 /// What an attestation result is about.
