@@ -58,7 +58,7 @@ pub use model::{
 };
 pub use provenance::{
     Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom, SbomDigest,
-    SbomError, sbom_store_of, store_sbom,
+    SbomError, sbom_store_of, store_sbom, stored_sbom,
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
