@@ -63,5 +63,5 @@ pub use provenance::{
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
 pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, check_absent};
-pub use values::image_references;
+pub use values::{corim_image_references, image_references};
 pub use vmpl::DEFAULT_VMPLS;
