@@ -472,6 +472,35 @@ fn add_image_from_the_signed_corim_adds_the_same_entries_as_from_the_json() {
     assert!(!out.status.success() && said.contains("--corim-key"), "{said}");
 }
 
+/// `twi build --issuer-policy FILE`: the trust files publish the WIT key of the policy's
+/// `wit_alg` (ES256: the P-256 key) with no --wit-alg; a --wit-alg that contradicts the policy
+/// is refused before anything is built, naming both.
+#[test]
+fn build_takes_the_wit_algorithm_from_the_issuer_policy() {
+    let b = builds();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = \"1\"\ntrust_domain = \"example.org\"\nwit_alg = \"ES256\"\n").unwrap();
+    let (out, refused) = (dir.path().join("es256"), dir.path().join("refused"));
+    let elf = b.a.join("twi-runtime.elf");
+    let build = |out: &Path, extra: &[&str]| {
+        let args = ["build", "--out", path(out), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+        twi(&[&args[..], &["--issuer-policy", path(&policy)], extra].concat())
+    };
+    ok(build(&out, &[]), "twi build --issuer-policy");
+    let jwks: Value = serde_json::from_slice(&std::fs::read(out.join("issuer-jwks.json")).unwrap()).unwrap();
+    let wit = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-wit-es256");
+    assert_eq!(wit.map(|k| (&k["alg"], &k["crv"])), Some((&"ES256".into(), &"P-256".into())), "{jwks}");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(out.join("trust-bundle.json")).unwrap()).unwrap();
+    assert!(bundle.to_string().contains("twi-wit-es256"), "{bundle}");
+    ok(build(&dir.path().join("agreeing"), &["--wit-alg", "ES256"]), "twi build --wit-alg ES256 --issuer-policy");
+    let out = build(&refused, &["--wit-alg", "ES384"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a contradicting --wit-alg was taken");
+    assert!(said.contains("--wit-alg ES384 contradicts") && said.contains("whose wit_alg is \"ES256\""), "{said}");
+    assert!(!refused.exists(), "the refused build wrote {}", refused.display());
+}
+
 /// The SEV-SNP CoRIM document and signature headers of an IGVM file, read with the igvm crate.
 fn igvm_corim(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use igvm::IgvmInitializationHeader::{CorimDocument, CorimSignature};
