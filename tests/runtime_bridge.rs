@@ -120,7 +120,7 @@ fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hin
     let launch = host.psp.launch().unwrap();
     let mut snp = SnpGuest::from_secrets_page(&launch.secrets_page()).expect("the launch planted VMPCK0");
     assert!(launch.secrets_page()[VMPCK_OFFSETS[0]..VMPCK_OFFSETS[0] + 32].iter().any(|&b| b != 0));
-    let (anchor, rp_id) = (host.issuer.ca().public_key_sec1(), host.issuer.rp_id());
+    let (anchor, rp_id) = (host.issuer.ca().unwrap().public_key_sec1(), host.issuer.rp_id());
     let config = Config { measurement: DIGEST.to_vec(), mechanism: Some(mechanism), renew: None };
     let firmware = SimSnp { psp: &host.psp, launch };
     let bridge = match tamper {

@@ -118,7 +118,7 @@ impl Host {
 
     /// The issuer anchor the launch manifest carries.
     fn anchor(&self) -> Vec<u8> {
-        self.issuer.ca().public_key_sec1()
+        self.issuer.ca().unwrap().public_key_sec1()
     }
 
     /// The VMPCK0 the PSP planted in this launch's secrets page.
@@ -621,7 +621,7 @@ fn session_obtains_a_credential_for_the_vault_key() {
     let cert = Certificate::from_der(&outcome.certificate).expect("DER");
     let spki = cert.tbs_certificate().subject_public_key_info();
     assert_eq!(spki.subject_public_key.as_bytes(), Some(public_key.as_slice()));
-    assert_eq!(cert.tbs_certificate().issuer(), session.link.host.issuer.ca().subject());
+    assert_eq!(cert.tbs_certificate().issuer(), session.link.host.issuer.ca().unwrap().subject());
     assert_eq!(check_credential(&outcome.certificate, &session.link.host.anchor(), &public_key, WORKLOAD_ID), Ok(()));
 }
 
@@ -1475,7 +1475,7 @@ const PROVISIONED_SEED: u64 = 0x0D0D_0000_5EED_0003;
 /// the CA key its state holds.
 fn provisioned_certificate(host: &Host, key: &[u8]) -> Vec<u8> {
     let pem = std::fs::read_to_string(host.state.path().join("issuer-ca.key.pem")).expect("the CA key");
-    TestCa::from_pem(&pem, host.issuer.ca().subject().clone()).issue_workload(key, WORKLOAD_ID)
+    TestCa::from_pem(&pem, host.issuer.ca().unwrap().subject().clone()).issue_workload(key, WORKLOAD_ID)
 }
 
 /// The Key Store's honest release for `evidence`: the provisioned key sealed to the ephemeral

@@ -60,18 +60,16 @@ pub fn development_policy_at_vmpl(
         entry.reference.push(ReferenceFile::tdx("this image (simulated TDX)", Platform::SimTdx, mrtd));
     }
     if hardware {
-        let mut snp = ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None);
-        if !measured.other_host_profiles.is_empty() {
-            // `snp` is then the ROM's digest on the default host profile (`twi run` measures so).
-            snp.host_profile = Some(crate::measure::host_profile::DEFAULT.name.to_string());
-        }
-        entry.reference.push(snp);
+        // With other profiles, `measured.snp` is the ROM's digest on the default host profile
+        // (`twi run` measures so).
+        let default = (!measured.other_host_profiles.is_empty()).then_some(crate::measure::host_profile::DEFAULT.name);
+        let snp = ReferenceFile::snp("this image (SEV-SNP)", Platform::Snp, measured.snp, None);
+        entry.reference.push(snp.on_host_profile(default, true));
         for (profile, digest) in measured.other_host_profiles {
-            entry.reference.push(ReferenceFile {
-                host_profile: Some(profile.to_string()),
-                admit: Some(false),
-                ..ReferenceFile::snp(&format!("this image (SEV-SNP, host {profile})"), Platform::Snp, digest, None)
-            });
+            let label = format!("this image (SEV-SNP, host {profile})");
+            entry
+                .reference
+                .push(ReferenceFile::snp(&label, Platform::Snp, digest, None).on_host_profile(Some(profile), false));
         }
         if let Some(mrtd) = measured.mrtd {
             entry.reference.push(ReferenceFile::tdx("this image (TDX)", Platform::Tdx, mrtd));

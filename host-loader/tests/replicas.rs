@@ -235,27 +235,51 @@ fn replicas_on_one_database_issue_concurrently_into_one_log() {
 fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() {
     let dir = tempfile::tempdir().unwrap();
     let (cluster, tls) = Cluster::start_tls();
-    let (state, chips, policy) = layout(dir.path());
+    let (_, chips, policy) = layout(dir.path());
     let url = tls.url(&cluster.url(), true);
-    let serve = |roles: &str| {
+    let [ca_state, verifier_state] = ["ca", "verifier"].map(|r| dir.path().join(r));
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    let operator = twi_testkit::tools::OperatorPki::new(dir.path(), "operator");
+    let (server_cert, server_key) = operator.server(dir.path(), "verifier");
+    let serve = |state: &Path, more: &[&str]| {
         let args = [
-            ["--state", path(&state)],
+            ["--state", path(state)],
             ["--policy", path(&policy)],
             ["--simulated-tee", path(&chips)],
             ["--database", url.as_str()],
-            ["--roles", roles],
         ];
-        Served::start(TWI, args.as_flattened())
+        Served::start(TWI, &[args.as_flattened(), more].concat())
     };
-    let (verifier, ca) = (serve("verifier"), serve("ca"));
-    let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
-    let (verifier, ca) = (RemoteIssuer::new(&verifier.url, &tls).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
+    let verifier_tls = ["--tls-cert", path(&server_cert), "--tls-key", path(&server_key)];
+    let verifier = serve(
+        &verifier_state,
+        &[&["--roles", "verifier", "--issuer-ca", path(&issuer_ca)], &verifier_tls[..]].concat(),
+    );
+    // The CA process is given the Verifier's public key (it calls no Verifier for mechanism B):
+    // what `openssl pkey -in VERIFIER-STATE/issuer/verifier-key.pem -pubout` prints.
+    let verifier_key = dir.path().join("verifier-public.pem");
+    let out = twi_testkit::tools::openssl(&[
+        "pkey",
+        "-in",
+        path(&verifier_state.join("issuer/verifier-key.pem")),
+        "-pubout",
+        "-out",
+        path(&verifier_key),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let ca = serve(&ca_state, &["--roles", "ca", "--verifier-key", path(&verifier_key)]);
+    let (verifier_anchor, tls) =
+        [&operator.ca, &issuer_ca].map(|ca| ClientTls { ca: Some(ca.clone()), client: None }).into();
+    let (verifier, ca) =
+        (RemoteIssuer::new(&verifier.url, &verifier_anchor).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
     let rp_id = ca.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
     let (serial, logged) = acquire_b(&chips.join("sim-snp"), [&verifier, &verifier, &ca, &ca], &rp_id);
     assert!(logged.iter().any(|(id, _)| *id == serial), "{logged:?}");
     let attested = Attested::new(&chips.join("sim-snp"), MEASUREMENT_B, &verifier, &rp_id).unwrap();
     let refused = ca.attestation_result(&attested.evidence()).unwrap_err();
     assert!(refused.contains("does not serve the Verifier role"), "the CA process has no Verifier: {refused}");
+    assert!(!ca_state.join("issuer/verifier-key.pem").exists(), "the CA process made no Verifier key");
 }
 
 /// Mechanisms A, C and D with the roles in processes that call each other over mutual TLS,
@@ -271,26 +295,48 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     use twi_issuer::http::{CaPeer, PeerError, VerifierPeer};
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
-    let (state, chips, policy) = layout(dir.path());
+    let (_, chips, policy) = layout(dir.path());
     let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
     let url = cluster.url();
+    // Each process its own state. The CA's exists first, as `twi build --state` makes it (images
+    // are built against it); the Verifier is given its certificate, and a TLS server
+    // certificate under the operator's CA (it holds no CA to issue one).
+    let [ca_state, verifier_state] = ["ca", "verifier"].map(|r| dir.path().join(r));
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    let (server_cert, server_key) = roles.server(dir.path(), "verifier");
     let common = [
-        ["--state", path(&state)],
         ["--policy", path(&policy)],
         ["--simulated-tee", path(&chips)],
         ["--database", url.as_str()],
         ["--operator-ca", path(&roles.ca)],
     ];
-    let verifier = Served::start(TWI, &[common.as_flattened(), &["--roles", "verifier"]].concat());
+    let verifier_tls = [["--tls-cert", path(&server_cert)], ["--tls-key", path(&server_key)]];
+    let verifier_only =
+        [["--roles", "verifier"], ["--issuer-ca", path(&issuer_ca)], ["--state", path(&verifier_state)]];
+    let verifier = Served::start(
+        TWI,
+        &[common.as_flattened(), verifier_only.as_flattened(), verifier_tls.as_flattened()].concat(),
+    );
     let role = ["--verifier-url", &verifier.url, "--role-cert", path(&roles.client_cert)];
     let others = [&["--roles", "ca,key-store,log", "--role-key", path(&roles.client_key)], &role[..]].concat();
-    let ca = Served::start(TWI, &[common.as_flattened(), &others].concat());
+    let ca_only = [["--state", path(&ca_state)], ["--peer-ca", path(&roles.ca)]];
+    let ca = Served::start(TWI, &[common.as_flattened(), ca_only.as_flattened(), &others].concat());
+    // A second process of the Verifier (its state: the same keys), for mechanism A: it fetches
+    // the CA's certificate from the CA process.
     let role_a = ["--ca-url", &ca.url, "--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
-    let verifier_a = Served::start(TWI, &[common.as_flattened(), &["--roles", "verifier"], &role_a[..]].concat());
-    let anchor = Some(state.join("issuer/issuer-ca.pem"));
+    let verifier_a_only =
+        [["--roles", "verifier"], ["--state", path(&verifier_state)], ["--peer-ca", path(&issuer_ca)]];
+    let verifier_a = Served::start(
+        TWI,
+        &[common.as_flattened(), verifier_a_only.as_flattened(), verifier_tls.as_flattened(), &role_a[..]].concat(),
+    );
+    holds_only_its_own_keys(&ca_state, &verifier_state);
+    let anchor = Some(issuer_ca.clone());
     let tls = ClientTls { ca: anchor.clone(), client: None };
+    let verifier_anchor = ClientTls { ca: Some(roles.ca.clone()), client: None };
     let (verifier, ca_client) =
-        (RemoteIssuer::new(&verifier.url, &tls).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
+        (RemoteIssuer::new(&verifier.url, &verifier_anchor).unwrap(), RemoteIssuer::new(&ca.url, &tls).unwrap());
     let rp_id = ca_client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
     let chip = chips.join("sim-snp");
 
@@ -317,14 +363,14 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     }
 
     // A: the Verifier process obtains the credential from the CA process.
-    let verifier_a = RemoteIssuer::new(&verifier_a.url, &tls).unwrap();
+    let verifier_a = RemoteIssuer::new(&verifier_a.url, &verifier_anchor).unwrap();
     let attested = Attested::new(&chip, MEASUREMENT_A, &verifier_a, &rp_id).unwrap();
     let obtained = verifier_a.issue(&attested.evidence(), Some(Mechanism::A)).unwrap();
     assert_eq!(obtained.credential.workload_id, "spiffe://example.org/audit-app");
     // Its attestation result, from the Verifier process, names the credential from the CA process.
     let verifier_key = {
         use p384::pkcs8::DecodePrivateKey;
-        let pem = std::fs::read_to_string(state.join("issuer/verifier-key.pem")).unwrap();
+        let pem = std::fs::read_to_string(verifier_state.join("issuer/verifier-key.pem")).unwrap();
         *p384::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap().verifying_key()
     };
     let ear = obtained.credential.attestation_result.as_deref().unwrap();
@@ -355,10 +401,44 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     assert!(ca_client.log_proof(&obtained.credential.serial).is_ok(), "the release is logged");
 
     // The Verifier's results reach the asking process through the database only.
-    let alone =
-        TWI.run(&[&["serve", "--state", path(&state), "--policy", path(&policy), "--roles", "ca"], &role[..]].concat());
+    let alone = TWI
+        .run(&[&["serve", "--state", path(&ca_state), "--policy", path(&policy), "--roles", "ca"], &role[..]].concat());
     let said = String::from_utf8_lossy(&alone.stderr);
     assert!(!alone.status.success() && said.contains("--database"), "{said}");
+    refuses_what_a_role_process_lacks(dir.path(), &policy, &roles);
+}
+
+/// A process holds the keys of the roles it serves, none of the others'.
+fn holds_only_its_own_keys(ca_state: &Path, verifier_state: &Path) {
+    const VERIFIER_KEYS: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
+    const CA_KEYS: [&str; 5] =
+        ["issuer-ca.key.pem", "wit-key.pem", "log-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
+    let held = |file: &str| verifier_state.join("issuer").join(file).exists();
+    assert!(VERIFIER_KEYS.iter().all(|f| held(f)), "the Verifier process's state lacks some of {VERIFIER_KEYS:?}");
+    let others: Vec<_> = CA_KEYS.iter().filter(|f| held(f)).collect();
+    assert!(others.is_empty(), "the Verifier process's state holds {others:?}");
+    let held = |file: &str| ca_state.join("issuer").join(file).exists();
+    assert!(CA_KEYS.iter().all(|f| held(f)), "the CA process's state lacks some of {CA_KEYS:?}");
+    let others: Vec<_> = VERIFIER_KEYS.iter().filter(|f| held(f)).collect();
+    assert!(others.is_empty(), "the CA process's state holds the Verifier's {others:?}");
+}
+
+/// A Verifier-only process needs the CA's certificate and a server certificate of its own; a
+/// --verifier-key must be a P-384 public key. Each refusal names what to give.
+fn refuses_what_a_role_process_lacks(dir: &Path, policy: &Path, roles: &twi_testkit::tools::OperatorPki) {
+    let fresh = dir.join("fresh-verifier");
+    let serve = |more: &[&str]| {
+        let out = TWI.run(&[&["serve", "--state", path(&fresh), "--policy", path(policy)], more].concat());
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = serve(&["--roles", "verifier"]);
+    assert!(said.contains("--issuer-ca") && said.contains("--ca-url"), "{said}");
+    let said = serve(&["--roles", "verifier", "--issuer-ca", path(&roles.ca), "--listen", "127.0.0.1:0"]);
+    assert!(said.contains("--tls-cert") && said.contains("--tls-key"), "{said}");
+    let said = serve(&["--roles", "ca", "--verifier-key", path(&roles.ca)]);
+    assert!(said.contains("--verifier-key") && said.contains("P-384 public key"), "{said}");
+    assert!(!fresh.join("issuer/issuer-ca.key.pem").exists(), "a refused process made no CA");
 }
 
 /// Mechanism D: a launch of MEASUREMENT_D on `chip` binds a new ephemeral key to the nonce

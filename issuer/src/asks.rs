@@ -26,6 +26,7 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
+use crate::held::{CA_KEYS, LOG_KEYS, held};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
@@ -138,7 +139,7 @@ impl Issuer {
     /// TACRA's `rp_id` of this issuer: its CA's name, as `twi build` writes it into the
     /// manifest the runtime binds it from.
     pub fn rp_id(&self) -> String {
-        self.ca.ca().subject().to_string()
+        self.ca_certificate.tbs_certificate().subject().to_string()
     }
 
     /// The Verifier's current AF_L1 epoch, signed by its epoch key: what it publishes for
@@ -263,10 +264,11 @@ impl Issuer {
         use p384::elliptic_curve::Generate;
         let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
         let serial = crate::ca::random_serial()?;
-        let records = &self.records;
+        let records = held(&self.records, LOG_KEYS)?;
         let statement = records.provisioning(&workload_id, &hex::encode(serial.as_bytes()), owner, &version, now)?;
         let named = Named { serial, entry: records.entry(&statement) };
-        let certified = self.ca.certify_provisioned(&workload_id, key.verifying_key(), lifetime, &named)?;
+        let certified =
+            held(&self.ca, CA_KEYS)?.certify_provisioned(&workload_id, key.verifying_key(), lifetime, &named)?;
         records.record(&[statement], now)?;
         store.provision_if_absent(&workload_id, || Ok((certified.der, key)))
     }
@@ -320,7 +322,7 @@ impl Issuer {
             Some(store) => store,
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
-        let ca = &self.ca;
+        let ca = held(&self.ca, CA_KEYS)?;
         // The released certificate is issued now, for this launch, with the issuer's extensions.
         let release =
             store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
@@ -387,7 +389,7 @@ impl Issuer {
     /// A renewal of credential `previous` is granted to `admission` only under the policy's
     /// renewal rules, checked against what `previous` was bound to (its provenance record).
     fn check_renewal(&self, previous: &str, admission: &Admission) -> Result<(), Rejection> {
-        let binding = match self.records.binding_of(previous)? {
+        let binding = match self.records()?.binding_of(previous)? {
             None => return Err(Rejection::UnknownPreviousCredential(previous.to_string())),
             Some(Err(kid)) => {
                 let kid = crate::provenance::sealed::shown_kid(&kid);
@@ -480,7 +482,7 @@ impl Issuer {
     ) -> Result<Issued, Rejection> {
         let VerifiedLaunch { admission, appraisal, nonce } = launch;
         let planned = self.planned(&admission, &appraisal, mechanism)?;
-        let certified = self.ca.certify(&admission, &appraisal, public_key, &planned.x509)?;
+        let certified = self.authority()?.certify(&admission, &appraisal, public_key, &planned.x509)?;
         let certificate_sha256 = hex::encode(Sha256::digest(&certified.der));
         let mut result_for = self.result_for(&admission, &appraisal, public_key, &nonce);
         let ear_jwt = match result {
@@ -508,12 +510,13 @@ impl Issuer {
         let jti = crate::jose::random_id().map_err(|e| IssuerError::token("WIT", e))?;
         let credentials = [("x509", hex::encode(serial.as_bytes())), ("wit", jti.clone())];
         let issuance = Issuance { admission, appraisal, mechanism, credentials };
-        let statements = self.records.statements(&issuance, now)?;
+        let records = self.records()?;
+        let statements = records.statements(&issuance, now)?;
         let [x509, wit] = statements.as_slice() else {
             return Err(IssuerError::State(self.dir.clone(), "an issuance makes two records".into()).into());
         };
-        let x509 = Named { serial, entry: self.records.entry(x509) };
-        let wit_entry = self.records.entry(wit);
+        let x509 = Named { serial, entry: records.entry(x509) };
+        let wit_entry = records.entry(wit);
         Ok(Planned { now, x509, jti, wit_entry, statements })
     }
 
@@ -527,8 +530,8 @@ impl Issuer {
         planned: Planned,
     ) -> Result<Issued, Rejection> {
         let Planned { now, jti, wit_entry, statements, .. } = planned;
-        let wit = self.ca.wit(&admission, credential.public_key, now, &jti, &wit_entry)?;
-        let provenance = self.records.record(&statements, now)?;
+        let wit = self.authority()?.wit(&admission, credential.public_key, now, &jti, &wit_entry)?;
+        let provenance = self.records()?.record(&statements, now)?;
         let Certified { der, pem, serial_hex } = credential.certified;
         Ok(Issued {
             certificate_der: der,

@@ -70,7 +70,8 @@ impl Issuer {
     /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT key (the
     /// policy's `wit_alg`) as the WIT-SVID authority.
     pub fn trust_bundle(&self) -> Result<Value, IssuerError> {
-        let ca_der = self.ca().certificate().to_der().map_err(IssuerError::certificate)?;
-        spiffe_bundle(&ca_der, &[self.ca.wit_key()])
+        let ca = self.authority()?;
+        let ca_der = ca.ca().certificate().to_der().map_err(IssuerError::certificate)?;
+        spiffe_bundle(&ca_der, &[ca.wit_key()])
     }
 }

@@ -33,6 +33,10 @@ pub enum IssuerError {
         "the policy admits no single workload with measurement {measurement} on {platform}, so there is nothing to provision: admit the image first (`twi policy add-image`)"
     )]
     NothingToProvision { platform: &'static str, measurement: String },
+    #[error(
+        "this process does not hold {0}: it serves other roles (`twi serve --roles`); ask the process that serves this one"
+    )]
+    NotHeld(&'static str),
 }
 
 impl IssuerError {

@@ -19,6 +19,7 @@ use crate::ca::{CredentialAuthority, IssuerCa};
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::freshness::SharedFreshness;
+use crate::held::{CA_KEYS, CaKeys, HeldKeys, LOG_KEYS, held};
 use crate::jose::Jwk;
 use crate::keystore::KeyStore;
 use crate::policy::Policy;
@@ -43,10 +44,14 @@ pub struct Issuer {
     pub(crate) clock: fn() -> SystemTime,
     pub(crate) policy: Policy,
     pub(crate) verifier: VerifierRole,
-    pub(crate) ca: CredentialAuthority,
+    /// `None` in a process that does not hold the CA's keys.
+    pub(crate) ca: Option<CredentialAuthority>,
+    /// The CA's certificate: the relying-party id (TACRA `rp_id`) evidence binds.
+    pub(crate) ca_certificate: Certificate,
     /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
     pub(crate) key_store: Option<KeyStore>,
-    pub(crate) records: Records,
+    /// `None` in a process that does not hold the CA's keys.
+    pub(crate) records: Option<Records>,
     /// With replicas: the mechanism-B results waiting to be redeemed at any of them.
     pub(crate) results: Option<SharedResults>,
     /// With replicas: their database (the Key Store keeps its credentials there).
@@ -57,12 +62,12 @@ pub struct Issuer {
 #[derive(Debug, Clone)]
 pub struct PublishedKeys {
     /// The Verifier's (`twi-verifier`): attestation results.
-    pub verifier: serde_json::Value,
+    pub verifier: Option<serde_json::Value>,
     /// The Credential Authority's: WITs (`twi-wit`, P-384; `twi-wit-es256`, P-256, under the
     /// policy's `wit_alg = "ES256"`).
-    pub wit: serde_json::Value,
+    pub wit: Option<serde_json::Value>,
     /// The provenance log's (`twi-log`): signed tree heads.
-    pub log: serde_json::Value,
+    pub log: Option<serde_json::Value>,
 }
 
 impl Issuer {
@@ -80,18 +85,44 @@ impl Issuer {
         policy: Policy,
         database: Option<Arc<Postgres>>,
     ) -> Result<Self, IssuerError> {
-        let ca = CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
+        Self::open_holding(state_dir, config, policy, database, HeldKeys::default())
+    }
+
+    /// As [`Issuer::open_shared`], holding only the keys `held` names in `state_dir` (a
+    /// process serving some of the roles: `twi serve --roles`).
+    pub fn open_holding(
+        state_dir: &Path,
+        config: IssuerConfig,
+        policy: Policy,
+        database: Option<Arc<Postgres>>,
+        held: HeldKeys,
+    ) -> Result<Self, IssuerError> {
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
         let results = database.clone().map(SharedResults::open).transpose()?;
-        // Replicas' keys are all made at the first start, so a copy of that state directory
-        // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
-        let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
+        let (ca, records, key_store) = match &held.ca {
+            CaKeys::Public(_) => (None, None, None),
+            CaKeys::Held => {
+                let ca =
+                    CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
+                let records = Records::open(state_dir, &policy.trust_domain, database.as_ref())?;
+                // Replicas' keys are all made at the first start, so a copy of that state directory
+                // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
+                let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
+                (Some(ca), Some(records), key_store)
+            }
+        };
+        let ca_certificate = match (held.ca, &ca) {
+            (CaKeys::Public(certificate), _) => *certificate,
+            (CaKeys::Held, Some(ca)) => ca.ca().certificate().clone(),
+            (CaKeys::Held, None) => return Err(IssuerError::NotHeld(CA_KEYS)),
+        };
         Ok(Self {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
-            verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref(), shared)?,
-            records: Records::open(state_dir, &policy.trust_domain, database.as_ref())?,
+            verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref(), shared, held.verifier)?,
+            records,
             ca,
+            ca_certificate,
             policy,
             key_store,
             results,
@@ -123,7 +154,9 @@ impl Issuer {
     /// (`twi serve --auditor-key`): the statements, the leaves, receipts and checkpoints stay
     /// verifiable by anyone, only the auditor reads the records. `None`: records in clear.
     pub fn seal_records_to(&mut self, auditor: Option<crate::provenance::AuditorKey>) {
-        self.records.seal_to(auditor);
+        if let Some(records) = self.records.as_mut() {
+            records.seal_to(auditor);
+        }
     }
 
     /// The appraisal policy it issues under.
@@ -131,25 +164,43 @@ impl Issuer {
         &self.policy
     }
 
-    /// The Credential Authority's CA: the anchor images embed.
-    pub fn ca(&self) -> &IssuerCa {
-        self.ca.ca()
+    /// The Credential Authority's CA: the anchor images embed (an error in a process that
+    /// does not hold the CA's keys).
+    pub fn ca(&self) -> Result<&IssuerCa, IssuerError> {
+        Ok(self.authority()?.ca())
     }
 
-    /// The keys the Verifier, the Credential Authority and the log sign JSON with.
+    /// The CA's certificate, also in a process that does not hold its keys.
+    pub fn ca_certificate(&self) -> &Certificate {
+        &self.ca_certificate
+    }
+
+    /// The Credential Authority, if this process holds its keys.
+    pub(crate) fn authority(&self) -> Result<&CredentialAuthority, IssuerError> {
+        held(&self.ca, CA_KEYS)
+    }
+
+    /// The provenance log, if this process holds its keys (with the CA's).
+    pub(crate) fn records(&self) -> Result<&Records, IssuerError> {
+        held(&self.records, LOG_KEYS)
+    }
+
+    /// The keys the Verifier, the Credential Authority and the log sign JSON with, those this
+    /// process knows (`None`: it holds neither the key nor its public half).
     pub fn published_keys(&self) -> PublishedKeys {
         PublishedKeys {
-            verifier: Jwk::published(self.verifier.public_key(), VERIFIER_KID),
-            wit: {
-                let (kid, key) = self.ca.wit_key();
+            verifier: self.verifier.public_key().ok().map(|key| Jwk::published(key, VERIFIER_KID)),
+            wit: self.ca.as_ref().map(|ca| {
+                let (kid, key) = ca.wit_key();
                 Jwk::published(key, kid)
-            },
-            log: Jwk::published(self.records.public_key(), LOG_KID),
+            }),
+            log: self.records.as_ref().map(|records| Jwk::published(records.public_key(), LOG_KID)),
         }
     }
 
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
+        self.authority()?;
         if self.key_store.is_none() {
             self.key_store = Some(KeyStore::open(&self.dir, self.database.clone())?);
         }

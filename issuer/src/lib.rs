@@ -23,6 +23,7 @@ pub mod ear;
 mod error;
 pub mod evidence;
 pub mod freshness;
+pub mod held;
 pub mod http;
 mod issuer;
 pub mod jose;
@@ -44,8 +45,10 @@ pub mod wit;
 pub use asks::{AttestationResult, Challenge, CredentialRequest, Issued, KeyReleased};
 pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestRefused, wit_jwks};
 pub use error::IssuerError;
+pub use held::{CaKeys, HeldKeys, VerifierKeys};
 pub use issuer::{Issuer, IssuerConfig, PublishedKeys};
 pub use rejection::Rejection;
+pub use verifier::VERIFIER_KID;
 pub use verifier::{Appraisal, Evidence, EvidenceBundle, EvidenceRejection, measured_events};
 
 /// Transitional: `runtime/tests/session.rs` names this path until the runtime's tests drive

@@ -35,7 +35,7 @@ impl Issuer {
         established: &Established,
     ) -> Result<(), IssuerError> {
         let Some(shared) = &self.results else {
-            self.ca.expect(ear_jwt, launch);
+            self.ca.as_mut().ok_or(IssuerError::NotHeld(crate::held::CA_KEYS))?.expect(ear_jwt, launch);
             return Ok(());
         };
         let kept = Kept::new(evidence, established.as_ref().ok().cloned());
@@ -48,7 +48,7 @@ impl Issuer {
     /// Mechanism B, the Credential Authority's half: the launch `request`'s attestation result
     /// stands for, once the request holds (see `ca::redeem`), at most once.
     pub(crate) fn redeemed(&mut self, request: &CredentialRequestIn<'_>) -> Result<VerifiedLaunch, Rejection> {
-        let checked = ca::check(request, self.verifier.public_key(), (self.clock)())?;
+        let checked = ca::check(request, self.verifier.public_key()?, (self.clock)())?;
         self.taken(&checked, request.public_key, Mechanism::B)
     }
 
@@ -63,7 +63,7 @@ impl Issuer {
         public_key: &[u8],
         mechanism: Mechanism,
     ) -> Result<VerifiedLaunch, Rejection> {
-        let checked = ca::check_result(ear_jwt, public_key, self.verifier.public_key(), (self.clock)())?;
+        let checked = ca::check_result(ear_jwt, public_key, self.verifier.public_key()?, (self.clock)())?;
         self.taken(&checked, public_key, mechanism)
     }
 
@@ -78,7 +78,8 @@ impl Issuer {
     ) -> Result<VerifiedLaunch, Rejection> {
         let now = (self.clock)();
         let Some(shared) = self.results.clone() else {
-            let launch = self.ca.take_pending(checked)?;
+            let pending = self.ca.as_mut().ok_or(IssuerError::NotHeld(crate::held::CA_KEYS))?;
+            let launch = pending.take_pending(checked)?;
             if launch.admission.mechanism != mechanism {
                 let made_for = launch.admission.mechanism;
                 return Err(RequestRefused(format!(

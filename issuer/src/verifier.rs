@@ -24,6 +24,7 @@ use crate::error::IssuerError;
 use crate::freshness::{
     EpochPublisher, Freshness, FreshnessError, FreshnessLevel, NonceStore, SharedFreshness, SignedEpoch, SystemClock,
 };
+use crate::held::VerifierKeys;
 use crate::policy::{Admission, Appraised};
 use crate::state;
 
@@ -39,7 +40,7 @@ const RESULT_LIFETIME: u64 = 300;
 /// The Verifier's name in attestation results.
 pub(crate) const VERIFIER_BUILD: &str = concat!("twi-issuer ", env!("CARGO_PKG_VERSION"));
 /// The Verifier key's `kid` in JWKS and EAR headers.
-pub(crate) const VERIFIER_KID: &str = "twi-verifier";
+pub const VERIFIER_KID: &str = "twi-verifier";
 
 /// Evidence as the loader relays it.
 #[derive(Debug, Clone, Copy)]
@@ -145,46 +146,60 @@ pub(crate) struct VerifierRole {
     /// The simulated TDX platform ([`Platform::SimTdx`]).
     sim_tdx: Option<TdxVerifier>,
     pub freshness: Freshness,
-    key: SigningKey,
+    key: ResultKey,
+}
+
+/// The key of the Verifier's attestation results, as a process holds it.
+#[derive(Debug)]
+enum ResultKey {
+    /// This process is the Verifier: it signs them.
+    Signing(SigningKey),
+    /// The Verifier is another process: results are checked under its public key.
+    Public(VerifyingKey),
+    /// Neither: results are refused.
+    Unknown,
 }
 
 /// Nonces and epochs, in this process or (replicas) in their shared database.
 fn freshness(
-    epoch_key: SigningKey,
+    epoch_key: Option<SigningKey>,
     clock: Arc<dyn crate::freshness::Clock>,
     shared: Option<SharedFreshness>,
 ) -> Freshness {
-    let mut epochs = EpochPublisher::new(epoch_key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone());
+    let mut epochs = epoch_key.map(|key| EpochPublisher::new(key, EPOCH_PERIOD, EPOCH_GRACE, clock.clone()));
     let mut nonces = NonceStore::new(NONCE_TTL, MAX_OUTSTANDING_NONCES, clock);
     if let Some(shared) = shared {
-        epochs = epochs.shared(shared.clone());
+        epochs = epochs.map(|epochs| epochs.shared(shared.clone()));
         nonces = nonces.shared(shared);
     }
-    Freshness { epochs: Some(epochs), nonces }
+    Freshness { epochs, nonces }
 }
 
 impl VerifierRole {
     /// The Verifier of the issuer state `dir`: its keys (EAR, AF_L1 epochs), and, with
     /// `sim_snp_root`, the simulated SEV-SNP platform under that root.
+    /// Without [`VerifierKeys::Held`] neither key is read or made: the process appraises
+    /// evidence again (replicas, separate roles) but signs no result and publishes no epoch.
     pub(crate) fn open(
         dir: &Path,
         sim_snp_root: Option<&Certificate>,
         shared: Option<SharedFreshness>,
+        keys: VerifierKeys,
     ) -> Result<Self, IssuerError> {
         let sim_snp = sim_snp_root
             .map(SnpVerifier::simulated)
             .transpose()
             .map_err(|e| IssuerError::SimulatedRoot(e.to_string()))?;
         let clock: Arc<dyn crate::freshness::Clock> = Arc::new(SystemClock);
-        let epoch_key = state::load_or_create_key(dir, "epoch-key.pem")?;
-        Ok(Self {
-            snp: None,
-            sim_snp,
-            tdx: None,
-            sim_tdx: None,
-            freshness: freshness(epoch_key, clock, shared),
-            key: state::load_or_create_key(dir, "verifier-key.pem")?,
-        })
+        let (key, epoch_key) = match keys {
+            VerifierKeys::Held => (
+                ResultKey::Signing(state::load_or_create_key(dir, "verifier-key.pem")?),
+                Some(state::load_or_create_key(dir, "epoch-key.pem")?),
+            ),
+            VerifierKeys::Public(key) => (ResultKey::Public(key), None),
+            VerifierKeys::Unknown => (ResultKey::Unknown, None),
+        };
+        Ok(Self { snp: None, sim_snp, tdx: None, sim_tdx: None, freshness: freshness(epoch_key, clock, shared), key })
     }
 
     pub(crate) fn accept_hardware_snp(&mut self, config: SnpConfig) {
@@ -207,14 +222,32 @@ impl VerifierRole {
     }
 
     /// The key attestation results verify under.
-    pub(crate) fn public_key(&self) -> &VerifyingKey {
-        self.key.verifying_key()
+    pub(crate) fn public_key(&self) -> Result<&VerifyingKey, IssuerError> {
+        match &self.key {
+            ResultKey::Signing(key) => Ok(key.verifying_key()),
+            ResultKey::Public(key) => Ok(key),
+            ResultKey::Unknown => Err(IssuerError::NotHeld(
+                "the Verifier's public key (give it with --verifier-key, or name the Verifier with --verifier-url)",
+            )),
+        }
+    }
+
+    /// The key attestation results are signed with, in the Verifier's process.
+    fn signing_key(&self) -> Result<&SigningKey, IssuerError> {
+        match &self.key {
+            ResultKey::Signing(key) => Ok(key),
+            _ => Err(IssuerError::NotHeld("the Verifier's keys")),
+        }
     }
 
     /// This Verifier's unexpired attestation result `jwt` in its other serialization, a CWT
     /// signed by the same key: the same claims, for readers of CBOR.
-    pub(crate) fn result_as_cwt(&self, jwt: &str, now: SystemTime) -> Result<Vec<u8>, ear::EarError> {
-        Ear::verify_jwt(jwt, self.key.verifying_key(), now)?.sign_cwt(&self.key, Some(VERIFIER_KID.as_bytes()))
+    pub(crate) fn result_as_cwt(&self, jwt: &str, now: SystemTime) -> Result<Vec<u8>, IssuerError> {
+        let key = self.signing_key()?;
+        let token = |e| IssuerError::token("attestation result", e);
+        Ear::verify_jwt(jwt, key.verifying_key(), now)
+            .and_then(|ear| ear.sign_cwt(key, Some(VERIFIER_KID.as_bytes())))
+            .map_err(token)
     }
 
     /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
@@ -303,7 +336,7 @@ impl VerifierRole {
         if let Some((sha256, serial)) = result.credential {
             name_credential(&mut ear, sha256, serial);
         }
-        ear.sign_jwt(&self.key, Some(VERIFIER_KID)).map_err(|e| IssuerError::token("attestation result", e))
+        ear.sign_jwt(self.signing_key()?, Some(VERIFIER_KID)).map_err(|e| IssuerError::token("attestation result", e))
     }
 
     /// Mechanism A with the Credential Authority in another process: this Verifier's own
@@ -316,9 +349,10 @@ impl VerifierRole {
         now: SystemTime,
     ) -> Result<String, IssuerError> {
         let token = |e| IssuerError::token("attestation result", e);
-        let mut ear = Ear::verify_jwt(ear_jwt, self.key.verifying_key(), now).map_err(token)?;
+        let key = self.signing_key()?;
+        let mut ear = Ear::verify_jwt(ear_jwt, key.verifying_key(), now).map_err(token)?;
         name_credential(&mut ear, credential.0, credential.1);
-        ear.sign_jwt(&self.key, Some(VERIFIER_KID)).map_err(token)
+        ear.sign_jwt(key, Some(VERIFIER_KID)).map_err(token)
     }
 }
 

@@ -798,7 +798,7 @@ fn a_tls_handshake_that_never_comes_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let ca = twi_issuer::IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
     let settings = TlsSettings { names: vec!["127.0.0.1".into()], ..TlsSettings::default() };
-    let config = twi_issuer::http::tls::server_config(&ca, dir.path(), &settings).unwrap();
+    let config = twi_issuer::http::tls::server_config(Some(&ca), dir.path(), &settings).unwrap();
     let limits = Limits { handshake_timeout: Duration::from_millis(300), ..Limits::default() };
     let address = listen(&service.runtime, service.router.clone(), Transport::Tls(config), limits);
     let started = Instant::now();

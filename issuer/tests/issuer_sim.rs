@@ -289,12 +289,12 @@ fn credential_contents() {
     in_cert.verify(b"tls handshake transcript", &proof).expect("the workload's signature under the credential key");
 
     // Issued and signed by the issuer's CA.
-    let ca = s.issuer.ca().certificate();
+    let ca = s.issuer.ca().unwrap().certificate();
     assert_eq!(tbs.issuer(), ca.tbs_certificate().subject());
     assert_eq!(cert.signature_algorithm().oid, oids::ECDSA_WITH_SHA384);
     assert_eq!(tbs.signature().oid, oids::ECDSA_WITH_SHA384);
     let signature = Signature::from_der(cert.signature().as_bytes().unwrap()).unwrap();
-    s.issuer.ca().verifying_key().verify(&tbs.to_der().unwrap(), &signature).expect("CA signature");
+    s.issuer.ca().unwrap().verifying_key().verify(&tbs.to_der().unwrap(), &signature).expect("CA signature");
     let (_, aki) = tbs.get_extension::<AuthorityKeyIdentifier>().unwrap().expect("no authorityKeyIdentifier");
     let (_, ca_ski) = ca.tbs_certificate().get_extension::<SubjectKeyIdentifier>().unwrap().expect("CA has no SKI");
     assert_eq!(aki.key_identifier.as_ref(), Some(&ca_ski.0));
@@ -351,7 +351,7 @@ fn credential_contents() {
     // An independent parser agrees.
     let ca_pem = s.dir.path().join("ca.pem");
     let cert_pem = s.dir.path().join("cert.pem");
-    fs::write(&ca_pem, s.issuer.ca().certificate_pem()).unwrap();
+    fs::write(&ca_pem, s.issuer.ca().unwrap().certificate_pem()).unwrap();
     fs::write(&cert_pem, &issued.certificate_pem).unwrap();
     let (ca_pem, cert_pem) = (ca_pem.to_str().unwrap(), cert_pem.to_str().unwrap());
     // Not told about the simulated TEE, openssl refuses the critical extension it does not know.

@@ -345,7 +345,7 @@ fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
     let issued = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
     let header = decode_unverified(&issued.wit).unwrap().header;
     assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES256"), Some("twi-wit-es256")));
-    let published = issuer.published_keys().wit;
+    let published = issuer.published_keys().wit.unwrap();
     assert_eq!(published["kid"], "twi-wit-es256");
     assert_eq!((published["crv"].as_str(), published["alg"].as_str()), (Some("P-256"), Some("ES256")));
     let p256 = serde_json::from_value::<Jwk>(published).unwrap().to_public().unwrap();
@@ -368,7 +368,7 @@ fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
     let es384 = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
     let header = decode_unverified(&es384.wit).unwrap().header;
     assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES384"), Some("twi-wit")));
-    let p384 = serde_json::from_value::<Jwk>(issuer.published_keys().wit).unwrap().to_public().unwrap();
+    let p384 = serde_json::from_value::<Jwk>(issuer.published_keys().wit.unwrap()).unwrap().to_public().unwrap();
     assert!(Wit::verify(&es384.wit, p384, now).is_ok());
     let refused = Wit::verify(&issued.wit, p384, now).unwrap_err().to_string();
     assert!(refused.contains("alg ES256") && refused.contains("P-384"), "{refused}");

@@ -88,6 +88,8 @@ pub struct OperatorPki {
     pub ca: std::path::PathBuf,
     pub client_cert: std::path::PathBuf,
     pub client_key: std::path::PathBuf,
+    /// The CA's key, for [`OperatorPki::server`].
+    ca_key: std::path::PathBuf,
 }
 
 impl OperatorPki {
@@ -161,7 +163,43 @@ impl OperatorPki {
             utf8(&client_cert),
         ]);
         assert_ok(&out, "openssl x509 -req (the owner's client certificate)");
-        Self { ca, client_cert, client_key }
+        Self { ca, client_cert, client_key, ca_key }
+    }
+
+    /// A server certificate under the CA for localhost and 127.0.0.1 (`CN=<name>`), and its key:
+    /// `dir/<name>-server.pem`, `dir/<name>-server.key`.
+    pub fn server(&self, dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let file = |what: &str| dir.join(format!("{name}-{what}"));
+        let (cert, key, csr, ext) = (file("server.pem"), file("server.key"), file("server.csr"), file("server.ext"));
+        let subject = format!("/CN={name}");
+        let key_args = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384", "-nodes", "-keyout", utf8(&key)];
+        let out = openssl(&[&["req", "-new"], &key_args[..], &["-out", utf8(&csr), "-subj", &subject]].concat());
+        assert_ok(&out, "openssl req (a server's key and request)");
+        let extensions = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
+        std::fs::write(&ext, extensions).expect("cannot write the extensions file");
+        let (ca, ca_key) = (utf8(&self.ca), utf8(&self.ca_key));
+        // One serial per name (the owner's is 1).
+        let serial = format!("0x02{}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>());
+        let out = openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            utf8(&csr),
+            "-CA",
+            ca,
+            "-CAkey",
+            ca_key,
+            "-set_serial",
+            &serial,
+            "-days",
+            "2",
+            "-extfile",
+            utf8(&ext),
+            "-out",
+            utf8(&cert),
+        ]);
+        assert_ok(&out, "openssl x509 -req (a server certificate)");
+        (cert, key)
     }
 }
 

@@ -29,21 +29,22 @@ pub fn open_issuer(
     sim_root: Option<x509_cert::Certificate>,
     policy: Policy,
 ) -> Result<Issuer> {
-    open_issuer_shared(state, identity, sim_root, policy, None)
+    open_issuer_shared(state, identity, sim_root, policy, None, twi_issuer::HeldKeys::default())
 }
 
 /// [`open_issuer`], as one of the replicas whose mutable state is in the PostgreSQL database
-/// at `database` (`None`: the embedded stores).
+/// at `database` (`None`: the embedded stores), holding the keys `held` names.
 pub fn open_issuer_shared(
     state: &Path,
     identity: &IdentityArgs,
     sim_root: Option<x509_cert::Certificate>,
     policy: Policy,
     database: Option<&str>,
+    held: twi_issuer::HeldKeys,
 ) -> Result<Issuer> {
     let config = IssuerConfig { trust_domain: identity.trust_domain.clone(), sim_snp_root: sim_root };
     let database = database.map(twi_issuer::database::Postgres::connect).transpose()?.map(std::sync::Arc::new);
-    Issuer::open_shared(&issuer_dir(state), config, policy, database).context("opening the issuer")
+    Issuer::open_holding(&issuer_dir(state), config, policy, database, held).context("opening the issuer")
 }
 
 /// The issuer an image trusts: its CA's public key (SEC1) and name.

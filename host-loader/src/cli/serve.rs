@@ -88,21 +88,29 @@ pub struct PeerArgs {
     /// The key of --role-cert (PKCS#8 or SEC1 PEM).
     #[arg(long, value_name = "PEM", requires = "role_cert")]
     role_key: Option<PathBuf>,
+    /// For a process without the verifier role: the Verifier's public key (SPKI PEM) its
+    /// attestation results are checked under. Default: the key the --verifier-url process
+    /// publishes (`GET /v1/keys`, over the mutually authenticated connection), fetched at the
+    /// start. Such a process neither reads nor makes the Verifier's keys in its --state.
+    #[arg(long, value_name = "PEM")]
+    verifier_key: Option<PathBuf>,
+    /// For a process serving the verifier role only: the Credential Authority's certificate
+    /// (the one images are built against: `twi build` writes it as IMG/issuer-ca.pem), whose
+    /// name evidence binds. Default: the one the --ca-url process serves, else
+    /// STATE/issuer/issuer-ca.pem if the state has one. Such a process neither reads nor
+    /// makes the CA's, WIT, log or Key Store keys in its --state.
+    #[arg(long, value_name = "PEM")]
+    issuer_ca: Option<PathBuf>,
 }
 
 /// The roles of other processes this one calls: the Verifier when it does not serve that role,
 /// the CA when it does not serve that one.
 fn peers(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Result<twi_issuer::http::Peers> {
-    let tls = crate::remote::ClientTls {
-        ca: Some(args.peer_ca.clone().unwrap_or_else(|| issuer_dir(state).join("issuer-ca.pem"))),
-        client: args.role_cert.clone().zip(args.role_key.clone()),
-    };
     let client = |option: &str, url: &str, served: bool, role: &str| {
         if served {
             bail!("{option} {url}: this process serves the {role} role itself; drop one of them");
         }
-        let client = crate::remote::RemoteIssuer::new(url, &tls).with_context(|| format!("{option} {url}"))?;
-        Ok(std::sync::Arc::new(client))
+        Ok(std::sync::Arc::new(peer_client(state, args, url).with_context(|| option.to_string())?))
     };
     let mut peers = twi_issuer::http::Peers::default();
     if let Some(url) = &args.verifier_url {
@@ -112,6 +120,73 @@ fn peers(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Resul
         peers.ca = Some(client("--ca-url", url, roles.credential_authority, "ca")?);
     }
     Ok(peers)
+}
+
+/// The keys this process holds in its state: those of the roles it serves. The Verifier's,
+/// unless it serves that role, are known by their public half (`--verifier-key`, or fetched
+/// from `--verifier-url`); the CA's, unless it serves a role that makes or keeps credentials
+/// (ca, key-store, log), by its certificate.
+fn held_keys(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Result<twi_issuer::HeldKeys> {
+    use twi_issuer::{CaKeys, VerifierKeys};
+    let verifier = match (&args.verifier_key, &args.verifier_url) {
+        _ if roles.verifier => VerifierKeys::Held,
+        (Some(path), _) => VerifierKeys::Public(read_verifying_key("--verifier-key", path)?),
+        (None, Some(url)) => VerifierKeys::Public(published_verifier_key(&peer_client(state, args, url)?)?),
+        (None, None) => VerifierKeys::Unknown,
+    };
+    let own = issuer_dir(state).join("issuer-ca.pem");
+    let ca = match (&args.issuer_ca, &args.ca_url) {
+        _ if roles.credential_authority || roles.key_store || roles.log => CaKeys::Held,
+        (Some(path), _) => CaKeys::Public(Box::new(read_certificate("--issuer-ca", path)?)),
+        (None, Some(url)) => CaKeys::Public(Box::new(peer_client(state, args, url)?.ca_certificate()?.1)),
+        (None, None) if own.exists() => CaKeys::Public(Box::new(read_certificate("the state's CA certificate", &own)?)),
+        (None, None) => bail!(
+            "a process serving the verifier role only needs the Credential Authority's certificate (the name evidence binds): give --issuer-ca PEM (IMG/issuer-ca.pem of an image) or --ca-url"
+        ),
+    };
+    Ok(twi_issuer::HeldKeys { verifier, ca })
+}
+
+/// A certificate (PEM) named by `option`.
+fn read_certificate(option: &str, path: &Path) -> Result<x509_cert::Certificate> {
+    let pem = std::fs::read(path).with_context(|| format!("{option} {}", path.display()))?;
+    <x509_cert::Certificate as der::DecodePem>::from_pem(&pem)
+        .with_context(|| format!("{option} {}: not a PEM certificate", path.display()))
+}
+
+/// A P-384 public key (SPKI PEM, `-----BEGIN PUBLIC KEY-----`) named by `option`.
+fn read_verifying_key(option: &str, path: &Path) -> Result<p384::ecdsa::VerifyingKey> {
+    use p384::pkcs8::DecodePublicKey;
+    let pem = std::fs::read_to_string(path).with_context(|| format!("{option} {}", path.display()))?;
+    p384::ecdsa::VerifyingKey::from_public_key_pem(&pem)
+        .with_context(|| format!("{option} {}: not a P-384 public key in PEM (BEGIN PUBLIC KEY)", path.display()))
+}
+
+/// A client of the role process at `url`, over mutual TLS.
+fn peer_client(state: &Path, args: &PeerArgs, url: &str) -> Result<crate::remote::RemoteIssuer> {
+    let tls = crate::remote::ClientTls {
+        ca: Some(peer_ca(state, args)),
+        client: args.role_cert.clone().zip(args.role_key.clone()),
+    };
+    crate::remote::RemoteIssuer::new(url, &tls).with_context(|| format!("the role process at {url}"))
+}
+
+/// The CA other processes' server certificates chain to.
+fn peer_ca(state: &Path, args: &PeerArgs) -> PathBuf {
+    args.peer_ca.clone().or_else(|| args.issuer_ca.clone()).unwrap_or_else(|| issuer_dir(state).join("issuer-ca.pem"))
+}
+
+/// The key the Verifier process publishes for its attestation results (`kid` twi-verifier).
+fn published_verifier_key(verifier: &crate::remote::RemoteIssuer) -> Result<p384::ecdsa::VerifyingKey> {
+    let keys = verifier.keys().context("fetching the Verifier's key (--verifier-url)")?;
+    let jwk = keys["keys"].as_array().into_iter().flatten().find(|k| k["kid"] == twi_issuer::VERIFIER_KID).context(
+        "the --verifier-url process publishes no Verifier key (kid twi-verifier): does it serve the verifier role?",
+    )?;
+    let jwk: twi_issuer::jose::Jwk = serde_json::from_value(jwk.clone()).context("the Verifier's published key")?;
+    match jwk.to_public().context("the Verifier's published key")? {
+        twi_issuer::jose::EcPublicKey::P384(key) => Ok(key),
+        other => bail!("the Verifier's published key is {:?}, not P-384", other.alg()),
+    }
 }
 
 /// How `twi serve` writes its request log.
@@ -186,7 +261,9 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
         None => None,
     };
     let policy = load_policy(&args.policy, args.policy_key.as_deref())?;
-    let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, args.database.as_deref())?;
+    let held = held_keys(state, args.roles, &args.peer)?;
+    let database = args.database.as_deref();
+    let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, database, held)?;
     issuer.seal_records_to(args.auditor.load()?);
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
@@ -263,8 +340,8 @@ fn transport(state: &Path, issuer: &Issuer, tls: &ServeTlsArgs, address: SocketA
         names,
         operator_ca: tls.operator_ca.clone(),
     };
-    let config =
-        twi_issuer::http::tls::server_config(issuer.ca(), &issuer_dir(state), &settings).context("setting up TLS")?;
+    let config = twi_issuer::http::tls::server_config(issuer.ca().ok(), &issuer_dir(state), &settings)
+        .context("setting up TLS")?;
     if tls.operator_ca.is_none() {
         eprintln!("twi: no --operator-ca: the owner's endpoints (provisioning) refuse every request");
     }

@@ -167,7 +167,7 @@ fn certs_only_answer(
 
 /// `GET /.well-known/est/cacerts`: the CA certificate credentials chain to.
 pub(super) async fn cacerts(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let ca = with_issuer(&state, |issuer| Ok(issuer.ca().certificate().clone())).await?;
+    let ca = with_issuer(&state, |issuer| Ok(issuer.ca_certificate().clone())).await?;
     certs_only_answer(&[ca], None)
 }
 

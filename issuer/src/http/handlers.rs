@@ -29,15 +29,10 @@ pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_jso
     with_issuer(&state, move |issuer| {
         let published = issuer.published_keys();
         let mut keys = Vec::new();
-        if roles.verifier {
-            keys.push(published.verifier);
-        }
-        if roles.credential_authority {
-            keys.push(published.wit);
-        }
-        if roles.log {
-            keys.push(published.log);
-        }
+        let served = [(roles.verifier, published.verifier), (roles.credential_authority, published.wit)];
+        keys.extend(
+            served.into_iter().chain([(roles.log, published.log)]).filter_map(|(served, key)| key.filter(|_| served)),
+        );
         if roles.key_store {
             let store = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?;
             keys.push(store.jwk());
@@ -48,7 +43,10 @@ pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_jso
 }
 
 pub(super) async fn ca_certificate(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let pem = with_issuer(&state, |issuer| Ok(issuer.ca().certificate_pem().to_string())).await?;
+    let pem = with_issuer(&state, |issuer| {
+        Ok(issuer.ca().map_err(|e| ApiError::internal(e.to_string()))?.certificate_pem().to_string())
+    })
+    .await?;
     Ok(([(header::CONTENT_TYPE, "application/pem-certificate-chain")], pem).into_response())
 }
 

@@ -34,7 +34,7 @@ pub(super) async fn checkpoint(State(state): State<AppState>) -> Result<Response
 }
 
 pub(super) async fn vkey(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let vkey = with_issuer(&state, |issuer| Ok(issuer.log_vkey())).await?;
+    let vkey = with_issuer(&state, |issuer| issuer.log_vkey().map_err(internal)).await?;
     Ok(([(header::CONTENT_TYPE, TEXT)], vkey + "\n").into_response())
 }
 

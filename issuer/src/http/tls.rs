@@ -67,6 +67,9 @@ pub enum TlsError {
     Rustls { option: &'static str, reason: String },
 }
 
+/// Why a process without the CA's keys needs its server certificate from files.
+const NO_CA: &str = "this process does not hold the Credential Authority's keys (it does not serve the ca, key-store or log role), so it cannot issue its own: give --tls-cert and --tls-key";
+
 /// Where the server's certificate comes from, and who may use owner endpoints.
 #[derive(Clone, Debug, Default)]
 pub struct TlsSettings {
@@ -81,11 +84,16 @@ pub struct TlsSettings {
 /// The rustls server configuration: TLS 1.3, HTTP/1.1 by ALPN, the server certificate of
 /// `settings` (issued by `ca` into `dir` when no files are given), and client certificates
 /// checked against the operator CA when one is configured.
-pub fn server_config(ca: &IssuerCa, dir: &Path, settings: &TlsSettings) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+pub fn server_config(
+    ca: Option<&IssuerCa>,
+    dir: &Path,
+    settings: &TlsSettings,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let (chain, key) = match &settings.files {
         Some((cert, key)) => (certificates("--tls-cert", cert)?, private_key("--tls-key", key)?),
         None => {
+            let ca = ca.ok_or_else(|| TlsError::Issue(NO_CA.into()))?;
             let (cert, key) = issued_server_certificate(ca, dir, &settings.names)?;
             (certificates("the issued server certificate", &cert)?, private_key("the issued server key", &key)?)
         }
@@ -256,6 +264,6 @@ mod tests {
         assert_ne!(std::fs::read(&cert).unwrap(), first, "issued again for a new name");
         assert!(current(&cert, &more));
         let settings = TlsSettings { names: more, ..TlsSettings::default() };
-        server_config(&ca, dir.path(), &settings).expect("a usable rustls configuration");
+        server_config(Some(&ca), dir.path(), &settings).expect("a usable rustls configuration");
     }
 }

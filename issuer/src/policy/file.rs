@@ -203,6 +203,12 @@ impl ReferenceFile {
         }
     }
 
+    /// This (SEV-SNP) entry for the host profile `profile` (its launch digest depends on the
+    /// host's VMSA defaults), admitted or only listed (`admit = false`).
+    pub fn on_host_profile(self, profile: Option<&str>, admitted: bool) -> Self {
+        Self { host_profile: profile.map(str::to_string), admit: (!admitted).then_some(false), ..self }
+    }
+
     /// A TDX entry admitting `mrtd`.
     pub fn tdx(label: &str, platform: Platform, mrtd: &[u8; 48]) -> Self {
         Self {
@@ -537,9 +543,9 @@ fn corim_entries(label: &str, value: &LaunchValue) -> [ReferenceFile; 2] {
             let real = ReferenceFile {
                 policy_mask: value.policy.map(|p| U64(p.mask)),
                 policy_required: value.policy.map(|p| U64(p.required)),
-                host_profile: value.host_profile.clone(),
                 ..ReferenceFile::snp(&real_label, Platform::Snp, &value.digest, None)
-            };
+            }
+            .on_host_profile(value.host_profile.as_deref(), true);
             [simulated, real]
         }
         LaunchPlatform::Tdx => [

@@ -59,10 +59,9 @@ fn snp_entries(image: &ImageValues, label: &dyn Fn(Option<&str>) -> String) -> V
             .map(|d| ReferenceFile::snp(&label(None), Platform::Snp, d, image.snp_policy))
             .collect();
     }
-    let entry = |p: &ProfileDigest| ReferenceFile {
-        host_profile: Some(p.profile.clone()),
-        admit: (!p.admitted).then_some(false),
-        ..ReferenceFile::snp(&label(Some(&p.profile)), Platform::Snp, &p.digest, image.snp_policy)
+    let entry = |p: &ProfileDigest| {
+        ReferenceFile::snp(&label(Some(&p.profile)), Platform::Snp, &p.digest, image.snp_policy)
+            .on_host_profile(Some(&p.profile), p.admitted)
     };
     // Admitted entries first, so the policy reads in order of what it admits.
     let admitted = image.snp_profiles.iter().filter(|p| p.admitted).map(entry);

@@ -140,7 +140,7 @@ fn issue_all() -> World {
         SigningKey::from_pkcs8_pem(&std::fs::read_to_string(state.path().join("wit-key.pem")).unwrap()).unwrap()
     };
     let ca_key_pem = std::fs::read_to_string(state.path().join("issuer-ca.key.pem")).unwrap();
-    let issuer_ca_pem = issuer.ca().certificate_pem().to_string();
+    let issuer_ca_pem = issuer.ca().unwrap().certificate_pem().to_string();
     World { issuer_ca_pem, issuer_jwks, wit_key, ca_key_pem, v1, v2, ledger }
 }
 

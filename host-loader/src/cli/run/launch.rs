@@ -170,7 +170,7 @@ fn report(issued: &Obtained, elapsed: Duration, side: &mut Side, out: &OutDir, a
         admission.reference,
         written.join(", ")
     );
-    let ca_path = out.write(ISSUER_CA, side.issuer.ca_pem())?;
+    let ca_path = out.write(ISSUER_CA, side.issuer.ca_pem()?)?;
     eprintln!(
         "twi: wrote {} and {} in {} ms under {}",
         out.join(crate::artifacts::CREDENTIAL).display(),

@@ -72,12 +72,12 @@ impl IssuerSide {
     }
 
     /// The CA certificate (PEM) credentials chain to.
-    pub fn ca_pem(&self) -> String {
-        match self {
-            Self::Embedded(issuer) => issuer.ca().certificate_pem().to_string(),
+    pub fn ca_pem(&self) -> Result<String> {
+        Ok(match self {
+            Self::Embedded(issuer) => issuer.ca()?.certificate_pem().to_string(),
             Self::Unopened { ca, .. } => ca.certificate_pem().to_string(),
             Self::Remote { ca_pem, .. } => ca_pem.clone(),
-        }
+        })
     }
 }
 

@@ -1,0 +1,52 @@
+//! Which of the issuer's keys a process holds (`twi serve --roles` with a state directory of
+//! its own), and how it knows the roles whose keys it does not hold.
+
+use p384::ecdsa::VerifyingKey;
+use x509_cert::Certificate;
+
+use crate::error::IssuerError;
+
+/// What `role` (the keys named, for the error) is in this process, if it holds it.
+pub(crate) fn held<'a, T>(role: &'a Option<T>, keys: &'static str) -> Result<&'a T, IssuerError> {
+    role.as_ref().ok_or(IssuerError::NotHeld(keys))
+}
+
+/// The Credential Authority's keys, as [`held`] names them.
+pub(crate) const CA_KEYS: &str = "the Credential Authority's keys";
+/// The provenance log's keys, as [`held`] names them.
+pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
+
+/// Which of the issuer's keys a process holds in its state directory. One process serving
+/// every role (and replicas, which share one state) holds them all; a process serving some
+/// roles only holds theirs, and knows the others by their public halves (`twi serve --roles`
+/// with a state of its own: what a compromise of that process gives away is its roles' keys).
+#[derive(Debug, Clone, Default)]
+pub struct HeldKeys {
+    /// The Verifier's: its result and epoch keys.
+    pub verifier: VerifierKeys,
+    /// The Credential Authority's: its CA and WIT keys, with the provenance log's and the Key
+    /// Store's (the roles that make and keep credentials).
+    pub ca: CaKeys,
+}
+
+/// The Verifier's keys in a process.
+#[derive(Debug, Clone, Default)]
+pub enum VerifierKeys {
+    /// `verifier-key.pem` and `epoch-key.pem` in the state (made if absent).
+    #[default]
+    Held,
+    /// Held by the Verifier process: its attestation results are checked under this key.
+    Public(VerifyingKey),
+    /// Not known here: attestation results are refused.
+    Unknown,
+}
+
+/// The Credential Authority's keys in a process.
+#[derive(Debug, Clone, Default)]
+pub enum CaKeys {
+    /// The CA, WIT, log and Key Store keys in the state (made if absent).
+    #[default]
+    Held,
+    /// Held by the CA process: its certificate (the relying-party id evidence binds).
+    Public(Box<Certificate>),
+}
