@@ -176,11 +176,13 @@ pub fn corim_image_references(
     let values = super::corim::read_signed(bytes, key).map_err(|e| err(e.to_string()))?;
     let snp = values.launch.iter().filter(|v| v.platform == LaunchPlatform::SevSnp);
     let (rom, igvm): (Vec<&LaunchValue>, Vec<&LaunchValue>) = snp.partition(|v| v.host_profile.is_some());
-    let real = |label: String, v: &LaunchValue| ReferenceFile {
-        policy_mask: v.policy.map(|p| super::file::U64(p.mask)),
-        policy_required: v.policy.map(|p| super::file::U64(p.required)),
-        host_profile: v.host_profile.clone(),
-        ..ReferenceFile::snp(&label, Platform::Snp, &v.digest, None)
+    let real = |label: String, v: &LaunchValue| {
+        ReferenceFile {
+            policy_mask: v.policy.map(|p| super::file::U64(p.mask)),
+            policy_required: v.policy.map(|p| super::file::U64(p.required)),
+            ..ReferenceFile::snp(&label, Platform::Snp, &v.digest, None)
+        }
+        .on_host_profile(v.host_profile.as_deref(), true)
     };
     let mut entries = Vec::new();
     if let Some(first) = rom.first() {
