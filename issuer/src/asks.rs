@@ -316,6 +316,7 @@ impl Issuer {
             nonce: bundle.nonce.to_vec(),
             ephemeral_public_key: bundle.public_key.to_vec(),
             evidence_sha384: appraisal.verified.evidence_sha384,
+            replayable_until: crate::verifier::replayable_for(appraisal.freshness).map(|window| now + window),
         };
         let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
         let store = match &self.key_store {

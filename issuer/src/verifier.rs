@@ -160,6 +160,17 @@ enum ResultKey {
     Unknown,
 }
 
+/// How long evidence under freshness `kind` could be presented again after its appraisal
+/// now: a nonce lives [`NONCE_TTL`] from its issue, an epoch's id at most a period and its grace
+/// from now. `None`: for ever (absent freshness).
+pub(crate) fn replayable_for(kind: Option<FreshnessKind>) -> Option<Duration> {
+    match kind? {
+        FreshnessKind::PresentNonce => Some(NONCE_TTL),
+        FreshnessKind::PresentEpoch => Some(EPOCH_PERIOD + EPOCH_GRACE),
+        _ => None,
+    }
+}
+
 /// Nonces and epochs, in this process or (replicas) in their shared database.
 fn freshness(
     epoch_key: Option<SigningKey>,

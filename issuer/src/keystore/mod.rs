@@ -94,6 +94,9 @@ pub struct ReleaseGrant {
     /// The ephemeral HPKE public key that the appraised Evidence bound in its REPORTDATA.
     pub(crate) ephemeral_public_key: Vec<u8>,
     pub(crate) evidence_sha384: [u8; 48],
+    /// Until when the evidence could be presented again (its nonce or epoch expires), so its
+    /// release must be remembered; `None`: for ever (absent freshness).
+    pub(crate) replayable_until: Option<SystemTime>,
 }
 
 /// A release: the provisioned credential and its key, encrypted to the ephemeral key.
@@ -133,7 +136,12 @@ pub enum KeyStoreError {
 pub struct KeyStore {
     shelf: Shelf,
     key: SigningKey,
+    /// When the releases no grant can replay any more were last forgotten.
+    pruned_at: std::sync::Mutex<Option<SystemTime>>,
 }
+
+/// How often the Key Store forgets the releases whose grants can no longer be replayed.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for KeyStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,7 +158,7 @@ impl KeyStore {
     /// `database`, what is provisioned and released is kept there (the replicas' Key Store).
     pub(crate) fn open(state_dir: &Path, database: Option<Arc<Postgres>>) -> Result<Self, IssuerError> {
         let key = state::load_or_create_key(state_dir, "keystore-key.pem")?;
-        Ok(Self { shelf: Shelf::open(state_dir, database)?, key })
+        Ok(Self { shelf: Shelf::open(state_dir, database)?, key, pruned_at: std::sync::Mutex::default() })
     }
 
     /// The public key release receipts verify under, as a JWK.
@@ -221,9 +229,11 @@ impl KeyStore {
         // One release per challenge and ephemeral key, whatever happens next. Not per freshness
         // element alone: under an AF_L1 epoch, or with no freshness, launches share it, each
         // with its own ephemeral key.
-        if !self.shelf.mark_released(&Self::released_marker(grant), now).map_err(|e| internal(&e))? {
+        let marker = Self::released_marker(grant);
+        if !self.shelf.mark_released(&marker, now, grant.replayable_until).map_err(|e| internal(&e))? {
             return Err(KeyStoreError::AlreadyReleased);
         }
+        self.prune_released(now).map_err(|e| internal(&e))?;
 
         let certificate_sha256: [u8; 32] = Sha256::digest(&released.certificate_der).into();
         let info = key_release_info(&grant.nonce, &grant.ephemeral_public_key);
@@ -237,6 +247,19 @@ impl KeyStore {
         drop(ephemeral);
         let receipt = self.receipt(grant, &released, now, &enc, &ciphertext).map_err(|e| internal(&e))?;
         Ok(Release { provisioned: released, enc: enc.to_vec(), ciphertext, receipt })
+    }
+
+    /// Forgets, at most every [`PRUNE_EVERY`], the releases whose grants can no longer be
+    /// presented (their nonce or epoch expired: the Verifier refuses such evidence before the
+    /// Key Store sees it). Releases under absent freshness are kept.
+    fn prune_released(&self, now: SystemTime) -> Result<(), IssuerError> {
+        let mut pruned_at = self.pruned_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pruned_at.is_some_and(|at| now.duration_since(at).unwrap_or_default() < PRUNE_EVERY) {
+            return Ok(());
+        }
+        self.shelf.forget_released(now)?;
+        *pruned_at = Some(now);
+        Ok(())
     }
 
     /// The name of a release: SHA-256(len32(nonce) ‖ nonce ‖ ephemeral public key).
@@ -421,6 +444,7 @@ mod tests {
             nonce: vec![nonce; 32],
             ephemeral_public_key: hpke::serialize_public_key(&ephemeral.public_key()).to_vec(),
             evidence_sha384: [nonce; 48],
+            replayable_until: None,
         }
     }
 
@@ -481,6 +505,37 @@ mod tests {
         let mut scalar = vec![0u8; 48];
         hpke::open(&secret, &released.enc, &info, &aad, &released.ciphertext, &mut scalar).unwrap();
         assert_eq!(scalar, key.to_bytes().to_vec());
+    }
+
+    /// A release is remembered while its grant could be presented again (its nonce or epoch
+    /// lives), then forgotten; one under absent freshness is remembered for ever.
+    #[test]
+    fn releases_are_forgotten_once_their_grants_expire_but_not_without_freshness() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
+        let store = KeyStore::open(dir.path(), None).unwrap();
+        let key = SigningKey::try_generate().unwrap();
+        store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key).unwrap();
+        let certify = |sec1: &[u8]| {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
+        };
+        let markers = || std::fs::read_dir(dir.path().join("keystore/released")).unwrap().count();
+        let now = SystemTime::now();
+        let nonce = ReleaseGrant { replayable_until: Some(now + Duration::from_secs(300)), ..grant_to_known(1) };
+        store.release(&nonce, now, certify).unwrap();
+        store.release(&grant_to_known(2), now, certify).unwrap();
+        assert_eq!(markers(), 2);
+        // While the nonce lives: remembered, and refused again.
+        let soon = now + Duration::from_secs(120);
+        store.release(&grant_to_known(3), soon, certify).unwrap();
+        assert_eq!(markers(), 3);
+        assert!(matches!(store.release(&nonce, soon, certify), Err(KeyStoreError::AlreadyReleased)));
+        // Past it: forgotten at the next release; the absent-freshness ones stay.
+        store.release(&grant_to_known(4), now + Duration::from_secs(400), certify).unwrap();
+        assert_eq!(markers(), 3, "the expired grant's release is forgotten, the others kept");
+        let refused = store.release(&grant_to_known(2), now + HOUR / 2, certify);
+        assert!(matches!(refused, Err(KeyStoreError::AlreadyReleased)), "absent freshness: remembered for ever");
     }
 
     #[test]
@@ -576,6 +631,18 @@ mod tests {
         let late = at_a.release(&grant_to_known(2), now + HOUR * 2 / 3, certify).unwrap();
         assert_ne!(late.provisioned.serial_hex, first.serial_hex);
         assert_eq!(at_b.provisioned(WORKLOAD).unwrap().unwrap().serial_hex, late.provisioned.serial_hex);
+
+        // A release whose nonce expired is forgotten (at the next release past it); the
+        // absent-freshness ones above are kept.
+        let at = now + HOUR * 2 / 3 + PRUNE_EVERY;
+        let nonce = ReleaseGrant { replayable_until: Some(at + Duration::from_secs(300)), ..grant_to_known(3) };
+        at_b.release(&nonce, at, certify).unwrap();
+        let count = || {
+            String::from_utf8_lossy(&cluster.psql("SELECT count(*) FROM keystore_released").stdout).trim().to_string()
+        };
+        assert_eq!(count(), "3");
+        at_b.release(&grant_to_known(4), at + Duration::from_secs(400), certify).unwrap();
+        assert_eq!(count(), "3", "the expired release forgotten, the new one kept");
 
         // The rows: the key sealed, not in clear.
         let rows = cluster.psql("SELECT encode(key_sealed, 'hex') || encode(key_enc, 'hex') FROM keystore_credentials");

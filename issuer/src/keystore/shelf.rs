@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS keystore_released (
     released_sha256 BYTEA  PRIMARY KEY,
     released_ms  BIGINT NOT NULL
 );
+ALTER TABLE keystore_released ADD COLUMN IF NOT EXISTS until_ms BIGINT;
+CREATE INDEX IF NOT EXISTS keystore_released_until ON keystore_released (until_ms);
 ";
 
 /// The wrapping key's file in the state directory.
@@ -131,10 +133,24 @@ impl Shelf {
 
     /// Records the release `released_sha256` names (the challenge and the ephemeral key it was
     /// sealed to): `false` when it was made before.
-    pub(super) fn mark_released(&self, released_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
+    /// It is remembered until `until` (`None`: for ever).
+    pub(super) fn mark_released(
+        &self,
+        released_sha256: &[u8; 32],
+        now: SystemTime,
+        until: Option<SystemTime>,
+    ) -> Result<bool, IssuerError> {
         match self {
-            Self::Files(files) => files.mark_released(released_sha256),
-            Self::Database(db) => db.mark_released(released_sha256, now),
+            Self::Files(files) => files.mark_released(released_sha256, until),
+            Self::Database(db) => db.mark_released(released_sha256, now, until),
+        }
+    }
+
+    /// Forgets the releases remembered until before `now`.
+    pub(super) fn forget_released(&self, now: SystemTime) -> Result<(), IssuerError> {
+        match self {
+            Self::Files(files) => files.forget_released(now),
+            Self::Database(db) => db.forget_released(now),
         }
     }
 }
@@ -190,13 +206,34 @@ impl Files {
         fs::write(&cert_path, &held.provisioned.certificate_pem).map_err(|e| state_err(&cert_path, e))
     }
 
-    fn mark_released(&self, released_sha256: &[u8; 32]) -> Result<bool, IssuerError> {
+    /// A marker file per release, holding until when it is remembered (Unix milliseconds;
+    /// empty: for ever).
+    fn mark_released(&self, released_sha256: &[u8; 32], until: Option<SystemTime>) -> Result<bool, IssuerError> {
+        use std::io::Write;
         let marker = self.dir.join("released").join(hex::encode(released_sha256));
         match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&marker) {
-            Ok(_) => Ok(true),
+            Ok(mut file) => {
+                let until = until.map(|t| unix_ms(t).to_string()).unwrap_or_default();
+                file.write_all(until.as_bytes()).map_err(|e| state_err(&marker, e))?;
+                Ok(true)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
             Err(e) => Err(state_err(&marker, e)),
         }
+    }
+
+    /// Removes the markers remembered until before `now` (not the empty ones: for ever).
+    fn forget_released(&self, now: SystemTime) -> Result<(), IssuerError> {
+        let dir = self.dir.join("released");
+        let now = unix_ms(now);
+        for entry in fs::read_dir(&dir).map_err(|e| state_err(&dir, e))? {
+            let path = entry.map_err(|e| state_err(&dir, e))?.path();
+            let until = fs::read_to_string(&path).ok().and_then(|text| text.trim().parse::<i64>().ok());
+            if until.is_some_and(|until| until < now) {
+                fs::remove_file(&path).map_err(|e| state_err(&path, e))?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -331,14 +368,27 @@ impl Database {
         }
     }
 
-    fn mark_released(&self, released_sha256: &[u8; 32], now: SystemTime) -> Result<bool, IssuerError> {
-        let (pg, nonce, now) = (&self.pg, released_sha256.as_slice(), unix_ms(now));
-        let inserted =
-            pg.run(|client| match client.execute("INSERT INTO keystore_released VALUES ($1, $2)", &[&nonce, &now]) {
-                Ok(_) => Ok(true),
-                Err(e) if is_unique_violation(&e) => Ok(false),
-                Err(e) => Err(pg.error(&e)),
-            })?;
+    fn mark_released(
+        &self,
+        released_sha256: &[u8; 32],
+        now: SystemTime,
+        until: Option<SystemTime>,
+    ) -> Result<bool, IssuerError> {
+        let (pg, marker, now, until) = (&self.pg, released_sha256.as_slice(), unix_ms(now), until.map(unix_ms));
+        const INSERT: &str =
+            "INSERT INTO keystore_released (released_sha256, released_ms, until_ms) VALUES ($1, $2, $3)";
+        let inserted = pg.run(|client| match client.execute(INSERT, &[&marker, &now, &until]) {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(pg.error(&e)),
+        })?;
         Ok(inserted)
+    }
+
+    fn forget_released(&self, now: SystemTime) -> Result<(), IssuerError> {
+        let (pg, now) = (&self.pg, unix_ms(now));
+        const DELETE: &str = "DELETE FROM keystore_released WHERE until_ms < $1";
+        pg.run(|client| client.execute(DELETE, &[&now]).map_err(|e| pg.error(&e)))?;
+        Ok(())
     }
 }
