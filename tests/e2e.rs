@@ -1188,6 +1188,81 @@ fn http_renewals_over_the_json_api_and_est_simplereenroll() {
     assert!(log.contains("credential 00ff has no provenance record at this issuer"), "{log}");
 }
 
+/// `twi provenance show --issuer-url` (issue 16: "on a credential from an earlier run works
+/// after the issuer restarted"): an image admitted with its SBOM by `twi policy add-image`
+/// gets a credential from `twi serve` over HTTPS; the service restarts; from another machine's
+/// view (an empty state of its own, no policy, no SBOM store) the record, its inclusion proof,
+/// the signed checkpoint, the receipt and the SBOM are fetched from the service and verified,
+/// and the components listed. An SBOM the service no longer stores is an error naming it.
+#[test]
+fn http_provenance_show_reads_an_earlier_runs_credential_after_the_issuer_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server_state, loader_state, image) =
+        (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
+    let elf = fixture().rom.with_file_name("twi-runtime.elf");
+    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+    assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
+    let policy = write_policy(dir.path(), &[], "[workload.provenance]\nsbom = \"required\"\n");
+    let added = twi(&["policy", "add-image", path(&policy), path(&image), "--workload", "payroll-app"]);
+    assert!(added.status.success(), "twi policy add-image: {}", stderr(&added));
+    let args =
+        [["--state", path(&server_state)], ["--policy", path(&policy)], ["--simulated-tee", path(&loader_state)]];
+    let served = Served::start(TWI, args.as_flattened());
+    let out = dir.path().join("run");
+    let scenario = Scenario::sim(TWI).image(&image.join("twi.rom")).state(&loader_state).out(&out).accel("tcg");
+    scenario.issuer_url(&served.url).run().assert_success("twi run --issuer-url under provenance demands");
+    drop(served);
+
+    let served = Served::start(TWI, args.as_flattened());
+    let elsewhere = dir.path().join("elsewhere");
+    let ca = dir.path().join("issuer-ca.pem");
+    std::fs::copy(out.join("issuer-ca.pem"), &ca).unwrap();
+    let show = |credential: &str, extra: &[&str]| {
+        let credential = out.join(credential);
+        let args = ["--state", path(&elsewhere), "provenance", "show", path(&credential), "--issuer-url", &served.url];
+        twi(&[&args[..], &["--issuer-ca", path(&ca)], extra].concat())
+    };
+    let provenance: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("provenance.json")).unwrap()).unwrap();
+    let vkey = provenance["checkpoint_vkey"].as_str().expect("provenance.json names the checkpoint key");
+    let jwks = out.join("issuer-jwks.json");
+    let shown = show("credential.pem", &["--vkey", vkey, "--jwks", path(&jwks)]);
+    assert!(shown.status.success(), "twi provenance show --issuer-url: {}", stderr(&shown));
+    let text = String::from_utf8(shown.stdout).unwrap();
+    let values: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    let digest = values["sbom"]["digest"].as_str().unwrap().to_string();
+    for says in [
+        "workload: spiffe://example.org/payroll-app",
+        &format!("sbom: {digest}"),
+        "library twi-runtime ",
+        "library p384 0.14",
+        "ok checkpoint of ",
+        "ok RFC 9162 inclusion of leaf",
+        "ok RFC 9942 COSE receipt",
+        "ok the credential names this statement (SHA-256 ",
+    ] {
+        assert!(text.contains(says), "`twi provenance show --issuer-url` does not say {says:?}:\n{text}");
+    }
+    assert!(!elsewhere.join("issuer/provenance.sqlite").exists(), "the show read a log of its own");
+    // The WIT, with the keys the service serves.
+    let shown = show("credential.wit", &["--json"]);
+    assert!(shown.status.success(), "{}", stderr(&shown));
+    let json: serde_json::Value = serde_json::from_slice(&shown.stdout).unwrap();
+    assert_eq!((json["credential"]["kind"].as_str(), json["sbom"].as_str()), (Some("wit"), Some(digest.as_str())));
+    assert!(json["components"].as_array().unwrap().iter().any(|c| c["name"] == "rustls"), "{json}");
+    assert_eq!(json["inclusion"]["verified"], true);
+    // Without --issuer-url, the empty state has no log: the message says what to give.
+    let offline = twi(&["--state", path(&elsewhere), "provenance", "show", path(&out.join("credential.pem"))]);
+    assert!(!offline.status.success() && stderr(&offline).contains("give --issuer-url"), "{}", stderr(&offline));
+    // The service no longer stores the SBOM: an error naming it, no list of components.
+    let file = format!("{}.cdx.json", digest.replace(':', "-"));
+    std::fs::remove_file(dir.path().join("sboms").join(file)).unwrap();
+    let shown = show("credential.pem", &[]);
+    assert!(!shown.status.success(), "an SBOM the service does not store was listed");
+    assert!(stderr(&shown).contains(&format!("stores no SBOM {digest}")), "{}", stderr(&shown));
+}
+
 #[test]
 fn http_an_unreachable_issuer_is_reported_before_booting() {
     let dir = tempfile::tempdir().unwrap();

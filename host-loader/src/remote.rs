@@ -157,6 +157,18 @@ impl RemoteIssuer {
         serde_json::from_str(&text).with_context(|| format!("{}{path} is not JSON", self.base))
     }
 
+    /// The SBOM document of `digest` the log role serves (from its policy's SBOM store), its
+    /// digest checked here: the bytes are the document the record names, or an error.
+    pub fn log_sbom(&self, digest: &twi_issuer::policy::SbomDigest) -> Result<Vec<u8>> {
+        let path = format!("{}/{}", twi_issuer::http::log::SBOM_PATH, digest.path_form());
+        let bytes = self.get_text(&path)?.into_bytes();
+        let found = twi_issuer::policy::SbomDigest::of(&bytes);
+        if found != *digest {
+            bail!("{}{path} served a document whose digest is {found}, not {digest}: do not trust it", self.base);
+        }
+        Ok(bytes)
+    }
+
     /// The trust domain's SPIFFE bundle the service publishes.
     pub fn trust_bundle(&self) -> Result<serde_json::Value> {
         let path = twi_issuer::bundle::BUNDLE_PATH;

@@ -395,6 +395,112 @@ fn the_build_signs_its_reference_values_as_a_corim_that_pycose_verifies() {
     assert!(!file.initializations().iter().any(|h| matches!(h, igvm::IgvmInitializationHeader::CorimDocument { .. })));
 }
 
+/// `twi policy add-image --corim-key PUB` reads the build's signed CoRIM instead of the JSON:
+/// the entries it adds are the JSON's (same labels, measurements, policy bits, host profiles,
+/// SBOM) but for the JSON's `admit = false` listings of host profiles not asked for, which a
+/// CoRIM (reference values only) does not state; the SBOM is stored the same. `--corim FILE`
+/// names the file; a CoRIM under another key, or one altered, is refused and the policy is left
+/// as it was; `--corim` alone is refused by the parser.
+#[test]
+fn add_image_from_the_signed_corim_adds_the_same_entries_as_from_the_json() {
+    use p384::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let b = builds();
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("image");
+    let key = |seed: u8, name: &str| {
+        let secret = p384::SecretKey::from_slice(&[seed; 48]).unwrap();
+        let (private, public) = (dir.path().join(format!("{name}.pem")), dir.path().join(format!("{name}.pub.pem")));
+        std::fs::write(&private, secret.to_pkcs8_pem(Default::default()).unwrap().as_bytes()).unwrap();
+        std::fs::write(&public, secret.public_key().to_public_key_pem(Default::default()).unwrap()).unwrap();
+        (private, public)
+    };
+    let ((signing, public), (_, other)) = (key(9, "corim-key"), key(10, "other"));
+    let elf = b.a.join("twi-runtime.elf");
+    let args = ["build", "--out", path(&image), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+    let profiles = ["--host-profile", "amd-snp-legacy,linux-6.11", "--corim-key", path(&signing)];
+    ok(twi(&[&args[..], &profiles].concat()), "twi build --corim-key --host-profile");
+
+    let add = |name: &str, extra: &[&str]| {
+        let sub = dir.path().join(name);
+        std::fs::create_dir_all(&sub).unwrap();
+        let policy = sub.join("policy.toml");
+        std::fs::write(&policy, "version = \"1\"\ntrust_domain = \"example.org\"\n").unwrap();
+        let out = twi(&[&["policy", "add-image", path(&policy), path(&image), "--workload", "w"][..], extra].concat());
+        (policy, out)
+    };
+    let entries = |policy: &Path| {
+        let text: toml::Table = toml::from_str(&std::fs::read_to_string(policy).unwrap()).unwrap();
+        text["workload"][0]["reference"].as_array().unwrap().clone()
+    };
+    let (from_json, out) = add("json", &[]);
+    ok(out, "twi policy add-image (JSON)");
+    let (from_corim, out) = add("corim", &["--corim-key", path(&public)]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    ok(out, "twi policy add-image --corim-key");
+    assert!(said.contains("reference-values.corim: signature verified"), "{said}");
+    let (json, corim) = (entries(&from_json), entries(&from_corim));
+    let admitted: Vec<_> =
+        json.iter().filter(|e| e.get("admit").and_then(|a| a.as_bool()) != Some(false)).cloned().collect();
+    assert_eq!(json.len(), admitted.len() + 1, "one host profile listed with admit = false: {json:?}");
+    assert_eq!(corim, admitted, "the CoRIM's entries differ from the JSON's");
+    let platforms: Vec<_> = corim.iter().map(|e| e["platform"].as_str().unwrap()).collect();
+    assert_eq!(platforms, ["sim-snp", "snp", "snp", "snp", "sim-tdx", "tdx"]);
+    assert!(corim.iter().all(|e| e["sbom"].as_str().is_some_and(|d| d.starts_with("sha384:"))), "{corim:?}");
+    let stored = |policy: &Path| std::fs::read_dir(policy.with_file_name("sboms")).unwrap().count();
+    assert_eq!((stored(&from_json), stored(&from_corim)), (1, 1));
+
+    // --corim FILE, elsewhere.
+    let moved = dir.path().join("elsewhere.corim");
+    std::fs::copy(image.join("reference-values.corim"), &moved).unwrap();
+    let (named, out) = add("named", &["--corim", path(&moved), "--corim-key", path(&public)]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{said}");
+    assert_eq!(entries(&named), corim);
+    // Another key; an altered CoRIM; --corim without a key.
+    let (refused, out) = add("other-key", &["--corim-key", path(&other)]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && said.contains("the signature does not verify"), "{said}");
+    assert!(!std::fs::read_to_string(&refused).unwrap().contains("[[workload"), "a refused CoRIM edited the policy");
+    let mut altered = std::fs::read(&moved).unwrap();
+    let at = altered.len() - 200;
+    altered[at] ^= 0x01;
+    std::fs::write(&moved, altered).unwrap();
+    let (_, out) = add("altered", &["--corim", path(&moved), "--corim-key", path(&public)]);
+    assert!(!out.status.success(), "an altered CoRIM was read");
+    let (_, out) = add("no-key", &["--corim", path(&moved)]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success() && said.contains("--corim-key"), "{said}");
+}
+
+/// `twi build --issuer-policy FILE`: the trust files publish the WIT key of the policy's
+/// `wit_alg` (ES256: the P-256 key) with no --wit-alg; a --wit-alg that contradicts the policy
+/// is refused before anything is built, naming both.
+#[test]
+fn build_takes_the_wit_algorithm_from_the_issuer_policy() {
+    let b = builds();
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, "version = \"1\"\ntrust_domain = \"example.org\"\nwit_alg = \"ES256\"\n").unwrap();
+    let (out, refused) = (dir.path().join("es256"), dir.path().join("refused"));
+    let elf = b.a.join("twi-runtime.elf");
+    let build = |out: &Path, extra: &[&str]| {
+        let args = ["build", "--out", path(out), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+        twi(&[&args[..], &["--issuer-policy", path(&policy)], extra].concat())
+    };
+    ok(build(&out, &[]), "twi build --issuer-policy");
+    let jwks: Value = serde_json::from_slice(&std::fs::read(out.join("issuer-jwks.json")).unwrap()).unwrap();
+    let wit = jwks["keys"].as_array().unwrap().iter().find(|k| k["kid"] == "twi-wit-es256");
+    assert_eq!(wit.map(|k| (&k["alg"], &k["crv"])), Some((&"ES256".into(), &"P-256".into())), "{jwks}");
+    let bundle: Value = serde_json::from_slice(&std::fs::read(out.join("trust-bundle.json")).unwrap()).unwrap();
+    assert!(bundle.to_string().contains("twi-wit-es256"), "{bundle}");
+    ok(build(&dir.path().join("agreeing"), &["--wit-alg", "ES256"]), "twi build --wit-alg ES256 --issuer-policy");
+    let out = build(&refused, &["--wit-alg", "ES384"]);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "a contradicting --wit-alg was taken");
+    assert!(said.contains("--wit-alg ES384 contradicts") && said.contains("whose wit_alg is \"ES256\""), "{said}");
+    assert!(!refused.exists(), "the refused build wrote {}", refused.display());
+}
+
 /// The SEV-SNP CoRIM document and signature headers of an IGVM file, read with the igvm crate.
 fn igvm_corim(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
     use igvm::IgvmInitializationHeader::{CorimDocument, CorimSignature};

@@ -1,12 +1,14 @@
 //! The provenance log as anyone may read it (SCITT's transparency service role, over RFC 9162
 //! proofs and C2SP checkpoints): the current checkpoint, its verifier key, a credential's
-//! record with its inclusion proof, and consistency proofs between tree sizes. The HTTP
-//! service serves these (`GET /v1/log/...`) and `twi log prove` checks them.
+//! record with its inclusion proof, consistency proofs between tree sizes, and the SBOMs the
+//! records name (from the policy's SBOM store). The HTTP service serves these
+//! (`GET /v1/log/...`); `twi log prove` and `twi provenance show --issuer-url` check them.
 
 use serde_json::Value;
 
 use crate::error::IssuerError;
 use crate::issuer::Issuer;
+use crate::policy::{SbomDigest, SbomError, stored_sbom};
 
 impl Issuer {
     /// The log's current checkpoint: a C2SP signed note (tlog-checkpoint body).
@@ -29,5 +31,20 @@ impl Issuer {
     /// The RFC 9162 consistency proof between the trees of `first` and `second` leaves.
     pub fn log_consistency(&self, first: u64, second: u64) -> Result<Value, IssuerError> {
         self.records()?.consistency(first, second)
+    }
+
+    /// The SBOM document `digest` names, as the policy's SBOM store holds it (its digest
+    /// checked): what a provenance record's `sbom` criterion names. `SbomError::Missing` when
+    /// the store has no such document, or the policy has no store.
+    pub fn log_sbom(&self, digest: &SbomDigest) -> Result<Vec<u8>, SbomError> {
+        let Some(store) = self.policy().sbom_store() else {
+            return Err(SbomError::Missing {
+                path: format!(
+                    "{} (this issuer's policy was not loaded from a file, so it has no SBOM store)",
+                    digest.file_name()
+                ),
+            });
+        };
+        stored_sbom(store, digest)
     }
 }

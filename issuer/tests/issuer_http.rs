@@ -581,6 +581,50 @@ fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify(
     assert!(said.contains("the statement's signature does not verify"), "refused for another reason: {said}");
 }
 
+/// `GET /v1/log/sbom/sha384-HEX` (what `twi provenance show --issuer-url` fetches): the stored
+/// document byte for byte as CycloneDX JSON; 404 naming the digest when the store lacks it,
+/// 400 for a malformed digest, 500 (not the document) when the stored file was changed, 501
+/// from a process without the log role.
+#[test]
+fn the_log_serves_a_stored_sbom_by_digest_and_refuses_absent_and_malformed_ones() {
+    use twi_issuer::policy::{SbomDigest, store_sbom};
+    let mut service = service(Roles::ALL);
+    let store = service._dir.path().join("sboms");
+    let sbom = br#"{"bomFormat":"CycloneDX","specVersion":"1.6","version":1,"components":[{"type":"library","name":"p384","version":"0.14.1"}]}"#;
+    let digest = store_sbom(&store, sbom, None).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(service.psp.root().clone()) };
+    let policy = policy(&MEASUREMENT, "AF_L2", "c").with_sbom_store(&store);
+    let issuer = Issuer::open(&service._dir.path().join("with-store"), config, policy).unwrap();
+    service.router = twi_issuer::http::router(issuer, Roles::ALL);
+    let get = |path: &str| service.send(Request::builder().uri(path).body(Body::empty()).unwrap());
+
+    for path in [format!("/v1/log/sbom/{}", digest.path_form()), format!("/v1/log/sbom/{digest}")] {
+        let (status, headers, bytes) = get(&path);
+        assert_eq!(status, StatusCode::OK, "{path}: {}", String::from_utf8_lossy(&bytes));
+        assert_eq!(headers[header::CONTENT_TYPE], "application/vnd.cyclonedx+json");
+        assert_eq!(bytes, sbom.as_slice(), "{path}");
+    }
+    let absent = SbomDigest::of(b"another document");
+    let (status, answer) = service.call(Method::GET, &format!("/v1/log/sbom/{}", absent.path_form()), None);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(error(&answer).contains(&format!("stores no SBOM {absent}")), "{answer}");
+    let hex = hex::encode(digest.0);
+    for malformed in ["sha384-zz", &format!("sha256-{hex}"), &format!("sha384-{}", &hex[2..]), "sbom.cdx.json"] {
+        let (status, answer) = service.call(Method::GET, &format!("/v1/log/sbom/{malformed}"), None);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{malformed}: {answer}");
+        assert!(error(&answer).contains("is not an SBOM digest"), "{answer}");
+    }
+    // A stored file changed behind the store's back is not served as the document.
+    std::fs::write(store.join(digest.file_name()), br#"{"bomFormat":"CycloneDX"}"#).unwrap();
+    let (status, answer) = service.call(Method::GET, &format!("/v1/log/sbom/{}", digest.path_form()), None);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+    assert!(error(&answer).contains("is not the SBOM it is named for"), "{answer}");
+
+    let verifier = support::http::service(Roles::parse("verifier").unwrap());
+    let (status, answer) = verifier.call(Method::GET, &format!("/v1/log/sbom/{}", digest.path_form()), None);
+    assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
+}
+
 #[test]
 fn the_verifier_re_signs_its_attestation_result_as_a_cwt_that_veraison_reads() {
     let service = service(Roles::ALL);

@@ -38,9 +38,14 @@ pub struct BuildArgs {
     diagnostic: DiagnosticArg,
     /// The WIT algorithm of the issuer policy the image will run under (its `wit_alg`): which
     /// WIT key issuer-jwks.json and trust-bundle.json publish — ES384, the P-384 key `twi-wit`;
-    /// ES256, the P-256 key `twi-wit-es256`.
-    #[arg(long, value_name = "ALG", default_value = "ES384", value_parser = parse_wit_alg)]
-    wit_alg: Alg,
+    /// ES256, the P-256 key `twi-wit-es256`. Default: --issuer-policy's `wit_alg`, else ES384.
+    #[arg(long, value_name = "ALG", value_parser = parse_wit_alg)]
+    wit_alg: Option<Alg>,
+    /// The issuer's appraisal policy file (TOML) the image will run under: its `wit_alg`
+    /// chooses the WIT key the trust files publish (a --wit-alg that contradicts it is
+    /// refused). (`--policy` is the SEV-SNP guest policy here.)
+    #[arg(long, value_name = "FILE")]
+    issuer_policy: Option<PathBuf>,
     #[command(flatten)]
     corim: CorimArgs,
 }
@@ -105,14 +110,35 @@ pub struct Workload {
     pub vendor: Option<String>,
 }
 
+/// The WIT algorithm the trust files publish the key of: `policy`'s `wit_alg` (the issuer
+/// signs WITs under it), else `flag`, else ES384; `flag` contradicting the policy is an error
+/// naming both.
+fn wit_alg(flag: Option<Alg>, policy: Option<&Path>) -> Result<Alg> {
+    let Some(path) = policy else { return Ok(flag.unwrap_or_default()) };
+    let text =
+        fs::read_to_string(path).with_context(|| format!("--issuer-policy {}: cannot read it", path.display()))?;
+    let file: twi_issuer::policy::PolicyFile = toml::from_str(&text)
+        .with_context(|| format!("--issuer-policy {}: not an appraisal policy", path.display()))?;
+    match flag {
+        Some(alg) if alg != file.wit_alg => anyhow::bail!(
+            "--wit-alg {} contradicts {}, whose wit_alg is {:?} (the issuer signs WITs with that): drop --wit-alg, or change one to match the other",
+            alg.name(),
+            path.display(),
+            file.wit_alg.name()
+        ),
+        _ => Ok(file.wit_alg),
+    }
+}
+
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
+    let wit_alg = wit_alg(args.wit_alg, args.issuer_policy.as_deref())?;
     let params = args.launch.params()?;
     let ca = open_ca(state, &args.identity)?;
     // The key first: a bad one fails before minutes of compiling.
     let corim = args.corim.settings(args.workload.vendor.as_deref())?;
     let how = Build { params: &params, diagnostic: args.diagnostic.into(), corim: &corim };
     build(&args.out, args.runtime_elf.as_deref(), &Anchor::of(&ca), &how, &args.workload)?;
-    write_trust(&args.out, state, &ca, args.wit_alg)
+    write_trust(&args.out, state, &ca, wit_alg)
 }
 
 /// What a relying party trusts, beside the image: the CA certificates chain to
@@ -308,6 +334,36 @@ mod tests {
 
     /// `--wit-alg` takes the algorithms an issuer policy's `wit_alg` does, spelt as JWS does,
     /// and names them when given another.
+    #[test]
+    fn wit_alg_follows_the_issuer_policy_and_refuses_a_contradiction() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let head = "version = \"1\"\ntrust_domain = \"example.org\"\n";
+        let es256 = write("es256.toml", &format!("{head}wit_alg = \"ES256\"\n"));
+        let default = write("default.toml", head);
+        assert_eq!(wit_alg(None, None).unwrap(), Alg::Es384);
+        assert_eq!(wit_alg(Some(Alg::Es256), None).unwrap(), Alg::Es256);
+        assert_eq!(wit_alg(None, Some(&es256)).unwrap(), Alg::Es256);
+        assert_eq!(wit_alg(Some(Alg::Es256), Some(&es256)).unwrap(), Alg::Es256);
+        assert_eq!(wit_alg(None, Some(&default)).unwrap(), Alg::Es384);
+        let error = wit_alg(Some(Alg::Es384), Some(&es256)).unwrap_err().to_string();
+        assert!(
+            error.contains("--wit-alg ES384 contradicts") && error.contains("whose wit_alg is \"ES256\""),
+            "{error}"
+        );
+        let error = wit_alg(Some(Alg::Es256), Some(&default)).unwrap_err().to_string();
+        assert!(error.contains("--wit-alg ES256 contradicts") && error.contains("\"ES384\""), "{error}");
+        let bad = write("bad.toml", &format!("{head}wit_alg = \"RS256\"\n"));
+        let error = format!("{:#}", wit_alg(None, Some(&bad)).unwrap_err());
+        assert!(error.contains("not an appraisal policy") && error.contains("RS256"), "{error}");
+        let missing = dir.path().join("missing.toml");
+        assert!(wit_alg(None, Some(&missing)).unwrap_err().to_string().contains("cannot read it"));
+    }
+
     #[test]
     fn wit_alg_takes_es256_and_es384_only() {
         assert_eq!(parse_wit_alg("ES256"), Ok(Alg::Es256));

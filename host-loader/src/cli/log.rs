@@ -146,20 +146,22 @@ fn presented(state: &Path, target: &str) -> Result<Presented> {
 }
 
 /// A record found in the log with what proves it: the statement (the leaf), where it is, the
-/// tree it was proved in, the key it must verify under, and what was checked on the way.
-struct Found {
-    statement: Vec<u8>,
-    index: u64,
-    size: u64,
-    origin: String,
-    log_key: p384::ecdsa::VerifyingKey,
-    checked: Vec<String>,
-    checkpoint: Option<String>,
+/// tree it was proved in (its size and root), the key it must verify under, and what was
+/// checked on the way.
+pub(super) struct Found {
+    pub statement: Vec<u8>,
+    pub index: u64,
+    pub size: u64,
+    pub root: Hash,
+    pub origin: String,
+    pub log_key: p384::ecdsa::VerifyingKey,
+    pub checked: Vec<String>,
+    pub checkpoint: Option<String>,
 }
 
 /// The record of `id` from the issuer's HTTP endpoint: the checkpoint verified under the
 /// checkpoint key, the inclusion proof against its root, and the COSE receipt under the log key.
-fn fetched(client: &RemoteIssuer, id: &str, vkey: Option<String>, jwks: Option<&Path>) -> Result<Found> {
+pub(super) fn fetched(client: &RemoteIssuer, id: &str, vkey: Option<String>, jwks: Option<&Path>) -> Result<Found> {
     let (vkey, pinned) = checkpoint_vkey(client, vkey)?;
     let (log_key, key_source) = match jwks {
         Some(path) => (jwks_log_key(path)?, format!("the `twi-log` key of {}", path.display())),
@@ -195,12 +197,13 @@ fn fetched(client: &RemoteIssuer, id: &str, vkey: Option<String>, jwks: Option<&
         format!("RFC 9942 COSE receipt (leaf {index} of {size}) verified under {key_source}"),
     ];
     let checkpoint = Some(note.to_string());
-    Ok(Found { statement, index, size, origin: verified.origin, log_key, checked, checkpoint })
+    let (root, origin) = (verified.root, verified.origin);
+    Ok(Found { statement, index, size, root, origin, log_key, checked, checkpoint })
 }
 
 /// The record of `id` from the state's own log: its last signed tree head verified under the log
 /// key, and the inclusion proof against it.
-fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
+pub(super) fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
     let dir = super::issuer::issuer_dir(state);
     let path = dir.join("provenance.sqlite");
     if !path.is_file() {
@@ -225,20 +228,42 @@ fn offline(state: &Path, id: &str, jwks: Option<&Path>) -> Result<Found> {
         format!("signed tree head of {} records verified under {key_source}", head.size),
         format!("RFC 9162 inclusion of leaf {index} in its root"),
     ];
-    let size = head.size;
-    Ok(Found { statement: statement.bytes, index, size, origin, log_key, checked, checkpoint: None })
+    let (size, root) = (head.size, head.root);
+    Ok(Found { statement: statement.bytes, index, size, root, origin, log_key, checked, checkpoint: None })
 }
 
-/// The statement of a record proved in the log: its signature under the log key, that it is
-/// about the credential, and that the credential names it; prints what was checked.
+/// The statement of a record proved in the log, checked and printed with what was checked.
 fn prove(presented: &Presented, found: Found, auditor: Option<&AuditorSecret>) -> Result<()> {
+    let mut checked = found.checked.clone();
+    let statement = statement_of(presented, &found, &mut checked)?;
+    let (record, encrypted_to) = opened(&statement, auditor, &mut checked)?;
+    eprintln!("twi: credential {} is record {} of {} in log {}:", presented.id, found.index, found.size, found.origin);
+    for line in &checked {
+        eprintln!("twi:   ok {line}");
+    }
+    let answer = serde_json::json!({
+        "index": found.index,
+        "tree_size": found.size,
+        "log": found.origin,
+        "checkpoint": found.checkpoint,
+        "statement_sha256": hex::encode(statement.sha256()),
+        "checked": checked,
+        "record": record,
+        "encrypted_to": encrypted_to,
+    });
+    println!("{}", serde_json::to_string_pretty(&answer)?);
+    Ok(())
+}
+
+/// The signed statement of a record `found` in the log: its signature under the log key, that
+/// it is about the credential, and that the credential names it (adding each to `checked`).
+pub(super) fn statement_of(presented: &Presented, found: &Found, checked: &mut Vec<String>) -> Result<SignedStatement> {
     let id = &presented.id;
     let statement =
         SignedStatement::verify(&found.statement, &found.log_key).context("the record's signed statement")?;
     if statement.credential_id() != id {
         bail!("the log's statement is about {:?}, not {id:?}: do not trust this log", statement.credential_id());
     }
-    let mut checked = found.checked;
     checked.push(format!(
         "SCITT signed statement (COSE_Sign1, iss {}, sub {id}) verified under the log key",
         statement.issuer
@@ -259,23 +284,7 @@ fn prove(presented: &Presented, found: Found, auditor: Option<&AuditorSecret>) -
         )),
         None => checked.push("the credential itself was not given (only its id): nothing to match".into()),
     }
-    let (record, encrypted_to) = opened(&statement, auditor, &mut checked)?;
-    eprintln!("twi: credential {id} is record {} of {} in log {}:", found.index, found.size, found.origin);
-    for line in &checked {
-        eprintln!("twi:   ok {line}");
-    }
-    let answer = serde_json::json!({
-        "index": found.index,
-        "tree_size": found.size,
-        "log": found.origin,
-        "checkpoint": found.checkpoint,
-        "statement_sha256": hex::encode(sha256),
-        "checked": checked,
-        "record": record,
-        "encrypted_to": encrypted_to,
-    });
-    println!("{}", serde_json::to_string_pretty(&answer)?);
-    Ok(())
+    Ok(statement)
 }
 
 /// The auditor's private key of `--auditor-key-private` (a key file: 0600).

@@ -8,7 +8,9 @@ use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 
 use crate::measure::reference;
-use twi_issuer::policy::{SbomDigest, image_references, sbom_store_of, store_sbom};
+use twi_issuer::policy::{
+    PolicyKey, ReferenceFile, SbomDigest, corim_image_references, image_references, sbom_store_of, store_sbom,
+};
 
 use crate::policy_file::add_references;
 
@@ -20,7 +22,9 @@ pub enum PolicyCommand {
     /// Entries already there are left alone; a workload not in POLICY is added. Each entry
     /// names the image's SBOM digest, and the SBOM (IMAGE-DIR/sbom.cdx.json, refused if its
     /// digest is not the one the reference values name) is stored by digest in sboms/ beside
-    /// POLICY, for the workload's [workload.provenance] demands.
+    /// POLICY, for the workload's [workload.provenance] demands. With --corim-key the values
+    /// are taken from the build's signed CoRIM instead (IMAGE-DIR/reference-values.corim, or
+    /// --corim FILE), once its signature verifies: the same entries.
     AddImage {
         /// The policy file to edit (TOML; see issuer/policy.example.toml).
         policy: PathBuf,
@@ -32,20 +36,27 @@ pub enum PolicyCommand {
         /// The label of the new entries (default: the image directory's name).
         #[arg(long)]
         label: Option<String>,
+        /// Take the reference values from this signed CoRIM (`twi build --corim-key`'s
+        /// reference-values.corim) instead of the JSON; needs --corim-key.
+        #[arg(long, value_name = "FILE", requires = "corim_key")]
+        corim: Option<PathBuf>,
+        /// The public key (P-384, PEM) the CoRIM's signature must verify under (the public half
+        /// of `twi build --corim-key`). Given alone, IMAGE-DIR/reference-values.corim is read.
+        #[arg(long, value_name = "PEM")]
+        corim_key: Option<PathBuf>,
     },
 }
 
 pub fn execute(command: PolicyCommand) -> Result<()> {
-    let PolicyCommand::AddImage { policy, image, workload, label } = command;
-    let values_path = if image.is_dir() { image.join(reference::FILE_NAME) } else { image.clone() };
-    let values: serde_json::Value = serde_json::from_slice(
-        &fs::read(&values_path)
-            .with_context(|| format!("cannot read {} (run `twi build --out DIR` first)", values_path.display()))?,
-    )
-    .with_context(|| format!("{} is not JSON", values_path.display()))?;
+    let PolicyCommand::AddImage { policy, image, workload, label, corim, corim_key } = command;
     let label = label.unwrap_or_else(|| default_label(&image));
-    let entries = image_references(&values, &label).map_err(|e| anyhow::anyhow!("{}: {e}", values_path.display()))?;
-    store_image_sbom(&policy, &values_path, &values)?;
+    let (entries, sbom) = match corim_key {
+        Some(key) => corim_entries(&image, corim.as_deref(), &key, &label)?,
+        None => json_entries(&image, &label)?,
+    };
+    if let Some((digest, file, named_in)) = sbom {
+        store_image_sbom(&policy, &digest, &file, &named_in)?;
+    }
     let text = fs::read_to_string(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
     let (edited, added) = add_references(&text, &workload, &entries)
         .map_err(|e| anyhow::anyhow!("{} with the image's entries: {e}", policy.display()))?;
@@ -79,13 +90,22 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
     Ok(())
 }
 
-/// Stores the SBOM that `values` (read from `values_path`) names in the store beside
-/// `policy`, its digest checked against the one the reference values (and so the measured
-/// manifest) name. Reference values without an SBOM store nothing.
-fn store_image_sbom(policy: &Path, values_path: &Path, values: &serde_json::Value) -> Result<()> {
+/// The image's SBOM to store: its digest as the reference values name it, the document's
+/// file, and the file that names it (for messages).
+type NamedSbom = (SbomDigest, PathBuf, PathBuf);
+
+/// The entries of IMAGE's reference-values.json (or IMAGE itself, a file), and the SBOM it names.
+fn json_entries(image: &Path, label: &str) -> Result<(Vec<ReferenceFile>, Option<NamedSbom>)> {
+    let values_path = if image.is_dir() { image.join(reference::FILE_NAME) } else { image.to_path_buf() };
+    let values: serde_json::Value = serde_json::from_slice(
+        &fs::read(&values_path)
+            .with_context(|| format!("cannot read {} (run `twi build --out DIR` first)", values_path.display()))?,
+    )
+    .with_context(|| format!("{} is not JSON", values_path.display()))?;
+    let entries = image_references(&values, label).map_err(|e| anyhow::anyhow!("{}: {e}", values_path.display()))?;
     let Some(digest) = values.pointer("/sbom/digest").and_then(|d| d.as_str()) else {
         eprintln!("twi: {}: names no SBOM (built before `twi build` wrote one)", values_path.display());
-        return Ok(());
+        return Ok((entries, None));
     };
     let digest = SbomDigest::parse(digest)
         .with_context(|| format!("{}: sbom.digest {digest:?} is not sha384:<hex>", values_path.display()))?;
@@ -93,10 +113,50 @@ fn store_image_sbom(policy: &Path, values_path: &Path, values: &serde_json::Valu
     if Path::new(file).file_name() != Some(std::ffi::OsStr::new(file)) {
         bail!("{}: sbom.file {file:?} is not a file name beside it", values_path.display());
     }
-    let path = values_path.with_file_name(file);
-    let bytes = fs::read(&path).with_context(|| format!("cannot read {} (the image's SBOM)", path.display()))?;
+    Ok((entries, Some((digest, values_path.with_file_name(file), values_path))))
+}
+
+/// The entries of the image's signed CoRIM (`corim`, else IMAGE-DIR/reference-values.corim),
+/// its signature checked under the public key in `key`, and the SBOM it states (the document:
+/// IMAGE-DIR/sbom.cdx.json, or beside the CoRIM when IMAGE is not a directory).
+fn corim_entries(
+    image: &Path,
+    corim: Option<&Path>,
+    key: &Path,
+    label: &str,
+) -> Result<(Vec<ReferenceFile>, Option<NamedSbom>)> {
+    let path = match corim {
+        Some(file) => file.to_path_buf(),
+        None if image.is_dir() => image.join(twi_issuer::policy::corim::FILE_NAME),
+        None => bail!(
+            "--corim-key without --corim: {} is not an image directory to find reference-values.corim in",
+            image.display()
+        ),
+    };
+    let key = PolicyKey::load(key).map_err(|e| anyhow::anyhow!("--corim-key {}: {e}", key.display()))?;
+    let bytes = fs::read(&path).with_context(|| {
+        format!("cannot read {} (build with `twi build --corim-key KEY` to sign one)", path.display())
+    })?;
+    let entries =
+        corim_image_references(&bytes, &key.0, label).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    eprintln!("twi: {}: signature verified; its reference values are added", path.display());
+    let Some(digest) = entries.first().and_then(|e| e.sbom) else {
+        eprintln!("twi: {}: states no SBOM (built before `twi build` wrote one)", path.display());
+        return Ok((entries, None));
+    };
+    let file =
+        if image.is_dir() { image.join(crate::sbom::FILE_NAME) } else { path.with_file_name(crate::sbom::FILE_NAME) };
+    Ok((entries, Some((digest, file, path))))
+}
+
+/// Stores the SBOM document `file` in the store beside `policy`, its digest checked against
+/// `digest`, the one the reference values in `named_in` (and so the measured manifest) name.
+fn store_image_sbom(policy: &Path, digest: &SbomDigest, file: &Path, named_in: &Path) -> Result<()> {
+    let bytes = fs::read(file).with_context(|| {
+        format!("cannot read {} (the image's SBOM, which {} names)", file.display(), named_in.display())
+    })?;
     let store = sbom_store_of(policy);
-    store_sbom(&store, &bytes, Some(&digest)).with_context(|| format!("storing {}", path.display()))?;
+    store_sbom(&store, &bytes, Some(digest)).with_context(|| format!("storing {}", file.display()))?;
     eprintln!("twi: stored the image's SBOM ({digest}) in {}", store.display());
     Ok(())
 }

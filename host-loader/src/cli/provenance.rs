@@ -2,14 +2,17 @@
 //! provenance log and the SBOM store (Workload and Credential Provenance, RATS-for-TWI §5.3).
 //!
 //! The credential (a PEM certificate, or a WIT file) names its record: the X.509 serial or the
-//! WIT `jti`, as `twi log prove` looks it up. The record, read from the issuer state's
-//! `provenance.sqlite`, says which workload it is and which decisions led to it (the
-//! Verifier's status, the reference entry, the levels, the provenance demands met); its
-//! inclusion in the tree the log key signed is checked (RFC 9162). The SBOM the record names —
-//! the one the measured launch manifest names — is read from the store beside the policy
-//! (`--policy`, or `--sboms`), its digest checked, and its components listed: what the workload
-//! was made of. The credential's own SBOM claim (X.509 extension or WIT claim) must agree with
-//! the record.
+//! WIT `jti`, as `twi log prove` looks it up, and proved the same way: from the service's log
+//! role (`--issuer-url`: the record, its inclusion proof against a signed C2SP checkpoint, its
+//! COSE receipt), from any machine, or from the issuer state's own `provenance.sqlite` against
+//! its last signed tree head. The record says which workload it is and which decisions led to
+//! it (the Verifier's status, the reference entry, the levels, the provenance demands met); the
+//! credential must name this very statement (its log-entry extension or claim). The SBOM the
+//! record names — the one the measured launch manifest names — is read from the store beside
+//! the policy (`--policy`, or `--sboms`), else fetched from the log role
+//! (`GET /v1/log/sbom/sha384-HEX`), its digest checked, and its components listed: what the
+//! workload was made of. The credential's own SBOM claim (X.509 extension or WIT claim) must
+//! agree with the record.
 //!
 //! A record the issuer encrypted to an auditor (`--auditor-key`) is decrypted with
 //! `--auditor-key-private`; without it only what is in clear is shown — the credential id, the
@@ -23,9 +26,11 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use twi_issuer::oids::Oids;
 use twi_issuer::policy::{Sbom, SbomDigest, sbom_store_of};
+use twi_issuer::provenance::ProvenanceRecord;
 
 use super::credential::Presented;
-use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, SignedStatement, leaf_hash, verify_inclusion};
+use super::log::Found;
+use crate::remote::{ClientTls, RemoteIssuer};
 
 #[derive(Subcommand, Debug)]
 pub enum ProvenanceCommand {
@@ -35,14 +40,27 @@ pub enum ProvenanceCommand {
         /// The credential: a PEM certificate, or a file holding a WIT (compact JWS).
         #[arg(value_name = "CREDENTIAL")]
         credential: PathBuf,
+        /// The issuer (`twi serve`) whose log role holds the record, at this URL
+        /// (https://HOST:PORT; http:// to loopback only): the record, its inclusion proof, the
+        /// signed checkpoint and the SBOM are fetched from it and verified here. Without it they
+        /// are read from the state's own log (STATE/issuer/provenance.sqlite).
+        #[arg(long, value_name = "URL")]
+        issuer_url: Option<String>,
+        /// The CA (PEM) the service's TLS certificate chains to (its STATE/issuer/issuer-ca.pem).
+        #[arg(long, visible_alias = "ca", value_name = "PEM", requires = "issuer_url")]
+        issuer_ca: Option<PathBuf>,
+        /// The log's checkpoint verifier key (`<origin>+<id>+<key>`), or a file holding it
+        /// (with --issuer-url). Default: the key the service serves.
+        #[arg(long, value_name = "VKEY", requires = "issuer_url")]
+        vkey: Option<String>,
         /// The appraisal policy file whose sboms/ directory stores the image's SBOM.
         #[arg(long, value_name = "FILE", conflicts_with = "sboms")]
         policy: Option<PathBuf>,
         /// The SBOM store itself (a directory of sha384-HEX.cdx.json documents).
         #[arg(long, value_name = "DIR")]
         sboms: Option<PathBuf>,
-        /// The log's public keys (an `issuer-jwks.json`; its `twi-log` key). Default: the
-        /// state's own log key.
+        /// The log's public keys (an `issuer-jwks.json`; its `twi-log` key). Default: the key
+        /// the service serves (with --issuer-url), else the state's own log key.
         #[arg(long, value_name = "FILE")]
         jwks: Option<PathBuf>,
         /// The auditor's private key (PEM, mode 0600): decrypts a record the issuer encrypted
@@ -57,14 +75,30 @@ pub enum ProvenanceCommand {
 }
 
 pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
-    let ProvenanceCommand::Show { credential, policy, sboms, jwks, auditor_key_private, json } = command;
+    let ProvenanceCommand::Show {
+        credential,
+        issuer_url,
+        issuer_ca,
+        vkey,
+        policy,
+        sboms,
+        jwks,
+        auditor_key_private,
+        json,
+    } = command;
     let auditor = auditor_key_private.as_deref().map(super::log::read_auditor_secret).transpose()?;
     let dir = super::issuer::issuer_dir(state);
     let presented = Presented::read(&credential, &Oids::load(&dir)?)?;
-    let (index, statement, inclusion) = logged(&dir, &presented.id, jwks.as_deref())?;
-    let (record, encrypted_to) = super::log::opened(&statement, auditor.as_ref(), &mut Vec::new())?;
-    let inclusion =
-        json!({ "index": index, "tree_size": inclusion.0, "root": hex::encode(inclusion.1), "verified": true });
+    let client = issuer_url.map(|url| RemoteIssuer::new(&url, &ClientTls { ca: issuer_ca, client: None }));
+    let client = client.transpose()?;
+    let found = match &client {
+        Some(client) => super::log::fetched(client, &presented.id, vkey, jwks.as_deref())?,
+        None => super::log::offline(state, &presented.id, jwks.as_deref())?,
+    };
+    let mut checked = found.checked.clone();
+    let statement = super::log::statement_of(&presented, &found, &mut checked)?;
+    let (record, encrypted_to) = super::log::opened(&statement, auditor.as_ref(), &mut checked)?;
+    let inclusion = inclusion(&found, &checked);
     let Some(record) = record else {
         let report = json!({
             "credential": { "id": statement.credential_id(), "file": credential.display().to_string() },
@@ -84,10 +118,7 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
         );
     }
     let store = sboms.or_else(|| policy.as_deref().map(sbom_store_of));
-    let sbom = match (&named, &store) {
-        (Some(digest), Some(store)) => Some(Sbom::load(store, digest).context("the workload's SBOM")?),
-        _ => None,
-    };
+    let sbom = named.as_ref().map(|digest| sbom_of(digest, store.as_deref(), client.as_ref())).transpose()?.flatten();
     let report = json!({
         "credential": { "kind": record.credential_kind, "id": record.credential_id, "file": credential.display().to_string() },
         "workload": record.workload_id,
@@ -101,8 +132,33 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
         "encrypted_to": encrypted_to,
         "inclusion": inclusion,
     });
-    let store_missing = named.is_some() && store.is_none();
+    let store_missing = named.is_some() && sbom.is_none();
     print_report(&report, json, |r| text(r, store_missing))
+}
+
+/// The record's place in the log, as proved: where, in which tree, and what was checked.
+fn inclusion(found: &Found, checked: &[String]) -> Value {
+    json!({
+        "index": found.index,
+        "tree_size": found.size,
+        "root": hex::encode(found.root),
+        "log": found.origin,
+        "checkpoint": found.checkpoint,
+        "verified": true,
+        "checked": checked,
+    })
+}
+
+/// The SBOM `digest` names: from the local `store` if given, else from the service's log role
+/// (`client`), its digest checked either way; `None` with neither.
+fn sbom_of(digest: &SbomDigest, store: Option<&Path>, client: Option<&RemoteIssuer>) -> Result<Option<Sbom>> {
+    if let Some(store) = store {
+        return Ok(Some(Sbom::load(store, digest).context("the workload's SBOM")?));
+    }
+    let Some(client) = client else { return Ok(None) };
+    let bytes = client.log_sbom(digest).context("the workload's SBOM from the issuer's log role")?;
+    let what = format!("{}{}/{}", client.url(), twi_issuer::http::log::SBOM_PATH, digest.path_form());
+    Ok(Some(Sbom::parse(&bytes, &what)?))
 }
 
 /// The report as one JSON object, or as `text` makes it.
@@ -128,7 +184,7 @@ fn sealed_text(report: &Value) -> String {
         inclusion["index"],
         inclusion["tree_size"],
         s(&inclusion["root"])
-    )
+    ) + &checked_text(inclusion)
 }
 
 fn shown(digest: Option<&SbomDigest>) -> String {
@@ -145,35 +201,6 @@ fn criteria(record: &ProvenanceRecord) -> Value {
         (name.clone(), parsed)
     });
     Value::Object(map.collect())
-}
-
-/// The signed statement of credential `id` in the state's log (its signature verified), its
-/// index, and the signed tree head (size, root) its inclusion proof was checked against.
-fn logged(dir: &Path, id: &str, jwks: Option<&Path>) -> Result<(u64, SignedStatement, (u64, [u8; 32]))> {
-    let path = dir.join("provenance.sqlite");
-    if !path.is_file() {
-        bail!("{} does not exist: give the --state of the issuer that issued the credential", path.display());
-    }
-    let key = match jwks {
-        Some(file) => twi_issuer::provenance::audit::key_in_jwks(
-            &std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?,
-        )?,
-        None => twi_issuer::provenance::audit::state_log_key(dir)?,
-    };
-    let log = ProvenanceLog::open(&path).with_context(|| format!("opening {}", path.display()))?;
-    let Some((index, statement)) = log.find(id)? else {
-        bail!("{} has no record of credential {id}: was it issued by this state's issuer?", path.display());
-    };
-    let head = log.latest_tree_head()?.context("the log has no signed tree head")?;
-    head.verify(&key).context("the log's signed tree head")?;
-    let proof = log.inclusion_proof(index, head.size)?;
-    verify_inclusion(&leaf_hash(&statement.bytes), index, head.size, &proof, &head.root)
-        .with_context(|| format!("the record of {id} is not in the signed tree: do not trust this log"))?;
-    let statement = SignedStatement::verify(&statement.bytes, &key).context("the record's signed statement")?;
-    if statement.credential_id() != id {
-        bail!("the log's statement is about {:?}, not {id:?}: do not trust this log", statement.credential_id());
-    }
-    Ok((index, statement, (head.size, head.root)))
 }
 
 /// The report as text.
@@ -202,7 +229,7 @@ fn text(report: &Value, store_missing: bool) -> String {
     match (report["sbom"].as_str(), report["components"].as_array()) {
         (None, _) => out.push_str("made of: unknown (the admitted image names no SBOM)\n"),
         (Some(digest), None) if store_missing => out.push_str(&format!(
-            "made of: the SBOM {digest} (give --policy FILE or --sboms DIR to list its components)\n"
+            "made of: the SBOM {digest} (give --policy FILE, --sboms DIR or --issuer-url URL to list its components)\n"
         )),
         (Some(digest), components) => {
             let list = components.cloned().unwrap_or_default();
@@ -221,5 +248,12 @@ fn text(report: &Value, store_missing: bool) -> String {
         inclusion["tree_size"],
         s(&inclusion["root"])
     ));
+    out.push_str(&checked_text(inclusion));
     out
+}
+
+/// What was checked to prove the record, one `  ok` line each.
+fn checked_text(inclusion: &Value) -> String {
+    let lines = inclusion["checked"].as_array().into_iter().flatten();
+    lines.map(|line| format!("  ok {}\n", line.as_str().unwrap_or_default())).collect()
 }

@@ -79,6 +79,7 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     router = log_role(router, log::VKEY_PATH, get(log::vkey));
     router = log_role(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
     router = log_role(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
+    router = log_role(router, &format!("{}/{{digest}}", log::SBOM_PATH), get(log::sbom));
     // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
     router = ca(router, est::CACERTS_PATH, get(est::cacerts));
     router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
@@ -161,7 +162,7 @@ async fn not_found(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
             uri.path()
         ),
         code: None,

@@ -58,10 +58,10 @@ pub use model::{
 };
 pub use provenance::{
     Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom, SbomDigest,
-    SbomError, sbom_store_of, store_sbom,
+    SbomError, sbom_store_of, store_sbom, stored_sbom,
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};
 pub use targets::{TIMESTAMP_WINDOW, TargetDecision, TargetRefusal, check_absent};
-pub use values::image_references;
+pub use values::{corim_image_references, image_references};
 pub use vmpl::DEFAULT_VMPLS;

@@ -90,9 +90,22 @@ impl SbomDigest {
         <[u8; 48]>::try_from(bytes.as_slice()).ok().map(Self)
     }
 
+    /// Reads the URL-path and file-name form `sha384-<96 hex digits>` (or `sha384:<hex>`).
+    pub fn parse_path_form(text: &str) -> Option<Self> {
+        match text.strip_prefix("sha384-") {
+            Some(digits) => Self::parse(&format!("sha384:{digits}")),
+            None => Self::parse(text),
+        }
+    }
+
+    /// The URL-path form `sha384-<hex>` (the file name without its extension).
+    pub fn path_form(&self) -> String {
+        format!("sha384-{}", hex::encode(self.0))
+    }
+
     /// The document's file name in the store: `sha384-<hex>.cdx.json`.
     pub fn file_name(&self) -> String {
-        format!("sha384-{}.cdx.json", hex::encode(self.0))
+        format!("{}.cdx.json", self.path_form())
     }
 }
 
@@ -189,23 +202,30 @@ impl Sbom {
 
     /// The document `digest` names, from the store `dir`, its digest checked.
     pub fn load(dir: &Path, digest: &SbomDigest) -> Result<Self, SbomError> {
-        let path = dir.join(digest.file_name());
-        let shown = path.display().to_string();
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => SbomError::Missing { path: shown.clone() },
-            _ => SbomError::Read { path: shown.clone(), error: e.to_string() },
-        })?;
-        let found = SbomDigest::of(&bytes);
-        if found != *digest {
-            return Err(SbomError::Tampered { path: shown, found });
-        }
-        Self::parse(&bytes, &shown)
+        let bytes = stored_sbom(dir, digest)?;
+        Self::parse(&bytes, &dir.join(digest.file_name()).display().to_string())
     }
 
     /// The crates (library components).
     pub fn libraries(&self) -> impl Iterator<Item = &Component> {
         self.components.iter().filter(|c| c.kind == "library")
     }
+}
+
+/// The bytes of the document `digest` names in the store `dir`, its digest checked (as stored:
+/// what the log role serves at `GET /v1/log/sbom/sha384-HEX`).
+pub fn stored_sbom(dir: &Path, digest: &SbomDigest) -> Result<Vec<u8>, SbomError> {
+    let path = dir.join(digest.file_name());
+    let shown = path.display().to_string();
+    let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SbomError::Missing { path: shown.clone() },
+        _ => SbomError::Read { path: shown.clone(), error: e.to_string() },
+    })?;
+    let found = SbomDigest::of(&bytes);
+    if found != *digest {
+        return Err(SbomError::Tampered { path: shown, found });
+    }
+    Ok(bytes)
 }
 
 /// Stores `bytes` (a CycloneDX document) in the store `dir` under its digest, and returns it;

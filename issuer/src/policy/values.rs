@@ -158,6 +158,54 @@ pub fn image_references(values: &Value, label: &str) -> Result<Vec<ReferenceFile
     Ok(entries)
 }
 
+/// The reference entries of an image from its signed CoRIM (`twi build`'s
+/// `reference-values.corim`), once its signature verifies under `key`: the entries
+/// [`image_references`] makes from the JSON, labelled the same, for what the build admits —
+/// `sim-snp` for the ROM's launch digest on its first host profile, `snp` for each host profile
+/// the build was asked for (its named SEV-SNP triples), `snp` for the IGVM file (the SEV-SNP
+/// triple without a profile name), both with the guest policy's bits the CoRIM pins, `sim-tdx`
+/// and `tdx` for the MRTD — each naming the SBOM the CoRIM states. A CoRIM states reference
+/// values only, so host profiles a build lists but was not asked for (the JSON's
+/// `admit = false` entries, which only name a profile in a refusal) are not among them.
+pub fn corim_image_references(
+    bytes: &[u8],
+    key: &p384::ecdsa::VerifyingKey,
+    label: &str,
+) -> Result<Vec<ReferenceFile>, PolicyError> {
+    use super::corim::{LaunchPlatform, LaunchValue};
+    let values = super::corim::read_signed(bytes, key).map_err(|e| err(e.to_string()))?;
+    let snp = values.launch.iter().filter(|v| v.platform == LaunchPlatform::SevSnp);
+    let (rom, igvm): (Vec<&LaunchValue>, Vec<&LaunchValue>) = snp.partition(|v| v.host_profile.is_some());
+    let real = |label: String, v: &LaunchValue| {
+        ReferenceFile {
+            policy_mask: v.policy.map(|p| super::file::U64(p.mask)),
+            policy_required: v.policy.map(|p| super::file::U64(p.required)),
+            ..ReferenceFile::snp(&label, Platform::Snp, &v.digest, None)
+        }
+        .on_host_profile(v.host_profile.as_deref(), true)
+    };
+    let mut entries = Vec::new();
+    if let Some(first) = rom.first() {
+        entries.push(ReferenceFile::snp(
+            &format!("{label} (simulated SEV-SNP)"),
+            Platform::SimSnp,
+            &first.digest,
+            None,
+        ));
+    }
+    for v in &rom {
+        let profile = v.host_profile.as_deref().unwrap_or_default();
+        entries.push(real(format!("{label} (SEV-SNP, host {profile})"), v));
+    }
+    entries.extend(igvm.iter().map(|v| real(format!("{label} (SEV-SNP, IGVM)"), v)));
+    for v in values.launch.iter().filter(|v| v.platform == LaunchPlatform::Tdx) {
+        entries.push(ReferenceFile::tdx(&format!("{label} (simulated TDX)"), Platform::SimTdx, &v.digest));
+        entries.push(ReferenceFile::tdx(&format!("{label} (TDX)"), Platform::Tdx, &v.digest));
+    }
+    let sbom = values.sbom.map(SbomDigest);
+    Ok(entries.into_iter().map(|entry| ReferenceFile { sbom, ..entry }).collect())
+}
+
 impl Policy {
     /// A TOML snippet of `[[workload.reference]]` entries for the values in a
     /// `reference-values.json`, labelled `label`, to go under a workload's `[[workload]]`
