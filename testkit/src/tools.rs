@@ -144,26 +144,18 @@ impl OperatorPki {
             "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
         )
         .expect("cannot write the extensions file");
-        let out = openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            utf8(&csr),
-            "-CA",
-            utf8(&ca),
-            "-CAkey",
-            utf8(&ca_key),
-            "-set_serial",
-            "1",
-            "-days",
-            "2",
-            "-extfile",
-            utf8(&ext),
-            "-out",
-            utf8(&client_cert),
-        ]);
-        assert_ok(&out, "openssl x509 -req (the owner's client certificate)");
-        Self { ca, client_cert, client_key, ca_key }
+        let pki = Self { ca, client_cert, client_key, ca_key };
+        pki.sign(&csr, &ext, "1", &pki.client_cert, "the owner's client certificate");
+        pki
+    }
+
+    /// `openssl x509 -req`: the request `csr` signed under the CA with the extensions file
+    /// `ext` and `serial`, for two days, into `out`.
+    fn sign(&self, csr: &Path, ext: &Path, serial: &str, out: &Path, what: &str) {
+        let (ca, ca_key) = (utf8(&self.ca), utf8(&self.ca_key));
+        let args = ["x509", "-req", "-in", utf8(csr), "-CA", ca, "-CAkey", ca_key, "-set_serial", serial];
+        let output = openssl(&[&args[..], &["-days", "2", "-extfile", utf8(ext), "-out", utf8(out)]].concat());
+        assert_ok(&output, &format!("openssl x509 -req ({what})"));
     }
 
     /// A server certificate under the CA for localhost and 127.0.0.1 (`CN=<name>`), and its key:
@@ -177,28 +169,9 @@ impl OperatorPki {
         assert_ok(&out, "openssl req (a server's key and request)");
         let extensions = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n";
         std::fs::write(&ext, extensions).expect("cannot write the extensions file");
-        let (ca, ca_key) = (utf8(&self.ca), utf8(&self.ca_key));
         // One serial per name (the owner's is 1).
         let serial = format!("0x02{}", name.bytes().map(|b| format!("{b:02x}")).collect::<String>());
-        let out = openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            utf8(&csr),
-            "-CA",
-            ca,
-            "-CAkey",
-            ca_key,
-            "-set_serial",
-            &serial,
-            "-days",
-            "2",
-            "-extfile",
-            utf8(&ext),
-            "-out",
-            utf8(&cert),
-        ]);
-        assert_ok(&out, "openssl x509 -req (a server certificate)");
+        self.sign(&csr, &ext, &serial, &cert, "a server certificate");
         (cert, key)
     }
 }

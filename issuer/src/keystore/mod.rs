@@ -437,6 +437,22 @@ mod tests {
     const WORKLOAD: &str = "spiffe://example.org/payroll-app";
     const HOUR: Duration = Duration::from_secs(3600);
 
+    /// The CA certifying a released key for WORKLOAD (what the issuer passes as `certify`).
+    fn certifier(ca: &IssuerCa) -> impl Fn(&[u8]) -> Result<Vec<u8>, IssuerError> + Copy + '_ {
+        move |sec1| {
+            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
+            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
+        }
+    }
+
+    /// A Key Store in files under `dir` holding WORKLOAD's new key, certified by `ca`.
+    fn provisioned_in_files(dir: &Path, ca: &IssuerCa) -> (KeyStore, SigningKey) {
+        let store = KeyStore::open(dir, None).unwrap();
+        let key = SigningKey::try_generate().unwrap();
+        store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key).unwrap();
+        (store, key)
+    }
+
     fn grant(nonce: u8) -> ReleaseGrant {
         let ephemeral = p384::SecretKey::try_generate().unwrap();
         ReleaseGrant {
@@ -484,13 +500,8 @@ mod tests {
     fn one_release_per_challenge_and_key_even_when_launches_share_an_epoch() {
         let dir = tempfile::tempdir().unwrap();
         let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
-        let store = KeyStore::open(dir.path(), None).unwrap();
-        let key = SigningKey::try_generate().unwrap();
-        store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key).unwrap();
-        let certify = |sec1: &[u8]| {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
-            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
-        };
+        let (store, key) = provisioned_in_files(dir.path(), &ca);
+        let certify = certifier(&ca);
         let now = SystemTime::now();
         let epoch = grant_to_known(1);
         assert_eq!(opened(&store.release(&epoch, now, certify).unwrap(), 1), key.to_bytes().to_vec());
@@ -513,13 +524,8 @@ mod tests {
     fn releases_are_forgotten_once_their_grants_expire_but_not_without_freshness() {
         let dir = tempfile::tempdir().unwrap();
         let ca = IssuerCa::load_or_create(dir.path(), "example.org").unwrap();
-        let store = KeyStore::open(dir.path(), None).unwrap();
-        let key = SigningKey::try_generate().unwrap();
-        store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key).unwrap();
-        let certify = |sec1: &[u8]| {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
-            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
-        };
+        let (store, _) = provisioned_in_files(dir.path(), &ca);
+        let certify = certifier(&ca);
         let markers = || std::fs::read_dir(dir.path().join("keystore/released")).unwrap().count();
         let now = SystemTime::now();
         let nonce = ReleaseGrant { replayable_until: Some(now + Duration::from_secs(300)), ..grant_to_known(1) };
@@ -546,10 +552,7 @@ mod tests {
         let key = SigningKey::try_generate().unwrap();
         let first = store.provision(WORKLOAD, &ca.certify_key(WORKLOAD, key.verifying_key(), HOUR).unwrap().der, &key);
         let first = first.unwrap();
-        let certify = |sec1: &[u8]| {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
-            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
-        };
+        let certify = certifier(&ca);
         let now = SystemTime::now();
         // Early in its life: released with a fresh certificate, the stored one kept.
         let early = store.release(&grant(1), now + HOUR / 6, certify).unwrap();
@@ -617,10 +620,7 @@ mod tests {
             }
         }
         let ca = IssuerCa::load_or_create(b.path(), "example.org").unwrap();
-        let certify = |sec1: &[u8]| {
-            let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(sec1).unwrap();
-            Ok(ca.certify_key(WORKLOAD, &key, HOUR)?.der)
-        };
+        let certify = certifier(&ca);
         let at_b = KeyStore::open(b.path(), Some(pg())).unwrap();
         let now = SystemTime::now();
         let released = at_b.release(&grant_to_known(1), now, certify).unwrap();
