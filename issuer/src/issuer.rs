@@ -99,8 +99,8 @@ impl Issuer {
     ) -> Result<Self, IssuerError> {
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
         let results = database.clone().map(SharedResults::open).transpose()?;
-        let (ca, records, key_store) = match &held.ca {
-            CaKeys::Public(_) => (None, None, None),
+        let (ca, records, key_store, ca_certificate) = match held.ca {
+            CaKeys::Public(certificate) => (None, None, None, *certificate),
             CaKeys::Held => {
                 let ca =
                     CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
@@ -108,13 +108,9 @@ impl Issuer {
                 // Replicas' keys are all made at the first start, so a copy of that state directory
                 // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
                 let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
-                (Some(ca), Some(records), key_store)
+                let certificate = ca.ca().certificate().clone();
+                (Some(ca), Some(records), key_store, certificate)
             }
-        };
-        let ca_certificate = match (held.ca, &ca) {
-            (CaKeys::Public(certificate), _) => *certificate,
-            (CaKeys::Held, Some(ca)) => ca.ca().certificate().clone(),
-            (CaKeys::Held, None) => return Err(IssuerError::NotHeld(CA_KEYS)),
         };
         Ok(Self {
             dir: state_dir.to_path_buf(),
@@ -178,6 +174,11 @@ impl Issuer {
     /// The Credential Authority, if this process holds its keys.
     pub(crate) fn authority(&self) -> Result<&CredentialAuthority, IssuerError> {
         held(&self.ca, CA_KEYS)
+    }
+
+    /// [`Self::authority`], to change.
+    pub(crate) fn authority_mut(&mut self) -> Result<&mut CredentialAuthority, IssuerError> {
+        self.ca.as_mut().ok_or(IssuerError::NotHeld(CA_KEYS))
     }
 
     /// The provenance log, if this process holds its keys (with the CA's).

@@ -35,7 +35,7 @@ impl Issuer {
         established: &Established,
     ) -> Result<(), IssuerError> {
         let Some(shared) = &self.results else {
-            self.ca.as_mut().ok_or(IssuerError::NotHeld(crate::held::CA_KEYS))?.expect(ear_jwt, launch);
+            self.authority_mut()?.expect(ear_jwt, launch);
             return Ok(());
         };
         let kept = Kept::new(evidence, established.as_ref().ok().cloned());
@@ -78,8 +78,7 @@ impl Issuer {
     ) -> Result<VerifiedLaunch, Rejection> {
         let now = (self.clock)();
         let Some(shared) = self.results.clone() else {
-            let pending = self.ca.as_mut().ok_or(IssuerError::NotHeld(crate::held::CA_KEYS))?;
-            let launch = pending.take_pending(checked)?;
+            let launch = self.authority_mut()?.take_pending(checked)?;
             if launch.admission.mechanism != mechanism {
                 let made_for = launch.admission.mechanism;
                 return Err(RequestRefused(format!(

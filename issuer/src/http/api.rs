@@ -97,6 +97,10 @@ impl ApiError {
         Self { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into(), code: None, retry_after: None }
     }
 
+    pub(super) fn not_found(message: impl Into<String>) -> Self {
+        Self { status: StatusCode::NOT_FOUND, message: message.into(), code: None, retry_after: None }
+    }
+
     pub(super) fn forbidden(message: impl Into<String>) -> Self {
         Self { status: StatusCode::FORBIDDEN, message: message.into(), code: None, retry_after: None }
     }

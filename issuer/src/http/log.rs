@@ -6,7 +6,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::api::{ApiError, AppState, with_issuer};
@@ -45,14 +45,9 @@ pub(super) async fn proof(
     let found = with_issuer(&state, move |issuer| issuer.log_proof(&id).map_err(internal).map(|p| (id, p))).await?;
     match found {
         (_, Some(proof)) => Ok(Json(proof)),
-        (id, None) => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!(
-                "the provenance log has no record of credential {id:?}: give an X.509 serial (hex) or a WIT jti this issuer issued"
-            ),
-            code: None,
-            retry_after: None,
-        }),
+        (id, None) => Err(ApiError::not_found(format!(
+            "the provenance log has no record of credential {id:?}: give an X.509 serial (hex) or a WIT jti this issuer issued"
+        ))),
     }
 }
 
@@ -80,14 +75,9 @@ pub(super) async fn sbom(State(state): State<AppState>, Path(digest): Path<Strin
     let found = with_issuer(&state, move |issuer| Ok(issuer.log_sbom(&parsed))).await?;
     match found {
         Ok(bytes) => Ok(([(header::CONTENT_TYPE, CYCLONEDX_JSON)], bytes).into_response()),
-        Err(SbomError::Missing { .. }) => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!(
-                "this issuer stores no SBOM {parsed}: its operator adds an image's SBOM with `twi policy add-image` (the policy's sboms/ store)"
-            ),
-            code: None,
-            retry_after: None,
-        }),
+        Err(SbomError::Missing { .. }) => Err(ApiError::not_found(format!(
+            "this issuer stores no SBOM {parsed}: its operator adds an image's SBOM with `twi policy add-image` (the policy's sboms/ store)"
+        ))),
         Err(e) => Err(ApiError::internal(format!("the SBOM store cannot serve {parsed}: {e}"))),
     }
 }

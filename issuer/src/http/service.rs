@@ -159,15 +159,10 @@ fn for_role(
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!(
-            "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
-            uri.path()
-        ),
-        code: None,
-        retry_after: None,
-    }
+    ApiError::not_found(format!(
+        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+        uri.path()
+    ))
 }
 
 async fn method_not_allowed(uri: Uri) -> ApiError {
