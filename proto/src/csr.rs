@@ -10,12 +10,11 @@
 
 use alloc::vec::Vec;
 
-use der::asn1::{BitString, SetOfVec};
 use der::{Decode, Encode};
 use p384::ecdsa::signature::Verifier;
-use x509_cert::name::Name;
-use x509_cert::request::{CertReq, CertReqInfo, Version};
-use x509_cert::spki::{AlgorithmIdentifier, SubjectPublicKeyInfo};
+use x509_cert::request::CertReq;
+
+use crate::asn1;
 
 /// ecdsa-with-SHA384 (RFC 5758).
 pub const ECDSA_WITH_SHA384: der::asn1::ObjectIdentifier =
@@ -56,40 +55,45 @@ impl core::fmt::Display for CsrError {
 
 impl core::error::Error for CsrError {}
 
-fn spki(sec1: &[u8]) -> Result<SubjectPublicKeyInfo<der::Any, BitString>, CsrError> {
-    if sec1.len() != SEC1_LEN || sec1[0] != 0x04 {
-        return Err(CsrError::BadKey);
-    }
-    let parameters = der::Any::encode_from(&SECP384R1).map_err(|_| CsrError::Encoding)?;
-    Ok(SubjectPublicKeyInfo {
-        algorithm: AlgorithmIdentifier { oid: ID_EC_PUBLIC_KEY, parameters: Some(parameters) },
-        subject_public_key: BitString::from_bytes(sec1).map_err(|_| CsrError::Encoding)?,
-    })
+/// `id-ecPublicKey` with `secp384r1` (RFC 5480), the AlgorithmIdentifier of every runtime key.
+const EC_P384_ALGORITHM: [u8; 18] =
+    [0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// `ecdsa-with-SHA384` (RFC 5758: no parameters).
+const ECDSA_SHA384_ALGORITHM: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+
+/// A BIT STRING with no unused bits.
+fn bit_string(out: &mut Vec<u8>, bytes: &[u8]) {
+    let mut contents = Vec::with_capacity(bytes.len() + 1);
+    contents.push(0);
+    contents.extend_from_slice(bytes);
+    asn1::write(out, asn1::tag::BIT_STRING, &contents);
 }
 
 /// The DER SubjectPublicKeyInfo of a P-384 key (SEC1 uncompressed point): Retrieval's subject.
+/// Written by hand ([`asn1`]) so the guest carries no generic encoder: the issuer reads it back
+/// with `x509-cert` ([`verify`]; the tests compare the bytes with `x509-cert`'s own encoding).
 ///
 /// # Errors
 /// [`CsrError::BadKey`].
 pub fn spki_der(sec1: &[u8]) -> Result<Vec<u8>, CsrError> {
-    spki(sec1)?.to_der().map_err(|_| CsrError::Encoding)
+    if sec1.len() != SEC1_LEN || sec1[0] != 0x04 {
+        return Err(CsrError::BadKey);
+    }
+    let mut contents = EC_P384_ALGORITHM.to_vec();
+    bit_string(&mut contents, sec1);
+    Ok(asn1::element(asn1::tag::SEQUENCE, &contents))
 }
 
-/// The DER `CertificationRequestInfo` for `sec1`: what the key signs.
+/// The DER `CertificationRequestInfo` for `sec1`: what the key signs. Version 1 (0), an empty
+/// subject, the key, no attributes.
 ///
 /// # Errors
 /// [`CsrError::BadKey`].
 pub fn request_info_der(sec1: &[u8]) -> Result<Vec<u8>, CsrError> {
-    info(sec1)?.to_der().map_err(|_| CsrError::Encoding)
-}
-
-fn info(sec1: &[u8]) -> Result<CertReqInfo, CsrError> {
-    Ok(CertReqInfo {
-        version: Version::V1,
-        subject: Name::default(),
-        public_key: spki(sec1)?,
-        attributes: SetOfVec::new(),
-    })
+    let mut contents = alloc::vec![asn1::tag::INTEGER, 1, 0, asn1::tag::SEQUENCE, 0];
+    contents.extend_from_slice(&spki_der(sec1)?);
+    contents.extend_from_slice(&[0xa0, 0]); // attributes [0] IMPLICIT SET OF: empty
+    Ok(asn1::element(asn1::tag::SEQUENCE, &contents))
 }
 
 /// The DER request for `sec1` with `signature_der` (ECDSA P-384/SHA-384 over
@@ -98,12 +102,10 @@ fn info(sec1: &[u8]) -> Result<CertReqInfo, CsrError> {
 /// # Errors
 /// [`CsrError::BadKey`].
 pub fn assemble(sec1: &[u8], signature_der: &[u8]) -> Result<Vec<u8>, CsrError> {
-    let request = CertReq {
-        info: info(sec1)?,
-        algorithm: AlgorithmIdentifier { oid: ECDSA_WITH_SHA384, parameters: None },
-        signature: BitString::from_bytes(signature_der).map_err(|_| CsrError::Encoding)?,
-    };
-    request.to_der().map_err(|_| CsrError::Encoding)
+    let mut contents = request_info_der(sec1)?;
+    contents.extend_from_slice(&ECDSA_SHA384_ALGORITHM);
+    bit_string(&mut contents, signature_der);
+    Ok(asn1::element(asn1::tag::SEQUENCE, &contents))
 }
 
 /// Checks `csr_der` (a P-384 key, signed by it with ecdsa-with-SHA384) and returns its key as
@@ -146,6 +148,39 @@ mod tests {
         let public = sec1(key);
         let signature: p384::ecdsa::Signature = key.sign(&request_info_der(&public).unwrap());
         assemble(&public, signature.to_der().as_bytes()).unwrap()
+    }
+
+    /// The hand-written encoding is byte for byte what `x509-cert` writes for the same request.
+    #[test]
+    fn the_encoding_is_x509_certs() {
+        use der::asn1::{BitString, SetOfVec};
+        use x509_cert::name::Name;
+        use x509_cert::request::{CertReqInfo, Version};
+        use x509_cert::spki::{AlgorithmIdentifier, SubjectPublicKeyInfo};
+        let key = key();
+        let public = sec1(&key);
+        let spki = SubjectPublicKeyInfo {
+            algorithm: AlgorithmIdentifier {
+                oid: ID_EC_PUBLIC_KEY,
+                parameters: Some(der::Any::encode_from(&SECP384R1).unwrap()),
+            },
+            subject_public_key: BitString::from_bytes(&public).unwrap(),
+        };
+        assert_eq!(spki_der(&public).unwrap(), spki.to_der().unwrap());
+        let info = CertReqInfo {
+            version: Version::V1,
+            subject: Name::default(),
+            public_key: spki,
+            attributes: SetOfVec::new(),
+        };
+        assert_eq!(request_info_der(&public).unwrap(), info.to_der().unwrap());
+        let signature: p384::ecdsa::Signature = key.sign(&info.to_der().unwrap());
+        let request = CertReq {
+            info,
+            algorithm: AlgorithmIdentifier { oid: ECDSA_WITH_SHA384, parameters: None },
+            signature: BitString::from_bytes(signature.to_der().as_bytes()).unwrap(),
+        };
+        assert_eq!(assemble(&public, signature.to_der().as_bytes()).unwrap(), request.to_der().unwrap());
     }
 
     #[test]

@@ -235,3 +235,29 @@ fn rejects_an_anchor_that_is_not_a_p384_public_key() {
         );
     }
 }
+
+/// The header walk never panics on what the host may hand back, and reads the validity
+/// `x509-cert` reads: every truncation and every byte's low or high bit flipped in a good credential is
+/// refused.
+#[test]
+fn the_header_walk_survives_every_truncation_and_flipped_bit() {
+    let (ca, our_key) = trusted_ca_and_our_key();
+    let anchor = ca.anchor();
+    let cert = ca.issue_workload(&our_key, WORKLOAD_ID);
+    let parsed = Certificate::from_der(&cert).unwrap();
+    let validity = parsed.tbs_certificate().validity();
+    let expected = (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs());
+    assert_eq!(twi_runtime::credential::validity(&cert), Ok(expected));
+    for end in 0..cert.len() {
+        assert!(check_credential(&cert[..end], &anchor, &our_key, WORKLOAD_ID).is_err(), "truncated at {end}");
+        assert!(twi_runtime::credential::validity(&cert[..end]).is_err(), "truncated at {end}");
+    }
+    for at in (0..cert.len()).flat_map(|byte| [(byte, 0x01u8), (byte, 0x80)]) {
+        let mut bad = cert.clone();
+        bad[at.0] ^= at.1;
+        let _ = twi_runtime::credential::validity(&bad);
+        if check_credential(&bad, &anchor, &our_key, WORKLOAD_ID).is_ok() {
+            panic!("byte {} flipped by {:#04x} and still accepted", at.0, at.1);
+        }
+    }
+}

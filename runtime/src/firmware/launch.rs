@@ -113,13 +113,7 @@ fn acquire_error(e: SessionError) -> AcquireError {
 /// The certificate's validity (`notBefore`, `notAfter`), seconds since the Unix epoch; the
 /// session has already parsed and checked it, so an unreadable one is (0, 0).
 fn validity(certificate: &[u8]) -> (u64, u64) {
-    use der::Decode;
-    x509_cert::Certificate::from_der(certificate)
-        .map(|c| {
-            let validity = c.tbs_certificate().validity();
-            (validity.not_before.to_unix_duration().as_secs(), validity.not_after.to_unix_duration().as_secs())
-        })
-        .unwrap_or((0, 0))
+    crate::credential::validity(certificate).unwrap_or((0, 0))
 }
 
 impl twi_payload::Runtime for Launch<'_> {
