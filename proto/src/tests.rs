@@ -370,6 +370,42 @@ fn every_variant_round_trips() {
     );
 }
 
+/// The guest's reader decodes every message the host sends (the `Message` variants documented
+/// "Host → guest" or "Either direction") exactly as the full decoder does, and refuses every
+/// message only the guest sends, before decoding its body.
+#[test]
+fn the_guest_decodes_exactly_what_the_host_sends() {
+    let from_host = [
+        "Challenge",
+        "DoorbellResponse",
+        "Credential",
+        "Error",
+        "AttestationResult",
+        "KeyRelease",
+        "Connected",
+        "Received",
+        "Time",
+    ];
+    let mut seen = Vec::new();
+    for m in samples() {
+        let payload = encode(&m).unwrap();
+        if from_host.contains(&m.name()) {
+            assert_eq!(decode_from_host(&payload).as_ref(), Ok(&m), "{}", m.name());
+            seen.push(m.name());
+        } else {
+            assert_eq!(decode_from_host(&payload), Err(ProtoError::WrongDirection), "{}", m.name());
+        }
+        let mut reader = MessageReader::from_host();
+        let mut stream = wire(&m);
+        stream.push(0);
+        let read: Vec<_> = stream.iter().filter_map(|&b| reader.push(b)).collect();
+        assert_eq!(read, [decode_from_host(&payload)], "{}", m.name());
+    }
+    assert_eq!(seen, from_host);
+    assert_eq!(decode_from_host(&[0x82, 0x18, 0x63, 0x80]), Err(ProtoError::UnknownMessage));
+    assert_eq!(decode_from_host(b"junk"), Err(ProtoError::Malformed));
+}
+
 #[test]
 fn enum_wire_values_are_stable() {
     let platform = |p| minicbor::to_vec(p).unwrap();

@@ -91,7 +91,7 @@ impl<L: Link> core::fmt::Debug for Channel<'_, L> {
 
 impl<'a, L: Link> Channel<'a, L> {
     pub fn new(link: L, on_malformed: MalformedObserver<'a>) -> Self {
-        let inner = Inner { link, reader: MessageReader::new(), malformed: 0, out: Vec::new() };
+        let inner = Inner { link, reader: MessageReader::from_host(), malformed: 0, out: Vec::new() };
         Self { inner: RefCell::new(inner), on_malformed }
     }
 

@@ -261,3 +261,48 @@ fn the_header_walk_survives_every_truncation_and_flipped_bit() {
         }
     }
 }
+
+/// A compact JWS whose claims set is `claims` (header and signature are not read by the check).
+fn wit(claims: &serde_json::Value) -> String {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    let part = |bytes: &[u8]| Base64UrlUnpadded::encode_string(bytes);
+    format!("{}.{}.{}", part(br#"{"alg":"ES384"}"#), part(claims.to_string().as_bytes()), part(b"sig"))
+}
+
+/// `check_wit` accepts the WIT naming the workload and the Credential Key, and refuses each
+/// departure with the error that names it.
+#[test]
+fn the_wit_must_name_the_workload_and_the_credential_key() {
+    use base64ct::{Base64UrlUnpadded, Encoding};
+    use twi_runtime::credential::check_wit;
+    let our_key = public_sec1(&key_from_seed(0x5EED));
+    let other_key = public_sec1(&key_from_seed(0x0BAD));
+    let claims = |sub: &str, key: &[u8], crv: &str| {
+        let jwk = serde_json::json!({"kty": "EC", "crv": crv,
+            "x": Base64UrlUnpadded::encode_string(&key[1..49]), "y": Base64UrlUnpadded::encode_string(&key[49..])});
+        serde_json::json!({"iss": "spiffe://example.org/twi-issuer", "exp": 1.8e9, "sub": sub, "cnf": {"jwk": jwk}})
+    };
+    assert_eq!(check_wit(&wit(&claims(WORKLOAD_ID, &our_key, "P-384")), &our_key, WORKLOAD_ID), Ok(()));
+    let refused = [
+        (wit(&claims(OTHER_WORKLOAD, &our_key, "P-384")), CredentialError::WrongSubjectAltName),
+        (
+            wit(&serde_json::json!({"cnf": claims(WORKLOAD_ID, &our_key, "P-384")["cnf"]})),
+            CredentialError::WrongSubjectAltName,
+        ),
+        (wit(&claims(WORKLOAD_ID, &other_key, "P-384")), CredentialError::WrongKey),
+        (wit(&claims(WORKLOAD_ID, &our_key, "P-256")), CredentialError::WrongKey),
+        (wit(&serde_json::json!({"sub": WORKLOAD_ID})), CredentialError::BadWit),
+        (
+            wit(&serde_json::json!({"sub": WORKLOAD_ID, "cnf": {"jwk": {"crv": "P-384", "x": "!!"}}})),
+            CredentialError::BadWit,
+        ),
+        (wit(&serde_json::json!({"sub": 7})), CredentialError::WrongSubjectAltName),
+        (wit(&serde_json::json!(["not", "an", "object"])), CredentialError::WrongSubjectAltName),
+        ("only.two".to_string(), CredentialError::BadWit),
+        ("a.b.c.d".to_string(), CredentialError::BadWit),
+        ("a.not base64.c".to_string(), CredentialError::BadWit),
+    ];
+    for (token, error) in refused {
+        assert_eq!(check_wit(&token, &our_key, WORKLOAD_ID), Err(error), "{token}");
+    }
+}

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{ErrorCode, Message, is_message_index};
+use super::{ErrorCode, FromHost, Message, is_from_host_index, is_message_index};
 use crate::frame::{self, FrameDecoder, FrameError, MAX_PAYLOAD};
 
 /// Why a message could not be sent or received.
@@ -17,6 +17,8 @@ pub enum ProtoError {
     Malformed,
     /// The message index is not one this version knows.
     UnknownMessage,
+    /// A message only the guest sends, arriving at the guest.
+    WrongDirection,
     /// The named field exceeds its limit.
     FieldTooLong(&'static str),
     /// The named field has an invalid value (e.g. nonce length, key format).
@@ -29,7 +31,7 @@ impl ProtoError {
     /// The code to send back in an [`ErrorMsg`].
     pub fn code(&self) -> ErrorCode {
         match self {
-            ProtoError::UnknownMessage => ErrorCode::UnexpectedMessage,
+            ProtoError::UnknownMessage | ProtoError::WrongDirection => ErrorCode::UnexpectedMessage,
             ProtoError::Frame(_)
             | ProtoError::Malformed
             | ProtoError::FieldTooLong(_)
@@ -45,6 +47,7 @@ impl fmt::Display for ProtoError {
             ProtoError::Frame(e) => write!(f, "bad frame: {e}"),
             ProtoError::Malformed => f.write_str("malformed message"),
             ProtoError::UnknownMessage => f.write_str("unknown message type"),
+            ProtoError::WrongDirection => f.write_str("a message only the guest sends"),
             ProtoError::FieldTooLong(field) => write!(f, "field `{field}` too long"),
             ProtoError::InvalidField(field) => write!(f, "field `{field}` invalid"),
             ProtoError::TooLarge => f.write_str("message too large"),
@@ -78,20 +81,38 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
 /// one well-typed message (including trailing bytes); `FieldTooLong` /
 /// `InvalidField` when [`Message::validate`] refuses it.
 pub fn decode(payload: &[u8]) -> Result<Message, ProtoError> {
+    message_index(payload)?;
+    let msg: Message = minicbor::decode(payload).map_err(|_| ProtoError::Malformed)?;
+    msg.validate()?;
+    Ok(msg)
+}
+
+/// As [`decode`], for the guest: only the messages the host sends decode; one only the guest
+/// sends is [`ProtoError::WrongDirection`]. Its decoder has no code for the guest's own
+/// messages, so the runtime's ROM does not carry it.
+pub fn decode_from_host(payload: &[u8]) -> Result<Message, ProtoError> {
+    if !is_from_host_index(message_index(payload)?) {
+        return Err(ProtoError::WrongDirection);
+    }
+    let msg: Message = minicbor::decode::<FromHost>(payload).map_err(|_| ProtoError::Malformed)?.into();
+    msg.validate()?;
+    Ok(msg)
+}
+
+/// The message index of a payload whose shape [`check_shape`] accepts, telling an unknown
+/// message type apart from a malformed one.
+fn message_index(payload: &[u8]) -> Result<u64, ProtoError> {
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge);
     }
     check_shape(payload)?;
-    // Tell an unknown message type apart from a malformed one.
     let mut probe = minicbor::Decoder::new(payload);
     probe.array().map_err(|_| ProtoError::Malformed)?;
     let index = probe.u64().map_err(|_| ProtoError::Malformed)?;
     if !is_message_index(index) {
         return Err(ProtoError::UnknownMessage);
     }
-    let msg: Message = minicbor::decode(payload).map_err(|_| ProtoError::Malformed)?;
-    msg.validate()?;
-    Ok(msg)
+    Ok(index)
 }
 
 /// Checks that `buf` is exactly one well-formed CBOR item using only what
@@ -145,23 +166,38 @@ pub fn write_message(msg: &Message, out: &mut Vec<u8>) -> Result<(), ProtoError>
     Ok(())
 }
 
-/// Incremental message receiver: a [`FrameDecoder`] plus [`decode`].
-#[derive(Debug, Default)]
+/// Incremental message receiver: a [`FrameDecoder`] plus [`decode`] (or, in the guest,
+/// [`decode_from_host`]).
+#[derive(Debug)]
 pub struct MessageReader {
     frames: FrameDecoder,
+    /// A function pointer, not a flag: a guest that only makes [`Self::from_host`] readers
+    /// links no code for [`decode`].
+    decode: fn(&[u8]) -> Result<Message, ProtoError>,
+}
+
+impl Default for MessageReader {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl MessageReader {
-    /// Creates a reader (allocates the frame buffer once).
+    /// Creates a reader of every message (allocates the frame buffer once): the host's.
     pub fn new() -> Self {
-        Self::default()
+        Self { frames: FrameDecoder::default(), decode }
+    }
+
+    /// Creates the guest's reader: only what the host sends ([`decode_from_host`]).
+    pub fn from_host() -> Self {
+        Self { frames: FrameDecoder::default(), decode: decode_from_host }
     }
 
     /// Feeds one byte; returns `Some` when a frame is complete. After an
     /// error the reader carries on with the next frame.
     pub fn push(&mut self, byte: u8) -> Option<Result<Message, ProtoError>> {
         let payload = self.frames.push(byte)?;
-        Some(payload.map_err(ProtoError::from).and_then(|p| decode(&p)))
+        Some(payload.map_err(ProtoError::from).and_then(|p| (self.decode)(&p)))
     }
 
     /// Drops any partially received frame.
