@@ -181,6 +181,64 @@ fn days_since_epoch(year: u64, month: u64, day: u64) -> u64 {
     era_days + day_of_year - 719_468
 }
 
+/// Longest DER `Ecdsa-Sig-Value` of a P-384 signature: two 49-byte INTEGERs and headers.
+const MAX_P384_SIGNATURE_DER: usize = 2 + 2 * (2 + 49);
+
+/// A P-384 ECDSA signature as DER `Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`
+/// (RFC 5480 §2.2, SEC 1): what X.509, PKCS#10 and TLS carry. In a fixed buffer, no heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EcdsaP384Der {
+    bytes: [u8; MAX_P384_SIGNATURE_DER],
+    len: usize,
+}
+
+impl EcdsaP384Der {
+    /// The DER of the signature `r ‖ s` (48 bytes each, big-endian).
+    pub fn new(r_s: &[u8; 96]) -> Self {
+        let mut out = Self { bytes: [0; MAX_P384_SIGNATURE_DER], len: 2 };
+        out.bytes[0] = tag::SEQUENCE;
+        for half in [&r_s[..48], &r_s[48..]] {
+            // The shortest two's-complement form of an unsigned number: no leading zero bytes,
+            // then one zero byte back if the top bit is set (and a zero for zero itself).
+            let start = half.iter().position(|&b| b != 0).unwrap_or(47);
+            let pad = usize::from(half[start] & 0x80 != 0);
+            let length = 48 - start + pad;
+            out.bytes[out.len] = tag::INTEGER;
+            out.bytes[out.len + 1] = length as u8;
+            out.bytes[out.len + 2 + pad..out.len + 2 + length].copy_from_slice(&half[start..]);
+            out.len += 2 + length;
+        }
+        out.bytes[1] = (out.len - 2) as u8;
+        out
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+/// The `r ‖ s` (48 bytes each) of a DER P-384 `Ecdsa-Sig-Value`: exactly two non-negative
+/// INTEGERs in their shortest form, each below 2^384. Range checks against the group order
+/// are the signature type's (`p384::ecdsa::Signature::from_slice`).
+pub fn ecdsa_p384_from_der(der: &[u8]) -> Result<[u8; 96], DerError> {
+    let mut halves = Reader::new(only(der, tag::SEQUENCE)?.contents);
+    let mut r_s = [0u8; 96];
+    for half in r_s.chunks_exact_mut(48) {
+        let integer = halves.expect(tag::INTEGER)?.contents;
+        let digits = match integer {
+            [] => return Err(DerError),
+            [first, ..] if first & 0x80 != 0 => return Err(DerError), // negative
+            [0, next, ..] if next & 0x80 == 0 => return Err(DerError), // a needless zero
+            [0, rest @ ..] if !rest.is_empty() => rest,
+            all => all,
+        };
+        let at = half.len().checked_sub(digits.len()).ok_or(DerError)?;
+        half[at..].copy_from_slice(digits);
+    }
+    halves.finish()?;
+    Ok(r_s)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +272,40 @@ mod tests {
         }
         assert_eq!(only(&[0x04, 0x00, 0x00], tag::OCTET_STRING), Err(DerError), "trailing bytes");
         assert_eq!(only(&[0x04, 0x00], tag::INTEGER), Err(DerError), "wrong tag");
+    }
+
+    /// The signature forms agree with the `ecdsa` crate's DER, both ways, and the reader
+    /// refuses every non-DER variant of one.
+    #[test]
+    fn ecdsa_signatures_are_ecdsa_crates_der() {
+        use p384::ecdsa::signature::Signer;
+        for seed in 1..=64u8 {
+            let key = p384::ecdsa::SigningKey::from_slice(&[seed; 48]).unwrap();
+            let signature: p384::ecdsa::Signature = key.sign(&[seed; 7]);
+            let r_s: [u8; 96] = signature.to_bytes().into();
+            let ours = EcdsaP384Der::new(&r_s);
+            assert_eq!(ours.as_bytes(), signature.to_der().as_bytes(), "seed {seed}");
+            assert_eq!(ecdsa_p384_from_der(ours.as_bytes()), Ok(r_s), "seed {seed}");
+        }
+        let mut small = [0u8; 96];
+        small[47] = 0x80; // r = 0x80 needs its zero byte; s = 0 is one zero byte
+        let der = EcdsaP384Der::new(&small);
+        assert_eq!(der.as_bytes(), [0x30, 0x07, 0x02, 0x02, 0x00, 0x80, 0x02, 0x01, 0x00]);
+        assert_eq!(ecdsa_p384_from_der(der.as_bytes()), Ok(small));
+        for bad in [
+            &[0x30, 0x06, 0x02, 0x01, 0x80, 0x02, 0x01, 0x01][..], // negative r
+            &[0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01][..], // needless zero
+            &[0x30, 0x05, 0x02, 0x00, 0x02, 0x01, 0x01][..],       // empty INTEGER
+            &[0x30, 0x03, 0x02, 0x01, 0x01][..],                   // one INTEGER
+            &[0x30, 0x09, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01][..],
+            &[0x31, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01][..],
+        ] {
+            assert_eq!(ecdsa_p384_from_der(bad), Err(DerError), "{bad:02x?}");
+        }
+        let mut long = alloc::vec![0x30, 0x36, 0x02, 0x31, 0x01];
+        long.extend([0u8; 48]);
+        long.extend([0x02, 0x01, 0x01]);
+        assert_eq!(ecdsa_p384_from_der(&long), Err(DerError), "r above 2^384");
     }
 
     #[test]

@@ -16,13 +16,14 @@
 //! place (where it lived in the vault section) when it is removed or replaced. A [`KeyId`]
 //! carries its slot's generation, so a handle to a removed key never reaches its successor.
 
+use p384::ecdsa::SigningKey;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::signature::hazmat::PrehashSigner;
-use p384::ecdsa::{DerSignature, SigningKey};
 use p384::elliptic_curve::Generate;
 use rand_core::TryCryptoRng;
 use spin::Mutex;
 use twi_attester::hpke;
+use twi_proto::asn1::EcdsaP384Der as DerSignature;
 use zeroize::Zeroizing;
 
 /// SEC1 uncompressed encoding of a P-384 public key: 0x04 ‖ X ‖ Y.
@@ -229,7 +230,7 @@ impl Vault {
         scrubbed(|| {
             let inner = self.inner.lock();
             let signature: p384::ecdsa::Signature = inner.signing(id)?.sign(message);
-            Ok(signature.to_der())
+            Ok(DerSignature::new(&signature.to_bytes().into()))
         })
     }
 
@@ -242,7 +243,7 @@ impl Vault {
             let inner = self.inner.lock();
             let signature: p384::ecdsa::Signature =
                 inner.signing(id)?.sign_prehash(digest).map_err(|_| VaultError::BadDigest)?;
-            Ok(signature.to_der())
+            Ok(DerSignature::new(&signature.to_bytes().into()))
         })
     }
 
