@@ -372,9 +372,10 @@ fn every_variant_round_trips() {
 
 /// The guest's reader decodes every message the host sends (the `Message` variants documented
 /// "Host → guest" or "Either direction") exactly as the full decoder does, and refuses every
-/// message only the guest sends, before decoding its body.
+/// message only the guest sends, before decoding its body; the guest's writer encodes every
+/// message the guest sends as the full encoder does, and refuses the host's.
 #[test]
-fn the_guest_decodes_exactly_what_the_host_sends() {
+fn the_guest_reads_what_the_host_sends_and_writes_what_it_sends() {
     let from_host = [
         "Challenge",
         "DoorbellResponse",
@@ -402,6 +403,17 @@ fn the_guest_decodes_exactly_what_the_host_sends() {
         assert_eq!(read, [decode_from_host(&payload)], "{}", m.name());
     }
     assert_eq!(seen, from_host);
+    for m in samples() {
+        let sent = encode_from_guest(&m);
+        if from_host.contains(&m.name()) && m.name() != "Error" {
+            assert_eq!(sent, Err(ProtoError::WrongDirection), "{}", m.name());
+        } else {
+            assert_eq!(sent, encode(&m), "{}", m.name());
+            let mut framed = Vec::new();
+            write_message_from_guest(&m, &mut framed).unwrap();
+            assert_eq!(framed, wire(&m), "{}", m.name());
+        }
+    }
     assert_eq!(decode_from_host(&[0x82, 0x18, 0x63, 0x80]), Err(ProtoError::UnknownMessage));
     assert_eq!(decode_from_host(b"junk"), Err(ProtoError::Malformed));
 }

@@ -15,7 +15,7 @@ use alloc::vec::Vec;
 use core::cell::RefCell;
 
 use twi_proto::msg::{ErrorCode, ErrorMsg, Message};
-use twi_proto::{MessageReader, ProtoError, write_message};
+use twi_proto::{MessageReader, ProtoError, write_message_from_guest};
 
 /// Malformed frames tolerated in one session before the runtime gives up on the host.
 pub const MAX_MALFORMED_FRAMES: u32 = 8;
@@ -100,7 +100,7 @@ impl<'a, L: Link> Channel<'a, L> {
         let mut inner = self.inner.try_borrow_mut().map_err(|_| ChannelError::Busy)?;
         let Inner { link, out, .. } = &mut *inner;
         out.clear();
-        write_message(msg, out).map_err(|_| ChannelError::Encode)?;
+        write_message_from_guest(msg, out).map_err(|_| ChannelError::Encode)?;
         link.write_all(out);
         Ok(())
     }

@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{ErrorCode, FromHost, Message, is_from_host_index, is_message_index};
+use super::{ErrorCode, FromGuest, FromHost, Message, is_from_host_index, is_message_index};
 use crate::frame::{self, FrameDecoder, FrameError, MAX_PAYLOAD};
 
 /// Why a message could not be sent or received.
@@ -17,7 +17,7 @@ pub enum ProtoError {
     Malformed,
     /// The message index is not one this version knows.
     UnknownMessage,
-    /// A message only the guest sends, arriving at the guest.
+    /// A message only the guest sends, arriving at the guest (or only the host sends, leaving it).
     WrongDirection,
     /// The named field exceeds its limit.
     FieldTooLong(&'static str),
@@ -47,7 +47,7 @@ impl fmt::Display for ProtoError {
             ProtoError::Frame(e) => write!(f, "bad frame: {e}"),
             ProtoError::Malformed => f.write_str("malformed message"),
             ProtoError::UnknownMessage => f.write_str("unknown message type"),
-            ProtoError::WrongDirection => f.write_str("a message only the guest sends"),
+            ProtoError::WrongDirection => f.write_str("a message the other side sends"),
             ProtoError::FieldTooLong(field) => write!(f, "field `{field}` too long"),
             ProtoError::InvalidField(field) => write!(f, "field `{field}` invalid"),
             ProtoError::TooLarge => f.write_str("message too large"),
@@ -68,6 +68,19 @@ pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
     msg.validate()?;
     // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
     let payload = minicbor::to_vec(msg).map_err(|_| ProtoError::Malformed)?;
+    if payload.len() > MAX_PAYLOAD {
+        return Err(ProtoError::TooLarge);
+    }
+    Ok(payload)
+}
+
+/// As [`encode`], for the guest: only the messages the guest sends encode; one only the host
+/// sends is [`ProtoError::WrongDirection`]. The same bytes as [`encode`], from an encoder with
+/// no code for the host's messages.
+pub fn encode_from_guest(msg: &Message) -> Result<Vec<u8>, ProtoError> {
+    let guest = FromGuest::of(msg).ok_or(ProtoError::WrongDirection)?;
+    msg.validate()?;
+    let payload = minicbor::to_vec(&guest).map_err(|_| ProtoError::Malformed)?;
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge);
     }
@@ -162,6 +175,13 @@ fn check_shape(buf: &[u8]) -> Result<(), ProtoError> {
 /// Encodes `msg` and appends it as one frame to `out`.
 pub fn write_message(msg: &Message, out: &mut Vec<u8>) -> Result<(), ProtoError> {
     let payload = encode(msg)?;
+    frame::encode_frame(&payload, out)?;
+    Ok(())
+}
+
+/// As [`write_message`], for the guest ([`encode_from_guest`]).
+pub fn write_message_from_guest(msg: &Message, out: &mut Vec<u8>) -> Result<(), ProtoError> {
+    let payload = encode_from_guest(msg)?;
     frame::encode_frame(&payload, out)?;
     Ok(())
 }
