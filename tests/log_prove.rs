@@ -140,6 +140,45 @@ fn a_credential_is_proved_from_the_served_log_and_offline_and_a_mismatch_is_refu
     assert!(!out.status.success() && stderr(&out).contains("no record of credential"), "{}", stderr(&out));
 }
 
+/// An issuer under its own OID arc (STATE/issuer/oid-arc): a client without that state reads
+/// the credential under the default arc, finds no log entry in it and says so, naming
+/// `--oid-arc`; with `--oid-arc`, `twi log prove` and `twi provenance show` match the
+/// credential to its statement over HTTPS.
+#[test]
+fn an_issuer_under_its_own_arc_is_read_with_oid_arc() {
+    const ARC: &str = "1.3.6.1.4.1.99999.7";
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(state.join("issuer")).unwrap();
+    std::fs::write(state.join("issuer").join(twi_issuer::oids::ARC_FILE), ARC).unwrap();
+    let issued = issue(&state);
+    let pem = dir.path().join("credential.pem");
+    std::fs::write(&pem, &issued.certificate_pem).unwrap();
+    let policy = dir.path().join("policy.toml");
+    std::fs::write(&policy, policy_text()).unwrap();
+    let served = Served::start(TWI, &["--state", path(&state), "--policy", path(&policy)]);
+    let ca = state.join("issuer/issuer-ca.pem");
+    let elsewhere = dir.path().join("client-state"); // another machine: no oid-arc file
+    let run = |command: &[&str], extra: &[&str]| {
+        let remote = ["--issuer-url", &served.url, "--issuer-ca", path(&ca)];
+        TWI.run(&[&["--state", path(&elsewhere)][..], command, &[path(&pem)], &remote, extra].concat())
+    };
+    let named = "ok the credential names this statement (SHA-256 ";
+    for command in [&["log", "prove"][..], &["provenance", "show"][..]] {
+        let out = run(command, &[]);
+        assert!(out.status.success(), "{command:?}: {}", stderr(&out));
+        let said = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(said.contains("names no log entry under OID arc 1.2.840.113556"), "{command:?}:\n{said}");
+        assert!(said.contains("--oid-arc") && !said.contains(named), "{command:?}:\n{said}");
+        let out = run(command, &["--oid-arc", ARC]);
+        assert!(out.status.success(), "{command:?} --oid-arc: {}", stderr(&out));
+        let said = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(said.contains(named), "{command:?} --oid-arc:\n{said}");
+    }
+    let out = run(&["log", "prove"], &["--oid-arc", "1.3.6.1.4.1.32473.1"]);
+    assert!(!out.status.success() && stderr(&out).contains("documentation arc"), "{}", stderr(&out));
+}
+
 /// A P-384 private key made by `openssl genpkey` at `file` (PKCS#8 PEM, 0600).
 fn p384_key(file: &Path, what: &str) {
     use std::os::unix::fs::PermissionsExt;

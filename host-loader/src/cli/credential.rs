@@ -19,6 +19,9 @@ pub(super) struct Presented {
     /// The log entry the credential names (credentials issued before records were signed
     /// statements name none).
     pub entry: Option<LogEntry>,
+    /// The OID arc its extensions (or claims) were read under; `None` when only the id was
+    /// given, not the credential.
+    pub arc: Option<String>,
 }
 
 impl Presented {
@@ -37,7 +40,7 @@ impl Presented {
             sbom.map(|s| SbomDigest::parse(s).context("the WIT's SBOM claim is not sha384:<hex>")).transpose()?;
         let entry = claims.get(&oids.claim_name(&oids.log_entry));
         let entry = entry.map(LogEntry::from_claim).transpose().context("the WIT's log entry claim")?;
-        Ok(Self { id: jti.to_string(), sbom, entry })
+        Ok(Self { id: jti.to_string(), sbom, entry, arc: Some(oids.arc.clone()) })
     }
 
     fn certificate(pem: &str, oids: &Oids) -> Result<Self> {
@@ -61,6 +64,6 @@ impl Presented {
             .map(|e| LogEntry::from_der(e.extn_value.as_bytes()))
             .transpose()
             .context("the certificate's log entry extension")?;
-        Ok(Self { id, sbom, entry })
+        Ok(Self { id, sbom, entry, arc: Some(oids.arc.clone()) })
     }
 }

@@ -66,6 +66,8 @@ pub enum LogCommand {
         /// and shown as encrypted to its key id.
         #[arg(long, value_name = "PEM")]
         auditor_key_private: Option<PathBuf>,
+        #[command(flatten)]
+        arc: OidArcArg,
     },
     /// Check that the log only grew from checkpoint OLD to checkpoint NEW (files holding the
     /// signed notes; NEW: the issuer's current checkpoint).
@@ -101,11 +103,31 @@ pub enum LogCommand {
     },
 }
 
+/// The OID arc a credential's extensions and claims are read under.
+#[derive(clap::Args, Debug)]
+pub struct OidArcArg {
+    /// The OID arc the issuer issues under (its STATE/issuer/oid-arc), for an issuer with its
+    /// own arc: the credential's log-entry and SBOM extensions (or WIT claims) are read under
+    /// it. Default: this state's arc, else the project's default arc.
+    #[arg(long = "oid-arc", value_name = "OID")]
+    pub oid_arc: Option<String>,
+}
+
+impl OidArcArg {
+    /// `--oid-arc`'s OIDs, else the state's.
+    pub fn oids(&self, state: &Path) -> Result<Oids> {
+        match &self.oid_arc {
+            Some(arc) => Oids::under(arc).context("--oid-arc"),
+            None => Ok(Oids::load(&super::issuer::issuer_dir(state))?),
+        }
+    }
+}
+
 pub fn execute(state: &Path, command: LogCommand) -> Result<()> {
     match command {
-        LogCommand::Prove { credential, issuer_url, issuer_ca, vkey, jwks, auditor_key_private } => {
+        LogCommand::Prove { credential, issuer_url, issuer_ca, vkey, jwks, auditor_key_private, arc } => {
             let auditor = auditor_key_private.as_deref().map(read_auditor_secret).transpose()?;
-            let presented = presented(state, &credential)?;
+            let presented = presented(state, &credential, &arc)?;
             let found = match issuer_url {
                 Some(url) => {
                     let client = RemoteIssuer::new(&url, &ClientTls { ca: issuer_ca, client: None })?;
@@ -136,13 +158,12 @@ fn checkpoint_vkey(client: &RemoteIssuer, vkey: Option<String>) -> Result<(Strin
     Ok((vkey.trim().to_string(), pinned))
 }
 
-/// The credential `target` names: a file holding it, or its id.
-fn presented(state: &Path, target: &str) -> Result<Presented> {
+/// The credential `target` names: a file holding it (read under `arc`), or its id.
+fn presented(state: &Path, target: &str, arc: &OidArcArg) -> Result<Presented> {
     if Path::new(target).is_file() {
-        let oids = Oids::load(&super::issuer::issuer_dir(state))?;
-        return Presented::read(Path::new(target), &oids);
+        return Presented::read(Path::new(target), &arc.oids(state)?);
     }
-    Ok(Presented { id: target.to_string(), sbom: None, entry: None })
+    Ok(Presented { id: target.to_string(), sbom: None, entry: None, arc: None })
 }
 
 /// A record found in the log with what proves it: the statement (the leaf), where it is, the
@@ -282,7 +303,12 @@ pub(super) fn statement_of(presented: &Presented, found: &Found, checked: &mut V
             hex::encode(entry.statement_sha256),
             entry.origin
         )),
-        None => checked.push("the credential itself was not given (only its id): nothing to match".into()),
+        None => match &presented.arc {
+            None => checked.push("the credential itself was not given (only its id): nothing to match".into()),
+            Some(arc) => checked.push(format!(
+                "the credential names no log entry under OID arc {arc}: issued before records were signed statements, or under the issuer's own arc (give it with --oid-arc)"
+            )),
+        },
     }
     Ok(statement)
 }

@@ -24,7 +24,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use twi_issuer::oids::Oids;
 use twi_issuer::policy::{Sbom, SbomDigest, sbom_store_of};
 use twi_issuer::provenance::ProvenanceRecord;
 
@@ -71,6 +70,8 @@ pub enum ProvenanceCommand {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        arc: super::log::OidArcArg,
     },
 }
 
@@ -85,10 +86,10 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
         jwks,
         auditor_key_private,
         json,
+        arc,
     } = command;
     let auditor = auditor_key_private.as_deref().map(super::log::read_auditor_secret).transpose()?;
-    let dir = super::issuer::issuer_dir(state);
-    let presented = Presented::read(&credential, &Oids::load(&dir)?)?;
+    let presented = Presented::read(&credential, &arc.oids(state)?)?;
     let client = issuer_url.map(|url| RemoteIssuer::new(&url, &ClientTls { ca: issuer_ca, client: None }));
     let client = client.transpose()?;
     let found = match &client {
@@ -111,10 +112,15 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
     let named = named.transpose()?;
     if presented.sbom != named {
         bail!(
-            "{} carries SBOM {} but its record names {}: the credential and the log disagree; do not trust it",
+            "{} carries SBOM {} but its record names {}: the credential and the log disagree; do not trust it{}",
             credential.display(),
             shown(presented.sbom.as_ref()),
-            shown(named.as_ref())
+            shown(named.as_ref()),
+            if presented.entry.is_none() {
+                " (or the issuer issues under its own OID arc: give it with --oid-arc)"
+            } else {
+                ""
+            }
         );
     }
     let store = sboms.or_else(|| policy.as_deref().map(sbom_store_of));
