@@ -619,6 +619,7 @@ fn a_policy_demanding_provenance_admits_the_image_and_provenance_show_lists_its_
     ] {
         assert!(text.contains(says), "`twi provenance show` does not say {says:?}:\n{text}");
     }
+    the_chain_from_cargo_lock_to_the_credential(image, &out_dir, digest, &text);
     let json: serde_json::Value = serde_json::from_str(&show("credential.wit", true)).unwrap();
     assert_eq!(json["credential"]["kind"], "wit");
     assert_eq!(json["sbom"], digest);
@@ -632,6 +633,40 @@ fn a_policy_demanding_provenance_admits_the_image_and_provenance_show_lists_its_
         "an image with a denied crate got a credential",
         "provenance demand deny = \"p384\" fails: the image contains p384 0.14",
     );
+}
+
+/// Workload Provenance end to end in one place: a crate's version and checksum in the
+/// workspace's Cargo.lock are the image SBOM's component; the SBOM's SHA-384 is the digest the
+/// build's reference values name (the launch manifest's, which the measurement covers), the
+/// one the run's X.509 credential carries in its extension and its WIT in its claim; and `twi
+/// provenance show` (`shown`) lists the component at that version.
+fn the_chain_from_cargo_lock_to_the_credential(image: &Path, out_dir: &Path, digest: &str, shown: &str) {
+    use base64ct::Encoding;
+    use sha2::{Digest, Sha384};
+    let sbom_bytes = std::fs::read(image.join("sbom.cdx.json")).unwrap();
+    assert_eq!(format!("sha384:{}", hex::encode(Sha384::digest(&sbom_bytes))), digest);
+    let sbom: serde_json::Value = serde_json::from_slice(&sbom_bytes).unwrap();
+    let components = sbom["components"].as_array().unwrap();
+    let p384 = components.iter().find(|c| c["name"] == "p384").expect("the SBOM lists p384");
+    let (version, checksum) = (p384["version"].as_str().unwrap(), p384["hashes"][0]["content"].as_str().unwrap());
+    let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.lock")).unwrap();
+    let locked = format!(
+        "name = \"p384\"\nversion = \"{version}\"\nsource = \"registry+https://github.com/rust-lang/crates.io-index\"\nchecksum = \"{checksum}\""
+    );
+    assert!(lock.contains(&locked), "Cargo.lock does not lock p384 {version} with checksum {checksum}");
+    assert!(shown.contains(&format!("library p384 {version}")), "{shown}");
+
+    let oids = twi_issuer::oids::Oids::default();
+    let pem = std::fs::read_to_string(out_dir.join("credential.pem")).unwrap();
+    let cert = Certificate::from_pem(pem.as_bytes()).unwrap();
+    let extensions = cert.tbs_certificate().extensions().unwrap();
+    let extension = extensions.iter().find(|e| e.extn_id == oids.sbom_sha384).expect("no SBOM extension");
+    let value: der::asn1::OctetString = der::Decode::from_der(extension.extn_value.as_bytes()).unwrap();
+    assert_eq!(format!("sha384:{}", hex::encode(value.as_bytes())), digest);
+    let wit = std::fs::read_to_string(out_dir.join("credential.wit")).unwrap();
+    let claims = base64ct::Base64UrlUnpadded::decode_vec(wit.trim().split('.').nth(1).unwrap()).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+    assert_eq!(claims[oids.claim_name(&oids.sbom_sha384)], digest, "{claims}");
 }
 
 #[test]
