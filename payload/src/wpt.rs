@@ -12,6 +12,7 @@
 //! `exp` is computed from the host's wall time, which is untrusted: a host that lies can only
 //! make the token expire early or late, and a relying party bounds how far ahead `exp` may be.
 
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -99,7 +100,7 @@ pub fn make(rt: &mut dyn Runtime, wit: &Credential, request: &WptRequest<'_>) ->
     let now = rt.host_time().map_err(|e| WptError::Runtime(alloc::format!("{e}")))?.0;
     let mut jti = [0u8; 16];
     rt.random().fill(&mut jti).map_err(|e| WptError::Runtime(alloc::format!("{e}")))?;
-    let claims = claims_json(request, now, &Base64UrlUnpadded::encode_string(&jti), &wit.token);
+    let claims = claims_json(request, now, &Base64UrlUnpadded::encode_string(&jti), &wit.token)?;
     let header = alloc::format!("{{\"alg\":\"{ES384}\",\"typ\":\"{WPT_TYP}\"}}");
     let signing_input = alloc::format!(
         "{}.{}",
@@ -118,36 +119,140 @@ fn check_wit(wit: &Credential) -> Result<(), WptError> {
     }
     let payload = wit.token.split('.').nth(1).ok_or_else(|| WptError::NotAnEs384Wit("not a compact JWS".into()))?;
     let bytes = Base64UrlUnpadded::decode_vec(payload).map_err(|_| WptError::NotAnEs384Wit("payload".into()))?;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|_| WptError::NotAnEs384Wit("claims are not JSON".into()))?;
-    match claims.pointer("/cnf/jwk/alg").and_then(|v| v.as_str()) {
+    let (claims, _) = serde_json_core::from_slice::<WitCnf<'_>>(&bytes)
+        .map_err(|_| WptError::NotAnEs384Wit("claims are not JSON".into()))?;
+    match claims.cnf.and_then(|cnf| cnf.jwk).and_then(|jwk| jwk.alg) {
         Some(ES384) => Ok(()),
         Some(other) => Err(WptError::NotAnEs384Wit(alloc::format!("cnf.jwk.alg is {other}"))),
         None => Err(WptError::NotAnEs384Wit("no cnf.jwk.alg".into())),
     }
 }
 
-/// The claims set, serialized by serde_json (strings escaped as JSON requires; serializing a map
-/// of strings and numbers cannot fail).
-fn claims_json(request: &WptRequest<'_>, now: u64, jti: &str, wit: &str) -> String {
-    let mut claims = serde_json::Map::new();
-    claims.insert("aud".into(), request.aud.into());
-    claims.insert("exp".into(), now.saturating_add(request.lifetime_secs).into());
-    claims.insert("jti".into(), jti.into());
-    claims.insert("wth".into(), token_hash(wit).into());
-    if let Some(token) = request.transaction_token {
-        claims.insert("tth".into(), token_hash(token).into());
+/// The WIT claims [`check_wit`] reads (`cnf.jwk.alg`), borrowed; the others are skipped.
+/// serde-json-core (no_std, no heap), not serde_json: 14.5 KB less in a TLS image (issue 17).
+#[derive(serde::Deserialize)]
+struct WitCnf<'a> {
+    #[serde(borrow)]
+    cnf: Option<WitCnfKey<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct WitCnfKey<'a> {
+    #[serde(borrow)]
+    jwk: Option<WitJwkAlg<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct WitJwkAlg<'a> {
+    alg: Option<&'a str>,
+}
+
+/// The WPT claims set, its members in the order serde_json's sorted map wrote them.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    aud: &'a str,
+    exp: u64,
+    jti: &'a str,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    oth: BTreeMap<&'a str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tth: Option<String>,
+    wth: String,
+}
+
+/// The claims set as JSON (serde-json-core: strings escaped as JSON requires), in a buffer
+/// doubled until it fits.
+fn claims_json(request: &WptRequest<'_>, now: u64, jti: &str, wit: &str) -> Result<String, WptError> {
+    let claims = Claims {
+        aud: request.aud,
+        exp: now.saturating_add(request.lifetime_secs),
+        jti,
+        // One entry per type, the last token of a type winning, as a JSON object keeps one.
+        oth: request.other_tokens.iter().map(|(kind, token)| (*kind, token_hash(token))).collect(),
+        tth: request.transaction_token.map(token_hash),
+        wth: token_hash(wit),
+    };
+    let mut size = 512 + request.aud.len();
+    loop {
+        let mut buffer = alloc::vec![0u8; size];
+        match serde_json_core::to_slice(&claims, &mut buffer) {
+            Ok(length) => {
+                buffer.truncate(length);
+                return String::from_utf8(buffer).map_err(|_| WptError::Runtime("the claims are not UTF-8".into()));
+            }
+            Err(serde_json_core::ser::Error::BufferFull) if size < 1 << 20 => size *= 2,
+            Err(_) => return Err(WptError::Runtime("the claims set does not serialize".into())),
+        }
     }
-    if !request.other_tokens.is_empty() {
-        let oth: serde_json::Map<String, serde_json::Value> =
-            request.other_tokens.iter().map(|(kind, token)| (String::from(*kind), token_hash(token).into())).collect();
-        claims.insert("oth".into(), oth.into());
-    }
-    serde_json::to_string(&serde_json::Value::Object(claims)).unwrap_or_default()
 }
 
 /// A DER ECDSA-Sig-Value as JWS wants it: r ‖ s, 48 bytes each (RFC 7518 §3.4).
 fn raw_signature(der: &[u8]) -> Option<Vec<u8>> {
     let signature = p384::ecdsa::Signature::from_der(der).ok()?;
     Some(signature.to_bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credential::{KeyHandle, Mode};
+    use alloc::string::ToString;
+
+    fn wit_with(claims: &serde_json::Value) -> Credential {
+        let part = |bytes: &[u8]| Base64UrlUnpadded::encode_string(bytes);
+        Credential {
+            target: "t".into(),
+            credential_type: CredentialType::Wit,
+            mode: Mode::Enrollment,
+            workload_id: "spiffe://example.org/w".into(),
+            certificates: Vec::new(),
+            token: alloc::format!("{}.{}.{}", part(b"{}"), part(claims.to_string().as_bytes()), part(b"s")),
+            key: KeyHandle(0),
+            not_before: 0,
+            not_after: 0,
+        }
+    }
+
+    /// The claims set is JSON whatever the strings hold, with the members and values the
+    /// draft asks for, whatever its size.
+    #[test]
+    fn the_claims_set_is_json_with_every_member() {
+        let aud = "https://rp.example/p\"q\\r\u{1}s\u{e9}";
+        let long = alloc::format!("https://rp.example/{}", "x".repeat(10_000));
+        let others = [("txn+jwt", "a"), ("we\"ird\\key\n", "b"), ("txn+jwt", "c")];
+        for (aud, transaction, others) in [(aud, Some("tt"), &others[..]), (&long[..], None, &[][..])] {
+            let request = WptRequest { aud, lifetime_secs: 60, transaction_token: transaction, other_tokens: others };
+            let json = claims_json(&request, 1_000, "jti-1", "the.wit.token").unwrap();
+            let claims: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let mut expected = serde_json::json!({
+                "aud": aud, "exp": 1_060, "jti": "jti-1", "wth": token_hash("the.wit.token"),
+            });
+            if let Some(token) = transaction {
+                expected["tth"] = token_hash(token).into();
+            }
+            if !others.is_empty() {
+                // One member per type, the last token of a type winning.
+                expected["oth"] = serde_json::json!({"txn+jwt": token_hash("c"), "we\"ird\\key\n": token_hash("b")});
+            }
+            assert_eq!(claims, expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn only_an_es384_wit_makes_proofs() {
+        let alg = |alg: &str| serde_json::json!({"sub": "s", "cnf": {"jwk": {"kty": "EC", "alg": alg}}, "exp": 1.5e9});
+        assert_eq!(check_wit(&wit_with(&alg("ES384"))), Ok(()));
+        let refused = [
+            (wit_with(&alg("ES256")), "cnf.jwk.alg is ES256"),
+            (wit_with(&serde_json::json!({"cnf": {"jwk": {"kty": "EC"}}})), "no cnf.jwk.alg"),
+            (wit_with(&serde_json::json!({"sub": "s"})), "no cnf.jwk.alg"),
+            (wit_with(&serde_json::json!(["not", "claims"])), "claims are not JSON"),
+        ];
+        for (wit, why) in refused {
+            assert_eq!(check_wit(&wit), Err(WptError::NotAnEs384Wit(why.into())), "{why}");
+        }
+        let mut x509 = wit_with(&alg("ES384"));
+        x509.credential_type = CredentialType::X509;
+        assert!(check_wit(&x509).is_err());
+    }
 }
