@@ -25,6 +25,7 @@ use twi_issuer::http::wire::{
     VerifierRequest,
 };
 use twi_issuer::keystore::{Provisioned, Release};
+use twi_issuer::ledger::{AppendRequest, SignRequest, SignResponse};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
@@ -483,6 +484,44 @@ impl twi_issuer::http::CaPeer for RemoteIssuer {
             renewal_of: None,
         };
         self.post_to_peer("/v1/ca/credential", &request)
+    }
+}
+
+/// The provenance log as a Credential Authority in another process calls it (`twi serve
+/// --log-url`): its records signed, then appended (under one `Idempotency-Key` per append, so a
+/// retry is not appended twice), a renewal's previous record read back; over mutual TLS.
+impl twi_issuer::http::LogPeer for RemoteIssuer {
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn sign(&self, request: &SignRequest) -> std::result::Result<SignResponse, PeerError> {
+        self.post_to_peer(twi_issuer::http::log::STATEMENTS_PATH, request)
+    }
+
+    fn append(&self, request: &AppendRequest) -> std::result::Result<serde_json::Value, PeerError> {
+        self.post_to_peer(twi_issuer::http::log::APPEND_PATH, request)
+    }
+
+    fn proof(&self, id: &str) -> std::result::Result<Option<serde_json::Value>, PeerError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Ok(None);
+        }
+        let url = format!("{}{}/{id}", self.base, twi_issuer::http::log::PROOF_PATH);
+        let mut response = self.agent.get(&url).call().map_err(|e| PeerError::Unavailable(self.unreachable(&e)))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
+        match status.as_u16() {
+            404 => Ok(None),
+            400..=499 => Err(PeerError::Refused { status: status.as_u16(), reason: refusal(&url, status, &text).1 }),
+            _ if !status.is_success() => Err(PeerError::Unavailable(refusal(&url, status, &text).1)),
+            _ => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})"))),
+        }
     }
 }
 

@@ -24,9 +24,33 @@ pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
 pub struct HeldKeys {
     /// The Verifier's: its result and epoch keys.
     pub verifier: VerifierKeys,
-    /// The Credential Authority's: its CA and WIT keys, with the provenance log's and the Key
-    /// Store's (the roles that make and keep credentials).
+    /// The Credential Authority's: its CA and WIT keys, with the Key Store's.
     pub ca: CaKeys,
+    /// The provenance log's: its log key and checkpoint key.
+    pub log: LogKeys,
+}
+
+/// The provenance log's keys in a process.
+#[derive(Clone, Default)]
+pub enum LogKeys {
+    /// `log-key.pem` and the checkpoint key in the state (made if absent), with the log.
+    #[default]
+    Held,
+    /// Held by the log process this one calls (`twi serve --log-url`): it signs and appends
+    /// this process's records.
+    Peer(std::sync::Arc<dyn crate::ledger::LogPeer>),
+    /// Neither held nor called: this process makes no credentials.
+    None,
+}
+
+impl std::fmt::Debug for LogKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Held => f.write_str("Held"),
+            Self::Peer(peer) => f.debug_tuple("Peer").field(&peer.url()).finish(),
+            Self::None => f.write_str("None"),
+        }
+    }
 }
 
 /// The Verifier's keys in a process.
@@ -44,7 +68,7 @@ pub enum VerifierKeys {
 /// The Credential Authority's keys in a process.
 #[derive(Debug, Clone, Default)]
 pub enum CaKeys {
-    /// The CA, WIT, log and Key Store keys in the state (made if absent).
+    /// The CA, WIT and Key Store keys in the state (made if absent).
     #[default]
     Held,
     /// Held by the CA process: its certificate (the relying-party id evidence binds).
