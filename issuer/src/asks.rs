@@ -26,7 +26,7 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
-use crate::held::{CA_KEYS, LOG_KEYS, held};
+use crate::held::{CA_KEYS, KEY_STORE_KEYS, LOG_KEYS, held};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
@@ -253,6 +253,7 @@ impl Issuer {
         let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
         let store = match &self.key_store {
             Some(store) => store,
+            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS).into()),
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
@@ -324,6 +325,7 @@ impl Issuer {
         let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
         let store = match &self.key_store {
             Some(store) => store,
+            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS).into()),
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         let ca = held(&self.ca, CA_KEYS)?;

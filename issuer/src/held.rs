@@ -13,6 +13,8 @@ pub(crate) fn held<'a, T>(role: &'a Option<T>, keys: &'static str) -> Result<&'a
 
 /// The Credential Authority's keys, as [`held`] names them.
 pub(crate) const CA_KEYS: &str = "the Credential Authority's keys";
+/// The Key Store's keys, as [`held`] names them.
+pub(crate) const KEY_STORE_KEYS: &str = "the Key Store's keys";
 /// The provenance log's keys, as [`held`] names them.
 pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
 
@@ -24,10 +26,23 @@ pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
 pub struct HeldKeys {
     /// The Verifier's: its result and epoch keys.
     pub verifier: VerifierKeys,
-    /// The Credential Authority's: its CA and WIT keys, with the Key Store's.
+    /// The Credential Authority's: its CA and WIT keys.
     pub ca: CaKeys,
+    /// The Key Store's (with the CA's only: it certifies what the Key Store provisions).
+    pub key_store: KeyStoreKeys,
     /// The provenance log's: its log key and checkpoint key.
     pub log: LogKeys,
+}
+
+/// The Key Store's keys in a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyStoreKeys {
+    /// `keystore-key.pem` and `keystore-wrap-key.pem` in the state: made at the start with
+    /// replicas (whose state copies must hold every key), on first use otherwise.
+    #[default]
+    Held,
+    /// Not held: a process that does not serve the Key Store neither makes nor reads them.
+    NotHeld,
 }
 
 /// The provenance log's keys in a process.
@@ -68,7 +83,7 @@ pub enum VerifierKeys {
 /// The Credential Authority's keys in a process.
 #[derive(Debug, Clone, Default)]
 pub enum CaKeys {
-    /// The CA, WIT and Key Store keys in the state (made if absent).
+    /// The CA and WIT keys in the state (made if absent).
     #[default]
     Held,
     /// Held by the CA process: its certificate (the relying-party id evidence binds).

@@ -19,7 +19,7 @@ use crate::ca::{CredentialAuthority, IssuerCa};
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::freshness::SharedFreshness;
-use crate::held::{CA_KEYS, CaKeys, HeldKeys, LOG_KEYS, LogKeys, held};
+use crate::held::{CA_KEYS, CaKeys, HeldKeys, KEY_STORE_KEYS, KeyStoreKeys, LOG_KEYS, LogKeys, held};
 use crate::jose::Jwk;
 use crate::keystore::KeyStore;
 use crate::ledger::Ledger;
@@ -51,6 +51,8 @@ pub struct Issuer {
     pub(crate) ca_certificate: Certificate,
     /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
     pub(crate) key_store: Option<KeyStore>,
+    /// Whether this process holds the Key Store's keys (opens it, makes them).
+    pub(crate) holds_key_store: bool,
     /// The provenance log: here (this process holds its keys), in the log process it calls, or
     /// `None` (it makes no credentials).
     pub(crate) log: Option<Ledger>,
@@ -108,7 +110,10 @@ impl Issuer {
                     CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
                 // Replicas' keys are all made at the first start, so a copy of that state directory
                 // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
-                let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
+                let key_store = match held.key_store {
+                    KeyStoreKeys::Held => database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?,
+                    KeyStoreKeys::NotHeld => None,
+                };
                 let certificate = ca.ca().certificate().clone();
                 (Some(ca), key_store, certificate)
             }
@@ -127,6 +132,7 @@ impl Issuer {
             ca_certificate,
             policy,
             key_store,
+            holds_key_store: held.key_store == KeyStoreKeys::Held,
             results,
             database,
         })
@@ -214,6 +220,9 @@ impl Issuer {
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
         self.authority()?;
+        if !self.holds_key_store {
+            return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
+        }
         if self.key_store.is_none() {
             self.key_store = Some(KeyStore::open(&self.dir, self.database.clone())?);
         }

@@ -46,7 +46,7 @@ pub mod wit;
 pub use asks::{AttestationResult, Challenge, CredentialRequest, Issued, KeyReleased};
 pub use ca::{CredentialRequestIn, IssuerCa, MAX_ATTESTATION_RESULT_AGE, RequestRefused, wit_jwks};
 pub use error::IssuerError;
-pub use held::{CaKeys, HeldKeys, LogKeys, VerifierKeys};
+pub use held::{CaKeys, HeldKeys, KeyStoreKeys, LogKeys, VerifierKeys};
 pub use issuer::{Issuer, IssuerConfig, PublishedKeys};
 pub use rejection::Rejection;
 pub use verifier::VERIFIER_KID;

@@ -175,7 +175,7 @@ fn peers(clients: &PeerClients) -> twi_issuer::http::Peers {
 /// from `--verifier-url`); the CA's, unless it serves ca or key-store, by its certificate; the
 /// log's, unless it serves log, not at all (a CA process calls the --log-url process).
 fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients) -> Result<twi_issuer::HeldKeys> {
-    use twi_issuer::{CaKeys, LogKeys, VerifierKeys};
+    use twi_issuer::{CaKeys, KeyStoreKeys, LogKeys, VerifierKeys};
     let verifier = match (&args.verifier_key, &clients.verifier) {
         _ if roles.verifier => VerifierKeys::Held,
         (Some(path), _) => VerifierKeys::Public(read_verifying_key("--verifier-key", path)?),
@@ -197,7 +197,8 @@ fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients)
         Some(client) => LogKeys::Peer(client.clone()),
         None => LogKeys::None,
     };
-    Ok(twi_issuer::HeldKeys { verifier, ca, log })
+    let key_store = if roles.key_store { KeyStoreKeys::Held } else { KeyStoreKeys::NotHeld };
+    Ok(twi_issuer::HeldKeys { verifier, ca, key_store, log })
 }
 
 /// A certificate (PEM) named by `option`.
