@@ -25,7 +25,7 @@ use twi_issuer::http::wire::{
     VerifierRequest,
 };
 use twi_issuer::keystore::{Provisioned, Release};
-use twi_issuer::ledger::{AppendRequest, SignRequest, SignResponse};
+use twi_issuer::log_peer::{AppendRequest, SignRequest, SignResponse};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};

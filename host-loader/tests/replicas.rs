@@ -759,7 +759,7 @@ fn each_holds_only_its_keys(states: &[(&Path, &[&str; 2])]) {
 /// record or a statement this log did not sign.
 fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) {
     use twi_issuer::http::{LogPeer, PeerError};
-    use twi_issuer::ledger::{AppendRequest, SignRequest};
+    use twi_issuer::log_peer::{AppendRequest, SignRequest};
     let anchor = Some(roles.ca.clone());
     let anyone = RemoteIssuer::new(log_url, &ClientTls { ca: anchor.clone(), client: None }).unwrap();
     let role = ClientTls { ca: anchor, client: Some((roles.client_cert.clone(), roles.client_key.clone())) };

@@ -253,7 +253,7 @@ impl Issuer {
         let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
         let store = match &self.key_store {
             Some(store) => store,
-            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS).into()),
+            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS)),
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {

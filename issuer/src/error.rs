@@ -38,7 +38,7 @@ pub enum IssuerError {
     )]
     NotHeld(&'static str),
     #[error("the provenance log at {url} (--log-url) {error}")]
-    LogPeer { url: String, error: crate::ledger::PeerError },
+    LogPeer { url: String, error: crate::log_peer::PeerError },
 }
 
 impl IssuerError {

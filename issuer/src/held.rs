@@ -53,7 +53,7 @@ pub enum LogKeys {
     Held,
     /// Held by the log process this one calls (`twi serve --log-url`): it signs and appends
     /// this process's records.
-    Peer(std::sync::Arc<dyn crate::ledger::LogPeer>),
+    Peer(std::sync::Arc<dyn crate::log_peer::LogPeer>),
     /// Neither held nor called: this process makes no credentials.
     None,
 }

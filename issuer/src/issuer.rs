@@ -119,7 +119,9 @@ impl Issuer {
             }
         };
         let log = match held.log {
-            LogKeys::Held => Some(Ledger::Here(Records::open(state_dir, &policy.trust_domain, database.as_ref())?)),
+            LogKeys::Held => {
+                Some(Ledger::Here(Box::new(Records::open(state_dir, &policy.trust_domain, database.as_ref())?)))
+            }
             LogKeys::Peer(peer) => Some(Ledger::Peer(peer)),
             LogKeys::None => None,
         };

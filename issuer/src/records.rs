@@ -20,7 +20,7 @@ use sha2::Digest;
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
-use crate::ledger::SignResponse;
+use crate::log_peer::SignResponse;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::entry::LogEntry;
@@ -340,7 +340,8 @@ fn well_formed(record: &ProvenanceRecord, issuer: &str, now: SystemTime) -> Resu
         return Err(format!("credential_id {id:?} is not an X.509 serial (hex) or a WIT jti (base64url)"));
     }
     let evidence = &record.evidence_sha384;
-    if !evidence.is_empty() && !(evidence.len() == 96 && evidence.bytes().all(|b| b.is_ascii_hexdigit())) {
+    let sha384 = evidence.len() == 96 && evidence.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(evidence.is_empty() || sha384) {
         return Err("evidence_sha384 is neither empty nor 96 hex digits".into());
     }
     if record.decision.status.is_empty() || record.decision.verifier.is_empty() || record.policy_version.is_empty() {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::error::IssuerError;
 use crate::issuer::Issuer;
-use crate::ledger::SignResponse;
+use crate::log_peer::SignResponse;
 use crate::policy::{SbomDigest, SbomError, stored_sbom};
 use crate::provenance::ProvenanceRecord;
 

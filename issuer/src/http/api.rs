@@ -13,7 +13,7 @@ use super::wire::{ErrorResponse, WireError};
 use crate::error::IssuerError;
 use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
-use crate::ledger::PeerError;
+use crate::log_peer::PeerError;
 use crate::rejection::Rejection;
 
 /// The largest request body accepted (evidence is at most 12 KiB, 24 KiB as hex, plus

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 
 use super::api::{ApiError, AppState, body, with_issuer};
 use super::tls::Operator;
-use crate::ledger::{AppendRequest, SignRequest, SignResponse};
+use crate::log_peer::{AppendRequest, SignRequest, SignResponse};
 use crate::policy::{SbomDigest, SbomError};
 
 /// The paths, under the Credential Authority's role (the log lives with it).

@@ -17,8 +17,8 @@
 //! | `GET /v1/log/key` | Log | the checkpoint's C2SP verifier key |
 //! | `GET /v1/log/proof/{credential id}` | Log | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
 //! | `GET /v1/log/consistency/{first}/{second}` | Log | the RFC 9162 consistency proof between two tree sizes |
-//! | `POST /v1/log/statements` | Log | a CA process (client certificate under the operator CA; 403 without): [`crate::ledger::SignRequest`], one issuance's records → [`crate::ledger::SignResponse`], each signed as a statement (400 for a record that is not well-formed) |
-//! | `POST /v1/log/append` | Log | a CA process: [`crate::ledger::AppendRequest`], statements this log signed → the issuance's `provenance` (signed tree head, inclusion proofs, receipts), appended in one transaction (400 for a statement it did not sign) |
+//! | `POST /v1/log/statements` | Log | a CA process (client certificate under the operator CA; 403 without): [`crate::log_peer::SignRequest`], one issuance's records → [`crate::log_peer::SignResponse`], each signed as a statement (400 for a record that is not well-formed) |
+//! | `POST /v1/log/append` | Log | a CA process: [`crate::log_peer::AppendRequest`], statements this log signed → the issuance's `provenance` (signed tree head, inclusion proofs, receipts), appended in one transaction (400 for a statement it did not sign) |
 //! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key); `c`, `d` (a CA or Key Store process, with a client certificate under the operator CA) → the same, for that role to redeem |

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 
-pub use crate::ledger::{LogPeer, PeerError};
+pub use crate::log_peer::{LogPeer, PeerError};
 
 use super::wire::CredentialResponse;
 use crate::evidence::EvidenceJson;
