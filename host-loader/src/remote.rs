@@ -508,48 +508,43 @@ impl twi_issuer::http::LogPeer for RemoteIssuer {
             return Ok(None);
         }
         let url = format!("{}{}/{id}", self.base, twi_issuer::http::log::PROOF_PATH);
-        let mut response = self.agent.get(&url).call().map_err(|e| PeerError::Unavailable(self.unreachable(&e)))?;
-        let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
-        match status.as_u16() {
-            404 => Ok(None),
-            400..=499 => Err(PeerError::Refused { status: status.as_u16(), reason: refusal(&url, status, &text).1 }),
-            _ if !status.is_success() => Err(PeerError::Unavailable(refusal(&url, status, &text).1)),
-            _ => serde_json::from_str(&text)
-                .map(Some)
-                .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})"))),
+        let response = self.agent.get(&url).call().map_err(|e| PeerError::Unavailable(self.unreachable(&e)))?;
+        if response.status() == ureq::http::StatusCode::NOT_FOUND {
+            return Ok(None);
         }
+        peer_answer(&url, response).map(Some)
     }
 }
 
 impl RemoteIssuer {
-    /// POSTs `body` to another role's `path` for a role of this service: a 4xx is its refusal
-    /// (with the status), anything else that is not an answer is `Unavailable`.
+    /// POSTs `body` to another role's `path` for a role of this service ([`peer_answer`]).
     fn post_to_peer<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> std::result::Result<T, PeerError> {
         let url = format!("{}{path}", self.base);
-        let mut response =
-            self.post_retried(&url, |builder| builder.send_json(body)).map_err(PeerError::Unavailable)?;
-        let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
-        if status.is_client_error() {
-            return Err(PeerError::Refused { status: status.as_u16(), reason: refusal(&url, status, &text).1 });
-        }
-        if !status.is_success() {
-            return Err(PeerError::Unavailable(refusal(&url, status, &text).1));
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
+        let response = self.post_retried(&url, |builder| builder.send_json(body)).map_err(PeerError::Unavailable)?;
+        peer_answer(&url, response)
     }
+}
+
+/// Another role's answer from `url`: a 4xx is its refusal (with the status), anything else that
+/// is not an answer is `Unavailable`.
+fn peer_answer<T: DeserializeOwned>(url: &str, mut response: Answer) -> std::result::Result<T, PeerError> {
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
+    if status.is_client_error() {
+        return Err(PeerError::Refused { status: status.as_u16(), reason: refusal(url, status, &text).1 });
+    }
+    if !status.is_success() {
+        return Err(PeerError::Unavailable(refusal(url, status, &text).1));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
 }
 
 /// A response as ureq gives it.
