@@ -657,9 +657,10 @@ fn replicas_with_their_own_state_share_the_key_store_through_the_database() {
 }
 
 /// The provenance log in a process of its own (issue 14 item 5): `--roles verifier`, `--roles
-/// ca` and `--roles log`, each with its own state, over mutual TLS. A mechanism-C issuance and
-/// its renewal at the CA: the Verifier appraises the evidence, the log signs the records before
-/// the CA signs the credentials naming them, then appends them; the log process's proofs
+/// ca,key-store` and `--roles log`, each with its own state, over mutual TLS. A mechanism-C
+/// issuance and its renewal at the CA: the Verifier appraises the evidence, the log signs the
+/// records before the CA signs the credentials naming them, then appends them; mechanism D's
+/// provisioning and release, logged the same way; the log process's proofs
 /// (`twi log prove` against it, the credential naming its statement) and its audit (`twi log
 /// audit` of its state) accept them, and each state holds only its role's key files. The log's
 /// sign and append endpoints refuse a caller without a role certificate (403), a malformed
@@ -692,7 +693,7 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
     let log = served(&log_state, "log", &[&["--issuer-ca", path(&issuer_ca)][..], &log_tls[..]].concat());
     let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
     let peers = ["--verifier-url", &verifier.url, "--log-url", &log.url, "--peer-ca", path(&roles.ca)];
-    let ca = served(&ca_state, "ca", &[&common[..4], &role[..], &peers[..]].concat());
+    let ca = served(&ca_state, "ca,key-store", &[&common[..4], &role[..], &peers[..]].concat());
 
     let (anchor, role_anchor) = (ClientTls { ca: Some(issuer_ca.clone()), client: None }, Some(roles.ca.clone()));
     let verifier = RemoteIssuer::new(&verifier.url, &ClientTls { ca: role_anchor.clone(), client: None }).unwrap();
@@ -719,24 +720,35 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
         let indices: Vec<u64> = logged(credential).1.into_iter().map(|(_, index)| index).collect();
         assert_eq!(indices, [2 * i as u64, 2 * i as u64 + 1], "the issuances' records, adjacent, in order");
     }
+    // D: the owner's provisioning and the release, each logged by the log process.
+    let owner =
+        ClientTls { ca: Some(issuer_ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let (provisioned, created) =
+        RemoteIssuer::new(&ca.url, &owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(created);
+    let log_client = RemoteIssuer::new(&log.url, &ClientTls { ca: role_anchor.clone(), client: None }).unwrap();
+    assert!(log_client.log_proof(&provisioned.serial_hex).is_ok(), "the provisioning is logged");
+    let (released, release, _) = release(&chip, &verifier, &ca_client, &rp_id).unwrap();
+    assert_eq!(release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    assert!(log_client.log_proof(&released.credential.serial).is_ok(), "the release is logged");
     let audit = TWI.run(&["log", "audit", "--state", path(&log_state)]);
     assert!(audit.status.success(), "twi log audit: {}", String::from_utf8_lossy(&audit.stderr));
-    each_holds_only_its_keys(&[(&ca_state, &CA_ONLY), (&verifier_state, &VERIFIER_ONLY), (&log_state, &LOG_ONLY)]);
+    each_holds_only_its_keys(&[
+        (&ca_state, &CA_AND_KEY_STORE[..]),
+        (&verifier_state, &VERIFIER_ONLY[..]),
+        (&log_state, &LOG_ONLY[..]),
+    ]);
     log_endpoints_refuse(&log.url, &roles);
     refuses_a_split_it_cannot_serve(dir.path(), &policy);
 }
 
 const VERIFIER_ONLY: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
-const CA_ONLY: [&str; 2] = ["issuer-ca.key.pem", "wit-key.pem"];
+const CA_AND_KEY_STORE: [&str; 4] = ["issuer-ca.key.pem", "wit-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
 const LOG_ONLY: [&str; 2] = ["log-key.pem", "provenance.sqlite"];
 
-/// Each state holds its own role's key files, none of another's (nor the Key Store's).
-fn each_holds_only_its_keys(states: &[(&Path, &[&str; 2])]) {
-    let all: Vec<&str> = [&VERIFIER_ONLY, &CA_ONLY, &LOG_ONLY, &["keystore-key.pem", "keystore-wrap-key.pem"]]
-        .into_iter()
-        .flatten()
-        .copied()
-        .collect();
+/// Each state holds its own roles' key files, none of another's.
+fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {
+    let all: Vec<&str> = [&VERIFIER_ONLY[..], &CA_AND_KEY_STORE[..], &LOG_ONLY[..]].concat();
     for (state, own) in states {
         let held: Vec<&str> = all.iter().copied().filter(|f| state.join("issuer").join(f).exists()).collect();
         let mut expected = own.to_vec();

@@ -85,7 +85,7 @@ pub struct PeerArgs {
     /// this Verifier obtains mechanism A's credentials from. Needs --database and --role-cert.
     #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
     ca_url: Option<String>,
-    /// The CA the other processes' server certificates chain to (default:
+    /// The CA the other processes' (--verifier-url, --ca-url, --log-url) server certificates chain to (default:
     /// STATE/issuer/issuer-ca.pem, which issues `twi serve`'s own server certificates).
     #[arg(long, value_name = "PEM")]
     peer_ca: Option<PathBuf>,
