@@ -25,6 +25,7 @@ use twi_issuer::http::wire::{
     VerifierRequest,
 };
 use twi_issuer::keystore::{Provisioned, Release};
+use twi_issuer::log_peer::{AppendRequest, SignRequest, SignResponse};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
@@ -486,31 +487,64 @@ impl twi_issuer::http::CaPeer for RemoteIssuer {
     }
 }
 
+/// The provenance log as a Credential Authority in another process calls it (`twi serve
+/// --log-url`): its records signed, then appended (under one `Idempotency-Key` per append, so a
+/// retry is not appended twice), a renewal's previous record read back; over mutual TLS.
+impl twi_issuer::http::LogPeer for RemoteIssuer {
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn sign(&self, request: &SignRequest) -> std::result::Result<SignResponse, PeerError> {
+        self.post_to_peer(twi_issuer::http::log::STATEMENTS_PATH, request)
+    }
+
+    fn append(&self, request: &AppendRequest) -> std::result::Result<serde_json::Value, PeerError> {
+        self.post_to_peer(twi_issuer::http::log::APPEND_PATH, request)
+    }
+
+    fn proof(&self, id: &str) -> std::result::Result<Option<serde_json::Value>, PeerError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            return Ok(None);
+        }
+        let url = format!("{}{}/{id}", self.base, twi_issuer::http::log::PROOF_PATH);
+        let response = self.agent.get(&url).call().map_err(|e| PeerError::Unavailable(self.unreachable(&e)))?;
+        if response.status() == ureq::http::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        peer_answer(&url, response).map(Some)
+    }
+}
+
 impl RemoteIssuer {
-    /// POSTs `body` to another role's `path` for a role of this service: a 4xx is its refusal
-    /// (with the status), anything else that is not an answer is `Unavailable`.
+    /// POSTs `body` to another role's `path` for a role of this service ([`peer_answer`]).
     fn post_to_peer<B: Serialize, T: DeserializeOwned>(
         &self,
         path: &str,
         body: &B,
     ) -> std::result::Result<T, PeerError> {
         let url = format!("{}{path}", self.base);
-        let mut response =
-            self.post_retried(&url, |builder| builder.send_json(body)).map_err(PeerError::Unavailable)?;
-        let status = response.status();
-        let text = response
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
-        if status.is_client_error() {
-            return Err(PeerError::Refused { status: status.as_u16(), reason: refusal(&url, status, &text).1 });
-        }
-        if !status.is_success() {
-            return Err(PeerError::Unavailable(refusal(&url, status, &text).1));
-        }
-        serde_json::from_str(&text)
-            .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
+        let response = self.post_retried(&url, |builder| builder.send_json(body)).map_err(PeerError::Unavailable)?;
+        peer_answer(&url, response)
     }
+}
+
+/// Another role's answer from `url`: a 4xx is its refusal (with the status), anything else that
+/// is not an answer is `Unavailable`.
+fn peer_answer<T: DeserializeOwned>(url: &str, mut response: Answer) -> std::result::Result<T, PeerError> {
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| PeerError::Unavailable(format!("reading the answer of {url}: {e}")))?;
+    if status.is_client_error() {
+        return Err(PeerError::Refused { status: status.as_u16(), reason: refusal(url, status, &text).1 });
+    }
+    if !status.is_success() {
+        return Err(PeerError::Unavailable(refusal(url, status, &text).1));
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
 }
 
 /// A response as ureq gives it.

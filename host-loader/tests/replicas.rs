@@ -268,7 +268,8 @@ fn a_verifier_process_and_a_ca_process_share_mechanism_b_through_the_database() 
         path(&verifier_key),
     ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let ca = serve(&ca_state, &["--roles", "ca", "--verifier-key", path(&verifier_key)]);
+    // The log with the CA (a log process of its own: `a_log_process_holds_the_logs_keys_…`).
+    let ca = serve(&ca_state, &["--roles", "ca,log", "--verifier-key", path(&verifier_key)]);
     let (verifier_anchor, tls) =
         [&operator.ca, &issuer_ca].map(|ca| ClientTls { ca: Some(ca.clone()), client: None }).into();
     let (verifier, ca) =
@@ -436,7 +437,7 @@ fn refuses_what_a_role_process_lacks(dir: &Path, policy: &Path, roles: &twi_test
     assert!(said.contains("--issuer-ca") && said.contains("--ca-url"), "{said}");
     let said = serve(&["--roles", "verifier", "--issuer-ca", path(&roles.ca), "--listen", "127.0.0.1:0"]);
     assert!(said.contains("--tls-cert") && said.contains("--tls-key"), "{said}");
-    let said = serve(&["--roles", "ca", "--verifier-key", path(&roles.ca)]);
+    let said = serve(&["--roles", "ca,log", "--verifier-key", path(&roles.ca)]);
     assert!(said.contains("--verifier-key") && said.contains("P-384 public key"), "{said}");
     assert!(!fresh.join("issuer/issuer-ca.key.pem").exists(), "a refused process made no CA");
 }
@@ -653,4 +654,188 @@ fn replicas_with_their_own_state_share_the_key_store_through_the_database() {
     }
     let audit = TWI.run(&["log", "audit", "--state", path(&state_b), "--database", &url]);
     assert!(audit.status.success(), "{}", String::from_utf8_lossy(&audit.stderr));
+}
+
+/// The provenance log in a process of its own (issue 14 item 5): `--roles verifier`, `--roles
+/// ca,key-store` and `--roles log`, each with its own state, over mutual TLS. A mechanism-C
+/// issuance and its renewal at the CA: the Verifier appraises the evidence, the log signs the
+/// records before the CA signs the credentials naming them, then appends them; mechanism D's
+/// provisioning and release, logged the same way; the log process's proofs
+/// (`twi log prove` against it, the credential naming its statement) and its audit (`twi log
+/// audit` of its state) accept them, and each state holds only its role's key files. The log's
+/// sign and append endpoints refuse a caller without a role certificate (403), a malformed
+/// record and a statement the log did not sign (400). A CA without the log role and without
+/// --log-url, and a Key Store without the CA, are refused at the start, naming what is missing.
+#[test]
+fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (_, chips, policy) = layout(dir.path());
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let url = cluster.url();
+    let [ca_state, verifier_state, log_state] = ["ca", "verifier", "log"].map(|r| dir.path().join(r));
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    let own_tls = |name: &str| {
+        let (cert, key) = roles.server(dir.path(), name);
+        vec!["--tls-cert".to_string(), path(&cert).to_string(), "--tls-key".into(), path(&key).into()]
+    };
+    let (verifier_tls, log_tls) = (own_tls("verifier"), own_tls("log"));
+    let served = |state: &Path, roles_named: &str, more: &[&str]| {
+        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
+        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
+    };
+    let common = ["--simulated-tee", path(&chips), "--database", url.as_str(), "--issuer-ca", path(&issuer_ca)];
+    let verifier_tls: Vec<&str> = verifier_tls.iter().map(String::as_str).collect();
+    let verifier = served(&verifier_state, "verifier", &[&common[..], &verifier_tls[..]].concat());
+    // The log keeps its log in its own state (the embedded store), apart from the database.
+    let log_tls: Vec<&str> = log_tls.iter().map(String::as_str).collect();
+    let log = served(&log_state, "log", &[&["--issuer-ca", path(&issuer_ca)][..], &log_tls[..]].concat());
+    let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
+    let peers = ["--verifier-url", &verifier.url, "--log-url", &log.url, "--peer-ca", path(&roles.ca)];
+    let ca = served(&ca_state, "ca,key-store", &[&common[..4], &role[..], &peers[..]].concat());
+
+    let (anchor, role_anchor) = (ClientTls { ca: Some(issuer_ca.clone()), client: None }, Some(roles.ca.clone()));
+    let verifier = RemoteIssuer::new(&verifier.url, &ClientTls { ca: role_anchor.clone(), client: None }).unwrap();
+    let ca_client = RemoteIssuer::new(&ca.url, &anchor).unwrap();
+    let rp_id = ca_client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let chip = chips.join("sim-snp");
+    let attested = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let obtained = ca_client.issue(&attested.evidence(), Some(Mechanism::C)).unwrap();
+    assert_eq!(obtained.credential.workload_id, "spiffe://example.org/payroll-app");
+    // A renewal reads the previous record back from the log process.
+    let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let renewed = ca_client.renew(&fresh.evidence(), &obtained.credential.serial).unwrap();
+    let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
+    let unknown = ca_client.renew(&fresh.evidence(), "00ff").unwrap_err();
+    assert!(unknown.contains("no provenance record"), "{unknown}");
+
+    // The log process proves each credential (which names its statement), and its state audits.
+    for (i, credential) in [&obtained, &renewed].into_iter().enumerate() {
+        let pem = dir.path().join(format!("credential-{i}.pem"));
+        std::fs::write(&pem, &credential.credential.certificate_pem).unwrap();
+        let prove = ["log", "prove", path(&pem), "--issuer-url", &log.url, "--issuer-ca", path(&roles.ca)];
+        let out = TWI.run(&prove);
+        assert!(out.status.success(), "twi log prove: {}", String::from_utf8_lossy(&out.stderr));
+        let indices: Vec<u64> = logged(credential).1.into_iter().map(|(_, index)| index).collect();
+        assert_eq!(indices, [2 * i as u64, 2 * i as u64 + 1], "the issuances' records, adjacent, in order");
+    }
+    // D: the owner's provisioning and the release, each logged by the log process.
+    let owner =
+        ClientTls { ca: Some(issuer_ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let (provisioned, created) =
+        RemoteIssuer::new(&ca.url, &owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(created);
+    let log_client = RemoteIssuer::new(&log.url, &ClientTls { ca: role_anchor.clone(), client: None }).unwrap();
+    assert!(log_client.log_proof(&provisioned.serial_hex).is_ok(), "the provisioning is logged");
+    let (released, release, _) = release(&chip, &verifier, &ca_client, &rp_id).unwrap();
+    assert_eq!(release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    assert!(log_client.log_proof(&released.credential.serial).is_ok(), "the release is logged");
+    let audit = TWI.run(&["log", "audit", "--state", path(&log_state)]);
+    assert!(audit.status.success(), "twi log audit: {}", String::from_utf8_lossy(&audit.stderr));
+    each_holds_only_its_keys(&[
+        (&ca_state, &CA_AND_KEY_STORE[..]),
+        (&verifier_state, &VERIFIER_ONLY[..]),
+        (&log_state, &LOG_ONLY[..]),
+    ]);
+    log_endpoints_refuse(&log.url, &roles);
+    refuses_a_split_it_cannot_serve(dir.path(), &policy);
+}
+
+const VERIFIER_ONLY: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
+const CA_AND_KEY_STORE: [&str; 4] = ["issuer-ca.key.pem", "wit-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
+const LOG_ONLY: [&str; 2] = ["log-key.pem", "provenance.sqlite"];
+
+/// Each state holds its own roles' key files, none of another's.
+fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {
+    let all: Vec<&str> = [&VERIFIER_ONLY[..], &CA_AND_KEY_STORE[..], &LOG_ONLY[..]].concat();
+    for (state, own) in states {
+        let held: Vec<&str> = all.iter().copied().filter(|f| state.join("issuer").join(f).exists()).collect();
+        let mut expected = own.to_vec();
+        expected.sort();
+        let mut held_sorted = held.clone();
+        held_sorted.sort();
+        assert_eq!(held_sorted, expected, "the key files in {}", state.display());
+    }
+    let checkpoint_keys = |state: &Path| {
+        std::fs::read_dir(state.join("issuer"))
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("checkpoint"))
+            .count()
+    };
+    assert!(checkpoint_keys(states[2].0) > 0, "the log's state holds its checkpoint key");
+    assert_eq!(checkpoint_keys(states[0].0) + checkpoint_keys(states[1].0), 0, "only the log holds a checkpoint key");
+}
+
+/// The log's sign and append endpoints: 403 without a role certificate; 400 for a malformed
+/// record or a statement this log did not sign.
+fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) {
+    use twi_issuer::http::{LogPeer, PeerError};
+    use twi_issuer::log_peer::{AppendRequest, SignRequest};
+    let anchor = Some(roles.ca.clone());
+    let anyone = RemoteIssuer::new(log_url, &ClientTls { ca: anchor.clone(), client: None }).unwrap();
+    let role = ClientTls { ca: anchor, client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let role = RemoteIssuer::new(log_url, &role).unwrap();
+    let record = twi_issuer::provenance::ProvenanceRecord {
+        workload_id: "spiffe://example.org/payroll-app".into(),
+        credential_kind: "x509".into(),
+        credential_id: "0a1b".into(),
+        evidence_sha384: "00".repeat(48),
+        decision: twi_issuer::provenance::VerifierDecision {
+            status: "affirming".into(),
+            verifier: "test".into(),
+            criteria: Default::default(),
+        },
+        policy_version: "replicas-1".into(),
+        issued_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+    };
+    match anyone.sign(&SignRequest { records: vec![record.clone()] }) {
+        Err(PeerError::Refused { status: 403, reason }) => assert!(reason.contains("client certificate"), "{reason}"),
+        other => panic!("the log signed for a caller without a role certificate: {other:?}"),
+    }
+    match anyone.append(&AppendRequest { statements: vec!["00".into()] }) {
+        Err(PeerError::Refused { status: 403, .. }) => {}
+        other => panic!("the log appended for a caller without a role certificate: {other:?}"),
+    }
+    let signed = role.sign(&SignRequest { records: vec![record.clone()] }).unwrap();
+    assert_eq!(signed.statements.len(), 1, "a well-formed record is signed");
+    let malformed = [
+        twi_issuer::provenance::ProvenanceRecord { credential_kind: "jwt".into(), ..record.clone() },
+        twi_issuer::provenance::ProvenanceRecord { workload_id: "spiffe://other.org/x".into(), ..record.clone() },
+        twi_issuer::provenance::ProvenanceRecord { issued_at: 1, ..record.clone() },
+    ];
+    for bad in malformed {
+        match role.sign(&SignRequest { records: vec![bad.clone()] }) {
+            Err(PeerError::Refused { status: 400, .. }) => {}
+            other => panic!("the log signed a malformed record {bad:?}: {other:?}"),
+        }
+    }
+    // A statement under another key than the log's: re-signed by a key of the test's.
+    let other_key = SigningKey::try_generate().unwrap();
+    let forged =
+        twi_issuer::provenance::SignedStatement::sign(record, "spiffe://example.org/twi-issuer", &other_key, "twi-log")
+            .unwrap();
+    let forged = hex::encode(forged.to_leaf().unwrap());
+    for statements in [vec![forged], vec!["not hex".to_string()]] {
+        match role.append(&AppendRequest { statements }) {
+            Err(PeerError::Refused { status: 400, .. }) => {}
+            other => panic!("the log appended a statement it did not sign: {other:?}"),
+        }
+    }
+}
+
+/// A CA process serving neither the log nor --log-url, and a Key Store without the CA, are
+/// refused at the start with what is missing; they make no keys.
+fn refuses_a_split_it_cannot_serve(dir: &Path, policy: &Path) {
+    let fresh = dir.join("fresh");
+    let serve = |more: &[&str]| {
+        let out = TWI.run(&[&["serve", "--state", path(&fresh), "--policy", path(policy)], more].concat());
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let said = serve(&["--roles", "ca"]);
+    assert!(said.contains("--log-url"), "{said}");
+    let said = serve(&["--roles", "key-store"]);
+    assert!(said.contains("key-store") && said.contains("ca"), "{said}");
+    assert!(!fresh.join("issuer").exists(), "a refused process made no keys");
 }

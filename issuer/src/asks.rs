@@ -26,7 +26,7 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
-use crate::held::{CA_KEYS, LOG_KEYS, held};
+use crate::held::{CA_KEYS, KEY_STORE_KEYS, LOG_KEYS, held};
 use crate::issuer::Issuer;
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
@@ -253,6 +253,7 @@ impl Issuer {
         let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
         let store = match &self.key_store {
             Some(store) => store,
+            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS)),
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
@@ -264,12 +265,15 @@ impl Issuer {
         use p384::elliptic_curve::Generate;
         let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
         let serial = crate::ca::random_serial()?;
-        let records = held(&self.records, LOG_KEYS)?;
-        let statement = records.provisioning(&workload_id, &hex::encode(serial.as_bytes()), owner, &version, now)?;
-        let named = Named { serial, entry: records.entry(&statement) };
+        let log = held(&self.log, LOG_KEYS)?;
+        let record = crate::records::provisioning(&workload_id, &hex::encode(serial.as_bytes()), owner, &version, now);
+        let Some((statement, entry)) = log.sign(vec![record])?.pop() else {
+            return Err(IssuerError::State(self.dir.clone(), "the provisioning makes one record".into()));
+        };
+        let named = Named { serial, entry };
         let certified =
             held(&self.ca, CA_KEYS)?.certify_provisioned(&workload_id, key.verifying_key(), lifetime, &named)?;
-        records.record(&[statement], now)?;
+        log.record(&[statement], now)?;
         store.provision_if_absent(&workload_id, || Ok((certified.der, key)))
     }
 
@@ -321,6 +325,7 @@ impl Issuer {
         let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
         let store = match &self.key_store {
             Some(store) => store,
+            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS).into()),
             None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
         };
         let ca = held(&self.ca, CA_KEYS)?;
@@ -390,7 +395,7 @@ impl Issuer {
     /// A renewal of credential `previous` is granted to `admission` only under the policy's
     /// renewal rules, checked against what `previous` was bound to (its provenance record).
     fn check_renewal(&self, previous: &str, admission: &Admission) -> Result<(), Rejection> {
-        let binding = match self.records()?.binding_of(previous)? {
+        let binding = match self.ledger()?.binding_of(previous)? {
             None => return Err(Rejection::UnknownPreviousCredential(previous.to_string())),
             Some(Err(kid)) => {
                 let kid = crate::provenance::sealed::shown_kid(&kid);
@@ -511,13 +516,12 @@ impl Issuer {
         let jti = crate::jose::random_id().map_err(|e| IssuerError::token("WIT", e))?;
         let credentials = [("x509", hex::encode(serial.as_bytes())), ("wit", jti.clone())];
         let issuance = Issuance { admission, appraisal, mechanism, credentials };
-        let records = self.records()?;
-        let statements = records.statements(&issuance, now)?;
-        let [x509, wit] = statements.as_slice() else {
+        let signed = self.ledger()?.sign(crate::records::records(&issuance, now)?)?;
+        let (statements, entries): (Vec<_>, Vec<_>) = signed.into_iter().unzip();
+        let Ok([x509_entry, wit_entry]) = <[LogEntry; 2]>::try_from(entries) else {
             return Err(IssuerError::State(self.dir.clone(), "an issuance makes two records".into()).into());
         };
-        let x509 = Named { serial, entry: records.entry(x509) };
-        let wit_entry = records.entry(wit);
+        let x509 = Named { serial, entry: x509_entry };
         Ok(Planned { now, x509, jti, wit_entry, statements })
     }
 
@@ -532,7 +536,7 @@ impl Issuer {
     ) -> Result<Issued, Rejection> {
         let Planned { now, jti, wit_entry, statements, .. } = planned;
         let wit = self.authority()?.wit(&admission, credential.public_key, now, &jti, &wit_entry)?;
-        let provenance = self.records()?.record(&statements, now)?;
+        let provenance = self.ledger()?.record(&statements, now)?;
         let Certified { der, pem, serial_hex } = credential.certified;
         Ok(Issued {
             certificate_der: der,

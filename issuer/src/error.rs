@@ -37,6 +37,8 @@ pub enum IssuerError {
         "this process does not hold {0}: it serves other roles (`twi serve --roles`); ask the process that serves this one"
     )]
     NotHeld(&'static str),
+    #[error("the provenance log at {url} (--log-url) {error}")]
+    LogPeer { url: String, error: crate::log_peer::PeerError },
 }
 
 impl IssuerError {

@@ -13,6 +13,8 @@ pub(crate) fn held<'a, T>(role: &'a Option<T>, keys: &'static str) -> Result<&'a
 
 /// The Credential Authority's keys, as [`held`] names them.
 pub(crate) const CA_KEYS: &str = "the Credential Authority's keys";
+/// The Key Store's keys, as [`held`] names them.
+pub(crate) const KEY_STORE_KEYS: &str = "the Key Store's keys";
 /// The provenance log's keys, as [`held`] names them.
 pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
 
@@ -24,9 +26,46 @@ pub(crate) const LOG_KEYS: &str = "the provenance log's keys";
 pub struct HeldKeys {
     /// The Verifier's: its result and epoch keys.
     pub verifier: VerifierKeys,
-    /// The Credential Authority's: its CA and WIT keys, with the provenance log's and the Key
-    /// Store's (the roles that make and keep credentials).
+    /// The Credential Authority's: its CA and WIT keys.
     pub ca: CaKeys,
+    /// The Key Store's (with the CA's only: it certifies what the Key Store provisions).
+    pub key_store: KeyStoreKeys,
+    /// The provenance log's: its log key and checkpoint key.
+    pub log: LogKeys,
+}
+
+/// The Key Store's keys in a process.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum KeyStoreKeys {
+    /// `keystore-key.pem` and `keystore-wrap-key.pem` in the state: made at the start with
+    /// replicas (whose state copies must hold every key), on first use otherwise.
+    #[default]
+    Held,
+    /// Not held: a process that does not serve the Key Store neither makes nor reads them.
+    NotHeld,
+}
+
+/// The provenance log's keys in a process.
+#[derive(Clone, Default)]
+pub enum LogKeys {
+    /// `log-key.pem` and the checkpoint key in the state (made if absent), with the log.
+    #[default]
+    Held,
+    /// Held by the log process this one calls (`twi serve --log-url`): it signs and appends
+    /// this process's records.
+    Peer(std::sync::Arc<dyn crate::log_peer::LogPeer>),
+    /// Neither held nor called: this process makes no credentials.
+    None,
+}
+
+impl std::fmt::Debug for LogKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Held => f.write_str("Held"),
+            Self::Peer(peer) => f.debug_tuple("Peer").field(&peer.url()).finish(),
+            Self::None => f.write_str("None"),
+        }
+    }
 }
 
 /// The Verifier's keys in a process.
@@ -44,7 +83,7 @@ pub enum VerifierKeys {
 /// The Credential Authority's keys in a process.
 #[derive(Debug, Clone, Default)]
 pub enum CaKeys {
-    /// The CA, WIT, log and Key Store keys in the state (made if absent).
+    /// The CA and WIT keys in the state (made if absent).
     #[default]
     Held,
     /// Held by the CA process: its certificate (the relying-party id evidence binds).

@@ -19,9 +19,10 @@ use crate::ca::{CredentialAuthority, IssuerCa};
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::freshness::SharedFreshness;
-use crate::held::{CA_KEYS, CaKeys, HeldKeys, LOG_KEYS, held};
+use crate::held::{CA_KEYS, CaKeys, HeldKeys, KEY_STORE_KEYS, KeyStoreKeys, LOG_KEYS, LogKeys, held};
 use crate::jose::Jwk;
 use crate::keystore::KeyStore;
+use crate::ledger::Ledger;
 use crate::policy::Policy;
 use crate::records::{LOG_KID, Records};
 use crate::verifier::{VERIFIER_KID, VerifierRole};
@@ -50,8 +51,11 @@ pub struct Issuer {
     pub(crate) ca_certificate: Certificate,
     /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
     pub(crate) key_store: Option<KeyStore>,
-    /// `None` in a process that does not hold the CA's keys.
-    pub(crate) records: Option<Records>,
+    /// Whether this process holds the Key Store's keys (opens it, makes them).
+    pub(crate) holds_key_store: bool,
+    /// The provenance log: here (this process holds its keys), in the log process it calls, or
+    /// `None` (it makes no credentials).
+    pub(crate) log: Option<Ledger>,
     /// With replicas: the mechanism-B results waiting to be redeemed at any of them.
     pub(crate) results: Option<SharedResults>,
     /// With replicas: their database (the Key Store keeps its credentials there).
@@ -99,28 +103,38 @@ impl Issuer {
     ) -> Result<Self, IssuerError> {
         let shared = database.clone().map(SharedFreshness::open).transpose()?;
         let results = database.clone().map(SharedResults::open).transpose()?;
-        let (ca, records, key_store, ca_certificate) = match held.ca {
-            CaKeys::Public(certificate) => (None, None, None, *certificate),
+        let (ca, key_store, ca_certificate) = match held.ca {
+            CaKeys::Public(certificate) => (None, None, *certificate),
             CaKeys::Held => {
                 let ca =
                     CredentialAuthority::open(state_dir, &config.trust_domain, &policy.trust_domain, policy.wit_alg)?;
-                let records = Records::open(state_dir, &policy.trust_domain, database.as_ref())?;
                 // Replicas' keys are all made at the first start, so a copy of that state directory
                 // holds every key the replicas must share (the Key Store's too, made lazily otherwise).
-                let key_store = database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?;
+                let key_store = match held.key_store {
+                    KeyStoreKeys::Held => database.clone().map(|db| KeyStore::open(state_dir, Some(db))).transpose()?,
+                    KeyStoreKeys::NotHeld => None,
+                };
                 let certificate = ca.ca().certificate().clone();
-                (Some(ca), Some(records), key_store, certificate)
+                (Some(ca), key_store, certificate)
             }
+        };
+        let log = match held.log {
+            LogKeys::Held => {
+                Some(Ledger::Here(Box::new(Records::open(state_dir, &policy.trust_domain, database.as_ref())?)))
+            }
+            LogKeys::Peer(peer) => Some(Ledger::Peer(peer)),
+            LogKeys::None => None,
         };
         Ok(Self {
             dir: state_dir.to_path_buf(),
             clock: SystemTime::now,
             verifier: VerifierRole::open(state_dir, config.sim_snp_root.as_ref(), shared, held.verifier)?,
-            records,
+            log,
             ca,
             ca_certificate,
             policy,
             key_store,
+            holds_key_store: held.key_store == KeyStoreKeys::Held,
             results,
             database,
         })
@@ -150,7 +164,7 @@ impl Issuer {
     /// (`twi serve --auditor-key`): the statements, the leaves, receipts and checkpoints stay
     /// verifiable by anyone, only the auditor reads the records. `None`: records in clear.
     pub fn seal_records_to(&mut self, auditor: Option<crate::provenance::AuditorKey>) {
-        if let Some(records) = self.records.as_mut() {
+        if let Some(Ledger::Here(records)) = self.log.as_mut() {
             records.seal_to(auditor);
         }
     }
@@ -181,9 +195,15 @@ impl Issuer {
         self.ca.as_mut().ok_or(IssuerError::NotHeld(CA_KEYS))
     }
 
-    /// The provenance log, if this process holds its keys (with the CA's).
+    /// The provenance log, if this process holds its keys.
     pub(crate) fn records(&self) -> Result<&Records, IssuerError> {
-        held(&self.records, LOG_KEYS)
+        self.log.as_ref().and_then(Ledger::here).ok_or(IssuerError::NotHeld(LOG_KEYS))
+    }
+
+    /// The provenance log the Credential Authority signs and appends its records with: here, or
+    /// in the log process it calls.
+    pub(crate) fn ledger(&self) -> Result<&Ledger, IssuerError> {
+        held(&self.log, LOG_KEYS)
     }
 
     /// The keys the Verifier, the Credential Authority and the log sign JSON with, those this
@@ -195,13 +215,16 @@ impl Issuer {
                 let (kid, key) = ca.wit_key();
                 Jwk::published(key, kid)
             }),
-            log: self.records.as_ref().map(|records| Jwk::published(records.public_key(), LOG_KID)),
+            log: self.records().ok().map(|records| Jwk::published(records.public_key(), LOG_KID)),
         }
     }
 
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
         self.authority()?;
+        if !self.holds_key_store {
+            return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
+        }
         if self.key_store.is_none() {
             self.key_store = Some(KeyStore::open(&self.dir, self.database.clone())?);
         }

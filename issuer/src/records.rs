@@ -20,6 +20,7 @@ use sha2::Digest;
 use crate::database::Postgres;
 use crate::error::IssuerError;
 use crate::jose::Jwk;
+use crate::log_peer::SignResponse;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
 use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::entry::LogEntry;
@@ -117,26 +118,54 @@ impl Records {
     /// encrypted to the auditor key `kid` (the issuer keeps no plaintext copy to read it from).
     pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Result<Binding, Vec<u8>>>, IssuerError> {
         let Some((_, statement)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
-        let Some(record) = statement.record() else {
-            return Ok(Some(Err(statement.sealed_to().unwrap_or_default().to_vec())));
-        };
-        let binding = record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok());
-        Ok(binding.map(Ok))
+        Ok(binding_in(&statement))
     }
 
-    /// The signed statements of one issuance, one per credential, made before the credentials
-    /// are signed so that each credential can name its own ([`Self::entry`]).
-    pub(crate) fn statements(
+    /// Signs each of `records` as a statement (before the credentials they name are signed).
+    pub(crate) fn sign_all(&self, records: Vec<ProvenanceRecord>) -> Result<Vec<SignedStatement>, IssuerError> {
+        Ok(records.into_iter().map(|record| self.sign(record)).collect::<Result<Vec<_>, _>>()?)
+    }
+
+    /// What a Credential Authority of another process asks this log to sign (`POST
+    /// /v1/log/statements`): one issuance's records, each well-formed for this trust domain;
+    /// `Err` says what is wrong with them (the caller's fault).
+    pub(crate) fn sign_asked(&self, records: Vec<ProvenanceRecord>, now: SystemTime) -> Result<SignResponse, String> {
+        if records.is_empty() || records.len() > 2 {
+            return Err(format!("an issuance has one or two records, not {}", records.len()));
+        }
+        for record in &records {
+            well_formed(record, &self.issuer, now).map_err(|e| format!("record {:?}: {e}", record.credential_id))?;
+        }
+        let statements = self.sign_all(records).map_err(|e| format!("signing: {e}"))?;
+        let statements = statements.iter().map(|s| s.to_leaf().map(hex::encode)).collect::<Result<_, _>>();
+        let statements = statements.map_err(|e| format!("encoding: {e}"))?;
+        Ok(SignResponse { origin: self.checkpoint.origin().to_string(), statements })
+    }
+
+    /// What a Credential Authority of another process asks this log to append (`POST
+    /// /v1/log/append`): statements this log signed (their signature checked under its key);
+    /// `Ok(Err)` when they are not (the caller's fault), `Err` for the log's own faults.
+    pub(crate) fn append_asked(
         &self,
-        issuance: &Issuance<'_>,
+        statements: &[String],
         now: SystemTime,
-    ) -> Result<Vec<SignedStatement>, IssuerError> {
-        Ok(records(issuance, now)?.into_iter().map(|record| self.sign(record)).collect::<Result<Vec<_>, _>>()?)
+    ) -> Result<Result<Value, String>, IssuerError> {
+        if statements.is_empty() || statements.len() > 2 {
+            return Ok(Err(format!("an issuance appends one or two statements, not {}", statements.len())));
+        }
+        let mut signed = Vec::new();
+        for (i, statement) in statements.iter().enumerate() {
+            let Ok(bytes) = hex::decode(statement) else { return Ok(Err(format!("statement {i} is not hex"))) };
+            match SignedStatement::verify(&bytes, self.public_key()) {
+                Ok(statement) => signed.push(statement),
+                Err(e) => return Ok(Err(format!("statement {i} is not one this log signed: {e}"))),
+            }
+        }
+        Ok(Ok(self.record(&signed, now)?))
     }
 
     /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes
-    /// for a key the Key Store holds for `workload_id` at `owner`'s request. No evidence was
-    /// appraised (`evidence_sha384` empty, status `none`); the criteria name the owner.
+    /// for a key the Key Store holds for `workload_id` at `owner`'s request, signed.
     pub(crate) fn provisioning(
         &self,
         workload_id: &str,
@@ -145,21 +174,7 @@ impl Records {
         policy_version: &str,
         now: SystemTime,
     ) -> Result<SignedStatement, IssuerError> {
-        let criteria = BTreeMap::from([
-            ("mechanism".to_string(), "d".to_string()),
-            ("step".to_string(), "owner-provisioning".to_string()),
-            ("provisioned_by".to_string(), owner.to_string()),
-        ]);
-        let record = ProvenanceRecord {
-            workload_id: workload_id.into(),
-            credential_kind: "x509".into(),
-            credential_id: serial_hex.into(),
-            evidence_sha384: String::new(),
-            decision: VerifierDecision { status: "none".into(), verifier: VERIFIER_BUILD.into(), criteria },
-            policy_version: policy_version.into(),
-            issued_at: crate::jose::unix_seconds(now),
-        };
-        Ok(self.sign(record)?)
+        Ok(self.sign(provisioning(workload_id, serial_hex, owner, policy_version, now))?)
     }
 
     /// The log entry a credential names: this log's origin and its statement's SHA-256.
@@ -264,6 +279,80 @@ impl Records {
     }
 }
 
+/// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes for a
+/// key the Key Store holds for `workload_id` at `owner`'s request. No evidence was appraised
+/// (`evidence_sha384` empty, status `none`); the criteria name the owner.
+pub(crate) fn provisioning(
+    workload_id: &str,
+    serial_hex: &str,
+    owner: &str,
+    policy_version: &str,
+    now: SystemTime,
+) -> ProvenanceRecord {
+    let criteria = BTreeMap::from([
+        ("mechanism".to_string(), "d".to_string()),
+        ("step".to_string(), "owner-provisioning".to_string()),
+        ("provisioned_by".to_string(), owner.to_string()),
+    ]);
+    ProvenanceRecord {
+        workload_id: workload_id.into(),
+        credential_kind: "x509".into(),
+        credential_id: serial_hex.into(),
+        evidence_sha384: String::new(),
+        decision: VerifierDecision { status: "none".into(), verifier: VERIFIER_BUILD.into(), criteria },
+        policy_version: policy_version.into(),
+        issued_at: crate::jose::unix_seconds(now),
+    }
+}
+
+/// The binding a statement's record names: `None` when it names none; `Some(Err(kid))` when the
+/// record is encrypted to the auditor key `kid`.
+pub(crate) fn binding_in(statement: &SignedStatement) -> Option<Result<Binding, Vec<u8>>> {
+    let Some(record) = statement.record() else {
+        return Some(Err(statement.sealed_to().unwrap_or_default().to_vec()));
+    };
+    let binding = record.decision.criteria.get("binding").and_then(|text| serde_json::from_str(text).ok());
+    binding.map(Ok)
+}
+
+/// Seconds a record's `issued_at` may differ from the log's clock.
+const CLOCK_SKEW: u64 = 300;
+
+/// A record a Credential Authority of another process asks to have signed, checked for the
+/// form the issuer's own records have: a credential of this trust domain (`issuer` is
+/// `spiffe://<trust domain>/twi-issuer`), of kind `x509` (a hex serial) or `wit`, the evidence's
+/// SHA-384 (or none, for mechanism D's provisioning), a decision, and the time now.
+fn well_formed(record: &ProvenanceRecord, issuer: &str, now: SystemTime) -> Result<(), String> {
+    let domain = issuer.trim_end_matches("twi-issuer");
+    let id = &record.credential_id;
+    let named = |n: &str| !n.is_empty() && !n.contains(char::is_whitespace);
+    if !record.workload_id.strip_prefix(domain).is_some_and(named) {
+        return Err(format!("workload_id {:?} is not a workload of {domain}", record.workload_id));
+    }
+    let id_ok = match record.credential_kind.as_str() {
+        "x509" => !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "wit" => {
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        other => return Err(format!("credential_kind {other:?} is neither x509 nor wit")),
+    };
+    if !id_ok {
+        return Err(format!("credential_id {id:?} is not an X.509 serial (hex) or a WIT jti (base64url)"));
+    }
+    let evidence = &record.evidence_sha384;
+    let sha384 = evidence.len() == 96 && evidence.bytes().all(|b| b.is_ascii_hexdigit());
+    if !(evidence.is_empty() || sha384) {
+        return Err("evidence_sha384 is neither empty nor 96 hex digits".into());
+    }
+    if record.decision.status.is_empty() || record.decision.verifier.is_empty() || record.policy_version.is_empty() {
+        return Err("the decision's status and verifier, and the policy version, must be given".into());
+    }
+    if crate::jose::unix_seconds(now).abs_diff(record.issued_at) > CLOCK_SKEW {
+        return Err(format!("issued_at {} is more than {CLOCK_SKEW} s from this log's clock", record.issued_at));
+    }
+    Ok(())
+}
+
 /// A log whose first record is bare JSON was written before records became signed statements:
 /// its tree heads sign those bytes, so the records cannot be re-signed in place. It is refused
 /// with what to do, rather than extended with leaves of another format.
@@ -283,7 +372,7 @@ fn refuse_legacy(log: &ProvenanceLog, path: &Path) -> Result<(), IssuerError> {
 }
 
 /// The records of one issuance: the same decision and criteria for each credential.
-fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRecord>, IssuerError> {
+pub(crate) fn records(issuance: &Issuance<'_>, now: SystemTime) -> Result<Vec<ProvenanceRecord>, IssuerError> {
     let admission = issuance.admission;
     let appraisal = issuance.appraisal;
     let binding = serde_json::to_string(&admission.binding).map_err(|e| LogError::Encode(e.to_string()))?;

@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use crate::error::IssuerError;
 use crate::issuer::Issuer;
+use crate::log_peer::SignResponse;
 use crate::policy::{SbomDigest, SbomError, stored_sbom};
+use crate::provenance::ProvenanceRecord;
 
 impl Issuer {
     /// The log's current checkpoint: a C2SP signed note (tlog-checkpoint body).
@@ -26,6 +28,19 @@ impl Issuer {
     /// of it.
     pub fn log_proof(&self, id: &str) -> Result<Option<Value>, IssuerError> {
         self.records()?.prove(id)
+    }
+
+    /// For a Credential Authority of another process (`POST /v1/log/statements`): `records`,
+    /// one issuance's, signed as statements; `Ok(Err)` says why they are not well-formed.
+    pub fn log_sign_for_ca(&self, records: Vec<ProvenanceRecord>) -> Result<Result<SignResponse, String>, IssuerError> {
+        Ok(self.records()?.sign_asked(records, (self.clock)()))
+    }
+
+    /// For a Credential Authority of another process (`POST /v1/log/append`): `statements`
+    /// (hex), which this log signed, appended with a new signed tree head in one transaction;
+    /// `Ok(Err)` says why they are not this log's statements.
+    pub fn log_append_for_ca(&self, statements: &[String]) -> Result<Result<Value, String>, IssuerError> {
+        self.records()?.append_asked(statements, (self.clock)())
     }
 
     /// The RFC 9162 consistency proof between the trees of `first` and `second` leaves.

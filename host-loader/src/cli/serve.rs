@@ -5,17 +5,19 @@
 use std::path::{Path, PathBuf};
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use twi_issuer::Issuer;
-use twi_issuer::http::{Limits, RateLimit, RouterLimits, TlsSettings, Transport};
+use twi_issuer::http::{Limits, RateLimit, Roles, RouterLimits, TlsSettings, Transport};
 use twi_sim::snp::SimPsp;
 use twi_sim::tdx::SimTdx;
 
 use super::args::{AuditorArgs, IdentityArgs};
 use super::issuer::{issuer_dir, load_policy, open_issuer_shared};
+use crate::remote::RemoteIssuer;
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -32,8 +34,9 @@ pub struct ServeArgs {
     /// The roles whose endpoints this process serves: verifier, ca, key-store, log
     /// (comma-separated). Without the verifier role, the CA (mechanism c) and the Key Store
     /// (mechanism d) have the evidence appraised by the Verifier process --verifier-url names;
-    /// the Key Store provisions credentials the CA of its own process certifies. The log role
-    /// serves the provenance log's checkpoints and proofs from the state (or --database).
+    /// the Key Store provisions credentials the CA of its own process certifies (key-store needs
+    /// ca). The log role holds the log's keys and serves its checkpoints and proofs from the
+    /// state (or --database); a CA without it has the --log-url process log its credentials.
     #[arg(long, default_value = "verifier,ca,key-store,log", value_parser = twi_issuer::http::Roles::parse)]
     roles: twi_issuer::http::Roles,
     /// Development only: accept evidence from the simulated TEE whose keys are in DIR (the
@@ -73,11 +76,16 @@ pub struct PeerArgs {
     /// process redeems it once) and --role-cert.
     #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
     verifier_url: Option<String>,
+    /// For a process serving the ca role without the log role: the log process
+    /// (`https://HOST:PORT`, `twi serve --roles log`) that signs this Credential Authority's
+    /// records before it signs the credentials naming them, then appends them. Needs --role-cert.
+    #[arg(long, value_name = "URL", requires = "role_cert")]
+    log_url: Option<String>,
     /// For a process without the ca role: the Credential Authority process (`https://HOST:PORT`)
     /// this Verifier obtains mechanism A's credentials from. Needs --database and --role-cert.
     #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
     ca_url: Option<String>,
-    /// The CA the other processes' server certificates chain to (default:
+    /// The CA the other processes' (--verifier-url, --ca-url, --log-url) server certificates chain to (default:
     /// STATE/issuer/issuer-ca.pem, which issues `twi serve`'s own server certificates).
     #[arg(long, value_name = "PEM")]
     peer_ca: Option<PathBuf>,
@@ -103,48 +111,94 @@ pub struct PeerArgs {
     issuer_ca: Option<PathBuf>,
 }
 
-/// The roles of other processes this one calls: the Verifier when it does not serve that role,
-/// the CA when it does not serve that one.
-fn peers(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Result<twi_issuer::http::Peers> {
-    let client = |option: &str, url: &str, served: bool, role: &str| {
+/// The mutual-TLS clients of the roles this process calls in other processes, one per peer
+/// URL, made once at the start (the keys it fetches and the calls it makes share them).
+#[derive(Default)]
+struct PeerClients {
+    verifier: Option<Arc<RemoteIssuer>>,
+    ca: Option<Arc<RemoteIssuer>>,
+    log: Option<Arc<RemoteIssuer>>,
+}
+
+/// Refuses, before anything is opened, a set of roles the processes cannot split that way.
+fn check_roles(roles: Roles, args: &ServeArgs) -> Result<()> {
+    if roles.key_store && !roles.credential_authority {
+        bail!(
+            "--roles: the key-store role without the ca role is not built yet: the Key Store has the keys it provisions certified by the Credential Authority of its own process; serve key-store together with ca (e.g. --roles ca,key-store --log-url URL)"
+        );
+    }
+    let peer = &args.peer;
+    if roles.credential_authority && !roles.log && peer.log_url.is_none() {
+        bail!(
+            "a process serving the ca role without the log role has its records signed and logged by the log process: give --log-url https://HOST:PORT (with --role-cert/--role-key), or add log to --roles"
+        );
+    }
+    if peer.log_url.is_some() && !roles.credential_authority {
+        bail!("--log-url is for a process serving the ca role (it logs the credentials it makes): drop it");
+    }
+    if args.auditor.auditor_key.is_some() && !roles.log {
+        bail!(
+            "--auditor-key: the log process seals the records it signs; give the auditor key to the process serving the log role"
+        );
+    }
+    Ok(())
+}
+
+/// [`PeerClients`] for the URLs given; a URL of a role this process serves itself is refused.
+fn peer_clients(state: &Path, roles: Roles, args: &PeerArgs) -> Result<PeerClients> {
+    let client = |option: &str, url: &Option<String>, served: bool, role: &str| {
+        let Some(url) = url else { return Ok(None) };
         if served {
             bail!("{option} {url}: this process serves the {role} role itself; drop one of them");
         }
-        Ok(std::sync::Arc::new(peer_client(state, args, url).with_context(|| option.to_string())?))
+        Ok(Some(Arc::new(peer_client(state, args, url).with_context(|| option.to_string())?)))
     };
-    let mut peers = twi_issuer::http::Peers::default();
-    if let Some(url) = &args.verifier_url {
-        peers.verifier = Some(client("--verifier-url", url, roles.verifier, "verifier")?);
+    Ok(PeerClients {
+        verifier: client("--verifier-url", &args.verifier_url, roles.verifier, "verifier")?,
+        ca: client("--ca-url", &args.ca_url, roles.credential_authority, "ca")?,
+        log: client("--log-url", &args.log_url, roles.log, "log")?,
+    })
+}
+
+/// The roles of other processes the HTTP service calls: the Verifier when it does not serve
+/// that role, the CA when it does not serve that one.
+fn peers(clients: &PeerClients) -> twi_issuer::http::Peers {
+    use twi_issuer::http::{CaPeer, VerifierPeer};
+    twi_issuer::http::Peers {
+        verifier: clients.verifier.clone().map(|c| c as Arc<dyn VerifierPeer>),
+        ca: clients.ca.clone().map(|c| c as Arc<dyn CaPeer>),
     }
-    if let Some(url) = &args.ca_url {
-        peers.ca = Some(client("--ca-url", url, roles.credential_authority, "ca")?);
-    }
-    Ok(peers)
 }
 
 /// The keys this process holds in its state: those of the roles it serves. The Verifier's,
 /// unless it serves that role, are known by their public half (`--verifier-key`, or fetched
-/// from `--verifier-url`); the CA's, unless it serves a role that makes or keeps credentials
-/// (ca, key-store, log), by its certificate.
-fn held_keys(state: &Path, roles: twi_issuer::http::Roles, args: &PeerArgs) -> Result<twi_issuer::HeldKeys> {
-    use twi_issuer::{CaKeys, VerifierKeys};
-    let verifier = match (&args.verifier_key, &args.verifier_url) {
+/// from `--verifier-url`); the CA's, unless it serves ca or key-store, by its certificate; the
+/// log's, unless it serves log, not at all (a CA process calls the --log-url process).
+fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients) -> Result<twi_issuer::HeldKeys> {
+    use twi_issuer::{CaKeys, KeyStoreKeys, LogKeys, VerifierKeys};
+    let verifier = match (&args.verifier_key, &clients.verifier) {
         _ if roles.verifier => VerifierKeys::Held,
         (Some(path), _) => VerifierKeys::Public(read_verifying_key("--verifier-key", path)?),
-        (None, Some(url)) => VerifierKeys::Public(published_verifier_key(&peer_client(state, args, url)?)?),
+        (None, Some(client)) => VerifierKeys::Public(published_verifier_key(client)?),
         (None, None) => VerifierKeys::Unknown,
     };
     let own = issuer_dir(state).join("issuer-ca.pem");
-    let ca = match (&args.issuer_ca, &args.ca_url) {
-        _ if roles.credential_authority || roles.key_store || roles.log => CaKeys::Held,
+    let ca = match (&args.issuer_ca, &clients.ca) {
+        _ if roles.credential_authority || roles.key_store => CaKeys::Held,
         (Some(path), _) => CaKeys::Public(Box::new(read_certificate("--issuer-ca", path)?)),
-        (None, Some(url)) => CaKeys::Public(Box::new(peer_client(state, args, url)?.ca_certificate()?.1)),
+        (None, Some(client)) => CaKeys::Public(Box::new(client.ca_certificate()?.1)),
         (None, None) if own.exists() => CaKeys::Public(Box::new(read_certificate("the state's CA certificate", &own)?)),
         (None, None) => bail!(
-            "a process serving the verifier role only needs the Credential Authority's certificate (the name evidence binds): give --issuer-ca PEM (IMG/issuer-ca.pem of an image) or --ca-url"
+            "a process serving neither the ca nor the key-store role needs the Credential Authority's certificate (the name evidence binds): give --issuer-ca PEM (IMG/issuer-ca.pem of an image) or --ca-url"
         ),
     };
-    Ok(twi_issuer::HeldKeys { verifier, ca })
+    let log = match &clients.log {
+        _ if roles.log => LogKeys::Held,
+        Some(client) => LogKeys::Peer(client.clone()),
+        None => LogKeys::None,
+    };
+    let key_store = if roles.key_store { KeyStoreKeys::Held } else { KeyStoreKeys::NotHeld };
+    Ok(twi_issuer::HeldKeys { verifier, ca, key_store, log })
 }
 
 /// A certificate (PEM) named by `option`.
@@ -260,8 +314,10 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
         ),
         None => None,
     };
+    check_roles(args.roles, args)?;
     let policy = load_policy(&args.policy, args.policy_key.as_deref())?;
-    let held = held_keys(state, args.roles, &args.peer)?;
+    let clients = peer_clients(state, args.roles, &args.peer)?;
+    let held = held_keys(state, args.roles, &args.peer, &clients)?;
     let database = args.database.as_deref();
     let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, database, held)?;
     issuer.seal_records_to(args.auditor.load()?);
@@ -272,7 +328,7 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
             .accept_simulated_tdx(tdx.root(), tdx.collateral()?)
             .map_err(|e| anyhow::anyhow!("the issuer cannot trust the simulated TDX root: {e}"))?;
     }
-    let peers = peers(state, args.roles, &args.peer)?;
+    let peers = peers(&clients);
     request_log(args.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -297,10 +353,14 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
                 ", log, nonces, epochs and attestation results in {}",
                 twi_issuer::database::display_url(url)
             )),
-            [("Verifier", &args.peer.verifier_url), ("Credential Authority", &args.peer.ca_url)]
-                .iter()
-                .filter_map(|(role, url)| url.as_deref().map(|url| format!(", the {role} at {url}")))
-                .collect::<String>()
+            [
+                ("Verifier", &args.peer.verifier_url),
+                ("Credential Authority", &args.peer.ca_url),
+                ("log", &args.peer.log_url)
+            ]
+            .iter()
+            .filter_map(|(role, url)| url.as_deref().map(|url| format!(", the {role} at {url}")))
+            .collect::<String>()
         );
         let challenges =
             RateLimit { per_second: args.tls.challenge_rate, burst: args.tls.challenge_burst, ..RateLimit::default() };

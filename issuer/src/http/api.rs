@@ -13,11 +13,15 @@ use super::wire::{ErrorResponse, WireError};
 use crate::error::IssuerError;
 use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
+use crate::log_peer::PeerError;
 use crate::rejection::Rejection;
 
 /// The largest request body accepted (evidence is at most 12 KiB, 24 KiB as hex, plus
 /// endorsement certificates and an event log).
 pub const MAX_BODY: usize = 128 * 1024;
+
+/// `Retry-After` when the log process this one calls cannot be reached.
+const LOG_UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// `Retry-After` when every nonce the Verifier may keep is outstanding.
 const NONCES_FULL_RETRY_AFTER: u64 = 10;
@@ -159,6 +163,11 @@ impl From<Rejection> for ApiError {
         let (status, retry_after) = match rejection {
             _ if full => (StatusCode::SERVICE_UNAVAILABLE, Some(NONCES_FULL_RETRY_AFTER)),
             _ if store_down => (StatusCode::SERVICE_UNAVAILABLE, Some(1)),
+            // The log process this one calls: unreachable or failing (passing), or refusing it.
+            Rejection::Internal(IssuerError::LogPeer { error: PeerError::Unavailable(_), .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
+            }
+            Rejection::Internal(IssuerError::LogPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
             Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             _ => (StatusCode::FORBIDDEN, None),
         };

@@ -4,12 +4,15 @@
 //! names (`GET /v1/log/sbom/sha384-HEX`, from the policy's SBOM store), and check them offline
 //! (`twi log prove`, `twi provenance show --issuer-url`).
 
-use axum::Json;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 
-use super::api::{ApiError, AppState, with_issuer};
+use super::api::{ApiError, AppState, body, with_issuer};
+use super::tls::Operator;
+use crate::log_peer::{AppendRequest, SignRequest, SignResponse};
 use crate::policy::{SbomDigest, SbomError};
 
 /// The paths, under the Credential Authority's role (the log lives with it).
@@ -18,6 +21,9 @@ pub const VKEY_PATH: &str = "/v1/log/key";
 pub const PROOF_PATH: &str = "/v1/log/proof";
 pub const CONSISTENCY_PATH: &str = "/v1/log/consistency";
 pub const SBOM_PATH: &str = "/v1/log/sbom";
+/// For a Credential Authority in another process (a client certificate under the operator CA).
+pub const STATEMENTS_PATH: &str = "/v1/log/statements";
+pub const APPEND_PATH: &str = "/v1/log/append";
 
 /// The media type of a CycloneDX JSON document.
 const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
@@ -26,6 +32,42 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 fn internal(e: crate::error::IssuerError) -> ApiError {
     ApiError::internal(format!("the provenance log: {e}"))
+}
+
+/// Only a role (a client certificate under the operator CA) asks the log to sign or append.
+fn from_a_role(operator: Option<Extension<Operator>>, what: &str) -> Result<(), ApiError> {
+    match operator {
+        Some(_) => Ok(()),
+        None => Err(ApiError::forbidden(format!(
+            "only a Credential Authority process asks the log to {what}: connect with a client certificate under this service's operator CA (`twi serve --log-url … --role-cert … --role-key …`)"
+        ))),
+    }
+}
+
+/// `POST /v1/log/statements`: one issuance's records, signed as statements (400 if they are
+/// not well-formed records of this trust domain).
+pub(super) async fn statements(
+    State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
+    json: Result<Json<SignRequest>, JsonRejection>,
+) -> Result<Json<SignResponse>, ApiError> {
+    from_a_role(operator, "sign records")?;
+    let records = body(json)?.records;
+    let signed = with_issuer(&state, move |issuer| issuer.log_sign_for_ca(records).map_err(internal)).await?;
+    Ok(Json(signed.map_err(ApiError::bad_request)?))
+}
+
+/// `POST /v1/log/append`: statements this log signed, appended with a new signed tree head in
+/// one transaction; the head, proofs and receipts (400 for a statement it did not sign).
+pub(super) async fn append(
+    State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
+    json: Result<Json<AppendRequest>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    from_a_role(operator, "append statements")?;
+    let statements = body(json)?.statements;
+    let appended = with_issuer(&state, move |issuer| issuer.log_append_for_ca(&statements).map_err(internal));
+    Ok(Json(appended.await?.map_err(ApiError::bad_request)?))
 }
 
 pub(super) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {

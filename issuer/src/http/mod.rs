@@ -17,6 +17,8 @@
 //! | `GET /v1/log/key` | Log | the checkpoint's C2SP verifier key |
 //! | `GET /v1/log/proof/{credential id}` | Log | the credential's record (`leaf`), its RFC 9162 inclusion proof and the checkpoint it proves against; 404 if not logged |
 //! | `GET /v1/log/consistency/{first}/{second}` | Log | the RFC 9162 consistency proof between two tree sizes |
+//! | `POST /v1/log/statements` | Log | a CA process (client certificate under the operator CA; 403 without): [`crate::log_peer::SignRequest`], one issuance's records → [`crate::log_peer::SignResponse`], each signed as a statement (400 for a record that is not well-formed) |
+//! | `POST /v1/log/append` | Log | a CA process: [`crate::log_peer::AppendRequest`], statements this log signed → the issuance's `provenance` (signed tree head, inclusion proofs, receipts), appended in one transaction (400 for a statement it did not sign) |
 //! | `GET /.well-known/spiffe-bundle` | CA | the trust domain's SPIFFE bundle ([`crate::bundle`]): the CA (`x509-svid`) and the WIT key (`wit-svid`) only |
 //! | `POST /v1/challenge` | Verifier | [`wire::ChallengeRequest`] → [`wire::ChallengeResponse`] (nonce or AF_L1 epoch id) |
 //! | `POST /v1/verifier/evidence` | Verifier | [`wire::VerifierRequest`]: mechanism `a` → [`wire::CredentialResponse`] (the Verifier asked the CA); `b` → [`wire::AttestationResultResponse`] (signed EAR binding the key); `c`, `d` (a CA or Key Store process, with a client certificate under the operator CA) → the same, for that role to redeem |
@@ -41,8 +43,9 @@
 //! (`twi serve --verifier-url`; `POST /v1/verifier/evidence` with mechanism `c` or `d`), and
 //! A's Verifier asks a CA process (`--ca-url`; `POST /v1/ca/credential` with mechanism `a`, the
 //! evidence and its result); the asking side redeems the Verifier's kept result once. The
-//! `log` role serves the log's checkpoints and proofs. D's Key Store provisions with the CA of
-//! its own process.
+//! `log` role serves the log's checkpoints and proofs, and signs and appends the records of a
+//! CA process that does not hold the log's keys (`--log-url`; `POST /v1/log/statements`, then
+//! `POST /v1/log/append`). D's Key Store provisions with the CA of its own process.
 //!
 //! Limits (`listener`, `limits`): a TLS handshake within 10 s, request headers within the idle
 //! timeout (which also closes idle connections), a cap on connections (503 with `Retry-After`
@@ -76,6 +79,6 @@ pub mod wire;
 pub use api::{MAX_BODY, Roles};
 pub use limits::RateLimit;
 pub use listener::{ClientAddr, Limits, Transport, serve_until};
-pub use peer::{CaPeer, PeerError, Peers, VerifierPeer};
+pub use peer::{CaPeer, LogPeer, PeerError, Peers, VerifierPeer};
 pub use service::{REQUEST_TIMEOUT, RouterLimits, router, router_calling, router_with, router_with_timeout, serve};
 pub use tls::{Operator, TlsSettings};

@@ -15,6 +15,8 @@
 
 use std::sync::Arc;
 
+pub use crate::log_peer::{LogPeer, PeerError};
+
 use super::wire::CredentialResponse;
 use crate::evidence::EvidenceJson;
 use crate::policy::Mechanism;
@@ -56,13 +58,4 @@ impl std::fmt::Debug for Peers {
             .field("ca", &self.ca.as_ref().map(|p| p.url().to_string()))
             .finish()
     }
-}
-
-/// Why the other role gave no answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PeerError {
-    /// It answered `status` (4xx) with `reason`: the evidence, or this process's credentials.
-    Refused { status: u16, reason: String },
-    /// It could not be reached, or failed itself (after the client's retries).
-    Unavailable(String),
 }

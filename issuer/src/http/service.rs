@@ -80,6 +80,9 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     router = log_role(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
     router = log_role(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
     router = log_role(router, &format!("{}/{{digest}}", log::SBOM_PATH), get(log::sbom));
+    // A Credential Authority of another process has its records signed and appended.
+    router = log_role(router, log::STATEMENTS_PATH, post(log::statements));
+    router = log_role(router, log::APPEND_PATH, post(log::append).layer(once()));
     // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
     router = ca(router, est::CACERTS_PATH, get(est::cacerts));
     router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
@@ -160,7 +163,7 @@ fn for_role(
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
         uri.path()
     ))
 }
@@ -169,7 +172,7 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/*, /.well-known/spiffe-bundle and /.well-known/est/cacerts, POST the others",
+            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* (but /v1/log/statements and /v1/log/append), /.well-known/spiffe-bundle and /.well-known/est/cacerts, POST the others",
             uri.path()
         ),
         code: None,
