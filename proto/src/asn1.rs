@@ -217,13 +217,25 @@ impl EcdsaP384Der {
     }
 }
 
-/// The `r ‖ s` (48 bytes each) of a DER P-384 `Ecdsa-Sig-Value`: exactly two non-negative
-/// INTEGERs in their shortest form, each below 2^384. Range checks against the group order
-/// are the signature type's (`p384::ecdsa::Signature::from_slice`).
+/// The `r ‖ s` (48 bytes each) of a DER P-384 `Ecdsa-Sig-Value` ([`ecdsa_from_der`]).
 pub fn ecdsa_p384_from_der(der: &[u8]) -> Result<[u8; 96], DerError> {
-    let mut halves = Reader::new(only(der, tag::SEQUENCE)?.contents);
     let mut r_s = [0u8; 96];
-    for half in r_s.chunks_exact_mut(48) {
+    ecdsa_from_der(der, &mut r_s)?;
+    Ok(r_s)
+}
+
+/// Writes into `r_s` (two big-endian halves, each the curve's scalar length: 64 bytes for
+/// P-256, 96 for P-384) the `r` and `s` of a DER `Ecdsa-Sig-Value`: exactly two non-negative
+/// INTEGERs in their shortest form, each fitting its half. Range checks against the group order
+/// are the signature type's (`Signature::from_slice` of the curve's crate).
+pub fn ecdsa_from_der(der: &[u8], r_s: &mut [u8]) -> Result<(), DerError> {
+    if r_s.is_empty() || !r_s.len().is_multiple_of(2) {
+        return Err(DerError);
+    }
+    r_s.fill(0);
+    let half_len = r_s.len() / 2;
+    let mut halves = Reader::new(only(der, tag::SEQUENCE)?.contents);
+    for half in r_s.chunks_exact_mut(half_len) {
         let integer = halves.expect(tag::INTEGER)?.contents;
         let digits = match integer {
             [] => return Err(DerError),
@@ -235,8 +247,7 @@ pub fn ecdsa_p384_from_der(der: &[u8]) -> Result<[u8; 96], DerError> {
         let at = half.len().checked_sub(digits.len()).ok_or(DerError)?;
         half[at..].copy_from_slice(digits);
     }
-    halves.finish()?;
-    Ok(r_s)
+    halves.finish()
 }
 
 #[cfg(test)]
@@ -302,6 +313,11 @@ mod tests {
         ] {
             assert_eq!(ecdsa_p384_from_der(bad), Err(DerError), "{bad:02x?}");
         }
+        let mut r_s = [0u8; 64]; // P-256's halves: a 48-byte r does not fit
+        let der = EcdsaP384Der::new(&[0x11; 96]);
+        assert_eq!(ecdsa_from_der(der.as_bytes(), &mut r_s), Err(DerError));
+        assert_eq!(ecdsa_from_der(&[0x30, 0x06, 0x02, 0x01, 0x05, 0x02, 0x01, 0x07], &mut r_s), Ok(()));
+        assert_eq!((r_s[31], r_s[63], r_s[..31].iter().all(|&b| b == 0)), (5, 7, true));
         let mut long = alloc::vec![0x30, 0x36, 0x02, 0x31, 0x01];
         long.extend([0u8; 48]);
         long.extend([0x02, 0x01, 0x01]);

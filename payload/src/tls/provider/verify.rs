@@ -101,13 +101,16 @@ fn prefix<'a>(buf: &'a mut [u8; 48], digest: &[u8]) -> &'a [u8] {
 #[cfg(feature = "p256")]
 fn verify_p256(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
     let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-    let signature = p256::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+    let mut r_s = [0u8; 64];
+    twi_proto::asn1::ecdsa_from_der(signature, &mut r_s).map_err(|_| InvalidSignature)?;
+    let signature = p256::ecdsa::Signature::from_slice(&r_s).map_err(|_| InvalidSignature)?;
     key.verify_prehash(digest, &signature).map_err(|_| InvalidSignature)
 }
 
 fn verify_p384(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
     let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-    let signature = p384::ecdsa::Signature::from_der(signature).map_err(|_| InvalidSignature)?;
+    let r_s = twi_proto::asn1::ecdsa_p384_from_der(signature).map_err(|_| InvalidSignature)?;
+    let signature = p384::ecdsa::Signature::from_slice(&r_s).map_err(|_| InvalidSignature)?;
     key.verify_prehash(digest, &signature).map_err(|_| InvalidSignature)
 }
 
