@@ -157,12 +157,7 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     );
     // Without --policy the development policy names the SBOM the image's manifest measures,
     // so even a plain run's credential carries its digest (extension <arc>.5, an OCTET STRING).
-    let sbom = reference["sbom"]["digest"].as_str().unwrap().strip_prefix("sha384:").unwrap();
-    let oid = twi_issuer::oids::Oids::default().sbom_sha384;
-    let extension =
-        cert.tbs_certificate().extensions().unwrap().iter().find(|e| e.extn_id == oid).expect("no SBOM extension");
-    let value: der::asn1::OctetString = der::Decode::from_der(extension.extn_value.as_bytes()).unwrap();
-    assert_eq!(hex::encode(value.as_bytes()), sbom);
+    assert_eq!(sbom_extension(&cert), reference["sbom"]["digest"].as_str().unwrap());
 
     // A second boot generates a new key and gets a new serial.
     let second = dir.path().join("second");
@@ -641,7 +636,6 @@ fn a_policy_demanding_provenance_admits_the_image_and_provenance_show_lists_its_
 /// one the run's X.509 credential carries in its extension and its WIT in its claim; and `twi
 /// provenance show` (`shown`) lists the component at that version.
 fn the_chain_from_cargo_lock_to_the_credential(image: &Path, out_dir: &Path, digest: &str, shown: &str) {
-    use base64ct::Encoding;
     use sha2::{Digest, Sha384};
     let sbom_bytes = std::fs::read(image.join("sbom.cdx.json")).unwrap();
     assert_eq!(format!("sha384:{}", hex::encode(Sha384::digest(&sbom_bytes))), digest);
@@ -656,17 +650,21 @@ fn the_chain_from_cargo_lock_to_the_credential(image: &Path, out_dir: &Path, dig
     assert!(lock.contains(&locked), "Cargo.lock does not lock p384 {version} with checksum {checksum}");
     assert!(shown.contains(&format!("library p384 {version}")), "{shown}");
 
+    assert_eq!(sbom_extension(&certificate(out_dir)), digest);
     let oids = twi_issuer::oids::Oids::default();
-    let pem = std::fs::read_to_string(out_dir.join("credential.pem")).unwrap();
-    let cert = Certificate::from_pem(pem.as_bytes()).unwrap();
-    let extensions = cert.tbs_certificate().extensions().unwrap();
-    let extension = extensions.iter().find(|e| e.extn_id == oids.sbom_sha384).expect("no SBOM extension");
-    let value: der::asn1::OctetString = der::Decode::from_der(extension.extn_value.as_bytes()).unwrap();
-    assert_eq!(format!("sha384:{}", hex::encode(value.as_bytes())), digest);
     let wit = std::fs::read_to_string(out_dir.join("credential.wit")).unwrap();
-    let claims = base64ct::Base64UrlUnpadded::decode_vec(wit.trim().split('.').nth(1).unwrap()).unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
-    assert_eq!(claims[oids.claim_name(&oids.sbom_sha384)], digest, "{claims}");
+    let claims = twi_issuer::jose::decode_unverified(wit.trim()).unwrap().claims;
+    assert_eq!(claims[&oids.claim_name(&oids.sbom_sha384)], digest, "{claims:?}");
+}
+
+/// The SBOM digest a credential carries (`sha384:HEX`): its extension `<arc>.5` under the
+/// default arc, an OCTET STRING.
+fn sbom_extension(cert: &Certificate) -> String {
+    let oid = twi_issuer::oids::Oids::default().sbom_sha384;
+    let extensions = cert.tbs_certificate().extensions().unwrap();
+    let extension = extensions.iter().find(|e| e.extn_id == oid).expect("no SBOM extension");
+    let value: der::asn1::OctetString = der::Decode::from_der(extension.extn_value.as_bytes()).unwrap();
+    format!("sha384:{}", hex::encode(value.as_bytes()))
 }
 
 #[test]

@@ -150,7 +150,7 @@ impl RemoteIssuer {
 
     /// The record of credential `id`, its inclusion proof and the checkpoint it proves against.
     pub fn log_proof(&self, id: &str) -> Result<serde_json::Value> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !is_credential_id(id) {
             bail!("{id:?} is not a credential id: give an X.509 serial (hex) or a WIT jti (base64url)");
         }
         let path = format!("{}/{id}", twi_issuer::http::log::PROOF_PATH);
@@ -504,7 +504,7 @@ impl twi_issuer::http::LogPeer for RemoteIssuer {
     }
 
     fn proof(&self, id: &str) -> std::result::Result<Option<serde_json::Value>, PeerError> {
-        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        if !is_credential_id(id) {
             return Ok(None);
         }
         let url = format!("{}{}/{id}", self.base, twi_issuer::http::log::PROOF_PATH);
@@ -545,6 +545,12 @@ fn peer_answer<T: DeserializeOwned>(url: &str, mut response: Answer) -> std::res
     }
     serde_json::from_str(&text)
         .map_err(|e| PeerError::Unavailable(format!("{url} answered with unexpected JSON ({e})")))
+}
+
+/// Whether `id` can name a credential in the log's URL: an X.509 serial (hex) or a WIT `jti`
+/// (base64url), nothing a path could be made of.
+fn is_credential_id(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// A response as ureq gives it.

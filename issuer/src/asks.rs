@@ -26,8 +26,8 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
-use crate::held::{CA_KEYS, KEY_STORE_KEYS, LOG_KEYS, held};
-use crate::issuer::Issuer;
+use crate::held::{CA_KEYS, LOG_KEYS, held};
+use crate::issuer::{Issuer, opened_key_store};
 use crate::keystore::{Provisioned, Release, ReleaseGrant};
 use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
 use crate::provenance::SignedStatement;
@@ -251,11 +251,7 @@ impl Issuer {
         })?;
         let workload_id = format!("spiffe://{}/{}", self.policy.trust_domain, workload.id);
         let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
-        let store = match &self.key_store {
-            Some(store) => store,
-            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS)),
-            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
-        };
+        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
             return Ok((held, false));
         }
@@ -323,11 +319,7 @@ impl Issuer {
             replayable_until: crate::verifier::replayable_for(appraisal.freshness).map(|window| now + window),
         };
         let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
-        let store = match &self.key_store {
-            Some(store) => store,
-            None if !self.holds_key_store => return Err(IssuerError::NotHeld(KEY_STORE_KEYS).into()),
-            None => self.key_store.insert(crate::keystore::KeyStore::open(&self.dir, self.database.clone())?),
-        };
+        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
         let ca = held(&self.ca, CA_KEYS)?;
         // The released certificate is issued now, for this launch, with the issuer's extensions.
         let release =

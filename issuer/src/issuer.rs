@@ -222,12 +222,24 @@ impl Issuer {
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
         self.authority()?;
-        if !self.holds_key_store {
-            return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
-        }
-        if self.key_store.is_none() {
-            self.key_store = Some(KeyStore::open(&self.dir, self.database.clone())?);
-        }
-        self.key_store.as_ref().ok_or_else(|| IssuerError::State(self.dir.clone(), "no Key Store".into()))
+        opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)
+    }
+}
+
+/// The Key Store of the issuer whose `key_store` field is `slot`, opened (its keys made) on
+/// first use, if the process `holds` it. On the fields, not `&mut Issuer`, so that a caller can
+/// hold it while it reads the issuer's other roles.
+pub(crate) fn opened_key_store<'a>(
+    slot: &'a mut Option<KeyStore>,
+    holds: bool,
+    dir: &Path,
+    database: &Option<Arc<Postgres>>,
+) -> Result<&'a KeyStore, IssuerError> {
+    if !holds {
+        return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
+    }
+    match slot {
+        Some(store) => Ok(store),
+        None => Ok(slot.insert(KeyStore::open(dir, database.clone())?)),
     }
 }

@@ -188,9 +188,7 @@ fn claims_json(request: &WptRequest<'_>, now: u64, jti: &str, wit: &str) -> Resu
 
 /// A DER ECDSA-Sig-Value as JWS wants it: r ‖ s, 48 bytes each (RFC 7518 §3.4).
 fn raw_signature(der: &[u8]) -> Option<Vec<u8>> {
-    let r_s = twi_proto::asn1::ecdsa_p384_from_der(der).ok()?;
-    let signature = p384::ecdsa::Signature::from_slice(&r_s).ok()?;
-    Some(signature.to_bytes().to_vec())
+    Some(twi_proto::asn1::ecdsa_p384_signature(der).ok()?.to_bytes().to_vec())
 }
 
 #[cfg(test)]

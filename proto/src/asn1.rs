@@ -224,6 +224,13 @@ pub fn ecdsa_p384_from_der(der: &[u8]) -> Result<[u8; 96], DerError> {
     Ok(r_s)
 }
 
+/// The P-384 signature a DER `Ecdsa-Sig-Value` holds ([`ecdsa_p384_from_der`]), its `r` and
+/// `s` checked against the group order by `p384` (`Signature::from_slice`): what the runtime
+/// and the workload's TLS and WPT code verify and convert.
+pub fn ecdsa_p384_signature(der: &[u8]) -> Result<p384::ecdsa::Signature, DerError> {
+    p384::ecdsa::Signature::from_slice(&ecdsa_p384_from_der(der)?).map_err(|_| DerError)
+}
+
 /// Writes into `r_s` (two big-endian halves, each the curve's scalar length: 64 bytes for
 /// P-256, 96 for P-384) the `r` and `s` of a DER `Ecdsa-Sig-Value`: exactly two non-negative
 /// INTEGERs in their shortest form, each fitting its half. Range checks against the group order

@@ -58,8 +58,9 @@ impl core::error::Error for CsrError {}
 /// `id-ecPublicKey` with `secp384r1` (RFC 5480), the AlgorithmIdentifier of every runtime key.
 const EC_P384_ALGORITHM: [u8; 18] =
     [0x30, 0x10, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
-/// `ecdsa-with-SHA384` (RFC 5758: no parameters).
-const ECDSA_SHA384_ALGORITHM: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+/// `AlgorithmIdentifier { ecdsa-with-SHA384 }` (RFC 5758: no parameters), whole: what the
+/// request is signed with, and what the runtime requires of the credential its issuer signs.
+pub const ECDSA_SHA384_ALGORITHM: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
 
 /// A BIT STRING with no unused bits.
 fn bit_string(out: &mut Vec<u8>, bytes: &[u8]) {

@@ -5,9 +5,8 @@
 
 use p384::ecdsa::signature::Verifier;
 use twi_proto::asn1::{self, DerError, Reader, tag};
+use twi_proto::csr::ECDSA_SHA384_ALGORITHM;
 
-/// `AlgorithmIdentifier { ecdsa-with-SHA384 }` (RFC 5758: no parameters), whole.
-const ECDSA_WITH_SHA384: [u8; 12] = [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
 /// id-ce-subjectAltName (2.5.29.17), the OID's contents.
 const SUBJECT_ALT_NAME: [u8; 3] = [0x55, 0x1d, 0x11];
 
@@ -57,7 +56,7 @@ pub fn check_credential(
     workload_id: &str,
 ) -> Result<(), CredentialError> {
     let parts = Parts::read(certificate_der).map_err(|_| CredentialError::NotDer)?;
-    if parts.signature_algorithm != ECDSA_WITH_SHA384 {
+    if parts.signature_algorithm != ECDSA_SHA384_ALGORITHM {
         return Err(CredentialError::UnexpectedSignatureAlgorithm);
     }
     let anchor =
@@ -66,10 +65,7 @@ pub fn check_credential(
         [0, signature @ ..] => signature,
         _ => return Err(CredentialError::BadSignature),
     };
-    let signature = asn1::ecdsa_p384_from_der(signature_der)
-        .ok()
-        .and_then(|r_s| p384::ecdsa::Signature::from_slice(&r_s).ok())
-        .ok_or(CredentialError::BadSignature)?;
+    let signature = asn1::ecdsa_p384_signature(signature_der).map_err(|_| CredentialError::BadSignature)?;
     anchor.verify(parts.tbs, &signature).map_err(|_| CredentialError::BadSignature)?;
 
     let tbs = Tbs::read(parts.tbs).map_err(|_| CredentialError::NotDer)?;

@@ -65,22 +65,22 @@ impl From<FrameError> for ProtoError {
 
 /// Encodes `msg` as a CBOR payload after checking the same limits [`decode`] enforces.
 pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    msg.validate()?;
-    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
-    let payload = minicbor::to_vec(msg).map_err(|_| ProtoError::Malformed)?;
-    if payload.len() > MAX_PAYLOAD {
-        return Err(ProtoError::TooLarge);
-    }
-    Ok(payload)
+    checked_payload(msg, msg)
 }
 
 /// As [`encode`], for the guest: only the messages the guest sends encode; one only the host
 /// sends is [`ProtoError::WrongDirection`]. The same bytes as [`encode`], from an encoder with
 /// no code for the host's messages.
 pub fn encode_from_guest(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    let guest = FromGuest::of(msg).ok_or(ProtoError::WrongDirection)?;
+    checked_payload(msg, &FromGuest::of(msg).ok_or(ProtoError::WrongDirection)?)
+}
+
+/// `msg`'s limits checked, then `cbor` (`msg` itself, or a view of it with the same bytes)
+/// encoded, no larger than [`MAX_PAYLOAD`].
+fn checked_payload(msg: &Message, cbor: &impl minicbor::Encode<()>) -> Result<Vec<u8>, ProtoError> {
     msg.validate()?;
-    let payload = minicbor::to_vec(&guest).map_err(|_| ProtoError::Malformed)?;
+    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
+    let payload = minicbor::to_vec(cbor).map_err(|_| ProtoError::Malformed)?;
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge);
     }

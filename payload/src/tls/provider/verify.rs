@@ -109,8 +109,7 @@ fn verify_p256(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(),
 
 fn verify_p384(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
     let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
-    let r_s = twi_proto::asn1::ecdsa_p384_from_der(signature).map_err(|_| InvalidSignature)?;
-    let signature = p384::ecdsa::Signature::from_slice(&r_s).map_err(|_| InvalidSignature)?;
+    let signature = twi_proto::asn1::ecdsa_p384_signature(signature).map_err(|_| InvalidSignature)?;
     key.verify_prehash(digest, &signature).map_err(|_| InvalidSignature)
 }
 
