@@ -32,7 +32,6 @@ use aes_gcm::aead::{AeadInOut, KeyInit, Nonce};
 use aes_gcm::{Aes256Gcm, Tag};
 use hkdf::{Hkdf, HkdfExtract};
 use p384::elliptic_curve::Generate;
-use p384::elliptic_curve::sec1::ToSec1Point;
 use p384::{PublicKey, SecretKey};
 use rand_core::TryCryptoRng;
 use sha2::Sha384;
@@ -102,18 +101,12 @@ impl core::error::Error for HpkeError {}
 
 /// `SerializePublicKey`: SEC1 uncompressed.
 pub fn serialize_public_key(pk: &PublicKey) -> [u8; ENC_LEN] {
-    let point = pk.to_sec1_point(false);
-    let mut out = [0u8; ENC_LEN];
-    out.copy_from_slice(point.as_bytes());
-    out
+    twi_proto::point::p384_uncompressed(pk)
 }
 
 /// `DeserializePublicKey`: exactly 97 bytes, tag 0x04, a point on the curve.
 pub fn deserialize_public_key(bytes: &[u8]) -> Result<PublicKey, HpkeError> {
-    if bytes.len() != ENC_LEN || bytes.first() != Some(&0x04) {
-        return Err(HpkeError::InvalidPublicKey);
-    }
-    PublicKey::from_sec1_bytes(bytes).map_err(|_| HpkeError::InvalidPublicKey)
+    twi_proto::point::p384_from_uncompressed(bytes).ok_or(HpkeError::InvalidPublicKey)
 }
 
 /// `LabeledExtract(salt, label, ikm)`.

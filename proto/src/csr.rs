@@ -124,7 +124,7 @@ pub fn verify(csr_der: &[u8]) -> Result<[u8; SEC1_LEN], CsrError> {
     }
     let sec1: [u8; SEC1_LEN] =
         spki.subject_public_key.as_bytes().and_then(|b| b.try_into().ok()).ok_or(CsrError::BadKey)?;
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).map_err(|_| CsrError::BadKey)?;
+    let key = crate::point::p384_verifying_key(&sec1).ok_or(CsrError::BadKey)?;
     let signature = request.signature.as_bytes().ok_or(CsrError::BadSignature)?;
     let signature = p384::ecdsa::Signature::from_der(signature).map_err(|_| CsrError::BadSignature)?;
     let signed = request.info.to_der().map_err(|_| CsrError::Encoding)?;

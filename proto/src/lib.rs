@@ -17,6 +17,7 @@ pub mod csr;
 pub mod frame;
 pub mod manifest;
 pub mod msg;
+pub mod point;
 pub mod ring;
 
 pub use frame::{FrameDecoder, FrameError, MAX_ENCODED_FRAME, MAX_PAYLOAD, encode_frame};

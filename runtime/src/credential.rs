@@ -59,8 +59,7 @@ pub fn check_credential(
     if parts.signature_algorithm != ECDSA_SHA384_ALGORITHM {
         return Err(CredentialError::UnexpectedSignatureAlgorithm);
     }
-    let anchor =
-        p384::ecdsa::VerifyingKey::from_sec1_bytes(issuer_anchor_sec1).map_err(|_| CredentialError::BadAnchor)?;
+    let anchor = twi_proto::point::p384_verifying_key(issuer_anchor_sec1).ok_or(CredentialError::BadAnchor)?;
     let signature_der = match parts.signature {
         [0, signature @ ..] => signature,
         _ => return Err(CredentialError::BadSignature),

@@ -123,9 +123,7 @@ impl core::fmt::Display for VaultError {
 }
 
 fn sec1(key: &p384::ecdsa::VerifyingKey) -> PublicKeySec1 {
-    let mut public = [0u8; 97];
-    public.copy_from_slice(key.to_sec1_point(false).as_bytes());
-    public
+    twi_proto::point::p384_uncompressed(&p384::PublicKey::from(key))
 }
 
 impl Slots {

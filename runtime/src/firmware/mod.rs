@@ -206,7 +206,7 @@ pub(crate) fn new_key(rng: &mut HwRng) -> Result<KeyId, &'static str> {
 
 fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
     use p384::ecdsa::signature::Verifier;
-    let Ok(key) = p384::ecdsa::VerifyingKey::from_sec1_bytes(public) else { return false };
+    let Some(key) = twi_proto::point::p384_verifying_key(public) else { return false };
     let Ok(signature) = twi_proto::asn1::ecdsa_p384_signature(der) else { return false };
     key.verify(message, &signature).is_ok()
 }

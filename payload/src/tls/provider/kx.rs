@@ -8,7 +8,6 @@
 
 use alloc::boxed::Box;
 
-use p384::elliptic_curve::sec1::ToSec1Point;
 use p384::{PublicKey, SecretKey};
 use rustls::crypto::{ActiveKeyExchange, SharedSecret, SupportedKxGroup};
 use rustls::{Error, NamedGroup, PeerMisbehaved};
@@ -17,7 +16,7 @@ use zeroize::Zeroizing;
 use crate::tls::random::Random;
 
 /// SEC1 uncompressed P-384 point: 0x04 ‖ X (48) ‖ Y (48).
-const POINT_LEN: usize = 97;
+const POINT_LEN: usize = twi_proto::point::P384_UNCOMPRESSED_LEN;
 /// A source that yields this many out-of-range scalars in a row (each has odds below 2^-190) is
 /// broken, not unlucky.
 const SCALAR_ATTEMPTS: usize = 4;
@@ -31,12 +30,7 @@ pub(crate) struct P384Kx {
 impl SupportedKxGroup for P384Kx {
     fn start(&self) -> Result<Box<dyn ActiveKeyExchange>, Error> {
         let secret = self.ephemeral()?;
-        let point = secret.public_key().to_sec1_point(false);
-        let mut public = [0u8; POINT_LEN];
-        if point.as_bytes().len() != POINT_LEN {
-            return Err(Error::General("P-384 public key is not a 97-byte SEC1 point".into()));
-        }
-        public.copy_from_slice(point.as_bytes());
+        let public = twi_proto::point::p384_uncompressed(&secret.public_key());
         Ok(Box::new(P384Exchange { secret, public }))
     }
 
@@ -82,10 +76,7 @@ impl ActiveKeyExchange for P384Exchange {
 /// §4.2.8.2: exactly an uncompressed point, and on the curve (the SEC1 decoder checks).
 fn parse_peer(bytes: &[u8]) -> Result<PublicKey, Error> {
     let invalid = || Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyShare);
-    if bytes.len() != POINT_LEN || bytes[0] != 0x04 {
-        return Err(invalid());
-    }
-    PublicKey::from_sec1_bytes(bytes).map_err(|_| invalid())
+    twi_proto::point::p384_from_uncompressed(bytes).ok_or_else(invalid)
 }
 
 #[cfg(test)]

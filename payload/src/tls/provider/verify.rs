@@ -5,7 +5,9 @@
 //! secp256r1, RFC 5480 §2.1.1), and by rustls for the server's CertificateVerify (RFC 8446
 //! §4.4.3: ecdsa_secp384r1_sha384, and ecdsa_secp256r1_sha256 with the `p256` feature, which
 //! costs about 20 KiB of ROM for a second curve's arithmetic). Signatures are DER
-//! `ECDSA-Sig-Value` (RFC 5480 §2.2 / RFC 3279 §2.2.3); public keys are SEC1 points. The
+//! `ECDSA-Sig-Value` (RFC 5480 §2.2 / RFC 3279 §2.2.3); public keys are uncompressed SEC1
+//! points (RFC 5480 §2.2 makes them the form every implementation supports; a compressed key is
+//! refused, which keeps the curves' square roots out of the ROM: `twi_proto::point`). The
 //! cross pairs (a P-256 key with SHA-384 and the reverse) exist only for certificate chains,
 //! where a CA's curve and a leaf's hash may differ. RSA and EdDSA are not offered: a server
 //! whose chain needs them fails with an unsupported-signature-algorithm error.
@@ -100,7 +102,8 @@ fn prefix<'a>(buf: &'a mut [u8; 48], digest: &[u8]) -> &'a [u8] {
 /// FIPS 186-5 §6.4.2 over a digest (truncated to the order's length by `ecdsa`).
 #[cfg(feature = "p256")]
 fn verify_p256(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+    let key = twi_proto::point::public_key_from_uncompressed::<p256::NistP256>(public_key).ok_or(InvalidSignature)?;
+    let key = p256::ecdsa::VerifyingKey::from(key);
     let mut r_s = [0u8; 64];
     twi_proto::asn1::ecdsa_from_der(signature, &mut r_s).map_err(|_| InvalidSignature)?;
     let signature = p256::ecdsa::Signature::from_slice(&r_s).map_err(|_| InvalidSignature)?;
@@ -108,7 +111,7 @@ fn verify_p256(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(),
 }
 
 fn verify_p384(public_key: &[u8], digest: &[u8], signature: &[u8]) -> Result<(), InvalidSignature> {
-    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(public_key).map_err(|_| InvalidSignature)?;
+    let key = twi_proto::point::p384_verifying_key(public_key).ok_or(InvalidSignature)?;
     let signature = twi_proto::asn1::ecdsa_p384_signature(signature).map_err(|_| InvalidSignature)?;
     key.verify_prehash(digest, &signature).map_err(|_| InvalidSignature)
 }
