@@ -499,7 +499,7 @@ fn the_spiffe_bundle_names_the_svid_authorities_only_and_go_spiffes_rules_verify
 }
 
 #[test]
-fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify() {
+fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_gos_sumdb_note_and_tlog_verify() {
     let service = service(Roles::ALL);
     let issue = || {
         let (signing, _) = workload_key();
@@ -543,7 +543,7 @@ fn the_log_serves_c2sp_checkpoints_and_rfc9162_proofs_that_go_note_rules_verify(
         ],
     });
     let out = twi_testkit::tools::c2sp_check(&input);
-    twi_testkit::tools::assert_ok(&out, "the C2SP checkpoint check (sumdb/note rules)");
+    twi_testkit::tools::assert_ok(&out, "the C2SP checkpoint check (Go's sumdb/note and sumdb/tlog)");
     let said = String::from_utf8_lossy(&out.stdout);
     for check in
         ["record included", "log grew append-only", "refused note: another tree size", "refused note: no signature"]

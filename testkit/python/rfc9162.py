@@ -1,5 +1,5 @@
-"""RFC 9162 (Certificate Transparency 2.0) Merkle tree proofs, shared by the log checks
-(c2sp_check.py, cose_receipt_check.py): leaf and node hashes (§2.1.1), the root an inclusion
+"""RFC 9162 (Certificate Transparency 2.0) Merkle tree proofs for the receipt check
+(cose_receipt_check.py): leaf and node hashes (§2.1.1), the root an inclusion
 proof leads to (§2.1.3.2) and consistency proof verification (§2.1.4.2). Written from the RFC's
 algorithms; no code of the issuer's.
 """

@@ -1,8 +1,9 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
-//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), and Go tools'
-//! rules re-implemented over `cryptography` where Go is not installed: go-spiffe's (SPIFFE
-//! bundles and SVIDs) and golang.org/x/mod/sumdb/note's (C2SP checkpoints); pycose (COSE
-//! receipts, CoRIMs), each driven by a script that reads one JSON document on stdin; and
+//! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), pycose (COSE
+//! receipts, CoRIMs), go-spiffe's rules re-implemented over `cryptography` (SPIFFE bundles and
+//! SVIDs: go-spiffe is not packaged for Debian), each driven by a script that reads one JSON
+//! document on stdin; Go's golang.org/x/mod/sumdb/note and sumdb/tlog themselves (C2SP
+//! checkpoints, RFC 9162 proofs), from Debian's packages, driven by a small Go command; and
 //! tpm2-tools' `tpm2_eventlog` (TCG crypto-agile event logs).
 //!
 //! `./qemu/install-deps` installs every one of them. A test whose tool is missing fails with a
@@ -203,17 +204,9 @@ impl Python {
 
     /// Runs `script` with `input` (JSON) on its stdin; its stdout and stderr are captured.
     pub fn run(&self, script: &Path, input: &serde_json::Value) -> Output {
-        let mut child = Command::new("python3")
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {} with python3 ({}): {e}", script.display(), self.modules));
-        let mut stdin = child.stdin.take().expect("a piped stdin");
-        stdin.write_all(input.to_string().as_bytes()).expect("the script reads its input");
-        drop(stdin);
-        child.wait_with_output().expect("the script ends")
+        let mut command = Command::new("python3");
+        command.arg(script);
+        run_with_input(command, input, &format!("{} with python3 ({})", script.display(), self.modules))
     }
 }
 
@@ -236,13 +229,61 @@ pub fn spiffe_bundle_check(input: &serde_json::Value) -> Output {
     Python::with(&["cryptography"]).run(Path::new(SPIFFE_BUNDLE_CHECK), input)
 }
 
-/// The C2SP check: Go's golang.org/x/mod/sumdb/note rules, C2SP tlog-checkpoint and RFC 9162
-/// proof checks re-implemented in Python (Go is not installed here).
-pub const C2SP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/c2sp_check.py");
+/// The C2SP check, a Go command over golang.org/x/mod/sumdb/note (the signed note, its
+/// verifier key) and sumdb/tlog (the inclusion and consistency proofs); see its doc comment.
+pub const C2SP_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/go/c2sp_check");
 
-/// Runs the C2SP check ([`C2SP_CHECK`], with `cryptography`) on `input`.
+/// Runs the C2SP check ([`C2SP_CHECK`], built by [`go_command`]) on `input`.
 pub fn c2sp_check(input: &serde_json::Value) -> Output {
-    Python::with(&["cryptography"]).run(Path::new(C2SP_CHECK), input)
+    run_with_input(Command::new(go_command(Path::new(C2SP_CHECK))), input, C2SP_CHECK)
+}
+
+/// The Go packages the Go checks import, as Debian installs them (GOPATH layout).
+const GO_PATH: &str = "/usr/share/gocode";
+
+/// Builds the Go command in `dir` (once per test process) with Debian's Go and its
+/// golang-golang-x-mod-dev sources in GOPATH mode: no module proxy, nothing fetched. A missing
+/// `go` or package fails the test, naming the install command.
+pub fn go_command(dir: &Path) -> std::path::PathBuf {
+    let name = dir.file_name().expect("a command's directory");
+    let out = std::env::temp_dir().join(format!("twi-go-{}", std::process::id())).join(name);
+    if out.exists() {
+        return out;
+    }
+    let built = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&out)
+        .arg(".")
+        .current_dir(dir)
+        .env("GO111MODULE", "off")
+        .env("GOPATH", GO_PATH)
+        .env("GOFLAGS", "")
+        .env("GOCACHE", std::env::temp_dir().join("twi-go-cache"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run `go` ({e}): these tests need it; run {INSTALL} (or `apt-get install golang-go golang-golang-x-mod-dev`)"));
+    assert!(
+        built.status.success(),
+        "building {} with go failed (run {INSTALL}, or `apt-get install golang-go golang-golang-x-mod-dev`):\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&built.stderr)
+    );
+    out
+}
+
+/// Runs `command` (`what` names it) with `input` (JSON) on its stdin; its stdout and stderr
+/// are captured.
+fn run_with_input(mut command: Command, input: &serde_json::Value, what: &str) -> Output {
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    stdin.write_all(input.to_string().as_bytes()).expect("the checker reads its input");
+    drop(stdin);
+    child.wait_with_output().expect("the checker ends")
 }
 
 /// The COSE receipt check (pycose): the log's RFC 9942 receipts against their records.
