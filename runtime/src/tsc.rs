@@ -8,7 +8,10 @@
 //!    Clock Information Leaf"): TSC Hz = ECX × EBX / EAX, when all three are non-zero. In a TD
 //!    the TDX module virtualises this leaf (TDX Module spec, "Virtual TSC": EAX 1, EBX the TD's
 //!    TSC_FREQUENCY in 25 MHz units, ECX 25 MHz), so there it is the TD's own, trusted rate.
-//! 2. The PIT: channel 2 counts a known 5 ms one-shot while the TSC runs. The wait is bounded by
+//! 2. The PIT: channel 2 counts down from [`PIT_BACKGROUND_COUNT`] while the runtime boots and
+//!    makes its first key (tens of milliseconds under TCG), then its count and the TSC give the
+//!    rate with no wait of the runtime's own; should that have taken under 5 ms, it waits for
+//!    the rest, and should the count have run out, it measures a 5 ms one-shot. The wait is bounded by
 //!    the TSC itself ([`PIT_WAIT_LIMIT_TICKS`]), not by a loop count: on a VMM without a PIT,
 //!    or where every port read is an exit to the host, a count bound took minutes.
 //! 3. Unknown: figures print as 0 and waits assume 3 GHz.
@@ -17,6 +20,18 @@
 pub const PIT_HZ: u64 = 1_193_182;
 /// The one-shot the PIT counts: 5966 ticks, 5 ms.
 pub const PIT_CALIBRATION_TICKS: u16 = 5966;
+/// The count PIT channel 2 starts from at boot, counting down (mode 0) while the runtime goes on
+/// booting and makes its first key: 65,535 ticks, 54.9 ms. Read afterwards, it says how long
+/// that took on the PIT's clock, so the TSC is measured without a wait of its own.
+pub const PIT_BACKGROUND_COUNT: u16 = u16::MAX;
+
+/// PIT ticks elapsed since channel 2 started from [`PIT_BACKGROUND_COUNT`], from a latched
+/// `count` and its OUT pin: `None` once OUT is high (the count reached zero and wrapped, so it
+/// no longer tells the time).
+pub fn pit_elapsed(count: u16, out_high: bool) -> Option<u16> {
+    (!out_high).then(|| PIT_BACKGROUND_COUNT - count)
+}
+
 /// The longest the runtime waits for the PIT's one-shot, in TSC ticks: 5 ms at 10 GHz (twice
 /// any TSC rate shipped), i.e. at most 50 ms on the slowest plausible TSC (1 GHz).
 pub const PIT_WAIT_LIMIT_TICKS: u64 = 50_000_000;

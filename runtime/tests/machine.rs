@@ -49,6 +49,18 @@ fn the_pit_measurement_and_its_wait_are_bounded_by_the_tsc() {
     assert!(!tsc::pit_wait_expired(ticks_at_10_ghz));
 }
 
+#[test]
+fn the_pit_counting_while_the_runtime_boots_gives_the_elapsed_ticks_until_it_runs_out() {
+    // Channel 2 started at 65,535 and was latched at 20,000: 45,535 ticks (38.2 ms) elapsed.
+    assert_eq!(tsc::pit_elapsed(20_000, false), Some(45_535));
+    assert_eq!(tsc::pit_elapsed(tsc::PIT_BACKGROUND_COUNT, false), Some(0));
+    // 45,535 PIT ticks over 93.3 M TSC ticks: 2.445 GHz.
+    assert_eq!(tsc::from_pit(93_325_000, 45_535) / 1_000_000, 2_445);
+    // OUT high: the count reached zero and wrapped; what it reads no longer tells the time.
+    assert_eq!(tsc::pit_elapsed(20_000, true), None);
+    assert_eq!(tsc::pit_elapsed(0, true), None);
+}
+
 use twi_runtime::memory_map::{self, E820Entry, FwCfgFile, MemoryMapError};
 
 /// A fw_cfg file directory as QEMU serves it (big-endian count and entries).

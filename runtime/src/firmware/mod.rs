@@ -85,8 +85,11 @@ fn fatal(what: core::fmt::Arguments<'_>) -> ! {
 /// What boot leaves for the rest of the start.
 struct Booted {
     kind: Kind,
+    /// 0 until the first key is made (the PIT measures the TSC meanwhile: [`time::Calibration`]).
     tsc_hz: u64,
     reset_tsc: u64,
+    /// The TSC at the Rust entry (for the boot figure, logged once the TSC's rate is known).
+    entry_tsc: u64,
     /// SEV-SNP: the C-bit position (for the console).
     c_bit: u32,
     rng: HwRng,
@@ -95,8 +98,10 @@ struct Booted {
 
 /// From the boot stub to a first key in the vault (steps 1–3), then the workload.
 pub fn start(workload: Main) -> ! {
-    let mut booted = boot();
-    let first_key = generate_key(&mut booted.rng, booted.tsc_hz);
+    let (mut booted, calibration) = boot();
+    let (first_key, made) = generate_key(&mut booted.rng);
+    booted.tsc_hz = calibrated(calibration, booted.reset_tsc, booted.entry_tsc);
+    made.log(booted.tsc_hz);
     if booted.manifest.diagnostic == Diagnostic::SelfTest {
         log!("self-test image: done in {} us since reset", time::micros(booted.tsc_hz, booted.reset_tsc, cpu::rdtsc()));
         exit(ExitCode::Success)
@@ -115,20 +120,14 @@ pub fn start(workload: Main) -> ! {
     finish(code, booted.tsc_hz, booted.reset_tsc)
 }
 
-fn boot() -> Booted {
+fn boot() -> (Booted, time::Calibration) {
     let entry_tsc = cpu::rdtsc();
     let boot = BootInfo::read();
     idt::init();
     let kind = platform::start(&boot);
     console::init();
-    let (tsc_hz, tsc_source) = time::calibrate_tsc_hz();
+    let calibration = time::begin_calibration();
     log!("{RUNTIME_NAME} booted");
-    log!(
-        "boot: reset vector -> rust entry {} us (TSC {} MHz from {})",
-        time::micros(tsc_hz, boot.reset_tsc, entry_tsc),
-        tsc_hz / 1_000_000,
-        tsc_source.name()
-    );
     check_ram();
     memory::init();
     let Some(rng) = HwRng::new() else {
@@ -143,7 +142,21 @@ fn boot() -> Booted {
         cpu::raise_invalid_opcode();
     }
     log!("issuer anchor: {}", manifest.issuer_name);
-    Booted { kind, tsc_hz, reset_tsc: boot.reset_tsc, c_bit: boot.c_bit, rng, manifest }
+    let booted = Booted { kind, tsc_hz: 0, reset_tsc: boot.reset_tsc, entry_tsc, c_bit: boot.c_bit, rng, manifest };
+    (booted, calibration)
+}
+
+/// The TSC's rate, measured while the runtime booted and made its first key; logs it with the
+/// time from the reset vector to the Rust entry.
+fn calibrated(calibration: time::Calibration, reset_tsc: u64, entry_tsc: u64) -> u64 {
+    let (tsc_hz, tsc_source) = time::finish_calibration(calibration);
+    log!(
+        "boot: reset vector -> rust entry {} us (TSC {} MHz from {})",
+        time::micros(tsc_hz, reset_tsc, entry_tsc),
+        tsc_hz / 1_000_000,
+        tsc_source.name()
+    );
+    tsc_hz
 }
 
 /// Refuses to start, with a sentence, when RAM cannot hold the layout (`memory_map`): from
@@ -172,9 +185,23 @@ fn check_ram() {
     log!("RAM: {} MiB from address 0 ({source})", ram >> 20);
 }
 
+/// The TSC before, between and after the first key's generation and its pairwise test.
+struct KeyMade([u64; 3]);
+
+impl KeyMade {
+    fn log(&self, tsc_hz: u64) {
+        let [t0, t1, t2] = self.0;
+        log!(
+            "key generated: P-384 keygen {} us, sign {} us",
+            time::micros(tsc_hz, t0, t1),
+            time::micros(tsc_hz, t1, t2)
+        );
+    }
+}
+
 /// Generates the first signing key in the vault (the first acquisition's) and runs the
-/// pairwise consistency test, logging how long each took.
-fn generate_key(rng: &mut HwRng, tsc_hz: u64) -> KeyId {
+/// pairwise consistency test, noting when each began and ended.
+fn generate_key(rng: &mut HwRng) -> (KeyId, KeyMade) {
     let t0 = cpu::rdtsc();
     let (key, public) =
         VAULT.generate(rng).unwrap_or_else(|e| fatal(format_args!("Credential Key generation failed: {e}")));
@@ -182,9 +209,7 @@ fn generate_key(rng: &mut HwRng, tsc_hz: u64) -> KeyId {
     if pairwise_test(key, &public).is_err() {
         fatal(format_args!("the Credential Key failed its pairwise consistency test"))
     }
-    let t2 = cpu::rdtsc();
-    log!("key generated: P-384 keygen {} us, sign {} us", time::micros(tsc_hz, t0, t1), time::micros(tsc_hz, t1, t2));
-    key
+    (key, KeyMade([t0, t1, cpu::rdtsc()]))
 }
 
 /// The pairwise consistency test (FIPS 140-3 IG 10.3.A): sign and verify once before use.

@@ -32,28 +32,68 @@ pub fn delay_ms(ms: u64) -> u64 {
     elapsed / (hz / 1000).max(1)
 }
 
-/// TSC ticks per second and where they came from (`crate::tsc`: CPUID leaf 0x15 where it is
-/// enumerated — in a TD the TDX module's virtual TSC frequency — else PIT channel 2, with a wait
-/// bounded by the TSC).
-pub fn calibrate_tsc_hz() -> (u64, TscSource) {
+/// A measurement of the TSC's rate begun at boot ([`begin_calibration`]) and read once the
+/// first key is made ([`finish_calibration`]): the PIT counts meanwhile, so no one waits for it.
+#[derive(Debug)]
+pub struct Calibration {
+    leaf_15: Option<(u32, u32, u32)>,
+    /// The TSC when PIT channel 2 began counting down (none where CPUID 0x15 answers).
+    pit_started: Option<u64>,
+}
+
+/// CPUID leaf 0x15 where the CPU (or the TDX module) enumerates it; otherwise PIT channel 2
+/// starts counting down from `tsc::PIT_BACKGROUND_COUNT`.
+pub fn begin_calibration() -> Calibration {
     let leaf_15 = (cpuid(0, 0).eax >= 0x15).then(|| {
         let r = cpuid(0x15, 0);
         (r.eax, r.ebx, r.ecx)
     });
-    let (hz, source) = tsc::choose(leaf_15, measure_with_pit);
+    let known = leaf_15.and_then(|(a, b, c)| tsc::from_cpuid_15(a, b, c)).is_some();
+    let pit_started = (!known).then(|| start_pit(tsc::PIT_BACKGROUND_COUNT));
+    Calibration { leaf_15, pit_started }
+}
+
+/// TSC ticks per second and where they came from (`crate::tsc`: CPUID leaf 0x15 where it is
+/// enumerated — in a TD the TDX module's virtual TSC frequency — else the PIT count begun at
+/// boot, else a 5 ms PIT one-shot, each wait bounded by the TSC).
+pub fn finish_calibration(calibration: Calibration) -> (u64, TscSource) {
+    let pit = || calibration.pit_started.and_then(read_background_pit).or_else(measure_with_pit);
+    let (hz, source) = tsc::choose(calibration.leaf_15, pit);
     TSC_HZ.store(hz, Ordering::Relaxed);
     (hz, source)
+}
+
+/// Starts channel 2 counting down from `count` (mode 0, OUT low until zero); returns the TSC.
+fn start_pit(count: u16) -> u64 {
+    // Gate channel 2 on, speaker off.
+    PORT_B.write_u8((PORT_B.read_u8() & !0x02) | 0x01);
+    PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
+    PIT_CH2_DATA.write_u8(count as u8);
+    PIT_CH2_DATA.write_u8((count >> 8) as u8);
+    rdtsc()
+}
+
+/// The TSC rate from the count begun at `started`: at least `tsc::PIT_CALIBRATION_TICKS` of
+/// it (waiting for the rest if need be); `None` when it ran out or the wait did.
+fn read_background_pit(started: u64) -> Option<u64> {
+    loop {
+        PIT_COMMAND.write_u8(0b1000_0000); // latch channel 2's count
+        let now = rdtsc();
+        let count = u16::from_le_bytes([PIT_CH2_DATA.read_u8(), PIT_CH2_DATA.read_u8()]);
+        let elapsed = tsc::pit_elapsed(count, PORT_B.read_u8() & 0x20 != 0)?;
+        if elapsed >= tsc::PIT_CALIBRATION_TICKS {
+            return Some(tsc::from_pit(now.wrapping_sub(started), elapsed));
+        }
+        if tsc::pit_wait_expired(now.wrapping_sub(started)) {
+            return None;
+        }
+    }
 }
 
 /// The TSC rate against a 5 ms PIT one-shot; `None` when the PIT did not fire within
 /// `tsc::PIT_WAIT_LIMIT_TICKS` (no PIT, or a host that does not emulate it).
 fn measure_with_pit() -> Option<u64> {
-    // Gate channel 2 on, speaker off.
-    PORT_B.write_u8((PORT_B.read_u8() & !0x02) | 0x01);
-    PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
-    PIT_CH2_DATA.write_u8(tsc::PIT_CALIBRATION_TICKS as u8);
-    PIT_CH2_DATA.write_u8((tsc::PIT_CALIBRATION_TICKS >> 8) as u8);
-    let start = rdtsc();
+    let start = start_pit(tsc::PIT_CALIBRATION_TICKS);
     while PORT_B.read_u8() & 0x20 == 0 {
         if tsc::pit_wait_expired(rdtsc().wrapping_sub(start)) {
             return None;
