@@ -20,7 +20,7 @@ use crate::rejection::Rejection;
 /// endorsement certificates and an event log).
 pub const MAX_BODY: usize = 128 * 1024;
 
-/// `Retry-After` when the log process this one calls cannot be reached.
+/// `Retry-After` when the log or CA process this one calls cannot be reached.
 const LOG_UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// `Retry-After` when every nonce the Verifier may keep is outstanding.
@@ -168,6 +168,11 @@ impl From<Rejection> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
             }
             Rejection::Internal(IssuerError::LogPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
+            // The Credential Authority process a Key Store calls: the same.
+            Rejection::Internal(IssuerError::CaPeer { error: PeerError::Unavailable(_), .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
+            }
+            Rejection::Internal(IssuerError::CaPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
             Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             _ => (StatusCode::FORBIDDEN, None),
         };
