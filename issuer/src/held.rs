@@ -28,11 +28,8 @@ pub struct HeldKeys {
     pub verifier: VerifierKeys,
     /// The Credential Authority's: its CA and WIT keys.
     pub ca: CaKeys,
-    /// The Key Store's.
+    /// The Key Store's (the CA that certifies its keys: [`crate::Issuer::certify_key_store_by`]).
     pub key_store: KeyStoreKeys,
-    /// The Credential Authority that certifies what the Key Store provisions and releases: the
-    /// one of this process, or of the CA process it calls (`--ca-url`).
-    pub key_store_ca: crate::key_store_ca::KeyStoreCa,
     /// The provenance log's: its log key and checkpoint key.
     pub log: LogKeys,
 }

@@ -139,7 +139,7 @@ impl Issuer {
             policy,
             key_store,
             holds_key_store: held.key_store == KeyStoreKeys::Held,
-            key_store_ca: held.key_store_ca,
+            key_store_ca: KeyStoreCa::Here,
             results,
             database,
         })
@@ -222,6 +222,13 @@ impl Issuer {
             }),
             log: self.records().ok().map(|records| Jwk::published(records.public_key(), LOG_KID)),
         }
+    }
+
+    /// Has the Key Store's keys certified by `ca`: this process's Credential Authority (the
+    /// default), or the CA process a Key Store without the CA role calls (`twi serve --roles
+    /// key-store --ca-url`).
+    pub fn certify_key_store_by(&mut self, ca: KeyStoreCa) {
+        self.key_store_ca = ca;
     }
 
     /// The Key Store (opened, and its signing key created, on first use).

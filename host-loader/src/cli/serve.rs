@@ -177,7 +177,7 @@ fn peers(clients: &PeerClients) -> twi_issuer::http::Peers {
 /// has its keys certified by the --ca-url process); the
 /// log's, unless it serves log, not at all (a CA process calls the --log-url process).
 fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients) -> Result<twi_issuer::HeldKeys> {
-    use twi_issuer::{CaKeys, KeyStoreCa, KeyStoreKeys, LogKeys, VerifierKeys};
+    use twi_issuer::{CaKeys, KeyStoreKeys, LogKeys, VerifierKeys};
     let verifier = match (&args.verifier_key, &clients.verifier) {
         _ if roles.verifier => VerifierKeys::Held,
         (Some(path), _) => VerifierKeys::Public(read_verifying_key("--verifier-key", path)?),
@@ -200,11 +200,7 @@ fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients)
         None => LogKeys::None,
     };
     let key_store = if roles.key_store { KeyStoreKeys::Held } else { KeyStoreKeys::NotHeld };
-    let key_store_ca = match &clients.ca {
-        Some(client) if roles.key_store => KeyStoreCa::Peer(client.clone()),
-        _ => KeyStoreCa::Here,
-    };
-    Ok(twi_issuer::HeldKeys { verifier, ca, key_store, key_store_ca, log })
+    Ok(twi_issuer::HeldKeys { verifier, ca, key_store, log })
 }
 
 /// A certificate (PEM) named by `option`.
@@ -327,6 +323,9 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
     let database = args.database.as_deref();
     let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, database, held)?;
     issuer.seal_records_to(args.auditor.load()?);
+    if let Some(client) = clients.ca.clone().filter(|_| args.roles.key_store) {
+        issuer.certify_key_store_by(twi_issuer::KeyStoreCa::Peer(client));
+    }
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;
