@@ -751,7 +751,8 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
 /// records the provisioning); a launch's release, appraised by the Verifier, gets the released
 /// key certified by the CA for that launch (which checks the Verifier's result and the evidence
 /// itself), its certificate and WIT logged; `twi log prove` of it against the log process and
-/// the log's audit accept them. The CA's endpoints for a Key Store refuse a caller without a
+/// the log's audit accept them; its certificate has the extensions of a release by one process
+/// serving every role. The CA's endpoints for a Key Store refuse a caller without a
 /// role certificate (403) and malformed bodies (400), and answer 503 while its log is down.
 #[test]
 fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
@@ -818,9 +819,9 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
 
     // A launch's release: the Verifier appraises, the CA certifies the released key for it.
     let chip = chips.join("sim-snp");
-    let (released, release, _) = release(&chip, &verifier, &key_store_client, &rp_id).unwrap();
+    let (released, key_release, _) = release(&chip, &verifier, &key_store_client, &rp_id).unwrap();
     assert_eq!(released.credential.workload_id, "spiffe://example.org/vault-app");
-    assert_eq!(release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    assert_eq!(key_release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
     let certificate = <x509_cert::Certificate as der::Decode>::from_der(&released.certificate_der).unwrap();
     twi_verifier::chain::verify_issued_by(&certificate, &ca_certificate).expect("the CA process certified it");
     assert_ne!(released.credential.serial, provisioned.serial_hex, "a certificate for this launch");
@@ -842,6 +843,19 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     ]);
 
     ca_endpoints_for_a_key_store_refuse(&ca.url, &roles, &released);
+    // One process serving every role releases a certificate with the same extensions.
+    let all_state = dir.path().join("all");
+    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
+    let all_anchor = Some(all_state.join("issuer/issuer-ca.pem"));
+    let all_client = RemoteIssuer::new(&all.url, &ClientTls { ca: all_anchor.clone(), client: None }).unwrap();
+    let all_owner = ClientTls { ca: all_anchor, client: owner.client.clone() };
+    RemoteIssuer::new(&all.url, &all_owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    let all_rp_id = all_client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let (in_one, _, _) = release(&chip, &all_client, &all_client, &all_rp_id).unwrap();
+    let (split, together) = (extensions(&released.certificate_der), extensions(&in_one.certificate_der));
+    assert_eq!(split, together, "the released certificates' extensions");
+    let launch = split.iter().filter(|(oid, _)| oid.starts_with(twi_issuer::oids::DEFAULT_ARC)).count();
+    assert!(launch >= 2, "the release's certificate names the launch and its log entry: {split:?}");
     // The CA's log is down: the CA answers 503 (after its own retries), as does the Key Store.
     drop(log);
     let role_at_ca = RemoteIssuer::new(&ca.url, &owner).unwrap();
@@ -855,6 +869,13 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
         Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("a CA without its log certified a key: {other:?}"),
     }
+}
+
+/// A certificate's extensions: their OIDs and criticality, in order.
+fn extensions(der: &[u8]) -> Vec<(String, bool)> {
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).unwrap();
+    let extensions = certificate.tbs_certificate().extensions().cloned().unwrap_or_default();
+    extensions.iter().map(|e| (e.extn_id.to_string(), e.critical)).collect()
 }
 
 /// The CA's endpoints for a Key Store: 403 without a role certificate; 400 for a malformed

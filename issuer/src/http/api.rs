@@ -242,6 +242,21 @@ pub(super) async fn with_issuer<T: Send + 'static>(
     })?
 }
 
+/// Only a role of another process, with a client certificate under the operator CA
+/// (`operator`), is `asking` this; `how` that process is started. 403 for anyone else.
+pub(super) fn from_a_role(
+    operator: Option<axum::Extension<super::tls::Operator>>,
+    asking: &str,
+    how: &str,
+) -> Result<(), ApiError> {
+    match operator {
+        Some(_) => Ok(()),
+        None => Err(ApiError::forbidden(format!(
+            "only {asking}: connect with a client certificate under this service's operator CA (`{how}`)"
+        ))),
+    }
+}
+
 /// The request body, or the reason it is not one.
 pub(super) fn body<T>(json: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     json.map(|Json(value)| value).map_err(ApiError::from)

@@ -16,12 +16,8 @@ use crate::rejection::Rejection;
 
 /// Only a role (a client certificate under the operator CA) asks the CA for the Key Store.
 fn from_a_key_store(operator: Option<Extension<Operator>>, what: &str) -> Result<(), ApiError> {
-    match operator {
-        Some(_) => Ok(()),
-        None => Err(ApiError::forbidden(format!(
-            "only a Key Store process asks the Credential Authority to {what}: connect with a client certificate under this service's operator CA (`twi serve --roles key-store --ca-url … --role-cert … --role-key …`)"
-        ))),
-    }
+    let asking = format!("a Key Store process asks the Credential Authority to {what}");
+    super::api::from_a_role(operator, &asking, "twi serve --roles key-store --ca-url … --role-cert … --role-key …")
 }
 
 /// `POST /v1/ca/key-store/provision`: the key certified for the workload this CA's policy
