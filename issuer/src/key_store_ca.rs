@@ -121,3 +121,65 @@ fn answered(peer: &dyn KeyStoreCaPeer, what: &str) -> IssuerError {
 pub(crate) fn peer_error(peer: &dyn KeyStoreCaPeer, error: PeerError) -> IssuerError {
     IssuerError::CaPeer { url: peer.url().to_string(), error }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use p384::ecdsa::SigningKey;
+    use p384::elliptic_curve::Generate;
+
+    use super::*;
+    use crate::ca::IssuerCa;
+
+    /// A CA process that is never called: only its URL names it.
+    struct Named;
+
+    impl KeyStoreCaPeer for Named {
+        fn url(&self) -> &str {
+            "https://ca.test"
+        }
+        fn provision(&self, _: &ProvisionCertifyRequest) -> Result<ProvisionCertified, PeerError> {
+            Err(PeerError::Unavailable("not called".into()))
+        }
+        fn release(&self, _: &ReleaseCertifyRequest) -> Result<ReleaseCertified, PeerError> {
+            Err(PeerError::Unavailable("not called".into()))
+        }
+    }
+
+    fn sec1(key: &SigningKey) -> Vec<u8> {
+        key.verifying_key().to_sec1_point(false).as_bytes().to_vec()
+    }
+
+    #[test]
+    fn the_key_store_keeps_only_a_certificate_of_its_key_by_its_ca() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = IssuerCa::load_or_create(&dir.path().join("ca"), "example.org").unwrap();
+        let other_ca = IssuerCa::load_or_create(&dir.path().join("other"), "example.org").unwrap();
+        let (key, other_key) = (SigningKey::try_generate().unwrap(), SigningKey::try_generate().unwrap());
+        let lifetime = Duration::from_secs(3600);
+        let certified = ca.certify_key("spiffe://example.org/vault-app", key.verifying_key(), lifetime).unwrap();
+        let answer = hex::encode(&certified.der);
+        let kept = answered_certificate(&Named, &answer, &sec1(&key), ca.certificate()).unwrap();
+        assert_eq!(kept, certified.der);
+
+        let refused = |answer: &str, key: &SigningKey, ca: &IssuerCa| match answered_certificate(
+            &Named,
+            answer,
+            &sec1(key),
+            ca.certificate(),
+        )
+        .unwrap_err()
+        {
+            IssuerError::CaPeer { url, error: PeerError::Refused { status: 502, reason } } => {
+                assert_eq!(url, "https://ca.test");
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(refused(&answer, &other_key, &ca).contains("another key"));
+        assert!(refused(&answer, &key, &other_ca).contains("not signed by its CA"));
+        assert!(refused("zz", &key, &ca).contains("not hex"));
+        assert!(refused("3000", &key, &ca).contains("does not parse"));
+    }
+}
