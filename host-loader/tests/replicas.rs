@@ -753,7 +753,8 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
 /// itself), its certificate and WIT logged; `twi log prove` of it against the log process and
 /// the log's audit accept them; its certificate has the extensions of a release by one process
 /// serving every role. The CA's endpoints for a Key Store refuse a caller without a
-/// role certificate (403) and malformed bodies (400), and answer 503 while its log is down.
+/// role certificate (403) and malformed bodies (400), and answer 503 while its log is down; the
+/// Key Store answers 503 while the CA is down.
 #[test]
 fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     use twi_issuer::KeyStoreCaPeer;
@@ -869,6 +870,10 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
         Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("a CA without its log certified a key: {other:?}"),
     }
+    // The CA is down: the Key Store answers 503 (after its own retries), not 500.
+    drop(ca);
+    let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
+    assert!(down.contains("503") && down.contains("--ca-url"), "{down}");
 }
 
 /// A certificate's extensions: their OIDs and criticality, in order.
