@@ -186,6 +186,7 @@ impl Issuer {
         owner: &str,
         key: &p384::ecdsa::VerifyingKey,
     ) -> Result<Vec<u8>, IssuerError> {
+        let authority = self.authority()?;
         let (workload_id, lifetime) = self.provisioned_workload(platform, measurement)?;
         let (version, now) = (self.policy.version.clone(), (self.clock)());
         let serial = crate::ca::random_serial()?;
@@ -195,7 +196,7 @@ impl Issuer {
             return Err(IssuerError::State(self.dir.clone(), "the provisioning makes one record".into()));
         };
         let named = Named { serial, entry };
-        let certified = self.authority()?.certify_provisioned(&workload_id, key, lifetime, &named)?;
+        let certified = authority.certify_provisioned(&workload_id, key, lifetime, &named)?;
         log.record(&[statement], now)?;
         Ok(certified.der)
     }
