@@ -516,6 +516,29 @@ impl twi_issuer::http::LogPeer for RemoteIssuer {
     }
 }
 
+/// The Credential Authority as a Key Store in another process calls it (`twi serve --roles
+/// key-store --ca-url`): the keys it provisions and releases certified (a release under one
+/// `Idempotency-Key`, so a retry is not issued twice), over mutual TLS.
+impl twi_issuer::KeyStoreCaPeer for RemoteIssuer {
+    fn url(&self) -> &str {
+        &self.base
+    }
+
+    fn provision(
+        &self,
+        request: &twi_issuer::key_store_ca::ProvisionCertifyRequest,
+    ) -> std::result::Result<twi_issuer::key_store_ca::ProvisionCertified, PeerError> {
+        self.post_to_peer(twi_issuer::key_store_ca::PROVISION_PATH, request)
+    }
+
+    fn release(
+        &self,
+        request: &twi_issuer::key_store_ca::ReleaseCertifyRequest,
+    ) -> std::result::Result<twi_issuer::key_store_ca::ReleaseCertified, PeerError> {
+        self.post_to_peer(twi_issuer::key_store_ca::RELEASE_PATH, request)
+    }
+}
+
 impl RemoteIssuer {
     /// POSTs `body` to another role's `path` for a role of this service ([`peer_answer`]).
     fn post_to_peer<B: Serialize, T: DeserializeOwned>(

@@ -665,7 +665,8 @@ fn replicas_with_their_own_state_share_the_key_store_through_the_database() {
 /// audit` of its state) accept them, and each state holds only its role's key files. The log's
 /// sign and append endpoints refuse a caller without a role certificate (403), a malformed
 /// record and a statement the log did not sign (400). A CA without the log role and without
-/// --log-url, and a Key Store without the CA, are refused at the start, naming what is missing.
+/// --log-url, and a Key Store without the CA or --ca-url, are refused at the start, naming what
+/// is missing.
 #[test]
 fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
     let dir = tempfile::tempdir().unwrap();
@@ -742,6 +743,223 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
     refuses_a_split_it_cannot_serve(dir.path(), &policy);
 }
 
+/// The four roles in four processes (issue 14 item 5), each with its own state, over mutual
+/// TLS: `--roles verifier`, `--roles ca` (calling the log and the Verifier), `--roles log` and
+/// `--roles key-store`, which holds only the Key Store's keys and has the keys it provisions
+/// and releases certified by the CA process (`--ca-url`). Mechanism D: the owner provisions at
+/// the Key Store (the CA certifies the key for the workload its policy admits and the log
+/// records the provisioning); a launch's release, appraised by the Verifier, gets the released
+/// key certified by the CA for that launch (which checks the Verifier's result and the evidence
+/// itself), its certificate and WIT logged; `twi log prove` of it against the log process and
+/// the log's audit accept them; its certificate has the extensions of a release by one process
+/// serving every role. The CA's endpoints for a Key Store refuse a caller without a
+/// role certificate (403) and malformed bodies (400), and answer 503 while its log is down; the
+/// Key Store answers 503 while the CA is down.
+#[test]
+fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
+    use twi_issuer::KeyStoreCaPeer;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (_, chips, policy) = layout(dir.path());
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let url = cluster.url();
+    let states = ["ca", "verifier", "log", "key-store"].map(|r| dir.path().join(r));
+    let [ca_state, verifier_state, log_state, key_store_state] = &states;
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    // Every process serves a certificate under the operators' CA, the one --peer-ca names.
+    let tls: Vec<Vec<String>> = ["ca", "verifier", "log", "key-store"]
+        .iter()
+        .map(|name| {
+            let (cert, key) = roles.server(dir.path(), name);
+            vec!["--tls-cert".to_string(), path(&cert).to_string(), "--tls-key".into(), path(&key).into()]
+        })
+        .collect();
+    let tls: Vec<Vec<&str>> = tls.iter().map(|t| t.iter().map(String::as_str).collect()).collect();
+    let served = |state: &Path, roles_named: &str, more: &[&str]| {
+        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
+        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
+    };
+    let common = ["--simulated-tee", path(&chips), "--database", url.as_str()];
+    let issuer_ca_arg = ["--issuer-ca", path(&issuer_ca)];
+    let verifier = served(verifier_state, "verifier", &[&common[..], &issuer_ca_arg[..], &tls[1][..]].concat());
+    let log = served(log_state, "log", &[&issuer_ca_arg[..], &tls[2][..]].concat());
+    let role =
+        ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key), "--peer-ca", path(&roles.ca)];
+    let to_verifier = ["--verifier-url", verifier.url.as_str()];
+    let ca = served(
+        ca_state,
+        "ca",
+        &[&common[..], &role[..], &to_verifier[..], &["--log-url", &log.url], &tls[0][..]].concat(),
+    );
+    let to_ca = ["--ca-url", ca.url.as_str()];
+    let key_store = served(
+        key_store_state,
+        "key-store",
+        &[&common[..], &role[..], &to_verifier[..], &to_ca[..], &tls[3][..]].concat(),
+    );
+
+    let anyone = ClientTls { ca: Some(roles.ca.clone()), client: None };
+    let owner =
+        ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let [verifier, ca_client, log_client, key_store_client] =
+        [&verifier.url, &ca.url, &log.url, &key_store.url].map(|url| RemoteIssuer::new(url, &anyone).unwrap());
+    let ca_certificate = ca_client.ca_certificate().unwrap().1;
+    let rp_id = ca_certificate.tbs_certificate().subject().to_string();
+
+    // The owner provisions at the Key Store; the CA certifies the key, the log records it.
+    let owner_at_key_store = RemoteIssuer::new(&key_store.url, &owner).unwrap();
+    let (provisioned, created) = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(created);
+    assert_eq!(provisioned.workload_id, "spiffe://example.org/vault-app");
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(&provisioned.certificate_der).unwrap();
+    twi_verifier::chain::verify_issued_by(&certificate, &ca_certificate).expect("the CA process certified it");
+    assert!(log_client.log_proof(&provisioned.serial_hex).is_ok(), "the provisioning is logged");
+    let (again, created) = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    assert!(!created && again.serial_hex == provisioned.serial_hex, "the Key Store keeps what it provisioned");
+
+    // A launch's release: the Verifier appraises, the CA certifies the released key for it.
+    let chip = chips.join("sim-snp");
+    let (released, key_release, _) = release(&chip, &verifier, &key_store_client, &rp_id).unwrap();
+    assert_eq!(released.credential.workload_id, "spiffe://example.org/vault-app");
+    assert_eq!(key_release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(&released.certificate_der).unwrap();
+    twi_verifier::chain::verify_issued_by(&certificate, &ca_certificate).expect("the CA process certified it");
+    assert_ne!(released.credential.serial, provisioned.serial_hex, "a certificate for this launch");
+    let logged_ids: Vec<String> = logged(&released).1.into_iter().map(|(id, _)| id).collect();
+    assert_eq!(logged_ids.len(), 2, "the release's certificate and WIT are logged: {logged_ids:?}");
+    assert!(logged_ids.contains(&released.credential.serial), "{logged_ids:?}");
+    let pem = dir.path().join("released.pem");
+    std::fs::write(&pem, &released.credential.certificate_pem).unwrap();
+    let prove = ["log", "prove", path(&pem), "--issuer-url", &log.url, "--issuer-ca", path(&roles.ca)];
+    let out = TWI.run(&prove);
+    assert!(out.status.success(), "twi log prove: {}", String::from_utf8_lossy(&out.stderr));
+    let audit = TWI.run(&["log", "audit", "--state", path(log_state)]);
+    assert!(audit.status.success(), "twi log audit: {}", String::from_utf8_lossy(&audit.stderr));
+    each_holds_only_its_keys(&[
+        (ca_state, &CA_ONLY[..]),
+        (verifier_state, &VERIFIER_ONLY[..]),
+        (log_state, &LOG_ONLY[..]),
+        (key_store_state, &KEY_STORE_ONLY[..]),
+    ]);
+
+    ca_endpoints_for_a_key_store_refuse(&ca.url, &roles, &released);
+    // One process serving every role releases a certificate with the same extensions.
+    let all_state = dir.path().join("all");
+    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
+    let all_anchor = Some(all_state.join("issuer/issuer-ca.pem"));
+    let all_client = RemoteIssuer::new(&all.url, &ClientTls { ca: all_anchor.clone(), client: None }).unwrap();
+    let all_owner = ClientTls { ca: all_anchor, client: owner.client.clone() };
+    RemoteIssuer::new(&all.url, &all_owner).unwrap().provision(Platform::SimSnp, &MEASUREMENT_D).unwrap();
+    let all_rp_id = all_client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let (in_one, _, _) = release(&chip, &all_client, &all_client, &all_rp_id).unwrap();
+    let (split, together) = (extensions(&released.certificate_der), extensions(&in_one.certificate_der));
+    assert_eq!(split, together, "the released certificates' extensions");
+    let launch = split.iter().filter(|(oid, _)| oid.starts_with(twi_issuer::oids::DEFAULT_ARC)).count();
+    assert!(launch >= 2, "the release's certificate names the launch and its log entry: {split:?}");
+    // The CA's log is down: the CA answers 503 (after its own retries), as does the Key Store.
+    drop(log);
+    let role_at_ca = RemoteIssuer::new(&ca.url, &owner).unwrap();
+    let asked = twi_issuer::key_store_ca::ProvisionCertifyRequest {
+        platform: "sim-snp".into(),
+        measurement: hex::encode(MEASUREMENT_D),
+        owner: "CN=test".into(),
+        public_key: hex::encode(&provisioned.public_key),
+    };
+    match KeyStoreCaPeer::provision(&role_at_ca, &asked) {
+        Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("a CA without its log certified a key: {other:?}"),
+    }
+    // The CA is down: the Key Store answers 503 (after its own retries), not 500.
+    drop(ca);
+    let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
+    assert!(down.contains("503") && down.contains("--ca-url"), "{down}");
+}
+
+/// A certificate's extensions: their OIDs and criticality, in order.
+fn extensions(der: &[u8]) -> Vec<(String, bool)> {
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(der).unwrap();
+    let extensions = certificate.tbs_certificate().extensions().cloned().unwrap_or_default();
+    extensions.iter().map(|e| (e.extn_id.to_string(), e.critical)).collect()
+}
+
+/// The CA's endpoints for a Key Store: 403 without a role certificate; 400 for a malformed
+/// body; 403 for a release whose attestation result is not the Verifier's.
+fn ca_endpoints_for_a_key_store_refuse(ca_url: &str, roles: &twi_testkit::tools::OperatorPki, released: &Obtained) {
+    use twi_issuer::KeyStoreCaPeer;
+    use twi_issuer::http::PeerError;
+    use twi_issuer::key_store_ca::{ProvisionCertifyRequest, ReleaseCertifyRequest};
+    let anchor = Some(roles.ca.clone());
+    let anyone = RemoteIssuer::new(ca_url, &ClientTls { ca: anchor.clone(), client: None }).unwrap();
+    let role = ClientTls { ca: anchor, client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let role = RemoteIssuer::new(ca_url, &role).unwrap();
+    let key = SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let provision = ProvisionCertifyRequest {
+        platform: "sim-snp".into(),
+        measurement: hex::encode(MEASUREMENT_D),
+        owner: "CN=test".into(),
+        public_key: hex::encode(&key),
+    };
+    match KeyStoreCaPeer::provision(&anyone, &provision) {
+        Err(PeerError::Refused { status: 403, reason }) => assert!(reason.contains("client certificate"), "{reason}"),
+        other => panic!("the CA certified a key for a caller without a role certificate: {other:?}"),
+    }
+    let malformed = [
+        ProvisionCertifyRequest { public_key: "not hex".into(), ..provision.clone() },
+        ProvisionCertifyRequest { public_key: "04".into(), ..provision.clone() },
+        ProvisionCertifyRequest { platform: "vax".into(), ..provision.clone() },
+        ProvisionCertifyRequest { owner: " ".into(), ..provision.clone() },
+    ];
+    for bad in malformed {
+        match KeyStoreCaPeer::provision(&role, &bad) {
+            Err(PeerError::Refused { status: 400, .. }) => {}
+            other => panic!("the CA took a malformed provisioning {bad:?}: {other:?}"),
+        }
+    }
+    let unknown = ProvisionCertifyRequest { measurement: "00".repeat(48), ..provision };
+    match KeyStoreCaPeer::provision(&role, &unknown) {
+        Err(PeerError::Refused { status: 403, reason }) => assert!(reason.contains("nothing to provision"), "{reason}"),
+        other => panic!("the CA certified a key for a workload its policy does not admit: {other:?}"),
+    }
+    // A release: the evidence of a launch it never saw, under a result that is not the Verifier's.
+    let evidence = twi_issuer::evidence::EvidenceJson {
+        platform: "sim-snp".into(),
+        evidence: "00".into(),
+        public_key: hex::encode(&key),
+        nonce: "00".into(),
+        target: TARGET.into(),
+        csr: None,
+        endorsements: Vec::new(),
+        event_log: Vec::new(),
+    };
+    let release = ReleaseCertifyRequest {
+        evidence,
+        attestation_result: released.credential.wit.clone(),
+        public_key: hex::encode(&key),
+    };
+    match KeyStoreCaPeer::release(&anyone, &release) {
+        Err(PeerError::Refused { status: 403, .. }) => {}
+        other => panic!("the CA certified a release for a caller without a role certificate: {other:?}"),
+    }
+    let bad_key = ReleaseCertifyRequest { public_key: "zz".into(), ..release.clone() };
+    let bad_evidence = ReleaseCertifyRequest {
+        evidence: twi_issuer::evidence::EvidenceJson { platform: "vax".into(), ..release.evidence.clone() },
+        ..release.clone()
+    };
+    for bad in [bad_key, bad_evidence] {
+        match KeyStoreCaPeer::release(&role, &bad) {
+            Err(PeerError::Refused { status: 400, .. }) => {}
+            other => panic!("the CA took a malformed release {bad:?}: {other:?}"),
+        }
+    }
+    match KeyStoreCaPeer::release(&role, &release) {
+        Err(PeerError::Refused { status: 403, reason }) => assert!(reason.contains("attestation result"), "{reason}"),
+        other => panic!("the CA certified a release on a WIT presented as the Verifier's result: {other:?}"),
+    }
+}
+
+const CA_ONLY: [&str; 2] = ["issuer-ca.key.pem", "wit-key.pem"];
+const KEY_STORE_ONLY: [&str; 2] = ["keystore-key.pem", "keystore-wrap-key.pem"];
 const VERIFIER_ONLY: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
 const CA_AND_KEY_STORE: [&str; 4] = ["issuer-ca.key.pem", "wit-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
 const LOG_ONLY: [&str; 2] = ["log-key.pem", "provenance.sqlite"];
@@ -763,8 +981,10 @@ fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {
             .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("checkpoint"))
             .count()
     };
-    assert!(checkpoint_keys(states[2].0) > 0, "the log's state holds its checkpoint key");
-    assert_eq!(checkpoint_keys(states[0].0) + checkpoint_keys(states[1].0), 0, "only the log holds a checkpoint key");
+    for (state, own) in states {
+        let holds = checkpoint_keys(state) > 0;
+        assert_eq!(holds, own.contains(&"log-key.pem"), "only the log holds a checkpoint key: {}", state.display());
+    }
 }
 
 /// The log's sign and append endpoints: 403 without a role certificate; 400 for a malformed
@@ -824,8 +1044,8 @@ fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) 
     }
 }
 
-/// A CA process serving neither the log nor --log-url, and a Key Store without the CA, are
-/// refused at the start with what is missing; they make no keys.
+/// A CA process serving neither the log nor --log-url, and a Key Store without the CA or
+/// --ca-url, are refused at the start with what is missing; they make no keys.
 fn refuses_a_split_it_cannot_serve(dir: &Path, policy: &Path) {
     let fresh = dir.join("fresh");
     let serve = |more: &[&str]| {
@@ -836,6 +1056,6 @@ fn refuses_a_split_it_cannot_serve(dir: &Path, policy: &Path) {
     let said = serve(&["--roles", "ca"]);
     assert!(said.contains("--log-url"), "{said}");
     let said = serve(&["--roles", "key-store"]);
-    assert!(said.contains("key-store") && said.contains("ca"), "{said}");
+    assert!(said.contains("key-store") && said.contains("--ca-url"), "{said}");
     assert!(!fresh.join("issuer").exists(), "a refused process made no keys");
 }

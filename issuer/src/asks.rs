@@ -26,10 +26,9 @@ use twi_proto::msg::{CredentialKind, Freshness as FreshnessKind, Platform};
 use crate::ca::{Certified, CredentialRequestIn, Named, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::{Fresh, FreshnessError, NonceScope, SignedEpoch};
-use crate::held::{CA_KEYS, LOG_KEYS, held};
-use crate::issuer::{Issuer, opened_key_store};
-use crate::keystore::{Provisioned, Release, ReleaseGrant};
-use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent, platform_name};
+use crate::issuer::Issuer;
+use crate::keystore::Release;
+use crate::policy::{Admission, FreshnessLevel, Mechanism, RenewalCheck, check_absent};
 use crate::provenance::SignedStatement;
 use crate::provenance::entry::LogEntry;
 use crate::records::Issuance;
@@ -104,7 +103,7 @@ pub struct KeyReleased {
 
 /// The attestation result of an issuance: made for the issued key, made naming the
 /// credential too (mechanism A), or the one the workload presented (mechanism B).
-enum ResultOfRecord {
+pub(crate) enum ResultOfRecord {
     Make,
     NamingCredential,
     Presented(String),
@@ -188,7 +187,7 @@ impl Issuer {
         mechanism: Mechanism,
     ) -> Result<AttestationResult, Rejection> {
         let established = self.established(evidence, mechanism)?;
-        let (appraisal, admission) = self.judged(evidence, mechanism, None, &established)?;
+        let (appraisal, admission) = self.judged(evidence, mechanism, None, Some(&established))?;
         let bundle = &evidence.bundle;
         let ear_jwt = self.verifier.attestation_result(
             self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce),
@@ -232,126 +231,17 @@ impl Issuer {
         }
     }
 
-    /// Mechanism D, the **workload owner**'s step (`owner` names who asked: the operator
-    /// certificate's subject, or `twi run --mechanism d` doing it for the demo): makes sure the
-    /// Key Store holds a credential for the workload the policy admits with `measurement` on
-    /// `platform`. When none is provisioned yet, generates a P-384 key and has the Credential
-    /// Authority certify it for the workload's Stable identifier (no evidence: the owner asks
-    /// for it, not the launch), recorded in the provenance log like any issuance (the
-    /// certificate names its entry). Returns the provisioned credential and whether it was
-    /// created now. (The owner's own key: [`crate::keystore::provision_owner`].)
-    pub fn key_store_provision(
-        &mut self,
-        platform: Platform,
-        measurement: &[u8],
-        owner: &str,
-    ) -> Result<(Provisioned, bool), IssuerError> {
-        let workload = self.policy.workload_for(platform, measurement).ok_or_else(|| {
-            IssuerError::NothingToProvision { platform: platform_name(platform), measurement: hex::encode(measurement) }
-        })?;
-        let workload_id = format!("spiffe://{}/{}", self.policy.trust_domain, workload.id);
-        let (lifetime, version, now) = (workload.lifetime, self.policy.version.clone(), (self.clock)());
-        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
-        if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
-            return Ok((held, false));
-        }
-        // Made and logged before the Key Store keeps it (outside the Key Store's lock, which
-        // the embedded log takes too). Should another process provision the workload
-        // meanwhile, its credential is kept and this one stays a record of one never handed out.
-        use p384::elliptic_curve::Generate;
-        let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
-        let serial = crate::ca::random_serial()?;
-        let log = held(&self.log, LOG_KEYS)?;
-        let record = crate::records::provisioning(&workload_id, &hex::encode(serial.as_bytes()), owner, &version, now);
-        let Some((statement, entry)) = log.sign(vec![record])?.pop() else {
-            return Err(IssuerError::State(self.dir.clone(), "the provisioning makes one record".into()));
-        };
-        let named = Named { serial, entry };
-        let certified =
-            held(&self.ca, CA_KEYS)?.certify_provisioned(&workload_id, key.verifying_key(), lifetime, &named)?;
-        log.record(&[statement], now)?;
-        store.provision_if_absent(&workload_id, || Ok((certified.der, key)))
-    }
-
-    /// Mechanism D, what the Key Store is asked: the **Verifier** appraises the evidence (whose
-    /// key is the ephemeral HPKE key the runtime generated for the release) under the policy
-    /// and nonce as for the other mechanisms; only then the **Key Store** releases the key
-    /// provisioned for the admitted workload, HPKE-encrypted to that ephemeral key, once per
-    /// nonce, with a certificate the Credential Authority issues for it now (its extensions
-    /// name this launch; the stored one is renewed with it once past half its validity). The
-    /// release is logged (records: that X.509 credential under its serial, and a WIT bound to
-    /// the released key), and the attestation result binds the ephemeral key the Evidence
-    /// attested.
-    pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
-        let (appraisal, admission) = self.admitted(evidence, Mechanism::D, None)?;
-        let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
-        self.released(launch, evidence, ResultOfRecord::Make)
-    }
-
-    /// [`Self::key_store_release`] in a process without the Verifier role: the Verifier of
-    /// another process appraised `evidence` and signed `attestation_result` when this process's
-    /// Key Store asked it (over mutual TLS, `http::peer`); redeemed once.
-    pub fn key_store_release_appraised(
-        &mut self,
-        evidence: &Evidence<'_>,
-        attestation_result: &str,
-    ) -> Result<KeyReleased, Rejection> {
-        let launch = self.appraised_elsewhere(attestation_result, evidence.bundle.public_key, Mechanism::D)?;
-        self.released(launch, evidence, ResultOfRecord::Presented(attestation_result.to_string()))
-    }
-
-    /// The Key Store's release for the admitted `launch` of `evidence`, with `result` as the
-    /// attestation result of record.
-    fn released(
-        &mut self,
-        launch: VerifiedLaunch,
-        evidence: &Evidence<'_>,
-        result: ResultOfRecord,
-    ) -> Result<KeyReleased, Rejection> {
-        let VerifiedLaunch { admission, appraisal, .. } = launch;
-        let bundle = &evidence.bundle;
-        let now = (self.clock)();
-        let grant = ReleaseGrant {
-            workload_id: admission.workload_id.clone(),
-            nonce: bundle.nonce.to_vec(),
-            ephemeral_public_key: bundle.public_key.to_vec(),
-            evidence_sha384: appraisal.verified.evidence_sha384,
-            replayable_until: crate::verifier::replayable_for(appraisal.freshness).map(|window| now + window),
-        };
-        let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
-        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
-        let ca = held(&self.ca, CA_KEYS)?;
-        // The released certificate is issued now, for this launch, with the issuer's extensions.
-        let release =
-            store.release(&grant, now, |key| Ok(ca.certify(&admission, &appraisal, key, &planned.x509)?.der))?;
-        let ear_jwt = match result {
-            ResultOfRecord::Presented(ear) => ear,
-            _ => self
-                .verifier
-                .attestation_result(self.result_for(&admission, &appraisal, bundle.public_key, bundle.nonce), now)?,
-        };
-        let provisioned = &release.provisioned;
-        let certified = Certified {
-            der: provisioned.certificate_der.clone(),
-            pem: provisioned.certificate_pem.clone(),
-            serial_hex: provisioned.serial_hex.clone(),
-        };
-        let credential = Credential { certified, public_key: &provisioned.public_key, ear_jwt };
-        let issued = self.logged(appraisal, admission, credential, planned)?;
-        Ok(KeyReleased { issued, release })
-    }
-
     /// The Verifier's appraisal and the policy's admission, common to every mechanism (see
     /// the module docs for the order). `mechanism`: the route the request came by (a renewal
     /// is a Credential Authority request whatever the workload's mechanism).
-    fn admitted(
+    pub(crate) fn admitted(
         &mut self,
         evidence: &Evidence<'_>,
         mechanism: Mechanism,
         renewal_of: Option<&str>,
     ) -> Result<(Appraisal, Admission), Rejection> {
         let established = self.established(evidence, mechanism)?;
-        self.judged(evidence, mechanism, renewal_of, &established)
+        self.judged(evidence, mechanism, renewal_of, Some(&established))
     }
 
     /// The evidence is well formed (malformed evidence is refused before the nonce is spent:
@@ -362,13 +252,15 @@ impl Issuer {
         Ok(self.verifier.freshness.establish(evidence.bundle.nonce))
     }
 
-    /// [`Issuer::admitted`] once the evidence's freshness is `established`.
+    /// [`Issuer::admitted`] once the evidence's freshness is `established` (`None`: vouched for
+    /// by the Verifier's signed result, whose nonce is the evidence's — the Credential Authority
+    /// certifying a release for the Key Store of another process).
     pub(crate) fn judged(
         &mut self,
         evidence: &Evidence<'_>,
         mechanism: Mechanism,
         renewal_of: Option<&str>,
-        established: &Established,
+        established: Option<&Established>,
     ) -> Result<(Appraisal, Admission), Rejection> {
         let purpose = purpose_of(mechanism);
         let rp_id = self.rp_id();
@@ -406,7 +298,7 @@ impl Issuer {
         admission: &Admission,
         evidence: &Evidence<'_>,
         route: Route,
-        established: &Established,
+        established: Option<&Established>,
     ) -> Result<FreshnessKind, Rejection> {
         let purpose = route.purpose;
         let bundle = &evidence.bundle;
@@ -441,6 +333,8 @@ impl Issuer {
                 return Ok(kind);
             }
         };
+        // The Verifier that signed the result required the freshness when it appraised.
+        let Some(established) = established else { return Ok(decision.freshness) };
         let scoped = match established {
             Ok(Fresh::Nonce(scope)) => scope.admits(&admission.workload, bundle.target),
             _ => Ok(()),
@@ -451,7 +345,7 @@ impl Issuer {
         Ok(decision.freshness)
     }
 
-    fn result_for<'a>(
+    pub(crate) fn result_for<'a>(
         &'a self,
         admission: &'a Admission,
         appraisal: &Appraisal,
@@ -497,7 +391,7 @@ impl Issuer {
 
     /// The records of an issuance, signed before its credentials (under the serial and `jti`
     /// chosen here) so that each credential names its own log entry.
-    fn planned(
+    pub(crate) fn planned(
         &self,
         admission: &Admission,
         appraisal: &Appraisal,
@@ -519,7 +413,7 @@ impl Issuer {
 
     /// The WIT for the credential's key, and both credentials logged (their statements, made
     /// in [`Self::planned`]): what the caller hands out.
-    fn logged(
+    pub(crate) fn logged(
         &mut self,
         appraisal: Appraisal,
         admission: Admission,
@@ -547,9 +441,9 @@ impl Issuer {
 
 /// An issuance's records, signed before its credentials: the certificate's serial and log
 /// entry, the WIT's `jti` and log entry, and the statements to append.
-struct Planned {
+pub(crate) struct Planned {
     now: std::time::SystemTime,
-    x509: Named,
+    pub(crate) x509: Named,
     jti: String,
     wit_entry: LogEntry,
     statements: Vec<SignedStatement>,
@@ -573,8 +467,8 @@ struct Route {
 
 /// An X.509 credential on its way to the log: the certificate, the key it certifies (the
 /// WIT's too) and the attestation result of record.
-struct Credential<'a> {
-    certified: Certified,
-    public_key: &'a [u8],
-    ear_jwt: String,
+pub(crate) struct Credential<'a> {
+    pub(crate) certified: Certified,
+    pub(crate) public_key: &'a [u8],
+    pub(crate) ear_jwt: String,
 }

@@ -39,6 +39,8 @@ pub enum IssuerError {
     NotHeld(&'static str),
     #[error("the provenance log at {url} (--log-url) {error}")]
     LogPeer { url: String, error: crate::log_peer::PeerError },
+    #[error("the Credential Authority at {url} (--ca-url) {error}")]
+    CaPeer { url: String, error: crate::log_peer::PeerError },
 }
 
 impl IssuerError {

@@ -28,7 +28,7 @@ pub struct HeldKeys {
     pub verifier: VerifierKeys,
     /// The Credential Authority's: its CA and WIT keys.
     pub ca: CaKeys,
-    /// The Key Store's (with the CA's only: it certifies what the Key Store provisions).
+    /// The Key Store's (the CA that certifies its keys: [`crate::Issuer::certify_key_store_by`]).
     pub key_store: KeyStoreKeys,
     /// The provenance log's: its log key and checkpoint key.
     pub log: LogKeys,

@@ -21,6 +21,7 @@ use crate::error::IssuerError;
 use crate::freshness::SharedFreshness;
 use crate::held::{CA_KEYS, CaKeys, HeldKeys, KEY_STORE_KEYS, KeyStoreKeys, LOG_KEYS, LogKeys, held};
 use crate::jose::Jwk;
+use crate::key_store_ca::KeyStoreCa;
 use crate::keystore::KeyStore;
 use crate::ledger::Ledger;
 use crate::policy::Policy;
@@ -53,6 +54,9 @@ pub struct Issuer {
     pub(crate) key_store: Option<KeyStore>,
     /// Whether this process holds the Key Store's keys (opens it, makes them).
     pub(crate) holds_key_store: bool,
+    /// The Credential Authority the Key Store has its keys certified by: here, or in the CA
+    /// process it calls.
+    pub(crate) key_store_ca: KeyStoreCa,
     /// The provenance log: here (this process holds its keys), in the log process it calls, or
     /// `None` (it makes no credentials).
     pub(crate) log: Option<Ledger>,
@@ -135,6 +139,7 @@ impl Issuer {
             policy,
             key_store,
             holds_key_store: held.key_store == KeyStoreKeys::Held,
+            key_store_ca: KeyStoreCa::Here,
             results,
             database,
         })
@@ -219,9 +224,15 @@ impl Issuer {
         }
     }
 
+    /// Has the Key Store's keys certified by `ca`: this process's Credential Authority (the
+    /// default), or the CA process a Key Store without the CA role calls (`twi serve --roles
+    /// key-store --ca-url`).
+    pub fn certify_key_store_by(&mut self, ca: KeyStoreCa) {
+        self.key_store_ca = ca;
+    }
+
     /// The Key Store (opened, and its signing key created, on first use).
     pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
-        self.authority()?;
         opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)
     }
 }

@@ -98,7 +98,7 @@ impl Issuer {
         }
         // The nonce was spent when the result was signed: what that established stands.
         let established = fresh.ok_or(FreshnessError::Replayed);
-        let (appraisal, admission) = self.judged(&evidence, mechanism, None, &established)?;
+        let (appraisal, admission) = self.judged(&evidence, mechanism, None, Some(&established))?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         Ok(checked.confirm(launch)?)
     }

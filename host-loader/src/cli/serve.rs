@@ -34,8 +34,8 @@ pub struct ServeArgs {
     /// The roles whose endpoints this process serves: verifier, ca, key-store, log
     /// (comma-separated). Without the verifier role, the CA (mechanism c) and the Key Store
     /// (mechanism d) have the evidence appraised by the Verifier process --verifier-url names;
-    /// the Key Store provisions credentials the CA of its own process certifies (key-store needs
-    /// ca). The log role holds the log's keys and serves its checkpoints and proofs from the
+    /// the Key Store has the keys it provisions and releases certified by the CA of its own
+    /// process, or without the ca role by the --ca-url process. The log role holds the log's keys and serves its checkpoints and proofs from the
     /// state (or --database); a CA without it has the --log-url process log its credentials.
     #[arg(long, default_value = "verifier,ca,key-store,log", value_parser = twi_issuer::http::Roles::parse)]
     roles: twi_issuer::http::Roles,
@@ -82,7 +82,8 @@ pub struct PeerArgs {
     #[arg(long, value_name = "URL", requires = "role_cert")]
     log_url: Option<String>,
     /// For a process without the ca role: the Credential Authority process (`https://HOST:PORT`)
-    /// this Verifier obtains mechanism A's credentials from. Needs --database and --role-cert.
+    /// this Verifier obtains mechanism A's credentials from, and this Key Store has the keys it
+    /// provisions and releases certified by. Needs --database and --role-cert.
     #[arg(long, value_name = "URL", requires_all = ["database", "role_cert"])]
     ca_url: Option<String>,
     /// The CA the other processes' (--verifier-url, --ca-url, --log-url) server certificates chain to (default:
@@ -122,12 +123,12 @@ struct PeerClients {
 
 /// Refuses, before anything is opened, a set of roles the processes cannot split that way.
 fn check_roles(roles: Roles, args: &ServeArgs) -> Result<()> {
-    if roles.key_store && !roles.credential_authority {
+    let peer = &args.peer;
+    if roles.key_store && !roles.credential_authority && peer.ca_url.is_none() {
         bail!(
-            "--roles: the key-store role without the ca role is not built yet: the Key Store has the keys it provisions certified by the Credential Authority of its own process; serve key-store together with ca (e.g. --roles ca,key-store --log-url URL)"
+            "a process serving the key-store role without the ca role has the keys it provisions and releases certified by the Credential Authority process: give --ca-url https://HOST:PORT (with --role-cert/--role-key and --database), or add ca to --roles"
         );
     }
-    let peer = &args.peer;
     if roles.credential_authority && !roles.log && peer.log_url.is_none() {
         bail!(
             "a process serving the ca role without the log role has its records signed and logged by the log process: give --log-url https://HOST:PORT (with --role-cert/--role-key), or add log to --roles"
@@ -172,7 +173,8 @@ fn peers(clients: &PeerClients) -> twi_issuer::http::Peers {
 
 /// The keys this process holds in its state: those of the roles it serves. The Verifier's,
 /// unless it serves that role, are known by their public half (`--verifier-key`, or fetched
-/// from `--verifier-url`); the CA's, unless it serves ca or key-store, by its certificate; the
+/// from `--verifier-url`); the CA's, unless it serves ca, by its certificate (a Key Store then
+/// has its keys certified by the --ca-url process); the
 /// log's, unless it serves log, not at all (a CA process calls the --log-url process).
 fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients) -> Result<twi_issuer::HeldKeys> {
     use twi_issuer::{CaKeys, KeyStoreKeys, LogKeys, VerifierKeys};
@@ -184,12 +186,12 @@ fn held_keys(state: &Path, roles: Roles, args: &PeerArgs, clients: &PeerClients)
     };
     let own = issuer_dir(state).join("issuer-ca.pem");
     let ca = match (&args.issuer_ca, &clients.ca) {
-        _ if roles.credential_authority || roles.key_store => CaKeys::Held,
+        _ if roles.credential_authority => CaKeys::Held,
         (Some(path), _) => CaKeys::Public(Box::new(read_certificate("--issuer-ca", path)?)),
         (None, Some(client)) => CaKeys::Public(Box::new(client.ca_certificate()?.1)),
         (None, None) if own.exists() => CaKeys::Public(Box::new(read_certificate("the state's CA certificate", &own)?)),
         (None, None) => bail!(
-            "a process serving neither the ca nor the key-store role needs the Credential Authority's certificate (the name evidence binds): give --issuer-ca PEM (IMG/issuer-ca.pem of an image) or --ca-url"
+            "a process without the ca role needs the Credential Authority's certificate (the name evidence binds): give --issuer-ca PEM (IMG/issuer-ca.pem of an image) or --ca-url"
         ),
     };
     let log = match &clients.log {
@@ -321,6 +323,9 @@ pub fn execute(state: &Path, args: &ServeArgs) -> Result<()> {
     let database = args.database.as_deref();
     let mut issuer = open_issuer_shared(state, &args.identity, sim_root, policy, database, held)?;
     issuer.seal_records_to(args.auditor.load()?);
+    if let Some(client) = clients.ca.clone().filter(|_| args.roles.key_store) {
+        issuer.certify_key_store_by(twi_issuer::KeyStoreCa::Peer(client));
+    }
     if let Some(dir) = &args.simulated_tee {
         let tdx = SimTdx::load_or_create(&dir.join("sim-tdx"))
             .context("--simulated-tee: opening the simulated TDX platform")?;

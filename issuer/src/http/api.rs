@@ -20,7 +20,7 @@ use crate::rejection::Rejection;
 /// endorsement certificates and an event log).
 pub const MAX_BODY: usize = 128 * 1024;
 
-/// `Retry-After` when the log process this one calls cannot be reached.
+/// `Retry-After` when the log or CA process this one calls cannot be reached.
 const LOG_UNAVAILABLE_RETRY_AFTER: u64 = 5;
 
 /// `Retry-After` when every nonce the Verifier may keep is outstanding.
@@ -168,6 +168,11 @@ impl From<Rejection> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
             }
             Rejection::Internal(IssuerError::LogPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
+            // The Credential Authority process a Key Store calls: the same.
+            Rejection::Internal(IssuerError::CaPeer { error: PeerError::Unavailable(_), .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
+            }
+            Rejection::Internal(IssuerError::CaPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
             Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             _ => (StatusCode::FORBIDDEN, None),
         };
@@ -235,6 +240,21 @@ pub(super) async fn with_issuer<T: Send + 'static>(
         eprintln!("twi serve: the issuer failed while handling a request: {e}");
         ApiError::internal("the issuer failed while handling the request (see the service's log)")
     })?
+}
+
+/// Only a role of another process, with a client certificate under the operator CA
+/// (`operator`), is `asking` this; `how` that process is started. 403 for anyone else.
+pub(super) fn from_a_role(
+    operator: Option<axum::Extension<super::tls::Operator>>,
+    asking: &str,
+    how: &str,
+) -> Result<(), ApiError> {
+    match operator {
+        Some(_) => Ok(()),
+        None => Err(ApiError::forbidden(format!(
+            "only {asking}: connect with a client certificate under this service's operator CA (`{how}`)"
+        ))),
+    }
 }
 
 /// The request body, or the reason it is not one.

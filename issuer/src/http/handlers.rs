@@ -295,17 +295,18 @@ pub(super) async fn key_store_provision(
 ) -> Result<Json<ProvisionResponse>, ApiError> {
     key_store_served(&state)?;
     let Some(Extension(operator)) = operator else { return Err(ApiError::owner_only("provisioning")) };
-    if !state.roles.credential_authority {
-        return Err(ApiError::role_missing("Credential Authority", "it certifies the credential the Key Store holds"));
-    }
     let request = body(json)?;
     let platform = wire::platform(&request.platform)?;
     let measurement = unhex("measurement", &request.measurement)?;
     with_issuer(&state, move |issuer| {
         provisioning_target(issuer, platform, &measurement)?;
-        let (provisioned, created) = issuer
-            .key_store_provision(platform, &measurement, &operator.subject)
-            .map_err(|e| ApiError::internal(format!("the Key Store cannot provision a credential: {e}")))?;
+        let (provisioned, created) =
+            issuer.key_store_provision(platform, &measurement, &operator.subject).map_err(|e| {
+                // The CA process's answers keep their status (503 with Retry-After, 502).
+                let mut answer = ApiError::from(crate::rejection::Rejection::Internal(e));
+                answer.message = format!("the Key Store cannot provision a credential: {}", answer.message);
+                answer
+            })?;
         if created {
             eprintln!(
                 "twi serve: key store provisioned a credential for {} (serial {}) at the request of {}",

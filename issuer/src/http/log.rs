@@ -36,12 +36,8 @@ fn internal(e: crate::error::IssuerError) -> ApiError {
 
 /// Only a role (a client certificate under the operator CA) asks the log to sign or append.
 fn from_a_role(operator: Option<Extension<Operator>>, what: &str) -> Result<(), ApiError> {
-    match operator {
-        Some(_) => Ok(()),
-        None => Err(ApiError::forbidden(format!(
-            "only a Credential Authority process asks the log to {what}: connect with a client certificate under this service's operator CA (`twi serve --log-url … --role-cert … --role-key …`)"
-        ))),
-    }
+    let asking = format!("a Credential Authority process asks the log to {what}");
+    super::api::from_a_role(operator, &asking, "twi serve --log-url … --role-cert … --role-key …")
 }
 
 /// `POST /v1/log/statements`: one issuance's records, signed as statements (400 if they are

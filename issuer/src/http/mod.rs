@@ -67,6 +67,7 @@ mod asking;
 pub mod est;
 mod handlers;
 pub mod idempotency;
+mod key_store_ca;
 mod limits;
 mod listener;
 pub mod log;
@@ -76,6 +77,7 @@ mod service;
 pub mod tls;
 pub mod wire;
 
+pub use crate::key_store_ca::KeyStoreCaPeer;
 pub use api::{MAX_BODY, Roles};
 pub use limits::RateLimit;
 pub use listener::{ClientAddr, Limits, Transport, serve_until};

@@ -73,6 +73,9 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     let ca = for_role(roles.credential_authority, "Credential Authority");
     router = ca(router, "/v1/ca/certificate", get(ca_certificate));
     router = ca(router, "/v1/ca/credential", post(ca_credential).layer(once()));
+    // A Key Store of another process has its keys certified.
+    router = ca(router, crate::key_store_ca::PROVISION_PATH, post(super::key_store_ca::provision));
+    router = ca(router, crate::key_store_ca::RELEASE_PATH, post(super::key_store_ca::release).layer(once()));
     router = ca(router, crate::bundle::BUNDLE_PATH, get(trust_bundle));
     let log_role = for_role(roles.log, "Log");
     router = log_role(router, log::CHECKPOINT_PATH, get(log::checkpoint));
@@ -163,7 +166,7 @@ fn for_role(
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/ca/key-store/provision, /v1/ca/key-store/release, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
         uri.path()
     ))
 }
