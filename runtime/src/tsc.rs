@@ -32,6 +32,21 @@ pub fn pit_elapsed(count: u16, out_high: bool) -> Option<u16> {
     (!out_high).then(|| PIT_BACKGROUND_COUNT - count)
 }
 
+/// The most TSC ticks a PIT port access may take for the reading beside it to count: 100 µs
+/// at 10 GHz. Under a hypervisor the vCPU can be descheduled for milliseconds between a port
+/// access and the TSC reading; such a pair is taken again, not used.
+pub const PIT_ACCESS_LIMIT_TICKS: u64 = 1_000_000;
+
+/// How many times a PIT access is taken again when the vCPU stalled beside it; then the last
+/// is used (a VMM where every port access is that slow has no better one to give).
+pub const PIT_ACCESS_TRIES: u32 = 4;
+
+/// Whether the TSC readings `before` and `after` a PIT access are close enough to stand for
+/// the moment of the access.
+pub fn settled(before: u64, after: u64) -> bool {
+    after.wrapping_sub(before) <= PIT_ACCESS_LIMIT_TICKS
+}
+
 /// The longest the runtime waits for the PIT's one-shot, in TSC ticks: 5 ms at 10 GHz (twice
 /// any TSC rate shipped), i.e. at most 50 ms on the slowest plausible TSC (1 GHz).
 pub const PIT_WAIT_LIMIT_TICKS: u64 = 50_000_000;

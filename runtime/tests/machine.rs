@@ -59,6 +59,10 @@ fn the_pit_counting_while_the_runtime_boots_gives_the_elapsed_ticks_until_it_run
     // OUT high: the count reached zero and wrapped; what it reads no longer tells the time.
     assert_eq!(tsc::pit_elapsed(20_000, true), None);
     assert_eq!(tsc::pit_elapsed(0, true), None);
+    // A reading the vCPU stalled beside (the TSC ran on, the access did not happen yet) is
+    // taken again: 1 M TSC ticks is the most a port access may take.
+    assert!(tsc::settled(5_000, 5_000 + tsc::PIT_ACCESS_LIMIT_TICKS));
+    assert!(!tsc::settled(5_000, 5_001 + tsc::PIT_ACCESS_LIMIT_TICKS));
 }
 
 use twi_runtime::memory_map::{self, E820Entry, FwCfgFile, MemoryMapError};

@@ -63,28 +63,44 @@ pub fn finish_calibration(calibration: Calibration) -> (u64, TscSource) {
     (hz, source)
 }
 
-/// Starts channel 2 counting down from `count` (mode 0, OUT low until zero); returns the TSC.
+/// Starts channel 2 counting down from `count` (mode 0, OUT low until zero); returns the TSC
+/// when it started. Written again (up to `tsc::PIT_ACCESS_TRIES` times) should the vCPU have
+/// stalled around the write: a stall there is time the TSC counts and the PIT does not.
 fn start_pit(count: u16) -> u64 {
     // Gate channel 2 on, speaker off.
     PORT_B.write_u8((PORT_B.read_u8() & !0x02) | 0x01);
-    PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
-    PIT_CH2_DATA.write_u8(count as u8);
-    PIT_CH2_DATA.write_u8((count >> 8) as u8);
-    rdtsc()
+    let mut tries = 0;
+    loop {
+        let before = rdtsc();
+        PIT_COMMAND.write_u8(0b1011_0000); // channel 2, lo/hi byte, mode 0, binary
+        PIT_CH2_DATA.write_u8(count as u8);
+        PIT_CH2_DATA.write_u8((count >> 8) as u8);
+        let after = rdtsc();
+        tries += 1;
+        if tsc::settled(before, after) || tries == tsc::PIT_ACCESS_TRIES {
+            return after;
+        }
+    }
 }
 
 /// The TSC rate from the count begun at `started`: at least `tsc::PIT_CALIBRATION_TICKS` of
-/// it (waiting for the rest if need be); `None` when it ran out or the wait did.
+/// it (waiting for the rest if need be), latched beside a TSC reading (taken again, up to
+/// `tsc::PIT_ACCESS_TRIES` times, should the vCPU have stalled there); `None` when the count
+/// ran out or the wait for it did.
 fn read_background_pit(started: u64) -> Option<u64> {
+    let mut tries = 0;
     loop {
+        let before = rdtsc();
         PIT_COMMAND.write_u8(0b1000_0000); // latch channel 2's count
         let now = rdtsc();
         let count = u16::from_le_bytes([PIT_CH2_DATA.read_u8(), PIT_CH2_DATA.read_u8()]);
         let elapsed = tsc::pit_elapsed(count, PORT_B.read_u8() & 0x20 != 0)?;
         if elapsed >= tsc::PIT_CALIBRATION_TICKS {
-            return Some(tsc::from_pit(now.wrapping_sub(started), elapsed));
-        }
-        if tsc::pit_wait_expired(now.wrapping_sub(started)) {
+            tries += 1;
+            if tsc::settled(before, now) || tries == tsc::PIT_ACCESS_TRIES {
+                return Some(tsc::from_pit(now.wrapping_sub(started), elapsed));
+            }
+        } else if tsc::pit_wait_expired(now.wrapping_sub(started)) {
             return None;
         }
     }
