@@ -61,17 +61,18 @@ fn encode(e: serde_json::Error) -> IssuerError {
 /// `wit_alg` (for `twi build`, which writes the relying parties' trust files without opening
 /// an issuer under a policy).
 pub fn state_bundle(dir: &std::path::Path, ca: &crate::IssuerCa, wit_alg: Alg) -> Result<Value, IssuerError> {
-    let wit_key = crate::ca::WitKey::open(dir, wit_alg)?;
+    let wit_keys = crate::ca::published_wit_keys(dir, wit_alg)?;
     let ca_der = ca.certificate().to_der().map_err(IssuerError::certificate)?;
-    spiffe_bundle(&ca_der, &[wit_key.published()])
+    spiffe_bundle(&ca_der, &wit_keys)
 }
 
 impl Issuer {
-    /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT key (the
-    /// policy's `wit_alg`) as the WIT-SVID authority.
+    /// This issuer's SPIFFE bundle: its CA as the X.509-SVID authority, its WIT keys (the
+    /// policy's `wit_alg`, and the previous one's while the state holds it) as WIT-SVID
+    /// authorities.
     pub fn trust_bundle(&self) -> Result<Value, IssuerError> {
         let ca = self.authority()?;
         let ca_der = ca.ca().certificate().to_der().map_err(IssuerError::certificate)?;
-        spiffe_bundle(&ca_der, &[ca.wit_key()])
+        spiffe_bundle(&ca_der, &ca.wit_keys())
     }
 }

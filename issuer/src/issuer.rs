@@ -72,8 +72,9 @@ pub struct PublishedKeys {
     /// The Verifier's (`twi-verifier`): attestation results.
     pub verifier: Option<serde_json::Value>,
     /// The Credential Authority's: WITs (`twi-wit`, P-384; `twi-wit-es256`, P-256, under the
-    /// policy's `wit_alg = "ES256"`).
-    pub wit: Option<serde_json::Value>,
+    /// policy's `wit_alg = "ES256"`), the signing key first, then the previous `wit_alg`'s
+    /// while the state holds it. Empty where this process has no Credential Authority.
+    pub wit: Vec<serde_json::Value>,
     /// The provenance log's (`twi-log`): signed tree heads.
     pub log: Option<serde_json::Value>,
 }
@@ -216,10 +217,7 @@ impl Issuer {
     pub fn published_keys(&self) -> PublishedKeys {
         PublishedKeys {
             verifier: self.verifier.public_key().ok().map(|key| Jwk::published(key, VERIFIER_KID)),
-            wit: self.ca.as_ref().map(|ca| {
-                let (kid, key) = ca.wit_key();
-                Jwk::published(key, kid)
-            }),
+            wit: self.ca.iter().flat_map(|ca| ca.wit_keys()).map(|(kid, key)| Jwk::published(key, kid)).collect(),
             log: self.records().ok().map(|records| Jwk::published(records.public_key(), LOG_KID)),
         }
     }

@@ -330,7 +330,8 @@ fn a_cs_l3_renewal_on_another_chip_is_refused() {
 /// `wit_alg = "ES256"`: the issuer makes a P-256 WIT key in its state (0600), signs WITs with it
 /// (alg ES256, kid twi-wit-es256) and publishes it in its JWKS and SPIFFE bundle with crv P-256
 /// and alg ES256; the default policy keeps the P-384 key, and neither key verifies the other's
-/// WITs.
+/// WITs. After the switch the previous key stays published (JWKS and bundle), so the WITs it
+/// signed verify, until its file is deleted.
 #[test]
 fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
     use std::os::unix::fs::PermissionsExt;
@@ -345,7 +346,7 @@ fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
     let issued = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
     let header = decode_unverified(&issued.wit).unwrap().header;
     assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES256"), Some("twi-wit-es256")));
-    let published = issuer.published_keys().wit.unwrap();
+    let [published] = <[_; 1]>::try_from(issuer.published_keys().wit).unwrap();
     assert_eq!(published["kid"], "twi-wit-es256");
     assert_eq!((published["crv"].as_str(), published["alg"].as_str()), (Some("P-256"), Some("ES256")));
     let p256 = serde_json::from_value::<Jwk>(published).unwrap().to_public().unwrap();
@@ -368,11 +369,41 @@ fn a_wit_alg_es256_policy_signs_wits_with_a_p256_key_it_publishes() {
     let es384 = present(&mut issuer, &psp, &workload_key(), &nonce, None).unwrap();
     let header = decode_unverified(&es384.wit).unwrap().header;
     assert_eq!((header["alg"].as_str(), header["kid"].as_str()), (Some("ES384"), Some("twi-wit")));
-    let p384 = serde_json::from_value::<Jwk>(issuer.published_keys().wit.unwrap()).unwrap().to_public().unwrap();
+    let [signing, previous] = <[_; 2]>::try_from(issuer.published_keys().wit).unwrap();
+    assert_eq!((signing["kid"].as_str(), previous["kid"].as_str()), (Some("twi-wit"), Some("twi-wit-es256")));
+    let p384 = serde_json::from_value::<Jwk>(signing).unwrap().to_public().unwrap();
     assert!(Wit::verify(&es384.wit, p384, now).is_ok());
     let refused = Wit::verify(&issued.wit, p384, now).unwrap_err().to_string();
     assert!(refused.contains("alg ES256") && refused.contains("P-384"), "{refused}");
     assert!(Wit::verify(&es384.wit, p256, now).is_err());
+    // The ES256 WIT signed before the switch verifies under the key still published for it.
+    let previous = serde_json::from_value::<Jwk>(previous).unwrap().to_public().unwrap();
+    assert_eq!(Wit::verify(&issued.wit, previous, now).unwrap().sub, "spiffe://example.org/payroll-app");
+    let wit_svid_kids = |issuer: &twi_issuer::Issuer| -> Vec<String> {
+        let bundle = issuer.trust_bundle().unwrap();
+        let keys = bundle["keys"].as_array().unwrap().iter().filter(|k| k["use"] == "wit-svid");
+        keys.map(|k| k["kid"].as_str().unwrap().to_string()).collect()
+    };
+    assert_eq!(wit_svid_kids(&issuer), ["twi-wit", "twi-wit-es256"]);
+    // go-spiffe's rules (re-implemented in Python) read the two-key bundle and verify the ES256
+    // WIT under its previous key by `kid`.
+    let unix_now = now.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let input = serde_json::json!({
+        "bundle": issuer.trust_bundle().unwrap(), "trust_domain": "example.org",
+        "wit": issued.wit, "now": unix_now,
+    });
+    let out = twi_testkit::tools::spiffe_bundle_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the SPIFFE bundle check of the two WIT keys");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok   WIT-SVID verifies"));
+    let jwks = twi_issuer::wit_jwks(&state, twi_issuer::jose::Alg::Es384).unwrap();
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 2, "{jwks}");
+    drop(issuer);
+
+    // Once the operator deletes the previous key's file, only the signing key is published.
+    std::fs::remove_file(state.join("wit-key-p256.pem")).unwrap();
+    let issuer = self::issuer(&state, &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    assert_eq!(issuer.published_keys().wit.len(), 1);
+    assert_eq!(wit_svid_kids(&issuer), ["twi-wit"]);
 }
 
 #[test]

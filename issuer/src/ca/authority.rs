@@ -65,10 +65,35 @@ impl WitKey {
         })
     }
 
+    /// The WIT key of `dir` for `alg` if the state holds one (made by an earlier `wit_alg`).
+    fn open_if_present(dir: &Path, alg: Alg) -> Result<Option<Self>, IssuerError> {
+        let file = match alg {
+            Alg::Es384 => WIT_KEY_FILE,
+            Alg::Es256 => WIT_ES256_KEY_FILE,
+        };
+        if !dir.join(file).exists() {
+            return Ok(None);
+        }
+        Self::open(dir, alg).map(Some)
+    }
+
     /// Its public key and `kid`, as the JWKS and the SPIFFE bundle publish it.
     pub(crate) fn published(&self) -> (&'static str, EcPublicKey) {
         (self.kid, self.key.public())
     }
+}
+
+/// The keys WITs of the issuer state `dir` verify under while its policy's `wit_alg` is
+/// `alg`: that algorithm's key (made now if the state has none yet), then the other
+/// algorithm's if the state still holds it. A policy that switched `wit_alg` keeps publishing
+/// the previous key, so the WITs it signed verify until they expire; the operator deletes its
+/// file (`wit-key.pem` or `wit-key-p256.pem`) once they have (README, the policy's `wit_alg`).
+fn wit_keys_of(dir: &Path, alg: Alg) -> Result<(WitKey, Option<WitKey>), IssuerError> {
+    let previous = match alg {
+        Alg::Es384 => Alg::Es256,
+        Alg::Es256 => Alg::Es384,
+    };
+    Ok((WitKey::open(dir, alg)?, WitKey::open_if_present(dir, previous)?))
 }
 
 /// The Credential Authority: the CA, the WIT key, and the attestation results (mechanism B)
@@ -77,6 +102,8 @@ impl WitKey {
 pub(crate) struct CredentialAuthority {
     ca: IssuerCa,
     wit_key: WitKey,
+    /// The key of the other `wit_alg`, while the state holds it: published, never signing.
+    previous_wit_key: Option<WitKey>,
     /// `iss` of the WITs: `spiffe://<trust domain>/twi-issuer`.
     issuer_uri: String,
     /// The organisation of credential subjects: the policy's trust domain.
@@ -90,17 +117,27 @@ pub(crate) struct CredentialAuthority {
 /// as a JWKS (made now if the state has none yet): what a relying party configures before any
 /// workload has run (`twi build` writes it beside the image).
 pub fn wit_jwks(dir: &Path, alg: Alg) -> Result<serde_json::Value, IssuerError> {
-    let (kid, key) = WitKey::open(dir, alg)?.published();
-    Ok(serde_json::json!({ "keys": [crate::jose::Jwk::published(key, kid)] }))
+    let keys: Vec<_> =
+        published_wit_keys(dir, alg)?.into_iter().map(|(kid, key)| crate::jose::Jwk::published(key, kid)).collect();
+    Ok(serde_json::json!({ "keys": keys }))
+}
+
+/// The WIT keys of the issuer state `dir` under `wit_alg` `alg` (see [`wit_keys_of`]), as the
+/// JWKS and the SPIFFE bundle publish them.
+pub(crate) fn published_wit_keys(dir: &Path, alg: Alg) -> Result<Vec<(&'static str, EcPublicKey)>, IssuerError> {
+    let (signing, previous) = wit_keys_of(dir, alg)?;
+    Ok([Some(signing), previous].iter().flatten().map(WitKey::published).collect())
 }
 
 impl CredentialAuthority {
     /// The CA of the issuer state `dir` (named for `ca_domain` if made now), its WIT key for
     /// `wit_alg`, issuing in `trust_domain`.
     pub(crate) fn open(dir: &Path, ca_domain: &str, trust_domain: &str, wit_alg: Alg) -> Result<Self, IssuerError> {
+        let (wit_key, previous_wit_key) = wit_keys_of(dir, wit_alg)?;
         Ok(Self {
             ca: IssuerCa::load_or_create(dir, ca_domain)?,
-            wit_key: WitKey::open(dir, wit_alg)?,
+            wit_key,
+            previous_wit_key,
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
@@ -123,9 +160,10 @@ impl CredentialAuthority {
         self.pending.take(checked)
     }
 
-    /// The key WITs verify under, and its `kid`.
-    pub(crate) fn wit_key(&self) -> (&'static str, EcPublicKey) {
-        self.wit_key.published()
+    /// The keys WITs verify under, with their `kid`s: the one this CA signs with, then the
+    /// previous `wit_alg`'s while the state holds it.
+    pub(crate) fn wit_keys(&self) -> Vec<(&'static str, EcPublicKey)> {
+        [Some(&self.wit_key), self.previous_wit_key.as_ref()].into_iter().flatten().map(WitKey::published).collect()
     }
 
     /// The X.509 credential for `public_key`, the workload `admission` names, issued on

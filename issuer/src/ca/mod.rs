@@ -15,7 +15,7 @@ mod redeem;
 mod x509;
 
 pub use authority::wit_jwks;
-pub(crate) use authority::{CredentialAuthority, Named, WitKey, log_entry_extension};
+pub(crate) use authority::{CredentialAuthority, Named, log_entry_extension, published_wit_keys};
 pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
 pub(crate) use redeem::{Checked, MAX_PENDING, VerifiedLaunch, check, check_result, not_pending};

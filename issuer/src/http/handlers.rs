@@ -29,10 +29,9 @@ pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_jso
     with_issuer(&state, move |issuer| {
         let published = issuer.published_keys();
         let mut keys = Vec::new();
-        let served = [(roles.verifier, published.verifier), (roles.credential_authority, published.wit)];
-        keys.extend(
-            served.into_iter().chain([(roles.log, published.log)]).filter_map(|(served, key)| key.filter(|_| served)),
-        );
+        keys.extend(published.verifier.filter(|_| roles.verifier));
+        keys.extend(published.wit.into_iter().filter(|_| roles.credential_authority));
+        keys.extend(published.log.filter(|_| roles.log));
         if roles.key_store {
             let store = issuer.key_store().map_err(|e| ApiError::internal(format!("the Key Store: {e}")))?;
             keys.push(store.jwk());

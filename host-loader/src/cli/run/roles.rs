@@ -46,7 +46,8 @@ impl IssuerSide {
         match self {
             Self::Embedded(issuer) => {
                 let keys = issuer.published_keys();
-                Ok(serde_json::json!({ "keys": [keys.wit, keys.verifier, keys.log] }))
+                let others = [keys.verifier, keys.log].into_iter().flatten();
+                Ok(serde_json::json!({ "keys": keys.wit.into_iter().chain(others).collect::<Vec<_>>() }))
             }
             Self::Remote { client, .. } => client.keys(),
             Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
