@@ -450,6 +450,17 @@ fn release(
     key_store: &RemoteIssuer,
     rp_id: &str,
 ) -> Result<(Obtained, twi_issuer::keystore::Release, serde_json::Value), String> {
+    let evidence = release_evidence(chip, verifier, rp_id)?.decode().map_err(|e| e.to_string())?;
+    key_store.release(&evidence.evidence())
+}
+
+/// The evidence of a launch of the mechanism-D workload on `chip` asking for a release: fresh
+/// for a challenge of `verifier`, its key an ephemeral one, bound to `rp_id`.
+fn release_evidence(
+    chip: &Path,
+    verifier: &RemoteIssuer,
+    rp_id: &str,
+) -> Result<twi_issuer::evidence::EvidenceJson, String> {
     let mut psp = SimPsp::load_or_create(chip).unwrap();
     psp.set_launch_digest(MEASUREMENT_D);
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
@@ -466,7 +477,7 @@ fn release(
         csr: None,
         endorsements: &endorsements,
     };
-    key_store.release(&Evidence { bundle, events: &[] })
+    Ok(twi_issuer::evidence::EvidenceJson::new(&Evidence { bundle, events: &[] }))
 }
 
 /// What killing the service while it issues must leave: the log `twi log audit` accepts, of
@@ -844,6 +855,20 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     ]);
 
     ca_endpoints_for_a_key_store_refuse(&ca.url, &roles, &released);
+    one_release_certificate_per_result(&ca.url, &verifier, &roles, &chip, &rp_id);
+    // A process serving the Verifier and the Key Store (a copy of both states: the CA knows
+    // its Verifier's key, it unwraps the credentials provisioned above) releases through the
+    // CA process, which certifies and logs the release.
+    let both_state = dir.path().join("verifier-key-store");
+    copy_states(&[verifier_state, key_store_state], &both_state);
+    let both = served(&both_state, "verifier,key-store", &[&common[..], &role[..], &to_ca[..], &tls[3][..]].concat());
+    let both = RemoteIssuer::new(&both.url, &anyone).unwrap();
+    let (through_ca, key_release, _) = release(&chip, &both, &both, &rp_id).unwrap();
+    assert_eq!(key_release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(&through_ca.certificate_der).unwrap();
+    twi_verifier::chain::verify_issued_by(&certificate, &ca_certificate).expect("the CA process certified it");
+    assert_eq!(logged(&through_ca).1.len(), 2, "the release's certificate and WIT are logged");
+    assert!(log_client.log_proof(&through_ca.credential.serial).is_ok(), "logged by the log process");
     // One process serving every role releases a certificate with the same extensions.
     let all_state = dir.path().join("all");
     let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
@@ -874,6 +899,59 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     drop(ca);
     let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
     assert!(down.contains("503") && down.contains("--ca-url"), "{down}");
+}
+
+/// Copies the key files and state of each of `states` into `to` (a process serving their roles
+/// together).
+fn copy_states(states: &[&PathBuf], to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    for state in states {
+        copy(state, to);
+    }
+}
+
+/// The CA process certifies one release per Verifier result: the release request a Key Store
+/// would send, sent twice, is refused the second time (403, as a replayed result is for
+/// mechanisms B and C), and so is the same result for another key.
+fn one_release_certificate_per_result(
+    ca_url: &str,
+    verifier: &RemoteIssuer,
+    roles: &twi_testkit::tools::OperatorPki,
+    chip: &Path,
+    rp_id: &str,
+) {
+    use twi_issuer::KeyStoreCaPeer;
+    use twi_issuer::http::{PeerError, VerifierPeer};
+    use twi_issuer::key_store_ca::ReleaseCertifyRequest;
+    let role = ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let role_at_verifier = RemoteIssuer::new(VerifierPeer::url(verifier), &role).unwrap();
+    let role_at_ca = RemoteIssuer::new(ca_url, &role).unwrap();
+    let evidence = release_evidence(chip, verifier, rp_id).unwrap();
+    let attestation_result = role_at_verifier.appraise(Mechanism::D, &evidence).expect("the Verifier appraises it");
+    let key = || SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let request = ReleaseCertifyRequest { evidence, attestation_result, public_key: hex::encode(key()) };
+    let first = KeyStoreCaPeer::release(&role_at_ca, &request).expect("the CA certifies a release on a current result");
+    assert!(!first.wit_jti.is_empty() && !first.certificate.is_empty());
+    let for_another_key = ReleaseCertifyRequest { public_key: hex::encode(key()), ..request.clone() };
+    for again in [request, for_another_key] {
+        match KeyStoreCaPeer::release(&role_at_ca, &again) {
+            Err(PeerError::Refused { status: 403, reason }) => {
+                assert!(reason.contains("already certified a release on this attestation result"), "{reason}")
+            }
+            other => panic!("the CA certified a second release on one Verifier result: {other:?}"),
+        }
+    }
 }
 
 /// A certificate's extensions: their OIDs and criticality, in order.

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::MAX_ATTESTATION_RESULT_AGE;
 use crate::asks::Established;
-use crate::ca::{self, Checked, CredentialRequestIn, RequestRefused, VerifiedLaunch};
+use crate::ca::{self, Checked, CredentialRequestIn, Marked, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
@@ -65,6 +65,29 @@ impl Issuer {
     ) -> Result<VerifiedLaunch, Rejection> {
         let checked = ca::check_result(ear_jwt, public_key, self.verifier.public_key()?, (self.clock)())?;
         self.taken(&checked, public_key, mechanism)
+    }
+
+    /// Mechanism D with the Key Store in another process, at the Credential Authority: the
+    /// `checked` attestation result is one it certifies a release on once — remembered in
+    /// memory, or (replicas) in their database, until it is too old to be presented — however
+    /// often a Key Store holding a role certificate presents it.
+    pub(crate) fn certified_once(&mut self, checked: &Checked) -> Result<(), Rejection> {
+        let marked = match &self.results {
+            Some(shared) => {
+                let now = (self.clock)();
+                shared.mark_certified(checked.ear_sha256(), now + ca::CERTIFIED_FOR, now).map_err(IssuerError::from)?
+            }
+            None => self.authority_mut()?.mark_certified(checked),
+        };
+        match marked {
+            Marked::First => Ok(()),
+            Marked::Again => Err(ca::certified_already().into()),
+            Marked::Full => Err(IssuerError::Full(format!(
+                "the Credential Authority remembers {} attestation results it certified a release on, none expired yet",
+                ca::MAX_CERTIFIED
+            ))
+            .into()),
+        }
     }
 
     /// The launch a `checked` attestation result binding `public_key` stands for, taken once
