@@ -934,7 +934,8 @@ fn one_release_certificate_per_result(
     use twi_issuer::KeyStoreCaPeer;
     use twi_issuer::http::{PeerError, VerifierPeer};
     use twi_issuer::key_store_ca::ReleaseCertifyRequest;
-    let role = ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    let role =
+        ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
     let role_at_verifier = RemoteIssuer::new(VerifierPeer::url(verifier), &role).unwrap();
     let role_at_ca = RemoteIssuer::new(ca_url, &role).unwrap();
     let evidence = release_evidence(chip, verifier, rp_id).unwrap();
@@ -949,7 +950,7 @@ fn one_release_certificate_per_result(
             Err(PeerError::Refused { status: 403, reason }) => {
                 assert!(reason.contains("already certified a release on this attestation result"), "{reason}")
             }
-            other => panic!("the CA certified a second release on one Verifier result: {other:?}"),
+            other => panic!("the CA certified a second release on one Verifier result: {:?}", other.map(|c| c.wit_jti)),
         }
     }
 }
@@ -1136,4 +1137,72 @@ fn refuses_a_split_it_cannot_serve(dir: &Path, policy: &Path) {
     let said = serve(&["--roles", "key-store"]);
     assert!(said.contains("key-store") && said.contains("--ca-url"), "{said}");
     assert!(!fresh.join("issuer").exists(), "a refused process made no keys");
+}
+
+/// Mechanism-C issuances per second at `at`: `clients` threads, `each` issuances apiece, every
+/// one of them logged. The evidence is made (and its nonces fetched, at most 5 a second from one
+/// client address) before the clock starts: what is timed is the credential requests alone.
+fn issuance_rate(chip: &Path, at: &RemoteIssuer, rp_id: &str, clients: usize, each: usize) -> f64 {
+    let attested: Vec<Vec<Attested>> = (0..clients)
+        .map(|_| (0..each).map(|_| Attested::new(chip, MEASUREMENT, at, rp_id).unwrap()).collect())
+        .collect();
+    let start = Instant::now();
+    let logged: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = attested
+            .iter()
+            .map(|launches| {
+                s.spawn(move || {
+                    let issued = launches.iter().map(|a| at.issue(&a.evidence(), Some(Mechanism::C)).unwrap());
+                    issued.map(|obtained| logged(&obtained).1.len()).sum::<usize>()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    let rate = (clients * each) as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(logged, 2 * clients * each, "each issuance logs its X.509 and WIT records");
+    rate
+}
+
+/// A measurement, run by hand (`cargo test -p twi-host-loader --test replicas -- --ignored
+/// issuance_rate_with --nocapture`; the debug build): mechanism-C issuances per second with
+/// one client and with several, at one process serving every role (its log embedded) and at a
+/// process serving the Verifier, the CA and the Key Store whose log is a log process
+/// (`--log-url`). Every issuance holds the issuer's lock throughout (appraisal, the log's
+/// signing and appending — over the network to a log process — and the CA's signatures), so
+/// several clients get no more than one; the log process adds its calls' time to each.
+#[test]
+#[ignore = "a measurement: run by hand with --nocapture"]
+fn issuance_rate_with_an_embedded_and_a_remote_log() {
+    const CONCURRENT: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, chips, policy) = layout(dir.path());
+    let chip = chips.join("sim-snp");
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let [all_state, ca_state, log_state] = ["all", "ca", "log"].map(|r| dir.path().join(r));
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    let served = |state: &Path, roles_named: &str, more: &[&str]| {
+        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
+        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
+    };
+    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
+    let (log_cert, log_key) = roles.server(dir.path(), "log");
+    let log_args = ["--issuer-ca", path(&issuer_ca), "--tls-cert", path(&log_cert), "--tls-key", path(&log_key)];
+    let log = served(&log_state, "log", &log_args);
+    let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
+    let to_log = ["--log-url", log.url.as_str(), "--peer-ca", path(&roles.ca), "--simulated-tee", path(&chips)];
+    let ca = served(&ca_state, "verifier,ca,key-store", &[&role[..], &to_log[..]].concat());
+    for (name, served, anchor) in
+        [("embedded log", &all, all_state.join("issuer/issuer-ca.pem")), ("log process", &ca, issuer_ca.clone())]
+    {
+        let at = RemoteIssuer::new(&served.url, &ClientTls { ca: Some(anchor), client: None }).unwrap();
+        let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+        issuance_rate(&chip, &at, &rp_id, 1, 2); // warm up
+        std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
+        let one = issuance_rate(&chip, &at, &rp_id, 1, 8);
+        let many = issuance_rate(&chip, &at, &rp_id, CONCURRENT, 4);
+        println!("{name}: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
+        std::thread::sleep(Duration::from_secs(4));
+    }
 }

@@ -19,7 +19,8 @@ pub(crate) use authority::{CredentialAuthority, Named, WitKey, log_entry_extensi
 pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
 pub(crate) use redeem::{
-    CERTIFIED_FOR, Checked, MAX_CERTIFIED, MAX_PENDING, Marked, VerifiedLaunch, certified_already, check, check_result, not_pending,
+    CERTIFIED_FOR, Checked, MAX_CERTIFIED, MAX_PENDING, Marked, VerifiedLaunch, certified_already, check, check_result,
+    not_pending,
 };
 pub use redeem::{CredentialRequestIn, MAX_ATTESTATION_RESULT_AGE, RequestRefused};
 pub(crate) use x509::random_serial;

@@ -96,7 +96,8 @@ pub(crate) const MAX_CERTIFIED: usize = 65_536;
 
 /// How long a result is remembered as certified: as long as a CA could accept it (its `iat` at
 /// most [`MAX_SKEW_SECS`] ahead of the CA's clock, then [`MAX_ATTESTATION_RESULT_AGE`]).
-pub(crate) const CERTIFIED_FOR: Duration = MAX_ATTESTATION_RESULT_AGE.saturating_add(Duration::from_secs(MAX_SKEW_SECS));
+pub(crate) const CERTIFIED_FOR: Duration =
+    MAX_ATTESTATION_RESULT_AGE.saturating_add(Duration::from_secs(MAX_SKEW_SECS));
 
 /// The attestation results this CA certified a Key Store's release on (mechanism D with the
 /// Key Store in another process), each until it is too old to be presented again: one
