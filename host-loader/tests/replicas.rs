@@ -895,6 +895,13 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
         Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("a CA without its log certified a key: {other:?}"),
     }
+    // A release the CA could not log leaves its result unmarked: the client's retries (the same
+    // request, each run again after a 503) are answered 503 each time, not refused as a replay.
+    let unlogged = release_certify_request(&verifier, &roles, &chip, &rp_id);
+    match KeyStoreCaPeer::release(&role_at_ca, &unlogged) {
+        Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("a release the CA could not log: {:?}", other.map(|c| c.wit_jti)),
+    }
     // The CA is down: the Key Store answers 503 (after its own retries), not 500.
     drop(ca);
     let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
@@ -932,16 +939,11 @@ fn one_release_certificate_per_result(
     rp_id: &str,
 ) {
     use twi_issuer::KeyStoreCaPeer;
-    use twi_issuer::http::{PeerError, VerifierPeer};
+    use twi_issuer::http::PeerError;
     use twi_issuer::key_store_ca::ReleaseCertifyRequest;
-    let role =
-        ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
-    let role_at_verifier = RemoteIssuer::new(VerifierPeer::url(verifier), &role).unwrap();
-    let role_at_ca = RemoteIssuer::new(ca_url, &role).unwrap();
-    let evidence = release_evidence(chip, verifier, rp_id).unwrap();
-    let attestation_result = role_at_verifier.appraise(Mechanism::D, &evidence).expect("the Verifier appraises it");
+    let role_at_ca = as_a_role(ca_url, roles);
+    let request = release_certify_request(verifier, roles, chip, rp_id);
     let key = || SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
-    let request = ReleaseCertifyRequest { evidence, attestation_result, public_key: hex::encode(key()) };
     let first = KeyStoreCaPeer::release(&role_at_ca, &request).expect("the CA certifies a release on a current result");
     assert!(!first.wit_jti.is_empty() && !first.certificate.is_empty());
     let for_another_key = ReleaseCertifyRequest { public_key: hex::encode(key()), ..request.clone() };
@@ -953,6 +955,29 @@ fn one_release_certificate_per_result(
             other => panic!("the CA certified a second release on one Verifier result: {:?}", other.map(|c| c.wit_jti)),
         }
     }
+}
+
+/// A client of the process at `url` with the roles' client certificate.
+fn as_a_role(url: &str, roles: &twi_testkit::tools::OperatorPki) -> RemoteIssuer {
+    let role =
+        ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    RemoteIssuer::new(url, &role).unwrap()
+}
+
+/// The request a Key Store process sends the CA for a release: the evidence of a new launch,
+/// the result of the `verifier` process for it (asked as a role) and a new key to certify.
+fn release_certify_request(
+    verifier: &RemoteIssuer,
+    roles: &twi_testkit::tools::OperatorPki,
+    chip: &Path,
+    rp_id: &str,
+) -> twi_issuer::key_store_ca::ReleaseCertifyRequest {
+    use twi_issuer::http::VerifierPeer;
+    let role_at_verifier = as_a_role(VerifierPeer::url(verifier), roles);
+    let evidence = release_evidence(chip, verifier, rp_id).unwrap();
+    let attestation_result = role_at_verifier.appraise(Mechanism::D, &evidence).expect("the Verifier appraises it");
+    let key = SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    twi_issuer::key_store_ca::ReleaseCertifyRequest { evidence, attestation_result, public_key: hex::encode(key) }
 }
 
 /// A certificate's extensions: their OIDs and criticality, in order.

@@ -90,6 +90,19 @@ impl Issuer {
         }
     }
 
+    /// Undoes [`Self::certified_once`] for the `checked` result when no certificate was issued
+    /// on it. Should the store not answer, the result stays marked (refused until it expires)
+    /// and the service's log says so.
+    pub(crate) fn not_certified(&mut self, checked: &Checked) {
+        let forgotten = match &self.results {
+            Some(shared) => shared.unmark_certified(checked.ear_sha256()).map_err(IssuerError::from),
+            None => self.authority_mut().map(|authority| authority.unmark_certified(checked)),
+        };
+        if let Err(e) = forgotten {
+            eprintln!("twi serve: a release not certified stays marked as certified on its attestation result: {e}");
+        }
+    }
+
     /// The launch a `checked` attestation result binding `public_key` stands for, taken once
     /// and admitted again for `mechanism`: from this process's memory, or (replicas) the
     /// evidence kept in the database appraised again here.

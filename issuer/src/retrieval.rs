@@ -225,12 +225,19 @@ impl Issuer {
         let (appraisal, admission) = self.judged(evidence, Mechanism::D, None, None)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         let VerifiedLaunch { admission, appraisal, .. } = checked.confirm(launch)?;
-        // One certificate per result, marked before anything is signed or logged.
+        // One certificate per result, marked before anything is signed or logged; unmarked
+        // if none is issued (the log cannot be reached: the Key Store's retry runs again).
         self.certified_once(&checked)?;
-        let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
-        let certified = self.authority()?.certify(&admission, &appraisal, public_key, &planned.x509)?;
-        let credential = Credential { certified, public_key, ear_jwt: attestation_result.to_string() };
-        self.logged(appraisal, admission, credential, planned)
+        let issued = (|| {
+            let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
+            let certified = self.authority()?.certify(&admission, &appraisal, public_key, &planned.x509)?;
+            let credential = Credential { certified, public_key, ear_jwt: attestation_result.to_string() };
+            self.logged(appraisal, admission, credential, planned)
+        })();
+        if issued.is_err() {
+            self.not_certified(&checked);
+        }
+        issued
     }
 }
 

@@ -146,6 +146,17 @@ impl SharedResults {
         Ok(if inserted == 1 { Marked::First } else { Marked::Again })
     }
 
+    /// Undoes [`Self::mark_certified`] for `ear_sha256` (no certificate was issued on it).
+    pub(crate) fn unmark_certified(&self, ear_sha256: &[u8; 32]) -> Result<(), DatabaseError> {
+        let pg = &self.pg;
+        pg.run(|client| {
+            client
+                .execute("DELETE FROM certified_results WHERE ear_sha256 = $1", &[&ear_sha256.as_slice()])
+                .map_err(|e| pg.error(&e))
+        })?;
+        Ok(())
+    }
+
     fn undecodable(&self, e: &dyn std::fmt::Display) -> DatabaseError {
         DatabaseError::Query { url: self.pg.shown().into(), what: format!("a waiting attestation result: {e}") }
     }

@@ -132,6 +132,11 @@ impl CredentialAuthority {
         self.certified.mark(checked)
     }
 
+    /// Undoes [`Self::mark_certified`] (no certificate was issued on the result).
+    pub(crate) fn unmark_certified(&mut self, checked: &Checked) {
+        self.certified.unmark(checked);
+    }
+
     /// The key WITs verify under, and its `kid`.
     pub(crate) fn wit_key(&self) -> (&'static str, EcPublicKey) {
         self.wit_key.published()

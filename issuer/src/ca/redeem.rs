@@ -127,6 +127,11 @@ impl CertifiedResults {
     pub(crate) fn mark(&mut self, checked: &Checked) -> Marked {
         self.0.insert_new(checked.ear_sha256, (), Instant::now())
     }
+
+    /// Forgets the `checked` result (no certificate was issued on it).
+    pub(crate) fn unmark(&mut self, checked: &Checked) {
+        self.0.entries.remove(&checked.ear_sha256);
+    }
 }
 
 /// The refusal of a second release certificate on one attestation result.
