@@ -450,6 +450,17 @@ fn release(
     key_store: &RemoteIssuer,
     rp_id: &str,
 ) -> Result<(Obtained, twi_issuer::keystore::Release, serde_json::Value), String> {
+    let evidence = release_evidence(chip, verifier, rp_id)?.decode().map_err(|e| e.to_string())?;
+    key_store.release(&evidence.evidence())
+}
+
+/// The evidence of a launch of the mechanism-D workload on `chip` asking for a release: fresh
+/// for a challenge of `verifier`, its key an ephemeral one, bound to `rp_id`.
+fn release_evidence(
+    chip: &Path,
+    verifier: &RemoteIssuer,
+    rp_id: &str,
+) -> Result<twi_issuer::evidence::EvidenceJson, String> {
     let mut psp = SimPsp::load_or_create(chip).unwrap();
     psp.set_launch_digest(MEASUREMENT_D);
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
@@ -466,7 +477,7 @@ fn release(
         csr: None,
         endorsements: &endorsements,
     };
-    key_store.release(&Evidence { bundle, events: &[] })
+    Ok(twi_issuer::evidence::EvidenceJson::new(&Evidence { bundle, events: &[] }))
 }
 
 /// What killing the service while it issues must leave: the log `twi log audit` accepts, of
@@ -844,6 +855,20 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     ]);
 
     ca_endpoints_for_a_key_store_refuse(&ca.url, &roles, &released);
+    one_release_certificate_per_result(&ca.url, &verifier, &roles, &chip, &rp_id);
+    // A process serving the Verifier and the Key Store (a copy of both states: the CA knows
+    // its Verifier's key, it unwraps the credentials provisioned above) releases through the
+    // CA process, which certifies and logs the release.
+    let both_state = dir.path().join("verifier-key-store");
+    copy_states(&[verifier_state, key_store_state], &both_state);
+    let both = served(&both_state, "verifier,key-store", &[&common[..], &role[..], &to_ca[..], &tls[3][..]].concat());
+    let both = RemoteIssuer::new(&both.url, &anyone).unwrap();
+    let (through_ca, key_release, _) = release(&chip, &both, &both, &rp_id).unwrap();
+    assert_eq!(key_release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
+    let certificate = <x509_cert::Certificate as der::Decode>::from_der(&through_ca.certificate_der).unwrap();
+    twi_verifier::chain::verify_issued_by(&certificate, &ca_certificate).expect("the CA process certified it");
+    assert_eq!(logged(&through_ca).1.len(), 2, "the release's certificate and WIT are logged");
+    assert!(log_client.log_proof(&through_ca.credential.serial).is_ok(), "logged by the log process");
     // One process serving every role releases a certificate with the same extensions.
     let all_state = dir.path().join("all");
     let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
@@ -870,10 +895,89 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
         Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("a CA without its log certified a key: {other:?}"),
     }
+    // A release the CA could not log leaves its result unmarked: the client's retries (the same
+    // request, each run again after a 503) are answered 503 each time, not refused as a replay.
+    let unlogged = release_certify_request(&verifier, &roles, &chip, &rp_id);
+    match KeyStoreCaPeer::release(&role_at_ca, &unlogged) {
+        Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
+        other => panic!("a release the CA could not log: {:?}", other.map(|c| c.wit_jti)),
+    }
     // The CA is down: the Key Store answers 503 (after its own retries), not 500.
     drop(ca);
     let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
     assert!(down.contains("503") && down.contains("--ca-url"), "{down}");
+}
+
+/// Copies the key files and state of each of `states` into `to` (a process serving their roles
+/// together).
+fn copy_states(states: &[&PathBuf], to: &Path) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    for state in states {
+        copy(state, to);
+    }
+}
+
+/// The CA process certifies one release per Verifier result: the release request a Key Store
+/// would send, sent twice, is refused the second time (403, as a replayed result is for
+/// mechanisms B and C), and so is the same result for another key.
+fn one_release_certificate_per_result(
+    ca_url: &str,
+    verifier: &RemoteIssuer,
+    roles: &twi_testkit::tools::OperatorPki,
+    chip: &Path,
+    rp_id: &str,
+) {
+    use twi_issuer::KeyStoreCaPeer;
+    use twi_issuer::http::PeerError;
+    use twi_issuer::key_store_ca::ReleaseCertifyRequest;
+    let role_at_ca = as_a_role(ca_url, roles);
+    let request = release_certify_request(verifier, roles, chip, rp_id);
+    let key = || SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let first = KeyStoreCaPeer::release(&role_at_ca, &request).expect("the CA certifies a release on a current result");
+    assert!(!first.wit_jti.is_empty() && !first.certificate.is_empty());
+    let for_another_key = ReleaseCertifyRequest { public_key: hex::encode(key()), ..request.clone() };
+    for again in [request, for_another_key] {
+        match KeyStoreCaPeer::release(&role_at_ca, &again) {
+            Err(PeerError::Refused { status: 403, reason }) => {
+                assert!(reason.contains("already certified a release on this attestation result"), "{reason}")
+            }
+            other => panic!("the CA certified a second release on one Verifier result: {:?}", other.map(|c| c.wit_jti)),
+        }
+    }
+}
+
+/// A client of the process at `url` with the roles' client certificate.
+fn as_a_role(url: &str, roles: &twi_testkit::tools::OperatorPki) -> RemoteIssuer {
+    let role =
+        ClientTls { ca: Some(roles.ca.clone()), client: Some((roles.client_cert.clone(), roles.client_key.clone())) };
+    RemoteIssuer::new(url, &role).unwrap()
+}
+
+/// The request a Key Store process sends the CA for a release: the evidence of a new launch,
+/// the result of the `verifier` process for it (asked as a role) and a new key to certify.
+fn release_certify_request(
+    verifier: &RemoteIssuer,
+    roles: &twi_testkit::tools::OperatorPki,
+    chip: &Path,
+    rp_id: &str,
+) -> twi_issuer::key_store_ca::ReleaseCertifyRequest {
+    use twi_issuer::http::VerifierPeer;
+    let role_at_verifier = as_a_role(VerifierPeer::url(verifier), roles);
+    let evidence = release_evidence(chip, verifier, rp_id).unwrap();
+    let attestation_result = role_at_verifier.appraise(Mechanism::D, &evidence).expect("the Verifier appraises it");
+    let key = SigningKey::try_generate().unwrap().verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    twi_issuer::key_store_ca::ReleaseCertifyRequest { evidence, attestation_result, public_key: hex::encode(key) }
 }
 
 /// A certificate's extensions: their OIDs and criticality, in order.
@@ -1058,4 +1162,72 @@ fn refuses_a_split_it_cannot_serve(dir: &Path, policy: &Path) {
     let said = serve(&["--roles", "key-store"]);
     assert!(said.contains("key-store") && said.contains("--ca-url"), "{said}");
     assert!(!fresh.join("issuer").exists(), "a refused process made no keys");
+}
+
+/// Mechanism-C issuances per second at `at`: `clients` threads, `each` issuances apiece, every
+/// one of them logged. The evidence is made (and its nonces fetched, at most 5 a second from one
+/// client address) before the clock starts: what is timed is the credential requests alone.
+fn issuance_rate(chip: &Path, at: &RemoteIssuer, rp_id: &str, clients: usize, each: usize) -> f64 {
+    let attested: Vec<Vec<Attested>> = (0..clients)
+        .map(|_| (0..each).map(|_| Attested::new(chip, MEASUREMENT, at, rp_id).unwrap()).collect())
+        .collect();
+    let start = Instant::now();
+    let logged: usize = std::thread::scope(|s| {
+        let workers: Vec<_> = attested
+            .iter()
+            .map(|launches| {
+                s.spawn(move || {
+                    let issued = launches.iter().map(|a| at.issue(&a.evidence(), Some(Mechanism::C)).unwrap());
+                    issued.map(|obtained| logged(&obtained).1.len()).sum::<usize>()
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    let rate = (clients * each) as f64 / start.elapsed().as_secs_f64();
+    assert_eq!(logged, 2 * clients * each, "each issuance logs its X.509 and WIT records");
+    rate
+}
+
+/// A measurement, run by hand (`cargo test -p twi-host-loader --test replicas -- --ignored
+/// issuance_rate_with --nocapture`; the debug build): mechanism-C issuances per second with
+/// one client and with several, at one process serving every role (its log embedded) and at a
+/// process serving the Verifier, the CA and the Key Store whose log is a log process
+/// (`--log-url`). Every issuance holds the issuer's lock throughout (appraisal, the log's
+/// signing and appending — over the network to a log process — and the CA's signatures), so
+/// several clients get no more than one; the log process adds its calls' time to each.
+#[test]
+#[ignore = "a measurement: run by hand with --nocapture"]
+fn issuance_rate_with_an_embedded_and_a_remote_log() {
+    const CONCURRENT: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, chips, policy) = layout(dir.path());
+    let chip = chips.join("sim-snp");
+    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
+    let [all_state, ca_state, log_state] = ["all", "ca", "log"].map(|r| dir.path().join(r));
+    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+    let served = |state: &Path, roles_named: &str, more: &[&str]| {
+        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
+        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
+    };
+    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
+    let (log_cert, log_key) = roles.server(dir.path(), "log");
+    let log_args = ["--issuer-ca", path(&issuer_ca), "--tls-cert", path(&log_cert), "--tls-key", path(&log_key)];
+    let log = served(&log_state, "log", &log_args);
+    let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
+    let to_log = ["--log-url", log.url.as_str(), "--peer-ca", path(&roles.ca), "--simulated-tee", path(&chips)];
+    let ca = served(&ca_state, "verifier,ca,key-store", &[&role[..], &to_log[..]].concat());
+    for (name, served, anchor) in
+        [("embedded log", &all, all_state.join("issuer/issuer-ca.pem")), ("log process", &ca, issuer_ca.clone())]
+    {
+        let at = RemoteIssuer::new(&served.url, &ClientTls { ca: Some(anchor), client: None }).unwrap();
+        let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+        issuance_rate(&chip, &at, &rp_id, 1, 2); // warm up
+        std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
+        let one = issuance_rate(&chip, &at, &rp_id, 1, 8);
+        let many = issuance_rate(&chip, &at, &rp_id, CONCURRENT, 4);
+        println!("{name}: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
+        std::thread::sleep(Duration::from_secs(4));
+    }
 }

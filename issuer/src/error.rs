@@ -41,6 +41,10 @@ pub enum IssuerError {
     LogPeer { url: String, error: crate::log_peer::PeerError },
     #[error("the Credential Authority at {url} (--ca-url) {error}")]
     CaPeer { url: String, error: crate::log_peer::PeerError },
+    /// A bound of the service's in-memory state is reached (a limit, not a fault): come back
+    /// when some of it expires.
+    #[error("{0}; try again later")]
+    Full(String),
 }
 
 impl IssuerError {

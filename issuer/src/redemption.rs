@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::MAX_ATTESTATION_RESULT_AGE;
 use crate::asks::Established;
-use crate::ca::{self, Checked, CredentialRequestIn, RequestRefused, VerifiedLaunch};
+use crate::ca::{self, Checked, CredentialRequestIn, Marked, RequestRefused, VerifiedLaunch};
 use crate::error::IssuerError;
 use crate::freshness::FreshnessError;
 use crate::issuer::Issuer;
@@ -65,6 +65,42 @@ impl Issuer {
     ) -> Result<VerifiedLaunch, Rejection> {
         let checked = ca::check_result(ear_jwt, public_key, self.verifier.public_key()?, (self.clock)())?;
         self.taken(&checked, public_key, mechanism)
+    }
+
+    /// Mechanism D with the Key Store in another process, at the Credential Authority: the
+    /// `checked` attestation result is one it certifies a release on once — remembered in
+    /// memory, or (replicas) in their database, until it is too old to be presented — however
+    /// often a Key Store holding a role certificate presents it.
+    pub(crate) fn certified_once(&mut self, checked: &Checked) -> Result<(), Rejection> {
+        let marked = match &self.results {
+            Some(shared) => {
+                let now = (self.clock)();
+                shared.mark_certified(checked.ear_sha256(), now + ca::CERTIFIED_FOR, now).map_err(IssuerError::from)?
+            }
+            None => self.authority_mut()?.mark_certified(checked),
+        };
+        match marked {
+            Marked::First => Ok(()),
+            Marked::Again => Err(ca::certified_already().into()),
+            Marked::Full => Err(IssuerError::Full(format!(
+                "the Credential Authority remembers {} attestation results it certified a release on, none expired yet",
+                ca::MAX_CERTIFIED
+            ))
+            .into()),
+        }
+    }
+
+    /// Undoes [`Self::certified_once`] for the `checked` result when no certificate was issued
+    /// on it. Should the store not answer, the result stays marked (refused until it expires)
+    /// and the service's log says so.
+    pub(crate) fn not_certified(&mut self, checked: &Checked) {
+        let forgotten = match &self.results {
+            Some(shared) => shared.unmark_certified(checked.ear_sha256()).map_err(IssuerError::from),
+            None => self.authority_mut().map(|authority| authority.unmark_certified(checked)),
+        };
+        if let Err(e) = forgotten {
+            eprintln!("twi serve: a release not certified stays marked as certified on its attestation result: {e}");
+        }
     }
 
     /// The launch a `checked` attestation result binding `public_key` stands for, taken once

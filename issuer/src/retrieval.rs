@@ -206,7 +206,8 @@ impl Issuer {
     /// Verifier's `attestation_result`. The CA checks both itself — the result under the
     /// Verifier's key, current, affirming, binding the evidence's ephemeral key and nonce; the
     /// evidence appraised again here and admitted by this policy for mechanism D (its freshness
-    /// is the result's: the Verifier spent the nonce) — then issues and logs the certificate and
+    /// is the result's: the Verifier spent the nonce) — and that it certified no release on this
+    /// result before (one certificate per result), then issues and logs the certificate and
     /// WIT as in one process.
     pub fn ca_certify_release(
         &mut self,
@@ -224,10 +225,19 @@ impl Issuer {
         let (appraisal, admission) = self.judged(evidence, Mechanism::D, None, None)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         let VerifiedLaunch { admission, appraisal, .. } = checked.confirm(launch)?;
-        let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
-        let certified = self.authority()?.certify(&admission, &appraisal, public_key, &planned.x509)?;
-        let credential = Credential { certified, public_key, ear_jwt: attestation_result.to_string() };
-        self.logged(appraisal, admission, credential, planned)
+        // One certificate per result, marked before anything is signed or logged; unmarked
+        // if none is issued (the log cannot be reached: the Key Store's retry runs again).
+        self.certified_once(&checked)?;
+        let issued = (|| {
+            let planned = self.planned(&admission, &appraisal, Mechanism::D)?;
+            let certified = self.authority()?.certify(&admission, &appraisal, public_key, &planned.x509)?;
+            let credential = Credential { certified, public_key, ear_jwt: attestation_result.to_string() };
+            self.logged(appraisal, admission, credential, planned)
+        })();
+        if issued.is_err() {
+            self.not_certified(&checked);
+        }
+        issued
     }
 }
 

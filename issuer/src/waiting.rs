@@ -3,13 +3,16 @@
 //! result the Verifier of any replica signed, keyed by the result's SHA-256, until it expires
 //! ([`crate::MAX_ATTESTATION_RESULT_AGE`]). Taking one is one `DELETE … RETURNING`, so two
 //! replicas racing for the same result cannot both get it; at most `max` rows wait (past it the
-//! oldest makes room), so a flood of appraisals cannot grow the table without bound.
+//! oldest makes room), so a flood of appraisals cannot grow the table without bound. Beside
+//! them, the results a CA replica certified a Key Store process's release on
+//! (`certified_results`), so that it certifies one per result.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ca::Marked;
 use crate::database::{DatabaseError, Postgres, unix_ms};
 use crate::evidence::{EvidenceJson, OwnedEvidence};
 use crate::freshness::Fresh;
@@ -25,6 +28,10 @@ CREATE TABLE IF NOT EXISTS attestation_results (
     launch     BYTEA  NOT NULL
 );
 CREATE INDEX IF NOT EXISTS attestation_results_expiry ON attestation_results (expires_ms);
+CREATE TABLE IF NOT EXISTS certified_results (
+    ear_sha256 BYTEA  PRIMARY KEY,
+    expires_ms BIGINT NOT NULL
+);
 ";
 
 /// What waits for a result: the evidence it was appraised on and the freshness that appraisal
@@ -108,6 +115,46 @@ impl SharedResults {
         let kept: Kept = serde_json::from_slice(row.get(1)).map_err(|e| self.undecodable(&e))?;
         let evidence = kept.evidence.decode().map_err(|e| self.undecodable(&e))?;
         Ok(Some((evidence, kept.fresh)))
+    }
+
+    /// Mechanism D with the Key Store in another process: marks the attestation result
+    /// `ear_sha256` as one a CA replica certified a release on, until `expires` (when the
+    /// result is too old to be presented anyway), after dropping the marks expired at `now`.
+    /// One `INSERT … ON CONFLICT DO NOTHING`, so two replicas racing on one result cannot both
+    /// mark it first.
+    pub(crate) fn mark_certified(
+        &self,
+        ear_sha256: &[u8; 32],
+        expires: SystemTime,
+        now: SystemTime,
+    ) -> Result<Marked, DatabaseError> {
+        let pg = &self.pg;
+        let inserted = pg.run(|client| {
+            let mut tx = client.transaction().map_err(|e| pg.error(&e))?;
+            tx.execute("DELETE FROM certified_results WHERE expires_ms <= $1", &[&unix_ms(now)])
+                .map_err(|e| pg.error(&e))?;
+            let inserted = tx
+                .execute(
+                    "INSERT INTO certified_results (ear_sha256, expires_ms) VALUES ($1, $2)
+                     ON CONFLICT (ear_sha256) DO NOTHING",
+                    &[&ear_sha256.as_slice(), &unix_ms(expires)],
+                )
+                .map_err(|e| pg.error(&e))?;
+            tx.commit().map_err(|e| pg.error(&e))?;
+            Ok(inserted)
+        })?;
+        Ok(if inserted == 1 { Marked::First } else { Marked::Again })
+    }
+
+    /// Undoes [`Self::mark_certified`] for `ear_sha256` (no certificate was issued on it).
+    pub(crate) fn unmark_certified(&self, ear_sha256: &[u8; 32]) -> Result<(), DatabaseError> {
+        let pg = &self.pg;
+        pg.run(|client| {
+            client
+                .execute("DELETE FROM certified_results WHERE ear_sha256 = $1", &[&ear_sha256.as_slice()])
+                .map_err(|e| pg.error(&e))
+        })?;
+        Ok(())
     }
 
     fn undecodable(&self, e: &dyn std::fmt::Display) -> DatabaseError {

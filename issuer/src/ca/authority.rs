@@ -27,7 +27,7 @@ use x509_cert::name::Name;
 use x509_cert::serial_number::SerialNumber;
 
 use super::identity::{Certified, IssuerCa};
-use super::redeem::{Checked, Pending, RequestRefused, VerifiedLaunch};
+use super::redeem::{CertifiedResults, Checked, Marked, Pending, RequestRefused, VerifiedLaunch};
 use super::x509::{ExtraExtension, Kind, p384_spki};
 use crate::error::IssuerError;
 use crate::jose::{Alg, EcPublicKey, EcSigningKey};
@@ -109,6 +109,8 @@ pub(crate) struct CredentialAuthority {
     /// The organisation of credential subjects: the policy's trust domain.
     trust_domain: String,
     pending: Pending,
+    /// The attestation results it certified a Key Store process's release on (mechanism D).
+    certified: CertifiedResults,
     /// The extension OIDs, under the state's arc.
     oids: Oids,
 }
@@ -141,6 +143,7 @@ impl CredentialAuthority {
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
             pending: Pending::default(),
+            certified: CertifiedResults::default(),
             oids: Oids::load(dir)?,
         })
     }
@@ -158,6 +161,17 @@ impl CredentialAuthority {
     /// process signed it: see `redeem.rs`).
     pub(crate) fn take_pending(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
         self.pending.take(checked)
+    }
+
+    /// Mechanism D with the Key Store in another process: marks the `checked` result as one a
+    /// release was certified on (see [`Marked`]; without a database shared by replicas).
+    pub(crate) fn mark_certified(&mut self, checked: &Checked) -> Marked {
+        self.certified.mark(checked)
+    }
+
+    /// Undoes [`Self::mark_certified`] (no certificate was issued on the result).
+    pub(crate) fn unmark_certified(&mut self, checked: &Checked) {
+        self.certified.unmark(checked);
     }
 
     /// The keys WITs verify under, with their `kid`s: the one this CA signs with, then the

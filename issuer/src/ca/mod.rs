@@ -18,6 +18,9 @@ pub use authority::wit_jwks;
 pub(crate) use authority::{CredentialAuthority, Named, log_entry_extension, published_wit_keys};
 pub(crate) use identity::Certified;
 pub use identity::IssuerCa;
-pub(crate) use redeem::{Checked, MAX_PENDING, VerifiedLaunch, check, check_result, not_pending};
+pub(crate) use redeem::{
+    CERTIFIED_FOR, Checked, MAX_CERTIFIED, MAX_PENDING, Marked, VerifiedLaunch, certified_already, check, check_result,
+    not_pending,
+};
 pub use redeem::{CredentialRequestIn, MAX_ATTESTATION_RESULT_AGE, RequestRefused};
 pub(crate) use x509::random_serial;

@@ -89,6 +89,56 @@ pub(crate) fn not_pending() -> RequestRefused {
     refuse("the attestation result was already redeemed (replay), expired, or this Verifier did not issue it")
 }
 
+/// At most this many attestation results are remembered as certified for a Key Store's release
+/// (32 bytes each, for [`CERTIFIED_FOR`]): past it the CA asks the Key Store to
+/// come back later rather than forget one (which would let it be presented again).
+pub(crate) const MAX_CERTIFIED: usize = 65_536;
+
+/// How long a result is remembered as certified: as long as a CA could accept it (its `iat` at
+/// most [`MAX_SKEW_SECS`] ahead of the CA's clock, then [`MAX_ATTESTATION_RESULT_AGE`]).
+pub(crate) const CERTIFIED_FOR: Duration =
+    MAX_ATTESTATION_RESULT_AGE.saturating_add(Duration::from_secs(MAX_SKEW_SECS));
+
+/// The attestation results this CA certified a Key Store's release on (mechanism D with the
+/// Key Store in another process), each until it is too old to be presented again: one
+/// certificate per result. (With replicas, their database keeps them: `waiting.rs`.)
+#[derive(Debug)]
+pub(crate) struct CertifiedResults(Expiring<()>);
+
+impl Default for CertifiedResults {
+    fn default() -> Self {
+        Self(Expiring::new(MAX_CERTIFIED, CERTIFIED_FOR))
+    }
+}
+
+/// Whether a result could be marked certified.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Marked {
+    /// Now, for the first time.
+    First,
+    /// It already was: a second release on it.
+    Again,
+    /// [`MAX_CERTIFIED`] current results are remembered: none can be added now.
+    Full,
+}
+
+impl CertifiedResults {
+    /// Marks the `checked` result as certified (see [`Marked`]).
+    pub(crate) fn mark(&mut self, checked: &Checked) -> Marked {
+        self.0.insert_new(checked.ear_sha256, (), Instant::now())
+    }
+
+    /// Forgets the `checked` result (no certificate was issued on it).
+    pub(crate) fn unmark(&mut self, checked: &Checked) {
+        self.0.entries.remove(&checked.ear_sha256);
+    }
+}
+
+/// The refusal of a second release certificate on one attestation result.
+pub(crate) fn certified_already() -> RequestRefused {
+    refuse("the Credential Authority already certified a release on this attestation result (replay)")
+}
+
 /// A map of at most `max` entries, each kept for `ttl`; when full, the oldest makes room.
 #[derive(Debug)]
 struct Expiring<V> {
@@ -112,6 +162,21 @@ impl<V> Expiring<V> {
             }
         }
         self.entries.insert(key, (value, now));
+    }
+
+    /// Inserts `value` under `key` unless an entry that has not expired holds it already;
+    /// when full of such entries, nothing is evicted.
+    fn insert_new(&mut self, key: [u8; 32], value: V, now: Instant) -> Marked {
+        let ttl = self.ttl;
+        self.entries.retain(|_, (_, since)| now.saturating_duration_since(*since) <= ttl);
+        if self.entries.contains_key(&key) {
+            return Marked::Again;
+        }
+        if self.entries.len() >= self.max {
+            return Marked::Full;
+        }
+        self.entries.insert(key, (value, now));
+        Marked::First
     }
 
     fn take(&mut self, key: &[u8; 32], now: Instant) -> Option<V> {
@@ -139,6 +204,20 @@ mod expiring_tests {
         map.insert([9; 32], 9, start + ttl + Duration::from_secs(10));
         assert_eq!(map.entries.len(), 1, "expired entries are purged: {:?}", map.entries.keys().collect::<Vec<_>>());
         assert_eq!(MAX_PENDING, Pending::default().0.max);
+    }
+
+    /// A certified result is remembered until it expires; when full, none is forgotten early.
+    #[test]
+    fn certified_results_are_marked_once_and_never_evicted() {
+        let (start, ttl) = (Instant::now(), Duration::from_secs(300));
+        let mut map = Expiring::new(2, ttl);
+        assert_eq!(map.insert_new([1; 32], (), start), Marked::First);
+        assert_eq!(map.insert_new([1; 32], (), start + Duration::from_secs(1)), Marked::Again);
+        assert_eq!(map.insert_new([2; 32], (), start), Marked::First);
+        assert_eq!(map.insert_new([3; 32], (), start + Duration::from_secs(2)), Marked::Full, "nothing evicted");
+        assert_eq!(map.insert_new([1; 32], (), start + Duration::from_secs(3)), Marked::Again);
+        assert_eq!(map.insert_new([3; 32], (), start + ttl + Duration::from_secs(1)), Marked::First, "expired ones go");
+        assert_eq!(MAX_CERTIFIED, CertifiedResults::default().0.max);
     }
 }
 

@@ -173,6 +173,9 @@ impl From<Rejection> for ApiError {
                 (StatusCode::SERVICE_UNAVAILABLE, Some(LOG_UNAVAILABLE_RETRY_AFTER))
             }
             Rejection::Internal(IssuerError::CaPeer { .. }) => (StatusCode::BAD_GATEWAY, None),
+            Rejection::Internal(IssuerError::Full(_)) => {
+                (StatusCode::SERVICE_UNAVAILABLE, Some(NONCES_FULL_RETRY_AFTER))
+            }
             Rejection::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, None),
             _ => (StatusCode::FORBIDDEN, None),
         };
