@@ -79,6 +79,14 @@ pub struct PublishedKeys {
     pub log: Option<serde_json::Value>,
 }
 
+impl PublishedKeys {
+    /// All of them as one JWKS (`{"keys": [...]}`): the WIT keys, the Verifier's, the log's.
+    pub fn jwks(self) -> serde_json::Value {
+        let others = [self.verifier, self.log].into_iter().flatten();
+        serde_json::json!({ "keys": self.wit.into_iter().chain(others).collect::<Vec<_>>() })
+    }
+}
+
 impl Issuer {
     /// Opens (or creates) the issuer's state under `state_dir`, issuing under `policy`.
     pub fn open(state_dir: &Path, config: IssuerConfig, policy: Policy) -> Result<Self, IssuerError> {

@@ -133,8 +133,7 @@ fn issue_all() -> World {
         }
     };
     let (v1, v2, ledger) = (launch(V1), launch(V2), launch(LEDGER_BUILD));
-    let keys = issuer.published_keys();
-    let issuer_jwks = serde_json::json!({ "keys": [keys.wit, keys.verifier, keys.log] }).to_string();
+    let issuer_jwks = issuer.published_keys().jwks().to_string();
     let wit_key = {
         use p384::pkcs8::DecodePrivateKey;
         SigningKey::from_pkcs8_pem(&std::fs::read_to_string(state.path().join("wit-key.pem")).unwrap()).unwrap()

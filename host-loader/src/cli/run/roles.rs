@@ -44,11 +44,7 @@ impl IssuerSide {
     /// The public keys of the roles' JSON signatures (WIT, attestation result, log), as JWKS.
     pub fn jwks(&mut self) -> Result<serde_json::Value> {
         match self {
-            Self::Embedded(issuer) => {
-                let keys = issuer.published_keys();
-                let others = [keys.verifier, keys.log].into_iter().flatten();
-                Ok(serde_json::json!({ "keys": keys.wit.into_iter().chain(others).collect::<Vec<_>>() }))
-            }
+            Self::Embedded(issuer) => Ok(issuer.published_keys().jwks()),
             Self::Remote { client, .. } => client.keys(),
             Self::Unopened { .. } => bail!("the embedded issuer was not opened under a policy"),
         }
