@@ -102,8 +102,9 @@ pub(crate) fn answered_certificate(
         .map_err(|e| answered(peer, &format!("a certificate that does not parse ({e})")))?;
     let spki = parsed.tbs_certificate().subject_public_key_info();
     let certified = spki.subject_public_key.as_bytes().unwrap_or_default();
-    let same = p384::PublicKey::from_sec1_bytes(certified).ok() == p384::PublicKey::from_sec1_bytes(public_key).ok();
-    if !same {
+    let (certified, asked) =
+        (p384::PublicKey::from_sec1_bytes(certified), p384::PublicKey::from_sec1_bytes(public_key));
+    if !matches!((certified, asked), (Ok(certified), Ok(asked)) if certified == asked) {
         return Err(answered(peer, "a certificate for another key than asked"));
     }
     twi_verifier::chain::verify_issued_by(&parsed, ca)
