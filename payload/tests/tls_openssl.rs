@@ -90,14 +90,17 @@ fn a_p256_server_chain_verifies() {
     assert_eq!(read_line(&mut tls).unwrap(), b"652p\n");
 }
 
-/// Without the `p256` feature the client offers only ecdsa_secp384r1_sha384, so a server with
-/// only a P-256 key has no signature scheme in common with it.
+/// Without the `p256` feature a P-256 CA is refused when the configuration is built, and the
+/// client offers only ecdsa_secp384r1_sha384, so a server with only a P-256 key has no
+/// signature scheme in common with it.
 #[cfg(not(feature = "p256"))]
 #[test]
 fn a_p256_server_is_refused_without_the_p256_feature() {
+    let builder = TlsConfig::builder(&common::RANDOM, Arc::new(FixedClock(now())));
+    let error = builder.trust_ca(&pki().der("p256-ca")).unwrap_err();
+    assert!(matches!(&error, twi_payload::tls::ConfigError::BadCaCertificate(why) if why.contains("P-384")), "{error}");
     let server = Server::start("p256-server", &["-rev"]);
-    let config = config("p256-ca", None, now());
-    let error = exchange(&config, "localhost", server.port, b"x\n").unwrap_err();
+    let error = exchange(&config("server-ca", None, now()), "localhost", server.port, b"x\n").unwrap_err();
     assert_eq!(error, TlsError::Alert(AlertDescription::HandshakeFailure));
 }
 

@@ -11,10 +11,6 @@
 //! manifest or in a freshly issued credential.
 
 use core::fmt;
-use core::time::Duration;
-
-use rustls::pki_types::UnixTime;
-use rustls::time_provider::TimeProvider;
 
 /// The wall time at which certificates are checked, in seconds since the Unix epoch (UTC).
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -31,15 +27,5 @@ pub struct FixedClock(pub u64);
 impl Clock for FixedClock {
     fn unix_seconds(&self) -> Option<u64> {
         Some(self.0)
-    }
-}
-
-/// The caller's clock as rustls's `TimeProvider`.
-#[derive(Debug)]
-pub(crate) struct ClockAdapter<C: ?Sized>(pub(crate) alloc::sync::Arc<C>);
-
-impl<C: Clock + ?Sized> TimeProvider for ClockAdapter<C> {
-    fn current_time(&self) -> Option<UnixTime> {
-        self.0.unix_seconds().map(|secs| UnixTime::since_unix_epoch(Duration::from_secs(secs)))
     }
 }

@@ -1,37 +1,39 @@
 //! What a client trusts and what it presents, fixed once per target.
 //!
 //! Trust anchors are the CA certificates the workload's measured manifest names (DER); the
-//! server must chain to one of them (RFC 5280 §6, by webpki) and be named by the target's host
-//! (a DNS name or IP address in subjectAltName, RFC 6125 §6 / RFC 5280 §4.2.1.6), at the time
-//! the caller's [`Clock`] gives. The client certificate chain is the workload's credential; its
-//! key stays in the vault behind [`ClientKey`].
+//! server must chain to one of them (see the `x509` module for the checks) and be named by
+//! the target's host (a DNS name or IP address in subjectAltName, RFC 6125 §6 / RFC 5280
+//! §4.2.1.6), at the time the caller's [`Clock`] gives. The client certificate chain is the
+//! workload's credential; its key stays in the vault behind [`ClientKey`].
 
 use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use rustls::client::Resumption;
-use rustls::pki_types::CertificateDer;
-use rustls::{ClientConfig, RootCertStore};
-
-use super::clock::{Clock, ClockAdapter};
-use super::key::{ClientIdentity, ClientKey, KeyFailure, Resolver};
-use super::provider;
+use super::clock::Clock;
+use super::key::{ClientIdentity, ClientKey};
 use super::random::Random;
+use super::x509::Anchor;
+
+/// The most bytes of client certificates a TLS 1.3 Certificate message carries (its list has a
+/// three-byte length, RFC 8446 §4.4.2), less each entry's five bytes of framing.
+const MAX_CLIENT_CHAIN: usize = (1 << 24) - 1;
 
 /// A TLS client configuration: trust anchors, optional client certificate, random source and
 /// clock. Cheap to clone; build one per target and reuse it for every connection.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
-    base: Arc<ClientConfig>,
-    identity: Option<ClientIdentity>,
+    pub(crate) anchors: Arc<[Anchor]>,
+    pub(crate) identity: Option<ClientIdentity>,
+    pub(crate) random: &'static dyn Random,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Builds a [`TlsConfig`]; see [`TlsConfig::builder`].
 #[derive(Debug)]
 pub struct TlsConfigBuilder {
-    roots: RootCertStore,
+    anchors: Vec<Anchor>,
     identity: Option<ClientIdentity>,
     random: &'static dyn Random,
     clock: Arc<dyn Clock>,
@@ -41,14 +43,15 @@ pub struct TlsConfigBuilder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// A CA certificate is not a DER X.509 certificate webpki accepts as a trust anchor.
+    /// A CA certificate is not a DER X.509 v3 certificate with a key this client verifies
+    /// with (ECDSA P-384; P-256 with the `p256` feature), or it has name constraints.
     BadCaCertificate(String),
     /// No CA certificate was given, so no server could be verified.
     NoTrustAnchor,
     /// The client certificate chain is empty.
     EmptyClientChain,
-    /// rustls refused the configuration; the text is its reason.
-    Rejected(String),
+    /// The client certificate chain is too large for a TLS Certificate message.
+    ClientChainTooLarge,
 }
 
 impl fmt::Display for ConfigError {
@@ -59,7 +62,7 @@ impl fmt::Display for ConfigError {
             }
             Self::NoTrustAnchor => f.write_str("no CA certificate to verify servers against: add the server CA"),
             Self::EmptyClientChain => f.write_str("the client certificate chain is empty: give at least the leaf"),
-            Self::Rejected(reason) => write!(f, "the TLS configuration was refused ({reason})"),
+            Self::ClientChainTooLarge => f.write_str("the client certificate chain is larger than TLS can carry"),
         }
     }
 }
@@ -69,20 +72,7 @@ impl TlsConfig {
     /// against (see the [module docs](super) on why the clock is the caller's choice).
     #[must_use]
     pub fn builder(random: &'static dyn Random, clock: Arc<dyn Clock>) -> TlsConfigBuilder {
-        TlsConfigBuilder { roots: RootCertStore::empty(), identity: None, random, clock }
-    }
-
-    /// The rustls configuration for one connection: the client certificate resolver is
-    /// per connection so that a key failure is reported to the connection that met it.
-    pub(crate) fn for_connection(&self, failure: &Arc<KeyFailure>) -> Arc<ClientConfig> {
-        match &self.identity {
-            None => self.base.clone(),
-            Some(identity) => {
-                let mut config = ClientConfig::clone(&self.base);
-                config.client_auth_cert_resolver = Arc::new(Resolver::new(identity, failure.clone()));
-                Arc::new(config)
-            }
-        }
+        TlsConfigBuilder { anchors: Vec::new(), identity: None, random, clock }
     }
 }
 
@@ -90,9 +80,10 @@ impl TlsConfigBuilder {
     /// Trusts `der` (an X.509 CA certificate, DER) as an anchor for server certificates.
     ///
     /// # Errors
-    /// [`ConfigError::BadCaCertificate`] if it does not parse as a trust anchor.
+    /// [`ConfigError::BadCaCertificate`] if it is not usable as a trust anchor.
     pub fn trust_ca(mut self, der: &[u8]) -> Result<Self, ConfigError> {
-        self.roots.add(CertificateDer::from(der.to_vec())).map_err(|e| ConfigError::BadCaCertificate(e.to_string()))?;
+        let anchor = Anchor::new(der).map_err(|problem| ConfigError::BadCaCertificate(problem.to_string()))?;
+        self.anchors.push(anchor);
         Ok(self)
     }
 
@@ -100,36 +91,28 @@ impl TlsConfigBuilder {
     /// certificate, proving possession with `key`.
     ///
     /// # Errors
-    /// [`ConfigError::EmptyClientChain`] if `chain` is empty.
+    /// [`ConfigError::EmptyClientChain`] if `chain` is empty,
+    /// [`ConfigError::ClientChainTooLarge`] if TLS cannot carry it.
     pub fn client_certificate(mut self, chain: Vec<Vec<u8>>, key: Arc<dyn ClientKey>) -> Result<Self, ConfigError> {
         if chain.is_empty() {
             return Err(ConfigError::EmptyClientChain);
         }
-        let chain = chain.into_iter().map(CertificateDer::from).collect();
+        if chain.iter().map(|der| der.len() + 5).sum::<usize>() > MAX_CLIENT_CHAIN {
+            return Err(ConfigError::ClientChainTooLarge);
+        }
         self.identity = Some(ClientIdentity { chain, key });
         Ok(self)
     }
 
-    /// Finishes the configuration: TLS 1.3 only, the lean provider, webpki server
-    /// verification against the given CAs, no session resumption.
+    /// Finishes the configuration.
     ///
     /// # Errors
-    /// [`ConfigError::NoTrustAnchor`] without a CA; [`ConfigError::Rejected`] if rustls
-    /// refuses the parts.
+    /// [`ConfigError::NoTrustAnchor`] without a CA.
     pub fn build(self) -> Result<TlsConfig, ConfigError> {
-        if self.roots.is_empty() {
+        if self.anchors.is_empty() {
             return Err(ConfigError::NoTrustAnchor);
         }
-        let provider = Arc::new(provider::provider(self.random));
-        let time = Arc::new(ClockAdapter(self.clock));
-        let mut base = ClientConfig::builder_with_details(provider, time)
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .map_err(|e| ConfigError::Rejected(e.to_string()))?
-            .with_root_certificates(self.roots)
-            .with_no_client_auth();
-        // Stated, not inherited: a std build of rustls would otherwise keep a session cache.
-        base.resumption = Resumption::disabled();
-        Ok(TlsConfig { base: Arc::new(base), identity: self.identity })
+        Ok(TlsConfig { anchors: self.anchors.into(), identity: self.identity, random: self.random, clock: self.clock })
     }
 }
 

@@ -1,6 +1,6 @@
 //! Every way a TLS connection can fail, as types the workload can act on.
 //!
-//! rustls reports one `Error`; this module sorts it by what the caller should do next: a
+//! The errors are sorted by what the caller should do next: a
 //! server that cannot be trusted (its chain or name), a server that refused *us* (a fatal alert
 //! about our certificate, RFC 8446 §6.2), bytes altered in transit (a record that failed
 //! authentication, §5.2), a peer that speaks something else, and failures of the parts the
@@ -10,8 +10,9 @@
 use alloc::string::String;
 use core::fmt;
 
-use rustls::{AlertDescription, CertificateError, Error};
 
+use super::alert::AlertDescription;
+use super::codec::MALFORMED;
 use super::key::KeyError;
 use super::transport::TransportError;
 
@@ -83,64 +84,31 @@ pub enum CertificateProblem {
     Other(&'static str),
 }
 
-impl From<&CertificateError> for CertificateProblem {
-    fn from(error: &CertificateError) -> Self {
-        use CertificateError as E;
-        match error {
-            E::UnknownIssuer => Self::UnknownIssuer,
-            E::NotValidForName | E::NotValidForNameContext { .. } => Self::WrongName,
-            E::Expired | E::ExpiredContext { .. } => Self::Expired,
-            E::NotValidYet | E::NotValidYetContext { .. } => Self::NotYetValid,
-            E::BadSignature => Self::BadSignature,
-            E::UnsupportedSignatureAlgorithmContext { .. }
-            | E::UnsupportedSignatureAlgorithmForPublicKeyContext { .. } => Self::UnsupportedAlgorithm,
-            E::InvalidPurpose | E::InvalidPurposeContext { .. } => Self::WrongPurpose,
-            E::BadEncoding | E::UnhandledCriticalExtension => Self::Malformed,
-            E::Revoked => Self::Other("it is revoked"),
-            _ => Self::Other("path validation refused it"),
-        }
-    }
-}
-
-/// Alerts a server sends about the client's certificate (RFC 8446 §6.2): a server never
-/// receives any other certificate from us, so these always mean "your credential was refused".
-fn about_our_certificate(alert: AlertDescription) -> bool {
-    use AlertDescription as A;
-    matches!(
-        alert,
-        A::BadCertificate
-            | A::UnsupportedCertificate
-            | A::CertificateRevoked
-            | A::CertificateExpired
-            | A::CertificateUnknown
-            | A::UnknownCA
-            | A::AccessDenied
-            | A::CertificateRequired
-    )
-}
-
-impl From<Error> for TlsError {
-    fn from(error: Error) -> Self {
-        match error {
-            Error::InvalidCertificate(problem) => Self::ServerCertificate(CertificateProblem::from(&problem)),
-            Error::NoCertificatesPresented => Self::ServerCertificate(CertificateProblem::Missing),
-            Error::AlertReceived(alert) if about_our_certificate(alert) => Self::ClientCertificateRefused(alert),
-            Error::AlertReceived(alert) => Self::Alert(alert),
-            Error::DecryptError => Self::Tampered,
-            Error::FailedToGetRandomBytes => Self::Random,
-            Error::FailedToGetCurrentTime => Self::Clock,
-            Error::PeerIncompatible(_) => Self::Incompatible("no TLS 1.3 parameters in common"),
-            Error::UnsupportedNameType => Self::InvalidServerName,
-            Error::InappropriateMessage { .. } => Self::Protocol("an unexpected message"),
-            Error::InappropriateHandshakeMessage { .. } => Self::Protocol("an unexpected handshake message"),
-            Error::InvalidMessage(_) => Self::Protocol("a malformed message"),
-            Error::PeerMisbehaved(_) => Self::Protocol("a message that breaks RFC 8446"),
-            Error::PeerSentOversizedRecord => Self::Protocol("an oversized record"),
-            // Our own signer and provider report through `General`; its text is ours.
-            Error::General(reason) => Self::Internal(reason),
-            // Not formatted: rustls's Display pulls every nested Debug into the ROM.
-            _ => Self::Internal("an error inside rustls".into()),
-        }
+impl TlsError {
+    /// The alert this client sends when the connection fails with this error (RFC 8446 §6.2);
+    /// none for the peer's own alerts and for a broken or closed transport.
+    pub(crate) fn alert_to_send(&self) -> Option<AlertDescription> {
+        use AlertDescription as A;
+        Some(match self {
+            Self::ServerCertificate(CertificateProblem::UnknownIssuer) => A::UnknownCA,
+            Self::ServerCertificate(CertificateProblem::Expired | CertificateProblem::NotYetValid) => {
+                A::CertificateExpired
+            }
+            Self::ServerCertificate(CertificateProblem::UnsupportedAlgorithm) => A::UnsupportedCertificate,
+            Self::ServerCertificate(CertificateProblem::BadSignature) => A::DecryptError,
+            Self::ServerCertificate(_) => A::BadCertificate,
+            Self::Tampered => A::BadRecordMac,
+            Self::Protocol(_) if *self == MALFORMED => A::DecodeError,
+            Self::Protocol(_) => A::UnexpectedMessage,
+            Self::Incompatible(_) => A::HandshakeFailure,
+            Self::ClientKey(_) | Self::Random | Self::Clock | Self::Internal(_) => A::InternalError,
+            Self::InvalidServerName
+            | Self::ClientCertificateRefused(_)
+            | Self::Alert(_)
+            | Self::Transport(_)
+            | Self::Truncated
+            | Self::Closed => return None,
+        })
     }
 }
 
@@ -208,45 +176,22 @@ impl core::error::Error for CertificateProblem {}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rustls::PeerMisbehaved;
 
     #[test]
-    fn rustls_errors_sort_by_what_to_do() {
+    fn each_failure_tells_the_server_what_it_is_about() {
         let cases = [
-            (
-                Error::InvalidCertificate(CertificateError::UnknownIssuer),
-                TlsError::ServerCertificate(CertificateProblem::UnknownIssuer),
-            ),
-            (
-                Error::InvalidCertificate(CertificateError::Expired),
-                TlsError::ServerCertificate(CertificateProblem::Expired),
-            ),
-            (
-                Error::InvalidCertificate(CertificateError::NotValidForName),
-                TlsError::ServerCertificate(CertificateProblem::WrongName),
-            ),
-            (
-                Error::AlertReceived(AlertDescription::CertificateRequired),
-                TlsError::ClientCertificateRefused(AlertDescription::CertificateRequired),
-            ),
-            (
-                Error::AlertReceived(AlertDescription::UnknownCA),
-                TlsError::ClientCertificateRefused(AlertDescription::UnknownCA),
-            ),
-            (
-                Error::AlertReceived(AlertDescription::HandshakeFailure),
-                TlsError::Alert(AlertDescription::HandshakeFailure),
-            ),
-            (Error::DecryptError, TlsError::Tampered),
-            (Error::FailedToGetCurrentTime, TlsError::Clock),
-            (Error::FailedToGetRandomBytes, TlsError::Random),
+            (TlsError::ServerCertificate(CertificateProblem::UnknownIssuer), Some(AlertDescription::UnknownCA)),
+            (TlsError::ServerCertificate(CertificateProblem::Expired), Some(AlertDescription::CertificateExpired)),
+            (TlsError::ServerCertificate(CertificateProblem::WrongName), Some(AlertDescription::BadCertificate)),
+            (TlsError::Tampered, Some(AlertDescription::BadRecordMac)),
+            (MALFORMED, Some(AlertDescription::DecodeError)),
+            (TlsError::Protocol("an unexpected message"), Some(AlertDescription::UnexpectedMessage)),
+            (TlsError::ClientKey(KeyError::Refused), Some(AlertDescription::InternalError)),
+            (TlsError::Alert(AlertDescription::HandshakeFailure), None),
+            (TlsError::Truncated, None),
         ];
-        for (from, to) in cases {
-            assert_eq!(TlsError::from(from), to);
+        for (error, alert) in cases {
+            assert_eq!(error.alert_to_send(), alert, "{error:?}");
         }
-        assert!(matches!(
-            TlsError::from(Error::PeerMisbehaved(PeerMisbehaved::InvalidKeyShare)),
-            TlsError::Protocol(_)
-        ));
     }
 }

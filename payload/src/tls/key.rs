@@ -8,16 +8,9 @@
 //! exactly as TLS carries it. The runtime's nonce handling (RFC 6979 or hedged) stays in the
 //! vault too.
 
-use alloc::boxed::Box;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU8, Ordering};
-
-use rustls::client::ResolvesClientCert;
-use rustls::pki_types::CertificateDer;
-use rustls::sign::{CertifiedKey, Signer, SigningKey};
-use rustls::{Error, SignatureAlgorithm, SignatureScheme};
 
 /// A P-384 private key that signs without revealing itself (a vault handle).
 pub trait ClientKey: Send + Sync + fmt::Debug {
@@ -42,18 +35,6 @@ pub enum KeyError {
     Failed,
 }
 
-impl KeyError {
-    const ALL: [Self; 3] = [Self::Unavailable, Self::Refused, Self::Failed];
-
-    fn code(self) -> u8 {
-        match self {
-            Self::Unavailable => 1,
-            Self::Refused => 2,
-            Self::Failed => 3,
-        }
-    }
-}
-
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -67,86 +48,8 @@ impl fmt::Display for KeyError {
 /// The client certificate chain (leaf first, DER) and the handle of its key.
 #[derive(Debug, Clone)]
 pub(crate) struct ClientIdentity {
-    pub(crate) chain: Vec<CertificateDer<'static>>,
+    pub(crate) chain: Vec<Vec<u8>>,
     pub(crate) key: Arc<dyn ClientKey>,
-}
-
-/// What a failed signature was, kept for the connection that asked for it: rustls carries
-/// signer errors as text, and the stream reports them as the typed [`KeyError`] instead.
-#[derive(Debug, Default)]
-pub(crate) struct KeyFailure(AtomicU8);
-
-impl KeyFailure {
-    fn record(&self, error: KeyError) {
-        self.0.store(error.code(), Ordering::Relaxed);
-    }
-
-    pub(crate) fn get(&self) -> Option<KeyError> {
-        let code = self.0.load(Ordering::Relaxed);
-        KeyError::ALL.into_iter().find(|e| e.code() == code)
-    }
-}
-
-/// One connection's client-certificate resolver: always the configured chain and key.
-#[derive(Debug)]
-pub(crate) struct Resolver(Arc<CertifiedKey>);
-
-impl Resolver {
-    pub(crate) fn new(identity: &ClientIdentity, failure: Arc<KeyFailure>) -> Self {
-        let key = Arc::new(VaultKey { key: identity.key.clone(), failure });
-        Self(Arc::new(CertifiedKey::new(identity.chain.clone(), key)))
-    }
-}
-
-impl ResolvesClientCert for Resolver {
-    /// The chain is presented whatever CA names the server hints: it is the one credential the
-    /// workload holds for this target, and the server's verdict is the answer.
-    fn resolve(&self, _root_hint_subjects: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.clone())
-    }
-
-    fn has_certs(&self) -> bool {
-        true
-    }
-}
-
-#[derive(Debug)]
-struct VaultKey {
-    key: Arc<dyn ClientKey>,
-    failure: Arc<KeyFailure>,
-}
-
-impl SigningKey for VaultKey {
-    /// Only ecdsa_secp384r1_sha384; a server that does not offer it gets no CertificateVerify
-    /// (rustls then sends an empty Certificate and the server decides).
-    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
-        offered
-            .contains(&SignatureScheme::ECDSA_NISTP384_SHA384)
-            .then(|| Box::new(VaultSigner { key: self.key.clone(), failure: self.failure.clone() }) as Box<dyn Signer>)
-    }
-
-    fn algorithm(&self) -> SignatureAlgorithm {
-        SignatureAlgorithm::ECDSA
-    }
-}
-
-#[derive(Debug)]
-struct VaultSigner {
-    key: Arc<dyn ClientKey>,
-    failure: Arc<KeyFailure>,
-}
-
-impl Signer for VaultSigner {
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error> {
-        self.key.sign(message).map_err(|error| {
-            self.failure.record(error);
-            Error::General(alloc::string::ToString::to_string(&error))
-        })
-    }
-
-    fn scheme(&self) -> SignatureScheme {
-        SignatureScheme::ECDSA_NISTP384_SHA384
-    }
 }
 
 impl core::error::Error for KeyError {}

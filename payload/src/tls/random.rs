@@ -8,8 +8,6 @@
 
 use core::fmt;
 
-use rustls::crypto::{GetRandomFailed, SecureRandom};
-
 /// A cryptographically secure random source.
 ///
 /// Implementations must fill `buf` entirely with unpredictable bytes, or return an error; they
@@ -30,16 +28,6 @@ pub struct RandomError;
 impl fmt::Display for RandomError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("the random source failed: check the platform's entropy source (RDSEED/RDRAND) and retry")
-    }
-}
-
-/// The caller's source as rustls's `SecureRandom`.
-#[derive(Debug)]
-pub(crate) struct Entropy(pub(crate) &'static dyn Random);
-
-impl SecureRandom for Entropy {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), GetRandomFailed> {
-        self.0.fill(buf).map_err(|_| GetRandomFailed)
     }
 }
 
