@@ -198,7 +198,8 @@ mod tests {
     #[test]
     fn an_updated_key_differs_and_both_sides_agree() {
         let (tx, rx) = (RecordCipher::new(secret(1)).unwrap(), RecordCipher::new(secret(1)).unwrap());
-        let (mut tx, mut rx_old, mut rx) = (tx.updated().unwrap(), RecordCipher::new(secret(1)).unwrap(), rx.updated().unwrap());
+        let (mut tx, mut rx_old, mut rx) =
+            (tx.updated().unwrap(), RecordCipher::new(secret(1)).unwrap(), rx.updated().unwrap());
         let mut out = Vec::new();
         tx.seal(22, b"after KeyUpdate", &mut out).unwrap();
         let header: [u8; 5] = out[..5].try_into().unwrap();
@@ -221,8 +222,10 @@ mod tests {
         assert_eq!(hex(&derived[..]), DERIVED);
     }
 
-    const EARLY: &str = "7ee8206f5570023e6dc7519eb1073bc4e791ad37b5c382aa10ba18e2357e716971f9362f2c2fe2a76bfd78dfec4ea9b5";
-    const DERIVED: &str = "1591dac5cbbf0330a4a84de9c753330e92d01f0a88214b4464972fd668049e93e52f2b16fad922fdc0584478428f282b";
+    const EARLY: &str =
+        "7ee8206f5570023e6dc7519eb1073bc4e791ad37b5c382aa10ba18e2357e716971f9362f2c2fe2a76bfd78dfec4ea9b5";
+    const DERIVED: &str =
+        "1591dac5cbbf0330a4a84de9c753330e92d01f0a88214b4464972fd668049e93e52f2b16fad922fdc0584478428f282b";
 
     fn hex(bytes: &[u8]) -> alloc::string::String {
         bytes.iter().map(|b| alloc::format!("{b:02x}")).collect()

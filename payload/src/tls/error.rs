@@ -10,7 +10,6 @@
 use alloc::string::String;
 use core::fmt;
 
-
 use super::alert::AlertDescription;
 use super::codec::MALFORMED;
 use super::key::KeyError;

@@ -67,7 +67,8 @@ impl<T: Transport> Records<T> {
     /// The next record, opened if read keys are set.
     pub(crate) fn next(&mut self) -> Result<Record, TlsError> {
         self.fill(5)?;
-        let header: [u8; 5] = [self.incoming[0], self.incoming[1], self.incoming[2], self.incoming[3], self.incoming[4]];
+        let header: [u8; 5] =
+            [self.incoming[0], self.incoming[1], self.incoming[2], self.incoming[3], self.incoming[4]];
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
         if header[1] != 3 {
             return Err(TlsError::Protocol("bytes that are not a TLS record"));
@@ -124,7 +125,11 @@ impl<T: Transport> Records<T> {
     /// Whether handshake bytes are buffered: keys must not change in the middle of a message
     /// (§5.1).
     pub(crate) fn key_change(&self) -> Result<(), TlsError> {
-        if self.handshake.is_empty() { Ok(()) } else { Err(TlsError::Protocol("a handshake message across a key change")) }
+        if self.handshake.is_empty() {
+            Ok(())
+        } else {
+            Err(TlsError::Protocol("a handshake message across a key change"))
+        }
     }
 
     /// A whole handshake message (header included) already buffered, if there is one.
@@ -132,7 +137,8 @@ impl<T: Transport> Records<T> {
         if self.handshake.len() < 4 {
             return Ok(None);
         }
-        let len = usize::from(self.handshake[1]) << 16 | usize::from(self.handshake[2]) << 8 | usize::from(self.handshake[3]);
+        let len =
+            usize::from(self.handshake[1]) << 16 | usize::from(self.handshake[2]) << 8 | usize::from(self.handshake[3]);
         if len > MAX_HANDSHAKE_MESSAGE {
             return Err(TlsError::Protocol("a handshake message larger than 64 KiB"));
         }

@@ -84,7 +84,12 @@ impl<'a> Certificate<'a> {
         Self::parse_tbs(tbs, algorithm.encoded, hash, signature)
     }
 
-    fn parse_tbs(tbs: Element<'a>, algorithm: &[u8], hash: Hash, signature: &'a [u8]) -> Result<Self, CertificateProblem> {
+    fn parse_tbs(
+        tbs: Element<'a>,
+        algorithm: &[u8],
+        hash: Hash,
+        signature: &'a [u8],
+    ) -> Result<Self, CertificateProblem> {
         let malformed = |_: DerError| CertificateProblem::Malformed;
         let mut fields = Reader::new(tbs.contents);
         let version = fields.expect(0xa0).map_err(malformed)?;
@@ -312,12 +317,10 @@ fn names_server(names: &[u8], server: &ServerName) -> Result<bool, DerError> {
 /// with at least two more labels, matching exactly one label.
 fn dns_matches(pattern: &[u8], host: &[u8]) -> bool {
     match pattern.strip_prefix(b"*.") {
-        Some(rest) if rest.iter().filter(|&&c| c == b'.').count() >= 1 => {
-            match host.iter().position(|&c| c == b'.') {
-                Some(dot) if dot > 0 => host[dot + 1..].eq_ignore_ascii_case(rest),
-                _ => false,
-            }
-        }
+        Some(rest) if rest.iter().filter(|&&c| c == b'.').count() >= 1 => match host.iter().position(|&c| c == b'.') {
+            Some(dot) if dot > 0 => host[dot + 1..].eq_ignore_ascii_case(rest),
+            _ => false,
+        },
         Some(_) => false,
         None => pattern.eq_ignore_ascii_case(host),
     }
