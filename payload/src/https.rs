@@ -36,6 +36,7 @@ use crate::http::{self, HttpError, Limits, Request, RequestError, Response};
 use crate::runtime::{ConnectError, Runtime};
 use crate::target;
 use crate::tls::{ConfigError, FixedClock, KeyError, TlsConfig, TlsError, TlsStream};
+#[cfg(feature = "wpt")]
 use crate::wpt::{self, WptError, WptRequest};
 
 /// The setting that holds the server CAs (DER, concatenated).
@@ -56,7 +57,12 @@ pub enum HttpsError {
     /// The vault has no key for the credential.
     Key(KeyError),
     /// The WPT could not be made.
+    #[cfg(feature = "wpt")]
     Proof(WptError),
+    /// The credential is a WIT, which needs a WPT per request, and this workload was built
+    /// without `twi-payload`'s `wpt` feature.
+    #[cfg(not(feature = "wpt"))]
+    NoWpt,
     /// The request could not be written (a header value with a line break).
     Request(RequestError),
     /// The runtime refused or the host could not connect.
@@ -77,7 +83,12 @@ impl fmt::Display for HttpsError {
             ),
             Self::Config(e) => write!(f, "TLS configuration: {e}"),
             Self::Key(e) => write!(f, "the credential's key: {e}"),
+            #[cfg(feature = "wpt")]
             Self::Proof(e) => write!(f, "the workload proof token: {e}"),
+            #[cfg(not(feature = "wpt"))]
+            Self::NoWpt => f.write_str(
+                "a WIT credential needs a workload proof token: build the workload with twi-payload's `wpt` feature",
+            ),
             Self::Request(e) => write!(f, "the request: {e}"),
             Self::Connect(e) => write!(f, "connecting: {e}"),
             Self::Tls(e) => write!(f, "TLS: {e}"),
@@ -127,11 +138,7 @@ pub fn send(
     let name = server_name(url)?;
     let config = config(rt, credential)?;
     if credential.credential_type == CredentialType::Wit {
-        let proof = wpt::make(rt, credential, &WptRequest::new(target::audience(url))).map_err(HttpsError::Proof)?;
-        request = request
-            .header(WIT_HEADER, &credential.token)
-            .and_then(|r| r.header("Authorization", &format!("WPT {proof}")))
-            .map_err(HttpsError::Request)?;
+        request = with_proof(rt, credential, url, request)?;
     }
     let transport = rt.connect(url).map_err(HttpsError::Connect)?;
     let mut tls = TlsStream::connect(&config, &name, transport).map_err(HttpsError::Tls)?;
@@ -139,6 +146,21 @@ pub fn send(
     // The response is complete; a server that closes without close_notify loses nothing here.
     let _ = tls.close();
     Ok(response)
+}
+
+/// `request` with `credential`'s WIT and a fresh WPT for `url` (draft-ietf-wimse-s2s-protocol).
+#[cfg(feature = "wpt")]
+fn with_proof(rt: &mut dyn Runtime, credential: &Credential, url: &str, request: Request) -> Result<Request, HttpsError> {
+    let proof = wpt::make(rt, credential, &WptRequest::new(target::audience(url))).map_err(HttpsError::Proof)?;
+    request
+        .header(WIT_HEADER, &credential.token)
+        .and_then(|r| r.header("Authorization", &format!("WPT {proof}")))
+        .map_err(HttpsError::Request)
+}
+
+#[cfg(not(feature = "wpt"))]
+fn with_proof(_: &mut dyn Runtime, _: &Credential, _: &str, _: Request) -> Result<Request, HttpsError> {
+    Err(HttpsError::NoWpt)
 }
 
 /// The host of `url`, the name the server's certificate must carry.

@@ -44,6 +44,7 @@ pub mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+#[cfg(feature = "wpt")]
 pub mod wpt;
 
 pub use credential::{Credential, CredentialType, KeyHandle, Mode};
