@@ -150,7 +150,12 @@ pub fn send(
 
 /// `request` with `credential`'s WIT and a fresh WPT for `url` (draft-ietf-wimse-s2s-protocol).
 #[cfg(feature = "wpt")]
-fn with_proof(rt: &mut dyn Runtime, credential: &Credential, url: &str, request: Request) -> Result<Request, HttpsError> {
+fn with_proof(
+    rt: &mut dyn Runtime,
+    credential: &Credential,
+    url: &str,
+    request: Request,
+) -> Result<Request, HttpsError> {
     let proof = wpt::make(rt, credential, &WptRequest::new(target::audience(url))).map_err(HttpsError::Proof)?;
     request
         .header(WIT_HEADER, &credential.token)

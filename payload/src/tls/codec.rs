@@ -5,10 +5,7 @@
 
 use alloc::vec::Vec;
 
-use super::error::TlsError;
-
-/// The error for any structure that does not decode.
-pub(crate) const MALFORMED: TlsError = TlsError::Protocol("a malformed message");
+use super::error::{MALFORMED, TlsError};
 
 /// Reads TLS structures from a byte slice.
 #[derive(Debug, Clone)]

@@ -11,9 +11,11 @@ use alloc::string::String;
 use core::fmt;
 
 use super::alert::AlertDescription;
-use super::codec::MALFORMED;
 use super::key::KeyError;
 use super::transport::TransportError;
+
+/// The error for any structure that does not decode.
+pub(crate) const MALFORMED: TlsError = TlsError::Protocol("a malformed message");
 
 /// Why a TLS connection failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use alloc::vec::Vec;
 
 use sha2::{Digest as _, Sha384};
 
-use super::codec::{MALFORMED, Reader, put_u16, put_vec};
+use super::codec::{Reader, put_u16, put_vec};
 use super::config::TlsConfig;
 use super::crypto::{self, Digest, Ephemeral, HASH_LEN, RecordCipher, Secret};
+use super::error::MALFORMED;
 use super::error::{CertificateProblem, TlsError};
 use super::name::ServerName;
 use super::record::{ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, Records, received_alert};

@@ -8,8 +8,8 @@
 use alloc::vec::Vec;
 
 use super::alert::AlertDescription;
-use super::codec::MALFORMED;
 use super::crypto::RecordCipher;
+use super::error::MALFORMED;
 use super::error::TlsError;
 use super::transport::Transport;
 

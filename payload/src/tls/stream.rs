@@ -7,8 +7,8 @@
 
 use alloc::vec::Vec;
 
-use super::codec::MALFORMED;
 use super::config::TlsConfig;
+use super::error::MALFORMED;
 use super::error::TlsError;
 use super::handshake;
 use super::name::ServerName;
