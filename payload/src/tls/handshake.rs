@@ -30,7 +30,6 @@ const SECP384R1: u16 = 0x0018;
 const ECDSA_SECP384R1_SHA384: u16 = 0x0503;
 #[cfg(feature = "p256")]
 const ECDSA_SECP256R1_SHA256: u16 = 0x0403;
-const TLS13: u16 = 0x0304;
 
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_SUPPORTED_GROUPS: u16 = 10;
@@ -45,12 +44,6 @@ const HELLO_RETRY_REQUEST: [u8; 32] = [
 ];
 /// The most certificates a server's chain may carry.
 const MAX_CHAIN: usize = 8;
-
-/// The signature schemes offered for the server's CertificateVerify.
-#[cfg(feature = "p256")]
-const OFFERED: &[u16] = &[ECDSA_SECP384R1_SHA384, ECDSA_SECP256R1_SHA256];
-#[cfg(not(feature = "p256"))]
-const OFFERED: &[u16] = &[ECDSA_SECP384R1_SHA384];
 
 /// The running transcript (§4.4.1).
 struct Transcript(Sha384);
@@ -128,47 +121,51 @@ pub(crate) fn next_message<T: super::Transport>(records: &mut Records<T>) -> Res
     }
 }
 
-/// §4.1.2, with the extensions §9.2 makes mandatory for this configuration.
-fn client_hello(random: &[u8; 32], server: &ServerName, share: &[u8]) -> Result<Vec<u8>, TlsError> {
-    let mut body = Vec::with_capacity(256);
-    put_u16(&mut body, 0x0303);
-    body.extend_from_slice(random);
-    body.push(0); // legacy_session_id: empty
-    put_vec(&mut body, 2, |b| put_u16(b, TLS_AES_256_GCM_SHA384))?;
-    body.extend_from_slice(&[1, 0]); // legacy_compression_methods: null
-    let mut extensions = Vec::with_capacity(200);
-    if let ServerName::Dns(host) = server {
-        extension(&mut extensions, EXT_SERVER_NAME, |e| {
-            put_vec(e, 2, |list| {
-                list.push(0); // host_name
-                let _ = put_vec(list, 2, |h| h.extend_from_slice(host.as_bytes()));
-            })
-        })?;
-    }
-    extension(&mut extensions, EXT_SUPPORTED_VERSIONS, |e| put_vec(e, 1, |v| put_u16(v, TLS13)))?;
-    extension(&mut extensions, EXT_SUPPORTED_GROUPS, |e| put_vec(e, 2, |g| put_u16(g, SECP384R1)))?;
-    extension(&mut extensions, EXT_SIGNATURE_ALGORITHMS, |e| {
-        put_vec(e, 2, |s| OFFERED.iter().for_each(|&scheme| put_u16(s, scheme)))
-    })?;
-    extension(&mut extensions, EXT_KEY_SHARE, |e| {
-        put_vec(e, 2, |shares| {
-            put_u16(shares, SECP384R1);
-            let _ = put_vec(shares, 2, |k| k.extend_from_slice(share));
-        })
-    })?;
-    put_vec(&mut body, 2, |b| b.extend_from_slice(&extensions))?;
-    message(CLIENT_HELLO, &body)
-}
+/// The ClientHello extensions that never change (§4.2): supported_versions (TLS 1.3),
+/// supported_groups (secp384r1), signature_algorithms (the offered schemes), and the head of
+/// key_share (one secp384r1 share of 97 bytes follows).
+#[cfg(not(feature = "p256"))]
+const FIXED_EXTENSIONS: &[u8] = &[
+    0, 43, 0, 3, 2, 3, 4, // supported_versions
+    0, 10, 0, 4, 0, 2, 0, 0x18, // supported_groups
+    0, 13, 0, 4, 0, 2, 5, 3, // signature_algorithms
+    0, 51, 0, 103, 0, 101, 0, 0x18, 0, 97, // key_share
+];
+#[cfg(feature = "p256")]
+const FIXED_EXTENSIONS: &[u8] = &[
+    0, 43, 0, 3, 2, 3, 4, // supported_versions
+    0, 10, 0, 4, 0, 2, 0, 0x18, // supported_groups
+    0, 13, 0, 6, 0, 4, 5, 3, 4, 3, // signature_algorithms
+    0, 51, 0, 103, 0, 101, 0, 0x18, 0, 97, // key_share
+];
 
-fn extension(
-    out: &mut Vec<u8>,
-    kind: u16,
-    body: impl FnOnce(&mut Vec<u8>) -> Result<(), TlsError>,
-) -> Result<(), TlsError> {
-    put_u16(out, kind);
-    let mut data = Vec::new();
-    body(&mut data)?;
-    put_vec(out, 2, |o| o.extend_from_slice(&data))
+/// §4.1.2, with the extensions §9.2 makes mandatory for this configuration: the fixed ones,
+/// our key share, and server_name for a DNS name (RFC 6066 §3; at most 253 bytes).
+fn client_hello(random: &[u8; 32], server: &ServerName, share: &[u8; 97]) -> Result<Vec<u8>, TlsError> {
+    let host = match server {
+        ServerName::Dns(host) => host.as_bytes(),
+        ServerName::Ip(_) => &[],
+    };
+    let sni = if host.is_empty() { 0 } else { host.len() + 9 };
+    let extensions = sni + FIXED_EXTENSIONS.len() + share.len();
+    let mut body = Vec::with_capacity(extensions + 50);
+    body.extend_from_slice(&[3, 3]);
+    body.extend_from_slice(random);
+    // An empty legacy_session_id; the one suite; the null compression method.
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x02, 1, 0]);
+    put_u16(&mut body, extensions as u16);
+    if !host.is_empty() {
+        let len = host.len() as u16;
+        for field in [EXT_SERVER_NAME, len + 5, len + 3] {
+            put_u16(&mut body, field);
+        }
+        body.push(0); // host_name
+        put_u16(&mut body, len);
+        body.extend_from_slice(host);
+    }
+    body.extend_from_slice(FIXED_EXTENSIONS);
+    body.extend_from_slice(share);
+    message(CLIENT_HELLO, &body)
 }
 
 /// A handshake message: type, three-byte length, body.
