@@ -61,6 +61,41 @@ fn mutual_tls_round_trip_with_openssl_verifying_our_certificate() {
     }
 }
 
+/// RFC 8446 §4.6.3: the server moves its keys on, without (`k`) and with (`K`) asking us to
+/// move ours; the data after the KeyUpdate is read and written under the new keys. (s_server
+/// takes one such command per connection.)
+#[test]
+fn key_updates_from_the_server_move_the_keys_on_both_ways() {
+    let args = require_client_cert("client-ca");
+    for command in ["k", "K"] {
+        let mut server = Server::start("server", &args.iter().map(String::as_str).collect::<Vec<_>>());
+        let mut tls = TlsStream::connect(&mtls_config(), "localhost", Tcp::connect(server.port)).unwrap();
+        tls.write_all(b"before\n").unwrap();
+        server.wait_for_log("before");
+        // The data line goes a moment after the command: two lines in one read of s_server's
+        // console would be taken as data, not as the command.
+        server.type_line(command);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let after = format!("after {command}");
+        server.type_line(&after);
+        let line = read_line(&mut tls).unwrap_or_else(|e| panic!("{command}: {e}\n{}", server.log()));
+        assert_eq!(line, format!("{after}\n").as_bytes(), "{command}");
+        let echo = format!("client {after}");
+        tls.write_all(format!("{echo}\n").as_bytes()).unwrap();
+        let log = server.wait_for_log(&echo);
+        assert!(log.contains(&echo), "s_server did not read {echo:?} under the updated keys:\n{log}");
+        // s_server reports the KeyUpdate it sent.
+        let log = server.wait_for_log("SSL_do_handshake -> 1");
+        assert!(log.contains("SSL_do_handshake -> 1"), "{command}: no KeyUpdate was sent:\n{log}");
+        if command == "K" {
+            // Our KeyUpdate in answer: a handshake record that gives s_server no data to read.
+            let log = server.wait_for_log("Read BLOCK");
+            assert!(log.contains("Read BLOCK"), "no KeyUpdate came back:\n{log}");
+        }
+        assert!(!log.contains("error") && !log.contains("alert"), "s_server log:\n{log}");
+    }
+}
+
 #[test]
 fn an_ip_address_san_names_the_server() {
     let server = rev_server("server");

@@ -179,6 +179,15 @@ impl Server {
         Server { child, port, log }
     }
 
+    /// Types `line` on s_server's console: in its default mode a line is sent to the client,
+    /// and the lines `k` and `K` send a TLS 1.3 KeyUpdate (`K` asking for one back).
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
     /// Everything s_server printed so far.
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
