@@ -178,3 +178,30 @@ fn the_client_hello_offers_exactly_one_configuration() {
         client_hello(&[9; 32], &ServerName::Dns("db.example".into()), &[4; 97]).unwrap().len() - 19
     );
 }
+
+/// Arbitrary bytes into every parser a server's messages reach: errors, never panics.
+#[test]
+fn arbitrary_bytes_never_panic_a_parser() {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let seeds = [good(), alloc::vec![0, 0, 0, 4, 0, 0, 0, 0], alloc::vec![0; 40]];
+    for round in 0..20_000 {
+        let mut bytes = seeds[round % seeds.len()].clone();
+        for _ in 0..(next() % 4) {
+            let at = (next() as usize) % bytes.len();
+            bytes[at] = next() as u8;
+        }
+        bytes.truncate((next() as usize) % (bytes.len() + 1));
+        let _ = server_hello(&bytes);
+        let _ = encrypted_extensions(&bytes);
+        let _ = certificate_request(&bytes);
+        let _ = certificate_chain(&bytes);
+        let _ = x509::Certificate::parse(&bytes);
+        let _ = crate::tls::record::received_alert(&bytes);
+    }
+}
