@@ -10,6 +10,7 @@
 mod acquisition;
 mod attestation;
 mod common;
+mod from_host;
 mod relay;
 mod wire;
 
@@ -123,33 +124,7 @@ fn is_message_index(index: u64) -> bool {
     index <= 20
 }
 
-/// The [`Message`]s the host sends the guest, under the same indices: what the guest decodes
-/// ([`MessageReader::from_host`]). Its own decoder, so the guest's ROM carries no decoder for
-/// the messages only the guest sends (issue 17: they were a third of `twi_proto`'s bytes).
-#[derive(Debug, Decode)]
-#[cbor(flat)]
-enum FromHost {
-    #[n(1)]
-    Challenge(#[n(0)] Challenge),
-    #[n(3)]
-    DoorbellResponse(#[n(0)] DoorbellResponse),
-    #[n(5)]
-    Credential(#[n(0)] Credential),
-    #[n(6)]
-    Error(#[n(0)] ErrorMsg),
-    #[n(9)]
-    AttestationResult(#[n(0)] AttestationResult),
-    #[n(11)]
-    KeyRelease(#[n(0)] KeyRelease),
-    #[n(13)]
-    Connected(#[n(0)] Connected),
-    #[n(16)]
-    Received(#[n(0)] Received),
-    #[n(19)]
-    Time(#[n(0)] Time),
-}
-
-/// Whether `index` is one of [`FromHost`]'s; keep in sync with it (the
+/// Whether `index` is one of the messages the host sends ([`from_host`]); keep in sync with it (the
 /// `the_guest_reads_what_the_host_sends_and_writes_what_it_sends` test checks it).
 fn is_from_host_index(index: u64) -> bool {
     matches!(index, 1 | 3 | 5 | 6 | 9 | 11 | 13 | 16 | 19)
@@ -207,22 +182,6 @@ impl<'a> FromGuest<'a> {
             Message::Initiate(m) => Self::Initiate(m),
             _ => return None,
         })
-    }
-}
-
-impl From<FromHost> for Message {
-    fn from(m: FromHost) -> Self {
-        match m {
-            FromHost::Challenge(m) => m.into(),
-            FromHost::DoorbellResponse(m) => m.into(),
-            FromHost::Credential(m) => m.into(),
-            FromHost::Error(m) => m.into(),
-            FromHost::AttestationResult(m) => m.into(),
-            FromHost::KeyRelease(m) => m.into(),
-            FromHost::Connected(m) => m.into(),
-            FromHost::Received(m) => m.into(),
-            FromHost::Time(m) => m.into(),
-        }
     }
 }
 

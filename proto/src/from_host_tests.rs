@@ -1,0 +1,376 @@
+//! The guest's hand-written decoder of the host's messages ([`decode_from_host`]) against the
+//! derived decoder the host uses ([`decode`]): the same bytes give the same message or both
+//! an error, for every message kind, every byte of them replaced by every value, every
+//! truncation, and the corner cases of the derived decoder (repeated and unknown keys, `null`
+//! options, defaults, extra array elements, non-shortest integers).
+
+extern crate std;
+
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use minicbor::Encoder;
+
+use crate::*;
+
+/// Every message the host sends, at small sizes, with every optional field both ways and
+/// every enum's variants.
+fn host_samples() -> Vec<Message> {
+    let mut out: Vec<Message> = Vec::new();
+    for (i, freshness) in Freshness::ALL.into_iter().enumerate() {
+        let nonce = if freshness.has_handle() { vec![i as u8; MIN_NONCE_LEN] } else { Vec::new() };
+        out.push(Challenge { nonce, key_release: i % 2 == 1, freshness }.into());
+    }
+    let kinds = [
+        DoorbellKind::SnpGuestRequest,
+        DoorbellKind::TdxGetQuote,
+        DoorbellKind::TdxReport,
+        DoorbellKind::TdxRtmrExtend,
+        DoorbellKind::SnpExtGuestRequest,
+        DoorbellKind::SvsmCall,
+    ];
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let certificates = (i % 2 == 0).then(|| vec![0xCE; 3]);
+        out.push(DoorbellResponse { kind, status: 1 << (i * 12), response: vec![i as u8; 5], certificates }.into());
+    }
+    for (ar, wit) in [(None, None), (Some("ear"), Some("a.b.c")), (Some(""), None), (None, Some("w"))] {
+        out.push(
+            Credential {
+                certificate: vec![0x30, 0x03, 1, 2, 3],
+                workload_id: "spiffe://example.org/w".into(),
+                attestation_result: ar.map(String::from),
+                wit: wit.map(String::from),
+            }
+            .into(),
+        );
+    }
+    for code in 1..=11u8 {
+        let code = minicbor::decode::<ErrorCode>(&[code]).unwrap();
+        out.push(ErrorMsg::new(code, "no: é€").into());
+    }
+    out.push(AttestationResult { ear: "h.p.s".into() }.into());
+    let mut enc = vec![0x04];
+    enc.extend([7; HPKE_ENC_LEN - 1]);
+    out.push(
+        KeyRelease {
+            certificate: vec![0x30, 0],
+            workload_id: "w".into(),
+            enc,
+            ciphertext: vec![0xC7; KEY_RELEASE_CIPHERTEXT_LEN],
+        }
+        .into(),
+    );
+    for id in [0, 23, 24, 255, 256, u16::MAX] {
+        out.push(Connected { id }.into());
+        out.push(Received { id, data: vec![id as u8; 3] }.into());
+    }
+    out.push(Received { id: 1, data: Vec::new() }.into());
+    for unix_seconds in [0, 1_800_000_000, u64::MAX] {
+        out.push(Time { unix_seconds }.into());
+    }
+    out
+}
+
+/// `decode_from_host(bytes)` agrees with the host's `decode`: the same message, or the same
+/// error; a message only the guest sends (or a malformed one under its index) is
+/// `WrongDirection` to the guest. Returns whether the guest accepted it.
+fn agree(bytes: &[u8], what: &dyn core::fmt::Display) -> bool {
+    let guest = decode_from_host(bytes);
+    let host = decode(bytes);
+    match (&guest, &host) {
+        (Err(ProtoError::WrongDirection), Ok(m)) => {
+            assert!(!is_host_message(m), "{what}: {} refused as the guest's", m.name())
+        }
+        (Err(ProtoError::WrongDirection), Err(_)) => {}
+        _ => assert_eq!(guest, host, "{what}: {bytes:02x?}"),
+    }
+    guest.is_ok()
+}
+
+fn is_host_message(m: &Message) -> bool {
+    matches!(
+        m,
+        Message::Challenge(_)
+            | Message::DoorbellResponse(_)
+            | Message::Credential(_)
+            | Message::Error(_)
+            | Message::AttestationResult(_)
+            | Message::KeyRelease(_)
+            | Message::Connected(_)
+            | Message::Received(_)
+            | Message::Time(_)
+    )
+}
+
+#[test]
+fn the_guests_decoder_reads_every_host_message_as_the_derived_one() {
+    let samples = host_samples();
+    let mut kinds: Vec<&str> = samples.iter().map(Message::name).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    assert_eq!(kinds.len(), 9, "{kinds:?}");
+    for m in &samples {
+        let payload = encode(m).unwrap();
+        assert_eq!(decode_from_host(&payload).as_ref(), Ok(m), "{}", m.name());
+        assert!(agree(&payload, &m.name()));
+    }
+}
+
+/// Every byte replaced by each of the 256 values, every truncation, and a byte appended: the
+/// two decoders agree (and neither panics), and many of the changed messages still decode.
+#[test]
+fn every_byte_value_and_truncation_decodes_alike() {
+    let mut accepted = 0usize;
+    let mut tried = 0usize;
+    for m in host_samples() {
+        let payload = encode(&m).unwrap();
+        for pos in 0..payload.len() {
+            for value in 0..=255u8 {
+                let mut bad = payload.clone();
+                bad[pos] = value;
+                tried += 1;
+                accepted += usize::from(agree(&bad, &format_args!("{} byte {pos} = {value:#04x}", m.name())));
+            }
+        }
+        for len in 0..payload.len() {
+            assert!(!agree(&payload[..len], &format_args!("{} cut to {len}", m.name())));
+        }
+        for extra in [0x00, 0xF6, 0xFF] {
+            let mut long = payload.clone();
+            long.push(extra);
+            assert!(!agree(&long, &format_args!("{} + {extra:#04x}", m.name())));
+        }
+    }
+    // Byte-string and text contents, integers and flags change without breaking the shape.
+    assert!(accepted > tried / 20, "only {accepted} of {tried} changed payloads decoded");
+}
+
+/// Raw CBOR built with minicbor's encoder, bypassing `encode`'s checks.
+fn cbor(body: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
+    let mut buf = Vec::new();
+    body(&mut Encoder::new(&mut buf));
+    buf
+}
+
+/// What the derived decoder does at its edges, which the hand-written one must do too.
+#[test]
+fn the_derived_decoders_corner_cases_decode_alike() {
+    let time = |e: &mut Encoder<&mut Vec<u8>>| {
+        e.map(1).unwrap().u8(0).unwrap().u64(5).unwrap();
+    };
+    let cases: Vec<(&str, Vec<u8>, Option<Message>)> = vec![
+        (
+            "extra array elements are ignored",
+            cbor(|e| {
+                e.array(4).unwrap().u8(19).unwrap();
+                time(e);
+                e.str("more").unwrap().map(0).unwrap();
+            }),
+            Some(Time { unix_seconds: 5 }.into()),
+        ),
+        (
+            "no body",
+            cbor(|e| {
+                e.array(1).unwrap().u8(19).unwrap();
+            }),
+            None,
+        ),
+        ("empty array", vec![0x80], None),
+        (
+            "index as a wide integer",
+            cbor(|e| {
+                e.array(2).unwrap();
+                e.writer_mut().extend([0x1B, 0, 0, 0, 0, 0, 0, 0, 19]);
+                time(e);
+            }),
+            Some(Time { unix_seconds: 5 }.into()),
+        ),
+        (
+            "a repeated key keeps the last value",
+            cbor(|e| {
+                e.array(2).unwrap().u8(13).unwrap();
+                e.map(2).unwrap().u8(0).unwrap().u16(1).unwrap().u8(0).unwrap().u16(2).unwrap();
+            }),
+            Some(Connected { id: 2 }.into()),
+        ),
+        (
+            "unknown keys, negative and large, are skipped",
+            cbor(|e| {
+                e.array(2).unwrap().u8(13).unwrap().map(4).unwrap();
+                e.i8(-1).unwrap().array(2).unwrap().null().unwrap().map(1).unwrap().u8(1).unwrap().bytes(b"x").unwrap();
+                e.u8(0).unwrap().u16(9).unwrap();
+                e.u64(1 << 40).unwrap().str("y").unwrap();
+                e.u8(1).unwrap().f64(1.5).unwrap();
+            }),
+            Some(Connected { id: 9 }.into()),
+        ),
+        (
+            "a key beyond i64",
+            cbor(|e| {
+                e.array(2).unwrap().u8(13).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().u16(9).unwrap().u64(u64::MAX).unwrap().u8(0).unwrap();
+            }),
+            None,
+        ),
+        (
+            "a text key",
+            cbor(|e| {
+                e.array(2).unwrap().u8(13).unwrap().map(1).unwrap().str("id").unwrap().u16(9).unwrap();
+            }),
+            None,
+        ),
+        (
+            "a u16 out of range",
+            cbor(|e| {
+                e.array(2).unwrap().u8(13).unwrap().map(1).unwrap().u8(0).unwrap().u32(65_536).unwrap();
+            }),
+            None,
+        ),
+        (
+            "a missing required field",
+            cbor(|e| {
+                e.array(2).unwrap().u8(16).unwrap().map(1).unwrap().u8(0).unwrap().u16(1).unwrap();
+            }),
+            None,
+        ),
+        (
+            "defaults and null options",
+            cbor(|e| {
+                e.array(2).unwrap().u8(1).unwrap().map(1).unwrap().u8(0).unwrap().bytes(&[1; 32]).unwrap();
+            }),
+            Some(Challenge { nonce: vec![1; 32], key_release: false, freshness: Freshness::PresentNonce }.into()),
+        ),
+        (
+            "null for an optional field",
+            cbor(|e| {
+                e.array(2).unwrap().u8(5).unwrap().map(4).unwrap();
+                e.u8(0).unwrap().bytes(&[0x30]).unwrap().u8(1).unwrap().str("w").unwrap();
+                e.u8(2).unwrap().null().unwrap().u8(3).unwrap().str("a.b.c").unwrap();
+            }),
+            Some(
+                Credential {
+                    certificate: vec![0x30],
+                    workload_id: "w".into(),
+                    attestation_result: None,
+                    wit: Some("a.b.c".into()),
+                }
+                .into(),
+            ),
+        ),
+        (
+            "undefined is not null",
+            cbor(|e| {
+                e.array(2).unwrap().u8(5).unwrap().map(3).unwrap();
+                e.u8(0).unwrap().bytes(&[0x30]).unwrap().u8(1).unwrap().str("w").unwrap();
+                e.u8(2).unwrap().undefined().unwrap();
+            }),
+            None,
+        ),
+        (
+            "null for a required field",
+            cbor(|e| {
+                e.array(2).unwrap().u8(9).unwrap().map(1).unwrap().u8(0).unwrap().null().unwrap();
+            }),
+            None,
+        ),
+        (
+            "an unknown enum value",
+            cbor(|e| {
+                e.array(2).unwrap().u8(1).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().bytes(&[1; 32]).unwrap().u8(2).unwrap().u8(5).unwrap();
+            }),
+            None,
+        ),
+        (
+            "a negative enum value",
+            cbor(|e| {
+                e.array(2).unwrap().u8(6).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().i8(-1).unwrap().u8(1).unwrap().str("x").unwrap();
+            }),
+            None,
+        ),
+        (
+            "error code 0",
+            cbor(|e| {
+                e.array(2).unwrap().u8(6).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().u8(0).unwrap().u8(1).unwrap().str("x").unwrap();
+            }),
+            None,
+        ),
+        (
+            "a flag as an integer",
+            cbor(|e| {
+                e.array(2).unwrap().u8(1).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().bytes(&[1; 32]).unwrap().u8(1).unwrap().u8(1).unwrap();
+            }),
+            None,
+        ),
+        (
+            "bytes as text",
+            cbor(|e| {
+                e.array(2).unwrap().u8(16).unwrap().map(2).unwrap();
+                e.u8(0).unwrap().u8(1).unwrap().u8(1).unwrap().str("data").unwrap();
+            }),
+            None,
+        ),
+        (
+            "invalid UTF-8",
+            cbor(|e| {
+                e.array(2).unwrap().u8(9).unwrap().map(1).unwrap().u8(0).unwrap();
+                e.writer_mut().extend([0x62, 0xC3, 0x28]);
+            }),
+            None,
+        ),
+        (
+            "the body as an array",
+            cbor(|e| {
+                e.array(2).unwrap().u8(19).unwrap().array(1).unwrap().u8(5).unwrap();
+            }),
+            None,
+        ),
+        (
+            "a guest's message",
+            cbor(|e| {
+                e.array(2).unwrap().u8(18).unwrap().map(0).unwrap();
+            }),
+            None,
+        ),
+    ];
+    for (what, bytes, expected) in cases {
+        assert_eq!(decode_from_host(&bytes).ok(), expected, "{what}");
+        agree(&bytes, &what);
+    }
+}
+
+/// Random multi-byte changes, truncations and extensions of the host's messages, framed and
+/// fed to the guest's reader too: the same results as the derived decoder, never a panic.
+#[test]
+fn random_changes_decode_alike() {
+    let valid: Vec<Vec<u8>> = host_samples().iter().map(|m| encode(m).unwrap()).collect();
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut reader = MessageReader::from_host();
+    for round in 0..20_000 {
+        let mut buf = valid[next() as usize % valid.len()].clone();
+        for _ in 0..1 + next() % 4 {
+            let i = next() as usize % buf.len();
+            buf[i] = next() as u8;
+        }
+        match next() % 3 {
+            0 => buf.truncate(next() as usize % (buf.len() + 1)),
+            1 => buf.extend((0..next() % 8).map(|_| next() as u8)),
+            _ => {}
+        }
+        agree(&buf, &format_args!("round {round}"));
+        let mut framed = vec![0];
+        encode_frame(&buf, &mut framed).unwrap();
+        let results: Vec<_> = framed.iter().filter_map(|&b| reader.push(b)).collect();
+        assert_eq!(results.last(), Some(&decode_from_host(&buf)), "round {round}");
+    }
+}
