@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{ErrorCode, FromGuest, Message, from_host, is_from_host_index, is_message_index};
+use super::{ErrorCode, Message, from_guest, from_host, is_from_host_index, is_message_index};
 use crate::frame::{self, FrameDecoder, FrameError, MAX_PAYLOAD};
 
 /// Why a message could not be sent or received.
@@ -65,22 +65,23 @@ impl From<FrameError> for ProtoError {
 
 /// Encodes `msg` as a CBOR payload after checking the same limits [`decode`] enforces.
 pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    checked_payload(msg, msg)
+    msg.validate()?;
+    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
+    within_limit(minicbor::to_vec(msg))
 }
 
 /// As [`encode`], for the guest: only the messages the guest sends encode; one only the host
 /// sends is [`ProtoError::WrongDirection`]. The same bytes as [`encode`], from an encoder with
 /// no code for the host's messages.
 pub fn encode_from_guest(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    checked_payload(msg, &FromGuest::of(msg).ok_or(ProtoError::WrongDirection)?)
+    let payload = from_guest::encode(msg).ok_or(ProtoError::WrongDirection)?;
+    msg.validate()?;
+    within_limit(payload)
 }
 
-/// `msg`'s limits checked, then `cbor` (`msg` itself, or a view of it with the same bytes)
-/// encoded, no larger than [`MAX_PAYLOAD`].
-fn checked_payload(msg: &Message, cbor: &impl minicbor::Encode<()>) -> Result<Vec<u8>, ProtoError> {
-    msg.validate()?;
-    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
-    let payload = minicbor::to_vec(cbor).map_err(|_| ProtoError::Malformed)?;
+/// An encoded payload no larger than [`MAX_PAYLOAD`].
+fn within_limit<E>(payload: Result<Vec<u8>, E>) -> Result<Vec<u8>, ProtoError> {
+    let payload = payload.map_err(|_| ProtoError::Malformed)?;
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge);
     }
