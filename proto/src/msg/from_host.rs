@@ -14,7 +14,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use minicbor::Decoder;
-use minicbor::data::Type;
 
 use super::wire::skip_items;
 use super::{
@@ -190,14 +189,19 @@ fn error_code(d: &mut Decoder<'_>) -> Option<ErrorCode> {
     codes.get(index(d)?.checked_sub(1)?).copied()
 }
 
-/// `null` as `None` (as minicbor decodes an `Option`), else `read`'s value.
+/// `null` as `None` (as minicbor decodes an `Option`: its one-byte encoding), else `read`'s
+/// value.
 fn nullable<T>(d: &mut Decoder<'_>, read: fn(&mut Decoder<'_>) -> Option<T>) -> Option<Option<T>> {
-    if d.datatype().ok()? == Type::Null {
-        d.null().ok()?;
+    let at = d.position();
+    if d.input().get(at) == Some(&NULL) {
+        d.set_position(at + 1);
         return Some(None);
     }
     read(d).map(Some)
 }
+
+/// CBOR `null` (major type 7, simple value 22).
+const NULL: u8 = 0xF6;
 
 fn bytes(d: &mut Decoder<'_>) -> Option<Vec<u8>> {
     d.bytes().ok().map(<[u8]>::to_vec)
@@ -207,8 +211,9 @@ fn string(d: &mut Decoder<'_>) -> Option<String> {
     d.str().ok().map(String::from)
 }
 
+/// As minicbor's `u16`: any unsigned integer encoding whose value fits.
 fn u16(d: &mut Decoder<'_>) -> Option<u16> {
-    d.u16().ok()
+    u16::try_from(d.u64().ok()?).ok()
 }
 
 fn u64(d: &mut Decoder<'_>) -> Option<u64> {
