@@ -164,7 +164,7 @@ fn check_ram() {
     let (ram, source) = match fw_cfg::ram_from_zero() {
         Ok(end) => (Some(end), "fw_cfg etc/e820"),
         Err(e) => {
-            log!("no RAM size from fw_cfg ({e:?}): trying the CMOS");
+            log!("no RAM size from fw_cfg ({e}): trying the CMOS");
             (cmos::low_ram_bytes(), "CMOS")
         }
     };
