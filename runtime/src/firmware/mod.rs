@@ -236,7 +236,7 @@ fn run_on_tee(
     let Booted { kind, c_bit, rng, manifest, tsc_hz, .. } = booted;
     let tsc_hz = *tsc_hz;
     let manifest = &*manifest;
-    let body = manifest_body(manifest);
+    let body = manifest_body();
     let measurements = [
         Measurement { rtmr: RTMR_MANIFEST, event_type: twi_proto::msg::event_type::LAUNCH_MANIFEST, data: &body },
         Measurement {
@@ -358,11 +358,11 @@ fn log_td_platform() {
     }
 }
 
-/// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures.
-fn manifest_body(manifest: &LaunchManifest) -> Vec<u8> {
-    let slot = manifest.to_slot().unwrap_or_else(|e| fatal(format_args!("{e}")));
-    let len = slot.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    slot.get(4..4 + len).map(<[u8]>::to_vec).unwrap_or_default()
+/// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures (the
+/// slot [`start`] read the manifest from, so it has one).
+fn manifest_body() -> Vec<u8> {
+    let slot = launch_pages::manifest_slot();
+    LaunchManifest::slot_body(&slot).map(<[u8]>::to_vec).unwrap_or_else(|e| fatal(format_args!("{e}")))
 }
 
 /// The session's progress, on the console.
