@@ -12,8 +12,6 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use minicbor::Encoder;
-
 use crate::*;
 
 /// Every message the host sends, at small sizes, with every optional field both ways and
@@ -148,200 +146,96 @@ fn every_byte_value_and_truncation_decodes_alike() {
     assert!(accepted > tried / 20, "only {accepted} of {tried} changed payloads decoded");
 }
 
-/// Raw CBOR built with minicbor's encoder, bypassing `encode`'s checks.
-fn cbor(body: impl FnOnce(&mut Encoder<&mut Vec<u8>>)) -> Vec<u8> {
-    let mut buf = Vec::new();
-    body(&mut Encoder::new(&mut buf));
-    buf
+/// `[index, body]`: message `index` with `body`, raw CBOR bytes (not checked by `encode`).
+fn msg(index: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x82, index];
+    out.extend_from_slice(body);
+    out
+}
+
+/// A case: what it shows, the bytes, the message both decoders read from them (if any).
+type Case = (&'static str, Vec<u8>, Option<Message>);
+
+/// The derived decoder's edges in the message's shape: the array, the index, the map keys.
+fn shape_cases() -> Vec<Case> {
+    let time = || Some(Message::from(Time { unix_seconds: 5 }));
+    vec![
+        ("extra array elements are ignored", [&[0x84, 19, 0xA1, 0, 5, 0x60][..], &[0xA0]].concat(), time()),
+        ("no body", vec![0x81, 19], None),
+        ("empty array", vec![0x80], None),
+        ("index as a wide integer", [&[0x82, 0x1B, 0, 0, 0, 0, 0, 0, 0, 19][..], &[0xA1, 0, 5]].concat(), time()),
+        ("a key as a wide integer", msg(19, &[0xA1, 0x19, 0, 0, 5]), time()),
+        ("a repeated key keeps the last value", msg(13, &[0xA2, 0, 1, 0, 2]), Some(Connected { id: 2 }.into())),
+        (
+            "unknown keys, negative and large, are skipped",
+            msg(
+                13,
+                &[
+                    0xA4, 0x20, 0x82, 0xF6, 0xA1, 1, 0x41, b'x', 0, 9, 0x1B, 0, 0, 1, 0, 0, 0, 0, 0, 0x61, b'y', 1,
+                    0xF9, 0x3E, 0,
+                ],
+            ),
+            Some(Connected { id: 9 }.into()),
+        ),
+        ("a key beyond i64", msg(13, &[0xA2, 0, 9, 0x1B, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0]), None),
+        ("a text key", msg(13, &[0xA1, 0x62, b'i', b'd', 9]), None),
+        ("invalid UTF-8 in a skipped value", msg(13, &[0xA2, 0, 9, 1, 0x62, 0xC3, 0x28]), None),
+        ("the body as an array", msg(19, &[0x81, 5]), None),
+        ("a guest's message", msg(18, &[0xA0]), None),
+    ]
+}
+
+/// The derived decoder's edges in the fields' values: missing, null, defaults, enum values,
+/// types.
+fn value_cases() -> Vec<Case> {
+    let nonce = [&[0x58, 32][..], &[1; 32]].concat();
+    let challenge = |freshness| Challenge { nonce: vec![1; 32], key_release: false, freshness };
+    let credential = |ar: &[u8]| msg(5, &[&[0xA3, 0, 0x41, 0x30, 1, 0x61, b'w', 2][..], ar].concat());
+    vec![
+        ("a u16 out of range", msg(13, &[0xA1, 0, 0x1A, 0, 1, 0, 0]), None),
+        ("a missing required field", msg(16, &[0xA1, 0, 1]), None),
+        ("defaults", msg(1, &[&[0xA1, 0][..], &nonce].concat()), Some(challenge(Freshness::PresentNonce).into())),
+        (
+            "a given freshness",
+            msg(1, &[&[0xA2, 0][..], &nonce, &[2, 1]].concat()),
+            Some(challenge(Freshness::PresentEpoch).into()),
+        ),
+        ("an unknown freshness", msg(1, &[&[0xA2, 0][..], &nonce, &[2, 5]].concat()), None),
+        (
+            "null for an optional field",
+            credential(&[0xF6]),
+            Some(
+                Credential { certificate: vec![0x30], workload_id: "w".into(), attestation_result: None, wit: None }
+                    .into(),
+            ),
+        ),
+        ("undefined is not null", credential(&[0xF7]), None),
+        ("null as a two-byte simple value", credential(&[0xF8, 22]), None),
+        ("null for a required field", msg(9, &[0xA1, 0, 0xF6]), None),
+        ("a negative enum value", msg(6, &[0xA2, 0, 0x20, 1, 0x61, b'x']), None),
+        ("error code 0", msg(6, &[0xA2, 0, 0, 1, 0x61, b'x']), None),
+        ("a flag as an integer", msg(1, &[&[0xA2, 0][..], &nonce, &[1, 1]].concat()), None),
+        ("bytes as text", msg(16, &[0xA2, 0, 1, 1, 0x64, b'd', b'a', b't', b'a']), None),
+        ("invalid UTF-8", msg(9, &[0xA1, 0, 0x62, 0xC3, 0x28]), None),
+    ]
 }
 
 /// What the derived decoder does at its edges, which the hand-written one must do too.
 #[test]
 fn the_derived_decoders_corner_cases_decode_alike() {
-    let time = |e: &mut Encoder<&mut Vec<u8>>| {
-        e.map(1).unwrap().u8(0).unwrap().u64(5).unwrap();
-    };
-    let cases: Vec<(&str, Vec<u8>, Option<Message>)> = vec![
-        (
-            "extra array elements are ignored",
-            cbor(|e| {
-                e.array(4).unwrap().u8(19).unwrap();
-                time(e);
-                e.str("more").unwrap().map(0).unwrap();
-            }),
-            Some(Time { unix_seconds: 5 }.into()),
-        ),
-        (
-            "no body",
-            cbor(|e| {
-                e.array(1).unwrap().u8(19).unwrap();
-            }),
-            None,
-        ),
-        ("empty array", vec![0x80], None),
-        (
-            "index as a wide integer",
-            cbor(|e| {
-                e.array(2).unwrap();
-                e.writer_mut().extend([0x1B, 0, 0, 0, 0, 0, 0, 0, 19]);
-                time(e);
-            }),
-            Some(Time { unix_seconds: 5 }.into()),
-        ),
-        (
-            "a repeated key keeps the last value",
-            cbor(|e| {
-                e.array(2).unwrap().u8(13).unwrap();
-                e.map(2).unwrap().u8(0).unwrap().u16(1).unwrap().u8(0).unwrap().u16(2).unwrap();
-            }),
-            Some(Connected { id: 2 }.into()),
-        ),
-        (
-            "unknown keys, negative and large, are skipped",
-            cbor(|e| {
-                e.array(2).unwrap().u8(13).unwrap().map(4).unwrap();
-                e.i8(-1).unwrap().array(2).unwrap().null().unwrap().map(1).unwrap().u8(1).unwrap().bytes(b"x").unwrap();
-                e.u8(0).unwrap().u16(9).unwrap();
-                e.u64(1 << 40).unwrap().str("y").unwrap();
-                e.u8(1).unwrap().f64(1.5).unwrap();
-            }),
-            Some(Connected { id: 9 }.into()),
-        ),
-        (
-            "a key beyond i64",
-            cbor(|e| {
-                e.array(2).unwrap().u8(13).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().u16(9).unwrap().u64(u64::MAX).unwrap().u8(0).unwrap();
-            }),
-            None,
-        ),
-        (
-            "a text key",
-            cbor(|e| {
-                e.array(2).unwrap().u8(13).unwrap().map(1).unwrap().str("id").unwrap().u16(9).unwrap();
-            }),
-            None,
-        ),
-        (
-            "a u16 out of range",
-            cbor(|e| {
-                e.array(2).unwrap().u8(13).unwrap().map(1).unwrap().u8(0).unwrap().u32(65_536).unwrap();
-            }),
-            None,
-        ),
-        (
-            "a missing required field",
-            cbor(|e| {
-                e.array(2).unwrap().u8(16).unwrap().map(1).unwrap().u8(0).unwrap().u16(1).unwrap();
-            }),
-            None,
-        ),
-        (
-            "defaults and null options",
-            cbor(|e| {
-                e.array(2).unwrap().u8(1).unwrap().map(1).unwrap().u8(0).unwrap().bytes(&[1; 32]).unwrap();
-            }),
-            Some(Challenge { nonce: vec![1; 32], key_release: false, freshness: Freshness::PresentNonce }.into()),
-        ),
-        (
-            "null for an optional field",
-            cbor(|e| {
-                e.array(2).unwrap().u8(5).unwrap().map(4).unwrap();
-                e.u8(0).unwrap().bytes(&[0x30]).unwrap().u8(1).unwrap().str("w").unwrap();
-                e.u8(2).unwrap().null().unwrap().u8(3).unwrap().str("a.b.c").unwrap();
-            }),
-            Some(
-                Credential {
-                    certificate: vec![0x30],
-                    workload_id: "w".into(),
-                    attestation_result: None,
-                    wit: Some("a.b.c".into()),
-                }
-                .into(),
-            ),
-        ),
-        (
-            "undefined is not null",
-            cbor(|e| {
-                e.array(2).unwrap().u8(5).unwrap().map(3).unwrap();
-                e.u8(0).unwrap().bytes(&[0x30]).unwrap().u8(1).unwrap().str("w").unwrap();
-                e.u8(2).unwrap().undefined().unwrap();
-            }),
-            None,
-        ),
-        (
-            "null for a required field",
-            cbor(|e| {
-                e.array(2).unwrap().u8(9).unwrap().map(1).unwrap().u8(0).unwrap().null().unwrap();
-            }),
-            None,
-        ),
-        (
-            "an unknown enum value",
-            cbor(|e| {
-                e.array(2).unwrap().u8(1).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().bytes(&[1; 32]).unwrap().u8(2).unwrap().u8(5).unwrap();
-            }),
-            None,
-        ),
-        (
-            "a negative enum value",
-            cbor(|e| {
-                e.array(2).unwrap().u8(6).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().i8(-1).unwrap().u8(1).unwrap().str("x").unwrap();
-            }),
-            None,
-        ),
-        (
-            "error code 0",
-            cbor(|e| {
-                e.array(2).unwrap().u8(6).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().u8(0).unwrap().u8(1).unwrap().str("x").unwrap();
-            }),
-            None,
-        ),
-        (
-            "a flag as an integer",
-            cbor(|e| {
-                e.array(2).unwrap().u8(1).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().bytes(&[1; 32]).unwrap().u8(1).unwrap().u8(1).unwrap();
-            }),
-            None,
-        ),
-        (
-            "bytes as text",
-            cbor(|e| {
-                e.array(2).unwrap().u8(16).unwrap().map(2).unwrap();
-                e.u8(0).unwrap().u8(1).unwrap().u8(1).unwrap().str("data").unwrap();
-            }),
-            None,
-        ),
-        (
-            "invalid UTF-8",
-            cbor(|e| {
-                e.array(2).unwrap().u8(9).unwrap().map(1).unwrap().u8(0).unwrap();
-                e.writer_mut().extend([0x62, 0xC3, 0x28]);
-            }),
-            None,
-        ),
-        (
-            "the body as an array",
-            cbor(|e| {
-                e.array(2).unwrap().u8(19).unwrap().array(1).unwrap().u8(5).unwrap();
-            }),
-            None,
-        ),
-        (
-            "a guest's message",
-            cbor(|e| {
-                e.array(2).unwrap().u8(18).unwrap().map(0).unwrap();
-            }),
-            None,
-        ),
-    ];
-    for (what, bytes, expected) in cases {
+    for (what, bytes, expected) in shape_cases().into_iter().chain(value_cases()) {
         assert_eq!(decode_from_host(&bytes).ok(), expected, "{what}");
         agree(&bytes, &what);
+    }
+}
+
+/// xorshift64: deterministic pseudo-random numbers from `seed`.
+fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
     }
 }
 
@@ -350,13 +244,7 @@ fn the_derived_decoders_corner_cases_decode_alike() {
 #[test]
 fn random_changes_decode_alike() {
     let valid: Vec<Vec<u8>> = host_samples().iter().map(|m| encode(m).unwrap()).collect();
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x2545_F491_4F6C_DD1Du64);
     let mut reader = MessageReader::from_host();
     for round in 0..20_000 {
         let mut buf = valid[next() as usize % valid.len()].clone();
@@ -476,13 +364,7 @@ fn the_guests_encoder_writes_every_guest_message_as_the_derived_one() {
 #[test]
 fn random_guest_messages_encode_alike() {
     let samples = guest_samples();
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut next = xorshift(0x9E37_79B9_7F4A_7C15u64);
     for round in 0..2_000 {
         let mut m = samples[next() as usize % samples.len()].clone();
         match &mut m {
