@@ -371,7 +371,7 @@ fn random_guest_messages_encode_alike() {
             Message::Hello(h) => (h.version, h.capabilities) = (next() as u16, next() as u32),
             Message::Evidence(ev) => {
                 ev.nonce = vec![0; next() as usize % (MAX_NONCE_LEN + 1)];
-                ev.csr = (next() % 2 == 0).then(|| vec![1; next() as usize % MAX_CSR]);
+                ev.csr = next().is_multiple_of(2).then(|| vec![1; next() as usize % MAX_CSR]);
                 for event in ev.event_log.iter_mut().flatten() {
                     event.event_type = next() as u32;
                     event.rtmr = (next() % 4) as u8;
