@@ -30,7 +30,7 @@ pub(super) fn decode(payload: &[u8]) -> Option<Message> {
     if len == 0 {
         return None;
     }
-    let index = d.i64().ok()?;
+    let index = int(&mut d)?;
     if len == 1 {
         return None;
     }
@@ -56,7 +56,7 @@ pub(super) fn decode(payload: &[u8]) -> Option<Message> {
 fn map(d: &mut Decoder<'_>, fields: i64, field: &mut dyn FnMut(i64, &mut Decoder<'_>) -> Option<()>) -> Option<()> {
     let entries = d.map().ok()??;
     for _ in 0..entries {
-        let key = d.i64().ok()?;
+        let key = int(d)?;
         if (0..fields).contains(&key) { field(key, d)? } else { skip(d, 1)? }
     }
     Some(())
@@ -160,9 +160,15 @@ fn received(d: &mut Decoder<'_>) -> Option<Received> {
     Some(Received { id: id?, data: data? })
 }
 
+/// An integer as the derived decoder reads keys and indices (minicbor's `i64`: any CBOR
+/// integer that fits), through the smaller `Decoder::int`.
+fn int(d: &mut Decoder<'_>) -> Option<i64> {
+    i64::try_from(d.int().ok()?).ok()
+}
+
 /// An enum's index, as the derived decoder reads it (any CBOR integer), as a table index.
 fn index(d: &mut Decoder<'_>) -> Option<usize> {
-    usize::try_from(d.i64().ok()?).ok()
+    usize::try_from(int(d)?).ok()
 }
 
 fn doorbell_kind(d: &mut Decoder<'_>) -> Option<DoorbellKind> {
