@@ -432,6 +432,23 @@ fn enum_wire_values_are_stable() {
     assert_eq!(minicbor::to_vec(ErrorCode::Malformed).unwrap(), [1]);
     assert_eq!(minicbor::to_vec(ErrorCode::CredentialRejected).unwrap(), [8]);
     assert_eq!(ErrorCode::DoorbellFailed as u8, 7);
+    // The discriminants are the wire values (the guest's encoder writes them).
+    let platforms = [Platform::SimSnp, Platform::Snp, Platform::Tdx, Platform::SimTdx];
+    let kinds = [
+        DoorbellKind::SnpGuestRequest,
+        DoorbellKind::TdxGetQuote,
+        DoorbellKind::TdxReport,
+        DoorbellKind::TdxRtmrExtend,
+        DoorbellKind::SnpExtGuestRequest,
+        DoorbellKind::SvsmCall,
+    ];
+    let wire = |bytes: Vec<u8>| bytes[0];
+    platforms.into_iter().for_each(|p| assert_eq!(wire(minicbor::to_vec(p).unwrap()), p as u8, "{p:?}"));
+    kinds.into_iter().for_each(|k| assert_eq!(wire(minicbor::to_vec(k).unwrap()), k as u8, "{k:?}"));
+    CredentialKind::ALL.into_iter().for_each(|k| assert_eq!(wire(minicbor::to_vec(k).unwrap()), k as u8, "{k:?}"));
+    for code in 1..=11u8 {
+        assert_eq!(minicbor::decode::<ErrorCode>(&[code]).unwrap() as u8, code);
+    }
     // A complete message, byte for byte: [7, {0: true}].
     let done = Message::Done(Done { credential_accepted: true });
     assert_eq!(encode(&done).unwrap(), [0x82, 0x07, 0xA1, 0x00, 0xF5]);

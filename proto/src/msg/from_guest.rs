@@ -3,14 +3,14 @@
 //!
 //! It writes the bytes the derived encoder writes (the tests compare them for every message
 //! kind and random messages): `[index, {key: value, …}]`, the keys in order, a `None` field
-//! left out, integers in their shortest form.
+//! left out, integers in their shortest form, an enum as its wire value (its discriminant).
 
 use alloc::vec::Vec;
 use core::convert::Infallible;
 
 use minicbor::Encoder;
 
-use super::{CredentialKind, DoorbellKind, ErrorCode, Message, Platform, RtmrEvent};
+use super::{Message, RtmrEvent};
 
 type Result = core::result::Result<(), minicbor::encode::Error<Infallible>>;
 
@@ -21,10 +21,6 @@ enum Value<'a> {
     Bytes(&'a [u8]),
     Text(&'a str),
     Events(&'a [RtmrEvent]),
-    PlatformId(Platform),
-    DoorbellId(DoorbellKind),
-    CodeId(ErrorCode),
-    KindId(CredentialKind),
 }
 
 use Value::*;
@@ -37,16 +33,16 @@ pub(super) fn encode(msg: &Message) -> Option<core::result::Result<Vec<u8>, mini
             0,
             &[
                 Some(Uint(m.version.into())),
-                Some(PlatformId(m.platform)),
+                Some(Uint(m.platform as u64)),
                 Some(Uint(m.capabilities.into())),
                 Some(Text(&m.runtime)),
             ],
         ),
-        Message::DoorbellRequest(m) => (2, &[Some(DoorbellId(m.kind)), Some(Bytes(&m.request))]),
+        Message::DoorbellRequest(m) => (2, &[Some(Uint(m.kind as u64)), Some(Bytes(&m.request))]),
         Message::Evidence(m) => (
             4,
             &[
-                Some(PlatformId(m.platform)),
+                Some(Uint(m.platform as u64)),
                 Some(Bytes(&m.evidence)),
                 Some(Bytes(&m.public_key)),
                 Some(Bytes(&m.nonce)),
@@ -58,7 +54,7 @@ pub(super) fn encode(msg: &Message) -> Option<core::result::Result<Vec<u8>, mini
                 bytes(&m.evidence_sha384),
             ],
         ),
-        Message::Error(m) => (6, &[Some(CodeId(m.code)), Some(Text(&m.message))]),
+        Message::Error(m) => (6, &[Some(Uint(m.code as u64)), Some(Text(&m.message))]),
         Message::Done(m) => (7, &[Some(Bool(m.credential_accepted))]),
         Message::Log(m) => (8, &[Some(Text(&m.line))]),
         Message::CredentialRequest(m) => (10, &[Some(Text(&m.ear)), Some(Bytes(&m.public_key)), Some(Bytes(&m.proof))]),
@@ -68,7 +64,7 @@ pub(super) fn encode(msg: &Message) -> Option<core::result::Result<Vec<u8>, mini
         Message::Close(m) => (17, &[Some(Uint(m.id.into()))]),
         Message::TimeRequest(_) => (18, &[]),
         Message::Initiate(m) => {
-            (20, &[Some(Text(&m.target)), Some(KindId(m.credential_type)), m.hint.as_deref().map(Text)])
+            (20, &[Some(Text(&m.target)), Some(Uint(m.credential_type as u64)), m.hint.as_deref().map(Text)])
         }
         _ => return None,
     };
@@ -104,10 +100,6 @@ fn write(e: &mut Encoder<Vec<u8>>, value: &Value<'_>) -> Result {
         Bool(b) => e.bool(*b)?,
         Bytes(b) => e.bytes(b)?,
         Text(s) => e.str(s)?,
-        PlatformId(p) => e.encode(p)?,
-        DoorbellId(k) => e.encode(k)?,
-        CodeId(c) => e.encode(c)?,
-        KindId(k) => e.encode(k)?,
         Events(events) => {
             e.array(events.len() as u64)?;
             for event in *events {
