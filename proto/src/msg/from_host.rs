@@ -77,7 +77,7 @@ fn challenge(d: &mut Decoder<'_>) -> Option<Challenge> {
     map(d, 3, &mut |key, d| {
         match key {
             0 => nonce = Some(bytes(d)?),
-            1 => key_release = Some(d.bool().ok()?),
+            1 => key_release = Some(flag(d)?),
             _ => freshness = Some(*Freshness::ALL.get(index(d)?)?),
         }
         Some(())
@@ -208,6 +208,18 @@ fn nullable<T>(d: &mut Decoder<'_>, read: fn(&mut Decoder<'_>) -> Option<T>) -> 
 
 /// CBOR `null` (major type 7, simple value 22).
 const NULL: u8 = 0xF6;
+
+/// A boolean, by its byte (as minicbor's `bool` reads it: `false` 0xF4, `true` 0xF5).
+fn flag(d: &mut Decoder<'_>) -> Option<bool> {
+    let at = d.position();
+    let value = match d.input().get(at)? {
+        0xF4 => false,
+        0xF5 => true,
+        _ => return None,
+    };
+    d.set_position(at + 1);
+    Some(value)
+}
 
 fn bytes(d: &mut Decoder<'_>) -> Option<Vec<u8>> {
     d.bytes().ok().map(<[u8]>::to_vec)
