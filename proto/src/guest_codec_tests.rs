@@ -12,6 +12,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::tests::{DOORBELL_KINDS, PLATFORMS};
 use crate::*;
 
 /// Every message the host sends, at small sizes, with every optional field both ways and
@@ -22,15 +23,7 @@ fn host_samples() -> Vec<Message> {
         let nonce = if freshness.has_handle() { vec![i as u8; MIN_NONCE_LEN] } else { Vec::new() };
         out.push(Challenge { nonce, key_release: i % 2 == 1, freshness }.into());
     }
-    let kinds = [
-        DoorbellKind::SnpGuestRequest,
-        DoorbellKind::TdxGetQuote,
-        DoorbellKind::TdxReport,
-        DoorbellKind::TdxRtmrExtend,
-        DoorbellKind::SnpExtGuestRequest,
-        DoorbellKind::SvsmCall,
-    ];
-    for (i, kind) in kinds.into_iter().enumerate() {
+    for (i, kind) in DOORBELL_KINDS.into_iter().enumerate() {
         let certificates = (i % 2 == 0).then(|| vec![0xCE; 3]);
         out.push(DoorbellResponse { kind, status: 1 << (i * 12), response: vec![i as u8; 5], certificates }.into());
     }
@@ -269,26 +262,17 @@ fn random_changes_decode_alike() {
 /// and integers at each width's edges.
 fn guest_samples() -> Vec<Message> {
     let mut out: Vec<Message> = Vec::new();
-    let platforms = [Platform::SimSnp, Platform::Snp, Platform::Tdx, Platform::SimTdx];
     let widths = [0u64, 23, 24, 255, 256, 65_535, 65_536, u64::from(u32::MAX)];
-    for (i, platform) in platforms.into_iter().enumerate() {
+    for (i, platform) in PLATFORMS.into_iter().enumerate() {
         let capabilities = widths[i * 2 + 1] as u32;
         out.push(Hello { version: widths[i] as u16, platform, capabilities, runtime: "twi-runtime/0.1".into() }.into());
     }
-    let kinds = [
-        DoorbellKind::SnpGuestRequest,
-        DoorbellKind::TdxGetQuote,
-        DoorbellKind::TdxReport,
-        DoorbellKind::TdxRtmrExtend,
-        DoorbellKind::SnpExtGuestRequest,
-        DoorbellKind::SvsmCall,
-    ];
-    for (i, kind) in kinds.into_iter().enumerate() {
+    for (i, kind) in DOORBELL_KINDS.into_iter().enumerate() {
         out.push(DoorbellRequest { kind, request: vec![i as u8; i * 60] }.into());
     }
     let mut public_key = vec![0x04];
     public_key.extend([9; P384_PUBLIC_KEY_LEN - 1]);
-    for (i, platform) in platforms.into_iter().enumerate() {
+    for (i, platform) in PLATFORMS.into_iter().enumerate() {
         let some = |n: usize| (i % 2 == 1).then(|| vec![n as u8; n]);
         let event_log = match i {
             0 => None,
