@@ -126,15 +126,38 @@ pub(crate) fn remap_config_with(root: &Path, more: &[(&Path, &str)]) -> String {
     let cargo_home = std::env::var_os("CARGO_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let flags = remap_flags(root, cargo_home.as_deref(), more);
+    let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
+    format!("target.x86_64-unknown-none.rustflags=[{}]", quoted.join(", "))
+}
+
+/// The `--remap-path-prefix` flags of [`remap_config_with`], for the Cargo home `cargo_home`.
+fn remap_flags(root: &Path, cargo_home: Option<&Path>, more: &[(&Path, &str)]) -> Vec<String> {
     let mut flags = vec![format!("--remap-path-prefix={}=/twi", root.display())];
     if let Some(home) = cargo_home {
         flags.push(format!("--remap-path-prefix={}=/cargo", home.display()));
+        // A registry's sources (`registry/src/index.crates.io-<hash of the registry and
+        // cargo's version>`) as `/crates`: panic locations in dependencies then name
+        // `/crates/CRATE-VERSION/src/…`, shorter in the ROM (issue 17) and the same whichever
+        // cargo fetched them. Later flags win, so these come after `/cargo`.
+        for registry in registry_source_dirs(home) {
+            flags.push(format!("--remap-path-prefix={}=/crates", registry.display()));
+        }
     }
     for (path, to) in more {
         flags.push(format!("--remap-path-prefix={}={to}", path.display()));
     }
-    let quoted: Vec<String> = flags.iter().map(|f| format!("{f:?}")).collect();
-    format!("target.x86_64-unknown-none.rustflags=[{}]", quoted.join(", "))
+    flags
+}
+
+/// The directories under `$CARGO_HOME/registry/src` (one per registry), sorted.
+fn registry_source_dirs(cargo_home: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(cargo_home.join("registry").join("src")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    dirs
 }
 
 /// What an image file is, from its first bytes.
@@ -407,4 +430,41 @@ pub fn build_images(
     }
     .to_json();
     Ok(Images { rom, igvm, reference_values, corim })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each registry's sources become `/crates`, after (so winning over) the Cargo home's
+    /// `/cargo`; a Cargo home without registries, or none, gives no such flag.
+    #[test]
+    fn registry_sources_are_remapped_to_crates() {
+        let home = tempfile::tempdir().unwrap();
+        let root = Path::new("/src/twi");
+        assert_eq!(
+            remap_flags(root, Some(home.path()), &[]),
+            [
+                "--remap-path-prefix=/src/twi=/twi".to_string(),
+                format!("--remap-path-prefix={}=/cargo", home.path().display())
+            ]
+        );
+        let sources = home.path().join("registry").join("src");
+        for registry in ["index.crates.io-1949cf8c6b5b557f", "example.org-0123"] {
+            std::fs::create_dir_all(sources.join(registry)).unwrap();
+        }
+        std::fs::write(sources.join("stray-file"), b"").unwrap();
+        let payload = Path::new("/tmp/p");
+        assert_eq!(
+            remap_flags(root, Some(home.path()), &[(payload, "/payload")]),
+            [
+                "--remap-path-prefix=/src/twi=/twi".to_string(),
+                format!("--remap-path-prefix={}=/cargo", home.path().display()),
+                format!("--remap-path-prefix={}=/crates", sources.join("example.org-0123").display()),
+                format!("--remap-path-prefix={}=/crates", sources.join("index.crates.io-1949cf8c6b5b557f").display()),
+                "--remap-path-prefix=/tmp/p=/payload".to_string(),
+            ]
+        );
+        assert_eq!(remap_flags(root, None, &[]), ["--remap-path-prefix=/src/twi=/twi"]);
+    }
 }

@@ -24,4 +24,6 @@ pub use frame::{FrameDecoder, FrameError, MAX_ENCODED_FRAME, MAX_PAYLOAD, encode
 pub use msg::*;
 
 #[cfg(test)]
+mod guest_codec_tests;
+#[cfg(test)]
 mod tests;

@@ -10,6 +10,8 @@ use alloc::vec::Vec;
 
 use serde::{Deserialize, Serialize};
 
+mod body;
+
 /// Bumped when the manifest's fields change meaning.
 pub const MANIFEST_FORMAT: u16 = 2;
 /// The size of the ROM slot that holds the encoded manifest.
@@ -101,14 +103,19 @@ impl LaunchManifest {
         Ok(slot)
     }
 
-    pub fn from_slot(slot: &[u8]) -> Result<Self, ManifestError> {
+    /// The manifest's body in a ROM slot, as the slot holds it: the bytes after the length,
+    /// as many as it says (what RTMR1 measures).
+    pub fn slot_body(slot: &[u8]) -> Result<&[u8], ManifestError> {
         let (len, rest) = slot.split_first_chunk::<4>().ok_or(ManifestError::Missing)?;
         let len = u32::from_le_bytes(*len) as usize;
         if len == 0 {
             return Err(ManifestError::Missing);
         }
-        let body = rest.get(..len).ok_or(ManifestError::BadLength)?;
-        let manifest: Self = postcard::from_bytes(body).map_err(|_| ManifestError::Malformed)?;
+        rest.get(..len).ok_or(ManifestError::BadLength)
+    }
+
+    pub fn from_slot(slot: &[u8]) -> Result<Self, ManifestError> {
+        let manifest = body::read(Self::slot_body(slot)?).ok_or(ManifestError::Malformed)?;
         if manifest.format != MANIFEST_FORMAT {
             return Err(ManifestError::UnsupportedFormat(manifest.format));
         }
@@ -138,6 +145,8 @@ mod tests {
         let slot = sample().to_slot().unwrap();
         assert_eq!(slot.len(), MANIFEST_SLOT_SIZE);
         assert_eq!(LaunchManifest::from_slot(&slot).unwrap(), sample());
+        // What the runtime measures into RTMR1: the body as written, the manifest's encoding.
+        assert_eq!(LaunchManifest::slot_body(&slot), Ok(&postcard::to_allocvec(&sample()).unwrap()[..]));
     }
 
     #[test]

@@ -46,6 +46,19 @@ impl Rng {
     }
 }
 
+/// Every platform, in wire order.
+pub(crate) const PLATFORMS: [Platform; 4] = [Platform::SimSnp, Platform::Snp, Platform::Tdx, Platform::SimTdx];
+
+/// Every doorbell kind, in wire order.
+pub(crate) const DOORBELL_KINDS: [DoorbellKind; 6] = [
+    DoorbellKind::SnpGuestRequest,
+    DoorbellKind::TdxGetQuote,
+    DoorbellKind::TdxReport,
+    DoorbellKind::TdxRtmrExtend,
+    DoorbellKind::SnpExtGuestRequest,
+    DoorbellKind::SvsmCall,
+];
+
 fn key() -> Vec<u8> {
     let mut k = vec![0x04];
     k.extend((1..=96).map(|i| i as u8));
@@ -432,6 +445,14 @@ fn enum_wire_values_are_stable() {
     assert_eq!(minicbor::to_vec(ErrorCode::Malformed).unwrap(), [1]);
     assert_eq!(minicbor::to_vec(ErrorCode::CredentialRejected).unwrap(), [8]);
     assert_eq!(ErrorCode::DoorbellFailed as u8, 7);
+    // The discriminants are the wire values (the guest's encoder writes them).
+    let wire = |bytes: Vec<u8>| bytes[0];
+    PLATFORMS.into_iter().for_each(|p| assert_eq!(wire(minicbor::to_vec(p).unwrap()), p as u8, "{p:?}"));
+    DOORBELL_KINDS.into_iter().for_each(|k| assert_eq!(wire(minicbor::to_vec(k).unwrap()), k as u8, "{k:?}"));
+    CredentialKind::ALL.into_iter().for_each(|k| assert_eq!(wire(minicbor::to_vec(k).unwrap()), k as u8, "{k:?}"));
+    for code in 1..=11u8 {
+        assert_eq!(minicbor::decode::<ErrorCode>(&[code]).unwrap() as u8, code);
+    }
     // A complete message, byte for byte: [7, {0: true}].
     let done = Message::Done(Done { credential_accepted: true });
     assert_eq!(encode(&done).unwrap(), [0x82, 0x07, 0xA1, 0x00, 0xF5]);

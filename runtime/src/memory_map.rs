@@ -51,6 +51,16 @@ pub enum MemoryMapError {
     NoE820,
 }
 
+impl core::fmt::Display for MemoryMapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoFwCfg => f.write_str("no fw_cfg device"),
+            Self::Directory(count) => write!(f, "its directory claims {count} files"),
+            Self::NoE820 => f.write_str("no etc/e820 file"),
+        }
+    }
+}
+
 /// Finds `name` in the file directory, reading it byte by byte from `next` (which yields the
 /// data port's bytes after selector 0x19 was written). Reads no further than the entry found.
 pub fn find_file(mut next: impl FnMut() -> u8, name: &str) -> Result<FwCfgFile, MemoryMapError> {

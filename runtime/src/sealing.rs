@@ -23,6 +23,15 @@ pub enum SealError {
     Unseal,
 }
 
+impl core::fmt::Display for SealError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Rng => "the random number generator failed",
+            Self::Unseal => "not a sealed credential of this launch (altered, or sealed under another key)",
+        })
+    }
+}
+
 /// A launch-bound sealing key (zeroized on drop).
 pub struct SealingKey(Zeroizing<[u8; 32]>);
 

@@ -110,7 +110,7 @@ impl core::fmt::Display for SessionError {
             Self::Binding => f.write_str("the acquisition cannot be bound into REPORTDATA"),
             Self::Freshness(why) => write!(f, "the issuer's freshness kind cannot be met: {why}"),
             Self::Tee(e) => write!(f, "{e}"),
-            Self::Seal(e) => write!(f, "sealing the credential failed: {e:?}"),
+            Self::Seal(e) => write!(f, "sealing the credential failed: {e}"),
             Self::Credential(e) => write!(f, "credential rejected: {e}"),
             Self::KeyRelease(e) => write!(f, "key release refused: {e}"),
         }

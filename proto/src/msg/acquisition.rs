@@ -29,16 +29,16 @@ pub const MAX_CSR: usize = 1024;
 /// Longest [`super::Credential::wit`] (a compact JWS), in bytes.
 pub const MAX_WIT: usize = 4 * 1024;
 
-/// The credential types a workload can ask for.
+/// The credential types a workload can ask for. The discriminants are the wire values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
 #[cbor(index_only)]
 pub enum CredentialKind {
     /// An X.509 certificate (SPIFFE X.509-SVID rules).
     #[n(0)]
-    X509,
+    X509 = 0,
     /// A WIMSE Workload Identity Token (`wit+jwt`).
     #[n(1)]
-    Wit,
+    Wit = 1,
 }
 
 impl CredentialKind {

@@ -50,54 +50,55 @@ pub const KEY_RELEASE_AAD_CONTEXT: &[u8] = b"TWI-KEY-RELEASE-CERT-v1\0";
 /// Domain separation prefix of the [`CredentialRequest::proof`] input.
 pub const CREDENTIAL_REQUEST_CONTEXT: &[u8] = b"TWI-CREDREQ-v1\0";
 
-/// The TEE platform the evidence comes from.
+/// The TEE platform the evidence comes from. The discriminants are the wire values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
 #[cbor(index_only)]
 pub enum Platform {
     /// SEV-SNP report formats produced by the host's simulator.
     #[n(0)]
-    SimSnp,
+    SimSnp = 0,
     /// Real AMD SEV-SNP hardware.
     #[n(1)]
-    Snp,
+    Snp = 1,
     /// Real Intel TDX hardware.
     #[n(2)]
-    Tdx,
+    Tdx = 2,
     /// TDX quote formats produced by the host's simulator.
     #[n(3)]
-    SimTdx,
+    SimTdx = 3,
 }
 
-/// Which hardware doorbell a simulated request stands for.
+/// Which hardware doorbell a simulated request stands for. The discriminants are the wire
+/// values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Encode, Decode)]
 #[cbor(index_only)]
 pub enum DoorbellKind {
     /// SEV-SNP `SNP_GUEST_REQUEST` (e.g. `MSG_REPORT_REQ`).
     #[n(0)]
-    SnpGuestRequest,
+    SnpGuestRequest = 0,
     /// TDX `TDG.VP.VMCALL<GetQuote>`: request = the GHCI GetQuote buffer's header and
     /// TDREPORT; response = the buffer's header and quote, as the VMM leaves them.
     #[n(1)]
-    TdxGetQuote,
+    TdxGetQuote = 1,
     /// TDX `TDG.MR.REPORT`: request = the 64-byte REPORTDATA; response = the 1024-byte
     /// TDREPORT_STRUCT.
     #[n(2)]
-    TdxReport,
+    TdxReport = 2,
     /// TDX `TDG.MR.RTMR.EXTEND`: request = u8 RTMR index (0..=3) ‖ 48-byte SHA-384 digest;
     /// response empty.
     #[n(3)]
-    TdxRtmrExtend,
+    TdxRtmrExtend = 3,
     /// SEV-SNP `SNP_EXT_GUEST_REQUEST`: request = the sealed guest message, as for
     /// [`DoorbellKind::SnpGuestRequest`]; response = the sealed answer, and
     /// [`DoorbellResponse::certificates`] = the certificate table the host wrote into the
     /// guest's certificate pages (GHCB specification, SNP Extended Guest Request).
     #[n(4)]
-    SnpExtGuestRequest,
+    SnpExtGuestRequest = 4,
     /// An SVSM call (58019 §4) to a simulated SVSM at VMPL0: request = the registers and the
     /// guest pages the call names (`twi_attester::svsm::exchange`); response = the same, as
     /// the SVSM left them. `status` is 0 when the SVSM took the call (its result is RAX).
     #[n(5)]
-    SvsmCall,
+    SvsmCall = 5,
 }
 
 /// Longest [`Evidence::event_log`], in events.

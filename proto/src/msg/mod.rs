@@ -10,6 +10,8 @@
 mod acquisition;
 mod attestation;
 mod common;
+mod from_guest;
+mod from_host;
 mod relay;
 mod wire;
 
@@ -123,107 +125,10 @@ fn is_message_index(index: u64) -> bool {
     index <= 20
 }
 
-/// The [`Message`]s the host sends the guest, under the same indices: what the guest decodes
-/// ([`MessageReader::from_host`]). Its own decoder, so the guest's ROM carries no decoder for
-/// the messages only the guest sends (issue 17: they were a third of `twi_proto`'s bytes).
-#[derive(Debug, Decode)]
-#[cbor(flat)]
-enum FromHost {
-    #[n(1)]
-    Challenge(#[n(0)] Challenge),
-    #[n(3)]
-    DoorbellResponse(#[n(0)] DoorbellResponse),
-    #[n(5)]
-    Credential(#[n(0)] Credential),
-    #[n(6)]
-    Error(#[n(0)] ErrorMsg),
-    #[n(9)]
-    AttestationResult(#[n(0)] AttestationResult),
-    #[n(11)]
-    KeyRelease(#[n(0)] KeyRelease),
-    #[n(13)]
-    Connected(#[n(0)] Connected),
-    #[n(16)]
-    Received(#[n(0)] Received),
-    #[n(19)]
-    Time(#[n(0)] Time),
-}
-
-/// Whether `index` is one of [`FromHost`]'s; keep in sync with it (the
+/// Whether `index` is one of the messages the host sends ([`from_host`]); keep in sync with it (the
 /// `the_guest_reads_what_the_host_sends_and_writes_what_it_sends` test checks it).
 fn is_from_host_index(index: u64) -> bool {
     matches!(index, 1 | 3 | 5 | 6 | 9 | 11 | 13 | 16 | 19)
-}
-
-/// The [`Message`]s the guest sends the host, borrowed, under the same indices: what the guest
-/// encodes ([`encode_from_guest`]), so its ROM carries no encoder for the host's messages.
-#[derive(Debug, Encode)]
-#[cbor(flat)]
-enum FromGuest<'a> {
-    #[n(0)]
-    Hello(#[n(0)] &'a Hello),
-    #[n(2)]
-    DoorbellRequest(#[n(0)] &'a DoorbellRequest),
-    #[n(4)]
-    Evidence(#[n(0)] &'a Evidence),
-    #[n(6)]
-    Error(#[n(0)] &'a ErrorMsg),
-    #[n(7)]
-    Done(#[n(0)] &'a Done),
-    #[n(8)]
-    Log(#[n(0)] &'a LogLine),
-    #[n(10)]
-    CredentialRequest(#[n(0)] &'a CredentialRequest),
-    #[n(12)]
-    Connect(#[n(0)] &'a Connect),
-    #[n(14)]
-    Send(#[n(0)] &'a Send),
-    #[n(15)]
-    Receive(#[n(0)] &'a Receive),
-    #[n(17)]
-    Close(#[n(0)] &'a Close),
-    #[n(18)]
-    TimeRequest(#[n(0)] &'a TimeRequest),
-    #[n(20)]
-    Initiate(#[n(0)] &'a Initiate),
-}
-
-impl<'a> FromGuest<'a> {
-    /// `msg` if the guest sends it.
-    fn of(msg: &'a Message) -> Option<Self> {
-        Some(match msg {
-            Message::Hello(m) => Self::Hello(m),
-            Message::DoorbellRequest(m) => Self::DoorbellRequest(m),
-            Message::Evidence(m) => Self::Evidence(m),
-            Message::Error(m) => Self::Error(m),
-            Message::Done(m) => Self::Done(m),
-            Message::Log(m) => Self::Log(m),
-            Message::CredentialRequest(m) => Self::CredentialRequest(m),
-            Message::Connect(m) => Self::Connect(m),
-            Message::Send(m) => Self::Send(m),
-            Message::Receive(m) => Self::Receive(m),
-            Message::Close(m) => Self::Close(m),
-            Message::TimeRequest(m) => Self::TimeRequest(m),
-            Message::Initiate(m) => Self::Initiate(m),
-            _ => return None,
-        })
-    }
-}
-
-impl From<FromHost> for Message {
-    fn from(m: FromHost) -> Self {
-        match m {
-            FromHost::Challenge(m) => m.into(),
-            FromHost::DoorbellResponse(m) => m.into(),
-            FromHost::Credential(m) => m.into(),
-            FromHost::Error(m) => m.into(),
-            FromHost::AttestationResult(m) => m.into(),
-            FromHost::KeyRelease(m) => m.into(),
-            FromHost::Connected(m) => m.into(),
-            FromHost::Received(m) => m.into(),
-            FromHost::Time(m) => m.into(),
-        }
-    }
 }
 
 macro_rules! impl_from {

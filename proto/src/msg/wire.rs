@@ -4,7 +4,7 @@
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{ErrorCode, FromGuest, FromHost, Message, is_from_host_index, is_message_index};
+use super::{ErrorCode, Message, from_guest, from_host, is_from_host_index, is_message_index};
 use crate::frame::{self, FrameDecoder, FrameError, MAX_PAYLOAD};
 
 /// Why a message could not be sent or received.
@@ -65,22 +65,23 @@ impl From<FrameError> for ProtoError {
 
 /// Encodes `msg` as a CBOR payload after checking the same limits [`decode`] enforces.
 pub fn encode(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    checked_payload(msg, msg)
+    msg.validate()?;
+    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
+    within_limit(minicbor::to_vec(msg))
 }
 
 /// As [`encode`], for the guest: only the messages the guest sends encode; one only the host
 /// sends is [`ProtoError::WrongDirection`]. The same bytes as [`encode`], from an encoder with
 /// no code for the host's messages.
 pub fn encode_from_guest(msg: &Message) -> Result<Vec<u8>, ProtoError> {
-    checked_payload(msg, &FromGuest::of(msg).ok_or(ProtoError::WrongDirection)?)
+    let payload = from_guest::encode(msg).ok_or(ProtoError::WrongDirection)?;
+    msg.validate()?;
+    within_limit(payload)
 }
 
-/// `msg`'s limits checked, then `cbor` (`msg` itself, or a view of it with the same bytes)
-/// encoded, no larger than [`MAX_PAYLOAD`].
-fn checked_payload(msg: &Message, cbor: &impl minicbor::Encode<()>) -> Result<Vec<u8>, ProtoError> {
-    msg.validate()?;
-    // Writing to a Vec cannot fail; the field limits keep it well below MAX_PAYLOAD.
-    let payload = minicbor::to_vec(cbor).map_err(|_| ProtoError::Malformed)?;
+/// An encoded payload no larger than [`MAX_PAYLOAD`].
+fn within_limit<E>(payload: Result<Vec<u8>, E>) -> Result<Vec<u8>, ProtoError> {
+    let payload = payload.map_err(|_| ProtoError::Malformed)?;
     if payload.len() > MAX_PAYLOAD {
         return Err(ProtoError::TooLarge);
     }
@@ -107,7 +108,7 @@ pub fn decode_from_host(payload: &[u8]) -> Result<Message, ProtoError> {
     if !is_from_host_index(message_index(payload)?) {
         return Err(ProtoError::WrongDirection);
     }
-    let msg: Message = minicbor::decode::<FromHost>(payload).map_err(|_| ProtoError::Malformed)?.into();
+    let msg = from_host::decode(payload).ok_or(ProtoError::Malformed)?;
     msg.validate()?;
     Ok(msg)
 }
@@ -129,47 +130,59 @@ fn message_index(payload: &[u8]) -> Result<u64, ProtoError> {
 }
 
 /// Checks that `buf` is exactly one well-formed CBOR item using only what
-/// [`encode`] produces: definite lengths and no tags.
+/// [`encode`] produces: definite lengths, no tags, text in UTF-8 (the decoders refuse
+/// anything else, this only refuses it earlier).
 ///
 /// This runs before the derived decoder so that hostile input cannot make it
 /// allocate beyond the payload size: minicbor's `skip` (used for unknown map
 /// keys) keeps a heap stack for nested indefinite-length items. It also
-/// rejects trailing bytes. It never recurses: definite lengths only need a
-/// count of the items still expected, and that count is bounded by the input
-/// length because every item takes at least one byte.
+/// rejects trailing bytes.
 fn check_shape(buf: &[u8]) -> Result<(), ProtoError> {
-    const BAD: ProtoError = ProtoError::Malformed;
-    let mut pos = 0usize;
-    let mut pending = 1usize;
+    if skip_items(buf, 0, 1) == Some(buf.len()) { Ok(()) } else { Err(ProtoError::Malformed) }
+}
+
+/// The position after the `count` well-formed CBOR items at `pos` in `buf`, with definite
+/// lengths, no tags and text in UTF-8; `None` if they are not there.
+///
+/// It never recurses: definite lengths only need a count of the items still expected, and
+/// that count is bounded by the input length because every item takes at least one byte.
+pub(super) fn skip_items(buf: &[u8], mut pos: usize, count: usize) -> Option<usize> {
+    let mut pending = count;
     while pending > 0 {
         pending -= 1;
-        let initial = *buf.get(pos).ok_or(BAD)?;
+        let initial = *buf.get(pos)?;
         pos += 1;
         let (major, info) = (initial >> 5, initial & 0x1f);
         let arg = match info {
             0..=23 => u64::from(info),
             24..=27 => {
                 let n = 1usize << (info - 24);
-                let bytes = buf.get(pos..pos.saturating_add(n)).ok_or(BAD)?;
+                let bytes = buf.get(pos..pos.saturating_add(n))?;
                 pos += n;
                 bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
             }
             // 28..=30 are reserved, 31 is indefinite length or "break".
-            _ => return Err(BAD),
+            _ => return None,
         };
         let remaining = buf.len().saturating_sub(pos);
         // Lengths above what is left cannot be satisfied; this also keeps
         // `pending` and `pos` far from overflow.
-        let count = usize::try_from(arg).ok().filter(|&n| n <= remaining).ok_or(BAD);
+        let count = usize::try_from(arg).ok().filter(|&n| n <= remaining);
         match major {
             0 | 1 | 7 => {} // integers, simple values and floats: all in the header
-            2 | 3 => pos += count?,
-            4 => pending += count?,
-            5 => pending += count?.checked_mul(2).ok_or(BAD)?,
-            _ => return Err(BAD), // 6: tags
+            2 => pos += count?,
+            // Text is UTF-8, as minicbor's decoder (and its `skip`) requires.
+            3 => {
+                let end = pos + count?;
+                core::str::from_utf8(buf.get(pos..end)?).ok()?;
+                pos = end;
+            }
+            4 => pending = pending.checked_add(count?)?,
+            5 => pending = pending.checked_add(count?.checked_mul(2)?)?,
+            _ => return None, // 6: tags
         }
     }
-    if pos == buf.len() { Ok(()) } else { Err(BAD) }
+    Some(pos)
 }
 
 /// Encodes `msg` and appends it as one frame to `out`.

@@ -36,8 +36,8 @@ use crate::session::Event;
 use crate::tee::hw::{GhcbDoorbell, TdcallModule};
 use crate::tee::sim::{SimSnpDoorbell, SimTdxModule};
 use crate::tee::sim_svsm::SimSvsm;
-use crate::tee::snp::{SnpError, SnpGuest, SnpTee};
-use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxTee};
+use crate::tee::snp::{SnpDoorbell, SnpError, SnpGuest, SnpTee};
+use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxModule, TdxTee};
 use crate::tee::{Certificates, Measurement, Tee};
 use crate::vault::{KeyId, Vault};
 use twi_attester::snp::secrets::SvsmInfo;
@@ -164,7 +164,7 @@ fn check_ram() {
     let (ram, source) = match fw_cfg::ram_from_zero() {
         Ok(end) => (Some(end), "fw_cfg etc/e820"),
         Err(e) => {
-            log!("no RAM size from fw_cfg ({e:?}): trying the CMOS");
+            log!("no RAM size from fw_cfg ({e}): trying the CMOS");
             (cmos::low_ram_bytes(), "CMOS")
         }
     };
@@ -236,7 +236,7 @@ fn run_on_tee(
     let Booted { kind, c_bit, rng, manifest, tsc_hz, .. } = booted;
     let tsc_hz = *tsc_hz;
     let manifest = &*manifest;
-    let body = manifest_body(manifest);
+    let body = manifest_body();
     let measurements = [
         Measurement { rtmr: RTMR_MANIFEST, event_type: twi_proto::msg::event_type::LAUNCH_MANIFEST, data: &body },
         Measurement {
@@ -258,9 +258,9 @@ fn run_on_tee(
     match kind {
         Kind::Tdx => {
             log_td_platform();
-            let module = TdcallModule::new()
+            let mut module = TdcallModule::new()
                 .unwrap_or_else(|| fatal(format_args!("no room in the shared pool for the GetQuote buffer")));
-            run(&mut TdxTee::new(module, Platform::Tdx), &measurements)
+            run(&mut TdxTee::new(&mut module as &mut dyn TdxModule, Platform::Tdx), &measurements)
         }
         Kind::Snp => {
             let vmpl = platform::snp::svsm::vmpl().unwrap_or(0);
@@ -272,7 +272,7 @@ fn run_on_tee(
                 ),
             }
             let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
-            run(&mut SnpTee::new(guest, GhcbDoorbell, Platform::Snp), &[])
+            run(&mut SnpTee::new(guest, &mut GhcbDoorbell as &mut dyn SnpDoorbell, Platform::Snp), &[])
         }
         Kind::Native if let Ok(info) = launch_pages::svsm_info() => {
             below_sim_svsm(info, channel, &svsm_nonce, &mut run)
@@ -281,11 +281,13 @@ fn run_on_tee(
             Ok(mut guard) => {
                 log!("platform: simulated SEV-SNP (VMPCK0 taken from the secrets page)");
                 let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
-                run(&mut SnpTee::new(guest, SimSnpDoorbell::new(channel), Platform::SimSnp), &[])
+                let mut doorbell = SimSnpDoorbell::new(channel);
+                run(&mut SnpTee::new(guest, &mut doorbell as &mut dyn SnpDoorbell, Platform::SimSnp), &[])
             }
             Err(_) if launch_pages::sim_td_page_present() => {
                 log!("platform: simulated TDX (TDX module and quoting service over the channel)");
-                run(&mut TdxTee::new(SimTdxModule::new(channel), Platform::SimTdx), &measurements)
+                let mut module = SimTdxModule::new(channel);
+                run(&mut TdxTee::new(&mut module as &mut dyn TdxModule, Platform::SimTdx), &measurements)
             }
             Err(e) => fatal(format_args!(
                 "no TEE: not a TD nor an SEV-SNP guest, no simulated secrets page at {SNP_SECRETS_PAGE:#x} ({e}) and no simulated-TD page at {SIM_TD_PAGE:#x}; run under `twi run --platform sim`, `--platform sim-tdx` or `--platform sim-svsm`"
@@ -327,7 +329,8 @@ fn below_sim_svsm(
         "platform: simulated SEV-SNP below a simulated SVSM at VMPL {vmpl} (VMPCK{vmpl} taken from the secrets page, reports for VMPL {vmpl})"
     );
     let guest = guard.as_mut().unwrap_or_else(|| fatal(format_args!("the SNP guest vanished")));
-    run(&mut SnpTee::new(guest, SimSnpDoorbell::new(channel), Platform::SimSnp), &[])
+    let mut doorbell = SimSnpDoorbell::new(channel);
+    run(&mut SnpTee::new(guest, &mut doorbell as &mut dyn SnpDoorbell, Platform::SimSnp), &[])
 }
 
 /// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's
@@ -355,11 +358,11 @@ fn log_td_platform() {
     }
 }
 
-/// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures.
-fn manifest_body(manifest: &LaunchManifest) -> Vec<u8> {
-    let slot = manifest.to_slot().unwrap_or_else(|e| fatal(format_args!("{e}")));
-    let len = slot.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    slot.get(4..4 + len).map(<[u8]>::to_vec).unwrap_or_default()
+/// The launch manifest's postcard body, as the ROM slot holds it: what RTMR1 measures (the
+/// slot [`start`] read the manifest from, so it has one).
+fn manifest_body() -> Vec<u8> {
+    let slot = launch_pages::manifest_slot();
+    LaunchManifest::slot_body(&slot).map(<[u8]>::to_vec).unwrap_or_else(|e| fatal(format_args!("{e}")))
 }
 
 /// The session's progress, on the console.

@@ -142,6 +142,18 @@ pub trait SnpDoorbell {
     }
 }
 
+/// A doorbell behind a reference: the firmware runs its hardware and simulated doorbells as
+/// `SnpTee<&mut dyn SnpDoorbell>`, so the ROM carries one copy of the TEE's code (issue 17).
+impl<D: SnpDoorbell + ?Sized> SnpDoorbell for &mut D {
+    fn guest_request(&mut self, sealed: &[u8], exit: Exit) -> Result<Answer, DoorbellError> {
+        (**self).guest_request(sealed, exit)
+    }
+
+    fn loader_keeps_certificates(&self) -> bool {
+        (**self).loader_keeps_certificates()
+    }
+}
+
 /// A firmware answer's plaintext, in private memory, zeroized on drop.
 type Plaintext = Zeroizing<Vec<u8>>;
 

@@ -213,6 +213,34 @@ pub trait TdxModule {
     }
 }
 
+/// A module behind a reference: the firmware runs the TDX module and the simulated one as
+/// `TdxTee<&mut dyn TdxModule>`, so the ROM carries one copy of the TEE's code (issue 17).
+impl<M: TdxModule + ?Sized> TdxModule for &mut M {
+    fn rtmr_extend(&mut self, rtmr: u8, digest: &[u8; 48]) -> Result<(), TdxError> {
+        (**self).rtmr_extend(rtmr, digest)
+    }
+
+    fn report(&mut self, report_data: &[u8; 64]) -> Result<Vec<u8>, TdxError> {
+        (**self).report(report_data)
+    }
+
+    fn submit_quote(&mut self, buffer: &[u8], request_len: usize) -> Result<(), TdxError> {
+        (**self).submit_quote(buffer, request_len)
+    }
+
+    fn poll_quote(&mut self, out: &mut [u8]) -> Result<usize, TdxError> {
+        (**self).poll_quote(out)
+    }
+
+    fn pause(&mut self, ms: u64) -> u64 {
+        (**self).pause(ms)
+    }
+
+    fn loader_keeps_quotes(&self) -> bool {
+        (**self).loader_keeps_quotes()
+    }
+}
+
 /// The TDX TEE: a [`TdxModule`] and the event log of what this launch extended.
 #[derive(Debug)]
 pub struct TdxTee<M: TdxModule> {
