@@ -61,9 +61,10 @@ impl Ephemeral {
 
 /// HKDF-Extract (RFC 5869 §2.2).
 pub(crate) fn extract(salt: &[u8], ikm: &[u8]) -> Secret {
-    let (prk, _) = Hkdf::<Sha384>::extract(Some(salt), ikm);
+    let (mut prk, _) = Hkdf::<Sha384>::extract(Some(salt), ikm);
     let mut out = Zeroizing::new([0u8; HASH_LEN]);
     out.copy_from_slice(&prk);
+    zeroize::Zeroize::zeroize(prk.as_mut_slice());
     out
 }
 
