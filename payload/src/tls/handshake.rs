@@ -371,6 +371,8 @@ fn client_flight(
         let mut body = alloc::vec![0]; // certificate_request_context: empty
         put_vec(&mut body, 3, |list| {
             for der in identity.map(|id| &id.chain[..]).unwrap_or_default() {
+                // Cannot fail: the configuration refused chains a Certificate message cannot
+                // carry (ConfigError::ClientChainTooLarge).
                 let _ = put_vec(list, 3, |c| c.extend_from_slice(der));
                 put_u16(list, 0); // no extensions
             }

@@ -47,9 +47,9 @@
 //! # What it offers
 //!
 //! TLS 1.3 only; TLS_AES_256_GCM_SHA384; secp384r1; ECDSA verification (P-384; P-256 with the
-//! `p256` feature). No TLS 1.2, RSA,
-//! X25519, ChaCha20, resumption or 0-RTT. A server that needs any of them fails the handshake
-//! with [`TlsError::Incompatible`] or an alert.
+//! `p256` feature). No TLS 1.2, RSA, X25519, ChaCha20, resumption, 0-RTT, HelloRetryRequest
+//! or post-handshake client authentication. A server that needs any of them fails the
+//! handshake with [`TlsError::Incompatible`] or an alert.
 //!
 //! # Example
 //!
