@@ -79,14 +79,16 @@ pub(crate) fn run<T: super::Transport>(
     let empty: Digest = Sha384::digest(b"").into();
     let early = crypto::extract(&[0; HASH_LEN], &[0; HASH_LEN]);
     let secret = crypto::extract(&crypto::derive(&early[..], b"derived", &empty)?[..], &shared[..]);
-    let client_hs = crypto::derive(&secret[..], b"c hs traffic", &transcript.hash())?;
-    let server_hs = crypto::derive(&secret[..], b"s hs traffic", &transcript.hash())?;
+    let hello_hash = transcript.hash();
+    let client_hs = crypto::derive(&secret[..], b"c hs traffic", &hello_hash)?;
+    let server_hs = crypto::derive(&secret[..], b"s hs traffic", &hello_hash)?;
     records.read = Some(RecordCipher::new(server_hs.clone())?);
 
     let request = server_flight(records, config, server, &mut transcript, &server_hs)?;
     let master = crypto::extract(&crypto::derive(&secret[..], b"derived", &empty)?[..], &[0; HASH_LEN]);
-    let client_ap = crypto::derive(&master[..], b"c ap traffic", &transcript.hash())?;
-    let server_ap = crypto::derive(&master[..], b"s ap traffic", &transcript.hash())?;
+    let finished_hash = transcript.hash();
+    let client_ap = crypto::derive(&master[..], b"c ap traffic", &finished_hash)?;
+    let server_ap = crypto::derive(&master[..], b"s ap traffic", &finished_hash)?;
 
     records.write = Some(RecordCipher::new(client_hs.clone())?);
     let flight = client_flight(config, request, &mut transcript, &client_hs)?;

@@ -326,25 +326,27 @@ fn dns_matches(pattern: &[u8], host: &[u8]) -> bool {
     }
 }
 
-/// A trust anchor: the name and key of a configured CA certificate.
+/// A trust anchor: the name and key of a configured CA certificate, read once when the
+/// configuration is built.
 #[derive(Debug, Clone)]
 pub(crate) struct Anchor {
-    der: Vec<u8>,
+    subject: Vec<u8>,
+    curve: Curve,
+    point: Vec<u8>,
 }
 
 impl Anchor {
-    /// Keeps `der` if it is a certificate whose key this client can verify with, and which has
-    /// no name constraints (which this client would not enforce).
+    /// Keeps `der`'s name and key if it is a certificate whose key this client can verify
+    /// with, and which has no name constraints (which this client would not enforce).
     pub(crate) fn new(der: &[u8]) -> Result<Self, CertificateProblem> {
         let cert = Certificate::parse(der)?;
-        cert.key()?;
+        let key = cert.key()?;
         cert.no_name_constraints()?;
-        Ok(Self { der: der.to_vec() })
+        Ok(Self { subject: cert.subject.to_vec(), curve: key.curve, point: key.point.to_vec() })
     }
 
-    fn parts(&self) -> Option<(&[u8], PublicKey<'_>)> {
-        let cert = Certificate::parse(&self.der).ok()?;
-        Some((cert.subject, cert.key.as_ref().copied()?))
+    fn key(&self) -> PublicKey<'_> {
+        PublicKey { curve: self.curve, point: &self.point }
     }
 }
 
@@ -380,9 +382,9 @@ fn chain_to_anchor(
     let mut used = [false; MAX_INTERMEDIATES];
     let mut problem = CertificateProblem::UnknownIssuer;
     for below in 0..=MAX_INTERMEDIATES {
-        for (subject, key) in anchors.iter().filter_map(Anchor::parts) {
-            if subject == current.issuer {
-                if current.signed_by(&key) {
+        for anchor in anchors {
+            if anchor.subject == current.issuer {
+                if current.signed_by(&anchor.key()) {
                     return Ok(());
                 }
                 problem = CertificateProblem::BadSignature;
