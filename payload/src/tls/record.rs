@@ -100,9 +100,7 @@ impl<T: Transport> Records<T> {
         for chunk in data.chunks(MAX_PLAINTEXT) {
             match &mut self.write {
                 Some(cipher) if self.established && cipher.spent() => {
-                    cipher.seal(HANDSHAKE, &KEY_UPDATE, &mut out)?;
-                    let next = cipher.updated()?;
-                    *cipher = next;
+                    key_update(cipher, &mut out)?;
                     cipher.seal(kind, chunk, &mut out)?;
                 }
                 Some(cipher) => cipher.seal(kind, chunk, &mut out)?,
@@ -113,6 +111,14 @@ impl<T: Transport> Records<T> {
                 }
             }
         }
+        self.transport.write_all(&out).map_err(TlsError::from)
+    }
+
+    /// Moves the write keys on at once (§4.6.3), as a KeyUpdate that asked for it requires.
+    pub(crate) fn update_write_keys(&mut self) -> Result<(), TlsError> {
+        let cipher = self.write.as_mut().ok_or(TlsError::Closed)?;
+        let mut out = Vec::new();
+        key_update(cipher, &mut out)?;
         self.transport.write_all(&out).map_err(TlsError::from)
     }
 
@@ -156,6 +162,14 @@ impl<T: Transport> Records<T> {
         self.handshake.extend_from_slice(data);
         Ok(())
     }
+}
+
+/// Appends a KeyUpdate(update_not_requested) under `cipher`'s keys to `out`, then moves
+/// `cipher` to the next generation of keys.
+fn key_update(cipher: &mut RecordCipher, out: &mut Vec<u8>) -> Result<(), TlsError> {
+    cipher.seal(HANDSHAKE, &KEY_UPDATE, out)?;
+    *cipher = cipher.updated()?;
+    Ok(())
 }
 
 /// The error a received alert record stands for; `close_notify` is [`None`].

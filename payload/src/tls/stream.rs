@@ -147,9 +147,7 @@ impl<T: Transport> TlsStream<T> {
                 let read = self.records.read.as_ref().ok_or(TlsError::Closed)?.updated()?;
                 self.records.read = Some(read);
                 if *requested == 1 && !self.we_closed {
-                    self.records.send(HANDSHAKE, &[KEY_UPDATE, 0, 0, 1, 0])?;
-                    let write = self.records.write.as_ref().ok_or(TlsError::Closed)?.updated()?;
-                    self.records.write = Some(write);
+                    self.records.update_write_keys()?;
                 }
                 Ok(())
             }
