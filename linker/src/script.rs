@@ -44,8 +44,10 @@ pub fn write_runtime_ld(out: &mut impl Write) -> fmt::Result {
 }
 
 /// The sections up to the boot stack's size: text first (the Rust entry at the image's start),
-/// then read-only data, data, and the key vault's own page-aligned section (initialised like
-/// `.data`, never the heap), then `.bss` with the boot stack at its end.
+/// then read-only data and data, then `.bss`: the key vault's own pages first (`.bss.vault`,
+/// never the heap), the boot stack at its end. The vault's statics start all-zero (LLVM refuses
+/// a non-zero initializer in a `.bss.*` section), so they take no ROM: the boot stub zeroes them
+/// with the rest of `.bss` (issue 17: 4 KiB of zeros were in the ROM).
 const SECTIONS_HEAD: &str = "SECTIONS {
     .text : ALIGN(4096) {
         __image_vma_start = .;
@@ -62,16 +64,14 @@ const SECTIONS_HEAD: &str = "SECTIONS {
         *(.got .got.*)
     } > RAM AT > ROM
 
-    .vault : ALIGN(4096) {
-        __vault_start = .;
-        *(.vault .vault.*)
-        . = ALIGN(4096);
-        __vault_end = .;
-        __image_vma_end = .;
-    } > RAM AT > ROM
+    __image_vma_end = .;
 
     .bss (NOLOAD) : ALIGN(4096) {
         __bss_start = .;
+        __vault_start = .;
+        *(.bss.vault .bss.vault.*)
+        . = ALIGN(4096);
+        __vault_end = .;
         *(.bss .bss.*)
         *(COMMON)
         . = ALIGN(4096);

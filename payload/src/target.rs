@@ -69,10 +69,9 @@ pub fn host(target: &str) -> Option<String> {
 /// ```
 pub fn path(target: &str) -> &str {
     let rest = target.strip_prefix("https://").unwrap_or(target);
-    match rest.find('/') {
-        Some(i) => &rest[i..],
-        None => "/",
-    }
+    // `get`, not `[i..]`: `find` gives a char boundary, but indexing a str would link core's
+    // string-slicing panic and its Unicode tables (3.5 KB of the ROM, issue 17).
+    rest.find('/').and_then(|i| rest.get(i..)).unwrap_or("/")
 }
 
 /// The request's target URI without query or fragment (a WPT's `aud`).

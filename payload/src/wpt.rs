@@ -117,34 +117,15 @@ fn check_wit(wit: &Credential) -> Result<(), WptError> {
     if wit.credential_type != CredentialType::Wit {
         return Err(WptError::NotAnEs384Wit("the credential is X.509".into()));
     }
-    let payload = wit.token.split('.').nth(1).ok_or_else(|| WptError::NotAnEs384Wit("not a compact JWS".into()))?;
-    let bytes = Base64UrlUnpadded::decode_vec(payload).map_err(|_| WptError::NotAnEs384Wit("payload".into()))?;
-    let (claims, _) = serde_json_core::from_slice::<WitCnf<'_>>(&bytes)
-        .map_err(|_| WptError::NotAnEs384Wit("claims are not JSON".into()))?;
-    match claims.cnf.and_then(|cnf| cnf.jwk).and_then(|jwk| jwk.alg) {
+    let text =
+        twi_proto::wit::claims_text(&wit.token).map_err(|_| WptError::NotAnEs384Wit("not a compact JWS".into()))?;
+    let claims =
+        twi_proto::wit::WitClaims::read(&text).map_err(|_| WptError::NotAnEs384Wit("claims are not JSON".into()))?;
+    match claims.jwk.and_then(|jwk| jwk.alg) {
         Some(ES384) => Ok(()),
         Some(other) => Err(WptError::NotAnEs384Wit(alloc::format!("cnf.jwk.alg is {other}"))),
         None => Err(WptError::NotAnEs384Wit("no cnf.jwk.alg".into())),
     }
-}
-
-/// The WIT claims [`check_wit`] reads (`cnf.jwk.alg`), borrowed; the others are skipped.
-/// serde-json-core (no_std, no heap), not serde_json: 14.5 KB less in a TLS image (issue 17).
-#[derive(serde::Deserialize)]
-struct WitCnf<'a> {
-    #[serde(borrow)]
-    cnf: Option<WitCnfKey<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct WitCnfKey<'a> {
-    #[serde(borrow)]
-    jwk: Option<WitJwkAlg<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct WitJwkAlg<'a> {
-    alg: Option<&'a str>,
 }
 
 /// The WPT claims set, its members in the order serde_json's sorted map wrote them.

@@ -15,10 +15,12 @@ extern crate alloc;
 pub mod asn1;
 pub mod csr;
 pub mod frame;
+pub mod json;
 pub mod manifest;
 pub mod msg;
 pub mod point;
 pub mod ring;
+pub mod wit;
 
 pub use frame::{FrameDecoder, FrameError, MAX_ENCODED_FRAME, MAX_PAYLOAD, encode_frame};
 pub use msg::*;

@@ -175,49 +175,23 @@ impl<'a> Tbs<'a> {
 /// `cnf.jwk` is `our_key` (P-384, `x` and `y` base64url): a WIT for another key is useless to
 /// this launch, and one naming another workload is the host's mix-up. Its signature is the
 /// issuer's WIT key's, which the manifest does not carry: relying parties check it against
-/// the issuer's published keys.
+/// the issuer's published keys. The claims are read by [`twi_proto::wit`] (a strict JSON
+/// reader: an escaped claim or a repeated name is refused; the issuer writes neither).
 pub fn check_wit(token: &str, our_key: &[u8], workload_id: &str) -> Result<(), CredentialError> {
     use base64ct::{Base64UrlUnpadded, Encoding};
-    let mut parts = token.split('.');
-    let payload = match (parts.next(), parts.next(), parts.next(), parts.next()) {
-        (Some(_), Some(payload), Some(_), None) => payload,
-        _ => return Err(CredentialError::BadWit),
-    };
-    let json = Base64UrlUnpadded::decode_vec(payload).map_err(|_| CredentialError::BadWit)?;
-    let (claims, _) = serde_json_core::from_slice::<WitClaims<'_>>(&json).map_err(|_| CredentialError::BadWit)?;
+    let text = twi_proto::wit::claims_text(token).map_err(|_| CredentialError::BadWit)?;
+    let claims = twi_proto::wit::WitClaims::read(&text).map_err(|_| CredentialError::BadWit)?;
     if claims.sub != Some(workload_id) {
         return Err(CredentialError::WrongSubjectAltName);
     }
-    let jwk = claims.cnf.ok_or(CredentialError::BadWit)?.jwk;
-    let coordinate = |value: &str| Base64UrlUnpadded::decode_vec(value).map_err(|_| CredentialError::BadWit);
+    let jwk = claims.jwk.ok_or(CredentialError::BadWit)?;
+    let coordinate = |value: Option<&str>| {
+        Base64UrlUnpadded::decode_vec(value.ok_or(CredentialError::BadWit)?).map_err(|_| CredentialError::BadWit)
+    };
     let (x, y) = (coordinate(jwk.x)?, coordinate(jwk.y)?);
     let matches = our_key.len() == 97 && our_key[0] == 0x04 && our_key[1..49] == x[..] && our_key[49..] == y[..];
     if jwk.crv != Some("P-384") || !matches {
         return Err(CredentialError::WrongKey);
     }
     Ok(())
-}
-
-/// The WIT claims the runtime reads; the others are skipped. Borrowed raw from the JSON
-/// (serde-json-core does not unescape), so a claim written with JSON escapes is refused: no
-/// SPIFFE ID, curve name or base64url value holds a backslash, and the issuer writes none.
-#[derive(serde::Deserialize)]
-struct WitClaims<'a> {
-    #[serde(borrow)]
-    sub: Option<&'a str>,
-    #[serde(borrow)]
-    cnf: Option<Confirmation<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct Confirmation<'a> {
-    #[serde(borrow)]
-    jwk: WitJwk<'a>,
-}
-
-#[derive(serde::Deserialize)]
-struct WitJwk<'a> {
-    crv: Option<&'a str>,
-    x: &'a str,
-    y: &'a str,
 }

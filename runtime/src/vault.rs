@@ -51,9 +51,15 @@ impl KeyId {
     }
 }
 
+/// A slot's secret. `#[repr(u8)]` with `Empty` as tag 0: an all-zero vault is an empty one, so
+/// the bare-metal build keeps it in `.bss.vault` (zeroed at boot, no ROM), where LLVM refuses
+/// any other initial value.
+#[repr(u8)]
 enum Secret {
-    Signing(SigningKey),
-    Decryption(p384::SecretKey),
+    /// An unused slot.
+    Empty = 0,
+    Signing(SigningKey) = 1,
+    Decryption(p384::SecretKey) = 2,
 }
 
 /// One key. Deliberately neither `Clone` nor `Debug`-printing its secret.
@@ -63,6 +69,14 @@ struct Slot {
     generation: u32,
 }
 
+impl Slot {
+    const EMPTY: Self = Self { secret: Secret::Empty, public: [0; 97], generation: 0 };
+
+    fn is_used(&self) -> bool {
+        !matches!(self.secret, Secret::Empty)
+    }
+}
+
 const _: fn() = || {
     fn zeroizes_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     zeroizes_on_drop::<SigningKey>();
@@ -70,9 +84,9 @@ const _: fn() = || {
 };
 
 struct Slots {
-    slots: [Option<Slot>; SLOTS],
-    /// The generation the next key gets (never 0, so a zeroed `KeyId` names nothing).
-    next_generation: u32,
+    slots: [Slot; SLOTS],
+    /// The generation the last key got (each key's is never 0, so a zeroed `KeyId` names nothing).
+    last_generation: u32,
 }
 
 /// The vault.
@@ -82,7 +96,7 @@ pub struct Vault {
 
 impl core::fmt::Debug for Vault {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let used = self.inner.try_lock().map(|s| s.slots.iter().filter(|k| k.is_some()).count());
+        let used = self.inner.try_lock().map(|s| s.slots.iter().filter(|k| k.is_used()).count());
         f.debug_struct("Vault").field("keys", &used).finish_non_exhaustive()
     }
 }
@@ -129,16 +143,16 @@ fn sec1(key: &p384::ecdsa::VerifyingKey) -> PublicKeySec1 {
 impl Slots {
     /// Puts `secret` in the first free slot.
     fn insert(&mut self, secret: Secret, public: PublicKeySec1) -> Result<KeyId, VaultError> {
-        let index = self.slots.iter().position(Option::is_none).ok_or(VaultError::Full)?;
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1).max(1);
-        self.slots[index] = Some(Slot { secret, public, generation });
+        let index = self.slots.iter().position(|s| !s.is_used()).ok_or(VaultError::Full)?;
+        let generation = self.last_generation.wrapping_add(1).max(1);
+        self.last_generation = generation;
+        self.slots[index] = Slot { secret, public, generation };
         Ok(KeyId { slot: index as u8, generation })
     }
 
     fn get(&self, id: KeyId) -> Result<&Slot, VaultError> {
         match self.slots.get(usize::from(id.slot)) {
-            Some(Some(slot)) if slot.generation == id.generation => Ok(slot),
+            Some(slot) if slot.is_used() && slot.generation == id.generation => Ok(slot),
             _ => Err(VaultError::NoSuchKey),
         }
     }
@@ -146,14 +160,14 @@ impl Slots {
     fn signing(&self, id: KeyId) -> Result<&SigningKey, VaultError> {
         match &self.get(id)?.secret {
             Secret::Signing(key) => Ok(key),
-            Secret::Decryption(_) => Err(VaultError::WrongKind),
+            Secret::Decryption(_) | Secret::Empty => Err(VaultError::WrongKind),
         }
     }
 
     /// Drops the key in place (zeroized where it lived).
     fn remove(&mut self, id: KeyId) {
         if self.get(id).is_ok() {
-            self.slots[usize::from(id.slot)] = None;
+            self.slots[usize::from(id.slot)] = Slot::EMPTY;
         }
     }
 }
@@ -176,8 +190,7 @@ fn in_own_frame<T>(f: impl FnOnce() -> T) -> T {
 
 impl Vault {
     pub const fn new() -> Self {
-        const EMPTY: Option<Slot> = None;
-        Self { inner: Mutex::new(Slots { slots: [EMPTY; SLOTS], next_generation: 1 }) }
+        Self { inner: Mutex::new(Slots { slots: [Slot::EMPTY; SLOTS], last_generation: 0 }) }
     }
 
     /// Generates a signing key (ECDSA P-384) from `rng`.
@@ -187,7 +200,7 @@ impl Vault {
 
     fn generate_here<R: TryCryptoRng + ?Sized>(&self, rng: &mut R) -> Result<(KeyId, PublicKeySec1), VaultError> {
         let mut inner = self.inner.lock();
-        if inner.slots.iter().all(Option::is_some) {
+        if inner.slots.iter().all(Slot::is_used) {
             return Err(VaultError::Full);
         }
         let signing = SigningKey::try_generate_from_rng(rng).map_err(|_| VaultError::Rng)?;
@@ -209,7 +222,7 @@ impl Vault {
         rng: &mut R,
     ) -> Result<(KeyId, PublicKeySec1), VaultError> {
         let mut inner = self.inner.lock();
-        if inner.slots.iter().all(Option::is_some) {
+        if inner.slots.iter().all(Slot::is_used) {
             return Err(VaultError::Full);
         }
         let secret = p384::SecretKey::try_generate_from_rng(rng).map_err(|_| VaultError::Rng)?;
@@ -247,7 +260,7 @@ impl Vault {
 
     /// How many keys the vault holds.
     pub fn len(&self) -> usize {
-        self.inner.lock().slots.iter().filter(|s| s.is_some()).count()
+        self.inner.lock().slots.iter().filter(|s| s.is_used()).count()
     }
 
     /// Whether the vault holds no key.
@@ -264,7 +277,7 @@ impl Vault {
     pub fn clear(&self) {
         let mut inner = self.inner.lock();
         for slot in inner.slots.iter_mut() {
-            *slot = None;
+            *slot = Slot::EMPTY;
         }
     }
 
@@ -295,7 +308,7 @@ impl Vault {
         let mut inner = self.inner.lock();
         let opened = match &inner.get(cek)?.secret {
             Secret::Decryption(secret) => hpke::open(secret, enc, info, aad, ciphertext, &mut scalar[..]),
-            Secret::Signing(_) => return Err(VaultError::WrongKind),
+            Secret::Signing(_) | Secret::Empty => return Err(VaultError::WrongKind),
         };
         inner.remove(cek);
         opened.map_err(|_| VaultError::ReleaseDidNotOpen)?;

@@ -290,6 +290,10 @@ fn the_wit_must_name_the_workload_and_the_credential_key() {
         assert!(text.contains(r"spiffe:\/\/"), "{text}");
         format!("e30.{}.c2ln", Base64UrlUnpadded::encode_string(text.as_bytes()))
     };
+    let repeated = {
+        let text = good.replacen('{', &format!("{{\"sub\":\"{OTHER_WORKLOAD}\","), 1);
+        format!("e30.{}.c2ln", Base64UrlUnpadded::encode_string(text.as_bytes()))
+    };
     let refused = [
         (wit(&claims(OTHER_WORKLOAD, &our_key, "P-384")), CredentialError::WrongSubjectAltName),
         (
@@ -305,9 +309,11 @@ fn the_wit_must_name_the_workload_and_the_credential_key() {
         ),
         (wit(&serde_json::json!({"sub": 7})), CredentialError::BadWit),
         (wit(&serde_json::json!(["not", "an", "object"])), CredentialError::BadWit),
-        // JSON escapes in the fields read: the runtime reads them raw, so `spiffe:\/\/…` does
-        // not name the workload (no SPIFFE ID holds a backslash).
-        (escaped, CredentialError::WrongSubjectAltName),
+        // JSON escapes in the fields read: the reader refuses them (no SPIFFE ID holds one, and
+        // the issuer writes none), so `spiffe:\/\/…` is no WIT at all.
+        (escaped, CredentialError::BadWit),
+        // Two `sub` members: a parser keeping the last would see another workload.
+        (repeated, CredentialError::BadWit),
         ("only.two".to_string(), CredentialError::BadWit),
         ("a.b.c.d".to_string(), CredentialError::BadWit),
         ("a.not base64.c".to_string(), CredentialError::BadWit),

@@ -48,12 +48,29 @@ use twi_attester::svsm::core::PvalidateEntry;
 pub const RUNTIME_NAME: &str = concat!("twi-runtime/", env!("CARGO_PKG_VERSION"));
 
 /// The Credential Key's home: its own page-aligned section of private RAM.
-#[unsafe(link_section = ".vault")]
+#[unsafe(link_section = ".bss.vault")]
 static VAULT: Vault = Vault::new();
 
 /// The VMPCK's home (inside the SNP guest's requester): the vault's pages too.
-#[unsafe(link_section = ".vault")]
-static SNP_GUEST: spin::Mutex<Option<SnpGuest>> = spin::Mutex::new(None);
+#[unsafe(link_section = ".bss.vault")]
+static SNP_GUEST: spin::Mutex<GuestSlot> = spin::Mutex::new(GuestSlot::Empty);
+
+/// [`SNP_GUEST`]'s content: an `Option` whose empty state is all-zero (tag 0), as `.bss.vault`
+/// requires (`Option<SnpGuest>`'s `None` is not).
+#[repr(u8)]
+enum GuestSlot {
+    Empty = 0,
+    Held(SnpGuest) = 1,
+}
+
+impl GuestSlot {
+    fn as_mut(&mut self) -> Option<&mut SnpGuest> {
+        match self {
+            Self::Held(guest) => Some(guest),
+            Self::Empty => None,
+        }
+    }
+}
 
 /// The channel's byte pipe: the shared-memory ring, or COM2 (`crate::transport`; the name is
 /// older than the ring).
@@ -335,12 +352,12 @@ fn below_sim_svsm(
 
 /// Takes the VMPCK of `vmpl` (the runtime's own) from the SEV-SNP secrets page into the vault's
 /// pages.
-fn take_snp_guest(vmpl: u8) -> Result<spin::MutexGuard<'static, Option<SnpGuest>>, SnpError> {
+fn take_snp_guest(vmpl: u8) -> Result<spin::MutexGuard<'static, GuestSlot>, SnpError> {
     let copy = launch_pages::take_secrets_page();
     let guest = SnpGuest::from_secrets_page_at(&copy, vmpl);
     launch_pages::wipe(copy);
     let mut slot = SNP_GUEST.lock();
-    *slot = Some(guest?);
+    *slot = GuestSlot::Held(guest?);
     Ok(slot)
 }
 
