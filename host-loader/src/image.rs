@@ -94,15 +94,17 @@ pub fn build_runtime_elf() -> Result<PathBuf> {
 
 /// The firmware's optimisation, on top of the release profile (fat LTO, one codegen unit,
 /// panic=abort — the target's only strategy), for the runtime's build and a payload's alike:
-/// opt-level "z", with the P-384 and SHA-2 arithmetic, where the guest spends its time, at 3.
+/// opt-level "s", with the P-384 and SHA-2 arithmetic, where the guest spends its time, at 3.
 /// Chosen by measurement (issue 17; README "Figures"; the runtime's ROM in use): opt-level 3
-/// 579,526 bytes, "s" with the arithmetic at 3 389,850 (−33 %), "s" everywhere 378,034 and "z"
-/// 376,889; with "s", thin LTO 434,851 and no LTO 463,310. On the https-get image of
-/// 2026-12-07, "z" with the arithmetic at 3 is 12.4 KB smaller than "s" with it (283,113
-/// against 295,474 bytes) at no cost in cold start (README "Figures"). `--config` arguments of
+/// 579,526 bytes, this profile 389,850 (−33 %), "s" everywhere 378,034 and "z" 376,889; with
+/// "s", thin LTO 434,851 and no LTO 463,310. On the https-get image of 2026-12-07, "z" (the
+/// arithmetic still at 3) is 14.3 KB smaller (265,865 against 280,146 bytes) but the guest's
+/// warm signature took 12.4 ms instead of 8.0, its mTLS handshake 82.7 ms instead of 54.8 and
+/// the channel ran at half the speed (`bench/run guest`): the generic elliptic-curve code is
+/// compiled in the crates that name the curve, at their opt-level. `--config` arguments of
 /// cargo, each after `--config`.
 pub(crate) const FIRMWARE_PROFILE: [&str; 8] = [
-    "profile.release.opt-level=\"z\"",
+    "profile.release.opt-level=\"s\"",
     "profile.release.package.p384.opt-level=3",
     "profile.release.package.primeorder.opt-level=3",
     "profile.release.package.primefield.opt-level=3",

@@ -21,6 +21,7 @@ pub mod msg;
 pub mod point;
 pub mod ring;
 pub mod wit;
+pub mod x509;
 
 pub use frame::{FrameDecoder, FrameError, MAX_ENCODED_FRAME, MAX_PAYLOAD, encode_frame};
 pub use msg::*;

@@ -6,6 +6,7 @@
 use p384::ecdsa::signature::Verifier;
 use twi_proto::asn1::{self, DerError, Reader, tag};
 use twi_proto::csr::ECDSA_SHA384_ALGORITHM;
+use twi_proto::x509::Certificate;
 
 /// id-ce-subjectAltName (2.5.29.17), the OID's contents.
 const SUBJECT_ALT_NAME: [u8; 3] = [0x55, 0x1d, 0x11];
@@ -46,35 +47,27 @@ impl core::fmt::Display for CredentialError {
 /// and its only SAN is the URI `workload_id`. Validity dates are not checked: the runtime
 /// has no trusted clock (the host controls the RTC); the issuer keeps lifetimes short.
 ///
-/// The certificate is walked header by header ([`asn1`]), not decoded whole: the signature is
-/// checked over the exact `tbsCertificate` bytes, the key is compared with the SPKI the
-/// runtime itself encodes for it, and the SAN extension is the only one read.
+/// The certificate is read field by field ([`twi_proto::x509`], the reader the workload's TLS
+/// client uses too), not decoded whole: the signature is checked over the exact
+/// `tbsCertificate` bytes, the key is compared with the SPKI the runtime itself encodes for
+/// it, and the SAN extension is the only one read.
 pub fn check_credential(
     certificate_der: &[u8],
     issuer_anchor_sec1: &[u8],
     our_key: &[u8],
     workload_id: &str,
 ) -> Result<(), CredentialError> {
-    let parts = Parts::read(certificate_der).map_err(|_| CredentialError::NotDer)?;
-    if parts.signature_algorithm != ECDSA_SHA384_ALGORITHM {
+    let certificate = Certificate::parse(certificate_der).map_err(|_| CredentialError::NotDer)?;
+    if certificate.signature_algorithm.encoded != ECDSA_SHA384_ALGORITHM {
         return Err(CredentialError::UnexpectedSignatureAlgorithm);
     }
     let anchor = twi_proto::point::p384_verifying_key(issuer_anchor_sec1).ok_or(CredentialError::BadAnchor)?;
-    let signature_der = match parts.signature {
-        [0, signature @ ..] => signature,
-        _ => return Err(CredentialError::BadSignature),
-    };
-    let signature = asn1::ecdsa_p384_signature(signature_der).map_err(|_| CredentialError::BadSignature)?;
-    anchor.verify(parts.tbs, &signature).map_err(|_| CredentialError::BadSignature)?;
-
-    let tbs = Tbs::read(parts.tbs).map_err(|_| CredentialError::NotDer)?;
-    if tbs.signature_algorithm != parts.signature_algorithm {
-        return Err(CredentialError::UnexpectedSignatureAlgorithm);
-    }
-    if twi_proto::csr::spki_der(our_key).ok().as_deref() != Some(tbs.spki) {
+    let signature = asn1::ecdsa_p384_signature(certificate.signature).map_err(|_| CredentialError::BadSignature)?;
+    anchor.verify(certificate.tbs, &signature).map_err(|_| CredentialError::BadSignature)?;
+    if twi_proto::csr::spki_der(our_key).ok().as_deref() != Some(certificate.spki.encoded) {
         return Err(CredentialError::WrongKey);
     }
-    match tbs.subject_alt_name().map_err(|_| CredentialError::NotDer)? {
+    match subject_alt_name(&certificate).map_err(|_| CredentialError::NotDer)? {
         Some(uri) if uri == workload_id.as_bytes() => Ok(()),
         _ => Err(CredentialError::WrongSubjectAltName),
     }
@@ -85,90 +78,24 @@ pub fn check_credential(
 /// # Errors
 /// [`CredentialError::NotDer`] if it is not a certificate with readable times.
 pub fn validity(certificate_der: &[u8]) -> Result<(u64, u64), CredentialError> {
-    let read = || -> Result<(u64, u64), DerError> {
-        let mut validity = Reader::new(Tbs::read(Parts::read(certificate_der)?.tbs)?.validity);
-        let not_before = asn1::unix_seconds(validity.element()?)?;
-        let not_after = asn1::unix_seconds(validity.element()?)?;
-        validity.finish()?;
-        Ok((not_before, not_after))
-    };
-    read().map_err(|_| CredentialError::NotDer)
+    Certificate::parse(certificate_der).map(|c| c.validity).map_err(|_| CredentialError::NotDer)
 }
 
-/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signatureValue }` (RFC 5280).
-struct Parts<'a> {
-    /// The whole `tbsCertificate` element: what the signature covers.
-    tbs: &'a [u8],
-    /// The whole `signatureAlgorithm` element.
-    signature_algorithm: &'a [u8],
-    /// The BIT STRING's contents (its unused-bits byte first).
-    signature: &'a [u8],
-}
-
-impl<'a> Parts<'a> {
-    fn read(der: &'a [u8]) -> Result<Self, DerError> {
-        let mut certificate = Reader::new(asn1::only(der, tag::SEQUENCE)?.contents);
-        let tbs = certificate.expect(tag::SEQUENCE)?.encoded;
-        let signature_algorithm = certificate.expect(tag::SEQUENCE)?.encoded;
-        let signature = certificate.expect(tag::BIT_STRING)?.contents;
-        certificate.finish()?;
-        Ok(Self { tbs, signature_algorithm, signature })
-    }
-}
-
-/// The `TBSCertificate` fields the runtime reads (RFC 5280 §4.1).
-struct Tbs<'a> {
-    /// The whole `signature` element: RFC 5280 has it equal the outer `signatureAlgorithm`.
-    signature_algorithm: &'a [u8],
-    validity: &'a [u8],
-    /// The whole `subjectPublicKeyInfo` element.
-    spki: &'a [u8],
-    /// The contents of `[3] Extensions`, if present.
-    extensions: Option<&'a [u8]>,
-}
-
-impl<'a> Tbs<'a> {
-    fn read(tbs: &'a [u8]) -> Result<Self, DerError> {
-        let mut fields = Reader::new(asn1::only(tbs, tag::SEQUENCE)?.contents);
-        fields.optional(0xa0)?; // [0] version
-        fields.expect(tag::INTEGER)?; // serialNumber
-        let signature_algorithm = fields.expect(tag::SEQUENCE)?.encoded;
-        fields.expect(tag::SEQUENCE)?; // issuer
-        let validity = fields.expect(tag::SEQUENCE)?.contents;
-        fields.expect(tag::SEQUENCE)?; // subject
-        let spki = fields.expect(tag::SEQUENCE)?.encoded;
-        fields.optional(0x81)?; // [1] issuerUniqueID
-        fields.optional(0x82)?; // [2] subjectUniqueID
-        let extensions = fields.optional(0xa3)?.map(|e| e.contents);
-        fields.finish()?;
-        Ok(Self { signature_algorithm, validity, spki, extensions })
-    }
-
-    /// The URI of a subjectAltName extension whose only name is one URI; `None` when there is
-    /// no SAN, two SAN extensions, or a SAN naming anything else.
-    fn subject_alt_name(&self) -> Result<Option<&'a [u8]>, DerError> {
-        let Some(extensions) = self.extensions else { return Ok(None) };
-        let mut list = Reader::new(asn1::only(extensions, tag::SEQUENCE)?.contents);
-        let mut found = None;
-        while !list.is_empty() {
-            let mut extension = Reader::new(list.expect(tag::SEQUENCE)?.contents);
-            let id = extension.expect(tag::OID)?.contents;
-            extension.optional(tag::BOOLEAN)?; // critical
-            let value = extension.expect(tag::OCTET_STRING)?.contents;
-            extension.finish()?;
-            if id != SUBJECT_ALT_NAME {
-                continue;
-            }
-            if found.is_some() {
-                return Ok(None); // a second SAN extension (RFC 5280 §4.2 forbids it): no name accepted
-            }
-            let mut names = Reader::new(asn1::only(value, tag::SEQUENCE)?.contents);
+/// The URI of the one subjectAltName extension if its only name is one URI; `None` when there
+/// is no SAN, two SAN extensions (RFC 5280 §4.2 forbids it), or a SAN naming anything else.
+fn subject_alt_name<'a>(certificate: &Certificate<'a>) -> Result<Option<&'a [u8]>, DerError> {
+    let (mut count, mut uri) = (0, None);
+    certificate.extensions.each(|extension| {
+        if extension.id == SUBJECT_ALT_NAME {
+            count += 1;
+            let mut names = Reader::new(asn1::only(extension.value, tag::SEQUENCE)?.contents);
             let first = names.element()?;
             // [6] IMPLICIT IA5String: uniformResourceIdentifier.
-            found = Some((first.tag == 0x86 && names.is_empty()).then_some(first.contents));
+            uri = (first.tag == 0x86 && names.is_empty()).then_some(first.contents);
         }
-        Ok(found.flatten())
-    }
+        Ok(())
+    })?;
+    Ok(if count == 1 { uri } else { None })
 }
 
 /// Accepts the WIT that came with the credential only if its `sub` is `workload_id` and its

@@ -18,6 +18,7 @@
 use alloc::vec::Vec;
 
 use twi_proto::asn1::{self, DerError, Element, Reader, tag};
+use twi_proto::x509::{self, Extension};
 
 use super::error::CertificateProblem;
 use super::name::ServerName;
@@ -43,15 +44,13 @@ const KEY_CERT_SIGN: u8 = 0x04;
 /// The most intermediates a chain may have.
 const MAX_INTERMEDIATES: usize = 6;
 
-/// What a certificate says, as far as this client reads it.
+/// What a certificate says, as far as this client reads it: its fields
+/// ([`twi_proto::x509`], the reader the runtime checks its own credential with) and what this
+/// client makes of them.
 #[derive(Debug)]
 pub(crate) struct Certificate<'a> {
-    tbs: &'a [u8],
+    fields: x509::Certificate<'a>,
     hash: Hash,
-    signature: &'a [u8],
-    issuer: &'a [u8],
-    subject: &'a [u8],
-    validity: (u64, u64),
     key: Option<PublicKey<'a>>,
     ext: Extensions<'a>,
 }
@@ -70,51 +69,11 @@ struct Extensions<'a> {
 impl<'a> Certificate<'a> {
     /// Parses `der`; anything but the DER of an X.509 v3 certificate signed with ECDSA fails.
     pub(crate) fn parse(der: &'a [u8]) -> Result<Self, CertificateProblem> {
-        let malformed = |_: DerError| CertificateProblem::Malformed;
-        let mut outer = Reader::new(asn1::only(der, tag::SEQUENCE).map_err(malformed)?.contents);
-        let tbs = outer.expect(tag::SEQUENCE).map_err(malformed)?;
-        let algorithm = outer.expect(tag::SEQUENCE).map_err(malformed)?;
-        let signature = outer.expect(tag::BIT_STRING).map_err(malformed)?;
-        outer.finish().map_err(malformed)?;
-        let signature = match signature.contents.split_first() {
-            Some((0, bits)) => bits,
-            _ => return Err(CertificateProblem::Malformed),
-        };
-        let hash = signature_hash(algorithm.contents)?;
-        Self::parse_tbs(tbs, algorithm.encoded, hash, signature)
-    }
-
-    fn parse_tbs(
-        tbs: Element<'a>,
-        algorithm: &[u8],
-        hash: Hash,
-        signature: &'a [u8],
-    ) -> Result<Self, CertificateProblem> {
-        let malformed = |_: DerError| CertificateProblem::Malformed;
-        let mut fields = Reader::new(tbs.contents);
-        let version = fields.expect(0xa0).map_err(malformed)?;
-        if version.contents != [tag::INTEGER, 1, 2] {
-            return Err(CertificateProblem::Malformed);
-        }
-        fields.expect(tag::INTEGER).map_err(malformed)?;
-        if fields.expect(tag::SEQUENCE).map_err(malformed)?.encoded != algorithm {
-            return Err(CertificateProblem::Malformed);
-        }
-        let issuer = fields.expect(tag::SEQUENCE).map_err(malformed)?.encoded;
-        let mut validity = Reader::new(fields.expect(tag::SEQUENCE).map_err(malformed)?.contents);
-        let not_before = asn1::unix_seconds(validity.element().map_err(malformed)?).map_err(malformed)?;
-        let not_after = asn1::unix_seconds(validity.element().map_err(malformed)?).map_err(malformed)?;
-        validity.finish().map_err(malformed)?;
-        let subject = fields.expect(tag::SEQUENCE).map_err(malformed)?.encoded;
-        let key = public_key(fields.expect(tag::SEQUENCE).map_err(malformed)?.contents)?;
-        fields.optional(0x81).map_err(malformed)?;
-        fields.optional(0x82).map_err(malformed)?;
-        let ext = match fields.optional(0xa3).map_err(malformed)? {
-            Some(ext) => Extensions::parse(ext.contents).map_err(malformed)?,
-            None => Extensions::default(),
-        };
-        fields.finish().map_err(malformed)?;
-        Ok(Self { tbs: tbs.encoded, hash, signature, issuer, subject, validity: (not_before, not_after), key, ext })
+        let fields = x509::Certificate::parse(der).map_err(|_| CertificateProblem::Malformed)?;
+        let hash = signature_hash(fields.signature_algorithm.contents)?;
+        let key = public_key(fields.spki.contents)?;
+        let ext = Extensions::parse(&fields.extensions).map_err(|_| CertificateProblem::Malformed)?;
+        Ok(Self { fields, hash, key, ext })
     }
 
     /// The certificate's key, if it is on a curve this client verifies with.
@@ -124,11 +83,11 @@ impl<'a> Certificate<'a> {
 
     /// Whether `issuer` (a CA's key) signed this certificate.
     fn signed_by(&self, issuer: &PublicKey<'_>) -> bool {
-        issuer.verifies(self.hash, self.tbs, self.signature)
+        issuer.verifies(self.hash, self.fields.tbs, self.fields.signature)
     }
 
     fn valid_at(&self, now: u64) -> Result<(), CertificateProblem> {
-        match self.validity {
+        match self.fields.validity {
             (not_before, _) if now < not_before => Err(CertificateProblem::NotYetValid),
             (_, not_after) if now > not_after => Err(CertificateProblem::Expired),
             _ => Ok(()),
@@ -216,29 +175,22 @@ fn public_key(spki: &[u8]) -> Result<Option<PublicKey<'_>>, CertificateProblem> 
 }
 
 impl<'a> Extensions<'a> {
-    fn parse(der: &'a [u8]) -> Result<Self, DerError> {
+    /// Reads the id-ce extensions this client processes; an extension given twice (RFC 5280
+    /// §4.2) or an unknown critical one fails the certificate.
+    fn parse(list: &x509::Extensions<'a>) -> Result<Self, DerError> {
         let mut ext = Self::default();
         let mut seen = Vec::new();
-        let mut list = Reader::new(asn1::only(der, tag::SEQUENCE)?.contents);
-        while !list.is_empty() {
-            let mut one = Reader::new(list.expect(tag::SEQUENCE)?.contents);
-            let id = one.expect(tag::OID)?.contents;
-            let critical = match one.optional(tag::BOOLEAN)? {
-                Some(flag) => boolean(flag)?,
-                None => false,
-            };
-            let value = one.expect(tag::OCTET_STRING)?.contents;
-            one.finish()?;
+        list.each(|Extension { id, critical, value }| {
             if seen.contains(&id) {
                 return Err(DerError);
             }
             seen.push(id);
             match id {
-                [a, b, kind] if [*a, *b] == ID_CE => ext.read(*kind, value, critical)?,
-                _ if critical => return Err(DerError),
-                _ => {}
+                [a, b, kind] if [*a, *b] == ID_CE => ext.read(*kind, value, critical),
+                _ if critical => Err(DerError),
+                _ => Ok(()),
             }
-        }
+        })?;
         Ok(ext)
     }
 
@@ -342,7 +294,7 @@ impl Anchor {
         let cert = Certificate::parse(der)?;
         let key = cert.key()?;
         cert.no_name_constraints()?;
-        Ok(Self { subject: cert.subject.to_vec(), curve: key.curve, point: key.point.to_vec() })
+        Ok(Self { subject: cert.fields.subject.to_vec(), curve: key.curve, point: key.point.to_vec() })
     }
 
     fn key(&self) -> PublicKey<'_> {
@@ -383,7 +335,7 @@ fn chain_to_anchor(
     let mut problem = CertificateProblem::UnknownIssuer;
     for below in 0..=MAX_INTERMEDIATES {
         for anchor in anchors {
-            if anchor.subject == current.issuer {
+            if anchor.subject == current.fields.issuer {
                 if current.signed_by(&anchor.key()) {
                     return Ok(());
                 }
@@ -391,7 +343,7 @@ fn chain_to_anchor(
             }
         }
         let next = intermediates.iter().enumerate().take(MAX_INTERMEDIATES).find(|(i, ca)| {
-            !used[*i] && ca.subject == current.issuer && ca.key.is_some_and(|key| current.signed_by(&key))
+            !used[*i] && ca.fields.subject == current.fields.issuer && ca.key.is_some_and(|key| current.signed_by(&key))
         });
         let Some((i, ca)) = next else { break };
         ca.check_ca(now, below)?;
