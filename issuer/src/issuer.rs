@@ -40,6 +40,12 @@ pub struct IssuerConfig {
 }
 
 /// The issuer: its roles over one state directory, under one appraisal policy.
+///
+/// Its asks take `&self`, so that requests are served side by side (`twi serve` shares it in an
+/// `Arc`): the policy, the verifiers and every role's keys are read-only once it is configured,
+/// and each piece that changes has its own lock, held only for that change — the Verifier's
+/// nonces and epochs (a nonce is spent once), the Credential Authority's results awaiting
+/// redemption, the Key Store's slot and the log (one transaction per issuance).
 #[derive(Debug)]
 pub struct Issuer {
     pub(crate) dir: PathBuf,
