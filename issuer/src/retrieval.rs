@@ -45,7 +45,7 @@ impl Issuer {
             return Ok((held, false));
         }
         // Made and logged before the Key Store keeps it (outside the Key Store's lock, which
-        // the embedded log takes too). Should another process provision the workload
+        // the embedded log takes too). Should another request or process provision the workload
         // meanwhile, its credential is kept and this one stays a record of one never handed out.
         use p384::elliptic_curve::Generate;
         let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
