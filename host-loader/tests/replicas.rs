@@ -1193,9 +1193,10 @@ fn issuance_rate(chip: &Path, at: &RemoteIssuer, rp_id: &str, clients: usize, ea
 /// issuance_rate_with --nocapture`; the debug build): mechanism-C issuances per second with
 /// one client and with several, at one process serving every role (its log embedded) and at a
 /// process serving the Verifier, the CA and the Key Store whose log is a log process
-/// (`--log-url`). Every issuance holds the issuer's lock throughout (appraisal, the log's
-/// signing and appending — over the network to a log process — and the CA's signatures), so
-/// several clients get no more than one; the log process adds its calls' time to each.
+/// (`--log-url`). The issuer serves requests concurrently (no issuer-wide lock: appraisal, the
+/// CA's signatures and the calls to a log process run side by side; only a nonce's spending
+/// and the log's append are taken in turn), so several clients get more than one where cores
+/// are free; the log process adds its calls' time to each.
 #[test]
 #[ignore = "a measurement: run by hand with --nocapture"]
 fn issuance_rate_with_an_embedded_and_a_remote_log() {

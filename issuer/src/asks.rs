@@ -115,7 +115,7 @@ impl Issuer {
     /// policy names for the target, with the handle. A launch the policy does not know gets a
     /// verifier nonce (the evidence decides later).
     pub fn initiate(
-        &mut self,
+        &self,
         platform: Platform,
         measurement: &[u8],
         target: &str,
@@ -143,14 +143,14 @@ impl Issuer {
 
     /// The Verifier's current AF_L1 epoch, signed by its epoch key: what it publishes for
     /// workloads to bind (its id) without a round trip per attestation.
-    pub fn current_epoch(&mut self) -> Result<SignedEpoch, IssuerError> {
+    pub fn current_epoch(&self) -> Result<SignedEpoch, IssuerError> {
         Ok(self.verifier.current_epoch()?)
     }
 
     /// Mechanism A, what the Verifier is asked: appraise the evidence under the policy and
     /// obtain the credential for its key from the Credential Authority; the attestation result
     /// names the credential.
-    pub fn verifier_credential(&mut self, evidence: &Evidence<'_>) -> Result<Issued, Rejection> {
+    pub fn verifier_credential(&self, evidence: &Evidence<'_>) -> Result<Issued, Rejection> {
         let (appraisal, admission) = self.admitted(evidence, Mechanism::A, None)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         self.issue(launch, evidence.bundle.public_key, Mechanism::A, ResultOfRecord::NamingCredential)
@@ -173,7 +173,7 @@ impl Issuer {
     /// return an attestation result signed by the Verifier's key that binds the workload's
     /// key. No credential is issued here: the workload takes the result to the Credential
     /// Authority ([`CredentialRequest::AttestationResult`]).
-    pub fn verifier_attestation_result(&mut self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
+    pub fn verifier_attestation_result(&self, evidence: &Evidence<'_>) -> Result<AttestationResult, Rejection> {
         self.verifier_appraisal(evidence, Mechanism::B)
     }
 
@@ -182,7 +182,7 @@ impl Issuer {
     /// [`Self::verifier_attestation_result`], the evidence appraised and admitted for
     /// `mechanism`; the result is redeemed once, by the role that asked for it.
     pub fn verifier_appraisal(
-        &mut self,
+        &self,
         evidence: &Evidence<'_>,
         mechanism: Mechanism,
     ) -> Result<AttestationResult, Rejection> {
@@ -202,7 +202,7 @@ impl Issuer {
     /// What the Credential Authority is asked: a credential for evidence (mechanism C, and
     /// renewals) or for the Verifier's attestation result (mechanism B). The certificate is
     /// signed by the CA key, never the Verifier's.
-    pub fn ca_credential(&mut self, request: CredentialRequest<'_>) -> Result<Issued, Rejection> {
+    pub fn ca_credential(&self, request: CredentialRequest<'_>) -> Result<Issued, Rejection> {
         match request {
             CredentialRequest::Evidence { evidence, renewal_of } => {
                 let (appraisal, admission) = self.admitted(&evidence, Mechanism::C, renewal_of)?;
@@ -235,7 +235,7 @@ impl Issuer {
     /// the module docs for the order). `mechanism`: the route the request came by (a renewal
     /// is a Credential Authority request whatever the workload's mechanism).
     pub(crate) fn admitted(
-        &mut self,
+        &self,
         evidence: &Evidence<'_>,
         mechanism: Mechanism,
         renewal_of: Option<&str>,
@@ -246,17 +246,17 @@ impl Issuer {
 
     /// The evidence is well formed (malformed evidence is refused before the nonce is spent:
     /// the workload may retry); then what makes it fresh, its verifier nonce spent.
-    fn established(&mut self, evidence: &Evidence<'_>, mechanism: Mechanism) -> Result<Established, Rejection> {
+    fn established(&self, evidence: &Evidence<'_>, mechanism: Mechanism) -> Result<Established, Rejection> {
         let rp_id = self.rp_id();
         self.verifier.well_formed(evidence, &Expected { rp_id: &rp_id, purpose: purpose_of(mechanism) })?;
-        Ok(self.verifier.freshness.establish(evidence.bundle.nonce))
+        Ok(self.verifier.establish(evidence.bundle.nonce))
     }
 
     /// [`Issuer::admitted`] once the evidence's freshness is `established` (`None`: vouched for
     /// by the Verifier's signed result, whose nonce is the evidence's — the Credential Authority
     /// certifying a release for the Key Store of another process).
     pub(crate) fn judged(
-        &mut self,
+        &self,
         evidence: &Evidence<'_>,
         mechanism: Mechanism,
         renewal_of: Option<&str>,
@@ -366,7 +366,7 @@ impl Issuer {
     /// The Credential Authority issues for `public_key` on `launch` (certificate, WIT), the
     /// attestation result of record is made or taken, and both credentials are logged.
     fn issue(
-        &mut self,
+        &self,
         launch: VerifiedLaunch,
         public_key: &[u8],
         mechanism: Mechanism,
@@ -414,7 +414,7 @@ impl Issuer {
     /// The WIT for the credential's key, and both credentials logged (their statements, made
     /// in [`Self::planned`]): what the caller hands out.
     pub(crate) fn logged(
-        &mut self,
+        &self,
         appraisal: Appraisal,
         admission: Admission,
         credential: Credential<'_>,

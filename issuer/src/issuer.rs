@@ -8,7 +8,7 @@
 //! when it is given none).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use twi_verifier::snp::SnpConfig;
@@ -40,6 +40,12 @@ pub struct IssuerConfig {
 }
 
 /// The issuer: its roles over one state directory, under one appraisal policy.
+///
+/// Its asks take `&self`, so that requests are served side by side (`twi serve` shares it in an
+/// `Arc`): the policy, the verifiers and every role's keys are read-only once it is configured,
+/// and each piece that changes has its own lock, held only for that change — the Verifier's
+/// nonces and epochs (a nonce is spent once), the Credential Authority's results awaiting
+/// redemption, the Key Store's slot and the log (one transaction per issuance).
 #[derive(Debug)]
 pub struct Issuer {
     pub(crate) dir: PathBuf,
@@ -51,7 +57,7 @@ pub struct Issuer {
     /// The CA's certificate: the relying-party id (TACRA `rp_id`) evidence binds.
     pub(crate) ca_certificate: Certificate,
     /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
-    pub(crate) key_store: Option<KeyStore>,
+    pub(crate) key_store: Mutex<Option<Arc<KeyStore>>>,
     /// Whether this process holds the Key Store's keys (opens it, makes them).
     pub(crate) holds_key_store: bool,
     /// The Credential Authority the Key Store has its keys certified by: here, or in the CA
@@ -146,7 +152,7 @@ impl Issuer {
             ca,
             ca_certificate,
             policy,
-            key_store,
+            key_store: Mutex::new(key_store.map(Arc::new)),
             holds_key_store: held.key_store == KeyStoreKeys::Held,
             key_store_ca: KeyStoreCa::Here,
             results,
@@ -204,11 +210,6 @@ impl Issuer {
         held(&self.ca, CA_KEYS)
     }
 
-    /// [`Self::authority`], to change.
-    pub(crate) fn authority_mut(&mut self) -> Result<&mut CredentialAuthority, IssuerError> {
-        self.ca.as_mut().ok_or(IssuerError::NotHeld(CA_KEYS))
-    }
-
     /// The provenance log, if this process holds its keys.
     pub(crate) fn records(&self) -> Result<&Records, IssuerError> {
         self.log.as_ref().and_then(Ledger::here).ok_or(IssuerError::NotHeld(LOG_KEYS))
@@ -237,26 +238,16 @@ impl Issuer {
         self.key_store_ca = ca;
     }
 
-    /// The Key Store (opened, and its signing key created, on first use).
-    pub fn key_store(&mut self) -> Result<&KeyStore, IssuerError> {
-        opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)
-    }
-}
-
-/// The Key Store of the issuer whose `key_store` field is `slot`, opened (its keys made) on
-/// first use, if the process `holds` it. On the fields, not `&mut Issuer`, so that a caller can
-/// hold it while it reads the issuer's other roles.
-pub(crate) fn opened_key_store<'a>(
-    slot: &'a mut Option<KeyStore>,
-    holds: bool,
-    dir: &Path,
-    database: &Option<Arc<Postgres>>,
-) -> Result<&'a KeyStore, IssuerError> {
-    if !holds {
-        return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
-    }
-    match slot {
-        Some(store) => Ok(store),
-        None => Ok(slot.insert(KeyStore::open(dir, database.clone())?)),
+    /// The Key Store (opened, and its signing key created, on first use: under its slot's
+    /// lock, so that two first requests open it once).
+    pub fn key_store(&self) -> Result<Arc<KeyStore>, IssuerError> {
+        if !self.holds_key_store {
+            return Err(IssuerError::NotHeld(KEY_STORE_KEYS));
+        }
+        let mut slot = self.key_store.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(store) => Ok(store.clone()),
+            None => Ok(slot.insert(Arc::new(KeyStore::open(&self.dir, self.database.clone())?)).clone()),
+        }
     }
 }

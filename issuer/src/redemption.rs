@@ -28,14 +28,14 @@ impl Issuer {
     /// as `launch` with the freshness `established`, once — in this process, or with replicas
     /// at any of them.
     pub(crate) fn await_redemption(
-        &mut self,
+        &self,
         ear_jwt: &str,
         launch: VerifiedLaunch,
         evidence: &Evidence<'_>,
         established: &Established,
     ) -> Result<(), IssuerError> {
         let Some(shared) = &self.results else {
-            self.authority_mut()?.expect(ear_jwt, launch);
+            self.authority()?.expect(ear_jwt, launch);
             return Ok(());
         };
         let kept = Kept::new(evidence, established.as_ref().ok().cloned());
@@ -47,7 +47,7 @@ impl Issuer {
 
     /// Mechanism B, the Credential Authority's half: the launch `request`'s attestation result
     /// stands for, once the request holds (see `ca::redeem`), at most once.
-    pub(crate) fn redeemed(&mut self, request: &CredentialRequestIn<'_>) -> Result<VerifiedLaunch, Rejection> {
+    pub(crate) fn redeemed(&self, request: &CredentialRequestIn<'_>) -> Result<VerifiedLaunch, Rejection> {
         let checked = ca::check(request, self.verifier.public_key()?, (self.clock)())?;
         self.taken(&checked, request.public_key, Mechanism::B)
     }
@@ -58,7 +58,7 @@ impl Issuer {
     /// for over mutual TLS (so no proof of possession: the evidence binds the key). The launch
     /// it stands for, once, as for mechanism B.
     pub(crate) fn appraised_elsewhere(
-        &mut self,
+        &self,
         ear_jwt: &str,
         public_key: &[u8],
         mechanism: Mechanism,
@@ -71,13 +71,13 @@ impl Issuer {
     /// `checked` attestation result is one it certifies a release on once — remembered in
     /// memory, or (replicas) in their database, until it is too old to be presented — however
     /// often a Key Store holding a role certificate presents it.
-    pub(crate) fn certified_once(&mut self, checked: &Checked) -> Result<(), Rejection> {
+    pub(crate) fn certified_once(&self, checked: &Checked) -> Result<(), Rejection> {
         let marked = match &self.results {
             Some(shared) => {
                 let now = (self.clock)();
                 shared.mark_certified(checked.ear_sha256(), now + ca::CERTIFIED_FOR, now).map_err(IssuerError::from)?
             }
-            None => self.authority_mut()?.mark_certified(checked),
+            None => self.authority()?.mark_certified(checked),
         };
         match marked {
             Marked::First => Ok(()),
@@ -93,10 +93,10 @@ impl Issuer {
     /// Undoes [`Self::certified_once`] for the `checked` result when no certificate was issued
     /// on it. Should the store not answer, the result stays marked (refused until it expires)
     /// and the service's log says so.
-    pub(crate) fn not_certified(&mut self, checked: &Checked) {
+    pub(crate) fn not_certified(&self, checked: &Checked) {
         let forgotten = match &self.results {
             Some(shared) => shared.unmark_certified(checked.ear_sha256()).map_err(IssuerError::from),
-            None => self.authority_mut().map(|authority| authority.unmark_certified(checked)),
+            None => self.authority().map(|authority| authority.unmark_certified(checked)),
         };
         if let Err(e) = forgotten {
             eprintln!("twi serve: a release not certified stays marked as certified on its attestation result: {e}");
@@ -106,15 +106,10 @@ impl Issuer {
     /// The launch a `checked` attestation result binding `public_key` stands for, taken once
     /// and admitted again for `mechanism`: from this process's memory, or (replicas) the
     /// evidence kept in the database appraised again here.
-    fn taken(
-        &mut self,
-        checked: &Checked,
-        public_key: &[u8],
-        mechanism: Mechanism,
-    ) -> Result<VerifiedLaunch, Rejection> {
+    fn taken(&self, checked: &Checked, public_key: &[u8], mechanism: Mechanism) -> Result<VerifiedLaunch, Rejection> {
         let now = (self.clock)();
         let Some(shared) = self.results.clone() else {
-            let launch = self.authority_mut()?.take_pending(checked)?;
+            let launch = self.authority()?.take_pending(checked)?;
             if launch.admission.mechanism != mechanism {
                 let made_for = launch.admission.mechanism;
                 return Err(RequestRefused(format!(

@@ -13,7 +13,7 @@ use crate::ca::{self, Certified, CredentialAuthority, Named, RequestRefused, Ver
 use crate::error::IssuerError;
 use crate::evidence::EvidenceJson;
 use crate::held::{CA_KEYS, held};
-use crate::issuer::{Issuer, opened_key_store};
+use crate::issuer::Issuer;
 use crate::key_store_ca::{
     KeyStoreCa, KeyStoreCaPeer, ProvisionCertifyRequest, ReleaseCertified, ReleaseCertifyRequest, answered_certificate,
     peer_error,
@@ -33,19 +33,19 @@ impl Issuer {
     /// certificate names its entry). Returns the provisioned credential and whether it was
     /// created now. (The owner's own key: [`crate::keystore::provision_owner`].)
     pub fn key_store_provision(
-        &mut self,
+        &self,
         platform: Platform,
         measurement: &[u8],
         owner: &str,
     ) -> Result<(Provisioned, bool), IssuerError> {
         let (workload_id, _) = self.provisioned_workload(platform, measurement)?;
         let now = (self.clock)();
-        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
+        let store = self.key_store()?;
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
             return Ok((held, false));
         }
         // Made and logged before the Key Store keeps it (outside the Key Store's lock, which
-        // the embedded log takes too). Should another process provision the workload
+        // the embedded log takes too). Should another request or process provision the workload
         // meanwhile, its credential is kept and this one stays a record of one never handed out.
         use p384::elliptic_curve::Generate;
         let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
@@ -63,7 +63,7 @@ impl Issuer {
                 answered_certificate(peer.as_ref(), &answer.certificate, &public_key, &self.ca_certificate)?
             }
         };
-        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
+        let store = self.key_store()?;
         store.provision_if_absent(&workload_id, || Ok((der, key)))
     }
 
@@ -89,7 +89,7 @@ impl Issuer {
     /// release is logged (records: that X.509 credential under its serial, and a WIT bound to
     /// the released key), and the attestation result binds the ephemeral key the Evidence
     /// attested.
-    pub fn key_store_release(&mut self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
+    pub fn key_store_release(&self, evidence: &Evidence<'_>) -> Result<KeyReleased, Rejection> {
         let (appraisal, admission) = self.admitted(evidence, Mechanism::D, None)?;
         let launch = VerifiedLaunch { admission, appraisal, nonce: evidence.bundle.nonce.to_vec() };
         self.released(launch, evidence, ResultOfRecord::Make)
@@ -99,7 +99,7 @@ impl Issuer {
     /// another process appraised `evidence` and signed `attestation_result` when this process's
     /// Key Store asked it (over mutual TLS, `http::peer`); redeemed once.
     pub fn key_store_release_appraised(
-        &mut self,
+        &self,
         evidence: &Evidence<'_>,
         attestation_result: &str,
     ) -> Result<KeyReleased, Rejection> {
@@ -111,7 +111,7 @@ impl Issuer {
     /// attestation result of record: the released key certified for this launch by the
     /// Credential Authority (here, or of the CA process the Key Store calls), and logged.
     fn released(
-        &mut self,
+        &self,
         launch: VerifiedLaunch,
         evidence: &Evidence<'_>,
         result: ResultOfRecord,
@@ -136,7 +136,7 @@ impl Issuer {
             KeyStoreCa::Here => Certifying::Here(self.planned(&admission, &appraisal, Mechanism::D)?),
             KeyStoreCa::Peer(peer) => Certifying::Peer { peer: peer.clone(), answer: None, failed: None },
         };
-        let store = opened_key_store(&mut self.key_store, self.holds_key_store, &self.dir, &self.database)?;
+        let store = self.key_store()?;
         let ca = Authorities { ca: &self.ca, certificate: &self.ca_certificate };
         // The released certificate is issued now, for this launch, with the issuer's extensions.
         let asked = ReleaseAsk { admission: &admission, appraisal: &appraisal, evidence, ear_jwt: &ear_jwt };
@@ -210,7 +210,7 @@ impl Issuer {
     /// result before (one certificate per result), then issues and logs the certificate and
     /// WIT as in one process.
     pub fn ca_certify_release(
-        &mut self,
+        &self,
         evidence: &Evidence<'_>,
         attestation_result: &str,
         public_key: &[u8],

@@ -7,7 +7,7 @@
 //! draft-ietf-rats-ear) with its own key (`verifier-key.pem`), never the CA's.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use p384::ecdsa::{SigningKey, VerifyingKey};
@@ -145,7 +145,9 @@ pub(crate) struct VerifierRole {
     tdx: Option<TdxVerifier>,
     /// The simulated TDX platform ([`Platform::SimTdx`]).
     sim_tdx: Option<TdxVerifier>,
-    pub freshness: Freshness,
+    /// Verifier nonces and AF_L1 epochs: the one part of the Verifier that changes as it
+    /// serves, behind its own lock (held only to issue, spend or publish, never to appraise).
+    freshness: Mutex<Freshness>,
     key: ResultKey,
 }
 
@@ -210,7 +212,14 @@ impl VerifierRole {
             VerifierKeys::Public(key) => (ResultKey::Public(key), None),
             VerifierKeys::Unknown => (ResultKey::Unknown, None),
         };
-        Ok(Self { snp: None, sim_snp, tdx: None, sim_tdx: None, freshness: freshness(epoch_key, clock, shared), key })
+        Ok(Self {
+            snp: None,
+            sim_snp,
+            tdx: None,
+            sim_tdx: None,
+            freshness: Mutex::new(freshness(epoch_key, clock, shared)),
+            key,
+        })
     }
 
     pub(crate) fn accept_hardware_snp(&mut self, config: SnpConfig) {
@@ -264,21 +273,34 @@ impl VerifierRole {
     /// What evidence at `level` must bind: the current epoch's id (AF_L1), else a single-use
     /// verifier nonce (which satisfies every level).
     pub(crate) fn challenge(
-        &mut self,
+        &self,
         level: Option<FreshnessLevel>,
         scope: crate::freshness::NonceScope,
     ) -> Result<Vec<u8>, IssuerError> {
+        let mut freshness = self.locked_freshness();
         if level == Some(FreshnessLevel::Epoch)
-            && let Some(epochs) = self.freshness.epochs.as_mut()
+            && let Some(epochs) = freshness.epochs.as_mut()
         {
             return Ok(epochs.current()?.id().to_vec());
         }
-        Ok(self.freshness.nonces.issue(scope)?.to_vec())
+        Ok(freshness.nonces.issue(scope)?.to_vec())
     }
 
     /// The current AF_L1 epoch.
-    pub(crate) fn current_epoch(&mut self) -> Result<SignedEpoch, FreshnessError> {
-        self.freshness.epochs.as_mut().ok_or(FreshnessError::NoEpochs)?.current()
+    pub(crate) fn current_epoch(&self) -> Result<SignedEpoch, FreshnessError> {
+        self.locked_freshness().epochs.as_mut().ok_or(FreshnessError::NoEpochs)?.current()
+    }
+
+    /// What makes evidence binding `nonce` fresh: a verifier nonce is spent here, under the
+    /// freshness lock, so that of two requests presenting it only one establishes it.
+    pub(crate) fn establish(&self, nonce: &[u8]) -> Result<crate::freshness::Fresh, FreshnessError> {
+        self.locked_freshness().establish(nonce)
+    }
+
+    /// The freshness state, locked. Every change to it is one insert or remove, so a panic
+    /// elsewhere while it was held leaves it consistent: keep serving.
+    fn locked_freshness(&self) -> std::sync::MutexGuard<'_, Freshness> {
+        self.freshness.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn for_platform(&self, platform: Platform) -> Result<&dyn Verifier, EvidenceRejection> {

@@ -158,6 +158,50 @@ fn mechanism_b_redeems_the_verifiers_result_once_with_a_proof_of_possession() {
     assert!(error(&answer).contains("already redeemed (replay)"), "{answer}");
 }
 
+/// The answers of one request sent twice at once: exactly one issued (200), the other
+/// refused as a replay with `reason`. The issuer works on both concurrently (no issuer-wide
+/// lock), so only the nonce store's and the pending results' own atomic take keeps it once.
+fn issued_once(answers: [(StatusCode, serde_json::Value); 2], reason: &str) {
+    let statuses = answers.each_ref().map(|(status, _)| *status);
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(ok, 1, "exactly one of two concurrent redemptions issues: {answers:?}");
+    let (status, refused) = answers.iter().find(|(status, _)| *status != StatusCode::OK).unwrap();
+    assert_eq!(*status, StatusCode::FORBIDDEN, "{refused}");
+    assert!(error(refused).contains(reason), "{refused}");
+}
+
+/// Issue 14: two requests presenting one verifier nonce at the same moment — one credential.
+#[test]
+fn one_nonce_presented_twice_at_once_issues_once() {
+    let service = service(Roles::ALL);
+    for _ in 0..4 {
+        let (signing, _) = workload_key();
+        let nonce = service.nonce();
+        let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &nonce) });
+        issued_once(service.post_twice_at_once("/v1/ca/credential", &request), "the nonce was already used (replay)");
+    }
+}
+
+/// Issue 14: one mechanism-B attestation result redeemed twice at the same moment — one
+/// credential.
+#[test]
+fn one_attestation_result_redeemed_twice_at_once_issues_once() {
+    let service = service_with(Roles::ALL, "AF_L2", "b");
+    for _ in 0..4 {
+        let (signing, key) = workload_key();
+        let nonce = service.nonce();
+        let evidence = serde_json::json!({ "mechanism": "b", "evidence": service.evidence(&signing, &nonce) });
+        let (status, answer) = service.post("/v1/verifier/evidence", evidence);
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        let ear = answer["attestation_result"].as_str().unwrap().to_string();
+        let proof = twi_testkit::tacra::credential_request_proof(&signing, &nonce, &ear, &key);
+        let request = serde_json::json!({
+            "mechanism": "b", "attestation_result": ear, "public_key": hex::encode(&key), "proof": hex::encode(&proof),
+        });
+        issued_once(service.post_twice_at_once("/v1/ca/credential", &request), "already redeemed (replay)");
+    }
+}
+
 #[test]
 fn a_hint_the_policy_does_not_honour_is_refused_at_initiate_with_tacras_reason() {
     let service = service(Roles::ALL);

@@ -17,6 +17,7 @@
 //!   and the WIT key can rotate without re-issuing the CA that images embed.
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{OctetString, Utf8StringRef};
@@ -108,11 +109,19 @@ pub(crate) struct CredentialAuthority {
     issuer_uri: String,
     /// The organisation of credential subjects: the policy's trust domain.
     trust_domain: String,
-    pending: Pending,
+    /// The attestation results it expects to redeem (mechanism B), behind their own lock: taken
+    /// only to insert or remove one, never while signing.
+    pending: Mutex<Pending>,
     /// The attestation results it certified a Key Store process's release on (mechanism D).
-    certified: CertifiedResults,
+    certified: Mutex<CertifiedResults>,
     /// The extension OIDs, under the state's arc.
     oids: Oids,
+}
+
+/// `map`, locked. Each change to it is one insert or remove, so a panic elsewhere while it was
+/// held leaves it consistent: keep serving.
+fn locked<T>(map: &Mutex<T>) -> MutexGuard<'_, T> {
+    map.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The key WITs of the issuer state `dir` verify under when its policy's `wit_alg` is `alg`,
@@ -142,8 +151,8 @@ impl CredentialAuthority {
             previous_wit_key,
             issuer_uri: format!("spiffe://{trust_domain}/twi-issuer"),
             trust_domain: trust_domain.into(),
-            pending: Pending::default(),
-            certified: CertifiedResults::default(),
+            pending: Mutex::default(),
+            certified: Mutex::default(),
             oids: Oids::load(dir)?,
         })
     }
@@ -153,25 +162,25 @@ impl CredentialAuthority {
     }
 
     /// Mechanism B: the Verifier signed `ear_jwt` for `launch`; the CA will redeem it once.
-    pub(crate) fn expect(&mut self, ear_jwt: &str, launch: VerifiedLaunch) {
-        self.pending.expect(ear_jwt, launch);
+    pub(crate) fn expect(&self, ear_jwt: &str, launch: VerifiedLaunch) {
+        locked(&self.pending).expect(ear_jwt, launch);
     }
 
     /// The launch a `checked` attestation result stands for, once (the Verifier in this
     /// process signed it: see `redeem.rs`).
-    pub(crate) fn take_pending(&mut self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
-        self.pending.take(checked)
+    pub(crate) fn take_pending(&self, checked: &Checked) -> Result<VerifiedLaunch, RequestRefused> {
+        locked(&self.pending).take(checked)
     }
 
     /// Mechanism D with the Key Store in another process: marks the `checked` result as one a
     /// release was certified on (see [`Marked`]; without a database shared by replicas).
-    pub(crate) fn mark_certified(&mut self, checked: &Checked) -> Marked {
-        self.certified.mark(checked)
+    pub(crate) fn mark_certified(&self, checked: &Checked) -> Marked {
+        locked(&self.certified).mark(checked)
     }
 
     /// Undoes [`Self::mark_certified`] (no certificate was issued on the result).
-    pub(crate) fn unmark_certified(&mut self, checked: &Checked) {
-        self.certified.unmark(checked);
+    pub(crate) fn unmark_certified(&self, checked: &Checked) {
+        locked(&self.certified).unmark(checked);
     }
 
     /// The keys WITs verify under, with their `kid`s: the one this CA signs with, then the

@@ -2,7 +2,7 @@
 //! reason a person can act on), and running a request's work on the issuer off the async
 //! workers.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::rejection::JsonRejection;
@@ -215,30 +215,27 @@ impl From<JsonRejection> for ApiError {
     }
 }
 
-/// The issuer and the roles it serves, shared by the handlers.
+/// The issuer and the roles it serves, shared by the handlers. The issuer is not behind one
+/// lock: its roles' keys, verifiers and policy are read-only while it serves, and each piece
+/// that changes (the Verifier's nonces and epochs, the Credential Authority's pending results,
+/// the Key Store, the log) has its own lock, held only for that change.
 #[derive(Clone)]
 pub(super) struct AppState {
-    pub issuer: Arc<Mutex<Issuer>>,
+    pub issuer: Arc<Issuer>,
     pub roles: Roles,
     /// The roles of other processes this one calls (those it does not serve).
     pub peers: super::peer::Peers,
 }
 
-/// Runs `work` on the issuer, off the async workers (appraisal is CPU-bound and the
-/// provenance log is SQLite).
+/// Runs `work` on the issuer, off the async workers (appraisal is CPU-bound, the provenance
+/// log is SQLite or another process), concurrently with other requests' work: no issuer-wide
+/// lock is taken (see [`AppState`]).
 pub(super) async fn with_issuer<T: Send + 'static>(
     state: &AppState,
-    work: impl FnOnce(&mut Issuer) -> Result<T, ApiError> + Send + 'static,
+    work: impl FnOnce(&Issuer) -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     let issuer = state.issuer.clone();
-    tokio::task::spawn_blocking(move || {
-        // A panic inside the issuer is a bug; the lock still guards consistent data (every
-        // mutation is a single insert or remove), so keep serving.
-        let mut guard = issuer.lock().unwrap_or_else(PoisonError::into_inner);
-        work(&mut guard)
-    })
-    .await
-    .map_err(|e| {
+    tokio::task::spawn_blocking(move || work(&issuer)).await.map_err(|e| {
         // The panic's text stays in the log: it may name internals a client has no use for.
         eprintln!("twi serve: the issuer failed while handling a request: {e}");
         ApiError::internal("the issuer failed while handling the request (see the service's log)")

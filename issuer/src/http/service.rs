@@ -1,7 +1,7 @@
 //! The router: which endpoints a process serves (by its roles), the body limit, the per-request
 //! time limit, the answers to unknown paths and methods; and serving it until a signal.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -58,7 +58,7 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
 /// [`router_with`] for a process that calls the roles it does not serve in other processes
 /// (`peers`: the Verifier for its CA and Key Store, the CA for its Verifier).
 pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers: Peers) -> Router {
-    let state = AppState { issuer: Arc::new(Mutex::new(issuer)), roles, peers };
+    let state = AppState { issuer: Arc::new(issuer), roles, peers };
     let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
     // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
     let replies = super::idempotency::Replies::default();

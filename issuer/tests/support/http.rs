@@ -111,6 +111,28 @@ impl Service {
         })
     }
 
+    /// `body` POSTed to `path` twice at once (two requests in flight together, each worked on
+    /// its own blocking thread): both answers, in no particular order.
+    pub fn post_twice_at_once(&self, path: &str, body: &serde_json::Value) -> [(StatusCode, serde_json::Value); 2] {
+        let request = || {
+            let request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(serde_json::to_vec(body).unwrap()))
+                .unwrap();
+            let router = self.router.clone();
+            async move {
+                let response = router.oneshot(request).await.unwrap();
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+                (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+            }
+        };
+        let (first, second) = self.runtime.block_on(async { tokio::join!(request(), request()) });
+        [first, second]
+    }
+
     pub fn post(&self, path: &str, body: serde_json::Value) -> (StatusCode, serde_json::Value) {
         self.call(Method::POST, path, Some(serde_json::to_vec(&body).unwrap()))
     }
