@@ -58,6 +58,9 @@ pub struct Issuer {
     pub(crate) ca_certificate: Certificate,
     /// Mechanism D's Key Store, opened (and its keys made) on first use; with replicas, at the start.
     pub(crate) key_store: Mutex<Option<Arc<KeyStore>>>,
+    /// Held across one provisioning (look, make, keep), so that two owner requests in this
+    /// process provision a workload once; provisioning is rare, so it is taken in turn.
+    pub(crate) provisioning: Mutex<()>,
     /// Whether this process holds the Key Store's keys (opens it, makes them).
     pub(crate) holds_key_store: bool,
     /// The Credential Authority the Key Store has its keys certified by: here, or in the CA
@@ -153,6 +156,7 @@ impl Issuer {
             ca_certificate,
             policy,
             key_store: Mutex::new(key_store.map(Arc::new)),
+            provisioning: Mutex::new(()),
             holds_key_store: held.key_store == KeyStoreKeys::Held,
             key_store_ca: KeyStoreCa::Here,
             results,

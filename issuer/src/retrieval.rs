@@ -39,14 +39,16 @@ impl Issuer {
         owner: &str,
     ) -> Result<(Provisioned, bool), IssuerError> {
         let (workload_id, _) = self.provisioned_workload(platform, measurement)?;
+        let _in_turn = self.provisioning.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let now = (self.clock)();
         let store = self.key_store()?;
         if let Some(held) = store.provisioned(&workload_id)?.filter(|held| !held.expired(now)) {
             return Ok((held, false));
         }
         // Made and logged before the Key Store keeps it (outside the Key Store's lock, which
-        // the embedded log takes too). Should another request or process provision the workload
-        // meanwhile, its credential is kept and this one stays a record of one never handed out.
+        // the embedded log takes too). Requests in this process provision in turn; should
+        // another replica provision the workload meanwhile, its credential is kept and this one
+        // stays a record of one never handed out.
         use p384::elliptic_curve::Generate;
         let key = p384::ecdsa::SigningKey::try_generate().map_err(|_| IssuerError::Rng)?;
         let der = match &self.key_store_ca {

@@ -533,6 +533,27 @@ fn present_for_release(
     issuer.key_store_release(&attested.evidence(ephemeral, nonce))
 }
 
+/// The issuer serves requests side by side (`twi serve` shares it): owners provisioning one
+/// workload at once get one credential, and no second one is made and logged in vain.
+#[test]
+fn concurrent_provisioning_of_one_workload_makes_one_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let issuer = issuer(&dir.path().join("issuer"), &psp, policy_by("AF_L0", "CS_L1", &MEASUREMENT, "d"));
+    // The checkpoint's second line is the log's size (C2SP tlog-checkpoint).
+    let logged = || issuer.log_checkpoint().unwrap().lines().nth(1).unwrap().parse::<u64>().unwrap();
+    let before = logged();
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let asks: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| issuer.key_store_provision(Platform::SimSnp, &MEASUREMENT, "test owner").unwrap()))
+            .collect();
+        asks.into_iter().map(|ask| ask.join().unwrap()).collect()
+    });
+    assert_eq!(answers.iter().filter(|(_, created)| *created).count(), 1, "exactly one request made the credential");
+    assert!(answers.iter().all(|(p, _)| p.serial_hex == answers[0].0.serial_hex), "all were given the same credential");
+    assert_eq!(logged(), before + 1, "one provisioning record, no credential made in vain");
+}
+
 #[test]
 fn mechanism_d_releases_the_provisioned_key_once_per_nonce_encrypted_to_the_bound_key() {
     use std::os::unix::fs::PermissionsExt;
