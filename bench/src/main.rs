@@ -136,7 +136,7 @@ fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
 /// ROM bytes in use, zero bytes in `.data`, per crate: the built-in workload and https-get (the
 /// workload with the TLS stack), beside the 256 KiB budget.
 fn sizes(twi: &twi::Twi, default: &std::path::Path) -> Result<()> {
-    stats::section("ROM in use (.text + .rodata + .data + .vault of the runtime ELF) and per crate");
+    stats::section("ROM in use (.text + .rodata + .data of the runtime ELF) and per crate");
     let built_in = rom::measure(&default.join("twi-runtime.elf"))?;
     rom::print("built-in workload", &built_in, ROM_BUDGET, 12);
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/https-get");

@@ -1,5 +1,6 @@
-//! ROM figures from a runtime ELF: the bytes the image carries (.text, .rodata, .data and the
-//! vault's initialiser: everything the boot stub copies to RAM), zero-filled `.data` (what
+//! ROM figures from a runtime ELF: the bytes the image carries (.text, .rodata, .data: everything
+//! the boot stub copies to RAM; and a `.vault` section, where an ELF from before 2026-12-07
+//! still has one — the vault's pages are in `.bss` now), zero-filled `.data` (what
 //! belongs in `.bss`), and each crate's share by its symbols (demangled, the crate being the
 //! first path segment, as cargo-bloat counts), the rest reported as unattributed.
 

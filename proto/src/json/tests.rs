@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use serde_json::{Map, Value};
 
 use super::*;
+use crate::tests::Rng;
 
 #[test]
 fn members_are_read_by_name_as_their_text() {
@@ -65,22 +66,6 @@ fn what_rfc_8259_or_this_reader_refuses_is_refused() {
     assert!(Object::parse(br#"{"o":{"b":1,"b":2}}"#).is_err(), "repeated names are refused at any depth");
 }
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// A random value; strings hold quotes, backslashes, controls and non-ASCII (escaped by
 /// serde_json), names only letters (this reader refuses escaped names).
 fn value(rng: &mut Rng, depth: usize) -> Value {
@@ -91,7 +76,7 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
         3 => Value::from((rng.next() as f64 / 7.0e9) - 1.0e9),
         4 => {
             let alphabet = ['a', 'Z', '"', '\\', '/', '\n', '\u{1}', 'é', '€', '😀', ' '];
-            Value::String((0..rng.below(12)).map(|_| alphabet[rng.below(11) as usize]).collect())
+            Value::String((0..rng.below(12)).map(|_| alphabet[rng.below(11)]).collect())
         }
         5 => Value::Array((0..rng.below(4)).map(|_| value(rng, depth + 1)).collect()),
         _ => Value::Object(object(rng, depth + 1)),
@@ -99,7 +84,7 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
 }
 
 fn object(rng: &mut Rng, depth: usize) -> Map<String, Value> {
-    (0..rng.below(6)).map(|i| (format!("k{i}{}", ["", "x", "Yz"][rng.below(3) as usize]), value(rng, depth))).collect()
+    (0..rng.below(6)).map(|i| (format!("k{i}{}", ["", "x", "Yz"][rng.below(3)]), value(rng, depth))).collect()
 }
 
 #[test]
@@ -122,9 +107,9 @@ fn mutated_texts_never_panic_and_nothing_serde_json_refuses_is_accepted() {
     for _ in 0..20_000 {
         let mut text = serde_json::to_vec(&object(&mut rng, 0)).unwrap();
         for _ in 0..=rng.below(3) {
-            let at = rng.below(text.len() as u64 + 1) as usize;
+            let at = rng.below(text.len() + 1);
             let bytes = b"{}[]\",:.-+eE0 \\u\x7f\x00\xc3";
-            let byte = bytes[rng.below(bytes.len() as u64) as usize];
+            let byte = bytes[rng.below(bytes.len())];
             match rng.below(3) {
                 0 if at < text.len() => text[at] = byte,
                 1 if at < text.len() => {

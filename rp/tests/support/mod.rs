@@ -100,7 +100,7 @@ fn issue_all() -> World {
     issuer.accept_hardware_snp(amd::config(&pki.trust, SnpPolicy::default()));
     let endorsements: Vec<Vec<u8>> =
         [&vcek.cert, &pki.ask.cert, &pki.ark.cert].iter().map(|c| c.der().to_vec()).collect();
-    let mut launch = |measurement: [u8; 48]| {
+    let launch = |measurement: [u8; 48]| {
         let key = SigningKey::try_generate().unwrap();
         let public_key = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
         let target = twi_testkit::tacra::TARGET;
