@@ -1232,3 +1232,30 @@ fn issuance_rate_with_an_embedded_and_a_remote_log() {
         std::thread::sleep(Duration::from_secs(4));
     }
 }
+
+/// A measurement, run by hand (`cargo test -p twi-host-loader --test replicas -- --ignored
+/// issuance_rate_on --nocapture`; the debug build): mechanism-C issuances per second with one
+/// client and with several at one process serving every role whose state is in PostgreSQL
+/// (`--database`: the log, nonces and results, as replicas keep them). Every database call goes
+/// through the process's one connection, in turn.
+#[test]
+#[ignore = "a measurement: run by hand with --nocapture"]
+fn issuance_rate_on_a_database() {
+    const CONCURRENT: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start();
+    let (state, chips, policy) = layout(dir.path());
+    let url = cluster.url();
+    let args =
+        ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips), "--database", &url];
+    let served = Served::start(TWI, &args);
+    let at = RemoteIssuer::new(&served.url, &ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None })
+        .unwrap();
+    let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    let chip = chips.join("sim-snp");
+    issuance_rate(&chip, &at, &rp_id, 1, 2); // warm up
+    std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
+    let one = issuance_rate(&chip, &at, &rp_id, 1, 8);
+    let many = issuance_rate(&chip, &at, &rp_id, CONCURRENT, 4);
+    println!("database: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
+}
