@@ -1200,7 +1200,6 @@ fn issuance_rate(chip: &Path, at: &RemoteIssuer, rp_id: &str, clients: usize, ea
 #[test]
 #[ignore = "a measurement: run by hand with --nocapture"]
 fn issuance_rate_with_an_embedded_and_a_remote_log() {
-    const CONCURRENT: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let (_, chips, policy) = layout(dir.path());
     let chip = chips.join("sim-snp");
@@ -1222,15 +1221,22 @@ fn issuance_rate_with_an_embedded_and_a_remote_log() {
     for (name, served, anchor) in
         [("embedded log", &all, all_state.join("issuer/issuer-ca.pem")), ("log process", &ca, issuer_ca.clone())]
     {
-        let at = RemoteIssuer::new(&served.url, &ClientTls { ca: Some(anchor), client: None }).unwrap();
-        let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
-        issuance_rate(&chip, &at, &rp_id, 1, 2); // warm up
-        std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
-        let one = issuance_rate(&chip, &at, &rp_id, 1, 8);
-        let many = issuance_rate(&chip, &at, &rp_id, CONCURRENT, 4);
-        println!("{name}: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
+        print_issuance_rates(name, &chip, &served.url, anchor);
         std::thread::sleep(Duration::from_secs(4));
     }
+}
+
+/// Prints the mechanism-C issuance rate at the issuer at `url` (its CA `anchor`) with one client
+/// and with several, after a warm-up.
+fn print_issuance_rates(name: &str, chip: &Path, url: &str, anchor: PathBuf) {
+    const CONCURRENT: usize = 8;
+    let at = RemoteIssuer::new(url, &ClientTls { ca: Some(anchor), client: None }).unwrap();
+    let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    issuance_rate(chip, &at, &rp_id, 1, 2); // warm up
+    std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
+    let one = issuance_rate(chip, &at, &rp_id, 1, 8);
+    let many = issuance_rate(chip, &at, &rp_id, CONCURRENT, 4);
+    println!("{name}: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
 }
 
 /// A measurement, run by hand (`cargo test -p twi-host-loader --test replicas -- --ignored
@@ -1241,7 +1247,6 @@ fn issuance_rate_with_an_embedded_and_a_remote_log() {
 #[test]
 #[ignore = "a measurement: run by hand with --nocapture"]
 fn issuance_rate_on_a_database() {
-    const CONCURRENT: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
     let (state, chips, policy) = layout(dir.path());
@@ -1249,13 +1254,5 @@ fn issuance_rate_on_a_database() {
     let args =
         ["--state", path(&state), "--policy", path(&policy), "--simulated-tee", path(&chips), "--database", &url];
     let served = Served::start(TWI, &args);
-    let at = RemoteIssuer::new(&served.url, &ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None })
-        .unwrap();
-    let rp_id = at.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
-    let chip = chips.join("sim-snp");
-    issuance_rate(&chip, &at, &rp_id, 1, 2); // warm up
-    std::thread::sleep(Duration::from_secs(4)); // the challenge bucket refills
-    let one = issuance_rate(&chip, &at, &rp_id, 1, 8);
-    let many = issuance_rate(&chip, &at, &rp_id, CONCURRENT, 4);
-    println!("database: {one:.1} issuances/s with one client, {many:.1}/s with {CONCURRENT}");
+    print_issuance_rates("database", &chips.join("sim-snp"), &served.url, state.join("issuer/issuer-ca.pem"));
 }

@@ -86,6 +86,16 @@ impl<'a> Reader<'a> {
         if self.peek() == Some(tag) { self.expect(tag).map(Some) } else { Ok(None) }
     }
 
+    /// A `BOOLEAN DEFAULT FALSE` (an extension's `critical`, basicConstraints' `cA`): false
+    /// when absent; when present, one byte 0x00 or 0xFF.
+    pub fn optional_boolean(&mut self) -> Result<bool, DerError> {
+        match self.optional(tag::BOOLEAN)? {
+            None | Some(Element { contents: [0x00], .. }) => Ok(false),
+            Some(Element { contents: [0xff], .. }) => Ok(true),
+            Some(_) => Err(DerError),
+        }
+    }
+
     /// Nothing may follow.
     pub fn finish(self) -> Result<(), DerError> {
         if self.rest.is_empty() { Ok(()) } else { Err(DerError) }

@@ -98,19 +98,13 @@ impl<'a> Extensions<'a> {
     /// Calls `each` with every extension in order, stopping at its first error.
     ///
     /// # Errors
-    /// [`DerError`] for a malformed extension (a `critical` that is not one byte 0x00 or 0xFF),
-    /// or `each`'s error.
+    /// [`DerError`] for a malformed extension, or `each`'s error.
     pub fn each(&self, mut each: impl FnMut(Extension<'a>) -> Result<(), DerError>) -> Result<(), DerError> {
         let mut list = Reader::new(self.list);
         while !list.is_empty() {
             let mut fields = Reader::new(list.expect(tag::SEQUENCE)?.contents);
             let id = fields.expect(tag::OID)?.contents;
-            let critical = match fields.optional(tag::BOOLEAN)? {
-                Some(Element { contents: [0xff], .. }) => true,
-                Some(Element { contents: [0x00], .. }) => false,
-                Some(_) => return Err(DerError),
-                None => false,
-            };
+            let critical = fields.optional_boolean()?;
             let value = fields.expect(tag::OCTET_STRING)?.contents;
             fields.finish()?;
             each(Extension { id, critical, value })?;

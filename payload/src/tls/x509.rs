@@ -209,21 +209,9 @@ impl<'a> Extensions<'a> {
     }
 }
 
-/// A DER BOOLEAN: one byte, 0x00 or 0xFF.
-fn boolean(element: Element<'_>) -> Result<bool, DerError> {
-    match element.contents {
-        [0x00] => Ok(false),
-        [0xff] => Ok(true),
-        _ => Err(DerError),
-    }
-}
-
 fn basic_constraints(value: &[u8]) -> Result<(bool, Option<usize>), DerError> {
     let mut fields = Reader::new(asn1::only(value, tag::SEQUENCE)?.contents);
-    let ca = match fields.optional(tag::BOOLEAN)? {
-        Some(flag) => boolean(flag)?,
-        None => false,
-    };
+    let ca = fields.optional_boolean()?;
     let limit = match fields.optional(tag::INTEGER)? {
         Some(Element { contents: [n], .. }) if *n < 0x80 => Some(usize::from(*n)),
         Some(_) => return Err(DerError),
