@@ -6,8 +6,8 @@
 //! P-384 public key that the runtime generated in its vault and bound into the Evidence; the
 //! runtime opens it inside the vault. Both sides share this module.
 //!
-//! Built on RustCrypto primitives (p384 with `ecdh`, `hkdf`, `aes-gcm`) because the `hpke`
-//! crate is tied to an older p384. The construction follows the RFC step by step:
+//! Built on RustCrypto primitives (p384 with `ecdh`, `hkdf` through `twi_proto::kdf`,
+//! `aes-gcm`) because the `hpke` crate is tied to an older p384. The construction follows the RFC step by step:
 //!
 //! * §4: `LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" ‖ suite_id ‖ label ‖ ikm)`,
 //!   `LabeledExpand(prk, label, info, L) = Expand(prk, I2OSP(L, 2) ‖ "HPKE-v1" ‖ suite_id ‖
@@ -30,11 +30,10 @@
 
 use aes_gcm::aead::{AeadInOut, KeyInit, Nonce};
 use aes_gcm::{Aes256Gcm, Tag};
-use hkdf::{Hkdf, HkdfExtract};
 use p384::elliptic_curve::Generate;
 use p384::{PublicKey, SecretKey};
 use rand_core::TryCryptoRng;
-use sha2::Sha384;
+use twi_proto::kdf;
 use zeroize::{Zeroize, Zeroizing};
 
 /// DHKEM(P-384, HKDF-SHA384).
@@ -111,24 +110,15 @@ pub fn deserialize_public_key(bytes: &[u8]) -> Result<PublicKey, HpkeError> {
 
 /// `LabeledExtract(salt, label, ikm)`.
 fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<[u8; SECRET_LEN]> {
-    let mut extract = HkdfExtract::<Sha384>::new(Some(salt));
-    extract.input_ikm(VERSION_LABEL);
-    extract.input_ikm(suite_id);
-    extract.input_ikm(label);
-    extract.input_ikm(ikm);
-    let (prk, _) = extract.finalize();
-    let mut out = Zeroizing::new([0u8; SECRET_LEN]);
-    out.copy_from_slice(&prk);
-    out
+    kdf::extract(salt, &[VERSION_LABEL, suite_id, label, ikm])
 }
 
 /// `LabeledExpand(prk, label, info, L)` into `okm` (L = `okm.len()`, at most 255·48).
 fn labeled_expand(suite_id: &[u8], prk: &[u8; SECRET_LEN], label: &[u8], info: &[u8], okm: &mut [u8]) {
     // A PRK of exactly Nh bytes is always accepted, and the lengths used here (48, 32, 12)
-    // are far below the 255·Nh limit, so neither call can fail.
-    let Ok(hkdf) = Hkdf::<Sha384>::from_prk(prk) else { return okm.zeroize() };
+    // are far below the 255·Nh limit, so this cannot fail.
     let length = (okm.len() as u16).to_be_bytes();
-    if hkdf.expand_multi_info(&[&length, VERSION_LABEL, suite_id, label, info], okm).is_err() {
+    if kdf::expand(prk, &[&length, VERSION_LABEL, suite_id, label, info], okm).is_err() {
         okm.zeroize();
     }
 }

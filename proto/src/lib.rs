@@ -16,6 +16,7 @@ pub mod asn1;
 pub mod csr;
 pub mod frame;
 pub mod json;
+pub mod kdf;
 pub mod manifest;
 pub mod msg;
 pub mod point;

@@ -5,17 +5,15 @@
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Tag};
 use alloc::vec::Vec;
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
 use p384::SecretKey;
-use sha2::Sha384;
+use twi_proto::kdf;
 use zeroize::Zeroizing;
 
 use super::error::TlsError;
 use super::random::Random;
 
 /// SHA-384's output: every secret and transcript hash of this suite.
-pub(crate) const HASH_LEN: usize = 48;
+pub(crate) const HASH_LEN: usize = kdf::HASH_LEN;
 const KEY_LEN: usize = 32;
 const IV_LEN: usize = 12;
 pub(crate) const TAG_LEN: usize = 16;
@@ -61,22 +59,16 @@ impl Ephemeral {
 
 /// HKDF-Extract (RFC 5869 §2.2).
 pub(crate) fn extract(salt: &[u8], ikm: &[u8]) -> Secret {
-    let (mut prk, _) = Hkdf::<Sha384>::extract(Some(salt), ikm);
-    let mut out = Zeroizing::new([0u8; HASH_LEN]);
-    out.copy_from_slice(&prk);
-    zeroize::Zeroize::zeroize(prk.as_mut_slice());
-    out
+    kdf::extract(salt, &[ikm])
 }
 
 /// HKDF-Expand-Label (RFC 8446 §7.1) into `out` (at most one hash's length here).
 pub(crate) fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mut [u8]) -> Result<(), TlsError> {
-    let failed = |_| TlsError::Internal("HKDF-Expand-Label".into());
-    let hkdf = Hkdf::<Sha384>::from_prk(secret).map_err(failed)?;
     let length = (out.len() as u16).to_be_bytes();
     let label_len = [(6 + label.len()) as u8];
     let context_len = [context.len() as u8];
     let info: [&[u8]; 6] = [&length, &label_len, b"tls13 ", label, &context_len, context];
-    hkdf.expand_multi_info(&info, out).map_err(|_| TlsError::Internal("HKDF-Expand-Label".into()))
+    kdf::expand(secret, &info, out).map_err(|_| TlsError::Internal("HKDF-Expand-Label".into()))
 }
 
 /// Derive-Secret with the transcript hash already taken.
@@ -86,13 +78,12 @@ pub(crate) fn derive(secret: &[u8], label: &[u8], transcript: &Digest) -> Result
     Ok(out)
 }
 
-/// The MAC of a Finished message (§4.4.4) with `base`'s finished key over `transcript`.
-pub(crate) fn finished_mac(base: &[u8], transcript: &Digest) -> Result<Hmac<Sha384>, TlsError> {
+/// The MAC of a Finished message (§4.4.4) with `base`'s finished key over `transcript`:
+/// HMAC-SHA384, which is HKDF-Extract keyed with the finished key (RFC 5869 §2.2).
+pub(crate) fn finished_mac(base: &[u8], transcript: &Digest) -> Result<Secret, TlsError> {
     let mut key = Zeroizing::new([0u8; HASH_LEN]);
     expand_label(base, b"finished", &[], &mut key[..])?;
-    let mut mac = <Hmac<Sha384>>::new_from_slice(&key[..]).map_err(|_| TlsError::Internal("HMAC key".into()))?;
-    mac.update(transcript);
-    Ok(mac)
+    Ok(kdf::extract(&key[..], &[transcript]))
 }
 
 /// One direction's record protection (§5.2, §5.3): AES-256-GCM under a traffic secret.
@@ -217,7 +208,7 @@ mod tests {
         // h=hashlib.sha384(b"").digest(); i=(48).to_bytes(2,"big")+bytes([13])+b"tls13 derived"+bytes([48])+h;
         // print(e.hex()); print(hmac.new(e,i+b"\x01",hashlib.sha384).digest().hex())'
         let early = extract(&[0; 48], &[0; 48]);
-        let empty: Digest = <Sha384 as sha2::Digest>::digest(b"").into();
+        let empty: Digest = <sha2::Sha384 as sha2::Digest>::digest(b"").into();
         let derived = derive(&early[..], b"derived", &empty).unwrap();
         assert_eq!(hex(&early[..]), EARLY);
         assert_eq!(hex(&derived[..]), DERIVED);

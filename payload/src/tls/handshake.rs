@@ -6,6 +6,7 @@
 use alloc::vec::Vec;
 
 use sha2::{Digest as _, Sha384};
+use subtle::ConstantTimeEq;
 
 use super::codec::{Reader, put_u16, put_vec};
 use super::config::TlsConfig;
@@ -257,7 +258,9 @@ fn server_flight<T: super::Transport>(
 
     let finished = expect(records, FINISHED)?;
     let mac = crypto::finished_mac(&server_hs[..], &transcript.hash())?;
-    hmac::Mac::verify_slice(mac, &finished[4..]).map_err(|_| TlsError::Tampered)?;
+    if !bool::from(mac[..].ct_eq(&finished[4..])) {
+        return Err(TlsError::Tampered);
+    }
     transcript.add(&finished);
     records.key_change()?;
     Ok(request)
@@ -394,7 +397,7 @@ fn client_flight(
         }
     }
     let mac = crypto::finished_mac(&client_hs[..], &transcript.hash())?;
-    flight.extend_from_slice(&message(FINISHED, &hmac::Mac::finalize(mac).into_bytes())?);
+    flight.extend_from_slice(&message(FINISHED, &mac[..])?);
     Ok(flight)
 }
 
