@@ -78,7 +78,7 @@ pub(crate) fn put_vec(out: &mut Vec<u8>, width: usize, body: impl FnOnce(&mut Ve
     let len = out.len() - start - width;
     if len >= 1 << (8 * width) {
         out.truncate(start);
-        return Err(TlsError::Internal("a message field too long to encode".into()));
+        return Err(TlsError::Internal("a message field too long to encode"));
     }
     let be = (len as u32).to_be_bytes();
     out[start..start + width].copy_from_slice(&be[4 - width..]);

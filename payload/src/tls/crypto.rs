@@ -68,7 +68,7 @@ pub(crate) fn expand_label(secret: &[u8], label: &[u8], context: &[u8], out: &mu
     let label_len = [(6 + label.len()) as u8];
     let context_len = [context.len() as u8];
     let info: [&[u8]; 6] = [&length, &label_len, b"tls13 ", label, &context_len, context];
-    kdf::expand(secret, &info, out).map_err(|_| TlsError::Internal("HKDF-Expand-Label".into()))
+    kdf::expand(secret, &info, out).map_err(|_| TlsError::Internal("HKDF-Expand-Label"))
 }
 
 /// Derive-Secret with the transcript hash already taken.
@@ -100,7 +100,7 @@ impl RecordCipher {
         let mut iv = Zeroizing::new([0u8; IV_LEN]);
         expand_label(&secret[..], b"key", &[], &mut key[..])?;
         expand_label(&secret[..], b"iv", &[], &mut iv[..])?;
-        let aead = Aes256Gcm::new_from_slice(&key[..]).map_err(|_| TlsError::Internal("AES key".into()))?;
+        let aead = Aes256Gcm::new_from_slice(&key[..]).map_err(|_| TlsError::Internal("AES key"))?;
         Ok(Self { secret, aead, iv, seq: 0 })
     }
 
@@ -121,7 +121,7 @@ impl RecordCipher {
         for (n, s) in nonce[IV_LEN - 8..].iter_mut().zip(self.seq.to_be_bytes()) {
             *n ^= s;
         }
-        self.seq = self.seq.checked_add(1).ok_or(TlsError::Internal("record sequence exhausted".into()))?;
+        self.seq = self.seq.checked_add(1).ok_or(TlsError::Internal("record sequence exhausted"))?;
         Ok(nonce)
     }
 
@@ -137,7 +137,7 @@ impl RecordCipher {
         let tag = self
             .aead
             .encrypt_inout_detached(&nonce.into(), &header, (&mut out[start + 5..]).into())
-            .map_err(|_| TlsError::Internal("AES-GCM".into()))?;
+            .map_err(|_| TlsError::Internal("AES-GCM"))?;
         out.extend_from_slice(&tag);
         Ok(())
     }

@@ -7,7 +7,6 @@
 //! caller supplied (transport, key, randomness, clock). None of these ever panics: everything
 //! here comes from peer or host bytes.
 
-use alloc::string::String;
 use core::fmt;
 
 use super::alert::AlertDescription;
@@ -55,7 +54,7 @@ pub enum TlsError {
     /// The connection is closed: this side closed it, or it failed before.
     Closed,
     /// Something failed inside the TLS implementation; the text says what.
-    Internal(String),
+    Internal(&'static str),
 }
 
 /// What was wrong with the server's certificate chain (RFC 5280 §6 path validation).

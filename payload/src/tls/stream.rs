@@ -58,9 +58,7 @@ impl<T: Transport> TlsStream<T> {
     /// # Errors
     /// [`TlsError`]: a failed connection stays failed and returns the same error.
     pub fn read(&mut self, buf: &mut [u8]) -> Result<usize, TlsError> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
-        }
+        self.usable()?;
         if buf.is_empty() {
             return Ok(0);
         }
@@ -81,9 +79,7 @@ impl<T: Transport> TlsStream<T> {
     /// # Errors
     /// [`TlsError::Closed`] after [`close`](Self::close); otherwise why the connection failed.
     pub fn write_all(&mut self, data: &[u8]) -> Result<(), TlsError> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
-        }
+        self.usable()?;
         if self.we_closed {
             return Err(TlsError::Closed);
         }
@@ -99,9 +95,7 @@ impl<T: Transport> TlsStream<T> {
     /// # Errors
     /// Why the connection failed, if it did.
     pub fn close(&mut self) -> Result<(), TlsError> {
-        if let Some(error) = &self.failed {
-            return Err(error.clone());
-        }
+        self.usable()?;
         if !self.we_closed {
             self.records.send(ALERT, &[1, 0]).map_err(|error| self.fail(error))?;
             self.we_closed = true;
@@ -154,6 +148,13 @@ impl<T: Transport> TlsStream<T> {
             (KEY_UPDATE, _) => Err(MALFORMED),
             _ => Err(TlsError::Protocol("an unexpected handshake message")),
         }
+    }
+
+    /// The connection's fate once it failed: every later call returns the same error. One
+    /// copy for `read`, `write_all` and `close` (its clone is not small).
+    #[inline(never)]
+    fn usable(&self) -> Result<(), TlsError> {
+        self.failed.as_ref().map_or(Ok(()), |error| Err(error.clone()))
     }
 
     /// Keeps `error` as the connection's fate and tells the server, when it is ours to tell.
