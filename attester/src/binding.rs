@@ -41,7 +41,6 @@
 //! ```
 
 use core::fmt;
-use sha2::{Digest, Sha512};
 
 /// Domain-separation label of [`Purpose::Credential`], NUL-terminated.
 pub const REPORT_DATA_LABEL: &[u8] = b"TWI-REPORTDATA-v1\0";
@@ -126,17 +125,13 @@ pub fn report_data_for(purpose: Purpose, nonce: &[u8], public_key_sec1: &[u8]) -
 /// The hash itself, on already-validated inputs (both lengths are at most 97, so the `as u16`
 /// casts are exact).
 fn digest(label: &[u8], nonce: &[u8], public_key: &[u8]) -> [u8; 64] {
-    let mut h = Sha512::new();
-    h.update(label);
-    h.update((nonce.len() as u16).to_be_bytes());
-    h.update(nonce);
-    h.update((public_key.len() as u16).to_be_bytes());
-    h.update(public_key);
-    h.finalize().into()
+    let (nonce_len, key_len) = ((nonce.len() as u16).to_be_bytes(), (public_key.len() as u16).to_be_bytes());
+    twi_proto::hash::sha512(&[label, &nonce_len, nonce, &key_len, public_key])
 }
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha512};
     extern crate std;
     use super::*;
 

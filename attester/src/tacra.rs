@@ -39,8 +39,6 @@
 
 use core::fmt;
 
-use sha2::{Digest, Sha512};
-
 /// The freshness element of `absent-timestamp`: 8 big-endian bytes of seconds since the epoch.
 pub const fn timestamp_element(unix_seconds: u64) -> [u8; 8] {
     unix_seconds.to_be_bytes()
@@ -63,13 +61,14 @@ impl core::error::Error for BindingError {}
 
 /// REPORTDATA for one acquisition, as specified in the [module documentation](self).
 pub fn report_data(freshness: &[u8], rp_id: &str, target: &str, subject: &[u8]) -> Result<[u8; 64], BindingError> {
-    let mut h = Sha512::new();
-    for part in [freshness, rp_id.as_bytes(), target.as_bytes(), subject] {
-        let len = u32::try_from(part.len()).map_err(|_| BindingError::TooLong)?;
-        h.update(len.to_be_bytes());
-        h.update(part);
+    let parts = [freshness, rp_id.as_bytes(), target.as_bytes(), subject];
+    let mut lengths = [[0u8; 4]; 4];
+    for (len, part) in lengths.iter_mut().zip(parts) {
+        *len = u32::try_from(part.len()).map_err(|_| BindingError::TooLong)?.to_be_bytes();
     }
-    Ok(h.finalize().into())
+    let [l0, l1, l2, l3] = &lengths;
+    let [p0, p1, p2, p3] = parts;
+    Ok(twi_proto::hash::sha512(&[l0, p0, l1, p1, l2, p2, l3, p3]))
 }
 
 #[cfg(test)]

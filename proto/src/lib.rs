@@ -15,6 +15,7 @@ extern crate alloc;
 pub mod asn1;
 pub mod csr;
 pub mod frame;
+pub mod hash;
 pub mod json;
 pub mod kdf;
 pub mod manifest;

@@ -195,8 +195,7 @@ impl<'a> CertTable<'a> {
     /// finds the table it delivered. The guest and the host compute it over the same bytes
     /// whatever unused tail a buffer has.
     pub fn sha384(&self) -> [u8; 48] {
-        use sha2::Digest;
-        sha2::Sha384::digest(self.used()).into()
+        twi_proto::hash::sha384(&[self.used()])
     }
 }
 

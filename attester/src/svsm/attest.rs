@@ -25,8 +25,6 @@
 //! {GUID, u32 offset, u32 size} of 24 bytes each, then the entries' data. GUIDs are stored in
 //! the EFI (mixed-endian) order.
 
-use sha2::{Digest, Sha512};
-
 pub const ATTEST_SERVICES: u32 = 0;
 pub const ATTEST_SINGLE_SERVICE: u32 = 1;
 /// Bytes of the services request, and of the single-service one.
@@ -201,10 +199,7 @@ impl AttestLengths {
 /// REPORT_DATA of the SVSM's report: SHA-512(nonce ‖ manifest) (58019 §7; COCONUT
 /// `attest_multiple_services`).
 pub fn report_data(nonce: &[u8; NONCE_LEN], manifest: &[u8]) -> [u8; 64] {
-    let mut hash = Sha512::new();
-    hash.update(nonce);
-    hash.update(manifest);
-    hash.finalize().into()
+    twi_proto::hash::sha512(&[nonce, manifest])
 }
 
 /// One service of a services manifest.
@@ -247,6 +242,7 @@ pub fn manifest_entries(manifest: &[u8]) -> Result<impl Iterator<Item = Manifest
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha512};
     extern crate std;
     use std::vec::Vec;
 

@@ -12,8 +12,6 @@
 //!   0 = MRTD, 1..=4 = RTMR0..=3 (UEFI `EFI_CC_MEASUREMENT_PROTOCOL`, TDVF design guide,
 //!   "TD Event Log") — [`CcelEvents`].
 
-use sha2::{Digest, Sha384};
-
 /// Number of RTMRs.
 pub const RTMR_COUNT: usize = 4;
 /// A SHA-384 digest.
@@ -21,7 +19,7 @@ pub type Digest384 = [u8; 48];
 
 /// `SHA-384(rtmr ‖ digest)`.
 pub fn extend(rtmr: &Digest384, digest: &Digest384) -> Digest384 {
-    Sha384::new().chain_update(rtmr).chain_update(digest).finalize().into()
+    twi_proto::hash::sha384(&[rtmr, digest])
 }
 
 /// Why a log does not replay.
@@ -213,6 +211,7 @@ impl<'a> Iterator for CcelEvents<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha384};
 
     #[test]
     fn extend_is_sha384_of_the_concatenation() {

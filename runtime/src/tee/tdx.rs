@@ -32,7 +32,6 @@
 use alloc::vec;
 use alloc::vec::Vec;
 
-use sha2::{Digest, Sha384};
 use twi_attester::tdx::getquote::{self, GetQuoteError};
 use twi_attester::tdx::quote::GuestView;
 use twi_attester::tdx::td_report::{REPORT_TYPE_TDX, TD_REPORT_SIZE, TdReport};
@@ -106,7 +105,7 @@ impl EventLog {
         if self.events.len() >= MAX_EVENTS || data.len() > MAX_EVENT_DATA || rtmr > 3 {
             return Err(TdxError::EventLogFull);
         }
-        let digest: [u8; 48] = Sha384::digest(data).into();
+        let digest = twi_proto::hash::sha384(&[data]);
         self.events.push(RtmrEvent { rtmr, event_type, digest: digest.to_vec(), data: data.to_vec() });
         Ok(digest)
     }
@@ -183,7 +182,7 @@ pub fn take_quote(buffer: &[u8], report_data: &[u8; 64], log: &EventLog) -> Resu
 /// chain. It only keeps the host from presenting a quote other than the one this guest saw
 /// and checked (its REPORTDATA and RTMRs): the loader refuses a name it never delivered.
 pub fn name_quote(quote: &[u8]) -> NamedQuote {
-    NamedQuote { sha384: Sha384::digest(quote).into(), len: quote.len() }
+    NamedQuote { sha384: twi_proto::hash::sha384(&[quote]), len: quote.len() }
 }
 
 /// What the TDX backend needs from the TDX module and the VMM's quoting service.
