@@ -18,7 +18,6 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
-use sha2::{Digest, Sha256};
 
 use crate::credential::{Credential, CredentialType};
 use crate::runtime::Runtime;
@@ -76,7 +75,7 @@ impl core::error::Error for WptError {}
 
 /// base64url (no padding) of SHA-256(`token`): `wth`, `tth`, and the values of `oth`.
 pub fn token_hash(token: &str) -> String {
-    Base64UrlUnpadded::encode_string(&Sha256::digest(token.as_bytes()))
+    Base64UrlUnpadded::encode_string(&twi_proto::hash::sha256(&[token.as_bytes()]))
 }
 
 /// Makes the WPT for `request`, proving possession of `wit`'s key.

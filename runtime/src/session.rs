@@ -38,7 +38,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use rand_core::TryCryptoRng;
-use sha2::{Digest, Sha256};
 use twi_attester::tacra;
 use twi_proto::msg::{
     CAP_MECHANISM_A, CAP_MECHANISM_B, CAP_MECHANISM_C, CAP_MECHANISM_D, CAP_SIM_DOORBELL, Challenge, Credential,
@@ -413,7 +412,7 @@ impl<L: Link> Session<'_, '_, L> {
         public_key: &[u8],
     ) -> Result<(Credential, KeyId, Vec<u8>), SessionError> {
         let KeyRelease { certificate, workload_id, enc, ciphertext } = release;
-        let certificate_sha256: [u8; 32] = Sha256::digest(&certificate).into();
+        let certificate_sha256 = twi_proto::hash::sha256(&[&certificate]);
         let info = key_release_info(nonce, public_key);
         let aad = key_release_aad(&certificate_sha256);
         let (installed, public) = self
@@ -434,7 +433,7 @@ impl<L: Link> Session<'_, '_, L> {
         nonce: &[u8],
     ) -> Result<(), SessionError> {
         (self.events)(Event::AttestationResultReceived(ear.len()));
-        let ear_sha256: [u8; 32] = Sha256::digest(ear.as_bytes()).into();
+        let ear_sha256 = twi_proto::hash::sha256(&[ear.as_bytes()]);
         let signed = credential_request_signed_bytes(nonce, public_key, &ear_sha256);
         let proof =
             self.vault.sign(key, &signed).map_err(|e| self.abort(ErrorCode::Internal, SessionError::Vault(e)))?;

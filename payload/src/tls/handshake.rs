@@ -50,10 +50,12 @@ const MAX_CHAIN: usize = 8;
 struct Transcript(Sha384);
 
 impl Transcript {
+    #[inline(never)]
     fn add(&mut self, message: &[u8]) {
         self.0.update(message);
     }
 
+    #[inline(never)]
     fn hash(&self) -> Digest {
         self.0.clone().finalize().into()
     }
@@ -77,7 +79,7 @@ pub(crate) fn run<T: super::Transport>(
     let shared = ephemeral.agree(server_hello(&message[4..])?)?;
     transcript.add(&message);
     records.key_change()?;
-    let empty: Digest = Sha384::digest(b"").into();
+    let empty: Digest = twi_proto::hash::sha384(&[]);
     let early = crypto::extract(&[0; HASH_LEN], &[0; HASH_LEN]);
     let secret = crypto::extract(&crypto::derive(&early[..], b"derived", &empty)?[..], &shared[..]);
     let hello_hash = transcript.hash();

@@ -2,8 +2,6 @@
 //! and P-256 with the `p256` feature, over SHA-256 or SHA-384, signatures in DER.
 
 use ecdsa::signature::hazmat::PrehashVerifier;
-use sha2::digest::Digest;
-use sha2::{Sha256, Sha384};
 
 /// The curves a public key may be on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,11 +31,11 @@ impl PublicKey<'_> {
         let mut buf = [0u8; 48];
         let digest: &[u8] = match hash {
             Hash::Sha256 => {
-                buf[..32].copy_from_slice(&Sha256::digest(message));
+                buf[..32].copy_from_slice(&twi_proto::hash::sha256(&[message]));
                 &buf[..32]
             }
             Hash::Sha384 => {
-                buf.copy_from_slice(&Sha384::digest(message));
+                buf.copy_from_slice(&twi_proto::hash::sha384(&[message]));
                 &buf
             }
         };
@@ -70,6 +68,7 @@ mod tests {
     use super::*;
     use alloc::vec::Vec;
     use ecdsa::signature::hazmat::PrehashSigner;
+    use sha2::{Digest, Sha256, Sha384};
 
     const MESSAGE: &[u8] = b"TLS 1.3, server CertificateVerify";
 
