@@ -412,8 +412,14 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
 /// A process holds the keys of the roles it serves, none of the others'.
 fn holds_only_its_own_keys(ca_state: &Path, verifier_state: &Path) {
     const VERIFIER_KEYS: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
-    const CA_KEYS: [&str; 5] =
-        ["issuer-ca.key.pem", "wit-key.pem", "log-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
+    const CA_KEYS: [&str; 6] = [
+        "issuer-ca.key.pem",
+        "wit-key.pem",
+        "log-key.pem",
+        "binding-key.pem",
+        "keystore-key.pem",
+        "keystore-wrap-key.pem",
+    ];
     let held = |file: &str| verifier_state.join("issuer").join(file).exists();
     assert!(VERIFIER_KEYS.iter().all(|f| held(f)), "the Verifier process's state lacks some of {VERIFIER_KEYS:?}");
     let others: Vec<_> = CA_KEYS.iter().filter(|f| held(f)).collect();
@@ -1066,7 +1072,7 @@ const CA_ONLY: [&str; 2] = ["issuer-ca.key.pem", "wit-key.pem"];
 const KEY_STORE_ONLY: [&str; 2] = ["keystore-key.pem", "keystore-wrap-key.pem"];
 const VERIFIER_ONLY: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
 const CA_AND_KEY_STORE: [&str; 4] = ["issuer-ca.key.pem", "wit-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
-const LOG_ONLY: [&str; 2] = ["log-key.pem", "provenance.sqlite"];
+const LOG_ONLY: [&str; 3] = ["log-key.pem", "binding-key.pem", "provenance.sqlite"];
 
 /// Each state holds its own roles' key files, none of another's.
 fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {

@@ -62,10 +62,17 @@ impl Ledger {
         Ok(signed)
     }
 
-    /// Appends `statements` with a new signed tree head; the head, proofs and receipts.
-    pub(crate) fn record(&self, statements: &[SignedStatement], now: SystemTime) -> Result<Value, IssuerError> {
+    /// Appends `statements` with a new signed tree head; the head, proofs and receipts. Here,
+    /// `binding` is kept in the private binding table for each sealed statement; a log process
+    /// is not sent it (its sealed records are then not renewable: [`Self::binding_of`]).
+    pub(crate) fn record(
+        &self,
+        statements: &[SignedStatement],
+        binding: Option<&Binding>,
+        now: SystemTime,
+    ) -> Result<Value, IssuerError> {
         match self {
-            Self::Here(log) => log.record(statements, now),
+            Self::Here(log) => log.record(statements, binding, now),
             Self::Peer(peer) => {
                 let hexed = statements.iter().map(|s| s.to_leaf().map(hex::encode)).collect::<Result<_, _>>()?;
                 peer.append(&AppendRequest { statements: hexed }).map_err(|error| peer_error(peer.as_ref(), error))

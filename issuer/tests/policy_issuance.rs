@@ -892,3 +892,148 @@ fn write_in(dir: &Path, text: &str) -> std::path::PathBuf {
     std::fs::write(&path, text).unwrap();
     path
 }
+
+/// An auditor key for `seal_records_to` (its private half is not needed here).
+fn auditor_key() -> twi_issuer::provenance::AuditorKey {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    let public = p384::SecretKey::try_generate().unwrap().public_key();
+    twi_issuer::provenance::AuditorKey::from_pem(&public.to_public_key_pem(LineEnding::LF).unwrap()).unwrap()
+}
+
+/// The binding's values in clear (the chip id under CS_L3): what must not reach the log.
+fn binding_values(issued: &Issued) -> Vec<String> {
+    let values = issued.admission.binding.to_json()["values"].clone();
+    let values: Vec<String> = values.as_object().unwrap().values().map(|v| v.to_string().replace('"', "")).collect();
+    assert!(values.iter().any(|v| v.len() >= 16), "a CS_L3 binding names the chip: {values:?}");
+    values
+}
+
+/// Records sealed to an auditor key (issue 16): a renewal is checked against the binding kept
+/// in the private binding table, exactly as an open record's is — the same chip renews by
+/// serial and by `jti`, another chip is refused on `chip_id` — while the log (its rows and its
+/// proof answers) holds only the sealed statements. A row moved to another credential does not
+/// open (the issuer's fault: an internal error saying so), and a sealed record without a row is
+/// refused with why. `tamper(sql)` runs SQL on the store with its append-only triggers off.
+fn sealed_records_renew_from_the_private_table(
+    issuer: &mut Issuer,
+    chips: (&SimPsp, &SimPsp),
+    tamper: &dyn Fn(&str),
+    log_bytes: &dyn Fn() -> Vec<u8>,
+) {
+    let auditor = auditor_key();
+    issuer.seal_records_to(Some(auditor.clone()));
+    let (first, second) = chips;
+    let key = workload_key();
+    let nonce = challenge(issuer);
+    let issued = present(issuer, first, &key, &nonce, None).unwrap();
+    let records = issued.provenance["records"].as_array().unwrap();
+    assert!(records.iter().all(|r| r["record"].is_null() && r["encrypted_to"] == hex::encode(auditor.kid())));
+
+    let nonce = challenge(issuer);
+    present(issuer, first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
+    let nonce = challenge(issuer);
+    present(issuer, first, &key, &nonce, Some(&issued.wit_jti)).unwrap();
+    let nonce = challenge(issuer);
+    let refused = present(issuer, second, &key, &nonce, Some(&issued.serial_hex)).unwrap_err();
+    let Rejection::Renewal(renewal) = &refused else { panic!("expected a renewal refusal, got {refused}") };
+    assert_eq!(renewal.differences[0].field, "chip_id");
+
+    // Nothing of the binding in clear in the store's bytes or in the proofs served.
+    let stored = log_bytes();
+    let proofs = [&issued.serial_hex, &issued.wit_jti].map(|id| issuer.log_proof(id).unwrap().unwrap().to_string());
+    for value in binding_values(&issued).iter().filter(|v| v.len() >= 16) {
+        assert!(!stored.windows(value.len()).any(|w| w == value.as_bytes()), "{value} is in the store in clear");
+        assert!(proofs.iter().all(|p| !p.contains(value.as_str())), "{value} is in a proof answer");
+    }
+
+    // The serial's row replaced by the jti's (a row moved to another credential): refused.
+    let (serial, jti) = (&issued.serial_hex, &issued.wit_jti);
+    tamper(&format!(
+        "UPDATE private_bindings SET enc = (SELECT enc FROM private_bindings WHERE credential_id = '{jti}'), \
+         sealed = (SELECT sealed FROM private_bindings WHERE credential_id = '{jti}') WHERE credential_id = '{serial}'"
+    ));
+    let nonce = challenge(issuer);
+    let refused = present(issuer, first, &key, &nonce, Some(serial)).unwrap_err();
+    assert!(matches!(refused, Rejection::Internal(_)), "{refused}");
+    assert!(refused.to_string().contains(&format!("the private binding row of credential {serial} does not open")));
+
+    // The jti's row gone: refused as a sealed record the table has no row for.
+    tamper(&format!("DELETE FROM private_bindings WHERE credential_id = '{jti}'"));
+    let nonce = challenge(issuer);
+    let refused = present(issuer, first, &key, &nonce, Some(jti)).unwrap_err();
+    assert!(matches!(refused, Rejection::SealedPreviousRecord { .. }), "{refused}");
+    assert!(refused.to_string().contains("private binding table holds no row"), "{refused}");
+    assert!(refused.to_string().contains(&hex::encode(auditor.kid())), "{refused}");
+}
+
+#[test]
+fn a_renewal_of_a_sealed_record_is_checked_against_the_private_binding_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = chip(&dir.path().join("chip-a"), None);
+    let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
+    let state = dir.path().join("issuer");
+    let mut issuer = issuer(&state, &first, policy("AF_L2", "CS_L3", &MEASUREMENT));
+    let log = state.join("provenance.sqlite");
+    let tamper = |sql: &str| {
+        let conn = rusqlite::Connection::open(&log).unwrap();
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS private_bindings_append_only_update;\n             DROP TRIGGER IF EXISTS private_bindings_append_only_delete; {sql};"
+        ))
+        .unwrap();
+    };
+    // The log's file and its write-ahead log (where recent commits sit until a checkpoint).
+    let log_bytes = || {
+        let wal = state.join("provenance.sqlite-wal");
+        [std::fs::read(&log).unwrap(), std::fs::read(wal).unwrap_or_default()].concat()
+    };
+    sealed_records_renew_from_the_private_table(&mut issuer, (&first, &second), &tamper, &log_bytes);
+    // The table's key is the state's, 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(state.join("binding-key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// The same with the log in the replicas' PostgreSQL database, renewed at another replica.
+#[test]
+fn a_renewal_of_a_sealed_record_in_the_database_is_checked_at_any_replica() {
+    use std::sync::Arc;
+    use twi_issuer::database::Postgres;
+
+    let cluster = twi_testkit::postgres::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = chip(&dir.path().join("chip-a"), None);
+    let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
+    let replica = || {
+        let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(first.root().clone()) };
+        let pg = Arc::new(Postgres::connect(&cluster.url()).unwrap());
+        let policy = policy("AF_L2", "CS_L3", &MEASUREMENT);
+        Issuer::open_shared(&dir.path().join("issuer"), config, policy, Some(pg)).unwrap()
+    };
+    let mut issuer = replica();
+    let tamper = |sql: &str| {
+        let out = cluster.psql(&format!(
+            "ALTER TABLE private_bindings DISABLE TRIGGER private_bindings_append_only; {sql}; \
+             ALTER TABLE private_bindings ENABLE TRIGGER private_bindings_append_only"
+        ));
+        assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("ERROR"), "{out:?}");
+    };
+    let log_bytes = || {
+        let out = cluster
+            .psql("SELECT encode(record, 'escape') FROM leaves; SELECT encode(sealed, 'escape') FROM private_bindings");
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    sealed_records_renew_from_the_private_table(&mut issuer, (&first, &second), &tamper, &log_bytes);
+
+    // A sealed record issued at one replica renews at another (which holds the same state keys).
+    issuer.seal_records_to(Some(auditor_key()));
+    let key = workload_key();
+    let nonce = challenge(&mut issuer);
+    let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
+    let mut other = replica();
+    let nonce = challenge(&mut other);
+    present(&mut other, &first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
+    // Updates and deletes of the table are refused by the database.
+    let out = cluster.psql("DELETE FROM private_bindings");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{out:?}");
+}
