@@ -445,7 +445,7 @@ fn workload(
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let provenance = w
         .provenance
-        .map(super::provenance::demands)
+        .map(|file| super::provenance::demands(file, source.dir))
         .transpose()
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     Ok(Workload {
