@@ -811,6 +811,149 @@ fn each_provenance_demand_that_fails_refuses_naming_it() {
     assert_eq!((checked.sbom, checked.checks.len()), (twi_issuer::policy::SbomDigest::of(&document), 0));
 }
 
+/// The workload component's SHA-384 in the vendor tests (the runtime ELF's, in a real build).
+const ELF_SHA384: &str =
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// A CycloneDX document as `twi build` writes it, as far as the vendor demand reads it: the
+/// workload component `payroll` (version `image`, SHA-384 [`ELF_SHA384`]), the builder's
+/// declared supplier, and each of `attached` (name, bytes) listed by its SHA-384.
+fn sbom_attaching(attached: &[(&str, &[u8])]) -> Vec<u8> {
+    use sha2::Sha384;
+    let data: Vec<serde_json::Value> = attached
+        .iter()
+        .map(|(name, bytes)| {
+            serde_json::json!({
+                "type": "data", "name": name, "version": "attached", "bom-ref": format!("attach:{name}"),
+                "hashes": [{ "alg": "SHA-384", "content": hex::encode(Sha384::digest(bytes)) }], "scope": "excluded",
+            })
+        })
+        .collect();
+    let subject = serde_json::json!({
+        "type": "firmware", "name": "payroll", "version": "image",
+        "hashes": [{ "alg": "SHA-384", "content": ELF_SHA384 }],
+    });
+    serde_json::to_vec(&serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "metadata": { "supplier": { "name": "Example Corp" }, "component": subject },
+        "components": data,
+    }))
+    .unwrap()
+}
+
+/// A statement of `vendor` for the workload component `payroll image` of SHA-384 `sha384`.
+fn vendor_statement(key: &SigningKey, vendor: &str, sha384: &str) -> Vec<u8> {
+    use twi_issuer::policy::vendor::{STATEMENT_TYPE, Subject, VendorStatement, sign};
+    let subject = Subject { name: "payroll".into(), version: "image".into(), sha384: sha384.into() };
+    sign(&VendorStatement { kind: STATEMENT_TYPE.into(), vendor: vendor.into(), subject }, key).unwrap()
+}
+
+/// A policy in `dir` demanding vendor "Example Corp" under `key`'s public half (a PEM file
+/// beside the policy), admitting an image whose SBOM lists `attached`; `stored`: the statements
+/// the policy's store holds (as `twi policy add-image` stores them).
+fn vendor_policy(dir: &Path, key: &SigningKey, attached: &[(&str, &[u8])], stored: &[&[u8]]) -> std::path::PathBuf {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    use twi_issuer::policy::{SbomDigest, sbom_store_of, store_attachment};
+    std::fs::create_dir_all(dir).unwrap();
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    std::fs::write(dir.join("vendor.pub.pem"), pem).unwrap();
+    let demands = "vendor = \"Example Corp\"\nvendor_key = \"vendor.pub.pem\"";
+    let path = provenance_policy(dir, demands, &sbom_attaching(attached));
+    for bytes in stored {
+        store_attachment(&sbom_store_of(&path), bytes, &SbomDigest::of(bytes), 1 << 20).unwrap();
+    }
+    path
+}
+
+/// `vendor_key`: the vendor demand is met by an attached, measured statement the vendor signed
+/// for the SBOM's workload component, and the appraisal records it; the pycose check reads the
+/// statement on its own. The key may be inline PEM too.
+#[test]
+fn a_signed_vendor_statement_meets_the_vendor_demand_and_is_recorded() {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let key = workload_key();
+    let statement = vendor_statement(&key, "Example Corp", ELF_SHA384);
+    let path = vendor_policy(&dir.path().join("met"), &key, &[("vendor.cose", &statement)], &[&statement]);
+    let issued = issue_under(&path, &psp).unwrap();
+    let kid = hex::encode(twi_issuer::policy::vendor::key_id(key.verifying_key()));
+    let checks = &issued.admission.provenance.as_ref().unwrap().checks;
+    let recorded = format!("vendor statement: vendor.cose (\"Example Corp\"), key {kid}");
+    assert!(checks.contains(&recorded), "{checks:?}");
+    for record in issued.provenance["records"].as_array().unwrap() {
+        let criteria = record["record"]["decision"]["criteria"]["provenance"].as_str().unwrap();
+        assert!(criteria.contains(&kid) && criteria.contains("vendor statement: vendor.cose"), "{criteria}");
+    }
+
+    // The same key given inline in the policy.
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"vendor.pub.pem\"", &format!("\"\"\"\n{pem}\"\"\""));
+    std::fs::write(&path, text).unwrap();
+    std::fs::remove_file(path.with_file_name("vendor.pub.pem")).unwrap();
+    issue_under(&path, &psp).unwrap();
+
+    // pycose reads the statement, and refuses it altered.
+    let mut altered = statement.clone();
+    let at = altered.windows(7).position(|w| w == b"Example").unwrap();
+    altered[at] = b'F';
+    let input = serde_json::json!({
+        "key_pem": pem,
+        "statement": hex::encode(&statement),
+        "expect": { "vendor": "Example Corp", "subject": { "name": "payroll", "version": "image", "sha384": ELF_SHA384 } },
+        "must_fail": [{ "name": "a statement altered in place", "statement": hex::encode(&altered) }],
+    });
+    let out = twi_testkit::tools::vendor_statement_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the pycose vendor statement check");
+}
+
+/// `vendor_key`: a statement under another key, altered, for another component or of another
+/// vendor, one the SBOM does not list (so not measured), and one the store holds other bytes
+/// for, are each refused saying why; the declared supplier name alone no longer counts.
+#[test]
+fn a_vendor_statement_that_does_not_meet_the_demand_is_refused_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let key = workload_key();
+    let good = vendor_statement(&key, "Example Corp", ELF_SHA384);
+    let other_key = vendor_statement(&workload_key(), "Example Corp", ELF_SHA384);
+    let mut altered = good.clone();
+    let at = altered.windows(7).position(|w| w == b"Example").unwrap();
+    altered[at] = b'F';
+    let other_component = vendor_statement(&key, "Example Corp", &"ab".repeat(48));
+    let other_vendor = vendor_statement(&key, "Other Corp", ELF_SHA384);
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("other-key", &other_key, "it is signed by key "),
+        ("altered", &altered, "its signature does not verify under the policy's vendor_key"),
+        ("component", &other_component, "it vouches for payroll image (sha384 abab"),
+        ("vendor", &other_vendor, "it is a statement of \"Other Corp\", not of \"Example Corp\""),
+    ];
+    for (name, statement, says) in cases {
+        let path = vendor_policy(&dir.path().join(name), &key, &[("vendor.cose", statement)], &[statement]);
+        let refused = issue_under(&path, &psp).expect_err(name);
+        assert!(matches!(refused, Rejection::Policy(PolicyRejection::Provenance(_))), "{refused}");
+        let refused = refused.to_string();
+        assert!(refused.contains("provenance demand vendor = \"Example Corp\" with vendor_key"), "{refused}");
+        assert!(refused.contains(&format!("vendor.cose: {says}")), "{name}: {refused}");
+    }
+    // In the store but not attached: the SBOM (and so the measurement) does not list it.
+    let path = vendor_policy(&dir.path().join("unlisted"), &key, &[], &[&good]);
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("the SBOM lists no attached statement"), "{refused}");
+    // Listed, but the store lacks it, or holds other bytes under its digest.
+    let path = vendor_policy(&dir.path().join("unstored"), &key, &[("vendor.cose", &good)], &[]);
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("vendor.cose: the policy's store does not hold it"), "{refused}");
+    let stored = twi_issuer::policy::sbom_store_of(&path)
+        .join(format!("{}.attached", twi_issuer::policy::SbomDigest::of(&good).path_form()));
+    std::fs::write(&stored, &other_vendor).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("is not the attached statement the SBOM lists under that SHA-384"), "{refused}");
+    std::fs::write(&stored, vec![b'x'; twi_issuer::policy::vendor::MAX_LEN + 1]).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("is larger than the 65536 bytes accepted"), "{refused}");
+}
+
 #[test]
 fn a_provenance_table_the_format_refuses_names_the_field() {
     let base = |demands: &str| {
@@ -826,6 +969,9 @@ fn a_provenance_table_the_format_refuses_names_the_field() {
         ("deny = [\"@1\"]", "provenance.deny \"@1\": name a crate"),
         ("min_versions = { p384 = \"one\" }", "provenance.min_versions.p384 = \"one\" is not a semver version"),
         ("vendor = \" \"", "provenance.vendor is empty"),
+        ("vendor_key = \"vendor.pub.pem\"", "provenance.vendor_key needs provenance.vendor"),
+        ("vendor = \"V\"\nvendor_key = \"no-such.pem\"", "provenance.vendor_key: cannot read no-such.pem"),
+        ("vendor = \"V\"\nvendor_key = \"-----BEGIN PUBLIC KEY-----\"", "is not a P-384 public key in PEM"),
         ("vendors = \"x\"", "unknown field `vendors`"),
     ] {
         let e = Policy::from_toml(&base(demands)).unwrap_err().to_string();

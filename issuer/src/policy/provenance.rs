@@ -186,6 +186,10 @@ pub enum SbomError {
     NotCycloneDx { what: String, reason: String },
     #[error("cannot write {path}: {error}")]
     Write { path: String, error: String },
+    #[error(
+        "{path} is not the attached statement the SBOM lists under that SHA-384 (its digest is {found}): it is not the statement the launch measured; add the image again with `twi policy add-image`"
+    )]
+    AttachmentTampered { path: String, found: SbomDigest },
     #[error("{path} is larger than the {limit} bytes accepted")]
     TooLarge { path: String, limit: usize },
 }
@@ -282,7 +286,10 @@ fn attachment_file(digest: &SbomDigest) -> String {
 /// The bytes of the attached statement (`twi build --attach`) of SHA-384 `digest` in the store
 /// `dir`, its digest checked; at most `limit` bytes are accepted.
 pub fn stored_attachment(dir: &Path, digest: &SbomDigest, limit: usize) -> Result<Vec<u8>, SbomError> {
-    stored(&dir.join(attachment_file(digest)), digest, limit)
+    stored(&dir.join(attachment_file(digest)), digest, limit).map_err(|e| match e {
+        SbomError::Tampered { path, found } => SbomError::AttachmentTampered { path, found },
+        other => other,
+    })
 }
 
 /// Stores an attached statement in the store `dir` under its SHA-384, which must be `expected`
@@ -291,7 +298,7 @@ pub fn store_attachment(dir: &Path, bytes: &[u8], expected: &SbomDigest, limit: 
     let path = dir.join(attachment_file(expected));
     let found = SbomDigest::of(bytes);
     if found != *expected {
-        return Err(SbomError::Tampered { path: format!("the attached statement named {expected}"), found });
+        return Err(SbomError::AttachmentTampered { path: format!("the attached statement named {expected}"), found });
     }
     if bytes.len() > limit {
         return Err(SbomError::TooLarge { path: path.display().to_string(), limit });
