@@ -59,7 +59,8 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
         store_image_sbom(&policy, &digest, &file, &named_in)?;
     }
     let text = fs::read_to_string(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
-    let (edited, added) = add_references(&text, &workload, &entries)
+    let dir = policy.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (edited, added) = add_references(&text, Some(dir), &workload, &entries)
         .map_err(|e| anyhow::anyhow!("{} with the image's entries: {e}", policy.display()))?;
     if added.new_workload {
         eprintln!(
