@@ -18,7 +18,7 @@
 //!
 //! coset builds and reads the structures; p384 signs and verifies.
 
-use coset::{CborSerializable, CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
+use coset::{CoseSign1, CoseSign1Builder, HeaderBuilder, TaggedCborSerializable, iana};
 use p384::ecdsa::signature::{Signer, Verifier};
 use p384::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p384::pkcs8::EncodePublicKey;
@@ -85,9 +85,7 @@ pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<VendorStatement, Strin
     if bytes.len() > MAX_LEN {
         return Err(format!("it is {} bytes, more than a vendor statement's {MAX_LEN}", bytes.len()));
     }
-    let sign1 = CoseSign1::from_tagged_slice(bytes)
-        .or_else(|_| CoseSign1::from_slice(bytes))
-        .map_err(|e| format!("not a COSE_Sign1 ({e})"))?;
+    let sign1 = CoseSign1::from_tagged_slice(bytes).map_err(|e| format!("not a tagged COSE_Sign1 ({e})"))?;
     let header = &sign1.protected.header;
     if header.alg != Some(coset::RegisteredLabelWithPrivate::Assigned(iana::Algorithm::ES384)) {
         return Err("its alg is not ES384".into());
@@ -139,7 +137,7 @@ mod tests {
         let mut altered = bytes.clone();
         altered[at] = b'F';
         assert!(verify(&altered, key.verifying_key()).unwrap_err().contains("does not verify"));
-        assert!(verify(b"not cbor", key.verifying_key()).unwrap_err().contains("not a COSE_Sign1"));
+        assert!(verify(b"not cbor", key.verifying_key()).unwrap_err().contains("not a tagged COSE_Sign1"));
         assert!(verify(&vec![0; MAX_LEN + 1], key.verifying_key()).unwrap_err().contains("more than"));
     }
 }
