@@ -179,6 +179,7 @@ impl Records {
     pub(crate) fn append_asked(
         &self,
         statements: &[String],
+        binding: Option<&Binding>,
         now: SystemTime,
     ) -> Result<Result<Value, String>, IssuerError> {
         if statements.is_empty() || statements.len() > 2 {
@@ -192,9 +193,8 @@ impl Records {
                 Err(e) => return Ok(Err(format!("statement {i} is not one this log signed: {e}"))),
             }
         }
-        // The records' bindings stay with the Credential Authority that asked (its issuance's
-        // plaintext is not sent here): a sealed record appended this way has no private row.
-        Ok(Ok(self.record(&signed, None, now)?))
+        // The issuance's binding, as the Credential Authority sends it: kept for the sealed ones.
+        Ok(Ok(self.record(&signed, binding, now)?))
     }
 
     /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes
