@@ -38,19 +38,25 @@ impl CorimKey {
     /// A P-384 private key in PEM (PKCS#8, `openssl genpkey -algorithm EC -pkeyopt
     /// ec_paramgen_curve:P-384`, or SEC1, `openssl ecparam -name secp384r1 -genkey`).
     pub fn load(path: &Path, signer: &str) -> Result<Self> {
-        use p384::pkcs8::DecodePrivateKey;
-        let pem = Zeroizing::new(
-            std::fs::read_to_string(path).with_context(|| format!("--corim-key {}: cannot read it", path.display()))?,
-        );
-        let secret = p384::SecretKey::from_pkcs8_pem(&pem).or_else(|_| p384::SecretKey::from_sec1_pem(&pem));
-        let secret = secret.map_err(|_| {
-            anyhow::anyhow!(
-                "--corim-key {}: not a P-384 private key in PEM (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out corim-key.pem`)",
-                path.display()
-            )
-        })?;
-        Ok(Self { key: SigningKey::from(secret), signer: signer.to_string() })
+        Ok(Self { key: p384_private_key(path, "--corim-key", "corim-key.pem")?, signer: signer.to_string() })
     }
+}
+
+/// The P-384 private key in PEM (PKCS#8 or SEC1) at `path`, given as option `flag`; the error
+/// says how to make one (as `example`).
+pub fn p384_private_key(path: &Path, flag: &str, example: &str) -> Result<SigningKey> {
+    use p384::pkcs8::DecodePrivateKey;
+    let pem = Zeroizing::new(
+        std::fs::read_to_string(path).with_context(|| format!("{flag} {}: cannot read it", path.display()))?,
+    );
+    let secret = p384::SecretKey::from_pkcs8_pem(&pem).or_else(|_| p384::SecretKey::from_sec1_pem(&pem));
+    let secret = secret.map_err(|_| {
+        anyhow::anyhow!(
+            "{flag} {}: not a P-384 private key in PEM (make one with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-384 -out {example}`)",
+            path.display()
+        )
+    })?;
+    Ok(SigningKey::from(secret))
 }
 
 /// What `twi build` does with CoRIMs: the key to sign them, whether the IGVM file carries its

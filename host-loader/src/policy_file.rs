@@ -120,6 +120,7 @@ pub struct Added {
 /// left alone. Returns the new text, checked by the issuer's parser.
 pub fn add_references(
     text: &str,
+    dir: Option<&std::path::Path>,
     workload: &str,
     entries: &[ReferenceFile],
 ) -> Result<(String, Added), PolicyFileError> {
@@ -180,7 +181,11 @@ pub fn add_references(
         if admits { added.added.push(label) } else { added.known.push(label) }
     }
     let text = doc.to_string();
-    Policy::from_toml(&text).map_err(|e| invalid(&e))?;
+    match dir {
+        Some(dir) => Policy::from_toml_in(&text, dir),
+        None => Policy::from_toml(&text),
+    }
+    .map_err(|e| invalid(&e))?;
     Ok((text, added))
 }
 
@@ -294,11 +299,12 @@ mod tests {
             ] } })
         };
         let text = "version = \"1\"\ntrust_domain = \"example.org\"\n";
-        let (first, added) = add_references(text, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
+        let (first, added) = add_references(text, None, "w", &image_references(&image(false), "v1").unwrap()).unwrap();
         assert_eq!(added.added, ["v1 (simulated SEV-SNP)", "v1 (SEV-SNP, host linux-6.11)"]);
         assert_eq!(added.known, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
         assert!(first.contains("admit = false"), "{first}");
-        let (second, added) = add_references(&first, "w", &image_references(&image(true), "v1").unwrap()).unwrap();
+        let (second, added) =
+            add_references(&first, None, "w", &image_references(&image(true), "v1").unwrap()).unwrap();
         assert_eq!(added.added, ["v1 (SEV-SNP, host amd-snp-legacy)"]);
         assert!(!second.contains("admit"), "{second}");
         let refs = &Policy::from_toml(&second).unwrap().workloads[0].references;
@@ -312,7 +318,7 @@ mod tests {
             hex::encode(SNP).to_uppercase()
         );
         let entries = image_references(&values(), "v2").unwrap();
-        let (edited, added) = add_references(&text, "payroll-app", &entries).unwrap();
+        let (edited, added) = add_references(&text, None, "payroll-app", &entries).unwrap();
         assert!(edited.contains("# the operator's note") && edited.contains("# why payroll"), "{edited}");
         assert!(!added.new_workload);
         assert_eq!(added.present, ["v2 (simulated SEV-SNP)"], "the same sim-snp measurement is there already");
@@ -320,17 +326,18 @@ mod tests {
         let policy = Policy::from_toml(&edited).unwrap();
         assert_eq!(policy.workload("payroll-app").unwrap().references.len(), 5);
         // Again: nothing new.
-        let (again, added) = add_references(&edited, "payroll-app", &entries).unwrap();
+        let (again, added) = add_references(&edited, None, "payroll-app", &entries).unwrap();
         assert_eq!((again, added.added.len()), (edited.clone(), 0));
         // Another workload is made, with the format's defaults, for another image.
         let other_image = serde_json::json!({ "tdx": { "mrtd": hex::encode([0x44; 48]) } });
-        let (other, added) = add_references(&edited, "ledger", &image_references(&other_image, "v1").unwrap()).unwrap();
+        let (other, added) =
+            add_references(&edited, None, "ledger", &image_references(&other_image, "v1").unwrap()).unwrap();
         assert!(added.new_workload);
         assert_eq!(Policy::from_toml(&other).unwrap().workload("ledger").unwrap().references.len(), 2);
         // One image cannot be two workloads: the issuer's parser says so, and nothing is written.
-        let error = add_references(&edited, "ledger", &entries[..1]).unwrap_err().to_string();
+        let error = add_references(&edited, None, "ledger", &entries[..1]).unwrap_err().to_string();
         assert!(error.contains("one launch cannot have two identities"), "{error}");
         // A workload id the format refuses is refused, and nothing is returned to write.
-        assert!(add_references(&edited, "no spaces", &entries[..1]).is_err());
+        assert!(add_references(&edited, None, "no spaces", &entries[..1]).is_err());
     }
 }

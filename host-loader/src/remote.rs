@@ -25,7 +25,7 @@ use twi_issuer::http::wire::{
     VerifierRequest,
 };
 use twi_issuer::keystore::{Provisioned, Release};
-use twi_issuer::log_peer::{AppendRequest, SignRequest, SignResponse};
+use twi_issuer::log_peer::{AppendRequest, BindingAnswer, BindingRequest, SignRequest, SignResponse};
 use twi_issuer::policy::{Mechanism, platform_name};
 use twi_issuer::{Challenge, CredentialRequestIn, Evidence};
 use twi_proto::msg::{ErrorCode, Freshness, Initiate, Platform};
@@ -509,6 +509,13 @@ impl twi_issuer::http::LogPeer for RemoteIssuer {
 
     fn append(&self, request: &AppendRequest) -> std::result::Result<serde_json::Value, PeerError> {
         self.post_to_peer(twi_issuer::http::log::APPEND_PATH, request)
+    }
+
+    fn binding(&self, request: &BindingRequest) -> std::result::Result<Option<BindingAnswer>, PeerError> {
+        match self.post_to_peer(twi_issuer::http::log::BINDING_PATH, request) {
+            Err(PeerError::Refused { status: 404, .. }) => Ok(None),
+            answer => answer.map(Some),
+        }
     }
 
     fn proof(&self, id: &str) -> std::result::Result<Option<serde_json::Value>, PeerError> {

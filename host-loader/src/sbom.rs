@@ -38,6 +38,10 @@ pub const FILE_NAME: &str = "sbom.cdx.json";
 pub const MANIFEST_KEY: &str = "twi.sbom";
 /// The launch-manifest key prefix of each attached statement's digest (`twi.attach.NAME`).
 pub const ATTACH_PREFIX: &str = "twi.attach.";
+/// The directory beside the SBOM where `twi build` keeps a copy of each attached statement.
+pub const ATTACHED_DIR: &str = "attached";
+/// The largest attached statement `twi policy add-image` stores for the issuer.
+pub const ATTACHMENT_LIMIT: usize = 1 << 20;
 
 /// The SBOM digest a launch manifest carries (`MANIFEST_KEY`), if it names one well formed.
 pub fn manifest_digest(manifest: &twi_proto::manifest::LaunchManifest) -> Option<twi_issuer::policy::SbomDigest> {

@@ -516,3 +516,101 @@ fn igvm_corim(bytes: &[u8]) -> (Vec<u8>, Vec<u8>) {
     });
     (document.expect("a CoRIM document header"), signature.expect("a CoRIM signature header"))
 }
+
+/// A P-384 key pair as `openssl` makes it in `dir`: (`NAME-key.pem`, `NAME.pub.pem`).
+fn openssl_p384(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (private, public) = (dir.join(format!("{name}-key.pem")), dir.join(format!("{name}.pub.pem")));
+    let args = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", path(&private)];
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::openssl(&args), "openssl genpkey");
+    let args = ["pkey", "-in", path(&private), "-pubout", "-out", path(&public)];
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::openssl(&args), "openssl pkey -pubout");
+    (private, public)
+}
+
+/// Issues, in process, under the policy at `policy` to a simulated SEV-SNP chip (under `dir`)
+/// launched with the image whose reference values are in `image`.
+fn issue_for_image(dir: &Path, policy: &Path, image: &Path) -> Result<twi_issuer::Issued, twi_issuer::Rejection> {
+    use p384::elliptic_curve::Generate;
+    use twi_issuer::{CredentialRequest, Evidence, EvidenceBundle, Issuer, IssuerConfig};
+    use twi_proto::msg::{CredentialKind, Platform};
+    let launch = hex::decode(reference(image)["snp"]["launch_digest"].as_str().unwrap()).unwrap();
+    let measurement: [u8; 48] = launch.try_into().unwrap();
+    std::fs::create_dir_all(dir.join("chip")).unwrap();
+    let mut psp = twi_sim::snp::SimPsp::load_or_create(&dir.join("chip")).unwrap();
+    psp.set_launch_digest(measurement);
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let policy = twi_issuer::policy::Policy::load(policy).unwrap();
+    let issuer = Issuer::open(&dir.join("issuer"), config, policy).unwrap();
+    let target = twi_testkit::tacra::TARGET;
+    let nonce = issuer.initiate(Platform::SimSnp, &measurement, target, CredentialKind::X509, None).unwrap().nonce;
+    let key = p384::ecdsa::SigningKey::try_generate().unwrap();
+    let public = key.verifying_key().to_sec1_point(false).as_bytes().to_vec();
+    let (report_data, csr) = twi_testkit::tacra::enroll(&key, &nonce, &issuer.rp_id(), target);
+    let (report, endorsements) = (psp.report(report_data, 0), psp.endorsements().unwrap());
+    let bundle = EvidenceBundle {
+        platform: Platform::SimSnp,
+        evidence: &report,
+        public_key: &public,
+        nonce: &nonce,
+        endorsements: &endorsements,
+        target,
+        csr: Some(&csr),
+    };
+    issuer.ca_credential(CredentialRequest::Evidence { evidence: Evidence { bundle, events: &[] }, renewal_of: None })
+}
+
+/// Issue 16: a vendor's signed statement as users make and check it. `twi vendor sign` signs
+/// over a build's SBOM (its workload component: the runtime ELF); `twi build --runtime-elf` of
+/// the same ELF with `--attach` lists and measures it, and keeps it in attached/; `twi policy
+/// add-image` stores it beside the policy; an issuer whose policy names the vendor key admits the
+/// launch, recording the statement, and refuses the build without it.
+#[test]
+fn a_vendor_statement_signed_over_a_build_is_attached_stored_and_checked_at_issuance() {
+    let b = builds();
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_p384(dir.path(), "vendor");
+    let statement = dir.path().join("vendor.cose");
+    let sign = ["vendor", "sign", "--key", path(&key), "--name", "Example Corp", "--sbom", path(&b.a)];
+    ok(twi(&[&sign[..], &["--out", path(&statement)]].concat()), "twi vendor sign");
+    let image = dir.path().join("vendored");
+    let elf = b.a.join("twi-runtime.elf");
+    let build = ["build", "--out", path(&image), "--state", path(&b.state), "--runtime-elf", path(&elf)];
+    ok(twi(&[&build[..], &["--attach", path(&statement)]].concat()), "twi build --attach");
+    assert_eq!(std::fs::read(image.join("attached/vendor.cose")).unwrap(), std::fs::read(&statement).unwrap());
+
+    let policy = dir.path().join("policy.toml");
+    let demands =
+        format!("vendor = \"Example Corp\"\nvendor_key = \"{}\"", public.file_name().unwrap().to_str().unwrap());
+    let text = format!(
+        "version = \"1\"\ntrust_domain = \"example.org\"\n\n[[workload]]\nid = \"w\"\nmechanism = \"c\"\n\n[workload.provenance]\n{demands}\n"
+    );
+    std::fs::write(&policy, text).unwrap();
+    for image in [&image, &b.a] {
+        ok(twi(&["policy", "add-image", path(&policy), path(image), "--workload", "w"]), "twi policy add-image");
+    }
+    let issued = issue_for_image(&dir.path().join("with"), &policy, &image).unwrap();
+    let checks = issued.admission.provenance.unwrap().checks;
+    assert!(
+        checks.iter().any(|c| c.starts_with("vendor statement: vendor.cose (\"Example Corp\"), key ")),
+        "{checks:?}"
+    );
+    let refused = issue_for_image(&dir.path().join("without"), &policy, &b.a).unwrap_err().to_string();
+    assert!(refused.contains("the SBOM lists no attached statement"), "{refused}");
+
+    // The signer refuses what it cannot vouch for, in one sentence.
+    let out = twi(&[&sign[..4], &["--name", " ", "--sbom", path(&b.a), "--out", path(&statement)]].concat());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--name is empty"), "{out:?}");
+    let out = twi(&[
+        "vendor",
+        "sign",
+        "--key",
+        path(&public),
+        "--name",
+        "V",
+        "--sbom",
+        path(&b.a),
+        "--out",
+        path(&statement),
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a P-384 private key in PEM"), "{out:?}");
+}

@@ -409,11 +409,27 @@ fn roles_in_separate_processes_call_each_other_over_mutual_tls_for_mechanisms_a_
     refuses_what_a_role_process_lacks(dir.path(), &policy, &roles);
 }
 
+/// An auditor's public key made by `openssl` in `dir` (its private half is not needed here).
+fn auditor_key(dir: &Path) -> PathBuf {
+    let (private, public) = (dir.join("auditor.key"), dir.join("auditor.pub"));
+    let args = ["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-384", "-out", path(&private)];
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::openssl(&args), "openssl genpkey");
+    let args = ["pkey", "-in", path(&private), "-pubout", "-out", path(&public)];
+    twi_testkit::tools::assert_ok(&twi_testkit::tools::openssl(&args), "openssl pkey -pubout");
+    public
+}
+
 /// A process holds the keys of the roles it serves, none of the others'.
 fn holds_only_its_own_keys(ca_state: &Path, verifier_state: &Path) {
     const VERIFIER_KEYS: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
-    const CA_KEYS: [&str; 5] =
-        ["issuer-ca.key.pem", "wit-key.pem", "log-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
+    const CA_KEYS: [&str; 6] = [
+        "issuer-ca.key.pem",
+        "wit-key.pem",
+        "log-key.pem",
+        "binding-key.pem",
+        "keystore-key.pem",
+        "keystore-wrap-key.pem",
+    ];
     let held = |file: &str| verifier_state.join("issuer").join(file).exists();
     assert!(VERIFIER_KEYS.iter().all(|f| held(f)), "the Verifier process's state lacks some of {VERIFIER_KEYS:?}");
     let others: Vec<_> = CA_KEYS.iter().filter(|f| held(f)).collect();
@@ -700,9 +716,12 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
     let common = ["--simulated-tee", path(&chips), "--database", url.as_str(), "--issuer-ca", path(&issuer_ca)];
     let verifier_tls: Vec<&str> = verifier_tls.iter().map(String::as_str).collect();
     let verifier = served(&verifier_state, "verifier", &[&common[..], &verifier_tls[..]].concat());
-    // The log keeps its log in its own state (the embedded store), apart from the database.
+    // The log keeps its log in its own state (the embedded store), apart from the database, and
+    // seals its records to an auditor key.
     let log_tls: Vec<&str> = log_tls.iter().map(String::as_str).collect();
-    let log = served(&log_state, "log", &[&["--issuer-ca", path(&issuer_ca)][..], &log_tls[..]].concat());
+    let auditor = auditor_key(dir.path());
+    let log_own = ["--issuer-ca", path(&issuer_ca), "--auditor-key", path(&auditor)];
+    let log = served(&log_state, "log", &[&log_own[..], &log_tls[..]].concat());
     let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
     let peers = ["--verifier-url", &verifier.url, "--log-url", &log.url, "--peer-ca", path(&roles.ca)];
     let ca = served(&ca_state, "ca,key-store", &[&common[..4], &role[..], &peers[..]].concat());
@@ -715,7 +734,10 @@ fn a_log_process_holds_the_logs_keys_and_logs_for_a_ca_process() {
     let attested = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
     let obtained = ca_client.issue(&attested.evidence(), Some(Mechanism::C)).unwrap();
     assert_eq!(obtained.credential.workload_id, "spiffe://example.org/payroll-app");
-    // A renewal reads the previous record back from the log process.
+    // A renewal reads the previous record's binding back from the log process (sealed: from its
+    // private binding table, which only a role reads).
+    let records = obtained.credential.provenance["records"].as_array().unwrap();
+    assert!(records.iter().all(|r| r["record"].is_null() && r["encrypted_to"].is_string()), "{records:?}");
     let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
     let renewed = ca_client.renew(&fresh.evidence(), &obtained.credential.serial).unwrap();
     let fresh = Attested::new(&chip, MEASUREMENT, &verifier, &rp_id).unwrap();
@@ -1066,7 +1088,7 @@ const CA_ONLY: [&str; 2] = ["issuer-ca.key.pem", "wit-key.pem"];
 const KEY_STORE_ONLY: [&str; 2] = ["keystore-key.pem", "keystore-wrap-key.pem"];
 const VERIFIER_ONLY: [&str; 2] = ["verifier-key.pem", "epoch-key.pem"];
 const CA_AND_KEY_STORE: [&str; 4] = ["issuer-ca.key.pem", "wit-key.pem", "keystore-key.pem", "keystore-wrap-key.pem"];
-const LOG_ONLY: [&str; 2] = ["log-key.pem", "provenance.sqlite"];
+const LOG_ONLY: [&str; 3] = ["log-key.pem", "binding-key.pem", "provenance.sqlite"];
 
 /// Each state holds its own roles' key files, none of another's.
 fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {
@@ -1091,8 +1113,8 @@ fn each_holds_only_its_keys(states: &[(&Path, &[&str])]) {
     }
 }
 
-/// The log's sign and append endpoints: 403 without a role certificate; 400 for a malformed
-/// record or a statement this log did not sign.
+/// The log's sign, append and binding endpoints: 403 without a role certificate; 400 for a
+/// malformed record or a statement this log did not sign.
 fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) {
     use twi_issuer::http::{LogPeer, PeerError};
     use twi_issuer::log_peer::{AppendRequest, SignRequest};
@@ -1117,10 +1139,17 @@ fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) 
         Err(PeerError::Refused { status: 403, reason }) => assert!(reason.contains("client certificate"), "{reason}"),
         other => panic!("the log signed for a caller without a role certificate: {other:?}"),
     }
-    match anyone.append(&AppendRequest { statements: vec!["00".into()] }) {
+    match anyone.append(&AppendRequest { statements: vec!["00".into()], binding: None }) {
         Err(PeerError::Refused { status: 403, .. }) => {}
         other => panic!("the log appended for a caller without a role certificate: {other:?}"),
     }
+    // The private binding table: to a role only; 404 for a credential the log has no record of.
+    let asked = twi_issuer::log_peer::BindingRequest { credential_id: "0a1b".into() };
+    match anyone.binding(&asked) {
+        Err(PeerError::Refused { status: 403, .. }) => {}
+        other => panic!("the log answered a binding to a caller without a role certificate: {other:?}"),
+    }
+    assert!(role.binding(&asked).unwrap().is_none(), "an unlogged credential has no binding");
     let signed = role.sign(&SignRequest { records: vec![record.clone()] }).unwrap();
     assert_eq!(signed.statements.len(), 1, "a well-formed record is signed");
     let malformed = [
@@ -1141,7 +1170,7 @@ fn log_endpoints_refuse(log_url: &str, roles: &twi_testkit::tools::OperatorPki) 
             .unwrap();
     let forged = hex::encode(forged.to_leaf().unwrap());
     for statements in [vec![forged], vec!["not hex".to_string()]] {
-        match role.append(&AppendRequest { statements }) {
+        match role.append(&AppendRequest { statements, binding: None }) {
             Err(PeerError::Refused { status: 400, .. }) => {}
             other => panic!("the log appended a statement it did not sign: {other:?}"),
         }

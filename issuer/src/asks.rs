@@ -422,7 +422,7 @@ impl Issuer {
     ) -> Result<Issued, Rejection> {
         let Planned { now, jti, wit_entry, statements, .. } = planned;
         let wit = self.authority()?.wit(&admission, credential.public_key, now, &jti, &wit_entry)?;
-        let provenance = self.ledger()?.record(&statements, now)?;
+        let provenance = self.ledger()?.record(&statements, Some(&admission.binding), now)?;
         let Certified { der, pem, serial_hex } = credential.certified;
         Ok(Issued {
             certificate_der: der,

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use crate::error::IssuerError;
-use crate::log_peer::{AppendRequest, LogPeer, PeerError, SignRequest};
+use crate::log_peer::{AppendRequest, BindingRequest, LogPeer, PeerError, SignRequest};
 use crate::policy::Binding;
 use crate::provenance::entry::LogEntry;
 use crate::provenance::{ProvenanceRecord, SignedStatement};
@@ -63,12 +63,20 @@ impl Ledger {
     }
 
     /// Appends `statements` with a new signed tree head; the head, proofs and receipts.
-    pub(crate) fn record(&self, statements: &[SignedStatement], now: SystemTime) -> Result<Value, IssuerError> {
+    /// `binding` is kept in the private binding table for each sealed statement (a log process
+    /// is sent it with the statements, over the role-to-role mutual TLS).
+    pub(crate) fn record(
+        &self,
+        statements: &[SignedStatement],
+        binding: Option<&Binding>,
+        now: SystemTime,
+    ) -> Result<Value, IssuerError> {
         match self {
-            Self::Here(log) => log.record(statements, now),
+            Self::Here(log) => log.record(statements, binding, now),
             Self::Peer(peer) => {
                 let hexed = statements.iter().map(|s| s.to_leaf().map(hex::encode)).collect::<Result<_, _>>()?;
-                peer.append(&AppendRequest { statements: hexed }).map_err(|error| peer_error(peer.as_ref(), error))
+                let request = AppendRequest { statements: hexed, binding: binding.cloned() };
+                peer.append(&request).map_err(|error| peer_error(peer.as_ref(), error))
             }
         }
     }
@@ -86,7 +94,10 @@ impl Ledger {
                 if statement.credential_id() != id {
                     return Err(answered(peer.as_ref(), "the proof of another credential than asked"));
                 }
-                Ok(binding_in(&statement))
+                match binding_in(&statement) {
+                    Some(Err(_)) => sealed_binding(peer.as_ref(), id),
+                    other => Ok(other),
+                }
             }
         }
     }
@@ -97,6 +108,20 @@ impl Ledger {
             Self::Here(records) => Some(records),
             Self::Peer(_) => None,
         }
+    }
+}
+
+/// The binding of credential `id`, whose record the log process sealed, from its private binding
+/// table (`Err(kid)`: the table holds no row for it).
+fn sealed_binding(peer: &dyn LogPeer, id: &str) -> Result<Option<Result<Binding, Vec<u8>>>, IssuerError> {
+    let request = BindingRequest { credential_id: id.to_string() };
+    let Some(answer) = peer.binding(&request).map_err(|error| peer_error(peer, error))? else {
+        return Err(answered(peer, "no record for a credential whose proof it gave"));
+    };
+    match (answer.binding, answer.sealed_to) {
+        (Some(binding), _) => Ok(Some(Ok(binding))),
+        (None, Some(kid)) => Ok(Some(Err(hex::decode(kid).map_err(|_| answered(peer, "a kid that is not hex"))?))),
+        (None, None) => Err(answered(peer, "neither a binding nor the key a record is sealed to")),
     }
 }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::policy::Binding;
 use crate::provenance::ProvenanceRecord;
 
 /// Why a role of another process gave no answer.
@@ -43,10 +44,33 @@ pub struct SignResponse {
 
 /// `POST /v1/log/append`: statements the log signed (hex), appended in one transaction with the
 /// tree head that covers them; the answer is the issuance's `provenance` (head, proofs, receipts).
+/// `binding`: the issuance's, which the log keeps in its private binding table for each of the
+/// statements it sealed to an auditor key (so that a renewal can be checked against it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppendRequest {
     pub statements: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+}
+
+/// `POST /v1/log/binding`: the binding of a credential whose record the log sealed, from its
+/// private binding table (404 when the log has no record of the credential).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingRequest {
+    pub credential_id: String,
+}
+
+/// The answer: the binding, or (`binding` absent) the auditor key id (hex) of a sealed record
+/// the table holds no row for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindingAnswer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<Binding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_to: Option<String>,
 }
 
 /// The provenance log in another process, as the Credential Authority calls it
@@ -63,4 +87,7 @@ pub trait LogPeer: Send + Sync {
 
     /// `GET /v1/log/proof/{id}`: the credential's statement with its proof; `None` if unlogged.
     fn proof(&self, id: &str) -> Result<Option<Value>, PeerError>;
+
+    /// `POST /v1/log/binding`: the binding a sealed record holds; `None` if unlogged.
+    fn binding(&self, request: &BindingRequest) -> Result<Option<BindingAnswer>, PeerError>;
 }

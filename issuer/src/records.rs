@@ -6,7 +6,9 @@
 //! transaction per issuance (its records and the signed tree head that covers them); the tree head signed by the **log key** (`log-key.pem`), and each
 //! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
 //! head is also a C2SP checkpoint signed with the checkpoint key. The log's format and its proofs are
-//! `provenance.rs`; a renewal reads back the binding the previous credential promised.
+//! `provenance.rs`; a renewal reads back the binding the previous credential promised: from its
+//! record, or, for a record sealed to an auditor key, from the private binding table written in
+//! the same transaction ([`crate::provenance::private`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,7 +28,8 @@ use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::entry::LogEntry;
 use crate::provenance::receipt;
 use crate::provenance::{
-    AuditorKey, LogError, ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, leaf_hash,
+    AuditorKey, BindingKey, LogError, PrivateBinding, ProvenanceLog, ProvenanceRecord, SignedStatement,
+    VerifierDecision, leaf_hash,
 };
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
@@ -52,6 +55,8 @@ pub(crate) struct Records {
     shared: bool,
     /// The auditor key new records are encrypted to (`--auditor-key`); `None`: in clear.
     auditor: Option<AuditorKey>,
+    /// Seals the private binding rows of sealed records (`binding-key.pem`).
+    binding_key: BindingKey,
 }
 
 /// What one issuance logs: the decision, and the credentials it makes (kind, id).
@@ -84,7 +89,9 @@ impl Records {
             }
         };
         let shared = database.is_some();
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log: Mutex::new(log), shared, auditor: None })
+        let binding_key = BindingKey::load_or_create(dir)?;
+        let log = Mutex::new(log);
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log, shared, auditor: None, binding_key })
     }
 
     /// Encrypts every record made from now on to `auditor` (records already logged stay as
@@ -114,11 +121,35 @@ impl Records {
     }
 
     /// The binding of credential `id` (an X.509 serial in hex, or a WIT `jti`), from its
-    /// record; `None` when the log has no such credential; `Some(Err(kid))` when the record is
-    /// encrypted to the auditor key `kid` (the issuer keeps no plaintext copy to read it from).
+    /// record, or for a record encrypted to an auditor key from its private binding row;
+    /// `None` when the log has no such credential; `Some(Err(kid))` when the record is
+    /// encrypted to the auditor key `kid` and the private table holds no row for it (a record
+    /// logged before the table was). A row that does not open for its record is an `Err`.
     pub(crate) fn binding_of(&self, id: &str) -> Result<Option<Result<Binding, Vec<u8>>>, IssuerError> {
-        let Some((_, statement)) = self.with_log(|log| log.find(id))? else { return Ok(None) };
-        Ok(binding_in(&statement))
+        let found = self.with_log(|log| {
+            let Some((_, statement)) = log.find(id)? else { return Ok(None) };
+            let row = if statement.record().is_none() { log.private_binding(id)? } else { None };
+            Ok(Some((statement, row)))
+        })?;
+        let Some((statement, row)) = found else { return Ok(None) };
+        let (Some(Err(_)), Some(row)) = (binding_in(&statement), row) else { return Ok(binding_in(&statement)) };
+        let json = self.binding_key.open(&row, &statement.sha256())?;
+        let binding = serde_json::from_slice(&json).map_err(|e| {
+            let what = format!("the private binding row of credential {id} opens but holds no binding ({e})");
+            IssuerError::State(self.dir.join(FILE), what)
+        })?;
+        Ok(Some(Ok(binding)))
+    }
+
+    /// The private binding rows of those of `statements` that are sealed: `binding` (the
+    /// issuance's) sealed to the binding key for each.
+    fn private_rows(&self, statements: &[SignedStatement], binding: &Binding) -> Result<Vec<PrivateBinding>, LogError> {
+        let json = serde_json::to_vec(binding).map_err(|e| LogError::Encode(e.to_string()))?;
+        statements
+            .iter()
+            .filter(|statement| statement.record().is_none())
+            .map(|statement| self.binding_key.seal(statement.credential_id(), &statement.sha256(), &json))
+            .collect()
     }
 
     /// Signs each of `records` as a statement (before the credentials they name are signed).
@@ -148,6 +179,7 @@ impl Records {
     pub(crate) fn append_asked(
         &self,
         statements: &[String],
+        binding: Option<&Binding>,
         now: SystemTime,
     ) -> Result<Result<Value, String>, IssuerError> {
         if statements.is_empty() || statements.len() > 2 {
@@ -161,7 +193,8 @@ impl Records {
                 Err(e) => return Ok(Err(format!("statement {i} is not one this log signed: {e}"))),
             }
         }
-        Ok(Ok(self.record(&signed, now)?))
+        // The issuance's binding, as the Credential Authority sends it: kept for the sealed ones.
+        Ok(Ok(self.record(&signed, binding, now)?))
     }
 
     /// Mechanism D, the owner's step: the record of the certificate `serial_hex` the CA makes
@@ -184,10 +217,18 @@ impl Records {
 
     /// Appends the statements of one issuance, signs the tree head, and returns the head and
     /// each record's statement, inclusion proof and receipt (the `provenance.json` a run writes).
-    pub(crate) fn record(&self, records: &[SignedStatement], now: SystemTime) -> Result<Value, IssuerError> {
+    /// `binding`: the issuance's, kept in the private binding table for each sealed statement.
+    pub(crate) fn record(
+        &self,
+        records: &[SignedStatement],
+        binding: Option<&Binding>,
+        now: SystemTime,
+    ) -> Result<Value, IssuerError> {
+        let private = binding.map(|binding| self.private_rows(records, binding)).transpose()?.unwrap_or_default();
         let (proved, head) = self.with_log(|log| {
-            // One transaction: every record of the issuance and the head that covers them.
-            let (appended, head) = log.append_signed(records, &self.key, now)?;
+            // One transaction: every record of the issuance, the private binding rows of the
+            // sealed ones, and the head that covers them.
+            let (appended, head) = log.append_signed_with(records, &private, &self.key, now)?;
             let mut proved = Vec::new();
             for (record, appended) in records.iter().zip(appended) {
                 proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));

@@ -26,7 +26,7 @@ pub enum Rejection {
     )]
     UnknownPreviousCredential(String),
     #[error(
-        "the provenance record of credential {id} is encrypted to auditor key {kid} and the issuer keeps no plaintext copy, so it cannot check a renewal against the binding the record holds: request a new credential instead (without renewal_of)"
+        "the provenance record of credential {id} is encrypted to auditor key {kid} and the issuer's private binding table holds no row for it (the record was logged before the table existed), so a renewal cannot be checked against the binding the record holds: request a new credential instead (without renewal_of)"
     )]
     SealedPreviousRecord { id: String, kid: String },
     #[error("the Credential Authority refused the credential request: {0}")]

@@ -199,7 +199,7 @@ impl Issuer {
         };
         let named = Named { serial, entry };
         let certified = authority.certify_provisioned(&workload_id, key, lifetime, &named)?;
-        log.record(&[statement], now)?;
+        log.record(&[statement], None, now)?;
         Ok(certified.der)
     }
 

@@ -39,8 +39,27 @@ impl Issuer {
     /// For a Credential Authority of another process (`POST /v1/log/append`): `statements`
     /// (hex), which this log signed, appended with a new signed tree head in one transaction;
     /// `Ok(Err)` says why they are not this log's statements.
-    pub fn log_append_for_ca(&self, statements: &[String]) -> Result<Result<Value, String>, IssuerError> {
-        self.records()?.append_asked(statements, (self.clock)())
+    /// `binding`: the issuance's, kept in the private binding table for the sealed statements.
+    pub fn log_append_for_ca(
+        &self,
+        statements: &[String],
+        binding: Option<&crate::policy::Binding>,
+    ) -> Result<Result<Value, String>, IssuerError> {
+        self.records()?.append_asked(statements, binding, (self.clock)())
+    }
+
+    /// For a Credential Authority of another process (`POST /v1/log/binding`): the binding of
+    /// credential `id` from its record, or from the private binding table when the record is
+    /// sealed; `None` when the log has no record of it.
+    pub fn log_binding_for_ca(&self, id: &str) -> Result<Option<crate::log_peer::BindingAnswer>, IssuerError> {
+        let answer = self.records()?.binding_of(id)?.map(|found| match found {
+            Ok(binding) => crate::log_peer::BindingAnswer { binding: Some(binding), sealed_to: None },
+            Err(kid) => crate::log_peer::BindingAnswer {
+                binding: None,
+                sealed_to: Some(crate::provenance::sealed::shown_kid(&kid)),
+            },
+        });
+        Ok(answer)
     }
 
     /// The RFC 9162 consistency proof between the trees of `first` and `second` leaves.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use p384::ecdsa::SigningKey;
 use twi_attester::snp::msg::{ReportRequest, ReportResponse};
 use twi_issuer::http::{LogPeer, PeerError};
-use twi_issuer::log_peer::{AppendRequest, SignRequest, SignResponse};
+use twi_issuer::log_peer::{AppendRequest, BindingAnswer, BindingRequest, SignRequest, SignResponse};
 use twi_issuer::{
     CaKeys, CredentialRequest, Evidence, EvidenceBundle, HeldKeys, Issued, Issuer, IssuerCa, IssuerConfig,
     KeyStoreKeys, LogKeys, Rejection, VerifierKeys,
@@ -59,12 +59,17 @@ impl LogPeer for MeetingLog {
     }
 
     fn append(&self, request: &AppendRequest) -> Result<serde_json::Value, PeerError> {
-        let appended = self.log.log_append_for_ca(&request.statements).map_err(unavailable)?;
+        let appended =
+            self.log.log_append_for_ca(&request.statements, request.binding.as_ref()).map_err(unavailable)?;
         appended.map_err(|reason| PeerError::Refused { status: 400, reason })
     }
 
     fn proof(&self, id: &str) -> Result<Option<serde_json::Value>, PeerError> {
         self.log.log_proof(id).map_err(unavailable)
+    }
+
+    fn binding(&self, request: &BindingRequest) -> Result<Option<BindingAnswer>, PeerError> {
+        self.log.log_binding_for_ca(&request.credential_id).map_err(unavailable)
     }
 }
 

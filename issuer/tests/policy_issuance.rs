@@ -811,6 +811,149 @@ fn each_provenance_demand_that_fails_refuses_naming_it() {
     assert_eq!((checked.sbom, checked.checks.len()), (twi_issuer::policy::SbomDigest::of(&document), 0));
 }
 
+/// The workload component's SHA-384 in the vendor tests (the runtime ELF's, in a real build).
+const ELF_SHA384: &str =
+    "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a";
+
+/// A CycloneDX document as `twi build` writes it, as far as the vendor demand reads it: the
+/// workload component `payroll` (version `image`, SHA-384 [`ELF_SHA384`]), the builder's
+/// declared supplier, and each of `attached` (name, bytes) listed by its SHA-384.
+fn sbom_attaching(attached: &[(&str, &[u8])]) -> Vec<u8> {
+    use sha2::Sha384;
+    let data: Vec<serde_json::Value> = attached
+        .iter()
+        .map(|(name, bytes)| {
+            serde_json::json!({
+                "type": "data", "name": name, "version": "attached", "bom-ref": format!("attach:{name}"),
+                "hashes": [{ "alg": "SHA-384", "content": hex::encode(Sha384::digest(bytes)) }], "scope": "excluded",
+            })
+        })
+        .collect();
+    let subject = serde_json::json!({
+        "type": "firmware", "name": "payroll", "version": "image",
+        "hashes": [{ "alg": "SHA-384", "content": ELF_SHA384 }],
+    });
+    serde_json::to_vec(&serde_json::json!({
+        "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
+        "metadata": { "supplier": { "name": "Example Corp" }, "component": subject },
+        "components": data,
+    }))
+    .unwrap()
+}
+
+/// A statement of `vendor` for the workload component `payroll image` of SHA-384 `sha384`.
+fn vendor_statement(key: &SigningKey, vendor: &str, sha384: &str) -> Vec<u8> {
+    use twi_issuer::policy::vendor::{STATEMENT_TYPE, Subject, VendorStatement, sign};
+    let subject = Subject { name: "payroll".into(), version: "image".into(), sha384: sha384.into() };
+    sign(&VendorStatement { kind: STATEMENT_TYPE.into(), vendor: vendor.into(), subject }, key).unwrap()
+}
+
+/// A policy in `dir` demanding vendor "Example Corp" under `key`'s public half (a PEM file
+/// beside the policy), admitting an image whose SBOM lists `attached`; `stored`: the statements
+/// the policy's store holds (as `twi policy add-image` stores them).
+fn vendor_policy(dir: &Path, key: &SigningKey, attached: &[(&str, &[u8])], stored: &[&[u8]]) -> std::path::PathBuf {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    use twi_issuer::policy::{SbomDigest, sbom_store_of, store_attachment};
+    std::fs::create_dir_all(dir).unwrap();
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    std::fs::write(dir.join("vendor.pub.pem"), pem).unwrap();
+    let demands = "vendor = \"Example Corp\"\nvendor_key = \"vendor.pub.pem\"";
+    let path = provenance_policy(dir, demands, &sbom_attaching(attached));
+    for bytes in stored {
+        store_attachment(&sbom_store_of(&path), bytes, &SbomDigest::of(bytes), 1 << 20).unwrap();
+    }
+    path
+}
+
+/// `vendor_key`: the vendor demand is met by an attached, measured statement the vendor signed
+/// for the SBOM's workload component, and the appraisal records it; the pycose check reads the
+/// statement on its own. The key may be inline PEM too.
+#[test]
+fn a_signed_vendor_statement_meets_the_vendor_demand_and_is_recorded() {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let key = workload_key();
+    let statement = vendor_statement(&key, "Example Corp", ELF_SHA384);
+    let path = vendor_policy(&dir.path().join("met"), &key, &[("vendor.cose", &statement)], &[&statement]);
+    let issued = issue_under(&path, &psp).unwrap();
+    let kid = hex::encode(twi_issuer::policy::vendor::key_id(key.verifying_key()));
+    let checks = &issued.admission.provenance.as_ref().unwrap().checks;
+    let recorded = format!("vendor statement: vendor.cose (\"Example Corp\"), key {kid}");
+    assert!(checks.contains(&recorded), "{checks:?}");
+    for record in issued.provenance["records"].as_array().unwrap() {
+        let criteria = record["record"]["decision"]["criteria"]["provenance"].as_str().unwrap();
+        assert!(criteria.contains(&kid) && criteria.contains("vendor statement: vendor.cose"), "{criteria}");
+    }
+
+    // The same key given inline in the policy.
+    let pem = key.verifying_key().to_public_key_pem(LineEnding::LF).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap().replace("\"vendor.pub.pem\"", &format!("\"\"\"\n{pem}\"\"\""));
+    std::fs::write(&path, text).unwrap();
+    std::fs::remove_file(path.with_file_name("vendor.pub.pem")).unwrap();
+    issue_under(&path, &psp).unwrap();
+
+    // pycose reads the statement, and refuses it altered.
+    let mut altered = statement.clone();
+    let at = altered.windows(7).position(|w| w == b"Example").unwrap();
+    altered[at] = b'F';
+    let input = serde_json::json!({
+        "key_pem": pem,
+        "statement": hex::encode(&statement),
+        "expect": { "vendor": "Example Corp", "subject": { "name": "payroll", "version": "image", "sha384": ELF_SHA384 } },
+        "must_fail": [{ "name": "a statement altered in place", "statement": hex::encode(&altered) }],
+    });
+    let out = twi_testkit::tools::vendor_statement_check(&input);
+    twi_testkit::tools::assert_ok(&out, "the pycose vendor statement check");
+}
+
+/// `vendor_key`: a statement under another key, altered, for another component or of another
+/// vendor, one the SBOM does not list (so not measured), and one the store holds other bytes
+/// for, are each refused saying why; the declared supplier name alone no longer counts.
+#[test]
+fn a_vendor_statement_that_does_not_meet_the_demand_is_refused_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let key = workload_key();
+    let good = vendor_statement(&key, "Example Corp", ELF_SHA384);
+    let other_key = vendor_statement(&workload_key(), "Example Corp", ELF_SHA384);
+    let mut altered = good.clone();
+    let at = altered.windows(7).position(|w| w == b"Example").unwrap();
+    altered[at] = b'F';
+    let other_component = vendor_statement(&key, "Example Corp", &"ab".repeat(48));
+    let other_vendor = vendor_statement(&key, "Other Corp", ELF_SHA384);
+    let cases: [(&str, &[u8], &str); 4] = [
+        ("other-key", &other_key, "it is signed by key "),
+        ("altered", &altered, "its signature does not verify under the policy's vendor_key"),
+        ("component", &other_component, "it vouches for payroll image (sha384 abab"),
+        ("vendor", &other_vendor, "it is a statement of \"Other Corp\", not of \"Example Corp\""),
+    ];
+    for (name, statement, says) in cases {
+        let path = vendor_policy(&dir.path().join(name), &key, &[("vendor.cose", statement)], &[statement]);
+        let refused = issue_under(&path, &psp).expect_err(name);
+        assert!(matches!(refused, Rejection::Policy(PolicyRejection::Provenance(_))), "{refused}");
+        let refused = refused.to_string();
+        assert!(refused.contains("provenance demand vendor = \"Example Corp\" with vendor_key"), "{refused}");
+        assert!(refused.contains(&format!("vendor.cose: {says}")), "{name}: {refused}");
+    }
+    // In the store but not attached: the SBOM (and so the measurement) does not list it.
+    let path = vendor_policy(&dir.path().join("unlisted"), &key, &[], &[&good]);
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("the SBOM lists no attached statement"), "{refused}");
+    // Listed, but the store lacks it, or holds other bytes under its digest.
+    let path = vendor_policy(&dir.path().join("unstored"), &key, &[("vendor.cose", &good)], &[]);
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("vendor.cose: the policy's store does not hold it"), "{refused}");
+    let stored = twi_issuer::policy::sbom_store_of(&path)
+        .join(format!("{}.attached", twi_issuer::policy::SbomDigest::of(&good).path_form()));
+    std::fs::write(&stored, &other_vendor).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("is not the attached statement the SBOM lists under that SHA-384"), "{refused}");
+    std::fs::write(&stored, vec![b'x'; twi_issuer::policy::vendor::MAX_LEN + 1]).unwrap();
+    let refused = issue_under(&path, &psp).unwrap_err().to_string();
+    assert!(refused.contains("is larger than the 65536 bytes accepted"), "{refused}");
+}
+
 #[test]
 fn a_provenance_table_the_format_refuses_names_the_field() {
     let base = |demands: &str| {
@@ -826,6 +969,9 @@ fn a_provenance_table_the_format_refuses_names_the_field() {
         ("deny = [\"@1\"]", "provenance.deny \"@1\": name a crate"),
         ("min_versions = { p384 = \"one\" }", "provenance.min_versions.p384 = \"one\" is not a semver version"),
         ("vendor = \" \"", "provenance.vendor is empty"),
+        ("vendor_key = \"vendor.pub.pem\"", "provenance.vendor_key needs provenance.vendor"),
+        ("vendor = \"V\"\nvendor_key = \"no-such.pem\"", "provenance.vendor_key: cannot read no-such.pem"),
+        ("vendor = \"V\"\nvendor_key = \"-----BEGIN PUBLIC KEY-----\"", "is not a P-384 public key in PEM"),
         ("vendors = \"x\"", "unknown field `vendors`"),
     ] {
         let e = Policy::from_toml(&base(demands)).unwrap_err().to_string();
@@ -891,4 +1037,149 @@ fn write_in(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// An auditor key for `seal_records_to` (its private half is not needed here).
+fn auditor_key() -> twi_issuer::provenance::AuditorKey {
+    use p384::pkcs8::{EncodePublicKey, LineEnding};
+    let public = p384::SecretKey::try_generate().unwrap().public_key();
+    twi_issuer::provenance::AuditorKey::from_pem(&public.to_public_key_pem(LineEnding::LF).unwrap()).unwrap()
+}
+
+/// The binding's values in clear (the chip id under CS_L3): what must not reach the log.
+fn binding_values(issued: &Issued) -> Vec<String> {
+    let values = issued.admission.binding.to_json()["values"].clone();
+    let values: Vec<String> = values.as_object().unwrap().values().map(|v| v.to_string().replace('"', "")).collect();
+    assert!(values.iter().any(|v| v.len() >= 16), "a CS_L3 binding names the chip: {values:?}");
+    values
+}
+
+/// Records sealed to an auditor key (issue 16): a renewal is checked against the binding kept
+/// in the private binding table, exactly as an open record's is — the same chip renews by
+/// serial and by `jti`, another chip is refused on `chip_id` — while the log (its rows and its
+/// proof answers) holds only the sealed statements. A row moved to another credential does not
+/// open (the issuer's fault: an internal error saying so), and a sealed record without a row is
+/// refused with why. `tamper(sql)` runs SQL on the store with its append-only triggers off.
+fn sealed_records_renew_from_the_private_table(
+    issuer: &mut Issuer,
+    chips: (&SimPsp, &SimPsp),
+    tamper: &dyn Fn(&str),
+    log_bytes: &dyn Fn() -> Vec<u8>,
+) {
+    let auditor = auditor_key();
+    issuer.seal_records_to(Some(auditor.clone()));
+    let (first, second) = chips;
+    let key = workload_key();
+    let nonce = challenge(issuer);
+    let issued = present(issuer, first, &key, &nonce, None).unwrap();
+    let records = issued.provenance["records"].as_array().unwrap();
+    assert!(records.iter().all(|r| r["record"].is_null() && r["encrypted_to"] == hex::encode(auditor.kid())));
+
+    let nonce = challenge(issuer);
+    present(issuer, first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
+    let nonce = challenge(issuer);
+    present(issuer, first, &key, &nonce, Some(&issued.wit_jti)).unwrap();
+    let nonce = challenge(issuer);
+    let refused = present(issuer, second, &key, &nonce, Some(&issued.serial_hex)).unwrap_err();
+    let Rejection::Renewal(renewal) = &refused else { panic!("expected a renewal refusal, got {refused}") };
+    assert_eq!(renewal.differences[0].field, "chip_id");
+
+    // Nothing of the binding in clear in the store's bytes or in the proofs served.
+    let stored = log_bytes();
+    let proofs = [&issued.serial_hex, &issued.wit_jti].map(|id| issuer.log_proof(id).unwrap().unwrap().to_string());
+    for value in binding_values(&issued).iter().filter(|v| v.len() >= 16) {
+        assert!(!stored.windows(value.len()).any(|w| w == value.as_bytes()), "{value} is in the store in clear");
+        assert!(proofs.iter().all(|p| !p.contains(value.as_str())), "{value} is in a proof answer");
+    }
+
+    // The serial's row replaced by the jti's (a row moved to another credential): refused.
+    let (serial, jti) = (&issued.serial_hex, &issued.wit_jti);
+    tamper(&format!(
+        "UPDATE private_bindings SET enc = (SELECT enc FROM private_bindings WHERE credential_id = '{jti}'), \
+         sealed = (SELECT sealed FROM private_bindings WHERE credential_id = '{jti}') WHERE credential_id = '{serial}'"
+    ));
+    let nonce = challenge(issuer);
+    let refused = present(issuer, first, &key, &nonce, Some(serial)).unwrap_err();
+    assert!(matches!(refused, Rejection::Internal(_)), "{refused}");
+    assert!(refused.to_string().contains(&format!("the private binding row of credential {serial} does not open")));
+
+    // The jti's row gone: refused as a sealed record the table has no row for.
+    tamper(&format!("DELETE FROM private_bindings WHERE credential_id = '{jti}'"));
+    let nonce = challenge(issuer);
+    let refused = present(issuer, first, &key, &nonce, Some(jti)).unwrap_err();
+    assert!(matches!(refused, Rejection::SealedPreviousRecord { .. }), "{refused}");
+    assert!(refused.to_string().contains("private binding table holds no row"), "{refused}");
+    assert!(refused.to_string().contains(&hex::encode(auditor.kid())), "{refused}");
+}
+
+#[test]
+fn a_renewal_of_a_sealed_record_is_checked_against_the_private_binding_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = chip(&dir.path().join("chip-a"), None);
+    let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
+    let state = dir.path().join("issuer");
+    let mut issuer = issuer(&state, &first, policy("AF_L2", "CS_L3", &MEASUREMENT));
+    let log = state.join("provenance.sqlite");
+    let tamper = |sql: &str| {
+        let conn = rusqlite::Connection::open(&log).unwrap();
+        conn.execute_batch(&format!(
+            "DROP TRIGGER IF EXISTS private_bindings_append_only_update;\n             DROP TRIGGER IF EXISTS private_bindings_append_only_delete; {sql};"
+        ))
+        .unwrap();
+    };
+    // The log's file and its write-ahead log (where recent commits sit until a checkpoint).
+    let log_bytes = || {
+        let wal = state.join("provenance.sqlite-wal");
+        [std::fs::read(&log).unwrap(), std::fs::read(wal).unwrap_or_default()].concat()
+    };
+    sealed_records_renew_from_the_private_table(&mut issuer, (&first, &second), &tamper, &log_bytes);
+    // The table's key is the state's, 0600.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(state.join("binding-key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+/// The same with the log in the replicas' PostgreSQL database, renewed at another replica.
+#[test]
+fn a_renewal_of_a_sealed_record_in_the_database_is_checked_at_any_replica() {
+    use std::sync::Arc;
+    use twi_issuer::database::Postgres;
+
+    let cluster = twi_testkit::postgres::Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = chip(&dir.path().join("chip-a"), None);
+    let second = chip(&dir.path().join("chip-b"), Some(&dir.path().join("chip-a")));
+    let replica = || {
+        let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(first.root().clone()) };
+        let pg = Arc::new(Postgres::connect(&cluster.url()).unwrap());
+        let policy = policy("AF_L2", "CS_L3", &MEASUREMENT);
+        Issuer::open_shared(&dir.path().join("issuer"), config, policy, Some(pg)).unwrap()
+    };
+    let mut issuer = replica();
+    let tamper = |sql: &str| {
+        let out = cluster.psql(&format!(
+            "ALTER TABLE private_bindings DISABLE TRIGGER private_bindings_append_only; {sql}; \
+             ALTER TABLE private_bindings ENABLE TRIGGER private_bindings_append_only"
+        ));
+        assert!(out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("ERROR"), "{out:?}");
+    };
+    let log_bytes = || {
+        let out = cluster
+            .psql("SELECT encode(record, 'escape') FROM leaves; SELECT encode(sealed, 'escape') FROM private_bindings");
+        assert!(out.status.success(), "{out:?}");
+        out.stdout
+    };
+    sealed_records_renew_from_the_private_table(&mut issuer, (&first, &second), &tamper, &log_bytes);
+
+    // A sealed record issued at one replica renews at another (which holds the same state keys).
+    issuer.seal_records_to(Some(auditor_key()));
+    let key = workload_key();
+    let nonce = challenge(&mut issuer);
+    let issued = present(&mut issuer, &first, &key, &nonce, None).unwrap();
+    let mut other = replica();
+    let nonce = challenge(&mut other);
+    present(&mut other, &first, &key, &nonce, Some(&issued.serial_hex)).unwrap();
+    // Updates and deletes of the table are refused by the database.
+    let out = cluster.psql("DELETE FROM private_bindings");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("append-only"), "{out:?}");
 }

@@ -1,6 +1,6 @@
 //! The independent implementations the tests check our formats against: `openssl` (X.509,
 //! ECDSA), Python's jwcrypto (JOSE: WIT, WPT, EAR), pyhpke (RFC 9180 HPKE), pycose (COSE
-//! receipts, CoRIMs), go-spiffe's rules re-implemented over `cryptography` (SPIFFE bundles and
+//! receipts, CoRIMs, vendor statements), go-spiffe's rules re-implemented over `cryptography` (SPIFFE bundles and
 //! SVIDs: go-spiffe is not packaged for Debian), each driven by a script that reads one JSON
 //! document on stdin; Go's golang.org/x/mod/sumdb/note and sumdb/tlog themselves (C2SP
 //! checkpoints, RFC 9162 proofs), from Debian's packages, driven by a small Go command; and
@@ -301,6 +301,14 @@ pub const COSE_ENCRYPT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/pytho
 /// Runs the sealed-record check ([`COSE_ENCRYPT_CHECK`]) on `input`.
 pub fn cose_encrypt_check(input: &serde_json::Value) -> Output {
     Python::with(&["pycose", "cbor2", "cryptography"]).run(Path::new(COSE_ENCRYPT_CHECK), input)
+}
+
+/// The vendor statement check (pycose): `twi vendor sign`'s COSE_Sign1 under the vendor key.
+pub const VENDOR_STATEMENT_CHECK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/python/vendor_statement_check.py");
+
+/// Runs the vendor statement check ([`VENDOR_STATEMENT_CHECK`]) on `input`.
+pub fn vendor_statement_check(input: &serde_json::Value) -> Output {
+    Python::with(&["pycose", "cbor2", "cryptography"]).run(Path::new(VENDOR_STATEMENT_CHECK), input)
 }
 
 /// The CoRIM check (cbor2 and pycose): `twi build`'s signed reference-values CoRIM and the

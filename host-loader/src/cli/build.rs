@@ -227,6 +227,15 @@ fn sbom(
     })?;
     let path = out.join(sbom::FILE_NAME);
     fs::write(&path, &document).with_context(|| format!("cannot write {}", path.display()))?;
+    // Kept beside the SBOM: `twi policy add-image` stores them for the issuer's vendor check.
+    let attached_dir = out.join(sbom::ATTACHED_DIR);
+    if !attachments.is_empty() {
+        fs::create_dir_all(&attached_dir).with_context(|| format!("cannot create {}", attached_dir.display()))?;
+    }
+    for (name, bytes) in attachments {
+        let file = attached_dir.join(name);
+        fs::write(&file, bytes).with_context(|| format!("cannot write {}", file.display()))?;
+    }
     eprintln!("twi: wrote {} ({digest}; {} attached)", path.display(), attachments.len());
     Ok(digest)
 }

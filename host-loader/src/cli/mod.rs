@@ -15,6 +15,7 @@ mod provenance;
 mod rp;
 mod run;
 mod serve;
+mod vendor;
 #[path = "../verify.rs"]
 mod verify;
 
@@ -70,6 +71,10 @@ enum Commands {
     /// the decisions, the components of its SBOM and its record's inclusion in the log.
     #[command(subcommand)]
     Provenance(provenance::ProvenanceCommand),
+    /// A workload vendor's side: `twi vendor sign` signs a statement that it supplies the
+    /// workload an SBOM lists, for issuer policies with `vendor_key`.
+    #[command(subcommand)]
+    Vendor(vendor::VendorCommand),
     /// Run a relying party: an HTTPS service that authenticates workloads by mutual TLS or
     /// WIT + WPT and authorizes them by their Stable identifier (see rp/rp.example.toml).
     Rp(rp::RpArgs),
@@ -110,6 +115,7 @@ fn execute(cli: Cli) -> Result<()> {
         Commands::Policy(command) => policy::execute(command),
         Commands::Log(command) => log::execute(&state, command),
         Commands::Provenance(command) => provenance::execute(&state, command),
+        Commands::Vendor(command) => vendor::execute(command),
         // Handled in main(): it has its own exit statuses.
         Commands::Verify(_) => Ok(()),
     }

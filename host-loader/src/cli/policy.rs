@@ -9,7 +9,8 @@ use clap::Subcommand;
 
 use crate::measure::reference;
 use twi_issuer::policy::{
-    PolicyKey, ReferenceFile, SbomDigest, corim_image_references, image_references, sbom_store_of, store_sbom,
+    PolicyKey, ReferenceFile, Sbom, SbomDigest, corim_image_references, image_references, sbom_store_of,
+    store_attachment, store_sbom,
 };
 
 use crate::policy_file::add_references;
@@ -58,7 +59,8 @@ pub fn execute(command: PolicyCommand) -> Result<()> {
         store_image_sbom(&policy, &digest, &file, &named_in)?;
     }
     let text = fs::read_to_string(&policy).with_context(|| format!("cannot read {}", policy.display()))?;
-    let (edited, added) = add_references(&text, &workload, &entries)
+    let dir = policy.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let (edited, added) = add_references(&text, Some(dir), &workload, &entries)
         .map_err(|e| anyhow::anyhow!("{} with the image's entries: {e}", policy.display()))?;
     if added.new_workload {
         eprintln!(
@@ -158,6 +160,32 @@ fn store_image_sbom(policy: &Path, digest: &SbomDigest, file: &Path, named_in: &
     let store = sbom_store_of(policy);
     store_sbom(&store, &bytes, Some(digest)).with_context(|| format!("storing {}", file.display()))?;
     eprintln!("twi: stored the image's SBOM ({digest}) in {}", store.display());
+    store_attached(&store, &bytes, file)
+}
+
+/// Stores each statement the SBOM `sbom` (the document `file`) lists as attached, from the
+/// `attached/` directory `twi build` keeps beside it, its SHA-384 checked against the SBOM's.
+fn store_attached(store: &Path, sbom: &[u8], file: &Path) -> Result<()> {
+    let document = Sbom::parse(sbom, &file.display().to_string())?;
+    let dir = file.with_file_name(crate::sbom::ATTACHED_DIR);
+    for attached in document.components.iter().filter(|c| c.kind == "data") {
+        let listed = attached.sha384.as_deref().unwrap_or_default();
+        let digest = SbomDigest::parse(&format!("sha384:{listed}"))
+            .with_context(|| format!("{}: attached {} has no SHA-384", file.display(), attached.name))?;
+        if Path::new(&attached.name).file_name() != Some(std::ffi::OsStr::new(&attached.name)) {
+            bail!("{}: attached {:?} is not a file name", file.display(), attached.name);
+        }
+        let path = dir.join(&attached.name);
+        let bytes = fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {} (the statement the SBOM lists as attached; `twi build --attach` keeps it there)",
+                path.display()
+            )
+        })?;
+        store_attachment(store, &bytes, &digest, crate::sbom::ATTACHMENT_LIMIT)
+            .with_context(|| format!("storing {}", path.display()))?;
+        eprintln!("twi: stored attached statement {} ({digest}) in {}", attached.name, store.display());
+    }
     Ok(())
 }
 

@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 
 use super::api::{ApiError, AppState, body, with_issuer};
 use super::tls::Operator;
-use crate::log_peer::{AppendRequest, SignRequest, SignResponse};
+use crate::log_peer::{AppendRequest, BindingAnswer, BindingRequest, SignRequest, SignResponse};
 use crate::policy::{SbomDigest, SbomError};
 
 /// The paths, under the Credential Authority's role (the log lives with it).
@@ -24,6 +24,7 @@ pub const SBOM_PATH: &str = "/v1/log/sbom";
 /// For a Credential Authority in another process (a client certificate under the operator CA).
 pub const STATEMENTS_PATH: &str = "/v1/log/statements";
 pub const APPEND_PATH: &str = "/v1/log/append";
+pub const BINDING_PATH: &str = "/v1/log/binding";
 
 /// The media type of a CycloneDX JSON document.
 const CYCLONEDX_JSON: &str = "application/vnd.cyclonedx+json";
@@ -61,9 +62,27 @@ pub(super) async fn append(
     json: Result<Json<AppendRequest>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     from_a_role(operator, "append statements")?;
-    let statements = body(json)?.statements;
-    let appended = with_issuer(&state, move |issuer| issuer.log_append_for_ca(&statements).map_err(internal));
+    let AppendRequest { statements, binding } = body(json)?;
+    let appended =
+        with_issuer(&state, move |issuer| issuer.log_append_for_ca(&statements, binding.as_ref()).map_err(internal));
     Ok(Json(appended.await?.map_err(ApiError::bad_request)?))
+}
+
+/// `POST /v1/log/binding`: for a renewal at a Credential Authority process, the binding a
+/// sealed record holds, from the private binding table (only to a role; 404 for a credential
+/// the log has no record of). Never served to anyone else.
+pub(super) async fn binding(
+    State(state): State<AppState>,
+    operator: Option<Extension<Operator>>,
+    json: Result<Json<BindingRequest>, JsonRejection>,
+) -> Result<Json<BindingAnswer>, ApiError> {
+    from_a_role(operator, "read a sealed record's binding")?;
+    let id = body(json)?.credential_id;
+    let found = with_issuer(&state, move |issuer| issuer.log_binding_for_ca(&id).map_err(internal).map(|b| (id, b)));
+    match found.await? {
+        (_, Some(answer)) => Ok(Json(answer)),
+        (id, None) => Err(ApiError::not_found(format!("the provenance log has no record of credential {id:?}"))),
+    }
 }
 
 pub(super) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {

@@ -86,6 +86,7 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     // A Credential Authority of another process has its records signed and appended.
     router = log_role(router, log::STATEMENTS_PATH, post(log::statements));
     router = log_role(router, log::APPEND_PATH, post(log::append).layer(once()));
+    router = log_role(router, log::BINDING_PATH, post(log::binding));
     // EST (RFC 7030): the standard form of the CA's Enrollment (est.rs).
     router = ca(router, est::CACERTS_PATH, get(est::cacerts));
     router = ca(router, est::SIMPLEENROLL_PATH, post(est::simpleenroll).layer(once()));
@@ -166,7 +167,7 @@ fn for_role(
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/ca/key-store/provision, /v1/ca/key-store/release, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/ca/key-store/provision, /v1/ca/key-store/release, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /v1/log/binding, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
         uri.path()
     ))
 }
@@ -175,7 +176,7 @@ async fn method_not_allowed(uri: Uri) -> ApiError {
     ApiError {
         status: StatusCode::METHOD_NOT_ALLOWED,
         message: format!(
-            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* (but /v1/log/statements and /v1/log/append), /.well-known/spiffe-bundle and /.well-known/est/cacerts, POST the others",
+            "{} does not take this method: GET the /v1/health, /v1/keys, /v1/ca/certificate, /v1/log/* (but /v1/log/statements, /v1/log/append and /v1/log/binding), /.well-known/spiffe-bundle and /.well-known/est/cacerts, POST the others",
             uri.path()
         ),
         code: None,

@@ -420,7 +420,7 @@ pub fn provision_owner(
             (ca.certify_key_named(owner.workload_id, key, owner.lifetime, serial, extra)?.der, statement)
         }
     };
-    records.record(&[statement], now)?;
+    records.record(&[statement], None, now)?;
     KeyStore::open(state_dir, database)?.provision(owner.workload_id, &der, owner.key)
 }
 

@@ -469,7 +469,7 @@ impl Policy {
         let store =
             self.sbom_store.as_deref().ok_or_else(|| ProvenanceRefusal::NoStore { workload: workload.clone() })?;
         let document = Sbom::load(store, &sbom).map_err(|error| ProvenanceRefusal::Store { workload, error })?;
-        let checks = demands.check(&w.id, &document)?;
+        let checks = demands.check(&w.id, &document, store)?;
         Ok(Some(ProvenanceChecked { sbom, checks }))
     }
 

@@ -362,6 +362,12 @@ impl Policy {
         Self::parse(text, "<memory>", None)
     }
 
+    /// [`Self::from_toml`] for the text of a policy file in `dir`: the paths it names (a
+    /// CoRIM, its key, a vendor key) are relative to `dir`.
+    pub fn from_toml_in(text: &str, dir: &std::path::Path) -> Result<Self, PolicyError> {
+        Self::parse(text, "<memory>", Some(dir))
+    }
+
     /// Parses a policy read from `file`; the paths it names are relative to `dir`.
     pub(super) fn parse(text: &str, file: &str, dir: Option<&std::path::Path>) -> Result<Self, PolicyError> {
         let source = Source { text, file, dir };
@@ -445,7 +451,7 @@ fn workload(
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     let provenance = w
         .provenance
-        .map(super::provenance::demands)
+        .map(|file| super::provenance::demands(file, source.dir))
         .transpose()
         .map_err(|m| source.invalid(wspan.clone(), format!("workload `{id}`: {m}")))?;
     Ok(Workload {

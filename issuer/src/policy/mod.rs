@@ -37,6 +37,7 @@ mod renewal;
 mod signature;
 mod targets;
 mod values;
+pub mod vendor;
 mod vmpl;
 
 #[cfg(test)]
@@ -58,7 +59,7 @@ pub use model::{
 };
 pub use provenance::{
     Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom, SbomDigest,
-    SbomError, sbom_store_of, store_sbom, stored_sbom,
+    SbomError, VendorKey, sbom_store_of, store_attachment, store_sbom, stored_attachment, stored_sbom,
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};

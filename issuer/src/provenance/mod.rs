@@ -6,7 +6,9 @@
 //!
 //! Each record is a SCITT signed statement (`statement.rs`, COSE_Sign1 with the record's JSON as
 //! payload, or that JSON encrypted to an auditor key: `sealed.rs`) and the leaf is the statement's bytes; `receipt.rs` makes the RFC 9942 receipts
-//! that prove a leaf under a tree head, `checkpoint.rs` the C2SP checkpoints.
+//! that prove a leaf under a tree head, `checkpoint.rs` the C2SP checkpoints. Beside the log,
+//! never published, the private binding table (`private.rs`) keeps a sealed record's binding for
+//! renewals, sealed at rest to the issuer's binding key.
 //!
 //! Storage is SQLite (compiled in, `store.rs`): an issuance is one transaction (its records,
 //! their leaf hashes and indices, and the new signed tree head commit together, fsync'd with
@@ -25,11 +27,13 @@ pub mod checkpoint;
 mod checks;
 pub mod entry;
 mod pg;
+pub mod private;
 pub mod receipt;
 pub mod sealed;
 pub mod statement;
 mod store;
 
+pub use private::{BindingKey, PrivateBinding};
 pub use sealed::{AuditorKey, AuditorSecret};
 pub use statement::{Content, SignedStatement};
 pub use store::ProvenanceLog;

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use p384::ecdsa::SigningKey;
 use postgres::GenericClient;
 
+use super::private::PrivateBinding;
 use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
 use crate::database::{Postgres, is_unique_violation};
 
@@ -35,11 +36,20 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     root         BYTEA  NOT NULL,
     signature    BYTEA  NOT NULL
 );
+CREATE TABLE IF NOT EXISTS private_bindings (
+    credential_id TEXT  PRIMARY KEY REFERENCES leaves (credential_id),
+    enc           BYTEA NOT NULL,
+    sealed        BYTEA NOT NULL
+);
 CREATE OR REPLACE FUNCTION twi_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN RAISE EXCEPTION 'the provenance log (%) is append-only', TG_TABLE_NAME; END $$;
 CREATE OR REPLACE TRIGGER leaves_append_only BEFORE UPDATE OR DELETE ON leaves
     FOR EACH ROW EXECUTE FUNCTION twi_append_only();
 CREATE OR REPLACE TRIGGER leaves_no_truncate BEFORE TRUNCATE ON leaves
+    FOR EACH STATEMENT EXECUTE FUNCTION twi_append_only();
+CREATE OR REPLACE TRIGGER private_bindings_append_only BEFORE UPDATE OR DELETE ON private_bindings
+    FOR EACH ROW EXECUTE FUNCTION twi_append_only();
+CREATE OR REPLACE TRIGGER private_bindings_no_truncate BEFORE TRUNCATE ON private_bindings
     FOR EACH STATEMENT EXECUTE FUNCTION twi_append_only();
 CREATE OR REPLACE TRIGGER tree_heads_append_only BEFORE UPDATE OR DELETE ON tree_heads
     FOR EACH ROW EXECUTE FUNCTION twi_append_only();
@@ -103,6 +113,29 @@ pub(super) fn find(client: &mut impl GenericClient, pg: &Postgres, id: &str) -> 
     Ok(row.map(|r| r.get(0)))
 }
 
+/// Credential `id`'s private binding row.
+pub(super) fn private_binding(
+    client: &mut impl GenericClient,
+    pg: &Postgres,
+    id: &str,
+) -> Result<Option<PrivateBinding>, LogError> {
+    let row = client
+        .query_opt("SELECT enc, sealed FROM private_bindings WHERE credential_id = $1", &[&id])
+        .map_err(|e| db(pg, &e))?;
+    Ok(row.map(|r| PrivateBinding { credential_id: id.to_string(), enc: r.get(0), sealed: r.get(1) }))
+}
+
+/// Inserts one private binding row (in the issuance's transaction).
+fn insert_private(client: &mut impl GenericClient, pg: &Postgres, row: &PrivateBinding) -> Result<(), LogError> {
+    client
+        .execute(
+            "INSERT INTO private_bindings (credential_id, enc, sealed) VALUES ($1, $2, $3)",
+            &[&row.credential_id, &row.enc, &row.sealed],
+        )
+        .map_err(|e| db(pg, &e))?;
+    Ok(())
+}
+
 /// Inserts one record row; a logged credential id is [`LogError::Duplicate`].
 pub(super) fn insert_leaf(
     client: &mut impl GenericClient,
@@ -154,6 +187,8 @@ pub(super) struct Append<'a> {
     pub tree: &'a mut MerkleTree,
     pub path: &'a str,
     pub records: &'a [SignedStatement],
+    /// The private binding rows of the sealed ones among `records`.
+    pub private: &'a [PrivateBinding],
     pub key: &'a SigningKey,
     pub now: SystemTime,
 }
@@ -175,6 +210,9 @@ pub(super) fn append_signed(pg: &Postgres, a: Append<'_>) -> Result<(Vec<Appende
             insert_leaf(&mut tx, pg, index, record.credential_id(), &leaf, &hash)?;
             a.tree.push(hash);
             appended.push(Appended { index, leaf_hash: hash, tree_size: a.tree.len() });
+        }
+        for row in a.private {
+            insert_private(&mut tx, pg, row)?;
         }
         let head = super::checks::signed_head(a.key, a.tree.len(), a.tree.root(), a.now)?;
         insert_head(&mut tx, pg, &head)?;

@@ -17,6 +17,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::checks::{accept, covered, head_of, signed_head};
 use super::pg::{self, Append};
+use super::private::PrivateBinding;
 use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
 use crate::database::Postgres;
 
@@ -39,6 +40,7 @@ enum Rows {
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = FULL;
+PRAGMA foreign_keys = ON;
 CREATE TABLE IF NOT EXISTS leaves (
     idx           INTEGER PRIMARY KEY,
     credential_id TEXT    NOT NULL UNIQUE,
@@ -51,6 +53,15 @@ CREATE TABLE IF NOT EXISTS tree_heads (
     root         BLOB    NOT NULL,
     signature    BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS private_bindings (
+    credential_id TEXT PRIMARY KEY REFERENCES leaves (credential_id),
+    enc           BLOB NOT NULL,
+    sealed        BLOB NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS private_bindings_append_only_update BEFORE UPDATE ON private_bindings
+    BEGIN SELECT RAISE(ABORT, 'the private binding table is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS private_bindings_append_only_delete BEFORE DELETE ON private_bindings
+    BEGIN SELECT RAISE(ABORT, 'the private binding table is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS leaves_append_only_update BEFORE UPDATE ON leaves
     BEGIN SELECT RAISE(ABORT, 'the provenance log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS leaves_append_only_delete BEFORE DELETE ON leaves
@@ -196,10 +207,27 @@ impl ProvenanceLog {
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
+        self.append_signed_with(records, &[], key, now)
+    }
+
+    /// [`Self::append_signed`], and in the same transaction the private binding rows of those
+    /// of `records` that are sealed (each row names one of `records`).
+    pub fn append_signed_with(
+        &mut self,
+        records: &[SignedStatement],
+        private: &[PrivateBinding],
+        key: &SigningKey,
+        now: SystemTime,
+    ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
+        if let Some(stray) = private.iter().find(|row| records.iter().all(|r| r.credential_id() != row.credential_id)) {
+            let what =
+                format!("a private binding row for {}, which is not among the records appended", stray.credential_id);
+            return Err(LogError::Encode(what));
+        }
         if let Rows::Postgres(pg) = &self.rows {
             // Catches up and checks under the replicas' append lock, in the same transaction.
             let start = self.tree.len();
-            let append = Append { tree: &mut self.tree, path: &self.path, records, key, now };
+            let append = Append { tree: &mut self.tree, path: &self.path, records, private, key, now };
             let result = pg::append_signed(pg, append);
             if result.is_err() {
                 self.tree.truncate(start);
@@ -208,7 +236,7 @@ impl ProvenanceLog {
         }
         self.refresh()?;
         let start = self.tree.len();
-        let result = self.append_signed_in_transaction(records, key, now);
+        let result = self.append_signed_in_transaction(records, private, key, now);
         if result.is_err() {
             self.tree.truncate(start);
         }
@@ -218,6 +246,7 @@ impl ProvenanceLog {
     fn append_signed_in_transaction(
         &mut self,
         records: &[SignedStatement],
+        private: &[PrivateBinding],
         key: &SigningKey,
         now: SystemTime,
     ) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
@@ -241,6 +270,9 @@ impl ProvenanceLog {
             })?;
             self.tree.push(hash);
             appended.push(Appended { index, leaf_hash: hash, tree_size: self.tree.len() });
+        }
+        for row in private {
+            insert_private(&transaction, row).map_err(db)?;
         }
         let head = signed_head(key, self.tree.len(), self.tree.root(), now)?;
         insert_head(&transaction, &head).map_err(db)?;
@@ -327,6 +359,19 @@ impl ProvenanceLog {
         }
     }
 
+    /// The private binding row of credential `credential_id`, if the table holds one.
+    pub fn private_binding(&self, credential_id: &str) -> Result<Option<PrivateBinding>, LogError> {
+        let conn = match &self.rows {
+            Rows::Sqlite(conn) => conn,
+            Rows::Postgres(pg) => return pg.run(|c| pg::private_binding(c, pg, credential_id)),
+        };
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(PrivateBinding { credential_id: credential_id.to_string(), enc: r.get(0)?, sealed: r.get(1)? })
+        };
+        let sql = "SELECT enc, sealed FROM private_bindings WHERE credential_id = ?1";
+        conn.query_row(sql, params![credential_id], row).optional().map_err(self.db())
+    }
+
     /// The inclusion proof of record `index` in the tree of `size` records.
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, LogError> {
         self.tree
@@ -390,6 +435,15 @@ fn insert_leaf(conn: &Connection, index: u64, id: &str, leaf: &[u8], hash: &Hash
         }
         Err(e) => Err(InsertError::Db(e)),
     }
+}
+
+/// Inserts one private binding row (in the caller's transaction).
+fn insert_private(conn: &Connection, row: &PrivateBinding) -> Result<(), rusqlite::Error> {
+    conn.execute(
+        "INSERT INTO private_bindings (credential_id, enc, sealed) VALUES (?1, ?2, ?3)",
+        params![row.credential_id, row.enc, row.sealed],
+    )?;
+    Ok(())
 }
 
 /// Stores a signed head. One head per size: a second signature over the same size keeps the first.
