@@ -108,12 +108,15 @@ pub fn deserialize_public_key(bytes: &[u8]) -> Result<PublicKey, HpkeError> {
     twi_proto::point::p384_from_uncompressed(bytes).ok_or(HpkeError::InvalidPublicKey)
 }
 
-/// `LabeledExtract(salt, label, ikm)`.
+/// `LabeledExtract(salt, label, ikm)`. Not inlined (nor is `labeled_expand`): the key
+/// schedule calls each several times.
+#[inline(never)]
 fn labeled_extract(suite_id: &[u8], salt: &[u8], label: &[u8], ikm: &[u8]) -> Zeroizing<[u8; SECRET_LEN]> {
     kdf::extract(salt, &[VERSION_LABEL, suite_id, label, ikm])
 }
 
 /// `LabeledExpand(prk, label, info, L)` into `okm` (L = `okm.len()`, at most 255·48).
+#[inline(never)]
 fn labeled_expand(suite_id: &[u8], prk: &[u8; SECRET_LEN], label: &[u8], info: &[u8], okm: &mut [u8]) {
     // A PRK of exactly Nh bytes is always accepted, and the lengths used here (48, 32, 12)
     // are far below the 255·Nh limit, so this cannot fail.

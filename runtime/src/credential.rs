@@ -3,7 +3,7 @@
 //! this check is what makes "the payload has a credential" mean "the issuer issued it for
 //! this key".
 
-use p384::ecdsa::signature::Verifier;
+use p384::ecdsa::signature::hazmat::PrehashVerifier;
 use twi_proto::asn1::{self, DerError, Reader, tag};
 use twi_proto::csr::ECDSA_SHA384_ALGORITHM;
 use twi_proto::x509::Certificate;
@@ -63,7 +63,9 @@ pub fn check_credential(
     }
     let anchor = twi_proto::point::p384_verifying_key(issuer_anchor_sec1).ok_or(CredentialError::BadAnchor)?;
     let signature = asn1::ecdsa_p384_signature(certificate.signature).map_err(|_| CredentialError::BadSignature)?;
-    anchor.verify(certificate.tbs, &signature).map_err(|_| CredentialError::BadSignature)?;
+    // ecdsa-with-SHA384: the shared SHA-384 (twi_proto::hash), not the verifier's own copy.
+    let digest = twi_proto::hash::sha384(&[certificate.tbs]);
+    anchor.verify_prehash(&digest, &signature).map_err(|_| CredentialError::BadSignature)?;
     if twi_proto::csr::spki_der(our_key).ok().as_deref() != Some(certificate.spki.encoded) {
         return Err(CredentialError::WrongKey);
     }
@@ -105,7 +107,6 @@ fn subject_alt_name<'a>(certificate: &Certificate<'a>) -> Result<Option<&'a [u8]
 /// the issuer's published keys. The claims are read by [`twi_proto::wit`] (a strict JSON
 /// reader: an escaped claim or a repeated name is refused; the issuer writes neither).
 pub fn check_wit(token: &str, our_key: &[u8], workload_id: &str) -> Result<(), CredentialError> {
-    use base64ct::{Base64UrlUnpadded, Encoding};
     let text = twi_proto::wit::claims_text(token).map_err(|_| CredentialError::BadWit)?;
     let claims = twi_proto::wit::WitClaims::read(&text).map_err(|_| CredentialError::BadWit)?;
     if claims.sub != Some(workload_id) {
@@ -113,7 +114,7 @@ pub fn check_wit(token: &str, our_key: &[u8], workload_id: &str) -> Result<(), C
     }
     let jwk = claims.jwk.ok_or(CredentialError::BadWit)?;
     let coordinate = |value: Option<&str>| {
-        Base64UrlUnpadded::decode_vec(value.ok_or(CredentialError::BadWit)?).map_err(|_| CredentialError::BadWit)
+        twi_proto::wit::base64url_decode(value.ok_or(CredentialError::BadWit)?).map_err(|_| CredentialError::BadWit)
     };
     let (x, y) = (coordinate(jwk.x)?, coordinate(jwk.y)?);
     let matches = our_key.len() == 97 && our_key[0] == 0x04 && our_key[1..49] == x[..] && our_key[49..] == y[..];

@@ -237,10 +237,10 @@ pub(crate) fn new_key(rng: &mut HwRng) -> Result<KeyId, &'static str> {
 }
 
 fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
-    use p384::ecdsa::signature::Verifier;
+    use p384::ecdsa::signature::hazmat::PrehashVerifier;
     let Some(key) = twi_proto::point::p384_verifying_key(public) else { return false };
     let Ok(signature) = twi_proto::asn1::ecdsa_p384_signature(der) else { return false };
-    key.verify(message, &signature).is_ok()
+    key.verify_prehash(&twi_proto::hash::sha384(&[message]), &signature).is_ok()
 }
 
 /// Chooses the TEE backend for the platform (step 4) and runs the workload on it.
