@@ -112,7 +112,7 @@ mod tests {
     /// character replaced, and on random strings over the alphabet and its neighbours.
     #[test]
     fn base64url_decode_agrees_with_base64ct() {
-        let mut rng = crate::tests::Rng(0x5EED_B64);
+        let mut rng = crate::tests::Rng(0x05EE_DB64);
         let alphabet = b"ABCXYZabcxyz0189-_+/=. \n";
         let mut texts =
             alloc::vec![alloc::string::String::new(), "A".into(), "AA".into(), "AB".into(), "AAA".into(), "AAB".into()];
