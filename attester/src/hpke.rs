@@ -6,8 +6,9 @@
 //! P-384 public key that the runtime generated in its vault and bound into the Evidence; the
 //! runtime opens it inside the vault. Both sides share this module.
 //!
-//! Built on RustCrypto primitives (p384 with `ecdh`, `hkdf` through `twi_proto::kdf`,
-//! `aes-gcm`) because the `hpke` crate is tied to an older p384. The construction follows the RFC step by step:
+//! Built on RustCrypto primitives (p384 with `ecdh`; `hkdf` and `aes-gcm` through
+//! `twi_proto::kdf` and `twi_proto::aead`) because the `hpke` crate is tied to an older p384.
+//! The construction follows the RFC step by step:
 //!
 //! * §4: `LabeledExtract(salt, label, ikm) = Extract(salt, "HPKE-v1" ‖ suite_id ‖ label ‖ ikm)`,
 //!   `LabeledExpand(prk, label, info, L) = Expand(prk, I2OSP(L, 2) ‖ "HPKE-v1" ‖ suite_id ‖
@@ -28,11 +29,10 @@
 //! output, shared secret, PRKs, key, nonce) is zeroized when it goes out of scope; a failed
 //! open leaves the output buffer zeroed.
 
-use aes_gcm::aead::{AeadInOut, KeyInit, Nonce};
-use aes_gcm::{Aes256Gcm, Tag};
 use p384::elliptic_curve::Generate;
 use p384::{PublicKey, SecretKey};
 use rand_core::TryCryptoRng;
+use twi_proto::aead::Aead;
 use twi_proto::kdf;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -168,8 +168,8 @@ impl Context {
         nonce
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.key).into())
+    fn cipher(&self) -> Aead {
+        Aead::new(&self.key)
     }
 }
 
@@ -210,7 +210,7 @@ pub fn seal_with_ephemeral(
     let (body, tag_out) = out.split_at_mut(pt.len());
     body.copy_from_slice(pt);
     let nonce = context.nonce(0);
-    let tag: Tag = match context.cipher().encrypt_inout_detached(&Nonce::<Aes256Gcm>::from(*nonce), aad, body.into()) {
+    let tag = match context.cipher().seal(&nonce, aad, body) {
         Ok(tag) => tag,
         Err(_) => {
             out.zeroize();
@@ -239,9 +239,7 @@ pub fn open(sk_r: &SecretKey, enc: &[u8], info: &[u8], aad: &[u8], ct: &[u8], ou
     let (body, tag) = ct.split_at(body_len);
     out.copy_from_slice(body);
     let nonce = context.nonce(0);
-    let tag = Tag::try_from(tag).map_err(|_| HpkeError::Open)?;
-    if context.cipher().decrypt_inout_detached(&Nonce::<Aes256Gcm>::from(*nonce), aad, out.into(), &tag).is_err() {
-        out.zeroize();
+    if context.cipher().open(&nonce, aad, out, tag).is_err() {
         return Err(HpkeError::Open);
     }
     Ok(())

@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+pub mod aead;
 pub mod asn1;
 pub mod csr;
 pub mod frame;

@@ -6,10 +6,9 @@
 //! Sealed format: `0x01 ‖ nonce[12] ‖ ciphertext ‖ tag[16]`; the caller's `context` is
 //! authenticated as associated data (it names what was sealed, so blobs cannot be swapped).
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Tag};
 use alloc::vec::Vec;
 use rand_core::TryCryptoRng;
+use twi_proto::aead::Aead;
 use zeroize::Zeroizing;
 
 const FORMAT: u8 = 1;
@@ -46,8 +45,8 @@ impl SealingKey {
         Self(key)
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.0).into())
+    fn cipher(&self) -> Aead {
+        Aead::new(&self.0)
     }
 
     pub fn seal<R: TryCryptoRng + ?Sized>(
@@ -62,10 +61,7 @@ impl SealingKey {
         out.push(FORMAT);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(plaintext);
-        let tag = self
-            .cipher()
-            .encrypt_inout_detached(&nonce.into(), context, (&mut out[1 + NONCE_LEN..]).into())
-            .map_err(|_| SealError::Unseal)?;
+        let tag = self.cipher().seal(&nonce, context, &mut out[1 + NONCE_LEN..]).map_err(|_| SealError::Unseal)?;
         out.extend_from_slice(&tag);
         Ok(out)
     }
@@ -78,13 +74,9 @@ impl SealingKey {
         let (nonce, rest) = rest.split_at(NONCE_LEN);
         let (ciphertext, tag) = rest.split_at(rest.len() - TAG_LEN);
         let mut plain = Zeroizing::new(ciphertext.to_vec());
-        let mut tag_array = Tag::default();
-        tag_array.copy_from_slice(tag);
         let mut iv = [0u8; NONCE_LEN];
         iv.copy_from_slice(nonce);
-        self.cipher()
-            .decrypt_inout_detached(&iv.into(), context, plain.as_mut_slice().into(), &tag_array)
-            .map_err(|_| SealError::Unseal)?;
+        self.cipher().open(&iv, context, plain.as_mut_slice(), tag).map_err(|_| SealError::Unseal)?;
         Ok(plain)
     }
 }

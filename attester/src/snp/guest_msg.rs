@@ -27,10 +27,8 @@
 //! Callers seal and open in private memory: copy a response out of the shared page once, then
 //! open the copy (the host can rewrite the shared page at any time).
 
-use aes_gcm::aead::Nonce;
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Tag};
-use zeroize::{Zeroize, Zeroizing};
+use twi_proto::aead::Aead;
+use zeroize::Zeroizing;
 
 pub const HEADER_SIZE: usize = 0x60;
 /// One 4 KiB page carries the whole message.
@@ -170,8 +168,8 @@ impl Vmpck {
         self.0.iter().all(|&b| b == 0)
     }
 
-    fn cipher(&self) -> Aes256Gcm {
-        Aes256Gcm::new(&(*self.0).into())
+    fn cipher(&self) -> Aead {
+        Aead::new(&self.0)
     }
 }
 
@@ -181,10 +179,10 @@ impl core::fmt::Debug for Vmpck {
     }
 }
 
-fn nonce(seqno: u64) -> Nonce<Aes256Gcm> {
+fn nonce(seqno: u64) -> [u8; 12] {
     let mut iv = [0u8; 12];
     iv[..8].copy_from_slice(&seqno.to_le_bytes());
-    iv.into()
+    iv
 }
 
 /// Writes a sealed message into `out`, returning its length.
@@ -198,10 +196,7 @@ pub fn seal(key: &Vmpck, header: &Header, payload: &[u8], out: &mut [u8]) -> Res
     let head: &mut [u8; HEADER_SIZE] = head.try_into().map_err(|_| GuestMsgError::TooLarge)?;
     header.write(head);
     body.copy_from_slice(payload);
-    let tag = key
-        .cipher()
-        .encrypt_inout_detached(&nonce(header.seqno), &head[AAD], body.into())
-        .map_err(|_| GuestMsgError::TooLarge)?;
+    let tag = key.cipher().seal(&nonce(header.seqno), &head[AAD], body).map_err(|_| GuestMsgError::TooLarge)?;
     head[AUTHTAG..AUTHTAG + TAG_LEN].copy_from_slice(&tag);
     Ok(total)
 }
@@ -214,11 +209,8 @@ pub fn open(key: &Vmpck, message: &[u8], out: &mut [u8]) -> Result<(Header, usiz
     let ciphertext = message.get(HEADER_SIZE..HEADER_SIZE + len).ok_or(GuestMsgError::Truncated)?;
     let plain = out.get_mut(..len).ok_or(GuestMsgError::TooLarge)?;
     plain.copy_from_slice(ciphertext);
-    let mut tag = Tag::default();
-    tag.copy_from_slice(&message[AUTHTAG..AUTHTAG + TAG_LEN]);
-    let aad = &message[AAD];
-    if key.cipher().decrypt_inout_detached(&nonce(header.seqno), aad, plain.into(), &tag).is_err() {
-        plain.zeroize();
+    let tag = &message[AUTHTAG..AUTHTAG + TAG_LEN];
+    if key.cipher().open(&nonce(header.seqno), &message[AAD], plain, tag).is_err() {
         return Err(GuestMsgError::Authentication);
     }
     Ok((header, len))

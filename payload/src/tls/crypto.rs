@@ -2,10 +2,9 @@
 //! exchange, the key schedule over HKDF-SHA384, record protection with AES-256-GCM, and the
 //! Finished MAC. Every secret is zeroized when dropped.
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Tag};
 use alloc::vec::Vec;
 use p384::SecretKey;
+use twi_proto::aead::Aead;
 use twi_proto::kdf;
 use zeroize::Zeroizing;
 
@@ -14,7 +13,7 @@ use super::random::Random;
 
 /// SHA-384's output: every secret and transcript hash of this suite.
 pub(crate) const HASH_LEN: usize = kdf::HASH_LEN;
-const KEY_LEN: usize = 32;
+const KEY_LEN: usize = twi_proto::aead::KEY_LEN;
 const IV_LEN: usize = 12;
 pub(crate) const TAG_LEN: usize = 16;
 /// A source that yields this many out-of-range scalars in a row (each has odds below 2^-190) is
@@ -89,7 +88,7 @@ pub(crate) fn finished_mac(base: &[u8], transcript: &Digest) -> Result<Secret, T
 /// One direction's record protection (§5.2, §5.3): AES-256-GCM under a traffic secret.
 pub(crate) struct RecordCipher {
     secret: Secret,
-    aead: Aes256Gcm,
+    aead: Aead,
     iv: Zeroizing<[u8; IV_LEN]>,
     seq: u64,
 }
@@ -100,8 +99,7 @@ impl RecordCipher {
         let mut iv = Zeroizing::new([0u8; IV_LEN]);
         expand_label(&secret[..], b"key", &[], &mut key[..])?;
         expand_label(&secret[..], b"iv", &[], &mut iv[..])?;
-        let aead = Aes256Gcm::new_from_slice(&key[..]).map_err(|_| TlsError::Internal("AES key"))?;
-        Ok(Self { secret, aead, iv, seq: 0 })
+        Ok(Self { secret, aead: Aead::new(&key), iv, seq: 0 })
     }
 
     /// The next generation of this direction's keys (§7.2, KeyUpdate).
@@ -134,10 +132,7 @@ impl RecordCipher {
         out.extend_from_slice(data);
         out.push(kind);
         let nonce = self.nonce()?;
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&nonce.into(), &header, (&mut out[start + 5..]).into())
-            .map_err(|_| TlsError::Internal("AES-GCM"))?;
+        let tag = self.aead.seal(&nonce, &header, &mut out[start + 5..]).map_err(|_| TlsError::Internal("AES-GCM"))?;
         out.extend_from_slice(&tag);
         Ok(())
     }
@@ -147,9 +142,8 @@ impl RecordCipher {
     pub(crate) fn open(&mut self, header: &[u8; 5], payload: &mut [u8]) -> Result<(u8, usize), TlsError> {
         let body_len = payload.len().checked_sub(TAG_LEN).ok_or(TlsError::Tampered)?;
         let (body, tag) = payload.split_at_mut(body_len);
-        let tag = Tag::try_from(&*tag).map_err(|_| TlsError::Tampered)?;
         let nonce = self.nonce()?;
-        self.aead.decrypt_inout_detached(&nonce.into(), header, body.into(), &tag).map_err(|_| TlsError::Tampered)?;
+        self.aead.open(&nonce, header, body, tag).map_err(|_| TlsError::Tampered)?;
         // §5.4: the inner type is the last non-zero byte; zeros after it are padding.
         let end = body.iter().rposition(|&b| b != 0).ok_or(TlsError::Protocol("a record with no content type"))?;
         Ok((body[end], end))
