@@ -64,10 +64,7 @@ impl Aead {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(text: &str) -> alloc::vec::Vec<u8> {
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::tests::unhex as hex;
 
     /// The GCM specification's test case 16 (AES-256, 60 bytes, 20 bytes of AAD).
     #[test]

@@ -65,10 +65,7 @@ pub fn expand(prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<(), LengthEr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(text: &str) -> alloc::vec::Vec<u8> {
-        (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
-    }
+    use crate::tests::unhex as hex;
 
     /// RFC 4231 test case 2 ("Jefe"): HMAC-SHA384, here as the extraction, in two parts.
     #[test]

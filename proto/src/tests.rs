@@ -11,6 +11,11 @@ use minicbor::Encoder;
 
 use crate::*;
 
+/// The bytes of a hex string (test vectors).
+pub(crate) fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
+}
+
 /// xorshift64*: deterministic, dependency-free pseudo-random numbers.
 pub(crate) struct Rng(pub(crate) u64);
 
