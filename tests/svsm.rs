@@ -141,3 +141,40 @@ fn a_policy_admitting_vmpl_0_only_refuses_the_guest_below_the_svsm() {
         "admits VMPL 2 only, and this SEV-SNP report was made at VMPL 0",
     );
 }
+
+/// `twi build --no-svsm-caa` (for hosts whose QEMU stops at SEV metadata section type 4): the
+/// same runtime boots and gets its credential at VMPL0, the build says the ROM has no calling
+/// area, and `--platform sim-svsm` refuses it before QEMU starts, as COCONUT-SVSM refuses
+/// firmware without one.
+#[test]
+fn a_rom_without_the_calling_area_runs_at_vmpl0_and_no_svsm_takes_it() {
+    let (f, dir) = (fixture(), tempfile::tempdir().unwrap());
+    let image = dir.path().join("no-caa");
+    let elf = f.image.join("twi-runtime.elf");
+    let utf8 = |p: &Path| p.to_str().unwrap().to_string();
+    let built = TWI.run(&[
+        "build",
+        "--out",
+        &utf8(&image),
+        "--state",
+        &utf8(&f.state),
+        "--runtime-elf",
+        &utf8(&elf),
+        "--no-svsm-caa",
+    ]);
+    let log = String::from_utf8_lossy(&built.stderr);
+    assert!(built.status.success(), "twi build --no-svsm-caa:\n{log}");
+    assert!(log.contains("declares no SVSM calling area"), "{log}");
+    let reference: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(image.join("reference-values.json")).unwrap()).unwrap();
+    assert_eq!(reference["snp"]["svsm_calling_area"], false);
+    let rom = image.join("twi.rom");
+    let at0 = dir.path().join("vmpl0");
+    let run = Scenario::new(TWI, "sim").image(&rom).state(&f.state).out(&at0).accel("tcg").run();
+    run.assert_success("the ROM without a calling area at VMPL0");
+    assert_eq!(credential_vmpl(&at0), Some(0));
+    let below = dir.path().join("below");
+    let run = Scenario::new(TWI, "sim-svsm").image(&rom).state(&f.state).out(&below).accel("tcg").run();
+    let log = run.assert_refused("a ROM without a calling area below an SVSM", "declares no SVSM calling area");
+    assert!(log.contains("--no-svsm-caa") && !below.join("console.log").exists(), "{log}");
+}

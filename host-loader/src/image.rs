@@ -216,8 +216,36 @@ pub fn read_manifest(rom: &[u8]) -> Result<LaunchManifest> {
     LaunchManifest::from_slot(slot).map_err(|e| anyhow::anyhow!("the image carries no readable launch manifest: {e:?}"))
 }
 
-/// The bytes of a ROM for `elf` carrying `manifest`.
+/// Whether the ROM's SEV metadata declares the SVSM calling area (section type 4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CallingArea {
+    /// Declared (the default): an SVSM (COCONUT's `igvmbuilder --firmware`) can boot the ROM;
+    /// upstream QEMU (>= 9.1) and current `sev-snp-measure` prepare the page as a zero page.
+    #[default]
+    Declared,
+    /// Not declared (`twi build --no-svsm-caa`): for hosts whose QEMU stops at section type 4
+    /// (some of AMD's SNP QEMU 8.x builds) and for `sev-snp-measure` 0.0.9; no SVSM takes it.
+    Omitted,
+}
+
+impl CallingArea {
+    /// The ROM's metadata area (`twi_linker::footer`) with or without the calling area.
+    pub fn area(self) -> &'static [u8; footer::AREA_LEN] {
+        match self {
+            Self::Declared => &footer::AREA,
+            Self::Omitted => &footer::AREA_WITHOUT_SVSM_CAA,
+        }
+    }
+}
+
+/// The bytes of a ROM for `elf` carrying `manifest`, its SEV metadata declaring the SVSM
+/// calling area.
 pub fn assemble_rom(elf: &[u8], manifest: &LaunchManifest) -> Result<Vec<u8>> {
+    assemble_rom_with(elf, manifest, CallingArea::Declared)
+}
+
+/// [`assemble_rom`] with the SVSM calling area `caa`.
+pub fn assemble_rom_with(elf: &[u8], manifest: &LaunchManifest, caa: CallingArea) -> Result<Vec<u8>> {
     let file = object::File::parse(elf).context("the runtime is not an ELF file")?;
     check_symbol(&file, "__manifest_start", MANIFEST_ADDR)?;
     check_symbol(&file, "__manifest_end", MANIFEST_ADDR + MANIFEST_SLOT_SIZE as u64)?;
@@ -263,7 +291,7 @@ pub fn assemble_rom(elf: &[u8], manifest: &LaunchManifest) -> Result<Vec<u8>> {
     let at = (MANIFEST_ADDR - ROM_BASE) as usize;
     rom[at..at + MANIFEST_SLOT_SIZE].copy_from_slice(&slot);
     let at = (footer::AREA_ADDR - ROM_BASE) as usize;
-    rom[at..at + footer::AREA_LEN].copy_from_slice(&footer::AREA);
+    rom[at..at + footer::AREA_LEN].copy_from_slice(caa.area());
     Ok(rom)
 }
 
@@ -323,6 +351,8 @@ pub struct ImageParams {
     /// The host profiles to give SEV-SNP reference values for (never empty); the first is the
     /// primary one: `snp.launch_digest`, and the IGVM file's SEV_FEATURES.
     pub host_profiles: Vec<HostProfile>,
+    /// Whether the ROM declares the SVSM calling area (`twi build --no-svsm-caa` omits it).
+    pub calling_area: CallingArea,
 }
 
 impl Default for ImageParams {
@@ -336,6 +366,7 @@ impl Default for ImageParams {
             guest_features: None,
             policy: measure::snp::DEFAULT_POLICY,
             host_profiles: vec![host_profile::DEFAULT],
+            calling_area: CallingArea::Declared,
         }
     }
 }
@@ -398,7 +429,7 @@ pub fn build_images(
     params: &ImageParams,
     corim: &crate::corim::CorimSettings,
 ) -> Result<Images> {
-    let rom = assemble_rom(elf, manifest)?;
+    let rom = assemble_rom_with(elf, manifest, params.calling_area)?;
     let snp = params.snp();
     let host_profiles = params.profile_digests(&rom)?;
     let snp_launch_digest = host_profiles.first().map(|p| p.digest).context("no host profile to measure for")?;

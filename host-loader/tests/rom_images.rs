@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use igvm::{IgvmDirectiveHeader, IgvmFile};
 use igvm_defs::{IgvmPageDataFlags, IgvmPageDataType};
 use twi_host_loader::igvm::{self as twi_igvm, IgvmParams, NATIVE_MASK, SNP_MASK};
-use twi_host_loader::image::{self, ImageParams, Images};
+use twi_host_loader::image::{self, CallingArea, ImageParams, Images};
 use twi_host_loader::measure::snp::{self, SnpLaunchParams};
 use twi_host_loader::measure::tdx::{self, MrtdOrder};
 use twi_proto::manifest::{LaunchManifest, MANIFEST_FORMAT};
@@ -98,6 +98,24 @@ fn entry<'a>(entries: &'a [Entry], guid: &str) -> &'a [u8] {
     &entries.iter().find(|(e, _)| *e == g).unwrap_or_else(|| panic!("no entry {guid}")).1
 }
 
+/// Where the SEV metadata ("ASEV") lies and its descriptors {base, len, type}, as QEMU reads
+/// them (the header's length covering exactly the descriptors).
+fn sev_descriptors(rom: &[u8]) -> (usize, Vec<(u32, u32, u32)>) {
+    let (entries, _) = guid_table(rom);
+    let off = u32_at(entry(&entries, "dc886566-984a-4798-a75e-5585a7bf67cc"), 0) as usize;
+    let asev = rom.len() - off;
+    assert_eq!(&rom[asev..asev + 4], b"ASEV");
+    let (len, version, count) = (u32_at(rom, asev + 4), u32_at(rom, asev + 8), u32_at(rom, asev + 12) as usize);
+    assert_eq!((version, len as usize), (1, 16 + 12 * count));
+    let descriptors = (0..count)
+        .map(|i| {
+            let d = asev + 16 + 12 * i;
+            (u32_at(rom, d), u32_at(rom, d + 4), u32_at(rom, d + 8))
+        })
+        .collect();
+    (asev, descriptors)
+}
+
 #[test]
 fn independent_parser_reads_back_the_rom_metadata() {
     let rom = &images().rom;
@@ -110,17 +128,7 @@ fn independent_parser_reads_back_the_rom_metadata() {
     assert_eq!(u32_at(entry(&entries, "00f771de-1a7e-4fcb-890e-68c77e2fb44e"), 0), 0xFFFF_F000);
 
     // SEV metadata.
-    let off = u32_at(entry(&entries, "dc886566-984a-4798-a75e-5585a7bf67cc"), 0) as usize;
-    let asev = rom.len() - off;
-    assert_eq!(&rom[asev..asev + 4], b"ASEV");
-    let (len, version, count) = (u32_at(rom, asev + 4), u32_at(rom, asev + 8), u32_at(rom, asev + 12) as usize);
-    assert_eq!((version, len as usize), (1, 16 + 12 * count));
-    let sev: Vec<(u32, u32, u32)> = (0..count)
-        .map(|i| {
-            let d = asev + 16 + 12 * i;
-            (u32_at(rom, d), u32_at(rom, d + 4), u32_at(rom, d + 8))
-        })
-        .collect();
+    let (asev, sev) = sev_descriptors(rom);
     // What the brief asks for: pre-validated boot scratch, page tables and image RAM; the
     // secrets page at 0x80000 and the CPUID page at 0x81000; and the SVSM calling area that
     // COCONUT-SVSM requires of the firmware it boots (issue 15).
@@ -425,6 +433,55 @@ fn every_host_profile_agrees_with_its_sev_snp_measure_release() {
         default.iter().map(|p| (p["profile"].as_str().unwrap(), p["requested"].as_bool().unwrap())).collect();
     assert_eq!(flags, [("linux-6.11", true), ("amd-snp-legacy", false), ("amd-snp-legacy-no-debug-swap", false)]);
     assert_eq!(default[1]["launch_digest"], digests[1].as_str());
+}
+
+/// `twi build --no-svsm-caa`, for hosts whose QEMU predates SEV metadata section type 4: the
+/// ROM differs from the default one in its SEV metadata alone, which lacks exactly the calling
+/// area; sev-snp-measure 0.0.9, which refuses the default ROM for that type, measures it as it
+/// is to the FPU-less profiles' digests `twi build` writes for it, and the current release
+/// agrees on the default profile's. The digests differ from the default ROM's (the page is no
+/// longer in the launch).
+#[test]
+fn a_rom_without_the_calling_area_is_what_pre_svsm_tools_measure() {
+    use twi_host_loader::measure::host_profile::PROFILES;
+    let params =
+        ImageParams { host_profiles: PROFILES.to_vec(), calling_area: CallingArea::Omitted, ..ImageParams::default() };
+    let built = image::build_images(elf(), &manifest(), &params, &Default::default()).unwrap();
+    let (rom, default) = (&built.rom, &images().rom);
+    let (asev, without) = sev_descriptors(rom);
+    let (_, with) = sev_descriptors(default);
+    let expected: Vec<_> = with.iter().copied().filter(|d| d.2 != 4).collect();
+    assert_eq!((with.len(), without), (expected.len() + 1, expected));
+    assert!(
+        rom[..asev] == default[..asev] && rom[asev + 16 + 12 * with.len()..] == default[asev + 16 + 12 * with.len()..]
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let (path, default_path) = (dir.path().join("twi-no-caa.rom"), dir.path().join("twi.rom"));
+    std::fs::write(&path, rom).unwrap();
+    std::fs::write(&default_path, default).unwrap();
+    let refused = Command::new(SEV_SNP_MEASURE_0_0_9)
+        .args(snp_args(&default_path, "1", "EPYC-v4", "0x1"))
+        .output()
+        .expect("sev-snp-measure 0.0.9: run ./qemu/install-deps");
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && why.contains("4 is not a valid SectionType"),
+        "0.0.9 on the default ROM: {why}"
+    );
+    let listed = built.reference_values["snp"]["host_profiles"].as_array().unwrap();
+    for (i, profile) in PROFILES.iter().enumerate() {
+        let (tool, version, at_least) = if profile.vmsa_fpu {
+            ("sev-snp-measure", "0.0.10", true)
+        } else {
+            (SEV_SNP_MEASURE_0_0_9, "0.0.9", false)
+        };
+        let features = format!("{:#x}", profile.sev_features);
+        let theirs = sev_snp_measure_release(tool, version, at_least, &snp_args(&path, "1", "EPYC-v4", &features));
+        assert_eq!(listed[i]["launch_digest"], theirs.as_str(), "{}", profile.name);
+        let default_digest = &images().reference_values["snp"]["host_profiles"][i]["launch_digest"];
+        assert_ne!(&listed[i]["launch_digest"], default_digest, "{}", profile.name);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -85,11 +85,14 @@ const _: () = assert!(TDVF_ADDR + crate::tdvf::LEN as u64 <= TABLE_ADDR, "the me
 const _: () = assert!(TABLE_LEN <= u16::MAX as usize);
 
 /// The whole area's bytes (zero where nothing is).
-pub const AREA: [u8; AREA_LEN] = build();
+pub const AREA: [u8; AREA_LEN] = build(&crate::sev::encode());
+/// The area with SEV metadata that declares no SVSM calling area
+/// ([`crate::sev::SECTIONS_WITHOUT_SVSM_CAA`]; `twi build --no-svsm-caa`); the rest is [`AREA`].
+pub const AREA_WITHOUT_SVSM_CAA: [u8; AREA_LEN] = build(&crate::sev::encode_without_svsm_caa());
 
-const fn build() -> [u8; AREA_LEN] {
+const fn build(sev: &[u8; crate::sev::LEN]) -> [u8; AREA_LEN] {
     let mut area = [0u8; AREA_LEN];
-    crate::bytes::put(&mut area, (SEV_METADATA_ADDR - AREA_ADDR) as usize, &crate::sev::encode());
+    crate::bytes::put(&mut area, (SEV_METADATA_ADDR - AREA_ADDR) as usize, sev);
     crate::bytes::put(&mut area, (TDX_METADATA_GUID_ADDR - AREA_ADDR) as usize, &TDX_METADATA.to_bytes());
     crate::bytes::put(&mut area, (TDVF_ADDR - AREA_ADDR) as usize, &crate::tdvf::encode());
     let mut at = (TABLE_ADDR - AREA_ADDR) as usize;
@@ -156,5 +159,14 @@ mod tests {
         let sev = ((1u64 << 32) - u64::from(sev) - base) as usize;
         assert_eq!(&tail[sev..sev + 4], b"ASEV");
         assert!(sev + crate::sev::LEN <= descriptor - GUID_LEN, "the GUID does not overlap the SEV metadata");
+    }
+
+    #[test]
+    fn without_the_calling_area_only_the_sev_metadata_differs() {
+        let sev = (SEV_METADATA_ADDR - AREA_ADDR) as usize;
+        let slot = sev..sev + crate::sev::LEN;
+        assert_eq!(AREA[..slot.start], AREA_WITHOUT_SVSM_CAA[..slot.start]);
+        assert_eq!(AREA[slot.end..], AREA_WITHOUT_SVSM_CAA[slot.end..]);
+        assert_eq!(AREA_WITHOUT_SVSM_CAA[slot], crate::sev::encode_without_svsm_caa());
     }
 }

@@ -148,18 +148,85 @@ const _: () = {
     }
 };
 
+/// [`SECTIONS`] without the SVSM calling area, for `twi build --no-svsm-caa`: hosts whose QEMU
+/// stops at a section type it does not know (some of AMD's SNP QEMU 8.x builds: "Invalid memory
+/// type '4'") launch this ROM, and the release of `sev-snp-measure` of that era (0.0.9) measures
+/// it. Nothing else changes: without an SVSM the runtime never touches that page. An SVSM
+/// refuses such firmware (COCONUT-SVSM `SvsmError::MissingCAA`).
+pub const SECTIONS_WITHOUT_SVSM_CAA: [Desc; SECTIONS.len() - 1] = without_svsm_caa();
+
+const fn without_svsm_caa() -> [Desc; SECTIONS.len() - 1] {
+    let mut out = [Desc { base: 0, len: 0, kind: 0 }; SECTIONS.len() - 1];
+    let (mut i, mut n) = (0, 0);
+    while i < SECTIONS.len() {
+        if SECTIONS[i].kind != SectionType::SvsmCaa as u32 {
+            out[n] = SECTIONS[i];
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == out.len(), "SECTIONS declares exactly one SVSM calling area");
+    out
+}
+
 /// The metadata's bytes.
 pub const fn encode() -> [u8; LEN] {
+    encode_sections(&SECTIONS)
+}
+
+/// The metadata's bytes without the SVSM calling area ([`SECTIONS_WITHOUT_SVSM_CAA`]), zero
+/// after its last descriptor: the same slot, 12 bytes shorter.
+pub const fn encode_without_svsm_caa() -> [u8; LEN] {
+    encode_sections(&SECTIONS_WITHOUT_SVSM_CAA)
+}
+
+const fn encode_sections(sections: &[Desc]) -> [u8; LEN] {
     let mut out = [0u8; LEN];
-    let header = Header { signature: SIGNATURE, len: LEN as u32, version: VERSION, num_desc: SECTIONS.len() as u32 };
+    let len = HEADER_LEN + sections.len() * DESC_LEN;
+    assert!(len <= LEN);
+    let header = Header { signature: SIGNATURE, len: len as u32, version: VERSION, num_desc: sections.len() as u32 };
     crate::bytes::put(&mut out, offset_of!(Header, signature), &header.signature);
     crate::bytes::put(&mut out, offset_of!(Header, len), &header.len.to_le_bytes());
     crate::bytes::put(&mut out, offset_of!(Header, version), &header.version.to_le_bytes());
     crate::bytes::put(&mut out, offset_of!(Header, num_desc), &header.num_desc.to_le_bytes());
     let mut i = 0;
-    while i < SECTIONS.len() {
-        crate::bytes::put(&mut out, HEADER_LEN + i * DESC_LEN, &SECTIONS[i].to_bytes());
+    while i < sections.len() {
+        crate::bytes::put(&mut out, HEADER_LEN + i * DESC_LEN, &sections[i].to_bytes());
         i += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec::Vec;
+
+    fn u32_at(bytes: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap())
+    }
+
+    /// The descriptors `bytes` declares, read by its header as QEMU reads them.
+    fn read(bytes: &[u8]) -> Vec<(u32, u32, u32)> {
+        assert_eq!(bytes[..4], SIGNATURE);
+        let count = u32_at(bytes, 12) as usize;
+        assert_eq!(u32_at(bytes, 4) as usize, HEADER_LEN + count * DESC_LEN, "len covers exactly the descriptors");
+        (0..count)
+            .map(|i| HEADER_LEN + i * DESC_LEN)
+            .map(|at| (u32_at(bytes, at), u32_at(bytes, at + 4), u32_at(bytes, at + 8)))
+            .collect()
+    }
+
+    #[test]
+    fn the_metadata_without_the_calling_area_drops_that_one_section() {
+        let full = read(&encode());
+        let without = read(&encode_without_svsm_caa());
+        let caa = (SVSM_CAA_PAGE as u32, 0x1000, SectionType::SvsmCaa as u32);
+        assert_eq!(full.iter().filter(|s| s.2 == SectionType::SvsmCaa as u32).collect::<Vec<_>>(), [&caa]);
+        let expected: Vec<_> = full.iter().copied().filter(|s| *s != caa).collect();
+        assert_eq!((without.len(), without), (SECTIONS.len() - 1, expected));
+        // Zero after the last descriptor: nothing a reader could take for a seventh.
+        assert!(encode_without_svsm_caa()[HEADER_LEN + (SECTIONS.len() - 1) * DESC_LEN..].iter().all(|b| *b == 0));
+    }
 }

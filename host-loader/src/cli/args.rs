@@ -91,6 +91,7 @@ impl LaunchArgs {
             guest_features: self.guest_features,
             policy: self.policy,
             host_profiles,
+            calling_area: image::CallingArea::Declared,
         })
     }
 }

@@ -48,6 +48,12 @@ pub struct BuildArgs {
     issuer_policy: Option<PathBuf>,
     #[command(flatten)]
     corim: CorimArgs,
+    /// Leave the SVSM calling area (SEV metadata section type 4) out of the ROM, for SEV-SNP
+    /// hosts whose QEMU stops with "Invalid memory type '4'" (some of AMD's SNP QEMU 8.x
+    /// builds; qemu/README.md, host profiles). No SVSM boots such a ROM (--platform sim-svsm
+    /// refuses it, as COCONUT-SVSM does), and its launch digests differ from the default ROM's.
+    #[arg(long)]
+    no_svsm_caa: bool,
 }
 
 /// How `twi build` writes the reference values as a CoRIM.
@@ -132,7 +138,10 @@ fn wit_alg(flag: Option<Alg>, policy: Option<&Path>) -> Result<Alg> {
 
 pub fn execute(state: &Path, args: &BuildArgs) -> Result<()> {
     let wit_alg = wit_alg(args.wit_alg, args.issuer_policy.as_deref())?;
-    let params = args.launch.params()?;
+    let mut params = args.launch.params()?;
+    if args.no_svsm_caa {
+        params.calling_area = image::CallingArea::Omitted;
+    }
     let ca = open_ca(state, &args.identity)?;
     // The key first: a bad one fails before minutes of compiling.
     let corim = args.corim.settings(args.workload.vendor.as_deref())?;
@@ -287,6 +296,7 @@ pub fn build(
     let sbom_digest = sbom(out, &mut manifest, &elf_path, &elf, &composition, &attached, workload.vendor.as_deref())?;
     let mut images = image::build_images(&elf, &manifest, params, how.corim)?;
     images.reference_values["sbom"] = serde_json::json!({ "file": sbom::FILE_NAME, "digest": sbom_digest });
+    images.reference_values["snp"]["svsm_calling_area"] = (params.calling_area == image::CallingArea::Declared).into();
     let rom_path = out.join("twi.rom");
     let write = |name: &str, bytes: &[u8]| {
         let path = out.join(name);
@@ -310,6 +320,9 @@ pub fn build(
         images.rom.len() / 1024,
         image::rom_sha384(&images.rom)
     );
+    if params.calling_area == image::CallingArea::Omitted {
+        eprintln!("twi: the ROM declares no SVSM calling area (--no-svsm-caa): no SVSM can boot it");
+    }
     let with = if how.corim.igvm { ", with its SEV-SNP CoRIM" } else { "" };
     eprintln!("twi: wrote {} ({} KiB{with})", out.join("twi.igvm").display(), images.igvm.len() / 1024);
     let corim_path = out.join(corim::FILE_NAME);

@@ -71,6 +71,9 @@ impl Image {
             _ => (ImageKind::Rom, "--platform sim|sim-tdx|sim-svsm|snp|tdx"),
         };
         let bytes = read_image(&launch, kind, option)?;
+        if args.platform == PlatformArg::SimSvsm {
+            check_calling_area(&bytes).with_context(|| format!("{} under --platform sim-svsm", launch.display()))?;
+        }
         let image = Self { rom, launch, bytes };
         // An IGVM file's manifest is inside its page data; hardware launches of it are checked
         // by the guest alone.
@@ -119,5 +122,48 @@ impl Image {
         }
         let sbom = read_manifest(&self.bytes).ok().and_then(|manifest| crate::sbom::manifest_digest(&manifest));
         Ok(Measured { snp, mrtd, measurement, sbom, other_host_profiles })
+    }
+}
+
+/// An SVSM boots only firmware that declares its calling area (SEV metadata section type 4:
+/// COCONUT-SVSM `SvsmError::MissingCAA`, `kernel/src/platform/snp_fw.rs`), and the simulated
+/// SVSM serves it at [`twi_linker::SVSM_CAA_PAGE`]: refuse a ROM without it before QEMU starts.
+fn check_calling_area(rom: &[u8]) -> Result<()> {
+    use twi_linker::sev::SectionType;
+    let firmware = measure::firmware::Firmware::parse(rom).context("reading the ROM's metadata")?;
+    let sections = firmware.sev_sections().context("reading the ROM's SEV metadata")?;
+    let caa: Vec<_> = sections.iter().filter(|s| s.kind == SectionType::SvsmCaa).collect();
+    match caa.as_slice() {
+        [] => anyhow::bail!(
+            "the ROM declares no SVSM calling area (SEV metadata section type 4), so no SVSM boots it: it was built with `twi build --no-svsm-caa`; build it without that option"
+        ),
+        [one] if u64::from(one.gpa) == twi_linker::SVSM_CAA_PAGE && one.size == 0x1000 => Ok(()),
+        _ => anyhow::bail!(
+            "the ROM's SVSM calling area is not the one page at {:#x} the simulated SVSM serves",
+            twi_linker::SVSM_CAA_PAGE
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::CallingArea;
+
+    /// A ROM of the runtime's shape: only its metadata area matters to the check.
+    fn rom(caa: CallingArea) -> Vec<u8> {
+        let mut rom = vec![0u8; twi_linker::ROM_SIZE];
+        let at = (twi_linker::footer::AREA_ADDR - twi_linker::ROM_BASE) as usize;
+        rom[at..at + twi_linker::footer::AREA_LEN].copy_from_slice(caa.area());
+        rom
+    }
+
+    #[test]
+    fn sim_svsm_refuses_a_rom_without_the_calling_area() {
+        check_calling_area(&rom(CallingArea::Declared)).unwrap();
+        let refusal = check_calling_area(&rom(CallingArea::Omitted)).unwrap_err().to_string();
+        assert!(refusal.contains("--no-svsm-caa") && refusal.contains("type 4"), "{refusal}");
+        // Garbage is a clear error, never a panic.
+        assert!(check_calling_area(&[0u8; 4096]).is_err());
     }
 }
