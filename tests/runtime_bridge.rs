@@ -143,6 +143,7 @@ fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hin
             trust: Trust { issuer_anchor: &anchor, rp_id: &rp_id, epoch_marker: None },
             runtime_name: "twi-runtime/bridge-test",
             events: &mut events,
+            enrollment_csr: None,
         };
         let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint };
         session.run(&mut tee, &mut TestRng(KEY_SEED + 1), &[], key, &request)

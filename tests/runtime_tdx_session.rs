@@ -266,6 +266,7 @@ fn run_session(
         trust: Trust { issuer_anchor: anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
         runtime_name: "twi-runtime/test",
         events: &mut events,
+        enrollment_csr: None,
     };
     session.run(tee, &mut TestRng(0x5EED), measurements, key, &REQUEST)
 }
@@ -513,6 +514,7 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
             trust: Trust { issuer_anchor: &anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
             runtime_name: "twi-runtime/test",
             events: &mut events,
+            enrollment_csr: None,
         };
         session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key, &REQUEST)
     };

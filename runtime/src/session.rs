@@ -186,6 +186,10 @@ pub struct Session<'s, 'a, L: Link> {
     /// The runtime's name and version, for the Hello.
     pub runtime_name: &'s str,
     pub events: &'s mut dyn FnMut(Event<'_>),
+    /// A key's PKCS#10 request signed by its pairwise consistency test: Enrollment with that
+    /// key sends it as it is instead of signing another (`None`, or another key: the session
+    /// signs one).
+    pub enrollment_csr: Option<(KeyId, &'s [u8])>,
 }
 
 impl<L: Link> core::fmt::Debug for Session<'_, '_, L> {
@@ -334,9 +338,14 @@ impl<L: Link> Session<'_, '_, L> {
         let vault_error = |s: &Self, e| s.abort(ErrorCode::Internal, SessionError::Vault(e));
         if !key_release {
             let public = self.vault.public_key(key).map_err(|e| vault_error(self, e))?;
-            let info = twi_proto::csr::request_info_der(&public).map_err(|_| SessionError::Binding)?;
-            let signature = self.vault.sign(key, &info).map_err(|e| vault_error(self, e))?;
-            let csr = twi_proto::csr::assemble(&public, signature.as_bytes()).map_err(|_| SessionError::Binding)?;
+            let csr = match self.enrollment_csr {
+                Some((tested, csr)) if tested == key => csr.to_vec(),
+                _ => {
+                    let info = twi_proto::csr::request_info_der(&public).map_err(|_| SessionError::Binding)?;
+                    let signature = self.vault.sign(key, &info).map_err(|e| vault_error(self, e))?;
+                    twi_proto::csr::assemble(&public, signature.as_bytes()).map_err(|_| SessionError::Binding)?
+                }
+            };
             return Ok(Bound { key, public, subject: csr.clone(), csr: Some(csr) });
         }
         let (cek, public) = self.vault.generate_decryption_key(rng).map_err(|e| vault_error(self, e))?;

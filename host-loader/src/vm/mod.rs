@@ -252,8 +252,11 @@ impl Vm {
         }
     }
 
-    /// Waits for QEMU to exit; `None` if the deadline passes first.
+    /// Waits for QEMU to exit; `None` if the deadline passes first. Polled every 250 µs at
+    /// first (QEMU is usually ending: the guest exited or the channel closed, and the run's
+    /// figure stops here), backing off to 5 ms.
     pub fn wait(&mut self) -> Result<Option<ExitStatus>, VmError> {
+        let mut pause = Duration::from_micros(250);
         loop {
             if let Some(status) = self.exited()? {
                 return Ok(Some(status));
@@ -261,7 +264,8 @@ impl Vm {
             if Instant::now() > self.deadline {
                 return Ok(None);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(5));
         }
     }
 

@@ -15,7 +15,7 @@ use twi_proto::msg::{CredentialKind, ErrorCode, Message, TimeRequest};
 
 use super::keys::{HW_RANDOM, VaultKey, key_error};
 use super::relay::{OpenError, RelayStream};
-use super::{RUNTIME_NAME, SerialLink, VAULT, log_event, new_key};
+use super::{RUNTIME_NAME, SerialLink, TestedKey, VAULT, log_event, new_key};
 use crate::channel::{Channel, ChannelError};
 use crate::platform::{console, cpu, rng::HwRng, time};
 use crate::sealing::{SealError as SealingError, SealingKey};
@@ -35,7 +35,7 @@ pub struct Launch<'r> {
     measurements: &'r [Measurement<'r>],
     rng: &'r mut HwRng,
     /// The key generated (and tested) at boot, for the first acquisition.
-    first_key: Option<KeyId>,
+    first_key: Option<TestedKey>,
     tsc_hz: u64,
     started: u64,
     next_connection: u16,
@@ -54,16 +54,16 @@ impl<'r> Launch<'r> {
         manifest: &'r LaunchManifest,
         measurements: &'r [Measurement<'r>],
         rng: &'r mut HwRng,
-        first_key: KeyId,
+        first_key: Option<TestedKey>,
         tsc_hz: u64,
     ) -> Self {
         let started = cpu::rdtsc();
-        let (first_key, next_connection) = (Some(first_key), 1);
+        let next_connection = 1;
         Self { tee, channel, manifest, measurements, rng, first_key, tsc_hz, started, next_connection }
     }
 
     /// One session with the issuer for `key` and `request`, through the host.
-    fn session(&mut self, key: KeyId, request: &Acquisition<'_>) -> Result<Outcome, SessionError> {
+    fn session(&mut self, tested: &TestedKey, request: &Acquisition<'_>) -> Result<Outcome, SessionError> {
         let mut events = log_event;
         let manifest = self.manifest;
         let mut session = Session {
@@ -76,9 +76,10 @@ impl<'r> Launch<'r> {
             },
             runtime_name: RUNTIME_NAME,
             events: &mut events,
+            enrollment_csr: Some((tested.key, &tested.csr)),
         };
         let measurements = core::mem::take(&mut self.measurements);
-        session.run(&mut *self.tee, &mut *self.rng, measurements, key, request)
+        session.run(&mut *self.tee, &mut *self.rng, measurements, tested.key, request)
     }
 
     /// The origin (`HOST:PORT`) of `target` if the manifest names a target with that origin.
@@ -123,16 +124,17 @@ impl twi_payload::Runtime for Launch<'_> {
         credential_type: CredentialType,
         hint: Option<&str>,
     ) -> Result<Credential, AcquireError> {
-        let key = match self.first_key.take() {
-            Some(key) => key,
+        let tested = match self.first_key.take() {
+            Some(tested) => tested,
             None => new_key(&mut *self.rng).map_err(|e| AcquireError::Platform(e.into()))?,
         };
+        let key = tested.key;
         let kind = match credential_type {
             CredentialType::X509 => CredentialKind::X509,
             CredentialType::Wit => CredentialKind::Wit,
         };
         let request = Acquisition { target, credential_type: kind, hint };
-        let outcome = self.session(key, &request).map_err(acquire_error)?;
+        let outcome = self.session(&tested, &request).map_err(acquire_error)?;
         let mode = if outcome.key == key { Mode::Enrollment } else { Mode::Retrieval };
         if outcome.key != key {
             VAULT.remove(key);

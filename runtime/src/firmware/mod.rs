@@ -203,7 +203,7 @@ fn check_ram() {
 /// Generates the first signing key in the vault (the first acquisition's); reads the TSC's
 /// rate the PIT measured meanwhile (the boot and the key generation: about 20 ms under TCG,
 /// well within the PIT's 54.9 ms); runs the pairwise consistency test; logs how long each took.
-fn generate_key(booted: &mut Booted, calibration: time::Calibration) -> KeyId {
+fn generate_key(booted: &mut Booted, calibration: time::Calibration) -> TestedKey {
     let t0 = cpu::rdtsc();
     let (key, public) = VAULT
         .generate(&mut booted.rng)
@@ -211,29 +211,44 @@ fn generate_key(booted: &mut Booted, calibration: time::Calibration) -> KeyId {
     let t1 = cpu::rdtsc();
     booted.tsc_hz = calibrated(calibration, booted.reset_tsc, booted.entry_tsc);
     let t2 = cpu::rdtsc();
-    if pairwise_test(key, &public).is_err() {
+    let Ok(csr) = pairwise_test(key, &public) else {
         fatal(format_args!("the Credential Key failed its pairwise consistency test"))
-    }
+    };
     let (hz, t3) = (booted.tsc_hz, cpu::rdtsc());
     log!("key generated: P-384 keygen {} us, sign {} us", time::micros(hz, t0, t1), time::micros(hz, t2, t3));
-    key
+    TestedKey { key, csr }
 }
 
-/// The pairwise consistency test (FIPS 140-3 IG 10.3.A): sign and verify once before use.
-fn pairwise_test(key: KeyId, public: &[u8]) -> Result<(), ()> {
-    let probe = b"twi pairwise consistency test";
-    let signature = VAULT.sign(key, probe).map_err(drop)?;
-    if verifies(public, probe, signature.as_bytes()) { Ok(()) } else { Err(()) }
+/// A signing key in the vault that passed its pairwise consistency test, and the PKCS#10
+/// request that test signed (Enrollment sends it: the key's first signature is made once).
+#[derive(Debug)]
+pub struct TestedKey {
+    pub key: KeyId,
+    pub csr: Vec<u8>,
+}
+
+/// The pairwise consistency test (FIPS 140-3 IG 10.3.A): before the key is used, it signs its
+/// own PKCS#10 request (what Enrollment has it sign first in any case) and the signature is
+/// verified with the public key; returns that request.
+fn pairwise_test(key: KeyId, public: &[u8]) -> Result<Vec<u8>, ()> {
+    let info = twi_proto::csr::request_info_der(public).map_err(drop)?;
+    let signature = VAULT.sign(key, &info).map_err(drop)?;
+    if !verifies(public, &info, signature.as_bytes()) {
+        return Err(());
+    }
+    twi_proto::csr::assemble(public, signature.as_bytes()).map_err(drop)
 }
 
 /// A new signing key in the vault, checked with the pairwise consistency test.
-pub(crate) fn new_key(rng: &mut HwRng) -> Result<KeyId, &'static str> {
+pub(crate) fn new_key(rng: &mut HwRng) -> Result<TestedKey, &'static str> {
     let (key, public) = VAULT.generate(rng).map_err(|_| "Credential Key generation failed")?;
-    if pairwise_test(key, &public).is_err() {
-        VAULT.remove(key);
-        return Err("the Credential Key failed its pairwise consistency test");
+    match pairwise_test(key, &public) {
+        Ok(csr) => Ok(TestedKey { key, csr }),
+        Err(()) => {
+            VAULT.remove(key);
+            Err("the Credential Key failed its pairwise consistency test")
+        }
     }
-    Ok(key)
 }
 
 fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
@@ -248,7 +263,7 @@ fn run_on_tee(
     booted: &mut Booted,
     channel: &Channel<'_, SerialLink>,
     workload: Main,
-    first_key: KeyId,
+    first_key: TestedKey,
 ) -> WorkloadExit {
     let Booted { kind, c_bit, rng, manifest, tsc_hz, .. } = booted;
     let tsc_hz = *tsc_hz;
@@ -268,8 +283,9 @@ fn run_on_tee(
         rand_core::TryRng::try_fill_bytes(&mut *rng, &mut svsm_nonce)
             .unwrap_or_else(|_| fatal(format_args!("the hardware RNG failed")));
     }
+    let mut first_key = Some(first_key);
     let mut run = |tee: &mut dyn Tee, measurements: &[Measurement<'_>]| {
-        let mut launch = Launch::new(tee, channel, manifest, measurements, &mut *rng, first_key, tsc_hz);
+        let mut launch = Launch::new(tee, channel, manifest, measurements, &mut *rng, first_key.take(), tsc_hz);
         workload(&mut launch)
     };
     match kind {
