@@ -109,7 +109,7 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
     }
     figure("twi run: QEMU launch -> credential (ring)", "ms", &reported, Some(("floor ROM, same flags", &floor)));
     if ovmf.0.is_empty() {
-        println!("{:<44} OVMF is not installed (Debian package ovmf; qemu/install-deps installs it)", "");
+        say!("{:<44} OVMF is not installed (Debian package ovmf; qemu/install-deps installs it)", "");
     } else {
         figure(
             "twi run: QEMU launch -> credential (ring)",

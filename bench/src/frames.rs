@@ -96,10 +96,10 @@ fn totals(label: &str, frames: &[Frame]) {
         entry.3 += content(&f.payload);
     }
     let total: usize = frames.iter().map(|f| f.wire).sum();
-    println!("{label:<44} {total:>10} bytes in {} frames", frames.len());
+    say!("{label:<44} {total:>10} bytes in {} frames", frames.len());
     for (name, (count, wire, payload, content)) in by {
         let ratio = |of: usize| if of == 0 { "-".to_string() } else { format!("{:.3}", wire as f64 / of as f64) };
-        println!(
+        say!(
             "  {name:<42} {wire:>10} bytes in {count} | / payload {} | / content {}",
             ratio(payload),
             ratio(content)
@@ -140,7 +140,7 @@ fn platform_frames(twi: &Twi, rom: &Path, platform: &str) -> Result<()> {
     };
     let Some(Message::Evidence(e)) = &frame.message else { unreachable!() };
     let (wire, payload, content) = (frame.wire, frame.payload.len(), content(&frame.payload));
-    println!(
+    say!(
         "{:<44} {wire:>10} bytes | CBOR payload {payload} | content {content} ({}) | ratio {:.3} to the payload, {:.3} to the content (goal <= 1.02: issue 17 item 2)",
         "Evidence frame",
         carried(e),
@@ -179,12 +179,12 @@ fn on_the_channel(down: &[Frame], e: &twi_proto::msg::Evidence) {
         }
     }
     let table_up = e.certificates.as_ref().map_or(0, Vec::len);
-    println!(
+    say!(
         "{:<44} {table_down:>10} bytes host -> guest | {table_up} bytes guest -> host",
         "certificate table on the channel"
     );
     if quote_down > 0 {
-        println!(
+        say!(
             "{:<44} {quote_down:>10} bytes host -> guest (GetQuote answers) | {} bytes guest -> host",
             "TDX quote on the channel",
             e.evidence.len()

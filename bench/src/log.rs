@@ -36,7 +36,7 @@ pub fn cost_by_size(runs: usize, sizes: &[u64]) -> Result<()> {
         fill(&state, size)?;
         let opened = std::time::Instant::now();
         let issuer = Issuer::open(&state, config(), policy()?)?;
-        println!("issuer with {size} log records opened in {:.0} ms", opened.elapsed().as_secs_f64() * 1e3);
+        say!("issuer with {size} log records opened in {:.0} ms", opened.elapsed().as_secs_f64() * 1e3);
         issuers.push((size, issuer, Samples::default()));
     }
     for _ in 0..runs {
@@ -152,6 +152,6 @@ pub fn sealing(runs: usize) -> Result<()> {
     figure("µs per statement, record sealed to the auditor", "µs", &sealed, Some(("in clear", &plain)));
     let clear = SignedStatement::sign_for(record(0), iss, &key, "twi-log", None)?.bytes.len();
     let closed = SignedStatement::sign_for(record(0), iss, &key, "twi-log", Some(auditor.public()))?.bytes.len();
-    println!("statement (leaf) size: {clear} bytes in clear, {closed} bytes sealed");
+    say!("statement (leaf) size: {clear} bytes in clear, {closed} bytes sealed");
     Ok(())
 }

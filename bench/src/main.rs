@@ -11,6 +11,14 @@
 //! Everything runs under QEMU's TCG (the accelerator is printed with each `twi run`): on these
 //! development machines KVM is nested and paravirtualised, about 1000x slower for firmware.
 
+/// `println!` that ends the benchmark quietly when its reader has gone (`twi-bench … | head`),
+/// where `println!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::stats::say(format_args!($($arg)*))
+    };
+}
+
 mod boot;
 mod frames;
 mod guest;
@@ -84,8 +92,8 @@ fn main() -> Result<()> {
     let args = args()?;
     let dir = tempfile::Builder::new().prefix("twi-bench-").tempdir()?;
     let twi = twi::Twi { bin: args.twi.clone(), dir: dir.path().to_path_buf(), state: dir.path().join("state") };
-    println!("TWI benchmark: {} runs per figure, accelerator tcg, twi = {}", args.runs, args.twi.display());
-    println!("{}", stats::load());
+    say!("TWI benchmark: {} runs per figure, accelerator tcg, twi = {}", args.runs, args.twi.display());
+    say!("{}", stats::load());
     let on = |s: &str| args.sections.iter().any(|x| x == s);
     // The issuer's sections need no image: `bench/run issue verify log service` runs without building one.
     if args.sections.iter().all(|s| ["issue", "verify", "log", "seal", "service"].contains(&s.as_str())) {
@@ -129,7 +137,7 @@ fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     if on("service") {
         service::service(&args.twi, args.runs)?;
     }
-    println!("\nend: {}", stats::load());
+    say!("\nend: {}", stats::load());
     Ok(())
 }
 

@@ -78,15 +78,15 @@ fn crate_of(name: &str) -> String {
 /// Prints a ROM's figures beside the budget, the largest `top` crates one per line.
 pub fn print(label: &str, rom: &Rom, budget: u64, top: usize) {
     let sections: Vec<String> = rom.sections.iter().map(|(n, b)| format!("{n} {b}")).collect();
-    println!(
+    say!(
         "{label:<44} {:>10} bytes in use ({}) | budget {budget} | ratio {:.3}",
         rom.in_use(),
         sections.join(", "),
         rom.in_use() as f64 / budget as f64
     );
     let data = rom.sections.iter().find(|(n, _)| n == ".data").map_or(0, |(_, b)| *b);
-    println!("{:<44} {:>10} of {data} bytes of .data are zero", "  zero bytes in .data", rom.zero_data);
+    say!("{:<44} {:>10} of {data} bytes of .data are zero", "  zero bytes in .data", rom.zero_data);
     for (name, bytes) in rom.crates.iter().take(top) {
-        println!("  {name:<42} {bytes:>10} bytes  {:>5.1} %", *bytes as f64 * 100.0 / rom.in_use().max(1) as f64);
+        say!("  {name:<42} {bytes:>10} bytes  {:>5.1} %", *bytes as f64 * 100.0 / rom.in_use().max(1) as f64);
     }
 }

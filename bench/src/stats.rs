@@ -53,7 +53,7 @@ pub fn figure(name: &str, unit: &str, samples: &Samples, reference: Option<(&str
             let _ = write!(line, "  | ratio {:.3}", a / b);
         }
     }
-    println!("{line}");
+    say!("{line}");
 }
 
 /// The machine's load average (1, 5, 15 minutes) and its cores, for every section's header.
@@ -65,5 +65,19 @@ pub fn load() -> String {
 }
 
 pub fn section(title: &str) {
-    println!("\n== {title} ({})", load());
+    say!("\n== {title} ({})", load());
+}
+
+/// Writes one line to stdout; a reader that went away (a closed pipe) ends the process with
+/// status 0, as it would a C program, instead of a panic.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("twi-bench: cannot write its output: {e}");
+        std::process::exit(1);
+    }
 }

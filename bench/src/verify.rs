@@ -38,7 +38,7 @@ pub fn tdx_appraisal(runs: usize) -> Result<()> {
         warm.push(start.elapsed().as_secs_f64() * 1e3);
     }
     figure("appraisal, collateral and PCK path kept", "ms", &warm, Some(("everything verified", &cold)));
-    println!(
+    say!(
         "  (kept collateral reused {} times, kept PCK path {} times)",
         kept.cached_collateral_hits(),
         kept.cached_chain_hits()
