@@ -1233,7 +1233,19 @@ fn http_provenance_show_reads_an_earlier_runs_credential_after_the_issuer_restar
     let (server_state, loader_state, image) =
         (dir.path().join("issuer-state"), dir.path().join("loader-state"), dir.path().join("image"));
     let elf = fixture().rom.with_file_name("twi-runtime.elf");
-    let built = twi(&["build", "--out", path(&image), "--state", path(&server_state), "--runtime-elf", path(&elf)]);
+    let statement = dir.path().join("compliance.txt");
+    std::fs::write(&statement, b"audited by Example Auditors, 2026-12\n").unwrap();
+    let built = twi(&[
+        "build",
+        "--out",
+        path(&image),
+        "--state",
+        path(&server_state),
+        "--runtime-elf",
+        path(&elf),
+        "--attach",
+        path(&statement),
+    ]);
     assert!(built.status.success(), "twi build failed:\n{}", stderr(&built));
     let policy = write_policy(dir.path(), &[], "[workload.provenance]\nsbom = \"required\"\n");
     let added = twi(&["policy", "add-image", path(&policy), path(&image), "--workload", "payroll-app"]);
@@ -1274,6 +1286,12 @@ fn http_provenance_show_reads_an_earlier_runs_credential_after_the_issuer_restar
         "ok RFC 9162 inclusion of leaf",
         "ok RFC 9942 COSE receipt",
         "ok the credential names this statement (SHA-256 ",
+        // The attached statement, fetched from the log role (GET /v1/log/attachment/…).
+        &format!(
+            "attached: compliance.txt ({}): {} bytes, digest checked",
+            twi_issuer::policy::SbomDigest::of(&std::fs::read(&statement).unwrap()),
+            std::fs::metadata(&statement).unwrap().len()
+        ),
     ] {
         assert!(text.contains(says), "`twi provenance show --issuer-url` does not say {says:?}:\n{text}");
     }

@@ -99,11 +99,7 @@ fn totals(label: &str, frames: &[Frame]) {
     say!("{label:<44} {total:>10} bytes in {} frames", frames.len());
     for (name, (count, wire, payload, content)) in by {
         let ratio = |of: usize| if of == 0 { "-".to_string() } else { format!("{:.3}", wire as f64 / of as f64) };
-        say!(
-            "  {name:<42} {wire:>10} bytes in {count} | / payload {} | / content {}",
-            ratio(payload),
-            ratio(content)
-        );
+        say!("  {name:<42} {wire:>10} bytes in {count} | / payload {} | / content {}", ratio(payload), ratio(content));
     }
 }
 

@@ -25,10 +25,6 @@ pub fn smallest(twi: &Twi, label: &str, rom: &Path) -> Result<()> {
         let mid = (low + high) / 2;
         if completes(mid)? { high = mid } else { low = mid }
     }
-    say!(
-        "{:<44} {high:>10} MiB | layout floor {LAYOUT_MIB} MiB | ratio {:.3}",
-        label,
-        high as f64 / LAYOUT_MIB as f64
-    );
+    say!("{:<44} {high:>10} MiB | layout floor {LAYOUT_MIB} MiB | ratio {:.3}", label, high as f64 / LAYOUT_MIB as f64);
     Ok(())
 }

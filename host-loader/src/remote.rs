@@ -178,6 +178,26 @@ impl RemoteIssuer {
         Ok(bytes)
     }
 
+    /// The statement attached to an SBOM (`twi build --attach`) of SHA-384 `digest`, from the
+    /// log role (`GET /v1/log/attachment/sha384-HEX`), its digest checked.
+    pub fn log_attachment(&self, digest: &twi_issuer::policy::SbomDigest) -> Result<Vec<u8>> {
+        let path = format!("{}/{}", twi_issuer::http::log::ATTACHMENT_PATH, digest.path_form());
+        let url = format!("{}{path}", self.base);
+        let mut response = self.agent.get(&url).call().map_err(|e| anyhow!("{}", self.unreachable(&e)))?;
+        let status = response.status();
+        let limit = twi_issuer::policy::ATTACHMENT_LIMIT as u64;
+        let body = response.body_mut().with_config().limit(limit).read_to_vec();
+        let bytes = body.map_err(|e| anyhow!("reading {url}: {e}"))?;
+        if !status.is_success() {
+            bail!("{url} answered {status}: {}", reason(&String::from_utf8_lossy(&bytes)));
+        }
+        let found = twi_issuer::policy::SbomDigest::of(&bytes);
+        if found != *digest {
+            bail!("{url} served a statement whose digest is {found}, not {digest}: do not trust it");
+        }
+        Ok(bytes)
+    }
+
     /// The trust domain's SPIFFE bundle the service publishes.
     pub fn trust_bundle(&self) -> Result<serde_json::Value> {
         let path = twi_issuer::bundle::BUNDLE_PATH;

@@ -41,7 +41,7 @@ pub const ATTACH_PREFIX: &str = "twi.attach.";
 /// The directory beside the SBOM where `twi build` keeps a copy of each attached statement.
 pub const ATTACHED_DIR: &str = "attached";
 /// The largest attached statement `twi policy add-image` stores for the issuer.
-pub const ATTACHMENT_LIMIT: usize = 1 << 20;
+pub const ATTACHMENT_LIMIT: usize = twi_issuer::policy::ATTACHMENT_LIMIT;
 
 /// The SBOM digest a launch manifest carries (`MANIFEST_KEY`), if it names one well formed.
 pub fn manifest_digest(manifest: &twi_proto::manifest::LaunchManifest) -> Option<twi_issuer::policy::SbomDigest> {

@@ -589,11 +589,23 @@ fn a_vendor_statement_signed_over_a_build_is_attached_stored_and_checked_at_issu
         ok(twi(&["policy", "add-image", path(&policy), path(image), "--workload", "w"]), "twi policy add-image");
     }
     let issued = issue_for_image(&dir.path().join("with"), &policy, &image).unwrap();
+    let credential = dir.path().join("credential.pem");
+    std::fs::write(&credential, &issued.certificate_pem).unwrap();
     let checks = issued.admission.provenance.unwrap().checks;
     assert!(
         checks.iter().any(|c| c.starts_with("vendor statement: vendor.cose (\"Example Corp\"), key ")),
         "{checks:?}"
     );
+    // `twi provenance show` lists the statement from the policy's store, digest checked, with
+    // what it claims and its key.
+    let state = dir.path().join("with");
+    let out = twi(&["provenance", "show", path(&credential), "--state", path(&state), "--policy", path(&policy)]);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "twi provenance show: {}", String::from_utf8_lossy(&out.stderr));
+    let digest = twi_issuer::policy::SbomDigest::of(&std::fs::read(&statement).unwrap());
+    let line = format!("attached: vendor.cose ({digest}): ");
+    let line = shown.lines().find(|l| l.starts_with(&line)).unwrap_or_else(|| panic!("{line:?} missing:\n{shown}"));
+    assert!(line.contains("digest checked: a vendor statement by \"Example Corp\" for "), "{line}");
     let refused = issue_for_image(&dir.path().join("without"), &policy, &b.a).unwrap_err().to_string();
     assert!(refused.contains("the SBOM lists no attached statement"), "{refused}");
 

@@ -81,4 +81,16 @@ impl Issuer {
         };
         stored_sbom(store, digest)
     }
+
+    /// The attached statement (`twi build --attach`) of SHA-384 `digest` that an SBOM lists, as
+    /// the policy's SBOM store holds it (`twi policy add-image` keeps it there; its digest
+    /// checked). `SbomError::Missing` when the store has no such statement, or no store.
+    pub fn log_attachment(&self, digest: &SbomDigest) -> Result<Vec<u8>, SbomError> {
+        let Some(store) = self.policy().sbom_store() else {
+            return Err(SbomError::Missing {
+                path: format!("{digest} (this issuer's policy was not loaded from a file, so it has no SBOM store)"),
+            });
+        };
+        crate::policy::stored_attachment(store, digest, crate::policy::ATTACHMENT_LIMIT)
+    }
 }

@@ -669,6 +669,44 @@ fn the_log_serves_a_stored_sbom_by_digest_and_refuses_absent_and_malformed_ones(
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{answer}");
 }
 
+/// `GET /v1/log/attachment/sha384-HEX` (what `twi provenance show --issuer-url` fetches for the
+/// statements an SBOM lists as attached): the stored bytes as they are; 404 naming the digest
+/// when the store lacks it, 400 for a malformed digest, 500 when the stored file was changed.
+#[test]
+fn the_log_serves_a_stored_attached_statement_by_digest() {
+    use twi_issuer::policy::{ATTACHMENT_LIMIT, SbomDigest, store_attachment};
+    let mut service = service(Roles::ALL);
+    let store = service._dir.path().join("sboms");
+    std::fs::create_dir_all(&store).unwrap();
+    let statement = [0xd2u8, 0x84, 0x43, 0xa1, 0x01, 0x38, 0x22, 0xa0, 0xf6, 0x40];
+    let digest = SbomDigest::of(&statement);
+    store_attachment(&store, &statement, &digest, ATTACHMENT_LIMIT).unwrap();
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(service.psp.root().clone()) };
+    let policy = policy(&MEASUREMENT, "AF_L2", "c").with_sbom_store(&store);
+    let issuer = Issuer::open(&service._dir.path().join("with-store"), config, policy).unwrap();
+    service.router = twi_issuer::http::router(issuer, Roles::ALL);
+    let get = |path: &str| service.send(Request::builder().uri(path).body(Body::empty()).unwrap());
+
+    let (status, headers, bytes) = get(&format!("/v1/log/attachment/{}", digest.path_form()));
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&bytes));
+    assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
+    assert_eq!(bytes, statement.as_slice());
+    let absent = SbomDigest::of(b"another statement");
+    let (status, answer) = service.call(Method::GET, &format!("/v1/log/attachment/{}", absent.path_form()), None);
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(error(&answer).contains(&format!("stores no attached statement {absent}")), "{answer}");
+    let (status, answer) = service.call(Method::GET, "/v1/log/attachment/sha384-zz", None);
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(error(&answer).contains("is not a statement digest"), "{answer}");
+    // The SBOM under the same digest is not the statement: the two are stored apart.
+    let (status, _) = service.call(Method::GET, &format!("/v1/log/sbom/{}", digest.path_form()), None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let file = std::fs::read_dir(&store).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(file, b"changed").unwrap();
+    let (status, answer) = service.call(Method::GET, &format!("/v1/log/attachment/{}", digest.path_form()), None);
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{answer}");
+}
+
 #[test]
 fn the_verifier_re_signs_its_attestation_result_as_a_cwt_that_veraison_reads() {
     let service = service(Roles::ALL);

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
-use twi_issuer::policy::{Sbom, SbomDigest, sbom_store_of};
+use twi_issuer::policy::{ATTACHMENT_LIMIT, Sbom, SbomDigest, sbom_store_of, stored_attachment, vendor};
 use twi_issuer::provenance::ProvenanceRecord;
 
 use super::credential::Presented;
@@ -125,6 +125,10 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
     }
     let store = sboms.or_else(|| policy.as_deref().map(sbom_store_of));
     let sbom = named.as_ref().map(|digest| sbom_of(digest, store.as_deref(), client.as_ref())).transpose()?.flatten();
+    let attached = match &sbom {
+        Some(sbom) => attached(sbom, store.as_deref(), client.as_ref())?,
+        None => Vec::new(),
+    };
     let report = json!({
         "credential": { "kind": record.credential_kind, "id": record.credential_id, "file": credential.display().to_string() },
         "workload": record.workload_id,
@@ -135,6 +139,7 @@ pub fn execute(state: &Path, command: ProvenanceCommand) -> Result<()> {
         "sbom": named.map(|d| d.to_string()),
         "components": sbom.as_ref().map(|s| serde_json::to_value(&s.components)).transpose()?,
         "vendor": sbom.as_ref().and_then(|s| s.vendor.clone()),
+        "attached": attached,
         "encrypted_to": encrypted_to,
         "inclusion": inclusion,
     });
@@ -165,6 +170,38 @@ fn sbom_of(digest: &SbomDigest, store: Option<&Path>, client: Option<&RemoteIssu
     let bytes = client.log_sbom(digest).context("the workload's SBOM from the issuer's log role")?;
     let what = format!("{}{}/{}", client.url(), twi_issuer::http::log::SBOM_PATH, digest.path_form());
     Ok(Some(Sbom::parse(&bytes, &what)?))
+}
+
+/// The statements `sbom` lists as attached (`twi build --attach`; components of type `data`), each
+/// fetched like the SBOM and its digest checked: what it is and, for a vendor statement, what it
+/// claims and under which key (its signature is the issuer's to check against the policy's
+/// `vendor_key`; the record's `provenance` criterion says it did).
+fn attached(sbom: &Sbom, store: Option<&Path>, client: Option<&RemoteIssuer>) -> Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for component in sbom.components.iter().filter(|c| c.kind == "data") {
+        let digest = component.sha384.as_deref().and_then(|d| SbomDigest::parse(&format!("sha384:{d}")));
+        let Some(digest) = digest else {
+            bail!("the SBOM lists attached statement {:?} without a SHA-384", component.name);
+        };
+        let bytes = match (store, client) {
+            (Some(store), _) => Some(
+                stored_attachment(store, &digest, ATTACHMENT_LIMIT)
+                    .with_context(|| format!("the attached statement {:?} the SBOM lists", component.name))?,
+            ),
+            (None, Some(client)) => Some(client.log_attachment(&digest)?),
+            (None, None) => None,
+        };
+        let vendor = bytes.as_deref().and_then(|b| vendor::claims(b).ok()).map(|(statement, kid)| {
+            json!({ "vendor": statement.vendor, "subject": statement.subject, "kid": hex::encode(kid) })
+        });
+        out.push(json!({
+            "name": component.name,
+            "sha384": digest.to_string(),
+            "bytes": bytes.as_ref().map(Vec::len),
+            "vendor_statement": vendor,
+        }));
+    }
+    Ok(out)
 }
 
 /// The report as one JSON object, or as `text` makes it.
@@ -247,6 +284,7 @@ fn text(report: &Value, store_missing: bool) -> String {
             }
         }
     }
+    out.push_str(&attached_text(&report["attached"]));
     let inclusion = &report["inclusion"];
     out.push_str(&format!(
         "log: record {} is included in the signed tree of {} records (root {}): verified under the log key\n",
@@ -255,6 +293,28 @@ fn text(report: &Value, store_missing: bool) -> String {
         s(&inclusion["root"])
     ));
     out.push_str(&checked_text(inclusion));
+    out
+}
+
+/// The attached statements, a line each.
+fn attached_text(attached: &Value) -> String {
+    let s = |v: &Value| v.as_str().map_or_else(|| v.to_string(), str::to_string);
+    let mut out = String::new();
+    for a in attached.as_array().into_iter().flatten() {
+        let what = match (&a["bytes"], &a["vendor_statement"]) {
+            (Value::Null, _) => "not fetched (give --policy FILE, --sboms DIR or --issuer-url URL)".to_string(),
+            (bytes, Value::Null) => format!("{bytes} bytes, digest checked"),
+            (bytes, v) => format!(
+                "{bytes} bytes, digest checked: a vendor statement by {:?} for {} {} (sha384 {}), under key {} (the issuer checks its signature against the policy's vendor_key)",
+                s(&v["vendor"]),
+                s(&v["subject"]["name"]),
+                s(&v["subject"]["version"]),
+                s(&v["subject"]["sha384"]),
+                s(&v["kid"])
+            ),
+        };
+        out.push_str(&format!("attached: {} ({}): {what}\n", s(&a["name"]), s(&a["sha384"])));
+    }
     out
 }
 

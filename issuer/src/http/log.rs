@@ -1,7 +1,8 @@
 //! The provenance log's read endpoints: anyone may fetch the current checkpoint (a C2SP
 //! signed note, `text/plain; charset=utf-8` as tlog-tiles serves it), its verifier key, a
 //! credential's record with its inclusion proof, consistency proofs, and the SBOM a record
-//! names (`GET /v1/log/sbom/sha384-HEX`, from the policy's SBOM store), and check them offline
+//! names (`GET /v1/log/sbom/sha384-HEX`, from the policy's SBOM store) with the statements
+//! attached to it (`GET /v1/log/attachment/sha384-HEX`), and check them offline
 //! (`twi log prove`, `twi provenance show --issuer-url`).
 
 use axum::extract::rejection::JsonRejection;
@@ -21,6 +22,7 @@ pub const VKEY_PATH: &str = "/v1/log/key";
 pub const PROOF_PATH: &str = "/v1/log/proof";
 pub const CONSISTENCY_PATH: &str = "/v1/log/consistency";
 pub const SBOM_PATH: &str = "/v1/log/sbom";
+pub const ATTACHMENT_PATH: &str = "/v1/log/attachment";
 /// For a Credential Authority in another process (a client certificate under the operator CA).
 pub const STATEMENTS_PATH: &str = "/v1/log/statements";
 pub const APPEND_PATH: &str = "/v1/log/append";
@@ -136,5 +138,28 @@ pub(super) async fn sbom(State(state): State<AppState>, Path(digest): Path<Strin
             "this issuer stores no SBOM {parsed}: its operator adds an image's SBOM with `twi policy add-image` (the policy's sboms/ store)"
         ))),
         Err(e) => Err(ApiError::internal(format!("the SBOM store cannot serve {parsed}: {e}"))),
+    }
+}
+
+/// `GET /v1/log/attachment/sha384-HEX`: a statement attached to an SBOM (`twi build --attach`;
+/// a vendor statement is a COSE_Sign1) from the policy's store, byte for byte, as
+/// `application/octet-stream` (the client checks the digest again); 400 for a malformed digest,
+/// 404 when the store does not hold it.
+pub(super) async fn attachment(
+    State(state): State<AppState>,
+    Path(digest): Path<String>,
+) -> Result<Response, ApiError> {
+    let Some(parsed) = SbomDigest::parse_path_form(&digest) else {
+        return Err(ApiError::bad_request(format!(
+            "{digest:?} is not a statement digest: ask for {ATTACHMENT_PATH}/sha384- and the 96 hex digits of its SHA-384"
+        )));
+    };
+    let found = with_issuer(&state, move |issuer| Ok(issuer.log_attachment(&parsed))).await?;
+    match found {
+        Ok(bytes) => Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response()),
+        Err(SbomError::Missing { .. }) => Err(ApiError::not_found(format!(
+            "this issuer stores no attached statement {parsed}: `twi policy add-image` stores those an image's SBOM lists"
+        ))),
+        Err(e) => Err(ApiError::internal(format!("the SBOM store cannot serve the statement {parsed}: {e}"))),
     }
 }

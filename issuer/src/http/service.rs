@@ -83,6 +83,7 @@ pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers:
     router = log_role(router, &format!("{}/{{id}}", log::PROOF_PATH), get(log::proof));
     router = log_role(router, &format!("{}/{{first}}/{{second}}", log::CONSISTENCY_PATH), get(log::consistency));
     router = log_role(router, &format!("{}/{{digest}}", log::SBOM_PATH), get(log::sbom));
+    router = log_role(router, &format!("{}/{{digest}}", log::ATTACHMENT_PATH), get(log::attachment));
     // A Credential Authority of another process has its records signed and appended.
     router = log_role(router, log::STATEMENTS_PATH, post(log::statements));
     router = log_role(router, log::APPEND_PATH, post(log::append).layer(once()));
@@ -167,7 +168,7 @@ fn for_role(
 
 async fn not_found(uri: Uri) -> ApiError {
     ApiError::not_found(format!(
-        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/ca/key-store/provision, /v1/ca/key-store/release, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/statements, /v1/log/append, /v1/log/binding, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
+        "no endpoint {}: this issuer serves /v1/health, /v1/keys, /v1/challenge, /v1/verifier/evidence, /v1/ca/certificate, /v1/ca/credential, /v1/ca/key-store/provision, /v1/ca/key-store/release, /.well-known/spiffe-bundle, /v1/log/checkpoint, /v1/log/key, /v1/log/proof/ID, /v1/log/consistency/FIRST/SECOND, /v1/log/sbom/sha384-HEX, /v1/log/attachment/sha384-HEX, /v1/log/statements, /v1/log/append, /v1/log/binding, /.well-known/est/cacerts, /.well-known/est/simpleenroll, /v1/key-store/provision and /v1/key-store/release (those of its roles)",
         uri.path()
     ))
 }

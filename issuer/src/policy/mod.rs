@@ -58,8 +58,8 @@ pub use model::{
     Workload, parse_platform, platform_name,
 };
 pub use provenance::{
-    Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom, SbomDigest,
-    SbomError, VendorKey, sbom_store_of, store_attachment, store_sbom, stored_attachment, stored_sbom,
+    ATTACHMENT_LIMIT, Component, Demands, Denied, ProvenanceChecked, ProvenanceFile, ProvenanceRefusal, SBOM_DIR, Sbom,
+    SbomDigest, SbomError, VendorKey, sbom_store_of, store_attachment, store_sbom, stored_attachment, stored_sbom,
 };
 pub use renewal::{RenewalCheck, RenewalRefused};
 pub use signature::{PolicyKey, sign_policy};

@@ -278,6 +278,9 @@ pub fn stored_sbom(dir: &Path, digest: &SbomDigest) -> Result<Vec<u8>, SbomError
     stored(&dir.join(digest.file_name()), digest, usize::MAX)
 }
 
+/// The largest attached statement a store keeps and the log serves (`twi build --attach`).
+pub const ATTACHMENT_LIMIT: usize = 1 << 20;
+
 /// The file name of an attached statement of SHA-384 `digest` in the store.
 fn attachment_file(digest: &SbomDigest) -> String {
     format!("{}.attached", digest.path_form())

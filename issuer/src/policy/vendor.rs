@@ -82,6 +82,31 @@ pub fn sign(statement: &VendorStatement, key: &SigningKey) -> Result<Vec<u8>, St
 
 /// Reads `bytes` as a vendor statement whose signature verifies under `key`; `Err` says why not.
 pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<VendorStatement, String> {
+    let sign1 = read(bytes)?;
+    let kid = key_id(key);
+    if sign1.protected.header.key_id != kid {
+        return Err(format!(
+            "it is signed by key {} (kid), not by the policy's vendor_key {}",
+            hex::encode(&sign1.protected.header.key_id),
+            hex::encode(kid)
+        ));
+    }
+    sign1.verify_signature(b"", |sig, tbs| {
+        let sig = Signature::from_slice(sig).map_err(|_| "its signature is not 96 bytes".to_string())?;
+        key.verify(tbs, &sig).map_err(|_| "its signature does not verify under the policy's vendor_key".to_string())
+    })?;
+    payload_of(&sign1)
+}
+
+/// What a statement says and the `kid` of the key it names, its signature NOT checked: for
+/// showing a statement (`twi provenance show`); a policy's check is [`verify`].
+pub fn claims(bytes: &[u8]) -> Result<(VendorStatement, Vec<u8>), String> {
+    let sign1 = read(bytes)?;
+    Ok((payload_of(&sign1)?, sign1.protected.header.key_id.clone()))
+}
+
+/// `bytes` as a tagged COSE_Sign1 with a vendor statement's algorithm and content type.
+fn read(bytes: &[u8]) -> Result<CoseSign1, String> {
     if bytes.len() > MAX_LEN {
         return Err(format!("it is {} bytes, more than a vendor statement's {MAX_LEN}", bytes.len()));
     }
@@ -93,18 +118,11 @@ pub fn verify(bytes: &[u8], key: &VerifyingKey) -> Result<VendorStatement, Strin
     if header.content_type != Some(coset::ContentType::Text(CONTENT_TYPE.into())) {
         return Err(format!("its content type is not {CONTENT_TYPE}"));
     }
-    let kid = key_id(key);
-    if header.key_id != kid {
-        return Err(format!(
-            "it is signed by key {} (kid), not by the policy's vendor_key {}",
-            hex::encode(&header.key_id),
-            hex::encode(kid)
-        ));
-    }
-    sign1.verify_signature(b"", |sig, tbs| {
-        let sig = Signature::from_slice(sig).map_err(|_| "its signature is not 96 bytes".to_string())?;
-        key.verify(tbs, &sig).map_err(|_| "its signature does not verify under the policy's vendor_key".to_string())
-    })?;
+    Ok(sign1)
+}
+
+/// The statement a (read) COSE_Sign1 carries.
+fn payload_of(sign1: &CoseSign1) -> Result<VendorStatement, String> {
     let payload = sign1.payload.as_deref().ok_or("its payload is detached")?;
     let statement: VendorStatement =
         serde_json::from_slice(payload).map_err(|e| format!("its payload is not a vendor statement ({e})"))?;
@@ -129,6 +147,10 @@ mod tests {
         let key = SigningKey::try_generate().unwrap();
         let bytes = sign(&statement(), &key).unwrap();
         assert_eq!(verify(&bytes, key.verifying_key()).unwrap(), statement());
+
+        // Read for showing, without a key: what it claims and the kid of the key it names.
+        assert_eq!(claims(&bytes).unwrap(), (statement(), key_id(key.verifying_key()).to_vec()));
+        assert!(claims(b"not COSE").unwrap_err().contains("not a tagged COSE_Sign1"));
 
         let other = SigningKey::try_generate().unwrap();
         assert!(verify(&bytes, other.verifying_key()).unwrap_err().contains("not by the policy's vendor_key"));
