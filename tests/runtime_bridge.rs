@@ -24,6 +24,7 @@ use twi_issuer::policy::Mechanism;
 use twi_issuer::{Issuer, IssuerConfig};
 use twi_proto::msg::{CredentialKind, ErrorCode, Platform};
 use twi_runtime::channel::{Channel, ChannelError, Link};
+use twi_runtime::pairwise::TestedKey;
 use twi_runtime::session::{self, Acquisition, Outcome, SessionError, Trust};
 use twi_runtime::tee::sim::SimSnpDoorbell;
 use twi_runtime::tee::snp::{SnpGuest, SnpTee};
@@ -131,6 +132,7 @@ fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hin
         BridgeLink { bridge, from_guest: Vec::new(), to_guest: VecDeque::new(), progress: Vec::new(), failed: None };
     let vault = Vault::new();
     let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
+    let key = TestedKey::test(&vault, key).expect("the pairwise consistency test");
     let malformed = RefCell::new(Vec::new());
     let result = {
         let on_malformed = |e: &twi_proto::ProtoError| malformed.borrow_mut().push(format!("{e:?}"));
@@ -143,10 +145,9 @@ fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hin
             trust: Trust { issuer_anchor: &anchor, rp_id: &rp_id, epoch_marker: None },
             runtime_name: "twi-runtime/bridge-test",
             events: &mut events,
-            enrollment_csr: None,
         };
         let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint };
-        session.run(&mut tee, &mut TestRng(KEY_SEED + 1), &[], key, &request)
+        session.run(&mut tee, &mut TestRng(KEY_SEED + 1), &[], &key, &request)
     };
     // What the guest said last (its Done or Error) reaches the bridge too.
     let rest = std::mem::take(&mut link.from_guest);
@@ -156,7 +157,15 @@ fn run_hinted(host: &mut Host, mechanism: Mechanism, tamper: Option<Tamper>, hin
     assert!(malformed.into_inner().is_empty(), "the bridge sent a malformed frame");
     let outcome = link.bridge.outcome();
     let (accepted, issued_certificate) = (outcome.accepted, outcome.issued.as_ref().map(|o| o.certificate_der.clone()));
-    Run { result, vault, key, accepted, issued_certificate, progress: link.progress, bridge_failure: link.failed }
+    Run {
+        result,
+        vault,
+        key: key.key(),
+        accepted,
+        issued_certificate,
+        progress: link.progress,
+        bridge_failure: link.failed,
+    }
 }
 
 /// The SEC1 public key a DER certificate certifies.

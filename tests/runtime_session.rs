@@ -36,12 +36,13 @@ use twi_proto::msg::{
 use twi_proto::{MessageReader, ProtoError, encode_frame, write_message};
 use twi_runtime::channel::{Channel, ChannelError, Link, MAX_MALFORMED_FRAMES};
 use twi_runtime::credential::{CredentialError, check_credential};
+use twi_runtime::pairwise::TestedKey;
 use twi_runtime::sealing::{SealError, SealingKey};
 use twi_runtime::session::{self, Acquisition, Event, Outcome, SEALED_CREDENTIAL_CONTEXT, SessionError, Trust};
 use twi_runtime::tee::sim::SimSnpDoorbell;
 use twi_runtime::tee::snp::{self as snp_tee, Answer, DoorbellError, Exit, SnpDoorbell, SnpError, SnpGuest, SnpTee};
 use twi_runtime::tee::{Certificates, TeeError};
-use twi_runtime::vault::{KeyId, Vault};
+use twi_runtime::vault::Vault;
 use x509_cert::Certificate;
 use zeroize::Zeroizing;
 
@@ -358,6 +359,8 @@ impl Stage {
 struct Session {
     /// The key the session was given (the Credential Key of mechanisms A, B, C).
     key: twi_runtime::vault::KeyId,
+    /// The PKCS#10 request its pairwise consistency test signed.
+    csr: Vec<u8>,
     result: Result<Outcome, SessionError>,
     /// `Debug` of every event the session reported.
     events: Vec<String>,
@@ -393,20 +396,10 @@ impl Session {
 /// Runs the guest's session against `link`, with the Credential Key from [`KEY_SEED`] and the
 /// VMPCK0 of the host's launch. Whatever the outcome, the guest must not have sent its private
 /// key or its VMPCK, and must have sent every firmware request sealed.
-fn run(link: FakeLink) -> Session {
-    run_with(link, &|_, _| None)
-}
-
-/// The CSR a session is given for a key, as the firmware gives it the one the key's pairwise
-/// consistency test signed: (the key it is for, the request), made from the session's vault
-/// and key.
-type PreparedCsr<'a> = dyn Fn(&Vault, KeyId) -> Option<(KeyId, Vec<u8>)> + 'a;
-
-/// [`run`] with the prepared CSR `prepare` makes.
-fn run_with(mut link: FakeLink, prepare: &PreparedCsr<'_>) -> Session {
+fn run(mut link: FakeLink) -> Session {
     let vault = Vault::new();
     let (key, _) = vault.generate(&mut TestRng(KEY_SEED)).expect("key generation");
-    let prepared = prepare(&vault, key);
+    let tested = TestedKey::test(&vault, key).expect("the pairwise consistency test");
     let mut snp = SnpGuest::from_secrets_page(&link.host.sim.secrets_page()).expect("the launch planted VMPCK0");
     let anchor = link.host.anchor();
     let rp_id = link.host.issuer.rp_id();
@@ -422,15 +415,14 @@ fn run_with(mut link: FakeLink, prepare: &PreparedCsr<'_>) -> Session {
             trust: Trust { issuer_anchor: &anchor, rp_id: &rp_id, epoch_marker: None },
             runtime_name: RUNTIME_NAME,
             events: &mut record,
-            enrollment_csr: prepared.as_ref().map(|(id, csr)| (*id, csr.as_slice())),
         };
         let request = Acquisition { target: TARGET, credential_type: CredentialKind::X509, hint: None };
-        session.run(&mut tee, &mut TestRng(SEAL_SEED), &[], key, &request)
+        session.run(&mut tee, &mut TestRng(SEAL_SEED), &[], &tested, &request)
     };
     link.drain();
     assert_eq!(link.read, link.wire.len(), "the guest left a partial frame on the wire");
     assert_secrets_never_sent(&link);
-    Session { result, events: events.into_inner(), vault, key, snp, link }
+    Session { result, events: events.into_inner(), vault, key, csr: tested.csr().to_vec(), snp, link }
 }
 
 /// A doorbell that only records that it was rung.
@@ -637,49 +629,16 @@ fn session_obtains_a_credential_for_the_vault_key() {
     assert_eq!(check_credential(&outcome.certificate, &session.link.host.anchor(), &public_key, WORKLOAD_ID), Ok(()));
 }
 
-/// A CSR for `key` signed by it that the session could not make itself: the vault's signature
-/// with s negated, (r, n - s), which verifies just as well (ECDSA signatures are malleable).
-fn csr_with_the_other_signature(vault: &Vault, key: KeyId) -> Vec<u8> {
-    let public = vault.public_key(key).unwrap();
-    let info = twi_proto::csr::request_info_der(&public).unwrap();
-    let signed = vault.sign(key, &info).unwrap();
-    let signature = p384::ecdsa::Signature::from_der(signed.as_bytes()).unwrap();
-    let (r, s) = signature.split_scalars();
-    let other = p384::ecdsa::Signature::from_scalars(r, -*s).unwrap();
-    let csr = twi_proto::csr::assemble(&public, other.to_der().as_bytes()).unwrap();
-    assert_eq!(twi_proto::csr::verify(&csr).unwrap().to_vec(), public.to_vec());
-    assert_ne!(csr, twi_proto::csr::assemble(&public, signed.as_bytes()).unwrap());
-    csr
-}
-
-fn evidence_csr(session: &Session) -> Vec<u8> {
-    let evidence = session.link.sent.iter().find_map(|m| if let Message::Evidence(e) = m { Some(e) } else { None });
-    evidence.expect("the guest sent Evidence").csr.clone().expect("enrollment evidence carries its CSR")
-}
-
-/// The CSR the key's pairwise consistency test signed is the one Enrollment sends (the key's
-/// first signature is made once, at boot); one prepared for another key is not used.
+/// The CSR the key's pairwise consistency test signed is the one Enrollment sends: the key's
+/// first signature is made once, at boot, and the session signs no other request.
 #[test]
-fn enrollment_sends_the_csr_the_pairwise_test_signed_for_that_key_only() {
-    let prepared = RefCell::new(Vec::new());
-    let session = run_with(FakeLink::honest(), &|vault, key| {
-        let csr = csr_with_the_other_signature(vault, key);
-        *prepared.borrow_mut() = csr.clone();
-        Some((key, csr))
-    });
-    session.result.as_ref().expect("the issuer accepts the prepared CSR");
-    assert_eq!(evidence_csr(&session), *prepared.borrow());
-
-    let session = run_with(FakeLink::honest(), &|vault, _key| {
-        let other = vault.generate(&mut TestRng(KEY_SEED + 7)).unwrap().0;
-        let csr = csr_with_the_other_signature(vault, other);
-        *prepared.borrow_mut() = csr.clone();
-        Some((other, csr))
-    });
-    session.result.as_ref().expect("the session signs its own CSR");
-    let sent = evidence_csr(&session);
-    assert_ne!(sent, *prepared.borrow());
-    assert_eq!(twi_proto::csr::verify(&sent).unwrap().to_vec(), session.public_key());
+fn enrollment_sends_the_csr_the_pairwise_test_signed() {
+    let session = run(FakeLink::honest());
+    session.result.as_ref().expect("the session succeeds");
+    let evidence = session.link.sent.iter().find_map(|m| if let Message::Evidence(e) = m { Some(e) } else { None });
+    let sent = evidence.expect("the guest sent Evidence").csr.as_deref().expect("enrollment carries its CSR");
+    assert_eq!(sent, session.csr.as_slice());
+    assert_eq!(twi_proto::csr::verify(sent).unwrap().to_vec(), session.public_key());
 }
 
 /// The host's certificate table is the host's: with none, or with one the guest cannot read, the

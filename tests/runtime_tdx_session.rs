@@ -18,6 +18,7 @@ use twi_proto::msg::{
 };
 use twi_proto::{MessageReader, write_message};
 use twi_runtime::channel::{Channel, Link};
+use twi_runtime::pairwise::TestedKey;
 use twi_runtime::session::{self, Acquisition, Event, SessionError, Trust};
 use twi_runtime::tee::sim::SimTdxModule;
 use twi_runtime::tee::tdx::{TdxError, TdxModule, TdxTee};
@@ -257,6 +258,7 @@ fn run_session(
     measurements: &[Measurement<'_>],
     key: twi_runtime::vault::KeyId,
 ) -> Result<session::Outcome, SessionError> {
+    let key = TestedKey::test(vault, key).expect("the pairwise consistency test");
     let ignore = |_: &twi_proto::ProtoError| {};
     let channel = Channel::new(link, &ignore);
     let mut events = |_: Event<'_>| {};
@@ -266,9 +268,8 @@ fn run_session(
         trust: Trust { issuer_anchor: anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
         runtime_name: "twi-runtime/test",
         events: &mut events,
-        enrollment_csr: None,
     };
-    session.run(tee, &mut TestRng(0x5EED), measurements, key, &REQUEST)
+    session.run(tee, &mut TestRng(0x5EED), measurements, &key, &REQUEST)
 }
 
 fn digest_prefix(data: &[u8]) -> String {
@@ -514,9 +515,9 @@ fn the_simulated_module_speaks_doorbell_requests_and_resends_the_quote_request_w
             trust: Trust { issuer_anchor: &anchor, rp_id: "CN=Test TDX issuer", epoch_marker: None },
             runtime_name: "twi-runtime/test",
             events: &mut events,
-            enrollment_csr: None,
         };
-        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, key, &REQUEST)
+        let key = TestedKey::test(&vault, key).expect("the pairwise consistency test");
+        session.run(&mut tee, &mut TestRng(0x5EED), &measurements, &key, &REQUEST)
     };
     assert!(result.is_ok(), "{result:?}");
     let kinds: Vec<_> = link.requests.iter().map(|r| r.kind).collect();

@@ -22,6 +22,7 @@ extern crate alloc;
 pub mod channel;
 pub mod credential;
 pub mod memory_map;
+pub mod pairwise;
 pub use twi_linker as layout;
 pub mod sealing;
 pub mod session;

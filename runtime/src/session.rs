@@ -47,6 +47,7 @@ use twi_proto::msg::{
 
 use crate::channel::{Channel, ChannelError, Link};
 use crate::credential::{CredentialError, check_credential, check_wit};
+use crate::pairwise::TestedKey;
 use crate::sealing::{SealError, SealingKey};
 use crate::tee::{Certificates, Measurement, Tee, TeeError};
 use crate::vault::{KeyId, PublicKeySec1, Vault, VaultError};
@@ -186,10 +187,6 @@ pub struct Session<'s, 'a, L: Link> {
     /// The runtime's name and version, for the Hello.
     pub runtime_name: &'s str,
     pub events: &'s mut dyn FnMut(Event<'_>),
-    /// A key's PKCS#10 request signed by its pairwise consistency test: Enrollment with that
-    /// key sends it as it is instead of signing another (`None`, or another key: the session
-    /// signs one).
-    pub enrollment_csr: Option<(KeyId, &'s [u8])>,
 }
 
 impl<L: Link> core::fmt::Debug for Session<'_, '_, L> {
@@ -207,7 +204,8 @@ fn tee_error_code(e: &TeeError) -> ErrorCode {
 }
 
 impl<L: Link> Session<'_, '_, L> {
-    /// Runs the protocol above for `request` with the signing key `key` (already in the vault).
+    /// Runs the protocol above for `request` with the signing key `key` (in the vault, its
+    /// pairwise consistency test passed; Enrollment sends the PKCS#10 request that test signed).
     /// `measurements` are extended into the TEE (after the Challenge, before the evidence):
     /// pass none where the platform has no runtime measurement registers.
     pub fn run<R: TryCryptoRng + ?Sized>(
@@ -215,7 +213,7 @@ impl<L: Link> Session<'_, '_, L> {
         tee: &mut dyn Tee,
         rng: &mut R,
         measurements: &[Measurement<'_>],
-        key: KeyId,
+        key: &TestedKey,
         request: &Acquisition<'_>,
     ) -> Result<Outcome, SessionError> {
         let platform = tee.platform();
@@ -326,27 +324,20 @@ impl<L: Link> Session<'_, '_, L> {
         self.abort(ErrorCode::UnexpectedMessage, ChannelError::Unexpected(what).into())
     }
 
-    /// The key the Evidence binds and TACRA's subject: `key` and its CSR (Enrollment), or under
-    /// Retrieval (`key_release`) a fresh encryption key CEK generated in the vault for the Key
-    /// Store to encrypt the release to, and its SubjectPublicKeyInfo.
+    /// The key the Evidence binds and TACRA's subject: `key` and the CSR its pairwise test signed
+    /// (Enrollment), or under Retrieval (`key_release`) a fresh encryption key CEK generated in
+    /// the vault for the Key Store to encrypt the release to, and its SubjectPublicKeyInfo.
     fn bound_key<R: TryCryptoRng + ?Sized>(
         &mut self,
-        key: KeyId,
+        key: &TestedKey,
         key_release: bool,
         rng: &mut R,
     ) -> Result<Bound, SessionError> {
         let vault_error = |s: &Self, e| s.abort(ErrorCode::Internal, SessionError::Vault(e));
         if !key_release {
-            let public = self.vault.public_key(key).map_err(|e| vault_error(self, e))?;
-            let csr = match self.enrollment_csr {
-                Some((tested, csr)) if tested == key => csr.to_vec(),
-                _ => {
-                    let info = twi_proto::csr::request_info_der(&public).map_err(|_| SessionError::Binding)?;
-                    let signature = self.vault.sign(key, &info).map_err(|e| vault_error(self, e))?;
-                    twi_proto::csr::assemble(&public, signature.as_bytes()).map_err(|_| SessionError::Binding)?
-                }
-            };
-            return Ok(Bound { key, public, subject: csr.clone(), csr: Some(csr) });
+            let public = self.vault.public_key(key.key()).map_err(|e| vault_error(self, e))?;
+            let csr = key.csr().to_vec();
+            return Ok(Bound { key: key.key(), public, subject: csr.clone(), csr: Some(csr) });
         }
         let (cek, public) = self.vault.generate_decryption_key(rng).map_err(|e| vault_error(self, e))?;
         (self.events)(Event::ReleaseKeyBound);

@@ -15,8 +15,9 @@ use twi_proto::msg::{CredentialKind, ErrorCode, Message, TimeRequest};
 
 use super::keys::{HW_RANDOM, VaultKey, key_error};
 use super::relay::{OpenError, RelayStream};
-use super::{RUNTIME_NAME, SerialLink, TestedKey, VAULT, log_event, new_key};
+use super::{RUNTIME_NAME, SerialLink, VAULT, log_event, new_key};
 use crate::channel::{Channel, ChannelError};
+use crate::pairwise::TestedKey;
 use crate::platform::{console, cpu, rng::HwRng, time};
 use crate::sealing::{SealError as SealingError, SealingKey};
 use crate::session::{Acquisition, Outcome, Session, SessionError, Trust};
@@ -76,10 +77,9 @@ impl<'r> Launch<'r> {
             },
             runtime_name: RUNTIME_NAME,
             events: &mut events,
-            enrollment_csr: Some((tested.key, &tested.csr)),
         };
         let measurements = core::mem::take(&mut self.measurements);
-        session.run(&mut *self.tee, &mut *self.rng, measurements, tested.key, request)
+        session.run(&mut *self.tee, &mut *self.rng, measurements, tested, request)
     }
 
     /// The origin (`HOST:PORT`) of `target` if the manifest names a target with that origin.
@@ -128,7 +128,7 @@ impl twi_payload::Runtime for Launch<'_> {
             Some(tested) => tested,
             None => new_key(&mut *self.rng).map_err(|e| AcquireError::Platform(e.into()))?,
         };
-        let key = tested.key;
+        let key = tested.key();
         let kind = match credential_type {
             CredentialType::X509 => CredentialKind::X509,
             CredentialType::Wit => CredentialKind::Wit,

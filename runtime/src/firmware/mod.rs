@@ -29,6 +29,7 @@ use crate::channel::Channel;
 use crate::layout::{FRAMES, MIN_RAM_BYTES, SIM_TD_PAGE, SNP_SECRETS_PAGE};
 use crate::log;
 use crate::memory_map;
+use crate::pairwise::TestedKey;
 use crate::platform::boot::BootInfo;
 use crate::platform::hal::{ExitCode, exit};
 use crate::platform::{self, Kind, cmos, console, cpu, fw_cfg, idt, launch as launch_pages, memory, rng::HwRng, time};
@@ -39,7 +40,7 @@ use crate::tee::sim_svsm::SimSvsm;
 use crate::tee::snp::{SnpDoorbell, SnpError, SnpGuest, SnpTee};
 use crate::tee::tdx::{RTMR_ISSUER_ANCHOR, RTMR_MANIFEST, TdxModule, TdxTee};
 use crate::tee::{Certificates, Measurement, Tee};
-use crate::vault::{KeyId, Vault};
+use crate::vault::Vault;
 use twi_attester::snp::secrets::SvsmInfo;
 use twi_attester::svsm::call::protocol as svsm_protocol;
 use twi_attester::svsm::core::PvalidateEntry;
@@ -205,57 +206,27 @@ fn check_ram() {
 /// well within the PIT's 54.9 ms); runs the pairwise consistency test; logs how long each took.
 fn generate_key(booted: &mut Booted, calibration: time::Calibration) -> TestedKey {
     let t0 = cpu::rdtsc();
-    let (key, public) = VAULT
+    let (key, _) = VAULT
         .generate(&mut booted.rng)
         .unwrap_or_else(|e| fatal(format_args!("Credential Key generation failed: {e}")));
     let t1 = cpu::rdtsc();
     booted.tsc_hz = calibrated(calibration, booted.reset_tsc, booted.entry_tsc);
     let t2 = cpu::rdtsc();
-    let Ok(csr) = pairwise_test(key, &public) else {
+    let Some(tested) = TestedKey::test(&VAULT, key) else {
         fatal(format_args!("the Credential Key failed its pairwise consistency test"))
     };
     let (hz, t3) = (booted.tsc_hz, cpu::rdtsc());
     log!("key generated: P-384 keygen {} us, sign {} us", time::micros(hz, t0, t1), time::micros(hz, t2, t3));
-    TestedKey { key, csr }
-}
-
-/// A signing key in the vault that passed its pairwise consistency test, and the PKCS#10
-/// request that test signed (Enrollment sends it: the key's first signature is made once).
-#[derive(Debug)]
-pub struct TestedKey {
-    pub key: KeyId,
-    pub csr: Vec<u8>,
-}
-
-/// The pairwise consistency test (FIPS 140-3 IG 10.3.A): before the key is used, it signs its
-/// own PKCS#10 request (what Enrollment has it sign first in any case) and the signature is
-/// verified with the public key; returns that request.
-fn pairwise_test(key: KeyId, public: &[u8]) -> Result<Vec<u8>, ()> {
-    let info = twi_proto::csr::request_info_der(public).map_err(drop)?;
-    let signature = VAULT.sign(key, &info).map_err(drop)?;
-    if !verifies(public, &info, signature.as_bytes()) {
-        return Err(());
-    }
-    twi_proto::csr::assemble(public, signature.as_bytes()).map_err(drop)
+    tested
 }
 
 /// A new signing key in the vault, checked with the pairwise consistency test.
 pub(crate) fn new_key(rng: &mut HwRng) -> Result<TestedKey, &'static str> {
-    let (key, public) = VAULT.generate(rng).map_err(|_| "Credential Key generation failed")?;
-    match pairwise_test(key, &public) {
-        Ok(csr) => Ok(TestedKey { key, csr }),
-        Err(()) => {
-            VAULT.remove(key);
-            Err("the Credential Key failed its pairwise consistency test")
-        }
-    }
-}
-
-fn verifies(public: &[u8], message: &[u8], der: &[u8]) -> bool {
-    use p384::ecdsa::signature::hazmat::PrehashVerifier;
-    let Some(key) = twi_proto::point::p384_verifying_key(public) else { return false };
-    let Ok(signature) = twi_proto::asn1::ecdsa_p384_signature(der) else { return false };
-    key.verify_prehash(&twi_proto::hash::sha384(&[message]), &signature).is_ok()
+    let (key, _) = VAULT.generate(rng).map_err(|_| "Credential Key generation failed")?;
+    TestedKey::test(&VAULT, key).ok_or_else(|| {
+        VAULT.remove(key);
+        "the Credential Key failed its pairwise consistency test"
+    })
 }
 
 /// Chooses the TEE backend for the platform (step 4) and runs the workload on it.
