@@ -41,12 +41,12 @@ pub struct Hardware {
 }
 
 impl HardwareProfile {
-    /// QEMU's arguments for `image` with the channel on the socket `channel` and `memory` of RAM.
-    pub fn qemu_args(&self, image: &Path, channel: &Path, memory: qemu::MemorySize) -> Vec<String> {
+    /// QEMU's arguments for `image` with the channel on the socket `channel` and `ram`.
+    pub fn qemu_args(&self, image: &Path, channel: &Path, ram: &qemu::GuestRam) -> Vec<String> {
         match self {
-            Self::Snp(profile) => qemu::snp_args(image, channel, profile, memory),
-            Self::Igvm(profile) => qemu::igvm_args(image, channel, profile, memory),
-            Self::Tdx => qemu::tdx_args(image, channel, memory),
+            Self::Snp(profile) => qemu::snp_args(image, channel, profile, ram),
+            Self::Igvm(profile) => qemu::igvm_args(image, channel, profile, ram),
+            Self::Tdx => qemu::tdx_args(image, channel, ram),
         }
     }
 

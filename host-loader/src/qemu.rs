@@ -123,14 +123,7 @@ pub fn sim_args(accel: Accel, rom: &Path, channel: &Path, ram: &GuestRam, secret
     let mut args: Vec<String> =
         ["-machine", machine, "-accel", accel.name(), "-cpu", accel.cpu()].iter().map(|s| s.to_string()).collect();
     if let Some(file) = &ram.ring_file {
-        args.push("-object".into());
-        args.push(format!(
-            "memory-backend-file,id=twi-ram,size={},mem-path={},share=on",
-            ram.size.qemu(),
-            file.display()
-        ));
-        args.push("-fw_cfg".into());
-        args.push(format!("name={},string=1", twi_proto::ring::FW_CFG_OFFER));
+        args.extend(ring_ram("twi-ram", ram.size, file));
     }
     args.extend(common_devices(channel, ram.size));
     if let Some(page) = secrets_page {
@@ -239,21 +232,39 @@ fn common_devices(channel: &Path, memory: MemorySize) -> Vec<String> {
     args
 }
 
-/// `sev-snp-guest` with private memory (QEMU ≥ 9.1, an SEV-SNP host). `cbitpos=51` and
-/// `reduced-phys-bits=1` are those of EPYC Milan and Genoa hosts (CPUID 0x8000_001F EBX).
-fn snp_object(p: &SnpProfile, memory: MemorySize) -> Vec<String> {
+/// RAM `id` backed by `file`, shared with the loader (which reads the channel ring's pages from
+/// it), and the fw_cfg offer the runtime looks for before it takes the ring
+/// (`twi_proto::ring::FW_CFG_OFFER`). Under SEV-SNP and TDX the file holds only what the guest
+/// shares (its private pages are in KVM's guest_memfd): the ring lives in the shared pool.
+fn ring_ram(id: &str, size: MemorySize, file: &Path) -> Vec<String> {
     vec![
         "-object".into(),
-        format!("memory-backend-memfd,id=ram1,size={},share=true,prealloc=false", memory.qemu()),
-        "-object".into(),
-        format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={:#x}", p.policy),
+        format!("memory-backend-file,id={id},size={},mem-path={},share=on", size.qemu(), file.display()),
+        "-fw_cfg".into(),
+        format!("name={},string=1", twi_proto::ring::FW_CFG_OFFER),
     ]
+}
+
+/// `sev-snp-guest` with private memory (QEMU ≥ 9.1, an SEV-SNP host), its shared RAM `ram1` in
+/// a memfd, or with the ring in the file the loader reads. `cbitpos=51` and
+/// `reduced-phys-bits=1` are those of EPYC Milan and Genoa hosts (CPUID 0x8000_001F EBX).
+fn snp_object(p: &SnpProfile, ram: &GuestRam) -> Vec<String> {
+    let mut args = match &ram.ring_file {
+        Some(file) => ring_ram("ram1", ram.size, file),
+        None => vec![
+            "-object".into(),
+            format!("memory-backend-memfd,id=ram1,size={},share=true,prealloc=false", ram.size.qemu()),
+        ],
+    };
+    args.push("-object".into());
+    args.push(format!("sev-snp-guest,id=sev0,cbitpos=51,reduced-phys-bits=1,policy={:#x}", p.policy));
+    args
 }
 
 /// The `snp` profile: the ROM as `-bios` of an SEV-SNP guest under KVM. The measurement of
 /// this launch is the `snp.launch_digest` of `reference-values.json` for the same vCPUs, model
 /// and policy (QEMU ≥ 9.1 launches with SEV_FEATURES = SNP_ACTIVE, guest features 0x1).
-pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) -> Vec<String> {
+pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile, ram: &GuestRam) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-machine".into(),
         "q35,confidential-guest-support=sev0,memory-backend=ram1".into(),
@@ -264,8 +275,8 @@ pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) 
         "-smp".into(),
         p.vcpus.to_string(),
     ];
-    args.extend(snp_object(p, memory));
-    args.extend(common_devices(channel, memory));
+    args.extend(snp_object(p, ram));
+    args.extend(common_devices(channel, ram.size));
     args.push("-bios".into());
     args.push(rom.display().to_string());
     args
@@ -274,10 +285,14 @@ pub fn snp_args(rom: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) 
 /// The `tdx` profile (QEMU ≥ 10.1, a TDX host, Linux ≥ 6.16): the ROM as `-bios` of a TD, with
 /// a quote-generation socket to the host's QGS on vsock port 4050. Its MRTD is `tdx.mrtd` of
 /// `reference-values.json`.
-pub fn tdx_args(rom: &Path, channel: &Path, memory: MemorySize) -> Vec<String> {
+pub fn tdx_args(rom: &Path, channel: &Path, ram: &GuestRam) -> Vec<String> {
+    let machine = match ram.ring_file {
+        Some(_) => "q35,kernel-irqchip=split,confidential-guest-support=tdx0,memory-backend=twi-ram",
+        None => "q35,kernel-irqchip=split,confidential-guest-support=tdx0",
+    };
     let mut args: Vec<String> = vec![
         "-machine".into(),
-        "q35,kernel-irqchip=split,confidential-guest-support=tdx0".into(),
+        machine.into(),
         "-accel".into(),
         "kvm".into(),
         "-cpu".into(),
@@ -286,7 +301,10 @@ pub fn tdx_args(rom: &Path, channel: &Path, memory: MemorySize) -> Vec<String> {
         r#"{"qom-type":"tdx-guest","id":"tdx0","quote-generation-socket":{"type":"vsock","cid":"2","port":"4050"}}"#
             .into(),
     ];
-    args.extend(common_devices(channel, memory));
+    if let Some(file) = &ram.ring_file {
+        args.extend(ring_ram("twi-ram", ram.size, file));
+    }
+    args.extend(common_devices(channel, ram.size));
     args.push("-bios".into());
     args.push(rom.display().to_string());
     args
@@ -295,7 +313,7 @@ pub fn tdx_args(rom: &Path, channel: &Path, memory: MemorySize) -> Vec<String> {
 /// The `igvm` profile: `twi.igvm` loaded by QEMU's IGVM loader (QEMU ≥ 10.0 built with
 /// `--enable-igvm`) into an SEV-SNP guest; no `-bios`. Its measurement is
 /// `igvm.snp_launch_digest` of `reference-values.json`.
-pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize) -> Vec<String> {
+pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile, ram: &GuestRam) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "-object".into(),
         format!("igvm-cfg,id=igvm0,file={}", igvm.display()),
@@ -308,8 +326,8 @@ pub fn igvm_args(igvm: &Path, channel: &Path, p: &SnpProfile, memory: MemorySize
         "-smp".into(),
         p.vcpus.to_string(),
     ];
-    args.extend(snp_object(p, memory));
-    args.extend(common_devices(channel, memory));
+    args.extend(snp_object(p, ram));
+    args.extend(common_devices(channel, ram.size));
     args
 }
 
@@ -345,5 +363,30 @@ mod tests {
             !serial.contains("memory-backend") && !serial.contains("fw_cfg") && serial.contains("-m 128M"),
             "{serial}"
         );
+    }
+
+    /// `--channel ring` on the hardware profiles: RAM in the file the loader reads (shared, the
+    /// machine's backend) and the offer; without it, the profiles as before (SNP's RAM in a
+    /// memfd, TDX's QEMU's own).
+    #[test]
+    fn the_hardware_profiles_take_the_ring_when_asked() {
+        let ring = GuestRam { size: MemorySize(64 << 20), ring_file: Some("/dev/shm/x/guest-ram".into()) };
+        let serial = GuestRam::serial(MemorySize(64 << 20));
+        let (rom, sock) = (Path::new("twi.rom"), Path::new("c.sock"));
+        let p = SnpProfile { vcpus: 1, cpu_type: "EPYC-v4".into(), policy: 0x30000 };
+        let file = "memory-backend-file,id={id},size=64M,mem-path=/dev/shm/x/guest-ram,share=on";
+        let offer = "-fw_cfg name=opt/twi/ring,string=1";
+        for args in [snp_args(rom, sock, &p, &ring), igvm_args(Path::new("twi.igvm"), sock, &p, &ring)] {
+            let args = args.join(" ");
+            assert!(args.contains(&file.replace("{id}", "ram1")) && args.contains(offer), "{args}");
+            assert!(args.contains("memory-backend=ram1") && !args.contains("memfd"), "{args}");
+        }
+        let args = tdx_args(rom, sock, &ring).join(" ");
+        assert!(args.contains("confidential-guest-support=tdx0,memory-backend=twi-ram"), "{args}");
+        assert!(args.contains(&file.replace("{id}", "twi-ram")) && args.contains(offer), "{args}");
+        let snp = snp_args(rom, sock, &p, &serial).join(" ");
+        assert!(snp.contains("memory-backend-memfd,id=ram1,size=64M,share=true") && !snp.contains("fw_cfg"), "{snp}");
+        let tdx = tdx_args(rom, sock, &serial).join(" ");
+        assert!(!tdx.contains("memory-backend") && !tdx.contains("fw_cfg"), "{tdx}");
     }
 }

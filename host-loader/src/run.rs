@@ -120,7 +120,7 @@ impl Machine {
     ) -> Result<Vec<String>, VmError> {
         let socket = workspace.socket();
         Ok(match self {
-            Self::Hardware(profile) => profile.qemu_args(image, &socket, ram.size),
+            Self::Hardware(profile) => profile.qemu_args(image, &socket, ram),
             Self::SimTdx { accel } => {
                 let page = workspace.path("sim-td-page.bin");
                 std::fs::write(&page, qemu::sim_td_page())
@@ -140,9 +140,9 @@ impl Machine {
 pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError> {
     let started = Instant::now();
     let mut workspace = Workspace::new()?;
-    let ring_file = match (&launch.machine, launch.transport) {
-        (Machine::Hardware(_), _) | (_, Transport::Serial) => None,
-        (_, Transport::Ring) => Some(workspace.ram_file(launch.memory.0)?),
+    let ring_file = match launch.transport {
+        Transport::Serial => None,
+        Transport::Ring => Some(workspace.ram_file(launch.memory.0)?),
     };
     let mut ring = ring_file.as_deref().map(|file| HostRing::open(file, launch.tamper_ring)).transpose()?;
     let ram = GuestRam { size: launch.memory, ring_file };

@@ -225,9 +225,10 @@ fn measure_refuses_bad_input_in_one_sentence() {
 #[test]
 fn every_launch_profile_prints_its_qemu_line() {
     let b = builds();
-    let print = |platform: &str| {
+    let print_with = |platform: &str, extra: &[&str]| {
         let mut args =
             vec!["run", "--platform", platform, "--out", path(&b.a), "--state", path(&b.state), "--print-qemu"];
+        args.extend(extra);
         let rom = b.a.join("twi.rom");
         if platform == "sim" {
             // With --image, `run` does not rebuild into DIR (other tests read it meanwhile).
@@ -235,6 +236,7 @@ fn every_launch_profile_prints_its_qemu_line() {
         }
         ok(twi(&args), "twi run --print-qemu")
     };
+    let print = |platform: &str| print_with(platform, &[]);
     let snp = print("snp");
     let rom = format!("-bios {}", b.a.join("twi.rom").display());
     for part in
@@ -254,6 +256,17 @@ fn every_launch_profile_prints_its_qemu_line() {
     assert!(!igvm.contains("-bios"));
     let sim = print("sim");
     assert!(sim.contains("-accel tcg") && sim.contains("-bios"), "{sim}");
+    // The hardware profiles keep the 16550 unless asked for the ring, which puts the guest's
+    // RAM in the file the loader reads (GUEST-RAM.bin stands for the per-run file) and offers
+    // the ring by fw_cfg; the simulated ones take the ring by default.
+    let offer = "-fw_cfg name=opt/twi/ring,string=1";
+    assert!(sim.contains(offer) && !snp.contains(offer) && !tdx.contains(offer), "{snp}\n{tdx}");
+    assert!(snp.contains("memory-backend-memfd,id=ram1"), "{snp}");
+    for platform in ["snp", "tdx", "igvm"] {
+        let ring = print_with(platform, &["--channel", "ring"]);
+        assert!(ring.contains("memory-backend-file,id=") && ring.contains("mem-path=GUEST-RAM.bin,share=on"), "{ring}");
+        assert!(ring.contains(offer) && !ring.contains("memfd"), "{ring}");
+    }
     // Without --print-qemu the hardware platforms run QEMU with that line (on this machine,
     // not a TEE host, QEMU refuses and the user learns what the host lacks; tests/e2e.rs).
     let run_dir = tempfile::tempdir().unwrap();

@@ -34,10 +34,12 @@ pub struct RunArgs {
     /// says so at boot when it has less; the whole flow, TLS included, runs in 16M.
     #[arg(long, value_name = "SIZE", default_value = "128M")]
     pub memory: MemorySize,
-    /// How the channel crosses: the shared-memory ring (simulated platforms; COM2 as its
-    /// doorbell) or COM2's 16550 alone (the fallback; the hardware profiles use it for now).
-    #[arg(long, value_enum, default_value = "ring")]
-    pub channel: Transport,
+    /// How the channel crosses: the shared-memory ring (COM2 as its doorbell; the default on the
+    /// simulated platforms) or COM2's 16550 alone (the fallback; the default on snp|tdx|igvm,
+    /// where the ring — in the guest's shared pool, RAM in a shared file — has not run on
+    /// hardware yet).
+    #[arg(long, value_enum)]
+    pub channel: Option<Transport>,
     /// Benchmark hook: write every channel byte, per direction, into DIR.
     #[arg(long, hide = true, value_name = "DIR")]
     pub channel_dump: Option<PathBuf>,
@@ -135,5 +137,13 @@ impl From<ProtocolArg> for crate::remote::Protocol {
             ProtocolArg::Json => Self::Json,
             ProtocolArg::Est => Self::Est,
         }
+    }
+}
+
+impl RunArgs {
+    /// The channel's transport: `--channel`, else the ring on the simulated platforms and the
+    /// 16550 on the hardware profiles.
+    pub fn transport(&self) -> Transport {
+        self.channel.unwrap_or(if self.platform.is_hardware() { Transport::Serial } else { Transport::Ring })
     }
 }

@@ -70,7 +70,7 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         out: out.clone(),
         timeout: Duration::from_secs(args.timeout),
         memory: args.memory,
-        transport: args.channel,
+        transport: args.transport(),
         tamper_ring: args.tamper_ring,
         channel_dump: args.channel_dump.clone(),
     };

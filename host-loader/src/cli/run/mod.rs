@@ -21,7 +21,7 @@ use crate::qemu;
 pub fn execute(state: &Path, args: RunArgs) -> Result<()> {
     let mechanism = checked_mechanism(&args)?;
     if args.print_qemu && args.platform.is_hardware() {
-        return print_profile(args.platform, args.image.as_deref(), &args.out, args.memory);
+        return print_profile(&args);
     }
     check_platform(&args)?;
     let qemu_path = qemu::find_qemu()?;
@@ -34,7 +34,10 @@ pub fn execute(state: &Path, args: RunArgs) -> Result<()> {
     let mut side = roles::Side::open(state, &args)?;
     let image = image::Image::resolve(&args, &side.anchor, &side.origin, &side.rebuild_advice())?;
     if args.print_qemu {
-        println!("{}", qemu::command_line(&qemu_path, &image.sim_qemu_args(args.platform, args.memory, args.channel)));
+        println!(
+            "{}",
+            qemu::command_line(&qemu_path, &image.sim_qemu_args(args.platform, args.memory, args.transport()))
+        );
         return Ok(());
     }
     let Some(out) = out else { bail!("no output directory") };
@@ -68,20 +71,24 @@ fn check_platform(args: &RunArgs) -> Result<()> {
 }
 
 /// `twi run --platform snp|tdx|igvm --print-qemu`: the launch profile's command line, for the
-/// image given or the one `twi build --out DIR` wrote (defaults: 1 x EPYC-v4, policy 0x30000).
-fn print_profile(platform: PlatformArg, image: Option<&Path>, out: &Path, memory: qemu::MemorySize) -> Result<()> {
+/// image given or the one `twi build --out DIR` wrote (defaults: 1 x EPYC-v4, policy 0x30000);
+/// with `--channel ring`, the guest's RAM in GUEST-RAM.bin, the file the loader makes per run.
+fn print_profile(args: &RunArgs) -> Result<()> {
+    let (platform, image, out) = (args.platform, args.image.as_deref(), args.out.as_path());
     let qemu_path = qemu::find_qemu().unwrap_or_else(|_| PathBuf::from(qemu::QEMU_BINARY));
     let channel = Path::new("CHANNEL.sock");
+    let ring_file = (args.transport() == crate::vm::Transport::Ring).then(|| PathBuf::from("GUEST-RAM.bin"));
+    let ram = &qemu::GuestRam { size: args.memory, ring_file };
     let profile = image::default_snp_profile();
     let rom = || image.map_or_else(|| out.join("twi.rom"), Path::to_path_buf);
     let args = match platform {
         PlatformArg::Sim | PlatformArg::SimTdx | PlatformArg::SimSvsm => {
             bail!("the sim profiles are printed by `twi run --platform sim|sim-tdx|sim-svsm --print-qemu` themselves")
         }
-        PlatformArg::Snp => qemu::snp_args(&rom(), channel, &profile, memory),
-        PlatformArg::Tdx => qemu::tdx_args(&rom(), channel, memory),
+        PlatformArg::Snp => qemu::snp_args(&rom(), channel, &profile, ram),
+        PlatformArg::Tdx => qemu::tdx_args(&rom(), channel, ram),
         PlatformArg::Igvm => {
-            qemu::igvm_args(&image.map_or_else(|| out.join("twi.igvm"), Path::to_path_buf), channel, &profile, memory)
+            qemu::igvm_args(&image.map_or_else(|| out.join("twi.igvm"), Path::to_path_buf), channel, &profile, ram)
         }
     };
     println!("{}", qemu::command_line(&qemu_path, &args));
