@@ -278,6 +278,7 @@ impl EpochPublisher {
         let (not_before, not_after) = (number * period, number * period + period);
         let tbs = SignedEpoch::tbs(number, not_before, not_after, &seed);
         let sig: Signature = self.key.try_sign(&tbs).map_err(|e| FreshnessError::Signer(e.to_string()))?;
+        crate::metrics::signed();
         let mut signature = [0u8; 96];
         signature.copy_from_slice(&sig.to_bytes());
         let mut epoch = SignedEpoch { number, not_before, not_after, seed, signature };

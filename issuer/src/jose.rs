@@ -187,6 +187,7 @@ impl JwsSigner for p384::ecdsa::SigningKey {
     fn sign_jws(&self, signing_input: &[u8]) -> Result<Vec<u8>, JoseError> {
         let signature: p384::ecdsa::Signature =
             self.try_sign(signing_input).map_err(|e| JoseError::Signer(e.to_string()))?;
+        crate::metrics::signed();
         Ok(signature.to_bytes().to_vec())
     }
 }
@@ -199,6 +200,7 @@ impl JwsSigner for p256::ecdsa::SigningKey {
     fn sign_jws(&self, signing_input: &[u8]) -> Result<Vec<u8>, JoseError> {
         let signature: p256::ecdsa::Signature =
             self.try_sign(signing_input).map_err(|e| JoseError::Signer(e.to_string()))?;
+        crate::metrics::signed();
         Ok(signature.to_bytes().to_vec())
     }
 }

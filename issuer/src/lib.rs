@@ -31,6 +31,7 @@ pub mod key_store_ca;
 pub mod keystore;
 mod ledger;
 pub mod log_peer;
+pub mod metrics;
 pub mod oids;
 pub mod policy;
 pub mod provenance;

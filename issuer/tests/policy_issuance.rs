@@ -167,6 +167,22 @@ fn a_replayed_nonce_is_refused() {
     assert!(refused.to_string().contains("requires freshness AF_L2"), "{refused}");
 }
 
+/// The issuer counts the signatures it makes (`twi_issuer::metrics`, which the benchmark's
+/// `openssl speed` bound reads): one mechanism-C issuance makes at least the credential, the
+/// WIT, the EAR, the two records' statements and receipts, and the signed tree head. Other
+/// tests in this process only add to the count.
+#[test]
+fn an_issuance_counts_the_signatures_it_makes() {
+    let dir = tempfile::tempdir().unwrap();
+    let psp = chip(&dir.path().join("chip"), None);
+    let mut issuer = issuer(&dir.path().join("issuer"), &psp, policy("AF_L2", "CS_L1", &MEASUREMENT));
+    let (key, nonce) = (workload_key(), challenge(&mut issuer));
+    let before = twi_issuer::metrics::ecdsa_signatures();
+    present(&mut issuer, &psp, &key, &nonce, None).unwrap();
+    let made = twi_issuer::metrics::ecdsa_signatures() - before;
+    assert!(made >= 8, "an issuance made {made} counted signatures");
+}
+
 /// Issue 14: the policy's mechanism is enforced, whichever route the host takes: a workload
 /// under mechanism c is refused over a, b and d with a sentence naming what the policy gives;
 /// a `[[workload.target]]`'s mechanism rules that target.

@@ -143,7 +143,10 @@ pub fn issue(
     let validity = Validity::from_now(lifetime).map_err(|e| IssuerError::Certificate(e.to_string()))?;
     let builder = CertificateBuilder::new(profile, serial, validity, subject_key)
         .map_err(|e| IssuerError::Certificate(e.to_string()))?;
-    builder.build::<_, DerSignature>(issuer_key).map_err(|e| IssuerError::Certificate(e.to_string()))
+    let certificate =
+        builder.build::<_, DerSignature>(issuer_key).map_err(|e| IssuerError::Certificate(e.to_string()))?;
+    crate::metrics::signed();
+    Ok(certificate)
 }
 
 /// The SubjectPublicKeyInfo of a SEC1-encoded P-384 public key.

@@ -391,6 +391,7 @@ impl Ear {
             .create_signature(b"", |tbs| match key.try_sign(tbs) {
                 Ok(sig) => {
                     let sig: Signature = sig;
+                    crate::metrics::signed();
                     sig.to_bytes().to_vec()
                 }
                 Err(e) => {

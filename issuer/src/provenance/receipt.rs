@@ -29,6 +29,7 @@ pub const INCLUSION: i64 = -1;
 pub(super) fn es384(key: &SigningKey) -> impl FnOnce(&[u8]) -> Result<Vec<u8>, LogError> + '_ {
     move |tbs| {
         let signature: Signature = key.try_sign(tbs).map_err(|e| LogError::Signer(e.to_string()))?;
+        crate::metrics::signed();
         Ok(signature.to_bytes().to_vec())
     }
 }
