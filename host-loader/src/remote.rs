@@ -44,6 +44,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// process, say) makes as many calls at once as it has requests in flight: each kept
 /// connection spares a mutual-TLS handshake (ureq keeps 3 by default).
 const IDLE_CONNECTIONS: usize = 32;
+/// The largest text answer read (ureq's own default for `read_to_string`: 10 MiB).
+const TEXT_LIMIT: usize = 10 * 1024 * 1024;
 
 /// A blocking client for `twi serve`. Each role's method returns the service's reason (or why
 /// it could not be reached) as its error.
@@ -182,18 +184,10 @@ impl RemoteIssuer {
     /// log role (`GET /v1/log/attachment/sha384-HEX`), its digest checked.
     pub fn log_attachment(&self, digest: &twi_issuer::policy::SbomDigest) -> Result<Vec<u8>> {
         let path = format!("{}/{}", twi_issuer::http::log::ATTACHMENT_PATH, digest.path_form());
-        let url = format!("{}{path}", self.base);
-        let mut response = self.agent.get(&url).call().map_err(|e| anyhow!("{}", self.unreachable(&e)))?;
-        let status = response.status();
-        let limit = twi_issuer::policy::ATTACHMENT_LIMIT as u64;
-        let body = response.body_mut().with_config().limit(limit).read_to_vec();
-        let bytes = body.map_err(|e| anyhow!("reading {url}: {e}"))?;
-        if !status.is_success() {
-            bail!("{url} answered {status}: {}", reason(&String::from_utf8_lossy(&bytes)));
-        }
+        let bytes = self.get_bytes(&path, twi_issuer::policy::ATTACHMENT_LIMIT)?;
         let found = twi_issuer::policy::SbomDigest::of(&bytes);
         if found != *digest {
-            bail!("{url} served a statement whose digest is {found}, not {digest}: do not trust it");
+            bail!("{}{path} served a statement whose digest is {found}, not {digest}: do not trust it", self.base);
         }
         Ok(bytes)
     }
@@ -398,14 +392,21 @@ impl RemoteIssuer {
     }
 
     fn get_text(&self, path: &str) -> Result<String> {
+        let bytes = self.get_bytes(path, TEXT_LIMIT)?;
+        String::from_utf8(bytes).map_err(|_| anyhow!("{}{path} answered with text that is not UTF-8", self.base))
+    }
+
+    /// GETs `path`: its body (at most `limit` bytes), or the service's reason for refusing.
+    fn get_bytes(&self, path: &str, limit: usize) -> Result<Vec<u8>> {
         let url = format!("{}{path}", self.base);
         let mut response = self.agent.get(&url).call().map_err(|e| anyhow!("{}", self.unreachable(&e)))?;
         let status = response.status();
-        let text = response.body_mut().read_to_string().map_err(|e| anyhow!("reading {url}: {e}"))?;
+        let body = response.body_mut().with_config().limit(limit as u64).read_to_vec();
+        let bytes = body.map_err(|e| anyhow!("reading {url}: {e}"))?;
         if !status.is_success() {
-            bail!("{url} answered {status}: {}", reason(&text));
+            bail!("{url} answered {status}: {}", reason(&String::from_utf8_lossy(&bytes)));
         }
-        Ok(text)
+        Ok(bytes)
     }
 
     /// POSTs `body` as JSON; `Err` is the reason in words (the issuer's own, for a refusal).

@@ -179,7 +179,7 @@ fn sbom_of(digest: &SbomDigest, store: Option<&Path>, client: Option<&RemoteIssu
 fn attached(sbom: &Sbom, store: Option<&Path>, client: Option<&RemoteIssuer>) -> Result<Vec<Value>> {
     let mut out = Vec::new();
     for component in sbom.components.iter().filter(|c| c.kind == "data") {
-        let digest = component.sha384.as_deref().and_then(|d| SbomDigest::parse(&format!("sha384:{d}")));
+        let digest = component.sha384.as_deref().and_then(SbomDigest::from_hex);
         let Some(digest) = digest else {
             bail!("the SBOM lists attached statement {:?} without a SHA-384", component.name);
         };

@@ -124,7 +124,11 @@ impl SbomDigest {
 
     /// Reads `sha384:<96 hex digits>`.
     pub fn parse(text: &str) -> Option<Self> {
-        let digits = text.trim().strip_prefix("sha384:")?;
+        Self::from_hex(text.trim().strip_prefix("sha384:")?)
+    }
+
+    /// Reads the 96 hex digits alone, as an SBOM lists a component's SHA-384.
+    pub fn from_hex(digits: &str) -> Option<Self> {
         let bytes = hex::decode(digits).ok()?;
         <[u8; 48]>::try_from(bytes.as_slice()).ok().map(Self)
     }
@@ -132,7 +136,7 @@ impl SbomDigest {
     /// Reads the URL-path and file-name form `sha384-<96 hex digits>` (or `sha384:<hex>`).
     pub fn parse_path_form(text: &str) -> Option<Self> {
         match text.strip_prefix("sha384-") {
-            Some(digits) => Self::parse(&format!("sha384:{digits}")),
+            Some(digits) => Self::from_hex(digits.trim_end()),
             None => Self::parse(text),
         }
     }
@@ -523,7 +527,7 @@ fn vendor_statement_in(
     store: &Path,
 ) -> Result<(), String> {
     let listed = attached.sha384.as_deref().ok_or("the SBOM lists no SHA-384 for it")?;
-    let digest = SbomDigest::parse(&format!("sha384:{listed}")).ok_or("the SBOM's SHA-384 for it is malformed")?;
+    let digest = SbomDigest::from_hex(listed).ok_or("the SBOM's SHA-384 for it is malformed")?;
     let bytes = stored_attachment(store, &digest, vendor::MAX_LEN).map_err(|e| match e {
         SbomError::Missing { .. } => format!(
             "the policy's store does not hold it ({}): add the image with `twi policy add-image`, which stores its attached statements",
