@@ -10,10 +10,12 @@
 //! bound counts the signatures an issuance of the same policy makes
 //! (`issue::signatures_per_issuance`), as the service issue defines it.
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -29,6 +31,9 @@ use crate::stats::{Samples, figure, section};
 const CLIENTS: usize = 64;
 /// How long each run issues.
 const RUN: Duration = Duration::from_secs(5);
+
+/// How long a client refused (after the loader's own retries) waits before it starts again.
+const REFUSED_WAIT: Duration = Duration::from_millis(100);
 
 /// `twi serve`, killed when dropped.
 struct Serving {
@@ -73,52 +78,91 @@ fn serve(twi: &Path, dir: &Path) -> Result<Serving> {
     Ok(serving)
 }
 
-/// One client's issuances until `stop`: successes counted in `issued`, refusals in `refused`.
-fn client(
-    url: &str,
-    ca: PathBuf,
-    chip: &Path,
-    stop: &AtomicBool,
-    issued: &AtomicU64,
-    refused: &AtomicU64,
-) -> Result<()> {
+/// Requests refused or failed, by step and reason.
+#[derive(Default)]
+struct Refusals(Mutex<BTreeMap<String, u64>>);
+
+impl Refusals {
+    fn count(&self, step: &str, reason: &str) {
+        let reason = reason.lines().next().unwrap_or_default();
+        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *map.entry(format!("{step}: {reason}")).or_default() += 1;
+    }
+
+    fn total(&self) -> u64 {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().sum()
+    }
+}
+
+/// One client's issuances until `stop`: the milliseconds each credential took (challenge to
+/// credential, the client's simulated report signature included); refusals in `refused`.
+fn client(url: &str, ca: PathBuf, chip: &Path, stop: &AtomicBool, refused: &Refusals) -> Result<Vec<f64>> {
     let remote = RemoteIssuer::new(url, &ClientTls { ca: Some(ca), client: None })?;
     let rp_id = remote.ca_certificate()?.1.tbs_certificate().subject().to_string();
     let mut psp = SimPsp::load_or_create(chip)?;
     psp.set_launch_digest(LAUNCH_DIGEST);
     let workload = Workload::new(&psp)?;
     let initiate = Initiate { target: TARGET.into(), credential_type: CredentialKind::X509, hint: None };
+    let mut latencies = Vec::new();
     while !stop.load(Ordering::Relaxed) {
-        let Ok(challenge) = remote.initiate(Platform::SimSnp, &LAUNCH_DIGEST, &initiate) else {
-            refused.fetch_add(1, Ordering::Relaxed);
-            continue;
+        let asked = Instant::now();
+        let challenge = match remote.initiate(Platform::SimSnp, &LAUNCH_DIGEST, &initiate) {
+            Ok(challenge) => challenge,
+            Err(e) => {
+                refused.count("challenge", &format!("{e:#}"));
+                std::thread::sleep(REFUSED_WAIT);
+                continue;
+            }
         };
         match workload.evidence(&psp, &challenge.nonce, &rp_id, |e| remote.issue(&e, Some(Mechanism::C)))? {
-            Ok(_) => issued.fetch_add(1, Ordering::Relaxed),
-            Err(_) => refused.fetch_add(1, Ordering::Relaxed),
-        };
+            Ok(_) => latencies.push(asked.elapsed().as_secs_f64() * 1e3),
+            Err(e) => {
+                refused.count("credential", &e);
+                std::thread::sleep(REFUSED_WAIT);
+            }
+        }
     }
-    Ok(())
+    Ok(latencies)
 }
 
-/// Credentials per second the service delivered to [`CLIENTS`] clients over [`RUN`]; and the
-/// requests refused or failed.
-fn service_rate(serving: &Serving, dir: &Path) -> Result<(f64, u64)> {
-    let (stop, issued, refused) = (AtomicBool::new(false), AtomicU64::new(0), AtomicU64::new(0));
+/// What one run measured.
+struct Run {
+    /// Credentials per second delivered.
+    rate: f64,
+    /// Each credential's milliseconds, sorted.
+    latencies: Vec<f64>,
+    refused: u64,
+}
+
+impl Run {
+    /// The latency below which `fraction` of the credentials were delivered.
+    fn percentile(&self, fraction: f64) -> f64 {
+        let last = self.latencies.len().saturating_sub(1);
+        self.latencies.get((last as f64 * fraction).round() as usize).copied().unwrap_or(f64::NAN)
+    }
+}
+
+/// The credentials the service delivered to [`CLIENTS`] clients over [`RUN`], and the requests
+/// refused or failed.
+fn service_run(serving: &Serving, dir: &Path) -> Result<Run> {
+    let (stop, refused) = (AtomicBool::new(false), Refusals::default());
     let ca = dir.join("state/issuer/issuer-ca.pem");
     let chip = dir.join("chips/sim-snp");
     let start = Instant::now();
-    let outcomes: Vec<Result<()>> = std::thread::scope(|s| {
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| s.spawn(|| client(&serving.url, ca.clone(), &chip, &stop, &issued, &refused)))
-            .collect();
+    let outcomes: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
+        let clients: Vec<_> =
+            (0..CLIENTS).map(|_| s.spawn(|| client(&serving.url, ca.clone(), &chip, &stop, &refused))).collect();
         std::thread::sleep(RUN);
         stop.store(true, Ordering::Relaxed);
         clients.into_iter().map(|c| c.join().unwrap_or_else(|_| Err(anyhow!("a client panicked")))).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    outcomes.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok((issued.load(Ordering::Relaxed) as f64 / elapsed, refused.load(Ordering::Relaxed)))
+    let mut latencies: Vec<f64> = outcomes.into_iter().collect::<Result<Vec<_>>>()?.concat();
+    latencies.sort_by(f64::total_cmp);
+    for (reason, n) in refused.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
+        say!("  refused {n}x: {reason}");
+    }
+    Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.total() })
 }
 
 pub fn service(twi: &Path, runs: usize) -> Result<()> {
@@ -132,11 +176,13 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     let n = crate::issue::signatures_per_issuance(&psp, 5)?;
     let serving = serve(twi, dir.path())?;
     let (mut rate, mut bound, mut failed) = (Samples::default(), Samples::default(), Samples::default());
-    let mut counted = Samples::default();
+    let (mut counted, mut p50, mut p99) = (Samples::default(), Samples::default(), Samples::default());
     for _ in 0..runs {
-        let (r, refused) = service_rate(&serving, dir.path())?;
-        rate.push(r);
-        failed.push(refused as f64);
+        let run = service_run(&serving, dir.path())?;
+        rate.push(run.rate);
+        failed.push(run.refused as f64);
+        p50.push(run.percentile(0.50));
+        p99.push(run.percentile(0.99));
         let (sign, verify) = openssl_speed_multi(cores)?;
         bound.push(1.0 / (1.0 / sign + 1.0 / verify));
         counted.push(1.0 / (n / sign + 1.0 / verify));
@@ -145,6 +191,8 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     figure(&name, "/s", &rate, Some((&format!("bound on {cores} cores 1/(1/sign + 1/verify)"), &bound)));
     let what = format!("bound on {cores} cores 1/(n/sign + 1/verify), n = {n:.2} counted (same policy, embedded)");
     figure(&name, "/s", &rate, Some((&what, &counted)));
+    figure("latency p50, challenge to credential", "ms", &p50, None);
+    figure("latency p99, challenge to credential", "ms", &p99, Some(("p50", &p50)));
     figure("requests refused or failed per run", "", &failed, None);
     Ok(())
 }

@@ -905,6 +905,7 @@ fn when_every_nonce_is_outstanding_a_challenge_is_503_with_retry_after_not_500()
     assert!(retry.is_some(), "no Retry-After");
     assert!(error(&answer).contains("nonces are outstanding"), "{answer}");
     assert!(!error(&answer).contains("random number generator"), "a misleading reason: {answer}");
+    assert!(!error(&answer).contains("the issuer failed"), "a limit is not a failure: {answer}");
 }
 
 /// Issue 14 item 8: a credential request is idempotent per `Idempotency-Key`: a retry with the

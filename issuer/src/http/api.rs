@@ -185,7 +185,14 @@ impl From<Rejection> for ApiError {
             Rejection::Target(crate::policy::TargetRefusal::RejectedHint { .. }) => Some("rejected-hint"),
             _ => None,
         };
-        Self { status, message: rejection.to_string(), code, retry_after }
+        // A limit is not the issuer failing: say which limit, without "the issuer failed".
+        let message = match &rejection {
+            Rejection::Internal(IssuerError::Challenge(limit @ FreshnessError::TooManyOutstanding(_))) => {
+                format!("the Verifier is at its limit: {limit}")
+            }
+            _ => rejection.to_string(),
+        };
+        Self { status, message, code, retry_after }
     }
 }
 
