@@ -236,10 +236,9 @@ impl Records {
             Ok((proved, head))
         })?;
         let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
-        let receipts = proved
-            .iter()
-            .map(|(index, proof, _)| receipt::receipt(&self.key, LOG_KID, head.size, *index, proof, &head.root))
-            .collect::<Result<Vec<_>, _>>()?;
+        // One signature over the head's root serves every record's receipt.
+        let leaves: Vec<(u64, &[_])> = proved.iter().map(|(index, proof, _)| (*index, proof.as_slice())).collect();
+        let receipts = receipt::receipts(&self.key, LOG_KID, head.size, &head.root, &leaves)?;
         let entries: Vec<Value> = records
             .iter()
             .zip(proved.into_iter().zip(receipts))

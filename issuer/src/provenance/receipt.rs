@@ -44,27 +44,58 @@ pub fn receipt(
     path: &[Hash],
     root: &Hash,
 ) -> Result<Vec<u8>, LogError> {
+    let mut made = receipts(key, kid, size, root, &[(index, path)])?;
+    made.pop().ok_or_else(|| LogError::Encode("a receipt: none made".into()))
+}
+
+/// The receipts of several leaves of one tree (`size`, `root`), each `(index, path)`: one
+/// signature for all of them. What a receipt signs is the same for every leaf of a tree — the
+/// protected header (alg, kid, vds) and the detached root (RFC 9942 §5; the inclusion proof
+/// is in the unprotected header) — so the records of one issuance, appended under one tree
+/// head, share it (one ES384 signature instead of one per record).
+pub fn receipts(
+    key: &SigningKey,
+    kid: &str,
+    size: u64,
+    root: &Hash,
+    leaves: &[(u64, &[Hash])],
+) -> Result<Vec<Vec<u8>>, LogError> {
     let encode = |e: &dyn std::fmt::Display| LogError::Encode(format!("a receipt: {e}"));
+    let protected = HeaderBuilder::new()
+        .algorithm(iana::Algorithm::ES384)
+        .key_id(kid.as_bytes().to_vec())
+        .value(VDS, Value::Integer(RFC9162_SHA256.into()))
+        .build();
+    let Some(signed) = leaves.first().map(|_| {
+        CoseSign1Builder::new().protected(protected.clone()).try_create_detached_signature(root, b"", es384(key))
+    }) else {
+        return Ok(Vec::new());
+    };
+    let signature = signed?.build().signature;
+    let mut made = Vec::with_capacity(leaves.len());
+    for (index, path) in leaves {
+        let unprotected = HeaderBuilder::new().value(VDP, inclusion(size, *index, path)?).build();
+        let sign1 = CoseSign1Builder::new()
+            .protected(protected.clone())
+            .unprotected(unprotected)
+            .signature(signature.clone())
+            .build();
+        made.push(sign1.to_tagged_vec().map_err(|e| encode(&e))?);
+    }
+    Ok(made)
+}
+
+/// The `vdp` map of one inclusion proof: `{-1: [bstr .cbor [size, index, [path]]]}`.
+fn inclusion(size: u64, index: u64, path: &[Hash]) -> Result<Value, LogError> {
     let proof = Value::Array(vec![
         Value::Integer(size.into()),
         Value::Integer(index.into()),
         Value::Array(path.iter().map(|h| Value::Bytes(h.to_vec())).collect()),
     ]);
     let mut proof_bytes = Vec::new();
-    coset::cbor::ser::into_writer(&proof, &mut proof_bytes).map_err(|e| encode(&e))?;
-    let protected = HeaderBuilder::new()
-        .algorithm(iana::Algorithm::ES384)
-        .key_id(kid.as_bytes().to_vec())
-        .value(VDS, Value::Integer(RFC9162_SHA256.into()))
-        .build();
-    let proofs = Value::Map(vec![(Value::Integer(INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]);
-    let unprotected = HeaderBuilder::new().value(VDP, proofs).build();
-    let sign1 = CoseSign1Builder::new()
-        .protected(protected)
-        .unprotected(unprotected)
-        .try_create_detached_signature(root, b"", es384(key))?
-        .build();
-    sign1.to_tagged_vec().map_err(|e| encode(&e))
+    coset::cbor::ser::into_writer(&proof, &mut proof_bytes)
+        .map_err(|e| LogError::Encode(format!("a receipt's proof: {e}")))?;
+    Ok(Value::Map(vec![(Value::Integer(INCLUSION.into()), Value::Array(vec![Value::Bytes(proof_bytes)]))]))
 }
 
 /// What a receipt proved: the record is leaf `index` of the tree of `size` leaves with `root`.
@@ -152,5 +183,29 @@ mod tests {
                 assert_eq!(other, proved, "byte {i} changed what the receipt proves");
             }
         }
+    }
+
+    /// The receipts of one tree head share one signature, and each proves its own leaf only.
+    #[test]
+    fn the_receipts_of_one_tree_share_a_signature_and_prove_their_own_leaves() {
+        let key = SigningKey::try_generate().unwrap();
+        let leaves: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
+        let mut tree = MerkleTree::new();
+        for leaf in &leaves {
+            tree.push(leaf_hash(leaf));
+        }
+        let paths: Vec<_> = [5u64, 6].iter().map(|&i| tree.inclusion_proof(i, 7).unwrap()).collect();
+        let before = crate::metrics::ecdsa_signatures();
+        let made = receipts(&key, "twi-log", 7, &tree.root(), &[(5, &paths[0]), (6, &paths[1])]).unwrap();
+        assert!(crate::metrics::ecdsa_signatures() - before >= 1);
+        let read = |r: &[u8]| CoseSign1::from_tagged_slice(r).unwrap();
+        assert_eq!(read(&made[0]).signature, read(&made[1]).signature, "one signature");
+        assert_eq!(read(&made[0]).signature.len(), 96);
+        for (i, receipt) in [(5usize, &made[0]), (6, &made[1])] {
+            let proved = verify(receipt, &leaves[i], key.verifying_key()).unwrap();
+            assert_eq!(proved, Proved { size: 7, index: i as u64, root: tree.root() });
+            assert!(verify(receipt, &leaves[11 - i], key.verifying_key()).is_err(), "the other leaf");
+        }
+        assert!(receipts(&key, "twi-log", 7, &tree.root(), &[]).unwrap().is_empty());
     }
 }
