@@ -23,6 +23,7 @@ pub mod ear;
 mod error;
 pub mod evidence;
 pub mod freshness;
+mod group_commit;
 pub mod held;
 pub mod http;
 mod issuer;

@@ -2,8 +2,10 @@
 //! record per credential — the X.509 certificate and the WIT each — signed as a SCITT signed
 //! statement under the log key before the credential is signed (the credential names the
 //! statement: [`crate::provenance::entry`]), and appended to
-//! `provenance.sqlite` in the state directory *before* the credential is returned, in one
-//! transaction per issuance (its records and the signed tree head that covers them); the tree head signed by the **log key** (`log-key.pem`), and each
+//! `provenance.sqlite` in the state directory *before* the credential is returned, each
+//! issuance's records whole in one transaction with the signed tree head that covers them
+//! (issuances appending at once share the transaction and the head: group commit); the tree
+//! head signed by the **log key** (`log-key.pem`), and each
 //! record handed out with its RFC 9162 inclusion proof and RFC 9942 COSE receipt; the tree
 //! head is also a C2SP checkpoint signed with the checkpoint key. The log's format and its proofs are
 //! `provenance.rs`; a renewal reads back the binding the previous credential promised: from its
@@ -21,6 +23,7 @@ use sha2::Digest;
 
 use crate::database::Postgres;
 use crate::error::IssuerError;
+use crate::group_commit::GroupCommit;
 use crate::jose::Jwk;
 use crate::log_peer::SignResponse;
 use crate::policy::{Admission, Binding, Mechanism, platform_name};
@@ -28,8 +31,8 @@ use crate::provenance::checkpoint::CheckpointKey;
 use crate::provenance::entry::LogEntry;
 use crate::provenance::receipt;
 use crate::provenance::{
-    AuditorKey, BindingKey, LogError, PrivateBinding, ProvenanceLog, ProvenanceRecord, SignedStatement,
-    VerifierDecision, leaf_hash,
+    AuditorKey, BindingKey, Hash, LogError, PrivateBinding, ProvenanceLog, ProvenanceRecord, SignedStatement,
+    SignedTreeHead, VerifierDecision, leaf_hash,
 };
 use crate::state;
 use crate::verifier::{Appraisal, VERIFIER_BUILD, admitted_vector};
@@ -57,6 +60,26 @@ pub(crate) struct Records {
     auditor: Option<AuditorKey>,
     /// Seals the private binding rows of sealed records (`binding-key.pem`).
     binding_key: BindingKey,
+    /// Issuances appending at once, committed together.
+    appends: GroupCommit<Pending, Result<Logged, IssuerError>>,
+}
+
+/// One issuance waiting to be appended: its statements and its private binding rows.
+#[derive(Debug)]
+struct Pending {
+    records: Vec<SignedStatement>,
+    private: Vec<PrivateBinding>,
+    now: SystemTime,
+}
+
+/// What the log gave one issuance: each record's (index, inclusion proof, leaf) and receipt,
+/// the signed tree head that covers them, and its checkpoint.
+#[derive(Debug)]
+struct Logged {
+    proved: Vec<(u64, Vec<Hash>, Vec<u8>)>,
+    receipts: Vec<Vec<u8>>,
+    head: SignedTreeHead,
+    checkpoint: String,
 }
 
 /// What one issuance logs: the decision, and the credentials it makes (kind, id).
@@ -91,7 +114,8 @@ impl Records {
         let shared = database.is_some();
         let binding_key = BindingKey::load_or_create(dir)?;
         let log = Mutex::new(log);
-        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log, shared, auditor: None, binding_key })
+        let appends = GroupCommit::default();
+        Ok(Self { dir: dir.to_path_buf(), key, checkpoint, issuer, log, shared, auditor: None, binding_key, appends })
     }
 
     /// Encrypts every record made from now on to `auditor` (records already logged stay as
@@ -218,6 +242,9 @@ impl Records {
     /// Appends the statements of one issuance, signs the tree head, and returns the head and
     /// each record's statement, inclusion proof and receipt (the `provenance.json` a run writes).
     /// `binding`: the issuance's, kept in the private binding table for each sealed statement.
+    /// Issuances appending at once are committed together ([`GroupCommit`]): one transaction
+    /// holds each one's records whole, and one signed tree head and one receipt signature cover
+    /// them all.
     pub(crate) fn record(
         &self,
         records: &[SignedStatement],
@@ -225,20 +252,12 @@ impl Records {
         now: SystemTime,
     ) -> Result<Value, IssuerError> {
         let private = binding.map(|binding| self.private_rows(records, binding)).transpose()?.unwrap_or_default();
-        let (proved, head) = self.with_log(|log| {
-            // One transaction: every record of the issuance, the private binding rows of the
-            // sealed ones, and the head that covers them.
-            let (appended, head) = log.append_signed_with(records, &private, &self.key, now)?;
-            let mut proved = Vec::new();
-            for (record, appended) in records.iter().zip(appended) {
-                proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));
-            }
-            Ok((proved, head))
-        })?;
-        let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
-        // One signature over the head's root serves every record's receipt.
-        let leaves: Vec<(u64, &[_])> = proved.iter().map(|(index, proof, _)| (*index, proof.as_slice())).collect();
-        let receipts = receipt::receipts(&self.key, LOG_KID, head.size, &head.root, &leaves)?;
+        let pending = Pending { records: records.to_vec(), private, now };
+        let logged = self.appends.submit(pending, |batch| self.append_batch(batch)).ok_or_else(|| {
+            let what = "the append this issuance was batched with failed (a panic); nothing of it is logged";
+            IssuerError::State(self.dir.join(FILE), what.into())
+        })??;
+        let Logged { proved, receipts, head, checkpoint } = logged;
         let entries: Vec<Value> = records
             .iter()
             .zip(proved.into_iter().zip(receipts))
@@ -271,6 +290,54 @@ impl Records {
             "checkpoint": checkpoint,
             "checkpoint_vkey": self.checkpoint.vkey(),
         }))
+    }
+
+    /// Appends each of `batch` (one issuance each): together in one transaction when they
+    /// can be, else (one of them refused, say a duplicate) each in its own.
+    fn append_batch(&self, batch: Vec<Pending>) -> Vec<Result<Logged, IssuerError>> {
+        if let [one] = batch.as_slice() {
+            return vec![self.append(&one.records, &one.private, one.now)];
+        }
+        let records: Vec<SignedStatement> = batch.iter().flat_map(|p| p.records.iter().cloned()).collect();
+        let private: Vec<PrivateBinding> = batch.iter().flat_map(|p| p.private.iter().cloned()).collect();
+        let now = batch.iter().map(|p| p.now).max().unwrap_or_else(SystemTime::now);
+        let Ok(mut together) = self.append(&records, &private, now) else {
+            return batch.iter().map(|p| self.append(&p.records, &p.private, p.now)).collect();
+        };
+        let mut logged = Vec::with_capacity(batch.len());
+        for pending in &batch {
+            let n = pending.records.len();
+            logged.push(Ok(Logged {
+                proved: together.proved.drain(..n).collect(),
+                receipts: together.receipts.drain(..n).collect(),
+                head: together.head.clone(),
+                checkpoint: together.checkpoint.clone(),
+            }));
+        }
+        logged
+    }
+
+    /// Appends `records` and `private` in one transaction with the tree head that covers them;
+    /// their inclusion proofs and receipts (one signature for all), and the head's checkpoint.
+    fn append(
+        &self,
+        records: &[SignedStatement],
+        private: &[PrivateBinding],
+        now: SystemTime,
+    ) -> Result<Logged, IssuerError> {
+        let (proved, head) = self.with_log(|log| {
+            let (appended, head) = log.append_signed_with(records, private, &self.key, now)?;
+            let mut proved = Vec::new();
+            for (record, appended) in records.iter().zip(appended) {
+                proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));
+            }
+            Ok((proved, head))
+        })?;
+        let checkpoint = self.checkpoint.sign(head.size, &head.root).map_err(|e| LogError::Signer(e.to_string()))?;
+        // One signature over the head's root serves every record's receipt.
+        let leaves: Vec<(u64, &[_])> = proved.iter().map(|(index, proof, _)| (*index, proof.as_slice())).collect();
+        let receipts = receipt::receipts(&self.key, LOG_KID, head.size, &head.root, &leaves)?;
+        Ok(Logged { proved, receipts, head, checkpoint })
     }
 
     /// The log's checkpoint signer (C2SP signed notes).

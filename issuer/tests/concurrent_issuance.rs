@@ -130,3 +130,40 @@ fn two_issuances_are_inside_the_remote_log_at_once() {
         assert!(log.log.log_proof(serial).unwrap().is_some(), "the log holds credential {serial}");
     }
 }
+
+/// Issue 14: issuances appending at once are committed together (group commit): one
+/// transaction, one signed tree head and one receipt signature for the batch. Sixteen at once
+/// on the embedded log: every one delivered with its own records, fewer tree heads than
+/// issuances, each record's receipt valid under the log key, and the whole log audits.
+#[test]
+fn issuances_at_once_share_a_tree_head_and_the_log_audits() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
+    psp.set_launch_digest(MEASUREMENT);
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let state = dir.path().join("issuer");
+    let issuer = Issuer::open(&state, config, policy(&MEASUREMENT, "AF_L2", "c")).unwrap();
+    let issued: Vec<Issued> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..16).map(|_| s.spawn(|| issue(&issuer, &psp))).collect();
+        workers.into_iter().map(|w| w.join().unwrap().unwrap()).collect()
+    });
+    let log_key = twi_issuer::provenance::audit::state_log_key(&state).unwrap();
+    let mut heads = std::collections::BTreeSet::new();
+    for one in &issued {
+        let provenance = &one.provenance;
+        heads.insert(provenance["tree_head"]["size"].as_u64().unwrap());
+        let records = provenance["records"].as_array().unwrap();
+        let ids: Vec<&str> = records.iter().map(|r| r["credential_id"].as_str().unwrap()).collect();
+        assert_eq!(ids, [one.serial_hex.as_str(), one.wit_jti.as_str()], "its own records, in order");
+        for record in records {
+            let leaf = hex::decode(record["statement"].as_str().unwrap()).unwrap();
+            let receipt = hex::decode(record["receipt"].as_str().unwrap()).unwrap();
+            let proved = twi_issuer::provenance::receipt::verify(&receipt, &leaf, &log_key).unwrap();
+            assert_eq!(proved.size, provenance["tree_head"]["size"].as_u64().unwrap());
+        }
+    }
+    let audited = twi_issuer::provenance::audit::audit(&state.join("provenance.sqlite"), &log_key, |_, _| {}).unwrap();
+    assert_eq!(audited.records, 32, "16 issuances, 2 records each");
+    assert!(audited.heads < 16, "{} signed tree heads for 16 issuances at once: none shared", audited.heads);
+    assert_eq!(heads.len() as u64, audited.heads, "each head the issuances got is the log's");
+}
