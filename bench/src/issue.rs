@@ -107,18 +107,6 @@ pub(crate) fn issuance_rate(psp: &SimPsp, issuer: &mut Issuer, count: u32) -> Re
     Ok(f64::from(count) / start.elapsed().as_secs_f64())
 }
 
-/// The ECDSA signatures one issuance makes under [`policy`], counted by an embedded issuer over
-/// `count` issuances of `psp`'s evidence (`twi_issuer::metrics`): what a `twi serve` of the same
-/// policy signs per issuance too, whose count the benchmark cannot read from its process.
-pub(crate) fn signatures_per_issuance(psp: &SimPsp, count: u32) -> Result<f64> {
-    let dir = tempfile::tempdir()?;
-    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
-    let mut issuer = Issuer::open(&dir.path().join("issuer"), config, policy()?)?;
-    let before = twi_issuer::metrics::ecdsa_signatures();
-    issuance_rate(psp, &mut issuer, count)?;
-    Ok((twi_issuer::metrics::ecdsa_signatures() - before) as f64 / f64::from(count))
-}
-
 /// `openssl speed -seconds 1 ecdsap384`: (signs/s, verifies/s) on one core.
 fn openssl_speed() -> Result<(f64, f64)> {
     openssl_speed_multi(1)

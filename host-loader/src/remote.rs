@@ -151,6 +151,12 @@ impl RemoteIssuer {
         self.get_text(twi_issuer::http::log::CHECKPOINT_PATH)
     }
 
+    /// The service's counters (`GET /metrics`, Prometheus text format): read one with
+    /// [`twi_issuer::metrics::read`].
+    pub fn metrics(&self) -> Result<String> {
+        self.get_text("/metrics")
+    }
+
     /// The RFC 9162 consistency proof from the tree of `first` records to the tree of `second`.
     pub fn log_consistency(&self, first: u64, second: u64) -> Result<serde_json::Value> {
         let path = format!("{}/{first}/{second}", twi_issuer::http::log::CONSISTENCY_PATH);

@@ -327,6 +327,7 @@ impl Records {
     ) -> Result<Logged, IssuerError> {
         let (proved, head) = self.with_log(|log| {
             let (appended, head) = log.append_signed_with(records, private, &self.key, now)?;
+            crate::metrics::appended(records.len());
             let mut proved = Vec::new();
             for (record, appended) in records.iter().zip(appended) {
                 proved.push((appended.index, log.inclusion_proof(appended.index, head.size)?, record.to_leaf()?));

@@ -963,3 +963,36 @@ fn a_request_answered_408_delivers_its_credential_to_the_retry() {
         .expect("the CA certificate within 1 ms");
     assert_credential(&delivered, &key, &ca_pem);
 }
+
+/// `GET /metrics`: the counters an operator scrapes (Prometheus text format), which move with
+/// an issuance: one more certificate, two more log records under one more tree head, and the
+/// signatures it made. Counts only: no credential or identifier in the text.
+#[test]
+fn metrics_count_what_an_issuance_made() {
+    let service = service(Roles::ALL);
+    let scrape = || {
+        let (status, text) = service.call_raw(Method::GET, "/metrics", None);
+        let text = String::from_utf8(text).expect("the metrics are text");
+        assert_eq!(status, StatusCode::OK, "{text}");
+        let read = |name| twi_issuer::metrics::read(&text, name).unwrap_or_else(|| panic!("{name} in {text}"));
+        let counts = [
+            "twi_ecdsa_signatures_total",
+            "twi_x509_certificates_total",
+            "twi_log_records_total",
+            "twi_log_tree_heads_total",
+        ]
+        .map(read);
+        (counts, text)
+    };
+    let (before, _) = scrape();
+    let (signing, _) = workload_key();
+    let request = serde_json::json!({ "mechanism": "c", "evidence": service.evidence(&signing, &service.nonce()) });
+    let (status, issued) = service.post("/v1/ca/credential", request);
+    assert_eq!(status, StatusCode::OK, "{issued}");
+    let (after, text) = scrape();
+    // Other tests in this process issue too: at least this issuance's part.
+    assert!(after[0] >= before[0] + 7, "signatures {before:?} -> {after:?}");
+    assert!(after[1] > before[1] && after[2] >= before[2] + 2 && after[3] > before[3], "{before:?} -> {after:?}");
+    let serial = issued["serial"].as_str().unwrap();
+    assert!(!text.contains(serial) && !text.contains("spiffe://"), "an identifier in the metrics: {text}");
+}

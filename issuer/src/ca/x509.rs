@@ -146,6 +146,7 @@ pub fn issue(
     let certificate =
         builder.build::<_, DerSignature>(issuer_key).map_err(|e| IssuerError::Certificate(e.to_string()))?;
     crate::metrics::signed();
+    crate::metrics::certified();
     Ok(certificate)
 }
 

@@ -24,6 +24,11 @@ pub(super) async fn health(State(state): State<AppState>) -> Json<serde_json::Va
     Json(serde_json::json!({ "status": "ok", "roles": state.roles.names() }))
 }
 
+/// `GET /metrics`: the process's counters (Prometheus text format 0.0.4; counts only).
+pub(super) async fn metrics() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::metrics::exposition())
+}
+
 pub(super) async fn keys(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     let roles = state.roles;
     with_issuer(&state, move |issuer| {

@@ -10,6 +10,7 @@
 //! | method and path | role | body → answer |
 //! | --- | --- | --- |
 //! | `GET /v1/health` | any | `{"status":"ok","roles":[..]}` |
+//! | `GET /metrics` | any | the process's counters, Prometheus text format 0.0.4 ([`crate::metrics`]): signatures, X.509 certificates, log records and signed tree heads; counts only |
 //! | `GET /v1/keys` | any | JWKS of the served roles' JSON signing keys (Verifier: EAR; CA: WIT; log; Key Store: release receipts) |
 //! | `GET /v1/ca/certificate` | CA | the CA certificate (PEM) credentials chain to |
 //! | `POST /v1/verifier/ear-cwt` | Verifier | [`wire::EarCwtRequest`] (an attestation result this Verifier signed, unexpired) → [`wire::EarCwtResponse`] (the same result as a CWT) |

@@ -59,7 +59,10 @@ pub fn router_with(issuer: Issuer, roles: Roles, limits: RouterLimits) -> Router
 /// (`peers`: the Verifier for its CA and Key Store, the CA for its Verifier).
 pub fn router_calling(issuer: Issuer, roles: Roles, limits: RouterLimits, peers: Peers) -> Router {
     let state = AppState { issuer: Arc::new(issuer), roles, peers };
-    let mut router = Router::new().route("/v1/health", get(health)).route("/v1/keys", get(keys));
+    let mut router = Router::new()
+        .route("/v1/health", get(health))
+        .route("/metrics", get(super::handlers::metrics))
+        .route("/v1/keys", get(keys));
     // Credential requests are idempotent per `Idempotency-Key` (idempotency.rs).
     let replies = super::idempotency::Replies::default();
     let once = || axum::middleware::from_fn_with_state(replies.clone(), super::idempotency::idempotent);
