@@ -98,12 +98,19 @@ fn issue(issuer: &Issuer, psp: &SimPsp) -> Result<Issued, Rejection> {
     issuer.ca_credential(CredentialRequest::Evidence { evidence, renewal_of: None })
 }
 
+/// A simulated SEV-SNP chip in `dir` launched with [`MEASUREMENT`], and an issuer
+/// configuration that trusts it.
+fn chip(dir: &std::path::Path) -> (SimPsp, IssuerConfig) {
+    let mut psp = SimPsp::load_or_create(&dir.join("chip")).unwrap();
+    psp.set_launch_digest(MEASUREMENT);
+    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    (psp, config)
+}
+
 #[test]
 fn two_issuances_are_inside_the_remote_log_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
-    psp.set_launch_digest(MEASUREMENT);
-    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let (psp, config) = chip(dir.path());
     let policy = || policy(&MEASUREMENT, "AF_L2", "c");
     // The log process: its own state, the log's keys only.
     let ca_state = dir.path().join("ca");
@@ -138,9 +145,7 @@ fn two_issuances_are_inside_the_remote_log_at_once() {
 #[test]
 fn issuances_at_once_share_a_tree_head_and_the_log_audits() {
     let dir = tempfile::tempdir().unwrap();
-    let mut psp = SimPsp::load_or_create(&dir.path().join("chip")).unwrap();
-    psp.set_launch_digest(MEASUREMENT);
-    let config = IssuerConfig { trust_domain: "example.org".into(), sim_snp_root: Some(psp.root().clone()) };
+    let (psp, config) = chip(dir.path());
     let state = dir.path().join("issuer");
     let issuer = Issuer::open(&state, config, policy(&MEASUREMENT, "AF_L2", "c")).unwrap();
     let issued: Vec<Issued> = std::thread::scope(|s| {

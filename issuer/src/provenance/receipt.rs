@@ -158,14 +158,20 @@ mod tests {
     use crate::provenance::MerkleTree;
     use p384::elliptic_curve::Generate;
 
-    #[test]
-    fn a_receipt_proves_its_record_and_nothing_else() {
-        let key = SigningKey::try_generate().unwrap();
-        let leaves: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 10]).collect();
+    /// `n` leaves of ten bytes each, and their tree.
+    fn tree_of(n: u8) -> (Vec<Vec<u8>>, MerkleTree) {
+        let leaves: Vec<Vec<u8>> = (0..n).map(|i| vec![i; 10]).collect();
         let mut tree = MerkleTree::new();
         for leaf in &leaves {
             tree.push(leaf_hash(leaf));
         }
+        (leaves, tree)
+    }
+
+    #[test]
+    fn a_receipt_proves_its_record_and_nothing_else() {
+        let key = SigningKey::try_generate().unwrap();
+        let (leaves, tree) = tree_of(5);
         let path = tree.inclusion_proof(3, 5).unwrap();
         let made = receipt(&key, "twi-log", 5, 3, &path, &tree.root()).unwrap();
         assert_eq!(made[0], 0xd2, "a tagged COSE_Sign1 (tag 18)");
@@ -189,11 +195,7 @@ mod tests {
     #[test]
     fn the_receipts_of_one_tree_share_a_signature_and_prove_their_own_leaves() {
         let key = SigningKey::try_generate().unwrap();
-        let leaves: Vec<Vec<u8>> = (0..7u8).map(|i| vec![i; 10]).collect();
-        let mut tree = MerkleTree::new();
-        for leaf in &leaves {
-            tree.push(leaf_hash(leaf));
-        }
+        let (leaves, tree) = tree_of(7);
         let paths: Vec<_> = [5u64, 6].iter().map(|&i| tree.inclusion_proof(i, 7).unwrap()).collect();
         let before = crate::metrics::ecdsa_signatures();
         let made = receipts(&key, "twi-log", 7, &tree.root(), &[(5, &paths[0]), (6, &paths[1])]).unwrap();
