@@ -79,11 +79,13 @@ impl<T, R> GroupCommit<T, R> {
             queue.leading = true;
             let (tickets, items): (Vec<u64>, Vec<T>) = std::mem::take(&mut queue.waiting).into_iter().unzip();
             drop(queue);
-            let lead = Lead { group: self, tickets, own: ticket };
-            let results = commit(items);
+            let mut lead = Lead { group: self, tickets, own: ticket };
+            let mut results = commit(items).into_iter();
             let mut answered = self.lock();
-            for (ticket, result) in lead.tickets.iter().zip(results) {
-                answered.results.insert(*ticket, Some(result));
+            // Answered under one lock with the tickets taken from the lead, so its drop (which
+            // wakes the followers) answers nothing twice; a missing result is `None`.
+            for ticket in std::mem::take(&mut lead.tickets) {
+                answered.results.insert(ticket, results.next());
             }
             drop(answered);
             drop(lead);
@@ -128,6 +130,15 @@ mod tests {
         }
         let batches = batches.load(Ordering::Relaxed);
         assert!(batches < 32, "32 callers in {batches} batches: none shared");
+    }
+
+    /// A commit that returns fewer results than items answers the rest `None` and leaves
+    /// nothing behind.
+    #[test]
+    fn a_missing_result_is_none() {
+        let group = GroupCommit::<u32, u32>::default();
+        assert_eq!(group.submit(1, |_| Vec::new()), None);
+        assert!(group.lock().results.is_empty() && !group.lock().leading);
     }
 
     /// A leader that panics answers its followers `None`, and the group goes on.
