@@ -11,6 +11,10 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+/// The most items one batch commits (a transaction's size stays bounded; the rest wait for
+/// the next batch, in their order).
+pub(crate) const MAX_BATCH: usize = 256;
+
 /// Items of type `T` committed in batches, each answered with an `R`.
 #[derive(Debug)]
 pub(crate) struct GroupCommit<T, R> {
@@ -77,7 +81,8 @@ impl<T, R> GroupCommit<T, R> {
                 continue;
             }
             queue.leading = true;
-            let (tickets, items): (Vec<u64>, Vec<T>) = std::mem::take(&mut queue.waiting).into_iter().unzip();
+            let take = queue.waiting.len().min(MAX_BATCH);
+            let (tickets, items): (Vec<u64>, Vec<T>) = queue.waiting.drain(..take).unzip();
             drop(queue);
             let mut lead = Lead { group: self, tickets, own: ticket };
             let mut results = commit(items).into_iter();
@@ -130,6 +135,29 @@ mod tests {
         }
         let batches = batches.load(Ordering::Relaxed);
         assert!(batches < 32, "32 callers in {batches} batches: none shared");
+    }
+
+    /// More callers than a batch holds: batches of at most [`MAX_BATCH`], everyone answered.
+    #[test]
+    fn batches_are_bounded() {
+        let group = Arc::new(GroupCommit::default());
+        let largest = Arc::new(AtomicUsize::new(0));
+        let callers: Vec<_> = (0..(MAX_BATCH as u64 * 2 + 10))
+            .map(|i| {
+                let (group, largest) = (group.clone(), largest.clone());
+                std::thread::spawn(move || {
+                    group.submit(i, |items| {
+                        largest.fetch_max(items.len(), Ordering::Relaxed);
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                        items
+                    })
+                })
+            })
+            .collect();
+        for (i, caller) in callers.into_iter().enumerate() {
+            assert_eq!(caller.join().unwrap(), Some(i as u64));
+        }
+        assert!(largest.load(Ordering::Relaxed) <= MAX_BATCH);
     }
 
     /// A commit that returns fewer results than items answers the rest `None` and leaves
