@@ -9,8 +9,15 @@
 //! The blocking `postgres::Client` drives a tokio runtime of its own, which panics inside the
 //! service's runtime; [`Postgres::run`] therefore runs every call on a scoped thread outside it
 //! (an issuance costs milliseconds; a thread costs microseconds).
+//!
+//! A replica keeps up to [`CONNECTIONS`] connections, each used by one call at a time; a call
+//! takes a free one, or waits for one. A connection found closed (the server restarted, a
+//! failover, an administrator's `pg_terminate_backend`) is opened again by the next call that
+//! takes it: the call that saw it break fails (a 503 with `Retry-After`), the replica does not
+//! stay broken until it is restarted.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use postgres::{Client, NoTls};
 
@@ -25,9 +32,17 @@ pub enum DatabaseError {
     Query { url: String, what: String },
 }
 
-/// One connection to the replicas' PostgreSQL database, used by one call at a time.
+/// The connections a replica keeps to the database at most.
+pub const CONNECTIONS: usize = 4;
+
+/// The replicas' PostgreSQL database: a few connections, each used by one call at a time.
 pub struct Postgres {
-    client: Mutex<Option<Client>>,
+    clients: Vec<Mutex<Option<Client>>>,
+    /// Where the next call starts looking for a free connection.
+    next: AtomicUsize,
+    /// How to connect again.
+    config: postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
     /// The URL without its password, for messages.
     shown: String,
 }
@@ -64,7 +79,23 @@ impl Postgres {
         if tls.is_some() {
             config.ssl_mode(postgres::config::SslMode::Require);
         }
-        let client = std::thread::scope(|s| {
+        let mut db = Self { clients: Vec::new(), next: AtomicUsize::new(0), config, tls, shown };
+        // The first connection now, so that a wrong URL or an unreachable server is said at start.
+        let first = db.open().map_err(|e| match e {
+            DatabaseError::Query { url, what } | DatabaseError::Connect { url, what } => {
+                DatabaseError::Connect { url, what }
+            }
+        })?;
+        db.clients = (0..CONNECTIONS).map(|_| Mutex::new(None)).collect();
+        db.clients[0] = Mutex::new(Some(first));
+        Ok(db)
+    }
+
+    /// A new connection, opened on a thread outside any tokio runtime.
+    fn open(&self) -> Result<Client, DatabaseError> {
+        let fail = |what: String| DatabaseError::Query { url: self.shown.clone(), what };
+        let (config, tls) = (&self.config, self.tls.clone());
+        std::thread::scope(|s| {
             s.spawn(move || match tls {
                 Some(tls) => config.connect(tls),
                 None => config.connect(NoTls),
@@ -72,8 +103,7 @@ impl Postgres {
             .join()
         })
         .map_err(|_| fail("the client panicked".into()))?
-        .map_err(|e| fail(describe(&e)))?;
-        Ok(Self { client: Mutex::new(Some(client)), shown })
+        .map_err(|e| fail(describe(&e)))
     }
 
     /// The URL as messages show it (no password).
@@ -81,19 +111,41 @@ impl Postgres {
         &self.shown
     }
 
-    /// Runs `f` on the connection, on a thread outside any tokio runtime.
+    /// The first free connection's slot (so that a replica without contention keeps one
+    /// connection), or, all busy, one of them in turn, waited for.
+    fn take(&self) -> MutexGuard<'_, Option<Client>> {
+        for slot in &self.clients {
+            if let Ok(slot) = slot.try_lock() {
+                return slot;
+            }
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[turn].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` on a connection, on a thread outside any tokio runtime; a connection that is
+    /// closed is opened again first, and one that broke during `f` is dropped.
     pub(crate) fn run<T: Send, E: Send + From<DatabaseError>>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, E> + Send,
     ) -> Result<T, E> {
-        let mut guard = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        let gone = || DatabaseError::Query { url: self.shown.clone(), what: "the connection is closed".into() };
-        let client = guard.as_mut().ok_or_else(gone)?;
-        if client.is_closed() {
-            return Err(gone().into());
+        let mut slot = self.take();
+        if slot.as_ref().is_none_or(Client::is_closed) {
+            if let Some(closed) = slot.take() {
+                let _ = std::thread::spawn(move || drop(closed)).join();
+            }
+            *slot = Some(self.open()?);
         }
-        std::thread::scope(|s| s.spawn(|| f(client)).join())
-            .map_err(|_| DatabaseError::Query { url: self.shown.clone(), what: "the client panicked".into() })?
+        let Some(client) = slot.as_mut() else {
+            return Err(DatabaseError::Query { url: self.shown.clone(), what: "no connection".into() }.into());
+        };
+        let result = std::thread::scope(|s| s.spawn(|| f(client)).join())
+            .map_err(|_| DatabaseError::Query { url: self.shown.clone(), what: "the client panicked".into() })?;
+        if slot.as_ref().is_some_and(Client::is_closed) {
+            let broken = slot.take();
+            let _ = std::thread::spawn(move || drop(broken)).join();
+        }
+        result
     }
 
     /// Runs `schema` (idempotent DDL) in one transaction under the advisory lock `lock`, so
@@ -115,9 +167,14 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // The client's runtime must not be dropped inside the service's runtime either.
-        if let Some(client) = self.client.get_mut().unwrap_or_else(PoisonError::into_inner).take() {
-            let _ = std::thread::spawn(move || drop(client)).join();
+        // The clients' runtimes must not be dropped inside the service's runtime either.
+        let clients: Vec<Client> = self
+            .clients
+            .iter_mut()
+            .filter_map(|c| c.get_mut().unwrap_or_else(PoisonError::into_inner).take())
+            .collect();
+        if !clients.is_empty() {
+            let _ = std::thread::spawn(move || drop(clients)).join();
         }
     }
 }

@@ -175,3 +175,33 @@ fn replicas_reach_the_database_over_mutual_tls() {
     assert!(String::from_utf8_lossy(&seen.stdout).contains("CN=twi"), "the server saw no client certificate: {seen:?}");
     assert_eq!(twi_issuer::database::display_url(&url), format!("{} (mutual TLS)", cluster.url()));
 }
+
+/// A replica whose connections the server closed (a restart, a failover, an administrator's
+/// `pg_terminate_backend`) opens them again: a call that finds its connection broken fails
+/// (the service answers it 503 with `Retry-After`), the next ones work. On main before this the
+/// replica answered "the connection is closed" until it was restarted.
+#[test]
+fn a_replica_reconnects_after_the_server_closed_its_connections() {
+    let cluster = Cluster::start();
+    let key = SigningKey::try_generate().unwrap();
+    let pg = connect(&cluster);
+    let mut log = ProvenanceLog::open_postgres(pg.clone()).unwrap();
+    log.append_signed(&[record(0, 0)], &key, SystemTime::now()).unwrap();
+    let terminate = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = 'twi' AND pid <> pg_backend_pid()";
+    for round in 1..4u32 {
+        let killed = cluster.psql(terminate);
+        assert!(killed.status.success(), "{killed:?}");
+        assert_ne!(String::from_utf8_lossy(&killed.stdout).trim(), "0", "no connection was closed");
+        let mut failed = 0;
+        let appended = (0..=twi_issuer::database::CONNECTIONS).find_map(|_| {
+            let result = log.append_signed(&[record(round, 0)], &key, SystemTime::now());
+            failed += usize::from(result.is_err());
+            result.ok()
+        });
+        assert!(appended.is_some(), "round {round}: the replica did not reconnect");
+        assert!(failed <= 1, "round {round}: {failed} calls failed on one broken connection");
+    }
+    let audited = audit::audit_postgres(pg, key.verifying_key(), |_, _| {}).unwrap();
+    assert_eq!(audited.records, 4, "every append logged once");
+}
