@@ -37,7 +37,8 @@ use anyhow::{Context, Result, bail};
 
 /// The ROM budget of issue 17.
 const ROM_BUDGET: u64 = 256 * 1024;
-const SECTIONS: [&str; 10] = ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "seal", "service"];
+const SECTIONS: [&str; 11] =
+    ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "seal", "service", "replicas"];
 
 struct Args {
     twi: PathBuf,
@@ -96,7 +97,7 @@ fn main() -> Result<()> {
     say!("{}", stats::load());
     let on = |s: &str| args.sections.iter().any(|x| x == s);
     // The issuer's sections need no image: `bench/run issue verify log service` runs without building one.
-    if args.sections.iter().all(|s| ["issue", "verify", "log", "seal", "service"].contains(&s.as_str())) {
+    if args.sections.iter().all(|s| ["issue", "verify", "log", "seal", "service", "replicas"].contains(&s.as_str())) {
         return issuer_sections(&args, on);
     }
     let default = twi.build("image", &[])?;
@@ -136,6 +137,9 @@ fn issuer_sections(args: &Args, on: impl Fn(&str) -> bool) -> Result<()> {
     }
     if on("service") {
         service::service(&args.twi, args.runs)?;
+    }
+    if on("replicas") {
+        service::replicas(&args.twi, args.runs)?;
     }
     say!("\nend: {}", stats::load());
     Ok(())

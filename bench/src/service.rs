@@ -40,6 +40,8 @@ const REFUSED_WAIT: Duration = Duration::from_millis(100);
 struct Serving {
     child: Child,
     url: String,
+    /// The CA certificate its clients trust.
+    ca: PathBuf,
 }
 
 impl Drop for Serving {
@@ -49,15 +51,20 @@ impl Drop for Serving {
     }
 }
 
-/// Starts `twi serve` over the issuer state `dir/state`, the simulated chips in `dir/chips`.
-fn serve(twi: &Path, dir: &Path) -> Result<Serving> {
+/// Starts `twi serve` over the issuer state `dir/STATE`, the simulated chips in `dir/chips`,
+/// and the replicas' PostgreSQL `database` if one is given (else the state's SQLite log).
+fn serve(twi: &Path, dir: &Path, state: &str, database: Option<&str>) -> Result<Serving> {
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, policy_text())?;
-    let mut child = Command::new(twi)
-        .arg("serve")
+    let mut command = Command::new(twi);
+    command.arg("serve");
+    if let Some(url) = database {
+        command.args(["--database", url]);
+    }
+    let mut child = command
         .args(["--listen", "127.0.0.1:0", "--log-format", "off"])
         .arg("--state")
-        .arg(dir.join("state"))
+        .arg(dir.join(state))
         .arg("--policy")
         .arg(&policy)
         .arg("--simulated-tee")
@@ -72,7 +79,8 @@ fn serve(twi: &Path, dir: &Path) -> Result<Serving> {
     let mut line = String::new();
     let stdout = child.stdout.take().context("twi serve's stdout")?;
     std::io::BufReader::new(stdout).read_line(&mut line)?;
-    let serving = Serving { child, url: line.trim().to_string() };
+    let ca = dir.join(state).join("issuer/issuer-ca.pem");
+    let serving = Serving { child, url: line.trim().to_string(), ca };
     if !serving.url.starts_with("https://") {
         bail!("twi serve printed no https URL (got {line:?})");
     }
@@ -143,16 +151,19 @@ impl Run {
     }
 }
 
-/// The credentials the service delivered to [`CLIENTS`] clients over [`RUN`], and the requests
-/// refused or failed.
-fn service_run(serving: &Serving, dir: &Path) -> Result<Run> {
+/// The credentials `servers` delivered to [`CLIENTS`] clients (spread over them in turn) over
+/// [`RUN`], and the requests refused or failed.
+fn service_run(servers: &[&Serving], dir: &Path) -> Result<Run> {
     let (stop, refused) = (AtomicBool::new(false), Refusals::default());
-    let ca = dir.join("state/issuer/issuer-ca.pem");
     let chip = dir.join("chips/sim-snp");
     let start = Instant::now();
     let outcomes: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
-        let clients: Vec<_> =
-            (0..CLIENTS).map(|_| s.spawn(|| client(&serving.url, ca.clone(), &chip, &stop, &refused))).collect();
+        let clients: Vec<_> = servers
+            .iter()
+            .cycle()
+            .take(CLIENTS)
+            .map(|at| s.spawn(|| client(&at.url, at.ca.clone(), &chip, &stop, &refused)))
+            .collect();
         std::thread::sleep(RUN);
         stop.store(true, Ordering::Relaxed);
         clients.into_iter().map(|c| c.join().unwrap_or_else(|_| Err(anyhow!("a client panicked")))).collect()
@@ -201,19 +212,15 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     section(&format!(
         "twi serve (TLS 1.3, SQLite log) with {CLIENTS} HTTPS clients vs openssl speed -multi {cores} ecdsap384"
     ));
-    let dir = tempfile::tempdir()?;
-    let mut psp = SimPsp::load_or_create(&dir.path().join("chips/sim-snp"))?;
-    psp.set_launch_digest(LAUNCH_DIGEST);
-    drop(psp);
-    let serving = serve(twi, dir.path())?;
-    let ca = ClientTls { ca: Some(dir.path().join("state/issuer/issuer-ca.pem")), client: None };
-    let operator = RemoteIssuer::new(&serving.url, &ca)?;
+    let dir = chips()?;
+    let serving = serve(twi, dir.path(), "state", None)?;
+    let operator = RemoteIssuer::new(&serving.url, &ClientTls { ca: Some(serving.ca.clone()), client: None })?;
     let (mut rate, mut bound, mut failed) = (Samples::default(), Samples::default(), Samples::default());
     let (mut counted, mut p50, mut p99) = (Samples::default(), Samples::default(), Samples::default());
     let (mut per_credential, mut per_head) = (Samples::default(), Samples::default());
     for _ in 0..runs {
         let before = Counters::read(&operator)?;
-        let run = service_run(&serving, dir.path())?;
+        let run = service_run(&[&serving], dir.path())?;
         let made = Counters::read(&operator)?.since(&before);
         let n = made.signatures as f64 / made.certificates.max(1) as f64;
         per_credential.push(n);
@@ -235,5 +242,42 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     figure("latency p50, challenge to credential", "ms", &p50, None);
     figure("latency p99, challenge to credential", "ms", &p99, Some(("p50", &p50)));
     figure("requests refused or failed per run", "", &failed, None);
+    Ok(())
+}
+
+/// A directory with the simulated SEV-SNP chip the clients and `twi serve --simulated-tee`
+/// share, launched with the benchmark's workload.
+fn chips() -> Result<tempfile::TempDir> {
+    let dir = tempfile::tempdir()?;
+    let mut psp = SimPsp::load_or_create(&dir.path().join("chips/sim-snp"))?;
+    psp.set_launch_digest(LAUNCH_DIGEST);
+    Ok(dir)
+}
+
+/// Replicas (issue 14 item 6): two `twi serve` processes on one PostgreSQL database (a
+/// throwaway cluster of Debian's server on loopback, as the tests start it), the clients spread
+/// over them, against one process on the embedded SQLite log, interleaved run by run. On one
+/// machine the replicas share its cores: the figure is what the shared database costs, not
+/// what more machines would give.
+pub fn replicas(twi: &Path, runs: usize) -> Result<()> {
+    section(&format!("twi serve: two replicas on one PostgreSQL database vs one on SQLite, {CLIENTS} HTTPS clients"));
+    let dir = chips()?;
+    let cluster = twi_testkit::postgres::Cluster::start();
+    let sqlite = serve(twi, dir.path(), "state-sqlite", None)?;
+    let first = serve(twi, dir.path(), "state-pg", Some(&cluster.url()))?;
+    let second = serve(twi, dir.path(), "state-pg", Some(&cluster.url()))?;
+    let (mut lite, mut pg, mut lite_p99, mut pg_p99) =
+        (Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    let mut refused = Samples::default();
+    for _ in 0..runs {
+        let one = service_run(&[&sqlite], dir.path())?;
+        let two = service_run(&[&first, &second], dir.path())?;
+        (lite.push(one.rate), lite_p99.push(one.percentile(0.99)));
+        (pg.push(two.rate), pg_p99.push(two.percentile(0.99)));
+        refused.push((one.refused + two.refused) as f64);
+    }
+    figure("credentials per second, 2 replicas on PostgreSQL", "/s", &pg, Some(("one process on SQLite", &lite)));
+    figure("latency p99, 2 replicas on PostgreSQL", "ms", &pg_p99, Some(("one process on SQLite", &lite_p99)));
+    figure("requests refused or failed per run (both)", "", &refused, None);
     Ok(())
 }
