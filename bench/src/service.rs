@@ -272,8 +272,10 @@ pub fn replicas(twi: &Path, runs: usize) -> Result<()> {
     for _ in 0..runs {
         let one = service_run(&[&sqlite], dir.path())?;
         let two = service_run(&[&first, &second], dir.path())?;
-        (lite.push(one.rate), lite_p99.push(one.percentile(0.99)));
-        (pg.push(two.rate), pg_p99.push(two.percentile(0.99)));
+        lite.push(one.rate);
+        lite_p99.push(one.percentile(0.99));
+        pg.push(two.rate);
+        pg_p99.push(two.percentile(0.99));
         refused.push((one.refused + two.refused) as f64);
     }
     figure("credentials per second, 2 replicas on PostgreSQL", "/s", &pg, Some(("one process on SQLite", &lite)));
