@@ -25,6 +25,8 @@ CREATE TABLE IF NOT EXISTS nonces (
     redeemed   BOOLEAN NOT NULL DEFAULT FALSE
 );
 CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_ms);
+-- The outstanding ones only: counting them reads this index, not every nonce kept until expiry.
+CREATE INDEX IF NOT EXISTS nonces_outstanding ON nonces (expires_ms) WHERE NOT redeemed;
 CREATE TABLE IF NOT EXISTS epochs (
     number BIGINT PRIMARY KEY,
     epoch  BYTEA  NOT NULL
@@ -59,28 +61,28 @@ impl SharedFreshness {
         now: SystemTime,
     ) -> Result<(), FreshnessError> {
         let pg = &self.pg;
+        // One call: drop the expired, count the outstanding (the partial index), insert.
         let outstanding = pg
             .run(|client| {
                 client.execute("DELETE FROM nonces WHERE expires_ms <= $1", &[&ms(now)]).map_err(|e| pg.error(&e))?;
                 let row = client
                     .query_one("SELECT COUNT(*) FROM nonces WHERE NOT redeemed", &[])
                     .map_err(|e| pg.error(&e))?;
-                Ok::<i64, crate::database::DatabaseError>(row.get(0))
+                let outstanding = usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX);
+                if outstanding < max {
+                    client
+                        .execute(
+                            "INSERT INTO nonces (nonce, expires_ms, workload, target) VALUES ($1, $2, $3, $4)",
+                            &[&nonce.as_slice(), &ms(expires), &scope.workload, &scope.target],
+                        )
+                        .map_err(|e| pg.error(&e))?;
+                }
+                Ok::<usize, crate::database::DatabaseError>(outstanding)
             })
             .map_err(store)?;
-        let outstanding = usize::try_from(outstanding).unwrap_or(usize::MAX);
         if outstanding >= max {
             return Err(FreshnessError::TooManyOutstanding(outstanding));
         }
-        pg.run(|client| {
-            client
-                .execute(
-                    "INSERT INTO nonces (nonce, expires_ms, workload, target) VALUES ($1, $2, $3, $4)",
-                    &[&nonce.as_slice(), &ms(expires), &scope.workload, &scope.target],
-                )
-                .map_err(|e| pg.error(&e))
-        })
-        .map_err(store)?;
         Ok(())
     }
 
