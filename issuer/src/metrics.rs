@@ -37,9 +37,13 @@ pub(crate) fn certified() {
     X509_CERTIFICATES.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts `n` records appended to the provenance log, under one signed tree head.
+/// Counts `n` records appended to the provenance log.
 pub(crate) fn appended(n: usize) {
     LOG_RECORDS.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Counts one signed tree head made (its signature is counted by [`signed`]).
+pub(crate) fn tree_head() {
     TREE_HEADS.fetch_add(1, Ordering::Relaxed);
 }
 
@@ -69,6 +73,7 @@ mod tests {
     fn the_exposition_names_each_counter_with_its_type_and_reads_back() {
         signed();
         appended(2);
+        tree_head();
         let text = exposition();
         for (name, _, _) in COUNTERS {
             assert!(text.contains(&format!("# TYPE {name} counter\n")), "{text}");
@@ -76,6 +81,7 @@ mod tests {
         }
         assert!(read(&text, "twi_ecdsa_signatures_total").unwrap() >= 1);
         assert!(read(&text, "twi_log_records_total").unwrap() >= 2);
+        assert!(read(&text, "twi_log_tree_heads_total").unwrap() >= 1);
         assert_eq!(read(&text, "twi_no_such_total"), None);
     }
 }

@@ -77,6 +77,7 @@ pub(super) fn signed_head(
         .try_sign(&SignedTreeHead::signed_bytes(size, timestamp_ms, &root))
         .map_err(|e| LogError::Signer(e.to_string()))?;
     crate::metrics::signed();
+    crate::metrics::tree_head();
     let mut signature = [0u8; 96];
     signature.copy_from_slice(&sig.to_bytes());
     Ok(SignedTreeHead { size, timestamp_ms, root, signature })
