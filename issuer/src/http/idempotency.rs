@@ -40,10 +40,9 @@ pub const MAX_ANSWER_BYTES: usize = 64 << 20;
 /// Requests under way at once (503 with `Retry-After` beyond).
 pub const MAX_RUNNING: usize = 4096;
 
-/// What a [`Replies`] keeps at most.
+/// What a [`Replies`] keeps at most (answers also live at most [`KEEP`]).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Bounds {
-    pub keep: Duration,
     pub answers: usize,
     pub bytes: usize,
     pub running: usize,
@@ -51,14 +50,14 @@ pub(super) struct Bounds {
 
 impl Default for Bounds {
     fn default() -> Self {
-        Self { keep: KEEP, answers: MAX_ANSWERS, bytes: MAX_ANSWER_BYTES, running: MAX_RUNNING }
+        Self { answers: MAX_ANSWERS, bytes: MAX_ANSWER_BYTES, running: MAX_RUNNING }
     }
 }
 
 /// A request under way, or its answer.
 enum Entry {
     Running { body: [u8; 32] },
-    Done { body: [u8; 32], at: Instant, status: StatusCode, headers: header::HeaderMap, bytes: Bytes },
+    Done { body: [u8; 32], status: StatusCode, headers: header::HeaderMap, bytes: Bytes },
 }
 
 impl Entry {
@@ -69,7 +68,8 @@ impl Entry {
     }
 }
 
-/// The answers by request id, with the order they were kept in (oldest first) and their size.
+/// The answers by request id, with the order they were kept in (oldest first: one item per
+/// `Done` entry, since an answer is kept once per key until it is forgotten) and their size.
 #[derive(Default)]
 struct Kept {
     entries: HashMap<String, Entry>,
@@ -79,21 +79,19 @@ struct Kept {
 }
 
 impl Kept {
-    /// Forgets the oldest answer, if it is still the one kept under its key.
+    /// Forgets the oldest answer.
     fn forget_oldest(&mut self) {
-        let Some((key, at)) = self.answers.pop_front() else { return };
-        if let Some(Entry::Done { at: kept, bytes, .. }) = self.entries.get(&key)
-            && *kept == at
-        {
+        let Some((key, _)) = self.answers.pop_front() else { return };
+        if let Some(Entry::Done { bytes, .. }) = self.entries.get(&key) {
             self.bytes -= bytes.len();
             self.entries.remove(&key);
         }
     }
 
-    /// Forgets answers older than `bounds.keep`, then the oldest while over the bounds.
+    /// Forgets answers older than [`KEEP`], then the oldest while over the bounds.
     fn trim(&mut self, now: Instant, bounds: &Bounds) {
         while let Some((_, at)) = self.answers.front() {
-            let expired = now.duration_since(*at) >= bounds.keep;
+            let expired = now.duration_since(*at) >= KEEP;
             if !expired && self.answers.len() <= bounds.answers && self.bytes <= bounds.bytes {
                 break;
             }
@@ -230,7 +228,7 @@ impl Replies {
         let at = Instant::now();
         kept.bytes += bytes.len();
         kept.answers.push_back((key.to_string(), at));
-        kept.entries.insert(key.to_string(), Entry::Done { body, at, status, headers, bytes });
+        kept.entries.insert(key.to_string(), Entry::Done { body, status, headers, bytes });
         kept.trim(at, &self.bounds);
     }
 }
@@ -240,7 +238,7 @@ mod tests {
     use super::*;
 
     fn bounds(answers: usize, bytes: usize, running: usize) -> Bounds {
-        Bounds { keep: KEEP, answers, bytes, running }
+        Bounds { answers, bytes, running }
     }
 
     fn answered(replies: &Replies, key: &str, bytes: &'static [u8]) {

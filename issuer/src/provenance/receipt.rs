@@ -66,12 +66,14 @@ pub fn receipts(
         .key_id(kid.as_bytes().to_vec())
         .value(VDS, Value::Integer(RFC9162_SHA256.into()))
         .build();
-    let Some(signed) = leaves.first().map(|_| {
-        CoseSign1Builder::new().protected(protected.clone()).try_create_detached_signature(root, b"", es384(key))
-    }) else {
+    if leaves.is_empty() {
         return Ok(Vec::new());
-    };
-    let signature = signed?.build().signature;
+    }
+    let signature = CoseSign1Builder::new()
+        .protected(protected.clone())
+        .try_create_detached_signature(root, b"", es384(key))?
+        .build()
+        .signature;
     let mut made = Vec::with_capacity(leaves.len());
     for (index, path) in leaves {
         let unprotected = HeaderBuilder::new().value(VDP, inclusion(size, *index, path)?).build();
