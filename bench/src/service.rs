@@ -92,14 +92,22 @@ fn serve(twi: &Path, dir: &Path, state: &str, database: Option<&str>) -> Result<
 struct Refusals(Mutex<BTreeMap<String, u64>>);
 
 impl Refusals {
-    fn count(&self, step: &str, reason: &str) {
-        let reason = reason.lines().next().unwrap_or_default();
-        let mut map = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *map.entry(format!("{step}: {reason}")).or_default() += 1;
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, u64>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn total(&self) -> u64 {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).values().sum()
+    fn count(&self, step: &str, reason: &str) {
+        let reason = reason.lines().next().unwrap_or_default();
+        *self.lock().entry(format!("{step}: {reason}")).or_default() += 1;
+    }
+
+    /// Says each reason and how often, and returns how many there were.
+    fn report(&self) -> u64 {
+        let reasons = self.lock();
+        for (reason, n) in reasons.iter() {
+            say!("  refused {n}x: {reason}");
+        }
+        reasons.values().sum()
     }
 }
 
@@ -171,10 +179,7 @@ fn service_run(servers: &[&Serving], dir: &Path) -> Result<Run> {
     let elapsed = start.elapsed().as_secs_f64();
     let mut latencies: Vec<f64> = outcomes.into_iter().collect::<Result<Vec<_>>>()?.concat();
     latencies.sort_by(f64::total_cmp);
-    for (reason, n) in refused.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter() {
-        say!("  refused {n}x: {reason}");
-    }
-    Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.total() })
+    Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.report() })
 }
 
 /// The service's counters (`GET /metrics`) this benchmark reads.
