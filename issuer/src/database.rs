@@ -81,19 +81,14 @@ impl Postgres {
         }
         let mut db = Self { clients: Vec::new(), next: AtomicUsize::new(0), config, tls, shown };
         // The first connection now, so that a wrong URL or an unreachable server is said at start.
-        let first = db.open().map_err(|e| match e {
-            DatabaseError::Query { url, what } | DatabaseError::Connect { url, what } => {
-                DatabaseError::Connect { url, what }
-            }
-        })?;
-        db.clients = (0..CONNECTIONS).map(|_| Mutex::new(None)).collect();
-        db.clients[0] = Mutex::new(Some(first));
+        let first = db.open().map_err(|what| DatabaseError::Connect { url: db.shown.clone(), what })?;
+        let slots = std::iter::once(Some(first)).chain(std::iter::repeat_with(|| None));
+        db.clients = slots.take(CONNECTIONS).map(Mutex::new).collect();
         Ok(db)
     }
 
-    /// A new connection, opened on a thread outside any tokio runtime.
-    fn open(&self) -> Result<Client, DatabaseError> {
-        let fail = |what: String| DatabaseError::Query { url: self.shown.clone(), what };
+    /// A new connection, opened on a thread outside any tokio runtime; or why not.
+    fn open(&self) -> Result<Client, String> {
         let (config, tls) = (&self.config, self.tls.clone());
         std::thread::scope(|s| {
             s.spawn(move || match tls {
@@ -102,8 +97,8 @@ impl Postgres {
             })
             .join()
         })
-        .map_err(|_| fail("the client panicked".into()))?
-        .map_err(|e| fail(describe(&e)))
+        .map_err(|_| "the client panicked".to_string())?
+        .map_err(|e| describe(&e))
     }
 
     /// The URL as messages show it (no password).
@@ -129,21 +124,20 @@ impl Postgres {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, E> + Send,
     ) -> Result<T, E> {
+        let query = |what: String| DatabaseError::Query { url: self.shown.clone(), what };
         let mut slot = self.take();
-        if slot.as_ref().is_none_or(Client::is_closed) {
-            if let Some(closed) = slot.take() {
-                let _ = std::thread::spawn(move || drop(closed)).join();
-            }
-            *slot = Some(self.open()?);
-        }
-        let Some(client) = slot.as_mut() else {
-            return Err(DatabaseError::Query { url: self.shown.clone(), what: "no connection".into() }.into());
-        };
-        let result = std::thread::scope(|s| s.spawn(|| f(client)).join())
-            .map_err(|_| DatabaseError::Query { url: self.shown.clone(), what: "the client panicked".into() })?;
         if slot.as_ref().is_some_and(Client::is_closed) {
-            let broken = slot.take();
-            let _ = std::thread::spawn(move || drop(broken)).join();
+            close(slot.take());
+        }
+        let client = match slot.take() {
+            Some(client) => client,
+            None => self.open().map_err(query)?,
+        };
+        let client = slot.insert(client);
+        let result =
+            std::thread::scope(|s| s.spawn(|| f(client)).join()).map_err(|_| query("the client panicked".into()))?;
+        if slot.as_ref().is_some_and(Client::is_closed) {
+            close(slot.take());
         }
         result
     }
@@ -167,15 +161,16 @@ impl Postgres {
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        // The clients' runtimes must not be dropped inside the service's runtime either.
-        let clients: Vec<Client> = self
-            .clients
-            .iter_mut()
-            .filter_map(|c| c.get_mut().unwrap_or_else(PoisonError::into_inner).take())
-            .collect();
-        if !clients.is_empty() {
-            let _ = std::thread::spawn(move || drop(clients)).join();
-        }
+        close(self.clients.iter_mut().filter_map(|c| c.get_mut().unwrap_or_else(PoisonError::into_inner).take()));
+    }
+}
+
+/// Drops `clients` on a thread of their own: a client's runtime must not be dropped inside the
+/// service's runtime.
+fn close(clients: impl IntoIterator<Item = Client>) {
+    let clients: Vec<Client> = clients.into_iter().collect();
+    if !clients.is_empty() {
+        let _ = std::thread::spawn(move || drop(clients)).join();
     }
 }
 
