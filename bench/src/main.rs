@@ -20,6 +20,7 @@ macro_rules! say {
 }
 
 mod boot;
+mod cpu;
 mod frames;
 mod guest;
 mod issue;

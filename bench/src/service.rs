@@ -25,6 +25,7 @@ use twi_issuer::policy::Mechanism;
 use twi_proto::msg::{CredentialKind, Initiate, Platform};
 use twi_sim::snp::SimPsp;
 
+use crate::cpu;
 use crate::issue::{LAUNCH_DIGEST, TARGET, Workload, openssl_speed_multi, policy_text};
 use crate::stats::{Samples, figure, section};
 
@@ -142,6 +143,57 @@ fn client(url: &str, ca: PathBuf, chip: &Path, stop: &AtomicBool, refused: &Refu
     Ok(latencies)
 }
 
+/// Who spent processor time in a run, in the order [`Usage::NAMES`] says.
+const USAGE_KINDS: usize = 4;
+
+/// Processor time by who spent it: the `twi serve` processes, the database server (its
+/// backends included), the clients (this benchmark's threads), and what the machine left idle.
+#[derive(Clone, Copy, Default)]
+struct Usage([f64; USAGE_KINDS]);
+
+impl Usage {
+    const NAMES: [&str; USAGE_KINDS] = ["twi serve", "PostgreSQL", "clients", "idle"];
+
+    /// The seconds each has spent so far; `database` is the server's main process.
+    fn now(servers: &[&Serving], database: Option<u32>) -> Self {
+        Self([
+            servers.iter().map(|s| cpu::tree_seconds(s.child.id())).sum(),
+            database.map_or(0.0, cpu::tree_seconds),
+            cpu::own_seconds(),
+            cpu::idle_seconds(),
+        ])
+    }
+
+    /// Milliseconds per credential between `before` and now.
+    fn per_credential(&self, before: &Self, credentials: usize) -> Self {
+        Self(std::array::from_fn(|i| (self.0[i] - before.0[i]) * 1e3 / credentials.max(1) as f64))
+    }
+}
+
+/// [`Usage`] per credential over several runs.
+#[derive(Default)]
+struct UsageSamples([Samples; USAGE_KINDS]);
+
+impl UsageSamples {
+    fn push(&mut self, usage: Usage) {
+        for (samples, value) in self.0.iter_mut().zip(usage.0) {
+            samples.push(value);
+        }
+    }
+
+    /// One figure per kind that was measured, beside `reference`'s if there is one.
+    fn print(&self, label: &str, reference: Option<(&str, &Self)>) {
+        for (i, samples) in self.0.iter().enumerate() {
+            let theirs = reference.map(|(what, r)| (what, &r.0[i]));
+            let measured = |s: &Samples| s.median().is_some_and(|m| m > 0.0);
+            if measured(samples) || theirs.is_some_and(|(_, r)| measured(r)) {
+                let name = format!("  CPU per credential, {}, {label}", Usage::NAMES[i]);
+                figure(&name, "ms", samples, theirs);
+            }
+        }
+    }
+}
+
 /// What one run measured.
 struct Run {
     /// Credentials per second delivered.
@@ -149,6 +201,8 @@ struct Run {
     /// Each credential's milliseconds, sorted.
     latencies: Vec<f64>,
     refused: u64,
+    /// Processor milliseconds per credential.
+    usage: Usage,
 }
 
 impl Run {
@@ -160,10 +214,12 @@ impl Run {
 }
 
 /// The credentials `servers` delivered to [`CLIENTS`] clients (spread over them in turn) over
-/// [`RUN`], and the requests refused or failed.
-fn service_run(servers: &[&Serving], dir: &Path) -> Result<Run> {
+/// [`RUN`], the requests refused or failed, and where the processor time went (`database` is
+/// the database server's main process, if the servers share one).
+fn service_run(servers: &[&Serving], dir: &Path, database: Option<u32>) -> Result<Run> {
     let (stop, refused) = (AtomicBool::new(false), Refusals::default());
     let chip = dir.join("chips/sim-snp");
+    let used = Usage::now(servers, database);
     let start = Instant::now();
     let outcomes: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
         let clients: Vec<_> = servers
@@ -177,9 +233,11 @@ fn service_run(servers: &[&Serving], dir: &Path) -> Result<Run> {
         clients.into_iter().map(|c| c.join().unwrap_or_else(|_| Err(anyhow!("a client panicked")))).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
+    let usage = Usage::now(servers, database);
     let mut latencies: Vec<f64> = outcomes.into_iter().collect::<Result<Vec<_>>>()?.concat();
     latencies.sort_by(f64::total_cmp);
-    Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.report() })
+    let usage = usage.per_credential(&used, latencies.len());
+    Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.report(), usage })
 }
 
 /// The service's counters (`GET /metrics`) this benchmark reads.
@@ -223,9 +281,11 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     let (mut rate, mut bound, mut failed) = (Samples::default(), Samples::default(), Samples::default());
     let (mut counted, mut p50, mut p99) = (Samples::default(), Samples::default(), Samples::default());
     let (mut per_credential, mut per_head) = (Samples::default(), Samples::default());
+    let mut usage = UsageSamples::default();
     for _ in 0..runs {
         let before = Counters::read(&operator)?;
-        let run = service_run(&[&serving], dir.path())?;
+        let run = service_run(&[&serving], dir.path(), None)?;
+        usage.push(run.usage);
         let made = Counters::read(&operator)?.since(&before);
         let n = made.signatures as f64 / made.certificates.max(1) as f64;
         per_credential.push(n);
@@ -247,6 +307,7 @@ pub fn service(twi: &Path, runs: usize) -> Result<()> {
     figure("latency p50, challenge to credential", "ms", &p50, None);
     figure("latency p99, challenge to credential", "ms", &p99, Some(("p50", &p50)));
     figure("requests refused or failed per run", "", &failed, None);
+    usage.print("SQLite", None);
     Ok(())
 }
 
@@ -273,10 +334,13 @@ pub fn replicas(twi: &Path, runs: usize) -> Result<()> {
     let second = serve(twi, dir.path(), "state-pg", Some(&cluster.url()))?;
     let (mut lite, mut pg, mut lite_p99, mut pg_p99) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default());
-    let mut refused = Samples::default();
+    let (mut refused, mut lite_usage, mut pg_usage) =
+        (Samples::default(), UsageSamples::default(), UsageSamples::default());
     for _ in 0..runs {
-        let one = service_run(&[&sqlite], dir.path())?;
-        let two = service_run(&[&first, &second], dir.path())?;
+        let one = service_run(&[&sqlite], dir.path(), None)?;
+        let two = service_run(&[&first, &second], dir.path(), cluster.server_pid())?;
+        lite_usage.push(one.usage);
+        pg_usage.push(two.usage);
         lite.push(one.rate);
         lite_p99.push(one.percentile(0.99));
         pg.push(two.rate);
@@ -286,5 +350,6 @@ pub fn replicas(twi: &Path, runs: usize) -> Result<()> {
     figure("credentials per second, 2 replicas on PostgreSQL", "/s", &pg, Some(("one process on SQLite", &lite)));
     figure("latency p99, 2 replicas on PostgreSQL", "ms", &pg_p99, Some(("one process on SQLite", &lite_p99)));
     figure("requests refused or failed per run (both)", "", &refused, None);
+    pg_usage.print("2 replicas", Some(("one on SQLite", &lite_usage)));
     Ok(())
 }

@@ -154,6 +154,13 @@ impl Cluster {
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
+
+    /// The server's main process (the first line of `postmaster.pid`), whose backends are
+    /// its children.
+    pub fn server_pid(&self) -> Option<u32> {
+        let pid = std::fs::read_to_string(self.dir.path().join("data/postmaster.pid")).ok()?;
+        pid.lines().next()?.trim().parse().ok()
+    }
 }
 
 /// The TLS files of a [`Cluster::start_tls`] cluster.
