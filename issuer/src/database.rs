@@ -6,9 +6,11 @@
 //! every role keeps its state as before: the log in `provenance.sqlite`, nonces and epochs in
 //! memory.
 //!
-//! The blocking `postgres::Client` drives a tokio runtime of its own, which panics inside the
-//! service's runtime; [`Postgres::run`] therefore runs every call on a scoped thread outside it
-//! (an issuance costs milliseconds; a thread costs microseconds).
+//! The blocking `postgres::Client` drives a tokio runtime of its own, which panics where a
+//! runtime is entered: [`Postgres::run`] leaves the service's runtime for the call
+//! ([`blocking`]). The service calls from its blocking pool, where nothing is entered and the
+//! call runs as it is; a scoped thread per call (what this did before) cost an issuance
+//! about 1 ms of processor time in thread creation (`bench/run replicas`).
 //!
 //! A replica keeps up to [`CONNECTIONS`] connections, each used by one call at a time; a call
 //! takes a free one, or waits for one. A connection found closed (the server restarted, a
@@ -87,15 +89,12 @@ impl Postgres {
         Ok(db)
     }
 
-    /// A new connection, opened on a thread outside any tokio runtime; or why not.
+    /// A new connection, opened outside any tokio runtime ([`blocking`]); or why not.
     fn open(&self) -> Result<Client, String> {
         let (config, tls) = (&self.config, self.tls.clone());
-        std::thread::scope(|s| {
-            s.spawn(move || match tls {
-                Some(tls) => config.connect(tls),
-                None => config.connect(NoTls),
-            })
-            .join()
+        blocking(move || match tls {
+            Some(tls) => config.connect(tls),
+            None => config.connect(NoTls),
         })
         .map_err(|_| "the client panicked".to_string())?
         .map_err(|e| describe(&e))
@@ -118,8 +117,8 @@ impl Postgres {
         self.clients[turn].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Runs `f` on a connection, on a thread outside any tokio runtime; a connection that is
-    /// closed is opened again first, and one that broke during `f` is dropped.
+    /// Runs `f` on a connection, outside any tokio runtime ([`blocking`]); a connection that
+    /// is closed is opened again first, and one that broke during `f` is dropped.
     pub(crate) fn run<T: Send, E: Send + From<DatabaseError>>(
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, E> + Send,
@@ -134,8 +133,7 @@ impl Postgres {
             None => self.open().map_err(query)?,
         };
         let client = slot.insert(client);
-        let result =
-            std::thread::scope(|s| s.spawn(|| f(client)).join()).map_err(|_| query("the client panicked".into()))?;
+        let result = blocking(|| f(client)).map_err(|_| query("the client panicked".into()))?;
         if slot.as_ref().is_some_and(Client::is_closed) {
             close(slot.take());
         }
@@ -162,6 +160,18 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         close(self.clients.iter_mut().filter_map(|c| c.get_mut().unwrap_or_else(PoisonError::into_inner).take()));
+    }
+}
+
+/// Runs `f`, which may drive a runtime of its own, where that is allowed: on this thread when
+/// no runtime is entered here (a blocking-pool thread, a plain thread) or when it is a worker
+/// of a multi-threaded runtime, which `block_in_place` leaves for the call; on a scoped thread
+/// under a current-thread runtime, where leaving is impossible. A panic in `f` is its `Err`.
+fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> std::thread::Result<T> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::CurrentThread) => std::thread::scope(|s| s.spawn(f).join()),
+        _ => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| tokio::task::block_in_place(f))),
     }
 }
 
@@ -281,5 +291,43 @@ mod tests {
         assert!(Postgres::connect("host=/nonexistent user=twi").unwrap_err().to_string().contains("/nonexistent"));
         let e = Postgres::connect("host=/run/postgresql user=twi sslrootcert=/ca.pem").unwrap_err().to_string();
         assert!(e.contains("TLS on TCP only"), "{e}");
+    }
+
+    /// What the blocking client does on every call: drive a runtime of its own. Nested in an
+    /// entered runtime this panics ("Cannot start a runtime from within a runtime").
+    fn own_runtime() -> std::thread::ThreadId {
+        let own = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        own.block_on(async { std::thread::current().id() })
+    }
+
+    fn multi_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap()
+    }
+
+    #[test]
+    fn blocking_calls_run_where_a_runtime_of_their_own_is_allowed() {
+        let here = std::thread::current().id();
+        assert_eq!(blocking(own_runtime).unwrap(), here, "no runtime: on this thread");
+        let service = multi_thread();
+        // The service's blocking pool (where issuances run): on that thread, no new one.
+        let pooled = service.block_on(async {
+            tokio::task::spawn_blocking(|| (std::thread::current().id(), blocking(own_runtime).unwrap())).await
+        });
+        let (pool_thread, ran_on) = pooled.unwrap();
+        assert_eq!(ran_on, pool_thread);
+        // A worker of the service's runtime, and its block_on: leaves the runtime for the call.
+        let worker = service.block_on(async { tokio::spawn(async { blocking(own_runtime).unwrap() }).await });
+        assert!(worker.is_ok());
+        assert!(service.block_on(async { blocking(own_runtime) }).is_ok());
+        // A current-thread runtime cannot be left: a thread of its own.
+        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert_ne!(single.block_on(async { blocking(own_runtime) }).unwrap(), here);
+    }
+
+    #[test]
+    fn a_blocking_call_that_panics_is_an_error() {
+        assert!(blocking(|| panic!("a client panicked")).is_err());
+        let single = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        assert!(single.block_on(async { blocking(|| -> () { panic!("on its own thread") }) }).is_err());
     }
 }
