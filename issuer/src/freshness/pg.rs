@@ -9,6 +9,7 @@ use std::time::SystemTime;
 
 use p384::ecdsa::signature::Verifier;
 use p384::ecdsa::{Signature, VerifyingKey};
+use postgres::types::Type;
 
 use super::{FreshnessError, NONCE_LEN, NonceScope, SignedEpoch};
 use crate::database::{Postgres, unix_ms as ms};
@@ -64,16 +65,22 @@ impl SharedFreshness {
         // One call: drop the expired, count the outstanding (the partial index), insert.
         let outstanding = pg
             .run(|client| {
-                client.execute("DELETE FROM nonces WHERE expires_ms <= $1", &[&ms(now)]).map_err(|e| pg.error(&e))?;
+                let expired = "DELETE FROM nonces WHERE expires_ms <= $1";
+                client.execute_typed(expired, &[(&ms(now), Type::INT8)]).map_err(|e| pg.error(&e))?;
                 let row = client
-                    .query_one("SELECT COUNT(*) FROM nonces WHERE NOT redeemed", &[])
+                    .query_typed_one("SELECT COUNT(*) FROM nonces WHERE NOT redeemed", &[])
                     .map_err(|e| pg.error(&e))?;
                 let outstanding = usize::try_from(row.get::<_, i64>(0)).unwrap_or(usize::MAX);
                 if outstanding < max {
                     client
-                        .execute(
+                        .execute_typed(
                             "INSERT INTO nonces (nonce, expires_ms, workload, target) VALUES ($1, $2, $3, $4)",
-                            &[&nonce.as_slice(), &ms(expires), &scope.workload, &scope.target],
+                            &[
+                                (&nonce.as_slice(), Type::BYTEA),
+                                (&ms(expires), Type::INT8),
+                                (&scope.workload, Type::TEXT),
+                                (&scope.target, Type::TEXT),
+                            ],
                         )
                         .map_err(|e| pg.error(&e))?;
                 }
@@ -92,10 +99,10 @@ impl SharedFreshness {
         let found = pg
             .run(|client| {
                 let row = client
-                    .query_opt(
+                    .query_typed_opt(
                         "UPDATE nonces SET redeemed = TRUE WHERE nonce = $1 AND NOT redeemed
                          RETURNING expires_ms, workload, target",
-                        &[&nonce],
+                        &[(&nonce, Type::BYTEA)],
                     )
                     .map_err(|e| pg.error(&e))?;
                 if let Some(row) = row {

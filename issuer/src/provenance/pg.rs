@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use p384::ecdsa::SigningKey;
 use postgres::GenericClient;
+use postgres::types::Type;
 
 use super::private::PrivateBinding;
 use super::{Appended, Hash, LogError, MerkleTree, SignedStatement, SignedTreeHead, leaf_hash};
@@ -74,21 +75,24 @@ pub(super) fn db(pg: &Postgres, e: &postgres::Error) -> LogError {
 /// Up to [`BATCH`] record rows from index `from` on.
 pub(super) fn rows_from(client: &mut impl GenericClient, pg: &Postgres, from: i64) -> Result<Vec<Row>, LogError> {
     let rows = client
-        .query("SELECT idx, record, leaf_hash FROM leaves WHERE idx >= $1 ORDER BY idx LIMIT $2", &[&from, &BATCH])
+        .query_typed(
+            "SELECT idx, record, leaf_hash FROM leaves WHERE idx >= $1 ORDER BY idx LIMIT $2",
+            &[(&from, Type::INT8), (&BATCH, Type::INT8)],
+        )
         .map_err(|e| db(pg, &e))?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
 }
 
 /// One past the largest stored index.
 pub(super) fn stored(client: &mut impl GenericClient, pg: &Postgres) -> Result<u64, LogError> {
-    let max: Option<i64> = client.query_one("SELECT MAX(idx) FROM leaves", &[]).map_err(|e| db(pg, &e))?.get(0);
+    let max: Option<i64> = client.query_typed_one("SELECT MAX(idx) FROM leaves", &[]).map_err(|e| db(pg, &e))?.get(0);
     Ok(max.and_then(|m| u64::try_from(m).ok()).map_or(0, |m| m + 1))
 }
 
 /// The head row of the largest size.
 pub(super) fn latest_head(client: &mut impl GenericClient, pg: &Postgres) -> Result<Option<HeadRow>, LogError> {
     let row = client
-        .query_opt("SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size DESC LIMIT 1", &[])
+        .query_typed_opt("SELECT size, timestamp_ms, root, signature FROM tree_heads ORDER BY size DESC LIMIT 1", &[])
         .map_err(|e| db(pg, &e))?;
     Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
 }
@@ -128,9 +132,9 @@ pub(super) fn private_binding(
 /// Inserts one private binding row (in the issuance's transaction).
 fn insert_private(client: &mut impl GenericClient, pg: &Postgres, row: &PrivateBinding) -> Result<(), LogError> {
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO private_bindings (credential_id, enc, sealed) VALUES ($1, $2, $3)",
-            &[&row.credential_id, &row.enc, &row.sealed],
+            &[(&row.credential_id, Type::TEXT), (&row.enc, Type::BYTEA), (&row.sealed, Type::BYTEA)],
         )
         .map_err(|e| db(pg, &e))?;
     Ok(())
@@ -146,9 +150,9 @@ pub(super) fn insert_leaf(
     hash: &Hash,
 ) -> Result<(), LogError> {
     let idx = i64::try_from(index).map_err(|_| LogError::OutOfRange { size: index, what: "an index".into() })?;
-    match client.execute(
+    match client.execute_typed(
         "INSERT INTO leaves (idx, credential_id, record, leaf_hash) VALUES ($1, $2, $3, $4)",
-        &[&idx, &id, &leaf, &hash.as_slice()],
+        &[(&idx, Type::INT8), (&id, Type::TEXT), (&leaf, Type::BYTEA), (&hash.as_slice(), Type::BYTEA)],
     ) {
         Ok(_) => Ok(()),
         Err(e) if is_unique_violation(&e) && constraint(&e) == Some("leaves_credential_id_key") => {
@@ -173,10 +177,15 @@ pub(super) fn insert_head(
     let size = i64::try_from(head.size).map_err(|_| range("size"))?;
     let timestamp_ms = i64::try_from(head.timestamp_ms).map_err(|_| range("timestamp"))?;
     client
-        .execute(
+        .execute_typed(
             "INSERT INTO tree_heads (size, timestamp_ms, root, signature) VALUES ($1, $2, $3, $4)
              ON CONFLICT (size) DO NOTHING",
-            &[&size, &timestamp_ms, &head.root.as_slice(), &head.signature.as_slice()],
+            &[
+                (&size, Type::INT8),
+                (&timestamp_ms, Type::INT8),
+                (&head.root.as_slice(), Type::BYTEA),
+                (&head.signature.as_slice(), Type::BYTEA),
+            ],
         )
         .map_err(|e| db(pg, &e))?;
     Ok(())
@@ -198,7 +207,7 @@ pub(super) struct Append<'a> {
 pub(super) fn append_signed(pg: &Postgres, a: Append<'_>) -> Result<(Vec<Appended>, SignedTreeHead), LogError> {
     pg.run(|client| {
         let mut tx = client.transaction().map_err(|e| db(pg, &e))?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK]).map_err(|e| db(pg, &e))?;
+        tx.execute_typed("SELECT pg_advisory_xact_lock($1)", &[(&APPEND_LOCK, Type::INT8)]).map_err(|e| db(pg, &e))?;
         catch_up(&mut tx, pg, a.tree, a.path, &mut |_, _| {})?;
         let latest = latest_head(&mut tx, pg)?.map(|row| super::checks::head_of(a.path, row)).transpose()?;
         super::checks::covered(a.tree, latest.as_ref(), a.path)?;
