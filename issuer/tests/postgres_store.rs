@@ -12,7 +12,7 @@ use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
 use twi_issuer::database::Postgres;
 use twi_issuer::freshness::{
-    Clock, EpochPublisher, FreshnessError, NonceScope, NonceStore, SharedFreshness, SystemClock,
+    Clock, EpochPublisher, FreshnessError, ManualClock, NonceScope, NonceStore, SharedFreshness, SystemClock,
 };
 use twi_issuer::provenance::{ProvenanceLog, ProvenanceRecord, SignedStatement, VerifierDecision, audit};
 use twi_testkit::postgres::{Cluster, ClusterTls};
@@ -133,6 +133,33 @@ fn a_nonce_from_one_replica_is_redeemed_once_at_another() {
     two.issue(NonceScope::default()).unwrap();
     one.issue(NonceScope::default()).unwrap();
     assert_eq!(two.issue(NonceScope::default()), Err(FreshnessError::TooManyOutstanding(3)));
+}
+
+/// The bound counts nonces neither redeemed nor expired; an issue drops the expired rows.
+#[test]
+fn expired_and_redeemed_nonces_leave_the_bound() {
+    let cluster = Cluster::start();
+    let clock = ManualClock::new(SystemTime::now());
+    let store = || {
+        let shared = SharedFreshness::open(connect(&cluster)).unwrap();
+        NonceStore::new(Duration::from_secs(60), 3, Arc::new(clock.clone())).shared(shared)
+    };
+    let (mut one, mut two) = (store(), store());
+    let first = one.issue(NonceScope::default()).unwrap();
+    two.issue(NonceScope::default()).unwrap();
+    one.issue(NonceScope::default()).unwrap();
+    assert_eq!(two.issue(NonceScope::default()), Err(FreshnessError::TooManyOutstanding(3)));
+    assert_eq!(two.redeem(&first), Ok(NonceScope::default()));
+    let last = two.issue(NonceScope::default()).unwrap();
+    assert_eq!(one.issue(NonceScope::default()), Err(FreshnessError::TooManyOutstanding(3)));
+    let kept = |cluster: &Cluster| {
+        String::from_utf8_lossy(&cluster.psql("SELECT COUNT(*) FROM nonces").stdout).trim().to_string()
+    };
+    assert_eq!(kept(&cluster), "4", "the redeemed one is kept until it expires (a replay is told apart)");
+    clock.advance(Duration::from_secs(61));
+    one.issue(NonceScope::default()).unwrap();
+    assert_eq!(kept(&cluster), "1", "the expired rows are dropped by the next issue");
+    assert_eq!(two.redeem(&last), Err(FreshnessError::UnknownNonce));
 }
 
 /// Two replicas with the same epoch key publish the same epoch, and accept each other's.
