@@ -8,7 +8,7 @@
 //! client received has its record there.
 //!
 //! Crash safety, on the embedded store and on PostgreSQL: the service is killed (SIGKILL) while
-//! clients issue through it, five times over, and restarted on the same state; the log it
+//! 1,000 clients have an issuance in flight, three times over, and restarted on the same state; the log it
 //! reopens holds whole issuances only (an X.509 record and its WIT record, adjacent, from one
 //! evidence), the audit accepts it, and every credential a client received is in it.
 
@@ -39,6 +39,13 @@ const MEASUREMENT_A: [u8; 48] = [0xAA; 48];
 const REPLICAS: usize = 3;
 const CLIENTS: usize = 4;
 const ISSUANCES: usize = 3;
+/// Issuances in flight when the service is killed (issue 14: "SIGKILL while 1000 concurrent
+/// issuances are in flight"): as many clients, each with its own connection.
+const IN_FLIGHT: usize = 1000;
+/// What the service needs to hold [`IN_FLIGHT`] clients of one address at once: connections
+/// beyond them, and a challenge rate the one loopback address does not exhaust.
+const MANY_CLIENTS: [&str; 6] =
+    ["--max-connections", "1100", "--challenge-rate", "100000", "--challenge-burst", "100000"];
 
 fn path(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -525,7 +532,8 @@ fn assert_whole_issuances(log: &ProvenanceLog, received: &[String], audit: &[&st
     }
 }
 
-/// Clients issue through `url` until `stop`; the serials delivered.
+/// A client issues through `url` until `stop`: the serials delivered, or why it was refused
+/// before `stop` (the service was not killed yet).
 fn issue_until(
     url: &str,
     state: &Path,
@@ -533,7 +541,7 @@ fn issue_until(
     rp_id: &str,
     stop: &AtomicBool,
     done: &AtomicUsize,
-) -> Vec<String> {
+) -> Result<Vec<String>, String> {
     let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
     let client = RemoteIssuer::new(url, &tls).unwrap();
     let mut delivered = Vec::new();
@@ -543,19 +551,22 @@ fn issue_until(
                 delivered.push(serial);
                 done.fetch_add(1, Ordering::SeqCst);
             }
+            Err(e) if !stop.load(Ordering::SeqCst) => return Err(e),
             // Killed under us: the retries gave up; what it logged is checked at the end.
             Err(_) => break,
         }
     }
-    delivered
+    Ok(delivered)
 }
 
-/// Five rounds of: start `twi serve ARGS`, let CLIENTS issue through it, SIGKILL it once a few
-/// issuances went through (others in flight). The serials delivered over all rounds.
+/// Three rounds of: start `twi serve ARGS`, let [`IN_FLIGHT`] clients issue through it, SIGKILL
+/// it once as many issuances went through (every client then has one in flight). The serials
+/// delivered over all rounds.
 fn kill_while_issuing(args: &[&str], state: &Path, chip: &Path) -> Vec<String> {
     let mut received = Vec::new();
-    for round in 0..5 {
-        let served = Served::start(TWI, args);
+    let args = [args, MANY_CLIENTS.as_slice()].concat();
+    for round in 0..3 {
+        let served = Served::start(TWI, &args);
         let tls = ClientTls { ca: Some(state.join("issuer/issuer-ca.pem")), client: None };
         let rp_id = RemoteIssuer::new(&served.url, &tls)
             .unwrap()
@@ -566,22 +577,25 @@ fn kill_while_issuing(args: &[&str], state: &Path, chip: &Path) -> Vec<String> {
             .subject()
             .to_string();
         let (stop, done, url) = (AtomicBool::new(false), AtomicUsize::new(0), served.url.clone());
-        let delivered: Vec<String> = std::thread::scope(|s| {
+        let delivered: Vec<Result<Vec<String>, String>> = std::thread::scope(|s| {
             let workers: Vec<_> =
-                (0..CLIENTS).map(|_| s.spawn(|| issue_until(&url, state, chip, &rp_id, &stop, &done))).collect();
-            let deadline = Instant::now() + Duration::from_secs(120);
-            while done.load(Ordering::SeqCst) < CLIENTS && Instant::now() < deadline {
+                (0..IN_FLIGHT).map(|_| s.spawn(|| issue_until(&url, state, chip, &rp_id, &stop, &done))).collect();
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while done.load(Ordering::SeqCst) < IN_FLIGHT && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            assert!(done.load(Ordering::SeqCst) >= CLIENTS, "no issuance went through in 120 s");
             // At a different point of the clients' next issuances each round.
             std::thread::sleep(Duration::from_millis(17 * round));
-            // SIGKILL (Child::kill) with the clients still issuing.
-            drop(served);
+            // SIGKILL (Child::kill) with the clients still issuing; from here a refusal is the kill.
             stop.store(true, Ordering::SeqCst);
-            workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+            drop(served);
+            workers.into_iter().map(|w| w.join().unwrap()).collect()
         });
-        received.extend(delivered);
+        let went = done.load(Ordering::SeqCst);
+        assert!(went >= IN_FLIGHT, "round {round}: {went} issuances of {IN_FLIGHT} went through before the kill");
+        for client in delivered {
+            received.extend(client.unwrap_or_else(|e| panic!("round {round}: refused before the kill: {e}")));
+        }
     }
     received
 }
