@@ -19,7 +19,7 @@ fn tick() -> f64 {
 /// (state) is the first.
 fn stat_fields(pid: u32) -> Option<Vec<u64>> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &text[text.rfind(')')? + 2..];
+    let rest = text.get(text.rfind(')')? + 2..)?;
     // The state is a letter; number it 0 so the indices stay the man page's minus 3.
     Some(rest.split_whitespace().map(|f| f.parse().unwrap_or(0)).collect())
 }
