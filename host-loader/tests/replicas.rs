@@ -807,40 +807,15 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     use twi_issuer::KeyStoreCaPeer;
     let dir = tempfile::tempdir().unwrap();
     let cluster = Cluster::start();
-    let (_, chips, policy) = layout(dir.path());
-    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
     let url = cluster.url();
-    let states = ["ca", "verifier", "log", "key-store"].map(|r| dir.path().join(r));
-    let [ca_state, verifier_state, log_state, key_store_state] = &states;
-    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
-    let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
-    // Every process serves a certificate under the operators' CA, the one --peer-ca names.
-    let tls: Vec<Vec<String>> = ["ca", "verifier", "log", "key-store"]
-        .iter()
-        .map(|name| {
-            let (cert, key) = roles.server(dir.path(), name);
-            vec!["--tls-cert".to_string(), path(&cert).to_string(), "--tls-key".into(), path(&key).into()]
-        })
-        .collect();
-    let tls: Vec<Vec<&str>> = tls.iter().map(|t| t.iter().map(String::as_str).collect()).collect();
-    let served = |state: &Path, roles_named: &str, more: &[&str]| {
-        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
-        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
-    };
-    let common = ["--simulated-tee", path(&chips), "--database", url.as_str()];
-    let issuer_ca_arg = ["--issuer-ca", path(&issuer_ca)];
-    let verifier = served(verifier_state, "verifier", &[&common[..], &issuer_ca_arg[..], &tls[1][..]].concat());
-    let log = served(log_state, "log", &[&issuer_ca_arg[..], &tls[2][..]].concat());
-    let role =
-        ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key), "--peer-ca", path(&roles.ca)];
+    let split = SplitRoles::new(dir.path(), Some(&url));
+    let (roles, chips) = (&split.roles, &split.chips);
+    let [ca_state, verifier_state, log_state, key_store_state] = &split.states;
+    let (common, role, tls) = (split.common(), split.role(), split.tls());
+    let (verifier, log, ca) = split.verifier_log_ca();
     let to_verifier = ["--verifier-url", verifier.url.as_str()];
-    let ca = served(
-        ca_state,
-        "ca",
-        &[&common[..], &role[..], &to_verifier[..], &["--log-url", &log.url], &tls[0][..]].concat(),
-    );
     let to_ca = ["--ca-url", ca.url.as_str()];
-    let key_store = served(
+    let key_store = split.serve(
         key_store_state,
         "key-store",
         &[&common[..], &role[..], &to_verifier[..], &to_ca[..], &tls[3][..]].concat(),
@@ -890,14 +865,15 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
         (key_store_state, &KEY_STORE_ONLY[..]),
     ]);
 
-    ca_endpoints_for_a_key_store_refuse(&ca.url, &roles, &released);
-    one_release_certificate_per_result(&ca.url, &verifier, &roles, &chip, &rp_id);
+    ca_endpoints_for_a_key_store_refuse(&ca.url, roles, &released);
+    one_release_certificate_per_result(&ca.url, &verifier, roles, &chip, &rp_id);
     // A process serving the Verifier and the Key Store (a copy of both states: the CA knows
     // its Verifier's key, it unwraps the credentials provisioned above) releases through the
     // CA process, which certifies and logs the release.
     let both_state = dir.path().join("verifier-key-store");
     copy_states(&[verifier_state, key_store_state], &both_state);
-    let both = served(&both_state, "verifier,key-store", &[&common[..], &role[..], &to_ca[..], &tls[3][..]].concat());
+    let both =
+        split.serve(&both_state, "verifier,key-store", &[&common[..], &role[..], &to_ca[..], &tls[3][..]].concat());
     let both = RemoteIssuer::new(&both.url, &anyone).unwrap();
     let (through_ca, key_release, _) = release(&chip, &both, &both, &rp_id).unwrap();
     assert_eq!(key_release.provisioned.public_key, provisioned.public_key, "the provisioned key is released");
@@ -907,7 +883,7 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     assert!(log_client.log_proof(&through_ca.credential.serial).is_ok(), "logged by the log process");
     // One process serving every role releases a certificate with the same extensions.
     let all_state = dir.path().join("all");
-    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
+    let all = split.serve(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(chips)]);
     let all_anchor = Some(all_state.join("issuer/issuer-ca.pem"));
     let all_client = RemoteIssuer::new(&all.url, &ClientTls { ca: all_anchor.clone(), client: None }).unwrap();
     let all_owner = ClientTls { ca: all_anchor, client: owner.client.clone() };
@@ -933,7 +909,7 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     }
     // A release the CA could not log leaves its result unmarked: the client's retries (the same
     // request, each run again after a 503) are answered 503 each time, not refused as a replay.
-    let unlogged = release_certify_request(&verifier, &roles, &chip, &rp_id);
+    let unlogged = release_certify_request(&verifier, roles, &chip, &rp_id);
     match KeyStoreCaPeer::release(&role_at_ca, &unlogged) {
         Err(twi_issuer::http::PeerError::Unavailable(reason)) => assert!(reason.contains("503"), "{reason}"),
         other => panic!("a release the CA could not log: {:?}", other.map(|c| c.wit_jti)),
@@ -942,6 +918,91 @@ fn a_key_store_process_has_its_keys_certified_by_a_ca_process() {
     drop(ca);
     let down = owner_at_key_store.provision(Platform::SimSnp, &MEASUREMENT).unwrap_err();
     assert!(down.contains("503") && down.contains("--ca-url"), "{down}");
+}
+
+/// Roles in processes of their own (issue 14 item 5), each with its own state (`states`: ca,
+/// verifier, log, key-store), over mutual TLS: every process serves a certificate under the
+/// operators' CA, the one `--peer-ca` names. With a `database`, the Verifier, the CA and the
+/// Key Store keep their nonces, certified results and credentials there; without, each in its
+/// own memory and state.
+struct SplitRoles {
+    roles: twi_testkit::tools::OperatorPki,
+    chips: PathBuf,
+    policy: PathBuf,
+    states: [PathBuf; 4],
+    /// `--tls-cert`/`--tls-key` of the ca, verifier, log and key-store processes.
+    tls: Vec<Vec<String>>,
+    database: Option<String>,
+}
+
+impl SplitRoles {
+    fn new(dir: &Path, database: Option<&str>) -> Self {
+        let (_, chips, policy) = layout(dir);
+        let roles = twi_testkit::tools::OperatorPki::new(dir, "roles");
+        let states = ["ca", "verifier", "log", "key-store"].map(|r| dir.join(r));
+        twi_issuer::IssuerCa::load_or_create(&states[0].join("issuer"), "example.org").unwrap();
+        let tls = ["ca", "verifier", "log", "key-store"]
+            .iter()
+            .map(|name| {
+                let (cert, key) = roles.server(dir, name);
+                vec!["--tls-cert".to_string(), path(&cert).to_string(), "--tls-key".into(), path(&key).into()]
+            })
+            .collect();
+        Self { roles, chips, policy, states, tls, database: database.map(str::to_string) }
+    }
+
+    /// `twi serve --roles ROLES_NAMED` on `state`, with the policy, the operators' CA and `more`.
+    fn serve(&self, state: &Path, roles_named: &str, more: &[&str]) -> Served {
+        let base = ["--policy", path(&self.policy), "--operator-ca", path(&self.roles.ca), "--state", path(state)];
+        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
+    }
+
+    /// The simulated chips, and the database if there is one.
+    fn common(&self) -> Vec<&str> {
+        let database = self.database.iter().flat_map(|url| ["--database", url.as_str()]);
+        ["--simulated-tee", path(&self.chips)].into_iter().chain(database).collect()
+    }
+
+    /// A role's client certificate for calling the others, and the CA their certificates are under.
+    fn role(&self) -> [&str; 6] {
+        let pki = &self.roles;
+        ["--role-cert", path(&pki.client_cert), "--role-key", path(&pki.client_key), "--peer-ca", path(&pki.ca)]
+    }
+
+    fn tls(&self) -> Vec<Vec<&str>> {
+        self.tls.iter().map(|t| t.iter().map(String::as_str).collect()).collect()
+    }
+
+    /// The Verifier, the log and the CA (calling the other two), each in its own process.
+    fn verifier_log_ca(&self) -> (Served, Served, Served) {
+        let [ca_state, verifier_state, log_state, _] = &self.states;
+        let (common, role, tls) = (self.common(), self.role(), self.tls());
+        let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
+        let issuer_ca_arg = ["--issuer-ca", path(&issuer_ca)];
+        let verifier = self.serve(verifier_state, "verifier", &[&common[..], &issuer_ca_arg[..], &tls[1][..]].concat());
+        let log = self.serve(log_state, "log", &[&issuer_ca_arg[..], &tls[2][..]].concat());
+        let to_verifier = ["--verifier-url", verifier.url.as_str()];
+        let to_log = ["--log-url", log.url.as_str()];
+        let ca =
+            self.serve(ca_state, "ca", &[&common[..], &role[..], &to_verifier[..], &to_log[..], &tls[0][..]].concat());
+        (verifier, log, ca)
+    }
+}
+
+/// Without a database (one process serving the Verifier, the CA and the log: a CA process of
+/// its own needs one, its Verifier's results are redeemed there), the CA keeps the results it
+/// certified a release on in its own memory: a Key Store's release request is certified once
+/// per Verifier result all the same, through the same endpoint a Key Store process calls.
+#[test]
+fn without_a_database_the_ca_certifies_one_release_per_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let split = SplitRoles::new(dir.path(), None);
+    let (common, tls) = (split.common(), split.tls());
+    let one = split.serve(&split.states[0], "verifier,ca,log", &[&common[..], &tls[0][..]].concat());
+    let anyone = ClientTls { ca: Some(split.roles.ca.clone()), client: None };
+    let client = RemoteIssuer::new(&one.url, &anyone).unwrap();
+    let rp_id = client.ca_certificate().unwrap().1.tbs_certificate().subject().to_string();
+    one_release_certificate_per_result(&one.url, &client, &split.roles, &split.chips.join("sim-snp"), &rp_id);
 }
 
 /// Copies the key files and state of each of `states` into `to` (a process serving their roles
