@@ -219,7 +219,7 @@ impl Run {
 fn service_run(servers: &[&Serving], dir: &Path, database: Option<u32>) -> Result<Run> {
     let (stop, refused) = (AtomicBool::new(false), Refusals::default());
     let chip = dir.join("chips/sim-snp");
-    let used = Usage::now(servers, database);
+    let before = Usage::now(servers, database);
     let start = Instant::now();
     let outcomes: Vec<Result<Vec<f64>>> = std::thread::scope(|s| {
         let clients: Vec<_> = servers
@@ -233,10 +233,10 @@ fn service_run(servers: &[&Serving], dir: &Path, database: Option<u32>) -> Resul
         clients.into_iter().map(|c| c.join().unwrap_or_else(|_| Err(anyhow!("a client panicked")))).collect()
     });
     let elapsed = start.elapsed().as_secs_f64();
-    let usage = Usage::now(servers, database);
+    let after = Usage::now(servers, database);
     let mut latencies: Vec<f64> = outcomes.into_iter().collect::<Result<Vec<_>>>()?.concat();
     latencies.sort_by(f64::total_cmp);
-    let usage = usage.per_credential(&used, latencies.len());
+    let usage = after.per_credential(&before, latencies.len());
     Ok(Run { rate: latencies.len() as f64 / elapsed, latencies, refused: refused.report(), usage })
 }
 

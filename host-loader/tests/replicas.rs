@@ -1305,23 +1305,16 @@ fn issuance_rate(chip: &Path, at: &RemoteIssuer, rp_id: &str, clients: usize, ea
 #[ignore = "a measurement: run by hand with --nocapture"]
 fn issuance_rate_with_an_embedded_and_a_remote_log() {
     let dir = tempfile::tempdir().unwrap();
-    let (_, chips, policy) = layout(dir.path());
+    let split = SplitRoles::new(dir.path(), None);
+    let [ca_state, _, log_state, _] = &split.states;
+    let (chips, role, tls) = (&split.chips, split.role(), split.tls());
     let chip = chips.join("sim-snp");
-    let roles = twi_testkit::tools::OperatorPki::new(dir.path(), "roles");
-    let [all_state, ca_state, log_state] = ["all", "ca", "log"].map(|r| dir.path().join(r));
-    twi_issuer::IssuerCa::load_or_create(&ca_state.join("issuer"), "example.org").unwrap();
+    let all_state = dir.path().join("all");
     let issuer_ca = ca_state.join("issuer/issuer-ca.pem");
-    let served = |state: &Path, roles_named: &str, more: &[&str]| {
-        let base = ["--policy", path(&policy), "--operator-ca", path(&roles.ca), "--state", path(state)];
-        Served::start(TWI, &[&base[..], &["--roles", roles_named][..], more].concat())
-    };
-    let all = served(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(&chips)]);
-    let (log_cert, log_key) = roles.server(dir.path(), "log");
-    let log_args = ["--issuer-ca", path(&issuer_ca), "--tls-cert", path(&log_cert), "--tls-key", path(&log_key)];
-    let log = served(&log_state, "log", &log_args);
-    let role = ["--role-cert", path(&roles.client_cert), "--role-key", path(&roles.client_key)];
-    let to_log = ["--log-url", log.url.as_str(), "--peer-ca", path(&roles.ca), "--simulated-tee", path(&chips)];
-    let ca = served(&ca_state, "verifier,ca,key-store", &[&role[..], &to_log[..]].concat());
+    let all = split.serve(&all_state, "verifier,ca,key-store,log", &["--simulated-tee", path(chips)]);
+    let log = split.serve(log_state, "log", &[&["--issuer-ca", path(&issuer_ca)][..], &tls[2][..]].concat());
+    let to_log = ["--log-url", log.url.as_str(), "--simulated-tee", path(chips)];
+    let ca = split.serve(ca_state, "verifier,ca,key-store", &[&role[..], &to_log[..]].concat());
     for (name, served, anchor) in
         [("embedded log", &all, all_state.join("issuer/issuer-ca.pem")), ("log process", &ca, issuer_ca.clone())]
     {
@@ -1346,8 +1339,8 @@ fn print_issuance_rates(name: &str, chip: &Path, url: &str, anchor: PathBuf) {
 /// A measurement, run by hand (`cargo test -p twi-host-loader --test replicas -- --ignored
 /// issuance_rate_on --nocapture`; the debug build): mechanism-C issuances per second with one
 /// client and with several at one process serving every role whose state is in PostgreSQL
-/// (`--database`: the log, nonces and results, as replicas keep them). Every database call goes
-/// through the process's one connection, in turn.
+/// (`--database`: the log, nonces and results, as replicas keep them), through the process's
+/// pool of `twi_issuer::database::CONNECTIONS` connections.
 #[test]
 #[ignore = "a measurement: run by hand with --nocapture"]
 fn issuance_rate_on_a_database() {
