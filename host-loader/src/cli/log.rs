@@ -44,8 +44,8 @@ pub enum LogCommand {
     /// key, and that the credential names this very statement; print the record (JSON).
     Prove {
         /// The credential: a file (a PEM certificate or a WIT), or its id (an X.509 serial in
-        /// hex, or a WIT jti).
-        #[arg(value_name = "CREDENTIAL|ID")]
+        /// hex, or a WIT jti). A jti may begin with '-' (base64url): it is taken as the id.
+        #[arg(value_name = "CREDENTIAL|ID", allow_hyphen_values = true)]
         credential: String,
         /// The issuer (`twi serve`) at this URL (https://HOST:PORT; http:// to loopback only).
         /// Without it, the proof is taken from the state's own log (STATE/issuer/provenance.sqlite).

@@ -195,4 +195,15 @@ mod tests {
         assert!(missing.is_empty(), "options without help text: {missing:?}");
         Cli::command().debug_assert();
     }
+
+    /// A WIT jti is base64url: one in 64 begins with '-', and `twi log prove` must take it as
+    /// the id, not as an option (a CI run failed on such a jti).
+    #[test]
+    fn an_id_beginning_with_a_hyphen_is_an_id() {
+        let cli = Cli::try_parse_from(["twi", "log", "prove", "-rAbC_d", "--issuer-url", "https://x:1"]).unwrap();
+        match cli.command {
+            Commands::Log(log::LogCommand::Prove { credential, .. }) => assert_eq!(credential, "-rAbC_d"),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
 }
