@@ -41,6 +41,16 @@ const ROM_BUDGET: u64 = 256 * 1024;
 const SECTIONS: [&str; 11] =
     ["rom", "cold", "ram", "frames", "guest", "issue", "verify", "log", "seal", "service", "replicas"];
 
+/// What `--help` prints.
+fn usage() -> String {
+    format!(
+        "bench/run [--twi PATH] [--runs N] [--log-records N,M,…] [{}]...\n\
+         \x20 every section by default, each figure over N runs (default 10) beside its reference\n\
+         twi-bench elf FILE...   the ROM figures of runtime ELFs built otherwise",
+        SECTIONS.join("|")
+    )
+}
+
 struct Args {
     twi: PathBuf,
     runs: usize,
@@ -65,11 +75,12 @@ fn args() -> Result<Args> {
                     list.split(',').map(str::parse).collect::<Result<_, _>>().context("--log-records N,M,…")?;
             }
             "--bench" => {} // cargo bench passes it
+            "--help" | "-h" => {
+                say!("{}", usage());
+                std::process::exit(0)
+            }
             s if SECTIONS.contains(&s) => sections.push(s.to_string()),
-            other => bail!(
-                "unknown argument {other:?}: bench/run [--twi PATH] [--runs N] [--log-records N,M,…] [{}]",
-                SECTIONS.join("|")
-            ),
+            other => bail!("unknown argument {other:?}: {}", usage()),
         }
     }
     let twi = match twi {
