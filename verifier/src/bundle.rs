@@ -107,9 +107,11 @@ impl CertPool {
         self.certs.is_empty()
     }
 
-    /// The certificate that issued `child`: among the pool and `roots`, one whose subject is
-    /// `child`'s issuer and whose key verifies `child`'s signature; if none verifies, the
-    /// only one with that name (so that the verification names the bad signature), else none.
+    /// The certificate that issued `child`: among the pool and `roots`, the only one whose
+    /// subject is `child`'s issuer (not verified here: the ordered verification that follows
+    /// checks its signature and names a bad one), or, of several with that name, the one whose
+    /// key verifies `child`'s signature; else none. Verifying a sole candidate here would
+    /// verify each link of the common path twice (the chain is a quarter of a cold appraisal).
     fn issuer_of<'a>(&'a self, child: &Cert, roots: &'a [Cert]) -> Option<&'a Cert> {
         let issuer = child.certificate().tbs_certificate().issuer();
         let named: Vec<&Cert> = self
@@ -118,10 +120,10 @@ impl CertPool {
             .chain(roots)
             .filter(|c| *c != child && c.certificate().tbs_certificate().subject() == issuer)
             .collect();
-        named.iter().copied().find(|c| chain::verify_link(child, c).is_ok()).or_else(|| match named[..] {
+        match named[..] {
             [only] => Some(only),
-            _ => None,
-        })
+            _ => named.into_iter().find(|c| chain::verify_link(child, c).is_ok()),
+        }
     }
 
     /// The path from `leaf` upwards: each next certificate is its predecessor's issuer

@@ -585,10 +585,10 @@ pub fn appraise_bundle(
     appraise(report_bytes, &path, crls, config, now)
 }
 
-/// The pooled certificate whose P-384 key verifies the report's signature. When none does
-/// and exactly one pooled certificate is not a CA, that one (so the appraisal says why it
-/// does not: another chip, another TCB, another kind of key); otherwise the error lists
-/// what was tried.
+/// The pooled certificate that signed the report: the only one that is not a CA (not verified
+/// here: the appraisal verifies the report under it and says why it does not: another chip,
+/// another TCB, another kind of key), or, when there are several or none, the one whose P-384
+/// key verifies the report's signature; otherwise the error lists what was tried.
 fn signing_certificate<'a>(
     report_bytes: &[u8],
     report: &AttestationReport,
@@ -597,6 +597,10 @@ fn signing_certificate<'a>(
     if pool.is_empty() {
         return Err(SnpError::MissingEndorsements.into());
     }
+    let leaves: Vec<&Cert> = pool.certs().iter().filter(|c| !chain::is_ca(c)).collect();
+    if let [only] = leaves[..] {
+        return Ok(only);
+    }
     let signed = signed_region(report_bytes).map_err(|e| SnpError::Malformed(e.to_string()))?;
     let signature =
         report.signature.to_big_endian_rs().ok().and_then(|rs| p384::ecdsa::Signature::from_slice(&rs).ok());
@@ -604,14 +608,9 @@ fn signing_certificate<'a>(
         let key = p384::ecdsa::VerifyingKey::try_from(der::referenced::OwnedToRef::owned_to_ref(cert.spki()));
         matches!((key, &signature), (Ok(key), Some(sig)) if key.verify(signed, sig).is_ok())
     };
-    if let Some(leaf) = pool.certs().iter().find(|c| verifies(c)) {
-        return Ok(leaf);
-    }
-    let leaves: Vec<&Cert> = pool.certs().iter().filter(|c| !chain::is_ca(c)).collect();
-    match leaves[..] {
-        [only] => Ok(only),
-        _ => Err(SnpError::NoSigningCertificate { checked: pool.certs().iter().map(Cert::subject).collect() }.into()),
-    }
+    pool.certs().iter().find(|c| verifies(c)).ok_or_else(|| {
+        SnpError::NoSigningCertificate { checked: pool.certs().iter().map(Cert::subject).collect() }.into()
+    })
 }
 
 /// Verifies `report_bytes` under the chain `[vcek, ask]` to the self-signed `ark` (trusted as
