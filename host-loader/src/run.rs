@@ -149,6 +149,8 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     let args = launch.machine.qemu_args(&launch.image, &workspace, &ram)?;
     let mut dump = launch.channel_dump.as_deref().map(ChannelDump::create).transpose()?;
     let mut vm = Vm::start(&launch.qemu, &args, workspace, launch.out.path(), launch.timeout)?;
+    // While QEMU starts and the guest boots (tens of milliseconds before its first message).
+    bridge.prepare();
     let mut status = None;
     if let Some(mut stream) = vm.accept()? {
         status = vm.relay(&mut stream, ring.as_mut(), |bytes| {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use twi_proto::msg::Platform;
 use twi_verifier::snp::SnpConfig;
 use twi_verifier::tdx::{Collateral, TdxConfig};
 use x509_cert::Certificate;
@@ -168,6 +169,20 @@ impl Issuer {
     /// (`SnpConfig::default()`: AMD's built-in roots, the default policy).
     pub fn accept_hardware_snp(&mut self, config: SnpConfig) {
         self.verifier.accept_hardware_snp(config);
+    }
+
+    /// The Verifier checks `endorsements` (DER, leaf first) of `platform` ahead of the evidence
+    /// that will come with them and keeps what verified: a host that knows the certificates it
+    /// will deliver calls this while the guest boots, so the issuance has less to do. What
+    /// does not verify is refused at the issuance, as without this call.
+    pub fn prepare_endorsements(&self, platform: Platform, endorsements: &[Vec<u8>]) {
+        self.verifier.prepare(platform, endorsements, (self.clock)());
+    }
+
+    /// SEV-SNP appraisals that reused an endorsement chain the Verifier verified before (at an
+    /// earlier appraisal, or ahead of this one through [`Self::prepare_endorsements`]).
+    pub fn cached_chain_hits(&self) -> u64 {
+        self.verifier.cached_chain_hits()
     }
 
     /// Accepts evidence from real Intel TDX hardware under `config`, judging the TCB with

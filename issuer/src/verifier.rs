@@ -346,6 +346,21 @@ impl VerifierRole {
     /// bundle's key and nonce for `purpose` (a credential's key, or mechanism D's ephemeral
     /// key), then replays the event log against the evidence's RTMRs (TDX, real or simulated:
     /// the runtime is the TD's firmware, so every RTMR must be exactly the log's replay).
+    /// Has the verifier of `platform` check `endorsements` ahead of the evidence that will
+    /// come with them ([`Verifier::prepare`]); nothing if this Verifier does not take the
+    /// platform.
+    pub(crate) fn prepare(&self, platform: Platform, endorsements: &[Vec<u8>], now: SystemTime) {
+        if let Ok(verifier) = self.for_platform(platform) {
+            verifier.prepare(endorsements, now);
+        }
+    }
+
+    /// SEV-SNP appraisals (real and simulated) that reused an endorsement chain verified
+    /// before, at an appraisal or ahead of one ([`Self::prepare`]).
+    pub(crate) fn cached_chain_hits(&self) -> u64 {
+        [&self.snp, &self.sim_snp].into_iter().flatten().map(SnpVerifier::cached_chain_hits).sum()
+    }
+
     pub(crate) fn appraise(
         &self,
         evidence: &Evidence<'_>,

@@ -29,6 +29,14 @@ pub trait Verifier: fmt::Debug + Send + Sync {
     /// Appraises `evidence` (the hardware's signed report or quote, as received) with the
     /// `endorsements` the host supplied with it (DER certificates, leaf first), at `now`.
     fn verify(&self, evidence: &[u8], endorsements: &[Vec<u8>], now: SystemTime) -> Result<Verified, Rejection>;
+
+    /// Checks `endorsements` ahead of the evidence that will come with them (a host that knows
+    /// the certificates it will deliver, while the guest boots) and keeps what verified, so
+    /// that [`Self::verify`] has less to do; what does not verify is not kept, and `verify`
+    /// refuses it as it would have. Nothing to do for a verifier that keeps nothing.
+    fn prepare(&self, endorsements: &[Vec<u8>], now: SystemTime) {
+        let _ = (endorsements, now);
+    }
 }
 
 /// A trusted execution environment that produces evidence.

@@ -239,6 +239,30 @@ fn only_configured_roots() {
     assert!(a.warnings.contains(&SnpWarning::Simulated));
 }
 
+/// A chain checked ahead of its evidence ([`Verifier::prepare`], while the guest boots) is the
+/// kept chain of the appraisal that follows; a chain that does not verify is not kept, and the
+/// appraisal refuses it as it would have.
+#[test]
+fn a_chain_checked_ahead_is_kept_and_a_bad_one_is_not() {
+    use twi_verifier::Verifier;
+    let (pki, vcek, tcb) = milan();
+    let verifier = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
+    let chain = vec![vcek.cert.der().to_vec(), pki.ask.cert.der().to_vec()];
+    let bytes = sign(report(3, (0x19, 0x01), tcb, chip_id(false), 0), &vcek.key);
+    verifier.prepare(&chain, now());
+    verifier.verify(&bytes, &chain, now()).unwrap();
+    assert_eq!(verifier.cached_chain_hits(), 1, "the appraisal took the chain checked ahead");
+
+    let mut bad_ask = pki.ask.cert.der().to_vec();
+    let at = bad_ask.len() - 10; // inside the ASK's signature
+    bad_ask[at] ^= 1;
+    let bad = vec![chain[0].clone(), bad_ask];
+    let fresh = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
+    fresh.prepare(&bad, now());
+    assert!(fresh.verify(&bytes, &bad, now()).is_err(), "a bad chain checked ahead is still refused");
+    assert_eq!(fresh.cached_chain_hits(), 0);
+}
+
 /// Issue 14 item 9: a verified endorsement chain is kept by its DER bytes' hash: the second
 /// report under the same chain reuses it (the report itself is still verified: a forged one is
 /// refused), another chain is verified anew, and past a certificate's notAfter the chain is

@@ -50,6 +50,12 @@ pub trait Firmware {
     /// TDX: collateral for `quote` the Verifier should judge its TCB with, when the host
     /// fetches it per quote (`None`: the issuer has what it needs).
     fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError>;
+    /// SEV-SNP: the endorsements (DER, leaf first) of the certificate table this host will
+    /// deliver with the launch's reports, known before the guest asks, for the Verifier to
+    /// check while the guest boots; `None` when the host does not know them ahead.
+    fn endorsements_ahead(&mut self) -> Option<Vec<Vec<u8>>> {
+        None
+    }
 }
 
 /// A firmware behind a reference or a box is that firmware.
@@ -70,6 +76,9 @@ macro_rules! forward_firmware {
             }
             fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
                 (**self).collateral(quote)
+            }
+            fn endorsements_ahead(&mut self) -> Option<Vec<Vec<u8>>> {
+                (**self).endorsements_ahead()
             }
         }
     )*};
@@ -107,6 +116,11 @@ impl Firmware for SimSnp<'_> {
     }
     fn collateral(&mut self, _quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
         Ok(None)
+    }
+    /// The simulated PSP's certificate table, as the bridge reads the one it delivers.
+    fn endorsements_ahead(&mut self) -> Option<Vec<Vec<u8>>> {
+        let table = self.psp.certificate_table().ok()?;
+        twi_verifier::snp::endorsements_from_table(&table).ok()
     }
 }
 
@@ -147,6 +161,9 @@ impl Firmware for SimSvsmFirmware<'_> {
     }
     fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
         self.snp.collateral(quote)
+    }
+    fn endorsements_ahead(&mut self) -> Option<Vec<Vec<u8>>> {
+        self.snp.endorsements_ahead()
     }
 }
 

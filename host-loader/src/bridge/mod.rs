@@ -218,6 +218,15 @@ impl<'a> Bridge<'a> {
         self.firmware.platform()
     }
 
+    /// Before the guest speaks (while it boots): the issuer's Verifier checks the endorsements
+    /// this host will deliver, so that appraising the evidence that comes with them is left
+    /// with the report itself. Anything wrong with them is refused at the evidence, as before.
+    pub fn prepare(&mut self) {
+        if let Some(endorsements) = self.firmware.endorsements_ahead() {
+            self.roles.prepare(self.firmware.platform(), &endorsements);
+        }
+    }
+
     /// How the conversation stands (final once the guest has exited).
     pub fn outcome(&self) -> &Outcome {
         &self.outcome

@@ -53,6 +53,9 @@ pub trait Roles {
     fn release(&mut self, evidence: Presented<'_>) -> Result<Released, Refusal>;
     /// Real TDX: judge the quote's TCB with this collateral (fetched for the quote's platform).
     fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal>;
+    /// The Verifier checks `endorsements` of `platform` ahead of the evidence that will come
+    /// with them (while the guest boots), and keeps what verified.
+    fn prepare(&mut self, platform: Platform, endorsements: &[Vec<u8>]);
 }
 
 /// The roles behind a reference or a box are the roles.
@@ -82,6 +85,9 @@ macro_rules! forward_roles {
             }
             fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
                 (**self).accept_tdx_collateral(collateral)
+            }
+            fn prepare(&mut self, platform: Platform, endorsements: &[Vec<u8>]) {
+                (**self).prepare(platform, endorsements)
             }
         }
     )*};
@@ -127,6 +133,9 @@ impl Roles for Issuer {
         self.accept_hardware_tdx(TdxConfig::default(), Some(collateral));
         Ok(())
     }
+    fn prepare(&mut self, platform: Platform, endorsements: &[Vec<u8>]) {
+        self.prepare_endorsements(platform, endorsements)
+    }
 }
 
 /// `twi serve` at a URL: each method is one of its endpoints.
@@ -156,4 +165,6 @@ impl Roles for RemoteIssuer {
     fn accept_tdx_collateral(&mut self, _: Collateral) -> Result<(), Refusal> {
         Err(Refusal("a remote issuer judges TDX quotes with its own collateral".into()))
     }
+    /// Nothing: the service's Verifier keeps the chains it verified itself.
+    fn prepare(&mut self, _: Platform, _: &[Vec<u8>]) {}
 }

@@ -141,6 +141,9 @@ impl<R: Roles> Roles for TamperedRoles<R> {
     fn accept_tdx_collateral(&mut self, collateral: Collateral) -> Result<(), Refusal> {
         self.inner.accept_tdx_collateral(collateral)
     }
+    fn prepare(&mut self, platform: Platform, endorsements: &[Vec<u8>]) {
+        self.inner.prepare(platform, endorsements)
+    }
 }
 
 /// The guest's firmware behind a hostile host.
@@ -191,6 +194,11 @@ impl<F: Firmware> Firmware for TamperedFirmware<F> {
     }
     fn collateral(&mut self, quote: &[u8]) -> Result<Option<Collateral>, FirmwareError> {
         self.inner.collateral(quote)
+    }
+    /// The table as the firmware holds it: a tampered delivery is another table, which the
+    /// Verifier checks anew (and refuses).
+    fn endorsements_ahead(&mut self) -> Option<Vec<Vec<u8>>> {
+        self.inner.endorsements_ahead()
     }
 }
 

@@ -329,6 +329,34 @@ fn tampering_decorators_are_caught() {
     assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
 }
 
+/// While the guest boots, the issuer's Verifier checks the chain of the certificate table this
+/// host will deliver: the evidence that comes with it is then appraised on the kept chain (the
+/// report itself still verified), and a table altered on its way to the guest is still refused.
+#[test]
+fn the_delivered_tables_chain_is_checked_while_the_guest_boots() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    bridge.prepare();
+    let step = exchange_steps(&mut bridge, &mut guest, |t| Table::Named(t.unwrap()));
+    assert!(matches!(step.replies.as_slice(), [Message::Credential(_)]), "{:?}", step.replies);
+    drop(bridge);
+    assert_eq!(host.issuer.cached_chain_hits(), 1, "the evidence was appraised on the chain checked ahead");
+
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
+    drop(bridge);
+    assert_eq!(host.issuer.cached_chain_hits(), 0, "without it, the chain is verified at the evidence");
+
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(Some(Tamper::CertificateTableByte(0x200)));
+    bridge.prepare();
+    let (code, text) = error_of(&exchange(&mut bridge, &mut guest));
+    assert_eq!(code, ErrorCode::VerificationFailed, "{text}");
+    drop(bridge);
+    assert_eq!(host.issuer.cached_chain_hits(), 0, "an altered table is not the chain checked ahead");
+}
+
 /// The certificate table crosses the channel once: the guest names the one it got by digest and
 /// the bridge presents the table it delivered; a guest that sends the table itself (an older
 /// runtime, or one whose hypervisor wrote the table) still gets its credential; a guest that

@@ -113,6 +113,11 @@ impl Verifier for SnpVerifier {
         let appraisal = vek.appraise(evidence, &self.config.policy)?;
         Ok(verified(evidence, appraisal))
     }
+
+    /// The endorsement chain verified and kept, as the appraisal of a report under it would.
+    fn prepare(&self, endorsements: &[Vec<u8>], now: SystemTime) {
+        let _ = self.verified_chain(endorsements, now);
+    }
 }
 
 /// What the issuer reads of an accepted report.
