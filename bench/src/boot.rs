@@ -91,19 +91,26 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
     let (qemu, args) = floor_args(twi, rom, &dir)?;
     let (mut reported, mut wall, mut serial, mut floor, mut ovmf) =
         (Samples::default(), Samples::default(), Samples::default(), Samples::default(), Samples::default());
+    // Each run against the reference runs beside it: a machine whose speed drifts during the
+    // section (a shared host) moves both alike, where the ratio of medians mixes moments.
+    let (mut per_floor, mut per_ovmf) = (Samples::default(), Samples::default());
     for i in 0..runs {
         let run = twi.run(rom, &format!("cold-{i}"), &[])?;
         if !run.ok {
             bail!("twi run failed: {}", last_line(&run.stderr));
         }
-        reported.extend(run.reported_ms);
+        let ring_ms = run.reported_ms;
+        reported.extend(ring_ms);
         wall.push(run.wall_ms);
-        floor.push(time_floor(&qemu, &args, &dir)?);
+        let floor_ms = time_floor(&qemu, &args, &dir)?;
+        floor.push(floor_ms);
+        per_floor.extend(ring_ms.map(|ms| ms / floor_ms));
         // A `twi` older than the ring has no --channel: then this figure has no samples.
-        let run = twi.run(rom, &format!("cold-serial-{i}"), &["--channel", "serial"])?;
-        serial.extend(run.reported_ms.filter(|_| run.ok));
+        let over_serial = twi.run(rom, &format!("cold-serial-{i}"), &["--channel", "serial"])?;
+        serial.extend(over_serial.reported_ms.filter(|_| over_serial.ok));
         if let Some(ms) = time_ovmf(&qemu)? {
             ovmf.push(ms);
+            per_ovmf.extend(ring_ms.map(|ring| ring / ms));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -117,6 +124,10 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
             &reported,
             Some(("OVMF -> first serial byte", &ovmf)),
         );
+    }
+    figure("  the same, each run / the floor run beside it", "x", &per_floor, None);
+    if !per_ovmf.0.is_empty() {
+        figure("  the same, each run / the OVMF run beside it", "x", &per_ovmf, None);
     }
     figure("twi run: the same over the 16550 fallback", "ms", &serial, Some(("ring", &reported)));
     figure("twi run: whole process (build checks, exit)", "ms", &wall, Some(("floor ROM, same flags", &floor)));

@@ -39,7 +39,11 @@ impl Samples {
 }
 
 fn num(x: f64) -> String {
-    if x.abs() >= 100.0 { format!("{x:.0}") } else { format!("{x:.2}") }
+    match x.abs() {
+        a if a >= 100.0 => format!("{x:.0}"),
+        a if a >= 1.0 || a == 0.0 => format!("{x:.2}"),
+        _ => format!("{x:.3}"), // ratios such as 0.053
+    }
 }
 
 /// One figure: `name  median (min–max, n)  |  reference  median (…)  |  ratio`.
