@@ -94,12 +94,14 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
     // Each run against the reference runs beside it: a machine whose speed drifts during the
     // section (a shared host) moves both alike, where the ratio of medians mixes moments.
     let (mut per_floor, mut per_ovmf) = (Samples::default(), Samples::default());
+    let mut phases = crate::timeline::Phases::default();
     for i in 0..runs {
         let run = twi.run(rom, &format!("cold-{i}"), &[])?;
         if !run.ok {
             bail!("twi run failed: {}", last_line(&run.stderr));
         }
         let ring_ms = run.reported_ms;
+        phases.add(&run.timeline);
         reported.extend(ring_ms);
         wall.push(run.wall_ms);
         let floor_ms = time_floor(&qemu, &args, &dir)?;
@@ -129,6 +131,8 @@ pub fn cold_start(twi: &Twi, rom: &Path, runs: usize) -> Result<()> {
     if !per_ovmf.0.is_empty() {
         figure("  the same, each run / the OVMF run beside it", "x", &per_ovmf, None);
     }
+    say!("where it goes (each run's timeline.json: when each message crossed the bridge):");
+    phases.print(&floor);
     figure("twi run: the same over the 16550 fallback", "ms", &serial, Some(("ring", &reported)));
     figure("twi run: whole process (build checks, exit)", "ms", &wall, Some(("floor ROM, same flags", &floor)));
     Ok(())

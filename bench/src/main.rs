@@ -29,6 +29,7 @@ mod ram;
 mod rom;
 mod service;
 mod stats;
+mod timeline;
 mod twi;
 mod verify;
 

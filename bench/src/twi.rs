@@ -23,6 +23,8 @@ pub struct Run {
     pub reported_ms: Option<f64>,
     pub stderr: String,
     pub console: String,
+    /// The run's `timeline.json` (`Null` if it wrote none).
+    pub timeline: serde_json::Value,
 }
 
 impl Twi {
@@ -69,7 +71,11 @@ fn finished(output: Output, start: Instant, out: &Path) -> Run {
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     let reported_ms = number_after(&stderr, "issuer-ca.pem in ");
     let console = std::fs::read_to_string(out.join("console.log")).unwrap_or_default();
-    Run { ok: output.status.success(), wall_ms, reported_ms, stderr, console }
+    let timeline = std::fs::read(out.join("timeline.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    Run { ok: output.status.success(), wall_ms, reported_ms, stderr, console, timeline }
 }
 
 /// The number right after the first `marker` in `text`.

@@ -32,10 +32,12 @@ pub const EVENT_LOG_CCEL: &str = "event-log.ccel";
 pub const KEY_RELEASE: &str = "key-release.json";
 pub const CREDENTIAL_REQUEST: &str = "credential-request.json";
 pub const SELF_TEST_ROM: &str = "self-test.rom";
+/// When each message of the acquisition crossed, in milliseconds since the QEMU launch.
+pub const TIMELINE: &str = "timeline.json";
 
 /// Every file a run writes (the image files `twi build` writes are not among them: a run
 /// rebuilds those itself when it builds the image).
-pub const RUN_FILES: [&str; 15] = [
+pub const RUN_FILES: [&str; 16] = [
     CREDENTIAL,
     ISSUER_CA,
     WIT,
@@ -50,6 +52,7 @@ pub const RUN_FILES: [&str; 15] = [
     KEY_RELEASE,
     CREDENTIAL_REQUEST,
     SELF_TEST_ROM,
+    TIMELINE,
     crate::vm::console::LOG,
 ];
 

@@ -53,6 +53,9 @@ pub struct Success {
     /// successfully without acquiring one (a payload may not need one on every run).
     pub issued: Option<Obtained>,
     pub elapsed: Duration,
+    /// When each message of the acquisition crossed, in milliseconds since the QEMU launch
+    /// (`timeline.json`).
+    pub timeline: serde_json::Value,
 }
 
 /// Why a run did not end with an accepted credential, in one sentence for the user.
@@ -164,6 +167,7 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     if status.is_none() {
         status = vm.wait()?;
     }
+    let exited = Instant::now();
     let mut exit = vm.finish(status);
     let outcome = bridge.into_outcome();
     let Some(status) = exit.status else {
@@ -191,7 +195,8 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     if outcome.issued.is_some() && !outcome.accepted {
         return Err(RunError::NotConfirmed);
     }
-    Ok(Success { issued: outcome.issued, elapsed: started.elapsed() })
+    let timeline = outcome.timeline.to_json(started, Some(exited));
+    Ok(Success { issued: outcome.issued, elapsed: started.elapsed(), timeline })
 }
 
 /// One read from the channel through the bridge: its progress shown, its records kept.

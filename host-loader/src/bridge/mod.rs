@@ -53,6 +53,7 @@ pub mod roles;
 pub mod tamper;
 #[cfg(test)]
 mod tests;
+pub mod timeline;
 
 use twi_issuer::policy::Mechanism;
 use twi_issuer::{CredentialRequestIn, EvidenceBundle};
@@ -115,6 +116,8 @@ pub struct Outcome {
     pub failure: Option<String>,
     /// The guest got as far as a challenge (it booted and spoke the protocol).
     pub challenged: bool,
+    /// When each message of the acquisition crossed.
+    pub timeline: timeline::Timeline,
 }
 
 /// The bridge cannot go on (the run must stop): the issuer or the simulator failed, not the
@@ -261,6 +264,13 @@ impl<'a> Bridge<'a> {
 
     /// One message from the guest in; the replies and what was learned out.
     pub fn receive(&mut self, message: Message) -> Result<Step, BridgeError> {
+        let (asked, arrived) = (message.name(), std::time::Instant::now());
+        let step = self.answer(message)?;
+        self.outcome.timeline.record(asked, arrived, &step.replies);
+        Ok(step)
+    }
+
+    fn answer(&mut self, message: Message) -> Result<Step, BridgeError> {
         let mut step = Step::default();
         if let Some(reply) = self.relay(&message, &mut step) {
             step.replies.extend(reply);

@@ -100,6 +100,7 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         ),
         None => crate::run::run(&run, Bridge::new(config, roles, firmware).with_conduit(conduit)),
     }?;
+    out.write(crate::artifacts::TIMELINE, serde_json::to_vec_pretty(&success.timeline)?)?;
     let Some(issued) = &success.issued else {
         eprintln!(
             "twi: the workload exited successfully without acquiring a credential, in {} ms under {}",
