@@ -104,6 +104,24 @@ fn evidence(out: &Path) -> (AttestationReport, Vec<u8>, Vec<u8>) {
     (report, nonce, key)
 }
 
+/// `timeline.json`: the acquisition's messages in the order they crossed, each answered after
+/// it arrived, the credential sent in answer to the evidence, QEMU's exit last.
+fn assert_timeline(out: &Path) {
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
+    let exchanges = json["exchanges"].as_array().expect("timeline.json lists the exchanges");
+    let asked: Vec<&str> = exchanges.iter().map(|e| e["guest"].as_str().unwrap()).collect();
+    assert_eq!(asked[..4], ["Hello", "Initiate", "DoorbellRequest", "Evidence"], "{json}");
+    assert_eq!(asked.last(), Some(&"Done"), "{json}");
+    let evidence = &exchanges[3];
+    assert_eq!(evidence["host"], serde_json::json!(["Credential"]), "{json}");
+    let mut last = 0.0;
+    for at in exchanges.iter().flat_map(|e| [e["at_ms"].as_f64().unwrap(), e["answered_ms"].as_f64().unwrap()]) {
+        assert!(at >= last, "times go backwards: {json}");
+        last = at;
+    }
+    assert!(json["exited_ms"].as_f64().unwrap() >= last, "{json}");
+}
+
 #[test]
 fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let dir = tempfile::tempdir().unwrap();
@@ -135,6 +153,8 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
         )),
         "{log}"
     );
+
+    assert_timeline(&first);
 
     // An independent verifier accepts the chain.
     assert_openssl_verifies(&first);
