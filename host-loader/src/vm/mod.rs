@@ -252,11 +252,13 @@ impl Vm {
         }
     }
 
-    /// Waits for QEMU to exit; `None` if the deadline passes first. Polled every 250 µs at
-    /// first (QEMU is usually ending: the guest exited or the channel closed, and the run's
-    /// figure stops here), backing off to 5 ms.
+    /// Waits for QEMU to exit; `None` if the deadline passes first. Polled every 250 µs for
+    /// the first 20 ms (QEMU is usually ending: the guest exited or the channel closed, and the
+    /// run's figure stops here; a doubling pause from the start overshot QEMU's few
+    /// milliseconds of teardown by as much again), then backing off to 5 ms.
     pub fn wait(&mut self) -> Result<Option<ExitStatus>, VmError> {
-        let mut pause = Duration::from_micros(250);
+        const PROMPT: Duration = Duration::from_millis(20);
+        let (started, mut pause) = (Instant::now(), Duration::from_micros(250));
         loop {
             if let Some(status) = self.exited()? {
                 return Ok(Some(status));
@@ -265,7 +267,9 @@ impl Vm {
                 return Ok(None);
             }
             std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            if started.elapsed() > PROMPT {
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
         }
     }
 
