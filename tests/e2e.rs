@@ -128,7 +128,7 @@ fn boots_and_obtains_a_bound_credential_twice_with_fresh_keys() {
     let first = dir.path().join("first");
     let run = on_fixture(Scenario::sim(TWI)).out(&first).accel("auto").run();
     let log = run.assert_success("twi run");
-    for step in ["accelerator ", "booted", "evidence received", "verified", "issued", "wrote "] {
+    for step in ["accelerator ", "booted", "evidence received", "verified", "issued", "wrote ", "where the time went"] {
         assert!(log.contains(step), "progress line {step:?} missing from:\n{log}");
     }
     assert_eq!(run.stdout(), "spiffe://example.org/demo");

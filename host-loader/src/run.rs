@@ -56,6 +56,8 @@ pub struct Success {
     /// When each message of the acquisition crossed, in milliseconds since the QEMU launch
     /// (`timeline.json`).
     pub timeline: serde_json::Value,
+    /// The same in one line for the user, if the acquisition completed.
+    pub time_went: Option<String>,
 }
 
 /// Why a run did not end with an accepted credential, in one sentence for the user.
@@ -196,7 +198,8 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
         return Err(RunError::NotConfirmed);
     }
     let timeline = outcome.timeline.to_json(started, Some(exited));
-    Ok(Success { issued: outcome.issued, elapsed: started.elapsed(), timeline })
+    let time_went = outcome.timeline.summary(started, exited);
+    Ok(Success { issued: outcome.issued, elapsed: started.elapsed(), timeline, time_went })
 }
 
 /// One read from the channel through the bridge: its progress shown, its records kept.

@@ -46,6 +46,24 @@ impl Timeline {
         &self.exchanges
     }
 
+    /// Where the launch's time went, in one line: the guest's boot and key (QEMU launch →
+    /// Hello), the challenge and report (→ Evidence), the host's issuance (→ Credential), the
+    /// guest's check and sealing (→ Done), QEMU's exit. `None` without those messages.
+    pub fn summary(&self, origin: Instant, exited: Instant) -> Option<String> {
+        let find = |name: &str| self.exchanges.iter().find(|e| e.asked == name);
+        let (hello, evidence, done) = (find("Hello")?, find("Evidence")?, find("Done")?);
+        let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
+        Some(format!(
+            "QEMU launch -> guest's Hello (boot, key) {:.1} ms, -> evidence {:.1} ms, the issuance {:.1} ms, \
+             -> the guest's Done (its check, sealing) {:.1} ms, -> QEMU exited {:.1} ms",
+            ms(origin, hello.arrived),
+            ms(hello.arrived, evidence.arrived),
+            ms(evidence.arrived, evidence.replied),
+            ms(evidence.replied, done.arrived),
+            ms(done.arrived, exited)
+        ))
+    }
+
     /// As JSON, in milliseconds since `origin` (the QEMU launch), with `exited` (when QEMU
     /// ended) if known.
     pub fn to_json(&self, origin: Instant, exited: Option<Instant>) -> Value {
@@ -81,6 +99,10 @@ mod tests {
             json["exchanges"][1]["answered_ms"].as_f64().unwrap() >= json["exchanges"][0]["at_ms"].as_f64().unwrap()
         );
         assert!(json["exited_ms"].as_f64().is_some());
+        assert_eq!(timeline.summary(origin, Instant::now()), None, "no Evidence: no summary");
+        timeline.record("Evidence", Instant::now(), &[]);
+        let summary = timeline.summary(origin, Instant::now()).unwrap();
+        assert!(summary.starts_with("QEMU launch -> guest's Hello (boot, key) "), "{summary}");
         for _ in 0..Timeline::MAX * 2 {
             timeline.record("Hello", Instant::now(), &[]);
         }

@@ -110,6 +110,9 @@ pub fn launch(state: &Path, args: &RunArgs, prepared: Prepared) -> Result<()> {
         return Ok(());
     };
     report(issued, success.elapsed, &mut side, &out, accel.accel)?;
+    if let Some(line) = &success.time_went {
+        eprintln!("twi: where the time went ({}): {line}", crate::artifacts::TIMELINE);
+    }
     attestation_result_forms(issued, &mut side, &out, args.ear_format)
 }
 
