@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use p384::ecdsa::SigningKey;
 use p384::elliptic_curve::Generate;
-use synthetic::amd::{Key, TURIN_TCB, VekSpec, ca, chip_id, config, crl, milan, now, pki, report, sign, turin, vek};
+use synthetic::amd::{
+    Key, Pki, TURIN_TCB, VekSpec, ca, chip_id, config, crl, milan, now, pki, report, sign, turin, vek,
+};
 use twi_attester::snp::report::{AttestationReport, TcbLayout, TcbVersion};
 use twi_verifier::chain::{ChainError, Crl};
 use twi_verifier::snp::{self, Anchor, PolicyViolation, Product, SnpConfig, SnpError, SnpPolicy, SnpTrust, SnpWarning};
@@ -239,16 +241,22 @@ fn only_configured_roots() {
     assert!(a.warnings.contains(&SnpWarning::Simulated));
 }
 
+/// A Milan PKI, a verifier trusting it, the VCEK-and-ASK chain and a report the VCEK signed.
+fn a_report_and_its_chain() -> (Pki, snp::SnpVerifier, Vec<Vec<u8>>, Vec<u8>) {
+    let (pki, vcek, tcb) = milan();
+    let verifier = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
+    let chain = vec![vcek.cert.der().to_vec(), pki.ask.cert.der().to_vec()];
+    let bytes = sign(report(3, (0x19, 0x01), tcb, chip_id(false), 0), &vcek.key);
+    (pki, verifier, chain, bytes)
+}
+
 /// A chain checked ahead of its evidence ([`Verifier::prepare`], while the guest boots) is the
 /// kept chain of the appraisal that follows; a chain that does not verify is not kept, and the
 /// appraisal refuses it as it would have.
 #[test]
 fn a_chain_checked_ahead_is_kept_and_a_bad_one_is_not() {
     use twi_verifier::Verifier;
-    let (pki, vcek, tcb) = milan();
-    let verifier = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
-    let chain = vec![vcek.cert.der().to_vec(), pki.ask.cert.der().to_vec()];
-    let bytes = sign(report(3, (0x19, 0x01), tcb, chip_id(false), 0), &vcek.key);
+    let (pki, verifier, chain, bytes) = a_report_and_its_chain();
     verifier.prepare(&chain, now());
     verifier.verify(&bytes, &chain, now()).unwrap();
     assert_eq!(verifier.cached_chain_hits(), 1, "the appraisal took the chain checked ahead");
@@ -270,10 +278,7 @@ fn a_chain_checked_ahead_is_kept_and_a_bad_one_is_not() {
 #[test]
 fn a_verified_chain_is_reused_while_its_certificates_are_valid() {
     use twi_verifier::Verifier;
-    let (pki, vcek, tcb) = milan();
-    let verifier = snp::SnpVerifier::new(config(&pki.trust, SnpPolicy::default()));
-    let chain = vec![vcek.cert.der().to_vec(), pki.ask.cert.der().to_vec()];
-    let bytes = sign(report(3, (0x19, 0x01), tcb, chip_id(false), 0), &vcek.key);
+    let (pki, verifier, chain, bytes) = a_report_and_its_chain();
     verifier.verify(&bytes, &chain, now()).unwrap();
     assert_eq!(verifier.cached_chain_hits(), 0);
     verifier.verify(&bytes, &chain, now()).unwrap();
