@@ -47,15 +47,16 @@ impl Timeline {
     }
 
     /// Where the launch's time went, in one line: the guest's boot and key (QEMU launch →
-    /// Hello), the challenge and report (→ Evidence), the host's issuance (→ Credential), the
-    /// guest's check and sealing (→ Done), QEMU's exit. `None` without those messages.
+    /// Hello), the challenge and report (→ Evidence), the host's answer to the evidence (the
+    /// credential, or mechanism B's attestation result), the guest's check and sealing
+    /// (→ Done), QEMU's exit. `None` without those messages.
     pub fn summary(&self, origin: Instant, exited: Instant) -> Option<String> {
         let find = |name: &str| self.exchanges.iter().find(|e| e.asked == name);
         let (hello, evidence, done) = (find("Hello")?, find("Evidence")?, find("Done")?);
         let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
         Some(format!(
-            "QEMU launch -> guest's Hello (boot, key) {:.1} ms, -> evidence {:.1} ms, the issuance {:.1} ms, \
-             -> the guest's Done (its check, sealing) {:.1} ms, -> QEMU exited {:.1} ms",
+            "QEMU launch -> guest's Hello (boot, key) {:.1} ms, -> evidence {:.1} ms, the host's answer to it \
+             (appraisal, issuance) {:.1} ms, -> the guest's Done (its check, sealing) {:.1} ms, -> QEMU exited {:.1} ms",
             ms(origin, hello.arrived),
             ms(hello.arrived, evidence.arrived),
             ms(evidence.arrived, evidence.replied),
