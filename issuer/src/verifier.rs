@@ -342,10 +342,6 @@ impl VerifierRole {
         }
     }
 
-    /// Appraises the evidence with its platform's verifier, checks that it binds the
-    /// bundle's key and nonce for `purpose` (a credential's key, or mechanism D's ephemeral
-    /// key), then replays the event log against the evidence's RTMRs (TDX, real or simulated:
-    /// the runtime is the TD's firmware, so every RTMR must be exactly the log's replay).
     /// Has the verifier of `platform` check `endorsements` ahead of the evidence that will
     /// come with them ([`Verifier::prepare`]); nothing if this Verifier does not take the
     /// platform.
@@ -361,6 +357,10 @@ impl VerifierRole {
         [&self.snp, &self.sim_snp].into_iter().flatten().map(SnpVerifier::cached_chain_hits).sum()
     }
 
+    /// Appraises the evidence with its platform's verifier, checks that it binds the
+    /// bundle's key and nonce for `purpose` (a credential's key, or mechanism D's ephemeral
+    /// key), then replays the event log against the evidence's RTMRs (TDX, real or simulated:
+    /// the runtime is the TD's firmware, so every RTMR must be exactly the log's replay).
     pub(crate) fn appraise(
         &self,
         evidence: &Evidence<'_>,
