@@ -105,7 +105,8 @@ fn evidence(out: &Path) -> (AttestationReport, Vec<u8>, Vec<u8>) {
 }
 
 /// `timeline.json`: the acquisition's messages in the order they crossed, each answered after
-/// it arrived, the credential sent in answer to the evidence, QEMU's exit last.
+/// it arrived, the credential sent in answer to the evidence, QEMU's exit last, and the
+/// phases they make.
 fn assert_timeline(out: &Path) {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("timeline.json")).unwrap()).unwrap();
     let exchanges = json["exchanges"].as_array().expect("timeline.json lists the exchanges");
@@ -120,6 +121,9 @@ fn assert_timeline(out: &Path) {
         last = at;
     }
     assert!(json["exited_ms"].as_f64().unwrap() >= last, "{json}");
+    for field in twi_host_loader::bridge::timeline::Phases::FIELDS {
+        assert!(json["phases_ms"][field].as_f64().is_some_and(|ms| ms >= 0.0), "{field}: {json}");
+    }
 }
 
 #[test]

@@ -1,51 +1,36 @@
-//! Where a cold start goes, from each run's `timeline.json` (`twi run` records when each
-//! message of the acquisition crossed its bridge, in milliseconds since the QEMU launch).
+//! Where a cold start goes, from each run's `timeline.json`: `twi run` records when each
+//! message of the acquisition crossed its bridge and writes the phases they make
+//! (`phases_ms`, [`twi_host_loader::bridge::timeline::Phases`]); this gathers them over runs.
 
 use serde_json::Value;
+use twi_host_loader::bridge::timeline::Phases as RunPhases;
 
 use crate::stats::{Samples, figure};
 
-/// The phases of one launch, each over the runs.
+/// Each phase of [`RunPhases::FIELDS`], over the runs.
 #[derive(Default)]
-pub struct Phases {
-    /// QEMU launch → the guest's Hello: QEMU's start, the boot, the key and its pairwise test.
-    to_hello: Samples,
-    /// Hello → Evidence: the challenge, the report request and its answer, the evidence.
-    to_evidence: Samples,
-    /// Evidence → Credential sent: the host's appraisal and issuance.
-    issuance: Samples,
-    /// Credential sent → Done: the guest's check of the credential and its sealing.
-    to_done: Samples,
-    /// Done → QEMU exited.
-    to_exit: Samples,
-}
+pub struct Phases([Samples; RunPhases::FIELDS.len()]);
 
 impl Phases {
-    /// Adds one run's phases; a timeline without the messages is skipped.
+    /// Adds one run's phases; a run whose timeline has none is skipped.
     pub fn add(&mut self, timeline: &Value) {
-        let Some(exchanges) = timeline["exchanges"].as_array() else { return };
-        let find = |name: &str| exchanges.iter().find(|e| e["guest"] == name);
-        let (Some(hello), Some(evidence), Some(done)) = (find("Hello"), find("Evidence"), find("Done")) else { return };
-        let ms = |e: &Value, field: &str| e[field].as_f64();
-        let (Some(h), Some(e), Some(c), Some(d)) =
-            (ms(hello, "at_ms"), ms(evidence, "at_ms"), ms(evidence, "answered_ms"), ms(done, "at_ms"))
-        else {
-            return;
-        };
-        self.to_hello.push(h);
-        self.to_evidence.push(e - h);
-        self.issuance.push(c - e);
-        self.to_done.push(d - c);
-        if let Some(exited) = timeline["exited_ms"].as_f64() {
-            self.to_exit.push(exited - d);
+        let phases = &timeline["phases_ms"];
+        let values: Option<Vec<f64>> = RunPhases::FIELDS.iter().map(|field| phases[field].as_f64()).collect();
+        for (samples, value) in self.0.iter_mut().zip(values.unwrap_or_default()) {
+            samples.push(value);
         }
     }
 
     pub fn print(&self, floor: &Samples) {
-        figure("  QEMU launch -> Hello (boot, key, its test)", "ms", &self.to_hello, Some(("floor ROM", floor)));
-        figure("  Hello -> Evidence (challenge, report)", "ms", &self.to_evidence, None);
-        figure("  Evidence -> Credential (host: appraisal, issuance)", "ms", &self.issuance, None);
-        figure("  Credential -> Done (guest: its check, sealing)", "ms", &self.to_done, None);
-        figure("  Done -> QEMU exited", "ms", &self.to_exit, None);
+        const NAMES: [&str; RunPhases::FIELDS.len()] = [
+            "  QEMU launch -> Hello (boot, key, its test)",
+            "  Hello -> Evidence (challenge, report)",
+            "  Evidence -> Credential (host: appraisal, issuance)",
+            "  Credential -> Done (guest: its check, sealing)",
+            "  Done -> QEMU exited",
+        ];
+        for (i, (name, samples)) in NAMES.iter().zip(&self.0).enumerate() {
+            figure(name, "ms", samples, (i == 0).then_some(("floor ROM", floor)));
+        }
     }
 }

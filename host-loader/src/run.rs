@@ -197,8 +197,8 @@ pub fn run(launch: &Launch, mut bridge: Bridge<'_>) -> Result<Success, RunError>
     if outcome.issued.is_some() && !outcome.accepted {
         return Err(RunError::NotConfirmed);
     }
-    let timeline = outcome.timeline.to_json(started, Some(exited));
-    let time_went = outcome.timeline.summary(started, exited);
+    let timeline = outcome.timeline.to_json(started, exited);
+    let time_went = outcome.timeline.phases(started, exited).map(|p| p.summary());
     Ok(Success { issued: outcome.issued, elapsed: started.elapsed(), timeline, time_went })
 }
 

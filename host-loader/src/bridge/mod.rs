@@ -264,24 +264,26 @@ impl<'a> Bridge<'a> {
 
     /// One message from the guest in; the replies and what was learned out.
     pub fn receive(&mut self, message: Message) -> Result<Step, BridgeError> {
-        let (asked, arrived) = (message.name(), std::time::Instant::now());
-        let step = self.answer(message)?;
-        self.outcome.timeline.record(asked, arrived, &step.replies);
-        Ok(step)
-    }
-
-    fn answer(&mut self, message: Message) -> Result<Step, BridgeError> {
         let mut step = Step::default();
+        // The workload's relayed traffic is not part of the acquisition's timeline.
         if let Some(reply) = self.relay(&message, &mut step) {
             step.replies.extend(reply);
             return Ok(step);
         }
+        let (asked, arrived) = (message.name(), std::time::Instant::now());
+        self.answer(message, &mut step)?;
+        self.outcome.timeline.record(asked, arrived, &step.replies);
+        Ok(step)
+    }
+
+    /// A message of the acquisition (or the guest's log line or error): its replies into `step`.
+    fn answer(&mut self, message: Message, step: &mut Step) -> Result<(), BridgeError> {
         let reply = match message {
-            Message::Hello(hello) => self.hello(&hello, &mut step),
-            Message::Initiate(initiate) => self.initiate(&initiate, &mut step),
-            Message::DoorbellRequest(request) => self.doorbell(&request, &mut step)?,
-            Message::Evidence(evidence) => self.evidence(evidence, &mut step)?,
-            Message::CredentialRequest(request) => self.credential_request(request, &mut step),
+            Message::Hello(hello) => self.hello(&hello, step),
+            Message::Initiate(initiate) => self.initiate(&initiate, step),
+            Message::DoorbellRequest(request) => self.doorbell(&request, step)?,
+            Message::Evidence(evidence) => self.evidence(evidence, step)?,
+            Message::CredentialRequest(request) => self.credential_request(request, step),
             Message::Done(done) => {
                 self.outcome.accepted = done.credential_accepted;
                 if done.credential_accepted {
@@ -310,7 +312,7 @@ impl<'a> Bridge<'a> {
             }
         };
         step.replies.extend(reply);
-        Ok(step)
+        Ok(())
     }
 
     /// Records the first reason the run cannot succeed.

@@ -357,6 +357,18 @@ fn the_delivered_tables_chain_is_checked_while_the_guest_boots() {
     assert_eq!(host.issuer.cached_chain_hits(), 0, "an altered table is not the chain checked ahead");
 }
 
+/// The timeline holds the acquisition's messages, not the workload's relayed traffic (a
+/// time request here) nor its log lines.
+#[test]
+fn the_timeline_records_the_acquisition_not_the_relayed_traffic() {
+    let mut host = Host::new();
+    let (mut bridge, mut guest) = host.launch(None);
+    assert!(matches!(reply(&mut bridge, Message::TimeRequest(twi_proto::msg::TimeRequest {})), Message::Time(_)));
+    assert!(matches!(exchange(&mut bridge, &mut guest), Message::Credential(_)));
+    let asked: Vec<&str> = bridge.outcome().timeline.exchanges().iter().map(|e| e.asked).collect();
+    assert_eq!(asked, ["Hello", "Initiate", "DoorbellRequest", "Evidence"]);
+}
+
 /// The certificate table crosses the channel once: the guest names the one it got by digest and
 /// the bridge presents the table it delivered; a guest that sends the table itself (an older
 /// runtime, or one whose hypervisor wrote the table) still gets its credential; a guest that
